@@ -1,0 +1,141 @@
+# valet - GNU Makefile. No configure step: dependencies come from pkg-config
+# (libev has no .pc file on Debian, so it falls back to -lev). Distro
+# CFLAGS/LDFLAGS from the environment are kept; project flags are appended.
+#
+#   make            build valetd, libvalet.{a,so}, the demo plugin
+#   make run        build and run valetd on $(LISTEN) with the memory store
+#   make test       unit + integration tests (installs missing packages)
+#   make asan       the whole suite under ASan+UBSan
+#   make bench      throughput/latency benchmark
+#   make install    DESTDIR=... PREFIX=/usr/local
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+LISTEN ?= 127.0.0.1:8080
+BUILD ?= build
+CC ?= cc
+
+PKGS := jansson libseccomp libmicrohttpd inih libpq
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
+EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wformat=2
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+override CFLAGS += -std=gnu11 -fPIC -pthread $(WARN) -D_GNU_SOURCE \
+	-DVALET_VERSION='"$(VERSION)"' -Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
+override LDLIBS += $(PKG_LIBS) $(EV_LIBS) -ldl -lm -pthread
+
+ifeq ($(SANITIZER),address)
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+override LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRCS := $(sort $(wildcard supervisor/*.c sandbox/*.c api/*.c storage/*.c))
+LIB_SRCS := $(filter-out supervisor/valetd.c,$(LIB_SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+HDRS := $(wildcard include/*.h supervisor/*.h sandbox/*.h api/*.h storage/*.h)
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+HOSTILE_SO := $(BUILD)/tests/hostile.so
+
+all: $(BUILD)/valetd $(BUILD)/libvalet.a $(BUILD)/libvalet.so $(BUILD)/tasks/demo.so \
+	$(BUILD)/valet.pc
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvalet.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libvalet.so: $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvalet.so.0 -o $@ $^ $(LDLIBS)
+
+# valetd exports its symbols so that task plugins resolve valet_register().
+$(BUILD)/valetd: $(BUILD)/supervisor/valetd.o $(BUILD)/libvalet.a
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $< -Wl,--whole-archive $(BUILD)/libvalet.a \
+		-Wl,--no-whole-archive $(LDLIBS)
+
+$(BUILD)/tasks/demo.so: supervisor/demo/demo_tasks.c include/valet.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
+
+$(BUILD)/valet.pc: packaging/valet.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+
+# --- dependencies ------------------------------------------------------------
+deps:
+	@pkg-config --exists $(PKGS) && test -f /usr/include/ev.h || packaging/deps.sh
+
+deps-test:
+	@pkg-config --exists $(PKGS) cmocka && test -f /usr/include/ev.h && \
+		command -v python3 >/dev/null || packaging/deps.sh --test
+
+# --- run ---------------------------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/valetd -c packaging/valetd-dev.conf -l $(LISTEN)
+
+# --- tests -------------------------------------------------------------------
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libvalet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -rdynamic -Wl,--whole-archive \
+		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+$(HOSTILE_SO): $(wildcard tests/tasks/*.c) include/valet.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $(wildcard tests/tasks/*.c) $(LDFLAGS)
+
+test-build: all $(UNIT_BINS) $(HOSTILE_SO)
+
+check: test
+test: deps-test
+	@$(MAKE) --no-print-directory WERROR=1 test-build
+	BUILD=$(BUILD) tests/run_tests.sh
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=address test
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/loadgen $(BUILD)/bench/forkloop
+	BUILD=$(BUILD) tests/bench/bench.sh
+
+$(BUILD)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+# --- install -----------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(LIBDIR)/valet/tasks $(DESTDIR)$(SYSCONFDIR)/valet
+	install -m 755 $(BUILD)/valetd $(DESTDIR)$(SBINDIR)/valetd
+	install -m 644 $(BUILD)/libvalet.a $(DESTDIR)$(LIBDIR)/libvalet.a
+	install -m 755 $(BUILD)/libvalet.so $(DESTDIR)$(LIBDIR)/libvalet.so.0
+	ln -sf libvalet.so.0 $(DESTDIR)$(LIBDIR)/libvalet.so
+	install -m 644 include/valet.h $(DESTDIR)$(INCLUDEDIR)/valet.h
+	install -m 644 $(BUILD)/valet.pc $(DESTDIR)$(LIBDIR)/pkgconfig/valet.pc
+	install -m 755 $(BUILD)/tasks/demo.so $(DESTDIR)$(LIBDIR)/valet/tasks/demo.so
+	install -m 640 packaging/valetd.conf $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
+
+format:
+	clang-format -i $(LIB_SRCS) supervisor/valetd.c $(HDRS) $(UNIT_SRCS)
+
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --inline-suppr \
+		--suppress=missingIncludeSystem -Iinclude $(LIB_SRCS)
+
+clean:
+	rm -rf build
+
+.PHONY: all deps deps-test run test check asan bench install format lint clean test-build

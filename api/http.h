@@ -1,0 +1,25 @@
+/*
+ * http.h - the HTTP JSON API (API.md) on libmicrohttpd, driven from the
+ * daemon's libev loop: MHD's epoll fd in an ev_io, its timeout in an
+ * ev_timer, no extra threads.
+ */
+#ifndef VALET_HTTP_H
+#define VALET_HTTP_H
+
+#include <ev.h>
+
+#include "../supervisor/config.h"
+#include "../supervisor/core.h"
+
+struct http_server;
+
+/* Bind and listen on cfg->listen. Returns new, or NULL with a message in err. */
+struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, struct core *core,
+			     char *err, size_t errlen);
+/* Stop accepting connections (shutdown); requests in flight still finish. */
+void http_quiesce(struct http_server *srv);
+/* The port actually bound (useful with port 0). */
+int http_port(const struct http_server *srv);
+void http_free(struct http_server *srv); /* NULL is a no-op */
+
+#endif

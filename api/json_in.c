@@ -1,0 +1,298 @@
+/*
+ * json_in.c - request body decoding.
+ *
+ * Theory of operation: the body is parsed once with jansson (duplicate keys
+ * refused, any top-level value accepted so that `null` gets its own
+ * message), then each known field is type-checked in a fixed order and
+ * copied by pointer into the core's request struct. Unknown fields are
+ * ignored, and a JSON null counts as an absent field. The first wrong type
+ * wins; a bad run_at is reported only after all types are right, and before
+ * the core's own validation (API.md's order). Nothing here has side
+ * effects, so a 400 from this file leaves no trace.
+ *
+ * task_params is kept as compact JSON text (an empty object counts as
+ * absent, as job.h stores it). Timeouts are seconds, integer or real, > 0,
+ * converted to whole milliseconds rounding up.
+ */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_in.h"
+#include "json_out.h"
+
+static int fail(char *err, size_t errlen, const char *what, const char *must)
+{
+	snprintf(err, errlen, "%s must be %s", what, must);
+	return -EINVAL;
+}
+
+static int parse_body(struct json_in_doc *doc, const char *body, size_t len, char *err,
+		      size_t errlen)
+{
+	json_error_t jerr;
+
+	doc->root = json_loadb(body ? body : "", body ? len : 0,
+			       JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc->root) {
+		if (json_error_code(&jerr) == json_error_out_of_memory)
+			return -ENOMEM;
+		snprintf(err, errlen, "invalid JSON body: %s (line %d, column %d)", jerr.text,
+			 jerr.line, jerr.column);
+		return -EINVAL;
+	}
+	if (!json_is_object(doc->root)) {
+		snprintf(err, errlen, "request body must be a JSON object");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A field that is absent or null is NULL. */
+static json_t *field(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_null(v) ? NULL : v;
+}
+
+static int get_string(json_t *obj, const char *key, const char **out, char *err, size_t errlen)
+{
+	json_t *v = field(obj, key);
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return fail(err, errlen, key, "a string");
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int doc_keep(struct json_in_doc *doc, char *s)
+{
+	char **strs = realloc(doc->strs, (doc->nstrs + 1) * sizeof(*strs));
+
+	if (!strs) {
+		free(s);
+		return -ENOMEM;
+	}
+	doc->strs = strs;
+	doc->strs[doc->nstrs++] = s;
+	return 0;
+}
+
+static int get_params(struct json_in_doc *doc, json_t *obj, const char **out, char *err,
+		      size_t errlen)
+{
+	json_t *v = field(obj, "task_params");
+	char *text;
+	int rc;
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!json_is_object(v))
+		return fail(err, errlen, "task_params", "an object");
+	if (json_object_size(v) == 0)
+		return 0;
+	text = json_out_dump(v, NULL);
+	if (!text)
+		return -ENOMEM;
+	rc = doc_keep(doc, text);
+	if (!rc)
+		*out = text;
+	return rc;
+}
+
+/*
+ * Seconds -> ms, rounding up, but not for the float noise of a product
+ * that is meant to be whole (1.1 * 1000 = 1100.0000000000002).
+ */
+static int64_t seconds_to_ms(double s)
+{
+	double v = s * 1000.0, whole = nearbyint(v);
+	int64_t ms;
+
+	if (fabs(v - whole) <= 4 * DBL_EPSILON * v)
+		ms = (int64_t)whole;
+	else
+		ms = (int64_t)ceil(v);
+	return ms < 1 ? 1 : ms;
+}
+
+static int get_timeout(json_t *obj, struct job_request *req, char *err, size_t errlen)
+{
+	json_t *v = field(obj, "timeout");
+	double s;
+
+	req->has_timeout = false;
+	req->timeout_ms = 0;
+	if (!v)
+		return 0;
+	if (json_is_integer(v))
+		s = (double)json_integer_value(v);
+	else if (json_is_real(v))
+		s = json_real_value(v);
+	else
+		return fail(err, errlen, "timeout", "a number greater than 0");
+	if (!(s > 0))
+		return fail(err, errlen, "timeout", "a number greater than 0");
+	if (s > JSON_IN_MAX_TIMEOUT_S) {
+		snprintf(err, errlen, "timeout must be at most %.0f seconds",
+			 JSON_IN_MAX_TIMEOUT_S);
+		return -EINVAL;
+	}
+	if (json_is_integer(v))
+		req->timeout_ms = (int64_t)json_integer_value(v) * 1000;
+	else
+		req->timeout_ms = seconds_to_ms(s);
+	req->has_timeout = true;
+	return 0;
+}
+
+static int get_bool(json_t *obj, const char *key, bool *out, char *err, size_t errlen)
+{
+	json_t *v = field(obj, key);
+
+	*out = false;
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return fail(err, errlen, key, "a boolean");
+	*out = json_is_true(v);
+	return 0;
+}
+
+/*
+ * The fields a standalone job and a pipeline job share. A pipeline job's
+ * use_previous_results is kept; a standalone job's is checked and dropped
+ * (it means nothing there).
+ */
+static int decode_job_fields(struct json_in_doc *doc, json_t *obj, struct job_request *req,
+			     bool in_pipeline, char *err, size_t errlen)
+{
+	bool use_prev;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	if ((rc = get_string(obj, "name", &req->name, err, errlen)) ||
+	    (rc = get_string(obj, "description", &req->description, err, errlen)) ||
+	    (rc = get_string(obj, "task_name", &req->task_name, err, errlen)) ||
+	    (rc = get_params(doc, obj, &req->params_json, err, errlen)) ||
+	    (rc = get_timeout(obj, req, err, errlen)))
+		return rc;
+	rc = get_bool(obj, "use_previous_results", &use_prev, err, errlen);
+	if (rc)
+		return rc;
+	req->use_previous_results = in_pipeline && use_prev;
+	return 0;
+}
+
+/* run_at: "" is absent; a bad value names itself. */
+static int parse_run_at(const char *run_at, bool *has, int64_t *us, char *err, size_t errlen)
+{
+	*has = false;
+	*us = 0;
+	if (!run_at || !run_at[0])
+		return 0;
+	if (job_time_parse(run_at, us) < 0) {
+		snprintf(err, errlen,
+			 "invalid run_at: parsing time \"%s\": expected RFC 3339 with a time "
+			 "zone, e.g. 2026-01-02T15:04:05Z",
+			 run_at);
+		return -EINVAL;
+	}
+	*has = true;
+	return 0;
+}
+
+int json_in_job(struct json_in_doc *doc, const char *body, size_t len, struct job_request *req,
+		char *err, size_t errlen)
+{
+	const char *run_at;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	rc = parse_body(doc, body, len, err, errlen);
+	if (rc)
+		return rc;
+	rc = decode_job_fields(doc, doc->root, req, false, err, errlen);
+	if (!rc)
+		rc = get_string(doc->root, "run_at", &run_at, err, errlen);
+	if (!rc)
+		rc = parse_run_at(run_at, &req->has_run_at, &req->run_at, err, errlen);
+	return rc;
+}
+
+int json_in_pipeline(struct json_in_doc *doc, const char *body, size_t len,
+		     struct pipeline_request *req, char *err, size_t errlen)
+{
+	const char *run_at;
+	json_t *jobs, *item;
+	size_t i;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	rc = parse_body(doc, body, len, err, errlen);
+	if (rc)
+		return rc;
+	if ((rc = get_string(doc->root, "name", &req->name, err, errlen)) ||
+	    (rc = get_string(doc->root, "description", &req->description, err, errlen)) ||
+	    (rc = get_string(doc->root, "run_at", &run_at, err, errlen)))
+		return rc;
+	jobs = field(doc->root, "jobs");
+	if (jobs && !json_is_array(jobs))
+		return fail(err, errlen, "jobs", "an array of objects");
+	json_array_foreach(jobs, i, item) {
+		if (!json_is_object(item))
+			return fail(err, errlen, "jobs", "an array of objects");
+	}
+	if (jobs && json_array_size(jobs) > 0) {
+		doc->jobs = calloc(json_array_size(jobs), sizeof(*doc->jobs));
+		if (!doc->jobs)
+			return -ENOMEM;
+		json_array_foreach(jobs, i, item) {
+			rc = decode_job_fields(doc, item, &doc->jobs[i], true, err, errlen);
+			if (rc)
+				return rc;
+		}
+		req->jobs = doc->jobs;
+		req->njobs = json_array_size(jobs);
+	}
+	return parse_run_at(run_at, &req->has_run_at, &req->run_at, err, errlen);
+}
+
+int json_in_patch(struct json_in_doc *doc, const char *body, size_t len,
+		  struct patch_request *req, char *err, size_t errlen)
+{
+	json_t *name;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	rc = parse_body(doc, body, len, err, errlen);
+	if (rc)
+		return rc;
+	name = field(doc->root, "name");
+	if (name) {
+		if (!json_is_string(name) || json_string_length(name) == 0)
+			return fail(err, errlen, "name", "a non-empty string");
+		req->name = json_string_value(name);
+	}
+	return get_string(doc->root, "description", &req->description, err, errlen);
+}
+
+void json_in_doc_release(struct json_in_doc *doc)
+{
+	size_t i;
+
+	for (i = 0; i < doc->nstrs; i++)
+		free(doc->strs[i]);
+	free(doc->strs);
+	free(doc->jobs);
+	json_decref(doc->root);
+	memset(doc, 0, sizeof(*doc));
+}

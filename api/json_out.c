@@ -1,0 +1,479 @@
+/*
+ * json_out.c - JSON encoding of API responses.
+ *
+ * Theory of operation: each domain object becomes a jansson object built
+ * key by key in the order API.md documents (jansson keeps insertion order),
+ * with absent fields left out, and is dumped compactly. Lists are not built
+ * as one big tree: each element is encoded and dumped on its own into one
+ * growing buffer, so a list of 100k jobs costs one job's tree at a time.
+ *
+ * Reals are dumped with the smallest precision that reads every real of
+ * the document back exactly (jansson's default of 17 digits prints 0.1 as
+ * 0.10000000000000001). Strings that may come from a request (an id in a
+ * URL, for instance) can be invalid UTF-8, which jansson refuses; they are
+ * repaired with U+FFFD rather than failing the response.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_out.h"
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+	size_t len, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	if (c == 0xE0)
+		lo = 0xA0;
+	else if (c == 0xED)
+		hi = 0x9F;
+	else if (c == 0xF0)
+		lo = 0x90;
+	else if (c == 0xF4)
+		hi = 0x8F;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+/* A JSON string of s, repairing invalid UTF-8. New or NULL (ENOMEM). */
+static json_t *str_value(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, o = 0, seq;
+	json_t *v;
+	char *fixed;
+
+	v = json_stringn(s, n);
+	if (v)
+		return v;
+	fixed = malloc(n * 3 + 1); /* each bad byte becomes 3 bytes */
+	if (!fixed)
+		return NULL;
+	while (i < n) {
+		seq = utf8_seq_len(p + i, n - i);
+		if (seq) {
+			memcpy(fixed + o, p + i, seq);
+			o += seq;
+			i += seq;
+		} else {
+			memcpy(fixed + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	v = json_stringn(fixed, o);
+	free(fixed);
+	return v;
+}
+
+static json_t *time_value(int64_t us)
+{
+	char buf[40];
+
+	job_time_format(us, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *id_value(const uint8_t id[JOB_ID_LEN])
+{
+	char buf[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, buf);
+	return json_string(buf);
+}
+
+/* -1 for "unknown" becomes null. */
+static json_t *count_value(int64_t v)
+{
+	return v < 0 ? json_null() : json_integer(v);
+}
+
+const char *json_out_signal_name(int sig, char *buf, size_t buflen)
+{
+	const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+
+	if (abbrev)
+		snprintf(buf, buflen, "SIG%s", abbrev);
+	else
+		snprintf(buf, buflen, "SIG%d", sig);
+	return buf;
+}
+
+json_t *json_out_outcome(const struct job_outcome *oc)
+{
+	json_t *o = json_object();
+	char sigbuf[32];
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	rc |= json_object_set_new(o, "pid", json_integer(oc->pid));
+	rc |= json_object_set_new(o, "exit_code",
+				  oc->exit_code < 0 ? json_null() : json_integer(oc->exit_code));
+	rc |= json_object_set_new(
+		o, "signal",
+		oc->term_signal > 0
+			? json_string(json_out_signal_name(oc->term_signal, sigbuf, sizeof(sigbuf)))
+			: json_null());
+	rc |= json_object_set_new(o, "timed_out", json_boolean(oc->timed_out));
+	rc |= json_object_set_new(o, "oom_killed", json_boolean(oc->oom_killed));
+	rc |= json_object_set_new(o, "seccomp_syscall",
+				  oc->seccomp_syscall[0] ? str_value(oc->seccomp_syscall)
+							 : json_null());
+	rc |= json_object_set_new(o, "cpu_ms", count_value(oc->cpu_ms));
+	rc |= json_object_set_new(o, "wall_ms", count_value(oc->wall_ms));
+	rc |= json_object_set_new(o, "max_rss_kb", count_value(oc->max_rss_kb));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The stored params text as a JSON value; NULL when absent, empty or bad. */
+static json_t *params_value(const char *params_json)
+{
+	json_t *v;
+
+	if (!params_json)
+		return NULL;
+	v = json_loads(params_json, JSON_DECODE_ANY, NULL);
+	if (v && json_is_object(v) && json_object_size(v) == 0) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* Seconds as a number: an integer when whole, else a real. */
+static json_t *timeout_value(int64_t ms)
+{
+	if (ms % 1000 == 0)
+		return json_integer(ms / 1000);
+	return json_real((double)ms / 1000.0);
+}
+
+json_t *json_out_job(const struct job *job)
+{
+	json_t *o = json_object(), *params;
+	int64_t duration;
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	rc |= json_object_set_new(o, "id", id_value(job->id));
+	rc |= json_object_set_new(o, "name", str_value(job->name ? job->name : ""));
+	if (job->description)
+		rc |= json_object_set_new(o, "description", str_value(job->description));
+	rc |= json_object_set_new(o, "task_name", str_value(job->task_name ? job->task_name : ""));
+	params = params_value(job->params_json);
+	if (params)
+		rc |= json_object_set_new(o, "task_params", params);
+	if (job->timeout_ms > 0)
+		rc |= json_object_set_new(o, "timeout", timeout_value(job->timeout_ms));
+	rc |= json_object_set_new(o, "status", json_string(job_status_name(job->status)));
+	if (job->failure_reason)
+		rc |= json_object_set_new(o, "failure_reason", str_value(job->failure_reason));
+	if (job->run_at)
+		rc |= json_object_set_new(o, "run_at", time_value(job->run_at));
+	if (job->scheduled_at)
+		rc |= json_object_set_new(o, "scheduled_at", time_value(job->scheduled_at));
+	rc |= json_object_set_new(o, "created_at", time_value(job->created_at));
+	if (job->started_at)
+		rc |= json_object_set_new(o, "started_at", time_value(job->started_at));
+	if (job->completed_at)
+		rc |= json_object_set_new(o, "completed_at", time_value(job->completed_at));
+	duration = job_duration_ms(job);
+	if (duration >= 0)
+		rc |= json_object_set_new(o, "duration", json_integer(duration));
+	if (job->in_pipeline) {
+		rc |= json_object_set_new(o, "pipeline_id", id_value(job->pipeline_id));
+		if (job->has_next)
+			rc |= json_object_set_new(o, "next_job_id", id_value(job->next_job_id));
+		if (job->use_previous_results)
+			rc |= json_object_set_new(o, "use_previous_results", json_true());
+	}
+	if (job->outcome.pid != 0)
+		rc |= json_object_set_new(o, "outcome", json_out_outcome(&job->outcome));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Like job_duration_ms(): whole ms of a COMPLETED/FAILED pipeline, else -1. */
+static int64_t pipeline_duration_ms(const struct pipeline *pl)
+{
+	if (pl->status != JOB_COMPLETED && pl->status != JOB_FAILED)
+		return -1;
+	if (!pl->started_at || !pl->completed_at || pl->completed_at < pl->started_at)
+		return -1;
+	return (pl->completed_at - pl->started_at) / 1000;
+}
+
+json_t *json_out_pipeline(const struct pipeline *pl, bool with_jobs)
+{
+	json_t *o = json_object(), *jobs;
+	int64_t duration;
+	size_t i;
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	rc |= json_object_set_new(o, "id", id_value(pl->id));
+	rc |= json_object_set_new(o, "name", str_value(pl->name ? pl->name : ""));
+	if (pl->description)
+		rc |= json_object_set_new(o, "description", str_value(pl->description));
+	rc |= json_object_set_new(o, "status", json_string(job_status_name(pl->status)));
+	if (pl->failure_reason)
+		rc |= json_object_set_new(o, "failure_reason", str_value(pl->failure_reason));
+	if (pl->run_at)
+		rc |= json_object_set_new(o, "run_at", time_value(pl->run_at));
+	rc |= json_object_set_new(o, "created_at", time_value(pl->created_at));
+	if (pl->started_at)
+		rc |= json_object_set_new(o, "started_at", time_value(pl->started_at));
+	if (pl->completed_at)
+		rc |= json_object_set_new(o, "completed_at", time_value(pl->completed_at));
+	duration = pipeline_duration_ms(pl);
+	if (duration >= 0)
+		rc |= json_object_set_new(o, "duration", json_integer(duration));
+	if (with_jobs) {
+		jobs = json_array();
+		for (i = 0; jobs && i < pl->njobs; i++)
+			rc |= json_array_append_new(jobs, json_out_job(pl->jobs[i]));
+		rc |= json_object_set_new(o, "jobs", jobs);
+	}
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *json_out_result(const struct job *job)
+{
+	json_t *o = json_object(), *meta;
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	rc |= json_object_set_new(o, "job_id", id_value(job->id));
+	if (job->result_json) {
+		meta = json_loads(job->result_json, JSON_DECODE_ANY, NULL);
+		/* A stored "null" is no metadata, as in the original. */
+		if (meta && !json_is_null(meta))
+			rc |= json_object_set_new(o, "metadata", meta);
+		else
+			json_decref(meta);
+	}
+	if (job->result_error && job->result_error[0])
+		rc |= json_object_set_new(o, "error", str_value(job->result_error));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Decimal digits (1..17) that print v so that it reads back exactly. */
+static int real_digits(double v)
+{
+	char buf[40];
+	int p;
+
+	for (p = 1; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*g", p, v);
+		if (strtod(buf, NULL) == v)
+			return p;
+	}
+	return 17;
+}
+
+static int real_precision_walk(const json_t *v, int best)
+{
+	const char *key;
+	json_t *item;
+	size_t i;
+	int p;
+
+	switch (json_typeof(v)) {
+	case JSON_REAL:
+		p = real_digits(json_real_value(v));
+		return p > best ? p : best;
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)v, key, item)
+			best = real_precision_walk(item, best);
+		return best;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, item)
+			best = real_precision_walk(item, best);
+		return best;
+	default:
+		return best;
+	}
+}
+
+int json_out_real_precision(const json_t *v)
+{
+	return real_precision_walk(v, 1);
+}
+
+char *json_out_dump(const json_t *v, size_t *len)
+{
+	char *text;
+
+	text = json_dumps(v, JSON_OUT_FLAGS | JSON_REAL_PRECISION(json_out_real_precision(v)));
+	if (text && len)
+		*len = strlen(text);
+	return text;
+}
+
+char *json_out_error(int code, const char *message, size_t *len)
+{
+	json_t *o = json_object();
+	char *text;
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	rc |= json_object_set_new(o, "code", json_integer(code));
+	rc |= json_object_set_new(o, "error", json_true());
+	rc |= json_object_set_new(o, "message", str_value(message ? message : ""));
+	text = rc ? NULL : json_out_dump(o, len);
+	json_decref(o);
+	return text;
+}
+
+/* A growing output buffer fed by json_dump_callback(). */
+struct outbuf {
+	char *data;
+	size_t len, cap;
+};
+
+static int outbuf_add(const char *buffer, size_t size, void *data)
+{
+	struct outbuf *b = data;
+	size_t cap;
+	char *p;
+
+	if (b->len + size + 1 > b->cap) {
+		cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + size + 1)
+			cap *= 2;
+		p = realloc(b->data, cap);
+		if (!p)
+			return -1;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, buffer, size);
+	b->len += size;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static int outbuf_add_value(struct outbuf *b, const json_t *v)
+{
+	size_t flags = JSON_OUT_FLAGS | JSON_REAL_PRECISION(json_out_real_precision(v));
+
+	return json_dump_callback(v, outbuf_add, b, flags);
+}
+
+/* Opens {"key":[ and returns 0, or -1. */
+static int outbuf_open_list(struct outbuf *b, const char *key)
+{
+	json_t *k = json_string(key);
+	int rc;
+
+	if (!k)
+		return -1;
+	rc = outbuf_add("{", 1, b);
+	if (!rc)
+		rc = json_dump_callback(k, outbuf_add, b, JSON_OUT_FLAGS | JSON_ENCODE_ANY);
+	json_decref(k);
+	if (!rc)
+		rc = outbuf_add(":[", 2, b);
+	return rc;
+}
+
+static int list_finish(struct outbuf *b, int rc, char **out, size_t *len)
+{
+	if (!rc)
+		rc = outbuf_add("]}", 2, b);
+	if (rc) {
+		free(b->data);
+		return -ENOMEM;
+	}
+	*out = b->data;
+	*len = b->len;
+	return 0;
+}
+
+int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, char **out,
+		      size_t *len)
+{
+	struct outbuf b = {0};
+	json_t *v;
+	size_t i;
+	int rc;
+
+	rc = outbuf_open_list(&b, key);
+	for (i = 0; !rc && i < njobs; i++) {
+		v = json_out_job(jobs[i]);
+		if (!v) {
+			rc = -1;
+			break;
+		}
+		if (i > 0)
+			rc = outbuf_add(",", 1, &b);
+		if (!rc)
+			rc = outbuf_add_value(&b, v);
+		json_decref(v);
+	}
+	return list_finish(&b, rc, out, len);
+}
+
+int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls,
+			   char **out, size_t *len)
+{
+	struct outbuf b = {0};
+	json_t *v;
+	size_t i;
+	int rc;
+
+	rc = outbuf_open_list(&b, key);
+	for (i = 0; !rc && i < npls; i++) {
+		v = json_out_pipeline(pls[i], false);
+		if (!v) {
+			rc = -1;
+			break;
+		}
+		if (i > 0)
+			rc = outbuf_add(",", 1, &b);
+		if (!rc)
+			rc = outbuf_add_value(&b, v);
+		json_decref(v);
+	}
+	return list_finish(&b, rc, out, len);
+}

@@ -1,0 +1,57 @@
+/*
+ * json_out.h - JSON encoding of API responses (API.md): jobs, pipelines,
+ * results, lists and the error body. Keys come out in the documented order
+ * and absent fields are omitted.
+ */
+#ifndef VALET_JSON_OUT_H
+#define VALET_JSON_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "../supervisor/job.h"
+
+/* Flags for every dump: compact, keys in insertion order. */
+#define JSON_OUT_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER)
+
+/* job: borrowed. Returns new, or NULL on ENOMEM. */
+json_t *json_out_job(const struct job *job);
+/* pl: borrowed. with_jobs adds "jobs" (the POST response). New or NULL. */
+json_t *json_out_pipeline(const struct pipeline *pl, bool with_jobs);
+/* {"job_id","metadata"?,"error"?} from a job's stored result. New or NULL. */
+json_t *json_out_result(const struct job *job);
+/* The "outcome" object of a job that ran (outcome.pid != 0). New or NULL. */
+json_t *json_out_outcome(const struct job_outcome *oc);
+
+/*
+ * Dump v (borrowed) compactly. Returns new text (free()) and its length in
+ * *len, or NULL on ENOMEM. Reals use the fewest digits that still read back
+ * exactly, so 0.1 prints as 0.1.
+ */
+char *json_out_dump(const json_t *v, size_t *len);
+/* The precision (1..17) that json_out_dump uses for v: JSON_REAL_PRECISION(n). */
+int json_out_real_precision(const json_t *v);
+
+/*
+ * {"code":N,"error":true,"message":"..."}; message may hold invalid UTF-8
+ * (it often quotes the request), which is replaced by U+FFFD. Returns new
+ * text (free()) or NULL on ENOMEM.
+ */
+char *json_out_error(int code, const char *message, size_t *len);
+
+/*
+ * {"<key>":[job,...]} / {"<key>":[pipeline,...]}, encoded object by object
+ * into one growing buffer (lists may hold 100k jobs). *out: new (free()).
+ * 0 or -ENOMEM.
+ */
+int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, char **out,
+		      size_t *len);
+int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls,
+			   char **out, size_t *len);
+
+/* "SIGSEGV" for SIGSEGV; "SIG<n>" for an unknown number. buf >= 16 bytes. */
+const char *json_out_signal_name(int sig, char *buf, size_t buflen);
+
+#endif

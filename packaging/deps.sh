@@ -1,0 +1,46 @@
+#!/bin/sh
+# Install what valet needs to build (and, with --test, to run its test suite)
+# on Debian/Ubuntu (apt) or Fedora/RHEL (dnf). Safe to run again: it only
+# installs what is missing. Called by `make run` and `make test` when a
+# dependency is not found; run it by hand with sudo when you are not root.
+set -eu
+
+want_test=0
+for arg in "$@"; do
+	case "$arg" in
+	--test) want_test=1 ;;
+	-h|--help) echo "usage: $0 [--test]"; exit 0 ;;
+	*) echo "deps.sh: unknown argument: $arg" >&2; exit 2 ;;
+	esac
+done
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+		echo "deps.sh: not root and no sudo; install the packages listed in $0 by hand" >&2
+		exit 1
+	fi
+fi
+
+if command -v apt-get >/dev/null 2>&1; then
+	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
+libmicrohttpd-dev libinih-dev curl"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 postgresql procps"
+	missing=""
+	for p in $pkgs; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && exit 0
+	echo "deps.sh: installing:$missing" >&2
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+elif command -v dnf >/dev/null 2>&1; then
+	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
+libmicrohttpd-devel inih-devel curl"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 postgresql-server procps-ng"
+	$SUDO dnf install -y $pkgs
+else
+	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
+	echo "  libev, jansson, libseccomp, libpq, libmicrohttpd, inih (and cmocka, python3 to test)" >&2
+	exit 1
+fi

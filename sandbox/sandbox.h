@@ -1,0 +1,90 @@
+/*
+ * sandbox.h - child-side isolation. Everything here runs in a freshly forked
+ * child before any task code, or compiles what such a child will load.
+ * Links nothing but libc (and libseccomp, only for compiling filters in the
+ * parent): no libev, no jansson, no libpq, no stdio, no malloc in the child
+ * path.
+ *
+ * The child's fds when the task starts:
+ *   0  stdin   (input memfd, or /dev/null)
+ *   1  stdout  (capture pipe)
+ *   2  stderr  (capture pipe; may be the same pipe as stdout)
+ *   3  frame channel (results and setup errors; see frame.h)
+ * Everything else is closed.
+ */
+#ifndef VALET_SANDBOX_H
+#define VALET_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SBX_FD_FRAME 3
+
+enum sbx_profile {
+	SBX_PROFILE_STRICT = 0, /* in-process C tasks: memory, time, I/O on open fds, exit */
+	SBX_PROFILE_EXEC = 1,   /* exec'd programs: broad, with the always-denied list */
+	SBX_PROFILE_COUNT
+};
+
+/* A compiled seccomp filter (BPF), made once in the parent. */
+struct sbx_filter {
+	void *insns;   /* struct sock_filter[] */
+	unsigned short len;
+};
+
+struct sbx_limits {
+	uint64_t memory_bytes;   /* RLIMIT_AS; 0 = unlimited */
+	uint64_t cpu_seconds;    /* RLIMIT_CPU; 0 = unlimited */
+	uint64_t max_files;      /* RLIMIT_NOFILE; 0 = leave */
+	uint64_t max_processes;  /* RLIMIT_NPROC; 0 = leave */
+	uint64_t max_file_size;  /* RLIMIT_FSIZE; 0 = unlimited */
+};
+
+/* Everything the child needs, prepared in the parent (no lookups in the child). */
+struct sbx_params {
+	int stdin_fd;        /* -1 = /dev/null */
+	int stdout_fd;       /* required */
+	int stderr_fd;       /* required (may equal stdout_fd) */
+	int frame_fd;        /* required */
+	bool frame_cloexec;  /* exec tasks: the frame channel closes at execve */
+	int devnull_fd;      /* an open /dev/null, used when stdin_fd < 0 */
+	pid_t expected_parent; /* parent-death check after PR_SET_PDEATHSIG */
+	bool drop_user;      /* setgroups/setgid/setuid to uid/gid below */
+	uid_t uid;
+	gid_t gid;
+	struct sbx_limits limits;
+	const struct sbx_filter *filter; /* loaded last; NULL = none (tests only) */
+	bool trap_sigsys;    /* strict profile: report the blocked syscall by frame */
+	const char *workdir; /* chdir target; NULL = "/" */
+};
+
+/* Setup failure, reported on the frame channel as FRAME_SETUP_ERROR. */
+struct sbx_error {
+	char step[24]; /* "setsid", "dup2", "setrlimit", "setuid", "seccomp", ... */
+	int err;       /* errno */
+};
+
+/*
+ * In the child: reset signals, setsid, parent-death signal, fds, chdir,
+ * rlimits (core=0 always), drop user, no_new_privs, SIGSYS reporter,
+ * seccomp last. Returns 0, or -1 with *err filled; on failure the caller
+ * writes the error frame and _exit()s. Async-signal-safe only.
+ */
+int sbx_enter(const struct sbx_params *p, struct sbx_error *err);
+
+/* In the child, after sbx_enter failed: report err on frame_fd and _exit(126). */
+void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn));
+
+/* In the parent, once: compile a profile. allow_net only for EXEC. 0 or -errno. */
+int sbx_filter_compile(enum sbx_profile profile, bool allow_net, struct sbx_filter *out);
+void sbx_filter_release(struct sbx_filter *f);
+
+/* Name of a syscall number on the native arch into out ("" if unknown). */
+void sbx_syscall_name(int nr, char *out, size_t outlen);
+
+/* Resolve a user name to uid/gid (parent, at startup). 0 or -errno. */
+int sbx_lookup_user(const char *name, uid_t *uid, gid_t *gid);
+
+#endif

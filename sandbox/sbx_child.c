@@ -1,0 +1,295 @@
+/*
+ * sbx_child.c - entering the sandbox, in a freshly forked job child.
+ *
+ * Theory of operation: sbx_enter() runs between fork() and the task. Each
+ * step either succeeds or names itself in struct sbx_error and stops; the
+ * caller then calls sbx_fail(), which reports the error as a
+ * FRAME_SETUP_ERROR frame and _exit()s with 126. The order matters:
+ *
+ *   1. signals: every disposition back to SIG_DFL, then unblock all (the
+ *      parent may fork with signals blocked and handlers installed);
+ *   2. setsid(): own session and process group, no controlling terminal;
+ *   3. PR_SET_PDEATHSIG(SIGKILL), then check that the parent did not die
+ *      before that (getppid() != expected_parent);
+ *   4. fds: 0 stdin (or /dev/null), 1 stdout, 2 stderr, 3 frame channel;
+ *      everything else closed;
+ *   5. chdir(workdir or "/");
+ *   6. rlimits: core 0 always, then the configured ones (soft = hard);
+ *   7. drop to the unprivileged user, and check root cannot be regained;
+ *   8. no_new_privs;
+ *   9. the SIGSYS reporter (strict profile);
+ *  10. the seccomp filter, last, so that every step above may still use
+ *      system calls the task is not allowed.
+ *
+ * Only async-signal-safe calls: no malloc, no stdio, no locks, since the
+ * parent may be multi-threaded. Credentials are changed with raw system
+ * calls: the child has one thread, and glibc's set*id() would otherwise run
+ * its "signal every thread" machinery sized for the parent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "sandbox.h"
+
+/* Same number on every architecture (the unified syscall table, 5.9). */
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+/* Temporary fds are moved at or above this before dup2 into 0..3. */
+#define SBX_FD_SCRATCH 10
+
+/*
+ * True once the frame channel sits on SBX_FD_FRAME; the caller's frame_fd
+ * may already be closed then, so sbx_fail() writes to fd 3. Only ever set
+ * in the child, which has its own copy of this variable.
+ */
+static volatile sig_atomic_t sbx_frame_moved;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SBX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SBX_ASAN 1
+#endif
+#endif
+
+static int sbx_error_set(struct sbx_error *err, const char *step, int e)
+{
+	size_t n = strlen(step);
+
+	if (n >= sizeof(err->step))
+		n = sizeof(err->step) - 1;
+	memcpy(err->step, step, n);
+	memset(err->step + n, 0, sizeof(err->step) - n);
+	err->err = e;
+	return -1;
+}
+
+static int sbx_signals(struct sbx_error *err)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	/* SIGKILL/SIGSTOP and glibc's internal signals refuse; that is fine. */
+	for (sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		return sbx_error_set(err, "sigprocmask", errno);
+	return 0;
+}
+
+static int sbx_parent_death(const struct sbx_params *p, struct sbx_error *err)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return sbx_error_set(err, "pdeathsig", errno);
+	/* The parent may have died before the prctl: then nobody kills us. */
+	if (p->expected_parent > 0 && getppid() != p->expected_parent)
+		return sbx_error_set(err, "pdeathsig", ESRCH);
+	return 0;
+}
+
+/*
+ * Put the four channels on 0..3. A source may already sit on a target
+ * number, or two sources may be the same fd (stdout == stderr), so first
+ * every source is duplicated above SBX_FD_SCRATCH, then the copies are
+ * dup2'd down. The frame channel goes first so that a failure after that
+ * point is still reported on fd 3. dup2/dup3 leave FD_CLOEXEC clear (or set
+ * it with O_CLOEXEC); close_range() then drops the copies and everything
+ * the parent leaked.
+ */
+static int sbx_fds(const struct sbx_params *p, struct sbx_error *err)
+{
+	int src[4], tmp[4];
+	int i;
+
+	src[0] = p->stdin_fd >= 0 ? p->stdin_fd : p->devnull_fd;
+	src[1] = p->stdout_fd;
+	src[2] = p->stderr_fd;
+	src[3] = p->frame_fd;
+	for (i = 0; i < 4; i++) {
+		if (src[i] < 0)
+			return sbx_error_set(err, "fds", EBADF);
+		tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, SBX_FD_SCRATCH);
+		if (tmp[i] < 0)
+			return sbx_error_set(err, "dup", errno);
+	}
+	if (dup3(tmp[3], SBX_FD_FRAME, p->frame_cloexec ? O_CLOEXEC : 0) < 0)
+		return sbx_error_set(err, "dup2", errno);
+	sbx_frame_moved = 1;
+	for (i = 0; i < 3; i++) {
+		if (dup2(tmp[i], i) < 0)
+			return sbx_error_set(err, "dup2", errno);
+		if (fcntl(i, F_SETFD, 0) < 0)
+			return sbx_error_set(err, "fcntl", errno);
+	}
+
+	if (syscall(SYS_close_range, 4U, ~0U, 0U) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return sbx_error_set(err, "close_range", errno);
+	/* Kernels before 5.9: close every possible fd up to the limit. */
+	{
+		struct rlimit rl;
+		rlim_t fd, max = 65536;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+			max = rl.rlim_max;
+		for (fd = 4; fd < max; fd++)
+			(void)close((int)fd);
+	}
+	return 0;
+}
+
+static int sbx_rlimit(int resource, uint64_t value, const char *step, struct sbx_error *err)
+{
+	struct rlimit rl = { .rlim_cur = (rlim_t)value, .rlim_max = (rlim_t)value };
+
+	if (setrlimit(resource, &rl) < 0)
+		return sbx_error_set(err, step, errno);
+	return 0;
+}
+
+static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
+{
+	if (sbx_rlimit(RLIMIT_CORE, 0, "setrlimit CORE", err) < 0)
+		return -1;
+#ifndef SBX_ASAN
+	/* Not under AddressSanitizer: its shadow memory reserves terabytes of
+	 * address space up front, so any sane RLIMIT_AS kills the test child. */
+	if (l->memory_bytes && sbx_rlimit(RLIMIT_AS, l->memory_bytes, "setrlimit AS", err) < 0)
+		return -1;
+#endif
+	if (l->cpu_seconds && sbx_rlimit(RLIMIT_CPU, l->cpu_seconds, "setrlimit CPU", err) < 0)
+		return -1;
+	if (l->max_files && sbx_rlimit(RLIMIT_NOFILE, l->max_files, "setrlimit NOFILE", err) < 0)
+		return -1;
+	if (l->max_processes &&
+	    sbx_rlimit(RLIMIT_NPROC, l->max_processes, "setrlimit NPROC", err) < 0)
+		return -1;
+	if (l->max_file_size &&
+	    sbx_rlimit(RLIMIT_FSIZE, l->max_file_size, "setrlimit FSIZE", err) < 0)
+		return -1;
+	return 0;
+}
+
+static int sbx_drop_user(const struct sbx_params *p, struct sbx_error *err)
+{
+	if (syscall(SYS_setgroups, 0, NULL) < 0)
+		return sbx_error_set(err, "setgroups", errno);
+	if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
+		return sbx_error_set(err, "setgid", errno);
+	if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
+		return sbx_error_set(err, "setuid", errno);
+	/* Changing uids also dropped all capabilities; make sure of it. */
+	if (p->uid != 0 && syscall(SYS_setuid, 0) == 0)
+		return sbx_error_set(err, "setuid(0) succeeded", EPERM);
+	/*
+	 * The kernel clears the parent-death signal when the euid changes
+	 * (commit_creds), so set it again and re-check the parent.
+	 */
+	return sbx_parent_death(p, err);
+}
+
+/*
+ * SIGSYS reporter for the strict profile (default action TRAP). Report the
+ * blocked system call on the frame channel, then die by SIGSYS: the handler
+ * calls rt_sigaction(SIGSYS, SIG_DFL), which the strict filter answers with
+ * KILL_PROCESS, so the wait status says "killed by SIGSYS" exactly as for a
+ * filter kill, and no code path resumes the task. Called raw: libc's
+ * sigaction() might do more than one system call.
+ */
+static void sbx_sigsys(int sig, siginfo_t *info, void *uctx)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} dfl = { 0 }; /* struct kernel_sigaction, handler SIG_DFL (0) */
+	int32_t nr = info->si_syscall;
+
+	sigset_t sys;
+
+	(void)frame_write(SBX_FD_FRAME, FRAME_SYSCALL, 0, &nr, sizeof(nr));
+	syscall(SYS_rt_sigaction, SIGSYS, &dfl, NULL, sizeof(dfl.mask));
+	/* Not reached under the strict filter; without one, end the same way. */
+	sigemptyset(&sys);
+	sigaddset(&sys, SIGSYS);
+	raise(SIGSYS);
+	sigprocmask(SIG_UNBLOCK, &sys, NULL);
+	_exit(128 + SIGSYS);
+}
+
+static int sbx_install_reporter(struct sbx_error *err)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sbx_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	/* Nothing may interrupt the report (no handler can longjmp out). */
+	sigfillset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0)
+		return sbx_error_set(err, "sigaction SIGSYS", errno);
+	return 0;
+}
+
+static int sbx_load_filter(const struct sbx_filter *f, struct sbx_error *err)
+{
+	struct sock_fprog prog = { .len = f->len, .filter = f->insns };
+
+	if (f->insns == NULL || f->len == 0)
+		return sbx_error_set(err, "seccomp", EINVAL);
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		return sbx_error_set(err, "seccomp", errno);
+	return 0;
+}
+
+int sbx_enter(const struct sbx_params *p, struct sbx_error *err)
+{
+	if (sbx_signals(err) < 0)
+		return -1;
+	if (setsid() < 0)
+		return sbx_error_set(err, "setsid", errno);
+	if (sbx_parent_death(p, err) < 0)
+		return -1;
+	if (sbx_fds(p, err) < 0)
+		return -1;
+	if (chdir(p->workdir ? p->workdir : "/") < 0)
+		return sbx_error_set(err, "chdir", errno);
+	if (sbx_rlimits(&p->limits, err) < 0)
+		return -1;
+	if (p->drop_user && sbx_drop_user(p, err) < 0)
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return sbx_error_set(err, "no_new_privs", errno);
+	if (p->trap_sigsys && sbx_install_reporter(err) < 0)
+		return -1;
+	if (p->filter && sbx_load_filter(p->filter, err) < 0)
+		return -1;
+	return 0;
+}
+
+void sbx_fail(int frame_fd, const struct sbx_error *err)
+{
+	if (sbx_frame_moved)
+		frame_fd = SBX_FD_FRAME;
+	(void)frame_write(frame_fd, FRAME_SETUP_ERROR, 0, err, sizeof(*err));
+	_exit(126);
+}

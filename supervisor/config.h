@@ -1,0 +1,82 @@
+/*
+ * config.h - valetd's configuration: an INI file (inih) described by one
+ * declarative table (key, type, default, min/max), command-line overrides
+ * and secrets from the environment.
+ */
+#ifndef VALET_CONFIG_H
+#define VALET_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+
+/* An exec task: [task.NAME] section with command = program and arguments. */
+struct config_exec_task {
+	char *name;
+	char **argv;          /* NULL-terminated; argv[0] is an absolute path */
+	int64_t timeout_ms;   /* 0 = the job's / default timeout */
+};
+
+struct config {
+	/* [server] */
+	char *listen;           /* "127.0.0.1:8080"; "HOST:PORT", "[::1]:PORT" or ":PORT" */
+	char *cors_origins;     /* "*" or space-separated origins; "" disables CORS */
+	size_t max_body_bytes;  /* request body limit (413 above) */
+	bool access_log;
+	/* [queue] */
+	int workers;            /* concurrent children; default: number of CPUs */
+	int queue_capacity;     /* queued jobs+pipelines before 503 */
+	int64_t shutdown_grace_ms;
+	/* [jobs] */
+	int64_t default_timeout_ms;
+	int64_t max_timeout_ms;
+	size_t max_result_bytes;  /* one task result */
+	size_t max_output_bytes;  /* a child's stdout+stderr */
+	/* [sandbox] */
+	char *user;             /* run tasks as this user when root; default "nobody" */
+	size_t memory_limit_bytes; /* RLIMIT_AS; 0 = none */
+	int64_t cpu_limit_ms;   /* RLIMIT_CPU; 0 = none */
+	int max_files;          /* RLIMIT_NOFILE */
+	int max_processes;      /* RLIMIT_NPROC */
+	size_t max_file_size;   /* RLIMIT_FSIZE */
+	/* [storage] */
+	char *storage;          /* "memory" (later "postgres") */
+	char *database_url;     /* also VALET_DATABASE_URL */
+	/* [tasks] */
+	char *plugin_dir;       /* load every *.so in it; "" = none */
+	/* [log] */
+	enum log_format log_format;
+	enum log_level log_level;
+
+	struct config_exec_task *exec_tasks;
+	size_t nexec_tasks;
+
+	char *path;             /* the file read, or NULL for built-in defaults */
+};
+
+/* Defaults for everything. Returns new; NULL only on ENOMEM. */
+struct config *config_new(void);
+void config_free(struct config *cfg);
+
+/*
+ * Read an INI file on top of cfg. On error returns a negative errno and
+ * writes "file:line: message" (no newline) to err.
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Apply the environment (VALET_DATABASE_URL). */
+void config_apply_env(struct config *cfg);
+
+/* Print every key with its current value, INI format (valetd -t -v). */
+void config_dump(const struct config *cfg, FILE *out);
+
+/* Parse helpers, exported for the command line and tests. 0 or -EINVAL. */
+int config_parse_duration_ms(const char *s, int64_t *ms); /* "30s" "500ms" "2m" "1h" "1.5s"; bare number = seconds */
+int config_parse_size(const char *s, size_t *bytes);      /* "64M" "1G" "512k" "1048576" */
+int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

@@ -1,0 +1,603 @@
+/*
+ * core.c - the supervisor's state machine: queue, scheduler, dispatch and
+ * the life of every job and pipeline.
+ *
+ * Theory of operation. An accepted job is in exactly one place, recorded in
+ * job->core_where: the FIFO of immediate work, the run_at min-heap, the
+ * "due" FIFO (scheduled work whose time has come and the next job of a
+ * running pipeline - served first), running in a child, or waiting behind
+ * an earlier job of its pipeline. The active map (id -> job) holds a
+ * reference to every unfinished job; active_pl does the same for
+ * pipelines.
+ *
+ * Events and actions (state x event -> action, s6-style):
+ *   submit        -> QUEUED or SCHEDULED                      (core_ops.c)
+ *   run_at timer  -> SCHEDULED: status SCHEDULED, onto "due"
+ *   free slot     -> dispatch: pop "due" then the FIFO, start a child
+ *   job_started   -> IN_PROGRESS (pipeline IN_PROGRESS on its first job)
+ *   job_done      -> COMPLETED / FAILED / CANCELLED with its result
+ *   run_done      -> pipeline: next job onto "due", or finish the pipeline
+ *   cancel        -> unqueue (never ran) or kill the child    (core_ops.c)
+ *   SIGTERM       -> drain: no new starts, grace timer, then kill all
+ * Dispatch runs from an ev_prepare watcher, so a burst of submissions is
+ * started in one pass just before the loop sleeps.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "log.h"
+
+/* ---- replies ---------------------------------------------------------------- */
+
+void core_reply_err(core_done_fn cb, void *arg, enum core_err err, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	struct core_reply r = {.err = err, .message = msg};
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cb(arg, &r);
+}
+
+/* ---- the run_at heap -------------------------------------------------------- */
+
+static void heap_set(struct core *core, size_t i, struct job *job)
+{
+	core->heap[i] = job;
+	job->core_heap_index = i;
+}
+
+static void heap_up(struct core *core, size_t i)
+{
+	struct job *job = core->heap[i];
+
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (core->heap[parent]->run_at <= job->run_at)
+			break;
+		heap_set(core, i, core->heap[parent]);
+		i = parent;
+	}
+	heap_set(core, i, job);
+}
+
+static void heap_down(struct core *core, size_t i)
+{
+	struct job *job = core->heap[i];
+
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		int64_t best = job->run_at;
+		if (l < core->heap_len && core->heap[l]->run_at < best) {
+			m = l;
+			best = core->heap[l]->run_at;
+		}
+		if (r < core->heap_len && core->heap[r]->run_at < best)
+			m = r;
+		if (m == i)
+			break;
+		heap_set(core, i, core->heap[m]);
+		i = m;
+	}
+	heap_set(core, i, job);
+}
+
+static int heap_push(struct core *core, struct job *job)
+{
+	if (core->heap_len == core->heap_cap) {
+		size_t cap = core->heap_cap ? core->heap_cap * 2 : 64;
+		struct job **h = realloc(core->heap, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		core->heap = h;
+		core->heap_cap = cap;
+	}
+	core->heap[core->heap_len] = job;
+	heap_up(core, core->heap_len++);
+	return 0;
+}
+
+static void heap_remove(struct core *core, struct job *job)
+{
+	size_t i = job->core_heap_index;
+	struct job *last = core->heap[--core->heap_len];
+
+	if (i < core->heap_len) {
+		heap_set(core, i, last);
+		heap_down(core, i);
+		heap_up(core, last->core_heap_index);
+	}
+}
+
+static void rearm_scheduler(struct core *core)
+{
+	ev_periodic_stop(core->loop, &core->sched_w);
+	if (core->heap_len == 0)
+		return;
+	ev_periodic_set(&core->sched_w, (double)core->heap[0]->run_at / 1e6, 0, NULL);
+	ev_periodic_start(core->loop, &core->sched_w);
+}
+
+static void on_schedule(struct ev_loop *loop, ev_periodic *w, int revents)
+{
+	struct core *core = w->data;
+	int64_t now = job_now_us();
+
+	/* A millisecond of slack: the timer may fire a hair early. */
+	while (core->heap_len && core->heap[0]->run_at <= now + 1000) {
+		struct job *job = core->heap[0];
+		heap_remove(core, job);
+		job->status = JOB_SCHEDULED;
+		job->scheduled_at = now;
+		core->store->ops->save_job(core->store, job, JOB_F_STATUS);
+		TAILQ_INSERT_TAIL(&core->due, job, core_link);
+		job->core_where = CORE_DUE;
+	}
+	rearm_scheduler(core);
+	core_kick(core);
+}
+
+/* ---- queueing ----------------------------------------------------------------- */
+
+void core_enqueue(struct core *core, struct job *job)
+{
+	TAILQ_INSERT_TAIL(&core->queue, job, core_link);
+	job->core_where = CORE_QUEUED;
+	core_kick(core);
+}
+
+void core_schedule(struct core *core, struct job *job)
+{
+	if (heap_push(core, job) < 0) {
+		/* Out of memory for the heap: run it now rather than lose it. */
+		core_enqueue(core, job);
+		return;
+	}
+	job->core_where = CORE_SCHEDULED;
+	if (job->core_heap_index == 0)
+		rearm_scheduler(core);
+}
+
+void core_unqueue(struct core *core, struct job *job)
+{
+	switch (job->core_where) {
+	case CORE_QUEUED:
+		TAILQ_REMOVE(&core->queue, job, core_link);
+		break;
+	case CORE_DUE:
+		TAILQ_REMOVE(&core->due, job, core_link);
+		break;
+	case CORE_SCHEDULED: {
+		bool first = job->core_heap_index == 0;
+		heap_remove(core, job);
+		if (first)
+			rearm_scheduler(core);
+		break;
+	}
+	default:
+		return;
+	}
+	/* Continuations of a running pipeline never counted against capacity. */
+	if (job->pipeline_index == 0)
+		core->nqueued--;
+	job->core_where = CORE_NOWHERE;
+}
+
+void core_kick(struct core *core)
+{
+	if (!ev_is_active(&core->dispatch_w))
+		ev_prepare_start(core->loop, &core->dispatch_w);
+}
+
+/* ---- job and pipeline lifecycle ------------------------------------------------ */
+
+static void deactivate(struct core *core, struct job *job)
+{
+	job->core_where = CORE_NOWHERE;
+	if (idmap_del(core->active, job->id))
+		job_unref(job);
+}
+
+void core_finish_unrun(struct core *core, struct job *job, enum job_status st,
+		       const char *reason)
+{
+	core_unqueue(core, job);
+	job->status = st;
+	job_set_str(&job->failure_reason, reason);
+	job->completed_at = job_now_us();
+	core->store->ops->save_job(core->store, job, JOB_F_STATUS);
+	deactivate(core, job);
+}
+
+static void pipeline_final(struct core *core, struct pipeline *pl, enum job_status st,
+			   const char *reason, int64_t when)
+{
+	pl->status = st;
+	job_set_str(&pl->failure_reason, reason);
+	pl->completed_at = when;
+	core->store->ops->save_pipeline(core->store, pl, JOB_F_STATUS);
+	for (size_t i = 0; i < pl->njobs; i++)
+		pl->jobs[i]->pipeline = NULL;
+	if (idmap_del(core->active_pl, pl->id))
+		pipeline_unref(pl);
+}
+
+void core_pipeline_end(struct core *core, struct pipeline *pl, enum job_status st,
+		       const char *jobs_reason, const char *pl_reason)
+{
+	for (size_t i = 0; i < pl->njobs; i++) {
+		struct job *job = pl->jobs[i];
+		if (!job_status_final(job->status) && job->core_where != CORE_RUNNING)
+			core_finish_unrun(core, job, JOB_CANCELLED, jobs_reason);
+	}
+	pipeline_final(core, pl, st, pl_reason, job_now_us());
+}
+
+static void log_done(struct job *job)
+{
+	char id[JOB_ID_STRLEN + 1], pid[16], wall[24], cpu[24], rss[24];
+	enum log_level level = job->status == JOB_COMPLETED ? LOG_INFO : LOG_WARN;
+
+	if (!log_enabled(level))
+		return;
+	job_id_format(job->id, id);
+	snprintf(pid, sizeof(pid), "%d", job->outcome.pid);
+	snprintf(wall, sizeof(wall), "%lld", (long long)job->outcome.wall_ms);
+	snprintf(cpu, sizeof(cpu), "%lld", (long long)job->outcome.cpu_ms);
+	snprintf(rss, sizeof(rss), "%lld", (long long)job->outcome.max_rss_kb);
+	log_msg(level, "job finished", "job_id", id, "task", job->task_name, "status",
+		job_status_name(job->status), "pid", pid, "wall_ms", wall, "cpu_ms", cpu,
+		"max_rss_kb", rss, "reason", job->failure_reason ? job->failure_reason : "",
+		NULL);
+}
+
+static void hook_started(void *arg, struct job *job)
+{
+	struct core *core = arg;
+	struct pipeline *pl = job->pipeline;
+
+	job->status = JOB_IN_PROGRESS;
+	job->started_at = job_now_us();
+	job->core_where = CORE_RUNNING;
+	core->store->ops->save_job(core->store, job, JOB_F_STATUS);
+	if (pl && pl->status != JOB_IN_PROGRESS) {
+		pl->status = JOB_IN_PROGRESS;
+		pl->started_at = job->started_at;
+		core->store->ops->save_pipeline(core->store, pl, JOB_F_STATUS);
+	}
+}
+
+static void hook_done(void *arg, struct job *job, enum job_status st, const char *reason,
+		      const char *result_json, const char *error)
+{
+	struct core *core = arg;
+
+	job->status = st;
+	job_set_str(&job->failure_reason, st == JOB_COMPLETED ? NULL : reason);
+	job->completed_at = job_now_us();
+	job->has_result = true;
+	job_set_str(&job->result_json, result_json);
+	job_set_str(&job->result_error, error);
+	core->store->ops->save_job(core->store, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	log_done(job);
+	deactivate(core, job);
+}
+
+static void resolve_waiters(struct core *core);
+static void maybe_shutdown_done(struct core *core);
+
+static void hook_run_done(void *arg, struct job **jobs, size_t njobs, size_t ran)
+{
+	struct core *core = arg;
+	struct job *last = jobs[ran - 1];
+	struct pipeline *pl = last->pipeline;
+
+	if (pl) {
+		size_t next = (size_t)last->pipeline_index + 1;
+		char reason[128], id[JOB_ID_STRLEN + 1];
+
+		if (last->status == JOB_COMPLETED && next < pl->njobs) {
+			struct job *job = pl->jobs[next];
+			TAILQ_INSERT_HEAD(&core->due, job, core_link);
+			job->core_where = CORE_DUE;
+		} else if (last->status == JOB_COMPLETED) {
+			pipeline_final(core, pl, JOB_COMPLETED, NULL, last->completed_at);
+		} else if (last->status == JOB_CANCELLED) {
+			core_pipeline_end(core, pl, JOB_CANCELLED, "cancelled by request",
+					  "cancelled by request");
+		} else {
+			job_id_format(last->id, id);
+			snprintf(reason, sizeof(reason), "cancelled: job %s failed", id);
+			char plr[128];
+			snprintf(plr, sizeof(plr), "job %s failed", id);
+			core_pipeline_end(core, pl, JOB_FAILED, reason, plr);
+		}
+	}
+	core_kick(core);
+	resolve_waiters(core);
+	maybe_shutdown_done(core);
+}
+
+/* ---- dispatch ----------------------------------------------------------------- */
+
+static void start_failed(struct core *core, struct job *job, int rc)
+{
+	char reason[160];
+	struct pipeline *pl = job->pipeline;
+
+	snprintf(reason, sizeof(reason), "could not start the job: %s", strerror(-rc));
+	log_error("could not start a job", "task", job->task_name, "error", strerror(-rc));
+	core_finish_unrun(core, job, JOB_FAILED, reason);
+	if (pl)
+		core_pipeline_end(core, pl, JOB_FAILED, "cancelled: an earlier job could not start",
+				  reason);
+	resolve_waiters(core);
+}
+
+static void start_one(struct core *core, struct job *job)
+{
+	struct pipeline *pl = job->pipeline;
+	struct job **jobs = &job;
+	const char *previous = NULL;
+	size_t n = 1;
+	int rc;
+
+	core_unqueue(core, job);
+	if (pl) {
+		size_t i = (size_t)job->pipeline_index;
+		const struct task *t = registry_find(core->reg, job->task_name);
+		jobs = &pl->jobs[i];
+		/* Consecutive C tasks of a pipeline share one child. */
+		while (t && t->kind == TASK_C && i + n < pl->njobs) {
+			const struct task *u = registry_find(core->reg, pl->jobs[i + n]->task_name);
+			if (!u || u->kind != TASK_C)
+				break;
+			n++;
+		}
+		if (i > 0)
+			previous = pl->jobs[i - 1]->result_json;
+	}
+	rc = runner_start(core->runner, jobs, n, previous);
+	if (rc < 0)
+		start_failed(core, job, rc);
+}
+
+static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct core *core = w->data;
+
+	ev_prepare_stop(loop, w);
+	while (!core->draining && runner_has_slot(core->runner)) {
+		struct job *job = TAILQ_FIRST(&core->due);
+		if (!job)
+			job = TAILQ_FIRST(&core->queue);
+		if (!job)
+			break;
+		start_one(core, job);
+	}
+}
+
+/* ---- waiters (replies held until a killed job is reaped) ------------------------ */
+
+static bool waiter_ready(const struct core_waiter *w)
+{
+	if (!job_status_final(w->job->status))
+		return false;
+	return !w->pl || job_status_final(w->pl->status);
+}
+
+static void waiter_delete_done(void *arg, const struct store_reply *reply)
+{
+	struct core_waiter *w = arg;
+	struct core_reply r = {.err = reply->err ? CORE_EINTERNAL : CORE_OK,
+			       .message = reply->err ? "could not delete" : NULL};
+
+	w->cb(w->arg, &r);
+}
+
+static void resolve_waiters(struct core *core)
+{
+	struct core_waiter **pp = &core->waiters;
+
+	while (*pp) {
+		struct core_waiter *w = *pp;
+		if (!waiter_ready(w)) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (w->delete_after) {
+			int rc = w->pl ? core->store->ops->delete_pipeline(core->store, w->pl->id,
+									  waiter_delete_done, w)
+				       : core->store->ops->delete_job(core->store, w->job->id,
+								      waiter_delete_done, w);
+			if (rc < 0 && rc != -ENOENT)
+				core_reply_err(w->cb, w->arg, CORE_EINTERNAL, "could not delete: %s",
+					       strerror(-rc));
+			else if (rc == -ENOENT) {
+				struct core_reply r = {.err = CORE_OK};
+				w->cb(w->arg, &r);
+			}
+		} else {
+			struct core_reply r = {.err = CORE_OK, .job = w->job, .pipeline = w->pl};
+			w->cb(w->arg, &r);
+		}
+		job_unref(w->job);
+		pipeline_unref(w->pl);
+		free(w);
+	}
+}
+
+int core_wait_final(struct core *core, struct job *job, struct pipeline *pl, bool delete_after,
+		    core_done_fn cb, void *arg)
+{
+	struct core_waiter *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->job = job_ref(job);
+	w->pl = pl ? pipeline_ref(pl) : NULL;
+	w->delete_after = delete_after;
+	w->cb = cb;
+	w->arg = arg;
+	w->next = core->waiters;
+	core->waiters = w;
+	resolve_waiters(core);
+	return 0;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+static const struct runner_hooks hooks = {
+	.job_started = hook_started,
+	.job_done = hook_done,
+	.run_done = hook_run_done,
+};
+
+struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct store *store,
+		      struct registry *reg, int spawner_fd)
+{
+	struct core *core = calloc(1, sizeof(*core));
+
+	if (!core)
+		return NULL;
+	core->loop = loop;
+	core->cfg = cfg;
+	core->store = store;
+	core->reg = reg;
+	TAILQ_INIT(&core->queue);
+	TAILQ_INIT(&core->due);
+	core->active = idmap_new();
+	core->active_pl = idmap_new();
+	core->runner = runner_new(loop, cfg, reg, spawner_fd, &hooks, core);
+	if (!core->active || !core->active_pl || !core->runner)
+		goto fail;
+	ev_periodic_init(&core->sched_w, on_schedule, 0, 0, NULL);
+	core->sched_w.data = core;
+	ev_prepare_init(&core->dispatch_w, on_dispatch);
+	core->dispatch_w.data = core;
+	return core;
+fail:
+	core_free(core);
+	return NULL;
+}
+
+static void unref_job(void *value, void *arg)
+{
+	job_unref(value);
+}
+
+static void unref_pipeline(void *value, void *arg)
+{
+	pipeline_unref(value);
+}
+
+static void drop_active(struct core *core, struct job *job)
+{
+	if (idmap_del(core->active, job->id))
+		job_unref(job);
+}
+
+void core_free(struct core *core)
+{
+	struct job *job;
+
+	if (!core)
+		return;
+	ev_periodic_stop(core->loop, &core->sched_w);
+	ev_prepare_stop(core->loop, &core->dispatch_w);
+	ev_timer_stop(core->loop, &core->grace_w);
+	runner_free(core->runner);
+	while (core->waiters) {
+		struct core_waiter *w = core->waiters;
+		core->waiters = w->next;
+		core_reply_err(w->cb, w->arg, CORE_EUNAVAIL, "shutting down");
+		job_unref(w->job);
+		pipeline_unref(w->pl);
+		free(w);
+	}
+	while ((job = TAILQ_FIRST(&core->queue))) {
+		TAILQ_REMOVE(&core->queue, job, core_link);
+		drop_active(core, job);
+	}
+	while ((job = TAILQ_FIRST(&core->due))) {
+		TAILQ_REMOVE(&core->due, job, core_link);
+		drop_active(core, job);
+	}
+	for (size_t i = 0; i < core->heap_len; i++)
+		drop_active(core, core->heap[i]);
+	free(core->heap);
+	/* Whatever is still active (waiting pipeline jobs, pipelines). */
+	idmap_foreach(core->active, unref_job, NULL);
+	idmap_foreach(core->active_pl, unref_pipeline, NULL);
+	idmap_free(core->active);
+	idmap_free(core->active_pl);
+	free(core);
+}
+
+/* ---- health and shutdown ---------------------------------------------------------- */
+
+const char *const *core_task_names(struct core *core, size_t *count)
+{
+	return registry_names(core->reg, count);
+}
+
+bool core_queue_healthy(struct core *core)
+{
+	return runner_healthy(core->runner);
+}
+
+bool core_storage_healthy(struct core *core)
+{
+	return core->store->ops->healthy(core->store);
+}
+
+bool core_draining(struct core *core)
+{
+	return core->draining;
+}
+
+static void maybe_shutdown_done(struct core *core)
+{
+	void (*done)(void *) = core->shutdown_done;
+
+	if (!core->draining || runner_running(core->runner) > 0 || !done)
+		return;
+	core->shutdown_done = NULL;
+	ev_timer_stop(core->loop, &core->grace_w);
+	done(core->shutdown_arg);
+}
+
+static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct core *core = w->data;
+	char n[16];
+
+	snprintf(n, sizeof(n), "%u", runner_running(core->runner));
+	log_warn("shutdown grace period over: killing running jobs", "running", n);
+	runner_kill_all(core->runner, RUN_KILL_SHUTDOWN);
+}
+
+void core_shutdown(struct core *core, void (*done)(void *arg), void *arg)
+{
+	char running[16], queued[24];
+
+	if (core->draining)
+		return;
+	core->draining = true;
+	core->shutdown_done = done;
+	core->shutdown_arg = arg;
+	snprintf(running, sizeof(running), "%u", runner_running(core->runner));
+	snprintf(queued, sizeof(queued), "%zu", core->nqueued);
+	log_info("shutting down: waiting for running jobs", "running", running, "queued", queued);
+	ev_timer_init(&core->grace_w, on_grace, (double)core->cfg->shutdown_grace_ms / 1000.0, 0.);
+	core->grace_w.data = core;
+	ev_timer_start(core->loop, &core->grace_w);
+	maybe_shutdown_done(core);
+}

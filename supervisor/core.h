@@ -1,0 +1,133 @@
+/*
+ * core.h - the service layer that the HTTP driver calls: submit, read,
+ * change, cancel and delete jobs and pipelines; list tasks; report health.
+ *
+ * Every operation that may touch storage answers through a callback that is
+ * called exactly once, maybe before the call returns (memory store) or later
+ * from the event loop (PostgreSQL). A call never fails without calling it.
+ * Objects in the reply are borrowed for the callback's duration.
+ *
+ * The core knows no HTTP: errors are core_err kinds plus a message, and the
+ * driver maps them to status codes (EINVAL 400, ENOTFOUND 404, ECONFLICT 409,
+ * EFULL and EUNAVAIL 503, EINTERNAL 500).
+ */
+#ifndef VALET_CORE_H
+#define VALET_CORE_H
+
+#include <ev.h>
+
+#include "config.h"
+#include "job.h"
+
+struct core;
+struct registry;
+struct store;
+
+enum core_err {
+	CORE_OK = 0,
+	CORE_EINVAL,
+	CORE_ENOTFOUND,
+	CORE_ECONFLICT,
+	CORE_EFULL,
+	CORE_EUNAVAIL,
+	CORE_EINTERNAL,
+};
+
+struct core_reply {
+	enum core_err err;
+	const char *message; /* set when err != CORE_OK */
+	struct job *job;
+	struct pipeline *pipeline;
+	struct job **jobs;
+	size_t njobs;
+	struct pipeline **pipelines;
+	size_t npipelines;
+};
+
+typedef void (*core_done_fn)(void *arg, const struct core_reply *reply);
+
+/* A decoded job request (the API checks JSON types; the core validates). */
+struct job_request {
+	const char *name;        /* NULL or "" = missing */
+	const char *description; /* NULL = absent */
+	const char *task_name;   /* NULL or "" = missing */
+	const char *params_json; /* compact JSON object text, NULL = absent */
+	bool has_timeout;
+	int64_t timeout_ms;      /* > 0 when has_timeout (the API rejects <= 0) */
+	bool has_run_at;
+	int64_t run_at;          /* us since epoch */
+	bool use_previous_results;
+};
+
+struct pipeline_request {
+	const char *name;
+	const char *description;
+	bool has_run_at;
+	int64_t run_at;
+	size_t njobs;
+	struct job_request *jobs;
+};
+
+/* A PATCH: only the present fields change. */
+struct patch_request {
+	const char *name;        /* NULL = absent; "" is rejected by the core */
+	const char *description; /* NULL = absent */
+};
+
+struct core_list_query {
+	enum job_status status;  /* JOB_UNDEFINED = all */
+	size_t offset;
+	size_t limit;            /* 0 = all */
+};
+
+struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct store *store,
+		      struct registry *reg, int spawner_fd);
+void core_free(struct core *core);
+
+void core_submit_job(struct core *core, const struct job_request *req, core_done_fn cb,
+		     void *arg);
+void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
+			  core_done_fn cb, void *arg);
+
+void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg);
+void core_list_jobs(struct core *core, const struct core_list_query *q, core_done_fn cb,
+		    void *arg);
+void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN],
+		    const struct patch_request *req, core_done_fn cb, void *arg);
+/* Cancels a queued or running job first. ECONFLICT for a pipeline job. */
+void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+		     void *arg);
+/* Stops a queued or running job: CANCELLED, the record stays (reply.job). */
+void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+		     void *arg);
+void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+		     void *arg);
+void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			void *arg);
+
+void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+		       void *arg);
+void core_list_pipelines(struct core *core, const struct core_list_query *q,
+			 core_done_fn cb, void *arg);
+void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN],
+			 const struct patch_request *req, core_done_fn cb, void *arg);
+void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			  void *arg);
+void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			  void *arg);
+void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			void *arg);
+
+/* Sorted task names; borrowed, valid for the daemon's life. */
+const char *const *core_task_names(struct core *core, size_t *count);
+bool core_queue_healthy(struct core *core);
+bool core_storage_healthy(struct core *core);
+/* True while shutting down: the API answers 503 to new work. */
+bool core_draining(struct core *core);
+
+/* Graceful shutdown: refuse new work, let running jobs finish for up to the
+ * grace period, then kill them and record why. Calls done(arg) once when
+ * nothing runs any more. */
+void core_shutdown(struct core *core, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * core_cancel.c - cancel and DELETE of jobs and pipelines.
+ *
+ * Work that never started is taken off its queue and marked CANCELLED at
+ * once. Work that runs is killed (the spawner SIGKILLs the child's process
+ * group) and the reply is held until the child has been reaped and the job
+ * recorded as CANCELLED (core_wait_final). DELETE cancels first, then
+ * deletes. A job of a pipeline cannot be deleted alone (409); cancelling it
+ * cancels its pipeline.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+
+struct cancel_op {
+	struct core *core;
+	core_done_fn cb;
+	void *arg;
+	bool pipeline, delete;
+	uint8_t id[JOB_ID_LEN];
+};
+
+static const char *what(const struct cancel_op *c)
+{
+	return c->pipeline ? "pipeline" : "job";
+}
+
+static void reply_missing(struct cancel_op *c)
+{
+	char s[JOB_ID_STRLEN + 1];
+
+	job_id_format(c->id, s);
+	core_reply_err(c->cb, c->arg, CORE_ENOTFOUND, "%s with ID: %s not found", what(c), s);
+}
+
+static void reply_pipeline_job(struct cancel_op *c)
+{
+	char s[JOB_ID_STRLEN + 1];
+
+	job_id_format(c->id, s);
+	core_reply_err(c->cb, c->arg, CORE_ECONFLICT,
+		       "job with ID: %s can not be deleted because it belongs to a pipeline - try "
+		       "to delete the pipeline instead",
+		       s);
+}
+
+static struct job *running_job(struct pipeline *pl)
+{
+	for (size_t i = 0; i < pl->njobs; i++)
+		if (pl->jobs[i]->core_where == CORE_RUNNING)
+			return pl->jobs[i];
+	return NULL;
+}
+
+static void deleted(void *arg, const struct store_reply *reply)
+{
+	struct cancel_op *c = arg;
+	struct core_reply r = {.err = CORE_OK};
+
+	if (reply->err == -ENOENT)
+		reply_missing(c);
+	else if (reply->err)
+		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "could not delete the %s", what(c));
+	else
+		c->cb(c->arg, &r);
+}
+
+static void deleted_free(void *arg, const struct store_reply *reply)
+{
+	deleted(arg, reply);
+	free(arg);
+}
+
+static void delete_now(struct cancel_op *c)
+{
+	struct store *st = c->core->store;
+	struct cancel_op *heap = malloc(sizeof(*heap));
+	int rc;
+
+	if (!heap) {
+		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "out of memory");
+		return;
+	}
+	*heap = *c;
+	/* deleted() may run later (PostgreSQL): it then owns heap. */
+	rc = c->pipeline ? st->ops->delete_pipeline(st, c->id, deleted_free, heap)
+			 : st->ops->delete_job(st, c->id, deleted_free, heap);
+	if (rc < 0) {
+		struct store_reply r = {.err = rc};
+		deleted_free(heap, &r);
+	}
+}
+
+static void cancel_active_pipeline(struct cancel_op *c, struct pipeline *pl, struct job *asked)
+{
+	struct core *core = c->core;
+	struct job *run = running_job(pl);
+
+	if (run) {
+		runner_kill(core->runner, run, RUN_KILL_CANCEL);
+		if (core_wait_final(core, asked ? asked : run, pl, c->delete, c->cb, c->arg) < 0)
+			core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "out of memory");
+		return;
+	}
+	pipeline_ref(pl);
+	core_pipeline_end(core, pl, JOB_CANCELLED, "cancelled by request", "cancelled by request");
+	if (c->delete) {
+		delete_now(c);
+	} else {
+		struct core_reply r = {.err = CORE_OK, .job = asked, .pipeline = pl};
+		c->cb(c->arg, &r);
+	}
+	pipeline_unref(pl);
+}
+
+static void cancel_active_job(struct cancel_op *c, struct job *job)
+{
+	struct core *core = c->core;
+
+	if (job->pipeline) {
+		if (c->delete)
+			reply_pipeline_job(c);
+		else
+			cancel_active_pipeline(c, job->pipeline, job);
+		return;
+	}
+	if (job->core_where == CORE_RUNNING) {
+		runner_kill(core->runner, job, RUN_KILL_CANCEL);
+		if (core_wait_final(core, job, NULL, c->delete, c->cb, c->arg) < 0)
+			core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "out of memory");
+		return;
+	}
+	job_ref(job);
+	core_finish_unrun(core, job, JOB_CANCELLED, "cancelled by request");
+	if (c->delete) {
+		delete_now(c);
+	} else {
+		struct core_reply r = {.err = CORE_OK, .job = job};
+		c->cb(c->arg, &r);
+	}
+	job_unref(job);
+}
+
+/* Not active: it is finished (or unknown). */
+static void found(void *arg, const struct store_reply *reply)
+{
+	struct cancel_op *c = arg;
+	char s[JOB_ID_STRLEN + 1];
+
+	job_id_format(c->id, s);
+	if (reply->err == -ENOENT) {
+		reply_missing(c);
+	} else if (reply->err) {
+		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "storage error: %s",
+			       strerror(-reply->err));
+	} else if (c->delete) {
+		if (!c->pipeline && reply->job->in_pipeline)
+			reply_pipeline_job(c);
+		else
+			delete_now(c);
+	} else {
+		enum job_status st = c->pipeline ? reply->pipeline->status : reply->job->status;
+		core_reply_err(c->cb, c->arg, CORE_ECONFLICT, "%s with ID: %s has already finished (%s)",
+			       what(c), s, job_status_name(st));
+	}
+	free(c);
+}
+
+static void lookup(struct core *core, const uint8_t *id, bool pipeline, bool delete,
+		   core_done_fn cb, void *arg)
+{
+	struct cancel_op c = {core, cb, arg, pipeline, delete, {0}};
+	struct store *st = core->store;
+	struct cancel_op *heap;
+	int rc;
+
+	memcpy(c.id, id, JOB_ID_LEN);
+	if (pipeline) {
+		struct pipeline *pl = idmap_get(core->active_pl, id);
+		if (pl) {
+			cancel_active_pipeline(&c, pl, NULL);
+			return;
+		}
+	} else {
+		struct job *job = idmap_get(core->active, id);
+		if (job) {
+			cancel_active_job(&c, job);
+			return;
+		}
+	}
+	heap = malloc(sizeof(*heap));
+	if (!heap) {
+		core_reply_err(cb, arg, CORE_EINTERNAL, "out of memory");
+		return;
+	}
+	*heap = c;
+	rc = pipeline ? st->ops->get_pipeline(st, id, found, heap)
+		      : st->ops->get_job(st, id, found, heap);
+	if (rc < 0) {
+		struct store_reply r = {.err = rc};
+		found(heap, &r);
+	}
+}
+
+void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+{
+	lookup(core, id, false, false, cb, arg);
+}
+
+void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+{
+	lookup(core, id, false, true, cb, arg);
+}
+
+void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			  void *arg)
+{
+	lookup(core, id, true, false, cb, arg);
+}
+
+void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			  void *arg)
+{
+	lookup(core, id, true, true, cb, arg);
+}

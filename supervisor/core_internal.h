@@ -1,0 +1,82 @@
+/*
+ * core_internal.h - state shared by core.c (queue, scheduler, dispatch,
+ * job lifecycle) and core_ops.c (the operations the API calls).
+ */
+#ifndef VALET_CORE_INTERNAL_H
+#define VALET_CORE_INTERNAL_H
+
+#include <sys/queue.h>
+
+#include "../storage/store.h"
+#include "core.h"
+#include "idmap.h"
+#include "registry.h"
+#include "run.h"
+
+/* Where an active job is (job->core_where). */
+enum core_where {
+	CORE_NOWHERE = 0,
+	CORE_QUEUED,    /* on the FIFO of immediate work */
+	CORE_DUE,       /* on the FIFO of due scheduled work / pipeline continuations */
+	CORE_SCHEDULED, /* in the run_at heap */
+	CORE_RUNNING,
+	CORE_WAITING,   /* a later job of a pipeline that runs */
+};
+
+TAILQ_HEAD(core_job_list, job);
+
+/* A reply held until a running job has been killed and reaped. */
+struct core_waiter {
+	struct core_waiter *next;
+	struct job *job;      /* reference */
+	struct pipeline *pl;  /* reference or NULL */
+	bool delete_after;
+	core_done_fn cb;
+	void *arg;
+};
+
+struct core {
+	struct ev_loop *loop;
+	const struct config *cfg;
+	struct store *store;
+	struct registry *reg;
+	struct runner *runner;
+
+	struct core_job_list queue; /* immediate work (job or a pipeline's first job) */
+	struct core_job_list due;   /* due scheduled work and pipeline continuations: first */
+	size_t nqueued;             /* accepted, not yet started: counts against capacity */
+	struct job **heap;          /* run_at min-heap */
+	size_t heap_len, heap_cap;
+	ev_periodic sched_w;
+	ev_prepare dispatch_w;
+
+	struct idmap *active;       /* id -> job for every unfinished job */
+	struct idmap *active_pl;    /* id -> pipeline for every unfinished pipeline */
+	struct core_waiter *waiters;
+
+	bool draining;
+	ev_timer grace_w;
+	void (*shutdown_done)(void *arg);
+	void *shutdown_arg;
+};
+
+/* core.c */
+void core_kick(struct core *core);
+void core_enqueue(struct core *core, struct job *job);
+void core_schedule(struct core *core, struct job *job);
+/* Take an active, not running job out of wherever it waits. */
+void core_unqueue(struct core *core, struct job *job);
+/* Final status for a job that never ran (cancel, or pipeline cut short). */
+void core_finish_unrun(struct core *core, struct job *job, enum job_status st,
+		       const char *reason);
+/* Finish the pipeline: cancel its unfinished jobs with reason. */
+void core_pipeline_end(struct core *core, struct pipeline *pl, enum job_status st,
+		       const char *jobs_reason, const char *pl_reason);
+/* Hold the reply until job (and pl, when given) are final; then answer with
+ * them, or delete them first when delete_after. 0 or -ENOMEM. */
+int core_wait_final(struct core *core, struct job *job, struct pipeline *pl, bool delete_after,
+		    core_done_fn cb, void *arg);
+void core_reply_err(core_done_fn cb, void *arg, enum core_err err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,479 @@
+/*
+ * core_ops.c - the operations the HTTP driver calls (core.h): validation
+ * with the original's messages, submission, reads, PATCH, cancel, DELETE.
+ *
+ * Validation happens before anything is stored, so a rejected request has
+ * no side effects. Accepted work reserves its queue capacity first and is
+ * queued only once the store has confirmed it (for PostgreSQL: committed),
+ * and the reply (202) comes after that.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "log.h"
+
+static void reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
+			    const char *what)
+{
+	char s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	core_reply_err(cb, arg, CORE_ENOTFOUND, "%s with ID: %s not found", what, s);
+}
+
+/* ---- validation ------------------------------------------------------------------ */
+
+static int validate_job(struct core *core, const struct job_request *req, char *msg, size_t len)
+{
+	bool no_name = !req->name || !req->name[0];
+	bool no_task = !req->task_name || !req->task_name[0];
+	size_t n, off;
+	const char *const *names;
+
+	if (no_name && no_task)
+		return snprintf(msg, len, "name, task_name required"), -1;
+	if (no_name)
+		return snprintf(msg, len, "name required"), -1;
+	if (no_task)
+		return snprintf(msg, len, "task_name required"), -1;
+	if (!registry_find(core->reg, req->task_name)) {
+		names = registry_names(core->reg, &n);
+		off = (size_t)snprintf(msg, len, "%s is not a valid task name - valid tasks: [",
+				       req->task_name);
+		for (size_t i = 0; i < n && off < len; i++)
+			off += (size_t)snprintf(msg + off, len - off, "%s%s", i ? " " : "", names[i]);
+		if (off < len)
+			snprintf(msg + off, len - off, "]");
+		return -1;
+	}
+	if (req->has_timeout && req->timeout_ms > core->cfg->max_timeout_ms) {
+		char a[32];
+		snprintf(a, sizeof(a), "%lld", (long long)(core->cfg->max_timeout_ms / 1000));
+		return snprintf(msg, len, "timeout must be at most %s seconds", a), -1;
+	}
+	return 0;
+}
+
+static int64_t job_timeout(struct core *core, const struct job_request *req)
+{
+	const struct task *t = registry_find(core->reg, req->task_name);
+
+	if (req->has_timeout)
+		return req->timeout_ms;
+	if (t && t->timeout_ms > 0)
+		return t->timeout_ms;
+	return core->cfg->default_timeout_ms;
+}
+
+static struct job *build_job(struct core *core, const struct job_request *req, int64_t now)
+{
+	struct job *job = job_new();
+
+	if (!job)
+		return NULL;
+	job_id_generate(job->id);
+	job_set_str(&job->name, req->name);
+	job_set_str(&job->description, req->description);
+	job_set_str(&job->task_name, req->task_name);
+	if (req->params_json && strcmp(req->params_json, "{}") != 0)
+		job_set_str(&job->params_json, req->params_json);
+	job->timeout_ms = job_timeout(core, req);
+	job->status = JOB_PENDING;
+	job->created_at = now;
+	job->core_heap_index = (size_t)-1;
+	if (!job->name || !job->task_name) {
+		job_unref(job);
+		return NULL;
+	}
+	return job;
+}
+
+static bool admit(struct core *core, core_done_fn cb, void *arg)
+{
+	if (core->draining) {
+		core_reply_err(cb, arg, CORE_EUNAVAIL, "shutting down - not accepting new work");
+		return false;
+	}
+	if (!core_queue_healthy(core)) {
+		core_reply_err(cb, arg, CORE_EUNAVAIL, "job runner unavailable - try again later");
+		return false;
+	}
+	if (core->nqueued >= (size_t)core->cfg->queue_capacity) {
+		core_reply_err(cb, arg, CORE_EFULL, "job queue is full - try again later");
+		return false;
+	}
+	return true;
+}
+
+/* ---- submission ----------------------------------------------------------------- */
+
+/* Context of a call whose store answer may come later (PostgreSQL). */
+struct op {
+	struct core *core;
+	core_done_fn cb;
+	void *arg;
+	struct job *job;        /* submit: the new job (reference) */
+	struct pipeline *pl;    /* submit: the new pipeline (reference) */
+	struct patch_request patch;
+	char *patch_name, *patch_desc;
+	const char *what;       /* "job", "job result", "pipeline" */
+	uint8_t id[JOB_ID_LEN];
+};
+
+static struct op *op_new(struct core *core, core_done_fn cb, void *arg, const char *what,
+			 const uint8_t *id)
+{
+	struct op *op = calloc(1, sizeof(*op));
+
+	if (!op) {
+		core_reply_err(cb, arg, CORE_EINTERNAL, "out of memory");
+		return NULL;
+	}
+	op->core = core;
+	op->cb = cb;
+	op->arg = arg;
+	op->what = what;
+	if (id)
+		memcpy(op->id, id, JOB_ID_LEN);
+	return op;
+}
+
+static void op_free(struct op *op)
+{
+	job_unref(op->job);
+	pipeline_unref(op->pl);
+	free(op->patch_name);
+	free(op->patch_desc);
+	free(op);
+}
+
+/* A store error as a reply: -ENOENT is "<what> with ID: <id> not found". */
+static void reply_store_err(struct op *op, int err)
+{
+	if (err == -ENOENT)
+		reply_not_found(op->cb, op->arg, op->id, op->what);
+	else if (err == -EAGAIN)
+		core_reply_err(op->cb, op->arg, CORE_EUNAVAIL, "storage unavailable - try again later");
+	else
+		core_reply_err(op->cb, op->arg, CORE_EINTERNAL, "storage error: %s", strerror(-err));
+}
+
+/* Run a store call; errors it returns at once are answered here. */
+#define STORE_CALL(op, call)                                                                 \
+	do {                                                                                 \
+		int rc_ = (call);                                                            \
+		if (rc_ < 0) {                                                               \
+			reply_store_err(op, rc_);                                            \
+			op_free(op);                                                         \
+		}                                                                            \
+	} while (0)
+
+static void activate(struct core *core, struct job *job)
+{
+	if (idmap_put(core->active, job->id, job) == 0)
+		job_ref(job);
+}
+
+static void submitted(void *arg, const struct store_reply *reply)
+{
+	struct op *op = arg;
+	struct core *core = op->core;
+	struct job *first = op->pl ? op->pl->jobs[0] : op->job;
+
+	if (reply->err) {
+		core->nqueued--;
+		reply_store_err(op, reply->err);
+		op_free(op);
+		return;
+	}
+	if (op->pl) {
+		if (idmap_put(core->active_pl, op->pl->id, op->pl) == 0)
+			pipeline_ref(op->pl);
+		for (size_t i = 0; i < op->pl->njobs; i++) {
+			op->pl->jobs[i]->pipeline = op->pl;
+			op->pl->jobs[i]->core_where = CORE_WAITING;
+			activate(core, op->pl->jobs[i]);
+		}
+	} else {
+		activate(core, op->job);
+	}
+	if (first->run_at)
+		core_schedule(core, first);
+	else
+		core_enqueue(core, first);
+	struct core_reply r = {.err = CORE_OK, .job = op->job, .pipeline = op->pl};
+	op->cb(op->arg, &r);
+	op_free(op);
+}
+
+static void submit_failed(struct op *op, int rc)
+{
+	struct store_reply r = {.err = rc};
+
+	submitted(op, &r);
+}
+
+void core_submit_job(struct core *core, const struct job_request *req, core_done_fn cb, void *arg)
+{
+	char msg[4096];
+	struct op *op;
+	int rc;
+
+	if (validate_job(core, req, msg, sizeof(msg)) < 0) {
+		core_reply_err(cb, arg, CORE_EINVAL, "%s", msg);
+		return;
+	}
+	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "job", NULL)))
+		return;
+	op->job = build_job(core, req, job_now_us());
+	if (!op->job) {
+		core_reply_err(cb, arg, CORE_EINTERNAL, "out of memory");
+		op_free(op);
+		return;
+	}
+	if (req->has_run_at)
+		op->job->run_at = req->run_at;
+	memcpy(op->id, op->job->id, JOB_ID_LEN);
+	core->nqueued++;
+	rc = core->store->ops->create_job(core->store, op->job, submitted, op);
+	if (rc < 0)
+		submit_failed(op, rc);
+}
+
+static int validate_pipeline(struct core *core, const struct pipeline_request *req, char *msg,
+			     size_t len)
+{
+	bool no_name = !req->name || !req->name[0];
+
+	for (size_t i = 0; i < req->njobs; i++)
+		if (validate_job(core, &req->jobs[i], msg, len) < 0)
+			return -1;
+	if (no_name && req->njobs == 0)
+		return snprintf(msg, len, "name, jobs required"), -1;
+	if (no_name)
+		return snprintf(msg, len, "name required"), -1;
+	if (req->njobs == 0)
+		return snprintf(msg, len, "jobs required"), -1;
+	if (req->njobs < 2)
+		return snprintf(msg, len, "pipeline should have at least 2 jobs, %zu given",
+				req->njobs),
+		       -1;
+	return 0;
+}
+
+static struct pipeline *build_pipeline(struct core *core, const struct pipeline_request *req)
+{
+	struct pipeline *pl = pipeline_new(req->njobs);
+	int64_t now = job_now_us();
+
+	if (!pl)
+		return NULL;
+	job_id_generate(pl->id);
+	job_set_str(&pl->name, req->name);
+	job_set_str(&pl->description, req->description);
+	pl->status = JOB_PENDING;
+	pl->created_at = now;
+	pl->run_at = req->has_run_at ? req->run_at : 0;
+	for (size_t i = 0; i < req->njobs; i++) {
+		struct job *job = build_job(core, &req->jobs[i], now);
+		if (!job) {
+			pipeline_unref(pl);
+			return NULL;
+		}
+		pl->jobs[i] = job;
+		job->in_pipeline = true;
+		memcpy(job->pipeline_id, pl->id, JOB_ID_LEN);
+		job->pipeline_index = (int)i;
+		job->use_previous_results = i > 0 && req->jobs[i].use_previous_results;
+		if (i > 0) {
+			pl->jobs[i - 1]->has_next = true;
+			memcpy(pl->jobs[i - 1]->next_job_id, job->id, JOB_ID_LEN);
+		}
+	}
+	pl->jobs[0]->run_at = pl->run_at;
+	if (!pl->name) {
+		pipeline_unref(pl);
+		return NULL;
+	}
+	return pl;
+}
+
+void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
+			  core_done_fn cb, void *arg)
+{
+	char msg[4096];
+	struct op *op;
+	int rc;
+
+	if (validate_pipeline(core, req, msg, sizeof(msg)) < 0) {
+		core_reply_err(cb, arg, CORE_EINVAL, "%s", msg);
+		return;
+	}
+	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "pipeline", NULL)))
+		return;
+	op->pl = build_pipeline(core, req);
+	if (!op->pl) {
+		core_reply_err(cb, arg, CORE_EINTERNAL, "out of memory");
+		op_free(op);
+		return;
+	}
+	memcpy(op->id, op->pl->id, JOB_ID_LEN);
+	core->nqueued++;
+	rc = core->store->ops->create_pipeline(core->store, op->pl, submitted, op);
+	if (rc < 0)
+		submit_failed(op, rc);
+}
+
+/* ---- reads ------------------------------------------------------------------------ */
+
+/* Pass a store reply on as a core reply. */
+static void forward(void *arg, const struct store_reply *reply)
+{
+	struct op *op = arg;
+
+	if (reply->err) {
+		reply_store_err(op, reply->err);
+	} else {
+		struct core_reply r = {
+			.err = CORE_OK,
+			.job = reply->job,
+			.pipeline = reply->pipeline,
+			.jobs = reply->jobs,
+			.njobs = reply->njobs,
+			.pipelines = reply->pipelines,
+			.npipelines = reply->npipelines,
+		};
+		op->cb(op->arg, &r);
+	}
+	op_free(op);
+}
+
+#define FORWARD(core, cb, arg, what, id, method, ...)                                        \
+	do {                                                                                 \
+		struct op *op_ = op_new(core, cb, arg, what, id);                            \
+		if (op_)                                                                     \
+			STORE_CALL(op_, (core)->store->ops->method((core)->store, __VA_ARGS__,  \
+								    forward, op_));                  \
+	} while (0)
+
+void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+{
+	FORWARD(core, cb, arg, "job", id, get_job, id);
+}
+
+void core_list_jobs(struct core *core, const struct core_list_query *q, core_done_fn cb,
+		    void *arg)
+{
+	struct store_query sq = {.status = q->status, .offset = q->offset, .limit = q->limit};
+
+	FORWARD(core, cb, arg, "job", NULL, list_jobs, &sq);
+}
+
+void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+{
+	FORWARD(core, cb, arg, "job result", id, get_result, id);
+}
+
+void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			void *arg)
+{
+	FORWARD(core, cb, arg, "job result", id, delete_result, id);
+}
+
+void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+		       void *arg)
+{
+	FORWARD(core, cb, arg, "pipeline", id, get_pipeline, id);
+}
+
+void core_list_pipelines(struct core *core, const struct core_list_query *q,
+			 core_done_fn cb, void *arg)
+{
+	struct store_query sq = {.status = q->status, .offset = q->offset, .limit = q->limit};
+
+	FORWARD(core, cb, arg, "pipeline", NULL, list_pipelines, &sq);
+}
+
+void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
+			void *arg)
+{
+	FORWARD(core, cb, arg, "pipeline", id, pipeline_jobs, id);
+}
+
+/* ---- PATCH -------------------------------------------------------------------------- */
+
+static void apply_patch(struct op *op, char **name, char **desc)
+{
+	if (op->patch.name)
+		job_set_str(name, op->patch.name);
+	if (op->patch.description)
+		job_set_str(desc, op->patch.description);
+}
+
+static void patched(void *arg, const struct store_reply *reply)
+{
+	struct op *op = arg;
+	struct store *st = op->core->store;
+	struct core_reply r = {.err = CORE_OK};
+
+	if (reply->err) {
+		reply_store_err(op, reply->err);
+		op_free(op);
+		return;
+	}
+	if (reply->job) {
+		/* An active job is the live object: change that one. */
+		struct job *live = idmap_get(op->core->active, reply->job->id);
+		struct job *job = live ? live : reply->job;
+		apply_patch(op, &job->name, &job->description);
+		st->ops->save_job(st, job, JOB_F_META);
+		r.job = job;
+	} else {
+		struct pipeline *live = idmap_get(op->core->active_pl, reply->pipeline->id);
+		struct pipeline *pl = live ? live : reply->pipeline;
+		apply_patch(op, &pl->name, &pl->description);
+		st->ops->save_pipeline(st, pl, JOB_F_META);
+		r.pipeline = pl;
+	}
+	op->cb(op->arg, &r);
+	op_free(op);
+}
+
+static struct op *patch_op(struct core *core, const uint8_t *id, const struct patch_request *req,
+			   core_done_fn cb, void *arg, const char *what)
+{
+	struct op *op;
+
+	if (req->name && !req->name[0]) {
+		core_reply_err(cb, arg, CORE_EINVAL, "name must be a non-empty string");
+		return NULL;
+	}
+	if (!(op = op_new(core, cb, arg, what, id)))
+		return NULL;
+	op->patch_name = req->name ? strdup(req->name) : NULL;
+	op->patch_desc = req->description ? strdup(req->description) : NULL;
+	op->patch.name = op->patch_name;
+	op->patch.description = op->patch_desc;
+	return op;
+}
+
+void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN],
+		    const struct patch_request *req, core_done_fn cb, void *arg)
+{
+	struct op *op = patch_op(core, id, req, cb, arg, "job");
+
+	if (op)
+		STORE_CALL(op, core->store->ops->get_job(core->store, id, patched, op));
+}
+
+void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN],
+			 const struct patch_request *req, core_done_fn cb, void *arg)
+{
+	struct op *op = patch_op(core, id, req, cb, arg, "pipeline");
+
+	if (op)
+		STORE_CALL(op, core->store->ops->get_pipeline(core->store, id, patched, op));
+}

@@ -1,0 +1,146 @@
+/*
+ * job.h - the domain objects: jobs, pipelines, their statuses, results and
+ * outcomes. Shared by the core, the storage adapters and the API.
+ *
+ * Jobs and pipelines are reference counted: the memory store, the queue and
+ * a running child each hold a reference, so an object lives as long as
+ * anyone still looks at it. A pipeline holds references to its jobs; a job
+ * names its pipeline by id only (no reference cycle).
+ *
+ * Times are microseconds since the Unix epoch (UTC); 0 means "not set".
+ * Ids are UUIDv4, kept as 16 bytes and formatted on output.
+ */
+#ifndef VALET_JOB_H
+#define VALET_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#define JOB_ID_LEN 16
+#define JOB_ID_STRLEN 36 /* without the NUL */
+
+enum job_status {
+	JOB_UNDEFINED = 0,
+	JOB_PENDING = 1,
+	JOB_SCHEDULED = 2,
+	JOB_IN_PROGRESS = 3,
+	JOB_COMPLETED = 4,
+	JOB_FAILED = 5,
+	JOB_CANCELLED = 6,
+};
+#define JOB_STATUS_MAX JOB_CANCELLED
+
+/* How the child ended, decided by the supervisor (never by the child). */
+struct job_outcome {
+	int pid;            /* 0 when no child ran */
+	int exit_code;      /* -1 when the child did not exit normally */
+	int term_signal;    /* 0 when not killed by a signal */
+	bool timed_out;     /* we killed it at its deadline */
+	bool cancelled;     /* we killed it because of a cancel/shutdown */
+	bool output_limit;  /* we killed it for too much output */
+	bool oom_killed;
+	bool seccomp_blocked;
+	char seccomp_syscall[32]; /* name of the blocked call, "" when unknown */
+	int64_t cpu_ms;     /* user+system CPU of the child; -1 when unknown */
+	int64_t wall_ms;    /* spawn -> reaped; -1 when unknown */
+	int64_t max_rss_kb; /* peak resident set; -1 when unknown */
+};
+
+struct job {
+	unsigned refs;
+	uint8_t id[JOB_ID_LEN];
+	char *name;           /* never NULL */
+	char *description;    /* NULL when absent */
+	char *task_name;      /* never NULL */
+	char *params_json;    /* compact JSON object text; NULL when absent or {} */
+	int64_t timeout_ms;   /* > 0 */
+	enum job_status status;
+	char *failure_reason; /* NULL unless FAILED/CANCELLED */
+	int64_t run_at, scheduled_at, created_at, started_at, completed_at;
+
+	/* Pipeline membership (all zero for a standalone job). */
+	bool in_pipeline;
+	uint8_t pipeline_id[JOB_ID_LEN];
+	bool has_next;
+	uint8_t next_job_id[JOB_ID_LEN];
+	bool use_previous_results;
+	int pipeline_index;
+
+	/* The result, stored together with the final status. */
+	bool has_result;
+	char *result_json;  /* the task's return value as JSON text; NULL for null */
+	char *result_error; /* the failure text; NULL when none */
+
+	struct job_outcome outcome;
+
+	/* Owned by the core while the job is queued/scheduled/running. */
+	struct pipeline *pipeline; /* borrowed; set while active */
+	TAILQ_ENTRY(job) core_link;
+	size_t core_heap_index;
+	int core_where; /* core.c: enum core_where */
+
+	/* Owned by the storage adapter (e.g. its creation-order list). */
+	TAILQ_ENTRY(job) store_link;
+	void *store_priv;
+};
+
+struct pipeline {
+	unsigned refs;
+	uint8_t id[JOB_ID_LEN];
+	char *name;
+	char *description;
+	enum job_status status;
+	char *failure_reason;
+	int64_t run_at, created_at, started_at, completed_at;
+	size_t njobs;
+	struct job **jobs; /* references, in pipeline order */
+
+	TAILQ_ENTRY(pipeline) store_link;
+	void *store_priv;
+};
+
+/* Field masks for store save calls: what changed. */
+enum {
+	JOB_F_STATUS = 1u << 0,      /* status, failure_reason, timestamps */
+	JOB_F_META = 1u << 1,        /* name, description (PATCH) */
+	JOB_F_RESULT = 1u << 2,      /* result (with the final status) */
+	JOB_F_OUTCOME = 1u << 3,
+};
+
+/* Constructors take nothing from the caller; fields are filled in after. */
+struct job *job_new(void);
+struct job *job_ref(struct job *job);
+void job_unref(struct job *job); /* NULL is a no-op */
+struct pipeline *pipeline_new(size_t njobs);
+struct pipeline *pipeline_ref(struct pipeline *pl);
+void pipeline_unref(struct pipeline *pl);
+
+/* Set a string field: frees the old value, stores a copy (or NULL). */
+void job_set_str(char **field, const char *value);
+
+bool job_status_final(enum job_status s);
+const char *job_status_name(enum job_status s); /* "PENDING", ... */
+/* Case-insensitive; returns JOB_UNDEFINED for an unknown name. */
+enum job_status job_status_parse(const char *name);
+
+/* UUIDv4 ids. */
+void job_id_generate(uint8_t id[JOB_ID_LEN]);
+void job_id_format(const uint8_t id[JOB_ID_LEN], char out[JOB_ID_STRLEN + 1]);
+/* Strict: 36 chars, hex with hyphens at 8-13-18-23; any case. 0 or -EINVAL. */
+int job_id_parse(const char *s, uint8_t id[JOB_ID_LEN]);
+
+/* Clocks. */
+int64_t job_now_us(void);  /* CLOCK_REALTIME */
+int64_t job_mono_ns(void); /* CLOCK_MONOTONIC */
+/* RFC 3339 UTC, 'Z', fraction trimmed of trailing zeros. out >= 32 bytes. */
+void job_time_format(int64_t us, char *out, size_t outlen);
+/* RFC 3339 with a required zone (Z or +hh:mm); fraction 1-9 digits.
+ * Returns 0 and *us, or -EINVAL. */
+int job_time_parse(const char *s, int64_t *us);
+
+/* Duration in ms of a COMPLETED/FAILED job, -1 otherwise. */
+int64_t job_duration_ms(const struct job *job);
+
+#endif

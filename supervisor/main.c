@@ -1,0 +1,353 @@
+/*
+ * main.c - valet_main(): valetd's startup, dependency injection and
+ * shutdown. The order matters:
+ *   1. config and logging;
+ *   2. the task table: registered C tasks, plugins, exec tasks;
+ *   3. sandbox preparation: seccomp filters compiled once, the task user;
+ *   4. the spawner is forked *now*, while this process is still small;
+ *   5. the event loop, the store adapter picked by the config, the core,
+ *      the HTTP server; signals; run.
+ * SIGTERM/SIGINT: stop accepting, let running jobs finish within the grace
+ * period, then kill them, then exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <jansson.h>
+
+#include "../api/http.h"
+#include "../sandbox/sandbox.h"
+#include "../storage/store.h"
+#include "config.h"
+#include "core.h"
+#include "log.h"
+#include "registry.h"
+#include "spawner.h"
+
+struct daemon {
+	struct ev_loop *loop;
+	struct http_server *http;
+	struct core *core;
+	ev_signal sigterm, sigint, sighup;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: valetd [-c FILE] [-l HOST:PORT] [-w WORKERS] [-t [-v]] [--check] [-V]\n"
+		"  -c, --config FILE   read the INI configuration FILE\n"
+		"  -l, --listen ADDR   listen on HOST:PORT (overrides [server] listen)\n"
+		"  -w, --workers N     run at most N jobs at once (overrides [queue] workers)\n"
+		"  -t, --test-config   check the configuration and exit (with -v: print it)\n"
+		"      --check         print what isolation this host offers and exit\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          this text\n");
+}
+
+static void shutdown_done(void *arg)
+{
+	struct daemon *d = arg;
+
+	ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	if (w->signum == SIGHUP) {
+		log_warn("SIGHUP: configuration reload is not supported yet; restart valetd");
+		return;
+	}
+	log_info("signal received: shutting down", "signal", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (d->http)
+		http_quiesce(d->http);
+	core_shutdown(d->core, shutdown_done, d);
+}
+
+static int setup_tasks(struct config *cfg, struct registry *reg)
+{
+	char err[1024];
+	int rc;
+
+	if (cfg->plugin_dir && cfg->plugin_dir[0]) {
+		rc = registry_load_plugins(reg, cfg->plugin_dir, err, sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "valetd: %s\n", err);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
+		struct config_exec_task *t = &cfg->exec_tasks[i];
+		rc = registry_add_exec(reg, t->name, t->argv, t->timeout_ms);
+		if (rc < 0) {
+			fprintf(stderr, "valetd: task %s: %s\n", t->name,
+				rc == -EEXIST ? "a task with this name is already registered"
+					      : strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int print_check(const struct config *cfg)
+{
+	struct sbx_filter f;
+	uid_t uid;
+	gid_t gid;
+	int rc;
+
+	printf("valetd %s isolation check\n", VALET_VERSION);
+	rc = sbx_filter_compile(SBX_PROFILE_STRICT, false, &f);
+	printf("  seccomp filter (strict): %s\n", rc == 0 ? "ok" : strerror(-rc));
+	if (rc == 0)
+		sbx_filter_release(&f);
+	if (geteuid() == 0) {
+		rc = sbx_lookup_user(cfg->user, &uid, &gid);
+		if (rc == 0)
+			printf("  task user: %s (uid %u, gid %u)\n", cfg->user, uid, gid);
+		else
+			printf("  task user: %s: %s\n", cfg->user, strerror(-rc));
+	} else {
+		printf("  task user: not root - tasks run as uid %u\n", geteuid());
+	}
+	printf("  namespaces, cgroups: not used yet (seccomp + rlimits + process groups)\n");
+	return 0;
+}
+
+struct cli {
+	const char *config, *listen;
+	int workers;
+	bool test, verbose, check;
+};
+
+static int parse_cli(int argc, char **argv, struct cli *cli)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+		{"workers", required_argument, NULL, 'w'}, {"test-config", no_argument, NULL, 't'},
+		{"verbose", no_argument, NULL, 'v'},      {"check", no_argument, NULL, 'C'},
+		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	char *end;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:l:w:tvVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cli->config = optarg;
+			break;
+		case 'l':
+			cli->listen = optarg;
+			break;
+		case 'w':
+			cli->workers = (int)strtol(optarg, &end, 10);
+			if (*end || cli->workers < 1 || cli->workers > 1024) {
+				fprintf(stderr, "valetd: -w: must be a number between 1 and 1024\n");
+				return 2;
+			}
+			break;
+		case 't':
+			cli->test = true;
+			break;
+		case 'v':
+			cli->verbose = true;
+			break;
+		case 'C':
+			cli->check = true;
+			break;
+		case 'V':
+			printf("valetd %s\n", VALET_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "valetd: unexpected argument: %s\n", argv[optind]);
+		return 2;
+	}
+	return -1;
+}
+
+static int load_config(const struct cli *cli, struct config **out)
+{
+	char err[1024], host[256];
+	struct config *cfg = config_new();
+	int port;
+
+	if (!cfg)
+		return 1;
+	if (cli->config && config_load(cfg, cli->config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_free(cfg);
+		return 2;
+	}
+	config_apply_env(cfg);
+	if (cli->listen) {
+		if (config_parse_listen(cli->listen, host, sizeof(host), &port) < 0) {
+			fprintf(stderr, "valetd: -l %s: expected HOST:PORT\n", cli->listen);
+			config_free(cfg);
+			return 2;
+		}
+		free(cfg->listen);
+		cfg->listen = strdup(cli->listen);
+	}
+	if (cli->workers)
+		cfg->workers = cli->workers;
+	if (strcmp(cfg->storage, "memory") != 0) {
+		fprintf(stderr, "%s: storage backend \"%s\" is not available in this build "
+				"(only \"memory\")\n",
+			cli->config ? cli->config : "valetd", cfg->storage);
+		config_free(cfg);
+		return 2;
+	}
+	*out = cfg;
+	return -1;
+}
+
+struct sandbox_prep {
+	struct sbx_filter filters[SBX_PROFILE_COUNT];
+	struct spawner_opts opts;
+};
+
+static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
+{
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((rc = sbx_filter_compile(SBX_PROFILE_STRICT, false, &p->filters[0])) < 0 ||
+	    (rc = sbx_filter_compile(SBX_PROFILE_EXEC, false, &p->filters[1])) < 0) {
+		fprintf(stderr, "valetd: cannot compile the seccomp filters: %s\n", strerror(-rc));
+		return rc;
+	}
+	p->opts.reg = registry_global();
+	p->opts.filters = p->filters;
+	p->opts.max_slots = (unsigned)cfg->workers;
+	p->opts.limits = (struct sbx_limits){
+		.memory_bytes = cfg->memory_limit_bytes,
+		.cpu_seconds = cfg->cpu_limit_ms > 0 ? (uint64_t)((cfg->cpu_limit_ms + 999) / 1000) : 0,
+		.max_files = (uint64_t)cfg->max_files,
+		.max_processes = (uint64_t)cfg->max_processes,
+		.max_file_size = cfg->max_file_size,
+	};
+	if (geteuid() == 0) {
+		rc = sbx_lookup_user(cfg->user, &p->opts.uid, &p->opts.gid);
+		if (rc < 0) {
+			fprintf(stderr, "valetd: [sandbox] user %s: %s\n", cfg->user,
+				rc == -ENOENT ? "no such user" : strerror(-rc));
+			return rc;
+		}
+		p->opts.drop_user = true;
+	} else {
+		log_warn("not running as root: tasks run as this user (no privilege drop)");
+	}
+	return 0;
+}
+
+static int serve(struct config *cfg, int spawner_fd)
+{
+	struct daemon d = {0};
+	struct store *store = NULL;
+	char err[512], n[16];
+	int rc = 1;
+
+	d.loop = ev_default_loop(EVFLAG_AUTO);
+	store = store_memory_new();
+	if (!store)
+		goto out;
+	d.core = core_new(d.loop, cfg, store, registry_global(), spawner_fd);
+	if (!d.core)
+		goto out;
+	d.http = http_new(d.loop, cfg, d.core, err, sizeof(err));
+	if (!d.http) {
+		log_error("cannot start the HTTP server", "error", err);
+		goto out;
+	}
+	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
+	ev_signal_init(&d.sigint, on_signal, SIGINT);
+	ev_signal_init(&d.sighup, on_signal, SIGHUP);
+	d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+	ev_signal_start(d.loop, &d.sigterm);
+	ev_signal_start(d.loop, &d.sigint);
+	ev_signal_start(d.loop, &d.sighup);
+	snprintf(n, sizeof(n), "%d", cfg->workers);
+	log_info("valetd ready", "version", VALET_VERSION, "workers", n, "storage", cfg->storage);
+	ev_run(d.loop, 0);
+	log_info("valetd stopped");
+	rc = 0;
+out:
+	http_free(d.http);
+	core_free(d.core);
+	store_free(store);
+	return rc;
+}
+
+int valet_main(int argc, char **argv)
+{
+	struct cli cli = {0};
+	struct config *cfg = NULL;
+	struct sandbox_prep prep;
+	pid_t spawner_pid;
+	int rc, spawner_fd;
+
+	rc = parse_cli(argc, argv, &cli);
+	if (rc >= 0)
+		return rc;
+	rc = load_config(&cli, &cfg);
+	if (rc >= 0)
+		return rc;
+	log_setup(cfg->log_format, cfg->log_level);
+	/* Seed jansson's hash function here: in a sandboxed child it would try
+	 * to open /dev/urandom, which the seccomp filter forbids. */
+	json_object_seed(0);
+	if (setup_tasks(cfg, registry_global()) < 0) {
+		config_free(cfg);
+		return 2;
+	}
+	if (cli.test) {
+		if (cli.verbose)
+			config_dump(cfg, stdout);
+		fprintf(stderr, "%s: configuration OK\n", cli.config ? cli.config : "valetd");
+		config_free(cfg);
+		return 0;
+	}
+	if (cli.check) {
+		rc = print_check(cfg);
+		config_free(cfg);
+		return rc;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (prepare_sandbox(cfg, &prep) < 0) {
+		config_free(cfg);
+		return 1;
+	}
+	rc = spawner_start(&prep.opts, &spawner_pid, &spawner_fd);
+	if (rc < 0) {
+		fprintf(stderr, "valetd: cannot start the spawner: %s\n", strerror(-rc));
+		config_free(cfg);
+		return 1;
+	}
+	rc = serve(cfg, spawner_fd);
+	/* Closing our end tells the spawner to kill what is left and exit. */
+	close(spawner_fd);
+	waitpid(spawner_pid, NULL, 0);
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+		sbx_filter_release(&prep.filters[i]);
+	config_free(cfg);
+	registry_clear(registry_global());
+	return rc;
+}

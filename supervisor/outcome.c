@@ -1,0 +1,152 @@
+/*
+ * outcome.c - turns what the supervisor saw of a job child into a status and
+ * a failure_reason a person understands. Pure functions, no I/O: the order
+ * of the checks below *is* the classification policy of SANDBOX.md.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "outcome.h"
+
+void outcome_format_duration(int64_t ms, char *out, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(out, len, "%llds", (long long)(ms / 1000));
+	else if (ms < 1000)
+		snprintf(out, len, "%lldms", (long long)ms);
+	else {
+		char buf[32];
+		size_t n = (size_t)snprintf(buf, sizeof(buf), "%lld.%03lld", (long long)(ms / 1000),
+					    (long long)(ms % 1000));
+		while (n > 0 && buf[n - 1] == '0')
+			buf[--n] = '\0';
+		snprintf(out, len, "%ss", buf);
+	}
+}
+
+void outcome_format_size(size_t bytes, char *out, size_t len)
+{
+	if (bytes >= (1u << 30) && bytes % (1u << 30) == 0)
+		snprintf(out, len, "%zu GiB", bytes >> 30);
+	else if (bytes >= (1u << 20) && bytes % (1u << 20) == 0)
+		snprintf(out, len, "%zu MiB", bytes >> 20);
+	else if (bytes >= 1024 && bytes % 1024 == 0)
+		snprintf(out, len, "%zu KiB", bytes >> 10);
+	else
+		snprintf(out, len, "%zu bytes", bytes);
+}
+
+static const struct {
+	int sig;
+	const char *name, *what;
+} signals[] = {
+	{SIGSEGV, "SIGSEGV", "segmentation fault"}, {SIGABRT, "SIGABRT", "aborted"},
+	{SIGFPE, "SIGFPE", "floating point exception"}, {SIGBUS, "SIGBUS", "bus error"},
+	{SIGILL, "SIGILL", "illegal instruction"}, {SIGKILL, "SIGKILL", "killed"},
+	{SIGTERM, "SIGTERM", NULL}, {SIGINT, "SIGINT", NULL}, {SIGHUP, "SIGHUP", NULL},
+	{SIGQUIT, "SIGQUIT", NULL}, {SIGPIPE, "SIGPIPE", NULL}, {SIGALRM, "SIGALRM", NULL},
+	{SIGUSR1, "SIGUSR1", NULL}, {SIGUSR2, "SIGUSR2", NULL}, {SIGTRAP, "SIGTRAP", NULL},
+	{SIGSYS, "SIGSYS", "bad system call"}, {SIGXCPU, "SIGXCPU", "CPU time limit exceeded"},
+	{SIGXFSZ, "SIGXFSZ", "file size limit exceeded"}, {SIGSTOP, "SIGSTOP", NULL},
+};
+
+const char *outcome_signal_name(int sig, char *buf, size_t len)
+{
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		if (signals[i].sig == sig) {
+			snprintf(buf, len, "%s", signals[i].name);
+			return signals[i].what;
+		}
+	snprintf(buf, len, "SIG%d", sig);
+	return NULL;
+}
+
+enum job_status outcome_classify(const struct outcome_facts *f, char *reason, size_t len,
+				 bool *by_task)
+{
+	char a[32], b[32];
+	const char *what;
+
+	reason[0] = '\0';
+	if (by_task)
+		*by_task = false;
+	switch (f->killed) {
+	case RUN_KILL_TIMEOUT:
+		outcome_format_duration(f->timeout_ms, a, sizeof(a));
+		snprintf(reason, len, "timed out after %s (killed)", a);
+		return JOB_FAILED;
+	case RUN_KILL_CANCEL:
+		snprintf(reason, len, "cancelled by request");
+		return JOB_CANCELLED;
+	case RUN_KILL_SHUTDOWN:
+		outcome_format_duration(f->shutdown_grace_ms, a, sizeof(a));
+		snprintf(reason, len, "killed at shutdown after the %s grace period", a);
+		return JOB_FAILED;
+	case RUN_KILL_OUTPUT:
+		outcome_format_size(f->max_output_bytes, a, sizeof(a));
+		snprintf(reason, len, "output limit exceeded (more than %s on stdout/stderr)", a);
+		return JOB_FAILED;
+	case RUN_KILL_RESULT_SIZE:
+		outcome_format_size(f->max_result_bytes, a, sizeof(a));
+		snprintf(reason, len, "result too large (more than %s)", a);
+		return JOB_FAILED;
+	case RUN_KILL_PROTOCOL:
+		snprintf(reason, len, "malformed result: %s",
+			 f->malformed ? f->malformed : "bad frame from the task");
+		return JOB_FAILED;
+	case RUN_KILL_NONE:
+		break;
+	}
+	if (f->spawn_err) {
+		snprintf(reason, len, "could not start the job: fork: %s", strerror(f->spawn_err));
+		return JOB_FAILED;
+	}
+	if (f->oom_killed) {
+		snprintf(reason, len, "out of memory");
+		return JOB_FAILED;
+	}
+	if (!f->exited && f->term_signal == SIGSYS) {
+		if (f->syscall_name && f->syscall_name[0])
+			snprintf(reason, len, "blocked by sandbox: system call %s", f->syscall_name);
+		else
+			snprintf(reason, len, "blocked by sandbox: forbidden system call");
+		return JOB_FAILED;
+	}
+	if (!f->exited) {
+		what = outcome_signal_name(f->term_signal, b, sizeof(b));
+		if (what)
+			snprintf(reason, len, "crashed: %s (%s)", b, what);
+		else
+			snprintf(reason, len, "crashed: %s", b);
+		return JOB_FAILED;
+	}
+	if (f->setup_step) {
+		snprintf(reason, len, "sandbox setup failed: %s: %s", f->setup_step,
+			 strerror(f->setup_errno));
+		return JOB_FAILED;
+	}
+	if (f->exit_code != 0) {
+		if (f->stderr_tail && f->stderr_tail[0])
+			snprintf(reason, len, "exited with status %d: %s", f->exit_code,
+				 f->stderr_tail);
+		else
+			snprintf(reason, len, "exited with status %d", f->exit_code);
+		return JOB_FAILED;
+	}
+	if (f->malformed) {
+		snprintf(reason, len, "malformed result: %s", f->malformed);
+		return JOB_FAILED;
+	}
+	if (!f->has_result) {
+		snprintf(reason, len, "exited without a result");
+		return JOB_FAILED;
+	}
+	if (f->task_error) {
+		snprintf(reason, len, "%s", f->task_error);
+		if (by_task)
+			*by_task = true;
+		return JOB_FAILED;
+	}
+	return JOB_COMPLETED;
+}

@@ -1,0 +1,59 @@
+/*
+ * outcome.h - decide a job's final status and failure_reason from what the
+ * supervisor itself observed (SANDBOX.md property 8), in this order:
+ * killed by us (timeout / cancel / shutdown / output or result limit) ->
+ * OOM -> seccomp (SIGSYS) -> other signal -> setup failure -> non-zero exit
+ * -> missing or malformed result -> the task's own error -> ok.
+ */
+#ifndef VALET_OUTCOME_H
+#define VALET_OUTCOME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+enum run_kill {
+	RUN_KILL_NONE = 0,
+	RUN_KILL_TIMEOUT,
+	RUN_KILL_CANCEL,
+	RUN_KILL_SHUTDOWN,
+	RUN_KILL_OUTPUT,
+	RUN_KILL_RESULT_SIZE,
+	RUN_KILL_PROTOCOL,
+};
+
+struct outcome_facts {
+	enum run_kill killed;
+	int64_t timeout_ms;       /* of the job that was running */
+	int64_t shutdown_grace_ms;
+	size_t max_output_bytes, max_result_bytes;
+	int spawn_err;            /* fork failed: errno */
+	bool exited;              /* WIFEXITED */
+	int exit_code;
+	int term_signal;          /* WIFSIGNALED */
+	bool oom_killed;
+	const char *syscall_name; /* from the SIGSYS reporter; NULL/"" unknown */
+	const char *setup_step;   /* sandbox setup failure; NULL = none */
+	int setup_errno;
+	const char *stderr_tail;  /* exec tasks: appended to exit failures */
+	bool has_result;          /* a result arrived for this job */
+	const char *malformed;    /* why the result is unusable; NULL = fine */
+	const char *task_error;   /* the task's own error; NULL = none */
+};
+
+/* Returns COMPLETED, FAILED or CANCELLED and writes the reason ("" for
+ * COMPLETED) into reason. *by_task (may be NULL) tells whether the job
+ * failed by its own error, whose full text is then f->task_error. */
+enum job_status outcome_classify(const struct outcome_facts *f, char *reason, size_t len,
+				 bool *by_task);
+
+/* "2s", "1.5s", "500ms" */
+void outcome_format_duration(int64_t ms, char *out, size_t len);
+/* "1 MiB", "512 KiB", "100 bytes" */
+void outcome_format_size(size_t bytes, char *out, size_t len);
+/* "SIGSEGV" ("SIG42" when unknown) and "segmentation fault" (or NULL). */
+const char *outcome_signal_name(int sig, char *buf, size_t len);
+
+#endif

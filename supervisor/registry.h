@@ -1,0 +1,45 @@
+/*
+ * registry.h - the task table: name -> C function or exec program.
+ * Filled at startup (valet_register, plugins, [task.NAME] config sections)
+ * before the spawner is forked, so the spawner and every job child see the
+ * same table and a task is named across processes by its index.
+ */
+#ifndef VALET_REGISTRY_H
+#define VALET_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../include/valet.h"
+
+enum task_kind { TASK_C = 0, TASK_EXEC = 1 };
+
+struct task {
+	char *name;
+	enum task_kind kind;
+	valet_task_fn fn;     /* TASK_C */
+	char **argv;          /* TASK_EXEC: NULL-terminated, argv[0] absolute */
+	int64_t timeout_ms;   /* default timeout for this task; 0 = global default */
+};
+
+/* The process-wide table that valet_register() fills. */
+struct registry *registry_global(void);
+
+int registry_add_c(struct registry *reg, const char *name, valet_task_fn fn);
+/* argv: borrowed, copied. 0, -EINVAL, -EEXIST. */
+int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
+		      int64_t timeout_ms);
+/* Lookups return NULL / -1 when unknown. */
+const struct task *registry_find(const struct registry *reg, const char *name);
+int registry_index(const struct registry *reg, const char *name);
+const struct task *registry_at(const struct registry *reg, int index);
+size_t registry_count(const struct registry *reg);
+/* Sorted by name; borrowed until the next add. */
+const char *const *registry_names(const struct registry *reg, size_t *count);
+void registry_clear(struct registry *reg); /* tests */
+
+/* Load every *.so in dir (sorted), calling valet_plugin_init. 0 or -errno with
+ * a message in err. */
+int registry_load_plugins(struct registry *reg, const char *dir, char *err, size_t errlen);
+
+#endif

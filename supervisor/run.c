@@ -1,0 +1,791 @@
+/*
+ * run.c - the daemon's side of job children.
+ *
+ * Theory of operation. runner_start() takes a free worker slot, makes the
+ * child's pipes (frame channel, output, and for exec tasks a separate stderr
+ * plus a memfd holding the input on stdin), sends START to the spawner with
+ * the child's ends attached, and closes them here. From then on a run is a
+ * small state machine driven by three kinds of events:
+ *   - bytes on the frame channel: START(k) / RESULT(k) / SYSCALL / SETUP_ERROR
+ *     frames, parsed with a size cap; a C-task pipeline run reports each job
+ *     start and result, so statuses and per-job deadlines stay exact;
+ *   - bytes on the output pipes: counted against the caps (exec stdout is
+ *     the result), a tail of stderr kept for the failure reason;
+ *   - the deadline timer: KILL to the spawner (the first kill reason wins);
+ *   - the spawner's EXIT event: the child is reaped. Drain what is left in
+ *     the pipes, classify (outcome.c), report job_done and run_done.
+ * A job's result is only final when the next job starts or the child has
+ * been reaped: a result followed by a crash is a crash.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "../sandbox/frame.h"
+#include "../sandbox/sandbox.h"
+#include "log.h"
+#include "registry.h"
+#include "run.h"
+#include "spawner.h"
+
+#define RUN_TAIL_MAX 512
+#define RUN_READ_CHUNK 65536
+#define RUN_ERROR_MAX 65536 /* task error text allowed on top of the result cap */
+
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+
+struct run {
+	struct runner *r;
+	unsigned slot;
+	uint64_t id;
+	pid_t pid;
+	bool exec;
+	struct job **jobs;
+	size_t njobs, cur;
+	int64_t start_ns, job_start_ns;
+	enum run_kill killed;
+
+	int frame_fd, out_fd, err_fd;
+	ev_io frame_w, out_w, err_w;
+	ev_timer deadline;
+
+	struct buf frames;   /* unparsed frame bytes */
+	struct buf stdout_b; /* exec: the result */
+	size_t out_bytes;    /* bytes counted against max_output */
+	char tail[RUN_TAIL_MAX];
+	size_t tail_len;
+
+	/* The pending result of jobs[cur]. */
+	bool has_result;
+	char *result_json, *result_error;
+	const char *malformed;
+	char syscall_name[32];
+	bool has_setup;
+	struct sbx_error setup;
+};
+
+struct runner {
+	struct ev_loop *loop;
+	const struct config *cfg;
+	const struct registry *reg;
+	int fd;
+	bool broken;
+	ev_io spawner_w;
+	struct run **slots;
+	unsigned nslots, running;
+	uint64_t next_id;
+	struct runner_hooks hooks;
+	void *arg;
+};
+
+static int buf_reserve(struct buf *b, size_t extra)
+{
+	if (b->len + extra <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + extra)
+		cap *= 2;
+	char *d = realloc(b->data, cap);
+	if (!d)
+		return -ENOMEM;
+	b->data = d;
+	b->cap = cap;
+	return 0;
+}
+
+static int buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (buf_reserve(b, n + 1) < 0)
+		return -ENOMEM;
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static int buf_adds(struct buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+static void kill_run(struct run *run, enum run_kill why)
+{
+	struct spawn_req req = {.type = SPAWN_REQ_KILL, .slot = run->slot, .run_id = run->id};
+
+	if (run->killed == RUN_KILL_NONE)
+		run->killed = why;
+	/* A KILL is tiny and the spawner drains its socket promptly. */
+	while (send(run->r->fd, &req, sizeof(req), MSG_NOSIGNAL) < 0) {
+		struct pollfd p = {run->r->fd, POLLOUT, 0};
+		if (errno != EAGAIN && errno != EINTR)
+			break;
+		poll(&p, 1, 100);
+	}
+}
+
+static void keep_tail(struct run *run, const char *data, size_t n)
+{
+	if (n >= RUN_TAIL_MAX) {
+		memcpy(run->tail, data + n - RUN_TAIL_MAX, RUN_TAIL_MAX);
+		run->tail_len = RUN_TAIL_MAX;
+		return;
+	}
+	if (run->tail_len + n > RUN_TAIL_MAX) {
+		size_t drop = run->tail_len + n - RUN_TAIL_MAX;
+		memmove(run->tail, run->tail + drop, run->tail_len - drop);
+		run->tail_len -= drop;
+	}
+	memcpy(run->tail + run->tail_len, data, n);
+	run->tail_len += n;
+}
+
+static void clear_pending(struct run *run)
+{
+	free(run->result_json);
+	free(run->result_error);
+	run->result_json = run->result_error = NULL;
+	run->has_result = false;
+	run->malformed = NULL;
+}
+
+/* RESULT payload: uint32 error_len, error bytes, result JSON text. */
+static void take_result(struct run *run, const char *p, uint32_t len)
+{
+	uint32_t elen;
+	json_t *v;
+
+	clear_pending(run);
+	run->has_result = true;
+	if (len < sizeof(elen)) {
+		run->malformed = "truncated result frame";
+		return;
+	}
+	memcpy(&elen, p, sizeof(elen));
+	if (elen > len - sizeof(elen)) {
+		run->malformed = "truncated result frame";
+		return;
+	}
+	if (elen) {
+		v = json_stringn(p + sizeof(elen), elen);
+		if (!v) {
+			run->malformed = "error text is not valid UTF-8";
+			return;
+		}
+		json_decref(v);
+		run->result_error = strndup(p + sizeof(elen), elen);
+	}
+	size_t rlen = len - sizeof(elen) - elen;
+	if (rlen) {
+		v = json_loadb(p + sizeof(elen) + elen, rlen, JSON_DECODE_ANY, NULL);
+		if (!v) {
+			run->malformed = "result is not valid JSON";
+			return;
+		}
+		json_decref(v);
+		run->result_json = strndup(p + sizeof(elen) + elen, rlen);
+	}
+}
+
+static void fill_outcome(struct run *run, struct job *job)
+{
+	job->outcome.pid = run->pid;
+	job->outcome.wall_ms = (job_mono_ns() - run->job_start_ns) / 1000000;
+}
+
+static void arm_deadline(struct run *run)
+{
+	struct job *job = run->jobs[run->cur];
+
+	run->job_start_ns = job_mono_ns();
+	ev_timer_stop(run->r->loop, &run->deadline);
+	ev_timer_set(&run->deadline, (double)job->timeout_ms / 1000.0, 0.);
+	ev_timer_start(run->r->loop, &run->deadline);
+}
+
+/*
+ * The job's result: metadata is kept when the job completed or failed by its
+ * own error (the original kept it too); error is the failure text.
+ */
+static void report_done(struct run *run, struct job *job, enum job_status st, const char *why,
+			bool by_task)
+{
+	bool keep = st == JOB_COMPLETED || by_task;
+
+	run->r->hooks.job_done(run->r->arg, job, st, st == JOB_COMPLETED ? "" : why,
+			       keep ? run->result_json : NULL, st == JOB_COMPLETED ? NULL : why);
+}
+
+/* jobs[cur] completed its part and the child moved on to job k. */
+static void advance(struct run *run, size_t k)
+{
+	struct job *job = run->jobs[run->cur];
+	struct outcome_facts f = {.exited = true, .has_result = run->has_result,
+				  .malformed = run->malformed, .task_error = run->result_error};
+	char reason[256];
+	bool by_task;
+	enum job_status st = outcome_classify(&f, reason, sizeof(reason), &by_task);
+
+	fill_outcome(run, job);
+	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
+	clear_pending(run);
+	run->cur = k;
+	run->r->hooks.job_started(run->r->arg, run->jobs[k]);
+	arm_deadline(run);
+}
+
+static void on_frame(struct run *run, const struct frame_header *h, const char *p)
+{
+	int32_t nr;
+
+	switch (h->type) {
+	case FRAME_START:
+		if (run->exec)
+			break;
+		if (h->index == run->cur && !run->has_result)
+			return; /* confirms the job we already started */
+		if (h->index == run->cur + 1 && h->index < run->njobs && run->has_result &&
+		    !run->result_error && !run->malformed) {
+			advance(run, h->index);
+			return;
+		}
+		break;
+	case FRAME_RESULT:
+		if (run->exec || h->index != run->cur || run->has_result)
+			break;
+		take_result(run, p, h->len);
+		return;
+	case FRAME_SYSCALL:
+		if (h->len != sizeof(nr))
+			break;
+		memcpy(&nr, p, sizeof(nr));
+		sbx_syscall_name(nr, run->syscall_name, sizeof(run->syscall_name));
+		return;
+	case FRAME_SETUP_ERROR:
+		if (h->len != sizeof(run->setup))
+			break;
+		memcpy(&run->setup, p, sizeof(run->setup));
+		run->setup.step[sizeof(run->setup.step) - 1] = '\0';
+		run->has_setup = true;
+		return;
+	}
+	run->malformed = "unexpected frame from the task";
+	kill_run(run, RUN_KILL_PROTOCOL);
+}
+
+static void parse_frames(struct run *run)
+{
+	size_t off = 0, cap = run->r->cfg->max_result_bytes + RUN_ERROR_MAX;
+
+	while (run->frames.len - off >= sizeof(struct frame_header)) {
+		struct frame_header h;
+		memcpy(&h, run->frames.data + off, sizeof(h));
+		if (h.len > cap) {
+			kill_run(run, RUN_KILL_RESULT_SIZE);
+			run->frames.len = 0;
+			return;
+		}
+		if (run->frames.len - off - sizeof(h) < h.len)
+			break;
+		on_frame(run, &h, run->frames.data + off + sizeof(h));
+		off += sizeof(h) + h.len;
+	}
+	memmove(run->frames.data, run->frames.data + off, run->frames.len - off);
+	run->frames.len -= off;
+}
+
+/* Read what is there now (at most a few chunks per wakeup). 1 = EOF/error. */
+static int read_some(struct run *run, int fd, int which)
+{
+	char chunk[RUN_READ_CHUNK];
+
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return 1;
+		if (which == 0) {
+			if (run->killed != RUN_KILL_RESULT_SIZE && buf_add(&run->frames, chunk, (size_t)n) == 0)
+				parse_frames(run);
+		} else if (which == 1 && run->exec) {
+			if (run->stdout_b.len + (size_t)n > run->r->cfg->max_result_bytes)
+				kill_run(run, RUN_KILL_RESULT_SIZE);
+			else
+				buf_add(&run->stdout_b, chunk, (size_t)n);
+		} else {
+			run->out_bytes += (size_t)n;
+			keep_tail(run, chunk, (size_t)n);
+			if (run->out_bytes > run->r->cfg->max_output_bytes)
+				kill_run(run, RUN_KILL_OUTPUT);
+		}
+	}
+	return 0;
+}
+
+static void stop_io(struct run *run, ev_io *w, int *fd)
+{
+	ev_io_stop(run->r->loop, w);
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct run *run = w->data;
+	int which = w == &run->frame_w ? 0 : w == &run->out_w ? 1 : 2;
+
+	if (read_some(run, w->fd, which))
+		stop_io(run, w, which == 0 ? &run->frame_fd : which == 1 ? &run->out_fd : &run->err_fd);
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	kill_run(w->data, RUN_KILL_TIMEOUT);
+}
+
+/* Exec tasks: stdout is the result, {"error": "..."} fails the job. */
+static void exec_result(struct run *run)
+{
+	json_t *v, *err;
+
+	clear_pending(run);
+	if (run->stdout_b.len == 0)
+		return;
+	run->has_result = true;
+	v = json_loadb(run->stdout_b.data, run->stdout_b.len, JSON_DECODE_ANY, NULL);
+	if (!v) {
+		run->malformed = "the program's output is not valid JSON";
+		return;
+	}
+	err = json_is_object(v) ? json_object_get(v, "error") : NULL;
+	if (json_is_string(err))
+		run->result_error = strdup(json_string_value(err));
+	run->result_json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(v);
+}
+
+static char *clean_tail(struct run *run, char *out, size_t len)
+{
+	size_t n = run->tail_len < len - 1 ? run->tail_len : len - 1;
+
+	memcpy(out, run->tail + run->tail_len - n, n);
+	out[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)out[i] < 0x20)
+			out[i] = ' ';
+	while (n > 0 && out[n - 1] == ' ')
+		out[--n] = '\0';
+	char *s = out;
+	while (*s == ' ')
+		s++;
+	return s;
+}
+
+static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
+{
+	struct run *run = evt->slot < r->nslots ? r->slots[evt->slot] : NULL;
+	struct job *job;
+	char reason[1024], tailbuf[RUN_TAIL_MAX + 1];
+	struct outcome_facts f;
+	enum job_status st;
+	bool by_task;
+	size_t ran;
+
+	if (!run || run->id != evt->run_id)
+		return;
+	ev_timer_stop(r->loop, &run->deadline);
+	/* The child wrote everything before it died: drain it now. */
+	if (run->frame_fd >= 0)
+		read_some(run, run->frame_fd, 0);
+	if (run->out_fd >= 0)
+		read_some(run, run->out_fd, 1);
+	if (run->err_fd >= 0)
+		read_some(run, run->err_fd, 2);
+	stop_io(run, &run->frame_w, &run->frame_fd);
+	stop_io(run, &run->out_w, &run->out_fd);
+	stop_io(run, &run->err_w, &run->err_fd);
+	run->pid = evt->pid;
+	if (run->exec && run->killed == RUN_KILL_NONE)
+		exec_result(run);
+
+	job = run->jobs[run->cur];
+	f = (struct outcome_facts){
+		.killed = run->killed,
+		.timeout_ms = job->timeout_ms,
+		.shutdown_grace_ms = r->cfg->shutdown_grace_ms,
+		.max_output_bytes = r->cfg->max_output_bytes,
+		.max_result_bytes = r->cfg->max_result_bytes,
+		.spawn_err = evt->spawn_err,
+		.exited = !evt->spawn_err && WIFEXITED(evt->status),
+		.exit_code = WIFEXITED(evt->status) ? WEXITSTATUS(evt->status) : -1,
+		.term_signal = WIFSIGNALED(evt->status) ? WTERMSIG(evt->status) : 0,
+		.syscall_name = run->syscall_name,
+		.setup_step = run->has_setup ? run->setup.step : NULL,
+		.setup_errno = run->setup.err,
+		.stderr_tail = run->exec ? clean_tail(run, tailbuf, sizeof(tailbuf)) : NULL,
+		.has_result = run->has_result,
+		.malformed = run->malformed,
+		.task_error = run->result_error,
+	};
+	st = outcome_classify(&f, reason, sizeof(reason), &by_task);
+	fill_outcome(run, job);
+	if (!evt->spawn_err) {
+		job->outcome.exit_code = f.exit_code;
+		job->outcome.term_signal = f.term_signal;
+		job->outcome.cpu_ms = (evt->utime_us + evt->stime_us) / 1000;
+		job->outcome.max_rss_kb = evt->maxrss_kb;
+	} else {
+		job->outcome.pid = 0;
+	}
+	job->outcome.timed_out = run->killed == RUN_KILL_TIMEOUT;
+	job->outcome.cancelled = run->killed == RUN_KILL_CANCEL || run->killed == RUN_KILL_SHUTDOWN;
+	job->outcome.output_limit = run->killed == RUN_KILL_OUTPUT ||
+				    run->killed == RUN_KILL_RESULT_SIZE;
+	job->outcome.seccomp_blocked = run->killed == RUN_KILL_NONE && f.term_signal == SIGSYS;
+	if (job->outcome.seccomp_blocked)
+		snprintf(job->outcome.seccomp_syscall, sizeof(job->outcome.seccomp_syscall), "%s",
+			 run->syscall_name);
+	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
+	ran = run->cur + 1;
+
+	r->slots[run->slot] = NULL;
+	r->running--;
+	clear_pending(run);
+	free(run->frames.data);
+	free(run->stdout_b.data);
+	r->hooks.run_done(r->arg, run->jobs, run->njobs, ran);
+	for (size_t i = 0; i < run->njobs; i++)
+		job_unref(run->jobs[i]);
+	free(run->jobs);
+	free(run);
+}
+
+static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct runner *r = w->data;
+	struct spawn_evt evt;
+
+	for (int i = 0; i < 256; i++) {
+		ssize_t n = recv(r->fd, &evt, sizeof(evt), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			log_error("the spawner process is gone: no job can run any more");
+			r->broken = true;
+			ev_io_stop(loop, w);
+			return;
+		}
+		if ((size_t)n == sizeof(evt) && evt.type == SPAWN_EVT_EXIT)
+			on_exit_evt(r, &evt);
+	}
+}
+
+struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
+			  const struct registry *reg, int spawner_fd,
+			  const struct runner_hooks *hooks, void *arg)
+{
+	struct runner *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->nslots = (unsigned)cfg->workers;
+	r->slots = calloc(r->nslots, sizeof(*r->slots));
+	if (!r->slots) {
+		free(r);
+		return NULL;
+	}
+	r->loop = loop;
+	r->cfg = cfg;
+	r->reg = reg;
+	r->fd = spawner_fd;
+	r->hooks = *hooks;
+	r->arg = arg;
+	r->next_id = 1;
+	ev_io_init(&r->spawner_w, on_spawner, spawner_fd, EV_READ);
+	r->spawner_w.data = r;
+	ev_io_start(loop, &r->spawner_w);
+	return r;
+}
+
+void runner_free(struct runner *r)
+{
+	if (!r)
+		return;
+	ev_io_stop(r->loop, &r->spawner_w);
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct run *run = r->slots[i];
+		if (!run)
+			continue;
+		ev_timer_stop(r->loop, &run->deadline);
+		stop_io(run, &run->frame_w, &run->frame_fd);
+		stop_io(run, &run->out_w, &run->out_fd);
+		stop_io(run, &run->err_w, &run->err_fd);
+		clear_pending(run);
+		free(run->frames.data);
+		free(run->stdout_b.data);
+		for (size_t j = 0; j < run->njobs; j++)
+			job_unref(run->jobs[j]);
+		free(run->jobs);
+		free(run);
+	}
+	free(r->slots);
+	free(r);
+}
+
+bool runner_has_slot(const struct runner *r)
+{
+	return r->running < r->nslots;
+}
+
+unsigned runner_running(const struct runner *r)
+{
+	return r->running;
+}
+
+bool runner_healthy(const struct runner *r)
+{
+	return !r->broken;
+}
+
+/* The run's input: see taskrun.h (C tasks) or the exec task contract. */
+static int build_input(struct runner *r, struct job **jobs, size_t njobs, const char *previous,
+		       bool exec, struct buf *in)
+{
+	int rc = 0;
+
+	if (exec) {
+		rc |= buf_adds(in, "{\"params\":");
+		rc |= buf_adds(in, jobs[0]->params_json ? jobs[0]->params_json : "{}");
+		rc |= buf_adds(in, ",\"previous\":");
+		rc |= buf_adds(in, previous && jobs[0]->use_previous_results ? previous : "null");
+		rc |= buf_adds(in, "}\n");
+		return rc ? -ENOMEM : 0;
+	}
+	rc |= buf_adds(in, "{\"previous\":");
+	rc |= buf_adds(in, previous ? previous : "null");
+	rc |= buf_adds(in, ",\"jobs\":[");
+	for (size_t i = 0; i < njobs; i++) {
+		char head[96];
+		snprintf(head, sizeof(head), "%s{\"task\":%d,\"use_previous\":%s,\"params\":",
+			 i ? "," : "", registry_index(r->reg, jobs[i]->task_name),
+			 jobs[i]->use_previous_results ? "true" : "false");
+		rc |= buf_adds(in, head);
+		rc |= buf_adds(in, jobs[i]->params_json ? jobs[i]->params_json : "{}");
+		rc |= buf_adds(in, "}");
+	}
+	rc |= buf_adds(in, "]}");
+	return rc ? -ENOMEM : 0;
+}
+
+static int make_memfd(const struct buf *in)
+{
+	int fd = memfd_create("valet-input", MFD_CLOEXEC);
+	size_t off = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (off < in->len) {
+		ssize_t n = write(fd, in->data + off, in->len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int rc = -errno;
+			close(fd);
+			return rc;
+		}
+		off += (size_t)n;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static int send_start(struct runner *r, const struct spawn_req *req, const char *inline_input,
+		      const int *fds, int nfds)
+{
+	union {
+		char raw[CMSG_SPACE(sizeof(int) * SPAWN_MAX_FDS)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov[2] = {{(void *)req, sizeof(*req)},
+			       {(void *)inline_input, req->input_len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = req->input_len ? 2 : 1,
+			     .msg_control = cbuf.raw,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	memset(cbuf.raw, 0, sizeof(cbuf.raw));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	/* The socket buffer holds every in-flight request; EAGAIN means the
+	 * spawner is momentarily behind, so wait for it briefly. */
+	while (sendmsg(r->fd, &msg, MSG_NOSIGNAL) < 0) {
+		struct pollfd p = {r->fd, POLLOUT, 0};
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (poll(&p, 1, 1000) == 0)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static int nonblock_pipe(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+		int rc = -errno;
+		close(p[0]);
+		close(p[1]);
+		return rc;
+	}
+	return 0;
+}
+
+int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *previous_json)
+{
+	const struct task *task = registry_find(r->reg, jobs[0]->task_name);
+	struct spawn_req req = {.type = SPAWN_REQ_START};
+	int pf[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1}, in_fd = -1;
+	int fds[SPAWN_MAX_FDS], nfds = 0, rc;
+	struct buf in = {0};
+	struct run *run = NULL;
+	unsigned slot;
+
+	if (r->broken)
+		return -EPIPE;
+	if (!task)
+		return -ENOENT;
+	if (r->running >= r->nslots)
+		return -EBUSY;
+	for (slot = 0; r->slots[slot]; slot++)
+		;
+	req.slot = slot;
+	req.run_id = r->next_id++;
+	req.task_index = registry_index(r->reg, task->name);
+	if (task->kind == TASK_EXEC)
+		req.flags |= SPAWN_F_EXEC;
+	else
+		req.flags |= SPAWN_F_SHARED_OUTPUT;
+	rc = build_input(r, jobs, njobs, previous_json, task->kind == TASK_EXEC, &in);
+	if (rc < 0)
+		goto fail;
+	if ((rc = nonblock_pipe(pf)) < 0 || (rc = nonblock_pipe(po)) < 0)
+		goto fail;
+	fds[nfds++] = pf[1];
+	fds[nfds++] = po[1];
+	if (task->kind == TASK_EXEC) {
+		if ((rc = nonblock_pipe(pe)) < 0)
+			goto fail;
+		fds[nfds++] = pe[1];
+	}
+	if (task->kind == TASK_EXEC || in.len > SPAWN_INLINE_MAX) {
+		if ((in_fd = make_memfd(&in)) < 0) {
+			rc = in_fd;
+			goto fail;
+		}
+		fds[nfds++] = in_fd;
+		req.flags |= SPAWN_F_HAS_STDIN;
+		if (task->kind == TASK_C)
+			req.flags |= SPAWN_F_INPUT_STDIN;
+	} else {
+		req.input_len = (uint32_t)in.len;
+	}
+	run = calloc(1, sizeof(*run));
+	if (!run || !(run->jobs = calloc(njobs, sizeof(*run->jobs)))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = send_start(r, &req, in.data, fds, nfds);
+	if (rc < 0)
+		goto fail;
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+
+	run->r = r;
+	run->slot = slot;
+	run->id = req.run_id;
+	run->exec = task->kind == TASK_EXEC;
+	run->njobs = njobs;
+	for (size_t i = 0; i < njobs; i++)
+		run->jobs[i] = job_ref(jobs[i]);
+	run->start_ns = job_mono_ns();
+	run->frame_fd = pf[0];
+	run->out_fd = po[0];
+	run->err_fd = pe[0];
+	ev_io_init(&run->frame_w, on_io, pf[0], EV_READ);
+	ev_io_init(&run->out_w, on_io, po[0], EV_READ);
+	run->frame_w.data = run->out_w.data = run->err_w.data = run->deadline.data = run;
+	ev_io_start(r->loop, &run->frame_w);
+	ev_io_start(r->loop, &run->out_w);
+	if (pe[0] >= 0) {
+		ev_io_init(&run->err_w, on_io, pe[0], EV_READ);
+		ev_io_start(r->loop, &run->err_w);
+	}
+	ev_init(&run->deadline, on_deadline);
+	r->slots[slot] = run;
+	r->running++;
+	free(in.data);
+	r->hooks.job_started(r->arg, jobs[0]);
+	arm_deadline(run);
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (pf[i] >= 0)
+			close(pf[i]);
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+	}
+	if (in_fd >= 0)
+		close(in_fd);
+	if (run)
+		free(run->jobs);
+	free(run);
+	free(in.data);
+	if (rc == -EPIPE || rc == -ECONNREFUSED || rc == -ECONNRESET)
+		r->broken = true;
+	return rc;
+}
+
+void runner_kill(struct runner *r, struct job *job, enum run_kill why)
+{
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct run *run = r->slots[i];
+		if (run && run->jobs[run->cur] == job) {
+			kill_run(run, why);
+			return;
+		}
+	}
+}
+
+void runner_kill_all(struct runner *r, enum run_kill why)
+{
+	for (unsigned i = 0; i < r->nslots; i++)
+		if (r->slots[i])
+			kill_run(r->slots[i], why);
+}

@@ -1,0 +1,76 @@
+/*
+ * spawner.h - the small process that forks every job child.
+ *
+ * fork() cost grows with the parent's touched memory, so job children are
+ * not forked from the daemon (which may hold 100,000 queued jobs) but from
+ * this process, forked once at startup while the daemon is still small.
+ * The daemon talks to it over a SOCK_SEQPACKET socketpair:
+ *   daemon -> spawner: START (header + inline input, fds by SCM_RIGHTS), KILL
+ *   spawner -> daemon: EXIT (wait status and rusage of a reaped job child)
+ * The spawner is the only parent and the only reaper of job children, so a
+ * KILL never hits a recycled pid. It is also a child subreaper: orphans of
+ * a job are reparented to it and reaped.
+ */
+#ifndef VALET_SPAWNER_H
+#define VALET_SPAWNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../sandbox/sandbox.h"
+
+struct registry;
+
+#define SPAWN_INLINE_MAX 4096 /* larger inputs go as a memfd on stdin */
+#define SPAWN_MAX_FDS 4
+
+enum spawn_req_type { SPAWN_REQ_START = 1, SPAWN_REQ_KILL = 2 };
+enum spawn_evt_type { SPAWN_EVT_EXIT = 1 };
+
+enum {
+	SPAWN_F_EXEC = 1u << 0,        /* exec task: execve task argv */
+	SPAWN_F_INPUT_STDIN = 1u << 1, /* C task: read the input from fd 0 */
+	SPAWN_F_HAS_STDIN = 1u << 2,   /* an input fd is attached (last fd) */
+	SPAWN_F_SHARED_OUTPUT = 1u << 3, /* stderr goes to the stdout pipe */
+};
+
+/* fds attached to START, in order: frame, stdout, [stderr], [stdin]. */
+struct spawn_req {
+	uint32_t type;
+	uint32_t slot;
+	uint64_t run_id;
+	int32_t task_index;
+	uint32_t flags;
+	uint32_t input_len; /* inline input bytes following the header */
+	uint32_t pad;
+};
+
+struct spawn_evt {
+	uint32_t type;
+	uint32_t slot;
+	uint64_t run_id;
+	int32_t pid;
+	int32_t status;    /* wait status */
+	int32_t spawn_err; /* errno when the fork failed (status invalid) */
+	int32_t pad;
+	int64_t utime_us, stime_us, maxrss_kb;
+};
+
+struct spawner_opts {
+	const struct registry *reg;
+	struct sbx_limits limits;
+	bool drop_user;
+	uid_t uid;
+	gid_t gid;
+	const struct sbx_filter *filters; /* [SBX_PROFILE_COUNT] */
+	unsigned max_slots;
+};
+
+/*
+ * Fork the spawner. Returns 0 with *pid and *fd (the daemon's end, CLOEXEC,
+ * non-blocking), or a negative errno. In the spawner this never returns.
+ */
+int spawner_start(const struct spawner_opts *opts, pid_t *pid, int *fd);
+
+#endif

@@ -1,0 +1,400 @@
+/*
+ * hostile.c - a plugin of deliberately misbehaving tasks for the integration
+ * tests (tests/integration/test_hostile.py).
+ *
+ * Theory of operation: each task tries one thing a buggy or malicious task
+ * might do - spin, sleep, deadlock, crash in the usual ways, call a forbidden
+ * system call, exit behind valet's back, flood its output, return a huge
+ * result, stop itself, ignore SIGTERM, exhaust its address space, attack its
+ * parent. The test suite submits each one with a short timeout and checks
+ * the exact failure_reason that the supervisor records, while the daemon
+ * keeps serving.
+ *
+ * Every forbidden call is made with syscall() so that libc cannot turn it
+ * into a different system call (open() -> openat is spelled out as openat,
+ * fork() is left to libc on purpose: it is clone underneath). When such a
+ * call unexpectedly returns, the task fails with a message that says so,
+ * which makes the test's assertion on the failure_reason show what went
+ * wrong.
+ *
+ * The crash tasks are built without sanitizer instrumentation (the ASan
+ * build compiles this file with -fsanitize=address,undefined) so that the
+ * signal the kernel delivers is the one the test expects, not a sanitizer
+ * report.
+ *
+ * Tasks that attack the parent take the target pid from task_params.pid
+ * (the test passes valetd's own pid) and fall back to getppid().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <valet.h>
+
+#define HOSTILE_NOSAN __attribute__((no_sanitize("address", "undefined"), noinline))
+
+extern char **environ;
+
+/* Keeps the optimizer from removing loops and allocations. */
+static volatile uint64_t hostile_sink;
+
+static long hostile_param_long(json_t *params, const char *key, long def)
+{
+	json_t *v = json_object_get(params, key);
+
+	return json_is_integer(v) ? (long)json_integer_value(v) : def;
+}
+
+static pid_t hostile_target_pid(json_t *params)
+{
+	return (pid_t)hostile_param_long(params, "pid", (long)getppid());
+}
+
+static json_t *hostile_spin(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	for (;;)
+		hostile_sink++;
+	return NULL;
+}
+
+static json_t *hostile_sleep(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	struct timespec ts = { .tv_sec = 1000, .tv_nsec = 0 };
+
+	for (;;)
+		nanosleep(&ts, NULL);
+	return NULL;
+}
+
+static json_t *hostile_deadlock(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	/* A normal (non error-checking) mutex locked twice by the same thread
+	 * waits on its futex forever. */
+	static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_NORMAL);
+	pthread_mutex_init(&mutex, &attr);
+	pthread_mutex_lock(&mutex);
+	pthread_mutex_lock(&mutex);
+	return valet_fail(ctx, "relocking a mutex did not deadlock");
+}
+
+HOSTILE_NOSAN static json_t *hostile_segv(struct valet_ctx *ctx, json_t *params,
+					  json_t *previous)
+{
+	/* Through a volatile pointer so the compiler cannot see the NULL and
+	 * replace the store with a trap instruction (SIGILL). */
+	int *volatile ptr = NULL;
+
+	*ptr = 42;
+	return valet_fail(ctx, "writing to NULL did not crash");
+}
+
+static json_t *hostile_abort(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	abort();
+}
+
+HOSTILE_NOSAN static int hostile_recurse(int depth)
+{
+	volatile char frame[1024];
+	static volatile int limit = 1 << 30;
+
+	frame[0] = (char)depth;
+	frame[sizeof(frame) - 1] = (char)depth;
+	if (depth < limit)
+		return hostile_recurse(depth + 1) + frame[0] + frame[sizeof(frame) - 1];
+	return frame[0];
+}
+
+HOSTILE_NOSAN static json_t *hostile_stack(struct valet_ctx *ctx, json_t *params,
+					   json_t *previous)
+{
+	hostile_sink = (uint64_t)hostile_recurse(0);
+	return valet_fail(ctx, "unbounded recursion returned");
+}
+
+HOSTILE_NOSAN static json_t *hostile_divzero(struct valet_ctx *ctx, json_t *params,
+					     json_t *previous)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	volatile int numerator = 1;
+	volatile int denominator = 0;
+
+	hostile_sink = (uint64_t)(numerator / denominator);
+#else
+	/* Integer division by zero does not trap on this architecture. */
+	raise(SIGFPE);
+#endif
+	return valet_fail(ctx, "dividing by zero did not crash");
+}
+
+HOSTILE_NOSAN static json_t *hostile_sigill(struct valet_ctx *ctx, json_t *params,
+					    json_t *previous)
+{
+	__builtin_trap();
+}
+
+static json_t *hostile_socket(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	long fd = syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+
+	return valet_fail(ctx, "socket() was allowed: returned %ld (errno %d)", fd, errno);
+}
+
+static json_t *hostile_execve(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"echo escaped", NULL };
+	char *envp[] = { NULL };
+	long r = syscall(SYS_execve, "/bin/sh", argv, envp);
+
+	return valet_fail(ctx, "execve() was allowed: returned %ld (errno %d)", r, errno);
+}
+
+static json_t *hostile_fork(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	return valet_fail(ctx, "fork() was allowed: returned %d (errno %d)", (int)pid, errno);
+}
+
+static void *hostile_thread_main(void *arg)
+{
+	return arg;
+}
+
+static json_t *hostile_thread(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	pthread_t thread;
+	int err = pthread_create(&thread, NULL, hostile_thread_main, NULL);
+
+	if (err == 0)
+		pthread_join(thread, NULL);
+	return valet_fail(ctx, "pthread_create() was allowed: returned %d", err);
+}
+
+static json_t *hostile_open_shadow(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	long fd = syscall(SYS_openat, AT_FDCWD, "/etc/shadow", O_RDONLY);
+
+	return valet_fail(ctx, "openat(/etc/shadow) was allowed: returned %ld (errno %d)", fd,
+			  errno);
+}
+
+static json_t *hostile_noresult(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	_exit(0);
+}
+
+static json_t *hostile_exit3(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	_exit(3);
+}
+
+static json_t *hostile_flood(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	/* 100 MB in 64 KiB writes on fd 1 (or task_params.fd). */
+	static char buf[65536];
+	int fd = (int)hostile_param_long(params, "fd", 1);
+	uint64_t total = 0;
+
+	memset(buf, 'y', sizeof(buf));
+	while (total < 100ull * 1000 * 1000) {
+		ssize_t n = write(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return valet_fail(ctx, "write failed after %llu bytes (errno %d)",
+					  (unsigned long long)total, errno);
+		total += (uint64_t)n;
+	}
+	return valet_fail(ctx, "wrote 100 MB without being stopped");
+}
+
+static json_t *hostile_bigresult(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	size_t len = 2u * 1024 * 1024;
+	char *s = malloc(len);
+	json_t *result;
+
+	if (!s)
+		return valet_fail(ctx, "malloc failed");
+	memset(s, 'x', len);
+	result = json_stringn_nocheck(s, len);
+	free(s);
+	return result;
+}
+
+static json_t *hostile_sigstop(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	raise(SIGSTOP);
+	return valet_fail(ctx, "continued after SIGSTOP");
+}
+
+static json_t *hostile_ignore_term(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	for (;;)
+		hostile_sink++;
+	return NULL;
+}
+
+HOSTILE_NOSAN static json_t *hostile_mallocbomb(struct valet_ctx *ctx, json_t *params,
+						json_t *previous)
+{
+	/* Allocate 1 MiB blocks, chained through their first word so that
+	 * nothing can be optimized away, until malloc returns NULL; then use
+	 * the NULL as if it were memory. Stops after 64 GiB of address space
+	 * (no limit in force), failing the job instead. */
+	void **head = NULL;
+	void **block = NULL;
+	char *volatile last;
+	size_t n;
+
+	for (n = 0; n < 65536; n++) {
+		block = malloc(1024 * 1024);
+		if (!block)
+			break;
+		*block = head;
+		head = block;
+	}
+	last = (char *)block;
+	hostile_sink = (uint64_t)(uintptr_t)head;
+	if (last == NULL)
+		*last = 1;
+	return valet_fail(ctx, "malloc never returned NULL (%zu MiB)", n);
+}
+
+static json_t *hostile_killparent(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	pid_t pid = hostile_target_pid(params);
+	long r = syscall(SYS_kill, (long)pid, SIGKILL);
+
+	return valet_fail(ctx, "kill(%d, SIGKILL) was allowed: returned %ld (errno %d)", (int)pid,
+			  r, errno);
+}
+
+static json_t *hostile_ptrace(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	pid_t pid = hostile_target_pid(params);
+	long r = syscall(SYS_ptrace, (long)PTRACE_ATTACH, (long)pid, 0L, 0L);
+
+	return valet_fail(ctx, "ptrace(PTRACE_ATTACH, %d) was allowed: returned %ld (errno %d)",
+			  (int)pid, r, errno);
+}
+
+static json_t *hostile_unshare(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	long r = syscall(SYS_unshare, (long)CLONE_NEWUSER);
+
+	return valet_fail(ctx, "unshare(CLONE_NEWUSER) was allowed: returned %ld (errno %d)", r,
+			  errno);
+}
+
+static json_t *hostile_io_uring(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+#ifdef SYS_io_uring_setup
+	/* struct io_uring_params is 120 bytes; zeroed is a valid request. */
+	static char uparams[120];
+	long r = syscall(SYS_io_uring_setup, 1L, uparams);
+
+	return valet_fail(ctx, "io_uring_setup() was allowed: returned %ld (errno %d)", r, errno);
+#else
+	return valet_fail(ctx, "io_uring_setup is not known on this system");
+#endif
+}
+
+static json_t *hostile_perf_event(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	/* A zeroed struct perf_event_attr (whose size field 0 means the
+	 * original 64-byte layout). */
+	static char attr[128];
+	long r = syscall(SYS_perf_event_open, attr, 0L, -1L, -1L, 0L);
+
+	return valet_fail(ctx, "perf_event_open() was allowed: returned %ld (errno %d)", r,
+			  errno);
+}
+
+static json_t *hostile_environ(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	/* Reads memory only: the names of the variables in the environment
+	 * the task inherited. */
+	json_t *names = json_array();
+	char **e;
+
+	for (e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+
+		json_array_append_new(names, json_stringn(*e, eq ? (size_t)(eq - *e) : strlen(*e)));
+	}
+	return json_pack("{s:o}", "env", names);
+}
+
+static const struct {
+	const char *name;
+	valet_task_fn fn;
+} hostile_tasks[] = {
+	{ "hostile_abort", hostile_abort },
+	{ "hostile_bigresult", hostile_bigresult },
+	{ "hostile_deadlock", hostile_deadlock },
+	{ "hostile_divzero", hostile_divzero },
+	{ "hostile_environ", hostile_environ },
+	{ "hostile_execve", hostile_execve },
+	{ "hostile_exit3", hostile_exit3 },
+	{ "hostile_flood", hostile_flood },
+	{ "hostile_fork", hostile_fork },
+	{ "hostile_ignore_term", hostile_ignore_term },
+	{ "hostile_io_uring", hostile_io_uring },
+	{ "hostile_killparent", hostile_killparent },
+	{ "hostile_mallocbomb", hostile_mallocbomb },
+	{ "hostile_noresult", hostile_noresult },
+	{ "hostile_open_shadow", hostile_open_shadow },
+	{ "hostile_perf_event", hostile_perf_event },
+	{ "hostile_ptrace", hostile_ptrace },
+	{ "hostile_segv", hostile_segv },
+	{ "hostile_sigill", hostile_sigill },
+	{ "hostile_sigstop", hostile_sigstop },
+	{ "hostile_sleep", hostile_sleep },
+	{ "hostile_socket", hostile_socket },
+	{ "hostile_spin", hostile_spin },
+	{ "hostile_stack", hostile_stack },
+	{ "hostile_thread", hostile_thread },
+	{ "hostile_unshare", hostile_unshare },
+};
+
+static int hostile_init(void)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < sizeof(hostile_tasks) / sizeof(hostile_tasks[0]); i++) {
+		err = valet_register(hostile_tasks[i].name, hostile_tasks[i].fn);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+VALET_PLUGIN(hostile_init)

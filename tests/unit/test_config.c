@@ -1,0 +1,727 @@
+/*
+ * test_config.c - supervisor/config.c: defaults, a full file, every error
+ * message with its line, relative paths, exec task commands, the duration,
+ * size and listen parsers, the environment and the dump.
+ *
+ * Config files are real files written with mkstemp() into a private
+ * directory, removed at the end.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../supervisor/config.h"
+
+static char tmpdir[PATH_MAX];
+
+static int setup_dir(void **state)
+{
+	char tmpl[] = "/tmp/valet-test-config-XXXXXX";
+
+	(void)state;
+	if (!mkdtemp(tmpl) || !realpath(tmpl, tmpdir))
+		return -1;
+	return 0;
+}
+
+static int remove_dir(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A new file in tmpdir holding text; returns its path (caller frees). */
+static char *write_file(const char *text, mode_t mode)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(text);
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/file-XXXXXX", tmpdir);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	return strdup(path);
+}
+
+static char *write_conf(const char *text)
+{
+	return write_file(text, 0644);
+}
+
+/* Load text; rc and the error message come back. */
+static struct config *load(const char *text, int *rc, char *err, size_t errlen, char **pathp)
+{
+	struct config *cfg = config_new();
+	char *path = write_conf(text);
+
+	assert_non_null(cfg);
+	*rc = config_load(cfg, path, err, errlen);
+	if (pathp)
+		*pathp = path;
+	else
+		free(path);
+	return cfg;
+}
+
+static struct config *load_ok(const char *text)
+{
+	char err[512];
+	int rc;
+	struct config *cfg = load(text, &rc, err, sizeof(err), NULL);
+
+	if (rc != 0)
+		print_error("unexpected error: %s\n", err);
+	assert_int_equal(rc, 0);
+	assert_string_equal(err, "");
+	return cfg;
+}
+
+/* text must fail with exactly "<path>:<line>: <msg>". */
+static void check_error(const char *text, int line, const char *msg)
+{
+	char err[1024], want[1024], *path;
+	int rc;
+	struct config *cfg = load(text, &rc, err, sizeof(err), &path);
+
+	snprintf(want, sizeof(want), "%s:%d: %s", path, line, msg);
+	if (strcmp(err, want) != 0)
+		print_error("config:\n%s\n", text);
+	assert_string_equal(err, want);
+	assert_int_equal(rc, -EINVAL);
+	config_free(cfg);
+	free(path);
+}
+
+/* ---- defaults and a full file ----------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+	struct config *cfg = config_new();
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_string_equal(cfg->listen, "127.0.0.1:8080");
+	assert_string_equal(cfg->cors_origins, "");
+	assert_int_equal(cfg->max_body_bytes, 1 << 20);
+	assert_true(cfg->access_log);
+	assert_int_equal(cfg->workers, ncpu < 1 ? 1 : ncpu > 1024 ? 1024 : ncpu);
+	assert_int_equal(cfg->queue_capacity, 100000);
+	assert_int_equal(cfg->shutdown_grace_ms, 10000);
+	assert_int_equal(cfg->default_timeout_ms, 60000);
+	assert_int_equal(cfg->max_timeout_ms, 3600000);
+	assert_int_equal(cfg->max_result_bytes, 1 << 20);
+	assert_int_equal(cfg->max_output_bytes, 1 << 20);
+	assert_string_equal(cfg->user, "nobody");
+	assert_int_equal(cfg->memory_limit_bytes, 256 << 20);
+	assert_int_equal(cfg->cpu_limit_ms, 0);
+	assert_int_equal(cfg->max_files, 64);
+	assert_int_equal(cfg->max_processes, 64);
+	assert_int_equal(cfg->max_file_size, 16 << 20);
+	assert_string_equal(cfg->storage, "memory");
+	assert_string_equal(cfg->database_url, "");
+	assert_string_equal(cfg->plugin_dir, "");
+	assert_int_equal(cfg->log_format, LOG_TEXT);
+	assert_int_equal(cfg->log_level, LOG_INFO);
+	assert_int_equal(cfg->nexec_tasks, 0);
+	assert_null(cfg->path);
+	config_free(cfg);
+	config_free(NULL);
+}
+
+static const char full_conf[] =
+	"\xEF\xBB\xBF# every key, none at its default\n"
+	"[server]\n"
+	"listen = [::1]:9090\n"
+	"cors_origins = https://a.example https://b.example\n"
+	"max_body = 64k ; inline comment\n"
+	"access_log = no\n"
+	"\n"
+	"[queue]\n"
+	"  workers = 3\n"
+	"\tcapacity = 500\n"
+	"shutdown_grace = 1.5s\n"
+	"[jobs]\n"
+	"default_timeout = 2m\n"
+	"max_timeout = 2h\n"
+	"max_result_size = 2MiB\n"
+	"max_output_size = 3MB\n"
+	"[sandbox]\n"
+	"user = valet\n"
+	"memory_limit = 1G\n"
+	"cpu_limit = 30\n"
+	"max_files = 16\n"
+	"max_processes = 0\n"
+	"max_file_size = 0\n"
+	"[storage]\n"
+	"backend = postgres\n"
+	"database_url = postgres://valet@localhost/valet\n"
+	"[tasks]\n"
+	"plugin_dir = /usr/lib/valet/tasks\n"
+	"[log]\n"
+	"format = JSON\n"
+	"level = debug\n"
+	"[task.true]\n"
+	"command = /bin/sh -c true\n"
+	"timeout = 5s\n";
+
+static void test_full_file(void **state)
+{
+	struct config *cfg = load_ok(full_conf);
+
+	(void)state;
+	assert_string_equal(cfg->listen, "[::1]:9090");
+	assert_string_equal(cfg->cors_origins, "https://a.example https://b.example");
+	assert_int_equal(cfg->max_body_bytes, 64 << 10);
+	assert_false(cfg->access_log);
+	assert_int_equal(cfg->workers, 3);
+	assert_int_equal(cfg->queue_capacity, 500);
+	assert_int_equal(cfg->shutdown_grace_ms, 1500);
+	assert_int_equal(cfg->default_timeout_ms, 120000);
+	assert_int_equal(cfg->max_timeout_ms, 7200000);
+	assert_int_equal(cfg->max_result_bytes, 2 << 20);
+	assert_int_equal(cfg->max_output_bytes, 3 << 20);
+	assert_string_equal(cfg->user, "valet");
+	assert_int_equal(cfg->memory_limit_bytes, 1 << 30);
+	assert_int_equal(cfg->cpu_limit_ms, 30000);
+	assert_int_equal(cfg->max_files, 16);
+	assert_int_equal(cfg->max_processes, 0);
+	assert_int_equal(cfg->max_file_size, 0);
+	assert_string_equal(cfg->storage, "postgres");
+	assert_string_equal(cfg->database_url, "postgres://valet@localhost/valet");
+	assert_string_equal(cfg->plugin_dir, "/usr/lib/valet/tasks");
+	assert_int_equal(cfg->log_format, LOG_JSON);
+	assert_int_equal(cfg->log_level, LOG_DEBUG);
+	assert_int_equal(cfg->nexec_tasks, 1);
+	assert_string_equal(cfg->exec_tasks[0].name, "true");
+	assert_string_equal(cfg->exec_tasks[0].argv[0], "/bin/sh");
+	assert_string_equal(cfg->exec_tasks[0].argv[1], "-c");
+	assert_string_equal(cfg->exec_tasks[0].argv[2], "true");
+	assert_null(cfg->exec_tasks[0].argv[3]);
+	assert_int_equal(cfg->exec_tasks[0].timeout_ms, 5000);
+	assert_non_null(cfg->path);
+	config_free(cfg);
+}
+
+/* A long command line: inih's own limit is 200 bytes (raised where possible). */
+static void test_long_line(void **state)
+{
+	char conf[8192], arg[1001];
+	struct config *cfg;
+
+	(void)state;
+	memset(arg, 'x', 1000);
+	arg[1000] = '\0';
+	snprintf(conf, sizeof(conf), "[task.long]\ncommand = /bin/sh -c %s\n", arg);
+	cfg = load_ok(conf);
+	assert_string_equal(cfg->exec_tasks[0].argv[2], arg);
+	config_free(cfg);
+
+	memset(conf, 0, sizeof(conf));
+	strcpy(conf, "[server]\ncors_origins = ");
+	memset(conf + strlen(conf), 'y', 5000);
+	strcat(conf, "\n");
+	check_error(conf, 2, "line too long (more than 4094 characters)");
+}
+
+/* ---- errors ------------------------------------------------------------------- */
+
+static void test_missing_file(void **state)
+{
+	struct config *cfg = config_new();
+	char err[512], path[PATH_MAX + 32];
+	int rc;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/no-such.conf", tmpdir);
+	rc = config_load(cfg, path, err, sizeof(err));
+	assert_int_equal(rc, -ENOENT);
+	assert_true(strncmp(err, path, strlen(path)) == 0);
+	assert_string_equal(err + strlen(path), ": cannot open: No such file or directory");
+	config_free(cfg);
+}
+
+static void test_error_sections(void **state)
+{
+	char name65[80];
+
+	(void)state;
+	check_error("[server]\nlisten = :1\n[foo]\n", 3, "unknown section [foo]");
+	check_error("[queue]\n[ task ]\n", 2, "unknown section [task]");
+	check_error("; comment\n[task.]\ncommand = /bin/sh\n", 2,
+		    "invalid task name \"\" (use 1 to 64 of A-Z a-z 0-9 _ . -)");
+	check_error("[task.a b]\n", 1, "invalid task name \"a b\" (use 1 to 64 of A-Z a-z 0-9 _ . -)");
+	memset(name65, 'n', 65);
+	strcpy(name65 + 65, "]\n");
+	{
+		char conf[128], msg[160];
+
+		snprintf(conf, sizeof(conf), "[task.%s", name65);
+		snprintf(msg, sizeof(msg), "invalid task name \"%.65s\" (use 1 to 64 of A-Z a-z 0-9 _ . -)",
+			 name65);
+		check_error(conf, 1, msg);
+	}
+	check_error("workers = 2\n[queue]\n", 1, "key \"workers\" outside of any section");
+	check_error("[task.a]\ntimeout = 5s\n\n[server]\n", 1, "task.a: missing command");
+	check_error("[server]\n[task.b]\n", 2, "task.b: missing command");
+	check_error("[task.c]\ncommand = /bin/sh\n[task.c]\ncommand = /bin/sh\n", 3,
+		    "duplicate section [task.c] (first on line 1)");
+}
+
+static void test_error_keys(void **state)
+{
+	(void)state;
+	check_error("[server]\n\n[queue]\nwrokers = 4\n", 4, "unknown key \"wrokers\" in [queue]");
+	check_error("[queue]\nworkers = 2\nworkers = 3\n", 3,
+		    "duplicate key \"workers\" in [queue] (first on line 2)");
+	check_error("[queue]\nworkers = 2\n[log]\n[queue]\nworkers = 3\n", 5,
+		    "duplicate key \"workers\" in [queue] (first on line 2)");
+	check_error("[task.t]\ncommand = /bin/sh\nretries = 3\n", 3,
+		    "unknown key \"retries\" in [task.t]");
+	check_error("[task.t]\ncommand = /bin/sh\ncommand = /bin/sh\n", 3,
+		    "duplicate key \"command\" in [task.t] (first on line 2)");
+}
+
+static void test_error_values(void **state)
+{
+	(void)state;
+	check_error("[queue]\n# c\n\nworkers = abc\n", 4, "workers: \"abc\" is not a number");
+	check_error("[queue]\nworkers = 4x\n", 2, "workers: \"4x\" is not a number");
+	check_error("[queue]\nworkers = \n", 2, "workers: \"\" is not a number");
+	check_error("[queue]\nworkers = 0\n", 2, "workers: must be between 1 and 1024");
+	check_error("[queue]\nworkers = 1025\n", 2, "workers: must be between 1 and 1024");
+	check_error("[queue]\nworkers = 99999999999999999999\n", 2,
+		    "workers: must be between 1 and 1024");
+	check_error("[queue]\ncapacity = 10000001\n", 2, "capacity: must be between 1 and 10000000");
+	check_error("[queue]\nshutdown_grace = 10 sec\n", 2,
+		    "shutdown_grace: \"10 sec\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, "
+		    "1h30m or a number of seconds; at least 1ms unless 0)");
+	check_error("[queue]\nshutdown_grace = 2h\n", 2, "shutdown_grace: must be between 0s and 1h");
+	check_error("[jobs]\ndefault_timeout = 0\n", 2, "default_timeout: must be between 1ms and 30d");
+	check_error("[server]\nmax_body = lots\n", 2,
+		    "max_body: \"lots\" is not a size (use 512k, 64M, 1G, 1MiB, 64MB or a number of "
+		    "bytes)");
+	check_error("[server]\nmax_body = 10\n", 2, "max_body: must be between 1k and 1G");
+	check_error("[server]\nmax_body = 2G\n", 2, "max_body: must be between 1k and 1G");
+	check_error("[server]\naccess_log = maybe\n", 2,
+		    "access_log: \"maybe\" is not a boolean (use true/false, yes/no, on/off or 1/0)");
+	check_error("[log]\nformat = xml\n", 2, "format: \"xml\" is not one of text, json");
+	check_error("[log]\nlevel = verbose\n", 2,
+		    "level: \"verbose\" is not one of debug, info, warn, error");
+	check_error("[storage]\nbackend = sqlite\n", 2,
+		    "backend: \"sqlite\" is not one of memory, postgres");
+	check_error("[sandbox]\nuser =\n", 2, "user: must not be empty");
+	check_error("[server]\nlisten = 8080\n", 2,
+		    "listen: \"8080\" is not an address (use HOST:PORT, [IPV6]:PORT or :PORT, port "
+		    "0-65535)");
+	check_error("[jobs]\ndefault_timeout = 2h\n", 2,
+		    "max_timeout (1h) is less than default_timeout (2h)");
+}
+
+static void test_error_timeouts(void **state)
+{
+	(void)state;
+	/* max_timeout is the key to blame when it is set. */
+	check_error("[jobs]\ndefault_timeout = 10s\nmax_timeout = 5s\n", 3,
+		    "max_timeout (5s) is less than default_timeout (10s)");
+	check_error("[task.t]\ncommand = /bin/sh\ntimeout = 2h\n", 3,
+		    "task.t: timeout (2h) is more than max_timeout (1h)");
+	check_error("[task.t]\ncommand = /bin/sh\ntimeout = soon\n", 3,
+		    "task.t: timeout: \"soon\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, "
+		    "1h30m or a number of seconds; at least 1ms unless 0)");
+}
+
+static void test_error_syntax(void **state)
+{
+	(void)state;
+	check_error("[server]\nlisten\n", 2, "syntax error");
+	check_error("[server\nlisten = :1\n", 1, "syntax error");
+	check_error("[server ; comment]\n", 1, "syntax error");
+	/* The first error in the file wins, whoever finds it. */
+	check_error("[queue]\nbogus line\nworkers = x\n", 2, "syntax error");
+	check_error("[queue]\nworkers = x\nbogus line\n", 2, "workers: \"x\" is not a number");
+	check_error("[queue]\nbogus line\n[nope]\n", 2, "syntax error");
+	check_error("[nope]\nbogus line\n", 1, "unknown section [nope]");
+}
+
+static void test_error_commands(void **state)
+{
+	char conf[PATH_MAX + 64], msg[PATH_MAX + 128];
+	char *plain = write_file("#!/bin/sh\n", 0644);
+
+	(void)state;
+	snprintf(conf, sizeof(conf), "[task.x]\ncommand = %s arg\n", plain);
+	snprintf(msg, sizeof(msg), "task.x: command \"%s\": not an executable file", plain);
+	check_error(conf, 2, msg);
+
+	snprintf(conf, sizeof(conf), "[task.x]\ncommand = %s\n", tmpdir);
+	snprintf(msg, sizeof(msg), "task.x: command \"%s\": not an executable file", tmpdir);
+	check_error(conf, 2, msg);
+
+	snprintf(conf, sizeof(conf), "[task.x]\n\ncommand = ./missing --flag\n");
+	snprintf(msg, sizeof(msg), "task.x: command \"%s/./missing\": not an executable file",
+		 tmpdir);
+	check_error(conf, 3, msg);
+
+	check_error("[task.y]\ncommand = valet-no-such-program-xyz\n", 2,
+		    "task.y: command \"valet-no-such-program-xyz\": not found in PATH");
+	check_error("[task.y]\ncommand = /bin/sh -c 'echo\n", 2,
+		    "task.y: command: unterminated quote");
+	check_error("[task.y]\ncommand = /bin/sh -c \"echo\n", 2,
+		    "task.y: command: unterminated quote");
+	check_error("[task.y]\ncommand = /bin/sh \\\n", 2, "task.y: command: trailing backslash");
+	check_error("[task.y]\ncommand =\n", 2, "task.y: command is empty");
+	check_error("[task.y]\ncommand = ''\n", 2,
+		    "task.y: command \"\": not found in PATH");
+	free(plain);
+}
+
+/* ---- relative paths and exec tasks ------------------------------------------- */
+
+static void test_plugin_dir(void **state)
+{
+	char want[PATH_MAX + 32];
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok("[tasks]\nplugin_dir = ../build/tasks\n");
+	snprintf(want, sizeof(want), "%s/../build/tasks", tmpdir);
+	assert_string_equal(cfg->plugin_dir, want);
+	config_free(cfg);
+
+	cfg = load_ok("[tasks]\nplugin_dir = plugins\n");
+	snprintf(want, sizeof(want), "%s/plugins", tmpdir);
+	assert_string_equal(cfg->plugin_dir, want);
+	config_free(cfg);
+
+	cfg = load_ok("[tasks]\nplugin_dir = /opt/valet/tasks\n");
+	assert_string_equal(cfg->plugin_dir, "/opt/valet/tasks");
+	config_free(cfg);
+
+	cfg = load_ok("[tasks]\nplugin_dir =\n");
+	assert_string_equal(cfg->plugin_dir, "");
+	config_free(cfg);
+}
+
+/* A config given by a relative path resolves against its directory too. */
+static void test_relative_config_path(void **state)
+{
+	char *path = write_conf("[tasks]\nplugin_dir = p\n"), want[PATH_MAX + 8], cwd[PATH_MAX];
+	struct config *cfg = config_new();
+	char err[256];
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir("/"), 0);
+	assert_int_equal(config_load(cfg, path + 1, err, sizeof(err)), 0);
+	assert_int_equal(chdir(cwd), 0);
+	snprintf(want, sizeof(want), "%s/p", tmpdir);
+	assert_string_equal(cfg->plugin_dir, want);
+	assert_string_equal(cfg->path, path + 1);
+	config_free(cfg);
+	free(path);
+}
+
+static void test_exec_tasks(void **state)
+{
+	char *tool = write_file("#!/bin/sh\necho hi\n", 0755), *base = strrchr(tool, '/') + 1;
+	char conf[2048], want[PATH_MAX + 32];
+	const char *old_path = getenv("PATH");
+	char *saved = old_path ? strdup(old_path) : NULL;
+	struct config *cfg;
+	char **a;
+
+	(void)state;
+	snprintf(conf, sizeof(conf),
+		 "[task.quotes]\n"
+		 "command = /bin/echo 'single  quoted' \"double \\\"q\\\" \\\\ \\n\" plain\\ space "
+		 "a'b'\"c\" '' \"it's\" x\\\"y\n"
+		 "timeout = 1.5s\n"
+		 "[task.path]\n"
+		 "command = sh -c 'exit 0'\n"
+		 "[task.mine]\n"
+		 "command = %s --flag\n"
+		 "[task.rel]\n"
+		 "command = ./%s\n",
+		 base, base);
+	/* tmpdir first: "mine" is found there; relative PATH entries are skipped. */
+	{
+		char p[PATH_MAX + 64];
+
+		snprintf(p, sizeof(p), ".:%s:/usr/local/bin:/usr/bin:/bin", tmpdir);
+		setenv("PATH", p, 1);
+	}
+	cfg = load_ok(conf);
+	if (saved)
+		setenv("PATH", saved, 1);
+	else
+		unsetenv("PATH");
+	free(saved);
+
+	assert_int_equal(cfg->nexec_tasks, 4);
+	a = cfg->exec_tasks[0].argv;
+	assert_string_equal(cfg->exec_tasks[0].name, "quotes");
+	assert_string_equal(a[0], "/bin/echo");
+	assert_string_equal(a[1], "single  quoted");
+	assert_string_equal(a[2], "double \"q\" \\ \\n");
+	assert_string_equal(a[3], "plain space");
+	assert_string_equal(a[4], "abc");
+	assert_string_equal(a[5], "");
+	assert_string_equal(a[6], "it's");
+	assert_string_equal(a[7], "x\"y");
+	assert_null(a[8]);
+	assert_int_equal(cfg->exec_tasks[0].timeout_ms, 1500);
+
+	a = cfg->exec_tasks[1].argv;
+	assert_true(a[0][0] == '/');
+	assert_string_equal(strrchr(a[0], '/'), "/sh");
+	assert_int_equal(access(a[0], X_OK), 0);
+	assert_string_equal(a[1], "-c");
+	assert_string_equal(a[2], "exit 0");
+	assert_null(a[3]);
+	assert_int_equal(cfg->exec_tasks[1].timeout_ms, 0);
+
+	assert_string_equal(cfg->exec_tasks[2].argv[0], tool);
+	assert_string_equal(cfg->exec_tasks[2].argv[1], "--flag");
+
+	snprintf(want, sizeof(want), "%s/./%s", tmpdir, base);
+	assert_string_equal(cfg->exec_tasks[3].argv[0], want);
+	assert_null(cfg->exec_tasks[3].argv[1]);
+	config_free(cfg);
+	free(tool);
+}
+
+/* ---- parsers -------------------------------------------------------------------- */
+
+static void test_durations(void **state)
+{
+	static const struct { const char *s; int64_t ms; } ok[] = {
+		{"30s", 30000}, {"500ms", 500}, {"2m", 120000}, {"1h", 3600000}, {"1.5s", 1500},
+		{"0", 0}, {"0s", 0}, {"10", 10000}, {"0.5", 500}, {"1h30m", 5400000},
+		{"1d", 86400000}, {"2.5m", 150000}, {"1000us", 1}, {"1500us", 2},
+		{"1.0005s", 1001}, {"0.001", 1}, {"1m30s500ms", 90500}, {"007s", 7000},
+	};
+	static const char *const bad[] = {
+		"", "abc", "250us", "0.1ms", "-1s", "+1s", "1x", "s", "1.s", ".5s", "1 s", "30S",
+		"1h30", "10 ", " 10", "1e3", "99999999999999999999s", "1ms1", "1.5.5s", "1sm",
+		"9999999999999999d",
+	};
+	int64_t ms;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ms = -1;
+		if (config_parse_duration_ms(ok[i].s, &ms) != 0 || ms != ok[i].ms)
+			print_error("duration \"%s\" -> %lld\n", ok[i].s, (long long)ms);
+		assert_int_equal(config_parse_duration_ms(ok[i].s, &ms), 0);
+		assert_int_equal(ms, ok[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (config_parse_duration_ms(bad[i], &ms) != -EINVAL)
+			print_error("duration \"%s\" accepted\n", bad[i]);
+		assert_int_equal(config_parse_duration_ms(bad[i], &ms), -EINVAL);
+	}
+	assert_int_equal(config_parse_duration_ms(NULL, &ms), -EINVAL);
+}
+
+static void test_sizes(void **state)
+{
+	static const struct { const char *s; uint64_t n; } ok[] = {
+		{"512k", 512 << 10}, {"512K", 512 << 10}, {"64M", 64 << 20}, {"1G", 1 << 30},
+		{"1048576", 1048576}, {"1MiB", 1 << 20}, {"64MB", 64 << 20}, {"0", 0},
+		{"1.5k", 1536}, {"2T", 2ULL << 40}, {"7b", 7}, {"1kib", 1024}, {"1Gb", 1 << 30},
+		{"0.5M", 512 << 10},
+	};
+	static const char *const bad[] = {
+		"", "abc", "1.5", "-1", "+1", "1X", "k", "1 M", "99999999999T", "1kk", " 1k",
+		"1k ", "1.k", "18446744073709551616", "1iB",
+	};
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		n = 1;
+		if (config_parse_size(ok[i].s, &n) != 0 || n != ok[i].n)
+			print_error("size \"%s\" -> %zu\n", ok[i].s, n);
+		assert_int_equal(config_parse_size(ok[i].s, &n), 0);
+		assert_int_equal(n, ok[i].n);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (config_parse_size(bad[i], &n) != -EINVAL)
+			print_error("size \"%s\" accepted\n", bad[i]);
+		assert_int_equal(config_parse_size(bad[i], &n), -EINVAL);
+	}
+}
+
+static void test_listen(void **state)
+{
+	static const struct { const char *s, *host; int port; } ok[] = {
+		{"127.0.0.1:8080", "127.0.0.1", 8080}, {"[::1]:8080", "::1", 8080},
+		{":8080", "0.0.0.0", 8080}, {"localhost:8080", "localhost", 8080},
+		{"example.com:0", "example.com", 0}, {"h:65535", "h", 65535},
+		{"[fe80::1%eth0]:80", "fe80::1%eth0", 80}, {"[::]:1", "::", 1},
+	};
+	static const char *const bad[] = {
+		"8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "::1:8080", "[::1]8080",
+		"[::1", "[zz]:80", "[]:80", "a b:80", "h:-1", "h:+1", "h:123456", "h:80x", "",
+		"[127.0.0.1]:80",
+	};
+	char host[256];
+	int port;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		port = -1;
+		assert_int_equal(config_parse_listen(ok[i].s, host, sizeof(host), &port), 0);
+		assert_string_equal(host, ok[i].host);
+		assert_int_equal(port, ok[i].port);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (config_parse_listen(bad[i], host, sizeof(host), &port) != -EINVAL)
+			print_error("listen \"%s\" accepted\n", bad[i]);
+		assert_int_equal(config_parse_listen(bad[i], host, sizeof(host), &port), -EINVAL);
+	}
+	/* The host buffer is too small: refused, not cut. */
+	assert_int_equal(config_parse_listen("localhost:80", host, 9, &port), -EINVAL);
+	assert_int_equal(config_parse_listen("localhost:80", host, 10, &port), 0);
+}
+
+/* ---- environment and dump ----------------------------------------------------- */
+
+static void test_env(void **state)
+{
+	struct config *cfg = config_new();
+
+	(void)state;
+	setenv("VALET_DATABASE_URL", "postgres://u:p@db/valet", 1);
+	setenv("VALET_LISTEN", "0.0.0.0:9000", 1);
+	config_apply_env(cfg);
+	assert_string_equal(cfg->database_url, "postgres://u:p@db/valet");
+	assert_string_equal(cfg->listen, "0.0.0.0:9000");
+
+	/* Empty values are ignored. */
+	setenv("VALET_DATABASE_URL", "", 1);
+	unsetenv("VALET_LISTEN");
+	config_apply_env(cfg);
+	assert_string_equal(cfg->database_url, "postgres://u:p@db/valet");
+	assert_string_equal(cfg->listen, "0.0.0.0:9000");
+	unsetenv("VALET_DATABASE_URL");
+	config_free(cfg);
+}
+
+static char *dump(const struct config *cfg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	config_dump(cfg, f);
+	fclose(f);
+	return buf;
+}
+
+/* What config_dump() prints reads back to the same configuration. */
+static void test_dump_round_trip(void **state)
+{
+	struct config *cfg = load_ok(full_conf), *again;
+	char *first = dump(cfg), *second, *body, *path;
+
+	(void)state;
+	assert_non_null(strstr(first, "\n[queue]\nworkers = 3\ncapacity = 500\nshutdown_grace = 1500ms\n"));
+	assert_non_null(strstr(first, "\n[log]\nformat = json\nlevel = debug\n"));
+	assert_non_null(strstr(first, "\n[task.true]\ncommand = /bin/sh -c true\ntimeout = 5s\n"));
+	assert_non_null(strstr(first, "max_output_size = 3M\n"));
+
+	body = strchr(first, '\n'); /* skip the "# ... (path)" line */
+	again = config_new();
+	path = write_conf(body);
+	assert_int_equal(config_load(again, path, NULL, 0), 0);
+	second = dump(again);
+	assert_string_equal(strchr(second, '\n'), body);
+
+	/* Arguments that need quoting survive. */
+	config_free(again);
+	free(second);
+	free(path);
+	again = load_ok("[task.q]\ncommand = /bin/echo \"a b\" it\\'s '' x\\\\y\n");
+	second = dump(again);
+	assert_non_null(strstr(second, "command = /bin/echo 'a b' 'it'\\''s' '' 'x\\y'\n"));
+	body = strstr(second, "[task.q]");
+	config_free(again);
+	path = write_conf(body);
+	again = load_ok(body);
+	assert_string_equal(again->exec_tasks[0].argv[2], "it's");
+	assert_string_equal(again->exec_tasks[0].argv[3], "");
+	assert_string_equal(again->exec_tasks[0].argv[4], "x\\y");
+	config_free(again);
+	free(path);
+	free(second);
+	free(first);
+	config_free(cfg);
+}
+
+static void test_dump_hides_password(void **state)
+{
+	struct config *cfg = config_new();
+	char *out;
+
+	(void)state;
+	free(cfg->database_url);
+	cfg->database_url = strdup("postgres://valet:s3cret@db:5432/valet");
+	out = dump(cfg);
+	assert_null(strstr(out, "s3cret"));
+	assert_non_null(strstr(out, "database_url = postgres://valet:***@db:5432/valet\n"));
+	free(out);
+
+	free(cfg->database_url);
+	cfg->database_url = strdup("host=db user=valet password=s3cret dbname=valet");
+	out = dump(cfg);
+	assert_null(strstr(out, "s3cret"));
+	assert_non_null(strstr(out, "database_url = host=db user=valet password=*** dbname=valet\n"));
+	free(out);
+	config_free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_error_sections),
+		cmocka_unit_test(test_error_keys),
+		cmocka_unit_test(test_error_values),
+		cmocka_unit_test(test_error_timeouts),
+		cmocka_unit_test(test_error_syntax),
+		cmocka_unit_test(test_error_commands),
+		cmocka_unit_test(test_plugin_dir),
+		cmocka_unit_test(test_relative_config_path),
+		cmocka_unit_test(test_exec_tasks),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_dump_round_trip),
+		cmocka_unit_test(test_dump_hides_password),
+	};
+
+	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+}

@@ -1,0 +1,507 @@
+/*
+ * test_memory_store.c - the embedded in-memory store: every operation of
+ * store.h, its error paths, and reference counting (run under ASan: every
+ * object must be freed exactly once).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../storage/store.h"
+
+/* What one callback saw. Objects are borrowed during the callback, so we
+ * copy what the assertions need. */
+struct seen {
+	int calls;
+	int err;
+	struct job *job;
+	struct pipeline *pipeline;
+	size_t njobs, npipelines;
+	struct job *jobs[64];
+	struct pipeline *pipelines[64];
+};
+
+static void record(void *arg, const struct store_reply *reply)
+{
+	struct seen *s = arg;
+
+	s->calls++;
+	s->err = reply->err;
+	s->job = reply->job;
+	s->pipeline = reply->pipeline;
+	s->njobs = reply->njobs;
+	s->npipelines = reply->npipelines;
+	for (size_t i = 0; i < reply->njobs && i < 64; i++)
+		s->jobs[i] = reply->jobs[i];
+	for (size_t i = 0; i < reply->npipelines && i < 64; i++)
+		s->pipelines[i] = reply->pipelines[i];
+}
+
+static struct job *make_job(const char *name, enum job_status status)
+{
+	struct job *job = job_new();
+
+	assert_non_null(job);
+	job_id_generate(job->id);
+	job_set_str(&job->name, name);
+	job_set_str(&job->task_name, "dummytask");
+	job_set_str(&job->params_json, "{\"a\":1}");
+	job->timeout_ms = 1000;
+	job->status = status;
+	job->created_at = job_now_us();
+	return job;
+}
+
+/* A pipeline of n jobs, linked the way the core links them. */
+static struct pipeline *make_pipeline(const char *name, size_t n, enum job_status status)
+{
+	struct pipeline *pl = pipeline_new(n);
+
+	assert_non_null(pl);
+	job_id_generate(pl->id);
+	job_set_str(&pl->name, name);
+	pl->status = status;
+	for (size_t i = 0; i < n; i++) {
+		struct job *job = make_job("pj", status);
+
+		job->in_pipeline = true;
+		memcpy(job->pipeline_id, pl->id, JOB_ID_LEN);
+		job->pipeline_index = (int)i;
+		pl->jobs[i] = job;
+	}
+	for (size_t i = 0; i + 1 < n; i++) {
+		pl->jobs[i]->has_next = true;
+		memcpy(pl->jobs[i]->next_job_id, pl->jobs[i + 1]->id, JOB_ID_LEN);
+	}
+	return pl;
+}
+
+static int setup(void **state)
+{
+	struct store *st = store_memory_new();
+
+	if (!st)
+		return -1;
+	*state = st;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	store_free(*state);
+	return 0;
+}
+
+static void test_basics(void **state)
+{
+	struct store *st = *state;
+
+	assert_string_equal(st->ops->name, "memory");
+	assert_true(st->ops->healthy(st));
+	store_free(NULL);
+}
+
+static void test_create_get_job(void **state)
+{
+	struct store *st = *state;
+	struct job *job = make_job("one", JOB_PENDING);
+	struct seen s = {0};
+	uint8_t other[JOB_ID_LEN];
+
+	assert_int_equal(st->ops->create_job(st, job, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.err, 0);
+	assert_ptr_equal(s.job, job);
+	assert_int_equal(job->refs, 2); /* ours and the store's */
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->get_job(st, job->id, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_ptr_equal(s.job, job);
+	assert_int_equal(job->refs, 2); /* the callback's hold was released */
+
+	/* The same id twice: refused, no callback, nothing changed. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->create_job(st, job, record, &s), -EEXIST);
+	assert_int_equal(s.calls, 0);
+	assert_int_equal(job->refs, 2);
+
+	job_id_generate(other);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->get_job(st, other, record, &s), -ENOENT);
+	assert_int_equal(s.calls, 0);
+
+	/* save_job is a no-op that sees the shared object. */
+	job->status = JOB_IN_PROGRESS;
+	st->ops->save_job(st, job, JOB_F_STATUS);
+	assert_int_equal(st->ops->get_job(st, job->id, record, &s), 0);
+	assert_int_equal(s.job->status, JOB_IN_PROGRESS);
+
+	job_unref(job); /* the store's reference keeps it; teardown frees it */
+}
+
+static void list(struct store *st, enum job_status status, size_t offset, size_t limit,
+		 struct seen *s)
+{
+	struct store_query q = {.status = status, .offset = offset, .limit = limit};
+
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(st->ops->list_jobs(st, &q, record, s), 0);
+	assert_int_equal(s->calls, 1);
+	assert_int_equal(s->err, 0);
+}
+
+static void test_list_jobs(void **state)
+{
+	struct store *st = *state;
+	struct job *jobs[10];
+	struct seen s;
+
+	/* Empty store. */
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 0);
+
+	/* Even jobs PENDING, odd jobs COMPLETED. */
+	for (int i = 0; i < 10; i++) {
+		jobs[i] = make_job("j", i % 2 ? JOB_COMPLETED : JOB_PENDING);
+		assert_int_equal(st->ops->create_job(st, jobs[i], NULL, NULL), 0);
+	}
+
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 10);
+	for (int i = 0; i < 10; i++)
+		assert_ptr_equal(s.jobs[i], jobs[i]); /* oldest first */
+
+	list(st, JOB_PENDING, 0, 0, &s);
+	assert_int_equal(s.njobs, 5);
+	for (int i = 0; i < 5; i++)
+		assert_ptr_equal(s.jobs[i], jobs[2 * i]);
+
+	list(st, JOB_COMPLETED, 1, 2, &s);
+	assert_int_equal(s.njobs, 2);
+	assert_ptr_equal(s.jobs[0], jobs[3]);
+	assert_ptr_equal(s.jobs[1], jobs[5]);
+
+	list(st, JOB_UNDEFINED, 8, 5, &s); /* limit past the end */
+	assert_int_equal(s.njobs, 2);
+	assert_ptr_equal(s.jobs[0], jobs[8]);
+	assert_ptr_equal(s.jobs[1], jobs[9]);
+
+	list(st, JOB_UNDEFINED, 3, 0, &s); /* offset only */
+	assert_int_equal(s.njobs, 7);
+	assert_ptr_equal(s.jobs[0], jobs[3]);
+
+	list(st, JOB_UNDEFINED, 0, 3, &s); /* limit only */
+	assert_int_equal(s.njobs, 3);
+	assert_ptr_equal(s.jobs[2], jobs[2]);
+
+	list(st, JOB_PENDING, 5, 0, &s); /* offset at the end */
+	assert_int_equal(s.njobs, 0);
+	list(st, JOB_UNDEFINED, 100, 10, &s);
+	assert_int_equal(s.njobs, 0);
+	list(st, JOB_FAILED, 0, 0, &s); /* nothing has it */
+	assert_int_equal(s.njobs, 0);
+
+	for (int i = 0; i < 10; i++)
+		job_unref(jobs[i]);
+}
+
+static void test_delete_job(void **state)
+{
+	struct store *st = *state;
+	struct job *a = make_job("a", JOB_PENDING), *b = make_job("b", JOB_PENDING);
+	struct job *c = make_job("c", JOB_PENDING);
+	struct seen s = {0};
+
+	assert_int_equal(st->ops->create_job(st, a, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, b, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, c, NULL, NULL), 0);
+	assert_int_equal(b->refs, 2);
+
+	assert_int_equal(st->ops->delete_job(st, b->id, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_ptr_equal(s.job, b);
+	assert_int_equal(b->refs, 1); /* only ours left */
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->get_job(st, b->id, record, &s), -ENOENT);
+	assert_int_equal(st->ops->delete_job(st, b->id, record, &s), -ENOENT);
+	assert_int_equal(s.calls, 0);
+
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 2);
+	assert_ptr_equal(s.jobs[0], a);
+	assert_ptr_equal(s.jobs[1], c);
+
+	/* Deleted, it can be created again (and goes to the end). */
+	assert_int_equal(st->ops->create_job(st, b, NULL, NULL), 0);
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 3);
+	assert_ptr_equal(s.jobs[2], b);
+
+	job_unref(a);
+	job_unref(b);
+	job_unref(c);
+}
+
+/* The core's delete path deletes from inside a get callback. */
+static void delete_in_callback(void *arg, const struct store_reply *reply)
+{
+	struct store *st = arg;
+
+	assert_int_equal(st->ops->delete_job(st, reply->job->id, NULL, NULL), 0);
+	/* Still ours to read until the callback returns. */
+	assert_string_equal(reply->job->name, "gone");
+}
+
+static void test_delete_inside_callback(void **state)
+{
+	struct store *st = *state;
+	struct job *job = make_job("gone", JOB_PENDING);
+	uint8_t id[JOB_ID_LEN];
+
+	memcpy(id, job->id, JOB_ID_LEN);
+	assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
+	job_unref(job); /* the store holds the only reference now */
+	assert_int_equal(st->ops->get_job(st, id, delete_in_callback, st), 0);
+	assert_int_equal(st->ops->get_job(st, id, NULL, NULL), -ENOENT);
+}
+
+static void test_results(void **state)
+{
+	struct store *st = *state;
+	struct job *job = make_job("r", JOB_PENDING);
+	struct seen s = {0};
+	uint8_t other[JOB_ID_LEN];
+
+	assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
+	assert_int_equal(st->ops->get_result(st, job->id, record, &s), -ENOENT);
+	assert_int_equal(st->ops->delete_result(st, job->id, record, &s), -ENOENT);
+	assert_int_equal(s.calls, 0);
+
+	job->status = JOB_COMPLETED;
+	job->has_result = true;
+	job_set_str(&job->result_json, "{\"x\":1}");
+	job_set_str(&job->result_error, "partial");
+	st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT);
+
+	assert_int_equal(st->ops->get_result(st, job->id, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_ptr_equal(s.job, job);
+	assert_string_equal(job->result_json, "{\"x\":1}");
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->delete_result(st, job->id, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_false(job->has_result);
+	assert_null(job->result_json);
+	assert_null(job->result_error);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->get_result(st, job->id, record, &s), -ENOENT);
+	assert_int_equal(st->ops->delete_result(st, job->id, record, &s), -ENOENT);
+	assert_int_equal(s.calls, 0);
+	/* The job itself stays. */
+	assert_int_equal(st->ops->get_job(st, job->id, NULL, NULL), 0);
+
+	job_id_generate(other);
+	assert_int_equal(st->ops->get_result(st, other, record, &s), -ENOENT);
+	assert_int_equal(st->ops->delete_result(st, other, record, &s), -ENOENT);
+	assert_int_equal(s.calls, 0);
+
+	job_unref(job);
+}
+
+static void test_pipelines(void **state)
+{
+	struct store *st = *state;
+	struct pipeline *p1 = make_pipeline("p1", 3, JOB_PENDING);
+	struct pipeline *p2 = make_pipeline("p2", 2, JOB_COMPLETED);
+	struct job *solo = make_job("solo", JOB_PENDING);
+	struct store_query all = {0}, done = {.status = JOB_COMPLETED};
+	struct seen s = {0};
+
+	assert_int_equal(st->ops->create_job(st, solo, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, p1, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_ptr_equal(s.pipeline, p1);
+	assert_int_equal(p1->refs, 2);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(p1->jobs[i]->refs, 2); /* the pipeline's and the store's */
+	assert_int_equal(st->ops->create_pipeline(st, p2, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, p2, NULL, NULL), -EEXIST);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->get_pipeline(st, p2->id, record, &s), 0);
+	assert_ptr_equal(s.pipeline, p2);
+
+	/* Pipeline jobs are jobs, in creation (= pipeline) order. */
+	assert_int_equal(st->ops->get_job(st, p1->jobs[1]->id, record, &s), 0);
+	assert_ptr_equal(s.job, p1->jobs[1]);
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 6);
+	assert_ptr_equal(s.jobs[0], solo);
+	assert_ptr_equal(s.jobs[1], p1->jobs[0]);
+	assert_ptr_equal(s.jobs[3], p1->jobs[2]);
+	assert_ptr_equal(s.jobs[5], p2->jobs[1]);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->list_pipelines(st, &all, record, &s), 0);
+	assert_int_equal(s.npipelines, 2);
+	assert_ptr_equal(s.pipelines[0], p1);
+	assert_ptr_equal(s.pipelines[1], p2);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->list_pipelines(st, &done, record, &s), 0);
+	assert_int_equal(s.npipelines, 1);
+	assert_ptr_equal(s.pipelines[0], p2);
+	all.offset = 1;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->list_pipelines(st, &all, record, &s), 0);
+	assert_int_equal(s.npipelines, 1);
+	assert_ptr_equal(s.pipelines[0], p2);
+	all.offset = 0;
+	all.limit = 1;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->list_pipelines(st, &all, record, &s), 0);
+	assert_int_equal(s.npipelines, 1);
+	assert_ptr_equal(s.pipelines[0], p1);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_ptr_equal(s.pipeline, p1);
+	assert_int_equal(s.njobs, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_ptr_equal(s.jobs[i], p1->jobs[i]);
+
+	/* Delete cascades to the jobs and their results. */
+	struct job *kept = job_ref(p1->jobs[2]);
+	uint8_t jid[JOB_ID_LEN];
+
+	memcpy(jid, p1->jobs[0]->id, JOB_ID_LEN);
+	kept->has_result = true;
+	job_set_str(&kept->result_json, "1");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->delete_pipeline(st, p1->id, record, &s), 0);
+	assert_int_equal(s.calls, 1);
+	assert_ptr_equal(s.pipeline, p1);
+	assert_int_equal(p1->refs, 1); /* ours */
+	assert_int_equal(kept->refs, 2); /* ours and the pipeline's */
+	assert_int_equal(st->ops->get_job(st, jid, NULL, NULL), -ENOENT);
+	assert_int_equal(st->ops->get_result(st, kept->id, NULL, NULL), -ENOENT);
+	assert_int_equal(st->ops->get_pipeline(st, p1->id, NULL, NULL), -ENOENT);
+	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, NULL, NULL), -ENOENT);
+	assert_int_equal(st->ops->delete_pipeline(st, p1->id, NULL, NULL), -ENOENT);
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 3);
+	assert_ptr_equal(s.jobs[0], solo);
+	assert_ptr_equal(s.jobs[1], p2->jobs[0]);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->list_pipelines(st, &done, record, &s), 0);
+	assert_int_equal(s.npipelines, 1);
+
+	pipeline_unref(p1);
+	assert_int_equal(kept->refs, 1);
+	job_unref(kept);
+	pipeline_unref(p2);
+	job_unref(solo);
+}
+
+/* A pipeline whose job id is taken is refused whole. */
+static void test_pipeline_rollback(void **state)
+{
+	struct store *st = *state;
+	struct pipeline *pl = make_pipeline("p", 3, JOB_PENDING);
+	struct job *taken = make_job("taken", JOB_PENDING);
+	struct seen s = {0};
+
+	memcpy(taken->id, pl->jobs[2]->id, JOB_ID_LEN);
+	assert_int_equal(st->ops->create_job(st, taken, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, pl, record, &s), -EEXIST);
+	assert_int_equal(s.calls, 0);
+	assert_int_equal(pl->refs, 1);
+	assert_int_equal(pl->jobs[0]->refs, 1);
+	assert_int_equal(st->ops->get_pipeline(st, pl->id, NULL, NULL), -ENOENT);
+	assert_int_equal(st->ops->get_job(st, pl->jobs[0]->id, NULL, NULL), -ENOENT);
+	assert_int_equal(st->ops->get_job(st, taken->id, record, &s), 0);
+	assert_ptr_equal(s.job, taken); /* the earlier job is untouched */
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 1);
+
+	/* With fresh ids it goes in. */
+	job_id_generate(pl->jobs[2]->id);
+	assert_int_equal(st->ops->create_pipeline(st, pl, NULL, NULL), 0);
+	list(st, JOB_UNDEFINED, 0, 0, &s);
+	assert_int_equal(s.njobs, 4);
+	pipeline_unref(pl);
+	job_unref(taken);
+}
+
+/* The store frees what it still holds (ASan checks for leaks). */
+static void test_free_with_contents(void **state)
+{
+	struct store *st = store_memory_new();
+	struct pipeline *pl = make_pipeline("p", 2, JOB_IN_PROGRESS);
+	struct job *job = make_job("j", JOB_FAILED);
+
+	assert_non_null(st);
+	job->has_result = true;
+	job_set_str(&job->result_error, "boom");
+	assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, pl, NULL, NULL), 0);
+	job_unref(job);
+	pipeline_unref(pl);
+	store_free(st);
+}
+
+/* 100,000 jobs: list filters walk them all, the map finds each. */
+static void test_many_jobs(void **state)
+{
+	struct store *st = *state;
+	enum { N = 100000 };
+	struct store_query q = {.status = JOB_SCHEDULED, .offset = 10, .limit = 20};
+	uint8_t first[JOB_ID_LEN], last[JOB_ID_LEN];
+	struct seen s = {0};
+
+	for (int i = 0; i < N; i++) {
+		struct job *job = make_job("bulk", i % 100 ? JOB_PENDING : JOB_SCHEDULED);
+
+		assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
+		if (i == 0)
+			memcpy(first, job->id, JOB_ID_LEN);
+		memcpy(last, job->id, JOB_ID_LEN);
+		job_unref(job);
+	}
+	assert_int_equal(st->ops->list_jobs(st, &q, record, &s), 0);
+	assert_int_equal(s.njobs, 20);
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(s.jobs[i]->status, JOB_SCHEDULED);
+	assert_int_equal(st->ops->get_job(st, first, NULL, NULL), 0);
+	assert_int_equal(st->ops->get_job(st, last, NULL, NULL), 0);
+	assert_int_equal(st->ops->delete_job(st, first, NULL, NULL), 0);
+	assert_int_equal(st->ops->get_job(st, first, NULL, NULL), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_basics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_get_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_inside_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipeline_rollback, setup, teardown),
+		cmocka_unit_test(test_free_with_contents),
+		cmocka_unit_test_setup_teardown(test_many_jobs, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
