@@ -181,8 +181,8 @@ static int cors_setup(struct http_server *srv, const char *spec, const union htt
 
 	if (!p[0]) {
 		bool loop = addr->sa.sa_family == AF_INET
-				    ? (ntohl(addr->in4.sin_addr.s_addr) >> 24) == 127
-				    : IN6_IS_ADDR_LOOPBACK(&addr->in6.sin6_addr);
+				? (ntohl(addr->in4.sin_addr.s_addr) >> 24) == 127
+				: IN6_IS_ADDR_LOOPBACK(&addr->in6.sin6_addr);
 		srv->cors = loop ? HTTP_CORS_ANY : HTTP_CORS_NONE;
 		return 0;
 	}
@@ -252,9 +252,8 @@ static void http_too_large(struct http_server *srv, struct http_request *req)
 	http_request_error(req, 413, msg);
 }
 
-static struct http_request *http_request_new(struct http_server *srv,
-					     struct MHD_Connection *conn, const char *method,
-					     const char *url)
+static struct http_request *http_request_new(struct http_server *srv, struct MHD_Connection *conn,
+					     const char *method, const char *url)
 {
 	struct http_request *req = calloc(1, sizeof(*req));
 
@@ -309,8 +308,8 @@ static void http_body_add(struct http_server *srv, struct http_request *req, con
 /* The first call: the headers are in. Answers 413 early when it can. */
 static void http_headers_in(struct http_server *srv, struct http_request *req)
 {
-	const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl =
+	    MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long n;
 	char *end;
 
@@ -347,9 +346,8 @@ static void http_request_ready(struct http_server *srv, struct http_request *req
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
-				   const char *method, const char *version,
-				   const char *upload_data, size_t *upload_data_size,
-				   void **con_cls)
+				   const char *method, const char *version, const char *upload_data,
+				   size_t *upload_data_size, void **con_cls)
 {
 	struct http_server *srv = cls;
 	struct http_request *req = *con_cls;
@@ -363,7 +361,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		return req->answered ? http_queue(srv, req) : MHD_YES;
 	}
 	if (req->orphaned)
-		return MHD_NO;
+		return req->answered && !req->queued ? http_queue(srv, req) : MHD_NO;
 	if (*upload_data_size) {
 		http_body_add(srv, req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
@@ -415,7 +413,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 	if (!req)
 		return;
 	*con_cls = NULL;
-	if (srv->cfg->access_log && !req->orphaned)
+	if (srv->cfg->access_log)
 		http_access_log(req, conn);
 	req->conn = NULL;
 	http_request_unref(req);
@@ -428,8 +426,8 @@ __attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const 
 
 	vsnprintf(http_last_mhd_error, sizeof(http_last_mhd_error), fmt, ap);
 	len = strlen(http_last_mhd_error);
-	while (len > 0 && (http_last_mhd_error[len - 1] == '\n' ||
-			   http_last_mhd_error[len - 1] == ' '))
+	while (len > 0 &&
+	       (http_last_mhd_error[len - 1] == '\n' || http_last_mhd_error[len - 1] == ' '))
 		http_last_mhd_error[--len] = '\0';
 	log_warn("http server", "error", http_last_mhd_error);
 }
@@ -497,16 +495,22 @@ static int http_start(struct http_server *srv, const union http_addr *addr, char
 {
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	uint16_t port =
+	    ntohs(addr->sa.sa_family == AF_INET6 ? addr->in6.sin6_port : addr->in4.sin_port);
 
 	if (addr->sa.sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	http_last_mhd_error[0] = '\0';
-	srv->daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
-		srv, MHD_OPTION_SOCK_ADDR, &addr->sa, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
-		srv, MHD_OPTION_END);
+	/* The port argument only shows in MHD's messages; SOCK_ADDR decides. */
+	/* clang-format off */
+	srv->daemon = MHD_start_daemon(flags, port, NULL, NULL, http_access, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
+		MHD_OPTION_SOCK_ADDR, &addr->sa,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONNECTION_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+		MHD_OPTION_END);
+	/* clang-format on */
 	if (!srv->daemon) {
 		snprintf(err, errlen, "cannot listen on %s: %s", srv->cfg->listen,
 			 http_last_mhd_error[0] ? http_last_mhd_error : "microhttpd failed");
@@ -590,15 +594,23 @@ void http_free(struct http_server *srv)
 		return;
 	if (srv->daemon) {
 		/*
-		 * Requests still waiting for the core are cut loose: their
-		 * connections are resumed and closed (MHD refuses to stop with
-		 * suspended connections), and their callbacks, when they come,
-		 * only drop a reference.
+		 * Requests still waiting for the core are cut loose: they are
+		 * answered 503 and resumed (MHD refuses to stop with suspended
+		 * connections), and their callbacks, when they come, only drop
+		 * a reference.
 		 */
 		while ((req = LIST_FIRST(&srv->waiting))) {
 			LIST_REMOVE(req, wait_link);
 			req->srv = NULL;
 			req->orphaned = true;
+			if (!req->answered) {
+				req->answered = true;
+				req->status = 503;
+				req->resp_body =
+				    json_out_error(503, "shutting down", &req->resp_len);
+				if (!req->resp_body)
+					req->resp_len = 0;
+			}
 			if (req->suspended) {
 				req->suspended = false;
 				MHD_resume_connection(req->conn);

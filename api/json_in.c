@@ -5,7 +5,9 @@
  * refused, any top-level value accepted so that `null` gets its own
  * message), then each known field is type-checked in a fixed order and
  * copied by pointer into the core's request struct. Unknown fields are
- * ignored, and a JSON null counts as an absent field. The first wrong type
+ * ignored, and in POST bodies a JSON null counts as an absent field (in a
+ * PATCH a present field is a change, so null is a type error). The first
+ * wrong type
  * wins; a bad run_at is reported only after all types are right, and before
  * the core's own validation (API.md's order). Nothing here has side
  * effects, so a 400 from this file leaves no trace.
@@ -232,7 +234,7 @@ int json_in_pipeline(struct json_in_doc *doc, const char *body, size_t len,
 		     struct pipeline_request *req, char *err, size_t errlen)
 {
 	const char *run_at;
-	json_t *jobs, *item;
+	json_t *jobs;
 	size_t i;
 	int rc;
 
@@ -247,16 +249,17 @@ int json_in_pipeline(struct json_in_doc *doc, const char *body, size_t len,
 	jobs = field(doc->root, "jobs");
 	if (jobs && !json_is_array(jobs))
 		return fail(err, errlen, "jobs", "an array of objects");
-	json_array_foreach(jobs, i, item) {
-		if (!json_is_object(item))
+	for (i = 0; i < json_array_size(jobs); i++) {
+		if (!json_is_object(json_array_get(jobs, i)))
 			return fail(err, errlen, "jobs", "an array of objects");
 	}
 	if (jobs && json_array_size(jobs) > 0) {
 		doc->jobs = calloc(json_array_size(jobs), sizeof(*doc->jobs));
 		if (!doc->jobs)
 			return -ENOMEM;
-		json_array_foreach(jobs, i, item) {
-			rc = decode_job_fields(doc, item, &doc->jobs[i], true, err, errlen);
+		for (i = 0; i < json_array_size(jobs); i++) {
+			rc = decode_job_fields(doc, json_array_get(jobs, i), &doc->jobs[i], true,
+					       err, errlen);
 			if (rc)
 				return rc;
 		}
@@ -266,23 +269,26 @@ int json_in_pipeline(struct json_in_doc *doc, const char *body, size_t len,
 	return parse_run_at(run_at, &req->has_run_at, &req->run_at, err, errlen);
 }
 
-int json_in_patch(struct json_in_doc *doc, const char *body, size_t len,
-		  struct patch_request *req, char *err, size_t errlen)
+int json_in_patch(struct json_in_doc *doc, const char *body, size_t len, struct patch_request *req,
+		  char *err, size_t errlen)
 {
-	json_t *name;
+	json_t *name, *desc;
 	int rc;
 
 	memset(req, 0, sizeof(*req));
 	rc = parse_body(doc, body, len, err, errlen);
 	if (rc)
 		return rc;
-	name = field(doc->root, "name");
-	if (name) {
-		if (!json_is_string(name) || json_string_length(name) == 0)
-			return fail(err, errlen, "name", "a non-empty string");
-		req->name = json_string_value(name);
-	}
-	return get_string(doc->root, "description", &req->description, err, errlen);
+	/* Here a null is not "absent": a present field is a change. */
+	name = json_object_get(doc->root, "name");
+	desc = json_object_get(doc->root, "description");
+	if (name && (!json_is_string(name) || json_string_length(name) == 0))
+		return fail(err, errlen, "name", "a non-empty string");
+	if (desc && !json_is_string(desc))
+		return fail(err, errlen, "description", "a string");
+	req->name = name ? json_string_value(name) : NULL;
+	req->description = desc ? json_string_value(desc) : NULL;
+	return 0;
 }
 
 void json_in_doc_release(struct json_in_doc *doc)

@@ -36,8 +36,8 @@ int json_in_job(struct json_in_doc *doc, const char *body, size_t len, struct jo
 		char *err, size_t errlen);
 int json_in_pipeline(struct json_in_doc *doc, const char *body, size_t len,
 		     struct pipeline_request *req, char *err, size_t errlen);
-int json_in_patch(struct json_in_doc *doc, const char *body, size_t len,
-		  struct patch_request *req, char *err, size_t errlen);
+int json_in_patch(struct json_in_doc *doc, const char *body, size_t len, struct patch_request *req,
+		  char *err, size_t errlen);
 
 /* Frees what doc owns and zeroes it; a zeroed doc is a no-op. */
 void json_in_doc_release(struct json_in_doc *doc);

@@ -121,24 +121,22 @@ const char *json_out_signal_name(int sig, char *buf, size_t buflen)
 
 json_t *json_out_outcome(const struct job_outcome *oc)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(), *sig = json_null();
 	char sigbuf[32];
 	int rc = 0;
 
 	if (!o)
 		return NULL;
+	if (oc->term_signal > 0)
+		sig = json_string(json_out_signal_name(oc->term_signal, sigbuf, sizeof(sigbuf)));
 	rc |= json_object_set_new(o, "pid", json_integer(oc->pid));
 	rc |= json_object_set_new(o, "exit_code",
 				  oc->exit_code < 0 ? json_null() : json_integer(oc->exit_code));
-	rc |= json_object_set_new(
-		o, "signal",
-		oc->term_signal > 0
-			? json_string(json_out_signal_name(oc->term_signal, sigbuf, sizeof(sigbuf)))
-			: json_null());
+	rc |= json_object_set_new(o, "signal", sig);
 	rc |= json_object_set_new(o, "timed_out", json_boolean(oc->timed_out));
 	rc |= json_object_set_new(o, "oom_killed", json_boolean(oc->oom_killed));
 	rc |= json_object_set_new(o, "seccomp_syscall",
-				  oc->seccomp_syscall[0] ? str_value(oc->seccomp_syscall)
+				  oc->seccomp_syscall ? str_value(oc->seccomp_syscall)
 							 : json_null());
 	rc |= json_object_set_new(o, "cpu_ms", count_value(oc->cpu_ms));
 	rc |= json_object_set_new(o, "wall_ms", count_value(oc->wall_ms));
@@ -312,8 +310,7 @@ static int real_digits(double v)
 
 static int real_precision_walk(const json_t *v, int best)
 {
-	const char *key;
-	json_t *item;
+	void *iter;
 	size_t i;
 	int p;
 
@@ -322,12 +319,13 @@ static int real_precision_walk(const json_t *v, int best)
 		p = real_digits(json_real_value(v));
 		return p > best ? p : best;
 	case JSON_OBJECT:
-		json_object_foreach((json_t *)v, key, item)
-			best = real_precision_walk(item, best);
+		for (iter = json_object_iter((json_t *)v); iter;
+		     iter = json_object_iter_next((json_t *)v, iter))
+			best = real_precision_walk(json_object_iter_value(iter), best);
 		return best;
 	case JSON_ARRAY:
-		json_array_foreach(v, i, item)
-			best = real_precision_walk(item, best);
+		for (i = 0; i < json_array_size(v); i++)
+			best = real_precision_walk(json_array_get(v, i), best);
 		return best;
 	default:
 		return best;
@@ -454,8 +452,8 @@ int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, ch
 	return list_finish(&b, rc, out, len);
 }
 
-int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls,
-			   char **out, size_t *len)
+int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, char **out,
+			   size_t *len)
 {
 	struct outbuf b = {0};
 	json_t *v;

@@ -48,8 +48,8 @@ char *json_out_error(int code, const char *message, size_t *len);
  */
 int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, char **out,
 		      size_t *len);
-int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls,
-			   char **out, size_t *len);
+int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, char **out,
+			   size_t *len);
 
 /* "SIGSEGV" for SIGSEGV; "SIG<n>" for an unknown number. buf >= 16 bytes. */
 const char *json_out_signal_name(int sig, char *buf, size_t buflen);

@@ -132,7 +132,8 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 		return;
 	case ROUTE_GET_RESULT:
 		if (!r->job || !r->job->has_result) {
-			snprintf(msg, sizeof(msg), "job result with ID: %s not found", req->id_text);
+			snprintf(msg, sizeof(msg), "job result with ID: %s not found",
+				 req->id_text);
 			http_request_error(req, 404, msg);
 			return;
 		}
@@ -409,10 +410,11 @@ static enum http_route route_for_id(const char *m, bool pipelines, const struct 
 		return pipelines ? ROUTE_CANCEL_PIPELINE : ROUTE_CANCEL_JOB;
 	if (pipelines)
 		return seg_is(action, "jobs") && get ? ROUTE_PIPELINE_JOBS : ROUTE_NONE;
-	if (seg_is(action, "results"))
-		return get ? ROUTE_GET_RESULT : !strcmp(m, "DELETE") ? ROUTE_DELETE_RESULT
-								 : ROUTE_NONE;
-	return ROUTE_NONE;
+	if (!seg_is(action, "results"))
+		return ROUTE_NONE;
+	if (get)
+		return ROUTE_GET_RESULT;
+	return !strcmp(m, "DELETE") ? ROUTE_DELETE_RESULT : ROUTE_NONE;
 }
 
 /* /api/jobs/:id... and /api/pipelines/:id... */

@@ -19,8 +19,8 @@
 
 enum http_cors {
 	HTTP_CORS_NONE = 0, /* no CORS headers at all */
-	HTTP_CORS_ANY,      /* Access-Control-Allow-Origin: * */
-	HTTP_CORS_LIST,     /* echo an allowed origin, Vary: Origin */
+	HTTP_CORS_ANY,	    /* Access-Control-Allow-Origin: * */
+	HTTP_CORS_LIST,	    /* echo an allowed origin, Vary: Origin */
 };
 
 struct http_request;
@@ -28,9 +28,9 @@ struct http_request;
 struct http_server {
 	struct ev_loop *loop;
 	const struct config *cfg; /* borrowed */
-	struct core *core;        /* borrowed */
+	struct core *core;	  /* borrowed */
 	struct MHD_Daemon *daemon;
-	ev_io io;       /* MHD's epoll fd */
+	ev_io io;	/* MHD's epoll fd */
 	ev_timer timer; /* MHD's next timeout, or 0 s after a resume */
 	int port;
 	bool quiesced;
@@ -79,11 +79,11 @@ struct http_request {
 	size_t body_len, body_cap;
 	bool body_too_large;
 
-	bool waiting;   /* a core call is outstanding */
+	bool waiting;	/* a core call is outstanding */
 	bool suspended; /* MHD_suspend_connection() while waiting */
-	bool orphaned;  /* the server went away while waiting */
-	bool answered;  /* status and response body are set */
-	bool queued;    /* handed to MHD */
+	bool orphaned;	/* the server went away while waiting */
+	bool answered;	/* status and response body are set */
+	bool queued;	/* handed to MHD */
 	bool preflight; /* a CORS preflight: add the Allow-* headers */
 	unsigned status;
 	char *resp_body; /* NULL for no body */

@@ -24,7 +24,7 @@
 /* Wait until fd is writable again (non-blocking pipe that is full). */
 static int frame_wait_writable(int fd)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 
 	for (;;) {
 		int n = poll(&pfd, 1, -1);
@@ -38,7 +38,7 @@ static int frame_wait_writable(int fd)
 
 int frame_write(int fd, uint16_t type, uint16_t index, const void *payload, size_t len)
 {
-	struct frame_header hdr = { .len = (uint32_t)len, .type = type, .index = index };
+	struct frame_header hdr = {.len = (uint32_t)len, .type = type, .index = index};
 	struct iovec iov[2];
 	struct iovec *cur = iov;
 	int iovcnt = 2;

@@ -23,8 +23,9 @@
  *
  * Only async-signal-safe calls: no malloc, no stdio, no locks, since the
  * parent may be multi-threaded. Credentials are changed with raw system
- * calls: the child has one thread, and glibc's set*id() would otherwise run
- * its "signal every thread" machinery sized for the parent.
+ * calls: the child has one thread, so the per-thread system calls are the
+ * whole story, and glibc's set*id() wrappers (which broadcast to every
+ * thread under an internal lock) stay out of the child.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,11 @@
 /* Same number on every architecture (the unified syscall table, 5.9). */
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+
+/* si_code of a seccomp trap (linux/siginfo.h; not in every glibc). */
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1
 #endif
 
 /* Temporary fds are moved at or above this before dup2 into 0..3. */
@@ -158,7 +164,7 @@ static int sbx_fds(const struct sbx_params *p, struct sbx_error *err)
 
 static int sbx_rlimit(int resource, uint64_t value, const char *step, struct sbx_error *err)
 {
-	struct rlimit rl = { .rlim_cur = (rlim_t)value, .rlim_max = (rlim_t)value };
+	struct rlimit rl = {.rlim_cur = (rlim_t)value, .rlim_max = (rlim_t)value};
 
 	if (setrlimit(resource, &rl) < 0)
 		return sbx_error_set(err, step, errno);
@@ -221,12 +227,14 @@ static void sbx_sigsys(int sig, siginfo_t *info, void *uctx)
 		unsigned long flags;
 		void *restorer;
 		uint64_t mask;
-	} dfl = { 0 }; /* struct kernel_sigaction, handler SIG_DFL (0) */
+	} dfl = {0}; /* struct kernel_sigaction, handler SIG_DFL (0) */
 	int32_t nr = info->si_syscall;
-
 	sigset_t sys;
 
-	(void)frame_write(SBX_FD_FRAME, FRAME_SYSCALL, 0, &nr, sizeof(nr));
+	/* Only the kernel's seccomp trap carries a syscall number; a SIGSYS
+	 * the task sent itself (tgkill) ends the same way, without a name. */
+	if (info->si_code == SYS_SECCOMP)
+		(void)frame_write(SBX_FD_FRAME, FRAME_SYSCALL, 0, &nr, sizeof(nr));
 	syscall(SYS_rt_sigaction, SIGSYS, &dfl, NULL, sizeof(dfl.mask));
 	/* Not reached under the strict filter; without one, end the same way. */
 	sigemptyset(&sys);
@@ -252,7 +260,7 @@ static int sbx_install_reporter(struct sbx_error *err)
 
 static int sbx_load_filter(const struct sbx_filter *f, struct sbx_error *err)
 {
-	struct sock_fprog prog = { .len = f->len, .filter = f->insns };
+	struct sock_fprog prog = {.len = f->len, .filter = f->insns};
 
 	if (f->insns == NULL || f->len == 0)
 		return sbx_error_set(err, "seccomp", EINVAL);

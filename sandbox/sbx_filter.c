@@ -52,6 +52,9 @@ struct sbx_rule {
 	uint64_t datum_b;
 };
 
+/* The policy tables below are laid out for reading, not by clang-format. */
+/* clang-format off */
+
 /* SBX_RULE: unconditional. SBX_ARG: on argument `arg`; for
  * SCMP_CMP_MASKED_EQ, a is the mask and b the value, else b is unused. */
 #define SBX_RULE(name, action) { (name), (action), 0, 0, 0, 0 }
@@ -173,6 +176,8 @@ static const struct sbx_rule exec_v1_nonet[] = {
 	SBX_ARG("socketpair", SBX_EPERM, 0, SCMP_CMP_NE, AF_UNIX, 0),
 };
 
+/* clang-format on */
+
 static int sbx_add_rule(scmp_filter_ctx ctx, const char *name, uint32_t action, unsigned int argc,
 			const struct scmp_arg_cmp *cmp)
 {
@@ -191,8 +196,7 @@ static int sbx_add_rules(scmp_filter_ctx ctx, const struct sbx_rule *rules, size
 	for (i = 0; i < n; i++) {
 		const struct sbx_rule *r = &rules[i];
 		struct scmp_arg_cmp cmp = {
-			.arg = r->arg, .op = r->op, .datum_a = r->datum_a, .datum_b = r->datum_b
-		};
+		    .arg = r->arg, .op = r->op, .datum_a = r->datum_a, .datum_b = r->datum_b};
 		int rc = sbx_add_rule(ctx, r->syscall, r->action, r->op ? 1 : 0, &cmp);
 
 		if (rc < 0)
@@ -218,8 +222,7 @@ static int sbx_add_personality(scmp_filter_ctx ctx)
 		uint64_t bit = 1ULL << i;
 		uint64_t next = 1ULL << ((i + 1) % 32);
 		struct scmp_arg_cmp cmp = {
-			.arg = 0, .op = SCMP_CMP_MASKED_EQ, .datum_a = bit | next, .datum_b = bit
-		};
+		    .arg = 0, .op = SCMP_CMP_MASKED_EQ, .datum_a = bit | next, .datum_b = bit};
 		int rc = sbx_add_rule(ctx, "personality", SBX_EPERM, 1, &cmp);
 
 		if (rc < 0)
@@ -321,6 +324,12 @@ int sbx_filter_compile(enum sbx_profile profile, bool allow_net, struct sbx_filt
 		return -ENOMEM;
 	/* seccomp_init() adds only the native arch; foreign ABIs are killed. */
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	/* A binary tree over syscall numbers instead of a linear chain: the
+	 * kernel emulates the filter once per syscall number when it attaches
+	 * it (the action cache), inside a lock, in every job child - the
+	 * shorter path to each verdict makes that several times cheaper. */
+	if (rc == 0)
+		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (rc == 0)
 		rc = sbx_build(ctx, profile, allow_net);
 	if (rc == 0)

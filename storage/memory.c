@@ -393,8 +393,8 @@ struct store *store_memory_new(void)
 	ms->base.ops = &mem_ops;
 	TAILQ_INIT(&ms->job_list);
 	TAILQ_INIT(&ms->pipeline_list);
-	ms->jobs = idmap_new();
-	ms->pipelines = idmap_new();
+	ms->jobs = idmap_new(offsetof(struct job, id));
+	ms->pipelines = idmap_new(offsetof(struct pipeline, id));
 	if (!ms->jobs || !ms->pipelines)
 		goto fail;
 	return &ms->base;

@@ -25,25 +25,28 @@
  * inih reports the lines it cannot parse itself (no '=', no ']') by
  * returning the first such line; whichever error comes first is reported.
  *
+ * The values themselves (durations, sizes, addresses, booleans, commands)
+ * are parsed, checked and printed by config_value.c; this file owns the
+ * table, the objects and the file.
+ *
  * [task.NAME] sections declare exec tasks. The command is split like a
  * shell splits words, without any expansion, and its program is made
  * absolute at load time, so what -t checks is what will run. Relative paths
- * in a file (plugin_dir, commands with a slash) are relative to the file's
- * directory, so a config works whatever directory valetd starts in.
+ * in a file are relative to the file's directory, so a config works
+ * whatever directory valetd starts in: plugin_dir, a program with a slash,
+ * and arguments that start with "./" or "../" (a script given to an
+ * interpreter). Other arguments are passed as they are.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "config_value.h"
 
 /*
  * Debian builds inih with runtime options, which lets us raise its line
@@ -62,6 +65,7 @@
 #define SEC 1000LL
 #define HOUR (3600 * SEC)
 #define DAY (24 * HOUR)
+#define DAYS30 (30 * DAY)
 
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum fields are written as int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum fields are written as int");
@@ -72,7 +76,7 @@ enum cf_type {
 	CF_LISTEN,   /* char *, checked by config_parse_listen() */
 	CF_CHOICE,   /* char *, one of names[] */
 	CF_ENUM,     /* int (an enum), index into names[] */
-	CF_INT,      /* int */
+	CF_INT,	     /* int */
 	CF_BOOL,     /* bool */
 	CF_DURATION, /* int64_t milliseconds */
 	CF_SIZE,     /* size_t bytes */
@@ -96,7 +100,7 @@ static const char *const cf_formats[] = {"text", "json", NULL};
 static const char *const cf_levels[] = {"debug", "info", "warn", "error", NULL};
 
 #define OFF(field) offsetof(struct config, field)
-#define KEY(sec, key, t, field, dflt) \
+#define KEY(sec, key, t, field, dflt)                                                              \
 	.section = sec, .name = key, .type = t, .offset = OFF(field), .def = dflt
 
 static bool cf_is_string(enum cf_type type)
@@ -104,6 +108,7 @@ static bool cf_is_string(enum cf_type type)
 	return type == CF_STRING || type == CF_PATH || type == CF_LISTEN || type == CF_CHOICE;
 }
 
+/* clang-format off */
 static const struct cf_key cf_keys[] = {
 	{KEY("server", "listen", CF_LISTEN, listen, "127.0.0.1:8080")},
 	{KEY("server", "cors_origins", CF_STRING, cors_origins, "")},
@@ -112,13 +117,13 @@ static const struct cf_key cf_keys[] = {
 	{KEY("queue", "workers", CF_INT, workers, NULL), .min = 1, .max = 1024},
 	{KEY("queue", "capacity", CF_INT, queue_capacity, "100000"), .min = 1, .max = 10000000},
 	{KEY("queue", "shutdown_grace", CF_DURATION, shutdown_grace_ms, "10s"), .min = 0, .max = HOUR},
-	{KEY("jobs", "default_timeout", CF_DURATION, default_timeout_ms, "60s"), .min = 1, .max = 30 * DAY},
-	{KEY("jobs", "max_timeout", CF_DURATION, max_timeout_ms, "1h"), .min = 1, .max = 30 * DAY},
+	{KEY("jobs", "default_timeout", CF_DURATION, default_timeout_ms, "60s"), .min = 1, .max = DAYS30},
+	{KEY("jobs", "max_timeout", CF_DURATION, max_timeout_ms, "1h"), .min = 1, .max = DAYS30},
 	{KEY("jobs", "max_result_size", CF_SIZE, max_result_bytes, "1M"), .min = KIB, .max = GIB},
 	{KEY("jobs", "max_output_size", CF_SIZE, max_output_bytes, "1M"), .min = KIB, .max = GIB},
 	{KEY("sandbox", "user", CF_STRING, user, "nobody"), .min = 1},
 	{KEY("sandbox", "memory_limit", CF_SIZE, memory_limit_bytes, "256M"), .min = 0, .max = TIB},
-	{KEY("sandbox", "cpu_limit", CF_DURATION, cpu_limit_ms, "0"), .min = 0, .max = 30 * DAY},
+	{KEY("sandbox", "cpu_limit", CF_DURATION, cpu_limit_ms, "0"), .min = 0, .max = DAYS30},
 	{KEY("sandbox", "max_files", CF_INT, max_files, "64"), .min = 0, .max = 1048576},
 	{KEY("sandbox", "max_processes", CF_INT, max_processes, "64"), .min = 0, .max = 1000000},
 	{KEY("sandbox", "max_file_size", CF_SIZE, max_file_size, "16M"), .min = 0, .max = TIB},
@@ -128,335 +133,9 @@ static const struct cf_key cf_keys[] = {
 	{KEY("log", "format", CF_ENUM, log_format, "text"), .names = cf_formats},
 	{KEY("log", "level", CF_ENUM, log_level, "info"), .names = cf_levels},
 };
+/* clang-format on */
 
 #define CF_NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
-
-/* ---- formatting and parsing values --------------------------------------- */
-
-static const char *cf_fmt_duration(int64_t ms, char *buf, size_t len)
-{
-	static const struct { int64_t ms; const char *unit; } units[] = {
-		{DAY, "d"}, {HOUR, "h"}, {60 * SEC, "m"}, {SEC, "s"},
-	};
-
-	for (size_t i = 0; ms && i < sizeof(units) / sizeof(units[0]); i++) {
-		if (ms % units[i].ms == 0) {
-			snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
-			return buf;
-		}
-	}
-	snprintf(buf, len, ms ? "%lldms" : "%llds", (long long)ms);
-	return buf;
-}
-
-static const char *cf_fmt_size(uint64_t bytes, char *buf, size_t len)
-{
-	static const char units[] = "TGMk";
-
-	for (int i = 0; bytes && units[i]; i++) {
-		int shift = 40 - 10 * i;
-
-		if (bytes % (1ULL << shift) == 0) {
-			snprintf(buf, len, "%llu%c", (unsigned long long)(bytes >> shift), units[i]);
-			return buf;
-		}
-	}
-	snprintf(buf, len, "%llu", (unsigned long long)bytes);
-	return buf;
-}
-
-/*
- * A decimal number "123" or "1.25" at *sp. The fraction comes back in
- * billionths; more_digits says a digit beyond the ninth was not zero.
- */
-static int cf_number(const char **sp, uint64_t *ip, uint64_t *frac9, bool *more_digits)
-{
-	const char *s = *sp;
-	uint64_t i = 0, f = 0;
-	int nd = 0;
-
-	*more_digits = false;
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	for (; isdigit((unsigned char)*s); s++) {
-		if (i >= 100000000000000000ULL)
-			return -EINVAL;
-		i = i * 10 + (uint64_t)(*s - '0');
-	}
-	if (*s == '.') {
-		if (!isdigit((unsigned char)*++s))
-			return -EINVAL;
-		for (; isdigit((unsigned char)*s); s++) {
-			if (nd < 9) {
-				f = f * 10 + (uint64_t)(*s - '0');
-				nd++;
-			} else if (*s != '0') {
-				*more_digits = true;
-			}
-		}
-	}
-	for (; nd < 9; nd++)
-		f *= 10;
-	*ip = i;
-	*frac9 = f;
-	*sp = s;
-	return 0;
-}
-
-/* Go-style: "1h30m" is accepted too. Nonzero values under 1ms are refused. */
-int config_parse_duration_ms(const char *s, int64_t *ms)
-{
-	static const struct { const char *name; uint64_t ns; } units[] = {
-		{"us", 1000ULL}, {"ms", 1000000ULL}, {"s", 1000000000ULL},
-		{"m", 60000000000ULL}, {"h", 3600000000000ULL}, {"d", 86400000000000ULL},
-	};
-	const char *p = s;
-	uint64_t total = 0, ip, frac, unit, part;
-	bool more;
-
-	if (!s || !*s)
-		return -EINVAL;
-	do {
-		const char *start = p;
-		size_t n = 0, i;
-
-		if (cf_number(&p, &ip, &frac, &more) < 0)
-			return -EINVAL;
-		while (p[n] >= 'a' && p[n] <= 'z')
-			n++;
-		if (n == 0) {
-			if (start != s || *p) /* a bare number is seconds, alone */
-				return -EINVAL;
-			unit = 1000000000ULL;
-		} else {
-			for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-				if (strlen(units[i].name) == n && !strncmp(p, units[i].name, n))
-					break;
-			if (i == sizeof(units) / sizeof(units[0]))
-				return -EINVAL;
-			unit = units[i].ns;
-			p += n;
-		}
-		frac += more; /* round up */
-		if (ip > UINT64_MAX / unit / 2)
-			return -EINVAL;
-		part = ip * unit;
-		if (unit >= 1000000000ULL)
-			part += frac * (unit / 1000000000ULL);
-		else
-			part += (frac * unit + 999999999ULL) / 1000000000ULL;
-		if (part > UINT64_MAX / 2 - total)
-			return -EINVAL;
-		total += part;
-	} while (*p);
-	if (total && total < 1000000ULL)
-		return -EINVAL;
-	*ms = (int64_t)((total + 999999ULL) / 1000000ULL);
-	return 0;
-}
-
-/* Binary units, any case: 512k 512K 64M 64MB 1MiB 1G 2T; bare = bytes. */
-int config_parse_size(const char *s, size_t *bytes)
-{
-	static const char units[] = "kmgt";
-	const char *p = s, *u;
-	uint64_t ip, frac, v;
-	int shift = 0;
-	bool more;
-
-	if (!s || cf_number(&p, &ip, &frac, &more) < 0)
-		return -EINVAL;
-	if (*p && (u = strchr(units, tolower((unsigned char)*p)))) {
-		shift = 10 * (int)(u - units + 1);
-		p++;
-		if (*p == 'i' || *p == 'I')
-			p++;
-	}
-	if (*p == 'b' || *p == 'B')
-		p++;
-	if (*p || (shift == 0 && (frac || more)) || ip > (UINT64_MAX >> shift))
-		return -EINVAL;
-	v = (ip << shift) + (((frac / 1000) << shift) / 1000000); /* fraction rounds down */
-	if (v < (ip << shift) || v > SIZE_MAX)
-		return -EINVAL;
-	*bytes = (size_t)v;
-	return 0;
-}
-
-static bool cf_valid_hostname(const char *h, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)h[i]) && !strchr("-._", h[i]))
-			return false;
-	return len > 0;
-}
-
-/* "127.0.0.1:8080", "[::1]:8080", ":8080" (all IPv4), "localhost:8080". */
-int config_parse_listen(const char *s, char *host, size_t hostlen, int *port)
-{
-	const char *h, *colon;
-	size_t hl;
-	long p = 0;
-	int nd = 0;
-
-	if (!s)
-		return -EINVAL;
-	if (s[0] == '[') {
-		char tmp[INET6_ADDRSTRLEN + 1];
-		const char *end = strchr(s, ']');
-		struct in6_addr a6;
-
-		if (!end || end[1] != ':')
-			return -EINVAL;
-		h = s + 1;
-		hl = (size_t)(end - h);
-		colon = end + 1;
-		/* A zone ("fe80::1%eth0") is left to getaddrinfo(). */
-		if (hl == 0 || strcspn(h, "%]") >= sizeof(tmp))
-			return -EINVAL;
-		memcpy(tmp, h, strcspn(h, "%]"));
-		tmp[strcspn(h, "%]")] = '\0';
-		if (inet_pton(AF_INET6, tmp, &a6) != 1)
-			return -EINVAL;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -EINVAL;
-		h = s;
-		hl = (size_t)(colon - s);
-		if (hl == 0) {
-			h = "0.0.0.0";
-			hl = strlen(h);
-		} else if (!cf_valid_hostname(h, hl)) {
-			return -EINVAL;
-		}
-	}
-	for (const char *d = colon + 1; *d; d++, nd++) {
-		if (!isdigit((unsigned char)*d) || nd >= 5)
-			return -EINVAL;
-		p = p * 10 + (*d - '0');
-	}
-	if (nd == 0 || p > 65535 || hl + 1 > hostlen)
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
-static int cf_choice(const char *const *names, const char *value)
-{
-	for (int i = 0; names[i]; i++)
-		if (!strcasecmp(names[i], value))
-			return i;
-	return -1;
-}
-
-static void cf_not_one_of(const char *label, const char *value, const char *const *names,
-			  char *msg, size_t msglen)
-{
-	size_t n = (size_t)snprintf(msg, msglen, "%s: \"%s\" is not one of ", label, value);
-
-	for (int i = 0; names[i] && n < msglen; i++)
-		n += (size_t)snprintf(msg + n, msglen - n, "%s%s", i ? ", " : "", names[i]);
-}
-
-static int cf_int(const char *label, const char *value, int64_t min, int64_t max, int64_t *out,
-		  char *msg, size_t msglen)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(value, &end, 10);
-	if (end == value || *end || isspace((unsigned char)*value)) {
-		snprintf(msg, msglen, "%s: \"%s\" is not a number", label, value);
-		return -EINVAL;
-	}
-	if (errno == ERANGE || v < min || v > max) {
-		snprintf(msg, msglen, "%s: must be between %lld and %lld", label, (long long)min,
-			 (long long)max);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
-static int cf_duration(const char *label, const char *value, int64_t min, int64_t max,
-		       int64_t *ms, char *msg, size_t msglen)
-{
-	char lo[32], hi[32];
-	int64_t v;
-
-	if (config_parse_duration_ms(value, &v) < 0) {
-		snprintf(msg, msglen,
-			 "%s: \"%s\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, 1h30m "
-			 "or a number of seconds; at least 1ms unless 0)",
-			 label, value);
-		return -EINVAL;
-	}
-	if (v < min || v > max) {
-		snprintf(msg, msglen, "%s: must be between %s and %s", label,
-			 cf_fmt_duration(min, lo, sizeof(lo)), cf_fmt_duration(max, hi, sizeof(hi)));
-		return -EINVAL;
-	}
-	*ms = v;
-	return 0;
-}
-
-static int cf_size(const char *label, const char *value, int64_t min, int64_t max, size_t *out,
-		   char *msg, size_t msglen)
-{
-	char lo[32], hi[32];
-	size_t v;
-
-	if (config_parse_size(value, &v) < 0) {
-		snprintf(msg, msglen,
-			 "%s: \"%s\" is not a size (use 512k, 64M, 1G, 1MiB, 64MB or a number of "
-			 "bytes)",
-			 label, value);
-		return -EINVAL;
-	}
-	if ((uint64_t)v < (uint64_t)min || (uint64_t)v > (uint64_t)max) {
-		snprintf(msg, msglen, "%s: must be between %s and %s", label,
-			 cf_fmt_size((uint64_t)min, lo, sizeof(lo)),
-			 cf_fmt_size((uint64_t)max, hi, sizeof(hi)));
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
-static int cf_bool(const char *label, const char *value, bool *out, char *msg, size_t msglen)
-{
-	static const char *const yes[] = {"true", "yes", "on", "1", NULL};
-	static const char *const no[] = {"false", "no", "off", "0", NULL};
-
-	if (cf_choice(yes, value) >= 0) {
-		*out = true;
-	} else if (cf_choice(no, value) >= 0) {
-		*out = false;
-	} else {
-		snprintf(msg, msglen, "%s: \"%s\" is not a boolean (use true/false, yes/no, on/off or 1/0)",
-			 label, value);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* dir/rel, or rel itself when it is empty or absolute or there is no dir. */
-static char *cf_join(const char *dir, const char *rel)
-{
-	char *out;
-	size_t dl;
-
-	if (!dir || !*rel || rel[0] == '/')
-		return strdup(rel);
-	dl = strlen(dir);
-	if (asprintf(&out, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", rel) < 0)
-		return NULL;
-	return out;
-}
 
 /* Parse value into k's field. On error, msg says why. dir: relative paths' base or NULL. */
 static int cf_set(struct config *cfg, const struct cf_key *k, const char *value, const char *dir,
@@ -479,21 +158,22 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 		}
 		if (k->type == CF_LISTEN &&
 		    config_parse_listen(value, host, sizeof(host), &port) < 0) {
-			snprintf(msg, msglen,
-				 "%s: \"%s\" is not an address (use HOST:PORT, [IPV6]:PORT or :PORT, "
-				 "port 0-65535)",
-				 k->name, value);
+			snprintf(
+			    msg, msglen,
+			    "%s: \"%s\" is not an address (use HOST:PORT, [IPV6]:PORT or :PORT, "
+			    "port 0-65535)",
+			    k->name, value);
 			return -EINVAL;
 		}
-		i = k->type == CF_CHOICE ? cf_choice(k->names, value) : 0;
+		i = k->type == CF_CHOICE ? config_choice(k->names, value) : 0;
 		if (i < 0) {
-			cf_not_one_of(k->name, value, k->names, msg, msglen);
+			config_not_one_of(k->name, value, k->names, msg, msglen);
 			return -EINVAL;
 		}
 		if (k->type == CF_CHOICE)
 			s = strdup(k->names[i]);
 		else
-			s = k->type == CF_PATH ? cf_join(dir, value) : strdup(value);
+			s = k->type == CF_PATH ? config_join_path(dir, value) : strdup(value);
 		if (!s) {
 			snprintf(msg, msglen, "out of memory");
 			return -ENOMEM;
@@ -502,24 +182,26 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 		*(char **)field = s;
 		return 0;
 	case CF_ENUM:
-		i = cf_choice(k->names, value);
+		i = config_choice(k->names, value);
 		if (i < 0) {
-			cf_not_one_of(k->name, value, k->names, msg, msglen);
+			config_not_one_of(k->name, value, k->names, msg, msglen);
 			return -EINVAL;
 		}
 		*(int *)field = i;
 		return 0;
 	case CF_INT:
-		rc = cf_int(k->name, value, k->min, k->max, &n, msg, msglen);
+		rc = config_value_int(k->name, value, k->min, k->max, &n, msg, msglen);
 		if (rc == 0)
 			*(int *)field = (int)n;
 		return rc;
 	case CF_BOOL:
-		return cf_bool(k->name, value, (bool *)field, msg, msglen);
+		return config_value_bool(k->name, value, (bool *)field, msg, msglen);
 	case CF_DURATION:
-		return cf_duration(k->name, value, k->min, k->max, (int64_t *)field, msg, msglen);
+		return config_value_duration(k->name, value, k->min, k->max, (int64_t *)field, msg,
+					     msglen);
 	case CF_SIZE:
-		return cf_size(k->name, value, k->min, k->max, (size_t *)field, msg, msglen);
+		return config_value_size(k->name, value, k->min, k->max, (size_t *)field, msg,
+					 msglen);
 	}
 	return -EINVAL;
 }
@@ -527,7 +209,8 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 static const struct cf_key *cf_find_key(const char *section, const char *name)
 {
 	for (size_t i = 0; i < CF_NKEYS; i++)
-		if (!strcmp(cf_keys[i].section, section) && (!name || !strcmp(cf_keys[i].name, name)))
+		if (!strcmp(cf_keys[i].section, section) &&
+		    (!name || !strcmp(cf_keys[i].name, name)))
 			return &cf_keys[i];
 	return NULL;
 }
@@ -550,8 +233,8 @@ struct config *config_new(void)
 		return NULL;
 	for (size_t i = 0; i < CF_NKEYS; i++) {
 		/* The defaults are valid (tested), so only ENOMEM can fail here. */
-		if (cf_keys[i].def && cf_set(cfg, &cf_keys[i], cf_keys[i].def, NULL, msg,
-					     sizeof(msg)) < 0)
+		if (cf_keys[i].def &&
+		    cf_set(cfg, &cf_keys[i], cf_keys[i].def, NULL, msg, sizeof(msg)) < 0)
 			goto fail;
 	}
 	cfg->workers = cf_nproc();
@@ -559,13 +242,6 @@ struct config *config_new(void)
 fail:
 	config_free(cfg);
 	return NULL;
-}
-
-static void cf_free_argv(char **argv)
-{
-	for (char **a = argv; a && *a; a++)
-		free(*a);
-	free(argv);
 }
 
 void config_free(struct config *cfg)
@@ -578,7 +254,7 @@ void config_free(struct config *cfg)
 	}
 	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
 		free(cfg->exec_tasks[i].name);
-		cf_free_argv(cfg->exec_tasks[i].argv);
+		config_free_argv(cfg->exec_tasks[i].argv);
 	}
 	free(cfg->exec_tasks);
 	free(cfg->path);
@@ -588,9 +264,12 @@ void config_free(struct config *cfg)
 /* Only non-empty values count, so an empty line in an EnvironmentFile is harmless. */
 void config_apply_env(struct config *cfg)
 {
-	static const struct { const char *var; size_t offset; } env[] = {
-		{"VALET_DATABASE_URL", OFF(database_url)},
-		{"VALET_LISTEN", OFF(listen)},
+	static const struct {
+		const char *var;
+		size_t offset;
+	} env[] = {
+	    {"VALET_DATABASE_URL", OFF(database_url)},
+	    {"VALET_LISTEN", OFF(listen)},
 	};
 
 	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -607,47 +286,6 @@ void config_apply_env(struct config *cfg)
 
 /* ---- dump ---------------------------------------------------------------- */
 
-/* postgres://user:secret@host/db -> postgres://user:***@host/db; password=x -> password=*** */
-static void cf_print_secret(const char *url, FILE *out)
-{
-	const char *auth = strstr(url, "://"), *at, *slash, *colon, *pw;
-
-	if (auth) {
-		auth += 3;
-		at = strchr(auth, '@');
-		slash = strchr(auth, '/');
-		colon = at && (!slash || at < slash) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-		if (colon) {
-			fprintf(out, "%.*s***%s", (int)(colon + 1 - url), url, at);
-			return;
-		}
-	}
-	pw = strstr(url, "password=");
-	if (pw) {
-		fprintf(out, "%.*s***%s", (int)(pw + 9 - url), url, pw + 9 + strcspn(pw + 9, " "));
-		return;
-	}
-	fputs(url, out);
-}
-
-/* Written so that the command splitter reads it back the same. */
-static void cf_print_arg(const char *arg, FILE *out)
-{
-	if (*arg && !arg[strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				   "0123456789_./:=@%+,-")]) {
-		fputs(arg, out);
-		return;
-	}
-	fputc('\'', out);
-	for (; *arg; arg++) {
-		if (*arg == '\'')
-			fputs("'\\''", out);
-		else
-			fputc(*arg, out);
-	}
-	fputc('\'', out);
-}
-
 static void cf_print_value(const struct config *cfg, const struct cf_key *k, FILE *out)
 {
 	const void *field = (const char *)cfg + k->offset;
@@ -659,7 +297,7 @@ static void cf_print_value(const struct config *cfg, const struct cf_key *k, FIL
 	case CF_LISTEN:
 	case CF_CHOICE:
 		if (k->flags & CF_SECRET)
-			cf_print_secret(*(char *const *)field, out);
+			config_print_secret(*(char *const *)field, out);
 		else
 			fputs(*(char *const *)field, out);
 		break;
@@ -673,10 +311,10 @@ static void cf_print_value(const struct config *cfg, const struct cf_key *k, FIL
 		fputs(*(const bool *)field ? "true" : "false", out);
 		break;
 	case CF_DURATION:
-		fputs(cf_fmt_duration(*(const int64_t *)field, buf, sizeof(buf)), out);
+		fputs(config_fmt_duration(*(const int64_t *)field, buf, sizeof(buf)), out);
 		break;
 	case CF_SIZE:
-		fputs(cf_fmt_size(*(const size_t *)field, buf, sizeof(buf)), out);
+		fputs(config_fmt_size(*(const size_t *)field, buf, sizeof(buf)), out);
 		break;
 	}
 }
@@ -693,8 +331,11 @@ void config_dump(const struct config *cfg, FILE *out)
 		if (!section || strcmp(section, k->section))
 			fprintf(out, "\n[%s]\n", k->section);
 		section = k->section;
-		fprintf(out, "%s = ", k->name);
-		cf_print_value(cfg, k, out);
+		fprintf(out, "%s =", k->name);
+		if (!cf_is_string(k->type) || **(char *const *)((const char *)cfg + k->offset)) {
+			fputc(' ', out);
+			cf_print_value(cfg, k, out);
+		}
 		fputc('\n', out);
 	}
 	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
@@ -703,11 +344,12 @@ void config_dump(const struct config *cfg, FILE *out)
 		fprintf(out, "\n[task.%s]\ncommand =", t->name);
 		for (char **a = t->argv; a && *a; a++) {
 			fputc(' ', out);
-			cf_print_arg(*a, out);
+			config_print_arg(*a, out);
 		}
 		fputc('\n', out);
 		if (t->timeout_ms)
-			fprintf(out, "timeout = %s\n", cf_fmt_duration(t->timeout_ms, buf, sizeof(buf)));
+			fprintf(out, "timeout = %s\n",
+				config_fmt_duration(t->timeout_ms, buf, sizeof(buf)));
 	}
 }
 
@@ -719,19 +361,19 @@ struct cf_task_lines {
 
 struct cf_load {
 	struct config *cfg;
-	const char *path;     /* as given, for messages */
-	char *dir;            /* absolute directory of the file */
+	const char *path; /* as given, for messages */
+	char *dir;	  /* absolute directory of the file */
 	FILE *fp;
-	char *buf;            /* getline() */
+	char *buf; /* getline() */
 	size_t bufcap;
 	int lineno;
-	char *section;        /* current section, NULL before the first */
+	char *section; /* current section, NULL before the first */
 	int section_line;
-	long task;            /* index of the current [task.NAME] or -1 */
-	size_t first_task;    /* tasks from this file start here */
+	long task;			  /* index of the current [task.NAME] or -1 */
+	size_t first_task;		  /* tasks from this file start here */
 	struct cf_task_lines *task_lines; /* [i - first_task] */
 	int key_line[CF_NKEYS];
-	int err;              /* the first error, 0 = none yet */
+	int err; /* the first error, 0 = none yet */
 	int err_line;
 	char *errbuf;
 	size_t errlen;
@@ -759,111 +401,11 @@ __attribute__((format(printf, 4, 5))) static void cf_fail(struct cf_load *ld, in
 		snprintf(ld->errbuf, ld->errlen, "%s: %s", ld->path, msg);
 }
 
-/*
- * Split like a shell, without expansion: white space separates words,
- * '...' is literal, "..." allows \" \\ \$ \` escapes, and a backslash
- * outside quotes escapes any character. Returns a new NULL-terminated argv.
- */
-static int cf_split(const char *s, char ***argvp, const char **why)
-{
-	char **argv = calloc(1, sizeof(*argv)), **grown, *word = malloc(strlen(s) + 1);
-	size_t argc = 0, n;
-
-	if (!argv || !word)
-		goto nomem;
-	for (;;) {
-		while (isspace((unsigned char)*s))
-			s++;
-		if (!*s)
-			break;
-		for (n = 0; *s && !isspace((unsigned char)*s);) {
-			if (*s == '\'') {
-				for (s++; *s && *s != '\''; )
-					word[n++] = *s++;
-				if (!*s++)
-					goto unterminated;
-			} else if (*s == '"') {
-				for (s++; *s && *s != '"'; ) {
-					if (*s == '\\' && s[1] && strchr("\"\\$`", s[1]))
-						s++;
-					word[n++] = *s++;
-				}
-				if (!*s++)
-					goto unterminated;
-			} else if (*s == '\\') {
-				if (!*++s) {
-					*why = "trailing backslash";
-					goto fail;
-				}
-				word[n++] = *s++;
-			} else {
-				word[n++] = *s++;
-			}
-		}
-		grown = realloc(argv, (argc + 2) * sizeof(*argv));
-		if (!grown)
-			goto nomem;
-		argv = grown;
-		argv[argc + 1] = NULL;
-		if (!(argv[argc] = strndup(word, n)))
-			goto nomem;
-		argc++;
-	}
-	free(word);
-	*argvp = argv;
-	return 0;
-unterminated:
-	*why = "unterminated quote";
-fail:
-	free(word);
-	cf_free_argv(argv);
-	return -EINVAL;
-nomem:
-	free(word);
-	cf_free_argv(argv);
-	return -ENOMEM;
-}
-
-static bool cf_is_exec(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
-/*
- * A bare program name is looked up in PATH now. Relative PATH entries
- * (including the empty one) are skipped: what runs must not depend on the
- * directory valetd happens to start in.
- */
-static int cf_path_lookup(const char *name, char **out)
-{
-	const char *path = getenv("PATH"), *p, *end;
-	char *cand;
-
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	for (p = path;; p = end + 1) {
-		end = strchrnul(p, ':');
-		if (*p == '/') {
-			if (asprintf(&cand, "%.*s/%s", (int)(end - p), p, name) < 0)
-				return -ENOMEM;
-			if (cf_is_exec(cand)) {
-				*out = cand;
-				return 0;
-			}
-			free(cand);
-		}
-		if (!*end)
-			return -ENOENT;
-	}
-}
-
 static int cf_task_command(struct cf_load *ld, struct config_exec_task *t, const char *value)
 {
 	const char *why = NULL;
 	char **argv = NULL, *prog = NULL;
-	int rc = cf_split(value, &argv, &why);
+	int rc = config_split_command(value, &argv, &why);
 
 	if (rc == -EINVAL) {
 		cf_fail(ld, ld->lineno, rc, "task.%s: command: %s", t->name, why);
@@ -877,16 +419,17 @@ static int cf_task_command(struct cf_load *ld, struct config_exec_task *t, const
 		goto fail;
 	}
 	if (strchr(argv[0], '/')) {
-		if (!(prog = cf_join(ld->dir, argv[0])))
+		if (!(prog = config_join_path(ld->dir, argv[0])))
 			goto nomem;
-	} else if ((rc = cf_path_lookup(argv[0], &prog)) == -ENOENT) {
+	} else if ((rc = config_path_lookup(argv[0], &prog)) == -ENOENT) {
+		rc = -EINVAL;
 		cf_fail(ld, ld->lineno, rc, "task.%s: command \"%s\": not found in PATH", t->name,
 			argv[0]);
 		goto fail;
 	} else if (rc < 0) {
 		goto nomem;
 	}
-	if (!cf_is_exec(prog)) {
+	if (!config_is_exec(prog)) {
 		cf_fail(ld, ld->lineno, -EINVAL, "task.%s: command \"%s\": not an executable file",
 			t->name, prog);
 		rc = -EINVAL;
@@ -894,7 +437,19 @@ static int cf_task_command(struct cf_load *ld, struct config_exec_task *t, const
 	}
 	free(argv[0]);
 	argv[0] = prog;
-	cf_free_argv(t->argv);
+	prog = NULL;
+	/* "python3 ../demo/x.py": explicit ./ and ../ arguments are paths too. */
+	for (char **a = argv + 1; *a; a++) {
+		char *abs;
+
+		if (strncmp(*a, "./", 2) && strncmp(*a, "../", 3))
+			continue;
+		if (!(abs = config_join_path(ld->dir, *a)))
+			goto nomem;
+		free(*a);
+		*a = abs;
+	}
+	config_free_argv(t->argv);
 	t->argv = argv;
 	return 0;
 nomem:
@@ -902,7 +457,7 @@ nomem:
 	cf_fail(ld, ld->lineno, rc, "out of memory");
 fail:
 	free(prog);
-	cf_free_argv(argv);
+	config_free_argv(argv);
 	return rc;
 }
 
@@ -930,7 +485,7 @@ static int cf_task_key(struct cf_load *ld, const char *name, const char *value)
 	if (seen == &tl->command)
 		return cf_task_command(ld, t, value);
 	snprintf(label, sizeof(label), "task.%s: timeout", t->name);
-	rc = cf_duration(label, value, 0, 30 * DAY, &t->timeout_ms, msg, sizeof(msg));
+	rc = config_value_duration(label, value, 0, DAYS30, &t->timeout_ms, msg, sizeof(msg));
 	if (rc < 0)
 		cf_fail(ld, ld->lineno, rc, "%s", msg);
 	return rc;
@@ -987,7 +542,8 @@ static int cf_task_section(struct cf_load *ld, const char *name)
 	struct cf_task_lines *lines;
 
 	if (len < 1 || len > CF_TASK_NAME_MAX ||
-	    name[strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")]) {
+	    name[strspn(name,
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")]) {
 		cf_fail(ld, ld->lineno, -EINVAL,
 			"invalid task name \"%s\" (use 1 to 64 of A-Z a-z 0-9 _ . -)", name);
 		return -EINVAL;
@@ -996,8 +552,9 @@ static int cf_task_section(struct cf_load *ld, const char *name)
 		if (strcmp(cfg->exec_tasks[i].name, name))
 			continue;
 		if (i >= ld->first_task)
-			cf_fail(ld, ld->lineno, -EINVAL, "duplicate section [task.%s] (first on line %d)",
-				name, ld->task_lines[i - ld->first_task].section);
+			cf_fail(ld, ld->lineno, -EINVAL,
+				"duplicate section [task.%s] (first on line %d)", name,
+				ld->task_lines[i - ld->first_task].section);
 		else
 			cf_fail(ld, ld->lineno, -EINVAL, "duplicate section [task.%s]", name);
 		return -EINVAL;
@@ -1082,7 +639,8 @@ static char *cf_read_line(char *str, int num, void *stream)
 		p++;
 	len = (size_t)n - (size_t)(p - ld->buf);
 	if (len + 1 > (size_t)num) {
-		cf_fail(ld, ld->lineno, -EINVAL, "line too long (more than %d characters)", num - 2);
+		cf_fail(ld, ld->lineno, -EINVAL, "line too long (more than %d characters)",
+			num - 2);
 		return NULL;
 	}
 	if (*p == '[' && cf_section(ld, p) < 0)
@@ -1102,8 +660,8 @@ static void cf_check(struct cf_load *ld)
 	if (cfg->max_timeout_ms < cfg->default_timeout_ms) {
 		cf_fail(ld, mline ? mline : dline, -EINVAL,
 			"max_timeout (%s) is less than default_timeout (%s)",
-			cf_fmt_duration(cfg->max_timeout_ms, a, sizeof(a)),
-			cf_fmt_duration(cfg->default_timeout_ms, b, sizeof(b)));
+			config_fmt_duration(cfg->max_timeout_ms, a, sizeof(a)),
+			config_fmt_duration(cfg->default_timeout_ms, b, sizeof(b)));
 		return;
 	}
 	for (size_t i = ld->first_task; i < cfg->nexec_tasks; i++) {
@@ -1112,8 +670,8 @@ static void cf_check(struct cf_load *ld)
 		if (t->timeout_ms > cfg->max_timeout_ms) {
 			cf_fail(ld, ld->task_lines[i - ld->first_task].timeout, -EINVAL,
 				"task.%s: timeout (%s) is more than max_timeout (%s)", t->name,
-				cf_fmt_duration(t->timeout_ms, a, sizeof(a)),
-				cf_fmt_duration(cfg->max_timeout_ms, b, sizeof(b)));
+				config_fmt_duration(t->timeout_ms, a, sizeof(a)),
+				config_fmt_duration(cfg->max_timeout_ms, b, sizeof(b)));
 			return;
 		}
 	}
@@ -1138,8 +696,12 @@ static char *cf_file_dir(const char *path)
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct cf_load ld = {
-		.cfg = cfg, .path = path, .task = -1, .first_task = cfg->nexec_tasks,
-		.errbuf = err, .errlen = errlen,
+	    .cfg = cfg,
+	    .path = path,
+	    .task = -1,
+	    .first_task = cfg->nexec_tasks,
+	    .errbuf = err,
+	    .errlen = errlen,
 	};
 	int saved_max_line = 0, rc;
 	char *copy;

@@ -24,7 +24,8 @@ struct config_exec_task {
 struct config {
 	/* [server] */
 	char *listen;           /* "127.0.0.1:8080"; "HOST:PORT", "[::1]:PORT" or ":PORT" */
-	char *cors_origins;     /* "*" or space-separated origins; "" disables CORS */
+	char *cors_origins;     /* "*" or space-separated origins; "" = automatic: "*" when
+	                         * listening on loopback, CORS off otherwise */
 	size_t max_body_bytes;  /* request body limit (413 above) */
 	bool access_log;
 	/* [queue] */

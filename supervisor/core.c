@@ -473,8 +473,8 @@ struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct sto
 	core->reg = reg;
 	TAILQ_INIT(&core->queue);
 	TAILQ_INIT(&core->due);
-	core->active = idmap_new();
-	core->active_pl = idmap_new();
+	core->active = idmap_new(offsetof(struct job, id));
+	core->active_pl = idmap_new(offsetof(struct pipeline, id));
 	core->runner = runner_new(loop, cfg, reg, spawner_fd, &hooks, core);
 	if (!core->active || !core->active_pl || !core->runner)
 		goto fail;

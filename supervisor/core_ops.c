@@ -77,13 +77,13 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 	job_id_generate(job->id);
 	job_set_str(&job->name, req->name);
 	job_set_str(&job->description, req->description);
-	job_set_str(&job->task_name, req->task_name);
+	job->task_name = job_intern(req->task_name);
 	if (req->params_json && strcmp(req->params_json, "{}") != 0)
 		job_set_str(&job->params_json, req->params_json);
 	job->timeout_ms = job_timeout(core, req);
 	job->status = JOB_PENDING;
 	job->created_at = now;
-	job->core_heap_index = (size_t)-1;
+	job->core_heap_index = UINT32_MAX;
 	if (!job->name || !job->task_name) {
 		job_unref(job);
 		return NULL;

@@ -3,8 +3,16 @@
  *
  * Theory of operation
  *
- * One flat array of slots, a power of two long, each holding a copy of the
- * id and the value; an empty slot has a NULL value (values are never NULL).
+ * One flat array of slots, a power of two long, each holding just a value
+ * pointer; an empty slot is NULL (values are never NULL). The id is not
+ * copied into the slot: every value holds its own id at m->id_offset
+ * (offsetof(struct job, id) for the job maps), so a slot costs 8 bytes
+ * instead of 24. With two maps of 100,000 queued jobs that is 2 x 2 MiB of
+ * tables instead of 2 x 6 MiB, and 3x less while a rehash holds the old and
+ * the new table at once. The price is one pointer dereference
+ * per probed slot, to compare the id; probe runs are short (load <= 0.7) and
+ * the value is usually touched next by the caller anyway.
+ *
  * Lookups probe linearly from the id's home slot until they find the id or
  * an empty slot. The map doubles when an insert would take it past 70% load,
  * which keeps probe sequences short.
@@ -18,8 +26,10 @@
  * Ids are random UUIDv4, so their bytes are already well spread. We still
  * fold the two halves together and multiply (Fibonacci hashing, top bits):
  * it costs one multiply and keeps the map fast should someone ever insert
- * ids that are not random (tests, imported data).
+ * ids that are not random (tests, imported data). Homes of stored entries
+ * (growth, backward shift) are recomputed from the ids inside the values.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +38,18 @@
 
 #define IDMAP_MIN_BITS 4
 
-struct idmap_slot {
-	uint8_t id[16];
-	void *value; /* NULL = empty */
+struct idmap {
+	void **slots;     /* NULL = empty */
+	size_t mask;      /* capacity - 1 */
+	unsigned bits;    /* capacity = 1 << bits */
+	size_t count;
+	size_t id_offset; /* where each value holds its 16-byte id */
 };
 
-struct idmap {
-	struct idmap_slot *slots;
-	size_t mask;   /* capacity - 1 */
-	unsigned bits; /* capacity = 1 << bits */
-	size_t count;
-};
+static const uint8_t *idmap_id_of(const struct idmap *m, const void *value)
+{
+	return (const uint8_t *)value + m->id_offset;
+}
 
 static size_t idmap_home(const struct idmap *m, const uint8_t id[16])
 {
@@ -49,12 +60,13 @@ static size_t idmap_home(const struct idmap *m, const uint8_t id[16])
 	return (size_t)(((a ^ b) * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - m->bits));
 }
 
-struct idmap *idmap_new(void)
+struct idmap *idmap_new(size_t id_offset)
 {
 	struct idmap *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
+	m->id_offset = id_offset;
 	m->bits = IDMAP_MIN_BITS;
 	m->mask = ((size_t)1 << m->bits) - 1;
 	m->slots = calloc(m->mask + 1, sizeof(*m->slots));
@@ -78,16 +90,16 @@ static size_t idmap_find(const struct idmap *m, const uint8_t id[16])
 {
 	size_t i = idmap_home(m, id);
 
-	while (m->slots[i].value && memcmp(m->slots[i].id, id, 16) != 0)
+	while (m->slots[i] && memcmp(idmap_id_of(m, m->slots[i]), id, 16) != 0)
 		i = (i + 1) & m->mask;
 	return i;
 }
 
 static int idmap_grow(struct idmap *m)
 {
-	struct idmap_slot *old = m->slots;
+	void **old = m->slots;
 	size_t oldcap = m->mask + 1;
-	struct idmap_slot *slots = calloc(oldcap * 2, sizeof(*slots));
+	void **slots = calloc(oldcap * 2, sizeof(*slots));
 
 	if (!slots)
 		return -ENOMEM;
@@ -95,11 +107,11 @@ static int idmap_grow(struct idmap *m)
 	m->bits++;
 	m->mask = oldcap * 2 - 1;
 	for (size_t j = 0; j < oldcap; j++) {
-		if (!old[j].value)
+		if (!old[j])
 			continue;
-		size_t i = idmap_home(m, old[j].id);
+		size_t i = idmap_home(m, idmap_id_of(m, old[j]));
 
-		while (slots[i].value)
+		while (slots[i])
 			i = (i + 1) & m->mask;
 		slots[i] = old[j];
 	}
@@ -109,12 +121,18 @@ static int idmap_grow(struct idmap *m)
 
 int idmap_put(struct idmap *m, const uint8_t id[16], void *value)
 {
+	const uint8_t *own;
 	size_t i;
 
 	if (!value)
 		return -EINVAL;
-	i = idmap_find(m, id);
-	if (m->slots[i].value)
+	/* The map keys on the value's own id; the argument is redundant and
+	 * only checked, so a caller mistake cannot misplace the entry. */
+	own = idmap_id_of(m, value);
+	assert(memcmp(id, own, 16) == 0);
+	(void)id;
+	i = idmap_find(m, own);
+	if (m->slots[i])
 		return -EEXIST;
 	/* count + 1 > 0.7 * capacity, in integers. */
 	if ((m->count + 1) * 10 > (m->mask + 1) * 7) {
@@ -122,33 +140,33 @@ int idmap_put(struct idmap *m, const uint8_t id[16], void *value)
 
 		if (rc < 0)
 			return rc;
-		i = idmap_find(m, id);
+		i = idmap_find(m, own);
 	}
-	memcpy(m->slots[i].id, id, 16);
-	m->slots[i].value = value;
+	m->slots[i] = value;
 	m->count++;
 	return 0;
 }
 
 void *idmap_get(const struct idmap *m, const uint8_t id[16])
 {
-	return m->slots[idmap_find(m, id)].value;
+	return m->slots[idmap_find(m, id)];
 }
 
 void *idmap_del(struct idmap *m, const uint8_t id[16])
 {
 	size_t i = idmap_find(m, id), j = i;
-	void *value = m->slots[i].value;
+	void *value = m->slots[i];
 
 	if (!value)
 		return NULL;
 	/* Backward-shift: pull later entries of the run into the hole at i
-	 * unless that would move one in front of its home slot. */
+	 * unless that would move one in front of its home slot. (id may point
+	 * into value, which stays alive: it is not read past idmap_find.) */
 	for (;;) {
 		j = (j + 1) & m->mask;
-		if (!m->slots[j].value)
+		if (!m->slots[j])
 			break;
-		size_t home = idmap_home(m, m->slots[j].id);
+		size_t home = idmap_home(m, idmap_id_of(m, m->slots[j]));
 
 		/* Stay put when home lies cyclically in (i, j]. */
 		if (((j - home) & m->mask) < ((j - i) & m->mask))
@@ -156,7 +174,7 @@ void *idmap_del(struct idmap *m, const uint8_t id[16])
 		m->slots[i] = m->slots[j];
 		i = j;
 	}
-	m->slots[i].value = NULL;
+	m->slots[i] = NULL;
 	m->count--;
 	return value;
 }
@@ -171,6 +189,6 @@ void idmap_foreach(const struct idmap *m, void (*fn)(void *value, void *arg), vo
 	if (!m)
 		return;
 	for (size_t i = 0; i <= m->mask; i++)
-		if (m->slots[i].value)
-			fn(m->slots[i].value, arg);
+		if (m->slots[i])
+			fn(m->slots[i], arg);
 }

@@ -36,6 +36,39 @@
 
 #include "job.h"
 
+/* ---- interned strings -------------------------------------------------------- */
+
+/*
+ * A short list is enough: task names and syscall names are few, and lookups
+ * happen once per submitted job or blocked syscall. Never freed.
+ */
+struct interned {
+	struct interned *next;
+	char s[];
+};
+
+static struct interned *interned_list;
+
+const char *job_intern(const char *s)
+{
+	struct interned *i;
+	size_t n;
+
+	if (!s)
+		return NULL;
+	for (i = interned_list; i; i = i->next)
+		if (strcmp(i->s, s) == 0)
+			return i->s;
+	n = strlen(s);
+	i = malloc(sizeof(*i) + n + 1);
+	if (!i)
+		return NULL;
+	memcpy(i->s, s, n + 1);
+	i->next = interned_list;
+	interned_list = i;
+	return i->s;
+}
+
 /* ---- objects -------------------------------------------------------------- */
 
 struct job *job_new(void)
@@ -65,7 +98,6 @@ void job_unref(struct job *job)
 		return;
 	free(job->name);
 	free(job->description);
-	free(job->task_name);
 	free(job->params_json);
 	free(job->failure_reason);
 	free(job->result_json);

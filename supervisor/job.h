@@ -32,20 +32,21 @@ enum job_status {
 };
 #define JOB_STATUS_MAX JOB_CANCELLED
 
-/* How the child ended, decided by the supervisor (never by the child). */
+/* How the child ended, decided by the supervisor (never by the child).
+ * Kept small: 100,000 queued jobs must fit in a few tens of MB. */
 struct job_outcome {
-	int pid;            /* 0 when no child ran */
-	int exit_code;      /* -1 when the child did not exit normally */
-	int term_signal;    /* 0 when not killed by a signal */
+	int32_t pid;        /* 0 when no child ran */
+	int32_t exit_code;  /* -1 when the child did not exit normally */
+	int32_t term_signal; /* 0 when not killed by a signal */
+	int32_t cpu_ms;     /* user+system CPU of the child; -1 when unknown */
+	int32_t wall_ms;    /* job start -> end; -1 when unknown */
+	int32_t max_rss_kb; /* peak resident set; -1 when unknown */
 	bool timed_out;     /* we killed it at its deadline */
 	bool cancelled;     /* we killed it because of a cancel/shutdown */
 	bool output_limit;  /* we killed it for too much output */
 	bool oom_killed;
 	bool seccomp_blocked;
-	char seccomp_syscall[32]; /* name of the blocked call, "" when unknown */
-	int64_t cpu_ms;     /* user+system CPU of the child; -1 when unknown */
-	int64_t wall_ms;    /* spawn -> reaped; -1 when unknown */
-	int64_t max_rss_kb; /* peak resident set; -1 when unknown */
+	const char *seccomp_syscall; /* interned name of the blocked call; NULL unknown */
 };
 
 struct job {
@@ -53,7 +54,7 @@ struct job {
 	uint8_t id[JOB_ID_LEN];
 	char *name;           /* never NULL */
 	char *description;    /* NULL when absent */
-	char *task_name;      /* never NULL */
+	const char *task_name; /* never NULL; interned (job_intern), not owned */
 	char *params_json;    /* compact JSON object text; NULL when absent or {} */
 	int64_t timeout_ms;   /* > 0 */
 	enum job_status status;
@@ -78,12 +79,11 @@ struct job {
 	/* Owned by the core while the job is queued/scheduled/running. */
 	struct pipeline *pipeline; /* borrowed; set while active */
 	TAILQ_ENTRY(job) core_link;
-	size_t core_heap_index;
-	int core_where; /* core.c: enum core_where */
+	uint32_t core_heap_index;
+	int32_t core_where; /* core.c: enum core_where */
 
 	/* Owned by the storage adapter (e.g. its creation-order list). */
 	TAILQ_ENTRY(job) store_link;
-	void *store_priv;
 };
 
 struct pipeline {
@@ -116,6 +116,11 @@ void job_unref(struct job *job); /* NULL is a no-op */
 struct pipeline *pipeline_new(size_t njobs);
 struct pipeline *pipeline_ref(struct pipeline *pl);
 void pipeline_unref(struct pipeline *pl);
+
+/* A copy of s that lives as long as the process, shared by all callers that
+ * pass an equal string (task names, syscall names: a small, bounded set).
+ * NULL on ENOMEM. */
+const char *job_intern(const char *s);
 
 /* Set a string field: frees the old value, stores a copy (or NULL). */
 void job_set_str(char **field, const char *value);

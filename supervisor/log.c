@@ -10,9 +10,9 @@
  * stdio and no jansson here, so any part of valetd may log cheaply.
  *
  * A line always fits: one value takes at most LOG_VALUE_MAX bytes and is
- * cut with "..." beyond; once something has been cut, the fields after it
- * are dropped. LOG_TAIL bytes stay free for the closing quote, brace and
- * newline.
+ * cut with "..." beyond; when the line itself is full, the value that did
+ * not fit is cut the same way and the fields after it are dropped.
+ * LOG_TAIL bytes stay free for the closing quote, brace and newline.
  *
  * Text: "2026-11-27T01:02:03.123Z INFO msg key=value key2="a b"". A value
  * is written bare unless it is empty or contains white space, a quote, '=',
@@ -59,13 +59,13 @@ bool log_enabled(enum log_level level)
 struct log_line {
 	char buf[LOG_LINE_MAX];
 	size_t len;
-	bool cut; /* something did not fit: drop the remaining fields */
+	bool cut; /* the line is full: drop the remaining fields */
 };
 
 enum log_esc {
-	LOG_ESC_BARE,   /* control characters only (messages, keys, bare values) */
+	LOG_ESC_BARE,	/* control characters only (messages, keys, bare values) */
 	LOG_ESC_QUOTED, /* JSON escaping, bytes >= 0x80 as they are (quoted text values) */
-	LOG_ESC_JSON,   /* JSON escaping and UTF-8 checking */
+	LOG_ESC_JSON,	/* JSON escaping and UTF-8 checking */
 };
 
 /* Room for content; LOG_TAIL bytes at the end are kept for closing. */
@@ -85,7 +85,7 @@ static void log_put(struct log_line *l, const char *s, size_t n)
 	}
 }
 
-/* Content: all of it or nothing (and the line is cut). */
+/* Content: all of it, or nothing and the line is full. */
 static bool log_add(struct log_line *l, const char *s)
 {
 	size_t n = strlen(s);
@@ -157,15 +157,19 @@ static size_t log_escape_char(const char **sp, char *out, enum log_esc esc)
 	return n;
 }
 
-/* Append s escaped, at most max bytes of it; a longer s ends with "...". */
+/*
+ * Append s escaped, at most max bytes of it; a longer s ends with "...".
+ * Only when the line itself is full are the fields after it dropped.
+ */
 static void log_add_escaped(struct log_line *l, const char *s, enum log_esc esc, size_t max)
 {
 	size_t room = log_room(l), n;
+	bool line_full = room <= max;
 	char tmp[8];
 
 	if (l->cut)
 		return;
-	if (room > max)
+	if (!line_full)
 		room = max;
 	while (*s) {
 		const char *next = s;
@@ -175,7 +179,7 @@ static void log_add_escaped(struct log_line *l, const char *s, enum log_esc esc,
 		if (n + (*next ? 3 : 0) > room) {
 			if (room >= 3)
 				log_put(l, "...", 3);
-			l->cut = true;
+			l->cut = line_full;
 			return;
 		}
 		log_put(l, tmp, n);
@@ -243,9 +247,8 @@ static void log_timestamp(char *buf, size_t len)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 ts.tv_nsec / 1000000);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
 static void log_write(const char *buf, size_t len)
@@ -268,7 +271,7 @@ void log_msg(enum log_level level, const char *msg, ...)
 	static const char *const json_names[] = {"debug", "info", "warn", "error"};
 	int saved_errno = errno;
 	struct log_line l;
-	char now[40];
+	char now[96]; /* fits any int the compiler can imagine in struct tm */
 	const char *key, *value;
 	va_list ap;
 

@@ -199,10 +199,15 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 	}
 }
 
+static int32_t clamp_ms(int64_t v)
+{
+	return v > INT32_MAX ? INT32_MAX : (int32_t)v;
+}
+
 static void fill_outcome(struct run *run, struct job *job)
 {
 	job->outcome.pid = run->pid;
-	job->outcome.wall_ms = (job_mono_ns() - run->job_start_ns) / 1000000;
+	job->outcome.wall_ms = clamp_ms((job_mono_ns() - run->job_start_ns) / 1000000);
 }
 
 static void arm_deadline(struct run *run)
@@ -448,8 +453,8 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 	if (!evt->spawn_err) {
 		job->outcome.exit_code = f.exit_code;
 		job->outcome.term_signal = f.term_signal;
-		job->outcome.cpu_ms = (evt->utime_us + evt->stime_us) / 1000;
-		job->outcome.max_rss_kb = evt->maxrss_kb;
+		job->outcome.cpu_ms = clamp_ms((evt->utime_us + evt->stime_us) / 1000);
+		job->outcome.max_rss_kb = clamp_ms(evt->maxrss_kb);
 	} else {
 		job->outcome.pid = 0;
 	}
@@ -458,9 +463,8 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 	job->outcome.output_limit = run->killed == RUN_KILL_OUTPUT ||
 				    run->killed == RUN_KILL_RESULT_SIZE;
 	job->outcome.seccomp_blocked = run->killed == RUN_KILL_NONE && f.term_signal == SIGSYS;
-	if (job->outcome.seccomp_blocked)
-		snprintf(job->outcome.seccomp_syscall, sizeof(job->outcome.seccomp_syscall), "%s",
-			 run->syscall_name);
+	if (job->outcome.seccomp_blocked && run->syscall_name[0])
+		job->outcome.seccomp_syscall = job_intern(run->syscall_name);
 	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
 	ran = run->cur + 1;
 
@@ -474,6 +478,14 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		job_unref(run->jobs[i]);
 	free(run->jobs);
 	free(run);
+}
+
+static void on_started_evt(struct runner *r, const struct spawn_evt *evt)
+{
+	struct run *run = evt->slot < r->nslots ? r->slots[evt->slot] : NULL;
+
+	if (run && run->id == evt->run_id)
+		run->pid = evt->pid;
 }
 
 static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
@@ -493,8 +505,12 @@ static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
 			ev_io_stop(loop, w);
 			return;
 		}
-		if ((size_t)n == sizeof(evt) && evt.type == SPAWN_EVT_EXIT)
+		if ((size_t)n != sizeof(evt))
+			continue;
+		if (evt.type == SPAWN_EVT_EXIT)
 			on_exit_evt(r, &evt);
+		else if (evt.type == SPAWN_EVT_STARTED)
+			on_started_evt(r, &evt);
 	}
 }
 

@@ -168,6 +168,9 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->run_id = req->run_id;
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
+	evt.type = SPAWN_EVT_STARTED;
+	evt.pid = pid;
+	send_evt(&evt);
 	return;
 report:
 	for (int i = 0; i < nfds; i++)

@@ -6,7 +6,8 @@
  * this process, forked once at startup while the daemon is still small.
  * The daemon talks to it over a SOCK_SEQPACKET socketpair:
  *   daemon -> spawner: START (header + inline input, fds by SCM_RIGHTS), KILL
- *   spawner -> daemon: EXIT (wait status and rusage of a reaped job child)
+ *   spawner -> daemon: STARTED (the child's pid), EXIT (wait status and
+ *   rusage of a reaped job child)
  * The spawner is the only parent and the only reaper of job children, so a
  * KILL never hits a recycled pid. It is also a child subreaper: orphans of
  * a job are reparented to it and reaped.
@@ -26,7 +27,7 @@ struct registry;
 #define SPAWN_MAX_FDS 4
 
 enum spawn_req_type { SPAWN_REQ_START = 1, SPAWN_REQ_KILL = 2 };
-enum spawn_evt_type { SPAWN_EVT_EXIT = 1 };
+enum spawn_evt_type { SPAWN_EVT_EXIT = 1, SPAWN_EVT_STARTED = 2 };
 
 enum {
 	SPAWN_F_EXEC = 1u << 0,        /* exec task: execve task argv */

@@ -292,7 +292,7 @@ static int parse_chunked(const char *buf, size_t len, size_t pos, struct http_re
  */
 static int http_parse(const char *buf, size_t len, bool eof, struct http_resp *r)
 {
-	const char *hend = memmem(buf, len, "\r\n\r\n", 4), *line, *eol;
+	const char *hend = len ? memmem(buf, len, "\r\n\r\n", 4) : NULL, *line, *eol;
 	bool chunked = false;
 	long long clen = -1;
 	size_t head;
@@ -1143,7 +1143,7 @@ static bool run_phase(struct phase *ph, struct conn *conns, int nconns, int epfd
 int main(int argc, char **argv)
 {
 	struct conn *conns, waiter = { .fd = -1, .req = -1 };
-	json_t *report = json_object();
+	json_t *report;
 	struct opts o;
 	char run_at[64];
 	bool ok = true;
@@ -1167,7 +1167,7 @@ int main(int argc, char **argv)
 		conns[i].req = -1;
 		epoll_ctl(epfd, EPOLL_CTL_ADD, conns[i].fd, &ev);
 	}
-	json_object_set_new(report, "conns", json_integer(o.conns));
+	report = json_pack("{s:i}", "conns", o.conns);
 
 	if (o.park > 0) {
 		struct phase ph = { .what = "park", .n = o.park };

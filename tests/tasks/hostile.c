@@ -58,7 +58,10 @@ static long hostile_param_long(json_t *params, const char *key, long def)
 
 static pid_t hostile_target_pid(json_t *params)
 {
-	return (pid_t)hostile_param_long(params, "pid", (long)getppid());
+	json_t *v = json_object_get(params, "pid");
+
+	/* getppid() only when asked: it may be blocked itself. */
+	return json_is_integer(v) ? (pid_t)json_integer_value(v) : getppid();
 }
 
 static json_t *hostile_spin(struct valet_ctx *ctx, json_t *params, json_t *previous)
@@ -97,7 +100,7 @@ HOSTILE_NOSAN static json_t *hostile_segv(struct valet_ctx *ctx, json_t *params,
 {
 	/* Through a volatile pointer so the compiler cannot see the NULL and
 	 * replace the store with a trap instruction (SIGILL). */
-	int *volatile ptr = NULL;
+	volatile int *volatile ptr = NULL;
 
 	*ptr = 42;
 	return valet_fail(ctx, "writing to NULL did not crash");
@@ -270,7 +273,7 @@ HOSTILE_NOSAN static json_t *hostile_mallocbomb(struct valet_ctx *ctx, json_t *p
 	 * (no limit in force), failing the job instead. */
 	void **head = NULL;
 	void **block = NULL;
-	char *volatile last;
+	volatile char *volatile last;
 	size_t n;
 
 	for (n = 0; n < 65536; n++) {
@@ -280,7 +283,7 @@ HOSTILE_NOSAN static json_t *hostile_mallocbomb(struct valet_ctx *ctx, json_t *p
 		*block = head;
 		head = block;
 	}
-	last = (char *)block;
+	last = (volatile char *)block;
 	hostile_sink = (uint64_t)(uintptr_t)head;
 	if (last == NULL)
 		*last = 1;

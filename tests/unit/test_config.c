@@ -46,7 +46,7 @@ static int remove_dir(void **state)
 /* A new file in tmpdir holding text; returns its path (caller frees). */
 static char *write_file(const char *text, mode_t mode)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX + 16];
 	size_t len = strlen(text);
 	int fd;
 
@@ -145,41 +145,40 @@ static void test_defaults(void **state)
 	config_free(NULL);
 }
 
-static const char full_conf[] =
-	"\xEF\xBB\xBF# every key, none at its default\n"
-	"[server]\n"
-	"listen = [::1]:9090\n"
-	"cors_origins = https://a.example https://b.example\n"
-	"max_body = 64k ; inline comment\n"
-	"access_log = no\n"
-	"\n"
-	"[queue]\n"
-	"  workers = 3\n"
-	"\tcapacity = 500\n"
-	"shutdown_grace = 1.5s\n"
-	"[jobs]\n"
-	"default_timeout = 2m\n"
-	"max_timeout = 2h\n"
-	"max_result_size = 2MiB\n"
-	"max_output_size = 3MB\n"
-	"[sandbox]\n"
-	"user = valet\n"
-	"memory_limit = 1G\n"
-	"cpu_limit = 30\n"
-	"max_files = 16\n"
-	"max_processes = 0\n"
-	"max_file_size = 0\n"
-	"[storage]\n"
-	"backend = postgres\n"
-	"database_url = postgres://valet@localhost/valet\n"
-	"[tasks]\n"
-	"plugin_dir = /usr/lib/valet/tasks\n"
-	"[log]\n"
-	"format = JSON\n"
-	"level = debug\n"
-	"[task.true]\n"
-	"command = /bin/sh -c true\n"
-	"timeout = 5s\n";
+static const char full_conf[] = "\xEF\xBB\xBF# every key, none at its default\n"
+				"[server]\n"
+				"listen = [::1]:9090\n"
+				"cors_origins = https://a.example https://b.example\n"
+				"max_body = 64k ; inline comment\n"
+				"access_log = no\n"
+				"\n"
+				"[queue]\n"
+				"  workers = 3\n"
+				"\tcapacity = 500\n"
+				"shutdown_grace = 1.5s\n"
+				"[jobs]\n"
+				"default_timeout = 2m\n"
+				"max_timeout = 2h\n"
+				"max_result_size = 2MiB\n"
+				"max_output_size = 3MB\n"
+				"[sandbox]\n"
+				"user = valet\n"
+				"memory_limit = 1G\n"
+				"cpu_limit = 30\n"
+				"max_files = 16\n"
+				"max_processes = 0\n"
+				"max_file_size = 0\n"
+				"[storage]\n"
+				"backend = Postgres\n"
+				"database_url = postgres://valet@localhost/valet\n"
+				"[tasks]\n"
+				"plugin_dir = /usr/lib/valet/tasks\n"
+				"[log]\n"
+				"format = JSON\n"
+				"level = debug\n"
+				"[task.true]\n"
+				"command = /bin/sh -c true\n"
+				"timeout = 5s\n";
 
 static void test_full_file(void **state)
 {
@@ -266,15 +265,16 @@ static void test_error_sections(void **state)
 	check_error("[queue]\n[ task ]\n", 2, "unknown section [task]");
 	check_error("; comment\n[task.]\ncommand = /bin/sh\n", 2,
 		    "invalid task name \"\" (use 1 to 64 of A-Z a-z 0-9 _ . -)");
-	check_error("[task.a b]\n", 1, "invalid task name \"a b\" (use 1 to 64 of A-Z a-z 0-9 _ . -)");
+	check_error("[task.a b]\n", 1,
+		    "invalid task name \"a b\" (use 1 to 64 of A-Z a-z 0-9 _ . -)");
 	memset(name65, 'n', 65);
 	strcpy(name65 + 65, "]\n");
 	{
 		char conf[128], msg[160];
 
 		snprintf(conf, sizeof(conf), "[task.%s", name65);
-		snprintf(msg, sizeof(msg), "invalid task name \"%.65s\" (use 1 to 64 of A-Z a-z 0-9 _ . -)",
-			 name65);
+		snprintf(msg, sizeof(msg),
+			 "invalid task name \"%.65s\" (use 1 to 64 of A-Z a-z 0-9 _ . -)", name65);
 		check_error(conf, 1, msg);
 	}
 	check_error("workers = 2\n[queue]\n", 1, "key \"workers\" outside of any section");
@@ -308,19 +308,25 @@ static void test_error_values(void **state)
 	check_error("[queue]\nworkers = 1025\n", 2, "workers: must be between 1 and 1024");
 	check_error("[queue]\nworkers = 99999999999999999999\n", 2,
 		    "workers: must be between 1 and 1024");
-	check_error("[queue]\ncapacity = 10000001\n", 2, "capacity: must be between 1 and 10000000");
-	check_error("[queue]\nshutdown_grace = 10 sec\n", 2,
-		    "shutdown_grace: \"10 sec\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, "
-		    "1h30m or a number of seconds; at least 1ms unless 0)");
-	check_error("[queue]\nshutdown_grace = 2h\n", 2, "shutdown_grace: must be between 0s and 1h");
-	check_error("[jobs]\ndefault_timeout = 0\n", 2, "default_timeout: must be between 1ms and 30d");
-	check_error("[server]\nmax_body = lots\n", 2,
-		    "max_body: \"lots\" is not a size (use 512k, 64M, 1G, 1MiB, 64MB or a number of "
-		    "bytes)");
+	check_error("[queue]\ncapacity = 10000001\n", 2,
+		    "capacity: must be between 1 and 10000000");
+	check_error(
+	    "[queue]\nshutdown_grace = 10 sec\n", 2,
+	    "shutdown_grace: \"10 sec\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, "
+	    "1h30m or a number of seconds; at least 1ms unless 0)");
+	check_error("[queue]\nshutdown_grace = 2h\n", 2,
+		    "shutdown_grace: must be between 0s and 1h");
+	check_error("[jobs]\ndefault_timeout = 0\n", 2,
+		    "default_timeout: must be between 1ms and 30d");
+	check_error(
+	    "[server]\nmax_body = lots\n", 2,
+	    "max_body: \"lots\" is not a size (use 512k, 64M, 1G, 1MiB, 64MB or a number of "
+	    "bytes)");
 	check_error("[server]\nmax_body = 10\n", 2, "max_body: must be between 1k and 1G");
 	check_error("[server]\nmax_body = 2G\n", 2, "max_body: must be between 1k and 1G");
-	check_error("[server]\naccess_log = maybe\n", 2,
-		    "access_log: \"maybe\" is not a boolean (use true/false, yes/no, on/off or 1/0)");
+	check_error(
+	    "[server]\naccess_log = maybe\n", 2,
+	    "access_log: \"maybe\" is not a boolean (use true/false, yes/no, on/off or 1/0)");
 	check_error("[log]\nformat = xml\n", 2, "format: \"xml\" is not one of text, json");
 	check_error("[log]\nlevel = verbose\n", 2,
 		    "level: \"verbose\" is not one of debug, info, warn, error");
@@ -342,9 +348,10 @@ static void test_error_timeouts(void **state)
 		    "max_timeout (5s) is less than default_timeout (10s)");
 	check_error("[task.t]\ncommand = /bin/sh\ntimeout = 2h\n", 3,
 		    "task.t: timeout (2h) is more than max_timeout (1h)");
-	check_error("[task.t]\ncommand = /bin/sh\ntimeout = soon\n", 3,
-		    "task.t: timeout: \"soon\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, "
-		    "1h30m or a number of seconds; at least 1ms unless 0)");
+	check_error(
+	    "[task.t]\ncommand = /bin/sh\ntimeout = soon\n", 3,
+	    "task.t: timeout: \"soon\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, "
+	    "1h30m or a number of seconds; at least 1ms unless 0)");
 }
 
 static void test_error_syntax(void **state)
@@ -358,6 +365,8 @@ static void test_error_syntax(void **state)
 	check_error("[queue]\nworkers = x\nbogus line\n", 2, "workers: \"x\" is not a number");
 	check_error("[queue]\nbogus line\n[nope]\n", 2, "syntax error");
 	check_error("[nope]\nbogus line\n", 1, "unknown section [nope]");
+	/* A byte order mark does not hide the first section. */
+	check_error("\xEF\xBB\xBF[queue]\nworkers = 0\n", 2, "workers: must be between 1 and 1024");
 }
 
 static void test_error_commands(void **state)
@@ -387,8 +396,7 @@ static void test_error_commands(void **state)
 		    "task.y: command: unterminated quote");
 	check_error("[task.y]\ncommand = /bin/sh \\\n", 2, "task.y: command: trailing backslash");
 	check_error("[task.y]\ncommand =\n", 2, "task.y: command is empty");
-	check_error("[task.y]\ncommand = ''\n", 2,
-		    "task.y: command \"\": not found in PATH");
+	check_error("[task.y]\ncommand = ''\n", 2, "task.y: command \"\": not found in PATH");
 	free(plain);
 }
 
@@ -458,16 +466,22 @@ static void test_exec_tasks(void **state)
 		 "[task.mine]\n"
 		 "command = %s --flag\n"
 		 "[task.rel]\n"
-		 "command = ./%s\n",
+		 "command = ./%s ../x.py ./ .hidden sub/y --opt=./z\n",
 		 base, base);
-	/* tmpdir first: "mine" is found there; relative PATH entries are skipped. */
+	/*
+	 * "mine" is in tmpdir, which is also the current directory: the
+	 * relative PATH entry "." must be skipped, so argv[0] is absolute.
+	 */
 	{
-		char p[PATH_MAX + 64];
+		char p[PATH_MAX + 64], cwd[PATH_MAX];
 
 		snprintf(p, sizeof(p), ".:%s:/usr/local/bin:/usr/bin:/bin", tmpdir);
 		setenv("PATH", p, 1);
+		assert_non_null(getcwd(cwd, sizeof(cwd)));
+		assert_int_equal(chdir(tmpdir), 0);
+		cfg = load_ok(conf);
+		assert_int_equal(chdir(cwd), 0);
 	}
-	cfg = load_ok(conf);
 	if (saved)
 		setenv("PATH", saved, 1);
 	else
@@ -500,9 +514,18 @@ static void test_exec_tasks(void **state)
 	assert_string_equal(cfg->exec_tasks[2].argv[0], tool);
 	assert_string_equal(cfg->exec_tasks[2].argv[1], "--flag");
 
+	/* The program and arguments starting with ./ or ../ are relative to the file. */
+	a = cfg->exec_tasks[3].argv;
 	snprintf(want, sizeof(want), "%s/./%s", tmpdir, base);
-	assert_string_equal(cfg->exec_tasks[3].argv[0], want);
-	assert_null(cfg->exec_tasks[3].argv[1]);
+	assert_string_equal(a[0], want);
+	snprintf(want, sizeof(want), "%s/../x.py", tmpdir);
+	assert_string_equal(a[1], want);
+	snprintf(want, sizeof(want), "%s/./", tmpdir);
+	assert_string_equal(a[2], want);
+	assert_string_equal(a[3], ".hidden");
+	assert_string_equal(a[4], "sub/y");
+	assert_string_equal(a[5], "--opt=./z");
+	assert_null(a[6]);
 	config_free(cfg);
 	free(tool);
 }
@@ -511,16 +534,53 @@ static void test_exec_tasks(void **state)
 
 static void test_durations(void **state)
 {
-	static const struct { const char *s; int64_t ms; } ok[] = {
-		{"30s", 30000}, {"500ms", 500}, {"2m", 120000}, {"1h", 3600000}, {"1.5s", 1500},
-		{"0", 0}, {"0s", 0}, {"10", 10000}, {"0.5", 500}, {"1h30m", 5400000},
-		{"1d", 86400000}, {"2.5m", 150000}, {"1000us", 1}, {"1500us", 2},
-		{"1.0005s", 1001}, {"0.001", 1}, {"1m30s500ms", 90500}, {"007s", 7000},
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} ok[] = {
+	    {"30s", 30000},
+	    {"500ms", 500},
+	    {"2m", 120000},
+	    {"1h", 3600000},
+	    {"1.5s", 1500},
+	    {"0", 0},
+	    {"0s", 0},
+	    {"10", 10000},
+	    {"0.5", 500},
+	    {"1h30m", 5400000},
+	    {"1d", 86400000},
+	    {"2.5m", 150000},
+	    {"1000us", 1},
+	    {"1500us", 2},
+	    {"1.0005s", 1001},
+	    {"0.001", 1},
+	    {"1m30s500ms", 90500},
+	    {"007s", 7000},
+	    {"1.0000000001s", 1001},
+	    {"0.0015s", 2},
 	};
 	static const char *const bad[] = {
-		"", "abc", "250us", "0.1ms", "-1s", "+1s", "1x", "s", "1.s", ".5s", "1 s", "30S",
-		"1h30", "10 ", " 10", "1e3", "99999999999999999999s", "1ms1", "1.5.5s", "1sm",
-		"9999999999999999d",
+	    "",
+	    "abc",
+	    "250us",
+	    "0.1ms",
+	    "-1s",
+	    "+1s",
+	    "1x",
+	    "s",
+	    "1.s",
+	    ".5s",
+	    "1 s",
+	    "30S",
+	    "1h30",
+	    "10 ",
+	    " 10",
+	    "1e3",
+	    "99999999999999999999s",
+	    "1ms1",
+	    "1.5.5s",
+	    "1sm",
+	    "9999999999999999d",
 	};
 	int64_t ms;
 
@@ -542,15 +602,19 @@ static void test_durations(void **state)
 
 static void test_sizes(void **state)
 {
-	static const struct { const char *s; uint64_t n; } ok[] = {
-		{"512k", 512 << 10}, {"512K", 512 << 10}, {"64M", 64 << 20}, {"1G", 1 << 30},
-		{"1048576", 1048576}, {"1MiB", 1 << 20}, {"64MB", 64 << 20}, {"0", 0},
-		{"1.5k", 1536}, {"2T", 2ULL << 40}, {"7b", 7}, {"1kib", 1024}, {"1Gb", 1 << 30},
-		{"0.5M", 512 << 10},
+	static const struct {
+		const char *s;
+		uint64_t n;
+	} ok[] = {
+	    {"512k", 512 << 10},  {"512K", 512 << 10}, {"64M", 64 << 20},  {"1G", 1 << 30},
+	    {"1048576", 1048576}, {"1MiB", 1 << 20},   {"64MB", 64 << 20}, {"0", 0},
+	    {"1.5k", 1536},	  {"2T", 2ULL << 40},  {"7b", 7},	   {"1kib", 1024},
+	    {"1Gb", 1 << 30},	  {"0.5M", 512 << 10},
 	};
 	static const char *const bad[] = {
-		"", "abc", "1.5", "-1", "+1", "1X", "k", "1 M", "99999999999T", "1kk", " 1k",
-		"1k ", "1.k", "18446744073709551616", "1iB",
+	    "",	   "abc",	   "1.5", "-1",	 "+1",	"1X",  "k",
+	    "1 M", "99999999999T", "1kk", " 1k", "1k ", "1.k", "18446744073709551616",
+	    "1iB",
 	};
 	size_t n;
 
@@ -571,16 +635,23 @@ static void test_sizes(void **state)
 
 static void test_listen(void **state)
 {
-	static const struct { const char *s, *host; int port; } ok[] = {
-		{"127.0.0.1:8080", "127.0.0.1", 8080}, {"[::1]:8080", "::1", 8080},
-		{":8080", "0.0.0.0", 8080}, {"localhost:8080", "localhost", 8080},
-		{"example.com:0", "example.com", 0}, {"h:65535", "h", 65535},
-		{"[fe80::1%eth0]:80", "fe80::1%eth0", 80}, {"[::]:1", "::", 1},
+	static const struct {
+		const char *s, *host;
+		int port;
+	} ok[] = {
+	    {"127.0.0.1:8080", "127.0.0.1", 8080},
+	    {"[::1]:8080", "::1", 8080},
+	    {":8080", "0.0.0.0", 8080},
+	    {"localhost:8080", "localhost", 8080},
+	    {"example.com:0", "example.com", 0},
+	    {"h:65535", "h", 65535},
+	    {"[fe80::1%eth0]:80", "fe80::1%eth0", 80},
+	    {"[::]:1", "::", 1},
 	};
 	static const char *const bad[] = {
-		"8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "::1:8080", "[::1]8080",
-		"[::1", "[zz]:80", "[]:80", "a b:80", "h:-1", "h:+1", "h:123456", "h:80x", "",
-		"[127.0.0.1]:80",
+	    "8080",	"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "::1:8080", "[::1]8080",
+	    "[::1",	"[zz]:80",   "[]:80",	   "a b:80",	      "h:-1",	  "h:+1",
+	    "h:123456", "h:80x",     "",	   "[127.0.0.1]:80",
 	};
 	char host[256];
 	int port;
@@ -625,16 +696,23 @@ static void test_env(void **state)
 	config_free(cfg);
 }
 
+/* config_dump() output as a new string. */
 static char *dump(const struct config *cfg)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	FILE *f = tmpfile();
+	char *text;
+	long len;
 
 	assert_non_null(f);
 	config_dump(cfg, f);
+	len = ftell(f);
+	assert_true(len > 0);
+	text = calloc(1, (size_t)len + 1);
+	assert_non_null(text);
+	rewind(f);
+	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
 	fclose(f);
-	return buf;
+	return text;
 }
 
 /* What config_dump() prints reads back to the same configuration. */
@@ -644,7 +722,8 @@ static void test_dump_round_trip(void **state)
 	char *first = dump(cfg), *second, *body, *path;
 
 	(void)state;
-	assert_non_null(strstr(first, "\n[queue]\nworkers = 3\ncapacity = 500\nshutdown_grace = 1500ms\n"));
+	assert_non_null(
+	    strstr(first, "\n[queue]\nworkers = 3\ncapacity = 500\nshutdown_grace = 1500ms\n"));
 	assert_non_null(strstr(first, "\n[log]\nformat = json\nlevel = debug\n"));
 	assert_non_null(strstr(first, "\n[task.true]\ncommand = /bin/sh -c true\ntimeout = 5s\n"));
 	assert_non_null(strstr(first, "max_output_size = 3M\n"));
@@ -665,13 +744,11 @@ static void test_dump_round_trip(void **state)
 	assert_non_null(strstr(second, "command = /bin/echo 'a b' 'it'\\''s' '' 'x\\y'\n"));
 	body = strstr(second, "[task.q]");
 	config_free(again);
-	path = write_conf(body);
 	again = load_ok(body);
 	assert_string_equal(again->exec_tasks[0].argv[2], "it's");
 	assert_string_equal(again->exec_tasks[0].argv[3], "");
 	assert_string_equal(again->exec_tasks[0].argv[4], "x\\y");
 	config_free(again);
-	free(path);
 	free(second);
 	free(first);
 	config_free(cfg);
@@ -694,33 +771,89 @@ static void test_dump_hides_password(void **state)
 	cfg->database_url = strdup("host=db user=valet password=s3cret dbname=valet");
 	out = dump(cfg);
 	assert_null(strstr(out, "s3cret"));
-	assert_non_null(strstr(out, "database_url = host=db user=valet password=*** dbname=valet\n"));
+	assert_non_null(
+	    strstr(out, "database_url = host=db user=valet password=*** dbname=valet\n"));
 	free(out);
 	config_free(cfg);
+}
+
+/*
+ * packaging/valetd.conf lists every key, commented out, with its default:
+ * uncommenting them all must load, set every key once, and change nothing.
+ */
+static void test_packaged_conf(void **state)
+{
+	char path[PATH_MAX], line[1024], *text = NULL, *want, *got, *p;
+	size_t len = 0, nkeys = 0, uncommented = 0;
+	struct config *defaults = config_new(), *cfg;
+	FILE *in, *out;
+
+	(void)state;
+	/* __FILE__ is tests/unit/test_config.c, relative to the repository. */
+	snprintf(path, sizeof(path), "%.*s/../../packaging/valetd.conf",
+		 (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__);
+	in = fopen(path, "r");
+	if (!in) {
+		print_message("cannot open %s: not run from the repository root\n", path);
+		config_free(defaults);
+		skip();
+	}
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	while (fgets(line, sizeof(line), in)) {
+		size_t kl = strspn(line + 1, "abcdefghijklmnopqrstuvwxyz_");
+
+		if (!strncmp(line, "#[task.", 7))
+			break; /* the example task */
+		if (line[0] == '#' && kl && !strncmp(line + 1 + kl, " =", 2) &&
+		    strncmp(line, "#workers =", 10)) {
+			fputs(line + 1, out);
+			uncommented++;
+		} else {
+			fputs(line, out);
+		}
+	}
+	fclose(in);
+	fclose(out);
+
+	cfg = load_ok(text);
+	want = dump(defaults);
+	got = dump(cfg);
+	assert_string_equal(strchr(got, '\n'), strchr(want, '\n'));
+	for (p = want; (p = strstr(p, " =")); p++)
+		nkeys++;
+	assert_int_equal(uncommented, nkeys - 1); /* all but workers */
+	assert_non_null(strstr(text, "\n#workers = <number of CPUs>\n"));
+	free(got);
+	free(want);
+	free(text);
+	config_free(cfg);
+	config_free(defaults);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_full_file),
-		cmocka_unit_test(test_long_line),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_error_sections),
-		cmocka_unit_test(test_error_keys),
-		cmocka_unit_test(test_error_values),
-		cmocka_unit_test(test_error_timeouts),
-		cmocka_unit_test(test_error_syntax),
-		cmocka_unit_test(test_error_commands),
-		cmocka_unit_test(test_plugin_dir),
-		cmocka_unit_test(test_relative_config_path),
-		cmocka_unit_test(test_exec_tasks),
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_listen),
-		cmocka_unit_test(test_env),
-		cmocka_unit_test(test_dump_round_trip),
-		cmocka_unit_test(test_dump_hides_password),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_full_file),
+	    cmocka_unit_test(test_long_line),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_error_sections),
+	    cmocka_unit_test(test_error_keys),
+	    cmocka_unit_test(test_error_values),
+	    cmocka_unit_test(test_error_timeouts),
+	    cmocka_unit_test(test_error_syntax),
+	    cmocka_unit_test(test_error_commands),
+	    cmocka_unit_test(test_plugin_dir),
+	    cmocka_unit_test(test_relative_config_path),
+	    cmocka_unit_test(test_exec_tasks),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_env),
+	    cmocka_unit_test(test_dump_round_trip),
+	    cmocka_unit_test(test_dump_hides_password),
+	    cmocka_unit_test(test_packaged_conf),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, remove_dir);

@@ -264,7 +264,7 @@ static void test_job_lifecycle(void **state)
 	job_set_str(&job->description, "d");
 	job_set_str(&job->description, NULL);
 	assert_null(job->description);
-	job_set_str(&job->task_name, "t");
+	job->task_name = job_intern("t");
 	job_set_str(&job->params_json, "{\"a\":1}");
 	job_set_str(&job->failure_reason, "x");
 	job_set_str(&job->result_json, "[1]");

@@ -50,7 +50,7 @@ static struct job *make_job(const char *name, enum job_status status)
 	assert_non_null(job);
 	job_id_generate(job->id);
 	job_set_str(&job->name, name);
-	job_set_str(&job->task_name, "dummytask");
+	job->task_name = job_intern("dummytask");
 	job_set_str(&job->params_json, "{\"a\":1}");
 	job->timeout_ms = 1000;
 	job->status = status;

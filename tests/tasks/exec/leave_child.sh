@@ -9,4 +9,7 @@ if [ "${2:-}" = setsid ]; then
 else
 	sleep "${1:-100}" &
 fi
+# Give the child time to be in place (setsid done) before the main program
+# exits.
+sleep 0.1
 echo '{}'

@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# bench.sh - valetd's throughput / latency / memory benchmark (`make bench`).
+#
+# Theory of operation: `make bench` has built $BUILD/valetd, the demo plugin,
+# $BUILD/bench/loadgen and $BUILD/bench/forkloop; this script builds nothing.
+# Each measurement gets a fresh daemon (memory store, workers=2,
+# capacity=300000, no access log, log level warn) on a free loopback port, so
+# that no run sees the jobs of another:
+#   1. forkloop: bare fork+exit+wait per second, the ceiling for one child per job
+#   2. 20000 dummytask jobs on an empty queue
+#   3. the same with 10000 jobs parked (run_at an hour ahead) in the daemon
+#   4. park 100000 jobs, read the daemon's VmRSS, then the same 20000 jobs
+#   5. kill latency: 200 jobs that sleep 10 s under a 50 ms timeout
+# and prints a summary with the targets (>= 3000 jobs/s; with 100k parked
+# within 10% of the empty-queue rate; kill p99 < 10 ms; RSS < 50 MB), also
+# written to $BUILD/bench/summary.txt. The loadgen reports (JSON) and the
+# daemon logs stay in $BUILD/bench/.
+#
+# Knobs (environment): BENCH_JOBS=20000 BENCH_CONNS=8 BENCH_WORKERS=2
+# BENCH_PARK_SMALL=10000 BENCH_PARK_LARGE=100000 BENCH_KILL=200
+# BENCH_REPEAT=1 (runs per throughput measure, each on a fresh daemon; the
+# summary shows the median run, the largest RSS)
+# BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
+# target is missed; by default only a failed step does).
+set -u
+
+BUILD=${BUILD:-build}
+JOBS=${BENCH_JOBS:-20000}
+CONNS=${BENCH_CONNS:-8}
+WORKERS=${BENCH_WORKERS:-2}
+PARK_SMALL=${BENCH_PARK_SMALL:-10000}
+PARK_LARGE=${BENCH_PARK_LARGE:-100000}
+KILL=${BENCH_KILL:-200}
+REPEAT=${BENCH_REPEAT:-1}
+TIMEOUT=${BENCH_TIMEOUT:-600}
+
+cd "$(dirname "$0")/../.." || exit 1
+VALETD=$BUILD/valetd
+LOADGEN=$BUILD/bench/loadgen
+FORKLOOP=$BUILD/bench/forkloop
+OUT=$BUILD/bench
+for f in "$VALETD" "$LOADGEN" "$FORKLOOP"; do
+	if [ ! -x "$f" ]; then
+		echo "bench: $f is missing; run 'make bench'" >&2
+		exit 1
+	fi
+done
+if [ ! -f "$BUILD/tasks/demo.so" ]; then
+	echo "bench: $BUILD/tasks/demo.so is missing; run 'make bench'" >&2
+	exit 1
+fi
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/forkloop.txt "$OUT"/summary.txt
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/valet-bench.XXXXXX")
+DAEMON_PID=
+FAILED_STEPS=0
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	stop_daemon
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+		2>/dev/null || echo $((20000 + RANDOM % 40000))
+}
+
+# start_daemon NAME: a fresh valetd on a free port; its log goes to $OUT/NAME.valetd.log.
+start_daemon() {
+	local name=$1
+	PORT=$(free_port)
+	cat >"$TMP/bench.conf" <<-EOF
+		[server]
+		listen = 127.0.0.1:$PORT
+		access_log = false
+		[queue]
+		workers = $WORKERS
+		capacity = 300000
+		shutdown_grace = 2s
+		[tasks]
+		plugin_dir = $(cd "$BUILD/tasks" && pwd)
+		[log]
+		level = warn
+	EOF
+	"$VALETD" -c "$TMP/bench.conf" -l "127.0.0.1:$PORT" 2>"$OUT/$name.valetd.log" &
+	DAEMON_PID=$!
+	for _ in $(seq 100); do
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			echo "bench: valetd exited at start; its log:" >&2
+			tail -20 "$OUT/$name.valetd.log" >&2
+			DAEMON_PID=
+			return 1
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "bench: valetd did not listen on port $PORT within 10 s" >&2
+	stop_daemon
+	return 1
+}
+
+stop_daemon() {
+	[ -n "$DAEMON_PID" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	for _ in $(seq 150); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$DAEMON_PID" 2>/dev/null; then
+		echo "bench: valetd did not stop on SIGTERM within 15 s; killing it" >&2
+		kill -KILL "$DAEMON_PID" 2>/dev/null
+	fi
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+}
+
+# loadgen NAME ARGS...: one loadgen run against the daemon, report in $OUT/NAME.json.
+loadgen() {
+	local name=$1
+	shift
+	echo "bench: $name: loadgen $*" >&2
+	if ! "$LOADGEN" --port "$PORT" --conns "$CONNS" --timeout "$TIMEOUT" --json "$@" \
+		>"$OUT/$name.json" 2>"$OUT/$name.loadgen.log"; then
+		echo "bench: $name: loadgen failed:" >&2
+		tail -5 "$OUT/$name.loadgen.log" >&2
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+		return 1
+	fi
+}
+
+# rss_kb PID: VmRSS of one process in kB.
+rss_kb() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# step NAME LOADGEN-ARGS...: fresh daemon, one loadgen run, daemon stopped.
+step() {
+	local name=$1
+	shift
+	if start_daemon "$name"; then
+		loadgen "$name" "$@"
+		stop_daemon
+	else
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+}
+
+# record_rss NAME: the daemon's VmRSS (kB) and that of the processes it forked
+# and keeps (the spawner), in $OUT/NAME.rss.
+record_rss() {
+	local total=0 c kb
+	# shellcheck disable=SC2013 # the file is a space-separated list of pids
+	for c in $(cat /proc/"$DAEMON_PID"/task/*/children 2>/dev/null); do
+		kb=$(rss_kb "$c")
+		total=$((total + ${kb:-0}))
+	done
+	echo "$(rss_kb "$DAEMON_PID") $total" >"$OUT/$1.rss"
+}
+
+# measure NAME PARK: REPEAT times on a fresh daemon: park PARK jobs (not timed,
+# RSS read after), then the JOBS timed jobs; reports in $OUT/NAME.<run>.json.
+measure() {
+	local name=$1 park=$2 run
+	for run in $(seq "$REPEAT"); do
+		if ! start_daemon "$name.$run"; then
+			FAILED_STEPS=$((FAILED_STEPS + 1))
+			continue
+		fi
+		if [ "$park" -gt 0 ]; then
+			if ! loadgen "$name.$run.park" --park "$park" --jobs 0; then
+				stop_daemon
+				continue
+			fi
+			record_rss "$name.$run"
+		fi
+		loadgen "$name.$run" --jobs "$JOBS"
+		stop_daemon
+	done
+}
+
+"$LOADGEN" --selftest || exit 1
+
+echo "bench: forkloop" >&2
+if ! "$FORKLOOP" 2 >"$OUT/forkloop.txt"; then
+	FAILED_STEPS=$((FAILED_STEPS + 1))
+fi
+
+measure empty 0
+measure park_small "$PARK_SMALL"
+measure park_large "$PARK_LARGE"
+step kill --kill "$KILL" --jobs 0
+
+python3 - "$OUT" "$JOBS" "$PARK_SMALL" "$PARK_LARGE" "$KILL" "$WORKERS" "$CONNS" "$REPEAT" \
+	>"$OUT/summary.txt" <<'EOF'
+import glob, json, os, re, sys
+
+out, jobs, park_small, park_large, kill, workers, conns, repeat = sys.argv[1:]
+
+def load(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def get(report, *keys):
+    for k in keys:
+        if not isinstance(report, dict):
+            return None
+        report = report.get(k)
+    return report if isinstance(report, (int, float)) else None
+
+def median_run(name):
+    """The report of the run with the median throughput (the lower middle one)."""
+    runs = [r for r in (load(os.path.basename(p)[:-5]) for p in
+                        glob.glob(os.path.join(out, name + ".[0-9]*.json"))
+                        if re.search(r"\.[0-9]+\.json$", p))
+            if get(r, "run", "throughput") is not None]
+    runs.sort(key=lambda r: get(r, "run", "throughput"))
+    return runs[(len(runs) - 1) // 2] if runs else None
+
+def max_rss_mb(name, column):
+    values = []
+    for p in glob.glob(os.path.join(out, name + ".*.rss")):
+        try:
+            with open(p) as f:
+                values.append(float(f.read().split()[column]) / 1024)
+        except (OSError, ValueError, IndexError):
+            pass
+    return max(values) if values else None
+
+def fmt(v, spec="%.0f", unit=""):
+    return "n/a" if v is None else (spec % v) + unit
+
+def mark(ok):
+    return "" if ok is None else ("PASS" if ok else "FAIL")
+
+forks = None
+try:
+    with open(os.path.join(out, "forkloop.txt")) as f:
+        m = re.search(r"forkloop: ([0-9.]+) forks/s", f.read())
+        forks = float(m.group(1)) if m else None
+except OSError:
+    pass
+
+empty, small, large = median_run("empty"), median_run("park_small"), median_run("park_large")
+killr = load("kill")
+rate = get(empty, "run", "throughput")
+rate_small = get(small, "run", "throughput")
+rate_large = get(large, "run", "throughput")
+pct_small = rate_small / rate * 100 if rate and rate_small else None
+pct_large = rate_large / rate * 100 if rate and rate_large else None
+kill_p50, kill_p99 = get(killr, "kill", "kill_ms", "p50"), get(killr, "kill", "kill_ms", "p99")
+rss_mb = max_rss_mb("park_large", 0)
+children_mb = max_rss_mb("park_large", 1)
+
+def both(report, key, unit=" ms"):
+    a, b = get(report, "run", key, "p50"), get(report, "run", key, "p99")
+    return "%s / %s%s" % (fmt(a, "%.1f"), fmt(b, "%.1f"), unit)
+
+def ok(cond, *vals):
+    return None if any(v is None for v in vals) else cond
+
+rows = [
+    ("fork baseline (forkloop, 1 process)", fmt(forks, "%.0f", " forks/s"), "", ""),
+    ("throughput, empty queue", fmt(rate, "%.0f", " jobs/s"), ">= 3000 jobs/s",
+     mark(ok(rate is not None and rate >= 3000, rate))),
+    ("  ratio to forkloop", fmt(rate / forks * 100 if rate and forks else None, "%.0f", "%"),
+     "", ""),
+    ("  submit-to-complete p50 / p99", both(empty, "latency_ms"), "", ""),
+    ("  HTTP submit latency p50 / p99", both(empty, "submit_latency_ms"), "", ""),
+    ("  503 retries / failed jobs", "%s / %s" % (fmt(get(empty, "run", "retries_503")),
+                                                fmt(get(empty, "run", "failed"))), "", ""),
+    ("throughput, %s parked" % park_small, "%s (%s of empty)" % (
+        fmt(rate_small, "%.0f", " jobs/s"), fmt(pct_small, "%.0f", "%")), "within 10%",
+     mark(ok(pct_small is not None and pct_small >= 90, pct_small))),
+    ("  submit-to-complete p50 / p99", both(small, "latency_ms"), "", ""),
+    ("throughput, %s parked" % park_large, "%s (%s of empty)" % (
+        fmt(rate_large, "%.0f", " jobs/s"), fmt(pct_large, "%.0f", "%")), "within 10%",
+     mark(ok(pct_large is not None and pct_large >= 90, pct_large))),
+    ("  submit-to-complete p50 / p99", both(large, "latency_ms"), "", ""),
+    ("kill latency p50 / p99 (%s jobs)" % kill, "%s / %s ms" % (
+        fmt(kill_p50, "%.2f"), fmt(kill_p99, "%.2f")), "p99 < 10 ms",
+     mark(ok(kill_p99 is not None and kill_p99 < 10, kill_p99))),
+    ("daemon RSS, %s parked" % park_large, fmt(rss_mb, "%.1f", " MB"), "< 50 MB",
+     mark(ok(rss_mb is not None and rss_mb < 50, rss_mb))),
+    ("  its child processes (spawner)", fmt(children_mb, "%.1f", " MB"), "", ""),
+]
+print("valet benchmark: %s jobs per run, %s connections, workers=%s, %d CPUs%s"
+      % (jobs, conns, workers, os.cpu_count(),
+         ", median of %s runs" % repeat if repeat != "1" else ""))
+print()
+print("%-40s %-28s %-16s %s" % ("measure", "value", "target", ""))
+print("-" * 92)
+for r in rows:
+    print(("%-40s %-28s %-16s %s" % r).rstrip())
+marks = [r[3] for r in rows if r[3]]
+missing = sum(1 for r in rows if r[2] and not r[3])
+print()
+print("targets: %d pass, %d fail, %d not measured"
+      % (marks.count("PASS"), marks.count("FAIL"), missing))
+EOF
+cat "$OUT/summary.txt"
+echo "bench: reports in $OUT/ (summary.txt, *.json, *.log)" >&2
+
+if [ "$FAILED_STEPS" -gt 0 ]; then
+	echo "bench: $FAILED_STEPS step(s) failed" >&2
+	exit 1
+fi
+if [ "${BENCH_STRICT:-0}" = 1 ] && ! grep -q "^targets: .* 0 fail, 0 not measured" "$OUT/summary.txt"; then
+	exit 1
+fi
+exit 0
