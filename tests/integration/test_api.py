@@ -1,0 +1,747 @@
+"""The HTTP contract of API.md, endpoint by endpoint, against the real valetd.
+
+Every request goes over real HTTP to a daemon started for the test class.
+Jobs that must stay put while a test looks at them are scheduled an hour
+ahead (run_at), so their status cannot change under the test; tests delete
+what they create when it could disturb the list tests.
+"""
+
+import os
+import re
+import subprocess
+import time
+import unittest
+
+from valetd import (DEMO_TASKS, EXEC_TASKS, FINAL, HOSTILE_TASKS, STRICT_TS_RE, UUID4_RE,
+                    VALETD, Daemon, DaemonTestCase, fmt_ts, new_uuid, parse_ts)
+
+JOB_KEYS = {"id", "name", "description", "task_name", "task_params", "timeout", "status",
+            "failure_reason", "run_at", "scheduled_at", "created_at", "started_at",
+            "completed_at", "duration", "pipeline_id", "next_job_id", "use_previous_results",
+            "outcome"}
+PIPELINE_KEYS = {"id", "name", "description", "status", "failure_reason", "run_at",
+                 "created_at", "started_at", "completed_at", "duration"}
+FAR = 3600.0  # run_at this far ahead keeps a job waiting for the whole test
+
+
+def later(seconds=FAR):
+    return fmt_ts(time.time() + seconds)
+
+
+class ApiTest(DaemonTestCase):
+    config = {"server": {"max_body": "64k", "access_log": "true"}, "queue": {"workers": "2"}}
+
+    # --- helpers ----------------------------------------------------------
+    def scheduled_job(self, **extra):
+        body = {"name": "parked", "task_name": "dummytask", "run_at": later()}
+        body.update(extra)
+        r = self.d.post("/api/jobs", body)
+        self.assertEqual(r.status, 202, r)
+        job = r.json
+        self.addCleanup(self.d.delete, "/api/jobs/" + job["id"])
+        return job
+
+    def scheduled_pipeline(self, njobs=2, **extra):
+        jobs = [{"name": "j%d" % i, "task_name": "dummytask"} for i in range(njobs)]
+        body = {"name": "parked-pipeline", "run_at": later(), "jobs": jobs}
+        body.update(extra)
+        r = self.d.post("/api/pipelines", body)
+        self.assertEqual(r.status, 202, r)
+        pl = r.json
+        self.addCleanup(self.d.delete, "/api/pipelines/" + pl["id"])
+        return pl
+
+    def completed_job(self, params=None):
+        job = self.d.submit("dummytask", params)
+        return self.d.wait_for(job["id"], "COMPLETED")
+
+    def list_ids(self, path):
+        r = self.d.get(path)
+        self.assertEqual(r.status, 200, r)
+        key = "pipelines" if path.startswith("/api/pipelines") else "jobs"
+        self.assertEqual(set(r.json), {key}, r)
+        return [x["id"] for x in r.json[key]]
+
+    # --- startup and status -----------------------------------------------
+    def test_startup_log_line(self):
+        self.assertIn("listening on http://127.0.0.1:%d" % self.d.port, self.d.log_text())
+
+    def test_status(self):
+        r = self.d.get("/api/status")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.header("content-type").startswith("application/json"), r)
+        body = r.json
+        self.assertEqual(set(body), {"job_queue_healthy", "storage_healthy", "time", "version"})
+        self.assertIs(body["job_queue_healthy"], True)
+        self.assertIs(body["storage_healthy"], True)
+        self.assertIsInstance(body["version"], str)
+        self.assertNotEqual(body["version"], "")
+        self.assertRegex(body["time"], STRICT_TS_RE)
+        self.assertLess(abs(parse_ts(body["time"]) - time.time()), 5.0, body)
+
+    def test_tasks_sorted_and_complete(self):
+        r = self.d.get("/api/tasks")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(r.json), {"tasks"})
+        tasks = r.json["tasks"]
+        self.assertEqual(tasks, sorted(tasks))
+        self.assertEqual(len(tasks), len(set(tasks)), tasks)
+        for name in DEMO_TASKS + HOSTILE_TASKS + list(EXEC_TASKS):
+            self.assertIn(name, tasks)
+        # Nothing else but the demo plugin's five tasks.
+        others = [t for t in tasks if not t.startswith(("hostile_", "exec_"))]
+        self.assertEqual(others, DEMO_TASKS)
+
+    # --- POST /api/jobs -----------------------------------------------------
+    def test_post_job(self):
+        body = {"name": "job_name", "description": "some description",
+                "task_name": "dummytask", "task_params": {"url": "some-url.com", "n": 3},
+                "timeout": 7}
+        before = time.time()
+        r = self.d.post("/api/jobs", body)
+        self.assertEqual(r.status, 202, r)
+        self.assertTrue(r.header("content-type").startswith("application/json"), r)
+        job = r.json
+        self.assertEqual(set(job), {"id", "name", "description", "task_name", "task_params",
+                                    "timeout", "status", "created_at"}, job)
+        self.assertRegex(job["id"], UUID4_RE)
+        self.assertEqual(job["name"], "job_name")
+        self.assertEqual(job["description"], "some description")
+        self.assertEqual(job["task_name"], "dummytask")
+        self.assertEqual(job["task_params"], {"url": "some-url.com", "n": 3})
+        self.assertEqual(job["timeout"], 7)
+        self.assertEqual(job["status"], "PENDING")
+        self.assertRegex(job["created_at"], STRICT_TS_RE)
+        self.assertLess(abs(parse_ts(job["created_at"]) - before), 2.0)
+        self.assertJob(job)
+        got = self.d.job(job["id"])
+        for k in ("id", "name", "description", "task_name", "task_params", "timeout",
+                  "created_at"):
+            self.assertEqual(got[k], job[k], got)
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertJob(done)
+
+    def test_post_job_minimal(self):
+        job = self.d.submit("dummytask", name="minimal")
+        self.assertNotIn("description", job)
+        self.assertNotIn("task_params", job)
+        self.assertNotIn("run_at", job)
+        self.assertNotIn("pipeline_id", job)
+        self.assertNotIn("use_previous_results", job)
+        self.assertEqual(job["status"], "PENDING")
+        self.assertJob(job)
+
+    def test_post_job_ids_unique(self):
+        ids = [self.d.submit("dummytask")["id"] for _ in range(10)]
+        self.assertEqual(len(set(ids)), 10, ids)
+        for i in ids:
+            self.assertRegex(i, UUID4_RE)
+        self.d.wait_all(ids, "COMPLETED")
+
+    def test_post_job_body_just_under_max_body(self):
+        # max_body is 64k in this class: a 60 000-byte body is accepted.
+        data = "x" * 60000
+        job = self.d.submit("dummytask", {"data": data})
+        self.assertEqual(job["task_params"], {"data": data})
+        done = self.d.wait_for(job["id"], "COMPLETED")
+        self.assertEqual(self.d.result(done["id"])["metadata"], {"data": data})
+
+    def test_run_at_is_normalised_to_utc(self):
+        job = self.scheduled_job(run_at="2030-01-01T10:00:00.5+02:00")
+        self.assertEqual(job["run_at"], "2030-01-01T08:00:00.5Z")
+        self.assertEqual(self.d.job(job["id"])["run_at"], "2030-01-01T08:00:00.5Z")
+        job = self.scheduled_job(run_at="2030-01-01T10:00:00.000Z")
+        self.assertEqual(job["run_at"], "2030-01-01T10:00:00Z")
+        job = self.scheduled_job(run_at="2030-01-01T10:00:00.123456789Z")
+        self.assertRegex(job["run_at"], r"^2030-01-01T10:00:00\.12345(6|7|6789)Z$")
+
+    def test_scheduled_job_waits(self):
+        job = self.scheduled_job()
+        self.assertIn(job["status"], ("PENDING", "SCHEDULED"))
+        self.assertIn("run_at", job)
+        got = self.d.job(job["id"])
+        self.assertIn(got["status"], ("PENDING", "SCHEDULED"))
+        self.assertJob(got)
+
+    # --- GET /api/jobs/:id and unknown ids ----------------------------------
+    def test_unknown_job_ids(self):
+        for jid in (new_uuid(), "not-a-uuid", "12345"):
+            with self.subTest(id=jid):
+                self.assertError(self.d.get("/api/jobs/" + jid), 404,
+                                 "job with ID: %s not found" % jid)
+                self.assertError(self.d.patch("/api/jobs/" + jid, {"name": "x"}), 404,
+                                 "job with ID: %s not found" % jid)
+                self.assertError(self.d.delete("/api/jobs/" + jid), 404,
+                                 "job with ID: %s not found" % jid)
+                self.assertError(self.d.get("/api/jobs/%s/results" % jid), 404,
+                                 "job result with ID: %s not found" % jid)
+                self.assertError(self.d.delete("/api/jobs/%s/results" % jid), 404,
+                                 "job result with ID: %s not found" % jid)
+                self.assertError(self.d.post("/api/jobs/%s/cancel" % jid), 404,
+                                 "job with ID: %s not found" % jid)
+
+    def test_unknown_pipeline_ids(self):
+        for pid in (new_uuid(), "not-a-uuid"):
+            with self.subTest(id=pid):
+                msg = "pipeline with ID: %s not found" % pid
+                self.assertError(self.d.get("/api/pipelines/" + pid), 404, msg)
+                self.assertError(self.d.patch("/api/pipelines/" + pid, {"name": "x"}), 404,
+                                 msg)
+                self.assertError(self.d.delete("/api/pipelines/" + pid), 404, msg)
+                self.assertError(self.d.get("/api/pipelines/%s/jobs" % pid), 404, msg)
+                self.assertError(self.d.post("/api/pipelines/%s/cancel" % pid), 404, msg)
+
+    # --- GET /api/jobs ------------------------------------------------------
+    def test_list_jobs_and_filters(self):
+        done = self.completed_job({"list": 1})
+        failed = self.d.submit("failtask", {"message": "listed failure"})
+        failed = self.d.wait_for(failed["id"], "FAILED")
+        parked = self.scheduled_job()
+
+        r = self.d.get("/api/jobs")
+        self.assertEqual(r.status, 200, r)
+        jobs = r.json["jobs"]
+        ids = [j["id"] for j in jobs]
+        for j in jobs:
+            self.assertJob(j)
+        # Oldest first.
+        created = [parse_ts(j["created_at"]) for j in jobs]
+        self.assertEqual(created, sorted(created))
+        self.assertLess(ids.index(done["id"]), ids.index(failed["id"]))
+        self.assertLess(ids.index(failed["id"]), ids.index(parked["id"]))
+        self.assertEqual(self.list_ids("/api/jobs?status="), ids)
+
+        for spelling in ("completed", "COMPLETED", "Completed"):
+            r = self.d.get("/api/jobs?status=" + spelling)
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(all(j["status"] == "COMPLETED" for j in r.json["jobs"]), r)
+            self.assertIn(done["id"], [j["id"] for j in r.json["jobs"]])
+            self.assertNotIn(failed["id"], [j["id"] for j in r.json["jobs"]])
+        r = self.d.get("/api/jobs?status=failed")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([j["status"] for j in r.json["jobs"]],
+                         ["FAILED"] * len(r.json["jobs"]))
+        self.assertIn(failed["id"], [j["id"] for j in r.json["jobs"]])
+        status = self.d.job(parked["id"])["status"]
+        for s in ("pending", "scheduled", "in_progress", "cancelled"):
+            r = self.d.get("/api/jobs?status=" + s)
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(all(j["status"] == s.upper() for j in r.json["jobs"]), r)
+            self.assertEqual(parked["id"] in [j["id"] for j in r.json["jobs"]],
+                             s.upper() == status, (s, status))
+
+    def test_list_invalid_status(self):
+        for path in ("/api/jobs", "/api/pipelines"):
+            self.assertError(self.d.get(path + "?status=not_started"), 400,
+                             'invalid status: "NOT_STARTED"')
+            self.assertError(self.d.get(path + "?status=Bogus"), 400,
+                             'invalid status: "BOGUS"')
+
+    def test_list_limit_offset(self):
+        for _ in range(4):
+            self.scheduled_job()
+        full = self.list_ids("/api/jobs")
+        self.assertGreaterEqual(len(full), 4)
+        self.assertEqual(self.list_ids("/api/jobs?limit=2"), full[:2])
+        self.assertEqual(self.list_ids("/api/jobs?limit=2&offset=1"), full[1:3])
+        self.assertEqual(self.list_ids("/api/jobs?offset=%d" % (len(full) - 1)), full[-1:])
+        self.assertEqual(self.list_ids("/api/jobs?offset=%d" % len(full)), [])
+        self.assertEqual(self.list_ids("/api/jobs?offset=%d&limit=3" % (len(full) + 5)), [])
+        self.assertEqual(self.list_ids("/api/jobs?limit=%d" % (len(full) + 10)), full)
+        # With a status filter, the window applies to the filtered list.
+        status = self.d.job(full[-1])["status"].lower()
+        parked = self.list_ids("/api/jobs?status=" + status)
+        self.assertGreaterEqual(len(parked), 4)
+        self.assertEqual(self.list_ids("/api/jobs?status=%s&limit=2&offset=1" % status),
+                         parked[1:3])
+
+    def test_list_pipelines_limit_offset(self):
+        for _ in range(3):
+            self.scheduled_pipeline()
+        full = self.list_ids("/api/pipelines")
+        self.assertGreaterEqual(len(full), 3)
+        self.assertEqual(self.list_ids("/api/pipelines?limit=1&offset=1"), full[1:2])
+        self.assertEqual(self.list_ids("/api/pipelines?offset=%d" % len(full)), [])
+
+    # --- PATCH /api/jobs/:id --------------------------------------------------
+    def test_patch_job(self):
+        job = self.scheduled_job(name="orig", description="d0")
+        path = "/api/jobs/" + job["id"]
+        self.assertNoBody(self.d.patch(path, {"description": "d1"}))
+        got = self.d.job(job["id"])
+        self.assertEqual((got["name"], got["description"]), ("orig", "d1"))
+        self.assertNoBody(self.d.patch(path, {"name": "renamed"}))
+        got = self.d.job(job["id"])
+        self.assertEqual((got["name"], got["description"]), ("renamed", "d1"))
+        self.assertNoBody(self.d.patch(path, {}))
+        got = self.d.job(job["id"])
+        self.assertEqual((got["name"], got["description"]), ("renamed", "d1"))
+        self.assertNoBody(self.d.patch(path, {"name": "both", "description": "d2"}))
+        got = self.d.job(job["id"])
+        self.assertEqual((got["name"], got["description"]), ("both", "d2"))
+        # Nothing else changes.
+        for k in ("id", "task_name", "created_at", "run_at"):
+            self.assertEqual(got[k], job[k])
+
+    def test_patch_job_bad_requests(self):
+        job = self.scheduled_job(name="keep", description="keep-d")
+        path = "/api/jobs/" + job["id"]
+        self.assertError(self.d.patch(path, {"name": ""}), 400)
+        self.assertError(self.d.patch(path, {"name": 5}), 400)
+        self.assertError(self.d.patch(path, {"description": 5}), 400)
+        self.assertError(self.d.patch(path, {"name": None, "description": "x"}), 400)
+        self.assertError(self.d.patch(path, raw=b'{"name":'), 400)
+        self.assertError(self.d.patch(path, raw=b"null"), 400)
+        self.assertError(self.d.patch(path, raw=b"[]"), 400)
+        got = self.d.job(job["id"])
+        self.assertEqual((got["name"], got["description"]), ("keep", "keep-d"))
+
+    # --- DELETE /api/jobs/:id -----------------------------------------------
+    def test_delete_job(self):
+        job = self.completed_job({"del": True})
+        path = "/api/jobs/" + job["id"]
+        self.assertNoBody(self.d.delete(path))
+        self.assertError(self.d.get(path), 404, "job with ID: %s not found" % job["id"])
+        self.assertError(self.d.delete(path), 404, "job with ID: %s not found" % job["id"])
+        self.assertError(self.d.get(path + "/results"), 404,
+                         "job result with ID: %s not found" % job["id"])
+        self.assertNotIn(job["id"], self.list_ids("/api/jobs"))
+
+    def test_delete_scheduled_job(self):
+        job = self.scheduled_job()
+        self.assertNoBody(self.d.delete("/api/jobs/" + job["id"]))
+        self.assertError(self.d.get("/api/jobs/" + job["id"]), 404)
+        self.assertNotIn(job["id"], self.list_ids("/api/jobs"))
+
+    def test_delete_pipeline_job_conflict(self):
+        pl = self.scheduled_pipeline()
+        jid = pl["jobs"][1]["id"]
+        self.assertError(self.d.delete("/api/jobs/" + jid), 409,
+                         "job with ID: %s can not be deleted because it belongs to a pipeline"
+                         " - try to delete the pipeline instead" % jid)
+        self.assertEqual(self.d.job(jid)["id"], jid)
+
+    # --- results ------------------------------------------------------------
+    def test_results(self):
+        job = self.completed_job({"k": "v", "n": [1, 2]})
+        path = "/api/jobs/%s/results" % job["id"]
+        r = self.d.get(path)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.header("content-type").startswith("application/json"), r)
+        self.assertEqual(r.json, {"job_id": job["id"], "metadata": {"k": "v", "n": [1, 2]}})
+        self.assertNoBody(self.d.delete(path))
+        msg = "job result with ID: %s not found" % job["id"]
+        self.assertError(self.d.get(path), 404, msg)
+        self.assertError(self.d.delete(path), 404, msg)
+        # The job itself stays.
+        self.assertEqual(self.d.job(job["id"])["status"], "COMPLETED")
+
+    def test_results_before_completion(self):
+        job = self.scheduled_job()
+        self.assertError(self.d.get("/api/jobs/%s/results" % job["id"]), 404,
+                         "job result with ID: %s not found" % job["id"])
+        self.assertError(self.d.delete("/api/jobs/%s/results" % job["id"]), 404,
+                         "job result with ID: %s not found" % job["id"])
+
+    def test_finished_job_has_result_at_once(self):
+        # The result is stored with the final status: no window in which a
+        # COMPLETED job answers 404 on /results.
+        for _ in range(5):
+            job = self.completed_job({"atomic": True})
+            r = self.d.get("/api/jobs/%s/results" % job["id"])
+            self.assertEqual(r.status, 200, r)
+
+    # --- pipelines ----------------------------------------------------------
+    def test_post_pipeline(self):
+        body = {"name": "pl", "description": "pd", "jobs": [
+            {"name": "a", "task_name": "dummytask", "task_params": {"i": 0}, "timeout": 5},
+            {"name": "b", "task_name": "echoprev", "use_previous_results": True},
+            {"name": "c", "description": "third", "task_name": "dummytask",
+             "use_previous_results": False, "task_params": {"i": 2}},
+        ]}
+        r = self.d.post("/api/pipelines", body)
+        self.assertEqual(r.status, 202, r)
+        pl = r.json
+        self.assertEqual(set(pl), {"id", "name", "description", "status", "created_at",
+                                   "jobs"}, pl)
+        self.assertRegex(pl["id"], UUID4_RE)
+        self.assertEqual((pl["name"], pl["description"], pl["status"]), ("pl", "pd", "PENDING"))
+        self.assertRegex(pl["created_at"], STRICT_TS_RE)
+        jobs = pl["jobs"]
+        self.assertEqual([j["name"] for j in jobs], ["a", "b", "c"])
+        self.assertEqual(len({j["id"] for j in jobs}), 3)
+        for i, j in enumerate(jobs):
+            self.assertJob(j)
+            self.assertLessEqual(set(j), JOB_KEYS, j)
+            self.assertEqual(j["pipeline_id"], pl["id"])
+            self.assertEqual(j["status"], "PENDING")
+            self.assertNotIn("run_at", j)
+            if i < 2:
+                self.assertEqual(j["next_job_id"], jobs[i + 1]["id"])
+            else:
+                self.assertNotIn("next_job_id", j)
+        self.assertNotIn("use_previous_results", jobs[0])
+        self.assertIs(jobs[1]["use_previous_results"], True)
+        self.assertNotIn("use_previous_results", jobs[2])
+        self.assertEqual(jobs[0]["timeout"], 5)
+        self.assertEqual(jobs[0]["task_params"], {"i": 0})
+        self.assertEqual(jobs[2]["description"], "third")
+
+        done = self.d.wait_pipeline(pl["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertNotIn("jobs", done)
+        self.assertLessEqual(set(done), PIPELINE_KEYS, done)
+        self.assertIs(type(done["duration"]), int)
+        for k in ("created_at", "started_at", "completed_at"):
+            self.assertRegex(done[k], STRICT_TS_RE)
+        r = self.d.get("/api/pipelines/%s/jobs" % pl["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(r.json), {"jobs"})
+        listed = r.json["jobs"]
+        self.assertEqual([j["id"] for j in listed], [j["id"] for j in jobs])
+        for j in listed:
+            self.assertEqual(j["status"], "COMPLETED", j)
+            self.assertJob(j)
+
+    def test_get_and_list_pipelines(self):
+        pl = self.scheduled_pipeline(description="listed")
+        got = self.d.pipeline(pl["id"])
+        self.assertNotIn("jobs", got)
+        self.assertLessEqual(set(got), PIPELINE_KEYS, got)
+        for k in ("id", "name", "description", "created_at", "run_at"):
+            self.assertEqual(got[k], pl[k])
+        self.assertEqual(got["status"], "PENDING")
+        r = self.d.get("/api/pipelines")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(r.json), {"pipelines"})
+        for p in r.json["pipelines"]:
+            self.assertNotIn("jobs", p)
+        self.assertIn(pl["id"], [p["id"] for p in r.json["pipelines"]])
+        created = [parse_ts(p["created_at"]) for p in r.json["pipelines"]]
+        self.assertEqual(created, sorted(created))
+        for s in ("PENDING", "pending"):
+            r = self.d.get("/api/pipelines?status=" + s)
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(pl["id"], [p["id"] for p in r.json["pipelines"]])
+            self.assertTrue(all(p["status"] == "PENDING" for p in r.json["pipelines"]))
+        r = self.d.get("/api/pipelines?status=completed")
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn(pl["id"], [p["id"] for p in r.json["pipelines"]])
+        self.assertTrue(all(p["status"] == "COMPLETED" for p in r.json["pipelines"]))
+        # run_at of the pipeline is job 0's; later jobs have none.
+        jobs = self.d.get_json("/api/pipelines/%s/jobs" % pl["id"])["jobs"]
+        self.assertEqual(jobs[0]["run_at"], pl["run_at"])
+        self.assertNotIn("run_at", jobs[1])
+
+    def test_patch_pipeline(self):
+        pl = self.scheduled_pipeline(description="d0")
+        path = "/api/pipelines/" + pl["id"]
+        self.assertNoBody(self.d.patch(path, {"description": "d1"}))
+        got = self.d.pipeline(pl["id"])
+        self.assertEqual((got["name"], got["description"]), ("parked-pipeline", "d1"))
+        self.assertNoBody(self.d.patch(path, {"name": "p2"}))
+        got = self.d.pipeline(pl["id"])
+        self.assertEqual((got["name"], got["description"]), ("p2", "d1"))
+        self.assertError(self.d.patch(path, {"name": ""}), 400)
+        self.assertError(self.d.patch(path, {"name": 1}), 400)
+        self.assertError(self.d.patch(path, raw=b"{"), 400)
+        got = self.d.pipeline(pl["id"])
+        self.assertEqual((got["name"], got["description"]), ("p2", "d1"))
+        # The pipeline's jobs are not touched.
+        jobs = self.d.get_json(path + "/jobs")["jobs"]
+        self.assertEqual([j["name"] for j in jobs], ["j0", "j1"])
+
+    def test_delete_pipeline(self):
+        pl = self.scheduled_pipeline(3)
+        path = "/api/pipelines/" + pl["id"]
+        self.assertNoBody(self.d.delete(path))
+        msg = "pipeline with ID: %s not found" % pl["id"]
+        self.assertError(self.d.get(path), 404, msg)
+        self.assertError(self.d.get(path + "/jobs"), 404, msg)
+        self.assertError(self.d.delete(path), 404, msg)
+        for j in pl["jobs"]:
+            self.assertError(self.d.get("/api/jobs/" + j["id"]), 404,
+                             "job with ID: %s not found" % j["id"])
+        ids = self.list_ids("/api/jobs")
+        for j in pl["jobs"]:
+            self.assertNotIn(j["id"], ids)
+        self.assertNotIn(pl["id"], self.list_ids("/api/pipelines"))
+
+    def test_delete_finished_pipeline_removes_results(self):
+        pl = self.d.submit_pipeline([{"name": "a", "task_name": "dummytask"},
+                                     {"name": "b", "task_name": "dummytask"}])
+        self.assertEqual(self.d.wait_pipeline(pl["id"])["status"], "COMPLETED")
+        for j in pl["jobs"]:
+            self.assertEqual(self.d.get("/api/jobs/%s/results" % j["id"]).status, 200)
+        self.assertNoBody(self.d.delete("/api/pipelines/" + pl["id"]))
+        for j in pl["jobs"]:
+            self.assertError(self.d.get("/api/jobs/%s/results" % j["id"]), 404,
+                             "job result with ID: %s not found" % j["id"])
+
+    # --- CORS ---------------------------------------------------------------
+    def test_cors_simple_requests(self):
+        origin = "http://example.com"
+        r = self.d.get("/api/status", headers={"Origin": origin})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(r.header("access-control-allow-origin"), ("*", origin), r.headers)
+        r = self.d.get("/api/status")
+        self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+        r = self.d.post("/api/jobs", {"name": "x"}, headers={"Origin": origin})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(r.header("access-control-allow-origin"), ("*", origin), r.headers)
+        r = self.d.get("/api/jobs/" + new_uuid(), headers={"Origin": origin})
+        self.assertEqual(r.status, 404, r)
+        self.assertIn(r.header("access-control-allow-origin"), ("*", origin), r.headers)
+
+    def test_cors_preflight(self):
+        origin = "http://example.com"
+        for path in ("/api/jobs", "/api/jobs/%s/results" % new_uuid(), "/api/pipelines"):
+            with self.subTest(path=path):
+                r = self.d.options(path, headers={
+                    "Origin": origin, "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "content-type"})
+                self.assertNoBody(r, 204)
+                self.assertIn(r.header("access-control-allow-origin"), ("*", origin))
+                methods = {m.strip().upper() for m in
+                           (r.header("access-control-allow-methods") or "").split(",")}
+                self.assertLessEqual({"GET", "POST", "PATCH", "DELETE"}, methods, r.headers)
+                hdrs = {h.strip().lower() for h in
+                        (r.header("access-control-allow-headers") or "").split(",")}
+                self.assertIn("content-type", hdrs, r.headers)
+                self.assertRegex(r.header("access-control-max-age") or "", r"^[1-9][0-9]*$")
+
+    def test_options_without_origin(self):
+        r = self.d.options("/api/jobs")
+        self.assertEqual(r.status, 404, r)
+        self.assertIsNone(r.header("access-control-allow-origin"))
+
+    # --- routes -------------------------------------------------------------
+    def test_unknown_routes(self):
+        for method, path in (("GET", "/api/nope"), ("GET", "/nope"), ("POST", "/api/nope"),
+                             ("GET", "/api/jobs/%s/nope" % new_uuid()),
+                             ("GET", "/api")):
+            with self.subTest(method=method, path=path):
+                r = self.d.client.request(method, path)
+                self.assertEqual(r.status, 404, r)
+                self.assertError(r, 404)
+        # A known path with a method it does not take.
+        for method, path in (("PUT", "/api/jobs"), ("DELETE", "/api/tasks"),
+                             ("POST", "/api/status")):
+            r = self.d.client.request(method, path)
+            self.assertIn(r.status, (404, 405), r)
+
+    def test_keep_alive(self):
+        # Many requests on one connection: the server must not close it.
+        self.d.client.close()
+        self.d.get("/api/status")
+        conn = self.d.client._local.conn
+        for _ in range(50):
+            self.assertEqual(self.d.get("/api/status").status, 200)
+        self.assertIs(self.d.client._local.conn, conn)
+
+
+class ApiValidationTest(DaemonTestCase):
+    """Every rejected request: the error body and no side effects (the job
+    and pipeline lists of this daemon stay empty)."""
+
+    config = {"server": {"max_body": "64k"}}
+
+    def setUp(self):
+        self.tasks = self.d.task_names()
+
+    def tearDown(self):
+        r = self.d.get("/api/jobs")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json, {"jobs": []}, "a rejected request created a job")
+        r = self.d.get("/api/pipelines")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json, {"pipelines": []}, "a rejected request created a pipeline")
+
+    def rejected(self, path, body=None, raw=None, code=400, message=None, contains=None):
+        r = self.d.post(path, body, raw=raw)
+        return self.assertError(r, code, message, contains)
+
+    def unknown_task_message(self, name):
+        return "%s is not a valid task name - valid tasks: [%s]" % (name, " ".join(self.tasks))
+
+    # --- jobs ---------------------------------------------------------------
+    def test_bad_run_at_first(self):
+        for bad in ("invalid_timestamp_format", "2022-06-06T15:04:05.999",
+                    "2022-06-06 15:04:05Z", "2022-06-06", "2022-13-01T00:00:00Z",
+                    "2022-06-31T00:00:00Z", "2022-06-06T15:04:05z", "1700000000"):
+            with self.subTest(run_at=bad):
+                # Missing name and task: the run_at error still wins.
+                self.rejected("/api/jobs", {"run_at": bad}, contains=bad)
+                self.rejected("/api/jobs", {"name": "x", "task_name": "nope", "run_at": bad},
+                              contains=bad)
+
+    def test_required_fields(self):
+        cases = [
+            ({}, "name, task_name required"),
+            ({"name": "", "task_name": ""}, "name, task_name required"),
+            ({"description": "only"}, "name, task_name required"),
+            ({"task_name": "dummytask"}, "name required"),
+            ({"name": "", "task_name": "dummytask"}, "name required"),
+            ({"name": "x"}, "task_name required"),
+            ({"name": "x", "task_name": ""}, "task_name required"),
+            ({"task_name": "nope"}, "name required"),
+        ]
+        for body, msg in cases:
+            with self.subTest(body=body):
+                self.rejected("/api/jobs", body, message=msg)
+
+    def test_unknown_task(self):
+        self.assertEqual(self.tasks, sorted(self.tasks))
+        self.rejected("/api/jobs", {"name": "x", "task_name": "nope"},
+                      message=self.unknown_task_message("nope"))
+        self.rejected("/api/jobs", {"name": "x", "task_name": "DummyTask"},
+                      message=self.unknown_task_message("DummyTask"))
+
+    def test_undecodable_bodies(self):
+        for raw in (b'{"name":', b"not json", b"", b"null", b"[]", b'"text"', b"42",
+                    b'{"name":"x","task_name":"dummytask"} trailing',
+                    b'{"name":"x","task_name":"dummytask"',
+                    b"\xff\xfe{}"):
+            with self.subTest(raw=raw):
+                self.rejected("/api/jobs", raw=raw)
+
+    def test_wrong_types(self):
+        good = {"name": "x", "task_name": "dummytask"}
+        for field, value in (("name", 5), ("name", ["x"]), ("task_name", True),
+                             ("description", 5), ("task_params", "text"),
+                             ("task_params", [1, 2]), ("task_params", 3),
+                             ("timeout", "abc"), ("timeout", True), ("timeout", [1]),
+                             ("run_at", 5), ("run_at", {"t": 1})):
+            with self.subTest(field=field, value=value):
+                body = dict(good)
+                body[field] = value
+                self.rejected("/api/jobs", body)
+
+    def test_timeout_must_be_positive(self):
+        for t in (0, -1, -100):
+            with self.subTest(timeout=t):
+                self.rejected("/api/jobs", {"name": "x", "task_name": "dummytask",
+                                            "timeout": t})
+
+    def test_body_too_large(self):
+        body = {"name": "x", "task_name": "dummytask", "task_params": {"d": "x" * 100000}}
+        r = self.d.post("/api/jobs", body)
+        self.assertEqual(r.status, 413, r)
+        if r.json is not None:
+            self.assertEqual(r.json.get("code"), 413, r)
+        self.d.client.close()
+        r = self.d.post("/api/pipelines", {"name": "p", "jobs": [body, body]})
+        self.assertEqual(r.status, 413, r)
+        self.d.client.close()
+
+    # --- pipelines ----------------------------------------------------------
+    def test_pipeline_validation_messages(self):
+        ok = {"name": "a", "task_name": "dummytask"}
+        cases = [
+            ({"jobs": [{}]}, "name, task_name required"),
+            ({"jobs": [{"name": "a"}]}, "task_name required"),
+            ({"name": "p", "jobs": [ok, {"task_name": "dummytask"}]}, "name required"),
+            ({"name": "p", "jobs": [ok, {"name": "b"}]}, "task_name required"),
+            ({"jobs": [{"name": "a", "task_name": "nope"}]},
+             self.unknown_task_message("nope")),
+            ({"name": "p", "jobs": [ok, {"name": "b", "task_name": "nope"}]},
+             self.unknown_task_message("nope")),
+            ({}, "name, jobs required"),
+            ({"name": ""}, "name, jobs required"),
+            ({"name": "", "jobs": []}, "name, jobs required"),
+            ({"description": "d", "jobs": [ok, ok]}, "name required"),
+            ({"name": "p"}, "jobs required"),
+            ({"name": "p", "jobs": []}, "jobs required"),
+            ({"name": "p", "jobs": [ok]}, "pipeline should have at least 2 jobs, 1 given"),
+        ]
+        for body, msg in cases:
+            with self.subTest(body=body):
+                self.rejected("/api/pipelines", body, message=msg)
+
+    def test_pipeline_bad_run_at(self):
+        ok = {"name": "a", "task_name": "dummytask"}
+        for bad in ("garbage-time", "2022-06-06T15:04:05"):
+            with self.subTest(run_at=bad):
+                self.rejected("/api/pipelines", {"name": "p", "run_at": bad, "jobs": [ok, ok]},
+                              contains=bad)
+                self.rejected("/api/pipelines", {"run_at": bad, "jobs": [ok, ok]},
+                              contains=bad)
+
+    def test_pipeline_wrong_types(self):
+        ok = {"name": "a", "task_name": "dummytask"}
+        for body in ({"name": "p", "jobs": "x"}, {"name": "p", "jobs": {"a": ok}},
+                     {"name": "p", "jobs": [1, 2]}, {"name": "p", "jobs": [ok, None]},
+                     {"name": 5, "jobs": [ok, ok]}, {"name": "p", "jobs": None},
+                     {"name": "p", "description": 1, "jobs": [ok, ok]},
+                     {"name": "p", "jobs": [ok, dict(ok, use_previous_results="yes")]},
+                     {"name": "p", "jobs": [ok, dict(ok, timeout=0)]},
+                     {"name": "p", "jobs": [ok, dict(ok, task_params=[1])]}):
+            with self.subTest(body=body):
+                self.rejected("/api/pipelines", body)
+        for raw in (b"null", b"{", b"[]", b""):
+            with self.subTest(raw=raw):
+                self.rejected("/api/pipelines", raw=raw)
+
+
+class CorsConfigTest(DaemonTestCase):
+    """cors_origins names the allowed origins; others get no CORS headers."""
+
+    config = {"server": {"cors_origins": "http://good.example http://other.example"}}
+
+    def test_allowed_origin(self):
+        for origin in ("http://good.example", "http://other.example"):
+            r = self.d.get("/api/status", headers={"Origin": origin})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header("access-control-allow-origin"), origin, r.headers)
+            r = self.d.options("/api/jobs", headers={"Origin": origin,
+                                                     "Access-Control-Request-Method": "POST"})
+            self.assertNoBody(r, 204)
+            self.assertEqual(r.header("access-control-allow-origin"), origin, r.headers)
+
+    def test_other_origin(self):
+        r = self.d.get("/api/status", headers={"Origin": "http://evil.example"})
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+        r = self.d.options("/api/jobs", headers={"Origin": "http://evil.example",
+                                                 "Access-Control-Request-Method": "POST"})
+        self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+
+
+class CliTest(unittest.TestCase):
+    """valetd -t checks a config file: 0, or `file:line: message` and 2."""
+
+    def run_valetd(self, *args):
+        return subprocess.run([VALETD] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=20)
+
+    def test_check_good_config(self):
+        d = Daemon()
+        try:
+            d.write_config()
+            r = self.run_valetd("-t", "-c", d.conf_path)
+            self.assertEqual(r.returncode, 0, r)
+        finally:
+            d.cleanup()
+
+    def test_check_bad_config(self):
+        d = Daemon({"queue": {"workers": "many"}})
+        try:
+            d.write_config()
+            with open(d.conf_path) as f:
+                lines = f.read().splitlines()
+            lineno = lines.index("workers = many") + 1
+            r = self.run_valetd("-t", "-c", d.conf_path)
+            self.assertEqual(r.returncode, 2, r)
+            self.assertRegex(r.stderr, "%s:%d: " % (re.escape(d.conf_path), lineno))
+        finally:
+            d.cleanup()
+
+    def test_version(self):
+        r = self.run_valetd("-V")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertNotEqual((r.stdout + r.stderr).strip(), "")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,390 @@
+"""Running work: demo tasks, pipelines, scheduling, cancelling, the queue
+limit, exec tasks and graceful shutdown, against the real valetd."""
+
+import hashlib
+import time
+import unittest
+
+from valetd import (ASAN, FINAL, Daemon, DaemonTestCase, fmt_ts, marker_pattern, parse_ts,
+                    pgrep)
+
+# Scheduling latency allowed after run_at (ms). ASan builds are slower.
+START_SLACK = 0.150 if ASAN else 0.050
+
+
+def wait_until(pred, timeout, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+class ExecTest(DaemonTestCase):
+    config = {"queue": {"workers": "4"}}
+
+    # --- demo tasks ---------------------------------------------------------
+    def test_dummytask_returns_params(self):
+        params = {"s": "text", "n": 42, "f": 1.5, "b": True, "nil": None, "a": [1, {"x": []}],
+                  "u": "\u00e9\u4e2d\U0001f600"}
+        job = self.d.submit("dummytask", params)
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertJob(done)
+        self.assertNotIn("failure_reason", done)
+        self.assertEqual(self.d.result(job["id"]), {"job_id": job["id"], "metadata": params})
+        out = done["outcome"]
+        self.assertEqual(out["exit_code"], 0, out)
+        self.assertIsNone(out["signal"], out)
+        self.assertIs(out["timed_out"], False, out)
+        self.assertIs(out["oom_killed"], False, out)
+        self.assertIsNone(out["seccomp_syscall"], out)
+        self.assertGreater(out["pid"], 0, out)
+        created, started = parse_ts(done["created_at"]), parse_ts(done["started_at"])
+        completed = parse_ts(done["completed_at"])
+        self.assertLessEqual(created, started)
+        self.assertLessEqual(started, completed)
+
+    def test_dummytask_without_params(self):
+        job = self.d.submit("dummytask")
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        res = self.d.result(job["id"])
+        self.assertEqual(res["job_id"], job["id"])
+        self.assertIn(res.get("metadata"), (None, {}), res)
+        self.assertNotIn("error", res)
+
+    def test_sha256(self):
+        data = "hello world \u00e9 " * 100
+        job = self.d.submit("sha256", {"data": data})
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertEqual(self.d.result(job["id"])["metadata"],
+                         {"sha256": hashlib.sha256(data.encode()).hexdigest()})
+
+    def test_failtask(self):
+        job = self.d.submit("failtask", {"message": "boom: something broke"})
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "FAILED", done)
+        self.assertEqual(done["failure_reason"], "boom: something broke")
+        self.assertJob(done)
+        self.assertEqual(self.d.result(job["id"]),
+                         {"job_id": job["id"], "error": "boom: something broke"})
+
+    def test_sleep_fractional(self):
+        job = self.d.submit("sleep", {"seconds": 0.3})
+        done = self.d.wait_for(job["id"], timeout=5)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertGreaterEqual(done["duration"], 295, done)
+        self.assertLess(done["duration"], 2000, done)
+
+    def test_many_jobs(self):
+        ids = [self.d.submit("dummytask", {"i": i})["id"] for i in range(60)]
+        done = self.d.wait_all(ids, timeout=30)
+        for i, jid in enumerate(ids):
+            self.assertEqual(done[jid]["status"], "COMPLETED", done[jid])
+            self.assertEqual(self.d.result(jid)["metadata"], {"i": i})
+
+    # --- pipelines ----------------------------------------------------------
+    def test_pipeline_previous_results(self):
+        params = {"x": 1, "s": "str", "l": [1, 2]}
+        pl = self.d.submit_pipeline([
+            {"name": "first", "task_name": "dummytask", "task_params": params},
+            {"name": "second", "task_name": "echoprev", "use_previous_results": True},
+            {"name": "third", "task_name": "echoprev", "use_previous_results": True},
+        ])
+        done = self.d.wait_pipeline(pl["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        jobs = self.d.get_json("/api/pipelines/%s/jobs" % pl["id"])["jobs"]
+        for j in jobs:
+            self.assertEqual(j["status"], "COMPLETED", j)
+            self.assertJob(j)
+            self.assertEqual(self.d.result(j["id"])["metadata"], params, j)
+        # One after another, never overlapping.
+        for a, b in zip(jobs, jobs[1:]):
+            self.assertLessEqual(parse_ts(a["completed_at"]), parse_ts(b["started_at"]))
+        self.assertAlmostEqual(parse_ts(done["started_at"]), parse_ts(jobs[0]["started_at"]),
+                               delta=0.05)
+        self.assertAlmostEqual(parse_ts(done["completed_at"]),
+                               parse_ts(jobs[-1]["completed_at"]), delta=0.05)
+        self.assertIs(type(done["duration"]), int)
+
+    def test_pipeline_without_previous_results(self):
+        pl = self.d.submit_pipeline([
+            {"name": "first", "task_name": "dummytask", "task_params": {"a": 1}},
+            {"name": "second", "task_name": "echoprev"},
+        ])
+        self.d.wait_pipeline(pl["id"])
+        second = self.d.job(pl["jobs"][1]["id"])
+        self.assertIn(second["status"], ("COMPLETED", "FAILED"), second)
+        res = self.d.result(second["id"])
+        self.assertNotEqual(res.get("metadata"), {"a": 1}, res)
+
+    def test_pipeline_failure_cancels_the_rest(self):
+        pl = self.d.submit_pipeline([
+            {"name": "ok", "task_name": "dummytask", "task_params": {"n": 0}},
+            {"name": "bad", "task_name": "failtask", "task_params": {"message": "stage 2 broke"}},
+            {"name": "never1", "task_name": "dummytask"},
+            {"name": "never2", "task_name": "dummytask"},
+        ])
+        done = self.d.wait_pipeline(pl["id"])
+        self.assertEqual(done["status"], "FAILED", done)
+        jobs = self.d.get_json("/api/pipelines/%s/jobs" % pl["id"])["jobs"]
+        self.assertEqual([j["status"] for j in jobs],
+                         ["COMPLETED", "FAILED", "CANCELLED", "CANCELLED"], jobs)
+        self.assertEqual(jobs[1]["failure_reason"], "stage 2 broke")
+        for j in jobs[2:]:
+            self.assertEqual(j["failure_reason"], "cancelled: job %s failed" % jobs[1]["id"])
+            self.assertNotIn("started_at", j)
+        self.assertAlmostEqual(parse_ts(done["completed_at"]), parse_ts(jobs[1]["completed_at"]),
+                               delta=0.05)
+        self.assertEqual(self.d.result(jobs[1]["id"]),
+                         {"job_id": jobs[1]["id"], "error": "stage 2 broke"})
+        r = self.d.get("/api/pipelines?status=failed")
+        self.assertIn(pl["id"], [p["id"] for p in r.json["pipelines"]])
+
+    # --- scheduling -----------------------------------------------------------
+    def test_scheduled_job_starts_on_time(self):
+        run_at = time.time() + 0.3
+        job = self.d.submit("dummytask", {"when": "later"}, run_at=fmt_ts(run_at))
+        self.assertIn(job["status"], ("PENDING", "SCHEDULED"))
+        self.assertAlmostEqual(parse_ts(job["run_at"]), run_at, delta=1e-5)
+        while True:
+            cur = self.d.job(job["id"])
+            if cur["status"] not in ("PENDING", "SCHEDULED"):
+                break
+            self.assertLess(time.time(), run_at + 2, cur)
+            time.sleep(0.01)
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertIn("scheduled_at", done)
+        started = parse_ts(done["started_at"])
+        lateness = started - parse_ts(done["run_at"])
+        # 1 ms of slack for timestamp rounding; never earlier than that.
+        self.assertGreaterEqual(lateness, -0.001, done)
+        self.assertLessEqual(lateness, START_SLACK, done)
+        self.assertLessEqual(parse_ts(done["scheduled_at"]), started + 0.001, done)
+
+    def test_run_at_in_the_past_runs_at_once(self):
+        job = self.d.submit("dummytask", {"p": 1}, run_at=fmt_ts(time.time() - 3600))
+        done = self.d.wait_for(job["id"], timeout=3)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertLess(parse_ts(done["started_at"]) - parse_ts(done["created_at"]), 0.5, done)
+
+    def test_scheduled_pipeline(self):
+        run_at = time.time() + 0.3
+        pl = self.d.submit_pipeline([
+            {"name": "a", "task_name": "dummytask", "task_params": {"v": 7}},
+            {"name": "b", "task_name": "echoprev", "use_previous_results": True},
+        ], run_at=fmt_ts(run_at))
+        self.assertAlmostEqual(parse_ts(pl["run_at"]), run_at, delta=1e-5)
+        self.assertEqual(pl["jobs"][0]["run_at"], pl["run_at"])
+        self.assertNotIn("run_at", pl["jobs"][1])
+        self.assertEqual(self.d.pipeline(pl["id"])["status"], "PENDING")
+        done = self.d.wait_pipeline(pl["id"], timeout=5)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        first = self.d.job(pl["jobs"][0]["id"])
+        lateness = parse_ts(first["started_at"]) - run_at
+        self.assertGreaterEqual(lateness, -0.001, first)
+        self.assertLessEqual(lateness, START_SLACK, first)
+        self.assertEqual(self.d.result(pl["jobs"][1]["id"])["metadata"], {"v": 7})
+
+    def test_many_scheduled_jobs_in_order(self):
+        base = time.time() + 0.3
+        offsets = [0.25, 0.05, 0.2, 0.0, 0.15, 0.1]
+        ids = [self.d.submit("dummytask", run_at=fmt_ts(base + o))["id"] for o in offsets]
+        done = self.d.wait_all(ids, timeout=5)
+        for jid, o in zip(ids, offsets):
+            late = parse_ts(done[jid]["started_at"]) - (base + o)
+            self.assertGreaterEqual(late, -0.001, done[jid])
+            self.assertLessEqual(late, START_SLACK, done[jid])
+
+    # --- exec tasks ---------------------------------------------------------
+    def test_exec_ok(self):
+        job = self.d.submit("exec_ok", {"data": "abc"})
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        meta = self.d.result(job["id"])["metadata"]
+        self.assertEqual(set(meta), {"ok", "input_bytes"}, meta)
+        self.assertIs(meta["ok"], True)
+        self.assertIs(type(meta["input_bytes"]), int)
+        self.assertEqual(done["outcome"]["exit_code"], 0, done)
+
+    def test_exec_error(self):
+        job = self.d.submit("exec_error")
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "FAILED", done)
+        self.assertEqual(done["failure_reason"], "exec task failed on purpose")
+        self.assertEqual(self.d.result(job["id"])["error"], "exec task failed on purpose")
+
+    def test_exec_exit_status(self):
+        job = self.d.submit("exec_exit3")
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "FAILED", done)
+        self.assertEqual(done["failure_reason"], "exited with status 3: bad thing happened")
+        self.assertEqual(done["outcome"]["exit_code"], 3, done)
+        self.assertEqual(self.d.result(job["id"])["error"],
+                         "exited with status 3: bad thing happened")
+
+    def test_exec_malformed_result(self):
+        job = self.d.submit("exec_garbage")
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "FAILED", done)
+        self.assertRegex(done["failure_reason"], r"^malformed result: .+")
+
+
+class CancelTest(DaemonTestCase):
+    """One worker, so that a job can be held in the queue behind another."""
+
+    config = {"queue": {"workers": "1"}}
+
+    def blocker(self, task="sleep", params=None):
+        job = self.d.submit(task, {"seconds": 30} if params is None else params, timeout=60)
+        return self.d.wait_for(job["id"], "IN_PROGRESS", timeout=5)
+
+    def cancel(self, kind, obj_id):
+        r = self.d.post("/api/%s/%s/cancel" % (kind, obj_id))
+        self.assertIn(r.status, (200, 202, 204), r)
+        return r
+
+    def test_cancel_queued_then_running(self):
+        blocker = self.blocker()
+        queued = self.d.submit("dummytask", {"q": 1})
+        time.sleep(0.1)
+        self.assertEqual(self.d.job(queued["id"])["status"], "PENDING")
+        self.cancel("jobs", queued["id"])
+        got = self.d.job(queued["id"])
+        self.assertEqual(got["status"], "CANCELLED", got)
+        self.assertEqual(got["failure_reason"], "cancelled by request")
+        self.assertNotIn("started_at", got)
+
+        t0 = time.monotonic()
+        self.cancel("jobs", blocker["id"])
+        got = self.d.wait_for(blocker["id"], FINAL, timeout=2)
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertEqual(got["status"], "CANCELLED", got)
+        self.assertEqual(got["failure_reason"], "cancelled by request")
+        self.assertEqual(got["outcome"]["signal"], "SIGKILL", got)
+        self.assertIsNone(got["outcome"]["exit_code"], got)
+        self.assertIs(got["outcome"]["timed_out"], False, got)
+        # The cancelled queued job never ran, and the worker is free again.
+        self.assertNotIn("started_at", self.d.job(queued["id"]))
+        nxt = self.d.submit("dummytask")
+        self.assertEqual(self.d.wait_for(nxt["id"], timeout=3)["status"], "COMPLETED")
+
+    def test_cancel_pipeline(self):
+        pl = self.d.submit_pipeline([
+            {"name": "long", "task_name": "sleep", "task_params": {"seconds": 30}, "timeout": 60},
+            {"name": "after", "task_name": "dummytask"},
+        ])
+        self.d.wait_for(pl["jobs"][0]["id"], "IN_PROGRESS", timeout=5)
+        self.cancel("pipelines", pl["id"])
+        done = self.d.wait_pipeline(pl["id"], timeout=2)
+        self.assertEqual(done["status"], "CANCELLED", done)
+        first = self.d.wait_for(pl["jobs"][0]["id"], timeout=2)
+        self.assertEqual(first["status"], "CANCELLED", first)
+        self.assertEqual(first["failure_reason"], "cancelled by request")
+        second = self.d.job(pl["jobs"][1]["id"])
+        self.assertEqual(second["status"], "CANCELLED", second)
+        self.assertNotIn("started_at", second)
+
+    def test_delete_running_job_kills_it(self):
+        marker = self.d.markers["exec_sleep"]
+        job = self.blocker("exec_sleep", {})
+        self.assertTrue(wait_until(lambda: pgrep(marker_pattern(marker)), 3),
+                        "the exec task's sleep never showed up")
+        t0 = time.monotonic()
+        self.assertNoBody(self.d.delete("/api/jobs/" + job["id"]))
+        self.assertError(self.d.get("/api/jobs/" + job["id"]), 404,
+                         "job with ID: %s not found" % job["id"])
+        self.assertEqual(wait_until(lambda: not pgrep(marker_pattern(marker)), 2), True,
+                         "the deleted job's process is still alive")
+        self.assertLess(time.monotonic() - t0, 2.0)
+        nxt = self.d.submit("dummytask")
+        self.assertEqual(self.d.wait_for(nxt["id"], timeout=3)["status"], "COMPLETED")
+
+    def test_delete_running_pipeline(self):
+        pl = self.d.submit_pipeline([
+            {"name": "long", "task_name": "sleep", "task_params": {"seconds": 30}, "timeout": 60},
+            {"name": "after", "task_name": "dummytask"},
+        ])
+        self.d.wait_for(pl["jobs"][0]["id"], "IN_PROGRESS", timeout=5)
+        self.assertNoBody(self.d.delete("/api/pipelines/" + pl["id"]))
+        self.assertError(self.d.get("/api/pipelines/" + pl["id"]), 404)
+        for j in pl["jobs"]:
+            self.assertError(self.d.get("/api/jobs/" + j["id"]), 404)
+        nxt = self.d.submit("dummytask")
+        self.assertEqual(self.d.wait_for(nxt["id"], timeout=3)["status"], "COMPLETED")
+
+
+class QueueFullTest(DaemonTestCase):
+    config = {"queue": {"workers": "1", "capacity": "2"}}
+
+    def test_queue_full(self):
+        blocker = self.d.submit("sleep", {"seconds": 30}, timeout=60)
+        self.d.wait_for(blocker["id"], "IN_PROGRESS", timeout=5)
+        queued = [self.d.submit("dummytask", {"i": i})["id"] for i in range(2)]
+        r = self.d.post("/api/jobs", {"name": "one too many", "task_name": "dummytask"})
+        self.assertError(r, 503, "job queue is full - try again later")
+        r = self.d.post("/api/pipelines", {"name": "p", "jobs": [
+            {"name": "a", "task_name": "dummytask"}, {"name": "b", "task_name": "dummytask"}]})
+        self.assertError(r, 503, "job queue is full - try again later")
+        # Nothing was stored for the refused work.
+        ids = [j["id"] for j in self.d.get_json("/api/jobs")["jobs"]]
+        self.assertEqual(ids, [blocker["id"]] + queued)
+        self.assertEqual(self.d.get_json("/api/pipelines")["pipelines"], [])
+        # Free the worker: the queue drains and takes new work again.
+        self.assertIn(self.d.post("/api/jobs/%s/cancel" % blocker["id"]).status,
+                      (200, 202, 204))
+        done = self.d.wait_all(queued, timeout=5)
+        self.assertEqual({j["status"] for j in done.values()}, {"COMPLETED"})
+        job = self.d.submit("dummytask")
+        self.assertEqual(self.d.wait_for(job["id"])["status"], "COMPLETED")
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_idle_shutdown(self):
+        d = Daemon().start()
+        try:
+            rc, elapsed = d.terminate()
+            d.check_exit(rc)
+            self.assertLess(elapsed, 2.0)
+        finally:
+            d.cleanup()
+
+    def test_shutdown_grace_kills_running_job(self):
+        d = Daemon({"queue": {"shutdown_grace": "1s"}}).start()
+        try:
+            job = d.submit("sleep", {"seconds": 30}, timeout=60)
+            d.wait_for(job["id"], "IN_PROGRESS", timeout=5)
+            offset = d.log_size()
+            rc, elapsed = d.terminate(timeout=10)
+            d.check_exit(rc)
+            # The grace period is honoured, then the job is killed at once.
+            self.assertGreaterEqual(elapsed, 0.9)
+            self.assertLess(elapsed, 3.0)
+            after = d.log_text()[offset:]
+            self.assertIn(job["id"], after, "no log line after SIGTERM names the job:\n"
+                          + after)
+        finally:
+            d.cleanup()
+
+    def test_shutdown_waits_for_short_job(self):
+        # A job that ends within the grace period finishes normally; the
+        # daemon exits as soon as it is done, not at the end of the grace.
+        d = Daemon({"queue": {"shutdown_grace": "5s"}}).start()
+        try:
+            job = d.submit("sleep", {"seconds": 0.5}, timeout=10)
+            d.wait_for(job["id"], "IN_PROGRESS", timeout=5)
+            rc, elapsed = d.terminate(timeout=10)
+            d.check_exit(rc)
+            self.assertLess(elapsed, 2.5)
+        finally:
+            d.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,96 @@
+#!/bin/sh
+# Run valet's whole test suite: every cmocka unit binary $BUILD/tests/test_*,
+# then the Python integration suites (tests/integration) against the real
+# valetd in $BUILD.
+#
+# Each binary and suite prints its name and result; the last line is a plain
+#   N passed, M failed
+# (test cases, summed over everything) and the exit status is non-zero when
+# anything failed, or when nothing ran at all.
+#
+# Environment: BUILD (default build), VALET_TEST_TIMEOUT (seconds per
+# integration suite, default 900), SUITES (integration modules to run,
+# default "test_api test_exec test_hostile").
+set -u
+
+cd "$(dirname "$0")/.." || exit 2
+BUILD=${BUILD:-build}
+export BUILD
+
+# Harmless in a normal build; in `make asan` they make sanitizer reports
+# fail the run and keep crashing test tasks crashing with their own signal.
+export ASAN_OPTIONS=handle_segv=0:handle_abort=0:handle_sigfpe=0:handle_sigbus=0:handle_sigill=0:detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+case "$BUILD" in
+*/asan*) export VALET_ASAN=1 ;;
+esac
+
+SUITES=${SUITES:-"test_api test_exec test_hostile"}
+passed=0
+failed=0
+ran=0
+log=$(mktemp "${TMPDIR:-/tmp}/valet-tests.XXXXXX") || exit 2
+trap 'rm -f "$log"' EXIT
+
+# Sum the numbers that follow "[  PASSED  ]" / "[  FAILED  ]" in cmocka's
+# summary lines ("[  PASSED  ] 3 test(s).", "[  FAILED  ] 1 test(s), listed below:").
+cmocka_count() {
+	sed -n "s/^\[  $1  \] \([0-9][0-9]*\) test(s).*/\1/p" "$log" |
+		awk '{ n += $1 } END { print n + 0 }'
+}
+
+for bin in "$BUILD"/tests/test_*; do
+	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+		continue
+	fi
+	ran=$((ran + 1))
+	name=$(basename "$bin")
+	"$bin" >"$log" 2>&1
+	rc=$?
+	p=$(cmocka_count PASSED)
+	f=$(cmocka_count FAILED)
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# Crashed, or failed outside a test case: count it once.
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		cat "$log"
+		echo "$name: FAILED ($p passed, $f failed, exit status $rc)"
+	else
+		echo "$name: ok ($p passed)"
+	fi
+done
+
+for suite in $SUITES; do
+	ran=$((ran + 1))
+	python3 tests/integration/run.py "$suite" 2>&1 | tee "$log"
+	line=$(grep '^RESULT [0-9]* [0-9]* [0-9]*$' "$log" | tail -n 1)
+	if [ -n "$line" ]; then
+		# shellcheck disable=SC2086 # split "RESULT p f s" into words
+		set -- $line
+		p=$2
+		f=$3
+		s=$4
+	else
+		# The runner died before it could report.
+		p=0
+		f=1
+		s=0
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		echo "integration/$suite: FAILED ($p passed, $f failed, $s skipped)"
+	else
+		echo "integration/$suite: ok ($p passed, $s skipped)"
+	fi
+done
+
+if [ "$ran" -eq 0 ]; then
+	echo "no tests found in $BUILD/tests" >&2
+	failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
