@@ -591,6 +591,7 @@ void core_shutdown(struct core *core, void (*done)(void *arg), void *arg)
 	if (core->draining)
 		return;
 	core->draining = true;
+	runner_quiesce(core->runner);
 	core->shutdown_done = done;
 	core->shutdown_arg = arg;
 	snprintf(running, sizeof(running), "%u", runner_running(core->runner));

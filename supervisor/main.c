@@ -29,6 +29,7 @@
 #include "core.h"
 #include "log.h"
 #include "registry.h"
+#include "run.h"
 #include "spawner.h"
 
 struct daemon {
@@ -236,7 +237,7 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	}
 	p->opts.reg = registry_global();
 	p->opts.filters = p->filters;
-	p->opts.max_slots = (unsigned)cfg->workers;
+	p->opts.max_slots = runner_max_children(cfg);
 	p->opts.limits = (struct sbx_limits){
 		.memory_bytes = cfg->memory_limit_bytes,
 		.cpu_seconds = cfg->cpu_limit_ms > 0 ? (uint64_t)((cfg->cpu_limit_ms + 999) / 1000) : 0,

@@ -16,6 +16,15 @@
  *     the pipes, classify (outcome.c), report job_done and run_done.
  * A job's result is only final when the next job starts or the child has
  * been reaped: a result followed by a crash is a crash.
+ *
+ * Pre-forked children. With few workers, the time to fork a child and set
+ * up its sandbox is on every job's critical path. So for C tasks the runner
+ * keeps up to `workers` children forked and sandboxed ahead of time, each
+ * blocked reading its input from a pipe (a "warm" run with no jobs yet).
+ * Starting a C job then means writing its input into a warm child's pipe;
+ * a replacement is forked right away, off the critical path. Every job
+ * still gets a fresh process that no other job has touched. Exec tasks and
+ * inputs too large for a pipe are forked on demand ("cold" runs).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +67,8 @@ struct run {
 	int64_t start_ns, job_start_ns;
 	enum run_kill killed;
 
+	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
+	int in_fd;  /* warm runs: the write end of the child's stdin, until used */
 	int frame_fd, out_fd, err_fd;
 	ev_io frame_w, out_w, err_w;
 	ev_timer deadline;
@@ -84,8 +95,10 @@ struct runner {
 	int fd;
 	bool broken;
 	ev_io spawner_w;
-	struct run **slots;
-	unsigned nslots, running;
+	struct run **slots;  /* workers running + workers warm */
+	unsigned nslots, running, workers, nwarm;
+	bool warming_paused; /* a warm child died unused: fork on demand for now */
+	bool quiesced;       /* shutting down: no new warm children */
 	uint64_t next_id;
 	struct runner_hooks hooks;
 	void *arg;
@@ -255,6 +268,11 @@ static void on_frame(struct run *run, const struct frame_header *h, const char *
 {
 	int32_t nr;
 
+	/* A warm child speaks only after it got its input (setup errors aside). */
+	if (run->njobs == 0 && (h->type == FRAME_START || h->type == FRAME_RESULT)) {
+		kill_run(run, RUN_KILL_PROTOCOL);
+		return;
+	}
 	switch (h->type) {
 	case FRAME_START:
 		if (run->exec)
@@ -402,6 +420,46 @@ static char *clean_tail(struct run *run, char *out, size_t len)
 	return s;
 }
 
+/* Close everything of a run whose child is gone (or never came). */
+static void run_free(struct runner *r, struct run *run)
+{
+	ev_timer_stop(r->loop, &run->deadline);
+	stop_io(run, &run->frame_w, &run->frame_fd);
+	stop_io(run, &run->out_w, &run->out_fd);
+	stop_io(run, &run->err_w, &run->err_fd);
+	if (run->in_fd >= 0)
+		close(run->in_fd);
+	if (r->slots[run->slot] == run)
+		r->slots[run->slot] = NULL;
+	clear_pending(run);
+	free(run->frames.data);
+	free(run->stdout_b.data);
+	for (size_t i = 0; i < run->njobs; i++)
+		job_unref(run->jobs[i]);
+	free(run->jobs);
+	free(run);
+}
+
+static void warm_up(struct runner *r);
+
+/* A pre-forked child died before it got a job: fork on demand for now. */
+static void warm_died(struct runner *r, struct run *run, const struct spawn_evt *evt)
+{
+	char status[96];
+
+	if (run->has_setup)
+		snprintf(status, sizeof(status), "sandbox setup failed: %s: %s", run->setup.step,
+			 strerror(run->setup.err));
+	else
+		snprintf(status, sizeof(status), "wait status 0x%x, fork errno %d", evt->status,
+			 evt->spawn_err);
+	if (!r->quiesced && !r->warming_paused)
+		log_warn("a pre-forked job child died unused; forking on demand", "why", status);
+	r->warming_paused = true;
+	r->nwarm--;
+	run_free(r, run);
+}
+
 static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 {
 	struct run *run = evt->slot < r->nslots ? r->slots[evt->slot] : NULL;
@@ -410,7 +468,8 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 	struct outcome_facts f;
 	enum job_status st;
 	bool by_task;
-	size_t ran;
+	struct job **jobs;
+	size_t njobs, ran;
 
 	if (!run || run->id != evt->run_id)
 		return;
@@ -422,9 +481,10 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		read_some(run, run->out_fd, 1);
 	if (run->err_fd >= 0)
 		read_some(run, run->err_fd, 2);
-	stop_io(run, &run->frame_w, &run->frame_fd);
-	stop_io(run, &run->out_w, &run->out_fd);
-	stop_io(run, &run->err_w, &run->err_fd);
+	if (run->njobs == 0) {
+		warm_died(r, run, evt);
+		return;
+	}
 	run->pid = evt->pid;
 	if (run->exec && run->killed == RUN_KILL_NONE)
 		exec_result(run);
@@ -468,16 +528,20 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
 	ran = run->cur + 1;
 
-	r->slots[run->slot] = NULL;
+	/* The hooks get the jobs after the run is gone and its slot free. */
+	jobs = run->jobs;
+	njobs = run->njobs;
+	run->jobs = NULL;
+	run->njobs = 0;
+	if (!run->exec && !evt->spawn_err)
+		r->warming_paused = false; /* C children start fine again */
 	r->running--;
-	clear_pending(run);
-	free(run->frames.data);
-	free(run->stdout_b.data);
-	r->hooks.run_done(r->arg, run->jobs, run->njobs, ran);
-	for (size_t i = 0; i < run->njobs; i++)
-		job_unref(run->jobs[i]);
-	free(run->jobs);
-	free(run);
+	run_free(r, run);
+	warm_up(r);
+	r->hooks.run_done(r->arg, jobs, njobs, ran);
+	for (size_t i = 0; i < njobs; i++)
+		job_unref(jobs[i]);
+	free(jobs);
 }
 
 static void on_started_evt(struct runner *r, const struct spawn_evt *evt)
@@ -514,6 +578,11 @@ static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+unsigned runner_max_children(const struct config *cfg)
+{
+	return 2 * (unsigned)cfg->workers;
+}
+
 struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 			  const struct registry *reg, int spawner_fd,
 			  const struct runner_hooks *hooks, void *arg)
@@ -522,7 +591,8 @@ struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 
 	if (!r)
 		return NULL;
-	r->nslots = (unsigned)cfg->workers;
+	r->workers = (unsigned)cfg->workers;
+	r->nslots = runner_max_children(cfg);
 	r->slots = calloc(r->nslots, sizeof(*r->slots));
 	if (!r->slots) {
 		free(r);
@@ -538,6 +608,7 @@ struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 	ev_io_init(&r->spawner_w, on_spawner, spawner_fd, EV_READ);
 	r->spawner_w.data = r;
 	ev_io_start(loop, &r->spawner_w);
+	warm_up(r);
 	return r;
 }
 
@@ -546,29 +617,16 @@ void runner_free(struct runner *r)
 	if (!r)
 		return;
 	ev_io_stop(r->loop, &r->spawner_w);
-	for (unsigned i = 0; i < r->nslots; i++) {
-		struct run *run = r->slots[i];
-		if (!run)
-			continue;
-		ev_timer_stop(r->loop, &run->deadline);
-		stop_io(run, &run->frame_w, &run->frame_fd);
-		stop_io(run, &run->out_w, &run->out_fd);
-		stop_io(run, &run->err_w, &run->err_fd);
-		clear_pending(run);
-		free(run->frames.data);
-		free(run->stdout_b.data);
-		for (size_t j = 0; j < run->njobs; j++)
-			job_unref(run->jobs[j]);
-		free(run->jobs);
-		free(run);
-	}
+	for (unsigned i = 0; i < r->nslots; i++)
+		if (r->slots[i])
+			run_free(r, r->slots[i]);
 	free(r->slots);
 	free(r);
 }
 
 bool runner_has_slot(const struct runner *r)
 {
-	return r->running < r->nslots;
+	return r->running < r->workers;
 }
 
 unsigned runner_running(const struct runner *r)
@@ -579,6 +637,14 @@ unsigned runner_running(const struct runner *r)
 bool runner_healthy(const struct runner *r)
 {
 	return !r->broken;
+}
+
+void runner_quiesce(struct runner *r)
+{
+	r->quiesced = true;
+	for (unsigned i = 0; i < r->nslots; i++)
+		if (r->slots[i] && r->slots[i]->njobs == 0)
+			kill_run(r->slots[i], RUN_KILL_SHUTDOWN);
 }
 
 /* The run's input: see taskrun.h (C tasks) or the exec task contract. */
@@ -681,73 +747,62 @@ static int nonblock_pipe(int p[2])
 	return 0;
 }
 
-int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *previous_json)
+static int free_slot(const struct runner *r)
 {
-	const struct task *task = registry_find(r->reg, jobs[0]->task_name);
-	struct spawn_req req = {.type = SPAWN_REQ_START};
-	int pf[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1}, in_fd = -1;
-	int fds[SPAWN_MAX_FDS], nfds = 0, rc;
-	struct buf in = {0};
-	struct run *run = NULL;
-	unsigned slot;
+	for (unsigned i = 0; i < r->nslots; i++)
+		if (!r->slots[i])
+			return (int)i;
+	return -1;
+}
 
-	if (r->broken)
-		return -EPIPE;
-	if (!task)
-		return -ENOENT;
-	if (r->running >= r->nslots)
-		return -EBUSY;
-	for (slot = 0; r->slots[slot]; slot++)
-		;
-	req.slot = slot;
-	req.run_id = r->next_id++;
-	req.task_index = registry_index(r->reg, task->name);
-	if (task->kind == TASK_EXEC)
-		req.flags |= SPAWN_F_EXEC;
-	else
-		req.flags |= SPAWN_F_SHARED_OUTPUT;
-	rc = build_input(r, jobs, njobs, previous_json, task->kind == TASK_EXEC, &in);
-	if (rc < 0)
+/*
+ * Fork a child through the spawner: its frame and output pipes are made
+ * here and the child's ends sent along; stdin_fd (may be -1) is sent and
+ * closed. Returns the new run (no jobs yet), or NULL with *rc set.
+ */
+static struct run *spawn_child(struct runner *r, struct spawn_req *req, const char *inline_input,
+			       int stdin_fd, int *rc)
+{
+	int pf[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
+	int fds[SPAWN_MAX_FDS], nfds = 0, slot = free_slot(r);
+	bool exec = req->flags & SPAWN_F_EXEC;
+	struct run *run = NULL;
+
+	*rc = -EBUSY;
+	if (slot < 0)
 		goto fail;
-	if ((rc = nonblock_pipe(pf)) < 0 || (rc = nonblock_pipe(po)) < 0)
+	if ((*rc = nonblock_pipe(pf)) < 0 || (*rc = nonblock_pipe(po)) < 0)
 		goto fail;
 	fds[nfds++] = pf[1];
 	fds[nfds++] = po[1];
-	if (task->kind == TASK_EXEC) {
-		if ((rc = nonblock_pipe(pe)) < 0)
+	if (exec) {
+		if ((*rc = nonblock_pipe(pe)) < 0)
 			goto fail;
 		fds[nfds++] = pe[1];
 	}
-	if (task->kind == TASK_EXEC || in.len > SPAWN_INLINE_MAX) {
-		if ((in_fd = make_memfd(&in)) < 0) {
-			rc = in_fd;
-			goto fail;
-		}
-		fds[nfds++] = in_fd;
-		req.flags |= SPAWN_F_HAS_STDIN;
-		if (task->kind == TASK_C)
-			req.flags |= SPAWN_F_INPUT_STDIN;
-	} else {
-		req.input_len = (uint32_t)in.len;
+	if (stdin_fd >= 0) {
+		fds[nfds++] = stdin_fd;
+		req->flags |= SPAWN_F_HAS_STDIN;
 	}
 	run = calloc(1, sizeof(*run));
-	if (!run || !(run->jobs = calloc(njobs, sizeof(*run->jobs)))) {
-		rc = -ENOMEM;
+	if (!run) {
+		*rc = -ENOMEM;
 		goto fail;
 	}
-	rc = send_start(r, &req, in.data, fds, nfds);
-	if (rc < 0)
+	req->type = SPAWN_REQ_START;
+	req->slot = (uint32_t)slot;
+	req->run_id = r->next_id++;
+	*rc = send_start(r, req, inline_input, fds, nfds);
+	if (*rc < 0)
 		goto fail;
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 
 	run->r = r;
-	run->slot = slot;
-	run->id = req.run_id;
-	run->exec = task->kind == TASK_EXEC;
-	run->njobs = njobs;
-	for (size_t i = 0; i < njobs; i++)
-		run->jobs[i] = job_ref(jobs[i]);
+	run->slot = (unsigned)slot;
+	run->id = req->run_id;
+	run->exec = exec;
+	run->in_fd = -1;
 	run->start_ns = job_mono_ns();
 	run->frame_fd = pf[0];
 	run->out_fd = po[0];
@@ -763,11 +818,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	}
 	ev_init(&run->deadline, on_deadline);
 	r->slots[slot] = run;
-	r->running++;
-	free(in.data);
-	r->hooks.job_started(r->arg, jobs[0]);
-	arm_deadline(run);
-	return 0;
+	return run;
 fail:
 	for (int i = 0; i < 2; i++) {
 		if (pf[i] >= 0)
@@ -777,14 +828,125 @@ fail:
 		if (pe[i] >= 0)
 			close(pe[i]);
 	}
-	if (in_fd >= 0)
-		close(in_fd);
-	if (run)
-		free(run->jobs);
+	if (stdin_fd >= 0)
+		close(stdin_fd);
 	free(run);
-	free(in.data);
-	if (rc == -EPIPE || rc == -ECONNREFUSED || rc == -ECONNRESET)
+	if (*rc == -EPIPE || *rc == -ECONNREFUSED || *rc == -ECONNRESET)
 		r->broken = true;
+	return NULL;
+}
+
+/* Keep up to `workers` C-task children forked and waiting for input. */
+static void warm_up(struct runner *r)
+{
+	while (!r->quiesced && !r->warming_paused && !r->broken && r->nwarm < r->workers &&
+	       r->running + r->nwarm < r->nslots) {
+		struct spawn_req req = {.task_index = -1,
+					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN};
+		struct run *run;
+		int in[2], rc;
+
+		if (pipe2(in, O_CLOEXEC) < 0)
+			return;
+		run = spawn_child(r, &req, NULL, in[0], &rc);
+		if (!run) {
+			close(in[1]);
+			return;
+		}
+		if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0) {
+			close(in[1]);
+			in[1] = -1; /* the child reads EOF and exits: warm_died */
+		}
+		run->warm = true;
+		run->in_fd = in[1];
+		r->nwarm++;
+	}
+}
+
+static struct run *take_warm(struct runner *r)
+{
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct run *run = r->slots[i];
+		if (run && run->warm && run->njobs == 0 && run->in_fd >= 0 &&
+		    run->killed == RUN_KILL_NONE)
+			return run;
+	}
+	return NULL;
+}
+
+/* Hand the input to a warm child; false when it does not fit in the pipe. */
+static bool feed_warm(struct run *run, const struct buf *in)
+{
+	ssize_t n;
+
+	if (in->len > 65536 && fcntl(run->in_fd, F_SETPIPE_SZ, (int)in->len) < 0)
+		return false;
+	n = write(run->in_fd, in->data, in->len);
+	if (n != (ssize_t)in->len)
+		return false;
+	close(run->in_fd);
+	run->in_fd = -1;
+	return true;
+}
+
+int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *previous_json)
+{
+	const struct task *task = registry_find(r->reg, jobs[0]->task_name);
+	bool exec = task && task->kind == TASK_EXEC;
+	struct spawn_req req = {0};
+	struct buf in = {0};
+	struct run *run = NULL;
+	int rc, in_fd = -1;
+
+	if (r->broken)
+		return -EPIPE;
+	if (!task)
+		return -ENOENT;
+	if (r->running >= r->workers)
+		return -EBUSY;
+	rc = build_input(r, jobs, njobs, previous_json, exec, &in);
+	if (rc < 0)
+		goto out;
+	if (!exec && (run = take_warm(r)) && !feed_warm(run, &in)) {
+		/* Too big for a pipe: this warm child stays for the next job. */
+		run = NULL;
+	}
+	if (run) {
+		r->nwarm--;
+	} else {
+		req.task_index = registry_index(r->reg, task->name);
+		req.flags = exec ? SPAWN_F_EXEC : SPAWN_F_SHARED_OUTPUT;
+		if (exec || in.len > SPAWN_INLINE_MAX) {
+			if ((in_fd = make_memfd(&in)) < 0) {
+				rc = in_fd;
+				goto out;
+			}
+			if (!exec)
+				req.flags |= SPAWN_F_INPUT_STDIN;
+		} else {
+			req.input_len = (uint32_t)in.len;
+		}
+		run = spawn_child(r, &req, in.data, in_fd, &rc);
+		if (!run)
+			goto out;
+	}
+	run->jobs = calloc(njobs, sizeof(*run->jobs));
+	if (!run->jobs) {
+		/* The child is up but we cannot track its jobs: stop it. */
+		kill_run(run, RUN_KILL_PROTOCOL);
+		rc = -ENOMEM;
+		goto out;
+	}
+	run->njobs = njobs;
+	for (size_t i = 0; i < njobs; i++)
+		run->jobs[i] = job_ref(jobs[i]);
+	r->running++;
+	r->hooks.job_started(r->arg, jobs[0]);
+	arm_deadline(run);
+	warm_up(r);
+	rc = 0;
+out:
+	free(in.data);
 	return rc;
 }
 
@@ -792,7 +954,7 @@ void runner_kill(struct runner *r, struct job *job, enum run_kill why)
 {
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct run *run = r->slots[i];
-		if (run && run->jobs[run->cur] == job) {
+		if (run && run->njobs && run->jobs[run->cur] == job) {
 			kill_run(run, why);
 			return;
 		}

@@ -36,6 +36,11 @@ struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 			  const struct runner_hooks *hooks, void *arg);
 void runner_free(struct runner *r);
 
+/* Children the spawner must track: workers running + as many pre-forked. */
+unsigned runner_max_children(const struct config *cfg);
+/* Shutting down: kill the pre-forked children, fork no more. */
+void runner_quiesce(struct runner *r);
+
 /* A free worker slot? */
 bool runner_has_slot(const struct runner *r);
 unsigned runner_running(const struct runner *r);

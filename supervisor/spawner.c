@@ -122,9 +122,12 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 	};
 	struct sbx_error err = {{0}, 0};
 
+	/* ps shows job children apart from the spawner (before seccomp forbids it). */
+	prctl(PR_SET_NAME, "valetd-job");
 	if (sbx_enter(&p, &err) < 0)
 		sbx_fail(SBX_FD_FRAME, &err);
-	if (!task) {
+	/* C-task children learn their tasks from the input. */
+	if (exec && !task) {
 		struct sbx_error e = {"task lookup", ENOENT};
 		sbx_fail(SBX_FD_FRAME, &e);
 	}

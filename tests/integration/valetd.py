@@ -254,7 +254,8 @@ class Client:
 class Daemon:
     """One valetd process with its own config, port and log."""
 
-    def __init__(self, overrides=None, env=None):
+    def __init__(self, overrides=None, env=None, binary=None):
+        self.binary = binary or VALETD
         self.overrides = overrides or {}
         self.extra_env = env or {}
         self.proc = None
@@ -322,8 +323,8 @@ class Daemon:
 
     # --- life cycle -------------------------------------------------------
     def start(self, timeout=10.0):
-        if not os.access(VALETD, os.X_OK):
-            raise AssertionError("%s is not built" % VALETD)
+        if not os.access(self.binary, os.X_OK):
+            raise AssertionError("%s is not built" % self.binary)
         self.write_config()
         env = dict(os.environ)
         env[SECRET_ENV] = self.secret
@@ -332,7 +333,7 @@ class Daemon:
             self.port = free_port()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [VALETD, "-c", self.conf_path, "-l", "127.0.0.1:%d" % self.port],
+                    [self.binary, "-c", self.conf_path, "-l", "127.0.0.1:%d" % self.port],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.tmp)
             with _live_lock:
                 _live.add(self.proc)
