@@ -61,7 +61,7 @@ json_t *valet_fail(struct valet_ctx *ctx, const char *fmt, ...)
 /*
  * Decode task_params with a json_unpack() format, in the spirit of the
  * original's DecodeTaskParams. On mismatch the job is failed with a clear
- * message ("invalid task_params: <what> (at <where>)") and -1 is returned;
+ * message ("invalid task_params: <what>") and -1 is returned;
  * 0 on success. Strings you get point into params (borrowed).
  * Example: valet_decode_params(ctx, params, "{s:s, s?i}", "url", &url, "n", &n)
  */

@@ -312,9 +312,6 @@ int valet_main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	log_setup(cfg->log_format, cfg->log_level);
-	/* Seed jansson's hash function here: in a sandboxed child it would try
-	 * to open /dev/urandom, which the seccomp filter forbids. */
-	json_object_seed(0);
 	if (setup_tasks(cfg, registry_global()) < 0) {
 		config_free(cfg);
 		return 2;

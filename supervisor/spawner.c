@@ -26,6 +26,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "registry.h"
 #include "spawner.h"
 #include "taskrun.h"
@@ -344,6 +346,9 @@ int spawner_start(const struct spawner_opts *opts, pid_t *pid_out, int *fd_out)
 	pid_t daemon = getpid(), pid;
 	int size = 4 << 20;
 
+	/* Seed jansson's hash function now: in a sandboxed child its first
+	 * object would otherwise open /dev/urandom, which seccomp forbids. */
+	json_object_seed(0);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 	/* Room for every in-flight request, so the daemon rarely sees EAGAIN. */
