@@ -1,5 +1,6 @@
 /*
- * run.c - the daemon's side of job children.
+ * run.c - the daemon's side of job children: their life from spawn (cold
+ * or pre-forked) to reaping. Reading their output is in run_io.c.
  *
  * Theory of operation. runner_start() takes a free worker slot, makes the
  * child's pipes (frame channel, output, and for exec tasks a separate stderr
@@ -44,394 +45,21 @@
 #include "../sandbox/sandbox.h"
 #include "log.h"
 #include "registry.h"
-#include "run.h"
+#include "run_internal.h"
 #include "spawner.h"
-
-#define RUN_TAIL_MAX 512
-#define RUN_READ_CHUNK 65536
-#define RUN_ERROR_MAX 65536 /* task error text allowed on top of the result cap */
-
-struct buf {
-	char *data;
-	size_t len, cap;
-};
-
-struct run {
-	struct runner *r;
-	unsigned slot;
-	uint64_t id;
-	pid_t pid;
-	bool exec;
-	struct job **jobs;
-	size_t njobs, cur;
-	int64_t start_ns, job_start_ns;
-	enum run_kill killed;
-
-	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
-	int in_fd;  /* warm runs: the write end of the child's stdin, until used */
-	int frame_fd, out_fd, err_fd;
-	ev_io frame_w, out_w, err_w;
-	ev_timer deadline;
-
-	struct buf frames;   /* unparsed frame bytes */
-	struct buf stdout_b; /* exec: the result */
-	size_t out_bytes;    /* bytes counted against max_output */
-	char tail[RUN_TAIL_MAX];
-	size_t tail_len;
-
-	/* The pending result of jobs[cur]. */
-	bool has_result;
-	char *result_json, *result_error;
-	const char *malformed;
-	char syscall_name[32];
-	bool has_setup;
-	struct sbx_error setup;
-};
-
-struct runner {
-	struct ev_loop *loop;
-	const struct config *cfg;
-	const struct registry *reg;
-	int fd;
-	bool broken;
-	ev_io spawner_w;
-	struct run **slots;  /* workers running + workers warm */
-	unsigned nslots, running, workers, nwarm;
-	bool warming_paused; /* a warm child died unused: fork on demand for now */
-	bool quiesced;       /* shutting down: no new warm children */
-	uint64_t next_id;
-	struct runner_hooks hooks;
-	void *arg;
-};
-
-static int buf_reserve(struct buf *b, size_t extra)
-{
-	if (b->len + extra <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + extra)
-		cap *= 2;
-	char *d = realloc(b->data, cap);
-	if (!d)
-		return -ENOMEM;
-	b->data = d;
-	b->cap = cap;
-	return 0;
-}
-
-static int buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (buf_reserve(b, n + 1) < 0)
-		return -ENOMEM;
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-static int buf_adds(struct buf *b, const char *s)
-{
-	return buf_add(b, s, strlen(s));
-}
-
-static void kill_run(struct run *run, enum run_kill why)
-{
-	struct spawn_req req = {.type = SPAWN_REQ_KILL, .slot = run->slot, .run_id = run->id};
-
-	if (run->killed == RUN_KILL_NONE)
-		run->killed = why;
-	/* A KILL is tiny and the spawner drains its socket promptly. */
-	while (send(run->r->fd, &req, sizeof(req), MSG_NOSIGNAL) < 0) {
-		struct pollfd p = {run->r->fd, POLLOUT, 0};
-		if (errno != EAGAIN && errno != EINTR)
-			break;
-		poll(&p, 1, 100);
-	}
-}
-
-static void keep_tail(struct run *run, const char *data, size_t n)
-{
-	if (n >= RUN_TAIL_MAX) {
-		memcpy(run->tail, data + n - RUN_TAIL_MAX, RUN_TAIL_MAX);
-		run->tail_len = RUN_TAIL_MAX;
-		return;
-	}
-	if (run->tail_len + n > RUN_TAIL_MAX) {
-		size_t drop = run->tail_len + n - RUN_TAIL_MAX;
-		memmove(run->tail, run->tail + drop, run->tail_len - drop);
-		run->tail_len -= drop;
-	}
-	memcpy(run->tail + run->tail_len, data, n);
-	run->tail_len += n;
-}
-
-static void clear_pending(struct run *run)
-{
-	free(run->result_json);
-	free(run->result_error);
-	run->result_json = run->result_error = NULL;
-	run->has_result = false;
-	run->malformed = NULL;
-}
-
-/* RESULT payload: uint32 error_len, error bytes, result JSON text. */
-static void take_result(struct run *run, const char *p, uint32_t len)
-{
-	uint32_t elen;
-	json_t *v;
-
-	clear_pending(run);
-	run->has_result = true;
-	if (len < sizeof(elen)) {
-		run->malformed = "truncated result frame";
-		return;
-	}
-	memcpy(&elen, p, sizeof(elen));
-	if (elen > len - sizeof(elen)) {
-		run->malformed = "truncated result frame";
-		return;
-	}
-	if (elen) {
-		v = json_stringn(p + sizeof(elen), elen);
-		if (!v) {
-			run->malformed = "error text is not valid UTF-8";
-			return;
-		}
-		json_decref(v);
-		run->result_error = strndup(p + sizeof(elen), elen);
-	}
-	size_t rlen = len - sizeof(elen) - elen;
-	if (rlen) {
-		v = json_loadb(p + sizeof(elen) + elen, rlen, JSON_DECODE_ANY, NULL);
-		if (!v) {
-			run->malformed = "result is not valid JSON";
-			return;
-		}
-		json_decref(v);
-		run->result_json = strndup(p + sizeof(elen) + elen, rlen);
-	}
-}
-
-static int32_t clamp_ms(int64_t v)
-{
-	return v > INT32_MAX ? INT32_MAX : (int32_t)v;
-}
-
-static void fill_outcome(struct run *run, struct job *job)
-{
-	job->outcome.pid = run->pid;
-	job->outcome.wall_ms = clamp_ms((job_mono_ns() - run->job_start_ns) / 1000000);
-}
-
-static void arm_deadline(struct run *run)
-{
-	struct job *job = run->jobs[run->cur];
-
-	run->job_start_ns = job_mono_ns();
-	ev_timer_stop(run->r->loop, &run->deadline);
-	ev_timer_set(&run->deadline, (double)job->timeout_ms / 1000.0, 0.);
-	ev_timer_start(run->r->loop, &run->deadline);
-}
-
-/*
- * The job's result: metadata is kept when the job completed or failed by its
- * own error (the original kept it too); error is the failure text.
- */
-static void report_done(struct run *run, struct job *job, enum job_status st, const char *why,
-			bool by_task)
-{
-	bool keep = st == JOB_COMPLETED || by_task;
-
-	run->r->hooks.job_done(run->r->arg, job, st, st == JOB_COMPLETED ? "" : why,
-			       keep ? run->result_json : NULL, st == JOB_COMPLETED ? NULL : why);
-}
-
-/* jobs[cur] completed its part and the child moved on to job k. */
-static void advance(struct run *run, size_t k)
-{
-	struct job *job = run->jobs[run->cur];
-	struct outcome_facts f = {.exited = true, .has_result = run->has_result,
-				  .malformed = run->malformed, .task_error = run->result_error};
-	char reason[256];
-	bool by_task;
-	enum job_status st = outcome_classify(&f, reason, sizeof(reason), &by_task);
-
-	fill_outcome(run, job);
-	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
-	clear_pending(run);
-	run->cur = k;
-	run->r->hooks.job_started(run->r->arg, run->jobs[k]);
-	arm_deadline(run);
-}
-
-static void on_frame(struct run *run, const struct frame_header *h, const char *p)
-{
-	int32_t nr;
-
-	/* A warm child speaks only after it got its input (setup errors aside). */
-	if (run->njobs == 0 && (h->type == FRAME_START || h->type == FRAME_RESULT)) {
-		kill_run(run, RUN_KILL_PROTOCOL);
-		return;
-	}
-	switch (h->type) {
-	case FRAME_START:
-		if (run->exec)
-			break;
-		if (h->index == run->cur && !run->has_result)
-			return; /* confirms the job we already started */
-		if (h->index == run->cur + 1 && h->index < run->njobs && run->has_result &&
-		    !run->result_error && !run->malformed) {
-			advance(run, h->index);
-			return;
-		}
-		break;
-	case FRAME_RESULT:
-		if (run->exec || h->index != run->cur || run->has_result)
-			break;
-		take_result(run, p, h->len);
-		return;
-	case FRAME_SYSCALL:
-		if (h->len != sizeof(nr))
-			break;
-		memcpy(&nr, p, sizeof(nr));
-		sbx_syscall_name(nr, run->syscall_name, sizeof(run->syscall_name));
-		return;
-	case FRAME_SETUP_ERROR:
-		if (h->len != sizeof(run->setup))
-			break;
-		memcpy(&run->setup, p, sizeof(run->setup));
-		run->setup.step[sizeof(run->setup.step) - 1] = '\0';
-		run->has_setup = true;
-		return;
-	}
-	run->malformed = "unexpected frame from the task";
-	kill_run(run, RUN_KILL_PROTOCOL);
-}
-
-static void parse_frames(struct run *run)
-{
-	size_t off = 0, cap = run->r->cfg->max_result_bytes + RUN_ERROR_MAX;
-
-	while (run->frames.len - off >= sizeof(struct frame_header)) {
-		struct frame_header h;
-		memcpy(&h, run->frames.data + off, sizeof(h));
-		if (h.len > cap) {
-			kill_run(run, RUN_KILL_RESULT_SIZE);
-			run->frames.len = 0;
-			return;
-		}
-		if (run->frames.len - off - sizeof(h) < h.len)
-			break;
-		on_frame(run, &h, run->frames.data + off + sizeof(h));
-		off += sizeof(h) + h.len;
-	}
-	memmove(run->frames.data, run->frames.data + off, run->frames.len - off);
-	run->frames.len -= off;
-}
-
-/* Read what is there now (at most a few chunks per wakeup). 1 = EOF/error. */
-static int read_some(struct run *run, int fd, int which)
-{
-	char chunk[RUN_READ_CHUNK];
-
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return 0;
-		if (n <= 0)
-			return 1;
-		if (which == 0) {
-			if (run->killed != RUN_KILL_RESULT_SIZE && buf_add(&run->frames, chunk, (size_t)n) == 0)
-				parse_frames(run);
-		} else if (which == 1 && run->exec) {
-			if (run->stdout_b.len + (size_t)n > run->r->cfg->max_result_bytes)
-				kill_run(run, RUN_KILL_RESULT_SIZE);
-			else
-				buf_add(&run->stdout_b, chunk, (size_t)n);
-		} else {
-			run->out_bytes += (size_t)n;
-			keep_tail(run, chunk, (size_t)n);
-			if (run->out_bytes > run->r->cfg->max_output_bytes)
-				kill_run(run, RUN_KILL_OUTPUT);
-		}
-	}
-	return 0;
-}
-
-static void stop_io(struct run *run, ev_io *w, int *fd)
-{
-	ev_io_stop(run->r->loop, w);
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct run *run = w->data;
-	int which = w == &run->frame_w ? 0 : w == &run->out_w ? 1 : 2;
-
-	if (read_some(run, w->fd, which))
-		stop_io(run, w, which == 0 ? &run->frame_fd : which == 1 ? &run->out_fd : &run->err_fd);
-}
-
-static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	kill_run(w->data, RUN_KILL_TIMEOUT);
-}
-
-/* Exec tasks: stdout is the result, {"error": "..."} fails the job. */
-static void exec_result(struct run *run)
-{
-	json_t *v, *err;
-
-	clear_pending(run);
-	if (run->stdout_b.len == 0)
-		return;
-	run->has_result = true;
-	v = json_loadb(run->stdout_b.data, run->stdout_b.len, JSON_DECODE_ANY, NULL);
-	if (!v) {
-		run->malformed = "the program's output is not valid JSON";
-		return;
-	}
-	err = json_is_object(v) ? json_object_get(v, "error") : NULL;
-	if (json_is_string(err))
-		run->result_error = strdup(json_string_value(err));
-	run->result_json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	json_decref(v);
-}
-
-static char *clean_tail(struct run *run, char *out, size_t len)
-{
-	size_t n = run->tail_len < len - 1 ? run->tail_len : len - 1;
-
-	memcpy(out, run->tail + run->tail_len - n, n);
-	out[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)out[i] < 0x20)
-			out[i] = ' ';
-	while (n > 0 && out[n - 1] == ' ')
-		out[--n] = '\0';
-	char *s = out;
-	while (*s == ' ')
-		s++;
-	return s;
-}
 
 /* Close everything of a run whose child is gone (or never came). */
 static void run_free(struct runner *r, struct run *run)
 {
 	ev_timer_stop(r->loop, &run->deadline);
-	stop_io(run, &run->frame_w, &run->frame_fd);
-	stop_io(run, &run->out_w, &run->out_fd);
-	stop_io(run, &run->err_w, &run->err_fd);
+	run_stop_io(run, &run->frame_w, &run->frame_fd);
+	run_stop_io(run, &run->out_w, &run->out_fd);
+	run_stop_io(run, &run->err_w, &run->err_fd);
 	if (run->in_fd >= 0)
 		close(run->in_fd);
 	if (r->slots[run->slot] == run)
 		r->slots[run->slot] = NULL;
-	clear_pending(run);
+	run_clear_pending(run);
 	free(run->frames.data);
 	free(run->stdout_b.data);
 	for (size_t i = 0; i < run->njobs; i++)
@@ -476,18 +104,18 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 	ev_timer_stop(r->loop, &run->deadline);
 	/* The child wrote everything before it died: drain it now. */
 	if (run->frame_fd >= 0)
-		read_some(run, run->frame_fd, 0);
+		run_read_some(run, run->frame_fd, 0);
 	if (run->out_fd >= 0)
-		read_some(run, run->out_fd, 1);
+		run_read_some(run, run->out_fd, 1);
 	if (run->err_fd >= 0)
-		read_some(run, run->err_fd, 2);
+		run_read_some(run, run->err_fd, 2);
 	if (run->njobs == 0) {
 		warm_died(r, run, evt);
 		return;
 	}
 	run->pid = evt->pid;
 	if (run->exec && run->killed == RUN_KILL_NONE)
-		exec_result(run);
+		run_exec_result(run);
 
 	job = run->jobs[run->cur];
 	f = (struct outcome_facts){
@@ -503,18 +131,18 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		.syscall_name = run->syscall_name,
 		.setup_step = run->has_setup ? run->setup.step : NULL,
 		.setup_errno = run->setup.err,
-		.stderr_tail = run->exec ? clean_tail(run, tailbuf, sizeof(tailbuf)) : NULL,
+		.stderr_tail = run->exec ? run_clean_tail(run, tailbuf, sizeof(tailbuf)) : NULL,
 		.has_result = run->has_result,
 		.malformed = run->malformed,
 		.task_error = run->result_error,
 	};
 	st = outcome_classify(&f, reason, sizeof(reason), &by_task);
-	fill_outcome(run, job);
+	run_fill_outcome(run, job);
 	if (!evt->spawn_err) {
 		job->outcome.exit_code = f.exit_code;
 		job->outcome.term_signal = f.term_signal;
-		job->outcome.cpu_ms = clamp_ms((evt->utime_us + evt->stime_us) / 1000);
-		job->outcome.max_rss_kb = clamp_ms(evt->maxrss_kb);
+		job->outcome.cpu_ms = run_clamp_ms((evt->utime_us + evt->stime_us) / 1000);
+		job->outcome.max_rss_kb = run_clamp_ms(evt->maxrss_kb);
 	} else {
 		job->outcome.pid = 0;
 	}
@@ -525,7 +153,7 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 	job->outcome.seccomp_blocked = run->killed == RUN_KILL_NONE && f.term_signal == SIGSYS;
 	if (job->outcome.seccomp_blocked && run->syscall_name[0])
 		job->outcome.seccomp_syscall = job_intern(run->syscall_name);
-	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
+	run_report_done(run, job, st, by_task ? run->result_error : reason, by_task);
 	ran = run->cur + 1;
 
 	/* The hooks get the jobs after the run is gone and its slot free. */
@@ -644,7 +272,7 @@ void runner_quiesce(struct runner *r)
 	r->quiesced = true;
 	for (unsigned i = 0; i < r->nslots; i++)
 		if (r->slots[i] && r->slots[i]->njobs == 0)
-			kill_run(r->slots[i], RUN_KILL_SHUTDOWN);
+			run_kill(r->slots[i], RUN_KILL_SHUTDOWN);
 }
 
 /* The run's input: see taskrun.h (C tasks) or the exec task contract. */
@@ -654,26 +282,26 @@ static int build_input(struct runner *r, struct job **jobs, size_t njobs, const 
 	int rc = 0;
 
 	if (exec) {
-		rc |= buf_adds(in, "{\"params\":");
-		rc |= buf_adds(in, jobs[0]->params_json ? jobs[0]->params_json : "{}");
-		rc |= buf_adds(in, ",\"previous\":");
-		rc |= buf_adds(in, previous && jobs[0]->use_previous_results ? previous : "null");
-		rc |= buf_adds(in, "}\n");
+		rc |= run_buf_adds(in, "{\"params\":");
+		rc |= run_buf_adds(in, jobs[0]->params_json ? jobs[0]->params_json : "{}");
+		rc |= run_buf_adds(in, ",\"previous\":");
+		rc |= run_buf_adds(in, previous && jobs[0]->use_previous_results ? previous : "null");
+		rc |= run_buf_adds(in, "}\n");
 		return rc ? -ENOMEM : 0;
 	}
-	rc |= buf_adds(in, "{\"previous\":");
-	rc |= buf_adds(in, previous ? previous : "null");
-	rc |= buf_adds(in, ",\"jobs\":[");
+	rc |= run_buf_adds(in, "{\"previous\":");
+	rc |= run_buf_adds(in, previous ? previous : "null");
+	rc |= run_buf_adds(in, ",\"jobs\":[");
 	for (size_t i = 0; i < njobs; i++) {
 		char head[96];
 		snprintf(head, sizeof(head), "%s{\"task\":%d,\"use_previous\":%s,\"params\":",
 			 i ? "," : "", registry_index(r->reg, jobs[i]->task_name),
 			 jobs[i]->use_previous_results ? "true" : "false");
-		rc |= buf_adds(in, head);
-		rc |= buf_adds(in, jobs[i]->params_json ? jobs[i]->params_json : "{}");
-		rc |= buf_adds(in, "}");
+		rc |= run_buf_adds(in, head);
+		rc |= run_buf_adds(in, jobs[i]->params_json ? jobs[i]->params_json : "{}");
+		rc |= run_buf_adds(in, "}");
 	}
-	rc |= buf_adds(in, "]}");
+	rc |= run_buf_adds(in, "]}");
 	return rc ? -ENOMEM : 0;
 }
 
@@ -807,16 +435,16 @@ static struct run *spawn_child(struct runner *r, struct spawn_req *req, const ch
 	run->frame_fd = pf[0];
 	run->out_fd = po[0];
 	run->err_fd = pe[0];
-	ev_io_init(&run->frame_w, on_io, pf[0], EV_READ);
-	ev_io_init(&run->out_w, on_io, po[0], EV_READ);
+	ev_io_init(&run->frame_w, run_on_io, pf[0], EV_READ);
+	ev_io_init(&run->out_w, run_on_io, po[0], EV_READ);
 	run->frame_w.data = run->out_w.data = run->err_w.data = run->deadline.data = run;
 	ev_io_start(r->loop, &run->frame_w);
 	ev_io_start(r->loop, &run->out_w);
 	if (pe[0] >= 0) {
-		ev_io_init(&run->err_w, on_io, pe[0], EV_READ);
+		ev_io_init(&run->err_w, run_on_io, pe[0], EV_READ);
 		ev_io_start(r->loop, &run->err_w);
 	}
-	ev_init(&run->deadline, on_deadline);
+	ev_init(&run->deadline, run_on_deadline);
 	r->slots[slot] = run;
 	return run;
 fail:
@@ -933,7 +561,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	run->jobs = calloc(njobs, sizeof(*run->jobs));
 	if (!run->jobs) {
 		/* The child is up but we cannot track its jobs: stop it. */
-		kill_run(run, RUN_KILL_PROTOCOL);
+		run_kill(run, RUN_KILL_PROTOCOL);
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -942,7 +570,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 		run->jobs[i] = job_ref(jobs[i]);
 	r->running++;
 	r->hooks.job_started(r->arg, jobs[0]);
-	arm_deadline(run);
+	run_arm_deadline(run);
 	warm_up(r);
 	rc = 0;
 out:
@@ -955,7 +583,7 @@ void runner_kill(struct runner *r, struct job *job, enum run_kill why)
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct run *run = r->slots[i];
 		if (run && run->njobs && run->jobs[run->cur] == job) {
-			kill_run(run, why);
+			run_kill(run, why);
 			return;
 		}
 	}
@@ -965,5 +593,5 @@ void runner_kill_all(struct runner *r, enum run_kill why)
 {
 	for (unsigned i = 0; i < r->nslots; i++)
 		if (r->slots[i])
-			kill_run(r->slots[i], why);
+			run_kill(r->slots[i], why);
 }

@@ -1,0 +1,89 @@
+/*
+ * run_internal.h - what run.c (children's life: spawn, pre-fork, exit) and
+ * run_io.c (children's output: frames, caps, results) share.
+ */
+#ifndef VALET_RUN_INTERNAL_H
+#define VALET_RUN_INTERNAL_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../sandbox/frame.h"
+#include "../sandbox/sandbox.h"
+#include "run.h"
+
+#define RUN_TAIL_MAX 512
+#define RUN_READ_CHUNK 65536
+#define RUN_ERROR_MAX 65536 /* task error text allowed on top of the result cap */
+
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+
+struct run {
+	struct runner *r;
+	unsigned slot;
+	uint64_t id;
+	pid_t pid;
+	bool exec;
+	struct job **jobs;
+	size_t njobs, cur;
+	int64_t start_ns, job_start_ns;
+	enum run_kill killed;
+
+	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
+	int in_fd;  /* warm runs: the write end of the child's stdin, until used */
+	int frame_fd, out_fd, err_fd;
+	ev_io frame_w, out_w, err_w;
+	ev_timer deadline;
+
+	struct buf frames;   /* unparsed frame bytes */
+	struct buf stdout_b; /* exec: the result */
+	size_t out_bytes;    /* bytes counted against max_output */
+	char tail[RUN_TAIL_MAX];
+	size_t tail_len;
+
+	/* The pending result of jobs[cur]. */
+	bool has_result;
+	char *result_json, *result_error;
+	const char *malformed;
+	char syscall_name[32];
+	bool has_setup;
+	struct sbx_error setup;
+};
+
+struct runner {
+	struct ev_loop *loop;
+	const struct config *cfg;
+	const struct registry *reg;
+	int fd;
+	bool broken;
+	ev_io spawner_w;
+	struct run **slots;  /* workers running + workers warm */
+	unsigned nslots, running, workers, nwarm;
+	bool warming_paused; /* a warm child died unused: fork on demand for now */
+	bool quiesced;       /* shutting down: no new warm children */
+	uint64_t next_id;
+	struct runner_hooks hooks;
+	void *arg;
+};
+
+int run_buf_add(struct buf *b, const char *s, size_t n);
+int run_buf_adds(struct buf *b, const char *s);
+void run_kill(struct run *run, enum run_kill why);
+void run_clear_pending(struct run *run);
+int run_read_some(struct run *run, int fd, int which);
+void run_stop_io(struct run *run, ev_io *w, int *fd);
+void run_on_io(struct ev_loop *loop, ev_io *w, int revents);
+void run_on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
+void run_exec_result(struct run *run);
+char *run_clean_tail(struct run *run, char *out, size_t len);
+void run_report_done(struct run *run, struct job *job, enum job_status st, const char *why,
+			bool by_task);
+void run_fill_outcome(struct run *run, struct job *job);
+int32_t run_clamp_ms(int64_t v);
+void run_arm_deadline(struct run *run);
+
+#endif
