@@ -254,7 +254,7 @@ static void log_done(struct job *job)
 	log_msg(level, "job finished", "job_id", id, "task", job->task_name, "status",
 		job_status_name(job->status), "pid", pid, "wall_ms", wall, "cpu_ms", cpu,
 		"max_rss_kb", rss, "reason", job->failure_reason ? job->failure_reason : "",
-		NULL);
+		(const char *)NULL);
 }
 
 static void hook_started(void *arg, struct job *job)
