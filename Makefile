@@ -21,7 +21,13 @@ CC ?= cc
 
 PKGS := jansson libseccomp libmicrohttpd inih libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libmicrohttpd is dlopen()ed at run time, after the spawner is forked, so
+# that job children do not inherit its ~50 mappings (see api/mhd.h).
+PKG_LIBS := $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/dev/null)
+MHD_SONAME := $(shell objdump -p $$(pkg-config --variable=libdir libmicrohttpd 2>/dev/null)/libmicrohttpd.so 2>/dev/null | awk '/SONAME/ {print $$2}')
+ifeq ($(MHD_SONAME),)
+MHD_SONAME := libmicrohttpd.so.12
+endif
 EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
 EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 
@@ -31,7 +37,8 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 override CFLAGS += -std=gnu11 -fPIC -pthread $(WARN) -D_GNU_SOURCE \
-	-DVALET_VERSION='"$(VERSION)"' -Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
+	-DVALET_VERSION='"$(VERSION)"' -DVALET_MHD_SONAME='"$(MHD_SONAME)"' \
+	-Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
 override LDLIBS += $(PKG_LIBS) $(EV_LIBS) -ldl -lm -pthread
 # Bind every symbol at startup (and full RELRO): job children are forked
 # from a process that has then resolved everything, instead of each child

@@ -11,7 +11,7 @@
 #include <sys/queue.h>
 
 #include <ev.h>
-#include <microhttpd.h>
+#include "mhd.h"
 
 #include "../supervisor/config.h"
 #include "../supervisor/core.h"

@@ -41,7 +41,7 @@ def compile_c(source, output, shared):
         cmd = ["cc", "-shared", "-fPIC"] + cflags + [source, "-o", output]
     else:
         libs = [os.path.join(BUILD, "libvalet.a")]
-        libs += pkg_flags("--libs", "jansson", "libseccomp", "libmicrohttpd", "inih", "libpq")
+        libs += pkg_flags("--libs", "jansson", "libseccomp", "inih", "libpq")
         libs += ["-lev", "-ldl", "-lm", "-pthread"]
         # Linked statically here, so export valet_* for plugins the way the
         # shared libvalet.so would provide them.
