@@ -25,7 +25,7 @@ fi
 if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
 libmicrohttpd-dev libinih-dev curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 postgresql procps"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps"
 	missing=""
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -37,7 +37,7 @@ libmicrohttpd-dev libinih-dev curl"
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 libmicrohttpd-devel inih-devel curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 postgresql-server procps-ng"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
