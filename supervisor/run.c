@@ -81,9 +81,12 @@ static void warm_died(struct runner *r, struct run *run, const struct spawn_evt 
 	else
 		snprintf(status, sizeof(status), "wait status 0x%x, fork errno %d", evt->status,
 			 evt->spawn_err);
-	if (!r->quiesced && !r->warming_paused)
-		log_warn("a pre-forked job child died unused; forking on demand", "why", status);
-	r->warming_paused = true;
+	if (!run->retired) {
+		if (!r->quiesced && !r->warming_paused)
+			log_warn("a pre-forked job child died unused; forking on demand", "why",
+				 status);
+		r->warming_paused = true;
+	}
 	r->nwarm--;
 	run_free(r, run);
 }
@@ -495,7 +498,7 @@ static struct run *take_warm(struct runner *r)
 {
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct run *run = r->slots[i];
-		if (run && run->warm && run->njobs == 0 && run->in_fd >= 0 &&
+		if (run && run->warm && !run->retired && run->njobs == 0 && run->in_fd >= 0 &&
 		    run->killed == RUN_KILL_NONE)
 			return run;
 	}
@@ -510,11 +513,17 @@ static bool feed_warm(struct run *run, const struct buf *in)
 	if (in->len > 65536 && fcntl(run->in_fd, F_SETPIPE_SZ, (int)in->len) < 0)
 		return false;
 	n = write(run->in_fd, in->data, in->len);
-	if (n != (ssize_t)in->len)
-		return false;
-	close(run->in_fd);
-	run->in_fd = -1;
-	return true;
+	if (n == (ssize_t)in->len) {
+		close(run->in_fd);
+		run->in_fd = -1;
+		return true;
+	}
+	if (n > 0) {
+		/* Part of an input went in: this child can serve no job now. */
+		run->retired = true;
+		run_kill(run, RUN_KILL_PROTOCOL);
+	}
+	return false;
 }
 
 int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *previous_json)
@@ -524,6 +533,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	struct spawn_req req = {0};
 	struct buf in = {0};
 	struct run *run = NULL;
+	struct job **tracked = NULL;
 	int rc, in_fd = -1;
 
 	if (r->broken)
@@ -535,6 +545,11 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	rc = build_input(r, jobs, njobs, previous_json, exec, &in);
 	if (rc < 0)
 		goto out;
+	tracked = calloc(njobs, sizeof(*tracked));
+	if (!tracked) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	if (!exec && (run = take_warm(r)) && !feed_warm(run, &in)) {
 		/* Too big for a pipe: this warm child stays for the next job. */
 		run = NULL;
@@ -558,13 +573,8 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 		if (!run)
 			goto out;
 	}
-	run->jobs = calloc(njobs, sizeof(*run->jobs));
-	if (!run->jobs) {
-		/* The child is up but we cannot track its jobs: stop it. */
-		run_kill(run, RUN_KILL_PROTOCOL);
-		rc = -ENOMEM;
-		goto out;
-	}
+	run->jobs = tracked;
+	tracked = NULL;
 	run->njobs = njobs;
 	for (size_t i = 0; i < njobs; i++)
 		run->jobs[i] = job_ref(jobs[i]);
@@ -574,6 +584,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	warm_up(r);
 	rc = 0;
 out:
+	free(tracked);
 	free(in.data);
 	return rc;
 }

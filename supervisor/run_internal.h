@@ -34,6 +34,7 @@ struct run {
 	enum run_kill killed;
 
 	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
+	bool retired; /* a warm run we stopped on purpose */
 	int in_fd;  /* warm runs: the write end of the child's stdin, until used */
 	int frame_fd, out_fd, err_fd;
 	ev_io frame_w, out_w, err_w;
