@@ -48,6 +48,25 @@ class ExecTest(DaemonTestCase):
         self.assertLessEqual(created, started)
         self.assertLessEqual(started, completed)
 
+    def test_large_inputs(self):
+        # Around each size at which the input changes path: inline in the
+        # spawner request (4 KiB), a pre-forked child's pipe (64 KiB), a
+        # grown pipe (up to 1 MiB), a memfd for a pipeline job's input.
+        for size in (3000, 5000, 60000, 70000, 300000, 900000):
+            with self.subTest(size=size):
+                params = {"blob": "x" * size}
+                job = self.d.submit("dummytask", params)
+                done = self.d.wait_for(job["id"])
+                self.assertEqual(done["status"], "COMPLETED", done)
+                self.assertEqual(self.d.result(job["id"])["metadata"], params)
+        big = {"blob": "y" * 600000}
+        pl = self.d.submit_pipeline([
+            {"name": "a", "task_name": "dummytask", "task_params": big},
+            {"name": "b", "task_name": "echoprev", "use_previous_results": True}])
+        done = self.d.wait_pipeline(pl["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertEqual(self.d.result(pl["jobs"][1]["id"])["metadata"], big)
+
     def test_dummytask_without_params(self):
         job = self.d.submit("dummytask")
         done = self.d.wait_for(job["id"])
