@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #define SBX_FD_FRAME 3
@@ -58,6 +59,9 @@ struct sbx_params {
 	const struct sbx_filter *filter; /* loaded last; NULL = none (tests only) */
 	bool trap_sigsys;    /* strict profile: report the blocked syscall by frame */
 	const char *workdir; /* chdir target; NULL = "/" */
+	/* Signals whose disposition the parent changed: only these are reset
+	 * (one syscall each). NULL = reset every signal. */
+	const sigset_t *changed_signals;
 };
 
 /* Setup failure, reported on the frame channel as FRAME_SETUP_ERROR. */

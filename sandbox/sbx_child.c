@@ -82,7 +82,7 @@ static int sbx_error_set(struct sbx_error *err, const char *step, int e)
 	return -1;
 }
 
-static int sbx_signals(struct sbx_error *err)
+static int sbx_signals(const sigset_t *changed, struct sbx_error *err)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -93,7 +93,8 @@ static int sbx_signals(struct sbx_error *err)
 	sigemptyset(&sa.sa_mask);
 	/* SIGKILL/SIGSTOP and glibc's internal signals refuse; that is fine. */
 	for (sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
+		if (!changed || sigismember(changed, sig) == 1)
+			(void)sigaction(sig, &sa, NULL);
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
 		return sbx_error_set(err, "sigprocmask", errno);
@@ -271,7 +272,7 @@ static int sbx_load_filter(const struct sbx_filter *f, struct sbx_error *err)
 
 int sbx_enter(const struct sbx_params *p, struct sbx_error *err)
 {
-	if (sbx_signals(err) < 0)
+	if (sbx_signals(p->changed_signals, err) < 0)
 		return -1;
 	if (setsid() < 0)
 		return sbx_error_set(err, "setsid", errno);

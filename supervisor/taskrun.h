@@ -23,6 +23,10 @@ struct valet_ctx {
 	bool failed;
 };
 
+/* In the spawner, once: exercise the JSON paths a child takes, so that the
+ * dynamic linker's lazy bindings are resolved before children are forked. */
+void taskrun_warmup(void);
+
 /* Runs the jobs of input and _exit()s: 0 when every frame was written. */
 void taskrun_main(const struct registry *reg, const char *input, size_t len)
 	__attribute__((noreturn));
