@@ -73,12 +73,19 @@ static void kill_all_and_exit(void)
 	_exit(0);
 }
 
+/*
+ * In a job child: read the whole input from stdin. Most inputs are small,
+ * so they go into a static buffer first: a 64 KiB malloc() here would make
+ * glibc consolidate the heap inherited from the spawner, copying pages for
+ * nothing. Only a larger input is moved to the heap.
+ */
 static char *read_all_stdin(size_t *len)
 {
-	size_t cap = 65536, n = 0;
-	char *buf = malloc(cap);
+	static char first[65536];
+	size_t cap = sizeof(first), n = 0;
+	char *buf = first;
 
-	while (buf) {
+	for (;;) {
 		ssize_t r = read(0, buf + n, cap - n);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -86,11 +93,11 @@ static char *read_all_stdin(size_t *len)
 			break;
 		n += (size_t)r;
 		if (n == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
+			char *nb = buf == first ? malloc(cap * 2) : realloc(buf, cap * 2);
+			if (!nb)
 				return NULL;
-			}
+			if (buf == first)
+				memcpy(nb, first, n);
 			buf = nb;
 			cap *= 2;
 		}
