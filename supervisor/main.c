@@ -223,6 +223,7 @@ static int load_config(const struct cli *cli, struct config **out)
 struct sandbox_prep {
 	struct sbx_filter filters[SBX_PROFILE_COUNT];
 	struct spawner_opts opts;
+	char *wipe[2];
 };
 
 static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
@@ -235,6 +236,8 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 		fprintf(stderr, "valetd: cannot compile the seccomp filters: %s\n", strerror(-rc));
 		return rc;
 	}
+	p->wipe[0] = cfg->database_url && cfg->database_url[0] ? cfg->database_url : NULL;
+	p->opts.wipe = p->wipe;
 	p->opts.reg = registry_global();
 	p->opts.filters = p->filters;
 	p->opts.max_slots = runner_max_children(cfg);

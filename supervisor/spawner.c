@@ -304,11 +304,25 @@ static void reap(void)
 	}
 }
 
+/*
+ * Job children are forked from us, so they get a copy of our memory: clear
+ * what they must not read. The daemon's environment (children get an
+ * explicit one anyway) and the secrets the daemon names.
+ */
+static void wipe_secrets(char *const *wipe)
+{
+	for (char **e = environ; e && *e; e++)
+		explicit_bzero(*e, strlen(*e));
+	for (; wipe && *wipe; wipe++)
+		explicit_bzero(*wipe, strlen(*wipe));
+}
+
 static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon)
 {
 	sigset_t set;
 	int sfd;
 
+	wipe_secrets(opts->wipe);
 	sp.opts = opts;
 	sp.sock = sock;
 	sp.self = getpid();

@@ -66,6 +66,10 @@ struct spawner_opts {
 	gid_t gid;
 	const struct sbx_filter *filters; /* [SBX_PROFILE_COUNT] */
 	unsigned max_slots;
+	/* Strings the spawner zeroes in its own memory (secrets such as the
+	 * database URL), so that no job child, forked from it, holds a copy.
+	 * NULL-terminated; NULL = none. The environment is always zeroed. */
+	char *const *wipe;
 };
 
 /*

@@ -11,6 +11,7 @@ report names the task that broke the property.
 
 import os
 import signal
+import random
 import time
 import unittest
 
@@ -115,8 +116,12 @@ EXEC_CASES = {
 }
 
 
+DB_SECRET = "dbpw-%d" % random.randrange(10 ** 9)
+
+
 class HostileTest(DaemonTestCase):
-    config = {"queue": {"workers": "4"}, "jobs": {"default_timeout": "1.5s"}}
+    config = {"queue": {"workers": "4"}, "jobs": {"default_timeout": "1.5s"},
+              "storage": {"database_url": "postgres://valet:%s@localhost/valet" % DB_SECRET}}
 
     @classmethod
     def setUpClass(cls):
@@ -221,6 +226,17 @@ class HostileTest(DaemonTestCase):
         names = self.d.result(job["id"])["metadata"]["env"]
         self.assertIsInstance(names, list)
         self.assertNotIn(SECRET_ENV, names)
+
+    def test_c_task_memory_holds_no_secret(self):
+        # The spawner zeroes the daemon's environment and the database URL
+        # before it forks job children, which get a copy of its memory.
+        for secret in (self.d.secret, DB_SECRET):
+            with self.subTest(secret=secret):
+                job = self.d.submit("hostile_memscan", {"rev": secret[::-1]})
+                done = self.d.wait_for(job["id"])
+                self.assertEqual(done["status"], "COMPLETED", done)
+                self.assertEqual(self.d.result(job["id"])["metadata"],
+                                 {"stack": False, "heap": False})
 
     def test_exec_scratch_is_fresh(self):
         for _ in range(3):

@@ -29,6 +29,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -355,10 +357,71 @@ static json_t *hostile_environ(struct valet_ctx *ctx, json_t *params, json_t *pr
 	return json_pack("{s:o}", "env", names);
 }
 
+/*
+ * Scan what this process can read of its own memory for a secret: the
+ * whole stack (the inherited environment strings live at its top, stale
+ * frames below us) and the heap downwards from its end, each until the
+ * first fault. The
+ * secret comes reversed in the params, so only a copy inherited from the
+ * daemon can match; the rebuilt needle itself is skipped.
+ */
+static sigjmp_buf memscan_jmp;
+static char memscan_needle[256];
+
+static void memscan_fault(int sig)
+{
+	siglongjmp(memscan_jmp, 1);
+}
+
+static bool memscan_at(const char *p, size_t len)
+{
+	return (p < memscan_needle || p >= memscan_needle + sizeof(memscan_needle)) &&
+	       memcmp(p, memscan_needle, len) == 0;
+}
+
+static json_t *hostile_memscan(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	static volatile int found_stack, found_heap;
+	static const char *volatile p;
+	const char *rev;
+	struct sigaction sa = {.sa_handler = memscan_fault};
+	size_t len;
+
+	if (valet_decode_params(ctx, params, "{s:s}", "rev", &rev) < 0)
+		return NULL;
+	len = strlen(rev);
+	if (len == 0 || len >= sizeof(memscan_needle))
+		return valet_fail(ctx, "bad needle");
+	for (size_t i = 0; i < len; i++)
+		memscan_needle[i] = rev[len - 1 - i];
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_NODEFER;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	found_stack = found_heap = 0;
+	p = (const char *)&len;
+	if (sigsetjmp(memscan_jmp, 1) == 0)
+		for (;; p++)
+			if (*p == memscan_needle[0] && memscan_at(p, len))
+				found_stack = 1;
+	p = (const char *)&len;
+	if (sigsetjmp(memscan_jmp, 1) == 0)
+		for (;; p--)
+			if (*p == memscan_needle[0] && memscan_at(p, len))
+				found_stack = 1;
+	p = (const char *)sbrk(0) - len;
+	if (sigsetjmp(memscan_jmp, 1) == 0)
+		for (;; p--)
+			if (*p == memscan_needle[0] && memscan_at(p, len))
+				found_heap = 1;
+	return json_pack("{s:b, s:b}", "stack", found_stack, "heap", found_heap);
+}
+
 static const struct {
 	const char *name;
 	valet_task_fn fn;
 } hostile_tasks[] = {
+	{ "hostile_memscan", hostile_memscan },
 	{ "hostile_abort", hostile_abort },
 	{ "hostile_bigresult", hostile_bigresult },
 	{ "hostile_deadlock", hostile_deadlock },
