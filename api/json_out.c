@@ -163,6 +163,13 @@ static json_t *params_value(const char *params_json)
 	return v;
 }
 
+
+/* Set key to the time us, unless it is 0 (not set). */
+static int put_time(json_t *o, const char *key, int64_t us)
+{
+	return us ? json_object_set_new(o, key, time_value(us)) : 0;
+}
+
 /* Seconds as a number: an integer when whole, else a real. */
 static json_t *timeout_value(int64_t ms)
 {
@@ -192,15 +199,11 @@ json_t *json_out_job(const struct job *job)
 	rc |= json_object_set_new(o, "status", json_string(job_status_name(job->status)));
 	if (job->failure_reason)
 		rc |= json_object_set_new(o, "failure_reason", str_value(job->failure_reason));
-	if (job->run_at)
-		rc |= json_object_set_new(o, "run_at", time_value(job->run_at));
-	if (job->scheduled_at)
-		rc |= json_object_set_new(o, "scheduled_at", time_value(job->scheduled_at));
+	rc |= put_time(o, "run_at", job->run_at);
+	rc |= put_time(o, "scheduled_at", job->scheduled_at);
 	rc |= json_object_set_new(o, "created_at", time_value(job->created_at));
-	if (job->started_at)
-		rc |= json_object_set_new(o, "started_at", time_value(job->started_at));
-	if (job->completed_at)
-		rc |= json_object_set_new(o, "completed_at", time_value(job->completed_at));
+	rc |= put_time(o, "started_at", job->started_at);
+	rc |= put_time(o, "completed_at", job->completed_at);
 	duration = job_duration_ms(job);
 	if (duration >= 0)
 		rc |= json_object_set_new(o, "duration", json_integer(duration));
@@ -220,16 +223,6 @@ json_t *json_out_job(const struct job *job)
 	return o;
 }
 
-/* Like job_duration_ms(): whole ms of a COMPLETED/FAILED pipeline, else -1. */
-static int64_t pipeline_duration_ms(const struct pipeline *pl)
-{
-	if (pl->status != JOB_COMPLETED && pl->status != JOB_FAILED)
-		return -1;
-	if (!pl->started_at || !pl->completed_at || pl->completed_at < pl->started_at)
-		return -1;
-	return (pl->completed_at - pl->started_at) / 1000;
-}
-
 json_t *json_out_pipeline(const struct pipeline *pl, bool with_jobs)
 {
 	json_t *o = json_object(), *jobs;
@@ -246,14 +239,11 @@ json_t *json_out_pipeline(const struct pipeline *pl, bool with_jobs)
 	rc |= json_object_set_new(o, "status", json_string(job_status_name(pl->status)));
 	if (pl->failure_reason)
 		rc |= json_object_set_new(o, "failure_reason", str_value(pl->failure_reason));
-	if (pl->run_at)
-		rc |= json_object_set_new(o, "run_at", time_value(pl->run_at));
+	rc |= put_time(o, "run_at", pl->run_at);
 	rc |= json_object_set_new(o, "created_at", time_value(pl->created_at));
-	if (pl->started_at)
-		rc |= json_object_set_new(o, "started_at", time_value(pl->started_at));
-	if (pl->completed_at)
-		rc |= json_object_set_new(o, "completed_at", time_value(pl->completed_at));
-	duration = pipeline_duration_ms(pl);
+	rc |= put_time(o, "started_at", pl->started_at);
+	rc |= put_time(o, "completed_at", pl->completed_at);
+	duration = job_span_ms(pl->status, pl->started_at, pl->completed_at);
 	if (duration >= 0)
 		rc |= json_object_set_new(o, "duration", json_integer(duration));
 	if (with_jobs) {

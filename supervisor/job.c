@@ -527,11 +527,16 @@ int job_time_parse(const char *s, int64_t *us)
 	return 0;
 }
 
+int64_t job_span_ms(enum job_status status, int64_t started_at, int64_t completed_at)
+{
+	if (status != JOB_COMPLETED && status != JOB_FAILED)
+		return -1;
+	if (!started_at || !completed_at || completed_at < started_at)
+		return -1;
+	return (completed_at - started_at) / 1000;
+}
+
 int64_t job_duration_ms(const struct job *job)
 {
-	if (!job || (job->status != JOB_COMPLETED && job->status != JOB_FAILED))
-		return -1;
-	if (!job->started_at || !job->completed_at)
-		return -1;
-	return (job->completed_at - job->started_at) / 1000;
+	return job ? job_span_ms(job->status, job->started_at, job->completed_at) : -1;
 }

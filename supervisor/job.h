@@ -145,7 +145,8 @@ void job_time_format(int64_t us, char *out, size_t outlen);
  * Returns 0 and *us, or -EINVAL. */
 int job_time_parse(const char *s, int64_t *us);
 
-/* Duration in ms of a COMPLETED/FAILED job, -1 otherwise. */
+/* Duration in whole ms of a COMPLETED/FAILED job or pipeline, -1 otherwise. */
+int64_t job_span_ms(enum job_status status, int64_t started_at, int64_t completed_at);
 int64_t job_duration_ms(const struct job *job);
 
 #endif
