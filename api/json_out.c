@@ -163,7 +163,6 @@ static json_t *params_value(const char *params_json)
 	return v;
 }
 
-
 /* Set key to the time us, unless it is 0 (not set). */
 static int put_time(json_t *o, const char *key, int64_t us)
 {
