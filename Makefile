@@ -135,7 +135,8 @@ install: all
 	install -m 755 $(BUILD)/libvalet.so $(DESTDIR)$(LIBDIR)/libvalet.so.0
 	ln -sf libvalet.so.0 $(DESTDIR)$(LIBDIR)/libvalet.so
 	install -m 644 include/valet.h $(DESTDIR)$(INCLUDEDIR)/valet.h
-	install -m 644 $(BUILD)/valet.pc $(DESTDIR)$(LIBDIR)/pkgconfig/valet.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+		packaging/valet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/valet.pc
 	install -m 755 $(BUILD)/tasks/demo.so $(DESTDIR)$(LIBDIR)/valet/tasks/demo.so
 	install -m 640 packaging/valetd.conf $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
 
