@@ -1,15 +1,18 @@
 #!/bin/sh
-# Install what valet needs to build (and, with --test, to run its test suite)
+# Install what valet needs to build (and, with --test, to run its test suite;
+# with --packages, to build and test the .deb and .rpm packages)
 # on Debian/Ubuntu (apt) or Fedora/RHEL (dnf). Safe to run again: it only
 # installs what is missing. Called by `make run` and `make test` when a
 # dependency is not found; run it by hand with sudo when you are not root.
 set -eu
 
 want_test=0
+want_packages=0
 for arg in "$@"; do
 	case "$arg" in
 	--test) want_test=1 ;;
-	-h|--help) echo "usage: $0 [--test]"; exit 0 ;;
+	--packages) want_packages=1 ;;
+	-h|--help) echo "usage: $0 [--test] [--packages]"; exit 0 ;;
 	*) echo "deps.sh: unknown argument: $arg" >&2; exit 2 ;;
 	esac
 done
@@ -26,6 +29,7 @@ if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
 libmicrohttpd-dev libinih-dev curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps"
+	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	missing=""
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -38,6 +42,7 @@ elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 libmicrohttpd-devel inih-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng"
+	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2

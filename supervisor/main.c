@@ -28,16 +28,27 @@
 #include "config.h"
 #include "core.h"
 #include "log.h"
+#include "notify.h"
 #include "registry.h"
 #include "run.h"
 #include "spawner.h"
+
+struct cli {
+	const char *config, *listen;
+	int workers;
+	bool test, verbose, check;
+};
 
 struct daemon {
 	struct ev_loop *loop;
 	struct http_server *http;
 	struct core *core;
+	struct config *cfg;
+	const struct cli *cli;
 	ev_signal sigterm, sigint, sighup;
 };
+
+static int load_config(const struct cli *cli, struct config **out);
 
 static void usage(FILE *out)
 {
@@ -59,15 +70,83 @@ static void shutdown_done(void *arg)
 	ev_break(d->loop, EVBREAK_ALL);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Keys that need a restart: say which changed, keep running as before. */
+static void warn_restart_needed(const struct config *old, const struct config *fresh)
+{
+	const struct {
+		const char *key;
+		bool changed;
+	} keys[] = {
+		{"[server] listen", !same_str(old->listen, fresh->listen)},
+		{"[server] cors_origins", !same_str(old->cors_origins, fresh->cors_origins)},
+		{"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
+		{"[queue] workers", old->workers != fresh->workers},
+		{"[sandbox]", !same_str(old->user, fresh->user) ||
+				      old->memory_limit_bytes != fresh->memory_limit_bytes ||
+				      old->cpu_limit_ms != fresh->cpu_limit_ms ||
+				      old->max_files != fresh->max_files ||
+				      old->max_processes != fresh->max_processes ||
+				      old->max_file_size != fresh->max_file_size},
+		{"[storage]", !same_str(old->storage, fresh->storage) ||
+				      !same_str(old->database_url, fresh->database_url)},
+		{"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
+		{"[task.*] sections", old->nexec_tasks != fresh->nexec_tasks},
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].changed)
+			log_warn("configuration changed but needs a restart to apply", "key",
+				 keys[i].key);
+}
+
+/*
+ * SIGHUP: read the file again. A bad file changes nothing. Otherwise the
+ * keys the running daemon reads at each use take their new values now:
+ * logging, access log, queue capacity, shutdown grace, job timeouts and
+ * size caps. The others are reported as needing a restart.
+ */
+static void reload(struct daemon *d)
+{
+	struct config *fresh = NULL, *cfg = d->cfg;
+
+	notify_send("RELOADING=1");
+	if (load_config(d->cli, &fresh) >= 0) {
+		log_error("reload failed: keeping the running configuration", "file",
+			  d->cli->config ? d->cli->config : "(none)");
+		notify_send("READY=1");
+		return;
+	}
+	warn_restart_needed(cfg, fresh);
+	cfg->log_format = fresh->log_format;
+	cfg->log_level = fresh->log_level;
+	cfg->access_log = fresh->access_log;
+	cfg->queue_capacity = fresh->queue_capacity;
+	cfg->shutdown_grace_ms = fresh->shutdown_grace_ms;
+	cfg->default_timeout_ms = fresh->default_timeout_ms;
+	cfg->max_timeout_ms = fresh->max_timeout_ms;
+	cfg->max_result_bytes = fresh->max_result_bytes;
+	cfg->max_output_bytes = fresh->max_output_bytes;
+	log_setup(cfg->log_format, cfg->log_level);
+	config_free(fresh);
+	log_info("configuration reloaded", "file", d->cli->config ? d->cli->config : "(none)");
+	notify_send("READY=1");
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
 
 	if (w->signum == SIGHUP) {
-		log_warn("SIGHUP: configuration reload is not supported yet; restart valetd");
+		reload(d);
 		return;
 	}
 	log_info("signal received: shutting down", "signal", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	notify_send("STOPPING=1");
 	if (d->http)
 		http_quiesce(d->http);
 	core_shutdown(d->core, shutdown_done, d);
@@ -122,12 +201,6 @@ static int print_check(const struct config *cfg)
 	printf("  namespaces, cgroups: not used yet (seccomp + rlimits + process groups)\n");
 	return 0;
 }
-
-struct cli {
-	const char *config, *listen;
-	int workers;
-	bool test, verbose, check;
-};
 
 static int parse_cli(int argc, char **argv, struct cli *cli)
 {
@@ -262,9 +335,9 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	return 0;
 }
 
-static int serve(struct config *cfg, int spawner_fd)
+static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)
 {
-	struct daemon d = {0};
+	struct daemon d = {.cfg = cfg, .cli = cli};
 	struct store *store = NULL;
 	char err[512], n[16];
 	int rc = 1;
@@ -290,6 +363,7 @@ static int serve(struct config *cfg, int spawner_fd)
 	ev_signal_start(d.loop, &d.sighup);
 	snprintf(n, sizeof(n), "%d", cfg->workers);
 	log_info("valetd ready", "version", VALET_VERSION, "workers", n, "storage", cfg->storage);
+	notify_send("READY=1\nSTATUS=serving the HTTP API");
 	ev_run(d.loop, 0);
 	log_info("valetd stopped");
 	rc = 0;
@@ -342,7 +416,7 @@ int valet_main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
-	rc = serve(cfg, spawner_fd);
+	rc = serve(cfg, &cli, spawner_fd);
 	/* Closing our end tells the spawner to kill what is left and exit. */
 	close(spawner_fd);
 	waitpid(spawner_pid, NULL, 0);

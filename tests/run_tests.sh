@@ -10,7 +10,7 @@
 #
 # Environment: BUILD (default build), VALET_TEST_TIMEOUT (seconds per
 # integration suite, default 900), SUITES (integration modules to run,
-# default "test_api test_exec test_hostile test_examples").
+# default "test_api test_exec test_hostile test_examples test_service").
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -25,7 +25,7 @@ case "$BUILD" in
 */asan*) export VALET_ASAN=1 ;;
 esac
 
-SUITES=${SUITES:-"test_api test_exec test_hostile test_examples"}
+SUITES=${SUITES:-"test_api test_exec test_hostile test_examples test_service"}
 passed=0
 failed=0
 ran=0
