@@ -127,9 +127,17 @@ $(BUILD)/bench/%: tests/bench/%.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
 # --- install -----------------------------------------------------------------
-install: all
+# Plugins are private, so packages may put them outside a multiarch LIBDIR
+# (Debian: /usr/lib/valet/tasks); the installed config's plugin_dir points there.
+TASKDIR ?= $(LIBDIR)/valet/tasks
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+
+install: all install-man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(LIBDIR)/valet/tasks $(DESTDIR)$(SYSCONFDIR)/valet
+		$(DESTDIR)$(TASKDIR) $(DESTDIR)$(SYSCONFDIR)/valet $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 $(BUILD)/valetd $(DESTDIR)$(SBINDIR)/valetd
 	install -m 644 $(BUILD)/libvalet.a $(DESTDIR)$(LIBDIR)/libvalet.a
 	install -m 755 $(BUILD)/libvalet.so $(DESTDIR)$(LIBDIR)/libvalet.so.0
@@ -137,8 +145,15 @@ install: all
 	install -m 644 include/valet.h $(DESTDIR)$(INCLUDEDIR)/valet.h
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
 		packaging/valet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/valet.pc
-	install -m 755 $(BUILD)/tasks/demo.so $(DESTDIR)$(LIBDIR)/valet/tasks/demo.so
-	install -m 640 packaging/valetd.conf $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
+	install -m 755 $(BUILD)/tasks/demo.so $(DESTDIR)$(TASKDIR)/demo.so
+	install -m 644 supervisor/demo/wordcount.py $(DESTDIR)$(TASKDIR)/wordcount.py
+	sed -e 's|^#plugin_dir =.*|plugin_dir = $(TASKDIR)|; s|/usr/lib/valet/tasks|$(TASKDIR)|g' \
+		packaging/valetd.conf > $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
+	chmod 640 $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
+	sed -e 's|/usr/sbin/valetd|$(SBINDIR)/valetd|g; s|/etc/valet/|$(SYSCONFDIR)/valet/|g' \
+		packaging/valetd.service > $(DESTDIR)$(UNITDIR)/valetd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/valetd.service
+	install -m 644 packaging/valet.sysusers $(DESTDIR)$(SYSUSERSDIR)/valet.conf
 
 format:
 	clang-format -i $(LIB_SRCS) supervisor/valetd.c $(HDRS) $(UNIT_SRCS)
@@ -151,3 +166,71 @@ clean:
 	rm -rf build
 
 .PHONY: all deps deps-test run test check asan bench install format lint clean test-build
+
+# --- packages ----------------------------------------------------------------
+# `make dist` makes $(BUILD)/valet-$(VERSION).tar.gz from the files git knows
+# (tracked, plus untracked ones that are not ignored, so new files count
+# before they are committed) as they are in the working tree, and a VERSION
+# file. `make deb` and `make rpm` build binary packages from that tarball, so
+# what the packages contain is what a clean checkout contains. `make
+# test-packages` (root) installs the .debs, runs them, purges them and checks
+# the .rpm (packaging/test-packages.sh). packaging/deps.sh --packages installs
+# the tools. Files are written to $(BUILD)/: the tarball, *.deb, *.rpm.
+DIST := $(BUILD)/valet-$(VERSION).tar.gz
+# Debian's rpmbuild cannot see BuildRequires installed with apt.
+RPMBUILD_FLAGS ?= $(if $(wildcard /etc/debian_version),--nodeps)
+
+dist:
+	@command -v git >/dev/null && git rev-parse --is-inside-work-tree >/dev/null 2>&1 || \
+		{ echo "make dist: needs git and a git checkout" >&2; exit 1; }
+	@mkdir -p $(BUILD)/dist
+	echo $(VERSION) > $(BUILD)/dist/VERSION
+	git ls-files --cached --others --exclude-standard | sort -u | \
+		while IFS= read -r f; do if [ -e "$$f" ] || [ -L "$$f" ]; then echo "$$f"; fi; done \
+		> $(BUILD)/dist/files
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$(git log -1 --format=%ct) \
+		--transform 's|^|valet-$(VERSION)/|' -cf - -T $(BUILD)/dist/files -C $(BUILD)/dist VERSION \
+		| gzip -n9 > $(DIST).tmp
+	mv $(DIST).tmp $(DIST)
+	@echo "wrote $(DIST)"
+
+deb: dist
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version); \
+	test "$${v%-*}" = "$(VERSION)" || { echo "make deb: packaging/debian/changelog is at \
+$$v, the Makefile at $(VERSION): add a changelog entry (dch -v $(VERSION)-1)" >&2; exit 1; }
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb
+	cp $(DIST) $(BUILD)/deb/valet_$(VERSION).orig.tar.gz
+	tar -xzf $(DIST) -C $(BUILD)/deb
+	cp -R $(BUILD)/deb/valet-$(VERSION)/packaging/debian $(BUILD)/deb/valet-$(VERSION)/debian
+	cd $(BUILD)/deb/valet-$(VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -us -uc -b -jauto
+	rm -f $(BUILD)/*.deb
+	cp $(BUILD)/deb/*.deb $(BUILD)/
+	@ls -1 $(BUILD)/*.deb
+
+rpm: dist
+	@v=$$(sed -n 's/^Version:[[:space:]]*//p' packaging/rpm/valet.spec); \
+	test "$$v" = "$(VERSION)" || { echo "make rpm: packaging/rpm/valet.spec is at $$v, \
+the Makefile at $(VERSION)" >&2; exit 1; }
+	rm -rf $(BUILD)/rpm
+	mkdir -p $(BUILD)/rpm/SOURCES
+	cp $(DIST) packaging/valet.sysusers $(BUILD)/rpm/SOURCES/
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL rpmbuild -bb $(RPMBUILD_FLAGS) \
+		--define "_topdir $(abspath $(BUILD)/rpm)" packaging/rpm/valet.spec
+	rm -f $(BUILD)/*.rpm
+	cp $(BUILD)/rpm/RPMS/*/*.rpm $(BUILD)/
+	@ls -1 $(BUILD)/*.rpm
+
+test-packages:
+	BUILD=$(BUILD) packaging/test-packages.sh
+
+install-man:
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	for m in man8/valetd.8 man5/valetd.conf.5; do \
+		sed -e 's|/usr/lib/valet/tasks|$(TASKDIR)|g; s|/usr/sbin/valetd|$(SBINDIR)/valetd|g' \
+			-e 's|/etc/valet/|$(SYSCONFDIR)/valet/|g' packaging/man/$${m#*/} \
+			> $(DESTDIR)$(MANDIR)/$$m && chmod 644 $(DESTDIR)$(MANDIR)/$$m || exit 1; \
+	done
+
+.PHONY: dist deb rpm test-packages install-man

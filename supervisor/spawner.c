@@ -309,12 +309,22 @@ static void reap(void)
  * what they must not read. The daemon's environment (children get an
  * explicit one anyway) and the secrets the daemon names.
  */
+/* Stale frames below ours may still hold what the daemon parsed (config
+ * lines): zero a generous stretch of stack under this frame. */
+static void __attribute__((noinline)) wipe_stack(void)
+{
+	char below[256 * 1024];
+
+	explicit_bzero(below, sizeof(below));
+}
+
 static void wipe_secrets(char *const *wipe)
 {
 	for (char **e = environ; e && *e; e++)
 		explicit_bzero(*e, strlen(*e));
 	for (; wipe && *wipe; wipe++)
 		explicit_bzero(*wipe, strlen(*wipe));
+	wipe_stack();
 }
 
 static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon)
