@@ -147,7 +147,7 @@ install: all install-man
 		packaging/valet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/valet.pc
 	install -m 755 $(BUILD)/tasks/demo.so $(DESTDIR)$(TASKDIR)/demo.so
 	install -m 644 supervisor/demo/wordcount.py $(DESTDIR)$(TASKDIR)/wordcount.py
-	sed -e 's|^#plugin_dir =.*|plugin_dir = $(TASKDIR)|; s|/usr/lib/valet/tasks|$(TASKDIR)|g' \
+	sed -e 's|/usr/lib/valet/tasks|$(TASKDIR)|g; s|^#plugin_dir =.*|&\nplugin_dir = $(TASKDIR)|' \
 		packaging/valetd.conf > $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
 	chmod 640 $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
 	sed -e 's|/usr/sbin/valetd|$(SBINDIR)/valetd|g; s|/etc/valet/|$(SYSCONFDIR)/valet/|g' \
@@ -175,7 +175,8 @@ clean:
 # what the packages contain is what a clean checkout contains. `make
 # test-packages` (root) installs the .debs, runs them, purges them and checks
 # the .rpm (packaging/test-packages.sh). packaging/deps.sh --packages installs
-# the tools. Files are written to $(BUILD)/: the tarball, *.deb, *.rpm.
+# the tools. Files are written to $(BUILD)/: the tarball, *.deb, *.rpm. The
+# package builds run with a clean make environment (their own build/ tree).
 DIST := $(BUILD)/valet-$(VERSION).tar.gz
 # Debian's rpmbuild cannot see BuildRequires installed with apt.
 RPMBUILD_FLAGS ?= $(if $(wildcard /etc/debian_version),--nodeps)
@@ -203,7 +204,7 @@ $$v, the Makefile at $(VERSION): add a changelog entry (dch -v $(VERSION)-1)" >&
 	cp $(DIST) $(BUILD)/deb/valet_$(VERSION).orig.tar.gz
 	tar -xzf $(DIST) -C $(BUILD)/deb
 	cp -R $(BUILD)/deb/valet-$(VERSION)/packaging/debian $(BUILD)/deb/valet-$(VERSION)/debian
-	cd $(BUILD)/deb/valet-$(VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	cd $(BUILD)/deb/valet-$(VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD \
 		dpkg-buildpackage -us -uc -b -jauto
 	rm -f $(BUILD)/*.deb
 	cp $(BUILD)/deb/*.deb $(BUILD)/
@@ -216,7 +217,7 @@ the Makefile at $(VERSION)" >&2; exit 1; }
 	rm -rf $(BUILD)/rpm
 	mkdir -p $(BUILD)/rpm/SOURCES
 	cp $(DIST) packaging/valet.sysusers $(BUILD)/rpm/SOURCES/
-	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL rpmbuild -bb $(RPMBUILD_FLAGS) \
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD rpmbuild -bb $(RPMBUILD_FLAGS) \
 		--define "_topdir $(abspath $(BUILD)/rpm)" packaging/rpm/valet.spec
 	rm -f $(BUILD)/*.rpm
 	cp $(BUILD)/rpm/RPMS/*/*.rpm $(BUILD)/
@@ -229,7 +230,8 @@ install-man:
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	for m in man8/valetd.8 man5/valetd.conf.5; do \
 		sed -e 's|/usr/lib/valet/tasks|$(TASKDIR)|g; s|/usr/sbin/valetd|$(SBINDIR)/valetd|g' \
-			-e 's|/etc/valet/|$(SYSCONFDIR)/valet/|g' packaging/man/$${m#*/} \
+			-e 's|/etc/valet/|$(SYSCONFDIR)/valet/|g; s|@VERSION@|$(VERSION)|g' \
+			packaging/man/$${m#*/} \
 			> $(DESTDIR)$(MANDIR)/$$m && chmod 644 $(DESTDIR)$(MANDIR)/$$m || exit 1; \
 	done
 

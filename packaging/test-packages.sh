@@ -1,0 +1,465 @@
+#!/bin/bash
+# test-packages.sh - build valet's packages and test them for real (as root,
+# on Debian or Ubuntu): build the .debs (make deb), run lintian on them,
+# install them with apt-get, check what they installed (user, permissions,
+# unit, config), run the installed valetd (started directly: this must work
+# where systemd is not PID 1, as in CI containers), submit jobs over HTTP,
+# build a plugin and a program against libvalet-dev and run them, purge the
+# packages and check what is left; then build the .rpms (make rpm) and check
+# their file lists, requirements and scriptlets.
+#
+# Every check prints one line ("ok   ..." or "FAIL ..." with details); the
+# last line is a plain "N passed, M failed" and the exit status is non-zero
+# when anything failed. Safe to run again: it purges leftovers of an earlier
+# run first, and purges the packages again when it ends (KEEP=1 leaves them
+# installed, to look around after a failure).
+#
+# Environment: BUILD (default build), KEEP.
+set -u
+
+cd "$(dirname "$0")/.." || exit 2
+BUILD=${BUILD:-build}
+KEEP=${KEEP:-0}
+PKGS="valetd libvalet0 libvalet-dev"
+export DEBIAN_FRONTEND=noninteractive
+
+if [ "$(id -u)" != 0 ]; then
+	echo "test-packages.sh: must run as root (it installs and purges packages)" >&2
+	exit 2
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "test-packages.sh: needs apt-get (Debian or Ubuntu)" >&2
+	exit 2
+fi
+
+VERSION=$(sed -n 's/^VERSION := //p' Makefile)
+passed=0
+failed=0
+pids=""
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/valet-pkgtest.XXXXXX") || exit 2
+log=$tmp/check.log
+
+# installed PKG...: all of them are installed.
+installed() {
+	[ "$(dpkg-query -W -f='${Status}\n' "$@" 2>/dev/null | grep -c "ok installed")" = $# ]
+}
+
+purge() {
+	local p present=""
+	for p in $PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv "not-installed" &&
+			present="$present $p"
+	done
+	[ -z "$present" ] || apt-get purge -y -qq $present >"$tmp/purge.log" 2>&1
+}
+
+cleanup() {
+	local pid
+	for pid in $pids; do
+		kill -KILL "$pid" 2>/dev/null
+	done
+	[ "$KEEP" = 1 ] || purge
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() {
+	echo "ok   $*"
+	passed=$((passed + 1))
+}
+
+fail() {
+	echo "FAIL $*"
+	failed=$((failed + 1))
+}
+
+# check DESCRIPTION COMMAND...: run COMMAND, ok when it exits 0; on failure
+# show the end of its output.
+check() {
+	local desc=$1
+	shift
+	if "$@" >"$log" 2>&1; then
+		ok "$desc"
+	else
+		fail "$desc"
+		tail -n 25 "$log" | sed 's/^/     | /'
+	fi
+}
+
+# The end of the run: the summary line, and the exit status.
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+	exit $?
+}
+
+# A step without which the rest cannot run.
+fatal() {
+	fail "$*"
+	finish
+}
+
+# json FILE EXPR: print EXPR (Python, over the document "d") of a JSON file.
+json() {
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# --- the valetd helpers ------------------------------------------------------
+
+# start_valetd NAME ARGS...: start the installed valetd on a free port
+# (-l 127.0.0.1:0), wait for its "listening on" line, set $url and $vpid.
+start_valetd() {
+	local name=$1 addr
+	shift
+	/usr/sbin/valetd "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
+	vpid=$!
+	pids="$pids $vpid"
+	for _ in $(seq 100); do
+		addr=$(sed -n 's|.*listening on http://\([^ "]*\).*|\1|p' "$tmp/$name.log" | head -n 1)
+		[ -n "$addr" ] && break
+		kill -0 "$vpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$addr" ]; then
+		echo "valetd did not start:"
+		cat "$tmp/$name.log"
+		return 1
+	fi
+	url=http://$addr
+	echo "valetd pid $vpid at $url"
+}
+
+# stop_valetd: SIGTERM, then the exit status must be 0.
+stop_valetd() {
+	local rc
+	kill -TERM "$vpid" || return 1
+	wait "$vpid"
+	rc=$?
+	pids=$(echo "$pids" | sed "s/ $vpid\b//")
+	[ "$rc" = 0 ] || { echo "valetd exited with status $rc"; return 1; }
+}
+
+# run_job NAME BODY: POST the job, wait until it is finished, leave the job
+# in $tmp/NAME.job and its result in $tmp/NAME.result; fails unless the
+# job COMPLETED.
+run_job() {
+	local name=$1 body=$2 id status
+	curl -fsS -X POST -d "$body" "$url/api/jobs" >"$tmp/$name.job" || return 1
+	id=$(json "$tmp/$name.job" 'd["id"]') || return 1
+	for _ in $(seq 100); do
+		curl -fsS "$url/api/jobs/$id" >"$tmp/$name.job" || return 1
+		status=$(json "$tmp/$name.job" 'd["status"]')
+		case "$status" in
+		COMPLETED | FAILED | CANCELLED) break ;;
+		esac
+		sleep 0.1
+	done
+	curl -fsS "$url/api/jobs/$id/results" >"$tmp/$name.result" || return 1
+	cat "$tmp/$name.job" "$tmp/$name.result"
+	echo
+	[ "$status" = COMPLETED ]
+}
+
+# --- checks ------------------------------------------------------------------
+
+check_conf_perms() {
+	local got
+	got=$(stat -c '%a %U %G' /etc/valet/valetd.conf) || return 1
+	echo "$got"
+	[ "$got" = "640 root valet" ]
+}
+
+check_user() {
+	local ent uid home
+	getent group valet || return 1
+	ent=$(getent passwd valet) || return 1
+	echo "$ent"
+	uid=$(echo "$ent" | cut -d: -f3)
+	home=$(echo "$ent" | cut -d: -f6)
+	[ "$uid" -lt 1000 ] && [ "$home" = /var/lib/valet ]
+}
+
+check_state_dir() {
+	local got
+	got=$(stat -c '%U %G' /var/lib/valet) || return 1
+	echo "$got"
+	[ "$got" = "valet valet" ]
+}
+
+check_version() {
+	local out
+	out=$(/usr/sbin/valetd -V) || return 1
+	echo "$out"
+	[ "$out" = "valetd $VERSION" ]
+}
+
+check_unit() {
+	# The unit's ExecStart, man pages (Documentation=) and targets must be
+	# there; systemd need not be running.
+	systemd-analyze verify /lib/systemd/system/valetd.service
+}
+
+# Every key of packaging/valetd.conf has its paragraph in valetd.conf(5).
+check_man_keys() {
+	local key missing=""
+	for key in $(sed -n 's/^#\{0,1\}\([a-z_]*\) =.*/\1/p' packaging/valetd.conf | sort -u); do
+		grep -q "^\.BR $key " packaging/man/valetd.conf.5 || missing="$missing $key"
+	done
+	[ -z "$missing" ] || { echo "not in packaging/man/valetd.conf.5:$missing"; return 1; }
+}
+
+check_sha256_job() {
+	local want got
+	run_job sha256 '{"name":"pkg","task_name":"sha256","task_params":{"data":"abc"}}' || return 1
+	want=$(printf abc | sha256sum | cut -d' ' -f1)
+	got=$(json "$tmp/sha256.result" 'd["metadata"]["sha256"]') || return 1
+	[ "$got" = "$want" ]
+}
+
+check_tasks_listed() {
+	curl -fsS "$url/api/tasks" >"$tmp/tasks.json" || return 1
+	cat "$tmp/tasks.json"
+	echo
+	[ "$(json "$tmp/tasks.json" '" ".join(d["tasks"])')" = "$1" ]
+}
+
+# The plugin of the README, built against the installed libvalet-dev.
+build_plugin() {
+	local cflags
+	mkdir -p "$tmp/plugins" || return 1
+	cat >"$tmp/hello.c" <<'EOF' || return 1
+#include <valet.h>
+
+static json_t *hello(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	const char *who = "world";
+
+	(void)previous;
+	if (valet_decode_params(ctx, params, "{s?s}", "who", &who) < 0)
+		return NULL;
+	return json_pack("{s:s+}", "greeting", "hello, ", who);
+}
+
+static int init(void)
+{
+	return valet_register("hello", hello);
+}
+
+VALET_PLUGIN(init)
+EOF
+	cflags=$(pkg-config --cflags valet) || return 1
+	echo "pkg-config --cflags valet: $cflags"
+	read -ra cflags <<<"$cflags"
+	cc -Wall -Wextra -Werror -shared -fPIC "$tmp/hello.c" "${cflags[@]}" -o "$tmp/plugins/hello.so"
+}
+
+# A program with its own main(), linked with the shared libvalet (libvalet0).
+build_program() {
+	local flags
+	cat >"$tmp/mytasks.c" <<'EOF' || return 1
+#include <valet.h>
+
+static json_t *add(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	json_int_t a, b;
+
+	(void)previous;
+	if (valet_decode_params(ctx, params, "{s:I, s:I}", "a", &a, "b", &b) < 0)
+		return NULL;
+	return json_pack("{s:I}", "sum", a + b);
+}
+
+int main(int argc, char **argv)
+{
+	valet_register("add", add);
+	return valet_main(argc, argv);
+}
+EOF
+	flags=$(pkg-config --cflags --libs valet) || return 1
+	echo "pkg-config --cflags --libs valet: $flags"
+	read -ra flags <<<"$flags"
+	cc -Wall -Wextra -Werror "$tmp/mytasks.c" "${flags[@]}" -o "$tmp/mytasks" || return 1
+	ldd "$tmp/mytasks" | grep -E "libvalet.so.0 => (/usr)?/lib/" || return 1
+	"$tmp/mytasks" -V | grep -x "valetd $VERSION"
+}
+
+check_hello_job() {
+	run_job hello '{"name":"pkg","task_name":"hello","task_params":{"who":"deb"}}' || return 1
+	[ "$(json "$tmp/hello.result" 'd["metadata"]["greeting"]')" = "hello, deb" ]
+}
+
+check_wordcount_job() {
+	run_job wordcount '{"name":"pkg","task_name":"wordcount","task_params":{"text":"a b c\nd"}}' ||
+		return 1
+	[ "$(json "$tmp/wordcount.result" 'd["metadata"]')" = "{'words': 4, 'lines': 2}" ]
+}
+
+check_gone() {
+	local f left=""
+	for f in "$@"; do
+		if [ -e "$f" ] || [ -L "$f" ]; then
+			left="$left $f"
+		fi
+	done
+	[ -z "$left" ] || { echo "still there:$left"; return 1; }
+}
+
+check_rpm_files() {
+	local rpm=$1 f missing=""
+	shift
+	rpm -qlp "$rpm" >"$tmp/rpm.list" 2>&1 || { cat "$tmp/rpm.list"; return 1; }
+	cat "$tmp/rpm.list"
+	for f in "$@"; do
+		grep -q "^$f" "$tmp/rpm.list" || missing="$missing $f"
+	done
+	[ -z "$missing" ] || { echo "missing:$missing"; return 1; }
+}
+
+# Each of the three scriptlets calls systemctl (or, with newer macros,
+# systemd-update-helper) for valetd.service.
+check_rpm_scripts() {
+	local s
+	rpm -qp --scripts "$1" >"$tmp/rpm.scripts" 2>&1 || return 1
+	cat "$tmp/rpm.scripts"
+	for s in postinstall preuninstall postuninstall; do
+		awk -v s="$s" '/scriptlet/ { on = ($1 == s) } on' "$tmp/rpm.scripts" |
+			grep -Eq '(systemctl|systemd-update-helper).*valetd\.service' ||
+			{ echo "no systemd $s scriptlet"; return 1; }
+	done
+	grep -A8 '^preinstall scriptlet' "$tmp/rpm.scripts" | grep -Eq 'useradd|sysusers' ||
+		{ echo "no preinstall scriptlet creating the valet user"; return 1; }
+}
+
+check_rpm_conf() {
+	local line
+	line=$(rpm -qlvp "$1" | grep ' /etc/valet/valetd.conf$') || return 1
+	echo "$line"
+	echo "$line" | grep -Eq '^-rw-r----- +1 root +valet ' &&
+		rpm -qcp "$1" | grep -qx /etc/valet/valetd.conf
+}
+
+# --- run ---------------------------------------------------------------------
+start=$(date +%s)
+
+echo "== tools"
+check "build and test tools installed (packaging/deps.sh --packages)" packaging/deps.sh --packages
+
+echo "== leftovers of an earlier run"
+check "no valet package installed" purge
+
+echo "== make deb"
+if make --no-print-directory BUILD="$BUILD" deb >"$tmp/deb.log" 2>&1; then
+	ok "make deb"
+else
+	tail -n 40 "$tmp/deb.log" | sed 's/^/     | /'
+	fatal "make deb"
+fi
+debs=""
+for p in $PKGS; do
+	debs="$debs ./$BUILD/${p}_${VERSION}-*_$(dpkg --print-architecture).deb"
+done
+# shellcheck disable=SC2086
+check "the three .debs were built" ls $debs
+check "lintian: no errors or warnings (overrides in packaging/debian)" \
+	lintian --fail-on error,warning \
+	"$BUILD"/deb/valet_*.changes
+check "valetd.conf(5) documents every key of packaging/valetd.conf" check_man_keys
+
+echo "== install"
+# shellcheck disable=SC2086
+check "apt-get install the .debs" apt-get install -y -qq $debs
+installed $PKGS || fatal "the packages are not installed"
+check "user and group valet exist (system user, home /var/lib/valet)" check_user
+check "/etc/valet/valetd.conf is mode 640, root:valet" check_conf_perms
+check "/etc/valet/valetd.conf is a conffile" \
+	sh -c "dpkg-query -W -f='\${Conffiles}' valetd | grep -q ' /etc/valet/valetd.conf '"
+check "the packaged config sets plugin_dir = /usr/lib/valet/tasks" \
+	grep -qx 'plugin_dir = /usr/lib/valet/tasks' /etc/valet/valetd.conf
+check "/var/lib/valet is owned by valet" check_state_dir
+check "valetd Depends on libmicrohttpd12 (dlopen()ed)" \
+	sh -c "dpkg-query -W -f='\${Depends}' valetd | grep -q libmicrohttpd12"
+check "valetd -V prints valetd $VERSION" check_version
+check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
+check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'
+check "valetd.service is enabled (multi-user.target.wants)" \
+	test -L /etc/systemd/system/multi-user.target.wants/valetd.service
+if command -v systemd-analyze >/dev/null 2>&1; then
+	check "systemd-analyze verify valetd.service" check_unit
+else
+	echo "skip systemd-analyze verify: systemd-analyze is not installed"
+fi
+
+echo "== run the installed valetd with the installed config"
+if check "valetd starts with /etc/valet/valetd.conf" start_valetd installed -c /etc/valet/valetd.conf
+then
+	check "GET /api/tasks lists the demo plugin's tasks" \
+		check_tasks_listed "dummytask echoprev failtask sha256 sleep"
+	check "a sha256 job completes with the right hash" check_sha256_job
+	check "valetd stops on SIGTERM with status 0" stop_valetd
+fi
+
+echo "== libvalet-dev: a plugin and a program"
+check "pkg-config --modversion valet is $VERSION" \
+	sh -c "test \"\$(pkg-config --modversion valet)\" = $VERSION"
+check "build a plugin with pkg-config --cflags valet" build_plugin
+check "build a program with pkg-config --cflags --libs valet (shared libvalet)" build_program
+cat >"$tmp/valetd.conf" <<EOF
+[tasks]
+plugin_dir = $tmp/plugins
+
+[task.wordcount]
+command = /usr/bin/python3 /usr/lib/valet/tasks/wordcount.py
+timeout = 10s
+EOF
+if [ -f "$tmp/plugins/hello.so" ] &&
+	check "valetd starts with a temporary plugin_dir" start_valetd plugin -c "$tmp/valetd.conf"
+then
+	check "GET /api/tasks lists hello and wordcount" check_tasks_listed "hello wordcount"
+	check "a job of the new plugin completes" check_hello_job
+	if [ -x /usr/bin/python3 ]; then
+		check "a job of the installed wordcount.py exec task completes" check_wordcount_job
+	else
+		echo "skip wordcount: /usr/bin/python3 is not installed"
+	fi
+	check "valetd stops on SIGTERM with status 0" stop_valetd
+fi
+
+echo "== purge"
+check "apt-get purge -y $PKGS" apt-get purge -y -qq $PKGS
+check "no package left installed" sh -c "! dpkg-query -W -f='\${Status}\n' $PKGS 2>/dev/null | grep -qv not-installed"
+check "nothing of valet is left (binaries, config, unit, plugins, state, libraries)" \
+	check_gone /usr/sbin/valetd /etc/valet /usr/lib/valet /var/lib/valet \
+	/lib/systemd/system/valetd.service /usr/lib/sysusers.d/valet.conf \
+	/etc/systemd/system/multi-user.target.wants/valetd.service \
+	/usr/share/man/man8/valetd.8.gz /usr/share/man/man5/valetd.conf.5.gz \
+	/usr/include/valet.h "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libvalet.so.0" \
+	"/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/pkgconfig/valet.pc"
+check "the valet user is kept after purge (documented in README.Debian)" getent passwd valet
+
+echo "== make rpm"
+if make --no-print-directory BUILD="$BUILD" rpm >"$tmp/rpm.log" 2>&1; then
+	ok "make rpm"
+	rpm_d=$(ls "$BUILD"/valetd-"$VERSION"-*.rpm 2>/dev/null | head -n 1)
+	rpm_l=$(ls "$BUILD"/valet-libs-"$VERSION"-*.rpm 2>/dev/null | head -n 1)
+	rpm_v=$(ls "$BUILD"/valet-devel-"$VERSION"-*.rpm 2>/dev/null | head -n 1)
+	libdir=$(rpm --eval %_libdir)
+	check "valetd rpm lists its files" check_rpm_files "$rpm_d" /usr/sbin/valetd \
+		/etc/valet/valetd.conf /usr/lib/systemd/system/valetd.service \
+		/usr/lib/sysusers.d/valet.conf "$libdir/valet/tasks/demo.so" \
+		"$libdir/valet/tasks/wordcount.py" /var/lib/valet /usr/share/man/man8/valetd.8 \
+		/usr/share/man/man5/valetd.conf.5
+	check "valetd rpm: /etc/valet/valetd.conf is %config, 0640 root:valet" check_rpm_conf "$rpm_d"
+	check "valetd rpm: systemd scriptlets and the valet user" check_rpm_scripts "$rpm_d"
+	check "valetd rpm requires libmicrohttpd (dlopen()ed)" \
+		sh -c "rpm -qp --requires '$rpm_d' | grep -q '^libmicrohttpd'"
+	check "valet-libs rpm has libvalet.so.0" check_rpm_files "$rpm_l" "$libdir/libvalet.so.0"
+	check "valet-devel rpm has the header, the link, the archive, valet.pc" \
+		check_rpm_files "$rpm_v" /usr/include/valet.h "$libdir/libvalet.so" \
+		"$libdir/libvalet.a" "$libdir/pkgconfig/valet.pc"
+else
+	tail -n 40 "$tmp/rpm.log" | sed 's/^/     | /'
+	fail "make rpm"
+fi
+
+echo "== took $(($(date +%s) - start))s"
+finish
