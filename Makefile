@@ -8,6 +8,7 @@
 #   make asan       the whole suite under ASan+UBSan
 #   make bench      throughput/latency benchmark
 #   make install    DESTDIR=... PREFIX=/usr/local
+#   make deb/rpm    binary packages from `make dist`; make test-packages (root)
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
