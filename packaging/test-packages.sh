@@ -106,12 +106,25 @@ json() {
 
 # --- the valetd helpers ------------------------------------------------------
 
+# service_caps: the installed unit's AmbientCapabilities= as setpriv wants
+# them ("+setuid,+setgid,...").
+service_caps() {
+	sed -n 's/^AmbientCapabilities=//p' /lib/systemd/system/valetd.service |
+		tr ' ' '\n' | sed -n 's/^CAP_\(.*\)/+\1/p' | tr 'A-Z' 'a-z' | paste -sd, -
+}
+
 # start_valetd NAME ARGS...: start the installed valetd on a free port
-# (-l 127.0.0.1:0), wait for its "listening on" line, set $url and $vpid.
+# (-l 127.0.0.1:0) as valetd.service would (systemd is not PID 1 here): as
+# the unit's User=valet with the unit's ambient capabilities. Wait for its
+# "listening on" line, set $url and $vpid.
 start_valetd() {
-	local name=$1 addr
+	local name=$1 addr caps
 	shift
-	/usr/sbin/valetd "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
+	caps=$(service_caps)
+	[ -n "$caps" ] || { echo "no AmbientCapabilities= in the installed unit"; return 1; }
+	chmod 755 "$tmp"
+	setpriv --reuid=valet --regid=valet --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
+		/usr/sbin/valetd "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
 	vpid=$!
 	pids="$pids $vpid"
 	for _ in $(seq 100); do
@@ -288,6 +301,20 @@ check_hello_job() {
 	[ "$(json "$tmp/hello.result" 'd["metadata"]["greeting"]')" = "hello, deb" ]
 }
 
+# An exec task reports who it runs as and what capabilities it has left.
+check_task_identity() {
+	run_job whoami '{"name":"pkg","task_name":"whoami"}' || return 1
+	[ "$(json "$tmp/whoami.result" 'd["metadata"]')" = "$(id -u nobody)" ] || return 1
+	run_job caps '{"name":"pkg","task_name":"caps"}' || return 1
+	[ "$(json "$tmp/caps.result" 'd["metadata"]')" = 0000000000000000 ]
+}
+
+# The daemon (user valet) kills a task (user nobody) at its deadline.
+check_timeout_kill() {
+	run_job slow '{"name":"pkg","task_name":"sleep","task_params":{"seconds":30},"timeout":0.5}'
+	[ "$(json "$tmp/slow.job" 'd["failure_reason"]')" = "timed out after 500ms (killed)" ]
+}
+
 check_wordcount_job() {
 	run_job wordcount '{"name":"pkg","task_name":"wordcount","task_params":{"text":"a b c\nd"}}' ||
 		return 1
@@ -410,12 +437,26 @@ plugin_dir = $tmp/plugins
 [task.wordcount]
 command = /usr/bin/python3 /usr/lib/valet/tasks/wordcount.py
 timeout = 10s
+
+[task.whoami]
+command = /usr/bin/id -u
+
+[task.caps]
+command = /bin/sh $tmp/caps.sh
 EOF
+cat >"$tmp/caps.sh" <<'EOF'
+printf '"%s"' "$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)"
+EOF
+[ -f /usr/lib/valet/tasks/demo.so ] && ln -sf /usr/lib/valet/tasks/demo.so "$tmp/plugins/demo.so"
+chmod -R a+rX "$tmp"
 if [ -f "$tmp/plugins/hello.so" ] &&
 	check "valetd starts with a temporary plugin_dir" start_valetd plugin -c "$tmp/valetd.conf"
 then
-	check "GET /api/tasks lists hello and wordcount" check_tasks_listed "hello wordcount"
+	check "GET /api/tasks lists the tasks of the temporary config" \
+		check_tasks_listed "caps dummytask echoprev failtask hello sha256 sleep whoami wordcount"
 	check "a job of the new plugin completes" check_hello_job
+	check "tasks run as nobody with no capabilities (daemon: user valet)" check_task_identity
+	check "a task is killed at its deadline (CAP_KILL)" check_timeout_kill
 	if [ -x /usr/bin/python3 ]; then
 		check "a job of the installed wordcount.py exec task completes" check_wordcount_job
 	else

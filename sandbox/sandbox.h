@@ -88,6 +88,10 @@ void sbx_filter_release(struct sbx_filter *f);
 /* Name of a syscall number on the native arch into out ("" if unknown). */
 void sbx_syscall_name(int nr, char *out, size_t outlen);
 
+/* Whether this process may switch users (root, or CAP_SETUID and
+ * CAP_SETGID in its effective set, as under valetd.service). */
+bool sbx_can_switch_user(void);
+
 /* Resolve a user name to uid/gid (parent, at startup). 0 or -errno. */
 int sbx_lookup_user(const char *name, uid_t *uid, gid_t *gid);
 

@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -195,6 +196,15 @@ static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
 	return 0;
 }
 
+static int sbx_clear_caps(void)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	memset(data, 0, sizeof(data));
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
 static int sbx_drop_user(const struct sbx_params *p, struct sbx_error *err)
 {
 	if (syscall(SYS_setgroups, 0, NULL) < 0)
@@ -203,7 +213,16 @@ static int sbx_drop_user(const struct sbx_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "setgid", errno);
 	if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
 		return sbx_error_set(err, "setuid", errno);
-	/* Changing uids also dropped all capabilities; make sure of it. */
+	/*
+	 * Leaving root clears every capability, but a daemon that started as
+	 * an unprivileged user with ambient capabilities (valetd.service runs
+	 * as `valet` with CAP_SETUID and friends) keeps them across setresuid:
+	 * clear the ambient set and then permitted, effective and inheritable.
+	 */
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return sbx_error_set(err, "cap_ambient", errno);
+	if (sbx_clear_caps() < 0)
+		return sbx_error_set(err, "capset", errno);
 	if (p->uid != 0 && syscall(SYS_setuid, 0) == 0)
 		return sbx_error_set(err, "setuid(0) succeeded", EPERM);
 	/*

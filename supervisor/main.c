@@ -189,7 +189,7 @@ static int print_check(const struct config *cfg)
 	printf("  seccomp filter (strict): %s\n", rc == 0 ? "ok" : strerror(-rc));
 	if (rc == 0)
 		sbx_filter_release(&f);
-	if (geteuid() == 0) {
+	if (sbx_can_switch_user()) {
 		rc = sbx_lookup_user(cfg->user, &uid, &gid);
 		if (rc == 0)
 			printf("  task user: %s (uid %u, gid %u)\n", cfg->user, uid, gid);
@@ -321,7 +321,7 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 		.max_processes = (uint64_t)cfg->max_processes,
 		.max_file_size = cfg->max_file_size,
 	};
-	if (geteuid() == 0) {
+	if (sbx_can_switch_user()) {
 		rc = sbx_lookup_user(cfg->user, &p->opts.uid, &p->opts.gid);
 		if (rc < 0) {
 			fprintf(stderr, "valetd: [sandbox] user %s: %s\n", cfg->user,
@@ -330,7 +330,8 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 		}
 		p->opts.drop_user = true;
 	} else {
-		log_warn("not running as root: tasks run as this user (no privilege drop)");
+		log_warn("cannot switch users (not root, no CAP_SETUID/CAP_SETGID): tasks run as "
+			 "this user");
 	}
 	return 0;
 }
