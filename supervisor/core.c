@@ -289,6 +289,13 @@ static void hook_done(void *arg, struct job *job, enum job_status st, const char
 	deactivate(core, job);
 }
 
+static void hook_outcome(void *arg, struct job *job)
+{
+	struct core *core = arg;
+
+	core->store->ops->save_job(core->store, job, JOB_F_OUTCOME);
+}
+
 static void resolve_waiters(struct core *core);
 static void maybe_shutdown_done(struct core *core);
 
@@ -457,6 +464,7 @@ int core_wait_final(struct core *core, struct job *job, struct pipeline *pl, boo
 static const struct runner_hooks hooks = {
 	.job_started = hook_started,
 	.job_done = hook_done,
+	.outcome_changed = hook_outcome,
 	.run_done = hook_run_done,
 };
 

@@ -158,6 +158,14 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		job->outcome.seccomp_syscall = job_intern(run->syscall_name);
 	run_report_done(run, job, st, by_task ? run->result_error : reason, by_task);
 	ran = run->cur + 1;
+	/* Earlier jobs of this child may have ended before the spawner's
+	 * STARTED event was read (a frame and that event race in one loop
+	 * pass): give them the pid now. */
+	for (size_t i = 0; i < run->cur && run->pid > 0; i++)
+		if (run->jobs[i]->outcome.pid == 0) {
+			run->jobs[i]->outcome.pid = run->pid;
+			r->hooks.outcome_changed(r->arg, run->jobs[i]);
+		}
 
 	/* The hooks get the jobs after the run is gone and its slot free. */
 	jobs = run->jobs;

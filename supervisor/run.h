@@ -26,6 +26,9 @@ struct runner_hooks {
 	 * result; job->outcome is filled in. */
 	void (*job_done)(void *arg, struct job *job, enum job_status status, const char *reason,
 			 const char *result_json, const char *error);
+	/* A finished job's outcome changed after job_done (the child's pid of
+	 * an earlier job of a shared pipeline child, learnt late). */
+	void (*outcome_changed)(void *arg, struct job *job);
 	/* The child is gone and its slot free. ran = how many of the run's jobs
 	 * got a job_done; the rest never started. */
 	void (*run_done)(void *arg, struct job **jobs, size_t njobs, size_t ran);
