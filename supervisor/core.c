@@ -45,6 +45,15 @@ void core_reply_err(core_done_fn cb, void *arg, enum core_err err, const char *f
 	cb(arg, &r);
 }
 
+void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
+			  const char *what)
+{
+	char s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	core_reply_err(cb, arg, CORE_ENOTFOUND, "%s with ID: %s not found", what, s);
+}
+
 /* ---- the run_at heap -------------------------------------------------------- */
 
 static void heap_set(struct core *core, size_t i, struct job *job)

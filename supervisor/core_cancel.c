@@ -29,10 +29,7 @@ static const char *what(const struct cancel_op *c)
 
 static void reply_missing(struct cancel_op *c)
 {
-	char s[JOB_ID_STRLEN + 1];
-
-	job_id_format(c->id, s);
-	core_reply_err(c->cb, c->arg, CORE_ENOTFOUND, "%s with ID: %s not found", what(c), s);
+	core_reply_not_found(c->cb, c->arg, c->id, what(c));
 }
 
 static void reply_pipeline_job(struct cancel_op *c)

@@ -76,6 +76,9 @@ void core_pipeline_end(struct core *core, struct pipeline *pl, enum job_status s
  * them, or delete them first when delete_after. 0 or -ENOMEM. */
 int core_wait_final(struct core *core, struct job *job, struct pipeline *pl, bool delete_after,
 		    core_done_fn cb, void *arg);
+/* "<what> with ID: <id> not found" (what: "job", "job result", "pipeline"). */
+void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
+			  const char *what);
 void core_reply_err(core_done_fn cb, void *arg, enum core_err err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -15,15 +15,6 @@
 #include "core_internal.h"
 #include "log.h"
 
-static void reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
-			    const char *what)
-{
-	char s[JOB_ID_STRLEN + 1];
-
-	job_id_format(id, s);
-	core_reply_err(cb, arg, CORE_ENOTFOUND, "%s with ID: %s not found", what, s);
-}
-
 /* ---- validation ------------------------------------------------------------------ */
 
 static int validate_job(struct core *core, const struct job_request *req, char *msg, size_t len)
@@ -154,7 +145,7 @@ static void op_free(struct op *op)
 static void reply_store_err(struct op *op, int err)
 {
 	if (err == -ENOENT)
-		reply_not_found(op->cb, op->arg, op->id, op->what);
+		core_reply_not_found(op->cb, op->arg, op->id, op->what);
 	else if (err == -EAGAIN)
 		core_reply_err(op->cb, op->arg, CORE_EUNAVAIL, "storage unavailable - try again later");
 	else

@@ -442,7 +442,6 @@ static struct run *spawn_child(struct runner *r, struct spawn_req *req, const ch
 	run->id = req->run_id;
 	run->exec = exec;
 	run->in_fd = -1;
-	run->start_ns = job_mono_ns();
 	run->frame_fd = pf[0];
 	run->out_fd = po[0];
 	run->err_fd = pe[0];

@@ -30,7 +30,7 @@ struct run {
 	bool exec;
 	struct job **jobs;
 	size_t njobs, cur;
-	int64_t start_ns, job_start_ns;
+	int64_t job_start_ns; /* the running job's start, for its wall time */
 	enum run_kill killed;
 
 	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
