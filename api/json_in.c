@@ -156,6 +156,21 @@ static int get_timeout(json_t *obj, struct job_request *req, char *err, size_t e
 	return 0;
 }
 
+/* Extension: how many runs a job may take (1 = no retry). */
+static int get_max_attempts(json_t *obj, struct job_request *req, char *err, size_t errlen)
+{
+	json_t *v = field(obj, "max_attempts");
+
+	req->max_attempts = 0;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > JOB_MAX_ATTEMPTS)
+		return fail(err, errlen, "max_attempts", "an integer from 1 to 100");
+	req->max_attempts = (int)json_integer_value(v);
+	return 0;
+}
+
 static int get_bool(json_t *obj, const char *key, bool *out, char *err, size_t errlen)
 {
 	json_t *v = field(obj, key);
@@ -185,7 +200,8 @@ static int decode_job_fields(struct json_in_doc *doc, json_t *obj, struct job_re
 	    (rc = get_string(obj, "description", &req->description, err, errlen)) ||
 	    (rc = get_string(obj, "task_name", &req->task_name, err, errlen)) ||
 	    (rc = get_params(doc, obj, &req->params_json, err, errlen)) ||
-	    (rc = get_timeout(obj, req, err, errlen)))
+	    (rc = get_timeout(obj, req, err, errlen)) ||
+	    (rc = get_max_attempts(obj, req, err, errlen)))
 		return rc;
 	rc = get_bool(obj, "use_previous_results", &use_prev, err, errlen);
 	if (rc)

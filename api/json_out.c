@@ -213,6 +213,10 @@ json_t *json_out_job(const struct job *job)
 		if (job->use_previous_results)
 			rc |= json_object_set_new(o, "use_previous_results", json_true());
 	}
+	if (job->max_attempts > 1) {
+		rc |= json_object_set_new(o, "max_attempts", json_integer(job->max_attempts));
+		rc |= json_object_set_new(o, "attempt", json_integer(job->attempt));
+	}
 	if (job->outcome.pid != 0)
 		rc |= json_object_set_new(o, "outcome", json_out_outcome(&job->outcome));
 	if (rc) {

@@ -28,7 +28,8 @@ fi
 if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
 libmicrohttpd-dev libinih-dev curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps"
+	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	missing=""
 	for p in $pkgs; do
@@ -41,11 +42,12 @@ libmicrohttpd-dev libinih-dev curl"
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 libmicrohttpd-devel inih-devel curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
-	echo "  libev, jansson, libseccomp, libpq, libmicrohttpd, inih (and cmocka, python3 to test)" >&2
+	echo "  libev, jansson, libseccomp, libpq, libmicrohttpd, inih (and cmocka, python3 and" >&2
+	echo "  the PostgreSQL server and client to test)" >&2
 	exit 1
 fi

@@ -101,8 +101,11 @@ static size_t mem_page_size(size_t total, const struct store_query *q)
 
 /* ---- jobs ----------------------------------------------------------------- */
 
-static int mem_create_job(struct store *st, struct job *job, store_done_fn cb, void *arg)
+/* Every job the memory store holds is the core's: creates always claim. */
+static int mem_create_job(struct store *st, struct job *job, unsigned flags, store_done_fn cb,
+			  void *arg)
 {
+	struct store_reply reply = {.job = job, .claimed = true};
 	struct mem_store *ms = mem_of(st);
 	int rc = idmap_put(ms->jobs, job->id, job);
 
@@ -112,7 +115,8 @@ static int mem_create_job(struct store *st, struct job *job, store_done_fn cb, v
 	 * inside them. */
 	job_ref(job);
 	TAILQ_INSERT_TAIL(&ms->job_list, job, store_link);
-	return mem_answer_job(cb, arg, job);
+	mem_answer(cb, arg, &reply);
+	return 0;
 }
 
 /* Unlinks a job the store holds and drops the store's reference. */
@@ -124,9 +128,10 @@ static void mem_drop_job(struct mem_store *ms, struct job *job)
 	job_unref(job);
 }
 
-static int mem_create_pipeline(struct store *st, struct pipeline *pl, store_done_fn cb,
-			       void *arg)
+static int mem_create_pipeline(struct store *st, struct pipeline *pl, unsigned flags,
+			       store_done_fn cb, void *arg)
 {
+	struct store_reply reply = {.pipeline = pl, .claimed = true};
 	struct mem_store *ms = mem_of(st);
 	size_t i, added = 0;
 	int rc;
@@ -149,7 +154,8 @@ static int mem_create_pipeline(struct store *st, struct pipeline *pl, store_done
 		job_ref(pl->jobs[i]);
 		TAILQ_INSERT_TAIL(&ms->job_list, pl->jobs[i], store_link);
 	}
-	return mem_answer_pipeline(cb, arg, pl);
+	mem_answer(cb, arg, &reply);
+	return 0;
 
 fail:
 	/* Nothing is on the lists yet and no reference was taken. */

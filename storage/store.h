@@ -1,7 +1,7 @@
 /*
  * store.h - the storage port. The core persists jobs, pipelines and results
  * through it; the API reads through the core, which reads through it.
- * Adapters: memory (storage/memory.c), PostgreSQL (later).
+ * Adapters: memory (storage/memory.c), PostgreSQL (storage/postgres.c).
  *
  * Every read or create takes a callback that is called exactly once with
  * the reply, possibly before the call returns (the memory adapter always
@@ -18,12 +18,15 @@
 #ifndef VALET_STORE_H
 #define VALET_STORE_H
 
+#include <ev.h>
+
 #include "../supervisor/job.h"
 
 struct store;
 
 struct store_reply {
 	int err; /* 0, -ENOENT (unknown id), -EIO, -EAGAIN (storage unavailable) */
+	bool claimed; /* create: this node holds the new work (the core runs it) */
 	struct job *job;
 	struct pipeline *pipeline;
 	struct job **jobs;
@@ -40,13 +43,33 @@ struct store_query {
 	size_t limit;           /* 0 = no limit */
 };
 
+/* create flags */
+#define STORE_CLAIM 1u /* this node will run it: claim it as it is stored */
+
+/*
+ * A store that is itself the job queue, shared by several valetd nodes
+ * (PostgreSQL), hands work to the core through these hooks; the memory
+ * store has no queue ops (every job it stores is the core's already).
+ */
+struct store_queue_hooks {
+	/* Claimed work for this node: a standalone job (pl NULL), or pipeline pl
+	 * to run from job index `from` on (its earlier jobs carry their
+	 * results). Borrowed: take references. */
+	void (*deliver)(void *arg, struct job *job, struct pipeline *pl, size_t from);
+	/* Another node asks to cancel work this node holds. */
+	void (*cancel)(void *arg, const uint8_t id[JOB_ID_LEN], bool pipeline);
+};
+
 struct store_ops {
 	const char *name;
-	/* Persist a new standalone job (reply.job = the job). */
-	int (*create_job)(struct store *st, struct job *job, store_done_fn cb, void *arg);
+	/* Persist a new standalone job (reply.job = the job). flags: STORE_CLAIM
+	 * asks to claim it for this node; reply.claimed says whether it was (a
+	 * store without queue ops always claims). */
+	int (*create_job)(struct store *st, struct job *job, unsigned flags, store_done_fn cb,
+			  void *arg);
 	/* Persist a new pipeline and all its jobs (reply.pipeline). */
-	int (*create_pipeline)(struct store *st, struct pipeline *pl, store_done_fn cb,
-			       void *arg);
+	int (*create_pipeline)(struct store *st, struct pipeline *pl, unsigned flags,
+			       store_done_fn cb, void *arg);
 	/* Record a change (JOB_F_* mask) of a job or pipeline. */
 	void (*save_job)(struct store *st, struct job *job, unsigned fields);
 	void (*save_pipeline)(struct store *st, struct pipeline *pl, unsigned fields);
@@ -78,6 +101,19 @@ struct store_ops {
 
 	bool (*healthy)(struct store *st);
 	void (*free)(struct store *st);
+
+	/* ---- queue ops: NULL for a store that is not a shared queue ---- */
+	void (*attach)(struct store *st, const struct store_queue_hooks *hooks, void *arg);
+	/* The core could start n more units of work here now. */
+	void (*want)(struct store *st, size_t n);
+	/* Cancel work this node does not hold: work still queued in the store
+	 * becomes CANCELLED at once; work another node runs is cancelled there
+	 * (the reply comes once it is final). reply.job or reply.pipeline. */
+	int (*cancel)(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline,
+		      store_done_fn cb, void *arg);
+	/* Shutdown: stop claiming, give back claimed work that did not start,
+	 * write every pending change; then done(arg), once. */
+	void (*close)(struct store *st, void (*done)(void *arg), void *arg);
 };
 
 struct store {
@@ -86,6 +122,12 @@ struct store {
 
 /* The embedded in-memory store. */
 struct store *store_memory_new(void);
+
+struct config;
+/* The PostgreSQL store (storage/postgres.c): connects in the background.
+ * NULL with a message in err on a bad configuration. */
+struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg, char *err,
+				 size_t errlen);
 
 /* Convenience: st->ops->free(st); NULL is a no-op. */
 void store_free(struct store *st);

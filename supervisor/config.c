@@ -83,6 +83,7 @@ enum cf_type {
 };
 
 #define CF_SECRET 1 /* config_dump() hides the password */
+#define CF_IDENT 2  /* an SQL identifier: [a-z_][a-z0-9_]*, at most 63 bytes */
 
 struct cf_key {
 	const char *section;
@@ -119,6 +120,7 @@ static const struct cf_key cf_keys[] = {
 	{KEY("queue", "shutdown_grace", CF_DURATION, shutdown_grace_ms, "10s"), .min = 0, .max = HOUR},
 	{KEY("jobs", "default_timeout", CF_DURATION, default_timeout_ms, "60s"), .min = 1, .max = DAYS30},
 	{KEY("jobs", "max_timeout", CF_DURATION, max_timeout_ms, "1h"), .min = 1, .max = DAYS30},
+	{KEY("jobs", "max_attempts", CF_INT, max_attempts, "1"), .min = 1, .max = 100},
 	{KEY("jobs", "max_result_size", CF_SIZE, max_result_bytes, "1M"), .min = KIB, .max = GIB},
 	{KEY("jobs", "max_output_size", CF_SIZE, max_output_bytes, "1M"), .min = KIB, .max = GIB},
 	{KEY("sandbox", "user", CF_STRING, user, "nobody"), .min = 1},
@@ -129,6 +131,12 @@ static const struct cf_key cf_keys[] = {
 	{KEY("sandbox", "max_file_size", CF_SIZE, max_file_size, "16M"), .min = 0, .max = TIB},
 	{KEY("storage", "backend", CF_CHOICE, storage, "memory"), .names = cf_backends},
 	{KEY("storage", "database_url", CF_STRING, database_url, ""), .flags = CF_SECRET},
+	{KEY("storage", "schema", CF_STRING, db_schema, "valet"), .min = 1, .flags = CF_IDENT},
+	{KEY("storage", "node_id", CF_STRING, node_id, "")},
+	{KEY("storage", "lease", CF_DURATION, lease_ms, "30s"), .min = SEC, .max = HOUR},
+	{KEY("storage", "retry_backoff", CF_DURATION, retry_backoff_ms, "1s"), .min = 0, .max = DAY},
+	{KEY("storage", "retry_backoff_max", CF_DURATION, retry_backoff_max_ms, "5m"), .min = 0, .max = DAYS30},
+	{KEY("storage", "retention_days", CF_INT, retention_days, "0"), .min = 0, .max = 36500},
 	{KEY("tasks", "plugin_dir", CF_PATH, plugin_dir, "")},
 	{KEY("log", "format", CF_ENUM, log_format, "text"), .names = cf_formats},
 	{KEY("log", "level", CF_ENUM, log_level, "info"), .names = cf_levels},
@@ -136,6 +144,18 @@ static const struct cf_key cf_keys[] = {
 /* clang-format on */
 
 #define CF_NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
+
+static bool cf_is_ident(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63 || (*s >= '0' && *s <= '9'))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
 
 /* Parse value into k's field. On error, msg says why. dir: relative paths' base or NULL. */
 static int cf_set(struct config *cfg, const struct cf_key *k, const char *value, const char *dir,
@@ -163,6 +183,13 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 			    "%s: \"%s\" is not an address (use HOST:PORT, [IPV6]:PORT or :PORT, "
 			    "port 0-65535)",
 			    k->name, value);
+			return -EINVAL;
+		}
+		if ((k->flags & CF_IDENT) && !cf_is_ident(value)) {
+			snprintf(msg, msglen,
+				 "%s: \"%s\" is not a plain SQL name (lower-case letters, digits and "
+				 "_, not starting with a digit, at most 63)",
+				 k->name, value);
 			return -EINVAL;
 		}
 		i = k->type == CF_CHOICE ? config_choice(k->names, value) : 0;

@@ -35,6 +35,7 @@ struct config {
 	/* [jobs] */
 	int64_t default_timeout_ms;
 	int64_t max_timeout_ms;
+	int max_attempts;         /* runs per job unless the job says (1 = no retries) */
 	size_t max_result_bytes;  /* one task result */
 	size_t max_output_bytes;  /* a child's stdout+stderr */
 	/* [sandbox] */
@@ -45,8 +46,14 @@ struct config {
 	int max_processes;      /* RLIMIT_NPROC */
 	size_t max_file_size;   /* RLIMIT_FSIZE */
 	/* [storage] */
-	char *storage;          /* "memory" (later "postgres") */
+	char *storage;          /* "memory" or "postgres" */
 	char *database_url;     /* also VALET_DATABASE_URL */
+	char *db_schema;        /* PostgreSQL schema of valet's tables, default "valet" */
+	char *node_id;          /* this node's name in a cluster; "" = the host name */
+	int64_t lease_ms;       /* a node's lease; others rescue its work after it expires */
+	int64_t retry_backoff_ms;     /* first retry delay (doubles, with jitter) */
+	int64_t retry_backoff_max_ms; /* cap of the retry delay */
+	int retention_days;     /* prune finished jobs older than this; 0 = keep all */
 	/* [tasks] */
 	char *plugin_dir;       /* load every *.so in it; "" = none */
 	/* [log] */

@@ -68,7 +68,7 @@ static void heap_up(struct core *core, size_t i)
 
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (core->heap[parent]->run_at <= job->run_at)
+		if (core->heap[parent]->core_due <= job->core_due)
 			break;
 		heap_set(core, i, core->heap[parent]);
 		i = parent;
@@ -82,12 +82,12 @@ static void heap_down(struct core *core, size_t i)
 
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
-		int64_t best = job->run_at;
-		if (l < core->heap_len && core->heap[l]->run_at < best) {
+		int64_t best = job->core_due;
+		if (l < core->heap_len && core->heap[l]->core_due < best) {
 			m = l;
-			best = core->heap[l]->run_at;
+			best = core->heap[l]->core_due;
 		}
-		if (r < core->heap_len && core->heap[r]->run_at < best)
+		if (r < core->heap_len && core->heap[r]->core_due < best)
 			m = r;
 		if (m == i)
 			break;
@@ -129,7 +129,7 @@ static void rearm_scheduler(struct core *core)
 	ev_periodic_stop(core->loop, &core->sched_w);
 	if (core->heap_len == 0)
 		return;
-	ev_periodic_set(&core->sched_w, (double)core->heap[0]->run_at / 1e6, 0, NULL);
+	ev_periodic_set(&core->sched_w, (double)core->heap[0]->core_due / 1e6, 0, NULL);
 	ev_periodic_start(core->loop, &core->sched_w);
 }
 
@@ -139,12 +139,16 @@ static void on_schedule(struct ev_loop *loop, ev_periodic *w, int revents)
 	int64_t now = job_now_us();
 
 	/* A millisecond of slack: the timer may fire a hair early. */
-	while (core->heap_len && core->heap[0]->run_at <= now + 1000) {
+	while (core->heap_len && core->heap[0]->core_due <= now + 1000) {
 		struct job *job = core->heap[0];
 		heap_remove(core, job);
-		job->status = JOB_SCHEDULED;
-		job->scheduled_at = now;
-		core->store->ops->save_job(core->store, job, JOB_F_STATUS);
+		job->core_due = 0;
+		if (job->attempt == 0) {
+			/* A retry stays PENDING; first runs of scheduled work say so. */
+			job->status = JOB_SCHEDULED;
+			job->scheduled_at = now;
+			core->store->ops->save_job(core->store, job, JOB_F_STATUS);
+		}
 		TAILQ_INSERT_TAIL(&core->due, job, core_link);
 		job->core_where = CORE_DUE;
 	}
@@ -163,6 +167,8 @@ void core_enqueue(struct core *core, struct job *job)
 
 void core_schedule(struct core *core, struct job *job)
 {
+	if (!job->core_due)
+		job->core_due = job->run_at;
 	if (heap_push(core, job) < 0) {
 		/* Out of memory for the heap: run it now rather than lose it. */
 		core_enqueue(core, job);
@@ -273,6 +279,7 @@ static void hook_started(void *arg, struct job *job)
 
 	job->status = JOB_IN_PROGRESS;
 	job->started_at = job_now_us();
+	job->attempt++;
 	job->core_where = CORE_RUNNING;
 	core->store->ops->save_job(core->store, job, JOB_F_STATUS);
 	if (pl && pl->status != JOB_IN_PROGRESS) {
@@ -282,10 +289,53 @@ static void hook_started(void *arg, struct job *job)
 	}
 }
 
+/* Exponential backoff with jitter: base * 2^(attempt-1), capped, times
+ * 0.5-1.0 (so that many jobs failing together do not retry together). */
+static int64_t retry_delay_us(const struct config *cfg, int attempt)
+{
+	double ms = (double)cfg->retry_backoff_ms;
+
+	for (int i = 1; i < attempt && ms < (double)cfg->retry_backoff_max_ms; i++)
+		ms *= 2;
+	if (ms > (double)cfg->retry_backoff_max_ms)
+		ms = (double)cfg->retry_backoff_max_ms;
+	ms *= 0.5 + (double)random() / RAND_MAX / 2;
+	return (int64_t)(ms * 1000);
+}
+
+/* An attempt failed and attempts remain: record it, run it again later. */
+static void retry(struct core *core, struct job *job, const char *reason)
+{
+	char why[1024], id[JOB_ID_STRLEN + 1], n[16], when[40];
+
+	snprintf(why, sizeof(why), "attempt %d of %d failed: %s", job->attempt, job->max_attempts,
+		 reason && reason[0] ? reason : "failed");
+	job->status = JOB_PENDING;
+	job_set_str(&job->failure_reason, why);
+	job->completed_at = 0;
+	job->core_due = job_now_us() + retry_delay_us(core->cfg, job->attempt);
+	core->store->ops->save_job(core->store, job, JOB_F_STATUS | JOB_F_OUTCOME | JOB_F_RETRY);
+	job_id_format(job->id, id);
+	snprintf(n, sizeof(n), "%d", job->attempt);
+	job_time_format(job->core_due, when, sizeof(when));
+	log_warn("job attempt failed; retrying", "job_id", id, "task", job->task_name, "attempt", n,
+		 "retry_at", when, "reason", why);
+	/* Back on the heap: it counts against capacity again like any queued
+	 * job (core_unqueue's rule), and a pipeline waits for it. */
+	if (job->pipeline_index == 0)
+		core->nqueued++;
+	core_schedule(core, job);
+}
+
 static void hook_done(void *arg, struct job *job, enum job_status st, const char *reason,
 		      const char *result_json, const char *error)
 {
 	struct core *core = arg;
+
+	if (st == JOB_FAILED && job->attempt < job->max_attempts && !core->draining) {
+		retry(core, job, reason);
+		return;
+	}
 
 	job->status = st;
 	job_set_str(&job->failure_reason, st == JOB_COMPLETED ? NULL : reason);
@@ -318,7 +368,9 @@ static void hook_run_done(void *arg, struct job **jobs, size_t njobs, size_t ran
 		size_t next = (size_t)last->pipeline_index + 1;
 		char reason[128], id[JOB_ID_STRLEN + 1];
 
-		if (last->status == JOB_COMPLETED && next < pl->njobs) {
+		if (last->status == JOB_PENDING) {
+			/* Failed and waits on the heap for its retry. */
+		} else if (last->status == JOB_COMPLETED && next < pl->njobs) {
 			struct job *job = pl->jobs[next];
 			TAILQ_INSERT_HEAD(&core->due, job, core_link);
 			job->core_where = CORE_DUE;
@@ -397,7 +449,64 @@ static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
 			break;
 		start_one(core, job);
 	}
+	if (core->shared && !core->draining)
+		core->store->ops->want(core->store, core_local_room(core));
 }
+
+/* ---- work claimed from a shared store ------------------------------------------ */
+
+static void hold(struct core *core, struct job *job)
+{
+	if (idmap_put(core->active, job->id, job) == 0)
+		job_ref(job);
+}
+
+static void deliver(void *arg, struct job *job, struct pipeline *pl, size_t from)
+{
+	struct core *core = arg;
+	struct job *first = pl ? pl->jobs[from] : job;
+
+	if (core->draining || idmap_get(core->active, first->id))
+		return; /* given back at close / already held */
+	if (pl) {
+		if (idmap_put(core->active_pl, pl->id, pl) < 0)
+			return;
+		pipeline_ref(pl);
+		for (size_t i = from; i < pl->njobs; i++) {
+			pl->jobs[i]->pipeline = pl;
+			pl->jobs[i]->core_where = CORE_WAITING;
+			hold(core, pl->jobs[i]);
+		}
+	} else {
+		hold(core, job);
+	}
+	/* Counted like a submission; a pipeline resumed past its first job
+	 * is a continuation (core_unqueue's rule). */
+	if (first->pipeline_index == 0)
+		core->nqueued++;
+	if (first->run_at && first->status == JOB_PENDING) {
+		first->status = JOB_SCHEDULED;
+		first->scheduled_at = job_now_us();
+		core->store->ops->save_job(core->store, first, JOB_F_STATUS);
+	}
+	if (first->run_at || from > 0) {
+		TAILQ_INSERT_TAIL(&core->due, first, core_link);
+		first->core_where = CORE_DUE;
+		core_kick(core);
+	} else {
+		core_enqueue(core, first);
+	}
+}
+
+static void cancel_held(void *arg, const uint8_t id[JOB_ID_LEN], bool pipeline)
+{
+	core_cancel_held(arg, id, pipeline);
+}
+
+static const struct store_queue_hooks queue_hooks = {
+	.deliver = deliver,
+	.cancel = cancel_held,
+};
 
 /* ---- waiters (replies held until a killed job is reaped) ------------------------ */
 
@@ -499,6 +608,11 @@ struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct sto
 	core->sched_w.data = core;
 	ev_prepare_init(&core->dispatch_w, on_dispatch);
 	core->dispatch_w.data = core;
+	if (store->ops->attach && store->ops->want) {
+		core->shared = true;
+		store->ops->attach(store, &queue_hooks, core);
+		core_kick(core); /* the first dispatch tells the store what we can take */
+	}
 	return core;
 fail:
 	core_free(core);

@@ -57,6 +57,7 @@ struct job_request {
 	bool has_run_at;
 	int64_t run_at;          /* us since epoch */
 	bool use_previous_results;
+	int max_attempts;        /* 0 = the task's / configured default */
 };
 
 struct pipeline_request {

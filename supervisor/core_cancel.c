@@ -140,8 +140,10 @@ static void cancel_active_job(struct cancel_op *c, struct job *job)
 	job_unref(job);
 }
 
-/* Not active: it is finished (or unknown). */
-static void found(void *arg, const struct store_reply *reply)
+/* ---- work this node does not hold (a store shared by several nodes) ---------- */
+
+/* The store cancelled it (or found it final already) on whichever node. */
+static void remote_cancelled(void *arg, const struct store_reply *reply)
 {
 	struct cancel_op *c = arg;
 	char s[JOB_ID_STRLEN + 1];
@@ -149,20 +151,95 @@ static void found(void *arg, const struct store_reply *reply)
 	job_id_format(c->id, s);
 	if (reply->err == -ENOENT) {
 		reply_missing(c);
+	} else if (reply->err == -ETIMEDOUT) {
+		core_reply_err(c->cb, c->arg, CORE_EUNAVAIL,
+			       "%s with ID: %s: the node running it did not confirm the cancel - try "
+			       "again",
+			       what(c), s);
+	} else if (reply->err && reply->err != -EALREADY) {
+		core_reply_err(c->cb, c->arg, CORE_EUNAVAIL, "storage unavailable - try again later");
+	} else if (c->delete) {
+		delete_now(c);
+	} else if (reply->err == -EALREADY) {
+		enum job_status st = c->pipeline ? reply->pipeline->status : reply->job->status;
+		core_reply_err(c->cb, c->arg, CORE_ECONFLICT, "%s with ID: %s has already finished (%s)",
+			       what(c), s, job_status_name(st));
+	} else {
+		struct core_reply r = {.err = CORE_OK, .job = reply->job, .pipeline = reply->pipeline};
+		c->cb(c->arg, &r);
+	}
+	free(c);
+}
+
+static void cancel_remote(struct cancel_op *c, const struct store_reply *reply)
+{
+	struct store *st = c->core->store;
+	struct cancel_op *heap = malloc(sizeof(*heap));
+	int rc;
+
+	if (!heap) {
+		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "out of memory");
+		return;
+	}
+	*heap = *c;
+	if (!c->pipeline && reply->job->in_pipeline) {
+		/* Cancelling a job of a pipeline cancels the pipeline. */
+		heap->pipeline = true;
+		memcpy(heap->id, reply->job->pipeline_id, JOB_ID_LEN);
+	}
+	rc = st->ops->cancel(st, heap->id, heap->pipeline, remote_cancelled, heap);
+	if (rc < 0) {
+		struct store_reply r = {.err = rc};
+		remote_cancelled(heap, &r);
+	}
+}
+
+/* Not active here: finished, unknown, or (shared store) queued or held by
+ * another node. */
+static void found(void *arg, const struct store_reply *reply)
+{
+	struct cancel_op *c = arg;
+	char s[JOB_ID_STRLEN + 1];
+	enum job_status st = JOB_UNDEFINED;
+
+	job_id_format(c->id, s);
+	if (!reply->err)
+		st = c->pipeline ? reply->pipeline->status : reply->job->status;
+	if (reply->err == -ENOENT) {
+		reply_missing(c);
+	} else if (reply->err == -EAGAIN) {
+		core_reply_err(c->cb, c->arg, CORE_EUNAVAIL, "storage unavailable - try again later");
 	} else if (reply->err) {
 		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "storage error: %s",
 			       strerror(-reply->err));
+	} else if (c->delete && !c->pipeline && reply->job->in_pipeline) {
+		reply_pipeline_job(c);
+	} else if (!job_status_final(st) && c->core->store->ops->cancel) {
+		cancel_remote(c, reply);
 	} else if (c->delete) {
-		if (!c->pipeline && reply->job->in_pipeline)
-			reply_pipeline_job(c);
-		else
-			delete_now(c);
+		delete_now(c);
 	} else {
-		enum job_status st = c->pipeline ? reply->pipeline->status : reply->job->status;
 		core_reply_err(c->cb, c->arg, CORE_ECONFLICT, "%s with ID: %s has already finished (%s)",
 			       what(c), s, job_status_name(st));
 	}
 	free(c);
+}
+
+static void ignore_reply(void *arg, const struct core_reply *reply)
+{
+}
+
+void core_cancel_held(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline)
+{
+	struct cancel_op c = {core, ignore_reply, NULL, pipeline, false, {0}};
+	struct pipeline *pl = pipeline ? idmap_get(core->active_pl, id) : NULL;
+	struct job *job = pipeline ? NULL : idmap_get(core->active, id);
+
+	memcpy(c.id, id, JOB_ID_LEN);
+	if (pl)
+		cancel_active_pipeline(&c, pl, NULL);
+	else if (job)
+		cancel_active_job(&c, job);
 }
 
 static void lookup(struct core *core, const uint8_t *id, bool pipeline, bool delete,

@@ -54,6 +54,7 @@ struct core {
 	struct idmap *active_pl;    /* id -> pipeline for every unfinished pipeline */
 	struct core_waiter *waiters;
 
+	bool shared;                /* the store is a queue shared by several nodes */
 	bool draining;
 	ev_timer grace_w;
 	void (*shutdown_done)(void *arg);
@@ -76,6 +77,10 @@ void core_pipeline_end(struct core *core, struct pipeline *pl, enum job_status s
  * them, or delete them first when delete_after. 0 or -ENOMEM. */
 int core_wait_final(struct core *core, struct job *job, struct pipeline *pl, bool delete_after,
 		    core_done_fn cb, void *arg);
+/* Another node asks to cancel work this node holds (no reply). */
+void core_cancel_held(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline);
+/* core_ops.c: how many more units of work this node should take on now. */
+size_t core_local_room(const struct core *core);
 /* "<what> with ID: <id> not found" (what: "job", "job result", "pipeline"). */
 void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
 			  const char *what);

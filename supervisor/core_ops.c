@@ -72,6 +72,7 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 	if (req->params_json && strcmp(req->params_json, "{}") != 0)
 		job_set_str(&job->params_json, req->params_json);
 	job->timeout_ms = job_timeout(core, req);
+	job->max_attempts = req->max_attempts > 0 ? req->max_attempts : core->cfg->max_attempts;
 	job->status = JOB_PENDING;
 	job->created_at = now;
 	job->core_heap_index = UINT32_MAX;
@@ -92,11 +93,41 @@ static bool admit(struct core *core, core_done_fn cb, void *arg)
 		core_reply_err(cb, arg, CORE_EUNAVAIL, "job runner unavailable - try again later");
 		return false;
 	}
+	if (!core_storage_healthy(core)) {
+		core_reply_err(cb, arg, CORE_EUNAVAIL, "storage unavailable - try again later");
+		return false;
+	}
 	if (core->nqueued >= (size_t)core->cfg->queue_capacity) {
 		core_reply_err(cb, arg, CORE_EFULL, "job queue is full - try again later");
 		return false;
 	}
 	return true;
+}
+
+size_t core_local_room(const struct core *core)
+{
+	/* Keep a small local backlog beyond the running children: enough to
+	 * start the next job without waiting for a claim round trip. */
+	size_t cap = 2 * (size_t)core->cfg->workers + 8;
+	size_t have = runner_running(core->runner) + core->nqueued;
+
+	return cap > have ? cap - have : 0;
+}
+
+/* A shared store holds new work for whichever node claims it, unless this
+ * node can start it at once (then it is stored claimed, saving a claim). */
+static unsigned claim_flags(struct core *core, const struct job *first)
+{
+	if (!core->shared)
+		return STORE_CLAIM;
+	if (first->run_at && first->run_at > job_now_us())
+		return 0;
+	/* nqueued already counts this submission: room 0 means it just fits. */
+	return core_local_room(core) > 0 ||
+			       runner_running(core->runner) + core->nqueued ==
+				   2 * (size_t)core->cfg->workers + 8
+		   ? STORE_CLAIM
+		   : 0;
 }
 
 /* ---- submission ----------------------------------------------------------------- */
@@ -180,6 +211,11 @@ static void submitted(void *arg, const struct store_reply *reply)
 		op_free(op);
 		return;
 	}
+	if (!reply->claimed) {
+		/* Stored for whichever node claims it first (shared store). */
+		core->nqueued--;
+		goto reply;
+	}
 	if (op->pl) {
 		if (idmap_put(core->active_pl, op->pl->id, op->pl) == 0)
 			pipeline_ref(op->pl);
@@ -195,6 +231,7 @@ static void submitted(void *arg, const struct store_reply *reply)
 		core_schedule(core, first);
 	else
 		core_enqueue(core, first);
+reply:;
 	struct core_reply r = {.err = CORE_OK, .job = op->job, .pipeline = op->pl};
 	op->cb(op->arg, &r);
 	op_free(op);
@@ -229,7 +266,8 @@ void core_submit_job(struct core *core, const struct job_request *req, core_done
 		op->job->run_at = req->run_at;
 	memcpy(op->id, op->job->id, JOB_ID_LEN);
 	core->nqueued++;
-	rc = core->store->ops->create_job(core->store, op->job, submitted, op);
+	rc = core->store->ops->create_job(core->store, op->job, claim_flags(core, op->job), submitted,
+					  op);
 	if (rc < 0)
 		submit_failed(op, rc);
 }
@@ -313,7 +351,8 @@ void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 	}
 	memcpy(op->id, op->pl->id, JOB_ID_LEN);
 	core->nqueued++;
-	rc = core->store->ops->create_pipeline(core->store, op->pl, submitted, op);
+	rc = core->store->ops->create_pipeline(core->store, op->pl, claim_flags(core, op->pl->jobs[0]),
+					       submitted, op);
 	if (rc < 0)
 		submit_failed(op, rc);
 }

@@ -31,6 +31,7 @@ enum job_status {
 	JOB_CANCELLED = 6,
 };
 #define JOB_STATUS_MAX JOB_CANCELLED
+#define JOB_MAX_ATTEMPTS 100
 
 /* How the child ended, decided by the supervisor (never by the child).
  * Kept small: 100,000 queued jobs must fit in a few tens of MB. */
@@ -69,6 +70,10 @@ struct job {
 	bool use_previous_results;
 	int pipeline_index;
 
+	/* Runs so far (the current one included once it started), and how many
+	 * are allowed (retries: max_attempts - 1). */
+	int32_t attempt, max_attempts;
+
 	/* The result, stored together with the final status. */
 	bool has_result;
 	char *result_json;  /* the task's return value as JSON text; NULL for null */
@@ -81,9 +86,12 @@ struct job {
 	TAILQ_ENTRY(job) core_link;
 	uint32_t core_heap_index;
 	int32_t core_where; /* core.c: enum core_where */
+	int64_t core_due;   /* core.c: when it is due in the heap (run_at, or a retry) */
 
-	/* Owned by the storage adapter (e.g. its creation-order list). */
+	/* Owned by the storage adapter (e.g. its creation-order list, or the
+	 * PostgreSQL store's queue of unsaved changes and their JOB_F_* mask). */
 	TAILQ_ENTRY(job) store_link;
+	unsigned store_dirty;
 };
 
 struct pipeline {
@@ -99,6 +107,7 @@ struct pipeline {
 
 	TAILQ_ENTRY(pipeline) store_link;
 	void *store_priv;
+	unsigned store_dirty;
 };
 
 /* Field masks for store save calls: what changed. */
@@ -107,6 +116,10 @@ enum {
 	JOB_F_META = 1u << 1,        /* name, description (PATCH) */
 	JOB_F_RESULT = 1u << 2,      /* result (with the final status) */
 	JOB_F_OUTCOME = 1u << 3,
+	/* An attempt failed and the job waits for its next one (status
+	 * PENDING, failure_reason says why, core_due says when): the store
+	 * records the failed attempt with its outcome. */
+	JOB_F_RETRY = 1u << 4,
 };
 
 /* Constructors take nothing from the caller; fields are filled in after. */

@@ -43,6 +43,7 @@ struct daemon {
 	struct ev_loop *loop;
 	struct http_server *http;
 	struct core *core;
+	struct store *store;
 	struct config *cfg;
 	const struct cli *cli;
 	ev_signal sigterm, sigint, sighup;
@@ -63,11 +64,23 @@ static void usage(FILE *out)
 		"  -h, --help          this text\n");
 }
 
-static void shutdown_done(void *arg)
+static void stopped(void *arg)
 {
 	struct daemon *d = arg;
 
 	ev_break(d->loop, EVBREAK_ALL);
+}
+
+/* Nothing runs any more: let the store write what is left and give back
+ * claimed work that did not start, then stop. */
+static void shutdown_done(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->store->ops->close)
+		d->store->ops->close(d->store, stopped, d);
+	else
+		stopped(d);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -282,13 +295,6 @@ static int load_config(const struct cli *cli, struct config **out)
 	}
 	if (cli->workers)
 		cfg->workers = cli->workers;
-	if (strcmp(cfg->storage, "memory") != 0) {
-		fprintf(stderr, "%s: storage backend \"%s\" is not available in this build "
-				"(only \"memory\")\n",
-			cli->config ? cli->config : "valetd", cfg->storage);
-		config_free(cfg);
-		return 2;
-	}
 	*out = cfg;
 	return -1;
 }
@@ -344,9 +350,18 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)
 	int rc = 1;
 
 	d.loop = ev_default_loop(EVFLAG_AUTO);
-	store = store_memory_new();
+	if (!strcmp(cfg->storage, "postgres")) {
+		store = store_postgres_new(d.loop, cfg, err, sizeof(err));
+		if (!store) {
+			log_error("cannot use PostgreSQL storage", "error", err);
+			goto out;
+		}
+	} else {
+		store = store_memory_new();
+	}
 	if (!store)
 		goto out;
+	d.store = store;
 	d.core = core_new(d.loop, cfg, store, registry_global(), spawner_fd);
 	if (!d.core)
 		goto out;

@@ -8,9 +8,19 @@
 # (test cases, summed over everything) and the exit status is non-zero when
 # anything failed, or when nothing ran at all.
 #
+# Before anything runs, tests/pg_tmp.sh starts a throwaway PostgreSQL server
+# in a temporary directory; VALET_TEST_DATABASE_URL (its libpq URL) and
+# VALET_TEST_PG_DIR (its directory, for tests/pg_tmp.sh restart) are exported
+# to every unit binary and suite, and the server is stopped and removed on
+# exit. When it cannot start, that counts as a failure. A caller that sets
+# VALET_TEST_DATABASE_URL brings its own database and no server is started.
+#
 # Environment: BUILD (default build), VALET_TEST_TIMEOUT (seconds per
 # integration suite, default 900), SUITES (integration modules to run,
-# default "test_api test_exec test_hostile test_examples test_service").
+# default "test_api test_api@postgres test_exec test_hostile test_examples
+# test_service"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
+# (memory or postgres), so that its daemons use that store; a plain MODULE
+# keeps the caller's VALET_TEST_STORE (unset: memory).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -25,12 +35,42 @@ case "$BUILD" in
 */asan*) export VALET_ASAN=1 ;;
 esac
 
-SUITES=${SUITES:-"test_api test_exec test_hostile test_examples test_service"}
+SUITES=${SUITES:-"test_api test_api@postgres test_exec test_hostile test_examples test_service"}
 passed=0
 failed=0
 ran=0
 log=$(mktemp "${TMPDIR:-/tmp}/valet-tests.XXXXXX") || exit 2
-trap 'rm -f "$log"' EXIT
+pg_dir=""
+
+cleanup() {
+	rm -f "$log"
+	if [ -n "$pg_dir" ]; then
+		tests/pg_tmp.sh stop "$pg_dir" || echo "postgres: could not stop the test server in $pg_dir" >&2
+	fi
+}
+trap cleanup EXIT
+# Make an interrupt run the EXIT trap too, so that the server is stopped.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The test server. Its directory is under /tmp, not $TMPDIR: the unix
+# socket's path must stay short, and the postgres user must reach it.
+if [ -z "${VALET_TEST_DATABASE_URL:-}" ]; then
+	pg_dir=$(mktemp -d /tmp/valet-pg.XXXXXX) || exit 2
+	if url=$(tests/pg_tmp.sh start "$pg_dir" 2>"$log"); then
+		VALET_TEST_DATABASE_URL=$url
+		VALET_TEST_PG_DIR=$pg_dir
+		export VALET_TEST_DATABASE_URL VALET_TEST_PG_DIR
+		echo "postgres: test server at $url"
+	else
+		cat "$log"
+		echo "postgres: FAILED to start a test server (tests/pg_tmp.sh start $pg_dir);" \
+			"the PostgreSQL tests will fail"
+		failed=$((failed + 1))
+		rm -rf "$pg_dir"
+		pg_dir=""
+	fi
+fi
 
 # Sum the numbers that follow "[  PASSED  ]" / "[  FAILED  ]" in cmocka's
 # summary lines ("[  PASSED  ] 3 test(s).", "[  FAILED  ] 1 test(s), listed below:").
@@ -65,7 +105,20 @@ done
 
 for suite in $SUITES; do
 	ran=$((ran + 1))
-	python3 tests/integration/run.py "$suite" 2>&1 | tee "$log"
+	module=${suite%%@*}
+	store=""
+	case "$suite" in
+	*@memory|*@postgres) store=${suite#*@} ;;
+	*@*)
+		echo "integration/$suite: FAILED (unknown store; use @memory or @postgres)"
+		failed=$((failed + 1))
+		continue
+		;;
+	esac
+	echo "integration/$suite"
+	# shellcheck disable=SC2086 # ${store:+...} is one word or nothing
+	env ${store:+VALET_TEST_STORE=$store} python3 tests/integration/run.py "$module" 2>&1 |
+		tee "$log"
 	line=$(grep '^RESULT [0-9]* [0-9]* [0-9]*$' "$log" | tail -n 1)
 	if [ -n "$line" ]; then
 		# shellcheck disable=SC2086 # split "RESULT p f s" into words

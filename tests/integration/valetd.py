@@ -12,10 +12,23 @@ sanitizer reports.
 
 HTTP goes through http.client with one keep-alive connection per thread.
 Python 3 standard library only.
+
+Stores: a daemon uses the memory store unless VALET_TEST_STORE=postgres is
+in the environment (tests/run_tests.sh sets it for suites named
+MODULE@postgres) or the test passes store="postgres". A PostgreSQL daemon
+gets [storage] backend = postgres, database_url = $VALET_TEST_DATABASE_URL
+(the throwaway server tests/pg_tmp.sh started), and a schema and node_id of
+its own, so that daemons never see each other's jobs. To restart "the same"
+daemon after killing it, start a new one on the same schema and node_id:
+d.clone() (or Daemon(schema=..., node_id=...)). Daemon.sql() reads the
+daemon's tables with psql; pg_restart() restarts the whole server.
 """
 
 import atexit
 import calendar
+import csv
+import io
+import itertools
 import http.client
 import json
 import os
@@ -87,6 +100,13 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error")
 _live = set()
 _live_lock = threading.Lock()
 
+STORES = ("memory", "postgres")
+PG_TMP = os.path.join(REPO, "tests", "pg_tmp.sh")
+# psql prints SQL NULL as this, and sql() turns it into None.
+_NULL = "\x01NULL\x01"
+_schema_seq = itertools.count(1)
+_run_tag = "%06x" % random.randrange(16 ** 6)
+
 
 def parse_ts(s):
     """RFC 3339 text -> seconds since the epoch (float)."""
@@ -129,6 +149,81 @@ def pgrep(pattern):
 
 def marker_pattern(marker):
     return "^sleep " + re.escape(marker) + "$"
+
+
+def test_store():
+    """The store daemons use by default: VALET_TEST_STORE, else memory."""
+    return os.environ.get("VALET_TEST_STORE") or "memory"
+
+
+def database_url():
+    """The test database's libpq URL; AssertionError when there is none."""
+    url = os.environ.get("VALET_TEST_DATABASE_URL")
+    if not url:
+        raise AssertionError("VALET_TEST_DATABASE_URL is not set: run the tests with "
+                             "tests/run_tests.sh (make test), which starts a server "
+                             "with tests/pg_tmp.sh, or set it to a database to use")
+    return url
+
+
+def new_schema():
+    """A schema name no other daemon uses: t_<pid>_<n>_<random>."""
+    return "t_%d_%d_%s" % (os.getpid(), next(_schema_seq), _run_tag)
+
+
+def _psql():
+    path = shutil.which("psql")
+    if path:
+        return path
+    try:
+        bindir = subprocess.run(["pg_config", "--bindir"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    except OSError:
+        bindir = ""
+    if bindir and os.access(os.path.join(bindir, "psql"), os.X_OK):
+        return os.path.join(bindir, "psql")
+    raise AssertionError("psql not found (install the PostgreSQL client)")
+
+
+def sql(query, schema=None, timeout=30, **params):
+    """Run query (one or more SQL statements) with psql on the test database
+    and return the rows of the last result as lists of strings (None for
+    NULL); [] for statements that return no rows. schema, if given, is the
+    search_path. params become psql variables: sql("select * from jobs where
+    id = :'id'", id=job_id) quotes them safely (:'x' a literal, :"x" an
+    identifier). An SQL error raises AssertionError with psql's message."""
+    cmd = [_psql(), "-X", "-q", "-A", "-t", "--csv", "-v", "ON_ERROR_STOP=1",
+           "-P", "null=" + _NULL, "-d", database_url()]
+    for k, v in params.items():
+        cmd += ["-v", "%s=%s" % (k, v)]
+    env = dict(os.environ)
+    if schema:
+        env["PGOPTIONS"] = "-c search_path=%s" % schema
+    # Read from stdin (not -c) so that psql substitutes the variables.
+    r = subprocess.run(cmd, input=query, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, env=env, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError("psql failed (status %d) on %r:\n%s"
+                             % (r.returncode, query, r.stderr.strip()))
+    rows = []
+    for row in csv.reader(io.StringIO(r.stdout)):
+        rows.append([None if v == _NULL else v for v in row])
+    return rows
+
+
+def pg_restart():
+    """Restart the test PostgreSQL server (fast shutdown, same socket and
+    port); returns once it accepts connections again. Connections that
+    daemons hold are cut."""
+    pg_dir = os.environ.get("VALET_TEST_PG_DIR")
+    if not pg_dir:
+        raise AssertionError("VALET_TEST_PG_DIR is not set: pg_restart() needs the server "
+                             "that tests/run_tests.sh starts with tests/pg_tmp.sh")
+    r = subprocess.run([PG_TMP, "restart", pg_dir], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=120)
+    if r.returncode != 0:
+        raise AssertionError("tests/pg_tmp.sh restart %s failed (status %d):\n%s"
+                             % (pg_dir, r.returncode, r.stdout))
 
 
 def descendants(pid):
@@ -254,10 +349,27 @@ class Client:
 class Daemon:
     """One valetd process with its own config, port and log."""
 
-    def __init__(self, overrides=None, env=None, binary=None):
+    def __init__(self, overrides=None, env=None, binary=None, store=None, schema=None,
+                 node_id=None):
+        """store: "memory" or "postgres" (default: test_store()). With
+        postgres, schema and node_id default to new unique names; pass a
+        killed daemon's to start on its data (see clone())."""
         self.binary = binary or VALETD
         self.overrides = overrides or {}
         self.extra_env = env or {}
+        self.store = store or test_store()
+        if self.store not in STORES:
+            raise AssertionError("unknown store %r (VALET_TEST_STORE is one of %s)"
+                                 % (self.store, ", ".join(STORES)))
+        self.database_url = None
+        self.schema = None
+        self.node_id = None
+        if self.store == "postgres":
+            self.database_url = database_url()
+            self.schema = schema or new_schema()
+            if not re.match(r"^[a-z_][a-z0-9_]*$", self.schema):
+                raise AssertionError("bad schema name %r" % (self.schema,))
+            self.node_id = node_id or "node-" + self.schema.replace("_", "-")
         self.proc = None
         self.port = None
         self.tmp = tempfile.mkdtemp(prefix="valet-test-")
@@ -291,6 +403,9 @@ class Daemon:
             "tasks": {"plugin_dir": self._plugin_dir()},
             "log": {"level": "info"},
         }
+        if self.store == "postgres":
+            sections["storage"] = {"backend": "postgres", "database_url": self.database_url,
+                                   "schema": self.schema, "node_id": self.node_id}
         if ASAN:
             # ASan reserves terabytes of address space: an RLIMIT_AS would
             # make every allocation in a job child fail.
@@ -407,11 +522,39 @@ class Daemon:
             if mark in text:
                 raise AssertionError("valetd log mentions %r\n%s" % (mark, self.log_tail(200)))
 
-    def kill(self):
+    def kill(self, sig=signal.SIGKILL, timeout=15.0):
+        """Send sig (default SIGKILL) and wait for the exit; a daemon still
+        there after timeout seconds gets SIGKILL. Returns the exit status
+        (negative: killed by that signal), None if it was not running. The
+        temp dir stays (cleanup() removes it)."""
+        rc = None
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(sig)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait()
         self._forget()
+        return rc
+
+    def clone(self, overrides=None, env=None, **kw):
+        """A new (not started) Daemon on the same store, schema and node_id,
+        with the same overrides and env unless given: to start "the same"
+        daemon again after kill() or stop(). kw go to Daemon()."""
+        kw.setdefault("binary", self.binary)
+        kw.setdefault("store", self.store)
+        kw.setdefault("schema", self.schema)
+        kw.setdefault("node_id", self.node_id)
+        return Daemon(self.overrides if overrides is None else overrides,
+                      self.extra_env if env is None else env, **kw)
+
+    def sql(self, query, **params):
+        """Run SQL on the test database with search_path = this daemon's
+        schema; returns rows as lists of strings (module-level sql())."""
+        if self.store != "postgres":
+            raise AssertionError("Daemon.sql() needs a daemon on the postgres store")
+        return sql(query, schema=self.schema, **params)
 
     def cleanup(self):
         """Kill (if running) and remove the temp dir."""
@@ -563,11 +706,12 @@ class DaemonTestCase(unittest.TestCase):
 
     config = {}
     env = {}
+    store = None  # None: VALET_TEST_STORE, else memory
     d = None
 
     @classmethod
     def setUpClass(cls):
-        cls.d = Daemon(cls.config, cls.env)
+        cls.d = Daemon(cls.config, cls.env, store=cls.store)
         try:
             cls.d.start()
         except BaseException:

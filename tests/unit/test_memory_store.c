@@ -114,7 +114,7 @@ static void test_create_get_job(void **state)
 	struct seen s = {0};
 	uint8_t other[JOB_ID_LEN];
 
-	assert_int_equal(st->ops->create_job(st, job, record, &s), 0);
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, record, &s), 0);
 	assert_int_equal(s.calls, 1);
 	assert_int_equal(s.err, 0);
 	assert_ptr_equal(s.job, job);
@@ -128,7 +128,7 @@ static void test_create_get_job(void **state)
 
 	/* The same id twice: refused, no callback, nothing changed. */
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(st->ops->create_job(st, job, record, &s), -EEXIST);
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, record, &s), -EEXIST);
 	assert_int_equal(s.calls, 0);
 	assert_int_equal(job->refs, 2);
 
@@ -170,7 +170,7 @@ static void test_list_jobs(void **state)
 	/* Even jobs PENDING, odd jobs COMPLETED. */
 	for (int i = 0; i < 10; i++) {
 		jobs[i] = make_job("j", i % 2 ? JOB_COMPLETED : JOB_PENDING);
-		assert_int_equal(st->ops->create_job(st, jobs[i], NULL, NULL), 0);
+		assert_int_equal(st->ops->create_job(st, jobs[i], STORE_CLAIM, NULL, NULL), 0);
 	}
 
 	list(st, JOB_UNDEFINED, 0, 0, &s);
@@ -219,9 +219,9 @@ static void test_delete_job(void **state)
 	struct job *c = make_job("c", JOB_PENDING);
 	struct seen s = {0};
 
-	assert_int_equal(st->ops->create_job(st, a, NULL, NULL), 0);
-	assert_int_equal(st->ops->create_job(st, b, NULL, NULL), 0);
-	assert_int_equal(st->ops->create_job(st, c, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, b, STORE_CLAIM, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, c, STORE_CLAIM, NULL, NULL), 0);
 	assert_int_equal(b->refs, 2);
 
 	assert_int_equal(st->ops->delete_job(st, b->id, record, &s), 0);
@@ -240,7 +240,7 @@ static void test_delete_job(void **state)
 	assert_ptr_equal(s.jobs[1], c);
 
 	/* Deleted, it can be created again (and goes to the end). */
-	assert_int_equal(st->ops->create_job(st, b, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, b, STORE_CLAIM, NULL, NULL), 0);
 	list(st, JOB_UNDEFINED, 0, 0, &s);
 	assert_int_equal(s.njobs, 3);
 	assert_ptr_equal(s.jobs[2], b);
@@ -267,7 +267,7 @@ static void test_delete_inside_callback(void **state)
 	uint8_t id[JOB_ID_LEN];
 
 	memcpy(id, job->id, JOB_ID_LEN);
-	assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, NULL, NULL), 0);
 	job_unref(job); /* the store holds the only reference now */
 	assert_int_equal(st->ops->get_job(st, id, delete_in_callback, st), 0);
 	assert_int_equal(st->ops->get_job(st, id, NULL, NULL), -ENOENT);
@@ -280,7 +280,7 @@ static void test_results(void **state)
 	struct seen s = {0};
 	uint8_t other[JOB_ID_LEN];
 
-	assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, NULL, NULL), 0);
 	assert_int_equal(st->ops->get_result(st, job->id, record, &s), -ENOENT);
 	assert_int_equal(st->ops->delete_result(st, job->id, record, &s), -ENOENT);
 	assert_int_equal(s.calls, 0);
@@ -327,15 +327,15 @@ static void test_pipelines(void **state)
 	struct store_query all = {0}, done = {.status = JOB_COMPLETED};
 	struct seen s = {0};
 
-	assert_int_equal(st->ops->create_job(st, solo, NULL, NULL), 0);
-	assert_int_equal(st->ops->create_pipeline(st, p1, record, &s), 0);
+	assert_int_equal(st->ops->create_job(st, solo, STORE_CLAIM, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, p1, STORE_CLAIM, record, &s), 0);
 	assert_int_equal(s.calls, 1);
 	assert_ptr_equal(s.pipeline, p1);
 	assert_int_equal(p1->refs, 2);
 	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(p1->jobs[i]->refs, 2); /* the pipeline's and the store's */
-	assert_int_equal(st->ops->create_pipeline(st, p2, NULL, NULL), 0);
-	assert_int_equal(st->ops->create_pipeline(st, p2, NULL, NULL), -EEXIST);
+	assert_int_equal(st->ops->create_pipeline(st, p2, STORE_CLAIM, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, p2, STORE_CLAIM, NULL, NULL), -EEXIST);
 
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(st->ops->get_pipeline(st, p2->id, record, &s), 0);
@@ -422,8 +422,8 @@ static void test_pipeline_rollback(void **state)
 	struct seen s = {0};
 
 	memcpy(taken->id, pl->jobs[2]->id, JOB_ID_LEN);
-	assert_int_equal(st->ops->create_job(st, taken, NULL, NULL), 0);
-	assert_int_equal(st->ops->create_pipeline(st, pl, record, &s), -EEXIST);
+	assert_int_equal(st->ops->create_job(st, taken, STORE_CLAIM, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, pl, STORE_CLAIM, record, &s), -EEXIST);
 	assert_int_equal(s.calls, 0);
 	assert_int_equal(pl->refs, 1);
 	assert_int_equal(pl->jobs[0]->refs, 1);
@@ -436,7 +436,7 @@ static void test_pipeline_rollback(void **state)
 
 	/* With fresh ids it goes in. */
 	job_id_generate(pl->jobs[2]->id);
-	assert_int_equal(st->ops->create_pipeline(st, pl, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, pl, STORE_CLAIM, NULL, NULL), 0);
 	list(st, JOB_UNDEFINED, 0, 0, &s);
 	assert_int_equal(s.njobs, 4);
 	pipeline_unref(pl);
@@ -453,8 +453,8 @@ static void test_free_with_contents(void **state)
 	assert_non_null(st);
 	job->has_result = true;
 	job_set_str(&job->result_error, "boom");
-	assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
-	assert_int_equal(st->ops->create_pipeline(st, pl, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, NULL, NULL), 0);
+	assert_int_equal(st->ops->create_pipeline(st, pl, STORE_CLAIM, NULL, NULL), 0);
 	job_unref(job);
 	pipeline_unref(pl);
 	store_free(st);
@@ -472,7 +472,7 @@ static void test_many_jobs(void **state)
 	for (int i = 0; i < N; i++) {
 		struct job *job = make_job("bulk", i % 100 ? JOB_PENDING : JOB_SCHEDULED);
 
-		assert_int_equal(st->ops->create_job(st, job, NULL, NULL), 0);
+		assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, NULL, NULL), 0);
 		if (i == 0)
 			memcpy(first, job->id, JOB_ID_LEN);
 		memcpy(last, job->id, JOB_ID_LEN);

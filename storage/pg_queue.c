@@ -1,0 +1,662 @@
+/*
+ * pg_queue.c - the PostgreSQL store as a node of a cluster: registration,
+ * lease and rescue, claiming work, cancel across nodes, and close.
+ *
+ * Theory of operation (see postgres.c for the write path)
+ *
+ *   writer up (first time) -> register: nodes row + release_node(self) in
+ *                             one transaction; then open the reader, start
+ *                             the heartbeat, poll and prune timers, claim
+ *   writer up (again)      -> heartbeat now, look for work
+ *   heartbeat (lease/3)    -> renew the lease, rescue_expired() others
+ *   NOTIFY <schema>_jobs   -> payload is the new work's due time (us):
+ *                             due now -> claim; later -> arm the due timer
+ *   NOTIFY <schema>_cancel -> "job <id>" / "pipeline <id>": the core cancels
+ *                             it if it holds it
+ *   core want(n)           -> claim up to n when there may be work and no
+ *                             claim is in flight; a short claim means the
+ *                             queue is dry: ask for the next due time
+ *   close                  -> stop claiming; once every write is committed,
+ *                             give back claimed work that did not start
+ *                             and mark the node stopped
+ *
+ * A claim that breaks with the connection may have committed: those jobs
+ * stay claimed by this node until it restarts (release at registration) or
+ * another node rescues them after a lease expiry. That window is one round
+ * trip wide; it is not closed here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../supervisor/log.h"
+#include "pg_internal.h"
+#include "pg_sql.h"
+
+#define PG_MAX_CLAIM 64
+#define PG_POLL_S 2.0          /* fallback claim poll */
+#define PG_PRUNE_S 60.0
+#define PG_PRUNE_BATCH 500
+#define PG_CANCEL_POLL_S 0.05
+#define PG_CANCEL_WAIT_S 10.0
+#define PG_CLOSE_WAIT_S 5.0
+
+static void claim_maybe(struct pg_store *ps);
+
+static struct pg_batch *batch_new(bool txn, pg_batch_done_fn done, void *arg)
+{
+	return pg_batch_new(txn, done, arg);
+}
+
+/* Submit b on the writer; on failure free it (done is not called). */
+static bool submit(struct pgconn *c, struct pg_batch *b, int rc)
+{
+	if (rc || !b || pgconn_submit(c, b) < 0) {
+		pg_batch_free(b);
+		return false;
+	}
+	return true;
+}
+
+static int64_t result_int(const PGresult *res, int64_t dflt)
+{
+	if (!res || PQntuples(res) < 1 || PQgetisnull(res, 0, 0))
+		return dflt;
+	return strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+}
+
+/* ---- timers ------------------------------------------------------------------------ */
+
+static void arm_due(struct pg_store *ps, int64_t due_us)
+{
+	double after = (double)(due_us - job_now_us()) / 1e6;
+
+	if (after < 0.001)
+		after = 0.001;
+	if (ev_is_active(&ps->due_w) && ev_timer_remaining(ps->loop, &ps->due_w) <= after)
+		return;
+	ev_timer_stop(ps->loop, &ps->due_w);
+	ev_timer_set(&ps->due_w, after, 0.);
+	ev_timer_start(ps->loop, &ps->due_w);
+}
+
+static void on_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_store *ps = w->data;
+
+	ps->maybe_work = true;
+	claim_maybe(ps);
+}
+
+static void heartbeat(struct pg_store *ps);
+static void prune(struct pg_store *ps);
+static void register_node(struct pg_store *ps);
+
+static void on_beat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	heartbeat(w->data);
+}
+
+static void on_prune(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	prune(w->data);
+}
+
+static void on_register_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	register_node(w->data);
+}
+
+void pgq_init(struct pg_store *ps)
+{
+	ev_timer_init(&ps->due_w, on_due, 1., 0.);
+	ev_timer_init(&ps->poll_w, on_due, PG_POLL_S, PG_POLL_S);
+	ev_timer_init(&ps->beat_w, on_beat, 1., (double)ps->lease_ms / 3000.0);
+	ev_timer_init(&ps->prune_w, on_prune, 10., PG_PRUNE_S);
+	ev_timer_init(&ps->register_w, on_register_retry, 1., 0.);
+	ps->due_w.data = ps->poll_w.data = ps->beat_w.data = ps->prune_w.data = ps;
+	ps->register_w.data = ps->close_w.data = ps;
+}
+
+void pgq_stop(struct pg_store *ps)
+{
+	ev_timer_stop(ps->loop, &ps->due_w);
+	ev_timer_stop(ps->loop, &ps->poll_w);
+	ev_timer_stop(ps->loop, &ps->beat_w);
+	ev_timer_stop(ps->loop, &ps->prune_w);
+	ev_timer_stop(ps->loop, &ps->register_w);
+	ev_timer_stop(ps->loop, &ps->close_w);
+}
+
+/* ---- registration, heartbeat, rescue, retention ---------------------------------------- */
+
+static const struct pgconn_hooks reader_hooks = {0};
+
+static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+	char n[24];
+
+	ps->registering = false;
+	if (err) {
+		if (err != -ECANCELED) {
+			log_error("cannot register this node in PostgreSQL; retrying", "node",
+				  ps->node, "error", msg);
+			if (err != -EPIPE)
+				ev_timer_start(ps->loop, &ps->register_w);
+		}
+		pg_batch_free(b);
+		return;
+	}
+	snprintf(n, sizeof(n), "%lld", (long long)result_int(pg_batch_result(b, 1), 0));
+	pg_batch_free(b);
+	log_info("node registered", "node", ps->node, "schema", ps->schema,
+		 "released_from_earlier_run", n);
+	ps->registered = true;
+	if (!ps->reader)
+		ps->reader = pgconn_new(ps->loop, ps->url, "reader", ps->stmts, PGS_COUNT,
+					&reader_hooks, ps);
+	ev_timer_again(ps->loop, &ps->beat_w);
+	ev_timer_start(ps->loop, &ps->poll_w);
+	if (ps->retention_days > 0)
+		ev_timer_start(ps->loop, &ps->prune_w);
+	ps->maybe_work = true;
+	pg_kick(ps);
+	claim_maybe(ps);
+}
+
+static void register_node(struct pg_store *ps)
+{
+	struct pg_batch *b;
+	char host[256], pid[16], reason[256];
+	int rc;
+
+	if (ps->registering || ps->registered || ps->closing || !pgconn_up(ps->writer))
+		return;
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(reason, sizeof(reason), "valetd on node %s restarted while the job was running",
+		 ps->node);
+	b = batch_new(true, registered, ps);
+	rc = !b;
+	if (b) {
+		rc |= pg_batch_call(b, PGS_NODE_REGISTER) | pg_batch_text(b, ps->node) |
+		      pg_batch_text(b, host) | pg_batch_text(b, pid) |
+		      pg_batch_text(b, VALET_VERSION) | pg_batch_int(b, ps->lease_ms);
+		rc |= pg_batch_call(b, PGS_NODE_RELEASE) | pg_batch_text(b, ps->node) |
+		      pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
+		      pg_batch_int(b, ps->backoff_max_ms);
+	}
+	if (submit(ps->writer, b, rc))
+		ps->registering = true;
+	else
+		ev_timer_start(ps->loop, &ps->register_w);
+}
+
+static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+	int64_t rescued;
+	char n[24];
+
+	if (err) {
+		if (err != -ECANCELED && err != -EPIPE)
+			log_warn("heartbeat failed", "node", ps->node, "error", msg);
+		pg_batch_free(b);
+		return;
+	}
+	rescued = result_int(pg_batch_result(b, 1), 0);
+	pg_batch_free(b);
+	if (rescued > 0) {
+		snprintf(n, sizeof(n), "%lld", (long long)rescued);
+		log_warn("rescued the work of nodes whose lease expired", "jobs", n);
+		ps->maybe_work = true;
+		claim_maybe(ps);
+	}
+}
+
+static void heartbeat(struct pg_store *ps)
+{
+	struct pg_batch *b;
+	int rc;
+
+	if (!ps->registered || !pgconn_up(ps->writer))
+		return;
+	b = batch_new(false, beaten, ps);
+	rc = !b;
+	if (b) {
+		rc |= pg_batch_call(b, PGS_HEARTBEAT) | pg_batch_text(b, ps->node) |
+		      pg_batch_int(b, ps->lease_ms);
+		rc |= pg_batch_call(b, PGS_RESCUE) | pg_batch_text(b, ps->node) |
+		      pg_batch_int(b, ps->backoff_ms) | pg_batch_int(b, ps->backoff_max_ms);
+	}
+	submit(ps->writer, b, rc);
+}
+
+static void pruned(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+	size_t jobs, pls;
+
+	if (err) {
+		if (err != -ECANCELED && err != -EPIPE)
+			log_warn("pruning old jobs failed", "error", msg);
+		pg_batch_free(b);
+		return;
+	}
+	jobs = (size_t)atoll(PQcmdTuples((PGresult *)pg_batch_result(b, 0)));
+	pls = (size_t)atoll(PQcmdTuples((PGresult *)pg_batch_result(b, 1)));
+	pg_batch_free(b);
+	if (jobs >= PG_PRUNE_BATCH || pls >= PG_PRUNE_BATCH) {
+		/* More to do: go on soon, in small steps. */
+		ev_timer_stop(ps->loop, &ps->prune_w);
+		ev_timer_set(&ps->prune_w, 1., PG_PRUNE_S);
+		ev_timer_start(ps->loop, &ps->prune_w);
+	}
+}
+
+static void prune(struct pg_store *ps)
+{
+	struct pg_batch *b;
+	int rc;
+
+	if (!ps->registered || ps->retention_days <= 0 || !pgconn_up(ps->writer))
+		return;
+	b = batch_new(false, pruned, ps);
+	rc = !b;
+	if (b) {
+		rc |= pg_batch_call(b, PGS_PRUNE_JOBS) | pg_batch_int(b, ps->retention_days) |
+		      pg_batch_int(b, PG_PRUNE_BATCH);
+		rc |= pg_batch_call(b, PGS_PRUNE_PIPELINES) | pg_batch_int(b, ps->retention_days) |
+		      pg_batch_int(b, PG_PRUNE_BATCH);
+	}
+	submit(ps->writer, b, rc);
+}
+
+/* ---- writer connection hooks --------------------------------------------------------------- */
+
+static void writer_state(void *arg, bool up, const char *reason)
+{
+	struct pg_store *ps = arg;
+
+	if (!up)
+		return;
+	if (!ps->registered) {
+		register_node(ps);
+		return;
+	}
+	heartbeat(ps);
+	ps->maybe_work = true;
+	pg_kick(ps);
+	claim_maybe(ps);
+	pgq_close_maybe(ps);
+}
+
+static void writer_notify(void *arg, const char *channel, const char *payload)
+{
+	struct pg_store *ps = arg;
+	uint8_t id[JOB_ID_LEN];
+
+	if (!strcmp(channel, ps->chan_jobs)) {
+		int64_t due = payload && payload[0] ? strtoll(payload, NULL, 10) : 0;
+		if (due > job_now_us() + 1000) {
+			arm_due(ps, due);
+		} else {
+			ps->maybe_work = true;
+			claim_maybe(ps);
+		}
+	} else if (!strcmp(channel, ps->chan_cancel) && ps->hooks) {
+		bool pl = !strncmp(payload, "pipeline ", 9);
+		const char *s = strchr(payload, ' ');
+		if (s && job_id_parse(s + 1, id) == 0)
+			ps->hooks->cancel(ps->hooks_arg, id, pl);
+	}
+}
+
+static const char *writer_setup(void *arg)
+{
+	return ((struct pg_store *)arg)->setup_sql;
+}
+
+const struct pgconn_hooks pgq_writer_hooks = {
+	.state = writer_state,
+	.notify = writer_notify,
+	.setup_sql = writer_setup,
+};
+
+/* ---- claims ------------------------------------------------------------------------------------ */
+
+static void next_due_done(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+	int64_t due = err ? 0 : result_int(pg_batch_result(b, 0), 0);
+
+	pg_batch_free(b);
+	if (due > 0)
+		/* Due already: locked by another node's claim right now; look again soon. */
+		arm_due(ps, due > job_now_us() ? due : job_now_us() + 50000);
+}
+
+static void ask_next_due(struct pg_store *ps)
+{
+	struct pg_batch *b = batch_new(false, next_due_done, ps);
+
+	submit(ps->writer, b, b ? pg_batch_call(b, PGS_NEXT_DUE) : 1);
+}
+
+/* Deliver the jobs of one claimed pipeline: rows [first, end). */
+static void deliver_pipeline(struct pg_store *ps, const PGresult *res, int first, int end)
+{
+	struct pipeline *pl = pg_row_pipeline(res, first, PG_CLAIM_PL_COL);
+	struct job **jobs = pl ? realloc(pl->jobs, (size_t)(end - first) * sizeof(*jobs)) : NULL;
+	int head = -1;
+
+	if (!jobs)
+		goto fail;
+	pl->jobs = jobs;
+	for (int i = first; i < end; i++) {
+		struct job *job = pg_row_job(res, i);
+		if (!job)
+			goto fail;
+		pl->jobs[pl->njobs++] = job;
+		if (PQgetvalue(res, i, PG_CLAIM_HEAD_COL)[0] == 't')
+			head = (int)pl->njobs - 1;
+	}
+	if (head < 0)
+		goto fail;
+	ps->hooks->deliver(ps->hooks_arg, pl->jobs[head], pl, (size_t)head);
+	pipeline_unref(pl);
+	return;
+fail:
+	log_error("could not load a claimed pipeline; it stays claimed until this node restarts");
+	pipeline_unref(pl);
+}
+
+static void claimed(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+	const PGresult *res;
+	int n, heads = 0;
+
+	ps->claiming = false;
+	if (err) {
+		if (err != -ECANCELED && err != -EPIPE)
+			log_warn("claiming jobs failed", "error", msg);
+		pg_batch_free(b);
+		return;
+	}
+	res = pg_batch_result(b, 0);
+	n = PQntuples(res);
+	for (int i = 0; i < n;) {
+		if (PQgetisnull(res, i, 13 /* pipeline_id */)) {
+			struct job *job = pg_row_job(res, i);
+			if (job && !ps->closing)
+				ps->hooks->deliver(ps->hooks_arg, job, NULL, 0);
+			job_unref(job);
+			heads++;
+			i++;
+			continue;
+		}
+		int end = i + 1;
+		const char *pid = PQgetvalue(res, i, 13);
+		while (end < n && !strcmp(PQgetvalue(res, end, 13), pid))
+			end++;
+		if (!ps->closing)
+			deliver_pipeline(ps, res, i, end);
+		heads++;
+		i = end;
+	}
+	pg_batch_free(b);
+	if (heads < (int)ps->want_asked) {
+		ps->maybe_work = false;
+		ask_next_due(ps);
+	}
+	claim_maybe(ps);
+}
+
+static void claim_maybe(struct pg_store *ps)
+{
+	struct pg_batch *b;
+	size_t n = ps->want < PG_MAX_CLAIM ? ps->want : PG_MAX_CLAIM;
+	int rc;
+
+	if (!ps->hooks || !ps->registered || ps->closing || ps->claiming || !n ||
+	    !ps->maybe_work || !pgconn_up(ps->writer))
+		return;
+	b = batch_new(false, claimed, ps);
+	rc = !b;
+	if (b)
+		rc |= pg_batch_call(b, PGS_CLAIM) | pg_batch_text(b, ps->node) |
+		      pg_batch_int(b, (int64_t)n);
+	if (!submit(ps->writer, b, rc))
+		return;
+	ps->claiming = true;
+	ps->want_asked = n;
+	ps->want = 0; /* the core says again what it can take after the delivery */
+}
+
+void pgq_attach(struct store *st, const struct store_queue_hooks *hooks, void *arg)
+{
+	struct pg_store *ps = pg_of(st);
+
+	ps->hooks = hooks;
+	ps->hooks_arg = arg;
+}
+
+void pgq_want(struct store *st, size_t n)
+{
+	struct pg_store *ps = pg_of(st);
+
+	ps->want = n;
+	claim_maybe(ps);
+}
+
+/* ---- cancel across nodes ---------------------------------------------------------------- */
+
+struct pg_cancel {
+	struct pg_store *ps;
+	bool pipeline;
+	uint8_t id[JOB_ID_LEN];
+	store_done_fn cb;
+	void *arg;
+	ev_timer poll_w;
+	int64_t deadline_ns;
+};
+
+static void cancel_poll(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void cancel_reply(struct pg_cancel *c, int err, struct job *job, struct pipeline *pl)
+{
+	struct store_reply r = {.err = err, .job = job, .pipeline = pl};
+
+	ev_timer_stop(c->ps->loop, &c->poll_w);
+	c->cb(c->arg, &r);
+	free(c);
+}
+
+/* Result i of b as the cancelled object; 'final' tells if it is. */
+static void cancel_answer(struct pg_cancel *c, const PGresult *res, const char *outcome)
+{
+	struct job *job = NULL;
+	struct pipeline *pl = NULL;
+	bool final;
+
+	if (PQntuples(res) == 0) {
+		cancel_reply(c, -ENOENT, NULL, NULL);
+		return;
+	}
+	if (c->pipeline)
+		pl = pg_row_pipeline(res, 0, 0);
+	else
+		job = pg_row_job(res, 0);
+	if (!job && !pl) {
+		cancel_reply(c, -ENOMEM, NULL, NULL);
+		return;
+	}
+	final = job_status_final(c->pipeline ? pl->status : job->status);
+	if (outcome && !strcmp(outcome, "final"))
+		cancel_reply(c, -EALREADY, job, pl);
+	else if (final)
+		cancel_reply(c, 0, job, pl);
+	else if (job_mono_ns() > c->deadline_ns)
+		cancel_reply(c, -ETIMEDOUT, job, pl);
+	else {
+		ev_timer_start(c->ps->loop, &c->poll_w);
+		c = NULL;
+	}
+	job_unref(job);
+	pipeline_unref(pl);
+}
+
+static void cancel_polled(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_cancel *c = arg;
+
+	if (err)
+		cancel_reply(c, err == -EIO ? -EIO : -EAGAIN, NULL, NULL);
+	else
+		cancel_answer(c, pg_batch_result(b, 0), NULL);
+	pg_batch_free(b);
+}
+
+static void cancel_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_cancel *c = w->data;
+	struct pg_batch *b = batch_new(false, cancel_polled, c);
+	int rc = !b;
+
+	if (b)
+		rc |= pg_batch_call(b, c->pipeline ? PGS_GET_PIPELINE : PGS_GET_JOB) |
+		      pg_batch_uuid(b, c->id);
+	if (!submit(c->ps->writer, b, rc))
+		cancel_reply(c, -ENOMEM, NULL, NULL);
+}
+
+static void cancel_done(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_cancel *c = arg;
+
+	if (err) {
+		cancel_reply(c, err == -EIO ? -EIO : -EAGAIN, NULL, NULL);
+	} else {
+		const PGresult *res = pg_batch_result(b, 0);
+		cancel_answer(c, pg_batch_result(b, 1), PQgetvalue(res, 0, 0));
+	}
+	pg_batch_free(b);
+}
+
+int pgq_cancel(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline, store_done_fn cb,
+	       void *arg)
+{
+	struct pg_store *ps = pg_of(st);
+	struct pg_cancel *c;
+	struct pg_batch *b;
+	int rc;
+
+	if (!ps->registered || !pgconn_up(ps->writer))
+		return -EAGAIN;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	*c = (struct pg_cancel){.ps = ps, .pipeline = pipeline, .cb = cb, .arg = arg};
+	memcpy(c->id, id, JOB_ID_LEN);
+	c->deadline_ns = job_mono_ns() + (int64_t)(PG_CANCEL_WAIT_S * 1e9);
+	ev_timer_init(&c->poll_w, cancel_poll, PG_CANCEL_POLL_S, 0.);
+	c->poll_w.data = c;
+	b = batch_new(false, cancel_done, c);
+	rc = !b;
+	if (b) {
+		rc |= pg_batch_call(b, pipeline ? PGS_CANCEL_PIPELINE : PGS_CANCEL_JOB) |
+		      pg_batch_uuid(b, id) | pg_batch_text(b, ps->chan_cancel);
+		rc |= pg_batch_call(b, pipeline ? PGS_GET_PIPELINE : PGS_GET_JOB) |
+		      pg_batch_uuid(b, id);
+	}
+	if (!submit(ps->writer, b, rc)) {
+		free(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- close ------------------------------------------------------------------------------------- */
+
+static void close_finish(struct pg_store *ps)
+{
+	void (*done)(void *arg) = ps->close_done;
+
+	ps->close_done = NULL;
+	ev_timer_stop(ps->loop, &ps->close_w);
+	if (done)
+		done(ps->close_arg);
+}
+
+static void stopped(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+
+	if (err && err != -ECANCELED)
+		log_warn("could not mark this node stopped in PostgreSQL", "error", msg);
+	pg_batch_free(b);
+	close_finish(ps);
+}
+
+static void on_close_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_store *ps = w->data;
+
+	log_error("PostgreSQL did not take the last changes before shutdown; jobs still marked "
+		  "running are failed when this node starts again",
+		  "node", ps->node);
+	close_finish(ps);
+}
+
+void pgq_close_maybe(struct pg_store *ps)
+{
+	struct pg_batch *b;
+	char reason[256];
+	int rc;
+
+	if (!ps->closing || !ps->close_done || ps->close_sent)
+		return;
+	if (!ps->registered || !pgconn_up(ps->writer) || pg_write_pending(ps) || ps->inflight ||
+	    ps->claiming)
+		return;
+	snprintf(reason, sizeof(reason), "valetd on node %s stopped while the job was running",
+		 ps->node);
+	b = batch_new(true, stopped, ps);
+	rc = !b;
+	if (b) {
+		rc |= pg_batch_call(b, PGS_NODE_RELEASE) | pg_batch_text(b, ps->node) |
+		      pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
+		      pg_batch_int(b, ps->backoff_max_ms);
+		rc |= pg_batch_call(b, PGS_NODE_STOP) | pg_batch_text(b, ps->node);
+	}
+	ps->close_sent = true;
+	if (!submit(ps->writer, b, rc))
+		close_finish(ps);
+}
+
+void pgq_close(struct store *st, void (*done)(void *arg), void *arg)
+{
+	struct pg_store *ps = pg_of(st);
+
+	ps->closing = true;
+	ps->close_done = done;
+	ps->close_arg = arg;
+	ev_timer_stop(ps->loop, &ps->poll_w);
+	ev_timer_stop(ps->loop, &ps->due_w);
+	ev_timer_init(&ps->close_w, on_close_timeout, PG_CLOSE_WAIT_S, 0.);
+	ps->close_w.data = ps;
+	ps->close_sent = false;
+	ev_timer_start(ps->loop, &ps->close_w);
+	pg_kick(ps);
+	if (!ps->registered) {
+		close_finish(ps);
+		return;
+	}
+	pgq_close_maybe(ps);
+}

@@ -1,0 +1,532 @@
+/*
+ * pg_sql.c - every SQL statement of the PostgreSQL store, and rows <-> jobs.
+ *
+ * Theory of operation. The statements are prepared once per connection
+ * (pgconn prepares the whole table on each connect), with the schema name
+ * substituted when the store starts. Values travel as text: ids as UUID
+ * text, times as RFC 3339 UTC with microseconds (timestamptz keeps
+ * microseconds, so a time reads back exactly as it was written), JSON as
+ * its text (jsonb re-normalises it; the API re-encodes it anyway).
+ *
+ * Every statement that changes a job this node runs is fenced with
+ * "claimed_by = <this node>": if another node rescued the job (this node's
+ * lease had expired), the late write changes nothing and the job's new
+ * owner decides its fate. A final status, the result and the attempt's
+ * record are written by one statement (PGS_JOB_FINISH), so a COMPLETED or
+ * FAILED job always has its result.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_schema.h"
+#include "pg_sql.h"
+
+#define JOB_COLS                                                                             \
+	"j.id, j.name, j.description, j.task_name, j.task_params, j.timeout_ms, j.status, "  \
+	"j.failure_reason, j.run_at, j.scheduled_at, j.created_at, j.started_at, "          \
+	"j.completed_at, j.pipeline_id, j.pipeline_index, j.next_job_id, "                  \
+	"j.use_previous_results, j.attempt, j.max_attempts, j.pid, j.exit_code, j.signal, " \
+	"j.timed_out, j.oom_killed, j.seccomp_syscall, j.cpu_ms, j.wall_ms, j.max_rss_kb"
+/* ... followed by these three: with the result, or without (lists). */
+#define RESULT_COLS " , r.job_id IS NOT NULL, r.metadata, r.error"
+#define NO_RESULT_COLS " , false, NULL::jsonb, NULL::text"
+enum {
+	JC_ID, JC_NAME, JC_DESC, JC_TASK, JC_PARAMS, JC_TIMEOUT, JC_STATUS, JC_REASON,
+	JC_RUN_AT, JC_SCHEDULED_AT, JC_CREATED_AT, JC_STARTED_AT, JC_COMPLETED_AT,
+	JC_PIPELINE_ID, JC_PIPELINE_INDEX, JC_NEXT_JOB_ID, JC_USE_PREVIOUS, JC_ATTEMPT,
+	JC_MAX_ATTEMPTS, JC_PID, JC_EXIT_CODE, JC_SIGNAL, JC_TIMED_OUT, JC_OOM, JC_SECCOMP,
+	JC_CPU, JC_WALL, JC_RSS, JC_HAS_RESULT, JC_METADATA, JC_ERROR, JC_COUNT
+};
+
+#define PL_COLS                                                                              \
+	"p.id, p.name, p.description, p.status, p.failure_reason, p.run_at, p.created_at, "  \
+	"p.started_at, p.completed_at"
+enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
+       PC_STARTED_AT, PC_COMPLETED_AT, PC_COUNT };
+
+#define S "@SCHEMA@."
+#define FROM_JOBS_RESULTS " FROM " S "jobs j LEFT JOIN " S "results r ON r.job_id = j.id "
+#define OUTCOME_SET                                                                          \
+	"pid = $11, exit_code = $12, signal = $13, timed_out = $14, oom_killed = $15, "     \
+	"seccomp_syscall = $16, cpu_ms = $17, wall_ms = $18, max_rss_kb = $19"
+
+/* clang-format off */
+static const struct pg_stmt pg_stmts[PGS_COUNT] = {
+	[PGS_INSERT_JOB] = {"valet_insert_job",
+		"INSERT INTO " S "jobs (id, name, description, task_name, task_params, timeout_ms, "
+		"status, run_at, created_at, pipeline_id, pipeline_index, next_job_id, "
+		"use_previous_results, due_at, claimed_by, claimed_at, max_attempts) "
+		"VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text, "
+		"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16) "
+		"ON CONFLICT (id) DO NOTHING", 16},
+	[PGS_INSERT_PIPELINE] = {"valet_insert_pipeline",
+		"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at) "
+		"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING", 6},
+	[PGS_NOTIFY] = {"valet_notify", "SELECT pg_notify($1, $2)", 2},
+	[PGS_JOB_STATUS] = {"valet_job_status",
+		"UPDATE " S "jobs SET status = $2, scheduled_at = $3, started_at = $4, attempt = $5, "
+		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END "
+		"WHERE id = $1 AND claimed_by = $6", 6},
+	[PGS_JOB_FINISH] = {"valet_job_finish",
+		"WITH u AS (UPDATE " S "jobs SET status = $3, failure_reason = $4, started_at = $5, "
+		"completed_at = $6, attempt = $7, "
+		"node_id = CASE WHEN $5::timestamptz IS NULL THEN node_id ELSE $2 END, "
+		OUTCOME_SET ", claimed_by = NULL, claimed_at = NULL, due_at = NULL "
+		"WHERE id = $1 AND claimed_by = $2 "
+		"RETURNING id, attempt, node_id, started_at), "
+		"r AS (INSERT INTO " S "results (job_id, metadata, error) "
+		"SELECT id, $9::jsonb, $10 FROM u WHERE $8 "
+		"ON CONFLICT (job_id) DO UPDATE SET metadata = excluded.metadata, "
+		"error = excluded.error, created_at = now()), "
+		"a AS (INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
+		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
+		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb) "
+		"SELECT id, attempt, node_id, $3, $4, started_at, $6, $11, $12, $13, $14, $15, $16, "
+		"$17, $18, $19 FROM u WHERE started_at IS NOT NULL AND attempt > 0 "
+		"ON CONFLICT (job_id, attempt) DO NOTHING) "
+		"SELECT count(*) FROM u", 19},
+	/* A failed attempt; the job waits (still claimed) for its next one. */
+	[PGS_JOB_RETRY] = {"valet_job_retry",
+		"WITH u AS (UPDATE " S "jobs SET status = 'PENDING', failure_reason = $3, "
+		"started_at = $4, attempt = $5, due_at = $6, node_id = $2, "
+		"pid = $7, exit_code = $8, signal = $9, timed_out = $10, oom_killed = $11, "
+		"seccomp_syscall = $12, cpu_ms = $13, wall_ms = $14, max_rss_kb = $15 "
+		"WHERE id = $1 AND claimed_by = $2 RETURNING id) "
+		"INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
+		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
+		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb) "
+		"SELECT id, $5, $2, 'FAILED', $3, $4, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15 "
+		"FROM u ON CONFLICT (job_id, attempt) DO NOTHING", 15},
+	[PGS_JOB_OUTCOME] = {"valet_job_outcome",
+		"UPDATE " S "jobs SET pid = $2, exit_code = $3, signal = $4, timed_out = $5, "
+		"oom_killed = $6, seccomp_syscall = $7, cpu_ms = $8, wall_ms = $9, max_rss_kb = $10 "
+		"WHERE id = $1", 10},
+	[PGS_JOB_META] = {"valet_job_meta",
+		"UPDATE " S "jobs SET name = $2, description = $3 WHERE id = $1", 3},
+	[PGS_PIPELINE] = {"valet_pipeline",
+		"UPDATE " S "pipelines SET status = $2, failure_reason = $3, started_at = $4, "
+		"completed_at = $5, name = $6, description = $7 WHERE id = $1", 7},
+	[PGS_DELETE_JOB] = {"valet_delete_job",
+		"DELETE FROM " S "jobs WHERE id = $1 RETURNING id", 1},
+	[PGS_DELETE_RESULT] = {"valet_delete_result",
+		"DELETE FROM " S "results WHERE job_id = $1 RETURNING job_id", 1},
+	[PGS_DELETE_PIPELINE] = {"valet_delete_pipeline",
+		"DELETE FROM " S "pipelines WHERE id = $1 RETURNING id", 1},
+	/* Cancel a standalone job nobody holds; otherwise ask its node. The
+	 * first column says which: 'cancelled', 'asked' (another node holds
+	 * it), 'final' (it had finished). */
+	[PGS_CANCEL_JOB] = {"valet_cancel_job",
+		"WITH c AS (UPDATE " S "jobs SET status = 'CANCELLED', "
+		"failure_reason = 'cancelled by request', completed_at = now(), due_at = NULL "
+		"WHERE id = $1 AND claimed_by IS NULL AND status IN ('PENDING', 'SCHEDULED') "
+		"RETURNING id), "
+		"n AS (SELECT pg_notify($2, 'job ' || j.id) FROM " S "jobs j "
+		"WHERE j.id = $1 AND j.claimed_by IS NOT NULL AND NOT EXISTS (SELECT 1 FROM c)) "
+		"SELECT CASE WHEN EXISTS (SELECT 1 FROM c) THEN 'cancelled' "
+		"WHEN (SELECT count(*) FROM n) > 0 THEN 'asked' ELSE 'final' END", 2},
+	[PGS_CANCEL_PIPELINE] = {"valet_cancel_pipeline",
+		"WITH held AS (SELECT 1 FROM " S "jobs WHERE pipeline_id = $1 AND claimed_by IS NOT NULL), "
+		"p AS (UPDATE " S "pipelines SET status = 'CANCELLED', "
+		"failure_reason = 'cancelled by request', completed_at = now() "
+		"WHERE id = $1 AND status IN ('PENDING', 'SCHEDULED') AND NOT EXISTS (SELECT 1 FROM held) "
+		"RETURNING id), "
+		"c AS (UPDATE " S "jobs SET status = 'CANCELLED', "
+		"failure_reason = 'cancelled by request', completed_at = now(), due_at = NULL "
+		"WHERE pipeline_id IN (SELECT id FROM p) AND status IN ('PENDING', 'SCHEDULED') "
+		"RETURNING id), "
+		"n AS (SELECT pg_notify($2, 'pipeline ' || $1::text) WHERE EXISTS (SELECT 1 FROM held)) "
+		"SELECT CASE WHEN EXISTS (SELECT 1 FROM p) THEN 'cancelled' "
+		"WHEN (SELECT count(*) FROM n) > 0 THEN 'asked' ELSE 'final' END, "
+		"(SELECT count(*) FROM c)", 2},
+	/* Claim due work: standalone jobs and pipeline heads, oldest due first;
+	 * a claimed pipeline's other unfinished jobs are claimed with it. The
+	 * rows: each claimed standalone job, and every job of each claimed
+	 * pipeline (with results, for the previous-result chain), followed by
+	 * the pipeline's columns and whether the row is a claimed head. The
+	 * SELECT sees the rows as they were before this statement's updates,
+	 * which only touched the claim columns it does not read. */
+	[PGS_CLAIM] = {"valet_claim",
+		"WITH c AS (SELECT id, pipeline_id FROM " S "jobs "
+		"WHERE claimed_by IS NULL AND due_at IS NOT NULL AND due_at <= now() "
+		"ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED), "
+		"h AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = now() FROM c "
+		"WHERE j.id = c.id RETURNING j.id, j.pipeline_id), "
+		"t AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = now() FROM c "
+		"WHERE j.pipeline_id = c.pipeline_id AND j.id <> c.id AND j.claimed_by IS NULL "
+		"AND j.status IN ('PENDING', 'SCHEDULED')) "
+		"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM h) "
+		FROM_JOBS_RESULTS "LEFT JOIN " S "pipelines p ON p.id = j.pipeline_id "
+		"WHERE j.id IN (SELECT id FROM h) "
+		"OR j.pipeline_id IN (SELECT pipeline_id FROM h WHERE pipeline_id IS NOT NULL) "
+		"ORDER BY j.pipeline_id NULLS FIRST, j.pipeline_index, j.due_at, j.seq", 2},
+	[PGS_NODE_REGISTER] = {"valet_node_register",
+		"INSERT INTO " S "nodes (node_id, hostname, pid, version, lease_until) "
+		"VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond') "
+		"ON CONFLICT (node_id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid, "
+		"version = excluded.version, started_at = now(), heartbeat_at = now(), "
+		"lease_until = excluded.lease_until, stopped_at = NULL", 5},
+	[PGS_NODE_RELEASE] = {"valet_node_release",
+		"SELECT " S "release_node($1, $2, $3, $4)", 4},
+	[PGS_HEARTBEAT] = {"valet_heartbeat",
+		"UPDATE " S "nodes SET heartbeat_at = now(), "
+		"lease_until = now() + $2 * interval '1 millisecond' WHERE node_id = $1", 2},
+	[PGS_RESCUE] = {"valet_rescue", "SELECT " S "rescue_expired($1, $2, $3)", 3},
+	[PGS_NEXT_DUE] = {"valet_next_due",
+		"SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM " S "jobs "
+		"WHERE claimed_by IS NULL AND due_at IS NOT NULL", 0},
+	[PGS_NODE_STOP] = {"valet_node_stop",
+		"UPDATE " S "nodes SET stopped_at = now(), lease_until = now() WHERE node_id = $1", 1},
+	[PGS_PRUNE_JOBS] = {"valet_prune_jobs",
+		"DELETE FROM " S "jobs WHERE id IN (SELECT id FROM " S "jobs "
+		"WHERE completed_at < now() - $1 * interval '1 day' AND pipeline_id IS NULL "
+		"LIMIT $2 FOR UPDATE SKIP LOCKED)", 2},
+	[PGS_PRUNE_PIPELINES] = {"valet_prune_pipelines",
+		"DELETE FROM " S "pipelines WHERE id IN (SELECT id FROM " S "pipelines "
+		"WHERE completed_at < now() - $1 * interval '1 day' "
+		"LIMIT $2 FOR UPDATE SKIP LOCKED)", 2},
+	[PGS_GET_JOB] = {"valet_get_job",
+		"SELECT " JOB_COLS RESULT_COLS FROM_JOBS_RESULTS "WHERE j.id = $1", 1},
+	[PGS_LIST_JOBS] = {"valet_list_jobs",
+		"SELECT " JOB_COLS NO_RESULT_COLS " FROM " S "jobs j "
+		"WHERE $1::text IS NULL OR j.status = $1 ORDER BY j.seq LIMIT $2 OFFSET $3", 3},
+	[PGS_GET_RESULT] = {"valet_get_result",
+		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j JOIN " S "results r "
+		"ON r.job_id = j.id WHERE j.id = $1", 1},
+	[PGS_GET_PIPELINE] = {"valet_get_pipeline",
+		"SELECT " PL_COLS " FROM " S "pipelines p WHERE p.id = $1", 1},
+	[PGS_LIST_PIPELINES] = {"valet_list_pipelines",
+		"SELECT " PL_COLS " FROM " S "pipelines p "
+		"WHERE $1::text IS NULL OR p.status = $1 ORDER BY p.seq LIMIT $2 OFFSET $3", 3},
+	[PGS_PIPELINE_JOBS] = {"valet_pipeline_jobs",
+		"SELECT " JOB_COLS RESULT_COLS FROM_JOBS_RESULTS
+		"WHERE j.pipeline_id = $1 ORDER BY j.pipeline_index", 1},
+};
+/* clang-format on */
+
+struct pg_stmt *pg_sql_new(const char *schema)
+{
+	struct pg_stmt *t = calloc(PGS_COUNT, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < PGS_COUNT; i++) {
+		t[i] = pg_stmts[i];
+		t[i].sql = pg_schema_subst(pg_stmts[i].sql, schema);
+		if (!t[i].sql) {
+			pg_sql_free(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+void pg_sql_free(struct pg_stmt *stmts)
+{
+	if (!stmts)
+		return;
+	for (size_t i = 0; i < PGS_COUNT; i++)
+		free((char *)stmts[i].sql);
+	free(stmts);
+}
+
+/* ---- rows -> objects ------------------------------------------------------------ */
+
+static const char *col(const PGresult *res, int row, int c)
+{
+	return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+}
+
+static int64_t col_int(const PGresult *res, int row, int c, int64_t dflt)
+{
+	const char *s = col(res, row, c);
+
+	return s ? strtoll(s, NULL, 10) : dflt;
+}
+
+static bool col_bool(const PGresult *res, int row, int c)
+{
+	const char *s = col(res, row, c);
+
+	return s && s[0] == 't';
+}
+
+static int64_t col_time(const PGresult *res, int row, int c)
+{
+	return pg_parse_time(col(res, row, c));
+}
+
+static int set_str(char **field, const char *s)
+{
+	job_set_str(field, s);
+	return s && !*field ? -ENOMEM : 0;
+}
+
+static int signal_number(const char *name)
+{
+	if (!name || strncmp(name, "SIG", 3) != 0)
+		return 0;
+	for (int sig = 1; sig < NSIG; sig++) {
+		const char *abbrev = sigabbrev_np(sig);
+		if (abbrev && !strcmp(abbrev, name + 3))
+			return sig;
+	}
+	return atoi(name + 3);
+}
+
+struct job *pg_row_job(const PGresult *res, int row)
+{
+	struct job *job = job_new();
+	const char *s;
+	int rc = 0;
+
+	if (!job || PQnfields(res) < JC_COUNT)
+		goto fail;
+	if (pg_parse_uuid(col(res, row, JC_ID), job->id) < 0)
+		goto fail;
+	rc |= set_str(&job->name, col(res, row, JC_NAME) ? col(res, row, JC_NAME) : "");
+	rc |= set_str(&job->description, col(res, row, JC_DESC));
+	job->task_name = job_intern(col(res, row, JC_TASK) ? col(res, row, JC_TASK) : "");
+	s = col(res, row, JC_PARAMS);
+	rc |= set_str(&job->params_json, s && strcmp(s, "{}") && strcmp(s, "null") ? s : NULL);
+	job->timeout_ms = col_int(res, row, JC_TIMEOUT, 1);
+	job->status = job_status_parse(col(res, row, JC_STATUS) ? col(res, row, JC_STATUS) : "");
+	rc |= set_str(&job->failure_reason, col(res, row, JC_REASON));
+	job->run_at = col_time(res, row, JC_RUN_AT);
+	job->scheduled_at = col_time(res, row, JC_SCHEDULED_AT);
+	job->created_at = col_time(res, row, JC_CREATED_AT);
+	job->started_at = col_time(res, row, JC_STARTED_AT);
+	job->completed_at = col_time(res, row, JC_COMPLETED_AT);
+	if (col(res, row, JC_PIPELINE_ID)) {
+		job->in_pipeline = true;
+		pg_parse_uuid(col(res, row, JC_PIPELINE_ID), job->pipeline_id);
+		job->pipeline_index = (int)col_int(res, row, JC_PIPELINE_INDEX, 0);
+		job->has_next = pg_parse_uuid(col(res, row, JC_NEXT_JOB_ID), job->next_job_id) == 0;
+		job->use_previous_results = col_bool(res, row, JC_USE_PREVIOUS);
+	}
+	job->attempt = (int32_t)col_int(res, row, JC_ATTEMPT, 0);
+	job->max_attempts = (int32_t)col_int(res, row, JC_MAX_ATTEMPTS, 1);
+	job->outcome.pid = (int32_t)col_int(res, row, JC_PID, 0);
+	job->outcome.exit_code = (int32_t)col_int(res, row, JC_EXIT_CODE, -1);
+	job->outcome.term_signal = signal_number(col(res, row, JC_SIGNAL));
+	job->outcome.timed_out = col_bool(res, row, JC_TIMED_OUT);
+	job->outcome.oom_killed = col_bool(res, row, JC_OOM);
+	s = col(res, row, JC_SECCOMP);
+	job->outcome.seccomp_blocked = s != NULL;
+	job->outcome.seccomp_syscall = s ? job_intern(s) : NULL;
+	job->outcome.cpu_ms = (int32_t)col_int(res, row, JC_CPU, -1);
+	job->outcome.wall_ms = (int32_t)col_int(res, row, JC_WALL, -1);
+	job->outcome.max_rss_kb = (int32_t)col_int(res, row, JC_RSS, -1);
+	job->has_result = col_bool(res, row, JC_HAS_RESULT);
+	if (job->has_result) {
+		s = col(res, row, JC_METADATA);
+		rc |= set_str(&job->result_json, s && strcmp(s, "null") ? s : NULL);
+		rc |= set_str(&job->result_error, col(res, row, JC_ERROR));
+	}
+	if (rc || !job->task_name)
+		goto fail;
+	return job;
+fail:
+	job_unref(job);
+	return NULL;
+}
+
+struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0)
+{
+	struct pipeline *pl = pipeline_new(0);
+	int rc = 0;
+
+	if (!pl || PQnfields(res) < col0 + PC_COUNT)
+		goto fail;
+	if (pg_parse_uuid(col(res, row, col0 + PC_ID), pl->id) < 0)
+		goto fail;
+	rc |= set_str(&pl->name, col(res, row, col0 + PC_NAME) ? col(res, row, col0 + PC_NAME) : "");
+	rc |= set_str(&pl->description, col(res, row, col0 + PC_DESC));
+	pl->status = job_status_parse(col(res, row, col0 + PC_STATUS) ? col(res, row, col0 + PC_STATUS) : "");
+	rc |= set_str(&pl->failure_reason, col(res, row, col0 + PC_REASON));
+	pl->run_at = col_time(res, row, col0 + PC_RUN_AT);
+	pl->created_at = col_time(res, row, col0 + PC_CREATED_AT);
+	pl->started_at = col_time(res, row, col0 + PC_STARTED_AT);
+	pl->completed_at = col_time(res, row, col0 + PC_COMPLETED_AT);
+	if (rc)
+		goto fail;
+	return pl;
+fail:
+	pipeline_unref(pl);
+	return NULL;
+}
+
+/* ---- objects -> parameters ----------------------------------------------------- */
+
+static int add_status(struct pg_batch *b, enum job_status st)
+{
+	return pg_batch_text(b, job_status_name(st));
+}
+
+/* -1 ("unknown") is NULL. */
+static int add_count(struct pg_batch *b, int64_t v)
+{
+	return v < 0 ? pg_batch_null(b) : pg_batch_int(b, v);
+}
+
+static int add_uuid_or_null(struct pg_batch *b, bool set, const uint8_t id[JOB_ID_LEN])
+{
+	return set ? pg_batch_uuid(b, id) : pg_batch_null(b);
+}
+
+int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
+		      int64_t due_at)
+{
+	int rc = pg_batch_call(b, PGS_INSERT_JOB);
+
+	rc |= pg_batch_uuid(b, job->id);
+	rc |= pg_batch_text(b, job->name);
+	rc |= pg_batch_text(b, job->description);
+	rc |= pg_batch_text(b, job->task_name);
+	rc |= pg_batch_text(b, job->params_json);
+	rc |= pg_batch_int(b, job->timeout_ms);
+	rc |= add_status(b, job->status);
+	rc |= pg_batch_time(b, job->run_at);
+	rc |= pg_batch_time(b, job->created_at);
+	rc |= add_uuid_or_null(b, job->in_pipeline, job->pipeline_id);
+	rc |= job->in_pipeline ? pg_batch_int(b, job->pipeline_index) : pg_batch_null(b);
+	rc |= add_uuid_or_null(b, job->in_pipeline && job->has_next, job->next_job_id);
+	rc |= pg_batch_bool(b, job->use_previous_results);
+	rc |= pg_batch_time(b, due_at);
+	rc |= pg_batch_text(b, claimed_by);
+	rc |= pg_batch_int(b, job->max_attempts > 0 ? job->max_attempts : 1);
+	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl)
+{
+	int rc = pg_batch_call(b, PGS_INSERT_PIPELINE);
+
+	rc |= pg_batch_uuid(b, pl->id);
+	rc |= pg_batch_text(b, pl->name);
+	rc |= pg_batch_text(b, pl->description);
+	rc |= add_status(b, pl->status);
+	rc |= pg_batch_time(b, pl->run_at);
+	rc |= pg_batch_time(b, pl->created_at);
+	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *node)
+{
+	int rc = pg_batch_call(b, PGS_JOB_STATUS);
+
+	rc |= pg_batch_uuid(b, job->id);
+	rc |= add_status(b, job->status);
+	rc |= pg_batch_time(b, job->scheduled_at);
+	rc |= pg_batch_time(b, job->started_at);
+	rc |= pg_batch_int(b, job->attempt);
+	rc |= pg_batch_text(b, node);
+	return rc ? -ENOMEM : 0;
+}
+
+static int add_outcome(struct pg_batch *b, const struct job_outcome *oc)
+{
+	char sig[32];
+	const char *abbrev;
+	int rc = 0;
+
+	rc |= oc->pid ? pg_batch_int(b, oc->pid) : pg_batch_null(b);
+	rc |= add_count(b, oc->exit_code);
+	if (oc->term_signal > 0) {
+		abbrev = sigabbrev_np(oc->term_signal);
+		if (abbrev)
+			snprintf(sig, sizeof(sig), "SIG%s", abbrev);
+		else
+			snprintf(sig, sizeof(sig), "SIG%d", oc->term_signal);
+		rc |= pg_batch_text(b, sig);
+	} else {
+		rc |= pg_batch_null(b);
+	}
+	rc |= oc->pid ? pg_batch_bool(b, oc->timed_out) : pg_batch_null(b);
+	rc |= oc->pid ? pg_batch_bool(b, oc->oom_killed) : pg_batch_null(b);
+	rc |= pg_batch_text(b, oc->seccomp_blocked ? (oc->seccomp_syscall ? oc->seccomp_syscall
+									   : "unknown")
+						   : NULL);
+	rc |= add_count(b, oc->cpu_ms);
+	rc |= add_count(b, oc->wall_ms);
+	rc |= add_count(b, oc->max_rss_kb);
+	return rc;
+}
+
+int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *node,
+		      bool drop_result)
+{
+	char why[512];
+	int rc = pg_batch_call(b, PGS_JOB_FINISH);
+
+	rc |= pg_batch_uuid(b, job->id);
+	rc |= pg_batch_text(b, node);
+	rc |= add_status(b, job->status);
+	rc |= pg_batch_text(b, job->failure_reason);
+	rc |= pg_batch_time(b, job->started_at);
+	rc |= pg_batch_time(b, job->completed_at);
+	rc |= pg_batch_int(b, job->attempt);
+	rc |= pg_batch_bool(b, job->has_result);
+	if (drop_result) {
+		/* The database refused the result (for example a \u0000 that jsonb
+		 * cannot hold): keep the status, say why the result is missing. */
+		snprintf(why, sizeof(why), "%s%sthe result could not be stored in PostgreSQL",
+			 job->result_error ? job->result_error : "", job->result_error ? "; " : "");
+		rc |= pg_batch_null(b);
+		rc |= pg_batch_text(b, why);
+	} else {
+		rc |= pg_batch_text(b, job->result_json);
+		rc |= pg_batch_text(b, job->result_error);
+	}
+	rc |= add_outcome(b, &job->outcome);
+	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_job_outcome(struct pg_batch *b, const struct job *job)
+{
+	int rc = pg_batch_call(b, PGS_JOB_OUTCOME);
+
+	rc |= pg_batch_uuid(b, job->id);
+	rc |= add_outcome(b, &job->outcome);
+	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_job_retry(struct pg_batch *b, const struct job *job, const char *node)
+{
+	int rc = pg_batch_call(b, PGS_JOB_RETRY);
+
+	rc |= pg_batch_uuid(b, job->id);
+	rc |= pg_batch_text(b, node);
+	rc |= pg_batch_text(b, job->failure_reason);
+	rc |= pg_batch_time(b, job->started_at);
+	rc |= pg_batch_int(b, job->attempt);
+	rc |= pg_batch_time(b, job->core_due ? job->core_due : job_now_us());
+	rc |= add_outcome(b, &job->outcome);
+	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_job_meta(struct pg_batch *b, const struct job *job)
+{
+	int rc = pg_batch_call(b, PGS_JOB_META);
+
+	rc |= pg_batch_uuid(b, job->id);
+	rc |= pg_batch_text(b, job->name);
+	rc |= pg_batch_text(b, job->description);
+	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_pipeline(struct pg_batch *b, const struct pipeline *pl)
+{
+	int rc = pg_batch_call(b, PGS_PIPELINE);
+
+	rc |= pg_batch_uuid(b, pl->id);
+	rc |= add_status(b, pl->status);
+	rc |= pg_batch_text(b, pl->failure_reason);
+	rc |= pg_batch_time(b, pl->started_at);
+	rc |= pg_batch_time(b, pl->completed_at);
+	rc |= pg_batch_text(b, pl->name);
+	rc |= pg_batch_text(b, pl->description);
+	return rc ? -ENOMEM : 0;
+}

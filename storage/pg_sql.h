@@ -1,0 +1,81 @@
+/*
+ * pg_sql.h - the prepared statements of the PostgreSQL store, and the
+ * conversion between rows and jobs/pipelines.
+ */
+#ifndef VALET_PG_SQL_H
+#define VALET_PG_SQL_H
+
+#include "../supervisor/job.h"
+#include "pgconn.h"
+
+enum pg_stmt_id {
+	/* writes (writer connection; group-committed) */
+	PGS_INSERT_JOB,
+	PGS_INSERT_PIPELINE,
+	PGS_NOTIFY,
+	PGS_JOB_STATUS,
+	PGS_JOB_FINISH,
+	PGS_JOB_RETRY,
+	PGS_JOB_OUTCOME,
+	PGS_JOB_META,
+	PGS_PIPELINE,
+	PGS_DELETE_JOB,
+	PGS_DELETE_RESULT,
+	PGS_DELETE_PIPELINE,
+	PGS_CANCEL_JOB,
+	PGS_CANCEL_PIPELINE,
+	/* the queue and the node (writer) */
+	PGS_CLAIM,
+	PGS_NODE_REGISTER,
+	PGS_NODE_RELEASE,
+	PGS_HEARTBEAT,
+	PGS_RESCUE,
+	PGS_NEXT_DUE,
+	PGS_NODE_STOP,
+	PGS_PRUNE_JOBS,
+	PGS_PRUNE_PIPELINES,
+	/* reads (reader connection; the writer for claims) */
+	PGS_GET_JOB,
+	PGS_LIST_JOBS,
+	PGS_GET_RESULT,
+	PGS_GET_PIPELINE,
+	PGS_LIST_PIPELINES,
+	PGS_PIPELINE_JOBS,
+	PGS_COUNT
+};
+
+/* The statement table with the schema substituted. New: free with
+ * pg_sql_free(). NULL on ENOMEM. */
+struct pg_stmt *pg_sql_new(const char *schema);
+void pg_sql_free(struct pg_stmt *stmts);
+
+/* Row i of a result of job columns (PGS_GET_JOB, _LIST_JOBS, _GET_RESULT,
+ * _PIPELINE_JOBS, _CLAIM, _CANCEL_JOB) as a new job (refs 1). NULL on
+ * ENOMEM or a malformed row. */
+struct job *pg_row_job(const PGresult *res, int row);
+/* Row i of pipeline columns starting at column col0 (0 for
+ * PGS_GET_PIPELINE, _LIST_PIPELINES; PG_CLAIM_PL_COL for PGS_CLAIM) as a new
+ * pipeline without jobs. */
+struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
+
+/* PGS_CLAIM rows: job columns, pipeline columns from PG_CLAIM_PL_COL, then
+ * a boolean at PG_CLAIM_HEAD_COL: this row is a claimed job (not just a
+ * member of a claimed pipeline). */
+#define PG_CLAIM_PL_COL 31
+#define PG_CLAIM_HEAD_COL 40
+
+/* Parameters of one statement call for a job or pipeline. node: this
+ * node's id. 0 or -ENOMEM. */
+int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
+		      int64_t due_at);
+int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl);
+int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *node);
+int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *node,
+		      bool drop_result);
+int pg_add_job_outcome(struct pg_batch *b, const struct job *job);
+/* A failed attempt of a job that runs again at job->core_due. */
+int pg_add_job_retry(struct pg_batch *b, const struct job *job, const char *node);
+int pg_add_job_meta(struct pg_batch *b, const struct job *job);
+int pg_add_pipeline(struct pg_batch *b, const struct pipeline *pl);
+
+#endif

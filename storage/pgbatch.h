@@ -1,0 +1,54 @@
+/*
+ * pgbatch.h - the inside of a pg_batch, shared by pgconn.c (which sends it
+ * and files its results) and pgbatch.c (which builds it and formats and
+ * parses values). Not a public contract: everyone else uses pgconn.h.
+ */
+#ifndef VALET_PGBATCH_H
+#define VALET_PGBATCH_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "pgconn.h"
+
+#define PG_BATCH_NULL SIZE_MAX /* parameter offset of an SQL NULL */
+
+struct pg_call {
+	size_t stmt;
+	size_t first;   /* index of its first parameter in the batch's params */
+	size_t nparams; /* parameters added so far */
+	PGresult *result;
+};
+
+struct pg_batch {
+	STAILQ_ENTRY(pg_batch) link;
+	pg_batch_done_fn done;
+	void *arg;
+	bool txn;
+	bool broken;   /* an append failed: submit refuses the batch */
+	bool queued;   /* submitted, done not called yet */
+	bool internal; /* the connection's own ROLLBACK */
+	bool doomed;   /* sent behind a failed transaction: resend, do not report */
+	bool rollback; /* failed inside BEGIN..COMMIT: the session is left aborted */
+	bool failed;
+	bool got;      /* a result for `query` came: the next NULL ends it */
+	bool extra;    /* that result was an error raised at a Sync */
+	struct pg_call *calls;
+	size_t ncalls, calls_cap;
+	size_t *params; /* offsets into arena, or PG_BATCH_NULL */
+	size_t nparams, params_cap;
+	char *arena; /* NUL-terminated parameter texts */
+	size_t arena_len, arena_cap;
+	size_t query;   /* the query whose results come next (txn: 0 is BEGIN) */
+	size_t nsynced; /* Sync results seen */
+	char *errmsg;
+};
+
+
+STAILQ_HEAD(pg_batch_list, pg_batch);
+
+/* Forget what a previous send received (results, error, progress), so that
+ * the batch can be sent (again). */
+void pg_batch_reset(struct pg_batch *b);
+
+#endif

@@ -1,0 +1,725 @@
+/*
+ * postgres.c - the PostgreSQL store: durable jobs, and the job queue shared
+ * by every valetd node that uses the same database and schema.
+ *
+ * Theory of operation
+ *
+ * Two connections (pgconn.c): the writer carries every change, the claims,
+ * the node's heartbeat and LISTEN; the reader answers the API's reads, so a
+ * slow list never holds up a job's state change. Nothing here blocks the
+ * loop.
+ *
+ * Writes are group-committed. A create (job or pipeline) becomes an "op"
+ * on the op list and is answered only after its transaction committed (the
+ * API's 202 means "in the database"). A change of a job or pipeline the
+ * core holds (save_job/save_pipeline) marks the object dirty with a JOB_F_*
+ * mask and puts it on a dirty list (one entry per object however often it
+ * changes); the statement is chosen from the object's state when the batch
+ * is built, so a job that starts and ends between two flushes costs one
+ * statement. Just before the loop sleeps (ev_prepare), everything pending
+ * goes out as one transaction: creates first, then changes. At most two
+ * such batches are in flight; what arrives meanwhile waits for the next one.
+ *   - The connection breaks mid-batch: everything goes back on the lists
+ *     and is sent again after the reconnect (inserts are ON CONFLICT DO
+ *     NOTHING and updates set absolute values, so a batch that did commit
+ *     is harmless to repeat).
+ *   - A statement fails: the batch's entries are sent again one per
+ *     transaction, so only the bad one fails: a create is answered with the
+ *     error; a final status whose result jsonb refuses is written again
+ *     without the result and with a reason that says so; anything else is
+ *     logged and dropped.
+ *
+ * The queue. A job row is runnable when due_at <= now() and no node claims
+ * it. A create the core can run at once is stored already claimed by this
+ * node (no second round trip); anything else is left to whichever node
+ * claims it first (FOR UPDATE SKIP LOCKED). The core says how much it
+ * could take (want); we claim when there may be work: after a NOTIFY on
+ * "<schema>_jobs", at the earliest due_at of unclaimed work (a timer; the
+ * NOTIFY payload carries the due time), and every few seconds as a
+ * fallback. A claimed pipeline is loaded whole and delivered from its head.
+ *
+ * The node. At its first connect the node registers (nodes row), then
+ * releases whatever an earlier run under the same node id left claimed
+ * (release_node() in SQL: running attempts fail and may be retried,
+ * unstarted work goes back to the queue), and only then claims. Every
+ * lease/3 it renews its lease and rescues the work of nodes whose lease
+ * expired. All writes about running jobs are fenced by claimed_by, so a
+ * late write from a node that lost its jobs changes nothing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include "../supervisor/config.h"
+#include "../supervisor/log.h"
+#include "pg_internal.h"
+#include "pg_schema.h"
+#include "pg_sql.h"
+
+#define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
+#define PG_MAX_INFLIGHT 2       /* write batches in flight */
+#define PG_MAX_ENTRIES 512      /* entries per write batch */
+
+void pg_kick(struct pg_store *ps)
+{
+	if (!ev_is_active(&ps->flush_w))
+		ev_prepare_start(ps->loop, &ps->flush_w);
+}
+
+/* ---- the write path ----------------------------------------------------------------- */
+
+enum pg_entry_kind { ENT_OP, ENT_JOB, ENT_PL };
+
+struct pg_entry {
+	enum pg_entry_kind kind;
+	void *p;          /* struct pg_op *, or a job / pipeline reference */
+	unsigned mask;    /* ENT_JOB/ENT_PL: what was dirty */
+	size_t call;      /* ENT_OP: the index of its (first) call */
+};
+
+struct pg_flush {
+	struct pg_store *ps;
+	size_t n;
+	struct pg_entry e[];
+};
+
+static void mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool head)
+{
+	if (!job->store_dirty) {
+		job_ref(job);
+		if (head)
+			TAILQ_INSERT_HEAD(&ps->dirty_jobs, job, store_link);
+		else
+			TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
+	}
+	job->store_dirty |= mask;
+}
+
+static void mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, bool head)
+{
+	if (!pl->store_dirty) {
+		pipeline_ref(pl);
+		if (head)
+			TAILQ_INSERT_HEAD(&ps->dirty_pls, pl, store_link);
+		else
+			TAILQ_INSERT_TAIL(&ps->dirty_pls, pl, store_link);
+	}
+	pl->store_dirty |= mask;
+}
+
+static int64_t due_of(const struct job *job)
+{
+	return job->run_at ? job->run_at : job->created_at;
+}
+
+/* The calls of one create; *notify_due: earliest due time of unclaimed work. */
+static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int64_t *notify_due)
+{
+	const char *claim = op->claim ? ps->node : NULL;
+	int rc = 0;
+
+	switch (op->kind) {
+	case OP_CREATE_JOB:
+		rc = pg_add_insert_job(b, op->job, claim, due_of(op->job));
+		if (!op->claim && (!*notify_due || due_of(op->job) < *notify_due))
+			*notify_due = due_of(op->job);
+		return rc;
+	case OP_CREATE_PIPELINE:
+		rc = pg_add_insert_pipeline(b, op->pl);
+		for (size_t i = 0; i < op->pl->njobs && !rc; i++) {
+			struct job *job = op->pl->jobs[i];
+			rc = pg_add_insert_job(b, job, claim, i == 0 ? due_of(job) : 0);
+		}
+		if (!op->claim && (!*notify_due || due_of(op->pl->jobs[0]) < *notify_due))
+			*notify_due = due_of(op->pl->jobs[0]);
+		return rc;
+	case OP_DELETE_JOB:
+	case OP_DELETE_RESULT:
+	case OP_DELETE_PIPELINE:
+		rc = pg_batch_call(b, op->kind == OP_DELETE_JOB	     ? PGS_DELETE_JOB
+				      : op->kind == OP_DELETE_RESULT ? PGS_DELETE_RESULT
+								     : PGS_DELETE_PIPELINE);
+		return rc | pg_batch_uuid(b, op->id);
+	}
+	return -EINVAL;
+}
+
+static int add_job(struct pg_store *ps, struct pg_batch *b, struct job *job, unsigned mask)
+{
+	bool final = job_status_final(job->status);
+	int rc = 0;
+
+	if ((mask & JOB_F_RETRY) && job->status == JOB_PENDING) {
+		/* The failed attempt, with its outcome (a later start, if
+		 * coalesced with it, would lose that record: backoff > 0). */
+		rc |= pg_add_job_retry(b, job, ps->node);
+		mask &= ~(JOB_F_STATUS | JOB_F_OUTCOME);
+	} else if ((mask & JOB_F_STATUS) && final) {
+		rc |= pg_add_job_finish(b, job, ps->node, mask & PG_F_NORESULT);
+		mask &= ~JOB_F_OUTCOME;
+	} else if (mask & JOB_F_STATUS) {
+		rc |= pg_add_job_status(b, job, ps->node);
+	}
+	if (mask & JOB_F_OUTCOME)
+		rc |= pg_add_job_outcome(b, job);
+	if (mask & JOB_F_META)
+		rc |= pg_add_job_meta(b, job);
+	return rc;
+}
+
+static void op_answer(struct pg_op *op, int err, bool claimed)
+{
+	struct store_reply r = {.err = err, .job = op->job, .pipeline = op->pl,
+				.claimed = claimed};
+
+	if (op->cb)
+		op->cb(op->arg, &r);
+	job_unref(op->job);
+	pipeline_unref(op->pl);
+	free(op);
+}
+
+static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg);
+
+/* Build and send one transaction of what is pending. */
+static void flush(struct pg_store *ps)
+{
+	size_t max = ps->solo ? 1 : PG_MAX_ENTRIES, n = 0;
+	struct pg_flush *f = malloc(sizeof(*f) + max * sizeof(struct pg_entry));
+	struct pg_batch *b = pg_batch_new(true, flush_done, f);
+	int64_t notify_due = 0;
+	char payload[32];
+	int rc = 0;
+
+	if (!f || !b)
+		goto fail;
+	f->ps = ps;
+	while (n < max && !TAILQ_EMPTY(&ps->ops) && !rc) {
+		struct pg_op *op = TAILQ_FIRST(&ps->ops);
+		TAILQ_REMOVE(&ps->ops, op, link);
+		f->e[n++] = (struct pg_entry){ENT_OP, op, 0, pg_batch_ncalls(b)};
+		rc = add_op(ps, b, op, &notify_due);
+	}
+	while (n < max && !TAILQ_EMPTY(&ps->dirty_jobs) && !rc) {
+		struct job *job = TAILQ_FIRST(&ps->dirty_jobs);
+		TAILQ_REMOVE(&ps->dirty_jobs, job, store_link);
+		f->e[n++] = (struct pg_entry){ENT_JOB, job, job->store_dirty, 0};
+		job->store_dirty = 0;
+		rc = add_job(ps, b, job, f->e[n - 1].mask);
+	}
+	while (n < max && !TAILQ_EMPTY(&ps->dirty_pls) && !rc) {
+		struct pipeline *pl = TAILQ_FIRST(&ps->dirty_pls);
+		TAILQ_REMOVE(&ps->dirty_pls, pl, store_link);
+		f->e[n++] = (struct pg_entry){ENT_PL, pl, pl->store_dirty, 0};
+		pl->store_dirty = 0;
+		rc = pg_add_pipeline(b, pl);
+	}
+	f->n = n;
+	if (notify_due && !rc) {
+		snprintf(payload, sizeof(payload), "%lld", (long long)notify_due);
+		rc = pg_batch_call(b, PGS_NOTIFY) | pg_batch_text(b, ps->chan_jobs) |
+		     pg_batch_text(b, payload);
+	}
+	if (rc || pgconn_submit(ps->writer, b) < 0) {
+		/* Out of memory: put everything back and try at the next pass. */
+		pg_batch_free(b);
+		flush_done(NULL, -EPIPE, "out of memory", f);
+		return;
+	}
+	if (ps->solo)
+		ps->solo--;
+	ps->inflight++;
+	return;
+fail:
+	free(f);
+	pg_batch_free(b);
+}
+
+/* Put the batch's entries back, in their order, ahead of newer work. */
+static void requeue(struct pg_store *ps, struct pg_flush *f, unsigned extra)
+{
+	for (size_t i = f->n; i-- > 0;) {
+		struct pg_entry *e = &f->e[i];
+		if (e->kind == ENT_OP) {
+			TAILQ_INSERT_HEAD(&ps->ops, (struct pg_op *)e->p, link);
+		} else if (e->kind == ENT_JOB) {
+			mark_job(ps, e->p, e->mask | extra, true);
+			job_unref(e->p);
+		} else {
+			mark_pl(ps, e->p, e->mask, true);
+			pipeline_unref(e->p);
+		}
+	}
+}
+
+static void entry_failed(struct pg_store *ps, struct pg_entry *e, const char *msg)
+{
+	char id[JOB_ID_STRLEN + 1];
+
+	if (e->kind == ENT_OP) {
+		log_error("PostgreSQL refused a write", "error", msg);
+		op_answer(e->p, -EIO, false);
+		return;
+	}
+	if (e->kind == ENT_JOB) {
+		struct job *job = e->p;
+		job_id_format(job->id, id);
+		if (job_status_final(job->status) && (e->mask & JOB_F_STATUS) &&
+		    job->has_result && !(e->mask & PG_F_NORESULT)) {
+			log_error("PostgreSQL refused a job's result; storing the status without it",
+				  "job_id", id, "error", msg);
+			mark_job(ps, job, e->mask | PG_F_NORESULT, true);
+			ps->solo++;
+		} else {
+			log_error("PostgreSQL refused a job's change; dropped", "job_id", id,
+				  "error", msg);
+		}
+		job_unref(job);
+		return;
+	}
+	job_id_format(((struct pipeline *)e->p)->id, id);
+	log_error("PostgreSQL refused a pipeline's change; dropped", "pipeline_id", id, "error",
+		  msg);
+	pipeline_unref(e->p);
+}
+
+static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_flush *f = arg;
+	struct pg_store *ps = f->ps;
+
+	if (b)
+		ps->inflight--;
+	if (err == -EPIPE || err == -ECANCELED) {
+		if (err == -ECANCELED) {
+			/* The store is going away: answer what waits, drop the rest. */
+			for (size_t i = 0; i < f->n; i++) {
+				struct pg_entry *e = &f->e[i];
+				if (e->kind == ENT_OP)
+					op_answer(e->p, -EAGAIN, false);
+				else if (e->kind == ENT_JOB)
+					job_unref(e->p);
+				else
+					pipeline_unref(e->p);
+			}
+		} else {
+			requeue(ps, f, 0);
+		}
+	} else if (err == -EIO && f->n > 1) {
+		log_warn("a PostgreSQL write batch failed; retrying its parts one by one", "error",
+			 msg);
+		ps->solo += f->n;
+		requeue(ps, f, 0);
+	} else if (err) {
+		if (f->n == 1)
+			entry_failed(ps, &f->e[0], msg);
+	} else {
+		for (size_t i = 0; i < f->n; i++) {
+			struct pg_entry *e = &f->e[i];
+			if (e->kind == ENT_OP) {
+				struct pg_op *op = e->p;
+				const PGresult *res = pg_batch_result(b, e->call);
+				bool found = op->kind < OP_DELETE_JOB || PQntuples(res) > 0;
+				op_answer(op, found ? 0 : -ENOENT, op->claim);
+			} else if (e->kind == ENT_JOB) {
+				job_unref(e->p);
+			} else {
+				pipeline_unref(e->p);
+			}
+		}
+	}
+	free(f);
+	pg_batch_free(b);
+	pg_kick(ps);
+	pgq_close_maybe(ps);
+}
+
+bool pg_write_pending(const struct pg_store *ps)
+{
+	return !TAILQ_EMPTY(&ps->ops) || !TAILQ_EMPTY(&ps->dirty_jobs) ||
+	       !TAILQ_EMPTY(&ps->dirty_pls);
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct pg_store *ps = w->data;
+
+	ev_prepare_stop(loop, w);
+	if (!ps->registered || !pgconn_up(ps->writer))
+		return; /* flushed again once the writer is (back) up */
+	while (pg_write_pending(ps) && ps->inflight < PG_MAX_INFLIGHT) {
+		unsigned before = ps->inflight;
+		flush(ps);
+		if (ps->inflight == before)
+			break;
+	}
+}
+
+static int queue_op(struct pg_store *ps, enum pg_op_kind kind, struct job *job,
+		    struct pipeline *pl, const uint8_t *id, bool claim, store_done_fn cb,
+		    void *arg)
+{
+	struct pg_op *op;
+
+	if (!ps->registered || !pgconn_up(ps->writer) || ps->closing)
+		return -EAGAIN;
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->kind = kind;
+	op->job = job ? job_ref(job) : NULL;
+	op->pl = pl ? pipeline_ref(pl) : NULL;
+	if (id)
+		memcpy(op->id, id, JOB_ID_LEN);
+	op->claim = claim && ps->hooks;
+	op->cb = cb;
+	op->arg = arg;
+	TAILQ_INSERT_TAIL(&ps->ops, op, link);
+	pg_kick(ps);
+	return 0;
+}
+
+/* ---- store ops: writes ------------------------------------------------------------------ */
+
+static int pg_create_job(struct store *st, struct job *job, unsigned flags, store_done_fn cb,
+			 void *arg)
+{
+	return queue_op(pg_of(st), OP_CREATE_JOB, job, NULL, NULL, flags & STORE_CLAIM, cb, arg);
+}
+
+static int pg_create_pipeline(struct store *st, struct pipeline *pl, unsigned flags,
+			      store_done_fn cb, void *arg)
+{
+	if (pl->njobs == 0)
+		return -EINVAL;
+	return queue_op(pg_of(st), OP_CREATE_PIPELINE, NULL, pl, NULL, flags & STORE_CLAIM, cb,
+			arg);
+}
+
+static void pg_save_job(struct store *st, struct job *job, unsigned fields)
+{
+	struct pg_store *ps = pg_of(st);
+
+	mark_job(ps, job,
+		 fields & (JOB_F_STATUS | JOB_F_META | JOB_F_RESULT | JOB_F_OUTCOME | JOB_F_RETRY),
+		 false);
+	pg_kick(ps);
+}
+
+static void pg_save_pipeline(struct store *st, struct pipeline *pl, unsigned fields)
+{
+	struct pg_store *ps = pg_of(st);
+
+	mark_pl(ps, pl, fields ? fields : JOB_F_STATUS, false);
+	pg_kick(ps);
+}
+
+static int pg_delete_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			 void *arg)
+{
+	return queue_op(pg_of(st), OP_DELETE_JOB, NULL, NULL, id, false, cb, arg);
+}
+
+static int pg_delete_result(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			    void *arg)
+{
+	return queue_op(pg_of(st), OP_DELETE_RESULT, NULL, NULL, id, false, cb, arg);
+}
+
+static int pg_delete_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			      void *arg)
+{
+	return queue_op(pg_of(st), OP_DELETE_PIPELINE, NULL, NULL, id, false, cb, arg);
+}
+
+/* ---- store ops: reads --------------------------------------------------------------------- */
+
+enum pg_read_kind { RD_JOB, RD_JOBS, RD_RESULT, RD_PIPELINE, RD_PIPELINES, RD_PIPELINE_JOBS };
+
+struct pg_read {
+	enum pg_read_kind kind;
+	store_done_fn cb;
+	void *arg;
+};
+
+/* Decode a read's rows into a reply, call back, free the objects. */
+static void read_answer(struct pg_read *rd, struct pg_batch *b, int err)
+{
+	struct store_reply r = {.err = err};
+	const PGresult *res = err ? NULL : pg_batch_result(b, 0);
+	int n = res ? PQntuples(res) : 0;
+	bool pls = rd->kind == RD_PIPELINE || rd->kind == RD_PIPELINES;
+
+	if (!err && (rd->kind == RD_JOB || rd->kind == RD_RESULT || rd->kind == RD_PIPELINE ||
+		     rd->kind == RD_PIPELINE_JOBS) && n == 0)
+		r.err = -ENOENT;
+	if (!r.err && rd->kind == RD_PIPELINE_JOBS) {
+		/* Call 0: the pipeline; call 1: its jobs. */
+		r.pipeline = pg_row_pipeline(res, 0, 0);
+		res = pg_batch_result(b, 1);
+		n = PQntuples(res);
+		pls = false;
+	}
+	if (!r.err && n > 0) {
+		if (pls)
+			r.pipelines = calloc((size_t)n, sizeof(*r.pipelines));
+		else
+			r.jobs = calloc((size_t)n, sizeof(*r.jobs));
+		if (!r.pipelines && !r.jobs)
+			r.err = -ENOMEM;
+	}
+	for (int i = 0; !r.err && i < n; i++) {
+		if (pls)
+			r.pipelines[r.npipelines++] = pg_row_pipeline(res, i, 0);
+		else
+			r.jobs[r.njobs++] = pg_row_job(res, i);
+		if (pls ? !r.pipelines[i] : !r.jobs[i])
+			r.err = -EIO;
+	}
+	if (!r.err && (rd->kind == RD_JOB || rd->kind == RD_RESULT))
+		r.job = r.jobs[0];
+	if (!r.err && rd->kind == RD_PIPELINE)
+		r.pipeline = r.pipelines[0];
+	if (r.err)
+		r = (struct store_reply){.err = r.err, .jobs = r.jobs, .njobs = r.njobs,
+					 .pipelines = r.pipelines, .npipelines = r.npipelines,
+					 .pipeline = rd->kind == RD_PIPELINE_JOBS ? r.pipeline : NULL};
+	if (r.err) {
+		struct store_reply e = {.err = r.err};
+		rd->cb(rd->arg, &e);
+	} else {
+		rd->cb(rd->arg, &r);
+	}
+	for (size_t i = 0; i < r.njobs; i++)
+		job_unref(r.jobs[i]);
+	for (size_t i = 0; i < r.npipelines; i++)
+		pipeline_unref(r.pipelines[i]);
+	if (rd->kind == RD_PIPELINE_JOBS)
+		pipeline_unref(r.pipeline);
+	free(r.jobs);
+	free(r.pipelines);
+	free(rd);
+}
+
+static void read_done(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_read *rd = arg;
+
+	if (err && err != -ECANCELED)
+		log_warn("PostgreSQL read failed", "error", msg);
+	read_answer(rd, b, err == -EPIPE || err == -ECANCELED ? -EAGAIN : err ? -EIO : 0);
+	pg_batch_free(b);
+}
+
+static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t *id,
+		      const struct store_query *q, store_done_fn cb, void *arg)
+{
+	struct pg_read *rd;
+	struct pg_batch *b;
+	int rc = 0;
+
+	if (!ps->reader || !pgconn_up(ps->reader))
+		return -EAGAIN;
+	rd = calloc(1, sizeof(*rd));
+	b = pg_batch_new(false, read_done, rd);
+	if (!rd || !b) {
+		free(rd);
+		pg_batch_free(b);
+		return -ENOMEM;
+	}
+	*rd = (struct pg_read){kind, cb, arg};
+	switch (kind) {
+	case RD_JOB:
+		rc = pg_batch_call(b, PGS_GET_JOB) | pg_batch_uuid(b, id);
+		break;
+	case RD_RESULT:
+		rc = pg_batch_call(b, PGS_GET_RESULT) | pg_batch_uuid(b, id);
+		break;
+	case RD_PIPELINE:
+		rc = pg_batch_call(b, PGS_GET_PIPELINE) | pg_batch_uuid(b, id);
+		break;
+	case RD_PIPELINE_JOBS:
+		rc = pg_batch_call(b, PGS_GET_PIPELINE) | pg_batch_uuid(b, id) |
+		     pg_batch_call(b, PGS_PIPELINE_JOBS) | pg_batch_uuid(b, id);
+		break;
+	case RD_JOBS:
+	case RD_PIPELINES:
+		rc = pg_batch_call(b, kind == RD_JOBS ? PGS_LIST_JOBS : PGS_LIST_PIPELINES);
+		rc |= q->status ? pg_batch_text(b, job_status_name(q->status)) : pg_batch_null(b);
+		rc |= q->limit ? pg_batch_int(b, (int64_t)q->limit) : pg_batch_null(b);
+		rc |= pg_batch_int(b, (int64_t)q->offset);
+		break;
+	}
+	if (rc || pgconn_submit(ps->reader, b) < 0) {
+		free(rd);
+		pg_batch_free(b);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int pg_get_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb, void *arg)
+{
+	return read_start(pg_of(st), RD_JOB, id, NULL, cb, arg);
+}
+
+static int pg_list_jobs(struct store *st, const struct store_query *q, store_done_fn cb,
+			void *arg)
+{
+	return read_start(pg_of(st), RD_JOBS, NULL, q, cb, arg);
+}
+
+static int pg_get_result(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			 void *arg)
+{
+	return read_start(pg_of(st), RD_RESULT, id, NULL, cb, arg);
+}
+
+static int pg_get_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			   void *arg)
+{
+	return read_start(pg_of(st), RD_PIPELINE, id, NULL, cb, arg);
+}
+
+static int pg_list_pipelines(struct store *st, const struct store_query *q, store_done_fn cb,
+			     void *arg)
+{
+	return read_start(pg_of(st), RD_PIPELINES, NULL, q, cb, arg);
+}
+
+static int pg_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			    void *arg)
+{
+	return read_start(pg_of(st), RD_PIPELINE_JOBS, id, NULL, cb, arg);
+}
+
+static bool pg_healthy(struct store *st)
+{
+	struct pg_store *ps = pg_of(st);
+
+	return ps->registered && pgconn_up(ps->writer) && ps->reader && pgconn_up(ps->reader);
+}
+
+
+static void pg_free(struct store *st)
+{
+	struct pg_store *ps = pg_of(st);
+	struct job *job;
+	struct pipeline *pl;
+
+	if (!ps)
+		return;
+	ev_prepare_stop(ps->loop, &ps->flush_w);
+	pgq_stop(ps);
+	pgconn_free(ps->reader);
+	ps->reader = NULL;
+	pgconn_free(ps->writer);
+	ps->writer = NULL;
+	while (!TAILQ_EMPTY(&ps->ops)) {
+		struct pg_op *op = TAILQ_FIRST(&ps->ops);
+		TAILQ_REMOVE(&ps->ops, op, link);
+		op_answer(op, -EAGAIN, false);
+	}
+	while ((job = TAILQ_FIRST(&ps->dirty_jobs))) {
+		TAILQ_REMOVE(&ps->dirty_jobs, job, store_link);
+		job->store_dirty = 0;
+		job_unref(job);
+	}
+	while ((pl = TAILQ_FIRST(&ps->dirty_pls))) {
+		TAILQ_REMOVE(&ps->dirty_pls, pl, store_link);
+		pl->store_dirty = 0;
+		pipeline_unref(pl);
+	}
+	pg_sql_free(ps->stmts);
+	free(ps->schema);
+	free(ps->node);
+	free(ps->url);
+	free(ps->setup_sql);
+	free(ps);
+}
+
+static const struct store_ops pg_ops = {
+	.name = "postgres",
+	.create_job = pg_create_job,
+	.create_pipeline = pg_create_pipeline,
+	.save_job = pg_save_job,
+	.save_pipeline = pg_save_pipeline,
+	.get_job = pg_get_job,
+	.list_jobs = pg_list_jobs,
+	.delete_job = pg_delete_job,
+	.get_result = pg_get_result,
+	.delete_result = pg_delete_result,
+	.get_pipeline = pg_get_pipeline,
+	.list_pipelines = pg_list_pipelines,
+	.pipeline_jobs = pg_pipeline_jobs,
+	.delete_pipeline = pg_delete_pipeline,
+	.healthy = pg_healthy,
+	.free = pg_free,
+	.attach = pgq_attach,
+	.want = pgq_want,
+	.cancel = pgq_cancel,
+	.close = pgq_close,
+};
+
+struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg, char *err,
+				 size_t errlen)
+{
+	struct pg_store *ps;
+	char host[256];
+
+	if (!cfg->database_url || !cfg->database_url[0]) {
+		snprintf(err, errlen, "[storage] backend = postgres needs database_url (or the "
+				      "VALET_DATABASE_URL environment variable)");
+		return NULL;
+	}
+	if (cfg->node_id && cfg->node_id[0]) {
+		snprintf(host, sizeof(host), "%s", cfg->node_id);
+	} else if (gethostname(host, sizeof(host)) < 0) {
+		snprintf(host, sizeof(host), "valetd");
+	}
+	host[63] = '\0';
+	if (!pg_schema_node_id_ok(host)) {
+		snprintf(err, errlen,
+			 "node id \"%s\" is not usable: set [storage] node_id to 1-63 letters, "
+			 "digits or . _ : -",
+			 host);
+		return NULL;
+	}
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		goto nomem;
+	ps->base.ops = &pg_ops;
+	ps->loop = loop;
+	TAILQ_INIT(&ps->ops);
+	TAILQ_INIT(&ps->dirty_jobs);
+	TAILQ_INIT(&ps->dirty_pls);
+	ps->schema = strdup(cfg->db_schema);
+	ps->node = strdup(host);
+	ps->url = strdup(cfg->database_url);
+	ps->lease_ms = cfg->lease_ms;
+	ps->backoff_ms = cfg->retry_backoff_ms;
+	ps->backoff_max_ms = cfg->retry_backoff_max_ms;
+	ps->retention_days = cfg->retention_days;
+	if (!ps->schema || !ps->node || !ps->url)
+		goto nomem;
+	pg_schema_channel(ps->schema, "jobs", ps->chan_jobs, sizeof(ps->chan_jobs));
+	pg_schema_channel(ps->schema, "cancel", ps->chan_cancel, sizeof(ps->chan_cancel));
+	ps->setup_sql = pg_schema_setup_sql(ps->schema, ps->node);
+	ps->stmts = pg_sql_new(ps->schema);
+	if (!ps->setup_sql || !ps->stmts)
+		goto nomem;
+	ev_prepare_init(&ps->flush_w, on_flush);
+	ps->flush_w.data = ps;
+	pgq_init(ps);
+	ps->writer = pgconn_new(loop, ps->url, "writer", ps->stmts, PGS_COUNT, &pgq_writer_hooks, ps);
+	if (!ps->writer)
+		goto nomem;
+	return &ps->base;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	pg_free(ps ? &ps->base : NULL);
+	return NULL;
+}
