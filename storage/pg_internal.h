@@ -54,6 +54,9 @@ struct pg_store {
 	size_t want;                    /* what the core could take */
 	size_t want_asked;              /* the claim in flight asked for this many */
 	bool claiming, maybe_work, close_sent;
+	bool lease_lost;                /* no renewal for 5/6 of the lease */
+	int64_t lease_ok_ns;            /* when the last renewal that worked was sent */
+	ev_timer lease_w;
 	ev_timer due_w, poll_w, beat_w, prune_w, register_w, close_w;
 	void (*close_done)(void *arg);
 	void *close_arg;

@@ -16,6 +16,11 @@
  *   core want(n)           -> claim up to n when there may be work and no
  *                             claim is in flight; a short claim means the
  *                             queue is dry: ask for the next due time
+ *   no renewal for 5/6 of  -> other nodes may take this node's work over
+ *   the lease                 soon: tell the core (it kills what runs and
+ *                             starts nothing); once a renewal works again,
+ *                             give every claim back (release_node) and let
+ *                             the core forget what it held, then claim again
  *   close                  -> stop claiming; once every write is committed,
  *                             give back claimed work that did not start
  *                             and mark the node stopped
@@ -109,6 +114,22 @@ static void on_register_retry(struct ev_loop *loop, ev_timer *w, int revents)
 	register_node(w->data);
 }
 
+/* Renewals are sent every lease/3 (when the writer is up); a renewal is
+ * dated from when it was sent, so the node gives up its work before the
+ * lease others see has expired. */
+static void on_lease_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_store *ps = w->data;
+	int64_t limit_ns = ps->lease_ms * 1000000 / 6 * 5;
+
+	if (!ps->registered || ps->lease_lost || !ps->hooks ||
+	    job_mono_ns() - ps->lease_ok_ns < limit_ns)
+		return;
+	ps->lease_lost = true;
+	log_error("could not renew this node's lease in time", "node", ps->node);
+	ps->hooks->lease(ps->hooks_arg, true);
+}
+
 void pgq_init(struct pg_store *ps)
 {
 	ev_timer_init(&ps->due_w, on_due, 1., 0.);
@@ -116,8 +137,10 @@ void pgq_init(struct pg_store *ps)
 	ev_timer_init(&ps->beat_w, on_beat, 1., (double)ps->lease_ms / 3000.0);
 	ev_timer_init(&ps->prune_w, on_prune, 10., PG_PRUNE_S);
 	ev_timer_init(&ps->register_w, on_register_retry, 1., 0.);
+	ev_timer_init(&ps->lease_w, on_lease_check, (double)ps->lease_ms / 12000.0,
+		      (double)ps->lease_ms / 12000.0);
 	ps->due_w.data = ps->poll_w.data = ps->beat_w.data = ps->prune_w.data = ps;
-	ps->register_w.data = ps->close_w.data = ps;
+	ps->register_w.data = ps->close_w.data = ps->lease_w.data = ps;
 }
 
 void pgq_stop(struct pg_store *ps)
@@ -128,6 +151,7 @@ void pgq_stop(struct pg_store *ps)
 	ev_timer_stop(ps->loop, &ps->prune_w);
 	ev_timer_stop(ps->loop, &ps->register_w);
 	ev_timer_stop(ps->loop, &ps->close_w);
+	ev_timer_stop(ps->loop, &ps->lease_w);
 }
 
 /* ---- registration, heartbeat, rescue, retention ---------------------------------------- */
@@ -160,6 +184,7 @@ static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
 					&reader_hooks, ps);
 	ev_timer_again(ps->loop, &ps->beat_w);
 	ev_timer_start(ps->loop, &ps->poll_w);
+	ev_timer_start(ps->loop, &ps->lease_w);
 	if (ps->retention_days > 0)
 		ev_timer_start(ps->loop, &ps->prune_w);
 	ps->maybe_work = true;
@@ -191,26 +216,79 @@ static void register_node(struct pg_store *ps)
 		      pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
 		      pg_batch_int(b, ps->backoff_max_ms);
 	}
-	if (submit(ps->writer, b, rc))
+	if (submit(ps->writer, b, rc)) {
 		ps->registering = true;
+		ps->lease_ok_ns = job_mono_ns();
+	}
 	else
 		ev_timer_start(ps->loop, &ps->register_w);
 }
 
-static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
+struct pg_beat {
+	struct pg_store *ps;
+	int64_t sent_ns;
+};
+
+static void released_after_loss(struct pg_batch *b, int err, const char *msg, void *arg)
 {
 	struct pg_store *ps = arg;
+
+	pg_batch_free(b);
+	if (err) {
+		if (err != -ECANCELED) {
+			log_warn("could not give back this node's claims; retrying", "error", msg);
+			ps->lease_lost = true; /* the next renewal tries again */
+		}
+		return;
+	}
+	ps->hooks->lease(ps->hooks_arg, false);
+	ps->maybe_work = true;
+	claim_maybe(ps);
+}
+
+/* The lease is back after it was lost: other nodes may have taken some of
+ * this node's work; give back all of it and start over. */
+static void release_after_loss(struct pg_store *ps)
+{
+	struct pg_batch *b = batch_new(true, released_after_loss, ps);
+	char reason[256];
+	int rc = !b;
+
+	snprintf(reason, sizeof(reason),
+		 "valetd on node %s lost its database lease while the job was running", ps->node);
+	if (b)
+		rc |= pg_batch_call(b, PGS_NODE_RELEASE) | pg_batch_text(b, ps->node) |
+		      pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
+		      pg_batch_int(b, ps->backoff_max_ms);
+	if (!submit(ps->writer, b, rc))
+		ps->lease_lost = true;
+}
+
+static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_beat *beat = arg;
+	struct pg_store *ps = beat->ps;
 	int64_t rescued;
 	char n[24];
 
 	if (err) {
 		if (err != -ECANCELED && err != -EPIPE)
 			log_warn("heartbeat failed", "node", ps->node, "error", msg);
+		free(beat);
 		pg_batch_free(b);
 		return;
 	}
+	if (atoi(PQcmdTuples((PGresult *)pg_batch_result(b, 0))) > 0 &&
+	    beat->sent_ns > ps->lease_ok_ns)
+		ps->lease_ok_ns = beat->sent_ns;
+	free(beat);
 	rescued = result_int(pg_batch_result(b, 1), 0);
 	pg_batch_free(b);
+	if (ps->lease_lost && ps->hooks) {
+		ps->lease_lost = false;
+		log_info("this node's lease is renewed again", "node", ps->node);
+		release_after_loss(ps);
+	}
 	if (rescued > 0) {
 		snprintf(n, sizeof(n), "%lld", (long long)rescued);
 		log_warn("rescued the work of nodes whose lease expired", "jobs", n);
@@ -221,12 +299,17 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 
 static void heartbeat(struct pg_store *ps)
 {
+	struct pg_beat *beat;
 	struct pg_batch *b;
 	int rc;
 
 	if (!ps->registered || !pgconn_up(ps->writer))
 		return;
-	b = batch_new(false, beaten, ps);
+	beat = malloc(sizeof(*beat));
+	if (!beat)
+		return;
+	*beat = (struct pg_beat){ps, job_mono_ns()};
+	b = batch_new(false, beaten, beat);
 	rc = !b;
 	if (b) {
 		rc |= pg_batch_call(b, PGS_HEARTBEAT) | pg_batch_text(b, ps->node) |
@@ -234,7 +317,8 @@ static void heartbeat(struct pg_store *ps)
 		rc |= pg_batch_call(b, PGS_RESCUE) | pg_batch_text(b, ps->node) |
 		      pg_batch_int(b, ps->backoff_ms) | pg_batch_int(b, ps->backoff_max_ms);
 	}
-	submit(ps->writer, b, rc);
+	if (!submit(ps->writer, b, rc))
+		free(beat);
 }
 
 static void pruned(struct pg_batch *b, int err, const char *msg, void *arg)
@@ -424,7 +508,7 @@ static void claim_maybe(struct pg_store *ps)
 	size_t n = ps->want < PG_MAX_CLAIM ? ps->want : PG_MAX_CLAIM;
 	int rc;
 
-	if (!ps->hooks || !ps->registered || ps->closing || ps->claiming || !n ||
+	if (!ps->hooks || !ps->registered || ps->closing || ps->claiming || ps->lease_lost || !n ||
 	    !ps->maybe_work || !pgconn_up(ps->writer))
 		return;
 	b = batch_new(false, claimed, ps);

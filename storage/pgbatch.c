@@ -16,6 +16,10 @@
  * PostgreSQL speak (TimeZone UTC, DateStyle ISO): timestamps go out as RFC
  * 3339 UTC with microseconds and come back as "2026-11-27 06:01:51.123456+00",
  * parsed with plain calendar arithmetic, never the process's time zone.
+ *
+ * Also here, because they are about a batch rather than the connection: the
+ * order in which a batch's results arrive (what pgconn.c counts), and error
+ * text made to fit on one log line.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -85,11 +89,12 @@ int pg_batch_call(struct pg_batch *b, size_t stmt)
 {
 	if (b->broken)
 		return -ENOMEM;
-	if (batch_grow((void **)&b->calls, &b->calls_cap, b->ncalls + 1, sizeof(*b->calls), 4) < 0) {
+	if (batch_grow((void **)&b->calls, &b->calls_cap, b->ncalls + 1, sizeof(*b->calls), 4) <
+	    0) {
 		b->broken = true;
 		return -ENOMEM;
 	}
-	b->calls[b->ncalls++] = (struct pg_call){ .stmt = stmt, .first = b->nparams };
+	b->calls[b->ncalls++] = (struct pg_call){.stmt = stmt, .first = b->nparams};
 	return 0;
 }
 
@@ -105,11 +110,12 @@ static int batch_param(struct pg_batch *b, const char *s, size_t len)
 		b->broken = true;
 		return -EINVAL;
 	}
-	if (batch_grow((void **)&b->params, &b->params_cap, b->nparams + 1, sizeof(*b->params), 8) < 0)
+	if (batch_grow((void **)&b->params, &b->params_cap, b->nparams + 1, sizeof(*b->params), 8) <
+	    0)
 		goto nomem;
 	if (s) {
-		if (len >= SIZE_MAX / 2 ||
-		    batch_grow((void **)&b->arena, &b->arena_cap, b->arena_len + len + 1, 1, 256) < 0)
+		if (len >= SIZE_MAX / 2 || batch_grow((void **)&b->arena, &b->arena_cap,
+						      b->arena_len + len + 1, 1, 256) < 0)
 			goto nomem;
 		off = b->arena_len;
 		memcpy(b->arena + off, s, len);
@@ -197,6 +203,77 @@ size_t pg_batch_ncalls(const struct pg_batch *b)
 const PGresult *pg_batch_result(const struct pg_batch *b, size_t i)
 {
 	return i < b->ncalls ? b->calls[i].result : NULL;
+}
+
+/* ---- the order of results --------------------------------------------------- */
+
+/* txn: BEGIN, calls, COMMIT, Sync. Otherwise: call, Sync, call, Sync...
+ * The connection's ROLLBACK: ROLLBACK, Sync. */
+size_t pg_batch_nsyncs(const struct pg_batch *b)
+{
+	return b->txn || b->internal ? 1 : b->ncalls;
+}
+
+bool pg_batch_call_of(const struct pg_batch *b, size_t q, size_t *call)
+{
+	if (b->internal)
+		return false;
+	if (b->txn) {
+		*call = q - 1;
+		return q >= 1 && q <= b->ncalls;
+	}
+	*call = q;
+	return q < b->ncalls;
+}
+
+/* Every query before the next Sync has ended, so a result now is an error
+ * raised by the Sync's implicit commit. */
+bool pg_batch_want_sync(const struct pg_batch *b)
+{
+	if (b->txn)
+		return b->query >= b->ncalls + 2;
+	return b->nsynced < b->query;
+}
+
+/* ---- error text ----------------------------------------------------------------- */
+
+/* libpq's messages span lines ("...failed: ...\n\tIs the server running..."). */
+void pg_oneline(char *dst, size_t size, const char *src)
+{
+	size_t n = 0;
+	bool space = false;
+
+	for (; src && *src && n + 1 < size; src++) {
+		if (*src == '\n' || *src == '\t' || *src == '\r') {
+			space = n > 0;
+			continue;
+		}
+		if (space && n + 2 < size)
+			dst[n++] = ' ';
+		space = false;
+		dst[n++] = *src;
+	}
+	dst[n] = '\0';
+}
+
+void pg_errtext(char *dst, size_t size, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	char text[512];
+
+	if (!primary) {
+		pg_oneline(dst, size, PQresultErrorMessage(res));
+		if (!*dst)
+			snprintf(dst, size, "%s", PQresStatus(PQresultStatus(res)));
+		return;
+	}
+	snprintf(text, sizeof(text), "%s: %s%s%s%s%s%s", sev ? sev : "ERROR", primary,
+		 detail ? " DETAIL: " : "", detail ? detail : "", code ? " (SQLSTATE " : "",
+		 code ? code : "", code ? ")" : "");
+	pg_oneline(dst, size, text);
 }
 
 /* ---- parsing values --------------------------------------------------------- */

@@ -6,10 +6,13 @@
  * A connection is a small state machine, driven by one ev_io on libpq's
  * socket and one ev_timer:
  *
- *   WAIT ──timer──> CONNECTING ──PQconnectPoll OK──> SETUP ──> PREPARE ──> UP
- *     ^                 │ (timer: connect timeout)      │          │        │
- *     └──── drop: PQfinish, in-flight batches fail, backoff timer ─┴────────┘
+ *   WAIT --timer--> CONNECTING --PQconnectPoll OK--> SETUP --> PREPARE --> UP
+ *     ^                 |                                |          |        |
+ *     +-- drop: PQfinish, in-flight batches fail, backoff timer -----+--------+
  *
+ * pgconn_new() only arms the timer (at 0), so no callback runs inside it.
+ * CONNECTING has a 10 s deadline: libpq only enforces connect_timeout in its
+ * blocking calls.
  * CONNECTING follows PQconnectPoll: after every step the watcher is set
  * again from PQsocket(), because libpq may close the socket and open another
  * (next host, SSL retry) under the same or a new number. SETUP runs two
@@ -53,12 +56,10 @@
  * always taken off its list before its done callback runs.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <time.h>
 
 #include "../supervisor/log.h"
 #include "pgbatch.h"
@@ -71,7 +72,7 @@
 #define PGC_BEGIN "pgconn_begin"
 #define PGC_COMMIT "pgconn_commit"
 #define PGC_SESSION_SQL "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'"
-#define PGC_OWNER(ptr, member) ((struct pgconn *)((char *)(ptr) - offsetof(struct pgconn, member)))
+#define PGC_OWNER(ptr, member) ((struct pgconn *)((char *)(ptr)-offsetof(struct pgconn, member)))
 
 enum pgc_state { PGC_WAIT, PGC_CONNECTING, PGC_SETUP, PGC_PREPARE, PGC_UP, PGC_CLOSED };
 
@@ -82,8 +83,8 @@ struct pgconn {
 	int io_events;
 	PGconn *conn;
 	enum pgc_state state;
-	int setup_step;   /* SETUP: 0 session settings, 1 the owner's SQL */
-	size_t prepared;  /* PREPARE: results seen */
+	int setup_step;	 /* SETUP: 0 session settings, 1 the owner's SQL */
+	size_t prepared; /* PREPARE: results seen */
 	bool setup_failed;
 	char setup_err[PGC_REASON_MAX];
 	char *conninfo;
@@ -97,7 +98,7 @@ struct pgconn {
 	size_t ninflight; /* on inflight, the ROLLBACK included */
 	size_t npending;  /* submitted and not completed */
 	struct pg_batch rollback;
-	bool hold;        /* a ROLLBACK is in flight: send nothing */
+	bool hold; /* a ROLLBACK is in flight: send nothing */
 	bool in_io;
 	bool dead;
 	int depth;
@@ -109,77 +110,7 @@ struct pgconn {
 
 static void pgc_drop(struct pgconn *c, const char *why);
 
-/* Results of a batch, in the order they come: how many Syncs, and which call
- * query q is (false for BEGIN, COMMIT, ROLLBACK). */
-static size_t batch_nsyncs(const struct pg_batch *b)
-{
-	return b->txn || b->internal ? 1 : b->ncalls;
-}
-
-static bool batch_call_of(const struct pg_batch *b, size_t q, size_t *call)
-{
-	if (b->internal)
-		return false;
-	if (b->txn) {
-		*call = q - 1;
-		return q >= 1 && q <= b->ncalls;
-	}
-	*call = q;
-	return q < b->ncalls;
-}
-
-/* Every query before the next Sync has ended: a result now is an error
- * raised by the Sync's implicit commit. */
-static bool batch_want_sync(const struct pg_batch *b)
-{
-	if (b->txn)
-		return b->query >= b->ncalls + 2;
-	return b->nsynced < b->query;
-}
-
 /* ---- small helpers -------------------------------------------------------- */
-
-/* libpq's messages span lines ("...failed: ...\n\tIs the server running...");
- * make them one line, without the trailing newline. */
-static void pgc_oneline(char *dst, size_t size, const char *src)
-{
-	size_t n = 0;
-	bool space = false;
-
-	for (; src && *src && n + 1 < size; src++) {
-		if (*src == '\n' || *src == '\t' || *src == '\r') {
-			space = n > 0;
-			continue;
-		}
-		if (space && n + 2 < size)
-			dst[n++] = ' ';
-		space = false;
-		dst[n++] = *src;
-	}
-	dst[n] = '\0';
-}
-
-/* A server error as one line: "ERROR: primary DETAIL: detail (SQLSTATE
- * 23505)", without the statement excerpt and caret libpq adds. */
-static void pgc_errtext(char *dst, size_t size, const PGresult *res)
-{
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
-	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	char text[PGC_REASON_MAX];
-
-	if (!primary) {
-		pgc_oneline(dst, size, PQresultErrorMessage(res));
-		if (!*dst)
-			snprintf(dst, size, "%s", PQresStatus(PQresultStatus(res)));
-		return;
-	}
-	snprintf(text, sizeof(text), "%s: %s%s%s%s%s%s", sev ? sev : "ERROR", primary,
-		 detail ? " DETAIL: " : "", detail ? detail : "", code ? " (SQLSTATE " : "",
-		 code ? code : "", code ? ")" : "");
-	pgc_oneline(dst, size, text);
-}
 
 static void pgc_complete(struct pgconn *c, struct pg_batch *b, int err, const char *msg)
 {
@@ -277,6 +208,7 @@ static void pgc_connect(struct pgconn *c)
 		pgc_drop(c, PQerrorMessage(c->conn));
 		return;
 	}
+	PQsetNoticeReceiver(c->conn, pgc_notice, c);
 	c->state = PGC_CONNECTING;
 	pgc_schedule(c, PGC_CONNECT_TIMEOUT);
 	/* Before the first PQconnectPoll, act as if it said WRITING. */
@@ -296,7 +228,6 @@ static void pgc_send_setup(struct pgconn *c, const char *sql)
 static void pgc_connected(struct pgconn *c)
 {
 	ev_timer_stop(c->loop, &c->timer);
-	PQsetNoticeReceiver(c->conn, pgc_notice, c);
 	if (PQsetnonblocking(c->conn, 1) != 0) {
 		pgc_drop(c, PQerrorMessage(c->conn));
 		return;
@@ -334,7 +265,7 @@ static void pgc_setup_error(struct pgconn *c, const char *what, const PGresult *
 	if (c->setup_failed)
 		return;
 	c->setup_failed = true;
-	pgc_errtext(msg, sizeof(msg), res);
+	pg_errtext(msg, sizeof(msg), res);
 	snprintf(c->setup_err, sizeof(c->setup_err), "%.100s: %s", what, msg);
 }
 
@@ -347,7 +278,8 @@ static void pgc_prepare(struct pgconn *c)
 	    !PQsendPrepare(pc, PGC_COMMIT, "COMMIT", 0, NULL))
 		goto fail;
 	for (size_t i = 0; i < c->nstmts; i++)
-		if (!PQsendPrepare(pc, c->stmts[i].name, c->stmts[i].sql, c->stmts[i].nparams, NULL))
+		if (!PQsendPrepare(pc, c->stmts[i].name, c->stmts[i].sql, c->stmts[i].nparams,
+				   NULL))
 			goto fail;
 	if (!PQpipelineSync(pc))
 		goto fail;
@@ -375,7 +307,8 @@ static void pgc_setup_results(struct pgconn *c)
 				pgc_drop(c, "setup: COPY is not supported");
 				return;
 			}
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+			    st != PGRES_EMPTY_QUERY)
 				pgc_setup_error(c, "setup", res);
 			PQclear(res);
 			continue;
@@ -404,13 +337,14 @@ static void pgc_up(struct pgconn *c)
 	c->state = PGC_UP;
 	c->backoff_ms = PGC_BACKOFF_MIN_MS;
 	c->last_reason[0] = '\0';
-	log_info("database connection up", "conn", c->label);
+	log_info("database connection up", "conn", c->label, "host", PQhost(c->conn));
 	if (c->hooks.state)
 		c->hooks.state(c->arg, true, NULL);
 }
 
 static void pgc_prepare_results(struct pgconn *c)
 {
+	const char *name;
 	char what[128];
 	PGresult *res;
 	int nulls = 0;
@@ -432,10 +366,10 @@ static void pgc_prepare_results(struct pgconn *c)
 			return;
 		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			snprintf(what, sizeof(what), "prepare %s",
-				 c->prepared < 2		  ? "BEGIN/COMMIT"
-				 : c->prepared - 2 < c->nstmts ? c->stmts[c->prepared - 2].name
-							      : "");
+			name = c->prepared < 2 ? "BEGIN/COMMIT" : "?";
+			if (c->prepared >= 2 && c->prepared - 2 < c->nstmts)
+				name = c->stmts[c->prepared - 2].name;
+			snprintf(what, sizeof(what), "prepare %s", name);
 			pgc_setup_error(c, what, res);
 		}
 		c->prepared++;
@@ -449,11 +383,12 @@ static int pgc_send(struct pgconn *c, struct pg_batch *b)
 {
 	PGconn *pc = c->conn;
 
-	if (b->internal)
-		return PQsendQueryParams(pc, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) &&
-				       PQpipelineSync(pc)
-			       ? 0
-			       : -EIO;
+	if (b->internal) {
+		if (!PQsendQueryParams(pc, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) ||
+		    !PQpipelineSync(pc))
+			return -EIO;
+		return 0;
+	}
 	if (b->txn && !PQsendQueryPrepared(pc, PGC_BEGIN, 0, NULL, NULL, NULL, 0))
 		return -EIO;
 	for (size_t i = 0; i < b->ncalls; i++) {
@@ -472,8 +407,8 @@ static int pgc_send(struct pgconn *c, struct pg_batch *b)
 		if (!b->txn && !PQpipelineSync(pc))
 			return -EIO;
 	}
-	if (b->txn && (!PQsendQueryPrepared(pc, PGC_COMMIT, 0, NULL, NULL, NULL, 0) ||
-		       !PQpipelineSync(pc)))
+	if (b->txn &&
+	    (!PQsendQueryPrepared(pc, PGC_COMMIT, 0, NULL, NULL, NULL, 0) || !PQpipelineSync(pc)))
 		return -EIO;
 	return 0;
 }
@@ -505,14 +440,15 @@ static void pgc_batch_error(struct pgconn *c, struct pg_batch *b, const PGresult
 	else if (b->extra && !b->txn && q >= 1)
 		snprintf(what, sizeof(what), "call %zu (%s) at commit", q - 1,
 			 c->stmts[b->calls[q - 1].stmt].name);
-	else if (!b->extra && batch_call_of(b, q, &call))
-		snprintf(what, sizeof(what), "call %zu (%s)", call, c->stmts[b->calls[call].stmt].name);
+	else if (!b->extra && pg_batch_call_of(b, q, &call))
+		snprintf(what, sizeof(what), "call %zu (%s)", call,
+			 c->stmts[b->calls[call].stmt].name);
 	else
 		snprintf(what, sizeof(what), q == 0 ? "BEGIN" : "COMMIT");
 	/* Failing before COMMIT ran leaves the transaction block aborted. */
 	b->rollback = b->txn && !b->extra && q <= b->ncalls;
 	b->failed = true;
-	pgc_errtext(msg, sizeof(msg), res);
+	pg_errtext(msg, sizeof(msg), res);
 	if (asprintf(&b->errmsg, "%s: %s", what, msg) < 0)
 		b->errmsg = NULL;
 }
@@ -531,7 +467,7 @@ static int pgc_batch_result(struct pgconn *c, struct pg_batch *b, PGresult *res)
 	bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
 	size_t call;
 
-	b->extra = batch_want_sync(b);
+	b->extra = pg_batch_want_sync(b);
 	b->got = true;
 	if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
 		PQclear(res);
@@ -543,12 +479,12 @@ static int pgc_batch_result(struct pgconn *c, struct pg_batch *b, PGresult *res)
 	if (pgc_fatal(res)) {
 		char reason[PGC_REASON_MAX];
 
-		pgc_errtext(reason, sizeof(reason), res);
+		pg_errtext(reason, sizeof(reason), res);
 		PQclear(res);
 		pgc_drop(c, reason);
 		return -1;
 	}
-	if (!b->doomed && ok && !b->extra && batch_call_of(b, b->query, &call)) {
+	if (!b->doomed && ok && !b->extra && pg_batch_call_of(b, b->query, &call)) {
 		PQclear(b->calls[call].result);
 		b->calls[call].result = res;
 		return 0;
@@ -564,7 +500,7 @@ static int pgc_start_rollback(struct pgconn *c)
 {
 	struct pg_batch *b;
 
-	STAILQ_FOREACH(b, &c->inflight, link)
+	for (b = STAILQ_FIRST(&c->inflight); b; b = STAILQ_NEXT(b, link))
 		b->doomed = true;
 	pg_batch_reset(&c->rollback);
 	STAILQ_INSERT_TAIL(&c->inflight, &c->rollback, link);
@@ -594,7 +530,7 @@ static void pgc_batch_finish(struct pgconn *c, struct pg_batch *b)
 		return;
 	}
 	if (b->rollback && pgc_start_rollback(c) < 0) {
-		pgc_oneline(reason, sizeof(reason), PQerrorMessage(c->conn));
+		pg_oneline(reason, sizeof(reason), PQerrorMessage(c->conn));
 		pgc_drop(c, reason);
 	}
 	if (b->failed)
@@ -631,7 +567,7 @@ static void pgc_batch_results(struct pgconn *c)
 			continue;
 		}
 		PQclear(res);
-		if (++b->nsynced < batch_nsyncs(b))
+		if (++b->nsynced < pg_batch_nsyncs(b))
 			continue;
 		STAILQ_REMOVE_HEAD(&c->inflight, link);
 		pgc_batch_finish(c, b);
@@ -734,7 +670,7 @@ static void pgc_drop(struct pgconn *c, const char *why)
 	bool was_up = c->state == PGC_UP, again;
 	struct pg_batch *b;
 
-	pgc_oneline(reason, sizeof(reason), why && *why ? why : "connection failed");
+	pg_oneline(reason, sizeof(reason), why && *why ? why : "connection failed");
 	ev_io_stop(c->loop, &c->io);
 	if (c->conn)
 		PQfinish(c->conn);
@@ -757,8 +693,8 @@ static void pgc_drop(struct pgconn *c, const char *why)
 
 	again = !was_up && !strcmp(reason, c->last_reason);
 	log_msg(again ? LOG_DEBUG : LOG_WARN,
-		was_up ? "database connection lost" : "database connection failed", "conn", c->label,
-		"reason", reason, (const char *)NULL);
+		was_up ? "database connection lost" : "database connection failed", "conn",
+		c->label, "reason", reason, (const char *)NULL);
 	snprintf(c->last_reason, sizeof(c->last_reason), "%s", reason);
 
 	while ((b = STAILQ_FIRST(&lost))) {
@@ -815,7 +751,7 @@ struct pgconn *pgconn_new(struct ev_loop *loop, const char *conninfo, const char
 
 static struct pg_batch *pgc_pop_any(struct pgconn *c)
 {
-	struct pg_batch_list *lists[] = { &c->resend, &c->inflight, &c->queue };
+	struct pg_batch_list *lists[] = {&c->resend, &c->inflight, &c->queue};
 	struct pg_batch *b;
 
 	for (size_t i = 0; i < 3; i++) {

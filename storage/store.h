@@ -58,6 +58,11 @@ struct store_queue_hooks {
 	void (*deliver)(void *arg, struct job *job, struct pipeline *pl, size_t from);
 	/* Another node asks to cancel work this node holds. */
 	void (*cancel)(void *arg, const uint8_t id[JOB_ID_LEN], bool pipeline);
+	/* lost: this node could not renew its lease in time, so other nodes may
+	 * soon take its work over: kill what runs, start nothing. !lost: the
+	 * lease is back and the store gave every claim of this node back to the
+	 * queue: forget the work held here that did not start, claim afresh. */
+	void (*lease)(void *arg, bool lost);
 };
 
 struct store_ops {

@@ -441,7 +441,7 @@ static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct core *core = w->data;
 
 	ev_prepare_stop(loop, w);
-	while (!core->draining && runner_has_slot(core->runner)) {
+	while (!core->draining && !core->paused && runner_has_slot(core->runner)) {
 		struct job *job = TAILQ_FIRST(&core->due);
 		if (!job)
 			job = TAILQ_FIRST(&core->queue);
@@ -449,7 +449,7 @@ static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
 			break;
 		start_one(core, job);
 	}
-	if (core->shared && !core->draining)
+	if (core->shared && !core->draining && !core->paused)
 		core->store->ops->want(core->store, core_local_room(core));
 }
 
@@ -503,9 +503,80 @@ static void cancel_held(void *arg, const uint8_t id[JOB_ID_LEN], bool pipeline)
 	core_cancel_held(arg, id, pipeline);
 }
 
+struct pl_set {
+	struct pipeline **v;
+	size_t n, cap;
+};
+
+static void collect_idle(void *value, void *arg)
+{
+	struct pipeline *pl = value;
+	struct pl_set *set = arg;
+
+	for (size_t i = 0; i < pl->njobs; i++)
+		if (pl->jobs[i]->core_where == CORE_RUNNING)
+			return;
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 16;
+		struct pipeline **v = realloc(set->v, cap * sizeof(*v));
+		if (!v)
+			return;
+		set->v = v;
+		set->cap = cap;
+	}
+	set->v[set->n++] = pipeline_ref(pl);
+}
+
+/* Forget (without writing: the store has given it back) every job held
+ * here that is not running, and every pipeline with nothing running. */
+static void drop_unstarted(struct core *core)
+{
+	struct pl_set set = {0};
+	struct job *job;
+
+	while ((job = TAILQ_FIRST(&core->queue)) || (job = TAILQ_FIRST(&core->due)) ||
+	       (core->heap_len && (job = core->heap[0]))) {
+		core_unqueue(core, job);
+		deactivate(core, job);
+	}
+	idmap_foreach(core->active_pl, collect_idle, &set);
+	for (size_t k = 0; k < set.n; k++) {
+		struct pipeline *pl = set.v[k];
+		for (size_t i = 0; i < pl->njobs; i++) {
+			pl->jobs[i]->pipeline = NULL;
+			if (!job_status_final(pl->jobs[i]->status))
+				deactivate(core, pl->jobs[i]);
+		}
+		if (idmap_del(core->active_pl, pl->id))
+			pipeline_unref(pl);
+		pipeline_unref(pl);
+	}
+	free(set.v);
+}
+
+static void lease(void *arg, bool lost)
+{
+	struct core *core = arg;
+	char n[16];
+
+	if (lost) {
+		snprintf(n, sizeof(n), "%u", runner_running(core->runner));
+		log_error("lost the database lease: killing running jobs, starting none until it "
+			  "is back", "running", n);
+		core->paused = true;
+		runner_kill_all(core->runner, RUN_KILL_LEASE);
+		return;
+	}
+	log_info("database lease renewed: claiming work again");
+	drop_unstarted(core);
+	core->paused = false;
+	core_kick(core);
+}
+
 static const struct store_queue_hooks queue_hooks = {
 	.deliver = deliver,
 	.cancel = cancel_held,
+	.lease = lease,
 };
 
 /* ---- waiters (replies held until a killed job is reaped) ------------------------ */

@@ -55,6 +55,7 @@ struct core {
 	struct core_waiter *waiters;
 
 	bool shared;                /* the store is a queue shared by several nodes */
+	bool paused;                /* shared store: lease lost, start nothing */
 	bool draining;
 	ev_timer grace_w;
 	void (*shutdown_done)(void *arg);

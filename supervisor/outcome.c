@@ -95,6 +95,10 @@ enum job_status outcome_classify(const struct outcome_facts *f, char *reason, si
 		snprintf(reason, len, "malformed result: %s",
 			 f->malformed ? f->malformed : "bad frame from the task");
 		return JOB_FAILED;
+	case RUN_KILL_LEASE:
+		snprintf(reason, len, "killed: this node could not renew its database lease in time "
+				      "(another node may take its work over)");
+		return JOB_FAILED;
 	case RUN_KILL_NONE:
 		break;
 	}

@@ -22,6 +22,7 @@ enum run_kill {
 	RUN_KILL_OUTPUT,
 	RUN_KILL_RESULT_SIZE,
 	RUN_KILL_PROTOCOL,
+	RUN_KILL_LEASE,     /* this node lost its claim on the job (shared store) */
 };
 
 struct outcome_facts {

@@ -1,0 +1,696 @@
+"""PostgreSQL-specific integration tests (issue 3): durability, crash
+recovery, migrations, several nodes on one database, lease expiry and
+rescue, a database restart, scheduling and cancel across nodes, the
+operator views and retention.
+
+Every test starts its own daemons on a schema of its own (valetd.Daemon
+with store="postgres") and looks at the tables with psql (Daemon.sql), so
+the checks are about what is really in the database, not only about what
+the API says. Daemons of a test are stopped with SIGTERM at its end (a
+non-zero exit fails the test); their logs stay until the module ends, so
+that a failure can show them. Run with tests/run_tests.sh (suite
+test_pg@postgres), which starts the throwaway server these tests need.
+"""
+
+import json
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+import unittest
+
+from valetd import FINAL, Daemon, fmt_ts, parse_ts, pg_restart
+
+# Jobs that are not final yet, in SQL.
+OPEN = "status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')"
+STORAGE_DOWN = "storage unavailable - try again later"
+FAR = 3600.0
+
+_tmp_dirs = []
+
+
+def tearDownModule():
+    for d in _tmp_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def epoch(sql_ts):
+    """psql's timestamptz text ('2026-11-27 06:21:20.48+00') -> seconds."""
+    if sql_ts is None:
+        return None
+    s = sql_ts.replace(" ", "T", 1)
+    if re.search(r"[+-]\d{2}$", s):
+        s += ":00"
+    return parse_ts(s)
+
+
+class PgTestCase(unittest.TestCase):
+    """Helpers: start daemons that are cleaned up at the end of the test,
+    submit many jobs fast, wait on SQL conditions."""
+
+    d = None  # the first daemon of the test: run.py prints its log on a failure
+
+    def setUp(self):
+        self.daemons = []
+
+    def start(self, config=None, schema=None, node_id=None, daemon=None):
+        d = daemon or Daemon(config or {}, store="postgres", schema=schema, node_id=node_id)
+        self.daemons.append(d)
+        _tmp_dirs.append(d.tmp)
+        if self.d is None:
+            self.d = d
+        self.addCleanup(self._stop, d)
+        try:
+            d.start()
+        except BaseException:
+            d.kill()
+            raise
+        return d
+
+    def _stop(self, d):
+        if d.proc is None or d.proc.poll() is not None:
+            d.kill()  # killed by the test (or died: the test says so itself)
+            return
+        rc, _ = d.terminate()
+        d.check_exit(rc)
+
+    def logs(self, lines=25):
+        return "\n".join(d.log_tail(lines) for d in self.daemons)
+
+    def submit_many(self, nodes, n, body_of, threads=4):
+        """POST n jobs (body_of(i)) round-robin over nodes from several
+        threads (keep-alive); every answer must be 202. Returns the ids in
+        submission order."""
+        ids = [None] * n
+        errors = []
+
+        def work(k):
+            try:
+                for i in range(k, n, threads):
+                    if errors:
+                        return
+                    d = nodes[i % len(nodes)]
+                    r = d.post("/api/jobs", body_of(i))
+                    if r.status != 202:
+                        errors.append("job %d on %s: %r" % (i, d.node_id, r))
+                        return
+                    ids[i] = r.json["id"]
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append("job submission thread %d: %r" % (k, e))
+            finally:
+                for d in nodes:
+                    d.client.close()
+
+        ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if errors:
+            self.fail("submissions failed: %s\n%s" % (errors[:5], self.logs()))
+        return ids
+
+    def wait_sql(self, d, query, pred, timeout, what, interval=0.1, explain=None, **params):
+        """Poll query until pred(rows); returns the rows. explain(): more
+        text for the failure message."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = d.sql(query, **params)
+            if pred(rows):
+                return rows
+            if time.monotonic() > deadline:
+                self.fail("%s: not reached within %.0fs; last rows: %s%s\n%s"
+                          % (what, timeout, rows[:20], "\n" + explain() if explain else "",
+                             self.logs()))
+            time.sleep(interval)
+
+    def queue_state(self, d):
+        """The jobs table summed up, for failure messages."""
+        rows = d.sql("SELECT status, claimed_by, node_id, count(*), min(due_at) - now() "
+                     "FROM jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+        return ("jobs by (status, claimed_by, node_id, count, earliest due_at - now()): %s"
+                % rows)
+
+    def wait_final(self, d, timeout, what="every job final"):
+        """Wait until no job of d's schema is open; returns seconds waited."""
+        t0 = time.monotonic()
+        self.wait_sql(d, "SELECT status, claimed_by, count(*) FROM jobs WHERE %s "
+                      "GROUP BY 1, 2" % OPEN, lambda rows: not rows, timeout, what, 0.2,
+                      explain=lambda: self.queue_state(d))
+        return time.monotonic() - t0
+
+    def count(self, d, where="true", **params):
+        return int(d.sql("SELECT count(*) FROM jobs WHERE " + where, **params)[0][0])
+
+    def attempts_by_job(self, d):
+        """{job id: [(attempt, node_id, status, reason, started, finished)]}."""
+        out = {}
+        for jid, att, node, st, reason, s, f in d.sql(
+                "SELECT job_id, attempt, node_id, status, failure_reason, "
+                "extract(epoch FROM started_at), extract(epoch FROM finished_at) "
+                "FROM attempts ORDER BY job_id, attempt"):
+            out.setdefault(jid, []).append((int(att), node, st, reason,
+                                            float(s) if s is not None else None, float(f)))
+        return out
+
+
+def _json(v):
+    return json.dumps(v)
+
+
+def sleep_body(seconds, name="pg-sleep"):
+    return {"name": name, "task_name": "sleep", "task_params": {"seconds": seconds},
+            "timeout": 30}
+
+
+class DurabilityTest(PgTestCase):
+    def test_submit_is_in_the_database_at_202(self):
+        d = self.start({"queue": {"workers": "2"}})
+        run_at = fmt_ts(time.time() + FAR)
+        bodies = [
+            {"name": "durable-1", "description": "first", "task_name": "dummytask",
+             "task_params": {"url": "x.example", "n": 3, "nested": {"a": [1, 2]}},
+             "timeout": 7},
+            {"name": "durable-2", "task_name": "sleep", "task_params": {"seconds": 0.2}},
+            {"name": "durable-3", "task_name": "dummytask", "run_at": run_at, "timeout": 1.5},
+        ]
+        for body in bodies:
+            with self.subTest(job=body["name"]):
+                r = d.post("/api/jobs", body)
+                self.assertEqual(r.status, 202, r)
+                job = r.json
+                # Right after the 202: the row must already be committed.
+                rows = d.sql(
+                    "SELECT id, name, description, task_name, status, timeout_ms, "
+                    "task_params = :'params'::jsonb, created_at = :'created'::timestamptz, "
+                    "run_at = :'run_at'::timestamptz, run_at IS NULL "
+                    "FROM jobs WHERE id = :'id'",
+                    id=job["id"], params=_json(job.get("task_params")),
+                    created=job["created_at"], run_at=job.get("run_at") or run_at)
+                self.assertEqual(len(rows), 1, "job %s answered 202 but is not in the "
+                                 "jobs table: %s" % (job["id"], rows))
+                jid, name, desc, task, status, timeout_ms, params_eq, created_eq, \
+                    run_at_eq, run_at_null = rows[0]
+                self.assertEqual(jid, job["id"])
+                self.assertEqual(name, body["name"])
+                self.assertEqual(desc, body.get("description"))
+                self.assertEqual(task, body["task_name"])
+                if "run_at" in body:
+                    self.assertIn(status, ("PENDING", "SCHEDULED"), rows)
+                    self.assertEqual(run_at_eq, "t", "run_at %s vs row %s" % (run_at, rows))
+                else:
+                    self.assertIn(status, ("PENDING", "IN_PROGRESS", "COMPLETED"), rows)
+                    self.assertEqual(run_at_null, "t", rows)
+                # Default timeout of the test config: 10s.
+                self.assertEqual(int(timeout_ms), int(body.get("timeout", 10) * 1000), rows)
+                if "task_params" in body:
+                    self.assertEqual(params_eq, "t", "task_params %s vs row %s"
+                                     % (body["task_params"], rows))
+                self.assertEqual(created_eq, "t", "created_at %s vs row %s"
+                                 % (job["created_at"], d.sql("SELECT created_at FROM jobs "
+                                                             "WHERE id = :'id'", id=jid)))
+        # And what ran is there with its result, same as the API says.
+        done = d.wait_for(d.sql("SELECT id FROM jobs WHERE name = 'durable-1'")[0][0],
+                          "COMPLETED", timeout=5)
+        rows = d.sql("SELECT r.metadata = :'m'::jsonb, j.status, j.started_at = "
+                     ":'s'::timestamptz, j.completed_at = :'c'::timestamptz FROM jobs j "
+                     "JOIN results r ON r.job_id = j.id WHERE j.id = :'id'", id=done["id"],
+                     m=_json(bodies[0]["task_params"]), s=done["started_at"],
+                     c=done["completed_at"])
+        self.assertEqual(rows, [["t", "COMPLETED", "t", "t"]], (done, rows))
+
+
+class CrashRecoveryTest(PgTestCase):
+    def test_sigkill_and_restart_loses_nothing(self):
+        n = 1000
+        d = self.start({"queue": {"workers": "2", "capacity": "100000"}})
+        ids = self.submit_many(
+            [d], n, lambda i: sleep_body(0.005 + (i % 6) * 0.001, "crash-%d" % i), threads=4)
+        self.assertEqual(len(set(ids)), n)
+        unfinished = self.count(d, OPEN)
+        self.assertGreater(unfinished, 0, "every job finished before the kill: the test "
+                           "needs more or longer jobs")
+        self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        # Frozen now: nobody else works on this schema.
+        running = {r[0] for r in d.sql("SELECT id FROM jobs WHERE status = 'IN_PROGRESS'")}
+        self.assertLessEqual(len(running), 2, "more jobs IN_PROGRESS than workers: %s"
+                             % running)
+
+        d2 = self.start(daemon=d.clone())
+        m = self.wait_log(d2, r"node registered .*released_from_earlier_run=(\d+)", 5)
+        self.assertGreater(int(m.group(1)), 0, "restart released nothing although %d jobs "
+                           "were unfinished at the kill:\n%s" % (unfinished, d2.log_tail()))
+        self.wait_final(d2, 60, "jobs after the restart")
+
+        rows = d2.sql("SELECT j.id, j.status, j.failure_reason, j.claimed_by, "
+                      "r.job_id IS NOT NULL, (SELECT count(*) FROM attempts a "
+                      "WHERE a.job_id = j.id) FROM jobs j "
+                      "LEFT JOIN results r ON r.job_id = j.id")
+        by_id = {}
+        for row in rows:
+            self.assertNotIn(row[0], by_id, "job %s twice in the table" % row[0])
+            by_id[row[0]] = row
+        missing = [i for i in ids if i not in by_id]
+        self.assertEqual(missing, [], "%d accepted jobs are not in the database"
+                         % len(missing))
+        bad = []
+        failed = set()
+        for jid, status, reason, claimed, has_result, natt in rows:
+            if status == "FAILED":
+                failed.add(jid)
+                if "restarted while the job was running" not in (reason or ""):
+                    bad.append((jid, status, reason, "wrong reason"))
+            elif status != "COMPLETED":
+                bad.append((jid, status, reason, "not COMPLETED/FAILED"))
+            if has_result != "t":
+                bad.append((jid, status, reason, "no results row"))
+            if int(natt) != 1:
+                bad.append((jid, status, reason, "%s attempts rows" % natt))
+            if claimed is not None:
+                bad.append((jid, status, reason, "still claimed by %s" % claimed))
+        self.assertEqual(bad, [], "%d bad jobs, e.g. %s\n%s" % (len(bad), bad[:10],
+                                                                self.logs()))
+        # Exactly the jobs that were running at the kill failed.
+        self.assertEqual(failed, running, "FAILED jobs vs jobs IN_PROGRESS at the kill")
+        # The API agrees with the table.
+        for jid in list(failed)[:2] + ids[:3] + ids[-3:]:
+            self.assertEqual(d2.job(jid)["status"], by_id[jid][1], jid)
+        sys.stderr.write("[%d of %d unfinished at the kill, %s released, %d failed] "
+                         % (unfinished, n, m.group(1), len(failed)))
+
+    def wait_log(self, d, pattern, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, d.log_text())
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                self.fail("no log line matching %r within %.0fs\n%s"
+                          % (pattern, timeout, d.log_tail()))
+            time.sleep(0.05)
+
+
+class MigrationTest(PgTestCase):
+    def test_second_start_is_a_no_op(self):
+        d1 = self.start()
+        job = d1.submit("dummytask", {"keep": "me"})
+        d1.wait_for(job["id"], "COMPLETED", timeout=5)
+        before = d1.sql("SELECT version, name, applied_at FROM schema_migrations "
+                        "ORDER BY version")
+        self.assertGreaterEqual(len(before), 1, before)
+        self.assertEqual([int(r[0]) for r in before], list(range(1, len(before) + 1)), before)
+        rc, _ = d1.terminate()
+        d1.check_exit(rc)
+
+        d2 = self.start(daemon=d1.clone())
+        after = d2.sql("SELECT version, name, applied_at FROM schema_migrations "
+                       "ORDER BY version")
+        self.assertEqual(after, before, "schema_migrations changed at the second start")
+        dup = d2.sql("SELECT version, count(*) FROM schema_migrations GROUP BY 1 "
+                     "HAVING count(*) > 1")
+        self.assertEqual(dup, [])
+        got = d2.job(job["id"])
+        self.assertEqual(got["status"], "COMPLETED", got)
+        self.assertEqual(got["task_params"], {"keep": "me"}, got)
+        self.assertEqual(d2.result(job["id"])["metadata"], {"keep": "me"})
+        self.assertEqual(self.count(d2), 1)
+        # And it still works.
+        j2 = d2.submit("dummytask", {"second": 1})
+        d2.wait_for(j2["id"], "COMPLETED", timeout=5)
+
+
+class MultiNodeTest(PgTestCase):
+    def nodes(self, n, config, schema=None):
+        first = self.start(config, node_id=None)
+        schema = first.schema
+        out = [first]
+        for i in range(1, n):
+            out.append(self.start(config, schema=schema,
+                                  node_id="%s-%c" % (first.node_id, ord("a") + i)))
+        return out
+
+    def test_three_nodes_run_each_job_once(self):
+        n = 3000
+        cfg = {"queue": {"workers": "2", "capacity": "100000"}}
+        nodes = self.nodes(3, cfg)
+        node_ids = {d.node_id for d in nodes}
+        self.assertEqual(len(node_ids), 3)
+        ids = self.submit_many(nodes, n, lambda i: sleep_body(0.005, "multi-%d" % i),
+                               threads=6)
+        self.wait_final(nodes[0], 90, "3000 jobs on three nodes")
+        rows = nodes[0].sql(
+            "SELECT j.id, j.status, j.node_id, j.claimed_by, "
+            "(SELECT count(*) FROM attempts a WHERE a.job_id = j.id), "
+            "(SELECT min(a.node_id) FROM attempts a WHERE a.job_id = j.id), "
+            "r.job_id IS NOT NULL FROM jobs j LEFT JOIN results r ON r.job_id = j.id")
+        self.assertEqual(sorted(r[0] for r in rows), sorted(ids))
+        bad = [r for r in rows if r[1] != "COMPLETED" or r[3] is not None or r[4] != "1"
+               or r[5] != r[2] or r[6] != "t"]
+        self.assertEqual(bad, [], "%d jobs not COMPLETED once, e.g. (id, status, node_id, "
+                         "claimed_by, attempts, attempt node, has result): %s"
+                         % (len(bad), bad[:10]))
+        per_node = {}
+        for r in rows:
+            per_node[r[2]] = per_node.get(r[2], 0) + 1
+        self.assertEqual(set(per_node), node_ids, "jobs per node: %s" % per_node)
+        self.assertEqual(nodes[0].sql("SELECT count(*) FROM jobs WHERE claimed_by IS NOT NULL"),
+                         [["0"]])
+
+    def test_idle_nodes_take_shared_work(self):
+        # Node A stores what it cannot start at once unclaimed: nodes B and
+        # C, which got no request at all, must take their share.
+        a, b, c = self.nodes(3, {"queue": {"workers": "2", "capacity": "100000"}})
+        ids = self.submit_many([a], 120, lambda i: sleep_body(0.05, "idle-%d" % i))
+        self.wait_final(a, 20, "120 jobs submitted to node A")
+        per_node = dict((r[0], int(r[1])) for r in a.sql(
+            "SELECT node_id, count(*) FROM jobs WHERE status = 'COMPLETED' GROUP BY 1"))
+        self.assertEqual(sum(per_node.values()), len(ids), per_node)
+        for d in (b, c):
+            self.assertGreater(per_node.get(d.node_id, 0), 0,
+                               "node %s (idle, no request of its own) ran none of the "
+                               "%d jobs submitted to node A; jobs per node: %s"
+                               % (d.node_id, len(ids), per_node))
+
+    def test_killed_node_work_is_rescued(self):
+        # Submitted round-robin to all three nodes, so that every node has
+        # work even without taking shared work when idle (that is
+        # test_idle_nodes_take_shared_work).
+        n = 300
+        cfg = {"queue": {"workers": "2", "capacity": "100000"},
+               "storage": {"lease": "2s", "retry_backoff": "100ms"},
+               "jobs": {"max_attempts": "3"}}
+        a, b, c = self.nodes(3, cfg)
+        ids = self.submit_many([a, b, c], n, lambda i: sleep_body(0.05, "rescue-%d" % i),
+                               threads=6)
+        self.wait_sql(a, "SELECT count(*) FROM jobs WHERE claimed_by = :'b' AND "
+                      "status = 'IN_PROGRESS'", lambda rows: int(rows[0][0]) > 0, 10,
+                      "node B running jobs", interval=0.01, b=b.node_id,
+                      explain=lambda: self.queue_state(a))
+        self.assertEqual(b.kill(signal.SIGKILL), -signal.SIGKILL)
+        t_kill = time.time()
+        victims = {r[0] for r in a.sql("SELECT id FROM jobs WHERE claimed_by = :'b' AND "
+                                       "status = 'IN_PROGRESS'", b=b.node_id)}
+        self.assertTrue(victims, "node B had no running job at the kill")
+        self.assertLessEqual(len(victims), 2, victims)
+        self.wait_final(a, 40, "jobs after node B was killed")
+
+        rows = a.sql("SELECT id, status, failure_reason, claimed_by, attempt, node_id "
+                     "FROM jobs")
+        self.assertEqual(sorted(r[0] for r in rows), sorted(ids))
+        not_done = [r for r in rows if r[1] != "COMPLETED"]
+        self.assertEqual(not_done, [], "%d jobs did not end COMPLETED, e.g. %s\n%s"
+                         % (len(not_done), not_done[:10], self.logs()))
+        self.assertEqual([r for r in rows if r[3] is not None], [], "jobs left claimed")
+        attempts = self.attempts_by_job(a)
+        bad = []
+        for jid in ids:
+            atts = attempts.get(jid, [])
+            if sum(1 for x in atts if x[2] == "COMPLETED") != 1:
+                bad.append((jid, "not exactly one COMPLETED attempt", atts))
+            if len(atts) > 3:
+                bad.append((jid, "more attempts than max_attempts", atts))
+            spans = sorted((x[4], x[5]) for x in atts if x[4] is not None)
+            for (s1, f1), (s2, f2) in zip(spans, spans[1:]):
+                if s2 < f1:
+                    bad.append((jid, "attempts overlap", atts))
+            if jid not in victims and len(atts) != 1:
+                bad.append((jid, "retried although not running on B", atts))
+        self.assertEqual(bad, [], "%d jobs ran wrongly, e.g. %s" % (len(bad), bad[:5]))
+        expect = "node %s stopped renewing its lease" % b.node_id
+        for jid in victims:
+            atts = attempts.get(jid, [])
+            self.assertGreaterEqual(len(atts), 2, "rescued job %s: attempts %s\n%s"
+                                    % (jid, atts, self.logs()))
+            first, last = atts[0], atts[-1]
+            self.assertEqual((first[0], first[1], first[2]), (1, b.node_id, "FAILED"), atts)
+            self.assertIn(expect, first[3] or "", atts)
+            # Rescued after B's lease expired, not before the kill.
+            self.assertGreater(first[5], t_kill - 0.5, atts)
+            self.assertEqual(last[2], "COMPLETED", atts)
+            self.assertIn(last[1], (a.node_id, c.node_id), atts)
+        self.assertEqual(a.sql("SELECT count(*) FROM jobs WHERE claimed_by = :'b' OR "
+                               "(node_id = :'b' AND status <> 'COMPLETED')", b=b.node_id),
+                         [["0"]])
+        rescued_after = max(attempts[j][0][5] for j in victims) - t_kill
+        sys.stderr.write("[%d running jobs of node B rescued %.1fs after the kill] "
+                         % (len(victims), rescued_after))
+
+    def test_cancel_through_another_node(self):
+        a, b = self.nodes(2, {"queue": {"workers": "2"}})
+        job = a.submit("sleep", {"seconds": 10}, timeout=30)
+        rows = self.wait_sql(a, "SELECT claimed_by, node_id FROM jobs WHERE id = :'id' AND "
+                             "status = 'IN_PROGRESS'", lambda rows: bool(rows), 5,
+                             "job IN_PROGRESS", interval=0.02, id=job["id"])
+        runner = rows[0][0]
+        self.assertIn(runner, (a.node_id, b.node_id), rows)
+        other = b if runner == a.node_id else a
+        t0 = time.monotonic()
+        r = other.post("/api/jobs/%s/cancel" % job["id"])
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 200, "cancel through %s of a job running on %s: %r\n%s"
+                         % (other.node_id, runner, r, self.logs()))
+        self.assertEqual(r.json["status"], "CANCELLED", r)
+        self.assertLess(took, 2.0, r)
+        rows = a.sql("SELECT status, failure_reason, claimed_by, completed_at IS NOT NULL "
+                     "FROM jobs WHERE id = :'id'", id=job["id"])
+        self.assertEqual(rows, [["CANCELLED", "cancelled by request", None, "t"]])
+
+        # Queued and unclaimed (run_at far ahead): through either node.
+        for via in (a, b):
+            with self.subTest(via=via.node_id):
+                parked = a.submit("dummytask", run_at=fmt_ts(time.time() + FAR))
+                self.assertEqual(a.sql("SELECT claimed_by FROM jobs WHERE id = :'id'",
+                                       id=parked["id"]), [[None]])
+                r = via.post("/api/jobs/%s/cancel" % parked["id"])
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json["status"], "CANCELLED", r)
+                self.assertEqual(a.sql("SELECT status FROM jobs WHERE id = :'id'",
+                                       id=parked["id"]), [["CANCELLED"]])
+                self.assertEqual(b.job(parked["id"])["status"], "CANCELLED")
+
+
+class SchedulingTest(PgTestCase):
+    """Jobs with run_at start at run_at (within 100 ms), also when the node
+    that took the request is idle, and whichever node runs them."""
+
+    def check_on_time(self, nodes, delays):
+        a = nodes[0]
+        t0 = time.time()
+        jobs = []
+        for i, delay in enumerate(delays):
+            node = nodes[i % len(nodes)]
+            jobs.append(node.submit("dummytask", {"i": i}, run_at=fmt_ts(t0 + delay)))
+        for job in jobs:
+            try:
+                done = a.wait_for(job["id"], FINAL, timeout=max(t0 + 4 - time.time(), 0.1))
+            except AssertionError as e:
+                self.fail("%s\nrows (id, status, run_at, due_at, claimed_by, now): %s\n%s"
+                          % (e, a.sql("SELECT id, status, run_at, due_at, claimed_by, now() "
+                                      "FROM jobs"), self.logs()))
+            self.assertEqual(done["status"], "COMPLETED", done)
+            late = parse_ts(done["started_at"]) - parse_ts(job["run_at"])
+            self.assertGreaterEqual(late, -0.001, "started before run_at: %s" % done)
+            self.assertLess(late, 0.1, "started %.3fs after run_at: %s" % (late, done))
+        ran_on = {r[0] for r in a.sql("SELECT node_id FROM jobs")}
+        self.assertLessEqual(ran_on, {d.node_id for d in nodes}, ran_on)
+
+    def test_scheduled_job_on_an_idle_node(self):
+        d = self.start({"queue": {"workers": "2"}})
+        self.check_on_time([d], (1.0, 1.3))
+
+    def test_scheduled_jobs_across_nodes(self):
+        a = self.start({"queue": {"workers": "2"}})
+        b = self.start({"queue": {"workers": "2"}}, schema=a.schema, node_id=a.node_id + "-b")
+        self.check_on_time([a, b], (1.0, 1.2, 1.4, 1.6))
+
+
+class DatabaseRestartTest(PgTestCase):
+    def test_database_restart_mid_run(self):
+        d = self.start({"queue": {"workers": "2", "capacity": "100000"}})
+        ids = self.submit_many([d], 300, lambda i: sleep_body(0.01, "dbr-%d" % i))
+        self.assertGreater(self.count(d, OPEN), 0, "all jobs done before the restart")
+
+        stop = threading.Event()
+        seen = {"status": {}, "submit": {}, "errors": []}
+        during = []
+
+        def poll_status():
+            try:
+                while not stop.is_set():
+                    r = d.get("/api/status")
+                    seen["status"][r.status] = seen["status"].get(r.status, 0) + 1
+                    if r.status not in (200, 503):
+                        seen["errors"].append("GET /api/status: %r" % r)
+                    time.sleep(0.01)
+            except Exception as e:  # noqa: BLE001
+                seen["errors"].append("status poll: %r" % e)
+            finally:
+                d.client.close()
+
+        def submit_loop():
+            try:
+                i = 0
+                while not stop.is_set():
+                    r = d.post("/api/jobs", {"name": "during-%d" % i, "task_name": "dummytask",
+                                             "task_params": {"i": i}})
+                    i += 1
+                    seen["submit"][r.status] = seen["submit"].get(r.status, 0) + 1
+                    if r.status == 202:
+                        during.append(r.json["id"])
+                    elif r.status == 503:
+                        if (r.json or {}).get("message") != STORAGE_DOWN:
+                            seen["errors"].append("503 with another message: %r" % r)
+                    else:
+                        seen["errors"].append("POST /api/jobs during the restart: %r" % r)
+                    time.sleep(0.005)
+            except Exception as e:  # noqa: BLE001
+                seen["errors"].append("submit loop: %r" % e)
+            finally:
+                d.client.close()
+
+        threads = [threading.Thread(target=poll_status), threading.Thread(target=submit_loop)]
+        for t in threads:
+            t.start()
+        try:
+            pg_restart()
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        self.assertEqual(seen["errors"], [], "%s\n%s" % (seen, self.logs()))
+
+        deadline = time.monotonic() + 15
+        while True:
+            r = d.get("/api/status")
+            if r.status == 200:
+                break
+            self.assertEqual(r.status, 503, r)
+            if time.monotonic() > deadline:
+                self.fail("/api/status still %r 15s after the restart\n%s" % (r, self.logs()))
+            time.sleep(0.05)
+        self.wait_final(d, 60, "jobs after the database restart")
+
+        accepted = ids + during
+        rows = d.sql("SELECT j.id, j.status, j.failure_reason, j.claimed_by, "
+                     "r.job_id IS NOT NULL FROM jobs j LEFT JOIN results r ON r.job_id = j.id")
+        by_id = {r[0]: r for r in rows}
+        missing = [i for i in accepted if i not in by_id]
+        self.assertEqual(missing, [], "%d accepted jobs lost" % len(missing))
+        bad = [r for r in rows if r[1] != "COMPLETED" or r[3] is not None or r[4] != "t"]
+        # FAILED is acceptable only with a reason that names the cause.
+        bad = [r for r in bad if not (r[1] == "FAILED" and r[4] == "t" and r[3] is None and
+                                      re.search(r"database|storage|PostgreSQL|restart",
+                                                r[2] or "", re.I))]
+        self.assertEqual(bad, [], "%d bad jobs (id, status, reason, claimed_by, has result), "
+                         "e.g. %s\nstatus/submit answers during the restart: %s\n%s"
+                         % (len(bad), bad[:10], seen, self.logs()))
+        # The daemon still works.
+        j = d.submit("dummytask", {"after": True})
+        d.wait_for(j["id"], "COMPLETED", timeout=5)
+        sys.stderr.write("[database restart: /api/status answers %s, POST /api/jobs answers "
+                         "%s] " % (seen["status"], seen["submit"]))
+
+
+class OpsViewsTest(PgTestCase):
+    def test_views(self):
+        d = self.start({"queue": {"workers": "2"}})
+        done = [d.submit("dummytask", {"i": i}) for i in range(5)]
+        failed = [d.submit("failtask", {"message": "boom %d" % i}) for i in range(2)]
+        d.wait_all([j["id"] for j in done + failed], timeout=10, check_status=False)
+        runner = d.submit("sleep", {"seconds": 10}, timeout=30)
+        d.wait_for(runner["id"], "IN_PROGRESS", timeout=5)
+
+        depth = {(r[0], r[1]): int(r[2]) for r in d.sql(
+            "SELECT task_name, status, jobs, oldest_created_at FROM queue_depth")}
+        self.assertEqual(depth, {("dummytask", "COMPLETED"): 5, ("failtask", "FAILED"): 2,
+                                 ("sleep", "IN_PROGRESS"): 1})
+
+        tp = {}
+        for minute, task, c, f, x, rate in d.sql(
+                "SELECT minute, task_name, completed, failed, cancelled, failure_rate "
+                "FROM task_throughput"):
+            self.assertIsNotNone(minute)
+            acc = tp.setdefault(task, [0, 0, 0])
+            acc[0] += int(c)
+            acc[1] += int(f)
+            acc[2] += int(x)
+            if task == "failtask":
+                self.assertEqual(float(rate), 1.0)
+            if task == "dummytask":
+                self.assertEqual(float(rate), 0.0)
+        self.assertEqual(tp, {"dummytask": [5, 0, 0], "failtask": [0, 2, 0]})
+
+        dur = {r[0]: r[1:] for r in d.sql(
+            "SELECT task_name, jobs, p50_ms, p95_ms, max_ms FROM task_durations")}
+        self.assertEqual(set(dur), {"dummytask", "failtask"}, dur)
+        self.assertEqual(int(dur["dummytask"][0]), 5)
+        self.assertEqual(int(dur["failtask"][0]), 2)
+        for task, (_, p50, p95, mx) in dur.items():
+            self.assertTrue(0 <= float(p50) <= float(p95) <= float(mx) < 5000, (task, dur))
+
+        run = d.sql("SELECT id, task_name, node_id, pid IS NOT NULL, attempt, "
+                    "extract(epoch FROM running_for), timeout_ms, node_lease_expired "
+                    "FROM running_jobs")
+        self.assertEqual(len(run), 1, run)
+        jid, task, node, has_pid, attempt, running_for, timeout_ms, expired = run[0]
+        self.assertEqual((jid, task, node, timeout_ms, expired),
+                         (runner["id"], "sleep", d.node_id, "30000", "f"), run)
+        self.assertGreaterEqual(int(attempt), 1, run)
+        self.assertTrue(0 <= float(running_for) < 10, run)
+
+        r = d.post("/api/jobs/%s/cancel" % runner["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(d.sql("SELECT count(*) FROM running_jobs"), [["0"]])
+        depth = {(r[0], r[1]): int(r[2]) for r in d.sql(
+            "SELECT task_name, status, jobs FROM queue_depth")}
+        self.assertEqual(depth.get(("sleep", "CANCELLED")), 1, depth)
+
+
+class RetentionTest(PgTestCase):
+    # valetd prunes 10 s after it registered, then every minute.
+    PRUNE_AFTER = 10.0
+
+    def test_old_finished_work_is_pruned(self):
+        t_start = time.monotonic()
+        d = self.start({"queue": {"workers": "2"}, "storage": {"retention_days": "1"}})
+        old, recent = d.submit("dummytask", {"old": 1}), d.submit("dummytask", {"old": 0})
+        parked = d.submit("dummytask", run_at=fmt_ts(time.time() + FAR))
+        pl_old = d.submit_pipeline([{"name": "a", "task_name": "dummytask"},
+                                    {"name": "b", "task_name": "dummytask"}])
+        pl_new = d.submit_pipeline([{"name": "a", "task_name": "dummytask"},
+                                    {"name": "b", "task_name": "dummytask"}])
+        for j in (old, recent):
+            d.wait_for(j["id"], "COMPLETED", timeout=5)
+        for p in (pl_old, pl_new):
+            d.wait_pipeline(p["id"], "COMPLETED", timeout=5)
+        d.sql("UPDATE jobs SET completed_at = now() - interval '2 days' WHERE id = :'id'",
+              id=old["id"])
+        d.sql("UPDATE pipelines SET completed_at = now() - interval '2 days' "
+              "WHERE id = :'id'; UPDATE jobs SET completed_at = now() - interval '2 days' "
+              "WHERE pipeline_id = :'id'", id=pl_old["id"])
+        self.assertLess(time.monotonic() - t_start, self.PRUNE_AFTER - 1,
+                        "setup took too long to see the first prune")
+        self.wait_sql(d, "SELECT count(*) FROM jobs WHERE id = :'id'",
+                      lambda rows: rows == [["0"]], self.PRUNE_AFTER + 5,
+                      "old job pruned", interval=0.25, id=old["id"])
+        self.wait_sql(d, "SELECT count(*) FROM pipelines WHERE id = :'id'",
+                      lambda rows: rows == [["0"]], 5, "old pipeline pruned", interval=0.25,
+                      id=pl_old["id"])
+        left = d.sql("SELECT (SELECT count(*) FROM results WHERE job_id = :'id'), "
+                     "(SELECT count(*) FROM attempts WHERE job_id = :'id'), "
+                     "(SELECT count(*) FROM jobs WHERE pipeline_id = :'pl')",
+                     id=old["id"], pl=pl_old["id"])
+        self.assertEqual(left, [["0", "0", "0"]], "rows of pruned work left behind")
+        self.assertEqual(d.get("/api/jobs/" + old["id"]).status, 404)
+        for j in (recent, parked):
+            self.assertEqual(self.count(d, "id = :'id'", id=j["id"]), 1, j)
+        self.assertEqual(d.job(recent["id"])["status"], "COMPLETED")
+        self.assertEqual(d.pipeline(pl_new["id"])["status"], "COMPLETED")
+        self.assertEqual(self.count(d, "pipeline_id = :'pl'", pl=pl_new["id"]), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
