@@ -43,6 +43,8 @@ struct pg_store {
 	/* postgres.c: what waits to be written */
 	struct pg_op_list ops;
 	struct pg_job_list dirty_jobs;  /* job->store_link, job->store_dirty */
+	struct pg_job_list lazy_jobs;   /* starts, written within PG_LAZY_S */
+	ev_timer lazy_w;
 	struct pg_pl_list dirty_pls;
 	unsigned inflight;              /* write batches in flight */
 	size_t solo;                    /* entries still to send one per batch */
@@ -70,6 +72,7 @@ static inline struct pg_store *pg_of(struct store *st)
 /* postgres.c */
 void pg_kick(struct pg_store *ps); /* flush before the loop sleeps */
 bool pg_write_pending(const struct pg_store *ps);
+void pg_flush_lazy(struct pg_store *ps); /* the deferred starts join the next batch */
 
 /* pg_queue.c */
 extern const struct pgconn_hooks pgq_writer_hooks;

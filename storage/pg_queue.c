@@ -737,7 +737,7 @@ void pgq_close(struct store *st, void (*done)(void *arg), void *arg)
 	ps->close_w.data = ps;
 	ps->close_sent = false;
 	ev_timer_start(ps->loop, &ps->close_w);
-	pg_kick(ps);
+	pg_flush_lazy(ps);
 	if (!ps->registered) {
 		close_finish(ps);
 		return;

@@ -85,9 +85,9 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
 		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb) "
 		"SELECT id, attempt, node_id, $3, $4, started_at, $6, $11, $12, $13, $14, $15, $16, "
-		"$17, $18, $19 FROM u WHERE started_at IS NOT NULL AND attempt > 0 "
+		"$17, $18, $19 FROM u WHERE started_at IS NOT NULL AND attempt > 0 AND $20 "
 		"ON CONFLICT (job_id, attempt) DO NOTHING) "
-		"SELECT count(*) FROM u", 19},
+		"SELECT count(*) FROM u", 20},
 	/* A failed attempt; the job waits (still claimed) for its next one. */
 	[PGS_JOB_RETRY] = {"valet_job_retry",
 		"WITH u AS (UPDATE " S "jobs SET status = 'PENDING', failure_reason = $3, "
@@ -153,15 +153,17 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"WHERE claimed_by IS NULL AND due_at IS NOT NULL AND due_at <= now() "
 		"ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED), "
 		"h AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = now() FROM c "
-		"WHERE j.id = c.id RETURNING j.id, j.pipeline_id), "
+		"WHERE j.id = c.id RETURNING j.*), "
 		"t AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = now() FROM c "
 		"WHERE j.pipeline_id = c.pipeline_id AND j.id <> c.id AND j.claimed_by IS NULL "
 		"AND j.status IN ('PENDING', 'SCHEDULED')) "
+		"SELECT " JOB_COLS NO_RESULT_COLS ", " PL_COLS ", true "
+		"FROM h j LEFT JOIN " S "pipelines p ON false WHERE j.pipeline_id IS NULL "
+		"UNION ALL "
 		"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM h) "
-		FROM_JOBS_RESULTS "LEFT JOIN " S "pipelines p ON p.id = j.pipeline_id "
-		"WHERE j.id IN (SELECT id FROM h) "
-		"OR j.pipeline_id IN (SELECT pipeline_id FROM h WHERE pipeline_id IS NOT NULL) "
-		"ORDER BY j.pipeline_id NULLS FIRST, j.pipeline_index, j.due_at, j.seq", 2},
+		FROM_JOBS_RESULTS "JOIN " S "pipelines p ON p.id = j.pipeline_id "
+		"WHERE j.pipeline_id IN (SELECT pipeline_id FROM h WHERE pipeline_id IS NOT NULL) "
+		"ORDER BY 14 NULLS FIRST, 15, 11", 2},
 	[PGS_NODE_REGISTER] = {"valet_node_register",
 		"INSERT INTO " S "nodes (node_id, hostname, pid, version, lease_until) "
 		"VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond') "
@@ -481,6 +483,8 @@ int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *nod
 		rc |= pg_batch_text(b, job->result_error);
 	}
 	rc |= add_outcome(b, &job->outcome);
+	/* The only attempt of a job that may not retry is the job row itself. */
+	rc |= pg_batch_bool(b, job->max_attempts > 1 || job->attempt > 1);
 	return rc ? -ENOMEM : 0;
 }
 

@@ -19,6 +19,10 @@
  * statement. Just before the loop sleeps (ev_prepare), everything pending
  * goes out as one transaction: creates first, then changes. At most two
  * such batches are in flight; what arrives meanwhile waits for the next one.
+ * A job's start (IN_PROGRESS) and SCHEDULED mark are deferred up to
+ * PG_LAZY_S (the lazy list): a job that ends before that is written once,
+ * with its final state. The price: a node that dies within PG_LAZY_S of
+ * starting a job leaves it PENDING in the database, so it runs again.
  *   - The connection breaks mid-batch: everything goes back on the lists
  *     and is sent again after the reconnect (inserts are ON CONFLICT DO
  *     NOTHING and updates set absolute values, so a batch that did commit
@@ -60,7 +64,9 @@
 #include "pg_sql.h"
 
 #define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
-#define PG_MAX_INFLIGHT 2       /* write batches in flight */
+#define PG_F_LAZY (1u << 9)     /* on the lazy list, not the dirty list */
+#define PG_LAZY_S 0.1
+#define PG_MAX_INFLIGHT 1       /* write batches in flight */
 #define PG_MAX_ENTRIES 512      /* entries per write batch */
 
 void pg_kick(struct pg_store *ps)
@@ -337,10 +343,17 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 	pgq_close_maybe(ps);
 }
 
-bool pg_write_pending(const struct pg_store *ps)
+/* Something to send now (the lazy list waits for its timer). */
+static bool sendable(const struct pg_store *ps)
 {
 	return !TAILQ_EMPTY(&ps->ops) || !TAILQ_EMPTY(&ps->dirty_jobs) ||
 	       !TAILQ_EMPTY(&ps->dirty_pls);
+}
+
+bool pg_write_pending(const struct pg_store *ps)
+{
+	return !TAILQ_EMPTY(&ps->ops) || !TAILQ_EMPTY(&ps->dirty_jobs) ||
+	       !TAILQ_EMPTY(&ps->dirty_pls) || !TAILQ_EMPTY(&ps->lazy_jobs);
 }
 
 static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -350,7 +363,7 @@ static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_prepare_stop(loop, w);
 	if (!ps->registered || !pgconn_up(ps->writer))
 		return; /* flushed again once the writer is (back) up */
-	while (pg_write_pending(ps) && ps->inflight < PG_MAX_INFLIGHT) {
+	while (sendable(ps) && ps->inflight < PG_MAX_INFLIGHT) {
 		unsigned before = ps->inflight;
 		flush(ps);
 		if (ps->inflight == before)
@@ -399,10 +412,45 @@ static int pg_create_pipeline(struct store *st, struct pipeline *pl, unsigned fl
 			arg);
 }
 
+void pg_flush_lazy(struct pg_store *ps)
+{
+	struct job *job;
+
+	ev_timer_stop(ps->loop, &ps->lazy_w);
+	while ((job = TAILQ_FIRST(&ps->lazy_jobs))) {
+		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
+		job->store_dirty &= ~PG_F_LAZY;
+		TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link); /* keeps its reference */
+	}
+	pg_kick(ps);
+}
+
+static void on_lazy(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	pg_flush_lazy(w->data);
+}
+
 static void pg_save_job(struct store *st, struct job *job, unsigned fields)
 {
 	struct pg_store *ps = pg_of(st);
 
+	if (fields == JOB_F_STATUS && !job->store_dirty &&
+	    (job->status == JOB_IN_PROGRESS || job->status == JOB_SCHEDULED)) {
+		job->store_dirty = JOB_F_STATUS | PG_F_LAZY;
+		job_ref(job);
+		TAILQ_INSERT_TAIL(&ps->lazy_jobs, job, store_link);
+		if (!ev_is_active(&ps->lazy_w)) {
+			ev_timer_set(&ps->lazy_w, PG_LAZY_S, 0.);
+			ev_timer_start(ps->loop, &ps->lazy_w);
+		}
+		return;
+	}
+	if (job->store_dirty & PG_F_LAZY) {
+		/* Changed again before its start was written: one write for both. */
+		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
+		job->store_dirty &= ~PG_F_LAZY;
+		TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
+	}
 	mark_job(ps, job,
 		 fields & (JOB_F_STATUS | JOB_F_META | JOB_F_RESULT | JOB_F_OUTCOME | JOB_F_RETRY),
 		 false);
@@ -623,6 +671,12 @@ static void pg_free(struct store *st)
 		TAILQ_REMOVE(&ps->ops, op, link);
 		op_answer(op, -EAGAIN, false);
 	}
+	ev_timer_stop(ps->loop, &ps->lazy_w);
+	while ((job = TAILQ_FIRST(&ps->lazy_jobs))) {
+		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
+		job->store_dirty = 0;
+		job_unref(job);
+	}
 	while ((job = TAILQ_FIRST(&ps->dirty_jobs))) {
 		TAILQ_REMOVE(&ps->dirty_jobs, job, store_link);
 		job->store_dirty = 0;
@@ -696,6 +750,9 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg,
 	TAILQ_INIT(&ps->ops);
 	TAILQ_INIT(&ps->dirty_jobs);
 	TAILQ_INIT(&ps->dirty_pls);
+	TAILQ_INIT(&ps->lazy_jobs);
+	ev_timer_init(&ps->lazy_w, on_lazy, PG_LAZY_S, 0.);
+	ps->lazy_w.data = ps;
 	ps->schema = strdup(cfg->db_schema);
 	ps->node = strdup(host);
 	ps->url = strdup(cfg->database_url);

@@ -104,11 +104,18 @@ static bool admit(struct core *core, core_done_fn cb, void *arg)
 	return true;
 }
 
+static size_t core_local_cap(const struct core *core)
+{
+	return 4 * (size_t)core->cfg->workers + 32;
+}
+
 size_t core_local_room(const struct core *core)
 {
 	/* Keep a small local backlog beyond the running children: enough to
-	 * start the next job without waiting for a claim round trip. */
-	size_t cap = 2 * (size_t)core->cfg->workers + 8;
+	 * start the next job without waiting for a claim round trip, and to
+	 * claim in batches; small enough not to hoard work other nodes could
+	 * run. */
+	size_t cap = core_local_cap(core);
 	size_t have = runner_running(core->runner) + core->nqueued;
 
 	return cap > have ? cap - have : 0;
@@ -123,11 +130,8 @@ static unsigned claim_flags(struct core *core, const struct job *first)
 	if (first->run_at && first->run_at > job_now_us())
 		return 0;
 	/* nqueued already counts this submission: room 0 means it just fits. */
-	return core_local_room(core) > 0 ||
-			       runner_running(core->runner) + core->nqueued ==
-				   2 * (size_t)core->cfg->workers + 8
-		   ? STORE_CLAIM
-		   : 0;
+	return runner_running(core->runner) + core->nqueued <= core_local_cap(core) ? STORE_CLAIM
+										      : 0;
 }
 
 /* ---- submission ----------------------------------------------------------------- */

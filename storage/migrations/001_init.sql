@@ -83,8 +83,6 @@ CREATE INDEX jobs_claimed ON @SCHEMA@.jobs (claimed_by) WHERE claimed_by IS NOT 
 CREATE INDEX jobs_status ON @SCHEMA@.jobs (status, seq);
 CREATE INDEX jobs_pipeline ON @SCHEMA@.jobs (pipeline_id, pipeline_index)
 	WHERE pipeline_id IS NOT NULL;
-CREATE INDEX jobs_task_completed ON @SCHEMA@.jobs (task_name, completed_at)
-	WHERE completed_at IS NOT NULL;
 CREATE INDEX jobs_completed ON @SCHEMA@.jobs (completed_at) WHERE completed_at IS NOT NULL;
 
 -- ---- results: what a finished job returned, written with its final status ----
@@ -95,7 +93,9 @@ CREATE TABLE @SCHEMA@.results (
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 
--- ---- attempts: one row per run of a job, kept across retries --------------------
+-- ---- attempts: one row per finished run of a job that may be retried ------------
+-- (max_attempts > 1), and of any run a node failure cut short. A job that may
+-- run only once keeps its one outcome in its jobs row.
 CREATE TABLE @SCHEMA@.attempts (
 	job_id          uuid NOT NULL REFERENCES @SCHEMA@.jobs (id) ON DELETE CASCADE,
 	attempt         integer NOT NULL,
