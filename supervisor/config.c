@@ -368,22 +368,27 @@ void config_dump(const struct config *cfg, FILE *out)
 	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
 		const struct config_exec_task *t = &cfg->exec_tasks[i];
 
-		fprintf(out, "\n[task.%s]\ncommand =", t->name);
-		for (char **a = t->argv; a && *a; a++) {
-			fputc(' ', out);
-			config_print_arg(*a, out);
+		fprintf(out, "\n[task.%s]\n", t->name);
+		if (t->argv) {
+			fputs("command =", out);
+			for (char **a = t->argv; *a; a++) {
+				fputc(' ', out);
+				config_print_arg(*a, out);
+			}
+			fputc('\n', out);
 		}
-		fputc('\n', out);
 		if (t->timeout_ms)
 			fprintf(out, "timeout = %s\n",
 				config_fmt_duration(t->timeout_ms, buf, sizeof(buf)));
+		if (t->max_attempts)
+			fprintf(out, "max_attempts = %d\n", t->max_attempts);
 	}
 }
 
 /* ---- loading a file ------------------------------------------------------ */
 
 struct cf_task_lines {
-	int section, command, timeout;
+	int section, command, timeout, max_attempts;
 };
 
 struct cf_load {
@@ -499,6 +504,8 @@ static int cf_task_key(struct cf_load *ld, const char *name, const char *value)
 		seen = &tl->command;
 	} else if (!strcmp(name, "timeout")) {
 		seen = &tl->timeout;
+	} else if (!strcmp(name, "max_attempts")) {
+		seen = &tl->max_attempts;
 	} else {
 		cf_fail(ld, ld->lineno, -EINVAL, "unknown key \"%s\" in [%s]", name, ld->section);
 		return -EINVAL;
@@ -511,6 +518,16 @@ static int cf_task_key(struct cf_load *ld, const char *name, const char *value)
 	*seen = ld->lineno;
 	if (seen == &tl->command)
 		return cf_task_command(ld, t, value);
+	if (seen == &tl->max_attempts) {
+		int64_t n;
+		snprintf(label, sizeof(label), "task.%s: max_attempts", t->name);
+		rc = config_value_int(label, value, 1, 100, &n, msg, sizeof(msg));
+		if (rc < 0)
+			cf_fail(ld, ld->lineno, rc, "%s", msg);
+		else
+			t->max_attempts = (int)n;
+		return rc;
+	}
 	snprintf(label, sizeof(label), "task.%s: timeout", t->name);
 	rc = config_value_duration(label, value, 0, DAYS30, &t->timeout_ms, msg, sizeof(msg));
 	if (rc < 0)
@@ -553,12 +570,12 @@ static int cf_handler(void *user, const char *section, const char *name, const c
 	return rc == 0;
 }
 
-/* The end of a section (a new one starts, or the file ends). */
+/* The end of a section (a new one starts, or the file ends). A [task.NAME]
+ * without a command holds defaults for a C task: main.c checks the name
+ * once plugins are loaded. */
 static void cf_end_section(struct cf_load *ld)
 {
-	if (ld->task >= 0 && !ld->cfg->exec_tasks[ld->task].argv)
-		cf_fail(ld, ld->section_line, -EINVAL, "task.%s: missing command",
-			ld->cfg->exec_tasks[ld->task].name);
+	(void)ld;
 }
 
 static int cf_task_section(struct cf_load *ld, const char *name)
@@ -598,6 +615,7 @@ static int cf_task_section(struct cf_load *ld, const char *name)
 	}
 	tasks[n].argv = NULL;
 	tasks[n].timeout_ms = 0;
+	tasks[n].max_attempts = 0;
 	lines[n - ld->first_task] = (struct cf_task_lines){.section = ld->lineno};
 	cfg->nexec_tasks = n + 1;
 	ld->task = (long)n;

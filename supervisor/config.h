@@ -14,11 +14,13 @@
 enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
-/* An exec task: [task.NAME] section with command = program and arguments. */
+/* A [task.NAME] section: an exec task (command = program and arguments),
+ * or, without a command, defaults for a C task of that name. */
 struct config_exec_task {
 	char *name;
-	char **argv;          /* NULL-terminated; argv[0] is an absolute path */
+	char **argv;          /* NULL-terminated, argv[0] an absolute path; NULL: no command */
 	int64_t timeout_ms;   /* 0 = the job's / default timeout */
+	int max_attempts;     /* 0 = [jobs] max_attempts */
 };
 
 struct config {

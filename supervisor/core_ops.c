@@ -73,6 +73,11 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 		job_set_str(&job->params_json, req->params_json);
 	job->timeout_ms = job_timeout(core, req);
 	job->max_attempts = req->max_attempts > 0 ? req->max_attempts : core->cfg->max_attempts;
+	if (req->max_attempts <= 0) {
+		const struct task *t = registry_find(core->reg, req->task_name);
+		if (t && t->max_attempts > 0)
+			job->max_attempts = t->max_attempts;
+	}
 	job->status = JOB_PENDING;
 	job->created_at = now;
 	job->core_heap_index = UINT32_MAX;

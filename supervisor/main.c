@@ -179,12 +179,26 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 	}
 	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
 		struct config_exec_task *t = &cfg->exec_tasks[i];
+		if (!t->argv)
+			continue;
 		rc = registry_add_exec(reg, t->name, t->argv, t->timeout_ms);
 		if (rc < 0) {
 			fprintf(stderr, "valetd: task %s: %s\n", t->name,
 				rc == -EEXIST ? "a task with this name is already registered"
 					      : strerror(-rc));
 			return rc;
+		}
+	}
+	/* Defaults, also for C tasks ([task.NAME] without a command). */
+	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
+		struct config_exec_task *t = &cfg->exec_tasks[i];
+		if (registry_set_defaults(reg, t->name, t->argv ? 0 : t->timeout_ms,
+					  t->max_attempts) < 0) {
+			fprintf(stderr,
+				"%s: [task.%s] has no command, and no plugin registers a task "
+				"\"%s\"\n",
+				cfg->path ? cfg->path : "valetd", t->name, t->name);
+			return -ENOENT;
 		}
 	}
 	return 0;

@@ -119,6 +119,20 @@ int registry_add_c(struct registry *reg, const char *name, valet_task_fn fn)
 	return commit_slot(reg);
 }
 
+int registry_set_defaults(struct registry *reg, const char *name, int64_t timeout_ms,
+			  int max_attempts)
+{
+	struct task *t = (struct task *)registry_find(reg, name);
+
+	if (!t)
+		return -ENOENT;
+	if (timeout_ms)
+		t->timeout_ms = timeout_ms;
+	if (max_attempts)
+		t->max_attempts = max_attempts;
+	return 0;
+}
+
 int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
 		      int64_t timeout_ms)
 {

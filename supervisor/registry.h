@@ -20,6 +20,7 @@ struct task {
 	valet_task_fn fn;     /* TASK_C */
 	char **argv;          /* TASK_EXEC: NULL-terminated, argv[0] absolute */
 	int64_t timeout_ms;   /* default timeout for this task; 0 = global default */
+	int max_attempts;     /* default runs of its jobs; 0 = global default */
 };
 
 /* The process-wide table that valet_register() fills. */
@@ -29,6 +30,9 @@ int registry_add_c(struct registry *reg, const char *name, valet_task_fn fn);
 /* argv: borrowed, copied. 0, -EINVAL, -EEXIST. */
 int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
 		      int64_t timeout_ms);
+/* Defaults from the config for a registered task. 0 or -ENOENT. */
+int registry_set_defaults(struct registry *reg, const char *name, int64_t timeout_ms,
+			  int max_attempts);
 /* Lookups return NULL / -1 when unknown. */
 const struct task *registry_find(const struct registry *reg, const char *name);
 int registry_index(const struct registry *reg, const char *name);

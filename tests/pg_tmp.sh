@@ -14,7 +14,8 @@
 # (DIR/.s.PGSQL.PORT); one is still picked at random among ports no TCP
 # listener uses, and kept in postgresql.conf so that a restart keeps it.
 # Durability is switched off (fsync, full_page_writes, synchronous_commit)
-# because the data is thrown away; max_connections is high because tests
+# because the data is thrown away, unless PG_TMP_DURABLE=1 (the benchmark:
+# PostgreSQL's defaults, every commit flushed to disk); max_connections is high because tests
 # start many daemons, each with its own pool. The server logs to
 # DIR/postgres.log. initdb and pg_ctl refuse to run as root, so as root the
 # cluster belongs to the `postgres` user the server package creates (DIR is
@@ -234,15 +235,22 @@ cmd_start() {
 		log_tail "$DIR/initdb.log"
 		start_failed "initdb failed"
 	fi
+	if [ "${PG_TMP_DURABLE:-0}" = 1 ]; then
+		DURABILITY='fsync = on
+full_page_writes = on
+synchronous_commit = on'
+	else
+		DURABILITY='fsync = off
+full_page_writes = off
+synchronous_commit = off'
+	fi
 	cat >>"$DATA/postgresql.conf" <<EOF
 
 # tests/pg_tmp.sh: a throwaway server for tests
 listen_addresses = ''
 unix_socket_directories = '$DIR'
 port = $PORT
-fsync = off
-full_page_writes = off
-synchronous_commit = off
+$DURABILITY
 max_connections = 200
 shared_buffers = 32MB
 max_parallel_workers_per_gather = 0

@@ -11,8 +11,12 @@
 #   3. the same with 10000 jobs parked (run_at an hour ahead) in the daemon
 #   4. park 100000 jobs, read the daemon's VmRSS, then the same 20000 jobs
 #   5. kill latency: 200 jobs that sleep 10 s under a 50 ms timeout
+#   6. step 2 with storage = postgres: a throwaway PostgreSQL on this machine
+#      (tests/pg_tmp.sh with PG_TMP_DURABLE=1: fsync and synchronous_commit
+#      on), a fresh schema per run
 # and prints a summary with the targets (>= 3000 jobs/s; with 100k parked
-# within 10% of the empty-queue rate; kill p99 < 10 ms; RSS < 50 MB), also
+# within 10% of the empty-queue rate; kill p99 < 10 ms; RSS < 50 MB;
+# PostgreSQL >= 2000 jobs/s with submit p99 < 20 ms), also
 # written to $BUILD/bench/summary.txt. The loadgen reports (JSON) and the
 # daemon logs stay in $BUILD/bench/.
 #
@@ -59,6 +63,9 @@ FAILED_STEPS=0
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_daemon
+	if [ -n "${PG_DIR:-}" ]; then
+		tests/pg_tmp.sh stop "$PG_DIR" >/dev/null 2>&1
+	fi
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -86,6 +93,9 @@ start_daemon() {
 		[log]
 		level = warn
 	EOF
+	if [ -n "${STORAGE_CONF:-}" ]; then
+		printf '%s\n' "$STORAGE_CONF" >>"$TMP/bench.conf"
+	fi
 	"$VALETD" -c "$TMP/bench.conf" -l "127.0.0.1:$PORT" 2>"$OUT/$name.valetd.log" &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
@@ -196,6 +206,31 @@ measure park_small "$PARK_SMALL"
 measure park_large "$PARK_LARGE"
 step kill --kill "$KILL" --jobs 0
 
+# PostgreSQL: the empty-queue workload with durable storage.
+PG_DIR=$TMP/pg
+if PG_URL=$(PG_TMP_DURABLE=1 tests/pg_tmp.sh start "$PG_DIR" 2>"$OUT/postgres.server.log"); then
+	for run in $(seq "$REPEAT"); do
+		STORAGE_CONF="[storage]
+backend = postgres
+database_url = $PG_URL
+schema = bench_$run
+node_id = bench"
+		if start_daemon "postgres.$run"; then
+			loadgen "postgres.$run" --jobs "$JOBS"
+			stop_daemon
+		else
+			FAILED_STEPS=$((FAILED_STEPS + 1))
+		fi
+	done
+	STORAGE_CONF=
+	tests/pg_tmp.sh stop "$PG_DIR" >/dev/null 2>&1
+else
+	echo "bench: no PostgreSQL server for the postgres step:" >&2
+	tail -3 "$OUT/postgres.server.log" >&2
+	FAILED_STEPS=$((FAILED_STEPS + 1))
+fi
+PG_DIR=
+
 python3 - "$OUT" "$JOBS" "$PARK_SMALL" "$PARK_LARGE" "$KILL" "$WORKERS" "$CONNS" "$REPEAT" \
 	>"$OUT/summary.txt" <<'EOF'
 import glob, json, os, re, sys
@@ -250,6 +285,9 @@ except OSError:
     pass
 
 empty, small, large = median_run("empty"), median_run("park_small"), median_run("park_large")
+pg = median_run("postgres")
+rate_pg = get(pg, "run", "throughput")
+submit_p99_pg = get(pg, "run", "submit_latency_ms", "p99")
 killr = load("kill")
 rate = get(empty, "run", "throughput")
 rate_small = get(small, "run", "throughput")
@@ -291,6 +329,13 @@ rows = [
     ("daemon RSS, %s parked" % park_large, fmt(rss_mb, "%.1f", " MB"), "< 50 MB",
      mark(ok(rss_mb is not None and rss_mb < 50, rss_mb))),
     ("  its child processes (spawner)", fmt(children_mb, "%.1f", " MB"), "", ""),
+    ("throughput, PostgreSQL (durable)", "%s (%s of memory)" % (
+        fmt(rate_pg, "%.0f", " jobs/s"),
+        fmt(rate_pg / rate * 100 if rate and rate_pg else None, "%.0f", "%")),
+     ">= 2000 jobs/s", mark(ok(rate_pg is not None and rate_pg >= 2000, rate_pg))),
+    ("  HTTP submit latency p50 / p99", both(pg, "submit_latency_ms"), "p99 < 20 ms",
+     mark(ok(submit_p99_pg is not None and submit_p99_pg < 20, submit_p99_pg))),
+    ("  submit-to-complete p50 / p99", both(pg, "latency_ms"), "", ""),
 ]
 print("valet benchmark: %s jobs per run, %s connections, workers=%s, %d CPUs%s"
       % (jobs, conns, workers, os.cpu_count(),

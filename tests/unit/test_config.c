@@ -161,6 +161,7 @@ static const char full_conf[] = "\xEF\xBB\xBF# every key, none at its default\n"
 				"max_timeout = 2h\n"
 				"max_result_size = 2MiB\n"
 				"max_output_size = 3MB\n"
+				"max_attempts = 4\n"
 				"[sandbox]\n"
 				"user = valet\n"
 				"memory_limit = 1G\n"
@@ -171,6 +172,12 @@ static const char full_conf[] = "\xEF\xBB\xBF# every key, none at its default\n"
 				"[storage]\n"
 				"backend = Postgres\n"
 				"database_url = postgres://valet@localhost/valet\n"
+				"schema = valet_test\n"
+				"node_id = worker-1\n"
+				"lease = 5s\n"
+				"retry_backoff = 250ms\n"
+				"retry_backoff_max = 1m\n"
+				"retention_days = 7\n"
 				"[tasks]\n"
 				"plugin_dir = /usr/lib/valet/tasks\n"
 				"[log]\n"
@@ -178,7 +185,10 @@ static const char full_conf[] = "\xEF\xBB\xBF# every key, none at its default\n"
 				"level = debug\n"
 				"[task.true]\n"
 				"command = /bin/sh -c true\n"
-				"timeout = 5s\n";
+				"timeout = 5s\n"
+				"max_attempts = 2\n"
+				"[task.sha256]\n"
+				"max_attempts = 3\n";
 
 static void test_full_file(void **state)
 {
@@ -204,10 +214,20 @@ static void test_full_file(void **state)
 	assert_int_equal(cfg->max_file_size, 0);
 	assert_string_equal(cfg->storage, "postgres");
 	assert_string_equal(cfg->database_url, "postgres://valet@localhost/valet");
+	assert_string_equal(cfg->db_schema, "valet_test");
+	assert_string_equal(cfg->node_id, "worker-1");
+	assert_int_equal(cfg->lease_ms, 5000);
+	assert_int_equal(cfg->retry_backoff_ms, 250);
+	assert_int_equal(cfg->retry_backoff_max_ms, 60000);
+	assert_int_equal(cfg->retention_days, 7);
+	assert_int_equal(cfg->max_attempts, 4);
 	assert_string_equal(cfg->plugin_dir, "/usr/lib/valet/tasks");
 	assert_int_equal(cfg->log_format, LOG_JSON);
 	assert_int_equal(cfg->log_level, LOG_DEBUG);
-	assert_int_equal(cfg->nexec_tasks, 1);
+	assert_int_equal(cfg->nexec_tasks, 2);
+	assert_int_equal(cfg->exec_tasks[0].max_attempts, 2);
+	assert_null(cfg->exec_tasks[1].argv);
+	assert_int_equal(cfg->exec_tasks[1].max_attempts, 3);
 	assert_string_equal(cfg->exec_tasks[0].name, "true");
 	assert_string_equal(cfg->exec_tasks[0].argv[0], "/bin/sh");
 	assert_string_equal(cfg->exec_tasks[0].argv[1], "-c");
@@ -278,8 +298,16 @@ static void test_error_sections(void **state)
 		check_error(conf, 1, msg);
 	}
 	check_error("workers = 2\n[queue]\n", 1, "key \"workers\" outside of any section");
-	check_error("[task.a]\ntimeout = 5s\n\n[server]\n", 1, "task.a: missing command");
-	check_error("[server]\n[task.b]\n", 2, "task.b: missing command");
+	check_error("[storage]\nschema = Valet\n", 2,
+		    "schema: \"Valet\" is not a plain SQL name (lower-case letters, digits and _, "
+		    "not starting with a digit, at most 63)");
+	check_error("[storage]\nschema = 1abc\n", 2,
+		    "schema: \"1abc\" is not a plain SQL name (lower-case letters, digits and _, "
+		    "not starting with a digit, at most 63)");
+	check_error("[jobs]\nmax_attempts = 101\n", 2, "max_attempts: must be between 1 and 100");
+	check_error("[task.a]\nmax_attempts = 0\n", 2, "task.a: max_attempts: must be between 1 and 100");
+	check_error("[task.a]\nmax_attempts = 2\nmax_attempts = 3\n", 3,
+		    "duplicate key \"max_attempts\" in [task.a] (first on line 2)");
 	check_error("[task.c]\ncommand = /bin/sh\n[task.c]\ncommand = /bin/sh\n", 3,
 		    "duplicate section [task.c] (first on line 1)");
 }
@@ -725,13 +753,21 @@ static void test_dump_round_trip(void **state)
 	assert_non_null(
 	    strstr(first, "\n[queue]\nworkers = 3\ncapacity = 500\nshutdown_grace = 1500ms\n"));
 	assert_non_null(strstr(first, "\n[log]\nformat = json\nlevel = debug\n"));
-	assert_non_null(strstr(first, "\n[task.true]\ncommand = /bin/sh -c true\ntimeout = 5s\n"));
+	assert_non_null(strstr(
+	    first, "\n[task.true]\ncommand = /bin/sh -c true\ntimeout = 5s\nmax_attempts = 2\n"));
+	assert_non_null(strstr(first, "\n[task.sha256]\nmax_attempts = 3\n"));
 	assert_non_null(strstr(first, "max_output_size = 3M\n"));
 
 	body = strchr(first, '\n'); /* skip the "# ... (path)" line */
 	again = config_new();
 	path = write_conf(body);
-	assert_int_equal(config_load(again, path, NULL, 0), 0);
+	{
+		char err[512] = "";
+		int rc = config_load(again, path, err, sizeof(err));
+		if (rc)
+			print_message("%s\n", err);
+		assert_int_equal(rc, 0);
+	}
 	second = dump(again);
 	assert_string_equal(strchr(second, '\n'), body);
 
