@@ -495,6 +495,9 @@ static void claimed(struct pg_batch *b, int err, const char *msg, void *arg)
 		i = end;
 	}
 	pg_batch_free(b);
+	/* What was delivered fills that much of the room; the core says again
+	 * what it can take at its next dispatch. */
+	ps->want = ps->want > (size_t)heads ? ps->want - (size_t)heads : 0;
 	if (heads < (int)ps->want_asked) {
 		ps->maybe_work = false;
 		ask_next_due(ps);
@@ -520,7 +523,6 @@ static void claim_maybe(struct pg_store *ps)
 		return;
 	ps->claiming = true;
 	ps->want_asked = n;
-	ps->want = 0; /* the core says again what it can take after the delivery */
 }
 
 void pgq_attach(struct store *st, const struct store_queue_hooks *hooks, void *arg)
