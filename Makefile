@@ -24,7 +24,12 @@ PKGS := jansson libseccomp libmicrohttpd inih libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libmicrohttpd is dlopen()ed at run time, after the spawner is forked, so
 # that job children do not inherit its ~50 mappings (see api/mhd.h).
-PKG_LIBS := $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/dev/null)
+# libpq likewise (storage/pq.h): it alone brings twenty-two libraries.
+PKG_LIBS := $(shell pkg-config --libs $(filter-out libmicrohttpd libpq,$(PKGS)) 2>/dev/null)
+PQ_SONAME := $(shell objdump -p $$(pkg-config --variable=libdir libpq 2>/dev/null)/libpq.so 2>/dev/null | awk '/SONAME/ {print $$2}')
+ifeq ($(PQ_SONAME),)
+PQ_SONAME := libpq.so.5
+endif
 MHD_SONAME := $(shell objdump -p $$(pkg-config --variable=libdir libmicrohttpd 2>/dev/null)/libmicrohttpd.so 2>/dev/null | awk '/SONAME/ {print $$2}')
 ifeq ($(MHD_SONAME),)
 MHD_SONAME := libmicrohttpd.so.12
@@ -39,6 +44,7 @@ WARN += -Werror
 endif
 override CFLAGS += -std=gnu11 -fPIC -pthread $(WARN) -D_GNU_SOURCE \
 	-DVALET_VERSION='"$(VERSION)"' -DVALET_MHD_SONAME='"$(MHD_SONAME)"' \
+	-DVALET_PQ_SONAME='"$(PQ_SONAME)"' \
 	-Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
 override LDLIBS += $(PKG_LIBS) $(EV_LIBS) -ldl -lm -pthread
 # Bind every symbol at startup (and full RELRO): job children are forked
@@ -124,7 +130,7 @@ run: deps
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libvalet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -rdynamic -Wl,--whole-archive \
-		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(shell pkg-config --libs cmocka)
+		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(shell pkg-config --libs cmocka libpq)
 
 $(HOSTILE_SO): $(wildcard tests/tasks/*.c) include/valet.h
 	@mkdir -p $(dir $@)

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "pgbatch.h"
+#include "pq.h"
 
 struct pg_batch *pg_batch_new(bool txn, pg_batch_done_fn done, void *arg)
 {

@@ -63,6 +63,7 @@
 
 #include "../supervisor/log.h"
 #include "pgbatch.h"
+#include "pq.h"
 
 #define PGC_MAX_INFLIGHT 8
 #define PGC_BACKOFF_MIN_MS 100
@@ -711,9 +712,15 @@ struct pgconn *pgconn_new(struct ev_loop *loop, const char *conninfo, const char
 			  const struct pg_stmt *stmts, size_t nstmts,
 			  const struct pgconn_hooks *hooks, void *arg)
 {
-	struct pgconn *c = calloc(1, sizeof(*c));
+	struct pgconn *c;
 	int maxparams = 1;
+	char err[256];
 
+	if (pq_load(err, sizeof(err)) < 0) {
+		log_error("cannot use PostgreSQL", "error", err);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	for (size_t i = 0; i < nstmts; i++)

@@ -62,6 +62,7 @@
 #include "pg_internal.h"
 #include "pg_schema.h"
 #include "pg_sql.h"
+#include "pq.h"
 
 #define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
 #define PG_F_LAZY (1u << 9)     /* on the lazy list, not the dirty list */
@@ -724,6 +725,8 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg,
 	struct pg_store *ps;
 	char host[256];
 
+	if (pq_load(err, errlen) < 0)
+		return NULL;
 	if (!cfg->database_url || !cfg->database_url[0]) {
 		snprintf(err, errlen, "[storage] backend = postgres needs database_url (or the "
 				      "VALET_DATABASE_URL environment variable)");
