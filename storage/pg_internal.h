@@ -44,8 +44,9 @@ struct pg_store {
 	struct pg_op_list ops;
 	struct pg_job_list dirty_jobs;  /* job->store_link, job->store_dirty */
 	struct pg_job_list lazy_jobs;   /* starts, written within PG_LAZY_S */
-	ev_timer lazy_w;
+	ev_timer lazy_w, gather_w;
 	struct pg_pl_list dirty_pls;
+	size_t ndirty;                  /* entries on the two dirty lists */
 	unsigned inflight;              /* write batches in flight */
 	size_t solo;                    /* entries still to send one per batch */
 	ev_prepare flush_w;

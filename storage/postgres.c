@@ -67,6 +67,8 @@
 #define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
 #define PG_F_LAZY (1u << 9)     /* on the lazy list, not the dirty list */
 #define PG_LAZY_S 0.1
+#define PG_GATHER_S 0.005     /* state changes wait this long for company */
+#define PG_GATHER_MAX 256
 #define PG_MAX_INFLIGHT 1       /* write batches in flight */
 #define PG_MAX_ENTRIES 512      /* entries per write batch */
 
@@ -101,6 +103,7 @@ static void mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool h
 			TAILQ_INSERT_HEAD(&ps->dirty_jobs, job, store_link);
 		else
 			TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
+		ps->ndirty++;
 	}
 	job->store_dirty |= mask;
 }
@@ -113,6 +116,7 @@ static void mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, boo
 			TAILQ_INSERT_HEAD(&ps->dirty_pls, pl, store_link);
 		else
 			TAILQ_INSERT_TAIL(&ps->dirty_pls, pl, store_link);
+		ps->ndirty++;
 	}
 	pl->store_dirty |= mask;
 }
@@ -190,6 +194,7 @@ static void op_answer(struct pg_op *op, int err, bool claimed)
 }
 
 static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg);
+static void flush_now(struct pg_store *ps);
 
 /* Build and send one transaction of what is pending. */
 static void flush(struct pg_store *ps)
@@ -213,6 +218,7 @@ static void flush(struct pg_store *ps)
 	while (n < max && !TAILQ_EMPTY(&ps->dirty_jobs) && !rc) {
 		struct job *job = TAILQ_FIRST(&ps->dirty_jobs);
 		TAILQ_REMOVE(&ps->dirty_jobs, job, store_link);
+		ps->ndirty--;
 		f->e[n++] = (struct pg_entry){ENT_JOB, job, job->store_dirty, 0};
 		job->store_dirty = 0;
 		rc = add_job(ps, b, job, f->e[n - 1].mask);
@@ -220,6 +226,7 @@ static void flush(struct pg_store *ps)
 	while (n < max && !TAILQ_EMPTY(&ps->dirty_pls) && !rc) {
 		struct pipeline *pl = TAILQ_FIRST(&ps->dirty_pls);
 		TAILQ_REMOVE(&ps->dirty_pls, pl, store_link);
+		ps->ndirty--;
 		f->e[n++] = (struct pg_entry){ENT_PL, pl, pl->store_dirty, 0};
 		pl->store_dirty = 0;
 		rc = pg_add_pipeline(b, pl);
@@ -357,18 +364,40 @@ bool pg_write_pending(const struct pg_store *ps)
 	       !TAILQ_EMPTY(&ps->dirty_pls) || !TAILQ_EMPTY(&ps->lazy_jobs);
 }
 
-static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+static void flush_now(struct pg_store *ps)
 {
-	struct pg_store *ps = w->data;
-
-	ev_prepare_stop(loop, w);
-	if (!ps->registered || !pgconn_up(ps->writer))
-		return; /* flushed again once the writer is (back) up */
 	while (sendable(ps) && ps->inflight < PG_MAX_INFLIGHT) {
 		unsigned before = ps->inflight;
 		flush(ps);
 		if (ps->inflight == before)
 			break;
+	}
+}
+
+static void on_gather(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_store *ps = w->data;
+
+	if (ps->registered && pgconn_up(ps->writer) && !ps->inflight)
+		flush_now(ps);
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct pg_store *ps = w->data;
+
+	ev_prepare_stop(loop, w);
+	if (!ps->registered || !pgconn_up(ps->writer) || ps->inflight || !sendable(ps))
+		return; /* flushed again once the writer is (back) up / the batch is done */
+	/* A create or delete waits for nobody (a client waits for it); state
+	 * changes gather for a few milliseconds, so that many of them share
+	 * one transaction and one WAL flush. */
+	if (!TAILQ_EMPTY(&ps->ops) || ps->ndirty >= PG_GATHER_MAX || ps->closing) {
+		ev_timer_stop(loop, &ps->gather_w);
+		flush_now(ps);
+	} else if (!ev_is_active(&ps->gather_w)) {
+		ev_timer_set(&ps->gather_w, PG_GATHER_S, 0.);
+		ev_timer_start(loop, &ps->gather_w);
 	}
 }
 
@@ -422,6 +451,7 @@ void pg_flush_lazy(struct pg_store *ps)
 		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
 		job->store_dirty &= ~PG_F_LAZY;
 		TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link); /* keeps its reference */
+		ps->ndirty++;
 	}
 	pg_kick(ps);
 }
@@ -451,6 +481,7 @@ static void pg_save_job(struct store *st, struct job *job, unsigned fields)
 		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
 		job->store_dirty &= ~PG_F_LAZY;
 		TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
+		ps->ndirty++;
 	}
 	mark_job(ps, job,
 		 fields & (JOB_F_STATUS | JOB_F_META | JOB_F_RESULT | JOB_F_OUTCOME | JOB_F_RETRY),
@@ -662,6 +693,7 @@ static void pg_free(struct store *st)
 	if (!ps)
 		return;
 	ev_prepare_stop(ps->loop, &ps->flush_w);
+	ev_timer_stop(ps->loop, &ps->gather_w);
 	pgq_stop(ps);
 	pgconn_free(ps->reader);
 	ps->reader = NULL;
@@ -756,6 +788,8 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg,
 	TAILQ_INIT(&ps->lazy_jobs);
 	ev_timer_init(&ps->lazy_w, on_lazy, PG_LAZY_S, 0.);
 	ps->lazy_w.data = ps;
+	ev_timer_init(&ps->gather_w, on_gather, PG_GATHER_S, 0.);
+	ps->gather_w.data = ps;
 	ps->schema = strdup(cfg->db_schema);
 	ps->node = strdup(host);
 	ps->url = strdup(cfg->database_url);

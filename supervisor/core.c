@@ -450,7 +450,7 @@ static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
 		start_one(core, job);
 	}
 	if (core->shared && !core->draining && !core->paused)
-		core->store->ops->want(core->store, core_local_room(core));
+		core->store->ops->want(core->store, core_claim_size(core));
 }
 
 /* ---- work claimed from a shared store ------------------------------------------ */

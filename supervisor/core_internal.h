@@ -82,6 +82,9 @@ int core_wait_final(struct core *core, struct job *job, struct pipeline *pl, boo
 void core_cancel_held(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline);
 /* core_ops.c: how many more units of work this node should take on now. */
 size_t core_local_room(const struct core *core);
+/* How much to ask the shared store for now: the room, in batches of at
+ * least half the backlog unless the node is about to run dry. */
+size_t core_claim_size(const struct core *core);
 /* "<what> with ID: <id> not found" (what: "job", "job result", "pipeline"). */
 void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
 			  const char *what);

@@ -126,6 +126,15 @@ size_t core_local_room(const struct core *core)
 	return cap > have ? cap - have : 0;
 }
 
+size_t core_claim_size(const struct core *core)
+{
+	size_t room = core_local_room(core);
+
+	if (core->nqueued < (size_t)core->cfg->workers || room >= core_local_cap(core) / 2)
+		return room;
+	return 0;
+}
+
 /* A shared store holds new work for whichever node claims it, unless this
  * node can start it at once (then it is stored claimed, saving a claim). */
 static unsigned claim_flags(struct core *core, const struct job *first)
