@@ -12,7 +12,7 @@
 #include "store.h"
 
 enum pg_op_kind { OP_CREATE_JOB, OP_CREATE_PIPELINE, OP_DELETE_JOB, OP_DELETE_RESULT,
-		  OP_DELETE_PIPELINE };
+		  OP_DELETE_PIPELINE, OP_SYNC };
 
 /* A write that is answered once committed. */
 struct pg_op {

@@ -80,7 +80,7 @@ void pg_kick(struct pg_store *ps)
 
 /* ---- the write path ----------------------------------------------------------------- */
 
-enum pg_entry_kind { ENT_OP, ENT_JOB, ENT_PL };
+enum pg_entry_kind { ENT_OP, ENT_JOB, ENT_PL, ENT_NONE };
 
 struct pg_entry {
 	enum pg_entry_kind kind;
@@ -154,6 +154,8 @@ static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int
 				      : op->kind == OP_DELETE_RESULT ? PGS_DELETE_RESULT
 								     : PGS_DELETE_PIPELINE);
 		return rc | pg_batch_uuid(b, op->id);
+	case OP_SYNC:
+		return 0; /* answered with the batch's commit */
 	}
 	return -EINVAL;
 }
@@ -232,10 +234,29 @@ static void flush(struct pg_store *ps)
 		rc = pg_add_pipeline(b, pl);
 	}
 	f->n = n;
+	/* A sync is answered only once every change made before it is
+	 * committed: with changes left for a later batch, it waits for that. */
+	for (size_t i = n; i-- > 0;) {
+		struct pg_op *op = f->e[i].p;
+		if (f->e[i].kind == ENT_OP && op->kind == OP_SYNC &&
+		    (!TAILQ_EMPTY(&ps->dirty_jobs) || !TAILQ_EMPTY(&ps->dirty_pls))) {
+			TAILQ_INSERT_HEAD(&ps->ops, op, link);
+			f->e[i].kind = ENT_NONE;
+		}
+	}
 	if (notify_due && !rc) {
 		snprintf(payload, sizeof(payload), "%lld", (long long)notify_due);
 		rc = pg_batch_call(b, PGS_NOTIFY) | pg_batch_text(b, ps->chan_jobs) |
 		     pg_batch_text(b, payload);
+	}
+	if (!rc && pg_batch_ncalls(b) == 0) {
+		/* Only syncs, and nothing in flight: all is committed already. */
+		for (size_t i = 0; i < n; i++)
+			if (f->e[i].kind == ENT_OP)
+				op_answer(f->e[i].p, 0, false);
+		free(f);
+		pg_batch_free(b);
+		return;
 	}
 	if (rc || pgconn_submit(ps->writer, b) < 0) {
 		/* Out of memory: put everything back and try at the next pass. */
@@ -262,7 +283,7 @@ static void requeue(struct pg_store *ps, struct pg_flush *f, unsigned extra)
 		} else if (e->kind == ENT_JOB) {
 			mark_job(ps, e->p, e->mask | extra, true);
 			job_unref(e->p);
-		} else {
+		} else if (e->kind == ENT_PL) {
 			mark_pl(ps, e->p, e->mask, true);
 			pipeline_unref(e->p);
 		}
@@ -273,6 +294,8 @@ static void entry_failed(struct pg_store *ps, struct pg_entry *e, const char *ms
 {
 	char id[JOB_ID_STRLEN + 1];
 
+	if (e->kind == ENT_NONE)
+		return;
 	if (e->kind == ENT_OP) {
 		log_error("PostgreSQL refused a write", "error", msg);
 		op_answer(e->p, -EIO, false);
@@ -316,7 +339,7 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 					op_answer(e->p, -EAGAIN, false);
 				else if (e->kind == ENT_JOB)
 					job_unref(e->p);
-				else
+				else if (e->kind == ENT_PL)
 					pipeline_unref(e->p);
 			}
 		} else {
@@ -335,12 +358,12 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 			struct pg_entry *e = &f->e[i];
 			if (e->kind == ENT_OP) {
 				struct pg_op *op = e->p;
-				const PGresult *res = pg_batch_result(b, e->call);
-				bool found = op->kind < OP_DELETE_JOB || PQntuples(res) > 0;
+				bool found = op->kind < OP_DELETE_JOB || op->kind == OP_SYNC ||
+					     PQntuples(pg_batch_result(b, e->call)) > 0;
 				op_answer(op, found ? 0 : -ENOENT, op->claim);
 			} else if (e->kind == ENT_JOB) {
 				job_unref(e->p);
-			} else {
+			} else if (e->kind == ENT_PL) {
 				pipeline_unref(e->p);
 			}
 		}
@@ -513,6 +536,11 @@ static int pg_delete_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN], st
 			      void *arg)
 {
 	return queue_op(pg_of(st), OP_DELETE_PIPELINE, NULL, NULL, id, false, cb, arg);
+}
+
+static int pg_sync(struct store *st, store_done_fn cb, void *arg)
+{
+	return queue_op(pg_of(st), OP_SYNC, NULL, NULL, NULL, false, cb, arg);
 }
 
 /* ---- store ops: reads --------------------------------------------------------------------- */
@@ -743,6 +771,7 @@ static const struct store_ops pg_ops = {
 	.list_pipelines = pg_list_pipelines,
 	.pipeline_jobs = pg_pipeline_jobs,
 	.delete_pipeline = pg_delete_pipeline,
+	.sync = pg_sync,
 	.healthy = pg_healthy,
 	.free = pg_free,
 	.attach = pgq_attach,

@@ -104,6 +104,9 @@ struct store_ops {
 	int (*delete_pipeline)(struct store *st, const uint8_t id[JOB_ID_LEN],
 			       store_done_fn cb, void *arg);
 
+	/* Call back once every change saved before this call is durable, so a
+	 * read that follows sees it. NULL: saves are visible at once. */
+	int (*sync)(struct store *st, store_done_fn cb, void *arg);
 	bool (*healthy)(struct store *st);
 	void (*free)(struct store *st);
 

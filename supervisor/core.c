@@ -54,6 +54,42 @@ void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LE
 	core_reply_err(cb, arg, CORE_ENOTFOUND, "%s with ID: %s not found", what, s);
 }
 
+struct core_sync {
+	core_done_fn cb;
+	void *arg;
+	struct job *job;
+	struct pipeline *pl;
+};
+
+static void synced(void *arg, const struct store_reply *reply)
+{
+	struct core_sync *s = arg;
+	struct core_reply r = {.err = CORE_OK, .job = s->job, .pipeline = s->pl};
+
+	/* Even if the store failed, the change is held and will be written:
+	 * the operation itself succeeded. */
+	s->cb(s->arg, &r);
+	job_unref(s->job);
+	pipeline_unref(s->pl);
+	free(s);
+}
+
+void core_reply_synced(struct core *core, core_done_fn cb, void *arg, struct job *job,
+		       struct pipeline *pl)
+{
+	struct core_sync *s = core->store->ops->sync ? malloc(sizeof(*s)) : NULL;
+	struct store_reply sr = {0};
+
+	if (!s) {
+		struct core_reply r = {.err = CORE_OK, .job = job, .pipeline = pl};
+		cb(arg, &r);
+		return;
+	}
+	*s = (struct core_sync){cb, arg, job ? job_ref(job) : NULL, pl ? pipeline_ref(pl) : NULL};
+	if (core->store->ops->sync(core->store, synced, s) < 0)
+		synced(s, &sr);
+}
+
 /* ---- the run_at heap -------------------------------------------------------- */
 
 static void heap_set(struct core *core, size_t i, struct job *job)
@@ -621,8 +657,7 @@ static void resolve_waiters(struct core *core)
 				w->cb(w->arg, &r);
 			}
 		} else {
-			struct core_reply r = {.err = CORE_OK, .job = w->job, .pipeline = w->pl};
-			w->cb(w->arg, &r);
+			core_reply_synced(core, w->cb, w->arg, w->job, w->pl);
 		}
 		job_unref(w->job);
 		pipeline_unref(w->pl);

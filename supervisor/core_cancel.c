@@ -106,8 +106,7 @@ static void cancel_active_pipeline(struct cancel_op *c, struct pipeline *pl, str
 	if (c->delete) {
 		delete_now(c);
 	} else {
-		struct core_reply r = {.err = CORE_OK, .job = asked, .pipeline = pl};
-		c->cb(c->arg, &r);
+		core_reply_synced(core, c->cb, c->arg, asked, pl);
 	}
 	pipeline_unref(pl);
 }
@@ -134,8 +133,7 @@ static void cancel_active_job(struct cancel_op *c, struct job *job)
 	if (c->delete) {
 		delete_now(c);
 	} else {
-		struct core_reply r = {.err = CORE_OK, .job = job};
-		c->cb(c->arg, &r);
+		core_reply_synced(core, c->cb, c->arg, job, NULL);
 	}
 	job_unref(job);
 }

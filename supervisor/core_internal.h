@@ -85,6 +85,10 @@ size_t core_local_room(const struct core *core);
 /* How much to ask the shared store for now: the room, in batches of at
  * least half the backlog unless the node is about to run dry. */
 size_t core_claim_size(const struct core *core);
+/* Answer OK with job/pl once the store has made every change so far
+ * durable (a read that follows sees them); at once for the memory store. */
+void core_reply_synced(struct core *core, core_done_fn cb, void *arg, struct job *job,
+		       struct pipeline *pl);
 /* "<what> with ID: <id> not found" (what: "job", "job result", "pipeline"). */
 void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
 			  const char *what);

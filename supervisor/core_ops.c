@@ -486,7 +486,7 @@ static void patched(void *arg, const struct store_reply *reply)
 		st->ops->save_pipeline(st, pl, JOB_F_META);
 		r.pipeline = pl;
 	}
-	op->cb(op->arg, &r);
+	core_reply_synced(op->core, op->cb, op->arg, r.job, r.pipeline);
 	op_free(op);
 }
 
