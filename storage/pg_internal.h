@@ -56,6 +56,8 @@ struct pg_store {
 	void *hooks_arg;
 	size_t want;                    /* what the core could take */
 	size_t want_asked;              /* the claim in flight asked for this many */
+	int64_t claim_us;               /* the last claim's token (its claimed_at) */
+	int64_t lost_claim_us;          /* a claim whose answer was lost, or 0 */
 	bool claiming, maybe_work, close_sent;
 	bool lease_lost;                /* no renewal for 5/6 of the lease */
 	int64_t lease_ok_ns;            /* when the last renewal that worked was sent */

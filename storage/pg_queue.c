@@ -25,10 +25,10 @@
  *                             give back claimed work that did not start
  *                             and mark the node stopped
  *
- * A claim that breaks with the connection may have committed: those jobs
- * stay claimed by this node until it restarts (release at registration) or
- * another node rescues them after a lease expiry. That window is one round
- * trip wide; it is not closed here.
+ * A claim that breaks with the connection may have committed. Each claim
+ * stamps its rows' claimed_at with a time unique to this node (its token),
+ * so after the reconnect the node fetches what that claim took and runs it,
+ * before it claims anything else.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -50,6 +50,7 @@
 #define PG_CLOSE_WAIT_S 5.0
 
 static void claim_maybe(struct pg_store *ps);
+static void refetch_lost_claim(struct pg_store *ps);
 
 static struct pg_batch *batch_new(bool txn, pg_batch_done_fn done, void *arg)
 {
@@ -377,6 +378,7 @@ static void writer_state(void *arg, bool up, const char *reason)
 	heartbeat(ps);
 	ps->maybe_work = true;
 	pg_kick(ps);
+	refetch_lost_claim(ps);
 	claim_maybe(ps);
 	pgq_close_maybe(ps);
 }
@@ -461,21 +463,11 @@ fail:
 	pipeline_unref(pl);
 }
 
-static void claimed(struct pg_batch *b, int err, const char *msg, void *arg)
+/* Hand claimed rows (PGS_CLAIM's shape) to the core; the number of units. */
+static int deliver_rows(struct pg_store *ps, const PGresult *res)
 {
-	struct pg_store *ps = arg;
-	const PGresult *res;
-	int n, heads = 0;
+	int n = PQntuples(res), heads = 0;
 
-	ps->claiming = false;
-	if (err) {
-		if (err != -ECANCELED && err != -EPIPE)
-			log_warn("claiming jobs failed", "error", msg);
-		pg_batch_free(b);
-		return;
-	}
-	res = pg_batch_result(b, 0);
-	n = PQntuples(res);
 	for (int i = 0; i < n;) {
 		if (PQgetisnull(res, i, 13 /* pipeline_id */)) {
 			struct job *job = pg_row_job(res, i);
@@ -495,6 +487,25 @@ static void claimed(struct pg_batch *b, int err, const char *msg, void *arg)
 		heads++;
 		i = end;
 	}
+	return heads;
+}
+
+static void claimed(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+	int heads;
+
+	ps->claiming = false;
+	if (err) {
+		if (err == -EPIPE)
+			/* It may have committed: fetch what it took after the reconnect. */
+			ps->lost_claim_us = ps->claim_us;
+		else if (err != -ECANCELED)
+			log_warn("claiming jobs failed", "error", msg);
+		pg_batch_free(b);
+		return;
+	}
+	heads = deliver_rows(ps, pg_batch_result(b, 0));
 	pg_batch_free(b);
 	/* What was delivered fills that much of the room; the core says again
 	 * what it can take at its next dispatch. */
@@ -506,20 +517,57 @@ static void claimed(struct pg_batch *b, int err, const char *msg, void *arg)
 	claim_maybe(ps);
 }
 
+static void refetched(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_store *ps = arg;
+	char n[16];
+
+	ps->claiming = false;
+	if (!err) {
+		snprintf(n, sizeof(n), "%d", deliver_rows(ps, pg_batch_result(b, 0)));
+		log_info("recovered the work of a claim whose answer was lost", "units", n);
+		ps->lost_claim_us = 0;
+	} else if (err != -EPIPE && err != -ECANCELED) {
+		log_warn("could not recover the work of a lost claim", "error", msg);
+	}
+	pg_batch_free(b);
+	claim_maybe(ps);
+}
+
+/* A claim's answer was lost with the connection: deliver what it took. */
+static void refetch_lost_claim(struct pg_store *ps)
+{
+	struct pg_batch *b;
+	int rc;
+
+	if (!ps->lost_claim_us || ps->claiming || !ps->hooks || !pgconn_up(ps->writer))
+		return;
+	b = batch_new(false, refetched, ps);
+	rc = !b;
+	if (b)
+		rc |= pg_batch_call(b, PGS_CLAIMED) | pg_batch_text(b, ps->node) |
+		      pg_batch_time(b, ps->lost_claim_us);
+	if (submit(ps->writer, b, rc))
+		ps->claiming = true;
+}
+
 static void claim_maybe(struct pg_store *ps)
 {
 	struct pg_batch *b;
 	size_t n = ps->want < PG_MAX_CLAIM ? ps->want : PG_MAX_CLAIM;
+	int64_t now = job_now_us();
 	int rc;
 
-	if (!ps->hooks || !ps->registered || ps->closing || ps->claiming || ps->lease_lost || !n ||
-	    !ps->maybe_work || !pgconn_up(ps->writer))
+	if (!ps->hooks || !ps->registered || ps->closing || ps->claiming || ps->lease_lost ||
+	    ps->lost_claim_us || !n || !ps->maybe_work || !pgconn_up(ps->writer))
 		return;
+	/* The claim's time is its token: unique for this node. */
+	ps->claim_us = now > ps->claim_us ? now : ps->claim_us + 1;
 	b = batch_new(false, claimed, ps);
 	rc = !b;
 	if (b)
 		rc |= pg_batch_call(b, PGS_CLAIM) | pg_batch_text(b, ps->node) |
-		      pg_batch_int(b, (int64_t)n);
+		      pg_batch_int(b, (int64_t)n) | pg_batch_time(b, ps->claim_us);
 	if (!submit(ps->writer, b, rc))
 		return;
 	ps->claiming = true;

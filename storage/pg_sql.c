@@ -153,9 +153,9 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"WITH c AS (SELECT id, pipeline_id FROM " S "jobs "
 		"WHERE claimed_by IS NULL AND due_at IS NOT NULL AND due_at <= now() "
 		"ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED), "
-		"h AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = now() FROM c "
+		"h AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = $3 FROM c "
 		"WHERE j.id = c.id RETURNING j.*), "
-		"t AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = now() FROM c "
+		"t AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = $3 FROM c "
 		"WHERE j.pipeline_id = c.pipeline_id AND j.id <> c.id AND j.claimed_by IS NULL "
 		"AND j.status IN ('PENDING', 'SCHEDULED')) "
 		"SELECT " JOB_COLS NO_RESULT_COLS ", " PL_COLS ", true "
@@ -164,6 +164,21 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM h) "
 		FROM_JOBS_RESULTS "JOIN " S "pipelines p ON p.id = j.pipeline_id "
 		"WHERE j.pipeline_id IN (SELECT pipeline_id FROM h WHERE pipeline_id IS NOT NULL) "
+		"ORDER BY 14 NULLS FIRST, 15, 11", 3},
+	/* What claim $2 (its claimed_at, unique per node) took, in PGS_CLAIM's
+	 * shape: for a claim whose answer the connection lost. */
+	[PGS_CLAIMED] = {"valet_claimed",
+		"WITH h AS (SELECT id, pipeline_id, pipeline_index FROM " S "jobs "
+		"WHERE claimed_by = $1 AND claimed_at = $2 AND status IN ('PENDING', 'SCHEDULED')), "
+		"heads AS (SELECT DISTINCT ON (coalesce(pipeline_id, id)) id, pipeline_id FROM h "
+		"ORDER BY coalesce(pipeline_id, id), pipeline_index) "
+		"SELECT " JOB_COLS NO_RESULT_COLS ", " PL_COLS ", true "
+		"FROM " S "jobs j LEFT JOIN " S "pipelines p ON false "
+		"WHERE j.id IN (SELECT id FROM heads WHERE pipeline_id IS NULL) "
+		"UNION ALL "
+		"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM heads) "
+		FROM_JOBS_RESULTS "JOIN " S "pipelines p ON p.id = j.pipeline_id "
+		"WHERE j.pipeline_id IN (SELECT pipeline_id FROM heads WHERE pipeline_id IS NOT NULL) "
 		"ORDER BY 14 NULLS FIRST, 15, 11", 2},
 	[PGS_NODE_REGISTER] = {"valet_node_register",
 		"INSERT INTO " S "nodes (node_id, hostname, pid, version, lease_until) "

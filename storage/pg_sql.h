@@ -26,6 +26,7 @@ enum pg_stmt_id {
 	PGS_CANCEL_PIPELINE,
 	/* the queue and the node (writer) */
 	PGS_CLAIM,
+	PGS_CLAIMED,
 	PGS_NODE_REGISTER,
 	PGS_NODE_RELEASE,
 	PGS_HEARTBEAT,
