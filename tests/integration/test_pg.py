@@ -1,7 +1,9 @@
 """PostgreSQL-specific integration tests (issue 3): durability, crash
 recovery, migrations, several nodes on one database, lease expiry and
 rescue, a database restart, scheduling and cancel across nodes, the
-operator views and retention.
+operator views and retention; pipelines run by another node and rescued
+mid-run, a database that is down at startup, a node id used twice, and
+retries with their attempts rows.
 
 Every test starts its own daemons on a schema of its own (valetd.Daemon
 with store="postgres") and looks at the tables with psql (Daemon.sql), so
@@ -13,14 +15,20 @@ test_pg@postgres), which starts the throwaway server these tests need.
 """
 
 import json
+import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
+import uuid
 
+import valetd
 from valetd import FINAL, Daemon, fmt_ts, parse_ts, pg_restart
 
 # Jobs that are not final yet, in SQL.
@@ -155,7 +163,7 @@ class PgTestCase(unittest.TestCase):
 # A running job with more than 30 ms left to run: one that is sure to be
 # still running when a SIGKILL follows the query.
 RUNNING_ON = ("status = 'IN_PROGRESS' AND claimed_by = :'node' AND started_at > now() - "
-              "(task_params->>'seconds')::float * interval '1 second' + interval '30 ms'")
+              "(task_params->>'seconds')::float * interval '1 second' + interval '200 ms'")
 
 
 def _json(v):
@@ -231,14 +239,14 @@ class CrashRecoveryTest(PgTestCase):
         # Short jobs, and every 100th a longer one, to be sure to kill the
         # node while a job runs.
         ids = self.submit_many(
-            [d], n, lambda i: sleep_body(0.3 if i % 100 == 99 else 0.005 + (i % 6) * 0.001,
+            [d], n, lambda i: sleep_body(0.6 if i % 100 == 99 else 0.005 + (i % 6) * 0.001,
                                          "crash-%d" % i), threads=4)
         self.assertEqual(len(set(ids)), n)
         self.wait_sql(d, "SELECT count(*) FROM jobs WHERE " + RUNNING_ON,
                       lambda rows: int(rows[0][0]) > 0, 10, "a job running", interval=0.01,
                       node=d.node_id, explain=lambda: self.queue_state(d))
-        unfinished = self.count(d, OPEN)
         self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        unfinished = self.count(d, OPEN)
         # Frozen now: nobody else works on this schema.
         running = {r[0] for r in d.sql("SELECT id FROM jobs WHERE status = 'IN_PROGRESS'")}
         self.assertTrue(running, "no job IN_PROGRESS right after the kill")
@@ -399,7 +407,7 @@ class MultiNodeTest(PgTestCase):
                "jobs": {"max_attempts": "3"}}
         a, b, c = self.nodes(3, cfg)
         ids = self.submit_many(
-            [a, b, c], n, lambda i: sleep_body(0.3 if i % 25 == 0 else 0.05, "rescue-%d" % i),
+            [a, b, c], n, lambda i: sleep_body(0.6 if i % 25 == 0 else 0.05, "rescue-%d" % i),
             threads=6)
         self.wait_sql(a, "SELECT count(*) FROM jobs WHERE " + RUNNING_ON,
                       lambda rows: int(rows[0][0]) > 0, 10, "node B running jobs",
@@ -715,6 +723,454 @@ class RetentionTest(PgTestCase):
         self.assertEqual(d.job(recent["id"])["status"], "COMPLETED")
         self.assertEqual(d.pipeline(pl_new["id"])["status"], "COMPLETED")
         self.assertEqual(self.count(d, "pipeline_id = :'pl'", pl=pl_new["id"]), 2)
+
+
+class LateDaemon(Daemon):
+    """A Daemon whose start() does not need /api/status to answer 200: it
+    returns as soon as the HTTP server answers at all (first_status), for
+    daemons that are meant to be unhealthy (database down, node id in
+    use)."""
+
+    first_status = None
+
+    def start(self, timeout=10.0):
+        if not os.access(self.binary, os.X_OK):
+            raise AssertionError("%s is not built" % self.binary)
+        self.write_config()
+        env = dict(os.environ)
+        env[valetd.SECRET_ENV] = self.secret
+        env.update(self.extra_env)
+        self.port = valetd.free_port()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", self.conf_path, "-l", "127.0.0.1:%d" % self.port],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.tmp)
+        with valetd._live_lock:
+            valetd._live.add(self.proc)
+        self.client = valetd.Client("127.0.0.1", self.port)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError("valetd exited with status %s at startup\n%s"
+                                     % (self.proc.returncode, self.log_tail()))
+            try:
+                self.first_status = valetd.Client("127.0.0.1", self.port,
+                                                  timeout=1).get("/api/status")
+                return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("valetd did not answer HTTP within %.0fs\n%s"
+                                     % (timeout, self.log_tail()))
+            time.sleep(0.01)
+
+
+def pipeline_body(params):
+    """dummytask(params) -> echoprev -> echoprev: each passes params on."""
+    return [{"name": "first", "task_name": "dummytask", "task_params": params},
+            {"name": "second", "task_name": "echoprev", "use_previous_results": True},
+            {"name": "third", "task_name": "echoprev", "use_previous_results": True}]
+
+
+def finished_ids(d):
+    """Job ids d's log says finished on d."""
+    return set(re.findall(r"job finished job_id=(\S+)", d.log_text()))
+
+
+class PipelineTestCase(PgTestCase):
+    def pipeline_rows(self, d, pl_id):
+        """The pipeline's jobs in order: [id, status, node_id, claimed_by,
+        attempt, failure_reason, result metadata (decoded), completed_at,
+        started_at (epoch)]."""
+        out = []
+        for row in d.sql("SELECT j.id, j.status, j.node_id, j.claimed_by, j.attempt, "
+                         "j.failure_reason, r.metadata, j.completed_at, "
+                         "extract(epoch FROM j.started_at) FROM jobs j "
+                         "LEFT JOIN results r ON r.job_id = j.id WHERE j.pipeline_id = :'pl' "
+                         "ORDER BY j.pipeline_index", pl=pl_id):
+            row[4] = int(row[4])
+            row[6] = json.loads(row[6]) if row[6] is not None else None
+            row[8] = float(row[8]) if row[8] is not None else None
+            out.append(row)
+        return out
+
+    def check_ran_on(self, d, pl, runner, params, others):
+        """Pipeline pl (submitted as pipeline_body(params)) COMPLETED, every
+        job of it on node runner, each result equal to params; the daemons
+        in others ran none of it. d reads."""
+        rows = self.pipeline_rows(d, pl["id"])
+        self.assertEqual([r[0] for r in rows], [j["id"] for j in pl["jobs"]], rows)
+        bad = [r for r in rows if r[1] != "COMPLETED" or r[2] != runner.node_id or
+               r[3] is not None or r[6] != params]
+        self.assertNoneBad(bad, "pipeline jobs not COMPLETED on %s with the first job's "
+                           "params %s passed along (id, status, node_id, claimed_by, attempt, "
+                           "reason, result, ...)" % (runner.node_id, params), logs=True)
+        self.assertEqual(d.sql("SELECT status, failure_reason FROM pipelines WHERE id = :'id'",
+                               id=pl["id"]), [["COMPLETED", None]])
+        ids = {j["id"] for j in pl["jobs"]}
+        self.assertEqual(ids - finished_ids(runner), set(),
+                         "jobs the log of %s does not say finished" % runner.node_id)
+        for o in others:
+            self.assertEqual(ids & finished_ids(o), set(), "pipeline jobs %s also finished "
+                             "on %s" % (ids & finished_ids(o), o.node_id))
+        # What the API says, through every daemon still running.
+        for x in [runner] + list(others):
+            if not x.alive():
+                continue
+            self.assertEqual(x.pipeline(pl["id"])["status"], "COMPLETED")
+            jobs = x.get_json("/api/pipelines/%s/jobs" % pl["id"])["jobs"]
+            self.assertEqual([(j["id"], j["status"]) for j in jobs],
+                             [(j["id"], "COMPLETED") for j in pl["jobs"]], jobs)
+            for j in pl["jobs"]:
+                self.assertEqual(x.result(j["id"]).get("metadata"), params,
+                                 "result of %s through %s" % (j["name"], x.node_id))
+
+
+class PipelineAcrossNodesTest(PipelineTestCase):
+    def test_pipeline_claimed_by_another_node_when_submitter_is_full(self):
+        # Node A (one worker) holds as much as its local backlog takes
+        # (4 * workers + 32 jobs, the first one running); a pipeline
+        # submitted to it then is stored unclaimed, and node B claims it.
+        a = self.start({"queue": {"workers": "1", "shutdown_grace": "200ms"}})
+        b = self.start({"queue": {"workers": "1"}}, schema=a.schema,
+                       node_id=a.node_id + "-b")
+        cap = 4 * 1 + 32
+        for i in range(cap):
+            a.submit("sleep", {"seconds": 20}, timeout=30, name="filler-%d" % i)
+        held = a.sql("SELECT claimed_by, count(*) FROM jobs GROUP BY 1 ORDER BY 1")
+        self.assertEqual(held, [[a.node_id, str(cap)]],
+                         "%d long jobs submitted to node A (one worker): all must be "
+                         "claimed by A (its local backlog takes 4*workers+32)" % cap)
+        params = {"token": str(uuid.uuid4()), "n": [1, 2, {"x": None}]}
+        pl = a.submit_pipeline(pipeline_body(params), name="across-full")
+        claims = a.sql("SELECT claimed_by FROM jobs WHERE pipeline_id = :'pl'", pl=pl["id"])
+        self.assertNotIn([a.node_id], claims, "node A claimed the pipeline although its "
+                         "local backlog was full")
+        done = a.wait_pipeline(pl["id"], FINAL, timeout=10)
+        self.assertEqual(done["status"], "COMPLETED", "%s\n%s\n%s"
+                         % (done, self.pipeline_rows(a, pl["id"]), self.logs()))
+        self.check_ran_on(a, pl, b, params, [a])
+        # The fillers stayed on A.
+        self.assertEqual(a.sql("SELECT count(*) FROM jobs WHERE pipeline_id IS NULL AND "
+                               "claimed_by IS DISTINCT FROM :'a'", a=a.node_id), [["0"]])
+
+    def test_scheduled_pipeline_runs_on_another_node_after_submitter_stopped(self):
+        a = self.start({"queue": {"workers": "2"}})
+        params = {"token": str(uuid.uuid4()), "nested": {"a": [1, 2]}}
+        run_at = time.time() + 2.0
+        pl = a.submit_pipeline(pipeline_body(params), name="across-later",
+                               run_at=fmt_ts(run_at))
+        self.assertEqual(a.sql("SELECT count(*) FROM jobs WHERE pipeline_id = :'pl' AND "
+                               "claimed_by IS NULL", pl=pl["id"]), [["3"]],
+                         "a scheduled pipeline must be stored unclaimed")
+        rc, _ = a.terminate()
+        a.check_exit(rc)
+        self.assertLess(time.time(), run_at - 0.3, "node A took too long to stop")
+        b = self.start({"queue": {"workers": "2"}}, schema=a.schema, node_id=a.node_id + "-b")
+        done = b.wait_pipeline(pl["id"], FINAL, timeout=max(run_at - time.time(), 0) + 4)
+        self.assertEqual(done["status"], "COMPLETED", "%s\n%s\n%s"
+                         % (done, self.pipeline_rows(b, pl["id"]), self.logs()))
+        self.check_ran_on(b, pl, b, params, [a])
+        first = self.pipeline_rows(b, pl["id"])[0]
+        self.assertGreaterEqual(first[8], run_at - 0.001, "first job started before run_at")
+
+
+class PipelineRescueTest(PipelineTestCase):
+    CONFIG = {"queue": {"workers": "2"},
+              "storage": {"lease": "2s", "retry_backoff": "100ms"}}
+
+    def kill_mid_pipeline(self, max_attempts):
+        """Nodes A and B ([jobs] max_attempts); a pipeline dummytask ->
+        sleep 3 s -> echoprev submitted to A; SIGKILL A while the sleep
+        runs. Returns (a, b, pipeline, first job row at the kill, kill time)."""
+        cfg = dict(self.CONFIG, jobs={"max_attempts": str(max_attempts)})
+        a = self.start(cfg)
+        b = self.start(cfg, schema=a.schema, node_id=a.node_id + "-b")
+        pl = a.submit_pipeline([
+            {"name": "first", "task_name": "dummytask", "task_params": {"v": 1}},
+            {"name": "sleep", "task_name": "sleep", "task_params": {"seconds": 3},
+             "timeout": 30},
+            {"name": "echo", "task_name": "echoprev", "use_previous_results": True},
+        ], name="rescue-%d" % max_attempts)
+        ids = [j["id"] for j in pl["jobs"]]
+        self.assertEqual(a.sql("SELECT count(*) FROM jobs WHERE pipeline_id = :'pl' AND "
+                               "claimed_by IS DISTINCT FROM :'a' AND " + OPEN,
+                               pl=pl["id"], a=a.node_id), [["0"]],
+                         "an idle node A must store the pipeline claimed by itself: %s"
+                         % self.pipeline_rows(a, pl["id"]))
+        self.wait_sql(a, "SELECT status FROM jobs WHERE id = :'id' AND status = "
+                      "'IN_PROGRESS' AND claimed_by = :'a' AND started_at > now() - "
+                      "interval '2.5 s'", lambda rows: bool(rows), 5,
+                      "the sleep job IN_PROGRESS on node A", interval=0.02, id=ids[1],
+                      a=a.node_id, explain=lambda: str(self.pipeline_rows(a, pl["id"])))
+        self.assertEqual(a.kill(signal.SIGKILL), -signal.SIGKILL)
+        t_kill = time.time()
+        first = self.pipeline_rows(a, pl["id"])[0]
+        self.assertEqual(first[1:3], ["COMPLETED", a.node_id], first)
+        return a, b, pl, first, t_kill
+
+    def attempts_of(self, d, jid):
+        return self.attempts_by_job(d).get(jid, [])
+
+    def test_pipeline_rescued_mid_run_retries_on_another_node(self):
+        a, b, pl, first, t_kill = self.kill_mid_pipeline(2)
+        ids = [j["id"] for j in pl["jobs"]]
+        self.wait_sql(b, "SELECT status FROM pipelines WHERE id = :'id' AND status IN "
+                      "('COMPLETED', 'FAILED', 'CANCELLED')", lambda rows: bool(rows), 15,
+                      "pipeline final after node A was killed", id=pl["id"],
+                      explain=lambda: "jobs: %s\nattempts: %s" % (
+                          self.pipeline_rows(b, pl["id"]), self.attempts_by_job(b)))
+        rows = self.pipeline_rows(b, pl["id"])
+        attempts = self.attempts_by_job(b)
+        what = "jobs: %s\nattempts: %s\n%s" % (rows, attempts, self.logs())
+        self.assertEqual(b.sql("SELECT status, failure_reason FROM pipelines WHERE id = :'id'",
+                               id=pl["id"]), [["COMPLETED", None]], what)
+        # The sleep job: attempt 1 failed on A when its lease expired,
+        # attempt 2 ran on B.
+        atts = attempts.get(ids[1], [])
+        self.assertEqual([(x[0], x[1], x[2]) for x in atts],
+                         [(1, a.node_id, "FAILED"), (2, b.node_id, "COMPLETED")], what)
+        self.assertIn("node %s stopped renewing its lease" % a.node_id, atts[0][3] or "", what)
+        self.assertTrue(1.0 < atts[0][5] - t_kill < 5.0, "attempt 1 failed %.2fs after the "
+                        "kill (lease 2s): %s" % (atts[0][5] - t_kill, atts))
+        self.assertGreaterEqual(atts[1][4], atts[0][5], "attempt 2 started before attempt 1 "
+                                "was failed: %s" % (atts,))
+        self.assertEqual(rows[1][1:5], ["COMPLETED", b.node_id, None, 2], what)
+        self.assertEqual(rows[1][6], {"slept": 3}, what)
+        # The last job ran on B with the sleep's result.
+        self.assertEqual(rows[2][1:5], ["COMPLETED", b.node_id, None, 1], what)
+        self.assertEqual(rows[2][6], {"slept": 3}, what)
+        self.assertEqual([(x[0], x[1], x[2]) for x in attempts.get(ids[2], [])],
+                         [(1, b.node_id, "COMPLETED")], what)
+        # The first job is not run again.
+        self.assertEqual(rows[0][:8], first[:8], "the first job changed after the rescue")
+        self.assertEqual(rows[0][4], 1, what)
+        self.assertEqual([(x[0], x[1], x[2]) for x in attempts.get(ids[0], [])],
+                         [(1, a.node_id, "COMPLETED")], what)
+        self.assertNotIn(ids[0], finished_ids(b), "node B ran the first job again")
+        self.assertLessEqual({ids[1], ids[2]}, finished_ids(b), "node B's log")
+        # The API (through B) agrees.
+        self.assertEqual(b.pipeline(pl["id"])["status"], "COMPLETED")
+        j = b.job(ids[1])
+        self.assertEqual((j["status"], j.get("attempt"), j.get("max_attempts")),
+                         ("COMPLETED", 2, 2), j)
+        self.assertEqual(b.result(ids[2]).get("metadata"), {"slept": 3})
+
+    def test_pipeline_rescued_mid_run_without_retries_fails(self):
+        a, b, pl, first, t_kill = self.kill_mid_pipeline(1)
+        ids = [j["id"] for j in pl["jobs"]]
+        self.wait_sql(b, "SELECT status FROM pipelines WHERE id = :'id' AND status IN "
+                      "('COMPLETED', 'FAILED', 'CANCELLED')", lambda rows: bool(rows), 10,
+                      "pipeline final after node A was killed", id=pl["id"],
+                      explain=lambda: "jobs: %s\nattempts: %s" % (
+                          self.pipeline_rows(b, pl["id"]), self.attempts_by_job(b)))
+        t_final = time.time()
+        rows = self.pipeline_rows(b, pl["id"])
+        attempts = self.attempts_by_job(b)
+        what = "jobs: %s\nattempts: %s\n%s" % (rows, attempts, self.logs())
+        self.assertEqual(b.sql("SELECT status, failure_reason FROM pipelines WHERE id = :'id'",
+                               id=pl["id"]), [["FAILED", "job %s failed" % ids[1]]], what)
+        self.assertEqual(rows[1][1:5], ["FAILED", a.node_id, None, 1], what)
+        self.assertIn("node %s stopped renewing its lease" % a.node_id, rows[1][5] or "", what)
+        self.assertEqual([(x[0], x[1], x[2]) for x in attempts.get(ids[1], [])],
+                         [(1, a.node_id, "FAILED")], what)
+        self.assertEqual(rows[2][1], "CANCELLED", what)
+        self.assertEqual(rows[2][3], None, what)
+        self.assertEqual(rows[2][5], "cancelled: job %s failed" % ids[1], what)
+        self.assertEqual(rows[0][:8], first[:8], "the first job changed after the rescue")
+        self.assertLess(t_final - t_kill, 6.0, "pipeline failed %.1fs after the kill (lease 2s)"
+                        % (t_final - t_kill))
+        self.assertEqual(finished_ids(b) & set(ids), set(), "node B ran pipeline jobs")
+        self.assertEqual(b.pipeline(pl["id"])["status"], "FAILED")
+        jobs = b.get_json("/api/pipelines/%s/jobs" % pl["id"])["jobs"]
+        self.assertEqual([j["status"] for j in jobs], ["COMPLETED", "FAILED", "CANCELLED"], jobs)
+        self.assertIn("node %s stopped renewing its lease" % a.node_id,
+                      jobs[1].get("failure_reason", ""), jobs)
+
+
+def url_with_host(url, host):
+    """url (a libpq URL) with its host replaced by host (a socket dir);
+    returns (new url, port)."""
+    u = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(u.query)
+    port = dict(query).get("port") or (str(u.port) if u.port else "5432")
+    userinfo = u.netloc.rpartition("@")[0]
+    netloc = userinfo + "@" if userinfo else ""
+    query = [(k, v) for k, v in query if k not in ("host", "hostaddr", "port")]
+    query += [("host", host), ("port", port)]
+    return ("%s://%s%s?%s" % (u.scheme, netloc, u.path, urllib.parse.urlencode(query)), port)
+
+
+class StorageDownTest(PgTestCase):
+    def test_database_down_at_startup(self):
+        # The database URL names a socket directory where no server
+        # listens (the shared test server keeps running for the others).
+        empty = tempfile.mkdtemp(prefix="valet-nopg-", dir="/tmp")
+        _tmp_dirs.append(empty)
+        real = valetd.database_url()
+        url, port = url_with_host(real, empty)
+        d = LateDaemon({"queue": {"workers": "2"}}, store="postgres")
+        d.database_url = url
+        self.start(daemon=d)
+        t0 = time.monotonic()
+        first = d.first_status
+        self.assertEqual(first.status, 503, first)
+        for _ in range(2):
+            r = d.get("/api/status")
+            self.assertEqual(r.status, 503, r)
+            self.assertIs(r.json["storage_healthy"], False, r)
+            self.assertIs(r.json["job_queue_healthy"], True, r)
+            r = d.post("/api/jobs", {"name": "down", "task_name": "dummytask"})
+            self.assertEqual((r.status, (r.json or {}).get("message")), (503, STORAGE_DOWN), r)
+            r = d.post("/api/pipelines", {"name": "down", "jobs": pipeline_body({})})
+            self.assertEqual((r.status, (r.json or {}).get("message")), (503, STORAGE_DOWN), r)
+            # Still there a while later, still retrying.
+            time.sleep(max(0, 1.0 - (time.monotonic() - t0)))
+            self.assertTrue(d.alive(), "valetd exited while the database was down\n%s"
+                            % d.log_tail())
+        self.assertIn("database connection failed", d.log_text(), "the log does not say why "
+                      "the storage is unavailable\n%s" % d.log_tail())
+        self.assertEqual(valetd.sql("SELECT count(*) FROM pg_namespace WHERE nspname = :'s'",
+                                    s=d.schema), [["0"]], "schema created without a database")
+        # The server appears in that directory (a symlink to the real
+        # socket): the daemon connects on its own and works.
+        real_host = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(real).query)).get("host")
+        sock = os.path.join(real_host or "", ".s.PGSQL." + port)
+        if not real_host or not real_host.startswith("/") or not os.path.exists(sock):
+            sys.stderr.write("[no unix socket in %s: recovery not tested] " % real)
+            return
+        os.symlink(sock, os.path.join(empty, ".s.PGSQL." + port))
+        t1 = time.monotonic()
+        deadline = t1 + 10
+        while True:
+            r = d.get("/api/status")
+            if r.status == 200:
+                break
+            self.assertEqual(r.status, 503, r)
+            if time.monotonic() > deadline:
+                self.fail("/api/status still %r 10s after the database appeared\n%s"
+                          % (r, d.log_tail()))
+            time.sleep(0.05)
+        up = time.monotonic() - t1
+        job = d.submit("dummytask", {"after": "down"})
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+        self.assertEqual(d.sql("SELECT status, node_id FROM jobs WHERE id = :'id'",
+                               id=job["id"]), [["COMPLETED", d.node_id]])
+        sys.stderr.write("[healthy %.1fs after the database appeared] " % up)
+
+
+class NodeIdInUseTest(PgTestCase):
+    def test_second_daemon_with_the_same_node_id(self):
+        a = self.start({"queue": {"workers": "2"}})
+        job = a.submit("sleep", {"seconds": 2.5}, timeout=30)
+        self.wait_sql(a, "SELECT status FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "job IN_PROGRESS on A", interval=0.02,
+                      id=job["id"])
+        twin = self.start(daemon=LateDaemon({"queue": {"workers": "2"}}, store="postgres",
+                                            schema=a.schema, node_id=a.node_id))
+        # Until A's job is done, the twin must stay unhealthy and take
+        # nothing over; what it answers is checked after the job's fate.
+        answers = {}
+        deadline = time.monotonic() + 10
+        while a.job(job["id"])["status"] not in FINAL:
+            if time.monotonic() > deadline:
+                self.fail("A's job not final within 10s\n%s" % self.logs())
+            r = twin.get("/api/status")
+            key = ("GET /api/status", r.status, (r.json or {}).get("storage_healthy"))
+            answers[key] = answers.get(key, 0) + 1
+            r = twin.post("/api/jobs", {"name": "twin", "task_name": "dummytask"})
+            key = ("POST /api/jobs", r.status, (r.json or {}).get("message"))
+            answers[key] = answers.get(key, 0) + 1
+            time.sleep(0.1)
+        self.assertTrue(twin.alive(), twin.log_tail())
+        rows = a.sql("SELECT status, node_id, failure_reason, attempt, claimed_by FROM jobs "
+                     "WHERE id = :'id'", id=job["id"])
+        self.assertEqual(rows, [["COMPLETED", a.node_id, None, "1", None]],
+                         "A's running job after a second daemon with its node id started\n%s"
+                         % self.logs())
+        self.assertEqual(a.sql("SELECT count(*) FROM attempts WHERE status <> 'COMPLETED'"),
+                         [["0"]], self.attempts_by_job(a))
+        self.assertEqual(a.sql("SELECT pid, stopped_at FROM nodes WHERE node_id = :'n'",
+                               n=a.node_id), [[str(a.proc.pid), None]],
+                         "the nodes row is not A's any more")
+        self.assertNotIn("released_from_earlier_run", twin.log_text(),
+                         "the second daemon registered: %s" % twin.log_tail())
+        self.assertEqual(set(answers), {("GET /api/status", 503, False),
+                                        ("POST /api/jobs", 503, STORAGE_DOWN)},
+                         "answers of the second daemon while A ran its job: %s" % answers)
+        # The log quotes the message: its quotes may come escaped.
+        in_use = r'node id \\?"%s\\?" is in use by another valetd' % re.escape(a.node_id)
+        self.assertRegex(twin.log_text(), in_use, "the second daemon's log does not say why")
+        # Once A stops, the twin gets the node id (it keeps retrying).
+        rc, _ = a.terminate()
+        a.check_exit(rc)
+        deadline = time.monotonic() + 8
+        while twin.get("/api/status").status != 200:
+            if time.monotonic() > deadline:
+                self.fail("the second daemon is not healthy 8s after the first one stopped\n%s"
+                          % twin.log_tail())
+            time.sleep(0.05)
+        self.assertEqual(a.sql("SELECT pid, stopped_at FROM nodes WHERE node_id = :'n'",
+                               n=a.node_id), [[str(twin.proc.pid), None]])
+        j2 = twin.submit("dummytask", {"twin": 1})
+        twin.wait_for(j2["id"], "COMPLETED", timeout=5)
+
+
+class RetryTest(PgTestCase):
+    def attempts_ok(self, d, job, n, message):
+        """job (failtask) ended FAILED after n attempts on d, all recorded."""
+        done = d.wait_for(job["id"], FINAL, timeout=10)
+        atts = self.attempts_by_job(d).get(job["id"], [])
+        what = "job %s\nattempts (attempt, node, status, reason, started, finished): %s" % (
+            done, atts)
+        self.assertEqual(done["status"], "FAILED", what)
+        self.assertEqual(done.get("failure_reason"), message, what)
+        if n > 1:
+            self.assertEqual((done.get("attempt"), done.get("max_attempts")), (n, n), what)
+        else:
+            self.assertNotIn("max_attempts", done, what)
+        self.assertEqual([(x[0], x[1], x[2]) for x in atts],
+                         [(i, d.node_id, "FAILED") for i in range(1, n + 1)] if n > 1 else [],
+                         what)
+        for x in atts:
+            self.assertIn(message, x[3] or "", what)
+        for x, y in zip(atts, atts[1:]):
+            # retry_backoff 50ms, doubling, times 0.5-1.0: at least 25 ms.
+            self.assertGreaterEqual(y[4] - x[5], 0.02, "retried too early: " + what)
+        rows = d.sql("SELECT status, attempt, max_attempts, failure_reason, claimed_by "
+                     "FROM jobs WHERE id = :'id'", id=job["id"])
+        self.assertEqual(rows, [["FAILED", str(n), str(n), message, None]], what)
+
+    def test_retries_recorded_on_one_node(self):
+        d = self.start({"queue": {"workers": "2"}, "jobs": {"max_attempts": "3"},
+                        "storage": {"retry_backoff": "50ms"}})
+        three = d.submit("failtask", {"message": "boom three"})
+        two = d.submit("failtask", {"message": "boom two"}, max_attempts=2)
+        one = d.submit("failtask", {"message": "boom one"}, max_attempts=1)
+        ok = d.submit("dummytask", {"fine": True})
+        self.attempts_ok(d, three, 3, "boom three")
+        self.attempts_ok(d, two, 2, "boom two")
+        self.attempts_ok(d, one, 1, "boom one")
+        done = d.wait_for(ok["id"], FINAL, timeout=5)
+        self.assertEqual((done["status"], done.get("attempt"), done.get("max_attempts")),
+                         ("COMPLETED", 1, 3), done)
+        self.assertEqual([(x[0], x[2]) for x in self.attempts_by_job(d).get(ok["id"], [])],
+                         [(1, "COMPLETED")])
+
+    def test_task_section_sets_max_attempts(self):
+        d = self.start({"queue": {"workers": "2"}, "storage": {"retry_backoff": "50ms"},
+                        "task.failtask": {"max_attempts": "2"}})
+        two = d.submit("failtask", {"message": "task default"})
+        three = d.submit("failtask", {"message": "request wins"}, max_attempts=3)
+        other = d.submit("dummytask", {"x": 1})
+        self.attempts_ok(d, two, 2, "task default")
+        self.attempts_ok(d, three, 3, "request wins")
+        done = d.wait_for(other["id"], FINAL, timeout=5)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertNotIn("max_attempts", done, "[task.failtask] changed dummytask: %s" % done)
+        self.assertEqual(d.sql("SELECT max_attempts, attempt FROM jobs WHERE id = :'id'",
+                               id=other["id"]), [["1", "1"]])
 
 
 if __name__ == "__main__":
