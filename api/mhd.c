@@ -3,10 +3,7 @@
  * why valetd does not link it). The soname is the one found at build time.
  */
 #define VALET_MHD_IMPL
-#include <dlfcn.h>
-#include <errno.h>
-#include <stdio.h>
-
+#include "../supervisor/dltable.h"
 #include "mhd.h"
 
 #ifndef VALET_MHD_SONAME
@@ -17,10 +14,7 @@ struct mhd_api mhd_api;
 
 int mhd_load(char *err, size_t errlen)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} syms[] = {
+	static const struct dltable_sym syms[] = {
 #define SYM(field, name) {#name, offsetof(struct mhd_api, field)}
 		SYM(start_daemon, MHD_start_daemon),
 		SYM(stop_daemon, MHD_stop_daemon),
@@ -38,24 +32,9 @@ int mhd_load(char *err, size_t errlen)
 		SYM(destroy_response, MHD_destroy_response),
 #undef SYM
 	};
-	void *lib;
 
 	if (mhd_api.run)
 		return 0;
-	lib = dlopen(VALET_MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		snprintf(err, errlen, "cannot load %s: %s", VALET_MHD_SONAME, dlerror());
-		return -ENOENT;
-	}
-	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
-		void *fn = dlsym(lib, syms[i].name);
-		if (!fn) {
-			snprintf(err, errlen, "%s: no symbol %s", VALET_MHD_SONAME, syms[i].name);
-			dlclose(lib);
-			return -ENOENT;
-		}
-		*(void **)((char *)&mhd_api + syms[i].offset) = fn;
-	}
-	/* The library stays loaded for the life of the process. */
-	return 0;
+	return dltable_load(VALET_MHD_SONAME, syms, sizeof(syms) / sizeof(syms[0]), &mhd_api, err,
+			    errlen);
 }

@@ -158,6 +158,19 @@ void pgq_stop(struct pg_store *ps)
 
 /* ---- registration, heartbeat, rescue, retention ---------------------------------------- */
 
+/* Add release_node(this node): running attempts fail with "valetd on node
+ * <node> <what> while the job was running", unstarted work goes back. */
+static int add_release(struct pg_store *ps, struct pg_batch *b, const char *what)
+{
+	char reason[256];
+
+	snprintf(reason, sizeof(reason), "valetd on node %s %s while the job was running",
+		 ps->node, what);
+	return pg_batch_call(b, PGS_NODE_RELEASE) | pg_batch_text(b, ps->node) |
+	       pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
+	       pg_batch_int(b, ps->backoff_max_ms);
+}
+
 static const struct pgconn_hooks reader_hooks = {0};
 
 static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
@@ -197,7 +210,7 @@ static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
 static void register_node(struct pg_store *ps)
 {
 	struct pg_batch *b;
-	char host[256], pid[16], reason[256];
+	char host[256], pid[16];
 	int rc;
 
 	if (ps->registering || ps->registered || ps->closing || !pgconn_up(ps->writer))
@@ -206,17 +219,13 @@ static void register_node(struct pg_store *ps)
 		snprintf(host, sizeof(host), "unknown");
 	host[sizeof(host) - 1] = '\0';
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	snprintf(reason, sizeof(reason), "valetd on node %s restarted while the job was running",
-		 ps->node);
 	b = batch_new(true, registered, ps);
 	rc = !b;
 	if (b) {
 		rc |= pg_batch_call(b, PGS_NODE_REGISTER) | pg_batch_text(b, ps->node) |
 		      pg_batch_text(b, host) | pg_batch_text(b, pid) |
 		      pg_batch_text(b, VALET_VERSION) | pg_batch_int(b, ps->lease_ms);
-		rc |= pg_batch_call(b, PGS_NODE_RELEASE) | pg_batch_text(b, ps->node) |
-		      pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
-		      pg_batch_int(b, ps->backoff_max_ms);
+		rc |= add_release(ps, b, "restarted");
 	}
 	if (submit(ps->writer, b, rc)) {
 		ps->registering = true;
@@ -253,15 +262,10 @@ static void released_after_loss(struct pg_batch *b, int err, const char *msg, vo
 static void release_after_loss(struct pg_store *ps)
 {
 	struct pg_batch *b = batch_new(true, released_after_loss, ps);
-	char reason[256];
 	int rc = !b;
 
-	snprintf(reason, sizeof(reason),
-		 "valetd on node %s lost its database lease while the job was running", ps->node);
 	if (b)
-		rc |= pg_batch_call(b, PGS_NODE_RELEASE) | pg_batch_text(b, ps->node) |
-		      pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
-		      pg_batch_int(b, ps->backoff_max_ms);
+		rc |= add_release(ps, b, "lost its database lease");
 	if (!submit(ps->writer, b, rc))
 		ps->lease_lost = true;
 }
@@ -613,7 +617,8 @@ static void cancel_reply(struct pg_cancel *c, int err, struct job *job, struct p
 	free(c);
 }
 
-/* Result i of b as the cancelled object; 'final' tells if it is. */
+/* res: the object as it is now; outcome: what PGS_CANCEL_* did ("final":
+ * it had finished before), or NULL for a poll. Answers, or polls again. */
 static void cancel_answer(struct pg_cancel *c, const PGresult *res, const char *outcome)
 {
 	struct job *job = NULL;
@@ -639,10 +644,8 @@ static void cancel_answer(struct pg_cancel *c, const PGresult *res, const char *
 		cancel_reply(c, 0, job, pl);
 	else if (job_mono_ns() > c->deadline_ns)
 		cancel_reply(c, -ETIMEDOUT, job, pl);
-	else {
-		ev_timer_start(c->ps->loop, &c->poll_w);
-		c = NULL;
-	}
+	else
+		ev_timer_start(c->ps->loop, &c->poll_w); /* look again soon */
 	job_unref(job);
 	pipeline_unref(pl);
 }
@@ -752,7 +755,6 @@ static void on_close_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 void pgq_close_maybe(struct pg_store *ps)
 {
 	struct pg_batch *b;
-	char reason[256];
 	int rc;
 
 	if (!ps->closing || !ps->close_done || ps->close_sent)
@@ -760,14 +762,10 @@ void pgq_close_maybe(struct pg_store *ps)
 	if (!ps->registered || !pgconn_up(ps->writer) || pg_write_pending(ps) || ps->inflight ||
 	    ps->claiming)
 		return;
-	snprintf(reason, sizeof(reason), "valetd on node %s stopped while the job was running",
-		 ps->node);
 	b = batch_new(true, stopped, ps);
 	rc = !b;
 	if (b) {
-		rc |= pg_batch_call(b, PGS_NODE_RELEASE) | pg_batch_text(b, ps->node) |
-		      pg_batch_text(b, reason) | pg_batch_int(b, ps->backoff_ms) |
-		      pg_batch_int(b, ps->backoff_max_ms);
+		rc |= add_release(ps, b, "stopped");
 		rc |= pg_batch_call(b, PGS_NODE_STOP) | pg_batch_text(b, ps->node);
 	}
 	ps->close_sent = true;

@@ -70,17 +70,27 @@ static void deleted_free(void *arg, const struct store_reply *reply)
 	free(arg);
 }
 
+/* A copy of c for a store call that may answer later; NULL (answered) on
+ * ENOMEM. */
+static struct cancel_op *keep(const struct cancel_op *c)
+{
+	struct cancel_op *heap = malloc(sizeof(*heap));
+
+	if (!heap)
+		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "out of memory");
+	else
+		*heap = *c;
+	return heap;
+}
+
 static void delete_now(struct cancel_op *c)
 {
 	struct store *st = c->core->store;
-	struct cancel_op *heap = malloc(sizeof(*heap));
+	struct cancel_op *heap = keep(c);
 	int rc;
 
-	if (!heap) {
-		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "out of memory");
+	if (!heap)
 		return;
-	}
-	*heap = *c;
 	/* deleted() may run later (PostgreSQL): it then owns heap. */
 	rc = c->pipeline ? st->ops->delete_pipeline(st, c->id, deleted_free, heap)
 			 : st->ops->delete_job(st, c->id, deleted_free, heap);
@@ -172,14 +182,11 @@ static void remote_cancelled(void *arg, const struct store_reply *reply)
 static void cancel_remote(struct cancel_op *c, const struct store_reply *reply)
 {
 	struct store *st = c->core->store;
-	struct cancel_op *heap = malloc(sizeof(*heap));
+	struct cancel_op *heap = keep(c);
 	int rc;
 
-	if (!heap) {
-		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "out of memory");
+	if (!heap)
 		return;
-	}
-	*heap = *c;
 	if (!c->pipeline && reply->job->in_pipeline) {
 		/* Cancelling a job of a pipeline cancels the pipeline. */
 		heap->pipeline = true;
