@@ -405,6 +405,8 @@ check "the packaged config sets plugin_dir = /usr/lib/valet/tasks" \
 check "/var/lib/valet is owned by valet" check_state_dir
 check "valetd Depends on libmicrohttpd12 (dlopen()ed)" \
 	sh -c "dpkg-query -W -f='\${Depends}' valetd | grep -q libmicrohttpd12"
+check "valetd Depends on libpq5 (dlopen()ed)" \
+	sh -c "dpkg-query -W -f='\${Depends}' valetd | grep -q libpq5"
 check "valetd -V prints valetd $VERSION" check_version
 check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
 check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'
