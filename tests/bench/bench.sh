@@ -207,7 +207,9 @@ measure park_large "$PARK_LARGE"
 step kill --kill "$KILL" --jobs 0
 
 # PostgreSQL: the empty-queue workload with durable storage.
-PG_DIR=$TMP/pg
+# Its own directory under /tmp: the server runs as user postgres, who cannot
+# enter $TMP (mode 0700).
+PG_DIR=$(mktemp -u /tmp/valet-bench-pg.XXXXXX)
 if PG_URL=$(PG_TMP_DURABLE=1 tests/pg_tmp.sh start "$PG_DIR" 2>"$OUT/postgres.server.log"); then
 	for run in $(seq "$REPEAT"); do
 		STORAGE_CONF="[storage]
