@@ -16,6 +16,8 @@
  *   5. chdir(workdir or "/");
  *   6. rlimits: core 0 always, then the configured ones (soft = hard);
  *   7. drop to the unprivileged user, and check root cannot be regained;
+ *      every capability is cleared, also when there is no user to switch
+ *      to (a daemon may hold capabilities without being able to switch);
  *   8. no_new_privs;
  *   9. the SIGSYS reporter (strict profile);
  *  10. the seccomp filter, last, so that every step above may still use
@@ -205,6 +207,22 @@ static int sbx_clear_caps(void)
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
+/*
+ * Clear the ambient set, then permitted, effective and inheritable. Leaving
+ * root clears them too, but a daemon that started as an unprivileged user
+ * with ambient capabilities (valetd.service runs as `valet` with CAP_SETUID
+ * and friends) keeps them across setresuid, and one that cannot switch
+ * users at all may still hold some.
+ */
+static int sbx_drop_caps(struct sbx_error *err)
+{
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return sbx_error_set(err, "cap_ambient", errno);
+	if (sbx_clear_caps() < 0)
+		return sbx_error_set(err, "capset", errno);
+	return 0;
+}
+
 static int sbx_drop_user(const struct sbx_params *p, struct sbx_error *err)
 {
 	if (syscall(SYS_setgroups, 0, NULL) < 0)
@@ -213,16 +231,8 @@ static int sbx_drop_user(const struct sbx_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "setgid", errno);
 	if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
 		return sbx_error_set(err, "setuid", errno);
-	/*
-	 * Leaving root clears every capability, but a daemon that started as
-	 * an unprivileged user with ambient capabilities (valetd.service runs
-	 * as `valet` with CAP_SETUID and friends) keeps them across setresuid:
-	 * clear the ambient set and then permitted, effective and inheritable.
-	 */
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		return sbx_error_set(err, "cap_ambient", errno);
-	if (sbx_clear_caps() < 0)
-		return sbx_error_set(err, "capset", errno);
+	if (sbx_drop_caps(err) < 0)
+		return -1;
 	if (p->uid != 0 && syscall(SYS_setuid, 0) == 0)
 		return sbx_error_set(err, "setuid(0) succeeded", EPERM);
 	/*
@@ -313,7 +323,7 @@ int sbx_enter(const struct sbx_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "chdir", errno);
 	if (sbx_rlimits(&p->limits, err) < 0)
 		return -1;
-	if (p->drop_user && sbx_drop_user(p, err) < 0)
+	if (p->drop_user ? sbx_drop_user(p, err) < 0 : sbx_drop_caps(err) < 0)
 		return -1;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return sbx_error_set(err, "no_new_privs", errno);

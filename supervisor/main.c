@@ -24,6 +24,7 @@
 
 #include "../api/http.h"
 #include "../sandbox/sandbox.h"
+#include "../sandbox/sbx_probe.h"
 #include "../storage/store.h"
 #include "config.h"
 #include "core.h"
@@ -204,29 +205,81 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 	return 0;
 }
 
+/* The rlimits of every job child, from [sandbox]. */
+static struct sbx_limits job_limits(const struct config *cfg)
+{
+	return (struct sbx_limits){
+	    .memory_bytes = cfg->memory_limit_bytes,
+	    .cpu_seconds = cfg->cpu_limit_ms > 0 ? (uint64_t)((cfg->cpu_limit_ms + 999) / 1000) : 0,
+	    .max_files = (uint64_t)cfg->max_files,
+	    .max_processes = (uint64_t)cfg->max_processes,
+	    .max_file_size = cfg->max_file_size,
+	};
+}
+
+/*
+ * --check: what this host offers (sandbox/sbx_probe.c), then what jobs get
+ * with this configuration today. That second part restates spawner.c and
+ * sbx_child.c: keep it in step with them. Exits 1 where valetd would refuse
+ * to start (a seccomp profile does not compile, the task user is unknown).
+ */
 static int print_check(const struct config *cfg)
 {
+	static const char *const profile[] = {"strict", "exec"};
+	struct sbx_limits lim = job_limits(cfg);
+	const struct sbx_probe_result *pidns;
+	struct sbx_caps caps;
 	struct sbx_filter f;
+	char why[64];
 	uid_t uid;
 	gid_t gid;
-	int rc;
+	int rc, status = 0;
 
-	printf("valetd %s isolation check\n", VALET_VERSION);
-	rc = sbx_filter_compile(SBX_PROFILE_STRICT, false, &f);
-	printf("  seccomp filter (strict): %s\n", rc == 0 ? "ok" : strerror(-rc));
-	if (rc == 0)
+	printf("valetd %s isolation check\n\n", VALET_VERSION);
+	sbx_probe_run(&caps);
+	sbx_probe_print(&caps, stdout);
+	printf("\nwhat jobs get with this configuration:\n");
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+		rc = sbx_filter_compile((enum sbx_profile)i, false, &f);
 		sbx_filter_release(&f);
-	if (sbx_can_switch_user()) {
-		rc = sbx_lookup_user(cfg->user, &uid, &gid);
-		if (rc == 0)
-			printf("  task user: %s (uid %u, gid %u)\n", cfg->user, uid, gid);
-		else
-			printf("  task user: %s: %s\n", cfg->user, strerror(-rc));
-	} else {
-		printf("  task user: not root - tasks run as uid %u\n", geteuid());
+		if (rc < 0) {
+			printf("  valetd would not start: seccomp profile %s: %s\n", profile[i],
+			       strerror(-rc));
+			status = 1;
+		}
 	}
-	printf("  namespaces, cgroups: not used yet (seccomp + rlimits + process groups)\n");
-	return 0;
+	printf("  every job: a fresh process from the spawner; its own session and process\n"
+	       "    group, SIGKILLed as a whole when the job ends; dies with the spawner;\n"
+	       "    fds 0-2 (+ 3, the result channel, for C tasks); a fixed environment;\n"
+	       "    working directory /; no_new_privs\n");
+	if (!caps.can_switch_user) {
+		printf("  user: this user (uid %u): valetd cannot switch users; no capabilities\n",
+		       (unsigned)geteuid());
+	} else if ((rc = sbx_lookup_user(cfg->user, &uid, &gid)) == 0) {
+		printf("  user: %s (uid %u, gid %u), no supplementary groups, no capabilities\n",
+		       cfg->user, (unsigned)uid, (unsigned)gid);
+	} else {
+		printf("  valetd would not start: [sandbox] user %s: %s\n", cfg->user,
+		       rc == -ENOENT ? "no such user" : strerror(-rc));
+		status = 1;
+	}
+	printf("  rlimits (soft = hard):\n");
+	sbx_probe_print_limits(&lim, "    ", stdout);
+	printf("  C tasks: seccomp strict profile (any other system call kills the task)\n");
+	/* spawner.c: clone(CLONE_NEWPID), fork() after EPERM, EINVAL, EUSERS, ENOSPC. */
+	pidns = &caps.ns[SBX_PROBE_NS_PID];
+	sbx_probe_result_str(pidns, why, sizeof(why));
+	printf("  exec tasks: seccomp exec profile without network (AF_UNIX sockets only);\n"
+	       "    own PID namespace: %s%s\n",
+	       why,
+	       pidns->ok ? " (nothing they start outlives them)"
+	       : pidns->err == EPERM || pidns->err == EINVAL || pidns->err == EUSERS ||
+			   pidns->err == ENOSPC
+		   ? " - the process group only"
+		   : " - exec jobs will fail to start");
+	printf("  not yet: mount, network, IPC and UTS namespaces; cgroups (memory and pids\n"
+	       "    limits, OOM detection); a private /tmp\n");
+	return status;
 }
 
 static int parse_cli(int argc, char **argv, struct cli *cli)
@@ -334,13 +387,7 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	p->opts.reg = registry_global();
 	p->opts.filters = p->filters;
 	p->opts.max_slots = runner_max_children(cfg);
-	p->opts.limits = (struct sbx_limits){
-		.memory_bytes = cfg->memory_limit_bytes,
-		.cpu_seconds = cfg->cpu_limit_ms > 0 ? (uint64_t)((cfg->cpu_limit_ms + 999) / 1000) : 0,
-		.max_files = (uint64_t)cfg->max_files,
-		.max_processes = (uint64_t)cfg->max_processes,
-		.max_file_size = cfg->max_file_size,
-	};
+	p->opts.limits = job_limits(cfg);
 	if (sbx_can_switch_user()) {
 		rc = sbx_lookup_user(cfg->user, &p->opts.uid, &p->opts.gid);
 		if (rc < 0) {

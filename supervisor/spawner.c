@@ -174,7 +174,12 @@ static pid_t spawn_process(bool new_pidns)
 	if (new_pidns && pidns_usable) {
 		/* Raw clone: the child only sets up the sandbox and execs. */
 		pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
-		if (pid >= 0 || (errno != EPERM && errno != EINVAL && errno != EUSERS))
+		/* No PID namespaces here (not allowed, not built in, or a limit
+		 * of 0 such as user.max_pid_namespaces: ENOSPC): the process
+		 * group only, from now on. A passing shortage (EAGAIN, ENOMEM)
+		 * fails this job alone. */
+		if (pid >= 0 || (errno != EPERM && errno != EINVAL && errno != EUSERS &&
+				 errno != ENOSPC))
 			return pid;
 		pidns_usable = false;
 	}

@@ -709,7 +709,8 @@ class CorsConfigTest(DaemonTestCase):
 
 
 class CliTest(unittest.TestCase):
-    """valetd -t checks a config file: 0, or `file:line: message` and 2."""
+    """valetd -t checks a config file: 0, or `file:line: message` and 2;
+    valetd --check reports the host's isolation."""
 
     def run_valetd(self, *args):
         return subprocess.run([VALETD] + list(args), stdout=subprocess.PIPE,
@@ -736,6 +737,38 @@ class CliTest(unittest.TestCase):
             self.assertRegex(r.stderr, "%s:%d: " % (re.escape(d.conf_path), lineno))
         finally:
             d.cleanup()
+
+    def test_isolation_check(self):
+        """valetd --check probes the host and says what jobs get; exit 0."""
+        d = Daemon()
+        try:
+            d.write_config()
+            r = self.run_valetd("--check", "-c", d.conf_path)
+        finally:
+            d.cleanup()
+        self.assertEqual(r.returncode, 0, r)
+        for section in ("namespaces", "cgroups:", "seccomp:", "privileges:",
+                        "what jobs get with this configuration:"):
+            self.assertIn(section, r.stdout)
+        self.assertRegex(r.stdout, r"\n  pid +(yes|no \(E[A-Z]+\))\n")
+        self.assertRegex(r.stdout, r"own PID namespace: (yes|no)")
+        self.assertIn("not yet:", r.stdout)
+
+    def test_isolation_check_unknown_user(self):
+        """--check exits 1 where valetd would refuse to start (as root: no such user)."""
+        d = Daemon({"sandbox": {"user": "valet-no-such-user"}})
+        try:
+            d.write_config()
+            r = self.run_valetd("--check", "-c", d.conf_path)
+        finally:
+            d.cleanup()
+        if os.geteuid() != 0:
+            self.assertEqual(r.returncode, 0, r)
+            self.assertIn("cannot switch users", r.stdout)
+            return
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("valetd would not start: [sandbox] user valet-no-such-user: no such user",
+                      r.stdout)
 
     def test_version(self):
         r = self.run_valetd("-V")

@@ -992,6 +992,36 @@ static void test_drop_user(void **state)
 	expect_exit(&r, 0);
 }
 
+static int child_no_caps(void *arg)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+
+	(void)arg;
+	CHECK(syscall(SYS_capget, &hdr, data) == 0, 14);
+	CHECK(data[0].effective == 0 && data[0].permitted == 0 && data[0].inheritable == 0 &&
+		  data[1].effective == 0 && data[1].permitted == 0,
+	      15);
+	CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_SYS_ADMIN, 0, 0) == 0, 16);
+	return 0;
+}
+
+/* A daemon that keeps its user (it cannot switch) still hands its jobs no
+ * capability: run as root without drop_user, the task has none. */
+static void test_caps_dropped_without_user_switch(void **state)
+{
+	struct spec s = plain_spec(child_no_caps, NULL);
+	struct result r;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("not root: no capabilities to drop\n");
+		skip();
+	}
+	run(&s, &r);
+	expect_exit(&r, 0);
+}
+
 /* ---- sbx_fail and failing setup steps --------------------------------------------------- */
 
 static void expect_setup_error(const struct result *r, const char *step, int err)
@@ -1254,6 +1284,7 @@ int main(void)
 	    cmocka_unit_test(test_rlimits),
 	    cmocka_unit_test(test_session),
 	    cmocka_unit_test(test_drop_user),
+	    cmocka_unit_test(test_caps_dropped_without_user_switch),
 	    cmocka_unit_test(test_sbx_fail),
 	    cmocka_unit_test(test_exec_true),
 	    cmocka_unit_test(test_exec_calls),
