@@ -52,11 +52,6 @@
 static void claim_maybe(struct pg_store *ps);
 static void refetch_lost_claim(struct pg_store *ps);
 
-static struct pg_batch *batch_new(bool txn, pg_batch_done_fn done, void *arg)
-{
-	return pg_batch_new(txn, done, arg);
-}
-
 /* Submit b on the writer; on failure free it (done is not called). */
 static bool submit(struct pgconn *c, struct pg_batch *b, int rc)
 {
@@ -219,7 +214,7 @@ static void register_node(struct pg_store *ps)
 		snprintf(host, sizeof(host), "unknown");
 	host[sizeof(host) - 1] = '\0';
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	b = batch_new(true, registered, ps);
+	b = pg_batch_new(true, registered, ps);
 	rc = !b;
 	if (b) {
 		rc |= pg_batch_call(b, PGS_NODE_REGISTER) | pg_batch_text(b, ps->node) |
@@ -261,7 +256,7 @@ static void released_after_loss(struct pg_batch *b, int err, const char *msg, vo
  * this node's work; give back all of it and start over. */
 static void release_after_loss(struct pg_store *ps)
 {
-	struct pg_batch *b = batch_new(true, released_after_loss, ps);
+	struct pg_batch *b = pg_batch_new(true, released_after_loss, ps);
 	int rc = !b;
 
 	if (b)
@@ -315,7 +310,7 @@ static void heartbeat(struct pg_store *ps)
 	if (!beat)
 		return;
 	*beat = (struct pg_beat){ps, job_mono_ns()};
-	b = batch_new(false, beaten, beat);
+	b = pg_batch_new(false, beaten, beat);
 	rc = !b;
 	if (b) {
 		rc |= pg_batch_call(b, PGS_HEARTBEAT) | pg_batch_text(b, ps->node) |
@@ -356,7 +351,7 @@ static void prune(struct pg_store *ps)
 
 	if (!ps->registered || ps->retention_days <= 0 || !pgconn_up(ps->writer))
 		return;
-	b = batch_new(false, pruned, ps);
+	b = pg_batch_new(false, pruned, ps);
 	rc = !b;
 	if (b) {
 		rc |= pg_batch_call(b, PGS_PRUNE_JOBS) | pg_batch_int(b, ps->retention_days) |
@@ -434,7 +429,7 @@ static void next_due_done(struct pg_batch *b, int err, const char *msg, void *ar
 
 static void ask_next_due(struct pg_store *ps)
 {
-	struct pg_batch *b = batch_new(false, next_due_done, ps);
+	struct pg_batch *b = pg_batch_new(false, next_due_done, ps);
 
 	submit(ps->writer, b, b ? pg_batch_call(b, PGS_NEXT_DUE) : 1);
 }
@@ -546,7 +541,7 @@ static void refetch_lost_claim(struct pg_store *ps)
 
 	if (!ps->lost_claim_us || ps->claiming || !ps->hooks || !pgconn_up(ps->writer))
 		return;
-	b = batch_new(false, refetched, ps);
+	b = pg_batch_new(false, refetched, ps);
 	rc = !b;
 	if (b)
 		rc |= pg_batch_call(b, PGS_CLAIMED) | pg_batch_text(b, ps->node) |
@@ -567,7 +562,7 @@ static void claim_maybe(struct pg_store *ps)
 		return;
 	/* The claim's time is its token: unique for this node. */
 	ps->claim_us = now > ps->claim_us ? now : ps->claim_us + 1;
-	b = batch_new(false, claimed, ps);
+	b = pg_batch_new(false, claimed, ps);
 	rc = !b;
 	if (b)
 		rc |= pg_batch_call(b, PGS_CLAIM) | pg_batch_text(b, ps->node) |
@@ -664,7 +659,7 @@ static void cancel_polled(struct pg_batch *b, int err, const char *msg, void *ar
 static void cancel_poll(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pg_cancel *c = w->data;
-	struct pg_batch *b = batch_new(false, cancel_polled, c);
+	struct pg_batch *b = pg_batch_new(false, cancel_polled, c);
 	int rc = !b;
 
 	if (b)
@@ -705,7 +700,7 @@ int pgq_cancel(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline, st
 	c->deadline_ns = job_mono_ns() + (int64_t)(PG_CANCEL_WAIT_S * 1e9);
 	ev_timer_init(&c->poll_w, cancel_poll, PG_CANCEL_POLL_S, 0.);
 	c->poll_w.data = c;
-	b = batch_new(false, cancel_done, c);
+	b = pg_batch_new(false, cancel_done, c);
 	rc = !b;
 	if (b) {
 		rc |= pg_batch_call(b, pipeline ? PGS_CANCEL_PIPELINE : PGS_CANCEL_JOB) |
@@ -762,7 +757,7 @@ void pgq_close_maybe(struct pg_store *ps)
 	if (!ps->registered || !pgconn_up(ps->writer) || pg_write_pending(ps) || ps->inflight ||
 	    ps->claiming)
 		return;
-	b = batch_new(true, stopped, ps);
+	b = pg_batch_new(true, stopped, ps);
 	rc = !b;
 	if (b) {
 		rc |= add_release(ps, b, "stopped");

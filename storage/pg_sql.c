@@ -54,6 +54,20 @@ enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
 	"pid = $11, exit_code = $12, signal = $13, timed_out = $14, oom_killed = $15, "     \
 	"seccomp_syscall = $16, cpu_ms = $17, wall_ms = $18, max_rss_kb = $19"
 
+/* The rows of claimed work, from a CTE H of (id, pipeline_id) of claimed
+ * standalone jobs and pipeline heads: each standalone job, and every job of
+ * each pipeline with its results, then the pipeline's columns and whether
+ * the row is a claimed head (PG_CLAIM_PL_COL, PG_CLAIM_HEAD_COL). */
+#define CLAIMED_ROWS(H)                                                                      \
+	"SELECT " JOB_COLS NO_RESULT_COLS ", " PL_COLS ", true "                            \
+	"FROM " S "jobs j LEFT JOIN " S "pipelines p ON false "                             \
+	"WHERE j.id IN (SELECT id FROM " H " WHERE pipeline_id IS NULL) "                   \
+	"UNION ALL "                                                                         \
+	"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM " H ") "     \
+	FROM_JOBS_RESULTS "JOIN " S "pipelines p ON p.id = j.pipeline_id "                  \
+	"WHERE j.pipeline_id IN (SELECT pipeline_id FROM " H " WHERE pipeline_id IS NOT NULL) " \
+	"ORDER BY 14 NULLS FIRST, 15, 11"
+
 /* clang-format off */
 static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_INSERT_JOB] = {"valet_insert_job",
@@ -154,17 +168,11 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"WHERE claimed_by IS NULL AND due_at IS NOT NULL AND due_at <= now() "
 		"ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED), "
 		"h AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = $3 FROM c "
-		"WHERE j.id = c.id RETURNING j.*), "
+		"WHERE j.id = c.id RETURNING j.id, j.pipeline_id), "
 		"t AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = $3 FROM c "
 		"WHERE j.pipeline_id = c.pipeline_id AND j.id <> c.id AND j.claimed_by IS NULL "
 		"AND j.status IN ('PENDING', 'SCHEDULED')) "
-		"SELECT " JOB_COLS NO_RESULT_COLS ", " PL_COLS ", true "
-		"FROM h j LEFT JOIN " S "pipelines p ON false WHERE j.pipeline_id IS NULL "
-		"UNION ALL "
-		"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM h) "
-		FROM_JOBS_RESULTS "JOIN " S "pipelines p ON p.id = j.pipeline_id "
-		"WHERE j.pipeline_id IN (SELECT pipeline_id FROM h WHERE pipeline_id IS NOT NULL) "
-		"ORDER BY 14 NULLS FIRST, 15, 11", 3},
+		CLAIMED_ROWS("h"), 3},
 	/* What claim $2 (its claimed_at, unique per node) took, in PGS_CLAIM's
 	 * shape: for a claim whose answer the connection lost. */
 	[PGS_CLAIMED] = {"valet_claimed",
@@ -172,14 +180,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"WHERE claimed_by = $1 AND claimed_at = $2 AND status IN ('PENDING', 'SCHEDULED')), "
 		"heads AS (SELECT DISTINCT ON (coalesce(pipeline_id, id)) id, pipeline_id FROM h "
 		"ORDER BY coalesce(pipeline_id, id), pipeline_index) "
-		"SELECT " JOB_COLS NO_RESULT_COLS ", " PL_COLS ", true "
-		"FROM " S "jobs j LEFT JOIN " S "pipelines p ON false "
-		"WHERE j.id IN (SELECT id FROM heads WHERE pipeline_id IS NULL) "
-		"UNION ALL "
-		"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM heads) "
-		FROM_JOBS_RESULTS "JOIN " S "pipelines p ON p.id = j.pipeline_id "
-		"WHERE j.pipeline_id IN (SELECT pipeline_id FROM heads WHERE pipeline_id IS NOT NULL) "
-		"ORDER BY 14 NULLS FIRST, 15, 11", 2},
+		CLAIMED_ROWS("heads"), 2},
 	[PGS_NODE_REGISTER] = {"valet_node_register",
 		"INSERT INTO " S "nodes (node_id, hostname, pid, version, lease_until) "
 		"VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond') "

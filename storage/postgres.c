@@ -465,17 +465,22 @@ static int pg_create_pipeline(struct store *st, struct pipeline *pl, unsigned fl
 			arg);
 }
 
+/* From the lazy list to the dirty list; the job keeps its reference. */
+static void unlazy(struct pg_store *ps, struct job *job)
+{
+	TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
+	job->store_dirty &= ~PG_F_LAZY;
+	TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
+	ps->ndirty++;
+}
+
 void pg_flush_lazy(struct pg_store *ps)
 {
 	struct job *job;
 
 	ev_timer_stop(ps->loop, &ps->lazy_w);
-	while ((job = TAILQ_FIRST(&ps->lazy_jobs))) {
-		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
-		job->store_dirty &= ~PG_F_LAZY;
-		TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link); /* keeps its reference */
-		ps->ndirty++;
-	}
+	while ((job = TAILQ_FIRST(&ps->lazy_jobs)))
+		unlazy(ps, job);
 	pg_kick(ps);
 }
 
@@ -499,13 +504,8 @@ static void pg_save_job(struct store *st, struct job *job, unsigned fields)
 		}
 		return;
 	}
-	if (job->store_dirty & PG_F_LAZY) {
-		/* Changed again before its start was written: one write for both. */
-		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
-		job->store_dirty &= ~PG_F_LAZY;
-		TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
-		ps->ndirty++;
-	}
+	if (job->store_dirty & PG_F_LAZY)
+		unlazy(ps, job); /* changed again before its start was written: one write */
 	mark_job(ps, job,
 		 fields & (JOB_F_STATUS | JOB_F_META | JOB_F_RESULT | JOB_F_OUTCOME | JOB_F_RETRY),
 		 false);

@@ -491,10 +491,26 @@ static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
 
 /* ---- work claimed from a shared store ------------------------------------------ */
 
-static void hold(struct core *core, struct job *job)
+static void hold_job(struct core *core, struct job *job)
 {
 	if (idmap_put(core->active, job->id, job) == 0)
 		job_ref(job);
+}
+
+void core_hold(struct core *core, struct job *job, struct pipeline *pl, size_t from)
+{
+	if (!pl) {
+		hold_job(core, job);
+		return;
+	}
+	/* Out of memory for the map: the jobs still run as one pipeline. */
+	if (idmap_put(core->active_pl, pl->id, pl) == 0)
+		pipeline_ref(pl);
+	for (size_t i = from; i < pl->njobs; i++) {
+		pl->jobs[i]->pipeline = pl;
+		pl->jobs[i]->core_where = CORE_WAITING;
+		hold_job(core, pl->jobs[i]);
+	}
 }
 
 static void deliver(void *arg, struct job *job, struct pipeline *pl, size_t from)
@@ -504,18 +520,7 @@ static void deliver(void *arg, struct job *job, struct pipeline *pl, size_t from
 
 	if (core->draining || idmap_get(core->active, first->id))
 		return; /* given back at close / already held */
-	if (pl) {
-		if (idmap_put(core->active_pl, pl->id, pl) < 0)
-			return;
-		pipeline_ref(pl);
-		for (size_t i = from; i < pl->njobs; i++) {
-			pl->jobs[i]->pipeline = pl;
-			pl->jobs[i]->core_where = CORE_WAITING;
-			hold(core, pl->jobs[i]);
-		}
-	} else {
-		hold(core, job);
-	}
+	core_hold(core, job, pl, from);
 	/* Counted like a submission; a pipeline resumed past its first job
 	 * is a continuation (core_unqueue's rule). */
 	if (first->pipeline_index == 0)

@@ -66,6 +66,9 @@ struct core {
 void core_kick(struct core *core);
 void core_enqueue(struct core *core, struct job *job);
 void core_schedule(struct core *core, struct job *job);
+/* Make work active here: the standalone job, or pipeline pl with its jobs
+ * from index `from` on (bound to it, waiting). */
+void core_hold(struct core *core, struct job *job, struct pipeline *pl, size_t from);
 /* Take an active, not running job out of wherever it waits. */
 void core_unqueue(struct core *core, struct job *job);
 /* Final status for a job that never ran (cancel, or pipeline cut short). */

@@ -211,12 +211,6 @@ static void reply_store_err(struct op *op, int err)
 		}                                                                            \
 	} while (0)
 
-static void activate(struct core *core, struct job *job)
-{
-	if (idmap_put(core->active, job->id, job) == 0)
-		job_ref(job);
-}
-
 static void submitted(void *arg, const struct store_reply *reply)
 {
 	struct op *op = arg;
@@ -234,17 +228,7 @@ static void submitted(void *arg, const struct store_reply *reply)
 		core->nqueued--;
 		goto reply;
 	}
-	if (op->pl) {
-		if (idmap_put(core->active_pl, op->pl->id, op->pl) == 0)
-			pipeline_ref(op->pl);
-		for (size_t i = 0; i < op->pl->njobs; i++) {
-			op->pl->jobs[i]->pipeline = op->pl;
-			op->pl->jobs[i]->core_where = CORE_WAITING;
-			activate(core, op->pl->jobs[i]);
-		}
-	} else {
-		activate(core, op->job);
-	}
+	core_hold(core, op->job, op->pl, 0);
 	if (first->run_at)
 		core_schedule(core, first);
 	else

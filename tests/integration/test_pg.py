@@ -910,17 +910,17 @@ class PipelineRescueTest(PipelineTestCase):
         self.assertEqual(first[1:3], ["COMPLETED", a.node_id], first)
         return a, b, pl, first, t_kill
 
-    def attempts_of(self, d, jid):
-        return self.attempts_by_job(d).get(jid, [])
+    def wait_pipeline_final(self, d, pl_id, timeout):
+        self.wait_sql(d, "SELECT status FROM pipelines WHERE id = :'id' AND status IN "
+                      "('COMPLETED', 'FAILED', 'CANCELLED')", lambda rows: bool(rows), timeout,
+                      "pipeline final after node A was killed", id=pl_id,
+                      explain=lambda: "jobs: %s\nattempts: %s" % (
+                          self.pipeline_rows(d, pl_id), self.attempts_by_job(d)))
 
     def test_pipeline_rescued_mid_run_retries_on_another_node(self):
         a, b, pl, first, t_kill = self.kill_mid_pipeline(2)
         ids = [j["id"] for j in pl["jobs"]]
-        self.wait_sql(b, "SELECT status FROM pipelines WHERE id = :'id' AND status IN "
-                      "('COMPLETED', 'FAILED', 'CANCELLED')", lambda rows: bool(rows), 15,
-                      "pipeline final after node A was killed", id=pl["id"],
-                      explain=lambda: "jobs: %s\nattempts: %s" % (
-                          self.pipeline_rows(b, pl["id"]), self.attempts_by_job(b)))
+        self.wait_pipeline_final(b, pl["id"], 15)
         rows = self.pipeline_rows(b, pl["id"])
         attempts = self.attempts_by_job(b)
         what = "jobs: %s\nattempts: %s\n%s" % (rows, attempts, self.logs())
@@ -960,11 +960,7 @@ class PipelineRescueTest(PipelineTestCase):
     def test_pipeline_rescued_mid_run_without_retries_fails(self):
         a, b, pl, first, t_kill = self.kill_mid_pipeline(1)
         ids = [j["id"] for j in pl["jobs"]]
-        self.wait_sql(b, "SELECT status FROM pipelines WHERE id = :'id' AND status IN "
-                      "('COMPLETED', 'FAILED', 'CANCELLED')", lambda rows: bool(rows), 10,
-                      "pipeline final after node A was killed", id=pl["id"],
-                      explain=lambda: "jobs: %s\nattempts: %s" % (
-                          self.pipeline_rows(b, pl["id"]), self.attempts_by_job(b)))
+        self.wait_pipeline_final(b, pl["id"], 10)
         t_final = time.time()
         rows = self.pipeline_rows(b, pl["id"])
         attempts = self.attempts_by_job(b)
