@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -78,6 +79,9 @@ struct sbx_error {
  */
 int sbx_enter(const struct sbx_params *p, struct sbx_error *err);
 
+/* Fill *err with step and errno e; returns -1 (for `return sbx_error_set(...)`). */
+int sbx_error_set(struct sbx_error *err, const char *step, int e);
+
 /* In the child, after sbx_enter failed: report err on frame_fd and _exit(126). */
 void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn));
 
@@ -91,6 +95,54 @@ void sbx_syscall_name(int nr, char *out, size_t outlen);
 /* Whether this process may switch users (root, or CAP_SETUID and
  * CAP_SETGID in its effective set, as under valetd.service). */
 bool sbx_can_switch_user(void);
+
+/*
+ * The view every job starts from (sbx_view.c), prepared once in the
+ * spawner: its own mount namespace, read-only and nosuid, a minimal /dev,
+ * hidden paths, and (empty_netns) an empty network namespace with loopback
+ * up. *host_netns gets an fd of the network namespace left behind (-1 when
+ * the network is not changed). Privileged (CAP_SYS_ADMIN, CAP_NET_ADMIN).
+ * 0, or -1 with *err filled.
+ */
+struct sbx_view_opts {
+	const char *const *hide_dirs;  /* NULL-terminated; missing ones are skipped */
+	const char *const *hide_files; /* likewise */
+	bool empty_netns;
+};
+int sbx_view_prepare(const struct sbx_view_opts *o, int *host_netns, struct sbx_error *err);
+
+/* The namespaces every job gets on top of the view. */
+#define SBX_JOB_NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
+
+/*
+ * The init of a job's PID namespace (sbx_init.c). Called in the child of a
+ * clone(SBX_JOB_NS_FLAGS): joins the host network when the profile allows
+ * it, mounts a fresh /proc and a private /tmp, sets the host name, and
+ * forks the task into the slot's cgroups (the init stays out of them, so
+ * killing the cgroup kills the task's tree and the init can still reap and
+ * account for it). Returns 0 in the task (pid 2), which goes on with
+ * sbx_enter(); -1 with *err on a setup failure. The init itself never
+ * returns: it reaps until the task ends, sends the task's wait status in
+ * p->report on status_fd and exits, which kills whatever the task left.
+ */
+struct sbx_init_report {
+	uint32_t slot;
+	int32_t status;  /* the task's wait status */
+	uint64_t run_id;
+};
+struct sbx_init_params {
+	const int *join_fds;   /* cgroup.procs files the task writes "0" to */
+	int njoin;
+	int netns_fd;          /* setns() into it first; -1 = stay (empty netns) */
+	int status_fd;         /* a datagram socket: the report goes here */
+	struct sbx_init_report report; /* slot and run_id filled in */
+	uint64_t tmp_bytes;    /* size of the private /tmp */
+};
+int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
+
+/* In a job child, before sbx_enter(): join cgroups by writing "0" to each
+ * cgroup.procs fd. 0, or -1 with *err. */
+int sbx_cgroup_join(const int *fds, int n, struct sbx_error *err);
 
 /* Resolve a user name to uid/gid (parent, at startup). 0 or -errno. */
 int sbx_lookup_user(const char *name, uid_t *uid, gid_t *gid);

@@ -73,7 +73,7 @@ static volatile sig_atomic_t sbx_frame_moved;
 #endif
 #endif
 
-static int sbx_error_set(struct sbx_error *err, const char *step, int e)
+int sbx_error_set(struct sbx_error *err, const char *step, int e)
 {
 	size_t n = strlen(step);
 

@@ -47,6 +47,10 @@ struct config {
 	int max_files;          /* RLIMIT_NOFILE */
 	int max_processes;      /* RLIMIT_NPROC */
 	size_t max_file_size;   /* RLIMIT_FSIZE */
+	bool namespaces;        /* PID, mount, IPC, UTS, network namespaces per job */
+	bool cgroups;           /* a cgroup per worker slot: memory and pids limits */
+	int uid_base;           /* slot N runs as uid/gid uid_base + N; 0 = as `user` */
+	bool allow_degraded_isolation; /* start even when the above are unavailable */
 	/* [storage] */
 	char *storage;          /* "memory" or "postgres" */
 	char *database_url;     /* also VALET_DATABASE_URL */

@@ -28,6 +28,7 @@
 #include "../storage/store.h"
 #include "config.h"
 #include "core.h"
+#include "isolation.h"
 #include "log.h"
 #include "notify.h"
 #include "registry.h"
@@ -182,6 +183,14 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 		struct config_exec_task *t = &cfg->exec_tasks[i];
 		if (!t->argv)
 			continue;
+		/* Jobs get their own /tmp: a program in the host's is not there. */
+		if (cfg->namespaces && !strncmp(t->argv[0], "/tmp/", 5)) {
+			fprintf(stderr,
+				"%s: [task.%s] command: %s is under /tmp, which every job "
+				"replaces with its own: install the program elsewhere\n",
+				cfg->path ? cfg->path : "valetd", t->name, t->argv[0]);
+			return -EINVAL;
+		}
 		rc = registry_add_exec(reg, t->name, t->argv, t->timeout_ms);
 		if (rc < 0) {
 			fprintf(stderr, "valetd: task %s: %s\n", t->name,
@@ -219,20 +228,19 @@ static struct sbx_limits job_limits(const struct config *cfg)
 
 /*
  * --check: what this host offers (sandbox/sbx_probe.c), then what jobs get
- * with this configuration today. That second part restates spawner.c and
- * sbx_child.c: keep it in step with them. Exits 1 where valetd would refuse
- * to start (a seccomp profile does not compile, the task user is unknown).
+ * with this configuration (isolation.c decides, as at startup, without
+ * creating cgroups). Exits 1 where valetd would refuse to start (a seccomp
+ * profile does not compile, the task user is unknown, configured isolation
+ * is missing and degradation is not allowed).
  */
 static int print_check(const struct config *cfg)
 {
 	static const char *const profile[] = {"strict", "exec"};
 	struct sbx_limits lim = job_limits(cfg);
-	const struct sbx_probe_result *pidns;
+	struct isolation iso;
 	struct sbx_caps caps;
 	struct sbx_filter f;
-	char why[64];
-	uid_t uid;
-	gid_t gid;
+	char err[512];
 	int rc, status = 0;
 
 	printf("valetd %s isolation check\n\n", VALET_VERSION);
@@ -248,37 +256,22 @@ static int print_check(const struct config *cfg)
 			status = 1;
 		}
 	}
-	printf("  every job: a fresh process from the spawner; its own session and process\n"
-	       "    group, SIGKILLed as a whole when the job ends; dies with the spawner;\n"
-	       "    fds 0-2 (+ 3, the result channel, for C tasks); a fixed environment;\n"
-	       "    working directory /; no_new_privs\n");
-	if (!caps.can_switch_user) {
-		printf("  user: this user (uid %u): valetd cannot switch users; no capabilities\n",
-		       (unsigned)geteuid());
-	} else if ((rc = sbx_lookup_user(cfg->user, &uid, &gid)) == 0) {
-		printf("  user: %s (uid %u, gid %u), no supplementary groups, no capabilities\n",
-		       cfg->user, (unsigned)uid, (unsigned)gid);
-	} else {
-		printf("  valetd would not start: [sandbox] user %s: %s\n", cfg->user,
-		       rc == -ENOENT ? "no such user" : strerror(-rc));
-		status = 1;
+	rc = isolation_plan(&iso, cfg, &caps, runner_max_children(cfg), false, err, sizeof(err));
+	if (rc < 0) {
+		printf("  valetd would not start: %s\n", err);
+		return 1;
 	}
+	printf("  every job: a fresh process from the spawner; its own session and process\n"
+	       "    group; dies with the spawner; fds 0-2 (+ 3, the result channel, for C\n"
+	       "    tasks); a fixed environment; working directory /; no_new_privs\n");
+	isolation_print(&iso, "  ", stdout);
 	printf("  rlimits (soft = hard):\n");
 	sbx_probe_print_limits(&lim, "    ", stdout);
+	if (iso.cg.version && lim.memory_bytes)
+		printf("    (the address space limit is 4 x memory_limit: the cgroup limits memory)\n");
 	printf("  C tasks: seccomp strict profile (any other system call kills the task)\n");
-	/* spawner.c: clone(CLONE_NEWPID), fork() after EPERM, EINVAL, EUSERS, ENOSPC. */
-	pidns = &caps.ns[SBX_PROBE_NS_PID];
-	sbx_probe_result_str(pidns, why, sizeof(why));
-	printf("  exec tasks: seccomp exec profile without network (AF_UNIX sockets only);\n"
-	       "    own PID namespace: %s%s\n",
-	       why,
-	       pidns->ok ? " (nothing they start outlives them)"
-	       : pidns->err == EPERM || pidns->err == EINVAL || pidns->err == EUSERS ||
-			   pidns->err == ENOSPC
-		   ? " - the process group only"
-		   : " - exec jobs will fail to start");
-	printf("  not yet: mount, network, IPC and UTS namespaces; cgroups (memory and pids\n"
-	       "    limits, OOM detection); a private /tmp\n");
+	printf("  exec tasks: seccomp exec profile without network (AF_UNIX sockets only)\n");
+	isolation_release(&iso);
 	return status;
 }
 
@@ -369,11 +362,30 @@ static int load_config(const struct cli *cli, struct config **out)
 struct sandbox_prep {
 	struct sbx_filter filters[SBX_PROFILE_COUNT];
 	struct spawner_opts opts;
+	struct isolation iso;
 	char *wipe[2];
+	char *config_real;
+	const char *hide_files[2];
 };
+
+/* Paths no job may see: the config file and PostgreSQL's socket directories. */
+static void hidden_paths(const struct config *cfg, struct sandbox_prep *p)
+{
+	static const char *const dirs[] = {"/etc/valet", "/run/postgresql", "/var/run/postgresql",
+					   NULL};
+
+	p->config_real = cfg->path ? realpath(cfg->path, NULL) : NULL;
+	p->hide_files[0] = p->config_real;
+	p->hide_files[1] = NULL;
+	p->opts.view.hide_dirs = dirs;
+	p->opts.view.hide_files = p->hide_files;
+	p->opts.view.empty_netns = true;
+}
 
 static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 {
+	struct sbx_caps caps;
+	char err[512];
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -382,25 +394,40 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 		fprintf(stderr, "valetd: cannot compile the seccomp filters: %s\n", strerror(-rc));
 		return rc;
 	}
+	p->opts.max_slots = runner_max_children(cfg);
+	sbx_probe_run(&caps);
+	rc = isolation_plan(&p->iso, cfg, &caps, p->opts.max_slots, true, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "valetd: %s\n", err);
+		return rc;
+	}
+	if (p->iso.degraded)
+		log_warn("degraded isolation (allow_degraded_isolation = true)", "missing",
+			 p->iso.missing);
+	isolation_set_global(&p->iso);
 	p->wipe[0] = cfg->database_url && cfg->database_url[0] ? cfg->database_url : NULL;
 	p->opts.wipe = p->wipe;
 	p->opts.reg = registry_global();
 	p->opts.filters = p->filters;
-	p->opts.max_slots = runner_max_children(cfg);
 	p->opts.limits = job_limits(cfg);
-	if (sbx_can_switch_user()) {
-		rc = sbx_lookup_user(cfg->user, &p->opts.uid, &p->opts.gid);
-		if (rc < 0) {
-			fprintf(stderr, "valetd: [sandbox] user %s: %s\n", cfg->user,
-				rc == -ENOENT ? "no such user" : strerror(-rc));
-			return rc;
-		}
-		p->opts.drop_user = true;
-	} else {
-		log_warn("cannot switch users (not root, no CAP_SETUID/CAP_SETGID): tasks run as "
-			 "this user");
-	}
+	p->opts.drop_user = p->iso.switch_user;
+	p->opts.uid = p->iso.uid;
+	p->opts.gid = p->iso.gid;
+	p->opts.uid_base = p->iso.uid_base;
+	p->opts.namespaces = p->iso.namespaces;
+	p->opts.cgslots = p->iso.cg.version ? p->iso.cg.slots : NULL;
+	if (p->iso.namespaces)
+		hidden_paths(cfg, p);
 	return 0;
+}
+
+static void release_sandbox(struct sandbox_prep *p)
+{
+	isolation_set_global(NULL);
+	isolation_release(&p->iso);
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+		sbx_filter_release(&p->filters[i]);
+	free(p->config_real);
 }
 
 static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)
@@ -484,21 +511,24 @@ int valet_main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (prepare_sandbox(cfg, &prep) < 0) {
+		release_sandbox(&prep);
 		config_free(cfg);
 		return 1;
 	}
 	rc = spawner_start(&prep.opts, &spawner_pid, &spawner_fd);
 	if (rc < 0) {
 		fprintf(stderr, "valetd: cannot start the spawner: %s\n", strerror(-rc));
+		release_sandbox(&prep);
 		config_free(cfg);
 		return 1;
 	}
+	/* The spawner has its own copies of the cgroup files. */
+	cgroups_close(&prep.iso.cg);
 	rc = serve(cfg, &cli, spawner_fd);
 	/* Closing our end tells the spawner to kill what is left and exit. */
 	close(spawner_fd);
 	waitpid(spawner_pid, NULL, 0);
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
-		sbx_filter_release(&prep.filters[i]);
+	release_sandbox(&prep);
 	config_free(cfg);
 	registry_clear(registry_global());
 	return rc;

@@ -107,7 +107,13 @@ enum job_status outcome_classify(const struct outcome_facts *f, char *reason, si
 		return JOB_FAILED;
 	}
 	if (f->oom_killed) {
-		snprintf(reason, len, "out of memory");
+		char lim[32];
+
+		outcome_format_size(f->memory_limit_bytes, lim, sizeof(lim));
+		if (f->memory_limit_bytes)
+			snprintf(reason, len, "out of memory (limit %s)", lim);
+		else
+			snprintf(reason, len, "out of memory");
 		return JOB_FAILED;
 	}
 	if (!f->exited && f->term_signal == SIGSYS) {

@@ -34,7 +34,8 @@ struct outcome_facts {
 	bool exited;              /* WIFEXITED */
 	int exit_code;
 	int term_signal;          /* WIFSIGNALED */
-	bool oom_killed;
+	bool oom_killed;          /* the OOM killer struck in the job's cgroup */
+	size_t memory_limit_bytes; /* that cgroup's limit, for the sentence */
 	const char *syscall_name; /* from the SIGSYS reporter; NULL/"" unknown */
 	const char *setup_step;   /* sandbox setup failure; NULL = none */
 	int setup_errno;

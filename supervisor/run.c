@@ -131,6 +131,8 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		.exited = !evt->spawn_err && WIFEXITED(evt->status),
 		.exit_code = WIFEXITED(evt->status) ? WEXITSTATUS(evt->status) : -1,
 		.term_signal = WIFSIGNALED(evt->status) ? WTERMSIG(evt->status) : 0,
+		.oom_killed = evt->flags & SPAWN_EVT_F_OOM,
+		.memory_limit_bytes = r->cfg->memory_limit_bytes,
 		.syscall_name = run->syscall_name,
 		.setup_step = run->has_setup ? run->setup.step : NULL,
 		.setup_errno = run->setup.err,
@@ -150,6 +152,7 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		job->outcome.pid = 0;
 	}
 	job->outcome.timed_out = run->killed == RUN_KILL_TIMEOUT;
+	job->outcome.oom_killed = f.oom_killed;
 	job->outcome.cancelled = run->killed == RUN_KILL_CANCEL || run->killed == RUN_KILL_SHUTDOWN;
 	job->outcome.output_limit = run->killed == RUN_KILL_OUTPUT ||
 				    run->killed == RUN_KILL_RESULT_SIZE;

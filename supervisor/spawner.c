@@ -1,19 +1,28 @@
 /*
  * spawner.c - the spawner process (see spawner.h for why it exists).
  *
- * Theory of operation: a poll() loop over two fds, the control socket and a
- * signalfd for SIGCHLD. START: fork; the child enters the sandbox (fds,
- * rlimits, user, seccomp) and then runs the C tasks or execs the program;
- * the parent closes its copies of the child's fds and remembers slot -> pid.
- * KILL: SIGKILL the slot's process group, if that child is still unreaped.
- * SIGCHLD: reap everything with wait4(); for a job child, SIGKILL what is
- * left of its process group and report EXIT. When the daemon's end of the
- * socket closes, kill every child and exit. The spawner allocates nothing
- * per job and keeps no state but the slot table.
+ * Theory of operation: at startup the spawner prepares the view every job
+ * starts from (sbx_view.c: its own read-only mount namespace and an empty
+ * network namespace), then runs a poll() loop over three fds: the control
+ * socket, a signalfd for SIGCHLD, and the status socket of the jobs' inits.
+ * START: set the slot's cgroup limits, then clone the child - with
+ * namespaces, into new PID, mount, IPC and UTS namespaces (and straight into
+ * the slot's cgroup v2); that child becomes the namespace's init and forks
+ * the task (sbx_init.c) - which enters the sandbox (fds, rlimits, user,
+ * seccomp) and runs the C tasks or execs the program. The parent closes its
+ * copies of the child's fds and remembers slot -> pid. KILL: SIGKILL the
+ * slot's child (with namespaces: its init, which takes the whole namespace
+ * along) and its process group. SIGCHLD: reap everything with wait4(); for
+ * a job child, kill what is left of its process group (and of its cgroup
+ * without namespaces), take the task's wait status from its init's report,
+ * note an OOM kill, and report EXIT. When the daemon's end of the socket
+ * closes, kill every child and exit. The spawner allocates nothing per job
+ * and keeps no state but the slot table.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -30,6 +39,7 @@
 
 #include <jansson.h>
 
+#include "cgroup.h"
 #include "registry.h"
 #include "spawner.h"
 #include "taskrun.h"
@@ -37,7 +47,10 @@
 struct slot {
 	pid_t pid; /* 0 = free */
 	uint64_t run_id;
+	bool has_status; /* the init reported the task's wait status */
+	int status;
 };
+
 
 static struct {
 	const struct spawner_opts *opts;
@@ -47,6 +60,8 @@ static struct {
 	sigset_t changed_signals; /* dispositions that differ from SIG_DFL */
 	struct slot *slots;
 	unsigned nslots;
+	int status_rd, status_wr; /* inits -> spawner: the task's wait status */
+	int host_netns;           /* for profiles with network; -1 = none */
 } sp;
 
 /* The explicit environment of every job child. */
@@ -65,13 +80,57 @@ static void send_evt(const struct spawn_evt *evt)
 		;
 }
 
+static struct cg_slot *cg_of(unsigned index)
+{
+	return sp.opts->cgslots ? &sp.opts->cgslots[index] : NULL;
+}
+
+/* Whether the init pid has a child (its task) yet; false when unknown. */
+static bool init_has_task(pid_t pid)
+{
+	char path[64], buf[16];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n > 0;
+}
+
+/*
+ * With namespaces and a cgroup, killing the task's cgroup kills the task
+ * and all it started, while its init reaps it and reports: the job's CPU
+ * time stays accounted. Before the init has forked the task (or when that
+ * cannot be known) the init itself is killed, taking the namespace along.
+ */
+static void kill_slot(unsigned index)
+{
+	struct cg_slot *cg = cg_of(index);
+	pid_t pid = sp.slots[index].pid;
+
+	if (sp.opts->namespaces && cg && (cg->kill >= 0 || cg->procs >= 0) && init_has_task(pid)) {
+		cg_slot_kill(cg);
+		return;
+	}
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	if (cg && !sp.opts->namespaces)
+		cg_slot_kill(cg);
+}
+
 static void kill_all_and_exit(void)
 {
 	for (unsigned i = 0; i < sp.nslots; i++)
-		if (sp.slots[i].pid > 0) {
-			kill(-sp.slots[i].pid, SIGKILL);
-			kill(sp.slots[i].pid, SIGKILL);
-		}
+		if (sp.slots[i].pid > 0)
+			kill_slot(i);
+	/* Reap them (and orphans given to us): when the daemon sees us gone,
+	 * the slot cgroups are empty and can be removed. */
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
 	_exit(0);
 }
 
@@ -110,7 +169,7 @@ static char *read_all_stdin(size_t *len)
 
 /* In the forked job child: never returns. */
 static void child_main(const struct spawn_req *req, const char *input, const int *fds,
-		       int nfds)
+		       int nfds, pid_t parent)
 {
 	const struct spawner_opts *o = sp.opts;
 	const struct task *task = registry_at(o->reg, req->task_index);
@@ -122,11 +181,10 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.stdin_fd = (req->flags & SPAWN_F_HAS_STDIN) ? fds[nfds - 1] : -1,
 		.frame_cloexec = exec,
 		.devnull_fd = sp.devnull,
-		/* In a new PID namespace getppid() is 0: skip that check. */
-		.expected_parent = (exec && getpid() == 1) ? 0 : sp.self,
+		.expected_parent = parent,
 		.drop_user = o->drop_user,
-		.uid = o->uid,
-		.gid = o->gid,
+		.uid = o->uid_base ? o->uid_base + req->slot : o->uid,
+		.gid = o->uid_base ? o->uid_base + req->slot : o->gid,
 		.limits = o->limits,
 		.filter = &o->filters[exec ? SBX_PROFILE_EXEC : SBX_PROFILE_STRICT],
 		.trap_sigsys = !exec,
@@ -135,6 +193,10 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 	};
 	struct sbx_error err = {{0}, 0};
 
+	/* A memory cgroup limits memory; the address space is only a backstop
+	 * then, with room for what runtimes reserve and never touch. */
+	if (cg_of(req->slot) && p.limits.memory_bytes)
+		p.limits.memory_bytes *= 4;
 	/* ps shows job children apart from the spawner (before seccomp forbids it). */
 	prctl(PR_SET_NAME, "valetd-job");
 	if (sbx_enter(&p, &err) < 0)
@@ -161,29 +223,78 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 }
 
 /*
- * Exec tasks can create processes, so each gets its own PID namespace: when
- * the exec'd program (its init) ends, the kernel kills everything left in
- * it, including grandchildren that escaped the process group with setsid().
- * C tasks cannot fork (strict seccomp profile), so a plain fork will do.
- * Without the privilege for CLONE_NEWPID we fall back to fork() for good.
+ * Without per-job namespaces, exec tasks (which can create processes) still
+ * get their own PID namespace: when the exec'd program, its init, ends, the
+ * kernel kills everything left in it, including grandchildren that escaped
+ * the process group with setsid(). C tasks cannot fork (strict seccomp
+ * profile), so a plain fork will do. Without the privilege for CLONE_NEWPID
+ * that falls back to fork() for good.
  */
 static bool pidns_usable = true;
 
-static pid_t spawn_process(bool new_pidns)
+static bool clone_refused(int err)
 {
-	if (new_pidns && pidns_usable) {
-		/* Raw clone: the child only sets up the sandbox and execs. */
-		pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
-		/* No PID namespaces here (not allowed, not built in, or a limit
-		 * of 0 such as user.max_pid_namespaces: ENOSPC): the process
-		 * group only, from now on. A passing shortage (EAGAIN, ENOMEM)
-		 * fails this job alone. */
-		if (pid >= 0 || (errno != EPERM && errno != EINVAL && errno != EUSERS &&
-				 errno != ENOSPC))
+	/* Not allowed, not built in, or a limit of 0 such as
+	 * user.max_pid_namespaces (ENOSPC). A passing shortage (EAGAIN,
+	 * ENOMEM) fails this job alone. */
+	return err == EPERM || err == EINVAL || err == EUSERS || err == ENOSPC;
+}
+
+/*
+ * glibc's fork() for a child that goes on to run C code (it keeps glibc's
+ * idea of the thread id right: raise() and abort() depend on it); a raw
+ * clone() for new namespaces, whose child is the namespace's init (only
+ * system calls) or execs at once.
+ */
+static pid_t clone_child(unsigned long flags)
+{
+	if (!flags)
+		return fork();
+	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+static pid_t spawn_process(const struct spawn_req *req)
+{
+	pid_t pid;
+
+	if (sp.opts->namespaces)
+		return clone_child(SBX_JOB_NS_FLAGS);
+	if ((req->flags & SPAWN_F_EXEC) && pidns_usable) {
+		pid = clone_child(CLONE_NEWPID);
+		if (pid >= 0 || !clone_refused(errno))
 			return pid;
 		pidns_usable = false;
 	}
-	return fork();
+	return clone_child(0);
+}
+
+/* In the new child: the namespace init and the cgroup, then the task. */
+static void child_start(const struct spawn_req *req, const char *input, const int *fds, int nfds)
+{
+	const struct cg_slot *cg = cg_of(req->slot);
+	struct sbx_error err = {{0}, 0};
+	pid_t parent = sp.self;
+
+	if (sp.opts->namespaces) {
+		struct sbx_init_params ip = {
+			.join_fds = cg ? cg->join : NULL,
+			.njoin = cg ? cg->njoin : 0,
+			.netns_fd = -1,
+			.status_fd = sp.status_wr,
+			.report = {.slot = req->slot, .run_id = req->run_id},
+			.tmp_bytes = sp.opts->limits.memory_bytes,
+		};
+		if (sbx_init_run(&ip, &err) < 0)
+			sbx_fail(fds[0], &err);
+		parent = 1; /* the init */
+	} else {
+		if (cg && sbx_cgroup_join(cg->join, cg->njoin, &err) < 0)
+			sbx_fail(fds[0], &err);
+		/* In a new PID namespace getppid() is 0: skip that check. */
+		if (getpid() == 1)
+			parent = 0;
+	}
+	child_main(req, input, fds, nfds, parent);
 }
 
 static struct slot *slot_of(uint32_t index)
@@ -201,15 +312,20 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 		evt.spawn_err = EINVAL;
 		goto report;
 	}
-	pid = spawn_process(req->flags & SPAWN_F_EXEC);
+	if (cg_of(req->slot) &&
+	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), sp.opts->limits.memory_bytes,
+					    sp.opts->limits.max_processes)) != 0)
+		goto report;
+	pid = spawn_process(req);
 	if (pid == 0)
-		child_main(req, input, fds, nfds);
+		child_start(req, input, fds, nfds);
 	if (pid < 0) {
 		evt.spawn_err = errno;
 		goto report;
 	}
 	s->pid = pid;
 	s->run_id = req->run_id;
+	s->has_status = false;
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	evt.type = SPAWN_EVT_STARTED;
@@ -227,10 +343,8 @@ static void handle_kill(const struct spawn_req *req)
 	struct slot *s = slot_of(req->slot);
 
 	/* Only an unreaped child of this run: its pid cannot be recycled yet. */
-	if (s && s->pid > 0 && s->run_id == req->run_id) {
-		kill(-s->pid, SIGKILL);
-		kill(s->pid, SIGKILL);
-	}
+	if (s && s->pid > 0 && s->run_id == req->run_id)
+		kill_slot(req->slot);
 }
 
 static void read_requests(void)
@@ -281,25 +395,49 @@ static void read_requests(void)
 	}
 }
 
+/* The inits' reports of their tasks' wait statuses. */
+static void read_reports(void)
+{
+	struct sbx_init_report r;
+
+	while (recv(sp.status_rd, &r, sizeof(r), MSG_DONTWAIT) == (ssize_t)sizeof(r)) {
+		struct slot *s = slot_of(r.slot);
+
+		if (s && s->pid > 0 && s->run_id == r.run_id) {
+			s->has_status = true;
+			s->status = r.status;
+		}
+	}
+}
+
 static void reap(void)
 {
 	int status;
 	struct rusage ru;
 	pid_t pid;
 
+	/* An init reports before it exits: its report is in by now. */
+	if (sp.status_rd >= 0)
+		read_reports();
+
 	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
 		for (unsigned i = 0; i < sp.nslots; i++) {
 			struct slot *s = &sp.slots[i];
 			if (s->pid != pid)
 				continue;
-			/* Whatever the job left in its process group dies with it. */
+			/* Whatever the job left in its process group (and, without
+			 * a namespace to take it along, in its cgroup) dies with it. */
 			kill(-pid, SIGKILL);
+			struct cg_slot *cg = cg_of(i);
+			if (cg && !sp.opts->namespaces)
+				cg_slot_kill(cg);
 			struct spawn_evt evt = {
 				.type = SPAWN_EVT_EXIT,
 				.slot = i,
 				.run_id = s->run_id,
 				.pid = pid,
-				.status = status,
+				.status = s->has_status ? s->status : status,
+				.flags = cg && cg_slot_oom(cg) ? SPAWN_EVT_F_OOM : 0,
 				.utime_us = ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec,
 				.stime_us = ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec,
 				.maxrss_kb = ru.ru_maxrss,
@@ -345,6 +483,43 @@ static void wipe_secrets(char *const *wipe)
 	malloc_trim(0);
 }
 
+/*
+ * The view every job starts from, and the status socket of the inits.
+ * Tells the daemon READY, with the errno of what failed (it printed why).
+ */
+static void send_ready(void)
+{
+	struct spawn_evt evt = {.type = SPAWN_EVT_READY};
+	struct sbx_error err = {{0}, 0};
+	struct rlimit rl;
+	int sv[2];
+
+	if (sp.opts->namespaces) {
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			sbx_error_set(&err, "status socket", errno);
+		} else {
+			sp.status_rd = sv[0];
+			sp.status_wr = sv[1];
+			if (sbx_view_prepare(&sp.opts->view, &sp.host_netns, &err) == 0)
+				err.err = 0;
+		}
+		if (err.err) {
+			/* The spawner has no logger: one plain line on stderr. */
+			dprintf(2, "valetd: cannot prepare the job sandbox: %s: %s\n", err.step,
+				strerror(err.err));
+			evt.spawn_err = err.err;
+		}
+	}
+	/* Room for many children's fds in flight. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	send_evt(&evt);
+	if (evt.spawn_err)
+		_exit(1);
+}
+
 static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon)
 {
 	sigset_t set;
@@ -354,6 +529,7 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 	sp.opts = opts;
 	sp.sock = sock;
 	sp.self = getpid();
+	sp.status_rd = sp.status_wr = sp.host_netns = -1;
 	sp.nslots = opts->max_slots;
 	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -381,12 +557,13 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 			sigaddset(&sp.changed_signals, sig);
 	}
 	taskrun_warmup();
+	send_ready();
 
 	for (;;) {
-		struct pollfd pfd[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
+		struct pollfd pfd[3] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}, {sp.status_rd, POLLIN, 0}};
 		struct signalfd_siginfo si;
 
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			_exit(1);
@@ -396,6 +573,8 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 				;
 			reap();
 		}
+		if (pfd[2].revents)
+			read_reports();
 		if (pfd[0].revents)
 			read_requests();
 	}
@@ -430,6 +609,19 @@ int spawner_start(const struct spawner_opts *opts, pid_t *pid_out, int *fd_out)
 		_exit(1);
 	}
 	close(sv[1]);
+	{
+		struct spawn_evt evt;
+		ssize_t n;
+
+		while ((n = recv(sv[0], &evt, sizeof(evt), 0)) < 0 && errno == EINTR)
+			;
+		if (n != (ssize_t)sizeof(evt) || evt.type != SPAWN_EVT_READY || evt.spawn_err) {
+			int rc = n == (ssize_t)sizeof(evt) && evt.spawn_err ? -evt.spawn_err : -EIO;
+			close(sv[0]);
+			waitpid(pid, NULL, 0);
+			return rc;
+		}
+	}
 	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
 		int rc = -errno;
 		close(sv[0]);

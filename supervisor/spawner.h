@@ -22,12 +22,17 @@
 #include "../sandbox/sandbox.h"
 
 struct registry;
+struct cg_slot;
 
 #define SPAWN_INLINE_MAX 4096 /* larger inputs go as a memfd on stdin */
 #define SPAWN_MAX_FDS 4
 
 enum spawn_req_type { SPAWN_REQ_START = 1, SPAWN_REQ_KILL = 2 };
-enum spawn_evt_type { SPAWN_EVT_EXIT = 1, SPAWN_EVT_STARTED = 2 };
+enum spawn_evt_type { SPAWN_EVT_EXIT = 1, SPAWN_EVT_STARTED = 2, SPAWN_EVT_READY = 3 };
+
+enum {
+	SPAWN_EVT_F_OOM = 1u << 0, /* EXIT: the OOM killer struck in the job's cgroup */
+};
 
 enum {
 	SPAWN_F_EXEC = 1u << 0,        /* exec task: execve task argv */
@@ -53,8 +58,8 @@ struct spawn_evt {
 	uint64_t run_id;
 	int32_t pid;
 	int32_t status;    /* wait status */
-	int32_t spawn_err; /* errno when the fork failed (status invalid) */
-	int32_t pad;
+	int32_t spawn_err; /* errno when the fork failed (status invalid); READY: setup */
+	uint32_t flags;    /* SPAWN_EVT_F_* */
 	int64_t utime_us, stime_us, maxrss_kb;
 };
 
@@ -66,6 +71,13 @@ struct spawner_opts {
 	gid_t gid;
 	const struct sbx_filter *filters; /* [SBX_PROFILE_COUNT] */
 	unsigned max_slots;
+	/* Isolation (decided at startup): per-job namespaces on top of the
+	 * view, a cgroup per slot ([max_slots]; NULL = none), a uid per slot
+	 * (uid_base + slot; 0 = every job runs as uid/gid). */
+	bool namespaces;
+	struct sbx_view_opts view;
+	struct cg_slot *cgslots;
+	uid_t uid_base;
 	/* Strings the spawner zeroes in its own memory (secrets such as the
 	 * database URL), so that no job child, forked from it, holds a copy.
 	 * NULL-terminated; NULL = none. The environment is always zeroed. */
@@ -73,8 +85,9 @@ struct spawner_opts {
 };
 
 /*
- * Fork the spawner. Returns 0 with *pid and *fd (the daemon's end, CLOEXEC,
- * non-blocking), or a negative errno. In the spawner this never returns.
+ * Fork the spawner and wait until it is ready (its view prepared). Returns 0
+ * with *pid and *fd (the daemon's end, CLOEXEC, non-blocking), or a negative
+ * errno (the spawner printed why). In the spawner this never returns.
  */
 int spawner_start(const struct spawner_opts *opts, pid_t *pid, int *fd);
 

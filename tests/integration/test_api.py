@@ -751,8 +751,23 @@ class CliTest(unittest.TestCase):
                         "what jobs get with this configuration:"):
             self.assertIn(section, r.stdout)
         self.assertRegex(r.stdout, r"\n  pid +(yes|no \(E[A-Z]+\))\n")
-        self.assertRegex(r.stdout, r"own PID namespace: (yes|no)")
-        self.assertIn("not yet:", r.stdout)
+        # As root on the test machines: full isolation, nothing degraded.
+        self.assertIn("  namespaces: new pid, mount, ipc and uts namespaces per job", r.stdout)
+        self.assertRegex(r.stdout, r"\n  cgroups: v[12], one per worker slot")
+        self.assertNotIn("DEGRADED", r.stdout)
+
+    def test_isolation_check_refuses_missing(self):
+        """--check exits 1 when configured isolation is missing and not allowed
+        to degrade: here a uid range that holds a real user (root's uid 0 is
+        never in it, nobody's 65534 is)."""
+        d = Daemon({"sandbox": {"uid_base": "65530"}, "queue": {"workers": "4"}})
+        try:
+            d.write_config()
+            r = self.run_valetd("--check", "-c", d.conf_path)
+        finally:
+            d.cleanup()
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("uid 65534 (slot 4 of", r.stdout)
 
     def test_isolation_check_unknown_user(self):
         """--check exits 1 where valetd would refuse to start (as root: no such user)."""

@@ -55,7 +55,9 @@ def compile_c(source, output, shared):
 
 class ReadmeExamples(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="valet-examples-")
+        # Not under /tmp: every job has its own, without the host's files.
+        build = os.path.abspath(os.environ.get("BUILD", "build"))
+        self.tmp = tempfile.mkdtemp(prefix="valet-examples-", dir=build)
         self.blocks = readme_blocks("c")
         self.assertEqual(len(self.blocks), 2, "expected the own-main and plugin examples")
 

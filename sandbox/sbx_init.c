@@ -1,0 +1,138 @@
+/*
+ * sbx_init.c - the init of a job's PID namespace.
+ *
+ * Theory of operation: the spawner clones each job child with new PID,
+ * mount, IPC and UTS namespaces (SBX_JOB_NS_FLAGS). That child is pid 1 of
+ * its namespace, and a pid-1 process is special: the kernel drops the
+ * signals it sends itself that it has no handler for, so a task running as
+ * pid 1 could not abort() or raise(). So the child stays the namespace's
+ * init and the task runs as its child, pid 2:
+ *   1. the host's network namespace, for profiles that allow network (the
+ *      spawner itself lives in an empty one);
+ *   2. host name "valet"; a fresh /proc for the new PID namespace; a
+ *      private tmpfs on /tmp (gone when the namespace goes);
+ *   3. fork the task, which joins the slot's cgroups (writes "0" to their
+ *      cgroup.procs; see cgroup.h for why not CLONE_INTO_CGROUP). The init stays
+ *      outside: the spawner kills a job by killing its cgroup, and the init
+ *      reaps the task as usual, so its CPU time is accounted (a killed
+ *      init's children are reaped by the kernel, unaccounted);
+ *   4. the task returns from sbx_init_run() and enters the sandbox proper
+ *      (sbx_enter);
+ *   5. the init closes everything but the status pipe, drops every
+ *      capability, sets no_new_privs and reaps: orphans of the task come to
+ *      it. When the task ends, its wait status goes to the spawner on the
+ *      status pipe and the init exits - and the kernel kills whatever is
+ *      left in the namespace. Killing the init (timeout, cancel) likewise
+ *      kills everything.
+ * The init keeps uid 0 without capabilities: the task, under another uid,
+ * can neither signal nor trace it.
+ *
+ * Async-signal-safe only, as in sbx_child.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+int sbx_cgroup_join(const int *fds, int n, struct sbx_error *err)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0 && pwrite(fds[i], "0", 1, 0) < 0)
+			return sbx_error_set(err, "cgroup join", errno);
+	return 0;
+}
+
+static int sbx_init_mounts(uint64_t tmp_bytes, struct sbx_error *err)
+{
+	char opts[64];
+	char *o = opts;
+	uint64_t kib = tmp_bytes ? (tmp_bytes + 1023) / 1024 : 256 * 1024;
+	char digits[24];
+	int n = 0;
+
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return sbx_error_set(err, "mount /proc", errno);
+	/* "mode=1777,size=<kib>k" without snprintf (not async-signal-safe). */
+	memcpy(o, "mode=1777,size=", 15);
+	o += 15;
+	do {
+		digits[n++] = (char)('0' + kib % 10);
+		kib /= 10;
+	} while (kib && n < (int)sizeof(digits));
+	while (n)
+		*o++ = digits[--n];
+	*o++ = 'k';
+	*o = '\0';
+	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		return sbx_error_set(err, "mount /tmp", errno);
+	return 0;
+}
+
+static void __attribute__((noreturn)) sbx_init_reap(pid_t task, int status_fd,
+						    struct sbx_init_report report)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+	int status = 0;
+
+	/* Nothing of the spawner's but the status pipe stays open here. */
+	if (status_fd > 0)
+		syscall(SYS_close_range, 0U, (unsigned)status_fd - 1, 0U);
+	syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0U);
+	memset(caps, 0, sizeof(caps));
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	syscall(SYS_capset, &hdr, caps);
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	for (;;) {
+		pid_t pid = waitpid(-1, &status, 0);
+
+		if (pid == task) {
+			report.status = status;
+			(void)send(status_fd, &report, sizeof(report), MSG_NOSIGNAL);
+			_exit(0);
+		}
+		if (pid < 0 && errno != EINTR)
+			_exit(1); /* no task: the spawner sees no status */
+	}
+}
+
+int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
+{
+	struct pollfd pfd = {.fd = p->status_fd, .events = 0};
+	pid_t task;
+
+	prctl(PR_SET_NAME, "valetd-init");
+	/* Die with the spawner; it may have died before this prctl, and
+	 * getppid() says 0 across the namespace: the status pipe tells. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return sbx_error_set(err, "pdeathsig", errno);
+	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLERR))
+		_exit(1);
+	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
+		return sbx_error_set(err, "setns net", errno);
+	if (sethostname("valet", 5) < 0)
+		return sbx_error_set(err, "sethostname", errno);
+	if (sbx_init_mounts(p->tmp_bytes, err) < 0)
+		return -1;
+	task = fork(); /* glibc's: the task's cached thread id must be right */
+	if (task < 0)
+		return sbx_error_set(err, "fork task", errno);
+	if (task == 0)
+		return sbx_cgroup_join(p->join_fds, p->njoin, err);
+	sbx_init_reap(task, p->status_fd, p->report);
+}

@@ -1,0 +1,415 @@
+/*
+ * cgroup.c - a cgroup per worker slot (see cgroup.h).
+ *
+ * Theory of operation: cgroups_setup() runs once at startup, after the host
+ * probe (sbx_probe) has found our cgroup in each hierarchy. It picks v2
+ * when our cgroup2 cgroup offers the memory and pids controllers (a
+ * systemd service with Delegate=yes), else the v1 memory and pids
+ * hierarchies. Under v2 the "no internal processes" rule applies: when our
+ * own cgroup holds processes and its controllers cannot be enabled for
+ * children, the daemon first moves itself into a leaf, `valetd.<pid>`.
+ * Then `valet.<pid>` and its `slot-<N>` children are made, their limits
+ * written, and the files the spawner needs opened. Leftovers of a daemon
+ * that died (`valet.<pid>` of a pid that is gone) are removed first.
+ *
+ * The spawner inherits the fds. Per job it rewrites a limit only when the
+ * job's differs from the slot's, reads the OOM kill counter when the job
+ * ends, and (without PID namespaces) kills what is left in the cgroup.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../sandbox/sandbox.h"
+#include "../sandbox/sbx_probe.h"
+#include "cgroup.h"
+
+#define CG_PATH 640
+#define CG_FILE (CG_PATH + 64) /* a directory and a file in it */
+
+static int cg_write(const char *dir, const char *file, const char *value)
+{
+	char path[CG_FILE];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, strlen(value)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int cg_open(const char *dir, const char *file, int flags)
+{
+	char path[CG_FILE];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static void cg_u64(char *buf, size_t len, uint64_t v, const char *unlimited)
+{
+	if (v == 0)
+		snprintf(buf, len, "%s", unlimited);
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+static int cg_put(int fd, uint64_t v, const char *unlimited)
+{
+	char buf[32];
+
+	if (fd < 0)
+		return 0;
+	cg_u64(buf, sizeof(buf), v, unlimited);
+	return pwrite(fd, buf, strlen(buf), 0) < 0 ? -errno : 0;
+}
+
+/* Remove a slot directory tree: slot-* first, then the directory. Busy
+ * directories (processes still exiting) get a few short retries. */
+static void cg_remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[CG_PATH];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "slot-", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		for (int i = 0; i < 50 && rmdir(path) < 0 && errno == EBUSY; i++)
+			nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	closedir(d);
+	for (int i = 0; i < 50 && rmdir(dir) < 0 && errno == EBUSY; i++)
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+}
+
+/* valet.<pid> directories of daemons that are gone. */
+static void cg_remove_stale(const char *parent)
+{
+	DIR *d = opendir(parent);
+	struct dirent *e;
+	char path[CG_PATH];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		long pid;
+		char *end;
+
+		if (strncmp(e->d_name, "valet.", 6) != 0)
+			continue;
+		pid = strtol(e->d_name + 6, &end, 10);
+		if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		cg_remove_tree(path);
+	}
+	closedir(d);
+}
+
+/* Make <parent>/valet.<pid> and remember it for teardown. */
+static int cg_make_root(struct cgroups *cg, const char *parent, char *root, size_t len)
+{
+	int i;
+
+	cg_remove_stale(parent);
+	snprintf(root, len, "%s/valet.%ld", parent, (long)getpid());
+	if (mkdir(root, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	for (i = 0; i < 3 && cg->roots[i]; i++)
+		;
+	if (i < 3 && !(cg->roots[i] = strdup(root)))
+		return -ENOMEM;
+	return 0;
+}
+
+static bool cg_has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+			return true;
+	return false;
+}
+
+/* cgroup v2: enable memory and pids for our children, moving ourselves to
+ * a leaf if our cgroup holds processes. */
+static int cg2_enable(const char *own, char *err, size_t errlen)
+{
+	char leaf[CG_PATH];
+	int rc = cg_write(own, "cgroup.subtree_control", "+memory +pids");
+
+	if (rc != -EBUSY)
+		goto out;
+	snprintf(leaf, sizeof(leaf), "%s/valetd.%ld", own, (long)getpid());
+	if (mkdir(leaf, 0755) < 0 && errno != EEXIST) {
+		rc = -errno;
+		goto out;
+	}
+	if ((rc = cg_write(leaf, "cgroup.procs", "0")) < 0)
+		goto out;
+	rc = cg_write(own, "cgroup.subtree_control", "+memory +pids");
+out:
+	if (rc < 0)
+		snprintf(err, errlen, "cannot enable the memory and pids controllers in %s: %s", own,
+			 strerror(-rc));
+	return rc;
+}
+
+static void cg_slot_init(struct cg_slot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->join[0] = s->join[1] = s->join[2] = -1;
+	s->mem_max = s->memsw = s->pids_max = s->oom = s->kill = s->procs = -1;
+}
+
+static uint64_t cg_read_oom(int fd)
+{
+	char buf[512];
+	ssize_t n;
+	char *p;
+
+	if (fd < 0 || (n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (p = buf; (p = strstr(p, "oom_kill ")); p++)
+		if (p == buf || p[-1] == '\n')
+			return strtoull(p + 9, NULL, 10);
+	return 0;
+}
+
+static int cg2_slot(struct cg_slot *s, const char *dir, bool limits)
+{
+	if ((s->join[s->njoin] = cg_open(dir, "cgroup.procs", O_WRONLY)) < 0)
+		return -errno;
+	s->njoin++;
+	s->kill = cg_open(dir, "cgroup.kill", O_WRONLY);
+	if (s->kill < 0)
+		s->procs = cg_open(dir, "cgroup.procs", O_RDONLY);
+	if (!limits)
+		return 0;
+	(void)cg_write(dir, "memory.swap.max", "0");
+	(void)cg_write(dir, "memory.oom.group", "1");
+	if ((s->mem_max = cg_open(dir, "memory.max", O_WRONLY)) < 0 ||
+	    (s->pids_max = cg_open(dir, "pids.max", O_WRONLY)) < 0 ||
+	    (s->oom = cg_open(dir, "memory.events", O_RDONLY)) < 0)
+		return -errno;
+	return 0;
+}
+
+static int cg1_slot(struct cg_slot *s, const char *memdir, const char *pidsdir)
+{
+	if ((s->join[s->njoin] = cg_open(memdir, "cgroup.procs", O_WRONLY)) < 0 ||
+	    (s->join[s->njoin + 1] = cg_open(pidsdir, "cgroup.procs", O_WRONLY)) < 0)
+		return -errno;
+	s->njoin += 2;
+	s->v1 = true;
+	if (s->procs < 0 && s->kill < 0)
+		s->procs = cg_open(pidsdir, "cgroup.procs", O_RDONLY);
+	(void)cg_write(memdir, "memory.swappiness", "0");
+	s->memsw = cg_open(memdir, "memory.memsw.limit_in_bytes", O_WRONLY);
+	if ((s->mem_max = cg_open(memdir, "memory.limit_in_bytes", O_WRONLY)) < 0 ||
+	    (s->pids_max = cg_open(pidsdir, "pids.max", O_WRONLY)) < 0 ||
+	    (s->oom = cg_open(memdir, "memory.oom_control", O_RDONLY)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Make slot-<i> under root (if root is set) and return its path in dir. */
+static int cg_mkslot(const char *root, unsigned i, char *dir, size_t len)
+{
+	snprintf(dir, len, "%s/slot-%u", root, i);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int cg_make_slots(struct cgroups *cg, const char *v2root, const char *memroot,
+			 const char *pidsroot, uint64_t memory, uint64_t pids)
+{
+	char d2[CG_PATH], dm[CG_PATH], dp[CG_PATH];
+	int rc;
+
+	for (unsigned i = 0; i < cg->nslots; i++) {
+		struct cg_slot *s = &cg->slots[i];
+
+		if (v2root && ((rc = cg_mkslot(v2root, i, d2, sizeof(d2))) < 0 ||
+			       (rc = cg2_slot(s, d2, cg->version == 2)) < 0))
+			return rc;
+		if (memroot && ((rc = cg_mkslot(memroot, i, dm, sizeof(dm))) < 0 ||
+				(rc = cg_mkslot(pidsroot, i, dp, sizeof(dp))) < 0 ||
+				(rc = cg1_slot(s, dm, dp)) < 0))
+			return rc;
+		s->memory = s->pids = UINT64_MAX; /* forces the first write */
+		if ((rc = cg_slot_limit(s, memory, pids)) < 0)
+			return rc;
+		s->oom_seen = cg_read_oom(s->oom);
+	}
+	return 0;
+}
+
+int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots,
+		  uint64_t memory, uint64_t pids, char *err, size_t errlen)
+{
+	const struct sbx_probe_cgroup *mem = &caps->cg1[SBX_PROBE_CG1_MEMORY];
+	const struct sbx_probe_cgroup *pid = &caps->cg1[SBX_PROBE_CG1_PIDS];
+	bool v2ok = caps->cg2.cg.found && caps->cg2.cg.writable.ok;
+	char v2root[CG_PATH] = "", memroot[CG_PATH] = "", pidsroot[CG_PATH] = "";
+	int rc;
+
+	memset(cg, 0, sizeof(*cg));
+	err[0] = '\0';
+	if (v2ok && cg_has_word(caps->cg2.controllers, "memory") &&
+	    cg_has_word(caps->cg2.controllers, "pids"))
+		cg->version = 2;
+	else if (mem->found && mem->writable.ok && pid->found && pid->writable.ok)
+		cg->version = 1;
+	else {
+		snprintf(err, errlen, "no cgroup with the memory and pids controllers that valetd "
+				      "may write to (valetd --check tells more)");
+		return -ENOTSUP;
+	}
+	cg->nslots = nslots;
+	cg->slots = calloc(nslots, sizeof(*cg->slots));
+	if (!cg->slots) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < nslots; i++)
+		cg_slot_init(&cg->slots[i]);
+	if (cg->version == 2 && !cg_has_word(caps->cg2.subtree, "memory") &&
+	    (rc = cg2_enable(caps->cg2.cg.dir, err, errlen)) < 0)
+		goto fail;
+	if (v2ok && (rc = cg_make_root(cg, caps->cg2.cg.dir, v2root, sizeof(v2root))) < 0)
+		goto fail;
+	if (cg->version == 2 && (rc = cg_write(v2root, "cgroup.subtree_control", "+memory +pids")) < 0)
+		goto fail;
+	if (cg->version == 1 &&
+	    ((rc = cg_make_root(cg, mem->dir, memroot, sizeof(memroot))) < 0 ||
+	     (rc = cg_make_root(cg, pid->dir, pidsroot, sizeof(pidsroot))) < 0))
+		goto fail;
+	rc = cg_make_slots(cg, v2ok ? v2root : NULL, cg->version == 1 ? memroot : NULL,
+			   pidsroot, memory, pids);
+	if (rc < 0)
+		goto fail;
+	return 0;
+fail:
+	if (!err[0])
+		snprintf(err, errlen, "cannot set up the job cgroups: %s", strerror(-rc));
+	cgroups_teardown(cg);
+	return rc;
+}
+
+void cgroups_close(struct cgroups *cg)
+{
+	for (unsigned i = 0; cg->slots && i < cg->nslots; i++) {
+		struct cg_slot *s = &cg->slots[i];
+		int *fds[] = {&s->join[0], &s->join[1], &s->join[2], &s->mem_max, &s->memsw,
+			      &s->pids_max, &s->oom, &s->kill, &s->procs};
+
+		for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++)
+			if (*fds[k] >= 0) {
+				close(*fds[k]);
+				*fds[k] = -1;
+			}
+	}
+}
+
+void cgroups_teardown(struct cgroups *cg)
+{
+	cgroups_close(cg);
+	for (int i = 0; i < 3; i++) {
+		if (cg->roots[i])
+			cg_remove_tree(cg->roots[i]);
+		free(cg->roots[i]);
+		cg->roots[i] = NULL;
+	}
+	free(cg->slots);
+	cg->slots = NULL;
+	cg->nslots = 0;
+	cg->version = 0;
+}
+
+int cg_slot_limit(struct cg_slot *s, uint64_t memory, uint64_t pids)
+{
+	const char *unlimited = s->v1 ? "-1" : "max";
+	int rc = 0;
+
+	if (memory != s->memory && s->mem_max >= 0) {
+		/* v1: the memory+swap limit may not go below the memory limit,
+		 * so the order depends on the direction; try both. */
+		if (cg_put(s->mem_max, memory, unlimited) < 0) {
+			rc = cg_put(s->memsw, memory, unlimited);
+			if (rc == 0)
+				rc = cg_put(s->mem_max, memory, unlimited);
+		} else {
+			rc = cg_put(s->memsw, memory, unlimited);
+		}
+		if (rc < 0)
+			return rc;
+		s->memory = memory;
+	}
+	if (pids != s->pids && s->pids_max >= 0) {
+		if ((rc = cg_put(s->pids_max, pids, "max")) < 0)
+			return rc;
+		s->pids = pids;
+	}
+	return 0;
+}
+
+bool cg_slot_oom(struct cg_slot *s)
+{
+	uint64_t n;
+
+	if (s->oom < 0)
+		return false;
+	n = cg_read_oom(s->oom);
+	if (n == s->oom_seen)
+		return false;
+	s->oom_seen = n;
+	return true;
+}
+
+void cg_slot_kill(struct cg_slot *s)
+{
+	char buf[4096];
+
+	if (s->kill >= 0) {
+		(void)pwrite(s->kill, "1", 1, 0);
+		return;
+	}
+	/* No cgroup.kill: SIGKILL each listed process until none is left
+	 * (bounded: pids.max bounds how many can appear meanwhile). */
+	for (int round = 0; s->procs >= 0 && round < 16; round++) {
+		ssize_t n = pread(s->procs, buf, sizeof(buf) - 1, 0);
+		bool any = false;
+
+		if (n <= 0)
+			return;
+		buf[n] = '\0';
+		for (char *p = buf, *end; *p; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+				any = true;
+		}
+		if (!any)
+			return;
+	}
+}

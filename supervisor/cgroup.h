@@ -1,0 +1,74 @@
+/*
+ * cgroup.h - a cgroup per worker slot, for the jobs run in it.
+ *
+ * At startup the daemon makes `valet.<pid>/slot-<N>` under its own cgroup
+ * in each hierarchy it uses and opens what the spawner needs per slot: the
+ * cgroup.procs files a job's child writes itself into, the memory and pids
+ * limits, the OOM kill counter and cgroup.kill.
+ *
+ * Not clone3(CLONE_INTO_CGROUP): on Linux 6.18 (at least) every child
+ * cloned into a cgroup that was once killed through cgroup.kill is killed
+ * at birth (the fork compares kill sequence numbers of two cgroups), and a
+ * raw clone leaves glibc's cached thread id stale in a child that goes on
+ * to run C code (raise() and abort() then miss). Writing "0" to
+ * cgroup.procs costs a few microseconds. A slot's cgroup is
+ * reused by one job after the other; a job's processes are all gone before
+ * the next job starts in that slot (the PID namespace, or cgroup.kill).
+ *
+ *   v2: memory and pids delegated to us in the unified hierarchy:
+ *       memory.max, memory.swap.max = 0, memory.oom.group = 1, pids.max,
+ *       memory.events (oom_kill), cgroup.kill.
+ *   v1: the memory and pids hierarchies: memory.limit_in_bytes (and
+ *       memory.memsw.limit_in_bytes: no swap), pids.max, memory.oom_control
+ *       (oom_kill); a cgroup2 mount beside them, when there is one, tracks
+ *       the job's processes and gives cgroup.kill.
+ */
+#ifndef VALET_CGROUP_H
+#define VALET_CGROUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sbx_caps;
+
+/* The fds of one slot; -1 where there is none. */
+struct cg_slot {
+	int join[3];  /* cgroup.procs (v2, v1 memory, v1 pids): the child writes "0" */
+	int njoin;
+	int mem_max;  /* memory.max or memory.limit_in_bytes */
+	int memsw;    /* v1 memory.memsw.limit_in_bytes */
+	int pids_max; /* pids.max */
+	int oom;      /* memory.events or memory.oom_control */
+	int kill;     /* cgroup.kill */
+	int procs;    /* a cgroup.procs to read when there is no cgroup.kill */
+	bool v1;               /* memory limits in v1 ("-1" = none) */
+	uint64_t memory, pids; /* the limits written */
+	uint64_t oom_seen;     /* oom_kill count after the last job */
+};
+
+struct cgroups {
+	int version; /* 0 = none, 1 = v1 limits, 2 = v2 limits */
+	unsigned nslots;
+	struct cg_slot *slots;
+	char *roots[3]; /* the valet.<pid> directories made, to remove at exit */
+};
+
+/* Make and open every slot's cgroups with these limits (0 = none). 0, or
+ * -errno with a sentence in err; *cg is then empty (version 0). */
+int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots,
+		  uint64_t memory, uint64_t pids, char *err, size_t errlen);
+/* Close the fds and remove the directories (their processes must be gone). */
+void cgroups_teardown(struct cgroups *cg);
+/* Close the fds only (the spawner's copy after fork is its own). */
+void cgroups_close(struct cgroups *cg);
+
+/* Spawner side, per job. Apply limits (0 = none) when they differ from the
+ * slot's; 0 or -errno. */
+int cg_slot_limit(struct cg_slot *s, uint64_t memory, uint64_t pids);
+/* Whether the OOM killer struck in the slot since the last call. */
+bool cg_slot_oom(struct cg_slot *s);
+/* Kill every process in the slot's cgroup. */
+void cg_slot_kill(struct cg_slot *s);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * isolation.c - deciding what isolation jobs get (see isolation.h).
+ *
+ * Theory of operation: each configured feature is checked against the
+ * probe: namespaces need the pid, mount, ipc, uts and network probes to have
+ * worked (they ran unshare in a child); cgroups need a hierarchy with the
+ * memory and pids controllers we may write to (cgroup.c decides which);
+ * switching users needs root or CAP_SETUID+CAP_SETGID, and a uid range
+ * (uid_base) must not hold anybody's uid. What is missing is collected in
+ * one sentence. With allow_degraded_isolation it becomes a warning and
+ * `"degraded": true` on every job; without, an error.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../sandbox/sandbox.h"
+#include "../sandbox/sbx_probe.h"
+#include "config.h"
+#include "isolation.h"
+
+static const struct isolation *global_iso;
+
+const struct isolation *isolation_global(void)
+{
+	return global_iso;
+}
+
+void isolation_set_global(const struct isolation *iso)
+{
+	global_iso = iso;
+}
+
+static void iso_missing(struct isolation *iso, const char *what)
+{
+	size_t n = strlen(iso->missing);
+
+	snprintf(iso->missing + n, sizeof(iso->missing) - n, "%s%s", n ? "; " : "", what);
+	iso->degraded = true;
+}
+
+static bool iso_namespaces_ok(const struct sbx_caps *caps)
+{
+	static const enum sbx_probe_ns need[] = {SBX_PROBE_NS_PID, SBX_PROBE_NS_MOUNT,
+						 SBX_PROBE_NS_IPC, SBX_PROBE_NS_UTS,
+						 SBX_PROBE_NS_NET};
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (!caps->ns[need[i]].ok)
+			return false;
+	return true;
+}
+
+/* Nobody may own a uid of the range: a task would act as them. */
+static int iso_check_range(uid_t base, unsigned nslots, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < nslots; i++) {
+		struct passwd *pw = getpwuid(base + i);
+
+		if (pw) {
+			snprintf(err, errlen,
+				 "[sandbox] uid_base %u: uid %u (slot %u of %u) belongs to user %s; "
+				 "pick a range nobody uses",
+				 (unsigned)base, (unsigned)(base + i), i, nslots, pw->pw_name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int iso_user(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
+		    unsigned nslots, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!caps->can_switch_user) {
+		iso_missing(iso, "cannot switch users (not root, no CAP_SETUID/CAP_SETGID): tasks "
+				 "run as valetd's user");
+		return 0;
+	}
+	rc = sbx_lookup_user(cfg->user, &iso->uid, &iso->gid);
+	if (rc < 0) {
+		snprintf(err, errlen, "[sandbox] user %s: %s", cfg->user,
+			 rc == -ENOENT ? "no such user" : strerror(-rc));
+		return rc;
+	}
+	iso->switch_user = true;
+	if (cfg->uid_base > 0) {
+		if ((rc = iso_check_range((uid_t)cfg->uid_base, nslots, err, errlen)) < 0)
+			return rc;
+		iso->uid_base = (uid_t)cfg->uid_base;
+	}
+	return 0;
+}
+
+int isolation_plan(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
+		   unsigned nslots, bool make_cgroups, char *err, size_t errlen)
+{
+	char why[256];
+	int rc;
+
+	memset(iso, 0, sizeof(*iso));
+	err[0] = '\0';
+	if ((rc = iso_user(iso, cfg, caps, nslots, err, errlen)) < 0)
+		return rc;
+	if (cfg->namespaces) {
+		if (iso_namespaces_ok(caps))
+			iso->namespaces = true;
+		else
+			iso_missing(iso, "no pid, mount, ipc, uts and network namespaces (needs root "
+					 "or CAP_SYS_ADMIN)");
+	}
+	if (cfg->cgroups) {
+		if (make_cgroups) {
+			rc = cgroups_setup(&iso->cg, caps, nslots, cfg->memory_limit_bytes,
+					   (uint64_t)cfg->max_processes, why, sizeof(why));
+			if (rc < 0)
+				iso_missing(iso, why);
+		} else {
+			/* --check: what cgroups_setup() would pick. */
+			const struct sbx_probe_cgroup *m = &caps->cg1[SBX_PROBE_CG1_MEMORY];
+			const struct sbx_probe_cgroup *p = &caps->cg1[SBX_PROBE_CG1_PIDS];
+
+			if (caps->cg2.cg.found && caps->cg2.cg.writable.ok &&
+			    strstr(caps->cg2.controllers, "memory") &&
+			    strstr(caps->cg2.controllers, "pids"))
+				iso->cg.version = 2;
+			else if (m->found && m->writable.ok && p->found && p->writable.ok)
+				iso->cg.version = 1;
+			else
+				iso_missing(iso, "no cgroup with the memory and pids controllers "
+						 "that valetd may write to");
+		}
+	}
+	if (iso->degraded && !cfg->allow_degraded_isolation) {
+		snprintf(err, errlen,
+			 "isolation configured in [sandbox] is not available here: %s. Refusing "
+			 "to start; fix the host, or set allow_degraded_isolation = true",
+			 iso->missing);
+		isolation_release(iso);
+		return -EPERM;
+	}
+	return 0;
+}
+
+void isolation_release(struct isolation *iso)
+{
+	if (iso->cg.slots)
+		cgroups_teardown(&iso->cg);
+}
+
+long isolation_uid(const struct isolation *iso, unsigned slot)
+{
+	if (!iso->switch_user)
+		return -1;
+	return iso->uid_base ? (long)iso->uid_base + slot : (long)iso->uid;
+}
+
+char *isolation_record(const struct isolation *iso, unsigned slot, const char *profile)
+{
+	char buf[256], uid[24], cg[8];
+	long u = isolation_uid(iso, slot);
+
+	if (u >= 0)
+		snprintf(uid, sizeof(uid), "%ld", u);
+	else
+		snprintf(uid, sizeof(uid), "null");
+	if (iso->cg.version)
+		snprintf(cg, sizeof(cg), "\"v%d\"", iso->cg.version);
+	else
+		snprintf(cg, sizeof(cg), "null");
+	snprintf(buf, sizeof(buf),
+		 "{\"namespaces\":%s,\"cgroup\":%s,\"uid\":%s,\"profile\":\"%s\",\"degraded\":%s}",
+		 iso->namespaces ? "[\"pid\",\"mount\",\"ipc\",\"uts\",\"net\"]" : "[]", cg, uid,
+		 profile, iso->degraded ? "true" : "false");
+	return strdup(buf);
+}
+
+void isolation_print(const struct isolation *iso, const char *in, FILE *out)
+{
+	if (iso->namespaces)
+		fprintf(out,
+			"%snamespaces: new pid, mount, ipc and uts namespaces per job; the task is\n"
+			"%s  pid 2 under an init that takes everything along when it ends; a\n"
+			"%s  fresh /proc, a private /tmp (tmpfs, gone with the job), the rest\n"
+			"%s  read-only and nosuid, a minimal /dev, the config file and the\n"
+			"%s  PostgreSQL socket directory hidden; an empty network namespace\n"
+			"%s  (loopback only) unless the task's profile allows network\n",
+			in, in, in, in, in, in);
+	else
+		fprintf(out, "%snamespaces: none (exec tasks: a PID namespace when allowed)\n", in);
+	if (iso->cg.version)
+		fprintf(out,
+			"%scgroups: v%d, one per worker slot: memory limit (no swap), pids limit,\n"
+			"%s  OOM kills reported as such; killed as a whole at job end\n",
+			in, iso->cg.version, in);
+	else
+		fprintf(out, "%scgroups: none (rlimits only)\n", in);
+	if (!iso->switch_user)
+		fprintf(out, "%suser: valetd's own (cannot switch users); no capabilities\n", in);
+	else if (iso->uid_base)
+		fprintf(out, "%suser: uid/gid %u + slot number, one per worker slot; no capabilities\n",
+			in, (unsigned)iso->uid_base);
+	else
+		fprintf(out, "%suser: uid %u, gid %u; no capabilities\n", in, (unsigned)iso->uid,
+			(unsigned)iso->gid);
+	if (iso->degraded)
+		fprintf(out, "%sDEGRADED: %s\n", in, iso->missing);
+}

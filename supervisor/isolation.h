@@ -1,0 +1,58 @@
+/*
+ * isolation.h - what isolation jobs get on this host with this config.
+ *
+ * Decided once at startup from the config ([sandbox] namespaces, cgroups,
+ * user, uid_base, allow_degraded_isolation) and the host probe (sbx_probe).
+ * A configured feature the host does not offer stops valetd from starting,
+ * unless allow_degraded_isolation is set: then it runs without, says so in
+ * the log and records it on every job.
+ */
+#ifndef VALET_ISOLATION_H
+#define VALET_ISOLATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+
+struct config;
+struct sbx_caps;
+
+struct isolation {
+	bool namespaces;   /* pid, mount, ipc, uts, net per job */
+	bool switch_user;  /* tasks run as another user */
+	uid_t uid;         /* that user (when uid_base is 0) */
+	gid_t gid;
+	uid_t uid_base;    /* slot N runs as uid_base + N; 0 = all as uid */
+	bool degraded;     /* something configured is missing */
+	char missing[256]; /* what, as a sentence ("" = nothing) */
+	struct cgroups cg; /* cg.version 0 = no cgroups */
+};
+
+/*
+ * Decide. make_cgroups: create the slot cgroups (false for --check, which
+ * changes nothing; cg.version then says what would be used). 0, or
+ * -EPERM (a configured feature is missing and degradation is not allowed)
+ * or another -errno, with a sentence in err.
+ */
+int isolation_plan(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
+		   unsigned nslots, bool make_cgroups, char *err, size_t errlen);
+void isolation_release(struct isolation *iso);
+
+/* The uid a job in this slot runs as (or -1 when users are not switched). */
+long isolation_uid(const struct isolation *iso, unsigned slot);
+
+/* The JSON object recorded on a job (new string): namespaces, cgroup
+ * version, uid, seccomp profile and whether isolation is degraded. */
+char *isolation_record(const struct isolation *iso, unsigned slot, const char *profile);
+
+/* For --check: what every job gets, in lines starting with indent. */
+void isolation_print(const struct isolation *iso, const char *indent, FILE *out);
+
+/* The plan the daemon runs with (set once by main; NULL before). */
+const struct isolation *isolation_global(void);
+void isolation_set_global(const struct isolation *iso);
+
+#endif
