@@ -183,6 +183,8 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 		if (!t->argv)
 			continue;
 		rc = registry_add_exec(reg, t->name, t->argv, t->timeout_ms);
+		if (rc == 0)
+			rc = registry_set_profile(reg, t->name, t->profile);
 		if (rc < 0) {
 			fprintf(stderr, "valetd: task %s: %s\n", t->name,
 				rc == -EEXIST ? "a task with this name is already registered"
@@ -225,7 +227,6 @@ static struct sbx_limits job_limits(const struct config *cfg)
  */
 static int print_check(const struct config *cfg)
 {
-	static const char *const profile[] = {"strict", "exec"};
 	struct sbx_limits lim = job_limits(cfg);
 	const struct sbx_probe_result *pidns;
 	struct sbx_caps caps;
@@ -240,11 +241,11 @@ static int print_check(const struct config *cfg)
 	sbx_probe_print(&caps, stdout);
 	printf("\nwhat jobs get with this configuration:\n");
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		rc = sbx_filter_compile((enum sbx_profile)i, false, &f);
+		rc = sbx_filter_compile((enum sbx_profile)i, &f);
 		sbx_filter_release(&f);
 		if (rc < 0) {
-			printf("  valetd would not start: seccomp profile %s: %s\n", profile[i],
-			       strerror(-rc));
+			printf("  valetd would not start: seccomp profile %s: %s\n",
+			       sbx_profile_name((enum sbx_profile)i), strerror(-rc));
 			status = 1;
 		}
 	}
@@ -265,12 +266,19 @@ static int print_check(const struct config *cfg)
 	}
 	printf("  rlimits (soft = hard):\n");
 	sbx_probe_print_limits(&lim, "    ", stdout);
-	printf("  C tasks: seccomp strict profile (any other system call kills the task)\n");
+	printf("  C tasks: seccomp profile strict@%u (any other system call kills the task)\n",
+	       sbx_profile_version(SBX_PROFILE_STRICT));
 	/* spawner.c: clone(CLONE_NEWPID), fork() after EPERM, EINVAL, EUSERS, ENOSPC. */
 	pidns = &caps.ns[SBX_PROBE_NS_PID];
 	sbx_probe_result_str(pidns, why, sizeof(why));
-	printf("  exec tasks: seccomp exec profile without network (AF_UNIX sockets only);\n"
-	       "    own PID namespace: %s%s\n",
+	printf("  exec tasks: seccomp profile exec@%u (an allowlist; AF_UNIX sockets only),\n"
+	       "    or exec+net@%u (also TCP and UDP over IPv4 and IPv6) where the task's\n"
+	       "    [task.NAME] profile says so",
+	       sbx_profile_version(SBX_PROFILE_EXEC), sbx_profile_version(SBX_PROFILE_EXEC_NET));
+	for (size_t i = 0, n = 0; i < cfg->nexec_tasks; i++)
+		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)
+			printf("%s %s", n++ ? "," : ":", cfg->exec_tasks[i].name);
+	printf(";\n    own PID namespace: %s%s\n",
 	       why,
 	       pidns->ok ? " (nothing they start outlives them)"
 	       : pidns->err == EPERM || pidns->err == EINVAL || pidns->err == EUSERS ||
@@ -377,10 +385,13 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	if ((rc = sbx_filter_compile(SBX_PROFILE_STRICT, false, &p->filters[0])) < 0 ||
-	    (rc = sbx_filter_compile(SBX_PROFILE_EXEC, false, &p->filters[1])) < 0) {
-		fprintf(stderr, "valetd: cannot compile the seccomp filters: %s\n", strerror(-rc));
-		return rc;
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+		rc = sbx_filter_compile((enum sbx_profile)i, &p->filters[i]);
+		if (rc < 0) {
+			fprintf(stderr, "valetd: cannot compile the seccomp profile %s: %s\n",
+				sbx_profile_name((enum sbx_profile)i), strerror(-rc));
+			return rc;
+		}
 	}
 	p->wipe[0] = cfg->database_url && cfg->database_url[0] ? cfg->database_url : NULL;
 	p->opts.wipe = p->wipe;

@@ -128,7 +128,7 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.uid = o->uid,
 		.gid = o->gid,
 		.limits = o->limits,
-		.filter = &o->filters[exec ? SBX_PROFILE_EXEC : SBX_PROFILE_STRICT],
+		.filter = &o->filters[exec && task ? task->profile : SBX_PROFILE_STRICT],
 		.trap_sigsys = !exec,
 		.workdir = "/",
 		.changed_signals = &sp.changed_signals,
