@@ -24,9 +24,11 @@
 
 #define SBX_FD_FRAME 3
 
+/* The seccomp profiles, named and versioned (the policy: sbx_policy.c). */
 enum sbx_profile {
-	SBX_PROFILE_STRICT = 0, /* in-process C tasks: memory, time, I/O on open fds, exit */
-	SBX_PROFILE_EXEC = 1,   /* exec'd programs: broad, with the always-denied list */
+	SBX_PROFILE_STRICT = 0,   /* "strict": C tasks: memory, time, I/O on open fds, exit */
+	SBX_PROFILE_EXEC = 1,     /* "exec": exec'd programs, an allowlist; AF_UNIX sockets only */
+	SBX_PROFILE_EXEC_NET = 2, /* "exec+net": exec, plus TCP and UDP over IPv4 and IPv6 */
 	SBX_PROFILE_COUNT
 };
 
@@ -85,9 +87,16 @@ int sbx_error_set(struct sbx_error *err, const char *step, int e);
 /* In the child, after sbx_enter failed: report err on frame_fd and _exit(126). */
 void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn));
 
-/* In the parent, once: compile a profile. allow_net only for EXEC. 0 or -errno. */
-int sbx_filter_compile(enum sbx_profile profile, bool allow_net, struct sbx_filter *out);
+/* In the parent, once: compile a profile. 0 or -errno (-EINVAL: no such profile). */
+int sbx_filter_compile(enum sbx_profile profile, struct sbx_filter *out);
 void sbx_filter_release(struct sbx_filter *f);
+
+/* "strict", "exec", "exec+net"; NULL for a value out of range. Static. */
+const char *sbx_profile_name(enum sbx_profile profile);
+/* The version of the policy a profile compiles to today (1, 2, ...); 0 out of range. */
+unsigned sbx_profile_version(enum sbx_profile profile);
+/* "exec", or "exec@N" where N is exec's current version. 0 or -EINVAL. */
+int sbx_profile_parse(const char *name, enum sbx_profile *out);
 
 /* Name of a syscall number on the native arch into out ("" if unknown). */
 void sbx_syscall_name(int nr, char *out, size_t outlen);

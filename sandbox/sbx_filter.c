@@ -1,14 +1,14 @@
 /*
- * sbx_filter.c - the seccomp policies, compiled once in the parent.
+ * sbx_filter.c - compiling the seccomp profiles, once, in the parent.
  *
- * Theory of operation: each profile is a static table of rules (syscall name,
- * action, at most one argument comparison), so a reviewer reads the whole
- * policy here and nowhere else. sbx_filter_compile() feeds a table to
- * libseccomp for the native architecture only, exports the resulting
- * classic BPF into a memfd with seccomp_export_bpf() and reads it back into
- * a malloc'd struct sock_filter array. A job child then loads that array
- * with one seccomp(2) call, without libseccomp and without malloc, which is
- * also cheaper than running seccomp_load() in every child.
+ * Theory of operation: the policy itself is in sbx_policy.c, as tables a
+ * reviewer reads there and nowhere else. sbx_filter_compile() feeds a
+ * profile's tables to libseccomp for the native architecture only, exports
+ * the resulting classic BPF into a memfd with seccomp_export_bpf() and
+ * reads it back into a malloc'd struct sock_filter array. A job child then
+ * loads that array with one seccomp(2) call, without libseccomp and
+ * without malloc, which is also cheaper than running seccomp_load() in
+ * every child.
  *
  * Foreign ABIs: the filter only knows the native arch, and
  * SCMP_FLTATR_ACT_BADARCH is KILL_PROCESS, so i386 `int 0x80` from an x86_64
@@ -21,237 +21,129 @@
  * comparison that *allows* something on such an argument therefore masks
  * it or pins the high half to zero, so garbage in the upper 32 bits cannot
  * turn a denied value into an allowed one (the bubblewrap TIOCSTI lesson).
+ * The splits (sbx_split_walk) only ever compare masked values.
  *
  * Also here: syscall names for the supervisor (parent side, libseccomp
  * mallocs) and the user lookup done at startup.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/capability.h>
-#include <linux/sched.h>
 #include <pwd.h>
 #include <seccomp.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/personality.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "sbx_policy.h"
 
-/* One rule: name, action and an optional comparison (op 0 = unconditional). */
-struct sbx_rule {
-	const char *syscall;
-	uint32_t action;
-	unsigned int arg;
-	enum scmp_compare op;
-	uint64_t datum_a;
-	uint64_t datum_b;
-};
-
-/* The policy tables below are laid out for reading, not by clang-format. */
-/* clang-format off */
-
-/* SBX_RULE: unconditional. SBX_ARG: on argument `arg`; for
- * SCMP_CMP_MASKED_EQ, a is the mask and b the value, else b is unused. */
-#define SBX_RULE(name, action) { (name), (action), 0, 0, 0, 0 }
-#define SBX_ARG(name, action, arg, op, a, b) { (name), (action), (arg), (op), (a), (b) }
-
-#define SBX_ALLOW SCMP_ACT_ALLOW
-#define SBX_KILL SCMP_ACT_KILL_PROCESS
-#define SBX_EPERM SCMP_ACT_ERRNO(EPERM)
-#define SBX_LOW32 0xffffffffULL
-
-/*
- * strict v1 - in-process C tasks. Default: SCMP_ACT_TRAP, so the SIGSYS
- * reporter installed by sbx_enter() learns the number before the process is
- * killed. A task may compute, allocate memory, read and write the fds it was
- * given, look at the clock, sleep and exit. It cannot open anything, create
- * processes or sockets, exec, or change its limits.
- */
-static const struct sbx_rule strict_v1[] = {
-	SBX_RULE("read", SBX_ALLOW),
-	SBX_RULE("write", SBX_ALLOW),
-	SBX_RULE("readv", SBX_ALLOW),
-	SBX_RULE("writev", SBX_ALLOW),
-	SBX_RULE("pread64", SBX_ALLOW),
-	SBX_RULE("pwrite64", SBX_ALLOW),
-	SBX_RULE("close", SBX_ALLOW),
-	SBX_RULE("lseek", SBX_ALLOW),
-	SBX_RULE("fstat", SBX_ALLOW),
-	/* glibc's fstat(); AT_EMPTY_PATH must be set (masked: the flags are an int). */
-	SBX_ARG("newfstatat", SBX_ALLOW, 3, SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH),
-	SBX_RULE("mmap", SBX_ALLOW),
-	SBX_RULE("munmap", SBX_ALLOW),
-	SBX_RULE("mremap", SBX_ALLOW),
-	SBX_RULE("brk", SBX_ALLOW),
-	SBX_RULE("mprotect", SBX_ALLOW),
-	SBX_RULE("madvise", SBX_ALLOW),
-	SBX_RULE("exit", SBX_ALLOW),
-	SBX_RULE("exit_group", SBX_ALLOW),
-	SBX_RULE("rt_sigreturn", SBX_ALLOW),
-	SBX_RULE("rt_sigprocmask", SBX_ALLOW),
-	SBX_RULE("sigaltstack", SBX_ALLOW),
-	/*
-	 * rt_sigaction for every signal but SIGSYS. The kernel reads an int,
-	 * so SIGSYS in the low 32 bits kills whatever the high bits say, and
-	 * the allow rules pin the high half to zero: signals 1..30, 32..63, 64.
-	 * Any other value falls through to the default (trap).
-	 */
-	SBX_ARG("rt_sigaction", SBX_KILL, 0, SCMP_CMP_MASKED_EQ, SBX_LOW32, SIGSYS),
-	SBX_ARG("rt_sigaction", SBX_ALLOW, 0, SCMP_CMP_LT, SIGSYS, 0),
-	SBX_ARG("rt_sigaction", SBX_ALLOW, 0, SCMP_CMP_MASKED_EQ, ~0x1fULL, 0x20),
-	SBX_ARG("rt_sigaction", SBX_ALLOW, 0, SCMP_CMP_EQ, 64, 0),
-	SBX_RULE("clock_gettime", SBX_ALLOW),
-	SBX_RULE("clock_getres", SBX_ALLOW),
-	SBX_RULE("gettimeofday", SBX_ALLOW),
-	SBX_RULE("time", SBX_ALLOW),
-	SBX_RULE("nanosleep", SBX_ALLOW),
-	SBX_RULE("clock_nanosleep", SBX_ALLOW),
-	SBX_RULE("futex", SBX_ALLOW),
-	SBX_RULE("getpid", SBX_ALLOW),
-	SBX_RULE("gettid", SBX_ALLOW),
-	SBX_RULE("tgkill", SBX_ALLOW),
-	SBX_RULE("getrandom", SBX_ALLOW),
-	SBX_RULE("sched_yield", SBX_ALLOW),
-	SBX_RULE("restart_syscall", SBX_ALLOW),
-	SBX_RULE("getrusage", SBX_ALLOW),
-	/* getrlimit() only: new_limit (a pointer, all 64 bits) must be NULL. */
-	SBX_ARG("prlimit64", SBX_ALLOW, 2, SCMP_CMP_EQ, 0, 0),
-	SBX_ARG("fcntl", SBX_ALLOW, 1, SCMP_CMP_MASKED_EQ, SBX_LOW32, F_GETFL),
-	SBX_ARG("fcntl", SBX_ALLOW, 1, SCMP_CMP_MASKED_EQ, SBX_LOW32, F_GETFD),
-	SBX_RULE("poll", SBX_ALLOW),
-	SBX_RULE("ppoll", SBX_ALLOW),
-};
-
-/*
- * exec v1 - exec'd programs. Default: SCMP_ACT_ALLOW. These are refused
- * with EPERM whatever their arguments: debugging other processes, kernel
- * attack surface (bpf, perf, keys, io_uring, userfaultfd), the mount API,
- * namespaces, kexec, modules, reboot, swap, accounting, quotas, the kernel
- * log and file handles (which bypass path permissions).
- */
-static const char *const exec_v1_denied[] = {
-	"ptrace", "process_vm_readv", "process_vm_writev",
-	"bpf", "perf_event_open",
-	"keyctl", "add_key", "request_key",
-	"io_uring_setup", "io_uring_enter", "io_uring_register",
-	"mount", "umount2", "pivot_root", "move_mount", "open_tree",
-	"fsopen", "fsmount", "fsconfig", "fspick",
-	"unshare", "setns",
-	"kexec_load", "kexec_file_load",
-	"init_module", "finit_module", "delete_module",
-	"reboot", "userfaultfd", "swapon", "swapoff", "acct", "quotactl", "syslog",
-	"lookup_dcookie", "open_by_handle_at", "name_to_handle_at",
-};
-
-/* exec v1, rules that look at arguments. */
-static const struct sbx_rule exec_v1_rules[] = {
-	/* Faking terminal input. The request is an unsigned int: mask it. */
-	SBX_ARG("ioctl", SBX_EPERM, 1, SCMP_CMP_MASKED_EQ, SBX_LOW32, TIOCSTI),
-	/* Same family (CVE-2023-28100, bubblewrap refuses it too). */
-	SBX_ARG("ioctl", SBX_EPERM, 1, SCMP_CMP_MASKED_EQ, SBX_LOW32, TIOCLINUX),
-	/* clone() that would create a namespace; unshare/setns are above. */
-	SBX_ARG("clone", SBX_EPERM, 0, SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER),
-	SBX_ARG("clone", SBX_EPERM, 0, SCMP_CMP_MASKED_EQ, CLONE_NEWNS, CLONE_NEWNS),
-	SBX_ARG("clone", SBX_EPERM, 0, SCMP_CMP_MASKED_EQ, CLONE_NEWPID, CLONE_NEWPID),
-	SBX_ARG("clone", SBX_EPERM, 0, SCMP_CMP_MASKED_EQ, CLONE_NEWNET, CLONE_NEWNET),
-	SBX_ARG("clone", SBX_EPERM, 0, SCMP_CMP_MASKED_EQ, CLONE_NEWIPC, CLONE_NEWIPC),
-	SBX_ARG("clone", SBX_EPERM, 0, SCMP_CMP_MASKED_EQ, CLONE_NEWUTS, CLONE_NEWUTS),
-	SBX_ARG("clone", SBX_EPERM, 0, SCMP_CMP_MASKED_EQ, CLONE_NEWCGROUP, CLONE_NEWCGROUP),
-	/* clone3 passes its flags in memory, which seccomp cannot read:
-	 * ENOSYS makes glibc fall back to clone(), which the rules above see. */
-	SBX_RULE("clone3", SCMP_ACT_ERRNO(ENOSYS)),
-	/* personality: see sbx_add_personality(). */
-};
-
-/* exec v1 without network: sockets of the AF_UNIX family only. Refusing a
- * call whose high bits are garbage is the safe direction, so a plain
- * 64-bit "not equal" is right here. */
-static const struct sbx_rule exec_v1_nonet[] = {
-	SBX_ARG("socket", SBX_EPERM, 0, SCMP_CMP_NE, AF_UNIX, 0),
-	SBX_ARG("socketpair", SBX_EPERM, 0, SCMP_CMP_NE, AF_UNIX, 0),
-};
-
-/* clang-format on */
-
-static int sbx_add_rule(scmp_filter_ctx ctx, const char *name, uint32_t action, unsigned int argc,
-			const struct scmp_arg_cmp *cmp)
+/* Resolve a name on the native arch; an unknown name is a policy hole (or
+ * a typo): refuse to build the filter. */
+static int sbx_add(scmp_filter_ctx ctx, const char *name, uint32_t action, unsigned int argc,
+		   const struct scmp_arg_cmp *cmp)
 {
 	int nr = seccomp_syscall_resolve_name(name);
 
-	/* An unknown name is a policy hole: refuse to build the filter. */
 	if (nr == __NR_SCMP_ERROR)
 		return -ENOSYS;
 	return seccomp_rule_add_array(ctx, action, nr, argc, cmp);
 }
 
-static int sbx_add_rules(scmp_filter_ctx ctx, const struct sbx_rule *rules, size_t n)
+static int sbx_add_names(scmp_filter_ctx ctx, const char *const *names, uint32_t action)
 {
-	size_t i;
+	int rc = 0;
 
-	for (i = 0; i < n; i++) {
-		const struct sbx_rule *r = &rules[i];
+	for (; names && *names && rc == 0; names++)
+		rc = sbx_add(ctx, *names, action, 0, NULL);
+	return rc;
+}
+
+static int sbx_add_rules(scmp_filter_ctx ctx, const struct sbx_rule *r)
+{
+	int rc = 0;
+
+	for (; r && r->syscall && rc == 0; r++) {
 		struct scmp_arg_cmp cmp = {
 		    .arg = r->arg, .op = r->op, .datum_a = r->datum_a, .datum_b = r->datum_b};
-		int rc = sbx_add_rule(ctx, r->syscall, r->action, r->op ? 1 : 0, &cmp);
 
-		if (rc < 0)
-			return rc;
+		rc = sbx_add(ctx, r->syscall, r->action, r->op ? 1 : 0, &cmp);
 	}
-	return 0;
+	return rc;
 }
 
 /*
- * personality(): allowed only for 0 (PER_LINUX) and 0xffffffff (query).
- * The kernel reads an unsigned int. libseccomp can neither put two
- * comparisons on one argument nor add ALLOW exceptions to an ALLOW-default
- * filter, so "neither 0 nor 0xffffffff" is written as a union of masked
- * equalities: such a 32-bit value has some bit i set whose cyclic
- * neighbour i+1 is clear (it has both ones and zeros, so going round there
- * is a 1 -> 0 step). The high 32 bits are ignored, as by the kernel.
+ * A split, written as rules. libseccomp cannot put two comparisons on one
+ * argument, and an unconditional rule on a call swallows every
+ * conditional one with another action, so "every value but these" is
+ * spelled out: a walk down the binary trie of (argument & mask), high bit
+ * to low, where every subtree that holds none of the set's values becomes
+ * one masked equality with out_action, and every value of the set (a leaf)
+ * one with in_action. Together the rules cover each value exactly once, so
+ * their order in the BPF does not matter. At most 32 rules per value.
  */
-static int sbx_add_personality(scmp_filter_ctx ctx)
+static int sbx_split_walk(scmp_filter_ctx ctx, const struct sbx_split *s, uint32_t fixed_mask,
+			  uint32_t fixed_value)
 {
-	unsigned int i;
-
-	for (i = 0; i < 32; i++) {
-		uint64_t bit = 1ULL << i;
-		uint64_t next = 1ULL << ((i + 1) % 32);
-		struct scmp_arg_cmp cmp = {
-		    .arg = 0, .op = SCMP_CMP_MASKED_EQ, .datum_a = bit | next, .datum_b = bit};
-		int rc = sbx_add_rule(ctx, "personality", SBX_EPERM, 1, &cmp);
-
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int sbx_build(scmp_filter_ctx ctx, enum sbx_profile profile, bool allow_net)
-{
-	size_t i;
+	struct scmp_arg_cmp cmp[2] = {
+	    {.arg = s->arg,
+	     .op = SCMP_CMP_MASKED_EQ,
+	     .datum_a = fixed_mask,
+	     .datum_b = fixed_value},
+	    {.arg = (unsigned int)s->only_if_arg,
+	     .op = SCMP_CMP_MASKED_EQ,
+	     .datum_a = 0xffffffffU,
+	     .datum_b = s->only_if_value},
+	};
+	unsigned int argc = s->only_if_arg >= 0 ? 2 : 1;
+	uint32_t rest = s->mask & ~fixed_mask, bit;
+	size_t i, hits = 0;
 	int rc;
 
-	if (profile == SBX_PROFILE_STRICT)
-		return sbx_add_rules(ctx, strict_v1, sizeof(strict_v1) / sizeof(strict_v1[0]));
-
-	for (i = 0; i < sizeof(exec_v1_denied) / sizeof(exec_v1_denied[0]); i++) {
-		rc = sbx_add_rule(ctx, exec_v1_denied[i], SBX_EPERM, 0, NULL);
-		if (rc < 0)
-			return rc;
-	}
-	rc = sbx_add_rules(ctx, exec_v1_rules, sizeof(exec_v1_rules) / sizeof(exec_v1_rules[0]));
+	for (i = 0; i < s->n; i++)
+		hits += (s->values[i] & fixed_mask) == fixed_value;
+	if (hits == 0)
+		return sbx_add(ctx, s->syscall, s->out_action, argc, cmp);
+	if (rest == 0) /* a value of the set */
+		return s->in_action == SBX_DECIDED_ELSEWHERE
+			   ? 0
+			   : sbx_add(ctx, s->syscall, s->in_action, argc, cmp);
+	bit = 1U << (31 - __builtin_clz(rest));
+	rc = sbx_split_walk(ctx, s, fixed_mask | bit, fixed_value);
 	if (rc == 0)
-		rc = sbx_add_personality(ctx);
-	if (rc == 0 && !allow_net)
-		rc = sbx_add_rules(ctx, exec_v1_nonet,
-				   sizeof(exec_v1_nonet) / sizeof(exec_v1_nonet[0]));
+		rc = sbx_split_walk(ctx, s, fixed_mask | bit, fixed_value | bit);
+	return rc;
+}
+
+static int sbx_add_splits(scmp_filter_ctx ctx, const struct sbx_split *const *tables)
+{
+	int rc = 0;
+
+	for (; tables && *tables && rc == 0; tables++)
+		for (const struct sbx_split *s = *tables; s->syscall && rc == 0; s++) {
+			/* Values outside the mask could never match. */
+			if (s->n == 0 || s->n > sizeof(s->values) / sizeof(s->values[0]))
+				return -EINVAL;
+			for (size_t i = 0; i < s->n; i++)
+				if ((s->values[i] & ~s->mask) != 0)
+					return -EINVAL;
+			rc = sbx_split_walk(ctx, s, 0, 0);
+		}
+	return rc;
+}
+
+static int sbx_build(scmp_filter_ctx ctx, const struct sbx_policy *p)
+{
+	int rc = sbx_add_names(ctx, p->allowed, SCMP_ACT_ALLOW);
+
+	if (rc == 0)
+		rc = sbx_add_names(ctx, p->denied, SCMP_ACT_ERRNO(EPERM));
+	if (rc == 0)
+		rc = sbx_add_rules(ctx, p->rules);
+	if (rc == 0)
+		rc = sbx_add_splits(ctx, p->splits);
 	return rc;
 }
 
@@ -305,23 +197,20 @@ fail:
 	return rc;
 }
 
-int sbx_filter_compile(enum sbx_profile profile, bool allow_net, struct sbx_filter *out)
+int sbx_filter_compile(enum sbx_profile profile, struct sbx_filter *out)
 {
+	const struct sbx_policy *policy = sbx_policy_of(profile);
 	scmp_filter_ctx ctx;
-	uint32_t def;
 	int rc;
 
 	if (out == NULL)
 		return -EINVAL;
 	out->insns = NULL;
 	out->len = 0;
-	if (profile != SBX_PROFILE_STRICT && profile != SBX_PROFILE_EXEC)
-		return -EINVAL;
-	if (profile == SBX_PROFILE_STRICT && allow_net)
+	if (policy == NULL)
 		return -EINVAL;
 
-	def = profile == SBX_PROFILE_STRICT ? SCMP_ACT_TRAP : SCMP_ACT_ALLOW;
-	ctx = seccomp_init(def);
+	ctx = seccomp_init(policy->default_action);
 	if (ctx == NULL)
 		return -ENOMEM;
 	/* seccomp_init() adds only the native arch; foreign ABIs are killed. */
@@ -333,7 +222,7 @@ int sbx_filter_compile(enum sbx_profile profile, bool allow_net, struct sbx_filt
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (rc == 0)
-		rc = sbx_build(ctx, profile, allow_net);
+		rc = sbx_build(ctx, policy);
 	if (rc == 0)
 		rc = sbx_export(ctx, out);
 	seccomp_release(ctx);

@@ -386,13 +386,14 @@ void config_dump(const struct config *cfg, FILE *out)
 				config_fmt_duration(t->timeout_ms, buf, sizeof(buf)));
 		if (t->max_attempts)
 			fprintf(out, "max_attempts = %d\n", t->max_attempts);
+		fprintf(out, "profile = %s\n", sbx_profile_name(t->profile));
 	}
 }
 
 /* ---- loading a file ------------------------------------------------------ */
 
 struct cf_task_lines {
-	int section, command, timeout, max_attempts;
+	int section, command, timeout, max_attempts, profile;
 };
 
 struct cf_load {
@@ -510,6 +511,8 @@ static int cf_task_key(struct cf_load *ld, const char *name, const char *value)
 		seen = &tl->timeout;
 	} else if (!strcmp(name, "max_attempts")) {
 		seen = &tl->max_attempts;
+	} else if (!strcmp(name, "profile")) {
+		seen = &tl->profile;
 	} else {
 		cf_fail(ld, ld->lineno, -EINVAL, "unknown key \"%s\" in [%s]", name, ld->section);
 		return -EINVAL;
@@ -522,6 +525,14 @@ static int cf_task_key(struct cf_load *ld, const char *name, const char *value)
 	*seen = ld->lineno;
 	if (seen == &tl->command)
 		return cf_task_command(ld, t, value);
+	if (seen == &tl->profile) {
+		/* Whether it suits the kind of task is known at the end (cf_check). */
+		snprintf(label, sizeof(label), "task.%s: profile", t->name);
+		rc = config_value_profile(label, value, &t->profile, msg, sizeof(msg));
+		if (rc < 0)
+			cf_fail(ld, ld->lineno, rc, "%s", msg);
+		return rc;
+	}
 	if (seen == &tl->max_attempts) {
 		int64_t n;
 		snprintf(label, sizeof(label), "task.%s: max_attempts", t->name);
@@ -620,6 +631,7 @@ static int cf_task_section(struct cf_load *ld, const char *name)
 	tasks[n].argv = NULL;
 	tasks[n].timeout_ms = 0;
 	tasks[n].max_attempts = 0;
+	tasks[n].profile = SBX_PROFILE_STRICT;
 	lines[n - ld->first_task] = (struct cf_task_lines){.section = ld->lineno};
 	cfg->nexec_tasks = n + 1;
 	ld->task = (long)n;
@@ -714,8 +726,21 @@ static void cf_check(struct cf_load *ld)
 		return;
 	}
 	for (size_t i = ld->first_task; i < cfg->nexec_tasks; i++) {
-		const struct config_exec_task *t = &cfg->exec_tasks[i];
+		struct config_exec_task *t = &cfg->exec_tasks[i];
+		int pline = ld->task_lines[i - ld->first_task].profile;
 
+		if (!pline) /* not set: the kind of task decides */
+			t->profile = t->argv ? SBX_PROFILE_EXEC : SBX_PROFILE_STRICT;
+		if (!t->argv && t->profile != SBX_PROFILE_STRICT) {
+			cf_fail(ld, pline, -EINVAL, "C tasks run under the strict profile");
+			return;
+		}
+		if (t->argv && t->profile == SBX_PROFILE_STRICT) {
+			cf_fail(ld, pline, -EINVAL,
+				"task.%s: exec tasks run under the exec or exec+net profile",
+				t->name);
+			return;
+		}
 		if (t->timeout_ms > cfg->max_timeout_ms) {
 			cf_fail(ld, ld->task_lines[i - ld->first_task].timeout, -EINVAL,
 				"task.%s: timeout (%s) is more than max_timeout (%s)", t->name,

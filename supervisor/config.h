@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../sandbox/sandbox.h"
+
 enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
@@ -21,6 +23,8 @@ struct config_exec_task {
 	char **argv;          /* NULL-terminated, argv[0] an absolute path; NULL: no command */
 	int64_t timeout_ms;   /* 0 = the job's / default timeout */
 	int max_attempts;     /* 0 = [jobs] max_attempts */
+	enum sbx_profile profile; /* profile = ...; once loaded: EXEC unless set for exec
+				   * tasks (EXEC or EXEC_NET), always STRICT for C tasks */
 };
 
 struct config {

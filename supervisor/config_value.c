@@ -342,6 +342,27 @@ int config_value_int(const char *label, const char *value, int64_t min, int64_t 
 	return 0;
 }
 
+int config_value_profile(const char *label, const char *value, enum sbx_profile *out, char *msg,
+			 size_t msglen)
+{
+	static const char *const names[] = {"strict", "exec", "exec+net", NULL};
+	size_t len = strcspn(value, "@");
+
+	if (sbx_profile_parse(value, out) == 0)
+		return 0;
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+		const char *name = sbx_profile_name((enum sbx_profile)i);
+
+		if (strlen(name) == len && !strncmp(name, value, len)) {
+			snprintf(msg, msglen, "%s: \"%s\": this valetd has %s@%u", label, value, name,
+				 sbx_profile_version((enum sbx_profile)i));
+			return -EINVAL;
+		}
+	}
+	config_not_one_of(label, value, names, msg, msglen);
+	return -EINVAL;
+}
+
 int config_value_duration(const char *label, const char *value, int64_t min, int64_t max,
 			  int64_t *ms, char *msg, size_t msglen)
 {

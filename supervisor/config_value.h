@@ -37,6 +37,9 @@ int config_value_duration(const char *label, const char *value, int64_t min, int
 int config_value_size(const char *label, const char *value, int64_t min, int64_t max, size_t *out,
 		      char *msg, size_t msglen);
 int config_value_bool(const char *label, const char *value, bool *out, char *msg, size_t msglen);
+/* A seccomp profile name, "exec" or "exec@N" (N: this valetd's version of it). */
+int config_value_profile(const char *label, const char *value, enum sbx_profile *out, char *msg,
+			 size_t msglen);
 
 /* Returns new: dir/rel, or a copy of rel when it is empty or absolute or dir is NULL. */
 char *config_join_path(const char *dir, const char *rel);

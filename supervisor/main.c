@@ -192,6 +192,8 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 			return -EINVAL;
 		}
 		rc = registry_add_exec(reg, t->name, t->argv, t->timeout_ms);
+		if (rc == 0)
+			rc = registry_set_profile(reg, t->name, t->profile);
 		if (rc < 0) {
 			fprintf(stderr, "valetd: task %s: %s\n", t->name,
 				rc == -EEXIST ? "a task with this name is already registered"
@@ -235,7 +237,6 @@ static struct sbx_limits job_limits(const struct config *cfg)
  */
 static int print_check(const struct config *cfg)
 {
-	static const char *const profile[] = {"strict", "exec"};
 	struct sbx_limits lim = job_limits(cfg);
 	struct isolation iso;
 	struct sbx_caps caps;
@@ -248,11 +249,11 @@ static int print_check(const struct config *cfg)
 	sbx_probe_print(&caps, stdout);
 	printf("\nwhat jobs get with this configuration:\n");
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		rc = sbx_filter_compile((enum sbx_profile)i, false, &f);
+		rc = sbx_filter_compile((enum sbx_profile)i, &f);
 		sbx_filter_release(&f);
 		if (rc < 0) {
-			printf("  valetd would not start: seccomp profile %s: %s\n", profile[i],
-			       strerror(-rc));
+			printf("  valetd would not start: seccomp profile %s: %s\n",
+			       sbx_profile_name((enum sbx_profile)i), strerror(-rc));
 			status = 1;
 		}
 	}
@@ -269,8 +270,16 @@ static int print_check(const struct config *cfg)
 	sbx_probe_print_limits(&lim, "    ", stdout);
 	if (iso.cg.version && lim.memory_bytes)
 		printf("    (the address space limit is 4 x memory_limit: the cgroup limits memory)\n");
-	printf("  C tasks: seccomp strict profile (any other system call kills the task)\n");
-	printf("  exec tasks: seccomp exec profile without network (AF_UNIX sockets only)\n");
+	printf("  C tasks: seccomp profile strict@%u (any other system call kills the task)\n",
+	       sbx_profile_version(SBX_PROFILE_STRICT));
+	printf("  exec tasks: seccomp profile exec@%u (an allowlist; AF_UNIX sockets only),\n"
+	       "    or exec+net@%u (also TCP and UDP over IPv4 and IPv6, and the host's\n"
+	       "    network) where the task's [task.NAME] profile says so",
+	       sbx_profile_version(SBX_PROFILE_EXEC), sbx_profile_version(SBX_PROFILE_EXEC_NET));
+	for (size_t i = 0, n = 0; i < cfg->nexec_tasks; i++)
+		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)
+			printf("%s %s", n++ ? "," : ":", cfg->exec_tasks[i].name);
+	printf("\n");
 	isolation_release(&iso);
 	return status;
 }
@@ -389,10 +398,13 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	if ((rc = sbx_filter_compile(SBX_PROFILE_STRICT, false, &p->filters[0])) < 0 ||
-	    (rc = sbx_filter_compile(SBX_PROFILE_EXEC, false, &p->filters[1])) < 0) {
-		fprintf(stderr, "valetd: cannot compile the seccomp filters: %s\n", strerror(-rc));
-		return rc;
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+		rc = sbx_filter_compile((enum sbx_profile)i, &p->filters[i]);
+		if (rc < 0) {
+			fprintf(stderr, "valetd: cannot compile the seccomp profile %s: %s\n",
+				sbx_profile_name((enum sbx_profile)i), strerror(-rc));
+			return rc;
+		}
 	}
 	p->opts.max_slots = runner_max_children(cfg);
 	sbx_probe_run(&caps);

@@ -133,6 +133,19 @@ int registry_set_defaults(struct registry *reg, const char *name, int64_t timeou
 	return 0;
 }
 
+int registry_set_profile(struct registry *reg, const char *name, enum sbx_profile profile)
+{
+	struct task *t = (struct task *)registry_find(reg, name);
+
+	if (!t)
+		return -ENOENT;
+	if (t->kind == TASK_C ? profile != SBX_PROFILE_STRICT
+			      : profile != SBX_PROFILE_EXEC && profile != SBX_PROFILE_EXEC_NET)
+		return -EINVAL;
+	t->profile = profile;
+	return 0;
+}
+
 int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
 		      int64_t timeout_ms)
 {
@@ -157,6 +170,7 @@ int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
 	}
 	t->kind = TASK_EXEC;
 	t->timeout_ms = timeout_ms;
+	t->profile = SBX_PROFILE_EXEC;
 	return commit_slot(reg);
 fail:
 	if (t->argv)

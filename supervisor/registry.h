@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../include/valet.h"
+#include "../sandbox/sandbox.h"
 
 enum task_kind { TASK_C = 0, TASK_EXEC = 1 };
 
@@ -21,6 +22,8 @@ struct task {
 	char **argv;          /* TASK_EXEC: NULL-terminated, argv[0] absolute */
 	int64_t timeout_ms;   /* default timeout for this task; 0 = global default */
 	int max_attempts;     /* default runs of its jobs; 0 = global default */
+	enum sbx_profile profile; /* seccomp profile: STRICT for TASK_C, EXEC (default)
+				   * or EXEC_NET for TASK_EXEC */
 };
 
 /* The process-wide table that valet_register() fills. */
@@ -33,6 +36,9 @@ int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
 /* Defaults from the config for a registered task. 0 or -ENOENT. */
 int registry_set_defaults(struct registry *reg, const char *name, int64_t timeout_ms,
 			  int max_attempts);
+/* The seccomp profile of a registered task ([task.NAME] profile): C tasks
+ * take only STRICT, exec tasks EXEC or EXEC_NET. 0, -ENOENT or -EINVAL. */
+int registry_set_profile(struct registry *reg, const char *name, enum sbx_profile profile);
 /* Lookups return NULL / -1 when unknown. */
 const struct task *registry_find(const struct registry *reg, const char *name);
 int registry_index(const struct registry *reg, const char *name);

@@ -186,7 +186,7 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.uid = o->uid_base ? o->uid_base + req->slot : o->uid,
 		.gid = o->uid_base ? o->uid_base + req->slot : o->gid,
 		.limits = o->limits,
-		.filter = &o->filters[exec ? SBX_PROFILE_EXEC : SBX_PROFILE_STRICT],
+		.filter = &o->filters[exec && task ? task->profile : SBX_PROFILE_STRICT],
 		.trap_sigsys = !exec,
 		.workdir = "/",
 		.changed_signals = &sp.changed_signals,
@@ -276,10 +276,13 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 	pid_t parent = sp.self;
 
 	if (sp.opts->namespaces) {
+		const struct task *task = registry_at(sp.opts->reg, req->task_index);
+		bool net = (req->flags & SPAWN_F_EXEC) && task &&
+			   task->profile == SBX_PROFILE_EXEC_NET;
 		struct sbx_init_params ip = {
 			.join_fds = cg ? cg->join : NULL,
 			.njoin = cg ? cg->njoin : 0,
-			.netns_fd = -1,
+			.netns_fd = net ? sp.host_netns : -1,
 			.status_fd = sp.status_wr,
 			.report = {.slot = req->slot, .run_id = req->run_id},
 			.tmp_bytes = sp.opts->limits.memory_bytes,

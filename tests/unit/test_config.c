@@ -790,6 +790,51 @@ static void test_dump_round_trip(void **state)
 	config_free(cfg);
 }
 
+/* [task.NAME] profile: exec (default) or exec+net for exec tasks, strict only for C tasks. */
+static void test_task_profiles(void **state)
+{
+	struct config *cfg;
+	char *dumped;
+
+	(void)state;
+	cfg = load_ok("[task.plain]\ncommand = /bin/true\n"
+		      "[task.net]\nprofile = exec+net\ncommand = /bin/true\n"
+		      "[task.pinned]\ncommand = /bin/true\nprofile = exec@2\n"
+		      "[task.ctask]\nmax_attempts = 2\n"
+		      "[task.cstrict]\nprofile = strict@1\n");
+	assert_int_equal(cfg->nexec_tasks, 5);
+	assert_int_equal(cfg->exec_tasks[0].profile, SBX_PROFILE_EXEC);
+	assert_int_equal(cfg->exec_tasks[1].profile, SBX_PROFILE_EXEC_NET);
+	assert_int_equal(cfg->exec_tasks[2].profile, SBX_PROFILE_EXEC);
+	assert_int_equal(cfg->exec_tasks[3].profile, SBX_PROFILE_STRICT);
+	assert_int_equal(cfg->exec_tasks[4].profile, SBX_PROFILE_STRICT);
+	dumped = dump(cfg);
+	assert_non_null(strstr(dumped, "\n[task.plain]\ncommand = /bin/true\nprofile = exec\n"));
+	assert_non_null(strstr(dumped, "\n[task.net]\ncommand = /bin/true\nprofile = exec+net\n"));
+	assert_non_null(strstr(dumped, "\n[task.ctask]\nmax_attempts = 2\nprofile = strict\n"));
+	free(dumped);
+	config_free(cfg);
+
+	/* A C task (no command) runs under strict, whatever the key's place. */
+	check_error("[task.c]\nprofile = exec\n", 2, "C tasks run under the strict profile");
+	check_error("[task.c]\ntimeout = 1s\nprofile = exec+net\n[server]\n", 3,
+		    "C tasks run under the strict profile");
+	check_error("[task.x]\nprofile = strict\ncommand = /bin/true\n", 2,
+		    "task.x: exec tasks run under the exec or exec+net profile");
+	check_error("[task.x]\ncommand = /bin/true\nprofile = net\n", 3,
+		    "task.x: profile: \"net\" is not one of strict, exec, exec+net");
+	check_error("[task.x]\ncommand = /bin/true\nprofile = EXEC\n", 3,
+		    "task.x: profile: \"EXEC\" is not one of strict, exec, exec+net");
+	check_error("[task.x]\ncommand = /bin/true\nprofile =\n", 3,
+		    "task.x: profile: \"\" is not one of strict, exec, exec+net");
+	check_error("[task.x]\ncommand = /bin/true\nprofile = exec@1\n", 3,
+		    "task.x: profile: \"exec@1\": this valetd has exec@2");
+	check_error("[task.x]\ncommand = /bin/true\nprofile = exec+net@7\n", 3,
+		    "task.x: profile: \"exec+net@7\": this valetd has exec+net@1");
+	check_error("[task.x]\ncommand = /bin/true\nprofile = exec\nprofile = exec\n", 4,
+		    "duplicate key \"profile\" in [task.x] (first on line 3)");
+}
+
 static void test_dump_hides_password(void **state)
 {
 	struct config *cfg = config_new();
@@ -883,6 +928,7 @@ int main(void)
 	    cmocka_unit_test(test_plugin_dir),
 	    cmocka_unit_test(test_relative_config_path),
 	    cmocka_unit_test(test_exec_tasks),
+	    cmocka_unit_test(test_task_profiles),
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_sizes),
 	    cmocka_unit_test(test_listen),

@@ -105,7 +105,7 @@ static json_t *task_blocked(struct valet_ctx *ctx, json_t *params, json_t *previ
 
 /* Registry indexes: the table is cleared first, so they are the order of
  * registration in group_setup(). */
-enum { T_OK, T_PREV, T_FAIL, T_CRASH, T_LOOP, T_BLOCKED, T_ECHO };
+enum { T_OK, T_PREV, T_FAIL, T_CRASH, T_LOOP, T_BLOCKED, T_ECHO, T_INET, T_INET_NET };
 
 static struct {
 	struct sbx_filter filters[SBX_PROFILE_COUNT];
@@ -147,6 +147,8 @@ static int group_setup(void **state)
 		     {"crash", task_crash}, {"loop", task_loop}, {"blocked", task_blocked}};
 	struct registry *reg = registry_global();
 	char *const echo[] = {"/bin/echo", "hello", "exec", NULL};
+	char *const inet[] = {"/usr/bin/perl", "-MSocket", "-e",
+			      "socket(my $s, PF_INET, SOCK_STREAM, 0) or exit 3", NULL};
 
 	/* No json_object_seed() here: spawner_start() must seed jansson itself,
 	 * or every C-task child dies by SIGSYS opening /dev/urandom. */
@@ -156,9 +158,14 @@ static int group_setup(void **state)
 			return -1;
 	if (registry_add_exec(reg, "echo", echo, 0) < 0 || registry_index(reg, "echo") != T_ECHO)
 		return -1;
-	if (sbx_filter_compile(SBX_PROFILE_STRICT, false, &fx.filters[SBX_PROFILE_STRICT]) < 0 ||
-	    sbx_filter_compile(SBX_PROFILE_EXEC, false, &fx.filters[SBX_PROFILE_EXEC]) < 0)
+	/* The same program under exec and under exec+net. */
+	if (registry_add_exec(reg, "inet", inet, 0) < 0 || registry_index(reg, "inet") != T_INET ||
+	    registry_add_exec(reg, "inet_net", inet, 0) < 0 ||
+	    registry_set_profile(reg, "inet_net", SBX_PROFILE_EXEC_NET) < 0)
 		return -1;
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+		if (sbx_filter_compile((enum sbx_profile)i, &fx.filters[i]) < 0)
+			return -1;
 	fx.opts.reg = reg;
 	fx.opts.filters = fx.filters;
 	fx.opts.max_slots = MAX_SLOTS;
@@ -172,8 +179,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	sbx_filter_release(&fx.filters[SBX_PROFILE_STRICT]);
-	sbx_filter_release(&fx.filters[SBX_PROFILE_EXEC]);
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+		sbx_filter_release(&fx.filters[i]);
 	registry_clear(registry_global());
 	return 0;
 }
@@ -908,6 +915,25 @@ static void test_exec(void **state)
 	assert_string_equal(r->out, "hello exec\n");
 }
 
+static void test_exec_profile(void **state)
+{
+	struct run *r = run_init(0, 0, 50);
+
+	/* Each exec task runs under its own profile: only exec+net may open
+	 * an IPv4 socket (perl exits 3 when socket() fails). */
+	run_to_end(r, T_INET_NET, SPAWN_F_EXEC | SPAWN_F_SHARED_OUTPUT, "{}");
+	expect_status(r, 0, 0);
+	r = run_init(0, 0, 51);
+	run_to_end(r, T_INET, SPAWN_F_EXEC | SPAWN_F_SHARED_OUTPUT, "{}");
+	expect_status(r, 3, 0);
+	assert_int_equal(registry_set_profile(registry_global(), "ok", SBX_PROFILE_EXEC), -EINVAL);
+	assert_int_equal(registry_set_profile(registry_global(), "echo", SBX_PROFILE_STRICT),
+			 -EINVAL);
+	assert_int_equal(registry_set_profile(registry_global(), "nope", SBX_PROFILE_EXEC), -ENOENT);
+	assert_int_equal(registry_at(registry_global(), T_ECHO)->profile, SBX_PROFILE_EXEC);
+	assert_int_equal(registry_at(registry_global(), T_OK)->profile, SBX_PROFILE_STRICT);
+}
+
 static void test_daemon_gone(void **state)
 {
 	struct run *r = run_init(0, 0, 40);
@@ -946,6 +972,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_exec, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exec_profile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_daemon_gone, setup, teardown),
 	};
 

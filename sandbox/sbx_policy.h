@@ -1,0 +1,65 @@
+/*
+ * sbx_policy.h - the shape of a seccomp profile, between sbx_policy.c (the
+ * tables a reviewer reads) and sbx_filter.c (which compiles them). Private
+ * to sandbox/.
+ */
+#ifndef VALET_SBX_POLICY_H
+#define VALET_SBX_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <seccomp.h>
+
+#include "sandbox.h"
+
+/* One rule: name, action and an optional comparison (op 0 = unconditional).
+ * For SCMP_CMP_MASKED_EQ, datum_a is the mask and datum_b the value. */
+struct sbx_rule {
+	const char *syscall;
+	uint32_t action;
+	unsigned int arg;
+	enum scmp_compare op;
+	uint64_t datum_a;
+	uint64_t datum_b;
+};
+
+/*
+ * A system call whose verdict depends on one argument: the value of
+ * (argument & mask) is either in values[] (in_action) or not (out_action).
+ * Both sides are written out as masked equalities (see sbx_filter.c), so
+ * high bits outside mask never change the verdict. in_action
+ * SBX_DECIDED_ELSEWHERE adds no rule for the values in the set: another
+ * split (with a matching `only_if`) decides them. only_if_arg >= 0 limits
+ * every rule of the split to calls whose argument only_if_arg has
+ * only_if_value in its low 32 bits.
+ */
+struct sbx_split {
+	const char *syscall;
+	unsigned int arg;
+	uint32_t mask;
+	uint32_t in_action;
+	uint32_t out_action;
+	int only_if_arg;
+	uint32_t only_if_value;
+	size_t n;
+	uint32_t values[4];
+};
+
+/* Not a libseccomp action: "no rule here". */
+#define SBX_DECIDED_ELSEWHERE 0xffffffffU
+
+struct sbx_policy {
+	const char *name;
+	unsigned version;
+	uint32_t default_action;
+	const char *const *allowed;   /* unconditional SCMP_ACT_ALLOW, NULL-terminated */
+	const char *const *denied;    /* unconditional EPERM, NULL-terminated; may be NULL */
+	const struct sbx_rule *rules; /* ends with {NULL}; may be NULL */
+	/* Tables of splits, each ending with {NULL}; the list ends with NULL. */
+	const struct sbx_split *const *splits;
+};
+
+/* The policy of a profile, or NULL out of range. */
+const struct sbx_policy *sbx_policy_of(enum sbx_profile profile);
+
+#endif
