@@ -127,7 +127,7 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.drop_user = o->drop_user,
 		.uid = o->uid,
 		.gid = o->gid,
-		.limits = o->limits,
+		.limits = req->limits,
 		.filter = &o->filters[exec ? SBX_PROFILE_EXEC : SBX_PROFILE_STRICT],
 		.trap_sigsys = !exec,
 		.workdir = "/",
