@@ -14,7 +14,8 @@
  *
  * task_params is kept as compact JSON text (an empty object counts as
  * absent, as job.h stores it). Timeouts are seconds, integer or real, > 0,
- * converted to whole milliseconds rounding up.
+ * converted to whole milliseconds rounding up. "limits" is an object of
+ * known keys only (see get_limits).
  */
 #include <errno.h>
 #include <float.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../supervisor/limits.h"
 #include "json_in.h"
 #include "json_out.h"
 
@@ -171,6 +173,94 @@ static int get_max_attempts(json_t *obj, struct job_request *req, char *err, siz
 	return 0;
 }
 
+/*
+ * Extension: "limits": {"memory": 67108864 | "64M", "cpu": 5 | "5s",
+ * "processes": 16, "output": 65536 | "64k"}. Integers are bytes or seconds,
+ * strings use the config file's size and duration syntax (a CPU time is
+ * rounded up to whole seconds). Each value is > 0; a null value is absent.
+ * Unknown keys are refused. The [jobs] maxima are the core's to check; here
+ * only the absolute bounds (the config's ranges).
+ */
+static const char *const limit_keys[] = {"memory", "cpu", "processes", "output"};
+static const char *const limit_musts[] = {
+	"an integer number of bytes greater than 0 or a size such as \"64M\"",
+	"an integer number of seconds greater than 0 or a duration such as \"5s\"",
+	"an integer greater than 0",
+	"an integer number of bytes greater than 0 or a size such as \"64k\"",
+};
+static const uint64_t limit_bounds[] = {LIMITS_MEMORY_MAX, LIMITS_CPU_MAX, LIMITS_PROCESSES_MAX,
+					LIMITS_OUTPUT_MAX};
+
+/* Limit i of the request: 0 = absent, else its value in bytes, seconds or a count. */
+static int get_limit(json_t *limits, size_t i, uint64_t *out, char *err, size_t errlen)
+{
+	json_t *v = field(limits, limit_keys[i]);
+	char what[32];
+	uint64_t n = 0;
+	int64_t ms;
+	size_t bytes;
+
+	*out = 0;
+	if (!v)
+		return 0;
+	snprintf(what, sizeof(what), "limits.%s", limit_keys[i]);
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		n = (uint64_t)json_integer_value(v);
+	} else if (json_is_string(v) && i == 1) {
+		if (config_parse_duration_ms(json_string_value(v), &ms) == 0 && ms > 0)
+			n = (uint64_t)(ms / 1000 + (ms % 1000 != 0));
+	} else if (json_is_string(v) && i != 2) {
+		if (config_parse_size(json_string_value(v), &bytes) == 0)
+			n = bytes;
+	}
+	if (n == 0)
+		return fail(err, errlen, what, limit_musts[i]);
+	if (n > limit_bounds[i]) {
+		snprintf(err, errlen, "%s must be at most %llu%s", what,
+			 (unsigned long long)limit_bounds[i],
+			 i == 1 ? " seconds" : i == 2 ? "" : " bytes");
+		return -EINVAL;
+	}
+	*out = n;
+	return 0;
+}
+
+static int get_limits(json_t *obj, struct job_request *req, char *err, size_t errlen)
+{
+	json_t *v = field(obj, "limits"), *x;
+	uint64_t n[4];
+	const char *key;
+	size_t i;
+	int rc;
+
+	req->has_limits = false;
+	memset(&req->limits, 0, sizeof(req->limits));
+	if (!v)
+		return 0;
+	if (!json_is_object(v))
+		return fail(err, errlen, "limits", "an object");
+	json_object_foreach(v, key, x) {
+		for (i = 0; i < 4 && strcmp(key, limit_keys[i]); i++)
+			;
+		if (i == 4) {
+			snprintf(err, errlen,
+				 "limits.%s is not a valid limit - valid limits: [cpu memory output "
+				 "processes]",
+				 key);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < 4; i++)
+		if ((rc = get_limit(v, i, &n[i], err, errlen)))
+			return rc;
+	req->limits.memory_bytes = n[0];
+	req->limits.cpu_seconds = (uint32_t)n[1];
+	req->limits.processes = (uint32_t)n[2];
+	req->limits.output_bytes = (uint32_t)n[3];
+	req->has_limits = true;
+	return 0;
+}
+
 static int get_bool(json_t *obj, const char *key, bool *out, char *err, size_t errlen)
 {
 	json_t *v = field(obj, key);
@@ -201,7 +291,8 @@ static int decode_job_fields(struct json_in_doc *doc, json_t *obj, struct job_re
 	    (rc = get_string(obj, "task_name", &req->task_name, err, errlen)) ||
 	    (rc = get_params(doc, obj, &req->params_json, err, errlen)) ||
 	    (rc = get_timeout(obj, req, err, errlen)) ||
-	    (rc = get_max_attempts(obj, req, err, errlen)))
+	    (rc = get_max_attempts(obj, req, err, errlen)) ||
+	    (rc = get_limits(obj, req, err, errlen)))
 		return rc;
 	rc = get_bool(obj, "use_previous_results", &use_prev, err, errlen);
 	if (rc)

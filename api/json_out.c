@@ -177,9 +177,47 @@ static json_t *timeout_value(int64_t ms)
 	return json_real((double)ms / 1000.0);
 }
 
+/* A limit: its number, or null for none (0). */
+static json_t *limit_value(uint64_t v)
+{
+	return v ? json_integer((json_int_t)v) : json_null();
+}
+
+/* The effective limits of a job whose request set limits: numbers (bytes,
+ * seconds, a count), null for none. */
+static json_t *limits_value(const struct job_limits *l)
+{
+	json_t *o = json_object();
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	rc |= json_object_set_new(o, "memory", limit_value(l->memory_bytes));
+	rc |= json_object_set_new(o, "cpu", limit_value(l->cpu_seconds));
+	rc |= json_object_set_new(o, "processes", limit_value(l->processes));
+	rc |= json_object_set_new(o, "output", json_integer(l->output_bytes));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The isolation record, an object as the runner wrote it; NULL if absent or bad. */
+static json_t *isolation_value(const char *text)
+{
+	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+
+	if (v && !json_is_object(v)) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
 json_t *json_out_job(const struct job *job)
 {
-	json_t *o = json_object(), *params;
+	json_t *o = json_object(), *params, *isolation;
 	int64_t duration;
 	int rc = 0;
 
@@ -217,8 +255,12 @@ json_t *json_out_job(const struct job *job)
 		rc |= json_object_set_new(o, "max_attempts", json_integer(job->max_attempts));
 		rc |= json_object_set_new(o, "attempt", json_integer(job->attempt));
 	}
+	if (job->limits.set)
+		rc |= json_object_set_new(o, "limits", limits_value(&job->limits));
 	if (job->outcome.pid != 0)
 		rc |= json_object_set_new(o, "outcome", json_out_outcome(&job->outcome));
+	if ((isolation = isolation_value(job->isolation)))
+		rc |= json_object_set_new(o, "isolation", isolation);
 	if (rc) {
 		json_decref(o);
 		return NULL;

@@ -14,12 +14,19 @@
  * owner decides its fate. A final status, the result and the attempt's
  * record are written by one statement (PGS_JOB_FINISH), so a COMPLETED or
  * FAILED job always has its result.
+ *
+ * A job's limits (set at creation) are inserted with it and read back with
+ * every job row, so a job claimed by another node runs with its own. Its
+ * isolation record is written by whichever update follows its start
+ * (status, outcome, finish or retry), when the job has one.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "pg_schema.h"
 #include "pg_sql.h"
@@ -30,7 +37,8 @@
 	"j.failure_reason, j.run_at, j.scheduled_at, j.created_at, j.started_at, "          \
 	"j.completed_at, j.pipeline_id, j.pipeline_index, j.next_job_id, "                  \
 	"j.use_previous_results, j.attempt, j.max_attempts, j.pid, j.exit_code, j.signal, " \
-	"j.timed_out, j.oom_killed, j.seccomp_syscall, j.cpu_ms, j.wall_ms, j.max_rss_kb"
+	"j.timed_out, j.oom_killed, j.seccomp_syscall, j.cpu_ms, j.wall_ms, j.max_rss_kb, " \
+	"j.limits, j.isolation"
 /* ... followed by these three: with the result, or without (lists). */
 #define RESULT_COLS " , r.job_id IS NOT NULL, r.metadata, r.error"
 #define NO_RESULT_COLS " , false, NULL::jsonb, NULL::text"
@@ -39,8 +47,9 @@ enum {
 	JC_RUN_AT, JC_SCHEDULED_AT, JC_CREATED_AT, JC_STARTED_AT, JC_COMPLETED_AT,
 	JC_PIPELINE_ID, JC_PIPELINE_INDEX, JC_NEXT_JOB_ID, JC_USE_PREVIOUS, JC_ATTEMPT,
 	JC_MAX_ATTEMPTS, JC_PID, JC_EXIT_CODE, JC_SIGNAL, JC_TIMED_OUT, JC_OOM, JC_SECCOMP,
-	JC_CPU, JC_WALL, JC_RSS, JC_HAS_RESULT, JC_METADATA, JC_ERROR, JC_COUNT
+	JC_CPU, JC_WALL, JC_RSS, JC_LIMITS, JC_ISOLATION, JC_HAS_RESULT, JC_METADATA, JC_ERROR, JC_COUNT
 };
+_Static_assert(JC_COUNT == PG_CLAIM_PL_COL, "claim rows: pipeline columns follow the job's");
 
 #define PL_COLS                                                                              \
 	"p.id, p.name, p.description, p.status, p.failure_reason, p.run_at, p.created_at, "  \
@@ -73,23 +82,25 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_INSERT_JOB] = {"valet_insert_job",
 		"INSERT INTO " S "jobs (id, name, description, task_name, task_params, timeout_ms, "
 		"status, run_at, created_at, pipeline_id, pipeline_index, next_job_id, "
-		"use_previous_results, due_at, claimed_by, claimed_at, max_attempts) "
+		"use_previous_results, due_at, claimed_by, claimed_at, max_attempts, limits) "
 		"VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text, "
-		"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16) "
-		"ON CONFLICT (id) DO NOTHING", 16},
+		"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16, $17::jsonb) "
+		"ON CONFLICT (id) DO NOTHING", 17},
 	[PGS_INSERT_PIPELINE] = {"valet_insert_pipeline",
 		"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at) "
 		"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING", 6},
 	[PGS_NOTIFY] = {"valet_notify", "SELECT pg_notify($1, $2)", 2},
 	[PGS_JOB_STATUS] = {"valet_job_status",
 		"UPDATE " S "jobs SET status = $2, scheduled_at = $3, started_at = $4, attempt = $5, "
-		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END "
-		"WHERE id = $1 AND claimed_by = $6", 6},
+		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END, "
+		"isolation = coalesce($7::jsonb, isolation) "
+		"WHERE id = $1 AND claimed_by = $6", 7},
 	[PGS_JOB_FINISH] = {"valet_job_finish",
 		"WITH u AS (UPDATE " S "jobs SET status = $3, failure_reason = $4, started_at = $5, "
 		"completed_at = $6, attempt = $7, "
 		"node_id = CASE WHEN $5::timestamptz IS NULL THEN node_id ELSE $2 END, "
-		OUTCOME_SET ", claimed_by = NULL, claimed_at = NULL, due_at = NULL "
+		OUTCOME_SET ", claimed_by = NULL, claimed_at = NULL, due_at = NULL, "
+		"isolation = coalesce($21::jsonb, isolation) "
 		"WHERE id = $1 AND claimed_by = $2 "
 		"RETURNING id, attempt, node_id, started_at), "
 		"r AS (INSERT INTO " S "results (job_id, metadata, error) "
@@ -102,23 +113,25 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"SELECT id, attempt, node_id, $3, $4, started_at, $6, $11, $12, $13, $14, $15, $16, "
 		"$17, $18, $19 FROM u WHERE started_at IS NOT NULL AND attempt > 0 AND $20 "
 		"ON CONFLICT (job_id, attempt) DO NOTHING) "
-		"SELECT count(*) FROM u", 20},
+		"SELECT count(*) FROM u", 21},
 	/* A failed attempt; the job waits (still claimed) for its next one. */
 	[PGS_JOB_RETRY] = {"valet_job_retry",
 		"WITH u AS (UPDATE " S "jobs SET status = 'PENDING', failure_reason = $3, "
 		"started_at = $4, attempt = $5, due_at = $6, node_id = $2, "
 		"pid = $7, exit_code = $8, signal = $9, timed_out = $10, oom_killed = $11, "
-		"seccomp_syscall = $12, cpu_ms = $13, wall_ms = $14, max_rss_kb = $15 "
+		"seccomp_syscall = $12, cpu_ms = $13, wall_ms = $14, max_rss_kb = $15, "
+		"isolation = coalesce($16::jsonb, isolation) "
 		"WHERE id = $1 AND claimed_by = $2 RETURNING id) "
 		"INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
 		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb) "
 		"SELECT id, $5, $2, 'FAILED', $3, $4, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15 "
-		"FROM u ON CONFLICT (job_id, attempt) DO NOTHING", 15},
+		"FROM u ON CONFLICT (job_id, attempt) DO NOTHING", 16},
 	[PGS_JOB_OUTCOME] = {"valet_job_outcome",
 		"UPDATE " S "jobs SET pid = $2, exit_code = $3, signal = $4, timed_out = $5, "
-		"oom_killed = $6, seccomp_syscall = $7, cpu_ms = $8, wall_ms = $9, max_rss_kb = $10 "
-		"WHERE id = $1", 10},
+		"oom_killed = $6, seccomp_syscall = $7, cpu_ms = $8, wall_ms = $9, max_rss_kb = $10, "
+		"isolation = coalesce($11::jsonb, isolation) "
+		"WHERE id = $1", 11},
 	[PGS_JOB_META] = {"valet_job_meta",
 		"UPDATE " S "jobs SET name = $2, description = $3 WHERE id = $1", 3},
 	[PGS_PIPELINE] = {"valet_pipeline",
@@ -295,6 +308,32 @@ static int signal_number(const char *name)
 	return atoi(name + 3);
 }
 
+/* A limit of the limits column: a number, or null / absent for none. */
+static uint64_t limit_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
+							       : 0;
+}
+
+/* The limits column (NULL: the job set none). A malformed value counts as
+ * none set, so the job gets the defaults rather than a zero output cap. */
+static void parse_limits(const char *text, struct job_limits *l)
+{
+	json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+
+	memset(l, 0, sizeof(*l));
+	if (json_is_object(o)) {
+		l->memory_bytes = limit_of(o, "memory");
+		l->cpu_seconds = (uint32_t)limit_of(o, "cpu");
+		l->processes = (uint32_t)limit_of(o, "processes");
+		l->output_bytes = (uint32_t)limit_of(o, "output");
+		l->set = l->output_bytes > 0;
+	}
+	json_decref(o);
+}
+
 struct job *pg_row_job(const PGresult *res, int row)
 {
 	struct job *job = job_new();
@@ -338,6 +377,8 @@ struct job *pg_row_job(const PGresult *res, int row)
 	job->outcome.cpu_ms = (int32_t)col_int(res, row, JC_CPU, -1);
 	job->outcome.wall_ms = (int32_t)col_int(res, row, JC_WALL, -1);
 	job->outcome.max_rss_kb = (int32_t)col_int(res, row, JC_RSS, -1);
+	parse_limits(col(res, row, JC_LIMITS), &job->limits);
+	rc |= set_str(&job->isolation, col(res, row, JC_ISOLATION));
 	job->has_result = col_bool(res, row, JC_HAS_RESULT);
 	if (job->has_result) {
 		s = col(res, row, JC_METADATA);
@@ -395,6 +436,24 @@ static int add_uuid_or_null(struct pg_batch *b, bool set, const uint8_t id[JOB_I
 	return set ? pg_batch_uuid(b, id) : pg_batch_null(b);
 }
 
+/* The limits column: the API's shape, null for none; SQL NULL when not set. */
+static int add_limits(struct pg_batch *b, const struct job_limits *l)
+{
+	char text[160], mem[24] = "null", cpu[24] = "null", procs[24] = "null";
+
+	if (!l->set)
+		return pg_batch_null(b);
+	if (l->memory_bytes)
+		snprintf(mem, sizeof(mem), "%llu", (unsigned long long)l->memory_bytes);
+	if (l->cpu_seconds)
+		snprintf(cpu, sizeof(cpu), "%u", l->cpu_seconds);
+	if (l->processes)
+		snprintf(procs, sizeof(procs), "%u", l->processes);
+	snprintf(text, sizeof(text), "{\"memory\":%s,\"cpu\":%s,\"processes\":%s,\"output\":%u}",
+		 mem, cpu, procs, l->output_bytes);
+	return pg_batch_text(b, text);
+}
+
 int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
 		      int64_t due_at)
 {
@@ -416,6 +475,7 @@ int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *cla
 	rc |= pg_batch_time(b, due_at);
 	rc |= pg_batch_text(b, claimed_by);
 	rc |= pg_batch_int(b, job->max_attempts > 0 ? job->max_attempts : 1);
+	rc |= add_limits(b, &job->limits);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -442,6 +502,7 @@ int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *nod
 	rc |= pg_batch_time(b, job->started_at);
 	rc |= pg_batch_int(b, job->attempt);
 	rc |= pg_batch_text(b, node);
+	rc |= pg_batch_text(b, job->isolation);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -502,6 +563,7 @@ int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *nod
 	rc |= add_outcome(b, &job->outcome);
 	/* The only attempt of a job that may not retry is the job row itself. */
 	rc |= pg_batch_bool(b, job->max_attempts > 1 || job->attempt > 1);
+	rc |= pg_batch_text(b, job->isolation);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -511,6 +573,7 @@ int pg_add_job_outcome(struct pg_batch *b, const struct job *job)
 
 	rc |= pg_batch_uuid(b, job->id);
 	rc |= add_outcome(b, &job->outcome);
+	rc |= pg_batch_text(b, job->isolation);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -525,6 +588,7 @@ int pg_add_job_retry(struct pg_batch *b, const struct job *job, const char *node
 	rc |= pg_batch_int(b, job->attempt);
 	rc |= pg_batch_time(b, job->core_due ? job->core_due : job_now_us());
 	rc |= add_outcome(b, &job->outcome);
+	rc |= pg_batch_text(b, job->isolation);
 	return rc ? -ENOMEM : 0;
 }
 

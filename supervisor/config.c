@@ -29,13 +29,20 @@
  * are parsed, checked and printed by config_value.c; this file owns the
  * table, the objects and the file.
  *
- * [task.NAME] sections declare exec tasks. The command is split like a
- * shell splits words, without any expansion, and its program is made
- * absolute at load time, so what -t checks is what will run. Relative paths
- * in a file are relative to the file's directory, so a config works
- * whatever directory valetd starts in: plugin_dir, a program with a slash,
- * and arguments that start with "./" or "../" (a script given to an
- * interpreter). Other arguments are passed as they are.
+ * [task.NAME] sections (exec tasks, and defaults for any task) are read by
+ * config_task.c. Relative paths in a file are relative to the file's
+ * directory, so a config works whatever directory valetd starts in:
+ * plugin_dir, a program with a slash, and arguments that start with "./"
+ * or "../" (a script given to an interpreter). Other arguments are passed
+ * as they are.
+ *
+ * Limits: [sandbox] memory_limit, cpu_limit, max_processes and [jobs]
+ * max_output_size are the defaults of every job; [jobs] max_memory_limit,
+ * max_cpu_limit, max_process_limit and max_output_limit cap what a job (the
+ * API's "limits") or a task section may set. A maximum not in the file is
+ * its limit's default, so out of the box a job can only lower a limit. 0
+ * means none: a maximum of 0 allows any value, and a default of 0 (no
+ * limit) is above every maximum but 0.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -46,6 +53,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_internal.h"
 #include "config_value.h"
 
 /*
@@ -56,16 +64,6 @@
 #pragma weak ini_max_line
 #define CF_MAX_LINE 4096
 
-#define CF_MSG 512
-#define CF_TASK_NAME_MAX 64
-
-#define KIB (1LL << 10)
-#define GIB (1LL << 30)
-#define TIB (1LL << 40)
-#define SEC 1000LL
-#define HOUR (3600 * SEC)
-#define DAY (24 * HOUR)
-#define DAYS30 (30 * DAY)
 
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum fields are written as int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum fields are written as int");
@@ -123,6 +121,10 @@ static const struct cf_key cf_keys[] = {
 	{KEY("jobs", "max_attempts", CF_INT, max_attempts, "1"), .min = 1, .max = 100},
 	{KEY("jobs", "max_result_size", CF_SIZE, max_result_bytes, "1M"), .min = KIB, .max = GIB},
 	{KEY("jobs", "max_output_size", CF_SIZE, max_output_bytes, "1M"), .min = KIB, .max = GIB},
+	{KEY("jobs", "max_memory_limit", CF_SIZE, max_memory_limit, NULL), .min = 0, .max = TIB},
+	{KEY("jobs", "max_cpu_limit", CF_DURATION, max_cpu_limit_ms, NULL), .min = 0, .max = DAYS30},
+	{KEY("jobs", "max_process_limit", CF_INT, max_process_limit, NULL), .min = 0, .max = 1000000},
+	{KEY("jobs", "max_output_limit", CF_SIZE, max_output_limit, NULL), .min = KIB, .max = GIB},
 	{KEY("sandbox", "user", CF_STRING, user, "nobody"), .min = 1},
 	{KEY("sandbox", "memory_limit", CF_SIZE, memory_limit_bytes, "256M"), .min = 0, .max = TIB},
 	{KEY("sandbox", "cpu_limit", CF_DURATION, cpu_limit_ms, "0"), .min = 0, .max = DAYS30},
@@ -255,6 +257,15 @@ static int cf_nproc(void)
 	return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
 }
 
+/* The [jobs] maxima of limits default to the limits' defaults. */
+static void cf_default_maxima(struct config *cfg)
+{
+	cfg->max_memory_limit = cfg->memory_limit_bytes;
+	cfg->max_cpu_limit_ms = cfg->cpu_limit_ms;
+	cfg->max_process_limit = cfg->max_processes;
+	cfg->max_output_limit = cfg->max_output_bytes;
+}
+
 struct config *config_new(void)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -269,6 +280,7 @@ struct config *config_new(void)
 			goto fail;
 	}
 	cfg->workers = cf_nproc();
+	cf_default_maxima(cfg);
 	return cfg;
 fail:
 	config_free(cfg);
@@ -353,8 +365,7 @@ static void cf_print_value(const struct config *cfg, const struct cf_key *k, FIL
 void config_dump(const struct config *cfg, FILE *out)
 {
 	const char *section = NULL;
-	char buf[32];
-
+	
 	fprintf(out, "# valetd configuration (%s)\n", cfg->path ? cfg->path : "built-in defaults");
 	for (size_t i = 0; i < CF_NKEYS; i++) {
 		const struct cf_key *k = &cf_keys[i];
@@ -369,56 +380,13 @@ void config_dump(const struct config *cfg, FILE *out)
 		}
 		fputc('\n', out);
 	}
-	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
-		const struct config_exec_task *t = &cfg->exec_tasks[i];
-
-		fprintf(out, "\n[task.%s]\n", t->name);
-		if (t->argv) {
-			fputs("command =", out);
-			for (char **a = t->argv; *a; a++) {
-				fputc(' ', out);
-				config_print_arg(*a, out);
-			}
-			fputc('\n', out);
-		}
-		if (t->timeout_ms)
-			fprintf(out, "timeout = %s\n",
-				config_fmt_duration(t->timeout_ms, buf, sizeof(buf)));
-		if (t->max_attempts)
-			fprintf(out, "max_attempts = %d\n", t->max_attempts);
-		fprintf(out, "profile = %s\n", sbx_profile_name(t->profile));
-	}
+	cf_dump_tasks(cfg, out);
 }
 
 /* ---- loading a file ------------------------------------------------------ */
 
-struct cf_task_lines {
-	int section, command, timeout, max_attempts, profile;
-};
-
-struct cf_load {
-	struct config *cfg;
-	const char *path; /* as given, for messages */
-	char *dir;	  /* absolute directory of the file */
-	FILE *fp;
-	char *buf; /* getline() */
-	size_t bufcap;
-	int lineno;
-	char *section; /* current section, NULL before the first */
-	int section_line;
-	long task;			  /* index of the current [task.NAME] or -1 */
-	size_t first_task;		  /* tasks from this file start here */
-	struct cf_task_lines *task_lines; /* [i - first_task] */
-	int key_line[CF_NKEYS];
-	int err; /* the first error, 0 = none yet */
-	int err_line;
-	char *errbuf;
-	size_t errlen;
-};
-
 /* Records the first error only; line 0 = no line. */
-__attribute__((format(printf, 4, 5))) static void cf_fail(struct cf_load *ld, int line, int err,
-							  const char *fmt, ...)
+void cf_fail(struct cf_load *ld, int line, int err, const char *fmt, ...)
 {
 	char msg[CF_MSG];
 	va_list ap;
@@ -436,118 +404,6 @@ __attribute__((format(printf, 4, 5))) static void cf_fail(struct cf_load *ld, in
 		snprintf(ld->errbuf, ld->errlen, "%s:%d: %s", ld->path, line, msg);
 	else
 		snprintf(ld->errbuf, ld->errlen, "%s: %s", ld->path, msg);
-}
-
-static int cf_task_command(struct cf_load *ld, struct config_exec_task *t, const char *value)
-{
-	const char *why = NULL;
-	char **argv = NULL, *prog = NULL;
-	int rc = config_split_command(value, &argv, &why);
-
-	if (rc == -EINVAL) {
-		cf_fail(ld, ld->lineno, rc, "task.%s: command: %s", t->name, why);
-		return rc;
-	}
-	if (rc < 0)
-		goto nomem;
-	if (!argv[0]) {
-		cf_fail(ld, ld->lineno, -EINVAL, "task.%s: command is empty", t->name);
-		rc = -EINVAL;
-		goto fail;
-	}
-	if (strchr(argv[0], '/')) {
-		if (!(prog = config_join_path(ld->dir, argv[0])))
-			goto nomem;
-	} else if ((rc = config_path_lookup(argv[0], &prog)) == -ENOENT) {
-		rc = -EINVAL;
-		cf_fail(ld, ld->lineno, rc, "task.%s: command \"%s\": not found in PATH", t->name,
-			argv[0]);
-		goto fail;
-	} else if (rc < 0) {
-		goto nomem;
-	}
-	if (!config_is_exec(prog)) {
-		cf_fail(ld, ld->lineno, -EINVAL, "task.%s: command \"%s\": not an executable file",
-			t->name, prog);
-		rc = -EINVAL;
-		goto fail;
-	}
-	free(argv[0]);
-	argv[0] = prog;
-	prog = NULL;
-	/* "python3 ../demo/x.py": explicit ./ and ../ arguments are paths too. */
-	for (char **a = argv + 1; *a; a++) {
-		char *abs;
-
-		if (strncmp(*a, "./", 2) && strncmp(*a, "../", 3))
-			continue;
-		if (!(abs = config_join_path(ld->dir, *a)))
-			goto nomem;
-		free(*a);
-		*a = abs;
-	}
-	config_free_argv(t->argv);
-	t->argv = argv;
-	return 0;
-nomem:
-	rc = -ENOMEM;
-	cf_fail(ld, ld->lineno, rc, "out of memory");
-fail:
-	free(prog);
-	config_free_argv(argv);
-	return rc;
-}
-
-static int cf_task_key(struct cf_load *ld, const char *name, const char *value)
-{
-	struct config_exec_task *t = &ld->cfg->exec_tasks[ld->task];
-	struct cf_task_lines *tl = &ld->task_lines[(size_t)ld->task - ld->first_task];
-	char label[CF_TASK_NAME_MAX + 16], msg[CF_MSG];
-	int *seen, rc;
-
-	if (!strcmp(name, "command")) {
-		seen = &tl->command;
-	} else if (!strcmp(name, "timeout")) {
-		seen = &tl->timeout;
-	} else if (!strcmp(name, "max_attempts")) {
-		seen = &tl->max_attempts;
-	} else if (!strcmp(name, "profile")) {
-		seen = &tl->profile;
-	} else {
-		cf_fail(ld, ld->lineno, -EINVAL, "unknown key \"%s\" in [%s]", name, ld->section);
-		return -EINVAL;
-	}
-	if (*seen) {
-		cf_fail(ld, ld->lineno, -EINVAL, "duplicate key \"%s\" in [%s] (first on line %d)",
-			name, ld->section, *seen);
-		return -EINVAL;
-	}
-	*seen = ld->lineno;
-	if (seen == &tl->command)
-		return cf_task_command(ld, t, value);
-	if (seen == &tl->profile) {
-		/* Whether it suits the kind of task is known at the end (cf_check). */
-		snprintf(label, sizeof(label), "task.%s: profile", t->name);
-		rc = config_value_profile(label, value, &t->profile, msg, sizeof(msg));
-		if (rc < 0)
-			cf_fail(ld, ld->lineno, rc, "%s", msg);
-		return rc;
-	}
-	if (seen == &tl->max_attempts) {
-		int64_t n;
-		snprintf(label, sizeof(label), "task.%s: max_attempts", t->name);
-		rc = config_value_int(label, value, 1, 100, &n, msg, sizeof(msg));
-		if (rc < 0)
-			cf_fail(ld, ld->lineno, rc, "%s", msg);
-		else
-			t->max_attempts = (int)n;
-		return rc;
-	}
-	snprintf(label, sizeof(label), "task.%s: timeout", t->name);
-	rc = config_value_duration(label, value, 0, DAYS30, &t->timeout_ms, msg, sizeof(msg));
-	if (rc < 0)
-		cf_fail(ld, ld->lineno, rc, "%s", msg);
-	return rc;
 }
 
 static int cf_handler(void *user, const char *section, const char *name, const char *value)
@@ -591,51 +447,6 @@ static int cf_handler(void *user, const char *section, const char *name, const c
 static void cf_end_section(struct cf_load *ld)
 {
 	(void)ld;
-}
-
-static int cf_task_section(struct cf_load *ld, const char *name)
-{
-	struct config *cfg = ld->cfg;
-	size_t len = strlen(name), n = cfg->nexec_tasks;
-	struct config_exec_task *tasks;
-	struct cf_task_lines *lines;
-
-	if (len < 1 || len > CF_TASK_NAME_MAX ||
-	    name[strspn(name,
-			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")]) {
-		cf_fail(ld, ld->lineno, -EINVAL,
-			"invalid task name \"%s\" (use 1 to 64 of A-Z a-z 0-9 _ . -)", name);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(cfg->exec_tasks[i].name, name))
-			continue;
-		if (i >= ld->first_task)
-			cf_fail(ld, ld->lineno, -EINVAL,
-				"duplicate section [task.%s] (first on line %d)", name,
-				ld->task_lines[i - ld->first_task].section);
-		else
-			cf_fail(ld, ld->lineno, -EINVAL, "duplicate section [task.%s]", name);
-		return -EINVAL;
-	}
-	tasks = realloc(cfg->exec_tasks, (n + 1) * sizeof(*tasks));
-	if (tasks)
-		cfg->exec_tasks = tasks;
-	lines = realloc(ld->task_lines, (n + 1 - ld->first_task) * sizeof(*lines));
-	if (lines)
-		ld->task_lines = lines;
-	if (!tasks || !lines || !(tasks[n].name = strdup(name))) {
-		cf_fail(ld, ld->lineno, -ENOMEM, "out of memory");
-		return -ENOMEM;
-	}
-	tasks[n].argv = NULL;
-	tasks[n].timeout_ms = 0;
-	tasks[n].max_attempts = 0;
-	tasks[n].profile = SBX_PROFILE_STRICT;
-	lines[n - ld->first_task] = (struct cf_task_lines){.section = ld->lineno};
-	cfg->nexec_tasks = n + 1;
-	ld->task = (long)n;
-	return 0;
 }
 
 /*
@@ -710,6 +521,88 @@ static char *cf_read_line(char *str, int num, void *stream)
 	return str;
 }
 
+/* A numeric key's value (sizes, durations in ms, integers). */
+static int64_t cf_num(const struct config *cfg, const struct cf_key *k)
+{
+	const void *field = (const char *)cfg + k->offset;
+
+	if (k->type == CF_SIZE)
+		return (int64_t)*(const size_t *)field;
+	if (k->type == CF_DURATION)
+		return *(const int64_t *)field;
+	return *(const int *)field;
+}
+
+static void cf_set_num(struct config *cfg, const struct cf_key *k, int64_t v)
+{
+	void *field = (char *)cfg + k->offset;
+
+	if (k->type == CF_SIZE)
+		*(size_t *)field = (size_t)v;
+	else if (k->type == CF_DURATION)
+		*(int64_t *)field = v;
+	else
+		*(int *)field = (int)v;
+}
+
+/* As in the file; 0 is "none" (no limit). */
+static const char *cf_fmt_num(const struct cf_key *k, int64_t v, char *buf, size_t len)
+{
+	if (k->type == CF_SIZE)
+		return cf_fmt_size_none((uint64_t)v, buf, len);
+	if (k->type == CF_DURATION)
+		return cf_fmt_duration_none(v, buf, len);
+	if (v == 0)
+		return "none";
+	snprintf(buf, len, "%lld", (long long)v);
+	return buf;
+}
+
+const char *cf_fmt_size_none(uint64_t bytes, char *buf, size_t len)
+{
+	return bytes ? config_fmt_size(bytes, buf, len) : "none";
+}
+
+const char *cf_fmt_duration_none(int64_t ms, char *buf, size_t len)
+{
+	return ms ? config_fmt_duration(ms, buf, len) : "none";
+}
+
+/*
+ * The maxima of the limits a job may set: each defaults to its limit's
+ * default (so out of the box a job can only lower a limit) and may not be
+ * below it. 0 is "none" on both sides: a maximum of 0 allows anything, and
+ * a default of 0 (no limit) allows only a maximum of 0.
+ */
+static void cf_check_maxima(struct cf_load *ld)
+{
+	/* The maximum, its default, and how a message names the default. */
+	static const char *const pairs[][5] = {
+	    {"jobs", "max_memory_limit", "sandbox", "memory_limit", "[sandbox] memory_limit"},
+	    {"jobs", "max_cpu_limit", "sandbox", "cpu_limit", "[sandbox] cpu_limit"},
+	    {"jobs", "max_process_limit", "sandbox", "max_processes", "[sandbox] max_processes"},
+	    {"jobs", "max_output_limit", "jobs", "max_output_size", "max_output_size"},
+	};
+	char a[32], b[32];
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		const struct cf_key *mk = cf_find_key(pairs[i][0], pairs[i][1]);
+		const struct cf_key *dk = cf_find_key(pairs[i][2], pairs[i][3]);
+		int mline = ld->key_line[mk - cf_keys];
+		int64_t max, def = cf_num(ld->cfg, dk);
+
+		if (!mline)
+			cf_set_num(ld->cfg, mk, def);
+		max = cf_num(ld->cfg, mk);
+		if (max != 0 && (def == 0 || def > max)) {
+			cf_fail(ld, mline, -EINVAL, "%s (%s) is less than %s (%s)", mk->name,
+				cf_fmt_num(mk, max, a, sizeof(a)), pairs[i][4],
+				cf_fmt_num(dk, def, b, sizeof(b)));
+			return;
+		}
+	}
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 static void cf_check(struct cf_load *ld)
 {
@@ -725,30 +618,9 @@ static void cf_check(struct cf_load *ld)
 			config_fmt_duration(cfg->default_timeout_ms, b, sizeof(b)));
 		return;
 	}
-	for (size_t i = ld->first_task; i < cfg->nexec_tasks; i++) {
-		struct config_exec_task *t = &cfg->exec_tasks[i];
-		int pline = ld->task_lines[i - ld->first_task].profile;
-
-		if (!pline) /* not set: the kind of task decides */
-			t->profile = t->argv ? SBX_PROFILE_EXEC : SBX_PROFILE_STRICT;
-		if (!t->argv && t->profile != SBX_PROFILE_STRICT) {
-			cf_fail(ld, pline, -EINVAL, "C tasks run under the strict profile");
-			return;
-		}
-		if (t->argv && t->profile == SBX_PROFILE_STRICT) {
-			cf_fail(ld, pline, -EINVAL,
-				"task.%s: exec tasks run under the exec or exec+net profile",
-				t->name);
-			return;
-		}
-		if (t->timeout_ms > cfg->max_timeout_ms) {
-			cf_fail(ld, ld->task_lines[i - ld->first_task].timeout, -EINVAL,
-				"task.%s: timeout (%s) is more than max_timeout (%s)", t->name,
-				config_fmt_duration(t->timeout_ms, a, sizeof(a)),
-				config_fmt_duration(cfg->max_timeout_ms, b, sizeof(b)));
-			return;
-		}
-	}
+	cf_check_maxima(ld);
+	if (!ld->err)
+		cf_check_tasks(ld);
 }
 
 /* The file's directory, absolute (the file itself may be a symlink: not followed). */
@@ -777,9 +649,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	    .errbuf = err,
 	    .errlen = errlen,
 	};
-	int saved_max_line = 0, rc;
+	int saved_max_line = 0, rc, key_line[CF_NKEYS] = {0};
 	char *copy;
 
+	ld.key_line = key_line;
 	if (err && errlen)
 		err[0] = '\0';
 	ld.fp = fopen(path, "re");

@@ -25,6 +25,11 @@ struct config_exec_task {
 	int max_attempts;     /* 0 = [jobs] max_attempts */
 	enum sbx_profile profile; /* profile = ...; once loaded: EXEC unless set for exec
 				   * tasks (EXEC or EXEC_NET), always STRICT for C tasks */
+	/* Limits of its jobs; -1 = not set: the [sandbox] / [jobs] value. */
+	int64_t memory_limit_bytes; /* memory_limit; 0 = none */
+	int64_t cpu_limit_ms;       /* cpu_limit; 0 = none */
+	int64_t max_processes;      /* max_processes; 0 = none */
+	int64_t max_output_bytes;   /* max_output_size */
 };
 
 struct config {
@@ -44,6 +49,12 @@ struct config {
 	int max_attempts;         /* runs per job unless the job says (1 = no retries) */
 	size_t max_result_bytes;  /* one task result */
 	size_t max_output_bytes;  /* a child's stdout+stderr */
+	/* The most a job (API "limits") or a [task.NAME] may set. Each defaults
+	 * to its [sandbox] / [jobs] default; 0 = no maximum. */
+	size_t max_memory_limit;
+	int64_t max_cpu_limit_ms;
+	int max_process_limit;
+	size_t max_output_limit;  /* never 0 */
 	/* [sandbox] */
 	char *user;             /* run tasks as this user when root; default "nobody" */
 	size_t memory_limit_bytes; /* RLIMIT_AS; 0 = none */

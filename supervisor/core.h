@@ -58,6 +58,8 @@ struct job_request {
 	int64_t run_at;          /* us since epoch */
 	bool use_previous_results;
 	int max_attempts;        /* 0 = the task's / configured default */
+	bool has_limits;         /* "limits" was given (maybe {}) */
+	struct job_limits limits; /* what it asked for: 0 = not asked; set unused */
 };
 
 struct pipeline_request {

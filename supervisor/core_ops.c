@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core_internal.h"
+#include "limits.h"
 #include "log.h"
 
 /* ---- validation ------------------------------------------------------------------ */
@@ -45,6 +46,8 @@ static int validate_job(struct core *core, const struct job_request *req, char *
 		snprintf(a, sizeof(a), "%lld", (long long)(core->cfg->max_timeout_ms / 1000));
 		return snprintf(msg, len, "timeout must be at most %s seconds", a), -1;
 	}
+	if (req->has_limits && limits_check(core->cfg, &req->limits, msg, len) < 0)
+		return -1;
 	return 0;
 }
 
@@ -72,6 +75,8 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 	if (req->params_json && strcmp(req->params_json, "{}") != 0)
 		job_set_str(&job->params_json, req->params_json);
 	job->timeout_ms = job_timeout(core, req);
+	if (req->has_limits)
+		job->limits = limits_resolve(core->cfg, req->task_name, &req->limits);
 	job->max_attempts = req->max_attempts > 0 ? req->max_attempts : core->cfg->max_attempts;
 	if (req->max_attempts <= 0) {
 		const struct task *t = registry_find(core->reg, req->task_name);

@@ -103,6 +103,7 @@ void job_unref(struct job *job)
 	free(job->failure_reason);
 	free(job->result_json);
 	free(job->result_error);
+	free(job->isolation);
 	free(job);
 }
 

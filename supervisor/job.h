@@ -50,6 +50,22 @@ struct job_outcome {
 	const char *seccomp_syscall; /* interned name of the blocked call; NULL unknown */
 };
 
+/*
+ * A job's resource limits (the API's "limits"). A job whose request set
+ * limits carries them all, resolved when it was created (the request's
+ * value, else its task's default, else the global default) and stored with
+ * it, so it runs with them on whichever node claims it; set is false for
+ * the others, which get the defaults of the node that runs them. 0 means
+ * no limit for memory, cpu and processes. 24 bytes.
+ */
+struct job_limits {
+	uint64_t memory_bytes; /* RLIMIT_AS; 0 = none */
+	uint32_t cpu_seconds;  /* RLIMIT_CPU; 0 = none */
+	uint32_t processes;    /* RLIMIT_NPROC; 0 = none (left as it is) */
+	uint32_t output_bytes; /* stdout+stderr cap; > 0 (at most 1 GiB) */
+	bool set;
+};
+
 struct job {
 	unsigned refs;
 	uint8_t id[JOB_ID_LEN];
@@ -80,6 +96,10 @@ struct job {
 	char *result_error; /* the failure text; NULL when none */
 
 	struct job_outcome outcome;
+	struct job_limits limits;
+	/* How the current (or last) run was isolated: a JSON object text, set
+	 * when the job starts; NULL until then. Output verbatim. */
+	char *isolation;
 
 	/* Owned by the core while the job is queued/scheduled/running. */
 	struct pipeline *pipeline; /* borrowed; set while active */

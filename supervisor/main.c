@@ -107,6 +107,10 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 				      old->max_files != fresh->max_files ||
 				      old->max_processes != fresh->max_processes ||
 				      old->max_file_size != fresh->max_file_size},
+		{"[jobs] max_memory_limit, max_cpu_limit, max_process_limit",
+		 old->max_memory_limit != fresh->max_memory_limit ||
+			 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
+			 old->max_process_limit != fresh->max_process_limit},
 		{"[storage]", !same_str(old->storage, fresh->storage) ||
 				      !same_str(old->database_url, fresh->database_url)},
 		{"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
@@ -123,7 +127,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
  * SIGHUP: read the file again. A bad file changes nothing. Otherwise the
  * keys the running daemon reads at each use take their new values now:
  * logging, access log, queue capacity, shutdown grace, job timeouts and
- * size caps. The others are reported as needing a restart.
+ * size caps (max_output_size with its max_output_limit). The others are
+ * reported as needing a restart.
  */
 static void reload(struct daemon *d)
 {
@@ -146,6 +151,7 @@ static void reload(struct daemon *d)
 	cfg->max_timeout_ms = fresh->max_timeout_ms;
 	cfg->max_result_bytes = fresh->max_result_bytes;
 	cfg->max_output_bytes = fresh->max_output_bytes;
+	cfg->max_output_limit = fresh->max_output_limit;
 	log_setup(cfg->log_format, cfg->log_level);
 	config_free(fresh);
 	log_info("configuration reloaded", "file", d->cli->config ? d->cli->config : "(none)");

@@ -26,6 +26,12 @@
  * a replacement is forked right away, off the critical path. Every job
  * still gets a fresh process that no other job has touched. Exec tasks and
  * inputs too large for a pipe are forked on demand ("cold" runs).
+ *
+ * Limits. Each START carries the child's rlimits: its job's (limits.h),
+ * and for a C-task pipeline run in one child, limit by limit the largest
+ * of its jobs'. Warm children were forked with the defaults ([sandbox]),
+ * so one serves only a run whose rlimits are those; any other C run is
+ * cold. The output cap is the run's too, counted by run_io.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +49,8 @@
 
 #include "../sandbox/frame.h"
 #include "../sandbox/sandbox.h"
+#include "isolation.h"
+#include "limits.h"
 #include "log.h"
 #include "registry.h"
 #include "run_internal.h"
@@ -125,14 +133,14 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		.killed = run->killed,
 		.timeout_ms = job->timeout_ms,
 		.shutdown_grace_ms = r->cfg->shutdown_grace_ms,
-		.max_output_bytes = r->cfg->max_output_bytes,
+		.max_output_bytes = run->limits.output_bytes,
 		.max_result_bytes = r->cfg->max_result_bytes,
 		.spawn_err = evt->spawn_err,
 		.exited = !evt->spawn_err && WIFEXITED(evt->status),
 		.exit_code = WIFEXITED(evt->status) ? WEXITSTATUS(evt->status) : -1,
 		.term_signal = WIFSIGNALED(evt->status) ? WTERMSIG(evt->status) : 0,
 		.oom_killed = evt->flags & SPAWN_EVT_F_OOM,
-		.memory_limit_bytes = r->cfg->memory_limit_bytes,
+		.memory_limit_bytes = run->limits.memory_bytes,
 		.syscall_name = run->syscall_name,
 		.setup_step = run->has_setup ? run->setup.step : NULL,
 		.setup_errno = run->setup.err,
@@ -441,6 +449,7 @@ static struct run *spawn_child(struct runner *r, struct spawn_req *req, const ch
 		close(fds[i]);
 
 	run->r = r;
+	run->limits = limits_defaults(r->cfg, NULL);
 	run->slot = (unsigned)slot;
 	run->id = req->run_id;
 	run->exec = exec;
@@ -477,13 +486,34 @@ fail:
 	return NULL;
 }
 
+/* The rlimits of a job with the default limits: those of warm children. */
+static struct sbx_limits default_rlimits(const struct runner *r)
+{
+	struct job_limits l = limits_defaults(r->cfg, NULL);
+
+	return limits_sbx(r->cfg, &l);
+}
+
+/* The limits of a run of these jobs (one, or a C-task pipeline). */
+static struct job_limits run_limits(const struct runner *r, struct job **jobs, size_t njobs)
+{
+	struct job_limits l = limits_of_job(r->cfg, jobs[0]);
+
+	for (size_t i = 1; i < njobs; i++) {
+		struct job_limits more = limits_of_job(r->cfg, jobs[i]);
+		limits_widen(&l, &more);
+	}
+	return l;
+}
+
 /* Keep up to `workers` C-task children forked and waiting for input. */
 static void warm_up(struct runner *r)
 {
 	while (!r->quiesced && !r->warming_paused && !r->broken && r->nwarm < r->workers &&
 	       r->running + r->nwarm < r->nslots) {
 		struct spawn_req req = {.task_index = -1,
-					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN};
+					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN,
+					.limits = default_rlimits(r)};
 		struct run *run;
 		int in[2], rc;
 
@@ -536,6 +566,20 @@ static bool feed_warm(struct run *run, const struct buf *in)
 	return false;
 }
 
+/* What isolation the run's jobs get, recorded on each (see isolation.h). */
+static void record_isolation(struct run *run, const struct task *task)
+{
+	const struct isolation *iso = isolation_global();
+	enum sbx_profile profile = run->exec ? task->profile : SBX_PROFILE_STRICT;
+
+	if (!iso)
+		return; /* unit tests without a daemon */
+	for (size_t i = 0; i < run->njobs; i++) {
+		free(run->jobs[i]->isolation);
+		run->jobs[i]->isolation = isolation_record(iso, run->slot, sbx_profile_name(profile));
+	}
+}
+
 int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *previous_json)
 {
 	const struct task *task = registry_find(r->reg, jobs[0]->task_name);
@@ -544,6 +588,8 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	struct buf in = {0};
 	struct run *run = NULL;
 	struct job **tracked = NULL;
+	struct job_limits limits;
+	struct sbx_limits warm_rl;
 	int rc, in_fd = -1;
 
 	if (r->broken)
@@ -560,7 +606,11 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (!exec && (run = take_warm(r)) && !feed_warm(run, &in)) {
+	limits = run_limits(r, jobs, njobs);
+	req.limits = limits_sbx(r->cfg, &limits);
+	warm_rl = default_rlimits(r);
+	if (!exec && !memcmp(&req.limits, &warm_rl, sizeof(warm_rl)) && (run = take_warm(r)) &&
+	    !feed_warm(run, &in)) {
 		/* Too big for a pipe: this warm child stays for the next job. */
 		run = NULL;
 	}
@@ -583,11 +633,13 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 		if (!run)
 			goto out;
 	}
+	run->limits = limits;
 	run->jobs = tracked;
 	tracked = NULL;
 	run->njobs = njobs;
 	for (size_t i = 0; i < njobs; i++)
 		run->jobs[i] = job_ref(jobs[i]);
+	record_isolation(run, task);
 	r->running++;
 	r->hooks.job_started(r->arg, jobs[0]);
 	run_arm_deadline(run);

@@ -32,6 +32,9 @@ struct run {
 	size_t njobs, cur;
 	int64_t job_start_ns; /* the running job's start, for its wall time */
 	enum run_kill killed;
+	/* What the child runs with: its job's limits, or for a C-task
+	 * pipeline in one child the largest of its jobs' (limits.h). */
+	struct job_limits limits;
 
 	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
 	bool retired; /* a warm run we stopped on purpose */
@@ -42,7 +45,7 @@ struct run {
 
 	struct buf frames;   /* unparsed frame bytes */
 	struct buf stdout_b; /* exec: the result */
-	size_t out_bytes;    /* bytes counted against max_output */
+	size_t out_bytes;    /* bytes counted against limits.output_bytes */
 	char tail[RUN_TAIL_MAX];
 	size_t tail_len;
 

@@ -268,7 +268,7 @@ int run_read_some(struct run *run, int fd, int which)
 		} else {
 			run->out_bytes += (size_t)n;
 			keep_tail(run, chunk, (size_t)n);
-			if (run->out_bytes > run->r->cfg->max_output_bytes)
+			if (run->out_bytes > run->limits.output_bytes)
 				run_kill(run, RUN_KILL_OUTPUT);
 		}
 	}

@@ -185,7 +185,7 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.drop_user = o->drop_user,
 		.uid = o->uid_base ? o->uid_base + req->slot : o->uid,
 		.gid = o->uid_base ? o->uid_base + req->slot : o->gid,
-		.limits = o->limits,
+		.limits = req->limits,
 		.filter = &o->filters[exec && task ? task->profile : SBX_PROFILE_STRICT],
 		.trap_sigsys = !exec,
 		.workdir = "/",
@@ -285,7 +285,7 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 			.netns_fd = net ? sp.host_netns : -1,
 			.status_fd = sp.status_wr,
 			.report = {.slot = req->slot, .run_id = req->run_id},
-			.tmp_bytes = sp.opts->limits.memory_bytes,
+			.tmp_bytes = req->limits.memory_bytes,
 		};
 		if (sbx_init_run(&ip, &err) < 0)
 			sbx_fail(fds[0], &err);
@@ -316,8 +316,8 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 		goto report;
 	}
 	if (cg_of(req->slot) &&
-	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), sp.opts->limits.memory_bytes,
-					    sp.opts->limits.max_processes)) != 0)
+	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
+					    req->limits.max_processes)) != 0)
 		goto report;
 	pid = spawn_process(req);
 	if (pid == 0)

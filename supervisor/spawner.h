@@ -50,6 +50,7 @@ struct spawn_req {
 	uint32_t flags;
 	uint32_t input_len; /* inline input bytes following the header */
 	uint32_t pad;
+	struct sbx_limits limits; /* the child's rlimits (the job's limits) */
 };
 
 struct spawn_evt {
@@ -65,7 +66,7 @@ struct spawn_evt {
 
 struct spawner_opts {
 	const struct registry *reg;
-	struct sbx_limits limits;
+	struct sbx_limits limits; /* the defaults; each START carries its own */
 	bool drop_user;
 	uid_t uid;
 	gid_t gid;

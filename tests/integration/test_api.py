@@ -12,8 +12,8 @@ import subprocess
 import time
 import unittest
 
-from valetd import (DEMO_TASKS, EXEC_TASKS, FINAL, HOSTILE_TASKS, STRICT_TS_RE, UUID4_RE,
-                    VALETD, Daemon, DaemonTestCase, fmt_ts, new_uuid, parse_ts)
+from valetd import (ASAN, DEMO_TASKS, EXEC_TASKS, FINAL, HOSTILE_TASKS, STRICT_TS_RE,
+                    UUID4_RE, VALETD, Daemon, DaemonTestCase, fmt_ts, new_uuid, parse_ts)
 
 JOB_KEYS = {"id", "name", "description", "task_name", "task_params", "timeout", "status",
             "failure_reason", "run_at", "scheduled_at", "created_at", "started_at",
@@ -682,6 +682,111 @@ class ApiValidationTest(DaemonTestCase):
         for raw in (b"null", b"{", b"[]", b""):
             with self.subTest(raw=raw):
                 self.rejected("/api/pipelines", raw=raw)
+
+
+class LimitsTest(DaemonTestCase):
+    """Per-job limits ("limits" in the request), per-task defaults and the
+    [jobs] maxima, against the real daemon and its children."""
+
+    config = {"task.hostile_flood": {"max_output_size": "2k"}}
+
+    def no_limits(self):
+        # Under ASan the daemon runs without a memory limit (valetd.py).
+        return None if ASAN else 268435456
+
+    def test_job_output_limit(self):
+        job = self.d.submit("hostile_flood", timeout=10, limits={"output": "64k"})
+        self.assertEqual(job["limits"], {"memory": self.no_limits(), "cpu": None,
+                                         "processes": 64, "output": 65536})
+        job = self.d.wait_for(job["id"], timeout=15)
+        self.assertEqual(job["status"], "FAILED", job)
+        self.assertEqual(job["failure_reason"],
+                         "output limit exceeded (more than 64 KiB on stdout/stderr)")
+        self.assertEqual(job["limits"]["output"], 65536)
+        self.assertFalse(job["outcome"]["timed_out"])
+
+    def test_task_default_output_limit(self):
+        job = self.d.submit("hostile_flood", timeout=10)
+        self.assertNotIn("limits", job)
+        job = self.d.wait_for(job["id"], timeout=15)
+        self.assertEqual(job["failure_reason"],
+                         "output limit exceeded (more than 2 KiB on stdout/stderr)")
+        self.assertNotIn("limits", job)
+        # An exec task's stderr counts the same.
+        job = self.d.submit("exec_flood_stderr", timeout=10, limits={"output": 4096})
+        job = self.d.wait_for(job["id"], timeout=15)
+        self.assertEqual(job["failure_reason"],
+                         "output limit exceeded (more than 4 KiB on stdout/stderr)")
+
+    def test_cpu_limit(self):
+        # RLIMIT_CPU with soft = hard: the kernel sends SIGKILL at the limit.
+        for task, cpu in (("hostile_spin", 1), ("exec_spin", "1s")):
+            job = self.d.submit(task, timeout=30, limits={"cpu": cpu})
+            self.assertEqual(job["limits"]["cpu"], 1)
+            job = self.d.wait_for(job["id"], timeout=20)
+            self.assertEqual(job["status"], "FAILED", job)
+            self.assertEqual(job["failure_reason"], "crashed: SIGKILL (killed)", job)
+            oc = job["outcome"]
+            self.assertEqual(oc["signal"], "SIGKILL", job)
+            self.assertFalse(oc["timed_out"], job)
+            self.assertGreaterEqual(oc["cpu_ms"], 900, job)
+            self.assertLess(job["duration"], 10000, job)
+
+    def test_limits_shown(self):
+        job = self.d.submit("dummytask", params={"a": 1},
+                            limits={"processes": 16, "output": "64k", "cpu": 5})
+        want = {"memory": self.no_limits(), "cpu": 5, "processes": 16, "output": 65536}
+        self.assertEqual(job["limits"], want)
+        job = self.d.wait_for(job["id"])
+        self.assertEqual(job["status"], "COMPLETED", job)
+        self.assertEqual(job["limits"], want)
+        self.assertEqual(self.d.job(job["id"])["limits"], want)
+        listed = [j for j in self.d.get_json("/api/jobs")["jobs"] if j["id"] == job["id"]]
+        self.assertEqual(listed[0]["limits"], want)
+        # Task default (2k) under a job's own limits it does not set.
+        job = self.d.submit("hostile_flood", timeout=10, limits={"cpu": 5},
+                            run_at=later())
+        self.assertEqual(job["limits"]["output"], 2048)
+        self.assertNoBody(self.d.delete("/api/jobs/" + job["id"]), 204)
+
+    def test_pipeline_limits(self):
+        pl = self.d.submit_pipeline([
+            {"name": "a", "task_name": "dummytask", "task_params": {"x": 1}},
+            {"name": "b", "task_name": "echoprev", "use_previous_results": True,
+             "limits": {"processes": 8, "output": 1024}},
+        ])
+        pl = self.d.wait_pipeline(pl["id"])
+        self.assertEqual(pl["status"], "COMPLETED", pl)
+        jobs = self.d.get_json("/api/pipelines/%s/jobs" % pl["id"])["jobs"]
+        self.assertNotIn("limits", jobs[0])
+        self.assertEqual(jobs[1]["limits"], {"memory": self.no_limits(), "cpu": None,
+                                             "processes": 8, "output": 1024})
+
+    def test_above_maximum(self):
+        before = len(self.d.get_json("/api/jobs")["jobs"])
+        cases = [
+            ({"processes": 65}, "limits.processes must be at most 64"),
+            ({"output": "2M"}, "limits.output must be at most 1048576 bytes (1 MiB)"),
+            ({"output": 0}, 'limits.output must be an integer number of bytes greater than 0 '
+                            'or a size such as "64k"'),
+            ({"cpu": -1}, 'limits.cpu must be an integer number of seconds greater than 0 '
+                          'or a duration such as "5s"'),
+            ({"swap": 1}, "limits.swap is not a valid limit - valid limits: "
+                          "[cpu memory output processes]"),
+            ("64M", "limits must be an object"),
+        ]
+        if not ASAN:
+            cases.append(({"memory": "512M"},
+                          "limits.memory must be at most 268435456 bytes (256 MiB)"))
+        for limits, msg in cases:
+            r = self.d.post("/api/jobs", {"name": "x", "task_name": "dummytask",
+                                          "limits": limits})
+            self.assertError(r, 400, msg)
+            r = self.d.post("/api/pipelines", {"name": "p", "jobs": [
+                {"name": "a", "task_name": "dummytask"},
+                {"name": "b", "task_name": "dummytask", "limits": limits}]})
+            self.assertError(r, 400, msg)
+        self.assertEqual(len(self.d.get_json("/api/jobs")["jobs"]), before)
 
 
 class CorsConfigTest(DaemonTestCase):

@@ -876,6 +876,33 @@ class PipelineAcrossNodesTest(PipelineTestCase):
         self.assertGreaterEqual(first[8], run_at - 0.001, "first job started before run_at")
 
 
+class LimitsAcrossNodesTest(PgTestCase):
+    def test_claimed_job_runs_with_its_own_limits(self):
+        # Node A stores a scheduled job with its own output limit and stops;
+        # node B, whose configured default is 1M, claims and runs it with the
+        # job's 4k. The limits column holds the effective limits.
+        a = self.start({})
+        run_at = time.time() + 1.5
+        job = a.submit("hostile_flood", timeout=10, limits={"output": "4k", "processes": 9},
+                       run_at=fmt_ts(run_at))
+        rc, _ = a.terminate()
+        a.check_exit(rc)
+        b = self.start({}, schema=a.schema, node_id=a.node_id + "-b")
+        done = b.wait_for(job["id"], FINAL, timeout=max(run_at - time.time(), 0) + 5)
+        self.assertEqual(done["failure_reason"],
+                         "output limit exceeded (more than 4 KiB on stdout/stderr)", done)
+        self.assertEqual(done["limits"]["output"], 4096)
+        self.assertEqual(done["limits"]["processes"], 9)
+        rows = b.sql("SELECT node_id, limits->>'output', limits->>'processes', isolation "
+                     "FROM jobs WHERE id = :'id'", id=job["id"])
+        self.assertEqual(rows, [[b.node_id, "4096", "9", None]])
+        # A job that set no limits stores none.
+        other = b.submit("dummytask")
+        b.wait_for(other["id"])
+        self.assertEqual(b.sql("SELECT limits FROM jobs WHERE id = :'id'", id=other["id"]),
+                         [[None]])
+
+
 class PipelineRescueTest(PipelineTestCase):
     CONFIG = {"queue": {"workers": "2"},
               "storage": {"lease": "2s", "retry_backoff": "100ms"}}

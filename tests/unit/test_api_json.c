@@ -179,6 +179,37 @@ static void test_job_failed_outcome(void **state)
 	job_unref(job);
 }
 
+/* "limits" (when the request set them) before the outcome, "isolation" after. */
+static void test_job_limits_isolation(void **state)
+{
+	struct job *job = make_job(ID1, "job_name", "test_task");
+
+	job->limits = (struct job_limits){.memory_bytes = 64 << 20, .cpu_seconds = 0,
+					  .processes = 16, .output_bytes = 65536, .set = true};
+	job->outcome.pid = 7;
+	job->outcome.exit_code = 0;
+	job->isolation = strdup("{\"namespaces\": [\"pid\"], \"cgroup\": \"v2\", \"uid\": 61003}");
+	assert_json(json_out_job(job),
+		    "{\"id\":\"" ID1 "\",\"name\":\"job_name\",\"task_name\":\"test_task\","
+		    "\"timeout\":10,\"status\":\"PENDING\","
+		    "\"created_at\":\"2026-11-27T01:02:03.123456Z\","
+		    "\"limits\":{\"memory\":67108864,\"cpu\":null,\"processes\":16,\"output\":65536},"
+		    "\"outcome\":{\"pid\":7,\"exit_code\":0,\"signal\":null,\"timed_out\":false,"
+		    "\"oom_killed\":false,\"seccomp_syscall\":null,\"cpu_ms\":null,\"wall_ms\":null,"
+		    "\"max_rss_kb\":null},"
+		    "\"isolation\":{\"namespaces\":[\"pid\"],\"cgroup\":\"v2\",\"uid\":61003}}");
+	/* Limits not set by the request are not shown. */
+	job->limits.set = false;
+	job->outcome.pid = 0;
+	free(job->isolation);
+	job->isolation = NULL;
+	assert_json(json_out_job(job), "{\"id\":\"" ID1 "\",\"name\":\"job_name\","
+				       "\"task_name\":\"test_task\",\"timeout\":10,"
+				       "\"status\":\"PENDING\","
+				       "\"created_at\":\"2026-11-27T01:02:03.123456Z\"}");
+	job_unref(job);
+}
+
 static void test_signal_names(void **state)
 {
 	char buf[32];
@@ -423,6 +454,84 @@ static void test_decode_timeout(void **state)
 	assert_job_error("{\"timeout\":1e300}", "timeout must be at most 1000000000 seconds");
 }
 
+static void test_decode_limits(void **state)
+{
+	struct job_request req;
+	char err[JSON_IN_ERRLEN];
+
+	assert_int_equal(decode_job("{\"limits\":{\"memory\":67108864,\"cpu\":5,\"processes\":16,"
+				    "\"output\":65536}}",
+				    &req, err),
+			 0);
+	assert_true(req.has_limits);
+	assert_int_equal(req.limits.memory_bytes, 67108864);
+	assert_int_equal(req.limits.cpu_seconds, 5);
+	assert_int_equal(req.limits.processes, 16);
+	assert_int_equal(req.limits.output_bytes, 65536);
+	/* Strings in the config's syntax; CPU time rounds up to seconds. */
+	assert_int_equal(decode_job("{\"limits\":{\"memory\":\"64M\",\"cpu\":\"1500ms\","
+				    "\"output\":\"64k\"}}",
+				    &req, err),
+			 0);
+	assert_int_equal(req.limits.memory_bytes, 64 << 20);
+	assert_int_equal(req.limits.cpu_seconds, 2);
+	assert_int_equal(req.limits.processes, 0);
+	assert_int_equal(req.limits.output_bytes, 65536);
+	/* {} and null values: set, nothing asked; null limits: absent. */
+	assert_int_equal(decode_job("{\"limits\":{\"cpu\":null}}", &req, err), 0);
+	assert_true(req.has_limits);
+	assert_int_equal(req.limits.cpu_seconds, 0);
+	assert_int_equal(decode_job("{\"limits\":null}", &req, err), 0);
+	assert_false(req.has_limits);
+	assert_int_equal(decode_job("{}", &req, err), 0);
+	assert_false(req.has_limits);
+
+	assert_job_error("{\"limits\":[]}", "limits must be an object");
+	assert_job_error("{\"limits\":64}", "limits must be an object");
+	assert_job_error("{\"limits\":{\"memory\":1,\"swap\":1}}",
+			 "limits.swap is not a valid limit - valid limits: [cpu memory output "
+			 "processes]");
+	assert_job_error("{\"limits\":{\"memory\":0}}",
+			 "limits.memory must be an integer number of bytes greater than 0 or a size "
+			 "such as \"64M\"");
+	assert_job_error("{\"limits\":{\"memory\":\"lots\"}}",
+			 "limits.memory must be an integer number of bytes greater than 0 or a size "
+			 "such as \"64M\"");
+	assert_job_error("{\"limits\":{\"memory\":1.5}}",
+			 "limits.memory must be an integer number of bytes greater than 0 or a size "
+			 "such as \"64M\"");
+	assert_job_error("{\"limits\":{\"cpu\":-1}}",
+			 "limits.cpu must be an integer number of seconds greater than 0 or a "
+			 "duration such as \"5s\"");
+	assert_job_error("{\"limits\":{\"cpu\":\"0s\"}}",
+			 "limits.cpu must be an integer number of seconds greater than 0 or a "
+			 "duration such as \"5s\"");
+	assert_job_error("{\"limits\":{\"processes\":\"16\"}}",
+			 "limits.processes must be an integer greater than 0");
+	assert_job_error("{\"limits\":{\"output\":true}}",
+			 "limits.output must be an integer number of bytes greater than 0 or a size "
+			 "such as \"64k\"");
+	assert_job_error("{\"limits\":{\"output\":\"2G\"}}",
+			 "limits.output must be at most 1073741824 bytes");
+	assert_job_error("{\"limits\":{\"cpu\":2592001}}", "limits.cpu must be at most 2592000 seconds");
+	assert_job_error("{\"limits\":{\"processes\":1000001}}",
+			 "limits.processes must be at most 1000000");
+	/* In a pipeline, per job. */
+	{
+		struct json_in_doc doc = {0};
+		struct pipeline_request pl;
+		const char *body = "{\"name\":\"p\",\"jobs\":[{\"name\":\"a\",\"task_name\":\"t\"},"
+				   "{\"name\":\"b\",\"task_name\":\"t\",\"limits\":{\"cpu\":3}}]}";
+
+		assert_int_equal(
+		    json_in_pipeline(&doc, body, strlen(body), &pl, err, sizeof(err)), 0);
+		assert_false(pl.jobs[0].has_limits);
+		assert_true(pl.jobs[1].has_limits);
+		assert_int_equal(pl.jobs[1].limits.cpu_seconds, 3);
+		json_in_doc_release(&doc);
+	}
+}
+
 static void test_decode_type_errors(void **state)
 {
 	assert_job_error("{\"name\":1,\"task_name\":\"t\"}", "name must be a string");
@@ -578,6 +687,7 @@ int main(void)
 	    cmocka_unit_test(test_job_scheduled),
 	    cmocka_unit_test(test_job_completed_outcome),
 	    cmocka_unit_test(test_job_failed_outcome),
+	    cmocka_unit_test(test_job_limits_isolation),
 	    cmocka_unit_test(test_signal_names),
 	    cmocka_unit_test(test_pipeline),
 	    cmocka_unit_test(test_result),
@@ -586,6 +696,7 @@ int main(void)
 	    cmocka_unit_test(test_real_precision),
 	    cmocka_unit_test(test_decode_job),
 	    cmocka_unit_test(test_decode_timeout),
+	    cmocka_unit_test(test_decode_limits),
 	    cmocka_unit_test(test_decode_type_errors),
 	    cmocka_unit_test(test_decode_body_errors),
 	    cmocka_unit_test(test_decode_run_at),

@@ -912,6 +912,106 @@ static void test_packaged_conf(void **state)
 	config_free(defaults);
 }
 
+/* ---- limits: task defaults and the [jobs] maxima ----------------------------- */
+
+static void test_limits(void **state)
+{
+	struct config *cfg;
+	const struct config_exec_task *t;
+	char *out;
+
+	(void)state;
+	/* Out of the box each maximum is its limit's default. */
+	cfg = config_new();
+	assert_int_equal(cfg->max_memory_limit, 256 << 20);
+	assert_int_equal(cfg->max_cpu_limit_ms, 0);
+	assert_int_equal(cfg->max_process_limit, 64);
+	assert_int_equal(cfg->max_output_limit, 1 << 20);
+	config_free(cfg);
+
+	/* A maximum not in the file follows its limit as the file sets it. */
+	cfg = load_ok("[sandbox]\nmemory_limit = 64M\ncpu_limit = 5s\nmax_processes = 8\n"
+		      "[jobs]\nmax_output_size = 2M\n");
+	assert_int_equal(cfg->max_memory_limit, 64 << 20);
+	assert_int_equal(cfg->max_cpu_limit_ms, 5000);
+	assert_int_equal(cfg->max_process_limit, 8);
+	assert_int_equal(cfg->max_output_limit, 2 << 20);
+	config_free(cfg);
+
+	/* Task defaults, for exec and C tasks; unset ones are -1. */
+	cfg = load_ok("[jobs]\nmax_memory_limit = 1G\nmax_cpu_limit = 0\nmax_process_limit = 0\n"
+		      "max_output_limit = 8M\n"
+		      "[task.t]\ncommand = /bin/sh\nmemory_limit = 512M\ncpu_limit = 1.5s\n"
+		      "max_processes = 0\nmax_output_size = 64k\n"
+		      "[task.c]\nmax_processes = 0\n");
+	assert_int_equal(cfg->nexec_tasks, 2);
+	t = &cfg->exec_tasks[0];
+	assert_int_equal(t->memory_limit_bytes, 512 << 20);
+	assert_int_equal(t->cpu_limit_ms, 1500);
+	assert_int_equal(t->max_processes, 0);
+	assert_int_equal(t->max_output_bytes, 64 << 10);
+	t = &cfg->exec_tasks[1];
+	assert_null(t->argv);
+	assert_int_equal(t->memory_limit_bytes, -1);
+	assert_int_equal(t->cpu_limit_ms, -1);
+	assert_int_equal(t->max_processes, 0);
+	assert_int_equal(t->max_output_bytes, -1);
+	/* The dump prints them back (0 as 0), and reads back the same. */
+	{
+		FILE *f = open_memstream(&out, &(size_t){0});
+		assert_non_null(f);
+		config_dump(cfg, f);
+		fclose(f);
+	}
+	assert_non_null(strstr(out, "\n[task.t]\ncommand = /bin/sh\nprofile = exec\nmemory_limit = 512M\n"
+				    "cpu_limit = 1500ms\nmax_processes = 0\nmax_output_size = 64k\n"));
+	assert_non_null(strstr(out, "\n[task.c]\nprofile = strict\nmax_processes = 0\n"));
+	assert_non_null(strstr(out, "max_memory_limit = 1G\nmax_cpu_limit = 0s\n"
+				    "max_process_limit = 0\nmax_output_limit = 8M\n"));
+	free(out);
+	config_free(cfg);
+}
+
+static void test_error_limits(void **state)
+{
+	(void)state;
+	/* A maximum below its default. */
+	check_error("[jobs]\nmax_memory_limit = 128M\n", 2,
+		    "max_memory_limit (128M) is less than [sandbox] memory_limit (256M)");
+	check_error("[sandbox]\ncpu_limit = 10s\n[jobs]\nmax_cpu_limit = 5s\n", 4,
+		    "max_cpu_limit (5s) is less than [sandbox] cpu_limit (10s)");
+	check_error("[jobs]\nmax_process_limit = 32\n", 2,
+		    "max_process_limit (32) is less than [sandbox] max_processes (64)");
+	check_error("[jobs]\nmax_output_limit = 512k\n", 2,
+		    "max_output_limit (512k) is less than max_output_size (1M)");
+	/* No limit by default: only "no maximum" is not below it. */
+	check_error("[jobs]\nmax_cpu_limit = 1h\n", 2,
+		    "max_cpu_limit (1h) is less than [sandbox] cpu_limit (none)");
+	check_error("[sandbox]\nmemory_limit = 0\n[jobs]\nmax_memory_limit = 1G\n", 4,
+		    "max_memory_limit (1G) is less than [sandbox] memory_limit (none)");
+	check_error("[jobs]\nmax_output_limit = 0\n", 2,
+		    "max_output_limit: must be between 1k and 1G");
+	/* A task default above its maximum. */
+	check_error("[task.t]\ncommand = /bin/sh\nmemory_limit = 512M\n", 3,
+		    "task.t: memory_limit (512M) is more than max_memory_limit (256M)");
+	check_error("[task.t]\ncommand = /bin/sh\n\nmemory_limit = 0\n", 4,
+		    "task.t: memory_limit (none) is more than max_memory_limit (256M)");
+	check_error("[task.t]\nmax_processes = 65\ncommand = /bin/sh\n", 2,
+		    "task.t: max_processes (65) is more than max_process_limit (64)");
+	check_error("[sandbox]\ncpu_limit = 1s\n[jobs]\nmax_cpu_limit = 2s\n"
+		    "[task.t]\ncommand = /bin/sh\ncpu_limit = 3s\n",
+		    7, "task.t: cpu_limit (3s) is more than max_cpu_limit (2s)");
+	check_error("[task.t]\ncommand = /bin/sh\nmax_output_size = 2M\n", 3,
+		    "task.t: max_output_size (2M) is more than max_output_limit (1M)");
+	/* Values, as for the global keys. */
+	check_error("[task.t]\ncommand = /bin/sh\nmax_processes = x\n", 3,
+		    "task.t: max_processes: \"x\" is not a number");
+	check_error("[task.t]\ncommand = /bin/sh\nmax_output_size = 10\n", 3,
+		    "task.t: max_output_size: must be between 1k and 1G");
+	check_error("[task.t]\ncommand = /bin/sh\ncpu_limit = 1s\ncpu_limit = 2s\n", 4,
+		    "duplicate key \"cpu_limit\" in [task.t] (first on line 3)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -936,6 +1036,8 @@ int main(void)
 	    cmocka_unit_test(test_dump_round_trip),
 	    cmocka_unit_test(test_dump_hides_password),
 	    cmocka_unit_test(test_packaged_conf),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_error_limits),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
