@@ -123,6 +123,15 @@ enum job_status outcome_classify(const struct outcome_facts *f, char *reason, si
 			snprintf(reason, len, "blocked by sandbox: forbidden system call");
 		return JOB_FAILED;
 	}
+	/* RLIMIT_CPU with soft = hard: the kernel's SIGKILL (or SIGXCPU) once
+	 * the task has used its CPU time. */
+	if (!f->exited && f->cpu_limit_s &&
+	    (f->term_signal == SIGKILL || f->term_signal == SIGXCPU) &&
+	    f->cpu_ms + 100 >= (int64_t)f->cpu_limit_s * 1000) {
+		outcome_format_duration((int64_t)f->cpu_limit_s * 1000, b, sizeof(b));
+		snprintf(reason, len, "CPU time limit exceeded (limit %s)", b);
+		return JOB_FAILED;
+	}
 	if (!f->exited) {
 		what = outcome_signal_name(f->term_signal, b, sizeof(b));
 		if (what)

@@ -36,6 +36,8 @@ struct outcome_facts {
 	int term_signal;          /* WIFSIGNALED */
 	bool oom_killed;          /* the OOM killer struck in the job's cgroup */
 	size_t memory_limit_bytes; /* that cgroup's limit, for the sentence */
+	uint64_t cpu_limit_s;     /* RLIMIT_CPU of the child; 0 = none */
+	int64_t cpu_ms;           /* CPU time the child used */
 	const char *syscall_name; /* from the SIGSYS reporter; NULL/"" unknown */
 	const char *setup_step;   /* sandbox setup failure; NULL = none */
 	int setup_errno;

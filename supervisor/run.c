@@ -141,6 +141,8 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		.term_signal = WIFSIGNALED(evt->status) ? WTERMSIG(evt->status) : 0,
 		.oom_killed = evt->flags & SPAWN_EVT_F_OOM,
 		.memory_limit_bytes = run->limits.memory_bytes,
+		.cpu_limit_s = run->limits.cpu_seconds,
+		.cpu_ms = (evt->utime_us + evt->stime_us) / 1000,
 		.syscall_name = run->syscall_name,
 		.setup_step = run->has_setup ? run->setup.step : NULL,
 		.setup_errno = run->setup.err,

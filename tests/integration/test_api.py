@@ -719,13 +719,14 @@ class LimitsTest(DaemonTestCase):
                          "output limit exceeded (more than 4 KiB on stdout/stderr)")
 
     def test_cpu_limit(self):
-        # RLIMIT_CPU with soft = hard: the kernel sends SIGKILL at the limit.
+        # RLIMIT_CPU with soft = hard: the kernel sends SIGKILL at the limit,
+        # and valetd tells that kill from others by the CPU time used.
         for task, cpu in (("hostile_spin", 1), ("exec_spin", "1s")):
             job = self.d.submit(task, timeout=30, limits={"cpu": cpu})
             self.assertEqual(job["limits"]["cpu"], 1)
             job = self.d.wait_for(job["id"], timeout=20)
             self.assertEqual(job["status"], "FAILED", job)
-            self.assertEqual(job["failure_reason"], "crashed: SIGKILL (killed)", job)
+            self.assertEqual(job["failure_reason"], "CPU time limit exceeded (limit 1s)", job)
             oc = job["outcome"]
             self.assertEqual(oc["signal"], "SIGKILL", job)
             self.assertFalse(oc["timed_out"], job)
@@ -787,6 +788,66 @@ class LimitsTest(DaemonTestCase):
                 {"name": "b", "task_name": "dummytask", "limits": limits}]})
             self.assertError(r, 400, msg)
         self.assertEqual(len(self.d.get_json("/api/jobs")["jobs"]), before)
+
+
+class IsolationTest(unittest.TestCase):
+    """What isolation jobs get, as each job records it ("isolation"), and
+    valetd's refusal to start without the isolation it is configured for."""
+
+    def run_one(self, d, task, **kw):
+        d.start()
+        try:
+            job = d.submit(task, **kw)
+            return d.wait_all([job["id"]], timeout=20, check_status=False)[job["id"]]
+        finally:
+            d.stop()
+            d.cleanup()
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
+    def test_full_isolation_is_recorded(self):
+        d = Daemon({"sandbox": {"uid_base": "61000"}, "queue": {"workers": "2"}})
+        d.start()
+        try:
+            jobs = [d.submit("dummytask"), d.submit("exec_ok")]
+            done = d.wait_all([j["id"] for j in jobs], timeout=20)
+        finally:
+            d.stop()
+            d.cleanup()
+        for j, profile in zip(jobs, ("strict", "exec")):
+            iso = done[j["id"]]["isolation"]
+            self.assertEqual(iso["namespaces"], ["pid", "mount", "ipc", "uts", "net"], iso)
+            self.assertIn(iso["cgroup"], ("v1", "v2"), iso)
+            self.assertIn(iso["uid"], range(61000, 61000 + 4), iso)
+            self.assertEqual(iso["profile"], profile, iso)
+            self.assertIs(iso["degraded"], False, iso)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
+    def test_seccomp_only_is_recorded(self):
+        d = Daemon({"sandbox": {"namespaces": "false", "cgroups": "false"}})
+        iso = self.run_one(d, "dummytask")["isolation"]
+        self.assertEqual(iso, {"namespaces": [], "cgroup": None, "uid": 65534,
+                               "profile": "strict", "degraded": False})
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to start valetd as nobody")
+    def test_refuses_to_start_without_isolation(self):
+        """As nobody, valetd can neither switch users nor make namespaces or
+        cgroups: it refuses to start and says why."""
+        d = Daemon(user="nobody")
+        with self.assertRaises(AssertionError) as cm:
+            d.start()
+        d.cleanup()
+        self.assertIn("exited with status 1", str(cm.exception))
+        self.assertIn("isolation configured in [sandbox] is not available here: cannot "
+                      "switch users", str(cm.exception))
+        self.assertIn("set allow_degraded_isolation = true", str(cm.exception))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to start valetd as nobody")
+    def test_degraded_isolation_is_recorded(self):
+        d = Daemon({"sandbox": {"allow_degraded_isolation": "true"}}, user="nobody")
+        done = self.run_one(d, "dummytask")
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertEqual(done["isolation"], {"namespaces": [], "cgroup": None, "uid": None,
+                                             "profile": "strict", "degraded": True})
 
 
 class CorsConfigTest(DaemonTestCase):

@@ -893,9 +893,11 @@ class LimitsAcrossNodesTest(PgTestCase):
                          "output limit exceeded (more than 4 KiB on stdout/stderr)", done)
         self.assertEqual(done["limits"]["output"], 4096)
         self.assertEqual(done["limits"]["processes"], 9)
-        rows = b.sql("SELECT node_id, limits->>'output', limits->>'processes', isolation "
-                     "FROM jobs WHERE id = :'id'", id=job["id"])
-        self.assertEqual(rows, [[b.node_id, "4096", "9", None]])
+        rows = b.sql("SELECT node_id, limits->>'output', limits->>'processes', "
+                     "isolation->>'profile' FROM jobs WHERE id = :'id'", id=job["id"])
+        # The isolation it got is recorded with the job, as the API shows it.
+        self.assertEqual(rows, [[b.node_id, "4096", "9", "strict"]])
+        self.assertEqual(done["isolation"]["profile"], "strict")
         # A job that set no limits stores none.
         other = b.submit("dummytask")
         b.wait_for(other["id"])

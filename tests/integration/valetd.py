@@ -350,11 +350,12 @@ class Daemon:
     """One valetd process with its own config, port and log."""
 
     def __init__(self, overrides=None, env=None, binary=None, store=None, schema=None,
-                 node_id=None):
+                 node_id=None, user=None):
         """store: "memory" or "postgres" (default: test_store()). With
         postgres, schema and node_id default to new unique names; pass a
         killed daemon's to start on its data (see clone())."""
         self.binary = binary or VALETD
+        self.user = user  # run valetd as this user (the test runs as root)
         self.overrides = overrides or {}
         self.extra_env = env or {}
         self.store = store or test_store()
@@ -446,10 +447,14 @@ class Daemon:
         env.update(self.extra_env)
         for attempt in range(3):
             self.port = free_port()
+            if self.user:
+                os.chmod(self.tmp, 0o755)
+                os.chmod(self.conf_path, 0o644)
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
                     [self.binary, "-c", self.conf_path, "-l", "127.0.0.1:%d" % self.port],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.tmp)
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.tmp,
+                    user=self.user)
             with _live_lock:
                 _live.add(self.proc)
             self.client = Client("127.0.0.1", self.port)

@@ -155,12 +155,26 @@ static void test_order(void **state)
 	       false);
 	f.spawn_err = 0;
 
-	/* OOM beats the signal the kernel killed it with. */
+	/* OOM beats the signal the kernel killed it with; the sentence names
+	 * the limit when there is one. */
 	expect(&f, JOB_FAILED, "out of memory", false);
+	f.memory_limit_bytes = 64 * MiB;
+	expect(&f, JOB_FAILED, "out of memory (limit 64 MiB)", false);
 	f.oom_killed = false;
 
 	/* SIGSYS beats the setup failure and everything after. */
 	expect(&f, JOB_FAILED, "blocked by sandbox: system call socket", false);
+
+	/* The kernel's SIGKILL at RLIMIT_CPU: told by the CPU time used. */
+	f.term_signal = SIGKILL;
+	f.cpu_limit_s = 2;
+	f.cpu_ms = 1990;
+	expect(&f, JOB_FAILED, "CPU time limit exceeded (limit 2s)", false);
+	f.cpu_ms = 1500; /* well below: somebody else's SIGKILL */
+	expect(&f, JOB_FAILED, "crashed: SIGKILL (killed)", false);
+	f.cpu_limit_s = 0;
+	f.cpu_ms = 5000;
+	expect(&f, JOB_FAILED, "crashed: SIGKILL (killed)", false);
 
 	/* Any other signal, likewise. */
 	f.term_signal = SIGSEGV;
