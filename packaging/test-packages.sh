@@ -36,7 +36,10 @@ VERSION=$(sed -n 's/^VERSION := //p' Makefile)
 passed=0
 failed=0
 pids=""
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/valet-pkgtest.XXXXXX") || exit 2
+# Not under /tmp: the exec tasks below run scripts from here, and every job
+# has a /tmp of its own.
+tmp=$(mktemp -d /var/tmp/valet-pkgtest.XXXXXX) || exit 2
+delegated=""
 log=$tmp/check.log
 
 # installed PKG...: all of them are installed.
@@ -58,6 +61,7 @@ cleanup() {
 	for pid in $pids; do
 		kill -KILL "$pid" 2>/dev/null
 	done
+	undelegate
 	[ "$KEEP" = 1 ] || purge
 	rm -rf "$tmp"
 }
@@ -113,17 +117,51 @@ service_caps() {
 		tr ' ' '\n' | sed -n 's/^CAP_\(.*\)/+\1/p' | tr 'A-Z' 'a-z' | paste -sd, -
 }
 
+# delegate: what systemd does for valetd.service with Delegate=yes (systemd
+# is not PID 1 here): a cgroup owned by user valet in each hierarchy valetd
+# uses - cgroup2, and on a host with cgroup v1 controllers (like this VM)
+# the memory and pids hierarchies, under this shell's own cgroups. Sets
+# $delegated to their directories.
+delegate() {
+	local line ctrl path mnt dir
+	[ -n "$delegated" ] && return 0
+	while IFS=: read -r _ ctrl path; do
+		case $ctrl in
+		"") mnt=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo) ;;
+		memory | pids) mnt=/sys/fs/cgroup/$ctrl ;;
+		*) continue ;;
+		esac
+		[ -n "$mnt" ] && [ -d "$mnt$path" ] || continue
+		dir=$mnt${path%/}/valet-pkgtest.$$
+		mkdir -p "$dir" && chown valet:valet "$dir" "$dir/cgroup.procs" || return 1
+		[ ! -e "$dir/cgroup.subtree_control" ] || chown valet:valet "$dir/cgroup.subtree_control"
+		delegated="$delegated $dir"
+	done </proc/self/cgroup
+	[ -n "$delegated" ]
+}
+
+undelegate() {
+	local dir
+	for dir in $delegated; do
+		rmdir "$dir" 2>/dev/null
+	done
+}
+
 # start_valetd NAME ARGS...: start the installed valetd on a free port
 # (-l 127.0.0.1:0) as valetd.service would (systemd is not PID 1 here): as
-# the unit's User=valet with the unit's ambient capabilities. Wait for its
-# "listening on" line, set $url and $vpid.
+# the unit's User=valet with the unit's ambient capabilities, in cgroups
+# delegated to it. Wait for its "listening on" line, set $url and $vpid.
 start_valetd() {
 	local name=$1 addr caps
 	shift
 	caps=$(service_caps)
 	[ -n "$caps" ] || { echo "no AmbientCapabilities= in the installed unit"; return 1; }
+	delegate || { echo "cannot delegate cgroups to user valet"; return 1; }
 	chmod 755 "$tmp"
-	setpriv --reuid=valet --regid=valet --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
+	# shellcheck disable=SC2016 # $$ and $d expand in the inner shell
+	sh -c 'for d in $0; do echo $$ >"$d/cgroup.procs" || exit 1; done; shift; exec "$@"' \
+		"$delegated" \
+		setpriv --reuid=valet --regid=valet --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
 		/usr/sbin/valetd "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
 	vpid=$!
 	pids="$pids $vpid"
