@@ -159,7 +159,7 @@ start_valetd() {
 	delegate || { echo "cannot delegate cgroups to user valet"; return 1; }
 	chmod 755 "$tmp"
 	# shellcheck disable=SC2016 # $$ and $d expand in the inner shell
-	sh -c 'for d in $0; do echo $$ >"$d/cgroup.procs" || exit 1; done; shift; exec "$@"' \
+	sh -c 'for d in $0; do echo $$ >"$d/cgroup.procs" || exit 1; done; exec "$@"' \
 		"$delegated" \
 		setpriv --reuid=valet --regid=valet --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
 		/usr/sbin/valetd "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
@@ -265,6 +265,18 @@ check_sha256_job() {
 	want=$(printf abc | sha256sum | cut -d' ' -f1)
 	got=$(json "$tmp/sha256.result" 'd["metadata"]["sha256"]') || return 1
 	[ "$got" = "$want" ]
+}
+
+# The sha256 job ran with full isolation, not degraded (valetd as the unit
+# runs it: user valet, the unit's capabilities, delegated cgroups).
+check_full_isolation() {
+	local got
+	curl -fsS "$url/api/jobs/$(json "$tmp/sha256.job" 'd["id"]')" >"$tmp/sha256.final" ||
+		return 1
+	got=$(json "$tmp/sha256.final" \
+		'(",".join(d["isolation"]["namespaces"]), d["isolation"]["cgroup"] is not None, d["isolation"]["degraded"])')
+	echo "$got"
+	[ "$got" = "('pid,mount,ipc,uts,net', True, False)" ]
 }
 
 check_tasks_listed() {
@@ -462,6 +474,7 @@ then
 	check "GET /api/tasks lists the demo plugin's tasks" \
 		check_tasks_listed "dummytask echoprev failtask sha256 sleep"
 	check "a sha256 job completes with the right hash" check_sha256_job
+	check "it ran with namespaces and a cgroup, not degraded" check_full_isolation
 	check "valetd stops on SIGTERM with status 0" stop_valetd
 fi
 
