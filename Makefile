@@ -132,9 +132,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libvalet.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -rdynamic -Wl,--whole-archive \
 		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(shell pkg-config --libs cmocka libpq)
 
-$(HOSTILE_SO): $(wildcard tests/tasks/*.c) include/valet.h
+$(HOSTILE_SO): tests/hostile/hostile.c include/valet.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $(wildcard tests/tasks/*.c) $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
 
 test-build: all $(UNIT_BINS) $(HOSTILE_SO)
 

@@ -4,7 +4,7 @@ Theory of operation: every test class gets its own daemon (DaemonTestCase
 starts it in setUpClass and stops it in tearDownClass). Daemon writes a
 temporary INI config - a plugin directory holding symlinks to
 $BUILD/tasks/demo.so and $BUILD/tests/hostile.so, one [task.NAME] section
-per script in tests/tasks/exec, and the per-class overrides - picks a free
+per script in tests/hostile/exec, and the per-class overrides - picks a free
 loopback port, starts `$BUILD/valetd -c CONF -l 127.0.0.1:PORT` with stdout
 and stderr going to a log file, and waits until GET /api/status answers.
 Stopping sends SIGTERM and requires exit status 0 and a log free of
@@ -48,7 +48,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD_ARG = os.environ.get("BUILD", "build")
 BUILD = BUILD_ARG if os.path.isabs(BUILD_ARG) else os.path.join(REPO, BUILD_ARG)
 VALETD = os.path.join(BUILD, "valetd")
-EXEC_DIR = os.path.join(REPO, "tests", "tasks", "exec")
+EXEC_DIR = os.path.join(REPO, "tests", "hostile", "exec")
 # The Makefile's asan target builds into build/asan.
 ASAN = "/asan" in BUILD_ARG or os.environ.get("VALET_ASAN") == "1"
 
