@@ -46,7 +46,8 @@ from cases import CASES, TIMEOUT  # noqa: E402
 # they have all landed.
 GUARD_NEW_KEYS = True
 WORKERS = 4
-# Slot N runs as UID_BASE + N: a range no other concurrent test run uses.
+# Slot N runs as UID_BASE + N: a range no other concurrent test run uses
+# (64 apart, for at most 32 slots).
 UID_BASE = 70000 + 64 * (os.getpid() % 2000)
 NEW_KEYS = {"uid_base": str(UID_BASE), "namespaces": "true", "cgroups": "true",
             "allow_degraded_isolation": "false"}
@@ -281,13 +282,14 @@ class HostileTest(DaemonTestCase):
             cls._warm_up()
         except BaseException:
             cls._tear_down_host()
-            cls.d.kill()
+            cls.d.cleanup()
             raise
 
     @classmethod
     def _set_up_host(cls):
         uid_ok = "[sandbox] uid_base" not in cls.dropped
-        cls.uids = set(range(UID_BASE, UID_BASE + WORKERS)) if uid_ok else set()
+        # valetd has 2 x workers slots: jobs running and children forked ahead.
+        cls.uids = set(range(UID_BASE, UID_BASE + 2 * WORKERS)) if uid_ok else set()
         cls.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         cls.tcp.bind(("127.0.0.1", 0))
         cls.tcp.listen(16)
@@ -481,7 +483,7 @@ class HostileTest(DaemonTestCase):
         uid = iso.get("uid")
         if self.uids and uid not in self.uids:
             out.append("[%s] isolation.uid %r is not in %d..%d"
-                       % (cases.UID, uid, UID_BASE, UID_BASE + WORKERS - 1))
+                       % (cases.UID, uid, min(self.uids), max(self.uids)))
         if iso.get("profile") != case["profile"]:
             out.append("[isolation] profile %r, not %r" % (iso.get("profile"), case["profile"]))
         if iso.get("degraded") is not False:
