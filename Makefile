@@ -68,6 +68,7 @@ HDRS := $(wildcard include/*.h supervisor/*.h sandbox/*.h api/*.h storage/*.h)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HOSTILE_SO := $(BUILD)/tests/hostile.so
+HOSTILE_EXEC := $(BUILD)/tests/hostile_exec
 
 all: $(BUILD)/valetd $(BUILD)/libvalet.a $(BUILD)/libvalet.so $(BUILD)/tasks/demo.so \
 	$(BUILD)/valet.pc
@@ -132,11 +133,20 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libvalet.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -rdynamic -Wl,--whole-archive \
 		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(shell pkg-config --libs cmocka libpq)
 
-$(HOSTILE_SO): $(wildcard tests/tasks/*.c) include/valet.h
+# The hostile suite (tests/hostile): a plugin of C tasks, and a program run
+# as exec tasks. The program is built without sanitizers (and without the
+# distro's hardening flags): it runs under the exec sandbox's limits, and
+# its crashes must be the kernel's signals.
+$(HOSTILE_SO): tests/hostile/hostile.c tests/hostile/attacks.h include/valet.h sandbox/frame.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $(wildcard tests/tasks/*.c) $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
 
-test-build: all $(UNIT_BINS) $(HOSTILE_SO)
+$(HOSTILE_EXEC): tests/hostile/hostile_exec.c tests/hostile/hostile_exec_see.c \
+		tests/hostile/hostile_exec.h tests/hostile/attacks.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -pthread -o $@ $(filter %.c,$^)
+
+test-build: all $(UNIT_BINS) $(HOSTILE_SO) $(HOSTILE_EXEC)
 
 check: test
 test: deps-test

@@ -171,10 +171,13 @@ char *isolation_record(const struct isolation *iso, unsigned slot, const char *p
 		snprintf(cg, sizeof(cg), "\"v%d\"", iso->cg.version);
 	else
 		snprintf(cg, sizeof(cg), "null");
+	/* exec+net jobs share the host's network namespace. */
 	snprintf(buf, sizeof(buf),
 		 "{\"namespaces\":%s,\"cgroup\":%s,\"uid\":%s,\"profile\":\"%s\",\"degraded\":%s}",
-		 iso->namespaces ? "[\"pid\",\"mount\",\"ipc\",\"uts\",\"net\"]" : "[]", cg, uid,
-		 profile, iso->degraded ? "true" : "false");
+		 !iso->namespaces ? "[]"
+		 : strcmp(profile, "exec+net") ? "[\"pid\",\"mount\",\"ipc\",\"uts\",\"net\"]"
+					       : "[\"pid\",\"mount\",\"ipc\",\"uts\"]",
+		 cg, uid, profile, iso->degraded ? "true" : "false");
 	return strdup(buf);
 }
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run valet's whole test suite: every cmocka unit binary $BUILD/tests/test_*,
-# then the Python integration suites (tests/integration) against the real
-# valetd in $BUILD.
+# then the Python integration suites (tests/integration, and the hostile-task
+# suite in tests/hostile) against the real valetd in $BUILD.
 #
 # Each binary and suite prints its name and result; the last line is a plain
 #   N passed, M failed

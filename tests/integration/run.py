@@ -3,6 +3,8 @@
 
 usage: run.py [MODULE...]   (default: test_api test_exec test_hostile)
 
+Modules are found in tests/integration and tests/hostile.
+
 Prints unittest's verbose report and summary, then one machine-readable line
 `RESULT <passed> <failed> <skipped>` that tests/run_tests.sh adds up.
 "failed" counts failures, errors (also in setUpClass/tearDownClass) and
@@ -16,7 +18,9 @@ import sys
 import threading
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "hostile"))
+sys.path.insert(0, _HERE)
 import valetd  # noqa: E402
 
 

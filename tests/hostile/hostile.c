@@ -1,6 +1,6 @@
 /*
- * hostile.c - a plugin of deliberately misbehaving tasks for the integration
- * tests (tests/integration/test_hostile.py).
+ * hostile.c - a plugin of deliberately misbehaving tasks for the hostile
+ * suite (tests/hostile/test_hostile.py).
  *
  * Theory of operation: each task tries one thing a buggy or malicious task
  * might do - spin, sleep, deadlock, crash in the usual ways, call a forbidden
@@ -24,6 +24,11 @@
  *
  * Tasks that attack the parent take the target pid from task_params.pid
  * (the test passes valetd's own pid) and fall back to getppid().
+ *
+ * hostile_syscall makes one raw system call of attacks.h (shared with the
+ * exec program hostile_exec.c), chosen by task_params.call. hostile_frame
+ * writes forged frames on the result channel (fd 3, sandbox/frame.h): lies
+ * the supervisor must not believe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +40,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -43,6 +49,9 @@
 #include <unistd.h>
 
 #include <valet.h>
+
+#include "../../sandbox/frame.h"
+#include "attacks.h"
 
 #define HOSTILE_NOSAN __attribute__((no_sanitize("address", "undefined"), noinline))
 
@@ -342,6 +351,95 @@ static json_t *hostile_perf_event(struct valet_ctx *ctx, json_t *params, json_t 
 			  errno);
 }
 
+HOSTILE_NOSAN static json_t *hostile_membomb(struct valet_ctx *ctx, json_t *params,
+					     json_t *previous)
+{
+	/* Map and touch 1 MiB at a time (up to 4 GiB): the memory cgroup's
+	 * OOM killer should end this. Running out of address space first
+	 * (RLIMIT_AS) fails the job with a message that says so. */
+	long mib;
+
+	for (mib = 0; mib < 4096; mib++) {
+		char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+
+		if (p == MAP_FAILED)
+			return valet_fail(ctx, "mmap failed after %ld MiB (errno %d)", mib, errno);
+		for (size_t i = 0; i < (1u << 20); i += 4096)
+			p[i] = 1;
+	}
+	return valet_fail(ctx, "touched 4 GiB without being stopped");
+}
+
+static json_t *hostile_syscall(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	const struct hostile_attack *a;
+	const char *call;
+	long r;
+
+	if (valet_decode_params(ctx, params, "{s:s}", "call", &call) < 0)
+		return NULL;
+	a = hostile_attack_find(call);
+	if (!a)
+		return valet_fail(ctx, "no such attack: %s", call);
+	/* No getppid() fallback here: that call would be the one blocked. */
+	r = a->fn(hostile_param_long(params, "pid", 0));
+	return valet_fail(ctx, "%s was allowed: returned %ld (errno %d)", call, r,
+			  r < 0 ? errno : 0);
+}
+
+/* Forged frames on the result channel; see the test table for what each one
+ * must become. */
+static void hostile_frame_raw(uint32_t len, uint16_t type, const void *payload, size_t n)
+{
+	struct frame_header h = {.len = len, .type = type, .index = 0};
+
+	if (write(3, &h, sizeof(h)) < 0 || (n && write(3, payload, n) < 0))
+		_exit(9);
+}
+
+static void hostile_frame_result(const char *json)
+{
+	uint32_t elen = 0;
+	char buf[256];
+	size_t n = strlen(json);
+
+	memcpy(buf, &elen, sizeof(elen));
+	memcpy(buf + sizeof(elen), json, n);
+	hostile_frame_raw((uint32_t)(sizeof(elen) + n), FRAME_RESULT, buf, sizeof(elen) + n);
+}
+
+static json_t *hostile_frame(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	const char *kind;
+	int32_t nr = SYS_socket;
+
+	if (valet_decode_params(ctx, params, "{s:s}", "kind", &kind) < 0)
+		return NULL;
+	if (strcmp(kind, "garbage") == 0) {
+		hostile_frame_raw(4, 99, "junk", 4);
+	} else if (strcmp(kind, "truncated") == 0) {
+		hostile_frame_raw(2, FRAME_RESULT, "\0\0", 2);
+		_exit(0);
+	} else if (strcmp(kind, "huge") == 0) {
+		hostile_frame_raw(0xfffffff0u, FRAME_RESULT, NULL, 0);
+	} else if (strcmp(kind, "badjson") == 0) {
+		hostile_frame_result("{\"not\": json");
+		_exit(0);
+	} else if (strcmp(kind, "result_then_crash") == 0) {
+		hostile_frame_result("{\"ok\":true}");
+		abort();
+	} else if (strcmp(kind, "fake_seccomp") == 0) {
+		/* Claims a seccomp kill, then exits 0 without a result. */
+		hostile_frame_raw(sizeof(nr), FRAME_SYSCALL, &nr, sizeof(nr));
+		_exit(0);
+	} else {
+		return valet_fail(ctx, "no such frame kind: %s", kind);
+	}
+	/* Wait to be killed (nanosleep: pause() is not in the strict profile). */
+	return hostile_sleep(ctx, params, previous);
+}
+
 static json_t *hostile_environ(struct valet_ctx *ctx, json_t *params, json_t *previous)
 {
 	/* Reads memory only: the names of the variables in the environment
@@ -440,10 +538,12 @@ static const struct {
 	{ "hostile_exit3", hostile_exit3 },
 	{ "hostile_flood", hostile_flood },
 	{ "hostile_fork", hostile_fork },
+	{ "hostile_frame", hostile_frame },
 	{ "hostile_ignore_term", hostile_ignore_term },
 	{ "hostile_io_uring", hostile_io_uring },
 	{ "hostile_killparent", hostile_killparent },
 	{ "hostile_mallocbomb", hostile_mallocbomb },
+	{ "hostile_membomb", hostile_membomb },
 	{ "hostile_noresult", hostile_noresult },
 	{ "hostile_open_shadow", hostile_open_shadow },
 	{ "hostile_perf_event", hostile_perf_event },
@@ -455,6 +555,7 @@ static const struct {
 	{ "hostile_socket", hostile_socket },
 	{ "hostile_spin", hostile_spin },
 	{ "hostile_stack", hostile_stack },
+	{ "hostile_syscall", hostile_syscall },
 	{ "hostile_thread", hostile_thread },
 	{ "hostile_unshare", hostile_unshare },
 };

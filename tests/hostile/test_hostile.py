@@ -1,0 +1,611 @@
+"""Hostile tasks against the real valetd: every case of cases.py, one by one
+and then concurrently, on one daemon.
+
+For each case: the recorded status, failure_reason (also the result's
+"error"), the outcome fields and, for tasks that complete, the result they
+report about what the kernel let them do; the job's isolation record. Then
+the host must be clean (check_clean): no process of the job left - nothing
+in the daemon's slot cgroups (valet.<daemon pid>/slot-*/cgroup.procs in every
+hierarchy), nothing running as a task uid ([sandbox] uid_base + slot), no
+descendant of valetd but the spawner and idle pre-forked children; no new
+fds in valetd or its spawner; nothing the job wrote left on the host (files
+named after this run's tag, or owned by a task uid, in /tmp, /var/tmp,
+/dev/shm and the directories write_outside tries; SysV IPC objects); the
+next exec job sees an empty /tmp, and a plain job completes. At the end,
+valetd's RSS may not have grown by more than RSS_SLACK_KB since the warm-up.
+
+Problems are collected rather than asserted one at a time, so that a report
+names every broken property of a case; a problem that exists because an
+issue 4 contract is missing starts with its name in brackets ("[pid
+namespace] ..."). Leftover files, processes and IPC objects are removed
+after being reported, so that one broken case does not fail the next.
+"""
+
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "integration"))
+from valetd import (ASAN, EXEC_DIR, HOSTILE_EXEC, SECRET_ENV, Daemon,  # noqa: E402
+                    DaemonTestCase, marker_pattern, pgrep)
+import cases  # noqa: E402
+from cases import CASES, TIMEOUT  # noqa: E402
+
+WORKERS = 4
+# Slot N runs as UID_BASE + N: a range no other concurrent test run uses
+# (64 apart, for at most 32 slots).
+UID_BASE = 70000 + 64 * (os.getpid() % 2000)
+NEW_KEYS = {"uid_base": str(UID_BASE), "namespaces": "true", "cgroups": "true",
+            "allow_degraded_isolation": "false"}
+# Kill latency allowed after a deadline, in ms (outcome.wall_ms).
+KILL_SLACK_MS = 600 if ASAN else 300
+# RSS growth allowed over the whole run after the warm-up: the jobs are
+# deleted after each case, so what remains is allocator fragmentation (and
+# leaks); the warm-up already ran the cases with the largest buffers (1 MiB
+# output and result caps, four at once).
+RSS_SLACK_KB = 4096
+TAG = "%08x" % random.randrange(16 ** 8)
+DB_SECRET = "dbpw-%d" % random.randrange(10 ** 9)
+LEFT_NAME = re.compile(r"valet-hostile-(%s|mknod)" % TAG)
+WRITE_DIRS = ("/", "/etc", "/usr", "/usr/local", "/var", "/var/tmp", "/opt", "/home", "/run",
+              "/tmp", "/dev/shm", os.path.dirname(HOSTILE_EXEC))
+FINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+# --- the host, read directly -----------------------------------------------------
+def proc_table():
+    """{pid: (ppid, state, uid, comm)} of every process."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            with open("/proc/%s/status" % name) as f:
+                uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+        except (OSError, AttributeError):
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        out[int(name)] = (int(rest[1]), rest[0], uid, stat[stat.find("(") + 1:stat.rfind(")")])
+    return out
+
+
+def below(table, root):
+    found, frontier = set(), [root]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, v in table.items() if v[0] == p and c not in found]
+        found.update(kids)
+        frontier.extend(kids)
+    return found
+
+
+def slot_procs(daemon_pid):
+    """({pid: cgroup dir}, [slot dirs]) under valet.<pid>/slot-* anywhere in
+    /sys/fs/cgroup (sub-cgroups of a slot included)."""
+    procs, slots = {}, []
+    for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if os.path.basename(top) != "valet.%d" % daemon_pid:
+            continue
+        for slot in [d for d in dirs if d.startswith("slot-")]:
+            slots.append(os.path.join(top, slot))
+            for sub, _, _ in os.walk(os.path.join(top, slot)):
+                try:
+                    with open(os.path.join(sub, "cgroup.procs")) as f:
+                        for line in f:
+                            procs[int(line)] = sub
+                except OSError:
+                    pass
+        dirs[:] = []
+    return procs, slots
+
+
+def wchan(pid):
+    try:
+        with open("/proc/%d/wchan" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def idle_warm(pids, table):
+    """The pre-forked job children among pids that still wait for input (and
+    a tiny init whose only children those are)."""
+    idle = {p for p in pids if table.get(p, (0, "", 0, ""))[3].startswith("valet")
+            and wchan(p) in ("pipe_read", "anon_pipe_read")}
+    for p in pids:
+        kids = {c for c, v in table.items() if v[0] == p}
+        if kids and kids <= idle and table.get(p, (0, "", 0, ""))[3].startswith("valet"):
+            idle.add(p)
+    return idle
+
+
+def fds_of(pid):
+    out = {}
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                out[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+
+
+def remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def host_leftovers(uids):
+    """Paths of this run's files (or a task uid's, in the shared scratch
+    dirs) on the host; removed."""
+    found = []
+    for d in WRITE_DIRS:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for n in names:
+            p = os.path.join(d, n)
+            owned = False
+            if d in ("/tmp", "/var/tmp", "/dev/shm") and uids:
+                try:
+                    owned = os.lstat(p).st_uid in uids
+                except OSError:
+                    pass
+            if LEFT_NAME.search(n) or owned:
+                found.append(p)
+                remove(p)
+    return found
+
+
+def sysv_leftovers(key, uids):
+    """SysV IPC objects with our key or a task uid; removed."""
+    found = []
+    for kind, flag in (("shm", "-m"), ("msg", "-q"), ("sem", "-s")):
+        try:
+            with open("/proc/sysvipc/" + kind) as f:
+                head, *rows = [line.split() for line in f]
+        except OSError:
+            continue
+        for row in rows:
+            obj = dict(zip(head, row))
+            if int(obj["key"]) == key or int(obj.get("uid", -1)) in uids:
+                found.append("%s key %s uid %s" % (kind, obj["key"], obj.get("uid")))
+                ident = obj.get("shmid") or obj.get("msqid") or obj.get("semid")
+                subprocess.run(["ipcrm", flag, ident], stderr=subprocess.DEVNULL)
+    return found
+
+
+def drain(sock):
+    """Accept (and close) every pending connection; how many there were."""
+    n = 0
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return n
+        conn.close()
+        n += 1
+
+
+def resolve(v, ctx):
+    if isinstance(v, str) and v.startswith("$"):
+        return ctx[v[1:]]
+    if isinstance(v, dict):
+        return {k: resolve(x, ctx) for k, x in v.items()}
+    return v
+
+
+def summary(problems):
+    """Problems "case: text", grouped by text."""
+    by_text = {}
+    for p in problems:
+        case, _, text = p.partition(": ")
+        by_text.setdefault(text, []).append(case)
+    return "\n".join("- %s\n    in: %s" % (t, ", ".join(cs)) for t, cs in by_text.items())
+
+
+def daemon_config(victim_marker):
+    """The hostile daemon's config: full isolation, a uid per slot."""
+    sandbox = {} if ASAN else {"memory_limit": "64M"}  # ASan needs its address space
+    sandbox.update(NEW_KEYS)
+    conf = {"queue": {"workers": str(WORKERS)}, "jobs": {"default_timeout": "1.5s"},
+            "storage": {"database_url": "postgres://valet:%s@localhost/valet" % DB_SECRET},
+            "sandbox": sandbox}
+    tasks = {"hx_ls_tmp": "ls_tmp", "hx_ipc_check": "ipc_check"}
+    for case in CASES.values():
+        if "argv" in case:
+            tasks[case["task"]] = case["argv"]
+    for task, argv in tasks.items():
+        sec = {"command": "%s %s" % (HOSTILE_EXEC, argv)}
+        if task.endswith("_net"):
+            sec["profile"] = "exec+net"
+        conf["task." + task] = sec
+    conf["task.hx_victim"] = {"command": "%s/sleep.sh %s" % (EXEC_DIR, victim_marker)}
+    return conf
+
+
+class HostileTest(DaemonTestCase):
+    store = "memory"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.victim_marker = "1000.%09d" % random.randrange(10 ** 9)
+        conf = daemon_config(cls.victim_marker)
+        # The config in /var/tmp, readable by all: only the sandbox hides it.
+        cls.d = Daemon(conf, store="memory", tmp_parent="/var/tmp")
+        cls.host = []
+        try:
+            cls.d.start()
+            os.chmod(cls.d.tmp, 0o755)
+            os.chmod(cls.d.conf_path, 0o644)
+            cls._set_up_host()
+            cls._warm_up()
+        except BaseException:
+            cls._tear_down_host()
+            cls.d.cleanup()
+            raise
+
+    @classmethod
+    def _set_up_host(cls):
+        # valetd has 2 x workers slots: jobs running and children forked ahead.
+        cls.uids = set(range(UID_BASE, UID_BASE + 2 * WORKERS))
+        cls.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cls.tcp.bind(("127.0.0.1", 0))
+        cls.tcp.listen(16)
+        cls.tcp.setblocking(False)
+        cls.abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        cls.abstract.bind("\0valet-hostile-abstract-" + TAG)
+        cls.abstract.listen(16)
+        cls.abstract.setblocking(False)
+        cls.canary = "/var/tmp/valet-canary-" + TAG
+        os.makedirs(cls.canary)
+        with open(os.path.join(cls.canary, "keep"), "w") as f:
+            f.write("canary\n")
+        cls.host.append(cls.canary)
+        cls.pg_canary = None
+        if os.path.isdir("/run/postgresql"):
+            cls.pg_canary = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            path = "/run/postgresql/valet-canary-%s.sock" % TAG
+            cls.pg_canary.bind(path)
+            cls.host.append(path)
+        suid = HOSTILE_EXEC + "_suid"
+        shutil.copy(HOSTILE_EXEC, suid)
+        os.chown(suid, 0, 0)
+        os.chmod(suid, 0o4755)
+        cls.host.append(suid)
+        st = os.stat("/etc/passwd")
+        cls.passwd = (st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid)
+        probe = subprocess.run([HOSTILE_EXEC, "probe_int80"])
+        pgsock = ""
+        url = os.environ.get("VALET_TEST_DATABASE_URL", "")
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+        if q.get("host", [""])[0].startswith("/"):
+            pgsock = "%s/.s.PGSQL.%s" % (q["host"][0], q.get("port", ["5432"])[0])
+        cls.ctx = {
+            "daemon": cls.d.proc.pid, "tag": TAG, "port": cls.tcp.getsockname()[1],
+            "abstract": "valet-hostile-abstract-" + TAG, "canary": cls.canary,
+            "config": cls.d.conf_path, "pgsock": pgsock, "key": random.randrange(1, 2 ** 31),
+            "secret_rev": cls.d.secret[::-1], "db_secret_rev": DB_SECRET[::-1],
+            "secret_env": SECRET_ENV, "asan": ASAN, "uid": None, "victim": None,
+            # A kernel without IA32 emulation faults on int 0x80 before
+            # seccomp sees a system call.
+            "int80_reason": cases.FORBIDDEN if probe.returncode == 0 else cases.SEGV,
+            "int80_outcome": cases.SIGSYS_UNNAMED if probe.returncode == 0
+            else cases.crash("SIGSEGV"),
+        }
+
+    @classmethod
+    def _warm_up(cls):
+        """Run the cases with the largest buffers, four at once, then note
+        valetd's processes, fds and RSS."""
+        ids = [cls.d.submit("dummytask")["id"], cls.d.submit("hx_ls_tmp")["id"]]
+        for cid in ("c_flood_stdout", "c_flood_stderr", "sh_flood", "sh_flood_stderr",
+                    "c_bigresult"):
+            ids.append(cls.d.submit(CASES[cid]["task"], CASES[cid].get("params"),
+                                    timeout=10)["id"])
+        cls.d.wait_all(ids, timeout=30)
+        for jid in ids:
+            cls.d.delete("/api/jobs/" + jid)
+        time.sleep(0.2)
+        table = proc_table()
+        spawners = [p for p in below(table, cls.d.proc.pid) if table[p][3] == "valetd-spawner"]
+        cls.spawner = spawners[0] if spawners else None
+        cls.fds = fds_of(cls.d.proc.pid)
+        cls.spawner_fds = fds_of(cls.spawner) if cls.spawner else {}
+        cls.rss = rss_kb(cls.d.proc.pid)
+        cls.cgroup_claimed = False
+
+    @classmethod
+    def _tear_down_host(cls):
+        for s in ("tcp", "abstract", "pg_canary"):
+            if getattr(cls, s, None):
+                getattr(cls, s).close()
+        for p in cls.host:
+            remove(p)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tear_down_host()
+        super().tearDownClass()
+
+    # --- one batch of cases, run at the same time --------------------------------
+    def run_batch(self, cids, concurrent=False):
+        """Run cids at once (at most WORKERS, one less with a victim); the
+        problems found, each "case: text"."""
+        ctx = dict(self.ctx)
+        victim = None
+        if any(CASES[c].get("victim") for c in cids):
+            victim = self.start_victim()
+            ctx["victim"] = victim[1]
+        jobs = {}
+        for cid in cids:
+            case = CASES[cid]
+            params = resolve(case.get("params"), ctx)
+            jobs[cid] = self.d.submit(case["task"], params, timeout=case.get("timeout", 5))
+        wait = max((CASES[c].get("timeout") or 2) for c in cids) + 15
+        done = self.d.wait_all([j["id"] for j in jobs.values()], timeout=wait)
+        problems = []
+        for cid, job in jobs.items():
+            problems += ["%s: %s" % (cid, p)
+                         for p in self.check_outcome(cid, done[job["id"]], ctx, concurrent)]
+        if victim:
+            problems += ["%s: %s" % ("+".join(cids), p) for p in self.end_victim(victim)]
+        problems += ["%s: %s" % ("+".join(cids), p) for p in self.check_clean(cids)]
+        for job in jobs.values():
+            self.d.delete("/api/jobs/" + job["id"])
+        return problems
+
+    def start_victim(self):
+        """Another job (a sleeping exec task): (job, host pid of its sleep)."""
+        job = self.d.submit("hx_victim", timeout=30)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pids = pgrep(marker_pattern(self.victim_marker))
+            if pids:
+                return job, pids[0]
+            time.sleep(0.01)
+        raise AssertionError("the victim job did not start: %s" % self.d.job(job["id"]))
+
+    def end_victim(self, victim):
+        job, pid = victim
+        out = []
+        now = self.d.job(job["id"])
+        if now["status"] != "IN_PROGRESS" or pid not in pgrep(marker_pattern(self.victim_marker)):
+            out.append("the other job was disturbed: %s %s"
+                       % (now["status"], now.get("failure_reason")))
+        self.d.post("/api/jobs/%s/cancel" % job["id"])
+        self.d.wait_for(job["id"], FINAL, timeout=10)
+        self.d.delete("/api/jobs/" + job["id"])
+        return out
+
+    # --- what the job recorded ---------------------------------------------------------
+    def check_outcome(self, cid, job, ctx, concurrent):
+        case = CASES[cid]
+        needs = "[%s] " % case["needs"] if case.get("needs") else ""
+        reason = resolve(case.get("reason"), ctx)
+        status = "FAILED" if reason else "COMPLETED"
+        out = []
+        got = job.get("failure_reason")
+        if job["status"] != status or (reason and got not in (
+                reason if isinstance(reason, tuple) else (reason,))):
+            out.append("%sexpected %s %r, got %s %r"
+                       % (needs, status, reason, job["status"], got))
+        try:
+            self.assertJob(job)
+        except AssertionError as e:
+            out.append("job format: %s" % str(e).splitlines()[0])
+        want = resolve(case.get("outcome"), ctx)
+        if want is None and status == "COMPLETED":
+            want = dict(cases.EXIT0, oom_killed=False, seccomp_syscall=None)
+        for k, v in (want or {}).items():
+            if job.get("outcome", {}).get(k) != v:
+                out.append("%soutcome.%s is %r, not %r"
+                           % (needs, k, job.get("outcome", {}).get(k), v))
+        iso, ctx["uid"] = self.check_isolation(job, case)
+        out += iso
+        res = self.d.result(job["id"])
+        if job["status"] == "FAILED" and res.get("error") != got:
+            out.append("result error %r differs from failure_reason" % res.get("error"))
+        if job["status"] == "COMPLETED" == status and "result" in case:
+            meta, want = res.get("metadata"), case["result"]
+            if callable(want):
+                out += [p if p.startswith("[") else needs + p for p in want(meta or {}, ctx)]
+            elif meta != want:
+                out.append("%sexpected result %s, got %s" % (needs, want, meta))
+        if case.get("outcome") is TIMEOUT and job["outcome"].get("wall_ms") is not None:
+            deadline = (case.get("timeout") or 0) * 1000 or case.get("deadline_ms", 1500)
+            slack = KILL_SLACK_MS * (2 if concurrent else 1)
+            if not deadline - 50 <= job["outcome"]["wall_ms"] <= deadline + slack:
+                out.append("killed %d ms after a %d ms deadline"
+                           % (job["outcome"]["wall_ms"] - deadline, deadline))
+        if case.get("max_ms") and job.get("duration", 0) > case["max_ms"]:
+            out.append("took %d ms: the job waited for a leftover child" % job["duration"])
+        if case.get("marker"):
+            left = pgrep(marker_pattern(self.d.markers[case["task"]]))
+            if left:
+                out.append("processes of the finished job still run: %s" % left)
+        return out
+
+    def check_isolation(self, job, case):
+        """(problems, the job's uid or None)."""
+        iso = job.get("isolation")
+        if not isinstance(iso, dict):
+            return ["[isolation record] the job has no isolation record"], None
+        out = []
+        ns = {"pid", "mount", "ipc", "uts"} | (set() if case.get("net") else {"net"})
+        if set(iso.get("namespaces") or []) != ns:
+            out.append("[isolation] namespaces %s, not %s" % (iso.get("namespaces"), sorted(ns)))
+        if iso.get("cgroup") not in ("v1", "v2"):
+            out.append("[isolation] cgroup is %r" % iso.get("cgroup"))
+        else:
+            type(self).cgroup_claimed = True
+        uid = iso.get("uid")
+        if self.uids and uid not in self.uids:
+            out.append("[%s] isolation.uid %r is not in %d..%d"
+                       % (cases.UID, uid, min(self.uids), max(self.uids)))
+        if iso.get("profile") != case["profile"]:
+            out.append("[isolation] profile %r, not %r" % (iso.get("profile"), case["profile"]))
+        if iso.get("degraded") is not False:
+            out.append("[isolation] degraded is %r" % iso.get("degraded"))
+        return out, uid if isinstance(uid, int) else None
+
+    # --- the host afterwards -------------------------------------------------------------
+    def leftover_procs(self):
+        table = proc_table()
+        cg, slots = slot_procs(self.d.proc.pid)
+        where = {p: "under valetd" for p in below(table, self.d.proc.pid) - {self.spawner}}
+        where.update({p: "in " + d for p, d in cg.items()})
+        where.update({p: "uid %d" % table[p][2] for p in table if table[p][2] in self.uids})
+        idle = idle_warm(set(where), table)
+        left = {p: "%d %s (%s, %s)" % (p, table.get(p, (0, "?", 0, "?"))[3],
+                                       table.get(p, (0, "?"))[1], w)
+                for p, w in where.items() if p not in idle}
+        return left, slots
+
+    def check_clean(self, cids):
+        out = []
+        deadline = time.monotonic() + 2
+        while True:
+            left, slots = self.leftover_procs()
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if left:
+            out.append("processes left: %s" % sorted(left.values()))
+            for p in left:  # do not leave them to the next case
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+        if self.cgroup_claimed and not slots:
+            out.append("[cgroup] the jobs name a cgroup, but there is no valet.%d/slot-* "
+                       "directory under /sys/fs/cgroup" % self.d.proc.pid)
+        for name, pid, base in (("valetd", self.d.proc.pid, self.fds),
+                                ("the spawner", self.spawner, self.spawner_fds)):
+            deadline = time.monotonic() + 2
+            while pid and len(fds_of(pid)) > len(base) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            now = fds_of(pid) if pid else {}
+            if len(now) > len(base):
+                new = {fd: t for fd, t in now.items() if base.get(fd) != t}
+                out.append("%s has %d fds, %d before: %s" % (name, len(now), len(base), new))
+        for p in host_leftovers(self.uids):
+            tag = cases.TMP if p.startswith("/tmp/") else cases.RO
+            out.append("[%s] left on the host: %s" % (tag, p))
+        for o in sysv_leftovers(self.ctx["key"], self.uids):
+            out.append("[%s] left on the host: SysV %s" % (cases.IPCNS, o))
+        st = os.stat("/etc/passwd")
+        if (st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid) != self.passwd:
+            out.append("/etc/passwd changed")
+        if not os.path.exists(os.path.join(self.canary, "keep")):
+            out.append("the canary behind a job's symlink is gone")
+        nets = sum(1 for c in cids if CASES[c].get("net"))
+        if drain(self.tcp) > nets:
+            out.append("a job connected to the host's 127.0.0.1:%d" % self.ctx["port"])
+        if drain(self.abstract):
+            out.append("[%s] a job connected to the host's abstract socket" % cases.NETNS)
+        out += self.check_next_jobs(any(CASES[c].get("ipc") for c in cids))
+        if not self.d.alive():
+            out.append("valetd died")
+        return out
+
+    def check_next_jobs(self, ipc):
+        """The next jobs: an empty /tmp, no IPC objects of the last one, a
+        plain task that completes."""
+        out = []
+        jobs = {"ls": self.d.submit("hx_ls_tmp"), "dummy": self.d.submit("dummytask", {"n": 1})}
+        if ipc:
+            jobs["ipc"] = self.d.submit("hx_ipc_check", {"key": self.ctx["key"]})
+        done = self.d.wait_all([j["id"] for j in jobs.values()], timeout=15)
+        meta = {k: (done[j["id"]]["status"], self.d.result(j["id"]).get("metadata"))
+                for k, j in jobs.items()}
+        if meta["ls"] != ("COMPLETED", {"tmp": []}):
+            out.append("[%s] the next job's /tmp is not empty: %s" % (cases.TMP, meta["ls"]))
+        if meta["dummy"] != ("COMPLETED", {"n": 1}):
+            out.append("the next plain job did not complete: %s" % (meta["dummy"],))
+        # Not found (ENOENT), or SysV IPC not allowed at all: anything but "ok".
+        if ipc and (meta["ipc"][0] != "COMPLETED" or "ok" in (meta["ipc"][1] or {}).values()):
+            out.append("[%s] the next job sees the IPC objects: %s" % (cases.IPCNS, meta["ipc"]))
+        for j in jobs.values():
+            self.d.delete("/api/jobs/" + j["id"])
+        return out
+
+    def skip_reason(self, cid):
+        if CASES[cid].get("asan") is False and ASAN:
+            return "no memory limit under ASan"
+        return None
+
+    # --- the tests ---------------------------------------------------------------------------
+    def test_2_concurrent(self):
+        """Every case again, WORKERS at a time (one less with a victim),
+        batched by expected length."""
+        def length(cid):
+            case = CASES[cid]
+            return (case.get("timeout") or 1.5) if case.get("outcome") is TIMEOUT else 0
+        todo = sorted((c for c in CASES if not self.skip_reason(c)),
+                      key=lambda c: (bool(CASES[c].get("victim")), length(c), c))
+        problems = []
+        while todo:
+            size = WORKERS - 1 if CASES[todo[0]].get("victim") else WORKERS
+            batch = [c for c in todo[:size] if bool(CASES[c].get("victim"))
+                     == bool(CASES[todo[0]].get("victim"))]
+            todo = todo[len(batch):]
+            problems += self.run_batch(batch, concurrent=True)
+        if problems:
+            self.fail("concurrent run:\n" + summary(problems))
+
+    def test_3_rss(self):
+        if ASAN:
+            self.skipTest("ASan's quarantine keeps freed memory")
+        now = rss_kb(self.d.proc.pid)
+        sys.stderr.write("valetd RSS: %d kB after the warm-up, %d kB now\n" % (self.rss, now))
+        self.assertLessEqual(now - self.rss, RSS_SLACK_KB,
+                             "valetd's RSS grew from %d to %d kB" % (self.rss, now))
+
+    def test_3_still_serving(self):
+        r = self.d.get("/api/status")
+        self.assertEqual(r.status, 200, r)
+        self.assertIs(r.json["job_queue_healthy"], True)
+
+
+def _make(cid):
+    def test(self):
+        reason = self.skip_reason(cid)
+        if reason:
+            self.skipTest(reason)
+        problems = self.run_batch([cid])
+        if problems:
+            self.fail("\n".join(problems))
+    return test
+
+
+for _cid in CASES:
+    setattr(HostileTest, "test_1_" + _cid, _make(_cid))
+
+
+if __name__ == "__main__":
+    unittest.main()
