@@ -64,7 +64,7 @@ struct sbx_params {
 	const char *workdir; /* chdir target; NULL = "/" */
 	/* Signals whose disposition the parent changed: only these are reset
 	 * (one syscall each). NULL = reset every signal. */
-	const sigset_t *changed_signals;
+	const uint64_t *changed_signals; /* bit sig - 1 */
 };
 
 /* Setup failure, reported on the frame channel as FRAME_SETUP_ERROR. */
@@ -80,6 +80,10 @@ struct sbx_error {
  * writes the error frame and _exit()s. Async-signal-safe only.
  */
 int sbx_enter(const struct sbx_params *p, struct sbx_error *err);
+
+/* Whether sig's disposition differs from SIG_DFL (1), not (0), or -1 (a
+ * raw rt_sigaction query: also glibc's own signals 32 and 33). */
+int sbx_signal_disposition(int sig);
 
 /* Fill *err with step and errno e; returns -1 (for `return sbx_error_set(...)`). */
 int sbx_error_set(struct sbx_error *err, const char *step, int e);

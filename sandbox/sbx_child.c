@@ -85,19 +85,38 @@ int sbx_error_set(struct sbx_error *err, const char *step, int e)
 	return -1;
 }
 
-static int sbx_signals(const sigset_t *changed, struct sbx_error *err)
+/* struct kernel_sigaction: what rt_sigaction(2) takes, for raw calls. */
+struct sbx_ksigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+int sbx_signal_disposition(int sig)
 {
-	struct sigaction sa;
+	struct sbx_ksigaction old;
+
+	if (syscall(SYS_rt_sigaction, sig, NULL, &old, sizeof(old.mask)) < 0)
+		return -1;
+	return old.handler == (void *)SIG_DFL ? 0 : 1;
+}
+
+/*
+ * Raw rt_sigaction: glibc's sigaction() refuses its own signals (32 and 33,
+ * SIGCANCEL and SIGSETXID), but an ignored one is inherited across execve
+ * all the same, so those are reset too.
+ */
+static int sbx_signals(const uint64_t *changed, struct sbx_error *err)
+{
+	struct sbx_ksigaction dfl = {0}; /* SIG_DFL, no flags, empty mask */
 	sigset_t none;
 	int sig;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	/* SIGKILL/SIGSTOP and glibc's internal signals refuse; that is fine. */
-	for (sig = 1; sig < NSIG; sig++)
-		if (!changed || sigismember(changed, sig) == 1)
-			(void)sigaction(sig, &sa, NULL);
+	/* SIGKILL and SIGSTOP refuse; that is fine. */
+	for (sig = 1; sig < NSIG && sig <= 64; sig++)
+		if (!changed || (*changed & (1ULL << (sig - 1))))
+			(void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
 		return sbx_error_set(err, "sigprocmask", errno);

@@ -9,12 +9,20 @@
  * (uid_base) must not hold anybody's uid. What is missing is collected in
  * one sentence. With allow_degraded_isolation it becomes a warning and
  * `"degraded": true` on every job; without, an error.
+ *
+ * User lookups run in a throwaway child process: getpwnam() loads the
+ * NSS modules (with libnss_systemd and libcap, ten mappings) into the
+ * process that calls it, and every mapping of the daemon at the time the
+ * spawner is forked is copied again at every job's fork and exit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../sandbox/sandbox.h"
 #include "../sandbox/sbx_probe.h"
@@ -53,26 +61,66 @@ static bool iso_namespaces_ok(const struct sbx_caps *caps)
 	return true;
 }
 
-/* Nobody may own a uid of the range: a task would act as them. */
-static int iso_check_range(uid_t base, unsigned nslots, char *err, size_t errlen)
+/* What the lookup child finds. */
+struct iso_users {
+	int rc;          /* sbx_lookup_user() of the task user */
+	uid_t uid;
+	gid_t gid;
+	long taken;      /* a uid of the range that belongs to somebody, or -1 */
+	char owner[64];  /* whom */
+};
+
+/* In a child: the task user, and whether anybody owns a uid of the range
+ * (nobody may: a task would act as them). */
+static void iso_lookup_child(const char *user, uid_t base, unsigned n, struct iso_users *u)
 {
-	for (unsigned i = 0; i < nslots; i++) {
+	u->rc = sbx_lookup_user(user, &u->uid, &u->gid);
+	u->taken = -1;
+	for (unsigned i = 0; base && i < n; i++) {
 		struct passwd *pw = getpwuid(base + i);
 
 		if (pw) {
-			snprintf(err, errlen,
-				 "[sandbox] uid_base %u: uid %u (slot %u of %u) belongs to user %s; "
-				 "pick a range nobody uses",
-				 (unsigned)base, (unsigned)(base + i), i, nslots, pw->pw_name);
-			return -EINVAL;
+			u->taken = (long)(base + i);
+			snprintf(u->owner, sizeof(u->owner), "%s", pw->pw_name);
+			break;
 		}
 	}
-	return 0;
+}
+
+static int iso_lookup(const char *user, uid_t base, unsigned n, struct iso_users *u)
+{
+	int fd[2], status;
+	ssize_t got;
+	pid_t pid;
+
+	if (pipe2(fd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		struct iso_users r;
+
+		memset(&r, 0, sizeof(r));
+		iso_lookup_child(user, base, n, &r);
+		_exit(write(fd[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+	}
+	close(fd[1]);
+	while ((got = read(fd[0], u, sizeof(*u))) < 0 && errno == EINTR)
+		;
+	close(fd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return got == (ssize_t)sizeof(*u) ? 0 : -EIO;
 }
 
 static int iso_user(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
 		    unsigned nslots, char *err, size_t errlen)
 {
+	struct iso_users u;
 	int rc;
 
 	if (!caps->can_switch_user) {
@@ -80,18 +128,25 @@ static int iso_user(struct isolation *iso, const struct config *cfg, const struc
 				 "run as valetd's user");
 		return 0;
 	}
-	rc = sbx_lookup_user(cfg->user, &iso->uid, &iso->gid);
+	rc = iso_lookup(cfg->user, (uid_t)cfg->uid_base, nslots, &u);
+	if (rc == 0)
+		rc = u.rc;
 	if (rc < 0) {
 		snprintf(err, errlen, "[sandbox] user %s: %s", cfg->user,
 			 rc == -ENOENT ? "no such user" : strerror(-rc));
 		return rc;
 	}
-	iso->switch_user = true;
-	if (cfg->uid_base > 0) {
-		if ((rc = iso_check_range((uid_t)cfg->uid_base, nslots, err, errlen)) < 0)
-			return rc;
-		iso->uid_base = (uid_t)cfg->uid_base;
+	if (u.taken >= 0) {
+		snprintf(err, errlen,
+			 "[sandbox] uid_base %d: uid %ld (slot %ld of %u) belongs to user %s; pick a "
+			 "range nobody uses",
+			 cfg->uid_base, u.taken, u.taken - cfg->uid_base, nslots, u.owner);
+		return -EINVAL;
 	}
+	iso->uid = u.uid;
+	iso->gid = u.gid;
+	iso->switch_user = true;
+	iso->uid_base = (uid_t)cfg->uid_base;
 	return 0;
 }
 

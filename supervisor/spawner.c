@@ -57,7 +57,7 @@ static struct {
 	int sock;
 	int devnull;
 	pid_t self;
-	sigset_t changed_signals; /* dispositions that differ from SIG_DFL */
+	uint64_t changed_signals; /* bit sig - 1: disposition not SIG_DFL */
 	struct slot *slots;
 	unsigned nslots;
 	int status_rd, status_wr; /* inits -> spawner: the task's wait status */
@@ -553,12 +553,10 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 	/* Children reset only what differs from the default (one syscall per
 	 * signal instead of 64), and start with jansson's lazily bound calls
 	 * already resolved by a dry run here. */
-	sigemptyset(&sp.changed_signals);
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction old;
-		if (sigaction(sig, NULL, &old) == 0 && old.sa_handler != SIG_DFL)
-			sigaddset(&sp.changed_signals, sig);
-	}
+	sp.changed_signals = 0;
+	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+		if (sbx_signal_disposition(sig) == 1)
+			sp.changed_signals |= 1ULL << (sig - 1);
 	taskrun_warmup();
 	send_ready();
 

@@ -894,7 +894,22 @@ static int child_session(void *arg)
 	CHECK(sigprocmask(SIG_SETMASK, NULL, &mask) == 0 && !sigismember(&mask, SIGUSR2), 15);
 	CHECK(getcwd(cwd, sizeof(cwd)) != NULL, 16);
 	CHECK(strcmp(cwd, c->workdir ? c->workdir : "/") == 0, 17);
+	/* glibc's own signal 32, ignored in the parent, is not inherited. */
+	CHECK(sbx_signal_disposition(32) == 0, 18);
 	return 0;
+}
+
+/* rt_sigaction(sig, SIG_IGN) without glibc, which refuses signals 32 and 33. */
+static void raw_ignore(int sig, bool ignore)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} act = {.handler = ignore ? (void *)SIG_IGN : (void *)SIG_DFL};
+
+	assert_int_equal(syscall(SYS_rt_sigaction, sig, &act, NULL, sizeof(act.mask)), 0);
 }
 
 static void test_session(void **state)
@@ -906,8 +921,11 @@ static void test_session(void **state)
 	sigset_t block, oldmask;
 	char dir[] = "/tmp/test_sandbox.XXXXXX";
 
-	/* The child inherits an ignored SIGUSR1 and a blocked SIGUSR2. */
+	/* The child inherits an ignored SIGUSR1 and signal 32 (as from a parent
+	 * that set it without glibc), and a blocked SIGUSR2. */
 	sigaction(SIGUSR1, &ign, &old);
+	raw_ignore(32, true);
+	assert_int_equal(sbx_signal_disposition(32), 1);
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &block, &oldmask);
@@ -928,6 +946,7 @@ static void test_session(void **state)
 
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	sigaction(SIGUSR1, &old, NULL);
+	raw_ignore(32, false);
 }
 
 struct user_check {
