@@ -121,7 +121,7 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 	 * getppid() says 0 across the namespace: the status pipe tells. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return sbx_error_set(err, "pdeathsig", errno);
-	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLERR))
+	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP)))
 		_exit(1);
 	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
 		return sbx_error_set(err, "setns net", errno);

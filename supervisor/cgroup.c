@@ -97,7 +97,8 @@ static void cg_remove_tree(const char *dir)
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 }
 
-/* valet.<pid> directories of daemons that are gone. */
+/* valet.<pid> (job cgroups) and valetd.<pid> (a daemon's own leaf, cgroup
+ * v2) directories of daemons that are gone. */
 static void cg_remove_stale(const char *parent)
 {
 	DIR *d = opendir(parent);
@@ -107,12 +108,17 @@ static void cg_remove_stale(const char *parent)
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
+		const char *num;
 		long pid;
 		char *end;
 
-		if (strncmp(e->d_name, "valet.", 6) != 0)
+		if (!strncmp(e->d_name, "valet.", 6))
+			num = e->d_name + 6;
+		else if (!strncmp(e->d_name, "valetd.", 7))
+			num = e->d_name + 7;
+		else
 			continue;
-		pid = strtol(e->d_name + 6, &end, 10);
+		pid = strtol(num, &end, 10);
 		if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);

@@ -1,0 +1,234 @@
+/*
+ * test_cgroup.c - the per-slot job cgroups (supervisor/cgroup.c), on this
+ * machine's real cgroup hierarchies: made under our own cgroups, limits
+ * written and read back, a process joined and killed, an OOM kill seen,
+ * leftovers of a dead daemon removed, everything removed at teardown.
+ * Needs root (skipped otherwise).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../sandbox/sandbox.h"
+#include "../../sandbox/sbx_probe.h"
+#include "../../supervisor/cgroup.h"
+
+#define MiB (1024 * 1024)
+
+static struct sbx_caps caps;
+
+static int setup(void **state)
+{
+	if (geteuid() != 0)
+		return 0;
+	sbx_probe_run(&caps);
+	return 0;
+}
+
+static bool read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+/* The file of slot `slot` under whichever root has it; NULL if none. */
+static const char *slot_file(const struct cgroups *cg, unsigned slot, const char *name)
+{
+	static char path[1024];
+
+	for (int i = 0; i < 3 && cg->roots[i]; i++) {
+		snprintf(path, sizeof(path), "%s/slot-%u/%s", cg->roots[i], slot, name);
+		if (access(path, F_OK) == 0)
+			return path;
+	}
+	return NULL;
+}
+
+static uint64_t slot_u64(const struct cgroups *cg, unsigned slot, const char *name)
+{
+	const char *path = slot_file(cg, slot, name);
+	char buf[64];
+
+	assert_non_null(path);
+	assert_true(read_file(path, buf, sizeof(buf)));
+	return strncmp(buf, "max", 3) == 0 ? UINT64_MAX : strtoull(buf, NULL, 10);
+}
+
+static void skip_unless_cgroups(void)
+{
+	if (geteuid() != 0)
+		skip();
+}
+
+static int setup_slots(struct cgroups *cg, unsigned n, uint64_t memory, uint64_t pids)
+{
+	char err[256];
+	int rc = cgroups_setup(cg, &caps, n, memory, pids, err, sizeof(err));
+
+	if (rc < 0)
+		print_error("cgroups_setup: %s\n", err);
+	return rc;
+}
+
+static void test_limits(void **state)
+{
+	struct cgroups cg;
+	const char *mem_file;
+	char roots[3][512] = {{0}};
+
+	skip_unless_cgroups();
+	assert_int_equal(setup_slots(&cg, 2, 64 * MiB, 16), 0);
+	assert_true(cg.version == 1 || cg.version == 2);
+	mem_file = cg.version == 2 ? "memory.max" : "memory.limit_in_bytes";
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(slot_u64(&cg, i, mem_file), 64 * MiB);
+		assert_int_equal(slot_u64(&cg, i, "pids.max"), 16);
+	}
+	/* A job with other limits: only its slot changes. */
+	assert_int_equal(cg_slot_limit(&cg.slots[1], 32 * MiB, 0), 0);
+	assert_int_equal(slot_u64(&cg, 1, mem_file), 32 * MiB);
+	assert_int_equal(slot_u64(&cg, 1, "pids.max"), UINT64_MAX);
+	assert_int_equal(slot_u64(&cg, 0, mem_file), 64 * MiB);
+	/* And back up (v1: the memory+swap limit first). */
+	assert_int_equal(cg_slot_limit(&cg.slots[1], 128 * MiB, 16), 0);
+	assert_int_equal(slot_u64(&cg, 1, mem_file), 128 * MiB);
+	assert_int_equal(slot_u64(&cg, 1, "pids.max"), 16);
+
+	for (int i = 0; i < 3 && cg.roots[i]; i++)
+		snprintf(roots[i], sizeof(roots[i]), "%s", cg.roots[i]);
+	cgroups_teardown(&cg);
+	for (int i = 0; i < 3 && roots[i][0]; i++)
+		assert_int_equal(access(roots[i], F_OK), -1);
+}
+
+/* A child that joins slot 0, tells the parent, and waits to be killed. */
+static pid_t join_and_wait(struct cg_slot *s, int ready_fd, size_t touch_bytes)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sbx_error err;
+		char *p;
+
+		if (sbx_cgroup_join(s->join, s->njoin, &err) < 0)
+			_exit(10);
+		if (write(ready_fd, "r", 1) != 1)
+			_exit(11);
+		if (touch_bytes) {
+			p = mmap(NULL, touch_bytes, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED)
+				_exit(12);
+			for (size_t i = 0; i < touch_bytes; i += 4096)
+				p[i] = 1;
+			_exit(13); /* not reached under the limit */
+		}
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static void test_join_and_kill(void **state)
+{
+	struct cgroups cg;
+	int fds[2], status;
+	char c, procs[256];
+	pid_t pid;
+
+	skip_unless_cgroups();
+	assert_int_equal(setup_slots(&cg, 1, 64 * MiB, 16), 0);
+	assert_int_equal(pipe(fds), 0);
+	pid = join_and_wait(&cg.slots[0], fds[1], 0);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	assert_true(read_file(slot_file(&cg, 0, "cgroup.procs"), procs, sizeof(procs)));
+	assert_int_equal(strtol(procs, NULL, 10), pid);
+	cg_slot_kill(&cg.slots[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_false(cg_slot_oom(&cg.slots[0]));
+	close(fds[0]);
+	close(fds[1]);
+	cgroups_teardown(&cg);
+}
+
+static void test_oom_seen(void **state)
+{
+	struct cgroups cg;
+	int fds[2], status;
+	char c;
+	pid_t pid;
+
+	skip_unless_cgroups();
+	assert_int_equal(setup_slots(&cg, 1, 16 * MiB, 16), 0);
+	assert_int_equal(pipe(fds), 0);
+	pid = join_and_wait(&cg.slots[0], fds[1], 64 * MiB);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_true(cg_slot_oom(&cg.slots[0]));
+	assert_false(cg_slot_oom(&cg.slots[0])); /* once per OOM kill */
+	close(fds[0]);
+	close(fds[1]);
+	cgroups_teardown(&cg);
+}
+
+/* A dead daemon's valet.<pid> (with a slot) goes at the next setup. */
+static void test_stale_removed(void **state)
+{
+	struct cgroups cg;
+	char stale[600], slot[640];
+	char *parent, *slash;
+
+	skip_unless_cgroups();
+	assert_int_equal(setup_slots(&cg, 1, 0, 0), 0);
+	parent = strdup(cg.roots[0]);
+	assert_non_null(parent);
+	slash = strrchr(parent, '/');
+	assert_non_null(slash);
+	*slash = '\0';
+	cgroups_teardown(&cg);
+	/* pid_max is at most 2^22: this pid cannot be alive. */
+	snprintf(stale, sizeof(stale), "%s/valet.99999999", parent);
+	snprintf(slot, sizeof(slot), "%s/slot-0", stale);
+	assert_int_equal(mkdir(stale, 0755), 0);
+	assert_int_equal(mkdir(slot, 0755), 0);
+	assert_int_equal(setup_slots(&cg, 1, 0, 0), 0);
+	assert_int_equal(access(stale, F_OK), -1);
+	cgroups_teardown(&cg);
+	free(parent);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_join_and_kill),
+	    cmocka_unit_test(test_oom_seen),
+	    cmocka_unit_test(test_stale_removed),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
