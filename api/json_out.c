@@ -203,14 +203,43 @@ static json_t *limits_value(const struct job_limits *l)
 	return o;
 }
 
-/* The isolation record, an object as the runner wrote it; NULL if absent or bad. */
+/*
+ * The isolation record, an object as the runner wrote it; NULL if absent or
+ * bad. A daemon has a few distinct records (a slot's uid, a profile), so
+ * the parsed objects are kept and shared (jansson counts references; the
+ * output never changes them) instead of parsing one per job per request.
+ */
+#define ISOLATION_CACHE 64
+
 static json_t *isolation_value(const char *text)
 {
-	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+	static struct {
+		char *text;
+		json_t *value;
+	} cache[ISOLATION_CACHE];
+	static unsigned next;
+	json_t *v;
 
+	if (!text)
+		return NULL;
+	for (unsigned i = 0; i < ISOLATION_CACHE && cache[i].text; i++)
+		if (strcmp(cache[i].text, text) == 0)
+			return json_incref(cache[i].value);
+	v = json_loads(text, 0, NULL);
 	if (v && !json_is_object(v)) {
 		json_decref(v);
 		return NULL;
+	}
+	if (v) {
+		char *copy = strdup(text);
+		unsigned i = next++ % ISOLATION_CACHE;
+
+		if (copy) {
+			free(cache[i].text);
+			json_decref(cache[i].value);
+			cache[i].text = copy;
+			cache[i].value = json_incref(v);
+		}
 	}
 	return v;
 }
