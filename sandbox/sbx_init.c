@@ -83,8 +83,8 @@ static int sbx_init_mounts(uint64_t tmp_bytes, struct sbx_error *err)
 	return 0;
 }
 
-static void __attribute__((noreturn)) sbx_init_reap(pid_t task, int status_fd,
-						    struct sbx_init_report report)
+static void __attribute__((noreturn))
+sbx_init_reap(pid_t task, int status_fd, struct sbx_init_report report)
 {
 	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];

@@ -67,9 +67,11 @@ static const char *const sbx_dev_nodes[] = {"null", "zero", "full", "random", "u
 static const struct {
 	const char *name, *target;
 } sbx_dev_links[] = {
-	{"fd", "/proc/self/fd"},     {"stdin", "/proc/self/fd/0"},
-	{"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
-	{"shm", "/tmp"},
+    {"fd", "/proc/self/fd"},
+    {"stdin", "/proc/self/fd/0"},
+    {"stdout", "/proc/self/fd/1"},
+    {"stderr", "/proc/self/fd/2"},
+    {"shm", "/tmp"},
 };
 
 static int sbx_bind(const char *src, const char *dst, const char *step, struct sbx_error *err)
@@ -150,8 +152,10 @@ static int sbx_view_readonly_each(struct sbx_error *err)
 {
 	static const struct {
 		unsigned long st, ms;
-	} keep[] = {{ST_NODEV, MS_NODEV},	{ST_NOEXEC, MS_NOEXEC},
-		    {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},
+	} keep[] = {{ST_NODEV, MS_NODEV},
+		    {ST_NOEXEC, MS_NOEXEC},
+		    {ST_NOATIME, MS_NOATIME},
+		    {ST_NODIRATIME, MS_NODIRATIME},
 		    {ST_RELATIME, MS_RELATIME}};
 	char line[4096], mp[4096];
 	FILE *f = fopen("/proc/self/mountinfo", "re");

@@ -119,7 +119,8 @@ static void cg_remove_stale(const char *parent)
 		else
 			continue;
 		pid = strtol(num, &end, 10);
-		if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
 		cg_remove_tree(path);
@@ -172,8 +173,8 @@ static int cg2_enable(const char *own, char *err, size_t errlen)
 	rc = cg_write(own, "cgroup.subtree_control", "+memory +pids");
 out:
 	if (rc < 0)
-		snprintf(err, errlen, "cannot enable the memory and pids controllers in %s: %s", own,
-			 strerror(-rc));
+		snprintf(err, errlen, "cannot enable the memory and pids controllers in %s: %s",
+			 own, strerror(-rc));
 	return rc;
 }
 
@@ -269,8 +270,8 @@ static int cg_make_slots(struct cgroups *cg, const char *v2root, const char *mem
 	return 0;
 }
 
-int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots,
-		  uint64_t memory, uint64_t pids, char *err, size_t errlen)
+int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots, uint64_t memory,
+		  uint64_t pids, char *err, size_t errlen)
 {
 	const struct sbx_probe_cgroup *mem = &caps->cg1[SBX_PROBE_CG1_MEMORY];
 	const struct sbx_probe_cgroup *pid = &caps->cg1[SBX_PROBE_CG1_PIDS];
@@ -286,8 +287,9 @@ int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslo
 	else if (mem->found && mem->writable.ok && pid->found && pid->writable.ok)
 		cg->version = 1;
 	else {
-		snprintf(err, errlen, "no cgroup with the memory and pids controllers that valetd "
-				      "may write to (valetd --check tells more)");
+		snprintf(err, errlen,
+			 "no cgroup with the memory and pids controllers that valetd "
+			 "may write to (valetd --check tells more)");
 		return -ENOTSUP;
 	}
 	cg->nslots = nslots;
@@ -303,14 +305,14 @@ int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslo
 		goto fail;
 	if (v2ok && (rc = cg_make_root(cg, caps->cg2.cg.dir, v2root, sizeof(v2root))) < 0)
 		goto fail;
-	if (cg->version == 2 && (rc = cg_write(v2root, "cgroup.subtree_control", "+memory +pids")) < 0)
+	if (cg->version == 2 &&
+	    (rc = cg_write(v2root, "cgroup.subtree_control", "+memory +pids")) < 0)
 		goto fail;
-	if (cg->version == 1 &&
-	    ((rc = cg_make_root(cg, mem->dir, memroot, sizeof(memroot))) < 0 ||
-	     (rc = cg_make_root(cg, pid->dir, pidsroot, sizeof(pidsroot))) < 0))
+	if (cg->version == 1 && ((rc = cg_make_root(cg, mem->dir, memroot, sizeof(memroot))) < 0 ||
+				 (rc = cg_make_root(cg, pid->dir, pidsroot, sizeof(pidsroot))) < 0))
 		goto fail;
-	rc = cg_make_slots(cg, v2ok ? v2root : NULL, cg->version == 1 ? memroot : NULL,
-			   pidsroot, memory, pids);
+	rc = cg_make_slots(cg, v2ok ? v2root : NULL, cg->version == 1 ? memroot : NULL, pidsroot,
+			   memory, pids);
 	if (rc < 0)
 		goto fail;
 	return 0;
@@ -325,8 +327,8 @@ void cgroups_close(struct cgroups *cg)
 {
 	for (unsigned i = 0; cg->slots && i < cg->nslots; i++) {
 		struct cg_slot *s = &cg->slots[i];
-		int *fds[] = {&s->join[0], &s->join[1], &s->join[2], &s->mem_max, &s->memsw,
-			      &s->pids_max, &s->oom, &s->kill, &s->procs};
+		int *fds[] = {&s->join[0],  &s->join[1], &s->join[2], &s->mem_max, &s->memsw,
+			      &s->pids_max, &s->oom,	 &s->kill,    &s->procs};
 
 		for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++)
 			if (*fds[k] >= 0) {

@@ -34,15 +34,15 @@ struct sbx_caps;
 
 /* The fds of one slot; -1 where there is none. */
 struct cg_slot {
-	int join[3];  /* cgroup.procs (v2, v1 memory, v1 pids): the child writes "0" */
+	int join[3]; /* cgroup.procs (v2, v1 memory, v1 pids): the child writes "0" */
 	int njoin;
-	int mem_max;  /* memory.max or memory.limit_in_bytes */
-	int memsw;    /* v1 memory.memsw.limit_in_bytes */
-	int pids_max; /* pids.max */
-	int oom;      /* memory.events or memory.oom_control */
-	int kill;     /* cgroup.kill */
-	int procs;    /* a cgroup.procs to read when there is no cgroup.kill */
-	bool v1;               /* memory limits in v1 ("-1" = none) */
+	int mem_max;	       /* memory.max or memory.limit_in_bytes */
+	int memsw;	       /* v1 memory.memsw.limit_in_bytes */
+	int pids_max;	       /* pids.max */
+	int oom;	       /* memory.events or memory.oom_control */
+	int kill;	       /* cgroup.kill */
+	int procs;	       /* a cgroup.procs to read when there is no cgroup.kill */
+	bool v1;	       /* memory limits in v1 ("-1" = none) */
 	uint64_t memory, pids; /* the limits written */
 	uint64_t oom_seen;     /* oom_kill count after the last job */
 };
@@ -56,8 +56,8 @@ struct cgroups {
 
 /* Make and open every slot's cgroups with these limits (0 = none). 0, or
  * -errno with a sentence in err; *cg is then empty (version 0). */
-int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots,
-		  uint64_t memory, uint64_t pids, char *err, size_t errlen);
+int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots, uint64_t memory,
+		  uint64_t pids, char *err, size_t errlen);
 /* Close the fds and remove the directories (their processes must be gone). */
 void cgroups_teardown(struct cgroups *cg);
 /* Close the fds only (the spawner's copy after fork is its own). */

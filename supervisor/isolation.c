@@ -63,11 +63,11 @@ static bool iso_namespaces_ok(const struct sbx_caps *caps)
 
 /* What the lookup child finds. */
 struct iso_users {
-	int rc;          /* sbx_lookup_user() of the task user */
+	int rc; /* sbx_lookup_user() of the task user */
 	uid_t uid;
 	gid_t gid;
-	long taken;      /* a uid of the range that belongs to somebody, or -1 */
-	char owner[64];  /* whom */
+	long taken;	/* a uid of the range that belongs to somebody, or -1 */
+	char owner[64]; /* whom */
 };
 
 /* In a child: the task user, and whether anybody owns a uid of the range
@@ -137,10 +137,11 @@ static int iso_user(struct isolation *iso, const struct config *cfg, const struc
 		return rc;
 	}
 	if (u.taken >= 0) {
-		snprintf(err, errlen,
-			 "[sandbox] uid_base %d: uid %ld (slot %ld of %u) belongs to user %s; pick a "
-			 "range nobody uses",
-			 cfg->uid_base, u.taken, u.taken - cfg->uid_base, nslots, u.owner);
+		snprintf(
+		    err, errlen,
+		    "[sandbox] uid_base %d: uid %ld (slot %ld of %u) belongs to user %s; pick a "
+		    "range nobody uses",
+		    cfg->uid_base, u.taken, u.taken - cfg->uid_base, nslots, u.owner);
 		return -EINVAL;
 	}
 	iso->uid = u.uid;
@@ -164,8 +165,9 @@ int isolation_plan(struct isolation *iso, const struct config *cfg, const struct
 		if (iso_namespaces_ok(caps))
 			iso->namespaces = true;
 		else
-			iso_missing(iso, "no pid, mount, ipc, uts and network namespaces (needs root "
-					 "or CAP_SYS_ADMIN)");
+			iso_missing(iso,
+				    "no pid, mount, ipc, uts and network namespaces (needs root "
+				    "or CAP_SYS_ADMIN)");
 	}
 	if (cfg->cgroups) {
 		if (make_cgroups) {
@@ -229,7 +231,7 @@ char *isolation_record(const struct isolation *iso, unsigned slot, const char *p
 	/* exec+net jobs share the host's network namespace. */
 	snprintf(buf, sizeof(buf),
 		 "{\"namespaces\":%s,\"cgroup\":%s,\"uid\":%s,\"profile\":\"%s\",\"degraded\":%s}",
-		 !iso->namespaces ? "[]"
+		 !iso->namespaces	       ? "[]"
 		 : strcmp(profile, "exec+net") ? "[\"pid\",\"mount\",\"ipc\",\"uts\",\"net\"]"
 					       : "[\"pid\",\"mount\",\"ipc\",\"uts\"]",
 		 cg, uid, profile, iso->degraded ? "true" : "false");
@@ -239,14 +241,15 @@ char *isolation_record(const struct isolation *iso, unsigned slot, const char *p
 void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 {
 	if (iso->namespaces)
-		fprintf(out,
-			"%snamespaces: new pid, mount, ipc and uts namespaces per job; the task is\n"
-			"%s  pid 2 under an init that takes everything along when it ends; a\n"
-			"%s  fresh /proc, a private /tmp (tmpfs, gone with the job), the rest\n"
-			"%s  read-only and nosuid, a minimal /dev, the config file and the\n"
-			"%s  PostgreSQL socket directory hidden; an empty network namespace\n"
-			"%s  (loopback only) unless the task's profile allows network\n",
-			in, in, in, in, in, in);
+		fprintf(
+		    out,
+		    "%snamespaces: new pid, mount, ipc and uts namespaces per job; the task is\n"
+		    "%s  pid 2 under an init that takes everything along when it ends; a\n"
+		    "%s  fresh /proc, a private /tmp (tmpfs, gone with the job), the rest\n"
+		    "%s  read-only and nosuid, a minimal /dev, the config file and the\n"
+		    "%s  PostgreSQL socket directory hidden; an empty network namespace\n"
+		    "%s  (loopback only) unless the task's profile allows network\n",
+		    in, in, in, in, in, in);
 	else
 		fprintf(out, "%snamespaces: none (exec tasks: a PID namespace when allowed)\n", in);
 	if (iso->cg.version)
@@ -259,7 +262,8 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 	if (!iso->switch_user)
 		fprintf(out, "%suser: valetd's own (cannot switch users); no capabilities\n", in);
 	else if (iso->uid_base)
-		fprintf(out, "%suser: uid/gid %u + slot number, one per worker slot; no capabilities\n",
+		fprintf(out,
+			"%suser: uid/gid %u + slot number, one per worker slot; no capabilities\n",
 			in, (unsigned)iso->uid_base);
 	else
 		fprintf(out, "%suser: uid %u, gid %u; no capabilities\n", in, (unsigned)iso->uid,

@@ -21,12 +21,12 @@ struct config;
 struct sbx_caps;
 
 struct isolation {
-	bool namespaces;   /* pid, mount, ipc, uts, net per job */
-	bool switch_user;  /* tasks run as another user */
-	uid_t uid;         /* that user (when uid_base is 0) */
+	bool namespaces;  /* pid, mount, ipc, uts, net per job */
+	bool switch_user; /* tasks run as another user */
+	uid_t uid;	  /* that user (when uid_base is 0) */
 	gid_t gid;
-	uid_t uid_base;    /* slot N runs as uid_base + N; 0 = all as uid */
-	bool degraded;     /* something configured is missing */
+	uid_t uid_base;	   /* slot N runs as uid_base + N; 0 = all as uid */
+	bool degraded;	   /* something configured is missing */
 	char missing[256]; /* what, as a sentence ("" = nothing) */
 	struct cgroups cg; /* cg.version 0 = no cgroups */
 };
