@@ -141,6 +141,7 @@ json_t *json_out_outcome(const struct job_outcome *oc)
 	rc |= json_object_set_new(o, "cpu_ms", count_value(oc->cpu_ms));
 	rc |= json_object_set_new(o, "wall_ms", count_value(oc->wall_ms));
 	rc |= json_object_set_new(o, "max_rss_kb", count_value(oc->max_rss_kb));
+	rc |= json_object_set_new(o, "memory_peak_kb", count_value(oc->memory_peak_kb));
 	if (rc) {
 		json_decref(o);
 		return NULL;

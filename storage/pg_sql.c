@@ -38,7 +38,7 @@
 	"j.completed_at, j.pipeline_id, j.pipeline_index, j.next_job_id, "                  \
 	"j.use_previous_results, j.attempt, j.max_attempts, j.pid, j.exit_code, j.signal, " \
 	"j.timed_out, j.oom_killed, j.seccomp_syscall, j.cpu_ms, j.wall_ms, j.max_rss_kb, " \
-	"j.limits, j.isolation"
+	"j.limits, j.isolation, j.memory_peak_kb"
 /* ... followed by these three: with the result, or without (lists). */
 #define RESULT_COLS " , r.job_id IS NOT NULL, r.metadata, r.error"
 #define NO_RESULT_COLS " , false, NULL::jsonb, NULL::text"
@@ -47,7 +47,8 @@ enum {
 	JC_RUN_AT, JC_SCHEDULED_AT, JC_CREATED_AT, JC_STARTED_AT, JC_COMPLETED_AT,
 	JC_PIPELINE_ID, JC_PIPELINE_INDEX, JC_NEXT_JOB_ID, JC_USE_PREVIOUS, JC_ATTEMPT,
 	JC_MAX_ATTEMPTS, JC_PID, JC_EXIT_CODE, JC_SIGNAL, JC_TIMED_OUT, JC_OOM, JC_SECCOMP,
-	JC_CPU, JC_WALL, JC_RSS, JC_LIMITS, JC_ISOLATION, JC_HAS_RESULT, JC_METADATA, JC_ERROR, JC_COUNT
+	JC_CPU, JC_WALL, JC_RSS, JC_LIMITS, JC_ISOLATION, JC_PEAK, JC_HAS_RESULT, JC_METADATA,
+	JC_ERROR, JC_COUNT
 };
 _Static_assert(JC_COUNT == PG_CLAIM_PL_COL, "claim rows: pipeline columns follow the job's");
 
@@ -61,7 +62,7 @@ enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
 #define FROM_JOBS_RESULTS " FROM " S "jobs j LEFT JOIN " S "results r ON r.job_id = j.id "
 #define OUTCOME_SET                                                                          \
 	"pid = $11, exit_code = $12, signal = $13, timed_out = $14, oom_killed = $15, "     \
-	"seccomp_syscall = $16, cpu_ms = $17, wall_ms = $18, max_rss_kb = $19"
+	"seccomp_syscall = $16, cpu_ms = $17, wall_ms = $18, max_rss_kb = $19, memory_peak_kb = $20"
 
 /* The rows of claimed work, from a CTE H of (id, pipeline_id) of claimed
  * standalone jobs and pipeline heads: each standalone job, and every job of
@@ -100,7 +101,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"completed_at = $6, attempt = $7, "
 		"node_id = CASE WHEN $5::timestamptz IS NULL THEN node_id ELSE $2 END, "
 		OUTCOME_SET ", claimed_by = NULL, claimed_at = NULL, due_at = NULL, "
-		"isolation = coalesce($21::jsonb, isolation) "
+		"isolation = coalesce($22::jsonb, isolation) "
 		"WHERE id = $1 AND claimed_by = $2 "
 		"RETURNING id, attempt, node_id, started_at), "
 		"r AS (INSERT INTO " S "results (job_id, metadata, error) "
@@ -109,29 +110,29 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"error = excluded.error, created_at = now()), "
 		"a AS (INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
-		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb) "
+		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
 		"SELECT id, attempt, node_id, $3, $4, started_at, $6, $11, $12, $13, $14, $15, $16, "
-		"$17, $18, $19 FROM u WHERE started_at IS NOT NULL AND attempt > 0 AND $20 "
+		"$17, $18, $19, $20 FROM u WHERE started_at IS NOT NULL AND attempt > 0 AND $21 "
 		"ON CONFLICT (job_id, attempt) DO NOTHING) "
-		"SELECT count(*) FROM u", 21},
+		"SELECT count(*) FROM u", 22},
 	/* A failed attempt; the job waits (still claimed) for its next one. */
 	[PGS_JOB_RETRY] = {"valet_job_retry",
 		"WITH u AS (UPDATE " S "jobs SET status = 'PENDING', failure_reason = $3, "
 		"started_at = $4, attempt = $5, due_at = $6, node_id = $2, "
 		"pid = $7, exit_code = $8, signal = $9, timed_out = $10, oom_killed = $11, "
 		"seccomp_syscall = $12, cpu_ms = $13, wall_ms = $14, max_rss_kb = $15, "
-		"isolation = coalesce($16::jsonb, isolation) "
+		"memory_peak_kb = $16, isolation = coalesce($17::jsonb, isolation) "
 		"WHERE id = $1 AND claimed_by = $2 RETURNING id) "
 		"INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
-		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb) "
-		"SELECT id, $5, $2, 'FAILED', $3, $4, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15 "
-		"FROM u ON CONFLICT (job_id, attempt) DO NOTHING", 16},
+		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
+		"SELECT id, $5, $2, 'FAILED', $3, $4, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+		"$16 FROM u ON CONFLICT (job_id, attempt) DO NOTHING", 17},
 	[PGS_JOB_OUTCOME] = {"valet_job_outcome",
 		"UPDATE " S "jobs SET pid = $2, exit_code = $3, signal = $4, timed_out = $5, "
 		"oom_killed = $6, seccomp_syscall = $7, cpu_ms = $8, wall_ms = $9, max_rss_kb = $10, "
-		"isolation = coalesce($11::jsonb, isolation) "
-		"WHERE id = $1", 11},
+		"memory_peak_kb = $11, isolation = coalesce($12::jsonb, isolation) "
+		"WHERE id = $1", 12},
 	[PGS_JOB_META] = {"valet_job_meta",
 		"UPDATE " S "jobs SET name = $2, description = $3 WHERE id = $1", 3},
 	[PGS_PIPELINE] = {"valet_pipeline",
@@ -377,6 +378,7 @@ struct job *pg_row_job(const PGresult *res, int row)
 	job->outcome.cpu_ms = (int32_t)col_int(res, row, JC_CPU, -1);
 	job->outcome.wall_ms = (int32_t)col_int(res, row, JC_WALL, -1);
 	job->outcome.max_rss_kb = (int32_t)col_int(res, row, JC_RSS, -1);
+	job->outcome.memory_peak_kb = (int32_t)col_int(res, row, JC_PEAK, -1);
 	parse_limits(col(res, row, JC_LIMITS), &job->limits);
 	rc |= set_str(&job->isolation, col(res, row, JC_ISOLATION));
 	job->has_result = col_bool(res, row, JC_HAS_RESULT);
@@ -532,6 +534,7 @@ static int add_outcome(struct pg_batch *b, const struct job_outcome *oc)
 	rc |= add_count(b, oc->cpu_ms);
 	rc |= add_count(b, oc->wall_ms);
 	rc |= add_count(b, oc->max_rss_kb);
+	rc |= add_count(b, oc->memory_peak_kb);
 	return rc;
 }
 

@@ -62,8 +62,8 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
 /* PGS_CLAIM rows: job columns, pipeline columns from PG_CLAIM_PL_COL, then
  * a boolean at PG_CLAIM_HEAD_COL: this row is a claimed job (not just a
  * member of a claimed pipeline). */
-#define PG_CLAIM_PL_COL 33
-#define PG_CLAIM_HEAD_COL 42
+#define PG_CLAIM_PL_COL 34
+#define PG_CLAIM_HEAD_COL 43
 
 /* Parameters of one statement call for a job or pipeline. node: this
  * node's id. 0 or -ENOMEM. */

@@ -182,7 +182,7 @@ static void cg_slot_init(struct cg_slot *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->join[0] = s->join[1] = s->join[2] = -1;
-	s->mem_max = s->memsw = s->pids_max = s->oom = s->kill = s->procs = -1;
+	s->mem_max = s->memsw = s->pids_max = s->oom = s->kill = s->procs = s->peak = -1;
 }
 
 static uint64_t cg_read_oom(int fd)
@@ -212,6 +212,7 @@ static int cg2_slot(struct cg_slot *s, const char *dir, bool limits)
 		return 0;
 	(void)cg_write(dir, "memory.swap.max", "0");
 	(void)cg_write(dir, "memory.oom.group", "1");
+	s->peak = cg_open(dir, "memory.peak", O_RDWR); /* Linux 5.19 */
 	if ((s->mem_max = cg_open(dir, "memory.max", O_WRONLY)) < 0 ||
 	    (s->pids_max = cg_open(dir, "pids.max", O_WRONLY)) < 0 ||
 	    (s->oom = cg_open(dir, "memory.events", O_RDONLY)) < 0)
@@ -230,6 +231,7 @@ static int cg1_slot(struct cg_slot *s, const char *memdir, const char *pidsdir)
 		s->procs = cg_open(pidsdir, "cgroup.procs", O_RDONLY);
 	(void)cg_write(memdir, "memory.swappiness", "0");
 	s->memsw = cg_open(memdir, "memory.memsw.limit_in_bytes", O_WRONLY);
+	s->peak = cg_open(memdir, "memory.max_usage_in_bytes", O_RDWR);
 	if ((s->mem_max = cg_open(memdir, "memory.limit_in_bytes", O_WRONLY)) < 0 ||
 	    (s->pids_max = cg_open(pidsdir, "pids.max", O_WRONLY)) < 0 ||
 	    (s->oom = cg_open(memdir, "memory.oom_control", O_RDONLY)) < 0)
@@ -328,7 +330,7 @@ void cgroups_close(struct cgroups *cg)
 	for (unsigned i = 0; cg->slots && i < cg->nslots; i++) {
 		struct cg_slot *s = &cg->slots[i];
 		int *fds[] = {&s->join[0],  &s->join[1], &s->join[2], &s->mem_max, &s->memsw,
-			      &s->pids_max, &s->oom,	 &s->kill,    &s->procs};
+			      &s->pids_max, &s->oom,	 &s->kill,    &s->procs, &s->peak};
 
 		for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++)
 			if (*fds[k] >= 0) {
@@ -378,6 +380,29 @@ int cg_slot_limit(struct cg_slot *s, uint64_t memory, uint64_t pids)
 		s->pids = pids;
 	}
 	return 0;
+}
+
+/*
+ * v1: writing 0 to memory.max_usage_in_bytes resets it. v2: writing to
+ * memory.peak resets the peak as seen through that open file (Linux 6.12);
+ * the spawner keeps the one fd per slot, so its reads see the job's peak.
+ */
+bool cg_slot_peak_reset(struct cg_slot *s)
+{
+	if (s->peak < 0)
+		return false;
+	return pwrite(s->peak, s->v1 ? "0" : "reset\n", s->v1 ? 1 : 6, 0) > 0;
+}
+
+int64_t cg_slot_peak(struct cg_slot *s)
+{
+	char buf[32];
+	ssize_t n;
+
+	if (s->peak < 0 || (n = pread(s->peak, buf, sizeof(buf) - 1, 0)) <= 0)
+		return -1;
+	buf[n] = '\0';
+	return (int64_t)strtoull(buf, NULL, 10);
 }
 
 bool cg_slot_oom(struct cg_slot *s)

@@ -17,11 +17,12 @@
  *
  *   v2: memory and pids delegated to us in the unified hierarchy:
  *       memory.max, memory.swap.max = 0, memory.oom.group = 1, pids.max,
- *       memory.events (oom_kill), cgroup.kill.
+ *       memory.events (oom_kill), memory.peak (reset per job), cgroup.kill.
  *   v1: the memory and pids hierarchies: memory.limit_in_bytes (and
  *       memory.memsw.limit_in_bytes: no swap), pids.max, memory.oom_control
- *       (oom_kill); a cgroup2 mount beside them, when there is one, tracks
- *       the job's processes and gives cgroup.kill.
+ *       (oom_kill), memory.max_usage_in_bytes (the peak, reset per job); a
+ *       cgroup2 mount beside them, when there is one, tracks the job's
+ *       processes and gives cgroup.kill.
  */
 #ifndef VALET_CGROUP_H
 #define VALET_CGROUP_H
@@ -42,6 +43,7 @@ struct cg_slot {
 	int oom;	       /* memory.events or memory.oom_control */
 	int kill;	       /* cgroup.kill */
 	int procs;	       /* a cgroup.procs to read when there is no cgroup.kill */
+	int peak;	       /* memory.peak (v2) or memory.max_usage_in_bytes (v1) */
 	bool v1;	       /* memory limits in v1 ("-1" = none) */
 	uint64_t memory, pids; /* the limits written */
 	uint64_t oom_seen;     /* oom_kill count after the last job */
@@ -66,6 +68,11 @@ void cgroups_close(struct cgroups *cg);
 /* Spawner side, per job. Apply limits (0 = none) when they differ from the
  * slot's; 0 or -errno. */
 int cg_slot_limit(struct cg_slot *s, uint64_t memory, uint64_t pids);
+/* Reset the slot's memory peak before a job; false when it cannot be
+ * (cgroup v2 before Linux 6.12): then the peak is not known per job. */
+bool cg_slot_peak_reset(struct cg_slot *s);
+/* The peak memory use (bytes) since the reset; -1 when unknown. */
+int64_t cg_slot_peak(struct cg_slot *s);
 /* Whether the OOM killer struck in the slot since the last call. */
 bool cg_slot_oom(struct cg_slot *s);
 /* Kill every process in the slot's cgroup. */

@@ -82,6 +82,7 @@ struct job *job_new(void)
 	job->outcome.cpu_ms = -1;
 	job->outcome.wall_ms = -1;
 	job->outcome.max_rss_kb = -1;
+	job->outcome.memory_peak_kb = -1;
 	job->max_attempts = 1;
 	return job;
 }

@@ -41,12 +41,14 @@ struct job_outcome {
 	int32_t term_signal; /* 0 when not killed by a signal */
 	int32_t cpu_ms;     /* user+system CPU of the child; -1 when unknown */
 	int32_t wall_ms;    /* job start -> end; -1 when unknown */
-	int32_t max_rss_kb; /* peak resident set; -1 when unknown */
-	bool timed_out;     /* we killed it at its deadline */
-	bool cancelled;     /* we killed it because of a cancel/shutdown */
-	bool output_limit;  /* we killed it for too much output */
-	bool oom_killed;
-	bool seccomp_blocked;
+	int32_t max_rss_kb; /* peak resident set of its largest process; -1 when unknown */
+	int32_t memory_peak_kb; /* peak memory of its cgroup (all its processes, page
+				 * cache, its /tmp); -1 when unknown (no cgroup) */
+	bool timed_out : 1;     /* we killed it at its deadline */
+	bool cancelled : 1;     /* we killed it because of a cancel/shutdown */
+	bool output_limit : 1;  /* we killed it for too much output */
+	bool oom_killed : 1;
+	bool seccomp_blocked : 1;
 	const char *seccomp_syscall; /* interned name of the blocked call; NULL unknown */
 };
 
@@ -66,15 +68,16 @@ struct job_limits {
 	bool set;
 };
 
+/* Fields are ordered to leave no padding holes: 100,000 queued jobs. */
 struct job {
 	unsigned refs;
 	uint8_t id[JOB_ID_LEN];
+	enum job_status status;
 	char *name;           /* never NULL */
 	char *description;    /* NULL when absent */
 	const char *task_name; /* never NULL; interned (job_intern), not owned */
 	char *params_json;    /* compact JSON object text; NULL when absent or {} */
 	int64_t timeout_ms;   /* > 0 */
-	enum job_status status;
 	char *failure_reason; /* NULL unless FAILED/CANCELLED */
 	int64_t run_at, scheduled_at, created_at, started_at, completed_at;
 
@@ -84,6 +87,7 @@ struct job {
 	bool has_next;
 	uint8_t next_job_id[JOB_ID_LEN];
 	bool use_previous_results;
+	bool has_result; /* the result below is set (stored with the final status) */
 	int pipeline_index;
 
 	/* Runs so far (the current one included once it started), and how many
@@ -91,7 +95,6 @@ struct job {
 	int32_t attempt, max_attempts;
 
 	/* The result, stored together with the final status. */
-	bool has_result;
 	char *result_json;  /* the task's return value as JSON text; NULL for null */
 	char *result_error; /* the failure text; NULL when none */
 

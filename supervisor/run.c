@@ -158,6 +158,8 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		job->outcome.term_signal = f.term_signal;
 		job->outcome.cpu_ms = run_clamp_ms((evt->utime_us + evt->stime_us) / 1000);
 		job->outcome.max_rss_kb = run_clamp_ms(evt->maxrss_kb);
+		job->outcome.memory_peak_kb =
+		    evt->memory_peak_kb < 0 ? -1 : run_clamp_ms(evt->memory_peak_kb);
 	} else {
 		job->outcome.pid = 0;
 	}

@@ -48,6 +48,7 @@ struct slot {
 	pid_t pid; /* 0 = free */
 	uint64_t run_id;
 	bool has_status; /* the init reported the task's wait status */
+	bool peak_reset; /* the cgroup's memory peak was reset for this job */
 	int status;
 };
 
@@ -309,6 +310,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 {
 	struct slot *s = slot_of(req->slot);
 	struct spawn_evt evt = {.type = SPAWN_EVT_EXIT, .slot = req->slot, .run_id = req->run_id};
+	bool peak_reset;
 	pid_t pid;
 
 	if (!s || s->pid != 0 || nfds < 2) {
@@ -319,6 +321,8 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
 					    req->limits.max_processes)) != 0)
 		goto report;
+	/* Before the fork: the peak then covers the job's whole life. */
+	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
 	pid = spawn_process(req);
 	if (pid == 0)
 		child_start(req, input, fds, nfds);
@@ -329,6 +333,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->pid = pid;
 	s->run_id = req->run_id;
 	s->has_status = false;
+	s->peak_reset = peak_reset;
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	evt.type = SPAWN_EVT_STARTED;
@@ -441,6 +446,7 @@ static void reap(void)
 				.pid = pid,
 				.status = s->has_status ? s->status : status,
 				.flags = cg && cg_slot_oom(cg) ? SPAWN_EVT_F_OOM : 0,
+				.memory_peak_kb = s->peak_reset ? cg_slot_peak(cg) / 1024 : -1,
 				.utime_us = ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec,
 				.stime_us = ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec,
 				.maxrss_kb = ru.ru_maxrss,

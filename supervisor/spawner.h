@@ -62,6 +62,7 @@ struct spawn_evt {
 	int32_t spawn_err; /* errno when the fork failed (status invalid); READY: setup */
 	uint32_t flags;    /* SPAWN_EVT_F_* */
 	int64_t utime_us, stime_us, maxrss_kb;
+	int64_t memory_peak_kb; /* the job's cgroup memory peak; -1 = unknown */
 };
 
 struct spawner_opts {

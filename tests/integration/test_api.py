@@ -821,10 +821,35 @@ class IsolationTest(unittest.TestCase):
             self.assertEqual(iso["profile"], profile, iso)
             self.assertIs(iso["degraded"], False, iso)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (cgroups)")
+    def test_memory_peak(self):
+        """outcome.memory_peak_kb: the peak of the job's cgroup, reset for
+        each job (a small job after a big one in the same slot is small)."""
+        alloc = ("/usr/bin/python3 -c 'import sys; sys.stdin.read(); "
+                 "b = bytearray(48 << 20); print(\"{}\")'")
+        small = "/usr/bin/python3 -c 'import sys; sys.stdin.read(); print(\"{}\")'"
+        d = Daemon({"queue": {"workers": "1"}, "task.alloc": {"command": alloc},
+                    "task.small": {"command": small}})
+        d.start()
+        try:
+            big = d.wait_all([d.submit("alloc")["id"]], timeout=20)
+            smalls = [d.wait_all([d.submit("small")["id"]], timeout=20) for _ in range(4)]
+        finally:
+            d.stop()
+            d.cleanup()
+        (job,) = big.values()
+        self.assertGreaterEqual(job["outcome"]["memory_peak_kb"], 48 << 10, job)
+        self.assertLess(job["outcome"]["memory_peak_kb"], 256 << 10, job)
+        for done in smalls:
+            (job,) = done.values()
+            self.assertLess(job["outcome"]["memory_peak_kb"], 40 << 10, job)
+
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_seccomp_only_is_recorded(self):
         d = Daemon({"sandbox": {"namespaces": "false", "cgroups": "false"}})
-        iso = self.run_one(d, "dummytask")["isolation"]
+        done = self.run_one(d, "dummytask")
+        self.assertIsNone(done["outcome"]["memory_peak_kb"], done)  # no cgroup
+        iso = done["isolation"]
         self.assertEqual(iso, {"namespaces": [], "cgroup": None, "uid": 65534,
                                "profile": "strict", "degraded": False})
 

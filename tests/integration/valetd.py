@@ -89,7 +89,7 @@ EXEC_TASKS = {
 FINAL = ("COMPLETED", "FAILED", "CANCELLED")
 ERROR_KEYS = {"code", "error", "message"}
 OUTCOME_KEYS = {"pid", "exit_code", "signal", "timed_out", "oom_killed", "seccomp_syscall",
-                "cpu_ms", "wall_ms", "max_rss_kb"}
+                "cpu_ms", "wall_ms", "max_rss_kb", "memory_peak_kb"}
 TIME_KEYS = ("run_at", "scheduled_at", "created_at", "started_at", "completed_at")
 
 # RFC 3339, UTC, "Z", fraction trimmed of trailing zeros (never ".000" or ".").
@@ -226,28 +226,6 @@ def pg_restart():
     if r.returncode != 0:
         raise AssertionError("tests/pg_tmp.sh restart %s failed (status %d):\n%s"
                              % (pg_dir, r.returncode, r.stdout))
-
-
-_accepts = {}
-
-
-def config_accepts(section, key, value, binary=None):
-    """Whether this valetd accepts `key = value` in [section] (valetd -t on
-    a config holding just that; a [task.NAME] section also gets a command).
-    For suites written against config keys that may not have landed yet."""
-    binary = binary or VALETD
-    memo = (binary, section, key, str(value))
-    if memo not in _accepts:
-        lines = ["[%s]" % section, "%s = %s" % (key, value)]
-        if section.startswith("task.") and key != "command":
-            lines.append("command = /bin/true")
-        with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="valet-probe-") as f:
-            f.write("\n".join(lines) + "\n")
-            f.flush()
-            r = subprocess.run([binary, "-t", "-c", f.name], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        _accepts[memo] = r.returncode == 0
-    return _accepts[memo]
 
 
 def descendants(pid):
@@ -819,7 +797,7 @@ class DaemonTestCase(unittest.TestCase):
         self.assertIs(type(outcome["oom_killed"]), bool, outcome)
         self.assertTrue(outcome["seccomp_syscall"] is None
                         or isinstance(outcome["seccomp_syscall"], str), outcome)
-        for k in ("cpu_ms", "wall_ms", "max_rss_kb"):
+        for k in ("cpu_ms", "wall_ms", "max_rss_kb", "memory_peak_kb"):
             self.assertTrue(outcome[k] is None or type(outcome[k]) is int, outcome)
 
 

@@ -109,7 +109,8 @@ static void test_job_completed_outcome(void **state)
 	job->started_at = T_STARTED;
 	job->completed_at = T_DONE;
 	job->outcome = (struct job_outcome){
-	    .pid = 123, .exit_code = 0, .cpu_ms = 1, .wall_ms = 2, .max_rss_kb = 1234};
+	    .pid = 123, .exit_code = 0, .cpu_ms = 1, .wall_ms = 2, .max_rss_kb = 1234,
+	    .memory_peak_kb = 2048};
 	assert_json(json_out_job(job),
 		    "{\"id\":\"" ID1 "\",\"name\":\"n\",\"task_name\":\"t\",\"timeout\":10,"
 		    "\"status\":\"COMPLETED\",\"created_at\":\"2026-11-27T01:02:03.123456Z\","
@@ -117,7 +118,7 @@ static void test_job_completed_outcome(void **state)
 		    "\"completed_at\":\"2026-11-27T01:02:07.75Z\",\"duration\":2250,"
 		    "\"outcome\":{\"pid\":123,\"exit_code\":0,\"signal\":null,"
 		    "\"timed_out\":false,\"oom_killed\":false,\"seccomp_syscall\":null,"
-		    "\"cpu_ms\":1,\"wall_ms\":2,\"max_rss_kb\":1234}}");
+		    "\"cpu_ms\":1,\"wall_ms\":2,\"max_rss_kb\":1234,\"memory_peak_kb\":2048}}");
 	job_unref(job);
 }
 
@@ -135,7 +136,8 @@ static void test_job_failed_outcome(void **state)
 					    .seccomp_blocked = true,
 					    .cpu_ms = -1,
 					    .wall_ms = 5,
-					    .max_rss_kb = -1};
+					    .max_rss_kb = -1,
+					    .memory_peak_kb = -1};
 	job->outcome.seccomp_syscall = job_intern("socket");
 	assert_json(json_out_job(job),
 		    "{\"id\":\"" ID1 "\",\"name\":\"n\",\"task_name\":\"t\",\"timeout\":10,"
@@ -146,7 +148,7 @@ static void test_job_failed_outcome(void **state)
 		    "\"completed_at\":\"2026-11-27T01:02:07.75Z\",\"duration\":2250,"
 		    "\"outcome\":{\"pid\":77,\"exit_code\":null,\"signal\":\"SIGSYS\","
 		    "\"timed_out\":false,\"oom_killed\":false,\"seccomp_syscall\":\"socket\","
-		    "\"cpu_ms\":null,\"wall_ms\":5,\"max_rss_kb\":null}}");
+		    "\"cpu_ms\":null,\"wall_ms\":5,\"max_rss_kb\":null,\"memory_peak_kb\":null}}");
 
 	/* A timeout kill: SIGKILL, timed_out. */
 	job->outcome.term_signal = SIGKILL;
@@ -196,7 +198,7 @@ static void test_job_limits_isolation(void **state)
 		    "\"limits\":{\"memory\":67108864,\"cpu\":null,\"processes\":16,\"output\":65536},"
 		    "\"outcome\":{\"pid\":7,\"exit_code\":0,\"signal\":null,\"timed_out\":false,"
 		    "\"oom_killed\":false,\"seccomp_syscall\":null,\"cpu_ms\":null,\"wall_ms\":null,"
-		    "\"max_rss_kb\":null},"
+		    "\"max_rss_kb\":null,\"memory_peak_kb\":null},"
 		    "\"isolation\":{\"namespaces\":[\"pid\"],\"cgroup\":\"v2\",\"uid\":61003}}");
 	/* Limits not set by the request are not shown. */
 	job->limits.set = false;

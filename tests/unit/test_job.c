@@ -256,6 +256,7 @@ static void test_job_lifecycle(void **state)
 	assert_int_equal(job->outcome.cpu_ms, -1);
 	assert_int_equal(job->outcome.wall_ms, -1);
 	assert_int_equal(job->outcome.max_rss_kb, -1);
+	assert_int_equal(job->outcome.memory_peak_kb, -1);
 	assert_int_equal(job->outcome.pid, 0);
 
 	job_set_str(&job->name, "a name");
