@@ -27,7 +27,7 @@ struct isolation {
 	gid_t gid;
 	uid_t uid_base;	   /* slot N runs as uid_base + N; 0 = all as uid */
 	bool degraded;	   /* something configured is missing */
-	char missing[256]; /* what, as a sentence ("" = nothing) */
+	char missing[640]; /* what, as a sentence ("" = nothing) */
 	struct cgroups cg; /* cg.version 0 = no cgroups */
 };
 

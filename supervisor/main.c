@@ -247,7 +247,7 @@ static int print_check(const struct config *cfg)
 	struct isolation iso;
 	struct sbx_caps caps;
 	struct sbx_filter f;
-	char err[512];
+	char err[1024];
 	int rc, status = 0;
 
 	printf("valetd %s isolation check\n\n", VALET_VERSION);
@@ -400,7 +400,7 @@ static void hidden_paths(const struct config *cfg, struct sandbox_prep *p)
 static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 {
 	struct sbx_caps caps;
-	char err[512];
+	char err[1024];
 	int rc;
 
 	memset(p, 0, sizeof(*p));
