@@ -122,7 +122,20 @@ struct sbx_view_opts {
 	const char *const *hide_files; /* likewise */
 	bool empty_netns;
 };
-int sbx_view_prepare(const struct sbx_view_opts *o, int *host_netns, struct sbx_error *err);
+
+/* A directory of the host's /tmp (or a file right in it) that every job
+ * sees, read-only, at the same path in its own /tmp (exec task programs
+ * that live there). */
+struct sbx_keep {
+	const char *path; /* absolute, under /tmp */
+	bool is_file;
+};
+/* Where the view keeps kept item i (under the workshop, covered by each
+ * job's /tmp once that is mounted). */
+#define SBX_KEEP_DIR "/tmp/.keep/"
+#define SBX_KEEP_MAX 64
+int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep, int nkeep,
+		     int *host_netns, struct sbx_error *err);
 
 /* The namespaces every job gets on top of the view. */
 #define SBX_JOB_NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
@@ -150,6 +163,8 @@ struct sbx_init_params {
 	int status_fd;         /* a datagram socket: the report goes here */
 	struct sbx_init_report report; /* slot and run_id filled in */
 	uint64_t tmp_bytes;    /* size of the private /tmp */
+	const struct sbx_keep *keep; /* bound read-only into the private /tmp */
+	int nkeep;
 };
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
 

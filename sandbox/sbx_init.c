@@ -10,7 +10,9 @@
  *   1. the host's network namespace, for profiles that allow network (the
  *      spawner itself lives in an empty one);
  *   2. host name "valet"; a fresh /proc for the new PID namespace; a
- *      private tmpfs on /tmp (gone when the namespace goes);
+ *      private tmpfs on /tmp (gone when the namespace goes), with the
+ *      directories of the host's /tmp that hold exec task programs bound
+ *      read-only at their paths;
  *   3. fork the task, which joins the slot's cgroups (writes "0" to their
  *      cgroup.procs; see cgroup.h for why not CLONE_INTO_CGROUP). The init stays
  *      outside: the spawner kills a job by killing its cgroup, and the init
@@ -39,6 +41,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,30 +60,100 @@ int sbx_cgroup_join(const int *fds, int n, struct sbx_error *err)
 	return 0;
 }
 
-static int sbx_init_mounts(uint64_t tmp_bytes, struct sbx_error *err)
+/* Decimal digits of v at o (without snprintf: not async-signal-safe). */
+static char *sbx_utoa(char *o, uint64_t v)
 {
-	char opts[64];
-	char *o = opts;
-	uint64_t kib = tmp_bytes ? (tmp_bytes + 1023) / 1024 : 256 * 1024;
 	char digits[24];
 	int n = 0;
 
-	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		return sbx_error_set(err, "mount /proc", errno);
-	/* "mode=1777,size=<kib>k" without snprintf (not async-signal-safe). */
-	memcpy(o, "mode=1777,size=", 15);
-	o += 15;
 	do {
-		digits[n++] = (char)('0' + kib % 10);
-		kib /= 10;
-	} while (kib && n < (int)sizeof(digits));
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < (int)sizeof(digits));
 	while (n)
 		*o++ = digits[--n];
-	*o++ = 'k';
 	*o = '\0';
-	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
-		return sbx_error_set(err, "mount /tmp", errno);
+	return o;
+}
+
+/* The mount point for path in the new /tmp: its directories, and path
+ * itself as a directory or (is_file) an empty file. */
+static int sbx_mkdirs(const char *path, bool is_file, struct sbx_error *err)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+	int fd;
+
+	if (n >= sizeof(buf))
+		return sbx_error_set(err, "keep path", ENAMETOOLONG);
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (i == n && is_file) {
+			fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+			if (fd < 0)
+				return sbx_error_set(err, "keep file", errno);
+			close(fd);
+		} else if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
+			return sbx_error_set(err, "keep mkdir", errno);
+		}
+		buf[i] = path[i];
+	}
 	return 0;
+}
+
+/*
+ * The kept items of the host's /tmp, read-only at their paths in the new
+ * /tmp. The view has them under the workshop (SBX_KEEP_DIR), which the new
+ * /tmp covers: fds[] were opened on them before it was mounted.
+ */
+static int sbx_init_keep(const struct sbx_keep *keep, int nkeep, const int *fds,
+			 struct sbx_error *err)
+{
+	char src[48];
+
+	for (int i = 0; i < nkeep; i++) {
+		memcpy(src, "/proc/self/fd/", 14);
+		sbx_utoa(src + 14, (uint64_t)fds[i]);
+		if (sbx_mkdirs(keep[i].path, keep[i].is_file, err) < 0)
+			return -1;
+		if (mount(src, keep[i].path, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+		    mount(NULL, keep[i].path, NULL,
+			  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+			return sbx_error_set(err, "keep mount", errno);
+	}
+	return 0;
+}
+
+static int sbx_init_mounts(const struct sbx_init_params *p, struct sbx_error *err)
+{
+	uint64_t kib = p->tmp_bytes ? (p->tmp_bytes + 1023) / 1024 : 256 * 1024;
+	int fds[SBX_KEEP_MAX];
+	char opts[64], path[48];
+	int rc = 0, n = 0;
+
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return sbx_error_set(err, "mount /proc", errno);
+	for (; n < p->nkeep && n < SBX_KEEP_MAX; n++) {
+		memcpy(path, SBX_KEEP_DIR, sizeof(SBX_KEEP_DIR) - 1);
+		sbx_utoa(path + sizeof(SBX_KEEP_DIR) - 1, (uint64_t)n);
+		if ((fds[n] = open(path, O_PATH | O_CLOEXEC)) < 0) {
+			rc = sbx_error_set(err, "keep open", errno);
+			goto out;
+		}
+	}
+	memcpy(opts, "mode=1777,size=", 15);
+	memcpy(sbx_utoa(opts + 15, kib), "k", 2);
+	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		rc = sbx_error_set(err, "mount /tmp", errno);
+	else
+		rc = sbx_init_keep(p->keep, n, fds, err);
+out:
+	while (n--)
+		close(fds[n]);
+	return rc;
 }
 
 static void __attribute__((noreturn))
@@ -127,7 +200,7 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "setns net", errno);
 	if (sethostname("valet", 5) < 0)
 		return sbx_error_set(err, "sethostname", errno);
-	if (sbx_init_mounts(p->tmp_bytes, err) < 0)
+	if (sbx_init_mounts(p, err) < 0)
 		return -1;
 	task = fork(); /* glibc's: the task's cached thread id must be right */
 	if (task < 0)

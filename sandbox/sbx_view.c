@@ -18,6 +18,9 @@
  *      mount_setattr() (Linux 5.12), else a remount per mount;
  *   5. network: a new, empty network namespace with loopback up. The
  *      host's one stays open for profiles that allow network.
+ * Directories of the host's /tmp that hold exec task programs are opened
+ * (O_PATH) before the workshop covers /tmp: each job binds them, read-only,
+ * into its own /tmp (sbx_init.c).
  * Each job then gets new PID, mount, IPC and UTS namespaces (a copy of this
  * tree) and its own /proc and /tmp on top (sbx_init.c).
  *
@@ -220,15 +223,56 @@ static int sbx_view_net(int *host_netns, struct sbx_error *err)
 	return 0;
 }
 
-int sbx_view_prepare(const struct sbx_view_opts *o, int *host_netns, struct sbx_error *err)
+/* The kept items of the host's /tmp, bound under the workshop. */
+static int sbx_view_keep(const struct sbx_keep *keep, int nkeep, const int *fds,
+			 struct sbx_error *err)
 {
+	char dst[64], src[64];
+	int rc;
+
+	if (nkeep > 0 && mkdir(SBX_KEEP_DIR, 0755) < 0)
+		return sbx_error_set(err, "view keep", errno);
+	for (int i = 0; i < nkeep; i++) {
+		snprintf(dst, sizeof(dst), SBX_KEEP_DIR "%d", i);
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+		if (keep[i].is_file) {
+			rc = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+			if (rc >= 0)
+				close(rc);
+		} else {
+			rc = mkdir(dst, 0755);
+		}
+		if (rc < 0)
+			return sbx_error_set(err, "view keep", errno);
+		if (sbx_bind(src, dst, "view keep", err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep, int nkeep,
+		     int *host_netns, struct sbx_error *err)
+{
+	int keep_fds[SBX_KEEP_MAX];
 	int fd;
+
+	if (nkeep > SBX_KEEP_MAX)
+		return sbx_error_set(err, "view keep", E2BIG);
+	for (int i = 0; i < nkeep; i++)
+		keep_fds[i] = -1;
 
 	*host_netns = -1;
 	if (unshare(CLONE_NEWNS) < 0)
 		return sbx_error_set(err, "unshare mount", errno);
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return sbx_error_set(err, "view slave", errno);
+	/* Before the workshop covers the host's /tmp. */
+	for (int i = 0; i < nkeep; i++)
+		if ((keep_fds[i] = open(keep[i].path,
+					O_PATH | O_CLOEXEC | (keep[i].is_file ? 0 : O_DIRECTORY))) < 0) {
+			sbx_error_set(err, "view keep", errno);
+			goto fail;
+		}
 	if (mount("tmpfs", SBX_WORKSHOP, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "mode=0755,size=1m") < 0)
 		return sbx_error_set(err, "view workshop", errno);
@@ -238,9 +282,17 @@ int sbx_view_prepare(const struct sbx_view_opts *o, int *host_netns, struct sbx_
 	if (fd < 0)
 		return sbx_error_set(err, "view workshop", errno);
 	close(fd);
-	if (sbx_view_dev(err) < 0 || sbx_view_hide(o, err) < 0 || sbx_view_readonly(err) < 0)
-		return -1;
+	if (sbx_view_keep(keep, nkeep, keep_fds, err) < 0 || sbx_view_dev(err) < 0 ||
+	    sbx_view_hide(o, err) < 0 || sbx_view_readonly(err) < 0)
+		goto fail;
+	for (int i = 0; i < nkeep; i++)
+		close(keep_fds[i]);
 	if (o->empty_netns && sbx_view_net(host_netns, err) < 0)
 		return -1;
 	return 0;
+fail:
+	for (int i = 0; i < nkeep; i++)
+		if (keep_fds[i] >= 0)
+			close(keep_fds[i]);
+	return -1;
 }

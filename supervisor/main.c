@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -189,14 +190,6 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 		struct config_exec_task *t = &cfg->exec_tasks[i];
 		if (!t->argv)
 			continue;
-		/* Jobs get their own /tmp: a program in the host's is not there. */
-		if (cfg->namespaces && !strncmp(t->argv[0], "/tmp/", 5)) {
-			fprintf(stderr,
-				"%s: [task.%s] command: %s is under /tmp, which every job "
-				"replaces with its own: install the program elsewhere\n",
-				cfg->path ? cfg->path : "valetd", t->name, t->argv[0]);
-			return -EINVAL;
-		}
 		rc = registry_add_exec(reg, t->name, t->argv, t->timeout_ms);
 		if (rc == 0)
 			rc = registry_set_profile(reg, t->name, t->profile);
@@ -381,6 +374,8 @@ struct sandbox_prep {
 	char *wipe[2];
 	char *config_real;
 	const char *hide_files[2];
+	struct sbx_keep *keep; /* [nkeep], paths owned */
+	int nkeep;
 };
 
 /* Paths no job may see: the config file and PostgreSQL's socket directories. */
@@ -395,6 +390,83 @@ static void hidden_paths(const struct config *cfg, struct sandbox_prep *p)
 	p->opts.view.hide_dirs = dirs;
 	p->opts.view.hide_files = p->hide_files;
 	p->opts.view.empty_netns = true;
+}
+
+/* Whether dir is path or one of its parents. */
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Add the directory of an exec task's file under /tmp (jobs have their own
+ * /tmp): the topmost ones only, since a kept directory is read-only. */
+static int keep_add(struct sandbox_prep *p, const char *file)
+{
+	struct stat st;
+	char *dir, *slash;
+	struct sbx_keep *k;
+	bool is_file = false;
+
+	if (strncmp(file, "/tmp/", 5) != 0 || stat(file, &st) < 0)
+		return 0;
+	if (!(dir = strdup(file)))
+		return -ENOMEM;
+	/* A file's directory; a file right in /tmp is kept alone. */
+	if (!S_ISDIR(st.st_mode)) {
+		slash = strrchr(dir, '/');
+		if (slash > dir + 4)
+			*slash = '\0';
+		else
+			is_file = true;
+	}
+	for (int i = 0; i < p->nkeep; i++) {
+		if (path_under(dir, p->keep[i].path)) {
+			free(dir);
+			return 0;
+		}
+		if (path_under(p->keep[i].path, dir)) { /* replaces a deeper one */
+			free((char *)p->keep[i].path);
+			p->keep[i--] = p->keep[--p->nkeep];
+		}
+	}
+	k = realloc(p->keep, sizeof(*k) * (size_t)(p->nkeep + 1));
+	if (!k) {
+		free(dir);
+		return -ENOMEM;
+	}
+	p->keep = k;
+	if (p->nkeep >= SBX_KEEP_MAX) {
+		free(dir);
+		return -E2BIG;
+	}
+	p->keep[p->nkeep++] = (struct sbx_keep){.path = dir, .is_file = is_file};
+	return 0;
+}
+
+/* The host /tmp directories jobs keep: those of exec task programs and of
+ * the paths among their arguments (a script run by an interpreter). The
+ * config file must not be in one (jobs must not read it). */
+static int keep_list(const struct config *cfg, struct sandbox_prep *p)
+{
+	int rc;
+
+	for (size_t i = 0; i < cfg->nexec_tasks; i++)
+		for (char **a = cfg->exec_tasks[i].argv; a && *a; a++)
+			if ((rc = keep_add(p, *a)) < 0)
+				return rc;
+	for (int i = 0; p->config_real && i < p->nkeep; i++)
+		if (path_under(p->config_real, p->keep[i].path)) {
+			fprintf(stderr,
+				"valetd: %s is in %s, which holds an exec task's program and which "
+				"every job sees: keep the config file elsewhere\n",
+				p->config_real, p->keep[i].path);
+			return -EINVAL;
+		}
+	p->opts.keep = p->keep;
+	p->opts.nkeep = p->nkeep;
+	return 0;
 }
 
 static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
@@ -434,8 +506,11 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	p->opts.uid_base = p->iso.uid_base;
 	p->opts.namespaces = p->iso.namespaces;
 	p->opts.cgslots = p->iso.cg.version ? p->iso.cg.slots : NULL;
-	if (p->iso.namespaces)
+	if (p->iso.namespaces) {
 		hidden_paths(cfg, p);
+		if ((rc = keep_list(cfg, p)) < 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -446,6 +521,9 @@ static void release_sandbox(struct sandbox_prep *p)
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
 		sbx_filter_release(&p->filters[i]);
 	free(p->config_real);
+	for (int i = 0; i < p->nkeep; i++)
+		free((char *)p->keep[i].path);
+	free(p->keep);
 }
 
 static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)

@@ -286,6 +286,8 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 			.netns_fd = net ? sp.host_netns : -1,
 			.status_fd = sp.status_wr,
 			.report = {.slot = req->slot, .run_id = req->run_id},
+			.keep = sp.opts->keep,
+			.nkeep = sp.opts->nkeep,
 			.tmp_bytes = req->limits.memory_bytes,
 		};
 		if (sbx_init_run(&ip, &err) < 0)
@@ -509,7 +511,8 @@ static void send_ready(void)
 		} else {
 			sp.status_rd = sv[0];
 			sp.status_wr = sv[1];
-			if (sbx_view_prepare(&sp.opts->view, &sp.host_netns, &err) == 0)
+			if (sbx_view_prepare(&sp.opts->view, sp.opts->keep, sp.opts->nkeep,
+					     &sp.host_netns, &err) == 0)
 				err.err = 0;
 		}
 		if (err.err) {

@@ -78,6 +78,8 @@ struct spawner_opts {
 	 * (uid_base + slot; 0 = every job runs as uid/gid). */
 	bool namespaces;
 	struct sbx_view_opts view;
+	struct sbx_keep *keep; /* host /tmp directories jobs see ([nkeep]) */
+	int nkeep;
 	struct cg_slot *cgslots;
 	uid_t uid_base;
 	/* Strings the spawner zeroes in its own memory (secrets such as the

@@ -24,6 +24,7 @@ after being reported, so that one broken case does not fail the next.
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -228,6 +229,20 @@ def summary(problems):
     return "\n".join("- %s\n    in: %s" % (t, ", ".join(cs)) for t, cs in by_text.items())
 
 
+def kept_in_tmp(conf):
+    """What valetd binds (read-only) into every job's /tmp: the top entries
+    of the host's /tmp that hold an exec task's program or script - when
+    this checkout lives under /tmp."""
+    names = set()
+    for sec, keys in conf.items():
+        if not sec.startswith("task."):
+            continue
+        for arg in shlex.split(keys.get("command", "")):
+            if arg.startswith("/tmp/") and os.path.exists(arg):
+                names.add(arg.split("/")[2])
+    return names
+
+
 def daemon_config(victim_marker):
     """The hostile daemon's config: full isolation, a uid per slot."""
     sandbox = {} if ASAN else {"memory_limit": "64M"}  # ASan needs its address space
@@ -255,6 +270,7 @@ class HostileTest(DaemonTestCase):
     def setUpClass(cls):
         cls.victim_marker = "1000.%09d" % random.randrange(10 ** 9)
         conf = daemon_config(cls.victim_marker)
+        cls.kept = kept_in_tmp(conf)
         # The config in /var/tmp, readable by all: only the sandbox hides it.
         cls.d = Daemon(conf, store="memory", tmp_parent="/var/tmp")
         cls.host = []
@@ -543,7 +559,8 @@ class HostileTest(DaemonTestCase):
         done = self.d.wait_all([j["id"] for j in jobs.values()], timeout=15)
         meta = {k: (done[j["id"]]["status"], self.d.result(j["id"]).get("metadata"))
                 for k, j in jobs.items()}
-        if meta["ls"] != ("COMPLETED", {"tmp": []}):
+        status, ls = meta["ls"]
+        if status != "COMPLETED" or set((ls or {}).get("tmp", ["?"])) != self.kept:
             out.append("[%s] the next job's /tmp is not empty: %s" % (cases.TMP, meta["ls"]))
         if meta["dummy"] != ("COMPLETED", {"n": 1}):
             out.append("the next plain job did not complete: %s" % (meta["dummy"],))
