@@ -36,8 +36,8 @@ VERSION=$(sed -n 's/^VERSION := //p' Makefile)
 passed=0
 failed=0
 pids=""
-# Not under /tmp: the exec tasks below run scripts from here, and every job
-# has a /tmp of its own.
+# Not under /tmp, which jobs see only in part (every job has its own /tmp):
+# the exec tasks below run scripts from here.
 tmp=$(mktemp -d /var/tmp/valet-pkgtest.XXXXXX) || exit 2
 delegated=""
 log=$tmp/check.log

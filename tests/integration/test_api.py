@@ -8,6 +8,8 @@ what they create when it could disturb the list tests.
 
 import os
 import re
+import shutil
+import tempfile
 import subprocess
 import time
 import unittest
@@ -843,6 +845,47 @@ class IsolationTest(unittest.TestCase):
         for done in smalls:
             (job,) = done.values()
             self.assertLess(job["outcome"]["memory_peak_kb"], 40 << 10, job)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces)")
+    def test_program_under_tmp(self):
+        """An exec task whose program lives in the host's /tmp runs: every
+        job sees that directory, read-only, in its own /tmp - and nothing
+        else of the host's /tmp. A config file in that directory is refused."""
+        keep = tempfile.mkdtemp(prefix="valet-keep-", dir="/tmp")
+        other = tempfile.mkdtemp(prefix="valet-other-", dir="/tmp")
+        prog = os.path.join(keep, "prog.sh")
+        try:
+            with open(prog, "w") as f:
+                f.write("#!/bin/sh\n"
+                        "cat >/dev/null\n"
+                        "touch %s/x 2>/dev/null && w=yes || w=no\n"
+                        "printf '{\"tmp\": \"%%s\", \"writable\": \"%%s\"}\\n' "
+                        "\"$(ls -A /tmp | tr '\\n' ' ')\" \"$w\"\n" % keep)
+            os.chmod(prog, 0o755)
+            os.chmod(keep, 0o755)
+            d = Daemon({"task.prog": {"command": prog}})
+            d.start()
+            try:
+                job = d.submit("prog")
+                done = d.wait_all([job["id"]], timeout=20)[job["id"]]
+                meta = d.result(job["id"]).get("metadata")
+            finally:
+                d.stop()
+                d.cleanup()
+            self.assertEqual(done["status"], "COMPLETED", done)
+            self.assertEqual(meta, {"tmp": os.path.basename(keep) + " ", "writable": "no"})
+            self.assertFalse(os.path.exists(os.path.join(keep, "x")))
+            # The config file in the kept directory: refused at startup.
+            conf = os.path.join(keep, "valetd.conf")
+            with open(conf, "w") as f:
+                f.write("[task.prog]\ncommand = %s\n" % prog)
+            r = subprocess.run([VALETD, "-c", conf, "-l", "127.0.0.1:0"], capture_output=True,
+                               text=True, timeout=20)
+            self.assertEqual(r.returncode, 1, r)
+            self.assertIn("keep the config file elsewhere", r.stderr)
+        finally:
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.rmtree(other, ignore_errors=True)
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_seccomp_only_is_recorded(self):
