@@ -18,7 +18,9 @@
  * under a different one. History:
  *   strict 1  the in-process profile (default TRAP; the reporter kills)
  *   exec 1    default ALLOW with a deny list (valet 0.x; gone)
- *   exec 2    an allowlist, default ENOSYS
+ *   exec 2    an allowlist, default ENOSYS (setrlimit, and prlimit64 on
+ *             the caller itself, allowed before its first release: shells'
+ *             `ulimit` and runtimes that set their own limits)
  *   exec+net 1  exec 2 plus TCP/UDP sockets over IPv4 and IPv6
  * exec and exec+net share their tables: a change to them bumps both.
  *
@@ -166,9 +168,12 @@ static const char *const exec_allowed[] = {
 	"sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam",
 	"sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
 	"sched_rr_get_interval", "getpriority", "setpriority",
-	/* Who and where am I: ids, limits (read only), the machine. */
+	/* Who and where am I: ids, limits, the machine. setrlimit() only ever
+	 * changes the caller's own limits, and the kernel refuses raising a
+	 * hard limit (valet sets soft = hard) without CAP_SYS_RESOURCE. */
 	"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups",
-	"capget", "getrlimit", "getrusage", "uname", "sysinfo", "getcpu", "getrandom",
+	"capget", "getrlimit", "setrlimit", "getrusage", "uname", "sysinfo", "getcpu",
+	"getrandom",
 	/* Sockets: which ones may be created is the socket split below. */
 	"connect", "bind", "listen", "accept", "accept4",
 	"sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg", "shutdown",
@@ -217,9 +222,11 @@ static const struct sbx_rule exec_rules[] = {
 	 * flags in memory, which seccomp cannot read, and ENOSYS makes glibc
 	 * fall back to clone(), which the rules above see. (libseccomp refuses
 	 * a rule whose action is the default one.) */
-	/* getrlimit() through prlimit64: new_limit (a pointer, all 64 bits)
-	 * must be NULL. The limits are soft = hard anyway. */
+	/* prlimit64: reading anybody's limits (new_limit, a pointer, all 64
+	 * bits, is NULL), or setting the caller's own (pid 0; a pid_t, so the
+	 * low 32 bits), as setrlimit() does. */
 	SBX_ARG("prlimit64", SBX_ALLOW, 2, SCMP_CMP_EQ, 0, 0),
+	SBX_ARG("prlimit64", SBX_ALLOW, 0, SCMP_CMP_MASKED_EQ, SBX_LOW32, 0),
 	{NULL},
 };
 

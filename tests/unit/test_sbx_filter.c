@@ -326,13 +326,20 @@ static int child_unlisted(void *arg)
 	CHECK_ERR(syscall(SYS_seccomp, 0, 0, NULL), ENOSYS, 13);
 	CHECK_ERR(syscall(SYS_setuid, 0), ENOSYS, 14);
 	CHECK_ERR(syscall(SYS_chroot, "/"), ENOSYS, 15);
-	/* setrlimit is not for tasks; prlimit64 only reads. */
+	/* A task may lower its own limits (setrlimit, prlimit64 on pid 0),
+	 * not touch another process's (that is left unlisted: ENOSYS). */
 	{
 		struct rlimit rl;
 
 		CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0, 16);
-		CHECK_ERR(syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &rl, NULL), ENOSYS, 17);
-		CHECK_ERR(syscall(SYS_setrlimit, RLIMIT_NOFILE, &rl), ENOSYS, 18);
+		rl.rlim_cur = rl.rlim_cur > 32 ? 32 : rl.rlim_cur;
+		CHECK(syscall(SYS_setrlimit, RLIMIT_NOFILE, &rl) == 0, 17);
+		CHECK(syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &rl, NULL) == 0, 18);
+		CHECK_ERR(syscall(SYS_prlimit64, getppid(), RLIMIT_NOFILE, &rl, NULL), ENOSYS, 19);
+		/* A pid with garbage in the high 32 bits is still "not me". */
+		CHECK_ERR(syscall(SYS_prlimit64, 0x100000000ULL | (unsigned)getppid(), RLIMIT_NOFILE,
+				  &rl, NULL),
+			  ENOSYS, 20);
 	}
 	return 0;
 }
