@@ -20,10 +20,10 @@
  *      init's children are reaped by the kernel, unaccounted);
  *   4. the task returns from sbx_init_run() and enters the sandbox proper
  *      (sbx_enter);
- *   5. the init closes everything but the status pipe, drops every
+ *   5. the init closes everything but the status socket, drops every
  *      capability, sets no_new_privs and reaps: orphans of the task come to
  *      it. When the task ends, its wait status goes to the spawner on the
- *      status pipe and the init exits - and the kernel kills whatever is
+ *      status socket and the init exits - and the kernel kills whatever is
  *      left in the namespace. Killing the init (timeout, cancel) likewise
  *      kills everything.
  * The init keeps uid 0 without capabilities: the task, under another uid,
@@ -163,7 +163,7 @@ sbx_init_reap(pid_t task, int status_fd, struct sbx_init_report report)
 	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
 	int status = 0;
 
-	/* Nothing of the spawner's but the status pipe stays open here. */
+	/* Nothing of the spawner's but the status socket stays open here. */
 	if (status_fd > 0)
 		syscall(SYS_close_range, 0U, (unsigned)status_fd - 1, 0U);
 	syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0U);
@@ -191,7 +191,7 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 
 	prctl(PR_SET_NAME, "valetd-init");
 	/* Die with the spawner; it may have died before this prctl, and
-	 * getppid() says 0 across the namespace: the status pipe tells. */
+	 * getppid() says 0 across the namespace: the status socket tells. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return sbx_error_set(err, "pdeathsig", errno);
 	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP)))
