@@ -16,8 +16,9 @@
  *      get the empty directory or the empty file bound over them;
  *   4. the whole tree becomes read-only and nosuid: one recursive
  *      mount_setattr() (Linux 5.12), else a remount per mount;
- *   5. network: a new, empty network namespace with loopback up. The
- *      host's one stays open for profiles that allow network.
+ *   5. network: a new, empty network namespace with loopback up for the
+ *      spawner itself (the jobs get one per worker slot, sbx_netns_new());
+ *      the host's one stays open for profiles that allow network.
  * Directories of the host's /tmp that hold exec task programs are opened
  * (O_PATH) before the workshop covers /tmp: each job binds them, read-only,
  * into its own /tmp (sbx_init.c).
@@ -198,14 +199,11 @@ static int sbx_view_readonly(struct sbx_error *err)
 	return sbx_view_readonly_each(err);
 }
 
-static int sbx_view_net(int *host_netns, struct sbx_error *err)
+int sbx_netns_new(int *fd, struct sbx_error *err)
 {
 	struct ifreq ifr;
 	int s;
 
-	*host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (*host_netns < 0)
-		return sbx_error_set(err, "view netns", errno);
 	if (unshare(CLONE_NEWNET) < 0)
 		return sbx_error_set(err, "unshare net", errno);
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -220,6 +218,22 @@ static int sbx_view_net(int *host_netns, struct sbx_error *err)
 		return sbx_error_set(err, "loopback", e);
 	}
 	close(s);
+	*fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return sbx_error_set(err, "netns", errno);
+	return 0;
+}
+
+static int sbx_view_net(int *host_netns, struct sbx_error *err)
+{
+	int empty;
+
+	*host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*host_netns < 0)
+		return sbx_error_set(err, "view netns", errno);
+	if (sbx_netns_new(&empty, err) < 0)
+		return -1;
+	close(empty); /* the spawner stays in it */
 	return 0;
 }
 
@@ -269,7 +283,8 @@ int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep,
 	/* Before the workshop covers the host's /tmp. */
 	for (int i = 0; i < nkeep; i++)
 		if ((keep_fds[i] = open(keep[i].path,
-					O_PATH | O_CLOEXEC | (keep[i].is_file ? 0 : O_DIRECTORY))) < 0) {
+					O_PATH | O_CLOEXEC | (keep[i].is_file ? 0 : O_DIRECTORY))) <
+		    0) {
 			sbx_error_set(err, "view keep", errno);
 			goto fail;
 		}

@@ -247,8 +247,8 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 		    "%s  pid 2 under an init that takes everything along when it ends; a\n"
 		    "%s  fresh /proc, a private /tmp (tmpfs, gone with the job), the rest\n"
 		    "%s  read-only and nosuid, a minimal /dev, the config file and the\n"
-		    "%s  PostgreSQL socket directory hidden; an empty network namespace\n"
-		    "%s  (loopback only) unless the task's profile allows network\n",
+		    "%s  PostgreSQL socket directory hidden; an empty network namespace per\n"
+		    "%s  worker slot (loopback only) unless the task's profile allows network\n",
 		    in, in, in, in, in, in);
 	else
 		fprintf(out, "%snamespaces: none (exec tasks: a PID namespace when allowed)\n", in);

@@ -49,6 +49,7 @@ struct slot {
 	uint64_t run_id;
 	bool has_status; /* the init reported the task's wait status */
 	bool peak_reset; /* the cgroup's memory peak was reset for this job */
+	int netns;       /* the slot's empty network namespace; -1 = not made yet */
 	int status;
 };
 
@@ -269,6 +270,27 @@ static pid_t spawn_process(const struct spawn_req *req)
 	return clone_child(0);
 }
 
+/* The network namespace of a job: the host's for a profile with network,
+ * else its slot's own empty one, made the first time the slot runs a job. */
+static int job_netns(const struct spawn_req *req)
+{
+	const struct task *task = registry_at(sp.opts->reg, req->task_index);
+
+	if ((req->flags & SPAWN_F_EXEC) && task && task->profile == SBX_PROFILE_EXEC_NET)
+		return sp.host_netns;
+	return sp.slots[req->slot].netns;
+}
+
+static int slot_netns_ready(unsigned index)
+{
+	struct sbx_error err;
+	struct slot *s = &sp.slots[index];
+
+	if (!sp.opts->namespaces || s->netns >= 0)
+		return 0;
+	return sbx_netns_new(&s->netns, &err) < 0 ? err.err : 0;
+}
+
 /* In the new child: the namespace init and the cgroup, then the task. */
 static void child_start(const struct spawn_req *req, const char *input, const int *fds, int nfds)
 {
@@ -277,13 +299,10 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 	pid_t parent = sp.self;
 
 	if (sp.opts->namespaces) {
-		const struct task *task = registry_at(sp.opts->reg, req->task_index);
-		bool net = (req->flags & SPAWN_F_EXEC) && task &&
-			   task->profile == SBX_PROFILE_EXEC_NET;
 		struct sbx_init_params ip = {
 			.join_fds = cg ? cg->join : NULL,
 			.njoin = cg ? cg->njoin : 0,
-			.netns_fd = net ? sp.host_netns : -1,
+			.netns_fd = job_netns(req),
 			.status_fd = sp.status_wr,
 			.report = {.slot = req->slot, .run_id = req->run_id},
 			.keep = sp.opts->keep,
@@ -322,6 +341,8 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	if (cg_of(req->slot) &&
 	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
 					    req->limits.max_processes)) != 0)
+		goto report;
+	if ((evt.spawn_err = slot_netns_ready(req->slot)) != 0)
 		goto report;
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
@@ -544,6 +565,8 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 	sp.status_rd = sp.status_wr = sp.host_netns = -1;
 	sp.nslots = opts->max_slots;
 	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
+	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
+		sp.slots[i].netns = -1;
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	prctl(PR_SET_NAME, "valetd-spawner");
 	prctl(PR_SET_PDEATHSIG, SIGKILL);

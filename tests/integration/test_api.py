@@ -6,6 +6,7 @@ ahead (run_at), so their status cannot change under the test; tests delete
 what they create when it could disturb the list tests.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -893,6 +894,33 @@ class IsolationTest(unittest.TestCase):
         finally:
             shutil.rmtree(keep, ignore_errors=True)
             shutil.rmtree(other, ignore_errors=True)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces)")
+    def test_jobs_share_no_network(self):
+        """Two jobs running at the same time: one listens on an abstract
+        AF_UNIX socket, the other cannot reach it (each worker slot has its
+        own network namespace)."""
+        name = "valet-xjob-%d" % os.getpid()
+        listen = ("/usr/bin/python3 -c 'import socket, sys, time; sys.stdin.read(); "
+                  "s = socket.socket(socket.AF_UNIX); s.bind(b\"\\0%s\"); s.listen(1); "
+                  "time.sleep(3); print(\"{}\")'" % name)
+        connect = ("/usr/bin/python3 -c 'import socket, sys, json; sys.stdin.read(); "
+                   "s = socket.socket(socket.AF_UNIX); e = s.connect_ex(b\"\\0%s\"); "
+                   "print(json.dumps({\"errno\": e}))'" % name)
+        d = Daemon({"queue": {"workers": "2"}, "task.listen": {"command": listen},
+                    "task.connect": {"command": connect}})
+        d.start()
+        try:
+            first = d.submit("listen")
+            time.sleep(1)
+            second = d.submit("connect")
+            done = d.wait_all([first["id"], second["id"]], timeout=20)
+            meta = d.result(second["id"]).get("metadata")
+        finally:
+            d.stop()
+            d.cleanup()
+        self.assertEqual(done[first["id"]]["status"], "COMPLETED", done)
+        self.assertEqual(meta, {"errno": errno.ECONNREFUSED}, done)
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_seccomp_only_is_recorded(self):
