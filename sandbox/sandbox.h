@@ -93,6 +93,14 @@ void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn
 
 /* In the parent, once: compile a profile. 0 or -errno (-EINVAL: no such profile). */
 int sbx_filter_compile(enum sbx_profile profile, struct sbx_filter *out);
+/*
+ * Every profile into out[SBX_PROFILE_COUNT], compiled in a throwaway child
+ * process: libseccomp's many short-lived allocations would leave holes in
+ * this process's heap, which every job child forked later inherits and
+ * faults on when its own mallocs land there. 0, or -errno with *failed the
+ * profile that did not compile.
+ */
+int sbx_filter_compile_all(struct sbx_filter *out, enum sbx_profile *failed);
 void sbx_filter_release(struct sbx_filter *f);
 
 /* "strict", "exec", "exec+net"; NULL for a value out of range. Static. */

@@ -27,6 +27,7 @@
  * mallocs) and the user lookup done at startup.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/capability.h>
 #include <pwd.h>
@@ -35,6 +36,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -226,6 +228,93 @@ int sbx_filter_compile(enum sbx_profile profile, struct sbx_filter *out)
 	if (rc == 0)
 		rc = sbx_export(ctx, out);
 	seccomp_release(ctx);
+	return rc;
+}
+
+static int sbx_read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+struct sbx_compiled {
+	int32_t rc;
+	uint16_t len;
+};
+
+/* In the child: compile each profile, send {rc, len} and the program. */
+static void __attribute__((noreturn)) sbx_compile_child(int fd)
+{
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+		struct sbx_filter f;
+		struct sbx_compiled h;
+
+		h.rc = sbx_filter_compile((enum sbx_profile)i, &f);
+		h.len = h.rc == 0 ? f.len : 0;
+		if (write(fd, &h, sizeof(h)) != (ssize_t)sizeof(h) ||
+		    (h.len && write(fd, f.insns, h.len * sizeof(struct sock_filter)) !=
+				  (ssize_t)(h.len * sizeof(struct sock_filter))))
+			_exit(1);
+		if (h.rc < 0)
+			_exit(0);
+	}
+	_exit(0);
+}
+
+int sbx_filter_compile_all(struct sbx_filter *out, enum sbx_profile *failed)
+{
+	int fd[2], status, rc = 0;
+	pid_t pid;
+
+	memset(out, 0, sizeof(*out) * SBX_PROFILE_COUNT);
+	if (pipe2(fd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		close(fd[0]);
+		close(fd[1]);
+		return rc;
+	}
+	if (pid == 0) {
+		close(fd[0]);
+		sbx_compile_child(fd[1]);
+	}
+	close(fd[1]);
+	for (int i = 0; i < SBX_PROFILE_COUNT && rc == 0; i++) {
+		struct sbx_compiled h;
+
+		*failed = (enum sbx_profile)i;
+		if ((rc = sbx_read_full(fd[0], &h, sizeof(h))) < 0)
+			break;
+		if ((rc = h.rc) < 0 || h.len == 0) {
+			rc = rc < 0 ? rc : -EIO;
+			break;
+		}
+		out[i].insns = malloc(h.len * sizeof(struct sock_filter));
+		if (!out[i].insns) {
+			rc = -ENOMEM;
+			break;
+		}
+		out[i].len = h.len;
+		rc = sbx_read_full(fd[0], out[i].insns, h.len * sizeof(struct sock_filter));
+	}
+	close(fd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+			sbx_filter_release(&out[i]);
 	return rc;
 }
 

@@ -471,18 +471,17 @@ static int keep_list(const struct config *cfg, struct sandbox_prep *p)
 
 static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 {
+	enum sbx_profile failed = SBX_PROFILE_STRICT;
 	struct sbx_caps caps;
 	char err[1024];
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		rc = sbx_filter_compile((enum sbx_profile)i, &p->filters[i]);
-		if (rc < 0) {
-			fprintf(stderr, "valetd: cannot compile the seccomp profile %s: %s\n",
-				sbx_profile_name((enum sbx_profile)i), strerror(-rc));
-			return rc;
-		}
+	rc = sbx_filter_compile_all(p->filters, &failed);
+	if (rc < 0) {
+		fprintf(stderr, "valetd: cannot compile the seccomp profile %s: %s\n",
+			sbx_profile_name(failed), strerror(-rc));
+		return rc;
 	}
 	p->opts.max_slots = runner_max_children(cfg);
 	sbx_probe_run(&caps);

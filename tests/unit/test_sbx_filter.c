@@ -232,6 +232,20 @@ static void test_compile(void **state)
 	sbx_filter_release(NULL);
 }
 
+/* Compiled in a child process: the very same programs. */
+static void test_compile_all(void **state)
+{
+	struct sbx_filter all[SBX_PROFILE_COUNT];
+	enum sbx_profile failed = SBX_PROFILE_COUNT;
+
+	assert_int_equal(sbx_filter_compile_all(all, &failed), 0);
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+		assert_int_equal(all[i].len, filters[i].len);
+		assert_memory_equal(all[i].insns, filters[i].insns, all[i].len * 8);
+		sbx_filter_release(&all[i]);
+	}
+}
+
 /* ---- real programs under exec and exec+net ---------------------------------------------- */
 
 static bool have(const char *path)
@@ -564,6 +578,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names),	    cmocka_unit_test(test_compile),
+	    cmocka_unit_test(test_compile_all),
 	    cmocka_unit_test(test_exec_programs),   cmocka_unit_test(test_exec_unlisted),
 	    cmocka_unit_test(test_exec_denied),	    cmocka_unit_test(test_sockets),
 	    cmocka_unit_test(test_exec_net_python), cmocka_unit_test(test_foreign_abi),
