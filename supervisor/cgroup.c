@@ -272,6 +272,20 @@ static int cg_make_slots(struct cgroups *cg, const char *v2root, const char *mem
 	return 0;
 }
 
+int cgroups_version(const struct sbx_caps *caps)
+{
+	const struct sbx_probe_cgroup *mem = &caps->cg1[SBX_PROBE_CG1_MEMORY];
+	const struct sbx_probe_cgroup *pid = &caps->cg1[SBX_PROBE_CG1_PIDS];
+
+	if (caps->cg2.cg.found && caps->cg2.cg.writable.ok &&
+	    cg_has_word(caps->cg2.controllers, "memory") &&
+	    cg_has_word(caps->cg2.controllers, "pids"))
+		return 2;
+	if (mem->found && mem->writable.ok && pid->found && pid->writable.ok)
+		return 1;
+	return 0;
+}
+
 int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots, uint64_t memory,
 		  uint64_t pids, char *err, size_t errlen)
 {
@@ -283,12 +297,8 @@ int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslo
 
 	memset(cg, 0, sizeof(*cg));
 	err[0] = '\0';
-	if (v2ok && cg_has_word(caps->cg2.controllers, "memory") &&
-	    cg_has_word(caps->cg2.controllers, "pids"))
-		cg->version = 2;
-	else if (mem->found && mem->writable.ok && pid->found && pid->writable.ok)
-		cg->version = 1;
-	else {
+	cg->version = cgroups_version(caps);
+	if (!cg->version) {
 		snprintf(err, errlen,
 			 "no cgroup with the memory and pids controllers that valetd "
 			 "may write to (valetd --check tells more)");
@@ -330,7 +340,7 @@ void cgroups_close(struct cgroups *cg)
 	for (unsigned i = 0; cg->slots && i < cg->nslots; i++) {
 		struct cg_slot *s = &cg->slots[i];
 		int *fds[] = {&s->join[0],  &s->join[1], &s->join[2], &s->mem_max, &s->memsw,
-			      &s->pids_max, &s->oom,	 &s->kill,    &s->procs, &s->peak};
+			      &s->pids_max, &s->oom,	 &s->kill,    &s->procs,   &s->peak};
 
 		for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++)
 			if (*fds[k] >= 0) {

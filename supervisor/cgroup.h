@@ -56,6 +56,9 @@ struct cgroups {
 	char *roots[3]; /* the valet.<pid> directories made, to remove at exit */
 };
 
+/* Which cgroups cgroups_setup() would use here: 2, 1, or 0 (none: no
+ * hierarchy with the memory and pids controllers we may write to). */
+int cgroups_version(const struct sbx_caps *caps);
 /* Make and open every slot's cgroups with these limits (0 = none). 0, or
  * -errno with a sentence in err; *cg is then empty (version 0). */
 int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots, uint64_t memory,

@@ -175,20 +175,10 @@ int isolation_plan(struct isolation *iso, const struct config *cfg, const struct
 					   (uint64_t)cfg->max_processes, why, sizeof(why));
 			if (rc < 0)
 				iso_missing(iso, why);
-		} else {
-			/* --check: what cgroups_setup() would pick. */
-			const struct sbx_probe_cgroup *m = &caps->cg1[SBX_PROBE_CG1_MEMORY];
-			const struct sbx_probe_cgroup *p = &caps->cg1[SBX_PROBE_CG1_PIDS];
-
-			if (caps->cg2.cg.found && caps->cg2.cg.writable.ok &&
-			    strstr(caps->cg2.controllers, "memory") &&
-			    strstr(caps->cg2.controllers, "pids"))
-				iso->cg.version = 2;
-			else if (m->found && m->writable.ok && p->found && p->writable.ok)
-				iso->cg.version = 1;
-			else
-				iso_missing(iso, "no cgroup with the memory and pids controllers "
-						 "that valetd may write to");
+		} else if (!(iso->cg.version = cgroups_version(caps))) {
+			/* --check: what cgroups_setup() would pick, without it. */
+			iso_missing(iso, "no cgroup with the memory and pids controllers that "
+					 "valetd may write to");
 		}
 	}
 	if (iso->degraded && !cfg->allow_degraded_isolation) {

@@ -145,3 +145,10 @@ struct sbx_limits limits_sbx(const struct config *cfg, const struct job_limits *
 	    .max_file_size = cfg->max_file_size,
 	};
 }
+
+struct sbx_limits limits_default_sbx(const struct config *cfg)
+{
+	struct job_limits l = limits_defaults(cfg, NULL);
+
+	return limits_sbx(cfg, &l);
+}

@@ -50,5 +50,7 @@ void limits_widen(struct job_limits *acc, const struct job_limits *l);
 /* The rlimits of a child that runs with l ([sandbox] max_files and
  * max_file_size are global). */
 struct sbx_limits limits_sbx(const struct config *cfg, const struct job_limits *l);
+/* The rlimits of a child with the global defaults (pre-forked children). */
+struct sbx_limits limits_default_sbx(const struct config *cfg);
 
 #endif

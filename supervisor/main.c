@@ -30,6 +30,7 @@
 #include "config.h"
 #include "core.h"
 #include "isolation.h"
+#include "limits.h"
 #include "log.h"
 #include "notify.h"
 #include "registry.h"
@@ -215,18 +216,6 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 	return 0;
 }
 
-/* The rlimits of every job child, from [sandbox]. */
-static struct sbx_limits job_limits(const struct config *cfg)
-{
-	return (struct sbx_limits){
-	    .memory_bytes = cfg->memory_limit_bytes,
-	    .cpu_seconds = cfg->cpu_limit_ms > 0 ? (uint64_t)((cfg->cpu_limit_ms + 999) / 1000) : 0,
-	    .max_files = (uint64_t)cfg->max_files,
-	    .max_processes = (uint64_t)cfg->max_processes,
-	    .max_file_size = cfg->max_file_size,
-	};
-}
-
 /*
  * --check: what this host offers (sandbox/sbx_probe.c), then what jobs get
  * with this configuration (isolation.c decides, as at startup, without
@@ -236,7 +225,7 @@ static struct sbx_limits job_limits(const struct config *cfg)
  */
 static int print_check(const struct config *cfg)
 {
-	struct sbx_limits lim = job_limits(cfg);
+	struct sbx_limits lim = limits_default_sbx(cfg);
 	struct isolation iso;
 	struct sbx_caps caps;
 	struct sbx_filter f;
@@ -498,7 +487,7 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	p->opts.wipe = p->wipe;
 	p->opts.reg = registry_global();
 	p->opts.filters = p->filters;
-	p->opts.limits = job_limits(cfg);
+	p->opts.limits = limits_default_sbx(cfg);
 	p->opts.drop_user = p->iso.switch_user;
 	p->opts.uid = p->iso.uid;
 	p->opts.gid = p->iso.gid;

@@ -491,13 +491,6 @@ fail:
 }
 
 /* The rlimits of a job with the default limits: those of warm children. */
-static struct sbx_limits default_rlimits(const struct runner *r)
-{
-	struct job_limits l = limits_defaults(r->cfg, NULL);
-
-	return limits_sbx(r->cfg, &l);
-}
-
 /* The limits of a run of these jobs (one, or a C-task pipeline). */
 static struct job_limits run_limits(const struct runner *r, struct job **jobs, size_t njobs)
 {
@@ -517,7 +510,7 @@ static void warm_up(struct runner *r)
 	       r->running + r->nwarm < r->nslots) {
 		struct spawn_req req = {.task_index = -1,
 					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN,
-					.limits = default_rlimits(r)};
+					.limits = limits_default_sbx(r->cfg)};
 		struct run *run;
 		int in[2], rc;
 
@@ -612,7 +605,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	}
 	limits = run_limits(r, jobs, njobs);
 	req.limits = limits_sbx(r->cfg, &limits);
-	warm_rl = default_rlimits(r);
+	warm_rl = limits_default_sbx(r->cfg);
 	if (!exec && !memcmp(&req.limits, &warm_rl, sizeof(warm_rl)) && (run = take_warm(r)) &&
 	    !feed_warm(run, &in)) {
 		/* Too big for a pipe: this warm child stays for the next job. */
