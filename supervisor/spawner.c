@@ -447,15 +447,16 @@ static void reap(void)
 	struct rusage ru;
 	pid_t pid;
 
-	/* An init reports before it exits: its report is in by now. */
-	if (sp.status_rd >= 0)
-		read_reports();
-
 	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
 		for (unsigned i = 0; i < sp.nslots; i++) {
 			struct slot *s = &sp.slots[i];
 			if (s->pid != pid)
 				continue;
+			/* An init sends its report before it exits, so a reaped
+			 * init's report is queued by now - also when it exited
+			 * after this loop began. */
+			if (!s->has_status && sp.status_rd >= 0)
+				read_reports();
 			/* Whatever the job left in its process group (and, without
 			 * a namespace to take it along, in its cgroup) dies with it. */
 			kill(-pid, SIGKILL);
