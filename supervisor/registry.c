@@ -287,7 +287,11 @@ int registry_load_plugins(struct registry *reg, const char *dir, char *err, size
 			snprintf(err, errlen, "%s: valet_plugin_init failed: %s", path,
 				 strerror(-rc));
 		}
-		/* Plugins stay loaded for the process's life: tasks point into them. */
+		/* Plugins stay loaded for the process's life: tasks point into
+		 * them (also after a failed init, which may have registered
+		 * some). What registered nothing goes. */
+		if (rc == -ENOEXEC)
+			dlclose(h);
 	}
 	for (int i = 0; i < n; i++)
 		free(names[i]);
