@@ -22,20 +22,40 @@ CC ?= cc
 
 PKGS := jansson libseccomp libmicrohttpd inih libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libmicrohttpd is dlopen()ed at run time, after the spawner is forked, so
-# that job children do not inherit its ~50 mappings (see api/mhd.h).
-# libpq likewise (storage/pq.h): it alone brings twenty-two libraries.
-PKG_LIBS := $(shell pkg-config --libs $(filter-out libmicrohttpd libpq,$(PKGS)) 2>/dev/null)
-PQ_SONAME := $(shell objdump -p $$(pkg-config --variable=libdir libpq 2>/dev/null)/libpq.so 2>/dev/null | awk '/SONAME/ {print $$2}')
+# Only jansson (which tasks use) is linked. Every job child is forked from
+# the spawner and pays for each of its memory mappings at fork and at exit,
+# so the libraries only the daemon needs are dlopen()ed where they are
+# used: libmicrohttpd and libpq after the spawner is forked (api/mhd.h,
+# storage/pq.h: ~50 and ~100 mappings with their dependencies), libev
+# likewise (supervisor/evapi.h), inih for the parse of the config file
+# (supervisor/config.c), libseccomp in the child that compiles the profiles
+# (sandbox/sbx_filter.c). Their SONAMEs are the ones found here.
+PKG_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
+soname = $(shell objdump -p $$($(CC) -print-file-name=$(1)) 2>/dev/null | awk '/SONAME/ {print $$2}')
+PQ_SONAME := $(call soname,libpq.so)
 ifeq ($(PQ_SONAME),)
 PQ_SONAME := libpq.so.5
 endif
-MHD_SONAME := $(shell objdump -p $$(pkg-config --variable=libdir libmicrohttpd 2>/dev/null)/libmicrohttpd.so 2>/dev/null | awk '/SONAME/ {print $$2}')
+MHD_SONAME := $(call soname,libmicrohttpd.so)
 ifeq ($(MHD_SONAME),)
 MHD_SONAME := libmicrohttpd.so.12
 endif
+EV_SONAME := $(call soname,libev.so)
+ifeq ($(EV_SONAME),)
+EV_SONAME := libev.so.4
+endif
+INIH_SONAME := $(call soname,libinih.so)
+ifeq ($(INIH_SONAME),)
+INIH_SONAME := libinih.so.1
+endif
+SECCOMP_SONAME := $(call soname,libseccomp.so)
+ifeq ($(SECCOMP_SONAME),)
+SECCOMP_SONAME := libseccomp.so.2
+endif
 EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
 EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+# Tests call some of these libraries directly.
+TEST_LIBS := $(shell pkg-config --libs cmocka libpq libseccomp inih 2>/dev/null) $(EV_LIBS)
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wformat=2
@@ -44,9 +64,10 @@ WARN += -Werror
 endif
 override CFLAGS += -std=gnu11 -fPIC -pthread $(WARN) -D_GNU_SOURCE \
 	-DVALET_VERSION='"$(VERSION)"' -DVALET_MHD_SONAME='"$(MHD_SONAME)"' \
-	-DVALET_PQ_SONAME='"$(PQ_SONAME)"' \
+	-DVALET_PQ_SONAME='"$(PQ_SONAME)"' -DVALET_EV_SONAME='"$(EV_SONAME)"' \
+	-DVALET_INIH_SONAME='"$(INIH_SONAME)"' -DVALET_SECCOMP_SONAME='"$(SECCOMP_SONAME)"' \
 	-Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
-override LDLIBS += $(PKG_LIBS) $(EV_LIBS) -ldl -lm -pthread
+override LDLIBS += $(PKG_LIBS) -ldl -pthread
 # Bind every symbol at startup (and full RELRO): job children are forked
 # from a process that has then resolved everything, instead of each child
 # paying for lazy PLT resolution (and dirtying its GOT) again.
@@ -131,7 +152,7 @@ run: deps
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libvalet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -rdynamic -Wl,--whole-archive \
-		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(shell pkg-config --libs cmocka libpq)
+		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(TEST_LIBS)
 
 # The hostile suite (tests/hostile): a plugin of C tasks, and a program run
 # as exec tasks. The program is built without sanitizers (and without the
@@ -162,7 +183,7 @@ bench: deps
 
 $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS) -lm
 
 # --- install -----------------------------------------------------------------
 # Plugins are private, so packages may put them outside a multiarch LIBDIR

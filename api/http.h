@@ -6,7 +6,7 @@
 #ifndef VALET_HTTP_H
 #define VALET_HTTP_H
 
-#include <ev.h>
+#include "../supervisor/evapi.h"
 
 #include "../supervisor/config.h"
 #include "../supervisor/core.h"

@@ -114,17 +114,21 @@ static int get_params(struct json_in_doc *doc, json_t *obj, const char **out, ch
 
 /*
  * Seconds -> ms, rounding up, but not for the float noise of a product
- * that is meant to be whole (1.1 * 1000 = 1100.0000000000002).
+ * that is meant to be whole (1.1 * 1000 = 1100.0000000000002). s is in
+ * (0, JSON_IN_MAX_TIMEOUT_S], so the product fits an int64_t exactly enough;
+ * integer rounding keeps valetd off libm (one library fewer for every job
+ * child to map, see supervisor/evapi.h).
  */
 static int64_t seconds_to_ms(double s)
 {
-	double v = s * 1000.0, whole = nearbyint(v);
+	double v = s * 1000.0;
+	int64_t down = (int64_t)v, nearest = v - (double)down >= 0.5 ? down + 1 : down;
 	int64_t ms;
 
-	if (fabs(v - whole) <= 4 * DBL_EPSILON * v)
-		ms = (int64_t)whole;
+	if (fabs(v - (double)nearest) <= 4 * DBL_EPSILON * v)
+		ms = nearest;
 	else
-		ms = (int64_t)ceil(v);
+		ms = (double)down < v ? down + 1 : down;
 	return ms < 1 ? 1 : ms;
 }
 

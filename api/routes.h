@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include <ev.h>
+#include "../supervisor/evapi.h"
 #include "mhd.h"
 
 #include "../supervisor/config.h"

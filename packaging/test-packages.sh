@@ -453,10 +453,10 @@ check "/etc/valet/valetd.conf is a conffile" \
 check "the packaged config sets plugin_dir = /usr/lib/valet/tasks" \
 	grep -qx 'plugin_dir = /usr/lib/valet/tasks' /etc/valet/valetd.conf
 check "/var/lib/valet is owned by valet" check_state_dir
-check "valetd Depends on libmicrohttpd12 (dlopen()ed)" \
-	sh -c "dpkg-query -W -f='\${Depends}' valetd | grep -q libmicrohttpd12"
-check "valetd Depends on libpq5 (dlopen()ed)" \
-	sh -c "dpkg-query -W -f='\${Depends}' valetd | grep -q libpq5"
+for dep in libmicrohttpd12 libpq5 libev4 libinih1 libseccomp2; do
+	check "valetd Depends on $dep (dlopen()ed)" \
+		sh -c "dpkg-query -W -f='\${Depends}' valetd | grep -qw $dep"
+done
 check "valetd -V prints valetd $VERSION" check_version
 check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
 check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'

@@ -39,8 +39,53 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../supervisor/dltable.h"
 #include "sandbox.h"
 #include "sbx_policy.h"
+
+#ifndef VALET_SECCOMP_SONAME
+#define VALET_SECCOMP_SONAME "libseccomp.so.2"
+#endif
+
+/*
+ * libseccomp, loaded when first needed: in the throwaway child that
+ * compiles the profiles, and in the daemon when it names a blocked system
+ * call - never in the spawner, whose every mapping each job child pays for
+ * at fork and at exit (see supervisor/evapi.h).
+ */
+#define SCMP_FUNCS(X)                                                                        \
+	X(seccomp_attr_set) X(seccomp_export_bpf) X(seccomp_init) X(seccomp_release)          \
+	X(seccomp_rule_add_array) X(seccomp_syscall_resolve_name)                             \
+	X(seccomp_syscall_resolve_num_arch)
+
+static struct {
+#define SCMP_FIELD(name) __typeof__(name) *name;
+	SCMP_FUNCS(SCMP_FIELD)
+#undef SCMP_FIELD
+} scmp;
+
+static int scmp_load(void)
+{
+	static const struct dltable_sym syms[] = {
+#define SCMP_SYM(name) {#name, offsetof(__typeof__(scmp), name)},
+		SCMP_FUNCS(SCMP_SYM)
+#undef SCMP_SYM
+	};
+	char err[256];
+
+	if (scmp.seccomp_init)
+		return 0;
+	return dltable_load(VALET_SECCOMP_SONAME, syms, sizeof(syms) / sizeof(syms[0]), &scmp, err,
+			    sizeof(err));
+}
+
+#define seccomp_attr_set (*scmp.seccomp_attr_set)
+#define seccomp_export_bpf (*scmp.seccomp_export_bpf)
+#define seccomp_init (*scmp.seccomp_init)
+#define seccomp_release (*scmp.seccomp_release)
+#define seccomp_rule_add_array (*scmp.seccomp_rule_add_array)
+#define seccomp_syscall_resolve_name (*scmp.seccomp_syscall_resolve_name)
+#define seccomp_syscall_resolve_num_arch (*scmp.seccomp_syscall_resolve_num_arch)
 
 /* Resolve a name on the native arch; an unknown name is a policy hole (or
  * a typo): refuse to build the filter. */
@@ -211,6 +256,8 @@ int sbx_filter_compile(enum sbx_profile profile, struct sbx_filter *out)
 	out->len = 0;
 	if (policy == NULL)
 		return -EINVAL;
+	if (scmp_load() < 0)
+		return -ENOENT;
 
 	ctx = seccomp_init(policy->default_action);
 	if (ctx == NULL)
@@ -335,7 +382,7 @@ void sbx_syscall_name(int nr, char *out, size_t outlen)
 	if (out == NULL || outlen == 0)
 		return;
 	out[0] = '\0';
-	if (nr < 0)
+	if (nr < 0 || scmp_load() < 0)
 		return;
 	/* Returns a new string (malloc): parent side only. */
 	name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);

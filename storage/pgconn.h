@@ -44,7 +44,7 @@
 #ifndef VALET_PGCONN_H
 #define VALET_PGCONN_H
 
-#include <ev.h>
+#include "../supervisor/evapi.h"
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -18,7 +18,7 @@
 #ifndef VALET_STORE_H
 #define VALET_STORE_H
 
-#include <ev.h>
+#include "../supervisor/evapi.h"
 
 #include "../supervisor/job.h"
 

@@ -14,7 +14,7 @@
 #ifndef VALET_CORE_H
 #define VALET_CORE_H
 
-#include <ev.h>
+#include "evapi.h"
 
 #include "config.h"
 #include "job.h"

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ev.h>
+#include "evapi.h"
 #include <jansson.h>
 
 #include "../api/http.h"
@@ -521,7 +521,16 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)
 	char err[512], n[16];
 	int rc = 1;
 
+	/* libev is loaded here, after the spawner was forked (evapi.h). */
+	if (ev_api_load(err, sizeof(err)) < 0) {
+		log_error("cannot start the event loop", "error", err);
+		goto out;
+	}
 	d.loop = ev_default_loop(EVFLAG_AUTO);
+	if (!d.loop) {
+		log_error("cannot start the event loop", "error", "ev_default_loop failed");
+		goto out;
+	}
 	if (!strcmp(cfg->storage, "postgres")) {
 		store = store_postgres_new(d.loop, cfg, err, sizeof(err));
 		if (!store) {

@@ -8,7 +8,7 @@
 #ifndef VALET_RUN_H
 #define VALET_RUN_H
 
-#include <ev.h>
+#include "evapi.h"
 #include <stdbool.h>
 
 #include "config.h"

@@ -5,7 +5,7 @@
 #ifndef VALET_RUN_INTERNAL_H
 #define VALET_RUN_INTERNAL_H
 
-#include <ev.h>
+#include "evapi.h"
 #include <stdint.h>
 #include <sys/types.h>
 
