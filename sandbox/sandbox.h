@@ -61,7 +61,7 @@ struct sbx_params {
 	struct sbx_limits limits;
 	const struct sbx_filter *filter; /* loaded last; NULL = none (tests only) */
 	bool trap_sigsys;    /* strict profile: report the blocked syscall by frame */
-	const char *workdir; /* chdir target; NULL = "/" */
+	const char *workdir; /* chdir target; NULL = stay where the parent is */
 	/* Signals whose disposition the parent changed: only these are reset
 	 * (one syscall each). NULL = reset every signal. */
 	const uint64_t *changed_signals; /* bit sig - 1 */

@@ -13,7 +13,7 @@
  *      before that (getppid() != expected_parent);
  *   4. fds: 0 stdin (or /dev/null), 1 stdout, 2 stderr, 3 frame channel;
  *      everything else closed;
- *   5. chdir(workdir or "/");
+ *   5. chdir(workdir), unless it is NULL (the spawner is in "/" already);
  *   6. rlimits: core 0 always, then the configured ones (soft = hard);
  *   7. drop to the unprivileged user, and check root cannot be regained;
  *      every capability is cleared, also when there is no user to switch
@@ -34,6 +34,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <linux/capability.h>
@@ -145,6 +146,7 @@ static int sbx_parent_death(const struct sbx_params *p, struct sbx_error *err)
 static int sbx_fds(const struct sbx_params *p, struct sbx_error *err)
 {
 	int src[4], tmp[4];
+	bool low = false;
 	int i;
 
 	src[0] = p->stdin_fd >= 0 ? p->stdin_fd : p->devnull_fd;
@@ -154,19 +156,21 @@ static int sbx_fds(const struct sbx_params *p, struct sbx_error *err)
 	for (i = 0; i < 4; i++) {
 		if (src[i] < 0)
 			return sbx_error_set(err, "fds", EBADF);
-		tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, SBX_FD_SCRATCH);
+		low |= src[i] <= SBX_FD_FRAME;
+	}
+	/* Sources above the targets (the spawner's always are) go straight
+	 * down; dup2/dup3 onto a different number clear FD_CLOEXEC. */
+	for (i = 0; i < 4; i++) {
+		tmp[i] = low ? fcntl(src[i], F_DUPFD_CLOEXEC, SBX_FD_SCRATCH) : src[i];
 		if (tmp[i] < 0)
 			return sbx_error_set(err, "dup", errno);
 	}
 	if (dup3(tmp[3], SBX_FD_FRAME, p->frame_cloexec ? O_CLOEXEC : 0) < 0)
 		return sbx_error_set(err, "dup2", errno);
 	sbx_frame_moved = 1;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 3; i++)
 		if (dup2(tmp[i], i) < 0)
 			return sbx_error_set(err, "dup2", errno);
-		if (fcntl(i, F_SETFD, 0) < 0)
-			return sbx_error_set(err, "fcntl", errno);
-	}
 
 	if (syscall(SYS_close_range, 4U, ~0U, 0U) == 0)
 		return 0;
@@ -338,7 +342,7 @@ int sbx_enter(const struct sbx_params *p, struct sbx_error *err)
 		return -1;
 	if (sbx_fds(p, err) < 0)
 		return -1;
-	if (chdir(p->workdir ? p->workdir : "/") < 0)
+	if (p->workdir && chdir(p->workdir) < 0)
 		return sbx_error_set(err, "chdir", errno);
 	if (sbx_rlimits(&p->limits, err) < 0)
 		return -1;

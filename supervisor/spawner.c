@@ -190,7 +190,7 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.limits = req->limits,
 		.filter = &o->filters[exec && task ? task->profile : SBX_PROFILE_STRICT],
 		.trap_sigsys = !exec,
-		.workdir = "/",
+		.workdir = NULL, /* the spawner's: "/" */
 		.changed_signals = &sp.changed_signals,
 	};
 	struct sbx_error err = {{0}, 0};
@@ -569,6 +569,9 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
 		sp.slots[i].netns = -1;
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* Every job starts in "/": once here instead of a chdir() per child. */
+	if (chdir("/") < 0)
+		_exit(1);
 	prctl(PR_SET_NAME, "valetd-spawner");
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != daemon || !sp.slots || sp.devnull < 0)
