@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -514,6 +515,21 @@ static void release_sandbox(struct sandbox_prep *p)
 	free(p->keep);
 }
 
+/*
+ * Every worker slot keeps three pipes (run.c) and every connection and
+ * running job holds more: take the hard limit on open files, as the
+ * spawner does, instead of the soft 1024 of a systemd service.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)
 {
 	struct daemon d = {.cfg = cfg, .cli = cli};
@@ -603,6 +619,7 @@ int valet_main(int argc, char **argv)
 		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	if (prepare_sandbox(cfg, &prep) < 0) {
 		release_sandbox(&prep);
 		config_free(cfg);

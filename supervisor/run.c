@@ -40,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +58,40 @@
 #include "run_internal.h"
 #include "spawner.h"
 
+static void slot_pipes_drop(struct slot_pipes *sp)
+{
+	int *fds[] = {sp->frame, sp->out, sp->in};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		for (int end = 0; end < 2; end++) {
+			if (fds[i][end] >= 0)
+				close(fds[i][end]);
+			fds[i][end] = -1;
+		}
+}
+
+static bool pipe_empty(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, FIONREAD, &n) == 0 && n == 0;
+}
+
+/*
+ * A slot's pipes go to the slot's next child only when its last child, now
+ * reaped, left nothing in them: what it wrote has been read (the drain in
+ * on_exit_evt), and it read all of its input. A C task cannot fork, so no
+ * one else can write into them any more. Anything else: new pipes.
+ */
+static void slot_pipes_settle(struct runner *r, struct run *run)
+{
+	struct slot_pipes *sp = &r->pipes[run->slot];
+
+	if (run->pipes_bad || !pipe_empty(sp->frame[0]) || !pipe_empty(sp->out[0]) ||
+	    !pipe_empty(sp->in[0]))
+		slot_pipes_drop(sp);
+}
+
 /* Close everything of a run whose child is gone (or never came). */
 static void run_free(struct runner *r, struct run *run)
 {
@@ -63,7 +99,9 @@ static void run_free(struct runner *r, struct run *run)
 	run_stop_io(run, &run->frame_w, &run->frame_fd);
 	run_stop_io(run, &run->out_w, &run->out_fd);
 	run_stop_io(run, &run->err_w, &run->err_fd);
-	if (run->in_fd >= 0)
+	if (run->slot_pipes)
+		slot_pipes_settle(r, run);
+	else if (run->in_fd >= 0)
 		close(run->in_fd);
 	if (r->slots[run->slot] == run)
 		r->slots[run->slot] = NULL;
@@ -77,6 +115,7 @@ static void run_free(struct runner *r, struct run *run)
 }
 
 static void warm_up(struct runner *r);
+static int slot_pipes_ready(struct slot_pipes *sp);
 
 /* A pre-forked child died before it got a job: fork on demand for now. */
 static void warm_died(struct runner *r, struct run *run, const struct spawn_evt *evt)
@@ -248,10 +287,18 @@ struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 	r->workers = (unsigned)cfg->workers;
 	r->nslots = runner_max_children(cfg);
 	r->slots = calloc(r->nslots, sizeof(*r->slots));
-	if (!r->slots) {
+	r->pipes = malloc(r->nslots * sizeof(*r->pipes));
+	if (!r->slots || !r->pipes) {
+		free(r->slots);
+		free(r->pipes);
 		free(r);
 		return NULL;
 	}
+	memset(r->pipes, -1, r->nslots * sizeof(*r->pipes));
+	/* All at once: the daemon's fd count is then the same from the
+	 * start (a slot whose pipes could not be made tries again later). */
+	for (unsigned i = 0; i < r->nslots; i++)
+		(void)slot_pipes_ready(&r->pipes[i]);
 	r->loop = loop;
 	r->cfg = cfg;
 	r->reg = reg;
@@ -274,7 +321,10 @@ void runner_free(struct runner *r)
 	for (unsigned i = 0; i < r->nslots; i++)
 		if (r->slots[i])
 			run_free(r, r->slots[i]);
+	for (unsigned i = 0; i < r->nslots; i++)
+		slot_pipes_drop(&r->pipes[i]);
 	free(r->slots);
+	free(r->pipes);
 	free(r);
 }
 
@@ -409,15 +459,37 @@ static int free_slot(const struct runner *r)
 	return -1;
 }
 
+/* The slot's pipes, made if need be: the daemon's ends non-blocking. */
+static int slot_pipes_ready(struct slot_pipes *sp)
+{
+	int rc;
+
+	if (sp->frame[0] >= 0)
+		return 0;
+	if ((rc = nonblock_pipe(sp->frame)) < 0 || (rc = nonblock_pipe(sp->out)) < 0)
+		goto fail;
+	if (pipe2(sp->in, O_CLOEXEC) < 0 || fcntl(sp->in[1], F_SETFL, O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	slot_pipes_drop(sp);
+	return rc;
+}
+
 /*
- * Fork a child through the spawner: its frame and output pipes are made
- * here and the child's ends sent along; stdin_fd (may be -1) is sent and
- * closed. Returns the new run (no jobs yet), or NULL with *rc set.
+ * Fork a child through the spawner, the child's pipe ends sent along. A
+ * warm child (warm = true) gets its slot's pipes, stdin included, which
+ * stay open here; any other gets a frame and an output pipe (and for exec
+ * tasks a stderr pipe) of its own, and stdin_fd (may be -1), which is sent
+ * and closed. Returns the new run (no jobs yet), or NULL with *rc set.
  */
 static struct run *spawn_child(struct runner *r, struct spawn_req *req, const char *inline_input,
-			       int stdin_fd, int *rc)
+			       int stdin_fd, bool warm, int *rc)
 {
-	int pf[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
+	int own_f[2] = {-1, -1}, own_o[2] = {-1, -1}, pe[2] = {-1, -1};
+	int *pf = own_f, *po = own_o;
 	int fds[SPAWN_MAX_FDS], nfds = 0, slot = free_slot(r);
 	bool exec = req->flags & SPAWN_F_EXEC;
 	struct run *run = NULL;
@@ -425,8 +497,16 @@ static struct run *spawn_child(struct runner *r, struct spawn_req *req, const ch
 	*rc = -EBUSY;
 	if (slot < 0)
 		goto fail;
-	if ((*rc = nonblock_pipe(pf)) < 0 || (*rc = nonblock_pipe(po)) < 0)
+	if (warm) {
+		struct slot_pipes *sp = &r->pipes[slot];
+		if ((*rc = slot_pipes_ready(sp)) < 0)
+			goto fail;
+		pf = sp->frame;
+		po = sp->out;
+		stdin_fd = sp->in[0];
+	} else if ((*rc = nonblock_pipe(pf)) < 0 || (*rc = nonblock_pipe(po)) < 0) {
 		goto fail;
+	}
 	fds[nfds++] = pf[1];
 	fds[nfds++] = po[1];
 	if (exec) {
@@ -449,15 +529,17 @@ static struct run *spawn_child(struct runner *r, struct spawn_req *req, const ch
 	*rc = send_start(r, req, inline_input, fds, nfds);
 	if (*rc < 0)
 		goto fail;
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	if (!warm)
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
 
 	run->r = r;
 	run->limits = limits_defaults(r->cfg, NULL);
 	run->slot = (unsigned)slot;
 	run->id = req->run_id;
 	run->exec = exec;
-	run->in_fd = -1;
+	run->slot_pipes = warm;
+	run->in_fd = warm ? r->pipes[slot].in[1] : -1;
 	run->frame_fd = pf[0];
 	run->out_fd = po[0];
 	run->err_fd = pe[0];
@@ -475,14 +557,14 @@ static struct run *spawn_child(struct runner *r, struct spawn_req *req, const ch
 	return run;
 fail:
 	for (int i = 0; i < 2; i++) {
-		if (pf[i] >= 0)
-			close(pf[i]);
-		if (po[i] >= 0)
-			close(po[i]);
+		if (own_f[i] >= 0)
+			close(own_f[i]);
+		if (own_o[i] >= 0)
+			close(own_o[i]);
 		if (pe[i] >= 0)
 			close(pe[i]);
 	}
-	if (stdin_fd >= 0)
+	if (stdin_fd >= 0 && !warm)
 		close(stdin_fd);
 	free(run);
 	if (*rc == -EPIPE || *rc == -ECONNREFUSED || *rc == -ECONNRESET)
@@ -490,8 +572,6 @@ fail:
 	return NULL;
 }
 
-/* The rlimits of a job with the default limits: those of warm children. */
-/* The limits of a run of these jobs (one, or a C-task pipeline). */
 static struct job_limits run_limits(const struct runner *r, struct job **jobs, size_t njobs)
 {
 	struct job_limits l = limits_of_job(r->cfg, jobs[0]);
@@ -509,24 +589,16 @@ static void warm_up(struct runner *r)
 	while (!r->quiesced && !r->warming_paused && !r->broken && r->nwarm < r->workers &&
 	       r->running + r->nwarm < r->nslots) {
 		struct spawn_req req = {.task_index = -1,
-					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN,
+					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN |
+						 SPAWN_F_INPUT_SIZED,
 					.limits = limits_default_sbx(r->cfg)};
 		struct run *run;
-		int in[2], rc;
+		int rc;
 
-		if (pipe2(in, O_CLOEXEC) < 0)
+		run = spawn_child(r, &req, NULL, -1, true, &rc);
+		if (!run)
 			return;
-		run = spawn_child(r, &req, NULL, in[0], &rc);
-		if (!run) {
-			close(in[1]);
-			return;
-		}
-		if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0) {
-			close(in[1]);
-			in[1] = -1; /* the child reads EOF and exits: warm_died */
-		}
 		run->warm = true;
-		run->in_fd = in[1];
 		r->nwarm++;
 	}
 }
@@ -542,17 +614,25 @@ static struct run *take_warm(struct runner *r)
 	return NULL;
 }
 
-/* Hand the input to a warm child; false when it does not fit in the pipe. */
+/*
+ * Hand the input to a warm child: its size (uint32), then the bytes, into
+ * the slot's stdin pipe, which is empty (slot_pipes_settle). False when it
+ * does not fit in the pipe.
+ */
 static bool feed_warm(struct run *run, const struct buf *in)
 {
+	uint32_t len = (uint32_t)in->len;
+	struct iovec iov[2] = {{&len, sizeof(len)}, {in->data, in->len}};
+	size_t total = sizeof(len) + in->len;
 	ssize_t n;
 
-	if (in->len > 65536 && fcntl(run->in_fd, F_SETPIPE_SZ, (int)in->len) < 0)
+	if (in->len > UINT32_MAX)
 		return false;
-	n = write(run->in_fd, in->data, in->len);
-	if (n == (ssize_t)in->len) {
-		close(run->in_fd);
-		run->in_fd = -1;
+	if (total > 65536 && fcntl(run->in_fd, F_SETPIPE_SZ, (int)total) < 0)
+		return false;
+	n = writev(run->in_fd, iov, 2);
+	if (n == (ssize_t)total) {
+		run->in_fd = -1; /* the slot's: stays open */
 		return true;
 	}
 	if (n > 0) {
@@ -626,7 +706,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 		} else {
 			req.input_len = (uint32_t)in.len;
 		}
-		run = spawn_child(r, &req, in.data, in_fd, &rc);
+		run = spawn_child(r, &req, in.data, in_fd, false, &rc);
 		if (!run)
 			goto out;
 	}

@@ -38,6 +38,8 @@ struct run {
 
 	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
 	bool retired; /* a warm run we stopped on purpose */
+	bool slot_pipes; /* its fds are its slot's (struct slot_pipes): kept */
+	bool pipes_bad;  /* ...and they saw EOF or an error: not reused */
 	int in_fd;  /* warm runs: the write end of the child's stdin, until used */
 	int frame_fd, out_fd, err_fd;
 	ev_io frame_w, out_w, err_w;
@@ -58,6 +60,15 @@ struct run {
 	struct sbx_error setup;
 };
 
+/*
+ * A worker slot's pipes, made once and handed to one warm child after the
+ * other (run.c): the daemon keeps both ends of each, so a job costs no
+ * pipe2() and no close() here. -1 = not made (or dropped).
+ */
+struct slot_pipes {
+	int frame[2], out[2], in[2];
+};
+
 struct runner {
 	struct ev_loop *loop;
 	const struct config *cfg;
@@ -66,6 +77,7 @@ struct runner {
 	bool broken;
 	ev_io spawner_w;
 	struct run **slots;  /* workers running + workers warm */
+	struct slot_pipes *pipes; /* [nslots] */
 	unsigned nslots, running, workers, nwarm;
 	bool warming_paused; /* a warm child died unused: fork on demand for now */
 	bool quiesced;       /* shutting down: no new warm children */

@@ -278,7 +278,8 @@ int run_read_some(struct run *run, int fd, int which)
 void run_stop_io(struct run *run, ev_io *w, int *fd)
 {
 	ev_io_stop(run->r->loop, w);
-	if (*fd >= 0)
+	/* A slot's pipe stays open for the slot's next child (run.c). */
+	if (*fd >= 0 && !run->slot_pipes)
 		close(*fd);
 	*fd = -1;
 }
@@ -288,8 +289,10 @@ void run_on_io(struct ev_loop *loop, ev_io *w, int revents)
 	struct run *run = w->data;
 	int which = w == &run->frame_w ? 0 : w == &run->out_w ? 1 : 2;
 
-	if (run_read_some(run, w->fd, which))
+	if (run_read_some(run, w->fd, which)) {
+		run->pipes_bad = true; /* EOF or an error: the slot's pipes are not reused */
 		run_stop_io(run, w, which == 0 ? &run->frame_fd : which == 1 ? &run->out_fd : &run->err_fd);
+	}
 }
 
 void run_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)

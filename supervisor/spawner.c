@@ -136,6 +136,9 @@ static void kill_all_and_exit(void)
 	_exit(0);
 }
 
+/* A job child's input, when small (see read_all_stdin). */
+static char stdin_first[65536];
+
 /*
  * In a job child: read the whole input from stdin. Most inputs are small,
  * so they go into a static buffer first: a 64 KiB malloc() here would make
@@ -144,8 +147,8 @@ static void kill_all_and_exit(void)
  */
 static char *read_all_stdin(size_t *len)
 {
-	static char first[65536];
-	size_t cap = sizeof(first), n = 0;
+	char *const first = stdin_first;
+	size_t cap = sizeof(stdin_first), n = 0;
 	char *buf = first;
 
 	for (;;) {
@@ -165,6 +168,43 @@ static char *read_all_stdin(size_t *len)
 			cap *= 2;
 		}
 	}
+	*len = n;
+	return buf;
+}
+
+/* Read exactly n bytes from fd 0; false on EOF or an error. */
+static bool read_exactly(char *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(0, buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+/*
+ * A warm child's input: its size (uint32), then the bytes. The pipe is its
+ * slot's, and stays open in the daemon for the slot's next child, so there
+ * is no EOF to wait for. Small inputs go into a static buffer (see
+ * read_all_stdin).
+ */
+static char *read_sized_stdin(size_t *len)
+{
+	uint32_t n;
+	char *buf = stdin_first;
+
+	if (!read_exactly((char *)&n, sizeof(n)))
+		return NULL;
+	if (n > sizeof(stdin_first) && !(buf = malloc(n)))
+		return NULL;
+	if (!read_exactly(buf, n))
+		return NULL;
 	*len = n;
 	return buf;
 }
@@ -216,7 +256,8 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 	environ = child_env;
 	if (req->flags & SPAWN_F_INPUT_STDIN) {
 		size_t len = 0;
-		char *buf = read_all_stdin(&len);
+		char *buf = (req->flags & SPAWN_F_INPUT_SIZED) ? read_sized_stdin(&len)
+							       : read_all_stdin(&len);
 		if (!buf)
 			_exit(125);
 		taskrun_main(o->reg, buf, len);

@@ -39,6 +39,7 @@ enum {
 	SPAWN_F_INPUT_STDIN = 1u << 1, /* C task: read the input from fd 0 */
 	SPAWN_F_HAS_STDIN = 1u << 2,   /* an input fd is attached (last fd) */
 	SPAWN_F_SHARED_OUTPUT = 1u << 3, /* stderr goes to the stdout pipe */
+	SPAWN_F_INPUT_SIZED = 1u << 4,   /* stdin: uint32 size, then the input (no EOF) */
 };
 
 /* fds attached to START, in order: frame, stdout, [stderr], [stdin]. */

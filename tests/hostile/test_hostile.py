@@ -595,6 +595,29 @@ class HostileTest(DaemonTestCase):
         if problems:
             self.fail("concurrent run:\n" + summary(problems))
 
+    def test_3_slot_pipes_clean(self):
+        """A slot's pipes go from one child to the next (run.c): after a
+        case that wrote junk, floods or partial frames, each of the next
+        jobs, one at a time so that every slot comes round, gets exactly
+        its own result."""
+        problems = []
+        for cid in ("c_flood_stdout", "c_flood_stderr", "c_frame_garbage", "c_frame_truncated",
+                    "c_frame_huge", "c_result_then_crash", "c_noresult", "c_bigresult"):
+            case = CASES[cid]
+            bad = self.d.submit(case["task"], resolve(case.get("params"), self.ctx),
+                                timeout=case.get("timeout", 5))
+            self.d.wait_all([bad["id"]], timeout=30)
+            for n in range(2 * WORKERS + 1):
+                job = self.d.submit("dummytask", {"case": cid, "n": n})
+                done = self.d.wait_all([job["id"]], timeout=15)[job["id"]]
+                got = (done["status"], self.d.result(job["id"]).get("metadata"))
+                if got != ("COMPLETED", {"case": cid, "n": n}):
+                    problems.append("%s, then job %d: %s" % (cid, n, got))
+                self.d.delete("/api/jobs/" + job["id"])
+            self.d.delete("/api/jobs/" + bad["id"])
+        if problems:
+            self.fail("\n".join(problems))
+
     def test_3_rss(self):
         if ASAN:
             self.skipTest("ASan's quarantine keeps freed memory")
