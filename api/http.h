@@ -6,10 +6,9 @@
 #ifndef VALET_HTTP_H
 #define VALET_HTTP_H
 
-#include "../supervisor/evapi.h"
-
 #include "../supervisor/config.h"
 #include "../supervisor/core.h"
+#include "../supervisor/evapi.h"
 
 struct http_server;
 

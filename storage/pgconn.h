@@ -44,11 +44,12 @@
 #ifndef VALET_PGCONN_H
 #define VALET_PGCONN_H
 
-#include "../supervisor/evapi.h"
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../supervisor/evapi.h"
 
 struct pgconn;
 struct pg_batch;

@@ -19,7 +19,6 @@
 #define VALET_STORE_H
 
 #include "../supervisor/evapi.h"
-
 #include "../supervisor/job.h"
 
 struct store;

@@ -14,9 +14,8 @@
 #ifndef VALET_CORE_H
 #define VALET_CORE_H
 
-#include "evapi.h"
-
 #include "config.h"
+#include "evapi.h"
 #include "job.h"
 
 struct core;

@@ -16,12 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "evapi.h"
 #include <jansson.h>
 
 #include "../api/http.h"
@@ -30,6 +29,7 @@
 #include "../storage/store.h"
 #include "config.h"
 #include "core.h"
+#include "evapi.h"
 #include "isolation.h"
 #include "limits.h"
 #include "log.h"
@@ -516,9 +516,9 @@ static void release_sandbox(struct sandbox_prep *p)
 }
 
 /*
- * Every worker slot keeps three pipes (run.c) and every connection and
- * running job holds more: take the hard limit on open files, as the
- * spawner does, instead of the soft 1024 of a systemd service.
+ * Every worker slot keeps three pipes (run.c), and every connection and
+ * running job holds more: take the hard limit on open files instead of
+ * the soft 1024 of a systemd service. The spawner, forked next, inherits it.
  */
 static void raise_nofile(void)
 {

@@ -8,10 +8,10 @@
 #ifndef VALET_RUN_H
 #define VALET_RUN_H
 
-#include "evapi.h"
 #include <stdbool.h>
 
 #include "config.h"
+#include "evapi.h"
 #include "job.h"
 #include "outcome.h"
 

@@ -5,12 +5,12 @@
 #ifndef VALET_RUN_INTERNAL_H
 #define VALET_RUN_INTERNAL_H
 
-#include "evapi.h"
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "../sandbox/frame.h"
 #include "../sandbox/sandbox.h"
+#include "evapi.h"
 #include "run.h"
 
 #define RUN_TAIL_MAX 512

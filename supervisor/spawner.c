@@ -565,7 +565,6 @@ static void send_ready(void)
 {
 	struct spawn_evt evt = {.type = SPAWN_EVT_READY};
 	struct sbx_error err = {{0}, 0};
-	struct rlimit rl;
 	int sv[2];
 
 	if (sp.opts->namespaces) {
@@ -585,11 +584,8 @@ static void send_ready(void)
 			evt.spawn_err = err.err;
 		}
 	}
-	/* Room for many children's fds in flight. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	/* Room for many children's fds in flight: the daemon took the hard
+	 * limit on open files before it forked us (main.c). */
 	send_evt(&evt);
 	if (evt.spawn_err)
 		_exit(1);
