@@ -31,27 +31,14 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # (supervisor/config.c), libseccomp in the child that compiles the profiles
 # (sandbox/sbx_filter.c). Their SONAMEs are the ones found here.
 PKG_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
-soname = $(shell objdump -p $$($(CC) -print-file-name=$(1)) 2>/dev/null | awk '/SONAME/ {print $$2}')
-PQ_SONAME := $(call soname,libpq.so)
-ifeq ($(PQ_SONAME),)
-PQ_SONAME := libpq.so.5
-endif
-MHD_SONAME := $(call soname,libmicrohttpd.so)
-ifeq ($(MHD_SONAME),)
-MHD_SONAME := libmicrohttpd.so.12
-endif
-EV_SONAME := $(call soname,libev.so)
-ifeq ($(EV_SONAME),)
-EV_SONAME := libev.so.4
-endif
-INIH_SONAME := $(call soname,libinih.so)
-ifeq ($(INIH_SONAME),)
-INIH_SONAME := libinih.so.1
-endif
-SECCOMP_SONAME := $(call soname,libseccomp.so)
-ifeq ($(SECCOMP_SONAME),)
-SECCOMP_SONAME := libseccomp.so.2
-endif
+# $(call soname,LIB.so,DEFAULT): the SONAME of the library the compiler finds.
+soname = $(or $(shell objdump -p $$($(CC) -print-file-name=$(1)) 2>/dev/null | \
+	awk '/SONAME/ {print $$2}'),$(2))
+PQ_SONAME := $(call soname,libpq.so,libpq.so.5)
+MHD_SONAME := $(call soname,libmicrohttpd.so,libmicrohttpd.so.12)
+EV_SONAME := $(call soname,libev.so,libev.so.4)
+INIH_SONAME := $(call soname,libinih.so,libinih.so.1)
+SECCOMP_SONAME := $(call soname,libseccomp.so,libseccomp.so.2)
 EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
 EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 # Tests call some of these libraries directly.
