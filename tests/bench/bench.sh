@@ -27,8 +27,9 @@
 #
 # Knobs (environment): BENCH_JOBS=20000 BENCH_CONNS=8 BENCH_WORKERS=2
 # BENCH_PARK_SMALL=10000 BENCH_PARK_LARGE=100000 BENCH_KILL=200
-# BENCH_REPEAT=1 (runs per throughput measure, each on a fresh daemon; the
-# summary shows the median run, the largest RSS)
+# BENCH_REPEAT=1 (rounds: steps 1-4 and 6 each run once per round, each on a
+# fresh daemon; the summary shows the median run, the largest RSS, and each
+# ratio as the median of the per-round ratios)
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed; by default only a failed step does).
 set -u
@@ -59,7 +60,7 @@ if [ ! -f "$BUILD/tasks/demo.so" ]; then
 	exit 1
 fi
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/forkloop.txt "$OUT"/summary.txt
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/forkloop*.txt "$OUT"/summary.txt
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/valet-bench.XXXXXX")
 DAEMON_PID=
@@ -186,71 +187,81 @@ record_rss() {
 	echo "$(rss_kb "$DAEMON_PID") $total" >"$OUT/$1.rss"
 }
 
-# measure NAME PARK: REPEAT times on a fresh daemon: park PARK jobs (not timed,
-# RSS read after), then the JOBS timed jobs; reports in $OUT/NAME.<run>.json.
+# measure NAME RUN PARK: one run on a fresh daemon: park PARK jobs (not timed,
+# RSS read after), then the JOBS timed jobs; report in $OUT/NAME.RUN.json.
 measure() {
-	local name=$1 park=$2 run
-	for run in $(seq "$REPEAT"); do
-		if ! start_daemon "$name.$run"; then
-			FAILED_STEPS=$((FAILED_STEPS + 1))
-			continue
+	local name=$1 run=$2 park=$3
+	if ! start_daemon "$name.$run"; then
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+		return
+	fi
+	if [ "$park" -gt 0 ]; then
+		if ! loadgen "$name.$run.park" --park "$park" --jobs 0; then
+			stop_daemon
+			return
 		fi
-		if [ "$park" -gt 0 ]; then
-			if ! loadgen "$name.$run.park" --park "$park" --jobs 0; then
-				stop_daemon
-				continue
-			fi
-			record_rss "$name.$run"
+		record_rss "$name.$run"
+	fi
+	loadgen "$name.$run" --jobs "$JOBS"
+	stop_daemon
+}
+
+# postgres RUN: the empty-queue workload with durable storage, schema bench_RUN.
+postgres() {
+	STORAGE_CONF="[storage]
+backend = postgres
+database_url = $PG_URL
+schema = bench_$1
+node_id = bench"
+	if start_daemon "postgres.$1"; then
+		if [ "$1" = warmup ]; then
+			loadgen "postgres.$1" --jobs 2000
+		else
+			loadgen "postgres.$1" --jobs "$JOBS"
 		fi
-		loadgen "$name.$run" --jobs "$JOBS"
 		stop_daemon
-	done
+	else
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+	STORAGE_CONF=
 }
 
 "$LOADGEN" --selftest || exit 1
 
-echo "bench: forkloop" >&2
-if ! "$FORKLOOP" 2 >"$OUT/forkloop.txt"; then
-	FAILED_STEPS=$((FAILED_STEPS + 1))
-fi
-
-measure empty 0
-# Full isolation, same workload: namespaces + cgroup + uid + seccomp.
-FULL_ISOLATION=1 measure full 0
-measure park_small "$PARK_SMALL"
-measure park_large "$PARK_LARGE"
-step kill --kill "$KILL" --jobs 0
-
-# PostgreSQL: the empty-queue workload with durable storage.
-# Its own directory under /tmp: the server runs as user postgres, who cannot
-# enter $TMP (mode 0700).
+# PostgreSQL: its own directory under /tmp: the server runs as user postgres,
+# who cannot enter $TMP (mode 0700). A first, untimed run warms the fresh
+# server (catalog caches, the first checkpoint); its report
+# (postgres.warmup) is not counted.
 PG_DIR=$(mktemp -u /tmp/valet-bench-pg.XXXXXX)
 if PG_URL=$(PG_TMP_DURABLE=1 tests/pg_tmp.sh start "$PG_DIR" 2>"$OUT/postgres.server.log"); then
-	# A first, untimed run warms the fresh server (catalog caches, the
-	# first checkpoint); its report (postgres.warmup) is not counted.
-	for run in warmup $(seq "$REPEAT"); do
-		STORAGE_CONF="[storage]
-backend = postgres
-database_url = $PG_URL
-schema = bench_$run
-node_id = bench"
-		if start_daemon "postgres.$run"; then
-			if [ "$run" = warmup ]; then
-				loadgen "postgres.$run" --jobs 2000
-			else
-				loadgen "postgres.$run" --jobs "$JOBS"
-			fi
-			stop_daemon
-		else
-			FAILED_STEPS=$((FAILED_STEPS + 1))
-		fi
-	done
-	STORAGE_CONF=
-	tests/pg_tmp.sh stop "$PG_DIR" >/dev/null 2>&1
+	postgres warmup
 else
 	echo "bench: no PostgreSQL server for the postgres step:" >&2
 	tail -3 "$OUT/postgres.server.log" >&2
 	FAILED_STEPS=$((FAILED_STEPS + 1))
+	PG_URL=
+fi
+
+# Rounds: each measure once per round, so that the machine's drift (a VM's
+# speed changes over minutes) reaches every measure alike and the ratios
+# between them (to the fork loop, parked to empty, PostgreSQL to memory)
+# compare runs made close together.
+for run in $(seq "$REPEAT"); do
+	echo "bench: forkloop ($run)" >&2
+	if ! "$FORKLOOP" 2 >"$OUT/forkloop.$run.txt"; then
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+	measure empty "$run" 0
+	# Full isolation, same workload: namespaces + cgroup + uid + seccomp.
+	FULL_ISOLATION=1 measure full "$run" 0
+	measure park_small "$run" "$PARK_SMALL"
+	measure park_large "$run" "$PARK_LARGE"
+	[ -n "$PG_URL" ] && postgres "$run"
+done
+step kill --kill "$KILL" --jobs 0
+
+if [ -n "$PG_URL" ]; then
+	tests/pg_tmp.sh stop "$PG_DIR" >/dev/null 2>&1
 fi
 PG_DIR=
 
@@ -299,13 +310,19 @@ def fmt(v, spec="%.0f", unit=""):
 def mark(ok):
     return "" if ok is None else ("PASS" if ok else "FAIL")
 
-forks = None
-try:
-    with open(os.path.join(out, "forkloop.txt")) as f:
-        m = re.search(r"forkloop: ([0-9.]+) forks/s", f.read())
-        forks = float(m.group(1)) if m else None
-except OSError:
-    pass
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    return values[(len(values) - 1) // 2] if values else None
+
+def forkloop(path):
+    try:
+        with open(path) as f:
+            m = re.search(r"forkloop: ([0-9.]+) forks/s", f.read())
+            return float(m.group(1)) if m else None
+    except OSError:
+        return None
+
+forks = median(forkloop(p) for p in glob.glob(os.path.join(out, "forkloop.*.txt")))
 
 empty, small, large = median_run("empty"), median_run("park_small"), median_run("park_large")
 full = median_run("full")
@@ -317,8 +334,35 @@ killr = load("kill")
 rate = get(empty, "run", "throughput")
 rate_small = get(small, "run", "throughput")
 rate_large = get(large, "run", "throughput")
-pct_small = rate_small / rate * 100 if rate and rate_small else None
-pct_large = rate_large / rate * 100 if rate and rate_large else None
+def round_ratio(name, base):
+    """Median over the rounds of NAME's throughput as a % of BASE's in the
+    same round: the machine's drift between rounds cancels out."""
+    ratios = []
+    for p in glob.glob(os.path.join(out, name + ".[0-9]*.json")):
+        m = re.search(r"\.([0-9]+)\.json$", p)
+        if not m:
+            continue
+        a = get(load("%s.%s" % (name, m.group(1))), "run", "throughput")
+        b = get(load("%s.%s" % (base, m.group(1))), "run", "throughput")
+        if a and b:
+            ratios.append(a / b * 100)
+    return median(ratios)
+
+def round_forks(name):
+    """Median over the rounds of NAME's throughput as a % of that round's fork loop."""
+    ratios = []
+    for p in glob.glob(os.path.join(out, "forkloop.*.txt")):
+        run = re.search(r"forkloop\.([0-9]+)\.txt$", p).group(1)
+        a, f = get(load("%s.%s" % (name, run)), "run", "throughput"), forkloop(p)
+        if a and f:
+            ratios.append(a / f * 100)
+    return median(ratios)
+
+pct_small = round_ratio("park_small", "empty")
+pct_large = round_ratio("park_large", "empty")
+pct_full = round_ratio("full", "empty")
+pct_pg = round_ratio("postgres", "empty")
+pct_forks = round_forks("empty")
 kill_p50, kill_p99 = get(killr, "kill", "kill_ms", "p50"), get(killr, "kill", "kill_ms", "p99")
 rss_mb = max_rss_mb("park_large", 0)
 children_mb = max_rss_mb("park_large", 1)
@@ -334,7 +378,7 @@ rows = [
     ("fork baseline (forkloop, 1 process)", fmt(forks, "%.0f", " forks/s"), "", ""),
     ("throughput, empty queue (seccomp only)", fmt(rate, "%.0f", " jobs/s"), ">= 3000 jobs/s",
      mark(ok(rate is not None and rate >= 3000, rate))),
-    ("  ratio to forkloop", fmt(rate / forks * 100 if rate and forks else None, "%.0f", "%"),
+    ("  ratio to forkloop", fmt(pct_forks, "%.0f", "%"),
      "", ""),
     ("  submit-to-complete p50 / p99", both(empty, "latency_ms"), "", ""),
     ("  HTTP submit latency p50 / p99", both(empty, "submit_latency_ms"), "", ""),
@@ -342,7 +386,7 @@ rows = [
                                                 fmt(get(empty, "run", "failed"))), "", ""),
     ("throughput, full isolation", "%s (%s of seccomp only)" % (
         fmt(rate_full, "%.0f", " jobs/s"),
-        fmt(rate_full / rate * 100 if rate and rate_full else None, "%.0f", "%")),
+        fmt(pct_full, "%.0f", "%")),
      ">= 1000 jobs/s", mark(ok(rate_full is not None and rate_full >= 1000, rate_full))),
     ("  (namespaces, cgroup, uid per slot)", "", "", ""),
     ("  submit-to-complete p50 / p99", both(full, "latency_ms"), "", ""),
@@ -362,7 +406,7 @@ rows = [
     ("  its child processes (spawner)", fmt(children_mb, "%.1f", " MB"), "", ""),
     ("throughput, PostgreSQL (durable)", "%s (%s of memory)" % (
         fmt(rate_pg, "%.0f", " jobs/s"),
-        fmt(rate_pg / rate * 100 if rate and rate_pg else None, "%.0f", "%")),
+        fmt(pct_pg, "%.0f", "%")),
      ">= 2000 jobs/s", mark(ok(rate_pg is not None and rate_pg >= 2000, rate_pg))),
     ("  HTTP submit latency p50 / p99", both(pg, "submit_latency_ms"), "p99 < 20 ms",
      mark(ok(submit_p99_pg is not None and submit_p99_pg < 20, submit_p99_pg))),
