@@ -42,8 +42,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -572,6 +572,7 @@ fail:
 	return NULL;
 }
 
+/* The limits of a run of these jobs (one, or a C-task pipeline). */
 static struct job_limits run_limits(const struct runner *r, struct job **jobs, size_t njobs)
 {
 	struct job_limits l = limits_of_job(r->cfg, jobs[0]);
