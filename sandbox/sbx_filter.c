@@ -32,6 +32,8 @@
 #include <linux/capability.h>
 #include <pwd.h>
 #include <seccomp.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -71,12 +73,18 @@ static int scmp_load(void)
 		SCMP_FUNCS(SCMP_SYM)
 #undef SCMP_SYM
 	};
+	static bool said;
 	char err[256];
 
 	if (scmp.seccomp_init)
 		return 0;
-	return dltable_load(VALET_SECCOMP_SONAME, syms, sizeof(syms) / sizeof(syms[0]), &scmp, err,
-			    sizeof(err));
+	if (dltable_load(VALET_SECCOMP_SONAME, syms, sizeof(syms) / sizeof(syms[0]), &scmp, err,
+			 sizeof(err)) == 0)
+		return 0;
+	if (!said)
+		dprintf(2, "valetd: %s\n", err); /* once; callers say what failed */
+	said = true;
+	return -ENOENT;
 }
 
 #define seccomp_attr_set (*scmp.seccomp_attr_set)
