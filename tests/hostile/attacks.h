@@ -10,7 +10,8 @@
  * kexec flags, a NULL module image, a missing fd). `syscall` is the name
  * seccomp sees, which the supervisor puts in the failure_reason of a C task;
  * NULL for the foreign-ABI calls, which the filter kills without a name.
- * `target` is a pid (task_params.pid; the parent when absent).
+ * `target` is a pid (task_params.pid; the parent when absent). The malloc
+ * bomb, shared too, is at the end.
  */
 #ifndef VALET_TEST_ATTACKS_H
 #define VALET_TEST_ATTACKS_H
@@ -20,6 +21,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -271,6 +273,35 @@ static const struct hostile_attack hostile_attacks[] = {
 	{"int80", NULL, hattack_int80},
 	{"x32", NULL, hattack_x32},
 };
+
+/*
+ * Not a system call, but the same in both: allocate 1 MiB blocks, chained
+ * through their first word (into *sink) so that nothing can be optimized
+ * away, until malloc returns NULL; then use the NULL as if it were memory
+ * (SIGSEGV; not instrumented, so that a sanitizer build crashes the same
+ * way). Stops after 64 GiB of address space (no limit in force) and
+ * returns how many MiB it got, for the task to fail with.
+ */
+__attribute__((no_sanitize("address", "undefined"), noinline))
+static size_t hattack_mallocbomb(volatile uint64_t *sink)
+{
+	void **head = NULL, **block = NULL;
+	volatile char *volatile last;
+	size_t n;
+
+	for (n = 0; n < 65536; n++) {
+		block = malloc(1024 * 1024);
+		if (!block)
+			break;
+		*block = head;
+		head = block;
+	}
+	last = (volatile char *)block;
+	*sink = (uint64_t)(uintptr_t)head;
+	if (last == NULL)
+		*last = 1;
+	return n;
+}
 
 static const struct hostile_attack *hostile_attack_find(const char *name)
 {

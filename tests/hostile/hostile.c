@@ -278,26 +278,10 @@ static json_t *hostile_ignore_term(struct valet_ctx *ctx, json_t *params, json_t
 HOSTILE_NOSAN static json_t *hostile_mallocbomb(struct valet_ctx *ctx, json_t *params,
 						json_t *previous)
 {
-	/* Allocate 1 MiB blocks, chained through their first word so that
-	 * nothing can be optimized away, until malloc returns NULL; then use
-	 * the NULL as if it were memory. Stops after 64 GiB of address space
-	 * (no limit in force), failing the job instead. */
-	void **head = NULL;
-	void **block = NULL;
-	volatile char *volatile last;
-	size_t n;
+	/* Crashes when malloc returns NULL (attacks.h); fails the job if it
+	 * never does. */
+	size_t n = hattack_mallocbomb(&hostile_sink);
 
-	for (n = 0; n < 65536; n++) {
-		block = malloc(1024 * 1024);
-		if (!block)
-			break;
-		*block = head;
-		head = block;
-	}
-	last = (volatile char *)block;
-	hostile_sink = (uint64_t)(uintptr_t)head;
-	if (last == NULL)
-		*last = 1;
 	return valet_fail(ctx, "malloc never returned NULL (%zu MiB)", n);
 }
 

@@ -155,21 +155,8 @@ static int hx_membomb(void)
 
 static int hx_mallocbomb(void)
 {
-	void **head = NULL, **block = NULL;
-	volatile char *volatile last;
-	size_t n;
+	size_t n = hattack_mallocbomb(&hx_sink); /* crashes on NULL (attacks.h) */
 
-	for (n = 0; n < 65536; n++) {
-		block = malloc(1024 * 1024);
-		if (!block)
-			break;
-		*block = head;
-		head = block;
-	}
-	last = (volatile char *)block;
-	hx_sink = (uint64_t)(uintptr_t)head;
-	if (last == NULL)
-		*last = 1;
 	fprintf(stderr, "malloc never returned NULL (%zu MiB)\n", n);
 	return 5;
 }
