@@ -37,7 +37,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
 from valetd import (ASAN, EXEC_DIR, HOSTILE_EXEC, SECRET_ENV, Daemon,  # noqa: E402
-                    DaemonTestCase, marker_pattern, pgrep)
+                    DaemonTestCase, below, marker_pattern, pgrep, proc_table)
 import cases  # noqa: E402
 from cases import CASES, TIMEOUT  # noqa: E402
 
@@ -63,34 +63,6 @@ FINAL = ("COMPLETED", "FAILED", "CANCELLED")
 
 
 # --- the host, read directly -----------------------------------------------------
-def proc_table():
-    """{pid: (ppid, state, uid, comm)} of every process."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            with open("/proc/%s/status" % name) as f:
-                uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
-        except (OSError, AttributeError):
-            continue
-        rest = stat[stat.rfind(")") + 2:].split()
-        out[int(name)] = (int(rest[1]), rest[0], uid, stat[stat.find("(") + 1:stat.rfind(")")])
-    return out
-
-
-def below(table, root):
-    found, frontier = set(), [root]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, v in table.items() if v[0] == p and c not in found]
-        found.update(kids)
-        frontier.extend(kids)
-    return found
-
-
 def slot_procs(daemon_pid):
     """({pid: cgroup dir}, [slot dirs]) under valet.<pid>/slot-* anywhere in
     /sys/fs/cgroup (sub-cgroups of a slot included)."""

@@ -228,31 +228,46 @@ def pg_restart():
                              % (pg_dir, r.returncode, r.stdout))
 
 
-def descendants(pid):
-    """{pid: (state, cmdline)} of every process below pid (not pid itself)."""
-    parent = {}
-    info = {}
+def proc_table():
+    """{pid: (ppid, state, uid, comm)} of every process."""
+    out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % name) as f:
                 stat = f.read()
-            with open("/proc/%s/cmdline" % name, "rb") as f:
+            with open("/proc/%s/status" % name) as f:
+                uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+        except (OSError, AttributeError):
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        out[int(name)] = (int(rest[1]), rest[0], uid, stat[stat.find("(") + 1:stat.rfind(")")])
+    return out
+
+
+def below(table, root):
+    """The pids below root in a proc_table() (not root itself)."""
+    found, frontier = set(), [root]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, v in table.items() if v[0] == p and c not in found]
+        found.update(kids)
+        frontier.extend(kids)
+    return found
+
+
+def descendants(pid):
+    """{pid: (state, cmdline)} of every process below pid (not pid itself)."""
+    table = proc_table()
+    out = {}
+    for p in below(table, pid):
+        try:
+            with open("/proc/%d/cmdline" % p, "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        rest = stat[stat.rfind(")") + 2:].split()
-        parent[int(name)] = int(rest[1])
-        info[int(name)] = (rest[0], cmd)
-    out = {}
-    frontier = [pid]
-    while frontier:
-        p = frontier.pop()
-        for child, ppid in parent.items():
-            if ppid == p and child not in out:
-                out[child] = info[child]
-                frontier.append(child)
+        out[p] = (table[p][1], cmd)
     return out
 
 
