@@ -138,25 +138,30 @@ static int sbx_add_rules(scmp_filter_ctx ctx, const struct sbx_rule *r)
  * one masked equality with out_action, and every value of the set (a leaf)
  * one with in_action. Together the rules cover each value exactly once, so
  * their order in the BPF does not matter. At most 32 rules per value.
+ * Every rule also carries the split's preconditions (ANDed, on other
+ * arguments); so the splits of a call still cover each call exactly once
+ * as long as the values a split leaves SBX_DECIDED_ELSEWHERE are exactly
+ * the preconditions of the splits below it (sbx_policy.c).
  */
 static int sbx_split_walk(scmp_filter_ctx ctx, const struct sbx_split *s, uint32_t fixed_mask,
 			  uint32_t fixed_value)
 {
-	struct scmp_arg_cmp cmp[2] = {
+	struct scmp_arg_cmp cmp[1 + sizeof(s->only_if) / sizeof(s->only_if[0])] = {
 	    {.arg = s->arg,
 	     .op = SCMP_CMP_MASKED_EQ,
 	     .datum_a = fixed_mask,
 	     .datum_b = fixed_value},
-	    {.arg = (unsigned int)s->only_if_arg,
-	     .op = SCMP_CMP_MASKED_EQ,
-	     .datum_a = 0xffffffffU,
-	     .datum_b = s->only_if_value},
 	};
-	unsigned int argc = s->only_if_arg >= 0 ? 2 : 1;
+	unsigned int argc = 1 + (unsigned int)s->n_if;
 	uint32_t rest = s->mask & ~fixed_mask, bit;
 	size_t i, hits = 0;
 	int rc;
 
+	for (i = 0; i < s->n_if; i++)
+		cmp[1 + i] = (struct scmp_arg_cmp){.arg = s->only_if[i].arg,
+						   .op = SCMP_CMP_MASKED_EQ,
+						   .datum_a = s->only_if[i].mask,
+						   .datum_b = s->only_if[i].value};
 	for (i = 0; i < s->n; i++)
 		hits += (s->values[i] & fixed_mask) == fixed_value;
 	if (hits == 0)
@@ -172,19 +177,42 @@ static int sbx_split_walk(scmp_filter_ctx ctx, const struct sbx_split *s, uint32
 	return rc;
 }
 
+/*
+ * A table mistake must not compile into a filter that means something
+ * else: values outside the mask could never match, and a precondition on
+ * the split's own argument (or twice on one argument) is a second
+ * comparison on it, which libseccomp cannot express.
+ */
+static int sbx_split_check(const struct sbx_split *s)
+{
+	unsigned int args; /* one bit per argument compared */
+
+	if (s->arg >= 6 || s->n == 0 || s->n > sizeof(s->values) / sizeof(s->values[0]) ||
+	    s->n_if > sizeof(s->only_if) / sizeof(s->only_if[0]))
+		return -EINVAL;
+	for (size_t i = 0; i < s->n; i++)
+		if ((s->values[i] & ~s->mask) != 0)
+			return -EINVAL;
+	args = 1U << s->arg;
+	for (size_t i = 0; i < s->n_if; i++) {
+		const struct sbx_cond *c = &s->only_if[i];
+
+		if (c->arg >= 6 || (args & (1U << c->arg)) || (c->value & ~c->mask) != 0)
+			return -EINVAL;
+		args |= 1U << c->arg;
+	}
+	return 0;
+}
+
 static int sbx_add_splits(scmp_filter_ctx ctx, const struct sbx_split *const *tables)
 {
 	int rc = 0;
 
 	for (; tables && *tables && rc == 0; tables++)
 		for (const struct sbx_split *s = *tables; s->syscall && rc == 0; s++) {
-			/* Values outside the mask could never match. */
-			if (s->n == 0 || s->n > sizeof(s->values) / sizeof(s->values[0]))
-				return -EINVAL;
-			for (size_t i = 0; i < s->n; i++)
-				if ((s->values[i] & ~s->mask) != 0)
-					return -EINVAL;
-			rc = sbx_split_walk(ctx, s, 0, 0);
+			rc = sbx_split_check(s);
+			if (rc == 0)
+				rc = sbx_split_walk(ctx, s, 0, 0);
 		}
 	return rc;
 }

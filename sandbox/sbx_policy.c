@@ -9,7 +9,8 @@
  *             list of SANDBOX.md: a clear "no", not "no such call");
  *   rules   - one comparison on one argument (clone flags, prlimit64);
  *   splits  - one argument's value, in or out of a small set (ioctl
- *             requests, prctl options, personality, socket domains/types).
+ *             requests, prctl options, personality, socket domains/types),
+ *             maybe only where up to two other arguments have given values.
  *
  * Names: "strict", "exec" and "exec+net". Versions: a profile's version
  * changes whenever what it allows or refuses changes, so that "exec@2" in
@@ -67,12 +68,20 @@
 #define SBX_ARG(name, action, arg, op, a, b) { (name), (action), (arg), (op), (a), (b) }
 
 /* SBX_SPLIT(name, arg, mask, in, out, values...): see struct sbx_split.
- * SBX_SPLIT_IF: the same, for calls whose argument if_arg is if_value. */
+ * SBX_SPLIT_IF: the same, for calls whose argument if_arg is if_value (in
+ * its low 32 bits). SBX_SPLIT_IF2: for calls whose argument if_arg is
+ * if_value and whose (argument if2_arg & if2_mask) is if2_value. */
 #define SBX_SET(...) (sizeof((uint32_t[]){__VA_ARGS__}) / sizeof(uint32_t)), {__VA_ARGS__}
 #define SBX_SPLIT(name, arg, mask, in, out, ...) \
-	{ (name), (arg), (mask), (in), (out), -1, 0, SBX_SET(__VA_ARGS__) }
+	{ (name), (arg), (mask), (in), (out), 0, {{0}}, SBX_SET(__VA_ARGS__) }
 #define SBX_SPLIT_IF(if_arg, if_value, name, arg, mask, in, out, ...) \
-	{ (name), (arg), (mask), (in), (out), (if_arg), (if_value), SBX_SET(__VA_ARGS__) }
+	{ (name), (arg), (mask), (in), (out), 1, {{(if_arg), SBX_LOW32, (if_value)}}, \
+	  SBX_SET(__VA_ARGS__) }
+#define SBX_SPLIT_IF2(if_arg, if_value, if2_arg, if2_mask, if2_value, name, arg, mask, in, out, \
+		      ...) \
+	{ (name), (arg), (mask), (in), (out), \
+	  2, {{(if_arg), SBX_LOW32, (if_value)}, {(if2_arg), (if2_mask), (if2_value)}}, \
+	  SBX_SET(__VA_ARGS__) }
 
 /* ---- strict ------------------------------------------------------------- */
 

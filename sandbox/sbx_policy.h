@@ -24,14 +24,26 @@ struct sbx_rule {
 };
 
 /*
+ * A precondition of a split: the split's rules only apply to calls where
+ * (argument arg & mask) == value.
+ */
+struct sbx_cond {
+	unsigned int arg;
+	uint32_t mask;
+	uint32_t value;
+};
+
+/*
  * A system call whose verdict depends on one argument: the value of
  * (argument & mask) is either in values[] (in_action) or not (out_action).
  * Both sides are written out as masked equalities (see sbx_filter.c), so
  * high bits outside mask never change the verdict. in_action
- * SBX_DECIDED_ELSEWHERE adds no rule for the values in the set: another
- * split (with a matching `only_if`) decides them. only_if_arg >= 0 limits
- * every rule of the split to calls whose argument only_if_arg has
- * only_if_value in its low 32 bits.
+ * SBX_DECIDED_ELSEWHERE adds no rule for the values in the set: other
+ * splits, whose preconditions are those values, decide them. The first
+ * n_if entries of only_if limit every rule of the split to the calls that
+ * meet all of them; each names another argument (libseccomp puts at most
+ * one comparison on an argument in a rule), and two are enough for
+ * socket(domain, type, protocol).
  */
 struct sbx_split {
 	const char *syscall;
@@ -39,8 +51,8 @@ struct sbx_split {
 	uint32_t mask;
 	uint32_t in_action;
 	uint32_t out_action;
-	int only_if_arg;
-	uint32_t only_if_value;
+	size_t n_if;
+	struct sbx_cond only_if[2];
 	size_t n;
 	uint32_t values[4];
 };
