@@ -9,8 +9,9 @@
  *             list of SANDBOX.md: a clear "no", not "no such call");
  *   rules   - one comparison on one argument (clone flags, prlimit64);
  *   splits  - one argument's value, in or out of a small set (ioctl
- *             requests, prctl options, personality, socket domains/types),
- *             maybe only where up to two other arguments have given values.
+ *             requests, prctl options, personality, socket domains, types
+ *             and protocols), maybe only where up to two other arguments
+ *             have given values.
  *
  * Names: "strict", "exec" and "exec+net". Versions: a profile's version
  * changes whenever what it allows or refuses changes, so that "exec@2" in
@@ -23,6 +24,11 @@
  *             the caller itself, allowed before its first release: shells'
  *             `ulimit` and runtimes that set their own limits)
  *   exec+net 1  exec 2 plus TCP/UDP sockets over IPv4 and IPv6
+ *   exec+net 2  the same, but checked by protocol as well: IPv4 and IPv6
+ *             stream sockets only with protocol 0 or IPPROTO_TCP, datagram
+ *             ones only with 0 or IPPROTO_UDP (exec+net 1 checked domain
+ *             and type only, and let MPTCP, UDP-Lite, SCTP, L2TP/IP and
+ *             ICMP sockets through to the kernel)
  * exec and exec+net share their tables: a change to them bumps both.
  *
  * Arguments: the kernel truncates most integer arguments to 32 bits, while
@@ -42,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +265,22 @@ static const struct sbx_split exec_splits[] = {
  * then type & 0xf (the SOCK_* flags live in the high bits) must be a plain
  * stream, datagram or seqpacket type: no SOCK_RAW, no SOCK_PACKET. Refused
  * sockets answer EPERM. socketpair() only exists for AF_UNIX.
+ *
+ * For AF_INET and AF_INET6 the protocol decides as well: a stream or
+ * datagram type alone also names MPTCP, SCTP, UDP-Lite, L2TP/IP and ICMP
+ * ("ping") sockets, each its own kernel code. So a stream socket may only
+ * be TCP (protocol 0 or IPPROTO_TCP), a datagram one only UDP (0 or
+ * IPPROTO_UDP). The protocol is an int: its low 32 bits are compared, as
+ * the kernel reads it, so 0x100000006 is TCP to the kernel and the filter
+ * alike and is allowed, and no high bits make 262 (MPTCP) pass. The type
+ * split leaves the two types SBX_ELSEWHERE, and the protocol splits, one
+ * per (domain, type), decide them: each call meets exactly one rule. (An
+ * SBX_ALLOW there would overlap them, and libseccomp lets the shorter rule
+ * win: MPTCP would pass again.)
+ *
+ * AF_UNIX's protocol is not checked: the kernel accepts only 0 and PF_UNIX
+ * there and selects no other code by it, so a protocol split would add
+ * rules without refusing anything the kernel would let through.
  */
 #define SBX_UNIX_TYPES SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
 #define SBX_INET_TYPES SOCK_STREAM, SOCK_DGRAM
@@ -273,8 +296,16 @@ static const struct sbx_split exec_sockets[] = {
 static const struct sbx_split exec_net_sockets[] = {
 	SBX_SPLIT("socket", 0, SBX_LOW32, SBX_ELSEWHERE, SBX_EPERM, AF_UNIX, AF_INET, AF_INET6),
 	SBX_SPLIT_IF(0, AF_UNIX, "socket", 1, 0xf, SBX_ALLOW, SBX_EPERM, SBX_UNIX_TYPES),
-	SBX_SPLIT_IF(0, AF_INET, "socket", 1, 0xf, SBX_ALLOW, SBX_EPERM, SBX_INET_TYPES),
-	SBX_SPLIT_IF(0, AF_INET6, "socket", 1, 0xf, SBX_ALLOW, SBX_EPERM, SBX_INET_TYPES),
+	SBX_SPLIT_IF(0, AF_INET, "socket", 1, 0xf, SBX_ELSEWHERE, SBX_EPERM, SBX_INET_TYPES),
+	SBX_SPLIT_IF2(0, AF_INET, 1, 0xf, SOCK_STREAM,
+		      "socket", 2, SBX_LOW32, SBX_ALLOW, SBX_EPERM, 0, IPPROTO_TCP),
+	SBX_SPLIT_IF2(0, AF_INET, 1, 0xf, SOCK_DGRAM,
+		      "socket", 2, SBX_LOW32, SBX_ALLOW, SBX_EPERM, 0, IPPROTO_UDP),
+	SBX_SPLIT_IF(0, AF_INET6, "socket", 1, 0xf, SBX_ELSEWHERE, SBX_EPERM, SBX_INET_TYPES),
+	SBX_SPLIT_IF2(0, AF_INET6, 1, 0xf, SOCK_STREAM,
+		      "socket", 2, SBX_LOW32, SBX_ALLOW, SBX_EPERM, 0, IPPROTO_TCP),
+	SBX_SPLIT_IF2(0, AF_INET6, 1, 0xf, SOCK_DGRAM,
+		      "socket", 2, SBX_LOW32, SBX_ALLOW, SBX_EPERM, 0, IPPROTO_UDP),
 	SBX_SPLIT("socketpair", 0, SBX_LOW32, SBX_ELSEWHERE, SBX_EPERM, AF_UNIX),
 	SBX_SPLIT_IF(0, AF_UNIX, "socketpair", 1, 0xf, SBX_ALLOW, SBX_EPERM, SBX_UNIX_TYPES),
 	{NULL},
@@ -304,7 +335,7 @@ static const struct sbx_policy policies[SBX_PROFILE_COUNT] = {
 	},
 	[SBX_PROFILE_EXEC_NET] = {
 		.name = "exec+net",
-		.version = 1,
+		.version = 2,
 		.default_action = SBX_ENOSYS,
 		.allowed = exec_allowed,
 		.denied = exec_denied,

@@ -800,14 +800,16 @@ static void test_task_profiles(void **state)
 	cfg = load_ok("[task.plain]\ncommand = /bin/true\n"
 		      "[task.net]\nprofile = exec+net\ncommand = /bin/true\n"
 		      "[task.pinned]\ncommand = /bin/true\nprofile = exec@2\n"
+		      "[task.netpinned]\ncommand = /bin/true\nprofile = exec+net@2\n"
 		      "[task.ctask]\nmax_attempts = 2\n"
 		      "[task.cstrict]\nprofile = strict@1\n");
-	assert_int_equal(cfg->nexec_tasks, 5);
+	assert_int_equal(cfg->nexec_tasks, 6);
 	assert_int_equal(cfg->exec_tasks[0].profile, SBX_PROFILE_EXEC);
 	assert_int_equal(cfg->exec_tasks[1].profile, SBX_PROFILE_EXEC_NET);
 	assert_int_equal(cfg->exec_tasks[2].profile, SBX_PROFILE_EXEC);
-	assert_int_equal(cfg->exec_tasks[3].profile, SBX_PROFILE_STRICT);
+	assert_int_equal(cfg->exec_tasks[3].profile, SBX_PROFILE_EXEC_NET);
 	assert_int_equal(cfg->exec_tasks[4].profile, SBX_PROFILE_STRICT);
+	assert_int_equal(cfg->exec_tasks[5].profile, SBX_PROFILE_STRICT);
 	dumped = dump(cfg);
 	assert_non_null(strstr(dumped, "\n[task.plain]\ncommand = /bin/true\nprofile = exec\n"));
 	assert_non_null(strstr(dumped, "\n[task.net]\ncommand = /bin/true\nprofile = exec+net\n"));
@@ -830,7 +832,9 @@ static void test_task_profiles(void **state)
 	check_error("[task.x]\ncommand = /bin/true\nprofile = exec@1\n", 3,
 		    "task.x: profile: \"exec@1\": this valetd has exec@2");
 	check_error("[task.x]\ncommand = /bin/true\nprofile = exec+net@7\n", 3,
-		    "task.x: profile: \"exec+net@7\": this valetd has exec+net@1");
+		    "task.x: profile: \"exec+net@7\": this valetd has exec+net@2");
+	check_error("[task.x]\ncommand = /bin/true\nprofile = exec+net@1\n", 3,
+		    "task.x: profile: \"exec+net@1\": this valetd has exec+net@2");
 	check_error("[task.x]\ncommand = /bin/true\nprofile = exec\nprofile = exec\n", 4,
 		    "duplicate key \"profile\" in [task.x] (first on line 3)");
 }
