@@ -127,7 +127,8 @@ deps:
 # as root, the postgres user) the way the tests will.
 deps-test:
 	@pkg-config --exists $(PKGS) cmocka && test -f /usr/include/ev.h && \
-		command -v python3 >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 || \
+		command -v python3 >/dev/null && command -v slirp4netns >/dev/null && \
+		command -v ip >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 || \
 		packaging/deps.sh --test
 
 # --- run ---------------------------------------------------------------------

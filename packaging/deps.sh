@@ -29,7 +29,10 @@ if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
 libmicrohttpd-dev libinih-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client"
+	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
+	# in network namespaces (iproute2).
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
+slirp4netns iproute2"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	missing=""
 	for p in $pkgs; do
@@ -42,7 +45,8 @@ libmicrohttpd-dev libinih-dev curl"
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 libmicrohttpd-devel inih-devel curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
+slirp4netns iproute"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else

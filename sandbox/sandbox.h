@@ -119,16 +119,16 @@ bool sbx_can_switch_user(void);
 
 /*
  * The view every job starts from (sbx_view.c), prepared once in the
- * spawner: its own mount namespace, read-only and nosuid, a minimal /dev,
- * hidden paths, and (empty_netns) an empty network namespace with loopback
- * up. *host_netns gets an fd of the network namespace left behind (-1 when
- * the network is not changed). Privileged (CAP_SYS_ADMIN, CAP_NET_ADMIN).
- * 0, or -1 with *err filled.
+ * spawner: its own private mount namespace, read-only, nosuid and nodev, a
+ * minimal /dev, an empty /run, no kernel file systems but /proc, hidden
+ * directories, and (empty_netns) an empty network namespace with loopback
+ * up. Privileged (CAP_SYS_ADMIN, CAP_NET_ADMIN). 0, or -1 with *err filled.
  */
 struct sbx_view_opts {
-	const char *const *hide_dirs;  /* NULL-terminated; missing ones are skipped */
-	const char *const *hide_files; /* likewise */
+	const char *const *hide_dirs; /* NULL-terminated; missing ones are skipped */
 	bool empty_netns;
+	bool job_network; /* exec+net jobs get a network: keep /dev/net/tun for
+			   * the helper and their resolv.conf in the workshop */
 };
 
 /* A directory of the host's /tmp (or a file right in it) that every job
@@ -138,12 +138,33 @@ struct sbx_keep {
 	const char *path; /* absolute, under /tmp */
 	bool is_file;
 };
-/* Where the view keeps kept item i (under the workshop, covered by each
- * job's /tmp once that is mounted). */
-#define SBX_KEEP_DIR "/tmp/.keep/"
+/* The spawner's scratch space, covered by each job's own /tmp. */
+#define SBX_WORKSHOP "/tmp"
+/* Where the view keeps kept item i (under the workshop). */
+#define SBX_KEEP_DIR SBX_WORKSHOP "/.keep/"
 #define SBX_KEEP_MAX 64
+/* exec+net jobs: the resolver they use (slirp4netns's DNS forwarder), their
+ * resolv.conf naming it, and the helper's /dev/net/tun, in the workshop. */
+#define SBX_NET_DNS "10.0.2.3"
+#define SBX_NET_RESOLV SBX_WORKSHOP "/.resolv.conf"
+#define SBX_NET_TUN SBX_WORKSHOP "/.tun"
+
+struct sbx_view;
 int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep, int nkeep,
-		     int *host_netns, struct sbx_error *err);
+		     struct sbx_view **out, struct sbx_error *err);
+void sbx_view_free(struct sbx_view *v);
+/* The host's network namespace (an fd), or -1 when the view kept it. */
+int sbx_view_host_netns(const struct sbx_view *v);
+/* Lay the empty directory over dir, now and (sbx_view_recheck) whenever it
+ * is found uncovered again (dir renamed away and made anew). Missing dirs
+ * are remembered and covered once they exist. 0, or -1 with *err. */
+int sbx_view_hide(struct sbx_view *v, const char *dir, struct sbx_error *err);
+/* Cover again what is no longer covered: how many, or -1 with *err. */
+int sbx_view_recheck(struct sbx_view *v, struct sbx_error *err);
+/* The host's mountinfo: poll it for POLLPRI, then sbx_view_follow_host()
+ * takes out of the view what the host has unmounted (how many, or -errno). */
+int sbx_view_mountinfo_fd(const struct sbx_view *v);
+int sbx_view_follow_host(struct sbx_view *v);
 
 /*
  * A new, empty network namespace with loopback up: the caller moves into
@@ -153,14 +174,50 @@ int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep,
  */
 int sbx_netns_new(int *fd, struct sbx_error *err);
 
+/*
+ * The network of exec+net jobs (sbx_net.c): per worker slot, a network
+ * namespace served by a slirp4netns process, whose routing table sends
+ * denied destinations nowhere. Runs in the spawner. Rules: the configured
+ * networks, allowed or denied (most specific wins); the node's own
+ * addresses and sbx_net_deny()'s are always denied.
+ */
+struct sbx_net_rule {
+	uint32_t addr;	/* network byte order */
+	uint8_t prefix; /* 0..32 */
+	bool allow;
+};
+struct sbx_net_opts {
+	const char *helper; /* the slirp4netns program (absolute) */
+	const struct sbx_net_rule *rules;
+	int nrules;
+};
+struct sbx_net;
+/* Every slot's namespace and helper, now (the helper is started as root,
+ * with the caller's inheritable capabilities; it drops them). 0, or -1 with
+ * *err (the helper's own complaint went to stderr). */
+int sbx_net_new(const struct sbx_net_opts *o, unsigned nslots, int host_netns,
+		struct sbx_net **out, struct sbx_error *err);
+void sbx_net_free(struct sbx_net *n);
+/* The slot's namespace, its helper restarted first if it had died. An fd
+ * (borrowed), or -1 with *err. */
+int sbx_net_netns(struct sbx_net *n, unsigned slot, struct sbx_error *err);
+/* These addresses (network order) are denied too, instead of the last
+ * call's: the database's. 0 or -errno. */
+int sbx_net_deny(struct sbx_net *n, const uint32_t *addrs, int naddrs);
+/* A netlink socket with the host's address events: when readable, call
+ * sbx_net_addresses_changed(). 0 or -errno. */
+int sbx_net_monitor_fd(const struct sbx_net *n);
+int sbx_net_addresses_changed(struct sbx_net *n);
+/* A child was reaped: whether it was a helper (its slot restarts it). */
+bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
+
 /* The namespaces every job gets on top of the view. */
 #define SBX_JOB_NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
 
 /*
  * The init of a job's PID namespace (sbx_init.c). Called in the child of a
- * clone(SBX_JOB_NS_FLAGS): joins the host network when the profile allows
- * it, mounts a fresh /proc and a private /tmp, sets the host name, and
- * forks the task into the slot's cgroups (the init stays out of them, so
+ * clone(SBX_JOB_NS_FLAGS): joins the slot's network namespace, mounts a
+ * fresh /proc and a private /tmp, sets the host name, and forks the task into the slot's cgroups (the init stays out of them, so
  * killing the cgroup kills the task's tree and the init can still reap and
  * account for it). Returns 0 in the task (pid 2), which goes on with
  * sbx_enter(); -1 with *err on a setup failure. The init itself never
@@ -176,7 +233,8 @@ struct sbx_init_params {
 	const int *join_fds;   /* cgroup.procs files the task writes "0" to */
 	int njoin;
 	int netns_fd;          /* setns() into it first: the slot's empty network
-				* namespace, or the host's; -1 = stay */
+				* namespace, or its network helper's; -1 = stay */
+	bool net_resolv;       /* bind SBX_NET_RESOLV over /etc/resolv.conf */
 	int status_fd;         /* a datagram socket: the report goes here */
 	struct sbx_init_report report; /* slot and run_id filled in */
 	uint64_t tmp_bytes;    /* size of the private /tmp */

@@ -7,10 +7,12 @@
  * signals it sends itself that it has no handler for, so a task running as
  * pid 1 could not abort() or raise(). So the child stays the namespace's
  * init and the task runs as its child, pid 2:
- *   1. the host's network namespace, for profiles that allow network (the
- *      spawner itself lives in an empty one);
- *   2. host name "valet"; a fresh /proc for the new PID namespace; a
- *      private tmpfs on /tmp (gone when the namespace goes), with the
+ *   1. the slot's network namespace: an empty one, or for profiles that
+ *      allow network the one its network helper serves (the spawner
+ *      itself lives in yet another, empty one);
+ *   2. host name "valet"; a fresh /proc for the new PID namespace; for
+ *      jobs with network, a resolv.conf naming the helper's DNS forwarder;
+ *      a private tmpfs on /tmp (gone when the namespace goes), with the
  *      directories of the host's /tmp that hold exec task programs bound
  *      read-only at their paths;
  *   3. fork the task, which joins the slot's cgroups (writes "0" to their
@@ -136,6 +138,17 @@ static int sbx_init_mounts(const struct sbx_init_params *p, struct sbx_error *er
 
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return sbx_error_set(err, "mount /proc", errno);
+	/* exec+net: the resolver is slirp4netns's forwarder (the host's may be
+	 * on its loopback, or in a network jobs may not reach). From the
+	 * workshop, so before the job's /tmp covers it. A host without
+	 * /etc/resolv.conf keeps none. */
+	if (p->net_resolv &&
+	    (mount(SBX_NET_RESOLV, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0
+		 ? errno != ENOENT
+		 : mount(NULL, "/etc/resolv.conf", NULL,
+			 MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			 NULL) < 0))
+		return sbx_error_set(err, "mount resolv.conf", errno);
 	for (; n < p->nkeep && n < SBX_KEEP_MAX; n++) {
 		memcpy(path, SBX_KEEP_DIR, sizeof(SBX_KEEP_DIR) - 1);
 		sbx_utoa(path + sizeof(SBX_KEEP_DIR) - 1, (uint64_t)n);

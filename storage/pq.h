@@ -19,7 +19,7 @@
 #include <libpq-fe.h>
 
 #define PQ_FUNCS(X)                                                                          \
-	X(PQclear) X(PQcmdTuples) X(PQconnectPoll) X(PQconnectStart) X(PQconsumeInput)       \
+	X(PQclear) X(PQcmdTuples) X(PQconninfoFree) X(PQconninfoParse) X(PQconnectPoll) X(PQconnectStart) X(PQconsumeInput)       \
 	X(PQenterPipelineMode) X(PQerrorMessage) X(PQfinish) X(PQflush) X(PQfreemem)          \
 	X(PQgetResult) X(PQgetisnull) X(PQgetvalue) X(PQhost) X(PQisBusy) X(PQnfields)        \
 	X(PQnotifies) X(PQntuples) X(PQpipelineSync) X(PQresStatus) X(PQresultErrorField)    \
@@ -43,6 +43,8 @@ int pq_load(char *err, size_t errlen);
  * names the table's field. */
 #define PQclear (*pq_api.PQclear)
 #define PQcmdTuples (*pq_api.PQcmdTuples)
+#define PQconninfoFree (*pq_api.PQconninfoFree)
+#define PQconninfoParse (*pq_api.PQconninfoParse)
 #define PQconnectPoll (*pq_api.PQconnectPoll)
 #define PQconnectStart (*pq_api.PQconnectStart)
 #define PQconsumeInput (*pq_api.PQconsumeInput)

@@ -133,6 +133,15 @@ struct store *store_memory_new(void);
 struct config;
 /* The PostgreSQL store (storage/postgres.c): connects in the background.
  * NULL with a message in err on a bad configuration. */
+/*
+ * Where the database of a libpq URL or connection string lives, so that
+ * jobs can be kept from it: *dirs its unix socket directories, *hosts its
+ * host names and addresses (both new, NULL-terminated: free each and the
+ * array). Without a host: PGHOST, else libpq's default socket directories.
+ * Loads libpq. 0, or -errno with a sentence in err.
+ */
+int store_pg_targets(const char *url, char ***dirs, char ***hosts, char *err, size_t errlen);
+
 struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg, char *err,
 				 size_t errlen);
 

@@ -56,6 +56,8 @@
 #include "config.h"
 #include "config_internal.h"
 #include "config_value.h"
+#include "hidden.h"
+#include "netpolicy.h"
 
 #define CF_MAX_LINE 4096
 
@@ -123,11 +125,14 @@ struct cf_key {
 	int64_t min, max;
 	const char *const *names;
 	unsigned flags;
+	/* Strings: a further check of the value (0, or -EINVAL with msg). */
+	int (*check)(const char *label, const char *value, char *msg, size_t msglen);
 };
 
 static const char *const cf_backends[] = {"memory", "postgres", NULL};
 static const char *const cf_formats[] = {"text", "json", NULL};
 static const char *const cf_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const cf_net_modes[] = {"slirp4netns", "host", NULL};
 
 #define OFF(field) offsetof(struct config, field)
 #define KEY(sec, key, t, field, dflt)                                                              \
@@ -166,6 +171,13 @@ static const struct cf_key cf_keys[] = {
 	{KEY("sandbox", "cgroups", CF_BOOL, cgroups, "true")},
 	{KEY("sandbox", "uid_base", CF_INT, uid_base, "0"), .min = 0, .max = 2000000000},
 	{KEY("sandbox", "allow_degraded_isolation", CF_BOOL, allow_degraded_isolation, "false")},
+	{KEY("sandbox", "hide", CF_STRING, hide, ""), .check = hidden_check_list},
+	{KEY("network", "mode", CF_CHOICE, net_mode, "slirp4netns"), .names = cf_net_modes},
+	{KEY("network", "allow", CF_STRING, net_allow, NETPOLICY_ALLOW_DEFAULT),
+	 .check = netpolicy_check_list},
+	{KEY("network", "deny", CF_STRING, net_deny, NETPOLICY_DENY_DEFAULT),
+	 .check = netpolicy_check_list},
+	{KEY("network", "helper", CF_STRING, net_helper, "slirp4netns"), .min = 1},
 	{KEY("storage", "backend", CF_CHOICE, storage, "memory"), .names = cf_backends},
 	{KEY("storage", "database_url", CF_STRING, database_url, ""), .flags = CF_SECRET},
 	{KEY("storage", "schema", CF_STRING, db_schema, "valet"), .min = 1, .flags = CF_IDENT},
@@ -222,6 +234,8 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 			    k->name, value);
 			return -EINVAL;
 		}
+		if (k->check && k->check(k->name, value, msg, msglen) < 0)
+			return -EINVAL;
 		if ((k->flags & CF_IDENT) && !cf_is_ident(value)) {
 			snprintf(msg, msglen,
 				 "%s: \"%s\" is not a plain SQL name (lower-case letters, digits and "

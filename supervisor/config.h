@@ -66,6 +66,12 @@ struct config {
 	bool cgroups;           /* a cgroup per worker slot: memory and pids limits */
 	int uid_base;           /* slot N runs as uid/gid uid_base + N; 0 = as `user` */
 	bool allow_degraded_isolation; /* start even when the above are unavailable */
+	char *hide;             /* more directories no job sees (space-separated) */
+	/* [network]: exec+net jobs */
+	char *net_mode;         /* "slirp4netns": a namespace per slot; "host": the host's */
+	char *net_allow;        /* IPv4 networks they may reach (most specific wins) */
+	char *net_deny;         /* ... and may not */
+	char *net_helper;       /* the slirp4netns program (a name is looked up in PATH) */
 	/* [storage] */
 	char *storage;          /* "memory" or "postgres" */
 	char *database_url;     /* also VALET_DATABASE_URL */

@@ -21,13 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../sandbox/sandbox.h"
 #include "../sandbox/sbx_probe.h"
 #include "config.h"
+#include "config_value.h"
 #include "isolation.h"
+#include "netpolicy.h"
 
 static const struct isolation *global_iso;
 
@@ -151,6 +154,45 @@ static int iso_user(struct isolation *iso, const struct config *cfg, const struc
 	return 0;
 }
 
+static bool iso_has_net_task(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nexec_tasks; i++)
+		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)
+			return true;
+	return false;
+}
+
+/*
+ * exec+net jobs: a network namespace per slot served by slirp4netns (which
+ * needs the program and /dev/net/tun), or, when configured so, the host's
+ * network. Without namespaces every job shares the host's network anyway.
+ */
+static void iso_network(struct isolation *iso, const struct config *cfg)
+{
+	struct stat st;
+
+	if (!iso_has_net_task(cfg))
+		return;
+	iso->network = ISO_NET_HOST;
+	if (!iso->namespaces || !strcmp(cfg->net_mode, "host"))
+		return;
+	if (cfg->net_helper[0] == '/' ? !config_is_exec(cfg->net_helper) ||
+						!(iso->net_helper = strdup(cfg->net_helper))
+				      : config_path_lookup(cfg->net_helper, &iso->net_helper) < 0) {
+		iso_missing(iso, "exec+net jobs need slirp4netns for a network of their own (not "
+				 "found: install the slirp4netns package, or set [network] helper)");
+		return;
+	}
+	if (stat("/dev/net/tun", &st) < 0 || !S_ISCHR(st.st_mode)) {
+		iso_missing(iso, "exec+net jobs need /dev/net/tun for slirp4netns (the tun module, "
+				 "or the unit's DeviceAllow)");
+		free(iso->net_helper);
+		iso->net_helper = NULL;
+		return;
+	}
+	iso->network = ISO_NET_SLIRP;
+}
+
 int isolation_plan(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
 		   unsigned nslots, bool make_cgroups, char *err, size_t errlen)
 {
@@ -181,6 +223,7 @@ int isolation_plan(struct isolation *iso, const struct config *cfg, const struct
 					 "valetd may write to");
 		}
 	}
+	iso_network(iso, cfg);
 	if (iso->degraded && !cfg->allow_degraded_isolation) {
 		snprintf(err, errlen,
 			 "isolation configured in [sandbox] is not available here: %s. Refusing "
@@ -196,6 +239,8 @@ void isolation_release(struct isolation *iso)
 {
 	if (iso->cg.slots)
 		cgroups_teardown(&iso->cg);
+	free(iso->net_helper);
+	iso->net_helper = NULL;
 }
 
 long isolation_uid(const struct isolation *iso, unsigned slot)
@@ -205,10 +250,20 @@ long isolation_uid(const struct isolation *iso, unsigned slot)
 	return iso->uid_base ? (long)iso->uid_base + slot : (long)iso->uid;
 }
 
+static const char *iso_network_name(const struct isolation *iso, const char *profile)
+{
+	if (!iso->namespaces)
+		return "host"; /* the spawner's: without namespaces, the host's */
+	if (strcmp(profile, "exec+net") != 0)
+		return "none";
+	return iso->network == ISO_NET_SLIRP ? "slirp4netns" : "host";
+}
+
 char *isolation_record(const struct isolation *iso, unsigned slot, const char *profile)
 {
-	char buf[256], uid[24], cg[8];
+	char buf[320], uid[24], cg[8];
 	long u = isolation_uid(iso, slot);
+	const char *net = iso_network_name(iso, profile);
 
 	if (u >= 0)
 		snprintf(uid, sizeof(uid), "%ld", u);
@@ -218,13 +273,14 @@ char *isolation_record(const struct isolation *iso, unsigned slot, const char *p
 		snprintf(cg, sizeof(cg), "\"v%d\"", iso->cg.version);
 	else
 		snprintf(cg, sizeof(cg), "null");
-	/* exec+net jobs share the host's network namespace. */
+	/* exec+net jobs in the host's network have no network namespace. */
 	snprintf(buf, sizeof(buf),
-		 "{\"namespaces\":%s,\"cgroup\":%s,\"uid\":%s,\"profile\":\"%s\",\"degraded\":%s}",
-		 !iso->namespaces	       ? "[]"
-		 : strcmp(profile, "exec+net") ? "[\"pid\",\"mount\",\"ipc\",\"uts\",\"net\"]"
-					       : "[\"pid\",\"mount\",\"ipc\",\"uts\"]",
-		 cg, uid, profile, iso->degraded ? "true" : "false");
+		 "{\"namespaces\":%s,\"cgroup\":%s,\"uid\":%s,\"profile\":\"%s\","
+		 "\"network\":\"%s\",\"degraded\":%s}",
+		 !iso->namespaces	   ? "[]"
+		 : strcmp(net, "host") ? "[\"pid\",\"mount\",\"ipc\",\"uts\",\"net\"]"
+				       : "[\"pid\",\"mount\",\"ipc\",\"uts\"]",
+		 cg, uid, profile, net, iso->degraded ? "true" : "false");
 	return strdup(buf);
 }
 
@@ -236,10 +292,13 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 		    "%snamespaces: new pid, mount, ipc and uts namespaces per job; the task is\n"
 		    "%s  pid 2 under an init that takes everything along when it ends; a\n"
 		    "%s  fresh /proc, a private /tmp (tmpfs, gone with the job), the rest\n"
-		    "%s  read-only and nosuid, a minimal /dev, the config file and the\n"
-		    "%s  PostgreSQL socket directory hidden; an empty network namespace per\n"
+		    "%s  read-only, nosuid and nodev, as the host's mounts were at startup\n"
+		    "%s  (later mounts never appear; later unmounts are followed); a minimal\n"
+		    "%s  /dev, an empty /run, no other procfs, sysfs or kernel file system;\n"
+		    "%s  the config's directory, /etc/default, the database's socket\n"
+		    "%s  directory and [sandbox] hide hidden; an empty network namespace per\n"
 		    "%s  worker slot (loopback only) unless the task's profile allows network\n",
-		    in, in, in, in, in, in);
+		    in, in, in, in, in, in, in, in, in);
 	else
 		fprintf(out, "%snamespaces: none (exec tasks: a PID namespace when allowed)\n", in);
 	if (iso->cg.version)
@@ -258,6 +317,17 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 	else
 		fprintf(out, "%suser: uid %u, gid %u; no capabilities\n", in, (unsigned)iso->uid,
 			(unsigned)iso->gid);
+	if (iso->network == ISO_NET_SLIRP)
+		fprintf(out,
+			"%sexec+net tasks: a network namespace per worker slot, served by\n"
+			"%s  %s (user-mode networking, its own sandbox); IPv4 only;\n"
+			"%s  the routes below decide what jobs reach\n",
+			in, in, iso->net_helper, in);
+	else if (iso->network == ISO_NET_HOST)
+		fprintf(out,
+			"%sexec+net tasks: the HOST's network namespace: they reach the node's\n"
+			"%s  loopback and addresses, valetd's API and abstract unix sockets\n",
+			in, in);
 	if (iso->degraded)
 		fprintf(out, "%sDEGRADED: %s\n", in, iso->missing);
 }

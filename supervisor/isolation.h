@@ -26,6 +26,9 @@ struct isolation {
 	uid_t uid;	  /* that user (when uid_base is 0) */
 	gid_t gid;
 	uid_t uid_base;	   /* slot N runs as uid_base + N; 0 = all as uid */
+	/* How exec+net jobs reach the network (ISO_NET_NONE: no such task). */
+	enum iso_net { ISO_NET_NONE = 0, ISO_NET_SLIRP, ISO_NET_HOST } network;
+	char *net_helper;  /* ISO_NET_SLIRP: the slirp4netns program (new) */
 	bool degraded;	   /* something configured is missing */
 	char missing[640]; /* what, as a sentence ("" = nothing) */
 	struct cgroups cg; /* cg.version 0 = no cgroups */
@@ -45,7 +48,8 @@ void isolation_release(struct isolation *iso);
 long isolation_uid(const struct isolation *iso, unsigned slot);
 
 /* The JSON object recorded on a job (new string): namespaces, cgroup
- * version, uid, seccomp profile and whether isolation is degraded. */
+ * version, uid, seccomp profile, network ("none", "slirp4netns" or "host")
+ * and whether isolation is degraded. */
 char *isolation_record(const struct isolation *iso, unsigned slot, const char *profile);
 
 /* For --check: what every job gets, in lines starting with indent. */

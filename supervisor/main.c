@@ -10,8 +10,10 @@
  * SIGTERM/SIGINT: stop accepting, let running jobs finish within the grace
  * period, then kill them, then exit 0.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,9 @@
 #include "config.h"
 #include "core.h"
 #include "evapi.h"
+#include "hidden.h"
 #include "isolation.h"
+#include "netpolicy.h"
 #include "limits.h"
 #include "log.h"
 #include "notify.h"
@@ -51,6 +55,11 @@ struct daemon {
 	struct store *store;
 	struct config *cfg;
 	const struct cli *cli;
+	int spawner_fd;
+	bool namespaces;  /* jobs have a view to hide things from */
+	char **db_dirs;	  /* the database's socket directories, hidden */
+	char **db_addrs;  /* its IPv4 addresses, denied to exec+net jobs */
+	uint64_t policy_seq;
 	ev_signal sigterm, sigint, sighup;
 };
 
@@ -127,6 +136,85 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 }
 
 /*
+ * What jobs must not see or reach, sent to the spawner (spawner_policy):
+ * the hidden directories (hidden.h, with the database's socket
+ * directories) and the database's addresses. wait: at startup, before any
+ * job, for the answer.
+ */
+static int send_policy(struct daemon *d, bool wait)
+{
+	char **hide = d->namespaces ? hidden_dirs(d->cfg, d->db_dirs) : NULL;
+	int rc;
+
+	if (d->namespaces && !hide)
+		return -ENOMEM;
+	rc = spawner_policy(d->spawner_fd, hide, d->db_addrs, ++d->policy_seq, wait);
+	hidden_free(hide);
+	return rc;
+}
+
+/* The database's IPv4 addresses (host names resolved now, once). */
+static char **resolve_addrs(char *const *hosts)
+{
+	char **out = calloc(1, sizeof(*out));
+	size_t n = 0;
+
+	for (; out && hosts && *hosts; hosts++) {
+		struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+
+		if (getaddrinfo(*hosts, NULL, &hints, &res) != 0) {
+			log_warn("cannot resolve the database host to keep exec+net jobs from it",
+				 "host", *hosts);
+			continue;
+		}
+		for (struct addrinfo *a = res; a; a = a->ai_next) {
+			char buf[INET_ADDRSTRLEN], **grown;
+
+			inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, buf,
+				  sizeof(buf));
+			grown = realloc(out, (n + 2) * sizeof(*out));
+			if (!grown || !(grown[n] = strdup(buf))) {
+				out = grown ? grown : out;
+				break;
+			}
+			out = grown;
+			out[++n] = NULL;
+		}
+		freeaddrinfo(res);
+	}
+	return out;
+}
+
+static void free_strv(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* Where the database lives (PostgreSQL storage), and the first policy. */
+static int first_policy(struct daemon *d)
+{
+	char err[512], **hosts = NULL;
+	int rc;
+
+	if (!strcmp(d->cfg->storage, "postgres")) {
+		rc = store_pg_targets(d->cfg->database_url, &d->db_dirs, &hosts, err, sizeof(err));
+		if (rc < 0) {
+			log_error("cannot tell where the database lives", "error", err);
+			return rc;
+		}
+		d->db_addrs = resolve_addrs(hosts);
+		free_strv(hosts);
+	}
+	rc = send_policy(d, true);
+	if (rc < 0)
+		log_error("cannot hide the daemon's files from jobs (the spawner says why)",
+			  "error", strerror(-rc));
+	return rc;
+}
+
+/*
  * SIGHUP: read the file again. A bad file changes nothing. Otherwise the
  * keys the running daemon reads at each use take their new values now:
  * logging, access log, queue capacity, shutdown grace, job timeouts and
@@ -156,6 +244,13 @@ static void reload(struct daemon *d)
 	cfg->max_output_bytes = fresh->max_output_bytes;
 	cfg->max_output_limit = fresh->max_output_limit;
 	log_setup(cfg->log_format, cfg->log_level);
+	/* What jobs must not see, again: [sandbox] hide may have grown, and a
+	 * hidden directory may have been renamed away and made anew. */
+	free(cfg->hide);
+	cfg->hide = fresh->hide;
+	fresh->hide = NULL;
+	if (send_policy(d, false) < 0)
+		log_error("reload: cannot tell the spawner what to hide from jobs");
 	config_free(fresh);
 	log_info("configuration reloaded", "file", d->cli->config ? d->cli->config : "(none)");
 	notify_send("READY=1");
@@ -363,23 +458,45 @@ struct sandbox_prep {
 	struct isolation iso;
 	char *wipe[2];
 	char *config_real;
-	const char *hide_files[2];
+	char **hide;			/* the hidden directories known before libpq */
+	struct sbx_net_rule *net_rules; /* [network] allow and deny */
 	struct sbx_keep *keep; /* [nkeep], paths owned */
 	int nkeep;
 };
 
-/* Paths no job may see: the config file and PostgreSQL's socket directories. */
-static void hidden_paths(const struct config *cfg, struct sandbox_prep *p)
+/*
+ * What no job may see (hidden.h): known before the spawner is forked, so
+ * hidden from the start; the database's socket directories follow once
+ * libpq is loaded (send_policy). And how exec+net jobs reach the network.
+ */
+static int view_and_network(const struct config *cfg, struct sandbox_prep *p)
 {
-	static const char *const dirs[] = {"/etc/valet", "/run/postgresql", "/var/run/postgresql",
-					   NULL};
+	char err[1024];
+	int rc;
 
+	if ((rc = hidden_check(cfg, err, sizeof(err))) < 0) {
+		fprintf(stderr, "valetd: %s\n", err);
+		return rc;
+	}
 	p->config_real = cfg->path ? realpath(cfg->path, NULL) : NULL;
-	p->hide_files[0] = p->config_real;
-	p->hide_files[1] = NULL;
-	p->opts.view.hide_dirs = dirs;
-	p->opts.view.hide_files = p->hide_files;
+	p->hide = hidden_dirs(cfg, NULL);
+	if (!p->hide)
+		return -ENOMEM;
+	p->opts.view.hide_dirs = (const char *const *)p->hide;
 	p->opts.view.empty_netns = true;
+	p->opts.net_host = p->iso.network == ISO_NET_HOST;
+	if (p->iso.network != ISO_NET_SLIRP)
+		return 0;
+	rc = netpolicy_rules(cfg->net_allow, cfg->net_deny, &p->net_rules, &p->opts.net.nrules,
+			     err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "valetd: %s\n", err);
+		return rc;
+	}
+	p->opts.view.job_network = true;
+	p->opts.net.helper = p->iso.net_helper;
+	p->opts.net.rules = p->net_rules;
+	return 0;
 }
 
 /* Whether dir is path or one of its parents. */
@@ -496,8 +613,7 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	p->opts.namespaces = p->iso.namespaces;
 	p->opts.cgslots = p->iso.cg.version ? p->iso.cg.slots : NULL;
 	if (p->iso.namespaces) {
-		hidden_paths(cfg, p);
-		if ((rc = keep_list(cfg, p)) < 0)
+		if ((rc = view_and_network(cfg, p)) < 0 || (rc = keep_list(cfg, p)) < 0)
 			return rc;
 	}
 	return 0;
@@ -510,6 +626,8 @@ static void release_sandbox(struct sandbox_prep *p)
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
 		sbx_filter_release(&p->filters[i]);
 	free(p->config_real);
+	hidden_free(p->hide);
+	free(p->net_rules);
 	for (int i = 0; i < p->nkeep; i++)
 		free((char *)p->keep[i].path);
 	free(p->keep);
@@ -530,9 +648,9 @@ static void raise_nofile(void)
 	}
 }
 
-static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)
+static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool namespaces)
 {
-	struct daemon d = {.cfg = cfg, .cli = cli};
+	struct daemon d = {.cfg = cfg, .cli = cli, .spawner_fd = spawner_fd, .namespaces = namespaces};
 	struct store *store = NULL;
 	char err[512], n[16];
 	int rc = 1;
@@ -559,6 +677,8 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd)
 	if (!store)
 		goto out;
 	d.store = store;
+	if (first_policy(&d) < 0)
+		goto out;
 	d.core = core_new(d.loop, cfg, store, registry_global(), spawner_fd);
 	if (!d.core)
 		goto out;
@@ -584,6 +704,8 @@ out:
 	http_free(d.http);
 	core_free(d.core);
 	store_free(store);
+	free_strv(d.db_dirs);
+	free_strv(d.db_addrs);
 	return rc;
 }
 
@@ -634,7 +756,7 @@ int valet_main(int argc, char **argv)
 	}
 	/* The spawner has its own copies of the cgroup files. */
 	cgroups_close(&prep.iso.cg);
-	rc = serve(cfg, &cli, spawner_fd);
+	rc = serve(cfg, &cli, spawner_fd, prep.iso.namespaces);
 	/* Closing our end tells the spawner to kill what is left and exit. */
 	close(spawner_fd);
 	waitpid(spawner_pid, NULL, 0);

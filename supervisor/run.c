@@ -268,6 +268,10 @@ static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
 			on_exit_evt(r, &evt);
 		else if (evt.type == SPAWN_EVT_STARTED)
 			on_started_evt(r, &evt);
+		else if (evt.type == SPAWN_EVT_POLICY && evt.spawn_err)
+			log_error("the spawner could not apply what jobs must not see or reach "
+				  "(it said why on stderr)",
+				  "error", strerror(evt.spawn_err));
 	}
 }
 

@@ -35,7 +35,11 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <linux/capability.h>
 
 #include <jansson.h>
 
@@ -43,6 +47,9 @@
 #include "registry.h"
 #include "spawner.h"
 #include "taskrun.h"
+
+/* How often the view's hidden directories are checked without a reason. */
+#define SPAWNER_RECHECK_MS 2000
 
 struct slot {
 	pid_t pid; /* 0 = free */
@@ -63,7 +70,9 @@ static struct {
 	struct slot *slots;
 	unsigned nslots;
 	int status_rd, status_wr; /* inits -> spawner: the task's wait status */
-	int host_netns;           /* for profiles with network; -1 = none */
+	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
+	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
+	int host_netns;           /* exec+net jobs with net_host; -1 = none */
 } sp;
 
 /* The explicit environment of every job child. */
@@ -129,6 +138,9 @@ static void kill_all_and_exit(void)
 	for (unsigned i = 0; i < sp.nslots; i++)
 		if (sp.slots[i].pid > 0)
 			kill_slot(i);
+	/* The network helpers exit when their exit pipes close. */
+	sbx_net_free(sp.net);
+	sp.net = NULL;
 	/* Reap them (and orphans given to us): when the daemon sees us gone,
 	 * the slot cgroups are empty and can be removed. */
 	while (wait(NULL) > 0 || errno == EINTR)
@@ -311,29 +323,45 @@ static pid_t spawn_process(const struct spawn_req *req)
 	return clone_child(0);
 }
 
-/* The network namespace of a job: the host's for a profile with network,
- * else its slot's own empty one, made the first time the slot runs a job. */
-static int job_netns(const struct spawn_req *req)
+/* Whether a job's task may use the network (exec+net). */
+static bool job_has_network(const struct spawn_req *req)
 {
 	const struct task *task = registry_at(sp.opts->reg, req->task_index);
 
-	if ((req->flags & SPAWN_F_EXEC) && task && task->profile == SBX_PROFILE_EXEC_NET)
-		return sp.host_netns;
-	return sp.slots[req->slot].netns;
+	return (req->flags & SPAWN_F_EXEC) && task && task->profile == SBX_PROFILE_EXEC_NET;
 }
 
-static int slot_netns_ready(unsigned index)
+/*
+ * The network namespace of a job: for a profile with network, the slot's
+ * own that its helper serves (or the host's, with net_host); else the
+ * slot's empty one. Both are made the first time the slot needs them. 0
+ * with *fd (-1 without namespaces), or an errno.
+ */
+static int job_netns(const struct spawn_req *req, int *fd)
 {
-	struct sbx_error err;
-	struct slot *s = &sp.slots[index];
+	struct sbx_error err = {{0}, 0};
+	struct slot *s = &sp.slots[req->slot];
 
-	if (!sp.opts->namespaces || s->netns >= 0)
+	*fd = -1;
+	if (!sp.opts->namespaces)
 		return 0;
-	return sbx_netns_new(&s->netns, &err) < 0 ? err.err : 0;
+	if (job_has_network(req)) {
+		if (sp.opts->net_host || !sp.net) {
+			*fd = sp.host_netns;
+			return 0;
+		}
+		*fd = sbx_net_netns(sp.net, req->slot, &err);
+		return *fd < 0 ? err.err : 0;
+	}
+	if (s->netns < 0 && sbx_netns_new(&s->netns, &err) < 0)
+		return err.err;
+	*fd = s->netns;
+	return 0;
 }
 
 /* In the new child: the namespace init and the cgroup, then the task. */
-static void child_start(const struct spawn_req *req, const char *input, const int *fds, int nfds)
+static void child_start(const struct spawn_req *req, const char *input, const int *fds, int nfds,
+			int netns)
 {
 	const struct cg_slot *cg = cg_of(req->slot);
 	struct sbx_error err = {{0}, 0};
@@ -343,7 +371,8 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 		struct sbx_init_params ip = {
 			.join_fds = cg ? cg->join : NULL,
 			.njoin = cg ? cg->njoin : 0,
-			.netns_fd = job_netns(req),
+			.netns_fd = netns,
+			.net_resolv = netns >= 0 && netns != sp.host_netns && job_has_network(req),
 			.status_fd = sp.status_wr,
 			.report = {.slot = req->slot, .run_id = req->run_id},
 			.keep = sp.opts->keep,
@@ -373,6 +402,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	struct slot *s = slot_of(req->slot);
 	struct spawn_evt evt = {.type = SPAWN_EVT_EXIT, .slot = req->slot, .run_id = req->run_id};
 	bool peak_reset;
+	int netns;
 	pid_t pid;
 
 	if (!s || s->pid != 0 || nfds < 2) {
@@ -383,13 +413,13 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
 					    req->limits.max_processes)) != 0)
 		goto report;
-	if ((evt.spawn_err = slot_netns_ready(req->slot)) != 0)
+	if ((evt.spawn_err = job_netns(req, &netns)) != 0)
 		goto report;
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
 	pid = spawn_process(req);
 	if (pid == 0)
-		child_start(req, input, fds, nfds);
+		child_start(req, input, fds, nfds, netns);
 	if (pid < 0) {
 		evt.spawn_err = errno;
 		goto report;
@@ -408,6 +438,59 @@ report:
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	send_evt(&evt);
+}
+
+/*
+ * POLICY: what jobs must not see or reach, decided by the daemon once it
+ * knows (the database's socket directory and addresses come from libpq,
+ * loaded after we were forked), and again at each reload. The payload is
+ * NUL-terminated entries: "h/dir" hides a directory (sbx_view_hide: also
+ * when it appears later, or comes back after a rename), "dA.B.C.D" denies an
+ * IPv4 address to exec+net jobs; the denied set replaces the last one.
+ */
+static void handle_policy(const struct spawn_req *req, const char *payload)
+{
+	struct spawn_evt evt = {.type = SPAWN_EVT_POLICY, .run_id = req->run_id};
+	uint32_t deny[256];
+	int ndeny = 0, rc;
+
+	for (size_t off = 0; off < req->input_len;) {
+		const char *e = payload + off;
+		size_t len = strnlen(e, req->input_len - off);
+		struct sbx_error err = {{0}, 0};
+		struct in_addr a;
+
+		off += len + 1;
+		if (len < 2 || off > req->input_len)
+			break;
+		if (e[0] == 'h' && sp.view && sbx_view_hide(sp.view, e + 1, &err) < 0) {
+			dprintf(2, "valetd: cannot hide %s from jobs: %s: %s\n", e + 1, err.step,
+				strerror(err.err));
+			evt.spawn_err = err.err;
+		} else if (e[0] == 'd' && inet_pton(AF_INET, e + 1, &a) == 1 && ndeny < 256) {
+			deny[ndeny++] = a.s_addr;
+		}
+	}
+	if (sp.net && (rc = sbx_net_deny(sp.net, deny, ndeny)) < 0) {
+		dprintf(2, "valetd: cannot deny addresses to exec+net jobs: %s\n", strerror(-rc));
+		evt.spawn_err = -rc;
+	}
+	send_evt(&evt);
+}
+
+/* The host unmounted something, or a hidden directory was renamed away:
+ * bring the view in line before the next job is forked from it. */
+static void check_view(bool host_changed)
+{
+	struct sbx_error err = {{0}, 0};
+
+	if (!sp.view)
+		return;
+	if (host_changed && sbx_view_follow_host(sp.view) < 0)
+		dprintf(2, "valetd: cannot follow the host's unmounts: %s\n", strerror(errno));
+	if (sbx_view_recheck(sp.view, &err) < 0)
+		dprintf(2, "valetd: cannot hide a directory from jobs again: %s: %s\n", err.step,
+			strerror(err.err));
 }
 
 static void handle_kill(const struct spawn_req *req)
@@ -458,7 +541,11 @@ static void read_requests(void)
 		if (req.type == SPAWN_REQ_START &&
 		    req.input_len == (size_t)n - sizeof(req))
 			handle_start(&req, buf + sizeof(req), fds, nfds);
-		else {
+		else if (req.type == SPAWN_REQ_POLICY && req.input_len == (size_t)n - sizeof(req)) {
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			handle_policy(&req, buf + sizeof(req));
+		} else {
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
 			if (req.type == SPAWN_REQ_KILL)
@@ -489,6 +576,8 @@ static void reap(void)
 	pid_t pid;
 
 	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+		if (sbx_net_reaped(sp.net, pid))
+			continue;
 		for (unsigned i = 0; i < sp.nslots; i++) {
 			struct slot *s = &sp.slots[i];
 			if (s->pid != pid)
@@ -558,32 +647,66 @@ static void wipe_secrets(char *const *wipe)
 }
 
 /*
- * The view every job starts from, and the status socket of the inits.
- * Tells the daemon READY, with the errno of what failed (it printed why).
+ * The capability bounding set limits what any process forked from here can
+ * ever gain by execve() (a file with capabilities, a setuid-root program
+ * that nosuid and no_new_privs did not already neutralise): empty it, once,
+ * here, instead of in every job child (41 prctl() calls, each a credential
+ * change: about 90 us a job). The spawner keeps what it holds. The network
+ * helper, started as root after this, gets exactly the inheritable set
+ * (root's execve() takes the bounding set and the inheritable set), so
+ * that set gets what the helper needs first, while the bounding set still
+ * allows it. Without CAP_SETPCAP nothing changes (--check says so).
  */
+static void drop_bounding_set(void)
+{
+	static const int helper_caps[] = {CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP,
+					  CAP_NET_BIND_SERVICE};
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &hdr, caps) < 0 || !(caps[0].effective & (1U << CAP_SETPCAP)))
+		return;
+	for (size_t i = 0; sp.net && i < sizeof(helper_caps) / sizeof(helper_caps[0]); i++)
+		caps[0].inheritable |= caps[0].permitted & (1U << helper_caps[i]);
+	(void)syscall(SYS_capset, &hdr, caps);
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+		(void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+}
+
+/* The view every job starts from, the status socket of the inits, and the
+ * network of exec+net jobs. 0, or -1 with *err. */
+static int prepare_jobs(struct sbx_error *err)
+{
+	int sv[2];
+
+	if (!sp.opts->namespaces)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return sbx_error_set(err, "status socket", errno);
+	sp.status_rd = sv[0];
+	sp.status_wr = sv[1];
+	if (sbx_view_prepare(&sp.opts->view, sp.opts->keep, sp.opts->nkeep, &sp.view, err) < 0)
+		return -1;
+	sp.host_netns = sbx_view_host_netns(sp.view);
+	if (sp.opts->net.helper && !sp.opts->net_host &&
+	    sbx_net_new(&sp.opts->net, sp.nslots, sp.host_netns, &sp.net, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Tells the daemon READY, with the errno of what failed (it printed why). */
 static void send_ready(void)
 {
 	struct spawn_evt evt = {.type = SPAWN_EVT_READY};
 	struct sbx_error err = {{0}, 0};
-	int sv[2];
 
-	if (sp.opts->namespaces) {
-		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			sbx_error_set(&err, "status socket", errno);
-		} else {
-			sp.status_rd = sv[0];
-			sp.status_wr = sv[1];
-			if (sbx_view_prepare(&sp.opts->view, sp.opts->keep, sp.opts->nkeep,
-					     &sp.host_netns, &err) == 0)
-				err.err = 0;
-		}
-		if (err.err) {
-			/* The spawner has no logger: one plain line on stderr. */
-			dprintf(2, "valetd: cannot prepare the job sandbox: %s: %s\n", err.step,
-				strerror(err.err));
-			evt.spawn_err = err.err;
-		}
+	if (prepare_jobs(&err) < 0) {
+		/* The spawner has no logger: one plain line on stderr. */
+		dprintf(2, "valetd: cannot prepare the job sandbox: %s: %s\n", err.step,
+			strerror(err.err));
+		evt.spawn_err = err.err ? err.err : EIO;
 	}
+	drop_bounding_set();
 	/* Room for many children's fds in flight: the daemon took the hard
 	 * limit on open files before it forked us (main.c). */
 	send_evt(&evt);
@@ -591,8 +714,17 @@ static void send_ready(void)
 		_exit(1);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon)
 {
+	int64_t next_check;
 	sigset_t set;
 	int sfd;
 
@@ -632,16 +764,34 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 			sp.changed_signals |= 1ULL << (sig - 1);
 	taskrun_warmup();
 	send_ready();
+	next_check = now_ms() + SPAWNER_RECHECK_MS;
 
 	for (;;) {
-		struct pollfd pfd[3] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}, {sp.status_rd, POLLIN, 0}};
+		struct pollfd pfd[5] = {
+			{sock, POLLIN, 0},
+			{sfd, POLLIN, 0},
+			{sp.status_rd, POLLIN, 0},
+			{sp.view ? sbx_view_mountinfo_fd(sp.view) : -1, POLLPRI, 0},
+			{sp.net ? sbx_net_monitor_fd(sp.net) : -1, POLLIN, 0},
+		};
 		struct signalfd_siginfo si;
+		int64_t now = now_ms();
 
-		if (poll(pfd, 3, -1) < 0) {
+		/* Every few seconds, busy or not: a hidden directory that was
+		 * renamed away and made anew is covered again (a reload does it
+		 * at once). */
+		if (poll(pfd, 5, next_check > now ? (int)(next_check - now) : 0) < 0) {
 			if (errno == EINTR)
 				continue;
 			_exit(1);
 		}
+		if (pfd[3].revents || now_ms() >= next_check) {
+			check_view(pfd[3].revents != 0);
+			next_check = now_ms() + SPAWNER_RECHECK_MS;
+		}
+		if (pfd[4].revents && sbx_net_addresses_changed(sp.net) < 0)
+			dprintf(2, "valetd: cannot follow the node's addresses: %s\n",
+				strerror(errno));
 		if (pfd[1].revents) {
 			while (read(sfd, &si, sizeof(si)) > 0)
 				;
@@ -703,5 +853,46 @@ int spawner_start(const struct spawner_opts *opts, pid_t *pid_out, int *fd_out)
 	}
 	*pid_out = pid;
 	*fd_out = sv[0];
+	return 0;
+}
+
+int spawner_policy(int fd, char *const *hide, char *const *deny, uint64_t id, bool wait)
+{
+	char buf[sizeof(struct spawn_req) + SPAWN_INLINE_MAX];
+	struct spawn_req req = {.type = SPAWN_REQ_POLICY, .run_id = id};
+	struct spawn_evt evt;
+	size_t len = 0;
+
+	for (int pass = 0; pass < 2; pass++)
+		for (char *const *e = pass ? deny : hide; e && *e; e++) {
+			size_t n = strlen(*e);
+
+			if (sizeof(req) + len + n + 2 > sizeof(buf))
+				return -E2BIG;
+			buf[sizeof(req) + len] = pass ? 'd' : 'h';
+			memcpy(buf + sizeof(req) + len + 1, *e, n + 1);
+			len += n + 2;
+		}
+	req.input_len = (uint32_t)len;
+	memcpy(buf, &req, sizeof(req));
+	if (send(fd, buf, sizeof(req) + len, MSG_NOSIGNAL) < 0)
+		return -errno;
+	while (wait) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+		int rc = poll(&p, 1, 30000);
+
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return rc < 0 ? -errno : -ETIMEDOUT;
+		n = recv(fd, &evt, sizeof(evt), MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -EPIPE;
+		if (n == (ssize_t)sizeof(evt) && evt.type == SPAWN_EVT_POLICY && evt.run_id == id)
+			return -evt.spawn_err;
+	}
 	return 0;
 }

@@ -27,8 +27,15 @@ struct cg_slot;
 #define SPAWN_INLINE_MAX 4096 /* larger inputs go as a memfd on stdin */
 #define SPAWN_MAX_FDS 4
 
-enum spawn_req_type { SPAWN_REQ_START = 1, SPAWN_REQ_KILL = 2 };
-enum spawn_evt_type { SPAWN_EVT_EXIT = 1, SPAWN_EVT_STARTED = 2, SPAWN_EVT_READY = 3 };
+/* POLICY: what jobs must not see or reach (see spawner_policy()); its
+ * answer is a POLICY event with the same run_id and an errno. */
+enum spawn_req_type { SPAWN_REQ_START = 1, SPAWN_REQ_KILL = 2, SPAWN_REQ_POLICY = 3 };
+enum spawn_evt_type {
+	SPAWN_EVT_EXIT = 1,
+	SPAWN_EVT_STARTED = 2,
+	SPAWN_EVT_READY = 3,
+	SPAWN_EVT_POLICY = 4,
+};
 
 enum {
 	SPAWN_EVT_F_OOM = 1u << 0, /* EXIT: the OOM killer struck in the job's cgroup */
@@ -83,6 +90,10 @@ struct spawner_opts {
 	int nkeep;
 	struct cg_slot *cgslots;
 	uid_t uid_base;
+	/* exec+net jobs: the host's network namespace (net_host), or a
+	 * namespace per slot served by net.helper (NULL: no such task). */
+	bool net_host;
+	struct sbx_net_opts net;
 	/* Strings the spawner zeroes in its own memory (secrets such as the
 	 * database URL), so that no job child, forked from it, holds a copy.
 	 * NULL-terminated; NULL = none. The environment is always zeroed. */
@@ -95,5 +106,15 @@ struct spawner_opts {
  * errno (the spawner printed why). In the spawner this never returns.
  */
 int spawner_start(const struct spawner_opts *opts, pid_t *pid, int *fd);
+
+/*
+ * POLICY: the directories no job may see (hide; also later, when one
+ * appears or comes back after a rename) and the IPv4 addresses exec+net
+ * jobs may not reach (deny, replacing the last such list), both
+ * NULL-terminated. wait (at startup, before any job): return the spawner's
+ * answer, 0 or -errno; else its POLICY event comes with the others, with
+ * run_id id. 0 or -errno (-E2BIG: more than SPAWN_INLINE_MAX bytes).
+ */
+int spawner_policy(int fd, char *const *hide, char *const *deny, uint64_t id, bool wait);
 
 #endif

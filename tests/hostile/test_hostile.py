@@ -322,6 +322,8 @@ class HostileTest(DaemonTestCase):
         table = proc_table()
         spawners = [p for p in below(table, cls.d.proc.pid) if table[p][3] == "valetd-spawner"]
         cls.spawner = spawners[0] if spawners else None
+        # The exec+net slots' network helpers live as long as valetd.
+        cls.helpers = {p for p in below(table, cls.d.proc.pid) if table[p][3] == "slirp4netns"}
         cls.fds = fds_of(cls.d.proc.pid)
         cls.spawner_fds = fds_of(cls.spawner) if cls.spawner else {}
         cls.rss = rss_kb(cls.d.proc.pid)
@@ -444,9 +446,12 @@ class HostileTest(DaemonTestCase):
         if not isinstance(iso, dict):
             return ["[isolation record] the job has no isolation record"], None
         out = []
-        ns = {"pid", "mount", "ipc", "uts"} | (set() if case.get("net") else {"net"})
+        ns = {"pid", "mount", "ipc", "uts", "net"}
         if set(iso.get("namespaces") or []) != ns:
             out.append("[isolation] namespaces %s, not %s" % (iso.get("namespaces"), sorted(ns)))
+        network = "slirp4netns" if case.get("net") else "none"
+        if iso.get("network") != network:
+            out.append("[isolation] network %r, not %r" % (iso.get("network"), network))
         if iso.get("cgroup") not in ("v1", "v2"):
             out.append("[isolation] cgroup is %r" % iso.get("cgroup"))
         else:
@@ -465,7 +470,8 @@ class HostileTest(DaemonTestCase):
     def leftover_procs(self):
         table = proc_table()
         cg, slots = slot_procs(self.d.proc.pid)
-        where = {p: "under valetd" for p in below(table, self.d.proc.pid) - {self.spawner}}
+        where = {p: "under valetd"
+                 for p in below(table, self.d.proc.pid) - {self.spawner} - self.helpers}
         where.update({p: "in " + d for p, d in cg.items()})
         where.update({p: "uid %d" % table[p][2] for p in table if table[p][2] in self.uids})
         idle = idle_warm(set(where), table)
@@ -511,9 +517,9 @@ class HostileTest(DaemonTestCase):
             out.append("/etc/passwd changed")
         if not os.path.exists(os.path.join(self.canary, "keep")):
             out.append("the canary behind a job's symlink is gone")
-        nets = sum(1 for c in cids if CASES[c].get("net"))
-        if drain(self.tcp) > nets:
-            out.append("a job connected to the host's 127.0.0.1:%d" % self.ctx["port"])
+        if drain(self.tcp):
+            out.append("[%s] a job connected to the host's 127.0.0.1:%d"
+                       % (cases.NETNS, self.ctx["port"]))
         if drain(self.abstract):
             out.append("[%s] a job connected to the host's abstract socket" % cases.NETNS)
         out += self.check_next_jobs(any(CASES[c].get("ipc") for c in cids))

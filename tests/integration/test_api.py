@@ -890,7 +890,7 @@ class IsolationTest(unittest.TestCase):
             r = subprocess.run([VALETD, "-c", conf, "-l", "127.0.0.1:0"], capture_output=True,
                                text=True, timeout=20)
             self.assertEqual(r.returncode, 1, r)
-            self.assertIn("keep the config file elsewhere", r.stderr)
+            self.assertIn("keep the configuration in a directory of its own", r.stderr)
         finally:
             shutil.rmtree(keep, ignore_errors=True)
             shutil.rmtree(other, ignore_errors=True)
@@ -929,7 +929,8 @@ class IsolationTest(unittest.TestCase):
         self.assertIsNone(done["outcome"]["memory_peak_kb"], done)  # no cgroup
         iso = done["isolation"]
         self.assertEqual(iso, {"namespaces": [], "cgroup": None, "uid": 65534,
-                               "profile": "strict", "degraded": False})
+                               "profile": "strict", "network": "host",
+                               "degraded": False})
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to start valetd as nobody")
     def test_refuses_to_start_without_isolation(self):
@@ -950,7 +951,8 @@ class IsolationTest(unittest.TestCase):
         done = self.run_one(d, "dummytask")
         self.assertEqual(done["status"], "COMPLETED", done)
         self.assertEqual(done["isolation"], {"namespaces": [], "cgroup": None, "uid": None,
-                                             "profile": "strict", "degraded": True})
+                                             "profile": "strict", "network": "host",
+                                             "degraded": True})
 
 
 class CorsConfigTest(DaemonTestCase):

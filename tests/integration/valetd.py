@@ -367,7 +367,7 @@ class Daemon:
     """One valetd process with its own config, port and log."""
 
     def __init__(self, overrides=None, env=None, binary=None, store=None, schema=None,
-                 node_id=None, user=None, tmp_parent=None):
+                 node_id=None, user=None, tmp_parent=None, listen_host="127.0.0.1"):
         """store: "memory" or "postgres" (default: test_store()). With
         postgres, schema and node_id default to new unique names; pass a
         killed daemon's to start on its data (see clone()). tmp_parent: where
@@ -375,6 +375,7 @@ class Daemon:
         $TMPDIR or /tmp)."""
         self.binary = binary or VALETD
         self.user = user  # run valetd as this user (the test runs as root)
+        self.listen_host = listen_host  # its address; the client uses 127.0.0.1
         self.overrides = overrides or {}
         self.extra_env = env or {}
         self.store = store or test_store()
@@ -471,7 +472,8 @@ class Daemon:
                 os.chmod(self.conf_path, 0o644)
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [self.binary, "-c", self.conf_path, "-l", "127.0.0.1:%d" % self.port],
+                    [self.binary, "-c", self.conf_path, "-l",
+                     "%s:%d" % (self.listen_host, self.port)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.tmp,
                     user=self.user)
             with _live_lock:
@@ -571,6 +573,7 @@ class Daemon:
         kw.setdefault("schema", self.schema)
         kw.setdefault("node_id", self.node_id)
         kw.setdefault("tmp_parent", os.path.dirname(self.tmp))
+        kw.setdefault("listen_host", self.listen_host)
         return Daemon(self.overrides if overrides is None else overrides,
                       self.extra_env if env is None else env, **kw)
 

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""An exec task that tries what tests/hostile/test_escapes.py asks of it.
+
+Reads {"params": {...}} on stdin and prints one JSON object: for each thing
+tried, what happened - "ok"/"connected"/data, or the errno's name (ENOENT,
+EPERM, ECONNREFUSED, ...), so that the tests compare names, not messages.
+"""
+import errno
+import json
+import os
+import socket
+import sys
+import time
+
+
+def err(e):
+    if isinstance(e, OSError) and e.errno:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    if isinstance(e, socket.timeout):
+        return "TIMEOUT"
+    return type(e).__name__
+
+
+def connect(family, host, port):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        return "connected"
+    except Exception as e:  # noqa: BLE001 - the answer is the point
+        return err(e)
+    finally:
+        s.close()
+
+
+def main():
+    p = json.load(sys.stdin)["params"] or {}
+    out = {}
+    for host, port in p.get("tcp", []):
+        out["tcp %s:%d" % (host, port)] = connect(socket.AF_INET, host, port)
+    for host, port in p.get("tcp6", []):
+        out["tcp6 [%s]:%d" % (host, port)] = connect(socket.AF_INET6, host, port)
+    for name in p.get("abstract", []):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect("\0" + name)
+            out["@" + name] = "connected"
+        except OSError as e:
+            out["@" + name] = err(e)
+        s.close()
+    for path in p.get("unix", []):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            out["unix " + path] = "connected"
+        except OSError as e:
+            out["unix " + path] = err(e)
+        s.close()
+    for fam, typ, proto in p.get("sockets", []):
+        try:
+            socket.socket(fam, typ, proto).close()
+            out["socket %d %d %d" % (fam, typ, proto)] = "ok"
+        except OSError as e:
+            out["socket %d %d %d" % (fam, typ, proto)] = err(e)
+    for path in p.get("read", []):
+        try:
+            with open(path, "rb") as f:
+                out["read " + path] = f.read().decode(errors="replace")
+        except OSError as e:
+            out["read " + path] = err(e)
+    for path in p.get("write", []):
+        try:
+            with open(path, "w") as f:
+                f.write("x")
+            out["write " + path] = "ok"
+        except OSError as e:
+            out["write " + path] = err(e)
+    for path in p.get("ls", []):
+        try:
+            out["ls " + path] = sorted(os.listdir(path))
+        except OSError as e:
+            out["ls " + path] = err(e)
+    if p.get("mountinfo"):
+        mounts = []
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                a = line.split()
+                dash = a.index("-")
+                mounts.append({"point": a[4], "opts": a[5].split(","), "fstype": a[dash + 1]})
+        out["mountinfo"] = mounts
+    if p.get("status"):
+        with open("/proc/self/status") as f:
+            out["status"] = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+    if p.get("forkbomb"):
+        # Fork until the kernel says no, keep them for a while, then go.
+        kids, why = [], "none"
+        while len(kids) < 10000:
+            try:
+                pid = os.fork()
+            except OSError as e:
+                why = err(e)
+                break
+            if pid == 0:
+                time.sleep(p["forkbomb"])
+                os._exit(0)
+            kids.append(pid)
+        out["forked"] = len(kids)
+        out["stopped_by"] = why
+        for k in kids:
+            os.waitpid(k, 0)
+    if p.get("fork"):
+        kids, why = [], "ok"
+        for _ in range(p["fork"]):
+            try:
+                pid = os.fork()
+            except OSError as e:
+                why = err(e)
+                break
+            if pid == 0:
+                time.sleep(0.2)
+                os._exit(0)
+            kids.append(pid)
+        for k in kids:
+            os.waitpid(k, 0)
+        out["fork"] = why
+    if p.get("sleep"):
+        time.sleep(p["sleep"])
+    print(json.dumps(out))
+
+
+main()

@@ -1,0 +1,511 @@
+"""Escapes tried from outside, through the HTTP API, with exec tasks: each
+test here is a way out that once worked (issue 11) and must stay closed.
+
+Theory of operation: each class starts a real valetd (as root, full
+isolation) whose exec tasks run tests/hostile/escapes/probe.py, a program
+that tries what the test asks (connect, read, write, list, fork, create
+sockets) and reports each answer as data or an errno name. The test sets
+the host up around it - a "remote" network namespace reached through a
+veth pair, servers on every local address, an abstract socket, a second
+procfs, mounts made after startup, a config replaced by rename - and
+checks what the job got. Every test that expects a refusal also has a
+positive control (the same probe reaching what it may reach), so that it
+cannot pass because the probe or the network is simply broken.
+"""
+import ipaddress
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "integration"))
+from valetd import Daemon, below, proc_table  # noqa: E402
+
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escapes", "probe.py")
+PYTHON = "/usr/bin/python3"
+TAG = "%06x" % random.randrange(16 ** 6)
+ROOT = os.geteuid() == 0
+
+
+def tasks(net=False):
+    t = {"task.esc": {"command": "%s %s" % (PYTHON, PROBE)}}
+    if net:
+        t["task.esc_net"] = {"command": "%s %s" % (PYTHON, PROBE), "profile": "exec+net"}
+    return t
+
+
+def run(*cmd, check=True):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError("%s: %s" % (" ".join(cmd), r.stdout))
+    return r
+
+
+def probe(d, params, task="esc", timeout=20):
+    """Run the probe with params; returns (job, result metadata)."""
+    job = d.submit(task, params, timeout=timeout)
+    done = d.wait_all([job["id"]], timeout=timeout + 20, check_status=False)[job["id"]]
+    if done["status"] != "COMPLETED":
+        raise AssertionError("probe job %s: %s" % (done["status"], done.get("failure_reason")))
+    return done, d.result(job["id"]).get("metadata") or {}
+
+
+class Listener:
+    """A TCP server that accepts and counts connections (in a thread)."""
+
+    def __init__(self, family=socket.AF_INET, host="127.0.0.1", port=0):
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self.sock.bind((host, port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+                self.accepted += 1
+                c.close()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def close(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def host_addresses():
+    """Every address of every interface of this host: ([IPv4], [IPv6])."""
+    out = json.loads(run("ip", "-j", "addr").stdout)
+    v4, v6 = [], []
+    for ifc in out:
+        for a in ifc.get("addr_info", []):
+            if a.get("family") == "inet":
+                v4.append(a["local"])
+            elif a.get("family") == "inet6" and a.get("scope") != "link":
+                v6.append(a["local"])
+    return v4, v6
+
+
+@unittest.skipUnless(ROOT, "needs root (network namespaces, veth)")
+@unittest.skipUnless(shutil.which("slirp4netns"), "slirp4netns is not installed")
+class NetworkTest(unittest.TestCase):
+    """exec+net jobs get a network of their own: the outside, never the
+    node (its loopback, its addresses, valetd's API, abstract sockets),
+    the cloud metadata address, nor what [network] denies."""
+
+    NS = "valet-esc-" + TAG
+    VETH = "vesc" + TAG[:6]
+    REMOTE = {"allowed": "198.51.100.2", "denied_cfg": "198.51.100.130",
+              "metadata": "169.254.169.254", "inner_allowed": "10.99.0.2",
+              "private": "10.98.0.2"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cleanups = []
+        try:
+            cls._remote()
+            cls.host_srv = Listener(socket.AF_INET6, "::")
+            cls.abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            cls.abstract.bind("\0valet-esc-abstract-" + TAG)
+            cls.abstract.listen(8)
+            cls.cleanups.append(cls.abstract.close)
+            cls.d = Daemon(dict(tasks(net=True), network={
+                "allow": "0.0.0.0/0 10.99.0.0/24",
+                "deny": "10.0.0.0/8 169.254.0.0/16 198.51.100.128/25"}),
+                listen_host="0.0.0.0", tmp_parent="/var/tmp")
+            cls.d.start()
+        except BaseException:
+            cls._undo()
+            raise
+
+    @classmethod
+    def _remote(cls):
+        """A host on the other side of a veth pair, in its own network
+        namespace, with a TCP server on each of REMOTE's addresses."""
+        run("ip", "netns", "add", cls.NS)
+        cls.cleanups.append(lambda: run("ip", "netns", "del", cls.NS, check=False))
+        run("ip", "link", "add", cls.VETH, "type", "veth", "peer", "name", cls.VETH + "r")
+        cls.cleanups.append(lambda: run("ip", "link", "del", cls.VETH, check=False))
+        run("ip", "link", "set", cls.VETH + "r", "netns", cls.NS)
+        for a in ("198.51.100.1/24", "10.99.0.1/24", "10.98.0.1/24"):
+            run("ip", "addr", "add", a, "dev", cls.VETH)
+        run("ip", "link", "set", cls.VETH, "up")
+        run("ip", "route", "replace", "169.254.169.254/32", "dev", cls.VETH)
+        cls.cleanups.append(lambda: run("ip", "route", "del", "169.254.169.254/32", "dev",
+                                        cls.VETH, check=False))
+        inside = ["ip", "netns", "exec", cls.NS]
+        for a in ("198.51.100.2/24", "198.51.100.130/24", "169.254.169.254/32",
+                  "10.99.0.2/24", "10.98.0.2/24"):
+            run(*inside, "ip", "addr", "add", a, "dev", cls.VETH + "r")
+        run(*inside, "ip", "link", "set", cls.VETH + "r", "up")
+        run(*inside, "ip", "link", "set", "lo", "up")
+        run(*inside, "ip", "route", "add", "default", "dev", cls.VETH + "r")
+        cls.remote_port = 20000 + random.randrange(20000)
+        cls.remote = subprocess.Popen(inside + [
+            sys.executable, "-c",
+            "import socket,sys\n"
+            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+            "s.bind(('0.0.0.0',%d)); s.listen(64); print('up',flush=True)\n"
+            "while True:\n c,_=s.accept(); c.close()\n" % cls.remote_port],
+            stdout=subprocess.PIPE, text=True)
+        cls.cleanups.append(lambda: (cls.remote.kill(), cls.remote.wait()))
+        if cls.remote.stdout.readline().strip() != "up":
+            raise AssertionError("the remote server did not start")
+        # The host itself reaches every remote address (the test network works).
+        for a in cls.REMOTE.values():
+            s = socket.create_connection((a, cls.remote_port), timeout=3)
+            s.close()
+
+    @classmethod
+    def _undo(cls):
+        for c in reversed(cls.cleanups):
+            try:
+                c()
+            except Exception:  # noqa: BLE001
+                pass
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            cls.host_srv.close()
+            cls._undo()
+
+    def test_reaches_the_outside_and_not_the_node(self):
+        v4, v6 = host_addresses()
+        api, srv, rp = self.d.port, self.host_srv.port, self.remote_port
+        params = {
+            "tcp": [[a, p] for a in v4 + ["127.0.0.1", "10.0.2.2"] for p in (api, srv)] +
+                   [[a, rp] for a in self.REMOTE.values()],
+            "tcp6": [[a, srv] for a in v6 + ["::1"]],
+            "abstract": ["valet-esc-abstract-" + TAG],
+            "read": ["/etc/resolv.conf"],
+        }
+        before = self.host_srv.accepted
+        job, meta = probe(self.d, params, task="esc_net")
+        # Positive control: the outside is reachable, as [network] allows.
+        self.assertEqual(meta["tcp %s:%d" % (self.REMOTE["allowed"], rp)], "connected", meta)
+        self.assertEqual(meta["tcp %s:%d" % (self.REMOTE["inner_allowed"], rp)], "connected",
+                         meta)
+        # Denied by [network] (a /25 inside an allowed range, 10/8 around an
+        # allowed /24) and by default (the metadata address): at once.
+        for k in ("denied_cfg", "private", "metadata"):
+            self.assertEqual(meta["tcp %s:%d" % (self.REMOTE[k], rp)], "EHOSTUNREACH",
+                             (k, meta))
+        # The node: valetd's API and a server on every address, v4 and v6.
+        for key, got in meta.items():
+            if key.startswith("tcp") and not any(
+                    "%s:%d" % (a, rp) in key for a in self.REMOTE.values()):
+                self.assertNotEqual(got, "connected", (key, meta))
+        self.assertEqual(self.host_srv.accepted, before, meta)
+        self.assertEqual(meta["@valet-esc-abstract-" + TAG], "ECONNREFUSED", meta)
+        # Names resolve through slirp4netns's forwarder, not the host's resolver.
+        self.assertEqual(meta["read /etc/resolv.conf"], "nameserver 10.0.2.3\n", meta)
+        iso = job["isolation"]
+        self.assertEqual(iso["network"], "slirp4netns", iso)
+        self.assertIn("net", iso["namespaces"], iso)
+        self.assertIs(iso["degraded"], False, iso)
+
+    def test_new_node_address_is_denied(self):
+        """An address the node gets after startup is denied to jobs too (the
+        spawner follows the host's address events)."""
+        addr = "198.18.%d.%d" % (random.randrange(1, 250), random.randrange(1, 250))
+        run("ip", "addr", "add", addr + "/32", "dev", self.VETH)
+        try:
+            srv = Listener(socket.AF_INET, addr)
+            time.sleep(0.5)
+            _, meta = probe(self.d, {"tcp": [[addr, srv.port],
+                                             [self.REMOTE["allowed"], self.remote_port]]},
+                            task="esc_net")
+            srv.close()
+        finally:
+            run("ip", "addr", "del", addr + "/32", "dev", self.VETH, check=False)
+        self.assertEqual(meta["tcp %s:%d" % (self.REMOTE["allowed"], self.remote_port)],
+                         "connected", meta)
+        self.assertEqual(meta["tcp %s:%d" % (addr, srv.port)], "EHOSTUNREACH", meta)
+        self.assertEqual(srv.accepted, 0)
+
+    def test_only_tcp_and_udp(self):
+        """exec+net sockets: TCP and UDP over IPv4 and IPv6, nothing else of IP."""
+        inet, inet6 = socket.AF_INET, socket.AF_INET6
+        st, dg = socket.SOCK_STREAM, socket.SOCK_DGRAM
+        ok = [[inet, st, 0], [inet, st, 6], [inet, dg, 0], [inet, dg, 17], [inet6, st, 6],
+              [inet6, dg, 17]]
+        refused = [[inet, st, 262], [inet6, st, 262], [inet, dg, 136], [inet6, dg, 136],
+                   [inet, st, 132], [inet, socket.SOCK_SEQPACKET, 132], [inet, dg, 1],
+                   [inet6, dg, 58], [inet, dg, 115], [inet, socket.SOCK_RAW, 1]]
+        _, meta = probe(self.d, {"sockets": ok + refused}, task="esc_net")
+        for f, t, p in ok:
+            self.assertEqual(meta["socket %d %d %d" % (f, t, p)], "ok", meta)
+        for f, t, p in refused:
+            self.assertEqual(meta["socket %d %d %d" % (f, t, p)], "EPERM", (f, t, p, meta))
+
+
+@unittest.skipUnless(ROOT, "needs root (mounts)")
+class HiddenTest(unittest.TestCase):
+    """What valetd reads stays out of every job's view: the config's
+    directory (also after an editor replaced the file by rename, and after
+    the directory itself was renamed away and made anew), /etc/default, and
+    [sandbox] hide."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.extra = "/var/tmp/valet-esc-hide-" + TAG
+        os.makedirs(cls.extra)
+        with open(os.path.join(cls.extra, "secret"), "w") as f:
+            f.write("extra-secret\n")
+        cls.default = "/etc/default/valet-esc-" + TAG
+        with open(cls.default, "w") as f:
+            f.write("VALET_DATABASE_URL=postgres://u:pw-%s@db/x\n" % TAG)
+        cls.d = Daemon(dict(tasks(), sandbox={"hide": cls.extra}), tmp_parent="/var/tmp")
+        try:
+            cls.d.start()
+            os.chmod(cls.d.tmp, 0o755)
+            os.chmod(cls.d.conf_path, 0o644)
+        except BaseException:
+            cls.d.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            shutil.rmtree(cls.extra, ignore_errors=True)
+            shutil.rmtree(cls.extra + ".old", ignore_errors=True)
+            os.unlink(cls.default)
+
+    def read(self, *paths):
+        return probe(self.d, {"read": list(paths), "ls": ["/etc"]})[1]
+
+    def test_config_after_an_edit(self):
+        conf = self.d.conf_path
+        meta = self.read(conf)
+        self.assertEqual(meta["read " + conf], "ENOENT", meta)
+        self.assertIn("passwd", meta["ls /etc"], meta)  # positive control: /etc is there
+        # What sed -i, editors, git and cp + mv do: a new file renamed over.
+        with open(conf) as f:
+            text = f.read()
+        new = conf + ".new"
+        with open(new, "w") as f:
+            f.write(text + "# secret-after-edit-%s\n" % TAG)
+        os.chmod(new, 0o644)
+        os.rename(new, conf)
+        meta = self.read(conf)
+        self.assertEqual(meta["read " + conf], "ENOENT", meta)
+        os.kill(self.d.proc.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        meta = self.read(conf)
+        self.assertEqual(meta["read " + conf], "ENOENT", meta)
+
+    def test_default_and_hide(self):
+        secret = os.path.join(self.extra, "secret")
+        meta = self.read(self.default, secret, "/etc/hostname")
+        self.assertEqual(meta["read " + self.default], "ENOENT", meta)
+        self.assertEqual(meta["read " + secret], "ENOENT", meta)
+        self.assertNotIn(meta["read /etc/hostname"], ("ENOENT", "EACCES"), meta)
+
+    def test_directory_renamed_and_made_anew(self):
+        """A hidden directory renamed away and made again is hidden again: at
+        once on SIGHUP, else within the spawner's periodic check."""
+        secret = os.path.join(self.extra, "secret")
+        os.rename(self.extra, self.extra + ".old")
+        os.makedirs(self.extra)
+        with open(secret, "w") as f:
+            f.write("new-secret\n")
+        os.kill(self.d.proc.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        meta = self.read(secret, "/etc/hostname")
+        self.assertEqual(meta["read " + secret], "ENOENT", meta)
+        self.assertNotEqual(meta["read /etc/hostname"], "ENOENT", meta)
+        # Without a reload: the periodic check (every 2 s).
+        shutil.rmtree(self.extra + ".old")
+        os.rename(self.extra, self.extra + ".old")
+        os.makedirs(self.extra)
+        with open(secret, "w") as f:
+            f.write("newer-secret\n")
+        time.sleep(3)
+        meta = self.read(secret)
+        self.assertEqual(meta["read " + secret], "ENOENT", meta)
+
+
+@unittest.skipUnless(ROOT, "needs root (mounts)")
+class DatabaseSocketTest(unittest.TestCase):
+    """The database's socket directory, as database_url names it, is hidden
+    (not a fixed list): here a directory outside /tmp (jobs have a /tmp of
+    their own anyway) where the test server's socket also shows."""
+
+    def setUp(self):
+        url = os.environ.get("VALET_TEST_DATABASE_URL")
+        if not url:
+            self.fail("VALET_TEST_DATABASE_URL is not set: run through tests/run_tests.sh")
+        u = urllib.parse.urlparse(url)
+        q = urllib.parse.parse_qs(u.query)
+        host, port = q["host"][0], q.get("port", ["5432"])[0]
+        self.dir = "/var/tmp/valet-esc-pg-" + TAG
+        os.makedirs(self.dir, exist_ok=True)
+        run("mount", "--bind", host, self.dir)
+        self.addCleanup(lambda: (run("umount", "-l", self.dir, check=False),
+                                 os.rmdir(self.dir)))
+        q["host"] = [self.dir]
+        self.sock = os.path.join(self.dir, ".s.PGSQL." + port)
+        self.assertTrue(os.path.exists(self.sock))
+        self.d = Daemon(tasks(), store="postgres", tmp_parent="/var/tmp")
+        self.d.database_url = "%s://%s%s?%s" % (u.scheme, u.netloc, u.path,
+                                                urllib.parse.urlencode(q, doseq=True))
+        self.d.start()
+        self.addCleanup(self.d.stop)
+
+    def test_socket_dir_hidden(self):
+        _, meta = probe(self.d, {"ls": [self.dir, "/var/tmp"], "unix": [self.sock]})
+        self.assertEqual(meta["ls " + self.dir], [], meta)
+        self.assertEqual(meta["unix " + self.sock], "ENOENT", meta)
+        self.assertNotEqual(meta["ls /var/tmp"], "ENOENT", meta)
+
+
+@unittest.skipUnless(ROOT, "needs root (mounts)")
+class MountTest(unittest.TestCase):
+    """The view is the host's mounts as they were at startup: nothing the
+    host mounts later reaches a job (even from a shared mount), what the
+    host unmounts leaves the view, no procfs, sysfs or devtmpfs but the
+    job's own, and nosuid and nodev everywhere (dev only in /dev)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = "/var/tmp/valet-esc-mnt-" + TAG
+        cls.shared = os.path.join(cls.base, "shared")
+        cls.proc2 = os.path.join(cls.base, "proc")
+        cls.gone = os.path.join(cls.base, "gone")
+        cls.mounted = []
+        for d in (cls.shared, cls.proc2, cls.gone):
+            os.makedirs(d)
+        os.makedirs(os.path.join(cls.shared, "late"))
+        os.chmod(os.path.join(cls.shared, "late"), 0o777)
+        try:
+            # A shared mount: what the host mounts below it propagates to
+            # every namespace that is its peer or slave.
+            run("mount", "--bind", cls.shared, cls.shared)
+            cls.mounted.append(cls.shared)
+            run("mount", "--make-shared", cls.shared)
+            run("mount", "-t", "proc", "proc", cls.proc2)
+            cls.mounted.append(cls.proc2)
+            run("mount", "-t", "tmpfs", "-o", "size=1m", "valet-esc-gone", cls.gone)
+            cls.mounted.append(cls.gone)
+            cls.d = Daemon(tasks(), tmp_parent="/var/tmp")
+            cls.d.start()
+        except BaseException:
+            cls._unmount()
+            raise
+
+    @classmethod
+    def _unmount(cls):
+        for m in reversed(cls.mounted):
+            run("umount", "-l", m, check=False)
+        shutil.rmtree(cls.base, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            cls._unmount()
+
+    def spawner(self):
+        table = proc_table()
+        for p in below(table, self.d.proc.pid):
+            if table[p][3] == "valetd-spawner":
+                return p
+        self.fail("no spawner below valetd")
+
+    def test_late_mount_never_reaches_a_job(self):
+        late = os.path.join(self.shared, "late")
+        run("mount", "-t", "tmpfs", "-o", "size=1m,mode=1777", "valet-esc-late", late)
+        self.mounted.append(late)
+        with open(os.path.join(late, "host-file"), "w") as f:
+            f.write("x")
+        _, meta = probe(self.d, {"ls": [late], "write": [late + "/job-file"],
+                                 "mountinfo": True})
+        self.assertEqual(meta["ls " + late], [], meta)
+        self.assertEqual(meta["write %s/job-file" % late], "EROFS", meta)
+        self.assertFalse(os.path.exists(os.path.join(late, "job-file")))
+        self.assertNotIn(late, [m["point"] for m in meta["mountinfo"]])
+
+    def test_no_kernel_fs_and_flags(self):
+        _, meta = probe(self.d, {"ls": [self.proc2, "/sys", "/run", "/proc/1"],
+                                 "mountinfo": True})
+        self.assertEqual(meta["ls " + self.proc2], [], meta)
+        self.assertEqual(meta["ls /sys"], [], meta)
+        self.assertEqual(meta["ls /run"], [], meta)
+        self.assertNotEqual(meta["ls /proc/1"], "ENOENT", meta)  # its own /proc works
+        procs = [m for m in meta["mountinfo"] if m["fstype"] == "proc"]
+        self.assertEqual([m["point"] for m in procs][-1:], ["/proc"], procs)
+        for m in meta["mountinfo"]:
+            where = m["point"]
+            if m["fstype"] in ("sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
+                               "debugfs", "mqueue"):
+                self.assertTrue(where.startswith("/dev/") or where.startswith("/tmp/"),
+                                m)
+            self.assertIn("nosuid", m["opts"], m)
+            if not (where == "/dev" or where.startswith("/dev/")):
+                self.assertIn("nodev", m["opts"], m)
+            if where not in ("/proc", "/tmp") and not where.startswith("/dev"):
+                self.assertIn("ro", m["opts"], m)
+
+    def test_host_unmount_is_followed(self):
+        """A file system the host unmounts leaves the jobs' view too (it
+        does not stay busy while valetd runs)."""
+        spawner = self.spawner()
+
+        def in_view():
+            with open("/proc/%d/mountinfo" % spawner) as f:
+                return any(line.split()[4] == self.gone for line in f)
+
+        self.assertTrue(in_view())
+        run("umount", self.gone)
+        self.mounted.remove(self.gone)
+        deadline = time.monotonic() + 3
+        while in_view() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(in_view())
+
+
+@unittest.skipUnless(ROOT, "needs root (users, capabilities)")
+class PrivilegeTest(unittest.TestCase):
+    """A job holds no capability, not even in its bounding set."""
+
+    def test_bounding_set_empty(self):
+        d = Daemon(tasks(), tmp_parent="/var/tmp")
+        d.start()
+        try:
+            _, meta = probe(d, {"status": True})
+        finally:
+            d.stop()
+        st = meta["status"]
+        for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            self.assertEqual(int(st[k], 16), 0, (k, st))
+        self.assertEqual(st["NoNewPrivs"].strip(), "1", st)
+
+
+if __name__ == "__main__":
+    unittest.main()
