@@ -110,10 +110,10 @@ json() {
 
 # --- the valetd helpers ------------------------------------------------------
 
-# service_caps: the installed unit's AmbientCapabilities= as setpriv wants
+# service_caps [KEY]: the installed unit's AmbientCapabilities= (or KEY=) as setpriv wants
 # them ("+setuid,+setgid,...").
 service_caps() {
-	sed -n 's/^AmbientCapabilities=//p' /lib/systemd/system/valetd.service |
+	sed -n "s/^${1:-AmbientCapabilities}=//p" /lib/systemd/system/valetd.service |
 		tr ' ' '\n' | sed -n 's/^CAP_\(.*\)/+\1/p' | tr 'A-Z' 'a-z' | paste -sd, -
 }
 
@@ -152,16 +152,19 @@ undelegate() {
 # the unit's User=valet with the unit's ambient capabilities, in cgroups
 # delegated to it. Wait for its "listening on" line, set $url and $vpid.
 start_valetd() {
-	local name=$1 addr caps
+	local name=$1 addr caps bset
 	shift
 	caps=$(service_caps)
+	bset=$(service_caps CapabilityBoundingSet)
 	[ -n "$caps" ] || { echo "no AmbientCapabilities= in the installed unit"; return 1; }
+	[ -n "$bset" ] || { echo "no CapabilityBoundingSet= in the installed unit"; return 1; }
 	delegate || { echo "cannot delegate cgroups to user valet"; return 1; }
 	chmod 755 "$tmp"
 	# shellcheck disable=SC2016 # $$ and $d expand in the inner shell
 	sh -c 'for d in $0; do echo $$ >"$d/cgroup.procs" || exit 1; done; exec "$@"' \
 		"$delegated" \
 		setpriv --reuid=valet --regid=valet --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
+		--bounding-set="-all,$bset" --no-new-privs \
 		/usr/sbin/valetd "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
 	vpid=$!
 	pids="$pids $vpid"
@@ -365,6 +368,17 @@ check_timeout_kill() {
 	[ "$(json "$tmp/slow.job" 'd["failure_reason"]')" = "timed out after 500ms (killed)" ]
 }
 
+# An exec+net task gets a network of its own (slirp4netns, as the unit's
+# capabilities and devices allow): valetd's own port on the node's
+# loopback is out of its reach.
+check_net_job() {
+	local port=${url##*:}
+	run_job netcheck "{\"name\":\"pkg\",\"task_name\":\"netcheck\",\"task_params\":{\"port\":$port}}" ||
+		return 1
+	[ "$(json "$tmp/netcheck.result" 'd["metadata"]')" = refused ] || return 1
+	[ "$(json "$tmp/netcheck.job" 'd["isolation"]["network"]')" = slirp4netns ]
+}
+
 check_wordcount_job() {
 	run_job wordcount '{"name":"pkg","task_name":"wordcount","task_params":{"text":"a b c\nd"}}' ||
 		return 1
@@ -483,7 +497,10 @@ check "pkg-config --modversion valet is $VERSION" \
 	sh -c "test \"\$(pkg-config --modversion valet)\" = $VERSION"
 check "build a plugin with pkg-config --cflags valet" build_plugin
 check "build a program with pkg-config --cflags --libs valet (shared libvalet)" build_program
-cat >"$tmp/valetd.conf" <<EOF
+# The config in a directory of its own: valetd hides its directory from
+# jobs, which must still see the scripts of the tasks.
+mkdir -p "$tmp/etc"
+cat >"$tmp/etc/valetd.conf" <<EOF
 [tasks]
 plugin_dir = $tmp/plugins
 
@@ -496,6 +513,21 @@ command = /usr/bin/id -u
 
 [task.caps]
 command = /bin/sh $tmp/caps.sh
+
+[task.netcheck]
+command = /usr/bin/python3 $tmp/netcheck.py
+profile = exec+net
+EOF
+cat >"$tmp/netcheck.py" <<'EOF'
+import json, socket, sys
+port = json.load(sys.stdin)["params"]["port"]
+s = socket.socket()
+s.settimeout(3)
+try:
+    s.connect(("127.0.0.1", port))
+    print('"connected"')
+except OSError:
+    print('"refused"')
 EOF
 cat >"$tmp/caps.sh" <<'EOF'
 printf '"%s"' "$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)"
@@ -503,7 +535,7 @@ EOF
 [ -f /usr/lib/valet/tasks/demo.so ] && ln -sf /usr/lib/valet/tasks/demo.so "$tmp/plugins/demo.so"
 chmod -R a+rX "$tmp"
 if [ -f "$tmp/plugins/hello.so" ] &&
-	check "valetd starts with a temporary plugin_dir" start_valetd plugin -c "$tmp/valetd.conf"
+	check "valetd starts with a temporary plugin_dir" start_valetd plugin -c "$tmp/etc/valetd.conf"
 then
 	check "GET /api/tasks lists the tasks of the temporary config" \
 		check_tasks_listed "caps dummytask echoprev failtask hello sha256 sleep whoami wordcount"
@@ -512,6 +544,8 @@ then
 	check "a task is killed at its deadline (CAP_KILL)" check_timeout_kill
 	if [ -x /usr/bin/python3 ]; then
 		check "a job of the installed wordcount.py exec task completes" check_wordcount_job
+		check "an exec+net job has its own network: valetd's port is out of reach" \
+			check_net_job
 	else
 		echo "skip wordcount: /usr/bin/python3 is not installed"
 	fi

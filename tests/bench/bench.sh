@@ -15,6 +15,9 @@
 #   3. the same with 10000 jobs parked (run_at an hour ahead) in the daemon
 #   4. park 100000 jobs, read the daemon's VmRSS, then the same 20000 jobs
 #   5. kill latency: 200 jobs that sleep 10 s under a 50 ms timeout
+#   2c. exec tasks under full isolation (/bin/echo {}, BENCH_EXEC_JOBS jobs):
+#      profile exec, then exec+net (a network namespace per slot served by
+#      slirp4netns): what the network costs per job
 #   6. step 2 with storage = postgres: a throwaway PostgreSQL on this machine
 #      (tests/pg_tmp.sh with PG_TMP_DURABLE=1: fsync and synchronous_commit
 #      on), a fresh schema per run, after an untimed warm-up run of 2000 jobs
@@ -25,7 +28,7 @@
 # written to $BUILD/bench/summary.txt. The loadgen reports (JSON) and the
 # daemon logs stay in $BUILD/bench/.
 #
-# Knobs (environment): BENCH_JOBS=20000 BENCH_CONNS=8 BENCH_WORKERS=2
+# Knobs (environment): BENCH_JOBS=20000 BENCH_EXEC_JOBS=5000 BENCH_CONNS=8 BENCH_WORKERS=2
 # BENCH_PARK_SMALL=10000 BENCH_PARK_LARGE=100000 BENCH_KILL=200
 # BENCH_REPEAT=1 (rounds: steps 1-4 each run once per round, each on a fresh
 # daemon, then step 6 as many times; the summary shows the median run, the
@@ -37,6 +40,7 @@ set -u
 
 BUILD=${BUILD:-build}
 JOBS=${BENCH_JOBS:-20000}
+EXEC_JOBS=${BENCH_EXEC_JOBS:-5000}
 CONNS=${BENCH_CONNS:-8}
 WORKERS=${BENCH_WORKERS:-2}
 PARK_SMALL=${BENCH_PARK_SMALL:-10000}
@@ -99,8 +103,13 @@ start_daemon() {
 		plugin_dir = $(cd "$BUILD/tasks" && pwd)
 		[log]
 		level = warn
-		[sandbox]
+		[task.echo]
+		command = /bin/echo {}
 	EOF
+	if command -v slirp4netns >/dev/null; then
+		printf '[task.echo_net]\ncommand = /bin/echo {}\nprofile = exec+net\n' >>"$TMP/bench.conf"
+	fi
+	printf '[sandbox]\n' >>"$TMP/bench.conf"
 	# The issue-2 steps measure seccomp isolation alone (as the core was
 	# built); the "full" step adds namespaces, cgroups and a uid per slot.
 	if [ "${FULL_ISOLATION:-0}" = 1 ]; then
@@ -203,7 +212,7 @@ measure() {
 		fi
 		record_rss "$name.$run"
 	fi
-	loadgen "$name.$run" --jobs "$JOBS"
+	loadgen "$name.$run" --jobs "${MEASURE_JOBS:-$JOBS}" ${MEASURE_TASK:+--task "$MEASURE_TASK"}
 	stop_daemon
 }
 
@@ -241,6 +250,9 @@ for run in $(seq "$REPEAT"); do
 	measure empty "$run" 0
 	# Full isolation, same workload: namespaces + cgroup + uid + seccomp.
 	FULL_ISOLATION=1 measure full "$run" 0
+	# Exec tasks, full isolation: without network, then with exec+net's.
+	FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0
+	FULL_ISOLATION=1 MEASURE_TASK=echo_net MEASURE_JOBS=$EXEC_JOBS measure exec_net "$run" 0
 	measure park_small "$run" "$PARK_SMALL"
 	measure park_large "$run" "$PARK_LARGE"
 done
@@ -266,10 +278,10 @@ fi
 PG_DIR=
 
 python3 - "$OUT" "$JOBS" "$PARK_SMALL" "$PARK_LARGE" "$KILL" "$WORKERS" "$CONNS" "$REPEAT" \
-	>"$OUT/summary.txt" <<'EOF'
+	"$EXEC_JOBS" >"$OUT/summary.txt" <<'EOF'
 import glob, json, os, re, sys
 
-out, jobs, park_small, park_large, kill, workers, conns, repeat = sys.argv[1:]
+out, jobs, park_small, park_large, kill, workers, conns, repeat, exec_jobs = sys.argv[1:]
 
 def load(name):
     try:
@@ -361,6 +373,12 @@ def round_forks(name):
 pct_small = round_ratio("park_small", "empty")
 pct_large = round_ratio("park_large", "empty")
 pct_full = round_ratio("full", "empty")
+rate_exec = get(median_run("exec"), "run", "throughput")
+rate_exec_net = get(median_run("exec_net"), "run", "throughput")
+pct_exec_net = round_ratio("exec_net", "exec")
+# What exec+net's network costs a job: the difference of the per-job times.
+net_us = (1e6 / rate_exec_net - 1e6 / rate_exec) * int(workers) \
+    if rate_exec and rate_exec_net else None
 # PostgreSQL runs after the other rounds: the ratio of the medians.
 rate_empty = get(median_run("empty"), "run", "throughput")
 pct_pg = get(median_run("postgres"), "run", "throughput") / rate_empty * 100 \
@@ -393,6 +411,10 @@ rows = [
      ">= 1000 jobs/s", mark(ok(rate_full is not None and rate_full >= 1000, rate_full))),
     ("  (namespaces, cgroup, uid per slot)", "", "", ""),
     ("  submit-to-complete p50 / p99", both(full, "latency_ms"), "", ""),
+    ("exec task (/bin/echo), full isolation", fmt(rate_exec, "%.0f", " jobs/s"), "", ""),
+    ("  with exec+net's network (slirp4netns)", "%s (%s of exec)" % (
+        fmt(rate_exec_net, "%.0f", " jobs/s"), fmt(pct_exec_net, "%.0f", "%")), "", ""),
+    ("  the network's cost per job", fmt(net_us, "%.0f", " us"), "", ""),
     ("throughput, %s parked" % park_small, "%s (%s of empty)" % (
         fmt(rate_small, "%.0f", " jobs/s"), fmt(pct_small, "%.0f", "%")), "within 10%",
      mark(ok(pct_small is not None and pct_small >= 90, pct_small))),
