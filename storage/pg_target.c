@@ -6,11 +6,12 @@
  * Theory of operation: libpq itself parses the URL or key=value string
  * (PQconninfoParse), so every form it accepts is understood the same way:
  * host may be a comma-separated list, each a host name, an address or (a
- * leading '/') a socket directory; hostaddr lists addresses. Without any,
- * libpq uses PGHOST, then its built-in socket directory: Debian's
- * /var/run/postgresql, elsewhere /tmp (jobs have their own /tmp: nothing to
- * hide there). An
- * abstract socket ('@') lives in a network namespace, where jobs are not.
+ * leading '/') a socket directory; hostaddr lists addresses. What the
+ * string does not give, libpq takes from PGHOST and PGHOSTADDR; without
+ * either (or for an empty item of host) it uses its built-in socket
+ * directory: Debian's /var/run/postgresql, elsewhere /tmp (jobs have their
+ * own /tmp: nothing to hide there). An abstract socket ('@') lives in a
+ * network namespace, where jobs are not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,8 +38,10 @@ static int pgt_add(char ***list, size_t *n, const char *s, size_t len)
 	return 0;
 }
 
-/* Each element of a comma-separated list. */
-static int pgt_split(const char *v, char ***dirs, size_t *nd, char ***hosts, size_t *nh)
+/* Each element of a comma-separated list. An empty element is libpq's
+ * default socket directory: *empty becomes true. */
+static int pgt_split(const char *v, char ***dirs, size_t *nd, char ***hosts, size_t *nh,
+		     bool *empty)
 {
 	int rc = 0;
 
@@ -49,7 +52,11 @@ static int pgt_split(const char *v, char ***dirs, size_t *nd, char ***hosts, siz
 			rc = pgt_add(dirs, nd, v, len);
 		else if (len && v[0] != '@')
 			rc = pgt_add(hosts, nh, v, len);
+		else if (!len)
+			*empty = true;
 		v += len + (v[len] == ',');
+		if (!*v && v[-1] == ',')
+			*empty = true; /* "a," */
 	}
 	return rc;
 }
@@ -66,34 +73,46 @@ int store_pg_targets(const char *url, char ***dirs_out, char ***hosts_out, char 
 {
 	static const char *const defaults[] = {"/var/run/postgresql", "/run/postgresql", NULL};
 	char **dirs = NULL, **hosts = NULL, *msg = NULL;
+	const char *host = NULL, *hostaddr = NULL;
 	size_t nd = 0, nh = 0;
 	PQconninfoOption *opts;
-	bool any = false;
+	bool empty = false;
 	int rc = 0;
 
 	if (pq_load(err, errlen) < 0)
 		return -ENOENT;
 	opts = PQconninfoParse(url ? url : "", &msg);
 	if (!opts) {
-		snprintf(err, errlen, "database_url: %s", msg ? msg : "out of memory");
+		/* libpq's messages end with a newline; a sentence does not. */
+		snprintf(err, errlen, "database_url: %.*s", msg ? (int)strcspn(msg, "\n") : 13,
+			 msg ? msg : "out of memory");
 		if (msg)
 			PQfreemem(msg);
 		return -EINVAL;
 	}
-	for (PQconninfoOption *o = opts; o->keyword && rc == 0; o++) {
-		if (!o->val || !o->val[0])
-			continue;
-		if (!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr")) {
-			rc = pgt_split(o->val, &dirs, &nd, &hosts, &nh);
-			any = true;
-		}
+	/*
+	 * As libpq connects: host and hostaddr each from the string when given
+	 * there, even empty, else from PGHOST and PGHOSTADDR; an empty item of
+	 * host, or no host nor hostaddr at all, is the default socket
+	 * directory. (This used to read PGHOST only when the string had
+	 * neither, never PGHOSTADDR, and skipped empty items: the database's
+	 * address or default socket could stay within the jobs' reach.) The
+	 * host names that come with a hostaddr only name it; they are kept
+	 * from jobs all the same.
+	 */
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!strcmp(o->keyword, "host"))
+			host = o->val ? o->val : getenv("PGHOST");
+		else if (!strcmp(o->keyword, "hostaddr"))
+			hostaddr = o->val ? o->val : getenv("PGHOSTADDR");
 	}
-	PQconninfoFree(opts);
-	if (rc == 0 && !any && getenv("PGHOST") && getenv("PGHOST")[0])
-		rc = pgt_split(getenv("PGHOST"), &dirs, &nd, &hosts, &nh);
-	else if (rc == 0 && !any)
+	rc = pgt_split(host, &dirs, &nd, &hosts, &nh, &empty);
+	if (rc == 0)
+		rc = pgt_split(hostaddr, &dirs, &nd, &hosts, &nh, &empty);
+	if (rc == 0 && (empty || ((!host || !host[0]) && (!hostaddr || !hostaddr[0]))))
 		for (const char *const *d = defaults; *d && rc == 0; d++)
 			rc = pgt_add(&dirs, &nd, *d, strlen(*d));
+	PQconninfoFree(opts); /* host and hostaddr may point into it */
 	if (rc < 0) {
 		pgt_free(dirs);
 		pgt_free(hosts);

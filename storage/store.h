@@ -137,8 +137,10 @@ struct config;
  * Where the database of a libpq URL or connection string lives, so that
  * jobs can be kept from it: *dirs its unix socket directories, *hosts its
  * host names and addresses (both new, NULL-terminated: free each and the
- * array). Without a host: PGHOST, else libpq's default socket directories.
- * Loads libpq. 0, or -errno with a sentence in err.
+ * array; NULL when empty). host and hostaddr the string does not give come
+ * from PGHOST and PGHOSTADDR; without either, or with an empty item in
+ * host, libpq's default socket directories. Loads libpq. 0, or -errno with
+ * a sentence in err.
  */
 int store_pg_targets(const char *url, char ***dirs, char ***hosts, char *err, size_t errlen);
 

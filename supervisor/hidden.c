@@ -49,14 +49,19 @@ int hidden_check_list(const char *label, const char *list, char *msg, size_t msg
 		if (!len)
 			break;
 		bad = p[0] != '/' || len == 1 || len >= PATH_MAX;
+		/* No empty components either: hidden_check() compares the
+		 * entries with "/", "/usr", ... as strings, and "/usr/" or "//"
+		 * went through it to hide /usr or / from every job. */
 		for (size_t i = 0; !bad && i < len; i++)
-			bad = p[i] == '/' && p[i + 1] == '.' &&
-			      (p[i + 2] == '/' || i + 2 == len ||
-			       (p[i + 2] == '.' && (p[i + 3] == '/' || i + 3 == len)));
+			bad = p[i] == '/' &&
+			      (p[i + 1] == '/' || i + 1 == len ||
+			       (p[i + 1] == '.' &&
+				(p[i + 2] == '/' || i + 2 == len ||
+				 (p[i + 2] == '.' && (p[i + 3] == '/' || i + 3 == len)))));
 		if (bad) {
 			snprintf(msg, msglen,
-				 "%s: \"%.*s\" is not an absolute directory path (without . or .., "
-				 "not /)",
+				 "%s: \"%.*s\" is not an absolute directory path (no . or .. "
+				 "components, no // or trailing /, not /)",
 				 label, (int)(len > 200 ? 200 : len), p);
 			return -EINVAL;
 		}

@@ -10,7 +10,8 @@
 struct config;
 
 /* [sandbox] hide: absolute paths of directories, space-separated, none of
- * them "/". 0, or -EINVAL with a sentence in msg. */
+ * them "/", without ".", ".." or empty components (no "//", no trailing
+ * "/"). 0, or -EINVAL with a sentence in msg. */
 int hidden_check_list(const char *label, const char *list, char *msg, size_t msglen);
 
 /*

@@ -65,6 +65,7 @@ static int netpolicy_parse(const char *label, const char *list, bool allow,
 			   struct sbx_net_rule *rules, int *n, char *msg, size_t msglen)
 {
 	const char *p = list;
+	const int first = *n;
 
 	while (*p) {
 		char item[64];
@@ -74,6 +75,16 @@ static int netpolicy_parse(const char *label, const char *list, bool allow,
 		len = strcspn(p, " \t,");
 		if (!len)
 			break;
+		/* At most NETPOLICY_MAX networks in each list (rules[] has room
+		 * for that many from first on; netpolicy_rules() two lists'
+		 * worth). This used to compare *n, which counts allow's entries
+		 * too when deny is parsed, with NETPOLICY_MAX - 1 and say
+		 * NETPOLICY_MAX / 2: deny could fail at startup after passing
+		 * the config check, with a limit it did not have. */
+		if (*n - first >= NETPOLICY_MAX) {
+			snprintf(msg, msglen, "%s: more than %d networks", label, NETPOLICY_MAX);
+			return -E2BIG;
+		}
 		if (len >= sizeof(item) || (memcpy(item, p, len), item[len] = '\0',
 					   netpolicy_parse_cidr(item, &rules[*n]) < 0)) {
 			snprintf(msg, msglen,
@@ -81,10 +92,6 @@ static int netpolicy_parse(const char *label, const char *list, bool allow,
 				 "after the prefix, or an address)",
 				 label, (int)(len < 64 ? len : 64), p);
 			return -EINVAL;
-		}
-		if (*n >= NETPOLICY_MAX - 1) {
-			snprintf(msg, msglen, "%s: more than %d networks", label, NETPOLICY_MAX / 2);
-			return -E2BIG;
 		}
 		rules[(*n)++].allow = allow;
 		p += len;
