@@ -83,9 +83,15 @@ int store_pg_targets(const char *url, char ***dirs_out, char ***hosts_out, char 
 		return -ENOENT;
 	opts = PQconninfoParse(url ? url : "", &msg);
 	if (!opts) {
-		/* libpq's messages end with a newline; a sentence does not. */
-		snprintf(err, errlen, "database_url: %.*s", msg ? (int)strcspn(msg, "\n") : 13,
-			 msg ? msg : "out of memory");
+		/* libpq's messages end with a newline; a sentence does not. Some
+		 * quote a part of the string, which may hold the password: then
+		 * it is not repeated. */
+		if (msg && (strchr(msg, '@') || strstr(msg, "password")))
+			snprintf(err, errlen, "database_url: libpq cannot parse it (its message "
+					      "is not repeated: it quotes the string)");
+		else
+			snprintf(err, errlen, "database_url: %.*s",
+				 msg ? (int)strcspn(msg, "\n") : 13, msg ? msg : "out of memory");
 		if (msg)
 			PQfreemem(msg);
 		return -EINVAL;

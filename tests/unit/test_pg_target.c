@@ -114,6 +114,8 @@ static void refused(const char *url, const char *want)
 		fail_msg("%s: message \"%s\" (wanted \"database_url: ...%s...\")", url, err, want);
 	/* A sentence, not a line: no newline of libpq's at its end. */
 	assert_null(strchr(err, '\n'));
+	/* Never the password, which the tests below spell s3cret. */
+	assert_null(strstr(err, "s3cret"));
 }
 
 static void test_urls(void **state)
@@ -200,6 +202,9 @@ static void test_malformed(void **state)
 	refused("postgresql://db/valet?bogus_key=1", "bogus_key");
 	refused("postgresql://[::1/valet", "IPv6");
 	refused("postgresql://db/valet?host", "host");
+	/* A message that would quote the password is not repeated. */
+	refused("host=db password s3cret", "not repeated");
+	refused("postgresql://u:s3cret@[db/valet", "not repeated");
 }
 
 int main(void)
