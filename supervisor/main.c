@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <linux/capability.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -312,6 +313,33 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 	return 0;
 }
 
+/* --check: where exec+net jobs may connect to. */
+static void print_network(const struct config *cfg, const struct isolation *iso)
+{
+	struct sbx_net_rule *rules;
+	char err[256], net[24];
+	int n;
+
+	if (iso->network != ISO_NET_SLIRP)
+		return;
+	if (netpolicy_rules(cfg->net_allow, cfg->net_deny, &rules, &n, err, sizeof(err)) < 0) {
+		printf("    [network]: %s\n", err);
+		return;
+	}
+	for (int allow = 1; allow >= 0; allow--) {
+		printf("    %s:", allow ? "may reach" : "may not reach");
+		for (int i = 0; i < n; i++)
+			if (rules[i].allow == allow) {
+				netpolicy_format(&rules[i], net, sizeof(net));
+				printf(" %s", net);
+			}
+		printf("\n");
+	}
+	printf("    never, whatever allow says: every address of this node (as it changes),\n"
+	       "      the database's, and the node's loopback (the job has its own)\n");
+	free(rules);
+}
+
 /*
  * --check: what this host offers (sandbox/sbx_probe.c), then what jobs get
  * with this configuration (isolation.c decides, as at startup, without
@@ -350,6 +378,12 @@ static int print_check(const struct config *cfg)
 	       "    group; dies with the spawner; fds 0-2 (+ 3, the result channel, for C\n"
 	       "    tasks); a fixed environment; working directory /; no_new_privs\n");
 	isolation_print(&iso, "  ", stdout);
+	print_network(cfg, &iso);
+	printf("  capability bounding set of jobs: %s\n",
+	       caps.cap_known && (caps.cap_eff & (1ULL << CAP_SETPCAP))
+		   ? "empty (cleared once in the spawner)"
+				: "NOT cleared (no CAP_SETPCAP); no_new_privs and nosuid still stop "
+				  "setuid programs and file capabilities");
 	printf("  rlimits (soft = hard):\n");
 	sbx_probe_print_limits(&lim, "    ", stdout);
 	if (iso.cg.version && lim.memory_bytes)
@@ -357,8 +391,8 @@ static int print_check(const struct config *cfg)
 	printf("  C tasks: seccomp profile strict@%u (any other system call kills the task)\n",
 	       sbx_profile_version(SBX_PROFILE_STRICT));
 	printf("  exec tasks: seccomp profile exec@%u (an allowlist; AF_UNIX sockets only),\n"
-	       "    or exec+net@%u (also TCP and UDP over IPv4 and IPv6, and the host's\n"
-	       "    network) where the task's [task.NAME] profile says so",
+	       "    or exec+net@%u (also TCP and UDP over IPv4 and IPv6, in the network\n"
+	       "    above) where the task's [task.NAME] profile says so",
 	       sbx_profile_version(SBX_PROFILE_EXEC), sbx_profile_version(SBX_PROFILE_EXEC_NET));
 	for (size_t i = 0, n = 0; i < cfg->nexec_tasks; i++)
 		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)

@@ -1026,6 +1026,31 @@ class CliTest(unittest.TestCase):
         self.assertIn("  namespaces: new pid, mount, ipc and uts namespaces per job", r.stdout)
         self.assertRegex(r.stdout, r"\n  cgroups: v[12], one per worker slot")
         self.assertNotIn("DEGRADED", r.stdout)
+        self.assertIn("capability bounding set of jobs: empty", r.stdout)
+        # No exec+net task: no network helper to speak of.
+        self.assertNotIn("exec+net tasks:", r.stdout)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces)")
+    def test_isolation_check_network(self):
+        """--check says how exec+net jobs reach the network, and where."""
+        net_task = {"command": "/bin/true", "profile": "exec+net"}
+        for mode, want in (("slirp4netns", "exec+net tasks: a network namespace per worker "
+                                           "slot, served by"),
+                           ("host", "exec+net tasks: the HOST's network namespace")):
+            d = Daemon({"task.net": net_task,
+                        "network": {"mode": mode, "deny": "10.0.0.0/8 192.0.2.128/25"}})
+            try:
+                d.write_config()
+                r = self.run_valetd("--check", "-c", d.conf_path)
+            finally:
+                d.cleanup()
+            self.assertEqual(r.returncode, 0, r)
+            self.assertIn(want, r.stdout)
+            if mode == "slirp4netns":
+                self.assertIn("may not reach: 10.0.0.0/8 192.0.2.128/25\n", r.stdout)
+                self.assertIn("may reach: 0.0.0.0/0\n", r.stdout)
+                self.assertIn("never, whatever allow says: every address of this node",
+                              r.stdout)
 
     def test_isolation_check_refuses_missing(self):
         """--check exits 1 when configured isolation is missing and not allowed
