@@ -120,12 +120,19 @@ static void hidden_why_not(const struct config *cfg, const char *dir, char *why,
 			return;
 		}
 	for (size_t i = 0; i < cfg->nexec_tasks; i++)
-		for (char **a = cfg->exec_tasks[i].argv; a && *a; a++)
-			if ((*a)[0] == '/' && hidden_under(*a, dir)) {
+		for (char **a = cfg->exec_tasks[i].argv; a && *a; a++) {
+			/* What the job would open: the real file ("dir/../x" is not
+			 * in dir; a link into dir is). */
+			char *real = (*a)[0] == '/' ? realpath(*a, NULL) : NULL;
+			bool in = real ? hidden_under(real, dir) : (*a)[0] == '/' && hidden_under(*a, dir);
+
+			free(real);
+			if (in) {
 				snprintf(why, len, "it holds %s, which task %s runs", *a,
 					 cfg->exec_tasks[i].name);
 				return;
 			}
+		}
 }
 
 int hidden_check(const struct config *cfg, char *err, size_t errlen)

@@ -336,6 +336,13 @@ static void test_check(void **state)
 	cfg = conf("conf/valet.conf", text);
 	check_ok(cfg);
 	config_free(cfg);
+	/* A script named through the config's directory but outside it (as
+	 * `make run`'s "../supervisor/demo/wordcount.py" is): not in it. */
+	fmt(text, sizeof(text), "[task.c]\ncommand = /bin/sh %s/conf/../progs/script.sh\n",
+	    tmpdir);
+	cfg = conf("conf/valet.conf", text);
+	check_ok(cfg);
+	config_free(cfg);
 
 	/* Directly in /etc (only the path counts), or linked to a file there. */
 	cfg = conf("conf/valet.conf", "");
