@@ -109,7 +109,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 				      old->cpu_limit_ms != fresh->cpu_limit_ms ||
 				      old->max_files != fresh->max_files ||
 				      old->max_processes != fresh->max_processes ||
-				      old->max_file_size != fresh->max_file_size},
+				      old->max_file_size != fresh->max_file_size ||
+				      old->uid_base != fresh->uid_base},
 		{"[jobs] max_memory_limit, max_cpu_limit, max_process_limit",
 		 old->max_memory_limit != fresh->max_memory_limit ||
 			 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
@@ -220,9 +221,11 @@ static int setup_tasks(struct config *cfg, struct registry *reg)
 /*
  * --check: what this host offers (sandbox/sbx_probe.c), then what jobs get
  * with this configuration (isolation.c decides, as at startup, without
- * creating cgroups). Exits 1 where valetd would refuse to start (a seccomp
- * profile does not compile, the task user is unknown, configured isolation
- * is missing and degradation is not allowed).
+ * creating cgroups; the block of task ids it picks is locked only until
+ * isolation_release() below). Exits 1 where valetd would refuse to start
+ * (a seccomp profile does not compile, the task user is unknown, an id of
+ * a pinned uid_base is not free, configured isolation is missing and
+ * degradation is not allowed).
  */
 static int print_check(const struct config *cfg)
 {
@@ -483,6 +486,14 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	if (p->iso.degraded)
 		log_warn("degraded isolation (allow_degraded_isolation = true)", "missing",
 			 p->iso.missing);
+	if (p->iso.uid_base) {
+		char first[16], net[16];
+
+		snprintf(first, sizeof(first), "%u", (unsigned)p->iso.uid_base);
+		snprintf(net, sizeof(net), "%u", (unsigned)p->iso.net_id);
+		log_info("task users: a uid and gid per worker slot", "first", first,
+			 "network_helper", net, "picked", p->iso.uid_auto ? "auto" : "uid_base");
+	}
 	isolation_set_global(&p->iso);
 	p->wipe[0] = cfg->database_url && cfg->database_url[0] ? cfg->database_url : NULL;
 	p->opts.wipe = p->wipe;
