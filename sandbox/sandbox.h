@@ -188,6 +188,8 @@ struct sbx_net_rule {
 };
 struct sbx_net_opts {
 	const char *helper; /* the slirp4netns program (absolute) */
+	gid_t gid;	    /* the helper's group (its uid is root's; it drops every
+			     * capability): an id of its own, or 0 */
 	const struct sbx_net_rule *rules;
 	int nrules;
 };

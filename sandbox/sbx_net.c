@@ -369,8 +369,9 @@ static int sbx_net_child_dev(void)
  * The helper's child, between fork and execve (fds: netns 3, ready 4,
  * exit 5, stderr to the log): the host's network namespace (slirp4netns
  * makes its sockets there and enters the slot's to make the tap device),
- * root's credentials (it drops all but CAP_NET_BIND_SERVICE itself), and
- * an environment of its own.
+ * root's uid (it drops all but CAP_NET_BIND_SERVICE itself) with a group
+ * of its own (ps and the host's firewall can tell it), and an environment
+ * of its own.
  */
 static void __attribute__((noreturn))
 sbx_net_child(const struct sbx_net *n, const struct sbx_net_slot *s, int ready_wr, int exit_rd)
@@ -402,7 +403,8 @@ sbx_net_child(const struct sbx_net *n, const struct sbx_net_slot *s, int ready_w
 			_exit(126);
 	if (syscall(SYS_close_range, 6U, ~0U, 0U) < 0)
 		_exit(126);
-	if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
+	if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+	    syscall(SYS_setresgid, n->o.gid, n->o.gid, n->o.gid) < 0 ||
 	    syscall(SYS_setresuid, 0, 0, 0) < 0)
 		_exit(126);
 	/* After the credentials changed (which clears it); kept by execve. */
@@ -523,6 +525,7 @@ int sbx_net_new(const struct sbx_net_opts *o, unsigned nslots, int host_netns,
 		return sbx_error_set(err, "net", ENOMEM);
 	}
 	n->o.helper = o->helper;
+	n->o.gid = o->gid;
 	n->o.nrules = o->nrules;
 	memcpy((void *)n->o.rules, o->rules, sizeof(*o->rules) * (size_t)o->nrules);
 	n->host_netns = host_netns;

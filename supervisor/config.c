@@ -51,6 +51,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -108,6 +109,7 @@ enum cf_type {
 	CF_CHOICE,   /* char *, one of names[] */
 	CF_ENUM,     /* int (an enum), index into names[] */
 	CF_INT,	     /* int */
+	CF_INT_AUTO, /* int, or "auto" (any case): CONFIG_AUTO */
 	CF_BOOL,     /* bool */
 	CF_DURATION, /* int64_t milliseconds */
 	CF_SIZE,     /* size_t bytes */
@@ -169,7 +171,7 @@ static const struct cf_key cf_keys[] = {
 	{KEY("sandbox", "max_file_size", CF_SIZE, max_file_size, "16M"), .min = 0, .max = TIB},
 	{KEY("sandbox", "namespaces", CF_BOOL, namespaces, "true")},
 	{KEY("sandbox", "cgroups", CF_BOOL, cgroups, "true")},
-	{KEY("sandbox", "uid_base", CF_INT, uid_base, "0"), .min = 0, .max = 2000000000},
+	{KEY("sandbox", "uid_base", CF_INT_AUTO, uid_base, "auto"), .min = 0, .max = 2000000000},
 	{KEY("sandbox", "allow_degraded_isolation", CF_BOOL, allow_degraded_isolation, "false")},
 	{KEY("sandbox", "hide", CF_STRING, hide, ""), .check = hidden_check_list},
 	{KEY("network", "mode", CF_CHOICE, net_mode, "slirp4netns"), .names = cf_net_modes},
@@ -272,6 +274,19 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 		if (rc == 0)
 			*(int *)field = (int)n;
 		return rc;
+	case CF_INT_AUTO:
+		if (!strcasecmp(value, "auto")) {
+			*(int *)field = CONFIG_AUTO;
+			return 0;
+		}
+		if (config_value_int(k->name, value, k->min, k->max, &n, msg, msglen) < 0) {
+			snprintf(msg, msglen,
+				 "%s: \"%s\" is neither auto nor a number from %lld to %lld",
+				 k->name, value, (long long)k->min, (long long)k->max);
+			return -EINVAL;
+		}
+		*(int *)field = (int)n;
+		return 0;
 	case CF_BOOL:
 		return config_value_bool(k->name, value, (bool *)field, msg, msglen);
 	case CF_DURATION:
@@ -394,6 +409,12 @@ static void cf_print_value(const struct config *cfg, const struct cf_key *k, FIL
 		break;
 	case CF_INT:
 		fprintf(out, "%d", *(const int *)field);
+		break;
+	case CF_INT_AUTO:
+		if (*(const int *)field == CONFIG_AUTO)
+			fputs("auto", out);
+		else
+			fprintf(out, "%d", *(const int *)field);
 		break;
 	case CF_BOOL:
 		fputs(*(const bool *)field ? "true" : "false", out);

@@ -14,6 +14,9 @@
 #include "../sandbox/sandbox.h"
 
 enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
+
+/* An int key set to "auto" (uid_base): valetd picks the value at startup. */
+#define CONFIG_AUTO (-1)
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 /* A [task.NAME] section: an exec task (command = program and arguments),
@@ -64,7 +67,10 @@ struct config {
 	size_t max_file_size;   /* RLIMIT_FSIZE */
 	bool namespaces;        /* PID, mount, IPC, UTS, network namespaces per job */
 	bool cgroups;           /* a cgroup per worker slot: memory and pids limits */
-	int uid_base;           /* slot N runs as uid/gid uid_base + N; 0 = as `user` */
+	int uid_base;           /* slot N runs as uid/gid uid_base + N, one more id for the
+	                         * network helper (isolation.h); 0 = every task as `user`;
+	                         * CONFIG_AUTO (the default) = the first free block in
+	                         * 600000-699999 (uidrange.h) */
 	bool allow_degraded_isolation; /* start even when the above are unavailable */
 	char *hide;             /* more directories no job sees (space-separated) */
 	/* [network]: exec+net jobs */

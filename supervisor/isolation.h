@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "uidrange.h"
 
 struct config;
 struct sbx_caps;
@@ -32,10 +33,23 @@ struct isolation {
 	bool degraded;	   /* something configured is missing */
 	char missing[640]; /* what, as a sentence ("" = nothing) */
 	struct cgroups cg; /* cg.version 0 = no cgroups */
+	bool uid_auto;	   /* uid_base was picked ([sandbox] uid_base = auto) */
+	unsigned nslots;
+	/*
+	 * The uid and gid of valetd's network helper processes: uid_base +
+	 * nslots, the last id of the block reserved with the slots' ids, as
+	 * free as they are (no user, group, subordinate range or process has
+	 * it) and held as long as they are. 0 = none (uid_base is 0, or users
+	 * are not switched).
+	 */
+	uid_t net_id;
+	struct uidrange ids; /* the locks on uid_base .. net_id, held until release */
 };
 
 /*
- * Decide. make_cgroups: create the slot cgroups (false for --check, which
+ * Decide. With uid_base (auto or a number) and users switched, this
+ * reserves nslots + 1 ids (uidrange.h): isolation_release() gives them
+ * back. make_cgroups: create the slot cgroups (false for --check, which
  * changes nothing; cg.version then says what would be used). 0, or
  * -EPERM (a configured feature is missing and degradation is not allowed)
  * or another -errno, with a sentence in err.

@@ -103,6 +103,75 @@ static bool same_str(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+static bool same_argv(char *const *a, char *const *b)
+{
+	if (!a || !b)
+		return a == b;
+	while (*a && *b && !strcmp(*a, *b))
+		a++, b++;
+	return !*a && !*b;
+}
+
+static const struct config_exec_task *find_task(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nexec_tasks; i++)
+		if (!strcmp(cfg->exec_tasks[i].name, name))
+			return &cfg->exec_tasks[i];
+	return NULL;
+}
+
+/*
+ * [task.NAME] sections: nothing of them applies before a restart (the
+ * spawner has its own copy of the task table, with the old commands, and
+ * the registry keeps the old timeouts). One line per task, naming the keys
+ * that changed: key="[task.wordcount] command, timeout".
+ */
+static void warn_task_changes(const struct config *old, const struct config *fresh)
+{
+	static const char msg[] = "configuration changed but needs a restart to apply";
+	char key[256];
+
+	for (size_t i = 0; i < old->nexec_tasks; i++) {
+		const struct config_exec_task *o = &old->exec_tasks[i];
+		const struct config_exec_task *f = find_task(fresh, o->name);
+		const struct {
+			const char *name;
+			bool changed;
+		} keys[] = {
+			{"command", f && !same_argv(o->argv, f->argv)},
+			{"profile", f && o->profile != f->profile},
+			{"timeout", f && o->timeout_ms != f->timeout_ms},
+			{"max_attempts", f && o->max_attempts != f->max_attempts},
+			{"memory_limit", f && o->memory_limit_bytes != f->memory_limit_bytes},
+			{"cpu_limit", f && o->cpu_limit_ms != f->cpu_limit_ms},
+			{"max_processes", f && o->max_processes != f->max_processes},
+			{"max_output_size", f && o->max_output_bytes != f->max_output_bytes},
+		};
+		size_t len, n = 0;
+
+		snprintf(key, sizeof(key), "[task.%s]", o->name);
+		if (!f) {
+			log_warn(msg, "key", key, "change", "task removed");
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			if (!keys[k].changed)
+				continue;
+			len = strlen(key);
+			snprintf(key + len, sizeof(key) - len, "%s%s", n++ ? ", " : " ",
+				 keys[k].name);
+		}
+		if (n)
+			log_warn(msg, "key", key);
+	}
+	for (size_t i = 0; i < fresh->nexec_tasks; i++) {
+		if (find_task(old, fresh->exec_tasks[i].name))
+			continue;
+		snprintf(key, sizeof(key), "[task.%s]", fresh->exec_tasks[i].name);
+		log_warn(msg, "key", key, "change", "task added");
+	}
+}
+
 /* Keys that need a restart: say which changed, keep running as before. */
 static void warn_restart_needed(const struct config *old, const struct config *fresh)
 {
@@ -119,7 +188,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 				      old->cpu_limit_ms != fresh->cpu_limit_ms ||
 				      old->max_files != fresh->max_files ||
 				      old->max_processes != fresh->max_processes ||
-				      old->max_file_size != fresh->max_file_size},
+				      old->max_file_size != fresh->max_file_size ||
+				      old->uid_base != fresh->uid_base},
 		{"[jobs] max_memory_limit, max_cpu_limit, max_process_limit",
 		 old->max_memory_limit != fresh->max_memory_limit ||
 			 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
@@ -127,13 +197,13 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		{"[storage]", !same_str(old->storage, fresh->storage) ||
 				      !same_str(old->database_url, fresh->database_url)},
 		{"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
-		{"[task.*] sections", old->nexec_tasks != fresh->nexec_tasks},
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (keys[i].changed)
 			log_warn("configuration changed but needs a restart to apply", "key",
 				 keys[i].key);
+	warn_task_changes(old, fresh);
 }
 
 /*
@@ -343,9 +413,11 @@ static void print_network(const struct config *cfg, const struct isolation *iso)
 /*
  * --check: what this host offers (sandbox/sbx_probe.c), then what jobs get
  * with this configuration (isolation.c decides, as at startup, without
- * creating cgroups). Exits 1 where valetd would refuse to start (a seccomp
- * profile does not compile, the task user is unknown, configured isolation
- * is missing and degradation is not allowed).
+ * creating cgroups; the block of task ids it picks is locked only until
+ * isolation_release() below). Exits 1 where valetd would refuse to start
+ * (a seccomp profile does not compile, the task user is unknown, an id of
+ * a pinned uid_base is not free, configured isolation is missing and
+ * degradation is not allowed).
  */
 static int print_check(const struct config *cfg)
 {
@@ -529,6 +601,7 @@ static int view_and_network(const struct config *cfg, struct sandbox_prep *p)
 	}
 	p->opts.view.job_network = true;
 	p->opts.net.helper = p->iso.net_helper;
+	p->opts.net.gid = p->iso.uid_base ? p->iso.net_id : 0;
 	p->opts.net.rules = p->net_rules;
 	return 0;
 }
@@ -634,6 +707,14 @@ static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
 	if (p->iso.degraded)
 		log_warn("degraded isolation (allow_degraded_isolation = true)", "missing",
 			 p->iso.missing);
+	if (p->iso.uid_base) {
+		char first[16], net[16];
+
+		snprintf(first, sizeof(first), "%u", (unsigned)p->iso.uid_base);
+		snprintf(net, sizeof(net), "%u", (unsigned)p->iso.net_id);
+		log_info("task users: a uid and gid per worker slot", "first", first,
+			 "network_helper", net, "picked", p->iso.uid_auto ? "auto" : "uid_base");
+	}
 	isolation_set_global(&p->iso);
 	p->wipe[0] = cfg->database_url && cfg->database_url[0] ? cfg->database_url : NULL;
 	p->opts.wipe = p->wipe;

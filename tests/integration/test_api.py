@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 import subprocess
+import threading
 import time
 import unittest
 
@@ -824,6 +825,108 @@ class IsolationTest(unittest.TestCase):
             self.assertEqual(iso["profile"], profile, iso)
             self.assertIs(iso["degraded"], False, iso)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
+    def test_slots_have_uids_of_their_own(self):
+        """By default (uid_base = auto) two jobs running at the same time run
+        as two uids of the block valetd picked in 600000-699999."""
+        d = Daemon({"queue": {"workers": "2"}})
+        d.start()
+        try:
+            jobs = [d.submit("sleep", {"seconds": 1}) for _ in range(2)]
+            done = d.wait_all([j["id"] for j in jobs], timeout=20)
+            m = re.search(r"task users: .* first=(\d+)", d.log_text())
+        finally:
+            d.stop()
+            d.cleanup()
+        self.assertIsNotNone(m, "no block of task ids in the log")
+        first = int(m.group(1))
+        a, b = (done[j["id"]] for j in jobs)
+        for job in (a, b):
+            self.assertEqual(job["status"], "COMPLETED", job)
+        # They ran at the same time.
+        self.assertLess(parse_ts(a["started_at"]), parse_ts(b["completed_at"]), (a, b))
+        self.assertLess(parse_ts(b["started_at"]), parse_ts(a["completed_at"]), (a, b))
+        uids = {a["isolation"]["uid"], b["isolation"]["uid"]}
+        self.assertEqual(len(uids), 2, (a, b))
+        for uid in uids:
+            self.assertGreaterEqual(uid, 600000)
+            # 2 workers: 4 slots, and the network helper's id after them.
+            self.assertIn(uid, range(first, first + 4), (first, a, b))
+
+    @staticmethod
+    def held_ids():
+        """The ids whose valetd lock (an abstract socket) is held on this host."""
+        with open("/proc/net/unix") as f:
+            return {int(m.group(1)) for m in re.finditer(r"@valetd-id-(\d+)$", f.read(), re.M)}
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
+    def test_two_daemons_get_different_blocks(self):
+        """Two valetds started at once with uid_base = auto reserve blocks
+        that do not overlap, and hold their locks until they exit."""
+        ds = [Daemon({"queue": {"workers": "2"}}) for _ in range(2)]
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def start(d):
+            barrier.wait()
+            try:
+                d.start()
+            except AssertionError as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=start, args=(d,)) for d in ds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        try:
+            self.assertEqual(errors, [])
+            blocks = []
+            for d in ds:
+                m = re.search(r"task users: .* first=(\d+) network_helper=(\d+) picked=auto",
+                              d.log_text())
+                self.assertIsNotNone(m, d.log_tail())
+                blocks.append(range(int(m.group(1)), int(m.group(2)) + 1))
+            held = self.held_ids()
+            for block in blocks:
+                self.assertEqual(len(block), 5, blocks)  # 4 slots + the network helper
+                self.assertGreaterEqual(block[0], 600000, blocks)
+                self.assertLessEqual(block[-1], 699999, blocks)
+                self.assertLessEqual(set(block), held, blocks)
+            self.assertFalse(set(blocks[0]) & set(blocks[1]), blocks)
+            # A job of each runs in its daemon's block.
+            for d, block in zip(ds, blocks):
+                job = d.submit("dummytask")
+                done = d.wait_all([job["id"]], timeout=20)[job["id"]]
+                self.assertIn(done["isolation"]["uid"], block[:-1], done)
+        finally:
+            for d in ds:
+                d.stop()
+                d.cleanup()
+        self.assertFalse(set(blocks[0]) & self.held_ids(), blocks)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
+    def test_pinned_range_held_is_refused(self):
+        """A pinned uid_base one of whose ids another valetd holds is
+        refused, with the id named: here the first valetd's network helper
+        id (61504, after 4 slots), which no process runs as, so that only
+        the lock says it is taken (the slots' pre-forked children run as
+        theirs)."""
+        d = Daemon({"sandbox": {"uid_base": "61500"}, "queue": {"workers": "2"}})
+        other = Daemon({"sandbox": {"uid_base": "61504"}, "queue": {"workers": "1"}})
+        d.start()
+        try:
+            other.write_config()
+            r = subprocess.run([VALETD, "--check", "-c", other.conf_path], capture_output=True,
+                               text=True, timeout=20)
+        finally:
+            d.stop()
+            d.cleanup()
+            other.cleanup()
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("valetd would not start: [sandbox] uid_base 61504: id 61504 (slot 0 of 2) "
+                      "is held by another valetd on this host", r.stdout)
+
     @unittest.skipUnless(os.geteuid() == 0, "needs root (cgroups)")
     def test_memory_peak(self):
         """outcome.memory_peak_kb: the peak of the job's cgroup, reset for
@@ -924,7 +1027,8 @@ class IsolationTest(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_seccomp_only_is_recorded(self):
-        d = Daemon({"sandbox": {"namespaces": "false", "cgroups": "false"}})
+        """Neither namespaces nor cgroups; uid_base 0: every task as [sandbox] user."""
+        d = Daemon({"sandbox": {"namespaces": "false", "cgroups": "false", "uid_base": "0"}})
         done = self.run_one(d, "dummytask")
         self.assertIsNone(done["outcome"]["memory_peak_kb"], done)  # no cgroup
         iso = done["isolation"]
@@ -1051,6 +1155,35 @@ class CliTest(unittest.TestCase):
                 self.assertIn("may reach: 0.0.0.0/0\n", r.stdout)
                 self.assertIn("never, whatever allow says: every address of this node",
                               r.stdout)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
+    def test_isolation_check_uid_allocation(self):
+        """--check says which block of ids jobs would get (uid_base = auto by
+        default, or pinned), and keeps none of it reserved."""
+        d = Daemon({"queue": {"workers": "3"}})
+        pinned = Daemon({"sandbox": {"uid_base": "61000"}, "queue": {"workers": "2"}})
+        try:
+            d.write_config()
+            pinned.write_config()
+            r = self.run_valetd("--check", "-c", d.conf_path)
+            rp = self.run_valetd("--check", "-c", pinned.conf_path)
+        finally:
+            d.cleanup()
+            pinned.cleanup()
+        self.assertEqual(r.returncode, 0, r)
+        m = re.search(r"\n  user: uid/gid (\d+) \+ slot number \(auto: the first free block of "
+                      r"7 in 600000-699999\),\n    one per worker slot; id (\d+) for the "
+                      r"network helper; no capabilities\n", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        base, net = int(m.group(1)), int(m.group(2))
+        self.assertGreaterEqual(base, 600000)
+        self.assertEqual(net, base + 6)
+        with open("/proc/net/unix") as f:
+            self.assertNotIn("@valetd-id-%d\n" % base, f.read())
+        self.assertEqual(rp.returncode, 0, rp)
+        self.assertIn("\n  user: uid/gid 61000 + slot number ([sandbox] uid_base),\n    one per "
+                      "worker slot; gid 61004 for the network helper; no capabilities\n",
+                      rp.stdout)
 
     def test_isolation_check_refuses_missing(self):
         """--check exits 1 when configured isolation is missing and not allowed

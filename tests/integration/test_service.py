@@ -74,6 +74,38 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(done["status"], "COMPLETED", done)
         self.assertEqual(done["timeout"], 10)
 
+    def test_task_command_change_is_reported(self):
+        """A [task.NAME] whose command changed is named in the log (so is
+        one added and one removed), and its jobs keep running the old
+        command: the spawner has its own copy of the task table."""
+        new = "/bin/sh -c 'cat >/dev/null; echo \"{\\\"new\\\": true}\"'"
+        self.d.overrides["task.exec_ok"] = {"command": new}
+        self.d.overrides["task.exec_added"] = {"command": new}
+        self.d.write_config()
+        # And no [task.exec_env] section at all (write_config() separates
+        # sections with an empty line).
+        with open(self.d.conf_path) as f:
+            text = f.read()
+        text = "\n\n".join(sec for sec in text.split("\n\n")
+                           if not sec.startswith("[task.exec_env]\n"))
+        with open(self.d.conf_path, "w") as f:
+            f.write(text)
+        self.assertIn("[task.exec_ok]\ncommand = %s\n" % new, text)
+        self.assertNotIn("[task.exec_env]", text)
+        log = self.hup_and_wait("configuration reloaded")
+        self.assertIn('configuration changed but needs a restart to apply '
+                      'key="[task.exec_ok] command"\n', log)
+        self.assertIn('key=[task.exec_added] change="task added"', log)
+        self.assertIn('key=[task.exec_env] change="task removed"', log)
+        # Only the tasks that changed are named.
+        self.assertNotIn("[task.exec_error]", log)
+        job = self.d.submit("exec_ok")
+        done = self.d.wait_for(job["id"], timeout=10)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        meta = self.d.result(job["id"])["metadata"]
+        self.assertIs(meta.get("ok"), True, meta)  # ok.sh's, not {"new": true}
+        self.assertNotIn("new", meta)
+
     def test_restart_only_key_is_reported(self):
         self.d.overrides.setdefault("queue", {})["workers"] = "3"
         self.d.write_config()

@@ -134,6 +134,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->max_files, 64);
 	assert_int_equal(cfg->max_processes, 64);
 	assert_int_equal(cfg->max_file_size, 16 << 20);
+	assert_int_equal(cfg->uid_base, CONFIG_AUTO);
 	assert_string_equal(cfg->storage, "memory");
 	assert_string_equal(cfg->database_url, "");
 	assert_string_equal(cfg->plugin_dir, "");
@@ -169,6 +170,7 @@ static const char full_conf[] = "\xEF\xBB\xBF# every key, none at its default\n"
 				"max_files = 16\n"
 				"max_processes = 0\n"
 				"max_file_size = 0\n"
+				"uid_base = 61000\n"
 				"[storage]\n"
 				"backend = Postgres\n"
 				"database_url = postgres://valet@localhost/valet\n"
@@ -212,6 +214,7 @@ static void test_full_file(void **state)
 	assert_int_equal(cfg->max_files, 16);
 	assert_int_equal(cfg->max_processes, 0);
 	assert_int_equal(cfg->max_file_size, 0);
+	assert_int_equal(cfg->uid_base, 61000);
 	assert_string_equal(cfg->storage, "postgres");
 	assert_string_equal(cfg->database_url, "postgres://valet@localhost/valet");
 	assert_string_equal(cfg->db_schema, "valet_test");
@@ -361,6 +364,12 @@ static void test_error_values(void **state)
 	check_error("[storage]\nbackend = sqlite\n", 2,
 		    "backend: \"sqlite\" is not one of memory, postgres");
 	check_error("[sandbox]\nuser =\n", 2, "user: must not be empty");
+	check_error("[sandbox]\nuid_base = automatic\n", 2,
+		    "uid_base: \"automatic\" is neither auto nor a number from 0 to 2000000000");
+	check_error("[sandbox]\n\nuid_base = -1\n", 3,
+		    "uid_base: \"-1\" is neither auto nor a number from 0 to 2000000000");
+	check_error("[sandbox]\nuid_base = 2000000001\n", 2,
+		    "uid_base: \"2000000001\" is neither auto nor a number from 0 to 2000000000");
 	check_error("[server]\nlisten = 8080\n", 2,
 		    "listen: \"8080\" is not an address (use HOST:PORT, [IPV6]:PORT or :PORT, port "
 		    "0-65535)");
@@ -757,6 +766,7 @@ static void test_dump_round_trip(void **state)
 	    first, "\n[task.true]\ncommand = /bin/sh -c true\ntimeout = 5s\nmax_attempts = 2\n"));
 	assert_non_null(strstr(first, "\n[task.sha256]\nmax_attempts = 3\n"));
 	assert_non_null(strstr(first, "max_output_size = 3M\n"));
+	assert_non_null(strstr(first, "\nuid_base = 61000\n"));
 
 	body = strchr(first, '\n'); /* skip the "# ... (path)" line */
 	again = config_new();
@@ -787,6 +797,33 @@ static void test_dump_round_trip(void **state)
 	config_free(again);
 	free(second);
 	free(first);
+	config_free(cfg);
+}
+
+/* uid_base: auto (the default, any case), 0 or a number; the dump says auto. */
+static void test_uid_base(void **state)
+{
+	struct config *cfg;
+	char *dumped;
+
+	(void)state;
+	cfg = config_new();
+	dumped = dump(cfg);
+	assert_non_null(strstr(dumped, "\n[sandbox]\n"));
+	assert_non_null(strstr(dumped, "\nuid_base = auto\n"));
+	free(dumped);
+	config_free(cfg);
+	cfg = load_ok("[sandbox]\nuid_base = 0\n");
+	assert_int_equal(cfg->uid_base, 0);
+	dumped = dump(cfg);
+	assert_non_null(strstr(dumped, "\nuid_base = 0\n"));
+	free(dumped);
+	config_free(cfg);
+	cfg = load_ok("[sandbox]\nuid_base = 61000\n");
+	assert_int_equal(cfg->uid_base, 61000);
+	config_free(cfg);
+	cfg = load_ok("[sandbox]\nuid_base = AUTO\n");
+	assert_int_equal(cfg->uid_base, CONFIG_AUTO);
 	config_free(cfg);
 }
 
@@ -1038,6 +1075,7 @@ int main(void)
 	    cmocka_unit_test(test_listen),
 	    cmocka_unit_test(test_env),
 	    cmocka_unit_test(test_dump_round_trip),
+	    cmocka_unit_test(test_uid_base),
 	    cmocka_unit_test(test_dump_hides_password),
 	    cmocka_unit_test(test_packaged_conf),
 	    cmocka_unit_test(test_limits),
