@@ -490,6 +490,38 @@ class MountTest(unittest.TestCase):
         self.assertFalse(in_view())
 
 
+@unittest.skipUnless(ROOT, "needs root (users)")
+class StrangersTest(unittest.TestCase):
+    """Jobs are strangers: by default each worker slot has a uid of its own,
+    so one job's fork bomb (RLIMIT_NPROC counts per user, host-wide) does
+    not make a job in another slot fail fork()."""
+
+    def test_fork_bomb_next_door(self):
+        d = Daemon(dict(tasks(), queue={"workers": "2"}), tmp_parent="/var/tmp")
+        d.start()
+        try:
+            bomb = d.submit("esc", {"forkbomb": 4}, timeout=30)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the bomb holds its processes
+                j = d.get_json("/api/jobs/" + bomb["id"])
+                kids = [p for p, v in proc_table().items() if v[3] == "python3" and
+                        v[2] == (j.get("isolation") or {}).get("uid")]
+                if len(kids) > 32:
+                    break
+                time.sleep(0.05)
+            else:
+                self.fail("the fork bomb never got going")
+            victim, meta = probe(d, {"fork": 8})
+            done = d.wait_all([bomb["id"]], timeout=30, check_status=False)[bomb["id"]]
+            bomb_meta = d.result(bomb["id"]).get("metadata") or {}
+        finally:
+            d.stop()
+        self.assertEqual(meta["fork"], "ok", meta)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertEqual(bomb_meta["stopped_by"], "EAGAIN", bomb_meta)
+        self.assertNotEqual(done["isolation"]["uid"], victim["isolation"]["uid"])
+
+
 @unittest.skipUnless(ROOT, "needs root (users, capabilities)")
 class PrivilegeTest(unittest.TestCase):
     """A job holds no capability, not even in its bounding set."""

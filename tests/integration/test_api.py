@@ -1172,7 +1172,7 @@ class CliTest(unittest.TestCase):
             pinned.cleanup()
         self.assertEqual(r.returncode, 0, r)
         m = re.search(r"\n  user: uid/gid (\d+) \+ slot number \(auto: the first free block of "
-                      r"7 in 600000-699999\),\n    one per worker slot; id (\d+) for the "
+                      r"7 in 600000-699999\),\n    one per worker slot; gid (\d+) for the "
                       r"network helper; no capabilities\n", r.stdout)
         self.assertIsNotNone(m, r.stdout)
         base, net = int(m.group(1)), int(m.group(2))
