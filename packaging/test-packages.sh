@@ -355,14 +355,19 @@ check_hello_job() {
 }
 
 # An exec task reports who it runs as and what capabilities it has left.
+# Each worker slot's tasks run as a uid of their own, from the block valetd
+# picked (uid_base = auto: 600000-699999), which the job records.
 check_task_identity() {
+	local uid
 	run_job whoami '{"name":"pkg","task_name":"whoami"}' || return 1
-	[ "$(json "$tmp/whoami.result" 'd["metadata"]')" = "$(id -u nobody)" ] || return 1
+	uid=$(json "$tmp/whoami.result" 'd["metadata"]') || return 1
+	[ "$uid" -ge 600000 ] && [ "$uid" -le 699999 ] || return 1
+	[ "$(json "$tmp/whoami.job" 'd["isolation"]["uid"]')" = "$uid" ] || return 1
 	run_job caps '{"name":"pkg","task_name":"caps"}' || return 1
 	[ "$(json "$tmp/caps.result" 'd["metadata"]')" = 0000000000000000 ]
 }
 
-# The daemon (user valet) kills a task (user nobody) at its deadline.
+# The daemon (user valet) kills a task (a uid of its slot) at its deadline.
 check_timeout_kill() {
 	run_job slow '{"name":"pkg","task_name":"sleep","task_params":{"seconds":30},"timeout":0.5}'
 	[ "$(json "$tmp/slow.job" 'd["failure_reason"]')" = "timed out after 500ms (killed)" ]
@@ -538,9 +543,10 @@ if [ -f "$tmp/plugins/hello.so" ] &&
 	check "valetd starts with a temporary plugin_dir" start_valetd plugin -c "$tmp/etc/valetd.conf"
 then
 	check "GET /api/tasks lists the tasks of the temporary config" \
-		check_tasks_listed "caps dummytask echoprev failtask hello sha256 sleep whoami wordcount"
+		check_tasks_listed "caps dummytask echoprev failtask hello netcheck sha256 sleep whoami wordcount"
 	check "a job of the new plugin completes" check_hello_job
-	check "tasks run as nobody with no capabilities (daemon: user valet)" check_task_identity
+	check "tasks run as a uid of their slot with no capabilities (daemon: user valet)" \
+		check_task_identity
 	check "a task is killed at its deadline (CAP_KILL)" check_timeout_kill
 	if [ -x /usr/bin/python3 ]; then
 		check "a job of the installed wordcount.py exec task completes" check_wordcount_job

@@ -262,6 +262,37 @@ class NetworkTest(unittest.TestCase):
             self.assertEqual(meta["socket %d %d %d" % (f, t, p)], "EPERM", (f, t, p, meta))
 
 
+@unittest.skipUnless(ROOT, "needs root (network namespaces)")
+class NetworkDegradedTest(unittest.TestCase):
+    """Without slirp4netns, an exec+net task keeps valetd from starting,
+    unless degraded isolation is allowed: then its jobs get the host's
+    network and say so."""
+
+    def test_refused_then_degraded(self):
+        net = dict(tasks(net=True), network={"helper": "/nonexistent/slirp4netns"})
+        d = Daemon(net, tmp_parent="/var/tmp")
+        try:
+            with self.assertRaises(AssertionError) as cm:
+                d.start()
+        finally:
+            d.cleanup()
+        self.assertIn("exec+net jobs need slirp4netns", str(cm.exception))
+        self.assertIn("allow_degraded_isolation", str(cm.exception))
+        net["sandbox"] = {"allow_degraded_isolation": "true"}
+        d = Daemon(net, tmp_parent="/var/tmp")
+        d.start()
+        try:
+            job, _ = probe(d, {}, task="esc_net")
+            plain, _ = probe(d, {})
+        finally:
+            d.stop()
+        self.assertEqual(job["isolation"]["network"], "host", job["isolation"])
+        self.assertNotIn("net", job["isolation"]["namespaces"], job["isolation"])
+        self.assertIs(job["isolation"]["degraded"], True, job["isolation"])
+        # The other jobs keep their empty network namespace.
+        self.assertEqual(plain["isolation"]["network"], "none", plain["isolation"])
+
+
 @unittest.skipUnless(ROOT, "needs root (mounts)")
 class HiddenTest(unittest.TestCase):
     """What valetd reads stays out of every job's view: the config's
