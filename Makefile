@@ -137,7 +137,7 @@ run: deps
 	$(BUILD)/valetd -c packaging/valetd-dev.conf -l $(LISTEN)
 
 # --- tests -------------------------------------------------------------------
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libvalet.a
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libvalet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -rdynamic -Wl,--whole-archive \
 		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(TEST_LIBS)

@@ -18,25 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../supervisor/strv.h"
 #include "pq.h"
 #include "store.h"
-
-static int pgt_add(char ***list, size_t *n, const char *s, size_t len)
-{
-	char **l;
-
-	for (size_t i = 0; i < *n; i++)
-		if (strlen((*list)[i]) == len && !strncmp((*list)[i], s, len))
-			return 0;
-	l = realloc(*list, (*n + 2) * sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	*list = l;
-	if (!(l[*n] = strndup(s, len)))
-		return -ENOMEM;
-	l[++*n] = NULL;
-	return 0;
-}
 
 /* Each element of a comma-separated list. An empty element is libpq's
  * default socket directory: *empty becomes true. */
@@ -49,9 +33,9 @@ static int pgt_split(const char *v, char ***dirs, size_t *nd, char ***hosts, siz
 		size_t len = strcspn(v, ",");
 
 		if (len && v[0] == '/')
-			rc = pgt_add(dirs, nd, v, len);
+			rc = strv_add_unique(dirs, nd, v, len);
 		else if (len && v[0] != '@')
-			rc = pgt_add(hosts, nh, v, len);
+			rc = strv_add_unique(hosts, nh, v, len);
 		else if (!len)
 			*empty = true;
 		v += len + (v[len] == ',');
@@ -59,13 +43,6 @@ static int pgt_split(const char *v, char ***dirs, size_t *nd, char ***hosts, siz
 			*empty = true; /* "a," */
 	}
 	return rc;
-}
-
-static void pgt_free(char **l)
-{
-	for (char **p = l; p && *p; p++)
-		free(*p);
-	free(l);
 }
 
 int store_pg_targets(const char *url, char ***dirs_out, char ***hosts_out, char *err,
@@ -117,11 +94,11 @@ int store_pg_targets(const char *url, char ***dirs_out, char ***hosts_out, char 
 		rc = pgt_split(hostaddr, &dirs, &nd, &hosts, &nh, &empty);
 	if (rc == 0 && (empty || ((!host || !host[0]) && (!hostaddr || !hostaddr[0]))))
 		for (const char *const *d = defaults; *d && rc == 0; d++)
-			rc = pgt_add(&dirs, &nd, *d, strlen(*d));
+			rc = strv_add_unique(&dirs, &nd, *d, strlen(*d));
 	PQconninfoFree(opts); /* host and hostaddr may point into it */
 	if (rc < 0) {
-		pgt_free(dirs);
-		pgt_free(hosts);
+		strv_free(dirs);
+		strv_free(hosts);
 		snprintf(err, errlen, "database_url: %s", strerror(-rc));
 		return rc;
 	}

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "config_value.h"
+#include "strv.h"
 
 /* ---- formatting ---------------------------------------------------------- */
 
@@ -445,9 +446,7 @@ char *config_join_path(const char *dir, const char *rel)
 
 void config_free_argv(char **argv)
 {
-	for (char **a = argv; a && *a; a++)
-		free(*a);
-	free(argv);
+	strv_free(argv);
 }
 
 /*

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "hidden.h"
+#include "strv.h"
 
 /* Directories every job needs (programs, libraries, /etc itself). */
 static const char *const hidden_needed[] = {
@@ -174,23 +175,6 @@ out:
 	return rc;
 }
 
-static int hidden_add(char ***list, size_t *n, const char *dir, size_t len)
-{
-	char **l;
-
-	for (size_t i = 0; i < *n; i++)
-		if (strlen((*list)[i]) == len && !strncmp((*list)[i], dir, len))
-			return 0;
-	l = realloc(*list, (*n + 2) * sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	*list = l;
-	if (!(l[*n] = strndup(dir, len)))
-		return -ENOMEM;
-	l[++*n] = NULL;
-	return 0;
-}
-
 char **hidden_dirs(const struct config *cfg, char *const *more)
 {
 	static const char *const always[] = {"/etc/valet", "/etc/default", NULL};
@@ -199,23 +183,23 @@ char **hidden_dirs(const struct config *cfg, char *const *more)
 	int rc = 0;
 
 	for (const char *const *a = always; *a && rc == 0; a++)
-		rc = hidden_add(&list, &n, *a, strlen(*a));
+		rc = strv_add_unique(&list, &n, *a, strlen(*a));
 	if (rc == 0)
 		(void)hidden_config_dirs(cfg, cdirs); /* checked by hidden_check() */
 	for (int i = 0; i < 2 && rc == 0; i++)
 		if (cdirs[i])
-			rc = hidden_add(&list, &n, cdirs[i], strlen(cdirs[i]));
+			rc = strv_add_unique(&list, &n, cdirs[i], strlen(cdirs[i]));
 	for (const char *p = cfg->hide ? cfg->hide : ""; *p && rc == 0;) {
 		size_t len;
 
 		p += strspn(p, " \t");
 		len = strcspn(p, " \t");
 		if (len)
-			rc = hidden_add(&list, &n, p, len);
+			rc = strv_add_unique(&list, &n, p, len);
 		p += len;
 	}
 	for (; more && *more && rc == 0; more++)
-		rc = hidden_add(&list, &n, *more, strlen(*more));
+		rc = strv_add_unique(&list, &n, *more, strlen(*more));
 	free(cdirs[0]);
 	free(cdirs[1]);
 	if (rc < 0) {
@@ -227,7 +211,5 @@ char **hidden_dirs(const struct config *cfg, char *const *more)
 
 void hidden_free(char **dirs)
 {
-	for (char **d = dirs; d && *d; d++)
-		free(*d);
-	free(dirs);
+	strv_free(dirs);
 }

@@ -42,6 +42,7 @@
 #include "registry.h"
 #include "run.h"
 #include "spawner.h"
+#include "strv.h"
 
 struct cli {
 	const char *config, *listen;
@@ -227,10 +228,10 @@ static int send_policy(struct daemon *d, bool wait)
 /* The database's IPv4 addresses (host names resolved now, once). */
 static char **resolve_addrs(char *const *hosts)
 {
-	char **out = calloc(1, sizeof(*out));
+	char **out = NULL;
 	size_t n = 0;
 
-	for (; out && hosts && *hosts; hosts++) {
+	for (; hosts && *hosts; hosts++) {
 		struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
 
 		if (getaddrinfo(*hosts, NULL, &hints, &res) != 0) {
@@ -239,28 +240,16 @@ static char **resolve_addrs(char *const *hosts)
 			continue;
 		}
 		for (struct addrinfo *a = res; a; a = a->ai_next) {
-			char buf[INET_ADDRSTRLEN], **grown;
+			char buf[INET_ADDRSTRLEN];
 
 			inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, buf,
 				  sizeof(buf));
-			grown = realloc(out, (n + 2) * sizeof(*out));
-			if (!grown || !(grown[n] = strdup(buf))) {
-				out = grown ? grown : out;
+			if (strv_add_unique(&out, &n, buf, strlen(buf)) < 0)
 				break;
-			}
-			out = grown;
-			out[++n] = NULL;
 		}
 		freeaddrinfo(res);
 	}
 	return out;
-}
-
-static void free_strv(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
 }
 
 /* Where the database lives (PostgreSQL storage), and the first policy. */
@@ -276,7 +265,7 @@ static int first_policy(struct daemon *d)
 			return rc;
 		}
 		d->db_addrs = resolve_addrs(hosts);
-		free_strv(hosts);
+		strv_free(hosts);
 	}
 	rc = send_policy(d, true);
 	if (rc < 0)
@@ -819,8 +808,8 @@ out:
 	http_free(d.http);
 	core_free(d.core);
 	store_free(store);
-	free_strv(d.db_dirs);
-	free_strv(d.db_addrs);
+	strv_free(d.db_dirs);
+	strv_free(d.db_addrs);
 	return rc;
 }
 

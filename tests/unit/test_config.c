@@ -22,26 +22,8 @@
 
 #include "../../supervisor/config.h"
 
-static char tmpdir[PATH_MAX];
-
-static int setup_dir(void **state)
-{
-	char tmpl[] = "/tmp/valet-test-config-XXXXXX";
-
-	(void)state;
-	if (!mkdtemp(tmpl) || !realpath(tmpl, tmpdir))
-		return -1;
-	return 0;
-}
-
-static int remove_dir(void **state)
-{
-	char cmd[PATH_MAX + 16];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#define TESTDIR_NAME "valet-test-config"
+#include "testdir.h"
 
 /* A new file in tmpdir holding text; returns its path (caller frees). */
 static char *write_file(const char *text, mode_t mode)
@@ -1082,5 +1064,5 @@ int main(void)
 	    cmocka_unit_test(test_error_limits),
 	};
 
-	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+	return cmocka_run_group_tests(tests, testdir_setup, testdir_teardown);
 }

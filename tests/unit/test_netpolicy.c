@@ -27,26 +27,8 @@
 #include "../../supervisor/config.h"
 #include "../../supervisor/netpolicy.h"
 
-static char tmpdir[PATH_MAX];
-
-static int setup_dir(void **state)
-{
-	char tmpl[] = "/tmp/valet-test-netpolicy-XXXXXX";
-
-	(void)state;
-	if (!mkdtemp(tmpl) || !realpath(tmpl, tmpdir))
-		return -1;
-	return 0;
-}
-
-static int remove_dir(void **state)
-{
-	char cmd[PATH_MAX + 16];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#define TESTDIR_NAME "valet-test-netpolicy"
+#include "testdir.h"
 
 /* s must parse as addr/prefix (addr in dotted form). */
 static void parses(const char *s, const char *addr, unsigned prefix)
@@ -433,5 +415,5 @@ int main(void)
 	    cmocka_unit_test(test_config),
 	};
 
-	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+	return cmocka_run_group_tests(tests, testdir_setup, testdir_teardown);
 }

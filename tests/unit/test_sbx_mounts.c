@@ -41,38 +41,9 @@
 
 #define SKIPPED 77
 
-static char tmpdir[PATH_MAX];
+#define TESTDIR_NAME "valet-test-sbx-mounts"
+#include "testdir.h"
 
-static int setup_dir(void **state)
-{
-	char tmpl[] = "/tmp/valet-test-sbx-mounts-XXXXXX";
-
-	(void)state;
-	if (!mkdtemp(tmpl) || !realpath(tmpl, tmpdir))
-		return -1;
-	return 0;
-}
-
-static int remove_dir(void **state)
-{
-	char cmd[PATH_MAX + 16];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-/* snprintf() that must not cut. */
-__attribute__((format(printf, 3, 4))) static void fmt(char *out, size_t len, const char *f, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, f);
-	n = vsnprintf(out, len, f, ap);
-	va_end(ap);
-	assert_in_range(n, 0, len - 1);
-}
 
 /* ---- plain functions ------------------------------------------------------------------ */
 
@@ -571,5 +542,5 @@ int main(void)
 	    cmocka_unit_test(test_follow_host),
 	};
 
-	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+	return cmocka_run_group_tests(tests, testdir_setup, testdir_teardown);
 }
