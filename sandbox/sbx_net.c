@@ -586,6 +586,17 @@ bool sbx_net_reaped(struct sbx_net *n, pid_t pid)
 	return false;
 }
 
+/* Whether the slot's tap device is there: it goes when its helper dies,
+ * before the spawner may have reaped the helper. */
+static bool sbx_net_tap_up(const struct sbx_net_slot *s)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, SBX_NET_TAP);
+	return s->ctl >= 0 && ioctl(s->ctl, SIOCGIFINDEX, &ifr) == 0;
+}
+
 int sbx_net_netns(struct sbx_net *n, unsigned slot, struct sbx_error *err)
 {
 	struct sbx_net_slot *s;
@@ -593,6 +604,12 @@ int sbx_net_netns(struct sbx_net *n, unsigned slot, struct sbx_error *err)
 	if (!n || slot >= n->nslots)
 		return sbx_error_set(err, "net", EINVAL);
 	s = &n->slots[slot];
+	if (s->helper > 0 && !sbx_net_tap_up(s)) {
+		/* Dead, not reaped yet: reap() will not know the pid any more. */
+		dprintf(2, "valetd: the network helper of worker slot %u is gone; starting "
+			   "another\n", slot);
+		sbx_net_slot_down(s);
+	}
 	if (s->helper <= 0 && sbx_net_slot_up(n, s, err) < 0)
 		return -1;
 	return s->netns;

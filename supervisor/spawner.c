@@ -351,7 +351,7 @@ static int job_netns(const struct spawn_req *req, int *fd)
 			return 0;
 		}
 		*fd = sbx_net_netns(sp.net, req->slot, &err);
-		return *fd < 0 ? err.err : 0;
+		return *fd < 0 ? (err.err ? err.err : EIO) : 0;
 	}
 	if (s->netns < 0 && sbx_netns_new(&s->netns, &err) < 0)
 		return err.err;

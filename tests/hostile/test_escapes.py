@@ -246,6 +246,45 @@ class NetworkTest(unittest.TestCase):
         self.assertEqual(meta["tcp %s:%d" % (addr, srv.port)], "EHOSTUNREACH", meta)
         self.assertEqual(srv.accepted, 0)
 
+    def test_helper_restarts(self):
+        """A network helper that dies is started again for its slot's next
+        exec+net job (which then reaches the outside as before)."""
+        table = proc_table()
+        helpers = [p for p in below(table, self.d.proc.pid) if table[p][3] == "slirp4netns"]
+        self.assertEqual(len(helpers), 2 * 4, helpers)  # two slots per worker
+        for p in helpers:
+            os.kill(p, signal.SIGKILL)
+        # Gone (the spawner reaped them): a job that starts while a helper
+        # is still dying may find its network gone with it.
+        deadline = time.monotonic() + 5
+        while any(os.path.exists("/proc/%d" % p) for p in helpers):
+            self.assertLess(time.monotonic(), deadline, "the helpers were not reaped")
+            time.sleep(0.02)
+        target = [self.REMOTE["allowed"], self.remote_port]
+        for _ in range(3):  # whichever slot runs it
+            _, meta = probe(self.d, {"tcp": [target]}, task="esc_net")
+            self.assertEqual(meta["tcp %s:%d" % tuple(target)], "connected", meta)
+        table = proc_table()
+        now = [p for p in below(table, self.d.proc.pid) if table[p][3] == "slirp4netns"]
+        self.assertTrue(now and not set(now) & set(helpers), (helpers, now))
+
+    def test_allow_list_only(self):
+        """allow without 0.0.0.0/0: only those networks, nothing else."""
+        d = Daemon(dict(tasks(net=True), network={"allow": "198.51.100.0/25", "deny": ""}),
+                   tmp_parent="/var/tmp")
+        d.start()
+        try:
+            rp = self.remote_port
+            _, meta = probe(d, {"tcp": [[self.REMOTE["allowed"], rp],
+                                        [self.REMOTE["inner_allowed"], rp],
+                                        [self.REMOTE["metadata"], rp]]}, task="esc_net")
+        finally:
+            d.stop()
+        self.assertEqual(meta["tcp %s:%d" % (self.REMOTE["allowed"], rp)], "connected", meta)
+        for k in ("inner_allowed", "metadata"):
+            self.assertIn(meta["tcp %s:%d" % (self.REMOTE[k], rp)],
+                          ("ENETUNREACH", "EHOSTUNREACH"), (k, meta))
+
     def test_only_tcp_and_udp(self):
         """exec+net sockets: TCP and UDP over IPv4 and IPv6, nothing else of IP."""
         inet, inet6 = socket.AF_INET, socket.AF_INET6
