@@ -22,39 +22,27 @@ CC ?= cc
 
 PKGS := jansson libseccomp libmicrohttpd inih libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# Only jansson (which tasks use) is linked. Every job child is forked from
-# the spawner and pays for each of its memory mappings at fork and at exit,
-# so the libraries only the daemon needs are dlopen()ed where they are
-# used: libmicrohttpd and libpq after the spawner is forked (api/mhd.h,
-# storage/pq.h: ~50 and ~100 mappings with their dependencies), libev
-# likewise (supervisor/evapi.h), inih for the parse of the config file
-# (supervisor/config.c), libseccomp in the child that compiles the profiles
-# (sandbox/sbx_filter.c). Their SONAMEs are the ones found here.
-PKG_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
-# $(call soname,LIB.so,DEFAULT): the SONAME of the library the compiler finds.
-soname = $(or $(shell objdump -p $$($(CC) -print-file-name=$(1)) 2>/dev/null | \
-	awk '/SONAME/ {print $$2}'),$(2))
-PQ_SONAME := $(call soname,libpq.so,libpq.so.5)
-MHD_SONAME := $(call soname,libmicrohttpd.so,libmicrohttpd.so.12)
-EV_SONAME := $(call soname,libev.so,libev.so.4)
-INIH_SONAME := $(call soname,libinih.so,libinih.so.1)
-SECCOMP_SONAME := $(call soname,libseccomp.so,libseccomp.so.2)
 EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
 EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
-# Tests call some of these libraries directly.
-TEST_LIBS := $(shell pkg-config --libs cmocka libpq libseccomp inih 2>/dev/null) $(EV_LIBS)
+# Three programs (sandbox/spawn_proto.h): valetd links what the daemon
+# needs; the spawner, and every job child forked from it, only jansson,
+# which tasks use; libvalet is the spawner's code for plugins and for
+# programs with tasks of their own.
+DAEMON_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EV_LIBS)
+TASK_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
+TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# Where the installed programs find each other.
+SPAWNERDIR ?= $(PREFIX)/libexec/valet
 
 CFLAGS ?= -O2 -g
-WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wformat=2
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wformat=2 \
+	-Werror=implicit-function-declaration
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 override CFLAGS += -std=gnu11 -fPIC -pthread $(WARN) -D_GNU_SOURCE \
-	-DVALET_VERSION='"$(VERSION)"' -DVALET_MHD_SONAME='"$(MHD_SONAME)"' \
-	-DVALET_PQ_SONAME='"$(PQ_SONAME)"' -DVALET_EV_SONAME='"$(EV_SONAME)"' \
-	-DVALET_INIH_SONAME='"$(INIH_SONAME)"' -DVALET_SECCOMP_SONAME='"$(SECCOMP_SONAME)"' \
-	-Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
-override LDLIBS += $(PKG_LIBS) -ldl -pthread
+	-DVALET_VERSION='"$(VERSION)"' -Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
+override LDLIBS += -ldl -pthread
 # Bind every symbol at startup (and full RELRO): job children are forked
 # from a process that has then resolved everything, instead of each child
 # paying for lazy PLT resolution (and dirtying its GOT) again.
@@ -65,9 +53,12 @@ override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 override LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRCS := $(sort $(wildcard supervisor/*.c sandbox/*.c api/*.c storage/*.c))
-LIB_SRCS := $(filter-out supervisor/valetd.c,$(LIB_SRCS))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/pg_migrations.o
+# sandbox/: the spawner and the job child (libvalet); supervisor/, api/,
+# storage/: the daemon.
+TASK_SRCS := $(filter-out sandbox/valet_spawner.c,$(sort $(wildcard sandbox/*.c)))
+TASK_OBJS := $(TASK_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_SRCS := $(filter-out supervisor/valetd.c,$(sort $(wildcard supervisor/*.c api/*.c storage/*.c)))
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/pg_migrations.o
 # SQL migrations, applied in file-name order (001_..., 002_...), are compiled
 # in as C strings (storage/pg_schema.c builds the script from them).
 MIGRATIONS := $(sort $(wildcard storage/migrations/*.sql))
@@ -78,12 +69,17 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HOSTILE_SO := $(BUILD)/tests/hostile.so
 HOSTILE_EXEC := $(BUILD)/tests/hostile_exec
 
-all: $(BUILD)/valetd $(BUILD)/libvalet.a $(BUILD)/libvalet.so $(BUILD)/tasks/demo.so \
-	$(BUILD)/valet.pc
+all: $(BUILD)/valetd $(BUILD)/valet-spawner $(BUILD)/libvalet.a $(BUILD)/libvalet.so \
+	$(BUILD)/tasks/demo.so $(BUILD)/valet.pc
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Where valetd finds the installed spawner, and a program with tasks of
+# its own finds valetd (each may be told otherwise: --spawner, VALET_DAEMON).
+$(BUILD)/supervisor/spawn.o: override CFLAGS += -DVALET_SPAWNER_PATH='"$(SPAWNERDIR)/valet-spawner"'
+$(BUILD)/sandbox/valet_main.o: override CFLAGS += -DVALET_DAEMON_PATH='"$(SBINDIR)/valetd"'
 
 $(BUILD)/gen/pg_migrations.c: $(MIGRATIONS) Makefile
 	@mkdir -p $(dir $@)
@@ -100,19 +96,26 @@ $(BUILD)/gen/pg_migrations.c: $(MIGRATIONS) Makefile
 $(BUILD)/gen/pg_migrations.o: $(BUILD)/gen/pg_migrations.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/libvalet.a: $(LIB_OBJS)
+$(BUILD)/libvalet.a: $(TASK_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/libvalet.so: $(LIB_OBJS)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvalet.so.0 -o $@ $^ $(LDLIBS)
+$(BUILD)/libvalet.so: $(TASK_OBJS)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvalet.so.0 -o $@ $^ $(TASK_LIBS) $(LDLIBS)
 
-# valetd exports its symbols so that task plugins resolve valet_register().
-$(BUILD)/valetd: $(BUILD)/supervisor/valetd.o $(BUILD)/libvalet.a
+$(BUILD)/libvaletd.a: $(DAEMON_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/valetd: $(BUILD)/supervisor/valetd.o $(BUILD)/libvaletd.a
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libvaletd.a $(DAEMON_LIBS) $(LDLIBS)
+
+# The spawner exports its symbols so that task plugins resolve valet_register().
+$(BUILD)/valet-spawner: $(BUILD)/sandbox/valet_spawner.o $(BUILD)/libvalet.a
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $< -Wl,--whole-archive $(BUILD)/libvalet.a \
-		-Wl,--no-whole-archive $(LDLIBS)
+		-Wl,--no-whole-archive $(TASK_LIBS) $(LDLIBS)
 
-$(BUILD)/tasks/demo.so: supervisor/demo/demo_tasks.c include/valet.h
+$(BUILD)/tasks/demo.so: sandbox/demo/demo_tasks.c include/valet.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
 
@@ -137,10 +140,13 @@ run: deps
 	$(BUILD)/valetd -c packaging/valetd-dev.conf -l $(LISTEN)
 
 # --- tests -------------------------------------------------------------------
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libvalet.a
+# A unit test links both halves (the archives' objects it needs).
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libvalet.a \
+		$(BUILD)/libvaletd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -rdynamic -Wl,--whole-archive \
-		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(LDLIBS) $(TEST_LIBS)
+		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(BUILD)/libvaletd.a $(DAEMON_LIBS) \
+		$(LDLIBS) $(TEST_LIBS)
 
 # The hostile suite (tests/hostile): a plugin of C tasks, and a program run
 # as exec tasks. The program is built without sanitizers (and without the
@@ -186,6 +192,8 @@ install: all install-man
 		$(DESTDIR)$(TASKDIR) $(DESTDIR)$(SYSCONFDIR)/valet $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 $(BUILD)/valetd $(DESTDIR)$(SBINDIR)/valetd
+	install -d $(DESTDIR)$(SPAWNERDIR)
+	install -m 755 $(BUILD)/valet-spawner $(DESTDIR)$(SPAWNERDIR)/valet-spawner
 	install -m 644 $(BUILD)/libvalet.a $(DESTDIR)$(LIBDIR)/libvalet.a
 	install -m 755 $(BUILD)/libvalet.so $(DESTDIR)$(LIBDIR)/libvalet.so.0
 	ln -sf libvalet.so.0 $(DESTDIR)$(LIBDIR)/libvalet.so
@@ -193,7 +201,7 @@ install: all install-man
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
 		packaging/valet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/valet.pc
 	install -m 755 $(BUILD)/tasks/demo.so $(DESTDIR)$(TASKDIR)/demo.so
-	install -m 644 supervisor/demo/wordcount.py $(DESTDIR)$(TASKDIR)/wordcount.py
+	install -m 644 sandbox/demo/wordcount.py $(DESTDIR)$(TASKDIR)/wordcount.py
 	sed -e 's|/usr/lib/valet/tasks|$(TASKDIR)|g; s|^#plugin_dir =.*|&\nplugin_dir = $(TASKDIR)|' \
 		packaging/valetd.conf > $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
 	chmod 640 $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
@@ -203,11 +211,12 @@ install: all install-man
 	install -m 644 packaging/valet.sysusers $(DESTDIR)$(SYSUSERSDIR)/valet.conf
 
 format:
-	clang-format -i $(LIB_SRCS) supervisor/valetd.c $(HDRS) $(UNIT_SRCS)
+	clang-format -i $(TASK_SRCS) $(DAEMON_SRCS) supervisor/valetd.c sandbox/valet_spawner.c \
+		$(HDRS) $(UNIT_SRCS)
 
 lint:
 	cppcheck --quiet --enable=warning,performance,portability --inline-suppr \
-		--suppress=missingIncludeSystem -Iinclude $(LIB_SRCS)
+		--suppress=missingIncludeSystem -Iinclude $(TASK_SRCS) $(DAEMON_SRCS)
 
 clean:
 	rm -rf build
@@ -277,6 +286,7 @@ install-man:
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	for m in man8/valetd.8 man5/valetd.conf.5; do \
 		sed -e 's|/usr/lib/valet/tasks|$(TASKDIR)|g; s|/usr/sbin/valetd|$(SBINDIR)/valetd|g' \
+			-e 's|/usr/lib/valet/valet\\-spawner|$(SPAWNERDIR)/valet\\-spawner|g' \
 			-e 's|/etc/valet/|$(SYSCONFDIR)/valet/|g; s|@VERSION@|$(VERSION)|g' \
 			packaging/man/$${m#*/} \
 			> $(DESTDIR)$(MANDIR)/$$m && chmod 644 $(DESTDIR)$(MANDIR)/$$m || exit 1; \

@@ -541,10 +541,6 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (mhd_load(err, errlen) < 0) {
-		free(srv);
-		return NULL;
-	}
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->core = core;

@@ -6,9 +6,10 @@
 #ifndef VALET_HTTP_H
 #define VALET_HTTP_H
 
+#include <ev.h>
+
 #include "../supervisor/config.h"
 #include "../supervisor/core.h"
-#include "../supervisor/evapi.h"
 
 struct http_server;
 

@@ -115,9 +115,7 @@ static int get_params(struct json_in_doc *doc, json_t *obj, const char **out, ch
 /*
  * Seconds -> ms, rounding up, but not for the float noise of a product
  * that is meant to be whole (1.1 * 1000 = 1100.0000000000002). s is in
- * (0, JSON_IN_MAX_TIMEOUT_S], so the product fits an int64_t exactly enough;
- * integer rounding keeps valetd off libm (one library fewer for every job
- * child to map, see supervisor/evapi.h).
+ * (0, JSON_IN_MAX_TIMEOUT_S], so the product fits an int64_t exactly enough.
  */
 static int64_t seconds_to_ms(double s)
 {

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "../supervisor/evapi.h"
-#include "mhd.h"
+#include <ev.h>
+#include <microhttpd.h>
 
 #include "../supervisor/config.h"
 #include "../supervisor/core.h"

@@ -76,8 +76,11 @@ int valet_decode_previous(struct valet_ctx *ctx, json_t *previous, const char *f
 
 /*
  * Run valetd with the registered tasks (plus plugins and exec tasks from
- * the config): parses argv like valetd (-c FILE, -t, -l ADDR, -w N, ...),
- * serves until SIGTERM/SIGINT. Returns the process exit status.
+ * the config): takes valetd's arguments (-c FILE, -t, -l ADDR, -w N, ...),
+ * serves until SIGTERM/SIGINT. It execs valetd (VALET_DAEMON, else the
+ * valetd installed with this library) naming this program as its spawner;
+ * valetd execs the program back as the spawner, where valet_main() runs
+ * the tasks. Returns only on failure (the exit status).
  */
 int valet_main(int argc, char **argv);
 

@@ -151,6 +151,8 @@ undelegate() {
 # (-l 127.0.0.1:0) as valetd.service would (systemd is not PID 1 here): as
 # the unit's User=valet with the unit's ambient capabilities, in cgroups
 # delegated to it. Wait for its "listening on" line, set $url and $vpid.
+# start_valetd NAME ARGS...: valetd (or $PROG: a program of its own that
+# runs it) as the unit would, with its log in $tmp/NAME.log; sets $vpid, $url.
 start_valetd() {
 	local name=$1 addr caps bset
 	shift
@@ -165,7 +167,7 @@ start_valetd() {
 		"$delegated" \
 		setpriv --reuid=valet --regid=valet --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
 		--bounding-set="-all,$bset" --no-new-privs \
-		/usr/sbin/valetd "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
+		"${PROG:-/usr/sbin/valetd}" "$@" -l 127.0.0.1:0 -w 2 </dev/null >"$tmp/$name.log" 2>&1 &
 	vpid=$!
 	pids="$pids $vpid"
 	for _ in $(seq 100); do
@@ -349,6 +351,33 @@ EOF
 	"$tmp/mytasks" -V | grep -x "valetd $VERSION"
 }
 
+# The program's own task, run by the installed valetd with the program as
+# its spawner (valet_main()).
+check_add_job() {
+	run_job add '{"name":"pkg","task_name":"add","task_params":{"a":2,"b":3}}' || return 1
+	[ "$(json "$tmp/add.result" 'd["metadata"]["sum"]')" = 5 ] || return 1
+	pgrep -a -f -- "--valet-spawner" | grep -F "$tmp/mytasks"
+}
+
+# Depends of the built valetd .deb, as dh_shlibdeps computed them from the
+# ELF files: every library valetd and its spawner link.
+check_shlibdeps() {
+	local deps lib
+	deps=$(dpkg-deb -f "$BUILD"/valetd_"$VERSION"-*_"$(dpkg --print-architecture)".deb Depends)
+	echo "Depends: $deps"
+	for lib in libc6 libev4 libinih1 libjansson4 libmicrohttpd12 libpq5 libseccomp2; do
+		echo "$deps" | grep -qw "$lib" || { echo "no $lib"; return 1; }
+	done
+}
+
+# The installed spawner: libc and jansson, none of the daemon's libraries.
+check_spawner_libs() {
+	local f=/usr/lib/valet/valet-spawner
+	test -x "$f" || return 1
+	ldd "$f"
+	! ldd "$f" | grep -E 'lib(ev|pq|microhttpd|inih|seccomp)\.so'
+}
+
 check_hello_job() {
 	run_job hello '{"name":"pkg","task_name":"hello","task_params":{"who":"deb"}}' || return 1
 	[ "$(json "$tmp/hello.result" 'd["metadata"]["greeting"]')" = "hello, deb" ]
@@ -472,10 +501,9 @@ check "/etc/valet/valetd.conf is a conffile" \
 check "the packaged config sets plugin_dir = /usr/lib/valet/tasks" \
 	grep -qx 'plugin_dir = /usr/lib/valet/tasks' /etc/valet/valetd.conf
 check "/var/lib/valet is owned by valet" check_state_dir
-for dep in libmicrohttpd12 libpq5 libev4 libinih1 libseccomp2; do
-	check "valetd Depends on $dep (dlopen()ed)" \
-		sh -c "dpkg-query -W -f='\${Depends}' valetd | grep -qw $dep"
-done
+check "valetd's Depends are dh_shlibdeps's: the libraries it links" check_shlibdeps
+check "the spawner (/usr/lib/valet/valet-spawner) links none of the daemon's libraries" \
+	check_spawner_libs
 check "valetd -V prints valetd $VERSION" check_version
 check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
 check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'
@@ -557,6 +585,18 @@ then
 	fi
 	check "valetd stops on SIGTERM with status 0" stop_valetd
 fi
+cat >"$tmp/etc/own.conf" <<EOF
+[tasks]
+plugin_dir =
+EOF
+chmod a+r "$tmp/etc/own.conf"
+if [ -x "$tmp/mytasks" ] &&
+	PROG=$tmp/mytasks check "a program of its own runs the installed valetd" \
+		start_valetd own -c "$tmp/etc/own.conf"
+then
+	check "its own task completes, run by the program as the spawner" check_add_job
+	check "valetd stops on SIGTERM with status 0" stop_valetd
+fi
 
 echo "== purge"
 check "apt-get purge -y $PKGS" apt-get purge -y -qq $PKGS
@@ -584,8 +624,10 @@ if make --no-print-directory BUILD="$BUILD" rpm >"$tmp/rpm.log" 2>&1; then
 		/usr/share/man/man5/valetd.conf.5
 	check "valetd rpm: /etc/valet/valetd.conf is %config, 0640 root:valet" check_rpm_conf "$rpm_d"
 	check "valetd rpm: systemd scriptlets and the valet user" check_rpm_scripts "$rpm_d"
-	check "valetd rpm requires libmicrohttpd (dlopen()ed)" \
-		sh -c "rpm -qp --requires '$rpm_d' | grep -q '^libmicrohttpd'"
+	check "valetd rpm has the spawner" check_rpm_files "$rpm_d" \
+		/usr/libexec/valet/valet-spawner
+	check "valetd rpm requires the libraries it links (automatic requires)" \
+		sh -c "rpm -qp --requires '$rpm_d' | grep -q '^libmicrohttpd.so'"
 	check "valet-libs rpm has libvalet.so.0" check_rpm_files "$rpm_l" "$libdir/libvalet.so.0"
 	check "valet-devel rpm has the header, the link, the archive, valet.pc" \
 		check_rpm_files "$rpm_v" /usr/include/valet.h "$libdir/libvalet.so" \

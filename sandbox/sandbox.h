@@ -1,9 +1,8 @@
 /*
- * sandbox.h - child-side isolation. Everything here runs in a freshly forked
- * child before any task code, or compiles what such a child will load.
- * Links nothing but libc (and libseccomp, only for compiling filters in the
- * parent): no libev, no jansson, no libpq, no stdio, no malloc in the child
- * path.
+ * sandbox.h - isolation, in the spawner and in a freshly forked job child
+ * before any task code. Links nothing but libc: no libev, no libpq, no
+ * libseccomp (the daemon compiles the filters), no stdio and no malloc in
+ * the child path.
  *
  * The child's fds when the task starts:
  *   0  stdin   (input memfd, or /dev/null)
@@ -22,29 +21,9 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include "spawn_proto.h"
+
 #define SBX_FD_FRAME 3
-
-/* The seccomp profiles, named and versioned (the policy: sbx_policy.c). */
-enum sbx_profile {
-	SBX_PROFILE_STRICT = 0,   /* "strict": C tasks: memory, time, I/O on open fds, exit */
-	SBX_PROFILE_EXEC = 1,     /* "exec": exec'd programs, an allowlist; AF_UNIX sockets only */
-	SBX_PROFILE_EXEC_NET = 2, /* "exec+net": exec, plus TCP and UDP over IPv4 and IPv6 */
-	SBX_PROFILE_COUNT
-};
-
-/* A compiled seccomp filter (BPF), made once in the parent. */
-struct sbx_filter {
-	void *insns;   /* struct sock_filter[] */
-	unsigned short len;
-};
-
-struct sbx_limits {
-	uint64_t memory_bytes;   /* RLIMIT_AS; 0 = unlimited */
-	uint64_t cpu_seconds;    /* RLIMIT_CPU; 0 = unlimited */
-	uint64_t max_files;      /* RLIMIT_NOFILE; 0 = leave */
-	uint64_t max_processes;  /* RLIMIT_NPROC; 0 = leave */
-	uint64_t max_file_size;  /* RLIMIT_FSIZE; 0 = unlimited */
-};
 
 /* Everything the child needs, prepared in the parent (no lookups in the child). */
 struct sbx_params {
@@ -67,11 +46,6 @@ struct sbx_params {
 	const uint64_t *changed_signals; /* bit sig - 1 */
 };
 
-/* Setup failure, reported on the frame channel as FRAME_SETUP_ERROR. */
-struct sbx_error {
-	char step[24]; /* "setsid", "dup2", "setrlimit", "setuid", "seccomp", ... */
-	int err;       /* errno */
-};
 
 /*
  * In the child: reset signals, setsid, parent-death signal, fds, chdir,
@@ -91,32 +65,6 @@ int sbx_error_set(struct sbx_error *err, const char *step, int e);
 /* In the child, after sbx_enter failed: report err on frame_fd and _exit(126). */
 void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn));
 
-/* In the parent, once: compile a profile. 0 or -errno (-EINVAL: no such profile). */
-int sbx_filter_compile(enum sbx_profile profile, struct sbx_filter *out);
-/*
- * Every profile into out[SBX_PROFILE_COUNT], compiled in a throwaway child
- * process: libseccomp's many short-lived allocations would leave holes in
- * this process's heap, which every job child forked later inherits and
- * faults on when its own mallocs land there. 0, or -errno with *failed the
- * profile that did not compile.
- */
-int sbx_filter_compile_all(struct sbx_filter *out, enum sbx_profile *failed);
-void sbx_filter_release(struct sbx_filter *f);
-
-/* "strict", "exec", "exec+net"; NULL for a value out of range. Static. */
-const char *sbx_profile_name(enum sbx_profile profile);
-/* The version of the policy a profile compiles to today (1, 2, ...); 0 out of range. */
-unsigned sbx_profile_version(enum sbx_profile profile);
-/* "exec", or "exec@N" where N is exec's current version. 0 or -EINVAL. */
-int sbx_profile_parse(const char *name, enum sbx_profile *out);
-
-/* Name of a syscall number on the native arch into out ("" if unknown). */
-void sbx_syscall_name(int nr, char *out, size_t outlen);
-
-/* Whether this process may switch users (root, or CAP_SETUID and
- * CAP_SETGID in its effective set, as under valetd.service). */
-bool sbx_can_switch_user(void);
-
 /*
  * The view every job starts from (sbx_view.c), prepared once in the
  * spawner: its own private mount namespace, read-only, nosuid and nodev, a
@@ -131,18 +79,10 @@ struct sbx_view_opts {
 			   * the helper and their resolv.conf in the workshop */
 };
 
-/* A directory of the host's /tmp (or a file right in it) that every job
- * sees, read-only, at the same path in its own /tmp (exec task programs
- * that live there). */
-struct sbx_keep {
-	const char *path; /* absolute, under /tmp */
-	bool is_file;
-};
 /* The spawner's scratch space, covered by each job's own /tmp. */
 #define SBX_WORKSHOP "/tmp"
 /* Where the view keeps kept item i (under the workshop). */
 #define SBX_KEEP_DIR SBX_WORKSHOP "/.keep/"
-#define SBX_KEEP_MAX 64
 /* exec+net jobs: the resolver they use (slirp4netns's DNS forwarder), their
  * resolv.conf naming it, and the helper's /dev/net/tun, in the workshop. */
 #define SBX_NET_DNS "10.0.2.3"
@@ -181,11 +121,6 @@ int sbx_netns_new(int *fd, struct sbx_error *err);
  * networks, allowed or denied (most specific wins); the node's own
  * addresses and sbx_net_deny()'s are always denied.
  */
-struct sbx_net_rule {
-	uint32_t addr;	/* network byte order */
-	uint8_t prefix; /* 0..32 */
-	bool allow;
-};
 struct sbx_net_opts {
 	const char *helper; /* the slirp4netns program (absolute) */
 	gid_t gid;	    /* the helper's group (its uid is root's; it drops every
@@ -249,7 +184,7 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
  * cgroup.procs fd. 0, or -1 with *err. */
 int sbx_cgroup_join(const int *fds, int n, struct sbx_error *err);
 
-/* Resolve a user name to uid/gid (parent, at startup). 0 or -errno. */
-int sbx_lookup_user(const char *name, uid_t *uid, gid_t *gid);
+/* Free a filter read by the spawner; NULL is a no-op. */
+void sbx_filter_release(struct sbx_filter *f);
 
 #endif

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -363,4 +364,13 @@ void sbx_fail(int frame_fd, const struct sbx_error *err)
 		frame_fd = SBX_FD_FRAME;
 	(void)frame_write(frame_fd, FRAME_SETUP_ERROR, 0, err, sizeof(*err));
 	_exit(126);
+}
+
+void sbx_filter_release(struct sbx_filter *f)
+{
+	if (f == NULL)
+		return;
+	free(f->insns);
+	f->insns = NULL;
+	f->len = 0;
 }

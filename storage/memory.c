@@ -29,7 +29,8 @@
 #include <sys/queue.h>
 
 #include "../supervisor/idmap.h"
-#include "store.h"
+#include "../supervisor/store.h"
+#include "memory.h"
 
 TAILQ_HEAD(mem_job_list, job);
 TAILQ_HEAD(mem_pipeline_list, pipeline);

@@ -9,7 +9,7 @@
 #include <sys/queue.h>
 
 #include "pgconn.h"
-#include "store.h"
+#include "../supervisor/store.h"
 
 enum pg_op_kind { OP_CREATE_JOB, OP_CREATE_PIPELINE, OP_DELETE_JOB, OP_DELETE_RESULT,
 		  OP_DELETE_PIPELINE, OP_SYNC };

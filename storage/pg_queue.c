@@ -39,7 +39,6 @@
 #include "../supervisor/log.h"
 #include "pg_internal.h"
 #include "pg_sql.h"
-#include "pq.h"
 
 #define PG_MAX_CLAIM 64
 #define PG_POLL_S 2.0          /* fallback claim poll */

@@ -30,7 +30,6 @@
 
 #include "pg_schema.h"
 #include "pg_sql.h"
-#include "pq.h"
 
 #define JOB_COLS                                                                             \
 	"j.id, j.name, j.description, j.task_name, j.task_params, j.timeout_ms, j.status, "  \

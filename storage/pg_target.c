@@ -1,6 +1,6 @@
 /*
  * pg_target.c - where the database of a libpq connection string lives
- * (store_pg_targets, see store.h), for the sandbox: jobs must reach neither
+ * (store_pg_targets, see postgres.h), for the sandbox: jobs must reach neither
  * its unix socket nor its host.
  *
  * Theory of operation: libpq itself parses the URL or key=value string
@@ -14,13 +14,15 @@
  * network namespace, where jobs are not.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "../supervisor/strv.h"
-#include "pq.h"
-#include "store.h"
+#include "postgres.h"
 
 /* Each element of a comma-separated list. An empty element is libpq's
  * default socket directory: *empty becomes true. */
@@ -56,8 +58,6 @@ int store_pg_targets(const char *url, char ***dirs_out, char ***hosts_out, char 
 	bool empty = false;
 	int rc = 0;
 
-	if (pq_load(err, errlen) < 0)
-		return -ENOENT;
 	opts = PQconninfoParse(url ? url : "", &msg);
 	if (!opts) {
 		/* libpq's messages end with a newline; a sentence does not. Some

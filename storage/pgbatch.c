@@ -29,7 +29,6 @@
 #include <time.h>
 
 #include "pgbatch.h"
-#include "pq.h"
 
 struct pg_batch *pg_batch_new(bool txn, pg_batch_done_fn done, void *arg)
 {

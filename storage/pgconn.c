@@ -63,7 +63,6 @@
 
 #include "../supervisor/log.h"
 #include "pgbatch.h"
-#include "pq.h"
 
 #define PGC_MAX_INFLIGHT 8
 #define PGC_BACKOFF_MIN_MS 100
@@ -714,12 +713,7 @@ struct pgconn *pgconn_new(struct ev_loop *loop, const char *conninfo, const char
 {
 	struct pgconn *c;
 	int maxparams = 1;
-	char err[256];
 
-	if (pq_load(err, sizeof(err)) < 0) {
-		log_error("cannot use PostgreSQL", "error", err);
-		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;

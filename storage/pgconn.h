@@ -44,12 +44,12 @@
 #ifndef VALET_PGCONN_H
 #define VALET_PGCONN_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../supervisor/evapi.h"
+#include <ev.h>
+#include <libpq-fe.h>
 
 struct pgconn;
 struct pg_batch;

@@ -57,12 +57,11 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
-#include "../supervisor/config.h"
 #include "../supervisor/log.h"
 #include "pg_internal.h"
+#include "postgres.h"
 #include "pg_schema.h"
 #include "pg_sql.h"
-#include "pq.h"
 
 #define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
 #define PG_F_LAZY (1u << 9)     /* on the lazy list, not the dirty list */
@@ -780,21 +779,18 @@ static const struct store_ops pg_ops = {
 	.close = pgq_close,
 };
 
-struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg, char *err,
+struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *o, char *err,
 				 size_t errlen)
 {
 	struct pg_store *ps;
 	char host[256];
 
-	if (pq_load(err, errlen) < 0)
-		return NULL;
-	if (!cfg->database_url || !cfg->database_url[0]) {
-		snprintf(err, errlen, "[storage] backend = postgres needs database_url (or the "
-				      "VALET_DATABASE_URL environment variable)");
+	if (!o->url || !o->url[0] || !o->schema) {
+		snprintf(err, errlen, "no database URL");
 		return NULL;
 	}
-	if (cfg->node_id && cfg->node_id[0]) {
-		snprintf(host, sizeof(host), "%s", cfg->node_id);
+	if (o->node_id && o->node_id[0]) {
+		snprintf(host, sizeof(host), "%s", o->node_id);
 	} else if (gethostname(host, sizeof(host)) < 0) {
 		snprintf(host, sizeof(host), "valetd");
 	}
@@ -819,13 +815,13 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg,
 	ps->lazy_w.data = ps;
 	ev_timer_init(&ps->gather_w, on_gather, PG_GATHER_S, 0.);
 	ps->gather_w.data = ps;
-	ps->schema = strdup(cfg->db_schema);
+	ps->schema = strdup(o->schema);
 	ps->node = strdup(host);
-	ps->url = strdup(cfg->database_url);
-	ps->lease_ms = cfg->lease_ms;
-	ps->backoff_ms = cfg->retry_backoff_ms;
-	ps->backoff_max_ms = cfg->retry_backoff_max_ms;
-	ps->retention_days = cfg->retention_days;
+	ps->url = strdup(o->url);
+	ps->lease_ms = o->lease_ms;
+	ps->backoff_ms = o->retry_backoff_ms;
+	ps->backoff_max_ms = o->retry_backoff_max_ms;
+	ps->retention_days = o->retention_days;
 	if (!ps->schema || !ps->node || !ps->url)
 		goto nomem;
 	pg_schema_channel(ps->schema, "jobs", ps->chan_jobs, sizeof(ps->chan_jobs));

@@ -2,7 +2,7 @@
  * cgroup.c - a cgroup per worker slot (see cgroup.h).
  *
  * Theory of operation: cgroups_setup() runs once at startup, after the host
- * probe (sbx_probe) has found our cgroup in each hierarchy. It picks v2
+ * probe (probe) has found our cgroup in each hierarchy. It picks v2
  * when our cgroup2 cgroup offers the memory and pids controllers (a
  * systemd service with Delegate=yes), else the v1 memory and pids
  * hierarchies. Under v2 the "no internal processes" rule applies: when our
@@ -12,9 +12,10 @@
  * written, and the files the spawner needs opened. Leftovers of a daemon
  * that died (`valet.<pid>` of a pid that is gone) are removed first.
  *
- * The spawner inherits the fds. Per job it rewrites a limit only when the
- * job's differs from the slot's, reads the OOM kill counter when the job
- * ends, and (without PID namespaces) kills what is left in the cgroup.
+ * The spawner inherits the fds (sandbox/cg_slot.c). Per job it writes a
+ * limit only when the job's differs from the slot's, reads the OOM kill
+ * counter when the job ends, and (without PID namespaces) kills what is
+ * left in the cgroup.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,8 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../sandbox/sandbox.h"
-#include "../sandbox/sbx_probe.h"
+#include "probe.h"
 #include "cgroup.h"
 
 #define CG_PATH 640
@@ -55,24 +55,6 @@ static int cg_open(const char *dir, const char *file, int flags)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	return open(path, flags | O_CLOEXEC);
-}
-
-static void cg_u64(char *buf, size_t len, uint64_t v, const char *unlimited)
-{
-	if (v == 0)
-		snprintf(buf, len, "%s", unlimited);
-	else
-		snprintf(buf, len, "%llu", (unsigned long long)v);
-}
-
-static int cg_put(int fd, uint64_t v, const char *unlimited)
-{
-	char buf[32];
-
-	if (fd < 0)
-		return 0;
-	cg_u64(buf, sizeof(buf), v, unlimited);
-	return pwrite(fd, buf, strlen(buf), 0) < 0 ? -errno : 0;
 }
 
 /* Remove a slot directory tree: slot-* first, then the directory. Busy
@@ -185,21 +167,6 @@ static void cg_slot_init(struct cg_slot *s)
 	s->mem_max = s->memsw = s->pids_max = s->oom = s->kill = s->procs = s->peak = -1;
 }
 
-static uint64_t cg_read_oom(int fd)
-{
-	char buf[512];
-	ssize_t n;
-	char *p;
-
-	if (fd < 0 || (n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (p = buf; (p = strstr(p, "oom_kill ")); p++)
-		if (p == buf || p[-1] == '\n')
-			return strtoull(p + 9, NULL, 10);
-	return 0;
-}
-
 static int cg2_slot(struct cg_slot *s, const char *dir, bool limits)
 {
 	if ((s->join[s->njoin] = cg_open(dir, "cgroup.procs", O_WRONLY)) < 0)
@@ -249,7 +216,7 @@ static int cg_mkslot(const char *root, unsigned i, char *dir, size_t len)
 }
 
 static int cg_make_slots(struct cgroups *cg, const char *v2root, const char *memroot,
-			 const char *pidsroot, uint64_t memory, uint64_t pids)
+			 const char *pidsroot)
 {
 	char d2[CG_PATH], dm[CG_PATH], dp[CG_PATH];
 	int rc;
@@ -264,18 +231,17 @@ static int cg_make_slots(struct cgroups *cg, const char *v2root, const char *mem
 				(rc = cg_mkslot(pidsroot, i, dp, sizeof(dp))) < 0 ||
 				(rc = cg1_slot(s, dm, dp)) < 0))
 			return rc;
-		s->memory = s->pids = UINT64_MAX; /* forces the first write */
-		if ((rc = cg_slot_limit(s, memory, pids)) < 0)
-			return rc;
-		s->oom_seen = cg_read_oom(s->oom);
+		/* The limits are the spawner's to write (cg_slot_limit()), the
+		 * first time a job needs them, as the OOM counter's to read. */
+		s->memory = s->pids = UINT64_MAX;
 	}
 	return 0;
 }
 
-int cgroups_version(const struct sbx_caps *caps)
+int cgroups_version(const struct probe_caps *caps)
 {
-	const struct sbx_probe_cgroup *mem = &caps->cg1[SBX_PROBE_CG1_MEMORY];
-	const struct sbx_probe_cgroup *pid = &caps->cg1[SBX_PROBE_CG1_PIDS];
+	const struct probe_cgroup *mem = &caps->cg1[PROBE_CG1_MEMORY];
+	const struct probe_cgroup *pid = &caps->cg1[PROBE_CG1_PIDS];
 
 	if (caps->cg2.cg.found && caps->cg2.cg.writable.ok &&
 	    cg_has_word(caps->cg2.controllers, "memory") &&
@@ -286,11 +252,11 @@ int cgroups_version(const struct sbx_caps *caps)
 	return 0;
 }
 
-int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots, uint64_t memory,
-		  uint64_t pids, char *err, size_t errlen)
+int cgroups_setup(struct cgroups *cg, const struct probe_caps *caps, unsigned nslots, char *err,
+		  size_t errlen)
 {
-	const struct sbx_probe_cgroup *mem = &caps->cg1[SBX_PROBE_CG1_MEMORY];
-	const struct sbx_probe_cgroup *pid = &caps->cg1[SBX_PROBE_CG1_PIDS];
+	const struct probe_cgroup *mem = &caps->cg1[PROBE_CG1_MEMORY];
+	const struct probe_cgroup *pid = &caps->cg1[PROBE_CG1_PIDS];
 	bool v2ok = caps->cg2.cg.found && caps->cg2.cg.writable.ok;
 	char v2root[CG_PATH] = "", memroot[CG_PATH] = "", pidsroot[CG_PATH] = "";
 	int rc;
@@ -323,8 +289,7 @@ int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslo
 	if (cg->version == 1 && ((rc = cg_make_root(cg, mem->dir, memroot, sizeof(memroot))) < 0 ||
 				 (rc = cg_make_root(cg, pid->dir, pidsroot, sizeof(pidsroot))) < 0))
 		goto fail;
-	rc = cg_make_slots(cg, v2ok ? v2root : NULL, cg->version == 1 ? memroot : NULL, pidsroot,
-			   memory, pids);
+	rc = cg_make_slots(cg, v2ok ? v2root : NULL, cg->version == 1 ? memroot : NULL, pidsroot);
 	if (rc < 0)
 		goto fail;
 	return 0;
@@ -363,96 +328,4 @@ void cgroups_teardown(struct cgroups *cg)
 	cg->slots = NULL;
 	cg->nslots = 0;
 	cg->version = 0;
-}
-
-int cg_slot_limit(struct cg_slot *s, uint64_t memory, uint64_t pids)
-{
-	const char *unlimited = s->v1 ? "-1" : "max";
-	int rc = 0;
-
-	if (memory != s->memory && s->mem_max >= 0) {
-		/* v1: the memory+swap limit may not go below the memory limit,
-		 * so the order depends on the direction; try both. */
-		if (cg_put(s->mem_max, memory, unlimited) < 0) {
-			rc = cg_put(s->memsw, memory, unlimited);
-			if (rc == 0)
-				rc = cg_put(s->mem_max, memory, unlimited);
-		} else {
-			rc = cg_put(s->memsw, memory, unlimited);
-		}
-		if (rc < 0)
-			return rc;
-		s->memory = memory;
-	}
-	if (pids != s->pids && s->pids_max >= 0) {
-		if ((rc = cg_put(s->pids_max, pids, "max")) < 0)
-			return rc;
-		s->pids = pids;
-	}
-	return 0;
-}
-
-/*
- * v1: writing 0 to memory.max_usage_in_bytes resets it. v2: writing to
- * memory.peak resets the peak as seen through that open file (Linux 6.12);
- * the spawner keeps the one fd per slot, so its reads see the job's peak.
- */
-bool cg_slot_peak_reset(struct cg_slot *s)
-{
-	if (s->peak < 0)
-		return false;
-	return pwrite(s->peak, s->v1 ? "0" : "reset\n", s->v1 ? 1 : 6, 0) > 0;
-}
-
-int64_t cg_slot_peak(struct cg_slot *s)
-{
-	char buf[32];
-	ssize_t n;
-
-	if (s->peak < 0 || (n = pread(s->peak, buf, sizeof(buf) - 1, 0)) <= 0)
-		return -1;
-	buf[n] = '\0';
-	return (int64_t)strtoull(buf, NULL, 10);
-}
-
-bool cg_slot_oom(struct cg_slot *s)
-{
-	uint64_t n;
-
-	if (s->oom < 0)
-		return false;
-	n = cg_read_oom(s->oom);
-	if (n == s->oom_seen)
-		return false;
-	s->oom_seen = n;
-	return true;
-}
-
-void cg_slot_kill(struct cg_slot *s)
-{
-	char buf[4096];
-
-	if (s->kill >= 0) {
-		(void)pwrite(s->kill, "1", 1, 0);
-		return;
-	}
-	/* No cgroup.kill: SIGKILL each listed process until none is left
-	 * (bounded: pids.max bounds how many can appear meanwhile). */
-	for (int round = 0; s->procs >= 0 && round < 16; round++) {
-		ssize_t n = pread(s->procs, buf, sizeof(buf) - 1, 0);
-		bool any = false;
-
-		if (n <= 0)
-			return;
-		buf[n] = '\0';
-		for (char *p = buf, *end; *p; p = end) {
-			long pid = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
-				any = true;
-		}
-		if (!any)
-			return;
-	}
 }

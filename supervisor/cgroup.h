@@ -31,23 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct sbx_caps;
+#include "../sandbox/cg_slot.h"
 
-/* The fds of one slot; -1 where there is none. */
-struct cg_slot {
-	int join[3]; /* cgroup.procs (v2, v1 memory, v1 pids): the child writes "0" */
-	int njoin;
-	int mem_max;	       /* memory.max or memory.limit_in_bytes */
-	int memsw;	       /* v1 memory.memsw.limit_in_bytes */
-	int pids_max;	       /* pids.max */
-	int oom;	       /* memory.events or memory.oom_control */
-	int kill;	       /* cgroup.kill */
-	int procs;	       /* a cgroup.procs to read when there is no cgroup.kill */
-	int peak;	       /* memory.peak (v2) or memory.max_usage_in_bytes (v1) */
-	bool v1;	       /* memory limits in v1 ("-1" = none) */
-	uint64_t memory, pids; /* the limits written */
-	uint64_t oom_seen;     /* oom_kill count after the last job */
-};
+struct probe_caps;
 
 struct cgroups {
 	int version; /* 0 = none, 1 = v1 limits, 2 = v2 limits */
@@ -58,27 +44,14 @@ struct cgroups {
 
 /* Which cgroups cgroups_setup() would use here: 2, 1, or 0 (none: no
  * hierarchy with the memory and pids controllers we may write to). */
-int cgroups_version(const struct sbx_caps *caps);
-/* Make and open every slot's cgroups with these limits (0 = none). 0, or
- * -errno with a sentence in err; *cg is then empty (version 0). */
-int cgroups_setup(struct cgroups *cg, const struct sbx_caps *caps, unsigned nslots, uint64_t memory,
-		  uint64_t pids, char *err, size_t errlen);
+int cgroups_version(const struct probe_caps *caps);
+/* Make and open every slot's cgroups (the spawner writes the limits). 0,
+ * or -errno with a sentence in err; *cg is then empty (version 0). */
+int cgroups_setup(struct cgroups *cg, const struct probe_caps *caps, unsigned nslots, char *err,
+		  size_t errlen);
 /* Close the fds and remove the directories (their processes must be gone). */
 void cgroups_teardown(struct cgroups *cg);
-/* Close the fds only (the spawner's copy after fork is its own). */
+/* Close the fds only (the spawner has them). */
 void cgroups_close(struct cgroups *cg);
-
-/* Spawner side, per job. Apply limits (0 = none) when they differ from the
- * slot's; 0 or -errno. */
-int cg_slot_limit(struct cg_slot *s, uint64_t memory, uint64_t pids);
-/* Reset the slot's memory peak before a job; false when it cannot be
- * (cgroup v2 before Linux 6.12): then the peak is not known per job. */
-bool cg_slot_peak_reset(struct cg_slot *s);
-/* The peak memory use (bytes) since the reset; -1 when unknown. */
-int64_t cg_slot_peak(struct cg_slot *s);
-/* Whether the OOM killer struck in the slot since the last call. */
-bool cg_slot_oom(struct cg_slot *s);
-/* Kill every process in the slot's cgroup. */
-void cg_slot_kill(struct cg_slot *s);
 
 #endif

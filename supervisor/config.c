@@ -45,7 +45,6 @@
  * limit) is above every maximum but 0.
  */
 #include <ctype.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -60,44 +59,9 @@
 #include "hidden.h"
 #include "netpolicy.h"
 
+/* Debian builds inih with runtime options: its line limit (200 bytes) is
+ * raised for long commands through ini_max_line. */
 #define CF_MAX_LINE 4096
-
-#ifndef VALET_INIH_SONAME
-#define VALET_INIH_SONAME "libinih.so.1"
-#endif
-
-/*
- * inih, loaded for the parse and unloaded after it: the config is read
- * before the spawner is forked, and every job child pays for each mapping
- * the spawner has (see evapi.h), so valetd is not linked against it.
- * Debian builds inih with runtime options, which lets us raise its line
- * limit (200 bytes) for long commands: ini_max_line, when the library
- * has it.
- */
-struct cf_inih {
-	void *lib;
-	__typeof__(ini_parse_stream) *parse_stream;
-	int *max_line; /* NULL: not built with runtime options */
-};
-
-static int cf_inih_open(struct cf_inih *ini, struct cf_load *ld)
-{
-	ini->lib = dlopen(VALET_INIH_SONAME, RTLD_NOW | RTLD_LOCAL);
-	if (ini->lib)
-		*(void **)&ini->parse_stream = dlsym(ini->lib, "ini_parse_stream");
-	if (!ini->lib || !ini->parse_stream) {
-		const char *why = dlerror();
-
-		cf_fail(ld, 0, -ENOENT, "cannot load %s: %s", VALET_INIH_SONAME,
-			why ? why : "no ini_parse_stream");
-		if (ini->lib)
-			dlclose(ini->lib);
-		return -ENOENT;
-	}
-	ini->max_line = dlsym(ini->lib, "ini_max_line");
-	return 0;
-}
-
 
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum fields are written as int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum fields are written as int");
@@ -716,7 +680,6 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	    .errlen = errlen,
 	};
 	int saved_max_line = 0, rc, key_line[CF_NKEYS] = {0};
-	struct cf_inih ini;
 	char *copy;
 
 	ld.key_line = key_line;
@@ -740,16 +703,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	free(cfg->path);
 	cfg->path = copy;
 
-	if (cf_inih_open(&ini, &ld) < 0)
-		goto out;
-	if (ini.max_line) {
-		saved_max_line = *ini.max_line;
-		*ini.max_line = CF_MAX_LINE;
-	}
-	rc = ini.parse_stream(cf_read_line, &ld, cf_handler, &ld);
-	if (ini.max_line)
-		*ini.max_line = saved_max_line;
-	dlclose(ini.lib);
+	saved_max_line = ini_max_line;
+	ini_max_line = CF_MAX_LINE;
+	rc = ini_parse_stream(cf_read_line, &ld, cf_handler, &ld);
+	ini_max_line = saved_max_line;
 
 	if (rc > 0 && (!ld.err || (ld.err_line > 0 && rc < ld.err_line))) {
 		ld.err = 0; /* an earlier line inih could not parse wins */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../sandbox/sandbox.h"
+#include "../sandbox/spawn_proto.h"
 
 enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 

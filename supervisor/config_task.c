@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy.h"
 #include "config_internal.h"
 #include "config_value.h"
 
@@ -324,7 +325,7 @@ void cf_dump_tasks(const struct config *cfg, FILE *out)
 				config_fmt_duration(t->timeout_ms, buf, sizeof(buf)));
 		if (t->max_attempts)
 			fprintf(out, "max_attempts = %d\n", t->max_attempts);
-		fprintf(out, "profile = %s\n", sbx_profile_name(t->profile));
+		fprintf(out, "profile = %s\n", policy_profile_name(t->profile));
 		for (size_t k = 0; k < CF_NTLIMS; k++) {
 			int64_t v = *tlim_field(t, &cf_tlims[k]);
 			const char *s = tlim_fmt(&cf_tlims[k], v, buf, sizeof(buf));

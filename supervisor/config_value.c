@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "policy.h"
 #include "config_value.h"
 #include "strv.h"
 
@@ -349,14 +350,14 @@ int config_value_profile(const char *label, const char *value, enum sbx_profile 
 	static const char *const names[] = {"strict", "exec", "exec+net", NULL};
 	size_t len = strcspn(value, "@");
 
-	if (sbx_profile_parse(value, out) == 0)
+	if (policy_profile_parse(value, out) == 0)
 		return 0;
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		const char *name = sbx_profile_name((enum sbx_profile)i);
+		const char *name = policy_profile_name((enum sbx_profile)i);
 
 		if (strlen(name) == len && !strncmp(name, value, len)) {
 			snprintf(msg, msglen, "%s: \"%s\": this valetd has %s@%u", label, value, name,
-				 sbx_profile_version((enum sbx_profile)i));
+				 policy_profile_version((enum sbx_profile)i));
 			return -EINVAL;
 		}
 	}

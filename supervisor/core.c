@@ -455,12 +455,12 @@ static void start_one(struct core *core, struct job *job)
 	core_unqueue(core, job);
 	if (pl) {
 		size_t i = (size_t)job->pipeline_index;
-		const struct task *t = registry_find(core->reg, job->task_name);
+		const struct task_def *t = tasks_find(core->reg, job->task_name);
 		jobs = &pl->jobs[i];
 		/* Consecutive C tasks of a pipeline share one child. */
-		while (t && t->kind == TASK_C && i + n < pl->njobs) {
-			const struct task *u = registry_find(core->reg, pl->jobs[i + n]->task_name);
-			if (!u || u->kind != TASK_C)
+		while (t && !t->exec && i + n < pl->njobs) {
+			const struct task_def *u = tasks_find(core->reg, pl->jobs[i + n]->task_name);
+			if (!u || u->exec)
 				break;
 			n++;
 		}
@@ -698,7 +698,7 @@ static const struct runner_hooks hooks = {
 };
 
 struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct store *store,
-		      struct registry *reg, int spawner_fd)
+		      struct tasks *reg, int spawner_fd)
 {
 	struct core *core = calloc(1, sizeof(*core));
 
@@ -787,7 +787,7 @@ void core_free(struct core *core)
 
 const char *const *core_task_names(struct core *core, size_t *count)
 {
-	return registry_names(core->reg, count);
+	return tasks_names(core->reg, count);
 }
 
 bool core_queue_healthy(struct core *core)

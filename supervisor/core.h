@@ -14,12 +14,13 @@
 #ifndef VALET_CORE_H
 #define VALET_CORE_H
 
+#include <ev.h>
+
 #include "config.h"
-#include "evapi.h"
 #include "job.h"
 
 struct core;
-struct registry;
+struct tasks;
 struct store;
 
 enum core_err {
@@ -83,7 +84,7 @@ struct core_list_query {
 };
 
 struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct store *store,
-		      struct registry *reg, int spawner_fd);
+		      struct tasks *reg, int spawner_fd);
 void core_free(struct core *core);
 
 void core_submit_job(struct core *core, const struct job_request *req, core_done_fn cb,

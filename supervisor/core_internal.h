@@ -7,10 +7,10 @@
 
 #include <sys/queue.h>
 
-#include "../storage/store.h"
+#include "store.h"
 #include "core.h"
 #include "idmap.h"
-#include "registry.h"
+#include "tasks.h"
 #include "run.h"
 
 /* Where an active job is (job->core_where). */
@@ -39,7 +39,7 @@ struct core {
 	struct ev_loop *loop;
 	const struct config *cfg;
 	struct store *store;
-	struct registry *reg;
+	struct tasks *reg;
 	struct runner *runner;
 
 	struct core_job_list queue; /* immediate work (job or a pipeline's first job) */

@@ -31,8 +31,8 @@ static int validate_job(struct core *core, const struct job_request *req, char *
 		return snprintf(msg, len, "name required"), -1;
 	if (no_task)
 		return snprintf(msg, len, "task_name required"), -1;
-	if (!registry_find(core->reg, req->task_name)) {
-		names = registry_names(core->reg, &n);
+	if (!tasks_find(core->reg, req->task_name)) {
+		names = tasks_names(core->reg, &n);
 		off = (size_t)snprintf(msg, len, "%s is not a valid task name - valid tasks: [",
 				       req->task_name);
 		for (size_t i = 0; i < n && off < len; i++)
@@ -53,7 +53,7 @@ static int validate_job(struct core *core, const struct job_request *req, char *
 
 static int64_t job_timeout(struct core *core, const struct job_request *req)
 {
-	const struct task *t = registry_find(core->reg, req->task_name);
+	const struct task_def *t = tasks_find(core->reg, req->task_name);
 
 	if (req->has_timeout)
 		return req->timeout_ms;
@@ -79,7 +79,7 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 		job->limits = limits_resolve(core->cfg, req->task_name, &req->limits);
 	job->max_attempts = req->max_attempts > 0 ? req->max_attempts : core->cfg->max_attempts;
 	if (req->max_attempts <= 0) {
-		const struct task *t = registry_find(core->reg, req->task_name);
+		const struct task_def *t = tasks_find(core->reg, req->task_name);
 		if (t && t->max_attempts > 0)
 			job->max_attempts = t->max_attempts;
 	}

@@ -17,17 +17,13 @@
  * valetd refuses to start, naming the id and why; auto takes the first
  * free block in 600000-699999.
  *
- * User lookups run in a throwaway child process: getpwnam() loads the
- * NSS modules (with libnss_systemd and libcap, ten mappings) into the
- * process that calls it, and every mapping of the daemon at the time the
- * spawner is forked is copied again at every job's fork and exit. That
- * child also reads what the host uses and checks the ids (getpwuid,
- * getgrgid: NSS again), and sends back the first free blocks; the daemon
- * takes the locks itself, since they last as long as the process that
- * holds them.
+ * The lookups (getpwnam, and the host's users, groups and processes for
+ * the ids) run in the daemon: the spawner is a program of its own, so
+ * the NSS modules they load never reach a job child.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +31,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../sandbox/sandbox.h"
-#include "../sandbox/sbx_probe.h"
 #include "config.h"
 #include "config_value.h"
+#include "filter.h"
+#include "hidden.h"
 #include "isolation.h"
 #include "netpolicy.h"
+#include "policy.h"
+#include "probe.h"
 
 static const struct isolation *global_iso;
 
@@ -62,11 +60,11 @@ static void iso_missing(struct isolation *iso, const char *what)
 	iso->degraded = true;
 }
 
-static bool iso_namespaces_ok(const struct sbx_caps *caps)
+static bool iso_namespaces_ok(const struct probe_caps *caps)
 {
-	static const enum sbx_probe_ns need[] = {SBX_PROBE_NS_PID, SBX_PROBE_NS_MOUNT,
-						 SBX_PROBE_NS_IPC, SBX_PROBE_NS_UTS,
-						 SBX_PROBE_NS_NET};
+	static const enum probe_ns need[] = {PROBE_NS_PID, PROBE_NS_MOUNT,
+						 PROBE_NS_IPC, PROBE_NS_UTS,
+						 PROBE_NS_NET};
 
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
 		if (!caps->ns[need[i]].ok)
@@ -74,8 +72,8 @@ static bool iso_namespaces_ok(const struct sbx_caps *caps)
 	return true;
 }
 
-/* How many free blocks the lookup child sends back at a time: the daemon
- * takes the first whose locks no other valetd holds. */
+/* How many free blocks a lookup finds at a time: the daemon takes the
+ * first whose locks no other valetd holds. */
 #define ISO_CANDIDATES 16
 
 /* What uid_base asks for. */
@@ -85,9 +83,48 @@ enum iso_ids {
 	ISO_IDS_AUTO,	/* auto */
 };
 
-/* What the lookup child finds. */
+int isolation_lookup_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd pw, *res = NULL;
+	long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+	size_t buflen = hint > 0 ? (size_t)hint : 4096;
+	char *buf = NULL;
+	int rc;
+
+	if (name == NULL || name[0] == '\0' || uid == NULL || gid == NULL)
+		return -EINVAL;
+	for (;;) {
+		char *nbuf = realloc(buf, buflen);
+
+		if (nbuf == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		buf = nbuf;
+		rc = getpwnam_r(name, &pw, buf, buflen, &res);
+		if (rc == ERANGE && buflen < (1U << 20)) {
+			buflen *= 2;
+			continue;
+		}
+		if (rc == 0 && res != NULL) {
+			*uid = res->pw_uid;
+			*gid = res->pw_gid;
+		} else if (rc == 0 || rc == ENOENT || rc == ESRCH) {
+			/* POSIX: "not found" is rc 0 with res NULL; some
+			 * implementations return ENOENT/ESRCH instead. */
+			rc = -ENOENT;
+		} else {
+			rc = -rc;
+		}
+		break;
+	}
+	free(buf);
+	return rc;
+}
+
+/* What the lookups find. */
 struct iso_users {
-	int rc; /* sbx_lookup_user() of the task user */
+	int rc; /* isolation_lookup_user() of the task user */
 	uid_t uid;
 	gid_t gid;
 	int ids_rc;		     /* reading the host, or a pinned block's check (-EBUSY) */
@@ -97,17 +134,18 @@ struct iso_users {
 };
 
 /*
- * In a child: the task user, and the ids. Pinned: whether every id of the
- * block is free (nobody's uid: a task would act as them). Auto: the first
- * free blocks from `from` on.
+ * The task user, and the ids. Pinned: whether every id of the block is
+ * free (nobody's uid: a task would act as them). Auto: the first free
+ * blocks from `from` on.
  */
-static void iso_lookup_child(const char *user, enum iso_ids mode, uint32_t from, unsigned n,
-			     struct iso_users *u)
+static void iso_lookup(const char *user, enum iso_ids mode, uint32_t from, unsigned n,
+		       struct iso_users *u)
 {
 	struct uidrange_host h;
 	int rc;
 
-	u->rc = sbx_lookup_user(user, &u->uid, &u->gid);
+	memset(u, 0, sizeof(*u));
+	u->rc = isolation_lookup_user(user, &u->uid, &u->gid);
 	if (mode == ISO_IDS_NONE)
 		return;
 	if ((u->ids_rc = uidrange_host_read(&h, NULL, NULL, NULL)) < 0)
@@ -120,37 +158,6 @@ static void iso_lookup_child(const char *user, enum iso_ids mode, uint32_t from,
 		u->ncand = rc < 0 ? 0 : (unsigned)rc;
 	}
 	uidrange_host_free(&h);
-}
-
-static int iso_lookup(const char *user, enum iso_ids mode, uint32_t from, unsigned n,
-		      struct iso_users *u)
-{
-	int fd[2], status;
-	ssize_t got;
-	pid_t pid;
-
-	if (pipe2(fd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(fd[0]);
-		close(fd[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		struct iso_users r;
-
-		memset(&r, 0, sizeof(r));
-		iso_lookup_child(user, mode, from, n, &r);
-		_exit(write(fd[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
-	}
-	close(fd[1]);
-	while ((got = read(fd[0], u, sizeof(*u))) < 0 && errno == EINTR)
-		;
-	close(fd[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return got == (ssize_t)sizeof(*u) ? 0 : -EIO;
 }
 
 /* "[sandbox] uid_base 61000: uid 61003 (slot 3 of 8) belongs to user foo; ..." */
@@ -212,8 +219,8 @@ static int iso_ids_pinned(struct isolation *iso, const struct config *cfg,
 
 /*
  * uid_base = auto: the first free block whose locks we get. Another valetd
- * may take a block between the child's look and our lock: then the next
- * candidate, and when all were taken, the next few from the child.
+ * may take a block between our look and our lock: then the next
+ * candidate, and when all were taken, the next few.
  */
 static int iso_ids_auto(struct isolation *iso, const struct config *cfg, struct iso_users *u,
 			char *err, size_t errlen)
@@ -246,13 +253,11 @@ static int iso_ids_auto(struct isolation *iso, const struct config *cfg, struct 
 			return rc;
 		}
 		from = u->cand[u->ncand - 1] + uidrange_step(n);
-		rc = iso_lookup(cfg->user, ISO_IDS_AUTO, from, n, u);
-		if (rc < 0)
-			u->ids_rc = rc;
+		iso_lookup(cfg->user, ISO_IDS_AUTO, from, n, u);
 	}
 }
 
-static int iso_user(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
+static int iso_user(struct isolation *iso, const struct config *cfg, const struct probe_caps *caps,
 		    unsigned nslots, char *err, size_t errlen)
 {
 	enum iso_ids mode = ISO_IDS_PINNED;
@@ -273,9 +278,8 @@ static int iso_user(struct isolation *iso, const struct config *cfg, const struc
 		return 0;
 	}
 	iso->nslots = nslots;
-	rc = iso_lookup(cfg->user, mode, from, nslots + 1, &u);
-	if (rc == 0)
-		rc = u.rc;
+	iso_lookup(cfg->user, mode, from, nslots + 1, &u);
+	rc = u.rc;
 	if (rc < 0) {
 		snprintf(err, errlen, "[sandbox] user %s: %s", cfg->user,
 			 rc == -ENOENT ? "no such user" : strerror(-rc));
@@ -337,7 +341,7 @@ static void iso_network(struct isolation *iso, const struct config *cfg)
 	iso->network = ISO_NET_SLIRP;
 }
 
-int isolation_plan(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
+int isolation_plan(struct isolation *iso, const struct config *cfg, const struct probe_caps *caps,
 		   unsigned nslots, bool make_cgroups, char *err, size_t errlen)
 {
 	char why[256];
@@ -357,8 +361,7 @@ int isolation_plan(struct isolation *iso, const struct config *cfg, const struct
 	}
 	if (cfg->cgroups) {
 		if (make_cgroups) {
-			rc = cgroups_setup(&iso->cg, caps, nslots, cfg->memory_limit_bytes,
-					   (uint64_t)cfg->max_processes, why, sizeof(why));
+			rc = cgroups_setup(&iso->cg, caps, nslots, why, sizeof(why));
 			if (rc < 0)
 				iso_missing(iso, why);
 		} else if (!(iso->cg.version = cgroups_version(caps))) {
@@ -483,4 +486,166 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 			in, in);
 	if (iso->degraded)
 		fprintf(out, "%sDEGRADED: %s\n", in, iso->missing);
+}
+
+/*
+ * What no job may see (hidden.h): known before the spawner starts, so
+ * hidden from the start; the database's socket directories follow once the
+ * store knows them (main.c's send_policy). And how exec+net jobs reach the
+ * network.
+ */
+static int iso_view_and_network(const struct config *cfg, struct isolation_prep *p, char *err,
+				size_t errlen)
+{
+	int rc;
+
+	if ((rc = hidden_check(cfg, err, errlen)) < 0)
+		return rc;
+	p->config_real = cfg->path ? realpath(cfg->path, NULL) : NULL;
+	p->hide = hidden_dirs(cfg, NULL);
+	if (!p->hide)
+		return -ENOMEM;
+	p->setup.hide = p->hide;
+	p->setup.net_host = p->iso.network == ISO_NET_HOST;
+	if (p->iso.network != ISO_NET_SLIRP)
+		return 0;
+	rc = netpolicy_rules(cfg->net_allow, cfg->net_deny, &p->net_rules, &p->setup.nrules, err,
+			     errlen);
+	if (rc < 0)
+		return rc;
+	p->setup.job_network = true;
+	p->setup.net_helper = p->iso.net_helper;
+	p->setup.net_gid = p->iso.uid_base ? p->iso.net_id : 0;
+	p->setup.rules = p->net_rules;
+	return 0;
+}
+
+/* Whether dir is path or one of its parents. */
+static bool iso_path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Add the directory of an exec task's file under /tmp (jobs have their own
+ * /tmp): the topmost ones only, since a kept directory is read-only. */
+static int iso_keep_add(struct isolation_prep *p, const char *file)
+{
+	struct stat st;
+	char *dir, *slash;
+	struct sbx_keep *k;
+	bool is_file = false;
+
+	if (strncmp(file, "/tmp/", 5) != 0 || stat(file, &st) < 0)
+		return 0;
+	if (!(dir = strdup(file)))
+		return -ENOMEM;
+	/* A file's directory; a file right in /tmp is kept alone. */
+	if (!S_ISDIR(st.st_mode)) {
+		slash = strrchr(dir, '/');
+		if (slash > dir + 4)
+			*slash = '\0';
+		else
+			is_file = true;
+	}
+	for (int i = 0; i < p->nkeep; i++) {
+		if (iso_path_under(dir, p->keep[i].path)) {
+			free(dir);
+			return 0;
+		}
+		if (iso_path_under(p->keep[i].path, dir)) { /* replaces a deeper one */
+			free((char *)p->keep[i].path);
+			p->keep[i--] = p->keep[--p->nkeep];
+		}
+	}
+	k = realloc(p->keep, sizeof(*k) * (size_t)(p->nkeep + 1));
+	if (!k) {
+		free(dir);
+		return -ENOMEM;
+	}
+	p->keep = k;
+	if (p->nkeep >= SBX_KEEP_MAX) {
+		free(dir);
+		return -E2BIG;
+	}
+	p->keep[p->nkeep++] = (struct sbx_keep){.path = dir, .is_file = is_file};
+	return 0;
+}
+
+/* The host /tmp directories jobs keep: those of exec task programs and of
+ * the paths among their arguments (a script run by an interpreter). The
+ * config file must not be in one (jobs must not read it). */
+static int iso_keep_list(const struct config *cfg, struct isolation_prep *p, char *err,
+			 size_t errlen)
+{
+	int rc;
+
+	for (size_t i = 0; i < cfg->nexec_tasks; i++)
+		for (char **a = cfg->exec_tasks[i].argv; a && *a; a++)
+			if ((rc = iso_keep_add(p, *a)) < 0)
+				return rc;
+	for (int i = 0; p->config_real && i < p->nkeep; i++)
+		if (iso_path_under(p->config_real, p->keep[i].path)) {
+			snprintf(err, errlen,
+				 "%s is in %s, which holds an exec task's program and which every "
+				 "job sees: keep the config file elsewhere",
+				 p->config_real, p->keep[i].path);
+			return -EINVAL;
+		}
+	p->setup.keep = p->keep;
+	p->setup.nkeep = p->nkeep;
+	return 0;
+}
+
+int isolation_prepare(struct isolation_prep *p, const struct config *cfg, unsigned nslots,
+		      const char *spawner, char *err, size_t errlen)
+{
+	enum sbx_profile failed = SBX_PROFILE_STRICT;
+	struct probe_caps caps;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	rc = filter_compile_all(p->filters, &failed);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot compile the seccomp profile %s: %s",
+			 policy_profile_name(failed), strerror(-rc));
+		return rc;
+	}
+	probe_run(&caps);
+	rc = isolation_plan(&p->iso, cfg, &caps, nslots, true, err, errlen);
+	if (rc < 0)
+		return rc;
+	p->setup = (struct spawn_setup){
+		.program = spawner,
+		.nslots = nslots,
+		.drop_user = p->iso.switch_user,
+		.uid = p->iso.uid,
+		.gid = p->iso.gid,
+		.uid_base = p->iso.uid_base,
+		.filters = p->filters,
+		.namespaces = p->iso.namespaces,
+		.cgslots = p->iso.cg.version ? p->iso.cg.slots : NULL,
+		.plugin_dir = cfg->plugin_dir,
+		.exec_tasks = cfg->exec_tasks,
+		.nexec = cfg->nexec_tasks,
+	};
+	if (p->iso.namespaces && ((rc = iso_view_and_network(cfg, p, err, errlen)) < 0 ||
+				  (rc = iso_keep_list(cfg, p, err, errlen)) < 0))
+		return rc;
+	return 0;
+}
+
+void isolation_prep_release(struct isolation_prep *p)
+{
+	isolation_release(&p->iso);
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+		filter_release(&p->filters[i]);
+	free(p->config_real);
+	hidden_free(p->hide);
+	free(p->net_rules);
+	for (int i = 0; i < p->nkeep; i++)
+		free((char *)p->keep[i].path);
+	free(p->keep);
+	memset(p, 0, sizeof(*p));
 }

@@ -2,7 +2,7 @@
  * isolation.h - what isolation jobs get on this host with this config.
  *
  * Decided once at startup from the config ([sandbox] namespaces, cgroups,
- * user, uid_base, allow_degraded_isolation) and the host probe (sbx_probe).
+ * user, uid_base, allow_degraded_isolation) and the host probe (probe).
  * A configured feature the host does not offer stops valetd from starting,
  * unless allow_degraded_isolation is set: then it runs without, says so in
  * the log and records it on every job.
@@ -16,10 +16,11 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "spawn.h"
 #include "uidrange.h"
 
 struct config;
-struct sbx_caps;
+struct probe_caps;
 
 struct isolation {
 	bool namespaces;  /* pid, mount, ipc, uts, net per job */
@@ -54,9 +55,12 @@ struct isolation {
  * -EPERM (a configured feature is missing and degradation is not allowed)
  * or another -errno, with a sentence in err.
  */
-int isolation_plan(struct isolation *iso, const struct config *cfg, const struct sbx_caps *caps,
+int isolation_plan(struct isolation *iso, const struct config *cfg, const struct probe_caps *caps,
 		   unsigned nslots, bool make_cgroups, char *err, size_t errlen);
 void isolation_release(struct isolation *iso);
+
+/* A user name's uid and gid (getpwnam_r). 0, -ENOENT or another -errno. */
+int isolation_lookup_user(const char *name, uid_t *uid, gid_t *gid);
 
 /* The uid a job in this slot runs as (or -1 when users are not switched). */
 long isolation_uid(const struct isolation *iso, unsigned slot);
@@ -68,6 +72,26 @@ char *isolation_record(const struct isolation *iso, unsigned slot, const char *p
 
 /* For --check: what every job gets, in lines starting with indent. */
 void isolation_print(const struct isolation *iso, const char *indent, FILE *out);
+
+/*
+ * Everything the spawner needs, decided at startup: the seccomp programs
+ * compiled, the isolation planned (and the cgroups made), the hidden
+ * directories, the network of exec+net jobs, the host /tmp items jobs keep;
+ * setup is what spawn_start() takes. 0, or -errno with a sentence in err.
+ */
+struct isolation_prep {
+	struct sbx_filter filters[SBX_PROFILE_COUNT];
+	struct isolation iso;
+	struct spawn_setup setup;
+	char *config_real;
+	char **hide;			/* the hidden directories known before the store's */
+	struct sbx_net_rule *net_rules; /* [network] allow and deny */
+	struct sbx_keep *keep;		/* [nkeep], paths owned */
+	int nkeep;
+};
+int isolation_prepare(struct isolation_prep *p, const struct config *cfg, unsigned nslots,
+		      const char *spawner, char *err, size_t errlen);
+void isolation_prep_release(struct isolation_prep *p);
 
 /* The plan the daemon runs with (set once by main; NULL before). */
 const struct isolation *isolation_global(void);

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "../sandbox/sandbox.h"
+#include "../sandbox/spawn_proto.h"
 #include "config.h"
 #include "job.h"
 

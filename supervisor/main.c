@@ -1,11 +1,13 @@
 /*
- * main.c - valet_main(): valetd's startup, dependency injection and
- * shutdown. The order matters:
+ * main.c - valetd's startup, dependency injection and shutdown (the
+ * composition root: the only file of supervisor/ that knows the adapters
+ * and the HTTP server). The order matters:
  *   1. config and logging;
- *   2. the task table: registered C tasks, plugins, exec tasks;
- *   3. sandbox preparation: seccomp filters compiled once, the task user;
- *   4. the spawner is forked *now*, while this process is still small;
- *   5. the event loop, the store adapter picked by the config, the core,
+ *   2. sandbox preparation (isolation.c): seccomp filters compiled, the
+ *      isolation planned, the task users, the cgroups made;
+ *   3. the spawner program is exec'd with its setup; it loads the plugins
+ *      and answers with the task table (C tasks and exec tasks);
+ *   4. the event loop, the store adapter picked by the config, the core,
  *      the HTTP server; signals; run.
  * SIGTERM/SIGINT: stop accepting, let running jobs finish within the grace
  * period, then kill them, then exit 0.
@@ -24,28 +26,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ev.h>
 #include <jansson.h>
 
 #include "../api/http.h"
-#include "../sandbox/sandbox.h"
-#include "../sandbox/sbx_probe.h"
-#include "../storage/store.h"
+#include "../storage/memory.h"
+#include "../storage/postgres.h"
 #include "config.h"
+#include "filter.h"
 #include "core.h"
-#include "evapi.h"
 #include "hidden.h"
 #include "isolation.h"
-#include "netpolicy.h"
 #include "limits.h"
 #include "log.h"
+#include "netpolicy.h"
 #include "notify.h"
-#include "registry.h"
+#include "policy.h"
+#include "probe.h"
 #include "run.h"
-#include "spawner.h"
+#include "spawn.h"
+#include "store.h"
 #include "strv.h"
+#include "tasks.h"
 
 struct cli {
-	const char *config, *listen;
+	const char *config, *listen, *spawner;
 	int workers;
 	bool test, verbose, check;
 };
@@ -76,6 +81,8 @@ static void usage(FILE *out)
 		"  -w, --workers N     run at most N jobs at once (overrides [queue] workers)\n"
 		"  -t, --test-config   check the configuration and exit (with -v: print it)\n"
 		"      --check         print what isolation this host offers and exit\n"
+		"      --spawner PROG  run the jobs from PROG, a program with tasks of its own\n"
+		"                      (what valet_main() passes; default: valet-spawner)\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          this text\n");
 }
@@ -124,7 +131,7 @@ static const struct config_exec_task *find_task(const struct config *cfg, const 
 /*
  * [task.NAME] sections: nothing of them applies before a restart (the
  * spawner has its own copy of the task table, with the old commands, and
- * the registry keeps the old timeouts). One line per task, naming the keys
+ * the task table keeps the old timeouts). One line per task, naming the keys
  * that changed: key="[task.wordcount] command, timeout".
  */
 static void warn_task_changes(const struct config *old, const struct config *fresh)
@@ -208,7 +215,7 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 }
 
 /*
- * What jobs must not see or reach, sent to the spawner (spawner_policy):
+ * What jobs must not see or reach, sent to the spawner (spawn_policy):
  * the hidden directories (hidden.h, with the database's socket
  * directories) and the database's addresses. wait: at startup, before any
  * job, for the answer.
@@ -220,7 +227,7 @@ static int send_policy(struct daemon *d, bool wait)
 
 	if (d->namespaces && !hide)
 		return -ENOMEM;
-	rc = spawner_policy(d->spawner_fd, hide, d->db_addrs, ++d->policy_seq, wait);
+	rc = spawn_policy(d->spawner_fd, hide, d->db_addrs, ++d->policy_seq, wait);
 	hidden_free(hide);
 	return rc;
 }
@@ -331,45 +338,27 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	core_shutdown(d->core, shutdown_done, d);
 }
 
-static int setup_tasks(struct config *cfg, struct registry *reg)
+/* valetd -t: the C tasks the spawner program has (with its plugins), and
+ * what the config says of them. 0, or 2 with the reason on stderr. */
+static int check_tasks(const struct config *cfg, const char *spawner)
 {
-	char err[1024];
-	int rc;
+	const struct spawn_setup s = {.program = spawner,
+				      .plugin_dir = cfg->plugin_dir,
+				      .exec_tasks = cfg->exec_tasks,
+				      .nexec = cfg->nexec_tasks};
+	struct tasks *tasks = tasks_new();
+	char err[1024], *table = NULL;
+	int rc = tasks ? spawn_list_tasks(&s, &table, err, sizeof(err)) : -ENOMEM;
 
-	if (cfg->plugin_dir && cfg->plugin_dir[0]) {
-		rc = registry_load_plugins(reg, cfg->plugin_dir, err, sizeof(err));
-		if (rc < 0) {
-			fprintf(stderr, "valetd: %s\n", err);
-			return rc;
-		}
-	}
-	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
-		struct config_exec_task *t = &cfg->exec_tasks[i];
-		if (!t->argv)
-			continue;
-		rc = registry_add_exec(reg, t->name, t->argv, t->timeout_ms);
-		if (rc == 0)
-			rc = registry_set_profile(reg, t->name, t->profile);
-		if (rc < 0) {
-			fprintf(stderr, "valetd: task %s: %s\n", t->name,
-				rc == -EEXIST ? "a task with this name is already registered"
-					      : strerror(-rc));
-			return rc;
-		}
-	}
-	/* Defaults, also for C tasks ([task.NAME] without a command). */
-	for (size_t i = 0; i < cfg->nexec_tasks; i++) {
-		struct config_exec_task *t = &cfg->exec_tasks[i];
-		if (registry_set_defaults(reg, t->name, t->argv ? 0 : t->timeout_ms,
-					  t->max_attempts) < 0) {
-			fprintf(stderr,
-				"%s: [task.%s] has no command, and no plugin registers a task "
-				"\"%s\"\n",
-				cfg->path ? cfg->path : "valetd", t->name, t->name);
-			return -ENOENT;
-		}
-	}
-	return 0;
+	if (rc == 0)
+		rc = tasks_load(tasks, table, strlen(table), err, sizeof(err));
+	if (rc == 0)
+		rc = tasks_configure(tasks, cfg, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "valetd: %s\n", err);
+	free(table);
+	tasks_free(tasks);
+	return rc < 0 ? 2 : 0;
 }
 
 /* --check: where exec+net jobs may connect to. */
@@ -400,7 +389,7 @@ static void print_network(const struct config *cfg, const struct isolation *iso)
 }
 
 /*
- * --check: what this host offers (sandbox/sbx_probe.c), then what jobs get
+ * --check: what this host offers (sandbox/probe.c), then what jobs get
  * with this configuration (isolation.c decides, as at startup, without
  * creating cgroups; the block of task ids it picks is locked only until
  * isolation_release() below). Exits 1 where valetd would refuse to start
@@ -412,21 +401,21 @@ static int print_check(const struct config *cfg)
 {
 	struct sbx_limits lim = limits_default_sbx(cfg);
 	struct isolation iso;
-	struct sbx_caps caps;
+	struct probe_caps caps;
 	struct sbx_filter f;
 	char err[1024];
 	int rc, status = 0;
 
 	printf("valetd %s isolation check\n\n", VALET_VERSION);
-	sbx_probe_run(&caps);
-	sbx_probe_print(&caps, stdout);
+	probe_run(&caps);
+	probe_print(&caps, stdout);
 	printf("\nwhat jobs get with this configuration:\n");
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		rc = sbx_filter_compile((enum sbx_profile)i, &f);
-		sbx_filter_release(&f);
+		rc = filter_compile((enum sbx_profile)i, &f);
+		filter_release(&f);
 		if (rc < 0) {
 			printf("  valetd would not start: seccomp profile %s: %s\n",
-			       sbx_profile_name((enum sbx_profile)i), strerror(-rc));
+			       policy_profile_name((enum sbx_profile)i), strerror(-rc));
 			status = 1;
 		}
 	}
@@ -446,15 +435,15 @@ static int print_check(const struct config *cfg)
 				: "NOT cleared (no CAP_SETPCAP); no_new_privs and nosuid still stop "
 				  "setuid programs and file capabilities");
 	printf("  rlimits (soft = hard):\n");
-	sbx_probe_print_limits(&lim, "    ", stdout);
+	probe_print_limits(&lim, "    ", stdout);
 	if (iso.cg.version && lim.memory_bytes)
 		printf("    (the address space limit is 4 x memory_limit: the cgroup limits memory)\n");
 	printf("  C tasks: seccomp profile strict@%u (any other system call kills the task)\n",
-	       sbx_profile_version(SBX_PROFILE_STRICT));
+	       policy_profile_version(SBX_PROFILE_STRICT));
 	printf("  exec tasks: seccomp profile exec@%u (an allowlist; AF_UNIX sockets only),\n"
 	       "    or exec+net@%u (also TCP and UDP over IPv4 and IPv6, in the network\n"
 	       "    above) where the task's [task.NAME] profile says so",
-	       sbx_profile_version(SBX_PROFILE_EXEC), sbx_profile_version(SBX_PROFILE_EXEC_NET));
+	       policy_profile_version(SBX_PROFILE_EXEC), policy_profile_version(SBX_PROFILE_EXEC_NET));
 	for (size_t i = 0, n = 0; i < cfg->nexec_tasks; i++)
 		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)
 			printf("%s %s", n++ ? "," : ":", cfg->exec_tasks[i].name);
@@ -470,6 +459,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		{"workers", required_argument, NULL, 'w'}, {"test-config", no_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},      {"check", no_argument, NULL, 'C'},
 		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{"spawner", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -499,6 +489,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			break;
 		case 'C':
 			cli->check = true;
+			break;
+		case 'S':
+			cli->spawner = optarg;
 			break;
 		case 'V':
 			printf("valetd %s\n", VALET_VERSION);
@@ -547,200 +540,10 @@ static int load_config(const struct cli *cli, struct config **out)
 	return -1;
 }
 
-struct sandbox_prep {
-	struct sbx_filter filters[SBX_PROFILE_COUNT];
-	struct spawner_opts opts;
-	struct isolation iso;
-	char *wipe[2];
-	char *config_real;
-	char **hide;			/* the hidden directories known before libpq */
-	struct sbx_net_rule *net_rules; /* [network] allow and deny */
-	struct sbx_keep *keep; /* [nkeep], paths owned */
-	int nkeep;
-};
-
-/*
- * What no job may see (hidden.h): known before the spawner is forked, so
- * hidden from the start; the database's socket directories follow once
- * libpq is loaded (send_policy). And how exec+net jobs reach the network.
- */
-static int view_and_network(const struct config *cfg, struct sandbox_prep *p)
-{
-	char err[1024];
-	int rc;
-
-	if ((rc = hidden_check(cfg, err, sizeof(err))) < 0) {
-		fprintf(stderr, "valetd: %s\n", err);
-		return rc;
-	}
-	p->config_real = cfg->path ? realpath(cfg->path, NULL) : NULL;
-	p->hide = hidden_dirs(cfg, NULL);
-	if (!p->hide)
-		return -ENOMEM;
-	p->opts.view.hide_dirs = (const char *const *)p->hide;
-	p->opts.view.empty_netns = true;
-	p->opts.net_host = p->iso.network == ISO_NET_HOST;
-	if (p->iso.network != ISO_NET_SLIRP)
-		return 0;
-	rc = netpolicy_rules(cfg->net_allow, cfg->net_deny, &p->net_rules, &p->opts.net.nrules,
-			     err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "valetd: %s\n", err);
-		return rc;
-	}
-	p->opts.view.job_network = true;
-	p->opts.net.helper = p->iso.net_helper;
-	p->opts.net.gid = p->iso.uid_base ? p->iso.net_id : 0;
-	p->opts.net.rules = p->net_rules;
-	return 0;
-}
-
-/* Whether dir is path or one of its parents. */
-static bool path_under(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
-}
-
-/* Add the directory of an exec task's file under /tmp (jobs have their own
- * /tmp): the topmost ones only, since a kept directory is read-only. */
-static int keep_add(struct sandbox_prep *p, const char *file)
-{
-	struct stat st;
-	char *dir, *slash;
-	struct sbx_keep *k;
-	bool is_file = false;
-
-	if (strncmp(file, "/tmp/", 5) != 0 || stat(file, &st) < 0)
-		return 0;
-	if (!(dir = strdup(file)))
-		return -ENOMEM;
-	/* A file's directory; a file right in /tmp is kept alone. */
-	if (!S_ISDIR(st.st_mode)) {
-		slash = strrchr(dir, '/');
-		if (slash > dir + 4)
-			*slash = '\0';
-		else
-			is_file = true;
-	}
-	for (int i = 0; i < p->nkeep; i++) {
-		if (path_under(dir, p->keep[i].path)) {
-			free(dir);
-			return 0;
-		}
-		if (path_under(p->keep[i].path, dir)) { /* replaces a deeper one */
-			free((char *)p->keep[i].path);
-			p->keep[i--] = p->keep[--p->nkeep];
-		}
-	}
-	k = realloc(p->keep, sizeof(*k) * (size_t)(p->nkeep + 1));
-	if (!k) {
-		free(dir);
-		return -ENOMEM;
-	}
-	p->keep = k;
-	if (p->nkeep >= SBX_KEEP_MAX) {
-		free(dir);
-		return -E2BIG;
-	}
-	p->keep[p->nkeep++] = (struct sbx_keep){.path = dir, .is_file = is_file};
-	return 0;
-}
-
-/* The host /tmp directories jobs keep: those of exec task programs and of
- * the paths among their arguments (a script run by an interpreter). The
- * config file must not be in one (jobs must not read it). */
-static int keep_list(const struct config *cfg, struct sandbox_prep *p)
-{
-	int rc;
-
-	for (size_t i = 0; i < cfg->nexec_tasks; i++)
-		for (char **a = cfg->exec_tasks[i].argv; a && *a; a++)
-			if ((rc = keep_add(p, *a)) < 0)
-				return rc;
-	for (int i = 0; p->config_real && i < p->nkeep; i++)
-		if (path_under(p->config_real, p->keep[i].path)) {
-			fprintf(stderr,
-				"valetd: %s is in %s, which holds an exec task's program and which "
-				"every job sees: keep the config file elsewhere\n",
-				p->config_real, p->keep[i].path);
-			return -EINVAL;
-		}
-	p->opts.keep = p->keep;
-	p->opts.nkeep = p->nkeep;
-	return 0;
-}
-
-static int prepare_sandbox(const struct config *cfg, struct sandbox_prep *p)
-{
-	enum sbx_profile failed = SBX_PROFILE_STRICT;
-	struct sbx_caps caps;
-	char err[1024];
-	int rc;
-
-	memset(p, 0, sizeof(*p));
-	rc = sbx_filter_compile_all(p->filters, &failed);
-	if (rc < 0) {
-		fprintf(stderr, "valetd: cannot compile the seccomp profile %s: %s\n",
-			sbx_profile_name(failed), strerror(-rc));
-		return rc;
-	}
-	p->opts.max_slots = runner_max_children(cfg);
-	sbx_probe_run(&caps);
-	rc = isolation_plan(&p->iso, cfg, &caps, p->opts.max_slots, true, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "valetd: %s\n", err);
-		return rc;
-	}
-	if (p->iso.degraded)
-		log_warn("degraded isolation (allow_degraded_isolation = true)", "missing",
-			 p->iso.missing);
-	if (p->iso.uid_base) {
-		char first[16], net[16];
-
-		snprintf(first, sizeof(first), "%u", (unsigned)p->iso.uid_base);
-		snprintf(net, sizeof(net), "%u", (unsigned)p->iso.net_id);
-		log_info("task users: a uid and gid per worker slot", "first", first,
-			 "network_helper", net, "picked", p->iso.uid_auto ? "auto" : "uid_base");
-	}
-	isolation_set_global(&p->iso);
-	p->wipe[0] = cfg->database_url && cfg->database_url[0] ? cfg->database_url : NULL;
-	p->opts.wipe = p->wipe;
-	p->opts.reg = registry_global();
-	p->opts.filters = p->filters;
-	p->opts.limits = limits_default_sbx(cfg);
-	p->opts.drop_user = p->iso.switch_user;
-	p->opts.uid = p->iso.uid;
-	p->opts.gid = p->iso.gid;
-	p->opts.uid_base = p->iso.uid_base;
-	p->opts.namespaces = p->iso.namespaces;
-	p->opts.cgslots = p->iso.cg.version ? p->iso.cg.slots : NULL;
-	if (p->iso.namespaces) {
-		if ((rc = view_and_network(cfg, p)) < 0 || (rc = keep_list(cfg, p)) < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static void release_sandbox(struct sandbox_prep *p)
-{
-	isolation_set_global(NULL);
-	isolation_release(&p->iso);
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
-		sbx_filter_release(&p->filters[i]);
-	free(p->config_real);
-	hidden_free(p->hide);
-	free(p->net_rules);
-	for (int i = 0; i < p->nkeep; i++)
-		free((char *)p->keep[i].path);
-	free(p->keep);
-}
-
 /*
  * Every worker slot keeps three pipes (run.c), and every connection and
  * running job holds more: take the hard limit on open files instead of
- * the soft 1024 of a systemd service. The spawner, forked next, inherits it.
+ * the soft 1024 of a systemd service. The spawner, started next, inherits it.
  */
 static void raise_nofile(void)
 {
@@ -752,25 +555,37 @@ static void raise_nofile(void)
 	}
 }
 
-static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool namespaces)
+static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool namespaces,
+		 struct tasks *tasks)
 {
 	struct daemon d = {.cfg = cfg, .cli = cli, .spawner_fd = spawner_fd, .namespaces = namespaces};
 	struct store *store = NULL;
 	char err[512], n[16];
 	int rc = 1;
 
-	/* libev is loaded here, after the spawner was forked (evapi.h). */
-	if (ev_api_load(err, sizeof(err)) < 0) {
-		log_error("cannot start the event loop", "error", err);
-		goto out;
-	}
 	d.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!d.loop) {
 		log_error("cannot start the event loop", "error", "ev_default_loop failed");
 		goto out;
 	}
 	if (!strcmp(cfg->storage, "postgres")) {
-		store = store_postgres_new(d.loop, cfg, err, sizeof(err));
+		const struct pg_options pg = {
+		    .url = cfg->database_url,
+		    .schema = cfg->db_schema,
+		    .node_id = cfg->node_id,
+		    .lease_ms = cfg->lease_ms,
+		    .retry_backoff_ms = cfg->retry_backoff_ms,
+		    .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
+		    .retention_days = cfg->retention_days,
+		};
+
+		if (!cfg->database_url || !cfg->database_url[0]) {
+			log_error("cannot use PostgreSQL storage", "error",
+				  "[storage] backend = postgres needs database_url (or the "
+				  "VALET_DATABASE_URL environment variable)");
+			goto out;
+		}
+		store = store_postgres_new(d.loop, &pg, err, sizeof(err));
 		if (!store) {
 			log_error("cannot use PostgreSQL storage", "error", err);
 			goto out;
@@ -783,7 +598,7 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool
 	d.store = store;
 	if (first_policy(&d) < 0)
 		goto out;
-	d.core = core_new(d.loop, cfg, store, registry_global(), spawner_fd);
+	d.core = core_new(d.loop, cfg, store, tasks, spawner_fd);
 	if (!d.core)
 		goto out;
 	d.http = http_new(d.loop, cfg, d.core, err, sizeof(err));
@@ -813,11 +628,54 @@ out:
 	return rc;
 }
 
-int valet_main(int argc, char **argv)
+/* The spawner program, started with its setup; the task table it has. */
+static int start_spawner(const struct config *cfg, struct isolation_prep *prep,
+			 struct tasks *tasks, pid_t *pid, int *fd)
+{
+	char err[1024], *table = NULL;
+	int rc = spawn_start(&prep->setup, pid, fd, &table, err, sizeof(err));
+
+	if (rc < 0) {
+		fprintf(stderr, "valetd: %s\n", err);
+		return 1;
+	}
+	rc = tasks_load(tasks, table, strlen(table), err, sizeof(err));
+	if (rc == 0)
+		rc = tasks_configure(tasks, cfg, err, sizeof(err));
+	free(table);
+	if (rc < 0) {
+		fprintf(stderr, "valetd: %s\n", err);
+		close(*fd);
+		waitpid(*pid, NULL, 0);
+		return 2;
+	}
+	/* The spawner has the cgroup files now. */
+	cgroups_close(&prep->iso.cg);
+	return 0;
+}
+
+static void log_isolation(const struct isolation *iso)
+{
+	char first[16], net[16];
+
+	if (iso->degraded)
+		log_warn("degraded isolation (allow_degraded_isolation = true)", "missing",
+			 iso->missing);
+	if (!iso->uid_base)
+		return;
+	snprintf(first, sizeof(first), "%u", (unsigned)iso->uid_base);
+	snprintf(net, sizeof(net), "%u", (unsigned)iso->net_id);
+	log_info("task users: a uid and gid per worker slot", "first", first, "network_helper",
+		 net, "picked", iso->uid_auto ? "auto" : "uid_base");
+}
+
+int valetd_main(int argc, char **argv)
 {
 	struct cli cli = {0};
 	struct config *cfg = NULL;
-	struct sandbox_prep prep;
+	struct isolation_prep prep;
+	struct tasks *tasks = NULL;
+	char err[1024], *spawner = NULL;
 	pid_t spawner_pid;
 	int rc, spawner_fd;
 
@@ -828,44 +686,49 @@ int valet_main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	log_setup(cfg->log_format, cfg->log_level);
-	if (setup_tasks(cfg, registry_global()) < 0) {
+	spawner = spawn_program(cli.spawner);
+	if (!spawner) {
 		config_free(cfg);
-		return 2;
+		return 1;
 	}
 	if (cli.test) {
-		if (cli.verbose)
+		rc = check_tasks(cfg, spawner);
+		if (rc == 0 && cli.verbose)
 			config_dump(cfg, stdout);
-		fprintf(stderr, "%s: configuration OK\n", cli.config ? cli.config : "valetd");
-		config_free(cfg);
-		return 0;
+		if (rc == 0)
+			fprintf(stderr, "%s: configuration OK\n", cli.config ? cli.config : "valetd");
+		goto out;
 	}
 	if (cli.check) {
 		rc = print_check(cfg);
-		config_free(cfg);
-		return rc;
+		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-	if (prepare_sandbox(cfg, &prep) < 0) {
-		release_sandbox(&prep);
-		config_free(cfg);
-		return 1;
+	rc = 1;
+	if (isolation_prepare(&prep, cfg, runner_max_children(cfg), spawner, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "valetd: %s\n", err);
+		isolation_prep_release(&prep);
+		goto out;
 	}
-	rc = spawner_start(&prep.opts, &spawner_pid, &spawner_fd);
-	if (rc < 0) {
-		fprintf(stderr, "valetd: cannot start the spawner: %s\n", strerror(-rc));
-		release_sandbox(&prep);
-		config_free(cfg);
-		return 1;
+	log_isolation(&prep.iso);
+	isolation_set_global(&prep.iso);
+	if (!(tasks = tasks_new()) ||
+	    (rc = start_spawner(cfg, &prep, tasks, &spawner_pid, &spawner_fd)) != 0) {
+		isolation_set_global(NULL);
+		isolation_prep_release(&prep);
+		goto out;
 	}
-	/* The spawner has its own copies of the cgroup files. */
-	cgroups_close(&prep.iso.cg);
-	rc = serve(cfg, &cli, spawner_fd, prep.iso.namespaces);
+	rc = serve(cfg, &cli, spawner_fd, prep.iso.namespaces, tasks);
 	/* Closing our end tells the spawner to kill what is left and exit. */
 	close(spawner_fd);
 	waitpid(spawner_pid, NULL, 0);
-	release_sandbox(&prep);
+	isolation_set_global(NULL);
+	isolation_prep_release(&prep);
+out:
+	tasks_free(tasks);
+	free(spawner);
 	config_free(cfg);
-	registry_clear(registry_global());
 	return rc;
 }

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../sandbox/sandbox.h"
+#include "../sandbox/spawn_proto.h"
 
 /* [network] deny's default: private, shared, link-local (the cloud metadata
  * address 169.254.169.254), multicast and reserved IPv4 networks. The

@@ -49,14 +49,14 @@
 
 #include <jansson.h>
 
+#include "policy.h"
 #include "../sandbox/frame.h"
-#include "../sandbox/sandbox.h"
 #include "isolation.h"
 #include "limits.h"
 #include "log.h"
-#include "registry.h"
+#include "tasks.h"
 #include "run_internal.h"
-#include "spawner.h"
+#include "../sandbox/spawn_proto.h"
 
 static void slot_pipes_drop(struct slot_pipes *sp)
 {
@@ -281,7 +281,7 @@ unsigned runner_max_children(const struct config *cfg)
 }
 
 struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
-			  const struct registry *reg, int spawner_fd,
+			  const struct tasks *reg, int spawner_fd,
 			  const struct runner_hooks *hooks, void *arg)
 {
 	struct runner *r = calloc(1, sizeof(*r));
@@ -375,7 +375,7 @@ static int build_input(struct runner *r, struct job **jobs, size_t njobs, const 
 	for (size_t i = 0; i < njobs; i++) {
 		char head[96];
 		snprintf(head, sizeof(head), "%s{\"task\":%d,\"use_previous\":%s,\"params\":",
-			 i ? "," : "", registry_index(r->reg, jobs[i]->task_name),
+			 i ? "," : "", tasks_index(r->reg, jobs[i]->task_name),
 			 jobs[i]->use_previous_results ? "true" : "false");
 		rc |= run_buf_adds(in, head);
 		rc |= run_buf_adds(in, jobs[i]->params_json ? jobs[i]->params_json : "{}");
@@ -649,7 +649,7 @@ static bool feed_warm(struct run *run, const struct buf *in)
 }
 
 /* What isolation the run's jobs get, recorded on each (see isolation.h). */
-static void record_isolation(struct run *run, const struct task *task)
+static void record_isolation(struct run *run, const struct task_def *task)
 {
 	const struct isolation *iso = isolation_global();
 	enum sbx_profile profile = run->exec ? task->profile : SBX_PROFILE_STRICT;
@@ -658,14 +658,14 @@ static void record_isolation(struct run *run, const struct task *task)
 		return; /* unit tests without a daemon */
 	for (size_t i = 0; i < run->njobs; i++) {
 		free(run->jobs[i]->isolation);
-		run->jobs[i]->isolation = isolation_record(iso, run->slot, sbx_profile_name(profile));
+		run->jobs[i]->isolation = isolation_record(iso, run->slot, policy_profile_name(profile));
 	}
 }
 
 int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *previous_json)
 {
-	const struct task *task = registry_find(r->reg, jobs[0]->task_name);
-	bool exec = task && task->kind == TASK_EXEC;
+	const struct task_def *task = tasks_find(r->reg, jobs[0]->task_name);
+	bool exec = task && task->exec;
 	struct spawn_req req = {0};
 	struct buf in = {0};
 	struct run *run = NULL;
@@ -699,7 +699,7 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 	if (run) {
 		r->nwarm--;
 	} else {
-		req.task_index = registry_index(r->reg, task->name);
+		req.task_index = tasks_index(r->reg, task->name);
 		req.flags = exec ? SPAWN_F_EXEC : SPAWN_F_SHARED_OUTPUT;
 		if (exec || in.len > SPAWN_INLINE_MAX) {
 			if ((in_fd = make_memfd(&in)) < 0) {

@@ -10,12 +10,13 @@
 
 #include <stdbool.h>
 
+#include <ev.h>
+
 #include "config.h"
-#include "evapi.h"
 #include "job.h"
 #include "outcome.h"
 
-struct registry;
+struct tasks;
 struct runner;
 
 struct runner_hooks {
@@ -35,7 +36,7 @@ struct runner_hooks {
 };
 
 struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
-			  const struct registry *reg, int spawner_fd,
+			  const struct tasks *reg, int spawner_fd,
 			  const struct runner_hooks *hooks, void *arg);
 void runner_free(struct runner *r);
 

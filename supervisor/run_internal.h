@@ -8,9 +8,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <ev.h>
+
 #include "../sandbox/frame.h"
-#include "../sandbox/sandbox.h"
-#include "evapi.h"
+#include "../sandbox/spawn_proto.h"
 #include "run.h"
 
 #define RUN_TAIL_MAX 512
@@ -72,7 +73,7 @@ struct slot_pipes {
 struct runner {
 	struct ev_loop *loop;
 	const struct config *cfg;
-	const struct registry *reg;
+	const struct tasks *reg;
 	int fd;
 	bool broken;
 	ev_io spawner_w;

@@ -15,9 +15,10 @@
 
 #include <jansson.h>
 
+#include "filter.h"
 #include "log.h"
 #include "run_internal.h"
-#include "spawner.h"
+#include "../sandbox/spawn_proto.h"
 
 static int buf_reserve(struct buf *b, size_t extra)
 {
@@ -209,7 +210,7 @@ static void on_frame(struct run *run, const struct frame_header *h, const char *
 		if (h->len != sizeof(nr))
 			break;
 		memcpy(&nr, p, sizeof(nr));
-		sbx_syscall_name(nr, run->syscall_name, sizeof(run->syscall_name));
+		filter_syscall_name(nr, run->syscall_name, sizeof(run->syscall_name));
 		return;
 	case FRAME_SETUP_ERROR:
 		if (h->len != sizeof(run->setup))

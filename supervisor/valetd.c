@@ -1,11 +1,11 @@
 /*
- * valetd.c - the packaged daemon: valet_main() with the tasks that come
- * from plugins and the config. (A program that registers its own C tasks
- * has the same main, with valet_register() calls before valet_main().)
+ * valetd.c - the daemon's main(). A program with C tasks of its own does
+ * not link this: it calls valet_main() (libvalet), which runs valetd with
+ * that program as the spawner.
  */
-#include <valet.h>
+int valetd_main(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
-	return valet_main(argc, argv);
+	return valetd_main(argc, argv);
 }

@@ -124,7 +124,7 @@ def env_names(meta, ctx):
 def memscan(meta, ctx):
     want = {"heap": False} if ctx["asan"] else {"stack": False, "heap": False}
     if ctx["asan"]:
-        # ASan keeps stack frames in "fake stacks" that the spawner does not wipe.
+        # ASan keeps stack frames in "fake stacks" the task does not scan.
         meta = {k: v for k, v in meta.items() if k != "stack"}
     return [] if meta == want else ["a secret was found in the task's memory: %s" % meta]
 

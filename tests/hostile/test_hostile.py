@@ -83,6 +83,46 @@ def slot_procs(daemon_pid):
     return procs, slots
 
 
+# The daemon's libraries: none is in the spawner's image, so none is in a job's.
+DAEMON_LIBS = ("libev.so", "libpq.so", "libmicrohttpd.so", "libinih.so", "libseccomp.so")
+
+
+def maps_of(pid):
+    """[(start, end, perms, path)] of /proc/pid/maps."""
+    out = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split(None, 5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            out.append((start, end, parts[1], parts[5].strip() if len(parts) > 5 else ""))
+    return out
+
+
+def mem_holds(pid, needles):
+    """Which of needles (bytes) occur anywhere in the writable memory of pid
+    (heap, stack, data, anonymous mappings: where a copy made at run time
+    lives), read from outside through /proc/pid/mem (root)."""
+    found = set()
+    keep = max(len(n) for n in needles)
+    with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+        for start, end, perms, path in maps_of(pid):
+            if "r" not in perms or "w" not in perms:
+                continue
+            tail, pos = b"", start
+            while pos < end:
+                try:
+                    mem.seek(pos)
+                    chunk = mem.read(min(1 << 20, end - pos))
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data = tail + chunk
+                found.update(n for n in needles if n in data)
+                tail, pos = data[-keep:], pos + len(chunk)
+    return found
+
+
 def wchan(pid):
     try:
         with open("/proc/%d/wchan" % pid) as f:
@@ -603,6 +643,38 @@ class HostileTest(DaemonTestCase):
         sys.stderr.write("valetd RSS: %d kB after the warm-up, %d kB now\n" % (self.rss, now))
         self.assertLessEqual(now - self.rss, RSS_SLACK_KB,
                              "valetd's RSS grew from %d to %d kB" % (self.rss, now))
+
+    def test_4_image(self):
+        """A running C task's process has none of the daemon's libraries
+        mapped, and no trace of the database URL's password or of valetd's
+        environment anywhere in its memory: the spawner it was forked from
+        is a program of its own that never had them. valetd itself has
+        both, and the task its params: the scan finds what is there."""
+        marker = "valet-image-%s" % TAG
+        job = self.d.submit("hostile_sleep", {"marker": marker}, timeout=30)
+        db, env = DB_SECRET.encode(), self.d.secret.encode()
+        try:
+            task, deadline = None, time.monotonic() + 15
+            while task is None and time.monotonic() < deadline:
+                for pid in slot_procs(self.d.proc.pid)[0]:
+                    try:
+                        if marker.encode() in mem_holds(pid, [marker.encode()]):
+                            task = pid
+                    except OSError:
+                        pass
+                time.sleep(0.05)
+            self.assertIsNotNone(task, "no process in the slots holds the job's params")
+            libs = sorted({os.path.basename(m[3]) for m in maps_of(task)
+                           if any(os.path.basename(m[3]).startswith(l) for l in DAEMON_LIBS)})
+            self.assertEqual(libs, [], "the job child maps the daemon's libraries")
+            self.assertEqual(mem_holds(task, [db, env]), set(),
+                             "a secret of the daemon is in the job child's memory")
+            self.assertEqual(mem_holds(self.spawner, [db, env]), set(),
+                             "a secret of the daemon is in the spawner's memory")
+            self.assertEqual(mem_holds(self.d.proc.pid, [db, env]), {db, env},
+                             "the scan does not find valetd's own secrets")
+        finally:
+            self.d.delete("/api/jobs/" + job["id"])  # cancels it: the child is killed
 
     def test_3_still_serving(self):
         r = self.d.get("/api/status")

@@ -4,7 +4,9 @@ Theory of operation: the C and Python code blocks of the README's "Writing
 tasks" section are extracted as they are, the C ones compiled against this
 build's libvalet.a and include/valet.h (the same flags `pkg-config valet`
 gives an installed copy), and each runs a job through a real daemon. So
-the README cannot drift from what works.
+the README cannot drift from what works. The own-main program links
+libvalet and jansson only, as the README says: it execs this build's
+valetd (VALET_DAEMON) and is that daemon's spawner.
 """
 import os
 import re
@@ -41,8 +43,7 @@ def compile_c(source, output, shared):
         cmd = ["cc", "-shared", "-fPIC"] + cflags + [source, "-o", output]
     else:
         libs = [os.path.join(BUILD, "libvalet.a")]
-        libs += pkg_flags("--libs", "jansson", "libseccomp", "inih", "libpq")
-        libs += ["-lev", "-ldl", "-lm", "-pthread"]
+        libs += pkg_flags("--libs", "jansson") + ["-pthread"]
         # Linked statically here, so export valet_* for plugins the way the
         # shared libvalet.so would provide them.
         libs += ["-rdynamic"]
@@ -77,12 +78,13 @@ class ReadmeExamples(unittest.TestCase):
             f.write(self.blocks[0])
         binary = os.path.join(self.tmp, "mytasks")
         compile_c(src, binary, shared=False)
-        d = valetd.Daemon(binary=binary)
+        env = {"VALET_DAEMON": os.path.abspath(valetd.VALETD)}
+        d = valetd.Daemon(binary=binary, env=env)
         done, result = self.run_job(d, "add", {"a": 1, "b": 2})
         self.assertEqual(done["status"], "COMPLETED", done)
         self.assertEqual(result["metadata"], {"sum": 3})
 
-        d = valetd.Daemon(binary=binary)
+        d = valetd.Daemon(binary=binary, env=env)
         done, result = self.run_job(d, "add", {"a": "x"})
         self.assertEqual(done["status"], "FAILED", done)
         self.assertTrue(done["failure_reason"].startswith("invalid task_params: "), done)

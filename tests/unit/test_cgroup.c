@@ -22,18 +22,18 @@
 #include <cmocka.h>
 
 #include "../../sandbox/sandbox.h"
-#include "../../sandbox/sbx_probe.h"
+#include "../../supervisor/probe.h"
 #include "../../supervisor/cgroup.h"
 
 #define MiB (1024 * 1024)
 
-static struct sbx_caps caps;
+static struct probe_caps caps;
 
 static int setup(void **state)
 {
 	if (geteuid() != 0)
 		return 0;
-	sbx_probe_run(&caps);
+	probe_run(&caps);
 	return 0;
 }
 
@@ -84,10 +84,15 @@ static void skip_unless_cgroups(void)
 static int setup_slots(struct cgroups *cg, unsigned n, uint64_t memory, uint64_t pids)
 {
 	char err[256];
-	int rc = cgroups_setup(cg, &caps, n, memory, pids, err, sizeof(err));
+	int rc = cgroups_setup(cg, &caps, n, err, sizeof(err));
 
-	if (rc < 0)
+	if (rc < 0) {
 		print_error("cgroups_setup: %s\n", err);
+		return rc;
+	}
+	/* The spawner writes the limits, on a slot's first job. */
+	for (unsigned i = 0; i < n && rc == 0; i++)
+		rc = cg_slot_limit(&cg->slots[i], memory, pids);
 	return rc;
 }
 

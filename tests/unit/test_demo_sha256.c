@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "../../supervisor/demo/demo_tasks.c"
+#include "../../sandbox/demo/demo_tasks.c"
 
 static void expect_hex(const void *data, size_t len, const char *want)
 {

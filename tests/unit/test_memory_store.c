@@ -13,7 +13,8 @@
 
 #include <cmocka.h>
 
-#include "../../storage/store.h"
+#include "../../storage/memory.h"
+#include "../../supervisor/store.h"
 
 /* What one callback saw. Objects are borrowed during the callback, so we
  * copy what the assertions need. */

@@ -5,7 +5,7 @@
  * host lists, hostaddr, abstract sockets, PGHOST and libpq's default
  * socket directories, and strings libpq refuses.
  *
- * libpq is the real one (dlopen()ed by the module, as in valetd). Nothing
+ * libpq is the real one, as in valetd. Nothing
  * connects anywhere: libpq only parses. PGHOST and PGHOSTADDR are set and
  * unset here as each case needs, and restored at the end.
  */
@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "../../storage/store.h"
+#include "../../storage/postgres.h"
 
 static char *saved_pghost, *saved_pghostaddr;
 

@@ -31,7 +31,7 @@
 
 #include <cmocka.h>
 
-#include "../../supervisor/registry.h"
+#include "../../sandbox/registry.h"
 
 static json_t *task_one(struct valet_ctx *ctx, json_t *params, json_t *previous)
 {
@@ -163,7 +163,7 @@ static void test_add_c(void **state)
 	assert_int_equal(t->kind, TASK_C);
 	assert_ptr_equal(t->fn, task_one);
 	assert_null(t->argv);
-	assert_int_equal(t->timeout_ms, 0);
+	assert_int_equal(t->profile, SBX_PROFILE_STRICT);
 
 	/* valet_register() fills the same global table. */
 	t = registry_find(reg, "two");
@@ -206,11 +206,11 @@ static void test_invalid_names(void **state)
 	assert_int_equal(strlen(bad[sizeof(bad) / sizeof(bad[0]) - 1]), 65);
 	assert_int_equal(strlen(good[sizeof(good) / sizeof(good[0]) - 1]), 64);
 	assert_int_equal(registry_add_c(reg, NULL, task_one), -EINVAL);
-	assert_int_equal(registry_add_exec(reg, NULL, argv, 0), -EINVAL);
+	assert_int_equal(registry_add_exec(reg, NULL, argv, SBX_PROFILE_EXEC), -EINVAL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (registry_add_c(reg, bad[i], task_one) != -EINVAL)
 			fail_msg("C task name \"%s\" was not refused", bad[i]);
-		if (registry_add_exec(reg, bad[i], argv, 0) != -EINVAL)
+		if (registry_add_exec(reg, bad[i], argv, SBX_PROFILE_EXEC) != -EINVAL)
 			fail_msg("exec task name \"%s\" was not refused", bad[i]);
 	}
 	assert_int_equal(registry_count(reg), 0);
@@ -230,9 +230,9 @@ static void test_duplicates(void **state)
 	assert_int_equal(registry_add_c(reg, "dup", task_one), 0);
 	assert_int_equal(registry_add_c(reg, "dup", task_two), -EEXIST);
 	assert_int_equal(valet_register("dup", task_two), -EEXIST);
-	assert_int_equal(registry_add_exec(reg, "dup", argv, 0), -EEXIST);
-	assert_int_equal(registry_add_exec(reg, "xdup", argv, 0), 0);
-	assert_int_equal(registry_add_exec(reg, "xdup", argv, 0), -EEXIST);
+	assert_int_equal(registry_add_exec(reg, "dup", argv, SBX_PROFILE_EXEC), -EEXIST);
+	assert_int_equal(registry_add_exec(reg, "xdup", argv, SBX_PROFILE_EXEC), 0);
+	assert_int_equal(registry_add_exec(reg, "xdup", argv, SBX_PROFILE_EXEC), -EEXIST);
 	assert_int_equal(registry_add_c(reg, "xdup", task_one), -EEXIST);
 	/* Names are case-sensitive. */
 	assert_int_equal(registry_add_c(reg, "DUP", task_two), 0);
@@ -255,7 +255,7 @@ static void test_sorted_names(void **state)
 
 	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
 		if (i % 2)
-			assert_int_equal(registry_add_exec(reg, added[i], argv, 0), 0);
+			assert_int_equal(registry_add_exec(reg, added[i], argv, SBX_PROFILE_EXEC), 0);
 		else
 			assert_int_equal(registry_add_c(reg, added[i], task_one), 0);
 		/* Sorted after every add, not only at the end. */
@@ -288,7 +288,10 @@ static void test_index_at_find(void **state)
 	for (int i = 0; i < 40; i++) {
 		snprintf(name, sizeof(name), "t%02d", 39 - i);
 		if (i % 3 == 0)
-			assert_int_equal(registry_add_exec(reg, name, argv, i), 0);
+			assert_int_equal(registry_add_exec(reg, name, argv,
+							   i % 2 ? SBX_PROFILE_EXEC_NET
+								 : SBX_PROFILE_EXEC),
+					 0);
 		else
 			assert_int_equal(registry_add_c(reg, name, i % 2 ? task_one : task_two), 0);
 	}
@@ -304,7 +307,8 @@ static void test_index_at_find(void **state)
 		assert_ptr_equal(registry_find(reg, name), t);
 		assert_int_equal(t->kind, i % 3 == 0 ? TASK_EXEC : TASK_C);
 		if (i % 3 == 0)
-			assert_int_equal(t->timeout_ms, i);
+			assert_int_equal(t->profile,
+					 i % 2 ? SBX_PROFILE_EXEC_NET : SBX_PROFILE_EXEC);
 		else
 			assert_ptr_equal(t->fn, i % 2 ? task_one : task_two);
 	}
@@ -327,7 +331,7 @@ static void test_exec_argv_copied(void **state)
 	char *argv[] = {a0, a1, a2, NULL};
 	const struct task *t;
 
-	assert_int_equal(registry_add_exec(reg, "env", argv, 30000), 0);
+	assert_int_equal(registry_add_exec(reg, "env", argv, SBX_PROFILE_EXEC_NET), 0);
 	/* Scribble over the caller's strings and array. */
 	memset(a0, 'X', sizeof(a0) - 1);
 	memset(a1, 'Y', sizeof(a1) - 1);
@@ -337,7 +341,7 @@ static void test_exec_argv_copied(void **state)
 	assert_non_null(t);
 	assert_int_equal(t->kind, TASK_EXEC);
 	assert_null(t->fn);
-	assert_int_equal(t->timeout_ms, 30000);
+	assert_int_equal(t->profile, SBX_PROFILE_EXEC_NET);
 	assert_non_null(t->argv);
 	assert_true(t->argv != argv);
 	assert_string_equal(t->argv[0], "/usr/bin/env");
@@ -355,14 +359,18 @@ static void test_exec_invalid(void **state)
 	char *const none[] = {NULL};
 	char *const ok[] = {"/bin/true", NULL};
 
-	assert_int_equal(registry_add_exec(reg, "x", NULL, 0), -EINVAL);
-	assert_int_equal(registry_add_exec(reg, "x", none, 0), -EINVAL);
-	assert_int_equal(registry_add_exec(reg, "x", empty0, 0), -EINVAL);
-	assert_int_equal(registry_add_exec(reg, "x", relative, 0), -EINVAL);
+	assert_int_equal(registry_add_exec(reg, "x", NULL, SBX_PROFILE_EXEC), -EINVAL);
+	assert_int_equal(registry_add_exec(reg, "x", none, SBX_PROFILE_EXEC), -EINVAL);
+	assert_int_equal(registry_add_exec(reg, "x", empty0, SBX_PROFILE_EXEC), -EINVAL);
+	assert_int_equal(registry_add_exec(reg, "x", relative, SBX_PROFILE_EXEC), -EINVAL);
 	assert_int_equal(registry_count(reg), 0);
 	assert_null(registry_find(reg, "x"));
+	/* An exec task runs under exec or exec+net, nothing else. */
+	assert_int_equal(registry_add_exec(reg, "x", ok, SBX_PROFILE_STRICT), -EINVAL);
+	assert_int_equal(registry_add_exec(reg, "x", ok, SBX_PROFILE_COUNT), -EINVAL);
+	assert_int_equal(registry_count(reg), 0);
 	/* argv[0] alone is enough. */
-	assert_int_equal(registry_add_exec(reg, "x", ok, 0), 0);
+	assert_int_equal(registry_add_exec(reg, "x", ok, SBX_PROFILE_EXEC), 0);
 	assert_string_equal(registry_find(reg, "x")->argv[0], "/bin/true");
 	assert_null(registry_find(reg, "x")->argv[1]);
 }
@@ -374,7 +382,7 @@ static void test_clear(void **state)
 	size_t count = 99;
 
 	assert_int_equal(registry_add_c(reg, "a", task_one), 0);
-	assert_int_equal(registry_add_exec(reg, "b", argv, 5), 0);
+	assert_int_equal(registry_add_exec(reg, "b", argv, SBX_PROFILE_EXEC), 0);
 	registry_clear(reg);
 	assert_int_equal(registry_count(reg), 0);
 	assert_null(registry_find(reg, "a"));

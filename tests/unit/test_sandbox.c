@@ -45,6 +45,8 @@
 
 #include "../../sandbox/frame.h"
 #include "../../sandbox/sandbox.h"
+#include "../../supervisor/filter.h"
+#include "../../supervisor/isolation.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define TEST_ASAN 1
@@ -293,9 +295,9 @@ static void test_filter_compile(void **state)
 	assert_true(exec_filter.len > 0 && exec_net_filter.len > 0);
 	/* With network the exec filter carries the IPv4 and IPv6 socket rules more. */
 	assert_true(exec_net_filter.len > exec_filter.len);
-	assert_int_equal(sbx_filter_compile(SBX_PROFILE_COUNT, &f), -EINVAL);
+	assert_int_equal(filter_compile(SBX_PROFILE_COUNT, &f), -EINVAL);
 	assert_null(f.insns);
-	assert_int_equal(sbx_filter_compile(SBX_PROFILE_STRICT, &f), 0);
+	assert_int_equal(filter_compile(SBX_PROFILE_STRICT, &f), 0);
 	assert_int_equal(f.len, strict_filter.len);
 	assert_memory_equal(f.insns, strict_filter.insns, f.len * sizeof(struct sock_filter));
 	sbx_filter_release(&f);
@@ -309,15 +311,15 @@ static void test_syscall_name(void **state)
 {
 	char name[32];
 
-	sbx_syscall_name(__NR_socket, name, sizeof(name));
+	filter_syscall_name(__NR_socket, name, sizeof(name));
 	assert_string_equal(name, "socket");
-	sbx_syscall_name(__NR_openat, name, sizeof(name));
+	filter_syscall_name(__NR_openat, name, sizeof(name));
 	assert_string_equal(name, "openat");
-	sbx_syscall_name(-1, name, sizeof(name));
+	filter_syscall_name(-1, name, sizeof(name));
 	assert_string_equal(name, "");
-	sbx_syscall_name(100000, name, sizeof(name));
+	filter_syscall_name(100000, name, sizeof(name));
 	assert_string_equal(name, "");
-	sbx_syscall_name(__NR_socket, name, 4);
+	filter_syscall_name(__NR_socket, name, 4);
 	assert_string_equal(name, "soc");
 }
 
@@ -326,12 +328,12 @@ static void test_lookup_user(void **state)
 	uid_t uid = 1;
 	gid_t gid = 1;
 
-	assert_int_equal(sbx_lookup_user("root", &uid, &gid), 0);
+	assert_int_equal(isolation_lookup_user("root", &uid, &gid), 0);
 	assert_int_equal(uid, 0);
 	assert_int_equal(gid, 0);
-	assert_int_equal(sbx_lookup_user("valet-no-such-user", &uid, &gid), -ENOENT);
-	assert_int_equal(sbx_lookup_user("", &uid, &gid), -EINVAL);
-	assert_int_equal(sbx_lookup_user(NULL, &uid, &gid), -EINVAL);
+	assert_int_equal(isolation_lookup_user("valet-no-such-user", &uid, &gid), -ENOENT);
+	assert_int_equal(isolation_lookup_user("", &uid, &gid), -EINVAL);
+	assert_int_equal(isolation_lookup_user(NULL, &uid, &gid), -EINVAL);
 }
 
 /* ---- frame_write ------------------------------------------------------------------------ */
@@ -998,7 +1000,7 @@ static void test_drop_user(void **state)
 		print_message("not root; drop_user not tested\n");
 		skip();
 	}
-	assert_int_equal(sbx_lookup_user("nobody", &c.uid, &c.gid), 0);
+	assert_int_equal(isolation_lookup_user("nobody", &c.uid, &c.gid), 0);
 	assert_int_equal(c.uid, 65534);
 	s.drop_user = true;
 	s.uid = c.uid;
@@ -1271,9 +1273,9 @@ static void test_exec_denied(void **state)
 
 static int setup(void **state)
 {
-	if (sbx_filter_compile(SBX_PROFILE_STRICT, &strict_filter) < 0 ||
-	    sbx_filter_compile(SBX_PROFILE_EXEC, &exec_filter) < 0 ||
-	    sbx_filter_compile(SBX_PROFILE_EXEC_NET, &exec_net_filter) < 0)
+	if (filter_compile(SBX_PROFILE_STRICT, &strict_filter) < 0 ||
+	    filter_compile(SBX_PROFILE_EXEC, &exec_filter) < 0 ||
+	    filter_compile(SBX_PROFILE_EXEC_NET, &exec_net_filter) < 0)
 		return -1;
 	return 0;
 }

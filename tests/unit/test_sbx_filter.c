@@ -1,5 +1,5 @@
 /*
- * test_sbx_filter.c - the named seccomp profiles (sandbox/sbx_policy.c),
+ * test_sbx_filter.c - the named seccomp profiles (sandbox/policy.c),
  * loaded for real in forked children.
  *
  * Theory of operation: each test forks a child that enters the sandbox
@@ -43,6 +43,8 @@
 #include <cmocka.h>
 
 #include "../../sandbox/sandbox.h"
+#include "../../supervisor/filter.h"
+#include "../../supervisor/policy.h"
 
 static struct sbx_filter filters[SBX_PROFILE_COUNT];
 static char workdir[] = "/tmp/valet-test-sbx-filter.XXXXXX";
@@ -173,45 +175,45 @@ static void test_names(void **state)
 	enum sbx_profile p = SBX_PROFILE_COUNT;
 	char name[32];
 
-	assert_string_equal(sbx_profile_name(SBX_PROFILE_STRICT), "strict");
-	assert_string_equal(sbx_profile_name(SBX_PROFILE_EXEC), "exec");
-	assert_string_equal(sbx_profile_name(SBX_PROFILE_EXEC_NET), "exec+net");
-	assert_null(sbx_profile_name(SBX_PROFILE_COUNT));
-	assert_int_equal(sbx_profile_version(SBX_PROFILE_COUNT), 0);
+	assert_string_equal(policy_profile_name(SBX_PROFILE_STRICT), "strict");
+	assert_string_equal(policy_profile_name(SBX_PROFILE_EXEC), "exec");
+	assert_string_equal(policy_profile_name(SBX_PROFILE_EXEC_NET), "exec+net");
+	assert_null(policy_profile_name(SBX_PROFILE_COUNT));
+	assert_int_equal(policy_profile_version(SBX_PROFILE_COUNT), 0);
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		assert_true(sbx_profile_version((enum sbx_profile)i) >= 1);
-		assert_int_equal(sbx_profile_parse(sbx_profile_name((enum sbx_profile)i), &p), 0);
+		assert_true(policy_profile_version((enum sbx_profile)i) >= 1);
+		assert_int_equal(policy_profile_parse(policy_profile_name((enum sbx_profile)i), &p), 0);
 		assert_int_equal(p, i);
-		snprintf(name, sizeof(name), "%s@%u", sbx_profile_name((enum sbx_profile)i),
-			 sbx_profile_version((enum sbx_profile)i));
+		snprintf(name, sizeof(name), "%s@%u", policy_profile_name((enum sbx_profile)i),
+			 policy_profile_version((enum sbx_profile)i));
 		p = SBX_PROFILE_COUNT;
-		assert_int_equal(sbx_profile_parse(name, &p), 0);
+		assert_int_equal(policy_profile_parse(name, &p), 0);
 		assert_int_equal(p, i);
 		/* Any other version is refused, not silently upgraded. */
-		snprintf(name, sizeof(name), "%s@%u", sbx_profile_name((enum sbx_profile)i),
-			 sbx_profile_version((enum sbx_profile)i) + 1);
-		assert_int_equal(sbx_profile_parse(name, &p), -EINVAL);
-		snprintf(name, sizeof(name), "%s@0%u", sbx_profile_name((enum sbx_profile)i),
-			 sbx_profile_version((enum sbx_profile)i));
-		assert_int_equal(sbx_profile_parse(name, &p), -EINVAL);
+		snprintf(name, sizeof(name), "%s@%u", policy_profile_name((enum sbx_profile)i),
+			 policy_profile_version((enum sbx_profile)i) + 1);
+		assert_int_equal(policy_profile_parse(name, &p), -EINVAL);
+		snprintf(name, sizeof(name), "%s@0%u", policy_profile_name((enum sbx_profile)i),
+			 policy_profile_version((enum sbx_profile)i));
+		assert_int_equal(policy_profile_parse(name, &p), -EINVAL);
 	}
-	assert_int_equal(sbx_profile_version(SBX_PROFILE_EXEC), 2);
-	assert_int_equal(sbx_profile_parse("exec@1", &p), -EINVAL);
+	assert_int_equal(policy_profile_version(SBX_PROFILE_EXEC), 2);
+	assert_int_equal(policy_profile_parse("exec@1", &p), -EINVAL);
 	/* exec+net@1 let MPTCP, UDP-Lite and the like through: gone. */
-	assert_int_equal(sbx_profile_version(SBX_PROFILE_EXEC_NET), 2);
-	assert_int_equal(sbx_profile_parse("exec+net@2", &p), 0);
+	assert_int_equal(policy_profile_version(SBX_PROFILE_EXEC_NET), 2);
+	assert_int_equal(policy_profile_parse("exec+net@2", &p), 0);
 	assert_int_equal(p, SBX_PROFILE_EXEC_NET);
-	assert_int_equal(sbx_profile_parse("exec+net@1", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("exec@", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("exec@2x", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("exec@-2", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("exec@+2", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("Exec", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("exec ", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("exec+", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("net", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse("", &p), -EINVAL);
-	assert_int_equal(sbx_profile_parse(NULL, &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("exec+net@1", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("exec@", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("exec@2x", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("exec@-2", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("exec@+2", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("Exec", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("exec ", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("exec+", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("net", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse("", &p), -EINVAL);
+	assert_int_equal(policy_profile_parse(NULL, &p), -EINVAL);
 }
 
 static void test_compile(void **state)
@@ -224,13 +226,13 @@ static void test_compile(void **state)
 	}
 	/* Only the socket rules tell exec and exec+net apart. */
 	assert_true(filters[SBX_PROFILE_EXEC_NET].len > filters[SBX_PROFILE_EXEC].len);
-	assert_int_equal(sbx_filter_compile(SBX_PROFILE_COUNT, &f), -EINVAL);
+	assert_int_equal(filter_compile(SBX_PROFILE_COUNT, &f), -EINVAL);
 	assert_null(f.insns);
-	assert_int_equal(sbx_filter_compile((enum sbx_profile)(SBX_PROFILE_COUNT + 1), &f),
+	assert_int_equal(filter_compile((enum sbx_profile)(SBX_PROFILE_COUNT + 1), &f),
 			 -EINVAL);
-	assert_int_equal(sbx_filter_compile(SBX_PROFILE_EXEC, NULL), -EINVAL);
+	assert_int_equal(filter_compile(SBX_PROFILE_EXEC, NULL), -EINVAL);
 	/* The same profile compiles to the same program. */
-	assert_int_equal(sbx_filter_compile(SBX_PROFILE_EXEC, &f), 0);
+	assert_int_equal(filter_compile(SBX_PROFILE_EXEC, &f), 0);
 	assert_int_equal(f.len, filters[SBX_PROFILE_EXEC].len);
 	assert_memory_equal(f.insns, filters[SBX_PROFILE_EXEC].insns, f.len * 8);
 	sbx_filter_release(&f);
@@ -244,7 +246,7 @@ static void test_compile_all(void **state)
 	struct sbx_filter all[SBX_PROFILE_COUNT];
 	enum sbx_profile failed = SBX_PROFILE_COUNT;
 
-	assert_int_equal(sbx_filter_compile_all(all, &failed), 0);
+	assert_int_equal(filter_compile_all(all, &failed), 0);
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
 		assert_int_equal(all[i].len, filters[i].len);
 		assert_memory_equal(all[i].insns, filters[i].insns, all[i].len * 8);
@@ -811,7 +813,7 @@ static int setup(void **state)
 	if (!mkdtemp(workdir))
 		return -1;
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
-		if (sbx_filter_compile((enum sbx_profile)i, &filters[i]) < 0)
+		if (filter_compile((enum sbx_profile)i, &filters[i]) < 0)
 			return -1;
 	return 0;
 }

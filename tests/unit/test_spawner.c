@@ -1,12 +1,15 @@
 /*
- * test_spawner.c - the spawner process (supervisor/spawner.c) and the C-task
- * runtime of its job children (supervisor/taskrun.c), with real processes.
+ * test_spawner.c - the spawner program (sandbox/spawner.c) and the C-task
+ * runtime of its job children (sandbox/taskrun.c), with real processes.
  *
- * Theory of operation: the group setup registers a few C tasks in
- * registry_global() (they must exist before the spawner is forked, as in
- * valetd) and compiles the seccomp filters. Each test forks its own spawner
- * with spawner_start() and then plays the daemon by hand, speaking the
- * protocol of spawner.h: it makes the frame and output pipes, sends a START
+ * Theory of operation: this test program is also a spawner program, the
+ * way a program with tasks of its own is (valet_main()): main() registers a
+ * few C tasks and, started with SPAWN_ARG, becomes the spawner. The group
+ * setup compiles the seccomp filters and names three exec tasks. Each test
+ * starts its own spawner with spawn_start() (as valetd does: this program,
+ * exec'd, the filters and the tasks in its setup document), learns the task
+ * indexes from its READY, and then plays the daemon by hand, speaking the
+ * protocol of spawn_proto.h: it makes the frame and output pipes, sends a START
  * request with the input inline (or as a memfd on stdin) and the fds by
  * SCM_RIGHTS, reads STARTED and EXIT events from the socket, and reads the
  * frames (sandbox/frame.h) the job child writes. Assertions are on the
@@ -38,12 +41,17 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <valet.h>
 
 #include "../../sandbox/frame.h"
-#include "../../sandbox/sandbox.h"
-#include "../../supervisor/registry.h"
-#include "../../supervisor/spawner.h"
-#include "../../supervisor/taskrun.h"
+#include "../../sandbox/registry.h"
+#include "../../sandbox/spawner.h"
+#include "../../sandbox/spawn_proto.h"
+#include "../../supervisor/config.h"
+#include "../../supervisor/filter.h"
+#include "../../supervisor/isolation.h"
+#include "../../supervisor/spawn.h"
+#include "../../supervisor/tasks.h"
 
 #define MAX_SLOTS 4
 #define DEADLINE_MS 20000 /* for anything a run should do */
@@ -103,13 +111,19 @@ static json_t *task_blocked(struct valet_ctx *ctx, json_t *params, json_t *previ
 
 /* ---- fixture ---------------------------------------------------------------------------- */
 
-/* Registry indexes: the table is cleared first, so they are the order of
- * registration in group_setup(). */
-enum { T_OK, T_PREV, T_FAIL, T_CRASH, T_LOOP, T_BLOCKED, T_ECHO, T_INET, T_INET_NET };
+static const struct {
+	const char *name;
+	valet_task_fn fn;
+} c_tasks[] = {{"ok", task_ok},	  {"prev", task_prev}, {"fail", task_fail},
+	       {"crash", task_crash}, {"loop", task_loop}, {"blocked", task_blocked}};
+
+/* The task indexes, as the spawner's READY gives them. */
+static int T_OK, T_PREV, T_FAIL, T_CRASH, T_LOOP, T_BLOCKED, T_ECHO, T_INET, T_INET_NET;
 
 static struct {
 	struct sbx_filter filters[SBX_PROFILE_COUNT];
-	struct spawner_opts opts;
+	struct config_exec_task exec[3];
+	struct spawn_setup setup;
 	pid_t pid;		      /* the spawner */
 	int fd;			      /* the daemon's end */
 	struct spawn_evt pending[32]; /* events read early */
@@ -140,39 +154,34 @@ static int64_t now_ms(void)
 
 static int group_setup(void **state)
 {
-	static const struct {
-		const char *name;
-		valet_task_fn fn;
-	} tasks[] = {{"ok", task_ok},	    {"prev", task_prev}, {"fail", task_fail},
-		     {"crash", task_crash}, {"loop", task_loop}, {"blocked", task_blocked}};
-	struct registry *reg = registry_global();
-	char *const echo[] = {"/bin/echo", "hello", "exec", NULL};
-	char *const inet[] = {"/usr/bin/perl", "-MSocket", "-e",
-			      "socket(my $s, PF_INET, SOCK_STREAM, 0) or exit 3", NULL};
+	static char *echo[] = {"/bin/echo", "hello", "exec", NULL};
+	static char *inet[] = {"/usr/bin/perl", "-MSocket", "-e",
+			       "socket(my $s, PF_INET, SOCK_STREAM, 0) or exit 3", NULL};
+	static char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	/* No json_object_seed() here: spawner_start() must seed jansson itself,
-	 * or every C-task child dies by SIGSYS opening /dev/urandom. */
-	registry_clear(reg);
-	for (size_t i = 0; i < sizeof(tasks) / sizeof(tasks[0]); i++)
-		if (registry_add_c(reg, tasks[i].name, tasks[i].fn) < 0)
-			return -1;
-	if (registry_add_exec(reg, "echo", echo, 0) < 0 || registry_index(reg, "echo") != T_ECHO)
+	if (n <= 0)
 		return -1;
+	self[n] = '\0';
 	/* The same program under exec and under exec+net. */
-	if (registry_add_exec(reg, "inet", inet, 0) < 0 || registry_index(reg, "inet") != T_INET ||
-	    registry_add_exec(reg, "inet_net", inet, 0) < 0 ||
-	    registry_set_profile(reg, "inet_net", SBX_PROFILE_EXEC_NET) < 0)
-		return -1;
+	fx.exec[0] = (struct config_exec_task){.name = "echo", .argv = echo,
+					       .profile = SBX_PROFILE_EXEC};
+	fx.exec[1] = (struct config_exec_task){.name = "inet", .argv = inet,
+					       .profile = SBX_PROFILE_EXEC};
+	fx.exec[2] = (struct config_exec_task){.name = "inet_net", .argv = inet,
+					       .profile = SBX_PROFILE_EXEC_NET};
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
-		if (sbx_filter_compile((enum sbx_profile)i, &fx.filters[i]) < 0)
+		if (filter_compile((enum sbx_profile)i, &fx.filters[i]) < 0)
 			return -1;
-	fx.opts.reg = reg;
-	fx.opts.filters = fx.filters;
-	fx.opts.max_slots = MAX_SLOTS;
+	fx.setup = (struct spawn_setup){.program = self,
+					.nslots = MAX_SLOTS,
+					.filters = fx.filters,
+					.exec_tasks = fx.exec,
+					.nexec = 3};
 	if (geteuid() == 0) {
-		if (sbx_lookup_user("nobody", &fx.opts.uid, &fx.opts.gid) < 0)
+		if (isolation_lookup_user("nobody", &fx.setup.uid, &fx.setup.gid) < 0)
 			return -1;
-		fx.opts.drop_user = true;
+		fx.setup.drop_user = true;
 	}
 	return 0;
 }
@@ -180,19 +189,48 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
-		sbx_filter_release(&fx.filters[i]);
-	registry_clear(registry_global());
+		filter_release(&fx.filters[i]);
 	return 0;
+}
+
+/* Each task's index in the spawner's table; -1 when one is missing. */
+static int learn_indexes(const char *table)
+{
+	struct {
+		const char *name;
+		int *index;
+	} want[] = {{"ok", &T_OK},	   {"prev", &T_PREV},	 {"fail", &T_FAIL},
+		    {"crash", &T_CRASH},   {"loop", &T_LOOP},	 {"blocked", &T_BLOCKED},
+		    {"echo", &T_ECHO},	   {"inet", &T_INET},	 {"inet_net", &T_INET_NET}};
+	struct tasks *t = tasks_new();
+	char err[256];
+	int rc = t ? tasks_load(t, table, strlen(table), err, sizeof(err)) : -1;
+
+	for (size_t i = 0; rc == 0 && i < sizeof(want) / sizeof(want[0]); i++)
+		if ((*want[i].index = tasks_index(t, want[i].name)) < 0) {
+			print_error("no task %s in the spawner's table %s\n", want[i].name, table);
+			rc = -1;
+		}
+	tasks_free(t);
+	return rc;
 }
 
 static int setup(void **state)
 {
+	char err[512], *table = NULL;
+	int rc;
+
 	fflush(stdout);
 	fflush(stderr);
 	fx.npending = 0;
-	if (spawner_start(&fx.opts, &fx.pid, &fx.fd) < 0)
+	rc = spawn_start(&fx.setup, &fx.pid, &fx.fd, &table, err, sizeof(err));
+	if (rc < 0) {
+		print_error("spawn_start: %s\n", err);
 		return -1;
-	return 0;
+	}
+	rc = learn_indexes(table);
+	free(table);
+	return rc;
 }
 
 /* Wait for the spawner to exit by itself; 0 = its wait status, -1 = it hung. */
@@ -516,7 +554,7 @@ static const char *blocked_name(const struct run *r, char *buf, size_t len)
 		if (h.type == FRAME_SYSCALL && h.len == sizeof(nr)) {
 			memcpy(&nr, p, sizeof(nr));
 			snprintf(buf, len, "system call %d ", (int)nr);
-			sbx_syscall_name(nr, buf + strlen(buf), len - strlen(buf));
+			filter_syscall_name(nr, buf + strlen(buf), len - strlen(buf));
 		}
 	}
 	return buf;
@@ -732,9 +770,9 @@ static void test_kill(void **state)
 	expect_start_frame(r, 0, 0);
 
 	/* The task runs as the sandbox user. */
-	if (fx.opts.drop_user) {
-		assert_int_equal(proc_id(r->pid, "Uid:"), fx.opts.uid);
-		assert_int_equal(proc_id(r->pid, "Gid:"), fx.opts.gid);
+	if (fx.setup.drop_user) {
+		assert_int_equal(proc_id(r->pid, "Uid:"), fx.setup.uid);
+		assert_int_equal(proc_id(r->pid, "Gid:"), fx.setup.gid);
 	}
 
 	/* A KILL for another run of the slot, or another slot, is ignored. */
@@ -926,12 +964,6 @@ static void test_exec_profile(void **state)
 	r = run_init(0, 0, 51);
 	run_to_end(r, T_INET, SPAWN_F_EXEC | SPAWN_F_SHARED_OUTPUT, "{}");
 	expect_status(r, 3, 0);
-	assert_int_equal(registry_set_profile(registry_global(), "ok", SBX_PROFILE_EXEC), -EINVAL);
-	assert_int_equal(registry_set_profile(registry_global(), "echo", SBX_PROFILE_STRICT),
-			 -EINVAL);
-	assert_int_equal(registry_set_profile(registry_global(), "nope", SBX_PROFILE_EXEC), -ENOENT);
-	assert_int_equal(registry_at(registry_global(), T_ECHO)->profile, SBX_PROFILE_EXEC);
-	assert_int_equal(registry_at(registry_global(), T_OK)->profile, SBX_PROFILE_STRICT);
 }
 
 static void test_daemon_gone(void **state)
@@ -957,7 +989,29 @@ static void test_daemon_gone(void **state)
 	assert_int_equal(frame_count(r), 1);
 }
 
-int main(void)
+/* A setup document of another protocol version (a program built against
+ * another libvalet than valetd's) is refused with a sentence that says so. */
+static void test_setup_version(void **state)
+{
+	static const char *const docs[] = {"{\"version\": 999, \"slots\": 1}",
+					   "{\"slots\": 1}"};
+	struct spawner_setup s;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		int fd = memfd_create("test-setup", MFD_CLOEXEC);
+
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, docs[i], strlen(docs[i])), (ssize_t)strlen(docs[i]));
+		err[0] = '\0';
+		assert_int_equal(spawn_setup_read(fd, &s, registry_global(), err, sizeof(err)),
+				 -EPROTO);
+		assert_non_null(strstr(err, "spawner protocol"));
+		spawn_setup_free(&s);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_ok, setup, teardown),
@@ -974,8 +1028,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_exec, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_exec_profile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_daemon_gone, setup, teardown),
+	    cmocka_unit_test(test_setup_version),
 	};
 
+	/* Started by spawn_start(): the spawner, with these tasks. */
+	for (size_t i = 0; i < sizeof(c_tasks) / sizeof(c_tasks[0]); i++)
+		if (valet_register(c_tasks[i].name, c_tasks[i].fn) < 0)
+			return 1;
+	if (argc > 1 && !strcmp(argv[1], SPAWN_ARG))
+		return valet_main(argc, argv);
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
 		runs[i].frame_fd = runs[i].out_fd = runs[i].err_fd = -1;
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

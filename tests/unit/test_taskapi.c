@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "../../supervisor/taskrun.h"
+#include "../../sandbox/taskrun.h"
 
 #define NO_PREVIOUS "no previous result: set use_previous_results on this pipeline job"
 

@@ -1,7 +1,9 @@
 /*
- * store.h - the storage port. The core persists jobs, pipelines and results
- * through it; the API reads through the core, which reads through it.
- * Adapters: memory (storage/memory.c), PostgreSQL (storage/postgres.c).
+ * store.h - the storage port, defined by the core. The core persists jobs,
+ * pipelines and results through it; the API reads through the core, which
+ * reads through it. Adapters, in storage/, each with its own constructor
+ * (which only main.c, the composition root, calls): memory
+ * (storage/memory.h), PostgreSQL (storage/postgres.h).
  *
  * Every read or create takes a callback that is called exactly once with
  * the reply, possibly before the call returns (the memory adapter always
@@ -18,8 +20,7 @@
 #ifndef VALET_STORE_H
 #define VALET_STORE_H
 
-#include "../supervisor/evapi.h"
-#include "../supervisor/job.h"
+#include "job.h"
 
 struct store;
 
@@ -127,27 +128,11 @@ struct store {
 	const struct store_ops *ops;
 };
 
-/* The embedded in-memory store. */
-struct store *store_memory_new(void);
-
-struct config;
-/* The PostgreSQL store (storage/postgres.c): connects in the background.
- * NULL with a message in err on a bad configuration. */
-/*
- * Where the database of a libpq URL or connection string lives, so that
- * jobs can be kept from it: *dirs its unix socket directories, *hosts its
- * host names and addresses (both new, NULL-terminated: free each and the
- * array; NULL when empty). host and hostaddr the string does not give come
- * from PGHOST and PGHOSTADDR; without either, or with an empty item in
- * host, libpq's default socket directories. Loads libpq. 0, or -errno with
- * a sentence in err.
- */
-int store_pg_targets(const char *url, char ***dirs, char ***hosts, char *err, size_t errlen);
-
-struct store *store_postgres_new(struct ev_loop *loop, const struct config *cfg, char *err,
-				 size_t errlen);
-
-/* Convenience: st->ops->free(st); NULL is a no-op. */
-void store_free(struct store *st);
+/* st->ops->free(st); NULL is a no-op. */
+static inline void store_free(struct store *st)
+{
+	if (st)
+		st->ops->free(st);
+}
 
 #endif

@@ -1,20 +1,21 @@
 /*
- * sbx_policy.h - the shape of a seccomp profile, between sbx_policy.c (the
- * tables a reviewer reads) and sbx_filter.c (which compiles them). Private
- * to sandbox/.
+ * policy_tables.h - the shape of a seccomp profile, between policy.c (the
+ * tables a reviewer reads) and filter.c (which compiles them). Private to
+ * those two: it brings libseccomp's header, whose ELF constants (EV_NONE)
+ * collide with libev's.
  */
-#ifndef VALET_SBX_POLICY_H
-#define VALET_SBX_POLICY_H
+#ifndef VALET_POLICY_TABLES_H
+#define VALET_POLICY_TABLES_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <seccomp.h>
 
-#include "sandbox.h"
+#include "policy.h"
 
 /* One rule: name, action and an optional comparison (op 0 = unconditional).
  * For SCMP_CMP_MASKED_EQ, datum_a is the mask and datum_b the value. */
-struct sbx_rule {
+struct policy_rule {
 	const char *syscall;
 	uint32_t action;
 	unsigned int arg;
@@ -27,7 +28,7 @@ struct sbx_rule {
  * A precondition of a split: the split's rules only apply to calls where
  * (argument arg & mask) == value.
  */
-struct sbx_cond {
+struct policy_cond {
 	unsigned int arg;
 	uint32_t mask;
 	uint32_t value;
@@ -36,42 +37,42 @@ struct sbx_cond {
 /*
  * A system call whose verdict depends on one argument: the value of
  * (argument & mask) is either in values[] (in_action) or not (out_action).
- * Both sides are written out as masked equalities (see sbx_filter.c), so
+ * Both sides are written out as masked equalities (see filter.c), so
  * high bits outside mask never change the verdict. in_action
- * SBX_DECIDED_ELSEWHERE adds no rule for the values in the set: other
+ * POLICY_DECIDED_ELSEWHERE adds no rule for the values in the set: other
  * splits, whose preconditions are those values, decide them. The first
  * n_if entries of only_if limit every rule of the split to the calls that
  * meet all of them; each names another argument (libseccomp puts at most
  * one comparison on an argument in a rule), and two are enough for
  * socket(domain, type, protocol).
  */
-struct sbx_split {
+struct policy_split {
 	const char *syscall;
 	unsigned int arg;
 	uint32_t mask;
 	uint32_t in_action;
 	uint32_t out_action;
 	size_t n_if;
-	struct sbx_cond only_if[2];
+	struct policy_cond only_if[2];
 	size_t n;
 	uint32_t values[4];
 };
 
 /* Not a libseccomp action: "no rule here". */
-#define SBX_DECIDED_ELSEWHERE 0xffffffffU
+#define POLICY_DECIDED_ELSEWHERE 0xffffffffU
 
-struct sbx_policy {
+struct policy {
 	const char *name;
 	unsigned version;
 	uint32_t default_action;
 	const char *const *allowed;   /* unconditional SCMP_ACT_ALLOW, NULL-terminated */
 	const char *const *denied;    /* unconditional EPERM, NULL-terminated; may be NULL */
-	const struct sbx_rule *rules; /* ends with {NULL}; may be NULL */
+	const struct policy_rule *rules; /* ends with {NULL}; may be NULL */
 	/* Tables of splits, each ending with {NULL}; the list ends with NULL. */
-	const struct sbx_split *const *splits;
+	const struct policy_split *const *splits;
 };
 
 /* The policy of a profile, or NULL out of range. */
-const struct sbx_policy *sbx_policy_of(enum sbx_profile profile);
+const struct policy *policy_of(enum sbx_profile profile);
 
 #endif

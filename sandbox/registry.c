@@ -119,41 +119,15 @@ int registry_add_c(struct registry *reg, const char *name, valet_task_fn fn)
 	return commit_slot(reg);
 }
 
-int registry_set_defaults(struct registry *reg, const char *name, int64_t timeout_ms,
-			  int max_attempts)
-{
-	struct task *t = (struct task *)registry_find(reg, name);
-
-	if (!t)
-		return -ENOENT;
-	if (timeout_ms)
-		t->timeout_ms = timeout_ms;
-	if (max_attempts)
-		t->max_attempts = max_attempts;
-	return 0;
-}
-
-int registry_set_profile(struct registry *reg, const char *name, enum sbx_profile profile)
-{
-	struct task *t = (struct task *)registry_find(reg, name);
-
-	if (!t)
-		return -ENOENT;
-	if (t->kind == TASK_C ? profile != SBX_PROFILE_STRICT
-			      : profile != SBX_PROFILE_EXEC && profile != SBX_PROFILE_EXEC_NET)
-		return -EINVAL;
-	t->profile = profile;
-	return 0;
-}
-
 int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
-		      int64_t timeout_ms)
+		      enum sbx_profile profile)
 {
 	struct task *t;
 	size_t n = 0;
 	int rc;
 
-	if (!argv || !argv[0] || argv[0][0] != '/')
+	if (!argv || !argv[0] || argv[0][0] != '/' ||
+	    (profile != SBX_PROFILE_EXEC && profile != SBX_PROFILE_EXEC_NET))
 		return -EINVAL;
 	t = add_slot(reg, name, &rc);
 	if (!t)
@@ -169,8 +143,7 @@ int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
 			goto fail;
 	}
 	t->kind = TASK_EXEC;
-	t->timeout_ms = timeout_ms;
-	t->profile = SBX_PROFILE_EXEC;
+	t->profile = profile;
 	return commit_slot(reg);
 fail:
 	if (t->argv)

@@ -1,8 +1,10 @@
 /*
- * registry.h - the task table: name -> C function or exec program.
- * Filled at startup (valet_register, plugins, [task.NAME] config sections)
- * before the spawner is forked, so the spawner and every job child see the
- * same table and a task is named across processes by its index.
+ * registry.h - the spawner's task table: name -> C function or exec
+ * program. Filled when the spawner starts (the program's valet_register()
+ * calls, its plugins, the exec tasks of its setup document) and sent to
+ * the daemon in READY, so both name a task by its index. What the config
+ * says of a task besides (its timeout, its attempts) is the daemon's
+ * (supervisor/tasks.h).
  */
 #ifndef VALET_REGISTRY_H
 #define VALET_REGISTRY_H
@@ -11,7 +13,7 @@
 #include <stdint.h>
 
 #include "../include/valet.h"
-#include "../sandbox/sandbox.h"
+#include "sandbox.h"
 
 enum task_kind { TASK_C = 0, TASK_EXEC = 1 };
 
@@ -20,8 +22,6 @@ struct task {
 	enum task_kind kind;
 	valet_task_fn fn;     /* TASK_C */
 	char **argv;          /* TASK_EXEC: NULL-terminated, argv[0] absolute */
-	int64_t timeout_ms;   /* default timeout for this task; 0 = global default */
-	int max_attempts;     /* default runs of its jobs; 0 = global default */
 	enum sbx_profile profile; /* seccomp profile: STRICT for TASK_C, EXEC (default)
 				   * or EXEC_NET for TASK_EXEC */
 };
@@ -30,15 +30,9 @@ struct task {
 struct registry *registry_global(void);
 
 int registry_add_c(struct registry *reg, const char *name, valet_task_fn fn);
-/* argv: borrowed, copied. 0, -EINVAL, -EEXIST. */
+/* argv: borrowed, copied; profile: EXEC or EXEC_NET. 0, -EINVAL, -EEXIST. */
 int registry_add_exec(struct registry *reg, const char *name, char *const *argv,
-		      int64_t timeout_ms);
-/* Defaults from the config for a registered task. 0 or -ENOENT. */
-int registry_set_defaults(struct registry *reg, const char *name, int64_t timeout_ms,
-			  int max_attempts);
-/* The seccomp profile of a registered task ([task.NAME] profile): C tasks
- * take only STRICT, exec tasks EXEC or EXEC_NET. 0, -ENOENT or -EINVAL. */
-int registry_set_profile(struct registry *reg, const char *name, enum sbx_profile profile);
+		      enum sbx_profile profile);
 /* Lookups return NULL / -1 when unknown. */
 const struct task *registry_find(const struct registry *reg, const char *name);
 int registry_index(const struct registry *reg, const char *name);

@@ -1,10 +1,10 @@
 /*
  * demo_tasks.c - the demo task plugin (build/tasks/demo.so).
  *
- * Theory of operation: valetd dlopen()s every *.so in [tasks] plugin_dir and
- * calls valet_plugin_init(), which VALET_PLUGIN() below forwards to
- * demo_init(); demo_init() registers the tasks. Every task then runs in a
- * forked child under the "strict" seccomp profile, so the code here only
+ * Theory of operation: the spawner (valet-spawner) dlopen()s every *.so in
+ * [tasks] plugin_dir and calls valet_plugin_init(), which VALET_PLUGIN()
+ * below forwards to demo_init(); demo_init() registers the tasks. Every
+ * task then runs in a forked child under the "strict" seccomp profile, so the code here only
  * computes, allocates, sleeps and returns jansson values: no files, no
  * sockets, no threads.
  *

@@ -1,8 +1,8 @@
 /*
- * sbx_policy.c - the seccomp profiles: what a task may ask the kernel.
+ * policy.c - the seccomp profiles: what a task may ask the kernel.
  *
  * Theory of operation: this file is the whole policy, as tables a reviewer
- * reads top to bottom; sbx_filter.c only compiles them. A profile has a
+ * reads top to bottom; filter.c only compiles them. A profile has a
  * name, a version, a default action, and four kinds of entries:
  *   allowed - system calls allowed whatever their arguments;
  *   denied  - refused with EPERM whatever their arguments (the always-denied
@@ -15,7 +15,7 @@
  *
  * Names: "strict", "exec" and "exec+net". Versions: a profile's version
  * changes whenever what it allows or refuses changes, so that "exec@2" in
- * a config file (sbx_profile_parse) always means the same policy; a valetd
+ * a config file (policy_profile_parse) always means the same policy; a valetd
  * that has moved on refuses the old version instead of silently running
  * under a different one. History:
  *   strict 1  the in-process profile (default TRAP; the reporter kills)
@@ -38,7 +38,7 @@
  * TIOCSTI lesson).
  *
  * Portability: every name here must be known to the libseccomp valetd is
- * built with (sbx_filter.c refuses to compile a profile otherwise), so the
+ * built with (filter.c refuses to compile a profile otherwise), so the
  * tables stay with system calls of Linux 5.9 and older; newer ones
  * (fchmodat2, epoll_pwait2, futex_waitv, map_shadow_stack, ...) get the
  * default, ENOSYS, and glibc falls back to an older call. Names that do
@@ -57,7 +57,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
-#include "sbx_policy.h"
+#include "policy_tables.h"
 
 /* The policy tables below are laid out for reading, not by clang-format. */
 /* clang-format off */
@@ -67,14 +67,14 @@
 #define SBX_EPERM SCMP_ACT_ERRNO(EPERM)
 #define SBX_ENOSYS SCMP_ACT_ERRNO(ENOSYS)
 #define SBX_LOW32 0xffffffffU
-#define SBX_ELSEWHERE SBX_DECIDED_ELSEWHERE
+#define SBX_ELSEWHERE POLICY_DECIDED_ELSEWHERE
 
 /* SBX_RULE: unconditional. SBX_ARG: on argument `arg`; for
  * SCMP_CMP_MASKED_EQ, a is the mask and b the value, else b is unused. */
 #define SBX_RULE(name, action) { (name), (action), 0, 0, 0, 0 }
 #define SBX_ARG(name, action, arg, op, a, b) { (name), (action), (arg), (op), (a), (b) }
 
-/* SBX_SPLIT(name, arg, mask, in, out, values...): see struct sbx_split.
+/* SBX_SPLIT(name, arg, mask, in, out, values...): see struct policy_split.
  * SBX_SPLIT_IF: the same, for calls whose argument if_arg is if_value (in
  * its low 32 bits). SBX_SPLIT_IF2: for calls whose argument if_arg is
  * if_value and whose (argument if2_arg & if2_mask) is if2_value. */
@@ -109,7 +109,7 @@ static const char *const strict_allowed[] = {
 	NULL
 };
 
-static const struct sbx_rule strict_rules[] = {
+static const struct policy_rule strict_rules[] = {
 	/* glibc's fstat(); AT_EMPTY_PATH must be set (masked: the flags are an int). */
 	SBX_ARG("newfstatat", SBX_ALLOW, 3, SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH),
 	/*
@@ -222,7 +222,7 @@ static const char *const exec_denied[] = {
 #define SBX_CLONE_NEW_ANY (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | \
 			   CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
-static const struct sbx_rule exec_rules[] = {
+static const struct policy_rule exec_rules[] = {
 	/* clone(): threads, fork, vfork and posix_spawn, but no namespace.
 	 * The kernel reads the low 32 bits of the flags; the masks ignore the
 	 * rest. CLONE_NEWTIME is only possible with clone3 and unshare. */
@@ -246,7 +246,7 @@ static const struct sbx_rule exec_rules[] = {
 	{NULL},
 };
 
-static const struct sbx_split exec_splits[] = {
+static const struct policy_split exec_splits[] = {
 	/* Faking terminal input (TIOCSTI), and the same family
 	 * (TIOCLINUX, CVE-2023-28100); any other request is fine. */
 	SBX_SPLIT("ioctl", 1, SBX_LOW32, SBX_EPERM, SBX_ALLOW, TIOCSTI, TIOCLINUX),
@@ -285,7 +285,7 @@ static const struct sbx_split exec_splits[] = {
 #define SBX_UNIX_TYPES SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
 #define SBX_INET_TYPES SOCK_STREAM, SOCK_DGRAM
 
-static const struct sbx_split exec_sockets[] = {
+static const struct policy_split exec_sockets[] = {
 	SBX_SPLIT("socket", 0, SBX_LOW32, SBX_ELSEWHERE, SBX_EPERM, AF_UNIX),
 	SBX_SPLIT_IF(0, AF_UNIX, "socket", 1, 0xf, SBX_ALLOW, SBX_EPERM, SBX_UNIX_TYPES),
 	SBX_SPLIT("socketpair", 0, SBX_LOW32, SBX_ELSEWHERE, SBX_EPERM, AF_UNIX),
@@ -293,7 +293,7 @@ static const struct sbx_split exec_sockets[] = {
 	{NULL},
 };
 
-static const struct sbx_split exec_net_sockets[] = {
+static const struct policy_split exec_net_sockets[] = {
 	SBX_SPLIT("socket", 0, SBX_LOW32, SBX_ELSEWHERE, SBX_EPERM, AF_UNIX, AF_INET, AF_INET6),
 	SBX_SPLIT_IF(0, AF_UNIX, "socket", 1, 0xf, SBX_ALLOW, SBX_EPERM, SBX_UNIX_TYPES),
 	SBX_SPLIT_IF(0, AF_INET, "socket", 1, 0xf, SBX_ELSEWHERE, SBX_EPERM, SBX_INET_TYPES),
@@ -311,12 +311,12 @@ static const struct sbx_split exec_net_sockets[] = {
 	{NULL},
 };
 
-static const struct sbx_split *const exec_split_tables[] = {exec_splits, exec_sockets, NULL};
-static const struct sbx_split *const exec_net_split_tables[] = {
+static const struct policy_split *const exec_split_tables[] = {exec_splits, exec_sockets, NULL};
+static const struct policy_split *const exec_net_split_tables[] = {
 	exec_splits, exec_net_sockets, NULL
 };
 
-static const struct sbx_policy policies[SBX_PROFILE_COUNT] = {
+static const struct policy policies[SBX_PROFILE_COUNT] = {
 	[SBX_PROFILE_STRICT] = {
 		.name = "strict",
 		.version = 1,
@@ -346,29 +346,29 @@ static const struct sbx_policy policies[SBX_PROFILE_COUNT] = {
 
 /* clang-format on */
 
-const struct sbx_policy *sbx_policy_of(enum sbx_profile profile)
+const struct policy *policy_of(enum sbx_profile profile)
 {
 	if ((unsigned)profile >= SBX_PROFILE_COUNT)
 		return NULL;
 	return &policies[profile];
 }
 
-const char *sbx_profile_name(enum sbx_profile profile)
+const char *policy_profile_name(enum sbx_profile profile)
 {
-	const struct sbx_policy *p = sbx_policy_of(profile);
+	const struct policy *p = policy_of(profile);
 
 	return p ? p->name : NULL;
 }
 
-unsigned sbx_profile_version(enum sbx_profile profile)
+unsigned policy_profile_version(enum sbx_profile profile)
 {
-	const struct sbx_policy *p = sbx_policy_of(profile);
+	const struct policy *p = policy_of(profile);
 
 	return p ? p->version : 0;
 }
 
 /* "NAME" or "NAME@VERSION", VERSION in decimal without sign or leading zeros. */
-int sbx_profile_parse(const char *name, enum sbx_profile *out)
+int policy_profile_parse(const char *name, enum sbx_profile *out)
 {
 	const char *at;
 	size_t len;
@@ -378,7 +378,7 @@ int sbx_profile_parse(const char *name, enum sbx_profile *out)
 	at = strchr(name, '@');
 	len = at ? (size_t)(at - name) : strlen(name);
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		const struct sbx_policy *p = &policies[i];
+		const struct policy *p = &policies[i];
 		char *end;
 		unsigned long v;
 

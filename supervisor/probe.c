@@ -1,7 +1,7 @@
 /*
- * sbx_probe.c - what isolation this host offers (see sbx_probe.h).
+ * probe.c - what isolation this host offers (see probe.h).
  *
- * Theory of operation: sbx_probe_run() asks the kernel, item by item, and
+ * Theory of operation: probe_run() asks the kernel, item by item, and
  * records each answer as "worked" or the errno that said no; nothing is
  * inferred from kernel versions. Three kinds of probe:
  *
@@ -12,7 +12,7 @@
  *     seccomp filter with or without a flag - each in a forked child that
  *     reports the errno as its exit status (a signal is reported as such);
  *   - the cgroup write test: mkdir of an empty child cgroup named
- *     SBX_PROBE_CG_PREFIX<pid>-<n> in our own cgroup (v2, and each v1
+ *     PROBE_CG_PREFIX<pid>-<n> in our own cgroup (v2, and each v1
  *     hierarchy valet would use), a look at the files it got (cgroup.kill,
  *     memory.peak), and rmdir at once. That is exactly what a per-job
  *     cgroup needs, so "writable" means "delegated to us", however it came
@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/magic.h>
 #include <linux/seccomp.h>
@@ -44,8 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sandbox.h"
-#include "sbx_probe.h"
+#include "../sandbox/spawn_proto.h"
+#include "probe.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -79,33 +80,33 @@
 #define SECCOMP_FILTER_FLAG_SPEC_ALLOW (1UL << 2)
 #endif
 
-#define SBX_PROBE_CG_ROOT "/sys/fs/cgroup"
+#define PROBE_CG_ROOT "/sys/fs/cgroup"
 
 /* As in sbx_child.c: ASan builds set no RLIMIT_AS. */
 #if defined(__SANITIZE_ADDRESS__)
-#define SBX_PROBE_ASAN 1
+#define PROBE_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define SBX_PROBE_ASAN 1
+#define PROBE_ASAN 1
 #endif
 #endif
 
 /* Capability bits (linux/capability.h), for the report. */
-#define SBX_CAP_KILL 5
-#define SBX_CAP_SETGID 6
-#define SBX_CAP_SETUID 7
-#define SBX_CAP_SYS_ADMIN 21
+#define PROBE_CAP_KILL 5
+#define PROBE_CAP_SETGID 6
+#define PROBE_CAP_SETUID 7
+#define PROBE_CAP_SYS_ADMIN 21
 
 static const struct {
 	const char *name;
 	int flag;
-} sbx_probe_ns_table[SBX_PROBE_NS_COUNT] = {
+} probe_ns_table[PROBE_NS_COUNT] = {
     {"user", CLONE_NEWUSER},	 {"pid", CLONE_NEWPID}, {"mount", CLONE_NEWNS},
     {"network", CLONE_NEWNET},	 {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
     {"cgroup", CLONE_NEWCGROUP},
 };
 
-static const char *const sbx_probe_cg1_names[SBX_PROBE_CG1_COUNT] = {
+static const char *const probe_cg1_names[PROBE_CG1_COUNT] = {
     "memory",
     "pids",
     "freezer",
@@ -115,7 +116,7 @@ static const char *const sbx_probe_cg1_names[SBX_PROBE_CG1_COUNT] = {
 static const struct {
 	const char *name;
 	uint32_t action;
-} sbx_probe_actions[SBX_PROBE_ACT_COUNT] = {
+} probe_actions[PROBE_ACT_COUNT] = {
     {"kill_process", SECCOMP_RET_KILL_PROCESS},
     {"trap", SECCOMP_RET_TRAP},
     {"errno", SECCOMP_RET_ERRNO},
@@ -126,7 +127,7 @@ static const struct {
 static const struct {
 	const char *name;
 	unsigned long flag;
-} sbx_probe_flags[SBX_PROBE_FLAG_COUNT] = {
+} probe_flags[PROBE_FLAG_COUNT] = {
     {"tsync", SECCOMP_FILTER_FLAG_TSYNC},
     {"log", SECCOMP_FILTER_FLAG_LOG},
     {"spec_allow", SECCOMP_FILTER_FLAG_SPEC_ALLOW},
@@ -136,7 +137,7 @@ static const struct {
 static const struct {
 	int err;
 	const char *name;
-} sbx_probe_errnos[] = {
+} probe_errnos[] = {
     {EPERM, "EPERM"},
     {ENOENT, "ENOENT"},
     {EINTR, "EINTR"},
@@ -158,7 +159,7 @@ static const struct {
     {ENAMETOOLONG, "ENAMETOOLONG"},
 };
 
-void sbx_probe_result_str(const struct sbx_probe_result *r, char *out, size_t outlen)
+void probe_result_str(const struct probe_result *r, char *out, size_t outlen)
 {
 	size_t i;
 
@@ -172,9 +173,9 @@ void sbx_probe_result_str(const struct sbx_probe_result *r, char *out, size_t ou
 		snprintf(out, outlen, "no (killed by signal %d)", r->sig);
 		return;
 	}
-	for (i = 0; i < sizeof(sbx_probe_errnos) / sizeof(sbx_probe_errnos[0]); i++) {
-		if (sbx_probe_errnos[i].err == r->err) {
-			snprintf(out, outlen, "no (%s)", sbx_probe_errnos[i].name);
+	for (i = 0; i < sizeof(probe_errnos) / sizeof(probe_errnos[0]); i++) {
+		if (probe_errnos[i].err == r->err) {
+			snprintf(out, outlen, "no (%s)", probe_errnos[i].name);
 			return;
 		}
 	}
@@ -184,11 +185,11 @@ void sbx_probe_result_str(const struct sbx_probe_result *r, char *out, size_t ou
 /* --- probes in a forked child ------------------------------------------- */
 
 /* Runs in the child; returns 0 or an errno. Async-signal-safe only. */
-typedef int (*sbx_probe_fn)(unsigned long arg);
+typedef int (*probe_fn)(unsigned long arg);
 
-static struct sbx_probe_result sbx_probe_in_child(sbx_probe_fn fn, unsigned long arg)
+static struct probe_result probe_in_child(probe_fn fn, unsigned long arg)
 {
-	struct sbx_probe_result r = {false, 0, 0};
+	struct probe_result r = {false, 0, 0};
 	int status, e;
 	pid_t pid;
 
@@ -215,18 +216,18 @@ static struct sbx_probe_result sbx_probe_in_child(sbx_probe_fn fn, unsigned long
 	return r;
 }
 
-static int sbx_probe_unshare(unsigned long flag)
+static int probe_unshare(unsigned long flag)
 {
 	return unshare((int)flag) == 0 ? 0 : errno;
 }
 
-static int sbx_probe_set_nnp(unsigned long unused)
+static int probe_set_nnp(unsigned long unused)
 {
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : errno;
 }
 
 /* Load an allow-all filter with these flags, as sbx_enter() would. */
-static int sbx_probe_load_filter(unsigned long flags)
+static int probe_load_filter(unsigned long flags)
 {
 	struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	struct sock_fprog prog = {.len = 1, .filter = &allow};
@@ -239,7 +240,7 @@ static int sbx_probe_load_filter(unsigned long flags)
 /* --- small file helpers -------------------------------------------------- */
 
 /* Read a small file into buf, NUL-terminated, trailing newline removed. */
-static int sbx_probe_read(const char *path, char *buf, size_t len)
+static int probe_read(const char *path, char *buf, size_t len)
 {
 	ssize_t n;
 	int fd;
@@ -260,25 +261,25 @@ static int sbx_probe_read(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-static long sbx_probe_sysctl(const char *path)
+static long probe_sysctl(const char *path)
 {
 	char buf[32];
 
-	if (sbx_probe_read(path, buf, sizeof(buf)) < 0)
+	if (probe_read(path, buf, sizeof(buf)) < 0)
 		return -1;
 	return strtol(buf, NULL, 10);
 }
 
-static bool sbx_probe_exists(const char *dir, const char *name)
+static bool probe_exists(const char *dir, const char *name)
 {
-	char path[SBX_PROBE_PATH + 64];
+	char path[PROBE_PATH + 64];
 	int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
 
 	return n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0;
 }
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void sbx_probe_unescape(char *s)
+static void probe_unescape(char *s)
 {
 	char *w = s;
 
@@ -295,7 +296,7 @@ static void sbx_probe_unescape(char *s)
 }
 
 /* Whether name is one of the comma-separated words of list. */
-static bool sbx_probe_in_list(const char *list, const char *name)
+static bool probe_in_list(const char *list, const char *name)
 {
 	size_t n = strlen(name);
 	const char *p = list;
@@ -311,7 +312,7 @@ static bool sbx_probe_in_list(const char *list, const char *name)
 	return false;
 }
 
-static void sbx_probe_copy(char *dst, size_t len, const char *src)
+static void probe_copy(char *dst, size_t len, const char *src)
 {
 	snprintf(dst, len, "%s", src);
 }
@@ -319,7 +320,7 @@ static void sbx_probe_copy(char *dst, size_t len, const char *src)
 /* --- cgroups ------------------------------------------------------------- */
 
 /* /proc/self/cgroup: our path in the v2 hierarchy and in each v1 one. */
-static void sbx_probe_cg_paths(struct sbx_caps *c, FILE *f)
+static void probe_cg_paths(struct probe_caps *c, FILE *f)
 {
 	char *line = NULL, *ctrls, *path;
 	size_t cap = 0;
@@ -336,12 +337,12 @@ static void sbx_probe_cg_paths(struct sbx_caps *c, FILE *f)
 		*ctrls++ = '\0';
 		*path++ = '\0';
 		if (strcmp(line, "0") == 0 && ctrls[0] == '\0') {
-			sbx_probe_copy(c->cg2.cg.path, sizeof(c->cg2.cg.path), path);
+			probe_copy(c->cg2.cg.path, sizeof(c->cg2.cg.path), path);
 			continue;
 		}
-		for (i = 0; i < SBX_PROBE_CG1_COUNT; i++)
-			if (sbx_probe_in_list(ctrls, sbx_probe_cg1_names[i]))
-				sbx_probe_copy(c->cg1[i].path, sizeof(c->cg1[i].path), path);
+		for (i = 0; i < PROBE_CG1_COUNT; i++)
+			if (probe_in_list(ctrls, probe_cg1_names[i]))
+				probe_copy(c->cg1[i].path, sizeof(c->cg1[i].path), path);
 	}
 	free(line);
 }
@@ -351,7 +352,7 @@ static void sbx_probe_cg_paths(struct sbx_caps *c, FILE *f)
  * the hierarchy that is mounted there (its root). Leaves found false when
  * our cgroup is outside that part.
  */
-static void sbx_probe_cg_dir(struct sbx_probe_cgroup *cg, const char *mount, const char *root)
+static void probe_cg_dir(struct probe_cgroup *cg, const char *mount, const char *root)
 {
 	const char *rel = cg->path;
 	size_t rlen = strlen(root);
@@ -366,7 +367,7 @@ static void sbx_probe_cg_dir(struct sbx_probe_cgroup *cg, const char *mount, con
 	}
 	if (strcmp(rel, "/") == 0)
 		rel = "";
-	sbx_probe_copy(cg->mount, sizeof(cg->mount), mount);
+	probe_copy(cg->mount, sizeof(cg->mount), mount);
 	n = snprintf(cg->dir, sizeof(cg->dir), "%s%s", mount, rel);
 	if (n < 0 || (size_t)n >= sizeof(cg->dir))
 		return;
@@ -374,7 +375,7 @@ static void sbx_probe_cg_dir(struct sbx_probe_cgroup *cg, const char *mount, con
 }
 
 /* One mountinfo line: "id parent maj:min root mountpoint opts [opt...] - fstype src superopts". */
-static void sbx_probe_mount_line(struct sbx_caps *c, char *line)
+static void probe_mount_line(struct probe_caps *c, char *line)
 {
 	char *tok[64], *save = NULL, *t;
 	int n = 0, dash = -1, i;
@@ -386,35 +387,35 @@ static void sbx_probe_mount_line(struct sbx_caps *c, char *line)
 	}
 	if (dash < 0 || dash + 3 >= n)
 		return;
-	sbx_probe_unescape(tok[3]);
-	sbx_probe_unescape(tok[4]);
+	probe_unescape(tok[3]);
+	probe_unescape(tok[4]);
 	if (strcmp(tok[dash + 1], "cgroup2") == 0) {
 		/* Mounted more than once: the first, unless one is in the usual place. */
-		if (c->cg2.cg.found && strcmp(tok[4], SBX_PROBE_CG_ROOT) == 0) {
-			struct sbx_probe_cgroup usual = c->cg2.cg;
+		if (c->cg2.cg.found && strcmp(tok[4], PROBE_CG_ROOT) == 0) {
+			struct probe_cgroup usual = c->cg2.cg;
 
 			usual.found = false;
-			sbx_probe_cg_dir(&usual, tok[4], tok[3]);
+			probe_cg_dir(&usual, tok[4], tok[3]);
 			if (usual.found)
 				c->cg2.cg = usual;
 		}
-		sbx_probe_cg_dir(&c->cg2.cg, tok[4], tok[3]);
+		probe_cg_dir(&c->cg2.cg, tok[4], tok[3]);
 	} else if (strcmp(tok[dash + 1], "cgroup") == 0) {
-		for (i = 0; i < SBX_PROBE_CG1_COUNT; i++)
-			if (sbx_probe_in_list(tok[dash + 3], sbx_probe_cg1_names[i]))
-				sbx_probe_cg_dir(&c->cg1[i], tok[4], tok[3]);
+		for (i = 0; i < PROBE_CG1_COUNT; i++)
+			if (probe_in_list(tok[dash + 3], probe_cg1_names[i]))
+				probe_cg_dir(&c->cg1[i], tok[4], tok[3]);
 	}
 }
 
-void sbx_probe_cg_locate(struct sbx_caps *c, FILE *proc_cgroup, FILE *mountinfo)
+void probe_cg_locate(struct probe_caps *c, FILE *proc_cgroup, FILE *mountinfo)
 {
 	char *line = NULL;
 	size_t cap = 0;
 
 	if (proc_cgroup)
-		sbx_probe_cg_paths(c, proc_cgroup);
+		probe_cg_paths(c, proc_cgroup);
 	while (mountinfo && getline(&line, &cap, mountinfo) > 0)
-		sbx_probe_mount_line(c, line);
+		probe_mount_line(c, line);
 	free(line);
 }
 
@@ -423,14 +424,14 @@ void sbx_probe_cg_locate(struct sbx_caps *c, FILE *proc_cgroup, FILE *mountinfo)
  * kill/peak are given, note whether the child got cgroup.kill and
  * memory.peak (a root cgroup has neither file, its children may).
  */
-static struct sbx_probe_result sbx_probe_cg_mkdir(const char *dir, bool *kill, bool *peak)
+static struct probe_result probe_cg_mkdir(const char *dir, bool *kill, bool *peak)
 {
 	static unsigned seq;
-	struct sbx_probe_result r = {false, 0, 0};
-	char child[SBX_PROBE_PATH + 64];
+	struct probe_result r = {false, 0, 0};
+	char child[PROBE_PATH + 64];
 	int n, tries;
 
-	n = snprintf(child, sizeof(child), "%s/" SBX_PROBE_CG_PREFIX "%ld-%u", dir, (long)getpid(),
+	n = snprintf(child, sizeof(child), "%s/" PROBE_CG_PREFIX "%ld-%u", dir, (long)getpid(),
 		     seq++);
 	if (n < 0 || (size_t)n >= sizeof(child)) {
 		r.err = ENAMETOOLONG;
@@ -441,9 +442,9 @@ static struct sbx_probe_result sbx_probe_cg_mkdir(const char *dir, bool *kill, b
 		return r;
 	}
 	if (kill && !*kill)
-		*kill = sbx_probe_exists(child, "cgroup.kill");
+		*kill = probe_exists(child, "cgroup.kill");
 	if (peak && !*peak)
-		*peak = sbx_probe_exists(child, "memory.peak");
+		*peak = probe_exists(child, "memory.peak");
 	/* An empty cgroup goes at once; EBUSY only while the kernel is
 	 * still tearing down something that briefly lived in it. */
 	for (tries = 0; rmdir(child) < 0; tries++) {
@@ -457,19 +458,19 @@ static struct sbx_probe_result sbx_probe_cg_mkdir(const char *dir, bool *kill, b
 	return r;
 }
 
-static void sbx_probe_cgroups(struct sbx_caps *c)
+static void probe_cgroups(struct probe_caps *c)
 {
 	FILE *cgf = fopen("/proc/self/cgroup", "re");
 	FILE *mif = fopen("/proc/self/mountinfo", "re");
-	char file[SBX_PROBE_PATH + 64];
+	char file[PROBE_PATH + 64];
 	struct statfs sfs;
 	bool any_v1 = false;
 	int i;
 
-	if (statfs(SBX_PROBE_CG_ROOT, &sfs) == 0)
+	if (statfs(PROBE_CG_ROOT, &sfs) == 0)
 		c->cg_fs_magic = (unsigned long)sfs.f_type;
 	if (cgf && mif)
-		sbx_probe_cg_locate(c, cgf, mif);
+		probe_cg_locate(c, cgf, mif);
 	if (cgf)
 		fclose(cgf);
 	if (mif)
@@ -478,32 +479,32 @@ static void sbx_probe_cgroups(struct sbx_caps *c)
 		const char *d = c->cg2.cg.dir;
 
 		snprintf(file, sizeof(file), "%s/cgroup.controllers", d);
-		sbx_probe_read(file, c->cg2.controllers, sizeof(c->cg2.controllers));
+		probe_read(file, c->cg2.controllers, sizeof(c->cg2.controllers));
 		snprintf(file, sizeof(file), "%s/cgroup.subtree_control", d);
-		sbx_probe_read(file, c->cg2.subtree, sizeof(c->cg2.subtree));
-		c->cg2.kill = sbx_probe_exists(d, "cgroup.kill");
-		c->cg2.memory_peak = sbx_probe_exists(d, "memory.peak");
-		c->cg2.cg.writable = sbx_probe_cg_mkdir(d, &c->cg2.kill, &c->cg2.memory_peak);
+		probe_read(file, c->cg2.subtree, sizeof(c->cg2.subtree));
+		c->cg2.kill = probe_exists(d, "cgroup.kill");
+		c->cg2.memory_peak = probe_exists(d, "memory.peak");
+		c->cg2.cg.writable = probe_cg_mkdir(d, &c->cg2.kill, &c->cg2.memory_peak);
 	}
-	for (i = 0; i < SBX_PROBE_CG1_COUNT; i++) {
+	for (i = 0; i < PROBE_CG1_COUNT; i++) {
 		if (!c->cg1[i].found)
 			continue;
 		any_v1 = true;
-		c->cg1[i].writable = sbx_probe_cg_mkdir(c->cg1[i].dir, NULL, NULL);
+		c->cg1[i].writable = probe_cg_mkdir(c->cg1[i].dir, NULL, NULL);
 	}
 	if (c->cg_fs_magic == CGROUP2_SUPER_MAGIC)
-		c->cg_layout = SBX_PROBE_CG_UNIFIED;
+		c->cg_layout = PROBE_CG_UNIFIED;
 	else if (any_v1)
-		c->cg_layout = c->cg2.cg.found ? SBX_PROBE_CG_HYBRID : SBX_PROBE_CG_LEGACY;
+		c->cg_layout = c->cg2.cg.found ? PROBE_CG_HYBRID : PROBE_CG_LEGACY;
 	else if (c->cg2.cg.found)
-		c->cg_layout = SBX_PROBE_CG_UNIFIED; /* cgroup2 mounted elsewhere only */
+		c->cg_layout = PROBE_CG_UNIFIED; /* cgroup2 mounted elsewhere only */
 	else
-		c->cg_layout = SBX_PROBE_CG_NONE;
+		c->cg_layout = PROBE_CG_NONE;
 }
 
 /* --- seccomp and privileges ---------------------------------------------- */
 
-static void sbx_probe_seccomp(struct sbx_caps *c)
+static void probe_seccomp(struct probe_caps *c)
 {
 	struct {
 		uint16_t notif, resp, data;
@@ -512,20 +513,20 @@ static void sbx_probe_seccomp(struct sbx_caps *c)
 
 	mode = prctl(PR_GET_SECCOMP, 0, 0, 0, 0);
 	c->seccomp_mode = mode < 0 ? -errno : mode;
-	c->seccomp_filter = sbx_probe_in_child(sbx_probe_load_filter, 0);
-	for (i = 0; i < SBX_PROBE_ACT_COUNT; i++) {
-		uint32_t action = sbx_probe_actions[i].action;
+	c->seccomp_filter = probe_in_child(probe_load_filter, 0);
+	for (i = 0; i < PROBE_ACT_COUNT; i++) {
+		uint32_t action = probe_actions[i].action;
 
 		c->action[i].ok = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
 		c->action[i].err = c->action[i].ok ? 0 : errno;
 	}
-	for (i = 0; i < SBX_PROBE_FLAG_COUNT; i++)
-		c->flag[i] = sbx_probe_in_child(sbx_probe_load_filter, sbx_probe_flags[i].flag);
+	for (i = 0; i < PROBE_FLAG_COUNT; i++)
+		c->flag[i] = probe_in_child(probe_load_filter, probe_flags[i].flag);
 	c->notif_sizes.ok = syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) == 0;
 	c->notif_sizes.err = c->notif_sizes.ok ? 0 : errno;
 }
 
-static void sbx_probe_privileges(struct sbx_caps *c)
+static void probe_privileges(struct probe_caps *c)
 {
 	FILE *f = fopen("/proc/self/status", "re");
 	char *line = NULL;
@@ -536,8 +537,8 @@ static void sbx_probe_privileges(struct sbx_caps *c)
 	c->gid = getgid();
 	c->egid = getegid();
 	c->no_new_privs_now = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
-	c->no_new_privs = sbx_probe_in_child(sbx_probe_set_nnp, 0);
-	c->can_switch_user = sbx_can_switch_user();
+	c->no_new_privs = probe_in_child(probe_set_nnp, 0);
+	c->can_switch_user = probe_can_switch_user();
 	if (f == NULL)
 		return;
 	while (getline(&line, &cap, f) > 0) {
@@ -550,44 +551,44 @@ static void sbx_probe_privileges(struct sbx_caps *c)
 	fclose(f);
 }
 
-int sbx_probe_run(struct sbx_caps *c)
+int probe_run(struct probe_caps *c)
 {
 	int i;
 
 	if (c == NULL)
 		return -EINVAL;
 	memset(c, 0, sizeof(*c));
-	for (i = 0; i < SBX_PROBE_NS_COUNT; i++)
-		c->ns[i] = sbx_probe_in_child(sbx_probe_unshare,
-					      (unsigned long)sbx_probe_ns_table[i].flag);
-	c->max_user_namespaces = sbx_probe_sysctl("/proc/sys/user/max_user_namespaces");
+	for (i = 0; i < PROBE_NS_COUNT; i++)
+		c->ns[i] = probe_in_child(probe_unshare,
+					      (unsigned long)probe_ns_table[i].flag);
+	c->max_user_namespaces = probe_sysctl("/proc/sys/user/max_user_namespaces");
 	c->unprivileged_userns_clone =
-	    sbx_probe_sysctl("/proc/sys/kernel/unprivileged_userns_clone");
+	    probe_sysctl("/proc/sys/kernel/unprivileged_userns_clone");
 	c->apparmor_restrict_userns =
-	    sbx_probe_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-	sbx_probe_cgroups(c);
-	sbx_probe_seccomp(c);
-	sbx_probe_privileges(c);
+	    probe_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+	probe_cgroups(c);
+	probe_seccomp(c);
+	probe_privileges(c);
 	return 0;
 }
 
 /* --- the report ---------------------------------------------------------- */
 
-static const char *sbx_probe_str(const struct sbx_probe_result *r, char *buf, size_t len)
+static const char *probe_str(const struct probe_result *r, char *buf, size_t len)
 {
-	sbx_probe_result_str(r, buf, len);
+	probe_result_str(r, buf, len);
 	return buf;
 }
 
-static void sbx_probe_print_ns(const struct sbx_caps *c, FILE *out)
+static void probe_print_ns(const struct probe_caps *c, FILE *out)
 {
 	char b[64];
 	int i;
 
 	fprintf(out, "namespaces (unshare in a child process):\n");
-	for (i = 0; i < SBX_PROBE_NS_COUNT; i++)
-		fprintf(out, "  %-8s %s\n", sbx_probe_ns_table[i].name,
-			sbx_probe_str(&c->ns[i], b, sizeof(b)));
+	for (i = 0; i < PROBE_NS_COUNT; i++)
+		fprintf(out, "  %-8s %s\n", probe_ns_table[i].name,
+			probe_str(&c->ns[i], b, sizeof(b)));
 	if (c->max_user_namespaces >= 0)
 		fprintf(out, "  user.max_user_namespaces = %ld\n", c->max_user_namespaces);
 	if (c->unprivileged_userns_clone >= 0)
@@ -598,7 +599,7 @@ static void sbx_probe_print_ns(const struct sbx_caps *c, FILE *out)
 			c->apparmor_restrict_userns);
 }
 
-static const char *sbx_probe_fs_name(unsigned long magic)
+static const char *probe_fs_name(unsigned long magic)
 {
 	switch (magic) {
 	case 0:
@@ -614,23 +615,23 @@ static const char *sbx_probe_fs_name(unsigned long magic)
 	}
 }
 
-static void sbx_probe_print_cgroups(const struct sbx_caps *c, FILE *out)
+static void probe_print_cgroups(const struct probe_caps *c, FILE *out)
 {
 	static const char *const layouts[] = {
-	    [SBX_PROBE_CG_NONE] = "no cgroup hierarchy found",
-	    [SBX_PROBE_CG_UNIFIED] = "unified layout (cgroup v2 only)",
-	    [SBX_PROBE_CG_HYBRID] = "hybrid layout (cgroup v1 controllers, cgroup v2 beside them)",
-	    [SBX_PROBE_CG_LEGACY] = "legacy layout (cgroup v1 only)",
+	    [PROBE_CG_NONE] = "no cgroup hierarchy found",
+	    [PROBE_CG_UNIFIED] = "unified layout (cgroup v2 only)",
+	    [PROBE_CG_HYBRID] = "hybrid layout (cgroup v1 controllers, cgroup v2 beside them)",
+	    [PROBE_CG_LEGACY] = "legacy layout (cgroup v1 only)",
 	};
 	char b[64];
 	int i;
 
-	fprintf(out, "cgroups:\n  " SBX_PROBE_CG_ROOT ": %s - %s\n",
-		sbx_probe_fs_name(c->cg_fs_magic), layouts[c->cg_layout]);
+	fprintf(out, "cgroups:\n  " PROBE_CG_ROOT ": %s - %s\n",
+		probe_fs_name(c->cg_fs_magic), layouts[c->cg_layout]);
 	if (c->cg2.cg.found) {
 		fprintf(out, "  v2 %s (our cgroup %s)\n", c->cg2.cg.dir, c->cg2.cg.path);
 		fprintf(out, "     create a child cgroup: %s\n",
-			sbx_probe_str(&c->cg2.cg.writable, b, sizeof(b)));
+			probe_str(&c->cg2.cg.writable, b, sizeof(b)));
 		fprintf(out, "     controllers: %s; enabled for children: %s\n",
 			c->cg2.controllers[0] ? c->cg2.controllers : "none",
 			c->cg2.subtree[0] ? c->cg2.subtree : "none");
@@ -646,16 +647,16 @@ static void sbx_probe_print_cgroups(const struct sbx_caps *c, FILE *out)
 		fprintf(out, "  v2 not mounted (or our cgroup is outside the mount)\n");
 	}
 	fprintf(out, "  v1 (create a child cgroup in ours):\n");
-	for (i = 0; i < SBX_PROBE_CG1_COUNT; i++) {
+	for (i = 0; i < PROBE_CG1_COUNT; i++) {
 		if (c->cg1[i].found)
-			fprintf(out, "    %-8s %-13s %s\n", sbx_probe_cg1_names[i],
-				sbx_probe_str(&c->cg1[i].writable, b, sizeof(b)), c->cg1[i].dir);
+			fprintf(out, "    %-8s %-13s %s\n", probe_cg1_names[i],
+				probe_str(&c->cg1[i].writable, b, sizeof(b)), c->cg1[i].dir);
 		else
-			fprintf(out, "    %-8s not mounted\n", sbx_probe_cg1_names[i]);
+			fprintf(out, "    %-8s not mounted\n", probe_cg1_names[i]);
 	}
 }
 
-static void sbx_probe_print_seccomp(const struct sbx_caps *c, FILE *out)
+static void probe_print_seccomp(const struct probe_caps *c, FILE *out)
 {
 	static const char *const modes[] = {"no filter", "strict mode", "already filtered"};
 	char b[64];
@@ -666,28 +667,28 @@ static void sbx_probe_print_seccomp(const struct sbx_caps *c, FILE *out)
 		fprintf(out, "  this process: %s\n", modes[c->seccomp_mode]);
 	else
 		fprintf(out, "  this process: PR_GET_SECCOMP failed (%s)\n",
-			sbx_probe_str(&(struct sbx_probe_result){false, -c->seccomp_mode, 0}, b,
+			probe_str(&(struct probe_result){false, -c->seccomp_mode, 0}, b,
 				      sizeof(b)));
 	fprintf(out, "  load a filter (in a child): %s\n",
-		sbx_probe_str(&c->seccomp_filter, b, sizeof(b)));
+		probe_str(&c->seccomp_filter, b, sizeof(b)));
 	fprintf(out, "  actions:");
-	for (i = 0; i < SBX_PROBE_ACT_COUNT; i++)
-		fprintf(out, "%s %s %s", i ? "," : "", sbx_probe_actions[i].name,
-			sbx_probe_str(&c->action[i], b, sizeof(b)));
+	for (i = 0; i < PROBE_ACT_COUNT; i++)
+		fprintf(out, "%s %s %s", i ? "," : "", probe_actions[i].name,
+			probe_str(&c->action[i], b, sizeof(b)));
 	fprintf(out, "\n  filter flags:");
-	for (i = 0; i < SBX_PROBE_FLAG_COUNT; i++)
-		fprintf(out, "%s %s %s", i ? "," : "", sbx_probe_flags[i].name,
-			sbx_probe_str(&c->flag[i], b, sizeof(b)));
+	for (i = 0; i < PROBE_FLAG_COUNT; i++)
+		fprintf(out, "%s %s %s", i ? "," : "", probe_flags[i].name,
+			probe_str(&c->flag[i], b, sizeof(b)));
 	fprintf(out, "\n  user notification (SECCOMP_GET_NOTIF_SIZES): %s\n",
-		sbx_probe_str(&c->notif_sizes, b, sizeof(b)));
+		probe_str(&c->notif_sizes, b, sizeof(b)));
 }
 
-static const char *sbx_probe_yn(const struct sbx_caps *c, int bit)
+static const char *probe_yn(const struct probe_caps *c, int bit)
 {
 	return (c->cap_eff >> bit) & 1 ? "yes" : "no";
 }
 
-static void sbx_probe_print_privileges(const struct sbx_caps *c, FILE *out)
+static void probe_print_privileges(const struct probe_caps *c, FILE *out)
 {
 	char b[64];
 
@@ -697,19 +698,19 @@ static void sbx_probe_print_privileges(const struct sbx_caps *c, FILE *out)
 		fprintf(out,
 			"  CapEff %016llx: CAP_SYS_ADMIN %s, CAP_SETUID %s, CAP_SETGID %s, "
 			"CAP_KILL %s\n",
-			(unsigned long long)c->cap_eff, sbx_probe_yn(c, SBX_CAP_SYS_ADMIN),
-			sbx_probe_yn(c, SBX_CAP_SETUID), sbx_probe_yn(c, SBX_CAP_SETGID),
-			sbx_probe_yn(c, SBX_CAP_KILL));
+			(unsigned long long)c->cap_eff, probe_yn(c, PROBE_CAP_SYS_ADMIN),
+			probe_yn(c, PROBE_CAP_SETUID), probe_yn(c, PROBE_CAP_SETGID),
+			probe_yn(c, PROBE_CAP_KILL));
 	else
 		fprintf(out, "  CapEff: unknown (/proc/self/status unreadable)\n");
 	fprintf(out, "  no_new_privs: can set (in a child): %s; set on this process: %s\n",
-		sbx_probe_str(&c->no_new_privs, b, sizeof(b)),
+		probe_str(&c->no_new_privs, b, sizeof(b)),
 		c->no_new_privs_now == 1 ? "yes" : "no");
 	fprintf(out, "  can switch users: %s\n", c->can_switch_user ? "yes" : "no");
 }
 
 /* "256 MiB", or the number of bytes when that is not a whole KiB/MiB/GiB. */
-static void sbx_probe_size(char *buf, size_t len, uint64_t bytes)
+static void probe_size(char *buf, size_t len, uint64_t bytes)
 {
 	static const char *const units[] = {"GiB", "MiB", "KiB"};
 	int i;
@@ -726,17 +727,17 @@ static void sbx_probe_size(char *buf, size_t len, uint64_t bytes)
 }
 
 /* Keep in step with sbx_rlimits() in sbx_child.c: which 0 means what. */
-void sbx_probe_print_limits(const struct sbx_limits *l, const char *indent, FILE *out)
+void probe_print_limits(const struct sbx_limits *l, const char *indent, FILE *out)
 {
 	char as[32] = "unlimited", fsize[32] = "unlimited";
 
 	if (l->memory_bytes)
-		sbx_probe_size(as, sizeof(as), l->memory_bytes);
-#ifdef SBX_PROBE_ASAN
+		probe_size(as, sizeof(as), l->memory_bytes);
+#ifdef PROBE_ASAN
 	snprintf(as, sizeof(as), "not set (ASan build)");
 #endif
 	if (l->max_file_size)
-		sbx_probe_size(fsize, sizeof(fsize), l->max_file_size);
+		probe_size(fsize, sizeof(fsize), l->max_file_size);
 	fprintf(out, "%score 0, address space %s, CPU time ", indent, as);
 	if (l->cpu_seconds)
 		fprintf(out, "%llu s", (unsigned long long)l->cpu_seconds);
@@ -753,12 +754,25 @@ void sbx_probe_print_limits(const struct sbx_limits *l, const char *indent, FILE
 	fprintf(out, ", file size %s\n", fsize);
 }
 
-void sbx_probe_print(const struct sbx_caps *c, FILE *out)
+void probe_print(const struct probe_caps *c, FILE *out)
 {
 	if (c == NULL || out == NULL)
 		return;
-	sbx_probe_print_ns(c, out);
-	sbx_probe_print_cgroups(c, out);
-	sbx_probe_print_seccomp(c, out);
-	sbx_probe_print_privileges(c, out);
+	probe_print_ns(c, out);
+	probe_print_cgroups(c, out);
+	probe_print_seccomp(c, out);
+	probe_print_privileges(c, out);
+}
+
+bool probe_can_switch_user(void)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	if (geteuid() == 0)
+		return true;
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return false;
+	return (data[0].effective & (1u << CAP_SETUID)) && (data[0].effective & (1u << CAP_SETGID));
 }

@@ -1,5 +1,5 @@
 /*
- * test_sbx_probe.c - the host probe (sandbox/sbx_probe.c), on the real host.
+ * test_probe.c - the host probe (sandbox/probe.c), on the real host.
  *
  * Theory of operation: the probe is run for real and its answers checked
  * against what must hold on any Linux machine where the suite runs as root
@@ -31,7 +31,7 @@
 #include <cmocka.h>
 
 #include "../../sandbox/sandbox.h"
-#include "../../sandbox/sbx_probe.h"
+#include "../../supervisor/probe.h"
 
 #define CAP_SYS_ADMIN_BIT 21
 
@@ -76,7 +76,7 @@ static void self_state(struct self_state *s)
 /* Whether dir/cgroup.procs lists pid. */
 static bool cgroup_holds(const char *dir, pid_t pid)
 {
-	char path[SBX_PROBE_PATH + 32], line[32];
+	char path[PROBE_PATH + 32], line[32];
 	bool found = false;
 	FILE *f;
 
@@ -100,7 +100,7 @@ static int leftovers(const char *dir)
 
 	if (!d)
 		return 0;
-	snprintf(prefix, sizeof(prefix), SBX_PROBE_CG_PREFIX "%ld-", (long)getpid());
+	snprintf(prefix, sizeof(prefix), PROBE_CG_PREFIX "%ld-", (long)getpid());
 	while ((e = readdir(d)))
 		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
 			n++;
@@ -110,19 +110,19 @@ static int leftovers(const char *dir)
 
 static void test_result_str(void **state)
 {
-	struct sbx_probe_result ok = {true, 0, 0}, eperm = {false, EPERM, 0};
-	struct sbx_probe_result odd = {false, 200, 0}, sig = {false, 0, 31};
+	struct probe_result ok = {true, 0, 0}, eperm = {false, EPERM, 0};
+	struct probe_result odd = {false, 200, 0}, sig = {false, 0, 31};
 	char b[64];
 
-	sbx_probe_result_str(&ok, b, sizeof(b));
+	probe_result_str(&ok, b, sizeof(b));
 	assert_string_equal(b, "yes");
-	sbx_probe_result_str(&eperm, b, sizeof(b));
+	probe_result_str(&eperm, b, sizeof(b));
 	assert_string_equal(b, "no (EPERM)");
-	sbx_probe_result_str(&odd, b, sizeof(b));
+	probe_result_str(&odd, b, sizeof(b));
 	assert_string_equal(b, "no (errno 200)");
-	sbx_probe_result_str(&sig, b, sizeof(b));
+	probe_result_str(&sig, b, sizeof(b));
 	assert_string_equal(b, "no (killed by signal 31)");
-	sbx_probe_result_str(&ok, b, 2); /* truncates, stays a string */
+	probe_result_str(&ok, b, 2); /* truncates, stays a string */
 	assert_string_equal(b, "y");
 }
 
@@ -130,14 +130,14 @@ static void test_result_str(void **state)
 static void test_probe_any_user(void **state)
 {
 	struct self_state before, after;
-	struct sbx_caps caps;
+	struct probe_caps caps;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *out;
 
-	assert_int_equal(sbx_probe_run(NULL), -EINVAL);
+	assert_int_equal(probe_run(NULL), -EINVAL);
 	self_state(&before);
-	assert_int_equal(sbx_probe_run(&caps), 0);
+	assert_int_equal(probe_run(&caps), 0);
 	self_state(&after);
 	assert_memory_equal(&before, &after, sizeof(before));
 	/* Every probe child was reaped. */
@@ -150,13 +150,13 @@ static void test_probe_any_user(void **state)
 	assert_true(caps.cap_known);
 	assert_int_equal(caps.no_new_privs_now, before.nnp);
 	assert_int_equal(caps.seccomp_mode, before.seccomp);
-	assert_int_equal(caps.can_switch_user, sbx_can_switch_user());
-	for (int i = 0; i < SBX_PROBE_NS_COUNT; i++)
+	assert_int_equal(caps.can_switch_user, probe_can_switch_user());
+	for (int i = 0; i < PROBE_NS_COUNT; i++)
 		assert_true(caps.ns[i].ok || caps.ns[i].err != 0 || caps.ns[i].sig != 0);
 
 	out = open_memstream(&text, &len);
 	assert_non_null(out);
-	sbx_probe_print(&caps, out);
+	probe_print(&caps, out);
 	fclose(out);
 	assert_non_null(strstr(text, "namespaces"));
 	assert_non_null(strstr(text, "cgroup"));
@@ -168,7 +168,7 @@ static void test_probe_any_user(void **state)
 /* Root on a VM (development and CI): everything valet may use is there. */
 static void test_probe_root(void **state)
 {
-	struct sbx_caps caps;
+	struct probe_caps caps;
 	bool writable = false;
 	int found = 0;
 
@@ -176,28 +176,28 @@ static void test_probe_root(void **state)
 		print_message("not root: skipped\n");
 		skip();
 	}
-	assert_int_equal(sbx_probe_run(&caps), 0);
-	for (int i = SBX_PROBE_NS_PID; i < SBX_PROBE_NS_COUNT; i++)
+	assert_int_equal(probe_run(&caps), 0);
+	for (int i = PROBE_NS_PID; i < PROBE_NS_COUNT; i++)
 		assert_true(caps.ns[i].ok);
 	/* user namespaces may be switched off, and then say so */
-	assert_true(caps.ns[SBX_PROBE_NS_USER].ok || caps.max_user_namespaces == 0 ||
+	assert_true(caps.ns[PROBE_NS_USER].ok || caps.max_user_namespaces == 0 ||
 		    caps.unprivileged_userns_clone == 0);
 
 	assert_true(caps.seccomp_filter.ok);
-	assert_true(caps.action[SBX_PROBE_ACT_KILL_PROCESS].ok);
-	assert_true(caps.action[SBX_PROBE_ACT_TRAP].ok);
-	assert_true(caps.action[SBX_PROBE_ACT_ERRNO].ok);
-	assert_true(caps.flag[SBX_PROBE_FLAG_SPEC_ALLOW].ok);
-	assert_true(caps.flag[SBX_PROBE_FLAG_TSYNC].ok);
+	assert_true(caps.action[PROBE_ACT_KILL_PROCESS].ok);
+	assert_true(caps.action[PROBE_ACT_TRAP].ok);
+	assert_true(caps.action[PROBE_ACT_ERRNO].ok);
+	assert_true(caps.flag[PROBE_FLAG_SPEC_ALLOW].ok);
+	assert_true(caps.flag[PROBE_FLAG_TSYNC].ok);
 	assert_true(caps.no_new_privs.ok);
 	assert_true(caps.can_switch_user);
 	assert_true((caps.cap_eff >> CAP_SYS_ADMIN_BIT) & 1);
 
-	assert_int_not_equal(caps.cg_layout, SBX_PROBE_CG_NONE);
-	if (caps.cg_layout == SBX_PROBE_CG_UNIFIED)
-		for (int i = 0; i < SBX_PROBE_CG1_COUNT; i++)
+	assert_int_not_equal(caps.cg_layout, PROBE_CG_NONE);
+	if (caps.cg_layout == PROBE_CG_UNIFIED)
+		for (int i = 0; i < PROBE_CG1_COUNT; i++)
 			assert_false(caps.cg1[i].found);
-	if (caps.cg_layout == SBX_PROBE_CG_HYBRID)
+	if (caps.cg_layout == PROBE_CG_HYBRID)
 		assert_true(caps.cg2.cg.found);
 	/* Each directory found really is this process's cgroup. */
 	if (caps.cg2.cg.found) {
@@ -208,7 +208,7 @@ static void test_probe_root(void **state)
 		if (caps.cg2.cg.writable.ok)
 			assert_true(caps.cg2.kill);
 	}
-	for (int i = 0; i < SBX_PROBE_CG1_COUNT; i++) {
+	for (int i = 0; i < PROBE_CG1_COUNT; i++) {
 		if (!caps.cg1[i].found)
 			continue;
 		assert_true(cgroup_holds(caps.cg1[i].dir, getpid()));
@@ -222,16 +222,16 @@ static void test_probe_root(void **state)
 /* The cgroup write test removes what it made, every time. */
 static void test_probe_no_leftovers(void **state)
 {
-	struct sbx_caps caps;
+	struct probe_caps caps;
 
 	if (geteuid() != 0) {
 		print_message("not root: skipped\n");
 		skip();
 	}
 	for (int round = 0; round < 3; round++) {
-		assert_int_equal(sbx_probe_run(&caps), 0);
+		assert_int_equal(probe_run(&caps), 0);
 		assert_int_equal(leftovers(caps.cg2.cg.dir), 0);
-		for (int i = 0; i < SBX_PROBE_CG1_COUNT; i++)
+		for (int i = 0; i < PROBE_CG1_COUNT; i++)
 			if (caps.cg1[i].found)
 				assert_int_equal(leftovers(caps.cg1[i].dir), 0);
 	}
@@ -240,16 +240,16 @@ static void test_probe_no_leftovers(void **state)
 /* In the child of test_probe_unprivileged: 0, or the number of the failed check. */
 static int unprivileged_checks(void)
 {
-	struct sbx_caps caps;
+	struct probe_caps caps;
 
 	if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
 	    setresuid(65534, 65534, 65534) < 0)
 		return 1;
-	if (sbx_probe_run(&caps) < 0)
+	if (probe_run(&caps) < 0)
 		return 2;
-	if (caps.ns[SBX_PROBE_NS_PID].ok || caps.ns[SBX_PROBE_NS_PID].err != EPERM)
+	if (caps.ns[PROBE_NS_PID].ok || caps.ns[PROBE_NS_PID].err != EPERM)
 		return 3;
-	if (caps.ns[SBX_PROBE_NS_MOUNT].ok || caps.ns[SBX_PROBE_NS_NET].ok)
+	if (caps.ns[PROBE_NS_MOUNT].ok || caps.ns[PROBE_NS_NET].ok)
 		return 4;
 	if (caps.can_switch_user || !caps.cap_known || caps.cap_eff != 0)
 		return 5;
@@ -258,7 +258,7 @@ static int unprivileged_checks(void)
 		return 6;
 	if (caps.cg2.cg.found && caps.cg2.cg.writable.ok)
 		return 7;
-	for (int i = 0; i < SBX_PROBE_CG1_COUNT; i++)
+	for (int i = 0; i < PROBE_CG1_COUNT; i++)
 		if (caps.cg1[i].found && caps.cg1[i].writable.ok)
 			return 8;
 	return 0;
@@ -284,7 +284,7 @@ static void test_probe_unprivileged(void **state)
 }
 
 /* Feed the locator other hosts' /proc/self/cgroup and mountinfo. */
-static void locate(struct sbx_caps *caps, const char *cgroup, const char *mountinfo)
+static void locate(struct probe_caps *caps, const char *cgroup, const char *mountinfo)
 {
 	FILE *cf = fmemopen((void *)cgroup, strlen(cgroup), "r");
 	FILE *mf = fmemopen((void *)mountinfo, strlen(mountinfo), "r");
@@ -292,14 +292,14 @@ static void locate(struct sbx_caps *caps, const char *cgroup, const char *mounti
 	assert_non_null(cf);
 	assert_non_null(mf);
 	memset(caps, 0, sizeof(*caps));
-	sbx_probe_cg_locate(caps, cf, mf);
+	probe_cg_locate(caps, cf, mf);
 	fclose(cf);
 	fclose(mf);
 }
 
 static void test_locate_systemd_v2(void **state)
 {
-	struct sbx_caps caps;
+	struct probe_caps caps;
 
 	locate(&caps, "0::/system.slice/valetd.service\n",
 	       "22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw\n"
@@ -309,14 +309,14 @@ static void test_locate_systemd_v2(void **state)
 	assert_string_equal(caps.cg2.cg.mount, "/sys/fs/cgroup");
 	assert_string_equal(caps.cg2.cg.path, "/system.slice/valetd.service");
 	assert_string_equal(caps.cg2.cg.dir, "/sys/fs/cgroup/system.slice/valetd.service");
-	for (int i = 0; i < SBX_PROBE_CG1_COUNT; i++)
+	for (int i = 0; i < PROBE_CG1_COUNT; i++)
 		assert_false(caps.cg1[i].found);
 }
 
 /* The development VM: v1 controllers (cpu alone), cgroup2 at .../unified. */
 static void test_locate_hybrid(void **state)
 {
-	struct sbx_caps caps;
+	struct probe_caps caps;
 
 	locate(&caps,
 	       "9:name=systemd:/\n8:pids:/\n6:freezer:/\n4:memory:/process_api/f2a9\n"
@@ -330,11 +330,11 @@ static void test_locate_hybrid(void **state)
 	       "40 30 0:36 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n");
 	assert_true(caps.cg2.cg.found);
 	assert_string_equal(caps.cg2.cg.dir, "/sys/fs/cgroup/unified");
-	assert_string_equal(caps.cg1[SBX_PROBE_CG1_MEMORY].dir,
+	assert_string_equal(caps.cg1[PROBE_CG1_MEMORY].dir,
 			    "/sys/fs/cgroup/memory/process_api/f2a9");
-	assert_string_equal(caps.cg1[SBX_PROBE_CG1_PIDS].dir, "/sys/fs/cgroup/pids");
-	assert_string_equal(caps.cg1[SBX_PROBE_CG1_FREEZER].dir, "/sys/fs/cgroup/freezer");
-	assert_string_equal(caps.cg1[SBX_PROBE_CG1_CPU].dir, "/sys/fs/cgroup/cpu");
+	assert_string_equal(caps.cg1[PROBE_CG1_PIDS].dir, "/sys/fs/cgroup/pids");
+	assert_string_equal(caps.cg1[PROBE_CG1_FREEZER].dir, "/sys/fs/cgroup/freezer");
+	assert_string_equal(caps.cg1[PROBE_CG1_CPU].dir, "/sys/fs/cgroup/cpu");
 }
 
 /*
@@ -345,7 +345,7 @@ static void test_locate_hybrid(void **state)
  */
 static void test_locate_container_v1(void **state)
 {
-	struct sbx_caps caps;
+	struct probe_caps caps;
 
 	locate(&caps,
 	       "7:cpu,cpuacct:/docker/abc\n5:memory:/docker/abc\n3:pids:/elsewhere\n"
@@ -355,20 +355,20 @@ static void test_locate_container_v1(void **state)
 	       "41 30 0:41 /docker/abc /sys/fs/cgroup/my\\040memory ro - cgroup cgroup rw,memory\n"
 	       "42 30 0:42 /docker/abc /sys/fs/cgroup/pids ro - cgroup cgroup rw,pids\n"
 	       "43 30 0:43 /docker/abc /sys/fs/cgroup/freezer ro - cgroup cgroup rw,freezer\n");
-	assert_true(caps.cg1[SBX_PROBE_CG1_CPU].found);
-	assert_string_equal(caps.cg1[SBX_PROBE_CG1_CPU].dir, "/sys/fs/cgroup/cpu,cpuacct");
-	assert_true(caps.cg1[SBX_PROBE_CG1_MEMORY].found);
-	assert_string_equal(caps.cg1[SBX_PROBE_CG1_MEMORY].dir, "/sys/fs/cgroup/my memory");
-	assert_false(caps.cg1[SBX_PROBE_CG1_PIDS].found);
+	assert_true(caps.cg1[PROBE_CG1_CPU].found);
+	assert_string_equal(caps.cg1[PROBE_CG1_CPU].dir, "/sys/fs/cgroup/cpu,cpuacct");
+	assert_true(caps.cg1[PROBE_CG1_MEMORY].found);
+	assert_string_equal(caps.cg1[PROBE_CG1_MEMORY].dir, "/sys/fs/cgroup/my memory");
+	assert_false(caps.cg1[PROBE_CG1_PIDS].found);
 	/* "/docker/abcdef" is not below "/docker/abc" */
-	assert_false(caps.cg1[SBX_PROBE_CG1_FREEZER].found);
+	assert_false(caps.cg1[PROBE_CG1_FREEZER].found);
 	assert_false(caps.cg2.cg.found); /* no cgroup2 mount */
 }
 
 /* cgroup2 mounted twice: /sys/fs/cgroup wins, in either order. */
 static void test_locate_v2_twice(void **state)
 {
-	struct sbx_caps caps;
+	struct probe_caps caps;
 
 	locate(&caps, "0::/a/b\n",
 	       "50 1 0:50 / /mnt/cg rw - cgroup2 cgroup2 rw\n"
@@ -393,8 +393,8 @@ static void test_print_limits(void **state)
 	FILE *out = open_memstream(&text, &len);
 
 	assert_non_null(out);
-	sbx_probe_print_limits(&none, "> ", out);
-	sbx_probe_print_limits(&some, "", out);
+	probe_print_limits(&none, "> ", out);
+	probe_print_limits(&some, "", out);
 	fclose(out);
 	assert_non_null(strstr(text, "> core 0, address space "));
 	assert_non_null(strstr(text, "> open files inherited, processes inherited, "

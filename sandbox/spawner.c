@@ -1,10 +1,13 @@
 /*
- * spawner.c - the spawner process (see spawner.h for why it exists).
+ * spawner.c - the spawner process (see spawn_proto.h for why it exists).
  *
- * Theory of operation: at startup the spawner prepares the view every job
- * starts from (sbx_view.c: its own read-only mount namespace and an empty
- * network namespace), then runs a poll() loop over three fds: the control
- * socket, a signalfd for SIGCHLD, and the status socket of the jobs' inits.
+ * Theory of operation: valetd exec's the spawner program at startup, which
+ * reads its setup document (spawn_setup.c), loads the plugins, prepares the
+ * view every job starts from (sbx_view.c: its own read-only mount namespace
+ * and an empty network namespace; sbx_net.c for exec+net jobs), says READY
+ * with its task table, then runs a poll() loop over the control socket, a
+ * signalfd for SIGCHLD, the status socket of the jobs' inits, the host's
+ * mount table and its address events.
  * START: set the slot's cgroup limits, then clone the child - with
  * namespaces, into new PID, mount, IPC and UTS namespaces (and straight into
  * the slot's cgroup v2); that child becomes the namespace's init and forks
@@ -27,8 +30,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <malloc.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -43,7 +44,6 @@
 
 #include <jansson.h>
 
-#include "cgroup.h"
 #include "registry.h"
 #include "spawner.h"
 #include "taskrun.h"
@@ -62,7 +62,8 @@ struct slot {
 
 
 static struct {
-	const struct spawner_opts *opts;
+	const struct spawner_setup *opts;
+	const struct registry *reg;
 	int sock;
 	int devnull;
 	pid_t self;
@@ -225,8 +226,8 @@ static char *read_sized_stdin(size_t *len)
 static void child_main(const struct spawn_req *req, const char *input, const int *fds,
 		       int nfds, pid_t parent)
 {
-	const struct spawner_opts *o = sp.opts;
-	const struct task *task = registry_at(o->reg, req->task_index);
+	const struct spawner_setup *o = sp.opts;
+	const struct task *task = registry_at(sp.reg, req->task_index);
 	bool exec = req->flags & SPAWN_F_EXEC;
 	struct sbx_params p = {
 		.frame_fd = fds[0],
@@ -272,9 +273,9 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 							       : read_all_stdin(&len);
 		if (!buf)
 			_exit(125);
-		taskrun_main(o->reg, buf, len);
+		taskrun_main(sp.reg, buf, len);
 	}
-	taskrun_main(o->reg, input, req->input_len);
+	taskrun_main(sp.reg, input, req->input_len);
 }
 
 /*
@@ -326,7 +327,7 @@ static pid_t spawn_process(const struct spawn_req *req)
 /* Whether a job's task may use the network (exec+net). */
 static bool job_has_network(const struct spawn_req *req)
 {
-	const struct task *task = registry_at(sp.opts->reg, req->task_index);
+	const struct task *task = registry_at(sp.reg, req->task_index);
 
 	return (req->flags & SPAWN_F_EXEC) && task && task->profile == SBX_PROFILE_EXEC_NET;
 }
@@ -613,40 +614,6 @@ static void reap(void)
 }
 
 /*
- * Job children are forked from us, so they get a copy of our memory: clear
- * what they must not read. The daemon's environment (children get an
- * explicit one anyway) and the secrets the daemon names.
- */
-/*
- * Stale frames below ours may still hold what the daemon parsed (config
- * lines): zero a generous stretch of stack under this frame, and hand its
- * whole pages back to the kernel, so that children do not inherit (and
- * fork does not copy) page table entries for memory nobody uses.
- */
-static void __attribute__((noinline)) wipe_stack(void)
-{
-	char below[256 * 1024];
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t lo = ((uintptr_t)below + page - 1) & ~(page - 1);
-	uintptr_t hi = ((uintptr_t)below + sizeof(below)) & ~(page - 1);
-
-	explicit_bzero(below, sizeof(below));
-	if (hi > lo)
-		madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
-static void wipe_secrets(char *const *wipe)
-{
-	for (char **e = environ; e && *e; e++)
-		explicit_bzero(*e, strlen(*e));
-	for (; wipe && *wipe; wipe++)
-		explicit_bzero(*wipe, strlen(*wipe));
-	wipe_stack();
-	/* Give free heap memory back too: less for every fork to copy. */
-	malloc_trim(0);
-}
-
-/*
  * The capability bounding set limits what any process forked from here can
  * ever gain by execve() (a file with capabilities, a setuid-root program
  * that nosuid and no_new_privs did not already neutralise): empty it, once,
@@ -694,24 +661,59 @@ static int prepare_jobs(struct sbx_error *err)
 	return 0;
 }
 
-/* Tells the daemon READY, with the errno of what failed (it printed why). */
-static void send_ready(void)
+/*
+ * READY: the event, then the task table (JSON); or, when the setup failed,
+ * spawn_err and the sentence that says why.
+ */
+static void send_ready(int spawn_err, const char *text)
 {
-	struct spawn_evt evt = {.type = SPAWN_EVT_READY};
-	struct sbx_error err = {{0}, 0};
+	struct spawn_evt evt = {.type = SPAWN_EVT_READY, .spawn_err = spawn_err};
+	size_t len = text ? strlen(text) : 0;
+	struct iovec iov[2] = {{&evt, sizeof(evt)}, {(void *)text, len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = text ? 2 : 1};
 
+	while (sendmsg(sp.sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+/* Setup: the document, the plugins, the view, the network; READY. */
+static void setup(int setup_fd)
+{
+	static struct spawner_setup setup_doc;
+	struct sbx_error err = {{0}, 0};
+	char msg[1024] = "";
+	char *table;
+	int rc;
+
+	rc = spawn_setup_read(setup_fd, &setup_doc, registry_global(), msg, sizeof(msg));
+	if (rc < 0) {
+		send_ready(-rc, msg);
+		_exit(1);
+	}
+	sp.opts = &setup_doc;
+	sp.reg = registry_global();
+	sp.nslots = setup_doc.nslots;
+	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
+	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
+		sp.slots[i].netns = -1;
+	if (!sp.slots) {
+		send_ready(ENOMEM, "out of memory");
+		_exit(1);
+	}
 	if (prepare_jobs(&err) < 0) {
-		/* The spawner has no logger: one plain line on stderr. */
-		dprintf(2, "valetd: cannot prepare the job sandbox: %s: %s\n", err.step,
-			strerror(err.err));
-		evt.spawn_err = err.err ? err.err : EIO;
+		snprintf(msg, sizeof(msg), "cannot prepare the job sandbox: %s: %s", err.step,
+			 strerror(err.err));
+		send_ready(err.err ? err.err : EIO, msg);
+		_exit(1);
 	}
 	drop_bounding_set();
-	/* Room for many children's fds in flight: the daemon took the hard
-	 * limit on open files before it forked us (main.c). */
-	send_evt(&evt);
-	if (evt.spawn_err)
+	table = spawn_setup_task_table(sp.reg);
+	if (!table) {
+		send_ready(ENOMEM, "out of memory");
 		_exit(1);
+	}
+	send_ready(0, table);
+	free(table);
 }
 
 static int64_t now_ms(void)
@@ -722,29 +724,23 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon)
+void spawner_main(int sock, int setup_fd)
 {
 	int64_t next_check;
 	sigset_t set;
 	int sfd;
 
-	wipe_secrets(opts->wipe);
-	sp.opts = opts;
 	sp.sock = sock;
 	sp.self = getpid();
 	sp.status_rd = sp.status_wr = sp.host_netns = -1;
-	sp.nslots = opts->max_slots;
-	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
-	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
-		sp.slots[i].netns = -1;
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Every job starts in "/": once here instead of a chdir() per child. */
-	if (chdir("/") < 0)
+	if (chdir("/") < 0 || sp.devnull < 0)
 		_exit(1);
 	prctl(PR_SET_NAME, "valetd-spawner");
+	/* Die with the daemon; it may have died before this prctl: then the
+	 * socket is closed already, and the first read says so. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != daemon || !sp.slots || sp.devnull < 0)
-		_exit(1);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN); /* the daemon decides when we stop */
@@ -755,6 +751,10 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		_exit(1);
+	/* Seed jansson's hash function now: in a sandboxed child its first
+	 * object would otherwise open /dev/urandom, which seccomp forbids. */
+	json_object_seed(0);
+	setup(setup_fd);
 	/* Children reset only what differs from the default (one syscall per
 	 * signal instead of 64), and start with jansson's lazily bound calls
 	 * already resolved by a dry run here. */
@@ -763,7 +763,6 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 		if (sbx_signal_disposition(sig) == 1)
 			sp.changed_signals |= 1ULL << (sig - 1);
 	taskrun_warmup();
-	send_ready();
 	next_check = now_ms() + SPAWNER_RECHECK_MS;
 
 	for (;;) {
@@ -802,97 +801,4 @@ static void spawner_main(const struct spawner_opts *opts, int sock, pid_t daemon
 		if (pfd[0].revents)
 			read_requests();
 	}
-}
-
-int spawner_start(const struct spawner_opts *opts, pid_t *pid_out, int *fd_out)
-{
-	int sv[2];
-	pid_t daemon = getpid(), pid;
-	int size = 4 << 20;
-
-	/* Seed jansson's hash function now: in a sandboxed child its first
-	 * object would otherwise open /dev/urandom, which seccomp forbids. */
-	json_object_seed(0);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	/* Room for every in-flight request, so the daemon rarely sees EAGAIN. */
-	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	if (setsockopt(sv[1], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	pid = fork();
-	if (pid < 0) {
-		int rc = -errno;
-		close(sv[0]);
-		close(sv[1]);
-		return rc;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		spawner_main(opts, sv[1], daemon);
-		_exit(1);
-	}
-	close(sv[1]);
-	{
-		struct spawn_evt evt;
-		ssize_t n;
-
-		while ((n = recv(sv[0], &evt, sizeof(evt), 0)) < 0 && errno == EINTR)
-			;
-		if (n != (ssize_t)sizeof(evt) || evt.type != SPAWN_EVT_READY || evt.spawn_err) {
-			int rc = n == (ssize_t)sizeof(evt) && evt.spawn_err ? -evt.spawn_err : -EIO;
-			close(sv[0]);
-			waitpid(pid, NULL, 0);
-			return rc;
-		}
-	}
-	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
-		int rc = -errno;
-		close(sv[0]);
-		return rc;
-	}
-	*pid_out = pid;
-	*fd_out = sv[0];
-	return 0;
-}
-
-int spawner_policy(int fd, char *const *hide, char *const *deny, uint64_t id, bool wait)
-{
-	char buf[sizeof(struct spawn_req) + SPAWN_INLINE_MAX];
-	struct spawn_req req = {.type = SPAWN_REQ_POLICY, .run_id = id};
-	struct spawn_evt evt;
-	size_t len = 0;
-
-	for (int pass = 0; pass < 2; pass++)
-		for (char *const *e = pass ? deny : hide; e && *e; e++) {
-			size_t n = strlen(*e);
-
-			if (sizeof(req) + len + n + 2 > sizeof(buf))
-				return -E2BIG;
-			buf[sizeof(req) + len] = pass ? 'd' : 'h';
-			memcpy(buf + sizeof(req) + len + 1, *e, n + 1);
-			len += n + 2;
-		}
-	req.input_len = (uint32_t)len;
-	memcpy(buf, &req, sizeof(req));
-	if (send(fd, buf, sizeof(req) + len, MSG_NOSIGNAL) < 0)
-		return -errno;
-	while (wait) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-		int rc = poll(&p, 1, 30000);
-
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
-			return rc < 0 ? -errno : -ETIMEDOUT;
-		n = recv(fd, &evt, sizeof(evt), MSG_DONTWAIT);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return -EPIPE;
-		if (n == (ssize_t)sizeof(evt) && evt.type == SPAWN_EVT_POLICY && evt.run_id == id)
-			return -evt.spawn_err;
-	}
-	return 0;
 }

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../sandbox/frame.h"
-#include "../sandbox/sandbox.h"
+#include "frame.h"
+#include "sandbox.h"
 #include "registry.h"
 #include "taskrun.h"
 

@@ -1,0 +1,22 @@
+/*
+ * filter.h - the seccomp profiles (policy.c) compiled into BPF, in the
+ * daemon, with libseccomp; and the names of system calls.
+ */
+#ifndef VALET_FILTER_H
+#define VALET_FILTER_H
+
+#include <stddef.h>
+
+#include "../sandbox/spawn_proto.h"
+
+/* Compile a profile. 0 or -errno (-EINVAL: no such profile). */
+int filter_compile(enum sbx_profile profile, struct sbx_filter *out);
+/* Every profile into out[SBX_PROFILE_COUNT]. 0, or -errno with *failed the
+ * profile that did not compile. */
+int filter_compile_all(struct sbx_filter *out, enum sbx_profile *failed);
+void filter_release(struct sbx_filter *f); /* NULL is a no-op */
+
+/* Name of a syscall number on the native arch into out ("" if unknown). */
+void filter_syscall_name(int nr, char *out, size_t outlen);
+
+#endif
