@@ -190,13 +190,19 @@ static int sbx_fds(const struct sbx_params *p, struct sbx_error *err)
 	return 0;
 }
 
-static int sbx_rlimit(int resource, uint64_t value, const char *step, struct sbx_error *err)
+static int sbx_rlimit2(int resource, uint64_t soft, uint64_t hard, const char *step,
+		       struct sbx_error *err)
 {
-	struct rlimit rl = {.rlim_cur = (rlim_t)value, .rlim_max = (rlim_t)value};
+	struct rlimit rl = {.rlim_cur = (rlim_t)soft, .rlim_max = (rlim_t)hard};
 
 	if (setrlimit(resource, &rl) < 0)
 		return sbx_error_set(err, step, errno);
 	return 0;
+}
+
+static int sbx_rlimit(int resource, uint64_t value, const char *step, struct sbx_error *err)
+{
+	return sbx_rlimit2(resource, value, value, step, err);
 }
 
 static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
@@ -209,7 +215,12 @@ static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
 	if (l->memory_bytes && sbx_rlimit(RLIMIT_AS, l->memory_bytes, "setrlimit AS", err) < 0)
 		return -1;
 #endif
-	if (l->cpu_seconds && sbx_rlimit(RLIMIT_CPU, l->cpu_seconds, "setrlimit CPU", err) < 0)
+	/* At the limit the kernel sends SIGXCPU, which ends the task: the
+	 * limit is known by its signal, not by comparing CPU times (the
+	 * rusage of a busy VM's child can read a tenth below what the kernel
+	 * counted). A task that handles SIGXCPU is killed a second later. */
+	if (l->cpu_seconds &&
+	    sbx_rlimit2(RLIMIT_CPU, l->cpu_seconds, l->cpu_seconds + 1, "setrlimit CPU", err) < 0)
 		return -1;
 	if (l->max_files && sbx_rlimit(RLIMIT_NOFILE, l->max_files, "setrlimit NOFILE", err) < 0)
 		return -1;

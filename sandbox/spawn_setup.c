@@ -278,15 +278,18 @@ static json_t *setup_open(int fd, int *rc, char *err, size_t errlen)
 	return root;
 }
 
-/* The plugins of "plugin_dir", then the exec tasks, after reg's own. */
+/* The plugins of "plugin_dir", then the exec tasks, after reg's own.
+ * -EINVAL when one does not load (the config's doing), or -ENOMEM. */
 static int setup_tasks(json_t *root, struct registry *reg, char *err, size_t errlen)
 {
 	const char *dir = json_string_value(json_object_get(root, "plugin_dir"));
-	int rc;
+	int rc = 0;
 
-	if (dir && dir[0] && (rc = registry_load_plugins(reg, dir, err, errlen)) < 0)
-		return rc;
-	return setup_exec_tasks(json_object_get(root, "exec_tasks"), reg, err, errlen);
+	if (dir && dir[0])
+		rc = registry_load_plugins(reg, dir, err, errlen);
+	if (rc == 0)
+		rc = setup_exec_tasks(json_object_get(root, "exec_tasks"), reg, err, errlen);
+	return rc < 0 && rc != -ENOMEM ? -EINVAL : rc;
 }
 
 int spawn_setup_read_tasks(int fd, struct registry *reg, char *err, size_t errlen)

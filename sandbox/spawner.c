@@ -724,11 +724,11 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void spawner_main(int sock, int setup_fd)
+/* The process: its name, its signals (SIGCHLD on a signalfd, returned),
+ * tied to the daemon's life. */
+static int become_spawner(int sock)
 {
-	int64_t next_check;
 	sigset_t set;
-	int sfd;
 
 	sp.sock = sock;
 	sp.self = getpid();
@@ -736,7 +736,7 @@ void spawner_main(int sock, int setup_fd)
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Every job starts in "/": once here instead of a chdir() per child. */
 	if (chdir("/") < 0 || sp.devnull < 0)
-		_exit(1);
+		return -1;
 	prctl(PR_SET_NAME, "valetd-spawner");
 	/* Die with the daemon; it may have died before this prctl: then the
 	 * socket is closed already, and the first read says so. */
@@ -748,13 +748,12 @@ void spawner_main(int sock, int setup_fd)
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0)
-		_exit(1);
-	/* Seed jansson's hash function now: in a sandboxed child its first
-	 * object would otherwise open /dev/urandom, which seccomp forbids. */
-	json_object_seed(0);
-	setup(setup_fd);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* What every child would otherwise do again: decided once here. */
+static void prepare_children(void)
+{
 	/* Children reset only what differs from the default (one syscall per
 	 * signal instead of 64), and start with jansson's lazily bound calls
 	 * already resolved by a dry run here. */
@@ -763,8 +762,21 @@ void spawner_main(int sock, int setup_fd)
 		if (sbx_signal_disposition(sig) == 1)
 			sp.changed_signals |= 1ULL << (sig - 1);
 	taskrun_warmup();
-	next_check = now_ms() + SPAWNER_RECHECK_MS;
+}
 
+void spawner_main(int sock, int setup_fd)
+{
+	int64_t next_check;
+	int sfd = become_spawner(sock);
+
+	if (sfd < 0)
+		_exit(1);
+	/* Seed jansson's hash function now: in a sandboxed child its first
+	 * object would otherwise open /dev/urandom, which seccomp forbids. */
+	json_object_seed(0);
+	setup(setup_fd);
+	prepare_children();
+	next_check = now_ms() + SPAWNER_RECHECK_MS;
 	for (;;) {
 		struct pollfd pfd[5] = {
 			{sock, POLLIN, 0},

@@ -1,23 +1,26 @@
 /*
- * core.c - the supervisor's state machine: queue, scheduler, dispatch and
- * the life of every job and pipeline.
+ * core.c - the supervisor's core: where every accepted job is, dispatch,
+ * and the reactions to a job's and a pipeline's events.
  *
  * Theory of operation. An accepted job is in exactly one place, recorded in
- * job->core_where: the FIFO of immediate work, the run_at min-heap, the
- * "due" FIFO (scheduled work whose time has come and the next job of a
- * running pipeline - served first), running in a child, or waiting behind
- * an earlier job of its pipeline. The active map (id -> job) holds a
- * reference to every unfinished job; active_pl does the same for
- * pipelines.
+ * job->core_where: waiting in the queue (queue.c: the FIFO of immediate
+ * work, the run_at min-heap, or the "due" FIFO of scheduled work whose
+ * time has come and the next jobs of running pipelines - served first),
+ * running in a child, or waiting behind an earlier job of its pipeline.
+ * The active map (id -> job) holds a reference to every unfinished job;
+ * active_pl does the same for pipelines. Its status is the lifecycle's
+ * (lifecycle.c): every status change here is an lc_job()/lc_pipeline()
+ * event, checked against its table.
  *
- * Events and actions (state x event -> action, s6-style):
- *   submit        -> QUEUED or SCHEDULED                      (core_ops.c)
- *   run_at timer  -> SCHEDULED: status SCHEDULED, onto "due"
+ * Events and what the core does (the place changes here, the status in
+ * lifecycle.c):
+ *   submit        -> queue or heap                            (core_ops.c)
+ *   run_at timer  -> heap -> "due"; DUE (a first attempt)
  *   free slot     -> dispatch: pop "due" then the FIFO, start a child
- *   job_started   -> IN_PROGRESS (pipeline IN_PROGRESS on its first job)
- *   job_done      -> COMPLETED / FAILED / CANCELLED with its result
- *   run_done      -> pipeline: next job onto "due", or finish the pipeline
- *   cancel        -> unqueue (never ran) or kill the child    (core_ops.c)
+ *   job_started   -> running; START (pipeline START on its first job)
+ *   job_done      -> END with its result; or RETRY: back on the heap
+ *   run_done      -> pipeline: next job onto "due", or END the pipeline
+ *   cancel        -> unqueue and DROP (never ran), or kill    (core_cancel.c)
  *   SIGTERM       -> drain: no new starts, grace timer, then kill all
  * Dispatch runs from an ev_prepare watcher, so a burst of submissions is
  * started in one pass just before the loop sleeps.
@@ -90,103 +93,35 @@ void core_reply_synced(struct core *core, core_done_fn cb, void *arg, struct job
 		synced(s, &sr);
 }
 
-/* ---- the run_at heap -------------------------------------------------------- */
-
-static void heap_set(struct core *core, size_t i, struct job *job)
-{
-	core->heap[i] = job;
-	job->core_heap_index = i;
-}
-
-static void heap_up(struct core *core, size_t i)
-{
-	struct job *job = core->heap[i];
-
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (core->heap[parent]->core_due <= job->core_due)
-			break;
-		heap_set(core, i, core->heap[parent]);
-		i = parent;
-	}
-	heap_set(core, i, job);
-}
-
-static void heap_down(struct core *core, size_t i)
-{
-	struct job *job = core->heap[i];
-
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		int64_t best = job->core_due;
-		if (l < core->heap_len && core->heap[l]->core_due < best) {
-			m = l;
-			best = core->heap[l]->core_due;
-		}
-		if (r < core->heap_len && core->heap[r]->core_due < best)
-			m = r;
-		if (m == i)
-			break;
-		heap_set(core, i, core->heap[m]);
-		i = m;
-	}
-	heap_set(core, i, job);
-}
-
-static int heap_push(struct core *core, struct job *job)
-{
-	if (core->heap_len == core->heap_cap) {
-		size_t cap = core->heap_cap ? core->heap_cap * 2 : 64;
-		struct job **h = realloc(core->heap, cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		core->heap = h;
-		core->heap_cap = cap;
-	}
-	core->heap[core->heap_len] = job;
-	heap_up(core, core->heap_len++);
-	return 0;
-}
-
-static void heap_remove(struct core *core, struct job *job)
-{
-	size_t i = job->core_heap_index;
-	struct job *last = core->heap[--core->heap_len];
-
-	if (i < core->heap_len) {
-		heap_set(core, i, last);
-		heap_down(core, i);
-		heap_up(core, last->core_heap_index);
-	}
-}
+/* ---- the scheduler ------------------------------------------------------------ */
 
 static void rearm_scheduler(struct core *core)
 {
+	struct job *first = queue_earliest(&core->queue);
+
 	ev_periodic_stop(core->loop, &core->sched_w);
-	if (core->heap_len == 0)
+	if (!first)
 		return;
-	ev_periodic_set(&core->sched_w, (double)core->heap[0]->core_due / 1e6, 0, NULL);
+	ev_periodic_set(&core->sched_w, (double)first->core_due / 1e6, 0, NULL);
 	ev_periodic_start(core->loop, &core->sched_w);
 }
 
+/* Scheduled work whose time came, and retries that are due: onto "due". */
 static void on_schedule(struct ev_loop *loop, ev_periodic *w, int revents)
 {
 	struct core *core = w->data;
 	int64_t now = job_now_us();
+	struct job *job;
+	bool first;
 
 	/* A millisecond of slack: the timer may fire a hair early. */
-	while (core->heap_len && core->heap[0]->core_due <= now + 1000) {
-		struct job *job = core->heap[0];
-		heap_remove(core, job);
+	while ((job = queue_earliest(&core->queue)) && job->core_due <= now + 1000) {
+		queue_remove(&core->queue, job, &first);
 		job->core_due = 0;
-		if (job->attempt == 0) {
-			/* A retry stays PENDING; first runs of scheduled work say so. */
-			job->status = JOB_SCHEDULED;
-			job->scheduled_at = now;
-			core->store->ops->save_job(core->store, job, JOB_F_STATUS);
-		}
-		TAILQ_INSERT_TAIL(&core->due, job, core_link);
-		job->core_where = CORE_DUE;
+		/* A retry stays PENDING; the first run of scheduled work says so. */
+		if (job->attempt == 0)
+			lc_job(core->store, job, LC_JOB_DUE, NULL);
+		queue_push_due(&core->queue, job, false);
 	}
 	rearm_scheduler(core);
 	core_kick(core);
@@ -196,48 +131,36 @@ static void on_schedule(struct ev_loop *loop, ev_periodic *w, int revents)
 
 void core_enqueue(struct core *core, struct job *job)
 {
-	TAILQ_INSERT_TAIL(&core->queue, job, core_link);
-	job->core_where = CORE_QUEUED;
+	queue_push(&core->queue, job);
 	core_kick(core);
 }
 
 void core_schedule(struct core *core, struct job *job)
 {
+	bool earliest;
+
 	if (!job->core_due)
 		job->core_due = job->run_at;
-	if (heap_push(core, job) < 0) {
+	if (queue_schedule(&core->queue, job, &earliest) < 0) {
 		/* Out of memory for the heap: run it now rather than lose it. */
 		core_enqueue(core, job);
 		return;
 	}
-	job->core_where = CORE_SCHEDULED;
-	if (job->core_heap_index == 0)
+	if (earliest)
 		rearm_scheduler(core);
 }
 
 void core_unqueue(struct core *core, struct job *job)
 {
-	switch (job->core_where) {
-	case CORE_QUEUED:
-		TAILQ_REMOVE(&core->queue, job, core_link);
-		break;
-	case CORE_DUE:
-		TAILQ_REMOVE(&core->due, job, core_link);
-		break;
-	case CORE_SCHEDULED: {
-		bool first = job->core_heap_index == 0;
-		heap_remove(core, job);
-		if (first)
-			rearm_scheduler(core);
-		break;
-	}
-	default:
+	bool was_earliest;
+
+	if (!queue_remove(&core->queue, job, &was_earliest))
 		return;
-	}
+	if (was_earliest)
+		rearm_scheduler(core);
 	/* Continuations of a running pipeline never counted against capacity. */
 	if (job->pipeline_index == 0)
 		core->nqueued--;
-	job->core_where = CORE_NOWHERE;
 }
 
 void core_kick(struct core *core)
@@ -259,20 +182,15 @@ void core_finish_unrun(struct core *core, struct job *job, enum job_status st,
 		       const char *reason)
 {
 	core_unqueue(core, job);
-	job->status = st;
-	job_set_str(&job->failure_reason, reason);
-	job->completed_at = job_now_us();
-	core->store->ops->save_job(core->store, job, JOB_F_STATUS);
+	lc_job(core->store, job, LC_JOB_DROP, &(struct lc_change){.to = st, .reason = reason});
 	deactivate(core, job);
 }
 
 static void pipeline_final(struct core *core, struct pipeline *pl, enum job_status st,
 			   const char *reason, int64_t when)
 {
-	pl->status = st;
-	job_set_str(&pl->failure_reason, reason);
-	pl->completed_at = when;
-	core->store->ops->save_pipeline(core->store, pl, JOB_F_STATUS);
+	lc_pipeline(core->store, pl, LC_PL_END,
+		    &(struct lc_change){.to = st, .reason = reason, .when = when});
 	for (size_t i = 0; i < pl->njobs; i++)
 		pl->jobs[i]->pipeline = NULL;
 	if (idmap_del(core->active_pl, pl->id))
@@ -313,16 +231,11 @@ static void hook_started(void *arg, struct job *job)
 	struct core *core = arg;
 	struct pipeline *pl = job->pipeline;
 
-	job->status = JOB_IN_PROGRESS;
-	job->started_at = job_now_us();
-	job->attempt++;
 	job->core_where = CORE_RUNNING;
-	core->store->ops->save_job(core->store, job, JOB_F_STATUS);
-	if (pl && pl->status != JOB_IN_PROGRESS) {
-		pl->status = JOB_IN_PROGRESS;
-		pl->started_at = job->started_at;
-		core->store->ops->save_pipeline(core->store, pl, JOB_F_STATUS);
-	}
+	lc_job(core->store, job, LC_JOB_START, NULL);
+	/* Its first job (a later one, or a retry, finds it running already). */
+	if (pl && pl->status == JOB_PENDING)
+		lc_pipeline(core->store, pl, LC_PL_START, &(struct lc_change){.when = job->started_at});
 }
 
 /* Exponential backoff with jitter: base * 2^(attempt-1), capped, times
@@ -346,11 +259,8 @@ static void retry(struct core *core, struct job *job, const char *reason)
 
 	snprintf(why, sizeof(why), "attempt %d of %d failed: %s", job->attempt, job->max_attempts,
 		 reason && reason[0] ? reason : "failed");
-	job->status = JOB_PENDING;
-	job_set_str(&job->failure_reason, why);
-	job->completed_at = 0;
 	job->core_due = job_now_us() + retry_delay_us(core->cfg, job->attempt);
-	core->store->ops->save_job(core->store, job, JOB_F_STATUS | JOB_F_OUTCOME | JOB_F_RETRY);
+	lc_job(core->store, job, LC_JOB_RETRY, &(struct lc_change){.reason = why});
 	job_id_format(job->id, id);
 	snprintf(n, sizeof(n), "%d", job->attempt);
 	job_time_format(job->core_due, when, sizeof(when));
@@ -373,13 +283,9 @@ static void hook_done(void *arg, struct job *job, enum job_status st, const char
 		return;
 	}
 
-	job->status = st;
-	job_set_str(&job->failure_reason, st == JOB_COMPLETED ? NULL : reason);
-	job->completed_at = job_now_us();
-	job->has_result = true;
-	job_set_str(&job->result_json, result_json);
-	job_set_str(&job->result_error, error);
-	core->store->ops->save_job(core->store, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	lc_job(core->store, job, LC_JOB_END,
+	       &(struct lc_change){
+		   .to = st, .reason = reason, .result_json = result_json, .error = error});
 	log_done(job);
 	deactivate(core, job);
 }
@@ -407,9 +313,7 @@ static void hook_run_done(void *arg, struct job **jobs, size_t njobs, size_t ran
 		if (last->status == JOB_PENDING) {
 			/* Failed and waits on the heap for its retry. */
 		} else if (last->status == JOB_COMPLETED && next < pl->njobs) {
-			struct job *job = pl->jobs[next];
-			TAILQ_INSERT_HEAD(&core->due, job, core_link);
-			job->core_where = CORE_DUE;
+			queue_push_due(&core->queue, pl->jobs[next], true);
 		} else if (last->status == JOB_COMPLETED) {
 			pipeline_final(core, pl, JOB_COMPLETED, NULL, last->completed_at);
 		} else if (last->status == JOB_CANCELLED) {
@@ -478,9 +382,8 @@ static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	ev_prepare_stop(loop, w);
 	while (!core->draining && !core->paused && runner_has_slot(core->runner)) {
-		struct job *job = TAILQ_FIRST(&core->due);
-		if (!job)
-			job = TAILQ_FIRST(&core->queue);
+		struct job *job = queue_next(&core->queue);
+
 		if (!job)
 			break;
 		start_one(core, job);
@@ -525,14 +428,10 @@ static void deliver(void *arg, struct job *job, struct pipeline *pl, size_t from
 	 * is a continuation (core_unqueue's rule). */
 	if (first->pipeline_index == 0)
 		core->nqueued++;
-	if (first->run_at && first->status == JOB_PENDING) {
-		first->status = JOB_SCHEDULED;
-		first->scheduled_at = job_now_us();
-		core->store->ops->save_job(core->store, first, JOB_F_STATUS);
-	}
+	if (first->run_at && first->status == JOB_PENDING)
+		lc_job(core->store, first, LC_JOB_DUE, NULL);
 	if (first->run_at || from > 0) {
-		TAILQ_INSERT_TAIL(&core->due, first, core_link);
-		first->core_where = CORE_DUE;
+		queue_push_due(&core->queue, first, false);
 		core_kick(core);
 	} else {
 		core_enqueue(core, first);
@@ -575,8 +474,7 @@ static void drop_unstarted(struct core *core)
 	struct pl_set set = {0};
 	struct job *job;
 
-	while ((job = TAILQ_FIRST(&core->queue)) || (job = TAILQ_FIRST(&core->due)) ||
-	       (core->heap_len && (job = core->heap[0]))) {
+	while ((job = queue_any(&core->queue))) {
 		core_unqueue(core, job);
 		deactivate(core, job);
 	}
@@ -708,8 +606,7 @@ struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct sto
 	core->cfg = cfg;
 	core->store = store;
 	core->reg = reg;
-	TAILQ_INIT(&core->queue);
-	TAILQ_INIT(&core->due);
+	queue_init(&core->queue);
 	core->active = idmap_new(offsetof(struct job, id));
 	core->active_pl = idmap_new(offsetof(struct pipeline, id));
 	core->runner = runner_new(loop, cfg, reg, spawner_fd, &hooks, core);
@@ -764,17 +661,13 @@ void core_free(struct core *core)
 		pipeline_unref(w->pl);
 		free(w);
 	}
-	while ((job = TAILQ_FIRST(&core->queue))) {
-		TAILQ_REMOVE(&core->queue, job, core_link);
+	while ((job = queue_any(&core->queue))) {
+		bool first;
+
+		queue_remove(&core->queue, job, &first);
 		drop_active(core, job);
 	}
-	while ((job = TAILQ_FIRST(&core->due))) {
-		TAILQ_REMOVE(&core->due, job, core_link);
-		drop_active(core, job);
-	}
-	for (size_t i = 0; i < core->heap_len; i++)
-		drop_active(core, core->heap[i]);
-	free(core->heap);
+	queue_release(&core->queue);
 	/* Whatever is still active (waiting pipeline jobs, pipelines). */
 	idmap_foreach(core->active, unref_job, NULL);
 	idmap_foreach(core->active_pl, unref_pipeline, NULL);

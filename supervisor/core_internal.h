@@ -1,29 +1,20 @@
 /*
- * core_internal.h - state shared by core.c (queue, scheduler, dispatch,
- * job lifecycle) and core_ops.c (the operations the API calls).
+ * core_internal.h - state shared by core.c (places, scheduler, dispatch,
+ * reactions to job events), core_ops.c (the operations the API calls) and
+ * core_cancel.c (cancel and DELETE).
  */
 #ifndef VALET_CORE_INTERNAL_H
 #define VALET_CORE_INTERNAL_H
 
 #include <sys/queue.h>
 
-#include "store.h"
 #include "core.h"
 #include "idmap.h"
-#include "tasks.h"
+#include "lifecycle.h"
+#include "queue.h"
 #include "run.h"
-
-/* Where an active job is (job->core_where). */
-enum core_where {
-	CORE_NOWHERE = 0,
-	CORE_QUEUED,    /* on the FIFO of immediate work */
-	CORE_DUE,       /* on the FIFO of due scheduled work / pipeline continuations */
-	CORE_SCHEDULED, /* in the run_at heap */
-	CORE_RUNNING,
-	CORE_WAITING,   /* a later job of a pipeline that runs */
-};
-
-TAILQ_HEAD(core_job_list, job);
+#include "store.h"
+#include "tasks.h"
 
 /* A reply held until a running job has been killed and reaped. */
 struct core_waiter {
@@ -42,12 +33,9 @@ struct core {
 	struct tasks *reg;
 	struct runner *runner;
 
-	struct core_job_list queue; /* immediate work (job or a pipeline's first job) */
-	struct core_job_list due;   /* due scheduled work and pipeline continuations: first */
+	struct queue queue;	    /* waiting work: FIFOs and the run_at heap */
 	size_t nqueued;             /* accepted, not yet started: counts against capacity */
-	struct job **heap;          /* run_at min-heap */
-	size_t heap_len, heap_cap;
-	ev_periodic sched_w;
+	ev_periodic sched_w;	    /* at the heap's earliest due time */
 	ev_prepare dispatch_w;
 
 	struct idmap *active;       /* id -> job for every unfinished job */

@@ -51,19 +51,14 @@ static int validate_job(struct core *core, const struct job_request *req, char *
 	return 0;
 }
 
-static int64_t job_timeout(struct core *core, const struct job_request *req)
-{
-	const struct task_def *t = tasks_find(core->reg, req->task_name);
-
-	if (req->has_timeout)
-		return req->timeout_ms;
-	if (t && t->timeout_ms > 0)
-		return t->timeout_ms;
-	return core->cfg->default_timeout_ms;
-}
-
+/*
+ * A new job from its request; what the request leaves out comes from its
+ * task's defaults (tasks.h), else the global ones. Born PENDING
+ * (lifecycle.h).
+ */
 static struct job *build_job(struct core *core, const struct job_request *req, int64_t now)
 {
+	const struct task_def *t = tasks_find(core->reg, req->task_name);
 	struct job *job = job_new();
 
 	if (!job)
@@ -74,15 +69,14 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 	job->task_name = job_intern(req->task_name);
 	if (req->params_json && strcmp(req->params_json, "{}") != 0)
 		job_set_str(&job->params_json, req->params_json);
-	job->timeout_ms = job_timeout(core, req);
+	job->timeout_ms = req->has_timeout		  ? req->timeout_ms
+			  : t && t->timeout_ms > 0 ? t->timeout_ms
+						   : core->cfg->default_timeout_ms;
 	if (req->has_limits)
-		job->limits = limits_resolve(core->cfg, req->task_name, &req->limits);
-	job->max_attempts = req->max_attempts > 0 ? req->max_attempts : core->cfg->max_attempts;
-	if (req->max_attempts <= 0) {
-		const struct task_def *t = tasks_find(core->reg, req->task_name);
-		if (t && t->max_attempts > 0)
-			job->max_attempts = t->max_attempts;
-	}
+		job->limits = limits_resolve(core->cfg, t, &req->limits);
+	job->max_attempts = req->max_attempts > 0	? req->max_attempts
+			    : t && t->max_attempts > 0 ? t->max_attempts
+						       : core->cfg->max_attempts;
 	job->status = JOB_PENDING;
 	job->created_at = now;
 	job->core_heap_index = UINT32_MAX;

@@ -7,8 +7,8 @@
  * set), is stored with them and runs with them on whichever node claims
  * it. A job that set none carries none and gets, when it starts, the
  * defaults of the node that runs it, like every job did before limits
- * could be set per job. A [task.NAME] section is found by a linear search:
- * there are few, and it happens once per job.
+ * could be set per job. A task's own defaults are its task_def's
+ * (tasks.h), the global ones the config's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,17 +22,8 @@ static uint32_t ms_to_seconds(int64_t ms)
 	return ms > 0 ? (uint32_t)((ms + 999) / 1000) : 0;
 }
 
-static const struct config_exec_task *task_section(const struct config *cfg, const char *task)
+struct job_limits limits_defaults(const struct config *cfg, const struct task_def *t)
 {
-	for (size_t i = 0; task && i < cfg->nexec_tasks; i++)
-		if (!strcmp(cfg->exec_tasks[i].name, task))
-			return &cfg->exec_tasks[i];
-	return NULL;
-}
-
-struct job_limits limits_defaults(const struct config *cfg, const char *task)
-{
-	const struct config_exec_task *t = task_section(cfg, task);
 	struct job_limits l = {
 	    .memory_bytes = cfg->memory_limit_bytes,
 	    .cpu_seconds = ms_to_seconds(cfg->cpu_limit_ms),
@@ -98,7 +89,7 @@ int limits_check(const struct config *cfg, const struct job_limits *asked, char 
 	return 0;
 }
 
-struct job_limits limits_resolve(const struct config *cfg, const char *task,
+struct job_limits limits_resolve(const struct config *cfg, const struct task_def *task,
 				 const struct job_limits *asked)
 {
 	struct job_limits l = limits_defaults(cfg, task);
@@ -115,9 +106,10 @@ struct job_limits limits_resolve(const struct config *cfg, const char *task,
 	return l;
 }
 
-struct job_limits limits_of_job(const struct config *cfg, const struct job *job)
+struct job_limits limits_of_job(const struct config *cfg, const struct task_def *task,
+				const struct job *job)
 {
-	return job->limits.set ? job->limits : limits_defaults(cfg, job->task_name);
+	return job->limits.set ? job->limits : limits_defaults(cfg, task);
 }
 
 /* 0 (none) is larger than anything. */

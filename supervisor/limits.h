@@ -17,6 +17,7 @@
 #include "../sandbox/spawn_proto.h"
 #include "config.h"
 #include "job.h"
+#include "tasks.h"
 
 /* The largest values anyone may ask for, maxima or not (the config's ranges). */
 #define LIMITS_MEMORY_MAX (1ULL << 40)       /* 1 TiB */
@@ -26,7 +27,7 @@
 
 /* The defaults of a job of this task: its [task.NAME] limits, else the
  * global ones (task NULL: the global ones). set is false. */
-struct job_limits limits_defaults(const struct config *cfg, const char *task);
+struct job_limits limits_defaults(const struct config *cfg, const struct task_def *task);
 
 /*
  * Check the limits a request asked for (fields 0 = not asked) against the
@@ -37,11 +38,12 @@ int limits_check(const struct config *cfg, const struct job_limits *asked, char 
 		 size_t len);
 
 /* A new job's limits: what it asked for, else its task's defaults; set. */
-struct job_limits limits_resolve(const struct config *cfg, const char *task,
+struct job_limits limits_resolve(const struct config *cfg, const struct task_def *task,
 				 const struct job_limits *asked);
 
-/* What a job runs with: its own limits when set, else the defaults. */
-struct job_limits limits_of_job(const struct config *cfg, const struct job *job);
+/* What a job of task runs with: its own limits when set, else the defaults. */
+struct job_limits limits_of_job(const struct config *cfg, const struct task_def *task,
+				const struct job *job);
 
 /* acc becomes, limit by limit, the larger of acc and l (none is largest):
  * the limits of one child that runs several jobs. */

@@ -53,6 +53,7 @@ struct cli {
 	const char *config, *listen, *spawner;
 	int workers;
 	bool test, verbose, check;
+	bool done; /* -V or -h: answered, nothing more to do */
 };
 
 struct daemon {
@@ -293,7 +294,7 @@ static void reload(struct daemon *d)
 	struct config *fresh = NULL, *cfg = d->cfg;
 
 	notify_send("RELOADING=1");
-	if (load_config(d->cli, &fresh) >= 0) {
+	if (load_config(d->cli, &fresh) < 0) {
 		log_error("reload failed: keeping the running configuration", "file",
 			  d->cli->config ? d->cli->config : "(none)");
 		notify_send("READY=1");
@@ -339,7 +340,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* valetd -t: the C tasks the spawner program has (with its plugins), and
- * what the config says of them. 0, or 2 with the reason on stderr. */
+ * what the config says of them. 0, or -EINVAL with the reason on stderr. */
 static int check_tasks(const struct config *cfg, const char *spawner)
 {
 	const struct spawn_setup s = {.program = spawner,
@@ -358,7 +359,7 @@ static int check_tasks(const struct config *cfg, const char *spawner)
 		fprintf(stderr, "valetd: %s\n", err);
 	free(table);
 	tasks_free(tasks);
-	return rc < 0 ? 2 : 0;
+	return rc < 0 ? -EINVAL : 0;
 }
 
 /* --check: where exec+net jobs may connect to. */
@@ -397,6 +398,7 @@ static void print_network(const struct config *cfg, const struct isolation *iso)
  * a pinned uid_base is not free, configured isolation is missing and
  * degradation is not allowed).
  */
+/* valetd --check. 0, or -EPERM when valetd would not start. */
 static int print_check(const struct config *cfg)
 {
 	struct sbx_limits lim = limits_default_sbx(cfg);
@@ -416,13 +418,13 @@ static int print_check(const struct config *cfg)
 		if (rc < 0) {
 			printf("  valetd would not start: seccomp profile %s: %s\n",
 			       policy_profile_name((enum sbx_profile)i), strerror(-rc));
-			status = 1;
+			status = -EPERM;
 		}
 	}
 	rc = isolation_plan(&iso, cfg, &caps, runner_max_children(cfg), false, err, sizeof(err));
 	if (rc < 0) {
 		printf("  valetd would not start: %s\n", err);
-		return 1;
+		return -EPERM;
 	}
 	printf("  every job: a fresh process from the spawner; its own session and process\n"
 	       "    group; dies with the spawner; fds 0-2 (+ 3, the result channel, for C\n"
@@ -434,7 +436,7 @@ static int print_check(const struct config *cfg)
 		   ? "empty (cleared once in the spawner)"
 				: "NOT cleared (no CAP_SETPCAP); no_new_privs and nosuid still stop "
 				  "setuid programs and file capabilities");
-	printf("  rlimits (soft = hard):\n");
+	printf("  rlimits (soft = hard, but CPU time):\n");
 	probe_print_limits(&lim, "    ", stdout);
 	if (iso.cg.version && lim.memory_bytes)
 		printf("    (the address space limit is 4 x memory_limit: the cgroup limits memory)\n");
@@ -452,6 +454,7 @@ static int print_check(const struct config *cfg)
 	return status;
 }
 
+/* 0 (cli->done after -V and -h), or -EINVAL with a message on stderr. */
 static int parse_cli(int argc, char **argv, struct cli *cli)
 {
 	static const struct option opts[] = {
@@ -478,7 +481,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			cli->workers = (int)strtol(optarg, &end, 10);
 			if (*end || cli->workers < 1 || cli->workers > 1024) {
 				fprintf(stderr, "valetd: -w: must be a number between 1 and 1024\n");
-				return 2;
+				return -EINVAL;
 			}
 			break;
 		case 't':
@@ -495,22 +498,26 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			break;
 		case 'V':
 			printf("valetd %s\n", VALET_VERSION);
+			cli->done = true;
 			return 0;
 		case 'h':
 			usage(stdout);
+			cli->done = true;
 			return 0;
 		default:
 			usage(stderr);
-			return 2;
+			return -EINVAL;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "valetd: unexpected argument: %s\n", argv[optind]);
-		return 2;
+		return -EINVAL;
 	}
-	return -1;
+	return 0;
 }
 
+/* The file and the command line's overrides: 0 with *out, or -EINVAL
+ * (with file:line: message on stderr) or -ENOMEM. */
 static int load_config(const struct cli *cli, struct config **out)
 {
 	char err[1024], host[256];
@@ -518,18 +525,18 @@ static int load_config(const struct cli *cli, struct config **out)
 	int port;
 
 	if (!cfg)
-		return 1;
+		return -ENOMEM;
 	if (cli->config && config_load(cfg, cli->config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		config_free(cfg);
-		return 2;
+		return -EINVAL;
 	}
 	config_apply_env(cfg);
 	if (cli->listen) {
 		if (config_parse_listen(cli->listen, host, sizeof(host), &port) < 0) {
 			fprintf(stderr, "valetd: -l %s: expected HOST:PORT\n", cli->listen);
 			config_free(cfg);
-			return 2;
+			return -EINVAL;
 		}
 		free(cfg->listen);
 		cfg->listen = strdup(cli->listen);
@@ -537,7 +544,7 @@ static int load_config(const struct cli *cli, struct config **out)
 	if (cli->workers)
 		cfg->workers = cli->workers;
 	*out = cfg;
-	return -1;
+	return 0;
 }
 
 /*
@@ -555,55 +562,62 @@ static void raise_nofile(void)
 	}
 }
 
+/* The storage adapter the config picks (dependency injection). */
+static struct store *make_store(struct ev_loop *loop, const struct config *cfg)
+{
+	const struct pg_options pg = {
+	    .url = cfg->database_url,
+	    .schema = cfg->db_schema,
+	    .node_id = cfg->node_id,
+	    .lease_ms = cfg->lease_ms,
+	    .retry_backoff_ms = cfg->retry_backoff_ms,
+	    .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
+	    .retention_days = cfg->retention_days,
+	};
+	struct store *store;
+	char err[512];
+
+	if (strcmp(cfg->storage, "postgres") != 0)
+		return store_memory_new();
+	if (!cfg->database_url || !cfg->database_url[0]) {
+		log_error("cannot use PostgreSQL storage", "error",
+			  "[storage] backend = postgres needs database_url (or the "
+			  "VALET_DATABASE_URL environment variable)");
+		return NULL;
+	}
+	store = store_postgres_new(loop, &pg, err, sizeof(err));
+	if (!store)
+		log_error("cannot use PostgreSQL storage", "error", err);
+	return store;
+}
+
+/* The loop, the store, the core, the HTTP server; run until shut down.
+ * 0, or -errno when one of them cannot start (logged). */
 static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool namespaces,
 		 struct tasks *tasks)
 {
 	struct daemon d = {.cfg = cfg, .cli = cli, .spawner_fd = spawner_fd, .namespaces = namespaces};
-	struct store *store = NULL;
 	char err[512], n[16];
-	int rc = 1;
+	int rc = -ENOMEM;
 
 	d.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!d.loop) {
 		log_error("cannot start the event loop", "error", "ev_default_loop failed");
 		goto out;
 	}
-	if (!strcmp(cfg->storage, "postgres")) {
-		const struct pg_options pg = {
-		    .url = cfg->database_url,
-		    .schema = cfg->db_schema,
-		    .node_id = cfg->node_id,
-		    .lease_ms = cfg->lease_ms,
-		    .retry_backoff_ms = cfg->retry_backoff_ms,
-		    .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
-		    .retention_days = cfg->retention_days,
-		};
-
-		if (!cfg->database_url || !cfg->database_url[0]) {
-			log_error("cannot use PostgreSQL storage", "error",
-				  "[storage] backend = postgres needs database_url (or the "
-				  "VALET_DATABASE_URL environment variable)");
-			goto out;
-		}
-		store = store_postgres_new(d.loop, &pg, err, sizeof(err));
-		if (!store) {
-			log_error("cannot use PostgreSQL storage", "error", err);
-			goto out;
-		}
-	} else {
-		store = store_memory_new();
+	if (!(d.store = make_store(d.loop, cfg))) {
+		rc = -EINVAL;
+		goto out;
 	}
-	if (!store)
+	if ((rc = first_policy(&d)) < 0)
 		goto out;
-	d.store = store;
-	if (first_policy(&d) < 0)
-		goto out;
-	d.core = core_new(d.loop, cfg, store, tasks, spawner_fd);
-	if (!d.core)
+	rc = -ENOMEM;
+	if (!(d.core = core_new(d.loop, cfg, d.store, tasks, spawner_fd)))
 		goto out;
 	d.http = http_new(d.loop, cfg, d.core, err, sizeof(err));
 	if (!d.http) {
 		log_error("cannot start the HTTP server", "error", err);
+		rc = -EADDRNOTAVAIL;
 		goto out;
 	}
 	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
@@ -622,13 +636,15 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool
 out:
 	http_free(d.http);
 	core_free(d.core);
-	store_free(store);
+	store_free(d.store);
 	strv_free(d.db_dirs);
 	strv_free(d.db_addrs);
 	return rc;
 }
 
-/* The spawner program, started with its setup; the task table it has. */
+/* The spawner program, started with its setup; the task table it has.
+ * 0, or -errno with the reason on stderr (-EINVAL: the config's, or a
+ * plugin's). */
 static int start_spawner(const struct config *cfg, struct isolation_prep *prep,
 			 struct tasks *tasks, pid_t *pid, int *fd)
 {
@@ -637,7 +653,7 @@ static int start_spawner(const struct config *cfg, struct isolation_prep *prep,
 
 	if (rc < 0) {
 		fprintf(stderr, "valetd: %s\n", err);
-		return 1;
+		return rc;
 	}
 	rc = tasks_load(tasks, table, strlen(table), err, sizeof(err));
 	if (rc == 0)
@@ -647,7 +663,7 @@ static int start_spawner(const struct config *cfg, struct isolation_prep *prep,
 		fprintf(stderr, "valetd: %s\n", err);
 		close(*fd);
 		waitpid(*pid, NULL, 0);
-		return 2;
+		return -EINVAL;
 	}
 	/* The spawner has the cgroup files now. */
 	cgroups_close(&prep->iso.cg);
@@ -669,66 +685,79 @@ static void log_isolation(const struct isolation *iso)
 		 net, "picked", iso->uid_auto ? "auto" : "uid_base");
 }
 
+/* The exit status: 2 for a usage or configuration error (a plugin's
+ * included), 1 when the daemon cannot start or run, else 0. */
+static int exit_status(int rc)
+{
+	return rc == 0 ? 0 : rc == -EINVAL ? 2 : 1;
+}
+
+/* Sandbox, spawner, serve; 0 after a clean shutdown, or -errno. */
+static int run_daemon(struct config *cfg, const struct cli *cli, const char *spawner)
+{
+	struct isolation_prep prep;
+	struct tasks *tasks = NULL;
+	pid_t spawner_pid;
+	int rc, spawner_fd;
+	char err[1024];
+
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	rc = isolation_prepare(&prep, cfg, runner_max_children(cfg), spawner, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "valetd: %s\n", err);
+		isolation_prep_release(&prep);
+		return rc == -EINVAL ? -EPERM : rc; /* the host's, not the file's */
+	}
+	log_isolation(&prep.iso);
+	isolation_set_global(&prep.iso);
+	if (!(tasks = tasks_new()))
+		rc = -ENOMEM;
+	else
+		rc = start_spawner(cfg, &prep, tasks, &spawner_pid, &spawner_fd);
+	if (rc == 0) {
+		rc = serve(cfg, cli, spawner_fd, prep.iso.namespaces, tasks);
+		if (rc == -EINVAL)
+			rc = -EIO; /* it started: not a usage error */
+		/* Closing our end tells the spawner to kill what is left and exit. */
+		close(spawner_fd);
+		waitpid(spawner_pid, NULL, 0);
+	}
+	isolation_set_global(NULL);
+	isolation_prep_release(&prep);
+	tasks_free(tasks);
+	return rc;
+}
+
 int valetd_main(int argc, char **argv)
 {
 	struct cli cli = {0};
 	struct config *cfg = NULL;
-	struct isolation_prep prep;
-	struct tasks *tasks = NULL;
-	char err[1024], *spawner = NULL;
-	pid_t spawner_pid;
-	int rc, spawner_fd;
+	char *spawner = NULL;
+	int rc;
 
 	rc = parse_cli(argc, argv, &cli);
-	if (rc >= 0)
-		return rc;
+	if (rc < 0 || cli.done)
+		return exit_status(rc);
 	rc = load_config(&cli, &cfg);
-	if (rc >= 0)
-		return rc;
+	if (rc < 0)
+		return exit_status(rc);
 	log_setup(cfg->log_format, cfg->log_level);
 	spawner = spawn_program(cli.spawner);
-	if (!spawner) {
-		config_free(cfg);
-		return 1;
-	}
-	if (cli.test) {
+	if (!spawner)
+		rc = -ENOMEM;
+	else if (cli.test)
 		rc = check_tasks(cfg, spawner);
-		if (rc == 0 && cli.verbose)
-			config_dump(cfg, stdout);
-		if (rc == 0)
-			fprintf(stderr, "%s: configuration OK\n", cli.config ? cli.config : "valetd");
-		goto out;
-	}
-	if (cli.check) {
+	else if (cli.check)
 		rc = print_check(cfg);
-		goto out;
+	else
+		rc = run_daemon(cfg, &cli, spawner);
+	if (rc == 0 && cli.test) {
+		if (cli.verbose)
+			config_dump(cfg, stdout);
+		fprintf(stderr, "%s: configuration OK\n", cli.config ? cli.config : "valetd");
 	}
-	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
-	rc = 1;
-	if (isolation_prepare(&prep, cfg, runner_max_children(cfg), spawner, err, sizeof(err)) <
-	    0) {
-		fprintf(stderr, "valetd: %s\n", err);
-		isolation_prep_release(&prep);
-		goto out;
-	}
-	log_isolation(&prep.iso);
-	isolation_set_global(&prep.iso);
-	if (!(tasks = tasks_new()) ||
-	    (rc = start_spawner(cfg, &prep, tasks, &spawner_pid, &spawner_fd)) != 0) {
-		isolation_set_global(NULL);
-		isolation_prep_release(&prep);
-		goto out;
-	}
-	rc = serve(cfg, &cli, spawner_fd, prep.iso.namespaces, tasks);
-	/* Closing our end tells the spawner to kill what is left and exit. */
-	close(spawner_fd);
-	waitpid(spawner_pid, NULL, 0);
-	isolation_set_global(NULL);
-	isolation_prep_release(&prep);
-out:
-	tasks_free(tasks);
 	free(spawner);
 	config_free(cfg);
-	return rc;
+	return exit_status(rc);
 }

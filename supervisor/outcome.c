@@ -62,15 +62,11 @@ const char *outcome_signal_name(int sig, char *buf, size_t len)
 	return NULL;
 }
 
-enum job_status outcome_classify(const struct outcome_facts *f, char *reason, size_t len,
-				 bool *by_task)
+/* We killed it: our reason, whatever the child's status says. */
+static enum job_status classify_kill(const struct outcome_facts *f, char *reason, size_t len)
 {
-	char a[32], b[32];
-	const char *what;
+	char a[32];
 
-	reason[0] = '\0';
-	if (by_task)
-		*by_task = false;
 	switch (f->killed) {
 	case RUN_KILL_TIMEOUT:
 		outcome_format_duration(f->timeout_ms, a, sizeof(a));
@@ -102,44 +98,57 @@ enum job_status outcome_classify(const struct outcome_facts *f, char *reason, si
 	case RUN_KILL_NONE:
 		break;
 	}
+	return JOB_UNDEFINED;
+}
+
+/* It never ran, or the kernel ended it: fork, OOM, seccomp, CPU, a signal. */
+static enum job_status classify_death(const struct outcome_facts *f, char *reason, size_t len)
+{
+	char a[32];
+	const char *what;
+
 	if (f->spawn_err) {
 		snprintf(reason, len, "could not start the job: fork: %s", strerror(f->spawn_err));
 		return JOB_FAILED;
 	}
 	if (f->oom_killed) {
-		char lim[32];
-
-		outcome_format_size(f->memory_limit_bytes, lim, sizeof(lim));
+		outcome_format_size(f->memory_limit_bytes, a, sizeof(a));
 		if (f->memory_limit_bytes)
-			snprintf(reason, len, "out of memory (limit %s)", lim);
+			snprintf(reason, len, "out of memory (limit %s)", a);
 		else
 			snprintf(reason, len, "out of memory");
 		return JOB_FAILED;
 	}
-	if (!f->exited && f->term_signal == SIGSYS) {
+	if (f->exited)
+		return JOB_UNDEFINED;
+	if (f->term_signal == SIGSYS) {
 		if (f->syscall_name && f->syscall_name[0])
 			snprintf(reason, len, "blocked by sandbox: system call %s", f->syscall_name);
 		else
 			snprintf(reason, len, "blocked by sandbox: forbidden system call");
 		return JOB_FAILED;
 	}
-	/* RLIMIT_CPU with soft = hard: the kernel's SIGKILL (or SIGXCPU) once
-	 * the task has used its CPU time. */
-	if (!f->exited && f->cpu_limit_s &&
-	    (f->term_signal == SIGKILL || f->term_signal == SIGXCPU) &&
-	    f->cpu_ms + 100 >= (int64_t)f->cpu_limit_s * 1000) {
-		outcome_format_duration((int64_t)f->cpu_limit_s * 1000, b, sizeof(b));
-		snprintf(reason, len, "CPU time limit exceeded (limit %s)", b);
+	/* RLIMIT_CPU: the kernel's SIGXCPU once the task has used its CPU
+	 * time, or its SIGKILL a second later when the task handled that. */
+	if (f->cpu_limit_s &&
+	    (f->term_signal == SIGXCPU ||
+	     (f->term_signal == SIGKILL && f->cpu_ms + 100 >= (int64_t)f->cpu_limit_s * 1000))) {
+		outcome_format_duration((int64_t)f->cpu_limit_s * 1000, a, sizeof(a));
+		snprintf(reason, len, "CPU time limit exceeded (limit %s)", a);
 		return JOB_FAILED;
 	}
-	if (!f->exited) {
-		what = outcome_signal_name(f->term_signal, b, sizeof(b));
-		if (what)
-			snprintf(reason, len, "crashed: %s (%s)", b, what);
-		else
-			snprintf(reason, len, "crashed: %s", b);
-		return JOB_FAILED;
-	}
+	what = outcome_signal_name(f->term_signal, a, sizeof(a));
+	if (what)
+		snprintf(reason, len, "crashed: %s (%s)", a, what);
+	else
+		snprintf(reason, len, "crashed: %s", a);
+	return JOB_FAILED;
+}
+
+/* It exited: the sandbox's setup, its status, then its result. */
+static enum job_status classify_exit(const struct outcome_facts *f, char *reason, size_t len,
+				     bool *by_task)
+{
 	if (f->setup_step) {
 		snprintf(reason, len, "sandbox setup failed: %s: %s", f->setup_step,
 			 strerror(f->setup_errno));
@@ -163,9 +172,25 @@ enum job_status outcome_classify(const struct outcome_facts *f, char *reason, si
 	}
 	if (f->task_error) {
 		snprintf(reason, len, "%s", f->task_error);
-		if (by_task)
-			*by_task = true;
+		*by_task = true;
 		return JOB_FAILED;
 	}
 	return JOB_COMPLETED;
+}
+
+enum job_status outcome_classify(const struct outcome_facts *f, char *reason, size_t len,
+				 bool *by_task)
+{
+	enum job_status st;
+	bool task = false;
+
+	reason[0] = '\0';
+	st = classify_kill(f, reason, len);
+	if (st == JOB_UNDEFINED)
+		st = classify_death(f, reason, len);
+	if (st == JOB_UNDEFINED)
+		st = classify_exit(f, reason, len, &task);
+	if (by_task)
+		*by_task = task;
+	return st;
 }

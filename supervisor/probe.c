@@ -740,7 +740,7 @@ void probe_print_limits(const struct sbx_limits *l, const char *indent, FILE *ou
 		probe_size(fsize, sizeof(fsize), l->max_file_size);
 	fprintf(out, "%score 0, address space %s, CPU time ", indent, as);
 	if (l->cpu_seconds)
-		fprintf(out, "%llu s", (unsigned long long)l->cpu_seconds);
+		fprintf(out, "%llu s (SIGXCPU; SIGKILL 1 s later)", (unsigned long long)l->cpu_seconds);
 	else
 		fprintf(out, "unlimited");
 	if (l->max_files)

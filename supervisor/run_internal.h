@@ -1,6 +1,7 @@
 /*
- * run_internal.h - what run.c (children's life: spawn, pre-fork, exit) and
- * run_io.c (children's output: frames, caps, results) share.
+ * run_internal.h - what run.c (a run's life: start, deadline, kill, exit,
+ * warm children), run_spawn.c (asking the spawner for a child) and
+ * run_io.c (reading it: frames, caps, results) share.
  */
 #ifndef VALET_RUN_INTERNAL_H
 #define VALET_RUN_INTERNAL_H
@@ -87,20 +88,38 @@ struct runner {
 	void *arg;
 };
 
+/* run.c */
+void run_kill(struct run *run, enum run_kill why);
+void run_next_job(struct run *run, size_t k);
+void run_on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
+void run_free(struct runner *r, struct run *run);
+
+/* run_spawn.c */
+/* Fork a child through the spawner, the child's pipe ends sent along. A
+ * warm child (warm = true) gets its slot's pipes, stdin included, which
+ * stay open here; any other gets a frame and an output pipe (and for exec
+ * tasks a stderr pipe) of its own, and stdin_fd (may be -1), which is sent
+ * and closed. Returns the new run (no jobs yet), or NULL with *rc set. */
+struct run *run_spawn(struct runner *r, struct spawn_req *req, const char *inline_input,
+		      int stdin_fd, bool warm, int *rc);
+/* The run's input: see taskrun.h (C tasks) or the exec task contract. */
+int run_build_input(struct runner *r, struct job **jobs, size_t njobs, const char *previous,
+		    bool exec, struct buf *in);
+int run_memfd(const struct buf *in); /* a memfd holding in, at offset 0; or -errno */
+/* Hand the input to a warm child; false when it does not fit its pipe. */
+bool run_feed_warm(struct run *run, const struct buf *in);
+int run_slot_pipes_ready(struct slot_pipes *sp); /* made if need be; 0 or -errno */
+void run_slot_pipes_settle(struct runner *r, struct run *run); /* after a reap */
+void run_slot_pipes_drop(struct slot_pipes *sp);
+
+/* run_io.c */
 int run_buf_add(struct buf *b, const char *s, size_t n);
 int run_buf_adds(struct buf *b, const char *s);
-void run_kill(struct run *run, enum run_kill why);
 void run_clear_pending(struct run *run);
 int run_read_some(struct run *run, int fd, int which);
 void run_stop_io(struct run *run, ev_io *w, int *fd);
 void run_on_io(struct ev_loop *loop, ev_io *w, int revents);
-void run_on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 void run_exec_result(struct run *run);
-char *run_clean_tail(struct run *run, char *out, size_t len);
-void run_report_done(struct run *run, struct job *job, enum job_status st, const char *why,
-			bool by_task);
-void run_fill_outcome(struct run *run, struct job *job);
-int32_t run_clamp_ms(int64_t v);
-void run_arm_deadline(struct run *run);
+char *run_clean_tail(const struct run *run, char *out, size_t len);
 
 #endif

@@ -2,23 +2,21 @@
  * run_io.c - the daemon reading a job child: frames on the frame channel
  * (START/RESULT/SYSCALL/SETUP_ERROR, size-capped), stdout/stderr counted
  * against the caps with a tail kept for the failure reason, an exec task's
- * stdout taken as its result, and the KILL request to the spawner when a
- * cap is hit or the deadline passes. See run.c for the life of a run.
+ * stdout taken as its result; a cap that is hit kills the child. See run.c
+ * for the life of a run.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "../sandbox/spawn_proto.h"
 #include "filter.h"
 #include "log.h"
 #include "run_internal.h"
-#include "../sandbox/spawn_proto.h"
 
 static int buf_reserve(struct buf *b, size_t extra)
 {
@@ -48,21 +46,6 @@ int run_buf_add(struct buf *b, const char *s, size_t n)
 int run_buf_adds(struct buf *b, const char *s)
 {
 	return run_buf_add(b, s, strlen(s));
-}
-
-void run_kill(struct run *run, enum run_kill why)
-{
-	struct spawn_req req = {.type = SPAWN_REQ_KILL, .slot = run->slot, .run_id = run->id};
-
-	if (run->killed == RUN_KILL_NONE)
-		run->killed = why;
-	/* A KILL is tiny and the spawner drains its socket promptly. */
-	while (send(run->r->fd, &req, sizeof(req), MSG_NOSIGNAL) < 0) {
-		struct pollfd p = {run->r->fd, POLLOUT, 0};
-		if (errno != EAGAIN && errno != EINTR)
-			break;
-		poll(&p, 1, 100);
-	}
 }
 
 static void keep_tail(struct run *run, const char *data, size_t n)
@@ -128,58 +111,6 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 	}
 }
 
-int32_t run_clamp_ms(int64_t v)
-{
-	return v > INT32_MAX ? INT32_MAX : (int32_t)v;
-}
-
-void run_fill_outcome(struct run *run, struct job *job)
-{
-	job->outcome.pid = run->pid;
-	job->outcome.wall_ms = run_clamp_ms((job_mono_ns() - run->job_start_ns) / 1000000);
-}
-
-void run_arm_deadline(struct run *run)
-{
-	struct job *job = run->jobs[run->cur];
-
-	run->job_start_ns = job_mono_ns();
-	ev_timer_stop(run->r->loop, &run->deadline);
-	ev_timer_set(&run->deadline, (double)job->timeout_ms / 1000.0, 0.);
-	ev_timer_start(run->r->loop, &run->deadline);
-}
-
-/*
- * The job's result: metadata is kept when the job completed or failed by its
- * own error (the original kept it too); error is the failure text.
- */
-void run_report_done(struct run *run, struct job *job, enum job_status st, const char *why,
-			bool by_task)
-{
-	bool keep = st == JOB_COMPLETED || by_task;
-
-	run->r->hooks.job_done(run->r->arg, job, st, st == JOB_COMPLETED ? "" : why,
-			       keep ? run->result_json : NULL, st == JOB_COMPLETED ? NULL : why);
-}
-
-/* jobs[cur] completed its part and the child moved on to job k. */
-static void advance(struct run *run, size_t k)
-{
-	struct job *job = run->jobs[run->cur];
-	struct outcome_facts f = {.exited = true, .has_result = run->has_result,
-				  .malformed = run->malformed, .task_error = run->result_error};
-	char reason[256];
-	bool by_task;
-	enum job_status st = outcome_classify(&f, reason, sizeof(reason), &by_task);
-
-	run_fill_outcome(run, job);
-	run_report_done(run, job, st, by_task ? run->result_error : reason, by_task);
-	run_clear_pending(run);
-	run->cur = k;
-	run->r->hooks.job_started(run->r->arg, run->jobs[k]);
-	run_arm_deadline(run);
-}
-
 static void on_frame(struct run *run, const struct frame_header *h, const char *p)
 {
 	int32_t nr;
@@ -197,7 +128,7 @@ static void on_frame(struct run *run, const struct frame_header *h, const char *
 			return; /* confirms the job we already started */
 		if (h->index == run->cur + 1 && h->index < run->njobs && run->has_result &&
 		    !run->result_error && !run->malformed) {
-			advance(run, h->index);
+			run_next_job(run, h->index);
 			return;
 		}
 		break;
@@ -296,11 +227,6 @@ void run_on_io(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-void run_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	run_kill(w->data, RUN_KILL_TIMEOUT);
-}
-
 /* Exec tasks: stdout is the result, {"error": "..."} fails the job. */
 void run_exec_result(struct run *run)
 {
@@ -322,7 +248,7 @@ void run_exec_result(struct run *run)
 	json_decref(v);
 }
 
-char *run_clean_tail(struct run *run, char *out, size_t len)
+char *run_clean_tail(const struct run *run, char *out, size_t len)
 {
 	size_t n = run->tail_len < len - 1 ? run->tail_len : len - 1;
 

@@ -88,6 +88,8 @@ int tasks_load(struct tasks *t, const char *json, size_t len, char *err, size_t 
 		}
 		t->defs[i].exec = exec;
 		t->defs[i].profile = (enum sbx_profile)profile;
+		t->defs[i].memory_limit_bytes = t->defs[i].cpu_limit_ms = -1;
+		t->defs[i].max_processes = t->defs[i].max_output_bytes = -1;
 		t->sorted[i] = t->defs[i].name;
 		t->count++;
 	}
@@ -112,6 +114,10 @@ int tasks_configure(struct tasks *t, const struct config *cfg, char *err, size_t
 			d->timeout_ms = c->timeout_ms;
 		if (c->max_attempts)
 			d->max_attempts = c->max_attempts;
+		d->memory_limit_bytes = c->memory_limit_bytes;
+		d->cpu_limit_ms = c->cpu_limit_ms;
+		d->max_processes = c->max_processes;
+		d->max_output_bytes = c->max_output_bytes > 0 ? c->max_output_bytes : -1;
 	}
 	return 0;
 }

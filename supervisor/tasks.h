@@ -18,12 +18,20 @@
 
 struct config;
 
+/* A task, and its defaults: the one home of what [task.NAME] says. The
+ * global defaults are the config's, read where they are used (a reload
+ * may change some). */
 struct task_def {
 	char *name;
 	bool exec;		  /* an exec task; else a C task */
 	enum sbx_profile profile; /* STRICT for C tasks, EXEC or EXEC_NET */
 	int64_t timeout_ms;	  /* the task's default timeout; 0 = the global one */
 	int max_attempts;	  /* its default runs per job; 0 = the global one */
+	/* Its jobs' limits (limits.h); -1 = the global one. */
+	int64_t memory_limit_bytes; /* 0 = none */
+	int64_t cpu_limit_ms;	    /* 0 = none */
+	int64_t max_processes;	    /* 0 = none */
+	int64_t max_output_bytes;   /* > 0 */
 };
 
 struct tasks;
@@ -34,9 +42,9 @@ void tasks_free(struct tasks *t); /* NULL is a no-op */
 /* The spawner's table (spawn_proto.h's JSON), in its order, replacing what
  * was there. 0, or -EINVAL with a sentence in err. */
 int tasks_load(struct tasks *t, const char *json, size_t len, char *err, size_t errlen);
-/* What the config says of the tasks ([task.NAME]): each exec task's
- * timeout and max_attempts, each C task's defaults. 0, or -ENOENT with a
- * sentence in err when a section without a command names no C task. */
+/* What the config says of the tasks ([task.NAME]): each one's timeout,
+ * max_attempts and limits. 0, or -ENOENT with a sentence in err when a
+ * section without a command names no C task. */
 int tasks_configure(struct tasks *t, const struct config *cfg, char *err, size_t errlen);
 
 /* Lookups: NULL or -1 when unknown. */

@@ -15,6 +15,24 @@
 
 #include "../../supervisor/limits.h"
 
+static struct tasks *tasks;
+
+/* The task table of the spawner: "t" and "other", configured by cfg. */
+static const struct task_def *task(const struct config *cfg, const char *name)
+{
+	static const char table[] = "[{\"name\": \"t\", \"exec\": false, \"profile\": 0},"
+				    " {\"name\": \"other\", \"exec\": false, \"profile\": 0}]";
+	char err[256];
+
+	tasks_free(tasks);
+	tasks = tasks_new();
+	assert_non_null(tasks);
+	assert_int_equal(tasks_load(tasks, table, strlen(table), err, sizeof(err)), 0);
+	assert_int_equal(tasks_configure(tasks, cfg, err, sizeof(err)), 0);
+	assert_non_null(tasks_find(tasks, name));
+	return tasks_find(tasks, name);
+}
+
 /* A config with one task section "t" (memory 64M, output 4k; others unset). */
 static struct config *make_cfg(void)
 {
@@ -38,13 +56,13 @@ static void test_defaults(void **state)
 	struct job_limits l;
 
 	(void)state;
-	l = limits_defaults(cfg, "other");
+	l = limits_defaults(cfg, task(cfg, "other"));
 	assert_int_equal(l.memory_bytes, 256 << 20);
 	assert_int_equal(l.cpu_seconds, 0);
 	assert_int_equal(l.processes, 64);
 	assert_int_equal(l.output_bytes, 1 << 20);
 	assert_false(l.set);
-	l = limits_defaults(cfg, "t");
+	l = limits_defaults(cfg, task(cfg, "t"));
 	assert_int_equal(l.memory_bytes, 64 << 20);
 	assert_int_equal(l.processes, 64);
 	assert_int_equal(l.output_bytes, 4096);
@@ -99,7 +117,7 @@ static void test_resolve_and_widen(void **state)
 	struct sbx_limits rl;
 
 	(void)state;
-	l = limits_resolve(cfg, "t", &asked);
+	l = limits_resolve(cfg, task(cfg, "t"), &asked);
 	assert_true(l.set);
 	assert_int_equal(l.memory_bytes, 64 << 20); /* the task's */
 	assert_int_equal(l.cpu_seconds, 5);         /* the job's */
@@ -108,9 +126,9 @@ static void test_resolve_and_widen(void **state)
 
 	/* A job without limits gets the defaults when it runs. */
 	job->task_name = job_intern("t");
-	assert_int_equal(limits_of_job(cfg, job).memory_bytes, 64 << 20);
+	assert_int_equal(limits_of_job(cfg, task(cfg, "t"), job).memory_bytes, 64 << 20);
 	job->limits = l;
-	assert_int_equal(limits_of_job(cfg, job).cpu_seconds, 5);
+	assert_int_equal(limits_of_job(cfg, task(cfg, "t"), job).cpu_seconds, 5);
 	job_unref(job);
 
 	/* Widest of two: none (0) beats any number. */
@@ -139,5 +157,8 @@ int main(void)
 	    cmocka_unit_test(test_resolve_and_widen),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+	tasks_free(tasks);
+	return rc;
 }

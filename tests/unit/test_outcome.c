@@ -165,10 +165,15 @@ static void test_order(void **state)
 	/* SIGSYS beats the setup failure and everything after. */
 	expect(&f, JOB_FAILED, "blocked by sandbox: system call socket", false);
 
-	/* The kernel's SIGKILL at RLIMIT_CPU: told by the CPU time used. */
-	f.term_signal = SIGKILL;
+	/* The kernel's SIGXCPU at RLIMIT_CPU, whatever the rusage says. */
+	f.term_signal = SIGXCPU;
 	f.cpu_limit_s = 2;
-	f.cpu_ms = 1990;
+	f.cpu_ms = 1700;
+	expect(&f, JOB_FAILED, "CPU time limit exceeded (limit 2s)", false);
+	/* Its SIGKILL a second later (the task handled SIGXCPU): told by the
+	 * CPU time used. */
+	f.term_signal = SIGKILL;
+	f.cpu_ms = 2990;
 	expect(&f, JOB_FAILED, "CPU time limit exceeded (limit 2s)", false);
 	f.cpu_ms = 1500; /* well below: somebody else's SIGKILL */
 	expect(&f, JOB_FAILED, "crashed: SIGKILL (killed)", false);

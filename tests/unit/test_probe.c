@@ -400,7 +400,8 @@ static void test_print_limits(void **state)
 	assert_non_null(strstr(text, "> open files inherited, processes inherited, "
 				     "file size unlimited\n"));
 #if !defined(__SANITIZE_ADDRESS__)
-	assert_non_null(strstr(text, "address space 256 MiB, CPU time 3 s,\n"));
+	assert_non_null(
+	    strstr(text, "address space 256 MiB, CPU time 3 s (SIGXCPU; SIGKILL 1 s later),\n"));
 #endif
 	assert_non_null(
 	    strstr(text, "open files 64, processes 32 (per user), file size 1000 bytes"));

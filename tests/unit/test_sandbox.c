@@ -821,11 +821,16 @@ struct limit_check {
 	rlim_t nproc;
 };
 
-static int check_limit(int res, rlim_t want)
+static int check_limit2(int res, rlim_t soft, rlim_t hard)
 {
 	struct rlimit rl;
 
-	return getrlimit(res, &rl) == 0 && rl.rlim_cur == want && rl.rlim_max == want;
+	return getrlimit(res, &rl) == 0 && rl.rlim_cur == soft && rl.rlim_max == hard;
+}
+
+static int check_limit(int res, rlim_t want)
+{
+	return check_limit2(res, want, want);
 }
 
 static int child_limits(void *arg)
@@ -842,7 +847,8 @@ static int child_limits(void *arg)
 #else
 	CHECK(check_limit(RLIMIT_AS, 1UL << 30), 11);
 #endif
-	CHECK(check_limit(RLIMIT_CPU, test_rlimit_cpu), 12);
+	/* SIGXCPU at the limit, SIGKILL a second later. */
+	CHECK(check_limit2(RLIMIT_CPU, test_rlimit_cpu, test_rlimit_cpu + 1), 12);
 	CHECK(check_limit(RLIMIT_NOFILE, test_rlimit_files), 13);
 	CHECK(check_limit(RLIMIT_NPROC, c->nproc), 14);
 	CHECK(check_limit(RLIMIT_FSIZE, test_rlimit_fsize), 15);

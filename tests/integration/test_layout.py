@@ -1,0 +1,120 @@
+"""The source layout's rules, read from the tree and the build.
+
+Theory of operation: the folders follow the processes (README, "Source
+layout"). sandbox/ is the spawner and the job child, and knows nothing of
+the daemon; supervisor/ is the daemon's core, and only its composition root
+(main.c) knows the adapters (storage/) and the driver (api/). These tests
+read every #include of the tree, the README's layout tour (every source
+file is in it, and nothing that is gone), and what the built programs link
+(the spawner: libc and jansson; valetd: its libraries, no dlopen() tables).
+"""
+import os
+import re
+import subprocess
+import unittest
+
+from valetd import BUILD, REPO
+
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+SOURCES = ("sandbox", "supervisor", "api", "storage")
+
+
+def sources(folder):
+    top = os.path.join(REPO, folder)
+    for dirpath, _, files in os.walk(top):
+        for name in sorted(files):
+            if name.endswith((".c", ".h")):
+                yield os.path.relpath(os.path.join(dirpath, name), REPO)
+
+
+def includes(path):
+    """The folders (sandbox, supervisor, ...) of the local headers path includes."""
+    with open(os.path.join(REPO, path)) as f:
+        text = f.read()
+    here = os.path.dirname(path)
+    out = set()
+    for inc in INCLUDE_RE.findall(text):
+        target = os.path.normpath(os.path.join(here, inc))
+        out.add((target.split(os.sep)[0], inc))
+    return out
+
+
+def needed(binary):
+    out = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True,
+                         check=True).stdout
+    return sorted(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
+
+
+class LayoutTest(unittest.TestCase):
+    def test_sandbox_knows_nothing_of_the_daemon(self):
+        bad = ["%s includes %s" % (path, inc)
+               for path in sources("sandbox")
+               for folder, inc in includes(path) if folder in ("supervisor", "api", "storage")]
+        self.assertEqual(bad, [])
+
+    def test_only_main_knows_the_adapters(self):
+        bad = ["%s includes %s" % (path, inc)
+               for path in sources("supervisor") if path != "supervisor/main.c"
+               for folder, inc in includes(path) if folder in ("api", "storage")]
+        self.assertEqual(bad, [])
+
+    def test_the_daemon_knows_only_the_protocol_of_sandbox(self):
+        """supervisor/, api/ and storage/ include of sandbox/ only the
+        protocol (spawn_proto.h), the frame format and the cgroup slot's
+        fds that the daemon opens for the spawner."""
+        allowed = {"sandbox/spawn_proto.h", "sandbox/frame.h", "sandbox/cg_slot.h"}
+        bad = []
+        for folder in ("supervisor", "api", "storage"):
+            for path in sources(folder):
+                for inc_folder, inc in includes(path):
+                    target = os.path.normpath(os.path.join(os.path.dirname(path), inc))
+                    if inc_folder == "sandbox" and target not in allowed:
+                        bad.append("%s includes %s" % (path, inc))
+        self.assertEqual(bad, [])
+
+    def test_readme_tours_every_source_file(self):
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        tour = readme.split("## Source layout", 1)[1].split("\n## ", 1)[0]
+        listed = set(re.findall(r"^((?:sandbox|supervisor|api|storage)/[\w./*]+)", tour, re.M))
+        files = [p for folder in SOURCES for p in sources(folder) if p.endswith(".c")]
+        missing = []
+        for path in files:
+            stem = os.path.basename(path)
+            covered = any(path == entry or
+                          (entry.endswith("/") and path.startswith(entry)) or
+                          ("*" in entry and re.fullmatch(entry.replace(".", r"\.")
+                                                         .replace("*", ".*"), path))
+                          for entry in listed)
+            covered = covered or ("%s," % stem) in tour or ("%s " % stem) in tour
+            if not covered:
+                missing.append(path)
+        self.assertEqual(missing, [], "source files the README's layout tour does not name")
+        gone = sorted(e for e in listed
+                      if not e.endswith("/") and "*" not in e
+                      and not os.path.exists(os.path.join(REPO, e)))
+        self.assertEqual(gone, [], "the tour names files that do not exist")
+
+    def test_spawner_links_libc_and_jansson_only(self):
+        spawner = os.path.join(BUILD, "valet-spawner")
+        libs = [lib for lib in needed(spawner) if not lib.startswith(("libasan", "libubsan"))]
+        self.assertEqual([re.sub(r"\.so.*", "", lib) for lib in libs], ["libc", "libjansson"])
+
+    def test_valetd_links_its_libraries(self):
+        libs = {re.sub(r"\.so.*", "", lib) for lib in needed(os.path.join(BUILD, "valetd"))}
+        for lib in ("libev", "libmicrohttpd", "libpq", "libinih", "libseccomp", "libjansson"):
+            self.assertIn(lib, libs)
+
+    def test_no_dlopen_but_the_plugin_loader(self):
+        users = []
+        for folder in SOURCES:
+            for path in sources(folder):
+                with open(os.path.join(REPO, path)) as f:
+                    code = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+                if re.search(r"\bdlopen\s*\(", code):
+                    users.append(path)
+        self.assertEqual(users, ["sandbox/registry.c"])
+
+
+if __name__ == "__main__":
+    unittest.main()
