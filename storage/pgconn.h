@@ -38,8 +38,6 @@
  * (once per loss, with the reason).
  *
  * Notifications (LISTEN) received on the connection are passed to notify_cb.
- *
- * libpq is loaded at run time (pq.h); pgconn_new() loads it if need be.
  */
 #ifndef VALET_PGCONN_H
 #define VALET_PGCONN_H

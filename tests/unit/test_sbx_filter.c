@@ -1,5 +1,5 @@
 /*
- * test_sbx_filter.c - the named seccomp profiles (sandbox/policy.c),
+ * test_sbx_filter.c - the named seccomp profiles (supervisor/policy.c),
  * loaded for real in forked children.
  *
  * Theory of operation: each test forks a child that enters the sandbox

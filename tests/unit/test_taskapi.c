@@ -3,7 +3,7 @@
  * based decoders valet_decode_params() and valet_decode_previous().
  *
  * Theory of operation: these functions only format strings into a struct
- * valet_ctx (supervisor/taskrun.h), so each test makes a zeroed context on
+ * valet_ctx (sandbox/taskrun.h), so each test makes a zeroed context on
  * the stack, calls the API as a task would and checks the return value,
  * ctx.failed and the exact ctx.error text that becomes the job's
  * failure_reason. The jansson part of a decoding message is jansson's own
