@@ -38,64 +38,80 @@ static const unsigned pl_table[LC_PL_EVENTS][JOB_STATUS_MAX + 1] = {
 static const char *const job_events[LC_JOB_EVENTS] = {"DUE", "START", "END", "RETRY", "DROP"};
 static const char *const pl_events[LC_PL_EVENTS] = {"START", "END"};
 
-/* The target of an event: the only one the table has, or the one asked. */
-static enum job_status lc_target(unsigned allowed, const struct lc_change *c)
+/* A table, its event names and its number of events. */
+struct lc_table {
+	const unsigned (*rows)[JOB_STATUS_MAX + 1];
+	const char *const *names;
+	int nevents;
+	const char *what; /* "job", "pipeline" */
+};
+
+static const struct lc_table lc_jobs = {job_table, job_events, LC_JOB_EVENTS, "job"};
+static const struct lc_table lc_pls = {pl_table, pl_events, LC_PL_EVENTS, "pipeline"};
+
+/*
+ * Where ev leads from `from`: the only status the table has for it, or the
+ * one asked (to, for END and DROP) when the table has it. 0 with *out, or
+ * -EINVAL.
+ */
+static int lc_decide(const struct lc_table *t, int ev, enum job_status from, enum job_status to,
+		     enum job_status *out)
 {
+	unsigned allowed;
+
+	if (ev < 0 || ev >= t->nevents || from < JOB_UNDEFINED || from > JOB_STATUS_MAX)
+		return -EINVAL;
+	allowed = t->rows[ev][from];
 	if (allowed && !(allowed & (allowed - 1)))
-		return (enum job_status)__builtin_ctz(allowed);
-	return c ? c->to : JOB_UNDEFINED;
+		to = (enum job_status)__builtin_ctz(allowed);
+	if (to < JOB_UNDEFINED || to > JOB_STATUS_MAX || !(allowed & S(to)))
+		return -EINVAL;
+	*out = to;
+	return 0;
 }
 
-static bool lc_allowed(unsigned allowed, enum job_status to)
+/* lc_decide(), logging a refusal (a caller's bug). */
+static int lc_check(const struct lc_table *t, const uint8_t id[JOB_ID_LEN], int ev,
+		    enum job_status from, const struct lc_change *c, enum job_status *to)
 {
-	return to >= JOB_UNDEFINED && to <= JOB_STATUS_MAX && (allowed & S(to));
+	enum job_status want = c ? c->to : JOB_UNDEFINED;
+	char s[JOB_ID_STRLEN + 1];
+
+	if (lc_decide(t, ev, from, want, to) == 0)
+		return 0;
+	job_id_format(id, s);
+	log_error("refused a status change the lifecycle does not allow (a bug)", "what", t->what,
+		  "id", s, "event", ev >= 0 && ev < t->nevents ? t->names[ev] : "?", "from",
+		  job_status_name(from), "to", want == JOB_UNDEFINED ? "?" : job_status_name(want));
+	return -EINVAL;
 }
 
 bool lc_job_allowed(enum lc_job_event ev, enum job_status from, enum job_status to)
 {
-	unsigned allowed;
+	enum job_status out;
 
-	if (ev < 0 || ev >= LC_JOB_EVENTS || from < JOB_UNDEFINED || from > JOB_STATUS_MAX)
-		return false;
-	allowed = job_table[ev][from];
-	return lc_allowed(allowed, lc_target(allowed, &(struct lc_change){.to = to}));
+	return lc_decide(&lc_jobs, ev, from, to, &out) == 0;
 }
 
 bool lc_pipeline_allowed(enum lc_pl_event ev, enum job_status from, enum job_status to)
 {
-	unsigned allowed;
+	enum job_status out;
 
-	if (ev < 0 || ev >= LC_PL_EVENTS || from < JOB_UNDEFINED || from > JOB_STATUS_MAX)
-		return false;
-	allowed = pl_table[ev][from];
-	return lc_allowed(allowed, lc_target(allowed, &(struct lc_change){.to = to}));
+	return lc_decide(&lc_pls, ev, from, to, &out) == 0;
 }
 
-static void lc_refused(const char *what, const uint8_t id[JOB_ID_LEN], const char *event,
-		       enum job_status from, enum job_status to)
-{
-	char s[JOB_ID_STRLEN + 1];
-
-	job_id_format(id, s);
-	log_error("refused a status change the lifecycle does not allow (a bug)", "what", what,
-		  "id", s, "event", event, "from", job_status_name(from), "to",
-		  to == JOB_UNDEFINED ? "?" : job_status_name(to));
-}
+/* What an event without a change says: nothing. */
+static const struct lc_change lc_none;
 
 int lc_job(struct store *st, struct job *job, enum lc_job_event ev, const struct lc_change *c)
 {
-	unsigned allowed = ev >= 0 && ev < LC_JOB_EVENTS && job->status <= JOB_STATUS_MAX
-				   ? job_table[ev][job->status]
-				   : 0;
-	enum job_status to = lc_target(allowed, c);
 	unsigned fields = JOB_F_STATUS;
 	int64_t now = job_now_us();
+	enum job_status to;
 
-	if (!lc_allowed(allowed, to)) {
-		lc_refused("job", job->id, ev >= 0 && ev < LC_JOB_EVENTS ? job_events[ev] : "?",
-			   job->status, to);
+	if (lc_check(&lc_jobs, job->id, ev, job->status, c, &to) < 0)
 		return -EINVAL;
-	}
+	c = c ? c : &lc_none;
 	job->status = to;
 	switch (ev) {
 	case LC_JOB_DUE:
@@ -134,17 +150,12 @@ int lc_job(struct store *st, struct job *job, enum lc_job_event ev, const struct
 int lc_pipeline(struct store *st, struct pipeline *pl, enum lc_pl_event ev,
 		const struct lc_change *c)
 {
-	unsigned allowed = ev >= 0 && ev < LC_PL_EVENTS && pl->status <= JOB_STATUS_MAX
-				   ? pl_table[ev][pl->status]
-				   : 0;
-	enum job_status to = lc_target(allowed, c);
 	int64_t when = c && c->when ? c->when : job_now_us();
+	enum job_status to;
 
-	if (!lc_allowed(allowed, to)) {
-		lc_refused("pipeline", pl->id, ev >= 0 && ev < LC_PL_EVENTS ? pl_events[ev] : "?",
-			   pl->status, to);
+	if (lc_check(&lc_pls, pl->id, ev, pl->status, c, &to) < 0)
 		return -EINVAL;
-	}
+	c = c ? c : &lc_none;
 	pl->status = to;
 	switch (ev) {
 	case LC_PL_START:

@@ -200,6 +200,13 @@ static void test_job_effects(void **state)
 	assert_false(job->has_result);
 	job_unref(job);
 
+	/* A retry without a change: no reason, no crash. */
+	job = job_new();
+	job->status = JOB_IN_PROGRESS;
+	assert_int_equal(lc_job(&rec, job, LC_JOB_RETRY, NULL), 0);
+	assert_null(job->failure_reason);
+	job_unref(job);
+
 	/* No store: the change is made all the same. */
 	job = job_new();
 	job->status = JOB_PENDING;
