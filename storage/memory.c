@@ -4,11 +4,21 @@
  * Theory of operation
  *
  * The memory store keeps the very objects the core works on: it holds one
- * reference to every job and pipeline it was given, finds them by id through
- * an idmap, and keeps them in creation order on two lists (job->store_link,
- * pl->store_link) for the list calls. Because the objects are shared, a
- * change the core makes is already "stored": save_job and save_pipeline have
- * nothing to do. Nothing else is allocated per job, which keeps 100,000
+ * reference to every job and pipeline it was given. Because the objects are
+ * shared, a change the core makes is already "stored": save_job and
+ * save_pipeline have nothing to do.
+ *
+ * Its bookkeeping is its own (struct job and struct pipeline carry nothing
+ * of it): one creation log per kind of object. A log is an array of object
+ * pointers in creation order, in chunks of MEM_CHUNK slots that never move,
+ * and an indirect idmap from id to slot, which finds an object for the
+ * get calls and its slot for a delete. The list calls walk the slots in
+ * order (oldest first); a delete leaves a hole (NULL) that the walks skip.
+ * Holes at the end are given back at once; once holes outnumber the objects
+ * (and fill a chunk), the log is compacted: the objects slide to the front,
+ * in order, and the map is pointed at their new slots - O(n) for at least
+ * n deletes. So a job costs the store one 8-byte slot in the log besides
+ * its slot in the map (and holes until a compaction), which keeps 100,000
  * queued jobs cheap.
  *
  * Every call answers at once: the callback runs before the call returns 0,
@@ -16,36 +26,180 @@
  * negative errno and does not call it, as store.h says. While a callback
  * runs, the store holds an extra reference to every object in the reply, so
  * a callback that deletes what it was handed (the core's delete path) does
- * not pull the object out from under itself.
+ * not pull the object out from under itself. Nothing walks a log while a
+ * callback runs (the list calls copy their page first), so a callback may
+ * delete, and so compact, freely.
  *
  * A pipeline's jobs are created with it, in pipeline order, and are also
- * plain jobs on the job list. Deleting the pipeline deletes them (and so
+ * plain jobs in the job log. Deleting the pipeline deletes them (and so
  * their results); deleting one of them alone is refused by the core (409)
  * before it reaches us.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include "../supervisor/idmap.h"
 #include "../supervisor/store.h"
 #include "memory.h"
 
-TAILQ_HEAD(mem_job_list, job);
-TAILQ_HEAD(mem_pipeline_list, pipeline);
+#define MEM_CHUNK 1024 /* slots per chunk of a log: 8 KiB */
+
+/* Objects of one kind in creation order; see the top of the file. */
+struct mem_log {
+	struct idmap *map; /* id -> slot (indirect: the slot points to the object) */
+	void ***chunks;    /* slot i is chunks[i / MEM_CHUNK][i % MEM_CHUNK] */
+	size_t nchunks;    /* chunks allocated */
+	size_t chunks_cap; /* length of the chunks array */
+	size_t len;        /* slots in use, holes included */
+	size_t id_offset;  /* where an object holds its id */
+};
 
 struct mem_store {
 	struct store base; /* first: a struct store * is a struct mem_store * */
-	struct idmap *jobs;
-	struct mem_job_list job_list; /* creation order */
-	struct idmap *pipelines;
-	struct mem_pipeline_list pipeline_list;
+	struct mem_log jobs;
+	struct mem_log pipelines;
 };
 
 static struct mem_store *mem_of(struct store *st)
 {
 	return (struct mem_store *)st;
+}
+
+/* ---- the creation logs ---------------------------------------------------- */
+
+static int log_init(struct mem_log *log, size_t id_offset)
+{
+	log->id_offset = id_offset;
+	log->map = idmap_new_indirect(id_offset);
+	return log->map ? 0 : -ENOMEM;
+}
+
+static void **log_slot(const struct mem_log *log, size_t i)
+{
+	return &log->chunks[i / MEM_CHUNK][i % MEM_CHUNK];
+}
+
+static const uint8_t *log_id(const struct mem_log *log, const void *obj)
+{
+	return (const uint8_t *)obj + log->id_offset;
+}
+
+static size_t log_count(const struct mem_log *log)
+{
+	return idmap_count(log->map);
+}
+
+/* The object with this id, or NULL. */
+static void *log_get(const struct mem_log *log, const uint8_t id[JOB_ID_LEN])
+{
+	void **slot = idmap_get(log->map, id);
+
+	return slot ? *slot : NULL;
+}
+
+/* Appends obj (borrowed: the caller keeps the store's reference). 0,
+ * -EEXIST (its id is in the log; nothing changed), -ENOMEM. */
+static int log_push(struct mem_log *log, void *obj)
+{
+	void **slot;
+	int rc;
+
+	if (log->len == log->nchunks * MEM_CHUNK) {
+		if (log->nchunks == log->chunks_cap) {
+			size_t cap = log->chunks_cap ? 2 * log->chunks_cap : 8;
+			void ***chunks = realloc(log->chunks, cap * sizeof(*chunks));
+
+			if (!chunks)
+				return -ENOMEM;
+			log->chunks = chunks;
+			log->chunks_cap = cap;
+		}
+		log->chunks[log->nchunks] = malloc(MEM_CHUNK * sizeof(void *));
+		if (!log->chunks[log->nchunks])
+			return -ENOMEM;
+		log->nchunks++;
+	}
+	/* The map reads the id through the slot: fill it first. */
+	slot = log_slot(log, log->len);
+	*slot = obj;
+	rc = idmap_put(log->map, log_id(log, obj), slot);
+	if (rc < 0)
+		return rc;
+	log->len++;
+	return 0;
+}
+
+/* Frees the chunks past the end but one spare, so that pushes and deletes
+ * at a chunk's edge do not allocate and free each time. */
+static void log_shrink(struct mem_log *log)
+{
+	while (log->nchunks > log->len / MEM_CHUNK + 2)
+		free(log->chunks[--log->nchunks]);
+}
+
+/* Slides the objects to the front, in order, and frees the chunks left
+ * empty. Re-keying an object (del, then put at its new slot) cannot fail:
+ * the map's count is back where it was, so the put never grows it. */
+static void log_compact(struct mem_log *log)
+{
+	size_t w = 0;
+
+	for (size_t r = 0; r < log->len; r++) {
+		void **from = log_slot(log, r), **to;
+		void *obj = *from;
+		int rc;
+
+		if (!obj)
+			continue;
+		if (r != w) {
+			to = log_slot(log, w);
+			idmap_del(log->map, log_id(log, obj));
+			*to = obj;
+			*from = NULL;
+			rc = idmap_put(log->map, log_id(log, obj), to);
+			assert(rc == 0);
+			(void)rc;
+		}
+		w++;
+	}
+	log->len = w;
+}
+
+/* Removes and returns the object with this id, or NULL. */
+static void *log_del(struct mem_log *log, const uint8_t id[JOB_ID_LEN])
+{
+	void **slot = idmap_del(log->map, id);
+	void *obj;
+	size_t holes;
+
+	if (!slot)
+		return NULL;
+	obj = *slot;
+	*slot = NULL;
+	while (log->len > 0 && !*log_slot(log, log->len - 1))
+		log->len--;
+	holes = log->len - log_count(log);
+	if (holes >= MEM_CHUNK && holes > log_count(log))
+		log_compact(log);
+	log_shrink(log);
+	return obj;
+}
+
+/* Frees the log; unref drops the store's reference of each object. */
+static void log_free(struct mem_log *log, void (*unref)(void *obj))
+{
+	for (size_t i = 0; i < log->len; i++) {
+		void *obj = *log_slot(log, i);
+
+		if (obj)
+			unref(obj);
+	}
+	while (log->nchunks > 0)
+		free(log->chunks[--log->nchunks]);
+	free(log->chunks);
+	idmap_free(log->map);
 }
 
 /* ---- answering ------------------------------------------------------------ */
@@ -107,25 +261,21 @@ static int mem_create_job(struct store *st, struct job *job, unsigned flags, sto
 			  void *arg)
 {
 	struct store_reply reply = {.job = job, .claimed = true};
-	struct mem_store *ms = mem_of(st);
-	int rc = idmap_put(ms->jobs, job->id, job);
+	int rc = log_push(&mem_of(st)->jobs, job);
 
 	if (rc < 0)
 		return rc;
-	/* TAILQ macros evaluate their arguments more than once: no job_ref()
-	 * inside them. */
 	job_ref(job);
-	TAILQ_INSERT_TAIL(&ms->job_list, job, store_link);
 	mem_answer(cb, arg, &reply);
 	return 0;
 }
 
-/* Unlinks a job the store holds and drops the store's reference. */
+/* Removes a job the store holds and drops the store's reference. */
 static void mem_drop_job(struct mem_store *ms, struct job *job)
 {
-	if (idmap_del(ms->jobs, job->id) != job)
+	if (log_get(&ms->jobs, job->id) != job)
 		return;
-	TAILQ_REMOVE(&ms->job_list, job, store_link);
+	log_del(&ms->jobs, job->id);
 	job_unref(job);
 }
 
@@ -141,28 +291,25 @@ static int mem_create_pipeline(struct store *st, struct pipeline *pl, unsigned f
 		if (!pl->jobs[i])
 			return -EINVAL;
 	}
-	rc = idmap_put(ms->pipelines, pl->id, pl);
+	rc = log_push(&ms->pipelines, pl);
 	if (rc < 0)
 		return rc;
 	for (added = 0; added < pl->njobs; added++) {
-		rc = idmap_put(ms->jobs, pl->jobs[added]->id, pl->jobs[added]);
+		rc = log_push(&ms->jobs, pl->jobs[added]);
 		if (rc < 0)
 			goto fail;
 	}
 	pipeline_ref(pl);
-	TAILQ_INSERT_TAIL(&ms->pipeline_list, pl, store_link);
-	for (i = 0; i < pl->njobs; i++) {
+	for (i = 0; i < pl->njobs; i++)
 		job_ref(pl->jobs[i]);
-		TAILQ_INSERT_TAIL(&ms->job_list, pl->jobs[i], store_link);
-	}
 	mem_answer(cb, arg, &reply);
 	return 0;
 
 fail:
-	/* Nothing is on the lists yet and no reference was taken. */
+	/* No reference was taken yet. */
 	while (added > 0)
-		idmap_del(ms->jobs, pl->jobs[--added]->id);
-	idmap_del(ms->pipelines, pl->id);
+		log_del(&ms->jobs, pl->jobs[--added]->id);
+	log_del(&ms->pipelines, pl->id);
 	return rc;
 }
 
@@ -179,7 +326,7 @@ static void mem_save_pipeline(struct store *st, struct pipeline *pl, unsigned fi
 static int mem_get_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
 		       void *arg)
 {
-	struct job *job = idmap_get(mem_of(st)->jobs, id);
+	struct job *job = log_get(&mem_of(st)->jobs, id);
 
 	if (!job)
 		return -ENOENT;
@@ -189,32 +336,33 @@ static int mem_get_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_don
 static int mem_list_jobs(struct store *st, const struct store_query *q, store_done_fn cb,
 			 void *arg)
 {
-	struct mem_store *ms = mem_of(st);
+	const struct mem_log *log = &mem_of(st)->jobs;
 	struct store_reply reply = {0};
-	size_t total = 0, skipped = 0, cap;
+	size_t total = 0, skipped = 0, cap, i;
 	struct job *job;
 
 	if (q->status == JOB_UNDEFINED) {
-		total = idmap_count(ms->jobs);
+		total = log_count(log);
 	} else {
-		TAILQ_FOREACH(job, &ms->job_list, store_link)
-			total += job->status == q->status;
+		for (i = 0; i < log->len; i++) {
+			job = *log_slot(log, i);
+			total += job && job->status == q->status;
+		}
 	}
 	cap = mem_page_size(total, q);
 	if (cap) {
 		reply.jobs = malloc(cap * sizeof(*reply.jobs));
 		if (!reply.jobs)
 			return -ENOMEM;
-		TAILQ_FOREACH(job, &ms->job_list, store_link) {
-			if (q->status != JOB_UNDEFINED && job->status != q->status)
+		for (i = 0; i < log->len && reply.njobs < cap; i++) {
+			job = *log_slot(log, i);
+			if (!job || (q->status != JOB_UNDEFINED && job->status != q->status))
 				continue;
 			if (skipped < q->offset) {
 				skipped++;
 				continue;
 			}
 			reply.jobs[reply.njobs++] = job;
-			if (reply.njobs == cap)
-				break;
 		}
 	}
 	mem_answer(cb, arg, &reply);
@@ -226,7 +374,7 @@ static int mem_delete_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_
 			  void *arg)
 {
 	struct mem_store *ms = mem_of(st);
-	struct job *job = idmap_get(ms->jobs, id);
+	struct job *job = log_get(&ms->jobs, id);
 	int rc;
 
 	if (!job)
@@ -242,7 +390,7 @@ static int mem_delete_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_
 static int mem_get_result(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
 			  void *arg)
 {
-	struct job *job = idmap_get(mem_of(st)->jobs, id);
+	struct job *job = log_get(&mem_of(st)->jobs, id);
 
 	if (!job || !job->has_result)
 		return -ENOENT;
@@ -252,7 +400,7 @@ static int mem_get_result(struct store *st, const uint8_t id[JOB_ID_LEN], store_
 static int mem_delete_result(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
 			     void *arg)
 {
-	struct job *job = idmap_get(mem_of(st)->jobs, id);
+	struct job *job = log_get(&mem_of(st)->jobs, id);
 
 	if (!job || !job->has_result)
 		return -ENOENT;
@@ -267,7 +415,7 @@ static int mem_delete_result(struct store *st, const uint8_t id[JOB_ID_LEN], sto
 static int mem_get_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
 			    void *arg)
 {
-	struct pipeline *pl = idmap_get(mem_of(st)->pipelines, id);
+	struct pipeline *pl = log_get(&mem_of(st)->pipelines, id);
 
 	if (!pl)
 		return -ENOENT;
@@ -277,32 +425,33 @@ static int mem_get_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN], stor
 static int mem_list_pipelines(struct store *st, const struct store_query *q,
 			      store_done_fn cb, void *arg)
 {
-	struct mem_store *ms = mem_of(st);
+	const struct mem_log *log = &mem_of(st)->pipelines;
 	struct store_reply reply = {0};
-	size_t total = 0, skipped = 0, cap;
+	size_t total = 0, skipped = 0, cap, i;
 	struct pipeline *pl;
 
 	if (q->status == JOB_UNDEFINED) {
-		total = idmap_count(ms->pipelines);
+		total = log_count(log);
 	} else {
-		TAILQ_FOREACH(pl, &ms->pipeline_list, store_link)
-			total += pl->status == q->status;
+		for (i = 0; i < log->len; i++) {
+			pl = *log_slot(log, i);
+			total += pl && pl->status == q->status;
+		}
 	}
 	cap = mem_page_size(total, q);
 	if (cap) {
 		reply.pipelines = malloc(cap * sizeof(*reply.pipelines));
 		if (!reply.pipelines)
 			return -ENOMEM;
-		TAILQ_FOREACH(pl, &ms->pipeline_list, store_link) {
-			if (q->status != JOB_UNDEFINED && pl->status != q->status)
+		for (i = 0; i < log->len && reply.npipelines < cap; i++) {
+			pl = *log_slot(log, i);
+			if (!pl || (q->status != JOB_UNDEFINED && pl->status != q->status))
 				continue;
 			if (skipped < q->offset) {
 				skipped++;
 				continue;
 			}
 			reply.pipelines[reply.npipelines++] = pl;
-			if (reply.npipelines == cap)
-				break;
 		}
 	}
 	mem_answer(cb, arg, &reply);
@@ -313,7 +462,7 @@ static int mem_list_pipelines(struct store *st, const struct store_query *q,
 static int mem_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
 			     void *arg)
 {
-	struct pipeline *pl = idmap_get(mem_of(st)->pipelines, id);
+	struct pipeline *pl = log_get(&mem_of(st)->pipelines, id);
 	struct store_reply reply = {0};
 
 	if (!pl)
@@ -329,12 +478,11 @@ static int mem_delete_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN],
 			       store_done_fn cb, void *arg)
 {
 	struct mem_store *ms = mem_of(st);
-	struct pipeline *pl = idmap_del(ms->pipelines, id);
+	struct pipeline *pl = log_del(&ms->pipelines, id);
 	int rc;
 
 	if (!pl)
 		return -ENOENT;
-	TAILQ_REMOVE(&ms->pipeline_list, pl, store_link);
 	/* The pipeline's own references keep its jobs alive until the
 	 * pipeline goes; their results go with them. */
 	for (size_t i = 0; i < pl->njobs; i++) {
@@ -353,22 +501,22 @@ static bool mem_healthy(struct store *st)
 	return true;
 }
 
+static void unref_pipeline(void *pl)
+{
+	pipeline_unref(pl);
+}
+
+static void unref_job(void *job)
+{
+	job_unref(job);
+}
+
 static void mem_free(struct store *st)
 {
 	struct mem_store *ms = mem_of(st);
-	struct pipeline *pl;
-	struct job *job;
 
-	while ((pl = TAILQ_FIRST(&ms->pipeline_list))) {
-		TAILQ_REMOVE(&ms->pipeline_list, pl, store_link);
-		pipeline_unref(pl);
-	}
-	while ((job = TAILQ_FIRST(&ms->job_list))) {
-		TAILQ_REMOVE(&ms->job_list, job, store_link);
-		job_unref(job);
-	}
-	idmap_free(ms->pipelines);
-	idmap_free(ms->jobs);
+	log_free(&ms->pipelines, unref_pipeline);
+	log_free(&ms->jobs, unref_job);
 	free(ms);
 }
 
@@ -398,17 +546,14 @@ struct store *store_memory_new(void)
 	if (!ms)
 		return NULL;
 	ms->base.ops = &mem_ops;
-	TAILQ_INIT(&ms->job_list);
-	TAILQ_INIT(&ms->pipeline_list);
-	ms->jobs = idmap_new(offsetof(struct job, id));
-	ms->pipelines = idmap_new(offsetof(struct pipeline, id));
-	if (!ms->jobs || !ms->pipelines)
+	if (log_init(&ms->jobs, offsetof(struct job, id)) < 0 ||
+	    log_init(&ms->pipelines, offsetof(struct pipeline, id)) < 0)
 		goto fail;
 	return &ms->base;
 
 fail:
-	idmap_free(ms->jobs);
-	idmap_free(ms->pipelines);
+	idmap_free(ms->jobs.map);
+	idmap_free(ms->pipelines.map);
 	free(ms);
 	return NULL;
 }

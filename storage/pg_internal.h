@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 
 #include "pgconn.h"
+#include "../supervisor/idmap.h"
 #include "../supervisor/store.h"
 
 enum pg_op_kind { OP_CREATE_JOB, OP_CREATE_PIPELINE, OP_DELETE_JOB, OP_DELETE_RESULT,
@@ -26,8 +27,20 @@ struct pg_op {
 	void *arg;
 };
 TAILQ_HEAD(pg_op_list, pg_op);
-TAILQ_HEAD(pg_job_list, job);
-TAILQ_HEAD(pg_pl_list, pipeline);
+
+/*
+ * A job or pipeline with changes not yet written (postgres.c, "group
+ * commit"): one per object however often it changes, on a dirty list (or,
+ * a job whose start waits, the lazy list), found from the object's id
+ * through an indirect idmap. The entry holds a reference, so the object
+ * outlives the write even if everyone else lets go of it.
+ */
+struct pg_dirty {
+	void *obj; /* first: the map reads the id through it; a job or pipeline reference */
+	TAILQ_ENTRY(pg_dirty) link;
+	unsigned mask; /* JOB_F_* of what changed, PG_F_* (postgres.c) */
+};
+TAILQ_HEAD(pg_dirty_list, pg_dirty);
 
 struct pg_store {
 	struct store base; /* first: a struct store * is a struct pg_store * */
@@ -42,10 +55,12 @@ struct pg_store {
 
 	/* postgres.c: what waits to be written */
 	struct pg_op_list ops;
-	struct pg_job_list dirty_jobs;  /* job->store_link, job->store_dirty */
-	struct pg_job_list lazy_jobs;   /* starts, written within PG_LAZY_S */
+	struct pg_dirty_list dirty_jobs; /* changed jobs, oldest change first */
+	struct pg_dirty_list lazy_jobs; /* starts, written within PG_LAZY_S */
+	struct idmap *dirty_job_map;    /* job id -> its entry on either list */
 	ev_timer lazy_w, gather_w;
-	struct pg_pl_list dirty_pls;
+	struct pg_dirty_list dirty_pls;
+	struct idmap *dirty_pl_map;     /* pipeline id -> its entry */
 	size_t ndirty;                  /* entries on the two dirty lists */
 	unsigned inflight;              /* write batches in flight */
 	size_t solo;                    /* entries still to send one per batch */

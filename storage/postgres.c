@@ -12,11 +12,17 @@
  * Writes are group-committed. A create (job or pipeline) becomes an "op"
  * on the op list and is answered only after its transaction committed (the
  * API's 202 means "in the database"). A change of a job or pipeline the
- * core holds (save_job/save_pipeline) marks the object dirty with a JOB_F_*
- * mask and puts it on a dirty list (one entry per object however often it
- * changes); the statement is chosen from the object's state when the batch
- * is built, so a job that starts and ends between two flushes costs one
- * statement. Just before the loop sleeps (ev_prepare), everything pending
+ * core holds (save_job/save_pipeline) is recorded in the object's dirty
+ * entry (struct pg_dirty, ours: the domain objects carry nothing of it): a
+ * JOB_F_* mask of what changed and a reference to the object, found from
+ * its id through an idmap and kept on a dirty list in the order of first
+ * change - one entry per object however often it changes. The statement is
+ * chosen from the object's state when the batch is built, so a job that
+ * starts and ends between two flushes costs one statement. Building the
+ * batch takes the entry apart (its mask and reference go with the batch),
+ * so a change made while the batch is in flight gets a new entry, written
+ * by the next batch. Out of memory for an entry, the change is logged and
+ * not written. Just before the loop sleeps (ev_prepare), everything pending
  * goes out as one transaction: creates first, then changes. At most two
  * such batches are in flight; what arrives meanwhile waits for the next one.
  * A job's start (IN_PROGRESS) and SCHEDULED mark are deferred up to
@@ -94,30 +100,76 @@ struct pg_flush {
 	struct pg_entry e[];
 };
 
+/* A new entry for obj in map (the caller takes the reference and links
+ * it), or NULL on ENOMEM. */
+static struct pg_dirty *dirty_new(struct idmap *map, void *obj, const uint8_t id[JOB_ID_LEN])
+{
+	struct pg_dirty *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->obj = obj; /* before idmap_put, which reads the id through it */
+	if (idmap_put(map, id, d) < 0) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Removes an unlinked entry from map and frees it; the reference it held
+ * is the caller's now. */
+static void dirty_free(struct idmap *map, struct pg_dirty *d, const uint8_t id[JOB_ID_LEN])
+{
+	idmap_del(map, id);
+	free(d);
+}
+
+static void dirty_lost(const char *what, const char *key, const uint8_t id[JOB_ID_LEN])
+{
+	char s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	log_error(what, key, s, "error", "out of memory");
+}
+
 static void mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool head)
 {
-	if (!job->store_dirty) {
+	struct pg_dirty *d = idmap_get(ps->dirty_job_map, job->id);
+
+	if (!d) {
+		d = dirty_new(ps->dirty_job_map, job, job->id);
+		if (!d) {
+			dirty_lost("a job's change is not saved", "job_id", job->id);
+			return;
+		}
 		job_ref(job);
 		if (head)
-			TAILQ_INSERT_HEAD(&ps->dirty_jobs, job, store_link);
+			TAILQ_INSERT_HEAD(&ps->dirty_jobs, d, link);
 		else
-			TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
+			TAILQ_INSERT_TAIL(&ps->dirty_jobs, d, link);
 		ps->ndirty++;
 	}
-	job->store_dirty |= mask;
+	d->mask |= mask;
 }
 
 static void mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, bool head)
 {
-	if (!pl->store_dirty) {
+	struct pg_dirty *d = idmap_get(ps->dirty_pl_map, pl->id);
+
+	if (!d) {
+		d = dirty_new(ps->dirty_pl_map, pl, pl->id);
+		if (!d) {
+			dirty_lost("a pipeline's change is not saved", "pipeline_id", pl->id);
+			return;
+		}
 		pipeline_ref(pl);
 		if (head)
-			TAILQ_INSERT_HEAD(&ps->dirty_pls, pl, store_link);
+			TAILQ_INSERT_HEAD(&ps->dirty_pls, d, link);
 		else
-			TAILQ_INSERT_TAIL(&ps->dirty_pls, pl, store_link);
+			TAILQ_INSERT_TAIL(&ps->dirty_pls, d, link);
 		ps->ndirty++;
 	}
-	pl->store_dirty |= mask;
+	d->mask |= mask;
 }
 
 static int64_t due_of(const struct job *job)
@@ -216,20 +268,23 @@ static void flush(struct pg_store *ps)
 		f->e[n++] = (struct pg_entry){ENT_OP, op, 0, pg_batch_ncalls(b)};
 		rc = add_op(ps, b, op, &notify_due);
 	}
+	/* A dirty entry's reference and mask go with the batch. */
 	while (n < max && !TAILQ_EMPTY(&ps->dirty_jobs) && !rc) {
-		struct job *job = TAILQ_FIRST(&ps->dirty_jobs);
-		TAILQ_REMOVE(&ps->dirty_jobs, job, store_link);
+		struct pg_dirty *d = TAILQ_FIRST(&ps->dirty_jobs);
+		struct job *job = d->obj;
+		TAILQ_REMOVE(&ps->dirty_jobs, d, link);
 		ps->ndirty--;
-		f->e[n++] = (struct pg_entry){ENT_JOB, job, job->store_dirty, 0};
-		job->store_dirty = 0;
+		f->e[n++] = (struct pg_entry){ENT_JOB, job, d->mask, 0};
+		dirty_free(ps->dirty_job_map, d, job->id);
 		rc = add_job(ps, b, job, f->e[n - 1].mask);
 	}
 	while (n < max && !TAILQ_EMPTY(&ps->dirty_pls) && !rc) {
-		struct pipeline *pl = TAILQ_FIRST(&ps->dirty_pls);
-		TAILQ_REMOVE(&ps->dirty_pls, pl, store_link);
+		struct pg_dirty *d = TAILQ_FIRST(&ps->dirty_pls);
+		struct pipeline *pl = d->obj;
+		TAILQ_REMOVE(&ps->dirty_pls, d, link);
 		ps->ndirty--;
-		f->e[n++] = (struct pg_entry){ENT_PL, pl, pl->store_dirty, 0};
-		pl->store_dirty = 0;
+		f->e[n++] = (struct pg_entry){ENT_PL, pl, d->mask, 0};
+		dirty_free(ps->dirty_pl_map, d, pl->id);
 		rc = pg_add_pipeline(b, pl);
 	}
 	f->n = n;
@@ -464,22 +519,22 @@ static int pg_create_pipeline(struct store *st, struct pipeline *pl, unsigned fl
 			arg);
 }
 
-/* From the lazy list to the dirty list; the job keeps its reference. */
-static void unlazy(struct pg_store *ps, struct job *job)
+/* From the lazy list to the dirty list; the entry keeps its reference. */
+static void unlazy(struct pg_store *ps, struct pg_dirty *d)
 {
-	TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
-	job->store_dirty &= ~PG_F_LAZY;
-	TAILQ_INSERT_TAIL(&ps->dirty_jobs, job, store_link);
+	TAILQ_REMOVE(&ps->lazy_jobs, d, link);
+	d->mask &= ~PG_F_LAZY;
+	TAILQ_INSERT_TAIL(&ps->dirty_jobs, d, link);
 	ps->ndirty++;
 }
 
 void pg_flush_lazy(struct pg_store *ps)
 {
-	struct job *job;
+	struct pg_dirty *d;
 
 	ev_timer_stop(ps->loop, &ps->lazy_w);
-	while ((job = TAILQ_FIRST(&ps->lazy_jobs)))
-		unlazy(ps, job);
+	while ((d = TAILQ_FIRST(&ps->lazy_jobs)))
+		unlazy(ps, d);
 	pg_kick(ps);
 }
 
@@ -491,20 +546,26 @@ static void on_lazy(struct ev_loop *loop, ev_timer *w, int revents)
 static void pg_save_job(struct store *st, struct job *job, unsigned fields)
 {
 	struct pg_store *ps = pg_of(st);
+	struct pg_dirty *d = idmap_get(ps->dirty_job_map, job->id);
 
-	if (fields == JOB_F_STATUS && !job->store_dirty &&
+	if (fields == JOB_F_STATUS && !d &&
 	    (job->status == JOB_IN_PROGRESS || job->status == JOB_SCHEDULED)) {
-		job->store_dirty = JOB_F_STATUS | PG_F_LAZY;
+		d = dirty_new(ps->dirty_job_map, job, job->id);
+		if (!d) {
+			dirty_lost("a job's start is not saved", "job_id", job->id);
+			return;
+		}
+		d->mask = JOB_F_STATUS | PG_F_LAZY;
 		job_ref(job);
-		TAILQ_INSERT_TAIL(&ps->lazy_jobs, job, store_link);
+		TAILQ_INSERT_TAIL(&ps->lazy_jobs, d, link);
 		if (!ev_is_active(&ps->lazy_w)) {
 			ev_timer_set(&ps->lazy_w, PG_LAZY_S, 0.);
 			ev_timer_start(ps->loop, &ps->lazy_w);
 		}
 		return;
 	}
-	if (job->store_dirty & PG_F_LAZY)
-		unlazy(ps, job); /* changed again before its start was written: one write */
+	if (d && (d->mask & PG_F_LAZY))
+		unlazy(ps, d); /* changed again before its start was written: one write */
 	mark_job(ps, job,
 		 fields & (JOB_F_STATUS | JOB_F_META | JOB_F_RESULT | JOB_F_OUTCOME | JOB_F_RETRY),
 		 false);
@@ -714,8 +775,8 @@ static bool pg_healthy(struct store *st)
 static void pg_free(struct store *st)
 {
 	struct pg_store *ps = pg_of(st);
-	struct job *job;
-	struct pipeline *pl;
+	struct pg_dirty_list *lists[] = {&ps->lazy_jobs, &ps->dirty_jobs, &ps->dirty_pls};
+	struct pg_dirty *d;
 
 	if (!ps)
 		return;
@@ -732,21 +793,20 @@ static void pg_free(struct store *st)
 		op_answer(op, -EAGAIN, false);
 	}
 	ev_timer_stop(ps->loop, &ps->lazy_w);
-	while ((job = TAILQ_FIRST(&ps->lazy_jobs))) {
-		TAILQ_REMOVE(&ps->lazy_jobs, job, store_link);
-		job->store_dirty = 0;
-		job_unref(job);
+	/* Unsaved changes are dropped with their references; the maps go
+	 * after the entries (freeing a map reads none of them). */
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		while ((d = TAILQ_FIRST(lists[i]))) {
+			TAILQ_REMOVE(lists[i], d, link);
+			if (lists[i] == &ps->dirty_pls)
+				pipeline_unref(d->obj);
+			else
+				job_unref(d->obj);
+			free(d);
+		}
 	}
-	while ((job = TAILQ_FIRST(&ps->dirty_jobs))) {
-		TAILQ_REMOVE(&ps->dirty_jobs, job, store_link);
-		job->store_dirty = 0;
-		job_unref(job);
-	}
-	while ((pl = TAILQ_FIRST(&ps->dirty_pls))) {
-		TAILQ_REMOVE(&ps->dirty_pls, pl, store_link);
-		pl->store_dirty = 0;
-		pipeline_unref(pl);
-	}
+	idmap_free(ps->dirty_job_map);
+	idmap_free(ps->dirty_pl_map);
 	pg_sql_free(ps->stmts);
 	free(ps->schema);
 	free(ps->node);
@@ -811,6 +871,8 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	TAILQ_INIT(&ps->dirty_jobs);
 	TAILQ_INIT(&ps->dirty_pls);
 	TAILQ_INIT(&ps->lazy_jobs);
+	ps->dirty_job_map = idmap_new_indirect(offsetof(struct job, id));
+	ps->dirty_pl_map = idmap_new_indirect(offsetof(struct pipeline, id));
 	ev_timer_init(&ps->lazy_w, on_lazy, PG_LAZY_S, 0.);
 	ps->lazy_w.data = ps;
 	ev_timer_init(&ps->gather_w, on_gather, PG_GATHER_S, 0.);
@@ -822,7 +884,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	ps->backoff_ms = o->retry_backoff_ms;
 	ps->backoff_max_ms = o->retry_backoff_max_ms;
 	ps->retention_days = o->retention_days;
-	if (!ps->schema || !ps->node || !ps->url)
+	if (!ps->schema || !ps->node || !ps->url || !ps->dirty_job_map || !ps->dirty_pl_map)
 		goto nomem;
 	pg_schema_channel(ps->schema, "jobs", ps->chan_jobs, sizeof(ps->chan_jobs));
 	pg_schema_channel(ps->schema, "cancel", ps->chan_cancel, sizeof(ps->chan_cancel));

@@ -28,9 +28,16 @@
  * it costs one multiply and keeps the map fast should someone ever insert
  * ids that are not random (tests, imported data). Homes of stored entries
  * (growth, backward shift) are recomputed from the ids inside the values.
+ *
+ * An indirect map differs only in where the id is read: each value points
+ * to a pointer to the object holding the id, so a probe costs one more
+ * dereference. The storage adapters use it for their own per-object entries
+ * (the memory store's creation-order slots, the PostgreSQL store's dirty
+ * entries), which then need no copy of the id.
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,11 +50,14 @@ struct idmap {
 	size_t mask;      /* capacity - 1 */
 	unsigned bits;    /* capacity = 1 << bits */
 	size_t count;
-	size_t id_offset; /* where each value holds its 16-byte id */
+	size_t id_offset; /* where each value (or, indirect, what it points to) holds its id */
+	bool indirect;    /* values point to pointers to the objects with the ids */
 };
 
 static const uint8_t *idmap_id_of(const struct idmap *m, const void *value)
 {
+	if (m->indirect)
+		value = *(const void *const *)value;
 	return (const uint8_t *)value + m->id_offset;
 }
 
@@ -74,6 +84,15 @@ struct idmap *idmap_new(size_t id_offset)
 		free(m);
 		return NULL;
 	}
+	return m;
+}
+
+struct idmap *idmap_new_indirect(size_t id_offset)
+{
+	struct idmap *m = idmap_new(id_offset);
+
+	if (m)
+		m->indirect = true;
 	return m;
 }
 

@@ -7,6 +7,12 @@
  * carries its own 16-byte id at (const char *)value + id_offset, and
  * lookups compare against that. So a value must stay alive, and its id
  * unchanged, for as long as it is in the map.
+ *
+ * An indirect map (idmap_new_indirect) reaches the id through one more
+ * pointer: each value is the address of a pointer to the object that holds
+ * the id, e.g. a slot of an array of job pointers, or an entry struct whose
+ * first member points to its job. That way a storage adapter keys its own
+ * bookkeeping on the domain objects' ids without copying them.
  */
 #ifndef VALET_IDMAP_H
 #define VALET_IDMAP_H
@@ -19,6 +25,11 @@ struct idmap;
 /* id_offset: where each value holds its id, e.g. offsetof(struct job, id).
  * NULL on ENOMEM. */
 struct idmap *idmap_new(size_t id_offset);
+/* The id of value is at (const char *)*(void **)value + id_offset. The
+ * pointer at value must be set before idmap_put() and point to an object
+ * with that id (alive, id unchanged) for as long as value is in the map.
+ * NULL on ENOMEM. */
+struct idmap *idmap_new_indirect(size_t id_offset);
 void idmap_free(struct idmap *m); /* frees the map, not the values; NULL ok */
 /* 0, -EEXIST (id present; nothing changed), -ENOMEM, -EINVAL (value NULL).
  * value (borrowed) must embed id at id_offset: id is only checked against it

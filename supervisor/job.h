@@ -7,6 +7,10 @@
  * anyone still looks at it. A pipeline holds references to its jobs; a job
  * names its pipeline by id only (no reference cycle).
  *
+ * They carry no fields of the storage adapters: an adapter keeps its own
+ * bookkeeping (the memory store's creation order, the PostgreSQL store's
+ * unsaved changes) beside them, keyed by id (supervisor/idmap.h).
+ *
  * Times are microseconds since the Unix epoch (UTC); 0 means "not set".
  * Ids are UUIDv4, kept as 16 bytes and formatted on output.
  */
@@ -110,11 +114,6 @@ struct job {
 	uint32_t core_heap_index;
 	int32_t core_where; /* core.c: enum core_where */
 	int64_t core_due;   /* core.c: when it is due in the heap (run_at, or a retry) */
-
-	/* Owned by the storage adapter (e.g. its creation-order list, or the
-	 * PostgreSQL store's queue of unsaved changes and their JOB_F_* mask). */
-	TAILQ_ENTRY(job) store_link;
-	unsigned store_dirty;
 };
 
 struct pipeline {
@@ -127,10 +126,6 @@ struct pipeline {
 	int64_t run_at, created_at, started_at, completed_at;
 	size_t njobs;
 	struct job **jobs; /* references, in pipeline order */
-
-	TAILQ_ENTRY(pipeline) store_link;
-	void *store_priv;
-	unsigned store_dirty;
 };
 
 /* Field masks for store save calls: what changed. */

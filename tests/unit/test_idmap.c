@@ -2,7 +2,8 @@
  * test_idmap.c - the id -> pointer hash map: many random ids, duplicates,
  * deletion with backward shift, and ids that are not random at all. The map
  * stores only value pointers and reads each value's id at the offset given
- * to idmap_new(), so every value here is a small struct that embeds its id.
+ * to idmap_new(), so every value here is a small struct that embeds its id;
+ * an indirect map (idmap_new_indirect) reads it through a pointer.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -205,6 +206,12 @@ static void count_visit(void *value, void *arg)
 	(*(size_t *)arg)++;
 }
 
+static void count_visit_indirect(void *value, void *arg)
+{
+	assert_non_null(*(struct item **)value);
+	(*(size_t *)arg)++;
+}
+
 static void test_id_offset(void **state)
 {
 	enum { M = 5000 };
@@ -246,6 +253,57 @@ static void test_id_offset(void **state)
 	idmap_foreach(NULL, count_visit, &seen);
 	idmap_free(by_a);
 	idmap_free(by_b);
+	free(objs);
+}
+
+/* An indirect map: the values are slots that point to the items, as the
+ * memory store's creation log uses it. A value may move to another slot
+ * (del, then put the new slot), and a slot may be pointed elsewhere while
+ * its value is out of the map. */
+static void test_indirect(void **state)
+{
+	enum { M = 20000 };
+	struct item *objs = calloc(M, sizeof(*objs));
+	struct item **slots = calloc(2 * M, sizeof(*slots));
+	struct idmap *m = idmap_new_indirect(ITEM_ID);
+	size_t seen = 0;
+
+	assert_non_null(objs);
+	assert_non_null(slots);
+	assert_non_null(m);
+	for (int i = 0; i < M; i++) {
+		objs[i].tag = i;
+		job_id_generate(objs[i].id);
+		slots[i] = &objs[i];
+		assert_int_equal(idmap_put(m, objs[i].id, &slots[i]), 0);
+	}
+	/* The same id through another slot is a duplicate. */
+	slots[M] = &objs[7];
+	assert_int_equal(idmap_put(m, objs[7].id, &slots[M]), -EEXIST);
+	for (int i = 0; i < M; i++) {
+		uint8_t key[16];
+
+		memcpy(key, objs[i].id, 16);
+		assert_ptr_equal(idmap_get(m, key), &slots[i]);
+	}
+	/* Move the odd ones to the upper half of the slots. */
+	for (int i = 1; i < M; i += 2) {
+		assert_ptr_equal(idmap_del(m, objs[i].id), &slots[i]);
+		slots[M + i] = &objs[i];
+		slots[i] = NULL;
+		assert_int_equal(idmap_put(m, objs[i].id, &slots[M + i]), 0);
+	}
+	for (int i = 0; i < M; i++)
+		assert_ptr_equal(idmap_get(m, objs[i].id), i % 2 ? &slots[M + i] : &slots[i]);
+	idmap_foreach(m, count_visit_indirect, &seen);
+	assert_int_equal(seen, M);
+	for (int i = 0; i < M; i += 2)
+		assert_ptr_equal(idmap_del(m, objs[i].id), &slots[i]);
+	assert_int_equal(idmap_count(m), M / 2);
+	for (int i = 0; i < M; i++)
+		assert_true(i % 2 ? idmap_get(m, objs[i].id) != NULL : !idmap_get(m, objs[i].id));
+	idmap_free(m);
+	free(slots);
 	free(objs);
 }
 
@@ -303,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_non_random_ids),
 		cmocka_unit_test(test_churn),
 		cmocka_unit_test(test_id_offset),
+		cmocka_unit_test(test_indirect),
 		cmocka_unit_test(test_foreach_frees),
 		cmocka_unit_test(test_million),
 	};

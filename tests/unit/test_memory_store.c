@@ -44,6 +44,19 @@ static void record(void *arg, const struct store_reply *reply)
 		s->pipelines[i] = reply->pipelines[i];
 }
 
+/* list_jobs callback for check_order: copies the page to arg. */
+static size_t last_njobs;
+
+static void record_all(void *arg, const struct store_reply *reply)
+{
+	struct job **out = arg;
+
+	assert_int_equal(reply->err, 0);
+	last_njobs = reply->njobs;
+	for (size_t i = 0; i < reply->njobs; i++)
+		out[i] = reply->jobs[i];
+}
+
 static struct job *make_job(const char *name, enum job_status status)
 {
 	struct job *job = job_new();
@@ -249,6 +262,140 @@ static void test_delete_job(void **state)
 	job_unref(a);
 	job_unref(b);
 	job_unref(c);
+}
+
+/* The whole job list, checked against want[0..n) (oldest first): in one
+ * call, then in pages of 1 to 7 (every other size with a status filter that
+ * all of them match). */
+static void check_order(struct store *st, struct job *const *want, size_t n)
+{
+	struct job **all = calloc(n + 1, sizeof(*all));
+
+	assert_non_null(all);
+	for (size_t page = 0; page <= 7; page++) {
+		struct store_query q = {.status = page % 2 ? JOB_PENDING : JOB_UNDEFINED,
+					.limit = page};
+		size_t got = 0;
+
+		do {
+			q.offset = got;
+			last_njobs = SIZE_MAX;
+			assert_int_equal(st->ops->list_jobs(st, &q, record_all, all + got), 0);
+			assert_true(last_njobs <= n - got);
+			got += last_njobs;
+		} while (page > 0 && last_njobs > 0);
+		assert_int_equal(got, n);
+		for (size_t i = 0; i < n; i++)
+			assert_ptr_equal(all[i], want[i]);
+	}
+	free(all);
+}
+
+/*
+ * Order survives deletes: holes in the middle and at the end, enough of
+ * them (more than the objects left, more than a chunk of the log) that the
+ * log compacts, more than once; new jobs go after the old ones; every job
+ * left is still found by id, every deleted one is not.
+ */
+static void test_list_order_after_deletes(void **state)
+{
+	struct store *st = *state;
+	enum { N = 5000 };
+	struct job **jobs = calloc(N + 100, sizeof(*jobs)), **want = calloc(N + 100, sizeof(*want));
+	uint8_t(*ids)[JOB_ID_LEN] = calloc(N + 100, JOB_ID_LEN);
+	size_t n = 0;
+
+	assert_non_null(jobs);
+	assert_non_null(want);
+	assert_non_null(ids);
+	for (int i = 0; i < N; i++) {
+		jobs[i] = make_job("o", JOB_PENDING);
+		memcpy(ids[i], jobs[i]->id, JOB_ID_LEN);
+		assert_int_equal(st->ops->create_job(st, jobs[i], STORE_CLAIM, NULL, NULL), 0);
+		job_unref(jobs[i]); /* the store holds the only reference */
+	}
+	/* Delete the first, the last and two of every three in between. */
+	for (int i = 0; i < N; i++) {
+		if (i == 0 || i == N - 1 || i % 3 != 0)
+			assert_int_equal(st->ops->delete_job(st, ids[i], NULL, NULL), 0);
+		else
+			want[n++] = jobs[i];
+	}
+	check_order(st, want, n);
+	for (int i = 0; i < N; i++) {
+		int rc = st->ops->get_job(st, ids[i], NULL, NULL);
+
+		assert_int_equal(rc, i == 0 || i == N - 1 || i % 3 != 0 ? -ENOENT : 0);
+	}
+
+	/* Delete from the back (holes at the end), then add: new ones last. */
+	for (int k = 0; k < 10; k++)
+		assert_int_equal(st->ops->delete_job(st, want[--n]->id, NULL, NULL), 0);
+	for (int i = N; i < N + 100; i++) {
+		jobs[i] = make_job("new", JOB_PENDING);
+		assert_int_equal(st->ops->create_job(st, jobs[i], STORE_CLAIM, NULL, NULL), 0);
+		want[n++] = jobs[i];
+		job_unref(jobs[i]);
+	}
+	check_order(st, want, n);
+
+	/* Delete all but every 50th from the front: compacts again. */
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i % 50 == 0)
+			want[kept++] = want[i];
+		else
+			assert_int_equal(st->ops->delete_job(st, want[i]->id, NULL, NULL), 0);
+	}
+	n = kept;
+	check_order(st, want, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(st->ops->get_job(st, want[i]->id, NULL, NULL), 0);
+
+	/* Everything gone, then one more. */
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(st->ops->delete_job(st, want[i]->id, NULL, NULL), 0);
+	check_order(st, want, 0);
+	want[0] = make_job("last", JOB_PENDING);
+	assert_int_equal(st->ops->create_job(st, want[0], STORE_CLAIM, NULL, NULL), 0);
+	job_unref(want[0]);
+	check_order(st, want, 1);
+	free(jobs);
+	free(want);
+	free(ids);
+}
+
+/* Pipelines keep their order too when one in the middle goes, and so do
+ * their jobs among the others. */
+static void test_pipeline_order_after_delete(void **state)
+{
+	struct store *st = *state;
+	struct pipeline *pls[5];
+	struct job *want[12];
+	struct store_query all = {0};
+	struct seen s = {0};
+	size_t n = 0;
+
+	for (int i = 0; i < 5; i++) {
+		pls[i] = make_pipeline("p", 2, JOB_PENDING);
+		assert_int_equal(st->ops->create_pipeline(st, pls[i], STORE_CLAIM, NULL, NULL), 0);
+	}
+	assert_int_equal(st->ops->delete_pipeline(st, pls[1]->id, NULL, NULL), 0);
+	assert_int_equal(st->ops->delete_pipeline(st, pls[4]->id, NULL, NULL), 0);
+	assert_int_equal(st->ops->list_pipelines(st, &all, record, &s), 0);
+	assert_int_equal(s.npipelines, 3);
+	assert_ptr_equal(s.pipelines[0], pls[0]);
+	assert_ptr_equal(s.pipelines[1], pls[2]);
+	assert_ptr_equal(s.pipelines[2], pls[3]);
+	for (int i = 0; i < 5; i++) {
+		if (i == 1 || i == 4)
+			continue;
+		want[n++] = pls[i]->jobs[0];
+		want[n++] = pls[i]->jobs[1];
+	}
+	check_order(st, want, n);
+	for (int i = 0; i < 5; i++)
+		pipeline_unref(pls[i]);
 }
 
 /* The core's delete path deletes from inside a get callback. */
@@ -496,6 +643,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_get_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_order_after_deletes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipeline_order_after_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_inside_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelines, setup, teardown),

@@ -1,0 +1,560 @@
+/*
+ * test_pg_store.c - the PostgreSQL store's bookkeeping of unsaved changes
+ * (storage/postgres.c, "group commit"): one dirty entry per job or pipeline
+ * however often it changes, with the JOB_F_* masks merged; a job's start
+ * waiting on the lazy list until it changes again or pg_flush_lazy(); the
+ * order of first change; a change made while the object's batch is in
+ * flight getting an entry of its own; the reference each entry holds, and
+ * the entries a freed store drops. Against a real PostgreSQL: that repeated
+ * saves are written as one UPDATE (a trigger counts the row updates), a
+ * start and an end before PG_LAZY_S too, and the database has the last
+ * state.
+ *
+ * White box: it reads struct pg_store (storage/pg_internal.h). The tests
+ * that need a server take it from VALET_TEST_DATABASE_URL (tests/pg_tmp.sh)
+ * and are skipped without it; they work in their own schema,
+ * pgstore_test_<pid>, dropped at the end. Every wait runs the real ev loop
+ * under a guard timer.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ev.h>
+#include <libpq-fe.h>
+
+#include "../../storage/pg_internal.h"
+#include "../../storage/postgres.h"
+
+static const char *db_url;
+static char schema[64];
+static struct ev_loop *loop;
+static PGconn *admin;
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static struct job *make_job(const char *name)
+{
+	struct job *job = job_new();
+
+	assert_non_null(job);
+	job_id_generate(job->id);
+	job_set_str(&job->name, name);
+	job->task_name = job_intern("dummytask");
+	job->timeout_ms = 1000;
+	job->status = JOB_PENDING;
+	job->created_at = job_now_us();
+	return job;
+}
+
+static struct pipeline *make_pipeline(const char *name, size_t n)
+{
+	struct pipeline *pl = pipeline_new(n);
+
+	assert_non_null(pl);
+	job_id_generate(pl->id);
+	job_set_str(&pl->name, name);
+	pl->status = JOB_PENDING;
+	pl->created_at = job_now_us();
+	for (size_t i = 0; i < n; i++) {
+		struct job *job = make_job("pj");
+
+		job->in_pipeline = true;
+		memcpy(job->pipeline_id, pl->id, JOB_ID_LEN);
+		job->pipeline_index = (int)i;
+		pl->jobs[i] = job;
+	}
+	for (size_t i = 0; i + 1 < n; i++) {
+		pl->jobs[i]->has_next = true;
+		memcpy(pl->jobs[i]->next_job_id, pl->jobs[i + 1]->id, JOB_ID_LEN);
+	}
+	return pl;
+}
+
+/* Each store is a node of its own, so that one a failed test left behind
+ * does not hold the node id of the next. */
+static struct store *new_store(const char *url)
+{
+	static int stores;
+	char node[32];
+	const struct pg_options o = {.url = url,
+				     .schema = schema,
+				     .node_id = node,
+				     .lease_ms = 30000,
+				     .retry_backoff_ms = 1000,
+				     .retry_backoff_max_ms = 60000};
+	char err[256] = "";
+	struct store *st;
+
+	snprintf(node, sizeof(node), "unit-test-%d", ++stores);
+	st = store_postgres_new(loop, &o, err, sizeof(err));
+
+	if (!st)
+		fail_msg("store_postgres_new: %s", err);
+	return st;
+}
+
+static size_t list_len(const struct pg_dirty_list *list)
+{
+	const struct pg_dirty *d;
+	size_t n = 0;
+
+	TAILQ_FOREACH(d, list, link)
+		n++;
+	return n;
+}
+
+static struct pg_dirty *job_entry(struct pg_store *ps, const struct job *job)
+{
+	return idmap_get(ps->dirty_job_map, job->id);
+}
+
+static bool on_list(const struct pg_dirty_list *list, const struct pg_dirty *e)
+{
+	const struct pg_dirty *d;
+
+	TAILQ_FOREACH(d, list, link)
+		if (d == e)
+			return true;
+	return false;
+}
+
+static void guard_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	*(bool *)w->data = true;
+}
+
+/* Run the loop until done(arg) or timeout seconds pass. */
+static bool wait_until(bool (*done)(void *arg), void *arg, double timeout)
+{
+	bool expired = false;
+	ev_timer guard;
+
+	ev_timer_init(&guard, guard_cb, timeout, 0.);
+	guard.data = &expired;
+	ev_timer_start(loop, &guard);
+	while (!done(arg) && !expired)
+		ev_run(loop, EVRUN_ONCE);
+	ev_timer_stop(loop, &guard);
+	return done(arg);
+}
+
+static bool is_healthy(void *st)
+{
+	return ((struct store *)st)->ops->healthy(st);
+}
+
+static bool in_flight(void *ps)
+{
+	return ((struct pg_store *)ps)->inflight > 0;
+}
+
+static bool lazy_empty_and_idle(void *ps)
+{
+	struct pg_store *p = ps;
+
+	return TAILQ_EMPTY(&p->lazy_jobs) && !pg_write_pending(p) && !p->inflight;
+}
+
+struct answer {
+	int calls;
+	int err;
+	bool claimed;
+};
+
+static void record(void *arg, const struct store_reply *reply)
+{
+	struct answer *a = arg;
+
+	a->calls++;
+	a->err = reply->err;
+	a->claimed = reply->claimed;
+}
+
+static bool answered(void *a)
+{
+	return ((struct answer *)a)->calls > 0;
+}
+
+/* Every change saved so far is committed. */
+static void sync_wait(struct store *st)
+{
+	struct answer a = {0};
+
+	assert_int_equal(st->ops->sync(st, record, &a), 0);
+	assert_true(wait_until(answered, &a, 10.));
+	assert_int_equal(a.err, 0);
+}
+
+static void need_db(void)
+{
+	if (!db_url) {
+		print_message("VALET_TEST_DATABASE_URL is not set: skipped (needs PostgreSQL; "
+			      "run tests/pg_tmp.sh or `make test`)\n");
+		skip();
+	}
+}
+
+static void admin_exec(const char *q)
+{
+	PGresult *res = PQexec(admin, q);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", q, PQerrorMessage(admin));
+	PQclear(res);
+}
+
+/* The one value query q returns (a static buffer), NULL for SQL NULL. */
+static const char *admin_value(const char *q)
+{
+	static char out[256];
+	PGresult *res = PQexec(admin, q);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		fail_msg("%s: %s (%d rows)", q, PQerrorMessage(admin), PQntuples(res));
+	if (PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		return NULL;
+	}
+	snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return out;
+}
+
+/* Row updates of table (jobs or pipelines) since the trigger was made. */
+static long updates(const char *table)
+{
+	char q[256];
+	const char *v;
+
+	snprintf(q, sizeof(q), "SELECT coalesce(sum(n), 0) FROM %s.upd WHERE tbl = '%s'", schema,
+		 table);
+	v = admin_value(q);
+	return v ? atol(v) : 0;
+}
+
+static const char *job_column(const struct job *job, const char *column)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q), "SELECT %s::text FROM %s.jobs WHERE id = '%s'", column, schema, id);
+	return admin_value(q);
+}
+
+/* Counts every row update of the store's jobs and pipelines in upd (made
+ * once; the counts go on across tests). */
+static void count_updates(void)
+{
+	char q[2048];
+
+	snprintf(q, sizeof(q),
+		 "CREATE TABLE IF NOT EXISTS %s.upd (tbl text PRIMARY KEY, n int NOT NULL); "
+		 "CREATE OR REPLACE FUNCTION %s.count_upd() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		 "BEGIN INSERT INTO %s.upd VALUES (TG_TABLE_NAME, 1) "
+		 "ON CONFLICT (tbl) DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
+		 "DROP TRIGGER IF EXISTS count_upd ON %s.jobs; "
+		 "CREATE TRIGGER count_upd AFTER UPDATE ON %s.jobs "
+		 "FOR EACH ROW EXECUTE FUNCTION %s.count_upd(); "
+		 "DROP TRIGGER IF EXISTS count_upd ON %s.pipelines; "
+		 "CREATE TRIGGER count_upd AFTER UPDATE ON %s.pipelines "
+		 "FOR EACH ROW EXECUTE FUNCTION %s.count_upd()",
+		 schema, schema, schema, schema, schema, schema, schema, schema, schema, schema);
+	admin_exec(q);
+}
+
+static void hook_deliver(void *arg, struct job *job, struct pipeline *pl, size_t from)
+{
+	fail_msg("nothing was asked for, nothing should be delivered");
+}
+
+static void hook_cancel(void *arg, const uint8_t id[JOB_ID_LEN], bool pipeline)
+{
+}
+
+static void hook_lease(void *arg, bool lost)
+{
+}
+
+static const struct store_queue_hooks queue_hooks = {hook_deliver, hook_cancel, hook_lease};
+
+/* A store on the test database, registered (its schema made), with hooks
+ * (so that creates can claim: status writes are fenced by the claim) but
+ * no want (it claims nothing); row updates are counted from here on. */
+static struct store *db_store(void)
+{
+	struct store *st = new_store(db_url);
+
+	st->ops->attach(st, &queue_hooks, NULL);
+	assert_true(wait_until(is_healthy, st, 20.));
+	count_updates();
+	return st;
+}
+
+static void create_claimed_job(struct store *st, struct job *job)
+{
+	struct answer a = {0};
+
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, record, &a), 0);
+	assert_true(wait_until(answered, &a, 10.));
+	assert_int_equal(a.err, 0);
+	assert_true(a.claimed);
+}
+
+/* ---- without a database --------------------------------------------------- */
+
+/*
+ * The entries themselves: a store whose server is unreachable still takes
+ * saves (and would write them once it is up); the loop never runs here, so
+ * nothing is flushed and the lists show what waits.
+ */
+static void test_dirty_entries(void **state)
+{
+	struct store *st = new_store("postgresql:///none?host=/nonexistent/valet-test");
+	struct pg_store *ps = pg_of(st);
+	struct job *a = make_job("a"), *b = make_job("b"), *c = make_job("c");
+	struct pipeline *pl = make_pipeline("p", 2);
+	struct pg_dirty *da, *db, *dc, *dp;
+
+	/* Many changes of one job: one entry, one reference, masks merged. */
+	for (int i = 0; i < 20; i++)
+		st->ops->save_job(st, a, JOB_F_META);
+	st->ops->save_job(st, a, JOB_F_STATUS); /* PENDING: no wait */
+	assert_int_equal(ps->ndirty, 1);
+	assert_int_equal(list_len(&ps->dirty_jobs), 1);
+	da = job_entry(ps, a);
+	assert_non_null(da);
+	assert_ptr_equal(da->obj, a);
+	assert_int_equal(da->mask, JOB_F_META | JOB_F_STATUS);
+	assert_int_equal(a->refs, 2);
+
+	/* A start waits on the lazy list, outside the dirty count. */
+	b->status = JOB_IN_PROGRESS;
+	st->ops->save_job(st, b, JOB_F_STATUS);
+	db = job_entry(ps, b);
+	assert_non_null(db);
+	assert_true(on_list(&ps->lazy_jobs, db));
+	assert_int_equal(list_len(&ps->lazy_jobs), 1);
+	assert_true(db->mask & JOB_F_STATUS);
+	assert_int_equal(ps->ndirty, 1);
+	assert_int_equal(b->refs, 2);
+	/* It changes again: the same entry moves to the dirty list, at its
+	 * end (after a, changed first). */
+	b->status = JOB_COMPLETED;
+	st->ops->save_job(st, b, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	assert_ptr_equal(job_entry(ps, b), db);
+	assert_true(TAILQ_EMPTY(&ps->lazy_jobs));
+	assert_int_equal(db->mask, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	assert_int_equal(ps->ndirty, 2);
+	assert_ptr_equal(TAILQ_FIRST(&ps->dirty_jobs), da);
+	assert_ptr_equal(TAILQ_NEXT(da, link), db);
+	assert_int_equal(b->refs, 2);
+
+	/* A SCHEDULED mark waits too; pg_flush_lazy() sends it along. */
+	c->status = JOB_SCHEDULED;
+	st->ops->save_job(st, c, JOB_F_STATUS);
+	dc = job_entry(ps, c);
+	assert_true(on_list(&ps->lazy_jobs, dc));
+	pg_flush_lazy(ps);
+	assert_true(TAILQ_EMPTY(&ps->lazy_jobs));
+	assert_ptr_equal(TAILQ_LAST(&ps->dirty_jobs, pg_dirty_list), dc);
+	assert_int_equal(dc->mask, JOB_F_STATUS);
+	assert_int_equal(ps->ndirty, 3);
+
+	/* Pipelines: one entry too; a save without fields means the status. */
+	for (int i = 0; i < 5; i++)
+		st->ops->save_pipeline(st, pl, 0);
+	st->ops->save_pipeline(st, pl, JOB_F_META);
+	assert_int_equal(list_len(&ps->dirty_pls), 1);
+	dp = idmap_get(ps->dirty_pl_map, pl->id);
+	assert_non_null(dp);
+	assert_ptr_equal(dp->obj, pl);
+	assert_int_equal(dp->mask, JOB_F_STATUS | JOB_F_META);
+	assert_int_equal(pl->refs, 2);
+	assert_int_equal(ps->ndirty, 4);
+	/* Its jobs are not dirty for it. */
+	assert_null(job_entry(ps, pl->jobs[0]));
+
+	/* The objects outlive everyone else's references while dirty. */
+	job_unref(job_ref(a));
+	assert_int_equal(a->refs, 2);
+
+	/* A freed store drops what it did not write, with the references. */
+	store_free(st);
+	assert_int_equal(a->refs, 1);
+	assert_int_equal(b->refs, 1);
+	assert_int_equal(c->refs, 1);
+	assert_int_equal(pl->refs, 1);
+	job_unref(a);
+	job_unref(b);
+	job_unref(c);
+	pipeline_unref(pl);
+}
+
+/* ---- against PostgreSQL --------------------------------------------------- */
+
+/* Repeated saves of a job, and of a pipeline, are one UPDATE each. */
+static void test_saves_coalesce(void **state)
+{
+	struct store *st;
+	struct pg_store *ps;
+	struct job *job = make_job("n0");
+	struct pipeline *pl = make_pipeline("p0", 2);
+	struct answer a = {0};
+	long before_jobs, before_pls;
+	size_t ndirty;
+	char name[32];
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	create_claimed_job(st, job);
+	assert_int_equal(st->ops->create_pipeline(st, pl, STORE_CLAIM, record, &a), 0);
+	assert_true(wait_until(answered, &a, 10.));
+	assert_int_equal(a.err, 0);
+
+	for (int i = 1; i <= 50; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		job_set_str(&job->name, name);
+		st->ops->save_job(st, job, JOB_F_META);
+	}
+	for (int i = 1; i <= 10; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		job_set_str(&pl->name, name);
+		st->ops->save_pipeline(st, pl, JOB_F_META);
+	}
+	ndirty = ps->ndirty; /* checked after what the database saw */
+	before_jobs = updates("jobs");
+	before_pls = updates("pipelines");
+	sync_wait(st);
+	assert_int_equal(updates("jobs"), before_jobs + 1);
+	assert_int_equal(updates("pipelines"), before_pls + 1);
+	assert_int_equal(ndirty, 2);
+	assert_string_equal(job_column(job, "name"), "n50");
+	assert_null(job_entry(ps, job));
+	assert_int_equal(job->refs, 1);
+	assert_int_equal(pl->refs, 1);
+
+	/* Started and finished before PG_LAZY_S: one write, the final one. */
+	job->status = JOB_IN_PROGRESS;
+	job->attempt = 1;
+	job->started_at = job_now_us();
+	st->ops->save_job(st, job, JOB_F_STATUS);
+	assert_int_equal(list_len(&ps->lazy_jobs), 1);
+	job->status = JOB_COMPLETED;
+	job->completed_at = job_now_us();
+	job->has_result = true;
+	job_set_str(&job->result_json, "42");
+	job->outcome.pid = 1234;
+	job->outcome.exit_code = 0;
+	st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	sync_wait(st);
+	assert_int_equal(updates("jobs"), before_jobs + 2);
+	assert_string_equal(job_column(job, "status"), "COMPLETED");
+
+	store_free(st);
+	assert_int_equal(job->refs, 1);
+	job_unref(job);
+	pipeline_unref(pl);
+}
+
+/* A start alone is written once PG_LAZY_S has passed; a change made while
+ * its batch is in flight is written again by the next one. */
+static void test_lazy_and_in_flight(void **state)
+{
+	struct store *st;
+	struct pg_store *ps;
+	struct job *job = make_job("x0");
+	long before;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	create_claimed_job(st, job);
+	before = updates("jobs");
+
+	job->status = JOB_IN_PROGRESS;
+	job->attempt = 1;
+	job->started_at = job_now_us();
+	st->ops->save_job(st, job, JOB_F_STATUS);
+	assert_int_equal(list_len(&ps->lazy_jobs), 1);
+	assert_int_equal(ps->ndirty, 0);
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	assert_int_equal(updates("jobs"), before + 1);
+	assert_string_equal(job_column(job, "status"), "IN_PROGRESS");
+	assert_int_equal(job->refs, 1);
+
+	job_set_str(&job->name, "x1");
+	st->ops->save_job(st, job, JOB_F_META);
+	assert_true(wait_until(in_flight, ps, 10.));
+	assert_null(job_entry(ps, job)); /* its entry went with the batch */
+	job_set_str(&job->name, "x2");
+	st->ops->save_job(st, job, JOB_F_META);
+	assert_non_null(job_entry(ps, job));
+	assert_int_equal(job->refs, 3); /* ours, the batch's, the new entry's */
+	sync_wait(st);
+	assert_int_equal(updates("jobs"), before + 3);
+	assert_string_equal(job_column(job, "name"), "x2");
+	assert_int_equal(job->refs, 1);
+
+	store_free(st);
+	job_unref(job);
+}
+
+static int group_setup(void **state)
+{
+	char q[256];
+
+	snprintf(schema, sizeof(schema), "pgstore_test_%d", (int)getpid());
+	loop = ev_loop_new(EVFLAG_AUTO);
+	if (!loop)
+		return -1;
+	db_url = getenv("VALET_TEST_DATABASE_URL");
+	if (db_url && !db_url[0])
+		db_url = NULL;
+	if (!db_url) {
+		fprintf(stderr, "test_pg_store: VALET_TEST_DATABASE_URL is not set: the tests "
+				"that need PostgreSQL are skipped\n");
+		return 0;
+	}
+	admin = PQconnectdb(db_url);
+	if (PQstatus(admin) != CONNECTION_OK) {
+		fprintf(stderr, "test_pg_store: %s", PQerrorMessage(admin));
+		return -1;
+	}
+	PQclear(PQexec(admin, "SET client_min_messages = warning"));
+	snprintf(q, sizeof(q), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+	admin_exec(q);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char q[128];
+
+	if (admin) {
+		snprintf(q, sizeof(q), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+		PQclear(PQexec(admin, q));
+		PQfinish(admin);
+	}
+	ev_loop_destroy(loop);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dirty_entries),
+		cmocka_unit_test(test_saves_coalesce),
+		cmocka_unit_test(test_lazy_and_in_flight),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
