@@ -31,6 +31,9 @@ EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 DAEMON_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EV_LIBS)
 TASK_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# The benchmark's load generator: libcurl (HTTP) and jansson.
+BENCH_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+BENCH_LIBS := $(shell pkg-config --libs libcurl jansson 2>/dev/null)
 # Where the installed programs find each other.
 SPAWNERDIR ?= $(PREFIX)/libexec/valet
 
@@ -134,6 +137,9 @@ deps-test:
 		command -v ip >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 || \
 		packaging/deps.sh --test
 
+deps-bench:
+	@pkg-config --exists $(PKGS) libcurl && test -f /usr/include/ev.h || packaging/deps.sh --bench
+
 # --- run ---------------------------------------------------------------------
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -171,9 +177,16 @@ test: deps-test
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=address test
 
-bench: deps
+bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/loadgen $(BUILD)/bench/forkloop
 	BUILD=$(BUILD) tests/bench/bench.sh
+
+# loadgen reads the server's times with valetd's own job_time_parse():
+# supervisor/job.o, which needs nothing but libc.
+$(BUILD)/bench/loadgen: tests/bench/loadgen.c supervisor/job.h $(BUILD)/supervisor/job.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(BENCH_CFLAGS) -o $@ $< $(BUILD)/supervisor/job.o $(LDFLAGS) \
+		$(BENCH_LIBS) $(LDLIBS) -lm
 
 $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
@@ -221,7 +234,7 @@ lint:
 clean:
 	rm -rf build
 
-.PHONY: all deps deps-test run test check asan bench install format lint clean test-build
+.PHONY: all deps deps-test deps-bench run test check asan bench install format lint clean test-build
 
 # --- packages ----------------------------------------------------------------
 # `make dist` makes $(BUILD)/valet-$(VERSION).tar.gz from the files git knows

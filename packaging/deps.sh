@@ -1,18 +1,21 @@
 #!/bin/sh
 # Install what valet needs to build (and, with --test, to run its test suite;
-# with --packages, to build and test the .deb and .rpm packages)
+# with --bench, to build the benchmark's load generator (libcurl); with
+# --packages, to build and test the .deb and .rpm packages)
 # on Debian/Ubuntu (apt) or Fedora/RHEL (dnf). Safe to run again: it only
-# installs what is missing. Called by `make run` and `make test` when a
-# dependency is not found; run it by hand with sudo when you are not root.
+# installs what is missing. Called by `make run`, `make test` and `make bench`
+# when a dependency is not found; run it by hand with sudo when you are not root.
 set -eu
 
 want_test=0
+want_bench=0
 want_packages=0
 for arg in "$@"; do
 	case "$arg" in
 	--test) want_test=1 ;;
+	--bench) want_bench=1 ;;
 	--packages) want_packages=1 ;;
-	-h|--help) echo "usage: $0 [--test] [--packages]"; exit 0 ;;
+	-h|--help) echo "usage: $0 [--test] [--bench] [--packages]"; exit 0 ;;
 	*) echo "deps.sh: unknown argument: $arg" >&2; exit 2 ;;
 	esac
 done
@@ -33,6 +36,11 @@ libmicrohttpd-dev libinih-dev curl"
 	# in network namespaces (iproute2).
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
 slirp4netns iproute2"
+	# The load generator's HTTP client. libcurl's GnuTLS flavour, GnuTLS
+	# being the project's TLS library; another flavour already installed
+	# does as well (they conflict, apt would replace it).
+	[ "$want_bench" = 1 ] && ! pkg-config --exists libcurl 2>/dev/null && \
+		pkgs="$pkgs libcurl4-gnutls-dev"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	missing=""
 	for p in $pkgs; do
@@ -47,11 +55,12 @@ elif command -v dnf >/dev/null 2>&1; then
 libmicrohttpd-devel inih-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
 slirp4netns iproute"
+	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
 	echo "  libev, jansson, libseccomp, libpq, libmicrohttpd, inih (and cmocka, python3 and" >&2
-	echo "  the PostgreSQL server and client to test)" >&2
+	echo "  the PostgreSQL server and client to test; libcurl to benchmark)" >&2
 	exit 1
 fi

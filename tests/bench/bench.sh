@@ -36,6 +36,20 @@
 # per-round ratios)
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed; by default only a failed step does).
+#
+# A/B mode: BENCH_BASELINE=DIR, another build directory (its valetd and
+# tasks/demo.so; its valetd finds its own spawner, if it has one, beside
+# itself), is A and $BUILD is B; both are driven by $BUILD's loadgen and
+# forkloop. Each of BENCH_REPEAT rounds runs step 1, then step 2 for A and B,
+# then step 2b for A and B, each on a fresh daemon, A first in odd rounds and
+# B first in even ones, so that a pair runs close together and neither build
+# always goes first. After the rounds, for B only: the daemon's RSS with
+# BENCH_PARK_LARGE jobs parked (parked only, no timed jobs) and step 5. Steps
+# 2c, 3, 4 and 6 do not run. The summary gives per round each run's jobs/s,
+# its ratio to that round's fork loop and B/A; then per build the median
+# jobs/s and the median ratio to the fork loop, and the median of the
+# per-round B/A, whose target is >= 0.95: B no worse than A, with 5% left
+# for the VM's noise (BENCH_BASELINE=$BUILD, an A/A run, shows how much).
 set -u
 
 BUILD=${BUILD:-build}
@@ -48,6 +62,15 @@ PARK_LARGE=${BENCH_PARK_LARGE:-100000}
 KILL=${BENCH_KILL:-200}
 REPEAT=${BENCH_REPEAT:-1}
 TIMEOUT=${BENCH_TIMEOUT:-600}
+
+BASELINE=
+if [ -n "${BENCH_BASELINE:-}" ]; then
+	# Resolved before the cd below: a relative path is the caller's.
+	if ! BASELINE=$(cd "$BENCH_BASELINE" 2>/dev/null && pwd); then
+		echo "bench: BENCH_BASELINE=$BENCH_BASELINE is not a directory" >&2
+		exit 1
+	fi
+fi
 
 cd "$(dirname "$0")/../.." || exit 1
 VALETD=$BUILD/valetd
@@ -62,6 +85,10 @@ for f in "$VALETD" "$LOADGEN" "$FORKLOOP"; do
 done
 if [ ! -f "$BUILD/tasks/demo.so" ]; then
 	echo "bench: $BUILD/tasks/demo.so is missing; run 'make bench'" >&2
+	exit 1
+fi
+if [ -n "$BASELINE" ] && { [ ! -x "$BASELINE/valetd" ] || [ ! -f "$BASELINE/tasks/demo.so" ]; }; then
+	echo "bench: BENCH_BASELINE=$BASELINE has no valetd or no tasks/demo.so" >&2
 	exit 1
 fi
 mkdir -p "$OUT"
@@ -88,8 +115,9 @@ free_port() {
 }
 
 # start_daemon NAME: a fresh valetd on a free port; its log goes to $OUT/NAME.valetd.log.
+# The valetd and tasks/ of DAEMON_BUILD (default $BUILD).
 start_daemon() {
-	local name=$1
+	local name=$1 build=${DAEMON_BUILD:-$BUILD}
 	PORT=$(free_port)
 	cat >"$TMP/bench.conf" <<-EOF
 		[server]
@@ -100,7 +128,7 @@ start_daemon() {
 		capacity = 300000
 		shutdown_grace = 2s
 		[tasks]
-		plugin_dir = $(cd "$BUILD/tasks" && pwd)
+		plugin_dir = $(cd "$build/tasks" && pwd)
 		[log]
 		level = warn
 		[task.echo]
@@ -120,7 +148,7 @@ start_daemon() {
 	if [ -n "${STORAGE_CONF:-}" ]; then
 		printf '%s\n' "$STORAGE_CONF" >>"$TMP/bench.conf"
 	fi
-	"$VALETD" -c "$TMP/bench.conf" -l "127.0.0.1:$PORT" 2>"$OUT/$name.valetd.log" &
+	"$build/valetd" -c "$TMP/bench.conf" -l "127.0.0.1:$PORT" 2>"$OUT/$name.valetd.log" &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
 		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -236,17 +264,184 @@ node_id = bench"
 	STORAGE_CONF=
 }
 
+# forkloop RUN: step 1, in $OUT/forkloop.RUN.txt.
+forkloop() {
+	echo "bench: forkloop ($1)" >&2
+	if ! "$FORKLOOP" 2 >"$OUT/forkloop.$1.txt"; then
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+}
+
+# ab_bench: the A/B mode (BENCH_BASELINE, see the top); reports A.empty.RUN,
+# B.full.RUN, ..., B.park_large.rss, kill; the summary in $OUT/summary.txt.
+ab_bench() {
+	local run order build
+	for run in $(seq "$REPEAT"); do
+		forkloop "$run"
+		if [ $((run % 2)) = 1 ]; then order="A B"; else order="B A"; fi
+		for build in $order; do
+			DAEMON_BUILD=$(ab_dir "$build") measure "$build.empty" "$run" 0
+		done
+		for build in $order; do
+			DAEMON_BUILD=$(ab_dir "$build") FULL_ISOLATION=1 measure "$build.full" "$run" 0
+		done
+	done
+	# This build's memory with the large queue: parked jobs only.
+	if start_daemon B.park_large; then
+		if loadgen B.park_large.park --park "$PARK_LARGE" --jobs 0; then
+			record_rss B.park_large
+		fi
+		stop_daemon
+	else
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+	step kill --kill "$KILL" --jobs 0
+	ab_summary >"$OUT/summary.txt"
+}
+
+# ab_dir A|B: the build directory of A (the baseline) or B (this build).
+ab_dir() {
+	if [ "$1" = A ]; then echo "$BASELINE"; else echo "$BUILD"; fi
+}
+
+ab_summary() {
+	python3 - "$OUT" "$JOBS" "$CONNS" "$WORKERS" "$REPEAT" "$BASELINE" "$BUILD" "$PARK_LARGE" \
+		"$KILL" <<'EOF'
+import json, os, re, sys
+
+out, jobs, conns, workers, repeat, base, build, park_large, kill = sys.argv[1:]
+rounds = range(1, int(repeat) + 1)
+
+def load(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def get(report, *keys):
+    for k in keys:
+        if not isinstance(report, dict):
+            return None
+        report = report.get(k)
+    return report if isinstance(report, (int, float)) else None
+
+def rate(name):
+    return get(load(name), "run", "throughput")
+
+def forkloop(run):
+    try:
+        with open(os.path.join(out, "forkloop.%d.txt" % run)) as f:
+            m = re.search(r"forkloop: ([0-9.]+) forks/s", f.read())
+            return float(m.group(1)) if m else None
+    except OSError:
+        return None
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    return values[(len(values) - 1) // 2] if values else None
+
+def div(a, b):
+    return a / b if a is not None and b else None
+
+def fmt(v, spec="%.0f", unit=""):
+    return "n/a" if v is None else (spec % v) + unit
+
+def mark(ok):
+    return "" if ok is None else ("PASS" if ok else "FAIL")
+
+steps = [("empty", "seccomp only"), ("full", "full isolation")]
+forks = {r: forkloop(r) for r in rounds}
+rates = {(b, s, r): rate("%s.%s.%d" % (b, s, r)) for b in "AB" for s, _ in steps for r in rounds}
+
+print("valet A/B benchmark: A = %s (baseline), B = %s (this build)" % (base, build))
+print("%s jobs per run, %s connections, workers=%s, %d CPUs, %s round(s): the fork loop,"
+      % (jobs, conns, workers, os.cpu_count(), repeat))
+print("then each step for A and B (A first in odd rounds), each on a fresh daemon")
+print()
+print("%-6s %-15s %-16s %-20s %-20s %s" % ("round", "step", "fork loop", "A jobs/s (% fork)",
+                                          "B jobs/s (% fork)", "B/A"))
+print("-" * 86)
+for r in rounds:
+    for i, (s, label) in enumerate(steps):
+        a, b, f = rates[("A", s, r)], rates[("B", s, r)], forks[r]
+        cell = lambda v: "%s (%s)" % (fmt(v), fmt(div(v, f) and div(v, f) * 100, "%.1f", "%"))
+        print(("%-6s %-15s %-16s %-20s %-20s %s" % (
+            r if i == 0 else "", label, fmt(f, "%.0f", " forks/s") if i == 0 else "",
+            cell(a), cell(b), fmt(div(b, a), "%.3f"))).rstrip())
+print()
+
+rows = [("fork loop (median of the rounds)", fmt(median(forks.values()), "%.0f", " forks/s"),
+         "", "", "", "")]
+for s, label in steps:
+    per = {b: [rates[(b, s, r)] for r in rounds] for b in "AB"}
+    pct = {b: [div(rates[(b, s, r)], forks[r]) and div(rates[(b, s, r)], forks[r]) * 100
+               for r in rounds] for b in "AB"}
+    ba = median(div(rates[("B", s, r)], rates[("A", s, r)]) for r in rounds)
+    rows += [
+        ("%s: jobs/s, median" % label, fmt(median(per["A"])), fmt(median(per["B"])), "", "", ""),
+        ("  ratio to the fork loop, median", fmt(median(pct["A"]), "%.1f", "%"),
+         fmt(median(pct["B"]), "%.1f", "%"), "", "", ""),
+        ("  B/A, median of the rounds", "", "", fmt(ba, "%.3f"), ">= 0.95",
+         mark(None if ba is None else ba >= 0.95)),
+    ]
+rss = None
+try:
+    with open(os.path.join(out, "B.park_large.rss")) as f:
+        rss = [float(v) / 1024 for v in f.read().split()]
+except (OSError, ValueError):
+    pass
+rss_mb = rss[0] if rss else None
+killr = load("kill")
+kill_p50, kill_p99 = get(killr, "kill", "kill_ms", "p50"), get(killr, "kill", "kill_ms", "p99")
+rows += [
+    ("daemon RSS, %s parked" % park_large, "", fmt(rss_mb, "%.1f", " MB"), "", "< 50 MB",
+     mark(None if rss_mb is None else rss_mb < 50)),
+    ("  its child processes (spawner)", "", fmt(rss[1] if rss and len(rss) > 1 else None,
+                                               "%.1f", " MB"), "", "", ""),
+    ("kill latency p50 / p99 (%s jobs)" % kill, "", "%s / %s ms" % (
+        fmt(kill_p50, "%.2f"), fmt(kill_p99, "%.2f")), "", "p99 < 10 ms",
+     mark(None if kill_p99 is None else kill_p99 < 10)),
+]
+print("%-36s %-14s %-16s %-7s %-12s %s" % ("measure", "A", "B", "B/A", "target", ""))
+print("-" * 92)
+for row in rows:
+    print(("%-36s %-14s %-16s %-7s %-12s %s" % row).rstrip())
+marks = [row[5] for row in rows if row[5]]
+missing = sum(1 for row in rows if row[4] and not row[5])
+print()
+print("targets: %d pass, %d fail, %d not measured"
+      % (marks.count("PASS"), marks.count("FAIL"), missing))
+EOF
+}
+
+# finish: prints the summary; the exit status (see BENCH_STRICT).
+finish() {
+	cat "$OUT/summary.txt"
+	echo "bench: reports in $OUT/ (summary.txt, *.json, *.log)" >&2
+	if [ "$FAILED_STEPS" -gt 0 ]; then
+		echo "bench: $FAILED_STEPS step(s) failed" >&2
+		exit 1
+	fi
+	if [ "${BENCH_STRICT:-0}" = 1 ] && ! grep -q "^targets: .* 0 fail, 0 not measured" "$OUT/summary.txt"; then
+		exit 1
+	fi
+	exit 0
+}
+
 "$LOADGEN" --selftest || exit 1
+
+if [ -n "$BASELINE" ]; then
+	ab_bench
+	finish
+fi
 
 # Rounds: each measure once per round, so that the machine's drift (a VM's
 # speed changes over minutes) reaches every measure alike and the ratios
 # between them (to the fork loop, parked to empty, full isolation to
 # seccomp only) compare runs made close together.
 for run in $(seq "$REPEAT"); do
-	echo "bench: forkloop ($run)" >&2
-	if ! "$FORKLOOP" 2 >"$OUT/forkloop.$run.txt"; then
-		FAILED_STEPS=$((FAILED_STEPS + 1))
-	fi
+	forkloop "$run"
 	measure empty "$run" 0
 	# Full isolation, same workload: namespaces + cgroup + uid + seccomp.
 	FULL_ISOLATION=1 measure full "$run" 0
@@ -451,14 +646,4 @@ print()
 print("targets: %d pass, %d fail, %d not measured"
       % (marks.count("PASS"), marks.count("FAIL"), missing))
 EOF
-cat "$OUT/summary.txt"
-echo "bench: reports in $OUT/ (summary.txt, *.json, *.log)" >&2
-
-if [ "$FAILED_STEPS" -gt 0 ]; then
-	echo "bench: $FAILED_STEPS step(s) failed" >&2
-	exit 1
-fi
-if [ "${BENCH_STRICT:-0}" = 1 ] && ! grep -q "^targets: .* 0 fail, 0 not measured" "$OUT/summary.txt"; then
-	exit 1
-fi
-exit 0
+finish
