@@ -14,6 +14,7 @@
 #ifndef VALET_SANDBOX_H
 #define VALET_SANDBOX_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,7 +51,7 @@ struct sbx_params {
 /*
  * In the child: reset signals, setsid, parent-death signal, fds, chdir,
  * rlimits (core=0 always), drop user, no_new_privs, SIGSYS reporter,
- * seccomp last. Returns 0, or -1 with *err filled; on failure the caller
+ * seccomp last. Returns 0, or -errno with *err filled; on failure the caller
  * writes the error frame and _exit()s. Async-signal-safe only.
  */
 int sbx_enter(const struct sbx_params *p, struct sbx_error *err);
@@ -59,8 +60,16 @@ int sbx_enter(const struct sbx_params *p, struct sbx_error *err);
  * raw rt_sigaction query: also glibc's own signals 32 and 33). */
 int sbx_signal_disposition(int sig);
 
-/* Fill *err with step and errno e; returns -1 (for `return sbx_error_set(...)`). */
+/* Fill *err with step and errno e (EIO when e is 0); returns -err->err (for
+ * `return sbx_error_set(...)`): the sandbox's functions return 0 or -errno,
+ * with the step in *err. */
 int sbx_error_set(struct sbx_error *err, const char *step, int e);
+/* What a failed call that filled *err returns in turn: -errno (-EIO should
+ * it have left err->err 0). */
+static inline int sbx_failed(const struct sbx_error *err)
+{
+	return err->err > 0 ? -err->err : -EIO;
+}
 
 /* In the child, after sbx_enter failed: report err on frame_fd and _exit(126). */
 void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn));
@@ -70,7 +79,7 @@ void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn
  * spawner: its own private mount namespace, read-only, nosuid and nodev, a
  * minimal /dev, an empty /run, no kernel file systems but /proc, hidden
  * directories, and (empty_netns) an empty network namespace with loopback
- * up. Privileged (CAP_SYS_ADMIN, CAP_NET_ADMIN). 0, or -1 with *err filled.
+ * up. Privileged (CAP_SYS_ADMIN, CAP_NET_ADMIN). 0, or -errno with *err filled.
  */
 struct sbx_view_opts {
 	const char *const *hide_dirs; /* NULL-terminated; missing ones are skipped */
@@ -97,9 +106,9 @@ void sbx_view_free(struct sbx_view *v);
 int sbx_view_host_netns(const struct sbx_view *v);
 /* Lay the empty directory over dir, now and (sbx_view_recheck) whenever it
  * is found uncovered again (dir renamed away and made anew). Missing dirs
- * are remembered and covered once they exist. 0, or -1 with *err. */
+ * are remembered and covered once they exist. 0, or -errno with *err. */
 int sbx_view_hide(struct sbx_view *v, const char *dir, struct sbx_error *err);
-/* Cover again what is no longer covered: how many, or -1 with *err. */
+/* Cover again what is no longer covered: how many, or -errno with *err. */
 int sbx_view_recheck(struct sbx_view *v, struct sbx_error *err);
 /* The host's mountinfo: poll it for POLLPRI, then sbx_view_follow_host()
  * takes out of the view what the host has unmounted (how many, or -errno). */
@@ -130,13 +139,13 @@ struct sbx_net_opts {
 };
 struct sbx_net;
 /* Every slot's namespace and helper, now (the helper is started as root,
- * with the caller's inheritable capabilities; it drops them). 0, or -1 with
+ * with the caller's inheritable capabilities; it drops them). 0, or -errno with
  * *err (the helper's own complaint went to stderr). */
 int sbx_net_new(const struct sbx_net_opts *o, unsigned nslots, int host_netns,
 		struct sbx_net **out, struct sbx_error *err);
 void sbx_net_free(struct sbx_net *n);
 /* The slot's namespace, its helper restarted first if it had died. An fd
- * (borrowed), or -1 with *err. */
+ * (borrowed), or -errno with *err. */
 int sbx_net_netns(struct sbx_net *n, unsigned slot, struct sbx_error *err);
 /* These addresses (network order) are denied too, instead of the last
  * call's: the database's. 0 or -errno. */
@@ -157,7 +166,7 @@ bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
  * fresh /proc and a private /tmp, sets the host name, and forks the task into the slot's cgroups (the init stays out of them, so
  * killing the cgroup kills the task's tree and the init can still reap and
  * account for it). Returns 0 in the task (pid 2), which goes on with
- * sbx_enter(); -1 with *err on a setup failure. The init itself never
+ * sbx_enter(); -errno with *err on a setup failure. The init itself never
  * returns: it reaps until the task ends, sends the task's wait status in
  * p->report on status_fd and exits, which kills whatever the task left.
  */
@@ -181,7 +190,7 @@ struct sbx_init_params {
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
 
 /* In a job child, before sbx_enter(): join cgroups by writing "0" to each
- * cgroup.procs fd. 0, or -1 with *err. */
+ * cgroup.procs fd. 0, or -errno with *err. */
 int sbx_cgroup_join(const int *fds, int n, struct sbx_error *err);
 
 /* Free a filter read by the spawner; NULL is a no-op. */

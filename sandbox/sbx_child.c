@@ -83,8 +83,8 @@ int sbx_error_set(struct sbx_error *err, const char *step, int e)
 		n = sizeof(err->step) - 1;
 	memcpy(err->step, step, n);
 	memset(err->step + n, 0, sizeof(err->step) - n);
-	err->err = e;
-	return -1;
+	err->err = e > 0 ? e : EIO;
+	return -err->err;
 }
 
 /* struct kernel_sigaction: what rt_sigaction(2) takes, for raw calls. */
@@ -208,12 +208,12 @@ static int sbx_rlimit(int resource, uint64_t value, const char *step, struct sbx
 static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
 {
 	if (sbx_rlimit(RLIMIT_CORE, 0, "setrlimit CORE", err) < 0)
-		return -1;
+		return sbx_failed(err);
 #ifndef SBX_ASAN
 	/* Not under AddressSanitizer: its shadow memory reserves terabytes of
 	 * address space up front, so any sane RLIMIT_AS kills the test child. */
 	if (l->memory_bytes && sbx_rlimit(RLIMIT_AS, l->memory_bytes, "setrlimit AS", err) < 0)
-		return -1;
+		return sbx_failed(err);
 #endif
 	/* At the limit the kernel sends SIGXCPU, which ends the task: the
 	 * limit is known by its signal, not by comparing CPU times (the
@@ -221,15 +221,15 @@ static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
 	 * counted). A task that handles SIGXCPU is killed a second later. */
 	if (l->cpu_seconds &&
 	    sbx_rlimit2(RLIMIT_CPU, l->cpu_seconds, l->cpu_seconds + 1, "setrlimit CPU", err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (l->max_files && sbx_rlimit(RLIMIT_NOFILE, l->max_files, "setrlimit NOFILE", err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (l->max_processes &&
 	    sbx_rlimit(RLIMIT_NPROC, l->max_processes, "setrlimit NPROC", err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (l->max_file_size &&
 	    sbx_rlimit(RLIMIT_FSIZE, l->max_file_size, "setrlimit FSIZE", err) < 0)
-		return -1;
+		return sbx_failed(err);
 	return 0;
 }
 
@@ -267,7 +267,7 @@ static int sbx_drop_user(const struct sbx_params *p, struct sbx_error *err)
 	if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
 		return sbx_error_set(err, "setuid", errno);
 	if (sbx_drop_caps(err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (p->uid != 0 && syscall(SYS_setuid, 0) == 0)
 		return sbx_error_set(err, "setuid(0) succeeded", EPERM);
 	/*
@@ -347,25 +347,25 @@ static int sbx_load_filter(const struct sbx_filter *f, struct sbx_error *err)
 int sbx_enter(const struct sbx_params *p, struct sbx_error *err)
 {
 	if (sbx_signals(p->changed_signals, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (setsid() < 0)
 		return sbx_error_set(err, "setsid", errno);
 	if (sbx_parent_death(p, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (sbx_fds(p, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (p->workdir && chdir(p->workdir) < 0)
 		return sbx_error_set(err, "chdir", errno);
 	if (sbx_rlimits(&p->limits, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (p->drop_user ? sbx_drop_user(p, err) < 0 : sbx_drop_caps(err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return sbx_error_set(err, "no_new_privs", errno);
 	if (p->trap_sigsys && sbx_install_reporter(err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (p->filter && sbx_load_filter(p->filter, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	return 0;
 }
 

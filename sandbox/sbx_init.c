@@ -120,7 +120,7 @@ static int sbx_init_keep(const struct sbx_keep *keep, int nkeep, const int *fds,
 		memcpy(src, "/proc/self/fd/", 14);
 		sbx_utoa(src + 14, (uint64_t)fds[i]);
 		if (sbx_mkdirs(keep[i].path, keep[i].is_file, err) < 0)
-			return -1;
+			return sbx_failed(err);
 		if (mount(src, keep[i].path, NULL, MS_BIND | MS_REC, NULL) < 0 ||
 		    mount(NULL, keep[i].path, NULL,
 			  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
@@ -214,7 +214,7 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 	if (sethostname("valet", 5) < 0)
 		return sbx_error_set(err, "sethostname", errno);
 	if (sbx_init_mounts(p, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	task = fork(); /* glibc's: the task's cached thread id must be right */
 	if (task < 0)
 		return sbx_error_set(err, "fork task", errno);

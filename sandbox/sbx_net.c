@@ -314,7 +314,7 @@ static int sbx_net_ns(struct sbx_net_slot *s, struct sbx_error *err)
 		return sbx_error_set(err, "net ns", errno);
 	if (sbx_netns_new(&s->netns, err) < 0) {
 		close(self);
-		return -1;
+		return sbx_failed(err);
 	}
 	s->ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s->ctl < 0 || setns(self, CLONE_NEWNET) < 0) {
@@ -335,31 +335,31 @@ static int sbx_net_child_dev(void)
 	/* The sources are opened in the new namespace: a bind mount's source
 	 * must be a mount of the caller's own. */
 	if (unshare(CLONE_NEWNS) < 0)
-		return -1;
+		return -errno;
 	null = open("/dev/null", O_PATH | O_CLOEXEC);
 	tun = open(SBX_NET_TUN, O_PATH | O_CLOEXEC);
 	if (null < 0 || tun < 0 ||
 	    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=16k") < 0 ||
 	    mkdir("/dev/net", 0755) < 0)
-		return -1;
+		return -errno;
 	if ((fd = open("/dev/null", O_WRONLY | O_CREAT | O_CLOEXEC, 0666)) < 0)
-		return -1;
+		return -errno;
 	close(fd);
 	if ((fd = open("/dev/net/tun", O_WRONLY | O_CREAT | O_CLOEXEC, 0666)) < 0)
-		return -1;
+		return -errno;
 	close(fd);
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", null);
 	if (mount(src, "/dev/null", NULL, MS_BIND, NULL) < 0)
-		return -1;
+		return -errno;
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", tun);
 	if (mount(src, "/dev/net/tun", NULL, MS_BIND, NULL) < 0)
-		return -1;
+		return -errno;
 	/* The copies keep the view's read-only and nodev flags: clear them. */
 	if (mount(NULL, "/dev/null", NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC, NULL) <
 		0 ||
 	    mount(NULL, "/dev/net/tun", NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC, NULL) <
 		0)
-		return -1;
+		return -errno;
 	close(null);
 	close(tun);
 	return 0;
@@ -503,7 +503,7 @@ static int sbx_net_slot_up(struct sbx_net *n, struct sbx_net_slot *s, struct sbx
 {
 	if (sbx_net_ns(s, err) < 0 || sbx_net_launch(n, s, err) < 0) {
 		sbx_net_slot_down(s);
-		return -1;
+		return sbx_failed(err);
 	}
 	return 0;
 }
@@ -543,7 +543,7 @@ int sbx_net_new(const struct sbx_net_opts *o, unsigned nslots, int host_netns,
 	for (unsigned i = 0; i < nslots; i++)
 		if (sbx_net_slot_up(n, &n->slots[i], err) < 0) {
 			sbx_net_free(n);
-			return -1;
+			return sbx_failed(err);
 		}
 	*out = n;
 	return 0;
@@ -611,6 +611,6 @@ int sbx_net_netns(struct sbx_net *n, unsigned slot, struct sbx_error *err)
 		sbx_net_slot_down(s);
 	}
 	if (s->helper <= 0 && sbx_net_slot_up(n, s, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	return s->netns;
 }

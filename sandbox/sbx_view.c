@@ -143,7 +143,7 @@ static int sbx_view_dev(struct sbx_error *err)
 		if (access(host, F_OK) < 0)
 			continue;
 		if (sbx_touch(path, err) < 0 || sbx_bind(host, path, "view /dev bind", err) < 0)
-			return -1;
+			return sbx_failed(err);
 	}
 	for (i = 0; i < sizeof(sbx_dev_links) / sizeof(sbx_dev_links[0]); i++) {
 		snprintf(path, sizeof(path), SBX_NEW_DEV "/%s", sbx_dev_links[i].name);
@@ -236,12 +236,14 @@ static bool sbx_view_is_hidden(const struct sbx_view *v, const char *dir)
 static int sbx_view_cover(struct sbx_view *v, const char *dir, struct sbx_error *err)
 {
 	struct stat st;
+	int rc;
 
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || sbx_view_is_hidden(v, dir))
 		return 0;
-	if (sbx_mounts_detach_under(dir, false) < 0 ||
-	    sbx_bind(SBX_EMPTY_DIR, dir, "view hide", err) < 0)
-		return -1;
+	if ((rc = sbx_mounts_detach_under(dir, false)) < 0)
+		return sbx_error_set(err, "view hide", -rc);
+	if (sbx_bind(SBX_EMPTY_DIR, dir, "view hide", err) < 0)
+		return sbx_failed(err);
 	return sbx_harden(dir, err);
 }
 
@@ -279,7 +281,7 @@ int sbx_view_recheck(struct sbx_view *v, struct sbx_error *err)
 		if (sbx_view_is_hidden(v, v->hidden[i]))
 			continue;
 		if (sbx_view_cover(v, v->hidden[i], err) < 0)
-			return -1;
+			return sbx_failed(err);
 		n += sbx_view_is_hidden(v, v->hidden[i]);
 	}
 	return n;
@@ -371,7 +373,7 @@ static int sbx_view_net(int *host_netns, struct sbx_error *err)
 	if (*host_netns < 0)
 		return sbx_error_set(err, "view netns", errno);
 	if (sbx_netns_new(&empty, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	close(empty); /* the spawner stays in it */
 	return 0;
 }
@@ -389,7 +391,7 @@ static int sbx_view_keep(const struct sbx_keep *keep, int nkeep, const int *fds,
 		if (keep[i].is_file ? sbx_touch(dst, err) < 0 : mkdir(dst, 0755) < 0)
 			return sbx_error_set(err, "view keep", errno);
 		if (sbx_bind_fd(fds[i], dst, "view keep", err) < 0)
-			return -1;
+			return sbx_failed(err);
 	}
 	return 0;
 }
@@ -410,7 +412,7 @@ static int sbx_view_netfiles(int tun_fd, struct sbx_error *err)
 	close(fd);
 	if (tun_fd >= 0 &&
 	    (sbx_touch(SBX_NET_TUN, err) < 0 || sbx_bind_fd(tun_fd, SBX_NET_TUN, "view tun", err) < 0))
-		return -1;
+		return sbx_failed(err);
 	return 0;
 }
 
@@ -451,13 +453,13 @@ static int sbx_view_build(struct sbx_view *v, const struct sbx_view_opts *o,
 	if (sbx_view_workshop(v, err) < 0 || sbx_view_keep(keep, nkeep, keep_fds, err) < 0 ||
 	    (o->job_network && sbx_view_netfiles(tun_fd, err) < 0) || sbx_view_dev(err) < 0 ||
 	    sbx_view_run(err) < 0)
-		return -1;
+		return sbx_failed(err);
 	if (sbx_mounts_detach_under("/proc", true) < 0 ||
 	    sbx_mounts_detach_kernel_fs(kernel_fs_at, kernel_fs_under) < 0)
 		return sbx_error_set(err, "view kernel fs", errno);
 	for (const char *const *p = o->hide_dirs; p && *p; p++)
 		if (sbx_view_hide(v, *p, err) < 0)
-			return -1;
+			return sbx_failed(err);
 	return sbx_view_readonly(err);
 }
 

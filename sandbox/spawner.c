@@ -641,7 +641,7 @@ static void drop_bounding_set(void)
 }
 
 /* The view every job starts from, the status socket of the inits, and the
- * network of exec+net jobs. 0, or -1 with *err. */
+ * network of exec+net jobs. 0, or -errno with *err. */
 static int prepare_jobs(struct sbx_error *err)
 {
 	int sv[2];
@@ -653,11 +653,11 @@ static int prepare_jobs(struct sbx_error *err)
 	sp.status_rd = sv[0];
 	sp.status_wr = sv[1];
 	if (sbx_view_prepare(&sp.opts->view, sp.opts->keep, sp.opts->nkeep, &sp.view, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	sp.host_netns = sbx_view_host_netns(sp.view);
 	if (sp.opts->net.helper && !sp.opts->net_host &&
 	    sbx_net_new(&sp.opts->net, sp.nslots, sp.host_netns, &sp.net, err) < 0)
-		return -1;
+		return sbx_failed(err);
 	return 0;
 }
 
@@ -725,10 +725,11 @@ static int64_t now_ms(void)
 }
 
 /* The process: its name, its signals (SIGCHLD on a signalfd, returned),
- * tied to the daemon's life. */
+ * tied to the daemon's life. The signalfd, or -errno. */
 static int become_spawner(int sock)
 {
 	sigset_t set;
+	int fd;
 
 	sp.sock = sock;
 	sp.self = getpid();
@@ -736,7 +737,7 @@ static int become_spawner(int sock)
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Every job starts in "/": once here instead of a chdir() per child. */
 	if (chdir("/") < 0 || sp.devnull < 0)
-		return -1;
+		return -errno;
 	prctl(PR_SET_NAME, "valetd-spawner");
 	/* Die with the daemon; it may have died before this prctl: then the
 	 * socket is closed already, and the first read says so. */
@@ -748,7 +749,8 @@ static int become_spawner(int sock)
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return fd < 0 ? -errno : fd;
 }
 
 /* What every child would otherwise do again: decided once here. */

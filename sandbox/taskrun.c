@@ -30,7 +30,7 @@ static int send_result(int index, struct valet_ctx *ctx, json_t *result)
 	if (result && !json_is_null(result)) {
 		text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
 		if (!text)
-			return -1;
+			return -ENOMEM;
 		text_len = strlen(text);
 	}
 	/* A failed task with an empty message still fails: say so. */
@@ -43,7 +43,7 @@ static int send_result(int index, struct valet_ctx *ctx, json_t *result)
 	buf = malloc(sizeof(hdr) + err_len + text_len + 1);
 	if (!buf) {
 		free(text);
-		return -1;
+		return -ENOMEM;
 	}
 	hdr = (uint32_t)err_len;
 	memcpy(buf, &hdr, sizeof(hdr));
