@@ -18,6 +18,31 @@
 #include "log.h"
 #include "run_internal.h"
 
+/*
+ * Under ASan, what a buffer holds past its terminating NUL (up to its
+ * capacity) is poisoned, as ASan's container annotations do for a
+ * std::vector, and the frame buffer's NUL too (its bytes are not a
+ * string): a read past what a child sent is reported although it stays
+ * inside the allocation (tests/fuzz/fuzz_frame, make asan). Freeing or
+ * growing a buffer needs no unpoisoning: ASan's allocator resets it.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RUN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RUN_ASAN 1
+#endif
+#endif
+#ifdef RUN_ASAN
+#include <sanitizer/asan_interface.h>
+#define buf_poison_from(b, from)                                                                   \
+	ASAN_POISON_MEMORY_REGION((b)->data + (from), (b)->cap - (from))
+#define buf_unpoison(b) ASAN_UNPOISON_MEMORY_REGION((b)->data, (b)->cap)
+#else
+#define buf_poison_from(b, from) ((void)(b))
+#define buf_unpoison(b) ((void)(b))
+#endif
+
 static int buf_reserve(struct buf *b, size_t extra)
 {
 	if (b->len + extra <= b->cap)
@@ -37,9 +62,11 @@ int run_buf_add(struct buf *b, const char *s, size_t n)
 {
 	if (buf_reserve(b, n + 1) < 0)
 		return -ENOMEM;
+	buf_unpoison(b);
 	memcpy(b->data + b->len, s, n);
 	b->len += n;
 	b->data[b->len] = '\0';
+	buf_poison_from(b, b->len + 1);
 	return 0;
 }
 
@@ -159,12 +186,14 @@ static void parse_frames(struct run *run)
 {
 	size_t off = 0, cap = run->r->cfg->max_result_bytes + RUN_ERROR_MAX;
 
+	buf_poison_from(&run->frames, run->frames.len);
 	while (run->frames.len - off >= sizeof(struct frame_header)) {
 		struct frame_header h;
 		memcpy(&h, run->frames.data + off, sizeof(h));
 		if (h.len > cap) {
 			run_kill(run, RUN_KILL_RESULT_SIZE);
 			run->frames.len = 0;
+			buf_poison_from(&run->frames, 0);
 			return;
 		}
 		if (run->frames.len - off - sizeof(h) < h.len)
@@ -174,6 +203,7 @@ static void parse_frames(struct run *run)
 	}
 	memmove(run->frames.data, run->frames.data + off, run->frames.len - off);
 	run->frames.len -= off;
+	buf_poison_from(&run->frames, run->frames.len);
 }
 
 /* Read what is there now (at most a few chunks per wakeup). 1 = EOF/error. */
