@@ -392,10 +392,25 @@ static void cf_print_value(const struct config *cfg, const struct cf_key *k, FIL
 	}
 }
 
+/* "key = value", without the newline. */
+static void cf_print_line(const struct config *cfg, const struct cf_key *k, FILE *out)
+{
+	const char *s = cf_is_string(k->type) ? *(char *const *)((const char *)cfg + k->offset) : NULL;
+
+	fprintf(out, "%s =", k->name);
+	if (s && !*s)
+		return;
+	/* inih takes " ;" for an inline comment: a value that starts with
+	 * ';' (user =;x) must follow the '=' directly to be read back. */
+	if (!s || *s != ';')
+		fputc(' ', out);
+	cf_print_value(cfg, k, out);
+}
+
 void config_dump(const struct config *cfg, FILE *out)
 {
 	const char *section = NULL;
-	
+
 	fprintf(out, "# valetd configuration (%s)\n", cfg->path ? cfg->path : "built-in defaults");
 	for (size_t i = 0; i < CF_NKEYS; i++) {
 		const struct cf_key *k = &cf_keys[i];
@@ -403,11 +418,7 @@ void config_dump(const struct config *cfg, FILE *out)
 		if (!section || strcmp(section, k->section))
 			fprintf(out, "\n[%s]\n", k->section);
 		section = k->section;
-		fprintf(out, "%s =", k->name);
-		if (!cf_is_string(k->type) || **(char *const *)((const char *)cfg + k->offset)) {
-			fputc(' ', out);
-			cf_print_value(cfg, k, out);
-		}
+		cf_print_line(cfg, k, out);
 		fputc('\n', out);
 	}
 	cf_dump_tasks(cfg, out);

@@ -782,6 +782,40 @@ static void test_dump_round_trip(void **state)
 	config_free(cfg);
 }
 
+/*
+ * A value that starts with ';' ("user =;x": inih's inline comments need
+ * white space before the ';') is dumped so that it reads back: found by
+ * tests/fuzz/fuzz_config (corpus/config/regress-dump-semicolon.conf).
+ */
+static void test_dump_semicolon_value(void **state)
+{
+	struct config *cfg = load_ok("[server]\ncors_origins =;x\n[sandbox]\nuser=;nobody\n"
+				     "[storage]\ndatabase_url =;t@db\n"),
+		      *again;
+	char *first = dump(cfg), *second, *path;
+
+	(void)state;
+	assert_string_equal(cfg->cors_origins, ";x");
+	assert_string_equal(cfg->user, ";nobody");
+	assert_non_null(strstr(first, "\ncors_origins =;x\n"));
+	assert_non_null(strstr(first, "\nuser =;nobody\n"));
+	assert_non_null(strstr(first, "\ndatabase_url =;t@db\n"));
+	path = write_conf(strchr(first, '\n'));
+	again = config_new();
+	assert_non_null(again);
+	assert_int_equal(config_load(again, path, NULL, 0), 0);
+	assert_string_equal(again->cors_origins, ";x");
+	assert_string_equal(again->user, ";nobody");
+	assert_string_equal(again->database_url, ";t@db");
+	second = dump(again);
+	assert_string_equal(strchr(second, '\n'), strchr(first, '\n'));
+	free(second);
+	free(first);
+	free(path);
+	config_free(again);
+	config_free(cfg);
+}
+
 /* uid_base: auto (the default, any case), 0 or a number; the dump says auto. */
 static void test_uid_base(void **state)
 {
@@ -1057,6 +1091,7 @@ int main(void)
 	    cmocka_unit_test(test_listen),
 	    cmocka_unit_test(test_env),
 	    cmocka_unit_test(test_dump_round_trip),
+	    cmocka_unit_test(test_dump_semicolon_value),
 	    cmocka_unit_test(test_uid_base),
 	    cmocka_unit_test(test_dump_hides_password),
 	    cmocka_unit_test(test_packaged_conf),
