@@ -60,8 +60,7 @@
 #include "netpolicy.h"
 
 /* Debian builds inih with runtime options: its line limit (200 bytes) is
- * raised for long commands through ini_max_line. */
-#define CF_MAX_LINE 4096
+ * raised for long commands through ini_max_line (CF_MAX_LINE). */
 
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum fields are written as int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum fields are written as int");
@@ -424,6 +423,34 @@ void config_dump(const struct config *cfg, FILE *out)
 	cf_dump_tasks(cfg, out);
 }
 
+size_t cf_printed_len(void (*print)(const void *what, FILE *out), const void *what)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return 0;
+	print(what, f);
+	if (fclose(f) != 0)
+		len = 0;
+	free(text);
+	return len;
+}
+
+/* The key being checked by cf_print_key_line(), which cf_printed_len() calls. */
+struct cf_line {
+	const struct config *cfg;
+	const struct cf_key *k;
+};
+
+static void cf_print_key_line(const void *what, FILE *out)
+{
+	const struct cf_line *l = what;
+
+	cf_print_line(l->cfg, l->k, out);
+}
+
 /* ---- loading a file ------------------------------------------------------ */
 
 /* Records the first error only; line 0 = no line. */
@@ -445,6 +472,30 @@ void cf_fail(struct cf_load *ld, int line, int err, const char *fmt, ...)
 		snprintf(ld->errbuf, ld->errlen, "%s:%d: %s", ld->path, line, msg);
 	else
 		snprintf(ld->errbuf, ld->errlen, "%s: %s", ld->path, msg);
+}
+
+/*
+ * What config_dump() prints for a string key must read back: a relative
+ * path made absolute, or a password replaced by "***", may make a longer
+ * line than the one that was read.
+ */
+static int cf_check_line(struct cf_load *ld, const struct cf_key *k)
+{
+	struct cf_line line = {ld->cfg, k};
+	size_t len = cf_printed_len(cf_print_key_line, &line);
+
+	if (len == 0) {
+		cf_fail(ld, ld->lineno, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	if (len > CF_MAX_CHARS) {
+		cf_fail(ld, ld->lineno, -EINVAL,
+			"%s: too long once read (valetd -t -v would print %zu characters, at "
+			"most %d)",
+			k->name, len, CF_MAX_CHARS);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int cf_handler(void *user, const char *section, const char *name, const char *value)
@@ -479,6 +530,8 @@ static int cf_handler(void *user, const char *section, const char *name, const c
 	rc = cf_set(ld->cfg, k, value, ld->dir, msg, sizeof(msg));
 	if (rc < 0)
 		cf_fail(ld, ld->lineno, rc, "%s", msg);
+	else if (cf_is_string(k->type))
+		rc = cf_check_line(ld, k);
 	return rc == 0;
 }
 

@@ -816,6 +816,64 @@ static void test_dump_semicolon_value(void **state)
 	config_free(cfg);
 }
 
+/* conf = head, then a line of exactly 4094 characters (the most the reader
+ * takes): key, fill up to the length, tail. */
+static void long_line(char *conf, const char *head, const char *key, char fill, const char *tail)
+{
+	size_t n = strlen(head), k = strlen(key), t = strlen(tail);
+
+	memcpy(conf, head, n);
+	memcpy(conf + n, key, k);
+	memset(conf + n + k, fill, 4094 - k - t);
+	strcpy(conf + n + 4094 - t, tail);
+	strcat(conf, "\n");
+}
+
+/*
+ * A line that fits may print back longer (relative paths made absolute,
+ * quoting): such a value is refused where it is read, so that what
+ * valetd -t -v prints always reads back. Found by tests/fuzz/fuzz_config
+ * (corpus/config/regress-dump-long-command.conf).
+ */
+static void test_dump_line_limit(void **state)
+{
+	static const struct {
+		const char *head, *key;
+		char fill;
+		const char *tail, *msg;
+	} cases[] = {
+	    {"[task.long]\n", "command = /bin/sh ./", 'x', "",
+	     "task.long: command is too long once its paths are made absolute (valetd -t -v "
+	     "would print "},
+	    {"[task.quoted]\n", "command = /bin/sh -c \"", '\'', "\"",
+	     "task.quoted: command is too long once its paths are made absolute (valetd -t -v "
+	     "would print 16"},
+	    {"[tasks]\n", "plugin_dir=", 'p', "",
+	     "plugin_dir: too long once read (valetd -t -v would print "},
+	};
+	char conf[8192], err[1024];
+	struct config *cfg;
+	int rc;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long_line(conf, cases[i].head, cases[i].key, cases[i].fill, cases[i].tail);
+		cfg = load(conf, &rc, err, sizeof(err), NULL);
+		if (!strstr(err, cases[i].msg))
+			print_error("%s\n", err);
+		assert_int_equal(rc, -EINVAL);
+		assert_non_null(strstr(err, ":2: "));
+		assert_non_null(strstr(err, cases[i].msg));
+		assert_non_null(strstr(err, " characters, at most 4094)"));
+		config_free(cfg);
+	}
+	/* Just short enough: it loads, and the dump's line is as long. */
+	long_line(conf, "[tasks]\n", "plugin_dir = /", 'p', "");
+	cfg = load_ok(conf);
+	assert_int_equal(strlen(cfg->plugin_dir), 4094 - strlen("plugin_dir = "));
+	config_free(cfg);
+}
+
 /* uid_base: auto (the default, any case), 0 or a number; the dump says auto. */
 static void test_uid_base(void **state)
 {
@@ -1092,6 +1150,7 @@ int main(void)
 	    cmocka_unit_test(test_env),
 	    cmocka_unit_test(test_dump_round_trip),
 	    cmocka_unit_test(test_dump_semicolon_value),
+	    cmocka_unit_test(test_dump_line_limit),
 	    cmocka_unit_test(test_uid_base),
 	    cmocka_unit_test(test_dump_hides_password),
 	    cmocka_unit_test(test_packaged_conf),
