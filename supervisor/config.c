@@ -18,9 +18,11 @@
  *  - sees "[section]" lines before inih does, so an unknown section, or a
  *    [task.NAME] without a command, is reported at the section's own line,
  *    and long task names are not cut to inih's 50-byte section buffer;
- *  - strips leading white space, which turns off inih's continuation lines
- *    (an indented line is an ordinary key, not a second value for the
- *    previous key that would then look like a duplicate);
+ *  - strips leading white space - all that inih skips (isspace(): \f,
+ *    \v and \r too) -, which turns off inih's continuation lines (an
+ *    indented line is an ordinary key, not a second value for the
+ *    previous key that would then look like a duplicate) and lets no
+ *    "[section]" line past the reader unseen;
  *  - ends the parse at the first error.
  * inih reports the lines it cannot parse itself (no '=', no ']') by
  * returning the first such line; whichever error comes first is reported.
@@ -601,7 +603,9 @@ static char *cf_read_line(char *str, int num, void *stream)
 	p = ld->buf;
 	if (ld->lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3))
 		p += 3;
-	while (*p == ' ' || *p == '\t')
+	/* Not just ' ' and '\t': inih would take "\f[jobs]" for a section
+	 * that we never saw. The newline goes too: an empty line. */
+	while (isspace((unsigned char)*p))
 		p++;
 	len = (size_t)n - (size_t)(p - ld->buf);
 	if (len + 1 > (size_t)num) {

@@ -244,6 +244,26 @@ static void test_long_line(void **state)
 	check_error(conf, 2, "line too long (more than 4094 characters)");
 }
 
+/*
+ * Leading white space is whatever isspace() says, as for inih: a section
+ * line indented with \f or \v used to reach inih only (its keys went to the
+ * previous section), and a key line indented so was taken for a second
+ * value of the previous key ("duplicate key").
+ */
+static void test_leading_white_space(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	check_error("[server]\n\f[jobs]\nmax_body = 2M\n", 3,
+		    "unknown key \"max_body\" in [jobs]");
+	cfg = load_ok("[server]\n\f[queue]\n\r\v workers = 3\n\v\t[jobs]\n\vmax_attempts = 2\n"
+		      "\f \n\r\n");
+	assert_int_equal(cfg->workers, 3);
+	assert_int_equal(cfg->max_attempts, 2);
+	config_free(cfg);
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void test_missing_file(void **state)
@@ -1133,6 +1153,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_long_line),
+	    cmocka_unit_test(test_leading_white_space),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_error_sections),
 	    cmocka_unit_test(test_error_keys),
