@@ -701,6 +701,30 @@ static void cf_check_maxima(struct cf_load *ld)
 	}
 }
 
+/*
+ * [network] allow and deny together: a network in both is an error
+ * (netpolicy_rules()). Each list alone was checked as it was read, but
+ * the pair used to be checked only when the first exec+net job's network
+ * was set up at startup, past valetd -t. Reported at the later of the two
+ * lines.
+ */
+static void cf_check_network(struct cf_load *ld)
+{
+	int aline = ld->key_line[cf_find_key("network", "allow") - cf_keys];
+	int dline = ld->key_line[cf_find_key("network", "deny") - cf_keys];
+	struct sbx_net_rule *rules = NULL;
+	char msg[CF_MSG];
+	int n = 0, rc;
+
+	rc = netpolicy_rules(ld->cfg->net_allow, ld->cfg->net_deny, &rules, &n, msg, sizeof(msg));
+	if (rc == 0)
+		free(rules);
+	else if (rc == -ENOMEM)
+		cf_fail(ld, 0, rc, "out of memory");
+	else
+		cf_fail(ld, aline > dline ? aline : dline, rc, "%s", msg);
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 static void cf_check(struct cf_load *ld)
 {
@@ -717,6 +741,8 @@ static void cf_check(struct cf_load *ld)
 		return;
 	}
 	cf_check_maxima(ld);
+	if (!ld->err)
+		cf_check_network(ld);
 	if (!ld->err)
 		cf_check_tasks(ld);
 }
