@@ -100,6 +100,19 @@ void run_clear_pending(struct run *run)
 	run->malformed = NULL;
 }
 
+/*
+ * A result's JSON text, parsed. No JSON text holds a NUL byte, but
+ * jansson's parser skips one after a number or a literal ("[1\0]" reads
+ * as [1]), and a C task's result is then kept as a C string, cut at the
+ * NUL ("[1"): refused here, as invalid JSON. Found by tests/fuzz/fuzz_frame.
+ */
+static json_t *load_result(const char *text, size_t len)
+{
+	if (memchr(text, '\0', len))
+		return NULL;
+	return json_loadb(text, len, JSON_DECODE_ANY, NULL);
+}
+
 /* RESULT payload: uint32 error_len, error bytes, result JSON text. */
 static void take_result(struct run *run, const char *p, uint32_t len)
 {
@@ -128,7 +141,7 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 	}
 	size_t rlen = len - sizeof(elen) - elen;
 	if (rlen) {
-		v = json_loadb(p + sizeof(elen) + elen, rlen, JSON_DECODE_ANY, NULL);
+		v = load_result(p + sizeof(elen) + elen, rlen);
 		if (!v) {
 			run->malformed = "result is not valid JSON";
 			return;
@@ -266,7 +279,7 @@ void run_exec_result(struct run *run)
 	if (run->stdout_b.len == 0)
 		return;
 	run->has_result = true;
-	v = json_loadb(run->stdout_b.data, run->stdout_b.len, JSON_DECODE_ANY, NULL);
+	v = load_result(run->stdout_b.data, run->stdout_b.len);
 	if (!v) {
 		run->malformed = "the program's output is not valid JSON";
 		return;
