@@ -20,7 +20,7 @@ LISTEN ?= 127.0.0.1:8080
 BUILD ?= build
 CC ?= cc
 
-PKGS := jansson libseccomp libmicrohttpd inih libpq
+PKGS := jansson libseccomp inih libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
 EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
@@ -28,7 +28,8 @@ EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 # needs; the spawner, and every job child forked from it, only jansson,
 # which tasks use; libvalet is the spawner's code for plugins and for
 # programs with tasks of their own.
-DAEMON_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EV_LIBS)
+# http-parser (HTTP/1.1 requests) ships no pkg-config file.
+DAEMON_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EV_LIBS) -lhttp_parser
 TASK_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 # The benchmark's load generator: libcurl (HTTP) and jansson.

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include <jansson.h>
 
@@ -20,8 +21,13 @@
 json_t *json_out_job(const struct job *job);
 /* pl: borrowed. with_jobs adds "jobs" (the POST response). New or NULL. */
 json_t *json_out_pipeline(const struct pipeline *pl, bool with_jobs);
-/* {"job_id","metadata"?,"error"?} from a job's stored result. New or NULL. */
-json_t *json_out_result(const struct job *job);
+/*
+ * {"job_id","metadata"?,"error"?} from a job's stored result, as the text
+ * of an answer in up to 3 pieces (new, each free()): the stored result is
+ * valid JSON already and is not decoded again, so that a large one costs a
+ * copy, not a parse and a dump. Returns how many pieces, or -ENOMEM.
+ */
+int json_out_result(const struct job *job, struct iovec parts[3]);
 /* The "outcome" object of a job that ran (outcome.pid != 0). New or NULL. */
 json_t *json_out_outcome(const struct job_outcome *oc);
 

@@ -365,7 +365,7 @@ check_shlibdeps() {
 	local deps lib
 	deps=$(dpkg-deb -f "$BUILD"/valetd_"$VERSION"-*_"$(dpkg --print-architecture)".deb Depends)
 	echo "Depends: $deps"
-	for lib in libc6 libev4 libinih1 libjansson4 libmicrohttpd12 libpq5 libseccomp2; do
+	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libpq5 libseccomp2; do
 		echo "$deps" | grep -qw "$lib" || { echo "no $lib"; return 1; }
 	done
 }
@@ -375,7 +375,7 @@ check_spawner_libs() {
 	local f=/usr/lib/valet/valet-spawner
 	test -x "$f" || return 1
 	ldd "$f"
-	! ldd "$f" | grep -E 'lib(ev|pq|microhttpd|inih|seccomp)\.so'
+	! ldd "$f" | grep -E 'lib(ev|pq|http_parser|inih|seccomp)\.so'
 }
 
 check_hello_job() {
@@ -627,7 +627,7 @@ if make --no-print-directory BUILD="$BUILD" rpm >"$tmp/rpm.log" 2>&1; then
 	check "valetd rpm has the spawner" check_rpm_files "$rpm_d" \
 		/usr/libexec/valet/valet-spawner
 	check "valetd rpm requires the libraries it links (automatic requires)" \
-		sh -c "rpm -qp --requires '$rpm_d' | grep -q '^libmicrohttpd.so'"
+		sh -c "rpm -qp --requires '$rpm_d' | grep -q '^libhttp_parser.so'"
 	check "valet-libs rpm has libvalet.so.0" check_rpm_files "$rpm_l" "$libdir/libvalet.so.0"
 	check "valet-devel rpm has the header, the link, the archive, valet.pc" \
 		check_rpm_files "$rpm_v" /usr/include/valet.h "$libdir/libvalet.so" \

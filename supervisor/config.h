@@ -42,6 +42,11 @@ struct config {
 	                         * listening on loopback, CORS off otherwise */
 	size_t max_body_bytes;  /* request body limit (413 above) */
 	bool access_log;
+	int max_connections;            /* open HTTP connections at most */
+	int max_connections_per_client; /* from one IPv4 address or IPv6 /64 */
+	int64_t request_timeout_ms;     /* a request's headers and body, or an answer's
+	                                 * progress, within this */
+	int64_t idle_timeout_ms;        /* a keep-alive connection with no request */
 	/* [queue] */
 	int workers;            /* concurrent children; default: number of CPUs */
 	int queue_capacity;     /* queued jobs+pipelines before 503 */

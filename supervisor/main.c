@@ -191,6 +191,10 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		{"[server] listen", !same_str(old->listen, fresh->listen)},
 		{"[server] cors_origins", !same_str(old->cors_origins, fresh->cors_origins)},
 		{"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
+		{"[server] max_connections", old->max_connections != fresh->max_connections ||
+		     old->max_connections_per_client != fresh->max_connections_per_client},
+		{"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
+		     old->idle_timeout_ms != fresh->idle_timeout_ms},
 		{"[queue] workers", old->workers != fresh->workers},
 		{"[sandbox]", !same_str(old->user, fresh->user) ||
 				      old->memory_limit_bytes != fresh->memory_limit_bytes ||

@@ -84,7 +84,7 @@ def slot_procs(daemon_pid):
 
 
 # The daemon's libraries: none is in the spawner's image, so none is in a job's.
-DAEMON_LIBS = ("libev.so", "libpq.so", "libmicrohttpd.so", "libinih.so", "libseccomp.so")
+DAEMON_LIBS = ("libev.so", "libpq.so", "libhttp_parser.so", "libinih.so", "libseccomp.so")
 
 
 def maps_of(pid):

@@ -281,22 +281,50 @@ static void test_pipeline(void **state)
 	pipeline_unref(pl);
 }
 
+/* json_out_result()'s pieces joined, checked as JSON like the others. */
+static json_t *result_value(const struct job *job)
+{
+	struct iovec parts[3];
+	char buf[4096];
+	size_t len = 0;
+	json_t *v;
+	int n = json_out_result(job, parts);
+
+	assert_true(n >= 1 && n <= 3);
+	for (int i = 0; i < n; i++) {
+		assert_true(len + parts[i].iov_len < sizeof(buf));
+		memcpy(buf + len, parts[i].iov_base, parts[i].iov_len);
+		len += parts[i].iov_len;
+		free(parts[i].iov_base);
+	}
+	v = json_loadb(buf, len, 0, NULL);
+	assert_non_null(v);
+	return v;
+}
+
 static void test_result(void **state)
 {
 	struct job *job = make_job(ID1, "n", "t");
 
 	job->has_result = true;
 	job_set_str(&job->result_json, "{\"sha256\":\"ab\",\"x\":[1,null]}");
-	assert_json(json_out_result(job),
+	assert_json(result_value(job),
 		    "{\"job_id\":\"" ID1 "\",\"metadata\":{\"sha256\":\"ab\",\"x\":[1,null]}}");
 	job_set_str(&job->result_error, "boom");
-	assert_json(json_out_result(job), "{\"job_id\":\"" ID1 "\",\"metadata\":{\"sha256\":"
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"metadata\":{\"sha256\":"
 					  "\"ab\",\"x\":[1,null]},\"error\":\"boom\"}");
 	job_set_str(&job->result_json, NULL);
-	assert_json(json_out_result(job), "{\"job_id\":\"" ID1 "\",\"error\":\"boom\"}");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"error\":\"boom\"}");
 	job_set_str(&job->result_json, "42");
 	job_set_str(&job->result_error, NULL);
-	assert_json(json_out_result(job), "{\"job_id\":\"" ID1 "\",\"metadata\":42}");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"metadata\":42}");
+	/* A stored null is no metadata; surrounding blanks are no reason. */
+	job_set_str(&job->result_json, " null\n");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\"}");
+	job_set_str(&job->result_json, "[1, 2]\n");
+	job_set_str(&job->result_error, "bad \"quote\"\n");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"metadata\":[1,2],"
+				       "\"error\":\"bad \\\"quote\\\"\\n\"}");
 	job_unref(job);
 }
 
