@@ -69,7 +69,10 @@ struct http_request *http_request_new(struct http_server *srv, struct http_conn 
 static void http_request_free_answer(struct http_request *req)
 {
 	for (unsigned i = 0; i < req->nresp; i++)
-		free(req->resp[i].iov_base);
+		if (!(req->resp_job && i == 1))
+			free(req->resp[i].iov_base);
+	job_unref(req->resp_job);
+	req->resp_job = NULL;
 	req->nresp = 0;
 	req->resp_len = 0;
 }
@@ -96,14 +99,20 @@ void http_request_wait(struct http_request *req)
 	LIST_INSERT_HEAD(&req->srv->waiting, req, wait_link);
 }
 
-void http_request_answer_parts(struct http_request *req, unsigned status, struct iovec *parts,
-			       unsigned n)
+/*
+ * Set the answer (each part stolen, but for parts[1] when job is given: that
+ * is job's result text, sent from a reference to job), send it when the
+ * connection waits for it, and end a wait.
+ */
+static void http_request_set_answer(struct http_request *req, unsigned status,
+				    struct iovec *parts, unsigned n, struct job *job)
 {
 	struct http_conn *conn;
 
 	if (req->answered || req->orphaned || !req->conn) {
 		for (unsigned i = 0; i < n; i++)
-			free(parts[i].iov_base);
+			if (!(job && i == 1))
+				free(parts[i].iov_base);
 	} else {
 		req->answered = true;
 		req->status = status;
@@ -112,6 +121,10 @@ void http_request_answer_parts(struct http_request *req, unsigned status, struct
 			req->resp_len += parts[i].iov_len;
 		}
 		req->nresp = n;
+		if (job) {
+			req->resp_job = job_ref(job);
+			req->resp_gen = job->result_gen;
+		}
 	}
 	conn = req->conn;
 	/* Answered from a core callback: the connection sends it now. */
@@ -126,11 +139,23 @@ void http_request_answer_parts(struct http_request *req, unsigned status, struct
 	http_request_unref(req);
 }
 
+void http_request_answer_parts(struct http_request *req, unsigned status, struct iovec *parts,
+			       unsigned n)
+{
+	http_request_set_answer(req, status, parts, n, NULL);
+}
+
+void http_request_answer_result(struct http_request *req, unsigned status,
+				struct iovec parts[3], struct job *job)
+{
+	http_request_set_answer(req, status, parts, 3, job);
+}
+
 void http_request_answer(struct http_request *req, unsigned status, char *body, size_t len)
 {
 	struct iovec part = {body, body ? len : 0};
 
-	http_request_answer_parts(req, status, &part, body ? 1 : 0);
+	http_request_set_answer(req, status, &part, body ? 1 : 0, NULL);
 }
 
 void http_request_error(struct http_request *req, unsigned status, const char *message)

@@ -181,9 +181,16 @@ static bool conn_write(struct http_conn *c)
 	struct iovec iov[1 + HTTP_BODY_PARTS];
 	struct msghdr msg = {.msg_iov = iov};
 	size_t skip = c->sent, total = c->head_len + (req->head ? 0 : req->resp_len);
+	size_t budget = HTTP_WRITE_BUDGET;
 	ssize_t n;
 
 	while (c->sent < total) {
+		/* A fast reader of a large answer would keep this loop going:
+		 * after a budget, the rest waits for the next loop pass. */
+		if (budget == 0) {
+			conn_watch(c, EV_WRITE);
+			return true;
+		}
 		unsigned k = 0;
 
 		skip = c->sent;
@@ -204,6 +211,13 @@ static bool conn_write(struct http_conn *c)
 			skip = 0;
 		}
 		msg.msg_iovlen = k;
+		/* A result sent from its job: gone or replaced meanwhile (DELETE
+		 * .../results), the answer is cut short rather than sent from
+		 * freed memory; the client sees fewer bytes than announced. */
+		if (req->resp_job && req->resp_job->result_gen != req->resp_gen) {
+			http_conn_close(c);
+			return false;
+		}
 		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -216,6 +230,7 @@ static bool conn_write(struct http_conn *c)
 			return false;
 		}
 		c->sent += (size_t)n;
+		budget = (size_t)n < budget ? budget - (size_t)n : 0;
 		/* Progress restarts the clock: a slow reader is not a dead one. */
 		conn_enter(c, HTTP_CONN_WRITING);
 	}

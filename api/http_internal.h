@@ -22,6 +22,7 @@
 #define HTTP_MAX_HEADER_BYTES 16384 /* all header lines: 431 above */
 #define HTTP_MAX_HEADERS 100	   /* header lines: 431 above */
 #define HTTP_MAX_ORIGIN 512	   /* a longer Origin is no allowed origin */
+#define HTTP_WRITE_BUDGET (256 * 1024) /* bytes sent per connection per loop pass */
 #define HTTP_LINGER_S 2.0	   /* reading what a closed-for-us client still sends */
 #define HTTP_CLIENT_BUCKETS 1024
 

@@ -344,13 +344,16 @@ static bool result_is_null(const char *text)
 	return text[strspn(text, " \t\r\n")] == '\0';
 }
 
-int json_out_result(const struct job *job, struct iovec parts[3])
+int json_out_result(const struct job *job, struct iovec *head, struct iovec *meta,
+		    struct iovec *tail)
 {
 	char id[JOB_ID_STRLEN + 1], *err = NULL;
-	bool meta = job->result_json && !result_is_null(job->result_json);
-	unsigned n = 0;
+	bool has_meta = job->result_json && !result_is_null(job->result_json);
 	json_t *v;
 
+	head->iov_base = tail->iov_base = NULL;
+	meta->iov_base = has_meta ? job->result_json : NULL;
+	meta->iov_len = has_meta ? strlen(job->result_json) : 0;
 	job_id_format(job->id, id);
 	if (job->result_error && job->result_error[0]) {
 		v = str_value(job->result_error);
@@ -359,29 +362,23 @@ int json_out_result(const struct job *job, struct iovec parts[3])
 		if (!err)
 			goto fail;
 	}
-	/* The head and the tail are small; the stored text goes as it is. */
-	if (asprintf((char **)&parts[n].iov_base, "{\"job_id\":\"%s\"%s", id,
-		     meta ? ",\"metadata\":" : "") < 0)
+	if (asprintf((char **)&head->iov_base, "{\"job_id\":\"%s\"%s", id,
+		     has_meta ? ",\"metadata\":" : "") < 0) {
+		head->iov_base = NULL;
 		goto fail;
-	parts[n].iov_len = strlen(parts[n].iov_base);
-	n++;
-	if (meta) {
-		parts[n].iov_len = strlen(job->result_json);
-		parts[n].iov_base = malloc(parts[n].iov_len + 1);
-		if (!parts[n].iov_base)
-			goto fail;
-		memcpy(parts[n].iov_base, job->result_json, parts[n].iov_len);
-		n++;
 	}
-	if (asprintf((char **)&parts[n].iov_base, "%s%s}", err ? ",\"error\":" : "",
-		     err ? err : "") < 0)
+	head->iov_len = strlen(head->iov_base);
+	if (asprintf((char **)&tail->iov_base, "%s%s}", err ? ",\"error\":" : "",
+		     err ? err : "") < 0) {
+		tail->iov_base = NULL;
 		goto fail;
-	parts[n].iov_len = strlen(parts[n].iov_base);
+	}
+	tail->iov_len = strlen(tail->iov_base);
 	free(err);
-	return (int)n + 1;
+	return 0;
 fail:
-	while (n > 0)
-		free(parts[--n].iov_base);
+	free(head->iov_base);
+	head->iov_base = NULL;
 	free(err);
 	return -ENOMEM;
 }

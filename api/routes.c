@@ -138,11 +138,10 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 			http_request_error(req, 404, msg);
 			return;
 		}
-		rc = json_out_result(r->job, parts);
-		if (rc < 0)
+		if (json_out_result(r->job, &parts[0], &parts[1], &parts[2]) < 0)
 			http_request_error(req, 500, "out of memory");
 		else
-			http_request_answer_parts(req, 200, parts, (unsigned)rc);
+			http_request_answer_result(req, 200, parts, r->job);
 		return;
 	case ROUTE_SUBMIT_PIPELINE:
 	case ROUTE_GET_PIPELINE:

@@ -73,6 +73,8 @@ struct http_request {
 	struct iovec resp[HTTP_BODY_PARTS]; /* the body, in pieces (malloc()ed) */
 	unsigned nresp;
 	size_t resp_len;
+	struct job *resp_job; /* a reference: resp[1] is its result text, borrowed */
+	uint8_t resp_gen;     /* resp_job->result_gen when answered */
 	char *query_values[4]; /* decoded values handed out by http_request_query() */
 
 	enum http_route route;
@@ -96,6 +98,14 @@ void http_request_answer(struct http_request *req, unsigned status, char *body, 
  * that a large piece is sent as it is, not copied into one buffer. */
 void http_request_answer_parts(struct http_request *req, unsigned status, struct iovec *parts,
 			       unsigned n);
+/*
+ * The answer to GET .../results: parts[0] and parts[2] are stolen, parts[1]
+ * is job's stored result text, sent from job itself (a reference is held
+ * until it is sent; should the result change meanwhile, the connection is
+ * cut rather than sending freed memory).
+ */
+void http_request_answer_result(struct http_request *req, unsigned status,
+				struct iovec parts[3], struct job *job);
 /* An error body answer. */
 void http_request_error(struct http_request *req, unsigned status, const char *message);
 /* Before a core call: the request waits for its callback. */

@@ -118,6 +118,9 @@ struct job {
 	bool use_previous_results : 1;
 	bool has_result : 1; /* the result is set (stored with the final status) */
 	uint8_t core_where;  /* core.c: enum core_where */
+	/* Changes whenever result_json is replaced or freed: an answer that
+	 * streams the text from a reference to the job checks it. */
+	uint8_t result_gen;
 };
 
 struct pipeline {

@@ -288,15 +288,17 @@ static json_t *result_value(const struct job *job)
 	char buf[4096];
 	size_t len = 0;
 	json_t *v;
-	int n = json_out_result(job, parts);
 
-	assert_true(n >= 1 && n <= 3);
-	for (int i = 0; i < n; i++) {
+	assert_int_equal(json_out_result(job, &parts[0], &parts[1], &parts[2]), 0);
+	/* The middle piece is the stored text itself, not a copy. */
+	assert_true(parts[1].iov_len == 0 || parts[1].iov_base == job->result_json);
+	for (int i = 0; i < 3; i++) {
 		assert_true(len + parts[i].iov_len < sizeof(buf));
 		memcpy(buf + len, parts[i].iov_base, parts[i].iov_len);
 		len += parts[i].iov_len;
-		free(parts[i].iov_base);
 	}
+	free(parts[0].iov_base);
+	free(parts[2].iov_base);
 	v = json_loadb(buf, len, 0, NULL);
 	assert_non_null(v);
 	return v;
