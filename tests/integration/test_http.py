@@ -342,6 +342,43 @@ class HttpLimitsTest(DaemonTestCase):
             s.close()
 
 
+class HttpResultStreamTest(DaemonTestCase):
+    """A large result goes out from the stored text; deleting it while a
+    slow client still reads cuts that answer short - and nothing else."""
+
+    config = {"server": {"max_body": "16M"}, "jobs": {"max_result_size": "16M"}}
+
+    def test_delete_result_while_it_is_read(self):
+        # dummytask returns its params: an 8 MB result, more than the
+        # kernel's socket buffers hold for a client that does not read.
+        job = self.d.submit("dummytask", {"blob": "x" * (8 << 20)}, timeout=60)
+        for _ in range(300):
+            if self.d.job(job["id"])["status"] in ("COMPLETED", "FAILED"):
+                break
+            time.sleep(0.05)
+        self.assertEqual(self.d.job(job["id"])["status"], "COMPLETED")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", self.d.port))
+        try:
+            s.sendall(b"GET /api/jobs/%s/results HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % job["id"].encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            self.assertGreater(length, 8 << 20)
+            time.sleep(0.3)  # valetd has filled the socket and waits
+            self.assertEqual(self.d.delete("/api/jobs/%s/results" % job["id"]).status, 204)
+            got = read_until_close(s, limit=16 << 20)
+        finally:
+            s.close()
+        self.assertLess(len(got), length)
+        self.assertEqual(self.d.get("/api/status").status, 200)
+        self.assertError(self.d.get("/api/jobs/%s/results" % job["id"]), 404)
+
+
 class HttpHalfClosePgTest(DaemonTestCase):
     """A complete request followed by the client's FIN is still answered -
     with PostgreSQL, where the answer comes after a database round trip."""
