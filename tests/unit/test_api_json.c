@@ -294,7 +294,8 @@ static json_t *result_value(const struct job *job)
 	assert_true(parts[1].iov_len == 0 || parts[1].iov_base == job->result_json);
 	for (int i = 0; i < 3; i++) {
 		assert_true(len + parts[i].iov_len < sizeof(buf));
-		memcpy(buf + len, parts[i].iov_base, parts[i].iov_len);
+		if (parts[i].iov_len)
+			memcpy(buf + len, parts[i].iov_base, parts[i].iov_len);
 		len += parts[i].iov_len;
 	}
 	free(parts[0].iov_base);
