@@ -717,8 +717,10 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 	case RD_PIPELINES:
 		rc = pg_batch_call(b, kind == RD_JOBS ? PGS_LIST_JOBS : PGS_LIST_PIPELINES);
 		rc |= q->status ? pg_batch_text(b, job_status_name(q->status)) : pg_batch_null(b);
-		rc |= q->limit ? pg_batch_int(b, (int64_t)q->limit) : pg_batch_null(b);
-		rc |= pg_batch_int(b, (int64_t)q->offset);
+		/* The API refuses more than INT64_MAX; never a negative LIMIT/OFFSET. */
+		rc |= q->limit ? pg_batch_int(b, q->limit > INT64_MAX ? INT64_MAX : (int64_t)q->limit)
+			       : pg_batch_null(b);
+		rc |= pg_batch_int(b, q->offset > INT64_MAX ? INT64_MAX : (int64_t)q->offset);
 		break;
 	}
 	if (rc || pgconn_submit(ps->reader, b) < 0) {
