@@ -15,8 +15,10 @@
  * effects, so a 400 from this file leaves no trace.
  *
  * task_params is kept as compact JSON text (an empty object counts as
- * absent, as job.h stores it). Timeouts are seconds, integer or real, > 0,
- * converted to whole milliseconds rounding up. "limits" is an object of
+ * absent, as job.h stores it); a number in it of 2^63 or more in magnitude
+ * is refused (PostgreSQL could store it but not give it back readably).
+ * Timeouts are seconds, integer or real, > 0, converted to whole
+ * milliseconds rounding up. "limits" is an object of
  * known keys only (see get_limits).
  */
 #include <errno.h>
@@ -91,10 +93,37 @@ static int doc_keep(struct json_in_doc *doc, char *s)
 	return 0;
 }
 
+/*
+ * A real of 2^63 or more in magnitude, anywhere in v, or NULL. PostgreSQL's
+ * jsonb prints such a number as a plain integer of 19 or more digits, which
+ * jansson cannot read back (its integers are int64): the params would come
+ * back empty from PostgreSQL, while the memory store keeps them. Integers
+ * are int64 already (jansson refuses bigger ones in the body).
+ */
+static json_t *too_large_number(json_t *v)
+{
+	const char *key;
+	json_t *x, *bad;
+	size_t i;
+
+	if (json_is_real(v))
+		return fabs(json_real_value(v)) >= 0x1p63 ? v : NULL;
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, x)
+			if ((bad = too_large_number(x)))
+				return bad;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if ((bad = too_large_number(x)))
+				return bad;
+	}
+	return NULL;
+}
+
 static int get_params(struct json_in_doc *doc, json_t *obj, const char **out, char *err,
 		      size_t errlen)
 {
-	json_t *v = field(obj, "task_params");
+	json_t *v = field(obj, "task_params"), *big;
 	char *text;
 	int rc;
 
@@ -105,6 +134,12 @@ static int get_params(struct json_in_doc *doc, json_t *obj, const char **out, ch
 		return fail(err, errlen, "task_params", "an object");
 	if (json_object_size(v) == 0)
 		return 0;
+	if ((big = too_large_number(v))) {
+		snprintf(err, errlen,
+			 "task_params must not hold numbers of 2^63 or more in magnitude, got %g",
+			 json_real_value(big));
+		return -EINVAL;
+	}
 	text = json_out_dump(v, NULL);
 	if (!text)
 		return -ENOMEM;

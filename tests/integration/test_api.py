@@ -298,6 +298,16 @@ class ApiTest(DaemonTestCase):
                 self.assertEqual(pl["run_at"], utc, pl)
                 self.assertEqual(self.d.pipeline(pl["id"])["run_at"], utc)
 
+    def test_task_params_large_numbers_kept(self):
+        # Just below 2^63 (ApiValidationTest refuses more): whichever the
+        # store, the params and the result come back as the same numbers.
+        params = {"a": 9.2e18, "b": -9223372036854775808, "c": 1e-300, "d": 0.1}
+        job = self.d.submit("dummytask", params)
+        self.assertEqual(job["task_params"], params)
+        done = self.d.wait_for(job["id"], "COMPLETED")
+        self.assertEqual(done["task_params"], params)
+        self.assertEqual(self.d.result(job["id"])["metadata"], params)
+
     def test_pipeline_job_null_run_at(self):
         # null is an absent field, as everywhere in a POST body.
         ok = {"name": "a", "task_name": "dummytask"}
@@ -730,6 +740,19 @@ class ApiValidationTest(DaemonTestCase):
                               contains=bad)
                 self.rejected("/api/pipelines", {"run_at": bad, "jobs": [ok, ok]},
                               contains=bad)
+
+    def test_task_params_numbers_too_large(self):
+        # Issue 13: PostgreSQL's jsonb gives such a number back as an integer
+        # of 20 digits, which valet cannot read: the job lost its params with
+        # PostgreSQL (and kept them with the memory store).
+        ok = {"name": "a", "task_name": "dummytask"}
+        for params, shown in (({"x": 1e19}, "1e+19"), ({"x": [1, {"y": -1.5e300}]}, "-1.5e+300"),
+                              ({"x": 9223372036854775808.0}, "9.22337e+18")):
+            with self.subTest(params=params):
+                msg = "task_params must not hold numbers of 2^63 or more in magnitude, got " + shown
+                self.rejected("/api/jobs", dict(ok, task_params=params), message=msg)
+                self.rejected("/api/pipelines", {"name": "p", "jobs": [
+                    ok, dict(ok, task_params=params)]}, message=msg)
 
     def test_pipeline_job_run_at_refused(self):
         # Issue 13: a pipeline job's own run_at (even of a wrong type) was

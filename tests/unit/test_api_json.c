@@ -541,6 +541,22 @@ static void test_decode_type_errors(void **state)
 	assert_job_error("{\"name\":\"n\",\"task_name\":false}", "task_name must be a string");
 	assert_job_error("{\"task_params\":[1]}", "task_params must be an object");
 	assert_job_error("{\"task_params\":\"x\"}", "task_params must be an object");
+	/* Numbers PostgreSQL's jsonb would give back as integers jansson
+	 * cannot read (the memory store would keep them). */
+	assert_job_error("{\"task_params\":{\"x\":1e19}}",
+			 "task_params must not hold numbers of 2^63 or more in magnitude, got 1e+19");
+	assert_job_error("{\"task_params\":{\"a\":[1,{\"b\":-9223372036854775808.0}]}}",
+			 "task_params must not hold numbers of 2^63 or more in magnitude, got "
+			 "-9.22337e+18");
+	{
+		struct job_request req;
+		char err[JSON_IN_ERRLEN];
+
+		assert_int_equal(decode_job("{\"task_params\":{\"x\":9.2e18,\"y\":-9223372036854775808,"
+					    "\"z\":1e-300}}",
+					    &req, err),
+				 0);
+	}
 	assert_job_error("{\"run_at\":5}", "run_at must be a string");
 	assert_job_error("{\"use_previous_results\":\"yes\"}",
 			 "use_previous_results must be a boolean");
