@@ -193,24 +193,33 @@ static const char *query_arg(struct http_request *req, const char *key)
 	return http_request_query(req, key);
 }
 
+/*
+ * ?limit= and ?offset=: decimal digits, at most INT64_MAX - what PostgreSQL
+ * takes for LIMIT and OFFSET (a bigint), so that both stores answer the
+ * same; anything else is a 400 here, before a store sees it.
+ */
+_Static_assert(SIZE_MAX >= INT64_MAX, "a count up to INT64_MAX fits a size_t");
+
 static int parse_count(struct http_request *req, const char *key, size_t *out)
 {
 	const char *v = query_arg(req, key), *p;
 	char msg[256];
-	size_t n = 0;
+	uint64_t n = 0;
 
 	*out = 0;
 	if (!v)
 		return 0;
 	for (p = v; *p; p++) {
-		if (!isdigit((unsigned char)*p) || n > (SIZE_MAX - 9) / 10)
+		if (!isdigit((unsigned char)*p) ||
+		    n > (uint64_t)(INT64_MAX - (*p - '0')) / 10)
 			goto bad;
-		n = n * 10 + (size_t)(*p - '0');
+		n = n * 10 + (uint64_t)(*p - '0');
 	}
-	*out = n;
+	*out = (size_t)n;
 	return 0;
 bad:
-	snprintf(msg, sizeof(msg), "invalid %s: \"%.200s\"", key, v);
+	snprintf(msg, sizeof(msg), "invalid %s: \"%.100s\" (an integer from 0 to %lld)", key, v,
+		 (long long)INT64_MAX);
 	http_request_error(req, 400, msg);
 	return -EINVAL;
 }

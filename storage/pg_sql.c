@@ -90,6 +90,15 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at) "
 		"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING", 6},
 	[PGS_NOTIFY] = {"valet_notify", "SELECT pg_notify($1, $2)", 2},
+	/* The last call of a transaction that creates work: it fails the
+	 * transaction (an error that names PG_SUBMIT_GUARD_TEXT) when the
+	 * database reaches it after $1, so that a submit answered 503 at its
+	 * deadline cannot be committed later (pg_deadline.c). The cast fails
+	 * only at run time: clock_timestamp() is volatile, so nothing here is
+	 * folded when the statement is planned. */
+	[PGS_SUBMIT_GUARD] = {"valet_submit_guard",
+		"SELECT (CASE WHEN clock_timestamp() <= $1::timestamptz THEN NULL "
+		"ELSE '" PG_SUBMIT_GUARD_TEXT "' END)::int", 1},
 	[PGS_JOB_STATUS] = {"valet_job_status",
 		"UPDATE " S "jobs SET status = $2, scheduled_at = $3, started_at = $4, attempt = $5, "
 		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END, "

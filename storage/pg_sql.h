@@ -13,6 +13,7 @@ enum pg_stmt_id {
 	PGS_INSERT_JOB,
 	PGS_INSERT_PIPELINE,
 	PGS_NOTIFY,
+	PGS_SUBMIT_GUARD,
 	PGS_JOB_STATUS,
 	PGS_JOB_FINISH,
 	PGS_JOB_RETRY,
@@ -58,6 +59,11 @@ struct job *pg_row_job(const PGresult *res, int row);
  * PGS_GET_PIPELINE, _LIST_PIPELINES; PG_CLAIM_PL_COL for PGS_CLAIM) as a new
  * pipeline without jobs. */
 struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
+
+/* What PostgreSQL says, in the message of PGS_SUBMIT_GUARD's error, when
+ * the guard came too late (postgres.c tells that failure from others). */
+#define PG_SUBMIT_GUARD_TEXT "valet: submit deadline passed"
+
 
 /* PGS_CLAIM rows: job columns, pipeline columns from PG_CLAIM_PL_COL, then
  * a boolean at PG_CLAIM_HEAD_COL: this row is a claimed job (not just a

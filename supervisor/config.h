@@ -92,6 +92,8 @@ struct config {
 	int64_t retry_backoff_ms;     /* first retry delay (doubles, with jitter) */
 	int64_t retry_backoff_max_ms; /* cap of the retry delay */
 	int retention_days;     /* prune finished jobs older than this; 0 = keep all */
+	int64_t submit_timeout_ms;    /* a submit the store did not confirm by then is
+	                               * withdrawn and answered 503 */
 	/* [tasks] */
 	char *plugin_dir;       /* load every *.so in it; "" = none */
 	/* [log] */

@@ -208,7 +208,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 			 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
 			 old->max_process_limit != fresh->max_process_limit},
 		{"[storage]", !same_str(old->storage, fresh->storage) ||
-				      !same_str(old->database_url, fresh->database_url)},
+				      !same_str(old->database_url, fresh->database_url) ||
+				      old->submit_timeout_ms != fresh->submit_timeout_ms},
 		{"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
 	};
 
@@ -576,6 +577,7 @@ static struct store *make_store(struct ev_loop *loop, const struct config *cfg)
 	    .lease_ms = cfg->lease_ms,
 	    .retry_backoff_ms = cfg->retry_backoff_ms,
 	    .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
+	    .submit_timeout_ms = cfg->submit_timeout_ms,
 	    .retention_days = cfg->retention_days,
 	};
 	struct store *store;

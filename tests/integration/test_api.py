@@ -260,6 +260,60 @@ class ApiTest(DaemonTestCase):
         self.assertEqual(self.list_ids("/api/jobs?status=%s&limit=2&offset=1" % status),
                          parked[1:3])
 
+    def test_list_counts_out_of_range(self):
+        # Issue 13: a size_t cast to PostgreSQL's bigint became a negative
+        # OFFSET (500 there, a 200 from the memory store). Both stores now
+        # take 0 to 2^63-1, and anything else is a 400 that names it.
+        self.scheduled_job()
+        self.scheduled_pipeline()
+        big = 2 ** 63 - 1
+        for path in ("/api/jobs", "/api/pipelines"):
+            for key in ("limit", "offset"):
+                for bad in (str(big + 1), "18446744073709551615", "18446744073709551616",
+                            "99999999999999999999999", "-1", "1.5", "1e3", "0x10"):
+                    with self.subTest(path=path, key=key, value=bad):
+                        self.assertError(self.d.get("%s?%s=%s" % (path, key, bad)), 400,
+                                         'invalid %s: "%s" (an integer from 0 to %d)'
+                                         % (key, bad, big))
+            full = self.list_ids(path)
+            self.assertGreaterEqual(len(full), 1)
+            self.assertEqual(self.list_ids("%s?offset=%d" % (path, big)), [])
+            self.assertEqual(self.list_ids("%s?limit=%d" % (path, big)), full)
+            self.assertEqual(self.list_ids("%s?limit=%d&offset=%d" % (path, big, big)), [])
+            self.assertEqual(self.list_ids("%s?offset=%s" % (path, "0" * 30 + "1")), full[1:])
+
+    def test_run_at_edges(self):
+        # The first and the last instant valet takes (ApiValidationTest.
+        # test_run_at_out_of_range refuses the next ones): the store gives
+        # back exactly what was sent, whichever store it is.
+        for edge, utc in (("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+                          ("9999-12-31T22:59:59.5-01:00", "9999-12-31T23:59:59.5Z"),
+                          ("0001-01-01T00:00:00.000001Z", "0001-01-01T00:00:00.000001Z"),
+                          ("0001-01-01T01:00:00+01:00", "0001-01-01T00:00:00Z")):
+            with self.subTest(run_at=edge):
+                job = self.scheduled_job(run_at=edge)
+                self.assertEqual(job["run_at"], utc, job)
+                self.assertEqual(self.d.job(job["id"])["run_at"], utc)
+                pl = self.scheduled_pipeline(run_at=edge)
+                self.assertEqual(pl["run_at"], utc, pl)
+                self.assertEqual(self.d.pipeline(pl["id"])["run_at"], utc)
+
+    def test_task_params_large_numbers_kept(self):
+        # Just below 2^63 (ApiValidationTest refuses more): whichever the
+        # store, the params and the result come back as the same numbers.
+        params = {"a": 9.2e18, "b": -9223372036854775808, "c": 1e-300, "d": 0.1}
+        job = self.d.submit("dummytask", params)
+        self.assertEqual(job["task_params"], params)
+        done = self.d.wait_for(job["id"], "COMPLETED")
+        self.assertEqual(done["task_params"], params)
+        self.assertEqual(self.d.result(job["id"])["metadata"], params)
+
+    def test_pipeline_job_null_run_at(self):
+        # null is an absent field, as everywhere in a POST body.
+        ok = {"name": "a", "task_name": "dummytask"}
+        pl = self.scheduled_pipeline(jobs=[dict(ok, run_at=None), ok])
+        self.assertIn("run_at", pl)
+
     def test_list_pipelines_limit_offset(self):
         for _ in range(3):
             self.scheduled_pipeline()
@@ -580,6 +634,21 @@ class ApiValidationTest(DaemonTestCase):
                 self.rejected("/api/jobs", {"name": "x", "task_name": "nope", "run_at": bad},
                               contains=bad)
 
+    def test_run_at_out_of_range(self):
+        # Issue 13: year 0 was stored by the memory store and a 500 from
+        # PostgreSQL; a time that its zone pushes past 9999 would not format
+        # as RFC 3339. Both stores take years 0001-9999 (UTC), exactly (the
+        # edges are accepted: ApiTest.test_run_at_edges).
+        msg = ('invalid run_at: "%s" is out of range: times must be from '
+               '0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z')
+        ok = {"name": "a", "task_name": "dummytask"}
+        for bad in ("0000-01-01T00:00:00Z", "0000-12-31T23:59:59.999999Z",
+                    "0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-00:01"):
+            with self.subTest(run_at=bad):
+                self.rejected("/api/jobs", dict(ok, run_at=bad), message=msg % bad)
+                self.rejected("/api/pipelines", {"name": "p", "run_at": bad, "jobs": [ok, ok]},
+                              message=msg % bad)
+
     def test_required_fields(self):
         cases = [
             ({}, "name, task_name required"),
@@ -671,6 +740,33 @@ class ApiValidationTest(DaemonTestCase):
                               contains=bad)
                 self.rejected("/api/pipelines", {"run_at": bad, "jobs": [ok, ok]},
                               contains=bad)
+
+    def test_task_params_numbers_too_large(self):
+        # Issue 13: PostgreSQL's jsonb gives such a number back as an integer
+        # of 20 digits, which valet cannot read: the job lost its params with
+        # PostgreSQL (and kept them with the memory store).
+        ok = {"name": "a", "task_name": "dummytask"}
+        for params, shown in (({"x": 1e19}, "1e+19"), ({"x": [1, {"y": -1.5e300}]}, "-1.5e+300"),
+                              ({"x": 9223372036854775808.0}, "9.22337e+18")):
+            with self.subTest(params=params):
+                msg = "task_params must not hold numbers of 2^63 or more in magnitude, got " + shown
+                self.rejected("/api/jobs", dict(ok, task_params=params), message=msg)
+                self.rejected("/api/pipelines", {"name": "p", "jobs": [
+                    ok, dict(ok, task_params=params)]}, message=msg)
+
+    def test_pipeline_job_run_at_refused(self):
+        # Issue 13: a pipeline job's own run_at (even of a wrong type) was
+        # silently ignored; run_at belongs to the pipeline. (null is an
+        # absent field: ApiTest.test_pipeline_job_null_run_at.)
+        ok = {"name": "a", "task_name": "dummytask"}
+        msg = ('jobs[%d].run_at is not allowed: run_at belongs to the pipeline '
+               '(set it next to "jobs")')
+        for value in (later(), "garbage", "", 5, {"t": 1}):
+            with self.subTest(run_at=value):
+                self.rejected("/api/pipelines", {"name": "p", "jobs": [
+                    ok, dict(ok, run_at=value)]}, message=msg % 1)
+                self.rejected("/api/pipelines", {"name": "p", "run_at": later(), "jobs": [
+                    dict(ok, run_at=value), ok]}, message=msg % 0)
 
     def test_pipeline_wrong_types(self):
         ok = {"name": "a", "task_name": "dummytask"}

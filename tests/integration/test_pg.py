@@ -574,7 +574,11 @@ class DatabaseRestartTest(PgTestCase):
                     if r.status == 202:
                         during.append(r.json["id"])
                     elif r.status == 503:
-                        if (r.json or {}).get("message") != STORAGE_DOWN:
+                        # A submit in flight while the server restarts may
+                        # also be refused at its deadline (not accepted).
+                        if ((r.json or {}).get("message") != STORAGE_DOWN and
+                                not (r.json or {}).get("message", "").startswith(
+                                    "storage did not confirm the job within")):
                             seen["errors"].append("503 with another message: %r" % r)
                     else:
                         seen["errors"].append("POST /api/jobs during the restart: %r" % r)
@@ -625,6 +629,145 @@ class DatabaseRestartTest(PgTestCase):
         d.wait_for(j["id"], "COMPLETED", timeout=5)
         sys.stderr.write("[database restart: /api/status answers %s, POST /api/jobs answers "
                          "%s] " % (seen["status"], seen["submit"]))
+
+
+class SubmitDeadlineTest(PgTestCase):
+    """Issue 13: a submit in flight when the database hangs or stops was
+    held for the whole outage (no bound) and then answered 202, so that a
+    client that had given up never learnt that its job existed. Now it is
+    answered within [storage] submit_timeout: 202 once committed, or 503
+    "not accepted" - and then the job or pipeline never appears, not even
+    once the database is back."""
+
+    TIMEOUT = 1.0  # [storage] submit_timeout of these daemons
+    NOT_ACCEPTED = ("storage did not confirm the %s within 1s - it was not accepted and "
+                    "will not run; try again later")
+
+    def start_node(self):
+        d = self.start({"queue": {"workers": "2"}, "storage": {"submit_timeout": "1s"}})
+        job = d.submit("dummytask", {"before": True})
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+        return d
+
+    def hold_lock(self, d, seconds):
+        """Lock d's jobs table (ACCESS EXCLUSIVE) for seconds, from a psql of
+        its own: every write of d's job rows waits, as on a hung database.
+        Returns the thread once the lock is held."""
+        errors = []
+
+        def lock():
+            try:
+                valetd.sql("BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; "
+                           "SELECT pg_sleep(%g); COMMIT" % seconds, schema=d.schema,
+                           timeout=seconds + 30)
+            except AssertionError as e:  # a restart cuts it: that ends the lock too
+                errors.append(e)
+
+        t = threading.Thread(target=lock)
+        t.start()
+        self.wait_sql(d, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+                      "l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
+                      "WHERE n.nspname = :'s' AND c.relname = 'jobs' AND l.granted "
+                      "AND l.mode = 'AccessExclusiveLock'", lambda rows: rows[0][0] != "0",
+                      10, "the lock on the jobs table", s=d.schema)
+        return t
+
+    def post_async(self, d, path, body, out):
+        """POST in a thread of its own; out gets (seconds taken, response)."""
+        def post():
+            t0 = time.monotonic()
+            try:
+                r = d.post(path, body)
+                out.append((time.monotonic() - t0, r))
+            except Exception as e:  # noqa: BLE001 - reported by the test
+                out.append((time.monotonic() - t0, e))
+            finally:
+                d.client.close()
+        t = threading.Thread(target=post)
+        t.start()
+        return t
+
+    def wait_inserts_blocked(self, d, n):
+        """Until n of d's INSERTs (its writer) wait for the lock."""
+        self.wait_sql(d, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                      "'Lock' AND query LIKE 'INSERT INTO %' AND position(:'s' in query) > 0",
+                      lambda rows: int(rows[0][0]) >= n, 10, "a submit waiting for the lock",
+                      s=d.schema)
+
+    def assert_refused(self, out, what):
+        self.assertEqual(len(out), 1, out)
+        took, r = out[0]
+        self.assertNotIsInstance(r, Exception, "%s: %r\n%s" % (what, r, self.logs()))
+        self.assertEqual((r.status, (r.json or {}).get("message")),
+                         (503, self.NOT_ACCEPTED % what), "%r after %.1fs\n%s"
+                         % (r, took, self.logs()))
+        self.assertLess(took, self.TIMEOUT + 1.0, "answered %.1fs after the submit" % took)
+
+    def assert_never_stored(self, d, names, wait=2.0):
+        """None of the jobs or pipelines named appears, now or a while later
+        (the database answers again by now)."""
+        deadline = time.monotonic() + wait
+        while True:
+            rows = d.sql("SELECT 'job', name FROM jobs WHERE name = ANY(string_to_array("
+                         ":'n', ',')) UNION ALL SELECT 'pipeline', name FROM pipelines "
+                         "WHERE name = ANY(string_to_array(:'n', ','))", n=",".join(names))
+            self.assertEqual(rows, [], "refused with 503, stored all the same\n%s"
+                             % self.logs())
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def still_works(self, d):
+        deadline = time.monotonic() + 15
+        while d.get("/api/status").status != 200:
+            if time.monotonic() > deadline:
+                self.fail("not healthy again\n%s" % self.logs())
+            time.sleep(0.1)
+        job = d.submit("dummytask", {"after": True})
+        d.wait_for(job["id"], "COMPLETED", timeout=10)
+
+    def test_hung_database(self):
+        d = self.start_node()
+        locker = self.hold_lock(d, 4.0)
+        job_out, queued_out, pl_out = [], [], []
+        # The first one goes out and waits for the lock; the others wait
+        # behind it, unsent.
+        threads = [self.post_async(d, "/api/jobs", {"name": "hung-job", "task_name":
+                                                    "dummytask"}, job_out)]
+        self.wait_inserts_blocked(d, 1)
+        threads.append(self.post_async(d, "/api/jobs", {"name": "hung-queued", "task_name":
+                                                        "dummytask"}, queued_out))
+        threads.append(self.post_async(d, "/api/pipelines", {"name": "hung-pipeline", "jobs": [
+            {"name": "hung-pj0", "task_name": "dummytask"},
+            {"name": "hung-pj1", "task_name": "dummytask"}]}, pl_out))
+        for t in threads:
+            t.join(20)
+        self.assert_refused(job_out, "job")
+        self.assert_refused(queued_out, "job")
+        self.assert_refused(pl_out, "pipeline")
+        locker.join(30)
+        self.assert_never_stored(d, ["hung-job", "hung-queued", "hung-pipeline", "hung-pj0",
+                                     "hung-pj1"])
+        self.still_works(d)
+        self.assertIn("answered 503", d.log_text())
+
+    def test_database_stops_during_a_submit(self):
+        d = self.start_node()
+        locker = self.hold_lock(d, 30.0)
+        out = []
+        t = self.post_async(d, "/api/jobs", {"name": "stopped-job", "task_name": "dummytask"},
+                            out)
+        self.wait_inserts_blocked(d, 1)
+        # The database stops (its connections are cut: the INSERT never
+        # committed, but valetd cannot know) and stays down 3s.
+        restarter = threading.Thread(target=pg_restart, kwargs={"down": 3})
+        restarter.start()
+        t.join(20)
+        self.assert_refused(out, "job")
+        restarter.join(60)
+        locker.join(30)
+        self.assert_never_stored(d, ["stopped-job"])
+        self.still_works(d)
 
 
 class OpsViewsTest(PgTestCase):

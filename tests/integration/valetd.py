@@ -216,15 +216,16 @@ def sql(query, schema=None, timeout=30, **params):
     return rows
 
 
-def pg_restart():
+def pg_restart(down=0):
     """Restart the test PostgreSQL server (fast shutdown, same socket and
     port); returns once it accepts connections again. Connections that
-    daemons hold are cut."""
+    daemons hold are cut. down: seconds it stays stopped (an outage)."""
     pg_dir = os.environ.get("VALET_TEST_PG_DIR")
     if not pg_dir:
         raise AssertionError("VALET_TEST_PG_DIR is not set: pg_restart() needs the server "
                              "that tests/run_tests.sh starts with tests/pg_tmp.sh")
-    r = subprocess.run([PG_TMP, "restart", pg_dir], stdout=subprocess.PIPE,
+    cmd = [PG_TMP, "restart", pg_dir] + (["%g" % down] if down else [])
+    r = subprocess.run(cmd, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=120)
     if r.returncode != 0:
         raise AssertionError("tests/pg_tmp.sh restart %s failed (status %d):\n%s"

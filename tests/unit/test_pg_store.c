@@ -8,7 +8,11 @@
  * the entries a freed store drops. Against a real PostgreSQL: that repeated
  * saves are written as one UPDATE (a trigger counts the row updates), a
  * start and an end before PG_LAZY_S too, and the database has the last
- * state.
+ * state. Submit deadlines (storage/pg_deadline.c): against a database that
+ * does not answer (its jobs table locked), creates are answered
+ * -ETIMEDOUT in time, sent or not, and none of them is ever stored - not
+ * when the transaction in flight reaches its guard late, not when it
+ * commits late all the same, not when the connection breaks under it.
  *
  * White box: it reads struct pg_store (storage/pg_internal.h). The tests
  * that need a server take it from VALET_TEST_DATABASE_URL (tests/pg_tmp.sh)
@@ -35,6 +39,7 @@
 
 static const char *db_url;
 static char schema[64];
+static int64_t submit_timeout_ms; /* of the next store; 0: the default */
 static struct ev_loop *loop;
 static PGconn *admin;
 
@@ -89,7 +94,8 @@ static struct store *new_store(const char *url)
 				     .node_id = node,
 				     .lease_ms = 30000,
 				     .retry_backoff_ms = 1000,
-				     .retry_backoff_max_ms = 60000};
+				     .retry_backoff_max_ms = 60000,
+				     .submit_timeout_ms = submit_timeout_ms};
 	char err[256] = "";
 	struct store *st;
 
@@ -267,6 +273,17 @@ static void count_updates(void)
 		 "CREATE TRIGGER count_upd AFTER UPDATE ON %s.pipelines "
 		 "FOR EACH ROW EXECUTE FUNCTION %s.count_upd()",
 		 schema, schema, schema, schema, schema, schema, schema, schema, schema, schema);
+	admin_exec(q);
+	/* Committed inserts too, as tbl "jobs+": a transaction that rolls back
+	 * takes its count with it. */
+	snprintf(q, sizeof(q),
+		 "CREATE OR REPLACE FUNCTION %s.count_ins() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		 "BEGIN INSERT INTO %s.upd VALUES (TG_TABLE_NAME || '+', 1) "
+		 "ON CONFLICT (tbl) DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
+		 "DROP TRIGGER IF EXISTS count_ins ON %s.jobs; "
+		 "CREATE TRIGGER count_ins AFTER INSERT ON %s.jobs "
+		 "FOR EACH ROW EXECUTE FUNCTION %s.count_ins()",
+		 schema, schema, schema, schema, schema, schema);
 	admin_exec(q);
 }
 
@@ -508,6 +525,228 @@ static void test_lazy_and_in_flight(void **state)
 	job_unref(job);
 }
 
+/* ---- submit deadlines ------------------------------------------------------- */
+
+/* The admin connection locks the store's jobs table, in a transaction it
+ * keeps open until unlock_jobs(): every write of a job row waits. */
+static void lock_jobs(void)
+{
+	char q[128];
+
+	admin_exec("BEGIN");
+	snprintf(q, sizeof(q), "LOCK TABLE %s.jobs IN ACCESS EXCLUSIVE MODE", schema);
+	admin_exec(q);
+}
+
+static void unlock_jobs(void)
+{
+	admin_exec("COMMIT");
+}
+
+static long rows_with_id(const char *table, const uint8_t id[JOB_ID_LEN])
+{
+	char q[256], s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s.%s WHERE id = '%s'", schema, table, s);
+	return atol(admin_value(q));
+}
+
+static bool two_answered(void *a)
+{
+	struct answer *v = a;
+
+	return v[0].calls && v[1].calls;
+}
+
+static bool three_answered(void *a)
+{
+	struct answer *v = a;
+
+	return v[0].calls && v[1].calls && v[2].calls;
+}
+
+/* Everything written, nothing withdrawn that may still exist. */
+static bool settled(void *ps)
+{
+	struct pg_store *p = ps;
+
+	return !pg_write_pending(p) && !p->inflight && TAILQ_EMPTY(&p->withdrawn);
+}
+
+/* Until the first write batch is in flight, without waiting for an event
+ * (a batch that hangs gives none before the deadline timer). */
+static void until_in_flight(struct pg_store *ps)
+{
+	for (int i = 0; i < 2000 && !ps->inflight; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		if (!ps->inflight)
+			usleep(1000);
+	}
+	assert_int_equal(ps->inflight, 1);
+}
+
+static double since(int64_t t0_ns)
+{
+	return (double)(job_mono_ns() - t0_ns) / 1e9;
+}
+
+/* A store whose creates time out after 300 ms (guard 150 ms earlier). */
+static struct store *deadline_store(void)
+{
+	struct store *st;
+
+	submit_timeout_ms = 300;
+	st = db_store();
+	submit_timeout_ms = 0;
+	return st;
+}
+
+/*
+ * A hung database: the first create is sent and waits for the lock; two
+ * more (a job, a pipeline) wait behind it, unsent. All three are answered
+ * -ETIMEDOUT at their deadline. Once the lock goes, the transaction in
+ * flight reaches its guard after its time and rolls back: nothing exists.
+ */
+static void test_deadline_hung(void **state)
+{
+	struct job *a = make_job("a"), *b = make_job("b");
+	struct pipeline *c = make_pipeline("c", 2);
+	struct answer ans[3] = {{0}};
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+	long inserts;
+
+	need_db();
+	st = deadline_store();
+	ps = pg_of(st);
+	inserts = updates("jobs+");
+	lock_jobs();
+	t0 = job_mono_ns();
+	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans[0]), 0);
+	until_in_flight(ps);
+	assert_true(since(t0) < 0.1);
+	assert_int_equal(st->ops->create_job(st, b, 0, record, &ans[1]), 0);
+	assert_int_equal(st->ops->create_pipeline(st, c, STORE_CLAIM, record, &ans[2]), 0);
+	assert_true(wait_until(three_answered, ans, 5.));
+	assert_true(since(t0) < 1.0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ans[i].calls, 1);
+		assert_int_equal(ans[i].err, -ETIMEDOUT);
+	}
+	/* The unsent ones are gone; the one in flight waits for its end. */
+	assert_true(TAILQ_EMPTY(&ps->ops));
+	assert_int_equal(ps->inflight, 1);
+	assert_true(pgd_withdrawn_id(ps, a->id));
+	assert_false(pgd_withdrawn_id(ps, b->id));
+	assert_false(pgd_withdrawn_id(ps, c->id));
+	unlock_jobs();
+	assert_true(wait_until(settled, ps, 10.));
+	/* Its guard rolled it back: it was never committed, not even for a
+	 * moment (no delete needed). */
+	assert_int_equal(updates("jobs+"), inserts);
+	assert_int_equal(rows_with_id("jobs", a->id), 0);
+	assert_int_equal(rows_with_id("jobs", b->id), 0);
+	assert_int_equal(rows_with_id("pipelines", c->id), 0);
+	assert_int_equal(rows_with_id("jobs", c->jobs[0]->id), 0);
+	assert_int_equal(a->refs, 1);
+	assert_int_equal(c->refs, 1);
+	/* And the store still works. */
+	create_claimed_job(st, b);
+	assert_int_equal(rows_with_id("jobs", b->id), 1);
+
+	store_free(st);
+	job_unref(a);
+	job_unref(b);
+	pipeline_unref(c);
+}
+
+/*
+ * The transaction commits after the answer all the same (as when the
+ * database's clock is behind valetd's by more than the margin; here its
+ * guard is set a minute late): it is deleted as soon as the commit is
+ * known, and the claims of this node would not deliver it meanwhile.
+ */
+static void test_deadline_late_commit(void **state)
+{
+	struct job *a = make_job("late");
+	struct pipeline *c = make_pipeline("late-pl", 2);
+	struct answer ans[2] = {{0}};
+	struct store *st;
+	struct pg_store *ps;
+	struct pg_op *op;
+	long inserts;
+
+	need_db();
+	st = deadline_store();
+	ps = pg_of(st);
+	inserts = updates("jobs+");
+	lock_jobs();
+	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans[0]), 0);
+	assert_int_equal(st->ops->create_pipeline(st, c, 0, record, &ans[1]), 0);
+	TAILQ_FOREACH(op, &ps->ops, link)
+		op->guard_us = job_now_us() + 60 * INT64_C(1000000);
+	until_in_flight(ps);
+	assert_true(wait_until(two_answered, ans, 5.));
+	assert_int_equal(ans[0].err, -ETIMEDOUT);
+	assert_int_equal(ans[1].err, -ETIMEDOUT);
+	assert_true(pgd_withdrawn_id(ps, a->id));
+	assert_true(pgd_withdrawn_id(ps, c->id));
+	unlock_jobs();
+	assert_true(wait_until(settled, ps, 10.));
+	assert_int_equal(updates("jobs+"), inserts + 3); /* committed, then deleted */
+	assert_int_equal(rows_with_id("jobs", a->id), 0);
+	assert_int_equal(rows_with_id("pipelines", c->id), 0);
+	assert_int_equal(rows_with_id("jobs", c->jobs[1]->id), 0);
+	assert_int_equal(ans[0].calls, 1);
+	assert_int_equal(ans[1].calls, 1);
+
+	store_free(st);
+	job_unref(a);
+	pipeline_unref(c);
+}
+
+/*
+ * The connection breaks while the create is in flight: it may have
+ * committed, so at its deadline it is answered -ETIMEDOUT and becomes a
+ * delete. The old connection's transaction, still waiting for the lock on
+ * the server, reaches its guard late and never commits.
+ */
+static void test_deadline_connection_lost(void **state)
+{
+	struct job *a = make_job("lost");
+	struct answer ans = {0};
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+
+	need_db();
+	st = deadline_store();
+	ps = pg_of(st);
+	lock_jobs();
+	t0 = job_mono_ns();
+	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans), 0);
+	until_in_flight(ps);
+	assert_true(since(t0) < 0.1);
+	pgconn_reset(ps->writer);
+	assert_int_equal(ans.calls, 0);
+	assert_int_equal(ps->inflight, 0);
+	assert_true(wait_until(answered, &ans, 5.));
+	assert_true(since(t0) < 1.0);
+	assert_int_equal(ans.err, -ETIMEDOUT);
+	assert_true(pgd_withdrawn_id(ps, a->id));
+	unlock_jobs();
+	assert_true(wait_until(settled, ps, 10.));
+	/* The old connection's transaction ends after its guard time too. */
+	usleep(300000);
+	assert_int_equal(rows_with_id("jobs", a->id), 0);
+	assert_int_equal(ans.calls, 1);
+
+	store_free(st);
+	job_unref(a);
+}
+
 static int group_setup(void **state)
 {
 	char q[256];
@@ -554,6 +793,9 @@ int main(void)
 		cmocka_unit_test(test_dirty_entries),
 		cmocka_unit_test(test_saves_coalesce),
 		cmocka_unit_test(test_lazy_and_in_flight),
+		cmocka_unit_test(test_deadline_hung),
+		cmocka_unit_test(test_deadline_late_commit),
+		cmocka_unit_test(test_deadline_connection_lost),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
