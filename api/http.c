@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -44,6 +45,8 @@
 #include "json_out.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static void http_format_peer(const union http_addr *a, char *out, size_t len);
 
 /* File descriptors kept for everything but HTTP connections. */
 #define HTTP_FD_RESERVE 256
@@ -89,6 +92,7 @@ void http_request_unref(struct http_request *req)
 	free(req->url);
 	free(req->query);
 	free(req->origin);
+	free(req->authorization);
 	free(req);
 }
 
@@ -251,10 +255,109 @@ size_t http_cors_headers(const struct http_server *srv, const struct http_reques
 	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
 }
 
+/* ---- API keys -------------------------------------------------------------- */
+
+/* The token of "Bearer TOKEN" (the scheme in any case), or NULL. */
+static const char *bearer_token(const char *authorization)
+{
+	const char *p = authorization;
+
+	if (!p || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+		return NULL;
+	p += 6;
+	p += strspn(p, " \t");
+	return p[0] ? p : NULL;
+}
+
+static void http_denied(struct http_request *req, const char *key, const char *why)
+{
+	char remote[INET6_ADDRSTRLEN + 16] = "-";
+
+	if (req->conn)
+		http_format_peer(&req->conn->peer, remote, sizeof(remote));
+	log_warn("request denied", "key", key, "reason", why, "method",
+		 req->head ? "HEAD" : req->method, "path", req->url ? req->url : "-", "remote",
+		 remote);
+}
+
+/*
+ * With API keys, a request needs a known token with the scope its method
+ * and path need (401 without one, 403 without the scope); GET /api/status
+ * may stay open for health checks. Returns whether it may go on.
+ */
+static bool http_request_allowed(struct http_server *srv, struct http_request *req)
+{
+	const struct auth_key *key;
+	const char *token;
+	char msg[128], scope[32];
+	unsigned need;
+
+	if (!srv->keys_path)
+		return true;
+	if (srv->cfg->open_status && !strcmp(req->method, "GET") && req->url &&
+	    !strcmp(req->url, "/api/status"))
+		return true;
+	token = bearer_token(req->authorization);
+	key = token ? auth_keys_find(srv->keys, token) : NULL;
+	if (!key) {
+		http_denied(req, "-", token ? "unknown token" : "no token");
+		http_request_error(req, 401,
+				   token ? "invalid API key" : "an API key is required: "
+							       "Authorization: Bearer TOKEN");
+		return false;
+	}
+	need = auth_scope_needed(req->method, req->url ? req->url : "/");
+	if (!(key->scopes & (need | AUTH_ADMIN))) {
+		auth_scopes_format(need, scope, sizeof(scope));
+		snprintf(msg, sizeof(msg), "the API key \"%s\" has no %s scope", key->name, scope);
+		http_denied(req, key->name, msg);
+		http_request_error(req, 403, msg);
+		return false;
+	}
+	snprintf(req->key_name, sizeof(req->key_name), "%s", key->name);
+	req->key_admin = key->scopes & AUTH_ADMIN;
+	return true;
+}
+
+static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
+{
+	struct auth_keys *keys;
+	int rc = auth_keys_load(srv->keys_path, &keys, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	auth_keys_free(srv->keys);
+	srv->keys = keys;
+	return 0;
+}
+
+void http_reload_keys(struct http_server *srv)
+{
+	char err[512], n[32];
+
+	if (!srv || !srv->keys_path)
+		return;
+	if (http_load_keys(srv, err, sizeof(err)) < 0) {
+		log_error("API keys not read again: keeping the keys in use", "error", err);
+		return;
+	}
+	snprintf(n, sizeof(n), "%zu", srv->keys->n);
+	log_info("API keys read", "file", srv->keys_path, "keys", n);
+}
+
+static void http_keys_changed(struct ev_loop *loop, ev_stat *w, int revents)
+{
+	http_reload_keys(container_of(w, struct http_server, keys_watch));
+}
+
 void http_request_ready(struct http_request *req)
 {
 	struct http_server *srv = req->srv;
 
+	/* A CORS preflight carries no credentials; it reveals nothing. */
+	if (!(!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) &&
+	    !http_request_allowed(srv, req))
+		return;
 	if (!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) {
 		if (cors_allow(srv, req->origin)) {
 			req->preflight = true;
@@ -309,7 +412,7 @@ void http_access_log(const struct http_conn *c, const struct http_request *req, 
 	snprintf(ms, sizeof(ms), "%.3f", (double)(job_mono_ns() - req->start_ns) / 1e6);
 	log_info("request", "method", req->head ? "HEAD" : req->method, "path",
 		 req->url ? req->url : "-", "status", status, "bytes", bytes, "ms", ms, "remote",
-		 remote);
+		 remote, "key", req->key_name[0] ? req->key_name : "-");
 }
 
 /* ---- clients ---------------------------------------------------------------- */
@@ -517,9 +620,8 @@ static void http_format_addr(const union http_addr *addr, int port, char *out, s
 }
 
 /*
- * Each connection is a descriptor: raise the soft limit to the hard one (a
- * daemon that polls with epoll has no reason to stay at 1024) and say so
- * when max_connections still does not fit.
+ * Each connection is a descriptor (main.c has raised the soft limit to the
+ * hard one): say so when max_connections does not fit.
  */
 static void http_fd_budget(struct http_server *srv)
 {
@@ -528,11 +630,6 @@ static void http_fd_budget(struct http_server *srv)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-		(void)getrlimit(RLIMIT_NOFILE, &rl);
-	}
 	if (rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)srv->max_conns + HTTP_FD_RESERVE > rl.rlim_cur) {
 		snprintf(want, sizeof(want), "%u", srv->max_conns);
@@ -612,6 +709,14 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 		goto fail;
 	}
 	http_fd_budget(srv);
+	if (cfg->auth_keys && cfg->auth_keys[0]) {
+		srv->keys_path = cfg->auth_keys;
+		if (http_load_keys(srv, err, errlen) < 0)
+			goto fail;
+		/* An edit, or `valetd key revoke` (a rename), takes effect now. */
+		ev_stat_init(&srv->keys_watch, http_keys_changed, srv->keys_path, 0.);
+		ev_stat_start(loop, &srv->keys_watch);
+	}
 	if (http_listen(srv, &addr, err, errlen) < 0)
 		goto fail;
 	http_format_addr(&addr, srv->port, where, sizeof(where));
@@ -643,6 +748,23 @@ void http_quiesce(struct http_server *srv)
 	/* Idle ones go now; the others close after their answer. */
 	while ((c = TAILQ_FIRST(&srv->conns[HTTP_CONN_IDLE])))
 		http_conn_close(c);
+}
+
+bool http_listen_is_loopback(const char *listen)
+{
+	union http_addr addr;
+	char host[256];
+	int port;
+
+	if (config_parse_listen(listen, host, sizeof(host), &port) < 0)
+		return false;
+	if (!strcmp(host, "localhost"))
+		return true;
+	/* A name is resolved the way http_new() will bind it. */
+	if (http_resolve(host, port, &addr) < 0)
+		return false;
+	return addr.sa.sa_family == AF_INET ? (ntohl(addr.in4.sin_addr.s_addr) >> 24) == 127
+					   : IN6_IS_ADDR_LOOPBACK(&addr.in6.sin6_addr);
 }
 
 int http_port(const struct http_server *srv)
@@ -683,6 +805,9 @@ void http_free(struct http_server *srv)
 		while ((c = TAILQ_FIRST(&srv->conns[s])))
 			http_conn_close(c);
 	ev_timer_stop(srv->loop, &srv->sweep);
+	if (srv->keys_path)
+		ev_stat_stop(srv->loop, &srv->keys_watch);
+	auth_keys_free(srv->keys);
 	for (o = srv->cors_origins; o && *o; o++)
 		free(*o);
 	free(srv->cors_origins);

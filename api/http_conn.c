@@ -150,6 +150,10 @@ static void conn_head(struct http_conn *c, struct http_request *req)
 		conn_add(c->head, cap, &len, "Content-Length: %zu\r\n", req->resp_len);
 	if (len < cap)
 		len += http_cors_headers(srv, req, c->head + len, cap - len);
+	if (req->status == 401)
+		conn_add(c->head, cap, &len, "WWW-Authenticate: Bearer realm=\"valet\"%s\r\n",
+			 req->authorization && req->authorization[0] ? ", error=\"invalid_token\""
+								     : "");
 	if (!c->keep_alive)
 		conn_add(c->head, cap, &len, "Connection: close\r\n");
 	else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
@@ -354,24 +358,33 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 	if (!c->in_value) {
 		c->in_value = true;
-		c->header = !strcmp(c->field, "origin")	  ? HDR_ORIGIN
-			    : !strcmp(c->field, "expect") ? HDR_EXPECT
-							  : HDR_OTHER;
+		c->header = !strcmp(c->field, "origin")		 ? HDR_ORIGIN
+			    : !strcmp(c->field, "expect")	 ? HDR_EXPECT
+			    : !strcmp(c->field, "authorization") ? HDR_AUTHORIZATION
+								 : HDR_OTHER;
+		/* The same header twice: neither counts. */
 		if (c->header == HDR_ORIGIN && req->origin) {
-			free(req->origin); /* two Origin headers: none allowed */
+			free(req->origin);
 			req->origin = strdup("");
+			c->header = HDR_OTHER;
+		} else if (c->header == HDR_AUTHORIZATION && req->authorization) {
+			free(req->authorization);
+			req->authorization = strdup("");
 			c->header = HDR_OTHER;
 		}
 	}
-	if (c->header == HDR_ORIGIN) {
-		have = req->origin ? strlen(req->origin) : 0;
-		if (have + len <= HTTP_MAX_ORIGIN) {
-			v = realloc(req->origin, have + len + 1);
+	if (c->header == HDR_ORIGIN || c->header == HDR_AUTHORIZATION) {
+		char **dst = c->header == HDR_ORIGIN ? &req->origin : &req->authorization;
+		size_t max = c->header == HDR_ORIGIN ? HTTP_MAX_ORIGIN : HTTP_MAX_AUTHORIZATION;
+
+		have = *dst ? strlen(*dst) : 0;
+		if (have + len <= max) {
+			v = realloc(*dst, have + len + 1);
 			if (!v)
 				return conn_refuse(c, 503, "out of memory");
 			memcpy(v + have, at, len);
 			v[have + len] = '\0';
-			req->origin = v;
+			*dst = v;
 		}
 	} else if (c->header == HDR_EXPECT) {
 		for (size_t i = 0; i < len && c->expect_len < sizeof(c->expect) - 1; i++)

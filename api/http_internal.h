@@ -15,6 +15,7 @@
 #include <ev.h>
 #include <http_parser.h>
 
+#include "auth.h"
 #include "routes.h"
 
 /* What a request may be, besides [server] max_body. */
@@ -22,6 +23,7 @@
 #define HTTP_MAX_HEADER_BYTES 16384 /* all header lines: 431 above */
 #define HTTP_MAX_HEADERS 100	   /* header lines: 431 above */
 #define HTTP_MAX_ORIGIN 512	   /* a longer Origin is no allowed origin */
+#define HTTP_MAX_AUTHORIZATION 512 /* a longer Authorization is no token */
 #define HTTP_WRITE_BUDGET (256 * 1024) /* bytes sent per connection per loop pass */
 #define HTTP_LINGER_S 2.0	   /* reading what a closed-for-us client still sends */
 #define HTTP_CLIENT_BUCKETS 1024
@@ -84,6 +86,11 @@ struct http_server {
 	uint64_t client_seed;
 	/* Requests waiting for a core callback. */
 	LIST_HEAD(http_request_list, http_request) waiting;
+	/* API keys ([server] auth_keys; NULL path: an open API), read again
+	 * when the file changes (keys_watch) or on SIGHUP. */
+	const char *keys_path;
+	struct auth_keys *keys;
+	ev_stat keys_watch;
 	/* The Date header's value, made once a second. */
 	char date[40];
 	int64_t date_s;
@@ -110,7 +117,7 @@ struct http_conn {
 	char field[16]; /* the current header's name (lower case, cut) */
 	size_t field_len;
 	bool in_value;
-	enum { HDR_OTHER, HDR_ORIGIN, HDR_EXPECT } header;
+	enum { HDR_OTHER, HDR_ORIGIN, HDR_EXPECT, HDR_AUTHORIZATION } header;
 	char expect[32];
 	size_t expect_len;
 	unsigned fail_status; /* a callback's verdict: answer this and close */

@@ -59,6 +59,9 @@ struct http_request {
 	char *url;		   /* the path as sent: not percent-decoded, no query */
 	char *query;		   /* the query as sent, after '?'; NULL when none */
 	char *origin;		   /* the Origin header; NULL when none */
+	char *authorization;	   /* the Authorization header; NULL when none */
+	char key_name[65];	   /* the API key it came with; "" for none */
+	bool key_admin;		   /* that key has the admin scope */
 	int64_t start_ns;
 
 	char *body; /* the upload, NUL-terminated */

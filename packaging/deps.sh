@@ -30,7 +30,7 @@ fi
 
 if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
-libhttp-parser-dev libinih-dev curl"
+libhttp-parser-dev libinih-dev libgnutls28-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
 	# in network namespaces (iproute2).
@@ -52,7 +52,7 @@ slirp4netns iproute2"
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
-http-parser-devel inih-devel curl"
+http-parser-devel inih-devel gnutls-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
 slirp4netns iproute"
 	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
@@ -60,7 +60,7 @@ slirp4netns iproute"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
-	echo "  libev, jansson, libseccomp, libpq, http-parser, inih (and cmocka, python3 and" >&2
+	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih (and cmocka, python3 and" >&2
 	echo "  the PostgreSQL server and client to test; libcurl to benchmark)" >&2
 	exit 1
 fi

@@ -365,7 +365,7 @@ check_shlibdeps() {
 	local deps lib
 	deps=$(dpkg-deb -f "$BUILD"/valetd_"$VERSION"-*_"$(dpkg --print-architecture)".deb Depends)
 	echo "Depends: $deps"
-	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libpq5 libseccomp2; do
+	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libgnutls30 libpq5 libseccomp2; do
 		echo "$deps" | grep -qw "$lib" || { echo "no $lib"; return 1; }
 	done
 }

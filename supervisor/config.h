@@ -47,6 +47,9 @@ struct config {
 	int64_t request_timeout_ms;     /* a request's headers and body, or an answer's
 	                                 * progress, within this */
 	int64_t idle_timeout_ms;        /* a keep-alive connection with no request */
+	char *auth_keys;                /* the API keys file; "" = no keys, an open API */
+	bool open_status;               /* GET /api/status needs no key */
+	bool allow_unauthenticated;     /* an open API on a non-loopback address */
 	/* [queue] */
 	int workers;            /* concurrent children; default: number of CPUs */
 	int queue_capacity;     /* queued jobs+pipelines before 503 */

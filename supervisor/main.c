@@ -29,6 +29,7 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include "../api/auth.h"
 #include "../api/http.h"
 #include "../storage/memory.h"
 #include "../storage/postgres.h"
@@ -51,8 +52,11 @@
 
 struct cli {
 	const char *config, *listen, *spawner;
+	const char *keys_file; /* --file: the keys file of `valetd key` */
 	int workers;
 	bool test, verbose, check;
+	int key_argc; /* `valetd key ...`: its words, after "key" */
+	char **key_argv;
 	bool done; /* -V or -h: answered, nothing more to do */
 };
 
@@ -77,6 +81,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: valetd [-c FILE] [-l HOST:PORT] [-w WORKERS] [-t [-v]] [--check] [-V]\n"
+		"       valetd [-c FILE | --file KEYS] key create NAME --scopes S | list | revoke NAME\n"
 		"  -c, --config FILE   read the INI configuration FILE\n"
 		"  -l, --listen ADDR   listen on HOST:PORT (overrides [server] listen)\n"
 		"  -w, --workers N     run at most N jobs at once (overrides [queue] workers)\n"
@@ -84,6 +89,7 @@ static void usage(FILE *out)
 		"      --check         print what isolation this host offers and exit\n"
 		"      --spawner PROG  run the jobs from PROG, a program with tasks of its own\n"
 		"                      (what valet_main() passes; default: valet-spawner)\n"
+		"      --file KEYS     the API keys file of `key` (default: [server] auth_keys)\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          this text\n");
 }
@@ -193,6 +199,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		{"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
 		{"[server] max_connections", old->max_connections != fresh->max_connections ||
 		     old->max_connections_per_client != fresh->max_connections_per_client},
+		{"[server] auth_keys, open_status", !same_str(old->auth_keys, fresh->auth_keys) ||
+							old->open_status != fresh->open_status},
 		{"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
 		     old->idle_timeout_ms != fresh->idle_timeout_ms},
 		{"[queue] workers", old->workers != fresh->workers},
@@ -324,6 +332,7 @@ static void reload(struct daemon *d)
 	fresh->hide = NULL;
 	if (send_policy(d, false) < 0)
 		log_error("reload: cannot tell the spawner what to hide from jobs");
+	http_reload_keys(d->http);
 	config_free(fresh);
 	log_info("configuration reloaded", "file", d->cli->config ? d->cli->config : "(none)");
 	notify_send("READY=1");
@@ -467,14 +476,15 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		{"workers", required_argument, NULL, 'w'}, {"test-config", no_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},      {"check", no_argument, NULL, 'C'},
 		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-		{"spawner", required_argument, NULL, 'S'},
+		{"spawner", required_argument, NULL, 'S'}, {"file", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 	char *end;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:l:w:tvVh", opts, NULL)) != -1) {
+	/* "+": options stop at the first word, so `key create ...` is left whole. */
+	while ((c = getopt_long(argc, argv, "+c:l:w:tvVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cli->config = optarg;
@@ -501,6 +511,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		case 'S':
 			cli->spawner = optarg;
 			break;
+		case 'F':
+			cli->keys_file = optarg;
+			break;
 		case 'V':
 			printf("valetd %s\n", VALET_VERSION);
 			cli->done = true;
@@ -513,6 +526,11 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			usage(stderr);
 			return -EINVAL;
 		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "key")) {
+		cli->key_argc = argc - optind - 1;
+		cli->key_argv = argv + optind + 1;
+		return 0;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "valetd: unexpected argument: %s\n", argv[optind]);
@@ -548,6 +566,17 @@ static int load_config(const struct cli *cli, struct config **out)
 	}
 	if (cli->workers)
 		cfg->workers = cli->workers;
+	/* Secure by default: an open API only where other hosts cannot reach it. */
+	if (!cfg->auth_keys[0] && !cfg->allow_unauthenticated && !cli->key_argv &&
+	    !http_listen_is_loopback(cfg->listen)) {
+		fprintf(stderr,
+			"%s: [server] listen = %s is not a loopback address and [server] auth_keys "
+			"is not set: anyone who reaches the port could run code here; set "
+			"auth_keys (valetd key create), or allow_unauthenticated = true\n",
+			cli->config ? cli->config : "valetd", cfg->listen);
+		config_free(cfg);
+		return -EINVAL;
+	}
 	*out = cfg;
 	return 0;
 }
@@ -745,9 +774,16 @@ int valetd_main(int argc, char **argv)
 	rc = parse_cli(argc, argv, &cli);
 	if (rc < 0 || cli.done)
 		return exit_status(rc);
+	if (cli.key_argv && cli.keys_file)
+		return auth_key_command(cli.keys_file, cli.key_argc, cli.key_argv);
 	rc = load_config(&cli, &cfg);
 	if (rc < 0)
 		return exit_status(rc);
+	if (cli.key_argv) {
+		rc = auth_key_command(cfg->auth_keys, cli.key_argc, cli.key_argv);
+		config_free(cfg);
+		return rc;
+	}
 	log_setup(cfg->log_format, cfg->log_level);
 	spawner = spawn_program(cli.spawner);
 	if (!spawner)

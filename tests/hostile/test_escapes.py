@@ -129,9 +129,11 @@ class NetworkTest(unittest.TestCase):
             cls.abstract.bind("\0valet-esc-abstract-" + TAG)
             cls.abstract.listen(8)
             cls.cleanups.append(cls.abstract.close)
+            # On every address, as an open API: what a job must not reach.
             cls.d = Daemon(dict(tasks(net=True), network={
                 "allow": "0.0.0.0/0 10.99.0.0/24",
-                "deny": "10.0.0.0/8 169.254.0.0/16 198.51.100.128/25"}),
+                "deny": "10.0.0.0/8 169.254.0.0/16 198.51.100.128/25"},
+                server={"allow_unauthenticated": "true"}),
                 listen_host="0.0.0.0", tmp_parent="/var/tmp")
             cls.d.start()
         except BaseException:

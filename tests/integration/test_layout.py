@@ -102,7 +102,7 @@ class LayoutTest(unittest.TestCase):
 
     def test_valetd_links_its_libraries(self):
         libs = {re.sub(r"\.so.*", "", lib) for lib in needed(os.path.join(BUILD, "valetd"))}
-        for lib in ("libev", "libhttp_parser", "libpq", "libinih", "libseccomp", "libjansson"):
+        for lib in ("libev", "libhttp_parser", "libgnutls", "libpq", "libinih", "libseccomp", "libjansson"):
             self.assertIn(lib, libs)
 
     def test_no_dlopen_but_the_plugin_loader(self):

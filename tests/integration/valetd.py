@@ -487,12 +487,16 @@ class Daemon:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
+                probe = Client("127.0.0.1", self.port, timeout=1)
                 try:
-                    r = Client("127.0.0.1", self.port, timeout=1).get("/api/status")
-                    if r.status == 200:
+                    r = probe.get("/api/status")
+                    # 401: it answers, and wants an API key for that too.
+                    if r.status in (200, 401):
                         return self
                 except OSError:
                     pass
+                finally:
+                    probe.close()
                 time.sleep(0.01)
             if self.proc.poll() is None:
                 self.kill()
