@@ -331,11 +331,11 @@ static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-void http_reload_keys(struct http_server *srv)
+static void http_reload_keys(struct http_server *srv)
 {
 	char err[512], n[32];
 
-	if (!srv || !srv->keys_path)
+	if (!srv->keys_path)
 		return;
 	if (http_load_keys(srv, err, sizeof(err)) < 0) {
 		log_error("API keys not read again: keeping the keys in use", "error", err);
@@ -343,6 +343,21 @@ void http_reload_keys(struct http_server *srv)
 	}
 	snprintf(n, sizeof(n), "%zu", srv->keys->n);
 	log_info("API keys read", "file", srv->keys_path, "keys", n);
+}
+
+void http_reload(struct http_server *srv)
+{
+	char err[512];
+
+	if (!srv)
+		return;
+	http_reload_keys(srv);
+	if (!srv->tls)
+		return;
+	if (http_tls_reload(srv->tls, err, sizeof(err)) < 0)
+		log_error("TLS certificate not read again: keeping the one in use", "error", err);
+	else
+		log_info("TLS certificate read", "file", srv->cfg->tls_cert);
 }
 
 static void http_keys_changed(struct ev_loop *loop, ev_stat *w, int revents)
@@ -491,22 +506,32 @@ static bool http_make_room(struct http_server *srv)
 	return true;
 }
 
+/* A connection not to be served: a plain answer says why, but a TLS client
+ * could not read one before its handshake, so it is only closed. */
+static void http_refuse(struct http_server *srv, int fd, unsigned status, const char *message)
+{
+	if (srv->tls)
+		close(fd);
+	else
+		http_conn_refuse(fd, status, message);
+}
+
 static void http_accept_one(struct http_server *srv, int fd, const union http_addr *peer)
 {
 	struct http_client *cl = client_get(srv, peer);
 
 	if (!cl) {
-		http_conn_refuse(fd, 503, "out of memory");
+		http_refuse(srv, fd, 503, "out of memory");
 		return;
 	}
 	if (cl->conns >= srv->max_per_client) {
 		client_put(cl);
-		http_conn_refuse(fd, 503, "too many connections from this address");
+		http_refuse(srv, fd, 503, "too many connections from this address");
 		return;
 	}
 	if (srv->nconns >= srv->max_conns && !http_make_room(srv)) {
 		client_put(cl);
-		http_conn_refuse(fd, 503, "too many connections");
+		http_refuse(srv, fd, 503, "too many connections");
 		return;
 	}
 	cl->conns++;
@@ -674,7 +699,7 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 			     char *err, size_t errlen)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
-	char host[256], where[300], msg[320];
+	char host[256], where[300], msg[330];
 	union http_addr addr;
 	int port;
 
@@ -717,10 +742,13 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 		ev_stat_init(&srv->keys_watch, http_keys_changed, srv->keys_path, 0.);
 		ev_stat_start(loop, &srv->keys_watch);
 	}
+	if (cfg->tls_cert && cfg->tls_cert[0] &&
+	    http_tls_new(cfg->tls_cert, cfg->tls_key, &srv->tls, err, errlen) < 0)
+		goto fail;
 	if (http_listen(srv, &addr, err, errlen) < 0)
 		goto fail;
 	http_format_addr(&addr, srv->port, where, sizeof(where));
-	snprintf(msg, sizeof(msg), "listening on http://%s", where);
+	snprintf(msg, sizeof(msg), "listening on %s://%s", srv->tls ? "https" : "http", where);
 	log_info(msg, "addr", where);
 	return srv;
 fail:
@@ -808,6 +836,7 @@ void http_free(struct http_server *srv)
 	if (srv->keys_path)
 		ev_stat_stop(srv->loop, &srv->keys_watch);
 	auth_keys_free(srv->keys);
+	http_tls_free(srv->tls);
 	for (o = srv->cors_origins; o && *o; o++)
 		free(*o);
 	free(srv->cors_origins);

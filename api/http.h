@@ -21,8 +21,9 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 /* Whether a [server] listen value is a loopback address (127.0.0.0/8, ::1,
  * localhost): one no other host can reach. */
 bool http_listen_is_loopback(const char *listen);
-/* Read the API keys file again (SIGHUP); a bad file keeps the keys in use. */
-void http_reload_keys(struct http_server *srv);
+/* SIGHUP: read the API keys file and the TLS certificate and key again;
+ * what does not load keeps what is in use. */
+void http_reload(struct http_server *srv);
 /* Stop accepting connections (shutdown); requests in flight still finish. */
 void http_quiesce(struct http_server *srv);
 /* The port actually bound (useful with port 0). */

@@ -94,6 +94,8 @@ void http_conn_close(struct http_conn *c)
 	conn_drop_request(c, false);
 	ev_io_stop(srv->loop, &c->io);
 	TAILQ_REMOVE(&srv->conns[c->state], c, link);
+	http_tls_close(c->tls, !c->handshaking);
+	c->tls = NULL;
 	close(c->fd);
 	free(c->pending);
 	c->pending = NULL;
@@ -106,6 +108,11 @@ void http_conn_close(struct http_conn *c)
 static void conn_linger(struct http_conn *c)
 {
 	conn_drop_request(c, true);
+	if (c->tls) {
+		/* close_notify before the FIN; the session is done with. */
+		http_tls_close(c->tls, true);
+		c->tls = NULL;
+	}
 	if (c->peer_eof || shutdown(c->fd, SHUT_WR) < 0) {
 		http_conn_close(c);
 		return;
@@ -174,7 +181,7 @@ static void conn_sent(struct http_conn *c)
 	conn_enter(c, HTTP_CONN_IDLE);
 	conn_watch(c, EV_READ);
 	/* Pipelined bytes are parsed in the next loop pass, not from here. */
-	if (c->pending_len)
+	if (c->pending_len || (c->tls && http_tls_pending(c->tls)))
 		ev_feed_event(c->srv->loop, &c->io, EV_READ);
 }
 
@@ -222,12 +229,28 @@ static bool conn_write(struct http_conn *c)
 			http_conn_close(c);
 			return false;
 		}
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			conn_watch(c, EV_WRITE);
-			return true;
+		if (c->tls) {
+			/* One record at a time; after "again", the same length. */
+			size_t want = c->tls_retry ? c->tls_retry
+						   : (iov[0].iov_len < 16384 ? iov[0].iov_len : 16384);
+
+			n = http_tls_send(c->tls, iov[0].iov_base, want);
+			if (n == -EAGAIN) {
+				c->tls_retry = want;
+				conn_watch(c, http_tls_events(c->tls));
+				return true;
+			}
+			c->tls_retry = 0;
+			if (n < 0)
+				n = -1;
+		} else {
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				conn_watch(c, EV_WRITE);
+				return true;
+			}
 		}
 		if (n <= 0) {
 			http_conn_close(c);
@@ -271,6 +294,16 @@ static void conn_fail(struct http_conn *c, unsigned status, const char *message)
 	conn_watch(c, 0);
 	http_request_error(c->req, status, message);
 	http_conn_answered(c);
+}
+
+/* A few bytes now (an interim answer). 0, or -errno (TLS: it must not be
+ * left half-sent, so "again" is a failure here). */
+static int conn_send_small(struct http_conn *c, const char *data, size_t len)
+{
+	ssize_t n = c->tls ? http_tls_send(c->tls, data, len)
+			   : send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	return n == (ssize_t)len ? 0 : -EIO;
 }
 
 /* ---- parsing -------------------------------------------------------------- */
@@ -428,9 +461,8 @@ static int on_headers_complete(http_parser *p)
 		if (strcasecmp(c->expect, "100-continue") != 0)
 			return conn_refuse(c, 417, "unsupported Expect header");
 		/* The client waits for this before it sends the body. */
-		if (p->http_minor >= 1)
-			(void)!send(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25,
-				    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (p->http_minor >= 1 && conn_send_small(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+			return conn_refuse(c, 503, "cannot send 100 Continue");
 	}
 	return 0;
 }
@@ -579,12 +611,24 @@ static void conn_read(struct http_conn *c)
 		free(pending);
 		return;
 	}
-	n = recv(c->fd, srv->scratch, sizeof(srv->scratch), 0);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+	if (c->tls) {
+		n = http_tls_recv(c->tls, srv->scratch, sizeof(srv->scratch));
+		if (n == -EAGAIN) {
+			conn_watch(c, http_tls_events(c->tls));
 			return;
-		http_conn_close(c);
-		return;
+		}
+		if (n < 0) {
+			http_conn_close(c);
+			return;
+		}
+	} else {
+		n = recv(c->fd, srv->scratch, sizeof(srv->scratch), 0);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return;
+			http_conn_close(c);
+			return;
+		}
 	}
 	if (n == 0) {
 		c->peer_eof = true;
@@ -600,6 +644,46 @@ static void conn_read(struct http_conn *c)
 		return;
 	}
 	conn_parse(c, srv->scratch, (size_t)n);
+	/* Records GnuTLS decrypted already do not make the socket readable. */
+	if (!c->closed && c->tls && (c->state == HTTP_CONN_IDLE || c->state == HTTP_CONN_READING)) {
+		conn_watch(c, EV_READ);
+		if (http_tls_pending(c->tls))
+			ev_feed_event(srv->loop, &c->io, EV_READ);
+	}
+}
+
+/*
+ * The TLS handshake, on every readiness until done. A client that speaks
+ * plain HTTP to this port gets a plain answer that says so: its first byte
+ * is no TLS handshake record (22).
+ */
+static void conn_handshake(struct http_conn *c)
+{
+	unsigned char first;
+	int rc;
+
+	/* Only the very first byte: later records may be of other types. */
+	if (!c->tls_started && recv(c->fd, &first, 1, MSG_PEEK) == 1 && first != 22) {
+		http_tls_close(c->tls, false);
+		c->tls = NULL;
+		c->handshaking = false;
+		conn_fail(c, 400, "this port speaks TLS: use https://");
+		return;
+	}
+	c->tls_started = true;
+	rc = http_tls_handshake(c->tls);
+	if (rc == -EAGAIN) {
+		conn_watch(c, http_tls_events(c->tls));
+		return;
+	}
+	if (rc < 0) {
+		http_conn_close(c);
+		return;
+	}
+	c->handshaking = false;
+	conn_watch(c, EV_READ);
+	if (http_tls_pending(c->tls))
+		ev_feed_event(c->srv->loop, &c->io, EV_READ);
 }
 
 /* Lingering: drop what comes until the client closes. */
@@ -619,10 +703,14 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	switch (c->state) {
 	case HTTP_CONN_IDLE:
 	case HTTP_CONN_READING:
-		conn_read(c);
+		if (c->handshaking)
+			conn_handshake(c);
+		else
+			conn_read(c);
 		break;
 	case HTTP_CONN_WRITING:
-		if (revents & EV_WRITE)
+		/* TLS may need to read to go on writing. */
+		if ((revents & EV_WRITE) || c->tls)
 			conn_write(c);
 		break;
 	case HTTP_CONN_LINGER:
@@ -649,6 +737,13 @@ int http_conn_new(struct http_server *srv, int fd, const union http_addr *peer,
 		return -ENOMEM;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (srv->tls && http_tls_accept(srv->tls, fd, &c->tls) < 0) {
+		free(c);
+		close(fd);
+		http_conn_gone(srv, client);
+		return -ENOMEM;
+	}
+	c->handshaking = c->tls != NULL;
 	c->srv = srv;
 	c->fd = fd;
 	c->peer = *peer;

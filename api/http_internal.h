@@ -16,6 +16,7 @@
 #include <http_parser.h>
 
 #include "auth.h"
+#include "http_tls.h"
 #include "routes.h"
 
 /* What a request may be, besides [server] max_body. */
@@ -86,6 +87,7 @@ struct http_server {
 	uint64_t client_seed;
 	/* Requests waiting for a core callback. */
 	LIST_HEAD(http_request_list, http_request) waiting;
+	struct http_tls *tls; /* [server] tls_cert: every connection speaks TLS */
 	/* API keys ([server] auth_keys; NULL path: an open API), read again
 	 * when the file changes (keys_watch) or on SIGHUP. */
 	const char *keys_path;
@@ -128,6 +130,11 @@ struct http_conn {
 	size_t head_len, sent;
 	bool keep_alive;
 	bool peer_eof; /* the client shut down its side */
+	/* TLS: the session, its handshake still going, the length of a send
+	 * GnuTLS said "again" to (it must be repeated as it was). */
+	struct http_tls_conn *tls;
+	bool handshaking, tls_started;
+	size_t tls_retry;
 	/* Closed inside a callback of its own: freed when that returns. */
 	unsigned busy;
 	bool closed;

@@ -124,6 +124,8 @@ static const struct cf_key cf_keys[] = {
 	{KEY("server", "auth_keys", CF_PATH, auth_keys, "")},
 	{KEY("server", "open_status", CF_BOOL, open_status, "true")},
 	{KEY("server", "allow_unauthenticated", CF_BOOL, allow_unauthenticated, "false")},
+	{KEY("server", "tls_cert", CF_PATH, tls_cert, "")},
+	{KEY("server", "tls_key", CF_PATH, tls_key, "")},
 	{KEY("queue", "workers", CF_INT, workers, NULL), .min = 1, .max = 1024},
 	{KEY("queue", "capacity", CF_INT, queue_capacity, "100000"), .min = 1, .max = 10000000},
 	{KEY("queue", "shutdown_grace", CF_DURATION, shutdown_grace_ms, "10s"), .min = 0, .max = HOUR},

@@ -50,6 +50,7 @@ struct config {
 	char *auth_keys;                /* the API keys file; "" = no keys, an open API */
 	bool open_status;               /* GET /api/status needs no key */
 	bool allow_unauthenticated;     /* an open API on a non-loopback address */
+	char *tls_cert, *tls_key;       /* PEM files: HTTPS; "" = plain HTTP */
 	/* [queue] */
 	int workers;            /* concurrent children; default: number of CPUs */
 	int queue_capacity;     /* queued jobs+pipelines before 503 */

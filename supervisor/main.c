@@ -332,7 +332,7 @@ static void reload(struct daemon *d)
 	fresh->hide = NULL;
 	if (send_policy(d, false) < 0)
 		log_error("reload: cannot tell the spawner what to hide from jobs");
-	http_reload_keys(d->http);
+	http_reload(d->http);
 	config_free(fresh);
 	log_info("configuration reloaded", "file", d->cli->config ? d->cli->config : "(none)");
 	notify_send("READY=1");
@@ -566,6 +566,12 @@ static int load_config(const struct cli *cli, struct config **out)
 	}
 	if (cli->workers)
 		cfg->workers = cli->workers;
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+		fprintf(stderr, "%s: [server] tls_cert and tls_key go together\n",
+			cli->config ? cli->config : "valetd");
+		config_free(cfg);
+		return -EINVAL;
+	}
 	/* Secure by default: an open API only where other hosts cannot reach it. */
 	if (!cfg->auth_keys[0] && !cfg->allow_unauthenticated && !cli->key_argv &&
 	    !http_listen_is_loopback(cfg->listen)) {

@@ -490,8 +490,10 @@ class Daemon:
                 probe = Client("127.0.0.1", self.port, timeout=1)
                 try:
                     r = probe.get("/api/status")
-                    # 401: it answers, and wants an API key for that too.
-                    if r.status in (200, 401):
+                    # 401: it answers, and wants an API key for that too;
+                    # 400 from a TLS port: it answers plain HTTP that way.
+                    tls = "tls_cert" in self.overrides.get("server", {})
+                    if r.status in (200, 401) or (tls and r.status == 400):
                         return self
                 except OSError:
                     pass
