@@ -22,7 +22,9 @@
  *     [{"name": "sha256", "exec": false, "profile": 0}, ...]
  * in index order (the C tasks its program registered, its plugins' in file
  * name order, then the exec tasks of the setup document), or, when it
- * cannot start, spawn_err and a sentence (text) saying why.
+ * cannot start, spawn_err and a sentence (text) saying why, with
+ * SPAWN_EVT_F_SANDBOX when it was the jobs' sandbox (view, network) that
+ * could not be prepared.
  *
  * The setup document:
  *   "version":    SPAWN_PROTO_VERSION; a spawner of another version refuses
@@ -59,7 +61,7 @@
 
 /* The protocol's version: the setup document's, the requests' and the
  * events'. Bumped on any change of either. */
-#define SPAWN_PROTO_VERSION 1
+#define SPAWN_PROTO_VERSION 2
 
 /* argv[1] of a spawner started by valetd. */
 #define SPAWN_ARG "--valet-spawner"
@@ -133,6 +135,10 @@ enum spawn_evt_type {
 
 enum {
 	SPAWN_EVT_F_OOM = 1u << 0, /* EXIT: the OOM killer struck in the job's cgroup */
+	/* READY (failed): the jobs' sandbox could not be prepared (their view,
+	 * their network): the host's limit, not the setup's - valetd may go on
+	 * without namespaces when degraded isolation is allowed. */
+	SPAWN_EVT_F_SANDBOX = 1u << 1,
 };
 
 enum {
