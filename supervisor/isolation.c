@@ -44,6 +44,8 @@
 #include "netpolicy.h"
 #include "policy.h"
 #include "probe.h"
+#include "reach.h"
+#include "strv.h"
 
 static const struct isolation *global_iso;
 
@@ -637,6 +639,9 @@ int isolation_prepare(struct isolation_prep *p, const struct config *cfg,
 	if (p->iso.namespaces && ((rc = iso_view_and_network(cfg, p, err, errlen)) < 0 ||
 				  (rc = iso_keep_list(cfg, p, err, errlen)) < 0))
 		return rc;
+	if (p->iso.switch_user)
+		p->unreachable = reach_check(cfg, (uid_t)isolation_uid(&p->iso, 0),
+					     p->iso.uid_base ? (gid_t)p->iso.uid_base : p->iso.gid);
 	return 0;
 }
 
@@ -696,5 +701,6 @@ void isolation_prep_release(struct isolation_prep *p)
 		free((char *)p->keep[i].path);
 	free(p->keep);
 	free(p->sandbox_error);
+	strv_free(p->unreachable);
 	memset(p, 0, sizeof(*p));
 }

@@ -90,6 +90,7 @@ struct isolation_prep {
 	struct sbx_keep *keep;		/* [nkeep], paths owned */
 	int nkeep;
 	char *sandbox_error; /* why the spawner could not prepare the jobs' sandbox */
+	char **unreachable;  /* reach.h: exec task programs the task users cannot run */
 };
 int isolation_prepare(struct isolation_prep *p, const struct config *cfg,
 		      const struct probe_caps *caps, unsigned nslots, const char *spawner,

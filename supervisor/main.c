@@ -482,6 +482,8 @@ static int print_check(const struct config *cfg, const char *spawner)
 		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)
 			printf("%s %s", n++ ? "," : ":", cfg->exec_tasks[i].name);
 	printf("\n");
+	for (char **w = prep.unreachable; w && *w; w++)
+		printf("  WARNING: %s\n", *w);
 	isolation_prep_release(&prep);
 	return 0;
 }
@@ -752,6 +754,8 @@ static int run_daemon(struct config *cfg, const struct cli *cli, const char *spa
 		rc = start_spawner(cfg, &prep, tasks, &spawner_pid, &spawner_fd);
 	if (rc == 0) {
 		log_isolation(&prep.iso); /* as the spawner started: maybe without its view */
+		for (char **w = prep.unreachable; w && *w; w++)
+			log_warn("an exec task's program is out of the task users' reach", "why", *w);
 		rc = serve(cfg, cli, spawner_fd, prep.iso.namespaces, tasks);
 		if (rc == -EINVAL)
 			rc = -EIO; /* it started: not a usage error */

@@ -18,6 +18,9 @@ none of the spawner's mounts may reach the namespace that holds the chroot
 directory is shared with it). When the suite itself runs in such a chroot,
 the daemon is simply started where it is.
 
+ReachTest: a program in a directory the task users cannot search (as root's
+clones in /root are) is named at startup, by valetd and --check.
+
 SandboxFailureTest starts valetd with a spawner that cannot prepare the
 jobs' view (a stand-in that answers READY with the failure an old kernel
 would give in a chroot, and otherwise execs the real spawner): valetd and
@@ -262,6 +265,41 @@ class DemoWordcountTest(unittest.TestCase):
                          {"error": "params must be an object"})
         self.assertEqual(self.count([1]), {"error": "input must be a JSON object"})
         self.assertTrue(self.count(b"{")["error"].startswith("invalid input: "))
+
+
+@unittest.skipUnless(ROOT_USER, "needs root (task users of their own)")
+class ReachTest(unittest.TestCase):
+    """A program the task users cannot reach (in a directory only root may
+    search, as /root is): valetd and --check say so at startup, naming the
+    directory, instead of every job failing without a word why."""
+
+    def test_unreachable_program_is_named(self):
+        hidden = tempfile.mkdtemp(prefix="valet-reach-", dir=BUILD)  # mode 0700
+        try:
+            program = os.path.join(hidden, "wordcount")
+            shutil.copy(os.path.join(BUILD, "tasks", "wordcount"), program)
+            d = valetd.Daemon({"task.wc": {"command": program}}, tmp_parent=BUILD)
+            d.write_config()
+            rc, out = check_output([VALETD, "--check", "-c", d.conf_path])
+            self.assertEqual(rc, 0, out)
+            why = r"task.wc: the task users \(uid \d+\) cannot run %s: %s: Permission denied" % (
+                re.escape(program), re.escape(hidden))
+            self.assertRegex(out, "WARNING: " + why)
+            d.start()
+            try:
+                self.assertRegex(d.log_text(), why)
+                job = d.submit("wc", {"text": "a b"})
+                job = d.wait_all([job["id"]], timeout=30, check_status=False)[job["id"]]
+                self.assertEqual(job["status"], "FAILED", job)
+                self.assertIn("Permission denied", job["failure_reason"])
+                os.chmod(hidden, 0o755)  # what the warning asks for
+                job = d.submit("wc", {"text": "a b"})
+                job = d.wait_all([job["id"]], timeout=30, check_status=False)[job["id"]]
+                self.assertEqual(job["status"], "COMPLETED", job)
+            finally:
+                d.stop()
+        finally:
+            shutil.rmtree(hidden, ignore_errors=True)
 
 
 def fake_spawner(path, real):
