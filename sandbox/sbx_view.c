@@ -5,7 +5,7 @@
  * Theory of operation: the spawner leaves the daemon's mount (and network)
  * namespace for its own, once, at startup, and turns its mount tree into
  * what a job may see (in a chroot, whose "/" is no mount point, it first
- * makes itself a root that is one: sbx_view_chroot()):
+ * makes itself a root that is one: sbx_mounts_private()):
  *   1. every mount becomes private: nothing the host mounts later ever
  *      reaches a job, and nothing done here goes back. (The host's unmounts
  *      are followed by hand, see sbx_mounts.c, so that the view does not
@@ -71,31 +71,12 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
-/* Linux 5.2; older C libraries have neither the calls nor their flags. */
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-#ifndef OPEN_TREE_CLOEXEC
-#define OPEN_TREE_CLOEXEC O_CLOEXEC
-#endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
 
 struct sbx_mount_attr {
 	uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
 #define SBX_EMPTY_DIR SBX_WORKSHOP "/.empty-dir"
-/* In a chroot: where the copy of "/" that becomes the spawner's root is
- * attached (on a tmpfs laid over /proc, see sbx_view_chroot). */
-#define SBX_CHROOT_AT "/proc/root"
 #define SBX_NEW_DEV SBX_WORKSHOP "/.dev"
 
 struct sbx_view {
@@ -483,56 +464,14 @@ static int sbx_view_build(struct sbx_view *v, const struct sbx_view_opts *o,
 	return sbx_view_readonly(err);
 }
 
-/*
- * "/" is not a mount point: valetd runs in a chroot (a build chroot, some CI
- * runners), and mount() cannot change the propagation of "/" (EINVAL).
- * Binding "/" onto itself would make it a mount point, but that bind would
- * sit on the mount that holds the chroot directory, which on most hosts
- * (systemd's) is shared with the host's namespace: the host would get the
- * bind, and every mount the view then makes on it. So nothing is attached
- * to that mount. A recursive copy of "/" (open_tree(): detached, it
- * propagates nowhere) is attached on a small tmpfs laid over /proc - a
- * mount point of the chroot, whose propagation can be made private first -
- * and becomes the spawner's root, and so every job's. From there on "/" is
- * a mount point like on any host; what the copy was made from stays in this
- * namespace, out of reach. Linux 5.2 (open_tree, move_mount), and
- * CAP_SYS_CHROOT (root has it; systemd's RootDirectory= gives a root that
- * is a mount point, so valetd.service never comes here).
- */
-static int sbx_view_chroot(struct sbx_error *err)
-{
-	int tree, rc = 0;
-
-	tree = (int)syscall(SYS_open_tree, AT_FDCWD, "/",
-			    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-	if (tree < 0)
-		return sbx_error_set(err, "chroot: copy /", errno);
-	if (mount(NULL, "/proc", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("tmpfs", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "mode=0700,size=4k") < 0 ||
-	    mkdir(SBX_CHROOT_AT, 0700) < 0)
-		rc = sbx_error_set(err, "chroot: park on /proc", errno);
-	else if (syscall(SYS_move_mount, tree, "", AT_FDCWD, SBX_CHROOT_AT,
-			 MOVE_MOUNT_F_EMPTY_PATH) < 0)
-		rc = sbx_error_set(err, "chroot: attach copy", errno);
-	else if (fchdir(tree) < 0 || chroot(".") < 0 || chdir("/") < 0)
-		rc = sbx_error_set(err, "chroot: enter copy", errno);
-	close(tree);
-	return rc;
-}
-
-/* Every mount private: nothing mounted on either side reaches the other. */
+/* Every mount private: nothing mounted on either side reaches the other
+ * (in a chroot, from a root of the spawner's own: sbx_mounts_private()). */
 static int sbx_view_private(struct sbx_error *err)
 {
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
-		return 0;
-	if (errno != EINVAL)
-		return sbx_error_set(err, "view private", errno);
-	if (sbx_view_chroot(err) < 0)
-		return sbx_failed(err);
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return sbx_error_set(err, "view private", errno);
-	return 0;
+	const char *step = "view private";
+	int rc = sbx_mounts_private(&step);
+
+	return rc < 0 ? sbx_error_set(err, step, -rc) : 0;
 }
 
 int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep, int nkeep,
