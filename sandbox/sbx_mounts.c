@@ -220,14 +220,17 @@ static int sbx_mounts_chroot(const char **step)
 	    mount("tmpfs", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "mode=0700,size=4k") < 0 ||
 	    mkdir(SBX_CHROOT_AT, 0700) < 0)
-		rc = -errno;
-	if (rc == 0 && (*step = "chroot: attach copy",
-			syscall(SYS_move_mount, tree, "", AT_FDCWD, SBX_CHROOT_AT,
-				MOVE_MOUNT_F_EMPTY_PATH) < 0))
-		rc = -errno;
-	if (rc == 0 && (*step = "chroot: enter copy",
-			fchdir(tree) < 0 || chroot(".") < 0 || chdir("/") < 0))
-		rc = -errno;
+		goto fail;
+	*step = "chroot: attach copy";
+	if (syscall(SYS_move_mount, tree, "", AT_FDCWD, SBX_CHROOT_AT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		goto fail;
+	*step = "chroot: enter copy";
+	if (fchdir(tree) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		goto fail;
+	close(tree);
+	return 0;
+fail:
+	rc = -errno;
 	close(tree);
 	return rc;
 }

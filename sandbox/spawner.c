@@ -701,11 +701,12 @@ static void setup(int setup_fd)
 		_exit(1);
 	}
 	if (prepare_jobs(&err) < 0) {
-		/* The steps of sbx_view_chroot() need the reason they ran. */
+		/* The steps of sbx_mounts_private()'s chroot need the reason they ran. */
 		snprintf(msg, sizeof(msg), "cannot prepare the job sandbox: %s%s: %s",
-			 strncmp(err.step, "chroot", 6) ? ""
-							: "/ is not a mount point (a chroot) and a "
-							  "root of the jobs' own could not be made: ",
+			 strncmp(err.step, "chroot", 6)
+			     ? ""
+			     : "/ is not a mount point (a chroot) and a "
+			       "root of the jobs' own could not be made: ",
 			 err.step, strerror(err.err));
 		send_ready(err.err ? err.err : EIO, SPAWN_EVT_F_SANDBOX, msg);
 		_exit(1);

@@ -755,7 +755,8 @@ static int run_daemon(struct config *cfg, const struct cli *cli, const char *spa
 	if (rc == 0) {
 		log_isolation(&prep.iso); /* as the spawner started: maybe without its view */
 		for (char **w = prep.unreachable; w && *w; w++)
-			log_warn("an exec task's program is out of the task users' reach", "why", *w);
+			log_warn("an exec task's program is out of the task users' reach", "why",
+				 *w);
 		rc = serve(cfg, cli, spawner_fd, prep.iso.namespaces, tasks);
 		if (rc == -EINVAL)
 			rc = -EIO; /* it started: not a usage error */

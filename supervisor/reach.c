@@ -27,6 +27,9 @@
 #include "reach.h"
 #include "strv.h"
 
+/* The arguments looked at (a command has a few). */
+#define REACH_MAX_ARGS 64
+
 /* What the child found: the path that stops the user, and why (0: none). */
 struct reach_record {
 	int err;
@@ -66,7 +69,7 @@ reach_child(int fd, char *const *argv, const int *modes, uid_t uid, gid_t gid)
 	memset(&r, 0, sizeof(r));
 	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 		_exit(1);
-	for (int i = 0; argv[i] && !r.err; i++) {
+	for (int i = 0; i < REACH_MAX_ARGS && argv[i] && !r.err; i++) {
 		if (!modes[i])
 			continue;
 		r.arg = i;
@@ -81,6 +84,7 @@ reach_child(int fd, char *const *argv, const int *modes, uid_t uid, gid_t gid)
 static int reach_task(char *const *argv, const int *modes, uid_t uid, gid_t gid,
 		      struct reach_record *r)
 {
+	size_t got = 0;
 	int fds[2], status;
 	ssize_t n;
 	pid_t pid;
@@ -91,13 +95,15 @@ static int reach_task(char *const *argv, const int *modes, uid_t uid, gid_t gid,
 	if (pid == 0)
 		reach_child(fds[1], argv, modes, uid, gid);
 	close(fds[1]);
-	do
-		n = pid < 0 ? -1 : read(fds[0], r, sizeof(*r));
-	while (n < 0 && errno == EINTR);
+	/* More than PIPE_BUF: it may come in parts. */
+	while (pid > 0 && got < sizeof(*r) &&
+	       ((n = read(fds[0], (char *)r + got, sizeof(*r) - got)) > 0 ||
+		(n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
 	close(fds[0]);
 	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	return n == (ssize_t)sizeof(*r) ? 0 : -EIO;
+	return got == sizeof(*r) ? 0 : -EIO;
 }
 
 char **reach_check(const struct config *cfg, uid_t uid, gid_t gid)
@@ -109,17 +115,15 @@ char **reach_check(const struct config *cfg, uid_t uid, gid_t gid)
 		char *const *argv = cfg->exec_tasks[t].argv;
 		struct reach_record r;
 		struct stat st;
-		int modes[64] = {0}, n;
+		int modes[REACH_MAX_ARGS] = {0}, n;
 
 		if (!argv)
 			continue;
 		/* The program; and the files among the arguments, as root sees them. */
-		for (n = 0; argv[n] && n < 64; n++)
-			modes[n] = n == 0 ? X_OK
-				   : argv[n][0] == '/' && stat(argv[n], &st) == 0 &&
-					     S_ISREG(st.st_mode)
-				       ? R_OK
-				       : 0;
+		modes[0] = X_OK;
+		for (n = 1; n < REACH_MAX_ARGS && argv[n]; n++)
+			if (argv[n][0] == '/' && stat(argv[n], &st) == 0 && S_ISREG(st.st_mode))
+				modes[n] = R_OK;
 		if (reach_task(argv, modes, uid, gid, &r) < 0 || !r.err)
 			continue;
 		snprintf(line, sizeof(line),

@@ -40,8 +40,8 @@ static uint32_t next_code_point(const unsigned char *s, size_t n, size_t *i)
 /* Line ends: Python's str.splitlines() ("\r\n" is one, see count()). */
 static bool is_line_end(uint32_t c)
 {
-	return (c >= 0x0a && c <= 0x0d) || (c >= 0x1c && c <= 0x1e) || c == 0x85 ||
-	       c == 0x2028 || c == 0x2029;
+	return (c >= 0x0a && c <= 0x0d) || (c >= 0x1c && c <= 0x1e) || c == 0x85 || c == 0x2028 ||
+	       c == 0x2029;
 }
 
 /* White space: Python's str.isspace(). */
