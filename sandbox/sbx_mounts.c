@@ -203,8 +203,8 @@ int sbx_mounts_self(struct sbx_mounts *out)
  * and becomes our root (the spawner's, and so every job's). From there on
  * "/" is a mount point like on any host; what the copy was made from stays
  * in this namespace, out of reach. Linux 5.2 (open_tree, move_mount), and
- * CAP_SYS_CHROOT (root has it; systemd's RootDirectory= gives a root that
- * is a mount point, so valetd.service never comes here).
+ * CAP_SYS_CHROOT (valetd.service grants it, for package tests in chroots;
+ * pivot_root() cannot do it: the kernel refuses it from a chroot).
  */
 static int sbx_mounts_chroot(const char **step)
 {
