@@ -74,7 +74,7 @@ HOSTILE_SO := $(BUILD)/tests/hostile.so
 HOSTILE_EXEC := $(BUILD)/tests/hostile_exec
 
 all: $(BUILD)/valetd $(BUILD)/valet-spawner $(BUILD)/libvalet.a $(BUILD)/libvalet.so \
-	$(BUILD)/tasks/demo.so $(BUILD)/valet.pc
+	$(BUILD)/tasks/demo.so $(BUILD)/tasks/wordcount $(BUILD)/valet.pc
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -122,6 +122,11 @@ $(BUILD)/valet-spawner: $(BUILD)/sandbox/valet_spawner.o $(BUILD)/libvalet.a
 $(BUILD)/tasks/demo.so: sandbox/demo/demo_tasks.c include/valet.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
+
+# The demo exec task: a program of its own (no interpreter to install).
+$(BUILD)/tasks/wordcount: sandbox/demo/wordcount.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(TASK_LIBS)
 
 $(BUILD)/valet.pc: packaging/valet.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
@@ -215,7 +220,7 @@ install: all install-man
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
 		packaging/valet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/valet.pc
 	install -m 755 $(BUILD)/tasks/demo.so $(DESTDIR)$(TASKDIR)/demo.so
-	install -m 644 sandbox/demo/wordcount.py $(DESTDIR)$(TASKDIR)/wordcount.py
+	install -m 755 $(BUILD)/tasks/wordcount $(DESTDIR)$(TASKDIR)/wordcount
 	sed -e 's|/usr/lib/valet/tasks|$(TASKDIR)|g; s|^#plugin_dir =.*|&\nplugin_dir = $(TASKDIR)|' \
 		packaging/valetd.conf > $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf
 	chmod 640 $(DESTDIR)$(SYSCONFDIR)/valet/valetd.conf

@@ -22,7 +22,9 @@
  *     [{"name": "sha256", "exec": false, "profile": 0}, ...]
  * in index order (the C tasks its program registered, its plugins' in file
  * name order, then the exec tasks of the setup document), or, when it
- * cannot start, spawn_err and a sentence (text) saying why.
+ * cannot start, spawn_err and a sentence (text) saying why, with
+ * SPAWN_EVT_F_SANDBOX when it was the jobs' sandbox (view, network) that
+ * could not be prepared.
  *
  * The setup document:
  *   "version":    SPAWN_PROTO_VERSION; a spawner of another version refuses
@@ -70,8 +72,8 @@
 
 /* The protocol's version: the setup document's, the requests' and the
  * events'. Bumped on any change of either (2: TIMER, SPAWN_EVT_F_DEADLINE,
- * spawn_evt.end_ns). */
-#define SPAWN_PROTO_VERSION 2
+ * spawn_evt.end_ns; 3: SPAWN_EVT_F_SANDBOX). */
+#define SPAWN_PROTO_VERSION 3
 
 /* argv[1] of a spawner started by valetd. */
 #define SPAWN_ARG "--valet-spawner"
@@ -151,6 +153,10 @@ enum spawn_evt_type {
 enum {
 	SPAWN_EVT_F_OOM = 1u << 0,      /* EXIT: the OOM killer struck in the job's cgroup */
 	SPAWN_EVT_F_DEADLINE = 1u << 1, /* EXIT: the spawner killed it when its slot's timer expired */
+	/* READY (failed): the jobs' sandbox could not be prepared (their view,
+	 * their network): the host's limit, not the setup's - valetd may go on
+	 * without namespaces when degraded isolation is allowed. */
+	SPAWN_EVT_F_SANDBOX = 1u << 2,
 };
 
 enum {

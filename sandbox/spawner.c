@@ -739,9 +739,9 @@ static int prepare_jobs(struct sbx_error *err)
  * READY: the event, then the task table (JSON); or, when the setup failed,
  * spawn_err and the sentence that says why.
  */
-static void send_ready(int spawn_err, const char *text)
+static void send_ready(int spawn_err, uint32_t flags, const char *text)
 {
-	struct spawn_evt evt = {.type = SPAWN_EVT_READY, .spawn_err = spawn_err};
+	struct spawn_evt evt = {.type = SPAWN_EVT_READY, .spawn_err = spawn_err, .flags = flags};
 	size_t len = text ? strlen(text) : 0;
 	struct iovec iov[2] = {{&evt, sizeof(evt)}, {(void *)text, len}};
 	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = text ? 2 : 1};
@@ -761,7 +761,7 @@ static void setup(int setup_fd)
 
 	rc = spawn_setup_read(setup_fd, &setup_doc, registry_global(), msg, sizeof(msg));
 	if (rc < 0) {
-		send_ready(-rc, msg);
+		send_ready(-rc, 0, msg);
 		_exit(1);
 	}
 	sp.opts = &setup_doc;
@@ -772,22 +772,27 @@ static void setup(int setup_fd)
 	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
 		sp.slots[i].netns = sp.slots[i].timer = -1;
 	if (!sp.slots || !sp.pfd) {
-		send_ready(ENOMEM, "out of memory");
+		send_ready(ENOMEM, 0, "out of memory");
 		_exit(1);
 	}
 	if (prepare_jobs(&err) < 0) {
-		snprintf(msg, sizeof(msg), "cannot prepare the job sandbox: %s: %s", err.step,
-			 strerror(err.err));
-		send_ready(err.err ? err.err : EIO, msg);
+		/* The steps of sbx_mounts_private()'s chroot need the reason they ran. */
+		snprintf(msg, sizeof(msg), "cannot prepare the job sandbox: %s%s: %s",
+			 strncmp(err.step, "chroot", 6)
+			     ? ""
+			     : "/ is not a mount point (a chroot) and a "
+			       "root of the jobs' own could not be made: ",
+			 err.step, strerror(err.err));
+		send_ready(err.err ? err.err : EIO, SPAWN_EVT_F_SANDBOX, msg);
 		_exit(1);
 	}
 	drop_bounding_set();
 	table = spawn_setup_task_table(sp.reg);
 	if (!table) {
-		send_ready(ENOMEM, "out of memory");
+		send_ready(ENOMEM, 0, "out of memory");
 		_exit(1);
 	}
-	send_ready(0, table);
+	send_ready(0, 0, table);
 	free(table);
 }
 

@@ -34,7 +34,6 @@
 #include "../storage/memory.h"
 #include "../storage/postgres.h"
 #include "config.h"
-#include "filter.h"
 #include "core.h"
 #include "hidden.h"
 #include "isolation.h"
@@ -404,47 +403,80 @@ static void print_network(const struct config *cfg, const struct isolation *iso)
 }
 
 /*
+ * --check: the spawner, started with the setup valetd would give it and
+ * stopped again: the probe cannot tell everything the spawner will do (its
+ * view of the files, in a chroot too; the network of exec+net jobs). rc:
+ * isolation_start()'s.
+ */
+static void print_spawner(const struct probe_caps *caps, const struct isolation_prep *prep,
+			  bool namespaces, int rc)
+{
+	static const char *const root[] = {"unknown (no statx() attribute for it)",
+					   "not a mount point (a chroot): the spawner makes the\n"
+					   "    jobs' root from a private copy of it",
+					   "a mount point"};
+
+	printf("\nthe spawner (started with this configuration's setup, then stopped):\n");
+	printf("  /: %s\n", root[caps->root_mount + 1]);
+	if (!namespaces)
+		printf("  jobs' view and network: none to prepare (no namespaces)\n");
+	else if (prep->sandbox_error)
+		printf("  jobs' view and network prepared: no: %s\n", prep->sandbox_error);
+	else if (rc == 0)
+		printf("  jobs' view and network prepared: yes\n");
+	else
+		printf("  jobs' view and network prepared: unknown, the spawner did not start\n");
+}
+
+/*
  * --check: what this host offers (sandbox/probe.c), then what jobs get
  * with this configuration (isolation.c decides, as at startup, without
  * creating cgroups; the block of task ids it picks is locked only until
- * isolation_release() below). Exits 1 where valetd would refuse to start
- * (a seccomp profile does not compile, the task user is unknown, an id of
- * a pinned uid_base is not free, configured isolation is missing and
- * degradation is not allowed).
+ * isolation_prep_release() below), and the spawner started as at startup
+ * (its view, its network) and stopped. Exits 1 where valetd would refuse
+ * to start (a seccomp profile does not compile, the task user is unknown,
+ * an id of a pinned uid_base is not free, configured isolation is missing -
+ * the jobs' view among it - and degradation is not allowed, the spawner
+ * does not start).
  */
 /* valetd --check. 0, or -EPERM when valetd would not start. */
-static int print_check(const struct config *cfg)
+static int print_check(const struct config *cfg, const char *spawner)
 {
 	struct sbx_limits lim = limits_default_sbx(cfg);
-	struct isolation iso;
+	struct isolation_prep prep;
+	const struct isolation *iso = &prep.iso;
 	struct probe_caps caps;
-	struct sbx_filter f;
-	char err[1024];
-	int rc, status = 0;
+	char err[1024], *table = NULL;
+	int rc, fd;
+	pid_t pid;
 
 	printf("valetd %s isolation check\n\n", VALET_VERSION);
 	probe_run(&caps);
 	probe_print(&caps, stdout);
-	printf("\nwhat jobs get with this configuration:\n");
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		rc = filter_compile((enum sbx_profile)i, &f);
-		filter_release(&f);
-		if (rc < 0) {
-			printf("  valetd would not start: seccomp profile %s: %s\n",
-			       policy_profile_name((enum sbx_profile)i), strerror(-rc));
-			status = -EPERM;
+	rc = isolation_prepare(&prep, cfg, &caps, runner_max_children(cfg), spawner, false, err,
+			       sizeof(err));
+	if (rc == 0) {
+		bool namespaces = prep.iso.namespaces;
+
+		rc = isolation_start(&prep, cfg, &pid, &fd, &table, err, sizeof(err));
+		print_spawner(&caps, &prep, namespaces, rc);
+		if (rc == 0) {
+			close(fd); /* the spawner kills what it started and exits */
+			waitpid(pid, NULL, 0);
+			free(table);
 		}
 	}
-	rc = isolation_plan(&iso, cfg, &caps, runner_max_children(cfg), false, err, sizeof(err));
+	printf("\nwhat jobs get with this configuration:\n");
 	if (rc < 0) {
 		printf("  valetd would not start: %s\n", err);
+		isolation_prep_release(&prep);
 		return -EPERM;
 	}
 	printf("  every job: a fresh process from the spawner; its own session and process\n"
 	       "    group; dies with the spawner; fds 0-2 (+ 3, the result channel, for C\n"
 	       "    tasks); a fixed environment; working directory /; no_new_privs\n");
-	isolation_print(&iso, "  ", stdout);
-	print_network(cfg, &iso);
+	isolation_print(iso, "  ", stdout);
+	print_network(cfg, iso);
 	printf("  capability bounding set of jobs: %s\n",
 	       caps.cap_known && (caps.cap_eff & (1ULL << CAP_SETPCAP))
 		   ? "empty (cleared once in the spawner)"
@@ -452,7 +484,7 @@ static int print_check(const struct config *cfg)
 				  "setuid programs and file capabilities");
 	printf("  rlimits (soft = hard, but CPU time):\n");
 	probe_print_limits(&lim, "    ", stdout);
-	if (iso.cg.version && lim.memory_bytes)
+	if (iso->cg.version && lim.memory_bytes)
 		printf("    (the address space limit is 4 x memory_limit: the cgroup limits memory)\n");
 	printf("  C tasks: seccomp profile strict@%u (any other system call kills the task)\n",
 	       policy_profile_version(SBX_PROFILE_STRICT));
@@ -464,8 +496,10 @@ static int print_check(const struct config *cfg)
 		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)
 			printf("%s %s", n++ ? "," : ":", cfg->exec_tasks[i].name);
 	printf("\n");
-	isolation_release(&iso);
-	return status;
+	for (char **w = prep.unreachable; w && *w; w++)
+		printf("  WARNING: %s\n", *w);
+	isolation_prep_release(&prep);
+	return 0;
 }
 
 /* 0 (cli->done after -V and -h), or -EINVAL with a message on stderr. */
@@ -683,14 +717,15 @@ out:
 	return rc;
 }
 
-/* The spawner program, started with its setup; the task table it has.
- * 0, or -errno with the reason on stderr (-EINVAL: the config's, or a
- * plugin's). */
+/* The spawner program, started with its setup (without namespaces when
+ * it cannot prepare the jobs' view and degraded isolation is allowed); the
+ * task table it has. 0, or -errno with the reason on stderr (-EINVAL: the
+ * config's, or a plugin's). */
 static int start_spawner(const struct config *cfg, struct isolation_prep *prep,
 			 struct tasks *tasks, pid_t *pid, int *fd)
 {
 	char err[1024], *table = NULL;
-	int rc = spawn_start(&prep->setup, pid, fd, &table, err, sizeof(err));
+	int rc = isolation_start(prep, cfg, pid, fd, &table, err, sizeof(err));
 
 	if (rc < 0) {
 		fprintf(stderr, "valetd: %s\n", err);
@@ -737,6 +772,7 @@ static int exit_status(int rc)
 static int run_daemon(struct config *cfg, const struct cli *cli, const char *spawner)
 {
 	struct isolation_prep prep;
+	struct probe_caps caps;
 	struct tasks *tasks = NULL;
 	pid_t spawner_pid;
 	int rc, spawner_fd;
@@ -744,19 +780,24 @@ static int run_daemon(struct config *cfg, const struct cli *cli, const char *spa
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-	rc = isolation_prepare(&prep, cfg, runner_max_children(cfg), spawner, err, sizeof(err));
+	probe_run(&caps);
+	rc = isolation_prepare(&prep, cfg, &caps, runner_max_children(cfg), spawner, true, err,
+			       sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "valetd: %s\n", err);
 		isolation_prep_release(&prep);
 		return rc == -EINVAL ? -EPERM : rc; /* the host's, not the file's */
 	}
-	log_isolation(&prep.iso);
 	isolation_set_global(&prep.iso);
 	if (!(tasks = tasks_new()))
 		rc = -ENOMEM;
 	else
 		rc = start_spawner(cfg, &prep, tasks, &spawner_pid, &spawner_fd);
 	if (rc == 0) {
+		log_isolation(&prep.iso); /* as the spawner started: maybe without its view */
+		for (char **w = prep.unreachable; w && *w; w++)
+			log_warn("an exec task's program is out of the task users' reach", "why",
+				 *w);
 		rc = serve(cfg, cli, spawner_fd, prep.iso.namespaces, tasks);
 		if (rc == -EINVAL)
 			rc = -EIO; /* it started: not a usage error */
@@ -797,7 +838,7 @@ int valetd_main(int argc, char **argv)
 	else if (cli.test)
 		rc = check_tasks(cfg, spawner);
 	else if (cli.check)
-		rc = print_check(cfg);
+		rc = print_check(cfg, spawner);
 	else
 		rc = run_daemon(cfg, &cli, spawner);
 	if (rc == 0 && cli.test) {

@@ -18,7 +18,7 @@
 # Environment: BUILD (default build), VALET_TEST_TIMEOUT (seconds per
 # integration suite, default 900), SUITES (integration modules to run,
 # default "test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile
-# test_escapes test_examples test_service"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
+# test_escapes test_examples test_service test_hosts"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
 # keeps the caller's VALET_TEST_STORE (unset: memory).
 set -u
@@ -35,7 +35,7 @@ case "$BUILD" in
 */asan*) export VALET_ASAN=1 ;;
 esac
 
-SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile test_escapes test_examples test_service"}
+SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile test_escapes test_examples test_service test_hosts"}
 passed=0
 failed=0
 ran=0

@@ -155,7 +155,9 @@ class NetworkTest(unittest.TestCase):
         run("ip", "route", "replace", "169.254.169.254/32", "dev", cls.VETH)
         cls.cleanups.append(lambda: run("ip", "route", "del", "169.254.169.254/32", "dev",
                                         cls.VETH, check=False))
-        inside = ["ip", "netns", "exec", cls.NS]
+        # nsenter, not `ip netns exec`: that also makes "/" a slave mount,
+        # which a chroot cannot do (its "/" is no mount point).
+        inside = ["nsenter", "--net=/run/netns/" + cls.NS]
         for a in ("198.51.100.2/24", "198.51.100.130/24", "169.254.169.254/32",
                   "10.99.0.2/24", "10.98.0.2/24"):
             run(*inside, "ip", "addr", "add", a, "dev", cls.VETH + "r")

@@ -1257,6 +1257,9 @@ class CliTest(unittest.TestCase):
         self.assertIn("  namespaces: new pid, mount, ipc and uts namespaces per job", r.stdout)
         self.assertRegex(r.stdout, r"\n  cgroups: v[12], one per worker slot")
         self.assertNotIn("DEGRADED", r.stdout)
+        # The spawner was started as valetd would start it: it made the view.
+        self.assertRegex(r.stdout, r"\n  /: (a mount point|not a mount point \(a chroot\))")
+        self.assertIn("  jobs' view and network prepared: yes\n", r.stdout)
         self.assertIn("capability bounding set of jobs: empty", r.stdout)
         # No exec+net task: no network helper to speak of.
         self.assertNotIn("exec+net tasks:", r.stdout)

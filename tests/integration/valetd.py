@@ -371,13 +371,20 @@ class Daemon:
     """One valetd process with its own config, port and log."""
 
     def __init__(self, overrides=None, env=None, binary=None, store=None, schema=None,
-                 node_id=None, user=None, tmp_parent=None, listen_host="127.0.0.1"):
+                 node_id=None, user=None, tmp_parent=None, listen_host="127.0.0.1",
+                 config_text=None, args=(), wrapper=()):
         """store: "memory" or "postgres" (default: test_store()). With
         postgres, schema and node_id default to new unique names; pass a
         killed daemon's to start on its data (see clone()). tmp_parent: where
         the daemon's temp dir (config, log, plugin links) goes (default:
-        $TMPDIR or /tmp)."""
+        $TMPDIR or /tmp). config_text: the config file, as it is (instead of
+        the one made of the defaults and overrides). args: more arguments
+        for valetd; wrapper: a command that runs valetd (its argv follows),
+        exec'ing it, so that the process started is valetd itself."""
         self.binary = binary or VALETD
+        self.config_text = config_text
+        self.args = list(args)
+        self.wrapper = list(wrapper)
         self.user = user  # run valetd as this user (the test runs as root)
         self.listen_host = listen_host  # its address; the client uses 127.0.0.1
         self.overrides = overrides or {}
@@ -452,6 +459,10 @@ class Daemon:
         return sections
 
     def write_config(self):
+        if self.config_text is not None:
+            with open(self.conf_path, "w") as f:
+                f.write(self.config_text)
+            return
         lines = ["# written by tests/integration/valetd.py"]
         for sec, keys in self._sections().items():
             lines.append("")
@@ -476,8 +487,8 @@ class Daemon:
                 os.chmod(self.conf_path, 0o644)
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [self.binary, "-c", self.conf_path, "-l",
-                     "%s:%d" % (self.listen_host, self.port)],
+                    self.wrapper + [self.binary, "-c", self.conf_path, "-l",
+                                    "%s:%d" % (self.listen_host, self.port)] + self.args,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.tmp,
                     user=self.user)
             with _live_lock:

@@ -236,7 +236,7 @@ static int setup(void **state)
 	fflush(stdout);
 	fflush(stderr);
 	fx.npending = 0;
-	rc = spawn_start(&fx.setup, &fx.pid, &fx.fd, &table, err, sizeof(err));
+	rc = spawn_start(&fx.setup, &fx.pid, &fx.fd, &table, NULL, err, sizeof(err));
 	if (rc < 0) {
 		print_error("spawn_start: %s\n", err);
 		return -1;
