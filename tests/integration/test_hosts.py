@@ -313,7 +313,7 @@ def fake_spawner(path, real):
                 sock, doc = int(sys.argv[2]), int(sys.argv[3])
                 if json.loads(os.pread(doc, 1 << 24, 0)).get("namespaces"):
                     # struct spawn_evt: READY, spawn_err ENOSYS, SPAWN_EVT_F_SANDBOX.
-                    evt = struct.pack("=IIQiiiIqqqq", 3, 0, 0, 0, 0, 38, 2, 0, 0, 0, 0)
+                    evt = struct.pack("=IIQiiiIqqqqq", 3, 0, 0, 0, 0, 38, 4, 0, 0, 0, 0, 0)
                     why = ("cannot prepare the job sandbox: / is not a mount point (a "
                            "chroot) and a root of the jobs' own could not be made: "
                            "chroot: copy /: Function not implemented")
