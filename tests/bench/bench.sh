@@ -499,32 +499,6 @@ done
 step kill --kill "$KILL" --jobs 0
 edge
 
-# The HTTP edge (tests/bench/http_edge.py): 2,000 idle and half-sent
-# connections against a normal client, and a 0.3 s job killed while a
-# client reads a 100 MB result. The result comes from an exec task; its
-# script lives in $OUT, which the job's view of the file system shows.
-cat >"$OUT/big_result.sh" <<'SH'
-#!/bin/sh
-printf '"'; head -c 100000000 /dev/zero | tr '\000' a; printf '"'
-SH
-chmod 755 "$OUT/big_result.sh"
-EXTRA_CONF="[jobs]
-max_result_size = 200M
-max_output_size = 200M
-[task.big]
-command = $(cd "$OUT" && pwd)/big_result.sh
-[task.sleeper]
-command = /bin/sleep 10"
-if start_daemon edge; then
-	echo "bench: edge: http_edge.py" >&2
-	python3 tests/bench/http_edge.py --port "$PORT" --pid "$DAEMON_PID" --big \
-		>"$OUT/edge.json" 2>"$OUT/edge.log" || FAILED_STEPS=$((FAILED_STEPS + 1))
-	stop_daemon
-else
-	FAILED_STEPS=$((FAILED_STEPS + 1))
-fi
-EXTRA_CONF=
-
 # PostgreSQL last, in its own rounds: a server that has just taken 20,000
 # jobs vacuums and checkpoints for a while, which would slow the runs that
 # follow. Its own directory under /tmp: the server runs as user postgres,
