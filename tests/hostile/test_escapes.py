@@ -28,7 +28,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
-from valetd import Daemon, below, proc_table  # noqa: E402
+from valetd import ASAN, Daemon, below, proc_table  # noqa: E402
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escapes", "probe.py")
 PYTHON = "/usr/bin/python3"
@@ -348,6 +348,15 @@ class HiddenTest(unittest.TestCase):
         cls.default = "/etc/default/valet-esc-" + TAG
         with open(cls.default, "w") as f:
             f.write("VALET_DATABASE_URL=postgres://u:pw-%s@db/x\n" % TAG)
+        # /etc/valet, the packaged config's directory, is hidden whatever
+        # the config file in use: made here (readable by all) if the host
+        # has none, and removed again.
+        cls.made_etc_valet = not os.path.exists("/etc/valet")
+        os.makedirs("/etc/valet", exist_ok=True)
+        cls.etc_valet = "/etc/valet/valet-esc-" + TAG
+        with open(cls.etc_valet, "w") as f:
+            f.write("etc-valet-secret\n")
+        os.chmod(cls.etc_valet, 0o644)
         cls.d = Daemon(dict(tasks(), sandbox={"hide": cls.extra}), tmp_parent="/var/tmp")
         try:
             cls.d.start()
@@ -355,7 +364,14 @@ class HiddenTest(unittest.TestCase):
             os.chmod(cls.d.conf_path, 0o644)
         except BaseException:
             cls.d.cleanup()
+            cls._remove_etc_valet()
             raise
+
+    @classmethod
+    def _remove_etc_valet(cls):
+        os.unlink(cls.etc_valet)
+        if cls.made_etc_valet:
+            os.rmdir("/etc/valet")
 
     @classmethod
     def tearDownClass(cls):
@@ -365,6 +381,7 @@ class HiddenTest(unittest.TestCase):
             shutil.rmtree(cls.extra, ignore_errors=True)
             shutil.rmtree(cls.extra + ".old", ignore_errors=True)
             os.unlink(cls.default)
+            cls._remove_etc_valet()
 
     def read(self, *paths):
         return probe(self.d, {"read": list(paths), "ls": ["/etc"]})[1]
@@ -391,9 +408,11 @@ class HiddenTest(unittest.TestCase):
 
     def test_default_and_hide(self):
         secret = os.path.join(self.extra, "secret")
-        meta = self.read(self.default, secret, "/etc/hostname")
+        meta = self.read(self.default, secret, self.etc_valet, "/etc/hostname")
         self.assertEqual(meta["read " + self.default], "ENOENT", meta)
         self.assertEqual(meta["read " + secret], "ENOENT", meta)
+        self.assertEqual(meta["read " + self.etc_valet], "ENOENT", meta)
+        self.assertIn("valet", meta["ls /etc"], meta)  # hidden: there, and empty
         self.assertNotIn(meta["read /etc/hostname"], ("ENOENT", "EACCES"), meta)
 
     def test_directory_renamed_and_made_anew(self):
@@ -416,8 +435,14 @@ class HiddenTest(unittest.TestCase):
         with open(secret, "w") as f:
             f.write("newer-secret\n")
         time.sleep(3)
-        meta = self.read(secret)
+        _, meta = probe(self.d, {"read": [secret], "mountinfo": True})
         self.assertEqual(meta["read " + secret], "ENOENT", meta)
+        # What is laid over a directory after startup is as read-only, nosuid
+        # and nodev as the rest of the view (sbx_view.c's sbx_harden).
+        over = [m for m in meta["mountinfo"] if m["point"] == self.extra]
+        self.assertTrue(over, meta["mountinfo"])
+        for flag in ("ro", "nosuid", "nodev", "noexec"):
+            self.assertIn(flag, over[-1]["opts"], over)
 
 
 @unittest.skipUnless(ROOT, "needs root (mounts)")
@@ -459,7 +484,17 @@ class MountTest(unittest.TestCase):
     """The view is the host's mounts as they were at startup: nothing the
     host mounts later reaches a job (even from a shared mount), what the
     host unmounts leaves the view, no procfs, sysfs or devtmpfs but the
-    job's own, and nosuid and nodev everywhere (dev only in /dev)."""
+    job's own, and nosuid and nodev everywhere (dev only in /dev).
+
+    The flags are read twice, from the job's /proc/self/mountinfo (every
+    mount) and with statvfs() (what the kernel applies at a path): with
+    no_new_privs a missing nosuid changes nothing a task could see, so
+    only the flags themselves tell. Every kind of mount a job gets is
+    there: the view's (/, /etc, /usr, ...), the minimal /dev and its
+    nodes, /run, the job's own /proc and /tmp, and an exec task's program
+    directory under the host's /tmp bound into it (esc_tmp)."""
+
+    MEMORY = 64 << 20
 
     @classmethod
     def setUpClass(cls):
@@ -467,9 +502,14 @@ class MountTest(unittest.TestCase):
         cls.shared = os.path.join(cls.base, "shared")
         cls.proc2 = os.path.join(cls.base, "proc")
         cls.gone = os.path.join(cls.base, "gone")
+        # A task whose program lives under the host's /tmp: bound, read-only,
+        # into every job's /tmp (sbx_init.c), a mount of its own.
+        cls.keep = "/tmp/valet-esc-keep-" + TAG
         cls.mounted = []
-        for d in (cls.shared, cls.proc2, cls.gone):
+        for d in (cls.shared, cls.proc2, cls.gone, cls.keep):
             os.makedirs(d)
+        os.chmod(cls.keep, 0o755)
+        shutil.copy(PROBE, cls.keep)
         os.makedirs(os.path.join(cls.shared, "late"))
         os.chmod(os.path.join(cls.shared, "late"), 0o777)
         try:
@@ -482,7 +522,11 @@ class MountTest(unittest.TestCase):
             cls.mounted.append(cls.proc2)
             run("mount", "-t", "tmpfs", "-o", "size=1m", "valet-esc-gone", cls.gone)
             cls.mounted.append(cls.gone)
-            cls.d = Daemon(tasks(), tmp_parent="/var/tmp")
+            conf = dict(tasks())
+            conf["task.esc_tmp"] = {"command": "%s %s/probe.py" % (PYTHON, cls.keep)}
+            if not ASAN:  # ASan: no memory limit (valetd.py)
+                conf["sandbox"] = {"memory_limit": str(cls.MEMORY)}
+            cls.d = Daemon(conf, tmp_parent="/var/tmp")
             cls.d.start()
         except BaseException:
             cls._unmount()
@@ -493,6 +537,7 @@ class MountTest(unittest.TestCase):
         for m in reversed(cls.mounted):
             run("umount", "-l", m, check=False)
         shutil.rmtree(cls.base, ignore_errors=True)
+        shutil.rmtree(cls.keep, ignore_errors=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -531,16 +576,66 @@ class MountTest(unittest.TestCase):
         procs = [m for m in meta["mountinfo"] if m["fstype"] == "proc"]
         self.assertEqual([m["point"] for m in procs][-1:], ["/proc"], procs)
         for m in meta["mountinfo"]:
-            where = m["point"]
             if m["fstype"] in ("sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
                                "debugfs", "mqueue"):
+                where = m["point"]
                 self.assertTrue(where.startswith("/dev/") or where.startswith("/tmp/"),
                                 m)
-            self.assertIn("nosuid", m["opts"], m)
-            if not (where == "/dev" or where.startswith("/dev/")):
-                self.assertIn("nodev", m["opts"], m)
-            if where not in ("/proc", "/tmp") and not where.startswith("/dev"):
-                self.assertIn("ro", m["opts"], m)
+
+    def assertViewFlags(self, point, flags, how):
+        """What the README promises of a mount (or path) at point: nosuid
+        everywhere, nodev but in the minimal /dev, read-only but the job's
+        own /proc and /tmp (a program directory kept under /tmp is
+        read-only again)."""
+        in_dev = point == "/dev" or point.startswith("/dev/")
+        self.assertIn("nosuid", flags, (how, point, flags))
+        if not in_dev:
+            self.assertIn("nodev", flags, (how, point, flags))
+        if point not in ("/proc", "/tmp"):
+            self.assertIn("ro", flags, (how, point, flags))
+
+    def test_every_mount_nosuid_nodev_readonly(self):
+        paths = ["/", "/etc", "/usr", "/usr/bin", "/var/tmp", "/run", "/proc", "/tmp",
+                 "/dev", "/dev/null", "/dev/urandom", self.keep, "/etc/resolv.conf"]
+        _, meta = probe(self.d, {"mountinfo": True, "statvfs": paths}, task="esc_tmp")
+        points = [m["point"] for m in meta["mountinfo"]]
+        # Every kind of mount the README names is there to be checked.
+        for want in ("/", "/proc", "/tmp", "/dev", "/dev/null", "/run", self.keep):
+            self.assertIn(want, points, meta["mountinfo"])
+        for m in meta["mountinfo"]:
+            self.assertViewFlags(m["point"], m["opts"], "mountinfo")
+        for path in paths:
+            st = meta["statvfs " + path]
+            self.assertIsInstance(st, dict, (path, st))
+            self.assertViewFlags(path, st["flags"], "statvfs")
+        if not ASAN:
+            # The job's /tmp is a tmpfs of the memory limit.
+            self.assertEqual(meta["statvfs /tmp"]["bytes"], self.MEMORY, meta["statvfs /tmp"])
+
+    def test_minimal_dev(self):
+        """/dev holds null, zero, full, random, urandom and tty (the host's
+        nodes, bound), the fd links, and shm, a link to /tmp: nothing else of
+        the host's /dev. Writing /dev/shm writes the job's own /tmp."""
+        _, meta = probe(self.d, {"ls": ["/dev"], "mountinfo": True,
+                                 "readlink": ["/dev/shm", "/dev/fd", "/dev/stdin",
+                                              "/dev/stdout", "/dev/stderr"],
+                                 "write": ["/dev/shm/valet-esc-" + TAG],
+                                 "read": ["/dev/null"]})
+        nodes = [n for n in ("null", "zero", "full", "random", "urandom", "tty")
+                 if os.path.exists("/dev/" + n)]
+        self.assertEqual(meta["ls /dev"],
+                         sorted(nodes + ["fd", "stdin", "stdout", "stderr", "shm"]), meta)
+        self.assertEqual(meta["readlink /dev/shm"], "/tmp", meta)
+        self.assertEqual(meta["readlink /dev/fd"], "/proc/self/fd", meta)
+        for i, name in enumerate(("stdin", "stdout", "stderr")):
+            self.assertEqual(meta["readlink /dev/" + name], "/proc/self/fd/%d" % i, meta)
+        self.assertEqual(meta["write /dev/shm/valet-esc-" + TAG], "ok", meta)
+        self.assertFalse(os.path.exists("/dev/shm/valet-esc-" + TAG))
+        self.assertEqual(meta["read /dev/null"], "", meta)
+        dev = [m for m in meta["mountinfo"] if m["point"] == "/dev"]
+        self.assertEqual([m["fstype"] for m in dev], ["tmpfs"], dev)
+        for n in nodes:  # the nodes work (nodev is off in /dev)
+            self.assertIn("/dev/" + n, [m["point"] for m in meta["mountinfo"]])
 
     def test_host_unmount_is_followed(self):
         """A file system the host unmounts leaves the jobs' view too (it
