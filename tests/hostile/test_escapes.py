@@ -703,6 +703,33 @@ class PrivilegeTest(unittest.TestCase):
             self.assertEqual(int(st[k], 16), 0, (k, st))
         self.assertEqual(st["NoNewPrivs"].strip(), "1", st)
 
+    def test_init_out_of_reach(self):
+        """The init that watches the task (pid 1, valetd-init) keeps uid 0
+        without capabilities: the task, under its slot's uid, can neither
+        signal it (SIGKILL, SIGSTOP, SIGTERM: EPERM) nor read its environment
+        or memory, and the init is still there to report the job, which
+        COMPLETED (probe() requires it)."""
+        d = Daemon(tasks(), tmp_parent="/var/tmp")
+        d.start()
+        try:
+            job, meta = probe(d, {"kill": [[1, signal.SIGKILL], [1, signal.SIGSTOP],
+                                           [1, signal.SIGTERM]],
+                                  "read": ["/proc/1/status", "/proc/1/environ", "/proc/1/mem"]})
+        finally:
+            d.stop()
+        for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM):
+            self.assertEqual(meta["kill 1 %d" % sig], "EPERM", meta)
+        self.assertEqual(meta["read /proc/1/environ"], "EACCES", meta)
+        self.assertEqual(meta["read /proc/1/mem"], "EACCES", meta)
+        init = dict(line.split(":\t", 1) for line in meta["read /proc/1/status"].splitlines()
+                    if ":\t" in line)
+        self.assertEqual(init["Name"], "valetd-init", init)
+        self.assertEqual(init["Uid"].split(), ["0"] * 4, init)
+        self.assertNotEqual(job["isolation"]["uid"], 0, job)
+        for k in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            self.assertEqual(int(init[k], 16), 0, (k, init))
+        self.assertEqual(init["NoNewPrivs"].strip(), "1", init)
+
 
 if __name__ == "__main__":
     unittest.main()
