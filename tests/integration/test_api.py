@@ -1603,9 +1603,14 @@ class CliTest(unittest.TestCase):
                       r.stdout)
 
     def test_version(self):
+        """valetd -V prints "valetd VERSION", the Makefile's VERSION (what
+        /api/status reports too), and exits 0."""
+        with open(os.path.join(REPO, "Makefile")) as f:
+            m = re.search(r"^VERSION\s*[:?]?=\s*(\S+)", f.read(), re.M)
+        self.assertIsNotNone(m, "no VERSION in the Makefile")
         r = self.run_valetd("-V")
         self.assertEqual(r.returncode, 0, r)
-        self.assertNotEqual((r.stdout + r.stderr).strip(), "")
+        self.assertEqual((r.stdout, r.stderr), ("valetd %s\n" % m.group(1), ""), r)
 
 
 if __name__ == "__main__":
