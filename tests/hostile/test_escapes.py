@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -28,7 +29,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
-from valetd import ASAN, Daemon, below, proc_table  # noqa: E402
+from valetd import ASAN, VALETD, Daemon, below, proc_table  # noqa: E402
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escapes", "probe.py")
 PYTHON = "/usr/bin/python3"
@@ -267,6 +268,23 @@ class NetworkTest(unittest.TestCase):
         table = proc_table()
         now = [p for p in below(table, self.d.proc.pid) if table[p][3] == "slirp4netns"]
         self.assertTrue(now and not set(now) & set(helpers), (helpers, now))
+
+    def test_helper_sandboxed(self):
+        """Each slot's slirp4netns runs in its own sandbox (--enable-sandbox:
+        a mount namespace of its own, every capability but
+        CAP_NET_BIND_SERVICE dropped) under its own seccomp filter
+        (--enable-seccomp)."""
+        table = proc_table()
+        helpers = [p for p in below(table, self.d.proc.pid) if table[p][3] == "slirp4netns"]
+        self.assertTrue(helpers)
+        host_mnt = os.readlink("/proc/%d/ns/mnt" % self.d.proc.pid)
+        for p in helpers:
+            with open("/proc/%d/status" % p) as f:
+                st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            self.assertEqual(st["Seccomp"], "2", (p, st))
+            self.assertEqual(int(st["CapEff"], 16), 1 << 10, (p, st))  # CAP_NET_BIND_SERVICE
+            self.assertEqual(int(st["CapPrm"], 16), 1 << 10, (p, st))
+            self.assertNotEqual(os.readlink("/proc/%d/ns/mnt" % p), host_mnt, p)
 
     def test_allow_list_only(self):
         """allow without 0.0.0.0/0: only those networks, nothing else."""
@@ -653,6 +671,53 @@ class MountTest(unittest.TestCase):
         while in_view() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertFalse(in_view())
+
+
+@unittest.skipUnless(ROOT, "needs root (mounts)")
+class RunResolvConfTest(unittest.TestCase):
+    """/run in a job is an empty tmpfs, but on a host whose /etc/resolv.conf
+    is a link into /run (systemd-resolved's stub-resolv.conf) that one file
+    is bound back, so that names still resolve. This host's resolv.conf is
+    a plain file: valetd runs here in a mount namespace of its own where an
+    overlay on /etc makes it such a link (to /run/valet-esc-TAG/resolv.conf)."""
+
+    def setUp(self):
+        self.run_dir = "/run/valet-esc-" + TAG
+        self.ov = tempfile.mkdtemp(prefix="valet-esc-ov-", dir="/var/tmp")
+        self.addCleanup(shutil.rmtree, self.ov, True)
+        os.makedirs(self.run_dir)
+        self.addCleanup(shutil.rmtree, self.run_dir, True)
+        with open(os.path.join(self.run_dir, "resolv.conf"), "w") as f:
+            f.write("nameserver 192.0.2.53\n")
+        os.chmod(self.run_dir, 0o755)
+        with open(os.path.join(self.run_dir, "other"), "w") as f:
+            f.write("not for jobs\n")
+        upper, work = os.path.join(self.ov, "upper"), os.path.join(self.ov, "work")
+        os.makedirs(upper)
+        os.makedirs(work)
+        os.symlink(os.path.join(self.run_dir, "resolv.conf"), os.path.join(upper, "resolv.conf"))
+        wrapper = os.path.join(self.ov, "valetd")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "exec unshare --mount --propagation private sh -c 'mount -t overlay "
+                    "overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc && exec \"$0\" "
+                    "\"$@\"' %s \"$@\"\n" % (upper, work, VALETD))
+        os.chmod(wrapper, 0o755)
+        os.chmod(self.ov, 0o755)
+        self.d = Daemon(tasks(), binary=wrapper, tmp_parent="/var/tmp")
+        self.d.start()
+        self.addCleanup(self.d.stop)
+
+    def test_resolv_conf_in_run(self):
+        with open("/proc/%d/root/etc/resolv.conf" % self.d.proc.pid) as f:
+            self.assertEqual(f.read(), "nameserver 192.0.2.53\n")  # the daemon's view
+        _, meta = probe(self.d, {"read": ["/etc/resolv.conf",
+                                          os.path.join(self.run_dir, "other")],
+                                 "ls": ["/run", self.run_dir]})
+        self.assertEqual(meta["read /etc/resolv.conf"], "nameserver 192.0.2.53\n", meta)
+        self.assertEqual(meta["ls /run"], [os.path.basename(self.run_dir)], meta)
+        self.assertEqual(meta["ls " + self.run_dir], ["resolv.conf"], meta)
+        self.assertEqual(meta["read %s/other" % self.run_dir], "ENOENT", meta)
 
 
 @unittest.skipUnless(ROOT, "needs root (users)")

@@ -1159,18 +1159,25 @@ class IsolationTest(unittest.TestCase):
         alloc = ("/usr/bin/python3 -c 'import sys; sys.stdin.read(); "
                  "b = bytearray(48 << 20); print(\"{}\")'")
         small = "/usr/bin/python3 -c 'import sys; sys.stdin.read(); print(\"{}\")'"
+        # What a job keeps in its /tmp (a tmpfs) is memory of its cgroup too:
+        # 48 MiB in files of 12 MiB (RLIMIT_FSIZE is 16 MiB).
+        tmp = ("/bin/sh -c 'cat >/dev/null; for i in 1 2 3 4; do "
+               "head -c 12M /dev/zero >/tmp/fill$i || exit 1; done; echo \"{}\"'")
         d = Daemon({"queue": {"workers": "1"}, "task.alloc": {"command": alloc},
-                    "task.small": {"command": small}})
+                    "task.small": {"command": small}, "task.fill": {"command": tmp}})
         d.start()
         try:
             big = d.wait_all([d.submit("alloc")["id"]], timeout=20)
             smalls = [d.wait_all([d.submit("small")["id"]], timeout=20) for _ in range(4)]
+            fill = d.wait_all([d.submit("fill")["id"]], timeout=20)
         finally:
             d.stop()
             d.cleanup()
+        for job in list(big.values()) + list(fill.values()):
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assertGreaterEqual(job["outcome"]["memory_peak_kb"], 48 << 10, job)
+            self.assertLess(job["outcome"]["memory_peak_kb"], 256 << 10, job)
         (job,) = big.values()
-        self.assertGreaterEqual(job["outcome"]["memory_peak_kb"], 48 << 10, job)
-        self.assertLess(job["outcome"]["memory_peak_kb"], 256 << 10, job)
         for done in smalls:
             (job,) = done.values()
             self.assertLess(job["outcome"]["memory_peak_kb"], 40 << 10, job)

@@ -501,6 +501,18 @@ class KillLatencyTest(DaemonTestCase):
         self.assertLessEqual(late[len(late) // 2], self.KILL_MEDIAN_MS, late)
         self.assertLessEqual(late[-1], KILL_LATE_MS, late)
 
+    def test_killed_task_is_accounted(self):
+        """At the deadline the spawner kills the job's cgroup, not its init:
+        the init reaps the task, so the CPU time it spun is in the outcome
+        (the kernel reaps the children of a killed init unaccounted)."""
+        ids = [self.d.submit(t, {}, timeout=1)["id"] for t in ("hostile_spin", "exec_spin")]
+        done = self.d.wait_all(ids, timeout=20)
+        for jid in ids:
+            job = done[jid]
+            self.assertEqual(job["failure_reason"], "timed out after 1s (killed)", job)
+            # A spinning task on a busy 2-CPU machine still gets a good share.
+            self.assertGreaterEqual(job["outcome"]["cpu_ms"], 100, job)
+
 
 class QueueFullTest(DaemonTestCase):
     config = {"queue": {"workers": "1", "capacity": "2"}}
