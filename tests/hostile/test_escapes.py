@@ -94,6 +94,21 @@ class Listener:
         self.sock.close()
 
 
+def ns_wrapper(directory, setup):
+    """A program that runs valetd in a mount namespace of its own, after the
+    shell commands setup: a host as the test needs it, which this one is
+    not (the namespace is private: nothing of it reaches the host). It
+    execs valetd, so valetd keeps its pid."""
+    wrapper = os.path.join(directory, "valetd")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\n"
+                "exec unshare --mount --propagation private sh -c '%s && exec \"$0\" "
+                "\"$@\"' %s \"$@\"\n" % (setup, VALETD))
+    os.chmod(wrapper, 0o755)
+    os.chmod(directory, 0o755)
+    return wrapper
+
+
 def host_addresses():
     """Every address of every interface of this host: ([IPv4], [IPv6])."""
     out = json.loads(run("ip", "-j", "addr").stdout)
@@ -347,6 +362,42 @@ class NetworkDegradedTest(unittest.TestCase):
         self.assertNotIn("net", job["isolation"]["namespaces"], job["isolation"])
         self.assertIs(job["isolation"]["degraded"], True, job["isolation"])
         # The other jobs keep their empty network namespace.
+        self.assertEqual(plain["isolation"]["network"], "none", plain["isolation"])
+
+    def test_no_tun_device(self):
+        """Without /dev/net/tun (here: a tmpfs over /dev/net in valetd's own
+        mount namespace) slirp4netns cannot serve exec+net jobs: valetd
+        refuses to start and says so."""
+        tmp = tempfile.mkdtemp(prefix="valet-esc-tun-", dir="/var/tmp")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d = Daemon(tasks(net=True), binary=ns_wrapper(tmp, "mount -t tmpfs none /dev/net"),
+                   tmp_parent="/var/tmp")
+        try:
+            with self.assertRaises(AssertionError) as cm:
+                d.start()
+        finally:
+            d.cleanup()
+        self.assertIn("exec+net jobs need /dev/net/tun for slirp4netns", str(cm.exception))
+        self.assertIn("allow_degraded_isolation", str(cm.exception))
+
+    def test_mode_host(self):
+        """[network] mode = host: exec+net jobs get the host's network -
+        the node's loopback, a server there - by configuration, not
+        degraded, and say "network": "host"; other jobs keep none."""
+        srv = Listener()
+        self.addCleanup(srv.close)
+        d = Daemon(dict(tasks(net=True), network={"mode": "host"}), tmp_parent="/var/tmp")
+        d.start()
+        try:
+            job, meta = probe(d, {"tcp": [["127.0.0.1", srv.port]]}, task="esc_net")
+            plain, plain_meta = probe(d, {"tcp": [["127.0.0.1", srv.port]]})
+        finally:
+            d.stop()
+        self.assertEqual(meta["tcp 127.0.0.1:%d" % srv.port], "connected", meta)
+        self.assertEqual(job["isolation"]["network"], "host", job["isolation"])
+        self.assertNotIn("net", job["isolation"]["namespaces"], job["isolation"])
+        self.assertIs(job["isolation"]["degraded"], False, job["isolation"])
+        self.assertEqual(plain_meta["tcp 127.0.0.1:%d" % srv.port], "EPERM", plain_meta)
         self.assertEqual(plain["isolation"]["network"], "none", plain["isolation"])
 
 
@@ -696,14 +747,8 @@ class RunResolvConfTest(unittest.TestCase):
         os.makedirs(upper)
         os.makedirs(work)
         os.symlink(os.path.join(self.run_dir, "resolv.conf"), os.path.join(upper, "resolv.conf"))
-        wrapper = os.path.join(self.ov, "valetd")
-        with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\n"
-                    "exec unshare --mount --propagation private sh -c 'mount -t overlay "
-                    "overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc && exec \"$0\" "
-                    "\"$@\"' %s \"$@\"\n" % (upper, work, VALETD))
-        os.chmod(wrapper, 0o755)
-        os.chmod(self.ov, 0o755)
+        wrapper = ns_wrapper(self.ov, "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,"
+                                      "workdir=%s /etc" % (upper, work))
         self.d = Daemon(tasks(), binary=wrapper, tmp_parent="/var/tmp")
         self.d.start()
         self.addCleanup(self.d.stop)

@@ -957,12 +957,15 @@ class IsolationTest(unittest.TestCase):
     valetd's refusal to start without the isolation it is configured for."""
 
     def run_one(self, d, task, **kw):
+        """Start d, run one job of task; (the finished job, valetd's log)."""
         d.start()
         try:
             job = d.submit(task, **kw)
-            return d.wait_all([job["id"]], timeout=20, check_status=False)[job["id"]]
-        finally:
+            done = d.wait_all([job["id"]], timeout=20, check_status=False)[job["id"]]
+            log = d.log_text()
             d.stop()
+            return done, log
+        finally:
             d.cleanup()
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
@@ -1416,12 +1419,17 @@ class IsolationTest(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to start valetd as nobody")
     def test_degraded_isolation_is_recorded(self):
+        """Degraded, loudly: valetd starts, logs a warning that says what is
+        missing, and the job COMPLETED saying "degraded": true."""
         d = Daemon({"sandbox": {"allow_degraded_isolation": "true"}}, user="nobody")
-        done = self.run_one(d, "dummytask")
+        done, log = self.run_one(d, "dummytask")
         self.assertEqual(done["status"], "COMPLETED", done)
         self.assertEqual(done["isolation"], {"namespaces": [], "cgroup": None, "uid": None,
                                              "profile": "strict", "network": "host",
                                              "degraded": True})
+        self.assertRegex(log, r"WARN degraded isolation \(allow_degraded_isolation = true\) "
+                              r"missing=.*cannot switch users.*no pid, mount, ipc, uts and "
+                              r"network namespaces.*no cgroup")
 
 
 class CorsConfigTest(DaemonTestCase):

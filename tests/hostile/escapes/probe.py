@@ -26,7 +26,10 @@ def err(e):
 
 
 def connect(family, host, port):
-    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as e:  # a profile without network: EPERM
+        return err(e)
     s.settimeout(3)
     try:
         s.connect((host, port))
