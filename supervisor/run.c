@@ -122,6 +122,10 @@ static void arm_deadline(struct run *run)
 
 	run->job_start_ns = job_mono_ns();
 	ev_timer_stop(run->r->loop, &run->deadline);
+	/* libev counts a timer from the loop's time, taken when this loop
+	 * iteration began: without an update, a busy iteration made the timer
+	 * (and the kill) come before the job had its whole timeout. */
+	ev_now_update(run->r->loop);
 	ev_timer_set(&run->deadline, (double)job->timeout_ms / 1000.0, 0.);
 	ev_timer_start(run->r->loop, &run->deadline);
 	/* Never early: the jobs after this one may take their whole timeouts

@@ -389,9 +389,12 @@ static struct run *run_init(int i, uint32_t slot, uint64_t run_id)
 /*
  * Send START for r: frame and stdout pipes, a stderr pipe unless flags have
  * SPAWN_F_SHARED_OUTPUT, the input inline or, with SPAWN_F_HAS_STDIN, in a
- * memfd. fds_to_send >= 0 sends only that many of these fds.
+ * memfd - or stdin_fd (>= 0, borrowed: a pipe whose write end the caller
+ * keeps, to hand the input over later). fds_to_send >= 0 sends only that
+ * many of these fds.
  */
-static void start_run(struct run *r, int task, uint32_t flags, const char *input, int fds_to_send)
+static void start_run_stdin(struct run *r, int task, uint32_t flags, const char *input,
+			    int fds_to_send, int stdin_fd)
 {
 	struct spawn_req req = {.type = SPAWN_REQ_START,
 				.slot = r->slot,
@@ -409,7 +412,9 @@ static void start_run(struct run *r, int task, uint32_t flags, const char *input
 		assert_int_equal(pipe2(pe, O_CLOEXEC), 0);
 		fds[nfds++] = pe[1];
 	}
-	if (flags & SPAWN_F_HAS_STDIN) {
+	if (stdin_fd >= 0) {
+		fds[nfds++] = stdin_fd;
+	} else if (flags & SPAWN_F_HAS_STDIN) {
 		in_fd = memfd_create("test-input", MFD_CLOEXEC);
 		assert_true(in_fd >= 0);
 		assert_int_equal(write(in_fd, input, len), (ssize_t)len);
@@ -436,6 +441,11 @@ static void start_run(struct run *r, int task, uint32_t flags, const char *input
 		assert_int_equal(fcntl(pe[0], F_SETFL, O_NONBLOCK), 0);
 	assert_int_equal(fcntl(pf[0], F_SETFL, O_NONBLOCK), 0);
 	assert_int_equal(fcntl(po[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+static void start_run(struct run *r, int task, uint32_t flags, const char *input, int fds_to_send)
+{
+	start_run_stdin(r, task, flags, input, fds_to_send, -1);
 }
 
 static void expect_started(struct run *r)
@@ -1043,25 +1053,73 @@ static void test_bad_requests(void **state)
 	expect_status(busy, 0, SIGKILL);
 }
 
+/* The state letter of /proc/PID/stat ('S', 'R', 'Z', ...); '?' when gone. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' ? paren[2] : '?';
+}
+
+/*
+ * Every slot's child at the same time: each gets its input through a pipe
+ * that the test writes only once all four have started, so all four are
+ * alive together - none has ended (no EXIT, not a zombie) or written a
+ * frame. Then the inputs go in reverse order, and each child answers with
+ * its own result while the others still wait.
+ */
 static void test_concurrent(void **state)
 {
+	const uint32_t flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_HAS_STDIN | SPAWN_F_INPUT_STDIN;
 	char params[64];
+	int in_wr[MAX_SLOTS];
 
 	for (int i = 0; i < MAX_SLOTS; i++) {
 		struct run *r = run_init(i, (uint32_t)(MAX_SLOTS - 1 - i), 100 + (uint64_t)i);
+		int p[2];
 
-		snprintf(params, sizeof(params), "{\"i\":%d}", i);
-		start_run(r, T_OK, SPAWN_F_SHARED_OUTPUT, one_job(T_OK, params), -1);
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		start_run_stdin(r, T_OK, flags, NULL, -1, p[0]);
+		close(p[0]);
+		in_wr[i] = p[1];
 	}
 	for (int i = 0; i < MAX_SLOTS; i++)
 		expect_started(&runs[i]);
-	for (int i = MAX_SLOTS - 1; i >= 0; i--) {
-		finish(&runs[i]);
-		expect_status(&runs[i], 0, 0);
-		snprintf(params, sizeof(params), "{\"i\":%d}", i);
-		expect_result_frame(&runs[i], 1, 0, NULL, params);
+	expect_no_evt(200);
+	for (int i = 0; i < MAX_SLOTS; i++) {
+		char st = proc_state(runs[i].pid);
+
+		if (st != 'S' && st != 'R' && st != 'D')
+			fail_msg("child %d (pid %d) is in state %c while all should run", i,
+				 (int)runs[i].pid, st);
+		pump(&runs[i], 0);
+		assert_int_equal(frame_count(&runs[i]), 0);
 		for (int j = 0; j < i; j++)
 			assert_true(runs[i].pid != runs[j].pid);
+	}
+	for (int i = MAX_SLOTS - 1; i >= 0; i--) {
+		const char *input;
+
+		snprintf(params, sizeof(params), "{\"i\":%d}", i);
+		input = one_job(T_OK, params);
+		assert_int_equal(write(in_wr[i], input, strlen(input)), (ssize_t)strlen(input));
+		close(in_wr[i]);
+		finish(&runs[i]);
+		expect_status(&runs[i], 0, 0);
+		expect_result_frame(&runs[i], 1, 0, NULL, params);
+		for (int j = 0; j < i; j++)
+			assert_int_equal(proc_state(runs[j].pid), 'S');
 	}
 }
 
