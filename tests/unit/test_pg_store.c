@@ -525,6 +525,247 @@ static void test_lazy_and_in_flight(void **state)
 	job_unref(job);
 }
 
+/* ---- fencing (issue 14) ------------------------------------------------------ */
+
+/* UPDATE table SET set WHERE <key> = the object's id: the test as another
+ * node, or as what a rescue would have done. */
+static void admin_update(const char *table, const char *key, const uint8_t id[JOB_ID_LEN],
+			 const char *set)
+{
+	char q[512], s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	snprintf(q, sizeof(q), "UPDATE %s.%s SET %s WHERE %s = '%s'", schema, table, set, key, s);
+	admin_exec(q);
+}
+
+static const char *pipeline_column(const struct pipeline *pl, const char *column)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(pl->id, id);
+	snprintf(q, sizeof(q), "SELECT %s::text FROM %s.pipelines WHERE id = '%s'", column, schema,
+		 id);
+	return admin_value(q);
+}
+
+/* Rows of table (results, attempts) about the job. */
+static long rows_of_job(const char *table, const struct job *job)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s.%s WHERE job_id = '%s'", schema, table, id);
+	return atol(admin_value(q));
+}
+
+/* Another node holds the job now (it was rescued from this one and claimed
+ * there). */
+static void steal_job(const struct job *job)
+{
+	admin_update("jobs", "id", job->id, "claimed_by = 'thief', claimed_at = now()");
+}
+
+/* The job's column is want (NULL: SQL NULL). A macro: a failure names the
+ * line of the check. */
+#define assert_column(job, column, want)                                                   \
+	do {                                                                               \
+		const char *v_ = job_column(job, column), *w_ = (want);                    \
+		if (v_ && w_ ? strcmp(v_, w_) != 0 : v_ != w_)                             \
+			fail_msg("jobs.%s is %s, expected %s", column, v_ ? v_ : "NULL",  \
+				 w_ ? w_ : "NULL");                                        \
+	} while (0)
+
+static void start_attempt(struct job *job)
+{
+	job->status = JOB_IN_PROGRESS;
+	job->attempt++;
+	job->started_at = job_now_us();
+}
+
+/*
+ * Each write of a run, for two jobs: one still held by this node, one whose
+ * claim the test gave to another node after it was created claimed here.
+ * The held one is written; the other is left exactly as the other node has
+ * it - status, attempt, claim, and no results or attempts row of ours.
+ */
+static void test_fenced_job_writes(void **state)
+{
+	struct job *held[4], *lost[4];
+	struct store *st;
+	struct pg_store *ps;
+	enum { STATUS, FINISH, RETRY, OUTCOME };
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	for (int i = 0; i < 4; i++) {
+		held[i] = make_job("held");
+		lost[i] = make_job("lost");
+		held[i]->max_attempts = lost[i]->max_attempts = i == RETRY ? 2 : 1;
+		create_claimed_job(st, held[i]);
+		create_claimed_job(st, lost[i]);
+		assert_column(lost[i], "claimed_by", ps->node);
+		steal_job(lost[i]);
+	}
+
+	/* PGS_JOB_STATUS: a start (written once PG_LAZY_S has passed). */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[STATUS] : held[STATUS];
+		start_attempt(job);
+		st->ops->save_job(st, job, JOB_F_STATUS);
+	}
+	pg_flush_lazy(ps);
+	sync_wait(st);
+	assert_column(held[STATUS], "status", "IN_PROGRESS");
+	assert_column(held[STATUS], "node_id", ps->node);
+	assert_column(lost[STATUS], "status", "PENDING");
+	assert_column(lost[STATUS], "attempt", "0");
+	assert_column(lost[STATUS], "node_id", NULL);
+	assert_column(lost[STATUS], "claimed_by", "thief");
+
+	/* PGS_JOB_FINISH: the final status with the result. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[FINISH] : held[FINISH];
+		start_attempt(job);
+		job->status = JOB_COMPLETED;
+		job->completed_at = job_now_us();
+		job->has_result = true;
+		job_set_str(&job->result_json, "{\"late\":true}");
+		job->outcome.pid = 4100;
+		job->outcome.exit_code = 0;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held[FINISH], "status", "COMPLETED");
+	assert_column(held[FINISH], "claimed_by", NULL);
+	assert_int_equal(rows_of_job("results", held[FINISH]), 1);
+	assert_column(lost[FINISH], "status", "PENDING");
+	assert_column(lost[FINISH], "claimed_by", "thief");
+	assert_column(lost[FINISH], "pid", NULL);
+	assert_column(lost[FINISH], "completed_at", NULL);
+	assert_int_equal(rows_of_job("results", lost[FINISH]), 0);
+
+	/* PGS_JOB_RETRY: a failed attempt of a job that may run again. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[RETRY] : held[RETRY];
+		start_attempt(job);
+		job->status = JOB_PENDING;
+		job_set_str(&job->failure_reason, "attempt 1 of 2 failed: boom");
+		job->core_due = job_now_us() + 60 * INT64_C(1000000);
+		job->outcome.pid = 4200;
+		job->outcome.exit_code = 1;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_OUTCOME | JOB_F_RETRY);
+	}
+	sync_wait(st);
+	assert_column(held[RETRY], "failure_reason", "attempt 1 of 2 failed: boom");
+	assert_column(held[RETRY], "attempt", "1");
+	assert_int_equal(rows_of_job("attempts", held[RETRY]), 1);
+	assert_column(lost[RETRY], "failure_reason", NULL);
+	assert_column(lost[RETRY], "attempt", "0");
+	assert_column(lost[RETRY], "pid", NULL);
+	assert_column(lost[RETRY], "claimed_by", "thief");
+	assert_int_equal(rows_of_job("attempts", lost[RETRY]), 0);
+
+	/* PGS_JOB_OUTCOME: the outcome alone. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[OUTCOME] : held[OUTCOME];
+		job->outcome.pid = 4300;
+		st->ops->save_job(st, job, JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held[OUTCOME], "pid", "4300");
+	assert_column(lost[OUTCOME], "pid", NULL);
+	assert_column(lost[OUTCOME], "claimed_by", "thief");
+
+	store_free(st);
+	for (int i = 0; i < 4; i++) {
+		job_unref(held[i]);
+		job_unref(lost[i]);
+	}
+}
+
+/*
+ * The same for pipelines: a pipeline stored claimed is held by its row
+ * (pipelines.claimed_by). Its status is written only while this node holds
+ * it, and a final one ends the claim; the late pid of a job of it whose own
+ * claim ended with its final status is written under the pipeline's claim,
+ * and not once another node holds the pipeline. A rename (PATCH, from any
+ * node) is no run's write: it lands, and writes no status.
+ */
+static void test_fenced_pipeline_writes(void **state)
+{
+	struct pipeline *held = make_pipeline("held", 2), *lost = make_pipeline("lost", 2);
+	struct pipeline *both[2] = {held, lost};
+	struct answer a = {0};
+	struct store *st;
+	struct pg_store *ps;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	for (int i = 0; i < 2; i++) {
+		a.calls = 0;
+		assert_int_equal(st->ops->create_pipeline(st, both[i], STORE_CLAIM, record, &a), 0);
+		assert_true(wait_until(answered, &a, 10.));
+		assert_int_equal(a.err, 0);
+		assert_string_equal(pipeline_column(both[i], "claimed_by"), ps->node);
+	}
+	/* Both pipelines' first jobs ran and finished here (their claims end). */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = both[i]->jobs[0];
+		both[i]->status = JOB_IN_PROGRESS;
+		both[i]->started_at = job_now_us();
+		st->ops->save_pipeline(st, both[i], JOB_F_STATUS);
+		start_attempt(job);
+		job->status = JOB_COMPLETED;
+		job->completed_at = job_now_us();
+		job->has_result = true;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+	assert_column(lost->jobs[0], "claimed_by", NULL);
+	/* Another node holds the second pipeline now, and its open job. */
+	admin_update("pipelines", "id", lost->id, "claimed_by = 'thief'");
+	steal_job(lost->jobs[1]);
+
+	/* PGS_JOB_OUTCOME under the pipeline's claim: the late pid. */
+	for (int i = 0; i < 2; i++) {
+		both[i]->jobs[0]->outcome.pid = 4400;
+		st->ops->save_job(st, both[i]->jobs[0], JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held->jobs[0], "pid", "4400");
+	assert_column(lost->jobs[0], "pid", NULL);
+
+	/* PGS_PIPELINE: the final status, which ends the claim. */
+	for (int i = 0; i < 2; i++) {
+		both[i]->status = JOB_FAILED;
+		job_set_str(&both[i]->failure_reason, "late");
+		both[i]->completed_at = job_now_us();
+		st->ops->save_pipeline(st, both[i], JOB_F_STATUS);
+	}
+	sync_wait(st);
+	assert_string_equal(pipeline_column(held, "status"), "FAILED");
+	assert_null(pipeline_column(held, "claimed_by"));
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+	assert_null(pipeline_column(lost, "failure_reason"));
+	assert_null(pipeline_column(lost, "completed_at"));
+	assert_string_equal(pipeline_column(lost, "claimed_by"), "thief");
+
+	/* A rename lands whoever holds the pipeline, and writes nothing else. */
+	job_set_str(&lost->name, "renamed");
+	st->ops->save_pipeline(st, lost, JOB_F_META);
+	sync_wait(st);
+	assert_string_equal(pipeline_column(lost, "name"), "renamed");
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+
+	store_free(st);
+	pipeline_unref(held);
+	pipeline_unref(lost);
+}
+
 /* ---- submit deadlines ------------------------------------------------------- */
 
 /* The admin connection locks the store's jobs table, in a transaction it
@@ -793,6 +1034,8 @@ int main(void)
 		cmocka_unit_test(test_dirty_entries),
 		cmocka_unit_test(test_saves_coalesce),
 		cmocka_unit_test(test_lazy_and_in_flight),
+		cmocka_unit_test(test_fenced_job_writes),
+		cmocka_unit_test(test_fenced_pipeline_writes),
 		cmocka_unit_test(test_deadline_hung),
 		cmocka_unit_test(test_deadline_late_commit),
 		cmocka_unit_test(test_deadline_connection_lost),
