@@ -498,6 +498,126 @@ class MultiNodeTest(PgTestCase):
                 self.assertEqual(b.job(parked["id"])["status"], "CANCELLED")
 
 
+class FenceTest(PgTestCase):
+    """Issue 14: a node that lost its claim - its work was rescued (another
+    node believed its lease had expired) or is held by another node now -
+    writes nothing about that work any more: not the status of a new
+    attempt, not a retry, not the final status with its result, not the
+    pipeline's state. The rows stay as the rescue or the new holder left
+    them. (tests/unit/test_pg_store.c checks each fenced statement on its
+    own, the late outcome of a pipeline job included.)"""
+
+    maxDiff = None
+    JOB_COLS = ("id, status, failure_reason, claimed_by, node_id, attempt, started_at, "
+                "completed_at, pid, exit_code, timed_out, (SELECT r.metadata::text FROM "
+                "results r WHERE r.job_id = j.id), (SELECT string_agg(a.attempt || ' ' || "
+                "a.node_id || ' ' || a.status, ', ' ORDER BY a.attempt) FROM attempts a "
+                "WHERE a.job_id = j.id)")
+
+    def rows(self, d, ids, pl_id=None):
+        """The state of jobs ids (and of pipeline pl_id), for comparing."""
+        jobs = d.sql("SELECT %s FROM jobs j WHERE id = ANY(string_to_array(:'ids', ',')"
+                     "::uuid[]) ORDER BY id" % self.JOB_COLS, ids=",".join(ids))
+        pl = d.sql("SELECT id, status, failure_reason, started_at, completed_at, claimed_by "
+                   "FROM pipelines WHERE id = :'id'", id=pl_id) if pl_id else []
+        return jobs, pl
+
+    def synced(self, d):
+        """Every change d made so far is committed: a PATCH is answered only
+        then."""
+        if not hasattr(self, "_anchor"):
+            self._anchor = d.submit("dummytask", name="sync-anchor")["id"]
+        r = d.patch("/api/jobs/" + self._anchor, {"description": str(time.time())})
+        self.assertEqual(r.status, 204, r)
+
+    def wait_finished(self, d, ids, timeout=15):
+        """Until d's log says each of ids finished there (its core is done
+        with them, whatever the database says)."""
+        deadline = time.monotonic() + timeout
+        while not set(ids) <= finished_ids(d):
+            if time.monotonic() > deadline:
+                self.fail("jobs %s did not finish on %s\n%s"
+                          % (set(ids) - finished_ids(d), d.node_id, self.logs()))
+            time.sleep(0.05)
+
+    def test_rescued_work_is_not_overwritten(self):
+        # Node A runs a job and a pipeline; the test rescues A's work the
+        # way another node does when A's lease has expired (release_node,
+        # as rescue_expired() calls it). With one attempt allowed, the job,
+        # the pipeline's running job and the pipeline fail there and then.
+        # A does not know: its runs go on and end COMPLETED, the pipeline's
+        # second job runs - and none of it may reach the tables.
+        a = self.start({"queue": {"workers": "2"}, "jobs": {"max_attempts": "1"}})
+        job = a.submit("sleep", {"seconds": 1.5}, timeout=30, name="fence-job")
+        pl = a.submit_pipeline([
+            {"name": "fence-p0", "task_name": "sleep", "task_params": {"seconds": 1.5},
+             "timeout": 30},
+            {"name": "fence-p1", "task_name": "dummytask", "task_params": {"x": 1}}],
+            name="fence-pipeline")
+        ids = [job["id"]] + [j["id"] for j in pl["jobs"]]
+        self.wait_sql(a, "SELECT count(*) FROM jobs WHERE id IN (:'j', :'p0') AND status = "
+                      "'IN_PROGRESS' AND claimed_by = :'a'", lambda rows: rows == [["2"]], 5,
+                      "both sleeps IN_PROGRESS on A", interval=0.02, j=ids[0], p0=ids[1],
+                      a=a.node_id)
+        self.assertEqual(a.sql("SELECT claimed_by FROM pipelines WHERE id = :'id'",
+                               id=pl["id"]), [[a.node_id]], "the pipeline row is not held")
+        released = a.sql("SELECT release_node(:'a', 'rescued by the test', 100, 1000)",
+                         a=a.node_id)
+        self.assertEqual(released, [["2"]])
+        rescued = self.rows(a, ids, pl["id"])
+        jobs = {r[0]: r for r in rescued[0]}
+        self.assertEqual([jobs[i][1:4] for i in ids],
+                         [["FAILED", "rescued by the test", None],
+                          ["FAILED", "rescued by the test", None],
+                          ["CANCELLED", "cancelled: job %s failed" % ids[1], None]], rescued)
+        self.assertEqual(rescued[1][0][1:3], ["FAILED", "job %s failed" % ids[1]], rescued)
+        self.assertIsNone(rescued[1][0][5], "the rescue left the pipeline held")
+
+        self.wait_finished(a, ids)
+        self.synced(a)
+        self.assertEqual(self.rows(a, ids, pl["id"]), rescued,
+                         "node A's late writes changed rescued work\n%s" % self.logs())
+        # A's own view is the database's.
+        self.assertEqual(a.job(job["id"])["status"], "FAILED")
+        self.assertEqual(a.pipeline(pl["id"])["status"], "FAILED")
+
+    def test_job_held_by_another_node_is_not_overwritten(self):
+        # A job of A's that may run 3 times, each run timed out after 1 s.
+        # During its first run, the test does what a rescue and a claim by
+        # another node do: attempt 1 is failed (fail_attempt), and node
+        # "other" holds and runs attempt 2. A goes on: its attempt 1 times
+        # out (a retry write), attempts 2 and 3 start (status writes) and
+        # time out, the last one is final (a finish write).
+        a = self.start({"queue": {"workers": "2"}, "storage": {"retry_backoff": "50ms"}})
+        job = a.submit("sleep", {"seconds": 10}, timeout=1, max_attempts=3,
+                       name="fence-taken")
+        self.wait_sql(a, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS' AND "
+                      "attempt = 1 AND claimed_by = :'a' AND started_at > now() - "
+                      "interval '600 ms'", lambda rows: bool(rows), 5,
+                      "attempt 1 IN_PROGRESS on A", interval=0.02, id=job["id"], a=a.node_id)
+        a.sql("BEGIN; SELECT fail_attempt(:'id', 'node A stopped renewing its lease', 100, "
+              "1000); UPDATE jobs SET status = 'IN_PROGRESS', claimed_by = 'other', "
+              "claimed_at = now(), node_id = 'other', attempt = 2, started_at = now(), "
+              "due_at = NULL WHERE id = :'id'; COMMIT", id=job["id"])
+        taken = self.rows(a, [job["id"]])
+        self.assertEqual(taken[0][0][1:6], ["IN_PROGRESS", "attempt 1 failed: node A stopped "
+                                            "renewing its lease", "other", "other", "2"], taken)
+        self.assertEqual(taken[0][0][12], "1 %s FAILED" % a.node_id, taken)
+
+        deadline = time.monotonic() + 15
+        while "status=FAILED" not in "".join(
+                l for l in a.log_text().splitlines() if "job finished job_id=" + job["id"] in l):
+            if time.monotonic() > deadline:
+                self.fail("A's three attempts did not end\n%s" % self.logs())
+            time.sleep(0.05)
+        self.assertEqual(len(re.findall(r"job attempt failed; retrying job_id=" + job["id"],
+                                        a.log_text())), 2, a.log_tail())
+        self.synced(a)
+        self.assertEqual(self.rows(a, [job["id"]]), taken,
+                         "node A's late writes changed a job another node holds\n%s"
+                         % self.logs())
+
+
 class SchedulingTest(PgTestCase):
     """Jobs with run_at start at run_at (within 100 ms), also when the node
     that took the request is idle, and whichever node runs them."""
