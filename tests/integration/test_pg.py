@@ -16,6 +16,7 @@ test_pg@postgres), which starts the throwaway server these tests need.
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -230,6 +231,191 @@ class DurabilityTest(PgTestCase):
                      m=_json(bodies[0]["task_params"]), s=done["started_at"],
                      c=done["completed_at"])
         self.assertEqual(rows, [["t", "COMPLETED", "t", "t"]], (done, rows))
+
+
+class CommitHold:
+    """Holds back the commit of every transaction that inserts a job into
+    d's schema, for as long as a test wants, from outside valetd: a
+    deferred constraint trigger on jobs takes a shared advisory lock at
+    COMMIT - after the INSERT ran, before the commit is done - and hold()
+    takes that lock exclusively from a psql session of its own, until
+    release() ends that session."""
+
+    KEY1 = 14  # the advisory lock (KEY1, key); key is random per instance
+
+    def __init__(self, d):
+        self.d = d
+        self.key = random.randrange(1, 2 ** 31)
+        self.app = "valet-test-hold-%d" % self.key
+        self.proc = None
+        d.sql("CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+              "PERFORM pg_advisory_xact_lock_shared(%d, %d); RETURN NULL; END $$; "
+              "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON jobs DEFERRABLE "
+              "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit()"
+              % (self.KEY1, self.key))
+
+    def locks(self, granted):
+        return int(valetd.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                              "AND classid = %d AND objid = %d AND granted = %s"
+                              % (self.KEY1, self.key, granted))[0][0])
+
+    def hold(self):
+        env = dict(os.environ, PGAPPNAME=self.app)
+        self.proc = subprocess.Popen(
+            [valetd._psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", valetd.database_url(),
+             "-c", "SELECT pg_advisory_lock(%d, %d); SELECT pg_sleep(600)"
+             % (self.KEY1, self.key)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 10
+        while self.locks("true") == 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("could not take the advisory lock (%d, %d)"
+                                     % (self.KEY1, self.key))
+            time.sleep(0.02)
+
+    def wait_waiters(self, n, timeout=10):
+        """Until n transactions wait at their commit."""
+        deadline = time.monotonic() + timeout
+        while self.locks("false") < n:
+            if time.monotonic() > deadline:
+                raise AssertionError("no transaction of %s waits for its commit"
+                                     % self.d.node_id)
+            time.sleep(0.02)
+
+    def drop_waiters(self):
+        """The transactions that wait at their commit never commit: their
+        backends are ended."""
+        return valetd.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE "
+                          "locktype = 'advisory' AND classid = %d AND objid = %d AND NOT "
+                          "granted" % (self.KEY1, self.key))[0][0]
+
+    def release(self):
+        if self.proc is None:
+            return
+        valetd.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                   "application_name = :'app'", app=self.app)
+        self.proc.wait(10)
+        self.proc = None
+
+
+class CommitBefore202Test(PgTestCase):
+    """Issue 14: "the 202 is sent after the INSERT committed", made
+    deterministic. Timing hid an answer sent before the commit; here the
+    commit itself is held back (CommitHold) for as long as the test needs,
+    with submit_timeout far above it."""
+
+    CONFIG = {"queue": {"workers": "2", "capacity": "100000"},
+              "storage": {"submit_timeout": "30s"}}
+
+    def start_held(self):
+        d = self.start(self.CONFIG)
+        warm = d.submit("dummytask", name="warm-up")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        hold = CommitHold(d)
+        self.addCleanup(hold.release)
+        return d, hold
+
+    def test_no_202_before_the_commit(self):
+        d, hold = self.start_held()
+        hold.hold()
+        out = {"job": [], "pipeline": []}
+
+        def post(kind, path, body):
+            try:
+                r = d.post(path, body)
+                # The row must be there when the answer is.
+                n = int(d.sql("SELECT count(*) FROM %ss WHERE name = :'n'" % kind,
+                              n=body["name"])[0][0])
+                out[kind].append((r, n, time.monotonic()))
+            except Exception as e:  # noqa: BLE001 - reported below
+                out[kind].append((e, None, time.monotonic()))
+            finally:
+                d.client.close()
+
+        threads = [
+            threading.Thread(target=post, args=("job", "/api/jobs", {
+                "name": "held-job", "task_name": "dummytask"})),
+            threading.Thread(target=post, args=("pipeline", "/api/pipelines", {
+                "name": "held-pipeline", "jobs": [
+                    {"name": "held-pj0", "task_name": "dummytask"},
+                    {"name": "held-pj1", "task_name": "dummytask"}]}))]
+        threads[0].start()
+        # The INSERT ran and the commit waits for the lock.
+        hold.wait_waiters(1)
+        threads[1].start()
+        time.sleep(1.0)
+        self.assertEqual(out, {"job": [], "pipeline": []},
+                         "answered while the commit was held back")
+        self.assertEqual(self.count(d, "name LIKE 'held-%'"), 0)
+        t_release = time.monotonic()
+        hold.release()
+        for t in threads:
+            t.join(20)
+        for kind in out:
+            self.assertEqual(len(out[kind]), 1, out)
+            r, n, t = out[kind][0]
+            self.assertNotIsInstance(r, Exception, r)
+            self.assertEqual(r.status, 202, r)
+            self.assertGreaterEqual(t, t_release)
+            self.assertEqual(n, 1, "%s answered %r, its row was not there" % (kind, r))
+        self.assertEqual(self.count(d, "name LIKE 'held-%'"), 3)
+        self.assertEqual(d.sql("SELECT count(*) FROM pipelines WHERE name = 'held-pipeline'"),
+                         [["1"]])
+
+    def test_sigkill_with_submits_in_flight(self):
+        # Submissions flow from four threads; the test holds the commits
+        # back, kills valetd with SIGKILL while transactions wait at their
+        # commit, and makes those never commit (the worst case for an
+        # answer sent before the commit). Every job answered 202 must be in
+        # the table.
+        d, hold = self.start_held()
+        answers = []  # (name, status, id)
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def submit(k):
+            i = 0
+            try:
+                while not stop.is_set():
+                    name = "k9-%d-%d" % (k, i)
+                    i += 1
+                    with lock:
+                        answers.append([name, None, None])
+                        me = answers[-1]
+                    r = d.post("/api/jobs", {"name": name, "task_name": "dummytask"})
+                    me[1:] = [r.status, (r.json or {}).get("id")]
+            except OSError:
+                pass  # the daemon is gone
+            finally:
+                d.client.close()
+
+        threads = [threading.Thread(target=submit, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while sum(1 for a in answers if a[1] == 202) < 50:
+            self.assertLess(time.monotonic(), deadline, "no submissions answered")
+            time.sleep(0.01)
+        hold.hold()
+        hold.wait_waiters(1)
+        time.sleep(0.3)
+        self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        stop.set()
+        for t in threads:
+            t.join(20)
+        dropped = hold.drop_waiters()
+        hold.release()
+        accepted = [a for a in answers if a[1] == 202]
+        unanswered = [a for a in answers if a[1] is None]
+        other = [a for a in answers if a[1] not in (202, None)]
+        self.assertEqual(other, [])
+        self.assertTrue(unanswered, "no submission was in flight at the kill")
+        stored = {r[0]: r[1] for r in d.sql("SELECT name, id FROM jobs")}
+        self.assertNoneBad([a for a in accepted if stored.get(a[0]) != a[2]],
+                           "jobs answered 202 are not in the table (name, status, id)")
+        sys.stderr.write("[%d answered 202, %d in flight at the kill, %s transaction(s) "
+                         "waiting at their commit dropped] "
+                         % (len(accepted), len(unanswered), dropped))
 
 
 class CrashRecoveryTest(PgTestCase):
