@@ -847,6 +847,68 @@ class SchedulingTest(PgTestCase):
 
 
 class DatabaseRestartTest(PgTestCase):
+    def test_database_down_mid_run(self):
+        # Issue 14: the two paths of "Database down", each seen for sure. A
+        # job runs; the database stops for 3 s (far less than 5/6 of the
+        # 30 s lease). While it is down (/api/status says so), a submit is
+        # refused with 503 "storage unavailable" - not held, not accepted.
+        # The running job goes on, ends during the outage, and its final
+        # state and result are written once the database is back.
+        d = self.start({"queue": {"workers": "2"}})
+        job = d.submit("sleep", {"seconds": 2.5}, timeout=30, name="through-the-outage")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        restarter = threading.Thread(target=pg_restart, kwargs={"down": 3})
+        restarter.start()
+        try:
+            deadline = time.monotonic() + 5
+            while True:
+                r = d.get("/api/status")
+                if r.status == 503:
+                    break
+                self.assertEqual(r.status, 200, r)
+                self.assertLess(time.monotonic(), deadline, "never unhealthy\n%s" % self.logs())
+                time.sleep(0.01)
+            t_down = time.time()
+            self.assertIs(r.json["storage_healthy"], False, r)
+            r_job = d.post("/api/jobs", {"name": "while-down", "task_name": "dummytask"})
+            r_pl = d.post("/api/pipelines", {"name": "while-down-pl", "jobs": [
+                {"name": "while-down-pj%d" % i, "task_name": "dummytask"} for i in (0, 1)]})
+            t_answered = time.time()
+            still_down = (d.get("/api/status"), restarter.is_alive())
+        finally:
+            restarter.join(120)
+        t_up = time.time()
+        for r in (r_job, r_pl):
+            self.assertEqual((r.status, (r.json or {}).get("message")), (503, STORAGE_DOWN), r)
+        self.assertLess(t_answered - t_down, 0.5, "the refusals took %.1fs"
+                        % (t_answered - t_down))
+        self.assertEqual((still_down[0].status, still_down[1]), (503, True),
+                         "the database was back too soon: %r" % (still_down,))
+
+        # The job was not stopped: it ended while the database was down,
+        # and is recorded as it ended.
+        rows = self.wait_sql(
+            d, "SELECT j.status, j.attempt, j.node_id, j.claimed_by, r.metadata::text, "
+            "extract(epoch FROM j.completed_at), j.timed_out, j.exit_code, "
+            "(SELECT count(*) FROM attempts a WHERE a.job_id = j.id) "
+            "FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = :'id' AND "
+            "j.status <> 'IN_PROGRESS'", lambda rows: bool(rows), 10,
+            "the job's end written after the outage", id=job["id"])
+        status, attempt, node, claimed, result, completed, timed_out, exit_code, natt = rows[0]
+        self.assertEqual([status, attempt, node, claimed, json.loads(result or "null"),
+                          timed_out, exit_code, natt],
+                         ["COMPLETED", "1", d.node_id, None, {"slept": 2.5}, "f", "0", "0"],
+                         rows)
+        self.assertTrue(t_down < float(completed) < t_up, "the job ended at %.2f, the "
+                        "database was down from before %.2f to %.2f"
+                        % (float(completed), t_down, t_up))
+        self.assertEqual(d.sql("SELECT count(*) FROM jobs WHERE name LIKE 'while-down%' "
+                               "UNION ALL SELECT count(*) FROM pipelines WHERE name = "
+                               "'while-down-pl'"), [["0"], ["0"]])
+        self.assertIn("job finished job_id=" + job["id"], d.log_text())
+
     def test_database_restart_mid_run(self):
         d = self.start({"queue": {"workers": "2", "capacity": "100000"}})
         ids = self.submit_many([d], 300, lambda i: sleep_body(0.01, "dbr-%d" % i))
