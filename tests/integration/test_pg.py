@@ -146,6 +146,51 @@ class PgTestCase(unittest.TestCase):
             self.fail("%d %s, e.g.:\n  %s%s" % (len(bad), what, "\n  ".join(
                 repr(x) for x in bad[:10]), "\n" + self.logs() if logs else ""))
 
+    def hold_lock(self, d, seconds):
+        """Lock d's jobs table (ACCESS EXCLUSIVE) for seconds, from a psql of
+        its own: every write of d's job rows waits, as on a hung database.
+        Returns the thread once the lock is held."""
+        errors = []
+
+        def lock():
+            try:
+                valetd.sql("BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; "
+                           "SELECT pg_sleep(%g); COMMIT" % seconds, schema=d.schema,
+                           timeout=seconds + 30)
+            except AssertionError as e:  # a restart cuts it: that ends the lock too
+                errors.append(e)
+
+        t = threading.Thread(target=lock)
+        t.start()
+        self.wait_sql(d, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+                      "l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
+                      "WHERE n.nspname = :'s' AND c.relname = 'jobs' AND l.granted "
+                      "AND l.mode = 'AccessExclusiveLock'", lambda rows: rows[0][0] != "0",
+                      10, "the lock on the jobs table", s=d.schema)
+        return t
+
+    def post_async(self, d, path, body, out):
+        """POST in a thread of its own; out gets (seconds taken, response)."""
+        def post():
+            t0 = time.monotonic()
+            try:
+                r = d.post(path, body)
+                out.append((time.monotonic() - t0, r))
+            except Exception as e:  # noqa: BLE001 - reported by the test
+                out.append((time.monotonic() - t0, e))
+            finally:
+                d.client.close()
+        t = threading.Thread(target=post)
+        t.start()
+        return t
+
+    def wait_inserts_blocked(self, d, n):
+        """Until n of d's INSERTs (its writer) wait for the lock."""
+        self.wait_sql(d, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                      "'Lock' AND query LIKE 'INSERT INTO %' AND position(:'s' in query) > 0",
+                      lambda rows: int(rows[0][0]) >= n, 10, "a submit waiting for the lock",
+                      s=d.schema)
+
     def count(self, d, where="true", **params):
         return int(d.sql("SELECT count(*) FROM jobs WHERE " + where, **params)[0][0])
 
@@ -520,6 +565,70 @@ class MigrationTest(PgTestCase):
         # And it still works.
         j2 = d2.submit("dummytask", {"second": 1})
         d2.wait_for(j2["id"], "COMPLETED", timeout=5)
+
+
+    def test_two_first_starts_at_once(self):
+        # Issue 14: "applied under an advisory lock". Two daemons start at
+        # once on a schema that does not exist yet. The test holds the
+        # migration lock (pg_advisory_xact_lock on "valet-migrate:<schema>")
+        # first: both must be seen waiting for it. Once it is free they
+        # migrate one after the other: every migration recorded once, both
+        # healthy, neither setup failed.
+        schema = valetd.new_schema()
+        tag = "valet-migrate:" + schema
+        app = "valet-test-" + schema
+        holder = subprocess.Popen(
+            [valetd._psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", valetd.database_url(),
+             "-c", "SELECT pg_advisory_lock(hashtextextended('%s', 0)); SELECT pg_sleep(600)"
+             % tag], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PGAPPNAME=app))
+
+        def release():
+            valetd.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "application_name = :'app'", app=app)
+            holder.wait(10)
+
+        self.addCleanup(release)
+        self.wait_sql_any("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                          ":'app' AND wait_event = 'PgSleep'", lambda rows: rows == [["1"]],
+                          10, "the test's lock", app=app)
+        cfg = {"queue": {"workers": "2"}}
+        a = self.start(daemon=LateDaemon(cfg, store="postgres", schema=schema))
+        b = self.start(daemon=LateDaemon(cfg, store="postgres", schema=schema,
+                                         node_id=a.node_id + "-b"))
+        self.wait_sql_any("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                          "'Lock' AND wait_event = 'advisory' AND position(:'t' in query) > 0",
+                          lambda rows: rows == [["2"]], 10,
+                          "both daemons waiting for the migration lock", t=tag)
+        self.assertEqual(valetd.sql("SELECT count(*) FROM pg_namespace WHERE nspname = :'s'",
+                                    s=schema), [["0"]], "migrated without the lock")
+        release()
+        for d in (a, b):
+            deadline = time.monotonic() + 10
+            while d.get("/api/status").status != 200:
+                self.assertLess(time.monotonic(), deadline, "%s not healthy\n%s"
+                                % (d.node_id, self.logs()))
+                time.sleep(0.05)
+        n = len([f for f in os.listdir(os.path.join(valetd.REPO, "storage", "migrations"))
+                 if f.endswith(".sql")])
+        self.assertEqual(a.sql("SELECT version, count(*) FROM schema_migrations GROUP BY 1 "
+                               "ORDER BY 1"), [[str(v), "1"] for v in range(1, n + 1)])
+        for d in (a, b):
+            self.assertNotIn("database connection failed", d.log_text(), d.log_tail())
+            job = d.submit("dummytask", {"on": d.node_id})
+            d.wait_for(job["id"], "COMPLETED", timeout=5)
+
+    def wait_sql_any(self, query, pred, timeout, what, **params):
+        """wait_sql() on the database as a whole (no daemon's schema)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = valetd.sql(query, **params)
+            if pred(rows):
+                return rows
+            if time.monotonic() > deadline:
+                self.fail("%s: not reached within %.0fs; last rows: %s\n%s"
+                          % (what, timeout, rows, self.logs()))
+            time.sleep(0.05)
 
 
 class MultiNodeTest(PgTestCase):
@@ -1017,51 +1126,6 @@ class SubmitDeadlineTest(PgTestCase):
         d.wait_for(job["id"], "COMPLETED", timeout=5)
         return d
 
-    def hold_lock(self, d, seconds):
-        """Lock d's jobs table (ACCESS EXCLUSIVE) for seconds, from a psql of
-        its own: every write of d's job rows waits, as on a hung database.
-        Returns the thread once the lock is held."""
-        errors = []
-
-        def lock():
-            try:
-                valetd.sql("BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; "
-                           "SELECT pg_sleep(%g); COMMIT" % seconds, schema=d.schema,
-                           timeout=seconds + 30)
-            except AssertionError as e:  # a restart cuts it: that ends the lock too
-                errors.append(e)
-
-        t = threading.Thread(target=lock)
-        t.start()
-        self.wait_sql(d, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
-                      "l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
-                      "WHERE n.nspname = :'s' AND c.relname = 'jobs' AND l.granted "
-                      "AND l.mode = 'AccessExclusiveLock'", lambda rows: rows[0][0] != "0",
-                      10, "the lock on the jobs table", s=d.schema)
-        return t
-
-    def post_async(self, d, path, body, out):
-        """POST in a thread of its own; out gets (seconds taken, response)."""
-        def post():
-            t0 = time.monotonic()
-            try:
-                r = d.post(path, body)
-                out.append((time.monotonic() - t0, r))
-            except Exception as e:  # noqa: BLE001 - reported by the test
-                out.append((time.monotonic() - t0, e))
-            finally:
-                d.client.close()
-        t = threading.Thread(target=post)
-        t.start()
-        return t
-
-    def wait_inserts_blocked(self, d, n):
-        """Until n of d's INSERTs (its writer) wait for the lock."""
-        self.wait_sql(d, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                      "'Lock' AND query LIKE 'INSERT INTO %' AND position(:'s' in query) > 0",
-                      lambda rows: int(rows[0][0]) >= n, 10, "a submit waiting for the lock",
-                      s=d.schema)
-
     def assert_refused(self, out, what):
         self.assertEqual(len(out), 1, out)
         took, r = out[0]
@@ -1191,6 +1255,89 @@ class OpsViewsTest(PgTestCase):
         depth = {(r[0], r[1]): int(r[2]) for r in d.sql(
             "SELECT task_name, status, jobs FROM queue_depth")}
         self.assertEqual(depth.get(("sleep", "CANCELLED")), 1, depth)
+
+
+class SchemaConstraintTest(PgTestCase):
+    def test_status_check_refuses_a_bad_status(self):
+        # README, "Schema": statuses are text with a CHECK constraint. A
+        # direct SQL write of anything else is refused, in each table.
+        d = self.start({"queue": {"workers": "2"}})
+        job = d.submit("failtask", {"message": "x"}, max_attempts=2)
+        pl = d.submit_pipeline(pipeline_body({"v": 1}))
+        d.wait_for(job["id"], "FAILED", timeout=10)
+        d.wait_pipeline(pl["id"], "COMPLETED", timeout=10)
+        for bad in ("DONE", "completed", ""):
+            for what, q in (
+                    ("jobs", "UPDATE jobs SET status = :'bad' WHERE id = :'id'"),
+                    ("pipelines", "UPDATE pipelines SET status = :'bad' WHERE id = :'pl'"),
+                    ("attempts", "UPDATE attempts SET status = :'bad' WHERE job_id = :'id'"),
+                    ("jobs", "INSERT INTO jobs (id, name, task_name, timeout_ms, status, "
+                             "created_at) VALUES (gen_random_uuid(), 'x', 'dummytask', 1000, "
+                             ":'bad', now())")):
+                with self.subTest(table=what, status=bad, sql=q):
+                    with self.assertRaisesRegex(AssertionError,
+                                                'violates check constraint "%s_status_check"'
+                                                % what):
+                        d.sql(q, bad=bad, id=job["id"], pl=pl["id"])
+        self.assertEqual(d.sql("SELECT status FROM jobs WHERE id = :'id' UNION ALL "
+                               "SELECT status FROM pipelines WHERE id = :'pl' UNION ALL "
+                               "SELECT DISTINCT status FROM attempts WHERE job_id = :'id'",
+                               id=job["id"], pl=pl["id"]),
+                         [["FAILED"], ["COMPLETED"], ["FAILED"]])
+
+
+class SlowDatabaseTest(PgTestCase):
+    def test_the_loop_does_not_wait_for_the_database(self):
+        # README, "Database down": the event loop never waits for the
+        # database. The jobs table is locked (a query that hangs) while a
+        # job runs into its timeout and a submit's INSERT waits for the
+        # lock: /api/status answers at once all along, and the job is
+        # killed at its timeout, not when the database answers again.
+        d = self.start({"queue": {"workers": "2"}, "storage": {"submit_timeout": "30s"}})
+        warm = d.submit("dummytask", name="warm-up")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        job = d.submit("sleep", {"seconds": 10}, timeout=1.5, name="killed-on-time")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        locker = self.hold_lock(d, 4.0)
+        t_locked = time.monotonic()
+        out = []
+        poster = self.post_async(d, "/api/jobs", {"name": "waits-for-the-lock",
+                                                  "task_name": "dummytask"}, out)
+        self.wait_inserts_blocked(d, 1)
+        client = valetd.Client("127.0.0.1", d.port, timeout=10)
+        slow = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            r = client.get("/api/status")
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 200, r)
+            if took > 0.2:
+                slow.append(round(took, 3))
+            time.sleep(0.02)
+        mark = "job finished job_id=" + job["id"]
+        while mark not in d.log_text():
+            self.assertLess(time.monotonic() - t_locked, 10, "no kill\n%s" % self.logs())
+            time.sleep(0.02)
+        t_killed = time.monotonic()
+        lock_held = locker.is_alive()
+        client.close()
+        locker.join(30)
+        poster.join(30)
+        self.assertEqual(slow, [], "GET /api/status took that long (s) while the database "
+                         "hung")
+        self.assertTrue(lock_held and t_killed - t_locked < 3.0,
+                        "the job was killed %.1fs after the lock was taken (held 4s)"
+                        % (t_killed - t_locked))
+        line = [l for l in d.log_text().splitlines() if mark in l][0]
+        self.assertIn("timed out after", line)
+        self.assertEqual(len(out), 1, out)
+        self.assertEqual(out[0][1].status, 202, out)
+        rows = d.sql("SELECT status, timed_out, extract(epoch FROM completed_at - started_at) "
+                     "FROM jobs WHERE id = :'id'", id=job["id"])
+        self.assertEqual(rows[0][:2], ["FAILED", "t"], rows)
+        self.assertLess(float(rows[0][2]), 2.0, rows)
 
 
 class RetentionTest(PgTestCase):
