@@ -618,6 +618,43 @@ class MigrationTest(PgTestCase):
             job = d.submit("dummytask", {"on": d.node_id})
             d.wait_for(job["id"], "COMPLETED", timeout=5)
 
+    def test_later_starts_need_only_rights_on_the_schema(self):
+        # README: the database user needs CREATE on the database the first
+        # time (for the schema), then only rights on its schema. A role
+        # that may create schemas starts a node (and owns the schema); the
+        # right is taken away; the node starts again and works.
+        role = "valet_t_%d_%06x" % (os.getpid(), random.randrange(16 ** 6))
+        db = valetd.sql("SELECT current_database()")[0][0]
+        valetd.sql('CREATE ROLE "%s" LOGIN; GRANT CREATE ON DATABASE "%s" TO "%s"'
+                   % (role, db, role))
+
+        def drop_role():
+            valetd.sql('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE '
+                       'usename = :\'r\'; REVOKE ALL ON DATABASE "%s" FROM "%s"; '
+                       'DROP OWNED BY "%s" CASCADE; DROP ROLE "%s"' % (db, role, role, role),
+                       r=role)
+
+        self.addCleanup(drop_role)
+        url = url_with_user(valetd.database_url(), role)
+        first = Daemon({"queue": {"workers": "2"}}, store="postgres")
+        first.database_url = url
+        self.start(daemon=first)
+        job = first.submit("dummytask", {"first": 1})
+        first.wait_for(job["id"], "COMPLETED", timeout=5)
+        rc, _ = first.terminate()
+        first.check_exit(rc)
+        self.assertEqual(valetd.sql("SELECT nspowner::regrole::text FROM pg_namespace WHERE "
+                                    "nspname = :'s'", s=first.schema), [[role]])
+        valetd.sql('REVOKE CREATE ON DATABASE "%s" FROM "%s"' % (db, role))
+        self.assertEqual(valetd.sql("SELECT has_database_privilege(:'r', current_database(), "
+                                    "'CREATE')", r=role), [["f"]])
+        again = first.clone()
+        again.database_url = url
+        self.start(daemon=again)
+        job = again.submit("dummytask", {"again": 1})
+        again.wait_for(job["id"], "COMPLETED", timeout=5)
+        self.assertNotIn("database connection failed", again.log_text(), again.log_tail())
+
     def wait_sql_any(self, query, pred, timeout, what, **params):
         """wait_sql() on the database as a whole (no daemon's schema)."""
         deadline = time.monotonic() + timeout
@@ -1683,6 +1720,15 @@ def url_with_host(url, host):
     query = [(k, v) for k, v in query if k not in ("host", "hostaddr", "port")]
     query += [("host", host), ("port", port)]
     return ("%s://%s%s?%s" % (u.scheme, netloc, u.path, urllib.parse.urlencode(query)), port)
+
+
+def url_with_user(url, user):
+    """url (a libpq URL) with user as its user."""
+    u = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(u.query) if k != "user"]
+    netloc = u.netloc.rpartition("@")[2]
+    return "%s://%s%s?%s" % (u.scheme, netloc, u.path,
+                             urllib.parse.urlencode(query + [("user", user)]))
 
 
 class StorageDownTest(PgTestCase):
