@@ -56,8 +56,9 @@
  * (release_node() in SQL: running attempts fail and may be retried,
  * unstarted work goes back to the queue), and only then claims. Every
  * lease/3 it renews its lease and rescues the work of nodes whose lease
- * expired. All writes about running jobs are fenced by claimed_by, so a
- * late write from a node that lost its jobs changes nothing.
+ * expired. All writes about running jobs and pipelines are fenced by their
+ * claim (pg_sql.c), so a late write from a node that lost them changes
+ * nothing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -204,7 +205,7 @@ static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int
 			*notify_due = due_of(op->job);
 		return rc;
 	case OP_CREATE_PIPELINE:
-		rc = pg_add_insert_pipeline(b, op->pl);
+		rc = pg_add_insert_pipeline(b, op->pl, claim);
 		for (size_t i = 0; i < op->pl->njobs && !rc; i++) {
 			struct job *job = op->pl->jobs[i];
 			rc = pg_add_insert_job(b, job, claim, i == 0 ? due_of(job) : 0);
@@ -242,9 +243,23 @@ static int add_job(struct pg_store *ps, struct pg_batch *b, struct job *job, uns
 		rc |= pg_add_job_status(b, job, ps->node);
 	}
 	if (mask & JOB_F_OUTCOME)
-		rc |= pg_add_job_outcome(b, job);
+		rc |= pg_add_job_outcome(b, job, ps->node);
 	if (mask & JOB_F_META)
 		rc |= pg_add_job_meta(b, job);
+	return rc;
+}
+
+/* A pipeline's status (fenced by its claim) and/or its name and
+ * description (a PATCH, from whichever node). */
+static int add_pipeline(struct pg_store *ps, struct pg_batch *b, struct pipeline *pl,
+			unsigned mask)
+{
+	int rc = 0;
+
+	if (mask & JOB_F_STATUS)
+		rc |= pg_add_pipeline(b, pl, ps->node);
+	if (mask & JOB_F_META)
+		rc |= pg_add_pipeline_meta(b, pl);
 	return rc;
 }
 
@@ -328,7 +343,7 @@ static void flush(struct pg_store *ps)
 		ps->ndirty--;
 		f->e[n++] = (struct pg_entry){ENT_PL, pl, d->mask, 0};
 		dirty_free(ps->dirty_pl_map, d, pl->id);
-		rc = pg_add_pipeline(b, pl);
+		rc = add_pipeline(ps, b, pl, f->e[n - 1].mask);
 	}
 	f->n = n;
 	/* A sync is answered only once every change made before it is

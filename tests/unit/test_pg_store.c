@@ -7,8 +7,14 @@
  * flight getting an entry of its own; the reference each entry holds, and
  * the entries a freed store drops. Against a real PostgreSQL: that repeated
  * saves are written as one UPDATE (a trigger counts the row updates), a
- * start and an end before PG_LAZY_S too, and the database has the last
- * state. Submit deadlines (storage/pg_deadline.c): against a database that
+ * start and an end before PG_LAZY_S too, a start alone after PG_LAZY_S, and
+ * the database has the last state; group commit (a trigger records each
+ * update's transaction): changes made together, within PG_GATHER_S, or
+ * while a write is in flight share one transaction; retention deletes 500
+ * rows at a time, the next batch a second after a full one, else a minute
+ * later. Fencing (issue 14): each write of a run - status, finish, retry,
+ * outcome, pipeline status - lands while this node holds the work and
+ * changes nothing once another node does. Submit deadlines (storage/pg_deadline.c): against a database that
  * does not answer (its jobs table locked), creates are answered
  * -ETIMEDOUT in time, sent or not, and none of them is ever stored - not
  * when the transaction in flight reaches its guard late, not when it
@@ -40,6 +46,7 @@
 static const char *db_url;
 static char schema[64];
 static int64_t submit_timeout_ms; /* of the next store; 0: the default */
+static int retention_days;        /* of the next store */
 static struct ev_loop *loop;
 static PGconn *admin;
 
@@ -95,7 +102,8 @@ static struct store *new_store(const char *url)
 				     .lease_ms = 30000,
 				     .retry_backoff_ms = 1000,
 				     .retry_backoff_max_ms = 60000,
-				     .submit_timeout_ms = submit_timeout_ms};
+				     .submit_timeout_ms = submit_timeout_ms,
+				     .retention_days = retention_days};
 	char err[256] = "";
 	struct store *st;
 
@@ -482,13 +490,16 @@ static void test_saves_coalesce(void **state)
 	pipeline_unref(pl);
 }
 
-/* A start alone is written once PG_LAZY_S has passed; a change made while
- * its batch is in flight is written again by the next one. */
+/* A start alone is written once PG_LAZY_S has passed (0.1 s: README,
+ * "Durable submit"); a change made while its batch is in flight is written
+ * again by the next one. */
 static void test_lazy_and_in_flight(void **state)
 {
 	struct store *st;
 	struct pg_store *ps;
 	struct job *job = make_job("x0");
+	int64_t t0;
+	double waited;
 	long before;
 
 	need_db();
@@ -500,10 +511,15 @@ static void test_lazy_and_in_flight(void **state)
 	job->status = JOB_IN_PROGRESS;
 	job->attempt = 1;
 	job->started_at = job_now_us();
+	t0 = job_mono_ns();
 	st->ops->save_job(st, job, JOB_F_STATUS);
 	assert_int_equal(list_len(&ps->lazy_jobs), 1);
 	assert_int_equal(ps->ndirty, 0);
 	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	/* Written within PG_LAZY_S (0.1 s) and its round trip, not sooner. */
+	waited = (double)(job_mono_ns() - t0) / 1e9;
+	if (waited < 0.095 || waited > 0.3)
+		fail_msg("the start was written %.3f s after it was saved", waited);
 	assert_int_equal(updates("jobs"), before + 1);
 	assert_string_equal(job_column(job, "status"), "IN_PROGRESS");
 	assert_int_equal(job->refs, 1);
@@ -523,6 +539,247 @@ static void test_lazy_and_in_flight(void **state)
 
 	store_free(st);
 	job_unref(job);
+}
+
+/* ---- fencing (issue 14) ------------------------------------------------------ */
+
+/* UPDATE table SET set WHERE <key> = the object's id: the test as another
+ * node, or as what a rescue would have done. */
+static void admin_update(const char *table, const char *key, const uint8_t id[JOB_ID_LEN],
+			 const char *set)
+{
+	char q[512], s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	snprintf(q, sizeof(q), "UPDATE %s.%s SET %s WHERE %s = '%s'", schema, table, set, key, s);
+	admin_exec(q);
+}
+
+static const char *pipeline_column(const struct pipeline *pl, const char *column)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(pl->id, id);
+	snprintf(q, sizeof(q), "SELECT %s::text FROM %s.pipelines WHERE id = '%s'", column, schema,
+		 id);
+	return admin_value(q);
+}
+
+/* Rows of table (results, attempts) about the job. */
+static long rows_of_job(const char *table, const struct job *job)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s.%s WHERE job_id = '%s'", schema, table, id);
+	return atol(admin_value(q));
+}
+
+/* Another node holds the job now (it was rescued from this one and claimed
+ * there). */
+static void steal_job(const struct job *job)
+{
+	admin_update("jobs", "id", job->id, "claimed_by = 'thief', claimed_at = now()");
+}
+
+/* The job's column is want (NULL: SQL NULL). A macro: a failure names the
+ * line of the check. */
+#define assert_column(job, column, want)                                                   \
+	do {                                                                               \
+		const char *v_ = job_column(job, column), *w_ = (want);                    \
+		if (v_ && w_ ? strcmp(v_, w_) != 0 : v_ != w_)                             \
+			fail_msg("jobs.%s is %s, expected %s", column, v_ ? v_ : "NULL",  \
+				 w_ ? w_ : "NULL");                                        \
+	} while (0)
+
+static void start_attempt(struct job *job)
+{
+	job->status = JOB_IN_PROGRESS;
+	job->attempt++;
+	job->started_at = job_now_us();
+}
+
+/*
+ * Each write of a run, for two jobs: one still held by this node, one whose
+ * claim the test gave to another node after it was created claimed here.
+ * The held one is written; the other is left exactly as the other node has
+ * it - status, attempt, claim, and no results or attempts row of ours.
+ */
+static void test_fenced_job_writes(void **state)
+{
+	struct job *held[4], *lost[4];
+	struct store *st;
+	struct pg_store *ps;
+	enum { STATUS, FINISH, RETRY, OUTCOME };
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	for (int i = 0; i < 4; i++) {
+		held[i] = make_job("held");
+		lost[i] = make_job("lost");
+		held[i]->max_attempts = lost[i]->max_attempts = i == RETRY ? 2 : 1;
+		create_claimed_job(st, held[i]);
+		create_claimed_job(st, lost[i]);
+		assert_column(lost[i], "claimed_by", ps->node);
+		steal_job(lost[i]);
+	}
+
+	/* PGS_JOB_STATUS: a start (written once PG_LAZY_S has passed). */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[STATUS] : held[STATUS];
+		start_attempt(job);
+		st->ops->save_job(st, job, JOB_F_STATUS);
+	}
+	pg_flush_lazy(ps);
+	sync_wait(st);
+	assert_column(held[STATUS], "status", "IN_PROGRESS");
+	assert_column(held[STATUS], "node_id", ps->node);
+	assert_column(lost[STATUS], "status", "PENDING");
+	assert_column(lost[STATUS], "attempt", "0");
+	assert_column(lost[STATUS], "node_id", NULL);
+	assert_column(lost[STATUS], "claimed_by", "thief");
+
+	/* PGS_JOB_FINISH: the final status with the result. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[FINISH] : held[FINISH];
+		start_attempt(job);
+		job->status = JOB_COMPLETED;
+		job->completed_at = job_now_us();
+		job->has_result = true;
+		job_set_str(&job->result_json, "{\"late\":true}");
+		job->outcome.pid = 4100;
+		job->outcome.exit_code = 0;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held[FINISH], "status", "COMPLETED");
+	assert_column(held[FINISH], "claimed_by", NULL);
+	assert_int_equal(rows_of_job("results", held[FINISH]), 1);
+	assert_column(lost[FINISH], "status", "PENDING");
+	assert_column(lost[FINISH], "claimed_by", "thief");
+	assert_column(lost[FINISH], "pid", NULL);
+	assert_column(lost[FINISH], "completed_at", NULL);
+	assert_int_equal(rows_of_job("results", lost[FINISH]), 0);
+
+	/* PGS_JOB_RETRY: a failed attempt of a job that may run again. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[RETRY] : held[RETRY];
+		start_attempt(job);
+		job->status = JOB_PENDING;
+		job_set_str(&job->failure_reason, "attempt 1 of 2 failed: boom");
+		job->core_due = job_now_us() + 60 * INT64_C(1000000);
+		job->outcome.pid = 4200;
+		job->outcome.exit_code = 1;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_OUTCOME | JOB_F_RETRY);
+	}
+	sync_wait(st);
+	assert_column(held[RETRY], "failure_reason", "attempt 1 of 2 failed: boom");
+	assert_column(held[RETRY], "attempt", "1");
+	assert_int_equal(rows_of_job("attempts", held[RETRY]), 1);
+	assert_column(lost[RETRY], "failure_reason", NULL);
+	assert_column(lost[RETRY], "attempt", "0");
+	assert_column(lost[RETRY], "pid", NULL);
+	assert_column(lost[RETRY], "claimed_by", "thief");
+	assert_int_equal(rows_of_job("attempts", lost[RETRY]), 0);
+
+	/* PGS_JOB_OUTCOME: the outcome alone. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[OUTCOME] : held[OUTCOME];
+		job->outcome.pid = 4300;
+		st->ops->save_job(st, job, JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held[OUTCOME], "pid", "4300");
+	assert_column(lost[OUTCOME], "pid", NULL);
+	assert_column(lost[OUTCOME], "claimed_by", "thief");
+
+	store_free(st);
+	for (int i = 0; i < 4; i++) {
+		job_unref(held[i]);
+		job_unref(lost[i]);
+	}
+}
+
+/*
+ * The same for pipelines: a pipeline stored claimed is held by its row
+ * (pipelines.claimed_by). Its status is written only while this node holds
+ * it, and a final one ends the claim; the late pid of a job of it whose own
+ * claim ended with its final status is written under the pipeline's claim,
+ * and not once another node holds the pipeline. A rename (PATCH, from any
+ * node) is no run's write: it lands, and writes no status.
+ */
+static void test_fenced_pipeline_writes(void **state)
+{
+	struct pipeline *held = make_pipeline("held", 2), *lost = make_pipeline("lost", 2);
+	struct pipeline *both[2] = {held, lost};
+	struct answer a = {0};
+	struct store *st;
+	struct pg_store *ps;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	for (int i = 0; i < 2; i++) {
+		a.calls = 0;
+		assert_int_equal(st->ops->create_pipeline(st, both[i], STORE_CLAIM, record, &a), 0);
+		assert_true(wait_until(answered, &a, 10.));
+		assert_int_equal(a.err, 0);
+		assert_string_equal(pipeline_column(both[i], "claimed_by"), ps->node);
+	}
+	/* Both pipelines' first jobs ran and finished here (their claims end). */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = both[i]->jobs[0];
+		both[i]->status = JOB_IN_PROGRESS;
+		both[i]->started_at = job_now_us();
+		st->ops->save_pipeline(st, both[i], JOB_F_STATUS);
+		start_attempt(job);
+		job->status = JOB_COMPLETED;
+		job->completed_at = job_now_us();
+		job->has_result = true;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+	assert_column(lost->jobs[0], "claimed_by", NULL);
+	/* Another node holds the second pipeline now, and its open job. */
+	admin_update("pipelines", "id", lost->id, "claimed_by = 'thief'");
+	steal_job(lost->jobs[1]);
+
+	/* PGS_JOB_OUTCOME under the pipeline's claim: the late pid. */
+	for (int i = 0; i < 2; i++) {
+		both[i]->jobs[0]->outcome.pid = 4400;
+		st->ops->save_job(st, both[i]->jobs[0], JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held->jobs[0], "pid", "4400");
+	assert_column(lost->jobs[0], "pid", NULL);
+
+	/* PGS_PIPELINE: the final status, which ends the claim. */
+	for (int i = 0; i < 2; i++) {
+		both[i]->status = JOB_FAILED;
+		job_set_str(&both[i]->failure_reason, "late");
+		both[i]->completed_at = job_now_us();
+		st->ops->save_pipeline(st, both[i], JOB_F_STATUS);
+	}
+	sync_wait(st);
+	assert_string_equal(pipeline_column(held, "status"), "FAILED");
+	assert_null(pipeline_column(held, "claimed_by"));
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+	assert_null(pipeline_column(lost, "failure_reason"));
+	assert_null(pipeline_column(lost, "completed_at"));
+	assert_string_equal(pipeline_column(lost, "claimed_by"), "thief");
+
+	/* A rename lands whoever holds the pipeline, and writes nothing else. */
+	job_set_str(&lost->name, "renamed");
+	st->ops->save_pipeline(st, lost, JOB_F_META);
+	sync_wait(st);
+	assert_string_equal(pipeline_column(lost, "name"), "renamed");
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+
+	store_free(st);
+	pipeline_unref(held);
+	pipeline_unref(lost);
 }
 
 /* ---- submit deadlines ------------------------------------------------------- */
@@ -747,6 +1004,217 @@ static void test_deadline_connection_lost(void **state)
 	job_unref(a);
 }
 
+/* ---- group commit and retention (README: "Durable submit", "Retention") ------ */
+
+/* Records the transaction of every update of a job row in txs. */
+static void track_txids(void)
+{
+	char q[1024];
+
+	snprintf(q, sizeof(q),
+		 "CREATE TABLE IF NOT EXISTS %s.txs (id uuid NOT NULL, txid bigint NOT NULL); "
+		 "CREATE OR REPLACE FUNCTION %s.track_tx() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		 "BEGIN INSERT INTO %s.txs VALUES (NEW.id, txid_current()); RETURN NULL; END $$; "
+		 "DROP TRIGGER IF EXISTS track_tx ON %s.jobs; "
+		 "CREATE TRIGGER track_tx AFTER UPDATE ON %s.jobs "
+		 "FOR EACH ROW EXECUTE FUNCTION %s.track_tx()",
+		 schema, schema, schema, schema, schema, schema);
+	admin_exec(q);
+}
+
+/* How many transactions wrote the n jobs (each once, since track_txids). */
+static long txids_of(struct job **jobs, size_t n)
+{
+	char q[1024], id[JOB_ID_STRLEN + 1];
+	size_t len;
+
+	len = (size_t)snprintf(q, sizeof(q), "SELECT count(DISTINCT txid) || ' ' || count(*) FROM "
+				"%s.txs WHERE id IN (", schema);
+	for (size_t i = 0; i < n; i++) {
+		job_id_format(jobs[i]->id, id);
+		len += (size_t)snprintf(q + len, sizeof(q) - len, "%s'%s'", i ? ", " : "", id);
+	}
+	snprintf(q + len, sizeof(q) - len, ")");
+	long txids = 0, rows = 0;
+	sscanf(admin_value(q), "%ld %ld", &txids, &rows);
+	assert_int_equal(rows, (long)n);
+	return txids;
+}
+
+static void finish_job(struct store *st, struct job *job)
+{
+	start_attempt(job);
+	job->status = JOB_COMPLETED;
+	job->completed_at = job_now_us();
+	job->has_result = true;
+	st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+}
+
+static bool never(void *arg)
+{
+	return false;
+}
+
+/* Run the loop for that long. */
+static void run_for(double seconds)
+{
+	wait_until(never, NULL, seconds);
+}
+
+/*
+ * Group commit: changes made together are one transaction; a change waits
+ * PG_GATHER_S (5 ms) for company before it is sent; and changes made while
+ * a write is in flight wait for it, and then go together.
+ */
+static void test_group_commit(void **state)
+{
+	struct job *jobs[9];
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+	bool gathering;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	track_txids();
+	for (size_t i = 0; i < 9; i++) {
+		jobs[i] = make_job("g");
+		create_claimed_job(st, jobs[i]);
+	}
+
+	/* Four jobs end at once: one transaction. */
+	for (size_t i = 0; i < 4; i++)
+		finish_job(st, jobs[i]);
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	assert_int_equal(txids_of(jobs, 4), 1);
+
+	/* One ends; the loop goes round once (nothing is sent: it gathers);
+	 * another ends less than 5 ms after the first: both in one. */
+	t0 = job_mono_ns();
+	finish_job(st, jobs[4]);
+	ev_run(loop, EVRUN_NOWAIT);
+	gathering = ps->inflight == 0 && ev_is_active(&ps->gather_w);
+	finish_job(st, jobs[5]);
+	if (since(t0) < 0.004) {
+		assert_true(gathering);
+		assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+		assert_int_equal(txids_of(jobs + 4, 2), 1);
+	} else {
+		print_message("the loop took %.1f ms: gathering not checked\n", since(t0) * 1e3);
+		assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	}
+
+	/* A write hangs (the jobs table is locked); two changes made while it
+	 * is in flight, more than PG_GATHER_S apart, wait for it and then go
+	 * in one transaction. */
+	lock_jobs();
+	finish_job(st, jobs[6]);
+	until_in_flight(ps);
+	finish_job(st, jobs[7]);
+	run_for(0.03);
+	finish_job(st, jobs[8]);
+	run_for(0.03);
+	assert_int_equal(ps->inflight, 1);
+	unlock_jobs();
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	assert_int_equal(txids_of(jobs + 6, 1), 1);
+	assert_int_equal(txids_of(jobs + 7, 2), 1);
+	assert_int_equal(txids_of(jobs + 6, 3), 2);
+
+	store_free(st);
+	for (size_t i = 0; i < 9; i++)
+		job_unref(jobs[i]);
+}
+
+static long count_rows(const char *table, const char *where)
+{
+	char q[256];
+
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s.%s WHERE %s", schema, table, where);
+	return atol(admin_value(q));
+}
+
+static bool prune_soon(void *ps)
+{
+	struct pg_store *p = ps;
+
+	return ev_is_active(&p->prune_w) && ev_timer_remaining(loop, &p->prune_w) <= 1.;
+}
+
+struct prune_watch {
+	const char *table;
+	long below;
+};
+
+static bool fewer_old_rows(void *arg)
+{
+	struct prune_watch *w = arg;
+
+	return count_rows(w->table, "name = 'old'") < w->below;
+}
+
+/*
+ * Retention ([storage] retention_days): finished jobs and pipelines older
+ * than that are deleted 500 at a time (PG_PRUNE_BATCH); after a full batch
+ * the next follows a second later, and once a batch is short, the next
+ * round is a minute later (PG_PRUNE_S). The first round is 10 s after the
+ * node registered: the test does not wait, it fires the timer.
+ */
+static void test_retention_batches(void **state)
+{
+	struct prune_watch jobs_below = {"jobs", 0}, pls_below = {"pipelines", 0};
+	struct store *st;
+	struct pg_store *ps;
+	char q[1024];
+
+	need_db();
+	retention_days = 1;
+	st = db_store();
+	retention_days = 0;
+	ps = pg_of(st);
+	assert_true(ev_is_active(&ps->prune_w));
+	assert_true(ev_timer_remaining(loop, &ps->prune_w) > 9.);
+	assert_true(ps->prune_w.repeat == 60.);
+	snprintf(q, sizeof(q),
+		 "INSERT INTO %s.jobs (id, name, task_name, timeout_ms, status, created_at, "
+		 "completed_at) SELECT gen_random_uuid(), 'old', 'dummytask', 1000, 'COMPLETED', "
+		 "now() - interval '3 days', now() - interval '2 days' FROM generate_series(1, 1200); "
+		 "INSERT INTO %s.pipelines (id, name, status, created_at, completed_at) "
+		 "SELECT gen_random_uuid(), 'old', 'FAILED', now() - interval '3 days', "
+		 "now() - interval '2 days' FROM generate_series(1, 600); "
+		 "INSERT INTO %s.jobs (id, name, task_name, timeout_ms, status, created_at, "
+		 "completed_at) VALUES (gen_random_uuid(), 'recent', 'dummytask', 1000, 'COMPLETED', "
+		 "now() - interval '23 hours', now() - interval '23 hours')",
+		 schema, schema, schema);
+	admin_exec(q);
+
+	ev_timer_stop(loop, &ps->prune_w);
+	ev_feed_event(loop, &ps->prune_w, EV_TIMER);
+	jobs_below.below = 1200;
+	pls_below.below = 600;
+	assert_true(wait_until(fewer_old_rows, &jobs_below, 10.));
+	assert_true(wait_until(fewer_old_rows, &pls_below, 10.));
+	assert_int_equal(count_rows("jobs", "name = 'old'"), 700);
+	assert_int_equal(count_rows("pipelines", "name = 'old'"), 100);
+	/* Full batches: the next round in a second. */
+	assert_true(wait_until(prune_soon, ps, 2.));
+	jobs_below.below = 700;
+	assert_true(wait_until(fewer_old_rows, &jobs_below, 3.));
+	assert_int_equal(count_rows("jobs", "name = 'old'"), 200);
+	pls_below.below = 1;
+	assert_true(wait_until(fewer_old_rows, &pls_below, 3.));
+	jobs_below.below = 200;
+	assert_true(wait_until(fewer_old_rows, &jobs_below, 3.));
+	assert_int_equal(count_rows("jobs", "name = 'old'"), 0);
+	/* That batch was short: the next round is a minute later. */
+	run_for(0.1);
+	assert_true(ev_timer_remaining(loop, &ps->prune_w) > 59.);
+	assert_int_equal(count_rows("jobs", "name = 'recent'"), 1);
+
+	store_free(st);
+}
+
 static int group_setup(void **state)
 {
 	char q[256];
@@ -793,9 +1261,13 @@ int main(void)
 		cmocka_unit_test(test_dirty_entries),
 		cmocka_unit_test(test_saves_coalesce),
 		cmocka_unit_test(test_lazy_and_in_flight),
+		cmocka_unit_test(test_fenced_job_writes),
+		cmocka_unit_test(test_fenced_pipeline_writes),
 		cmocka_unit_test(test_deadline_hung),
 		cmocka_unit_test(test_deadline_late_commit),
 		cmocka_unit_test(test_deadline_connection_lost),
+		cmocka_unit_test(test_group_commit),
+		cmocka_unit_test(test_retention_batches),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
