@@ -33,9 +33,9 @@ if command -v apt-get >/dev/null 2>&1; then
 libhttp-parser-dev libinih-dev libgnutls28-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
-	# in network namespaces (iproute2).
+	# in network namespaces (iproute2); test certificates (openssl).
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
-slirp4netns iproute2"
+slirp4netns iproute2 openssl"
 	# The load generator's HTTP client. libcurl's GnuTLS flavour, GnuTLS
 	# being the project's TLS library; another flavour already installed
 	# does as well (they conflict, apt would replace it).
@@ -54,7 +54,7 @@ elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 http-parser-devel inih-devel gnutls-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
-slirp4netns iproute"
+slirp4netns iproute openssl"
 	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
