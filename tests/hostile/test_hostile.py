@@ -727,6 +727,10 @@ class HostileTest(DaemonTestCase):
         environment anywhere in its memory: the spawner it was forked from
         is a program of its own that never had them. valetd itself has
         both, and the task its params: the scan finds what is there."""
+        if ASAN:
+            # Its shadow memory is terabytes of writable mappings: a scan of
+            # every writable byte does not end. The plain build runs this.
+            self.skipTest("ASan's shadow memory cannot be scanned byte by byte")
         marker = "valet-image-%s" % TAG
         job = self.d.submit("hostile_sleep", {"marker": marker}, timeout=30)
         db, env = DB_SECRET.encode(), self.d.secret.encode()
