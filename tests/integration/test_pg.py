@@ -279,10 +279,10 @@ class DurabilityTest(PgTestCase):
 
 
 class CommitHold:
-    """Holds back the commit of every transaction that inserts a job into
-    d's schema, for as long as a test wants, from outside valetd: a
+    """Holds back the commit of every transaction that inserts or updates a
+    job of d's schema, for as long as a test wants, from outside valetd: a
     deferred constraint trigger on jobs takes a shared advisory lock at
-    COMMIT - after the INSERT ran, before the commit is done - and hold()
+    COMMIT - after the statement ran, before the commit is done - and hold()
     takes that lock exclusively from a psql session of its own, until
     release() ends that session."""
 
@@ -295,7 +295,7 @@ class CommitHold:
         self.proc = None
         d.sql("CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
               "PERFORM pg_advisory_xact_lock_shared(%d, %d); RETURN NULL; END $$; "
-              "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON jobs DEFERRABLE "
+              "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT OR UPDATE ON jobs DEFERRABLE "
               "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit()"
               % (self.KEY1, self.key))
 
@@ -406,6 +406,38 @@ class CommitBefore202Test(PgTestCase):
         self.assertEqual(self.count(d, "name LIKE 'held-%'"), 3)
         self.assertEqual(d.sql("SELECT count(*) FROM pipelines WHERE name = 'held-pipeline'"),
                          [["1"]])
+
+    def test_patch_and_cancel_answered_after_the_commit(self):
+        # README, "Durable submit": a PATCH or cancel is answered once its
+        # change is committed, so a read that follows sees it.
+        d, hold = self.start_held()
+        parked = [d.submit("dummytask", name="parked-%d" % i,
+                           run_at=fmt_ts(time.time() + FAR)) for i in range(2)]
+        for what, method, path, body in (
+                ("PATCH", d.patch, "/api/jobs/" + parked[0]["id"], {"name": "renamed"}),
+                ("cancel", d.post, "/api/jobs/%s/cancel" % parked[1]["id"], None)):
+            with self.subTest(what):
+                hold.hold()
+                out = []
+
+                def call():
+                    try:
+                        out.append(method(path, body))
+                    finally:
+                        d.client.close()
+
+                t = threading.Thread(target=call)
+                t.start()
+                hold.wait_waiters(1)
+                time.sleep(0.5)
+                self.assertEqual(out, [], "%s answered before its commit" % what)
+                hold.release()
+                t.join(20)
+                self.assertEqual(len(out), 1, out)
+                self.assertIn(out[0].status, (200, 204), out)
+        # Read at once, through the API: both changes are there.
+        self.assertEqual(d.job(parked[0]["id"])["name"], "renamed")
+        self.assertEqual(d.job(parked[1]["id"])["status"], "CANCELLED")
 
     def test_sigkill_with_submits_in_flight(self):
         # Submissions flow from four threads; the test holds the commits
@@ -525,6 +557,31 @@ class CrashRecoveryTest(PgTestCase):
             self.assertEqual(d2.job(jid)["status"], by_id[jid][1], jid)
         sys.stderr.write("[%d of %d unfinished at the kill, %s released, %d failed] "
                          % (unfinished, n, m.group(1), len(failed)))
+
+    def test_node_dead_within_the_lazy_start_runs_the_job_again(self):
+        # README, "Durable submit": a job's start is written within 0.1 s;
+        # the price is that a job whose node dies in that first 0.1 s runs
+        # again. SIGKILL right after the 202 of a job the node starts at
+        # once: the table still says PENDING (claimed by the dead node);
+        # the node restarted runs it again, as its first attempt.
+        d = self.start({"queue": {"workers": "2"}})
+        warm = d.submit("dummytask")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        job = d.submit("sleep", {"seconds": 1}, timeout=30, name="lazy-start")
+        self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        rows = d.sql("SELECT status, claimed_by, attempt FROM jobs WHERE id = :'id'",
+                     id=job["id"])
+        if rows[0][0] != "PENDING":
+            self.skipTest("the start was written before the kill (a slow VM): %s" % rows)
+        self.assertEqual(rows, [["PENDING", d.node_id, "0"]])
+        d2 = self.start(daemon=d.clone())
+        done = d2.wait_for(job["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("failure_reason")), ("COMPLETED", None),
+                         done)
+        self.assertEqual(d2.sql("SELECT attempt, node_id, (SELECT count(*) FROM attempts "
+                                "WHERE job_id = :'id') FROM jobs WHERE id = :'id'",
+                                id=job["id"]), [["1", d.node_id, "0"]])
+        self.assertIn(job["id"], finished_ids(d2), "the restarted node did not run it")
 
     def wait_log(self, d, pattern, timeout):
         deadline = time.monotonic() + timeout
@@ -948,6 +1005,97 @@ class FenceTest(PgTestCase):
         self.assertEqual(self.rows(a, [job["id"]]), taken,
                          "node A's late writes changed a job another node holds\n%s"
                          % self.logs())
+
+
+class QueueWakeTest(PgTestCase):
+    """README, "The queue": an idle node claims when woken by LISTEN/NOTIFY,
+    and every 2 s as a fallback. Jobs are put into the table by SQL, as a
+    producer other than valetd would: with a NOTIFY on <schema>_jobs they
+    run at once; without, within the 2 s poll."""
+
+    def put_job(self, d, name, notify):
+        d.sql("BEGIN; INSERT INTO jobs (id, name, task_name, timeout_ms, status, created_at, "
+              "due_at) VALUES (gen_random_uuid(), :'n', 'dummytask', 5000, 'PENDING', now(), "
+              "now()); %s COMMIT" % ("SELECT pg_notify(:'chan', '');" if notify else ""),
+              n=name, chan=d.schema + "_jobs")
+        t0 = time.monotonic()
+        self.wait_sql(d, "SELECT status FROM jobs WHERE name = :'n'",
+                      lambda rows: rows == [["COMPLETED"]], 5, "job %s run" % name,
+                      interval=0.01, n=name)
+        return time.monotonic() - t0
+
+    def test_notify_wakes_and_the_poll_finds(self):
+        d = self.start({"queue": {"workers": "2"}})
+        warm = d.submit("dummytask")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        woken = [round(self.put_job(d, "notified-%d" % i, True), 3) for i in range(5)]
+        self.assertLess(max(woken), 0.5, "seconds from a NOTIFY to the job's end: %s" % woken)
+        polled = self.put_job(d, "not-notified", False)
+        self.assertLess(polled, 2.6, "a job put in without NOTIFY ran after %.1fs" % polled)
+        sys.stderr.write("[NOTIFY: %s s; poll: %.2f s] " % (woken, polled))
+
+
+class LeaseTest(PgTestCase):
+    def test_lease_renewed_every_third(self):
+        # README, "Leases": each node has a row in nodes and renews its
+        # lease every lease/3.
+        d = self.start({"queue": {"workers": "2"}, "storage": {"lease": "3s"}})
+        beats = []
+        deadline = time.monotonic() + 3.6
+        while time.monotonic() < deadline:
+            rows = d.sql("SELECT extract(epoch FROM heartbeat_at), extract(epoch FROM "
+                         "lease_until - heartbeat_at), pid, stopped_at FROM nodes "
+                         "WHERE node_id = :'n'", n=d.node_id)
+            self.assertEqual(len(rows), 1, rows)
+            self.assertEqual(rows[0][2:], [str(d.proc.pid), None], rows)
+            self.assertAlmostEqual(float(rows[0][1]), 3.0, delta=0.01, msg=rows)
+            if not beats or float(rows[0][0]) != beats[-1]:
+                beats.append(float(rows[0][0]))
+            time.sleep(0.05)
+        gaps = [round(b - a, 2) for a, b in zip(beats[1:], beats[2:])]
+        self.assertGreaterEqual(len(gaps), 2, beats)
+        for g in gaps:
+            self.assertAlmostEqual(g, 1.0, delta=0.25, msg="renewals %s s apart" % gaps)
+
+    def test_outage_longer_than_the_lease(self):
+        # README, "Database down": running jobs go on - while the outage is
+        # shorter than 5/6 of the lease. Then another node may take the
+        # node's work over, so the node kills what it runs, starts nothing,
+        # and, once the database is back, gives its work back and goes on.
+        d = self.start({"queue": {"workers": "2"}, "storage": {"lease": "1500ms"},
+                        "jobs": {"max_attempts": "1"}})
+        job = d.submit("sleep", {"seconds": 6}, timeout=30, name="outlived-the-lease")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        t0 = time.monotonic()
+        pg_restart(down=3)
+        # Killed during the outage (the job would have run 6 s).
+        log = d.log_text()
+        self.assertLess(time.monotonic() - t0, 5.5, "the outage took too long to tell")
+        self.assertIn("lost the database lease", log)
+        self.assertIn("job finished job_id=" + job["id"], log)
+        rows = self.wait_sql(
+            d, "SELECT status, failure_reason, extract(epoch FROM completed_at), claimed_by "
+            "FROM jobs WHERE id = :'id' AND status <> 'IN_PROGRESS'", lambda rows: bool(rows),
+            15, "the job's end written", id=job["id"])
+        self.assertEqual(rows[0][0], "FAILED", rows)
+        # Its own end, or its node's giving back of its claims (whichever
+        # is written first once the database is back: the other then
+        # changes nothing, fenced by the claim).
+        self.assertIn(rows[0][1], (
+            "killed: this node could not renew its database lease in time (another node "
+            "may take its work over)",
+            "valetd on node %s lost its database lease while the job was running" % d.node_id),
+            rows)
+        self.assertIsNone(rows[0][3], rows)
+        deadline = time.monotonic() + 10
+        while ("database lease renewed" not in d.log_text() or
+               d.get("/api/status").status != 200):
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        after = d.submit("dummytask", {"after": True})
+        d.wait_for(after["id"], "COMPLETED", timeout=10)
 
 
 class SchedulingTest(PgTestCase):
