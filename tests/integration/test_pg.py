@@ -20,6 +20,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -711,6 +712,48 @@ class MigrationTest(PgTestCase):
         job = again.submit("dummytask", {"again": 1})
         again.wait_for(job["id"], "COMPLETED", timeout=5)
         self.assertNotIn("database connection failed", again.log_text(), again.log_tail())
+
+    def test_a_failed_migration_leaves_nothing(self):
+        # README: the migrations are applied in one transaction. The last
+        # one fails here (a table already has the name of the index it
+        # makes): nothing of any of them stays, not even the record of the
+        # earlier ones; the node retries, and once the obstacle is gone it
+        # migrates and works.
+        schema = valetd.new_schema()
+        valetd.sql("CREATE SCHEMA %s; CREATE TABLE %s.pipelines_claimed (x int)"
+                   % (schema, schema))
+        d = self.start(daemon=LateDaemon({"queue": {"workers": "2"}}, store="postgres",
+                                         schema=schema))
+        deadline = time.monotonic() + 10
+        while 'relation \\"pipelines_claimed\\" already exists' not in d.log_text():
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        self.assertEqual(valetd.sql(
+            "SELECT to_regclass(:'s' || '.schema_migrations') IS NULL, "
+            "to_regclass(:'s' || '.nodes') IS NULL, to_regclass(:'s' || '.jobs') IS NULL",
+            s=schema), [["t", "t", "t"]], "a failed migration left something behind")
+        self.assertEqual(d.get("/api/status").status, 503)
+        valetd.sql("DROP TABLE %s.pipelines_claimed" % schema)
+        deadline = time.monotonic() + 15
+        while d.get("/api/status").status != 200:
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        n = len([f for f in os.listdir(os.path.join(valetd.REPO, "storage", "migrations"))
+                 if f.endswith(".sql")])
+        self.assertEqual(d.sql("SELECT count(*), max(version) FROM schema_migrations"),
+                         [[str(n), str(n)]])
+        job = d.submit("dummytask")
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+
+    def test_node_id_defaults_to_the_host_name(self):
+        # README: [storage] node_id defaults to the host name.
+        d = self.start({"storage": {"node_id": None}})
+        host = socket.gethostname()[:63]
+        if not re.match(r"^[A-Za-z0-9._:-]+$", host):
+            self.skipTest("host name %r is no usable node id" % host)
+        self.assertNotIn("node_id", open(d.conf_path).read())
+        self.assertEqual(d.sql("SELECT node_id, hostname, pid FROM nodes"),
+                         [[host, socket.gethostname(), str(d.proc.pid)]])
 
     def wait_sql_any(self, query, pred, timeout, what, **params):
         """wait_sql() on the database as a whole (no daemon's schema)."""
@@ -1442,7 +1485,93 @@ class OpsViewsTest(PgTestCase):
         self.assertEqual(depth.get(("sleep", "CANCELLED")), 1, depth)
 
 
-class SchemaConstraintTest(PgTestCase):
+class SchemaTest(PgTestCase):
+    def readme_schema(self):
+        """The README's "### Schema" subsection."""
+        with open(os.path.join(valetd.REPO, "README.md")) as f:
+            text = f.read()
+        start = text.index("### Schema")
+        return text[start:text.index("\n## ", start)]
+
+    def columns(self, d, table):
+        return dict(d.sql("SELECT column_name, data_type FROM information_schema.columns "
+                          "WHERE table_schema = :'s' AND table_name = :'t'",
+                          s=d.schema, t=table))
+
+    def test_schema_as_documented(self):
+        # README, "Schema": the tables, columns, types, indexes and views it
+        # lists are what the migrations make; its example queries run.
+        d = self.start({"queue": {"workers": "2"}})
+        doc = self.readme_schema()
+        ident = re.compile(r"`([a-z_][a-z0-9_]*)`")
+        # valet.jobs: the table's first column, one or more names a row.
+        table = doc[doc.index("`valet.jobs`"):]
+        table = table[:table.index("\n\n", table.index("| column |"))]
+        documented = set()
+        for row in table.splitlines()[3:]:
+            documented.update(ident.findall(row.split("|")[1]))
+        jobs = self.columns(d, "jobs")
+        self.assertEqual(set(jobs), documented)
+        # The other tables, as the README's text names their columns.
+        outcome = {"pid", "exit_code", "signal", "timed_out", "oom_killed", "seccomp_syscall",
+                   "cpu_ms", "wall_ms", "max_rss_kb", "memory_peak_kb"}
+        expect = {
+            "results": {"job_id", "metadata", "error", "created_at"},
+            "attempts": {"job_id", "attempt", "node_id", "status", "failure_reason",
+                         "started_at", "finished_at"} | outcome,
+            "pipelines": {"id", "seq", "name", "description", "status", "failure_reason",
+                          "run_at", "created_at", "started_at", "completed_at", "claimed_by"},
+            "nodes": {"node_id", "hostname", "pid", "version", "started_at", "heartbeat_at",
+                      "lease_until", "stopped_at"},
+            "schema_migrations": {"version", "name", "applied_at"},
+        }
+        cols = {t: self.columns(d, t) for t in expect}
+        for t, names in expect.items():
+            self.assertEqual(set(cols[t]), names, t)
+            for name in names:
+                self.assertIn("`%s`" % name, doc, "%s.%s" % (t, name))
+        cols["jobs"] = jobs
+        # Statuses are text, times timestamptz, JSON jsonb; ids uuid.
+        for t, c in cols.items():
+            for name, typ in c.items():
+                if name == "status" or name.endswith("_by") or name == "node_id":
+                    self.assertEqual(typ, "text", "%s.%s" % (t, name))
+                if name.endswith("_at") or name in ("lease_until", "run_at"):
+                    self.assertEqual(typ, "timestamp with time zone", "%s.%s" % (t, name))
+                if name in ("task_params", "limits", "isolation", "metadata"):
+                    self.assertEqual(typ, "jsonb", "%s.%s" % (t, name))
+                if name in ("id", "job_id", "pipeline_id", "next_job_id") and t != "nodes":
+                    self.assertEqual(typ, "uuid", "%s.%s" % (t, name))
+        self.assertEqual((jobs["seq"], jobs["timeout_ms"]), ("bigint", "bigint"))
+        # Indexes: the queue (due_at, seq where unclaimed), claims, status and
+        # seq, pipeline order, completed_at.
+        idx = {r[0]: r[1] for r in d.sql("SELECT indexname, indexdef FROM pg_indexes "
+                                         "WHERE schemaname = :'s' AND tablename = 'jobs'",
+                                         s=d.schema)}
+        defs = " | ".join(idx.values())
+        for part in ("(due_at, seq) WHERE ((claimed_by IS NULL) AND (due_at IS NOT NULL))",
+                     "(claimed_by) WHERE (claimed_by IS NOT NULL)", "(status, seq)",
+                     "(pipeline_id, pipeline_index)", "(completed_at)"):
+            self.assertIn(part, defs)
+        # The views and their columns, as the table lists them.
+        views = doc[doc.index("| view | columns |"):]
+        for row in views[:views.index("\n\n")].splitlines()[2:]:
+            cells = row.split("|")
+            name = ident.findall(cells[1].replace("valet.", ""))[0]
+            with self.subTest(view=name):
+                self.assertEqual(set(self.columns(d, name)), set(ident.findall(cells[2])))
+        # The example queries, on this schema.
+        job = d.submit("dummytask")
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+        block = doc[doc.index("```sql", doc.index("Example queries:")) + 6:]
+        block = block[:block.index("```")]
+        queries = [q.strip() for q in block.split(";") if q.strip()]
+        self.assertGreaterEqual(len(queries), 5, queries)
+        for q in queries:
+            with self.subTest(query=q):
+                d.sql(q.replace("valet.", d.schema + ".").replace("'6f1c...'",
+                                                                    "'%s'" % job["id"]))
+
     def test_status_check_refuses_a_bad_status(self):
         # README, "Schema": statuses are text with a CHECK constraint. A
         # direct SQL write of anything else is refused, in each table.
