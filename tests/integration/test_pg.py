@@ -755,6 +755,25 @@ class MigrationTest(PgTestCase):
         self.assertEqual(d.sql("SELECT node_id, hostname, pid FROM nodes"),
                          [[host, socket.gethostname(), str(d.proc.pid)]])
 
+    def test_migrations_only_add(self):
+        # README: migrations only add, never drop data. No migration drops,
+        # truncates or deletes; one may replace a function (CREATE OR
+        # REPLACE), which holds no data.
+        mdir = os.path.join(valetd.REPO, "storage", "migrations")
+        names = sorted(f for f in os.listdir(mdir) if f.endswith(".sql"))
+        self.assertEqual(names, ["%03d_%s" % (i + 1, n.split("_", 1)[1])
+                                 for i, n in enumerate(names)], "numbered 001, 002, ...")
+        for name in names:
+            with open(os.path.join(mdir, name)) as f:
+                code = "\n".join(line.split("--")[0] for line in f.read().splitlines())
+            # Foreign keys say what a delete does; they delete nothing.
+            code = re.sub(r"\bON\s+DELETE\s+CASCADE\b", "", code, flags=re.I)
+            with self.subTest(migration=name):
+                self.assertIsNone(re.search(r"\b(DROP|TRUNCATE|DELETE)\b", code, re.I),
+                                  "a migration that removes")
+                for m in re.finditer(r"\bCREATE\s+OR\s+REPLACE\s+(\w+)", code, re.I):
+                    self.assertEqual(m.group(1).upper(), "FUNCTION", name)
+
     def wait_sql_any(self, query, pred, timeout, what, **params):
         """wait_sql() on the database as a whole (no daemon's schema)."""
         deadline = time.monotonic() + timeout
@@ -1105,14 +1124,19 @@ class LeaseTest(PgTestCase):
         # shorter than 5/6 of the lease. Then another node may take the
         # node's work over, so the node kills what it runs, starts nothing,
         # and, once the database is back, gives its work back and goes on.
-        d = self.start({"queue": {"workers": "2"}, "storage": {"lease": "1500ms"},
+        d = self.start({"queue": {"workers": "1"}, "storage": {"lease": "1500ms"},
                         "jobs": {"max_attempts": "1"}})
         job = d.submit("sleep", {"seconds": 6}, timeout=30, name="outlived-the-lease")
+        # Held by the node, waiting for its one worker.
+        queued = d.submit("sleep", {"seconds": 0.2}, timeout=30, name="queued-behind")
         self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
                       lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
                       id=job["id"])
+        self.assertEqual(d.sql("SELECT status, claimed_by FROM jobs WHERE id = :'id'",
+                               id=queued["id"]), [["PENDING", d.node_id]])
         t0 = time.monotonic()
         pg_restart(down=3)
+        t_up = time.time()
         # Killed during the outage (the job would have run 6 s).
         log = d.log_text()
         self.assertLess(time.monotonic() - t0, 5.5, "the outage took too long to tell")
@@ -1139,6 +1163,11 @@ class LeaseTest(PgTestCase):
             time.sleep(0.05)
         after = d.submit("dummytask", {"after": True})
         d.wait_for(after["id"], "COMPLETED", timeout=10)
+        # What it held but had not started was given back and claimed
+        # anew: it ran once the database was back.
+        done = d.wait_for(queued["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("attempt", 1)), ("COMPLETED", 1), done)
+        self.assertGreater(parse_ts(done["started_at"]), t_up - 0.5, done)
 
 
 class SchedulingTest(PgTestCase):
