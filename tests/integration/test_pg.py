@@ -3,7 +3,13 @@ recovery, migrations, several nodes on one database, lease expiry and
 rescue, a database restart, scheduling and cancel across nodes, the
 operator views and retention; pipelines run by another node and rescued
 mid-run, a database that is down at startup, a node id used twice, and
-retries with their attempts rows.
+retries with their attempts rows. Issue 14: the writes of a node that lost
+its work are fenced (FenceTest); no 202, PATCH or cancel answer before the
+commit (CommitBefore202Test, which holds commits back with an advisory lock
+a deferred trigger takes); the database-down and hung-database paths, the
+lease, the queue's wake-ups, concurrent and failed migrations, the schema as
+the README documents it - README's "What the PostgreSQL claims rest on"
+maps each claim to its test here.
 
 Every test starts its own daemons on a schema of its own (valetd.Daemon
 with store="postgres") and looks at the tables with psql (Daemon.sql), so
