@@ -78,8 +78,7 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
  * -ENOMEM. */
 int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
 		      int64_t due_at);
-int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl,
-			   const char *claimed_by);
+int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by);
 int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *node);
 int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *node,
 		      bool drop_result);

@@ -251,8 +251,7 @@ static int add_job(struct pg_store *ps, struct pg_batch *b, struct job *job, uns
 
 /* A pipeline's status (fenced by its claim) and/or its name and
  * description (a PATCH, from whichever node). */
-static int add_pipeline(struct pg_store *ps, struct pg_batch *b, struct pipeline *pl,
-			unsigned mask)
+static int add_pipeline(struct pg_store *ps, struct pg_batch *b, struct pipeline *pl, unsigned mask)
 {
 	int rc = 0;
 

@@ -3,7 +3,13 @@ recovery, migrations, several nodes on one database, lease expiry and
 rescue, a database restart, scheduling and cancel across nodes, the
 operator views and retention; pipelines run by another node and rescued
 mid-run, a database that is down at startup, a node id used twice, and
-retries with their attempts rows.
+retries with their attempts rows. Issue 14: the writes of a node that lost
+its work are fenced (FenceTest); no 202, PATCH or cancel answer before the
+commit (CommitBefore202Test, which holds commits back with an advisory lock
+a deferred trigger takes); the database-down and hung-database paths, the
+lease, the queue's wake-ups, concurrent and failed migrations, the schema as
+the README documents it - README's "What the PostgreSQL claims rest on"
+maps each claim to its test here.
 
 Every test starts its own daemons on a schema of its own (valetd.Daemon
 with store="postgres") and looks at the tables with psql (Daemon.sql), so
@@ -20,6 +26,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -279,10 +286,10 @@ class DurabilityTest(PgTestCase):
 
 
 class CommitHold:
-    """Holds back the commit of every transaction that inserts a job into
-    d's schema, for as long as a test wants, from outside valetd: a
+    """Holds back the commit of every transaction that inserts or updates a
+    job of d's schema, for as long as a test wants, from outside valetd: a
     deferred constraint trigger on jobs takes a shared advisory lock at
-    COMMIT - after the INSERT ran, before the commit is done - and hold()
+    COMMIT - after the statement ran, before the commit is done - and hold()
     takes that lock exclusively from a psql session of its own, until
     release() ends that session."""
 
@@ -295,7 +302,7 @@ class CommitHold:
         self.proc = None
         d.sql("CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
               "PERFORM pg_advisory_xact_lock_shared(%d, %d); RETURN NULL; END $$; "
-              "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON jobs DEFERRABLE "
+              "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT OR UPDATE ON jobs DEFERRABLE "
               "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit()"
               % (self.KEY1, self.key))
 
@@ -406,6 +413,38 @@ class CommitBefore202Test(PgTestCase):
         self.assertEqual(self.count(d, "name LIKE 'held-%'"), 3)
         self.assertEqual(d.sql("SELECT count(*) FROM pipelines WHERE name = 'held-pipeline'"),
                          [["1"]])
+
+    def test_patch_and_cancel_answered_after_the_commit(self):
+        # README, "Durable submit": a PATCH or cancel is answered once its
+        # change is committed, so a read that follows sees it.
+        d, hold = self.start_held()
+        parked = [d.submit("dummytask", name="parked-%d" % i,
+                           run_at=fmt_ts(time.time() + FAR)) for i in range(2)]
+        for what, method, path, body in (
+                ("PATCH", d.patch, "/api/jobs/" + parked[0]["id"], {"name": "renamed"}),
+                ("cancel", d.post, "/api/jobs/%s/cancel" % parked[1]["id"], None)):
+            with self.subTest(what):
+                hold.hold()
+                out = []
+
+                def call():
+                    try:
+                        out.append(method(path, body))
+                    finally:
+                        d.client.close()
+
+                t = threading.Thread(target=call)
+                t.start()
+                hold.wait_waiters(1)
+                time.sleep(0.5)
+                self.assertEqual(out, [], "%s answered before its commit" % what)
+                hold.release()
+                t.join(20)
+                self.assertEqual(len(out), 1, out)
+                self.assertIn(out[0].status, (200, 204), out)
+        # Read at once, through the API: both changes are there.
+        self.assertEqual(d.job(parked[0]["id"])["name"], "renamed")
+        self.assertEqual(d.job(parked[1]["id"])["status"], "CANCELLED")
 
     def test_sigkill_with_submits_in_flight(self):
         # Submissions flow from four threads; the test holds the commits
@@ -525,6 +564,31 @@ class CrashRecoveryTest(PgTestCase):
             self.assertEqual(d2.job(jid)["status"], by_id[jid][1], jid)
         sys.stderr.write("[%d of %d unfinished at the kill, %s released, %d failed] "
                          % (unfinished, n, m.group(1), len(failed)))
+
+    def test_node_dead_within_the_lazy_start_runs_the_job_again(self):
+        # README, "Durable submit": a job's start is written within 0.1 s;
+        # the price is that a job whose node dies in that first 0.1 s runs
+        # again. SIGKILL right after the 202 of a job the node starts at
+        # once: the table still says PENDING (claimed by the dead node);
+        # the node restarted runs it again, as its first attempt.
+        d = self.start({"queue": {"workers": "2"}})
+        warm = d.submit("dummytask")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        job = d.submit("sleep", {"seconds": 1}, timeout=30, name="lazy-start")
+        self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        rows = d.sql("SELECT status, claimed_by, attempt FROM jobs WHERE id = :'id'",
+                     id=job["id"])
+        if rows[0][0] != "PENDING":
+            self.skipTest("the start was written before the kill (a slow VM): %s" % rows)
+        self.assertEqual(rows, [["PENDING", d.node_id, "0"]])
+        d2 = self.start(daemon=d.clone())
+        done = d2.wait_for(job["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("failure_reason")), ("COMPLETED", None),
+                         done)
+        self.assertEqual(d2.sql("SELECT attempt, node_id, (SELECT count(*) FROM attempts "
+                                "WHERE job_id = :'id') FROM jobs WHERE id = :'id'",
+                                id=job["id"]), [["1", d.node_id, "0"]])
+        self.assertIn(job["id"], finished_ids(d2), "the restarted node did not run it")
 
     def wait_log(self, d, pattern, timeout):
         deadline = time.monotonic() + timeout
@@ -654,6 +718,67 @@ class MigrationTest(PgTestCase):
         job = again.submit("dummytask", {"again": 1})
         again.wait_for(job["id"], "COMPLETED", timeout=5)
         self.assertNotIn("database connection failed", again.log_text(), again.log_tail())
+
+    def test_a_failed_migration_leaves_nothing(self):
+        # README: the migrations are applied in one transaction. The last
+        # one fails here (a table already has the name of the index it
+        # makes): nothing of any of them stays, not even the record of the
+        # earlier ones; the node retries, and once the obstacle is gone it
+        # migrates and works.
+        schema = valetd.new_schema()
+        valetd.sql("CREATE SCHEMA %s; CREATE TABLE %s.pipelines_claimed (x int)"
+                   % (schema, schema))
+        d = self.start(daemon=LateDaemon({"queue": {"workers": "2"}}, store="postgres",
+                                         schema=schema))
+        deadline = time.monotonic() + 10
+        while 'relation \\"pipelines_claimed\\" already exists' not in d.log_text():
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        self.assertEqual(valetd.sql(
+            "SELECT to_regclass(:'s' || '.schema_migrations') IS NULL, "
+            "to_regclass(:'s' || '.nodes') IS NULL, to_regclass(:'s' || '.jobs') IS NULL",
+            s=schema), [["t", "t", "t"]], "a failed migration left something behind")
+        self.assertEqual(d.get("/api/status").status, 503)
+        valetd.sql("DROP TABLE %s.pipelines_claimed" % schema)
+        deadline = time.monotonic() + 15
+        while d.get("/api/status").status != 200:
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        n = len([f for f in os.listdir(os.path.join(valetd.REPO, "storage", "migrations"))
+                 if f.endswith(".sql")])
+        self.assertEqual(d.sql("SELECT count(*), max(version) FROM schema_migrations"),
+                         [[str(n), str(n)]])
+        job = d.submit("dummytask")
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+
+    def test_node_id_defaults_to_the_host_name(self):
+        # README: [storage] node_id defaults to the host name.
+        d = self.start({"storage": {"node_id": None}})
+        host = socket.gethostname()[:63]
+        if not re.match(r"^[A-Za-z0-9._:-]+$", host):
+            self.skipTest("host name %r is no usable node id" % host)
+        self.assertNotIn("node_id", open(d.conf_path).read())
+        self.assertEqual(d.sql("SELECT node_id, hostname, pid FROM nodes"),
+                         [[host, socket.gethostname(), str(d.proc.pid)]])
+
+    def test_migrations_only_add(self):
+        # README: migrations only add, never drop data. No migration drops,
+        # truncates or deletes; one may replace a function (CREATE OR
+        # REPLACE), which holds no data.
+        mdir = os.path.join(valetd.REPO, "storage", "migrations")
+        names = sorted(f for f in os.listdir(mdir) if f.endswith(".sql"))
+        self.assertEqual(names, ["%03d_%s" % (i + 1, n.split("_", 1)[1])
+                                 for i, n in enumerate(names)], "numbered 001, 002, ...")
+        for name in names:
+            with open(os.path.join(mdir, name)) as f:
+                code = "\n".join(line.split("--")[0] for line in f.read().splitlines())
+            # Foreign keys say what a delete does; they delete nothing.
+            code = re.sub(r"\bON\s+DELETE\s+CASCADE\b", "", code, flags=re.I)
+            with self.subTest(migration=name):
+                self.assertIsNone(re.search(r"\b(DROP|TRUNCATE|DELETE)\b", code, re.I),
+                                  "a migration that removes")
+                for m in re.finditer(r"\bCREATE\s+OR\s+REPLACE\s+(\w+)", code, re.I):
+                    self.assertEqual(m.group(1).upper(), "FUNCTION", name)
 
     def wait_sql_any(self, query, pred, timeout, what, **params):
         """wait_sql() on the database as a whole (no daemon's schema)."""
@@ -914,18 +1039,18 @@ class FenceTest(PgTestCase):
         self.assertEqual(a.pipeline(pl["id"])["status"], "FAILED")
 
     def test_job_held_by_another_node_is_not_overwritten(self):
-        # A job of A's that may run 3 times, each run timed out after 1 s.
+        # A job of A's that may run 3 times, each run timed out after 2 s.
         # During its first run, the test does what a rescue and a claim by
         # another node do: attempt 1 is failed (fail_attempt), and node
         # "other" holds and runs attempt 2. A goes on: its attempt 1 times
         # out (a retry write), attempts 2 and 3 start (status writes) and
         # time out, the last one is final (a finish write).
         a = self.start({"queue": {"workers": "2"}, "storage": {"retry_backoff": "50ms"}})
-        job = a.submit("sleep", {"seconds": 10}, timeout=1, max_attempts=3,
+        job = a.submit("sleep", {"seconds": 10}, timeout=2, max_attempts=3,
                        name="fence-taken")
         self.wait_sql(a, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS' AND "
                       "attempt = 1 AND claimed_by = :'a' AND started_at > now() - "
-                      "interval '600 ms'", lambda rows: bool(rows), 5,
+                      "interval '1 s'", lambda rows: bool(rows), 5,
                       "attempt 1 IN_PROGRESS on A", interval=0.02, id=job["id"], a=a.node_id)
         a.sql("BEGIN; SELECT fail_attempt(:'id', 'node A stopped renewing its lease', 100, "
               "1000); UPDATE jobs SET status = 'IN_PROGRESS', claimed_by = 'other', "
@@ -948,6 +1073,111 @@ class FenceTest(PgTestCase):
         self.assertEqual(self.rows(a, [job["id"]]), taken,
                          "node A's late writes changed a job another node holds\n%s"
                          % self.logs())
+
+
+class QueueWakeTest(PgTestCase):
+    """README, "The queue": an idle node claims when woken by LISTEN/NOTIFY,
+    and every 2 s as a fallback. Jobs are put into the table by SQL, as a
+    producer other than valetd would: with a NOTIFY on <schema>_jobs they
+    run at once; without, within the 2 s poll."""
+
+    def put_job(self, d, name, notify):
+        d.sql("BEGIN; INSERT INTO jobs (id, name, task_name, timeout_ms, status, created_at, "
+              "due_at) VALUES (gen_random_uuid(), :'n', 'dummytask', 5000, 'PENDING', now(), "
+              "now()); %s COMMIT" % ("SELECT pg_notify(:'chan', '');" if notify else ""),
+              n=name, chan=d.schema + "_jobs")
+        t0 = time.monotonic()
+        self.wait_sql(d, "SELECT status FROM jobs WHERE name = :'n'",
+                      lambda rows: rows == [["COMPLETED"]], 5, "job %s run" % name,
+                      interval=0.01, n=name)
+        return time.monotonic() - t0
+
+    def test_notify_wakes_and_the_poll_finds(self):
+        d = self.start({"queue": {"workers": "2"}})
+        warm = d.submit("dummytask")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        # Without the NOTIFY, only the poll (every 2 s, at any phase) would
+        # find them: most within 0.5 s, and none later than 1.5 s, is the
+        # wake-up (a chance below 1% for the poll alone).
+        woken = sorted(round(self.put_job(d, "notified-%d" % i, True), 3) for i in range(6))
+        self.assertTrue(woken[3] < 0.5 and woken[-1] < 1.5,
+                        "seconds from a NOTIFY to the job's end: %s" % woken)
+        polled = self.put_job(d, "not-notified", False)
+        self.assertLess(polled, 2.6, "a job put in without NOTIFY ran after %.1fs" % polled)
+        sys.stderr.write("[NOTIFY: %s s; poll: %.2f s] " % (woken, polled))
+
+
+class LeaseTest(PgTestCase):
+    def test_lease_renewed_every_third(self):
+        # README, "Leases": each node has a row in nodes and renews its
+        # lease every lease/3.
+        d = self.start({"queue": {"workers": "2"}, "storage": {"lease": "3s"}})
+        beats = []
+        deadline = time.monotonic() + 3.6
+        while time.monotonic() < deadline:
+            rows = d.sql("SELECT extract(epoch FROM heartbeat_at), extract(epoch FROM "
+                         "lease_until - heartbeat_at), pid, stopped_at FROM nodes "
+                         "WHERE node_id = :'n'", n=d.node_id)
+            self.assertEqual(len(rows), 1, rows)
+            self.assertEqual(rows[0][2:], [str(d.proc.pid), None], rows)
+            self.assertAlmostEqual(float(rows[0][1]), 3.0, delta=0.01, msg=rows)
+            if not beats or float(rows[0][0]) != beats[-1]:
+                beats.append(float(rows[0][0]))
+            time.sleep(0.05)
+        gaps = [round(b - a, 2) for a, b in zip(beats[1:], beats[2:])]
+        self.assertGreaterEqual(len(gaps), 2, beats)
+        for g in gaps:
+            self.assertAlmostEqual(g, 1.0, delta=0.25, msg="renewals %s s apart" % gaps)
+
+    def test_outage_longer_than_the_lease(self):
+        # README, "Database down": running jobs go on - while the outage is
+        # shorter than 5/6 of the lease. Then another node may take the
+        # node's work over, so the node kills what it runs, starts nothing,
+        # and, once the database is back, gives its work back and goes on.
+        d = self.start({"queue": {"workers": "1"}, "storage": {"lease": "1500ms"},
+                        "jobs": {"max_attempts": "1"}})
+        job = d.submit("sleep", {"seconds": 6}, timeout=30, name="outlived-the-lease")
+        # Held by the node, waiting for its one worker.
+        queued = d.submit("sleep", {"seconds": 0.2}, timeout=30, name="queued-behind")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        self.assertEqual(d.sql("SELECT status, claimed_by FROM jobs WHERE id = :'id'",
+                               id=queued["id"]), [["PENDING", d.node_id]])
+        t0 = time.monotonic()
+        pg_restart(down=3)
+        t_up = time.time()
+        # Killed during the outage (the job would have run 6 s).
+        log = d.log_text()
+        self.assertLess(time.monotonic() - t0, 5.5, "the outage took too long to tell")
+        self.assertIn("lost the database lease", log)
+        self.assertIn("job finished job_id=" + job["id"], log)
+        rows = self.wait_sql(
+            d, "SELECT status, failure_reason, extract(epoch FROM completed_at), claimed_by "
+            "FROM jobs WHERE id = :'id' AND status <> 'IN_PROGRESS'", lambda rows: bool(rows),
+            15, "the job's end written", id=job["id"])
+        self.assertEqual(rows[0][0], "FAILED", rows)
+        # Its own end, or its node's giving back of its claims (whichever
+        # is written first once the database is back: the other then
+        # changes nothing, fenced by the claim).
+        self.assertIn(rows[0][1], (
+            "killed: this node could not renew its database lease in time (another node "
+            "may take its work over)",
+            "valetd on node %s lost its database lease while the job was running" % d.node_id),
+            rows)
+        self.assertIsNone(rows[0][3], rows)
+        deadline = time.monotonic() + 10
+        while ("database lease renewed" not in d.log_text() or
+               d.get("/api/status").status != 200):
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        after = d.submit("dummytask", {"after": True})
+        d.wait_for(after["id"], "COMPLETED", timeout=10)
+        # What it held but had not started was given back and claimed
+        # anew: it ran once the database was back.
+        done = d.wait_for(queued["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("attempt", 1)), ("COMPLETED", 1), done)
+        self.assertGreater(parse_ts(done["started_at"]), t_up - 0.5, done)
 
 
 class SchedulingTest(PgTestCase):
@@ -1294,7 +1524,93 @@ class OpsViewsTest(PgTestCase):
         self.assertEqual(depth.get(("sleep", "CANCELLED")), 1, depth)
 
 
-class SchemaConstraintTest(PgTestCase):
+class SchemaTest(PgTestCase):
+    def readme_schema(self):
+        """The README's "### Schema" subsection."""
+        with open(os.path.join(valetd.REPO, "README.md")) as f:
+            text = f.read()
+        start = text.index("### Schema")
+        return text[start:text.index("\n## ", start)]
+
+    def columns(self, d, table):
+        return dict(d.sql("SELECT column_name, data_type FROM information_schema.columns "
+                          "WHERE table_schema = :'s' AND table_name = :'t'",
+                          s=d.schema, t=table))
+
+    def test_schema_as_documented(self):
+        # README, "Schema": the tables, columns, types, indexes and views it
+        # lists are what the migrations make; its example queries run.
+        d = self.start({"queue": {"workers": "2"}})
+        doc = self.readme_schema()
+        ident = re.compile(r"`([a-z_][a-z0-9_]*)`")
+        # valet.jobs: the table's first column, one or more names a row.
+        table = doc[doc.index("`valet.jobs`"):]
+        table = table[:table.index("\n\n", table.index("| column |"))]
+        documented = set()
+        for row in table.splitlines()[3:]:
+            documented.update(ident.findall(row.split("|")[1]))
+        jobs = self.columns(d, "jobs")
+        self.assertEqual(set(jobs), documented)
+        # The other tables, as the README's text names their columns.
+        outcome = {"pid", "exit_code", "signal", "timed_out", "oom_killed", "seccomp_syscall",
+                   "cpu_ms", "wall_ms", "max_rss_kb", "memory_peak_kb"}
+        expect = {
+            "results": {"job_id", "metadata", "error", "created_at"},
+            "attempts": {"job_id", "attempt", "node_id", "status", "failure_reason",
+                         "started_at", "finished_at"} | outcome,
+            "pipelines": {"id", "seq", "name", "description", "status", "failure_reason",
+                          "run_at", "created_at", "started_at", "completed_at", "claimed_by"},
+            "nodes": {"node_id", "hostname", "pid", "version", "started_at", "heartbeat_at",
+                      "lease_until", "stopped_at"},
+            "schema_migrations": {"version", "name", "applied_at"},
+        }
+        cols = {t: self.columns(d, t) for t in expect}
+        for t, names in expect.items():
+            self.assertEqual(set(cols[t]), names, t)
+            for name in names:
+                self.assertIn("`%s`" % name, doc, "%s.%s" % (t, name))
+        cols["jobs"] = jobs
+        # Statuses are text, times timestamptz, JSON jsonb; ids uuid.
+        for t, c in cols.items():
+            for name, typ in c.items():
+                if name == "status" or name.endswith("_by") or name == "node_id":
+                    self.assertEqual(typ, "text", "%s.%s" % (t, name))
+                if name.endswith("_at") or name in ("lease_until", "run_at"):
+                    self.assertEqual(typ, "timestamp with time zone", "%s.%s" % (t, name))
+                if name in ("task_params", "limits", "isolation", "metadata"):
+                    self.assertEqual(typ, "jsonb", "%s.%s" % (t, name))
+                if name in ("id", "job_id", "pipeline_id", "next_job_id") and t != "nodes":
+                    self.assertEqual(typ, "uuid", "%s.%s" % (t, name))
+        self.assertEqual((jobs["seq"], jobs["timeout_ms"]), ("bigint", "bigint"))
+        # Indexes: the queue (due_at, seq where unclaimed), claims, status and
+        # seq, pipeline order, completed_at.
+        idx = {r[0]: r[1] for r in d.sql("SELECT indexname, indexdef FROM pg_indexes "
+                                         "WHERE schemaname = :'s' AND tablename = 'jobs'",
+                                         s=d.schema)}
+        defs = " | ".join(idx.values())
+        for part in ("(due_at, seq) WHERE ((claimed_by IS NULL) AND (due_at IS NOT NULL))",
+                     "(claimed_by) WHERE (claimed_by IS NOT NULL)", "(status, seq)",
+                     "(pipeline_id, pipeline_index)", "(completed_at)"):
+            self.assertIn(part, defs)
+        # The views and their columns, as the table lists them.
+        views = doc[doc.index("| view | columns |"):]
+        for row in views[:views.index("\n\n")].splitlines()[2:]:
+            cells = row.split("|")
+            name = ident.findall(cells[1].replace("valet.", ""))[0]
+            with self.subTest(view=name):
+                self.assertEqual(set(self.columns(d, name)), set(ident.findall(cells[2])))
+        # The example queries, on this schema.
+        job = d.submit("dummytask")
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+        block = doc[doc.index("```sql", doc.index("Example queries:")) + 6:]
+        block = block[:block.index("```")]
+        queries = [q.strip() for q in block.split(";") if q.strip()]
+        self.assertGreaterEqual(len(queries), 5, queries)
+        for q in queries:
+            with self.subTest(query=q):
+                d.sql(q.replace("valet.", d.schema + ".").replace("'6f1c...'",
+                                                                    "'%s'" % job["id"]))
+
     def test_status_check_refuses_a_bad_status(self):
         # README, "Schema": statuses are text with a CHECK constraint. A
         # direct SQL write of anything else is refused, in each table.

@@ -14,11 +14,12 @@
  * rows at a time, the next batch a second after a full one, else a minute
  * later. Fencing (issue 14): each write of a run - status, finish, retry,
  * outcome, pipeline status - lands while this node holds the work and
- * changes nothing once another node does. Submit deadlines (storage/pg_deadline.c): against a database that
- * does not answer (its jobs table locked), creates are answered
- * -ETIMEDOUT in time, sent or not, and none of them is ever stored - not
- * when the transaction in flight reaches its guard late, not when it
- * commits late all the same, not when the connection breaks under it.
+ * changes nothing once another node does. Submit deadlines
+ * (storage/pg_deadline.c): against a database that does not answer (its
+ * jobs table locked), creates are answered -ETIMEDOUT in time, sent or not,
+ * and none of them is ever stored - not when the transaction in flight
+ * reaches its guard late, not when it commits late all the same, not when
+ * the connection breaks under it.
  *
  * White box: it reads struct pg_store (storage/pg_internal.h). The tests
  * that need a server take it from VALET_TEST_DATABASE_URL (tests/pg_tmp.sh)
@@ -46,7 +47,7 @@
 static const char *db_url;
 static char schema[64];
 static int64_t submit_timeout_ms; /* of the next store; 0: the default */
-static int retention_days;        /* of the next store */
+static int retention_days;	  /* of the next store */
 static struct ev_loop *loop;
 static PGconn *admin;
 
@@ -584,12 +585,12 @@ static void steal_job(const struct job *job)
 
 /* The job's column is want (NULL: SQL NULL). A macro: a failure names the
  * line of the check. */
-#define assert_column(job, column, want)                                                   \
-	do {                                                                               \
-		const char *v_ = job_column(job, column), *w_ = (want);                    \
-		if (v_ && w_ ? strcmp(v_, w_) != 0 : v_ != w_)                             \
-			fail_msg("jobs.%s is %s, expected %s", column, v_ ? v_ : "NULL",  \
-				 w_ ? w_ : "NULL");                                        \
+#define assert_column(job, column, want)                                                           \
+	do {                                                                                       \
+		const char *v_ = job_column(job, column), *w_ = (want);                            \
+		if (v_ && w_ ? strcmp(v_, w_) != 0 : v_ != w_)                                     \
+			fail_msg("jobs.%s is %s, expected %s", column, v_ ? v_ : "NULL",           \
+				 w_ ? w_ : "NULL");                                                \
 	} while (0)
 
 static void start_attempt(struct job *job)
@@ -1028,8 +1029,9 @@ static long txids_of(struct job **jobs, size_t n)
 	char q[1024], id[JOB_ID_STRLEN + 1];
 	size_t len;
 
-	len = (size_t)snprintf(q, sizeof(q), "SELECT count(DISTINCT txid) || ' ' || count(*) FROM "
-				"%s.txs WHERE id IN (", schema);
+	len = (size_t)snprintf(q, sizeof(q),
+			       "SELECT count(DISTINCT txid) || ' ' || count(*) FROM %s.txs WHERE id IN (",
+			       schema);
 	for (size_t i = 0; i < n; i++) {
 		job_id_format(jobs[i]->id, id);
 		len += (size_t)snprintf(q + len, sizeof(q) - len, "%s'%s'", i ? ", " : "", id);
