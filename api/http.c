@@ -1,121 +1,100 @@
 /*
- * http.c - the HTTP server glue: libmicrohttpd driven from the daemon's
- * libev loop, with no thread of its own.
+ * http.c - the HTTP server: the listening socket, who may connect, time-outs,
+ * and the life of a request between its connection and the handlers.
  *
- * Theory of operation: MHD runs in external-loop epoll mode. Its epoll fd
- * sits in an ev_io; whenever it is readable, or when the ev_timer armed
- * from MHD_get_timeout() fires, MHD_run() does the work and the timer is
- * re-armed. MHD calls http_access() for each request: first with the
- * headers (a request state is allocated, and a Content-Length above the
- * body limit is answered 413 right there), then with pieces of the body
- * (accumulated up to the limit; past it the rest is read and dropped and
- * the answer is 413), then once more with nothing left to read. That last
- * call answers CORS preflights itself and hands everything else to
- * routes_dispatch().
+ * Theory of operation: valetd speaks HTTP/1.1 itself, on its libev loop,
+ * as nginx, redis and pgbouncer handle their own connections; http-parser
+ * (Node's former parser) does the parsing, http_conn.c a connection's
+ * reading and writing. This file accepts connections and decides which are
+ * served:
  *
- * A request is answered either during that call (no core call, or the core
- * answered synchronously) and the response is queued at once, or later: the
- * connection is suspended, the core's callback stores the answer and
- * resumes it, a zero timer makes MHD_run() come round soon, and MHD calls
- * http_access() again, which queues the stored answer. The request state is
- * reference counted (MHD holds one reference until NOTIFY_COMPLETED, an
- * outstanding core call another), so a callback that arrives after the
- * connection or the server has gone only drops its reference.
+ *   - at most [server] max_connections_per_client from one IPv4 address or
+ *     IPv6 /64; one more gets a 503 JSON answer and is closed;
+ *   - at most [server] max_connections in all; when full, the oldest idle
+ *     keep-alive connection, else the oldest half-read request, makes room
+ *     (a flood of slow or silent clients pushes out its own kind, not the
+ *     clients being answered); with neither, the newcomer gets the 503;
+ *   - an idle connection lives [server] idle_timeout, a request must arrive
+ *     within request_timeout (408 otherwise), and an answer must make
+ *     progress within request_timeout. One timer a second sweeps the heads
+ *     of the per-state lists, which are in time order.
+ *
+ * A request is reference counted: its connection holds one reference until
+ * the answer is sent (or the connection is gone), an outstanding core call
+ * another, so a callback that arrives after the connection or the server
+ * has gone only drops its reference.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../supervisor/log.h"
 #include "http.h"
+#include "http_internal.h"
+#include "http_url.h"
 #include "json_out.h"
-#include "routes.h"
-
-#define HTTP_CONNECTION_LIMIT 1024
-#define HTTP_CONNECTION_TIMEOUT_S 60
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-union http_addr {
-	struct sockaddr sa;
-	struct sockaddr_in in4;
-	struct sockaddr_in6 in6;
-	struct sockaddr_storage ss;
-};
+static void http_format_peer(const union http_addr *a, char *out, size_t len);
 
-/* The last message MHD logged, to explain a failed start. */
-static char http_last_mhd_error[256];
+/* File descriptors kept for everything but HTTP connections. */
+#define HTTP_FD_RESERVE 256
 
-static void http_request_unref(struct http_request *req)
+/* ---- requests ----------------------------------------------------------- */
+
+struct http_request *http_request_new(struct http_server *srv, struct http_conn *conn)
+{
+	struct http_request *req = calloc(1, sizeof(*req));
+
+	if (!req)
+		return NULL;
+	req->refs = 1;
+	req->srv = srv;
+	req->conn = conn;
+	req->core = srv->core;
+	req->cfg = srv->cfg;
+	snprintf(req->method, sizeof(req->method), "-");
+	req->start_ns = job_mono_ns();
+	return req;
+}
+
+static void http_request_free_answer(struct http_request *req)
+{
+	for (unsigned i = 0; i < req->nresp; i++)
+		if (!(req->resp_job && i == 1))
+			free(req->resp[i].iov_base);
+	job_unref(req->resp_job);
+	req->resp_job = NULL;
+	req->nresp = 0;
+	req->resp_len = 0;
+}
+
+void http_request_unref(struct http_request *req)
 {
 	if (--req->refs > 0)
 		return;
 	json_in_doc_release(&req->doc);
+	http_request_free_answer(req);
+	for (size_t i = 0; i < sizeof(req->query_values) / sizeof(req->query_values[0]); i++)
+		free(req->query_values[i]);
 	free(req->body);
-	free(req->resp_body);
 	free(req->url);
+	free(req->query);
+	free(req->origin);
+	free(req->authorization);
 	free(req);
 }
-
-/* ---- the loop ------------------------------------------------------- */
-
-static void http_arm_timer(struct http_server *srv)
-{
-	MHD_UNSIGNED_LONG_LONG ms;
-
-	ev_timer_stop(srv->loop, &srv->timer);
-	if (MHD_get_timeout(srv->daemon, &ms) == MHD_YES) {
-		ev_timer_set(&srv->timer, (double)ms / 1000.0, 0.);
-		ev_timer_start(srv->loop, &srv->timer);
-	}
-}
-
-static void http_run(struct http_server *srv)
-{
-	srv->in_run = true;
-	srv->kicked = false;
-	MHD_run(srv->daemon);
-	srv->in_run = false;
-	if (srv->kicked) {
-		/* A resumed connection waits for the next MHD_run(). */
-		ev_timer_stop(srv->loop, &srv->timer);
-		ev_timer_set(&srv->timer, 0., 0.);
-		ev_timer_start(srv->loop, &srv->timer);
-		return;
-	}
-	http_arm_timer(srv);
-}
-
-static void http_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	http_run(container_of(w, struct http_server, io));
-}
-
-static void http_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	http_run(container_of(w, struct http_server, timer));
-}
-
-/* Make MHD_run() come round soon (a connection was resumed). */
-static void http_kick(struct http_server *srv)
-{
-	if (srv->in_run) {
-		srv->kicked = true;
-		return;
-	}
-	ev_timer_stop(srv->loop, &srv->timer);
-	ev_timer_set(&srv->timer, 0., 0.);
-	ev_timer_start(srv->loop, &srv->timer);
-}
-
-/* ---- answers -------------------------------------------------------- */
 
 void http_request_wait(struct http_request *req)
 {
@@ -124,28 +103,63 @@ void http_request_wait(struct http_request *req)
 	LIST_INSERT_HEAD(&req->srv->waiting, req, wait_link);
 }
 
-void http_request_answer(struct http_request *req, unsigned status, char *body, size_t len)
+/*
+ * Set the answer (each part stolen, but for parts[1] when job is given: that
+ * is job's result text, sent from a reference to job), send it when the
+ * connection waits for it, and end a wait.
+ */
+static void http_request_set_answer(struct http_request *req, unsigned status,
+				    struct iovec *parts, unsigned n, struct job *job)
 {
+	struct http_conn *conn;
+
 	if (req->answered || req->orphaned || !req->conn) {
-		free(body);
+		for (unsigned i = 0; i < n; i++)
+			if (!(job && i == 1))
+				free(parts[i].iov_base);
 	} else {
 		req->answered = true;
 		req->status = status;
-		req->resp_body = body;
-		req->resp_len = body ? len : 0;
+		for (unsigned i = 0; i < n; i++) {
+			req->resp[i] = parts[i];
+			req->resp_len += parts[i].iov_len;
+		}
+		req->nresp = n;
+		if (job) {
+			req->resp_job = job_ref(job);
+			req->resp_gen = job->result_gen;
+		}
 	}
+	conn = req->conn;
+	/* Answered from a core callback: the connection sends it now. */
+	if (req->answered && conn && !req->dispatching && conn->state == HTTP_CONN_WAITING &&
+	    conn->req == req)
+		http_conn_answered(conn);
 	if (!req->waiting)
 		return;
 	req->waiting = false;
-	if (req->srv) {
+	if (req->srv)
 		LIST_REMOVE(req, wait_link);
-		if (req->suspended) {
-			req->suspended = false;
-			MHD_resume_connection(req->conn);
-			http_kick(req->srv);
-		}
-	}
 	http_request_unref(req);
+}
+
+void http_request_answer_parts(struct http_request *req, unsigned status, struct iovec *parts,
+			       unsigned n)
+{
+	http_request_set_answer(req, status, parts, n, NULL);
+}
+
+void http_request_answer_result(struct http_request *req, unsigned status,
+				struct iovec parts[3], struct job *job)
+{
+	http_request_set_answer(req, status, parts, 3, job);
+}
+
+void http_request_answer(struct http_request *req, unsigned status, char *body, size_t len)
+{
+	struct iovec part = {body, body ? len : 0};
+
+	http_request_set_answer(req, status, &part, body ? 1 : 0, NULL);
 }
 
 void http_request_error(struct http_request *req, unsigned status, const char *message)
@@ -156,14 +170,27 @@ void http_request_error(struct http_request *req, unsigned status, const char *m
 	http_request_answer(req, body ? status : 500, body, len);
 }
 
-/* ---- CORS ----------------------------------------------------------- */
+const char *http_request_query(struct http_request *req, const char *key)
+{
+	size_t max = sizeof(req->query_values) / sizeof(req->query_values[0]), i;
+	char *v;
+
+	for (i = 0; i < max && req->query_values[i]; i++)
+		;
+	if (i == max || http_url_query_get(req->query, key, &v) < 0)
+		return NULL;
+	req->query_values[i] = v;
+	return v[0] ? v : NULL;
+}
+
+/* ---- CORS ------------------------------------------------------------------ */
 
 /* The Access-Control-Allow-Origin value for this request, or NULL. */
 static const char *cors_allow(const struct http_server *srv, const char *origin)
 {
 	char *const *o;
 
-	if (!origin || srv->cors == HTTP_CORS_NONE)
+	if (!origin || !origin[0] || srv->cors == HTTP_CORS_NONE)
 		return NULL;
 	if (srv->cors == HTTP_CORS_ANY)
 		return "*";
@@ -207,134 +234,147 @@ static int cors_setup(struct http_server *srv, const char *spec, const union htt
 	return 0;
 }
 
-/* ---- requests ------------------------------------------------------- */
-
-static enum MHD_Result http_queue(struct http_server *srv, struct http_request *req)
+size_t http_cors_headers(const struct http_server *srv, const struct http_request *req,
+			 char *buf, size_t len)
 {
-	const char *origin, *allow;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
+	const char *allow = cors_allow(srv, req->origin);
+	int n;
 
-	resp = MHD_create_response_from_buffer(req->resp_len, req->resp_body,
-					       req->resp_body ? MHD_RESPMEM_MUST_FREE
-							      : MHD_RESPMEM_PERSISTENT);
-	if (!resp)
-		return MHD_NO;
-	req->resp_body = NULL; /* MHD frees it now */
-	if (req->resp_len > 0)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
-	allow = cors_allow(srv, origin);
-	if (allow) {
-		MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow);
-		if (req->preflight) {
-			MHD_add_response_header(resp, "Access-Control-Allow-Methods",
-						"GET,POST,PUT,PATCH,DELETE,HEAD");
-			MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-						"Origin,Content-Length,Content-Type");
-			MHD_add_response_header(resp, "Access-Control-Max-Age", "43200");
-		}
-	}
-	if (srv->cors == HTTP_CORS_LIST)
-		MHD_add_response_header(resp, "Vary", "Origin");
-	ret = MHD_queue_response(req->conn, req->status, resp);
-	MHD_destroy_response(resp);
-	req->queued = true;
-	return ret;
+	if (allow && req->preflight)
+		n = snprintf(buf, len,
+			     "Access-Control-Allow-Origin: %s\r\n"
+			     "Access-Control-Allow-Methods: GET,POST,PUT,PATCH,DELETE,HEAD\r\n"
+			     "Access-Control-Allow-Headers: Origin,Content-Length,Content-Type\r\n"
+			     "Access-Control-Max-Age: 43200\r\n%s",
+			     allow, srv->cors == HTTP_CORS_LIST ? "Vary: Origin\r\n" : "");
+	else if (allow)
+		n = snprintf(buf, len, "Access-Control-Allow-Origin: %s\r\n%s", allow,
+			     srv->cors == HTTP_CORS_LIST ? "Vary: Origin\r\n" : "");
+	else
+		n = snprintf(buf, len, "%s", srv->cors == HTTP_CORS_LIST ? "Vary: Origin\r\n" : "");
+	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
 }
 
-static void http_too_large(struct http_server *srv, struct http_request *req)
+/* ---- API keys -------------------------------------------------------------- */
+
+/* The token of "Bearer TOKEN" (the scheme in any case), or NULL. */
+static const char *bearer_token(const char *authorization)
 {
-	char msg[128];
+	const char *p = authorization;
 
-	snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
-		 srv->cfg->max_body_bytes);
-	http_request_error(req, 413, msg);
-}
-
-static struct http_request *http_request_new(struct http_server *srv, struct MHD_Connection *conn,
-					     const char *method, const char *url)
-{
-	struct http_request *req = calloc(1, sizeof(*req));
-
-	if (!req)
+	if (!p || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
 		return NULL;
-	req->url = strdup(url);
-	if (!req->url) {
-		free(req);
-		return NULL;
-	}
-	req->refs = 1;
-	req->srv = srv;
-	req->conn = conn;
-	snprintf(req->method, sizeof(req->method), "%s", method);
-	req->start_ns = job_mono_ns();
-	return req;
+	p += 6;
+	p += strspn(p, " \t");
+	return p[0] ? p : NULL;
 }
 
-static void http_body_add(struct http_server *srv, struct http_request *req, const char *data,
-			  size_t size)
+static void http_denied(struct http_request *req, const char *key, const char *why)
 {
-	size_t cap;
-	char *p;
+	char remote[INET6_ADDRSTRLEN + 16] = "-";
 
-	if (req->body_too_large)
-		return; /* read and dropped */
-	if (size > srv->cfg->max_body_bytes - req->body_len) {
-		req->body_too_large = true;
-		free(req->body);
-		req->body = NULL;
-		req->body_len = req->body_cap = 0;
-		return;
-	}
-	if (req->body_len + size + 1 > req->body_cap) {
-		cap = req->body_cap ? req->body_cap : 1024;
-		while (cap < req->body_len + size + 1)
-			cap *= 2;
-		p = realloc(req->body, cap);
-		if (!p) {
-			/* Treated as too large: the answer is still an error. */
-			req->body_too_large = true;
-			return;
-		}
-		req->body = p;
-		req->body_cap = cap;
-	}
-	memcpy(req->body + req->body_len, data, size);
-	req->body_len += size;
-	req->body[req->body_len] = '\0';
+	if (req->conn)
+		http_format_peer(&req->conn->peer, remote, sizeof(remote));
+	log_warn("request denied", "key", key, "reason", why, "method",
+		 req->head ? "HEAD" : req->method, "path", req->url ? req->url : "-", "remote",
+		 remote);
 }
 
-/* The first call: the headers are in. Answers 413 early when it can. */
-static void http_headers_in(struct http_server *srv, struct http_request *req)
+/*
+ * With API keys, a request needs a known token with the scope its method
+ * and path need (401 without one, 403 without the scope); GET /api/status
+ * may stay open for health checks. Returns whether it may go on.
+ */
+static bool http_request_allowed(struct http_server *srv, struct http_request *req)
 {
-	const char *cl =
-	    MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long n;
-	char *end;
+	const struct auth_key *key;
+	const char *token;
+	char msg[128], scope[32];
+	unsigned need;
 
-	if (!cl)
-		return;
-	errno = 0;
-	n = strtoull(cl, &end, 10);
-	if (end != cl && (errno == ERANGE || n > srv->cfg->max_body_bytes)) {
-		req->body_too_large = true;
-		http_too_large(srv, req);
+	if (!srv->keys_path)
+		return true;
+	if (srv->cfg->open_status && !strcmp(req->method, "GET") && req->url &&
+	    !strcmp(req->url, "/api/status"))
+		return true;
+	token = bearer_token(req->authorization);
+	key = token ? auth_keys_find(srv->keys, token) : NULL;
+	if (!key) {
+		http_denied(req, "-", token ? "unknown token" : "no token");
+		http_request_error(req, 401,
+				   token ? "invalid API key" : "an API key is required: "
+							       "Authorization: Bearer TOKEN");
+		return false;
 	}
+	need = auth_scope_needed(req->method, req->url ? req->url : "/");
+	if (!(key->scopes & (need | AUTH_ADMIN))) {
+		auth_scopes_format(need, scope, sizeof(scope));
+		snprintf(msg, sizeof(msg), "the API key \"%s\" has no %s scope", key->name, scope);
+		http_denied(req, key->name, msg);
+		http_request_error(req, 403, msg);
+		return false;
+	}
+	snprintf(req->key_name, sizeof(req->key_name), "%s", key->name);
+	req->key_admin = key->scopes & AUTH_ADMIN;
+	return true;
 }
 
-/* The body is complete: answer or start the work. */
-static void http_request_ready(struct http_server *srv, struct http_request *req)
+static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
 {
-	const char *origin;
+	struct auth_keys *keys;
+	int rc = auth_keys_load(srv->keys_path, &keys, err, errlen);
 
-	if (req->body_too_large) {
-		http_too_large(srv, req);
+	if (rc < 0)
+		return rc;
+	auth_keys_free(srv->keys);
+	srv->keys = keys;
+	return 0;
+}
+
+static void http_reload_keys(struct http_server *srv)
+{
+	char err[512], n[32];
+
+	if (!srv->keys_path)
+		return;
+	if (http_load_keys(srv, err, sizeof(err)) < 0) {
+		log_error("API keys not read again: keeping the keys in use", "error", err);
 		return;
 	}
-	origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
-	if (!strcmp(req->method, "OPTIONS") && origin && srv->cors != HTTP_CORS_NONE) {
-		if (cors_allow(srv, origin)) {
+	snprintf(n, sizeof(n), "%zu", srv->keys->n);
+	log_info("API keys read", "file", srv->keys_path, "keys", n);
+}
+
+void http_reload(struct http_server *srv)
+{
+	char err[512];
+
+	if (!srv)
+		return;
+	http_reload_keys(srv);
+	if (!srv->tls)
+		return;
+	if (http_tls_reload(srv->tls, err, sizeof(err)) < 0)
+		log_error("TLS certificate not read again: keeping the one in use", "error", err);
+	else
+		log_info("TLS certificate read", "file", srv->cfg->tls_cert);
+}
+
+static void http_keys_changed(struct ev_loop *loop, ev_stat *w, int revents)
+{
+	http_reload_keys(container_of(w, struct http_server, keys_watch));
+}
+
+void http_request_ready(struct http_request *req)
+{
+	struct http_server *srv = req->srv;
+
+	/* A CORS preflight carries no credentials; it reveals nothing. */
+	if (!(!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) &&
+	    !http_request_allowed(srv, req))
+		return;
+	if (!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) {
+		if (cors_allow(srv, req->origin)) {
 			req->preflight = true;
 			http_request_answer(req, 204, NULL, 0);
 		} else {
@@ -345,94 +385,208 @@ static void http_request_ready(struct http_server *srv, struct http_request *req
 	routes_dispatch(req);
 }
 
-static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
-				   const char *method, const char *version, const char *upload_data,
-				   size_t *upload_data_size, void **con_cls)
-{
-	struct http_server *srv = cls;
-	struct http_request *req = *con_cls;
+/* ---- small things for the connections ----------------------------------- */
 
-	if (!req) {
-		req = http_request_new(srv, conn, method, url);
-		if (!req)
-			return MHD_NO;
-		*con_cls = req;
-		http_headers_in(srv, req);
-		return req->answered ? http_queue(srv, req) : MHD_YES;
+const char *http_date(struct http_server *srv)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != srv->date_s) {
+		srv->date_s = now;
+		gmtime_r(&now, &tm);
+		strftime(srv->date, sizeof(srv->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	}
-	if (req->orphaned)
-		return req->answered && !req->queued ? http_queue(srv, req) : MHD_NO;
-	if (*upload_data_size) {
-		http_body_add(srv, req, upload_data, *upload_data_size);
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	if (req->queued)
-		return MHD_YES;
-	if (!req->answered && !req->waiting)
-		http_request_ready(srv, req);
-	if (req->answered)
-		return http_queue(srv, req);
-	/* Waiting for the core: park the connection until the answer. */
-	req->suspended = true;
-	MHD_suspend_connection(conn);
-	return MHD_YES;
+	return srv->date;
 }
 
-static void http_access_log(struct http_request *req, struct MHD_Connection *conn)
+static void http_format_peer(const union http_addr *a, char *out, size_t len)
 {
-	const union MHD_ConnectionInfo *info;
-	char status[16], bytes[32], ms[32], remote[INET6_ADDRSTRLEN + 16] = "-";
 	char host[INET6_ADDRSTRLEN];
-	const struct sockaddr *sa;
 
-	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	sa = info ? info->client_addr : NULL;
-	if (sa && sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in4 = (const void *)sa;
-		inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
-		snprintf(remote, sizeof(remote), "%s:%u", host, ntohs(in4->sin_port));
-	} else if (sa && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(remote, sizeof(remote), "[%s]:%u", host, ntohs(in6->sin6_port));
+	if (a->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &a->in4.sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(a->in4.sin_port));
+	} else if (a->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->in6.sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(a->in6.sin6_port));
+	} else {
+		snprintf(out, len, "-");
 	}
-	snprintf(status, sizeof(status), "%u", req->queued ? req->status : 0);
-	snprintf(bytes, sizeof(bytes), "%zu", req->queued ? req->resp_len : 0);
-	snprintf(ms, sizeof(ms), "%.3f", (double)(job_mono_ns() - req->start_ns) / 1e6);
-	log_info("request", "method", req->method, "path", req->url, "status", status, "bytes",
-		 bytes, "ms", ms, "remote", remote);
 }
 
-static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			   enum MHD_RequestTerminationCode toe)
+void http_access_log(const struct http_conn *c, const struct http_request *req, bool sent)
 {
-	struct http_server *srv = cls;
-	struct http_request *req = *con_cls;
+	char status[16], bytes[32], ms[32], remote[INET6_ADDRSTRLEN + 16];
 
-	if (!req)
+	if (!c->srv->cfg->access_log)
 		return;
-	*con_cls = NULL;
-	if (srv->cfg->access_log)
-		http_access_log(req, conn);
-	req->conn = NULL;
-	http_request_unref(req);
+	http_format_peer(&c->peer, remote, sizeof(remote));
+	snprintf(status, sizeof(status), "%u", sent ? req->status : 0);
+	snprintf(bytes, sizeof(bytes), "%zu", sent && !req->head ? req->resp_len : 0);
+	snprintf(ms, sizeof(ms), "%.3f", (double)(job_mono_ns() - req->start_ns) / 1e6);
+	log_info("request", "method", req->head ? "HEAD" : req->method, "path",
+		 req->url ? req->url : "-", "status", status, "bytes", bytes, "ms", ms, "remote",
+		 remote, "key", req->key_name[0] ? req->key_name : "-");
 }
 
-__attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const char *fmt,
-							       va_list ap)
+/* ---- clients ---------------------------------------------------------------- */
+
+/* An IPv4 address as ::ffff:a.b.c.d, an IPv6 address cut to its /64. */
+static void client_key(const union http_addr *a, uint8_t key[16])
 {
-	size_t len;
-
-	vsnprintf(http_last_mhd_error, sizeof(http_last_mhd_error), fmt, ap);
-	len = strlen(http_last_mhd_error);
-	while (len > 0 &&
-	       (http_last_mhd_error[len - 1] == '\n' || http_last_mhd_error[len - 1] == ' '))
-		http_last_mhd_error[--len] = '\0';
-	log_warn("http server", "error", http_last_mhd_error);
+	memset(key, 0, 16);
+	if (a->sa.sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &a->in4.sin_addr, 4);
+	} else if (IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr)) {
+		memcpy(key, &a->in6.sin6_addr, 16);
+	} else {
+		memcpy(key, &a->in6.sin6_addr, 8);
+	}
 }
 
-/* ---- setup ---------------------------------------------------------- */
+static unsigned client_bucket(const struct http_server *srv, const uint8_t key[16])
+{
+	uint64_t h = srv->client_seed ^ 0xcbf29ce484222325ULL;
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 0x100000001b3ULL;
+	return (unsigned)((h ^ (h >> 29)) % HTTP_CLIENT_BUCKETS);
+}
+
+static struct http_client *client_get(struct http_server *srv, const union http_addr *a)
+{
+	struct http_client *cl;
+	uint8_t key[16];
+	unsigned b;
+
+	client_key(a, key);
+	b = client_bucket(srv, key);
+	LIST_FOREACH(cl, &srv->clients[b], link)
+		if (!memcmp(cl->key, key, 16))
+			return cl;
+	cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return NULL;
+	memcpy(cl->key, key, 16);
+	LIST_INSERT_HEAD(&srv->clients[b], cl, link);
+	return cl;
+}
+
+static void client_put(struct http_client *cl)
+{
+	if (cl->conns == 0) {
+		LIST_REMOVE(cl, link);
+		free(cl);
+	}
+}
+
+void http_conn_gone(struct http_server *srv, struct http_client *client)
+{
+	client->conns--;
+	client_put(client);
+	srv->nconns--;
+	if (srv->nconns == 0)
+		ev_timer_stop(srv->loop, &srv->sweep);
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+/* Full: close the oldest idle connection, else the oldest half-read one. */
+static bool http_make_room(struct http_server *srv)
+{
+	struct http_conn *c = TAILQ_FIRST(&srv->conns[HTTP_CONN_IDLE]);
+
+	if (!c)
+		c = TAILQ_FIRST(&srv->conns[HTTP_CONN_READING]);
+	if (!c)
+		return false;
+	http_conn_close(c);
+	return true;
+}
+
+/* A connection not to be served: a plain answer says why, but a TLS client
+ * could not read one before its handshake, so it is only closed. */
+static void http_refuse(struct http_server *srv, int fd, unsigned status, const char *message)
+{
+	if (srv->tls)
+		close(fd);
+	else
+		http_conn_refuse(fd, status, message);
+}
+
+static void http_accept_one(struct http_server *srv, int fd, const union http_addr *peer)
+{
+	struct http_client *cl = client_get(srv, peer);
+
+	if (!cl) {
+		http_refuse(srv, fd, 503, "out of memory");
+		return;
+	}
+	if (cl->conns >= srv->max_per_client) {
+		client_put(cl);
+		http_refuse(srv, fd, 503, "too many connections from this address");
+		return;
+	}
+	if (srv->nconns >= srv->max_conns && !http_make_room(srv)) {
+		client_put(cl);
+		http_refuse(srv, fd, 503, "too many connections");
+		return;
+	}
+	cl->conns++;
+	srv->nconns++;
+	if (!ev_is_active(&srv->sweep))
+		ev_timer_again(srv->loop, &srv->sweep);
+	(void)http_conn_new(srv, fd, peer, cl);
+}
+
+static void http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http_server *srv = container_of(w, struct http_server, accept_io);
+	union http_addr peer;
+	socklen_t len;
+	int fd;
+
+	/* A bounded batch: accepting must not starve everything else. */
+	for (int i = 0; i < 64; i++) {
+		len = sizeof(peer);
+		fd = accept4(srv->listen_fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of descriptors: free one if any is idle, else
+				 * try again in a moment rather than spin. */
+				if (http_make_room(srv))
+					continue;
+				log_warn("http server: cannot accept", "error", strerror(errno));
+				ev_io_stop(loop, &srv->accept_io);
+				ev_timer_start(loop, &srv->accept_pause);
+			}
+			return;
+		}
+		if (srv->quiesced) {
+			close(fd);
+			continue;
+		}
+		http_accept_one(srv, fd, &peer);
+	}
+}
+
+static void http_accept_again(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct http_server *srv = container_of(w, struct http_server, accept_pause);
+
+	if (srv->listen_fd >= 0)
+		ev_io_start(loop, &srv->accept_io);
+}
+
+static void http_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	http_conn_sweep(container_of(w, struct http_server, sweep), ev_now(loop));
+}
+
+/* ---- setup -------------------------------------------------------------- */
 
 /* host: numeric, a name, or "" / "*" for every interface. */
 static int http_resolve(const char *host, int port, union http_addr *addr)
@@ -490,50 +644,62 @@ static void http_format_addr(const union http_addr *addr, int port, char *out, s
 	}
 }
 
-static int http_start(struct http_server *srv, const union http_addr *addr, char *err,
-		      size_t errlen)
+/*
+ * Each connection is a descriptor (main.c has raised the soft limit to the
+ * hard one): say so when max_connections does not fit.
+ */
+static void http_fd_budget(struct http_server *srv)
 {
-	const union MHD_DaemonInfo *info;
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	uint16_t port =
-	    ntohs(addr->sa.sa_family == AF_INET6 ? addr->in6.sin6_port : addr->in4.sin_port);
+	struct rlimit rl;
+	char want[32], have[32];
 
-	if (addr->sa.sa_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	http_last_mhd_error[0] = '\0';
-	/* The port argument only shows in MHD's messages; SOCK_ADDR decides. */
-	/* clang-format off */
-	srv->daemon = MHD_start_daemon(flags, port, NULL, NULL, http_access, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
-		MHD_OPTION_SOCK_ADDR, &addr->sa,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONNECTION_TIMEOUT_S,
-		MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
-		MHD_OPTION_END);
-	/* clang-format on */
-	if (!srv->daemon) {
-		snprintf(err, errlen, "cannot listen on %s: %s", srv->cfg->listen,
-			 http_last_mhd_error[0] ? http_last_mhd_error : "microhttpd failed");
-		return -EADDRNOTAVAIL;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)srv->max_conns + HTTP_FD_RESERVE > rl.rlim_cur) {
+		snprintf(want, sizeof(want), "%u", srv->max_conns);
+		snprintf(have, sizeof(have), "%llu",
+			 rl.rlim_cur > HTTP_FD_RESERVE
+			     ? (unsigned long long)(rl.rlim_cur - HTTP_FD_RESERVE)
+			     : 0ULL);
+		log_warn("[server] max_connections is above what the open-file limit allows",
+			 "max_connections", want, "fits", have);
 	}
-	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info) {
-		snprintf(err, errlen, "microhttpd has no epoll fd");
-		return -EINVAL;
-	}
-	ev_io_init(&srv->io, http_io_cb, info->epoll_fd, EV_READ);
-	ev_io_start(srv->loop, &srv->io);
-	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = info ? info->port : 0;
-	http_arm_timer(srv);
+}
+
+static int http_listen(struct http_server *srv, const union http_addr *addr, char *err,
+		       size_t errlen)
+{
+	union http_addr bound;
+	socklen_t len = sizeof(bound);
+	int one = 1, fd;
+
+	fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, &addr->sa,
+		 addr->sa.sa_family == AF_INET ? sizeof(addr->in4) : sizeof(addr->in6)) < 0 ||
+	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, &bound.sa, &len) < 0)
+		goto fail;
+	srv->listen_fd = fd;
+	srv->port = ntohs(bound.sa.sa_family == AF_INET ? bound.in4.sin_port
+							 : bound.in6.sin6_port);
+	ev_io_init(&srv->accept_io, http_accept_cb, fd, EV_READ);
+	ev_io_start(srv->loop, &srv->accept_io);
 	return 0;
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s", srv->cfg->listen, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -EADDRNOTAVAIL;
 }
 
 struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, struct core *core,
 			     char *err, size_t errlen)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
-	char host[256], where[300], msg[320];
+	char host[256], where[300], msg[330];
 	union http_addr addr;
 	int port;
 
@@ -544,8 +710,20 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 	srv->loop = loop;
 	srv->cfg = cfg;
 	srv->core = core;
+	srv->listen_fd = -1;
+	srv->max_conns = (unsigned)cfg->max_connections;
+	srv->max_per_client = (unsigned)cfg->max_connections_per_client;
+	srv->request_timeout_s = (double)cfg->request_timeout_ms / 1000.0;
+	srv->idle_timeout_s = (double)cfg->idle_timeout_ms / 1000.0;
+	for (int s = 0; s < HTTP_CONN_NSTATES; s++)
+		TAILQ_INIT(&srv->conns[s]);
+	for (int b = 0; b < HTTP_CLIENT_BUCKETS; b++)
+		LIST_INIT(&srv->clients[b]);
+	if (getrandom(&srv->client_seed, sizeof(srv->client_seed), GRND_NONBLOCK) < 0)
+		srv->client_seed = (uint64_t)job_mono_ns();
 	LIST_INIT(&srv->waiting);
-	ev_init(&srv->timer, http_timer_cb);
+	ev_timer_init(&srv->sweep, http_sweep_cb, 1., 1.);
+	ev_timer_init(&srv->accept_pause, http_accept_again, 0.1, 0.);
 	if (config_parse_listen(cfg->listen, host, sizeof(host), &port) < 0 ||
 	    http_resolve(host, port, &addr) < 0) {
 		snprintf(err, errlen, "invalid listen address: %s", cfg->listen);
@@ -555,10 +733,22 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (http_start(srv, &addr, err, errlen) < 0)
+	http_fd_budget(srv);
+	if (cfg->auth_keys && cfg->auth_keys[0]) {
+		srv->keys_path = cfg->auth_keys;
+		if (http_load_keys(srv, err, errlen) < 0)
+			goto fail;
+		/* An edit, or `valetd key revoke` (a rename), takes effect now. */
+		ev_stat_init(&srv->keys_watch, http_keys_changed, srv->keys_path, 0.);
+		ev_stat_start(loop, &srv->keys_watch);
+	}
+	if (cfg->tls_cert && cfg->tls_cert[0] &&
+	    http_tls_new(cfg->tls_cert, cfg->tls_key, &srv->tls, err, errlen) < 0)
+		goto fail;
+	if (http_listen(srv, &addr, err, errlen) < 0)
 		goto fail;
 	http_format_addr(&addr, srv->port, where, sizeof(where));
-	snprintf(msg, sizeof(msg), "listening on http://%s", where);
+	snprintf(msg, sizeof(msg), "listening on %s://%s", srv->tls ? "https" : "http", where);
 	log_info(msg, "addr", where);
 	return srv;
 fail:
@@ -566,17 +756,43 @@ fail:
 	return NULL;
 }
 
+static void http_stop_listening(struct http_server *srv)
+{
+	ev_io_stop(srv->loop, &srv->accept_io);
+	ev_timer_stop(srv->loop, &srv->accept_pause);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
 void http_quiesce(struct http_server *srv)
 {
-	MHD_socket fd;
+	struct http_conn *c;
 
-	if (!srv || !srv->daemon || srv->quiesced)
+	if (!srv || srv->quiesced)
 		return;
 	srv->quiesced = true;
-	fd = MHD_quiesce_daemon(srv->daemon);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
-	http_arm_timer(srv);
+	http_stop_listening(srv);
+	/* Idle ones go now; the others close after their answer. */
+	while ((c = TAILQ_FIRST(&srv->conns[HTTP_CONN_IDLE])))
+		http_conn_close(c);
+}
+
+bool http_listen_is_loopback(const char *listen)
+{
+	union http_addr addr;
+	char host[256];
+	int port;
+
+	if (config_parse_listen(listen, host, sizeof(host), &port) < 0)
+		return false;
+	if (!strcmp(host, "localhost"))
+		return true;
+	/* A name is resolved the way http_new() will bind it. */
+	if (http_resolve(host, port, &addr) < 0)
+		return false;
+	return addr.sa.sa_family == AF_INET ? (ntohl(addr.in4.sin_addr.s_addr) >> 24) == 127
+					   : IN6_IS_ADDR_LOOPBACK(&addr.in6.sin6_addr);
 }
 
 int http_port(const struct http_server *srv)
@@ -587,41 +803,40 @@ int http_port(const struct http_server *srv)
 void http_free(struct http_server *srv)
 {
 	struct http_request *req;
+	struct http_conn *c;
 	char **o;
-	int i;
 
 	if (!srv)
 		return;
-	if (srv->daemon) {
-		/*
-		 * Requests still waiting for the core are cut loose: they are
-		 * answered 503 and resumed (MHD refuses to stop with suspended
-		 * connections), and their callbacks, when they come, only drop
-		 * a reference.
-		 */
-		while ((req = LIST_FIRST(&srv->waiting))) {
-			LIST_REMOVE(req, wait_link);
-			req->srv = NULL;
-			req->orphaned = true;
-			if (!req->answered) {
-				req->answered = true;
-				req->status = 503;
-				req->resp_body =
-				    json_out_error(503, "shutting down", &req->resp_len);
-				if (!req->resp_body)
-					req->resp_len = 0;
-			}
-			if (req->suspended) {
-				req->suspended = false;
-				MHD_resume_connection(req->conn);
-			}
-		}
-		for (i = 0; i < 4; i++)
-			MHD_run(srv->daemon);
-		ev_io_stop(srv->loop, &srv->io);
-		MHD_stop_daemon(srv->daemon);
+	srv->quiesced = true;
+	http_stop_listening(srv);
+	/*
+	 * Requests still waiting for the core are cut loose: they are answered
+	 * 503 (sent if the socket takes it at once), and their callbacks, when
+	 * they come, only drop a reference.
+	 */
+	while ((req = LIST_FIRST(&srv->waiting))) {
+		LIST_REMOVE(req, wait_link);
+		req->srv = NULL;
+		req->orphaned = true;
+		if (req->answered || !req->conn)
+			continue;
+		req->resp[0].iov_base = json_out_error(503, "shutting down", &req->resp[0].iov_len);
+		req->nresp = req->resp[0].iov_base ? 1 : 0;
+		req->resp_len = req->nresp ? req->resp[0].iov_len : 0;
+		req->status = 503;
+		req->answered = true;
+		if (req->conn->state == HTTP_CONN_WAITING && req->conn->req == req)
+			http_conn_answered(req->conn);
 	}
-	ev_timer_stop(srv->loop, &srv->timer);
+	for (int s = 0; s < HTTP_CONN_NSTATES; s++)
+		while ((c = TAILQ_FIRST(&srv->conns[s])))
+			http_conn_close(c);
+	ev_timer_stop(srv->loop, &srv->sweep);
+	if (srv->keys_path)
+		ev_stat_stop(srv->loop, &srv->keys_watch);
+	auth_keys_free(srv->keys);
+	http_tls_free(srv->tls);
 	for (o = srv->cors_origins; o && *o; o++)
 		free(*o);
 	free(srv->cors_origins);

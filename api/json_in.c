@@ -9,12 +9,16 @@
  * PATCH a present field is a change, so null is a type error). The first
  * wrong type
  * wins; a bad run_at is reported only after all types are right, and before
- * the core's own validation (API.md's order). Nothing here has side
+ * the core's own validation (API.md's order). A run_at outside the years
+ * 0001-9999 is a bad run_at (job.h), and a pipeline's job may not have one
+ * of its own (the pipeline's is the only one). Nothing here has side
  * effects, so a 400 from this file leaves no trace.
  *
  * task_params is kept as compact JSON text (an empty object counts as
- * absent, as job.h stores it). Timeouts are seconds, integer or real, > 0,
- * converted to whole milliseconds rounding up. "limits" is an object of
+ * absent, as job.h stores it); a number in it of 2^63 or more in magnitude
+ * is refused (PostgreSQL could store it but not give it back readably).
+ * Timeouts are seconds, integer or real, > 0, converted to whole
+ * milliseconds rounding up. "limits" is an object of
  * known keys only (see get_limits).
  */
 #include <errno.h>
@@ -89,10 +93,37 @@ static int doc_keep(struct json_in_doc *doc, char *s)
 	return 0;
 }
 
+/*
+ * A real of 2^63 or more in magnitude, anywhere in v, or NULL. PostgreSQL's
+ * jsonb prints such a number as a plain integer of 19 or more digits, which
+ * jansson cannot read back (its integers are int64): the params would come
+ * back empty from PostgreSQL, while the memory store keeps them. Integers
+ * are int64 already (jansson refuses bigger ones in the body).
+ */
+static json_t *too_large_number(json_t *v)
+{
+	const char *key;
+	json_t *x, *bad;
+	size_t i;
+
+	if (json_is_real(v))
+		return fabs(json_real_value(v)) >= 0x1p63 ? v : NULL;
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, x)
+			if ((bad = too_large_number(x)))
+				return bad;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if ((bad = too_large_number(x)))
+				return bad;
+	}
+	return NULL;
+}
+
 static int get_params(struct json_in_doc *doc, json_t *obj, const char **out, char *err,
 		      size_t errlen)
 {
-	json_t *v = field(obj, "task_params");
+	json_t *v = field(obj, "task_params"), *big;
 	char *text;
 	int rc;
 
@@ -103,6 +134,12 @@ static int get_params(struct json_in_doc *doc, json_t *obj, const char **out, ch
 		return fail(err, errlen, "task_params", "an object");
 	if (json_object_size(v) == 0)
 		return 0;
+	if ((big = too_large_number(v))) {
+		snprintf(err, errlen,
+			 "task_params must not hold numbers of 2^63 or more in magnitude, got %g",
+			 json_real_value(big));
+		return -EINVAL;
+	}
 	text = json_out_dump(v, NULL);
 	if (!text)
 		return -ENOMEM;
@@ -303,16 +340,28 @@ static int decode_job_fields(struct json_in_doc *doc, json_t *obj, struct job_re
 	return 0;
 }
 
-/* run_at: "" is absent; a bad value names itself. */
+/* run_at: "" is absent; a bad value names itself. A time outside the
+ * years 0001-9999 (UTC) is refused here, so that no store ever sees one
+ * (PostgreSQL has no year 0; the memory store would take it). */
 static int parse_run_at(const char *run_at, bool *has, int64_t *us, char *err, size_t errlen)
 {
+	int rc;
+
 	*has = false;
 	*us = 0;
 	if (!run_at || !run_at[0])
 		return 0;
-	if (job_time_parse(run_at, us) < 0) {
+	rc = job_time_parse(run_at, us);
+	if (rc == -ERANGE) {
 		snprintf(err, errlen,
-			 "invalid run_at: parsing time \"%s\": expected RFC 3339 with a time "
+			 "invalid run_at: \"%.150s\" is out of range: times must be from "
+			 "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z",
+			 run_at);
+		return -EINVAL;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen,
+			 "invalid run_at: parsing time \"%.150s\": expected RFC 3339 with a time "
 			 "zone, e.g. 2026-01-02T15:04:05Z",
 			 run_at);
 		return -EINVAL;
@@ -367,10 +416,20 @@ int json_in_pipeline(struct json_in_doc *doc, const char *body, size_t len,
 		if (!doc->jobs)
 			return -ENOMEM;
 		for (i = 0; i < json_array_size(jobs); i++) {
-			rc = decode_job_fields(doc, json_array_get(jobs, i), &doc->jobs[i], true,
-					       err, errlen);
+			json_t *obj = json_array_get(jobs, i);
+
+			rc = decode_job_fields(doc, obj, &doc->jobs[i], true, err, errlen);
 			if (rc)
 				return rc;
+			/* The original ignored it: the job then ran at another time
+			 * than its client asked for, without a word. */
+			if (field(obj, "run_at")) {
+				snprintf(err, errlen,
+					 "jobs[%zu].run_at is not allowed: run_at belongs to the "
+					 "pipeline (set it next to \"jobs\")",
+					 i);
+				return -EINVAL;
+			}
 		}
 		req->jobs = doc->jobs;
 		req->njobs = json_array_size(jobs);

@@ -334,29 +334,53 @@ json_t *json_out_pipeline(const struct pipeline *pl, bool with_jobs)
 	return o;
 }
 
-json_t *json_out_result(const struct job *job)
+/* Whether a stored result is "null": no metadata, as in the original. */
+static bool result_is_null(const char *text)
 {
-	json_t *o = json_object(), *meta;
-	int rc = 0;
+	text += strspn(text, " \t\r\n");
+	if (strncmp(text, "null", 4) != 0)
+		return false;
+	text += 4;
+	return text[strspn(text, " \t\r\n")] == '\0';
+}
 
-	if (!o)
-		return NULL;
-	rc |= json_object_set_new(o, "job_id", id_value(job->id));
-	if (job->result_json) {
-		meta = json_loads(job->result_json, JSON_DECODE_ANY, NULL);
-		/* A stored "null" is no metadata, as in the original. */
-		if (meta && !json_is_null(meta))
-			rc |= json_object_set_new(o, "metadata", meta);
-		else
-			json_decref(meta);
+int json_out_result(const struct job *job, struct iovec *head, struct iovec *meta,
+		    struct iovec *tail)
+{
+	char id[JOB_ID_STRLEN + 1], *err = NULL;
+	bool has_meta = job->result_json && !result_is_null(job->result_json);
+	json_t *v;
+
+	head->iov_base = tail->iov_base = NULL;
+	meta->iov_base = has_meta ? job->result_json : NULL;
+	meta->iov_len = has_meta ? strlen(job->result_json) : 0;
+	job_id_format(job->id, id);
+	if (job->result_error && job->result_error[0]) {
+		v = str_value(job->result_error);
+		err = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+		json_decref(v);
+		if (!err)
+			goto fail;
 	}
-	if (job->result_error && job->result_error[0])
-		rc |= json_object_set_new(o, "error", str_value(job->result_error));
-	if (rc) {
-		json_decref(o);
-		return NULL;
+	if (asprintf((char **)&head->iov_base, "{\"job_id\":\"%s\"%s", id,
+		     has_meta ? ",\"metadata\":" : "") < 0) {
+		head->iov_base = NULL;
+		goto fail;
 	}
-	return o;
+	head->iov_len = strlen(head->iov_base);
+	if (asprintf((char **)&tail->iov_base, "%s%s}", err ? ",\"error\":" : "",
+		     err ? err : "") < 0) {
+		tail->iov_base = NULL;
+		goto fail;
+	}
+	tail->iov_len = strlen(tail->iov_base);
+	free(err);
+	return 0;
+fail:
+	free(head->iov_base);
+	head->iov_base = NULL;
+	free(err);
+	return -ENOMEM;
 }
 
 /* Decimal digits (1..17) that print v so that it reads back exactly. */

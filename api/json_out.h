@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include <jansson.h>
 
@@ -20,8 +21,15 @@
 json_t *json_out_job(const struct job *job);
 /* pl: borrowed. with_jobs adds "jobs" (the POST response). New or NULL. */
 json_t *json_out_pipeline(const struct pipeline *pl, bool with_jobs);
-/* {"job_id","metadata"?,"error"?} from a job's stored result. New or NULL. */
-json_t *json_out_result(const struct job *job);
+/*
+ * {"job_id","metadata"?,"error"?} from a job's stored result, as three
+ * pieces of text: *head and *tail are new (free()), *meta is the stored
+ * result itself, borrowed from job (empty when there is no metadata). The
+ * stored result is valid JSON already: it is neither decoded again nor
+ * copied, so a large one costs nothing here. 0 or -ENOMEM.
+ */
+int json_out_result(const struct job *job, struct iovec *head, struct iovec *meta,
+		    struct iovec *tail);
 /* The "outcome" object of a job that ran (outcome.pid != 0). New or NULL. */
 json_t *json_out_outcome(const struct job_outcome *oc);
 

@@ -112,6 +112,7 @@ static void not_found(struct http_request *req, const char *what, const struct s
 /* Encodes a successful core reply according to the request's route. */
 static void answer_reply(struct http_request *req, const struct core_reply *r)
 {
+	struct iovec parts[3];
 	char *text = NULL;
 	size_t len = 0;
 	char msg[128];
@@ -137,7 +138,10 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 			http_request_error(req, 404, msg);
 			return;
 		}
-		answer_json(req, 200, json_out_result(r->job));
+		if (json_out_result(r->job, &parts[0], &parts[1], &parts[2]) < 0)
+			http_request_error(req, 500, "out of memory");
+		else
+			http_request_answer_result(req, 200, parts, r->job);
 		return;
 	case ROUTE_SUBMIT_PIPELINE:
 	case ROUTE_GET_PIPELINE:
@@ -186,29 +190,36 @@ static void routes_done(void *arg, const struct core_reply *reply)
 
 static const char *query_arg(struct http_request *req, const char *key)
 {
-	const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
-
-	return v && v[0] ? v : NULL;
+	return http_request_query(req, key);
 }
+
+/*
+ * ?limit= and ?offset=: decimal digits, at most INT64_MAX - what PostgreSQL
+ * takes for LIMIT and OFFSET (a bigint), so that both stores answer the
+ * same; anything else is a 400 here, before a store sees it.
+ */
+_Static_assert(SIZE_MAX >= INT64_MAX, "a count up to INT64_MAX fits a size_t");
 
 static int parse_count(struct http_request *req, const char *key, size_t *out)
 {
 	const char *v = query_arg(req, key), *p;
 	char msg[256];
-	size_t n = 0;
+	uint64_t n = 0;
 
 	*out = 0;
 	if (!v)
 		return 0;
 	for (p = v; *p; p++) {
-		if (!isdigit((unsigned char)*p) || n > (SIZE_MAX - 9) / 10)
+		if (!isdigit((unsigned char)*p) ||
+		    n > (uint64_t)(INT64_MAX - (*p - '0')) / 10)
 			goto bad;
-		n = n * 10 + (size_t)(*p - '0');
+		n = n * 10 + (uint64_t)(*p - '0');
 	}
-	*out = n;
+	*out = (size_t)n;
 	return 0;
 bad:
-	snprintf(msg, sizeof(msg), "invalid %s: \"%.200s\"", key, v);
+	snprintf(msg, sizeof(msg), "invalid %s: \"%.100s\" (an integer from 0 to %lld)", key, v,
+		 (long long)INT64_MAX);
 	http_request_error(req, 400, msg);
 	return -EINVAL;
 }
@@ -241,7 +252,7 @@ static int list_query(struct http_request *req, struct core_list_query *q)
 
 static void handle_status(struct http_request *req)
 {
-	struct core *core = req->srv->core;
+	struct core *core = req->core;
 	bool queue_ok = core_queue_healthy(core), storage_ok = core_storage_healthy(core);
 	char now[40];
 	json_t *o = json_object();
@@ -260,7 +271,7 @@ static void handle_status(struct http_request *req)
 static void handle_tasks(struct http_request *req)
 {
 	size_t n = 0, i;
-	const char *const *names = core_task_names(req->srv->core, &n);
+	const char *const *names = core_task_names(req->core, &n);
 	json_t *o = json_object(), *arr = json_array();
 	int rc = !o || !arr;
 
@@ -289,7 +300,7 @@ static void bad_body(struct http_request *req, int rc, const char *err)
 
 static bool refuse_new_work(struct http_request *req)
 {
-	if (!core_draining(req->srv->core))
+	if (!core_draining(req->core))
 		return false;
 	http_request_error(req, 503, "shutting down - not accepting new work");
 	return true;
@@ -309,7 +320,7 @@ static void handle_submit_job(struct http_request *req)
 	}
 	req->route = ROUTE_SUBMIT_JOB;
 	http_request_wait(req);
-	core_submit_job(req->srv->core, &req->in.job, routes_done, req);
+	core_submit_job(req->core, &req->in.job, routes_done, req);
 }
 
 static void handle_submit_pipeline(struct http_request *req)
@@ -327,7 +338,7 @@ static void handle_submit_pipeline(struct http_request *req)
 	}
 	req->route = ROUTE_SUBMIT_PIPELINE;
 	http_request_wait(req);
-	core_submit_pipeline(req->srv->core, &req->in.pipeline, routes_done, req);
+	core_submit_pipeline(req->core, &req->in.pipeline, routes_done, req);
 }
 
 static void handle_list(struct http_request *req, bool pipelines)
@@ -339,15 +350,15 @@ static void handle_list(struct http_request *req, bool pipelines)
 	req->route = pipelines ? ROUTE_LIST_PIPELINES : ROUTE_LIST_JOBS;
 	http_request_wait(req);
 	if (pipelines)
-		core_list_pipelines(req->srv->core, &q, routes_done, req);
+		core_list_pipelines(req->core, &q, routes_done, req);
 	else
-		core_list_jobs(req->srv->core, &q, routes_done, req);
+		core_list_jobs(req->core, &q, routes_done, req);
 }
 
 /* Starts a core call on one job or pipeline id (already parsed). */
 static void call_by_id(struct http_request *req, enum http_route route, const uint8_t id[])
 {
-	struct core *core = req->srv->core;
+	struct core *core = req->core;
 
 	job_id_format(id, req->id_text);
 	req->route = route;

@@ -1,6 +1,7 @@
 /*
- * routes.h - private to api/: the server and per-request state shared by
- * the server glue (http.c) and the routing and handlers (routes.c).
+ * routes.h - private to api/: a request as the server glue (http.c,
+ * http_conn.c) hands it to the routing and handlers (routes.c), and the
+ * calls by which a handler answers it.
  */
 #ifndef VALET_ROUTES_H
 #define VALET_ROUTES_H
@@ -9,38 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
-
-#include <ev.h>
-#include <microhttpd.h>
+#include <sys/uio.h>
 
 #include "../supervisor/config.h"
 #include "../supervisor/core.h"
 #include "json_in.h"
 
-enum http_cors {
-	HTTP_CORS_NONE = 0, /* no CORS headers at all */
-	HTTP_CORS_ANY,	    /* Access-Control-Allow-Origin: * */
-	HTTP_CORS_LIST,	    /* echo an allowed origin, Vary: Origin */
-};
-
-struct http_request;
-
-struct http_server {
-	struct ev_loop *loop;
-	const struct config *cfg; /* borrowed */
-	struct core *core;	  /* borrowed */
-	struct MHD_Daemon *daemon;
-	ev_io io;	/* MHD's epoll fd */
-	ev_timer timer; /* MHD's next timeout, or 0 s after a resume */
-	int port;
-	bool quiesced;
-	bool in_run; /* inside MHD_run() */
-	bool kicked; /* a connection was resumed during MHD_run() */
-	enum http_cors cors;
-	char **cors_origins; /* HTTP_CORS_LIST: NULL-terminated */
-	/* Requests waiting for a core callback. */
-	LIST_HEAD(http_request_list, http_request) waiting;
-};
+struct http_server;
+struct http_conn;
 
 /* What a request asked for; the core callback encodes by it. */
 enum http_route {
@@ -62,32 +39,46 @@ enum http_route {
 	ROUTE_PIPELINE_JOBS,
 };
 
+/* Pieces of an answer's body at most (GET .../results: head, result, tail). */
+#define HTTP_BODY_PARTS 3
+
 /*
- * One request. References: one for MHD (dropped when the request
- * completes), one while a core call is outstanding. conn is NULL once MHD
- * is done with it; srv is NULL once the server is gone.
+ * One request. References: one for its connection (dropped when the answer
+ * has been sent or the connection is gone), one while a core call is
+ * outstanding. conn is NULL once the connection is done with it; srv is
+ * NULL once the server is gone.
  */
 struct http_request {
 	unsigned refs;
 	struct http_server *srv;
-	struct MHD_Connection *conn;
-	char method[16];
-	char *url; /* the path, without the query */
+	struct http_conn *conn;
+	struct core *core;	   /* borrowed: the server's */
+	const struct config *cfg;  /* borrowed: the server's */
+	char method[16];	   /* as routed: HEAD is routed as GET */
+	bool head;		   /* a HEAD request: the answer goes without its body */
+	char *url;		   /* the path as sent: not percent-decoded, no query */
+	char *query;		   /* the query as sent, after '?'; NULL when none */
+	char *origin;		   /* the Origin header; NULL when none */
+	char *authorization;	   /* the Authorization header; NULL when none */
+	char key_name[65];	   /* the API key it came with; "" for none */
+	bool key_admin;		   /* that key has the admin scope */
 	int64_t start_ns;
 
 	char *body; /* the upload, NUL-terminated */
 	size_t body_len, body_cap;
-	bool body_too_large;
 
-	bool waiting;	/* a core call is outstanding */
-	bool suspended; /* MHD_suspend_connection() while waiting */
-	bool orphaned;	/* the server went away while waiting */
-	bool answered;	/* status and response body are set */
-	bool queued;	/* handed to MHD */
-	bool preflight; /* a CORS preflight: add the Allow-* headers */
+	bool waiting;	  /* a core call is outstanding */
+	bool dispatching; /* inside routes_dispatch(): the answer is sent after it */
+	bool orphaned;	  /* the server went away while waiting */
+	bool answered;	  /* status and response body are set */
+	bool preflight;	  /* a CORS preflight: add the Allow-* headers */
 	unsigned status;
-	char *resp_body; /* NULL for no body */
+	struct iovec resp[HTTP_BODY_PARTS]; /* the body, in pieces (malloc()ed) */
+	unsigned nresp;
 	size_t resp_len;
+	struct job *resp_job; /* a reference: resp[1] is its result text, borrowed */
+	uint8_t resp_gen;     /* resp_job->result_gen when answered */
+	char *query_values[4]; /* decoded values handed out by http_request_query() */
 
 	enum http_route route;
 	char id_text[JOB_ID_STRLEN + 1]; /* the id of a core call */
@@ -106,9 +97,24 @@ void routes_dispatch(struct http_request *req);
 
 /* Set the answer; body is stolen (NULL for none). Ends a wait (http.c). */
 void http_request_answer(struct http_request *req, unsigned status, char *body, size_t len);
+/* The same with a body in n pieces (n <= HTTP_BODY_PARTS), each stolen, so
+ * that a large piece is sent as it is, not copied into one buffer. */
+void http_request_answer_parts(struct http_request *req, unsigned status, struct iovec *parts,
+			       unsigned n);
+/*
+ * The answer to GET .../results: parts[0] and parts[2] are stolen, parts[1]
+ * is job's stored result text, sent from job itself (a reference is held
+ * until it is sent; should the result change meanwhile, the connection is
+ * cut rather than sending freed memory).
+ */
+void http_request_answer_result(struct http_request *req, unsigned status,
+				struct iovec parts[3], struct job *job);
 /* An error body answer. */
 void http_request_error(struct http_request *req, unsigned status, const char *message);
 /* Before a core call: the request waits for its callback. */
 void http_request_wait(struct http_request *req);
+/* The percent-decoded value of query parameter key (the first one), or NULL
+ * when absent or empty. Borrowed: valid while the request lives. */
+const char *http_request_query(struct http_request *req, const char *key);
 
 #endif

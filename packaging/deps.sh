@@ -30,13 +30,13 @@ fi
 
 if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
-libmicrohttpd-dev libinih-dev curl"
+libhttp-parser-dev libinih-dev libgnutls28-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
-	# in network namespaces (iproute2). The fuzz harnesses (tests/fuzz):
-	# clang, and below its runtimes.
+	# in network namespaces (iproute2); test certificates (openssl). The
+	# fuzz harnesses (tests/fuzz): clang, and below its runtimes.
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
-slirp4netns iproute2 clang"
+slirp4netns iproute2 openssl clang"
 	# The load generator's HTTP client. libcurl's GnuTLS flavour, GnuTLS
 	# being the project's TLS library; another flavour already installed
 	# does as well (they conflict, apt would replace it).
@@ -73,16 +73,16 @@ slirp4netns iproute2 clang"
 	fi
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
-libmicrohttpd-devel inih-devel curl"
+http-parser-devel inih-devel gnutls-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
-slirp4netns iproute clang compiler-rt"
+slirp4netns iproute openssl clang compiler-rt"
 	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
-	echo "  libev, jansson, libseccomp, libpq, libmicrohttpd, inih (and cmocka, python3 and" >&2
-	echo "  the PostgreSQL server and client, clang and its libFuzzer runtime to test;" >&2
+	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih (and cmocka, python3," >&2
+	echo "  openssl, the PostgreSQL server and client, clang and its libFuzzer runtime to test;" >&2
 	echo "  libcurl to benchmark)" >&2
 	exit 1
 fi

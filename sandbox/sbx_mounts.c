@@ -13,11 +13,12 @@
  * the same mount out of the view, matched by mount point, device and root.
  * Jobs running at that moment keep their own copies until they end.
  *
- * Also here: taking whole subtrees out of the view before something is laid
- * over them (a covered mount can no longer be reached by its path, so the
- * host's unmount of it could not be followed), and the mounts of kernel
- * file systems (procfs, sysfs, devtmpfs, cgroupfs, debugfs, ...) that no
- * job may see, whatever their mount point.
+ * Also here: making every mount of the new namespace private first (in a
+ * chroot too: sbx_mounts_private()), taking whole subtrees out of the view
+ * before something is laid over them (a covered mount can no longer be
+ * reached by its path, so the host's unmount of it could not be followed),
+ * and the mounts of kernel file systems (procfs, sysfs, devtmpfs,
+ * cgroupfs, debugfs, ...) that no job may see, whatever their mount point.
  *
  * Runs in the spawner, single-threaded, never in a job child: malloc and
  * stdio are fine here.
@@ -28,9 +29,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sbx_mounts.h"
+
+/* Linux 5.2; older C libraries have neither the calls nor their flags. */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+/* In a chroot: where the copy of "/" that becomes our root is attached (on
+ * a tmpfs laid over /proc, see sbx_mounts_chroot). */
+#define SBX_CHROOT_AT "/proc/root"
 
 /* Kernel file systems that are no job's business anywhere in its view: the
  * job gets its own /proc (sbx_init.c) and a minimal /dev (sbx_view.c). */
@@ -161,6 +188,68 @@ int sbx_mounts_self(struct sbx_mounts *out)
 	rc = sbx_mounts_read(fd, out);
 	close(fd);
 	return rc;
+}
+
+/*
+ * "/" is not a mount point: valetd runs in a chroot (a build chroot, some CI
+ * runners), and mount() cannot change the propagation of "/" (EINVAL).
+ * Binding "/" onto itself would make it a mount point, but that bind would
+ * sit on the mount that holds the chroot directory, which on most hosts
+ * (systemd's) is shared with the host's namespace: the host would get the
+ * bind, and every mount the view then makes on it. So nothing is attached
+ * to that mount. A recursive copy of "/" (open_tree(): detached, it
+ * propagates nowhere) is attached on a small tmpfs laid over /proc - a
+ * mount point of the chroot, whose propagation can be made private first -
+ * and becomes our root (the spawner's, and so every job's). From there on
+ * "/" is a mount point like on any host; what the copy was made from stays
+ * in this namespace, out of reach. Linux 5.2 (open_tree, move_mount), and
+ * CAP_SYS_CHROOT (valetd.service grants it, for package tests in chroots;
+ * pivot_root() cannot do it: the kernel refuses it from a chroot).
+ */
+static int sbx_mounts_chroot(const char **step)
+{
+	int tree, rc = 0;
+
+	*step = "chroot: copy /";
+	tree = (int)syscall(SYS_open_tree, AT_FDCWD, "/",
+			    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (tree < 0)
+		return -errno;
+	*step = "chroot: park on /proc";
+	if (mount(NULL, "/proc", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0700,size=4k") < 0 ||
+	    mkdir(SBX_CHROOT_AT, 0700) < 0)
+		goto fail;
+	*step = "chroot: attach copy";
+	if (syscall(SYS_move_mount, tree, "", AT_FDCWD, SBX_CHROOT_AT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		goto fail;
+	*step = "chroot: enter copy";
+	if (fchdir(tree) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		goto fail;
+	close(tree);
+	return 0;
+fail:
+	rc = -errno;
+	close(tree);
+	return rc;
+}
+
+int sbx_mounts_private(const char **step)
+{
+	const char *caller_step = *step;
+	int rc;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	if ((rc = sbx_mounts_chroot(step)) < 0)
+		return rc;
+	*step = caller_step;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -errno;
+	return 0;
 }
 
 /* Lazily unmount everything mounted at point (mounts may be stacked). */

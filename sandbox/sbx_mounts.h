@@ -33,6 +33,17 @@ int sbx_mounts_read(int fd, struct sbx_mounts *out);
 int sbx_mounts_self(struct sbx_mounts *out);
 void sbx_mounts_free(struct sbx_mounts *t);
 
+/*
+ * In a new mount namespace: make every mount private (MS_REC | MS_PRIVATE
+ * of "/"), so that nothing mounted on either side reaches the other. In a
+ * chroot, whose "/" is no mount point, this process first gets a root that
+ * is one: a private copy of "/" (sbx_mounts.c says how; the process's root
+ * and working directory change). 0, or -errno with *step (borrowed,
+ * static) saying what failed; the caller's own name for the step stays
+ * when that was making "/" private. Linux 5.2 in a chroot.
+ */
+int sbx_mounts_private(const char **step);
+
 /* Lazily unmount every mount at or below dir (keep_dir: not the one at dir
  * itself), deepest first. 0 or -errno. */
 int sbx_mounts_detach_under(const char *dir, bool keep_dir);

@@ -4,7 +4,8 @@
  *
  * Theory of operation: the spawner leaves the daemon's mount (and network)
  * namespace for its own, once, at startup, and turns its mount tree into
- * what a job may see:
+ * what a job may see (in a chroot, whose "/" is no mount point, it first
+ * makes itself a root that is one: sbx_mounts_private()):
  *   1. every mount becomes private: nothing the host mounts later ever
  *      reaches a job, and nothing done here goes back. (The host's unmounts
  *      are followed by hand, see sbx_mounts.c, so that the view does not
@@ -463,6 +464,16 @@ static int sbx_view_build(struct sbx_view *v, const struct sbx_view_opts *o,
 	return sbx_view_readonly(err);
 }
 
+/* Every mount private: nothing mounted on either side reaches the other
+ * (in a chroot, from a root of the spawner's own: sbx_mounts_private()). */
+static int sbx_view_private(struct sbx_error *err)
+{
+	const char *step = "view private";
+	int rc = sbx_mounts_private(&step);
+
+	return rc < 0 ? sbx_error_set(err, step, -rc) : 0;
+}
+
 int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep, int nkeep,
 		     struct sbx_view **out, struct sbx_error *err)
 {
@@ -488,10 +499,8 @@ int sbx_view_prepare(const struct sbx_view_opts *o, const struct sbx_keep *keep,
 		sbx_error_set(err, "unshare mount", errno);
 		goto out;
 	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		sbx_error_set(err, "view private", errno);
+	if (sbx_view_private(err) < 0)
 		goto out;
-	}
 	if (sbx_view_open(o, keep, nkeep, keep_fds, &tun_fd, err) < 0 ||
 	    sbx_view_build(v, o, keep, nkeep, keep_fds, tun_fd, err) < 0)
 		goto out;

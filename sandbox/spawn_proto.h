@@ -22,7 +22,9 @@
  *     [{"name": "sha256", "exec": false, "profile": 0}, ...]
  * in index order (the C tasks its program registered, its plugins' in file
  * name order, then the exec tasks of the setup document), or, when it
- * cannot start, spawn_err and a sentence (text) saying why.
+ * cannot start, spawn_err and a sentence (text) saying why, with
+ * SPAWN_EVT_F_SANDBOX when it was the jobs' sandbox (view, network) that
+ * could not be prepared.
  *
  * The setup document:
  *   "version":    SPAWN_PROTO_VERSION; a spawner of another version refuses
@@ -49,6 +51,17 @@
  * The spawner is the only parent and the only reaper of job children, so a
  * KILL never hits a recycled pid. It is also a child subreaper: orphans of
  * a job are reparented to it and reaped.
+ *
+ * Deadlines are kept on the spawner's side, so that a kill at a job's
+ * deadline does not wait for the daemon's event loop (which a slow client
+ * or a stopped process may hold up). Before any START the daemon sends one
+ * TIMER per slot: a timerfd on CLOCK_MONOTONIC, attached by SCM_RIGHTS,
+ * that both processes then hold. The daemon arms it (absolute time) when a
+ * job starts, may move it when a pipeline's next job starts, and disarms it
+ * before the slot gets another child; the spawner only waits on it. When a
+ * slot's timer expires while the slot has a child that was not killed
+ * already, the spawner kills it as for KILL, and its EXIT carries
+ * SPAWN_EVT_F_DEADLINE. An expiry with no child is dropped.
  */
 #ifndef VALET_SPAWN_PROTO_H
 #define VALET_SPAWN_PROTO_H
@@ -58,8 +71,9 @@
 #include <sys/types.h>
 
 /* The protocol's version: the setup document's, the requests' and the
- * events'. Bumped on any change of either. */
-#define SPAWN_PROTO_VERSION 1
+ * events'. Bumped on any change of either (2: TIMER, SPAWN_EVT_F_DEADLINE,
+ * spawn_evt.end_ns; 3: SPAWN_EVT_F_SANDBOX). */
+#define SPAWN_PROTO_VERSION 3
 
 /* argv[1] of a spawner started by valetd. */
 #define SPAWN_ARG "--valet-spawner"
@@ -123,7 +137,12 @@ struct sbx_keep {
  * "h/dir" hides a directory (also when it appears later, or comes back
  * after a rename), "dA.B.C.D" denies an IPv4 address to exec+net jobs (the
  * denied set replaces the last one). */
-enum spawn_req_type { SPAWN_REQ_START = 1, SPAWN_REQ_KILL = 2, SPAWN_REQ_POLICY = 3 };
+enum spawn_req_type {
+	SPAWN_REQ_START = 1,
+	SPAWN_REQ_KILL = 2,
+	SPAWN_REQ_POLICY = 3,
+	SPAWN_REQ_TIMER = 4, /* the slot's deadline timer: one timerfd attached */
+};
 enum spawn_evt_type {
 	SPAWN_EVT_EXIT = 1,
 	SPAWN_EVT_STARTED = 2,
@@ -132,7 +151,12 @@ enum spawn_evt_type {
 };
 
 enum {
-	SPAWN_EVT_F_OOM = 1u << 0, /* EXIT: the OOM killer struck in the job's cgroup */
+	SPAWN_EVT_F_OOM = 1u << 0,      /* EXIT: the OOM killer struck in the job's cgroup */
+	SPAWN_EVT_F_DEADLINE = 1u << 1, /* EXIT: the spawner killed it when its slot's timer expired */
+	/* READY (failed): the jobs' sandbox could not be prepared (their view,
+	 * their network): the host's limit, not the setup's - valetd may go on
+	 * without namespaces when degraded isolation is allowed. */
+	SPAWN_EVT_F_SANDBOX = 1u << 2,
 };
 
 enum {
@@ -165,6 +189,7 @@ struct spawn_evt {
 	uint32_t flags;	   /* SPAWN_EVT_F_* */
 	int64_t utime_us, stime_us, maxrss_kb;
 	int64_t memory_peak_kb; /* the job's cgroup memory peak; -1 = unknown */
+	int64_t end_ns;		/* EXIT: when it was reaped (CLOCK_MONOTONIC); 0 = unknown */
 };
 
 #endif

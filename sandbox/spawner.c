@@ -15,12 +15,16 @@
  * seccomp) and runs the C tasks or execs the program. The parent closes its
  * copies of the child's fds and remembers slot -> pid. KILL: SIGKILL the
  * slot's child (with namespaces: its init, which takes the whole namespace
- * along) and its process group. SIGCHLD: reap everything with wait4(); for
+ * along) and its process group. Deadlines: each slot has a timer (a
+ * timerfd the daemon handed over with TIMER and arms when a job starts, see
+ * spawn_proto.h); the poll loop waits on it too, and when it expires the
+ * slot's child is killed as for KILL, on this process's clock - however
+ * late the daemon's loop is. SIGCHLD: reap everything with wait4(); for
  * a job child, kill what is left of its process group (and of its cgroup
  * without namespaces), take the task's wait status from its init's report,
- * note an OOM kill, and report EXIT. When the daemon's end of the socket
- * closes, kill every child and exit. The spawner allocates nothing per job
- * and keeps no state but the slot table.
+ * note an OOM kill and a kill at the deadline, and report EXIT. When the
+ * daemon's end of the socket closes, kill every child and exit. The
+ * spawner allocates nothing per job and keeps no state but the slot table.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,16 +55,20 @@
 
 /* How often the view's hidden directories are checked without a reason. */
 #define SPAWNER_RECHECK_MS 2000
+/* The poll loop's fds before the slots' timers. */
+#define SPAWNER_NFIXED 5
 
 struct slot {
 	pid_t pid; /* 0 = free */
 	uint64_t run_id;
 	bool has_status; /* the init reported the task's wait status */
 	bool peak_reset; /* the cgroup's memory peak was reset for this job */
+	bool killed;     /* by a KILL or at the deadline, whichever came first */
+	bool deadline;   /* ...and that was the deadline */
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
+	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
 };
-
 
 static struct {
 	const struct spawner_setup *opts;
@@ -70,6 +79,7 @@ static struct {
 	uint64_t changed_signals; /* bit sig - 1: disposition not SIG_DFL */
 	struct slot *slots;
 	unsigned nslots;
+	struct pollfd *pfd; /* [SPAWNER_NFIXED + nslots] */
 	int status_rd, status_wr; /* inits -> spawner: the task's wait status */
 	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
 	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
@@ -84,6 +94,19 @@ static char *child_env[] = {
 	"TMPDIR=/tmp",
 	NULL,
 };
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ms(void)
+{
+	return now_ns() / 1000000;
+}
 
 static void send_evt(const struct spawn_evt *evt)
 {
@@ -429,6 +452,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->run_id = req->run_id;
 	s->has_status = false;
 	s->peak_reset = peak_reset;
+	s->killed = s->deadline = false;
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	evt.type = SPAWN_EVT_STARTED;
@@ -499,8 +523,57 @@ static void handle_kill(const struct spawn_req *req)
 	struct slot *s = slot_of(req->slot);
 
 	/* Only an unreaped child of this run: its pid cannot be recycled yet. */
-	if (s && s->pid > 0 && s->run_id == req->run_id)
+	if (s && s->pid > 0 && s->run_id == req->run_id) {
+		s->killed = true;
 		kill_slot(req->slot);
+	}
+}
+
+static void close_fds(const int *fds, int nfds)
+{
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/*
+ * TIMER: the slot's deadline timer, which the daemon keeps too and arms
+ * (see spawn_proto.h). Anything but one timerfd is refused: the poll loop
+ * must not spin on a pipe that is always readable. Non-blocking, so that
+ * an expiry the daemon cleared by re-arming reads as nothing.
+ */
+static void handle_timer(const struct spawn_req *req, const int *fds, int nfds)
+{
+	struct slot *s = slot_of(req->slot);
+	struct itimerspec its;
+
+	if (!s || nfds != 1 || timerfd_gettime(fds[0], &its) < 0 ||
+	    fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+		close_fds(fds, nfds);
+		return;
+	}
+	if (s->timer >= 0)
+		close(s->timer);
+	s->timer = fds[0];
+}
+
+/*
+ * A slot's timer expired: its child has reached its deadline. Kill it as
+ * KILL would, unless a KILL came first, and remember why for its EXIT. An
+ * expiry with no child is dropped: the child ended in time, and the daemon
+ * disarms the timer (which clears an expiry not read yet) before the slot
+ * gets its next child.
+ */
+static void check_deadline(unsigned index)
+{
+	struct slot *s = &sp.slots[index];
+	uint64_t expiries;
+
+	if (read(s->timer, &expiries, sizeof(expiries)) != (ssize_t)sizeof(expiries))
+		return;
+	if (s->pid > 0 && !s->killed) {
+		s->killed = s->deadline = true;
+		kill_slot(index);
+	}
 }
 
 static void read_requests(void)
@@ -534,21 +607,20 @@ static void read_requests(void)
 			}
 		}
 		if ((size_t)n < sizeof(req)) {
-			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
+			close_fds(fds, nfds);
 			continue;
 		}
 		memcpy(&req, buf, sizeof(req));
 		if (req.type == SPAWN_REQ_START &&
 		    req.input_len == (size_t)n - sizeof(req))
 			handle_start(&req, buf + sizeof(req), fds, nfds);
+		else if (req.type == SPAWN_REQ_TIMER && (size_t)n == sizeof(req))
+			handle_timer(&req, fds, nfds);
 		else if (req.type == SPAWN_REQ_POLICY && req.input_len == (size_t)n - sizeof(req)) {
-			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
+			close_fds(fds, nfds);
 			handle_policy(&req, buf + sizeof(req));
 		} else {
-			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
+			close_fds(fds, nfds);
 			if (req.type == SPAWN_REQ_KILL)
 				handle_kill(&req);
 		}
@@ -600,11 +672,13 @@ static void reap(void)
 				.run_id = s->run_id,
 				.pid = pid,
 				.status = s->has_status ? s->status : status,
-				.flags = cg && cg_slot_oom(cg) ? SPAWN_EVT_F_OOM : 0,
+				.flags = (cg && cg_slot_oom(cg) ? SPAWN_EVT_F_OOM : 0) |
+					 (s->deadline ? SPAWN_EVT_F_DEADLINE : 0),
 				.memory_peak_kb = s->peak_reset ? cg_slot_peak(cg) / 1024 : -1,
 				.utime_us = ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec,
 				.stime_us = ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec,
 				.maxrss_kb = ru.ru_maxrss,
+				.end_ns = now_ns(),
 			};
 			s->pid = 0;
 			send_evt(&evt);
@@ -665,9 +739,9 @@ static int prepare_jobs(struct sbx_error *err)
  * READY: the event, then the task table (JSON); or, when the setup failed,
  * spawn_err and the sentence that says why.
  */
-static void send_ready(int spawn_err, const char *text)
+static void send_ready(int spawn_err, uint32_t flags, const char *text)
 {
-	struct spawn_evt evt = {.type = SPAWN_EVT_READY, .spawn_err = spawn_err};
+	struct spawn_evt evt = {.type = SPAWN_EVT_READY, .spawn_err = spawn_err, .flags = flags};
 	size_t len = text ? strlen(text) : 0;
 	struct iovec iov[2] = {{&evt, sizeof(evt)}, {(void *)text, len}};
 	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = text ? 2 : 1};
@@ -687,41 +761,39 @@ static void setup(int setup_fd)
 
 	rc = spawn_setup_read(setup_fd, &setup_doc, registry_global(), msg, sizeof(msg));
 	if (rc < 0) {
-		send_ready(-rc, msg);
+		send_ready(-rc, 0, msg);
 		_exit(1);
 	}
 	sp.opts = &setup_doc;
 	sp.reg = registry_global();
 	sp.nslots = setup_doc.nslots;
 	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
+	sp.pfd = calloc(SPAWNER_NFIXED + sp.nslots, sizeof(*sp.pfd));
 	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
-		sp.slots[i].netns = -1;
-	if (!sp.slots) {
-		send_ready(ENOMEM, "out of memory");
+		sp.slots[i].netns = sp.slots[i].timer = -1;
+	if (!sp.slots || !sp.pfd) {
+		send_ready(ENOMEM, 0, "out of memory");
 		_exit(1);
 	}
 	if (prepare_jobs(&err) < 0) {
-		snprintf(msg, sizeof(msg), "cannot prepare the job sandbox: %s: %s", err.step,
-			 strerror(err.err));
-		send_ready(err.err ? err.err : EIO, msg);
+		/* The steps of sbx_mounts_private()'s chroot need the reason they ran. */
+		snprintf(msg, sizeof(msg), "cannot prepare the job sandbox: %s%s: %s",
+			 strncmp(err.step, "chroot", 6)
+			     ? ""
+			     : "/ is not a mount point (a chroot) and a "
+			       "root of the jobs' own could not be made: ",
+			 err.step, strerror(err.err));
+		send_ready(err.err ? err.err : EIO, SPAWN_EVT_F_SANDBOX, msg);
 		_exit(1);
 	}
 	drop_bounding_set();
 	table = spawn_setup_task_table(sp.reg);
 	if (!table) {
-		send_ready(ENOMEM, "out of memory");
+		send_ready(ENOMEM, 0, "out of memory");
 		_exit(1);
 	}
-	send_ready(0, table);
+	send_ready(0, 0, table);
 	free(table);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The process: its name, its signals (SIGCHLD on a signalfd, returned),
@@ -780,20 +852,22 @@ void spawner_main(int sock, int setup_fd)
 	prepare_children();
 	next_check = now_ms() + SPAWNER_RECHECK_MS;
 	for (;;) {
-		struct pollfd pfd[5] = {
-			{sock, POLLIN, 0},
-			{sfd, POLLIN, 0},
-			{sp.status_rd, POLLIN, 0},
-			{sp.view ? sbx_view_mountinfo_fd(sp.view) : -1, POLLPRI, 0},
-			{sp.net ? sbx_net_monitor_fd(sp.net) : -1, POLLIN, 0},
-		};
+		struct pollfd *pfd = sp.pfd;
 		struct signalfd_siginfo si;
 		int64_t now = now_ms();
 
+		pfd[0] = (struct pollfd){sock, POLLIN, 0};
+		pfd[1] = (struct pollfd){sfd, POLLIN, 0};
+		pfd[2] = (struct pollfd){sp.status_rd, POLLIN, 0};
+		pfd[3] = (struct pollfd){sp.view ? sbx_view_mountinfo_fd(sp.view) : -1, POLLPRI, 0};
+		pfd[4] = (struct pollfd){sp.net ? sbx_net_monitor_fd(sp.net) : -1, POLLIN, 0};
+		for (unsigned i = 0; i < sp.nslots; i++)
+			pfd[SPAWNER_NFIXED + i] = (struct pollfd){sp.slots[i].timer, POLLIN, 0};
 		/* Every few seconds, busy or not: a hidden directory that was
 		 * renamed away and made anew is covered again (a reload does it
 		 * at once). */
-		if (poll(pfd, 5, next_check > now ? (int)(next_check - now) : 0) < 0) {
+		if (poll(pfd, SPAWNER_NFIXED + sp.nslots,
+			 next_check > now ? (int)(next_check - now) : 0) < 0) {
 			if (errno == EINTR)
 				continue;
 			_exit(1);
@@ -814,5 +888,10 @@ void spawner_main(int sock, int setup_fd)
 			read_reports();
 		if (pfd[0].revents)
 			read_requests();
+		/* After the requests: a deadline that came while a START for its
+		 * slot waited still finds (and kills) that child. */
+		for (unsigned i = 0; i < sp.nslots; i++)
+			if (pfd[SPAWNER_NFIXED + i].revents && sp.slots[i].timer >= 0)
+				check_deadline(i);
 	}
 }

@@ -406,6 +406,7 @@ static int mem_delete_result(struct store *st, const uint8_t id[JOB_ID_LEN], sto
 		return -ENOENT;
 	job->has_result = false;
 	job_set_str(&job->result_json, NULL);
+	job->result_gen++;
 	job_set_str(&job->result_error, NULL);
 	return mem_answer_job(cb, arg, job);
 }

@@ -15,16 +15,31 @@
 enum pg_op_kind { OP_CREATE_JOB, OP_CREATE_PIPELINE, OP_DELETE_JOB, OP_DELETE_RESULT,
 		  OP_DELETE_PIPELINE, OP_SYNC };
 
-/* A write that is answered once committed. */
+/*
+ * A write that is answered once committed. A create is answered within the
+ * submit timeout (pg_deadline.c): committed, or -ETIMEDOUT and withdrawn.
+ * A withdrawn create that may have been committed anyway stays an op, a
+ * delete of what it created, until the database confirms that.
+ */
 struct pg_op {
-	TAILQ_ENTRY(pg_op) link;
+	TAILQ_ENTRY(pg_op) link;  /* on ps->ops while it waits to be sent */
+	TAILQ_ENTRY(pg_op) wlink; /* on ps->withdrawn while wlisted */
 	enum pg_op_kind kind;
 	struct job *job;        /* reference */
 	struct pipeline *pl;    /* reference */
 	uint8_t id[JOB_ID_LEN];
 	bool claim;
-	store_done_fn cb;
+	store_done_fn cb;       /* NULL once answered */
 	void *arg;
+	/* creates (pg_deadline.c) */
+	struct pg_store *ps;
+	ev_timer deadline_w;    /* the submit timeout */
+	int64_t guard_us;       /* its transaction may not commit after this (wall clock) */
+	bool in_batch;          /* an attempt is in flight */
+	bool maybe_stored;      /* an attempt may have committed (its connection broke) */
+	bool withdrawn;         /* answered -ETIMEDOUT: it must not exist */
+	bool deleting;          /* the attempt in flight deletes what it made */
+	bool wlisted;
 };
 TAILQ_HEAD(pg_op_list, pg_op);
 
@@ -47,7 +62,7 @@ struct pg_store {
 	struct ev_loop *loop;
 	char *schema, *node, *url, *setup_sql;
 	char chan_jobs[96], chan_cancel[96];
-	int64_t lease_ms, backoff_ms, backoff_max_ms;
+	int64_t lease_ms, backoff_ms, backoff_max_ms, submit_timeout_ms;
 	int retention_days;
 	struct pg_stmt *stmts;
 	struct pgconn *writer, *reader;
@@ -55,6 +70,7 @@ struct pg_store {
 
 	/* postgres.c: what waits to be written */
 	struct pg_op_list ops;
+	struct pg_op_list withdrawn;    /* pg_deadline.c: withdrawn creates that may exist */
 	struct pg_dirty_list dirty_jobs; /* changed jobs, oldest change first */
 	struct pg_dirty_list lazy_jobs; /* starts, written within PG_LAZY_S */
 	struct idmap *dirty_job_map;    /* job id -> its entry on either list */
@@ -89,8 +105,41 @@ static inline struct pg_store *pg_of(struct store *st)
 
 /* postgres.c */
 void pg_kick(struct pg_store *ps); /* flush before the loop sleeps */
+/* Answer op (if not answered yet): 0 or -errno, reply.claimed. */
+void pg_op_reply(struct pg_op *op, int err, bool claimed);
+/* Forget op: stop its timer, drop its references, free it. */
+void pg_op_free(struct pg_op *op);
 bool pg_write_pending(const struct pg_store *ps);
 void pg_flush_lazy(struct pg_store *ps); /* the deferred starts join the next batch */
+
+/* pg_deadline.c: submit deadlines */
+enum pgd_end {
+	PGD_COMMITTED,   /* the attempt's transaction committed */
+	PGD_ROLLED_BACK, /* it did not commit; not for something of its own: try again */
+	PGD_REFUSED,     /* it did not commit: the database refused this op itself */
+	PGD_UNKNOWN,     /* the connection broke: it may have committed */
+	PGD_CLOSED,      /* the store is going away */
+};
+enum pgd_next {
+	PGD_ON,   /* not a deadline matter: carry on as before */
+	PGD_DONE, /* answered and freed: forget it */
+	PGD_BACK, /* withdrawn but maybe stored: put it back on ps->ops (a delete now) */
+};
+/* A new create op: arm its deadline. */
+void pgd_arm(struct pg_store *ps, struct pg_op *op);
+/* A create about to go into a batch at time now: true when it was too late
+ * for its guard and has been withdrawn and freed (leave it out). */
+bool pgd_too_late(struct pg_store *ps, struct pg_op *op, int64_t now);
+/* op goes into a batch: what it becomes there (the guard it needs, or a
+ * delete); calls the batch needs are the caller's. */
+void pgd_sent(struct pg_op *op);
+/* An attempt of op ended; what to do with it next. */
+enum pgd_next pgd_after(struct pg_store *ps, struct pg_op *op, enum pgd_end end);
+/* The guard failed: op's guard was the batch's (earliest): withdraw it. */
+void pgd_guard_failed(struct pg_store *ps, struct pg_op *op);
+/* A claimed job or pipeline with this id must not run here: it was
+ * withdrawn (503) and is about to be deleted. */
+bool pgd_withdrawn_id(const struct pg_store *ps, const uint8_t id[JOB_ID_LEN]);
 
 /* pg_queue.c */
 extern const struct pgconn_hooks pgq_writer_hooks;

@@ -453,7 +453,9 @@ static void deliver_pipeline(struct pg_store *ps, const PGresult *res, int first
 	}
 	if (head < 0)
 		goto fail;
-	ps->hooks->deliver(ps->hooks_arg, pl->jobs[head], pl, (size_t)head);
+	/* Answered 503 and about to be deleted: never run it (pg_deadline.c). */
+	if (!pgd_withdrawn_id(ps, pl->id))
+		ps->hooks->deliver(ps->hooks_arg, pl->jobs[head], pl, (size_t)head);
 	pipeline_unref(pl);
 	return;
 fail:
@@ -469,7 +471,7 @@ static int deliver_rows(struct pg_store *ps, const PGresult *res)
 	for (int i = 0; i < n;) {
 		if (PQgetisnull(res, i, 13 /* pipeline_id */)) {
 			struct job *job = pg_row_job(res, i);
-			if (job && !ps->closing)
+			if (job && !ps->closing && !pgd_withdrawn_id(ps, job->id))
 				ps->hooks->deliver(ps->hooks_arg, job, NULL, 0);
 			job_unref(job);
 			heads++;

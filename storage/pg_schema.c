@@ -7,7 +7,10 @@
  * runs one simple-protocol script, in one explicit transaction:
  *   1. pg_advisory_xact_lock on the schema: two nodes starting at once
  *      migrate one after the other;
- *   2. CREATE SCHEMA / the schema_migrations table IF NOT EXISTS;
+ *   2. the schema, unless it exists (CREATE SCHEMA IF NOT EXISTS would
+ *      need CREATE on the database even then: a user that made the schema
+ *      once needs only rights on it afterwards), and the schema_migrations
+ *      table IF NOT EXISTS;
  *   3. one DO block that, for each version not yet recorded, EXECUTEs the
  *      migration and records it - so running it twice is a no-op;
  *   4. LISTEN on the schema's channels (active from the commit on).
@@ -105,15 +108,16 @@ void pg_schema_channel(const char *schema, const char *what, char *out, size_t o
 char *pg_schema_setup_sql(const char *schema, const char *node_id)
 {
 	struct sbuf b = {0};
-	char line[512], chan[96];
+	char line[1024], chan[96];
 
 	snprintf(line, sizeof(line),
 		 "BEGIN;\nSELECT pg_advisory_xact_lock(hashtextextended('valet-migrate:%s', 0));\n"
-		 "CREATE SCHEMA IF NOT EXISTS %s;\n"
+		 "DO $valet_schema$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_namespace "
+		 "WHERE nspname = '%s') THEN CREATE SCHEMA %s; END IF; END $valet_schema$;\n"
 		 "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version integer PRIMARY KEY, "
 		 "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());\n"
 		 "DO $valet_migrate$ BEGIN\n",
-		 schema, schema, schema);
+		 schema, schema, schema, schema);
 	sb_add(&b, line);
 	for (size_t i = 0; pg_migration_sql[i]; i++) {
 		snprintf(line, sizeof(line),

@@ -8,12 +8,23 @@
  * microseconds, so a time reads back exactly as it was written), JSON as
  * its text (jsonb re-normalises it; the API re-encodes it anyway).
  *
- * Every statement that changes a job this node runs is fenced with
- * "claimed_by = <this node>": if another node rescued the job (this node's
- * lease had expired), the late write changes nothing and the job's new
- * owner decides its fate. A final status, the result and the attempt's
- * record are written by one statement (PGS_JOB_FINISH), so a COMPLETED or
- * FAILED job always has its result.
+ * Every statement that writes what this node's run of a job or pipeline
+ * did is fenced by the claim: the job's status, final state with result,
+ * retry and outcome (PGS_JOB_STATUS, _FINISH, _RETRY, _OUTCOME) need
+ * jobs.claimed_by = <this node>, the pipeline's status (PGS_PIPELINE)
+ * pipelines.claimed_by = <this node> (migration 004: a pipeline is claimed
+ * whole, and its row says by whom). If another node rescued the work (this
+ * node's lease had expired), or an operator took it away, the late write
+ * changes nothing and the new owner decides its fate. One write comes after
+ * the job's own claim ended: the pid of a pipeline job that finished before
+ * its child's start was seen (run.c) - PGS_JOB_OUTCOME takes the claim of
+ * the job's pipeline for that. The final write of a job or pipeline ends
+ * its claim. Renaming (PGS_JOB_META, PGS_PIPELINE_META, the API's PATCH
+ * through any node) is no run's business and is not fenced; it writes
+ * name and description only, never a state read earlier.
+ * A final status, the result and the attempt's record are written by one
+ * statement (PGS_JOB_FINISH), so a COMPLETED or FAILED job always has its
+ * result.
  *
  * A job's limits (set at creation) are inserted with it and read back with
  * every job row, so a job claimed by another node runs with its own. Its
@@ -87,9 +98,18 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16, $17::jsonb) "
 		"ON CONFLICT (id) DO NOTHING", 17},
 	[PGS_INSERT_PIPELINE] = {"valet_insert_pipeline",
-		"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING", 6},
+		"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at, "
+		"claimed_by) VALUES ($1, $2, $3, $4, $5, $6, $7::text) ON CONFLICT (id) DO NOTHING", 7},
 	[PGS_NOTIFY] = {"valet_notify", "SELECT pg_notify($1, $2)", 2},
+	/* The last call of a transaction that creates work: it fails the
+	 * transaction (an error that names PG_SUBMIT_GUARD_TEXT) when the
+	 * database reaches it after $1, so that a submit answered 503 at its
+	 * deadline cannot be committed later (pg_deadline.c). The cast fails
+	 * only at run time: clock_timestamp() is volatile, so nothing here is
+	 * folded when the statement is planned. */
+	[PGS_SUBMIT_GUARD] = {"valet_submit_guard",
+		"SELECT (CASE WHEN clock_timestamp() <= $1::timestamptz THEN NULL "
+		"ELSE '" PG_SUBMIT_GUARD_TEXT "' END)::int", 1},
 	[PGS_JOB_STATUS] = {"valet_job_status",
 		"UPDATE " S "jobs SET status = $2, scheduled_at = $3, started_at = $4, attempt = $5, "
 		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END, "
@@ -127,16 +147,24 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
 		"SELECT id, $5, $2, 'FAILED', $3, $4, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15, "
 		"$16 FROM u ON CONFLICT (job_id, attempt) DO NOTHING", 17},
+	/* Held by this node, or (its claim ended with its final status) a job
+	 * of a pipeline this node holds. */
 	[PGS_JOB_OUTCOME] = {"valet_job_outcome",
-		"UPDATE " S "jobs SET pid = $2, exit_code = $3, signal = $4, timed_out = $5, "
+		"UPDATE " S "jobs j SET pid = $2, exit_code = $3, signal = $4, timed_out = $5, "
 		"oom_killed = $6, seccomp_syscall = $7, cpu_ms = $8, wall_ms = $9, max_rss_kb = $10, "
 		"memory_peak_kb = $11, isolation = coalesce($12::jsonb, isolation) "
-		"WHERE id = $1", 12},
+		"WHERE j.id = $1 AND (j.claimed_by = $13 OR (j.claimed_by IS NULL AND EXISTS "
+		"(SELECT 1 FROM " S "pipelines p WHERE p.id = j.pipeline_id AND p.claimed_by = $13)))",
+		13},
 	[PGS_JOB_META] = {"valet_job_meta",
 		"UPDATE " S "jobs SET name = $2, description = $3 WHERE id = $1", 3},
+	/* A final status ends the claim. */
 	[PGS_PIPELINE] = {"valet_pipeline",
 		"UPDATE " S "pipelines SET status = $2, failure_reason = $3, started_at = $4, "
-		"completed_at = $5, name = $6, description = $7 WHERE id = $1", 7},
+		"completed_at = $5, claimed_by = CASE WHEN $2 IN ('COMPLETED', 'FAILED', 'CANCELLED') "
+		"THEN NULL ELSE claimed_by END WHERE id = $1 AND claimed_by = $6", 6},
+	[PGS_PIPELINE_META] = {"valet_pipeline_meta",
+		"UPDATE " S "pipelines SET name = $2, description = $3 WHERE id = $1", 3},
 	[PGS_DELETE_JOB] = {"valet_delete_job",
 		"DELETE FROM " S "jobs WHERE id = $1 RETURNING id", 1},
 	[PGS_DELETE_RESULT] = {"valet_delete_result",
@@ -170,8 +198,8 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"WHEN (SELECT count(*) FROM n) > 0 THEN 'asked' ELSE 'final' END, "
 		"(SELECT count(*) FROM c)", 2},
 	/* Claim due work: standalone jobs and pipeline heads, oldest due first;
-	 * a claimed pipeline's other unfinished jobs are claimed with it. The
-	 * rows: each claimed standalone job, and every job of each claimed
+	 * a claimed pipeline's other unfinished jobs are claimed with it, and
+	 * so is its row in pipelines. The rows: each claimed standalone job, and every job of each claimed
 	 * pipeline (with results, for the previous-result chain), followed by
 	 * the pipeline's columns and whether the row is a claimed head. The
 	 * SELECT sees the rows as they were before this statement's updates,
@@ -182,6 +210,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED), "
 		"h AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = $3 FROM c "
 		"WHERE j.id = c.id RETURNING j.id, j.pipeline_id), "
+		"hp AS (UPDATE " S "pipelines p SET claimed_by = $1 FROM h WHERE p.id = h.pipeline_id), "
 		"t AS (UPDATE " S "jobs j SET claimed_by = $1, claimed_at = $3 FROM c "
 		"WHERE j.pipeline_id = c.pipeline_id AND j.id <> c.id AND j.claimed_by IS NULL "
 		"AND j.status IN ('PENDING', 'SCHEDULED')) "
@@ -480,7 +509,7 @@ int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *cla
 	return rc ? -ENOMEM : 0;
 }
 
-int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl)
+int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by)
 {
 	int rc = pg_batch_call(b, PGS_INSERT_PIPELINE);
 
@@ -490,6 +519,7 @@ int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl)
 	rc |= add_status(b, pl->status);
 	rc |= pg_batch_time(b, pl->run_at);
 	rc |= pg_batch_time(b, pl->created_at);
+	rc |= pg_batch_text(b, claimed_by);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -569,13 +599,14 @@ int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *nod
 	return rc ? -ENOMEM : 0;
 }
 
-int pg_add_job_outcome(struct pg_batch *b, const struct job *job)
+int pg_add_job_outcome(struct pg_batch *b, const struct job *job, const char *node)
 {
 	int rc = pg_batch_call(b, PGS_JOB_OUTCOME);
 
 	rc |= pg_batch_uuid(b, job->id);
 	rc |= add_outcome(b, &job->outcome);
 	rc |= pg_batch_text(b, job->isolation);
+	rc |= pg_batch_text(b, node);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -604,7 +635,7 @@ int pg_add_job_meta(struct pg_batch *b, const struct job *job)
 	return rc ? -ENOMEM : 0;
 }
 
-int pg_add_pipeline(struct pg_batch *b, const struct pipeline *pl)
+int pg_add_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *node)
 {
 	int rc = pg_batch_call(b, PGS_PIPELINE);
 
@@ -613,6 +644,15 @@ int pg_add_pipeline(struct pg_batch *b, const struct pipeline *pl)
 	rc |= pg_batch_text(b, pl->failure_reason);
 	rc |= pg_batch_time(b, pl->started_at);
 	rc |= pg_batch_time(b, pl->completed_at);
+	rc |= pg_batch_text(b, node);
+	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_pipeline_meta(struct pg_batch *b, const struct pipeline *pl)
+{
+	int rc = pg_batch_call(b, PGS_PIPELINE_META);
+
+	rc |= pg_batch_uuid(b, pl->id);
 	rc |= pg_batch_text(b, pl->name);
 	rc |= pg_batch_text(b, pl->description);
 	return rc ? -ENOMEM : 0;

@@ -13,12 +13,14 @@ enum pg_stmt_id {
 	PGS_INSERT_JOB,
 	PGS_INSERT_PIPELINE,
 	PGS_NOTIFY,
+	PGS_SUBMIT_GUARD,
 	PGS_JOB_STATUS,
 	PGS_JOB_FINISH,
 	PGS_JOB_RETRY,
 	PGS_JOB_OUTCOME,
 	PGS_JOB_META,
 	PGS_PIPELINE,
+	PGS_PIPELINE_META,
 	PGS_DELETE_JOB,
 	PGS_DELETE_RESULT,
 	PGS_DELETE_PIPELINE,
@@ -59,6 +61,11 @@ struct job *pg_row_job(const PGresult *res, int row);
  * pipeline without jobs. */
 struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
 
+/* What PostgreSQL says, in the message of PGS_SUBMIT_GUARD's error, when
+ * the guard came too late (postgres.c tells that failure from others). */
+#define PG_SUBMIT_GUARD_TEXT "valet: submit deadline passed"
+
+
 /* PGS_CLAIM rows: job columns, pipeline columns from PG_CLAIM_PL_COL, then
  * a boolean at PG_CLAIM_HEAD_COL: this row is a claimed job (not just a
  * member of a claimed pipeline). */
@@ -66,17 +73,21 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
 #define PG_CLAIM_HEAD_COL 43
 
 /* Parameters of one statement call for a job or pipeline. node: this
- * node's id. 0 or -ENOMEM. */
+ * node's id (the writes of a run are fenced by its claim: pg_sql.c);
+ * claimed_by: this node's id for work stored claimed, else NULL. 0 or
+ * -ENOMEM. */
 int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
 		      int64_t due_at);
-int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl);
+int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by);
 int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *node);
 int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *node,
 		      bool drop_result);
-int pg_add_job_outcome(struct pg_batch *b, const struct job *job);
+int pg_add_job_outcome(struct pg_batch *b, const struct job *job, const char *node);
 /* A failed attempt of a job that runs again at job->core_due. */
 int pg_add_job_retry(struct pg_batch *b, const struct job *job, const char *node);
 int pg_add_job_meta(struct pg_batch *b, const struct job *job);
-int pg_add_pipeline(struct pg_batch *b, const struct pipeline *pl);
+/* The pipeline's status (fenced); its name and description (not). */
+int pg_add_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *node);
+int pg_add_pipeline_meta(struct pg_batch *b, const struct pipeline *pl);
 
 #endif

@@ -11,7 +11,10 @@
  *
  * Writes are group-committed. A create (job or pipeline) becomes an "op"
  * on the op list and is answered only after its transaction committed (the
- * API's 202 means "in the database"). A change of a job or pipeline the
+ * API's 202 means "in the database"), or, when that takes longer than the
+ * submit timeout, with -ETIMEDOUT, and then it never exists (the guard at
+ * the end of every transaction with creates, and the withdrawal of what
+ * may have been stored anyway: pg_deadline.c). A change of a job or pipeline the
  * core holds (save_job/save_pipeline) is recorded in the object's dirty
  * entry (struct pg_dirty, ours: the domain objects carry nothing of it): a
  * JOB_F_* mask of what changed and a reference to the object, found from
@@ -32,7 +35,7 @@
  *   - The connection breaks mid-batch: everything goes back on the lists
  *     and is sent again after the reconnect (inserts are ON CONFLICT DO
  *     NOTHING and updates set absolute values, so a batch that did commit
- *     is harmless to repeat).
+ *     is harmless to repeat), but for creates whose deadline passed.
  *   - A statement fails: the batch's entries are sent again one per
  *     transaction, so only the bad one fails: a create is answered with the
  *     error; a final status whose result jsonb refuses is written again
@@ -53,8 +56,9 @@
  * (release_node() in SQL: running attempts fail and may be retried,
  * unstarted work goes back to the queue), and only then claims. Every
  * lease/3 it renews its lease and rescues the work of nodes whose lease
- * expired. All writes about running jobs are fenced by claimed_by, so a
- * late write from a node that lost its jobs changes nothing.
+ * expired. All writes about running jobs and pipelines are fenced by their
+ * claim (pg_sql.c), so a late write from a node that lost them changes
+ * nothing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -96,6 +100,7 @@ struct pg_entry {
 
 struct pg_flush {
 	struct pg_store *ps;
+	int64_t guard_us; /* the earliest guard of its creates (pg_deadline.c), or 0 */
 	size_t n;
 	struct pg_entry e[];
 };
@@ -177,12 +182,22 @@ static int64_t due_of(const struct job *job)
 	return job->run_at ? job->run_at : job->created_at;
 }
 
-/* The calls of one create; *notify_due: earliest due time of unclaimed work. */
-static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int64_t *notify_due)
+/* The calls of one op; *notify_due: earliest due time of unclaimed work;
+ * *guard: the earliest guard time of the creates (pg_deadline.c). */
+static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int64_t *notify_due,
+		  int64_t *guard)
 {
 	const char *claim = op->claim ? ps->node : NULL;
 	int rc = 0;
 
+	pgd_sent(op);
+	if (op->deleting) /* a withdrawn create that may have been stored */
+		return op->kind == OP_CREATE_JOB
+			   ? pg_batch_call(b, PGS_DELETE_JOB) | pg_batch_uuid(b, op->job->id)
+			   : pg_batch_call(b, PGS_DELETE_PIPELINE) | pg_batch_uuid(b, op->pl->id);
+	if ((op->kind == OP_CREATE_JOB || op->kind == OP_CREATE_PIPELINE) &&
+	    (!*guard || op->guard_us < *guard))
+		*guard = op->guard_us;
 	switch (op->kind) {
 	case OP_CREATE_JOB:
 		rc = pg_add_insert_job(b, op->job, claim, due_of(op->job));
@@ -190,7 +205,7 @@ static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int
 			*notify_due = due_of(op->job);
 		return rc;
 	case OP_CREATE_PIPELINE:
-		rc = pg_add_insert_pipeline(b, op->pl);
+		rc = pg_add_insert_pipeline(b, op->pl, claim);
 		for (size_t i = 0; i < op->pl->njobs && !rc; i++) {
 			struct job *job = op->pl->jobs[i];
 			rc = pg_add_insert_job(b, job, claim, i == 0 ? due_of(job) : 0);
@@ -228,22 +243,62 @@ static int add_job(struct pg_store *ps, struct pg_batch *b, struct job *job, uns
 		rc |= pg_add_job_status(b, job, ps->node);
 	}
 	if (mask & JOB_F_OUTCOME)
-		rc |= pg_add_job_outcome(b, job);
+		rc |= pg_add_job_outcome(b, job, ps->node);
 	if (mask & JOB_F_META)
 		rc |= pg_add_job_meta(b, job);
 	return rc;
 }
 
-static void op_answer(struct pg_op *op, int err, bool claimed)
+/* A pipeline's status (fenced by its claim) and/or its name and
+ * description (a PATCH, from whichever node). */
+static int add_pipeline(struct pg_store *ps, struct pg_batch *b, struct pipeline *pl, unsigned mask)
+{
+	int rc = 0;
+
+	if (mask & JOB_F_STATUS)
+		rc |= pg_add_pipeline(b, pl, ps->node);
+	if (mask & JOB_F_META)
+		rc |= pg_add_pipeline_meta(b, pl);
+	return rc;
+}
+
+void pg_op_reply(struct pg_op *op, int err, bool claimed)
 {
 	struct store_reply r = {.err = err, .job = op->job, .pipeline = op->pl,
 				.claimed = claimed};
+	store_done_fn cb = op->cb;
 
-	if (op->cb)
-		op->cb(op->arg, &r);
+	op->cb = NULL;
+	if (cb)
+		cb(op->arg, &r);
+}
+
+void pg_op_free(struct pg_op *op)
+{
+	struct pg_store *ps = op->ps;
+
+	if (op->kind == OP_CREATE_JOB || op->kind == OP_CREATE_PIPELINE)
+		ev_timer_stop(ps->loop, &op->deadline_w);
+	if (op->wlisted)
+		TAILQ_REMOVE(&ps->withdrawn, op, wlink);
 	job_unref(op->job);
 	pipeline_unref(op->pl);
 	free(op);
+}
+
+static void op_answer(struct pg_op *op, int err, bool claimed)
+{
+	pg_op_reply(op, err, claimed);
+	pg_op_free(op);
+}
+
+/* An op's attempt ended without an answer for it: back on the list (at
+ * the head, so that it keeps its place), unless its deadline says it is
+ * done with (pg_deadline.c). */
+static void op_again(struct pg_store *ps, struct pg_op *op, enum pgd_end end)
+{
+	if (pgd_after(ps, op, end) != PGD_DONE)
+		TAILQ_INSERT_HEAD(&ps->ops, op, link);
 }
 
 static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg);
@@ -255,7 +310,7 @@ static void flush(struct pg_store *ps)
 	size_t max = ps->solo ? 1 : PG_MAX_ENTRIES, n = 0;
 	struct pg_flush *f = malloc(sizeof(*f) + max * sizeof(struct pg_entry));
 	struct pg_batch *b = pg_batch_new(true, flush_done, f);
-	int64_t notify_due = 0;
+	int64_t notify_due = 0, guard = 0, now = job_now_us();
 	char payload[32];
 	int rc = 0;
 
@@ -265,8 +320,10 @@ static void flush(struct pg_store *ps)
 	while (n < max && !TAILQ_EMPTY(&ps->ops) && !rc) {
 		struct pg_op *op = TAILQ_FIRST(&ps->ops);
 		TAILQ_REMOVE(&ps->ops, op, link);
+		if (pgd_too_late(ps, op, now))
+			continue;
 		f->e[n++] = (struct pg_entry){ENT_OP, op, 0, pg_batch_ncalls(b)};
-		rc = add_op(ps, b, op, &notify_due);
+		rc = add_op(ps, b, op, &notify_due, &guard);
 	}
 	/* A dirty entry's reference and mask go with the batch. */
 	while (n < max && !TAILQ_EMPTY(&ps->dirty_jobs) && !rc) {
@@ -285,7 +342,7 @@ static void flush(struct pg_store *ps)
 		ps->ndirty--;
 		f->e[n++] = (struct pg_entry){ENT_PL, pl, d->mask, 0};
 		dirty_free(ps->dirty_pl_map, d, pl->id);
-		rc = pg_add_pipeline(b, pl);
+		rc = add_pipeline(ps, b, pl, f->e[n - 1].mask);
 	}
 	f->n = n;
 	/* A sync is answered only once every change made before it is
@@ -303,6 +360,10 @@ static void flush(struct pg_store *ps)
 		rc = pg_batch_call(b, PGS_NOTIFY) | pg_batch_text(b, ps->chan_jobs) |
 		     pg_batch_text(b, payload);
 	}
+	/* Last: a transaction with creates commits only before their guard. */
+	f->guard_us = guard;
+	if (guard && !rc)
+		rc = pg_batch_call(b, PGS_SUBMIT_GUARD) | pg_batch_time(b, guard);
 	if (!rc && pg_batch_ncalls(b) == 0) {
 		/* Only syncs, and nothing in flight: all is committed already. */
 		for (size_t i = 0; i < n; i++)
@@ -327,13 +388,14 @@ fail:
 	pg_batch_free(b);
 }
 
-/* Put the batch's entries back, in their order, ahead of newer work. */
-static void requeue(struct pg_store *ps, struct pg_flush *f, unsigned extra)
+/* Put the batch's entries back, in their order, ahead of newer work; end:
+ * how the batch ended, for the creates' deadlines. */
+static void requeue(struct pg_store *ps, struct pg_flush *f, unsigned extra, enum pgd_end end)
 {
 	for (size_t i = f->n; i-- > 0;) {
 		struct pg_entry *e = &f->e[i];
 		if (e->kind == ENT_OP) {
-			TAILQ_INSERT_HEAD(&ps->ops, (struct pg_op *)e->p, link);
+			op_again(ps, e->p, end);
 		} else if (e->kind == ENT_JOB) {
 			mark_job(ps, e->p, e->mask | extra, true);
 			job_unref(e->p);
@@ -352,7 +414,16 @@ static void entry_failed(struct pg_store *ps, struct pg_entry *e, const char *ms
 		return;
 	if (e->kind == ENT_OP) {
 		log_error("PostgreSQL refused a write", "error", msg);
-		op_answer(e->p, -EIO, false);
+		switch (pgd_after(ps, e->p, PGD_REFUSED)) {
+		case PGD_ON:
+			op_answer(e->p, -EIO, false);
+			break;
+		case PGD_BACK:
+			TAILQ_INSERT_HEAD(&ps->ops, (struct pg_op *)e->p, link);
+			break;
+		case PGD_DONE:
+			break;
+		}
 		return;
 	}
 	if (e->kind == ENT_JOB) {
@@ -384,26 +455,38 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 
 	if (b)
 		ps->inflight--;
-	if (err == -EPIPE || err == -ECANCELED) {
-		if (err == -ECANCELED) {
-			/* The store is going away: answer what waits, drop the rest. */
-			for (size_t i = 0; i < f->n; i++) {
-				struct pg_entry *e = &f->e[i];
-				if (e->kind == ENT_OP)
-					op_answer(e->p, -EAGAIN, false);
-				else if (e->kind == ENT_JOB)
-					job_unref(e->p);
-				else if (e->kind == ENT_PL)
-					pipeline_unref(e->p);
-			}
-		} else {
-			requeue(ps, f, 0);
+	if (err == -ECANCELED) {
+		/* The store is going away: answer what waits, drop the rest. */
+		for (size_t i = 0; i < f->n; i++) {
+			struct pg_entry *e = &f->e[i];
+			if (e->kind == ENT_OP && pgd_after(ps, e->p, PGD_CLOSED) == PGD_ON)
+				op_answer(e->p, -EAGAIN, false);
+			else if (e->kind == ENT_JOB)
+				job_unref(e->p);
+			else if (e->kind == ENT_PL)
+				pipeline_unref(e->p);
 		}
+	} else if (err == -EPIPE) {
+		/* Sent (b): it may have committed. Not sent (out of memory): not. */
+		requeue(ps, f, 0, b ? PGD_UNKNOWN : PGD_ROLLED_BACK);
+	} else if (err == -EIO && msg && strstr(msg, PG_SUBMIT_GUARD_TEXT)) {
+		/* Nothing committed; the creates whose guard it was are withdrawn,
+		 * the rest goes again as it was. */
+		log_warn("PostgreSQL reached a submit's guard after its time; withdrawing it, "
+			 "writing the rest again");
+		for (size_t i = 0; i < f->n; i++) {
+			struct pg_op *op = f->e[i].p;
+			if (f->e[i].kind == ENT_OP && !op->deleting &&
+			    (op->kind == OP_CREATE_JOB || op->kind == OP_CREATE_PIPELINE) &&
+			    op->guard_us <= f->guard_us)
+				pgd_guard_failed(ps, op);
+		}
+		requeue(ps, f, 0, PGD_ROLLED_BACK);
 	} else if (err == -EIO && f->n > 1) {
 		log_warn("a PostgreSQL write batch failed; retrying its parts one by one", "error",
 			 msg);
 		ps->solo += f->n;
-		requeue(ps, f, 0);
+		requeue(ps, f, 0, PGD_ROLLED_BACK);
 	} else if (err) {
 		if (f->n == 1)
 			entry_failed(ps, &f->e[0], msg);
@@ -414,7 +497,11 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 				struct pg_op *op = e->p;
 				bool found = op->kind < OP_DELETE_JOB || op->kind == OP_SYNC ||
 					     PQntuples(pg_batch_result(b, e->call)) > 0;
-				op_answer(op, found ? 0 : -ENOENT, op->claim);
+				enum pgd_next next = pgd_after(ps, op, PGD_COMMITTED);
+				if (next == PGD_BACK)
+					TAILQ_INSERT_HEAD(&ps->ops, op, link);
+				else if (next == PGD_ON)
+					op_answer(op, found ? 0 : -ENOENT, op->claim);
 			} else if (e->kind == ENT_JOB) {
 				job_unref(e->p);
 			} else if (e->kind == ENT_PL) {
@@ -489,6 +576,7 @@ static int queue_op(struct pg_store *ps, enum pg_op_kind kind, struct job *job,
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return -ENOMEM;
+	op->ps = ps;
 	op->kind = kind;
 	op->job = job ? job_ref(job) : NULL;
 	op->pl = pl ? pipeline_ref(pl) : NULL;
@@ -497,6 +585,8 @@ static int queue_op(struct pg_store *ps, enum pg_op_kind kind, struct job *job,
 	op->claim = claim && ps->hooks;
 	op->cb = cb;
 	op->arg = arg;
+	if (kind == OP_CREATE_JOB || kind == OP_CREATE_PIPELINE)
+		pgd_arm(ps, op);
 	TAILQ_INSERT_TAIL(&ps->ops, op, link);
 	pg_kick(ps);
 	return 0;
@@ -717,8 +807,10 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 	case RD_PIPELINES:
 		rc = pg_batch_call(b, kind == RD_JOBS ? PGS_LIST_JOBS : PGS_LIST_PIPELINES);
 		rc |= q->status ? pg_batch_text(b, job_status_name(q->status)) : pg_batch_null(b);
-		rc |= q->limit ? pg_batch_int(b, (int64_t)q->limit) : pg_batch_null(b);
-		rc |= pg_batch_int(b, (int64_t)q->offset);
+		/* The API refuses more than INT64_MAX; never a negative LIMIT/OFFSET. */
+		rc |= q->limit ? pg_batch_int(b, q->limit > INT64_MAX ? INT64_MAX : (int64_t)q->limit)
+			       : pg_batch_null(b);
+		rc |= pg_batch_int(b, q->offset > INT64_MAX ? INT64_MAX : (int64_t)q->offset);
 		break;
 	}
 	if (rc || pgconn_submit(ps->reader, b) < 0) {
@@ -787,10 +879,13 @@ static void pg_free(struct store *st)
 	ps->reader = NULL;
 	pgconn_free(ps->writer);
 	ps->writer = NULL;
+	/* The cancelled batches' ends kicked the flush again. */
+	ev_prepare_stop(ps->loop, &ps->flush_w);
 	while (!TAILQ_EMPTY(&ps->ops)) {
 		struct pg_op *op = TAILQ_FIRST(&ps->ops);
 		TAILQ_REMOVE(&ps->ops, op, link);
-		op_answer(op, -EAGAIN, false);
+		if (pgd_after(ps, op, PGD_CLOSED) == PGD_ON)
+			op_answer(op, -EAGAIN, false);
 	}
 	ev_timer_stop(ps->loop, &ps->lazy_w);
 	/* Unsaved changes are dropped with their references; the maps go
@@ -868,6 +963,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	ps->base.ops = &pg_ops;
 	ps->loop = loop;
 	TAILQ_INIT(&ps->ops);
+	TAILQ_INIT(&ps->withdrawn);
 	TAILQ_INIT(&ps->dirty_jobs);
 	TAILQ_INIT(&ps->dirty_pls);
 	TAILQ_INIT(&ps->lazy_jobs);
@@ -884,6 +980,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	ps->backoff_ms = o->retry_backoff_ms;
 	ps->backoff_max_ms = o->retry_backoff_max_ms;
 	ps->retention_days = o->retention_days;
+	ps->submit_timeout_ms = o->submit_timeout_ms > 0 ? o->submit_timeout_ms : PG_SUBMIT_TIMEOUT_MS;
 	if (!ps->schema || !ps->node || !ps->url || !ps->dirty_job_map || !ps->dirty_pl_map)
 		goto nomem;
 	pg_schema_channel(ps->schema, "jobs", ps->chan_jobs, sizeof(ps->chan_jobs));

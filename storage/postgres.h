@@ -21,7 +21,11 @@ struct pg_options {
 	int64_t retry_backoff_ms;     /* a job attempt a lost node failed is retried */
 	int64_t retry_backoff_max_ms; /* after this, doubling up to this */
 	int retention_days;	 /* finished jobs older than this are pruned; 0 = never */
+	int64_t submit_timeout_ms; /* a create not committed by then is withdrawn and
+				    * answered -ETIMEDOUT; 0: PG_SUBMIT_TIMEOUT_MS */
 };
+
+#define PG_SUBMIT_TIMEOUT_MS 5000
 
 /* The store, connecting in the background on loop. NULL with a sentence in
  * err on bad options. */

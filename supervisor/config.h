@@ -42,6 +42,15 @@ struct config {
 	                         * listening on loopback, CORS off otherwise */
 	size_t max_body_bytes;  /* request body limit (413 above) */
 	bool access_log;
+	int max_connections;            /* open HTTP connections at most */
+	int max_connections_per_client; /* from one IPv4 address or IPv6 /64 */
+	int64_t request_timeout_ms;     /* a request's headers and body, or an answer's
+	                                 * progress, within this */
+	int64_t idle_timeout_ms;        /* a keep-alive connection with no request */
+	char *auth_keys;                /* the API keys file; "" = no keys, an open API */
+	bool open_status;               /* GET /api/status needs no key */
+	bool allow_unauthenticated;     /* an open API on a non-loopback address */
+	char *tls_cert, *tls_key;       /* PEM files: HTTPS; "" = plain HTTP */
 	/* [queue] */
 	int workers;            /* concurrent children; default: number of CPUs */
 	int queue_capacity;     /* queued jobs+pipelines before 503 */
@@ -87,6 +96,8 @@ struct config {
 	int64_t retry_backoff_ms;     /* first retry delay (doubles, with jitter) */
 	int64_t retry_backoff_max_ms; /* cap of the retry delay */
 	int retention_days;     /* prune finished jobs older than this; 0 = keep all */
+	int64_t submit_timeout_ms;    /* a submit the store did not confirm by then is
+	                               * withdrawn and answered 503 */
 	/* [tasks] */
 	char *plugin_dir;       /* load every *.so in it; "" = none */
 	/* [log] */

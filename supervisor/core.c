@@ -527,6 +527,15 @@ static bool waiter_ready(const struct core_waiter *w)
 	return !w->pl || job_status_final(w->pl->status);
 }
 
+static void waiter_free(struct core_waiter *w)
+{
+	job_unref(w->job);
+	pipeline_unref(w->pl);
+	free(w);
+}
+
+/* The store's answer to the delete a waiter asked for: the waiter lives
+ * until then (a store may answer later, from the loop). */
 static void waiter_delete_done(void *arg, const struct store_reply *reply)
 {
 	struct core_waiter *w = arg;
@@ -534,6 +543,7 @@ static void waiter_delete_done(void *arg, const struct store_reply *reply)
 			       .message = reply->err ? "could not delete" : NULL};
 
 	w->cb(w->arg, &r);
+	waiter_free(w);
 }
 
 static void resolve_waiters(struct core *core)
@@ -552,19 +562,19 @@ static void resolve_waiters(struct core *core)
 									  waiter_delete_done, w)
 				       : core->store->ops->delete_job(core->store, w->job->id,
 								      waiter_delete_done, w);
-			if (rc < 0 && rc != -ENOENT)
+			if (rc == 0)
+				continue; /* waiter_delete_done() frees it */
+			if (rc != -ENOENT) {
 				core_reply_err(w->cb, w->arg, CORE_EINTERNAL, "could not delete: %s",
 					       strerror(-rc));
-			else if (rc == -ENOENT) {
+			} else {
 				struct core_reply r = {.err = CORE_OK};
 				w->cb(w->arg, &r);
 			}
 		} else {
 			core_reply_synced(core, w->cb, w->arg, w->job, w->pl);
 		}
-		job_unref(w->job);
-		pipeline_unref(w->pl);
-		free(w);
+		waiter_free(w);
 	}
 }
 

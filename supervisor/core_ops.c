@@ -5,13 +5,16 @@
  * Validation happens before anything is stored, so a rejected request has
  * no side effects. Accepted work reserves its queue capacity first and is
  * queued only once the store has confirmed it (for PostgreSQL: committed),
- * and the reply (202) comes after that.
+ * and the reply (202) comes after that. A store that cannot confirm it
+ * within [storage] submit_timeout withdraws it (-ETIMEDOUT): 503, and the
+ * work never exists.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_value.h"
 #include "core_internal.h"
 #include "limits.h"
 #include "log.h"
@@ -189,13 +192,23 @@ static void op_free(struct op *op)
 	free(op);
 }
 
-/* A store error as a reply: -ENOENT is "<what> with ID: <id> not found". */
+/* A store error as a reply: -ENOENT is "<what> with ID: <id> not found";
+ * -ETIMEDOUT (a create the store did not confirm within [storage]
+ * submit_timeout) means it withdrew it: nothing exists, a retry is safe. */
 static void reply_store_err(struct op *op, int err)
 {
+	char t[32];
+
 	if (err == -ENOENT)
 		core_reply_not_found(op->cb, op->arg, op->id, op->what);
 	else if (err == -EAGAIN)
 		core_reply_err(op->cb, op->arg, CORE_EUNAVAIL, "storage unavailable - try again later");
+	else if (err == -ETIMEDOUT)
+		core_reply_err(op->cb, op->arg, CORE_EUNAVAIL,
+			       "storage did not confirm the %s within %s - it was not accepted and "
+			       "will not run; try again later",
+			       op->what, config_fmt_duration(op->core->cfg->submit_timeout_ms, t,
+							     sizeof(t)));
 	else
 		core_reply_err(op->cb, op->arg, CORE_EINTERNAL, "storage error: %s", strerror(-err));
 }

@@ -7,7 +7,12 @@
  * memory and pids controllers we may write to (cgroup.c decides which);
  * switching users needs root or CAP_SETUID+CAP_SETGID. What is missing is
  * collected in one sentence. With allow_degraded_isolation it becomes a
- * warning and `"degraded": true` on every job; without, an error.
+ * warning and `"degraded": true` on every job; without, an error. The
+ * probe cannot tell all: whether the spawner can prepare the jobs' view of
+ * the files (and their network) only the spawner finds out, at its start.
+ * isolation_start() treats its failure the same way: refuse, or go on
+ * without namespaces. valetd --check starts the spawner too, so that it
+ * says what valetd will do.
  *
  * The task users: with uid_base (a number, or auto, the default) every
  * worker slot has a uid and gid of its own, so that a job cannot signal,
@@ -39,6 +44,8 @@
 #include "netpolicy.h"
 #include "policy.h"
 #include "probe.h"
+#include "reach.h"
+#include "strv.h"
 
 static const struct isolation *global_iso;
 
@@ -598,11 +605,11 @@ static int iso_keep_list(const struct config *cfg, struct isolation_prep *p, cha
 	return 0;
 }
 
-int isolation_prepare(struct isolation_prep *p, const struct config *cfg, unsigned nslots,
-		      const char *spawner, char *err, size_t errlen)
+int isolation_prepare(struct isolation_prep *p, const struct config *cfg,
+		      const struct probe_caps *caps, unsigned nslots, const char *spawner,
+		      bool make_cgroups, char *err, size_t errlen)
 {
 	enum sbx_profile failed = SBX_PROFILE_STRICT;
-	struct probe_caps caps;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -612,8 +619,7 @@ int isolation_prepare(struct isolation_prep *p, const struct config *cfg, unsign
 			 policy_profile_name(failed), strerror(-rc));
 		return rc;
 	}
-	probe_run(&caps);
-	rc = isolation_plan(&p->iso, cfg, &caps, nslots, true, err, errlen);
+	rc = isolation_plan(&p->iso, cfg, caps, nslots, make_cgroups, err, errlen);
 	if (rc < 0)
 		return rc;
 	p->setup = (struct spawn_setup){
@@ -633,7 +639,54 @@ int isolation_prepare(struct isolation_prep *p, const struct config *cfg, unsign
 	if (p->iso.namespaces && ((rc = iso_view_and_network(cfg, p, err, errlen)) < 0 ||
 				  (rc = iso_keep_list(cfg, p, err, errlen)) < 0))
 		return rc;
+	if (p->iso.switch_user)
+		p->unreachable = reach_check(cfg, (uid_t)isolation_uid(&p->iso, 0),
+					     p->iso.uid_base ? (gid_t)p->iso.uid_base : p->iso.gid);
 	return 0;
+}
+
+/*
+ * The spawner could not prepare the jobs' sandbox although the probe found
+ * the namespaces: what is missing is the view (or the network), named in
+ * why. Jobs then go without namespaces, as on a host that has none.
+ */
+static void iso_without_namespaces(struct isolation_prep *p, const char *why)
+{
+	iso_missing(&p->iso, why);
+	p->iso.namespaces = false;
+	if (p->iso.network == ISO_NET_SLIRP)
+		p->iso.network = ISO_NET_HOST;
+	free(p->iso.net_helper);
+	p->iso.net_helper = NULL;
+	p->setup.namespaces = false;
+	p->setup.job_network = false;
+	p->setup.net_helper = NULL;
+	p->setup.net_host = false;
+	p->setup.keep = NULL;
+	p->setup.nkeep = 0;
+}
+
+int isolation_start(struct isolation_prep *p, const struct config *cfg, pid_t *pid, int *fd,
+		    char **table, char *err, size_t errlen)
+{
+	char why[640];
+	bool sandbox;
+	int rc = spawn_start(&p->setup, pid, fd, table, &sandbox, err, errlen);
+
+	if (rc == 0 || !sandbox || !p->iso.namespaces)
+		return rc;
+	snprintf(why, sizeof(why), "%s", err);
+	free(p->sandbox_error);
+	p->sandbox_error = strdup(why);
+	if (!cfg->allow_degraded_isolation) {
+		snprintf(err, errlen,
+			 "isolation configured in [sandbox] is not available here: %s. Refusing "
+			 "to start; fix the host, or set allow_degraded_isolation = true",
+			 why);
+		return -EPERM;
+	}
+	iso_without_namespaces(p, why);
+	return spawn_start(&p->setup, pid, fd, table, NULL, err, errlen);
 }
 
 void isolation_prep_release(struct isolation_prep *p)
@@ -647,5 +700,7 @@ void isolation_prep_release(struct isolation_prep *p)
 	for (int i = 0; i < p->nkeep; i++)
 		free((char *)p->keep[i].path);
 	free(p->keep);
+	free(p->sandbox_error);
+	strv_free(p->unreachable);
 	memset(p, 0, sizeof(*p));
 }

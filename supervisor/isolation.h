@@ -74,8 +74,9 @@ char *isolation_record(const struct isolation *iso, unsigned slot, const char *p
 void isolation_print(const struct isolation *iso, const char *indent, FILE *out);
 
 /*
- * Everything the spawner needs, decided at startup: the seccomp programs
- * compiled, the isolation planned (and the cgroups made), the hidden
+ * Everything the spawner needs, decided at startup from the probe (caps,
+ * borrowed): the seccomp programs compiled, the isolation planned (and,
+ * with make_cgroups, the cgroups made: not for --check), the hidden
  * directories, the network of exec+net jobs, the host /tmp items jobs keep;
  * setup is what spawn_start() takes. 0, or -errno with a sentence in err.
  */
@@ -88,9 +89,23 @@ struct isolation_prep {
 	struct sbx_net_rule *net_rules; /* [network] allow and deny */
 	struct sbx_keep *keep;		/* [nkeep], paths owned */
 	int nkeep;
+	char *sandbox_error; /* why the spawner could not prepare the jobs' sandbox */
+	char **unreachable;  /* reach.h: exec task programs the task users cannot run */
 };
-int isolation_prepare(struct isolation_prep *p, const struct config *cfg, unsigned nslots,
-		      const char *spawner, char *err, size_t errlen);
+int isolation_prepare(struct isolation_prep *p, const struct config *cfg,
+		      const struct probe_caps *caps, unsigned nslots, const char *spawner,
+		      bool make_cgroups, char *err, size_t errlen);
+/*
+ * Start the spawner with p->setup (spawn_start()). The probe cannot tell
+ * everything: when the spawner itself cannot prepare the jobs' sandbox
+ * (their view of the files, their network), that isolation is missing like
+ * any other - -EPERM with the sentence in err, or, with
+ * allow_degraded_isolation, p->iso and p->setup lose the namespaces (the
+ * reason joins p->iso.missing) and the spawner starts again without them.
+ * valetd --check runs this too, so that it says what valetd would do.
+ */
+int isolation_start(struct isolation_prep *p, const struct config *cfg, pid_t *pid, int *fd,
+		    char **table, char *err, size_t errlen);
 void isolation_prep_release(struct isolation_prep *p);
 
 /* The plan the daemon runs with (set once by main; NULL before). */

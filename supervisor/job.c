@@ -21,7 +21,9 @@
  * Parsing follows Go's time.Parse(time.RFC3339Nano, s), which the original
  * valet used for run_at: a zone (Z or +hh:mm) is required, T and Z are upper
  * case, the fraction has 1-9 digits ('.' or ',', as Go >= 1.17) and is
- * truncated to microseconds.
+ * truncated to microseconds. Parsing refuses instants outside years
+ * 0001-9999 UTC (JOB_TIME_MIN_US, JOB_TIME_MAX_US): PostgreSQL has no year
+ * 0, and a year beyond 9999 would not format as RFC 3339.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -525,8 +527,12 @@ int job_time_parse(const char *s, int64_t *us)
 
 	int64_t secs = job_days_from_civil(year, (unsigned)month, (unsigned)day) * 86400 +
 		       hour * 3600 + min * 60 + sec - off;
+	int64_t t = secs * 1000000 + frac_us;
 
-	*us = secs * 1000000 + frac_us;
+	/* The zone may carry a time of year 0001 or 9999 out of that year. */
+	if (t < JOB_TIME_MIN_US || t > JOB_TIME_MAX_US)
+		return -ERANGE;
+	*us = t;
 	return 0;
 }
 

@@ -118,6 +118,9 @@ struct job {
 	bool use_previous_results : 1;
 	bool has_result : 1; /* the result is set (stored with the final status) */
 	uint8_t core_where;  /* core.c: enum core_where */
+	/* Changes whenever result_json is replaced or freed: an answer that
+	 * streams the text from a reference to the job checks it. */
+	uint8_t result_gen;
 };
 
 struct pipeline {
@@ -174,10 +177,23 @@ int job_id_parse(const char *s, uint8_t id[JOB_ID_LEN]);
 /* Clocks. */
 int64_t job_now_us(void);  /* CLOCK_REALTIME */
 int64_t job_mono_ns(void); /* CLOCK_MONOTONIC */
-/* RFC 3339 UTC, 'Z', fraction trimmed of trailing zeros. out >= 32 bytes. */
+/*
+ * The times valet takes from clients: 0001-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999999Z, as instants in UTC. Within them RFC 3339
+ * has its four-digit year, PostgreSQL's timestamptz and the memory store
+ * agree, and job_time_parse(job_time_format(t)) == t.
+ */
+#define JOB_TIME_MIN_US (-INT64_C(62135596800000000))
+#define JOB_TIME_MAX_US INT64_C(253402300799999999)
+
+/* RFC 3339 UTC, 'Z', fraction trimmed of trailing zeros. out >= 32 bytes.
+ * Outside JOB_TIME_MIN_US..JOB_TIME_MAX_US the year is not four digits. */
 void job_time_format(int64_t us, char *out, size_t outlen);
 /* RFC 3339 with a required zone (Z or +hh:mm); fraction 1-9 digits.
- * Returns 0 and *us, or -EINVAL. */
+ * Returns 0 and *us, -EINVAL for a malformed string, or -ERANGE for one
+ * whose instant is outside JOB_TIME_MIN_US..JOB_TIME_MAX_US (such as
+ * 0000-01-01T00:00:00Z, or 9999-12-31T23:00:00-02:00, which is in the
+ * year 10000 in UTC); *us is set only on success. */
 int job_time_parse(const char *s, int64_t *us);
 
 /* Duration in whole ms of a COMPLETED/FAILED job or pipeline, -1 otherwise. */

@@ -126,6 +126,7 @@ int lc_job(struct store *st, struct job *job, enum lc_job_event ev, const struct
 		job->completed_at = now;
 		job->has_result = true;
 		job_set_str(&job->result_json, c->result_json);
+		job->result_gen++;
 		job_set_str(&job->result_error, c->error);
 		fields |= JOB_F_RESULT | JOB_F_OUTCOME;
 		break;

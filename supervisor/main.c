@@ -29,11 +29,11 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include "../api/auth.h"
 #include "../api/http.h"
 #include "../storage/memory.h"
 #include "../storage/postgres.h"
 #include "config.h"
-#include "filter.h"
 #include "core.h"
 #include "hidden.h"
 #include "isolation.h"
@@ -51,8 +51,11 @@
 
 struct cli {
 	const char *config, *listen, *spawner;
+	const char *keys_file; /* --file: the keys file of `valetd key` */
 	int workers;
 	bool test, verbose, check;
+	int key_argc; /* `valetd key ...`: its words, after "key" */
+	char **key_argv;
 	bool done; /* -V or -h: answered, nothing more to do */
 };
 
@@ -77,6 +80,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: valetd [-c FILE] [-l HOST:PORT] [-w WORKERS] [-t [-v]] [--check] [-V]\n"
+		"       valetd [-c FILE | --file KEYS] key create NAME --scopes S | list | revoke NAME\n"
 		"  -c, --config FILE   read the INI configuration FILE\n"
 		"  -l, --listen ADDR   listen on HOST:PORT (overrides [server] listen)\n"
 		"  -w, --workers N     run at most N jobs at once (overrides [queue] workers)\n"
@@ -84,6 +88,7 @@ static void usage(FILE *out)
 		"      --check         print what isolation this host offers and exit\n"
 		"      --spawner PROG  run the jobs from PROG, a program with tasks of its own\n"
 		"                      (what valet_main() passes; default: valet-spawner)\n"
+		"      --file KEYS     the API keys file of `key` (default: [server] auth_keys)\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          this text\n");
 }
@@ -191,6 +196,12 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		{"[server] listen", !same_str(old->listen, fresh->listen)},
 		{"[server] cors_origins", !same_str(old->cors_origins, fresh->cors_origins)},
 		{"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
+		{"[server] max_connections", old->max_connections != fresh->max_connections ||
+		     old->max_connections_per_client != fresh->max_connections_per_client},
+		{"[server] auth_keys, open_status", !same_str(old->auth_keys, fresh->auth_keys) ||
+							old->open_status != fresh->open_status},
+		{"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
+		     old->idle_timeout_ms != fresh->idle_timeout_ms},
 		{"[queue] workers", old->workers != fresh->workers},
 		{"[sandbox]", !same_str(old->user, fresh->user) ||
 				      old->memory_limit_bytes != fresh->memory_limit_bytes ||
@@ -204,7 +215,8 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 			 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
 			 old->max_process_limit != fresh->max_process_limit},
 		{"[storage]", !same_str(old->storage, fresh->storage) ||
-				      !same_str(old->database_url, fresh->database_url)},
+				      !same_str(old->database_url, fresh->database_url) ||
+				      old->submit_timeout_ms != fresh->submit_timeout_ms},
 		{"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
 	};
 
@@ -319,6 +331,7 @@ static void reload(struct daemon *d)
 	fresh->hide = NULL;
 	if (send_policy(d, false) < 0)
 		log_error("reload: cannot tell the spawner what to hide from jobs");
+	http_reload(d->http);
 	config_free(fresh);
 	log_info("configuration reloaded", "file", d->cli->config ? d->cli->config : "(none)");
 	notify_send("READY=1");
@@ -390,47 +403,80 @@ static void print_network(const struct config *cfg, const struct isolation *iso)
 }
 
 /*
+ * --check: the spawner, started with the setup valetd would give it and
+ * stopped again: the probe cannot tell everything the spawner will do (its
+ * view of the files, in a chroot too; the network of exec+net jobs). rc:
+ * isolation_start()'s.
+ */
+static void print_spawner(const struct probe_caps *caps, const struct isolation_prep *prep,
+			  bool namespaces, int rc)
+{
+	static const char *const root[] = {"unknown (no statx() attribute for it)",
+					   "not a mount point (a chroot): the spawner makes the\n"
+					   "    jobs' root from a private copy of it",
+					   "a mount point"};
+
+	printf("\nthe spawner (started with this configuration's setup, then stopped):\n");
+	printf("  /: %s\n", root[caps->root_mount + 1]);
+	if (!namespaces)
+		printf("  jobs' view and network: none to prepare (no namespaces)\n");
+	else if (prep->sandbox_error)
+		printf("  jobs' view and network prepared: no: %s\n", prep->sandbox_error);
+	else if (rc == 0)
+		printf("  jobs' view and network prepared: yes\n");
+	else
+		printf("  jobs' view and network prepared: unknown, the spawner did not start\n");
+}
+
+/*
  * --check: what this host offers (sandbox/probe.c), then what jobs get
  * with this configuration (isolation.c decides, as at startup, without
  * creating cgroups; the block of task ids it picks is locked only until
- * isolation_release() below). Exits 1 where valetd would refuse to start
- * (a seccomp profile does not compile, the task user is unknown, an id of
- * a pinned uid_base is not free, configured isolation is missing and
- * degradation is not allowed).
+ * isolation_prep_release() below), and the spawner started as at startup
+ * (its view, its network) and stopped. Exits 1 where valetd would refuse
+ * to start (a seccomp profile does not compile, the task user is unknown,
+ * an id of a pinned uid_base is not free, configured isolation is missing -
+ * the jobs' view among it - and degradation is not allowed, the spawner
+ * does not start).
  */
 /* valetd --check. 0, or -EPERM when valetd would not start. */
-static int print_check(const struct config *cfg)
+static int print_check(const struct config *cfg, const char *spawner)
 {
 	struct sbx_limits lim = limits_default_sbx(cfg);
-	struct isolation iso;
+	struct isolation_prep prep;
+	const struct isolation *iso = &prep.iso;
 	struct probe_caps caps;
-	struct sbx_filter f;
-	char err[1024];
-	int rc, status = 0;
+	char err[1024], *table = NULL;
+	int rc, fd;
+	pid_t pid;
 
 	printf("valetd %s isolation check\n\n", VALET_VERSION);
 	probe_run(&caps);
 	probe_print(&caps, stdout);
-	printf("\nwhat jobs get with this configuration:\n");
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
-		rc = filter_compile((enum sbx_profile)i, &f);
-		filter_release(&f);
-		if (rc < 0) {
-			printf("  valetd would not start: seccomp profile %s: %s\n",
-			       policy_profile_name((enum sbx_profile)i), strerror(-rc));
-			status = -EPERM;
+	rc = isolation_prepare(&prep, cfg, &caps, runner_max_children(cfg), spawner, false, err,
+			       sizeof(err));
+	if (rc == 0) {
+		bool namespaces = prep.iso.namespaces;
+
+		rc = isolation_start(&prep, cfg, &pid, &fd, &table, err, sizeof(err));
+		print_spawner(&caps, &prep, namespaces, rc);
+		if (rc == 0) {
+			close(fd); /* the spawner kills what it started and exits */
+			waitpid(pid, NULL, 0);
+			free(table);
 		}
 	}
-	rc = isolation_plan(&iso, cfg, &caps, runner_max_children(cfg), false, err, sizeof(err));
+	printf("\nwhat jobs get with this configuration:\n");
 	if (rc < 0) {
 		printf("  valetd would not start: %s\n", err);
+		isolation_prep_release(&prep);
 		return -EPERM;
 	}
 	printf("  every job: a fresh process from the spawner; its own session and process\n"
 	       "    group; dies with the spawner; fds 0-2 (+ 3, the result channel, for C\n"
 	       "    tasks); a fixed environment; working directory /; no_new_privs\n");
-	isolation_print(&iso, "  ", stdout);
-	print_network(cfg, &iso);
+	isolation_print(iso, "  ", stdout);
+	print_network(cfg, iso);
 	printf("  capability bounding set of jobs: %s\n",
 	       caps.cap_known && (caps.cap_eff & (1ULL << CAP_SETPCAP))
 		   ? "empty (cleared once in the spawner)"
@@ -438,7 +484,7 @@ static int print_check(const struct config *cfg)
 				  "setuid programs and file capabilities");
 	printf("  rlimits (soft = hard, but CPU time):\n");
 	probe_print_limits(&lim, "    ", stdout);
-	if (iso.cg.version && lim.memory_bytes)
+	if (iso->cg.version && lim.memory_bytes)
 		printf("    (the address space limit is 4 x memory_limit: the cgroup limits memory)\n");
 	printf("  C tasks: seccomp profile strict@%u (any other system call kills the task)\n",
 	       policy_profile_version(SBX_PROFILE_STRICT));
@@ -450,8 +496,10 @@ static int print_check(const struct config *cfg)
 		if (cfg->exec_tasks[i].argv && cfg->exec_tasks[i].profile == SBX_PROFILE_EXEC_NET)
 			printf("%s %s", n++ ? "," : ":", cfg->exec_tasks[i].name);
 	printf("\n");
-	isolation_release(&iso);
-	return status;
+	for (char **w = prep.unreachable; w && *w; w++)
+		printf("  WARNING: %s\n", *w);
+	isolation_prep_release(&prep);
+	return 0;
 }
 
 /* 0 (cli->done after -V and -h), or -EINVAL with a message on stderr. */
@@ -462,14 +510,15 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		{"workers", required_argument, NULL, 'w'}, {"test-config", no_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},      {"check", no_argument, NULL, 'C'},
 		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-		{"spawner", required_argument, NULL, 'S'},
+		{"spawner", required_argument, NULL, 'S'}, {"file", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 	char *end;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:l:w:tvVh", opts, NULL)) != -1) {
+	/* "+": options stop at the first word, so `key create ...` is left whole. */
+	while ((c = getopt_long(argc, argv, "+c:l:w:tvVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cli->config = optarg;
@@ -496,6 +545,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		case 'S':
 			cli->spawner = optarg;
 			break;
+		case 'F':
+			cli->keys_file = optarg;
+			break;
 		case 'V':
 			printf("valetd %s\n", VALET_VERSION);
 			cli->done = true;
@@ -508,6 +560,11 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			usage(stderr);
 			return -EINVAL;
 		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "key")) {
+		cli->key_argc = argc - optind - 1;
+		cli->key_argv = argv + optind + 1;
+		return 0;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "valetd: unexpected argument: %s\n", argv[optind]);
@@ -543,6 +600,23 @@ static int load_config(const struct cli *cli, struct config **out)
 	}
 	if (cli->workers)
 		cfg->workers = cli->workers;
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+		fprintf(stderr, "%s: [server] tls_cert and tls_key go together\n",
+			cli->config ? cli->config : "valetd");
+		config_free(cfg);
+		return -EINVAL;
+	}
+	/* Secure by default: an open API only where other hosts cannot reach it. */
+	if (!cfg->auth_keys[0] && !cfg->allow_unauthenticated && !cli->key_argv &&
+	    !http_listen_is_loopback(cfg->listen)) {
+		fprintf(stderr,
+			"%s: [server] listen = %s is not a loopback address and [server] auth_keys "
+			"is not set: anyone who reaches the port could run code here; set "
+			"auth_keys (valetd key create), or allow_unauthenticated = true\n",
+			cli->config ? cli->config : "valetd", cfg->listen);
+		config_free(cfg);
+		return -EINVAL;
+	}
 	*out = cfg;
 	return 0;
 }
@@ -572,6 +646,7 @@ static struct store *make_store(struct ev_loop *loop, const struct config *cfg)
 	    .lease_ms = cfg->lease_ms,
 	    .retry_backoff_ms = cfg->retry_backoff_ms,
 	    .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
+	    .submit_timeout_ms = cfg->submit_timeout_ms,
 	    .retention_days = cfg->retention_days,
 	};
 	struct store *store;
@@ -642,14 +717,15 @@ out:
 	return rc;
 }
 
-/* The spawner program, started with its setup; the task table it has.
- * 0, or -errno with the reason on stderr (-EINVAL: the config's, or a
- * plugin's). */
+/* The spawner program, started with its setup (without namespaces when
+ * it cannot prepare the jobs' view and degraded isolation is allowed); the
+ * task table it has. 0, or -errno with the reason on stderr (-EINVAL: the
+ * config's, or a plugin's). */
 static int start_spawner(const struct config *cfg, struct isolation_prep *prep,
 			 struct tasks *tasks, pid_t *pid, int *fd)
 {
 	char err[1024], *table = NULL;
-	int rc = spawn_start(&prep->setup, pid, fd, &table, err, sizeof(err));
+	int rc = isolation_start(prep, cfg, pid, fd, &table, err, sizeof(err));
 
 	if (rc < 0) {
 		fprintf(stderr, "valetd: %s\n", err);
@@ -696,6 +772,7 @@ static int exit_status(int rc)
 static int run_daemon(struct config *cfg, const struct cli *cli, const char *spawner)
 {
 	struct isolation_prep prep;
+	struct probe_caps caps;
 	struct tasks *tasks = NULL;
 	pid_t spawner_pid;
 	int rc, spawner_fd;
@@ -703,19 +780,24 @@ static int run_daemon(struct config *cfg, const struct cli *cli, const char *spa
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-	rc = isolation_prepare(&prep, cfg, runner_max_children(cfg), spawner, err, sizeof(err));
+	probe_run(&caps);
+	rc = isolation_prepare(&prep, cfg, &caps, runner_max_children(cfg), spawner, true, err,
+			       sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "valetd: %s\n", err);
 		isolation_prep_release(&prep);
 		return rc == -EINVAL ? -EPERM : rc; /* the host's, not the file's */
 	}
-	log_isolation(&prep.iso);
 	isolation_set_global(&prep.iso);
 	if (!(tasks = tasks_new()))
 		rc = -ENOMEM;
 	else
 		rc = start_spawner(cfg, &prep, tasks, &spawner_pid, &spawner_fd);
 	if (rc == 0) {
+		log_isolation(&prep.iso); /* as the spawner started: maybe without its view */
+		for (char **w = prep.unreachable; w && *w; w++)
+			log_warn("an exec task's program is out of the task users' reach", "why",
+				 *w);
 		rc = serve(cfg, cli, spawner_fd, prep.iso.namespaces, tasks);
 		if (rc == -EINVAL)
 			rc = -EIO; /* it started: not a usage error */
@@ -739,9 +821,16 @@ int valetd_main(int argc, char **argv)
 	rc = parse_cli(argc, argv, &cli);
 	if (rc < 0 || cli.done)
 		return exit_status(rc);
+	if (cli.key_argv && cli.keys_file)
+		return auth_key_command(cli.keys_file, cli.key_argc, cli.key_argv);
 	rc = load_config(&cli, &cfg);
 	if (rc < 0)
 		return exit_status(rc);
+	if (cli.key_argv) {
+		rc = auth_key_command(cfg->auth_keys, cli.key_argc, cli.key_argv);
+		config_free(cfg);
+		return rc;
+	}
 	log_setup(cfg->log_format, cfg->log_level);
 	spawner = spawn_program(cli.spawner);
 	if (!spawner)
@@ -749,7 +838,7 @@ int valetd_main(int argc, char **argv)
 	else if (cli.test)
 		rc = check_tasks(cfg, spawner);
 	else if (cli.check)
-		rc = print_check(cfg);
+		rc = print_check(cfg, spawner);
 	else
 		rc = run_daemon(cfg, &cli, spawner);
 	if (rc == 0 && cli.test) {

@@ -7,7 +7,8 @@
  *
  *   - read-only: /proc/self/{status,cgroup,mountinfo}, sysctls, statfs of
  *     /sys/fs/cgroup, prctl(PR_GET_*), seccomp(SECCOMP_GET_ACTION_AVAIL)
- *     and seccomp(SECCOMP_GET_NOTIF_SIZES) - in this process;
+ *     and seccomp(SECCOMP_GET_NOTIF_SIZES), statx of "/" (a mount point,
+ *     or a chroot's directory) - in this process;
  *   - state-changing: unshare(), PR_SET_NO_NEW_PRIVS, loading an allow-all
  *     seccomp filter with or without a flag - each in a forked child that
  *     reports the errno as its exit status (a signal is reported as such);
@@ -551,6 +552,16 @@ static void probe_privileges(struct probe_caps *c)
 	fclose(f);
 }
 
+static int probe_root_mount(void)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, "/", 0, STATX_BASIC_STATS, &stx) < 0 ||
+	    !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+		return -1;
+	return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+}
+
 int probe_run(struct probe_caps *c)
 {
 	int i;
@@ -569,6 +580,7 @@ int probe_run(struct probe_caps *c)
 	probe_cgroups(c);
 	probe_seccomp(c);
 	probe_privileges(c);
+	c->root_mount = probe_root_mount();
 	return 0;
 }
 

@@ -119,6 +119,10 @@ struct probe_caps {
 	uid_t uid, euid;
 	gid_t gid, egid;
 	bool can_switch_user; /* probe_can_switch_user() */
+
+	/* Whether "/" is a mount point (statx): 1; 0, as in a chroot, whose
+	 * root is a directory of some mount; -1 unknown (before Linux 5.8). */
+	int root_mount;
 };
 
 /* Fill *caps (borrowed). Each item records its own result; returns 0, or

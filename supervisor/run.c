@@ -21,6 +21,19 @@
  * A job's result is only final when the next job starts or the child has
  * been reaped: a result followed by a crash is a crash.
  *
+ * Deadlines do not depend on this loop being on time. Each slot has a
+ * timer that the spawner waits on (spawn_proto.h); arming it is one system
+ * call here, and at its expiry the spawner kills the child by itself and
+ * says so in EXIT (SPAWN_EVT_F_DEADLINE: a timeout, as if our timer had
+ * fired). For one job, that timer is the job's deadline. A C-task pipeline
+ * runs its jobs in one child, whose job boundaries only the daemon sees
+ * (the frames), so the spawner gets a bound instead: the running job's
+ * start plus its timeout and those of the jobs after it, moved at each
+ * boundary the daemon sees; the ev_timer keeps each job's own deadline
+ * exact while the loop is healthy. A loop that comes back late to an
+ * expired ev_timer first reads what the spawner and the child said
+ * meanwhile (run_on_deadline): the job may have ended in time.
+ *
  * Pre-forked children. With few workers, the time to fork a child and set
  * up its sandbox is on every job's critical path. So for C tasks the runner
  * keeps up to `workers` children forked and sandboxed ahead of time, each
@@ -43,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +67,11 @@
 #include "policy.h"
 #include "run_internal.h"
 #include "tasks.h"
+
+/* The child's own time between two jobs of a pipeline (writing frames,
+ * starting the next task), allowed on top of the jobs' timeouts in the
+ * spawner's bound, per job boundary it spans. */
+#define RUN_BOUND_SLACK_MS 20
 
 /* ---- a run's life: deadline, kill, the jobs it reports ---------------------- */
 
@@ -76,22 +95,45 @@ static int32_t clamp_ms(int64_t v)
 	return v > INT32_MAX ? INT32_MAX : (int32_t)v;
 }
 
-/* The pid and wall time of jobs[cur], which has ended. */
-static void fill_outcome(struct run *run, struct job *job)
+/* The pid and wall time of jobs[cur], which ended at end_ns (monotonic). */
+static void fill_outcome(struct run *run, struct job *job, int64_t end_ns)
 {
 	job->outcome.pid = run->pid;
-	job->outcome.wall_ms = clamp_ms((job_mono_ns() - run->job_start_ns) / 1000000);
+	job->outcome.wall_ms = clamp_ms((end_ns - run->job_start_ns) / 1000000);
 }
 
-/* jobs[cur] starts now: its wall time and its deadline. */
+/* Set the slot's timer, which the spawner waits on: kill the child at
+ * at_ns (CLOCK_MONOTONIC), or never (0). */
+static void spawner_deadline_set(struct run *run, int64_t at_ns)
+{
+	struct itimerspec its = {.it_value = {.tv_sec = at_ns / 1000000000,
+					      .tv_nsec = at_ns % 1000000000}};
+	int fd = run->r->timers[run->slot];
+
+	if (fd >= 0 && timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		run->kill_at_ns = at_ns;
+}
+
+/* jobs[cur] starts now: its wall time, its deadline, and the spawner's. */
 static void arm_deadline(struct run *run)
 {
 	struct job *job = run->jobs[run->cur];
+	int64_t bound;
 
 	run->job_start_ns = job_mono_ns();
 	ev_timer_stop(run->r->loop, &run->deadline);
+	/* libev counts a timer from the loop's time, taken when this loop
+	 * iteration began: without an update, a busy iteration made the timer
+	 * (and the kill) come before the job had its whole timeout. */
+	ev_now_update(run->r->loop);
 	ev_timer_set(&run->deadline, (double)job->timeout_ms / 1000.0, 0.);
 	ev_timer_start(run->r->loop, &run->deadline);
+	/* Never early: the jobs after this one may take their whole timeouts
+	 * too, and this start is when we saw it, not before. */
+	bound = run->job_start_ns + job->timeout_ms * 1000000;
+	for (size_t i = run->cur + 1; i < run->njobs; i++)
+		bound += (run->jobs[i]->timeout_ms + RUN_BOUND_SLACK_MS) * 1000000;
+	spawner_deadline_set(run, bound);
 }
 
 /*
@@ -118,7 +160,7 @@ void run_next_job(struct run *run, size_t k)
 	bool by_task;
 	enum job_status st = outcome_classify(&f, reason, sizeof(reason), &by_task);
 
-	fill_outcome(run, job);
+	fill_outcome(run, job, job_mono_ns());
 	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
 	run_clear_pending(run);
 	run->cur = k;
@@ -126,15 +168,40 @@ void run_next_job(struct run *run, size_t k)
 	arm_deadline(run);
 }
 
+static void read_events(struct runner *r);
+
+/*
+ * jobs[cur]'s deadline. The loop may come here late (a long callback, a
+ * stopped process), when the child may have ended in time or moved on to
+ * the next job of its pipeline, which has a deadline of its own: what the
+ * spawner and the child said meanwhile comes first.
+ */
 void run_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	run_kill(w->data, RUN_KILL_TIMEOUT);
+	struct run *run = w->data;
+	struct runner *r = run->r;
+	unsigned slot = run->slot;
+	uint64_t id = run->id;
+	size_t cur = run->cur;
+
+	read_events(r);
+	run = r->slots[slot];
+	if (!run || run->id != id)
+		return; /* reaped meanwhile, and freed */
+	if (run->frame_fd >= 0)
+		run_on_io(loop, &run->frame_w, EV_READ);
+	if (run->cur == cur)
+		run_kill(run, RUN_KILL_TIMEOUT);
 }
 
 /* Close everything of a run whose child is gone (or never came). */
 void run_free(struct runner *r, struct run *run)
 {
 	ev_timer_stop(r->loop, &run->deadline);
+	/* Disarmed (which also drops an expiry the spawner has not read)
+	 * before the slot can get its next child. */
+	if (run->kill_at_ns)
+		spawner_deadline_set(run, 0);
 	run_stop_io(run, &run->frame_w, &run->frame_fd);
 	run_stop_io(run, &run->out_w, &run->out_fd);
 	run_stop_io(run, &run->err_w, &run->err_fd);
@@ -222,8 +289,12 @@ static void exit_outcome(struct run *run, struct job *job, const struct spawn_ev
 			 const struct outcome_facts *f)
 {
 	struct job_outcome *o = &job->outcome;
+	int64_t now = job_mono_ns();
 
-	fill_outcome(run, job);
+	/* When the spawner reaped it, not when this loop got to it; unless
+	 * this job's start was seen only after that (a stalled loop). */
+	fill_outcome(run, job,
+		     evt->end_ns >= run->job_start_ns && evt->end_ns <= now ? evt->end_ns : now);
 	if (!evt->spawn_err) {
 		o->exit_code = f->exit_code;
 		o->term_signal = f->term_signal;
@@ -289,6 +360,11 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		warm_died(r, run, evt);
 		return;
 	}
+	/* The spawner's timer killed it: a timeout, as if ours had fired. What
+	 * the pipes held was written before, so a reason found there (a cap,
+	 * a bad frame) came first, as it would have with a loop on time. */
+	if ((evt->flags & SPAWN_EVT_F_DEADLINE) && run->killed == RUN_KILL_NONE)
+		run->killed = RUN_KILL_TIMEOUT;
 	run->pid = evt->pid;
 	if (run->exec && run->killed == RUN_KILL_NONE)
 		run_exec_result(run);
@@ -308,12 +384,12 @@ static void on_started_evt(struct runner *r, const struct spawn_evt *evt)
 		run->pid = evt->pid;
 }
 
-static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
+/* The spawner's events that are there now (a bounded batch). */
+static void read_events(struct runner *r)
 {
-	struct runner *r = w->data;
 	struct spawn_evt evt;
 
-	for (int i = 0; i < 256; i++) {
+	for (int i = 0; i < 256 && !r->broken; i++) {
 		ssize_t n = recv(r->fd, &evt, sizeof(evt), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -322,7 +398,7 @@ static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
 		if (n <= 0) {
 			log_error("the spawner process is gone: no job can run any more");
 			r->broken = true;
-			ev_io_stop(loop, w);
+			ev_io_stop(r->loop, &r->spawner_w);
 			return;
 		}
 		if ((size_t)n != sizeof(evt))
@@ -338,6 +414,11 @@ static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static void on_spawner(struct ev_loop *loop, ev_io *w, int revents)
+{
+	read_events(w->data);
+}
+
 unsigned runner_max_children(const struct config *cfg)
 {
 	return 2 * (unsigned)cfg->workers;
@@ -348,6 +429,7 @@ struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 			  const struct runner_hooks *hooks, void *arg)
 {
 	struct runner *r = calloc(1, sizeof(*r));
+	int rc;
 
 	if (!r)
 		return NULL;
@@ -355,13 +437,16 @@ struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 	r->nslots = runner_max_children(cfg);
 	r->slots = calloc(r->nslots, sizeof(*r->slots));
 	r->pipes = malloc(r->nslots * sizeof(*r->pipes));
-	if (!r->slots || !r->pipes) {
+	r->timers = malloc(r->nslots * sizeof(*r->timers));
+	if (!r->slots || !r->pipes || !r->timers) {
 		free(r->slots);
 		free(r->pipes);
+		free(r->timers);
 		free(r);
 		return NULL;
 	}
 	memset(r->pipes, -1, r->nslots * sizeof(*r->pipes));
+	memset(r->timers, -1, r->nslots * sizeof(*r->timers));
 	/* All at once: the daemon's fd count is then the same from the
 	 * start (a slot whose pipes could not be made tries again later). */
 	for (unsigned i = 0; i < r->nslots; i++)
@@ -375,6 +460,11 @@ struct runner *runner_new(struct ev_loop *loop, const struct config *cfg,
 	r->next_id = 1;
 	ev_io_init(&r->spawner_w, on_spawner, spawner_fd, EV_READ);
 	r->spawner_w.data = r;
+	if ((rc = run_timers_give(r)) < 0) {
+		log_error("cannot give the spawner its deadline timers", "error", strerror(-rc));
+		runner_free(r);
+		return NULL;
+	}
 	ev_io_start(loop, &r->spawner_w);
 	warm_up(r);
 	return r;
@@ -388,10 +478,14 @@ void runner_free(struct runner *r)
 	for (unsigned i = 0; i < r->nslots; i++)
 		if (r->slots[i])
 			run_free(r, r->slots[i]);
-	for (unsigned i = 0; i < r->nslots; i++)
+	for (unsigned i = 0; i < r->nslots; i++) {
 		run_slot_pipes_drop(&r->pipes[i]);
+		if (r->timers[i] >= 0)
+			close(r->timers[i]);
+	}
 	free(r->slots);
 	free(r->pipes);
+	free(r->timers);
 	free(r);
 }
 

@@ -33,6 +33,7 @@ struct run {
 	struct job **jobs;
 	size_t njobs, cur;
 	int64_t job_start_ns; /* the running job's start, for its wall time */
+	int64_t kill_at_ns;   /* when the spawner kills the child (its slot's timer); 0 = never */
 	enum run_kill killed;
 	/* What the child runs with: its job's limits, or for a C-task
 	 * pipeline in one child the largest of its jobs' (limits.h). */
@@ -80,6 +81,7 @@ struct runner {
 	ev_io spawner_w;
 	struct run **slots;  /* workers running + workers warm */
 	struct slot_pipes *pipes; /* [nslots] */
+	int *timers;         /* [nslots]: each slot's deadline timer, the spawner's too */
 	unsigned nslots, running, workers, nwarm;
 	bool warming_paused; /* a warm child died unused: fork on demand for now */
 	bool quiesced;       /* shutting down: no new warm children */
@@ -109,6 +111,8 @@ int run_memfd(const struct buf *in); /* a memfd holding in, at offset 0; or -err
 /* Hand the input to a warm child; false when it does not fit its pipe. */
 bool run_feed_warm(struct run *run, const struct buf *in);
 int run_slot_pipes_ready(struct slot_pipes *sp); /* made if need be; 0 or -errno */
+/* A deadline timer per slot, handed to the spawner (TIMER); 0 or -errno. */
+int run_timers_give(struct runner *r);
 void run_slot_pipes_settle(struct runner *r, struct run *run); /* after a reap */
 void run_slot_pipes_drop(struct slot_pipes *sp);
 

@@ -12,6 +12,8 @@
  * pipe (run_feed_warm). A slot's pipes go to the slot's next child only
  * when the last one, reaped, left nothing in them (run_slot_pipes_settle):
  * a C task cannot fork, so nobody else can write into them any more.
+ * At startup each slot also gets its deadline timer, which the spawner
+ * waits on (run_timers_give; run.c arms it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -151,8 +154,8 @@ int run_memfd(const struct buf *in)
 	return fd;
 }
 
-static int send_start(struct runner *r, const struct spawn_req *req, const char *inline_input,
-		      const int *fds, int nfds)
+static int send_req(struct runner *r, const struct spawn_req *req, const char *inline_input,
+		    const int *fds, int nfds)
 {
 	union {
 		char raw[CMSG_SPACE(sizeof(int) * SPAWN_MAX_FDS)];
@@ -178,6 +181,26 @@ static int send_start(struct runner *r, const struct spawn_req *req, const char 
 			return -errno;
 		if (poll(&p, 1, 1000) == 0)
 			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/*
+ * The slots' deadline timers (spawn_proto.h): made here and sent, one
+ * TIMER each, before any START, so that no child runs in a slot without
+ * one. The spawner waits on them; the daemon keeps its fds to arm them.
+ */
+int run_timers_give(struct runner *r)
+{
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct spawn_req req = {.type = SPAWN_REQ_TIMER, .slot = i};
+		int rc;
+
+		r->timers[i] = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (r->timers[i] < 0)
+			return -errno;
+		if ((rc = send_req(r, &req, NULL, &r->timers[i], 1)) < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -292,7 +315,7 @@ struct run *run_spawn(struct runner *r, struct spawn_req *req, const char *inlin
 		*rc = -ENOMEM;
 		goto fail;
 	}
-	if ((*rc = send_start(r, req, inline_input, c.send, c.nsend)) < 0)
+	if ((*rc = send_req(r, req, inline_input, c.send, c.nsend)) < 0)
 		goto fail;
 	child_fds_close(&c, warm, false);
 	run_init(run, r, req, warm, &c);

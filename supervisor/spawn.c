@@ -214,9 +214,9 @@ spawn_child(const char *program, struct spawn_fds *k, int sock, int doc)
 	_exit(127);
 }
 
-/* READY, then the table or the reason; -errno with err. */
-static int spawn_ready(int fd, pid_t pid, const char *program, char **table, char *err,
-		       size_t errlen)
+/* READY, then the table or the reason; -errno with err (and *sandbox). */
+static int spawn_ready(int fd, pid_t pid, const char *program, char **table, bool *sandbox,
+		       char *err, size_t errlen)
 {
 	size_t cap = sizeof(struct spawn_evt) + SPAWN_READY_MAX;
 	char *buf = malloc(cap + 1);
@@ -240,6 +240,8 @@ static int spawn_ready(int fd, pid_t pid, const char *program, char **table, cha
 	memcpy(&evt, buf, sizeof(evt));
 	buf[n] = '\0';
 	if (evt.type != SPAWN_EVT_READY || evt.spawn_err) {
+		if (sandbox)
+			*sandbox = evt.type == SPAWN_EVT_READY && (evt.flags & SPAWN_EVT_F_SANDBOX);
 		snprintf(err, errlen, "%s", evt.type == SPAWN_EVT_READY && n > (ssize_t)sizeof(evt)
 						? buf + sizeof(evt)
 						: "the spawner did not start");
@@ -254,7 +256,7 @@ static int spawn_ready(int fd, pid_t pid, const char *program, char **table, cha
 }
 
 int spawn_start(const struct spawn_setup *s, pid_t *pid_out, int *fd_out, char **table,
-		char *err, size_t errlen)
+		bool *sandbox, char *err, size_t errlen)
 {
 	struct spawn_fds *k = calloc(1, sizeof(*k));
 	int sv[2] = {-1, -1}, doc = -1, size = 4 << 20, rc;
@@ -263,6 +265,8 @@ int spawn_start(const struct spawn_setup *s, pid_t *pid_out, int *fd_out, char *
 	pid_t pid;
 
 	err[0] = '\0';
+	if (sandbox)
+		*sandbox = false;
 	if (!k || !(root = spawn_document(s, k)) || !(text = json_dumps(root, JSON_COMPACT))) {
 		rc = -ENOMEM;
 		goto out;
@@ -290,7 +294,7 @@ int spawn_start(const struct spawn_setup *s, pid_t *pid_out, int *fd_out, char *
 		spawn_child(s->program, k, sv[1], doc);
 	close(sv[1]);
 	sv[1] = -1;
-	rc = spawn_ready(sv[0], pid, s->program, table, err, errlen);
+	rc = spawn_ready(sv[0], pid, s->program, table, sandbox, err, errlen);
 	if (rc == 0 && fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)
 		rc = -errno;
 	if (rc == 0) {

@@ -44,10 +44,12 @@ struct spawn_setup {
  * Start the spawner program and wait until it is ready. 0 with *pid, *fd
  * (the daemon's end: CLOEXEC, non-blocking) and *table (new, NUL-terminated:
  * its task table, spawn_proto.h's JSON); or -errno with a sentence in err
- * (the spawner's own, when it said why).
+ * (the spawner's own, when it said why) and, when sandbox is not NULL,
+ * *sandbox true if what failed was preparing the jobs' sandbox (their view,
+ * their network: SPAWN_EVT_F_SANDBOX), false for anything else.
  */
-int spawn_start(const struct spawn_setup *s, pid_t *pid, int *fd, char **table, char *err,
-		size_t errlen);
+int spawn_start(const struct spawn_setup *s, pid_t *pid, int *fd, char **table, bool *sandbox,
+		char *err, size_t errlen);
 
 /*
  * POLICY: the directories no job may see (hide; also later, when one

@@ -25,7 +25,8 @@
 struct store;
 
 struct store_reply {
-	int err; /* 0, -ENOENT (unknown id), -EIO, -EAGAIN (storage unavailable) */
+	int err; /* 0, -ENOENT (unknown id), -EIO, -EAGAIN (storage unavailable),
+		  * -ETIMEDOUT (create: not confirmed in time, withdrawn) */
 	bool claimed; /* create: this node holds the new work (the core runs it) */
 	struct job *job;
 	struct pipeline *pipeline;
@@ -69,10 +70,13 @@ struct store_ops {
 	const char *name;
 	/* Persist a new standalone job (reply.job = the job). flags: STORE_CLAIM
 	 * asks to claim it for this node; reply.claimed says whether it was (a
-	 * store without queue ops always claims). */
+	 * store without queue ops always claims). A store that may be slow
+	 * answers within its submit timeout: 0 once the job is durable, or
+	 * -ETIMEDOUT: withdrawn, it never exists (not now, not later). */
 	int (*create_job)(struct store *st, struct job *job, unsigned flags, store_done_fn cb,
 			  void *arg);
-	/* Persist a new pipeline and all its jobs (reply.pipeline). */
+	/* Persist a new pipeline and all its jobs (reply.pipeline); answered
+	 * like create_job. */
 	int (*create_pipeline)(struct store *st, struct pipeline *pl, unsigned flags,
 			       store_done_fn cb, void *arg);
 	/* Record a change (JOB_F_* mask) of a job or pipeline. */

@@ -3,7 +3,9 @@
 #
 #   tests/pg_tmp.sh start DIR     create a cluster in DIR, start it, create the
 #                                 database valet_test, print its libpq URL
-#   tests/pg_tmp.sh restart DIR   restart it (fast shutdown, same port)
+#   tests/pg_tmp.sh restart DIR [SECONDS]
+#                                 restart it (fast shutdown, same port); with
+#                                 SECONDS, it stays down that long (an outage)
 #   tests/pg_tmp.sh stop DIR      stop it (fast shutdown) and remove DIR
 #   tests/pg_tmp.sh url DIR       print the URL again
 #   tests/pg_tmp.sh check         exit 0 when the server programs are found
@@ -42,6 +44,7 @@ die() {
 
 usage() {
 	echo "usage: $0 start|restart|stop|url DIR" >&2
+	echo "       $0 restart DIR SECONDS" >&2
 	echo "       $0 check" >&2
 	exit 2
 }
@@ -290,8 +293,19 @@ cmd_restart() {
 	load_mark
 	setup_programs
 	setup_owner
+	if [ -n "${DOWN:-}" ]; then
+		if ! as_owner "$BINDIR/pg_ctl" -D "$DATA" -m fast -w -t "$START_TIMEOUT" \
+			stop >>"$DIR/pg_ctl.log" 2>&1; then
+			tail -n 5 "$DIR/pg_ctl.log" >&2
+			die "stop (for a restart) failed in $DIR"
+		fi
+		sleep "$DOWN"
+		set -- start
+	else
+		set -- restart
+	fi
 	if ! as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -m fast -w -t "$START_TIMEOUT" \
-		restart >>"$DIR/pg_ctl.log" 2>&1; then
+		"$1" >>"$DIR/pg_ctl.log" 2>&1; then
 		tail -n 5 "$DIR/pg_ctl.log" >&2
 		log_tail "$LOG"
 		die "restart failed in $DIR"
@@ -336,6 +350,13 @@ check)
 	check_programs
 	;;
 start|restart|stop|url)
+	if [ $# -eq 2 ] && [ "$cmd" = restart ]; then
+		case $2 in
+		''|*[!0-9.]*) usage ;;
+		esac
+		DOWN=$2
+		set -- "$1"
+	fi
 	if [ $# -ne 1 ] || [ -z "$1" ]; then
 		usage
 	fi

@@ -15,6 +15,10 @@
 #   3. the same with 10000 jobs parked (run_at an hour ahead) in the daemon
 #   4. park 100000 jobs, read the daemon's VmRSS, then the same 20000 jobs
 #   5. kill latency: 200 jobs that sleep 10 s under a 50 ms timeout
+#   5b. the HTTP edge (tests/bench/http_edge.py): a client's extra latency
+#      with 2,000 idle and half-sent connections open, the daemon's memory
+#      per connection, and how late a 0.3 s job is killed while another
+#      client reads a 100 MB result
 #   2c. exec tasks under full isolation (/bin/echo {}, BENCH_EXEC_JOBS jobs):
 #      profile exec, then exec+net (a network namespace per slot served by
 #      slirp4netns): what the network costs per job
@@ -148,6 +152,9 @@ start_daemon() {
 	if [ -n "${STORAGE_CONF:-}" ]; then
 		printf '%s\n' "$STORAGE_CONF" >>"$TMP/bench.conf"
 	fi
+	if [ -n "${EXTRA_CONF:-}" ]; then
+		printf '%s\n' "$EXTRA_CONF" >>"$TMP/bench.conf"
+	fi
 	"$build/valetd" -c "$TMP/bench.conf" -l "127.0.0.1:$PORT" 2>"$OUT/$name.valetd.log" &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
@@ -264,6 +271,35 @@ node_id = bench"
 	STORAGE_CONF=
 }
 
+# edge: the HTTP edge (tests/bench/http_edge.py), report in $OUT/edge.json:
+# 2,000 idle and half-sent connections against a normal client, and a 0.3 s
+# job killed while a client reads a 100 MB result. The result comes from an
+# exec task; its script lives in $OUT, which the job's view of the file
+# system shows.
+edge() {
+	cat >"$OUT/big_result.sh" <<-'SH'
+		#!/bin/sh
+		printf '"'; head -c 100000000 /dev/zero | tr '\000' a; printf '"'
+	SH
+	chmod 755 "$OUT/big_result.sh"
+	EXTRA_CONF="[jobs]
+max_result_size = 200M
+max_output_size = 200M
+[task.big]
+command = $(cd "$OUT" && pwd)/big_result.sh
+[task.sleeper]
+command = /bin/sleep 10"
+	if start_daemon edge; then
+		echo "bench: edge: http_edge.py" >&2
+		python3 tests/bench/http_edge.py --port "$PORT" --pid "$DAEMON_PID" --big \
+			>"$OUT/edge.json" 2>"$OUT/edge.log" || FAILED_STEPS=$((FAILED_STEPS + 1))
+		stop_daemon
+	else
+		FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+	EXTRA_CONF=
+}
+
 # forkloop RUN: step 1, in $OUT/forkloop.RUN.txt.
 forkloop() {
 	echo "bench: forkloop ($1)" >&2
@@ -296,6 +332,7 @@ ab_bench() {
 		FAILED_STEPS=$((FAILED_STEPS + 1))
 	fi
 	step kill --kill "$KILL" --jobs 0
+
 	ab_summary >"$OUT/summary.txt"
 }
 
@@ -395,6 +432,14 @@ rss_mb = rss[0] if rss else None
 killr = load("kill")
 kill_p50, kill_p99 = get(killr, "kill", "kill_ms", "p50"), get(killr, "kill", "kill_ms", "p99")
 rows += [
+    ("2,000 idle/half-sent connections:", "", "", ""),
+    ("  a client's extra latency p50 / p99", "%s / %s ms" % (
+        fmt(edge_p50, "%.2f"), fmt(edge_p99, "%.2f")), "< 10 ms",
+     mark(ok(edge_p50 is not None and max(edge_p50, edge_p99) < 10, edge_p50, edge_p99))),
+    ("  daemon memory per connection", fmt(edge_kb, "%.1f", " kB"), "", ""),
+    ("100 MB result read (%s s):" % fmt(edge_read, "%.2f"), "", "", ""),
+    ("  a 0.3 s job's kill, late by", fmt(edge_kill, "%.1f", " ms"), "< 10 ms",
+     mark(ok(edge_kill is not None and edge_kill < 10, edge_kill))),
     ("daemon RSS, %s parked" % park_large, "", fmt(rss_mb, "%.1f", " MB"), "", "< 50 MB",
      mark(None if rss_mb is None else rss_mb < 50)),
     ("  its child processes (spawner)", "", fmt(rss[1] if rss and len(rss) > 1 else None,
@@ -452,6 +497,7 @@ for run in $(seq "$REPEAT"); do
 	measure park_large "$run" "$PARK_LARGE"
 done
 step kill --kill "$KILL" --jobs 0
+edge
 
 # PostgreSQL last, in its own rounds: a server that has just taken 20,000
 # jobs vacuums and checkpoints for a while, which would slow the runs that
@@ -580,6 +626,12 @@ pct_pg = get(median_run("postgres"), "run", "throughput") / rate_empty * 100 \
     if rate_empty and median_run("postgres") else None
 pct_forks = round_forks("empty")
 kill_p50, kill_p99 = get(killr, "kill", "kill_ms", "p50"), get(killr, "kill", "kill_ms", "p99")
+edge = load("edge")
+edge_p50 = get(edge, "idle", "extra_ms", "p50")
+edge_p99 = get(edge, "idle", "extra_ms", "p99")
+edge_kb = get(edge, "idle", "rss_kb_per_connection")
+edge_kill = get(edge, "big_result", "kill_late_ms")
+edge_read = get(edge, "big_result", "read_s")
 rss_mb = max_rss_mb("park_large", 0)
 children_mb = max_rss_mb("park_large", 1)
 
@@ -621,6 +673,14 @@ rows = [
     ("kill latency p50 / p99 (%s jobs)" % kill, "%s / %s ms" % (
         fmt(kill_p50, "%.2f"), fmt(kill_p99, "%.2f")), "p99 < 10 ms",
      mark(ok(kill_p99 is not None and kill_p99 < 10, kill_p99))),
+    ("2,000 idle/half-sent connections:", "", "", ""),
+    ("  a client's extra latency p50 / p99", "%s / %s ms" % (
+        fmt(edge_p50, "%.2f"), fmt(edge_p99, "%.2f")), "< 10 ms",
+     mark(ok(edge_p50 is not None and max(edge_p50, edge_p99) < 10, edge_p50, edge_p99))),
+    ("  daemon memory per connection", fmt(edge_kb, "%.1f", " kB"), "", ""),
+    ("100 MB result read (%s s):" % fmt(edge_read, "%.2f"), "", "", ""),
+    ("  a 0.3 s job's kill, late by", fmt(edge_kill, "%.1f", " ms"), "< 10 ms",
+     mark(ok(edge_kill is not None and edge_kill < 10, edge_kill))),
     ("daemon RSS, %s parked" % park_large, fmt(rss_mb, "%.1f", " MB"), "< 50 MB",
      mark(ok(rss_mb is not None and rss_mb < 50, rss_mb))),
     ("  its child processes (spawner)", fmt(children_mb, "%.1f", " MB"), "", ""),

@@ -16,22 +16,15 @@
  * store does), orphan or gone (async, and before the answer the server is
  * freed or the client disconnected), draining, sick-queue, sick-storage.
  *
- * The server glue (api/http.c, being replaced) is not linked: the
- * harness defines http_request_answer(), http_request_error() and
- * http_request_wait() as http.c does, and MHD_lookup_connection_value(),
- * the one libmicrohttpd call routes.c makes (query arguments), over the
- * parsed QUERY. The core's operations (supervisor/core.h) are stubs that
- * answer with canned jobs and pipelines, or the error asked for, and free
- * them as soon as the callback returns (the reply is borrowed).
- *
- * When the server without libmicrohttpd lands, what changes here: routes.h
- * should declare the query lookup as the server's own function, e.g.
- * const char *http_request_query(struct http_request *req, const char *key)
- * (borrowed, NULL when absent), which this file then defines instead of
- * MHD_lookup_connection_value(); req->conn (here a token, NULL once the
- * client is gone) becomes whatever the new struct http_request uses to
- * say the client is still there; and routes.h no longer includes
- * <microhttpd.h>.
+ * The server glue (api/http.c, api/http_conn.c) is not linked: the
+ * harness defines what routes.h asks of it - http_request_answer() and its
+ * _parts and _result forms, http_request_error(), http_request_wait(), and
+ * http_request_query() over the parsed QUERY (decoded as api/http_url.c
+ * decodes it; the path stays as sent, as the server routes on it). The
+ * core's operations (supervisor/core.h) are stubs that answer with canned
+ * jobs and pipelines, or the error asked for, and free them as soon as the
+ * callback returns (the reply is borrowed). req->conn is a token while the
+ * client is there, NULL once it is gone.
  *
  * Checks, besides the sanitizers: every request is answered exactly once
  * (or, orphaned, its wait ends), and is not waiting at the end; a core
@@ -72,7 +65,7 @@ enum {
 static struct {
 	unsigned flags;
 	enum core_err err;
-	/* The query's arguments (MHD's GET_ARGUMENT_KIND): value NULL for "?key". */
+	/* The query's arguments, decoded: value NULL for "?key". */
 	size_t nargs;
 	char *keys[QUERY_MAX], *values[QUERY_MAX];
 } in;
@@ -81,6 +74,7 @@ static struct {
 static struct http_request *cur;
 static struct http_server server;
 static char conn_token; /* req->conn points here while the client is connected */
+#define CONN_TOKEN ((struct http_conn *)&conn_token)
 static unsigned answers, core_calls;
 static struct {
 	core_done_fn cb;
@@ -89,7 +83,7 @@ static struct {
 	bool set;
 } deferred;
 
-/* %XX decoding, as MHD does for the path and the arguments ('+' too for those). */
+/* %XX decoding of the query's arguments ('+' is a space there). */
 static char *unescape(const char *s, size_t n, bool plus)
 {
 	char *out = malloc(n + 1), *o = out;
@@ -179,7 +173,7 @@ static struct http_request *parse_request(const char *data, size_t size)
 	FUZZ_CHECK(req != NULL);
 	req->refs = 1;
 	req->srv = &server;
-	req->conn = (struct MHD_Connection *)&conn_token;
+	req->conn = CONN_TOKEN;
 	line = next_line(&p, end, &len);
 	sp = memchr(line, ' ', len);
 	mlen = sp ? (size_t)(sp - line) : len;
@@ -191,7 +185,9 @@ static struct http_request *parse_request(const char *data, size_t size)
 		len = 0;
 	}
 	qm = memchr(line, '?', len);
-	req->url = unescape(line, qm ? (size_t)(qm - line) : len, false);
+	/* The path as sent: the server routes on it undecoded. */
+	req->url = strndup(line, qm ? (size_t)(qm - line) : len);
+	FUZZ_CHECK(req->url != NULL);
 	if (qm)
 		parse_query(qm + 1, len - (size_t)(qm + 1 - line));
 	while (p < end) {
@@ -214,14 +210,12 @@ static struct http_request *parse_request(const char *data, size_t size)
 
 /* ---- the server glue (http.c's contract) ---------------------------- */
 
-const char *MHD_lookup_connection_value(struct MHD_Connection *connection,
-					enum MHD_ValueKind kind, const char *key)
+const char *http_request_query(struct http_request *req, const char *key)
 {
-	FUZZ_CHECK(connection == (struct MHD_Connection *)&conn_token);
-	FUZZ_CHECK(kind == MHD_GET_ARGUMENT_KIND && key != NULL);
+	FUZZ_CHECK(req == cur && key != NULL);
 	for (size_t i = 0; i < in.nargs; i++)
 		if (!strcmp(in.keys[i], key))
-			return in.values[i];
+			return in.values[i] && in.values[i][0] ? in.values[i] : NULL;
 	return NULL;
 }
 
@@ -232,27 +226,45 @@ void http_request_wait(struct http_request *req)
 	req->refs++;
 }
 
-void http_request_answer(struct http_request *req, unsigned status, char *body, size_t len)
+/* Each part stolen but parts[1] when job is given (its result text). */
+static void answer(struct http_request *req, unsigned status, struct iovec *parts, unsigned n,
+		   struct job *job)
 {
+	size_t len = 0;
+	char *text;
 	json_t *v;
 
 	FUZZ_CHECK(req == cur);
 	FUZZ_CHECK(status >= 200 && status <= 599);
-	if (body) {
+	FUZZ_CHECK(n <= HTTP_BODY_PARTS);
+	for (unsigned i = 0; i < n; i++)
+		len += parts[i].iov_len;
+	if (n) {
+		/* The pieces together are one JSON object. */
 		FUZZ_CHECK(status != 204);
-		FUZZ_CHECK(len == strlen(body));
-		v = json_loadb(body, len, 0, NULL);
+		text = malloc(len + 1);
+		FUZZ_CHECK(text != NULL);
+		len = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (parts[i].iov_len)
+				memcpy(text + len, parts[i].iov_base, parts[i].iov_len);
+			len += parts[i].iov_len;
+		}
+		text[len] = '\0';
+		FUZZ_CHECK(strlen(text) == len);
+		v = json_loadb(text, len, 0, NULL);
 		FUZZ_CHECK(json_is_object(v));
 		json_decref(v);
+		free(text);
 	}
-	if (req->orphaned || !req->conn) {
-		free(body); /* nobody to send it to */
-	} else {
+	for (unsigned i = 0; i < n; i++)
+		if (!(job && i == 1))
+			free(parts[i].iov_base);
+	if (!(req->orphaned || !req->conn)) {
 		FUZZ_CHECK(!req->answered);
 		req->answered = true;
 		req->status = status;
-		req->resp_body = body;
-		req->resp_len = body ? len : 0;
+		req->resp_len = len;
 	}
 	answers++;
 	if (!req->waiting)
@@ -260,6 +272,28 @@ void http_request_answer(struct http_request *req, unsigned status, char *body, 
 	req->waiting = false;
 	FUZZ_CHECK(req->refs > 1);
 	req->refs--;
+}
+
+void http_request_answer(struct http_request *req, unsigned status, char *body, size_t len)
+{
+	struct iovec part = {body, body ? len : 0};
+
+	FUZZ_CHECK(!body || len == strlen(body));
+	answer(req, status, &part, body ? 1 : 0, NULL);
+}
+
+void http_request_answer_parts(struct http_request *req, unsigned status, struct iovec *parts,
+			       unsigned n)
+{
+	answer(req, status, parts, n, NULL);
+}
+
+void http_request_answer_result(struct http_request *req, unsigned status,
+				struct iovec parts[3], struct job *job)
+{
+	FUZZ_CHECK(job != NULL);
+	FUZZ_CHECK(parts[1].iov_len == 0 || parts[1].iov_base == job->result_json);
+	answer(req, status, parts, 3, job);
 }
 
 void http_request_error(struct http_request *req, unsigned status, const char *message)
@@ -661,7 +695,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	json_in_doc_release(&req->doc);
 	free(req->body);
-	free(req->resp_body);
 	free(req->url);
 	free(req);
 	cur = NULL;

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,6 +320,41 @@ static int hx_orphan(void)
 	return 0;
 }
 
+/*
+ * A child that looks like an idle pre-forked job child - named valetd-job,
+ * asleep in read(0) on a pipe (its own, which nobody ever writes) - left
+ * behind by a task that exits at once. It must die with the job's PID
+ * namespace, and the clean-host check must not excuse it as idle.
+ */
+static int hx_disguise(void)
+{
+	int fds[2], ready[2];
+	char c;
+	pid_t pid;
+
+	if (pipe(fds) < 0 || pipe(ready) < 0)
+		return 4;
+	pid = fork();
+	if (pid == 0) {
+		hx_quiet_child();
+		prctl(PR_SET_NAME, "valetd-job");
+		dup2(fds[0], 0);
+		close(ready[0]);
+		close(ready[1]); /* the parent's read returns: in place */
+		for (;;)
+			if (read(0, &c, 1) <= 0 && errno != EINTR)
+				break;
+		_exit(0);
+	}
+	close(ready[1]);
+	if (pid < 0 || read(ready[0], &c, 1) != 0) {
+		fprintf(stderr, "the disguised child did not start\n");
+		return 4;
+	}
+	printf("{\"disguised\":true}\n");
+	return 0;
+}
+
 static int hx_file_size(void)
 {
 	static char buf[1 << 20];
@@ -390,6 +426,7 @@ static const struct {
 	{"stopped_child", hx_stopped_child},
 	{"zombies", hx_zombies},
 	{"orphan", hx_orphan},
+	{"disguise", hx_disguise},
 	{"tcp_connect", hx_tcp_connect},
 	{"abstract_unix", hx_abstract_unix},
 	{"net_view", hx_net_view},

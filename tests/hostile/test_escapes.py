@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -28,7 +29,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
-from valetd import Daemon, below, proc_table  # noqa: E402
+from valetd import ASAN, VALETD, Daemon, below, proc_table  # noqa: E402
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escapes", "probe.py")
 PYTHON = "/usr/bin/python3"
@@ -93,6 +94,21 @@ class Listener:
         self.sock.close()
 
 
+def ns_wrapper(directory, setup):
+    """A program that runs valetd in a mount namespace of its own, after the
+    shell commands setup: a host as the test needs it, which this one is
+    not (the namespace is private: nothing of it reaches the host). It
+    execs valetd, so valetd keeps its pid."""
+    wrapper = os.path.join(directory, "valetd")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\n"
+                "exec unshare --mount --propagation private sh -c '%s && exec \"$0\" "
+                "\"$@\"' %s \"$@\"\n" % (setup, VALETD))
+    os.chmod(wrapper, 0o755)
+    os.chmod(directory, 0o755)
+    return wrapper
+
+
 def host_addresses():
     """Every address of every interface of this host: ([IPv4], [IPv6])."""
     out = json.loads(run("ip", "-j", "addr").stdout)
@@ -129,9 +145,11 @@ class NetworkTest(unittest.TestCase):
             cls.abstract.bind("\0valet-esc-abstract-" + TAG)
             cls.abstract.listen(8)
             cls.cleanups.append(cls.abstract.close)
+            # On every address, as an open API: what a job must not reach.
             cls.d = Daemon(dict(tasks(net=True), network={
                 "allow": "0.0.0.0/0 10.99.0.0/24",
-                "deny": "10.0.0.0/8 169.254.0.0/16 198.51.100.128/25"}),
+                "deny": "10.0.0.0/8 169.254.0.0/16 198.51.100.128/25"},
+                server={"allow_unauthenticated": "true"}),
                 listen_host="0.0.0.0", tmp_parent="/var/tmp")
             cls.d.start()
         except BaseException:
@@ -153,7 +171,9 @@ class NetworkTest(unittest.TestCase):
         run("ip", "route", "replace", "169.254.169.254/32", "dev", cls.VETH)
         cls.cleanups.append(lambda: run("ip", "route", "del", "169.254.169.254/32", "dev",
                                         cls.VETH, check=False))
-        inside = ["ip", "netns", "exec", cls.NS]
+        # nsenter, not `ip netns exec`: that also makes "/" a slave mount,
+        # which a chroot cannot do (its "/" is no mount point).
+        inside = ["nsenter", "--net=/run/netns/" + cls.NS]
         for a in ("198.51.100.2/24", "198.51.100.130/24", "169.254.169.254/32",
                   "10.99.0.2/24", "10.98.0.2/24"):
             run(*inside, "ip", "addr", "add", a, "dev", cls.VETH + "r")
@@ -268,6 +288,23 @@ class NetworkTest(unittest.TestCase):
         now = [p for p in below(table, self.d.proc.pid) if table[p][3] == "slirp4netns"]
         self.assertTrue(now and not set(now) & set(helpers), (helpers, now))
 
+    def test_helper_sandboxed(self):
+        """Each slot's slirp4netns runs in its own sandbox (--enable-sandbox:
+        a mount namespace of its own, every capability but
+        CAP_NET_BIND_SERVICE dropped) under its own seccomp filter
+        (--enable-seccomp)."""
+        table = proc_table()
+        helpers = [p for p in below(table, self.d.proc.pid) if table[p][3] == "slirp4netns"]
+        self.assertTrue(helpers)
+        host_mnt = os.readlink("/proc/%d/ns/mnt" % self.d.proc.pid)
+        for p in helpers:
+            with open("/proc/%d/status" % p) as f:
+                st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            self.assertEqual(st["Seccomp"], "2", (p, st))
+            self.assertEqual(int(st["CapEff"], 16), 1 << 10, (p, st))  # CAP_NET_BIND_SERVICE
+            self.assertEqual(int(st["CapPrm"], 16), 1 << 10, (p, st))
+            self.assertNotEqual(os.readlink("/proc/%d/ns/mnt" % p), host_mnt, p)
+
     def test_allow_list_only(self):
         """allow without 0.0.0.0/0: only those networks, nothing else."""
         d = Daemon(dict(tasks(net=True), network={"allow": "198.51.100.0/25", "deny": ""}),
@@ -331,6 +368,42 @@ class NetworkDegradedTest(unittest.TestCase):
         # The other jobs keep their empty network namespace.
         self.assertEqual(plain["isolation"]["network"], "none", plain["isolation"])
 
+    def test_no_tun_device(self):
+        """Without /dev/net/tun (here: a tmpfs over /dev/net in valetd's own
+        mount namespace) slirp4netns cannot serve exec+net jobs: valetd
+        refuses to start and says so."""
+        tmp = tempfile.mkdtemp(prefix="valet-esc-tun-", dir="/var/tmp")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d = Daemon(tasks(net=True), binary=ns_wrapper(tmp, "mount -t tmpfs none /dev/net"),
+                   tmp_parent="/var/tmp")
+        try:
+            with self.assertRaises(AssertionError) as cm:
+                d.start()
+        finally:
+            d.cleanup()
+        self.assertIn("exec+net jobs need /dev/net/tun for slirp4netns", str(cm.exception))
+        self.assertIn("allow_degraded_isolation", str(cm.exception))
+
+    def test_mode_host(self):
+        """[network] mode = host: exec+net jobs get the host's network -
+        the node's loopback, a server there - by configuration, not
+        degraded, and say "network": "host"; other jobs keep none."""
+        srv = Listener()
+        self.addCleanup(srv.close)
+        d = Daemon(dict(tasks(net=True), network={"mode": "host"}), tmp_parent="/var/tmp")
+        d.start()
+        try:
+            job, meta = probe(d, {"tcp": [["127.0.0.1", srv.port]]}, task="esc_net")
+            plain, plain_meta = probe(d, {"tcp": [["127.0.0.1", srv.port]]})
+        finally:
+            d.stop()
+        self.assertEqual(meta["tcp 127.0.0.1:%d" % srv.port], "connected", meta)
+        self.assertEqual(job["isolation"]["network"], "host", job["isolation"])
+        self.assertNotIn("net", job["isolation"]["namespaces"], job["isolation"])
+        self.assertIs(job["isolation"]["degraded"], False, job["isolation"])
+        self.assertEqual(plain_meta["tcp 127.0.0.1:%d" % srv.port], "EPERM", plain_meta)
+        self.assertEqual(plain["isolation"]["network"], "none", plain["isolation"])
+
 
 @unittest.skipUnless(ROOT, "needs root (mounts)")
 class HiddenTest(unittest.TestCase):
@@ -348,6 +421,15 @@ class HiddenTest(unittest.TestCase):
         cls.default = "/etc/default/valet-esc-" + TAG
         with open(cls.default, "w") as f:
             f.write("VALET_DATABASE_URL=postgres://u:pw-%s@db/x\n" % TAG)
+        # /etc/valet, the packaged config's directory, is hidden whatever
+        # the config file in use: made here (readable by all) if the host
+        # has none, and removed again.
+        cls.made_etc_valet = not os.path.exists("/etc/valet")
+        os.makedirs("/etc/valet", exist_ok=True)
+        cls.etc_valet = "/etc/valet/valet-esc-" + TAG
+        with open(cls.etc_valet, "w") as f:
+            f.write("etc-valet-secret\n")
+        os.chmod(cls.etc_valet, 0o644)
         cls.d = Daemon(dict(tasks(), sandbox={"hide": cls.extra}), tmp_parent="/var/tmp")
         try:
             cls.d.start()
@@ -355,7 +437,14 @@ class HiddenTest(unittest.TestCase):
             os.chmod(cls.d.conf_path, 0o644)
         except BaseException:
             cls.d.cleanup()
+            cls._remove_etc_valet()
             raise
+
+    @classmethod
+    def _remove_etc_valet(cls):
+        os.unlink(cls.etc_valet)
+        if cls.made_etc_valet:
+            os.rmdir("/etc/valet")
 
     @classmethod
     def tearDownClass(cls):
@@ -365,6 +454,7 @@ class HiddenTest(unittest.TestCase):
             shutil.rmtree(cls.extra, ignore_errors=True)
             shutil.rmtree(cls.extra + ".old", ignore_errors=True)
             os.unlink(cls.default)
+            cls._remove_etc_valet()
 
     def read(self, *paths):
         return probe(self.d, {"read": list(paths), "ls": ["/etc"]})[1]
@@ -391,9 +481,11 @@ class HiddenTest(unittest.TestCase):
 
     def test_default_and_hide(self):
         secret = os.path.join(self.extra, "secret")
-        meta = self.read(self.default, secret, "/etc/hostname")
+        meta = self.read(self.default, secret, self.etc_valet, "/etc/hostname")
         self.assertEqual(meta["read " + self.default], "ENOENT", meta)
         self.assertEqual(meta["read " + secret], "ENOENT", meta)
+        self.assertEqual(meta["read " + self.etc_valet], "ENOENT", meta)
+        self.assertIn("valet", meta["ls /etc"], meta)  # hidden: there, and empty
         self.assertNotIn(meta["read /etc/hostname"], ("ENOENT", "EACCES"), meta)
 
     def test_directory_renamed_and_made_anew(self):
@@ -416,8 +508,14 @@ class HiddenTest(unittest.TestCase):
         with open(secret, "w") as f:
             f.write("newer-secret\n")
         time.sleep(3)
-        meta = self.read(secret)
+        _, meta = probe(self.d, {"read": [secret], "mountinfo": True})
         self.assertEqual(meta["read " + secret], "ENOENT", meta)
+        # What is laid over a directory after startup is as read-only, nosuid
+        # and nodev as the rest of the view (sbx_view.c's sbx_harden).
+        over = [m for m in meta["mountinfo"] if m["point"] == self.extra]
+        self.assertTrue(over, meta["mountinfo"])
+        for flag in ("ro", "nosuid", "nodev", "noexec"):
+            self.assertIn(flag, over[-1]["opts"], over)
 
 
 @unittest.skipUnless(ROOT, "needs root (mounts)")
@@ -459,7 +557,17 @@ class MountTest(unittest.TestCase):
     """The view is the host's mounts as they were at startup: nothing the
     host mounts later reaches a job (even from a shared mount), what the
     host unmounts leaves the view, no procfs, sysfs or devtmpfs but the
-    job's own, and nosuid and nodev everywhere (dev only in /dev)."""
+    job's own, and nosuid and nodev everywhere (dev only in /dev).
+
+    The flags are read twice, from the job's /proc/self/mountinfo (every
+    mount) and with statvfs() (what the kernel applies at a path): with
+    no_new_privs a missing nosuid changes nothing a task could see, so
+    only the flags themselves tell. Every kind of mount a job gets is
+    there: the view's (/, /etc, /usr, ...), the minimal /dev and its
+    nodes, /run, the job's own /proc and /tmp, and an exec task's program
+    directory under the host's /tmp bound into it (esc_tmp)."""
+
+    MEMORY = 64 << 20
 
     @classmethod
     def setUpClass(cls):
@@ -467,9 +575,14 @@ class MountTest(unittest.TestCase):
         cls.shared = os.path.join(cls.base, "shared")
         cls.proc2 = os.path.join(cls.base, "proc")
         cls.gone = os.path.join(cls.base, "gone")
+        # A task whose program lives under the host's /tmp: bound, read-only,
+        # into every job's /tmp (sbx_init.c), a mount of its own.
+        cls.keep = "/tmp/valet-esc-keep-" + TAG
         cls.mounted = []
-        for d in (cls.shared, cls.proc2, cls.gone):
+        for d in (cls.shared, cls.proc2, cls.gone, cls.keep):
             os.makedirs(d)
+        os.chmod(cls.keep, 0o755)
+        shutil.copy(PROBE, cls.keep)
         os.makedirs(os.path.join(cls.shared, "late"))
         os.chmod(os.path.join(cls.shared, "late"), 0o777)
         try:
@@ -482,7 +595,11 @@ class MountTest(unittest.TestCase):
             cls.mounted.append(cls.proc2)
             run("mount", "-t", "tmpfs", "-o", "size=1m", "valet-esc-gone", cls.gone)
             cls.mounted.append(cls.gone)
-            cls.d = Daemon(tasks(), tmp_parent="/var/tmp")
+            conf = dict(tasks())
+            conf["task.esc_tmp"] = {"command": "%s %s/probe.py" % (PYTHON, cls.keep)}
+            if not ASAN:  # ASan: no memory limit (valetd.py)
+                conf["sandbox"] = {"memory_limit": str(cls.MEMORY)}
+            cls.d = Daemon(conf, tmp_parent="/var/tmp")
             cls.d.start()
         except BaseException:
             cls._unmount()
@@ -493,6 +610,7 @@ class MountTest(unittest.TestCase):
         for m in reversed(cls.mounted):
             run("umount", "-l", m, check=False)
         shutil.rmtree(cls.base, ignore_errors=True)
+        shutil.rmtree(cls.keep, ignore_errors=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -531,16 +649,66 @@ class MountTest(unittest.TestCase):
         procs = [m for m in meta["mountinfo"] if m["fstype"] == "proc"]
         self.assertEqual([m["point"] for m in procs][-1:], ["/proc"], procs)
         for m in meta["mountinfo"]:
-            where = m["point"]
             if m["fstype"] in ("sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
                                "debugfs", "mqueue"):
+                where = m["point"]
                 self.assertTrue(where.startswith("/dev/") or where.startswith("/tmp/"),
                                 m)
-            self.assertIn("nosuid", m["opts"], m)
-            if not (where == "/dev" or where.startswith("/dev/")):
-                self.assertIn("nodev", m["opts"], m)
-            if where not in ("/proc", "/tmp") and not where.startswith("/dev"):
-                self.assertIn("ro", m["opts"], m)
+
+    def assertViewFlags(self, point, flags, how):
+        """What the README promises of a mount (or path) at point: nosuid
+        everywhere, nodev but in the minimal /dev, read-only but the job's
+        own /proc and /tmp (a program directory kept under /tmp is
+        read-only again)."""
+        in_dev = point == "/dev" or point.startswith("/dev/")
+        self.assertIn("nosuid", flags, (how, point, flags))
+        if not in_dev:
+            self.assertIn("nodev", flags, (how, point, flags))
+        if point not in ("/proc", "/tmp"):
+            self.assertIn("ro", flags, (how, point, flags))
+
+    def test_every_mount_nosuid_nodev_readonly(self):
+        paths = ["/", "/etc", "/usr", "/usr/bin", "/var/tmp", "/run", "/proc", "/tmp",
+                 "/dev", "/dev/null", "/dev/urandom", self.keep, "/etc/resolv.conf"]
+        _, meta = probe(self.d, {"mountinfo": True, "statvfs": paths}, task="esc_tmp")
+        points = [m["point"] for m in meta["mountinfo"]]
+        # Every kind of mount the README names is there to be checked.
+        for want in ("/", "/proc", "/tmp", "/dev", "/dev/null", "/run", self.keep):
+            self.assertIn(want, points, meta["mountinfo"])
+        for m in meta["mountinfo"]:
+            self.assertViewFlags(m["point"], m["opts"], "mountinfo")
+        for path in paths:
+            st = meta["statvfs " + path]
+            self.assertIsInstance(st, dict, (path, st))
+            self.assertViewFlags(path, st["flags"], "statvfs")
+        if not ASAN:
+            # The job's /tmp is a tmpfs of the memory limit.
+            self.assertEqual(meta["statvfs /tmp"]["bytes"], self.MEMORY, meta["statvfs /tmp"])
+
+    def test_minimal_dev(self):
+        """/dev holds null, zero, full, random, urandom and tty (the host's
+        nodes, bound), the fd links, and shm, a link to /tmp: nothing else of
+        the host's /dev. Writing /dev/shm writes the job's own /tmp."""
+        _, meta = probe(self.d, {"ls": ["/dev"], "mountinfo": True,
+                                 "readlink": ["/dev/shm", "/dev/fd", "/dev/stdin",
+                                              "/dev/stdout", "/dev/stderr"],
+                                 "write": ["/dev/shm/valet-esc-" + TAG],
+                                 "read": ["/dev/null"]})
+        nodes = [n for n in ("null", "zero", "full", "random", "urandom", "tty")
+                 if os.path.exists("/dev/" + n)]
+        self.assertEqual(meta["ls /dev"],
+                         sorted(nodes + ["fd", "stdin", "stdout", "stderr", "shm"]), meta)
+        self.assertEqual(meta["readlink /dev/shm"], "/tmp", meta)
+        self.assertEqual(meta["readlink /dev/fd"], "/proc/self/fd", meta)
+        for i, name in enumerate(("stdin", "stdout", "stderr")):
+            self.assertEqual(meta["readlink /dev/" + name], "/proc/self/fd/%d" % i, meta)
+        self.assertEqual(meta["write /dev/shm/valet-esc-" + TAG], "ok", meta)
+        self.assertFalse(os.path.exists("/dev/shm/valet-esc-" + TAG))
+        self.assertEqual(meta["read /dev/null"], "", meta)
+        dev = [m for m in meta["mountinfo"] if m["point"] == "/dev"]
+        self.assertEqual([m["fstype"] for m in dev], ["tmpfs"], dev)
+        for n in nodes:  # the nodes work (nodev is off in /dev)
+            self.assertIn("/dev/" + n, [m["point"] for m in meta["mountinfo"]])
 
     def test_host_unmount_is_followed(self):
         """A file system the host unmounts leaves the jobs' view too (it
@@ -558,6 +726,47 @@ class MountTest(unittest.TestCase):
         while in_view() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertFalse(in_view())
+
+
+@unittest.skipUnless(ROOT, "needs root (mounts)")
+class RunResolvConfTest(unittest.TestCase):
+    """/run in a job is an empty tmpfs, but on a host whose /etc/resolv.conf
+    is a link into /run (systemd-resolved's stub-resolv.conf) that one file
+    is bound back, so that names still resolve. This host's resolv.conf is
+    a plain file: valetd runs here in a mount namespace of its own where an
+    overlay on /etc makes it such a link (to /run/valet-esc-TAG/resolv.conf)."""
+
+    def setUp(self):
+        self.run_dir = "/run/valet-esc-" + TAG
+        self.ov = tempfile.mkdtemp(prefix="valet-esc-ov-", dir="/var/tmp")
+        self.addCleanup(shutil.rmtree, self.ov, True)
+        os.makedirs(self.run_dir)
+        self.addCleanup(shutil.rmtree, self.run_dir, True)
+        with open(os.path.join(self.run_dir, "resolv.conf"), "w") as f:
+            f.write("nameserver 192.0.2.53\n")
+        os.chmod(self.run_dir, 0o755)
+        with open(os.path.join(self.run_dir, "other"), "w") as f:
+            f.write("not for jobs\n")
+        upper, work = os.path.join(self.ov, "upper"), os.path.join(self.ov, "work")
+        os.makedirs(upper)
+        os.makedirs(work)
+        os.symlink(os.path.join(self.run_dir, "resolv.conf"), os.path.join(upper, "resolv.conf"))
+        wrapper = ns_wrapper(self.ov, "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,"
+                                      "workdir=%s /etc" % (upper, work))
+        self.d = Daemon(tasks(), binary=wrapper, tmp_parent="/var/tmp")
+        self.d.start()
+        self.addCleanup(self.d.stop)
+
+    def test_resolv_conf_in_run(self):
+        with open("/proc/%d/root/etc/resolv.conf" % self.d.proc.pid) as f:
+            self.assertEqual(f.read(), "nameserver 192.0.2.53\n")  # the daemon's view
+        _, meta = probe(self.d, {"read": ["/etc/resolv.conf",
+                                          os.path.join(self.run_dir, "other")],
+                                 "ls": ["/run", self.run_dir]})
+        self.assertEqual(meta["read /etc/resolv.conf"], "nameserver 192.0.2.53\n", meta)
+        self.assertEqual(meta["ls /run"], [os.path.basename(self.run_dir)], meta)
+        self.assertEqual(meta["ls " + self.run_dir], ["resolv.conf"], meta)
+        self.assertEqual(meta["read %s/other" % self.run_dir], "ENOENT", meta)
 
 
 @unittest.skipUnless(ROOT, "needs root (users)")
@@ -607,6 +816,33 @@ class PrivilegeTest(unittest.TestCase):
         for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
             self.assertEqual(int(st[k], 16), 0, (k, st))
         self.assertEqual(st["NoNewPrivs"].strip(), "1", st)
+
+    def test_init_out_of_reach(self):
+        """The init that watches the task (pid 1, valetd-init) keeps uid 0
+        without capabilities: the task, under its slot's uid, can neither
+        signal it (SIGKILL, SIGSTOP, SIGTERM: EPERM) nor read its environment
+        or memory, and the init is still there to report the job, which
+        COMPLETED (probe() requires it)."""
+        d = Daemon(tasks(), tmp_parent="/var/tmp")
+        d.start()
+        try:
+            job, meta = probe(d, {"kill": [[1, signal.SIGKILL], [1, signal.SIGSTOP],
+                                           [1, signal.SIGTERM]],
+                                  "read": ["/proc/1/status", "/proc/1/environ", "/proc/1/mem"]})
+        finally:
+            d.stop()
+        for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM):
+            self.assertEqual(meta["kill 1 %d" % sig], "EPERM", meta)
+        self.assertEqual(meta["read /proc/1/environ"], "EACCES", meta)
+        self.assertEqual(meta["read /proc/1/mem"], "EACCES", meta)
+        init = dict(line.split(":\t", 1) for line in meta["read /proc/1/status"].splitlines()
+                    if ":\t" in line)
+        self.assertEqual(init["Name"], "valetd-init", init)
+        self.assertEqual(init["Uid"].split(), ["0"] * 4, init)
+        self.assertNotEqual(job["isolation"]["uid"], 0, job)
+        for k in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            self.assertEqual(int(init[k], 16), 0, (k, init))
+        self.assertEqual(init["NoNewPrivs"].strip(), "1", init)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,16 @@ import errno
 import os
 import re
 import shutil
+import socket
 import tempfile
 import subprocess
 import threading
 import time
 import unittest
 
-from valetd import (ASAN, DEMO_TASKS, EXEC_TASKS, FINAL, HOSTILE_TASKS, STRICT_TS_RE,
-                    UUID4_RE, VALETD, Daemon, DaemonTestCase, fmt_ts, new_uuid, parse_ts)
+from valetd import (ASAN, DEMO_TASKS, EXEC_TASKS, FINAL, HOSTILE_EXEC, HOSTILE_TASKS, REPO,
+                    STRICT_TS_RE, UUID4_RE, VALETD, Daemon, DaemonTestCase, below, fmt_ts,
+                    marker_pattern, new_uuid, parse_ts, pgrep, proc_table)
 
 JOB_KEYS = {"id", "name", "description", "task_name", "task_params", "timeout", "status",
             "failure_reason", "run_at", "scheduled_at", "created_at", "started_at",
@@ -26,6 +28,65 @@ JOB_KEYS = {"id", "name", "description", "task_name", "task_params", "timeout", 
 PIPELINE_KEYS = {"id", "name", "description", "status", "failure_reason", "run_at",
                  "created_at", "started_at", "completed_at", "duration"}
 FAR = 3600.0  # run_at this far ahead keeps a job waiting for the whole test
+
+
+# The exec task that looks around from inside a job (tests/hostile/escapes).
+PROBE = os.path.join(REPO, "tests", "hostile", "escapes", "probe.py")
+PROBE_TASK = {"command": "/usr/bin/python3 " + PROBE}
+NAMESPACES = ("pid", "mnt", "ipc", "uts", "net")
+
+
+def wait_until(pred, timeout, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def ns_of(pid):
+    """{"net": "net:[4026...]", ...} of a process, read from outside."""
+    return {n: os.readlink("/proc/%d/ns/%s" % (pid, n)) for n in NAMESPACES}
+
+
+def status_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def spawner_of(d):
+    table = proc_table()
+    for p in below(table, d.proc.pid):
+        if table[p][3] == "valetd-spawner":
+            return p
+    raise AssertionError("no spawner below valetd %d" % d.proc.pid)
+
+
+def held_netns(pid):
+    """The network namespaces a process holds open fds of."""
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("net:["):
+            out.add(target)
+    return out
+
+
+def procs_of(uid, comm):
+    """The pids running as uid whose name is comm."""
+    return sorted(p for p, v in proc_table().items() if v[2] == uid and v[3] == comm)
+
+
+def gate_dir():
+    """A directory in /var/tmp, which jobs see (read-only): a probe job waits
+    there for a file the test makes when the job may end."""
+    gate = tempfile.mkdtemp(prefix="valet-gate-", dir="/var/tmp")
+    os.chmod(gate, 0o755)
+    return gate
 
 
 def later(seconds=FAR):
@@ -259,6 +320,60 @@ class ApiTest(DaemonTestCase):
         self.assertGreaterEqual(len(parked), 4)
         self.assertEqual(self.list_ids("/api/jobs?status=%s&limit=2&offset=1" % status),
                          parked[1:3])
+
+    def test_list_counts_out_of_range(self):
+        # Issue 13: a size_t cast to PostgreSQL's bigint became a negative
+        # OFFSET (500 there, a 200 from the memory store). Both stores now
+        # take 0 to 2^63-1, and anything else is a 400 that names it.
+        self.scheduled_job()
+        self.scheduled_pipeline()
+        big = 2 ** 63 - 1
+        for path in ("/api/jobs", "/api/pipelines"):
+            for key in ("limit", "offset"):
+                for bad in (str(big + 1), "18446744073709551615", "18446744073709551616",
+                            "99999999999999999999999", "-1", "1.5", "1e3", "0x10"):
+                    with self.subTest(path=path, key=key, value=bad):
+                        self.assertError(self.d.get("%s?%s=%s" % (path, key, bad)), 400,
+                                         'invalid %s: "%s" (an integer from 0 to %d)'
+                                         % (key, bad, big))
+            full = self.list_ids(path)
+            self.assertGreaterEqual(len(full), 1)
+            self.assertEqual(self.list_ids("%s?offset=%d" % (path, big)), [])
+            self.assertEqual(self.list_ids("%s?limit=%d" % (path, big)), full)
+            self.assertEqual(self.list_ids("%s?limit=%d&offset=%d" % (path, big, big)), [])
+            self.assertEqual(self.list_ids("%s?offset=%s" % (path, "0" * 30 + "1")), full[1:])
+
+    def test_run_at_edges(self):
+        # The first and the last instant valet takes (ApiValidationTest.
+        # test_run_at_out_of_range refuses the next ones): the store gives
+        # back exactly what was sent, whichever store it is.
+        for edge, utc in (("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+                          ("9999-12-31T22:59:59.5-01:00", "9999-12-31T23:59:59.5Z"),
+                          ("0001-01-01T00:00:00.000001Z", "0001-01-01T00:00:00.000001Z"),
+                          ("0001-01-01T01:00:00+01:00", "0001-01-01T00:00:00Z")):
+            with self.subTest(run_at=edge):
+                job = self.scheduled_job(run_at=edge)
+                self.assertEqual(job["run_at"], utc, job)
+                self.assertEqual(self.d.job(job["id"])["run_at"], utc)
+                pl = self.scheduled_pipeline(run_at=edge)
+                self.assertEqual(pl["run_at"], utc, pl)
+                self.assertEqual(self.d.pipeline(pl["id"])["run_at"], utc)
+
+    def test_task_params_large_numbers_kept(self):
+        # Just below 2^63 (ApiValidationTest refuses more): whichever the
+        # store, the params and the result come back as the same numbers.
+        params = {"a": 9.2e18, "b": -9223372036854775808, "c": 1e-300, "d": 0.1}
+        job = self.d.submit("dummytask", params)
+        self.assertEqual(job["task_params"], params)
+        done = self.d.wait_for(job["id"], "COMPLETED")
+        self.assertEqual(done["task_params"], params)
+        self.assertEqual(self.d.result(job["id"])["metadata"], params)
+
+    def test_pipeline_job_null_run_at(self):
+        # null is an absent field, as everywhere in a POST body.
+        ok = {"name": "a", "task_name": "dummytask"}
+        pl = self.scheduled_pipeline(jobs=[dict(ok, run_at=None), ok])
+        self.assertIn("run_at", pl)
 
     def test_list_pipelines_limit_offset(self):
         for _ in range(3):
@@ -580,6 +695,21 @@ class ApiValidationTest(DaemonTestCase):
                 self.rejected("/api/jobs", {"name": "x", "task_name": "nope", "run_at": bad},
                               contains=bad)
 
+    def test_run_at_out_of_range(self):
+        # Issue 13: year 0 was stored by the memory store and a 500 from
+        # PostgreSQL; a time that its zone pushes past 9999 would not format
+        # as RFC 3339. Both stores take years 0001-9999 (UTC), exactly (the
+        # edges are accepted: ApiTest.test_run_at_edges).
+        msg = ('invalid run_at: "%s" is out of range: times must be from '
+               '0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z')
+        ok = {"name": "a", "task_name": "dummytask"}
+        for bad in ("0000-01-01T00:00:00Z", "0000-12-31T23:59:59.999999Z",
+                    "0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-00:01"):
+            with self.subTest(run_at=bad):
+                self.rejected("/api/jobs", dict(ok, run_at=bad), message=msg % bad)
+                self.rejected("/api/pipelines", {"name": "p", "run_at": bad, "jobs": [ok, ok]},
+                              message=msg % bad)
+
     def test_required_fields(self):
         cases = [
             ({}, "name, task_name required"),
@@ -671,6 +801,33 @@ class ApiValidationTest(DaemonTestCase):
                               contains=bad)
                 self.rejected("/api/pipelines", {"run_at": bad, "jobs": [ok, ok]},
                               contains=bad)
+
+    def test_task_params_numbers_too_large(self):
+        # Issue 13: PostgreSQL's jsonb gives such a number back as an integer
+        # of 20 digits, which valet cannot read: the job lost its params with
+        # PostgreSQL (and kept them with the memory store).
+        ok = {"name": "a", "task_name": "dummytask"}
+        for params, shown in (({"x": 1e19}, "1e+19"), ({"x": [1, {"y": -1.5e300}]}, "-1.5e+300"),
+                              ({"x": 9223372036854775808.0}, "9.22337e+18")):
+            with self.subTest(params=params):
+                msg = "task_params must not hold numbers of 2^63 or more in magnitude, got " + shown
+                self.rejected("/api/jobs", dict(ok, task_params=params), message=msg)
+                self.rejected("/api/pipelines", {"name": "p", "jobs": [
+                    ok, dict(ok, task_params=params)]}, message=msg)
+
+    def test_pipeline_job_run_at_refused(self):
+        # Issue 13: a pipeline job's own run_at (even of a wrong type) was
+        # silently ignored; run_at belongs to the pipeline. (null is an
+        # absent field: ApiTest.test_pipeline_job_null_run_at.)
+        ok = {"name": "a", "task_name": "dummytask"}
+        msg = ('jobs[%d].run_at is not allowed: run_at belongs to the pipeline '
+               '(set it next to "jobs")')
+        for value in (later(), "garbage", "", 5, {"t": 1}):
+            with self.subTest(run_at=value):
+                self.rejected("/api/pipelines", {"name": "p", "jobs": [
+                    ok, dict(ok, run_at=value)]}, message=msg % 1)
+                self.rejected("/api/pipelines", {"name": "p", "run_at": later(), "jobs": [
+                    dict(ok, run_at=value), ok]}, message=msg % 0)
 
     def test_pipeline_wrong_types(self):
         ok = {"name": "a", "task_name": "dummytask"}
@@ -800,59 +957,129 @@ class IsolationTest(unittest.TestCase):
     valetd's refusal to start without the isolation it is configured for."""
 
     def run_one(self, d, task, **kw):
+        """Start d, run one job of task; (the finished job, valetd's log)."""
         d.start()
         try:
             job = d.submit(task, **kw)
-            return d.wait_all([job["id"]], timeout=20, check_status=False)[job["id"]]
-        finally:
+            done = d.wait_all([job["id"]], timeout=20, check_status=False)[job["id"]]
+            log = d.log_text()
             d.stop()
+            return done, log
+        finally:
             d.cleanup()
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
     def test_full_isolation_is_recorded(self):
-        d = Daemon({"sandbox": {"uid_base": "61000"}, "queue": {"workers": "2"}})
+        """A job's isolation record is what the job got. A running C task
+        (looked at from outside: it may not open files) and an exec task
+        (the probe, from inside) are each pid 2 under valetd-init, pid 1 of
+        a PID namespace of their own; their mount, IPC, UTS and network
+        namespaces are neither valetd's nor the spawner's; the host name is
+        "valet"; the network namespace is the slot's, one the spawner holds;
+        they run as the uid the record names; and both jobs COMPLETED."""
+        d = Daemon({"sandbox": {"uid_base": "61000"}, "queue": {"workers": "2"},
+                    "task.probe": PROBE_TASK})
         d.start()
         try:
-            jobs = [d.submit("dummytask"), d.submit("exec_ok")]
-            done = d.wait_all([j["id"] for j in jobs], timeout=20)
+            host, spawner = ns_of(d.proc.pid), spawner_of(d)
+            spawner_ns = ns_of(spawner)
+            c_job = d.submit("sleep", {"seconds": 3})
+            c_uid = d.wait_for(c_job["id"], "IN_PROGRESS", timeout=10)["isolation"]["uid"]
+            # One process per slot, and a slot per uid: the running task.
+            tasks = wait_until(lambda: procs_of(c_uid, "valetd-job"), 5)
+            self.assertEqual(len(tasks), 1, tasks)
+            task = tasks[0]
+            c_seen = {"ns": ns_of(task), "status": status_of(task)}
+            init = int(c_seen["status"]["PPid"])
+            c_seen["init"] = (proc_table()[init][3], status_of(init)["NSpid"].split())
+            c_seen["nodename"] = subprocess.run(
+                ["nsenter", "-t", str(task), "-u", "uname", "-n"], stdout=subprocess.PIPE,
+                text=True, timeout=10).stdout.strip()
+            x_job = d.submit("probe", {"whoami": True})
+            done = d.wait_all([c_job["id"], x_job["id"]], timeout=20)
+            inside = d.result(x_job["id"])["metadata"]["whoami"]
+            slot_netns = held_netns(spawner)
         finally:
             d.stop()
             d.cleanup()
-        for j, profile in zip(jobs, ("strict", "exec")):
-            iso = done[j["id"]]["isolation"]
+        for j, profile in ((c_job, "strict"), (x_job, "exec")):
+            job = done[j["id"]]
+            self.assertEqual(job["status"], "COMPLETED", job)
+            iso = job["isolation"]
             self.assertEqual(iso["namespaces"], ["pid", "mount", "ipc", "uts", "net"], iso)
             self.assertIn(iso["cgroup"], ("v1", "v2"), iso)
             self.assertIn(iso["uid"], range(61000, 61000 + 4), iso)
             self.assertEqual(iso["profile"], profile, iso)
+            self.assertEqual(iso["network"], "none", iso)
             self.assertIs(iso["degraded"], False, iso)
+        # The C task, from outside.
+        self.assertEqual(c_seen["status"]["NSpid"].split()[1:], ["2"], c_seen)
+        self.assertEqual(c_seen["init"], ("valetd-init", [str(init), "1"]), c_seen)
+        self.assertEqual(set(c_seen["status"]["Uid"].split()), {str(c_uid)}, c_seen)
+        self.assertEqual(c_seen["nodename"], "valet", c_seen)
+        # The exec task, from inside.
+        x_iso = done[x_job["id"]]["isolation"]
+        self.assertEqual((inside["pid"], inside["ppid"], inside["init"]), (2, 1, "valetd-init"),
+                         inside)
+        self.assertEqual((inside["uid"], inside["gid"]), (x_iso["uid"], x_iso["uid"]), inside)
+        self.assertEqual(inside["nodename"], "valet", inside)
+        for ns in (c_seen["ns"], inside["ns"]):
+            for name in NAMESPACES:
+                self.assertNotEqual(ns[name], host[name], (name, ns, host))
+            # A job's own PID, mount, IPC and UTS namespaces; the network
+            # namespace is its slot's (test_network_namespace_per_slot),
+            # which the spawner made (and sits in the last one it made).
+            for name in ("pid", "mnt", "ipc", "uts"):
+                self.assertNotEqual(ns[name], spawner_ns[name], (name, ns, spawner_ns))
+            self.assertIn(ns["net"], slot_netns, (ns, slot_netns))
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_slots_have_uids_of_their_own(self):
         """By default (uid_base = auto) two jobs running at the same time run
-        as two uids of the block valetd picked in 600000-699999."""
-        d = Daemon({"queue": {"workers": "2"}})
+        as two uids of the block valetd picked in 600000-699999. Each job
+        waits for a file that the test makes only once both run, so they
+        provably overlap; then each reports getuid() from inside: its
+        record's uid, and not the other's."""
+        gate = gate_dir()
+        self.addCleanup(shutil.rmtree, gate, True)
+        go = os.path.join(gate, "go")
+        d = Daemon({"queue": {"workers": "2"}, "task.probe": PROBE_TASK})
         d.start()
         try:
-            jobs = [d.submit("sleep", {"seconds": 1}) for _ in range(2)]
-            done = d.wait_all([j["id"] for j in jobs], timeout=20)
+            jobs = [d.submit("probe", {"until": go, "whoami": True, "timeout": 30}, timeout=60)
+                    for _ in range(2)]
+            for j in jobs:
+                d.wait_for(j["id"], "IN_PROGRESS", timeout=20)
+            spawner = spawner_of(d)
+
+            def probes():
+                table = proc_table()
+                return [p for p in below(table, spawner) if table[p][3] == "python3"]
+            self.assertTrue(wait_until(lambda: len(probes()) == 2, 20),
+                            "the two probes never ran at once: %s" % probes())
+            with open(go, "w"):
+                pass
+            done = d.wait_all([j["id"] for j in jobs], timeout=30)
+            metas = [d.result(j["id"])["metadata"] for j in jobs]
             m = re.search(r"task users: .* first=(\d+)", d.log_text())
         finally:
             d.stop()
             d.cleanup()
         self.assertIsNotNone(m, "no block of task ids in the log")
         first = int(m.group(1))
-        a, b = (done[j["id"]] for j in jobs)
-        for job in (a, b):
+        uids = set()
+        for j, meta in zip(jobs, metas):
+            job = done[j["id"]]
             self.assertEqual(job["status"], "COMPLETED", job)
-        # They ran at the same time.
-        self.assertLess(parse_ts(a["started_at"]), parse_ts(b["completed_at"]), (a, b))
-        self.assertLess(parse_ts(b["started_at"]), parse_ts(a["completed_at"]), (a, b))
-        uids = {a["isolation"]["uid"], b["isolation"]["uid"]}
-        self.assertEqual(len(uids), 2, (a, b))
-        for uid in uids:
-            self.assertGreaterEqual(uid, 600000)
+            self.assertEqual(meta["until"], "seen", meta)
+            iso_uid = job["isolation"]["uid"]
+            self.assertEqual((meta["whoami"]["uid"], meta["whoami"]["gid"]), (iso_uid, iso_uid),
+                             (meta, job["isolation"]))
+            self.assertGreaterEqual(iso_uid, 600000)
             # 2 workers: 4 slots, and the network helper's id after them.
-            self.assertIn(uid, range(first, first + 4), (first, a, b))
+            self.assertIn(iso_uid, range(first, first + 4), (first, job))
+            uids.add(meta["whoami"]["uid"])
+        self.assertEqual(len(uids), 2, metas)
 
     @staticmethod
     def held_ids():
@@ -935,18 +1162,25 @@ class IsolationTest(unittest.TestCase):
         alloc = ("/usr/bin/python3 -c 'import sys; sys.stdin.read(); "
                  "b = bytearray(48 << 20); print(\"{}\")'")
         small = "/usr/bin/python3 -c 'import sys; sys.stdin.read(); print(\"{}\")'"
+        # What a job keeps in its /tmp (a tmpfs) is memory of its cgroup too:
+        # 48 MiB in files of 12 MiB (RLIMIT_FSIZE is 16 MiB).
+        tmp = ("/bin/sh -c 'cat >/dev/null; for i in 1 2 3 4; do "
+               "head -c 12M /dev/zero >/tmp/fill$i || exit 1; done; echo \"{}\"'")
         d = Daemon({"queue": {"workers": "1"}, "task.alloc": {"command": alloc},
-                    "task.small": {"command": small}})
+                    "task.small": {"command": small}, "task.fill": {"command": tmp}})
         d.start()
         try:
             big = d.wait_all([d.submit("alloc")["id"]], timeout=20)
             smalls = [d.wait_all([d.submit("small")["id"]], timeout=20) for _ in range(4)]
+            fill = d.wait_all([d.submit("fill")["id"]], timeout=20)
         finally:
             d.stop()
             d.cleanup()
+        for job in list(big.values()) + list(fill.values()):
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assertGreaterEqual(job["outcome"]["memory_peak_kb"], 48 << 10, job)
+            self.assertLess(job["outcome"]["memory_peak_kb"], 256 << 10, job)
         (job,) = big.values()
-        self.assertGreaterEqual(job["outcome"]["memory_peak_kb"], 48 << 10, job)
-        self.assertLess(job["outcome"]["memory_peak_kb"], 256 << 10, job)
         for done in smalls:
             (job,) = done.values()
             self.assertLess(job["outcome"]["memory_peak_kb"], 40 << 10, job)
@@ -1001,41 +1235,174 @@ class IsolationTest(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces)")
     def test_jobs_share_no_network(self):
-        """Two jobs running at the same time: one listens on an abstract
-        AF_UNIX socket, the other cannot reach it (each worker slot has its
-        own network namespace)."""
-        name = "valet-xjob-%d" % os.getpid()
-        listen = ("/usr/bin/python3 -c 'import socket, sys, time; sys.stdin.read(); "
-                  "s = socket.socket(socket.AF_UNIX); s.bind(b\"\\0%s\"); s.listen(1); "
-                  "time.sleep(3); print(\"{}\")'" % name)
-        connect = ("/usr/bin/python3 -c 'import socket, sys, json; sys.stdin.read(); "
-                   "s = socket.socket(socket.AF_UNIX); e = s.connect_ex(b\"\\0%s\"); "
-                   "print(json.dumps({\"errno\": e}))'" % name)
-        d = Daemon({"queue": {"workers": "2"}, "task.listen": {"command": listen},
-                    "task.connect": {"command": connect}})
+        """Two jobs running at the same time, in two slots: the first listens
+        on an abstract AF_UNIX socket and reaches it itself (the positive
+        control: the same network namespace connects); the second, started
+        once the socket is up (seen in the first job's /proc/PID/net/unix)
+        and ended while the first still holds it, cannot reach it. Nor can
+        the host."""
+        name = "valet-xjob-%d-%s" % (os.getpid(), new_uuid()[:8])
+        gate = gate_dir()
+        self.addCleanup(shutil.rmtree, gate, True)
+        go = os.path.join(gate, "go")
+        d = Daemon({"queue": {"workers": "2"}, "task.probe": PROBE_TASK})
         d.start()
         try:
-            first = d.submit("listen")
-            time.sleep(1)
-            second = d.submit("connect")
-            done = d.wait_all([first["id"], second["id"]], timeout=20)
-            meta = d.result(second["id"]).get("metadata")
+            first = d.submit("probe", {"listen": name, "listen_until": go, "timeout": 30},
+                             timeout=60)
+            uid = d.wait_for(first["id"], "IN_PROGRESS", timeout=20)["isolation"]["uid"]
+
+            def listening():
+                for pid in procs_of(uid, "python3"):
+                    try:
+                        with open("/proc/%d/net/unix" % pid) as f:
+                            if "@%s\n" % name in f.read():
+                                return True
+                    except OSError:
+                        pass
+                return False
+            self.assertTrue(wait_until(listening, 20), "the first job never listened")
+            second = d.submit("probe", {"abstract": [name]})
+            done_second = d.wait_for(second["id"], timeout=20)
+            meta_second = d.result(second["id"]).get("metadata")
+            from_host = socket.socket(socket.AF_UNIX)
+            host_errno = from_host.connect_ex(b"\0" + name.encode())
+            from_host.close()
+            self.assertEqual(d.job(first["id"])["status"], "IN_PROGRESS")
+            with open(go, "w"):
+                pass
+            done_first = d.wait_for(first["id"], timeout=20)
+            meta_first = d.result(first["id"]).get("metadata")
         finally:
             d.stop()
             d.cleanup()
-        self.assertEqual(done[first["id"]]["status"], "COMPLETED", done)
-        self.assertEqual(meta, {"errno": errno.ECONNREFUSED}, done)
+        self.assertEqual(done_first["status"], "COMPLETED", done_first)
+        self.assertEqual(meta_first, {"listen": {"self": "connected", "until": "seen"}})
+        self.assertEqual(done_second["status"], "COMPLETED", done_second)
+        self.assertNotEqual(done_second["isolation"]["uid"], uid)  # another slot
+        self.assertEqual(meta_second, {"@" + name: "ECONNREFUSED"}, done_second)
+        self.assertEqual(host_errno, errno.ECONNREFUSED)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces)")
+    def test_network_namespace_per_slot(self):
+        """Every worker slot has one network namespace, made once and reused by
+        each of its jobs: jobs of one slot (one uid) see the same namespace,
+        jobs of two slots two different ones, each one the spawner holds
+        open, none the host's. Two jobs at a time, six rounds: the slots
+        come round."""
+        d = Daemon({"queue": {"workers": "2"}, "task.probe": PROBE_TASK})
+        d.start()
+        seen = []
+        try:
+            for _ in range(6):
+                ids = [d.submit("probe", {"whoami": True})["id"] for _ in range(2)]
+                done = d.wait_all(ids, timeout=20)
+                for i in ids:
+                    self.assertEqual(done[i]["status"], "COMPLETED", done[i])
+                    who = d.result(i)["metadata"]["whoami"]
+                    self.assertEqual(who["uid"], done[i]["isolation"]["uid"], done[i])
+                    seen.append((who["uid"], who["ns"]["net"]))
+            held = held_netns(spawner_of(d))
+            host = ns_of(d.proc.pid)["net"]
+        finally:
+            d.stop()
+            d.cleanup()
+        by_slot = {}
+        for uid, net in seen:
+            by_slot.setdefault(uid, set()).add(net)
+        self.assertGreaterEqual(len(by_slot), 2, seen)
+        self.assertGreater(len(seen), len(by_slot), seen)  # some slot ran twice
+        for uid, nets in by_slot.items():
+            self.assertEqual(len(nets), 1, (uid, seen))
+        nets = [n for ns in by_slot.values() for n in ns]
+        self.assertEqual(len(set(nets)), len(nets), by_slot)
+        self.assertLessEqual(set(nets), held, (by_slot, held))
+        self.assertNotIn(host, nets)
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_seccomp_only_is_recorded(self):
-        """Neither namespaces nor cgroups; uid_base 0: every task as [sandbox] user."""
-        d = Daemon({"sandbox": {"namespaces": "false", "cgroups": "false", "uid_base": "0"}})
-        done = self.run_one(d, "dummytask")
-        self.assertIsNone(done["outcome"]["memory_peak_kb"], done)  # no cgroup
-        iso = done["isolation"]
-        self.assertEqual(iso, {"namespaces": [], "cgroup": None, "uid": 65534,
-                               "profile": "strict", "network": "host",
-                               "degraded": False})
+        """Neither namespaces nor cgroups; uid_base 0: every task as [sandbox]
+        user. The jobs COMPLETED, and the record is what they got: an exec
+        task still gets a PID namespace of its own (the program is its pid
+        1, so a setsid() orphan it leaves dies with it), and nothing else:
+        valetd's mount, IPC, UTS and network namespaces and host name."""
+        d = Daemon({"sandbox": {"namespaces": "false", "cgroups": "false", "uid_base": "0"},
+                    "task.probe": PROBE_TASK})
+        marker = marker_pattern(d.markers["exec_orphan"])
+        d.start()
+        try:
+            host = ns_of(d.proc.pid)
+            jobs = [d.submit(t, p) for t, p in (("dummytask", None), ("probe", {"whoami": True}),
+                                                ("exec_orphan", None))]
+            done = d.wait_all([j["id"] for j in jobs], timeout=20)
+            inside = d.result(jobs[1]["id"])["metadata"]["whoami"]
+            orphans = wait_until(lambda: not pgrep(marker), 3) or pgrep(marker)
+        finally:
+            for pid in pgrep(marker):
+                os.kill(pid, 9)
+            d.stop()
+            d.cleanup()
+        c, x, orphan = (done[j["id"]] for j in jobs)
+        for job in (c, x, orphan):
+            self.assertEqual(job["status"], "COMPLETED", job)
+        self.assertIsNone(c["outcome"]["memory_peak_kb"], c)  # no cgroup
+        self.assertEqual(c["isolation"], {"namespaces": [], "cgroup": None, "uid": 65534,
+                                          "profile": "strict", "network": "host",
+                                          "degraded": False})
+        self.assertEqual(x["isolation"], dict(c["isolation"], profile="exec"))
+        self.assertEqual((inside["uid"], inside["pid"]), (65534, 1), inside)
+        self.assertNotEqual(inside["ns"]["pid"], host["pid"], inside)
+        for name in ("mnt", "ipc", "uts", "net"):
+            self.assertEqual(inside["ns"][name], host[name], (name, inside))
+        self.assertEqual(inside["nodename"], os.uname().nodename, inside)
+        self.assertIs(orphans, True, "the exec task's setsid() orphan outlived it: %s" % orphans)
+
+    @unittest.skipIf(ASAN, "no RLIMIT_AS under ASan")
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (cgroups)")
+    def test_address_space_limit(self):
+        """With a memory cgroup, RLIMIT_AS is 4 x the memory limit (a backstop:
+        runtimes reserve address space they never touch); without cgroups it
+        is the limit itself, seen from inside the job."""
+        got = {}
+        for cgroups in ("true", "false"):
+            d = Daemon({"sandbox": {"memory_limit": "64M", "cgroups": cgroups},
+                        "task.probe": PROBE_TASK})
+            d.start()
+            try:
+                job = d.submit("probe", {"limits": True})
+                done = d.wait_all([job["id"]], timeout=20)[job["id"]]
+                self.assertEqual(done["status"], "COMPLETED", done)
+                self.assertEqual(done["isolation"]["cgroup"] is not None, cgroups == "true",
+                                 done)
+                got[cgroups] = d.result(job["id"])["metadata"]["limits"]["Max address space"]
+            finally:
+                d.stop()
+                d.cleanup()
+        self.assertEqual(got, {"true": [4 * (64 << 20)] * 2, "false": [64 << 20] * 2})
+
+    @unittest.skipIf(ASAN, "no RLIMIT_AS under ASan")
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
+    def test_memory_without_cgroups(self):
+        """Without cgroups the memory limit is RLIMIT_AS alone: a task that
+        touches page after page gets ENOMEM from mmap before the limit, and
+        its job is not an OOM kill (there is no cgroup to report one)."""
+        d = Daemon({"sandbox": {"memory_limit": "64M", "cgroups": "false"},
+                    "task.membomb": {"command": HOSTILE_EXEC + " membomb"}})
+        d.start()
+        try:
+            job = d.submit("membomb", timeout=20)
+            done = d.wait_all([job["id"]], timeout=30)[job["id"]]
+        finally:
+            d.stop()
+            d.cleanup()
+        self.assertEqual(done["status"], "FAILED", done)
+        m = re.match(r"^exited with status 4: mmap failed after (\d+) MiB: ENOMEM$",
+                     done["failure_reason"])
+        self.assertIsNotNone(m, done)
+        self.assertLess(int(m.group(1)), 64, done)
+        self.assertIs(done["outcome"]["oom_killed"], False, done)
+        self.assertIsNone(done["outcome"]["memory_peak_kb"], done)
+        self.assertIsNone(done["isolation"]["cgroup"], done)
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to start valetd as nobody")
     def test_refuses_to_start_without_isolation(self):
@@ -1052,12 +1419,17 @@ class IsolationTest(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to start valetd as nobody")
     def test_degraded_isolation_is_recorded(self):
+        """Degraded, loudly: valetd starts, logs a warning that says what is
+        missing, and the job COMPLETED saying "degraded": true."""
         d = Daemon({"sandbox": {"allow_degraded_isolation": "true"}}, user="nobody")
-        done = self.run_one(d, "dummytask")
+        done, log = self.run_one(d, "dummytask")
         self.assertEqual(done["status"], "COMPLETED", done)
         self.assertEqual(done["isolation"], {"namespaces": [], "cgroup": None, "uid": None,
                                              "profile": "strict", "network": "host",
                                              "degraded": True})
+        self.assertRegex(log, r"WARN degraded isolation \(allow_degraded_isolation = true\) "
+                              r"missing=.*cannot switch users.*no pid, mount, ipc, uts and "
+                              r"network namespaces.*no cgroup")
 
 
 class CorsConfigTest(DaemonTestCase):
@@ -1161,6 +1533,9 @@ class CliTest(unittest.TestCase):
         self.assertIn("  namespaces: new pid, mount, ipc and uts namespaces per job", r.stdout)
         self.assertRegex(r.stdout, r"\n  cgroups: v[12], one per worker slot")
         self.assertNotIn("DEGRADED", r.stdout)
+        # The spawner was started as valetd would start it: it made the view.
+        self.assertRegex(r.stdout, r"\n  /: (a mount point|not a mount point \(a chroot\))")
+        self.assertIn("  jobs' view and network prepared: yes\n", r.stdout)
         self.assertIn("capability bounding set of jobs: empty", r.stdout)
         # No exec+net task: no network helper to speak of.
         self.assertNotIn("exec+net tasks:", r.stdout)
@@ -1246,9 +1621,14 @@ class CliTest(unittest.TestCase):
                       r.stdout)
 
     def test_version(self):
+        """valetd -V prints "valetd VERSION", the Makefile's VERSION (what
+        /api/status reports too), and exits 0."""
+        with open(os.path.join(REPO, "Makefile")) as f:
+            m = re.search(r"^VERSION\s*[:?]?=\s*(\S+)", f.read(), re.M)
+        self.assertIsNotNone(m, "no VERSION in the Makefile")
         r = self.run_valetd("-V")
         self.assertEqual(r.returncode, 0, r)
-        self.assertNotEqual((r.stdout + r.stderr).strip(), "")
+        self.assertEqual((r.stdout, r.stderr), ("valetd %s\n" % m.group(1), ""), r)
 
 
 if __name__ == "__main__":

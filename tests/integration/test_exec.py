@@ -1,15 +1,23 @@
 """Running work: demo tasks, pipelines, scheduling, cancelling, the queue
 limit, exec tasks and graceful shutdown, against the real valetd."""
 
+import contextlib
 import hashlib
+import os
+import signal
 import time
 import unittest
 
-from valetd import (ASAN, FINAL, Daemon, DaemonTestCase, fmt_ts, marker_pattern, parse_ts,
-                    pgrep)
+from valetd import (ASAN, FINAL, Daemon, DaemonTestCase, below, fmt_ts, marker_pattern,
+                    parse_ts, pgrep, proc_table)
 
 # Scheduling latency allowed after run_at (ms). ASan builds are slower.
 START_SLACK = 0.150 if ASAN else 0.050
+# How late after its deadline a job may be killed and reaped (ms) while the
+# daemon's loop stands still: the goal is 10 ms (issue 13) and it takes 1 to
+# 5; the rest is room for a loaded test machine, which can keep any process
+# off a CPU for tens of ms.
+KILL_LATE_MS = 200 if ASAN else 100
 
 
 def wait_until(pred, timeout, interval=0.01):
@@ -136,11 +144,13 @@ class ExecTest(DaemonTestCase):
             {"name": "first", "task_name": "dummytask", "task_params": {"a": 1}},
             {"name": "second", "task_name": "echoprev"},
         ])
-        self.d.wait_pipeline(pl["id"])
+        done = self.d.wait_pipeline(pl["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
         second = self.d.job(pl["jobs"][1]["id"])
-        self.assertIn(second["status"], ("COMPLETED", "FAILED"), second)
-        res = self.d.result(second["id"])
-        self.assertNotEqual(res.get("metadata"), {"a": 1}, res)
+        self.assertEqual(second["status"], "COMPLETED", second)
+        self.assertNotIn("use_previous_results", second)
+        # echoprev without a previous result returns none: no metadata.
+        self.assertEqual(self.d.result(second["id"]), {"job_id": second["id"]})
 
     def test_pipeline_failure_cancels_the_rest(self):
         pl = self.d.submit_pipeline([
@@ -343,6 +353,171 @@ class CancelTest(DaemonTestCase):
             self.assertError(self.d.get("/api/jobs/" + j["id"]), 404)
         nxt = self.d.submit("dummytask")
         self.assertEqual(self.d.wait_for(nxt["id"], timeout=3)["status"], "COMPLETED")
+
+
+def job_pids(daemon_pid):
+    """The processes of running jobs: below the daemon's spawner, but not a
+    pre-forked child still waiting for its input, nor an init or a network
+    helper (a job's init goes when its task does)."""
+    table = proc_table()
+    pids = set()
+    for spawner in [p for p, v in table.items()
+                    if v[0] == daemon_pid and v[3] == "valetd-spawner"]:
+        pids |= below(table, spawner)
+
+    def waiting(pid):
+        try:
+            with open("/proc/%d/wchan" % pid) as f:
+                return f.read().strip() in ("pipe_read", "anon_pipe_read")
+        except OSError:
+            return True  # gone
+
+    return {p for p in pids
+            if table[p][3] not in ("valetd-init", "valetd-spawner", "slirp4netns")
+            and not (table[p][3] == "valetd-job" and waiting(p))}
+
+
+class StalledLoopTest(DaemonTestCase):
+    """Kills do not depend on the daemon's event loop (issue 13): with
+    valetd stopped (SIGSTOP, as a loop stuck in a long callback would be),
+    the spawner still kills a job at its deadline, on its own clock, and
+    valetd, once it goes on, records a timeout. A pipeline's jobs run in one
+    child whose job boundaries only valetd sees: the spawner then kills by
+    a bound (the jobs' timeouts added up), never earlier."""
+
+    config = {"queue": {"workers": "2"}}
+
+    @contextlib.contextmanager
+    def loop_stopped(self):
+        pid = self.d.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            self.assertTrue(wait_until(lambda: proc_table().get(pid, (0, ""))[1] == "T", 2),
+                            "valetd did not stop")
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def running(self):
+        return job_pids(self.d.proc.pid)
+
+    def assertTimedOut(self, job, after, wall_ms=None):
+        self.assertEqual(job["status"], "FAILED", job)
+        self.assertEqual(job["failure_reason"], "timed out after %s (killed)" % after, job)
+        self.assertIs(job["outcome"]["timed_out"], True, job)
+        if wall_ms is not None:
+            # The wall time ends when the spawner reaped the job, not when
+            # the loop came back.
+            late = job["outcome"]["wall_ms"] - wall_ms
+            self.assertTrue(0 <= late <= KILL_LATE_MS,
+                            "killed %d ms after the deadline: %s" % (late, job))
+
+    def test_exec_job_killed_on_time(self):
+        marker = self.d.markers["exec_sleep"]
+        job = self.d.submit("exec_sleep", {}, timeout=0.3)
+        self.assertTrue(wait_until(lambda: pgrep(marker_pattern(marker)), 5),
+                        "the exec task's sleep never showed up")
+        time.sleep(0.1)
+        with self.loop_stopped():
+            gone = wait_until(lambda: not pgrep(marker_pattern(marker)), 1.0)
+            self.assertTrue(gone, "the job outlived its deadline while valetd was stopped")
+        self.assertTimedOut(self.d.wait_for(job["id"], timeout=5), "300ms", 300)
+
+    def test_c_job_killed_on_time(self):
+        # A C task goes to a pre-forked child: its deadline comes with its input.
+        job = self.d.submit("sleep", {"seconds": 30}, timeout=0.3)
+        self.d.wait_for(job["id"], "IN_PROGRESS", timeout=5)
+        self.assertTrue(wait_until(self.running, 2), "the job's process never showed up")
+        time.sleep(0.1)
+        with self.loop_stopped():
+            gone = wait_until(lambda: not self.running(), 1.0)
+            self.assertTrue(gone, "the job outlived its deadline while valetd was stopped")
+        self.assertTimedOut(self.d.wait_for(job["id"], timeout=5), "300ms", 300)
+
+    def test_pipeline_killed_by_its_bound(self):
+        # valetd stops while the first job runs, so it never sees the second
+        # start: the spawner kills by the bound, 0.5 + 0.3 s (+ 20 ms) after
+        # the first job's start - the second job's own deadline is 0.5 s
+        # earlier, the first job's (0.5 s) would kill the second too early.
+        pl = self.d.submit_pipeline([
+            {"name": "first", "task_name": "sleep", "task_params": {"seconds": 0.2},
+             "timeout": 0.5},
+            {"name": "second", "task_name": "sleep", "task_params": {"seconds": 30},
+             "timeout": 0.3}])
+        first, second = pl["jobs"][0]["id"], pl["jobs"][1]["id"]
+        self.d.wait_for(first, "IN_PROGRESS", timeout=5)
+        with self.loop_stopped():
+            t0 = time.monotonic()
+            self.assertTrue(wait_until(self.running, 0.15), "the pipeline never ran")
+            gone = wait_until(lambda: not self.running(), 2.0)
+            elapsed = time.monotonic() - t0
+            self.assertTrue(gone, "the pipeline outlived its bound while valetd was stopped")
+            self.assertGreater(elapsed, 0.7, "killed before the bound")
+            self.assertLess(elapsed, 0.82 + KILL_LATE_MS / 1000.0, "killed after the bound")
+        done = self.d.wait_pipeline(pl["id"], timeout=5)
+        self.assertEqual(done["status"], "FAILED", done)
+        self.assertEqual(self.d.job(first)["status"], "COMPLETED")
+        self.assertTimedOut(self.d.job(second), "300ms")
+
+    def test_pipeline_within_its_timeouts_survives_a_stop(self):
+        # valetd stands still from 0.1 s to 0.8 s: over the boundary (0.2 s)
+        # and the first job's deadline (0.5 s). Neither the spawner nor
+        # valetd's late timer may take that for a timeout of the second job.
+        pl = self.d.submit_pipeline([
+            {"name": "first", "task_name": "sleep", "task_params": {"seconds": 0.2},
+             "timeout": 0.5},
+            {"name": "second", "task_name": "sleep", "task_params": {"seconds": 0.9},
+             "timeout": 1.5}])
+        self.d.wait_for(pl["jobs"][0]["id"], "IN_PROGRESS", timeout=5)
+        time.sleep(0.1)
+        with self.loop_stopped():
+            time.sleep(0.7)
+            self.assertTrue(self.running(), "the pipeline was killed while valetd was stopped")
+        done = self.d.wait_pipeline(pl["id"], timeout=5)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        for j in pl["jobs"]:
+            self.assertEqual(self.d.job(j["id"])["status"], "COMPLETED")
+
+
+class KillLatencyTest(DaemonTestCase):
+    """A job is killed a few milliseconds after its deadline (README: kill to
+    reaped takes about 2 ms; make bench measures p50 and p99): of jobs
+    that sleep past a 200 ms timeout - C tasks and exec tasks, two at a
+    time - the median is reaped within KILL_MEDIAN_MS of the deadline and
+    none later than KILL_LATE_MS. outcome.wall_ms runs from the job's start
+    (when its deadline is armed) to the spawner's wait4()."""
+
+    config = {"queue": {"workers": "2"}}
+    KILL_MEDIAN_MS = 20 if ASAN else 10
+
+    def test_kill_latency(self):
+        ids = []
+        for _ in range(6):
+            ids.append(self.d.submit("sleep", {"seconds": 30}, timeout=0.2)["id"])
+            ids.append(self.d.submit("exec_sleep", {}, timeout=0.2)["id"])
+        done = self.d.wait_all(ids, timeout=30)
+        late = []
+        for jid in ids:
+            job = done[jid]
+            self.assertEqual(job["failure_reason"], "timed out after 200ms (killed)", job)
+            self.assertIs(job["outcome"]["timed_out"], True, job)
+            late.append(job["outcome"]["wall_ms"] - 200)
+        late.sort()
+        self.assertGreaterEqual(late[0], 0, late)
+        self.assertLessEqual(late[len(late) // 2], self.KILL_MEDIAN_MS, late)
+        self.assertLessEqual(late[-1], KILL_LATE_MS, late)
+
+    def test_killed_task_is_accounted(self):
+        """At the deadline the spawner kills the job's cgroup, not its init:
+        the init reaps the task, so the CPU time it spun is in the outcome
+        (the kernel reaps the children of a killed init unaccounted)."""
+        ids = [self.d.submit(t, {}, timeout=1)["id"] for t in ("hostile_spin", "exec_spin")]
+        done = self.d.wait_all(ids, timeout=20)
+        for jid in ids:
+            job = done[jid]
+            self.assertEqual(job["failure_reason"], "timed out after 1s (killed)", job)
+            # A spinning task on a busy 2-CPU machine still gets a good share.
+            self.assertGreaterEqual(job["outcome"]["cpu_ms"], 100, job)
 
 
 class QueueFullTest(DaemonTestCase):

@@ -102,7 +102,7 @@ class LayoutTest(unittest.TestCase):
 
     def test_valetd_links_its_libraries(self):
         libs = {re.sub(r"\.so.*", "", lib) for lib in needed(os.path.join(BUILD, "valetd"))}
-        for lib in ("libev", "libmicrohttpd", "libpq", "libinih", "libseccomp", "libjansson"):
+        for lib in ("libev", "libhttp_parser", "libgnutls", "libpq", "libinih", "libseccomp", "libjansson"):
             self.assertIn(lib, libs)
 
     def test_no_dlopen_but_the_plugin_loader(self):
@@ -114,6 +114,20 @@ class LayoutTest(unittest.TestCase):
                 if re.search(r"\bdlopen\s*\(", code):
                     users.append(path)
         self.assertEqual(users, ["sandbox/registry.c"])
+
+
+class DevConfigTest(unittest.TestCase):
+    """README, Security model: `make run` uses packaging/valetd-dev.conf, a
+    config that allows degraded isolation, so that it works for a user who
+    is not root."""
+
+    def test_make_run_degrades(self):
+        with open(os.path.join(REPO, "Makefile")) as f:
+            run = re.search(r"^run:.*\n((?:\t.*\n)+)", f.read(), re.M)
+        self.assertIsNotNone(run, "no run target in the Makefile")
+        self.assertIn("-c packaging/valetd-dev.conf", run.group(1))
+        with open(os.path.join(REPO, "packaging", "valetd-dev.conf")) as f:
+            self.assertRegex(f.read(), r"(?m)^allow_degraded_isolation\s*=\s*true\s*$")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,13 @@ recovery, migrations, several nodes on one database, lease expiry and
 rescue, a database restart, scheduling and cancel across nodes, the
 operator views and retention; pipelines run by another node and rescued
 mid-run, a database that is down at startup, a node id used twice, and
-retries with their attempts rows.
+retries with their attempts rows. Issue 14: the writes of a node that lost
+its work are fenced (FenceTest); no 202, PATCH or cancel answer before the
+commit (CommitBefore202Test, which holds commits back with an advisory lock
+a deferred trigger takes); the database-down and hung-database paths, the
+lease, the queue's wake-ups, concurrent and failed migrations, the schema as
+the README documents it - README's "What the PostgreSQL claims rest on"
+maps each claim to its test here.
 
 Every test starts its own daemons on a schema of its own (valetd.Daemon
 with store="postgres") and looks at the tables with psql (Daemon.sql), so
@@ -16,9 +22,11 @@ test_pg@postgres), which starts the throwaway server these tests need.
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -145,6 +153,51 @@ class PgTestCase(unittest.TestCase):
             self.fail("%d %s, e.g.:\n  %s%s" % (len(bad), what, "\n  ".join(
                 repr(x) for x in bad[:10]), "\n" + self.logs() if logs else ""))
 
+    def hold_lock(self, d, seconds):
+        """Lock d's jobs table (ACCESS EXCLUSIVE) for seconds, from a psql of
+        its own: every write of d's job rows waits, as on a hung database.
+        Returns the thread once the lock is held."""
+        errors = []
+
+        def lock():
+            try:
+                valetd.sql("BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE; "
+                           "SELECT pg_sleep(%g); COMMIT" % seconds, schema=d.schema,
+                           timeout=seconds + 30)
+            except AssertionError as e:  # a restart cuts it: that ends the lock too
+                errors.append(e)
+
+        t = threading.Thread(target=lock)
+        t.start()
+        self.wait_sql(d, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+                      "l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
+                      "WHERE n.nspname = :'s' AND c.relname = 'jobs' AND l.granted "
+                      "AND l.mode = 'AccessExclusiveLock'", lambda rows: rows[0][0] != "0",
+                      10, "the lock on the jobs table", s=d.schema)
+        return t
+
+    def post_async(self, d, path, body, out):
+        """POST in a thread of its own; out gets (seconds taken, response)."""
+        def post():
+            t0 = time.monotonic()
+            try:
+                r = d.post(path, body)
+                out.append((time.monotonic() - t0, r))
+            except Exception as e:  # noqa: BLE001 - reported by the test
+                out.append((time.monotonic() - t0, e))
+            finally:
+                d.client.close()
+        t = threading.Thread(target=post)
+        t.start()
+        return t
+
+    def wait_inserts_blocked(self, d, n):
+        """Until n of d's INSERTs (its writer) wait for the lock."""
+        self.wait_sql(d, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                      "'Lock' AND query LIKE 'INSERT INTO %' AND position(:'s' in query) > 0",
+                      lambda rows: int(rows[0][0]) >= n, 10, "a submit waiting for the lock",
+                      s=d.schema)
+
     def count(self, d, where="true", **params):
         return int(d.sql("SELECT count(*) FROM jobs WHERE " + where, **params)[0][0])
 
@@ -232,6 +285,223 @@ class DurabilityTest(PgTestCase):
         self.assertEqual(rows, [["t", "COMPLETED", "t", "t"]], (done, rows))
 
 
+class CommitHold:
+    """Holds back the commit of every transaction that inserts or updates a
+    job of d's schema, for as long as a test wants, from outside valetd: a
+    deferred constraint trigger on jobs takes a shared advisory lock at
+    COMMIT - after the statement ran, before the commit is done - and hold()
+    takes that lock exclusively from a psql session of its own, until
+    release() ends that session."""
+
+    KEY1 = 14  # the advisory lock (KEY1, key); key is random per instance
+
+    def __init__(self, d):
+        self.d = d
+        self.key = random.randrange(1, 2 ** 31)
+        self.app = "valet-test-hold-%d" % self.key
+        self.proc = None
+        d.sql("CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+              "PERFORM pg_advisory_xact_lock_shared(%d, %d); RETURN NULL; END $$; "
+              "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT OR UPDATE ON jobs DEFERRABLE "
+              "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit()"
+              % (self.KEY1, self.key))
+
+    def locks(self, granted):
+        return int(valetd.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                              "AND classid = %d AND objid = %d AND granted = %s"
+                              % (self.KEY1, self.key, granted))[0][0])
+
+    def hold(self):
+        env = dict(os.environ, PGAPPNAME=self.app)
+        self.proc = subprocess.Popen(
+            [valetd._psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", valetd.database_url(),
+             "-c", "SELECT pg_advisory_lock(%d, %d); SELECT pg_sleep(600)"
+             % (self.KEY1, self.key)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 10
+        while self.locks("true") == 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("could not take the advisory lock (%d, %d)"
+                                     % (self.KEY1, self.key))
+            time.sleep(0.02)
+
+    def wait_waiters(self, n, timeout=10):
+        """Until n transactions wait at their commit."""
+        deadline = time.monotonic() + timeout
+        while self.locks("false") < n:
+            if time.monotonic() > deadline:
+                raise AssertionError("no transaction of %s waits for its commit"
+                                     % self.d.node_id)
+            time.sleep(0.02)
+
+    def drop_waiters(self):
+        """The transactions that wait at their commit never commit: their
+        backends are ended."""
+        return valetd.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE "
+                          "locktype = 'advisory' AND classid = %d AND objid = %d AND NOT "
+                          "granted" % (self.KEY1, self.key))[0][0]
+
+    def release(self):
+        if self.proc is None:
+            return
+        valetd.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                   "application_name = :'app'", app=self.app)
+        self.proc.wait(10)
+        self.proc = None
+
+
+class CommitBefore202Test(PgTestCase):
+    """Issue 14: "the 202 is sent after the INSERT committed", made
+    deterministic. Timing hid an answer sent before the commit; here the
+    commit itself is held back (CommitHold) for as long as the test needs,
+    with submit_timeout far above it."""
+
+    CONFIG = {"queue": {"workers": "2", "capacity": "100000"},
+              "storage": {"submit_timeout": "30s"}}
+
+    def start_held(self):
+        d = self.start(self.CONFIG)
+        warm = d.submit("dummytask", name="warm-up")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        hold = CommitHold(d)
+        self.addCleanup(hold.release)
+        return d, hold
+
+    def test_no_202_before_the_commit(self):
+        d, hold = self.start_held()
+        hold.hold()
+        out = {"job": [], "pipeline": []}
+
+        def post(kind, path, body):
+            try:
+                r = d.post(path, body)
+                # The row must be there when the answer is.
+                n = int(d.sql("SELECT count(*) FROM %ss WHERE name = :'n'" % kind,
+                              n=body["name"])[0][0])
+                out[kind].append((r, n, time.monotonic()))
+            except Exception as e:  # noqa: BLE001 - reported below
+                out[kind].append((e, None, time.monotonic()))
+            finally:
+                d.client.close()
+
+        threads = [
+            threading.Thread(target=post, args=("job", "/api/jobs", {
+                "name": "held-job", "task_name": "dummytask"})),
+            threading.Thread(target=post, args=("pipeline", "/api/pipelines", {
+                "name": "held-pipeline", "jobs": [
+                    {"name": "held-pj0", "task_name": "dummytask"},
+                    {"name": "held-pj1", "task_name": "dummytask"}]}))]
+        threads[0].start()
+        # The INSERT ran and the commit waits for the lock.
+        hold.wait_waiters(1)
+        threads[1].start()
+        time.sleep(1.0)
+        self.assertEqual(out, {"job": [], "pipeline": []},
+                         "answered while the commit was held back")
+        self.assertEqual(self.count(d, "name LIKE 'held-%'"), 0)
+        t_release = time.monotonic()
+        hold.release()
+        for t in threads:
+            t.join(20)
+        for kind in out:
+            self.assertEqual(len(out[kind]), 1, out)
+            r, n, t = out[kind][0]
+            self.assertNotIsInstance(r, Exception, r)
+            self.assertEqual(r.status, 202, r)
+            self.assertGreaterEqual(t, t_release)
+            self.assertEqual(n, 1, "%s answered %r, its row was not there" % (kind, r))
+        self.assertEqual(self.count(d, "name LIKE 'held-%'"), 3)
+        self.assertEqual(d.sql("SELECT count(*) FROM pipelines WHERE name = 'held-pipeline'"),
+                         [["1"]])
+
+    def test_patch_and_cancel_answered_after_the_commit(self):
+        # README, "Durable submit": a PATCH or cancel is answered once its
+        # change is committed, so a read that follows sees it.
+        d, hold = self.start_held()
+        parked = [d.submit("dummytask", name="parked-%d" % i,
+                           run_at=fmt_ts(time.time() + FAR)) for i in range(2)]
+        for what, method, path, body in (
+                ("PATCH", d.patch, "/api/jobs/" + parked[0]["id"], {"name": "renamed"}),
+                ("cancel", d.post, "/api/jobs/%s/cancel" % parked[1]["id"], None)):
+            with self.subTest(what):
+                hold.hold()
+                out = []
+
+                def call():
+                    try:
+                        out.append(method(path, body))
+                    finally:
+                        d.client.close()
+
+                t = threading.Thread(target=call)
+                t.start()
+                hold.wait_waiters(1)
+                time.sleep(0.5)
+                self.assertEqual(out, [], "%s answered before its commit" % what)
+                hold.release()
+                t.join(20)
+                self.assertEqual(len(out), 1, out)
+                self.assertIn(out[0].status, (200, 204), out)
+        # Read at once, through the API: both changes are there.
+        self.assertEqual(d.job(parked[0]["id"])["name"], "renamed")
+        self.assertEqual(d.job(parked[1]["id"])["status"], "CANCELLED")
+
+    def test_sigkill_with_submits_in_flight(self):
+        # Submissions flow from four threads; the test holds the commits
+        # back, kills valetd with SIGKILL while transactions wait at their
+        # commit, and makes those never commit (the worst case for an
+        # answer sent before the commit). Every job answered 202 must be in
+        # the table.
+        d, hold = self.start_held()
+        answers = []  # (name, status, id)
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def submit(k):
+            i = 0
+            try:
+                while not stop.is_set():
+                    name = "k9-%d-%d" % (k, i)
+                    i += 1
+                    with lock:
+                        answers.append([name, None, None])
+                        me = answers[-1]
+                    r = d.post("/api/jobs", {"name": name, "task_name": "dummytask"})
+                    me[1:] = [r.status, (r.json or {}).get("id")]
+            except OSError:
+                pass  # the daemon is gone
+            finally:
+                d.client.close()
+
+        threads = [threading.Thread(target=submit, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while sum(1 for a in answers if a[1] == 202) < 50:
+            self.assertLess(time.monotonic(), deadline, "no submissions answered")
+            time.sleep(0.01)
+        hold.hold()
+        hold.wait_waiters(1)
+        time.sleep(0.3)
+        self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        stop.set()
+        for t in threads:
+            t.join(20)
+        dropped = hold.drop_waiters()
+        hold.release()
+        accepted = [a for a in answers if a[1] == 202]
+        unanswered = [a for a in answers if a[1] is None]
+        other = [a for a in answers if a[1] not in (202, None)]
+        self.assertEqual(other, [])
+        self.assertTrue(unanswered, "no submission was in flight at the kill")
+        stored = {r[0]: r[1] for r in d.sql("SELECT name, id FROM jobs")}
+        self.assertNoneBad([a for a in accepted if stored.get(a[0]) != a[2]],
+                           "jobs answered 202 are not in the table (name, status, id)")
+        sys.stderr.write("[%d answered 202, %d in flight at the kill, %s transaction(s) "
+                         "waiting at their commit dropped] "
+                         % (len(accepted), len(unanswered), dropped))
+
+
 class CrashRecoveryTest(PgTestCase):
     def test_sigkill_and_restart_loses_nothing(self):
         n = 1000
@@ -295,6 +565,31 @@ class CrashRecoveryTest(PgTestCase):
         sys.stderr.write("[%d of %d unfinished at the kill, %s released, %d failed] "
                          % (unfinished, n, m.group(1), len(failed)))
 
+    def test_node_dead_within_the_lazy_start_runs_the_job_again(self):
+        # README, "Durable submit": a job's start is written within 0.1 s;
+        # the price is that a job whose node dies in that first 0.1 s runs
+        # again. SIGKILL right after the 202 of a job the node starts at
+        # once: the table still says PENDING (claimed by the dead node);
+        # the node restarted runs it again, as its first attempt.
+        d = self.start({"queue": {"workers": "2"}})
+        warm = d.submit("dummytask")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        job = d.submit("sleep", {"seconds": 1}, timeout=30, name="lazy-start")
+        self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        rows = d.sql("SELECT status, claimed_by, attempt FROM jobs WHERE id = :'id'",
+                     id=job["id"])
+        if rows[0][0] != "PENDING":
+            self.skipTest("the start was written before the kill (a slow VM): %s" % rows)
+        self.assertEqual(rows, [["PENDING", d.node_id, "0"]])
+        d2 = self.start(daemon=d.clone())
+        done = d2.wait_for(job["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("failure_reason")), ("COMPLETED", None),
+                         done)
+        self.assertEqual(d2.sql("SELECT attempt, node_id, (SELECT count(*) FROM attempts "
+                                "WHERE job_id = :'id') FROM jobs WHERE id = :'id'",
+                                id=job["id"]), [["1", d.node_id, "0"]])
+        self.assertIn(job["id"], finished_ids(d2), "the restarted node did not run it")
+
     def wait_log(self, d, pattern, timeout):
         deadline = time.monotonic() + timeout
         while True:
@@ -334,6 +629,168 @@ class MigrationTest(PgTestCase):
         # And it still works.
         j2 = d2.submit("dummytask", {"second": 1})
         d2.wait_for(j2["id"], "COMPLETED", timeout=5)
+
+
+    def test_two_first_starts_at_once(self):
+        # Issue 14: "applied under an advisory lock". Two daemons start at
+        # once on a schema that does not exist yet. The test holds the
+        # migration lock (pg_advisory_xact_lock on "valet-migrate:<schema>")
+        # first: both must be seen waiting for it. Once it is free they
+        # migrate one after the other: every migration recorded once, both
+        # healthy, neither setup failed.
+        schema = valetd.new_schema()
+        tag = "valet-migrate:" + schema
+        app = "valet-test-" + schema
+        holder = subprocess.Popen(
+            [valetd._psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", valetd.database_url(),
+             "-c", "SELECT pg_advisory_lock(hashtextextended('%s', 0)); SELECT pg_sleep(600)"
+             % tag], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PGAPPNAME=app))
+
+        def release():
+            valetd.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "application_name = :'app'", app=app)
+            holder.wait(10)
+
+        self.addCleanup(release)
+        self.wait_sql_any("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                          ":'app' AND wait_event = 'PgSleep'", lambda rows: rows == [["1"]],
+                          10, "the test's lock", app=app)
+        cfg = {"queue": {"workers": "2"}}
+        a = self.start(daemon=LateDaemon(cfg, store="postgres", schema=schema))
+        b = self.start(daemon=LateDaemon(cfg, store="postgres", schema=schema,
+                                         node_id=a.node_id + "-b"))
+        self.wait_sql_any("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                          "'Lock' AND wait_event = 'advisory' AND position(:'t' in query) > 0",
+                          lambda rows: rows == [["2"]], 10,
+                          "both daemons waiting for the migration lock", t=tag)
+        self.assertEqual(valetd.sql("SELECT count(*) FROM pg_namespace WHERE nspname = :'s'",
+                                    s=schema), [["0"]], "migrated without the lock")
+        release()
+        for d in (a, b):
+            deadline = time.monotonic() + 10
+            while d.get("/api/status").status != 200:
+                self.assertLess(time.monotonic(), deadline, "%s not healthy\n%s"
+                                % (d.node_id, self.logs()))
+                time.sleep(0.05)
+        n = len([f for f in os.listdir(os.path.join(valetd.REPO, "storage", "migrations"))
+                 if f.endswith(".sql")])
+        self.assertEqual(a.sql("SELECT version, count(*) FROM schema_migrations GROUP BY 1 "
+                               "ORDER BY 1"), [[str(v), "1"] for v in range(1, n + 1)])
+        for d in (a, b):
+            self.assertNotIn("database connection failed", d.log_text(), d.log_tail())
+            job = d.submit("dummytask", {"on": d.node_id})
+            d.wait_for(job["id"], "COMPLETED", timeout=5)
+
+    def test_later_starts_need_only_rights_on_the_schema(self):
+        # README: the database user needs CREATE on the database the first
+        # time (for the schema), then only rights on its schema. A role
+        # that may create schemas starts a node (and owns the schema); the
+        # right is taken away; the node starts again and works.
+        role = "valet_t_%d_%06x" % (os.getpid(), random.randrange(16 ** 6))
+        db = valetd.sql("SELECT current_database()")[0][0]
+        valetd.sql('CREATE ROLE "%s" LOGIN; GRANT CREATE ON DATABASE "%s" TO "%s"'
+                   % (role, db, role))
+
+        def drop_role():
+            valetd.sql('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE '
+                       'usename = :\'r\'; REVOKE ALL ON DATABASE "%s" FROM "%s"; '
+                       'DROP OWNED BY "%s" CASCADE; DROP ROLE "%s"' % (db, role, role, role),
+                       r=role)
+
+        self.addCleanup(drop_role)
+        url = url_with_user(valetd.database_url(), role)
+        first = Daemon({"queue": {"workers": "2"}}, store="postgres")
+        first.database_url = url
+        self.start(daemon=first)
+        job = first.submit("dummytask", {"first": 1})
+        first.wait_for(job["id"], "COMPLETED", timeout=5)
+        rc, _ = first.terminate()
+        first.check_exit(rc)
+        self.assertEqual(valetd.sql("SELECT nspowner::regrole::text FROM pg_namespace WHERE "
+                                    "nspname = :'s'", s=first.schema), [[role]])
+        valetd.sql('REVOKE CREATE ON DATABASE "%s" FROM "%s"' % (db, role))
+        self.assertEqual(valetd.sql("SELECT has_database_privilege(:'r', current_database(), "
+                                    "'CREATE')", r=role), [["f"]])
+        again = first.clone()
+        again.database_url = url
+        self.start(daemon=again)
+        job = again.submit("dummytask", {"again": 1})
+        again.wait_for(job["id"], "COMPLETED", timeout=5)
+        self.assertNotIn("database connection failed", again.log_text(), again.log_tail())
+
+    def test_a_failed_migration_leaves_nothing(self):
+        # README: the migrations are applied in one transaction. The last
+        # one fails here (a table already has the name of the index it
+        # makes): nothing of any of them stays, not even the record of the
+        # earlier ones; the node retries, and once the obstacle is gone it
+        # migrates and works.
+        schema = valetd.new_schema()
+        valetd.sql("CREATE SCHEMA %s; CREATE TABLE %s.pipelines_claimed (x int)"
+                   % (schema, schema))
+        d = self.start(daemon=LateDaemon({"queue": {"workers": "2"}}, store="postgres",
+                                         schema=schema))
+        deadline = time.monotonic() + 10
+        while 'relation \\"pipelines_claimed\\" already exists' not in d.log_text():
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        self.assertEqual(valetd.sql(
+            "SELECT to_regclass(:'s' || '.schema_migrations') IS NULL, "
+            "to_regclass(:'s' || '.nodes') IS NULL, to_regclass(:'s' || '.jobs') IS NULL",
+            s=schema), [["t", "t", "t"]], "a failed migration left something behind")
+        self.assertEqual(d.get("/api/status").status, 503)
+        valetd.sql("DROP TABLE %s.pipelines_claimed" % schema)
+        deadline = time.monotonic() + 15
+        while d.get("/api/status").status != 200:
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        n = len([f for f in os.listdir(os.path.join(valetd.REPO, "storage", "migrations"))
+                 if f.endswith(".sql")])
+        self.assertEqual(d.sql("SELECT count(*), max(version) FROM schema_migrations"),
+                         [[str(n), str(n)]])
+        job = d.submit("dummytask")
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+
+    def test_node_id_defaults_to_the_host_name(self):
+        # README: [storage] node_id defaults to the host name.
+        d = self.start({"storage": {"node_id": None}})
+        host = socket.gethostname()[:63]
+        if not re.match(r"^[A-Za-z0-9._:-]+$", host):
+            self.skipTest("host name %r is no usable node id" % host)
+        self.assertNotIn("node_id", open(d.conf_path).read())
+        self.assertEqual(d.sql("SELECT node_id, hostname, pid FROM nodes"),
+                         [[host, socket.gethostname(), str(d.proc.pid)]])
+
+    def test_migrations_only_add(self):
+        # README: migrations only add, never drop data. No migration drops,
+        # truncates or deletes; one may replace a function (CREATE OR
+        # REPLACE), which holds no data.
+        mdir = os.path.join(valetd.REPO, "storage", "migrations")
+        names = sorted(f for f in os.listdir(mdir) if f.endswith(".sql"))
+        self.assertEqual(names, ["%03d_%s" % (i + 1, n.split("_", 1)[1])
+                                 for i, n in enumerate(names)], "numbered 001, 002, ...")
+        for name in names:
+            with open(os.path.join(mdir, name)) as f:
+                code = "\n".join(line.split("--")[0] for line in f.read().splitlines())
+            # Foreign keys say what a delete does; they delete nothing.
+            code = re.sub(r"\bON\s+DELETE\s+CASCADE\b", "", code, flags=re.I)
+            with self.subTest(migration=name):
+                self.assertIsNone(re.search(r"\b(DROP|TRUNCATE|DELETE)\b", code, re.I),
+                                  "a migration that removes")
+                for m in re.finditer(r"\bCREATE\s+OR\s+REPLACE\s+(\w+)", code, re.I):
+                    self.assertEqual(m.group(1).upper(), "FUNCTION", name)
+
+    def wait_sql_any(self, query, pred, timeout, what, **params):
+        """wait_sql() on the database as a whole (no daemon's schema)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = valetd.sql(query, **params)
+            if pred(rows):
+                return rows
+            if time.monotonic() > deadline:
+                self.fail("%s: not reached within %.0fs; last rows: %s\n%s"
+                          % (what, timeout, rows, self.logs()))
+            time.sleep(0.05)
 
 
 class MultiNodeTest(PgTestCase):
@@ -498,6 +955,231 @@ class MultiNodeTest(PgTestCase):
                 self.assertEqual(b.job(parked["id"])["status"], "CANCELLED")
 
 
+class FenceTest(PgTestCase):
+    """Issue 14: a node that lost its claim - its work was rescued (another
+    node believed its lease had expired) or is held by another node now -
+    writes nothing about that work any more: not the status of a new
+    attempt, not a retry, not the final status with its result, not the
+    pipeline's state. The rows stay as the rescue or the new holder left
+    them. (tests/unit/test_pg_store.c checks each fenced statement on its
+    own, the late outcome of a pipeline job included.)"""
+
+    maxDiff = None
+    JOB_COLS = ("id, status, failure_reason, claimed_by, node_id, attempt, started_at, "
+                "completed_at, pid, exit_code, timed_out, (SELECT r.metadata::text FROM "
+                "results r WHERE r.job_id = j.id), (SELECT string_agg(a.attempt || ' ' || "
+                "a.node_id || ' ' || a.status, ', ' ORDER BY a.attempt) FROM attempts a "
+                "WHERE a.job_id = j.id)")
+
+    def rows(self, d, ids, pl_id=None):
+        """The state of jobs ids (and of pipeline pl_id), for comparing."""
+        jobs = d.sql("SELECT %s FROM jobs j WHERE id = ANY(string_to_array(:'ids', ',')"
+                     "::uuid[]) ORDER BY id" % self.JOB_COLS, ids=",".join(ids))
+        pl = d.sql("SELECT id, status, failure_reason, started_at, completed_at, claimed_by "
+                   "FROM pipelines WHERE id = :'id'", id=pl_id) if pl_id else []
+        return jobs, pl
+
+    def synced(self, d):
+        """Every change d made so far is committed: a PATCH is answered only
+        then."""
+        if not hasattr(self, "_anchor"):
+            self._anchor = d.submit("dummytask", name="sync-anchor")["id"]
+        r = d.patch("/api/jobs/" + self._anchor, {"description": str(time.time())})
+        self.assertEqual(r.status, 204, r)
+
+    def wait_finished(self, d, ids, timeout=15):
+        """Until d's log says each of ids finished there (its core is done
+        with them, whatever the database says)."""
+        deadline = time.monotonic() + timeout
+        while not set(ids) <= finished_ids(d):
+            if time.monotonic() > deadline:
+                self.fail("jobs %s did not finish on %s\n%s"
+                          % (set(ids) - finished_ids(d), d.node_id, self.logs()))
+            time.sleep(0.05)
+
+    def test_rescued_work_is_not_overwritten(self):
+        # Node A runs a job and a pipeline; the test rescues A's work the
+        # way another node does when A's lease has expired (release_node,
+        # as rescue_expired() calls it). With one attempt allowed, the job,
+        # the pipeline's running job and the pipeline fail there and then.
+        # A does not know: its runs go on and end COMPLETED, the pipeline's
+        # second job runs - and none of it may reach the tables.
+        a = self.start({"queue": {"workers": "2"}, "jobs": {"max_attempts": "1"}})
+        job = a.submit("sleep", {"seconds": 1.5}, timeout=30, name="fence-job")
+        pl = a.submit_pipeline([
+            {"name": "fence-p0", "task_name": "sleep", "task_params": {"seconds": 1.5},
+             "timeout": 30},
+            {"name": "fence-p1", "task_name": "dummytask", "task_params": {"x": 1}}],
+            name="fence-pipeline")
+        ids = [job["id"]] + [j["id"] for j in pl["jobs"]]
+        self.wait_sql(a, "SELECT count(*) FROM jobs WHERE id IN (:'j', :'p0') AND status = "
+                      "'IN_PROGRESS' AND claimed_by = :'a'", lambda rows: rows == [["2"]], 5,
+                      "both sleeps IN_PROGRESS on A", interval=0.02, j=ids[0], p0=ids[1],
+                      a=a.node_id)
+        self.assertEqual(a.sql("SELECT claimed_by FROM pipelines WHERE id = :'id'",
+                               id=pl["id"]), [[a.node_id]], "the pipeline row is not held")
+        released = a.sql("SELECT release_node(:'a', 'rescued by the test', 100, 1000)",
+                         a=a.node_id)
+        self.assertEqual(released, [["2"]])
+        rescued = self.rows(a, ids, pl["id"])
+        jobs = {r[0]: r for r in rescued[0]}
+        self.assertEqual([jobs[i][1:4] for i in ids],
+                         [["FAILED", "rescued by the test", None],
+                          ["FAILED", "rescued by the test", None],
+                          ["CANCELLED", "cancelled: job %s failed" % ids[1], None]], rescued)
+        self.assertEqual(rescued[1][0][1:3], ["FAILED", "job %s failed" % ids[1]], rescued)
+        self.assertIsNone(rescued[1][0][5], "the rescue left the pipeline held")
+
+        self.wait_finished(a, ids)
+        self.synced(a)
+        self.assertEqual(self.rows(a, ids, pl["id"]), rescued,
+                         "node A's late writes changed rescued work\n%s" % self.logs())
+        # A's own view is the database's.
+        self.assertEqual(a.job(job["id"])["status"], "FAILED")
+        self.assertEqual(a.pipeline(pl["id"])["status"], "FAILED")
+
+    def test_job_held_by_another_node_is_not_overwritten(self):
+        # A job of A's that may run 3 times, each run timed out after 2 s.
+        # During its first run, the test does what a rescue and a claim by
+        # another node do: attempt 1 is failed (fail_attempt), and node
+        # "other" holds and runs attempt 2. A goes on: its attempt 1 times
+        # out (a retry write), attempts 2 and 3 start (status writes) and
+        # time out, the last one is final (a finish write).
+        a = self.start({"queue": {"workers": "2"}, "storage": {"retry_backoff": "50ms"}})
+        job = a.submit("sleep", {"seconds": 10}, timeout=2, max_attempts=3,
+                       name="fence-taken")
+        self.wait_sql(a, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS' AND "
+                      "attempt = 1 AND claimed_by = :'a' AND started_at > now() - "
+                      "interval '1 s'", lambda rows: bool(rows), 5,
+                      "attempt 1 IN_PROGRESS on A", interval=0.02, id=job["id"], a=a.node_id)
+        a.sql("BEGIN; SELECT fail_attempt(:'id', 'node A stopped renewing its lease', 100, "
+              "1000); UPDATE jobs SET status = 'IN_PROGRESS', claimed_by = 'other', "
+              "claimed_at = now(), node_id = 'other', attempt = 2, started_at = now(), "
+              "due_at = NULL WHERE id = :'id'; COMMIT", id=job["id"])
+        taken = self.rows(a, [job["id"]])
+        self.assertEqual(taken[0][0][1:6], ["IN_PROGRESS", "attempt 1 failed: node A stopped "
+                                            "renewing its lease", "other", "other", "2"], taken)
+        self.assertEqual(taken[0][0][12], "1 %s FAILED" % a.node_id, taken)
+
+        deadline = time.monotonic() + 15
+        while "status=FAILED" not in "".join(
+                l for l in a.log_text().splitlines() if "job finished job_id=" + job["id"] in l):
+            if time.monotonic() > deadline:
+                self.fail("A's three attempts did not end\n%s" % self.logs())
+            time.sleep(0.05)
+        self.assertEqual(len(re.findall(r"job attempt failed; retrying job_id=" + job["id"],
+                                        a.log_text())), 2, a.log_tail())
+        self.synced(a)
+        self.assertEqual(self.rows(a, [job["id"]]), taken,
+                         "node A's late writes changed a job another node holds\n%s"
+                         % self.logs())
+
+
+class QueueWakeTest(PgTestCase):
+    """README, "The queue": an idle node claims when woken by LISTEN/NOTIFY,
+    and every 2 s as a fallback. Jobs are put into the table by SQL, as a
+    producer other than valetd would: with a NOTIFY on <schema>_jobs they
+    run at once; without, within the 2 s poll."""
+
+    def put_job(self, d, name, notify):
+        d.sql("BEGIN; INSERT INTO jobs (id, name, task_name, timeout_ms, status, created_at, "
+              "due_at) VALUES (gen_random_uuid(), :'n', 'dummytask', 5000, 'PENDING', now(), "
+              "now()); %s COMMIT" % ("SELECT pg_notify(:'chan', '');" if notify else ""),
+              n=name, chan=d.schema + "_jobs")
+        t0 = time.monotonic()
+        self.wait_sql(d, "SELECT status FROM jobs WHERE name = :'n'",
+                      lambda rows: rows == [["COMPLETED"]], 5, "job %s run" % name,
+                      interval=0.01, n=name)
+        return time.monotonic() - t0
+
+    def test_notify_wakes_and_the_poll_finds(self):
+        d = self.start({"queue": {"workers": "2"}})
+        warm = d.submit("dummytask")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        # Without the NOTIFY, only the poll (every 2 s, at any phase) would
+        # find them: most within 0.5 s, and none later than 1.5 s, is the
+        # wake-up (a chance below 1% for the poll alone).
+        woken = sorted(round(self.put_job(d, "notified-%d" % i, True), 3) for i in range(6))
+        self.assertTrue(woken[3] < 0.5 and woken[-1] < 1.5,
+                        "seconds from a NOTIFY to the job's end: %s" % woken)
+        polled = self.put_job(d, "not-notified", False)
+        self.assertLess(polled, 2.6, "a job put in without NOTIFY ran after %.1fs" % polled)
+        sys.stderr.write("[NOTIFY: %s s; poll: %.2f s] " % (woken, polled))
+
+
+class LeaseTest(PgTestCase):
+    def test_lease_renewed_every_third(self):
+        # README, "Leases": each node has a row in nodes and renews its
+        # lease every lease/3.
+        d = self.start({"queue": {"workers": "2"}, "storage": {"lease": "3s"}})
+        beats = []
+        deadline = time.monotonic() + 3.6
+        while time.monotonic() < deadline:
+            rows = d.sql("SELECT extract(epoch FROM heartbeat_at), extract(epoch FROM "
+                         "lease_until - heartbeat_at), pid, stopped_at FROM nodes "
+                         "WHERE node_id = :'n'", n=d.node_id)
+            self.assertEqual(len(rows), 1, rows)
+            self.assertEqual(rows[0][2:], [str(d.proc.pid), None], rows)
+            self.assertAlmostEqual(float(rows[0][1]), 3.0, delta=0.01, msg=rows)
+            if not beats or float(rows[0][0]) != beats[-1]:
+                beats.append(float(rows[0][0]))
+            time.sleep(0.05)
+        gaps = [round(b - a, 2) for a, b in zip(beats[1:], beats[2:])]
+        self.assertGreaterEqual(len(gaps), 2, beats)
+        for g in gaps:
+            self.assertAlmostEqual(g, 1.0, delta=0.25, msg="renewals %s s apart" % gaps)
+
+    def test_outage_longer_than_the_lease(self):
+        # README, "Database down": running jobs go on - while the outage is
+        # shorter than 5/6 of the lease. Then another node may take the
+        # node's work over, so the node kills what it runs, starts nothing,
+        # and, once the database is back, gives its work back and goes on.
+        d = self.start({"queue": {"workers": "1"}, "storage": {"lease": "1500ms"},
+                        "jobs": {"max_attempts": "1"}})
+        job = d.submit("sleep", {"seconds": 6}, timeout=30, name="outlived-the-lease")
+        # Held by the node, waiting for its one worker.
+        queued = d.submit("sleep", {"seconds": 0.2}, timeout=30, name="queued-behind")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        self.assertEqual(d.sql("SELECT status, claimed_by FROM jobs WHERE id = :'id'",
+                               id=queued["id"]), [["PENDING", d.node_id]])
+        t0 = time.monotonic()
+        pg_restart(down=3)
+        t_up = time.time()
+        # Killed during the outage (the job would have run 6 s).
+        log = d.log_text()
+        self.assertLess(time.monotonic() - t0, 5.5, "the outage took too long to tell")
+        self.assertIn("lost the database lease", log)
+        self.assertIn("job finished job_id=" + job["id"], log)
+        rows = self.wait_sql(
+            d, "SELECT status, failure_reason, extract(epoch FROM completed_at), claimed_by "
+            "FROM jobs WHERE id = :'id' AND status <> 'IN_PROGRESS'", lambda rows: bool(rows),
+            15, "the job's end written", id=job["id"])
+        self.assertEqual(rows[0][0], "FAILED", rows)
+        # Its own end, or its node's giving back of its claims (whichever
+        # is written first once the database is back: the other then
+        # changes nothing, fenced by the claim).
+        self.assertIn(rows[0][1], (
+            "killed: this node could not renew its database lease in time (another node "
+            "may take its work over)",
+            "valetd on node %s lost its database lease while the job was running" % d.node_id),
+            rows)
+        self.assertIsNone(rows[0][3], rows)
+        deadline = time.monotonic() + 10
+        while ("database lease renewed" not in d.log_text() or
+               d.get("/api/status").status != 200):
+            self.assertLess(time.monotonic(), deadline, d.log_tail())
+            time.sleep(0.05)
+        after = d.submit("dummytask", {"after": True})
+        d.wait_for(after["id"], "COMPLETED", timeout=10)
+        # What it held but had not started was given back and claimed
+        # anew: it ran once the database was back.
+        done = d.wait_for(queued["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("attempt", 1)), ("COMPLETED", 1), done)
+        self.assertGreater(parse_ts(done["started_at"]), t_up - 0.5, done)
+
+
 class SchedulingTest(PgTestCase):
     """Jobs with run_at start at run_at (within 100 ms), also when the node
     that took the request is idle, and whichever node runs them."""
@@ -541,6 +1223,68 @@ class SchedulingTest(PgTestCase):
 
 
 class DatabaseRestartTest(PgTestCase):
+    def test_database_down_mid_run(self):
+        # Issue 14: the two paths of "Database down", each seen for sure. A
+        # job runs; the database stops for 3 s (far less than 5/6 of the
+        # 30 s lease). While it is down (/api/status says so), a submit is
+        # refused with 503 "storage unavailable" - not held, not accepted.
+        # The running job goes on, ends during the outage, and its final
+        # state and result are written once the database is back.
+        d = self.start({"queue": {"workers": "2"}})
+        job = d.submit("sleep", {"seconds": 2.5}, timeout=30, name="through-the-outage")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        restarter = threading.Thread(target=pg_restart, kwargs={"down": 3})
+        restarter.start()
+        try:
+            deadline = time.monotonic() + 5
+            while True:
+                r = d.get("/api/status")
+                if r.status == 503:
+                    break
+                self.assertEqual(r.status, 200, r)
+                self.assertLess(time.monotonic(), deadline, "never unhealthy\n%s" % self.logs())
+                time.sleep(0.01)
+            t_down = time.time()
+            self.assertIs(r.json["storage_healthy"], False, r)
+            r_job = d.post("/api/jobs", {"name": "while-down", "task_name": "dummytask"})
+            r_pl = d.post("/api/pipelines", {"name": "while-down-pl", "jobs": [
+                {"name": "while-down-pj%d" % i, "task_name": "dummytask"} for i in (0, 1)]})
+            t_answered = time.time()
+            still_down = (d.get("/api/status"), restarter.is_alive())
+        finally:
+            restarter.join(120)
+        t_up = time.time()
+        for r in (r_job, r_pl):
+            self.assertEqual((r.status, (r.json or {}).get("message")), (503, STORAGE_DOWN), r)
+        self.assertLess(t_answered - t_down, 0.5, "the refusals took %.1fs"
+                        % (t_answered - t_down))
+        self.assertEqual((still_down[0].status, still_down[1]), (503, True),
+                         "the database was back too soon: %r" % (still_down,))
+
+        # The job was not stopped: it ended while the database was down,
+        # and is recorded as it ended.
+        rows = self.wait_sql(
+            d, "SELECT j.status, j.attempt, j.node_id, j.claimed_by, r.metadata::text, "
+            "extract(epoch FROM j.completed_at), j.timed_out, j.exit_code, "
+            "(SELECT count(*) FROM attempts a WHERE a.job_id = j.id) "
+            "FROM jobs j LEFT JOIN results r ON r.job_id = j.id WHERE j.id = :'id' AND "
+            "j.status <> 'IN_PROGRESS'", lambda rows: bool(rows), 10,
+            "the job's end written after the outage", id=job["id"])
+        status, attempt, node, claimed, result, completed, timed_out, exit_code, natt = rows[0]
+        self.assertEqual([status, attempt, node, claimed, json.loads(result or "null"),
+                          timed_out, exit_code, natt],
+                         ["COMPLETED", "1", d.node_id, None, {"slept": 2.5}, "f", "0", "0"],
+                         rows)
+        self.assertTrue(t_down < float(completed) < t_up, "the job ended at %.2f, the "
+                        "database was down from before %.2f to %.2f"
+                        % (float(completed), t_down, t_up))
+        self.assertEqual(d.sql("SELECT count(*) FROM jobs WHERE name LIKE 'while-down%' "
+                               "UNION ALL SELECT count(*) FROM pipelines WHERE name = "
+                               "'while-down-pl'"), [["0"], ["0"]])
+        self.assertIn("job finished job_id=" + job["id"], d.log_text())
+
     def test_database_restart_mid_run(self):
         d = self.start({"queue": {"workers": "2", "capacity": "100000"}})
         ids = self.submit_many([d], 300, lambda i: sleep_body(0.01, "dbr-%d" % i))
@@ -574,7 +1318,11 @@ class DatabaseRestartTest(PgTestCase):
                     if r.status == 202:
                         during.append(r.json["id"])
                     elif r.status == 503:
-                        if (r.json or {}).get("message") != STORAGE_DOWN:
+                        # A submit in flight while the server restarts may
+                        # also be refused at its deadline (not accepted).
+                        if ((r.json or {}).get("message") != STORAGE_DOWN and
+                                not (r.json or {}).get("message", "").startswith(
+                                    "storage did not confirm the job within")):
                             seen["errors"].append("503 with another message: %r" % r)
                     else:
                         seen["errors"].append("POST /api/jobs during the restart: %r" % r)
@@ -625,6 +1373,100 @@ class DatabaseRestartTest(PgTestCase):
         d.wait_for(j["id"], "COMPLETED", timeout=5)
         sys.stderr.write("[database restart: /api/status answers %s, POST /api/jobs answers "
                          "%s] " % (seen["status"], seen["submit"]))
+
+
+class SubmitDeadlineTest(PgTestCase):
+    """Issue 13: a submit in flight when the database hangs or stops was
+    held for the whole outage (no bound) and then answered 202, so that a
+    client that had given up never learnt that its job existed. Now it is
+    answered within [storage] submit_timeout: 202 once committed, or 503
+    "not accepted" - and then the job or pipeline never appears, not even
+    once the database is back."""
+
+    TIMEOUT = 1.0  # [storage] submit_timeout of these daemons
+    NOT_ACCEPTED = ("storage did not confirm the %s within 1s - it was not accepted and "
+                    "will not run; try again later")
+
+    def start_node(self):
+        d = self.start({"queue": {"workers": "2"}, "storage": {"submit_timeout": "1s"}})
+        job = d.submit("dummytask", {"before": True})
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+        return d
+
+    def assert_refused(self, out, what):
+        self.assertEqual(len(out), 1, out)
+        took, r = out[0]
+        self.assertNotIsInstance(r, Exception, "%s: %r\n%s" % (what, r, self.logs()))
+        self.assertEqual((r.status, (r.json or {}).get("message")),
+                         (503, self.NOT_ACCEPTED % what), "%r after %.1fs\n%s"
+                         % (r, took, self.logs()))
+        self.assertLess(took, self.TIMEOUT + 1.0, "answered %.1fs after the submit" % took)
+
+    def assert_never_stored(self, d, names, wait=2.0):
+        """None of the jobs or pipelines named appears, now or a while later
+        (the database answers again by now)."""
+        deadline = time.monotonic() + wait
+        while True:
+            rows = d.sql("SELECT 'job', name FROM jobs WHERE name = ANY(string_to_array("
+                         ":'n', ',')) UNION ALL SELECT 'pipeline', name FROM pipelines "
+                         "WHERE name = ANY(string_to_array(:'n', ','))", n=",".join(names))
+            self.assertEqual(rows, [], "refused with 503, stored all the same\n%s"
+                             % self.logs())
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def still_works(self, d):
+        deadline = time.monotonic() + 15
+        while d.get("/api/status").status != 200:
+            if time.monotonic() > deadline:
+                self.fail("not healthy again\n%s" % self.logs())
+            time.sleep(0.1)
+        job = d.submit("dummytask", {"after": True})
+        d.wait_for(job["id"], "COMPLETED", timeout=10)
+
+    def test_hung_database(self):
+        d = self.start_node()
+        locker = self.hold_lock(d, 4.0)
+        job_out, queued_out, pl_out = [], [], []
+        # The first one goes out and waits for the lock; the others wait
+        # behind it, unsent.
+        threads = [self.post_async(d, "/api/jobs", {"name": "hung-job", "task_name":
+                                                    "dummytask"}, job_out)]
+        self.wait_inserts_blocked(d, 1)
+        threads.append(self.post_async(d, "/api/jobs", {"name": "hung-queued", "task_name":
+                                                        "dummytask"}, queued_out))
+        threads.append(self.post_async(d, "/api/pipelines", {"name": "hung-pipeline", "jobs": [
+            {"name": "hung-pj0", "task_name": "dummytask"},
+            {"name": "hung-pj1", "task_name": "dummytask"}]}, pl_out))
+        for t in threads:
+            t.join(20)
+        self.assert_refused(job_out, "job")
+        self.assert_refused(queued_out, "job")
+        self.assert_refused(pl_out, "pipeline")
+        locker.join(30)
+        self.assert_never_stored(d, ["hung-job", "hung-queued", "hung-pipeline", "hung-pj0",
+                                     "hung-pj1"])
+        self.still_works(d)
+        self.assertIn("answered 503", d.log_text())
+
+    def test_database_stops_during_a_submit(self):
+        d = self.start_node()
+        locker = self.hold_lock(d, 30.0)
+        out = []
+        t = self.post_async(d, "/api/jobs", {"name": "stopped-job", "task_name": "dummytask"},
+                            out)
+        self.wait_inserts_blocked(d, 1)
+        # The database stops (its connections are cut: the INSERT never
+        # committed, but valetd cannot know) and stays down 3s.
+        restarter = threading.Thread(target=pg_restart, kwargs={"down": 3})
+        restarter.start()
+        t.join(20)
+        self.assert_refused(out, "job")
+        restarter.join(60)
+        locker.join(30)
+        self.assert_never_stored(d, ["stopped-job"])
+        self.still_works(d)
 
 
 class OpsViewsTest(PgTestCase):
@@ -680,6 +1522,175 @@ class OpsViewsTest(PgTestCase):
         depth = {(r[0], r[1]): int(r[2]) for r in d.sql(
             "SELECT task_name, status, jobs FROM queue_depth")}
         self.assertEqual(depth.get(("sleep", "CANCELLED")), 1, depth)
+
+
+class SchemaTest(PgTestCase):
+    def readme_schema(self):
+        """The README's "### Schema" subsection."""
+        with open(os.path.join(valetd.REPO, "README.md")) as f:
+            text = f.read()
+        start = text.index("### Schema")
+        return text[start:text.index("\n## ", start)]
+
+    def columns(self, d, table):
+        return dict(d.sql("SELECT column_name, data_type FROM information_schema.columns "
+                          "WHERE table_schema = :'s' AND table_name = :'t'",
+                          s=d.schema, t=table))
+
+    def test_schema_as_documented(self):
+        # README, "Schema": the tables, columns, types, indexes and views it
+        # lists are what the migrations make; its example queries run.
+        d = self.start({"queue": {"workers": "2"}})
+        doc = self.readme_schema()
+        ident = re.compile(r"`([a-z_][a-z0-9_]*)`")
+        # valet.jobs: the table's first column, one or more names a row.
+        table = doc[doc.index("`valet.jobs`"):]
+        table = table[:table.index("\n\n", table.index("| column |"))]
+        documented = set()
+        for row in table.splitlines()[3:]:
+            documented.update(ident.findall(row.split("|")[1]))
+        jobs = self.columns(d, "jobs")
+        self.assertEqual(set(jobs), documented)
+        # The other tables, as the README's text names their columns.
+        outcome = {"pid", "exit_code", "signal", "timed_out", "oom_killed", "seccomp_syscall",
+                   "cpu_ms", "wall_ms", "max_rss_kb", "memory_peak_kb"}
+        expect = {
+            "results": {"job_id", "metadata", "error", "created_at"},
+            "attempts": {"job_id", "attempt", "node_id", "status", "failure_reason",
+                         "started_at", "finished_at"} | outcome,
+            "pipelines": {"id", "seq", "name", "description", "status", "failure_reason",
+                          "run_at", "created_at", "started_at", "completed_at", "claimed_by"},
+            "nodes": {"node_id", "hostname", "pid", "version", "started_at", "heartbeat_at",
+                      "lease_until", "stopped_at"},
+            "schema_migrations": {"version", "name", "applied_at"},
+        }
+        cols = {t: self.columns(d, t) for t in expect}
+        for t, names in expect.items():
+            self.assertEqual(set(cols[t]), names, t)
+            for name in names:
+                self.assertIn("`%s`" % name, doc, "%s.%s" % (t, name))
+        cols["jobs"] = jobs
+        # Statuses are text, times timestamptz, JSON jsonb; ids uuid.
+        for t, c in cols.items():
+            for name, typ in c.items():
+                if name == "status" or name.endswith("_by") or name == "node_id":
+                    self.assertEqual(typ, "text", "%s.%s" % (t, name))
+                if name.endswith("_at") or name in ("lease_until", "run_at"):
+                    self.assertEqual(typ, "timestamp with time zone", "%s.%s" % (t, name))
+                if name in ("task_params", "limits", "isolation", "metadata"):
+                    self.assertEqual(typ, "jsonb", "%s.%s" % (t, name))
+                if name in ("id", "job_id", "pipeline_id", "next_job_id") and t != "nodes":
+                    self.assertEqual(typ, "uuid", "%s.%s" % (t, name))
+        self.assertEqual((jobs["seq"], jobs["timeout_ms"]), ("bigint", "bigint"))
+        # Indexes: the queue (due_at, seq where unclaimed), claims, status and
+        # seq, pipeline order, completed_at.
+        idx = {r[0]: r[1] for r in d.sql("SELECT indexname, indexdef FROM pg_indexes "
+                                         "WHERE schemaname = :'s' AND tablename = 'jobs'",
+                                         s=d.schema)}
+        defs = " | ".join(idx.values())
+        for part in ("(due_at, seq) WHERE ((claimed_by IS NULL) AND (due_at IS NOT NULL))",
+                     "(claimed_by) WHERE (claimed_by IS NOT NULL)", "(status, seq)",
+                     "(pipeline_id, pipeline_index)", "(completed_at)"):
+            self.assertIn(part, defs)
+        # The views and their columns, as the table lists them.
+        views = doc[doc.index("| view | columns |"):]
+        for row in views[:views.index("\n\n")].splitlines()[2:]:
+            cells = row.split("|")
+            name = ident.findall(cells[1].replace("valet.", ""))[0]
+            with self.subTest(view=name):
+                self.assertEqual(set(self.columns(d, name)), set(ident.findall(cells[2])))
+        # The example queries, on this schema.
+        job = d.submit("dummytask")
+        d.wait_for(job["id"], "COMPLETED", timeout=5)
+        block = doc[doc.index("```sql", doc.index("Example queries:")) + 6:]
+        block = block[:block.index("```")]
+        queries = [q.strip() for q in block.split(";") if q.strip()]
+        self.assertGreaterEqual(len(queries), 5, queries)
+        for q in queries:
+            with self.subTest(query=q):
+                d.sql(q.replace("valet.", d.schema + ".").replace("'6f1c...'",
+                                                                    "'%s'" % job["id"]))
+
+    def test_status_check_refuses_a_bad_status(self):
+        # README, "Schema": statuses are text with a CHECK constraint. A
+        # direct SQL write of anything else is refused, in each table.
+        d = self.start({"queue": {"workers": "2"}})
+        job = d.submit("failtask", {"message": "x"}, max_attempts=2)
+        pl = d.submit_pipeline(pipeline_body({"v": 1}))
+        d.wait_for(job["id"], "FAILED", timeout=10)
+        d.wait_pipeline(pl["id"], "COMPLETED", timeout=10)
+        for bad in ("DONE", "completed", ""):
+            for what, q in (
+                    ("jobs", "UPDATE jobs SET status = :'bad' WHERE id = :'id'"),
+                    ("pipelines", "UPDATE pipelines SET status = :'bad' WHERE id = :'pl'"),
+                    ("attempts", "UPDATE attempts SET status = :'bad' WHERE job_id = :'id'"),
+                    ("jobs", "INSERT INTO jobs (id, name, task_name, timeout_ms, status, "
+                             "created_at) VALUES (gen_random_uuid(), 'x', 'dummytask', 1000, "
+                             ":'bad', now())")):
+                with self.subTest(table=what, status=bad, sql=q):
+                    with self.assertRaisesRegex(AssertionError,
+                                                'violates check constraint "%s_status_check"'
+                                                % what):
+                        d.sql(q, bad=bad, id=job["id"], pl=pl["id"])
+        self.assertEqual(d.sql("SELECT status FROM jobs WHERE id = :'id' UNION ALL "
+                               "SELECT status FROM pipelines WHERE id = :'pl' UNION ALL "
+                               "SELECT DISTINCT status FROM attempts WHERE job_id = :'id'",
+                               id=job["id"], pl=pl["id"]),
+                         [["FAILED"], ["COMPLETED"], ["FAILED"]])
+
+
+class SlowDatabaseTest(PgTestCase):
+    def test_the_loop_does_not_wait_for_the_database(self):
+        # README, "Database down": the event loop never waits for the
+        # database. The jobs table is locked (a query that hangs) while a
+        # job runs into its timeout and a submit's INSERT waits for the
+        # lock: /api/status answers at once all along, and the job is
+        # killed at its timeout, not when the database answers again.
+        d = self.start({"queue": {"workers": "2"}, "storage": {"submit_timeout": "30s"}})
+        warm = d.submit("dummytask", name="warm-up")
+        d.wait_for(warm["id"], "COMPLETED", timeout=5)
+        job = d.submit("sleep", {"seconds": 10}, timeout=1.5, name="killed-on-time")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        locker = self.hold_lock(d, 4.0)
+        t_locked = time.monotonic()
+        out = []
+        poster = self.post_async(d, "/api/jobs", {"name": "waits-for-the-lock",
+                                                  "task_name": "dummytask"}, out)
+        self.wait_inserts_blocked(d, 1)
+        client = valetd.Client("127.0.0.1", d.port, timeout=10)
+        slow = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            r = client.get("/api/status")
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 200, r)
+            if took > 0.2:
+                slow.append(round(took, 3))
+            time.sleep(0.02)
+        mark = "job finished job_id=" + job["id"]
+        while mark not in d.log_text():
+            self.assertLess(time.monotonic() - t_locked, 10, "no kill\n%s" % self.logs())
+            time.sleep(0.02)
+        t_killed = time.monotonic()
+        lock_held = locker.is_alive()
+        client.close()
+        locker.join(30)
+        poster.join(30)
+        self.assertEqual(slow, [], "GET /api/status took that long (s) while the database "
+                         "hung")
+        self.assertTrue(lock_held and t_killed - t_locked < 3.0,
+                        "the job was killed %.1fs after the lock was taken (held 4s)"
+                        % (t_killed - t_locked))
+        line = [l for l in d.log_text().splitlines() if mark in l][0]
+        self.assertIn("timed out after", line)
+        self.assertEqual(len(out), 1, out)
+        self.assertEqual(out[0][1].status, 202, out)
+        rows = d.sql("SELECT status, timed_out, extract(epoch FROM completed_at - started_at) "
+                     "FROM jobs WHERE id = :'id'", id=job["id"])
+        self.assertEqual(rows[0][:2], ["FAILED", "t"], rows)
+        self.assertLess(float(rows[0][2]), 2.0, rows)
 
 
 class RetentionTest(PgTestCase):
@@ -1025,6 +2036,15 @@ def url_with_host(url, host):
     query = [(k, v) for k, v in query if k not in ("host", "hostaddr", "port")]
     query += [("host", host), ("port", port)]
     return ("%s://%s%s?%s" % (u.scheme, netloc, u.path, urllib.parse.urlencode(query)), port)
+
+
+def url_with_user(url, user):
+    """url (a libpq URL) with user as its user."""
+    u = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(u.query) if k != "user"]
+    netloc = u.netloc.rpartition("@")[2]
+    return "%s://%s%s?%s" % (u.scheme, netloc, u.path,
+                             urllib.parse.urlencode(query + [("user", user)]))
 
 
 class StorageDownTest(PgTestCase):

@@ -217,15 +217,16 @@ def sql(query, schema=None, timeout=30, **params):
     return rows
 
 
-def pg_restart():
+def pg_restart(down=0):
     """Restart the test PostgreSQL server (fast shutdown, same socket and
     port); returns once it accepts connections again. Connections that
-    daemons hold are cut."""
+    daemons hold are cut. down: seconds it stays stopped (an outage)."""
     pg_dir = os.environ.get("VALET_TEST_PG_DIR")
     if not pg_dir:
         raise AssertionError("VALET_TEST_PG_DIR is not set: pg_restart() needs the server "
                              "that tests/run_tests.sh starts with tests/pg_tmp.sh")
-    r = subprocess.run([PG_TMP, "restart", pg_dir], stdout=subprocess.PIPE,
+    cmd = [PG_TMP, "restart", pg_dir] + (["%g" % down] if down else [])
+    r = subprocess.run(cmd, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=120)
     if r.returncode != 0:
         raise AssertionError("tests/pg_tmp.sh restart %s failed (status %d):\n%s"
@@ -371,13 +372,20 @@ class Daemon:
     """One valetd process with its own config, port and log."""
 
     def __init__(self, overrides=None, env=None, binary=None, store=None, schema=None,
-                 node_id=None, user=None, tmp_parent=None, listen_host="127.0.0.1"):
+                 node_id=None, user=None, tmp_parent=None, listen_host="127.0.0.1",
+                 config_text=None, args=(), wrapper=()):
         """store: "memory" or "postgres" (default: test_store()). With
         postgres, schema and node_id default to new unique names; pass a
         killed daemon's to start on its data (see clone()). tmp_parent: where
         the daemon's temp dir (config, log, plugin links) goes (default:
-        $TMPDIR or /tmp)."""
+        $TMPDIR or /tmp). config_text: the config file, as it is (instead of
+        the one made of the defaults and overrides). args: more arguments
+        for valetd; wrapper: a command that runs valetd (its argv follows),
+        exec'ing it, so that the process started is valetd itself."""
         self.binary = binary or VALETD
+        self.config_text = config_text
+        self.args = list(args)
+        self.wrapper = list(wrapper)
         self.user = user  # run valetd as this user (the test runs as root)
         self.listen_host = listen_host  # its address; the client uses 127.0.0.1
         self.overrides = overrides or {}
@@ -452,6 +460,10 @@ class Daemon:
         return sections
 
     def write_config(self):
+        if self.config_text is not None:
+            with open(self.conf_path, "w") as f:
+                f.write(self.config_text)
+            return
         lines = ["# written by tests/integration/valetd.py"]
         for sec, keys in self._sections().items():
             lines.append("")
@@ -476,8 +488,8 @@ class Daemon:
                 os.chmod(self.conf_path, 0o644)
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [self.binary, "-c", self.conf_path, "-l",
-                     "%s:%d" % (self.listen_host, self.port)],
+                    self.wrapper + [self.binary, "-c", self.conf_path, "-l",
+                                    "%s:%d" % (self.listen_host, self.port)] + self.args,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.tmp,
                     user=self.user)
             with _live_lock:
@@ -487,12 +499,18 @@ class Daemon:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
+                probe = Client("127.0.0.1", self.port, timeout=1)
                 try:
-                    r = Client("127.0.0.1", self.port, timeout=1).get("/api/status")
-                    if r.status == 200:
+                    r = probe.get("/api/status")
+                    # 401: it answers, and wants an API key for that too;
+                    # 400 from a TLS port: it answers plain HTTP that way.
+                    tls = "tls_cert" in self.overrides.get("server", {})
+                    if r.status in (200, 401) or (tls and r.status == 400):
                         return self
                 except OSError:
                     pass
+                finally:
+                    probe.close()
                 time.sleep(0.01)
             if self.proc.poll() is None:
                 self.kill()

@@ -281,22 +281,53 @@ static void test_pipeline(void **state)
 	pipeline_unref(pl);
 }
 
+/* json_out_result()'s pieces joined, checked as JSON like the others. */
+static json_t *result_value(const struct job *job)
+{
+	struct iovec parts[3];
+	char buf[4096];
+	size_t len = 0;
+	json_t *v;
+
+	assert_int_equal(json_out_result(job, &parts[0], &parts[1], &parts[2]), 0);
+	/* The middle piece is the stored text itself, not a copy. */
+	assert_true(parts[1].iov_len == 0 || parts[1].iov_base == job->result_json);
+	for (int i = 0; i < 3; i++) {
+		assert_true(len + parts[i].iov_len < sizeof(buf));
+		if (parts[i].iov_len)
+			memcpy(buf + len, parts[i].iov_base, parts[i].iov_len);
+		len += parts[i].iov_len;
+	}
+	free(parts[0].iov_base);
+	free(parts[2].iov_base);
+	v = json_loadb(buf, len, 0, NULL);
+	assert_non_null(v);
+	return v;
+}
+
 static void test_result(void **state)
 {
 	struct job *job = make_job(ID1, "n", "t");
 
 	job->has_result = true;
 	job_set_str(&job->result_json, "{\"sha256\":\"ab\",\"x\":[1,null]}");
-	assert_json(json_out_result(job),
+	assert_json(result_value(job),
 		    "{\"job_id\":\"" ID1 "\",\"metadata\":{\"sha256\":\"ab\",\"x\":[1,null]}}");
 	job_set_str(&job->result_error, "boom");
-	assert_json(json_out_result(job), "{\"job_id\":\"" ID1 "\",\"metadata\":{\"sha256\":"
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"metadata\":{\"sha256\":"
 					  "\"ab\",\"x\":[1,null]},\"error\":\"boom\"}");
 	job_set_str(&job->result_json, NULL);
-	assert_json(json_out_result(job), "{\"job_id\":\"" ID1 "\",\"error\":\"boom\"}");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"error\":\"boom\"}");
 	job_set_str(&job->result_json, "42");
 	job_set_str(&job->result_error, NULL);
-	assert_json(json_out_result(job), "{\"job_id\":\"" ID1 "\",\"metadata\":42}");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"metadata\":42}");
+	/* A stored null is no metadata; surrounding blanks are no reason. */
+	job_set_str(&job->result_json, " null\n");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\"}");
+	job_set_str(&job->result_json, "[1, 2]\n");
+	job_set_str(&job->result_error, "bad \"quote\"\n");
+	assert_json(result_value(job), "{\"job_id\":\"" ID1 "\",\"metadata\":[1,2],"
+				       "\"error\":\"bad \\\"quote\\\"\\n\"}");
 	job_unref(job);
 }
 
@@ -541,6 +572,22 @@ static void test_decode_type_errors(void **state)
 	assert_job_error("{\"name\":\"n\",\"task_name\":false}", "task_name must be a string");
 	assert_job_error("{\"task_params\":[1]}", "task_params must be an object");
 	assert_job_error("{\"task_params\":\"x\"}", "task_params must be an object");
+	/* Numbers PostgreSQL's jsonb would give back as integers jansson
+	 * cannot read (the memory store would keep them). */
+	assert_job_error("{\"task_params\":{\"x\":1e19}}",
+			 "task_params must not hold numbers of 2^63 or more in magnitude, got 1e+19");
+	assert_job_error("{\"task_params\":{\"a\":[1,{\"b\":-9223372036854775808.0}]}}",
+			 "task_params must not hold numbers of 2^63 or more in magnitude, got "
+			 "-9.22337e+18");
+	{
+		struct job_request req;
+		char err[JSON_IN_ERRLEN];
+
+		assert_int_equal(decode_job("{\"task_params\":{\"x\":9.2e18,\"y\":-9223372036854775808,"
+					    "\"z\":1e-300}}",
+					    &req, err),
+				 0);
+	}
 	assert_job_error("{\"run_at\":5}", "run_at must be a string");
 	assert_job_error("{\"use_previous_results\":\"yes\"}",
 			 "use_previous_results must be a boolean");
@@ -585,6 +632,21 @@ static void test_decode_run_at(void **state)
 	assert_job_error("{\"run_at\":\"2022-06-06T15:04:05.999\"}",
 			 "invalid run_at: parsing time \"2022-06-06T15:04:05.999\": expected "
 			 "RFC 3339 with a time zone, e.g. 2026-01-02T15:04:05Z");
+	/* Years 0001-9999 in UTC, as both stores can hold them. */
+	assert_int_equal(decode_job("{\"run_at\":\"0001-01-01T00:00:00Z\"}", &req, err), 0);
+	assert_int_equal(req.run_at, JOB_TIME_MIN_US);
+	assert_int_equal(decode_job("{\"run_at\":\"9999-12-31T23:59:59.999999Z\"}", &req, err),
+			 0);
+	assert_int_equal(req.run_at, JOB_TIME_MAX_US);
+	assert_job_error("{\"name\":\"n\",\"run_at\":\"0000-01-01T00:00:00Z\"}",
+			 "invalid run_at: \"0000-01-01T00:00:00Z\" is out of range: times must be "
+			 "from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z");
+	assert_job_error("{\"run_at\":\"0001-01-01T00:59:59+01:00\"}",
+			 "invalid run_at: \"0001-01-01T00:59:59+01:00\" is out of range: times must "
+			 "be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z");
+	assert_job_error("{\"run_at\":\"9999-12-31T23:00:00-01:00\"}",
+			 "invalid run_at: \"9999-12-31T23:00:00-01:00\" is out of range: times must "
+			 "be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z");
 }
 
 static void test_decode_pipeline(void **state)
@@ -595,7 +657,7 @@ static void test_decode_pipeline(void **state)
 	const char *body =
 	    "{\"name\":\"pl\",\"description\":\"d\",\"run_at\":\"2030-01-01T10:00:00Z\","
 	    "\"jobs\":[{\"name\":\"a\",\"task_name\":\"dummytask\",\"task_params\":{\"k\":1},"
-	    "\"run_at\":\"ignored\"},"
+	    "\"run_at\":null},"
 	    "{\"name\":\"b\",\"task_name\":\"echoprev\",\"use_previous_results\":true,"
 	    "\"timeout\":3}]}";
 
@@ -637,6 +699,23 @@ static void test_decode_pipeline(void **state)
 	     "invalid run_at: parsing time \"2030-01-01\": expected RFC 3339 with a time zone, "
 	     "e.g. 2026-01-02T15:04:05Z"},
 	    {"null", "request body must be a JSON object"},
+	    /* A job's own run_at, of any type, is refused (the original
+	     * ignored it); a wrong type in an earlier field still wins. */
+	    {"{\"run_at\":\"2030-01-01T10:00:00Z\",\"jobs\":[{},"
+	     "{\"run_at\":\"2030-01-01T10:00:00Z\"}]}",
+	     "jobs[1].run_at is not allowed: run_at belongs to the pipeline (set it next to "
+	     "\"jobs\")"},
+	    {"{\"jobs\":[{\"run_at\":5},{}]}",
+	     "jobs[0].run_at is not allowed: run_at belongs to the pipeline (set it next to "
+	     "\"jobs\")"},
+	    {"{\"jobs\":[{\"run_at\":\"\"},{}]}",
+	     "jobs[0].run_at is not allowed: run_at belongs to the pipeline (set it next to "
+	     "\"jobs\")"},
+	    {"{\"jobs\":[{\"run_at\":\"x\",\"timeout\":\"x\"},{}]}",
+	     "timeout must be a number greater than 0"},
+	    {"{\"run_at\":\"0000-12-31T00:00:00Z\",\"jobs\":[{},{}]}",
+	     "invalid run_at: \"0000-12-31T00:00:00Z\" is out of range: times must be from "
+	     "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(

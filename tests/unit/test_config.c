@@ -119,6 +119,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->uid_base, CONFIG_AUTO);
 	assert_string_equal(cfg->storage, "memory");
 	assert_string_equal(cfg->database_url, "");
+	assert_int_equal(cfg->submit_timeout_ms, 5000);
 	assert_string_equal(cfg->plugin_dir, "");
 	assert_int_equal(cfg->log_format, LOG_TEXT);
 	assert_int_equal(cfg->log_level, LOG_INFO);
@@ -162,6 +163,7 @@ static const char full_conf[] = "\xEF\xBB\xBF# every key, none at its default\n"
 				"retry_backoff = 250ms\n"
 				"retry_backoff_max = 1m\n"
 				"retention_days = 7\n"
+				"submit_timeout = 750ms\n"
 				"[tasks]\n"
 				"plugin_dir = /usr/lib/valet/tasks\n"
 				"[log]\n"
@@ -205,6 +207,7 @@ static void test_full_file(void **state)
 	assert_int_equal(cfg->retry_backoff_ms, 250);
 	assert_int_equal(cfg->retry_backoff_max_ms, 60000);
 	assert_int_equal(cfg->retention_days, 7);
+	assert_int_equal(cfg->submit_timeout_ms, 750);
 	assert_int_equal(cfg->max_attempts, 4);
 	assert_string_equal(cfg->plugin_dir, "/usr/lib/valet/tasks");
 	assert_int_equal(cfg->log_format, LOG_JSON);
@@ -310,6 +313,10 @@ static void test_error_sections(void **state)
 		    "schema: \"1abc\" is not a plain SQL name (lower-case letters, digits and _, "
 		    "not starting with a digit, at most 63)");
 	check_error("[jobs]\nmax_attempts = 101\n", 2, "max_attempts: must be between 1 and 100");
+	check_error("[storage]\n\nsubmit_timeout = 50ms\n", 3,
+		    "submit_timeout: must be between 100ms and 1h");
+	check_error("[storage]\nsubmit_timeout = 0\n", 2,
+		    "submit_timeout: must be between 100ms and 1h");
 	check_error("[task.a]\nmax_attempts = 0\n", 2, "task.a: max_attempts: must be between 1 and 100");
 	check_error("[task.a]\nmax_attempts = 2\nmax_attempts = 3\n", 3,
 		    "duplicate key \"max_attempts\" in [task.a] (first on line 2)");

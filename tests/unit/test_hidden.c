@@ -307,7 +307,7 @@ static void test_check(void **state)
 	check_ok(cfg);
 	config_free(cfg);
 	/* A script named through the config's directory but outside it (as
-	 * `make run`'s "../sandbox/demo/wordcount.py" is): not in it. */
+	 * `make run`'s "../build/tasks/wordcount" is): not in it. */
 	fmt(text, sizeof(text), "[task.c]\ncommand = /bin/sh %s/conf/../progs/script.sh\n",
 	    tmpdir);
 	cfg = conf("conf/valet.conf", text);

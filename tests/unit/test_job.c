@@ -94,6 +94,10 @@ static void test_time_format(void **state)
 		{-1, "1969-12-31T23:59:59.999999Z"},
 		{-1000000, "1969-12-31T23:59:59Z"},
 		{253402300799999999, "9999-12-31T23:59:59.999999Z"},
+		{JOB_TIME_MAX_US, "9999-12-31T23:59:59.999999Z"},
+		{JOB_TIME_MIN_US, "0001-01-01T00:00:00Z"},
+		{JOB_TIME_MIN_US + 1, "0001-01-01T00:00:00.000001Z"},
+		{-62104147200000000, "0001-12-31T00:00:00Z"},
 	};
 	char buf[32];
 
@@ -189,6 +193,60 @@ static void test_time_parse_rejects(void **state)
 	}
 	assert_int_equal(us, 7);
 	assert_int_equal(job_time_parse(NULL, &us), -EINVAL);
+}
+
+/*
+ * The edges of what valet takes (years 0001-9999 in UTC): inside, parse
+ * and format are each other's inverse; outside, parse says -ERANGE and
+ * leaves *us alone, whatever zone carried the time there.
+ */
+static void test_time_range(void **state)
+{
+	static const char *const in[] = {
+		"0001-01-01T00:00:00Z",
+		"0001-01-01T00:00:00.000001Z",
+		"0001-01-01T01:00:00+01:00",
+		"0001-03-01T00:00:00Z",
+		"1969-12-31T23:59:59.999999Z",
+		"9999-12-31T23:59:59.999999Z",
+		"9999-12-31T23:59:59.9999999Z",
+		"9999-12-31T22:59:59-01:00",
+	};
+	static const char *const out[] = {
+		"0000-01-01T00:00:00Z",
+		"0000-12-31T23:59:59.999999Z",
+		"0001-01-01T00:59:59.999999+01:00",
+		"0001-01-01T00:00:00+00:01",
+		"9999-12-31T23:59:59-00:01",
+		"9999-12-31T23:00:00-01:00",
+	};
+	int64_t edges[] = {JOB_TIME_MIN_US, JOB_TIME_MIN_US + 1, -1, 0, 1, JOB_TIME_MAX_US - 1,
+			   JOB_TIME_MAX_US};
+	char buf[40], again[40];
+	int64_t us, back;
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		if (job_time_parse(in[i], &us) != 0)
+			fail_msg("rejected %s", in[i]);
+		assert_true(us >= JOB_TIME_MIN_US && us <= JOB_TIME_MAX_US);
+		job_time_format(us, buf, sizeof(buf));
+		assert_int_equal(job_time_parse(buf, &back), 0);
+		assert_int_equal(back, us);
+		job_time_format(back, again, sizeof(again));
+		assert_string_equal(again, buf);
+	}
+	for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
+		us = 7;
+		if (job_time_parse(out[i], &us) != -ERANGE)
+			fail_msg("did not refuse %s as out of range", out[i]);
+		assert_int_equal(us, 7);
+	}
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		job_time_format(edges[i], buf, sizeof(buf));
+		assert_int_equal(strlen(buf) >= 20 && buf[4] == '-', true);
+		assert_int_equal(job_time_parse(buf, &back), 0);
+		assert_int_equal(back, edges[i]);
+	}
 }
 
 static void test_status(void **state)
@@ -321,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_time_parse_accepts),
 		cmocka_unit_test(test_time_parse_rejects),
+		cmocka_unit_test(test_time_range),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_job_lifecycle),

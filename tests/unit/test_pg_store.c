@@ -7,8 +7,19 @@
  * flight getting an entry of its own; the reference each entry holds, and
  * the entries a freed store drops. Against a real PostgreSQL: that repeated
  * saves are written as one UPDATE (a trigger counts the row updates), a
- * start and an end before PG_LAZY_S too, and the database has the last
- * state.
+ * start and an end before PG_LAZY_S too, a start alone after PG_LAZY_S, and
+ * the database has the last state; group commit (a trigger records each
+ * update's transaction): changes made together, within PG_GATHER_S, or
+ * while a write is in flight share one transaction; retention deletes 500
+ * rows at a time, the next batch a second after a full one, else a minute
+ * later. Fencing (issue 14): each write of a run - status, finish, retry,
+ * outcome, pipeline status - lands while this node holds the work and
+ * changes nothing once another node does. Submit deadlines
+ * (storage/pg_deadline.c): against a database that does not answer (its
+ * jobs table locked), creates are answered -ETIMEDOUT in time, sent or not,
+ * and none of them is ever stored - not when the transaction in flight
+ * reaches its guard late, not when it commits late all the same, not when
+ * the connection breaks under it.
  *
  * White box: it reads struct pg_store (storage/pg_internal.h). The tests
  * that need a server take it from VALET_TEST_DATABASE_URL (tests/pg_tmp.sh)
@@ -35,6 +46,8 @@
 
 static const char *db_url;
 static char schema[64];
+static int64_t submit_timeout_ms; /* of the next store; 0: the default */
+static int retention_days;	  /* of the next store */
 static struct ev_loop *loop;
 static PGconn *admin;
 
@@ -89,7 +102,9 @@ static struct store *new_store(const char *url)
 				     .node_id = node,
 				     .lease_ms = 30000,
 				     .retry_backoff_ms = 1000,
-				     .retry_backoff_max_ms = 60000};
+				     .retry_backoff_max_ms = 60000,
+				     .submit_timeout_ms = submit_timeout_ms,
+				     .retention_days = retention_days};
 	char err[256] = "";
 	struct store *st;
 
@@ -267,6 +282,17 @@ static void count_updates(void)
 		 "CREATE TRIGGER count_upd AFTER UPDATE ON %s.pipelines "
 		 "FOR EACH ROW EXECUTE FUNCTION %s.count_upd()",
 		 schema, schema, schema, schema, schema, schema, schema, schema, schema, schema);
+	admin_exec(q);
+	/* Committed inserts too, as tbl "jobs+": a transaction that rolls back
+	 * takes its count with it. */
+	snprintf(q, sizeof(q),
+		 "CREATE OR REPLACE FUNCTION %s.count_ins() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		 "BEGIN INSERT INTO %s.upd VALUES (TG_TABLE_NAME || '+', 1) "
+		 "ON CONFLICT (tbl) DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
+		 "DROP TRIGGER IF EXISTS count_ins ON %s.jobs; "
+		 "CREATE TRIGGER count_ins AFTER INSERT ON %s.jobs "
+		 "FOR EACH ROW EXECUTE FUNCTION %s.count_ins()",
+		 schema, schema, schema, schema, schema, schema);
 	admin_exec(q);
 }
 
@@ -465,13 +491,16 @@ static void test_saves_coalesce(void **state)
 	pipeline_unref(pl);
 }
 
-/* A start alone is written once PG_LAZY_S has passed; a change made while
- * its batch is in flight is written again by the next one. */
+/* A start alone is written once PG_LAZY_S has passed (0.1 s: README,
+ * "Durable submit"); a change made while its batch is in flight is written
+ * again by the next one. */
 static void test_lazy_and_in_flight(void **state)
 {
 	struct store *st;
 	struct pg_store *ps;
 	struct job *job = make_job("x0");
+	int64_t t0;
+	double waited;
 	long before;
 
 	need_db();
@@ -483,10 +512,15 @@ static void test_lazy_and_in_flight(void **state)
 	job->status = JOB_IN_PROGRESS;
 	job->attempt = 1;
 	job->started_at = job_now_us();
+	t0 = job_mono_ns();
 	st->ops->save_job(st, job, JOB_F_STATUS);
 	assert_int_equal(list_len(&ps->lazy_jobs), 1);
 	assert_int_equal(ps->ndirty, 0);
 	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	/* Written within PG_LAZY_S (0.1 s) and its round trip, not sooner. */
+	waited = (double)(job_mono_ns() - t0) / 1e9;
+	if (waited < 0.095 || waited > 0.3)
+		fail_msg("the start was written %.3f s after it was saved", waited);
 	assert_int_equal(updates("jobs"), before + 1);
 	assert_string_equal(job_column(job, "status"), "IN_PROGRESS");
 	assert_int_equal(job->refs, 1);
@@ -506,6 +540,681 @@ static void test_lazy_and_in_flight(void **state)
 
 	store_free(st);
 	job_unref(job);
+}
+
+/* ---- fencing (issue 14) ------------------------------------------------------ */
+
+/* UPDATE table SET set WHERE <key> = the object's id: the test as another
+ * node, or as what a rescue would have done. */
+static void admin_update(const char *table, const char *key, const uint8_t id[JOB_ID_LEN],
+			 const char *set)
+{
+	char q[512], s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	snprintf(q, sizeof(q), "UPDATE %s.%s SET %s WHERE %s = '%s'", schema, table, set, key, s);
+	admin_exec(q);
+}
+
+static const char *pipeline_column(const struct pipeline *pl, const char *column)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(pl->id, id);
+	snprintf(q, sizeof(q), "SELECT %s::text FROM %s.pipelines WHERE id = '%s'", column, schema,
+		 id);
+	return admin_value(q);
+}
+
+/* Rows of table (results, attempts) about the job. */
+static long rows_of_job(const char *table, const struct job *job)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s.%s WHERE job_id = '%s'", schema, table, id);
+	return atol(admin_value(q));
+}
+
+/* Another node holds the job now (it was rescued from this one and claimed
+ * there). */
+static void steal_job(const struct job *job)
+{
+	admin_update("jobs", "id", job->id, "claimed_by = 'thief', claimed_at = now()");
+}
+
+/* The job's column is want (NULL: SQL NULL). A macro: a failure names the
+ * line of the check. */
+#define assert_column(job, column, want)                                                           \
+	do {                                                                                       \
+		const char *v_ = job_column(job, column), *w_ = (want);                            \
+		if (v_ && w_ ? strcmp(v_, w_) != 0 : v_ != w_)                                     \
+			fail_msg("jobs.%s is %s, expected %s", column, v_ ? v_ : "NULL",           \
+				 w_ ? w_ : "NULL");                                                \
+	} while (0)
+
+static void start_attempt(struct job *job)
+{
+	job->status = JOB_IN_PROGRESS;
+	job->attempt++;
+	job->started_at = job_now_us();
+}
+
+/*
+ * Each write of a run, for two jobs: one still held by this node, one whose
+ * claim the test gave to another node after it was created claimed here.
+ * The held one is written; the other is left exactly as the other node has
+ * it - status, attempt, claim, and no results or attempts row of ours.
+ */
+static void test_fenced_job_writes(void **state)
+{
+	struct job *held[4], *lost[4];
+	struct store *st;
+	struct pg_store *ps;
+	enum { STATUS, FINISH, RETRY, OUTCOME };
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	for (int i = 0; i < 4; i++) {
+		held[i] = make_job("held");
+		lost[i] = make_job("lost");
+		held[i]->max_attempts = lost[i]->max_attempts = i == RETRY ? 2 : 1;
+		create_claimed_job(st, held[i]);
+		create_claimed_job(st, lost[i]);
+		assert_column(lost[i], "claimed_by", ps->node);
+		steal_job(lost[i]);
+	}
+
+	/* PGS_JOB_STATUS: a start (written once PG_LAZY_S has passed). */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[STATUS] : held[STATUS];
+		start_attempt(job);
+		st->ops->save_job(st, job, JOB_F_STATUS);
+	}
+	pg_flush_lazy(ps);
+	sync_wait(st);
+	assert_column(held[STATUS], "status", "IN_PROGRESS");
+	assert_column(held[STATUS], "node_id", ps->node);
+	assert_column(lost[STATUS], "status", "PENDING");
+	assert_column(lost[STATUS], "attempt", "0");
+	assert_column(lost[STATUS], "node_id", NULL);
+	assert_column(lost[STATUS], "claimed_by", "thief");
+
+	/* PGS_JOB_FINISH: the final status with the result. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[FINISH] : held[FINISH];
+		start_attempt(job);
+		job->status = JOB_COMPLETED;
+		job->completed_at = job_now_us();
+		job->has_result = true;
+		job_set_str(&job->result_json, "{\"late\":true}");
+		job->outcome.pid = 4100;
+		job->outcome.exit_code = 0;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held[FINISH], "status", "COMPLETED");
+	assert_column(held[FINISH], "claimed_by", NULL);
+	assert_int_equal(rows_of_job("results", held[FINISH]), 1);
+	assert_column(lost[FINISH], "status", "PENDING");
+	assert_column(lost[FINISH], "claimed_by", "thief");
+	assert_column(lost[FINISH], "pid", NULL);
+	assert_column(lost[FINISH], "completed_at", NULL);
+	assert_int_equal(rows_of_job("results", lost[FINISH]), 0);
+
+	/* PGS_JOB_RETRY: a failed attempt of a job that may run again. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[RETRY] : held[RETRY];
+		start_attempt(job);
+		job->status = JOB_PENDING;
+		job_set_str(&job->failure_reason, "attempt 1 of 2 failed: boom");
+		job->core_due = job_now_us() + 60 * INT64_C(1000000);
+		job->outcome.pid = 4200;
+		job->outcome.exit_code = 1;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_OUTCOME | JOB_F_RETRY);
+	}
+	sync_wait(st);
+	assert_column(held[RETRY], "failure_reason", "attempt 1 of 2 failed: boom");
+	assert_column(held[RETRY], "attempt", "1");
+	assert_int_equal(rows_of_job("attempts", held[RETRY]), 1);
+	assert_column(lost[RETRY], "failure_reason", NULL);
+	assert_column(lost[RETRY], "attempt", "0");
+	assert_column(lost[RETRY], "pid", NULL);
+	assert_column(lost[RETRY], "claimed_by", "thief");
+	assert_int_equal(rows_of_job("attempts", lost[RETRY]), 0);
+
+	/* PGS_JOB_OUTCOME: the outcome alone. */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = i ? lost[OUTCOME] : held[OUTCOME];
+		job->outcome.pid = 4300;
+		st->ops->save_job(st, job, JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held[OUTCOME], "pid", "4300");
+	assert_column(lost[OUTCOME], "pid", NULL);
+	assert_column(lost[OUTCOME], "claimed_by", "thief");
+
+	store_free(st);
+	for (int i = 0; i < 4; i++) {
+		job_unref(held[i]);
+		job_unref(lost[i]);
+	}
+}
+
+/*
+ * The same for pipelines: a pipeline stored claimed is held by its row
+ * (pipelines.claimed_by). Its status is written only while this node holds
+ * it, and a final one ends the claim; the late pid of a job of it whose own
+ * claim ended with its final status is written under the pipeline's claim,
+ * and not once another node holds the pipeline. A rename (PATCH, from any
+ * node) is no run's write: it lands, and writes no status.
+ */
+static void test_fenced_pipeline_writes(void **state)
+{
+	struct pipeline *held = make_pipeline("held", 2), *lost = make_pipeline("lost", 2);
+	struct pipeline *both[2] = {held, lost};
+	struct answer a = {0};
+	struct store *st;
+	struct pg_store *ps;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	for (int i = 0; i < 2; i++) {
+		a.calls = 0;
+		assert_int_equal(st->ops->create_pipeline(st, both[i], STORE_CLAIM, record, &a), 0);
+		assert_true(wait_until(answered, &a, 10.));
+		assert_int_equal(a.err, 0);
+		assert_string_equal(pipeline_column(both[i], "claimed_by"), ps->node);
+	}
+	/* Both pipelines' first jobs ran and finished here (their claims end). */
+	for (int i = 0; i < 2; i++) {
+		struct job *job = both[i]->jobs[0];
+		both[i]->status = JOB_IN_PROGRESS;
+		both[i]->started_at = job_now_us();
+		st->ops->save_pipeline(st, both[i], JOB_F_STATUS);
+		start_attempt(job);
+		job->status = JOB_COMPLETED;
+		job->completed_at = job_now_us();
+		job->has_result = true;
+		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+	assert_column(lost->jobs[0], "claimed_by", NULL);
+	/* Another node holds the second pipeline now, and its open job. */
+	admin_update("pipelines", "id", lost->id, "claimed_by = 'thief'");
+	steal_job(lost->jobs[1]);
+
+	/* PGS_JOB_OUTCOME under the pipeline's claim: the late pid. */
+	for (int i = 0; i < 2; i++) {
+		both[i]->jobs[0]->outcome.pid = 4400;
+		st->ops->save_job(st, both[i]->jobs[0], JOB_F_OUTCOME);
+	}
+	sync_wait(st);
+	assert_column(held->jobs[0], "pid", "4400");
+	assert_column(lost->jobs[0], "pid", NULL);
+
+	/* PGS_PIPELINE: the final status, which ends the claim. */
+	for (int i = 0; i < 2; i++) {
+		both[i]->status = JOB_FAILED;
+		job_set_str(&both[i]->failure_reason, "late");
+		both[i]->completed_at = job_now_us();
+		st->ops->save_pipeline(st, both[i], JOB_F_STATUS);
+	}
+	sync_wait(st);
+	assert_string_equal(pipeline_column(held, "status"), "FAILED");
+	assert_null(pipeline_column(held, "claimed_by"));
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+	assert_null(pipeline_column(lost, "failure_reason"));
+	assert_null(pipeline_column(lost, "completed_at"));
+	assert_string_equal(pipeline_column(lost, "claimed_by"), "thief");
+
+	/* A rename lands whoever holds the pipeline, and writes nothing else. */
+	job_set_str(&lost->name, "renamed");
+	st->ops->save_pipeline(st, lost, JOB_F_META);
+	sync_wait(st);
+	assert_string_equal(pipeline_column(lost, "name"), "renamed");
+	assert_string_equal(pipeline_column(lost, "status"), "IN_PROGRESS");
+
+	store_free(st);
+	pipeline_unref(held);
+	pipeline_unref(lost);
+}
+
+/* ---- submit deadlines ------------------------------------------------------- */
+
+/* The admin connection locks the store's jobs table, in a transaction it
+ * keeps open until unlock_jobs(): every write of a job row waits. */
+static void lock_jobs(void)
+{
+	char q[128];
+
+	admin_exec("BEGIN");
+	snprintf(q, sizeof(q), "LOCK TABLE %s.jobs IN ACCESS EXCLUSIVE MODE", schema);
+	admin_exec(q);
+}
+
+static void unlock_jobs(void)
+{
+	admin_exec("COMMIT");
+}
+
+static long rows_with_id(const char *table, const uint8_t id[JOB_ID_LEN])
+{
+	char q[256], s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s.%s WHERE id = '%s'", schema, table, s);
+	return atol(admin_value(q));
+}
+
+static bool two_answered(void *a)
+{
+	struct answer *v = a;
+
+	return v[0].calls && v[1].calls;
+}
+
+static bool three_answered(void *a)
+{
+	struct answer *v = a;
+
+	return v[0].calls && v[1].calls && v[2].calls;
+}
+
+/* Everything written, nothing withdrawn that may still exist. */
+static bool settled(void *ps)
+{
+	struct pg_store *p = ps;
+
+	return !pg_write_pending(p) && !p->inflight && TAILQ_EMPTY(&p->withdrawn);
+}
+
+/* Until the first write batch is in flight, without waiting for an event
+ * (a batch that hangs gives none before the deadline timer). */
+static void until_in_flight(struct pg_store *ps)
+{
+	for (int i = 0; i < 2000 && !ps->inflight; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		if (!ps->inflight)
+			usleep(1000);
+	}
+	assert_int_equal(ps->inflight, 1);
+}
+
+static double since(int64_t t0_ns)
+{
+	return (double)(job_mono_ns() - t0_ns) / 1e9;
+}
+
+/* A store whose creates time out after 300 ms (guard 150 ms earlier). */
+static struct store *deadline_store(void)
+{
+	struct store *st;
+
+	submit_timeout_ms = 300;
+	st = db_store();
+	submit_timeout_ms = 0;
+	return st;
+}
+
+/*
+ * A hung database: the first create is sent and waits for the lock; two
+ * more (a job, a pipeline) wait behind it, unsent. All three are answered
+ * -ETIMEDOUT at their deadline. Once the lock goes, the transaction in
+ * flight reaches its guard after its time and rolls back: nothing exists.
+ */
+static void test_deadline_hung(void **state)
+{
+	struct job *a = make_job("a"), *b = make_job("b");
+	struct pipeline *c = make_pipeline("c", 2);
+	struct answer ans[3] = {{0}};
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+	long inserts;
+
+	need_db();
+	st = deadline_store();
+	ps = pg_of(st);
+	inserts = updates("jobs+");
+	lock_jobs();
+	t0 = job_mono_ns();
+	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans[0]), 0);
+	until_in_flight(ps);
+	assert_true(since(t0) < 0.1);
+	assert_int_equal(st->ops->create_job(st, b, 0, record, &ans[1]), 0);
+	assert_int_equal(st->ops->create_pipeline(st, c, STORE_CLAIM, record, &ans[2]), 0);
+	assert_true(wait_until(three_answered, ans, 5.));
+	assert_true(since(t0) < 1.0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ans[i].calls, 1);
+		assert_int_equal(ans[i].err, -ETIMEDOUT);
+	}
+	/* The unsent ones are gone; the one in flight waits for its end. */
+	assert_true(TAILQ_EMPTY(&ps->ops));
+	assert_int_equal(ps->inflight, 1);
+	assert_true(pgd_withdrawn_id(ps, a->id));
+	assert_false(pgd_withdrawn_id(ps, b->id));
+	assert_false(pgd_withdrawn_id(ps, c->id));
+	unlock_jobs();
+	assert_true(wait_until(settled, ps, 10.));
+	/* Its guard rolled it back: it was never committed, not even for a
+	 * moment (no delete needed). */
+	assert_int_equal(updates("jobs+"), inserts);
+	assert_int_equal(rows_with_id("jobs", a->id), 0);
+	assert_int_equal(rows_with_id("jobs", b->id), 0);
+	assert_int_equal(rows_with_id("pipelines", c->id), 0);
+	assert_int_equal(rows_with_id("jobs", c->jobs[0]->id), 0);
+	assert_int_equal(a->refs, 1);
+	assert_int_equal(c->refs, 1);
+	/* And the store still works. */
+	create_claimed_job(st, b);
+	assert_int_equal(rows_with_id("jobs", b->id), 1);
+
+	store_free(st);
+	job_unref(a);
+	job_unref(b);
+	pipeline_unref(c);
+}
+
+/*
+ * The transaction commits after the answer all the same (as when the
+ * database's clock is behind valetd's by more than the margin; here its
+ * guard is set a minute late): it is deleted as soon as the commit is
+ * known, and the claims of this node would not deliver it meanwhile.
+ */
+static void test_deadline_late_commit(void **state)
+{
+	struct job *a = make_job("late");
+	struct pipeline *c = make_pipeline("late-pl", 2);
+	struct answer ans[2] = {{0}};
+	struct store *st;
+	struct pg_store *ps;
+	struct pg_op *op;
+	long inserts;
+
+	need_db();
+	st = deadline_store();
+	ps = pg_of(st);
+	inserts = updates("jobs+");
+	lock_jobs();
+	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans[0]), 0);
+	assert_int_equal(st->ops->create_pipeline(st, c, 0, record, &ans[1]), 0);
+	TAILQ_FOREACH(op, &ps->ops, link)
+		op->guard_us = job_now_us() + 60 * INT64_C(1000000);
+	until_in_flight(ps);
+	assert_true(wait_until(two_answered, ans, 5.));
+	assert_int_equal(ans[0].err, -ETIMEDOUT);
+	assert_int_equal(ans[1].err, -ETIMEDOUT);
+	assert_true(pgd_withdrawn_id(ps, a->id));
+	assert_true(pgd_withdrawn_id(ps, c->id));
+	unlock_jobs();
+	assert_true(wait_until(settled, ps, 10.));
+	assert_int_equal(updates("jobs+"), inserts + 3); /* committed, then deleted */
+	assert_int_equal(rows_with_id("jobs", a->id), 0);
+	assert_int_equal(rows_with_id("pipelines", c->id), 0);
+	assert_int_equal(rows_with_id("jobs", c->jobs[1]->id), 0);
+	assert_int_equal(ans[0].calls, 1);
+	assert_int_equal(ans[1].calls, 1);
+
+	store_free(st);
+	job_unref(a);
+	pipeline_unref(c);
+}
+
+/*
+ * The connection breaks while the create is in flight: it may have
+ * committed, so at its deadline it is answered -ETIMEDOUT and becomes a
+ * delete. The old connection's transaction, still waiting for the lock on
+ * the server, reaches its guard late and never commits.
+ */
+static void test_deadline_connection_lost(void **state)
+{
+	struct job *a = make_job("lost");
+	struct answer ans = {0};
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+
+	need_db();
+	st = deadline_store();
+	ps = pg_of(st);
+	lock_jobs();
+	t0 = job_mono_ns();
+	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans), 0);
+	until_in_flight(ps);
+	assert_true(since(t0) < 0.1);
+	pgconn_reset(ps->writer);
+	assert_int_equal(ans.calls, 0);
+	assert_int_equal(ps->inflight, 0);
+	assert_true(wait_until(answered, &ans, 5.));
+	assert_true(since(t0) < 1.0);
+	assert_int_equal(ans.err, -ETIMEDOUT);
+	assert_true(pgd_withdrawn_id(ps, a->id));
+	unlock_jobs();
+	assert_true(wait_until(settled, ps, 10.));
+	/* The old connection's transaction ends after its guard time too. */
+	usleep(300000);
+	assert_int_equal(rows_with_id("jobs", a->id), 0);
+	assert_int_equal(ans.calls, 1);
+
+	store_free(st);
+	job_unref(a);
+}
+
+/* ---- group commit and retention (README: "Durable submit", "Retention") ------ */
+
+/* Records the transaction of every update of a job row in txs. */
+static void track_txids(void)
+{
+	char q[1024];
+
+	snprintf(q, sizeof(q),
+		 "CREATE TABLE IF NOT EXISTS %s.txs (id uuid NOT NULL, txid bigint NOT NULL); "
+		 "CREATE OR REPLACE FUNCTION %s.track_tx() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		 "BEGIN INSERT INTO %s.txs VALUES (NEW.id, txid_current()); RETURN NULL; END $$; "
+		 "DROP TRIGGER IF EXISTS track_tx ON %s.jobs; "
+		 "CREATE TRIGGER track_tx AFTER UPDATE ON %s.jobs "
+		 "FOR EACH ROW EXECUTE FUNCTION %s.track_tx()",
+		 schema, schema, schema, schema, schema, schema);
+	admin_exec(q);
+}
+
+/* How many transactions wrote the n jobs (each once, since track_txids). */
+static long txids_of(struct job **jobs, size_t n)
+{
+	char q[1024], id[JOB_ID_STRLEN + 1];
+	size_t len;
+
+	len = (size_t)snprintf(q, sizeof(q),
+			       "SELECT count(DISTINCT txid) || ' ' || count(*) FROM %s.txs WHERE id IN (",
+			       schema);
+	for (size_t i = 0; i < n; i++) {
+		job_id_format(jobs[i]->id, id);
+		len += (size_t)snprintf(q + len, sizeof(q) - len, "%s'%s'", i ? ", " : "", id);
+	}
+	snprintf(q + len, sizeof(q) - len, ")");
+	long txids = 0, rows = 0;
+	sscanf(admin_value(q), "%ld %ld", &txids, &rows);
+	assert_int_equal(rows, (long)n);
+	return txids;
+}
+
+static void finish_job(struct store *st, struct job *job)
+{
+	start_attempt(job);
+	job->status = JOB_COMPLETED;
+	job->completed_at = job_now_us();
+	job->has_result = true;
+	st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+}
+
+static bool never(void *arg)
+{
+	return false;
+}
+
+/* Run the loop for that long. */
+static void run_for(double seconds)
+{
+	wait_until(never, NULL, seconds);
+}
+
+/*
+ * Group commit: changes made together are one transaction; a change waits
+ * PG_GATHER_S (5 ms) for company before it is sent; and changes made while
+ * a write is in flight wait for it, and then go together.
+ */
+static void test_group_commit(void **state)
+{
+	struct job *jobs[9];
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+	bool gathering;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	track_txids();
+	for (size_t i = 0; i < 9; i++) {
+		jobs[i] = make_job("g");
+		create_claimed_job(st, jobs[i]);
+	}
+
+	/* Four jobs end at once: one transaction. */
+	for (size_t i = 0; i < 4; i++)
+		finish_job(st, jobs[i]);
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	assert_int_equal(txids_of(jobs, 4), 1);
+
+	/* One ends; the loop goes round once (nothing is sent: it gathers);
+	 * another ends less than 5 ms after the first: both in one. */
+	t0 = job_mono_ns();
+	finish_job(st, jobs[4]);
+	ev_run(loop, EVRUN_NOWAIT);
+	gathering = ps->inflight == 0 && ev_is_active(&ps->gather_w);
+	finish_job(st, jobs[5]);
+	if (since(t0) < 0.004) {
+		assert_true(gathering);
+		assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+		assert_int_equal(txids_of(jobs + 4, 2), 1);
+	} else {
+		print_message("the loop took %.1f ms: gathering not checked\n", since(t0) * 1e3);
+		assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	}
+
+	/* A write hangs (the jobs table is locked); two changes made while it
+	 * is in flight, more than PG_GATHER_S apart, wait for it and then go
+	 * in one transaction. */
+	lock_jobs();
+	finish_job(st, jobs[6]);
+	until_in_flight(ps);
+	finish_job(st, jobs[7]);
+	run_for(0.03);
+	finish_job(st, jobs[8]);
+	run_for(0.03);
+	assert_int_equal(ps->inflight, 1);
+	unlock_jobs();
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	assert_int_equal(txids_of(jobs + 6, 1), 1);
+	assert_int_equal(txids_of(jobs + 7, 2), 1);
+	assert_int_equal(txids_of(jobs + 6, 3), 2);
+
+	store_free(st);
+	for (size_t i = 0; i < 9; i++)
+		job_unref(jobs[i]);
+}
+
+static long count_rows(const char *table, const char *where)
+{
+	char q[256];
+
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s.%s WHERE %s", schema, table, where);
+	return atol(admin_value(q));
+}
+
+static bool prune_soon(void *ps)
+{
+	struct pg_store *p = ps;
+
+	return ev_is_active(&p->prune_w) && ev_timer_remaining(loop, &p->prune_w) <= 1.;
+}
+
+struct prune_watch {
+	const char *table;
+	long below;
+};
+
+static bool fewer_old_rows(void *arg)
+{
+	struct prune_watch *w = arg;
+
+	return count_rows(w->table, "name = 'old'") < w->below;
+}
+
+/*
+ * Retention ([storage] retention_days): finished jobs and pipelines older
+ * than that are deleted 500 at a time (PG_PRUNE_BATCH); after a full batch
+ * the next follows a second later, and once a batch is short, the next
+ * round is a minute later (PG_PRUNE_S). The first round is 10 s after the
+ * node registered: the test does not wait, it fires the timer.
+ */
+static void test_retention_batches(void **state)
+{
+	struct prune_watch jobs_below = {"jobs", 0}, pls_below = {"pipelines", 0};
+	struct store *st;
+	struct pg_store *ps;
+	char q[1024];
+
+	need_db();
+	retention_days = 1;
+	st = db_store();
+	retention_days = 0;
+	ps = pg_of(st);
+	assert_true(ev_is_active(&ps->prune_w));
+	assert_true(ev_timer_remaining(loop, &ps->prune_w) > 9.);
+	assert_true(ps->prune_w.repeat == 60.);
+	snprintf(q, sizeof(q),
+		 "INSERT INTO %s.jobs (id, name, task_name, timeout_ms, status, created_at, "
+		 "completed_at) SELECT gen_random_uuid(), 'old', 'dummytask', 1000, 'COMPLETED', "
+		 "now() - interval '3 days', now() - interval '2 days' FROM generate_series(1, 1200); "
+		 "INSERT INTO %s.pipelines (id, name, status, created_at, completed_at) "
+		 "SELECT gen_random_uuid(), 'old', 'FAILED', now() - interval '3 days', "
+		 "now() - interval '2 days' FROM generate_series(1, 600); "
+		 "INSERT INTO %s.jobs (id, name, task_name, timeout_ms, status, created_at, "
+		 "completed_at) VALUES (gen_random_uuid(), 'recent', 'dummytask', 1000, 'COMPLETED', "
+		 "now() - interval '23 hours', now() - interval '23 hours')",
+		 schema, schema, schema);
+	admin_exec(q);
+
+	ev_timer_stop(loop, &ps->prune_w);
+	ev_feed_event(loop, &ps->prune_w, EV_TIMER);
+	jobs_below.below = 1200;
+	pls_below.below = 600;
+	assert_true(wait_until(fewer_old_rows, &jobs_below, 10.));
+	assert_true(wait_until(fewer_old_rows, &pls_below, 10.));
+	assert_int_equal(count_rows("jobs", "name = 'old'"), 700);
+	assert_int_equal(count_rows("pipelines", "name = 'old'"), 100);
+	/* Full batches: the next round in a second. */
+	assert_true(wait_until(prune_soon, ps, 2.));
+	jobs_below.below = 700;
+	assert_true(wait_until(fewer_old_rows, &jobs_below, 3.));
+	assert_int_equal(count_rows("jobs", "name = 'old'"), 200);
+	pls_below.below = 1;
+	assert_true(wait_until(fewer_old_rows, &pls_below, 3.));
+	jobs_below.below = 200;
+	assert_true(wait_until(fewer_old_rows, &jobs_below, 3.));
+	assert_int_equal(count_rows("jobs", "name = 'old'"), 0);
+	/* That batch was short: the next round is a minute later. */
+	run_for(0.1);
+	assert_true(ev_timer_remaining(loop, &ps->prune_w) > 59.);
+	assert_int_equal(count_rows("jobs", "name = 'recent'"), 1);
+
+	store_free(st);
 }
 
 static int group_setup(void **state)
@@ -554,6 +1263,13 @@ int main(void)
 		cmocka_unit_test(test_dirty_entries),
 		cmocka_unit_test(test_saves_coalesce),
 		cmocka_unit_test(test_lazy_and_in_flight),
+		cmocka_unit_test(test_fenced_job_writes),
+		cmocka_unit_test(test_fenced_pipeline_writes),
+		cmocka_unit_test(test_deadline_hung),
+		cmocka_unit_test(test_deadline_late_commit),
+		cmocka_unit_test(test_deadline_connection_lost),
+		cmocka_unit_test(test_group_commit),
+		cmocka_unit_test(test_retention_batches),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""An exec task that tries what tests/hostile/test_escapes.py asks of it.
+"""An exec task that tries what tests/hostile/test_escapes.py (and the
+isolation tests of tests/integration/test_api.py) ask of it.
 
 Reads {"params": {...}} on stdin and prints one JSON object: for each thing
 tried, what happened - "ok"/"connected"/data, or the errno's name (ENOENT,
 EPERM, ECONNREFUSED, ...), so that the tests compare names, not messages.
+The order: first "until" (wait for a path the test creates, so that the
+test decides when the job may end: a job that waits is provably running),
+then the observations, then the attempts.
 """
 import errno
 import json
@@ -22,7 +26,10 @@ def err(e):
 
 
 def connect(family, host, port):
-    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as e:  # a profile without network: EPERM
+        return err(e)
     s.settimeout(3)
     try:
         s.connect((host, port))
@@ -33,9 +40,98 @@ def connect(family, host, port):
         s.close()
 
 
+# statvfs f_flag bits (sys/statvfs.h), by the name mountinfo uses.
+ST_FLAGS = {"ro": os.ST_RDONLY, "nosuid": os.ST_NOSUID, "nodev": os.ST_NODEV,
+            "noexec": os.ST_NOEXEC}
+
+
+def until(path, timeout):
+    """Wait for path to exist: "seen", or "TIMEOUT"."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return "TIMEOUT"
+        time.sleep(0.01)
+    return "seen"
+
+
+def whoami():
+    """Who and where this process is: ids, pids, host name, namespaces."""
+    ns = {}
+    for name in ("pid", "mnt", "ipc", "uts", "net", "cgroup"):
+        try:
+            ns[name] = os.readlink("/proc/self/ns/" + name)
+        except OSError as e:
+            ns[name] = err(e)
+    try:
+        with open("/proc/1/comm") as f:
+            init = f.read().strip()
+    except OSError as e:
+        init = err(e)
+    return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+            "pid": os.getpid(), "ppid": os.getppid(), "nodename": os.uname().nodename,
+            "ns": ns, "init": init}
+
+
+def limits():
+    """/proc/self/limits: {"Max address space": [soft, hard], ...}, numbers or
+    "unlimited"."""
+    out = {}
+    with open("/proc/self/limits") as f:
+        next(f)
+        for line in f:
+            name, soft, hard = line[:26].strip(), line[26:47].strip(), line[47:68].strip()
+            out[name] = [int(v) if v.isdigit() else v for v in (soft, hard)]
+    return out
+
+
+def abstract_listen(name, wait_for, timeout):
+    """Listen on an abstract AF_UNIX socket; connect to it from this process
+    (the positive control: the same network namespace reaches it); stay
+    until wait_for exists."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind("\0" + name)
+    s.listen(4)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.connect("\0" + name)
+        self_connect = "connected"
+    except OSError as e:
+        self_connect = err(e)
+    c.close()
+    return {"self": self_connect, "until": until(wait_for, timeout)}
+
+
 def main():
     p = json.load(sys.stdin)["params"] or {}
     out = {}
+    if p.get("listen"):
+        out["listen"] = abstract_listen(p["listen"], p["listen_until"], p.get("timeout", 20))
+    if p.get("until"):
+        out["until"] = until(p["until"], p.get("timeout", 20))
+    if p.get("whoami"):
+        out["whoami"] = whoami()
+    if p.get("limits"):
+        out["limits"] = limits()
+    for path in p.get("readlink", []):
+        try:
+            out["readlink " + path] = os.readlink(path)
+        except OSError as e:
+            out["readlink " + path] = err(e)
+    for path in p.get("statvfs", []):
+        try:
+            st = os.statvfs(path)
+            out["statvfs " + path] = {
+                "flags": sorted(k for k, bit in ST_FLAGS.items() if st.f_flag & bit),
+                "bytes": st.f_blocks * st.f_frsize}
+        except OSError as e:
+            out["statvfs " + path] = err(e)
+    for pid, sig in p.get("kill", []):
+        try:
+            os.kill(pid, sig)
+            out["kill %d %d" % (pid, sig)] = "ok"
+        except OSError as e:
+            out["kill %d %d" % (pid, sig)] = err(e)
     for host, port in p.get("tcp", []):
         out["tcp %s:%d" % (host, port)] = connect(socket.AF_INET, host, port)
     for host, port in p.get("tcp6", []):

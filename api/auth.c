@@ -1,0 +1,242 @@
+/*
+ * auth.c - API keys: the keys file, token lookup, scopes.
+ *
+ * Theory of operation: a token is 256 random bits, so its SHA-256 is all a
+ * key needs to keep (no slow password hash: there is nothing to guess), and
+ * a stolen keys file gives no token. A request's token is hashed once and
+ * compared with every key's hash; each comparison takes the same time
+ * whatever the bytes, and the loop does not stop at a match, so neither the
+ * position of a key nor the length of a matching prefix shows in the time
+ * an answer takes. SHA-256 is GnuTLS's (the project's TLS library).
+ *
+ * Which scope a request needs follows from its method and path alone, so
+ * that a key is refused before any handler or the core sees its request:
+ * reading is GET (and HEAD), cancelling is DELETE and POST .../cancel,
+ * anything else that changes state is submit; admin holds every scope.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "auth.h"
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} auth_scope_names[] = {
+    {"submit", AUTH_SUBMIT},
+    {"read", AUTH_READ},
+    {"cancel", AUTH_CANCEL},
+    {"admin", AUTH_ADMIN},
+};
+
+#define AUTH_NSCOPES (sizeof(auth_scope_names) / sizeof(auth_scope_names[0]))
+
+int auth_scopes_parse(const char *text, unsigned *scopes)
+{
+	const char *p = text;
+	size_t len, i;
+
+	*scopes = 0;
+	while (*p) {
+		len = strcspn(p, ",");
+		for (i = 0; i < AUTH_NSCOPES; i++)
+			if (strlen(auth_scope_names[i].name) == len &&
+			    !strncmp(p, auth_scope_names[i].name, len))
+				break;
+		if (i == AUTH_NSCOPES)
+			return -EINVAL;
+		*scopes |= auth_scope_names[i].bit;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return *scopes ? 0 : -EINVAL;
+}
+
+void auth_scopes_format(unsigned scopes, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < AUTH_NSCOPES; i++) {
+		if (!(scopes & auth_scope_names[i].bit))
+			continue;
+		used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%s",
+					 used ? "," : "", auth_scope_names[i].name);
+	}
+}
+
+bool auth_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > AUTH_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("_.-", name[i]))
+			return false;
+	return true;
+}
+
+unsigned auth_scope_needed(const char *method, const char *path)
+{
+	size_t len = strlen(path);
+
+	if (!strcmp(method, "GET"))
+		return AUTH_READ;
+	if (!strcmp(method, "DELETE"))
+		return AUTH_CANCEL;
+	if (!strcmp(method, "POST") && len >= 7 && !strcmp(path + len - 7, "/cancel"))
+		return AUTH_CANCEL;
+	return AUTH_SUBMIT;
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static int parse_hash(const char *hex, uint8_t out[32])
+{
+	if (strlen(hex) != 64)
+		return -EINVAL;
+	for (int i = 0; i < 32; i++) {
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static int auth_keys_add(struct auth_keys *keys, const struct auth_key *k)
+{
+	struct auth_key *a = realloc(keys->keys, (keys->n + 1) * sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	keys->keys = a;
+	a[keys->n++] = *k;
+	return 0;
+}
+
+int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t errlen)
+{
+	struct auth_keys *keys = calloc(1, sizeof(*keys));
+	char line[1024], *f[5], *save;
+	struct auth_key k;
+	unsigned lineno = 0;
+	int n, rc = 0;
+	FILE *fp;
+
+	*out = NULL;
+	if (!keys) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	fp = fopen(path, "re");
+	if (!fp) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	while (fgets(line, sizeof(line), fp)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(fp)) {
+			snprintf(err, errlen, "%s:%u: line too long", path, lineno);
+			rc = -EINVAL;
+			break;
+		}
+		n = 0;
+		for (char *t = strtok_r(line, " \t\r\n", &save); t && n < 5;
+		     t = strtok_r(NULL, " \t\r\n", &save))
+			f[n++] = t;
+		if (n == 0 || f[0][0] == '#')
+			continue;
+		memset(&k, 0, sizeof(k));
+		if (n < 3 || n > 4) {
+			snprintf(err, errlen, "%s:%u: expected NAME SCOPES SHA256 [CREATED]", path,
+				 lineno);
+			rc = -EINVAL;
+			break;
+		}
+		if (!auth_name_valid(f[0])) {
+			snprintf(err, errlen, "%s:%u: bad key name \"%.64s\"", path, lineno, f[0]);
+			rc = -EINVAL;
+			break;
+		}
+		if (auth_scopes_parse(f[1], &k.scopes) < 0) {
+			snprintf(err, errlen, "%s:%u: bad scopes \"%.64s\" (submit, read, cancel, admin)",
+				 path, lineno, f[1]);
+			rc = -EINVAL;
+			break;
+		}
+		if (parse_hash(f[2], k.hash) < 0) {
+			snprintf(err, errlen, "%s:%u: bad hash (64 lower-case hex digits)", path,
+				 lineno);
+			rc = -EINVAL;
+			break;
+		}
+		for (size_t i = 0; i < keys->n; i++)
+			if (!strcmp(keys->keys[i].name, f[0])) {
+				snprintf(err, errlen, "%s:%u: key \"%s\" twice", path, lineno, f[0]);
+				rc = -EINVAL;
+			}
+		if (rc)
+			break;
+		snprintf(k.name, sizeof(k.name), "%s", f[0]);
+		if (n == 4)
+			snprintf(k.created, sizeof(k.created), "%s", f[3]);
+		if ((rc = auth_keys_add(keys, &k)) < 0) {
+			snprintf(err, errlen, "out of memory");
+			break;
+		}
+	}
+	fclose(fp);
+	if (rc)
+		goto fail;
+	*out = keys;
+	return 0;
+fail:
+	auth_keys_free(keys);
+	return rc;
+}
+
+void auth_keys_free(struct auth_keys *keys)
+{
+	if (!keys)
+		return;
+	free(keys->keys);
+	free(keys);
+}
+
+const struct auth_key *auth_keys_find(const struct auth_keys *keys, const char *token)
+{
+	const struct auth_key *found = NULL;
+	uint8_t hash[32];
+
+	if (!keys || !token ||
+	    gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), hash) < 0)
+		return NULL;
+	for (size_t i = 0; i < keys->n; i++) {
+		unsigned diff = 0;
+
+		for (int j = 0; j < 32; j++)
+			diff |= (unsigned)(hash[j] ^ keys->keys[i].hash[j]);
+		/* No early exit: every key costs the same. */
+		if (diff == 0)
+			found = &keys->keys[i];
+	}
+	return found;
+}

@@ -1,0 +1,257 @@
+/*
+ * auth_cmd.c - `valetd key create|list|revoke`: the keys file by hand.
+ *
+ * Theory of operation: the file is edited as lines (comments and the order
+ * of the other keys are kept) and replaced by rename: a new file beside it,
+ * written, fsync()ed and given the old file's owner and mode, then renamed
+ * over it. A running valetd watches the path and reads the new file at
+ * once, so a revoked key stops working without a restart, and a reader
+ * never sees half a file. A new key's token is 256 bits from GnuTLS's
+ * random generator; it is printed once and only its SHA-256 is written.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "auth.h"
+
+struct lines {
+	char **v;
+	size_t n;
+};
+
+static void lines_free(struct lines *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static int lines_add(struct lines *l, const char *s)
+{
+	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	if (!(v[l->n] = strdup(s)))
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+/* The file's lines (none when it does not exist). */
+static int lines_read(const char *path, struct lines *l)
+{
+	char buf[1024];
+	FILE *fp = fopen(path, "re");
+	int rc = 0;
+
+	if (!fp)
+		return errno == ENOENT ? 0 : -errno;
+	while (!rc && fgets(buf, sizeof(buf), fp))
+		rc = lines_add(l, buf);
+	fclose(fp);
+	return rc;
+}
+
+/* The first field of a line, into name. */
+static void line_name(const char *line, char *name, size_t len)
+{
+	size_t n;
+
+	line += strspn(line, " \t");
+	n = strcspn(line, " \t\r\n");
+	snprintf(name, len, "%.*s", (int)(n < len - 1 ? n : len - 1), line);
+}
+
+static int lines_write(const char *path, const struct lines *l)
+{
+	char tmp[4096];
+	struct stat st;
+	bool had = stat(path, &st) == 0;
+	FILE *fp;
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, had ? st.st_mode & 07777 : 0640);
+	if (fd < 0)
+		return -errno;
+	if (had && fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+		rc = -errno;
+	fp = fdopen(fd, "w");
+	if (!fp) {
+		close(fd);
+		unlink(tmp);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; !rc && i < l->n; i++)
+		if (fputs(l->v[i], fp) < 0)
+			rc = -EIO;
+	if (!rc && (fflush(fp) != 0 || fsync(fileno(fp)) < 0))
+		rc = -errno;
+	if (fclose(fp) != 0 && !rc)
+		rc = -EIO;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+static int key_create(const char *path, const char *name, const char *scopes_text)
+{
+	struct lines l = {0};
+	uint8_t raw[32], hash[32];
+	char token[AUTH_TOKEN_LEN + 1], line[256], have[AUTH_NAME_MAX + 2], created[32], scopes[64];
+	unsigned bits;
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc, n;
+
+	if (!auth_name_valid(name)) {
+		fprintf(stderr, "valetd key: bad name \"%s\": 1 to %d of A-Z a-z 0-9 _ . -\n", name,
+			AUTH_NAME_MAX);
+		return 2;
+	}
+	if (!scopes_text || auth_scopes_parse(scopes_text, &bits) < 0) {
+		fprintf(stderr, "valetd key: --scopes: a comma-separated list of submit, read, "
+				"cancel, admin\n");
+		return 2;
+	}
+	if ((rc = lines_read(path, &l)) < 0)
+		goto fail;
+	for (size_t i = 0; i < l.n; i++) {
+		line_name(l.v[i], have, sizeof(have));
+		if (!strcmp(have, name)) {
+			fprintf(stderr, "valetd key: %s: a key named \"%s\" exists\n", path, name);
+			lines_free(&l);
+			return 1;
+		}
+	}
+	if (gnutls_rnd(GNUTLS_RND_KEY, raw, sizeof(raw)) < 0) {
+		rc = -EIO;
+		goto fail;
+	}
+	n = snprintf(token, sizeof(token), "%s", AUTH_TOKEN_PREFIX);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		n += snprintf(token + n, sizeof(token) - (size_t)n, "%02x", raw[i]);
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), hash) < 0) {
+		rc = -EIO;
+		goto fail;
+	}
+	gmtime_r(&now, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	auth_scopes_format(bits, scopes, sizeof(scopes));
+	n = snprintf(line, sizeof(line), "%s %s ", name, scopes);
+	for (size_t i = 0; i < sizeof(hash); i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", hash[i]);
+	snprintf(line + n, sizeof(line) - (size_t)n, " %s\n", created);
+	if (l.n && !strchr(l.v[l.n - 1], '\n') && (rc = lines_add(&l, "\n")) < 0)
+		goto fail;
+	if ((rc = lines_add(&l, line)) < 0 || (rc = lines_write(path, &l)) < 0)
+		goto fail;
+	lines_free(&l);
+	printf("%s\n", token);
+	fprintf(stderr, "valetd key: made \"%s\" (%s) in %s; the token above is shown "
+			"this once\n", name, scopes, path);
+	return 0;
+fail:
+	lines_free(&l);
+	fprintf(stderr, "valetd key: %s: %s\n", path, strerror(-rc));
+	return 1;
+}
+
+static int key_revoke(const char *path, const char *name)
+{
+	struct lines l = {0}, kept = {0};
+	char have[AUTH_NAME_MAX + 2];
+	bool found = false;
+	int rc;
+
+	if ((rc = lines_read(path, &l)) < 0)
+		goto fail;
+	for (size_t i = 0; !rc && i < l.n; i++) {
+		line_name(l.v[i], have, sizeof(have));
+		if (!strcmp(have, name))
+			found = true;
+		else
+			rc = lines_add(&kept, l.v[i]);
+	}
+	if (!rc && !found) {
+		fprintf(stderr, "valetd key: %s: no key named \"%s\"\n", path, name);
+		lines_free(&l);
+		lines_free(&kept);
+		return 1;
+	}
+	if (rc || (rc = lines_write(path, &kept)) < 0)
+		goto fail;
+	lines_free(&l);
+	lines_free(&kept);
+	fprintf(stderr, "valetd key: revoked \"%s\"\n", name);
+	return 0;
+fail:
+	lines_free(&l);
+	lines_free(&kept);
+	fprintf(stderr, "valetd key: %s: %s\n", path, strerror(-rc));
+	return 1;
+}
+
+static int key_list(const char *path)
+{
+	struct auth_keys *keys;
+	char err[512], scopes[64];
+
+	if (auth_keys_load(path, &keys, err, sizeof(err)) < 0) {
+		fprintf(stderr, "valetd key: %s\n", err);
+		return 1;
+	}
+	for (size_t i = 0; i < keys->n; i++) {
+		auth_scopes_format(keys->keys[i].scopes, scopes, sizeof(scopes));
+		printf("%-20s %-28s %s\n", keys->keys[i].name, scopes,
+		       keys->keys[i].created[0] ? keys->keys[i].created : "-");
+	}
+	auth_keys_free(keys);
+	return 0;
+}
+
+int auth_key_command(const char *path, int argc, char **argv)
+{
+	const char *scopes = NULL;
+
+	if (!path || !path[0]) {
+		fprintf(stderr, "valetd key: no keys file: set [server] auth_keys in the config "
+				"(-c FILE) or give --file PATH\n");
+		return 2;
+	}
+	if (argc >= 1 && !strcmp(argv[0], "list") && argc == 1)
+		return key_list(path);
+	if (argc == 2 && !strcmp(argv[0], "revoke"))
+		return key_revoke(path, argv[1]);
+	if (argc >= 2 && !strcmp(argv[0], "create")) {
+		for (int i = 2; i < argc; i++) {
+			if (!strcmp(argv[i], "--scopes") && i + 1 < argc)
+				scopes = argv[++i];
+			else if (!strncmp(argv[i], "--scopes=", 9))
+				scopes = argv[i] + 9;
+			else {
+				fprintf(stderr, "valetd key create: unexpected %s\n", argv[i]);
+				return 2;
+			}
+		}
+		return key_create(path, argv[1], scopes);
+	}
+	fprintf(stderr, "usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
+			"submit,read,cancel,admin\n"
+			"       valetd [-c FILE | --file KEYS] key list\n"
+			"       valetd [-c FILE | --file KEYS] key revoke NAME\n");
+	return 2;
+}

@@ -1,0 +1,812 @@
+/*
+ * http_conn.c - one HTTP/1.1 connection: read, parse, hand over, answer.
+ *
+ * Theory of operation: the socket sits in one ev_io. While the connection
+ * is idle or reading a request it waits for EV_READ; what one read brings
+ * is parsed at once by http-parser (the server's scratch buffer holds it
+ * only for that), and the callbacks keep what valetd needs: the target,
+ * two headers (Origin, Expect) and the body, each against its limit. A
+ * callback that finds a limit crossed records the answer (414, 431, 413,
+ * 505, 417) and stops the parser; any other parse error is a 400. Every
+ * such answer carries the usual JSON error body and closes the connection.
+ *
+ * A complete request pauses the parser: reading stops (a client can queue
+ * pipelined requests but not make valetd buffer them), bytes already read
+ * after it wait in c->pending, and the request goes to the handlers. Their
+ * answer, now or from a core callback later, is sent with one sendmsg() of
+ * the head and the body pieces; what the socket does not take is sent on
+ * EV_WRITE, piece by piece, so a large answer never holds the loop. After
+ * the answer the connection is idle again (the pending bytes are parsed in
+ * a later loop pass, not by recursion) or, when it is not to be kept, it
+ * shuts down its side and lingers, reading and dropping what the client
+ * still sends until it closes, so the answer is not lost to a reset.
+ *
+ * End of stream is seen as soon as it comes in the idle and reading states:
+ * an idle connection closes, a half-read request is answered 400 and
+ * closed. A client that sent a whole request and then shut down its side
+ * still gets its answer. Time-outs: see http_conn_sweep().
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../supervisor/log.h"
+#include "http_internal.h"
+#include "http_url.h"
+#include "json_out.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* ---- state ------------------------------------------------------------ */
+
+static void conn_enter(struct http_conn *c, enum http_conn_state state)
+{
+	struct http_server *srv = c->srv;
+
+	TAILQ_REMOVE(&srv->conns[c->state], c, link);
+	c->state = state;
+	c->since = ev_now(srv->loop);
+	TAILQ_INSERT_TAIL(&srv->conns[state], c, link);
+}
+
+static void conn_watch(struct http_conn *c, int events)
+{
+	struct ev_loop *loop = c->srv->loop;
+
+	if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(loop, &c->io);
+	if (events) {
+		ev_io_set(&c->io, c->fd, events);
+		ev_io_start(loop, &c->io);
+	}
+}
+
+/* Drop the connection's request: log it if it was never answered here. */
+static void conn_drop_request(struct http_conn *c, bool sent)
+{
+	struct http_request *req = c->req;
+
+	if (!req)
+		return;
+	c->req = NULL;
+	http_access_log(c, req, sent);
+	req->conn = NULL;
+	http_request_unref(req);
+}
+
+void http_conn_close(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+
+	if (c->closed)
+		return;
+	c->closed = true;
+	conn_drop_request(c, false);
+	ev_io_stop(srv->loop, &c->io);
+	TAILQ_REMOVE(&srv->conns[c->state], c, link);
+	http_tls_close(c->tls, !c->handshaking);
+	c->tls = NULL;
+	close(c->fd);
+	free(c->pending);
+	c->pending = NULL;
+	http_conn_gone(srv, c->client);
+	if (!c->busy)
+		free(c);
+}
+
+/* Answered and not kept: shut down our side, read until the client closes. */
+static void conn_linger(struct http_conn *c)
+{
+	conn_drop_request(c, true);
+	if (c->tls) {
+		/* close_notify before the FIN; the session is done with. */
+		http_tls_close(c->tls, true);
+		c->tls = NULL;
+	}
+	if (c->peer_eof || shutdown(c->fd, SHUT_WR) < 0) {
+		http_conn_close(c);
+		return;
+	}
+	free(c->pending);
+	c->pending = NULL;
+	c->pending_len = 0;
+	conn_enter(c, HTTP_CONN_LINGER);
+	conn_watch(c, EV_READ);
+}
+
+/* ---- answering ---------------------------------------------------------- */
+
+static void conn_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void conn_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*len >= cap)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+	va_end(ap);
+	*len = n < 0 ? cap : *len + (size_t)n;
+}
+
+/* The status line and headers of req's answer into c->head. */
+static void conn_head(struct http_conn *c, struct http_request *req)
+{
+	struct http_server *srv = c->srv;
+	size_t cap = sizeof(c->head), len = 0;
+	bool body = req->status != 204 && req->status != 304;
+
+	conn_add(c->head, cap, &len, "HTTP/1.1 %u %s\r\nDate: %s\r\n", req->status,
+		 http_status_str((enum http_status)req->status), http_date(srv));
+	if (body && req->resp_len > 0)
+		conn_add(c->head, cap, &len, "Content-Type: application/json\r\n");
+	if (body)
+		conn_add(c->head, cap, &len, "Content-Length: %zu\r\n", req->resp_len);
+	if (len < cap)
+		len += http_cors_headers(srv, req, c->head + len, cap - len);
+	if (req->status == 401)
+		conn_add(c->head, cap, &len, "WWW-Authenticate: Bearer realm=\"valet\"%s\r\n",
+			 req->authorization && req->authorization[0] ? ", error=\"invalid_token\""
+								     : "");
+	if (!c->keep_alive)
+		conn_add(c->head, cap, &len, "Connection: close\r\n");
+	else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+		conn_add(c->head, cap, &len, "Connection: keep-alive\r\n");
+	conn_add(c->head, cap, &len, "\r\n");
+	c->head_len = len < cap ? len : cap;
+}
+
+/* The answer is all sent: on to the next request, or close. */
+static void conn_sent(struct http_conn *c)
+{
+	if (!c->keep_alive) {
+		conn_linger(c);
+		return;
+	}
+	conn_drop_request(c, true);
+	c->complete = false;
+	conn_enter(c, HTTP_CONN_IDLE);
+	conn_watch(c, EV_READ);
+	/* Pipelined bytes are parsed in the next loop pass, not from here. */
+	if (c->pending_len || (c->tls && http_tls_pending(c->tls)))
+		ev_feed_event(c->srv->loop, &c->io, EV_READ);
+}
+
+/* Send what the socket takes. Returns false when the connection is closed. */
+static bool conn_write(struct http_conn *c)
+{
+	struct http_request *req = c->req;
+	struct iovec iov[1 + HTTP_BODY_PARTS];
+	struct msghdr msg = {.msg_iov = iov};
+	size_t skip = c->sent, total = c->head_len + (req->head ? 0 : req->resp_len);
+	size_t budget = HTTP_WRITE_BUDGET;
+	ssize_t n;
+
+	while (c->sent < total) {
+		/* A fast reader of a large answer would keep this loop going:
+		 * after a budget, the rest waits for the next loop pass. */
+		if (budget == 0) {
+			conn_watch(c, EV_WRITE);
+			return true;
+		}
+		unsigned k = 0;
+
+		skip = c->sent;
+		if (skip < c->head_len) {
+			iov[k].iov_base = c->head + skip;
+			iov[k++].iov_len = c->head_len - skip;
+			skip = 0;
+		} else {
+			skip -= c->head_len;
+		}
+		for (unsigned i = 0; !req->head && i < req->nresp; i++) {
+			if (skip >= req->resp[i].iov_len) {
+				skip -= req->resp[i].iov_len;
+				continue;
+			}
+			iov[k].iov_base = (char *)req->resp[i].iov_base + skip;
+			iov[k++].iov_len = req->resp[i].iov_len - skip;
+			skip = 0;
+		}
+		msg.msg_iovlen = k;
+		/* A result sent from its job: gone or replaced meanwhile (DELETE
+		 * .../results), the answer is cut short rather than sent from
+		 * freed memory; the client sees fewer bytes than announced. */
+		if (req->resp_job && req->resp_job->result_gen != req->resp_gen) {
+			http_conn_close(c);
+			return false;
+		}
+		if (c->tls) {
+			/* One record at a time; after "again", the same length. */
+			size_t want = c->tls_retry ? c->tls_retry
+						   : (iov[0].iov_len < 16384 ? iov[0].iov_len : 16384);
+
+			n = http_tls_send(c->tls, iov[0].iov_base, want);
+			if (n == -EAGAIN) {
+				c->tls_retry = want;
+				conn_watch(c, http_tls_events(c->tls));
+				return true;
+			}
+			c->tls_retry = 0;
+			if (n < 0)
+				n = -1;
+		} else {
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				conn_watch(c, EV_WRITE);
+				return true;
+			}
+		}
+		if (n <= 0) {
+			http_conn_close(c);
+			return false;
+		}
+		c->sent += (size_t)n;
+		budget = (size_t)n < budget ? budget - (size_t)n : 0;
+		/* Progress restarts the clock: a slow reader is not a dead one. */
+		conn_enter(c, HTTP_CONN_WRITING);
+	}
+	conn_sent(c);
+	return true;
+}
+
+void http_conn_answered(struct http_conn *c)
+{
+	struct http_request *req = c->req;
+
+	/* Kept only when both sides want it and the parser can go on. */
+	c->keep_alive = c->keep_alive && !c->fail_status && !c->peer_eof &&
+			!c->srv->quiesced && !c->parser.upgrade &&
+			http_should_keep_alive(&c->parser);
+	conn_head(c, req);
+	c->sent = 0;
+	conn_enter(c, HTTP_CONN_WRITING);
+	conn_write(c);
+}
+
+/* Answer the request being read with an error and close after it. */
+static void conn_fail(struct http_conn *c, unsigned status, const char *message)
+{
+	if (!c->req) {
+		c->req = http_request_new(c->srv, c);
+		if (!c->req) {
+			http_conn_close(c);
+			return;
+		}
+	}
+	c->fail_status = status;
+	c->keep_alive = false;
+	conn_watch(c, 0);
+	http_request_error(c->req, status, message);
+	http_conn_answered(c);
+}
+
+/* A few bytes now (an interim answer). 0, or -errno (TLS: it must not be
+ * left half-sent, so "again" is a failure here). */
+static int conn_send_small(struct http_conn *c, const char *data, size_t len)
+{
+	ssize_t n = c->tls ? http_tls_send(c->tls, data, len)
+			   : send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/* ---- parsing -------------------------------------------------------------- */
+
+static struct http_conn *conn_of(http_parser *p)
+{
+	return p->data;
+}
+
+/* A callback's refusal: the answer is given once the parser stopped. */
+static int conn_refuse(struct http_conn *c, unsigned status, const char *message)
+{
+	c->fail_status = status;
+	snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", message);
+	return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+
+	if (c->req) /* a request before the last one was answered */
+		return conn_refuse(c, 400, "malformed request");
+	c->req = http_request_new(c->srv, c);
+	if (!c->req)
+		return conn_refuse(c, 503, "out of memory");
+	c->target_len = c->header_bytes = c->field_len = c->expect_len = 0;
+	c->nheaders = 0;
+	c->in_value = true; /* the first field starts a header */
+	c->header = HDR_OTHER;
+	c->complete = false;
+	if (c->state == HTTP_CONN_IDLE)
+		conn_enter(c, HTTP_CONN_READING);
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+	struct http_request *req = c->req;
+	char *url;
+
+	if (len > HTTP_MAX_TARGET - c->target_len)
+		return conn_refuse(c, 414, "request target too long (limit 8192 bytes)");
+	url = realloc(req->url, c->target_len + len + 1);
+	if (!url)
+		return conn_refuse(c, 503, "out of memory");
+	memcpy(url + c->target_len, at, len);
+	c->target_len += len;
+	url[c->target_len] = '\0';
+	req->url = url;
+	return 0;
+}
+
+static int header_bytes(struct http_conn *c, size_t len)
+{
+	c->header_bytes += len;
+	if (c->header_bytes > HTTP_MAX_HEADER_BYTES || c->nheaders > HTTP_MAX_HEADERS)
+		return conn_refuse(c, 431, "request headers too large (limit 16384 bytes, "
+					   "100 lines)");
+	return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+
+	if (c->in_value) {
+		c->in_value = false;
+		c->nheaders++;
+		c->field_len = 0;
+	}
+	for (size_t i = 0; i < len && c->field_len < sizeof(c->field) - 1; i++)
+		c->field[c->field_len++] = (char)(at[i] | 0x20);
+	c->field[c->field_len] = '\0';
+	return header_bytes(c, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+	struct http_request *req = c->req;
+	size_t have;
+	char *v;
+
+	if (!c->in_value) {
+		c->in_value = true;
+		c->header = !strcmp(c->field, "origin")		 ? HDR_ORIGIN
+			    : !strcmp(c->field, "expect")	 ? HDR_EXPECT
+			    : !strcmp(c->field, "authorization") ? HDR_AUTHORIZATION
+								 : HDR_OTHER;
+		/* The same header twice: neither counts. */
+		if (c->header == HDR_ORIGIN && req->origin) {
+			free(req->origin);
+			req->origin = strdup("");
+			c->header = HDR_OTHER;
+		} else if (c->header == HDR_AUTHORIZATION && req->authorization) {
+			free(req->authorization);
+			req->authorization = strdup("");
+			c->header = HDR_OTHER;
+		}
+	}
+	if (c->header == HDR_ORIGIN || c->header == HDR_AUTHORIZATION) {
+		char **dst = c->header == HDR_ORIGIN ? &req->origin : &req->authorization;
+		size_t max = c->header == HDR_ORIGIN ? HTTP_MAX_ORIGIN : HTTP_MAX_AUTHORIZATION;
+
+		have = *dst ? strlen(*dst) : 0;
+		if (have + len <= max) {
+			v = realloc(*dst, have + len + 1);
+			if (!v)
+				return conn_refuse(c, 503, "out of memory");
+			memcpy(v + have, at, len);
+			v[have + len] = '\0';
+			*dst = v;
+		}
+	} else if (c->header == HDR_EXPECT) {
+		for (size_t i = 0; i < len && c->expect_len < sizeof(c->expect) - 1; i++)
+			c->expect[c->expect_len++] = at[i];
+		c->expect[c->expect_len] = '\0';
+	}
+	return header_bytes(c, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+	struct http_request *req = c->req;
+	struct http_server *srv = c->srv;
+	char *path, *query;
+	char msg[128];
+	int rc;
+
+	if (p->http_major != 1)
+		return conn_refuse(c, 505, "HTTP version not supported: use HTTP/1.1");
+	if (!req->url || (rc = http_url_split(req->url, c->target_len, &path, &query)) == -EINVAL)
+		return conn_refuse(c, 400, "malformed request target");
+	if (rc < 0)
+		return conn_refuse(c, 503, "out of memory");
+	free(req->url);
+	req->url = path;
+	req->query = query;
+	if (p->method == HTTP_HEAD) {
+		req->head = true;
+		snprintf(req->method, sizeof(req->method), "GET");
+	} else {
+		snprintf(req->method, sizeof(req->method), "%s",
+			 http_method_str((enum http_method)p->method));
+	}
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > srv->cfg->max_body_bytes) {
+		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
+			 srv->cfg->max_body_bytes);
+		return conn_refuse(c, 413, msg);
+	}
+	if (c->expect_len) {
+		if (strcasecmp(c->expect, "100-continue") != 0)
+			return conn_refuse(c, 417, "unsupported Expect header");
+		/* The client waits for this before it sends the body. */
+		if (p->http_minor >= 1 && conn_send_small(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+			return conn_refuse(c, 503, "cannot send 100 Continue");
+	}
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = conn_of(p);
+	struct http_request *req = c->req;
+	size_t max = c->srv->cfg->max_body_bytes, cap;
+	char msg[128], *b;
+
+	if (len > max - req->body_len) {
+		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", max);
+		return conn_refuse(c, 413, msg);
+	}
+	if (req->body_len + len + 1 > req->body_cap) {
+		cap = req->body_cap ? req->body_cap : 1024;
+		while (cap < req->body_len + len + 1)
+			cap *= 2;
+		b = realloc(req->body, cap);
+		if (!b)
+			return conn_refuse(c, 503, "out of memory");
+		req->body = b;
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, at, len);
+	req->body_len += len;
+	req->body[req->body_len] = '\0';
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+
+	c->complete = true;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings conn_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+/* What a parse error is answered with. */
+static void conn_parse_error(struct http_conn *c, enum http_errno err)
+{
+	char msg[160];
+
+	if (c->fail_status) {
+		snprintf(msg, sizeof(msg), "%s", c->fail_msg);
+		conn_fail(c, c->fail_status, msg);
+		return;
+	}
+	switch (err) {
+	case HPE_HEADER_OVERFLOW:
+		conn_fail(c, 431, "request headers too large (limit 16384 bytes, 100 lines)");
+		return;
+	case HPE_INVALID_CONTENT_LENGTH:
+	case HPE_UNEXPECTED_CONTENT_LENGTH:
+		conn_fail(c, 400, "invalid Content-Length");
+		return;
+	case HPE_INVALID_EOF_STATE:
+		conn_fail(c, 400, "incomplete request: the client closed its side");
+		return;
+	default:
+		snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(err));
+		conn_fail(c, 400, msg);
+		return;
+	}
+}
+
+/* The HTTP/2 connection preface: a client that speaks only HTTP/2. */
+static bool is_http2_preface(const char *data, size_t len)
+{
+	static const char preface[] = "PRI * HTTP/2.0";
+
+	return len >= 3 && !memcmp(data, preface, len < sizeof(preface) - 1 ? len : 14);
+}
+
+/*
+ * Parse data (read just now, or pending; NULL at end of stream). A complete
+ * request is handed over; the rest is kept pending. May close c.
+ */
+static void conn_parse(struct http_conn *c, const char *data, size_t len)
+{
+	struct http_request *req;
+	enum http_errno err;
+	size_t n;
+	char *rest;
+
+	if (c->state == HTTP_CONN_IDLE && !c->req && is_http2_preface(data, len)) {
+		conn_fail(c, 505, "HTTP/2 is not supported: use HTTP/1.1");
+		return;
+	}
+	n = http_parser_execute(&c->parser, &conn_settings, data, len);
+	err = HTTP_PARSER_ERRNO(&c->parser);
+	if (err == HPE_PAUSED) {
+		http_parser_pause(&c->parser, 0);
+		if (n < len) {
+			rest = malloc(len - n);
+			if (!rest) {
+				http_conn_close(c);
+				return;
+			}
+			memcpy(rest, data + n, len - n);
+			c->pending = rest;
+			c->pending_len = len - n;
+		}
+	} else if (err != HPE_OK) {
+		conn_parse_error(c, err);
+		return;
+	}
+	if (!c->complete)
+		return;
+	/* The request is in: stop reading until it is answered. */
+	req = c->req;
+	conn_watch(c, 0);
+	conn_enter(c, HTTP_CONN_WAITING);
+	c->keep_alive = true;
+	req->dispatching = true;
+	http_request_ready(req);
+	req->dispatching = false;
+	if (req->answered)
+		http_conn_answered(c);
+}
+
+/* A complete request may not be answered yet: peer_eof is noted, no more. */
+static void conn_read(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	char *pending = c->pending;
+	size_t len = c->pending_len;
+	ssize_t n;
+
+	if (pending) {
+		c->pending = NULL;
+		c->pending_len = 0;
+		conn_parse(c, pending, len);
+		free(pending);
+		return;
+	}
+	if (c->tls) {
+		n = http_tls_recv(c->tls, srv->scratch, sizeof(srv->scratch));
+		if (n == -EAGAIN) {
+			conn_watch(c, http_tls_events(c->tls));
+			return;
+		}
+		if (n < 0) {
+			http_conn_close(c);
+			return;
+		}
+	} else {
+		n = recv(c->fd, srv->scratch, sizeof(srv->scratch), 0);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return;
+			http_conn_close(c);
+			return;
+		}
+	}
+	if (n == 0) {
+		c->peer_eof = true;
+		if (c->state == HTTP_CONN_READING) {
+			/* Tell the parser; a request that ends with the stream is
+			 * complete, any other is answered 400. */
+			conn_parse(c, NULL, 0);
+			if (!c->closed && c->state == HTTP_CONN_READING)
+				conn_fail(c, 400, "incomplete request: the client closed its side");
+			return;
+		}
+		http_conn_close(c);
+		return;
+	}
+	conn_parse(c, srv->scratch, (size_t)n);
+	/* Records GnuTLS decrypted already do not make the socket readable. */
+	if (!c->closed && c->tls && (c->state == HTTP_CONN_IDLE || c->state == HTTP_CONN_READING)) {
+		conn_watch(c, EV_READ);
+		if (http_tls_pending(c->tls))
+			ev_feed_event(srv->loop, &c->io, EV_READ);
+	}
+}
+
+/*
+ * The TLS handshake, on every readiness until done. A client that speaks
+ * plain HTTP to this port gets a plain answer that says so: its first byte
+ * is no TLS handshake record (22).
+ */
+static void conn_handshake(struct http_conn *c)
+{
+	unsigned char first;
+	int rc;
+
+	/* Only the very first byte: later records may be of other types. */
+	if (!c->tls_started && recv(c->fd, &first, 1, MSG_PEEK) == 1 && first != 22) {
+		http_tls_close(c->tls, false);
+		c->tls = NULL;
+		c->handshaking = false;
+		conn_fail(c, 400, "this port speaks TLS: use https://");
+		return;
+	}
+	c->tls_started = true;
+	rc = http_tls_handshake(c->tls);
+	if (rc == -EAGAIN) {
+		conn_watch(c, http_tls_events(c->tls));
+		return;
+	}
+	if (rc < 0) {
+		http_conn_close(c);
+		return;
+	}
+	c->handshaking = false;
+	conn_watch(c, EV_READ);
+	if (http_tls_pending(c->tls))
+		ev_feed_event(c->srv->loop, &c->io, EV_READ);
+}
+
+/* Lingering: drop what comes until the client closes. */
+static void conn_drain(struct http_conn *c)
+{
+	ssize_t n = recv(c->fd, c->srv->scratch, sizeof(c->srv->scratch), 0);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		http_conn_close(c);
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http_conn *c = container_of(w, struct http_conn, io);
+
+	c->busy++;
+	switch (c->state) {
+	case HTTP_CONN_IDLE:
+	case HTTP_CONN_READING:
+		if (c->handshaking)
+			conn_handshake(c);
+		else
+			conn_read(c);
+		break;
+	case HTTP_CONN_WRITING:
+		/* TLS may need to read to go on writing. */
+		if ((revents & EV_WRITE) || c->tls)
+			conn_write(c);
+		break;
+	case HTTP_CONN_LINGER:
+		conn_drain(c);
+		break;
+	default:
+		break;
+	}
+	if (--c->busy == 0 && c->closed)
+		free(c);
+}
+
+/* ---- life --------------------------------------------------------------- */
+
+int http_conn_new(struct http_server *srv, int fd, const union http_addr *peer,
+		  struct http_client *client)
+{
+	struct http_conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		http_conn_gone(srv, client);
+		return -ENOMEM;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (srv->tls && http_tls_accept(srv->tls, fd, &c->tls) < 0) {
+		free(c);
+		close(fd);
+		http_conn_gone(srv, client);
+		return -ENOMEM;
+	}
+	c->handshaking = c->tls != NULL;
+	c->srv = srv;
+	c->fd = fd;
+	c->peer = *peer;
+	c->client = client;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	c->state = HTTP_CONN_IDLE;
+	c->since = ev_now(srv->loop);
+	TAILQ_INSERT_TAIL(&srv->conns[HTTP_CONN_IDLE], c, link);
+	ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
+	ev_io_start(srv->loop, &c->io);
+	return 0;
+}
+
+void http_conn_refuse(int fd, unsigned status, const char *message)
+{
+	char head[256], buf[4096], *body;
+	size_t len = 0;
+	int n;
+
+	body = json_out_error((int)status, message, &len);
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		     status, http_status_str((enum http_status)status), body ? len : 0);
+	if (n > 0 && (size_t)n < sizeof(head)) {
+		struct iovec iov[2] = {{head, (size_t)n}, {body, body ? len : 0}};
+		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body ? 2 : 1};
+
+		(void)!sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	free(body);
+	/* The answer goes before the FIN; what the client sent already is
+	 * dropped first, so that close() does not turn it into a reset that
+	 * could overtake the answer. */
+	(void)shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
+void http_conn_sweep(struct http_server *srv, ev_tstamp now)
+{
+	static const char *const why[HTTP_CONN_NSTATES] = {
+	    [HTTP_CONN_READING] = "request timeout: the request did not arrive in time",
+	};
+	double limit[HTTP_CONN_NSTATES] = {
+	    [HTTP_CONN_IDLE] = srv->idle_timeout_s,
+	    [HTTP_CONN_READING] = srv->request_timeout_s,
+	    [HTTP_CONN_WAITING] = 0,
+	    [HTTP_CONN_WRITING] = srv->request_timeout_s,
+	    [HTTP_CONN_LINGER] = HTTP_LINGER_S,
+	};
+	struct http_conn *c;
+
+	for (int s = 0; s < HTTP_CONN_NSTATES; s++) {
+		if (limit[s] <= 0)
+			continue;
+		while ((c = TAILQ_FIRST(&srv->conns[s])) && c->since + limit[s] <= now) {
+			if (why[s])
+				conn_fail(c, 408, why[s]);
+			else
+				http_conn_close(c);
+		}
+	}
+}

@@ -1,0 +1,174 @@
+/*
+ * http_internal.h - private to the server glue: the server (http.c) and its
+ * connections (http_conn.c).
+ */
+#ifndef VALET_HTTP_INTERNAL_H
+#define VALET_HTTP_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+#include <http_parser.h>
+
+#include "auth.h"
+#include "http_tls.h"
+#include "routes.h"
+
+/* What a request may be, besides [server] max_body. */
+#define HTTP_MAX_TARGET 8192	   /* the request target: 414 above */
+#define HTTP_MAX_HEADER_BYTES 16384 /* all header lines: 431 above */
+#define HTTP_MAX_HEADERS 100	   /* header lines: 431 above */
+#define HTTP_MAX_ORIGIN 512	   /* a longer Origin is no allowed origin */
+#define HTTP_MAX_AUTHORIZATION 512 /* a longer Authorization is no token */
+#define HTTP_WRITE_BUDGET (256 * 1024) /* bytes sent per connection per loop pass */
+#define HTTP_LINGER_S 2.0	   /* reading what a closed-for-us client still sends */
+#define HTTP_CLIENT_BUCKETS 1024
+
+enum http_cors {
+	HTTP_CORS_NONE = 0, /* no CORS headers at all */
+	HTTP_CORS_ANY,	    /* Access-Control-Allow-Origin: * */
+	HTTP_CORS_LIST,	    /* echo an allowed origin, Vary: Origin */
+};
+
+union http_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+	struct sockaddr_storage ss;
+};
+
+/*
+ * A connection's state is the list it sits on (srv->conns[state]); each
+ * list is in the order its members entered it, so its head is the first to
+ * time out.
+ */
+enum http_conn_state {
+	HTTP_CONN_IDLE = 0, /* no byte of a request yet: idle_timeout */
+	HTTP_CONN_READING,  /* a request partly read: request_timeout */
+	HTTP_CONN_WAITING,  /* a request in the handlers or the core: no timeout */
+	HTTP_CONN_WRITING,  /* an answer partly sent: request_timeout since progress */
+	HTTP_CONN_LINGER,   /* answered and shut down for writing: HTTP_LINGER_S */
+	HTTP_CONN_NSTATES,
+};
+
+TAILQ_HEAD(http_conn_list, http_conn);
+
+/* The connections from one IPv4 address or one IPv6 /64. */
+struct http_client {
+	LIST_ENTRY(http_client) link;
+	uint8_t key[16];
+	unsigned conns;
+};
+
+struct http_server {
+	struct ev_loop *loop;
+	const struct config *cfg; /* borrowed */
+	struct core *core;	  /* borrowed */
+	int listen_fd;
+	ev_io accept_io;
+	ev_timer accept_pause; /* out of file descriptors: accept again later */
+	ev_timer sweep;	       /* once a second while there are connections */
+	int port;
+	bool quiesced;
+	enum http_cors cors;
+	char **cors_origins; /* HTTP_CORS_LIST: NULL-terminated */
+	/* From the config, in the units used here. */
+	unsigned max_conns, max_per_client;
+	double request_timeout_s, idle_timeout_s;
+
+	unsigned nconns;
+	struct http_conn_list conns[HTTP_CONN_NSTATES];
+	LIST_HEAD(, http_client) clients[HTTP_CLIENT_BUCKETS];
+	uint64_t client_seed;
+	/* Requests waiting for a core callback. */
+	LIST_HEAD(http_request_list, http_request) waiting;
+	struct http_tls *tls; /* [server] tls_cert: every connection speaks TLS */
+	/* API keys ([server] auth_keys; NULL path: an open API), read again
+	 * when the file changes (keys_watch) or on SIGHUP. */
+	const char *keys_path;
+	struct auth_keys *keys;
+	ev_stat keys_watch;
+	/* The Date header's value, made once a second. */
+	char date[40];
+	int64_t date_s;
+	char scratch[65536]; /* what one read brings in, parsed at once */
+};
+
+struct http_conn {
+	struct http_server *srv;
+	ev_io io;
+	int fd;
+	enum http_conn_state state;
+	TAILQ_ENTRY(http_conn) link;
+	ev_tstamp since; /* when it entered its list (or last made progress) */
+	struct http_client *client;
+	union http_addr peer;
+	http_parser parser;
+	struct http_request *req; /* being read or answered: one reference */
+	/* Read but not parsed: what follows a request, parsed after its answer. */
+	char *pending;
+	size_t pending_len;
+	/* Reading a request. */
+	size_t target_len, header_bytes;
+	unsigned nheaders;
+	char field[16]; /* the current header's name (lower case, cut) */
+	size_t field_len;
+	bool in_value;
+	enum { HDR_OTHER, HDR_ORIGIN, HDR_EXPECT, HDR_AUTHORIZATION } header;
+	char expect[32];
+	size_t expect_len;
+	unsigned fail_status; /* a callback's verdict: answer this and close */
+	char fail_msg[160];
+	bool complete; /* the request is all read */
+	/* Answering. */
+	char head[1024];
+	size_t head_len, sent;
+	bool keep_alive;
+	bool peer_eof; /* the client shut down its side */
+	/* TLS: the session, its handshake still going, the length of a send
+	 * GnuTLS said "again" to (it must be repeated as it was). */
+	struct http_tls_conn *tls;
+	bool handshaking, tls_started;
+	size_t tls_retry;
+	/* Closed inside a callback of its own: freed when that returns. */
+	unsigned busy;
+	bool closed;
+};
+
+/* ---- http_conn.c ---- */
+
+/* Take over an accepted socket (non-blocking). 0, or -errno (fd is closed). */
+int http_conn_new(struct http_server *srv, int fd, const union http_addr *peer,
+		  struct http_client *client);
+/* Close now, whatever it was doing (c is freed unless a callback of its own
+ * is running; then when that returns). */
+void http_conn_close(struct http_conn *c);
+/* The request's answer is set (after the handlers returned): send it. */
+void http_conn_answered(struct http_conn *c);
+/* Time-outs: close (or answer 408) what has waited too long at now. */
+void http_conn_sweep(struct http_server *srv, ev_tstamp now);
+/* Send a last error answer on a socket that will not be served, and close it. */
+void http_conn_refuse(int fd, unsigned status, const char *message);
+
+/* ---- http.c, for http_conn.c ---- */
+
+struct http_request *http_request_new(struct http_server *srv, struct http_conn *conn);
+void http_request_unref(struct http_request *req);
+/* The complete request: CORS preflight, or the handlers. */
+void http_request_ready(struct http_request *req);
+/* The Access-Control-* and Vary headers of an answer, appended to buf. */
+size_t http_cors_headers(const struct http_server *srv, const struct http_request *req,
+			 char *buf, size_t len);
+/* The current Date header value. */
+const char *http_date(struct http_server *srv);
+/* One access-log line for a request that ends on its connection. */
+void http_access_log(const struct http_conn *c, const struct http_request *req, bool sent);
+/* A connection was closed: its client's count, the sweep timer. */
+void http_conn_gone(struct http_server *srv, struct http_client *client);
+
+#endif
