@@ -6,6 +6,7 @@
 #   make run        build and run valetd on $(LISTEN) with the memory store
 #   make test       unit + integration tests (installs missing packages)
 #   make asan       the whole suite under ASan+UBSan
+#   make fuzz       each libFuzzer harness for FUZZ_TIME seconds (default 300)
 #   make bench      throughput/latency benchmark
 #   make install    DESTDIR=... PREFIX=/usr/local
 #   make deb/rpm    binary packages from `make dist`; make test-packages (root)
@@ -140,12 +141,13 @@ deps:
 	@pkg-config --exists $(PKGS) && test -f /usr/include/ev.h || packaging/deps.sh
 
 # tests/pg_tmp.sh check: finds initdb, pg_ctl, postgres, psql, pg_isready (and,
-# as root, the postgres user) the way the tests will.
+# as root, the postgres user) the way the tests will. tests/fuzz/fuzz.sh check:
+# $(FUZZ_CC) links a libFuzzer harness with ASan and UBSan.
 deps-test:
 	@pkg-config --exists $(PKGS) cmocka && test -f /usr/include/ev.h && \
 		command -v python3 >/dev/null && command -v slirp4netns >/dev/null && \
-		command -v ip >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 || \
-		packaging/deps.sh --test
+		command -v ip >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 && \
+		FUZZ_CC=$(FUZZ_CC) tests/fuzz/fuzz.sh check || packaging/deps.sh --test
 
 deps-bench:
 	@pkg-config --exists $(PKGS) libcurl && test -f /usr/include/ev.h || packaging/deps.sh --bench
@@ -177,7 +179,7 @@ $(HOSTILE_EXEC): tests/hostile/hostile_exec.c tests/hostile/hostile_exec_see.c \
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -pthread -o $@ $(filter %.c,$^)
 
-test-build: all $(UNIT_BINS) $(HOSTILE_SO) $(HOSTILE_EXEC)
+test-build: all $(UNIT_BINS) $(HOSTILE_SO) $(HOSTILE_EXEC) fuzz-build
 
 check: test
 test: deps-test
@@ -186,6 +188,53 @@ test: deps-test
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=address test
+
+# --- fuzzing -----------------------------------------------------------------
+# libFuzzer harnesses (tests/fuzz/fuzz_<target>.c) with ASan and UBSan, each
+# linked with the modules under test only, built by clang whatever CC is: the
+# modules are compiled again into $(BUILD)/fuzz/obj with coverage
+# instrumentation (-fsanitize=fuzzer-no-link) and without the distro's CFLAGS
+# (gcc's). `make test` replays each corpus and fuzzes each harness for
+# VALET_TEST_FUZZ_TIME seconds (default 15); `make fuzz` for FUZZ_TIME
+# seconds (FUZZ_MERGE=1 merges new inputs into the corpora). See tests/fuzz/fuzz.sh.
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 300
+FUZZ_MERGE ?= 0
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# clang, unlike gcc, takes the {NULL} that ends policy.c's tables for missing fields.
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=gnu11 $(WARN) \
+	-Wno-missing-field-initializers -D_GNU_SOURCE \
+	-DVALET_VERSION='"$(VERSION)"' -Iinclude $(PKG_CFLAGS) $(EV_CFLAGS)
+FUZZ_TARGETS := json_in config frame routes
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+# What each harness links: the module under test and what it calls.
+FUZZ_VALUE_OBJS := supervisor/config_value supervisor/policy supervisor/strv
+FUZZ_JSON_OBJS := api/json_in api/json_out supervisor/job $(FUZZ_VALUE_OBJS)
+FUZZ_OBJS_json_in := $(FUZZ_JSON_OBJS)
+FUZZ_OBJS_config := supervisor/config supervisor/config_task supervisor/hidden \
+	supervisor/netpolicy $(FUZZ_VALUE_OBJS)
+FUZZ_OBJS_frame := supervisor/run_io supervisor/outcome supervisor/filter supervisor/policy
+FUZZ_OBJS_routes := api/routes $(FUZZ_JSON_OBJS)
+FUZZ_LIBS_json_in := $(TASK_LIBS) -lm
+FUZZ_LIBS_config := $(shell pkg-config --libs inih 2>/dev/null)
+FUZZ_LIBS_frame := $(shell pkg-config --libs jansson libseccomp 2>/dev/null) $(EV_LIBS)
+FUZZ_LIBS_routes := $(TASK_LIBS) -lm
+
+$(BUILD)/fuzz/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(foreach t,$(FUZZ_TARGETS),$(eval $(BUILD)/fuzz/fuzz_$(t): $(FUZZ_OBJS_$(t):%=$(BUILD)/fuzz/obj/%.o)))
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) $(FUZZ_LIBS_$*)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps-test
+	@$(MAKE) --no-print-directory fuzz-build
+	BUILD=$(BUILD) FUZZ_TIME=$(FUZZ_TIME) FUZZ_MERGE=$(FUZZ_MERGE) tests/fuzz/fuzz.sh
 
 bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/loadgen $(BUILD)/bench/forkloop
@@ -244,7 +293,8 @@ lint:
 clean:
 	rm -rf build
 
-.PHONY: all deps deps-test deps-bench run test check asan bench install format lint clean test-build
+.PHONY: all deps deps-test deps-bench run test check asan bench install format lint clean test-build \
+	fuzz fuzz-build
 
 # --- packages ----------------------------------------------------------------
 # `make dist` makes $(BUILD)/valet-$(VERSION).tar.gz from the files git knows

@@ -33,34 +33,56 @@ if command -v apt-get >/dev/null 2>&1; then
 libhttp-parser-dev libinih-dev libgnutls28-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
-	# in network namespaces (iproute2); test certificates (openssl).
+	# in network namespaces (iproute2); test certificates (openssl). The
+	# fuzz harnesses (tests/fuzz): clang, and below its runtimes.
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
-slirp4netns iproute2 openssl"
+slirp4netns iproute2 openssl clang"
 	# The load generator's HTTP client. libcurl's GnuTLS flavour, GnuTLS
 	# being the project's TLS library; another flavour already installed
 	# does as well (they conflict, apt would replace it).
 	[ "$want_bench" = 1 ] && ! pkg-config --exists libcurl 2>/dev/null && \
 		pkgs="$pkgs libcurl4-gnutls-dev"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
-	missing=""
-	for p in $pkgs; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-	done
-	[ -z "$missing" ] && exit 0
-	echo "deps.sh: installing:$missing" >&2
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+	updated=0
+	install_missing() {
+		missing=""
+		for p in "$@"; do
+			dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || \
+				missing="$missing $p"
+		done
+		[ -z "$missing" ] && return 0
+		echo "deps.sh: installing:$missing" >&2
+		[ "$updated" = 1 ] || $SUDO apt-get update -qq
+		updated=1
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+			$missing
+	}
+	install_missing $pkgs
+	# libFuzzer and the sanitizer runtimes, which clang only recommends:
+	# libclang-rt-N-dev for clang N (Debian 12: libclang-rt-14-dev). Where
+	# there is no such package, clang's own packages hold them.
+	if [ "$want_test" = 1 ] && command -v clang >/dev/null 2>&1; then
+		rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+		if ! apt-cache show "$rt" >/dev/null 2>&1 && [ "$updated" = 0 ]; then
+			$SUDO apt-get update -qq
+			updated=1
+		fi
+		if apt-cache show "$rt" >/dev/null 2>&1; then
+			install_missing "$rt"
+		fi
+	fi
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 http-parser-devel inih-devel gnutls-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
-slirp4netns iproute openssl"
+slirp4netns iproute openssl clang compiler-rt"
 	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
-	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih (and cmocka, python3 and" >&2
-	echo "  the PostgreSQL server and client to test; libcurl to benchmark)" >&2
+	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih (and cmocka, python3," >&2
+	echo "  openssl, the PostgreSQL server and client, clang and its libFuzzer runtime to test;" >&2
+	echo "  libcurl to benchmark)" >&2
 	exit 1
 fi

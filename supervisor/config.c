@@ -18,9 +18,11 @@
  *  - sees "[section]" lines before inih does, so an unknown section, or a
  *    [task.NAME] without a command, is reported at the section's own line,
  *    and long task names are not cut to inih's 50-byte section buffer;
- *  - strips leading white space, which turns off inih's continuation lines
- *    (an indented line is an ordinary key, not a second value for the
- *    previous key that would then look like a duplicate);
+ *  - strips leading white space - all that inih skips (isspace(): \f,
+ *    \v and \r too) -, which turns off inih's continuation lines (an
+ *    indented line is an ordinary key, not a second value for the
+ *    previous key that would then look like a duplicate) and lets no
+ *    "[section]" line past the reader unseen;
  *  - ends the parse at the first error.
  * inih reports the lines it cannot parse itself (no '=', no ']') by
  * returning the first such line; whichever error comes first is reported.
@@ -60,8 +62,7 @@
 #include "netpolicy.h"
 
 /* Debian builds inih with runtime options: its line limit (200 bytes) is
- * raised for long commands through ini_max_line. */
-#define CF_MAX_LINE 4096
+ * raised for long commands through ini_max_line (CF_MAX_LINE). */
 
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum fields are written as int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum fields are written as int");
@@ -404,10 +405,25 @@ static void cf_print_value(const struct config *cfg, const struct cf_key *k, FIL
 	}
 }
 
+/* "key = value", without the newline. */
+static void cf_print_line(const struct config *cfg, const struct cf_key *k, FILE *out)
+{
+	const char *s = cf_is_string(k->type) ? *(char *const *)((const char *)cfg + k->offset) : NULL;
+
+	fprintf(out, "%s =", k->name);
+	if (s && !*s)
+		return;
+	/* inih takes " ;" for an inline comment: a value that starts with
+	 * ';' (user =;x) must follow the '=' directly to be read back. */
+	if (!s || *s != ';')
+		fputc(' ', out);
+	cf_print_value(cfg, k, out);
+}
+
 void config_dump(const struct config *cfg, FILE *out)
 {
 	const char *section = NULL;
-	
+
 	fprintf(out, "# valetd configuration (%s)\n", cfg->path ? cfg->path : "built-in defaults");
 	for (size_t i = 0; i < CF_NKEYS; i++) {
 		const struct cf_key *k = &cf_keys[i];
@@ -415,14 +431,38 @@ void config_dump(const struct config *cfg, FILE *out)
 		if (!section || strcmp(section, k->section))
 			fprintf(out, "\n[%s]\n", k->section);
 		section = k->section;
-		fprintf(out, "%s =", k->name);
-		if (!cf_is_string(k->type) || **(char *const *)((const char *)cfg + k->offset)) {
-			fputc(' ', out);
-			cf_print_value(cfg, k, out);
-		}
+		cf_print_line(cfg, k, out);
 		fputc('\n', out);
 	}
 	cf_dump_tasks(cfg, out);
+}
+
+size_t cf_printed_len(void (*print)(const void *what, FILE *out), const void *what)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return 0;
+	print(what, f);
+	if (fclose(f) != 0)
+		len = 0;
+	free(text);
+	return len;
+}
+
+/* The key being checked by cf_print_key_line(), which cf_printed_len() calls. */
+struct cf_line {
+	const struct config *cfg;
+	const struct cf_key *k;
+};
+
+static void cf_print_key_line(const void *what, FILE *out)
+{
+	const struct cf_line *l = what;
+
+	cf_print_line(l->cfg, l->k, out);
 }
 
 /* ---- loading a file ------------------------------------------------------ */
@@ -446,6 +486,30 @@ void cf_fail(struct cf_load *ld, int line, int err, const char *fmt, ...)
 		snprintf(ld->errbuf, ld->errlen, "%s:%d: %s", ld->path, line, msg);
 	else
 		snprintf(ld->errbuf, ld->errlen, "%s: %s", ld->path, msg);
+}
+
+/*
+ * What config_dump() prints for a string key must read back: a relative
+ * path made absolute, or a password replaced by "***", may make a longer
+ * line than the one that was read.
+ */
+static int cf_check_line(struct cf_load *ld, const struct cf_key *k)
+{
+	struct cf_line line = {ld->cfg, k};
+	size_t len = cf_printed_len(cf_print_key_line, &line);
+
+	if (len == 0) {
+		cf_fail(ld, ld->lineno, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	if (len > CF_MAX_CHARS) {
+		cf_fail(ld, ld->lineno, -EINVAL,
+			"%s: too long once read (valetd -t -v would print %zu characters, at "
+			"most %d)",
+			k->name, len, CF_MAX_CHARS);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int cf_handler(void *user, const char *section, const char *name, const char *value)
@@ -480,6 +544,8 @@ static int cf_handler(void *user, const char *section, const char *name, const c
 	rc = cf_set(ld->cfg, k, value, ld->dir, msg, sizeof(msg));
 	if (rc < 0)
 		cf_fail(ld, ld->lineno, rc, "%s", msg);
+	else if (cf_is_string(k->type))
+		rc = cf_check_line(ld, k);
 	return rc == 0;
 }
 
@@ -549,7 +615,9 @@ static char *cf_read_line(char *str, int num, void *stream)
 	p = ld->buf;
 	if (ld->lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3))
 		p += 3;
-	while (*p == ' ' || *p == '\t')
+	/* Not just ' ' and '\t': inih would take "\f[jobs]" for a section
+	 * that we never saw. The newline goes too: an empty line. */
+	while (isspace((unsigned char)*p))
 		p++;
 	len = (size_t)n - (size_t)(p - ld->buf);
 	if (len + 1 > (size_t)num) {
@@ -645,6 +713,30 @@ static void cf_check_maxima(struct cf_load *ld)
 	}
 }
 
+/*
+ * [network] allow and deny together: a network in both is an error
+ * (netpolicy_rules()). Each list alone was checked as it was read, but
+ * the pair used to be checked only when the first exec+net job's network
+ * was set up at startup, past valetd -t. Reported at the later of the two
+ * lines.
+ */
+static void cf_check_network(struct cf_load *ld)
+{
+	int aline = ld->key_line[cf_find_key("network", "allow") - cf_keys];
+	int dline = ld->key_line[cf_find_key("network", "deny") - cf_keys];
+	struct sbx_net_rule *rules = NULL;
+	char msg[CF_MSG];
+	int n = 0, rc;
+
+	rc = netpolicy_rules(ld->cfg->net_allow, ld->cfg->net_deny, &rules, &n, msg, sizeof(msg));
+	if (rc == 0)
+		free(rules);
+	else if (rc == -ENOMEM)
+		cf_fail(ld, 0, rc, "out of memory");
+	else
+		cf_fail(ld, aline > dline ? aline : dline, rc, "%s", msg);
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 static void cf_check(struct cf_load *ld)
 {
@@ -661,6 +753,8 @@ static void cf_check(struct cf_load *ld)
 		return;
 	}
 	cf_check_maxima(ld);
+	if (!ld->err)
+		cf_check_network(ld);
 	if (!ld->err)
 		cf_check_tasks(ld);
 }

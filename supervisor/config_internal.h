@@ -11,6 +11,12 @@
 
 #define CF_MSG 512
 #define CF_TASK_NAME_MAX 64
+/* The longest line the reader takes (inih's buffer: the line, its newline
+ * and a NUL), and so the longest line config_dump() may print: a value
+ * that is read is refused when the line that prints it back is longer
+ * (a relative path made absolute, quoting, a hidden password). */
+#define CF_MAX_LINE 4096
+#define CF_MAX_CHARS (CF_MAX_LINE - 2)
 
 #define KIB (1LL << 10)
 #define GIB (1LL << 30)
@@ -59,6 +65,9 @@ int cf_task_key(struct cf_load *ld, const char *name, const char *value);
 void cf_check_tasks(struct cf_load *ld);
 /* The [task.NAME] sections, as config_dump() prints them. */
 void cf_dump_tasks(const struct config *cfg, FILE *out);
+
+/* config.c: the length of what print(cfg_or_argv, out) writes; 0 on ENOMEM. */
+size_t cf_printed_len(void (*print)(const void *what, FILE *out), const void *what);
 
 /* "none" for 0, else config_fmt_size / config_fmt_duration. Returns buf. */
 const char *cf_fmt_size_none(uint64_t bytes, char *buf, size_t len);

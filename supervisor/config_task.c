@@ -100,8 +100,22 @@ static int tlim_parse(const struct cf_tlim *l, const char *label, const char *va
 	return rc;
 }
 
+/* "command = ARG ...", without the newline; argv as in struct config_exec_task. */
+static void cf_print_command(const void *what, FILE *out)
+{
+	char *const *argv = what;
+
+	fputs("command =", out);
+	for (char *const *a = argv; *a; a++) {
+		fputc(' ', out);
+		config_print_arg(*a, out);
+	}
+}
+
 static int cf_task_command(struct cf_load *ld, struct config_exec_task *t, const char *value)
 {
+	size_t len;
+
 	const char *why = NULL;
 	char **argv = NULL, *prog = NULL;
 	int rc = config_split_command(value, &argv, &why);
@@ -147,6 +161,19 @@ static int cf_task_command(struct cf_load *ld, struct config_exec_task *t, const
 			goto nomem;
 		free(*a);
 		*a = abs;
+	}
+	/* What valetd -t -v prints must read back (see CF_MAX_LINE): paths
+	 * made absolute and quoting make it longer than what was read. */
+	len = cf_printed_len(cf_print_command, argv);
+	if (len == 0)
+		goto nomem;
+	if (len > CF_MAX_CHARS) {
+		cf_fail(ld, ld->lineno, -EINVAL,
+			"task.%s: command is too long once its paths are made absolute (valetd -t "
+			"-v would print %zu characters, at most %d)",
+			t->name, len, CF_MAX_CHARS);
+		rc = -EINVAL;
+		goto fail;
 	}
 	config_free_argv(t->argv);
 	t->argv = argv;
@@ -313,11 +340,7 @@ void cf_dump_tasks(const struct config *cfg, FILE *out)
 
 		fprintf(out, "\n[task.%s]\n", t->name);
 		if (t->argv) {
-			fputs("command =", out);
-			for (char **a = t->argv; *a; a++) {
-				fputc(' ', out);
-				config_print_arg(*a, out);
-			}
+			cf_print_command(t->argv, out);
 			fputc('\n', out);
 		}
 		if (t->timeout_ms)

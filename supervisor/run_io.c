@@ -18,6 +18,31 @@
 #include "log.h"
 #include "run_internal.h"
 
+/*
+ * Under ASan, what a buffer holds past its terminating NUL (up to its
+ * capacity) is poisoned, as ASan's container annotations do for a
+ * std::vector, and the frame buffer's NUL too (its bytes are not a
+ * string): a read past what a child sent is reported although it stays
+ * inside the allocation (tests/fuzz/fuzz_frame, make asan). Freeing or
+ * growing a buffer needs no unpoisoning: ASan's allocator resets it.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RUN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RUN_ASAN 1
+#endif
+#endif
+#ifdef RUN_ASAN
+#include <sanitizer/asan_interface.h>
+#define buf_poison_from(b, from)                                                                   \
+	ASAN_POISON_MEMORY_REGION((b)->data + (from), (b)->cap - (from))
+#define buf_unpoison(b) ASAN_UNPOISON_MEMORY_REGION((b)->data, (b)->cap)
+#else
+#define buf_poison_from(b, from) ((void)(b))
+#define buf_unpoison(b) ((void)(b))
+#endif
+
 static int buf_reserve(struct buf *b, size_t extra)
 {
 	if (b->len + extra <= b->cap)
@@ -37,9 +62,11 @@ int run_buf_add(struct buf *b, const char *s, size_t n)
 {
 	if (buf_reserve(b, n + 1) < 0)
 		return -ENOMEM;
+	buf_unpoison(b);
 	memcpy(b->data + b->len, s, n);
 	b->len += n;
 	b->data[b->len] = '\0';
+	buf_poison_from(b, b->len + 1);
 	return 0;
 }
 
@@ -73,6 +100,19 @@ void run_clear_pending(struct run *run)
 	run->malformed = NULL;
 }
 
+/*
+ * A result's JSON text, parsed. No JSON text holds a NUL byte, but
+ * jansson's parser skips one after a number or a literal ("[1\0]" reads
+ * as [1]), and a C task's result is then kept as a C string, cut at the
+ * NUL ("[1"): refused here, as invalid JSON. Found by tests/fuzz/fuzz_frame.
+ */
+static json_t *load_result(const char *text, size_t len)
+{
+	if (memchr(text, '\0', len))
+		return NULL;
+	return json_loadb(text, len, JSON_DECODE_ANY, NULL);
+}
+
 /* RESULT payload: uint32 error_len, error bytes, result JSON text. */
 static void take_result(struct run *run, const char *p, uint32_t len)
 {
@@ -101,7 +141,7 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 	}
 	size_t rlen = len - sizeof(elen) - elen;
 	if (rlen) {
-		v = json_loadb(p + sizeof(elen) + elen, rlen, JSON_DECODE_ANY, NULL);
+		v = load_result(p + sizeof(elen) + elen, rlen);
 		if (!v) {
 			run->malformed = "result is not valid JSON";
 			return;
@@ -159,12 +199,14 @@ static void parse_frames(struct run *run)
 {
 	size_t off = 0, cap = run->r->cfg->max_result_bytes + RUN_ERROR_MAX;
 
+	buf_poison_from(&run->frames, run->frames.len);
 	while (run->frames.len - off >= sizeof(struct frame_header)) {
 		struct frame_header h;
 		memcpy(&h, run->frames.data + off, sizeof(h));
 		if (h.len > cap) {
 			run_kill(run, RUN_KILL_RESULT_SIZE);
 			run->frames.len = 0;
+			buf_poison_from(&run->frames, 0);
 			return;
 		}
 		if (run->frames.len - off - sizeof(h) < h.len)
@@ -174,6 +216,7 @@ static void parse_frames(struct run *run)
 	}
 	memmove(run->frames.data, run->frames.data + off, run->frames.len - off);
 	run->frames.len -= off;
+	buf_poison_from(&run->frames, run->frames.len);
 }
 
 /* Read what is there now (at most a few chunks per wakeup). 1 = EOF/error. */
@@ -236,7 +279,7 @@ void run_exec_result(struct run *run)
 	if (run->stdout_b.len == 0)
 		return;
 	run->has_result = true;
-	v = json_loadb(run->stdout_b.data, run->stdout_b.len, JSON_DECODE_ANY, NULL);
+	v = load_result(run->stdout_b.data, run->stdout_b.len);
 	if (!v) {
 		run->malformed = "the program's output is not valid JSON";
 		return;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Run valet's whole test suite: every cmocka unit binary $BUILD/tests/test_*,
-# then the Python integration suites (tests/integration, and the hostile-task
-# suite in tests/hostile) against the real valetd in $BUILD.
+# the libFuzzer harnesses $BUILD/fuzz/fuzz_* (tests/fuzz/fuzz.sh: each
+# replays its corpus, then fuzzes for a short while), then the Python
+# integration suites (tests/integration, and the hostile-task suite in
+# tests/hostile) against the real valetd in $BUILD.
 #
 # Each binary and suite prints its name and result; the last line is a plain
 #   N passed, M failed
@@ -16,7 +18,9 @@
 # VALET_TEST_DATABASE_URL brings its own database and no server is started.
 #
 # Environment: BUILD (default build), VALET_TEST_TIMEOUT (seconds per
-# integration suite, default 900), SUITES (integration modules to run,
+# integration suite, default 900), VALET_TEST_FUZZ_TIME (seconds each fuzz
+# harness fuzzes after its corpus, default 15; 0 = replay only; a harness
+# counts as one test), SUITES (integration modules to run,
 # default "test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile
 # test_escapes test_examples test_service test_hosts"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
@@ -41,9 +45,13 @@ failed=0
 ran=0
 log=$(mktemp "${TMPDIR:-/tmp}/valet-tests.XXXXXX") || exit 2
 pg_dir=""
+fuzz_new=""
 
 cleanup() {
 	rm -f "$log"
+	if [ -n "$fuzz_new" ]; then
+		rm -rf "$fuzz_new"
+	fi
 	if [ -n "$pg_dir" ]; then
 		tests/pg_tmp.sh stop "$pg_dir" || echo "postgres: could not stop the test server in $pg_dir" >&2
 	fi
@@ -102,6 +110,24 @@ for bin in "$BUILD"/tests/test_*; do
 		echo "$name: ok ($p passed)"
 	fi
 done
+
+# The fuzz harnesses, one at a time. What they find stays out of the
+# repository and out of the next run (a scratch directory, removed).
+fuzz_new=$(mktemp -d "${TMPDIR:-/tmp}/valet-fuzz.XXXXXX") || exit 2
+for bin in "$BUILD"/fuzz/fuzz_*; do
+	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+		continue
+	fi
+	ran=$((ran + 1))
+	if FUZZ_NEW=$fuzz_new FUZZ_MERGE=0 tests/fuzz/fuzz.sh -t "${VALET_TEST_FUZZ_TIME:-15}" \
+		"${bin##*/fuzz_}"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+done
+rm -rf "$fuzz_new"
+fuzz_new=""
 
 for suite in $SUITES; do
 	ran=$((ran + 1))

@@ -266,6 +266,8 @@ C_CASES = {
                     outcome={"timed_out": False}),
     "frame_badjson": c("hostile_frame", "malformed result: result is not valid JSON",
                        params={"kind": "badjson"}, outcome=EXIT0),
+    "frame_nul": c("hostile_frame", "malformed result: result is not valid JSON",
+                   params={"kind": "nul"}, outcome=EXIT0),
     "result_then_crash": c("hostile_frame", "crashed: SIGABRT (aborted)",
                            params={"kind": "result_then_crash"}, outcome=crash("SIGABRT")),
     "fake_seccomp": c("hostile_frame", NO_RESULT, params={"kind": "fake_seccomp"},

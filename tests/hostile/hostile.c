@@ -410,6 +410,11 @@ static json_t *hostile_frame(struct valet_ctx *ctx, json_t *params, json_t *prev
 	} else if (strcmp(kind, "badjson") == 0) {
 		hostile_frame_result("{\"not\": json");
 		_exit(0);
+	} else if (strcmp(kind, "nul") == 0) {
+		/* jansson's parser skips a NUL after a number: "[1\0]" read as
+		 * [1], then kept as the C string "[1". */
+		hostile_frame_raw(8, FRAME_RESULT, "\0\0\0\0[1\0]", 8);
+		_exit(0);
 	} else if (strcmp(kind, "result_then_crash") == 0) {
 		hostile_frame_result("{\"ok\":true}");
 		abort();

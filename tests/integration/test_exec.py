@@ -263,6 +263,12 @@ class ExecTest(DaemonTestCase):
         done = self.d.wait_for(job["id"])
         self.assertEqual(done["status"], "FAILED", done)
         self.assertRegex(done["failure_reason"], r"^malformed result: .+")
+        # A NUL byte after a number, which jansson's parser skips.
+        job = self.d.submit("exec_nul")
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "FAILED", done)
+        self.assertEqual(done["failure_reason"],
+                         "malformed result: the program's output is not valid JSON")
 
 
 class CancelTest(DaemonTestCase):

@@ -73,6 +73,7 @@ EXEC_TASKS = {
     "exec_error": ("error.sh", None),
     "exec_exit3": ("exit3.sh", None),
     "exec_garbage": ("garbage.sh", None),
+    "exec_nul": ("garbage.sh nul", None),
     "exec_leave_child": ("leave_child.sh {m}", None),
     "exec_orphan": ("leave_child.sh {m} setsid", None),
     "exec_flood": ("flood.sh", None),

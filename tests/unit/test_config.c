@@ -247,6 +247,26 @@ static void test_long_line(void **state)
 	check_error(conf, 2, "line too long (more than 4094 characters)");
 }
 
+/*
+ * Leading white space is whatever isspace() says, as for inih: a section
+ * line indented with \f or \v used to reach inih only (its keys went to the
+ * previous section), and a key line indented so was taken for a second
+ * value of the previous key ("duplicate key").
+ */
+static void test_leading_white_space(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	check_error("[server]\n\f[jobs]\nmax_body = 2M\n", 3,
+		    "unknown key \"max_body\" in [jobs]");
+	cfg = load_ok("[server]\n\f[queue]\n\r\v workers = 3\n\v\t[jobs]\n\vmax_attempts = 2\n"
+		      "\f \n\r\n");
+	assert_int_equal(cfg->workers, 3);
+	assert_int_equal(cfg->max_attempts, 2);
+	config_free(cfg);
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void test_missing_file(void **state)
@@ -789,6 +809,98 @@ static void test_dump_round_trip(void **state)
 	config_free(cfg);
 }
 
+/*
+ * A value that starts with ';' ("user =;x": inih's inline comments need
+ * white space before the ';') is dumped so that it reads back: found by
+ * tests/fuzz/fuzz_config (corpus/config/regress-dump-semicolon.conf).
+ */
+static void test_dump_semicolon_value(void **state)
+{
+	struct config *cfg = load_ok("[server]\ncors_origins =;x\n[sandbox]\nuser=;nobody\n"
+				     "[storage]\ndatabase_url =;t@db\n"),
+		      *again;
+	char *first = dump(cfg), *second, *path;
+
+	(void)state;
+	assert_string_equal(cfg->cors_origins, ";x");
+	assert_string_equal(cfg->user, ";nobody");
+	assert_non_null(strstr(first, "\ncors_origins =;x\n"));
+	assert_non_null(strstr(first, "\nuser =;nobody\n"));
+	assert_non_null(strstr(first, "\ndatabase_url =;t@db\n"));
+	path = write_conf(strchr(first, '\n'));
+	again = config_new();
+	assert_non_null(again);
+	assert_int_equal(config_load(again, path, NULL, 0), 0);
+	assert_string_equal(again->cors_origins, ";x");
+	assert_string_equal(again->user, ";nobody");
+	assert_string_equal(again->database_url, ";t@db");
+	second = dump(again);
+	assert_string_equal(strchr(second, '\n'), strchr(first, '\n'));
+	free(second);
+	free(first);
+	free(path);
+	config_free(again);
+	config_free(cfg);
+}
+
+/* conf = head, then a line of exactly 4094 characters (the most the reader
+ * takes): key, fill up to the length, tail. */
+static void long_line(char *conf, const char *head, const char *key, char fill, const char *tail)
+{
+	size_t n = strlen(head), k = strlen(key), t = strlen(tail);
+
+	memcpy(conf, head, n);
+	memcpy(conf + n, key, k);
+	memset(conf + n + k, fill, 4094 - k - t);
+	strcpy(conf + n + 4094 - t, tail);
+	strcat(conf, "\n");
+}
+
+/*
+ * A line that fits may print back longer (relative paths made absolute,
+ * quoting): such a value is refused where it is read, so that what
+ * valetd -t -v prints always reads back. Found by tests/fuzz/fuzz_config
+ * (corpus/config/regress-dump-long-command.conf).
+ */
+static void test_dump_line_limit(void **state)
+{
+	static const struct {
+		const char *head, *key;
+		char fill;
+		const char *tail, *msg;
+	} cases[] = {
+	    {"[task.long]\n", "command = /bin/sh ./", 'x', "",
+	     "task.long: command is too long once its paths are made absolute (valetd -t -v "
+	     "would print "},
+	    {"[task.quoted]\n", "command = /bin/sh -c \"", '\'', "\"",
+	     "task.quoted: command is too long once its paths are made absolute (valetd -t -v "
+	     "would print 16"},
+	    {"[tasks]\n", "plugin_dir=", 'p', "",
+	     "plugin_dir: too long once read (valetd -t -v would print "},
+	};
+	char conf[8192], err[1024];
+	struct config *cfg;
+	int rc;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long_line(conf, cases[i].head, cases[i].key, cases[i].fill, cases[i].tail);
+		cfg = load(conf, &rc, err, sizeof(err), NULL);
+		if (!strstr(err, cases[i].msg))
+			print_error("%s\n", err);
+		assert_int_equal(rc, -EINVAL);
+		assert_non_null(strstr(err, ":2: "));
+		assert_non_null(strstr(err, cases[i].msg));
+		assert_non_null(strstr(err, " characters, at most 4094)"));
+		config_free(cfg);
+	}
+	/* Just short enough: it loads, and the dump's line is as long. */
+	long_line(conf, "[tasks]\n", "plugin_dir = /", 'p', "");
+	cfg = load_ok(conf);
+	assert_int_equal(strlen(cfg->plugin_dir), 4094 - strlen("plugin_dir = "));
+	config_free(cfg);
+}
+
 /* uid_base: auto (the default, any case), 0 or a number; the dump says auto. */
 static void test_uid_base(void **state)
 {
@@ -1048,6 +1160,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_long_line),
+	    cmocka_unit_test(test_leading_white_space),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_error_sections),
 	    cmocka_unit_test(test_error_keys),
@@ -1064,6 +1177,8 @@ int main(void)
 	    cmocka_unit_test(test_listen),
 	    cmocka_unit_test(test_env),
 	    cmocka_unit_test(test_dump_round_trip),
+	    cmocka_unit_test(test_dump_semicolon_value),
+	    cmocka_unit_test(test_dump_line_limit),
 	    cmocka_unit_test(test_uid_base),
 	    cmocka_unit_test(test_dump_hides_password),
 	    cmocka_unit_test(test_packaged_conf),

@@ -8,7 +8,8 @@
  *
  * Then the same checks as config_load() applies them, on real files written
  * into a private directory (removed at the end): the message carries the
- * file and the line, and [network] mode is one of its names.
+ * file and the line, a network in both lists is refused there too, and
+ * [network] mode is one of its names.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -397,6 +398,16 @@ static void test_config(void **state)
 	assert_string_equal(cfg->net_allow, "0.0.0.0/0, 10.1.2.0/24");
 	assert_string_equal(cfg->net_deny, "10.0.0.0/8 169.254.169.254");
 	config_free(cfg);
+
+	/* A network in both lists: refused where the file is read, at the
+	 * later of the two lines, not first at startup (found by
+	 * tests/fuzz/fuzz_config, corpus/config/regress-allow-deny.conf). */
+	config_fails("[network]\nallow = 0.0.0.0/8, 192.168.1.1\n", 2,
+		     "0.0.0.0/8 is both allowed and denied in [network]");
+	config_fails("[network]\nmode = host\nallow = 10.2.0.0/16\n\ndeny = 10.0.0.0/8 10.2.0.0/16\n",
+		     5, "10.2.0.0/16 is both allowed and denied in [network]");
+	config_fails("[network]\ndeny = 10.2.0.0/16\nallow = 10.2.0.0/16\n", 3,
+		     "10.2.0.0/16 is both allowed and denied in [network]");
 
 	/* Empty lists are lists too. */
 	cfg = config_loads("[network]\nallow =\ndeny =\n");
