@@ -15,6 +15,7 @@
 
 #include <http_parser.h>
 
+#include "../supervisor/job.h"
 #include "http_url.h"
 
 int http_url_split(const char *target, size_t len, char **path, char **query)
@@ -48,17 +49,6 @@ int http_url_split(const char *target, size_t len, char **path, char **query)
 	return 0;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode s[0..len) into out (room for len + 1); a bad escape, and %00 (the
  * value is a C string), stay as they are. */
 static size_t decode(const char *s, size_t len, char *out)
@@ -69,8 +59,8 @@ static size_t decode(const char *s, size_t len, char *out)
 	for (i = 0; i < len; i++) {
 		if (s[i] == '+') {
 			out[o++] = ' ';
-		} else if (s[i] == '%' && i + 2 < len && (hi = hex_value(s[i + 1])) >= 0 &&
-			   (lo = hex_value(s[i + 2])) >= 0 && (hi | lo) != 0) {
+		} else if (s[i] == '%' && i + 2 < len && (hi = job_hex_value(s[i + 1])) >= 0 &&
+			   (lo = job_hex_value(s[i + 2])) >= 0 && (hi | lo) != 0) {
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else {

@@ -279,7 +279,7 @@ void job_id_format(const uint8_t id[JOB_ID_LEN], char out[JOB_ID_STRLEN + 1])
 	*p = '\0';
 }
 
-static int job_hexval(char c)
+int job_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -306,10 +306,10 @@ int job_id_parse(const char *s, uint8_t id[JOB_ID_LEN])
 			i++;
 		}
 		/* A NUL before position 36 fails here, so no read runs past it. */
-		hi = job_hexval(s[i]);
+		hi = job_hex_value(s[i]);
 		if (hi < 0)
 			return -EINVAL;
-		lo = job_hexval(s[i + 1]);
+		lo = job_hex_value(s[i + 1]);
 		if (lo < 0)
 			return -EINVAL;
 		tmp[n++] = (uint8_t)(hi << 4 | lo);

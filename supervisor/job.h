@@ -149,6 +149,9 @@ enum {
 
 /* Constructors take nothing from the caller; fields are filled in after. */
 struct job *job_new(void);
+/* The value of a hex digit (either case), or -1. */
+int job_hex_value(char c);
+
 struct job *job_ref(struct job *job);
 void job_unref(struct job *job); /* NULL is a no-op */
 struct pipeline *pipeline_new(size_t njobs);
