@@ -5,6 +5,7 @@ socket, passes it as NOTIFY_SOCKET and reads what valetd reports; it
 rewrites the config file and sends SIGHUP as `systemctl reload` would.
 """
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -17,6 +18,7 @@ from valetd import Daemon
 class NotifyTest(unittest.TestCase):
     def test_ready_reloading_stopping(self):
         tmp = tempfile.mkdtemp(prefix="valet-notify-")
+        self.addCleanup(shutil.rmtree, tmp, True)
         path = os.path.join(tmp, "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
@@ -65,9 +67,16 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(done["failure_reason"], "timed out after 1s (killed)", done)
 
     def test_bad_file_changes_nothing(self):
-        with open(self.d.conf_path, "a") as f:
-            f.write("\n[queue]\nwrokers = 3\n")
+        # A good change (default_timeout 10s -> 3s) before a bad key: the
+        # whole file is refused, the good change too.
+        with open(self.d.conf_path) as f:
+            text = f.read()
+        self.assertIn("\ndefault_timeout = 10s\n", text)
+        text = text.replace("\ndefault_timeout = 10s\n", "\ndefault_timeout = 3s\n")
+        with open(self.d.conf_path, "w") as f:
+            f.write(text + "\n[queue]\nwrokers = 3\n")
         self.hup_and_wait("reload failed")
+        self.assertIn('unknown key "wrokers"', self.d.log_text())
         self.assertTrue(self.d.alive())
         job = self.d.submit("sleep", {"seconds": 0.2})
         done = self.d.wait_for(job["id"], timeout=5)
