@@ -103,8 +103,9 @@ static json_t *job_request(const struct cli *cli, const char *task)
 		json_object_set_new(req, "timeout", json_real(cli->timeout));
 	if (cli->run_at) {
 		if (run_at_text(cli->run_at, when, sizeof(when)) < 0) {
-			fprintf(stderr, "valet: --run-at %s: not a time (RFC 3339, e.g. "
-					"2030-01-01T10:00:00Z, or +N with s, m, h or d: +30s)\n",
+			fprintf(stderr,
+				"valet: --run-at %s: not a time (RFC 3339, e.g. "
+				"2030-01-01T10:00:00Z, or +N with s, m, h or d: +30s)\n",
 				cli->run_at);
 			goto fail;
 		}
@@ -191,7 +192,8 @@ static int find(struct cli *cli, const char *id, struct cli_response *r, bool *p
 	*pipeline = false;
 	if (r->status == 404) {
 		msg = json_object_get(r->body, "message");
-		snprintf(first, sizeof(first), "%s", json_is_string(msg) ? json_string_value(msg) : "");
+		snprintf(first, sizeof(first), "%s",
+			 json_is_string(msg) ? json_string_value(msg) : "");
 		cli_response_free(r);
 		snprintf(path, sizeof(path), "/api/pipelines/%s", id);
 		rc = cli_http_send(cli, "GET", path, NULL, r);
@@ -221,7 +223,8 @@ int cli_cmd_get(struct cli *cli, char **args)
 		cli_out_job(cli, r.body);
 	} else {
 		snprintf(path, sizeof(path), "/api/pipelines/%s/jobs", args[0]);
-		rc = cli->format == CLI_TABLE ? cli_http_call(cli, "GET", path, NULL, &jobs) : CLI_OK;
+		rc = cli->format == CLI_TABLE ? cli_http_call(cli, "GET", path, NULL, &jobs)
+					      : CLI_OK;
 		if (rc == CLI_OK)
 			cli_out_pipeline(cli, r.body, json_object_get(jobs.body, "jobs"));
 		cli_response_free(&jobs);
@@ -252,8 +255,7 @@ int cli_cmd_cancel(struct cli *cli, char **args)
 	if (rc != CLI_OK)
 		return rc;
 	cli_response_free(&r);
-	snprintf(path, sizeof(path), "/api/%s/%s/cancel", pipeline ? "pipelines" : "jobs",
-		 args[0]);
+	snprintf(path, sizeof(path), "/api/%s/%s/cancel", pipeline ? "pipelines" : "jobs", args[0]);
 	rc = cli_http_call(cli, "POST", path, NULL, &r);
 	if (rc != CLI_OK)
 		return rc;

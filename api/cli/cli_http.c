@@ -160,7 +160,8 @@ int cli_http_send(struct cli *cli, const char *method, const char *path, json_t 
 		fprintf(stderr, "valet: cannot reach valetd at %s: %s\n", cli->url,
 			cli->errbuf[0] ? cli->errbuf : curl_easy_strerror(rc));
 		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-			fprintf(stderr, "valet: is valetd running there? (set VALET_URL or --url)\n");
+			fprintf(stderr,
+				"valet: is valetd running there? (set VALET_URL or --url)\n");
 		free(sink.buf);
 		free(text);
 		free(url);

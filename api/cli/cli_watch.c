@@ -134,7 +134,8 @@ int cli_watch(struct cli *cli, const char *id, bool pipeline, bool quiet)
 			goto fail;
 		status = json_string_value(json_object_get(r.body, "status"));
 		if (!status) {
-			fprintf(stderr, "valet: the server's answer has no status: %.200s\n", r.text);
+			fprintf(stderr, "valet: the server's answer has no status: %.200s\n",
+				r.text);
 			rc = CLI_ERROR;
 			goto fail;
 		}
