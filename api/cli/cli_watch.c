@@ -62,7 +62,7 @@ static int pipeline_progress(struct cli *cli, const char *id, size_t *done, size
 /* One line per change, for a pipe or a log. */
 static void print_change(const struct cli *cli, json_t *obj)
 {
-	char when[32], buf[512];
+	char when[32], idbuf[128], stbuf[64];
 	time_t t = time(NULL);
 	struct tm tm;
 
@@ -74,8 +74,8 @@ static void print_change(const struct cli *cli, json_t *obj)
 	} else {
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("%s %s %s", when, cli_out_text(obj, "id", buf, sizeof(buf)),
-		       cli_out_text(obj, "status", buf, sizeof(buf)));
+		printf("%s %s %s", when, cli_out_text(obj, "id", idbuf, sizeof(idbuf)),
+		       cli_out_text(obj, "status", stbuf, sizeof(stbuf)));
 		if (json_is_string(json_object_get(obj, "failure_reason")))
 			printf(" %s", json_string_value(json_object_get(obj, "failure_reason")));
 		printf("\n");
@@ -86,10 +86,11 @@ static void print_change(const struct cli *cli, json_t *obj)
 static void print_spinner(json_t *obj, unsigned tick, double elapsed, size_t done, size_t total)
 {
 	static const char spin[] = "|/-\\";
-	char buf[512];
+	char idbuf[128], stbuf[64];
 
-	printf("\r\033[K%c %s %s %.1fs", spin[tick % 4], cli_out_text(obj, "id", buf, sizeof(buf)),
-	       cli_out_text(obj, "status", buf, sizeof(buf)), elapsed);
+	printf("\r\033[K%c %s %s %.1fs", spin[tick % 4],
+	       cli_out_text(obj, "id", idbuf, sizeof(idbuf)),
+	       cli_out_text(obj, "status", stbuf, sizeof(stbuf)), elapsed);
 	if (total)
 		printf(" (%zu/%zu jobs done)", done, total);
 	fflush(stdout);

@@ -277,6 +277,16 @@ static int check_command(const struct command *cmd, int nargs, unsigned given)
 	return CLI_OK;
 }
 
+/* A token goes into a header: printable ASCII, no spaces. */
+static bool token_ok(const char *token)
+{
+	for (; *token; token++) {
+		if (*token < 0x21 || *token > 0x7e)
+			return false;
+	}
+	return true;
+}
+
 /* The base URL without trailing slashes; new. */
 static char *base_url(const char *url)
 {
@@ -339,6 +349,11 @@ int main(int argc, char **argv)
 								      : CLI_DEFAULT_URL;
 	if (!cli.token && getenv("VALET_TOKEN") && *getenv("VALET_TOKEN"))
 		cli.token = getenv("VALET_TOKEN");
+	if (cli.token && (!cli.token[0] || !token_ok(cli.token))) {
+		fprintf(stderr, "valet: the API key (--token or VALET_TOKEN) has characters no key "
+				"has (spaces, control characters)\n");
+		return CLI_USAGE;
+	}
 	url = base_url(cli.url);
 	if (!url || cli_http_open(&cli) < 0) {
 		fprintf(stderr, "valet: cannot start libcurl: out of memory\n");

@@ -115,7 +115,7 @@ class CliTest(DaemonTestCase):
                  ("submit", "dummytask", "--params", "{bad"),
                  ("submit", "dummytask", "--params", "@/nonexistent/params.json"),
                  ("submit", "dummytask", "--run-at", "+5 minutes"), ("get", "a/b"),
-                 ("help", "frobnicate"), ("submit",)]
+                 ("help", "frobnicate"), ("submit",), ("--token", "a b", "tasks")]
         before = len(self.d.get("/api/jobs").json["jobs"])
         for args in cases:
             rc, out, err = valet(*args, url=self.url)
