@@ -295,6 +295,30 @@ class CliTest(DaemonTestCase):
         self.assertEqual(rc, 6)
         self.assertIn("pipeline should have at least 2 jobs, 1 given (HTTP 400)", err)
 
+    def test_pipeline_watch_and_cancel(self):
+        body = {"name": "cli-slow", "jobs": [
+            {"name": "a", "task_name": "sleep", "task_params": {"seconds": 0.6}},
+            {"name": "b", "task_name": "sleep", "task_params": {"seconds": 0.6}}]}
+        p = self.run_json("pipeline", "-", stdin=json.dumps(body))
+        # watch takes a pipeline's id: one line per change of the pipeline.
+        rc, out, err = valet("watch", p["id"], "--interval", "0.05", url=self.url)
+        self.assertEqual(rc, 0, err)
+        statuses = [json.loads(line)["status"] for line in out.splitlines()]
+        self.assertEqual(statuses[-1], "COMPLETED")
+        self.assertIn("IN_PROGRESS", statuses)
+        # On a terminal: its jobs done out of all.
+        p = self.run_json("pipeline", "-", stdin=json.dumps(body))
+        rc, out = valet_tty("watch", p["id"], "--interval", "0.05", url=self.url)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"%s IN_PROGRESS \d+\.\ds \(1/2 jobs done\)" % p["id"])
+        # cancel takes a pipeline's id too.
+        body["jobs"][0]["task_params"]["seconds"] = 30
+        p = self.run_json("pipeline", "-", stdin=json.dumps(body))
+        out = self.run_json("cancel", p["id"])
+        self.assertEqual((out["id"], out["status"]), (p["id"], "CANCELLED"))
+        self.assertEqual(self.d.get("/api/jobs/" + p["jobs"][1]["id"]).json["status"],
+                         "CANCELLED")
+
     # --- watch ----------------------------------------------------------------
     def test_watch_not_a_terminal(self):
         job = self.submit("sleep", {"seconds": 1})
