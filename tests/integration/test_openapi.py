@@ -98,6 +98,51 @@ def all_refs(node):
             yield from all_refs(v)
 
 
+def check(doc, value, schema, where="$"):
+    """The ways value breaks schema (a small validator of the parts of
+    OpenAPI 3.0 the document uses); [] when it conforms. Objects with
+    properties are closed unless additionalProperties says otherwise."""
+    if "$ref" in schema:
+        return check(doc, value, resolve(doc, schema["$ref"]), where)
+    if value is None:
+        return [] if schema.get("nullable") or not schema else ["%s: null" % where]
+    if "allOf" in schema:
+        merged = {"type": "object", "properties": {}, "required": []}
+        for part in schema["allOf"]:
+            part = resolve(doc, part["$ref"]) if "$ref" in part else part
+            merged["properties"].update(part.get("properties", {}))
+            merged["required"] += part.get("required", [])
+        return check(doc, value, merged, where)
+    if "oneOf" in schema:
+        fits = [s for s in schema["oneOf"] if not check(doc, value, s, where)]
+        return [] if fits else ["%s: matches none of oneOf" % where]
+    errors = []
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool}
+    if kind in types and not isinstance(value, types[kind]):
+        return ["%s: not a %s: %r" % (where, kind, value)]
+    if kind == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
+        return ["%s: not an integer: %r" % (where, value)]
+    if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return ["%s: not a number: %r" % (where, value)]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append("%s: %r not in %r" % (where, value, schema["enum"]))
+    if kind == "object":
+        props = schema.get("properties")
+        for key in schema.get("required", []):
+            if key not in value:
+                errors.append("%s: no %s" % (where, key))
+        for key, v in value.items():
+            if props is not None and key in props:
+                errors += check(doc, v, props[key], "%s.%s" % (where, key))
+            elif props is not None and schema.get("additionalProperties") is not True:
+                errors.append("%s: %s is not documented" % (where, key))
+    if kind == "array":
+        for i, v in enumerate(value):
+            errors += check(doc, v, schema.get("items", {}), "%s[%d]" % (where, i))
+    return errors
+
+
 def route_words():
     """The words api/routes.c compares path segments with (seg_is)."""
     with open(ROUTES_C) as f:
@@ -203,6 +248,62 @@ class OpenApiTest(DaemonTestCase):
         self.assertEqual(set(ops), set(ROUTE_ERRORS))
         for key, op in ops.items():
             self.assertEqual(set(op["responses"]), ROUTE_ERRORS[key] | EDGE, key)
+
+    def assertConforms(self, method, shape, r):
+        """r's status is documented for the operation, and its body fits
+        the schema documented for that status."""
+        _, doc = load_doc()
+        responses = operations(doc)[(method, shape)]["responses"]
+        self.assertIn(str(r.status), responses, (method, shape, r))
+        resp = responses[str(r.status)]
+        resp = resolve(doc, resp["$ref"]) if "$ref" in resp else resp
+        content = resp.get("content")
+        if content is None:
+            self.assertEqual(r.body, b"", (method, shape, r))
+            return
+        errors = check(doc, r.json, content["application/json"]["schema"])
+        self.assertEqual(errors, [], (method, shape, r))
+
+    def test_answers_fit_their_schemas(self):
+        c = self.d.client
+        self.assertConforms("get", "/api/status", c.get("/api/status"))
+        self.assertConforms("get", "/api/tasks", c.get("/api/tasks"))
+        self.assertConforms("get", "/api/openapi.json", c.get("/api/openapi.json"))
+        r = c.post("/api/jobs", {"name": "j", "task_name": "sha256", "task_params": {"data": "a"},
+                                 "timeout": 2.5, "max_attempts": 2,
+                                 "limits": {"memory": "64M", "processes": 16}})
+        self.assertConforms("post", "/api/jobs", r)
+        jid = r.json["id"]
+        r = c.post("/api/pipelines", {"name": "p", "description": "d", "jobs": [
+            {"name": "a", "task_name": "dummytask", "task_params": {"n": 1}},
+            {"name": "b", "task_name": "echoprev", "use_previous_results": True}]})
+        self.assertConforms("post", "/api/pipelines", r)
+        pid = r.json["id"]
+        r = c.post("/api/jobs", {"name": "later", "task_name": "dummytask",
+                                 "run_at": "2099-01-01T00:00:00Z"})
+        later = r.json["id"]
+        deadline = time.monotonic() + 30
+        while not all(c.get(p).json["status"] == "COMPLETED"
+                      for p in ("/api/jobs/" + jid, "/api/pipelines/" + pid)):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertConforms("get", "/api/jobs/{id}", c.get("/api/jobs/" + jid))
+        self.assertIn("outcome", c.get("/api/jobs/" + jid).json)
+        self.assertConforms("get", "/api/jobs/{id}/results", c.get("/api/jobs/%s/results" % jid))
+        self.assertConforms("get", "/api/jobs", c.get("/api/jobs"))
+        self.assertConforms("get", "/api/pipelines/{id}", c.get("/api/pipelines/" + pid))
+        self.assertConforms("get", "/api/pipelines", c.get("/api/pipelines"))
+        self.assertConforms("get", "/api/pipelines/{id}/jobs",
+                            c.get("/api/pipelines/%s/jobs" % pid))
+        self.assertConforms("patch", "/api/jobs/{id}", c.patch("/api/jobs/" + later,
+                                                                {"description": "x"}))
+        self.assertConforms("post", "/api/jobs/{id}/cancel", c.post("/api/jobs/%s/cancel" % later))
+        self.assertConforms("get", "/api/jobs/{id}", c.get("/api/jobs/" + later))
+        self.assertConforms("get", "/api/jobs/{id}", c.get("/api/jobs/" + str(uuid.uuid4())))
+        self.assertConforms("delete", "/api/jobs/{id}/results",
+                            c.delete("/api/jobs/%s/results" % jid))
+        self.assertConforms("delete", "/api/jobs/{id}", c.delete("/api/jobs/" + jid))
+        self.assertConforms("delete", "/api/pipelines/{id}", c.delete("/api/pipelines/" + pid))
 
     def assertDocumented(self, method, shape, r):
         _, doc = load_doc()
