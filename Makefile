@@ -195,6 +195,13 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/l
 		$(BUILD)/libvalet.a -Wl,--no-whole-archive $(BUILD)/libvaletd.a $(DAEMON_LIBS) \
 		$(LDLIBS) $(TEST_LIBS)
 
+# The CLI's unit test links the CLI's modules (and libcurl), not the daemon.
+$(BUILD)/tests/test_cli: tests/unit/test_cli.c $(wildcard api/cli/*.h) \
+		$(filter-out $(BUILD)/api/cli/valet.o,$(CLI_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CLI_CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS) \
+		$(CLI_LIBS) $(LDLIBS) $(TEST_LIBS)
+
 # The hostile suite (tests/hostile): a plugin of C tasks, and a program run
 # as exec tasks. The program is built without sanitizers (and without the
 # distro's hardening flags): it runs under the exec sandbox's limits, and

@@ -38,7 +38,9 @@ json_t *cli_cmd_read_json(const char *what, const char *arg, bool at)
 		arg = NULL;
 	}
 	if (!v) {
-		if (arg)
+		if (arg && err.line < 1) /* the file could not be read */
+			fprintf(stderr, "valet: %s: %s\n", what, err.text);
+		else if (arg)
 			fprintf(stderr, "valet: %s: %s: line %d, column %d: %s\n", what, arg,
 				err.line, err.column, err.text);
 		else
