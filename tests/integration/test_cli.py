@@ -362,6 +362,23 @@ class CliTest(DaemonTestCase):
         self.assertEqual(rc, 3)
 
 
+class FullQueueCliTest(DaemonTestCase):
+    config = {"queue": {"workers": "1", "capacity": "1"}}
+
+    def test_queue_full_exit_7(self):
+        url = "http://127.0.0.1:%d" % self.d.port
+        ids, rc, err = [], 0, ""
+        for _ in range(4):
+            rc, out, err = valet("submit", "sleep", "--params", '{"seconds": 30}', url=url)
+            if rc != 0:
+                break
+            ids.append(json.loads(out)["id"])
+        self.assertEqual(rc, 7, err)
+        self.assertIn("job queue is full - try again later (HTTP 503)", err)
+        for jid in ids:
+            self.assertEqual(valet("cancel", jid, url=url)[0], 0)
+
+
 class UnreachableTest(unittest.TestCase):
     def test_unreachable_exit_3(self):
         url = "http://127.0.0.1:%d" % free_port()
