@@ -277,9 +277,12 @@ static int check_command(const struct command *cmd, int nargs, unsigned given)
 	return CLI_OK;
 }
 
-/* A token goes into a header: printable ASCII, no spaces. */
+/* A token goes into a header: printable ASCII, no spaces, not too long
+ * for cli_http.c's header buffer. */
 static bool token_ok(const char *token)
 {
+	if (strlen(token) > 512)
+		return false;
 	for (; *token; token++) {
 		if (*token < 0x21 || *token > 0x7e)
 			return false;
@@ -350,8 +353,8 @@ int main(int argc, char **argv)
 	if (!cli.token && getenv("VALET_TOKEN") && *getenv("VALET_TOKEN"))
 		cli.token = getenv("VALET_TOKEN");
 	if (cli.token && (!cli.token[0] || !token_ok(cli.token))) {
-		fprintf(stderr, "valet: the API key (--token or VALET_TOKEN) has characters no key "
-				"has (spaces, control characters)\n");
+		fprintf(stderr, "valet: the API key (--token or VALET_TOKEN) is not one: longer than "
+				"512 bytes, or with spaces or control characters\n");
 		return CLI_USAGE;
 	}
 	url = base_url(cli.url);
