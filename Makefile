@@ -69,7 +69,7 @@ TASK_SRCS := $(filter-out sandbox/valet_spawner.c,$(sort $(wildcard sandbox/*.c)
 TASK_OBJS := $(TASK_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_SRCS := $(filter-out supervisor/valetd.c,$(sort $(wildcard supervisor/*.c api/*.c storage/*.c)))
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/pg_migrations.o \
-	$(BUILD)/gen/openapi.o
+	$(BUILD)/gen/openapi.o $(BUILD)/gen/ui_files.o
 # The valet command-line client: a program of its own, none of the daemon's code.
 CLI_SRCS := $(sort $(wildcard api/cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
@@ -129,6 +129,17 @@ $(CLI_OBJS): override CFLAGS += $(CLI_CFLAGS)
 
 $(BUILD)/valet: $(CLI_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS) $(LDLIBS)
+
+# The web dashboard's files (api/ui/, served at /ui/ by api/ui.c) are
+# compiled in as byte arrays with their Content-Type and ETag.
+UI_FILES := $(sort $(wildcard api/ui/*.html api/ui/*.css api/ui/*.js api/ui/*.svg))
+
+$(BUILD)/gen/ui_files.c: $(UI_FILES) api/ui/embed.sh Makefile
+	@mkdir -p $(dir $@)
+	api/ui/embed.sh $(UI_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/ui_files.o: $(BUILD)/gen/ui_files.c api/ui.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -I. -c -o $@ $<
 
 $(BUILD)/libvalet.a: $(TASK_OBJS)
 	@rm -f $@

@@ -43,6 +43,7 @@
 #include "http_internal.h"
 #include "http_url.h"
 #include "json_out.h"
+#include "ui.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -93,6 +94,8 @@ void http_request_unref(struct http_request *req)
 	free(req->query);
 	free(req->origin);
 	free(req->authorization);
+	free(req->if_none_match);
+	free(req->resp_headers);
 	free(req);
 }
 
@@ -294,6 +297,9 @@ static bool http_request_allowed(struct http_server *srv, struct http_request *r
 
 	if (!srv->keys_path)
 		return true;
+	/* The dashboard's files hold no data; the page asks for a key. */
+	if (!strcmp(req->method, "GET") && ui_path(req->url))
+		return true;
 	if (srv->cfg->open_status && !strcmp(req->method, "GET") && req->url &&
 	    !strcmp(req->url, "/api/status"))
 		return true;
@@ -382,7 +388,10 @@ void http_request_ready(struct http_request *req)
 		}
 		return;
 	}
-	routes_dispatch(req);
+	if (ui_path(req->url))
+		ui_serve(req);
+	else
+		routes_dispatch(req);
 }
 
 /* ---- small things for the connections ----------------------------------- */

@@ -60,6 +60,7 @@ struct http_request {
 	char *query;		   /* the query as sent, after '?'; NULL when none */
 	char *origin;		   /* the Origin header; NULL when none */
 	char *authorization;	   /* the Authorization header; NULL when none */
+	char *if_none_match;	   /* the If-None-Match header; NULL when none */
 	char key_name[65];	   /* the API key it came with; "" for none */
 	bool key_admin;		   /* that key has the admin scope */
 	int64_t start_ns;
@@ -73,6 +74,9 @@ struct http_request {
 	bool answered;	  /* status and response body are set */
 	bool preflight;	  /* a CORS preflight: add the Allow-* headers */
 	unsigned status;
+	/* Header lines of an answer that is not JSON ("Content-Type: ...\r\n"
+	 * and more), malloc()ed; NULL: a JSON answer. */
+	char *resp_headers;
 	struct iovec resp[HTTP_BODY_PARTS]; /* the body, in pieces (malloc()ed) */
 	unsigned nresp;
 	size_t resp_len;
