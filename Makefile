@@ -182,10 +182,12 @@ deps:
 
 # tests/pg_tmp.sh check: finds initdb, pg_ctl, postgres, psql, pg_isready (and,
 # as root, the postgres user) the way the tests will. tests/fuzz/fuzz.sh check:
-# $(FUZZ_CC) links a libFuzzer harness with ASan and UBSan.
+# $(FUZZ_CC) links a libFuzzer harness with ASan and UBSan. The dashboard's
+# browser test: chromium's WebDriver.
 deps-test:
 	@pkg-config --exists $(PKGS) $(CLI_PKGS) cmocka && test -f /usr/include/ev.h && \
 		command -v python3 >/dev/null && command -v slirp4netns >/dev/null && \
+		command -v chromedriver >/dev/null && \
 		command -v ip >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 && \
 		FUZZ_CC=$(FUZZ_CC) tests/fuzz/fuzz.sh check || packaging/deps.sh --test
 

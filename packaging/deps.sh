@@ -39,9 +39,10 @@ libhttp-parser-dev libinih-dev libgnutls28-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
 	# in network namespaces (iproute2); test certificates (openssl). The
-	# fuzz harnesses (tests/fuzz): clang, and below its runtimes.
+	# fuzz harnesses (tests/fuzz): clang, and below its runtimes. The web
+	# dashboard's test (tests/integration/test_ui.py): a headless browser.
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
-slirp4netns iproute2 openssl clang"
+slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	updated=0
 	install_missing() {
@@ -75,13 +76,13 @@ elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 http-parser-devel inih-devel gnutls-devel libcurl-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
-slirp4netns iproute openssl clang compiler-rt"
+slirp4netns iproute openssl clang compiler-rt chromium chromedriver python3-selenium"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
 	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih, libcurl (and cmocka," >&2
-	echo "  python3, openssl, the PostgreSQL server and client, clang and its libFuzzer runtime" >&2
-	echo "  to test)" >&2
+	echo "  python3, openssl, the PostgreSQL server and client, clang and its libFuzzer runtime," >&2
+	echo "  chromium, its WebDriver and python3-selenium to test)" >&2
 	exit 1
 fi

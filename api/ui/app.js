@@ -134,6 +134,8 @@ function askKey(message) {
   state.needKey = true;
   clearTimeout(state.timer);
   $("login-error").textContent = message || "";
+  $("live").className = "live off";
+  $("live").textContent = "signed out";
   $("login").hidden = false;
   $("signout").hidden = true;
   $("token").value = "";

@@ -305,7 +305,7 @@ class DashboardTest(BrowserTestCase):
         self.wait_css('#pipeline-detail[data-status="COMPLETED"]')
         names = [r.find_element(By.CSS_SELECTOR, "td.name").text for r in self.rows()]
         self.assertEqual(names, ["p-first", "p-second"])
-        self.shot("pipeline")
+        self.shot("pipeline-jobs")
         self.rows()[1].click()
         self.detail_status("COMPLETED")
         self.assertIn("42", self.b.find_element(By.ID, "result").text)
@@ -330,23 +330,40 @@ class DashboardTest(BrowserTestCase):
                          [])
         self.shot("xss-probe")
 
-    def test_z_screenshots(self):
-        """The README's pictures: a list with every status, a failed job."""
+
+class ScreenshotTest(BrowserTestCase):
+    """The README's pictures, on a daemon of their own: a list with every
+    status, a failed job, a pipeline."""
+
+    def test_screenshots(self):
         ok = [self.d.submit("sha256", {"data": "report-%d" % i}, name="nightly-report-%d" % i)
               for i in range(3)]
         fail = self.d.submit("failtask", {"message": "upstream returned HTTP 502"},
-                             name="sync-inventory")
+                             name="sync-inventory", max_attempts=2)
         self.d.submit("dummytask", {"batch": 7}, name="send-digest",
                       run_at="2099-01-01T06:00:00Z")
-        self.d.wait_all([j["id"] for j in ok] + [fail["id"]])
+        p = self.d.submit_pipeline([
+            {"name": "extract", "task_name": "dummytask", "task_params": {"rows": 1200}},
+            {"name": "load", "task_name": "echoprev", "use_previous_results": True}],
+            name="etl-orders")
+        cancelled = self.d.submit("sleep", {"seconds": 60}, name="rebuild-index", timeout=120)
+        self.d.post("/api/jobs/%s/cancel" % cancelled["id"])
+        self.d.wait_all([j["id"] for j in ok] + [fail["id"]], timeout=30)
+        self.d.wait_pipeline(p["id"])
         self.d.submit("sleep", {"seconds": 120}, name="transcode-video", timeout=600)
+        self.b.set_window_size(1400, 860)
         self.open()
         self.wait("a running job", lambda: self.b.find_elements(
             By.CSS_SELECTOR, '#jobs-table tr[data-status="IN_PROGRESS"]'))
         self.shot("jobs")
+        self.b.set_window_size(1400, 1280)
         self.open("#/jobs/" + fail["id"])
         self.detail_status("FAILED")
         self.shot("job-failed")
+        self.b.set_window_size(1400, 700)
+        self.open("#/pipelines/" + p["id"])
+        self.wait_css('#pipeline-detail[data-status="COMPLETED"]')
+        self.shot("pipeline")
 
 
 class DashboardAuthTest(BrowserTestCase):
