@@ -27,15 +27,15 @@
 #define UI_PREFIX "/ui"
 
 /* What every answer with a file carries besides its type and ETag. */
-#define UI_POLICY                                                                          \
-	"Cache-Control: no-cache\r\n"                                                      \
-	"Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; " \
-	"img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "         \
-	"frame-ancestors 'none'\r\n"                                                       \
-	"X-Content-Type-Options: nosniff\r\n"                                              \
-	"X-Frame-Options: DENY\r\n"                                                        \
-	"Referrer-Policy: no-referrer\r\n"                                                 \
-	"Cross-Origin-Opener-Policy: same-origin\r\n"                                      \
+#define UI_POLICY                                                                                  \
+	"Cache-Control: no-cache\r\n"                                                              \
+	"Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "       \
+	"img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "                \
+	"frame-ancestors 'none'\r\n"                                                               \
+	"X-Content-Type-Options: nosniff\r\n"                                                      \
+	"X-Frame-Options: DENY\r\n"                                                                \
+	"Referrer-Policy: no-referrer\r\n"                                                         \
+	"Cross-Origin-Opener-Policy: same-origin\r\n"                                              \
 	"Cross-Origin-Resource-Policy: same-origin\r\n"
 
 bool ui_path(const char *path)

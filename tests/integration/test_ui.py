@@ -201,6 +201,51 @@ class DashboardTest(BrowserTestCase):
         self.b.find_element(By.CSS_SELECTOR, 'nav a[data-tab="jobs"]').click()
         self.wait_css("#jobs-table")
 
+    def test_polls_every_2s_only_while_visible(self):
+        """Hidden as a poll starts (it finishes, no other follows) and as one
+        has just ended (the next one never comes); visible: every 2 s."""
+        self.open()
+        # Each poll starts with GET /api/status (the page's module calls the
+        # global fetch) and ends by writing #live. The tab is "hidden" at
+        # one of those moments, from inside the page.
+        self.b.execute_script("""
+            window.__polls = 0;
+            window.__hideAt = null;
+            window.__show = (hidden) => {
+                Object.defineProperty(document, "hidden", {value: hidden, configurable: true});
+                document.dispatchEvent(new Event("visibilitychange"));
+            };
+            const real = window.fetch;
+            window.fetch = (p, ...a) => {
+                if (p === "/api/status") {
+                    window.__polls++;
+                    if (window.__hideAt === "start") { window.__hideAt = null; __show(true); }
+                }
+                return real(p, ...a);
+            };
+            new MutationObserver(() => {
+                if (window.__hideAt === "end") { window.__hideAt = null; __show(true); }
+            }).observe(document.getElementById("live"), {childList: true, characterData: true,
+                                                        subtree: true});""")
+        polls = lambda: self.b.execute_script("return window.__polls")
+        self.wait("a poll", lambda: polls() > 0, 10)
+        for moment in ("start", "end"):
+            self.b.execute_script("window.__hideAt = arguments[0]", moment)
+            self.wait_css("#live.paused")
+            time.sleep(0.5)
+            n = polls()
+            time.sleep(5)
+            self.assertEqual(polls(), n, "the page polled while hidden (hidden at a poll's %s)"
+                             % moment)
+            self.b.execute_script("__show(false)")
+            self.wait_css("#live.on")
+            self.wait("a poll at once", lambda: polls() > n, 3)
+        # Visible: a poll every 2 s (3 to 5 in 8 s, whatever the machine's load).
+        n = polls()
+        time.sleep(8)
+        self.assertGreaterEqual(polls() - n, 3)
+        self.assertLessEqual(polls() - n, 5)
+
     def test_job_shows_up_and_opens(self):
         self.open()
         job = self.d.submit("dummytask", {"greeting": "hello from the test"}, name="shows-up")
