@@ -15,6 +15,7 @@ of sys.path, after this interpreter's own.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,18 @@ class UiFilesTest(DaemonTestCase):
         for inm in ('"x"', etag[:-2] + '"', self.d.get("/ui/app.js").header("etag")):
             self.assertEqual(self.d.get("/ui/app.css", headers={"If-None-Match": inm}).status,
                              200, inm)
+        # The header twice: neither counts (as Origin and Authorization).
+        with socket.create_connection(("127.0.0.1", self.d.port), timeout=10) as sock:
+            sock.sendall(("GET /ui/app.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n"
+                          "If-None-Match: , \"x\"\r\nConnection: close\r\n\r\n"
+                          % etag).encode())
+            answer = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:100])
 
     def test_not_files(self):
         r = self.d.get("/ui")
