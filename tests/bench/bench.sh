@@ -300,7 +300,7 @@ def cpu_per_job(name):
         return ticks * 1e6 / os.sysconf("SC_CLK_TCK") / jobs
     except (OSError, ValueError, KeyError, ZeroDivisionError):
         return None
-def f(v, spec):
+def show(v, spec):
     return spec % v if v else "n/a"
 print("%-6s %-10s %-15s %-7s %-18s %-18s %s" % (
     "round", "jobs/s", "polled jobs/s", "ratio", "valetd us/job", "polled us/job", "ratio"))
@@ -315,11 +315,11 @@ for r in range(1, repeat + 1):
     if cpu_ratio:
         cpu_ratios.append(cpu_ratio)
     print("%-6d %-10s %-15s %-7s %-18s %-18s %s" % (
-        r, f(a, "%.0f"), f(b, "%.0f"), f(ratio, "%.3f"), f(ca, "%.1f"), f(cb, "%.1f"),
-        f(cpu_ratio, "%.3f")))
+        r, show(a, "%.0f"), show(b, "%.0f"), show(ratio, "%.3f"), show(ca, "%.1f"), show(cb, "%.1f"),
+        show(cpu_ratio, "%.3f")))
     try:
-        with open(os.path.join(out, "ui_poll.%d.poll.json" % r)) as f:
-            print("       poller: %s" % f.read().strip())
+        with open(os.path.join(out, "ui_poll.%d.poll.json" % r)) as poll:
+            print("       poller: %s" % poll.read().strip())
     except OSError:
         pass
 ratios.sort()
@@ -327,9 +327,9 @@ cpu_ratios.sort()
 med = ratios[(len(ratios) - 1) // 2] if ratios else None
 cpu_med = cpu_ratios[(len(cpu_ratios) - 1) // 2] if cpu_ratios else None
 print("dashboard polling: jobs/s ratio, median %s (target >= 0.98): %s" % (
-    f(med, "%.3f"), "n/a" if med is None else "PASS" if med >= 0.98 else "FAIL"))
+    show(med, "%.3f"), "n/a" if med is None else "PASS" if med >= 0.98 else "FAIL"))
 print("dashboard polling: valetd CPU per job, median ratio %s (target <= 1.02): %s" % (
-    f(cpu_med, "%.3f"), "n/a" if cpu_med is None else "PASS" if cpu_med <= 1.02 else "FAIL"))
+    show(cpu_med, "%.3f"), "n/a" if cpu_med is None else "PASS" if cpu_med <= 1.02 else "FAIL"))
 EOF
 }
 
