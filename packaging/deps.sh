@@ -31,11 +31,12 @@ fi
 if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
 libhttp-parser-dev libinih-dev libgnutls28-dev curl"
-	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
+	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh) and read
+	# the Grafana provisioning files (python3-yaml).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
 	# in network namespaces (iproute2); test certificates (openssl). The
 	# fuzz harnesses (tests/fuzz): clang, and below its runtimes.
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 python3-yaml procps postgresql postgresql-client \
 slirp4netns iproute2 openssl clang"
 	# The load generator's HTTP client. libcurl's GnuTLS flavour, GnuTLS
 	# being the project's TLS library; another flavour already installed
@@ -74,7 +75,7 @@ slirp4netns iproute2 openssl clang"
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
 http-parser-devel inih-devel gnutls-devel curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 python3-pyyaml procps-ng postgresql-server postgresql \
 slirp4netns iproute openssl clang compiler-rt"
 	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"

@@ -264,6 +264,20 @@ check_man_keys() {
 	[ -z "$missing" ] || { echo "not in packaging/man/valetd.conf.5:$missing"; return 1; }
 }
 
+# The Grafana files under /usr/share/valet/grafana, as the repository has
+# them; the dashboard provider points at the installed dashboards.
+check_grafana_files() {
+	local f g=/usr/share/valet/grafana
+	for f in packaging/grafana/*.json; do
+		cmp "$f" "$g/dashboards/${f##*/}" || return 1
+	done
+	for f in datasources/valet-postgres.yaml alerting/valet-postgres.yaml; do
+		cmp "packaging/grafana/provisioning/$f" "$g/provisioning/$f" || return 1
+	done
+	grep -x "      path: $g/dashboards" "$g/provisioning/dashboards/valet.yaml" || return 1
+	cmp packaging/sql/valet_reader.sql /usr/share/valet/sql/valet_reader.sql
+}
+
 check_sha256_job() {
 	local want got
 	run_job sha256 '{"name":"pkg","task_name":"sha256","task_params":{"data":"abc"}}' || return 1
@@ -507,6 +521,8 @@ check "the spawner (/usr/lib/valet/valet-spawner) links none of the daemon's lib
 check "valetd -V prints valetd $VERSION" check_version
 check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
 check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'
+check "the Grafana dashboards, provisioning files and valet_reader.sql are installed" \
+	check_grafana_files
 check "valetd.service is enabled (multi-user.target.wants)" \
 	test -L /etc/systemd/system/multi-user.target.wants/valetd.service
 if command -v systemd-analyze >/dev/null 2>&1; then
@@ -605,7 +621,7 @@ check "nothing of valet is left (binaries, config, unit, plugins, state, librari
 	check_gone /usr/sbin/valetd /etc/valet /usr/lib/valet /var/lib/valet \
 	/lib/systemd/system/valetd.service /usr/lib/sysusers.d/valet.conf \
 	/etc/systemd/system/multi-user.target.wants/valetd.service \
-	/usr/share/man/man8/valetd.8.gz /usr/share/man/man5/valetd.conf.5.gz \
+	/usr/share/man/man8/valetd.8.gz /usr/share/man/man5/valetd.conf.5.gz /usr/share/valet \
 	/usr/include/valet.h "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libvalet.so.0" \
 	"/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/pkgconfig/valet.pc"
 check "the valet user is kept after purge (documented in README.Debian)" getent passwd valet
@@ -621,7 +637,11 @@ if make --no-print-directory BUILD="$BUILD" rpm >"$tmp/rpm.log" 2>&1; then
 		/etc/valet/valetd.conf /usr/lib/systemd/system/valetd.service \
 		/usr/lib/sysusers.d/valet.conf "$libdir/valet/tasks/demo.so" \
 		"$libdir/valet/tasks/wordcount" /var/lib/valet /usr/share/man/man8/valetd.8 \
-		/usr/share/man/man5/valetd.conf.5
+		/usr/share/man/man5/valetd.conf.5 /usr/share/valet/grafana/dashboards/valet-postgres.json \
+		/usr/share/valet/grafana/provisioning/datasources/valet-postgres.yaml \
+		/usr/share/valet/grafana/provisioning/dashboards/valet.yaml \
+		/usr/share/valet/grafana/provisioning/alerting/valet-postgres.yaml \
+		/usr/share/valet/sql/valet_reader.sql
 	check "valetd rpm: /etc/valet/valetd.conf is %config, 0640 root:valet" check_rpm_conf "$rpm_d"
 	check "valetd rpm: systemd scriptlets and the valet user" check_rpm_scripts "$rpm_d"
 	check "valetd rpm has the spawner" check_rpm_files "$rpm_d" \

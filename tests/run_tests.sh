@@ -21,7 +21,7 @@
 # integration suite, default 900), VALET_TEST_FUZZ_TIME (seconds each fuzz
 # harness fuzzes after its corpus, default 15; 0 = replay only; a harness
 # counts as one test), SUITES (integration modules to run,
-# default "test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile
+# default "test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_grafana@postgres test_exec test_hostile
 # test_escapes test_examples test_service test_hosts"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
 # keeps the caller's VALET_TEST_STORE (unset: memory).
@@ -39,7 +39,7 @@ case "$BUILD" in
 */asan*) export VALET_ASAN=1 ;;
 esac
 
-SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile test_escapes test_examples test_service test_hosts"}
+SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_grafana@postgres test_exec test_hostile test_escapes test_examples test_service test_hosts"}
 passed=0
 failed=0
 ran=0
