@@ -21,7 +21,7 @@ LISTEN ?= 127.0.0.1:8080
 BUILD ?= build
 CC ?= cc
 
-PKGS := jansson libseccomp inih libpq gnutls
+PKGS := jansson libseccomp inih libpq gnutls libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
 EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)

@@ -29,8 +29,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
+	# libsystemd: the daemon's journal fields and sd_notify (not the spawner's).
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
-libhttp-parser-dev libinih-dev libgnutls28-dev curl"
+libhttp-parser-dev libinih-dev libgnutls28-dev libsystemd-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh) and read
 	# the Grafana provisioning files (python3-yaml).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
@@ -74,7 +75,7 @@ slirp4netns iproute2 openssl clang"
 	fi
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
-http-parser-devel inih-devel gnutls-devel curl"
+http-parser-devel inih-devel gnutls-devel systemd-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 python3-pyyaml procps-ng postgresql-server postgresql \
 slirp4netns iproute openssl clang compiler-rt"
 	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
@@ -82,7 +83,7 @@ slirp4netns iproute openssl clang compiler-rt"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
-	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih (and cmocka, python3," >&2
+	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih, libsystemd (and cmocka, python3," >&2
 	echo "  openssl, the PostgreSQL server and client, clang and its libFuzzer runtime to test;" >&2
 	echo "  libcurl to benchmark)" >&2
 	exit 1

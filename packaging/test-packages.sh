@@ -249,6 +249,14 @@ check_version() {
 	[ "$out" = "valetd $VERSION" ]
 }
 
+# The unit pings a watchdog and lets valetd's per-job and per-request lines
+# through journald's rate limit (README, "Logging").
+check_unit_logging() {
+	local f=/lib/systemd/system/valetd.service
+	grep -x 'WatchdogSec=30s' "$f" && grep -x 'LogRateLimitIntervalSec=30s' "$f" &&
+		grep -x 'LogRateLimitBurst=200000' "$f"
+}
+
 check_unit() {
 	# The unit's ExecStart, man pages (Documentation=) and targets must be
 	# there; systemd need not be running.
@@ -379,7 +387,8 @@ check_shlibdeps() {
 	local deps lib
 	deps=$(dpkg-deb -f "$BUILD"/valetd_"$VERSION"-*_"$(dpkg --print-architecture)".deb Depends)
 	echo "Depends: $deps"
-	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libgnutls30 libpq5 libseccomp2; do
+	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libgnutls30 libpq5 libseccomp2 \
+		libsystemd0; do
 		echo "$deps" | grep -qw "$lib" || { echo "no $lib"; return 1; }
 	done
 }
@@ -389,7 +398,7 @@ check_spawner_libs() {
 	local f=/usr/lib/valet/valet-spawner
 	test -x "$f" || return 1
 	ldd "$f"
-	! ldd "$f" | grep -E 'lib(ev|pq|http_parser|inih|seccomp)\.so'
+	! ldd "$f" | grep -E 'lib(ev|pq|http_parser|inih|seccomp|systemd)\.so'
 }
 
 check_hello_job() {
@@ -525,6 +534,7 @@ check "the Grafana dashboards, provisioning files and valet_reader.sql are insta
 	check_grafana_files
 check "valetd.service is enabled (multi-user.target.wants)" \
 	test -L /etc/systemd/system/multi-user.target.wants/valetd.service
+check "valetd.service sets WatchdogSec= and LogRateLimit*" check_unit_logging
 if command -v systemd-analyze >/dev/null 2>&1; then
 	check "systemd-analyze verify valetd.service" check_unit
 else
