@@ -472,11 +472,16 @@ static void test_journal_absent_lines_kept(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_levels_filtered), cmocka_unit_test(test_text_line),
-	    cmocka_unit_test(test_text_quoting),    cmocka_unit_test(test_json_line),
-	    cmocka_unit_test(test_json_escaping),   cmocka_unit_test(test_long_value_cut),
-	    cmocka_unit_test(test_full_line),	    cmocka_unit_test(test_one_line_per_call),
-	    cmocka_unit_test(test_errno_kept),	    cmocka_unit_test(test_journal_absent_lines_kept),
+	    cmocka_unit_test(test_levels_filtered),
+	    cmocka_unit_test(test_text_line),
+	    cmocka_unit_test(test_text_quoting),
+	    cmocka_unit_test(test_json_line),
+	    cmocka_unit_test(test_json_escaping),
+	    cmocka_unit_test(test_long_value_cut),
+	    cmocka_unit_test(test_full_line),
+	    cmocka_unit_test(test_one_line_per_call),
+	    cmocka_unit_test(test_errno_kept),
+	    cmocka_unit_test(test_journal_absent_lines_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
