@@ -17,8 +17,6 @@
  * datagram. The watchdog interval is systemd's: $WATCHDOG_USEC, for this
  * process when $WATCHDOG_PID says so (sd_watchdog_enabled()).
  */
-#include <errno.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
