@@ -15,7 +15,11 @@
  * last one, so `systemctl status valetd` says "running 3 jobs, 120
  * queued" at a cost of at most one datagram a second. Both go in one
  * datagram. The watchdog interval is systemd's: $WATCHDOG_USEC, for this
- * process when $WATCHDOG_PID says so (sd_watchdog_enabled()).
+ * process when $WATCHDOG_PID says so (sd_watchdog_enabled()). Times are
+ * ev_time(), not the loop's cached ev_now(): a turn of the loop that took
+ * long must not let two STATUS= lines out less than a second apart.
+ * sd_notify() sends on a blocking socket, so a manager whose queue is full
+ * would hold the loop until it reads; systemd reads its socket at once.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -50,7 +54,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct notify_watch *w = t->data;
 	char line[NOTIFY_STATUS_MAX], msg[NOTIFY_STATUS_MAX + 32];
-	ev_tstamp now = ev_now(loop);
+	ev_tstamp now = ev_time(); /* not ev_now(): the loop's may be late by a busy turn */
 	size_t len = 0;
 
 	(void)revents;
@@ -90,7 +94,7 @@ struct notify_watch *notify_watch_new(struct ev_loop *loop, notify_status_fn sta
 		if (w->ping_every < every)
 			every = w->ping_every;
 	}
-	w->last_ping = w->last_status = ev_now(loop) - 2 * NOTIFY_STATUS_EVERY;
+	w->last_ping = w->last_status = ev_time() - 2 * NOTIFY_STATUS_EVERY;
 	ev_timer_init(&w->timer, on_tick, 0., every);
 	w->timer.data = w;
 	ev_timer_start(loop, &w->timer);
