@@ -92,6 +92,11 @@ struct http_request {
 	LIST_ENTRY(http_request) wait_link;
 };
 
+/* The OpenAPI document of the API (api/openapi.json, generated into the
+ * build by the Makefile); NUL-terminated, len without the NUL. */
+extern const char routes_openapi_json[];
+extern const size_t routes_openapi_json_len;
+
 /* Route a complete request: answers now or starts a core call (routes.c). */
 void routes_dispatch(struct http_request *req);
 

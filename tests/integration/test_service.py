@@ -313,9 +313,9 @@ def journal_stream(path):
 class JournalFieldsTest(unittest.TestCase):
     def setUp(self):
         if os.geteuid() != 0:
-            self.skipTest("host: not root (the fake journal needs a mount namespace)")
+            self.skipTest("needs root (the fake journal is a mount namespace of valetd's own)")
         if not shutil.which("unshare"):
-            self.skipTest("host: no unshare(1) (util-linux)")
+            self.skipTest("needs unshare(1) (util-linux)")
         self.journal = FakeJournal()
         self.addCleanup(self.journal.close)
 
@@ -435,9 +435,16 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(done["failure_reason"], "timed out after 1s (killed)", done)
 
     def test_bad_file_changes_nothing(self):
-        with open(self.d.conf_path, "a") as f:
-            f.write("\n[queue]\nwrokers = 3\n")
+        # A good change (default_timeout 10s -> 3s) before a bad key: the
+        # whole file is refused, the good change too.
+        with open(self.d.conf_path) as f:
+            text = f.read()
+        self.assertIn("\ndefault_timeout = 10s\n", text)
+        text = text.replace("\ndefault_timeout = 10s\n", "\ndefault_timeout = 3s\n")
+        with open(self.d.conf_path, "w") as f:
+            f.write(text + "\n[queue]\nwrokers = 3\n")
         self.hup_and_wait("reload failed")
+        self.assertIn('unknown key "wrokers"', self.d.log_text())
         self.assertTrue(self.d.alive())
         job = self.d.submit("sleep", {"seconds": 0.2})
         done = self.d.wait_for(job["id"], timeout=5)
