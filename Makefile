@@ -22,7 +22,7 @@ LISTEN ?= 127.0.0.1:8080
 BUILD ?= build
 CC ?= cc
 
-PKGS := jansson libseccomp inih libpq gnutls
+PKGS := jansson libseccomp inih libpq gnutls libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 EV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
 EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
@@ -186,8 +186,8 @@ deps:
 # browser test: chromium's WebDriver.
 deps-test:
 	@pkg-config --exists $(PKGS) $(CLI_PKGS) cmocka && test -f /usr/include/ev.h && \
-		command -v python3 >/dev/null && command -v slirp4netns >/dev/null && \
-		command -v chromedriver >/dev/null && \
+		command -v python3 >/dev/null && python3 -c "import yaml" 2>/dev/null && \
+		command -v slirp4netns >/dev/null && command -v chromedriver >/dev/null && \
 		command -v ip >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 && \
 		FUZZ_CC=$(FUZZ_CC) tests/fuzz/fuzz.sh check || packaging/deps.sh --test
 
@@ -310,8 +310,12 @@ TASKDIR ?= $(LIBDIR)/valet/tasks
 MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+# Grafana dashboards (packaging/grafana/*.json) and provisioning files, and
+# the SQL of the read-only role valet_reader (README, "Dashboards and alerts").
+GRAFANADIR ?= $(PREFIX)/share/valet/grafana
+SQLDIR ?= $(PREFIX)/share/valet/sql
 
-install: all install-man
+install: all install-man install-grafana
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(TASKDIR) $(DESTDIR)$(SYSCONFDIR)/valet $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR)
@@ -335,6 +339,23 @@ install: all install-man
 		packaging/valetd.service > $(DESTDIR)$(UNITDIR)/valetd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/valetd.service
 	install -m 644 packaging/valet.sysusers $(DESTDIR)$(SYSUSERSDIR)/valet.conf
+
+install-grafana:
+	install -d $(DESTDIR)$(GRAFANADIR)/dashboards $(DESTDIR)$(SQLDIR) \
+		$(DESTDIR)$(GRAFANADIR)/provisioning/datasources \
+		$(DESTDIR)$(GRAFANADIR)/provisioning/dashboards \
+		$(DESTDIR)$(GRAFANADIR)/provisioning/alerting
+	install -m 644 packaging/grafana/*.json $(DESTDIR)$(GRAFANADIR)/dashboards/
+	install -m 644 packaging/grafana/provisioning/datasources/*.yaml \
+		$(DESTDIR)$(GRAFANADIR)/provisioning/datasources/
+	install -m 644 packaging/grafana/provisioning/alerting/*.yaml \
+		$(DESTDIR)$(GRAFANADIR)/provisioning/alerting/
+	for f in packaging/grafana/provisioning/dashboards/*.yaml; do \
+		sed -e 's|/usr/share/valet/grafana|$(GRAFANADIR)|g' $$f \
+			> $(DESTDIR)$(GRAFANADIR)/provisioning/dashboards/$${f##*/} && \
+		chmod 644 $(DESTDIR)$(GRAFANADIR)/provisioning/dashboards/$${f##*/} || exit 1; \
+	done
+	install -m 644 packaging/sql/valet_reader.sql $(DESTDIR)$(SQLDIR)/valet_reader.sql
 
 format:
 	clang-format -i $(TASK_SRCS) $(DAEMON_SRCS) supervisor/valetd.c sandbox/valet_spawner.c \
@@ -419,4 +440,4 @@ install-man:
 			> $(DESTDIR)$(MANDIR)/$$m && chmod 644 $(DESTDIR)$(MANDIR)/$$m || exit 1; \
 	done
 
-.PHONY: dist deb rpm test-packages install-man
+.PHONY: dist deb rpm test-packages install-man install-grafana

@@ -29,20 +29,22 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
+	# libsystemd: the daemon's journal fields and sd_notify (not the spawner's).
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
-libhttp-parser-dev libinih-dev libgnutls28-dev curl"
+libhttp-parser-dev libinih-dev libgnutls28-dev libsystemd-dev curl"
 	# The valet CLI's (and the load generator's) HTTP client. libcurl's
 	# GnuTLS flavour, GnuTLS being the project's TLS library; another
 	# flavour already installed does as well (they conflict, apt would
 	# replace it).
 	pkg-config --exists libcurl 2>/dev/null || pkgs="$pkgs libcurl4-gnutls-dev"
-	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
+	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh) and read
+	# the Grafana provisioning files (python3-yaml).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
 	# in network namespaces (iproute2); test certificates (openssl). The
 	# fuzz harnesses (tests/fuzz): clang, and below its runtimes. The web
 	# dashboard's test (tests/integration/test_ui.py): a headless browser.
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
-slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 python3-yaml procps postgresql \
+postgresql-client slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	updated=0
 	install_missing() {
@@ -74,15 +76,16 @@ slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium"
 	fi
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
-http-parser-devel inih-devel gnutls-devel libcurl-devel curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
-slirp4netns iproute openssl clang compiler-rt chromium chromedriver python3-selenium"
+http-parser-devel inih-devel gnutls-devel libcurl-devel systemd-devel curl"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 python3-pyyaml procps-ng \
+postgresql-server postgresql slirp4netns iproute openssl clang compiler-rt chromium chromedriver \
+python3-selenium"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
-	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih, libcurl (and cmocka," >&2
-	echo "  python3, openssl, the PostgreSQL server and client, clang and its libFuzzer runtime," >&2
-	echo "  chromium, its WebDriver and python3-selenium to test)" >&2
+	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih, libcurl, libsystemd" >&2
+	echo "  (and cmocka, python3 with yaml, openssl, the PostgreSQL server and client, clang and" >&2
+	echo "  its libFuzzer runtime, chromium, its WebDriver and python3-selenium to test)" >&2
 	exit 1
 fi

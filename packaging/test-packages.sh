@@ -250,6 +250,14 @@ check_version() {
 	[ "$out" = "valetd $VERSION" ]
 }
 
+# The unit pings a watchdog and lets valetd's per-job and per-request lines
+# through journald's rate limit (README, "Logging").
+check_unit_logging() {
+	local f=/lib/systemd/system/valetd.service
+	grep -x 'WatchdogSec=30s' "$f" && grep -x 'LogRateLimitIntervalSec=30s' "$f" &&
+		grep -x 'LogRateLimitBurst=200000' "$f"
+}
+
 check_unit() {
 	# The unit's ExecStart, man pages (Documentation=) and targets must be
 	# there; systemd need not be running.
@@ -263,6 +271,20 @@ check_man_keys() {
 		grep -q "^\.BR $key " packaging/man/valetd.conf.5 || missing="$missing $key"
 	done
 	[ -z "$missing" ] || { echo "not in packaging/man/valetd.conf.5:$missing"; return 1; }
+}
+
+# The Grafana files under /usr/share/valet/grafana, as the repository has
+# them; the dashboard provider points at the installed dashboards.
+check_grafana_files() {
+	local f g=/usr/share/valet/grafana
+	for f in packaging/grafana/*.json; do
+		cmp "$f" "$g/dashboards/${f##*/}" || return 1
+	done
+	for f in datasources/valet-postgres.yaml alerting/valet-postgres.yaml; do
+		cmp "packaging/grafana/provisioning/$f" "$g/provisioning/$f" || return 1
+	done
+	grep -x "      path: $g/dashboards" "$g/provisioning/dashboards/valet.yaml" || return 1
+	cmp packaging/sql/valet_reader.sql /usr/share/valet/sql/valet_reader.sql
 }
 
 check_sha256_job() {
@@ -366,7 +388,8 @@ check_shlibdeps() {
 	local deps lib
 	deps=$(dpkg-deb -f "$BUILD"/valetd_"$VERSION"-*_"$(dpkg --print-architecture)".deb Depends)
 	echo "Depends: $deps"
-	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libgnutls30 libpq5 libseccomp2; do
+	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libgnutls30 libpq5 libseccomp2 \
+		libsystemd0; do
 		echo "$deps" | grep -qw "$lib" || { echo "no $lib"; return 1; }
 	done
 }
@@ -402,7 +425,7 @@ check_spawner_libs() {
 	local f=/usr/lib/valet/valet-spawner
 	test -x "$f" || return 1
 	ldd "$f"
-	! ldd "$f" | grep -E 'lib(ev|pq|http_parser|inih|seccomp)\.so'
+	! ldd "$f" | grep -E 'lib(ev|pq|http_parser|inih|seccomp|systemd)\.so'
 }
 
 check_hello_job() {
@@ -537,8 +560,11 @@ check "valet -V prints valet $VERSION" sh -c "test \"\$(/usr/bin/valet -V)\" = '
 check "man 1 valet" man -w 1 valet
 check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
 check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'
+check "the Grafana dashboards, provisioning files and valet_reader.sql are installed" \
+	check_grafana_files
 check "valetd.service is enabled (multi-user.target.wants)" \
 	test -L /etc/systemd/system/multi-user.target.wants/valetd.service
+check "valetd.service sets WatchdogSec= and LogRateLimit*" check_unit_logging
 if command -v systemd-analyze >/dev/null 2>&1; then
 	check "systemd-analyze verify valetd.service" check_unit
 else
@@ -638,7 +664,7 @@ check "nothing of valet is left (binaries, config, unit, plugins, state, librari
 	/usr/lib/valet /var/lib/valet \
 	/lib/systemd/system/valetd.service /usr/lib/sysusers.d/valet.conf \
 	/etc/systemd/system/multi-user.target.wants/valetd.service \
-	/usr/share/man/man8/valetd.8.gz /usr/share/man/man5/valetd.conf.5.gz \
+	/usr/share/man/man8/valetd.8.gz /usr/share/man/man5/valetd.conf.5.gz /usr/share/valet \
 	/usr/include/valet.h "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libvalet.so.0" \
 	"/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/pkgconfig/valet.pc"
 check "the valet user is kept after purge (documented in README.Debian)" getent passwd valet
@@ -655,7 +681,11 @@ if make --no-print-directory BUILD="$BUILD" rpm >"$tmp/rpm.log" 2>&1; then
 		/etc/valet/valetd.conf /usr/lib/systemd/system/valetd.service \
 		/usr/lib/sysusers.d/valet.conf "$libdir/valet/tasks/demo.so" \
 		"$libdir/valet/tasks/wordcount" /var/lib/valet /usr/share/man/man8/valetd.8 \
-		/usr/share/man/man5/valetd.conf.5
+		/usr/share/man/man5/valetd.conf.5 /usr/share/valet/grafana/dashboards/valet-postgres.json \
+		/usr/share/valet/grafana/provisioning/datasources/valet-postgres.yaml \
+		/usr/share/valet/grafana/provisioning/dashboards/valet.yaml \
+		/usr/share/valet/grafana/provisioning/alerting/valet-postgres.yaml \
+		/usr/share/valet/sql/valet_reader.sql
 	check "valetd rpm: /etc/valet/valetd.conf is %config, 0640 root:valet" check_rpm_conf "$rpm_d"
 	check "valetd rpm: systemd scriptlets and the valet user" check_rpm_scripts "$rpm_d"
 	check "valetd rpm has the spawner" check_rpm_files "$rpm_d" \

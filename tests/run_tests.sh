@@ -32,8 +32,7 @@
 # integration suite, default 900), VALET_TEST_FUZZ_TIME (seconds each fuzz
 # harness fuzzes after its corpus, default 15; 0 = replay only; a harness
 # counts as one test), SUITES (integration modules to run,
-# default "test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile
-# test_escapes test_examples test_service test_hosts test_cli test_openapi test_ui"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
+# default: DEFAULT_SUITES below). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
 # keeps the caller's VALET_TEST_STORE (unset: memory).
 set -u
@@ -54,7 +53,26 @@ if [ -z "${VALET_TEST_STRICT:-}" ]; then
 	VALET_TEST_STRICT=0
 	[ "$(id -u)" = 0 ] && VALET_TEST_STRICT=1
 fi
-SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile test_escapes test_examples test_service test_hosts test_cli test_openapi test_ui"}
+DEFAULT_SUITES="
+test_layout
+test_api
+test_api@postgres
+test_http
+test_auth
+test_tls
+test_pg@postgres
+test_grafana@postgres
+test_exec
+test_hostile
+test_escapes
+test_examples
+test_service
+test_hosts
+test_cli
+test_openapi
+test_ui
+"
+SUITES=${SUITES:-$DEFAULT_SUITES}
 passed=0
 failed=0
 skipped=0
