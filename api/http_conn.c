@@ -152,7 +152,8 @@ static void conn_head(struct http_conn *c, struct http_request *req)
 	conn_add(c->head, cap, &len, "HTTP/1.1 %u %s\r\nDate: %s\r\n", req->status,
 		 http_status_str((enum http_status)req->status), http_date(srv));
 	if (body && req->resp_len > 0)
-		conn_add(c->head, cap, &len, "Content-Type: application/json\r\n");
+		conn_add(c->head, cap, &len, "Content-Type: %s\r\n",
+			 req->content_type ? req->content_type : "application/json");
 	if (body)
 		conn_add(c->head, cap, &len, "Content-Length: %zu\r\n", req->resp_len);
 	if (len < cap)

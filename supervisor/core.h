@@ -128,6 +128,12 @@ bool core_storage_healthy(struct core *core);
 /* True while shutting down: the API answers 503 to new work. */
 bool core_draining(struct core *core);
 
+struct metrics_text;
+/* Append the core's metrics families (Prometheus text) to t: the build,
+ * held jobs, slots, spawner, isolation, the store's figures, the job
+ * counters (core_metrics.c). */
+void core_metrics(struct core *core, struct metrics_text *t);
+
 /* Graceful shutdown: refuse new work, let running jobs finish for up to the
  * grace period, then kill them and record why. Calls done(arg) once when
  * nothing runs any more. */
