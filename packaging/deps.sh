@@ -34,9 +34,11 @@ libhttp-parser-dev libinih-dev libgnutls28-dev curl"
 	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
 	# in network namespaces (iproute2); test certificates (openssl). The
-	# fuzz harnesses (tests/fuzz): clang, and below its runtimes.
+	# fuzz harnesses (tests/fuzz): clang, and below its runtimes. A real
+	# Prometheus scrapes valetd in tests/integration/test_metrics.py, and
+	# its promtool checks the text and the alert rules.
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
-slirp4netns iproute2 openssl clang"
+slirp4netns iproute2 openssl clang prometheus"
 	# The load generator's HTTP client. libcurl's GnuTLS flavour, GnuTLS
 	# being the project's TLS library; another flavour already installed
 	# does as well (they conflict, apt would replace it).

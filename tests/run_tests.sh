@@ -22,7 +22,7 @@
 # harness fuzzes after its corpus, default 15; 0 = replay only; a harness
 # counts as one test), SUITES (integration modules to run,
 # default "test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile
-# test_escapes test_examples test_service test_hosts"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
+# test_escapes test_examples test_service test_hosts test_metrics test_metrics@postgres"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
 # keeps the caller's VALET_TEST_STORE (unset: memory).
 set -u
@@ -39,7 +39,7 @@ case "$BUILD" in
 */asan*) export VALET_ASAN=1 ;;
 esac
 
-SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile test_escapes test_examples test_service test_hosts"}
+SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile test_escapes test_examples test_service test_hosts test_metrics test_metrics@postgres"}
 passed=0
 failed=0
 ran=0
