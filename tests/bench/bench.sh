@@ -22,6 +22,11 @@
 #   2c. exec tasks under full isolation (/bin/echo {}, BENCH_EXEC_JOBS jobs):
 #      profile exec, then exec+net (a network namespace per slot served by
 #      slirp4netns): what the network costs per job
+#   2d. /metrics: step 2 on a daemon with BENCH_METRICS_TASKS more (exec)
+#      tasks, so that a scrape is large (every task's counters), without and
+#      then with a scraper that GETs /metrics once a second through the run
+#      (its time and size per scrape in $OUT/metrics_scraped.RUN.scrapes):
+#      what scraping costs the job throughput (target: < 2%)
 #   6. step 2 with storage = postgres: a throwaway PostgreSQL on this machine
 #      (tests/pg_tmp.sh with PG_TMP_DURABLE=1: fsync and synchronous_commit
 #      on), a fresh schema per run, after an untimed warm-up run of 2000 jobs
@@ -40,6 +45,9 @@
 # per-round ratios)
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed; by default only a failed step does).
+# BENCH_METRICS_TASKS=200; BENCH_ONLY="empty metrics" runs only the steps
+# named (forkloop, empty, full, exec, park, metrics, kill, edge, postgres;
+# default: all) - the summary says n/a for the others.
 #
 # A/B mode: BENCH_BASELINE=DIR, another build directory (its valetd and
 # tasks/demo.so; its valetd finds its own spawner, if it has one, beside
@@ -65,6 +73,8 @@ PARK_SMALL=${BENCH_PARK_SMALL:-10000}
 PARK_LARGE=${BENCH_PARK_LARGE:-100000}
 KILL=${BENCH_KILL:-200}
 REPEAT=${BENCH_REPEAT:-1}
+METRICS_TASKS=${BENCH_METRICS_TASKS:-200}
+ONLY=${BENCH_ONLY:-}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 
 BASELINE=
@@ -96,7 +106,8 @@ if [ -n "$BASELINE" ] && { [ ! -x "$BASELINE/valetd" ] || [ ! -f "$BASELINE/task
 	exit 1
 fi
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/forkloop*.txt "$OUT"/summary.txt
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/*.scrapes "$OUT"/forkloop*.txt \
+	"$OUT"/summary.txt
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/valet-bench.XXXXXX")
 DAEMON_PID=
@@ -232,8 +243,27 @@ record_rss() {
 	echo "$(rss_kb "$DAEMON_PID") $total" >"$OUT/$1.rss"
 }
 
+# want STEP: whether BENCH_ONLY (empty: all) names the step.
+want() {
+	[ -z "$ONLY" ] && return 0
+	case " $ONLY " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
+}
+
+# scraper URL FILE: GET URL once a second until killed, appending "seconds
+# bytes" of each scrape to FILE.
+scraper() {
+	while :; do
+		curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "$1" >>"$2"
+		sleep 1
+	done
+}
+
 # measure NAME RUN PARK: one run on a fresh daemon: park PARK jobs (not timed,
 # RSS read after), then the JOBS timed jobs; report in $OUT/NAME.RUN.json.
+# SCRAPE=1: a scraper (above) runs against /metrics meanwhile.
 measure() {
 	local name=$1 run=$2 park=$3
 	if ! start_daemon "$name.$run"; then
@@ -247,8 +277,26 @@ measure() {
 		fi
 		record_rss "$name.$run"
 	fi
+	local scraper_pid=
+	if [ "${SCRAPE:-0}" = 1 ]; then
+		scraper "http://127.0.0.1:$PORT/metrics" "$OUT/$name.$run.scrapes" &
+		scraper_pid=$!
+	fi
 	loadgen "$name.$run" --jobs "${MEASURE_JOBS:-$JOBS}" ${MEASURE_TASK:+--task "$MEASURE_TASK"}
+	if [ -n "$scraper_pid" ]; then
+		kill "$scraper_pid" 2>/dev/null
+		wait "$scraper_pid" 2>/dev/null
+	fi
 	stop_daemon
+}
+
+# metrics_tasks: BENCH_METRICS_TASKS exec task sections (never run), for a
+# daemon whose scrape holds many tasks' counters.
+metrics_tasks() {
+	local i
+	for i in $(seq "$METRICS_TASKS"); do
+		printf '[task.bench_task_%04d]\ncommand = /bin/true\n' "$i"
+	done
 }
 
 # postgres RUN: the empty-queue workload with durable storage, schema bench_RUN.
@@ -486,18 +534,27 @@ fi
 # between them (to the fork loop, parked to empty, full isolation to
 # seccomp only) compare runs made close together.
 for run in $(seq "$REPEAT"); do
-	forkloop "$run"
-	measure empty "$run" 0
+	want forkloop && forkloop "$run"
+	want empty && measure empty "$run" 0
 	# Full isolation, same workload: namespaces + cgroup + uid + seccomp.
-	FULL_ISOLATION=1 measure full "$run" 0
+	want full && FULL_ISOLATION=1 measure full "$run" 0
 	# Exec tasks, full isolation: without network, then with exec+net's.
-	FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0
-	FULL_ISOLATION=1 MEASURE_TASK=echo_net MEASURE_JOBS=$EXEC_JOBS measure exec_net "$run" 0
-	measure park_small "$run" "$PARK_SMALL"
-	measure park_large "$run" "$PARK_LARGE"
+	if want exec; then
+		FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0
+		FULL_ISOLATION=1 MEASURE_TASK=echo_net MEASURE_JOBS=$EXEC_JOBS measure exec_net "$run" 0
+	fi
+	if want park; then
+		measure park_small "$run" "$PARK_SMALL"
+		measure park_large "$run" "$PARK_LARGE"
+	fi
+	# /metrics: the same daemon (many tasks) without, then with a scraper.
+	if want metrics; then
+		EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0
+		EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0
+	fi
 done
-step kill --kill "$KILL" --jobs 0
-edge
+want kill && step kill --kill "$KILL" --jobs 0
+want edge && edge
 
 # PostgreSQL last, in its own rounds: a server that has just taken 20,000
 # jobs vacuums and checkpoints for a while, which would slow the runs that
@@ -506,7 +563,9 @@ edge
 # server (catalog caches, the first checkpoint); its report
 # (postgres.warmup) is not counted.
 PG_DIR=$(mktemp -u /tmp/valet-bench-pg.XXXXXX)
-if PG_URL=$(PG_TMP_DURABLE=1 tests/pg_tmp.sh start "$PG_DIR" 2>"$OUT/postgres.server.log"); then
+if ! want postgres; then
+	:
+elif PG_URL=$(PG_TMP_DURABLE=1 tests/pg_tmp.sh start "$PG_DIR" 2>"$OUT/postgres.server.log"); then
 	for run in warmup $(seq "$REPEAT"); do
 		postgres "$run"
 	done
@@ -519,10 +578,11 @@ fi
 PG_DIR=
 
 python3 - "$OUT" "$JOBS" "$PARK_SMALL" "$PARK_LARGE" "$KILL" "$WORKERS" "$CONNS" "$REPEAT" \
-	"$EXEC_JOBS" >"$OUT/summary.txt" <<'EOF'
+	"$EXEC_JOBS" "$METRICS_TASKS" >"$OUT/summary.txt" <<'EOF'
 import glob, json, os, re, sys
 
-out, jobs, park_small, park_large, kill, workers, conns, repeat, exec_jobs = sys.argv[1:]
+out, jobs, park_small, park_large, kill, workers, conns, repeat, exec_jobs, metrics_tasks = \
+    sys.argv[1:]
 
 def load(name):
     try:
@@ -632,6 +692,15 @@ edge_p99 = get(edge, "idle", "extra_ms", "p99")
 edge_kb = get(edge, "idle", "rss_kb_per_connection")
 edge_kill = get(edge, "big_result", "kill_late_ms")
 edge_read = get(edge, "big_result", "read_s")
+rate_mbase = get(median_run("metrics_base"), "run", "throughput")
+rate_mscraped = get(median_run("metrics_scraped"), "run", "throughput")
+pct_scraped = round_ratio("metrics_scraped", "metrics_base")
+scrapes = []
+for p in glob.glob(os.path.join(out, "metrics_scraped.*.scrapes")):
+    with open(p) as f:
+        scrapes += [tuple(float(x) for x in line.split()) for line in f if len(line.split()) == 2]
+scrape_ms = median([s[0] * 1000 for s in scrapes])
+scrape_kb = median([s[1] / 1024 for s in scrapes])
 rss_mb = max_rss_mb("park_large", 0)
 children_mb = max_rss_mb("park_large", 1)
 
@@ -670,6 +739,13 @@ rows = [
         fmt(rate_large, "%.0f", " jobs/s"), fmt(pct_large, "%.0f", "%")), "within 10%",
      mark(ok(pct_large is not None and pct_large >= 90, pct_large))),
     ("  submit-to-complete p50 / p99", both(large, "latency_ms"), "", ""),
+    ("throughput, %s tasks, /metrics unscraped" % metrics_tasks,
+     fmt(rate_mbase, "%.0f", " jobs/s"), "", ""),
+    ("  scraped once a second", "%s (%s of unscraped)" % (
+        fmt(rate_mscraped, "%.0f", " jobs/s"), fmt(pct_scraped, "%.1f", "%")), ">= 98%",
+     mark(ok(pct_scraped is not None and pct_scraped >= 98, pct_scraped))),
+    ("  a scrape: time, size (medians of %d)" % len(scrapes), "%s, %s" % (
+        fmt(scrape_ms, "%.1f", " ms"), fmt(scrape_kb, "%.0f", " kB")), "", ""),
     ("kill latency p50 / p99 (%s jobs)" % kill, "%s / %s ms" % (
         fmt(kill_p50, "%.2f"), fmt(kill_p99, "%.2f")), "p99 < 10 ms",
      mark(ok(kill_p99 is not None and kill_p99 < 10, kill_p99))),
