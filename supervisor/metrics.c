@@ -271,8 +271,10 @@ void metrics_job_submitted(struct metrics *m, const struct job *job)
 {
 	struct metrics_task *t = metrics_task(m, job->task_name);
 
-	if (t)
+	if (t) {
 		t->submitted++;
+		t->active = true;
+	}
 }
 
 static void count_syscall(struct metrics *m, const char *name)
@@ -297,7 +299,10 @@ void metrics_attempt_ended(struct metrics *m, const struct job *job, enum job_st
 
 	if (!t)
 		return;
-	if (o->pid > 0 && o->wall_ms >= 0)
+	t->active = true;
+	/* Every attempt that started has a wall time (a pipeline's job may end
+	 * before its child's pid is known); its child's figures need a child. */
+	if (o->wall_ms >= 0 && f != METRICS_FAIL_START)
 		metrics_hist_observe(&t->wall, o->wall_ms / 1e3);
 	if (o->pid > 0 && o->cpu_ms >= 0)
 		metrics_hist_observe(&t->cpu, o->cpu_ms / 1e3);
@@ -318,8 +323,10 @@ void metrics_job_finished(struct metrics *m, const struct job *job)
 {
 	struct metrics_task *t = metrics_task(m, job->task_name);
 
-	if (t && job->status >= 0 && job->status <= JOB_STATUS_MAX)
+	if (t && job->status >= 0 && job->status <= JOB_STATUS_MAX) {
 		t->finished[job->status]++;
+		t->active = true;
+	}
 }
 
 void metrics_job_retried(struct metrics *m, const struct job *job)
@@ -334,8 +341,10 @@ void metrics_start_failed(struct metrics *m, const struct job *job)
 {
 	struct metrics_task *t = metrics_task(m, job->task_name);
 
-	if (t)
+	if (t) {
 		t->failures[METRICS_FAIL_START]++;
+		t->active = true;
+	}
 }
 
 void metrics_queue_wait(struct metrics *m, double seconds)
@@ -348,10 +357,21 @@ void metrics_kill_latency(struct metrics *m, double seconds)
 	metrics_hist_observe(&m->kill_latency, seconds < 0 ? 0 : seconds);
 }
 
-static void write_task_counters(struct metrics_text *t, const struct metrics *m)
+static void write_finished(struct metrics_text *t, const char *name, const struct metrics_task *mt)
 {
 	static const enum job_status finals[] = {JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED};
 
+	for (size_t k = 0; k < sizeof(finals) / sizeof(finals[0]); k++)
+		metrics_sample(t, "valet_jobs_finished_total", (double)mt->finished[finals[k]],
+			       "task", name, "status", job_status_name(finals[k]),
+			       (const char *)NULL);
+}
+
+/* Every task's submissions; its finished, failures and retries series (all
+ * zero until then) once it had a job here: a daemon with hundreds of tasks,
+ * most of them idle, is not scraped as thousands of zeros. */
+static void write_task_counters(struct metrics_text *t, const struct metrics *m)
+{
 	metrics_family(t, "valet_jobs_submitted_total", "counter",
 		       "Jobs accepted by this node (pipeline jobs included), by task.");
 	for (size_t i = 0; i < m->ntasks; i++)
@@ -360,23 +380,22 @@ static void write_task_counters(struct metrics_text *t, const struct metrics *m)
 	metrics_family(t, "valet_jobs_finished_total", "counter",
 		       "Jobs that reached a final status on this node, by task and status.");
 	for (size_t i = 0; i < m->ntasks; i++)
-		for (size_t k = 0; k < sizeof(finals) / sizeof(finals[0]); k++)
-			metrics_sample(t, "valet_jobs_finished_total",
-				       (double)m->tasks[i].finished[finals[k]], "task",
-				       m->task_names[i], "status", job_status_name(finals[k]),
-				       (const char *)NULL);
+		if (m->tasks[i].active)
+			write_finished(t, m->task_names[i], &m->tasks[i]);
 	metrics_family(t, "valet_job_failures_total", "counter",
 		       "Failed attempts (retried or not) by task and class.");
 	for (size_t i = 0; i < m->ntasks; i++)
-		for (int f = METRICS_FAIL_NONE + 1; f < METRICS_FAIL_COUNT; f++)
+		for (int f = METRICS_FAIL_NONE + 1; m->tasks[i].active && f < METRICS_FAIL_COUNT;
+		     f++)
 			metrics_sample(t, "valet_job_failures_total",
 				       (double)m->tasks[i].failures[f], "task", m->task_names[i],
 				       "class", failure_names[f], (const char *)NULL);
 	metrics_family(t, "valet_job_retries_total", "counter",
 		       "Failed attempts that were scheduled to run again, by task.");
 	for (size_t i = 0; i < m->ntasks; i++)
-		metrics_sample(t, "valet_job_retries_total", (double)m->tasks[i].retries, "task",
-			       m->task_names[i], (const char *)NULL);
+		if (m->tasks[i].active)
+			metrics_sample(t, "valet_job_retries_total", (double)m->tasks[i].retries,
+				       "task", m->task_names[i], (const char *)NULL);
 }
 
 void metrics_write_jobs(struct metrics_text *t, const struct metrics *m)

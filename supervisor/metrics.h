@@ -93,6 +93,8 @@ const char *metrics_failure_name(enum metrics_failure f); /* "timeout", ... */
 #define METRICS_SYSCALLS 64 /* distinct blocked system calls named; then "other" */
 
 struct metrics_task {
+	bool active; /* had a job on this node: its finished, failures and retries
+		      * series are written from then on (all zero before) */
 	uint64_t submitted;
 	uint64_t finished[JOB_STATUS_MAX + 1]; /* by final status */
 	uint64_t failures[METRICS_FAIL_COUNT]; /* failed attempts by class */

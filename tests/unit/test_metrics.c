@@ -2,8 +2,9 @@
  * test_metrics.c - the counters and the Prometheus text format of
  * supervisor/metrics.c: histogram buckets (cumulative, le="+Inf", _sum,
  * _count), label escaping, numbers that read back exactly, the job
- * counters by task, status and failure class, unknown task names that
- * never become labels, and the bounded set of system call names. With
+ * counters by task, status and failure class (an idle task: its
+ * submissions only), unknown task names that never become labels, and the
+ * bounded set of system call names. With
  * promtool on the PATH (Debian's prometheus package), the whole text of a
  * busy metrics object is also checked by `promtool check metrics`.
  */
@@ -134,6 +135,11 @@ static void test_job_counters(void **state)
 	 * attempt has no histogram series yet. */
 	assert_null(strstr(t.data, "not-registered"));
 	assert_null(strstr(t.data, "valet_job_wall_seconds_count{task=\"alpha\"}"));
+	/* Nor, until it has a job, finished, failures or retries series. */
+	assert_null(strstr(t.data, "valet_jobs_finished_total{task=\"alpha\""));
+	assert_null(strstr(t.data, "valet_job_failures_total{task=\"alpha\""));
+	assert_null(strstr(t.data, "valet_job_retries_total{task=\"alpha\""));
+	assert_has(&t, "valet_job_failures_total{task=\"beta\",class=\"oom\"} 0\n");
 	free(t.data);
 	job_unref(ok);
 	job_unref(bad);
