@@ -24,7 +24,7 @@
 #      slirp4netns): what the network costs per job
 #   2d. /metrics: step 2 on a daemon with BENCH_METRICS_TASKS more (exec)
 #      tasks, so that a scrape is large (every task's counters), without and
-#      then with a scraper that GETs /metrics once a second through the run
+#      with (in turn first) a scraper that GETs /metrics once a second through the run
 #      (its time and size per scrape in $OUT/metrics_scraped.RUN.scrapes):
 #      what scraping costs the job throughput (target: < 2%); then, on that
 #      daemon, 2000 scrapes back to back and the daemon's CPU time per
@@ -256,13 +256,23 @@ want() {
 	return 1
 }
 
-# scraper URL FILE: GET URL once a second until killed, appending "seconds
-# bytes" of each scrape to FILE.
+# scraper PORT FILE: GET /metrics once a second until killed, as
+# Prometheus does (one process, one keep-alive connection), appending
+# "seconds bytes" of each scrape to FILE.
 scraper() {
-	while :; do
-		curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "$1" >>"$2"
-		sleep 1
-	done
+	exec python3 - "$1" "$2" <<-'PY'
+		import http.client, sys, time
+		conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+		with open(sys.argv[2], "a") as out:
+		    while True:
+		        t0 = time.monotonic()
+		        conn.request("GET", "/metrics")
+		        size = len(conn.getresponse().read())
+		        took = time.monotonic() - t0
+		        out.write("%.6f %d\n" % (took, size))
+		        out.flush()
+		        time.sleep(max(0.0, 1.0 - took))
+	PY
 }
 
 # measure NAME RUN PARK: one run on a fresh daemon: park PARK jobs (not timed,
@@ -283,7 +293,7 @@ measure() {
 	fi
 	local scraper_pid=
 	if [ "${SCRAPE:-0}" = 1 ]; then
-		scraper "http://127.0.0.1:$PORT/metrics" "$OUT/$name.$run.scrapes" &
+		scraper "$PORT" "$OUT/$name.$run.scrapes" &
 		scraper_pid=$!
 	fi
 	loadgen "$name.$run" --jobs "${MEASURE_JOBS:-$JOBS}" ${MEASURE_TASK:+--task "$MEASURE_TASK"}
@@ -571,10 +581,14 @@ for run in $(seq "$REPEAT"); do
 		measure park_small "$run" "$PARK_SMALL"
 		measure park_large "$run" "$PARK_LARGE"
 	fi
-	# /metrics: the same daemon (many tasks) without, then with a scraper.
-	if want metrics; then
+	# /metrics: the same daemon (many tasks) without and with a scraper,
+	# the unscraped one first in odd rounds, second in even ones.
+	if want metrics && [ $((run % 2)) = 1 ]; then
 		EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0
 		EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0
+	elif want metrics; then
+		EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0
+		EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0
 	fi
 done
 want kill && step kill --kill "$KILL" --jobs 0
