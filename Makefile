@@ -263,7 +263,7 @@ FUZZ_OBJS_json_in := $(FUZZ_JSON_OBJS)
 FUZZ_OBJS_config := supervisor/config supervisor/config_task supervisor/hidden \
 	supervisor/netpolicy $(FUZZ_VALUE_OBJS)
 FUZZ_OBJS_frame := supervisor/run_io supervisor/outcome supervisor/filter supervisor/policy
-FUZZ_OBJS_routes := api/routes $(FUZZ_JSON_OBJS)
+FUZZ_OBJS_routes := api/routes supervisor/metrics $(FUZZ_JSON_OBJS)
 FUZZ_LIBS_json_in := $(TASK_LIBS) -lm
 FUZZ_LIBS_config := $(shell pkg-config --libs inih 2>/dev/null)
 FUZZ_LIBS_frame := $(shell pkg-config --libs jansson libseccomp 2>/dev/null) $(EV_LIBS)
@@ -313,6 +313,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 # Grafana dashboards (packaging/grafana/*.json) and provisioning files, and
 # the SQL of the read-only role valet_reader (README, "Dashboards and alerts").
 GRAFANADIR ?= $(PREFIX)/share/valet/grafana
+PROMDIR ?= $(PREFIX)/share/valet/prometheus
 SQLDIR ?= $(PREFIX)/share/valet/sql
 
 install: all install-man install-grafana
@@ -356,6 +357,8 @@ install-grafana:
 		chmod 644 $(DESTDIR)$(GRAFANADIR)/provisioning/dashboards/$${f##*/} || exit 1; \
 	done
 	install -m 644 packaging/sql/valet_reader.sql $(DESTDIR)$(SQLDIR)/valet_reader.sql
+	install -d $(DESTDIR)$(PROMDIR)
+	install -m 644 packaging/prometheus/valet-alerts.yml $(DESTDIR)$(PROMDIR)/valet-alerts.yml
 
 format:
 	clang-format -i $(TASK_SRCS) $(DAEMON_SRCS) supervisor/valetd.c sandbox/valet_spawner.c \

@@ -33,6 +33,7 @@ static const struct {
     {"read", AUTH_READ},
     {"cancel", AUTH_CANCEL},
     {"admin", AUTH_ADMIN},
+    {"metrics", AUTH_METRICS},
 };
 
 #define AUTH_NSCOPES (sizeof(auth_scope_names) / sizeof(auth_scope_names[0]))
@@ -88,6 +89,8 @@ unsigned auth_scope_needed(const char *method, const char *path)
 {
 	size_t len = strlen(path);
 
+	if (!strcmp(path, "/metrics"))
+		return AUTH_METRICS;
 	if (!strcmp(method, "GET"))
 		return AUTH_READ;
 	if (!strcmp(method, "DELETE"))
@@ -177,7 +180,7 @@ int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t e
 			break;
 		}
 		if (auth_scopes_parse(f[1], &k.scopes) < 0) {
-			snprintf(err, errlen, "%s:%u: bad scopes \"%.64s\" (submit, read, cancel, admin)",
+			snprintf(err, errlen, "%s:%u: bad scopes \"%.64s\" (submit, read, cancel, admin, metrics)",
 				 path, lineno, f[1]);
 			rc = -EINVAL;
 			break;

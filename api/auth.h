@@ -7,7 +7,7 @@
  *
  *   NAME SCOPES SHA256-HEX [CREATED]
  *
- * SCOPES is a comma-separated subset of submit, read, cancel, admin.
+ * SCOPES is a comma-separated subset of submit, read, cancel, admin, metrics.
  */
 #ifndef VALET_AUTH_H
 #define VALET_AUTH_H
@@ -21,6 +21,7 @@ enum auth_scope {
 	AUTH_READ = 1u << 1,   /* GET */
 	AUTH_CANCEL = 1u << 2, /* POST .../cancel, DELETE */
 	AUTH_ADMIN = 1u << 3,  /* everything, and every key's work */
+	AUTH_METRICS = 1u << 4, /* GET /metrics */
 };
 
 #define AUTH_NAME_MAX 64

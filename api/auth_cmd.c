@@ -124,7 +124,7 @@ static int key_create(const char *path, const char *name, const char *scopes_tex
 	}
 	if (!scopes_text || auth_scopes_parse(scopes_text, &bits) < 0) {
 		fprintf(stderr, "valetd key: --scopes: a comma-separated list of submit, read, "
-				"cancel, admin\n");
+				"cancel, admin, metrics\n");
 		return 2;
 	}
 	if ((rc = lines_read(path, &l)) < 0)
@@ -250,7 +250,7 @@ int auth_key_command(const char *path, int argc, char **argv)
 		return key_create(path, argv[1], scopes);
 	}
 	fprintf(stderr, "usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
-			"submit,read,cancel,admin\n"
+			"submit,read,cancel,admin,metrics\n"
 			"       valetd [-c FILE | --file KEYS] key list\n"
 			"       valetd [-c FILE | --file KEYS] key revoke NAME\n");
 	return 2;

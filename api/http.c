@@ -428,6 +428,7 @@ void http_access_log(const struct http_conn *c, const struct http_request *req, 
 {
 	char status[16], bytes[32], ms[32], remote[INET6_ADDRSTRLEN + 16];
 
+	http_metrics_request(&c->srv->metrics, req, sent);
 	if (!c->srv->cfg->access_log)
 		return;
 	http_format_peer(&c->peer, remote, sizeof(remote));
@@ -437,6 +438,12 @@ void http_access_log(const struct http_conn *c, const struct http_request *req, 
 	log_info("request", "method", req->head ? "HEAD" : req->method, "path",
 		 req->url ? req->url : "-", "status", status, "bytes", bytes, "ms", ms, "remote",
 		 remote, "key", req->key_name[0] ? req->key_name : "-");
+}
+
+void http_request_metrics(struct http_request *req, struct metrics_text *t)
+{
+	if (req->srv)
+		http_metrics_write(req->srv, t);
 }
 
 /* ---- clients ---------------------------------------------------------------- */
@@ -717,6 +724,7 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 		return NULL;
 	}
 	srv->loop = loop;
+	http_metrics_init(&srv->metrics);
 	srv->cfg = cfg;
 	srv->core = core;
 	srv->listen_fd = -1;

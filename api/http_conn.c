@@ -154,7 +154,8 @@ static void conn_head(struct http_conn *c, struct http_request *req)
 	if (req->resp_headers)
 		conn_add(c->head, cap, &len, "%s", req->resp_headers);
 	else if (body && req->resp_len > 0)
-		conn_add(c->head, cap, &len, "Content-Type: application/json\r\n");
+		conn_add(c->head, cap, &len, "Content-Type: %s\r\n",
+			 req->content_type ? req->content_type : "application/json");
 	if (body)
 		conn_add(c->head, cap, &len, "Content-Length: %zu\r\n", req->resp_len);
 	if (len < cap)

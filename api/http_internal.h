@@ -15,6 +15,7 @@
 #include <ev.h>
 #include <http_parser.h>
 
+#include "../supervisor/metrics.h"
 #include "auth.h"
 #include "http_tls.h"
 #include "routes.h"
@@ -59,6 +60,15 @@ enum http_conn_state {
 
 TAILQ_HEAD(http_conn_list, http_conn);
 
+/* Requests by route pattern x method x status code, and latency by route
+ * (http_metrics.c). */
+#define HTTP_METRICS_METHODS 7 /* GET HEAD POST PATCH DELETE OPTIONS other */
+#define HTTP_METRICS_CODES 20  /* 0 (none sent), the server's codes, other */
+struct http_metrics {
+	uint64_t requests[ROUTES_NPATTERNS][HTTP_METRICS_METHODS][HTTP_METRICS_CODES];
+	struct metrics_hist latency[ROUTES_NPATTERNS];
+};
+
 /* The connections from one IPv4 address or one IPv6 /64. */
 struct http_client {
 	LIST_ENTRY(http_client) link;
@@ -97,6 +107,7 @@ struct http_server {
 	/* The Date header's value, made once a second. */
 	char date[40];
 	int64_t date_s;
+	struct http_metrics metrics;
 	char scratch[65536]; /* what one read brings in, parsed at once */
 };
 
@@ -155,6 +166,13 @@ void http_conn_answered(struct http_conn *c);
 void http_conn_sweep(struct http_server *srv, ev_tstamp now);
 /* Send a last error answer on a socket that will not be served, and close it. */
 void http_conn_refuse(int fd, unsigned status, const char *message);
+
+/* ---- http_metrics.c ---- */
+
+void http_metrics_init(struct http_metrics *m);
+/* A request ended on its connection (sent: its answer went out). */
+void http_metrics_request(struct http_metrics *m, const struct http_request *req, bool sent);
+void http_metrics_write(const struct http_server *srv, struct metrics_text *t);
 
 /* ---- http.c, for http_conn.c ---- */
 

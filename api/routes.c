@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../supervisor/metrics.h"
 #include "json_out.h"
 #include "routes.h"
 
@@ -302,6 +303,22 @@ static void handle_openapi(struct http_request *req)
 	http_request_answer(req, 200, copy, routes_openapi_json_len);
 }
 
+/* GET /metrics: the core's families, then the HTTP server's. */
+static void handle_metrics(struct http_request *req)
+{
+	struct metrics_text t = {0};
+
+	core_metrics(req->core, &t);
+	http_request_metrics(req, &t);
+	if (t.err) {
+		free(t.data);
+		http_request_error(req, 500, "out of memory");
+		return;
+	}
+	req->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	http_request_answer(req, 200, t.data, t.len);
+}
+
 /* Decoding failed: 400 with the message, or 500 on ENOMEM. */
 static void bad_body(struct http_request *req, int rc, const char *err)
 {
@@ -482,6 +499,62 @@ static void handle_by_id(struct http_request *req, bool pipelines, const struct 
 	call_by_id(req, route, bin);
 }
 
+/* The route patterns (the metrics' route label), in routes_pattern_name() order. */
+enum { PAT_OTHER, PAT_STATUS, PAT_TASKS, PAT_JOBS, PAT_JOB, PAT_JOB_CANCEL, PAT_JOB_RESULTS,
+       PAT_PIPELINES, PAT_PIPELINE, PAT_PIPELINE_CANCEL, PAT_PIPELINE_JOBS, PAT_METRICS,
+       PAT_OPENAPI, PAT_UI };
+
+static const char *const patterns[ROUTES_NPATTERNS] = {
+    [PAT_OTHER] = "other",
+    [PAT_STATUS] = "/api/status",
+    [PAT_TASKS] = "/api/tasks",
+    [PAT_JOBS] = "/api/jobs",
+    [PAT_JOB] = "/api/jobs/:id",
+    [PAT_JOB_CANCEL] = "/api/jobs/:id/cancel",
+    [PAT_JOB_RESULTS] = "/api/jobs/:id/results",
+    [PAT_PIPELINES] = "/api/pipelines",
+    [PAT_PIPELINE] = "/api/pipelines/:id",
+    [PAT_PIPELINE_CANCEL] = "/api/pipelines/:id/cancel",
+    [PAT_PIPELINE_JOBS] = "/api/pipelines/:id/jobs",
+    [PAT_METRICS] = "/metrics",
+    [PAT_OPENAPI] = "/api/openapi.json",
+    [PAT_UI] = "/ui/",
+};
+
+const char *routes_pattern_name(unsigned pattern)
+{
+	return pattern < ROUTES_NPATTERNS ? patterns[pattern] : NULL;
+}
+
+unsigned routes_pattern(const char *url)
+{
+	struct seg segs[ROUTES_MAX_SEGS];
+	int n = url ? split_path(url, segs) : -1;
+	bool pl = n >= 1 && seg_is(&segs[0], "pipelines");
+
+	if (url && !strcmp(url, "/metrics"))
+		return PAT_METRICS;
+	if (url && (!strcmp(url, "/ui") || !strncmp(url, "/ui/", 4)))
+		return PAT_UI;
+	if (n == 1 && seg_is(&segs[0], "openapi.json"))
+		return PAT_OPENAPI;
+	if (n == 1 && seg_is(&segs[0], "status"))
+		return PAT_STATUS;
+	if (n == 1 && seg_is(&segs[0], "tasks"))
+		return PAT_TASKS;
+	if (n < 1 || !(pl || seg_is(&segs[0], "jobs")))
+		return PAT_OTHER;
+	if (n == 1)
+		return pl ? PAT_PIPELINES : PAT_JOBS;
+	if (n == 2)
+		return pl ? PAT_PIPELINE : PAT_JOB;
+	if (seg_is(&segs[2], "cancel"))
+		return pl ? PAT_PIPELINE_CANCEL : PAT_JOB_CANCEL;
+	if (seg_is(&segs[2], pl ? "jobs" : "results"))
+		return pl ? PAT_PIPELINE_JOBS : PAT_JOB_RESULTS;
+	return PAT_OTHER;
+}
+
 void routes_dispatch(struct http_request *req)
 {
 	struct seg segs[ROUTES_MAX_SEGS];
@@ -489,7 +562,9 @@ void routes_dispatch(struct http_request *req)
 	int n = split_path(req->url, segs);
 	bool get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
 
-	if (n == 1 && seg_is(&segs[0], "status") && get)
+	if (!strcmp(req->url, "/metrics") && get)
+		handle_metrics(req);
+	else if (n == 1 && seg_is(&segs[0], "status") && get)
 		handle_status(req);
 	else if (n == 1 && seg_is(&segs[0], "tasks") && get)
 		handle_tasks(req);

@@ -77,6 +77,7 @@ struct http_request {
 	/* Header lines of an answer that is not JSON ("Content-Type: ...\r\n"
 	 * and more), malloc()ed; NULL: a JSON answer. */
 	char *resp_headers;
+	const char *content_type; /* static; NULL: application/json */
 	struct iovec resp[HTTP_BODY_PARTS]; /* the body, in pieces (malloc()ed) */
 	unsigned nresp;
 	size_t resp_len;
@@ -103,6 +104,19 @@ extern const size_t routes_openapi_json_len;
 
 /* Route a complete request: answers now or starts a core call (routes.c). */
 void routes_dispatch(struct http_request *req);
+
+/*
+ * The route pattern of a request path, for the metrics' route label: an
+ * index into routes_pattern_name() ("/api/jobs/:id", "/metrics", ...); 0
+ * ("other") for a path that is no route. url: NULL is "other".
+ */
+#define ROUTES_NPATTERNS 14
+unsigned routes_pattern(const char *url);
+const char *routes_pattern_name(unsigned pattern);
+
+struct metrics_text;
+/* Append the HTTP server's own metrics families to t (http_metrics.c). */
+void http_request_metrics(struct http_request *req, struct metrics_text *t);
 
 /* Set the answer; body is stolen (NULL for none). Ends a wait (http.c). */
 void http_request_answer(struct http_request *req, unsigned status, char *body, size_t len);

@@ -42,9 +42,12 @@ libhttp-parser-dev libinih-dev libgnutls28-dev libsystemd-dev curl"
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
 	# in network namespaces (iproute2); test certificates (openssl). The
 	# fuzz harnesses (tests/fuzz): clang, and below its runtimes. The web
-	# dashboard's test (tests/integration/test_ui.py): a headless browser.
+	# dashboard's test (tests/integration/test_ui.py): a headless browser. A
+	# real Prometheus scrapes valetd in tests/integration/test_metrics.py,
+	# and its promtool checks the text and the alert rules.
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 python3-yaml procps postgresql \
-postgresql-client slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium"
+postgresql-client slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium \
+prometheus"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	updated=0
 	install_missing() {

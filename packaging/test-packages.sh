@@ -273,8 +273,8 @@ check_man_keys() {
 	[ -z "$missing" ] || { echo "not in packaging/man/valetd.conf.5:$missing"; return 1; }
 }
 
-# The Grafana files under /usr/share/valet/grafana, as the repository has
-# them; the dashboard provider points at the installed dashboards.
+# The Grafana files under /usr/share/valet/grafana and the Prometheus alert
+# rules under /usr/share/valet/prometheus, as the repository has them; the dashboard provider points at the installed dashboards.
 check_grafana_files() {
 	local f g=/usr/share/valet/grafana
 	for f in packaging/grafana/*.json; do
@@ -284,7 +284,8 @@ check_grafana_files() {
 		cmp "packaging/grafana/provisioning/$f" "$g/provisioning/$f" || return 1
 	done
 	grep -x "      path: $g/dashboards" "$g/provisioning/dashboards/valet.yaml" || return 1
-	cmp packaging/sql/valet_reader.sql /usr/share/valet/sql/valet_reader.sql
+	cmp packaging/sql/valet_reader.sql /usr/share/valet/sql/valet_reader.sql || return 1
+	cmp packaging/prometheus/valet-alerts.yml /usr/share/valet/prometheus/valet-alerts.yml
 }
 
 check_sha256_job() {
@@ -560,7 +561,7 @@ check "valet -V prints valet $VERSION" sh -c "test \"\$(/usr/bin/valet -V)\" = '
 check "man 1 valet" man -w 1 valet
 check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
 check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'
-check "the Grafana dashboards, provisioning files and valet_reader.sql are installed" \
+check "the Grafana dashboards, provisioning files, valet_reader.sql and the alert rules are installed" \
 	check_grafana_files
 check "valetd.service is enabled (multi-user.target.wants)" \
 	test -L /etc/systemd/system/multi-user.target.wants/valetd.service

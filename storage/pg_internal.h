@@ -10,6 +10,7 @@
 
 #include "pgconn.h"
 #include "../supervisor/idmap.h"
+#include "../supervisor/metrics.h"
 #include "../supervisor/store.h"
 
 enum pg_op_kind { OP_CREATE_JOB, OP_CREATE_PIPELINE, OP_DELETE_JOB, OP_DELETE_RESULT,
@@ -79,6 +80,8 @@ struct pg_store {
 	struct idmap *dirty_pl_map;     /* pipeline id -> its entry */
 	size_t ndirty;                  /* entries on the two dirty lists */
 	unsigned inflight;              /* write batches in flight */
+	struct metrics_hist commit_batch; /* entries per group commit (metrics) */
+	uint64_t rescued;		  /* jobs rescued from expired nodes (metrics) */
 	size_t solo;                    /* entries still to send one per batch */
 	ev_prepare flush_w;
 

@@ -290,6 +290,7 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 		release_after_loss(ps);
 	}
 	if (rescued > 0) {
+		ps->rescued += (uint64_t)rescued;
 		snprintf(n, sizeof(n), "%lld", (long long)rescued);
 		log_warn("rescued the work of nodes whose lease expired", "jobs", n);
 		ps->maybe_work = true;

@@ -42,6 +42,7 @@ struct pg_batch {
 	size_t query;	/* the query whose results come next (txn: 0 is BEGIN) */
 	size_t nsynced; /* Sync results seen */
 	char *errmsg;
+	int64_t sent_ns; /* when it was last sent (CLOCK_MONOTONIC), for the metrics */
 };
 
 STAILQ_HEAD(pg_batch_list, pg_batch);

@@ -61,7 +61,9 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "../supervisor/job.h"
 #include "../supervisor/log.h"
+#include "../supervisor/metrics.h"
 #include "pgbatch.h"
 
 #define PGC_MAX_INFLIGHT 8
@@ -106,6 +108,8 @@ struct pgconn {
 	int backoff_ms;
 	uint64_t rng;
 	char last_reason[PGC_REASON_MAX]; /* to log a repeated failure quietly */
+	uint64_t round_trips;		  /* batches sent */
+	struct metrics_hist rtt;	  /* sent -> answered, in seconds */
 };
 
 static void pgc_drop(struct pgconn *c, const char *why);
@@ -116,6 +120,8 @@ static void pgc_complete(struct pgconn *c, struct pg_batch *b, int err, const ch
 {
 	b->queued = false;
 	c->npending--;
+	if (b->sent_ns && (err == 0 || err == -EIO))
+		metrics_hist_observe(&c->rtt, (double)(job_mono_ns() - b->sent_ns) / 1e9);
 	b->done(b, err, msg, b->arg);
 }
 
@@ -423,6 +429,8 @@ static void pgc_pump(struct pgconn *c)
 		STAILQ_INSERT_TAIL(&c->inflight, b, link);
 		c->ninflight++;
 		pg_batch_reset(b);
+		b->sent_ns = job_mono_ns();
+		c->round_trips++;
 		if (pgc_send(c, b) < 0) {
 			pgc_drop(c, PQerrorMessage(c->conn));
 			return;
@@ -740,6 +748,7 @@ struct pgconn *pgconn_new(struct ev_loop *loop, const char *conninfo, const char
 	STAILQ_INIT(&c->inflight);
 	STAILQ_INIT(&c->resend);
 	c->rollback.internal = true;
+	metrics_hist_init(&c->rtt, metrics_buckets_latency, metrics_nbuckets_latency);
 	c->backoff_ms = PGC_BACKOFF_MIN_MS;
 	c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)(ev_time() * 1e6) ^ 0x9e3779b97f4a7c15ull;
 	c->state = PGC_WAIT;
@@ -748,6 +757,12 @@ struct pgconn *pgconn_new(struct ev_loop *loop, const char *conninfo, const char
 	/* Connect from the loop, so that no callback runs inside pgconn_new. */
 	ev_timer_start(loop, &c->timer);
 	return c;
+}
+
+void pgconn_stats(const struct pgconn *c, uint64_t *round_trips, const struct metrics_hist **rtt)
+{
+	*round_trips = c->round_trips;
+	*rtt = &c->rtt;
 }
 
 static struct pg_batch *pgc_pop_any(struct pgconn *c)

@@ -84,6 +84,10 @@ void pgconn_free(struct pgconn *c);
 bool pgconn_up(const struct pgconn *c);
 /* Batches queued or in flight. */
 size_t pgconn_pending(const struct pgconn *c);
+struct metrics_hist;
+/* For the metrics: batches sent (each one round trip), and their round
+ * trip times (borrowed: the connection's). */
+void pgconn_stats(const struct pgconn *c, uint64_t *round_trips, const struct metrics_hist **rtt);
 /* Drop the connection now and reconnect (tests; a hung server). */
 void pgconn_reset(struct pgconn *c);
 

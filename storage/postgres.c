@@ -382,6 +382,7 @@ static void flush(struct pg_store *ps)
 	if (ps->solo)
 		ps->solo--;
 	ps->inflight++;
+	metrics_hist_observe(&ps->commit_batch, (double)n);
 	return;
 fail:
 	free(f);
@@ -863,6 +864,19 @@ static bool pg_healthy(struct store *st)
 	return ps->registered && pgconn_up(ps->writer) && ps->reader && pgconn_up(ps->reader);
 }
 
+static void pg_stats(struct store *st, struct store_stats *out)
+{
+	struct pg_store *ps = pg_of(st);
+
+	*out = (struct store_stats){.up = pg_healthy(st),
+				    .batch = &ps->commit_batch,
+				    .rescued = ps->rescued,
+				    .unsaved = ps->ndirty};
+	if (ps->writer)
+		pgconn_stats(ps->writer, &out->round_trips[0], &out->rtt[0]);
+	if (ps->reader)
+		pgconn_stats(ps->reader, &out->round_trips[1], &out->rtt[1]);
+}
 
 static void pg_free(struct store *st)
 {
@@ -927,6 +941,7 @@ static const struct store_ops pg_ops = {
 	.delete_pipeline = pg_delete_pipeline,
 	.sync = pg_sync,
 	.healthy = pg_healthy,
+	.stats = pg_stats,
 	.free = pg_free,
 	.attach = pgq_attach,
 	.want = pgq_want,
@@ -969,6 +984,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	TAILQ_INIT(&ps->lazy_jobs);
 	ps->dirty_job_map = idmap_new_indirect(offsetof(struct job, id));
 	ps->dirty_pl_map = idmap_new_indirect(offsetof(struct pipeline, id));
+	metrics_hist_init(&ps->commit_batch, metrics_buckets_batch, metrics_nbuckets_batch);
 	ev_timer_init(&ps->lazy_w, on_lazy, PG_LAZY_S, 0.);
 	ps->lazy_w.data = ps;
 	ev_timer_init(&ps->gather_w, on_gather, PG_GATHER_S, 0.);

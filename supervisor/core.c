@@ -183,6 +183,7 @@ void core_finish_unrun(struct core *core, struct job *job, enum job_status st,
 {
 	core_unqueue(core, job);
 	lc_job(core->store, job, LC_JOB_DROP, &(struct lc_change){.to = st, .reason = reason});
+	metrics_job_finished(core->metrics, job);
 	deactivate(core, job);
 }
 
@@ -233,6 +234,13 @@ static void hook_started(void *arg, struct job *job)
 
 	job->core_where = CORE_RUNNING;
 	lc_job(core->store, job, LC_JOB_START, NULL);
+	/* How long its first attempt waited once it was due (a pipeline: its
+	 * first job; later ones wait for their predecessor, not the queue). */
+	if (job->attempt == 1 && job->pipeline_index == 0) {
+		int64_t due = job->run_at > job->created_at ? job->run_at : job->created_at;
+
+		metrics_queue_wait(core->metrics, (double)(job->started_at - due) / 1e6);
+	}
 	/* Its first job (a later one, or a retry, finds it running already). */
 	if (pl && pl->status == JOB_PENDING)
 		lc_pipeline(core->store, pl, LC_PL_START, &(struct lc_change){.when = job->started_at});
@@ -278,7 +286,9 @@ static void hook_done(void *arg, struct job *job, enum job_status st, const char
 {
 	struct core *core = arg;
 
+	metrics_attempt_ended(core->metrics, job, st);
 	if (st == JOB_FAILED && job->attempt < job->max_attempts && !core->draining) {
+		metrics_job_retried(core->metrics, job);
 		retry(core, job, reason);
 		return;
 	}
@@ -286,6 +296,7 @@ static void hook_done(void *arg, struct job *job, enum job_status st, const char
 	lc_job(core->store, job, LC_JOB_END,
 	       &(struct lc_change){
 		   .to = st, .reason = reason, .result_json = result_json, .error = error});
+	metrics_job_finished(core->metrics, job);
 	log_done(job);
 	deactivate(core, job);
 }
@@ -341,6 +352,7 @@ static void start_failed(struct core *core, struct job *job, int rc)
 
 	snprintf(reason, sizeof(reason), "could not start the job: %s", strerror(-rc));
 	log_error("could not start a job", "task", job->task_name, "error", strerror(-rc));
+	metrics_start_failed(core->metrics, job);
 	core_finish_unrun(core, job, JOB_FAILED, reason);
 	if (pl)
 		core_pipeline_end(core, pl, JOB_FAILED, "cancelled: an earlier job could not start",
@@ -609,6 +621,8 @@ struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct sto
 		      struct tasks *reg, int spawner_fd)
 {
 	struct core *core = calloc(1, sizeof(*core));
+	const char *const *names;
+	size_t ntasks;
 
 	if (!core)
 		return NULL;
@@ -620,8 +634,11 @@ struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct sto
 	core->active = idmap_new(offsetof(struct job, id));
 	core->active_pl = idmap_new(offsetof(struct pipeline, id));
 	core->runner = runner_new(loop, cfg, reg, spawner_fd, &hooks, core);
-	if (!core->active || !core->active_pl || !core->runner)
+	names = tasks_names(reg, &ntasks);
+	core->metrics = metrics_new(names, ntasks);
+	if (!core->active || !core->active_pl || !core->runner || !core->metrics)
 		goto fail;
+	runner_set_metrics(core->runner, core->metrics);
 	ev_periodic_init(&core->sched_w, on_schedule, 0, 0, NULL);
 	core->sched_w.data = core;
 	ev_prepare_init(&core->dispatch_w, on_dispatch);
@@ -683,6 +700,7 @@ void core_free(struct core *core)
 	idmap_foreach(core->active_pl, unref_pipeline, NULL);
 	idmap_free(core->active);
 	idmap_free(core->active_pl);
+	metrics_free(core->metrics);
 	free(core);
 }
 

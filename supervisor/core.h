@@ -130,6 +130,12 @@ bool core_draining(struct core *core);
 /* What this node runs now, and what it holds that has not started. */
 void core_load(struct core *core, unsigned *running, size_t *queued);
 
+struct metrics_text;
+/* Append the core's metrics families (Prometheus text) to t: the build,
+ * held jobs, slots, spawner, isolation, the store's figures, the job
+ * counters (core_metrics.c). */
+void core_metrics(struct core *core, struct metrics_text *t);
+
 /* Graceful shutdown: refuse new work, let running jobs finish for up to the
  * grace period, then kill them and record why. Calls done(arg) once when
  * nothing runs any more. */

@@ -11,6 +11,7 @@
 #include "core.h"
 #include "idmap.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "queue.h"
 #include "run.h"
 #include "store.h"
@@ -32,6 +33,7 @@ struct core {
 	struct store *store;
 	struct tasks *reg;
 	struct runner *runner;
+	struct metrics *metrics;    /* what /metrics shows of jobs (metrics.h) */
 
 	struct queue queue;	    /* waiting work: FIFOs and the run_at heap */
 	size_t nqueued;             /* accepted, not yet started: counts against capacity */

@@ -235,6 +235,11 @@ static void submitted(void *arg, const struct store_reply *reply)
 		op_free(op);
 		return;
 	}
+	if (op->pl)
+		for (size_t i = 0; i < op->pl->njobs; i++)
+			metrics_job_submitted(core->metrics, op->pl->jobs[i]);
+	else
+		metrics_job_submitted(core->metrics, op->job);
 	if (!reply->claimed) {
 		/* Stored for whichever node claims it first (shared store). */
 		core->nqueued--;

@@ -53,6 +53,7 @@ struct job_outcome {
 	bool output_limit : 1;  /* we killed it for too much output */
 	bool oom_killed : 1;
 	bool seccomp_blocked : 1;
+	uint8_t failure_class;	/* enum metrics_failure: why the attempt failed (not stored) */
 	const char *seccomp_syscall; /* interned name of the blocked call; NULL unknown */
 };
 

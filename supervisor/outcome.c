@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "outcome.h"
 
 void outcome_format_duration(int64_t ms, char *out, size_t len)
@@ -63,7 +64,8 @@ const char *outcome_signal_name(int sig, char *buf, size_t len)
 }
 
 /* We killed it: our reason, whatever the child's status says. */
-static enum job_status classify_kill(const struct outcome_facts *f, char *reason, size_t len)
+static enum job_status classify_kill(const struct outcome_facts *f, char *reason, size_t len,
+				     enum metrics_failure *cls)
 {
 	char a[32];
 
@@ -71,6 +73,7 @@ static enum job_status classify_kill(const struct outcome_facts *f, char *reason
 	case RUN_KILL_TIMEOUT:
 		outcome_format_duration(f->timeout_ms, a, sizeof(a));
 		snprintf(reason, len, "timed out after %s (killed)", a);
+		*cls = METRICS_FAIL_TIMEOUT;
 		return JOB_FAILED;
 	case RUN_KILL_CANCEL:
 		snprintf(reason, len, "cancelled by request");
@@ -78,22 +81,27 @@ static enum job_status classify_kill(const struct outcome_facts *f, char *reason
 	case RUN_KILL_SHUTDOWN:
 		outcome_format_duration(f->shutdown_grace_ms, a, sizeof(a));
 		snprintf(reason, len, "killed at shutdown after the %s grace period", a);
+		*cls = METRICS_FAIL_SHUTDOWN;
 		return JOB_FAILED;
 	case RUN_KILL_OUTPUT:
 		outcome_format_size(f->max_output_bytes, a, sizeof(a));
 		snprintf(reason, len, "output limit exceeded (more than %s on stdout/stderr)", a);
+		*cls = METRICS_FAIL_OUTPUT_LIMIT;
 		return JOB_FAILED;
 	case RUN_KILL_RESULT_SIZE:
 		outcome_format_size(f->max_result_bytes, a, sizeof(a));
 		snprintf(reason, len, "result too large (more than %s)", a);
+		*cls = METRICS_FAIL_RESULT;
 		return JOB_FAILED;
 	case RUN_KILL_PROTOCOL:
 		snprintf(reason, len, "malformed result: %s",
 			 f->malformed ? f->malformed : "bad frame from the task");
+		*cls = METRICS_FAIL_RESULT;
 		return JOB_FAILED;
 	case RUN_KILL_LEASE:
 		snprintf(reason, len, "killed: this node could not renew its database lease in time "
 				      "(another node may take its work over)");
+		*cls = METRICS_FAIL_LOST_NODE;
 		return JOB_FAILED;
 	case RUN_KILL_NONE:
 		break;
@@ -102,13 +110,15 @@ static enum job_status classify_kill(const struct outcome_facts *f, char *reason
 }
 
 /* It never ran, or the kernel ended it: fork, OOM, seccomp, CPU, a signal. */
-static enum job_status classify_death(const struct outcome_facts *f, char *reason, size_t len)
+static enum job_status classify_death(const struct outcome_facts *f, char *reason, size_t len,
+				      enum metrics_failure *cls)
 {
 	char a[32];
 	const char *what;
 
 	if (f->spawn_err) {
 		snprintf(reason, len, "could not start the job: fork: %s", strerror(f->spawn_err));
+		*cls = METRICS_FAIL_START;
 		return JOB_FAILED;
 	}
 	if (f->oom_killed) {
@@ -117,6 +127,7 @@ static enum job_status classify_death(const struct outcome_facts *f, char *reaso
 			snprintf(reason, len, "out of memory (limit %s)", a);
 		else
 			snprintf(reason, len, "out of memory");
+		*cls = METRICS_FAIL_OOM;
 		return JOB_FAILED;
 	}
 	if (f->exited)
@@ -126,6 +137,7 @@ static enum job_status classify_death(const struct outcome_facts *f, char *reaso
 			snprintf(reason, len, "blocked by sandbox: system call %s", f->syscall_name);
 		else
 			snprintf(reason, len, "blocked by sandbox: forbidden system call");
+		*cls = METRICS_FAIL_SECCOMP;
 		return JOB_FAILED;
 	}
 	/* RLIMIT_CPU: the kernel's SIGXCPU once the task has used its CPU
@@ -135,6 +147,7 @@ static enum job_status classify_death(const struct outcome_facts *f, char *reaso
 	     (f->term_signal == SIGKILL && f->cpu_ms + 100 >= (int64_t)f->cpu_limit_s * 1000))) {
 		outcome_format_duration((int64_t)f->cpu_limit_s * 1000, a, sizeof(a));
 		snprintf(reason, len, "CPU time limit exceeded (limit %s)", a);
+		*cls = METRICS_FAIL_CPU_LIMIT;
 		return JOB_FAILED;
 	}
 	what = outcome_signal_name(f->term_signal, a, sizeof(a));
@@ -142,16 +155,18 @@ static enum job_status classify_death(const struct outcome_facts *f, char *reaso
 		snprintf(reason, len, "crashed: %s (%s)", a, what);
 	else
 		snprintf(reason, len, "crashed: %s", a);
+	*cls = METRICS_FAIL_SIGNAL;
 	return JOB_FAILED;
 }
 
 /* It exited: the sandbox's setup, its status, then its result. */
 static enum job_status classify_exit(const struct outcome_facts *f, char *reason, size_t len,
-				     bool *by_task)
+				     enum metrics_failure *cls)
 {
 	if (f->setup_step) {
 		snprintf(reason, len, "sandbox setup failed: %s: %s", f->setup_step,
 			 strerror(f->setup_errno));
+		*cls = METRICS_FAIL_SETUP;
 		return JOB_FAILED;
 	}
 	if (f->exit_code != 0) {
@@ -160,37 +175,49 @@ static enum job_status classify_exit(const struct outcome_facts *f, char *reason
 				 f->stderr_tail);
 		else
 			snprintf(reason, len, "exited with status %d", f->exit_code);
+		*cls = METRICS_FAIL_EXIT;
 		return JOB_FAILED;
 	}
 	if (f->malformed) {
 		snprintf(reason, len, "malformed result: %s", f->malformed);
+		*cls = METRICS_FAIL_RESULT;
 		return JOB_FAILED;
 	}
 	if (!f->has_result) {
 		snprintf(reason, len, "exited without a result");
+		*cls = METRICS_FAIL_RESULT;
 		return JOB_FAILED;
 	}
 	if (f->task_error) {
 		snprintf(reason, len, "%s", f->task_error);
-		*by_task = true;
+		*cls = METRICS_FAIL_TASK;
 		return JOB_FAILED;
 	}
 	return JOB_COMPLETED;
 }
 
+enum job_status outcome_decide(const struct outcome_facts *f, char *reason, size_t len,
+			       enum metrics_failure *cls)
+{
+	enum job_status st;
+
+	reason[0] = '\0';
+	*cls = METRICS_FAIL_NONE;
+	st = classify_kill(f, reason, len, cls);
+	if (st == JOB_UNDEFINED)
+		st = classify_death(f, reason, len, cls);
+	if (st == JOB_UNDEFINED)
+		st = classify_exit(f, reason, len, cls);
+	return st;
+}
+
 enum job_status outcome_classify(const struct outcome_facts *f, char *reason, size_t len,
 				 bool *by_task)
 {
-	enum job_status st;
-	bool task = false;
+	enum metrics_failure cls;
+	enum job_status st = outcome_decide(f, reason, len, &cls);
 
-	reason[0] = '\0';
-	st = classify_kill(f, reason, len);
-	if (st == JOB_UNDEFINED)
-		st = classify_death(f, reason, len);
-	if (st == JOB_UNDEFINED)
-		st = classify_exit(f, reason, len, &task);
 	if (by_task)
-		*by_task = task;
+		*by_task = cls == METRICS_FAIL_TASK;
 	return st;
 }

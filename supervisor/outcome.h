@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "metrics.h"
 
 enum run_kill {
 	RUN_KILL_NONE = 0,
@@ -52,6 +53,11 @@ struct outcome_facts {
  * failed by its own error, whose full text is then f->task_error. */
 enum job_status outcome_classify(const struct outcome_facts *f, char *reason, size_t len,
 				 bool *by_task);
+
+/* The same, and *cls: why it failed, for the metrics (METRICS_FAIL_NONE
+ * when it did not). */
+enum job_status outcome_decide(const struct outcome_facts *f, char *reason, size_t len,
+			       enum metrics_failure *cls);
 
 /* "2s", "1.5s", "500ms" */
 void outcome_format_duration(int64_t ms, char *out, size_t len);

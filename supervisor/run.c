@@ -64,6 +64,7 @@
 #include "isolation.h"
 #include "limits.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "run_internal.h"
 #include "tasks.h"
@@ -157,10 +158,12 @@ void run_next_job(struct run *run, size_t k)
 	struct outcome_facts f = {.exited = true, .has_result = run->has_result,
 				  .malformed = run->malformed, .task_error = run->result_error};
 	char reason[256];
-	bool by_task;
-	enum job_status st = outcome_classify(&f, reason, sizeof(reason), &by_task);
+	enum metrics_failure cls;
+	enum job_status st = outcome_decide(&f, reason, sizeof(reason), &cls);
+	bool by_task = cls == METRICS_FAIL_TASK;
 
 	fill_outcome(run, job, job_mono_ns());
+	job->outcome.failure_class = (uint8_t)cls;
 	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
 	run_clear_pending(run);
 	run->cur = k;
@@ -342,15 +345,25 @@ static void run_over(struct runner *r, struct run *run, bool spawned)
 	free(jobs);
 }
 
+/* A job killed at its deadline: how long after it the spawner reaped it
+ * (its own clock's reap time; the loop's when that is unknown). */
+static void kill_latency(const struct run *run, const struct job *job, const struct spawn_evt *evt)
+{
+	int64_t deadline = run->job_start_ns + job->timeout_ms * 1000000;
+	int64_t end = evt->end_ns > 0 ? evt->end_ns : job_mono_ns();
+
+	metrics_kill_latency(run->r->metrics, (double)(end - deadline) / 1e9);
+}
+
 /* The spawner reaped a child: classify how jobs[cur] ended, report it. */
 static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 {
 	struct run *run = evt->slot < r->nslots ? r->slots[evt->slot] : NULL;
 	char reason[1024], tail[RUN_TAIL_MAX + 1];
+	enum metrics_failure cls;
 	struct outcome_facts f;
 	enum job_status st;
 	struct job *job;
-	bool by_task;
 
 	if (!run || run->id != evt->run_id)
 		return;
@@ -370,9 +383,13 @@ static void on_exit_evt(struct runner *r, const struct spawn_evt *evt)
 		run_exec_result(run);
 	job = run->jobs[run->cur];
 	f = exit_facts(run, evt, tail, sizeof(tail));
-	st = outcome_classify(&f, reason, sizeof(reason), &by_task);
+	st = outcome_decide(&f, reason, sizeof(reason), &cls);
 	exit_outcome(run, job, evt, &f);
-	report_done(run, job, st, by_task ? run->result_error : reason, by_task);
+	job->outcome.failure_class = (uint8_t)cls;
+	if (run->killed == RUN_KILL_TIMEOUT && r->metrics)
+		kill_latency(run, job, evt);
+	report_done(run, job, st, cls == METRICS_FAIL_TASK ? run->result_error : reason,
+		    cls == METRICS_FAIL_TASK);
 	run_over(r, run, !evt->spawn_err);
 }
 
@@ -502,6 +519,20 @@ unsigned runner_running(const struct runner *r)
 bool runner_healthy(const struct runner *r)
 {
 	return !r->broken;
+}
+
+void runner_set_metrics(struct runner *r, struct metrics *m)
+{
+	r->metrics = m;
+}
+
+void runner_state(const struct runner *r, struct runner_state *out)
+{
+	*out = (struct runner_state){.workers = r->workers,
+				     .running = r->running,
+				     .warm = r->nwarm,
+				     .warming_paused = r->warming_paused,
+				     .spawner_up = !r->broken};
 }
 
 void runner_quiesce(struct runner *r)

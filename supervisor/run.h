@@ -50,6 +50,20 @@ bool runner_has_slot(const struct runner *r);
 unsigned runner_running(const struct runner *r);
 bool runner_healthy(const struct runner *r);
 
+struct metrics;
+/* Where to count kill latencies (borrowed; NULL: nowhere). */
+void runner_set_metrics(struct runner *r, struct metrics *m);
+
+/* The worker slots and the spawner, for the metrics. */
+struct runner_state {
+	unsigned workers;    /* jobs that may run at once */
+	unsigned running;    /* slots running a job */
+	unsigned warm;	     /* children forked ahead, waiting for a job */
+	bool warming_paused; /* a warm child died unused: forking on demand */
+	bool spawner_up;     /* the spawner answers */
+};
+void runner_state(const struct runner *r, struct runner_state *out);
+
 /*
  * Start a child for jobs[0..njobs) (one exec job, or consecutive C jobs of
  * one pipeline). previous_json: borrowed, the previous job's result or

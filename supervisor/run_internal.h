@@ -88,6 +88,7 @@ struct runner {
 	uint64_t next_id;
 	struct runner_hooks hooks;
 	void *arg;
+	struct metrics *metrics; /* the core's counters (kill latency); may be NULL */
 };
 
 /* run.c */

@@ -66,6 +66,22 @@ struct store_queue_hooks {
 	void (*lease)(void *arg, bool lost);
 };
 
+struct metrics_hist;
+
+/*
+ * What a store with a database reports for the metrics (store_ops.stats):
+ * plain numbers and histograms it keeps (borrowed until the next loop
+ * pass); the core names and writes them.
+ */
+struct store_stats {
+	bool up;			     /* connected, and this node registered */
+	uint64_t round_trips[2];	     /* batches sent: [0] writer, [1] reader */
+	const struct metrics_hist *rtt[2];   /* their round trip times, seconds (or NULL) */
+	const struct metrics_hist *batch;    /* changes per group commit (or NULL) */
+	uint64_t rescued;		     /* jobs rescued from nodes whose lease expired */
+	size_t unsaved;			     /* changes waiting to be written */
+};
+
 struct store_ops {
 	const char *name;
 	/* Persist a new standalone job (reply.job = the job). flags: STORE_CLAIM
@@ -112,6 +128,8 @@ struct store_ops {
 	 * read that follows sees it. NULL: saves are visible at once. */
 	int (*sync)(struct store *st, store_done_fn cb, void *arg);
 	bool (*healthy)(struct store *st);
+	/* The metrics of a store with a database; NULL: none (memory). */
+	void (*stats)(struct store *st, struct store_stats *out);
 	void (*free)(struct store *st);
 
 	/* ---- queue ops: NULL for a store that is not a shared queue ---- */

@@ -71,6 +71,8 @@ test_hosts
 test_cli
 test_openapi
 test_ui
+test_metrics
+test_metrics@postgres
 "
 SUITES=${SUITES:-$DEFAULT_SUITES}
 passed=0

@@ -24,6 +24,14 @@
 #   2c. exec tasks under full isolation (/bin/echo {}, BENCH_EXEC_JOBS jobs):
 #      profile exec, then exec+net (a network namespace per slot served by
 #      slirp4netns): what the network costs per job
+#   2d. /metrics: step 2 on a daemon with BENCH_METRICS_TASKS more (exec)
+#      tasks, so that a scrape is large (every task's counters), without and
+#      with (in turn first) a scraper that GETs /metrics once a second through the run
+#      (its time and size per scrape in $OUT/metrics_scraped.RUN.scrapes):
+#      what scraping costs the job throughput (target: < 2%); then, on that
+#      daemon, 2000 scrapes back to back and the daemon's CPU time per
+#      scrape (/proc/PID/stat), which a loaded machine does not blur: its
+#      share of one CPU at one scrape a second
 #   6. step 2 with storage = postgres: a throwaway PostgreSQL on this machine
 #      (tests/pg_tmp.sh with PG_TMP_DURABLE=1: fsync and synchronous_commit
 #      on), a fresh schema per run, after an untimed warm-up run of 2000 jobs
@@ -42,8 +50,11 @@
 # per-round ratios)
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed; by default only a failed step does).
-# BENCH_ONLY=ui_poll: only steps 2 and 2d, alternately, BENCH_REPEAT times,
-# and their ratio.
+# BENCH_METRICS_TASKS=200; BENCH_ONLY="empty metrics" runs only the steps
+# named (forkloop, empty, ui_poll, full, exec, park, metrics, kill, edge,
+# postgres; default: all) - the summary says n/a for the others.
+# BENCH_ONLY=ui_poll alone: only steps 2 and 2d, alternately, BENCH_REPEAT
+# times, and their ratio.
 #
 # A/B mode: BENCH_BASELINE=DIR, another build directory (its valetd and
 # tasks/demo.so; its valetd finds its own spawner, if it has one, beside
@@ -69,6 +80,8 @@ PARK_SMALL=${BENCH_PARK_SMALL:-10000}
 PARK_LARGE=${BENCH_PARK_LARGE:-100000}
 KILL=${BENCH_KILL:-200}
 REPEAT=${BENCH_REPEAT:-1}
+METRICS_TASKS=${BENCH_METRICS_TASKS:-200}
+ONLY=${BENCH_ONLY:-}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 
 BASELINE=
@@ -100,7 +113,9 @@ if [ -n "$BASELINE" ] && { [ ! -x "$BASELINE/valetd" ] || [ ! -f "$BASELINE/task
 	exit 1
 fi
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/forkloop*.txt "$OUT"/summary.txt
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/*.scrapes "$OUT"/*.scrape_cpu \
+	"$OUT"/forkloop*.txt \
+	"$OUT"/summary.txt
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/valet-bench.XXXXXX")
 DAEMON_PID=
@@ -236,8 +251,37 @@ record_rss() {
 	echo "$(rss_kb "$DAEMON_PID") $total" >"$OUT/$1.rss"
 }
 
+# want STEP: whether BENCH_ONLY (empty: all) names the step.
+want() {
+	[ -z "$ONLY" ] && return 0
+	case " $ONLY " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
+}
+
+# scraper PORT FILE: GET /metrics once a second until killed, as
+# Prometheus does (one process, one keep-alive connection), appending
+# "seconds bytes" of each scrape to FILE.
+scraper() {
+	exec python3 - "$1" "$2" <<-'PY'
+		import http.client, sys, time
+		conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+		with open(sys.argv[2], "a") as out:
+		    while True:
+		        t0 = time.monotonic()
+		        conn.request("GET", "/metrics")
+		        size = len(conn.getresponse().read())
+		        took = time.monotonic() - t0
+		        out.write("%.6f %d\n" % (took, size))
+		        out.flush()
+		        time.sleep(max(0.0, 1.0 - took))
+	PY
+}
+
 # measure NAME RUN PARK: one run on a fresh daemon: park PARK jobs (not timed,
 # RSS read after), then the JOBS timed jobs; report in $OUT/NAME.RUN.json.
+# SCRAPE=1: a scraper (above) runs against /metrics meanwhile.
 measure() {
 	local name=$1 run=$2 park=$3
 	if ! start_daemon "$name.$run"; then
@@ -251,16 +295,26 @@ measure() {
 		fi
 		record_rss "$name.$run"
 	fi
-	# The dashboard's requests beside the run (step 2d).
-	local poller=
+	# The dashboard's requests beside the run (step 2d), or a Prometheus-like
+	# scraper of /metrics (the metrics step).
+	local poller= scraper_pid=
 	if [ "${UI_POLL:-0}" = 1 ]; then
 		python3 tests/bench/ui_poll.py --port "$PORT" >"$OUT/$name.$run.poll.json" &
 		poller=$!
+	fi
+	if [ "${SCRAPE:-0}" = 1 ]; then
+		scraper "$PORT" "$OUT/$name.$run.scrapes" &
+		scraper_pid=$!
 	fi
 	loadgen "$name.$run" --jobs "${MEASURE_JOBS:-$JOBS}" ${MEASURE_TASK:+--task "$MEASURE_TASK"}
 	if [ -n "$poller" ]; then
 		kill -TERM "$poller" 2>/dev/null
 		wait "$poller" || FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+	if [ -n "$scraper_pid" ]; then
+		kill "$scraper_pid" 2>/dev/null
+		wait "$scraper_pid" 2>/dev/null
+		scrape_cpu >"$OUT/$name.$run.scrape_cpu"
 	fi
 	# The daemon's CPU time (utime + stime, clock ticks): what a run cost
 	# valetd itself, which the machine's other load changes less than jobs/s.
@@ -331,6 +385,34 @@ print("dashboard polling: jobs/s ratio, median %s (target >= 0.98): %s" % (
 print("dashboard polling: valetd CPU per job, median ratio %s (target <= 1.02): %s" % (
     show(cpu_med, "%.3f"), "n/a" if cpu_med is None else "PASS" if cpu_med <= 1.02 else "FAIL"))
 EOF
+}
+
+# scrape_cpu: the daemon's CPU time per GET /metrics (ms) and the text's
+# size, over 2000 scrapes back to back on one connection.
+scrape_cpu() {
+	python3 - "$PORT" "$DAEMON_PID" <<-'PY'
+		import http.client, os, sys
+		port, pid = int(sys.argv[1]), sys.argv[2]
+		def cpu():
+		    with open("/proc/%s/stat" % pid) as f:
+		        fields = f.read().rsplit(")", 1)[1].split()
+		    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+		conn, n, size = http.client.HTTPConnection("127.0.0.1", port, timeout=30), 2000, 0
+		t0 = cpu()
+		for _ in range(n):
+		    conn.request("GET", "/metrics")
+		    size = len(conn.getresponse().read())
+		print("%.4f %d" % ((cpu() - t0) / n * 1000, size))
+	PY
+}
+
+# metrics_tasks: BENCH_METRICS_TASKS exec task sections (never run), for a
+# daemon whose scrape holds many tasks' counters.
+metrics_tasks() {
+	local i
+	for i in $(seq "$METRICS_TASKS"); do
+		printf '[task.bench_task_%04d]\ncommand = /bin/true\n' "$i"
+	done
 }
 
 # postgres RUN: the empty-queue workload with durable storage, schema bench_RUN.
@@ -572,20 +654,33 @@ fi
 # between them (to the fork loop, parked to empty, full isolation to
 # seccomp only) compare runs made close together.
 for run in $(seq "$REPEAT"); do
-	forkloop "$run"
-	measure empty "$run" 0
+	want forkloop && forkloop "$run"
+	want empty && measure empty "$run" 0
 	# The same with the web dashboard polling beside it.
-	UI_POLL=1 measure ui_poll "$run" 0
+	want ui_poll && UI_POLL=1 measure ui_poll "$run" 0
 	# Full isolation, same workload: namespaces + cgroup + uid + seccomp.
-	FULL_ISOLATION=1 measure full "$run" 0
+	want full && FULL_ISOLATION=1 measure full "$run" 0
 	# Exec tasks, full isolation: without network, then with exec+net's.
-	FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0
-	FULL_ISOLATION=1 MEASURE_TASK=echo_net MEASURE_JOBS=$EXEC_JOBS measure exec_net "$run" 0
-	measure park_small "$run" "$PARK_SMALL"
-	measure park_large "$run" "$PARK_LARGE"
+	if want exec; then
+		FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0
+		FULL_ISOLATION=1 MEASURE_TASK=echo_net MEASURE_JOBS=$EXEC_JOBS measure exec_net "$run" 0
+	fi
+	if want park; then
+		measure park_small "$run" "$PARK_SMALL"
+		measure park_large "$run" "$PARK_LARGE"
+	fi
+	# /metrics: the same daemon (many tasks) without and with a scraper,
+	# the unscraped one first in odd rounds, second in even ones.
+	if want metrics && [ $((run % 2)) = 1 ]; then
+		EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0
+		EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0
+	elif want metrics; then
+		EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0
+		EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0
+	fi
 done
-step kill --kill "$KILL" --jobs 0
-edge
+want kill && step kill --kill "$KILL" --jobs 0
+want edge && edge
 
 # PostgreSQL last, in its own rounds: a server that has just taken 20,000
 # jobs vacuums and checkpoints for a while, which would slow the runs that
@@ -594,7 +689,9 @@ edge
 # server (catalog caches, the first checkpoint); its report
 # (postgres.warmup) is not counted.
 PG_DIR=$(mktemp -u /tmp/valet-bench-pg.XXXXXX)
-if PG_URL=$(PG_TMP_DURABLE=1 tests/pg_tmp.sh start "$PG_DIR" 2>"$OUT/postgres.server.log"); then
+if ! want postgres; then
+	:
+elif PG_URL=$(PG_TMP_DURABLE=1 tests/pg_tmp.sh start "$PG_DIR" 2>"$OUT/postgres.server.log"); then
 	for run in warmup $(seq "$REPEAT"); do
 		postgres "$run"
 	done
@@ -607,10 +704,11 @@ fi
 PG_DIR=
 
 python3 - "$OUT" "$JOBS" "$PARK_SMALL" "$PARK_LARGE" "$KILL" "$WORKERS" "$CONNS" "$REPEAT" \
-	"$EXEC_JOBS" >"$OUT/summary.txt" <<'EOF'
+	"$EXEC_JOBS" "$METRICS_TASKS" >"$OUT/summary.txt" <<'EOF'
 import glob, json, os, re, sys
 
-out, jobs, park_small, park_large, kill, workers, conns, repeat, exec_jobs = sys.argv[1:]
+out, jobs, park_small, park_large, kill, workers, conns, repeat, exec_jobs, metrics_tasks = \
+    sys.argv[1:]
 
 def load(name):
     try:
@@ -722,6 +820,22 @@ edge_p99 = get(edge, "idle", "extra_ms", "p99")
 edge_kb = get(edge, "idle", "rss_kb_per_connection")
 edge_kill = get(edge, "big_result", "kill_late_ms")
 edge_read = get(edge, "big_result", "read_s")
+rate_mbase = get(median_run("metrics_base"), "run", "throughput")
+rate_mscraped = get(median_run("metrics_scraped"), "run", "throughput")
+pct_scraped = round_ratio("metrics_scraped", "metrics_base")
+scrapes = []
+for p in glob.glob(os.path.join(out, "metrics_scraped.*.scrapes")):
+    with open(p) as f:
+        scrapes += [tuple(float(x) for x in line.split()) for line in f if len(line.split()) == 2]
+scrape_ms = median([s[0] * 1000 for s in scrapes])
+scrape_kb = median([s[1] / 1024 for s in scrapes])
+cpu_ms = []
+for p in glob.glob(os.path.join(out, "metrics_scraped.*.scrape_cpu")):
+    with open(p) as f:
+        words = f.read().split()
+    if len(words) == 2:
+        cpu_ms.append(float(words[0]))
+scrape_cpu_ms = median(cpu_ms)
 rss_mb = max_rss_mb("park_large", 0)
 children_mb = max_rss_mb("park_large", 1)
 
@@ -763,6 +877,17 @@ rows = [
         fmt(rate_large, "%.0f", " jobs/s"), fmt(pct_large, "%.0f", "%")), "within 10%",
      mark(ok(pct_large is not None and pct_large >= 90, pct_large))),
     ("  submit-to-complete p50 / p99", both(large, "latency_ms"), "", ""),
+    ("throughput, %s tasks, /metrics unscraped" % metrics_tasks,
+     fmt(rate_mbase, "%.0f", " jobs/s"), "", ""),
+    ("  scraped once a second", "%s (%s of unscraped)" % (
+        fmt(rate_mscraped, "%.0f", " jobs/s"), fmt(pct_scraped, "%.1f", "%")), ">= 98%",
+     mark(ok(pct_scraped is not None and pct_scraped >= 98, pct_scraped))),
+    ("  a scrape: time, size (medians of %d)" % len(scrapes), "%s, %s" % (
+        fmt(scrape_ms, "%.1f", " ms"), fmt(scrape_kb, "%.0f", " kB")), "", ""),
+    ("  valetd's CPU per scrape (2000 in a row)", "%s (%s of a CPU at 1/s)" % (
+        fmt(scrape_cpu_ms, "%.3f", " ms"),
+        fmt(scrape_cpu_ms and scrape_cpu_ms / 10, "%.3f", "%")), "< 2%",
+     mark(ok(scrape_cpu_ms is not None and scrape_cpu_ms < 20, scrape_cpu_ms))),
     ("kill latency p50 / p99 (%s jobs)" % kill, "%s / %s ms" % (
         fmt(kill_p50, "%.2f"), fmt(kill_p99, "%.2f")), "p99 < 10 ms",
      mark(ok(kill_p99 is not None and kill_p99 < 10, kill_p99))),

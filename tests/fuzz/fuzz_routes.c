@@ -31,7 +31,8 @@
  * call is made only while the request waits (http_request_wait() first),
  * at most one per request, with the id of the URL in req->id_text; an
  * answer has a status from 200 to 599, a 204 has no body, any other body
- * is a JSON object of the length given, an error is 4xx/5xx; a reply's
+ * is a JSON object of the length given (GET /metrics: the text the
+ * stubs wrote, with its content type), an error is 4xx/5xx; a reply's
  * objects are not used after the callback (ASan); an orphaned request's
  * server is not touched (srv is NULL) and a gone client's connection is
  * not looked at.
@@ -45,6 +46,7 @@
 
 #include "../../api/json_out.h"
 #include "../../api/routes.h"
+#include "../../supervisor/metrics.h"
 #include "fuzz.h"
 
 /* ---- what the input asks for ----------------------------------------- */
@@ -253,9 +255,14 @@ static void answer(struct http_request *req, unsigned status, struct iovec *part
 		}
 		text[len] = '\0';
 		FUZZ_CHECK(strlen(text) == len);
-		v = json_loadb(text, len, 0, NULL);
-		FUZZ_CHECK(json_is_object(v));
-		json_decref(v);
+		if (req->content_type) {
+			/* /metrics: the Prometheus text of the stubs. */
+			FUZZ_CHECK(status == 200 && !strncmp(text, "# HELP valet_fuzz ", 18));
+		} else {
+			v = json_loadb(text, len, 0, NULL);
+			FUZZ_CHECK(json_is_object(v));
+			json_decref(v);
+		}
 		free(text);
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -668,6 +675,18 @@ bool core_draining(struct core *core)
 	return in.flags & CORE_DRAINING;
 }
 
+void core_metrics(struct core *core, struct metrics_text *t)
+{
+	FUZZ_CHECK(cur && cur->srv == SERVER);
+	metrics_family(t, "valet_fuzz", "gauge", "A stub's family.");
+	metrics_sample(t, "valet_fuzz", 1, "route", cur->url, (const char *)NULL);
+}
+
+void http_request_metrics(struct http_request *req, struct metrics_text *t)
+{
+	FUZZ_CHECK(req == cur);
+}
+
 /* ---- one input -------------------------------------------------------- */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -677,6 +696,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&in, 0, sizeof(in));
 	answers = core_calls = 0;
 	req = cur = parse_request((const char *)data, size);
+	FUZZ_CHECK(routes_pattern_name(routes_pattern(req->url)) != NULL);
 	routes_dispatch(req);
 	if (deferred.set) {
 		FUZZ_CHECK(req->waiting && !req->answered && answers == 0);

@@ -170,8 +170,14 @@ class DashboardFilesTest(unittest.TestCase):
                             self.assertIn(uid, provisioned, p["title"])
                             self.assertEqual(ref.get("type"), provisioned[uid]["type"])
                 for v in variables.values():
-                    if v["type"] == "query":
-                        self.assertIn(v["datasource"]["uid"], provisioned, v["name"])
+                    if v["type"] != "query":
+                        continue
+                    uid = v["datasource"]["uid"]
+                    if uid.startswith("$"):
+                        var = variables.get(uid.strip("${}"))
+                        self.assertTrue(var and var["type"] == "datasource", v["name"])
+                    else:
+                        self.assertIn(uid, provisioned, v["name"])
 
     def test_postgres_dashboard_reads_views_only(self):
         with open(DASHBOARD) as f:

@@ -116,6 +116,62 @@ static void test_killed_beats_everything(void **state)
 	}
 }
 
+/* outcome_decide(): the failure class the metrics count (metrics.h), one
+ * per way to fail, decided in the same order as the status. */
+static enum metrics_failure class_of(const struct outcome_facts *f)
+{
+	enum metrics_failure cls = METRICS_FAIL_COUNT;
+	char buf[256];
+
+	outcome_decide(f, buf, sizeof(buf), &cls);
+	return cls;
+}
+
+static void test_failure_classes(void **state)
+{
+	static const struct {
+		enum run_kill killed;
+		enum metrics_failure cls;
+	} kills[] = {
+	    {RUN_KILL_TIMEOUT, METRICS_FAIL_TIMEOUT},	 {RUN_KILL_CANCEL, METRICS_FAIL_NONE},
+	    {RUN_KILL_SHUTDOWN, METRICS_FAIL_SHUTDOWN},	 {RUN_KILL_OUTPUT, METRICS_FAIL_OUTPUT_LIMIT},
+	    {RUN_KILL_RESULT_SIZE, METRICS_FAIL_RESULT}, {RUN_KILL_PROTOCOL, METRICS_FAIL_RESULT},
+	    {RUN_KILL_LEASE, METRICS_FAIL_LOST_NODE},
+	};
+	struct outcome_facts f = all_bad();
+
+	for (size_t i = 0; i < sizeof(kills) / sizeof(kills[0]); i++) {
+		f.killed = kills[i].killed;
+		assert_int_equal(class_of(&f), kills[i].cls);
+	}
+	f.killed = RUN_KILL_NONE;
+	f.spawn_err = 12;
+	assert_int_equal(class_of(&f), METRICS_FAIL_START);
+	f.spawn_err = 0;
+	assert_int_equal(class_of(&f), METRICS_FAIL_OOM);
+	f.oom_killed = false;
+	assert_int_equal(class_of(&f), METRICS_FAIL_SECCOMP);
+	f.term_signal = SIGXCPU;
+	f.cpu_limit_s = 1;
+	assert_int_equal(class_of(&f), METRICS_FAIL_CPU_LIMIT);
+	f.term_signal = SIGSEGV;
+	assert_int_equal(class_of(&f), METRICS_FAIL_SIGNAL);
+	f.exited = true;
+	f.term_signal = 0;
+	assert_int_equal(class_of(&f), METRICS_FAIL_SETUP);
+	f.setup_step = NULL;
+	f.exit_code = 3;
+	assert_int_equal(class_of(&f), METRICS_FAIL_EXIT);
+	f.exit_code = 0;
+	assert_int_equal(class_of(&f), METRICS_FAIL_RESULT); /* malformed */
+	f.malformed = NULL;
+	assert_int_equal(class_of(&f), METRICS_FAIL_RESULT); /* none */
+	f.has_result = true;
+	assert_int_equal(class_of(&f), METRICS_FAIL_TASK);
+	f = all_good();
+	assert_int_equal(class_of(&f), METRICS_FAIL_NONE);
+}
+
 static void test_killed_formats(void **state)
 {
 	struct outcome_facts f = all_good();
@@ -425,6 +481,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_killed_beats_everything),
 	    cmocka_unit_test(test_killed_formats),
+	    cmocka_unit_test(test_failure_classes),
 	    cmocka_unit_test(test_order),
 	    cmocka_unit_test(test_sigsys),
 	    cmocka_unit_test(test_signals),
