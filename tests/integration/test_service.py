@@ -65,6 +65,11 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(done["failure_reason"], "timed out after 1s (killed)", done)
 
     def test_bad_file_changes_nothing(self):
+        # The bad file changes a reloadable value ahead of its error: no
+        # part of it may apply (issue 14: a bad file that changed no value
+        # could not tell "nothing applied" from "applied up to the error").
+        self.d.overrides.setdefault("jobs", {})["default_timeout"] = "1s"
+        self.d.write_config()
         with open(self.d.conf_path, "a") as f:
             f.write("\n[queue]\nwrokers = 3\n")
         self.hup_and_wait("reload failed")

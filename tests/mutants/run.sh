@@ -33,7 +33,8 @@
 # CI subset; default all), MUTANTS_TIMEOUT (seconds per test, default 600),
 # MUTANTS_BASELINE=1 (first run each mutant's tests on the unmutated tree:
 # a failure there makes the mutant BROKEN, as its CAUGHT would prove
-# nothing), MUTANTS_JOBS (make -j, default 2).
+# nothing), MUTANTS_JOBS (make -j, default 2), MUTANTS_LOGS=DIR (write
+# every mutant's log there and keep it).
 #
 # To add a mutant: break the promise in your tree, `git diff > 
 # tests/mutants/NAME.patch`, restore the tree, write the header at the top of
@@ -78,11 +79,19 @@ if [ -z "$names" ]; then
 	exit 2
 fi
 
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/valet-mutants.XXXXXX") || exit 2
-logs=$(mktemp -d "${TMPDIR:-/tmp}/valet-mutants-logs.XXXXXX") || exit 2
-table=$logs/table
-pg_dir=""
+# The scratch tree must be reachable by the task users (exec tasks' programs).
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/valet-mutants.XXXXXX") && chmod 755 "$scratch" || exit 2
 keep_logs=0
+if [ -n "${MUTANTS_LOGS:-}" ]; then
+	logs=$MUTANTS_LOGS
+	mkdir -p "$logs" || exit 2
+	keep_logs=2
+else
+	logs=$(mktemp -d "${TMPDIR:-/tmp}/valet-mutants-logs.XXXXXX") || exit 2
+fi
+table=$logs/table
+: >"$table"
+pg_dir=""
 
 cleanup() {
 	if [ -n "$pg_dir" ]; then
@@ -275,7 +284,7 @@ for n in $names; do
 	MISSED) missed=$((missed + 1)) ;;
 	BROKEN) broken=$((broken + 1)) ;;
 	esac
-	if [ "$result" != CAUGHT ]; then
+	if [ "$result" != CAUGHT ] && [ "$keep_logs" -eq 0 ]; then
 		keep_logs=1
 	fi
 	printf '%-32s %-7s %5ss  %s\n' "$n" "$result" "$secs" "${why:-}"
@@ -291,7 +300,7 @@ done <"$table"
 echo
 echo "mutants ($set_): $caught caught, $missed missed, $broken broken of $total" \
 	"in $(($(date +%s) - start)) s"
-if [ "$keep_logs" -eq 1 ]; then
+if [ "$keep_logs" -ne 0 ]; then
 	echo "mutants: logs in $logs"
 fi
 [ "$missed" -eq 0 ] && [ "$broken" -eq 0 ]
