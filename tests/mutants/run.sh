@@ -9,19 +9,23 @@
 #   tests: the tests that must catch it, cheapest first
 #   ci: yes                  (in the CI subset, `make mutants-ci`)
 #
-# A test is a cmocka binary (test_pg_store: the whole binary, as cmocka 1.1
-# filters test cases only from code) or an integration test as run.py takes
-# it: a module, module.Class or module.Class.test_name (tests/integration
-# or tests/hostile), with @postgres or @memory for its store.
+# A test is a cmocka binary, test_x (all its tests) or test_x:PATTERN (the
+# tests whose names match, cmocka's * and ? wildcards: for a binary whose
+# main() passes VALET_TEST_FILTER to cmocka_set_test_filter(), as cmocka 1.1
+# filters only from code), or an integration test as run.py takes it: a
+# module, module.Class or module.Class.test_name (tests/integration or
+# tests/hostile), with @postgres or @memory for its store.
 #
 # This script copies the tree once (the files git knows, as they are in the
-# working tree) into a scratch directory, builds it once, and then for each
+# working tree) into a scratch directory under build/ (not under /tmp,
+# whose directories jobs get bound into their own /tmp), builds it once, and then for each
 # mutant: applies the patch, rebuilds what changed, runs the named tests one
 # after the other until one fails, and reverts the patch. A mutant is
 #   CAUGHT  a named test failed (or hung: killed at MUTANTS_TIMEOUT)
 #   MISSED  every named test passed: a gap in the suite
-#   BROKEN  the patch does not apply, the tree does not build, or a test
-#           name does not resolve: the patch must be brought up to date
+#   BROKEN  the patch does not apply, the tree does not build, a test
+#           name does not resolve or a filter runs no test: the patch must
+#           be brought up to date
 # It prints a table (mutant, result, seconds, tests, promise) and a summary
 # line; the exit status is non-zero when a mutant is MISSED or BROKEN. The
 # logs of MISSED and BROKEN mutants are kept (their directory is printed).
@@ -80,7 +84,8 @@ if [ -z "$names" ]; then
 fi
 
 # The scratch tree must be reachable by the task users (exec tasks' programs).
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/valet-mutants.XXXXXX") && chmod 755 "$scratch" || exit 2
+mkdir -p build || exit 2
+scratch=$(mktemp -d "$top/build/mutants.XXXXXX") && chmod 755 "$scratch" || exit 2
 keep_logs=0
 if [ -n "${MUTANTS_LOGS:-}" ]; then
 	logs=$MUTANTS_LOGS
@@ -150,9 +155,16 @@ if [ -z "${VALET_TEST_DATABASE_URL:-}" ]; then
 fi
 export ASAN_OPTIONS=handle_segv=0:handle_abort=0:handle_sigfpe=0:handle_sigbus=0:handle_sigill=0
 
-# resolves TEST: 0 when the test exists (a cmocka binary or a name run.py loads).
+# resolves TEST: 0 when the test exists (a cmocka binary, with a filter only
+# if it takes one, or a name run.py loads).
 resolves() {
 	t=${1%@*}
+	case "$t" in
+	*:*)
+		grep -q VALET_TEST_FILTER "$scratch/tests/unit/${t%%:*}.c" 2>/dev/null
+		return
+		;;
+	esac
 	if [ -f "$scratch/tests/unit/$t.c" ]; then
 		return 0
 	fi
@@ -163,21 +175,35 @@ s = unittest.defaultTestLoader.loadTestsFromName(sys.argv[1])
 sys.exit(0 if s.countTestCases() > 0 else 1)' "$t") >/dev/null 2>&1
 }
 
-# run_test TEST LOG: 0 when TEST passed, 1 when it failed, 2 when it hung.
+# run_test TEST LOG: 0 when TEST passed, 1 when it failed, 2 when it hung,
+# 3 when a filter ran no test.
 run_test() {
 	t=${1%@*}
 	store=""
 	case "$1" in
 	*@*) store=${1##*@} ;;
 	esac
+	filter=""
+	case "$t" in
+	*:*)
+		filter=${t#*:}
+		t=${t%%:*}
+		;;
+	esac
 	if [ -f "$scratch/tests/unit/$t.c" ]; then
-		(cd "$scratch" && timeout -k 10 "$tmo" "build/tests/$t") >>"$2" 2>&1
+		(cd "$scratch" && if [ -n "$filter" ]; then export VALET_TEST_FILTER="$filter"; fi &&
+			timeout -k 10 "$tmo" "build/tests/$t") >"$logs/cmocka.out" 2>&1
+		rc=$?
+		cat "$logs/cmocka.out" >>"$2"
+		if [ "$rc" -eq 0 ] && grep -q '^\[  PASSED  \] 0 test(s)' "$logs/cmocka.out"; then
+			return 3
+		fi
 	else
 		# shellcheck disable=SC2086 # ${store:+...} is one word or nothing
 		(cd "$scratch" && env BUILD=build VALET_TEST_TIMEOUT="$tmo" ${store:+VALET_TEST_STORE=$store} \
 			timeout -k 10 $((tmo + 30)) python3 tests/integration/run.py "$t") >>"$2" 2>&1
+		rc=$?
 	fi
-	rc=$?
 	if [ "$rc" -eq 0 ]; then
 		return 0
 	elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] || [ "$rc" -eq 3 ]; then
@@ -191,6 +217,7 @@ build_for() {
 	targets="all build/tests/hostile.so build/tests/hostile_exec"
 	for t in $1; do
 		t=${t%@*}
+		t=${t%%:*}
 		if [ -f "$scratch/tests/unit/$t.c" ]; then
 			targets="$targets build/tests/$t"
 		fi
@@ -235,10 +262,18 @@ for n in $names; do
 		else
 			for t in $tests; do
 				echo "=== baseline: $t" >>"$log"
-				if ! run_test "$t" "$log"; then
+				run_test "$t" "$log"
+				case $? in
+				0) ;;
+				3)
+					why="$t runs no test"
+					break
+					;;
+				*)
 					why="$t fails without the mutant"
 					break
-				fi
+					;;
+				esac
 			done
 		fi
 	fi
@@ -268,6 +303,11 @@ for n in $names; do
 			2)
 				result=CAUGHT
 				why="by $t (hung, killed)"
+				break
+				;;
+			3)
+				result=BROKEN
+				why="$t runs no test"
 				break
 				;;
 			esac
