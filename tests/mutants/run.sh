@@ -158,41 +158,41 @@ export ASAN_OPTIONS=handle_segv=0:handle_abort=0:handle_sigfpe=0:handle_sigbus=0
 # resolves TEST: 0 when the test exists (a cmocka binary, with a filter only
 # if it takes one, or a name run.py loads).
 resolves() {
-	t=${1%@*}
-	case "$t" in
+	rt=${1%@*}
+	case "$rt" in
 	*:*)
-		grep -q VALET_TEST_FILTER "$scratch/tests/unit/${t%%:*}.c" 2>/dev/null
+		grep -q VALET_TEST_FILTER "$scratch/tests/unit/${rt%%:*}.c" 2>/dev/null
 		return
 		;;
 	esac
-	if [ -f "$scratch/tests/unit/$t.c" ]; then
+	if [ -f "$scratch/tests/unit/$rt.c" ]; then
 		return 0
 	fi
 	(cd "$scratch" && python3 -c '
 import sys, unittest
 sys.path[:0] = ["tests/integration", "tests/hostile"]
 s = unittest.defaultTestLoader.loadTestsFromName(sys.argv[1])
-sys.exit(0 if s.countTestCases() > 0 else 1)' "$t") >/dev/null 2>&1
+sys.exit(0 if s.countTestCases() > 0 else 1)' "$rt") >/dev/null 2>&1
 }
 
 # run_test TEST LOG: 0 when TEST passed, 1 when it failed, 2 when it hung,
 # 3 when a filter ran no test.
 run_test() {
-	t=${1%@*}
+	rt=${1%@*}
 	store=""
 	case "$1" in
 	*@*) store=${1##*@} ;;
 	esac
 	filter=""
-	case "$t" in
+	case "$rt" in
 	*:*)
-		filter=${t#*:}
-		t=${t%%:*}
+		filter=${rt#*:}
+		rt=${rt%%:*}
 		;;
 	esac
-	if [ -f "$scratch/tests/unit/$t.c" ]; then
+	if [ -f "$scratch/tests/unit/$rt.c" ]; then
 		(cd "$scratch" && if [ -n "$filter" ]; then export VALET_TEST_FILTER="$filter"; fi &&
-			timeout -k 10 "$tmo" "build/tests/$t") >"$logs/cmocka.out" 2>&1
+			timeout -k 10 "$tmo" "build/tests/$rt") >"$logs/cmocka.out" 2>&1
 		rc=$?
 		cat "$logs/cmocka.out" >>"$2"
 		if [ "$rc" -eq 0 ] && grep -q '^\[  PASSED  \] 0 test(s)' "$logs/cmocka.out"; then
@@ -201,7 +201,7 @@ run_test() {
 	else
 		# shellcheck disable=SC2086 # ${store:+...} is one word or nothing
 		(cd "$scratch" && env BUILD=build VALET_TEST_TIMEOUT="$tmo" ${store:+VALET_TEST_STORE=$store} \
-			timeout -k 10 $((tmo + 30)) python3 tests/integration/run.py "$t") >>"$2" 2>&1
+			timeout -k 10 $((tmo + 30)) python3 tests/integration/run.py "$rt") >>"$2" 2>&1
 		rc=$?
 	fi
 	if [ "$rc" -eq 0 ]; then
@@ -215,11 +215,11 @@ run_test() {
 # build_for TESTS: make what the tests need.
 build_for() {
 	targets="all build/tests/hostile.so build/tests/hostile_exec"
-	for t in $1; do
-		t=${t%@*}
-		t=${t%%:*}
-		if [ -f "$scratch/tests/unit/$t.c" ]; then
-			targets="$targets build/tests/$t"
+	for rt in $1; do
+		rt=${rt%@*}
+		rt=${rt%%:*}
+		if [ -f "$scratch/tests/unit/$rt.c" ]; then
+			targets="$targets build/tests/$rt"
 		fi
 	done
 	# shellcheck disable=SC2086 # a list of targets
