@@ -6,6 +6,7 @@
 #   make run        build and run valetd on $(LISTEN) with the memory store
 #   make test       unit + integration tests (installs missing packages)
 #   make asan       the whole suite under ASan+UBSan
+#   make mutants    break each promise in a scratch copy: its tests must fail
 #   make fuzz       each libFuzzer harness for FUZZ_TIME seconds (default 300)
 #   make bench      throughput/latency benchmark
 #   make install    DESTDIR=... PREFIX=/usr/local
@@ -228,7 +229,11 @@ $(HOSTILE_EXEC): tests/hostile/hostile_exec.c tests/hostile/hostile_exec_see.c \
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -pthread -o $@ $(filter %.c,$^)
 
-test-build: all $(UNIT_BINS) $(HOSTILE_SO) $(HOSTILE_EXEC) fuzz-build
+# Everything the tests run but the fuzz harnesses (tests/mutants/run.sh
+# builds this in its scratch copy).
+check-build: all $(UNIT_BINS) $(HOSTILE_SO) $(HOSTILE_EXEC)
+
+test-build: check-build fuzz-build
 
 check: test
 test: deps-test
@@ -237,6 +242,15 @@ test: deps-test
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=address test
+
+# Mutation tests (tests/mutants/run.sh): each patch in tests/mutants breaks one
+# promise in a scratch copy of the tree; the tests it names must fail.
+# MUTANTS="a b" runs some; mutants-ci the CI subset (`ci: yes`).
+mutants: deps-test
+	MUTANTS_SET=all tests/mutants/run.sh
+
+mutants-ci: deps-test
+	MUTANTS_SET=ci tests/mutants/run.sh
 
 # --- fuzzing -----------------------------------------------------------------
 # libFuzzer harnesses (tests/fuzz/fuzz_<target>.c) with ASan and UBSan, each
@@ -372,7 +386,7 @@ clean:
 	rm -rf build
 
 .PHONY: all deps deps-test deps-bench run test check asan bench install format lint clean test-build \
-	fuzz fuzz-build
+	fuzz fuzz-build check-build mutants mutants-ci
 
 # --- packages ----------------------------------------------------------------
 # `make dist` makes $(BUILD)/valet-$(VERSION).tar.gz from the files git knows

@@ -435,14 +435,13 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(done["failure_reason"], "timed out after 1s (killed)", done)
 
     def test_bad_file_changes_nothing(self):
-        # A good change (default_timeout 10s -> 3s) before a bad key: the
-        # whole file is refused, the good change too.
-        with open(self.d.conf_path) as f:
-            text = f.read()
-        self.assertIn("\ndefault_timeout = 10s\n", text)
-        text = text.replace("\ndefault_timeout = 10s\n", "\ndefault_timeout = 3s\n")
-        with open(self.d.conf_path, "w") as f:
-            f.write(text + "\n[queue]\nwrokers = 3\n")
+        # The bad file changes a reloadable value ahead of its error: no
+        # part of it may apply (issue 14: a bad file that changed no value
+        # could not tell "nothing applied" from "applied up to the error").
+        self.d.overrides.setdefault("jobs", {})["default_timeout"] = "1s"
+        self.d.write_config()
+        with open(self.d.conf_path, "a") as f:
+            f.write("\n[queue]\nwrokers = 3\n")
         self.hup_and_wait("reload failed")
         self.assertIn('unknown key "wrokers"', self.d.log_text())
         self.assertTrue(self.d.alive())

@@ -1215,6 +1215,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_daemon_gone, setup, teardown),
 	    cmocka_unit_test(test_setup_version),
 	};
+	const char *filter = getenv("VALET_TEST_FILTER");
 
 	/* Started by spawn_start(): the spawner, with these tasks. */
 	for (size_t i = 0; i < sizeof(c_tasks) / sizeof(c_tasks[0]); i++)
@@ -1224,5 +1225,9 @@ int main(int argc, char **argv)
 		return valet_main(argc, argv);
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
 		runs[i].frame_fd = runs[i].out_fd = runs[i].err_fd = -1;
+	/* VALET_TEST_FILTER: only the tests whose names match (cmocka's * and ?;
+	 * tests/mutants/run.sh names them so). */
+	if (filter && *filter)
+		cmocka_set_test_filter(filter);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
