@@ -33,6 +33,7 @@ struct auth_key {
 	unsigned scopes;
 	uint8_t hash[32];
 	char created[32]; /* RFC 3339, or "" */
+	uint16_t owner;	  /* job_owner_id(name), set by the server that uses it */
 };
 
 struct auth_keys {

@@ -316,6 +316,7 @@ static bool http_request_allowed(struct http_server *srv, struct http_request *r
 	}
 	snprintf(req->key_name, sizeof(req->key_name), "%s", key->name);
 	req->key_admin = key->scopes & AUTH_ADMIN;
+	req->owner = key->owner;
 	return true;
 }
 
@@ -326,6 +327,17 @@ static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
 
 	if (rc < 0)
 		return rc;
+	/* A key's name is the owner of the work it submits (and of nothing
+	 * else: a key without an owner number would see everyone's). */
+	for (size_t i = 0; i < keys->n; i++) {
+		keys->keys[i].owner = job_owner_id(keys->keys[i].name);
+		if (!keys->keys[i].owner) {
+			snprintf(err, errlen, "%s: no room for the owner \"%s\"", srv->keys_path,
+				 keys->keys[i].name);
+			auth_keys_free(keys);
+			return -ENOMEM;
+		}
+	}
 	auth_keys_free(srv->keys);
 	srv->keys = keys;
 	return 0;

@@ -62,6 +62,7 @@ struct http_request {
 	char *authorization;	   /* the Authorization header; NULL when none */
 	char key_name[65];	   /* the API key it came with; "" for none */
 	bool key_admin;		   /* that key has the admin scope */
+	uint16_t owner;		   /* that key as an owner (job.h); 0 for none */
 	int64_t start_ns;
 
 	char *body; /* the upload, NUL-terminated */

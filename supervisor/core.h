@@ -10,6 +10,12 @@
  * The core knows no HTTP: errors are core_err kinds plus a message, and the
  * driver maps them to status codes (EINVAL 400, ENOTFOUND 404, ECONFLICT 409,
  * EFULL and EUNAVAIL 503, EINTERNAL 500).
+ *
+ * Ownership: new work records the owner its request names (job_owner_id()
+ * of the API key, 0 for none), and every call on existing work takes an
+ * owner too: 0 sees all work, any other number only the work of that
+ * owner - the rest answers ENOTFOUND exactly as an unknown id does, and is
+ * left out of lists. What an owner is, the core does not know.
  */
 #ifndef VALET_CORE_H
 #define VALET_CORE_H
@@ -60,6 +66,7 @@ struct job_request {
 	int max_attempts;        /* 0 = the task's / configured default */
 	bool has_limits;         /* "limits" was given (maybe {}) */
 	struct job_limits limits; /* what it asked for: 0 = not asked; set unused */
+	uint16_t owner;		  /* who asks (job_owner_id()); 0 = nobody */
 };
 
 struct pipeline_request {
@@ -68,7 +75,8 @@ struct pipeline_request {
 	bool has_run_at;
 	int64_t run_at;
 	size_t njobs;
-	struct job_request *jobs;
+	struct job_request *jobs; /* their owner is the pipeline's */
+	uint16_t owner;
 };
 
 /* A PATCH: only the present fields change. */
@@ -81,6 +89,7 @@ struct core_list_query {
 	enum job_status status;  /* JOB_UNDEFINED = all */
 	size_t offset;
 	size_t limit;            /* 0 = all */
+	uint16_t owner;		 /* only this owner's work; 0 = everyone's */
 };
 
 struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct store *store,
@@ -92,34 +101,36 @@ void core_submit_job(struct core *core, const struct job_request *req, core_done
 void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 			  core_done_fn cb, void *arg);
 
-void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg);
+/* On one job or pipeline, as owner sees it (0: all work). */
+void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner, core_done_fn cb,
+		  void *arg);
 void core_list_jobs(struct core *core, const struct core_list_query *q, core_done_fn cb,
 		    void *arg);
-void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN],
+void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
 		    const struct patch_request *req, core_done_fn cb, void *arg);
 /* Cancels a queued or running job first. ECONFLICT for a pipeline job. */
-void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-		     void *arg);
+void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg);
 /* Stops a queued or running job: CANCELLED, the record stays (reply.job). */
-void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-		     void *arg);
-void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-		     void *arg);
-void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			void *arg);
+void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg);
+void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg);
+void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			core_done_fn cb, void *arg);
 
-void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-		       void *arg);
+void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		       core_done_fn cb, void *arg);
 void core_list_pipelines(struct core *core, const struct core_list_query *q,
 			 core_done_fn cb, void *arg);
-void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN],
+void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
 			 const struct patch_request *req, core_done_fn cb, void *arg);
-void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			  void *arg);
-void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			  void *arg);
-void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			void *arg);
+void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			  core_done_fn cb, void *arg);
+void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			  core_done_fn cb, void *arg);
+void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			core_done_fn cb, void *arg);
 
 /* Sorted task names; borrowed, valid for the daemon's life. */
 const char *const *core_task_names(struct core *core, size_t *count);
