@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "../supervisor/log.h"
+#include "../supervisor/strv.h"
 #include "http.h"
 #include "http_internal.h"
 #include "http_url.h"
@@ -280,6 +281,31 @@ static void http_denied(struct http_request *req, const char *key, const char *w
 		 remote);
 }
 
+/* A submit (POST /api/jobs or /api/pipelines) takes a token of its key's
+ * rate (auth_policy.c); without one it is a 429 that says when to retry. */
+static bool http_rate_allows(struct http_server *srv, struct http_request *req,
+			     const struct auth_key *key)
+{
+	struct auth_key *k = &srv->keys->keys[key - srv->keys->keys];
+	char msg[160];
+	unsigned wait;
+
+	if (!k->submit_rate || strcmp(req->method, "POST") != 0 || !req->url ||
+	    (strcmp(req->url, "/api/jobs") != 0 && strcmp(req->url, "/api/pipelines") != 0))
+		return true;
+	wait = auth_policy_take(k, job_mono_ns());
+	if (!wait)
+		return true;
+	snprintf(msg, sizeof(msg),
+		 "the API key \"%s\" may submit %u times a second (policy submit_rate) - try "
+		 "again in %u s",
+		 k->name, k->submit_rate, wait);
+	http_denied(req, k->name, msg);
+	req->retry_after = wait;
+	http_request_error(req, 429, msg);
+	return false;
+}
+
 /*
  * With API keys, a request needs a known token with the scope its method
  * and path need (401 without one, 403 without the scope); GET /api/status
@@ -317,7 +343,8 @@ static bool http_request_allowed(struct http_server *srv, struct http_request *r
 	snprintf(req->key_name, sizeof(req->key_name), "%s", key->name);
 	req->key_admin = key->scopes & AUTH_ADMIN;
 	req->owner = key->owner;
-	return true;
+	req->policy = &key->policy;
+	return http_rate_allows(srv, req, key);
 }
 
 static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
@@ -330,6 +357,7 @@ static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
 	/* A key's name is the owner of the work it submits (and of nothing
 	 * else: a key without an owner number would see everyone's). */
 	for (size_t i = 0; i < keys->n; i++) {
+		auth_policy_apply(&keys->keys[i], &srv->auth_default);
 		keys->keys[i].owner = job_owner_id(keys->keys[i].name);
 		if (!keys->keys[i].owner) {
 			snprintf(err, errlen, "%s: no room for the owner \"%s\"", srv->keys_path,
@@ -747,6 +775,8 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 	}
 	http_fd_budget(srv);
 	if (cfg->auth_keys && cfg->auth_keys[0]) {
+		if (auth_policy_defaults(cfg, &srv->auth_default, err, errlen) < 0)
+			goto fail;
 		srv->keys_path = cfg->auth_keys;
 		if (http_load_keys(srv, err, errlen) < 0)
 			goto fail;
@@ -848,6 +878,7 @@ void http_free(struct http_server *srv)
 	if (srv->keys_path)
 		ev_stat_stop(srv->loop, &srv->keys_watch);
 	auth_keys_free(srv->keys);
+	strv_free(srv->auth_default.own_tasks);
 	http_tls_free(srv->tls);
 	for (o = srv->cors_origins; o && *o; o++)
 		free(*o);

@@ -93,6 +93,7 @@ struct http_server {
 	const char *keys_path;
 	struct auth_keys *keys;
 	ev_stat keys_watch;
+	struct auth_key auth_default; /* [auth]: the policy of a key that sets none */
 	/* The Date header's value, made once a second. */
 	char date[40];
 	int64_t date_s;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../supervisor/log.h"
 #include "json_out.h"
 #include "routes.h"
 
@@ -77,6 +78,8 @@ static unsigned status_of(enum core_err err)
 		return 404;
 	case CORE_ECONFLICT:
 		return 409;
+	case CORE_EFORBIDDEN:
+		return 403;
 	case CORE_EFULL:
 	case CORE_EUNAVAIL:
 		return 503;
@@ -205,6 +208,10 @@ static void routes_done(void *arg, const struct core_reply *reply)
 		http_request_answer(req, 500, NULL, 0);
 		return;
 	}
+	if (reply->err == CORE_EFORBIDDEN)
+		log_warn("request denied", "key", req->key_name[0] ? req->key_name : "-", "reason",
+			 reply->message ? reply->message : "policy", "method", req->method, "path",
+			 req->url ? req->url : "-");
 	if (reply->err != CORE_OK) {
 		http_request_error(req, status_of(reply->err),
 				   reply->message ? reply->message : "internal error");
@@ -346,6 +353,7 @@ static void handle_submit_job(struct http_request *req)
 		return;
 	}
 	req->in.job.owner = req->owner;
+	req->in.job.policy = req->policy;
 	req->route = ROUTE_SUBMIT_JOB;
 	http_request_wait(req);
 	core_submit_job(req->core, &req->in.job, routes_done, req);
@@ -365,6 +373,7 @@ static void handle_submit_pipeline(struct http_request *req)
 		return;
 	}
 	req->in.pipeline.owner = req->owner;
+	req->in.pipeline.policy = req->policy;
 	req->route = ROUTE_SUBMIT_PIPELINE;
 	http_request_wait(req);
 	core_submit_pipeline(req->core, &req->in.pipeline, routes_done, req);

@@ -63,6 +63,10 @@ struct http_request {
 	char key_name[65];	   /* the API key it came with; "" for none */
 	bool key_admin;		   /* that key has the admin scope */
 	uint16_t owner;		   /* that key as an owner (job.h); 0 for none */
+	/* That key's policy; borrowed from the keys in use, so valid only
+	 * while the request is dispatched (the core checks it at once). */
+	const struct core_policy *policy;
+	unsigned retry_after; /* a 429: seconds for the Retry-After header */
 	int64_t start_ns;
 
 	char *body; /* the upload, NUL-terminated */

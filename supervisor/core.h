@@ -16,6 +16,11 @@
  * owner too: 0 sees all work, any other number only the work of that
  * owner - the rest answers ENOTFOUND exactly as an unknown id does, and is
  * left out of lists. What an owner is, the core does not know.
+ *
+ * Policy: a submit may carry a core_policy (an API key's): the task names
+ * and seccomp profiles it may use, the most it may ask for, and how much of
+ * its owner's work may wait and run at once. Work outside it is refused
+ * with EFORBIDDEN and a message that names the rule; nothing is stored.
  */
 #ifndef VALET_CORE_H
 #define VALET_CORE_H
@@ -37,6 +42,20 @@ enum core_err {
 	CORE_EFULL,
 	CORE_EUNAVAIL,
 	CORE_EINTERNAL,
+	CORE_EFORBIDDEN, /* outside the submitter's policy */
+};
+
+/* What one submitter may ask for; every field 0 or NULL: whatever the
+ * config allows. Borrowed by a request for the call's duration. */
+struct core_policy {
+	const char *who;	/* names it in messages: "the API key \"ci\"" */
+	unsigned profiles;	/* bit (1 << enum sbx_profile) of each allowed; 0 = any */
+	char **tasks;		/* NULL-terminated names of the allowed tasks; NULL = any */
+	int64_t max_timeout_ms; /* the most "timeout" it may ask for; 0 = no own maximum */
+	uint64_t max_memory;	/* the most limits.memory it may ask for (bytes); 0 = none */
+	int64_t max_cpu_ms;	/* the most limits.cpu it may ask for; 0 = none */
+	uint32_t max_running;	/* its owner's jobs running on this node at most; 0 = any */
+	uint32_t max_queued;	/* its owner's jobs waiting on this node at most; 0 = any */
 };
 
 struct core_reply {
@@ -67,6 +86,7 @@ struct job_request {
 	bool has_limits;         /* "limits" was given (maybe {}) */
 	struct job_limits limits; /* what it asked for: 0 = not asked; set unused */
 	uint16_t owner;		  /* who asks (job_owner_id()); 0 = nobody */
+	const struct core_policy *policy; /* NULL: no policy of its own */
 };
 
 struct pipeline_request {
@@ -75,8 +95,9 @@ struct pipeline_request {
 	bool has_run_at;
 	int64_t run_at;
 	size_t njobs;
-	struct job_request *jobs; /* their owner is the pipeline's */
+	struct job_request *jobs; /* their owner and policy are the pipeline's */
 	uint16_t owner;
+	const struct core_policy *policy;
 };
 
 /* A PATCH: only the present fields change. */

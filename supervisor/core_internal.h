@@ -83,6 +83,13 @@ void core_reply_synced(struct core *core, core_done_fn cb, void *arg, struct job
 /* "<what> with ID: <id> not found" (what: "job", "job result", "pipeline"). */
 void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
 			  const char *what);
+/* core_policy.c: whether req keeps to pol (NULL: yes): 0, or -1 with the
+ * broken rule in msg. */
+int core_policy_check(struct core *core, const struct core_policy *pol,
+		      const struct job_request *req, char *msg, size_t len);
+/* Whether owner may have njobs more jobs waiting here under pol: 0 or -1. */
+int core_policy_quota(struct core *core, const struct core_policy *pol, uint16_t owner,
+		      size_t njobs, char *msg, size_t len);
 void core_reply_err(core_done_fn cb, void *arg, enum core_err err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -272,6 +272,11 @@ void core_submit_job(struct core *core, const struct job_request *req, core_done
 		core_reply_err(cb, arg, CORE_EINVAL, "%s", msg);
 		return;
 	}
+	if (core_policy_check(core, req->policy, req, msg, sizeof(msg)) < 0 ||
+	    core_policy_quota(core, req->policy, req->owner, 1, msg, sizeof(msg)) < 0) {
+		core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
+		return;
+	}
 	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "job", NULL, 0)))
 		return;
 	op->job = build_job(core, req, job_now_us(), req->owner);
@@ -358,6 +363,15 @@ void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 
 	if (validate_pipeline(core, req, msg, sizeof(msg)) < 0) {
 		core_reply_err(cb, arg, CORE_EINVAL, "%s", msg);
+		return;
+	}
+	for (size_t i = 0; i < req->njobs; i++)
+		if (core_policy_check(core, req->policy, &req->jobs[i], msg, sizeof(msg)) < 0) {
+			core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
+			return;
+		}
+	if (core_policy_quota(core, req->policy, req->owner, req->njobs, msg, sizeof(msg)) < 0) {
+		core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
 		return;
 	}
 	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "pipeline", NULL, 0)))

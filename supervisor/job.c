@@ -128,15 +128,13 @@ static int owner_grow(void)
 uint16_t job_owner_id(const char *name)
 {
 	const char **names, *s;
-	uint16_t *slot;
+	uint16_t known;
 
 	if (!name || !name[0])
 		return 0;
-	if (owner_nslots) {
-		slot = owner_slot(name);
-		if (*slot)
-			return *slot;
-	}
+	known = owner_nslots ? *owner_slot(name) : 0;
+	if (known)
+		return known;
 	if (owner_count >= UINT16_MAX)
 		return 0;
 	if ((owner_count + 1) * 2 > owner_nslots && owner_grow() < 0)

@@ -9,6 +9,12 @@ Ownership (OwnershipTest, on the memory store; OwnershipPgTest, the same
 on PostgreSQL): work is its key's; another key's job or pipeline is a 404
 like an unknown id, for every route, and changes nothing; lists hold only
 the key's own work; an admin key sees all of it, with each object's owner.
+
+Policy (PolicyTest): each rule of a key's policy - tasks, profiles, the
+most timeout, memory and cpu it may ask for, jobs waiting at once, the
+submit rate - refuses what breaks it (403 naming the rule, 429 with
+Retry-After for the rate), logs it once with the key's name, stores
+nothing; [auth] gives the rules of a key whose line sets none.
 """
 
 import os
@@ -413,6 +419,127 @@ class OwnershipPgTest(OwnershipTest):
         rows = self.d.sql("SELECT DISTINCT owner FROM jobs WHERE pipeline_id = :'id'",
                           id=pl["id"])
         self.assertEqual(rows, [["bob"]])
+
+
+class PolicyTest(DaemonTestCase):
+    KEYS = (("tasks", ["--tasks", "dummytask,echoprev"]),
+            ("strict", ["--profiles", "strict"]),
+            ("limits", ["--max-timeout", "5s", "--max-memory", "64M", "--max-cpu", "2s"]),
+            ("queue", ["--max-queued", "2"]),
+            ("rate", ["--submit-rate", "1", "--submit-burst", "2"]),
+            ("plain", []),
+            ("roomy", ["--max-timeout", "30s"]))
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.keys = os.path.join(cls.dir, "keys")
+        cls.who = {}
+        for name, opts in cls.KEYS:
+            rc, out, err = key_cmd(cls.keys, "create", name, "--scopes", "submit,read", *opts)
+            assert rc == 0, err
+            cls.who[name] = out
+        cls.config = {"server": {"auth_keys": cls.keys},
+                      "auth": {"max_timeout": "10s"}}
+        super().setUpClass()
+        cls.who = {n: As(cls.d, t) for n, t in cls.who.items()}
+
+    def refused(self, key, body, rule, kind="jobs"):
+        """body is refused for key with a 403 naming rule; nothing is stored;
+        the denial is logged once, with the key's name."""
+        who = self.who[key]
+        before = who.get("/api/" + kind).json[kind]
+        pattern = r"request denied key=%s reason=[^\n]*\(policy %s" % (key, rule)
+        logged = len(re.findall(pattern, self.d.log_text()))
+        r = who.post("/api/" + kind, body)
+        self.assertEqual(r.status, 403, r)
+        self.assertEqual(set(r.json), ERROR_KEYS, r)
+        self.assertIn('the API key "%s"' % key, r.json["message"])
+        self.assertIn("(policy %s" % rule, r.json["message"])
+        self.assertEqual(who.get("/api/" + kind).json[kind], before)
+        deadline = time.monotonic() + 5
+        while (len(re.findall(pattern, self.d.log_text())) == logged
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        time.sleep(0.05)
+        self.assertEqual(len(re.findall(pattern, self.d.log_text())), logged + 1,
+                         self.d.log_text())
+        return r.json["message"]
+
+    def job(self, task, **extra):
+        body = {"name": "p", "task_name": task, "run_at": later()}
+        body.update(extra)
+        return body
+
+    def test_tasks(self):
+        msg = self.refused("tasks", self.job("sha256"), "tasks")
+        self.assertIn("dummytask, echoprev", msg)
+        self.who["tasks"].submit(self.job("dummytask"))
+        # A pipeline is refused whole for one job outside the policy.
+        self.refused("tasks", {"name": "pl", "jobs": [{"name": "a", "task_name": "dummytask"},
+                                                      {"name": "b", "task_name": "sha256"}]},
+                     "tasks", kind="pipelines")
+
+    def test_profiles(self):
+        msg = self.refused("strict", self.job("exec_ok"), "profiles")
+        self.assertIn("the exec profile", msg)
+        self.who["strict"].submit(self.job("dummytask"))
+
+    def test_limits_and_timeout(self):
+        self.refused("limits", self.job("dummytask", timeout=6), "max_timeout")
+        self.refused("limits", self.job("dummytask", limits={"memory": "65M"}), "max_memory")
+        self.refused("limits", self.job("dummytask", limits={"cpu": 3}), "max_cpu")
+        job = self.who["limits"].submit(self.job("dummytask", timeout=5,
+                                                 limits={"memory": "64M", "cpu": 2}))
+        self.assertEqual(job["timeout"], 5)
+
+    def test_config_defaults(self):
+        # [auth] max_timeout = 10s for a key whose line says nothing; a key's
+        # own value replaces it.
+        self.refused("plain", self.job("dummytask", timeout=11), "max_timeout")
+        self.who["plain"].submit(self.job("dummytask", timeout=10))
+        self.who["roomy"].submit(self.job("dummytask", timeout=20))
+
+    def test_queue_quota(self):
+        q = self.who["queue"]
+        q.submit(self.job("dummytask"))
+        self.refused("queue", {"name": "pl", "run_at": later(),
+                               "jobs": [{"name": "a", "task_name": "dummytask"},
+                                        {"name": "b", "task_name": "dummytask"}]},
+                     "max_queued", kind="pipelines")
+        q.submit(self.job("dummytask"))
+        msg = self.refused("queue", self.job("dummytask"), "max_queued")
+        self.assertIn("has 2 jobs waiting", msg)
+        # Another key's work is not counted against it.
+        self.who["plain"].submit(self.job("dummytask"))
+
+    def test_submit_rate(self):
+        rate = self.who["rate"]
+        codes = []
+        for _ in range(3):
+            r = rate.post("/api/jobs", self.job("dummytask"))
+            codes.append(r.status)
+        self.assertEqual(codes[:2], [202, 202])
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(set(r.json), ERROR_KEYS, r)
+        self.assertEqual(r.json["code"], 429)
+        self.assertIn("(policy submit_rate)", r.json["message"])
+        self.assertEqual(r.header("retry-after"), "1")
+        self.assertEqual(len(rate.get("/api/jobs").json["jobs"]), 2)
+        # Reads are not submits; the bucket fills again.
+        self.assertEqual(rate.get("/api/jobs").status, 200)
+        time.sleep(1.1)
+        self.assertEqual(rate.post("/api/jobs", self.job("dummytask")).status, 202)
+        self.assertRegex(self.d.log_text(), r"request denied key=rate reason=.*submit_rate")
+
+    def test_bad_policy_field_refuses_the_key(self):
+        self.assertEqual(key_cmd(self.keys, "create", "x", "--scopes", "read",
+                                 "--max-timeout", "soon")[0], 2)
+        self.assertEqual(key_cmd(self.keys, "create", "x", "--scopes", "read",
+                                 "--profiles", "root")[0], 2)
+        rc, out, _ = key_cmd(self.keys, "list")
+        self.assertNotRegex(out, r"(?m)^x ")
+        self.assertRegex(out, r"(?m)^limits .*max_timeout=5s max_memory=64M max_cpu=2s")
 
 
 if __name__ == "__main__":
