@@ -163,6 +163,11 @@ static void http_keys_changed(struct ev_loop *loop, ev_stat *w, int revents)
 	http_auth_reload(container_of(w, struct http_server, keys_watch));
 }
 
+void http_request_denied(struct http_request *req, const char *why)
+{
+	http_denied(req, req->key_name[0] ? req->key_name : "-", why);
+}
+
 int http_auth_start(struct http_server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../supervisor/log.h"
 #include "json_out.h"
 #include "routes.h"
 
@@ -209,9 +208,7 @@ static void routes_done(void *arg, const struct core_reply *reply)
 		return;
 	}
 	if (reply->err == CORE_EFORBIDDEN)
-		log_warn("request denied", "key", req->key_name[0] ? req->key_name : "-", "reason",
-			 reply->message ? reply->message : "policy", "method", req->method, "path",
-			 req->url ? req->url : "-");
+		http_request_denied(req, reply->message ? reply->message : "policy");
 	if (reply->err != CORE_OK) {
 		http_request_error(req, status_of(reply->err),
 				   reply->message ? reply->message : "internal error");

@@ -114,6 +114,9 @@ void http_request_answer_parts(struct http_request *req, unsigned status, struct
  */
 void http_request_answer_result(struct http_request *req, unsigned status,
 				struct iovec parts[3], struct job *job);
+/* Log that req was refused, once, with its key's name and why (never its
+ * token); the answer is set apart. */
+void http_request_denied(struct http_request *req, const char *why);
 /* An error body answer. */
 void http_request_error(struct http_request *req, unsigned status, const char *message);
 /* Before a core call: the request waits for its callback. */

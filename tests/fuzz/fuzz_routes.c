@@ -297,6 +297,11 @@ void http_request_answer_result(struct http_request *req, unsigned status,
 	answer(req, status, parts, 3, job);
 }
 
+void http_request_denied(struct http_request *req, const char *why)
+{
+	FUZZ_CHECK(why != NULL);
+}
+
 void http_request_error(struct http_request *req, unsigned status, const char *message)
 {
 	size_t len = 0;
