@@ -297,7 +297,8 @@ int auth_key_command(const char *path, int argc, char **argv)
 			"submit,read,cancel,admin\n"
 			"           [--profiles P,...] [--tasks T,...] [--max-timeout D] "
 			"[--max-memory S]\n"
-			"           [--max-cpu D] [--max-queued N] [--submit-rate N] "
+			"           [--max-cpu D] [--max-running N] [--max-queued N] "
+			"[--submit-rate N] "
 			"[--submit-burst N]\n"
 			"       valetd [-c FILE | --file KEYS] key list\n"
 			"       valetd [-c FILE | --file KEYS] key revoke NAME\n");

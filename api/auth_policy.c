@@ -12,6 +12,7 @@
  *   max_timeout=30s          the most "timeout" it may ask for
  *   max_memory=256M          the most limits.memory it may ask for
  *   max_cpu=10s              the most limits.cpu it may ask for
+ *   max_running=4            its jobs running on a node at once (more wait)
  *   max_queued=100           its jobs waiting on a node at once
  *   submit_rate=5            submits (POST jobs or pipelines) per second...
  *   submit_burst=20          ... with this many at once (default: the rate)
@@ -105,6 +106,8 @@ int auth_policy_field(struct auth_key *k, const char *field, char *msg, size_t l
 	else if (IS("max_cpu"))
 		rc = config_parse_duration_ms(v, &p->max_cpu_ms) < 0 || p->max_cpu_ms <= 0 ? -EINVAL
 											   : 0;
+	else if (IS("max_running"))
+		rc = parse_count(v, &p->max_running);
 	else if (IS("max_queued"))
 		rc = parse_count(v, &p->max_queued);
 	else if (IS("submit_rate"))
@@ -117,7 +120,8 @@ int auth_policy_field(struct auth_key *k, const char *field, char *msg, size_t l
 	else if (rc < 0)
 		snprintf(msg, len,
 			 "bad policy field \"%.100s\" (profiles=, tasks=, max_timeout=, "
-			 "max_memory=, max_cpu=, max_queued=, submit_rate=, submit_burst=)",
+			 "max_memory=, max_cpu=, max_running=, max_queued=, submit_rate=, "
+			 "submit_burst=)",
 			 field);
 	return rc;
 }
@@ -139,6 +143,7 @@ int auth_policy_defaults(const struct config *cfg, struct auth_key *dflt, char *
 	dflt->policy.max_timeout_ms = cfg->auth_max_timeout_ms;
 	dflt->policy.max_memory = cfg->auth_max_memory;
 	dflt->policy.max_cpu_ms = cfg->auth_max_cpu_ms;
+	dflt->policy.max_running = (uint32_t)cfg->auth_max_running;
 	dflt->policy.max_queued = (uint32_t)cfg->auth_max_queued;
 	dflt->submit_rate = (uint32_t)cfg->auth_submit_rate;
 	dflt->submit_burst = (uint32_t)cfg->auth_submit_burst;
@@ -160,6 +165,8 @@ void auth_policy_apply(struct auth_key *k, const struct auth_key *dflt)
 		p->max_memory = dflt->policy.max_memory;
 	if (!p->max_cpu_ms)
 		p->max_cpu_ms = dflt->policy.max_cpu_ms;
+	if (!p->max_running)
+		p->max_running = dflt->policy.max_running;
 	if (!p->max_queued)
 		p->max_queued = dflt->policy.max_queued;
 	if (!k->submit_rate)
@@ -220,6 +227,8 @@ void auth_policy_format(const struct auth_key *k, char *buf, size_t len)
 	if (p->max_cpu_ms)
 		PUT("%smax_cpu=%s", used ? " " : "",
 		    config_fmt_duration(p->max_cpu_ms, a, sizeof(a)));
+	if (p->max_running)
+		PUT("%smax_running=%u", used ? " " : "", p->max_running);
 	if (p->max_queued)
 		PUT("%smax_queued=%u", used ? " " : "", p->max_queued);
 	if (k->submit_rate)

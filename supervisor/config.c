@@ -132,6 +132,7 @@ static const struct cf_key cf_keys[] = {
 	{KEY("auth", "max_timeout", CF_DURATION, auth_max_timeout_ms, "0"), .min = 0, .max = DAYS30},
 	{KEY("auth", "max_memory", CF_SIZE, auth_max_memory, "0"), .min = 0, .max = TIB},
 	{KEY("auth", "max_cpu", CF_DURATION, auth_max_cpu_ms, "0"), .min = 0, .max = DAYS30},
+	{KEY("auth", "max_running", CF_INT, auth_max_running, "0"), .min = 0, .max = 1000000},
 	{KEY("auth", "max_queued", CF_INT, auth_max_queued, "0"), .min = 0, .max = 10000000},
 	{KEY("auth", "submit_rate", CF_INT, auth_submit_rate, "0"), .min = 0, .max = 1000000},
 	{KEY("auth", "submit_burst", CF_INT, auth_submit_burst, "0"), .min = 0, .max = 1000000},

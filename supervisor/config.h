@@ -58,6 +58,7 @@ struct config {
 	int64_t auth_max_timeout_ms; /* the most "timeout" a key may ask for */
 	size_t auth_max_memory;	     /* the most limits.memory */
 	int64_t auth_max_cpu_ms;     /* the most limits.cpu */
+	int auth_max_running;	     /* a key's jobs running on a node at once */
 	int auth_max_queued;	     /* a key's jobs waiting on a node at once */
 	int auth_submit_rate;	     /* submits a second */
 	int auth_submit_burst;	     /* submits at once; 0 = the rate */

@@ -54,7 +54,8 @@ struct core_policy {
 	int64_t max_timeout_ms; /* the most "timeout" it may ask for; 0 = no own maximum */
 	uint64_t max_memory;	/* the most limits.memory it may ask for (bytes); 0 = none */
 	int64_t max_cpu_ms;	/* the most limits.cpu it may ask for; 0 = none */
-	uint32_t max_running;	/* its owner's jobs running on this node at most; 0 = any */
+	uint32_t max_running;	/* its owner's runs on this node at once (more wait, are
+				 * not refused); 0 = any */
 	uint32_t max_queued;	/* its owner's jobs waiting on this node at most; 0 = any */
 };
 

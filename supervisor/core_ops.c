@@ -277,6 +277,7 @@ void core_submit_job(struct core *core, const struct job_request *req, core_done
 		core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
 		return;
 	}
+	core_policy_note(core, req->policy, req->owner);
 	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "job", NULL, 0)))
 		return;
 	op->job = build_job(core, req, job_now_us(), req->owner);
@@ -374,6 +375,7 @@ void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 		core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
 		return;
 	}
+	core_policy_note(core, req->policy, req->owner);
 	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "pipeline", NULL, 0)))
 		return;
 	op->pl = build_pipeline(core, req);

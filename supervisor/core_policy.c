@@ -13,8 +13,13 @@
  * quota counts the owner's jobs this node holds and has not started (with
  * PostgreSQL, work waiting in the database for any node is not counted): a
  * walk over the active jobs, done only for a policy that has a quota.
+ *
+ * max_running is no refusal: the core counts each owner's runs here and
+ * the dispatcher sets aside (queue_hold()) a job whose owner has as many
+ * as its policy allows, until one of them ends.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config_value.h"
@@ -91,6 +96,47 @@ int core_policy_check(struct core *core, const struct core_policy *pol,
 		return -1;
 	}
 	return 0;
+}
+
+void core_policy_note(struct core *core, const struct core_policy *pol, uint16_t owner)
+{
+	struct core_owner *o;
+	size_t n;
+
+	if (!pol || !owner)
+		return;
+	if (owner >= core->nowners) {
+		if (!pol->max_running)
+			return;
+		n = (size_t)owner + 16;
+		o = realloc(core->owners, n * sizeof(*o));
+		if (!o)
+			return; /* no cap then, rather than no job */
+		memset(o + core->nowners, 0, (n - core->nowners) * sizeof(*o));
+		core->owners = o;
+		core->nowners = n;
+	}
+	core->owners[owner].max_running = pol->max_running;
+}
+
+bool core_owner_full(const struct core *core, uint16_t owner)
+{
+	const struct core_owner *o = owner < core->nowners ? &core->owners[owner] : NULL;
+
+	return o && o->max_running && o->running >= o->max_running;
+}
+
+void core_owner_ran(struct core *core, uint16_t owner, int delta)
+{
+	struct core_owner *o = owner < core->nowners ? &core->owners[owner] : NULL;
+
+	/* Counted only for an owner with a cap (the memory of the others'). */
+	if (!o || !o->max_running)
+		return;
+	if (delta > 0)
+		o->running++;
+	else if (o->running > 0)
+		o->running--;
 }
 
 struct waiting_count {

@@ -207,6 +207,7 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 			   old->auth_max_memory != fresh->auth_max_memory ||
 			   old->auth_max_cpu_ms != fresh->auth_max_cpu_ms ||
 			   old->auth_max_queued != fresh->auth_max_queued ||
+			   old->auth_max_running != fresh->auth_max_running ||
 			   old->auth_submit_rate != fresh->auth_submit_rate ||
 			   old->auth_submit_burst != fresh->auth_submit_burst},
 	    {"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||

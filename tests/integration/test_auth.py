@@ -17,6 +17,7 @@ Retry-After for the rate), logs it once with the key's name, stores
 nothing; [auth] gives the rules of a key whose line sets none.
 """
 
+import datetime
 import os
 import re
 import signal
@@ -540,6 +541,58 @@ class PolicyTest(DaemonTestCase):
         rc, out, _ = key_cmd(self.keys, "list")
         self.assertNotRegex(out, r"(?m)^x ")
         self.assertRegex(out, r"(?m)^limits .*max_timeout=5s max_memory=64M max_cpu=2s")
+
+
+class RunningCapTest(DaemonTestCase):
+    """max_running: a key's jobs beyond it wait (not refused), without
+    holding up other keys' work; a waiting one can be cancelled."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.keys = os.path.join(cls.dir, "keys")
+        tokens = {}
+        for name, opts in (("capped", ["--max-running", "1"]), ("free", [])):
+            rc, out, err = key_cmd(cls.keys, "create", name, "--scopes", "submit,read,cancel",
+                                   *opts)
+            assert rc == 0, err
+            tokens[name] = out
+        cls.config = {"server": {"auth_keys": cls.keys}, "queue": {"workers": "3"}}
+        super().setUpClass()
+        cls.capped, cls.free = As(cls.d, tokens["capped"]), As(cls.d, tokens["free"])
+
+    def statuses(self, who, ids):
+        return [who.get("/api/jobs/" + i).json["status"] for i in ids]
+
+    def test_one_at_a_time_and_others_go_on(self):
+        ids = [self.capped.submit({"name": "c%d" % i, "task_name": "sleep",
+                                   "task_params": {"seconds": 0.6}})["id"] for i in range(4)]
+        other = self.free.submit({"name": "f", "task_name": "sleep",
+                                  "task_params": {"seconds": 0.1}})["id"]
+        deadline, most, other_done_early = time.monotonic() + 30, 0, False
+        cancelled = False
+        while time.monotonic() < deadline:
+            st = self.statuses(self.capped, ids)
+            most = max(most, st.count("IN_PROGRESS"))
+            if self.free.get("/api/jobs/" + other).json["status"] == "COMPLETED" \
+                    and "PENDING" in st[1:3]:
+                other_done_early = True
+            if not cancelled and st[3] == "PENDING":
+                r = self.capped.post("/api/jobs/%s/cancel" % ids[3])
+                self.assertEqual((r.status, r.json["status"]), (200, "CANCELLED"), r)
+                cancelled = True
+            if all(x in ("COMPLETED", "CANCELLED") for x in st):
+                break
+            time.sleep(0.02)
+        self.assertEqual(self.statuses(self.capped, ids),
+                         ["COMPLETED", "COMPLETED", "COMPLETED", "CANCELLED"])
+        self.assertEqual(most, 1)
+        self.assertTrue(other_done_early, "another key's job waited for the capped key's")
+        # They ran one after another.
+        jobs = [self.capped.get("/api/jobs/" + i).json for i in ids[:3]]
+        at = datetime.datetime.fromisoformat
+        for a, b in zip(jobs, jobs[1:]):
+            self.assertLessEqual(at(a["completed_at"]), at(b["started_at"]))
 
 
 if __name__ == "__main__":
