@@ -43,6 +43,7 @@
 #include "http_internal.h"
 #include "http_url.h"
 #include "json_out.h"
+#include "ui.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -91,6 +92,8 @@ void http_request_unref(struct http_request *req)
 	free(req->query);
 	free(req->origin);
 	free(req->authorization);
+	free(req->if_none_match);
+	free(req->resp_headers);
 	free(req);
 }
 
@@ -285,7 +288,10 @@ void http_request_ready(struct http_request *req)
 		}
 		return;
 	}
-	routes_dispatch(req);
+	if (ui_path(req->url))
+		ui_serve(req);
+	else
+		routes_dispatch(req);
 }
 
 /* ---- small things for the connections ----------------------------------- */

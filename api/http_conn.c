@@ -151,7 +151,9 @@ static void conn_head(struct http_conn *c, struct http_request *req)
 
 	conn_add(c->head, cap, &len, "HTTP/1.1 %u %s\r\nDate: %s\r\n", req->status,
 		 http_status_str((enum http_status)req->status), http_date(srv));
-	if (body && req->resp_len > 0)
+	if (req->resp_headers)
+		conn_add(c->head, cap, &len, "%s", req->resp_headers);
+	else if (body && req->resp_len > 0)
 		conn_add(c->head, cap, &len, "Content-Type: application/json\r\n");
 	if (body)
 		conn_add(c->head, cap, &len, "Content-Length: %zu\r\n", req->resp_len);
@@ -384,34 +386,50 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 	return header_bytes(c, len);
 }
 
+/* Where a header that valetd keeps goes, and its longest value (what goes
+ * past it is not kept); NULL for the others. */
+static char **conn_kept(struct http_conn *c, size_t *max)
+{
+	struct http_request *req = c->req;
+
+	switch (c->header) {
+	case HDR_ORIGIN:
+		*max = HTTP_MAX_ORIGIN;
+		return &req->origin;
+	case HDR_AUTHORIZATION:
+		*max = HTTP_MAX_AUTHORIZATION;
+		return &req->authorization;
+	case HDR_IF_NONE_MATCH:
+		*max = HTTP_MAX_IF_NONE_MATCH;
+		return &req->if_none_match;
+	default:
+		return NULL;
+	}
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = conn_of(p);
-	struct http_request *req = c->req;
-	size_t have;
-	char *v;
+	size_t have, max = 0;
+	char **dst, *v;
 
 	if (!c->in_value) {
 		c->in_value = true;
 		c->header = !strcmp(c->field, "origin")		 ? HDR_ORIGIN
 			    : !strcmp(c->field, "expect")	 ? HDR_EXPECT
 			    : !strcmp(c->field, "authorization") ? HDR_AUTHORIZATION
+			    : !strcmp(c->field, "if-none-match") ? HDR_IF_NONE_MATCH
 								 : HDR_OTHER;
 		/* The same header twice: neither counts. */
-		if (c->header == HDR_ORIGIN && req->origin) {
-			free(req->origin);
-			req->origin = strdup("");
-			c->header = HDR_OTHER;
-		} else if (c->header == HDR_AUTHORIZATION && req->authorization) {
-			free(req->authorization);
-			req->authorization = strdup("");
+		dst = conn_kept(c, &max);
+		if (dst && *dst) {
+			free(*dst);
+			*dst = strdup("");
 			c->header = HDR_OTHER;
 		}
 	}
-	if (c->header == HDR_ORIGIN || c->header == HDR_AUTHORIZATION) {
-		char **dst = c->header == HDR_ORIGIN ? &req->origin : &req->authorization;
-		size_t max = c->header == HDR_ORIGIN ? HTTP_MAX_ORIGIN : HTTP_MAX_AUTHORIZATION;
-
+	dst = conn_kept(c, &max);
+	if (dst) {
 		have = *dst ? strlen(*dst) : 0;
 		if (have + len <= max) {
 			v = realloc(*dst, have + len + 1);

@@ -25,6 +25,7 @@
 #define HTTP_MAX_HEADERS 100	   /* header lines: 431 above */
 #define HTTP_MAX_ORIGIN 512	   /* a longer Origin is no allowed origin */
 #define HTTP_MAX_AUTHORIZATION 512 /* a longer Authorization is no token */
+#define HTTP_MAX_IF_NONE_MATCH 512 /* a longer If-None-Match matches nothing */
 #define HTTP_WRITE_BUDGET (256 * 1024) /* bytes sent per connection per loop pass */
 #define HTTP_LINGER_S 2.0	   /* reading what a closed-for-us client still sends */
 #define HTTP_CLIENT_BUCKETS 1024
@@ -120,7 +121,7 @@ struct http_conn {
 	char field[16]; /* the current header's name (lower case, cut) */
 	size_t field_len;
 	bool in_value;
-	enum { HDR_OTHER, HDR_ORIGIN, HDR_EXPECT, HDR_AUTHORIZATION } header;
+	enum { HDR_OTHER, HDR_ORIGIN, HDR_EXPECT, HDR_AUTHORIZATION, HDR_IF_NONE_MATCH } header;
 	char expect[32];
 	size_t expect_len;
 	unsigned fail_status; /* a callback's verdict: answer this and close */
@@ -171,7 +172,7 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req);
 
 struct http_request *http_request_new(struct http_server *srv, struct http_conn *conn);
 void http_request_unref(struct http_request *req);
-/* The complete request: CORS preflight, or the handlers. */
+/* The complete request: CORS preflight, the dashboard's files, or the handlers. */
 void http_request_ready(struct http_request *req);
 /* The Access-Control-* and Vary headers of an answer, appended to buf. */
 size_t http_cors_headers(const struct http_server *srv, const struct http_request *req,

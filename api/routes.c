@@ -320,6 +320,19 @@ static void handle_tasks(struct http_request *req)
 	answer_json(req, 200, o);
 }
 
+/* GET /api/openapi.json: api/openapi.json, compiled in by the Makefile. */
+static void handle_openapi(struct http_request *req)
+{
+	char *copy = malloc(routes_openapi_json_len + 1);
+
+	if (!copy) {
+		http_request_error(req, 500, "out of memory");
+		return;
+	}
+	memcpy(copy, routes_openapi_json, routes_openapi_json_len + 1);
+	http_request_answer(req, 200, copy, routes_openapi_json_len);
+}
+
 /* Decoding failed: 400 with the message, or 500 on ENOMEM. */
 static void bad_body(struct http_request *req, int rc, const char *err)
 {
@@ -517,6 +530,8 @@ void routes_dispatch(struct http_request *req)
 		handle_status(req);
 	else if (n == 1 && seg_is(&segs[0], "tasks") && get)
 		handle_tasks(req);
+	else if (n == 1 && seg_is(&segs[0], "openapi.json") && get)
+		handle_openapi(req);
 	else if (n == 1 && seg_is(&segs[0], "jobs") && post)
 		handle_submit_job(req);
 	else if (n == 1 && seg_is(&segs[0], "jobs") && get)

@@ -60,6 +60,7 @@ struct http_request {
 	char *query;		   /* the query as sent, after '?'; NULL when none */
 	char *origin;		   /* the Origin header; NULL when none */
 	char *authorization;	   /* the Authorization header; NULL when none */
+	char *if_none_match;	   /* the If-None-Match header; NULL when none */
 	char key_name[65];	   /* the API key it came with; "" for none */
 	bool key_admin;		   /* that key has the admin scope */
 	uint16_t owner;		   /* that key as an owner (job.h); 0 for none */
@@ -78,6 +79,9 @@ struct http_request {
 	bool answered;	  /* status and response body are set */
 	bool preflight;	  /* a CORS preflight: add the Allow-* headers */
 	unsigned status;
+	/* Header lines of an answer that is not JSON ("Content-Type: ...\r\n"
+	 * and more), malloc()ed; NULL: a JSON answer. */
+	char *resp_headers;
 	struct iovec resp[HTTP_BODY_PARTS]; /* the body, in pieces (malloc()ed) */
 	unsigned nresp;
 	size_t resp_len;
@@ -96,6 +100,11 @@ struct http_request {
 	} in;
 	LIST_ENTRY(http_request) wait_link;
 };
+
+/* The OpenAPI document of the API (api/openapi.json, generated into the
+ * build by the Makefile); NUL-terminated, len without the NUL. */
+extern const char routes_openapi_json[];
+extern const size_t routes_openapi_json_len;
 
 /* Route a complete request: answers now or starts a core call (routes.c). */
 void routes_dispatch(struct http_request *req);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install what valet needs to build (and, with --test, to run its test suite;
-# with --bench, to build the benchmark's load generator (libcurl); with
+# with --bench, to build the benchmark's load generator; with
 # --packages, to build and test the .deb and .rpm packages)
 # on Debian/Ubuntu (apt) or Fedora/RHEL (dnf). Safe to run again: it only
 # installs what is missing. Called by `make run`, `make test` and `make bench`
@@ -13,7 +13,7 @@ want_packages=0
 for arg in "$@"; do
 	case "$arg" in
 	--test) want_test=1 ;;
-	--bench) want_bench=1 ;;
+	--bench) want_bench=1 ;; # libcurl, the load generator's, is in the build group now
 	--packages) want_packages=1 ;;
 	-h|--help) echo "usage: $0 [--test] [--bench] [--packages]"; exit 0 ;;
 	*) echo "deps.sh: unknown argument: $arg" >&2; exit 2 ;;
@@ -29,19 +29,22 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
+	# libsystemd: the daemon's journal fields and sd_notify (not the spawner's).
 	pkgs="build-essential pkg-config libev-dev libjansson-dev libseccomp-dev libpq-dev \
-libhttp-parser-dev libinih-dev libgnutls28-dev curl"
-	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh).
+libhttp-parser-dev libinih-dev libgnutls28-dev libsystemd-dev curl"
+	# The valet CLI's (and the load generator's) HTTP client. libcurl's
+	# GnuTLS flavour, GnuTLS being the project's TLS library; another
+	# flavour already installed does as well (they conflict, apt would
+	# replace it).
+	pkg-config --exists libcurl 2>/dev/null || pkgs="$pkgs libcurl4-gnutls-dev"
+	# The tests start a throwaway PostgreSQL server (tests/pg_tmp.sh) and read
+	# the Grafana provisioning files (python3-yaml).
 	# exec+net jobs' network (slirp4netns), and the tests' own test hosts
 	# in network namespaces (iproute2); test certificates (openssl). The
-	# fuzz harnesses (tests/fuzz): clang, and below its runtimes.
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 procps postgresql postgresql-client \
-slirp4netns iproute2 openssl clang"
-	# The load generator's HTTP client. libcurl's GnuTLS flavour, GnuTLS
-	# being the project's TLS library; another flavour already installed
-	# does as well (they conflict, apt would replace it).
-	[ "$want_bench" = 1 ] && ! pkg-config --exists libcurl 2>/dev/null && \
-		pkgs="$pkgs libcurl4-gnutls-dev"
+	# fuzz harnesses (tests/fuzz): clang, and below its runtimes. The web
+	# dashboard's test (tests/integration/test_ui.py): a headless browser.
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 python3-yaml procps postgresql \
+postgresql-client slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	updated=0
 	install_missing() {
@@ -73,16 +76,16 @@ slirp4netns iproute2 openssl clang"
 	fi
 elif command -v dnf >/dev/null 2>&1; then
 	pkgs="gcc make pkgconf-pkg-config libev-devel jansson-devel libseccomp-devel libpq-devel \
-http-parser-devel inih-devel gnutls-devel curl"
-	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 procps-ng postgresql-server postgresql \
-slirp4netns iproute openssl clang compiler-rt"
-	[ "$want_bench" = 1 ] && pkgs="$pkgs libcurl-devel"
+http-parser-devel inih-devel gnutls-devel libcurl-devel systemd-devel curl"
+	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 python3-pyyaml procps-ng \
+postgresql-server postgresql slirp4netns iproute openssl clang compiler-rt chromium chromedriver \
+python3-selenium"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else
 	echo "deps.sh: no apt-get or dnf; install by hand: a C compiler, make, pkg-config," >&2
-	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih (and cmocka, python3," >&2
-	echo "  openssl, the PostgreSQL server and client, clang and its libFuzzer runtime to test;" >&2
-	echo "  libcurl to benchmark)" >&2
+	echo "  libev, jansson, libseccomp, libpq, http-parser, GnuTLS, inih, libcurl, libsystemd" >&2
+	echo "  (and cmocka, python3 with yaml, openssl, the PostgreSQL server and client, clang and" >&2
+	echo "  its libFuzzer runtime, chromium, its WebDriver and python3-selenium to test)" >&2
 	exit 1
 fi

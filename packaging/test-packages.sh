@@ -4,7 +4,8 @@
 # install them with apt-get, check what they installed (user, permissions,
 # unit, config), run the installed valetd (started directly: this must work
 # where systemd is not PID 1, as in CI containers), submit jobs over HTTP,
-# build a plugin and a program against libvalet-dev and run them, purge the
+# use the installed valet client against it, build a plugin and a program
+# against libvalet-dev and run them, purge the
 # packages and check what is left; then build the .rpms (make rpm) and check
 # their file lists, requirements and scriptlets.
 #
@@ -20,7 +21,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
 KEEP=${KEEP:-0}
-PKGS="valetd libvalet0 libvalet-dev"
+PKGS="valetd valet-client libvalet0 libvalet-dev"
 export DEBIAN_FRONTEND=noninteractive
 
 if [ "$(id -u)" != 0 ]; then
@@ -249,6 +250,14 @@ check_version() {
 	[ "$out" = "valetd $VERSION" ]
 }
 
+# The unit pings a watchdog and lets valetd's per-job and per-request lines
+# through journald's rate limit (README, "Logging").
+check_unit_logging() {
+	local f=/lib/systemd/system/valetd.service
+	grep -x 'WatchdogSec=30s' "$f" && grep -x 'LogRateLimitIntervalSec=30s' "$f" &&
+		grep -x 'LogRateLimitBurst=200000' "$f"
+}
+
 check_unit() {
 	# The unit's ExecStart, man pages (Documentation=) and targets must be
 	# there; systemd need not be running.
@@ -262,6 +271,20 @@ check_man_keys() {
 		grep -q "^\.BR $key " packaging/man/valetd.conf.5 || missing="$missing $key"
 	done
 	[ -z "$missing" ] || { echo "not in packaging/man/valetd.conf.5:$missing"; return 1; }
+}
+
+# The Grafana files under /usr/share/valet/grafana, as the repository has
+# them; the dashboard provider points at the installed dashboards.
+check_grafana_files() {
+	local f g=/usr/share/valet/grafana
+	for f in packaging/grafana/*.json; do
+		cmp "$f" "$g/dashboards/${f##*/}" || return 1
+	done
+	for f in datasources/valet-postgres.yaml alerting/valet-postgres.yaml; do
+		cmp "packaging/grafana/provisioning/$f" "$g/provisioning/$f" || return 1
+	done
+	grep -x "      path: $g/dashboards" "$g/provisioning/dashboards/valet.yaml" || return 1
+	cmp packaging/sql/valet_reader.sql /usr/share/valet/sql/valet_reader.sql
 }
 
 check_sha256_job() {
@@ -365,9 +388,36 @@ check_shlibdeps() {
 	local deps lib
 	deps=$(dpkg-deb -f "$BUILD"/valetd_"$VERSION"-*_"$(dpkg --print-architecture)".deb Depends)
 	echo "Depends: $deps"
-	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libgnutls30 libpq5 libseccomp2; do
+	for lib in libc6 libev4 libinih1 libjansson4 libhttp-parser2.9 libgnutls30 libpq5 libseccomp2 \
+		libsystemd0; do
 		echo "$deps" | grep -qw "$lib" || { echo "no $lib"; return 1; }
 	done
+}
+
+# valet-client's Depends: libcurl (GnuTLS flavour) and jansson, not the daemon.
+check_client_deps() {
+	local deps
+	deps=$(dpkg-deb -f "$BUILD"/valet-client_"$VERSION"-*_"$(dpkg --print-architecture)".deb Depends)
+	echo "Depends: $deps"
+	echo "$deps" | grep -qw libcurl3-gnutls && echo "$deps" | grep -qw libjansson4 &&
+		! echo "$deps" | grep -qw valetd
+}
+
+# The installed valet client against the installed valetd at $url: status,
+# and a job submitted and followed to the end (exit status 0: COMPLETED).
+check_client_status() {
+	local out
+	out=$(/usr/bin/valet --url "$url" status) || return 1
+	echo "$out"
+	[ "$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')" = "$VERSION" ]
+}
+
+check_client_job() {
+	VALET_URL=$url /usr/bin/valet submit sha256 --params '{"data":"abc"}' --wait \
+		>"$tmp/cli.job" || return 1
+	cat "$tmp/cli.job"
+	[ "$(json "$tmp/cli.job" 'd["status"]')" = COMPLETED ] || return 1
+	VALET_URL=$url /usr/bin/valet --table list --task sha256 | grep -q COMPLETED
 }
 
 # The installed spawner: libc and jansson, none of the daemon's libraries.
@@ -375,7 +425,7 @@ check_spawner_libs() {
 	local f=/usr/lib/valet/valet-spawner
 	test -x "$f" || return 1
 	ldd "$f"
-	! ldd "$f" | grep -E 'lib(ev|pq|http_parser|inih|seccomp)\.so'
+	! ldd "$f" | grep -E 'lib(ev|pq|http_parser|inih|seccomp|systemd)\.so'
 }
 
 check_hello_job() {
@@ -484,7 +534,7 @@ for p in $PKGS; do
 	debs="$debs ./$BUILD/${p}_${VERSION}-*_$(dpkg --print-architecture).deb"
 done
 # shellcheck disable=SC2086
-check "the three .debs were built" ls $debs
+check "the four .debs were built" ls $debs
 check "lintian: no errors or warnings (overrides in packaging/debian)" \
 	lintian --fail-on error,warning \
 	"$BUILD"/deb/valet_*.changes
@@ -505,10 +555,16 @@ check "valetd's Depends are dh_shlibdeps's: the libraries it links" check_shlibd
 check "the spawner (/usr/lib/valet/valet-spawner) links none of the daemon's libraries" \
 	check_spawner_libs
 check "valetd -V prints valetd $VERSION" check_version
+check "valet-client's Depends: libcurl3-gnutls and jansson, not valetd" check_client_deps
+check "valet -V prints valet $VERSION" sh -c "test \"\$(/usr/bin/valet -V)\" = 'valet $VERSION'"
+check "man 1 valet" man -w 1 valet
 check "valetd -t -c /etc/valet/valetd.conf" /usr/sbin/valetd -t -c /etc/valet/valetd.conf
 check "man valetd and man 5 valetd.conf" sh -c 'man -w valetd && man -w 5 valetd.conf'
+check "the Grafana dashboards, provisioning files and valet_reader.sql are installed" \
+	check_grafana_files
 check "valetd.service is enabled (multi-user.target.wants)" \
 	test -L /etc/systemd/system/multi-user.target.wants/valetd.service
+check "valetd.service sets WatchdogSec= and LogRateLimit*" check_unit_logging
 if command -v systemd-analyze >/dev/null 2>&1; then
 	check "systemd-analyze verify valetd.service" check_unit
 else
@@ -522,6 +578,8 @@ then
 		check_tasks_listed "dummytask echoprev failtask sha256 sleep"
 	check "a sha256 job completes with the right hash" check_sha256_job
 	check "it ran with namespaces and a cgroup, not degraded" check_full_isolation
+	check "valet status against the installed valetd" check_client_status
+	check "valet submit --wait against the installed valetd: COMPLETED, exit 0" check_client_job
 	check "valetd stops on SIGTERM with status 0" stop_valetd
 fi
 
@@ -602,10 +660,11 @@ echo "== purge"
 check "apt-get purge -y $PKGS" apt-get purge -y -qq $PKGS
 check "no package left installed" sh -c "! dpkg-query -W -f='\${Status}\n' $PKGS 2>/dev/null | grep -qv not-installed"
 check "nothing of valet is left (binaries, config, unit, plugins, state, libraries)" \
-	check_gone /usr/sbin/valetd /etc/valet /usr/lib/valet /var/lib/valet \
+	check_gone /usr/sbin/valetd /usr/bin/valet /usr/share/man/man1/valet.1.gz /etc/valet \
+	/usr/lib/valet /var/lib/valet \
 	/lib/systemd/system/valetd.service /usr/lib/sysusers.d/valet.conf \
 	/etc/systemd/system/multi-user.target.wants/valetd.service \
-	/usr/share/man/man8/valetd.8.gz /usr/share/man/man5/valetd.conf.5.gz \
+	/usr/share/man/man8/valetd.8.gz /usr/share/man/man5/valetd.conf.5.gz /usr/share/valet \
 	/usr/include/valet.h "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libvalet.so.0" \
 	"/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/pkgconfig/valet.pc"
 check "the valet user is kept after purge (documented in README.Debian)" getent passwd valet
@@ -615,13 +674,18 @@ if make --no-print-directory BUILD="$BUILD" rpm >"$tmp/rpm.log" 2>&1; then
 	ok "make rpm"
 	rpm_d=$(ls "$BUILD"/valetd-"$VERSION"-*.rpm 2>/dev/null | head -n 1)
 	rpm_l=$(ls "$BUILD"/valet-libs-"$VERSION"-*.rpm 2>/dev/null | head -n 1)
+	rpm_c=$(ls "$BUILD"/valet-client-"$VERSION"-*.rpm 2>/dev/null | head -n 1)
 	rpm_v=$(ls "$BUILD"/valet-devel-"$VERSION"-*.rpm 2>/dev/null | head -n 1)
 	libdir=$(rpm --eval %_libdir)
 	check "valetd rpm lists its files" check_rpm_files "$rpm_d" /usr/sbin/valetd \
 		/etc/valet/valetd.conf /usr/lib/systemd/system/valetd.service \
 		/usr/lib/sysusers.d/valet.conf "$libdir/valet/tasks/demo.so" \
 		"$libdir/valet/tasks/wordcount" /var/lib/valet /usr/share/man/man8/valetd.8 \
-		/usr/share/man/man5/valetd.conf.5
+		/usr/share/man/man5/valetd.conf.5 /usr/share/valet/grafana/dashboards/valet-postgres.json \
+		/usr/share/valet/grafana/provisioning/datasources/valet-postgres.yaml \
+		/usr/share/valet/grafana/provisioning/dashboards/valet.yaml \
+		/usr/share/valet/grafana/provisioning/alerting/valet-postgres.yaml \
+		/usr/share/valet/sql/valet_reader.sql
 	check "valetd rpm: /etc/valet/valetd.conf is %config, 0640 root:valet" check_rpm_conf "$rpm_d"
 	check "valetd rpm: systemd scriptlets and the valet user" check_rpm_scripts "$rpm_d"
 	check "valetd rpm has the spawner" check_rpm_files "$rpm_d" \
@@ -629,6 +693,10 @@ if make --no-print-directory BUILD="$BUILD" rpm >"$tmp/rpm.log" 2>&1; then
 	check "valetd rpm requires the libraries it links (automatic requires)" \
 		sh -c "rpm -qp --requires '$rpm_d' | grep -q '^libhttp_parser.so'"
 	check "valet-libs rpm has libvalet.so.0" check_rpm_files "$rpm_l" "$libdir/libvalet.so.0"
+	check "valet-client rpm has valet and valet(1)" check_rpm_files "$rpm_c" /usr/bin/valet \
+		/usr/share/man/man1/valet.1
+	check "valet-client rpm requires libcurl (automatic requires)" \
+		sh -c "rpm -qp --requires '$rpm_c' | grep -q '^libcurl'"
 	check "valet-devel rpm has the header, the link, the archive, valet.pc" \
 		check_rpm_files "$rpm_v" /usr/include/valet.h "$libdir/libvalet.so" \
 		"$libdir/libvalet.a" "$libdir/pkgconfig/valet.pc"

@@ -722,6 +722,12 @@ bool core_draining(struct core *core)
 	return core->draining;
 }
 
+void core_load(struct core *core, unsigned *running, size_t *queued)
+{
+	*running = runner_running(core->runner);
+	*queued = core->nqueued;
+}
+
 static void maybe_shutdown_done(struct core *core)
 {
 	void (*done)(void *) = core->shutdown_done;

@@ -160,6 +160,8 @@ bool core_queue_healthy(struct core *core);
 bool core_storage_healthy(struct core *core);
 /* True while shutting down: the API answers 503 to new work. */
 bool core_draining(struct core *core);
+/* What this node runs now, and what it holds that has not started. */
+void core_load(struct core *core, unsigned *running, size_t *queued);
 
 /* Graceful shutdown: refuse new work, let running jobs finish for up to the
  * grace period, then kill them and record why. Calls done(arg) once when

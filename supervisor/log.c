@@ -26,6 +26,19 @@
  *
  * Values are strings and NULL ends the list, so a NULL value ends it early;
  * it is shown as null / (null). Not thread-safe (valetd is single-threaded).
+ *
+ * The journal: when stderr is journald's stream (systemd says so with
+ * JOURNAL_STREAM=<dev>:<inode> of the stream it connected; log_setup()
+ * compares it with stderr's fstat()), a line goes to the journal as one
+ * entry with fields instead (sd_journal_sendv(), journald's native
+ * protocol, log_journal.c): MESSAGE= the text form without time and level
+ * ("job finished job_id=... task=..."), PRIORITY= the line's syslog level,
+ * SYSLOG_IDENTIFIER=valetd, and each key=value as a field of its own, the
+ * key in upper case (job_id -> JOB_ID, task -> TASK, status -> STATUS), so
+ * that `journalctl JOB_ID=...` finds a job's lines. A key that would be one
+ * of journald's own fields (MESSAGE, PRIORITY, ...) gets VALET_ in front.
+ * `[log] format` applies to a stderr that is not the journal. When the
+ * journal refuses an entry, the line is written to stderr as text.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -35,6 +48,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "log_journal.h"
 
 #define LOG_LINE_MAX 4096
 #define LOG_VALUE_MAX 1024
@@ -42,11 +56,13 @@
 
 static enum log_format log_format = LOG_TEXT;
 static enum log_level log_level = LOG_INFO;
+static bool log_journal; /* stderr is the journal's stream */
 
 void log_setup(enum log_format fmt, enum log_level level)
 {
 	log_format = fmt == LOG_JSON ? LOG_JSON : LOG_TEXT;
 	log_level = level;
+	log_journal = log_journal_stderr();
 }
 
 bool log_enabled(enum log_level level)
@@ -265,15 +281,32 @@ static void log_write(const char *buf, size_t len)
 	}
 }
 
+/* Put "TIME LEVEL " before what l holds (cutting its end if need be). */
+static void log_prefix(struct log_line *l, const char *now, const char *level)
+{
+	char head[128];
+	size_t n = (size_t)snprintf(head, sizeof(head), "%s %s ", now, level);
+
+	if (n >= sizeof(head))
+		n = sizeof(head) - 1;
+	if (l->len + n + 1 > sizeof(l->buf))
+		l->len = sizeof(l->buf) - n - 1;
+	memmove(l->buf + n, l->buf, l->len);
+	memcpy(l->buf, head, n);
+	l->len += n;
+}
+
 void log_msg(enum log_level level, const char *msg, ...)
 {
 	static const char *const text_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 	static const char *const json_names[] = {"debug", "info", "warn", "error"};
+	static const int syslog_prio[] = {7, 6, 4, 3}; /* LOG_DEBUG, _INFO, _WARNING, _ERR */
 	int saved_errno = errno;
 	struct log_line l;
 	char now[96]; /* fits any int the compiler can imagine in struct tm */
 	const char *key, *value;
 	va_list ap;
+	int rc;
 
 	if (!log_enabled(level))
 		return;
@@ -282,7 +315,10 @@ void log_msg(enum log_level level, const char *msg, ...)
 	l.len = 0;
 	l.cut = false;
 	log_timestamp(now, sizeof(now));
-	if (log_format == LOG_JSON) {
+	if (log_journal) {
+		/* The text form without time and level; the journal has both. */
+		log_add_escaped(&l, msg ? msg : "", LOG_ESC_BARE, LOG_VALUE_MAX);
+	} else if (log_format == LOG_JSON) {
 		log_add(&l, "{\"time\":\"");
 		log_add(&l, now);
 		log_add(&l, "\",\"level\":\"");
@@ -300,7 +336,7 @@ void log_msg(enum log_level level, const char *msg, ...)
 	va_start(ap, msg);
 	while (!l.cut && (key = va_arg(ap, const char *))) {
 		value = va_arg(ap, const char *);
-		if (log_format == LOG_JSON)
+		if (log_format == LOG_JSON && !log_journal)
 			log_json_field(&l, key, value);
 		else
 			log_text_field(&l, key, value);
@@ -308,7 +344,18 @@ void log_msg(enum log_level level, const char *msg, ...)
 			break;
 	}
 	va_end(ap);
-	if (log_format == LOG_JSON)
+	if (log_journal) {
+		va_start(ap, msg);
+		rc = log_journal_send(syslog_prio[level], l.buf, l.len, ap);
+		va_end(ap);
+		if (rc >= 0) {
+			errno = saved_errno;
+			return;
+		}
+		/* The journal refused it: the text line on stderr after all. */
+		log_prefix(&l, now, text_names[level]);
+	}
+	if (log_format == LOG_JSON && !log_journal)
 		log_put(&l, "}", 1);
 	log_put(&l, "\n", 1);
 	log_write(l.buf, l.len);

@@ -5,7 +5,8 @@
  *   log_info("job finished", "job_id", id, "pid", "123", NULL);
  * Text:  2026-11-27T01:02:03.123Z INFO job finished job_id=... pid=123
  * JSON:  {"time":"...","level":"info","msg":"job finished","job_id":"...","pid":"123"}
- * Values are strings; NULL ends the list.
+ * Values are strings; NULL ends the list. When stderr is the journal, each
+ * line is a journal entry with the fields JOB_ID=, TASK=, ... (log.c).
  */
 #ifndef VALET_LOG_H
 #define VALET_LOG_H

@@ -72,6 +72,7 @@ struct daemon {
 	char **db_addrs;  /* its IPv4 addresses, denied to exec+net jobs */
 	uint64_t policy_seq;
 	ev_signal sigterm, sigint, sighup;
+	struct notify_watch *watch; /* watchdog pings and STATUS= lines */
 };
 
 static int load_config(const struct cli *cli, struct config **out);
@@ -675,6 +676,19 @@ static struct store *make_store(struct ev_loop *loop, const struct config *cfg)
 	return store;
 }
 
+/* STATUS= for the service manager: "running 3 jobs, 120 queued". */
+static void status_line(void *arg, char *buf, size_t len)
+{
+	struct daemon *d = arg;
+	unsigned running;
+	size_t queued;
+
+	core_load(d->core, &running, &queued);
+	snprintf(buf, len, "%srunning %u job%s, %zu queued%s",
+		 core_draining(d->core) ? "stopping: " : "", running, running == 1 ? "" : "s",
+		 queued, core_storage_healthy(d->core) ? "" : "; storage unavailable");
+}
+
 /* The loop, the store, the core, the HTTP server; run until shut down.
  * 0, or -errno when one of them cannot start (logged). */
 static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool namespaces,
@@ -714,10 +728,12 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool
 	snprintf(n, sizeof(n), "%d", cfg->workers);
 	log_info("valetd ready", "version", VALET_VERSION, "workers", n, "storage", cfg->storage);
 	notify_send("READY=1\nSTATUS=serving the HTTP API");
+	d.watch = notify_watch_new(d.loop, status_line, &d);
 	ev_run(d.loop, 0);
 	log_info("valetd stopped");
 	rc = 0;
 out:
+	notify_watch_free(d.watch);
 	http_free(d.http);
 	core_free(d.core);
 	store_free(d.store);

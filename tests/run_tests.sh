@@ -5,10 +5,21 @@
 # integration suites (tests/integration, and the hostile-task suite in
 # tests/hostile) against the real valetd in $BUILD.
 #
-# Each binary and suite prints its name and result; the last line is a plain
-#   N passed, M failed
+# Each binary and suite prints its name and result; then every skipped test
+# with its reason; the last line is a plain
+#   N passed, M failed, K skipped
 # (test cases, summed over everything) and the exit status is non-zero when
 # anything failed, or when nothing ran at all.
+#
+# A skip says why, as a line "SKIP(kind): reason" (tests/unit/skip.h; run.py
+# prints one per skipped Python test, whose reason starts with "host: " or
+# "asan: " for those kinds). Kinds: host (this host or kernel cannot run the
+# test: no IA32 emulation, cgroup v1), asan (not under the sanitizers), needs
+# (a prerequisite is missing: root, PostgreSQL, a program). A cmocka skip
+# without a reason counts as needs. VALET_TEST_STRICT=1 (the default when
+# run as root, as `make test` and CI are, since then deps.sh and
+# tests/pg_tmp.sh provide every prerequisite) makes each "needs" skip a
+# failure; 0 only reports it.
 #
 # Before anything runs, tests/pg_tmp.sh starts a throwaway PostgreSQL server
 # in a temporary directory; VALET_TEST_DATABASE_URL (its libpq URL) and
@@ -21,8 +32,7 @@
 # integration suite, default 900), VALET_TEST_FUZZ_TIME (seconds each fuzz
 # harness fuzzes after its corpus, default 15; 0 = replay only; a harness
 # counts as one test), SUITES (integration modules to run,
-# default "test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile
-# test_escapes test_examples test_service test_hosts"). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
+# default: DEFAULT_SUITES below). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
 # keeps the caller's VALET_TEST_STORE (unset: memory).
 set -u
@@ -39,16 +49,41 @@ case "$BUILD" in
 */asan*) export VALET_ASAN=1 ;;
 esac
 
-SUITES=${SUITES:-"test_layout test_api test_api@postgres test_http test_auth test_tls test_pg@postgres test_exec test_hostile test_escapes test_examples test_service test_hosts"}
+if [ -z "${VALET_TEST_STRICT:-}" ]; then
+	VALET_TEST_STRICT=0
+	[ "$(id -u)" = 0 ] && VALET_TEST_STRICT=1
+fi
+DEFAULT_SUITES="
+test_layout
+test_api
+test_api@postgres
+test_http
+test_auth
+test_tls
+test_pg@postgres
+test_grafana@postgres
+test_exec
+test_hostile
+test_escapes
+test_examples
+test_service
+test_hosts
+test_cli
+test_openapi
+test_ui
+"
+SUITES=${SUITES:-$DEFAULT_SUITES}
 passed=0
 failed=0
+skipped=0
 ran=0
 log=$(mktemp "${TMPDIR:-/tmp}/valet-tests.XXXXXX") || exit 2
+skips=$(mktemp "${TMPDIR:-/tmp}/valet-skips.XXXXXX") || exit 2
 pg_dir=""
 fuzz_new=""
 
 cleanup() {
-	rm -f "$log"
+	rm -f "$log" "$skips"
 	if [ -n "$fuzz_new" ]; then
 		rm -rf "$fuzz_new"
 	fi
@@ -87,6 +122,17 @@ cmocka_count() {
 		awk '{ n += $1 } END { print n + 0 }'
 }
 
+# Collect the "SKIP(kind): reason" lines of $log as "NAME: kind: reason"
+# lines in $skips; with $2 > 0, add "needs" lines for the skips that gave no
+# reason ($2 is how many tests the log says were skipped).
+collect_skips() {
+	n=$(sed -n "s|.*SKIP(\([a-z]*\)): *\(.*\)|$1: \1: \2|p" "$log" | tee -a "$skips" | wc -l)
+	while [ "$n" -lt "${2:-0}" ]; do
+		echo "$1: needs: a skip that gave no reason" >>"$skips"
+		n=$((n + 1))
+	done
+}
+
 for bin in "$BUILD"/tests/test_*; do
 	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
 		continue
@@ -97,6 +143,11 @@ for bin in "$BUILD"/tests/test_*; do
 	rc=$?
 	p=$(cmocka_count PASSED)
 	f=$(cmocka_count FAILED)
+	# "[  SKIPPED ] 2 test(s), listed below:"
+	s=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) test(s).*/\1/p' "$log" |
+		awk '{ n += $1 } END { print n + 0 }')
+	collect_skips "$name" "$s"
+	skipped=$((skipped + s))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		# Crashed, or failed outside a test case: count it once.
 		f=1
@@ -105,9 +156,9 @@ for bin in "$BUILD"/tests/test_*; do
 	failed=$((failed + f))
 	if [ "$f" -ne 0 ]; then
 		cat "$log"
-		echo "$name: FAILED ($p passed, $f failed, exit status $rc)"
+		echo "$name: FAILED ($p passed, $f failed, $s skipped, exit status $rc)"
 	else
-		echo "$name: ok ($p passed)"
+		echo "$name: ok ($p passed, $s skipped)"
 	fi
 done
 
@@ -158,8 +209,10 @@ for suite in $SUITES; do
 		f=1
 		s=0
 	fi
+	collect_skips "integration/$suite" 0
 	passed=$((passed + p))
 	failed=$((failed + f))
+	skipped=$((skipped + s))
 	if [ "$f" -ne 0 ]; then
 		echo "integration/$suite: FAILED ($p passed, $f failed, $s skipped)"
 	else
@@ -171,5 +224,15 @@ if [ "$ran" -eq 0 ]; then
 	echo "no tests found in $BUILD/tests" >&2
 	failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
+if [ -s "$skips" ]; then
+	echo "skipped:"
+	sed 's/^/  /' "$skips"
+	needs=$(grep -c '^[^:]*: needs: ' "$skips")
+	if [ "$needs" -gt 0 ] && [ "$VALET_TEST_STRICT" = 1 ]; then
+		echo "FAILED: $needs test(s) skipped for want of what \`make test\` provides" \
+			"(root, PostgreSQL, deps.sh --test); VALET_TEST_STRICT=0 only reports them"
+		failed=$((failed + needs))
+	fi
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -12,6 +12,8 @@
 #   2. 20000 dummytask jobs on an empty queue
 #   2b. the same with full isolation (the default: namespaces, a cgroup per
 #      slot, a uid per slot - uid_base 61000 - and seccomp)
+#   2d. step 2 with the web dashboard's polling beside it
+#      (tests/bench/ui_poll.py: the page's requests every 2 s): its cost
 #   3. the same with 10000 jobs parked (run_at an hour ahead) in the daemon
 #   4. park 100000 jobs, read the daemon's VmRSS, then the same 20000 jobs
 #   5. kill latency: 200 jobs that sleep 10 s under a 50 ms timeout
@@ -49,6 +51,8 @@
 # rounds) and prints its summary.
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed; by default only a failed step does).
+# BENCH_ONLY=ui_poll: only steps 2 and 2d, alternately, BENCH_REPEAT times,
+# and their ratio.
 #
 # A/B mode: BENCH_BASELINE=DIR, another build directory (its valetd and
 # tasks/demo.so; its valetd finds its own spawner, if it has one, beside
@@ -257,8 +261,86 @@ measure() {
 		fi
 		record_rss "$name.$run"
 	fi
+	# The dashboard's requests beside the run (step 2d).
+	local poller=
+	if [ "${UI_POLL:-0}" = 1 ]; then
+		python3 tests/bench/ui_poll.py --port "$PORT" >"$OUT/$name.$run.poll.json" &
+		poller=$!
+	fi
 	loadgen "$name.$run" --jobs "${MEASURE_JOBS:-$JOBS}" ${MEASURE_TASK:+--task "$MEASURE_TASK"}
+	if [ -n "$poller" ]; then
+		kill -TERM "$poller" 2>/dev/null
+		wait "$poller" || FAILED_STEPS=$((FAILED_STEPS + 1))
+	fi
+	# The daemon's CPU time (utime + stime, clock ticks): what a run cost
+	# valetd itself, which the machine's other load changes less than jobs/s.
+	awk '{ print $14 + $15 }' "/proc/$DAEMON_PID/stat" >"$OUT/$name.$run.cpu" 2>/dev/null
 	stop_daemon
+}
+
+# ui_poll_only: BENCH_ONLY=ui_poll - step 2 without and with the dashboard's
+# polling, alternately (which goes first changes each round), and the ratio.
+ui_poll_only() {
+	local run
+	for run in $(seq "$REPEAT"); do
+		if [ $((run % 2)) = 1 ]; then
+			measure empty "$run" 0
+			UI_POLL=1 measure ui_poll "$run" 0
+		else
+			UI_POLL=1 measure ui_poll "$run" 0
+			measure empty "$run" 0
+		fi
+	done
+	python3 - "$OUT" "$REPEAT" >"$OUT/summary.txt" <<'EOF'
+import json, os, sys
+out, repeat = sys.argv[1], int(sys.argv[2])
+def rate(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)["run"]["throughput"]
+    except (OSError, ValueError, KeyError):
+        return None
+def cpu_per_job(name):
+    """valetd's CPU time per job of the run, in microseconds."""
+    try:
+        with open(os.path.join(out, name + ".cpu")) as f:
+            ticks = float(f.read())
+        with open(os.path.join(out, name + ".json")) as f:
+            jobs = json.load(f)["run"]["completed"]
+        return ticks * 1e6 / os.sysconf("SC_CLK_TCK") / jobs
+    except (OSError, ValueError, KeyError, ZeroDivisionError):
+        return None
+def show(v, spec):
+    return spec % v if v else "n/a"
+print("%-6s %-10s %-15s %-7s %-18s %-18s %s" % (
+    "round", "jobs/s", "polled jobs/s", "ratio", "valetd us/job", "polled us/job", "ratio"))
+ratios, cpu_ratios = [], []
+for r in range(1, repeat + 1):
+    a, b = rate("empty.%d" % r), rate("ui_poll.%d" % r)
+    ca, cb = cpu_per_job("empty.%d" % r), cpu_per_job("ui_poll.%d" % r)
+    ratio = b / a if a and b else None
+    cpu_ratio = cb / ca if ca and cb else None
+    if ratio:
+        ratios.append(ratio)
+    if cpu_ratio:
+        cpu_ratios.append(cpu_ratio)
+    print("%-6d %-10s %-15s %-7s %-18s %-18s %s" % (
+        r, show(a, "%.0f"), show(b, "%.0f"), show(ratio, "%.3f"), show(ca, "%.1f"), show(cb, "%.1f"),
+        show(cpu_ratio, "%.3f")))
+    try:
+        with open(os.path.join(out, "ui_poll.%d.poll.json" % r)) as poll:
+            print("       poller: %s" % poll.read().strip())
+    except OSError:
+        pass
+ratios.sort()
+cpu_ratios.sort()
+med = ratios[(len(ratios) - 1) // 2] if ratios else None
+cpu_med = cpu_ratios[(len(cpu_ratios) - 1) // 2] if cpu_ratios else None
+print("dashboard polling: jobs/s ratio, median %s (target >= 0.98): %s" % (
+    show(med, "%.3f"), "n/a" if med is None else "PASS" if med >= 0.98 else "FAIL"))
+print("dashboard polling: valetd CPU per job, median ratio %s (target <= 1.02): %s" % (
+    show(cpu_med, "%.3f"), "n/a" if cpu_med is None else "PASS" if cpu_med <= 1.02 else "FAIL"))
+EOF
 }
 
 # postgres RUN: the empty-queue workload with durable storage, schema bench_RUN.
@@ -580,6 +662,10 @@ if [ -n "$BASELINE" ]; then
 	ab_bench
 	finish
 fi
+if [ "${BENCH_ONLY:-}" = ui_poll ]; then
+	ui_poll_only
+	finish
+fi
 
 if [ "${BENCH_STEPS:-all}" = auth ]; then
 	for run in $(seq "$REPEAT"); do
@@ -596,6 +682,8 @@ fi
 for run in $(seq "$REPEAT"); do
 	forkloop "$run"
 	measure empty "$run" 0
+	# The same with the web dashboard polling beside it.
+	UI_POLL=1 measure ui_poll "$run" 0
 	# Full isolation, same workload: namespaces + cgroup + uid + seccomp.
 	FULL_ISOLATION=1 measure full "$run" 0
 	# Exec tasks, full isolation: without network, then with exec+net's.
@@ -723,6 +811,8 @@ def round_forks(name):
 pct_small = round_ratio("park_small", "empty")
 pct_large = round_ratio("park_large", "empty")
 pct_full = round_ratio("full", "empty")
+rate_ui = get(median_run("ui_poll"), "run", "throughput")
+pct_ui = round_ratio("ui_poll", "empty")
 rate_exec = get(median_run("exec"), "run", "throughput")
 rate_exec_net = get(median_run("exec_net"), "run", "throughput")
 pct_exec_net = round_ratio("exec_net", "exec")
@@ -761,6 +851,9 @@ rows = [
     ("  HTTP submit latency p50 / p99", both(empty, "submit_latency_ms"), "", ""),
     ("  503 retries / failed jobs", "%s / %s" % (fmt(get(empty, "run", "retries_503")),
                                                 fmt(get(empty, "run", "failed"))), "", ""),
+    ("  with the dashboard polling (2 s)", "%s (%s of without)" % (
+        fmt(rate_ui, "%.0f", " jobs/s"), fmt(pct_ui, "%.1f", "%")), ">= 98%",
+     mark(ok(pct_ui is not None and pct_ui >= 98, pct_ui))),
     ("throughput, full isolation", "%s (%s of seccomp only)" % (
         fmt(rate_full, "%.0f", " jobs/s"),
         fmt(pct_full, "%.0f", "%")),

@@ -5,8 +5,11 @@ usage: run.py [MODULE...]   (default: test_api test_exec test_hostile)
 
 Modules are found in tests/integration and tests/hostile.
 
-Prints unittest's verbose report and summary, then one machine-readable line
-`RESULT <passed> <failed> <skipped>` that tests/run_tests.sh adds up.
+Prints unittest's verbose report and summary, a line
+`SKIP(kind): TEST: reason` per skipped test (kind: host or asan when the
+reason starts with "host: " or "asan: ", else needs; see tests/run_tests.sh),
+then one machine-readable line `RESULT <passed> <failed> <skipped>` that
+tests/run_tests.sh adds up.
 "failed" counts failures, errors (also in setUpClass/tearDownClass) and
 unexpected successes. On a failure the daemon's log tail is printed. A
 watchdog (VALET_TEST_TIMEOUT seconds, default 900) kills the daemons and
@@ -71,6 +74,11 @@ def main(argv):
         passed += res.passed
         failed += len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
         skipped += len(res.skipped)
+        for test, reason in res.skipped:
+            kind = "needs"
+            if reason.startswith(("host: ", "asan: ")):
+                kind, reason = reason.split(": ", 1)
+            print("SKIP(%s): %s: %s" % (kind, test.id(), reason))
     sys.stdout.flush()
     print("RESULT %d %d %d" % (passed, failed, skipped))
     return 1 if failed else 0

@@ -1357,7 +1357,7 @@ class IsolationTest(unittest.TestCase):
         self.assertEqual(inside["nodename"], os.uname().nodename, inside)
         self.assertIs(orphans, True, "the exec task's setsid() orphan outlived it: %s" % orphans)
 
-    @unittest.skipIf(ASAN, "no RLIMIT_AS under ASan")
+    @unittest.skipIf(ASAN, "asan: no RLIMIT_AS under ASan")
     @unittest.skipUnless(os.geteuid() == 0, "needs root (cgroups)")
     def test_address_space_limit(self):
         """With a memory cgroup, RLIMIT_AS is 4 x the memory limit (a backstop:
@@ -1380,7 +1380,7 @@ class IsolationTest(unittest.TestCase):
                 d.cleanup()
         self.assertEqual(got, {"true": [4 * (64 << 20)] * 2, "false": [64 << 20] * 2})
 
-    @unittest.skipIf(ASAN, "no RLIMIT_AS under ASan")
+    @unittest.skipIf(ASAN, "asan: no RLIMIT_AS under ASan")
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_memory_without_cgroups(self):
         """Without cgroups the memory limit is RLIMIT_AS alone: a task that

@@ -72,6 +72,16 @@ class LayoutTest(unittest.TestCase):
                         bad.append("%s includes %s" % (path, inc))
         self.assertEqual(bad, [])
 
+    def test_the_cli_knows_nothing_of_the_daemon(self):
+        """api/cli/ (the valet client) includes only its own headers: it is
+        the other side of the HTTP API, not a part of valetd."""
+        bad = ["%s includes %s" % (path, inc)
+               for path in sources("api/cli")
+               for folder, inc in includes(path)
+               if not os.path.normpath(os.path.join(os.path.dirname(path), inc))
+               .startswith("api/cli/")]
+        self.assertEqual(bad, [])
+
     def test_readme_tours_every_source_file(self):
         with open(os.path.join(REPO, "README.md")) as f:
             readme = f.read()
@@ -104,6 +114,15 @@ class LayoutTest(unittest.TestCase):
         libs = {re.sub(r"\.so.*", "", lib) for lib in needed(os.path.join(BUILD, "valetd"))}
         for lib in ("libev", "libhttp_parser", "libgnutls", "libpq", "libinih", "libseccomp", "libjansson"):
             self.assertIn(lib, libs)
+
+    def test_cli_links_libcurl_and_jansson_only(self):
+        libs = [re.sub(r"\.so.*", "", lib) for lib in needed(os.path.join(BUILD, "valet"))
+                if not lib.startswith(("libasan", "libubsan"))]
+        # Debian's GnuTLS flavour is libcurl-gnutls; another distribution's libcurl.
+        self.assertEqual(sorted("libcurl" if lib.startswith("libcurl") else lib for lib in libs),
+                         ["libc", "libcurl", "libjansson"])
+        daemon = {re.sub(r"\.so.*", "", lib) for lib in needed(os.path.join(BUILD, "valetd"))}
+        self.assertFalse({lib for lib in daemon if lib.startswith("libcurl")}, daemon)
 
     def test_no_dlopen_but_the_plugin_loader(self):
         users = []

@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "skip.h"
+
 #include "../../sandbox/sandbox.h"
 #include "../../supervisor/probe.h"
 #include "../../supervisor/cgroup.h"
@@ -78,7 +80,7 @@ static uint64_t slot_u64(const struct cgroups *cg, unsigned slot, const char *na
 static void skip_unless_cgroups(void)
 {
 	if (geteuid() != 0)
-		skip();
+		SKIP_NEEDS("not root: cgroups need root");
 }
 
 static int setup_slots(struct cgroups *cg, unsigned n, uint64_t memory, uint64_t pids)
@@ -240,9 +242,8 @@ static void test_no_swap_v1(void **state)
 	assert_int_equal(setup_slots(&cg, 1, 64 * MiB, 16), 0);
 	if (cg.version != 1) {
 		cgroups_teardown(&cg);
-		print_message("skipped: valetd uses cgroup v2 here (test_v2_files and "
-			      "test_v2_host check the v2 files)\n");
-		skip();
+		SKIP_HOST("valetd uses cgroup v2 here (test_v2_files and "
+			  "test_v2_host check the v2 files)");
 	}
 	memsw = slot_file(&cg, 0, "memory.memsw.limit_in_bytes");
 	if (memsw)
@@ -345,15 +346,14 @@ static void test_v2_host(void **state)
 
 	skip_unless_cgroups();
 	if (cgroups_version(&caps) != 2) {
-		print_message("skipped: memory.swap.max and memory.oom.group are cgroup v2 files, "
+		SKIP_HOST("memory.swap.max and memory.oom.group are cgroup v2 files, "
 			      "and valetd uses cgroup v%d here: %s%s%s (cgroup.controllers \"%s\"); "
 			      "the memory and pids controllers are bound to the v1 hierarchies, "
-			      "so no cgroup2 mount can offer them\n",
+			      "so no cgroup2 mount can offer them",
 			      cgroups_version(&caps),
 			      caps.cg2.cg.found ? "the cgroup2 mount at " : "no cgroup2 mount",
 			      caps.cg2.cg.found ? caps.cg2.cg.mount : "",
 			      caps.cg2.cg.found ? " has none of them" : "", caps.cg2.controllers);
-		skip();
 	}
 	assert_int_equal(setup_slots(&cg, 1, 64 * MiB, 16), 0);
 	assert_int_equal(slot_u64(&cg, 0, "memory.oom.group"), 1);

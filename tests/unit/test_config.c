@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "skip.h"
+
 #include "../../supervisor/config.h"
 
 #define TESTDIR_NAME "valet-test-config"
@@ -1017,9 +1019,8 @@ static void test_packaged_conf(void **state)
 		 (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__);
 	in = fopen(path, "r");
 	if (!in) {
-		print_message("cannot open %s: not run from the repository root\n", path);
 		config_free(defaults);
-		skip();
+		SKIP_NEEDS("cannot open %s: not run from the repository root", path);
 	}
 	out = open_memstream(&text, &len);
 	assert_non_null(out);

@@ -1,7 +1,8 @@
 /*
  * test_log.c - supervisor/log.c: level filtering, the text format and its
  * key=value quoting, the JSON format and its escaping, long values cut
- * with "...", and one line per call whatever the values contain.
+ * with "...", and one line per call whatever the values contain; no
+ * line is lost to a journal that is not there (JOURNAL_STREAM set).
  *
  * stderr (fd 2) is pointed at a temporary file with dup2() around the
  * log_msg() calls and put back before anything is checked, so that a
@@ -22,6 +23,8 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+
+#include "skip.h"
 
 #include "../../supervisor/log.h"
 
@@ -442,14 +445,45 @@ static void test_errno_kept(void **state)
 	free(out);
 }
 
+/*
+ * stderr is the journal's stream (JOURNAL_STREAM names it) but there is no
+ * journal socket (libsystemd would drop the entries without a word): the
+ * lines stay on stderr, in the configured format. Skipped where a journald
+ * runs (test_service.JournaldTest covers that host).
+ */
+static void test_journal_absent_lines_kept(void **state)
+{
+	struct capture c;
+	struct stat st;
+	char env[64], *out;
+
+	if (access("/run/systemd/journal/socket", F_OK) == 0)
+		SKIP_HOST("a systemd-journald runs here (test_service.JournaldTest covers it)");
+	capture_start(&c);
+	assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+	snprintf(env, sizeof(env), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	log_setup(LOG_TEXT, LOG_INFO);
+	log_info("job finished", "job_id", "abc", "status", "COMPLETED");
+	out = capture_end(&c);
+	unsetenv("JOURNAL_STREAM");
+	assert_true(matches(out, "^" TIME_RE " INFO job finished job_id=abc status=COMPLETED\n$"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_levels_filtered), cmocka_unit_test(test_text_line),
-	    cmocka_unit_test(test_text_quoting),    cmocka_unit_test(test_json_line),
-	    cmocka_unit_test(test_json_escaping),   cmocka_unit_test(test_long_value_cut),
-	    cmocka_unit_test(test_full_line),	    cmocka_unit_test(test_one_line_per_call),
+	    cmocka_unit_test(test_levels_filtered),
+	    cmocka_unit_test(test_text_line),
+	    cmocka_unit_test(test_text_quoting),
+	    cmocka_unit_test(test_json_line),
+	    cmocka_unit_test(test_json_escaping),
+	    cmocka_unit_test(test_long_value_cut),
+	    cmocka_unit_test(test_full_line),
+	    cmocka_unit_test(test_one_line_per_call),
 	    cmocka_unit_test(test_errno_kept),
+	    cmocka_unit_test(test_journal_absent_lines_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,6 +38,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "skip.h"
 #include <ev.h>
 #include <libpq-fe.h>
 
@@ -211,9 +213,8 @@ static void sync_wait(struct store *st)
 static void need_db(void)
 {
 	if (!db_url) {
-		print_message("VALET_TEST_DATABASE_URL is not set: skipped (needs PostgreSQL; "
-			      "run tests/pg_tmp.sh or `make test`)\n");
-		skip();
+		SKIP_NEEDS("VALET_TEST_DATABASE_URL is not set (needs PostgreSQL; "
+			   "run tests/pg_tmp.sh or `make test`)");
 	}
 }
 

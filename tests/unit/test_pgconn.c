@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "skip.h"
 #include <ev.h>
 #include <libpq-fe.h>
 
@@ -167,9 +169,8 @@ static void run_for(double seconds)
 static void need_db(void)
 {
 	if (!db_url) {
-		print_message("VALET_TEST_DATABASE_URL is not set: skipped (needs PostgreSQL; "
-			      "run tests/pg_tmp.sh or `make test`)\n");
-		skip();
+		SKIP_NEEDS("VALET_TEST_DATABASE_URL is not set (needs PostgreSQL; "
+			   "run tests/pg_tmp.sh or `make test`)");
 	}
 }
 

@@ -30,6 +30,8 @@
 
 #include <cmocka.h>
 
+#include "skip.h"
+
 #include "../../sandbox/sandbox.h"
 #include "../../supervisor/probe.h"
 
@@ -183,8 +185,7 @@ static void test_probe_root(void **state)
 	int found = 0;
 
 	if (geteuid() != 0) {
-		print_message("not root: skipped\n");
-		skip();
+		SKIP_NEEDS("not root");
 	}
 	assert_int_equal(probe_run(&caps), 0);
 	for (int i = PROBE_NS_PID; i < PROBE_NS_COUNT; i++)
@@ -237,8 +238,7 @@ static void test_probe_no_leftovers(void **state)
 	struct probe_caps caps;
 
 	if (geteuid() != 0) {
-		print_message("not root: skipped\n");
-		skip();
+		SKIP_NEEDS("not root");
 	}
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(probe_run(&caps), 0);
@@ -283,8 +283,7 @@ static void test_probe_unprivileged(void **state)
 	pid_t pid;
 
 	if (geteuid() != 0) {
-		print_message("not root: skipped (needs root to become nobody)\n");
-		skip();
+		SKIP_NEEDS("not root (needs root to become nobody)");
 	}
 	pid = fork();
 	assert_true(pid >= 0);

@@ -37,6 +37,8 @@
 
 #include <cmocka.h>
 
+#include "skip.h"
+
 #include "../../sandbox/sbx_mounts.h"
 
 #define SKIPPED 77
@@ -275,8 +277,7 @@ static void in_namespace(int (*fn)(void))
 	pid_t pid;
 
 	if (geteuid() != 0) {
-		print_message("not root: skipped\n");
-		skip();
+		SKIP_NEEDS("not root");
 	}
 	fflush(stdout);
 	fflush(stderr);
@@ -303,8 +304,7 @@ static void in_namespace(int (*fn)(void))
 		fail_msg("child killed by signal %d", WTERMSIG(status));
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == SKIPPED) {
-		print_message("no private mount namespace here (the child said why): skipped\n");
-		skip();
+		SKIP_HOST("no private mount namespace here (the child said why above)");
 	}
 	if (WEXITSTATUS(status) != 0)
 		fail_msg("child: check %d failed (see above)", WEXITSTATUS(status));

@@ -32,6 +32,8 @@
 
 #include <cmocka.h>
 
+#include "skip.h"
+
 #include "../../supervisor/uidrange.h"
 
 /* Ids nobody has on a test machine. */
@@ -230,8 +232,7 @@ static void test_user(void **state)
 
 	(void)state;
 	if (!getpwuid(65534)) {
-		print_message("no user 65534 here\n");
-		skip();
+		SKIP_HOST("no user 65534 here");
 	}
 	read_host(&h, NULL, NULL);
 	assert_int_equal(uidrange_check(&h, 65530, 9, &t), -EBUSY);
@@ -241,9 +242,8 @@ static void test_user(void **state)
 	/* 65532 .. 65536 holds it; the next candidate, 65540, is taken. */
 	for (uint32_t id = 65540; id < 65545; id++)
 		if (getpwuid(id) || getgrgid(id)) {
-			print_message("65540-65544 are not free here\n");
 			uidrange_host_free(&h);
-			skip();
+			SKIP_HOST("65540-65544 are not free here");
 		}
 	assert_int_equal(uidrange_find(&h, 65532, 70000, 5, b, 1), 1);
 	assert_int_equal(b[0], 65540);
@@ -268,8 +268,7 @@ static void test_group(void **state)
 		}
 	endgrent();
 	if (!found) {
-		print_message("every group's gid is also a uid here\n");
-		skip();
+		SKIP_HOST("every group's gid is also a uid here");
 	}
 	read_host(&h, NULL, NULL);
 	assert_int_equal(uidrange_check(&h, gid, 1, &t), -EBUSY);
@@ -326,8 +325,7 @@ static void test_process(void **state)
 
 	(void)state;
 	if (geteuid() != 0) {
-		print_message("needs root (setresuid)\n");
-		skip();
+		SKIP_NEEDS("not root (setresuid)");
 	}
 	/* Look while it runs, then end it, then assert. */
 	pid = start_squatter();
