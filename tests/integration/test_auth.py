@@ -423,6 +423,9 @@ class OwnershipPgTest(OwnershipTest):
 
 
 class PolicyTest(DaemonTestCase):
+    # The memory store: with PostgreSQL, work run_at ahead waits in the
+    # database, for any node, and max_queued counts what a node holds.
+    store = "memory"
     KEYS = (("tasks", ["--tasks", "dummytask,echoprev"]),
             ("strict", ["--profiles", "strict"]),
             ("limits", ["--max-timeout", "5s", "--max-memory", "64M", "--max-cpu", "2s"]),
@@ -516,17 +519,19 @@ class PolicyTest(DaemonTestCase):
 
     def test_submit_rate(self):
         rate = self.who["rate"]
-        codes = []
-        for _ in range(3):
+        codes, start = [], time.monotonic()
+        while 429 not in codes and len(codes) < 10:
             r = rate.post("/api/jobs", self.job("dummytask"))
             codes.append(r.status)
+        # The burst (2), and no more than the rate (1/s) adds meanwhile.
         self.assertEqual(codes[:2], [202, 202])
+        self.assertLessEqual(codes.count(202), 2 + int(time.monotonic() - start) + 1, codes)
         self.assertEqual(r.status, 429, r)
         self.assertEqual(set(r.json), ERROR_KEYS, r)
         self.assertEqual(r.json["code"], 429)
         self.assertIn("(policy submit_rate)", r.json["message"])
         self.assertEqual(r.header("retry-after"), "1")
-        self.assertEqual(len(rate.get("/api/jobs").json["jobs"]), 2)
+        self.assertEqual(len(rate.get("/api/jobs").json["jobs"]), codes.count(202))
         # Reads are not submits; the bucket fills again.
         self.assertEqual(rate.get("/api/jobs").status, 200)
         time.sleep(1.1)
@@ -546,6 +551,8 @@ class PolicyTest(DaemonTestCase):
 class RunningCapTest(DaemonTestCase):
     """max_running: a key's jobs beyond it wait (not refused), without
     holding up other keys' work; a waiting one can be cancelled."""
+
+    store = "memory"
 
     @classmethod
     def setUpClass(cls):

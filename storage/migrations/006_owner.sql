@@ -1,4 +1,4 @@
--- 005_owner.sql - whose work a job or pipeline is.
+-- 006_owner.sql - whose work a job or pipeline is.
 --
 -- owner: the name of the API key that submitted it ([server] auth_keys);
 -- NULL for work submitted to an open API. A key sees only rows of its own
