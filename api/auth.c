@@ -23,6 +23,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "../supervisor/strv.h"
 #include "auth.h"
 
 static const struct {
@@ -137,7 +138,7 @@ static int auth_keys_add(struct auth_keys *keys, const struct auth_key *k)
 int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t errlen)
 {
 	struct auth_keys *keys = calloc(1, sizeof(*keys));
-	char line[1024], *f[5], *save;
+	char line[1024], *f[AUTH_LINE_WORDS + 1], *save;
 	struct auth_key k;
 	unsigned lineno = 0;
 	int n, rc = 0;
@@ -162,15 +163,17 @@ int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t e
 			break;
 		}
 		n = 0;
-		for (char *t = strtok_r(line, " \t\r\n", &save); t && n < 5;
+		for (char *t = strtok_r(line, " \t\r\n", &save); t && n <= AUTH_LINE_WORDS;
 		     t = strtok_r(NULL, " \t\r\n", &save))
 			f[n++] = t;
 		if (n == 0 || f[0][0] == '#')
 			continue;
 		memset(&k, 0, sizeof(k));
-		if (n < 3 || n > 4) {
-			snprintf(err, errlen, "%s:%u: expected NAME SCOPES SHA256 [CREATED]", path,
-				 lineno);
+		if (n < 3 || n > AUTH_LINE_WORDS) {
+			snprintf(err, errlen,
+				 "%s:%u: expected NAME SCOPES SHA256 [CREATED] "
+				 "[FIELD=VALUE ...]",
+				 path, lineno);
 			rc = -EINVAL;
 			break;
 		}
@@ -199,10 +202,17 @@ int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t e
 		if (rc)
 			break;
 		snprintf(k.name, sizeof(k.name), "%s", f[0]);
-		if (n == 4)
+		if (n > 3 && !strchr(f[3], '='))
 			snprintf(k.created, sizeof(k.created), "%s", f[3]);
-		if ((rc = auth_keys_add(keys, &k)) < 0) {
+		for (int i = k.created[0] ? 4 : 3; !rc && i < n; i++) {
+			char msg[256];
+			if ((rc = auth_policy_field(&k, f[i], msg, sizeof(msg))) < 0)
+				snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+		}
+		if (!rc && (rc = auth_keys_add(keys, &k)) < 0)
 			snprintf(err, errlen, "out of memory");
+		if (rc) {
+			strv_free(k.own_tasks);
 			break;
 		}
 	}
@@ -220,6 +230,8 @@ void auth_keys_free(struct auth_keys *keys)
 {
 	if (!keys)
 		return;
+	for (size_t i = 0; i < keys->n; i++)
+		strv_free(keys->keys[i].own_tasks);
 	free(keys->keys);
 	free(keys);
 }

@@ -5,9 +5,11 @@
  * token itself is shown once, when the key is made, and stored nowhere.
  * Keys live in a file ([server] auth_keys), one per line:
  *
- *   NAME SCOPES SHA256-HEX [CREATED]
+ *   NAME SCOPES SHA256-HEX [CREATED] [FIELD=VALUE ...]
  *
- * SCOPES is a comma-separated subset of submit, read, cancel, admin, metrics.
+ * SCOPES is a comma-separated subset of submit, read, cancel, admin, metrics. The
+ * FIELD=VALUE words are the key's policy (auth_policy.c); a line without
+ * them gets the config's [auth] defaults.
  */
 #ifndef VALET_AUTH_H
 #define VALET_AUTH_H
@@ -15,6 +17,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../supervisor/config.h"
+#include "../supervisor/core.h"
 
 enum auth_scope {
 	AUTH_SUBMIT = 1u << 0, /* POST jobs and pipelines, PATCH */
@@ -25,6 +30,8 @@ enum auth_scope {
 };
 
 #define AUTH_NAME_MAX 64
+/* Words of a keys file line at most: 4 and the policy's fields. */
+#define AUTH_LINE_WORDS 16
 #define AUTH_TOKEN_PREFIX "vk_"
 /* "vk_" and 64 hex digits: 256 random bits. */
 #define AUTH_TOKEN_LEN (sizeof(AUTH_TOKEN_PREFIX) - 1 + 64)
@@ -34,6 +41,15 @@ struct auth_key {
 	unsigned scopes;
 	uint8_t hash[32];
 	char created[32]; /* RFC 3339, or "" */
+	uint16_t owner;	  /* job_owner_id(name), set by the server that uses it */
+	/* Its policy: what its line says (0/NULL: not set) and, once
+	 * auth_policy_apply() ran, the [auth] defaults for the rest. */
+	struct core_policy policy;
+	char **own_tasks;		    /* its tasks= (new; freed with the keys), or NULL */
+	char who[AUTH_NAME_MAX + 24];	    /* "the API key \"NAME\"": policy.who */
+	uint32_t submit_rate, submit_burst; /* submits a second, at once; 0 = no limit */
+	double tokens;			    /* the rate's bucket, as of tokens_at_ns */
+	int64_t tokens_at_ns;
 };
 
 struct auth_keys {
@@ -51,6 +67,19 @@ void auth_keys_free(struct auth_keys *keys); /* NULL is a no-op */
 /* The key whose token this is, or NULL. Every key is compared, each in
  * constant time. token: borrowed, NUL-terminated. */
 const struct auth_key *auth_keys_find(const struct auth_keys *keys, const char *token);
+
+/* One FIELD=VALUE of a key's line into k. 0, or -EINVAL/-ENOMEM with msg. */
+int auth_policy_field(struct auth_key *k, const char *field, char *msg, size_t len);
+/* The [auth] defaults as a key (own_tasks: new, free with strv_free()). */
+int auth_policy_defaults(const struct config *cfg, struct auth_key *dflt, char *msg, size_t len);
+/* Fill what k's line leaves unset from dflt (borrowed: it must outlive k);
+ * k must be at its final address (policy.who points into it). */
+void auth_policy_apply(struct auth_key *k, const struct auth_key *dflt);
+/* A submit by k at now_ns: 0 when its rate allows it (a token is taken),
+ * else the seconds until it would. */
+unsigned auth_policy_take(struct auth_key *k, int64_t now_ns);
+/* k's own policy as the words of its line ("" for none). */
+void auth_policy_format(const struct auth_key *k, char *buf, size_t len);
 
 /* "submit,read" -> bits; -EINVAL for an unknown name or none. */
 int auth_scopes_parse(const char *text, unsigned *scopes);

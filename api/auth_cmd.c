@@ -8,6 +8,8 @@
  * once, so a revoked key stops working without a restart, and a reader
  * never sees half a file. A new key's token is 256 bits from GnuTLS's
  * random generator; it is printed once and only its SHA-256 is written.
+ * Its policy options (--max-timeout 30s, ...) become FIELD=VALUE words of
+ * its line, each checked as valetd will read it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "../supervisor/strv.h"
 #include "auth.h"
 
 struct lines {
@@ -107,11 +110,13 @@ static int lines_write(const char *path, const struct lines *l)
 	return rc;
 }
 
-static int key_create(const char *path, const char *name, const char *scopes_text)
+static int key_create(const char *path, const char *name, const char *scopes_text,
+		      const char *policy)
 {
 	struct lines l = {0};
 	uint8_t raw[32], hash[32];
-	char token[AUTH_TOKEN_LEN + 1], line[256], have[AUTH_NAME_MAX + 2], created[32], scopes[64];
+	char token[AUTH_TOKEN_LEN + 1], line[1024], have[AUTH_NAME_MAX + 2], created[32],
+	    scopes[64];
 	unsigned bits;
 	time_t now = time(NULL);
 	struct tm tm;
@@ -154,15 +159,17 @@ static int key_create(const char *path, const char *name, const char *scopes_tex
 	n = snprintf(line, sizeof(line), "%s %s ", name, scopes);
 	for (size_t i = 0; i < sizeof(hash); i++)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", hash[i]);
-	snprintf(line + n, sizeof(line) - (size_t)n, " %s\n", created);
+	snprintf(line + n, sizeof(line) - (size_t)n, " %s%s\n", created, policy);
 	if (l.n && !strchr(l.v[l.n - 1], '\n') && (rc = lines_add(&l, "\n")) < 0)
 		goto fail;
 	if ((rc = lines_add(&l, line)) < 0 || (rc = lines_write(path, &l)) < 0)
 		goto fail;
 	lines_free(&l);
 	printf("%s\n", token);
-	fprintf(stderr, "valetd key: made \"%s\" (%s) in %s; the token above is shown "
-			"this once\n", name, scopes, path);
+	fprintf(stderr,
+		"valetd key: made \"%s\" (%s%s) in %s; the token above is shown "
+		"this once\n",
+		name, scopes, policy, path);
 	return 0;
 fail:
 	lines_free(&l);
@@ -208,7 +215,7 @@ fail:
 static int key_list(const char *path)
 {
 	struct auth_keys *keys;
-	char err[512], scopes[64];
+	char err[512], scopes[64], policy[512];
 
 	if (auth_keys_load(path, &keys, err, sizeof(err)) < 0) {
 		fprintf(stderr, "valetd key: %s\n", err);
@@ -216,16 +223,50 @@ static int key_list(const char *path)
 	}
 	for (size_t i = 0; i < keys->n; i++) {
 		auth_scopes_format(keys->keys[i].scopes, scopes, sizeof(scopes));
-		printf("%-20s %-28s %s\n", keys->keys[i].name, scopes,
-		       keys->keys[i].created[0] ? keys->keys[i].created : "-");
+		auth_policy_format(&keys->keys[i], policy, sizeof(policy));
+		printf("%-20s %-28s %-20s %s\n", keys->keys[i].name, scopes,
+		       keys->keys[i].created[0] ? keys->keys[i].created : "-",
+		       policy[0] ? policy : "-");
 	}
 	auth_keys_free(keys);
+	return 0;
+}
+
+/* --max-timeout VALUE (or --max-timeout=VALUE) at argv[*i] as " max_timeout=VALUE"
+ * appended to policy, checked; 0, or 2 (bad usage, said). */
+static int policy_option(int argc, char **argv, int *i, char *policy, size_t len)
+{
+	const char *opt = argv[*i] + 2, *eq = strchr(opt, '='), *value;
+	char field[256], msg[256];
+	struct auth_key k;
+	size_t n = eq ? (size_t)(eq - opt) : strlen(opt), used = strlen(policy);
+	int rc;
+
+	if (eq)
+		value = eq + 1;
+	else if (*i + 1 < argc)
+		value = argv[++*i];
+	else
+		value = "";
+	snprintf(field, sizeof(field), "%.*s=%s", (int)n, opt, value);
+	for (char *p = field; *p && *p != '='; p++)
+		if (*p == '-')
+			*p = '_';
+	memset(&k, 0, sizeof(k));
+	rc = auth_policy_field(&k, field, msg, sizeof(msg));
+	strv_free(k.own_tasks);
+	if (rc < 0 || strpbrk(field, " \t") || used + strlen(field) + 2 > len) {
+		fprintf(stderr, "valetd key create: %s\n", rc < 0 ? msg : "bad policy option");
+		return 2;
+	}
+	snprintf(policy + used, len - used, " %s", field);
 	return 0;
 }
 
 int auth_key_command(const char *path, int argc, char **argv)
 {
 	const char *scopes = NULL;
+	char policy[512] = "";
 
 	if (!path || !path[0]) {
 		fprintf(stderr, "valetd key: no keys file: set [server] auth_keys in the config "
@@ -242,15 +283,23 @@ int auth_key_command(const char *path, int argc, char **argv)
 				scopes = argv[++i];
 			else if (!strncmp(argv[i], "--scopes=", 9))
 				scopes = argv[i] + 9;
-			else {
+			else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
+				if (policy_option(argc, argv, &i, policy, sizeof(policy)))
+					return 2;
+			} else {
 				fprintf(stderr, "valetd key create: unexpected %s\n", argv[i]);
 				return 2;
 			}
 		}
-		return key_create(path, argv[1], scopes);
+		return key_create(path, argv[1], scopes, policy);
 	}
 	fprintf(stderr, "usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
 			"submit,read,cancel,admin,metrics\n"
+			"           [--profiles P,...] [--tasks T,...] [--max-timeout D] "
+			"[--max-memory S]\n"
+			"           [--max-cpu D] [--max-running N] [--max-queued N] "
+			"[--submit-rate N] "
+			"[--submit-burst N]\n"
 			"       valetd [-c FILE | --file KEYS] key list\n"
 			"       valetd [-c FILE | --file KEYS] key revoke NAME\n");
 	return 2;

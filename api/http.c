@@ -47,8 +47,6 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-static void http_format_peer(const union http_addr *a, char *out, size_t len);
-
 /* File descriptors kept for everything but HTTP connections. */
 #define HTTP_FD_RESERVE 256
 
@@ -258,106 +256,13 @@ size_t http_cors_headers(const struct http_server *srv, const struct http_reques
 	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
 }
 
-/* ---- API keys -------------------------------------------------------------- */
-
-/* The token of "Bearer TOKEN" (the scheme in any case), or NULL. */
-static const char *bearer_token(const char *authorization)
-{
-	const char *p = authorization;
-
-	if (!p || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
-		return NULL;
-	p += 6;
-	p += strspn(p, " \t");
-	return p[0] ? p : NULL;
-}
-
-static void http_denied(struct http_request *req, const char *key, const char *why)
-{
-	char remote[INET6_ADDRSTRLEN + 16] = "-";
-
-	if (req->conn)
-		http_format_peer(&req->conn->peer, remote, sizeof(remote));
-	log_warn("request denied", "key", key, "reason", why, "method",
-		 req->head ? "HEAD" : req->method, "path", req->url ? req->url : "-", "remote",
-		 remote);
-}
-
-/*
- * With API keys, a request needs a known token with the scope its method
- * and path need (401 without one, 403 without the scope); GET /api/status
- * may stay open for health checks. Returns whether it may go on.
- */
-static bool http_request_allowed(struct http_server *srv, struct http_request *req)
-{
-	const struct auth_key *key;
-	const char *token;
-	char msg[128], scope[32];
-	unsigned need;
-
-	if (!srv->keys_path)
-		return true;
-	/* The dashboard's files hold no data; the page asks for a key. */
-	if (!strcmp(req->method, "GET") && ui_path(req->url))
-		return true;
-	if (srv->cfg->open_status && !strcmp(req->method, "GET") && req->url &&
-	    !strcmp(req->url, "/api/status"))
-		return true;
-	token = bearer_token(req->authorization);
-	key = token ? auth_keys_find(srv->keys, token) : NULL;
-	if (!key) {
-		http_denied(req, "-", token ? "unknown token" : "no token");
-		http_request_error(req, 401,
-				   token ? "invalid API key" : "an API key is required: "
-							       "Authorization: Bearer TOKEN");
-		return false;
-	}
-	need = auth_scope_needed(req->method, req->url ? req->url : "/");
-	if (!(key->scopes & (need | AUTH_ADMIN))) {
-		auth_scopes_format(need, scope, sizeof(scope));
-		snprintf(msg, sizeof(msg), "the API key \"%s\" has no %s scope", key->name, scope);
-		http_denied(req, key->name, msg);
-		http_request_error(req, 403, msg);
-		return false;
-	}
-	snprintf(req->key_name, sizeof(req->key_name), "%s", key->name);
-	req->key_admin = key->scopes & AUTH_ADMIN;
-	return true;
-}
-
-static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
-{
-	struct auth_keys *keys;
-	int rc = auth_keys_load(srv->keys_path, &keys, err, errlen);
-
-	if (rc < 0)
-		return rc;
-	auth_keys_free(srv->keys);
-	srv->keys = keys;
-	return 0;
-}
-
-static void http_reload_keys(struct http_server *srv)
-{
-	char err[512], n[32];
-
-	if (!srv->keys_path)
-		return;
-	if (http_load_keys(srv, err, sizeof(err)) < 0) {
-		log_error("API keys not read again: keeping the keys in use", "error", err);
-		return;
-	}
-	snprintf(n, sizeof(n), "%zu", srv->keys->n);
-	log_info("API keys read", "file", srv->keys_path, "keys", n);
-}
-
 void http_reload(struct http_server *srv)
 {
 	char err[512];
 
 	if (!srv)
 		return;
-	http_reload_keys(srv);
+	http_auth_reload(srv);
 	if (!srv->tls)
 		return;
 	if (http_tls_reload(srv->tls, err, sizeof(err)) < 0)
@@ -366,18 +271,13 @@ void http_reload(struct http_server *srv)
 		log_info("TLS certificate read", "file", srv->cfg->tls_cert);
 }
 
-static void http_keys_changed(struct ev_loop *loop, ev_stat *w, int revents)
-{
-	http_reload_keys(container_of(w, struct http_server, keys_watch));
-}
-
 void http_request_ready(struct http_request *req)
 {
 	struct http_server *srv = req->srv;
 
 	/* A CORS preflight carries no credentials; it reveals nothing. */
 	if (!(!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) &&
-	    !http_request_allowed(srv, req))
+	    !http_auth_allowed(srv, req))
 		return;
 	if (!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) {
 		if (cors_allow(srv, req->origin)) {
@@ -409,7 +309,7 @@ const char *http_date(struct http_server *srv)
 	return srv->date;
 }
 
-static void http_format_peer(const union http_addr *a, char *out, size_t len)
+void http_format_peer(const union http_addr *a, char *out, size_t len)
 {
 	char host[INET6_ADDRSTRLEN];
 
@@ -751,14 +651,8 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 		goto fail;
 	}
 	http_fd_budget(srv);
-	if (cfg->auth_keys && cfg->auth_keys[0]) {
-		srv->keys_path = cfg->auth_keys;
-		if (http_load_keys(srv, err, errlen) < 0)
-			goto fail;
-		/* An edit, or `valetd key revoke` (a rename), takes effect now. */
-		ev_stat_init(&srv->keys_watch, http_keys_changed, srv->keys_path, 0.);
-		ev_stat_start(loop, &srv->keys_watch);
-	}
+	if (http_auth_start(srv, err, errlen) < 0)
+		goto fail;
 	if (cfg->tls_cert && cfg->tls_cert[0] &&
 	    http_tls_new(cfg->tls_cert, cfg->tls_key, &srv->tls, err, errlen) < 0)
 		goto fail;
@@ -850,9 +744,7 @@ void http_free(struct http_server *srv)
 		while ((c = TAILQ_FIRST(&srv->conns[s])))
 			http_conn_close(c);
 	ev_timer_stop(srv->loop, &srv->sweep);
-	if (srv->keys_path)
-		ev_stat_stop(srv->loop, &srv->keys_watch);
-	auth_keys_free(srv->keys);
+	http_auth_stop(srv);
 	http_tls_free(srv->tls);
 	for (o = srv->cors_origins; o && *o; o++)
 		free(*o);

@@ -164,6 +164,8 @@ static void conn_head(struct http_conn *c, struct http_request *req)
 		conn_add(c->head, cap, &len, "WWW-Authenticate: Bearer realm=\"valet\"%s\r\n",
 			 req->authorization && req->authorization[0] ? ", error=\"invalid_token\""
 								     : "");
+	if (req->status == 429 && req->retry_after)
+		conn_add(c->head, cap, &len, "Retry-After: %u\r\n", req->retry_after);
 	if (!c->keep_alive)
 		conn_add(c->head, cap, &len, "Connection: close\r\n");
 	else if (c->parser.http_major == 1 && c->parser.http_minor == 0)

@@ -104,6 +104,7 @@ struct http_server {
 	const char *keys_path;
 	struct auth_keys *keys;
 	ev_stat keys_watch;
+	struct auth_key auth_default; /* [auth]: the policy of a key that sets none */
 	/* The Date header's value, made once a second. */
 	char date[40];
 	int64_t date_s;
@@ -174,6 +175,17 @@ void http_metrics_init(struct http_metrics *m);
 void http_metrics_request(struct http_metrics *m, const struct http_request *req, bool sent);
 void http_metrics_write(const struct http_server *srv, struct metrics_text *t);
 
+/* ---- http_auth.c, for http.c ---- */
+
+/* Read the keys ([server] auth_keys; none: an open API) and watch the file.
+ * 0, or -errno with a message in err. */
+int http_auth_start(struct http_server *srv, char *err, size_t errlen);
+/* Read the keys file again; a file that does not read keeps the keys. */
+void http_auth_reload(struct http_server *srv);
+void http_auth_stop(struct http_server *srv);
+/* Whether req may go on (else it has been answered 401, 403 or 429). */
+bool http_auth_allowed(struct http_server *srv, struct http_request *req);
+
 /* ---- http.c, for http_conn.c ---- */
 
 struct http_request *http_request_new(struct http_server *srv, struct http_conn *conn);
@@ -187,6 +199,8 @@ size_t http_cors_headers(const struct http_server *srv, const struct http_reques
 const char *http_date(struct http_server *srv);
 /* One access-log line for a request that ends on its connection. */
 void http_access_log(const struct http_conn *c, const struct http_request *req, bool sent);
+/* "1.2.3.4:5", "[::1]:5" or "-". */
+void http_format_peer(const union http_addr *a, char *out, size_t len);
 /* A connection was closed: its client's count, the sweep timer. */
 void http_conn_gone(struct http_server *srv, struct http_client *client);
 

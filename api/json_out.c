@@ -517,8 +517,15 @@ static int list_finish(struct outbuf *b, int rc, char **out, size_t *len)
 	return 0;
 }
 
-int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, char **out,
-		      size_t *len)
+int json_out_owner(json_t *o, uint16_t owner)
+{
+	const char *name = job_owner_name(owner);
+
+	return json_object_set_new(o, "owner", name ? str_value(name) : json_null());
+}
+
+int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, bool owners,
+		      char **out, size_t *len)
 {
 	struct outbuf b = {0};
 	json_t *v;
@@ -528,6 +535,10 @@ int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, ch
 	rc = outbuf_open_list(&b, key);
 	for (i = 0; !rc && i < njobs; i++) {
 		v = json_out_job(jobs[i]);
+		if (v && owners && json_out_owner(v, jobs[i]->owner) < 0) {
+			json_decref(v);
+			v = NULL;
+		}
 		if (!v) {
 			rc = -1;
 			break;
@@ -541,8 +552,8 @@ int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, ch
 	return list_finish(&b, rc, out, len);
 }
 
-int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, char **out,
-			   size_t *len)
+int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, bool owners,
+			   char **out, size_t *len)
 {
 	struct outbuf b = {0};
 	json_t *v;
@@ -552,6 +563,10 @@ int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t 
 	rc = outbuf_open_list(&b, key);
 	for (i = 0; !rc && i < npls; i++) {
 		v = json_out_pipeline(pls[i], false);
+		if (v && owners && json_out_owner(v, pls[i]->owner) < 0) {
+			json_decref(v);
+			v = NULL;
+		}
 		if (!v) {
 			rc = -1;
 			break;

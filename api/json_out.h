@@ -54,10 +54,13 @@ char *json_out_error(int code, const char *message, size_t *len);
  * into one growing buffer (lists may hold 100k jobs). *out: new (free()).
  * 0 or -ENOMEM.
  */
-int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, char **out,
-		      size_t *len);
-int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, char **out,
-			   size_t *len);
+int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, bool owners,
+		      char **out, size_t *len);
+int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, bool owners,
+			   char **out, size_t *len);
+/* Adds "owner": the name of owner (job_owner_name()), null for none - what
+ * an admin key is shown (owners: every object of a list gets it). 0 or -1. */
+int json_out_owner(json_t *o, uint16_t owner);
 
 /* "SIGSEGV" for SIGSEGV; "SIG<n>" for an unknown number. buf >= 16 bytes. */
 const char *json_out_signal_name(int sig, char *buf, size_t buflen);

@@ -12,6 +12,11 @@
  * reply's objects are still borrowed, and hands the bytes to
  * http_request_answer(). The callback may run inside the core call (memory
  * store) or later from the loop; http.c copes with both.
+ *
+ * Ownership: with API keys, new work is the key's (req->owner), and every
+ * other call passes the key's owner as a filter - an admin key's is 0, so
+ * it sees all work and, here, each object's "owner". Another key's id is a
+ * 404 from the core, as an unknown one.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -73,12 +78,31 @@ static unsigned status_of(enum core_err err)
 		return 404;
 	case CORE_ECONFLICT:
 		return 409;
+	case CORE_EFORBIDDEN:
+		return 403;
 	case CORE_EFULL:
 	case CORE_EUNAVAIL:
 		return 503;
 	default:
 		return 500;
 	}
+}
+
+/* The owner filter of the request's core calls: the key's, or 0 (all
+ * work) for an admin key and an open API. */
+static uint16_t viewer(const struct http_request *req)
+{
+	return req->key_admin ? 0 : req->owner;
+}
+
+/* An admin sees whose work an object is; v is stolen and returned. */
+static json_t *with_owner(const struct http_request *req, json_t *v, uint16_t owner)
+{
+	if (v && req->key_admin && json_out_owner(v, owner) < 0) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }
 
 static void answer_json(struct http_request *req, unsigned status, json_t *v)
@@ -125,11 +149,12 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 	case ROUTE_CANCEL_JOB:
 		if (!r->job)
 			break;
-		answer_json(req, req->route == ROUTE_SUBMIT_JOB ? 202 : 200, json_out_job(r->job));
+		answer_json(req, req->route == ROUTE_SUBMIT_JOB ? 202 : 200,
+			    with_owner(req, json_out_job(r->job), r->job->owner));
 		return;
 	case ROUTE_LIST_JOBS:
 	case ROUTE_PIPELINE_JOBS:
-		rc = json_out_job_list("jobs", r->jobs, r->njobs, &text, &len);
+		rc = json_out_job_list("jobs", r->jobs, r->njobs, req->key_admin, &text, &len);
 		answer_list(req, rc, text, len);
 		return;
 	case ROUTE_GET_RESULT:
@@ -149,11 +174,15 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 	case ROUTE_CANCEL_PIPELINE:
 		if (!r->pipeline)
 			break;
-		answer_json(req, req->route == ROUTE_SUBMIT_PIPELINE ? 202 : 200,
-			    json_out_pipeline(r->pipeline, req->route == ROUTE_SUBMIT_PIPELINE));
+		answer_json(
+		    req, req->route == ROUTE_SUBMIT_PIPELINE ? 202 : 200,
+		    with_owner(req,
+			       json_out_pipeline(r->pipeline, req->route == ROUTE_SUBMIT_PIPELINE),
+			       r->pipeline->owner));
 		return;
 	case ROUTE_LIST_PIPELINES:
-		rc = json_out_pipeline_list("pipelines", r->pipelines, r->npipelines, &text, &len);
+		rc = json_out_pipeline_list("pipelines", r->pipelines, r->npipelines,
+					    req->key_admin, &text, &len);
 		answer_list(req, rc, text, len);
 		return;
 	case ROUTE_PATCH_JOB:
@@ -179,6 +208,8 @@ static void routes_done(void *arg, const struct core_reply *reply)
 		http_request_answer(req, 500, NULL, 0);
 		return;
 	}
+	if (reply->err == CORE_EFORBIDDEN)
+		http_request_denied(req, reply->message ? reply->message : "policy");
 	if (reply->err != CORE_OK) {
 		http_request_error(req, status_of(reply->err),
 				   reply->message ? reply->message : "internal error");
@@ -348,6 +379,8 @@ static void handle_submit_job(struct http_request *req)
 		bad_body(req, rc, err);
 		return;
 	}
+	req->in.job.owner = req->owner;
+	req->in.job.policy = req->policy;
 	req->route = ROUTE_SUBMIT_JOB;
 	http_request_wait(req);
 	core_submit_job(req->core, &req->in.job, routes_done, req);
@@ -366,6 +399,8 @@ static void handle_submit_pipeline(struct http_request *req)
 		bad_body(req, rc, err);
 		return;
 	}
+	req->in.pipeline.owner = req->owner;
+	req->in.pipeline.policy = req->policy;
 	req->route = ROUTE_SUBMIT_PIPELINE;
 	http_request_wait(req);
 	core_submit_pipeline(req->core, &req->in.pipeline, routes_done, req);
@@ -377,6 +412,7 @@ static void handle_list(struct http_request *req, bool pipelines)
 
 	if (list_query(req, &q) < 0)
 		return;
+	q.owner = viewer(req);
 	req->route = pipelines ? ROUTE_LIST_PIPELINES : ROUTE_LIST_JOBS;
 	http_request_wait(req);
 	if (pipelines)
@@ -389,43 +425,44 @@ static void handle_list(struct http_request *req, bool pipelines)
 static void call_by_id(struct http_request *req, enum http_route route, const uint8_t id[])
 {
 	struct core *core = req->core;
+	uint16_t owner = viewer(req);
 
 	job_id_format(id, req->id_text);
 	req->route = route;
 	http_request_wait(req);
 	switch (route) {
 	case ROUTE_GET_JOB:
-		core_get_job(core, id, routes_done, req);
+		core_get_job(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_PATCH_JOB:
-		core_patch_job(core, id, &req->in.patch, routes_done, req);
+		core_patch_job(core, id, owner, &req->in.patch, routes_done, req);
 		break;
 	case ROUTE_DELETE_JOB:
-		core_delete_job(core, id, routes_done, req);
+		core_delete_job(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_CANCEL_JOB:
-		core_cancel_job(core, id, routes_done, req);
+		core_cancel_job(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_GET_RESULT:
-		core_get_result(core, id, routes_done, req);
+		core_get_result(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_DELETE_RESULT:
-		core_delete_result(core, id, routes_done, req);
+		core_delete_result(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_GET_PIPELINE:
-		core_get_pipeline(core, id, routes_done, req);
+		core_get_pipeline(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_PATCH_PIPELINE:
-		core_patch_pipeline(core, id, &req->in.patch, routes_done, req);
+		core_patch_pipeline(core, id, owner, &req->in.patch, routes_done, req);
 		break;
 	case ROUTE_DELETE_PIPELINE:
-		core_delete_pipeline(core, id, routes_done, req);
+		core_delete_pipeline(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_CANCEL_PIPELINE:
-		core_cancel_pipeline(core, id, routes_done, req);
+		core_cancel_pipeline(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_PIPELINE_JOBS:
-		core_pipeline_jobs(core, id, routes_done, req);
+		core_pipeline_jobs(core, id, owner, routes_done, req);
 		break;
 	default:
 		http_request_error(req, 500, "internal error: bad route");

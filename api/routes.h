@@ -63,6 +63,11 @@ struct http_request {
 	char *if_none_match;	   /* the If-None-Match header; NULL when none */
 	char key_name[65];	   /* the API key it came with; "" for none */
 	bool key_admin;		   /* that key has the admin scope */
+	uint16_t owner;		   /* that key as an owner (job.h); 0 for none */
+	/* That key's policy; borrowed from the keys in use, so valid only
+	 * while the request is dispatched (the core checks it at once). */
+	const struct core_policy *policy;
+	unsigned retry_after; /* a 429: seconds for the Retry-After header */
 	int64_t start_ns;
 
 	char *body; /* the upload, NUL-terminated */
@@ -132,6 +137,9 @@ void http_request_answer_parts(struct http_request *req, unsigned status, struct
  */
 void http_request_answer_result(struct http_request *req, unsigned status,
 				struct iovec parts[3], struct job *job);
+/* Log that req was refused, once, with its key's name and why (never its
+ * token); the answer is set apart. */
+void http_request_denied(struct http_request *req, const char *why);
 /* An error body answer. */
 void http_request_error(struct http_request *req, unsigned status, const char *message);
 /* Before a core call: the request waits for its callback. */

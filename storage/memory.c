@@ -333,6 +333,13 @@ static int mem_get_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_don
 	return mem_answer_job(cb, arg, job);
 }
 
+/* Whether work of status and owner is what q asks for. */
+static bool mem_matches(const struct store_query *q, enum job_status status, uint16_t owner)
+{
+	return (q->status == JOB_UNDEFINED || status == q->status) &&
+	       (!q->owner || owner == q->owner);
+}
+
 static int mem_list_jobs(struct store *st, const struct store_query *q, store_done_fn cb,
 			 void *arg)
 {
@@ -341,12 +348,12 @@ static int mem_list_jobs(struct store *st, const struct store_query *q, store_do
 	size_t total = 0, skipped = 0, cap, i;
 	struct job *job;
 
-	if (q->status == JOB_UNDEFINED) {
+	if (q->status == JOB_UNDEFINED && !q->owner) {
 		total = log_count(log);
 	} else {
 		for (i = 0; i < log->len; i++) {
 			job = *log_slot(log, i);
-			total += job && job->status == q->status;
+			total += job && mem_matches(q, job->status, job->owner);
 		}
 	}
 	cap = mem_page_size(total, q);
@@ -356,7 +363,7 @@ static int mem_list_jobs(struct store *st, const struct store_query *q, store_do
 			return -ENOMEM;
 		for (i = 0; i < log->len && reply.njobs < cap; i++) {
 			job = *log_slot(log, i);
-			if (!job || (q->status != JOB_UNDEFINED && job->status != q->status))
+			if (!job || !mem_matches(q, job->status, job->owner))
 				continue;
 			if (skipped < q->offset) {
 				skipped++;
@@ -431,12 +438,12 @@ static int mem_list_pipelines(struct store *st, const struct store_query *q,
 	size_t total = 0, skipped = 0, cap, i;
 	struct pipeline *pl;
 
-	if (q->status == JOB_UNDEFINED) {
+	if (q->status == JOB_UNDEFINED && !q->owner) {
 		total = log_count(log);
 	} else {
 		for (i = 0; i < log->len; i++) {
 			pl = *log_slot(log, i);
-			total += pl && pl->status == q->status;
+			total += pl && mem_matches(q, pl->status, pl->owner);
 		}
 	}
 	cap = mem_page_size(total, q);
@@ -446,7 +453,7 @@ static int mem_list_pipelines(struct store *st, const struct store_query *q,
 			return -ENOMEM;
 		for (i = 0; i < log->len && reply.npipelines < cap; i++) {
 			pl = *log_slot(log, i);
-			if (!pl || (q->status != JOB_UNDEFINED && pl->status != q->status))
+			if (!pl || !mem_matches(q, pl->status, pl->owner))
 				continue;
 			if (skipped < q->offset) {
 				skipped++;

@@ -48,7 +48,7 @@
 	"j.completed_at, j.pipeline_id, j.pipeline_index, j.next_job_id, "                  \
 	"j.use_previous_results, j.attempt, j.max_attempts, j.pid, j.exit_code, j.signal, " \
 	"j.timed_out, j.oom_killed, j.seccomp_syscall, j.cpu_ms, j.wall_ms, j.max_rss_kb, " \
-	"j.limits, j.isolation, j.memory_peak_kb"
+	"j.limits, j.isolation, j.memory_peak_kb, j.owner"
 /* ... followed by these three: with the result, or without (lists). */
 #define RESULT_COLS " , r.job_id IS NOT NULL, r.metadata, r.error"
 #define NO_RESULT_COLS " , false, NULL::jsonb, NULL::text"
@@ -57,16 +57,16 @@ enum {
 	JC_RUN_AT, JC_SCHEDULED_AT, JC_CREATED_AT, JC_STARTED_AT, JC_COMPLETED_AT,
 	JC_PIPELINE_ID, JC_PIPELINE_INDEX, JC_NEXT_JOB_ID, JC_USE_PREVIOUS, JC_ATTEMPT,
 	JC_MAX_ATTEMPTS, JC_PID, JC_EXIT_CODE, JC_SIGNAL, JC_TIMED_OUT, JC_OOM, JC_SECCOMP,
-	JC_CPU, JC_WALL, JC_RSS, JC_LIMITS, JC_ISOLATION, JC_PEAK, JC_HAS_RESULT, JC_METADATA,
-	JC_ERROR, JC_COUNT
+	JC_CPU, JC_WALL, JC_RSS, JC_LIMITS, JC_ISOLATION, JC_PEAK, JC_OWNER, JC_HAS_RESULT,
+	JC_METADATA, JC_ERROR, JC_COUNT
 };
 _Static_assert(JC_COUNT == PG_CLAIM_PL_COL, "claim rows: pipeline columns follow the job's");
 
 #define PL_COLS                                                                              \
 	"p.id, p.name, p.description, p.status, p.failure_reason, p.run_at, p.created_at, "  \
-	"p.started_at, p.completed_at"
+	"p.started_at, p.completed_at, p.owner"
 enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
-       PC_STARTED_AT, PC_COMPLETED_AT, PC_COUNT };
+       PC_STARTED_AT, PC_COMPLETED_AT, PC_OWNER, PC_COUNT };
 
 #define S "@SCHEMA@."
 #define FROM_JOBS_RESULTS " FROM " S "jobs j LEFT JOIN " S "results r ON r.job_id = j.id "
@@ -93,13 +93,14 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_INSERT_JOB] = {"valet_insert_job",
 		"INSERT INTO " S "jobs (id, name, description, task_name, task_params, timeout_ms, "
 		"status, run_at, created_at, pipeline_id, pipeline_index, next_job_id, "
-		"use_previous_results, due_at, claimed_by, claimed_at, max_attempts, limits) "
+		"use_previous_results, due_at, claimed_by, claimed_at, max_attempts, limits, owner) "
 		"VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text, "
-		"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16, $17::jsonb) "
-		"ON CONFLICT (id) DO NOTHING", 17},
+		"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16, $17::jsonb, $18) "
+		"ON CONFLICT (id) DO NOTHING", 18},
 	[PGS_INSERT_PIPELINE] = {"valet_insert_pipeline",
 		"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at, "
-		"claimed_by) VALUES ($1, $2, $3, $4, $5, $6, $7::text) ON CONFLICT (id) DO NOTHING", 7},
+		"claimed_by, owner) VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8) "
+		"ON CONFLICT (id) DO NOTHING", 8},
 	[PGS_NOTIFY] = {"valet_notify", "SELECT pg_notify($1, $2)", 2},
 	/* The last call of a transaction that creates work: it fails the
 	 * transaction (an error that names PG_SUBMIT_GUARD_TEXT) when the
@@ -252,7 +253,8 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"SELECT " JOB_COLS RESULT_COLS FROM_JOBS_RESULTS "WHERE j.id = $1", 1},
 	[PGS_LIST_JOBS] = {"valet_list_jobs",
 		"SELECT " JOB_COLS NO_RESULT_COLS " FROM " S "jobs j "
-		"WHERE $1::text IS NULL OR j.status = $1 ORDER BY j.seq LIMIT $2 OFFSET $3", 3},
+		"WHERE ($1::text IS NULL OR j.status = $1) AND ($4::text IS NULL OR j.owner = $4) "
+		"ORDER BY j.seq LIMIT $2 OFFSET $3", 4},
 	[PGS_GET_RESULT] = {"valet_get_result",
 		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j JOIN " S "results r "
 		"ON r.job_id = j.id WHERE j.id = $1", 1},
@@ -260,7 +262,8 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"SELECT " PL_COLS " FROM " S "pipelines p WHERE p.id = $1", 1},
 	[PGS_LIST_PIPELINES] = {"valet_list_pipelines",
 		"SELECT " PL_COLS " FROM " S "pipelines p "
-		"WHERE $1::text IS NULL OR p.status = $1 ORDER BY p.seq LIMIT $2 OFFSET $3", 3},
+		"WHERE ($1::text IS NULL OR p.status = $1) AND ($4::text IS NULL OR p.owner = $4) "
+		"ORDER BY p.seq LIMIT $2 OFFSET $3", 4},
 	[PGS_PIPELINE_JOBS] = {"valet_pipeline_jobs",
 		"SELECT " JOB_COLS RESULT_COLS FROM_JOBS_RESULTS
 		"WHERE j.pipeline_id = $1 ORDER BY j.pipeline_index", 1},
@@ -408,6 +411,8 @@ struct job *pg_row_job(const PGresult *res, int row)
 	job->outcome.max_rss_kb = (int32_t)col_int(res, row, JC_RSS, -1);
 	job->outcome.memory_peak_kb = (int32_t)col_int(res, row, JC_PEAK, -1);
 	parse_limits(col(res, row, JC_LIMITS), &job->limits);
+	/* An owner the table has no room for is nobody's: only admins see it. */
+	job->owner = job_owner_id(col(res, row, JC_OWNER));
 	rc |= set_str(&job->isolation, col(res, row, JC_ISOLATION));
 	job->has_result = col_bool(res, row, JC_HAS_RESULT);
 	if (job->has_result) {
@@ -440,6 +445,7 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0)
 	pl->created_at = col_time(res, row, col0 + PC_CREATED_AT);
 	pl->started_at = col_time(res, row, col0 + PC_STARTED_AT);
 	pl->completed_at = col_time(res, row, col0 + PC_COMPLETED_AT);
+	pl->owner = job_owner_id(col(res, row, col0 + PC_OWNER));
 	if (rc)
 		goto fail;
 	return pl;
@@ -506,6 +512,7 @@ int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *cla
 	rc |= pg_batch_text(b, claimed_by);
 	rc |= pg_batch_int(b, job->max_attempts > 0 ? job->max_attempts : 1);
 	rc |= add_limits(b, &job->limits);
+	rc |= pg_batch_text(b, job_owner_name(job->owner));
 	return rc ? -ENOMEM : 0;
 }
 
@@ -520,6 +527,7 @@ int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const 
 	rc |= pg_batch_time(b, pl->run_at);
 	rc |= pg_batch_time(b, pl->created_at);
 	rc |= pg_batch_text(b, claimed_by);
+	rc |= pg_batch_text(b, job_owner_name(pl->owner));
 	return rc ? -ENOMEM : 0;
 }
 

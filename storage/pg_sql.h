@@ -69,8 +69,8 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
 /* PGS_CLAIM rows: job columns, pipeline columns from PG_CLAIM_PL_COL, then
  * a boolean at PG_CLAIM_HEAD_COL: this row is a claimed job (not just a
  * member of a claimed pipeline). */
-#define PG_CLAIM_PL_COL 34
-#define PG_CLAIM_HEAD_COL 43
+#define PG_CLAIM_PL_COL 35
+#define PG_CLAIM_HEAD_COL 45
 
 /* Parameters of one statement call for a job or pipeline. node: this
  * node's id (the writes of a run are fenced by its claim: pg_sql.c);

@@ -812,6 +812,7 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 		rc |= q->limit ? pg_batch_int(b, q->limit > INT64_MAX ? INT64_MAX : (int64_t)q->limit)
 			       : pg_batch_null(b);
 		rc |= pg_batch_int(b, q->offset > INT64_MAX ? INT64_MAX : (int64_t)q->offset);
+		rc |= pg_batch_text(b, job_owner_name(q->owner));
 		break;
 	}
 	if (rc || pgconn_submit(ps->reader, b) < 0) {

@@ -51,6 +51,17 @@ struct config {
 	bool open_status;               /* GET /api/status needs no key */
 	bool allow_unauthenticated;     /* an open API on a non-loopback address */
 	char *tls_cert, *tls_key;       /* PEM files: HTTPS; "" = plain HTTP */
+	/* [auth]: the policy of an API key whose line does not set its own
+	 * (api/auth_policy.c); "" and 0 = no rule. */
+	char *auth_profiles;	     /* "strict,exec": the profiles jobs may use */
+	char *auth_tasks;	     /* "a,b": the tasks a key may run */
+	int64_t auth_max_timeout_ms; /* the most "timeout" a key may ask for */
+	size_t auth_max_memory;	     /* the most limits.memory */
+	int64_t auth_max_cpu_ms;     /* the most limits.cpu */
+	int auth_max_running;	     /* a key's jobs running on a node at once */
+	int auth_max_queued;	     /* a key's jobs waiting on a node at once */
+	int auth_submit_rate;	     /* submits a second */
+	int auth_submit_burst;	     /* submits at once; 0 = the rate */
 	/* [queue] */
 	int workers;            /* concurrent children; default: number of CPUs */
 	int queue_capacity;     /* queued jobs+pipelines before 503 */

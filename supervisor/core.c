@@ -317,6 +317,12 @@ static void hook_run_done(void *arg, struct job **jobs, size_t njobs, size_t ran
 	struct job *last = jobs[ran - 1];
 	struct pipeline *pl = last->pipeline;
 
+	/* A run of a capped owner ended: room for its oldest job set aside. */
+	if (jobs[0]->owner < core->nowners && core->owners[jobs[0]->owner].max_running) {
+		core_owner_ran(core, jobs[0]->owner, -1);
+		queue_unhold(&core->queue, jobs[0]->owner);
+	}
+
 	if (pl) {
 		size_t next = (size_t)last->pipeline_index + 1;
 		char reason[128], id[JOB_ID_STRLEN + 1];
@@ -386,6 +392,8 @@ static void start_one(struct core *core, struct job *job)
 	rc = runner_start(core->runner, jobs, n, previous);
 	if (rc < 0)
 		start_failed(core, job, rc);
+	else
+		core_owner_ran(core, job->owner, +1);
 }
 
 static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -398,6 +406,11 @@ static void on_dispatch(struct ev_loop *loop, ev_prepare *w, int revents)
 
 		if (!job)
 			break;
+		if (core_owner_full(core, job->owner)) {
+			/* Its owner's next run ends it (hook_run_done). */
+			queue_hold(&core->queue, job);
+			continue;
+		}
 		start_one(core, job);
 	}
 	if (core->shared && !core->draining && !core->paused)
@@ -701,6 +714,7 @@ void core_free(struct core *core)
 	idmap_free(core->active);
 	idmap_free(core->active_pl);
 	metrics_free(core->metrics);
+	free(core->owners);
 	free(core);
 }
 

@@ -6,7 +6,9 @@
  * group) and the reply is held until the child has been reaped and the job
  * recorded as CANCELLED (core_wait_final). DELETE cancels first, then
  * deletes. A job of a pipeline cannot be deleted alone (409); cancelling it
- * cancels its pipeline.
+ * cancels its pipeline. A caller that names an owner finds only that
+ * owner's work (core.h): the check comes before anything is changed, on
+ * the live object when the work is active here, else on the store's copy.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ struct cancel_op {
 	void *arg;
 	bool pipeline, delete;
 	uint8_t id[JOB_ID_LEN];
+	uint16_t owner; /* only this owner's work; 0: anyone's */
 };
 
 static const char *what(const struct cancel_op *c)
@@ -210,14 +213,17 @@ static void found(void *arg, const struct store_reply *reply)
 	job_id_format(c->id, s);
 	if (!reply->err)
 		st = c->pipeline ? reply->pipeline->status : reply->job->status;
-	if (reply->err == -ENOENT) {
+	if (!reply->err && c->owner &&
+	    (c->pipeline ? reply->pipeline->owner : reply->job->owner) != c->owner) {
+		reply_missing(c);
+	} else if (reply->err == -ENOENT) {
 		reply_missing(c);
 	} else if (reply->err == -EAGAIN) {
 		core_reply_err(c->cb, c->arg, CORE_EUNAVAIL, "storage unavailable - try again later");
 	} else if (reply->err) {
 		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "storage error: %s",
 			       strerror(-reply->err));
-	} else if (c->delete && !c->pipeline && reply->job->in_pipeline) {
+	} else if (c->delete &&!c->pipeline && reply->job->in_pipeline) {
 		reply_pipeline_job(c);
 	} else if (!job_status_final(st) && c->core->store->ops->cancel) {
 		cancel_remote(c, reply);
@@ -236,7 +242,7 @@ static void ignore_reply(void *arg, const struct core_reply *reply)
 
 void core_cancel_held(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline)
 {
-	struct cancel_op c = {core, ignore_reply, NULL, pipeline, false, {0}};
+	struct cancel_op c = {core, ignore_reply, NULL, pipeline, false, {0}, 0};
 	struct pipeline *pl = pipeline ? idmap_get(core->active_pl, id) : NULL;
 	struct job *job = pipeline ? NULL : idmap_get(core->active, id);
 
@@ -247,10 +253,10 @@ void core_cancel_held(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipe
 		cancel_active_job(&c, job);
 }
 
-static void lookup(struct core *core, const uint8_t *id, bool pipeline, bool delete,
+static void lookup(struct core *core, const uint8_t *id, uint16_t owner, bool pipeline, bool delete,
 		   core_done_fn cb, void *arg)
 {
-	struct cancel_op c = {core, cb, arg, pipeline, delete, {0}};
+	struct cancel_op c = {core, cb, arg, pipeline, delete, {0}, owner};
 	struct store *st = core->store;
 	struct cancel_op *heap;
 	int rc;
@@ -258,12 +264,20 @@ static void lookup(struct core *core, const uint8_t *id, bool pipeline, bool del
 	memcpy(c.id, id, JOB_ID_LEN);
 	if (pipeline) {
 		struct pipeline *pl = idmap_get(core->active_pl, id);
+		if (pl && owner && pl->owner != owner) {
+			reply_missing(&c);
+			return;
+		}
 		if (pl) {
 			cancel_active_pipeline(&c, pl, NULL);
 			return;
 		}
 	} else {
 		struct job *job = idmap_get(core->active, id);
+		if (job && owner && job->owner != owner) {
+			reply_missing(&c);
+			return;
+		}
 		if (job) {
 			cancel_active_job(&c, job);
 			return;
@@ -283,24 +297,26 @@ static void lookup(struct core *core, const uint8_t *id, bool pipeline, bool del
 	}
 }
 
-void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg)
 {
-	lookup(core, id, false, false, cb, arg);
+	lookup(core, id, owner, false, false, cb, arg);
 }
 
-void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg)
 {
-	lookup(core, id, false, true, cb, arg);
+	lookup(core, id, owner, false, true, cb, arg);
 }
 
-void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			  void *arg)
+void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			  core_done_fn cb, void *arg)
 {
-	lookup(core, id, true, false, cb, arg);
+	lookup(core, id, owner, true, false, cb, arg);
 }
 
-void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			  void *arg)
+void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			  core_done_fn cb, void *arg)
 {
-	lookup(core, id, true, true, cb, arg);
+	lookup(core, id, owner, true, true, cb, arg);
 }

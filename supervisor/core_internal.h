@@ -43,6 +43,12 @@ struct core {
 	struct idmap *active;       /* id -> job for every unfinished job */
 	struct idmap *active_pl;    /* id -> pipeline for every unfinished pipeline */
 	struct core_waiter *waiters;
+	/* Per owner (job.owner): runs going on here, and the most its policy
+	 * allows at once (0: any); grown to the largest owner seen. */
+	struct core_owner {
+		uint32_t running, max_running;
+	} * owners;
+	size_t nowners;
 
 	bool shared;                /* the store is a queue shared by several nodes */
 	bool paused;                /* shared store: lease lost, start nothing */
@@ -85,6 +91,19 @@ void core_reply_synced(struct core *core, core_done_fn cb, void *arg, struct job
 /* "<what> with ID: <id> not found" (what: "job", "job result", "pipeline"). */
 void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
 			  const char *what);
+/* core_policy.c: whether req keeps to pol (NULL: yes): 0, or -1 with the
+ * broken rule in msg. */
+int core_policy_check(struct core *core, const struct core_policy *pol,
+		      const struct job_request *req, char *msg, size_t len);
+/* Remember pol's max_running for owner (the latest policy wins). */
+void core_policy_note(struct core *core, const struct core_policy *pol, uint16_t owner);
+/* Whether owner runs as many jobs here as its policy allows. */
+bool core_owner_full(const struct core *core, uint16_t owner);
+/* A run of owner's started (+1) or ended (-1). */
+void core_owner_ran(struct core *core, uint16_t owner, int delta);
+/* Whether owner may have njobs more jobs waiting here under pol: 0 or -1. */
+int core_policy_quota(struct core *core, const struct core_policy *pol, uint16_t owner,
+		      size_t njobs, char *msg, size_t len);
 void core_reply_err(core_done_fn cb, void *arg, enum core_err err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -59,7 +59,8 @@ static int validate_job(struct core *core, const struct job_request *req, char *
  * task's defaults (tasks.h), else the global ones. Born PENDING
  * (lifecycle.h).
  */
-static struct job *build_job(struct core *core, const struct job_request *req, int64_t now)
+static struct job *build_job(struct core *core, const struct job_request *req, int64_t now,
+			     uint16_t owner)
 {
 	const struct task_def *t = tasks_find(core->reg, req->task_name);
 	struct job *job = job_new();
@@ -83,6 +84,7 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 	job->status = JOB_PENDING;
 	job->created_at = now;
 	job->core_heap_index = UINT32_MAX;
+	job->owner = owner;
 	if (!job->name || !job->task_name) {
 		job_unref(job);
 		return NULL;
@@ -163,10 +165,11 @@ struct op {
 	char *patch_name, *patch_desc;
 	const char *what;       /* "job", "job result", "pipeline" */
 	uint8_t id[JOB_ID_LEN];
+	uint16_t owner; /* who asks: only its work is found (0: all) */
 };
 
 static struct op *op_new(struct core *core, core_done_fn cb, void *arg, const char *what,
-			 const uint8_t *id)
+			 const uint8_t *id, uint16_t owner)
 {
 	struct op *op = calloc(1, sizeof(*op));
 
@@ -178,6 +181,7 @@ static struct op *op_new(struct core *core, core_done_fn cb, void *arg, const ch
 	op->cb = cb;
 	op->arg = arg;
 	op->what = what;
+	op->owner = owner;
 	if (id)
 		memcpy(op->id, id, JOB_ID_LEN);
 	return op;
@@ -273,9 +277,15 @@ void core_submit_job(struct core *core, const struct job_request *req, core_done
 		core_reply_err(cb, arg, CORE_EINVAL, "%s", msg);
 		return;
 	}
-	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "job", NULL)))
+	if (core_policy_check(core, req->policy, req, msg, sizeof(msg)) < 0 ||
+	    core_policy_quota(core, req->policy, req->owner, 1, msg, sizeof(msg)) < 0) {
+		core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
 		return;
-	op->job = build_job(core, req, job_now_us());
+	}
+	core_policy_note(core, req->policy, req->owner);
+	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "job", NULL, 0)))
+		return;
+	op->job = build_job(core, req, job_now_us(), req->owner);
 	if (!op->job) {
 		core_reply_err(cb, arg, CORE_EINTERNAL, "out of memory");
 		op_free(op);
@@ -325,8 +335,9 @@ static struct pipeline *build_pipeline(struct core *core, const struct pipeline_
 	pl->status = JOB_PENDING;
 	pl->created_at = now;
 	pl->run_at = req->has_run_at ? req->run_at : 0;
+	pl->owner = req->owner;
 	for (size_t i = 0; i < req->njobs; i++) {
-		struct job *job = build_job(core, &req->jobs[i], now);
+		struct job *job = build_job(core, &req->jobs[i], now, req->owner);
 		if (!job) {
 			pipeline_unref(pl);
 			return NULL;
@@ -360,7 +371,17 @@ void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 		core_reply_err(cb, arg, CORE_EINVAL, "%s", msg);
 		return;
 	}
-	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "pipeline", NULL)))
+	for (size_t i = 0; i < req->njobs; i++)
+		if (core_policy_check(core, req->policy, &req->jobs[i], msg, sizeof(msg)) < 0) {
+			core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
+			return;
+		}
+	if (core_policy_quota(core, req->policy, req->owner, req->njobs, msg, sizeof(msg)) < 0) {
+		core_reply_err(cb, arg, CORE_EFORBIDDEN, "%s", msg);
+		return;
+	}
+	core_policy_note(core, req->policy, req->owner);
+	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "pipeline", NULL, 0)))
 		return;
 	op->pl = build_pipeline(core, req);
 	if (!op->pl) {
@@ -378,13 +399,26 @@ void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 
 /* ---- reads ------------------------------------------------------------------------ */
 
-/* Pass a store reply on as a core reply. */
+/* Whether the op's caller may see the work of a reply (its job, or its
+ * pipeline when it has one: a pipeline's jobs are the pipeline's owner's). */
+static bool owned(const struct op *op, const struct store_reply *reply)
+{
+	if (!op->owner)
+		return true;
+	if (reply->pipeline)
+		return reply->pipeline->owner == op->owner;
+	return reply->job && reply->job->owner == op->owner;
+}
+
+/* Pass a store reply on as a core reply; another owner's work is unknown. */
 static void forward(void *arg, const struct store_reply *reply)
 {
 	struct op *op = arg;
 
 	if (reply->err) {
 		reply_store_err(op, reply->err);
+	} else if (!owned(op, reply)) {
+		reply_store_err(op, -ENOENT);
 	} else {
 		struct core_reply r = {
 			.err = CORE_OK,
@@ -400,56 +434,85 @@ static void forward(void *arg, const struct store_reply *reply)
 	op_free(op);
 }
 
-#define FORWARD(core, cb, arg, what, id, method, ...)                                        \
-	do {                                                                                 \
-		struct op *op_ = op_new(core, cb, arg, what, id);                            \
-		if (op_)                                                                     \
-			STORE_CALL(op_, (core)->store->ops->method((core)->store, __VA_ARGS__,  \
-								    forward, op_));                  \
+#define FORWARD(core, cb, arg, what, id, owner, method, ...)                                       \
+	do {                                                                                       \
+		struct op *op_ = op_new(core, cb, arg, what, id, owner);                           \
+		if (op_)                                                                           \
+			STORE_CALL(op_, (core)->store->ops->method((core)->store, __VA_ARGS__,     \
+								   forward, op_));                 \
 	} while (0)
 
-void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner, core_done_fn cb,
+		  void *arg)
 {
-	FORWARD(core, cb, arg, "job", id, get_job, id);
+	FORWARD(core, cb, arg, "job", id, owner, get_job, id);
 }
 
+/* Lists are filtered by the store, so that limit and offset count only
+ * what the caller may see. */
 void core_list_jobs(struct core *core, const struct core_list_query *q, core_done_fn cb,
 		    void *arg)
 {
-	struct store_query sq = {.status = q->status, .offset = q->offset, .limit = q->limit};
+	struct store_query sq = {
+	    .status = q->status, .offset = q->offset, .limit = q->limit, .owner = q->owner};
 
-	FORWARD(core, cb, arg, "job", NULL, list_jobs, &sq);
+	FORWARD(core, cb, arg, "job", NULL, 0, list_jobs, &sq);
 }
 
-void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg)
 {
-	FORWARD(core, cb, arg, "job result", id, get_result, id);
+	FORWARD(core, cb, arg, "job result", id, owner, get_result, id);
 }
 
-void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			void *arg)
+/* The job first, when only an owner's work may be touched: another
+ * owner's result must stay as it is. */
+static void result_owned(void *arg, const struct store_reply *reply)
 {
-	FORWARD(core, cb, arg, "job result", id, delete_result, id);
+	struct op *op = arg;
+	struct store *st = op->core->store;
+
+	if (reply->err || !owned(op, reply)) {
+		reply_store_err(op, reply->err ? reply->err : -ENOENT);
+		op_free(op);
+		return;
+	}
+	op->owner = 0;
+	STORE_CALL(op, st->ops->delete_result(st, op->id, forward, op));
 }
 
-void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-		       void *arg)
+void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			core_done_fn cb, void *arg)
 {
-	FORWARD(core, cb, arg, "pipeline", id, get_pipeline, id);
+	struct op *op;
+
+	if (!owner) {
+		FORWARD(core, cb, arg, "job result", id, 0, delete_result, id);
+		return;
+	}
+	if ((op = op_new(core, cb, arg, "job result", id, owner)))
+		STORE_CALL(op, core->store->ops->get_result(core->store, id, result_owned, op));
+}
+
+void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		       core_done_fn cb, void *arg)
+{
+	FORWARD(core, cb, arg, "pipeline", id, owner, get_pipeline, id);
 }
 
 void core_list_pipelines(struct core *core, const struct core_list_query *q,
 			 core_done_fn cb, void *arg)
 {
-	struct store_query sq = {.status = q->status, .offset = q->offset, .limit = q->limit};
+	struct store_query sq = {
+	    .status = q->status, .offset = q->offset, .limit = q->limit, .owner = q->owner};
 
-	FORWARD(core, cb, arg, "pipeline", NULL, list_pipelines, &sq);
+	FORWARD(core, cb, arg, "pipeline", NULL, 0, list_pipelines, &sq);
 }
 
-void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			void *arg)
+void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			core_done_fn cb, void *arg)
 {
-	FORWARD(core, cb, arg, "pipeline", id, pipeline_jobs, id);
+	FORWARD(core, cb, arg, "pipeline", id, owner, pipeline_jobs, id);
 }
 
 /* ---- PATCH -------------------------------------------------------------------------- */
@@ -468,8 +531,8 @@ static void patched(void *arg, const struct store_reply *reply)
 	struct store *st = op->core->store;
 	struct core_reply r = {.err = CORE_OK};
 
-	if (reply->err) {
-		reply_store_err(op, reply->err);
+	if (reply->err || !owned(op, reply)) {
+		reply_store_err(op, reply->err ? reply->err : -ENOENT);
 		op_free(op);
 		return;
 	}
@@ -491,8 +554,9 @@ static void patched(void *arg, const struct store_reply *reply)
 	op_free(op);
 }
 
-static struct op *patch_op(struct core *core, const uint8_t *id, const struct patch_request *req,
-			   core_done_fn cb, void *arg, const char *what)
+static struct op *patch_op(struct core *core, const uint8_t *id, uint16_t owner,
+			   const struct patch_request *req, core_done_fn cb, void *arg,
+			   const char *what)
 {
 	struct op *op;
 
@@ -500,7 +564,7 @@ static struct op *patch_op(struct core *core, const uint8_t *id, const struct pa
 		core_reply_err(cb, arg, CORE_EINVAL, "name must be a non-empty string");
 		return NULL;
 	}
-	if (!(op = op_new(core, cb, arg, what, id)))
+	if (!(op = op_new(core, cb, arg, what, id, owner)))
 		return NULL;
 	op->patch_name = req->name ? strdup(req->name) : NULL;
 	op->patch_desc = req->description ? strdup(req->description) : NULL;
@@ -509,19 +573,19 @@ static struct op *patch_op(struct core *core, const uint8_t *id, const struct pa
 	return op;
 }
 
-void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN],
+void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
 		    const struct patch_request *req, core_done_fn cb, void *arg)
 {
-	struct op *op = patch_op(core, id, req, cb, arg, "job");
+	struct op *op = patch_op(core, id, owner, req, cb, arg, "job");
 
 	if (op)
 		STORE_CALL(op, core->store->ops->get_job(core->store, id, patched, op));
 }
 
-void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN],
+void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
 			 const struct patch_request *req, core_done_fn cb, void *arg)
 {
-	struct op *op = patch_op(core, id, req, cb, arg, "pipeline");
+	struct op *op = patch_op(core, id, owner, req, cb, arg, "pipeline");
 
 	if (op)
 		STORE_CALL(op, core->store->ops->get_pipeline(core->store, id, patched, op));

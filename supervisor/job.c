@@ -24,6 +24,11 @@
  * truncated to microseconds. Parsing refuses instants outside years
  * 0001-9999 UTC (JOB_TIME_MIN_US, JOB_TIME_MAX_US): PostgreSQL has no year
  * 0, and a year beyond 9999 would not format as RFC 3339.
+ *
+ * An owner (the API key that made a job) is a name the core does not
+ * interpret; a job keeps it as a two-byte number into a table of names
+ * that only grows (job_owner_id()), so ownership costs a parked job no
+ * memory and a revoked key's work still says whose it was.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +42,9 @@
 #include <unistd.h>
 
 #include "job.h"
+
+/* 100,000 parked jobs: struct job stays in a 288-byte malloc chunk. */
+_Static_assert(sizeof(struct job) <= 280, "struct job grew past 280 bytes");
 
 /* ---- interned strings -------------------------------------------------------- */
 
@@ -69,6 +77,86 @@ const char *job_intern(const char *s)
 	i->next = interned_list;
 	interned_list = i;
 	return i->s;
+}
+
+/* ---- owners ---------------------------------------------------------------- */
+
+/*
+ * Names 1..owner_count in owner_names; an open-addressing table of their
+ * numbers (0: an empty slot), at most half full, keyed by FNV-1a of the
+ * name. Lookups happen once per key loaded and per row read from
+ * PostgreSQL. Never freed, like job_intern()'s strings (the same strings).
+ */
+static const char **owner_names;
+static size_t owner_count, owner_names_cap;
+static uint16_t *owner_slots;
+static size_t owner_nslots; /* a power of two, or 0 */
+
+static size_t owner_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return (size_t)h;
+}
+
+static uint16_t *owner_slot(const char *name)
+{
+	size_t i = owner_hash(name) & (owner_nslots - 1);
+
+	while (owner_slots[i] && strcmp(owner_names[owner_slots[i]], name) != 0)
+		i = (i + 1) & (owner_nslots - 1);
+	return &owner_slots[i];
+}
+
+static int owner_grow(void)
+{
+	size_t n = owner_nslots ? owner_nslots * 2 : 64;
+	uint16_t *old = owner_slots, *slots = calloc(n, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	owner_slots = slots;
+	owner_nslots = n;
+	for (size_t i = 1; i <= owner_count; i++)
+		*owner_slot(owner_names[i]) = (uint16_t)i;
+	free(old);
+	return 0;
+}
+
+uint16_t job_owner_id(const char *name)
+{
+	const char **names, *s;
+	uint16_t known;
+
+	if (!name || !name[0])
+		return 0;
+	known = owner_nslots ? *owner_slot(name) : 0;
+	if (known)
+		return known;
+	if (owner_count >= UINT16_MAX)
+		return 0;
+	if ((owner_count + 1) * 2 > owner_nslots && owner_grow() < 0)
+		return 0;
+	if (owner_count + 2 > owner_names_cap) {
+		size_t cap = owner_names_cap ? owner_names_cap * 2 : 16;
+		names = realloc(owner_names, cap * sizeof(*names));
+		if (!names)
+			return 0;
+		owner_names = names;
+		owner_names_cap = cap;
+	}
+	if (!(s = job_intern(name)))
+		return 0;
+	owner_names[++owner_count] = s;
+	*owner_slot(name) = (uint16_t)owner_count;
+	return (uint16_t)owner_count;
+}
+
+const char *job_owner_name(uint16_t id)
+{
+	return id && id <= owner_count ? owner_names[id] : NULL;
 }
 
 /* ---- objects -------------------------------------------------------------- */

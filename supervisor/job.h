@@ -117,15 +117,19 @@ struct job {
 	bool in_pipeline : 1;
 	bool has_next : 1;
 	bool use_previous_results : 1;
-	bool has_result : 1; /* the result is set (stored with the final status) */
-	uint8_t core_where;  /* core.c: enum core_where */
+	bool has_result : 1;	/* the result is set (stored with the final status) */
+	uint8_t core_where : 4; /* core.c: enum core_where */
 	/* Changes whenever result_json is replaced or freed: an answer that
 	 * streams the text from a reference to the job checks it. */
 	uint8_t result_gen;
+	/* Who made it: job_owner_id() of an API key's name; 0 for nobody (an
+	 * open API). Two bytes where the struct had padding. */
+	uint16_t owner;
 };
 
 struct pipeline {
 	unsigned refs;
+	uint16_t owner; /* as a job's owner; its jobs have the same */
 	uint8_t id[JOB_ID_LEN];
 	char *name;
 	char *description;
@@ -163,6 +167,19 @@ void pipeline_unref(struct pipeline *pl);
  * pass an equal string (task names, syscall names: a small, bounded set).
  * NULL on ENOMEM. */
 const char *job_intern(const char *s);
+
+/*
+ * Owners: the names of the API keys that made jobs, each a small number so
+ * that a job keeps it in two bytes. job_owner_id() gives name's number
+ * (1..65535, the same for an equal name for the life of the process; a
+ * name is never forgotten, so work keeps its owner after its key is
+ * revoked), or 0 for NULL or "", on ENOMEM and once 65535 names are taken
+ * (work of owner 0 is nobody's: only a view of everything shows it).
+ * job_owner_name(): the name of a number, borrowed for the process's
+ * life; NULL for 0 or an unknown number.
+ */
+uint16_t job_owner_id(const char *name);
+const char *job_owner_name(uint16_t id);
 
 /* Set a string field: frees the old value, stores a copy (or NULL). */
 void job_set_str(char **field, const char *value);

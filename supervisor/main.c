@@ -194,31 +194,40 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 		const char *key;
 		bool changed;
 	} keys[] = {
-		{"[server] listen", !same_str(old->listen, fresh->listen)},
-		{"[server] cors_origins", !same_str(old->cors_origins, fresh->cors_origins)},
-		{"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
-		{"[server] max_connections", old->max_connections != fresh->max_connections ||
-		     old->max_connections_per_client != fresh->max_connections_per_client},
-		{"[server] auth_keys, open_status", !same_str(old->auth_keys, fresh->auth_keys) ||
-							old->open_status != fresh->open_status},
-		{"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
-		     old->idle_timeout_ms != fresh->idle_timeout_ms},
-		{"[queue] workers", old->workers != fresh->workers},
-		{"[sandbox]", !same_str(old->user, fresh->user) ||
-				      old->memory_limit_bytes != fresh->memory_limit_bytes ||
-				      old->cpu_limit_ms != fresh->cpu_limit_ms ||
-				      old->max_files != fresh->max_files ||
-				      old->max_processes != fresh->max_processes ||
-				      old->max_file_size != fresh->max_file_size ||
-				      old->uid_base != fresh->uid_base},
-		{"[jobs] max_memory_limit, max_cpu_limit, max_process_limit",
-		 old->max_memory_limit != fresh->max_memory_limit ||
-			 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
-			 old->max_process_limit != fresh->max_process_limit},
-		{"[storage]", !same_str(old->storage, fresh->storage) ||
-				      !same_str(old->database_url, fresh->database_url) ||
-				      old->submit_timeout_ms != fresh->submit_timeout_ms},
-		{"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
+	    {"[server] listen", !same_str(old->listen, fresh->listen)},
+	    {"[server] cors_origins", !same_str(old->cors_origins, fresh->cors_origins)},
+	    {"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
+	    {"[server] max_connections",
+	     old->max_connections != fresh->max_connections ||
+		 old->max_connections_per_client != fresh->max_connections_per_client},
+	    {"[server] auth_keys, open_status",
+	     !same_str(old->auth_keys, fresh->auth_keys) || old->open_status != fresh->open_status},
+	    {"[auth]", !same_str(old->auth_profiles, fresh->auth_profiles) ||
+			   !same_str(old->auth_tasks, fresh->auth_tasks) ||
+			   old->auth_max_timeout_ms != fresh->auth_max_timeout_ms ||
+			   old->auth_max_memory != fresh->auth_max_memory ||
+			   old->auth_max_cpu_ms != fresh->auth_max_cpu_ms ||
+			   old->auth_max_queued != fresh->auth_max_queued ||
+			   old->auth_max_running != fresh->auth_max_running ||
+			   old->auth_submit_rate != fresh->auth_submit_rate ||
+			   old->auth_submit_burst != fresh->auth_submit_burst},
+	    {"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
+				      old->idle_timeout_ms != fresh->idle_timeout_ms},
+	    {"[queue] workers", old->workers != fresh->workers},
+	    {"[sandbox]",
+	     !same_str(old->user, fresh->user) ||
+		 old->memory_limit_bytes != fresh->memory_limit_bytes ||
+		 old->cpu_limit_ms != fresh->cpu_limit_ms || old->max_files != fresh->max_files ||
+		 old->max_processes != fresh->max_processes ||
+		 old->max_file_size != fresh->max_file_size || old->uid_base != fresh->uid_base},
+	    {"[jobs] max_memory_limit, max_cpu_limit, max_process_limit",
+	     old->max_memory_limit != fresh->max_memory_limit ||
+		 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
+		 old->max_process_limit != fresh->max_process_limit},
+	    {"[storage]", !same_str(old->storage, fresh->storage) ||
+			      !same_str(old->database_url, fresh->database_url) ||
+			      old->submit_timeout_ms != fresh->submit_timeout_ms},
+	    {"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)

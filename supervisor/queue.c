@@ -6,7 +6,9 @@
  * The heap is a binary min-heap of job pointers ordered by job->core_due;
  * each job knows its index (job->core_heap_index), so a cancelled or
  * claimed job leaves the heap in O(log n) wherever it is. Equal due times
- * keep no particular order.
+ * keep no particular order. A job whose owner may start no more (a
+ * key's max_running) waits on the held list until one of its owner's runs
+ * ends, so that it does not block the jobs behind it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@ void queue_init(struct queue *q)
 {
 	TAILQ_INIT(&q->fifo);
 	TAILQ_INIT(&q->due);
+	TAILQ_INIT(&q->held);
 	q->heap = NULL;
 	q->heap_len = q->heap_cap = 0;
 }
@@ -130,6 +133,9 @@ bool queue_remove(struct queue *q, struct job *job, bool *was_earliest)
 	case CORE_DUE:
 		TAILQ_REMOVE(&q->due, job, core_link);
 		break;
+	case CORE_HELD:
+		TAILQ_REMOVE(&q->held, job, core_link);
+		break;
 	case CORE_SCHEDULED:
 		*was_earliest = job->core_heap_index == 0;
 		heap_remove(q, job);
@@ -139,6 +145,25 @@ bool queue_remove(struct queue *q, struct job *job, bool *was_earliest)
 	}
 	job->core_where = CORE_NOWHERE;
 	return true;
+}
+
+void queue_hold(struct queue *q, struct job *job)
+{
+	TAILQ_REMOVE(job->core_where == CORE_DUE ? &q->due : &q->fifo, job, core_link);
+	TAILQ_INSERT_TAIL(&q->held, job, core_link);
+	job->core_where = CORE_HELD;
+}
+
+void queue_unhold(struct queue *q, uint16_t owner)
+{
+	struct job *job;
+
+	TAILQ_FOREACH(job, &q->held, core_link)
+	if (job->owner == owner) {
+		TAILQ_REMOVE(&q->held, job, core_link);
+		queue_push_due(q, job, true);
+		return;
+	}
 }
 
 struct job *queue_next(const struct queue *q)
@@ -157,5 +182,7 @@ struct job *queue_any(const struct queue *q)
 {
 	struct job *job = queue_next(q);
 
+	if (!job)
+		job = TAILQ_FIRST(&q->held);
 	return job ? job : queue_earliest(q);
 }

@@ -25,12 +25,13 @@ enum core_where {
 	CORE_SCHEDULED, /* in the run_at heap */
 	CORE_RUNNING,	/* in a child */
 	CORE_WAITING,	/* a later job of a pipeline that runs */
+	CORE_HELD,	/* due, but its owner runs as many jobs as its policy allows */
 };
 
 TAILQ_HEAD(queue_list, job);
 
 struct queue {
-	struct queue_list fifo, due;
+	struct queue_list fifo, due, held;
 	struct job **heap;
 	size_t heap_len, heap_cap;
 };
@@ -49,6 +50,12 @@ int queue_schedule(struct queue *q, struct job *job, bool *earliest);
 /* Out of whichever place it is in: false when in none of the three.
  * *was_earliest: it was the heap's head. */
 bool queue_remove(struct queue *q, struct job *job, bool *was_earliest);
+
+/* From a FIFO (queue_next() gave it) onto the held list's tail. */
+void queue_hold(struct queue *q, struct job *job);
+/* owner's oldest held job back to the due FIFO's head (one of its runs
+ * ended: room for one). */
+void queue_unhold(struct queue *q, uint16_t owner);
 
 /* The next job to run: the due FIFO's head, else the FIFO's; NULL. */
 struct job *queue_next(const struct queue *q);

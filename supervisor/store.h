@@ -42,6 +42,7 @@ struct store_query {
 	enum job_status status; /* JOB_UNDEFINED = all */
 	size_t offset;
 	size_t limit;           /* 0 = no limit */
+	uint16_t owner;		/* only this owner's work (job.owner); 0 = all */
 };
 
 /* create flags */

@@ -24,7 +24,7 @@
 #   2c. exec tasks under full isolation (/bin/echo {}, BENCH_EXEC_JOBS jobs):
 #      profile exec, then exec+net (a network namespace per slot served by
 #      slirp4netns): what the network costs per job
-#   2d. /metrics: step 2 on a daemon with BENCH_METRICS_TASKS more (exec)
+#   2e. /metrics: step 2 on a daemon with BENCH_METRICS_TASKS more (exec)
 #      tasks, so that a scrape is large (every task's counters), without and
 #      with (in turn first) a scraper that GETs /metrics once a second through the run
 #      (its time and size per scrape in $OUT/metrics_scraped.RUN.scrapes):
@@ -32,6 +32,13 @@
 #      daemon, 2000 scrapes back to back and the daemon's CPU time per
 #      scrape (/proc/PID/stat), which a loaded machine does not blur: its
 #      share of one CPU at one scrape a second
+#   2f. submit throughput with API keys on and off, in the same round: park
+#      BENCH_AUTH_JOBS jobs (run_at an hour ahead: the submit path alone, no
+#      child) on a daemon without keys, then on one with a keys file of 10
+#      keys (each request's token hashed and compared with every key), off
+#      first in odd rounds; the summary gives the ratio on/off (target >= 95%),
+#      and that of the daemon's CPU time per submit, which a loaded machine
+#      disturbs less than the rate (target <= 105%)
 #   6. step 2 with storage = postgres: a throwaway PostgreSQL on this machine
 #      (tests/pg_tmp.sh with PG_TMP_DURABLE=1: fsync and synchronous_commit
 #      on), a fresh schema per run, after an untimed warm-up run of 2000 jobs
@@ -48,10 +55,12 @@
 # daemon, then step 6 as many times; the summary shows the median run, the
 # largest RSS, and the ratios among steps 1-4 as the median of the
 # per-round ratios)
+# BENCH_AUTH_JOBS=20000; BENCH_ONLY=auth runs only step 2f (BENCH_REPEAT
+# rounds) and prints its summary.
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed; by default only a failed step does).
 # BENCH_METRICS_TASKS=200; BENCH_ONLY="empty metrics" runs only the steps
-# named (forkloop, empty, ui_poll, full, exec, park, metrics, kill, edge,
+# named (forkloop, empty, ui_poll, full, exec, park, metrics, auth, kill, edge,
 # postgres; default: all) - the summary says n/a for the others.
 # BENCH_ONLY=ui_poll alone: only steps 2 and 2d, alternately, BENCH_REPEAT
 # times, and their ratio.
@@ -83,6 +92,7 @@ REPEAT=${BENCH_REPEAT:-1}
 METRICS_TASKS=${BENCH_METRICS_TASKS:-200}
 ONLY=${BENCH_ONLY:-}
 TIMEOUT=${BENCH_TIMEOUT:-600}
+AUTH_JOBS=${BENCH_AUTH_JOBS:-20000}
 
 BASELINE=
 if [ -n "${BENCH_BASELINE:-}" ]; then
@@ -464,6 +474,96 @@ command = /bin/sleep 10"
 	EXTRA_CONF=
 }
 
+# cpu_ticks PID: the user and system CPU time of a process, in clock ticks.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# auth_pair RUN: step 2f, reports auth_off.RUN.json and auth_on.RUN.json, and
+# the daemon's CPU time over the submits in auth_off.RUN.cpu, auth_on.RUN.cpu.
+auth_pair() {
+	local run=$1 which
+	if [ ! -s "$TMP/bench.token" ]; then
+		for k in $(seq 10); do
+			"$VALETD" --file "$TMP/keys" key create "bench$k" --scopes submit,read \
+				>"$TMP/bench.token" 2>/dev/null || FAILED_STEPS=$((FAILED_STEPS + 1))
+		done
+	fi
+	for which in $(if [ $((run % 2)) = 1 ]; then echo off on; else echo on off; fi); do
+		if [ "$which" = on ]; then
+			EXTRA_CONF="[server]
+auth_keys = $TMP/keys"
+		fi
+		if start_daemon "auth_$which.$run"; then
+			local before
+			before=$(cpu_ticks "$DAEMON_PID")
+			loadgen "auth_$which.$run" --park "$AUTH_JOBS" --jobs 0 \
+				${EXTRA_CONF:+--token "$(cat "$TMP/bench.token")"}
+			echo "$(($(cpu_ticks "$DAEMON_PID") - before)) $(getconf CLK_TCK)" \
+				>"$OUT/auth_$which.$run.cpu"
+			stop_daemon
+		else
+			FAILED_STEPS=$((FAILED_STEPS + 1))
+		fi
+		EXTRA_CONF=
+	done
+}
+
+# auth_summary: step 2f's lines of the summary.
+auth_summary() {
+	python3 - "$OUT" "$AUTH_JOBS" <<'EOF'
+import glob, json, os, re, sys
+
+out, jobs = sys.argv[1:]
+
+def rate(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            v = json.load(f).get("park", {}).get("submit_rate")
+            return v if isinstance(v, (int, float)) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+runs = sorted(int(re.search(r"\.([0-9]+)\.json$", p).group(1))
+              for p in glob.glob(os.path.join(out, "auth_off.[0-9]*.json")))
+def cpu_us(name):
+    """The daemon's CPU time per submitted job, in microseconds."""
+    try:
+        with open(os.path.join(out, name + ".cpu")) as f:
+            ticks, hz = (float(x) for x in f.read().split())
+            return ticks / hz * 1e6 / int(jobs)
+    except (OSError, ValueError):
+        return None
+
+def median(v):
+    v = sorted(x for x in v if x is not None)
+    return v[(len(v) - 1) // 2] if v else None
+
+def pct(v):
+    return "n/a" if v is None else "%.1f%%" % v
+
+ratios, cpu_ratios = [], []
+for r in runs:
+    off, on = rate("auth_off.%d" % r), rate("auth_on.%d" % r)
+    coff, con = cpu_us("auth_off.%d" % r), cpu_us("auth_on.%d" % r)
+    ratio = on / off * 100 if on and off else None
+    cpu_ratio = con / coff * 100 if con and coff else None
+    ratios.append(ratio)
+    cpu_ratios.append(cpu_ratio)
+    print("API keys, round %d: %s jobs submitted (parked): off %s/s, on %s/s, on/off %s; "
+          "daemon CPU per job off %s us, on %s us (%s)"
+          % (r, jobs, "n/a" if off is None else "%.0f" % off,
+             "n/a" if on is None else "%.0f" % on, pct(ratio),
+             "n/a" if coff is None else "%.1f" % coff, "n/a" if con is None else "%.1f" % con,
+             pct(cpu_ratio)))
+med, cpu_med = median(ratios), median(cpu_ratios)
+print("API keys on / off, submit throughput (median of rounds): %s   target >= 95%%   %s"
+      % (pct(med), "" if med is None else ("PASS" if med >= 95 else "FAIL")))
+print("API keys on / off, the daemon's CPU per submit (median of rounds): %s   target <= 105%%   %s"
+      % (pct(cpu_med), "" if cpu_med is None else ("PASS" if cpu_med <= 105 else "FAIL")))
+EOF
+}
+
 # forkloop RUN: step 1, in $OUT/forkloop.RUN.txt.
 forkloop() {
 	echo "bench: forkloop ($1)" >&2
@@ -649,6 +749,14 @@ if [ "${BENCH_ONLY:-}" = ui_poll ]; then
 	finish
 fi
 
+if [ "${BENCH_ONLY:-}" = auth ]; then
+	for run in $(seq "$REPEAT"); do
+		auth_pair "$run"
+	done
+	auth_summary >"$OUT/summary.txt"
+	finish
+fi
+
 # Rounds: each measure once per round, so that the machine's drift (a VM's
 # speed changes over minutes) reaches every measure alike and the ratios
 # between them (to the fork loop, parked to empty, full isolation to
@@ -677,6 +785,9 @@ for run in $(seq "$REPEAT"); do
 	elif want metrics; then
 		EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0
 		EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0
+	fi
+	if want auth; then
+		auth_pair "$run"
 	fi
 done
 want kill && step kill --kill "$KILL" --jobs 0
@@ -924,4 +1035,5 @@ print()
 print("targets: %d pass, %d fail, %d not measured"
       % (marks.count("PASS"), marks.count("FAIL"), missing))
 EOF
+auth_summary >>"$OUT/summary.txt"
 finish

@@ -64,6 +64,7 @@ struct opts {
 	long park;
 	long kill;
 	bool json;
+	const char *token; /* --token: an API key's, or NULL */
 };
 
 /* An answer's body as it arrives. */
@@ -172,6 +173,11 @@ static void http_setup(const struct opts *o)
 	g_headers = curl_slist_append(g_headers, "Content-Type: application/json");
 	/* No "Expect: 100-continue" round trip before a large --body. */
 	g_headers = curl_slist_append(g_headers, "Expect:");
+	if (o->token) {
+		char auth[256];
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
+		g_headers = curl_slist_append(g_headers, auth);
+	}
 	if (!g_headers)
 		die("out of memory");
 }
@@ -683,6 +689,7 @@ static void usage(FILE *to)
 		"  --park N         first park N jobs with run_at an hour ahead (not timed)\n"
 		"  --kill N         time the kill of N sleep jobs (10 s) under a 50 ms timeout\n"
 		"  --timeout SEC    give up after SEC seconds in all (300)\n"
+		"  --token TOKEN    an API key: Authorization: Bearer TOKEN on every request\n"
 		"  --json           print the report as one JSON object\n"
 		"  --selftest       check how answers are read and exit\n");
 }
@@ -741,6 +748,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "park", required_argument, NULL, 'k' }, { "kill", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' }, { "selftest", no_argument, NULL, 'S' },
+		{ "token", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool jobs_set = false;
@@ -761,6 +769,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'k': o->park = parse_long("--park", optarg, 0, 100000000); break;
 		case 'K': o->kill = parse_long("--kill", optarg, 0, 100000000); break;
 		case 'j': o->json = true; break;
+		case 'A': o->token = optarg; break;
 		case 'S': exit(selftest());
 		case 'h': usage(stdout); exit(0);
 		case 'T':

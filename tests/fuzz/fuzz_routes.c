@@ -304,6 +304,11 @@ void http_request_answer_result(struct http_request *req, unsigned status,
 	answer(req, status, parts, 3, job);
 }
 
+void http_request_denied(struct http_request *req, const char *why)
+{
+	FUZZ_CHECK(why != NULL);
+}
+
 void http_request_error(struct http_request *req, unsigned status, const char *message)
 {
 	size_t len = 0;
@@ -580,65 +585,70 @@ static void check_patch(const struct patch_request *rq)
 	fuzz_touch(rq->description);
 }
 
-void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner, core_done_fn cb,
+		  void *arg)
 {
 	job_reply(id, JOB_UNDEFINED, cb, arg);
 }
 
-void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN],
+void core_patch_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
 		    const struct patch_request *rq, core_done_fn cb, void *arg)
 {
 	check_patch(rq);
 	empty_reply(id, cb, arg);
 }
 
-void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_delete_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg)
 {
 	empty_reply(id, cb, arg);
 }
 
-void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_cancel_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg)
 {
 	job_reply(id, JOB_CANCELLED, cb, arg);
 }
 
-void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_get_result(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		     core_done_fn cb, void *arg)
 {
 	job_reply(id, JOB_UNDEFINED, cb, arg);
 }
 
-void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			void *arg)
+void core_delete_result(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			core_done_fn cb, void *arg)
 {
 	empty_reply(id, cb, arg);
 }
 
-void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb, void *arg)
+void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+		       core_done_fn cb, void *arg)
 {
 	pipeline_reply(id, JOB_UNDEFINED, cb, arg);
 }
 
-void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN],
+void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
 			 const struct patch_request *rq, core_done_fn cb, void *arg)
 {
 	check_patch(rq);
 	empty_reply(id, cb, arg);
 }
 
-void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			  void *arg)
+void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			  core_done_fn cb, void *arg)
 {
 	empty_reply(id, cb, arg);
 }
 
-void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			  void *arg)
+void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			  core_done_fn cb, void *arg)
 {
 	pipeline_reply(id, JOB_CANCELLED, cb, arg);
 }
 
-void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], core_done_fn cb,
-			void *arg)
+void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
+			core_done_fn cb, void *arg)
 {
 	struct pipeline *pl = canned_pipeline(id, variant_of(id));
 	struct core_reply r = {.jobs = pl->jobs, .njobs = pl->njobs};

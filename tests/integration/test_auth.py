@@ -4,8 +4,20 @@ Keys are made, listed and revoked with `valetd key`; a request needs a
 known token with the scope its method and path need; revocation and edits
 take effect without a restart; an open API on a non-loopback address is
 refused unless the config says so.
+
+Ownership (OwnershipTest, on the memory store; OwnershipPgTest, the same
+on PostgreSQL): work is its key's; another key's job or pipeline is a 404
+like an unknown id, for every route, and changes nothing; lists hold only
+the key's own work; an admin key sees all of it, with each object's owner.
+
+Policy (PolicyTest): each rule of a key's policy - tasks, profiles, the
+most timeout, memory and cpu it may ask for, jobs waiting at once, the
+submit rate - refuses what breaks it (403 naming the rule, 429 with
+Retry-After for the rate), logs it once with the key's name, stores
+nothing; [auth] gives the rules of a key whose line sets none.
 """
 
+import datetime
 import os
 import re
 import signal
@@ -13,6 +25,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import uuid
 
 from valetd import VALETD, Daemon, DaemonTestCase, ERROR_KEYS
 
@@ -77,8 +90,10 @@ class AuthTest(DaemonTestCase):
         jid = r.json["id"]
         self.assertDenied(self.d.get("/api/jobs/" + jid, headers=bearer(self.tokens["sub"])),
                           403)
+        self.assertEqual(self.d.get("/api/jobs", headers=bearer(self.tokens["ro"])).status, 200)
+        # The scope is checked first; with it, another key's job is unknown.
         self.assertEqual(self.d.get("/api/jobs/" + jid,
-                                    headers=bearer(self.tokens["ro"])).status, 200)
+                                    headers=bearer(self.tokens["ro"])).status, 404)
         self.assertDenied(self.d.delete("/api/jobs/" + jid, headers=bearer(self.tokens["ro"])),
                           403)
         self.assertDenied(self.d.post("/api/jobs/%s/cancel" % jid,
@@ -88,7 +103,9 @@ class AuthTest(DaemonTestCase):
         self.assertEqual(self.d.patch("/api/jobs/" + jid, {"name": "x"},
                                       headers=bearer(self.tokens["sub"])).status, 204)
         self.assertEqual(self.d.delete("/api/jobs/" + jid,
-                                       headers=bearer(self.tokens["can"])).status, 204)
+                                       headers=bearer(self.tokens["can"])).status, 404)
+        self.assertEqual(self.d.delete("/api/jobs/" + jid,
+                                       headers=bearer(self.tokens["adm"])).status, 204)
         # admin holds every scope.
         r = self.d.post("/api/jobs", job, headers=bearer(self.tokens["adm"]))
         self.assertEqual(r.status, 202, r)
@@ -211,6 +228,378 @@ class SecureDefaultTest(unittest.TestCase):
         self.assertEqual(self.check("0.0.0.0:8080", "allow_unauthenticated = true\n")[0], 0)
         for loop in ("127.0.0.1:8080", "[::1]:8080", "localhost:8080", "127.0.0.2:9"):
             self.assertEqual(self.check(loop, "")[0], 0, loop)
+
+
+def later():
+    return "2999-01-01T00:00:00Z"
+
+
+class As:
+    """The daemon's HTTP helpers with one key's token."""
+
+    def __init__(self, d, token):
+        self.d, self.h = d, bearer(token)
+
+    def get(self, path):
+        return self.d.get(path, headers=self.h)
+
+    def post(self, path, body=None):
+        return self.d.post(path, body, headers=self.h)
+
+    def patch(self, path, body):
+        return self.d.patch(path, body, headers=self.h)
+
+    def delete(self, path):
+        return self.d.delete(path, headers=self.h)
+
+    def submit(self, body):
+        r = self.post("/api/jobs", body)
+        assert r.status == 202, r
+        return r.json
+
+    def pipeline(self, name, **extra):
+        body = {"name": name, "jobs": [{"name": "a", "task_name": "dummytask"},
+                                       {"name": "b", "task_name": "dummytask"}]}
+        body.update(extra)
+        r = self.post("/api/pipelines", body)
+        assert r.status == 202, r
+        return r.json
+
+
+class OwnershipTest(DaemonTestCase):
+    store = None  # VALET_TEST_STORE, else memory
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.keys = os.path.join(cls.dir, "keys")
+        tokens = {}
+        for name, scopes in (("alice", "submit,read,cancel"), ("bob", "submit,read,cancel"),
+                             ("adm", "admin"), ("temp", "submit,read")):
+            rc, out, err = key_cmd(cls.keys, "create", name, "--scopes", scopes)
+            assert rc == 0, err
+            tokens[name] = out
+        cls.config = {"server": {"auth_keys": cls.keys}, "queue": {"workers": "2"}}
+        super().setUpClass()
+        cls.alice, cls.bob, cls.adm, cls.temp = (As(cls.d, tokens[n])
+                                                 for n in ("alice", "bob", "adm", "temp"))
+
+    def assertNotFound(self, r, what, ident):
+        """r is the 404 an unknown id gets, word for word."""
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(set(r.json), ERROR_KEYS, r)
+        self.assertEqual(r.json["message"], "%s with ID: %s not found" % (what, ident), r)
+
+    def finished(self, who, job_id):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            job = who.get("/api/jobs/" + job_id).json
+            if job["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                return job
+            time.sleep(0.02)
+        self.fail("job %s did not finish" % job_id)
+
+    def test_another_keys_job_is_not_found(self):
+        done = self.alice.submit({"name": "done", "task_name": "dummytask",
+                                  "task_params": {"x": 1}})
+        self.assertEqual(self.finished(self.alice, done["id"])["status"], "COMPLETED")
+        parked = self.alice.submit({"name": "parked", "task_name": "dummytask",
+                                    "run_at": later()})
+        unknown = str(uuid.uuid4())
+        # Another key's job answers exactly as an unknown one.
+        for jid in (done["id"], parked["id"], unknown):
+            self.assertNotFound(self.bob.get("/api/jobs/" + jid), "job", jid)
+            self.assertNotFound(self.bob.get("/api/jobs/%s/results" % jid), "job result", jid)
+            self.assertNotFound(self.bob.patch("/api/jobs/" + jid, {"name": "mine"}), "job", jid)
+            self.assertNotFound(self.bob.post("/api/jobs/%s/cancel" % jid), "job", jid)
+            self.assertNotFound(self.bob.delete("/api/jobs/%s/results" % jid), "job result",
+                                jid)
+            self.assertNotFound(self.bob.delete("/api/jobs/" + jid), "job", jid)
+        # ... and nothing changed.
+        job = self.alice.get("/api/jobs/" + parked["id"]).json
+        self.assertEqual((job["name"], job["status"]), ("parked", "PENDING"))
+        job = self.alice.get("/api/jobs/" + done["id"]).json
+        self.assertEqual((job["name"], job["status"]), ("done", "COMPLETED"))
+        self.assertEqual(self.alice.get("/api/jobs/%s/results" % done["id"]).status, 200)
+        # The owner may do all of it.
+        self.assertEqual(self.alice.patch("/api/jobs/" + parked["id"], {"name": "p2"}).status,
+                         204)
+        r = self.alice.post("/api/jobs/%s/cancel" % parked["id"])
+        self.assertEqual((r.status, r.json["status"]), (200, "CANCELLED"), r)
+        self.assertEqual(self.alice.delete("/api/jobs/%s/results" % done["id"]).status, 204)
+        self.assertEqual(self.alice.delete("/api/jobs/" + done["id"]).status, 204)
+
+    def test_another_keys_pipeline_is_not_found(self):
+        pl = self.alice.pipeline("alice-pl", run_at=later())
+        pid, first = pl["id"], pl["jobs"][0]["id"]
+        for path, what in (("", "pipeline"), ("/jobs", "pipeline")):
+            self.assertNotFound(self.bob.get("/api/pipelines/" + pid + path), what, pid)
+        self.assertNotFound(self.bob.patch("/api/pipelines/" + pid, {"name": "x"}), "pipeline",
+                            pid)
+        self.assertNotFound(self.bob.post("/api/pipelines/%s/cancel" % pid), "pipeline", pid)
+        self.assertNotFound(self.bob.delete("/api/pipelines/" + pid), "pipeline", pid)
+        # Its jobs are the pipeline's owner's.
+        self.assertNotFound(self.bob.get("/api/jobs/" + first), "job", first)
+        self.assertNotFound(self.bob.post("/api/jobs/%s/cancel" % first), "job", first)
+        pl = self.alice.get("/api/pipelines/" + pid).json
+        self.assertEqual((pl["name"], pl["status"]), ("alice-pl", "PENDING"))
+        r = self.alice.get("/api/pipelines/%s/jobs" % pid)
+        self.assertEqual([j["id"] for j in r.json["jobs"]][0], first)
+        r = self.alice.post("/api/pipelines/%s/cancel" % pid)
+        self.assertEqual((r.status, r.json["status"]), (200, "CANCELLED"), r)
+
+    def test_lists_hold_only_the_keys_own_work(self):
+        mine = [self.temp.submit({"name": "t%d" % i, "task_name": "dummytask",
+                                  "run_at": later()})["id"] for i in range(3)]
+        theirs = self.bob.submit({"name": "b", "task_name": "dummytask", "run_at": later()})
+        pls = [self.temp.pipeline("tp%d" % i, run_at=later())["id"] for i in range(2)]
+        self.bob.pipeline("bp", run_at=later())
+        jobs = self.temp.get("/api/jobs").json["jobs"]
+        own = [j["id"] for j in jobs]
+        self.assertEqual([i for i in own if i in mine], mine)
+        self.assertNotIn(theirs["id"], own)
+        # Each of its pipelines' jobs, and nothing else.
+        self.assertEqual(len(own), 3 + 2 * 2, jobs)
+        self.assertTrue(all("owner" not in j for j in jobs))
+        # limit and offset count only what the key may see.
+        r = self.temp.get("/api/jobs?status=pending&limit=2&offset=1").json["jobs"]
+        self.assertEqual([j["id"] for j in r], mine[1:3])
+        r = self.temp.get("/api/pipelines").json["pipelines"]
+        self.assertEqual([p["id"] for p in r], pls)
+        r = self.temp.get("/api/pipelines?limit=1&offset=1").json["pipelines"]
+        self.assertEqual([p["id"] for p in r], pls[1:])
+
+    def test_admin_sees_all_with_the_owner(self):
+        a = self.alice.submit({"name": "a", "task_name": "dummytask", "run_at": later()})
+        b = self.bob.submit({"name": "b", "task_name": "dummytask", "run_at": later()})
+        pl = self.bob.pipeline("bob-pl", run_at=later())
+        self.assertNotIn("owner", a)
+        owners = {j["id"]: j["owner"] for j in self.adm.get("/api/jobs").json["jobs"]}
+        self.assertEqual((owners[a["id"]], owners[b["id"]]), ("alice", "bob"))
+        self.assertEqual(owners[pl["jobs"][1]["id"]], "bob")
+        self.assertEqual(self.adm.get("/api/jobs/" + a["id"]).json["owner"], "alice")
+        self.assertEqual(self.adm.get("/api/pipelines/" + pl["id"]).json["owner"], "bob")
+        pls = {p["id"]: p["owner"] for p in self.adm.get("/api/pipelines").json["pipelines"]}
+        self.assertEqual(pls[pl["id"]], "bob")
+        own = self.adm.submit({"name": "mine", "task_name": "dummytask", "run_at": later()})
+        self.assertEqual(own["owner"], "adm")
+        self.assertNotFound(self.alice.get("/api/jobs/" + own["id"]), "job", own["id"])
+        # ... and may change and cancel anyone's.
+        self.assertEqual(self.adm.patch("/api/jobs/" + a["id"], {"name": "a2"}).status, 204)
+        self.assertEqual(self.alice.get("/api/jobs/" + a["id"]).json["name"], "a2")
+        r = self.adm.post("/api/jobs/%s/cancel" % b["id"])
+        self.assertEqual((r.status, r.json["status"], r.json["owner"]), (200, "CANCELLED", "bob"))
+        self.assertEqual(self.adm.delete("/api/pipelines/" + pl["id"]).status, 204)
+
+    def test_work_keeps_its_owner_after_revocation(self):
+        rc, out, err = key_cmd(self.keys, "create", "brief", "--scopes", "submit")
+        self.assertEqual(rc, 0, err)
+        brief = As(self.d, out)
+        deadline = time.monotonic() + 5
+        while brief.post("/api/jobs", {}).status == 401 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        job = brief.submit({"name": "left", "task_name": "dummytask", "run_at": later()})
+        self.assertEqual(key_cmd(self.keys, "revoke", "brief")[0], 0)
+        while brief.post("/api/jobs", {}).status != 401 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(brief.post("/api/jobs", {}).status, 401)
+        self.assertEqual(self.adm.get("/api/jobs/" + job["id"]).json["owner"], "brief")
+
+
+@unittest.skipUnless(os.environ.get("VALET_TEST_DATABASE_URL"), "no test PostgreSQL")
+class OwnershipPgTest(OwnershipTest):
+    store = "postgres"
+
+    def test_owner_is_stored(self):
+        a = self.alice.submit({"name": "a", "task_name": "dummytask", "run_at": later()})
+        pl = self.bob.pipeline("bob-pl", run_at=later())
+        rows = self.d.sql("SELECT owner FROM jobs WHERE id = :'id'", id=a["id"])
+        self.assertEqual(rows, [["alice"]])
+        rows = self.d.sql("SELECT owner FROM pipelines WHERE id = :'id'", id=pl["id"])
+        self.assertEqual(rows, [["bob"]])
+        rows = self.d.sql("SELECT DISTINCT owner FROM jobs WHERE pipeline_id = :'id'",
+                          id=pl["id"])
+        self.assertEqual(rows, [["bob"]])
+
+
+class PolicyTest(DaemonTestCase):
+    # The memory store: with PostgreSQL, work run_at ahead waits in the
+    # database, for any node, and max_queued counts what a node holds.
+    store = "memory"
+    KEYS = (("tasks", ["--tasks", "dummytask,echoprev"]),
+            ("strict", ["--profiles", "strict"]),
+            ("limits", ["--max-timeout", "5s", "--max-memory", "64M", "--max-cpu", "2s"]),
+            ("queue", ["--max-queued", "2"]),
+            ("rate", ["--submit-rate", "1", "--submit-burst", "2"]),
+            ("plain", []),
+            ("roomy", ["--max-timeout", "30s"]))
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.keys = os.path.join(cls.dir, "keys")
+        cls.who = {}
+        for name, opts in cls.KEYS:
+            rc, out, err = key_cmd(cls.keys, "create", name, "--scopes", "submit,read", *opts)
+            assert rc == 0, err
+            cls.who[name] = out
+        cls.config = {"server": {"auth_keys": cls.keys},
+                      "auth": {"max_timeout": "10s"}}
+        super().setUpClass()
+        cls.who = {n: As(cls.d, t) for n, t in cls.who.items()}
+
+    def refused(self, key, body, rule, kind="jobs"):
+        """body is refused for key with a 403 naming rule; nothing is stored;
+        the denial is logged once, with the key's name."""
+        who = self.who[key]
+        before = who.get("/api/" + kind).json[kind]
+        pattern = r"request denied key=%s reason=[^\n]*\(policy %s" % (key, rule)
+        logged = len(re.findall(pattern, self.d.log_text()))
+        r = who.post("/api/" + kind, body)
+        self.assertEqual(r.status, 403, r)
+        self.assertEqual(set(r.json), ERROR_KEYS, r)
+        self.assertIn('the API key "%s"' % key, r.json["message"])
+        self.assertIn("(policy %s" % rule, r.json["message"])
+        self.assertEqual(who.get("/api/" + kind).json[kind], before)
+        deadline = time.monotonic() + 5
+        while (len(re.findall(pattern, self.d.log_text())) == logged
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        time.sleep(0.05)
+        self.assertEqual(len(re.findall(pattern, self.d.log_text())), logged + 1,
+                         self.d.log_text())
+        return r.json["message"]
+
+    def job(self, task, **extra):
+        body = {"name": "p", "task_name": task, "run_at": later()}
+        body.update(extra)
+        return body
+
+    def test_tasks(self):
+        msg = self.refused("tasks", self.job("sha256"), "tasks")
+        self.assertIn("dummytask, echoprev", msg)
+        self.who["tasks"].submit(self.job("dummytask"))
+        # A pipeline is refused whole for one job outside the policy.
+        self.refused("tasks", {"name": "pl", "jobs": [{"name": "a", "task_name": "dummytask"},
+                                                      {"name": "b", "task_name": "sha256"}]},
+                     "tasks", kind="pipelines")
+
+    def test_profiles(self):
+        msg = self.refused("strict", self.job("exec_ok"), "profiles")
+        self.assertIn("the exec profile", msg)
+        self.who["strict"].submit(self.job("dummytask"))
+
+    def test_limits_and_timeout(self):
+        self.refused("limits", self.job("dummytask", timeout=6), "max_timeout")
+        self.refused("limits", self.job("dummytask", limits={"memory": "65M"}), "max_memory")
+        self.refused("limits", self.job("dummytask", limits={"cpu": 3}), "max_cpu")
+        job = self.who["limits"].submit(self.job("dummytask", timeout=5,
+                                                 limits={"memory": "64M", "cpu": 2}))
+        self.assertEqual(job["timeout"], 5)
+
+    def test_config_defaults(self):
+        # [auth] max_timeout = 10s for a key whose line says nothing; a key's
+        # own value replaces it.
+        self.refused("plain", self.job("dummytask", timeout=11), "max_timeout")
+        self.who["plain"].submit(self.job("dummytask", timeout=10))
+        self.who["roomy"].submit(self.job("dummytask", timeout=20))
+
+    def test_queue_quota(self):
+        q = self.who["queue"]
+        q.submit(self.job("dummytask"))
+        self.refused("queue", {"name": "pl", "run_at": later(),
+                               "jobs": [{"name": "a", "task_name": "dummytask"},
+                                        {"name": "b", "task_name": "dummytask"}]},
+                     "max_queued", kind="pipelines")
+        q.submit(self.job("dummytask"))
+        msg = self.refused("queue", self.job("dummytask"), "max_queued")
+        self.assertIn("has 2 jobs waiting", msg)
+        # Another key's work is not counted against it.
+        self.who["plain"].submit(self.job("dummytask"))
+
+    def test_submit_rate(self):
+        rate = self.who["rate"]
+        codes, start = [], time.monotonic()
+        while 429 not in codes and len(codes) < 10:
+            r = rate.post("/api/jobs", self.job("dummytask"))
+            codes.append(r.status)
+        # The burst (2), and no more than the rate (1/s) adds meanwhile.
+        self.assertEqual(codes[:2], [202, 202])
+        self.assertLessEqual(codes.count(202), 2 + int(time.monotonic() - start) + 1, codes)
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(set(r.json), ERROR_KEYS, r)
+        self.assertEqual(r.json["code"], 429)
+        self.assertIn("(policy submit_rate)", r.json["message"])
+        self.assertEqual(r.header("retry-after"), "1")
+        self.assertEqual(len(rate.get("/api/jobs").json["jobs"]), codes.count(202))
+        # Reads are not submits; the bucket fills again.
+        self.assertEqual(rate.get("/api/jobs").status, 200)
+        time.sleep(1.1)
+        self.assertEqual(rate.post("/api/jobs", self.job("dummytask")).status, 202)
+        self.assertRegex(self.d.log_text(), r"request denied key=rate reason=.*submit_rate")
+
+    def test_bad_policy_field_refuses_the_key(self):
+        self.assertEqual(key_cmd(self.keys, "create", "x", "--scopes", "read",
+                                 "--max-timeout", "soon")[0], 2)
+        self.assertEqual(key_cmd(self.keys, "create", "x", "--scopes", "read",
+                                 "--profiles", "root")[0], 2)
+        rc, out, _ = key_cmd(self.keys, "list")
+        self.assertNotRegex(out, r"(?m)^x ")
+        self.assertRegex(out, r"(?m)^limits .*max_timeout=5s max_memory=64M max_cpu=2s")
+
+
+class RunningCapTest(DaemonTestCase):
+    """max_running: a key's jobs beyond it wait (not refused), without
+    holding up other keys' work; a waiting one can be cancelled."""
+
+    store = "memory"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.keys = os.path.join(cls.dir, "keys")
+        tokens = {}
+        for name, opts in (("capped", ["--max-running", "1"]), ("free", [])):
+            rc, out, err = key_cmd(cls.keys, "create", name, "--scopes", "submit,read,cancel",
+                                   *opts)
+            assert rc == 0, err
+            tokens[name] = out
+        cls.config = {"server": {"auth_keys": cls.keys}, "queue": {"workers": "3"}}
+        super().setUpClass()
+        cls.capped, cls.free = As(cls.d, tokens["capped"]), As(cls.d, tokens["free"])
+
+    def statuses(self, who, ids):
+        return [who.get("/api/jobs/" + i).json["status"] for i in ids]
+
+    def test_one_at_a_time_and_others_go_on(self):
+        ids = [self.capped.submit({"name": "c%d" % i, "task_name": "sleep",
+                                   "task_params": {"seconds": 0.6}})["id"] for i in range(4)]
+        other = self.free.submit({"name": "f", "task_name": "sleep",
+                                  "task_params": {"seconds": 0.1}})["id"]
+        deadline, most, other_done_early = time.monotonic() + 30, 0, False
+        cancelled = False
+        while time.monotonic() < deadline:
+            st = self.statuses(self.capped, ids)
+            most = max(most, st.count("IN_PROGRESS"))
+            if self.free.get("/api/jobs/" + other).json["status"] == "COMPLETED" \
+                    and "PENDING" in st[1:3]:
+                other_done_early = True
+            if not cancelled and st[3] == "PENDING":
+                r = self.capped.post("/api/jobs/%s/cancel" % ids[3])
+                self.assertEqual((r.status, r.json["status"]), (200, "CANCELLED"), r)
+                cancelled = True
+            if all(x in ("COMPLETED", "CANCELLED") for x in st):
+                break
+            time.sleep(0.02)
+        self.assertEqual(self.statuses(self.capped, ids),
+                         ["COMPLETED", "COMPLETED", "COMPLETED", "CANCELLED"])
+        self.assertEqual(most, 1)
+        self.assertTrue(other_done_early, "another key's job waited for the capped key's")
+        # They ran one after another.
+        jobs = [self.capped.get("/api/jobs/" + i).json for i in ids[:3]]
+        at = datetime.datetime.fromisoformat
+        for a, b in zip(jobs, jobs[1:]):
+            self.assertLessEqual(at(a["completed_at"]), at(b["started_at"]))
 
 
 if __name__ == "__main__":

@@ -1559,7 +1559,8 @@ class SchemaTest(PgTestCase):
             "attempts": {"job_id", "attempt", "node_id", "status", "failure_reason",
                          "started_at", "finished_at"} | outcome,
             "pipelines": {"id", "seq", "name", "description", "status", "failure_reason",
-                          "run_at", "created_at", "started_at", "completed_at", "claimed_by"},
+                          "run_at", "created_at", "started_at", "completed_at", "claimed_by",
+                          "owner"},
             "nodes": {"node_id", "hostname", "pid", "version", "started_at", "heartbeat_at",
                       "lease_until", "stopped_at"},
             "schema_migrations": {"version", "name", "applied_at"},
@@ -1590,7 +1591,8 @@ class SchemaTest(PgTestCase):
         defs = " | ".join(idx.values())
         for part in ("(due_at, seq) WHERE ((claimed_by IS NULL) AND (due_at IS NOT NULL))",
                      "(claimed_by) WHERE (claimed_by IS NOT NULL)", "(status, seq)",
-                     "(pipeline_id, pipeline_index)", "(completed_at)"):
+                     "(pipeline_id, pipeline_index)", "(completed_at)",
+                     "(owner, seq) WHERE (owner IS NOT NULL)"):
             self.assertIn(part, defs)
         # The views and their columns, as the table lists them.
         views = doc[doc.index("| view | columns |"):]

@@ -430,7 +430,10 @@ class DashboardAuthTest(BrowserTestCase):
         cls.dir = tempfile.mkdtemp(prefix="valet-ui-keys-")
         cls.keys = os.path.join(cls.dir, "keys")
         cls.token = key_cmd(cls.keys, "create", "dash", "--scopes", "read,submit,cancel")
-        cls.read_only = key_cmd(cls.keys, "create", "viewer", "--scopes", "read")
+        # A key without the cancel scope; it reads only its own work, so it
+        # submits what it looks at.
+        cls.read_only = key_cmd(cls.keys, "create", "viewer", "--scopes", "read,submit")
+        cls.admin = key_cmd(cls.keys, "create", "boss", "--scopes", "admin")
         cls.config = {"server": {"auth_keys": cls.keys}}
         super().setUpClass()
 
@@ -498,8 +501,11 @@ class DashboardAuthTest(BrowserTestCase):
 
     def test_read_only_key_cannot_cancel(self):
         self.expect_console = ["status of 401", "status of 403"]
-        sleeper = self.submit({"name": "s", "task_name": "sleep", "task_params": {"seconds": 60},
-                               "timeout": 120})
+        r = self.d.post("/api/jobs", {"name": "s", "task_name": "sleep",
+                                      "task_params": {"seconds": 60}, "timeout": 120},
+                        headers=self.auth(self.read_only))
+        self.assertEqual(r.status, 202, r)
+        sleeper = r.json
         self.b.get(self.base + "#/jobs/" + sleeper["id"])
         self.b.execute_script("sessionStorage.setItem('valet.token', arguments[0])",
                               self.read_only)
@@ -508,9 +514,9 @@ class DashboardAuthTest(BrowserTestCase):
         self.b.find_element(By.CSS_SELECTOR, '#job-detail button[data-action="cancel"]').click()
         self.wait("the refusal", lambda: "no cancel scope" in
                   self.b.find_element(By.ID, "notices").text)
-        r = self.d.get("/api/jobs/" + sleeper["id"], headers=self.auth())
+        r = self.d.get("/api/jobs/" + sleeper["id"], headers=self.auth(self.read_only))
         self.assertEqual(r.json["status"], "IN_PROGRESS")
-        self.d.post("/api/jobs/%s/cancel" % sleeper["id"], headers=self.auth())
+        self.d.post("/api/jobs/%s/cancel" % sleeper["id"], headers=self.auth(self.admin))
         self.b.execute_script("sessionStorage.clear()")
 
 

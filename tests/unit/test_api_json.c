@@ -359,12 +359,12 @@ static void test_lists(void **state)
 	size_t len = 0;
 	json_t *v, *one;
 
-	assert_int_equal(json_out_job_list("jobs", NULL, 0, &text, &len), 0);
+	assert_int_equal(json_out_job_list("jobs", NULL, 0, false, &text, &len), 0);
 	assert_string_equal(text, "{\"jobs\":[]}");
 	assert_int_equal(len, 11);
 	free(text);
 
-	assert_int_equal(json_out_job_list("jobs", pl->jobs, pl->njobs, &text, &len), 0);
+	assert_int_equal(json_out_job_list("jobs", pl->jobs, pl->njobs, false, &text, &len), 0);
 	assert_int_equal(len, strlen(text));
 	v = json_loads(text, 0, NULL);
 	assert_non_null(v);
@@ -375,7 +375,7 @@ static void test_lists(void **state)
 	json_decref(v);
 	free(text);
 
-	assert_int_equal(json_out_pipeline_list("pipelines", &pl, 1, &text, &len), 0);
+	assert_int_equal(json_out_pipeline_list("pipelines", &pl, 1, false, &text, &len), 0);
 	assert_string_equal(text, "{\"pipelines\":[{\"id\":\"" ID1 "\",\"name\":\"pl\","
 				  "\"status\":\"PENDING\","
 				  "\"created_at\":\"2026-11-27T01:02:03.123456Z\"}]}");

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -370,6 +371,32 @@ static void test_pipeline_lifecycle(void **state)
 	pipeline_unref(pl);
 }
 
+/* Owners: one number per name, stable, the name back; 0 for none; many
+ * names (the table grows past its first sizes) keep their numbers. */
+static void test_owner_ids(void **state)
+{
+	char name[32];
+	uint16_t a = job_owner_id("alice"), b = job_owner_id("bob");
+
+	assert_int_equal(job_owner_id(NULL), 0);
+	assert_int_equal(job_owner_id(""), 0);
+	assert_null(job_owner_name(0));
+	assert_true(a && b && a != b);
+	assert_int_equal(job_owner_id("alice"), a);
+	assert_string_equal(job_owner_name(a), "alice");
+	assert_string_equal(job_owner_name(b), "bob");
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "key-%d", i);
+		uint16_t id = job_owner_id(name);
+		assert_true(id > b);
+		assert_string_equal(job_owner_name(id), name);
+	}
+	assert_int_equal(job_owner_id("alice"), a);
+	assert_int_equal(job_owner_id("key-7"), job_owner_id("key-7"));
+	assert_null(job_owner_name(UINT16_MAX));
+	assert_true(sizeof(struct job) <= 280);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +411,7 @@ int main(void)
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_job_lifecycle),
 		cmocka_unit_test(test_pipeline_lifecycle),
+		cmocka_unit_test(test_owner_ids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

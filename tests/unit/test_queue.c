@@ -109,11 +109,54 @@ static void test_heap_order(void **state)
 		job_unref(jobs[i]);
 }
 
+/* A job set aside (its owner's max_running) leaves the FIFOs, is still
+ * found by queue_any() and queue_remove(), and comes back at the due
+ * FIFO's head, its owner's oldest first. */
+static void test_held(void **state)
+{
+	struct queue q;
+	struct job *a = make(0), *b = make(0), *c = make(0), *other = make(0);
+	bool first;
+
+	a->owner = b->owner = c->owner = 7;
+	other->owner = 8;
+	queue_init(&q);
+	queue_push(&q, a);
+	queue_push(&q, b);
+	queue_push(&q, c);
+	queue_push(&q, other);
+	queue_hold(&q, a);
+	queue_hold(&q, b);
+	assert_int_equal(a->core_where, CORE_HELD);
+	assert_ptr_equal(queue_next(&q), c);
+	queue_unhold(&q, 9); /* nobody's: nothing moves */
+	assert_ptr_equal(queue_next(&q), c);
+	queue_unhold(&q, 7);
+	assert_int_equal(a->core_where, CORE_DUE);
+	assert_int_equal(b->core_where, CORE_HELD);
+	assert_ptr_equal(queue_next(&q), a);
+	assert_true(queue_remove(&q, b, &first));
+	assert_int_equal(b->core_where, CORE_NOWHERE);
+	queue_hold(&q, c);
+	assert_true(queue_remove(&q, a, &first));
+	assert_true(queue_remove(&q, other, &first));
+	assert_ptr_equal(queue_any(&q), c); /* only held work left */
+	assert_null(queue_next(&q));
+	assert_true(queue_remove(&q, c, &first));
+	assert_null(queue_any(&q));
+	queue_release(&q);
+	job_unref(a);
+	job_unref(b);
+	job_unref(c);
+	job_unref(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fifos),
 	    cmocka_unit_test(test_heap_order),
+	    cmocka_unit_test(test_held),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,200 @@
+/*
+ * http_auth.c - API keys on the HTTP server: who a request comes from, and
+ * whether it may go on.
+ *
+ * Theory of operation: with [server] auth_keys, every request but a CORS
+ * preflight (and GET /api/status while open_status) needs "Authorization:
+ * Bearer TOKEN" of a known key (401 with WWW-Authenticate otherwise) whose
+ * scopes hold the one its method and path need (403). A request that may
+ * go on carries its key's name, whether it is an admin, its owner number
+ * (the key's name as job_owner_id(): whose work it sees and makes) and its
+ * policy (the core checks a submit against it); a submit also takes a
+ * token of the key's rate (429 with Retry-After when there is none). The
+ * keys file is read at start, again when it changes (an ev_stat on the
+ * path, so `valetd key revoke` counts at once) and on SIGHUP; a file that
+ * does not read keeps the keys in use. Each denial is logged once, with
+ * the key's name, never the token.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../supervisor/log.h"
+#include "../supervisor/strv.h"
+#include "http.h"
+#include "http_internal.h"
+#include "ui.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* The token of "Bearer TOKEN" (the scheme in any case), or NULL. */
+static const char *bearer_token(const char *authorization)
+{
+	const char *p = authorization;
+
+	if (!p || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+		return NULL;
+	p += 6;
+	p += strspn(p, " \t");
+	return p[0] ? p : NULL;
+}
+
+static void http_denied(struct http_request *req, const char *key, const char *why)
+{
+	char remote[INET6_ADDRSTRLEN + 16] = "-";
+
+	if (req->conn)
+		http_format_peer(&req->conn->peer, remote, sizeof(remote));
+	log_warn("request denied", "key", key, "reason", why, "method",
+		 req->head ? "HEAD" : req->method, "path", req->url ? req->url : "-", "remote",
+		 remote);
+}
+
+/* A submit (POST /api/jobs or /api/pipelines) takes a token of its key's
+ * rate (auth_policy.c); without one it is a 429 that says when to retry. */
+static bool http_rate_allows(struct http_server *srv, struct http_request *req,
+			     const struct auth_key *key)
+{
+	struct auth_key *k = &srv->keys->keys[key - srv->keys->keys];
+	char msg[160];
+	unsigned wait;
+
+	if (!k->submit_rate || strcmp(req->method, "POST") != 0 || !req->url ||
+	    (strcmp(req->url, "/api/jobs") != 0 && strcmp(req->url, "/api/pipelines") != 0))
+		return true;
+	wait = auth_policy_take(k, job_mono_ns());
+	if (!wait)
+		return true;
+	snprintf(msg, sizeof(msg),
+		 "the API key \"%s\" may submit %u times a second (policy submit_rate) - try "
+		 "again in %u s",
+		 k->name, k->submit_rate, wait);
+	http_denied(req, k->name, msg);
+	req->retry_after = wait;
+	http_request_error(req, 429, msg);
+	return false;
+}
+
+/*
+ * With API keys, a request needs a known token with the scope its method
+ * and path need (401 without one, 403 without the scope); GET /api/status
+ * may stay open for health checks. Returns whether it may go on.
+ */
+bool http_auth_allowed(struct http_server *srv, struct http_request *req)
+{
+	const struct auth_key *key;
+	const char *token;
+	char msg[128], scope[32];
+	unsigned need;
+
+	if (!srv->keys_path)
+		return true;
+	/* The dashboard's files hold no data; the page asks for a key. */
+	if (!strcmp(req->method, "GET") && ui_path(req->url))
+		return true;
+	if (srv->cfg->open_status && !strcmp(req->method, "GET") && req->url &&
+	    !strcmp(req->url, "/api/status"))
+		return true;
+	token = bearer_token(req->authorization);
+	key = token ? auth_keys_find(srv->keys, token) : NULL;
+	if (!key) {
+		http_denied(req, "-", token ? "unknown token" : "no token");
+		http_request_error(req, 401,
+				   token ? "invalid API key"
+					 : "an API key is required: "
+					   "Authorization: Bearer TOKEN");
+		return false;
+	}
+	need = auth_scope_needed(req->method, req->url ? req->url : "/");
+	if (!(key->scopes & (need | AUTH_ADMIN))) {
+		auth_scopes_format(need, scope, sizeof(scope));
+		snprintf(msg, sizeof(msg), "the API key \"%s\" has no %s scope", key->name, scope);
+		http_denied(req, key->name, msg);
+		http_request_error(req, 403, msg);
+		return false;
+	}
+	snprintf(req->key_name, sizeof(req->key_name), "%s", key->name);
+	req->key_admin = key->scopes & AUTH_ADMIN;
+	req->owner = key->owner;
+	req->policy = &key->policy;
+	return http_rate_allows(srv, req, key);
+}
+
+static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
+{
+	struct auth_keys *keys;
+	int rc = auth_keys_load(srv->keys_path, &keys, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	/* A key's name is the owner of the work it submits (and of nothing
+	 * else: a key without an owner number would see everyone's). */
+	for (size_t i = 0; i < keys->n; i++) {
+		auth_policy_apply(&keys->keys[i], &srv->auth_default);
+		keys->keys[i].owner = job_owner_id(keys->keys[i].name);
+		if (!keys->keys[i].owner) {
+			snprintf(err, errlen, "%s: no room for the owner \"%s\"", srv->keys_path,
+				 keys->keys[i].name);
+			auth_keys_free(keys);
+			return -ENOMEM;
+		}
+	}
+	auth_keys_free(srv->keys);
+	srv->keys = keys;
+	return 0;
+}
+
+void http_auth_reload(struct http_server *srv)
+{
+	char err[512], n[32];
+
+	if (!srv->keys_path)
+		return;
+	if (http_load_keys(srv, err, sizeof(err)) < 0) {
+		log_error("API keys not read again: keeping the keys in use", "error", err);
+		return;
+	}
+	snprintf(n, sizeof(n), "%zu", srv->keys->n);
+	log_info("API keys read", "file", srv->keys_path, "keys", n);
+}
+
+static void http_keys_changed(struct ev_loop *loop, ev_stat *w, int revents)
+{
+	http_auth_reload(container_of(w, struct http_server, keys_watch));
+}
+
+void http_request_denied(struct http_request *req, const char *why)
+{
+	http_denied(req, req->key_name[0] ? req->key_name : "-", why);
+}
+
+int http_auth_start(struct http_server *srv, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->cfg;
+
+	if (!cfg->auth_keys || !cfg->auth_keys[0])
+		return 0;
+	if (auth_policy_defaults(cfg, &srv->auth_default, err, errlen) < 0)
+		return -EINVAL;
+	srv->keys_path = cfg->auth_keys;
+	if (http_load_keys(srv, err, errlen) < 0)
+		return -EINVAL;
+	/* An edit, or `valetd key revoke` (a rename), takes effect now. */
+	ev_stat_init(&srv->keys_watch, http_keys_changed, srv->keys_path, 0.);
+	ev_stat_start(srv->loop, &srv->keys_watch);
+	return 0;
+}
+
+void http_auth_stop(struct http_server *srv)
+{
+	if (srv->keys_path && ev_is_active(&srv->keys_watch))
+		ev_stat_stop(srv->loop, &srv->keys_watch);
+	auth_keys_free(srv->keys);
+	srv->keys = NULL;
+	strv_free(srv->auth_default.own_tasks);
+	srv->auth_default.own_tasks = NULL;
+}
