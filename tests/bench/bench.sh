@@ -695,6 +695,12 @@ except (OSError, ValueError):
 rss_mb = rss[0] if rss else None
 killr = load("kill")
 kill_p50, kill_p99 = get(killr, "kill", "kill_ms", "p50"), get(killr, "kill", "kill_ms", "p99")
+edge = load("edge")
+edge_p50 = get(edge, "idle", "extra_ms", "p50")
+edge_p99 = get(edge, "idle", "extra_ms", "p99")
+edge_kb = get(edge, "idle", "rss_kb_per_connection")
+edge_kill = get(edge, "big_result", "kill_late_ms")
+edge_read = get(edge, "big_result", "read_s")
 rows += [
     ("2,000 idle/half-sent connections:", "", "", ""),
     ("  a client's extra latency p50 / p99", "%s / %s ms" % (
