@@ -189,6 +189,8 @@ deps-test:
 	@pkg-config --exists $(PKGS) $(CLI_PKGS) cmocka && test -f /usr/include/ev.h && \
 		command -v python3 >/dev/null && python3 -c "import yaml" 2>/dev/null && \
 		command -v slirp4netns >/dev/null && command -v chromedriver >/dev/null && \
+		command -v prometheus >/dev/null && command -v promtool >/dev/null && \
+		/usr/bin/python3 -c "import selenium" 2>/dev/null && \
 		command -v ip >/dev/null && tests/pg_tmp.sh check >/dev/null 2>&1 && \
 		FUZZ_CC=$(FUZZ_CC) tests/fuzz/fuzz.sh check || packaging/deps.sh --test
 
