@@ -135,94 +135,137 @@ static int auth_keys_add(struct auth_keys *keys, const struct auth_key *k)
 	return 0;
 }
 
-int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t errlen)
+/* One line of keys (blank and comment lines too) into keys. 0, or
+ * -EINVAL/-ENOMEM with "where:lineno: message" in err. */
+static int key_line(struct auth_keys *keys, char *line, const char *where, unsigned lineno,
+		    char *err, size_t errlen)
+{
+	char *f[AUTH_LINE_WORDS + 1], *save, msg[256];
+	struct auth_key k;
+	int n = 0, rc = 0;
+
+	for (char *t = strtok_r(line, " \t\r\n", &save); t && n <= AUTH_LINE_WORDS;
+	     t = strtok_r(NULL, " \t\r\n", &save))
+		f[n++] = t;
+	if (n == 0 || f[0][0] == '#')
+		return 0;
+	memset(&k, 0, sizeof(k));
+	if (n < 3 || n > AUTH_LINE_WORDS) {
+		snprintf(err, errlen, "%s:%u: expected NAME SCOPES SHA256 [CREATED] [FIELD=VALUE ...]",
+			 where, lineno);
+		return -EINVAL;
+	}
+	if (!auth_name_valid(f[0])) {
+		snprintf(err, errlen, "%s:%u: bad key name \"%.64s\"", where, lineno, f[0]);
+		return -EINVAL;
+	}
+	if (auth_scopes_parse(f[1], &k.scopes) < 0) {
+		snprintf(err, errlen, "%s:%u: bad scopes \"%.64s\" (submit, read, cancel, admin, metrics)",
+			 where, lineno, f[1]);
+		return -EINVAL;
+	}
+	if (parse_hash(f[2], k.hash) < 0) {
+		snprintf(err, errlen, "%s:%u: bad hash (64 lower-case hex digits)", where, lineno);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < keys->n; i++)
+		if (!strcmp(keys->keys[i].name, f[0])) {
+			snprintf(err, errlen, "%s:%u: key \"%s\" twice", where, lineno, f[0]);
+			return -EINVAL;
+		}
+	snprintf(k.name, sizeof(k.name), "%s", f[0]);
+	if (n > 3 && !strchr(f[3], '='))
+		snprintf(k.created, sizeof(k.created), "%s", f[3]);
+	for (int i = k.created[0] ? 4 : 3; !rc && i < n; i++)
+		if ((rc = auth_policy_field(&k, f[i], msg, sizeof(msg))) < 0)
+			snprintf(err, errlen, "%s:%u: %s", where, lineno, msg);
+	if (!rc && (rc = auth_keys_add(keys, &k)) < 0)
+		snprintf(err, errlen, "out of memory");
+	if (rc)
+		strv_free(k.own_tasks);
+	return rc;
+}
+
+/* Every line of fp; with skipped, bad lines are left out and counted (err:
+ * the first one's message), else the first one is the error. */
+static int keys_read(FILE *fp, const char *where, size_t *skipped, struct auth_keys **out,
+		     char *err, size_t errlen)
 {
 	struct auth_keys *keys = calloc(1, sizeof(*keys));
-	char line[1024], *f[AUTH_LINE_WORDS + 1], *save;
-	struct auth_key k;
+	char line[1024], msg[512];
 	unsigned lineno = 0;
-	int n, rc = 0;
-	FILE *fp;
+	int rc = 0;
 
 	*out = NULL;
+	if (skipped)
+		*skipped = 0;
 	if (!keys) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	fp = fopen(path, "re");
+	while (!rc && fgets(line, sizeof(line), fp)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(fp)) {
+			snprintf(msg, sizeof(msg), "%s:%u: line too long", where, lineno);
+			rc = -EINVAL;
+			while (fgets(line, sizeof(line), fp) && !strchr(line, '\n'))
+				; /* the rest of it */
+		} else {
+			rc = key_line(keys, line, where, lineno, msg, sizeof(msg));
+		}
+		if (rc == -EINVAL && skipped) {
+			if (!(*skipped)++)
+				snprintf(err, errlen, "%s", msg);
+			rc = 0;
+		} else if (rc) {
+			snprintf(err, errlen, "%s", msg);
+		}
+	}
+	if (rc) {
+		auth_keys_free(keys);
+		return rc;
+	}
+	*out = keys;
+	return 0;
+}
+
+int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t errlen)
+{
+	FILE *fp = fopen(path, "re");
+	int rc;
+
+	*out = NULL;
 	if (!fp) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
+		return rc;
 	}
-	while (fgets(line, sizeof(line), fp)) {
-		lineno++;
-		if (!strchr(line, '\n') && !feof(fp)) {
-			snprintf(err, errlen, "%s:%u: line too long", path, lineno);
-			rc = -EINVAL;
-			break;
-		}
-		n = 0;
-		for (char *t = strtok_r(line, " \t\r\n", &save); t && n <= AUTH_LINE_WORDS;
-		     t = strtok_r(NULL, " \t\r\n", &save))
-			f[n++] = t;
-		if (n == 0 || f[0][0] == '#')
-			continue;
-		memset(&k, 0, sizeof(k));
-		if (n < 3 || n > AUTH_LINE_WORDS) {
-			snprintf(err, errlen,
-				 "%s:%u: expected NAME SCOPES SHA256 [CREATED] "
-				 "[FIELD=VALUE ...]",
-				 path, lineno);
-			rc = -EINVAL;
-			break;
-		}
-		if (!auth_name_valid(f[0])) {
-			snprintf(err, errlen, "%s:%u: bad key name \"%.64s\"", path, lineno, f[0]);
-			rc = -EINVAL;
-			break;
-		}
-		if (auth_scopes_parse(f[1], &k.scopes) < 0) {
-			snprintf(err, errlen, "%s:%u: bad scopes \"%.64s\" (submit, read, cancel, admin, metrics)",
-				 path, lineno, f[1]);
-			rc = -EINVAL;
-			break;
-		}
-		if (parse_hash(f[2], k.hash) < 0) {
-			snprintf(err, errlen, "%s:%u: bad hash (64 lower-case hex digits)", path,
-				 lineno);
-			rc = -EINVAL;
-			break;
-		}
-		for (size_t i = 0; i < keys->n; i++)
-			if (!strcmp(keys->keys[i].name, f[0])) {
-				snprintf(err, errlen, "%s:%u: key \"%s\" twice", path, lineno, f[0]);
-				rc = -EINVAL;
-			}
-		if (rc)
-			break;
-		snprintf(k.name, sizeof(k.name), "%s", f[0]);
-		if (n > 3 && !strchr(f[3], '='))
-			snprintf(k.created, sizeof(k.created), "%s", f[3]);
-		for (int i = k.created[0] ? 4 : 3; !rc && i < n; i++) {
-			char msg[256];
-			if ((rc = auth_policy_field(&k, f[i], msg, sizeof(msg))) < 0)
-				snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
-		}
-		if (!rc && (rc = auth_keys_add(keys, &k)) < 0)
-			snprintf(err, errlen, "out of memory");
-		if (rc) {
-			strv_free(k.own_tasks);
-			break;
-		}
-	}
+	rc = keys_read(fp, path, NULL, out, err, errlen);
 	fclose(fp);
-	if (rc)
-		goto fail;
-	*out = keys;
-	return 0;
-fail:
-	auth_keys_free(keys);
+	return rc;
+}
+
+int auth_keys_parse(const char *text, const char *where, size_t *skipped, struct auth_keys **out,
+		    char *err, size_t errlen)
+{
+	FILE *fp;
+	int rc;
+
+	*out = NULL;
+	if (skipped)
+		*skipped = 0;
+	/* fmemopen() may refuse a size of 0: no keys. */
+	fp = text[0] ? fmemopen((void *)text, strlen(text), "r") : NULL;
+	if (!text[0] && !(*out = calloc(1, sizeof(**out))))
+		fp = NULL;
+	else if (!text[0])
+		return 0;
+	if (!fp) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = keys_read(fp, where, skipped, out, err, errlen);
+	fclose(fp);
 	return rc;
 }
 

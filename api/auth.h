@@ -3,7 +3,9 @@
  *
  * A key is a name, a set of scopes and the SHA-256 of a random token; the
  * token itself is shown once, when the key is made, and stored nowhere.
- * Keys live in a file ([server] auth_keys), one per line:
+ * Keys live in a file ([server] auth_keys), one per line, or in the
+ * database's api_keys table ([server] auth_source = postgres), whose rows
+ * the store hands over as such lines:
  *
  *   NAME SCOPES SHA256-HEX [CREATED] [FIELD=VALUE ...]
  *
@@ -62,6 +64,15 @@ struct auth_keys {
  * "file:line: message" in err. A missing file is -ENOENT.
  */
 int auth_keys_load(const char *path, struct auth_keys **out, char *err, size_t errlen);
+/*
+ * The same from text in that format (a key source's lines: the database's
+ * api_keys table); where names it in messages ("where:line: message").
+ * skipped NULL: the first bad line is the error, as in a file. Else bad
+ * lines are left out and counted in *skipped (err: the first one's
+ * message), so one bad row does not stop the others' changes.
+ */
+int auth_keys_parse(const char *text, const char *where, size_t *skipped, struct auth_keys **out,
+		    char *err, size_t errlen);
 void auth_keys_free(struct auth_keys *keys); /* NULL is a no-op */
 
 /* The key whose token this is, or NULL. Every key is compared, each in
@@ -97,5 +108,8 @@ bool auth_name_valid(const char *name);
  * status: 0, 1 (failed), 2 (bad usage).
  */
 int auth_key_command(const char *path, int argc, char **argv);
+/* The same on a key book (the database's api_keys table). */
+struct key_book;
+int auth_key_command_book(struct key_book *book, int argc, char **argv);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * auth_cmd.c - `valetd key create|list|revoke`: the keys file by hand.
+ * auth_cmd.c - `valetd key create|list|revoke`: API keys by hand.
  *
  * Theory of operation: the file is edited as lines (comments and the order
  * of the other keys are kept) and replaced by rename: a new file beside it,
@@ -10,6 +10,12 @@
  * random generator; it is printed once and only its SHA-256 is written.
  * Its policy options (--max-timeout 30s, ...) become FIELD=VALUE words of
  * its line, each checked as valetd will read it.
+ *
+ * The commands work on a key book (supervisor/keybook.h): the keys file
+ * here, or the database's api_keys table (storage/pg_keys.c, which main.c
+ * hands over with [server] auth_source = postgres). A book keeps a row -
+ * name, scopes, the token's SHA-256, policy words - and lists keys as the
+ * file's lines, which auth.c parses for both.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +29,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "../supervisor/keybook.h"
 #include "../supervisor/strv.h"
 #include "auth.h"
 
@@ -110,75 +117,74 @@ static int lines_write(const char *path, const struct lines *l)
 	return rc;
 }
 
-static int key_create(const char *path, const char *name, const char *scopes_text,
-		      const char *policy)
+/* ---- the keys file as a key book -------------------------------------------------- */
+
+struct file_book {
+	struct key_book base; /* first */
+	const char *path;
+};
+
+static int file_list(struct key_book *b, char **text, char *err, size_t errlen)
 {
+	const char *path = ((struct file_book *)b)->path;
 	struct lines l = {0};
-	uint8_t raw[32], hash[32];
-	char token[AUTH_TOKEN_LEN + 1], line[1024], have[AUTH_NAME_MAX + 2], created[32],
-	    scopes[64];
-	unsigned bits;
+	size_t len = 0;
+	FILE *f;
+	int rc = lines_read(path, &l);
+
+	if (rc < 0 || !(f = open_memstream(text, &len))) {
+		snprintf(err, errlen, "%s: %s", path, strerror(rc < 0 ? -rc : ENOMEM));
+		lines_free(&l);
+		return rc < 0 ? rc : -ENOMEM;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		fputs(l.v[i], f);
+	lines_free(&l);
+	if (fclose(f) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int file_add(struct key_book *b, const struct key_row *row, char *err, size_t errlen)
+{
+	const char *path = ((struct file_book *)b)->path;
+	char line[1024], have[AUTH_NAME_MAX + 2], created[32];
+	struct lines l = {0};
 	time_t now = time(NULL);
 	struct tm tm;
-	int rc, n;
+	int rc;
 
-	if (!auth_name_valid(name)) {
-		fprintf(stderr, "valetd key: bad name \"%s\": 1 to %d of A-Z a-z 0-9 _ . -\n", name,
-			AUTH_NAME_MAX);
-		return 2;
-	}
-	if (!scopes_text || auth_scopes_parse(scopes_text, &bits) < 0) {
-		fprintf(stderr, "valetd key: --scopes: a comma-separated list of submit, read, "
-				"cancel, admin, metrics\n");
-		return 2;
-	}
 	if ((rc = lines_read(path, &l)) < 0)
 		goto fail;
 	for (size_t i = 0; i < l.n; i++) {
 		line_name(l.v[i], have, sizeof(have));
-		if (!strcmp(have, name)) {
-			fprintf(stderr, "valetd key: %s: a key named \"%s\" exists\n", path, name);
+		if (!strcmp(have, row->name)) {
+			snprintf(err, errlen, "%s: a key named \"%s\" exists", path, row->name);
 			lines_free(&l);
-			return 1;
+			return -EEXIST;
 		}
-	}
-	if (gnutls_rnd(GNUTLS_RND_KEY, raw, sizeof(raw)) < 0) {
-		rc = -EIO;
-		goto fail;
-	}
-	n = snprintf(token, sizeof(token), "%s", AUTH_TOKEN_PREFIX);
-	for (size_t i = 0; i < sizeof(raw); i++)
-		n += snprintf(token + n, sizeof(token) - (size_t)n, "%02x", raw[i]);
-	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), hash) < 0) {
-		rc = -EIO;
-		goto fail;
 	}
 	gmtime_r(&now, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	auth_scopes_format(bits, scopes, sizeof(scopes));
-	n = snprintf(line, sizeof(line), "%s %s ", name, scopes);
-	for (size_t i = 0; i < sizeof(hash); i++)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", hash[i]);
-	snprintf(line + n, sizeof(line) - (size_t)n, " %s%s\n", created, policy);
+	snprintf(line, sizeof(line), "%s %s %s %s%s%s\n", row->name, row->scopes, row->sha256_hex,
+		 created, row->policy[0] ? " " : "", row->policy);
 	if (l.n && !strchr(l.v[l.n - 1], '\n') && (rc = lines_add(&l, "\n")) < 0)
 		goto fail;
 	if ((rc = lines_add(&l, line)) < 0 || (rc = lines_write(path, &l)) < 0)
 		goto fail;
 	lines_free(&l);
-	printf("%s\n", token);
-	fprintf(stderr,
-		"valetd key: made \"%s\" (%s%s) in %s; the token above is shown "
-		"this once\n",
-		name, scopes, policy, path);
 	return 0;
 fail:
 	lines_free(&l);
-	fprintf(stderr, "valetd key: %s: %s\n", path, strerror(-rc));
-	return 1;
+	snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	return rc;
 }
 
-static int key_revoke(const char *path, const char *name)
+static int file_revoke(struct key_book *b, const char *name, char *err, size_t errlen)
 {
+	const char *path = ((struct file_book *)b)->path;
 	struct lines l = {0}, kept = {0};
 	char have[AUTH_NAME_MAX + 2];
 	bool found = false;
@@ -194,30 +200,97 @@ static int key_revoke(const char *path, const char *name)
 			rc = lines_add(&kept, l.v[i]);
 	}
 	if (!rc && !found) {
-		fprintf(stderr, "valetd key: %s: no key named \"%s\"\n", path, name);
-		lines_free(&l);
-		lines_free(&kept);
-		return 1;
+		snprintf(err, errlen, "%s: no key named \"%s\"", path, name);
+		rc = -ENOENT;
+		goto out;
 	}
 	if (rc || (rc = lines_write(path, &kept)) < 0)
 		goto fail;
-	lines_free(&l);
-	lines_free(&kept);
-	fprintf(stderr, "valetd key: revoked \"%s\"\n", name);
-	return 0;
+	goto out;
 fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+out:
 	lines_free(&l);
 	lines_free(&kept);
-	fprintf(stderr, "valetd key: %s: %s\n", path, strerror(-rc));
-	return 1;
+	return rc;
 }
 
-static int key_list(const char *path)
+static const struct key_book_ops file_book_ops = {
+	.list = file_list,
+	.add = file_add,
+	.revoke = file_revoke,
+};
+
+/* ---- the commands -------------------------------------------------------------------- */
+
+static int key_create(struct key_book *book, const char *name, const char *scopes_text,
+		      const char *policy)
+{
+	uint8_t raw[32], hash[32];
+	char token[AUTH_TOKEN_LEN + 1], hex[65], scopes[64], err[512];
+	struct key_row row = {.name = name, .scopes = scopes, .sha256_hex = hex};
+	unsigned bits;
+	int rc, n;
+
+	if (!auth_name_valid(name)) {
+		fprintf(stderr, "valetd key: bad name \"%s\": 1 to %d of A-Z a-z 0-9 _ . -\n", name,
+			AUTH_NAME_MAX);
+		return 2;
+	}
+	if (!scopes_text || auth_scopes_parse(scopes_text, &bits) < 0) {
+		fprintf(stderr, "valetd key: --scopes: a comma-separated list of submit, read, "
+				"cancel, admin, metrics\n");
+		return 2;
+	}
+	if (gnutls_rnd(GNUTLS_RND_KEY, raw, sizeof(raw)) < 0) {
+		fprintf(stderr, "valetd key: no random numbers from GnuTLS\n");
+		return 1;
+	}
+	n = snprintf(token, sizeof(token), "%s", AUTH_TOKEN_PREFIX);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		n += snprintf(token + n, sizeof(token) - (size_t)n, "%02x", raw[i]);
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), hash) < 0) {
+		fprintf(stderr, "valetd key: no SHA-256 from GnuTLS\n");
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(hash); i++)
+		snprintf(hex + 2 * i, sizeof(hex) - 2 * i, "%02x", hash[i]);
+	auth_scopes_format(bits, scopes, sizeof(scopes));
+	row.policy = policy + (policy[0] == ' '); /* its words, after the first space */
+	if ((rc = book->ops->add(book, &row, err, sizeof(err))) < 0) {
+		fprintf(stderr, "valetd key: %s\n", err);
+		return 1;
+	}
+	printf("%s\n", token);
+	fprintf(stderr,
+		"valetd key: made \"%s\" (%s%s) in %s; the token above is shown "
+		"this once\n",
+		name, scopes, policy, book->where);
+	return 0;
+}
+
+static int key_revoke(struct key_book *book, const char *name)
+{
+	char err[512];
+
+	if (book->ops->revoke(book, name, err, sizeof(err)) < 0) {
+		fprintf(stderr, "valetd key: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "valetd key: revoked \"%s\" in %s\n", name, book->where);
+	return 0;
+}
+
+static int key_list(struct key_book *book)
 {
 	struct auth_keys *keys;
-	char err[512], scopes[64], policy[512];
+	char err[512], scopes[64], policy[512], *text = NULL;
+	int rc = book->ops->list(book, &text, err, sizeof(err));
 
-	if (auth_keys_load(path, &keys, err, sizeof(err)) < 0) {
+	if (rc == 0)
+		rc = auth_keys_parse(text, book->where, NULL, &keys, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
 		fprintf(stderr, "valetd key: %s\n", err);
 		return 1;
 	}
@@ -263,20 +336,30 @@ static int policy_option(int argc, char **argv, int *i, char *policy, size_t len
 	return 0;
 }
 
-int auth_key_command(const char *path, int argc, char **argv)
+static void auth_key_usage(void)
+{
+	fprintf(stderr, "usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
+			"submit,read,cancel,admin,metrics\n"
+			"           [--profiles P,...] [--tasks T,...] [--max-timeout D] "
+			"[--max-memory S]\n"
+			"           [--max-cpu D] [--max-running N] [--max-queued N] "
+			"[--submit-rate N] "
+			"[--submit-burst N]\n"
+			"       valetd [-c FILE | --file KEYS] key list\n"
+			"       valetd [-c FILE | --file KEYS] key revoke NAME\n"
+			"  the keys file: [server] auth_keys, or --file; with [server] auth_source =\n"
+			"  postgres, the database's api_keys table ([storage] database_url, schema)\n");
+}
+
+int auth_key_command_book(struct key_book *book, int argc, char **argv)
 {
 	const char *scopes = NULL;
 	char policy[512] = "";
 
-	if (!path || !path[0]) {
-		fprintf(stderr, "valetd key: no keys file: set [server] auth_keys in the config "
-				"(-c FILE) or give --file PATH\n");
-		return 2;
-	}
 	if (argc >= 1 && !strcmp(argv[0], "list") && argc == 1)
-		return key_list(path);
+		return key_list(book);
 	if (argc == 2 && !strcmp(argv[0], "revoke"))
-		return key_revoke(path, argv[1]);
+		return key_revoke(book, argv[1]);
 	if (argc >= 2 && !strcmp(argv[0], "create")) {
 		for (int i = 2; i < argc; i++) {
 			if (!strcmp(argv[i], "--scopes") && i + 1 < argc)
@@ -291,16 +374,20 @@ int auth_key_command(const char *path, int argc, char **argv)
 				return 2;
 			}
 		}
-		return key_create(path, argv[1], scopes, policy);
+		return key_create(book, argv[1], scopes, policy);
 	}
-	fprintf(stderr, "usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
-			"submit,read,cancel,admin,metrics\n"
-			"           [--profiles P,...] [--tasks T,...] [--max-timeout D] "
-			"[--max-memory S]\n"
-			"           [--max-cpu D] [--max-running N] [--max-queued N] "
-			"[--submit-rate N] "
-			"[--submit-burst N]\n"
-			"       valetd [-c FILE | --file KEYS] key list\n"
-			"       valetd [-c FILE | --file KEYS] key revoke NAME\n");
+	auth_key_usage();
 	return 2;
+}
+
+int auth_key_command(const char *path, int argc, char **argv)
+{
+	struct file_book fb = {.base = {.ops = &file_book_ops, .where = path}, .path = path};
+
+	if (!path || !path[0]) {
+		fprintf(stderr, "valetd key: no keys file: set [server] auth_keys in the config "
+				"(-c FILE), [server] auth_source = postgres, or give --file PATH\n");
+		return 2;
+	}
+	return auth_key_command_book(&fb.base, argc, argv);
 }

@@ -12,8 +12,14 @@
  * token of the key's rate (429 with Retry-After when there is none). The
  * keys file is read at start, again when it changes (an ev_stat on the
  * path, so `valetd key revoke` counts at once) and on SIGHUP; a file that
- * does not read keeps the keys in use. Each denial is logged once, with
- * the key's name, never the token.
+ * does not read keeps the keys in use. With [server] auth_source =
+ * postgres the keys are the database's api_keys table instead: the store
+ * hands over its rows as keys file lines whenever they change (within
+ * STORE_KEYS_BOUND_S on every node), parsed by the same code; a row that
+ * does not parse is left out (refused) rather than holding back every
+ * other change; a database that cannot be read keeps the keys in use, and
+ * before the first read every request that needs a key is a 503. Each
+ * denial is logged once, with the key's name, never the token.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -91,7 +97,7 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 	char msg[128], scope[32];
 	unsigned need;
 
-	if (!srv->keys_path)
+	if (!srv->keys_path && !srv->keys_db)
 		return true;
 	/* The dashboard's files hold no data; the page asks for a key. */
 	if (!strcmp(req->method, "GET") && ui_path(req->url))
@@ -99,6 +105,12 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 	if (srv->cfg->open_status && !strcmp(req->method, "GET") && req->url &&
 	    !strcmp(req->url, "/api/status"))
 		return true;
+	if (!srv->keys) { /* the database's, not read yet: not "unknown" */
+		http_denied(req, "-", "API keys not read yet");
+		http_request_error(req, 503, "API keys not read yet: storage unavailable - try "
+					     "again later");
+		return false;
+	}
 	token = bearer_token(req->authorization);
 	key = token ? auth_keys_find(srv->keys, token) : NULL;
 	if (!key) {
@@ -124,20 +136,17 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 	return http_rate_allows(srv, req, key);
 }
 
-static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
+/* keys (taken) in use from now on, each with its policy and owner. */
+static int http_use_keys(struct http_server *srv, struct auth_keys *keys, const char *where,
+			 char *err, size_t errlen)
 {
-	struct auth_keys *keys;
-	int rc = auth_keys_load(srv->keys_path, &keys, err, errlen);
-
-	if (rc < 0)
-		return rc;
 	/* A key's name is the owner of the work it submits (and of nothing
 	 * else: a key without an owner number would see everyone's). */
 	for (size_t i = 0; i < keys->n; i++) {
 		auth_policy_apply(&keys->keys[i], &srv->auth_default);
 		keys->keys[i].owner = job_owner_id(keys->keys[i].name);
 		if (!keys->keys[i].owner) {
-			snprintf(err, errlen, "%s: no room for the owner \"%s\"", srv->keys_path,
+			snprintf(err, errlen, "%s: no room for the owner \"%s\"", where,
 				 keys->keys[i].name);
 			auth_keys_free(keys);
 			return -ENOMEM;
@@ -148,12 +157,53 @@ static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+static int http_load_keys(struct http_server *srv, char *err, size_t errlen)
+{
+	struct auth_keys *keys;
+	int rc = auth_keys_load(srv->keys_path, &keys, err, errlen);
+
+	return rc < 0 ? rc : http_use_keys(srv, keys, srv->keys_path, err, errlen);
+}
+
+/* The store's keys (store_keys_fn): new lines, or a read that failed. A
+ * failure keeps the keys in use (never an open API), logged once. */
+static void http_keys_from_db(void *arg, const char *lines, const char *error)
+{
+	static const char where[] = "the database's api_keys table";
+	struct http_server *srv = arg;
+	struct auth_keys *keys;
+	char err[512], n[32], bad[32];
+	size_t skipped;
+
+	if (!lines) {
+		snprintf(n, sizeof(n), "%zu", srv->keys ? srv->keys->n : 0);
+		if (!srv->keys_failing)
+			log_error("API keys cannot be read from the database: keeping the keys in "
+				  "use", "error", error, "keys", n);
+		srv->keys_failing = true;
+		return;
+	}
+	srv->keys_failing = false;
+	if (auth_keys_parse(lines, where, &skipped, &keys, err, sizeof(err)) < 0 ||
+	    http_use_keys(srv, keys, where, err, sizeof(err)) < 0) {
+		log_error("API keys not read again: keeping the keys in use", "error", err);
+		return;
+	}
+	if (skipped) {
+		snprintf(bad, sizeof(bad), "%zu", skipped);
+		log_error("API keys that do not parse left out (those keys are refused)", "keys",
+			  bad, "first", err);
+	}
+	snprintf(n, sizeof(n), "%zu", srv->keys->n);
+	log_info("API keys read", "table", "api_keys", "keys", n);
+}
+
 void http_auth_reload(struct http_server *srv)
 {
 	char err[512], n[32];
 
 	if (!srv->keys_path)
-		return;
+		return; /* none, or the database's: read as they change */
 	if (http_load_keys(srv, err, sizeof(err)) < 0) {
 		log_error("API keys not read again: keeping the keys in use", "error", err);
 		return;
@@ -176,10 +226,17 @@ int http_auth_start(struct http_server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
 
-	if (!cfg->auth_keys || !cfg->auth_keys[0])
+	if (!config_auth_on(cfg))
 		return 0;
 	if (auth_policy_defaults(cfg, &srv->auth_default, err, errlen) < 0)
 		return -EINVAL;
+	if (config_keys_in_db(cfg)) {
+		srv->keys_db = true;
+		if (core_watch_keys(srv->core, http_keys_from_db, srv) == 0)
+			return 0;
+		snprintf(err, errlen, "auth_source = postgres: the storage keeps no API keys");
+		return -EINVAL;
+	}
 	srv->keys_path = cfg->auth_keys;
 	if (http_load_keys(srv, err, errlen) < 0)
 		return -EINVAL;
@@ -193,6 +250,8 @@ void http_auth_stop(struct http_server *srv)
 {
 	if (srv->keys_path && ev_is_active(&srv->keys_watch))
 		ev_stat_stop(srv->loop, &srv->keys_watch);
+	if (srv->keys_db)
+		core_watch_keys(srv->core, NULL, NULL);
 	auth_keys_free(srv->keys);
 	srv->keys = NULL;
 	strv_free(srv->auth_default.own_tasks);

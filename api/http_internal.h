@@ -100,8 +100,11 @@ struct http_server {
 	LIST_HEAD(http_request_list, http_request) waiting;
 	struct http_tls *tls; /* [server] tls_cert: every connection speaks TLS */
 	/* API keys ([server] auth_keys; NULL path: an open API), read again
-	 * when the file changes (keys_watch) or on SIGHUP. */
+	 * when the file changes (keys_watch) or on SIGHUP; or the store's
+	 * (keys_db: [server] auth_source = postgres), handed over by the store
+	 * as they change (NULL until the first read). */
 	const char *keys_path;
+	bool keys_db, keys_failing;
 	struct auth_keys *keys;
 	ev_stat keys_watch;
 	struct auth_key auth_default; /* [auth]: the policy of a key that sets none */

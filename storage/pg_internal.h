@@ -99,6 +99,15 @@ struct pg_store {
 	ev_timer due_w, poll_w, beat_w, prune_w, register_w, close_w;
 	void (*close_done)(void *arg);
 	void *close_arg;
+
+	/* pg_keys.c: the API keys table, watched for the HTTP server */
+	char chan_keys[96];
+	store_keys_fn keys_cb; /* NULL: nobody watches */
+	void *keys_arg;
+	char *keys_text;       /* the lines handed over last */
+	bool keys_reading, keys_again, keys_failed;
+	int64_t keys_read_ns;  /* when the read in flight was sent */
+	ev_timer keys_w;       /* the backstop re-read */
 };
 
 static inline struct pg_store *pg_of(struct store *st)
@@ -143,6 +152,11 @@ void pgd_guard_failed(struct pg_store *ps, struct pg_op *op);
 /* A claimed job or pipeline with this id must not run here: it was
  * withdrawn (503) and is about to be deleted. */
 bool pgd_withdrawn_id(const struct pg_store *ps, const uint8_t id[JOB_ID_LEN]);
+
+/* pg_keys.c */
+int pgk_watch(struct store *st, store_keys_fn cb, void *arg);
+void pgk_changed(struct pg_store *ps); /* a NOTIFY, the reader is up: read now */
+void pgk_stop(struct pg_store *ps);
 
 /* pg_queue.c */
 extern const struct pgconn_hooks pgq_writer_hooks;

@@ -13,6 +13,7 @@
  *                             due now -> claim; later -> arm the due timer
  *   NOTIFY <schema>_cancel -> "job <id>" / "pipeline <id>": the core cancels
  *                             it if it holds it
+ *   NOTIFY <schema>_keys   -> the API keys table changed: read it (pg_keys.c)
  *   core want(n)           -> claim up to n when there may be work and no
  *                             claim is in flight; a short claim means the
  *                             queue is dry: ask for the next due time
@@ -165,7 +166,13 @@ static int add_release(struct pg_store *ps, struct pg_batch *b, const char *what
 	       pg_batch_int(b, ps->backoff_max_ms);
 }
 
-static const struct pgconn_hooks reader_hooks = {0};
+static void reader_state(void *arg, bool up, const char *reason)
+{
+	if (up)
+		pgk_changed(arg); /* the API keys, read as soon as can be */
+}
+
+static const struct pgconn_hooks reader_hooks = {.state = reader_state};
 
 static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
 {
@@ -395,6 +402,8 @@ static void writer_notify(void *arg, const char *channel, const char *payload)
 			ps->maybe_work = true;
 			claim_maybe(ps);
 		}
+	} else if (!strcmp(channel, ps->chan_keys)) {
+		pgk_changed(ps);
 	} else if (!strcmp(channel, ps->chan_cancel) && ps->hooks) {
 		bool pl = !strncmp(payload, "pipeline ", 9);
 		const char *s = strchr(payload, ' ');

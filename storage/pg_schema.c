@@ -13,7 +13,8 @@
  *      table IF NOT EXISTS;
  *   3. one DO block that, for each version not yet recorded, EXECUTEs the
  *      migration and records it - so running it twice is a no-op;
- *   4. LISTEN on the schema's channels (active from the commit on).
+ *   4. LISTEN on the schema's channels (active from the commit on): new
+ *      work, cancels, and changes of the API keys table (pg_keys.c).
  * Then, outside that transaction, a session-level pg_try_advisory_lock on
  * the node id, held for the connection's life: a second valetd with the
  * same node id (which would "recover" the first one's running jobs) fails
@@ -137,6 +138,9 @@ char *pg_schema_setup_sql(const char *schema, const char *node_id)
 	snprintf(line, sizeof(line), "LISTEN %s;\n", chan);
 	sb_add(&b, line);
 	pg_schema_channel(schema, "cancel", chan, sizeof(chan));
+	snprintf(line, sizeof(line), "LISTEN %s;\n", chan);
+	sb_add(&b, line);
+	pg_schema_channel(schema, "keys", chan, sizeof(chan));
 	snprintf(line, sizeof(line), "LISTEN %s;\n", chan);
 	sb_add(&b, line);
 	/* Committed before the node lock: the migrations are in even when

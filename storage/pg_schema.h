@@ -28,7 +28,8 @@ char *pg_schema_setup_sql(const char *schema, const char *node_id);
 bool pg_schema_node_id_ok(const char *node_id);
 
 /* NOTIFY channels: "<schema>_jobs" (new runnable work), "<schema>_cancel"
- * (payload: "job <uuid>" or "pipeline <uuid>"). out >= 80 bytes. */
+ * (payload: "job <uuid>" or "pipeline <uuid>"), "<schema>_keys" (the API
+ * keys table changed; payload: the key's name). out >= 80 bytes. */
 void pg_schema_channel(const char *schema, const char *what, char *out, size_t outlen);
 
 #endif

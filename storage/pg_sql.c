@@ -267,6 +267,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_PIPELINE_JOBS] = {"valet_pipeline_jobs",
 		"SELECT " JOB_COLS RESULT_COLS FROM_JOBS_RESULTS
 		"WHERE j.pipeline_id = $1 ORDER BY j.pipeline_index", 1},
+	[PGS_KEYS] = {"valet_keys", PG_SQL_KEYS, 0},
 };
 /* clang-format on */
 

@@ -44,6 +44,7 @@ enum pg_stmt_id {
 	PGS_GET_PIPELINE,
 	PGS_LIST_PIPELINES,
 	PGS_PIPELINE_JOBS,
+	PGS_KEYS, /* the live API keys (pg_keys.c) */
 	PGS_COUNT
 };
 
@@ -65,6 +66,14 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
  * the guard came too late (postgres.c tells that failure from others). */
 #define PG_SUBMIT_GUARD_TEXT "valet: submit deadline passed"
 
+
+/* The live API keys as the columns of a keys file line: name, scopes,
+ * SHA-256, created (RFC 3339), policy words (pg_keys.c; also run by `valetd
+ * key list`, with the schema substituted). */
+#define PG_SQL_KEYS                                                                          \
+	"SELECT name, scopes, token_sha256, "                                               \
+	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), policy "   \
+	"FROM @SCHEMA@.api_keys WHERE revoked_at IS NULL ORDER BY name"
 
 /* PGS_CLAIM rows: job columns, pipeline columns from PG_CLAIM_PL_COL, then
  * a boolean at PG_CLAIM_HEAD_COL: this row is a claimed job (not just a

@@ -890,6 +890,7 @@ static void pg_free(struct store *st)
 	ev_prepare_stop(ps->loop, &ps->flush_w);
 	ev_timer_stop(ps->loop, &ps->gather_w);
 	pgq_stop(ps);
+	pgk_stop(ps);
 	pgconn_free(ps->reader);
 	ps->reader = NULL;
 	pgconn_free(ps->writer);
@@ -943,6 +944,7 @@ static const struct store_ops pg_ops = {
 	.sync = pg_sync,
 	.healthy = pg_healthy,
 	.stats = pg_stats,
+	.watch_keys = pgk_watch,
 	.free = pg_free,
 	.attach = pgq_attach,
 	.want = pgq_want,
@@ -1002,6 +1004,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 		goto nomem;
 	pg_schema_channel(ps->schema, "jobs", ps->chan_jobs, sizeof(ps->chan_jobs));
 	pg_schema_channel(ps->schema, "cancel", ps->chan_cancel, sizeof(ps->chan_cancel));
+	pg_schema_channel(ps->schema, "keys", ps->chan_keys, sizeof(ps->chan_keys));
 	ps->setup_sql = pg_schema_setup_sql(ps->schema, ps->node);
 	ps->stmts = pg_sql_new(ps->schema);
 	if (!ps->setup_sql || !ps->stmts)

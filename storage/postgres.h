@@ -32,6 +32,14 @@ struct pg_options {
 struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *o, char *err,
 				 size_t errlen);
 
+struct key_book;
+
+/* `valetd key` on the database's api_keys table (storage/pg_keys.c): a
+ * blocking connection, the schema made and migrated as valetd does. NULL
+ * with a sentence in err. Free with kb->ops->free(kb). */
+struct key_book *store_pg_key_book(const char *url, const char *schema, char *err,
+				   size_t errlen);
+
 /*
  * Where the database of a libpq URL or connection string lives, so that
  * jobs can be kept from it: *dirs its unix socket directories, *hosts its

@@ -97,6 +97,7 @@ struct cf_key {
 };
 
 static const char *const cf_backends[] = {"memory", "postgres", NULL};
+static const char *const cf_key_sources[] = {"file", "postgres", NULL};
 static const char *const cf_formats[] = {"text", "json", NULL};
 static const char *const cf_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const cf_net_modes[] = {"slirp4netns", "host", NULL};
@@ -123,6 +124,7 @@ static const struct cf_key cf_keys[] = {
 	 .max = HOUR},
 	{KEY("server", "idle_timeout", CF_DURATION, idle_timeout_ms, "15s"), .min = 100, .max = HOUR},
 	{KEY("server", "auth_keys", CF_PATH, auth_keys, "")},
+	{KEY("server", "auth_source", CF_CHOICE, auth_source, "file"), .names = cf_key_sources},
 	{KEY("server", "open_status", CF_BOOL, open_status, "true")},
 	{KEY("server", "allow_unauthenticated", CF_BOOL, allow_unauthenticated, "false")},
 	{KEY("server", "tls_cert", CF_PATH, tls_cert, "")},
@@ -348,6 +350,16 @@ void config_free(struct config *cfg)
 	free(cfg->exec_tasks);
 	free(cfg->path);
 	free(cfg);
+}
+
+bool config_keys_in_db(const struct config *cfg)
+{
+	return cfg->auth_source && !strcmp(cfg->auth_source, "postgres");
+}
+
+bool config_auth_on(const struct config *cfg)
+{
+	return (cfg->auth_keys && cfg->auth_keys[0]) || config_keys_in_db(cfg);
 }
 
 /* Only non-empty values count, so an empty line in an EnvironmentFile is harmless. */
@@ -746,6 +758,23 @@ static void cf_check_network(struct cf_load *ld)
 		cf_fail(ld, aline > dline ? aline : dline, rc, "%s", msg);
 }
 
+/* [server] auth_source = postgres: the keys are the database's, only. */
+static void cf_check_auth(struct cf_load *ld)
+{
+	int line = ld->key_line[cf_find_key("server", "auth_source") - cf_keys];
+
+	if (!config_keys_in_db(ld->cfg))
+		return;
+	if (ld->cfg->auth_keys[0])
+		cf_fail(ld, line, -EINVAL,
+			"auth_source = postgres: the API keys are the database's table, so "
+			"auth_keys must not name a file too (one place to revoke a key)");
+	else if (strcmp(ld->cfg->storage, "postgres") != 0)
+		cf_fail(ld, line, -EINVAL,
+			"auth_source = postgres needs [storage] backend = postgres (the keys "
+			"live in its database)");
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 static void cf_check(struct cf_load *ld)
 {
@@ -766,6 +795,8 @@ static void cf_check(struct cf_load *ld)
 		cf_check_network(ld);
 	if (!ld->err)
 		cf_check_tasks(ld);
+	if (!ld->err)
+		cf_check_auth(ld);
 }
 
 /* The file's directory, absolute (the file itself may be a symlink: not followed). */

@@ -48,6 +48,7 @@ struct config {
 	                                 * progress, within this */
 	int64_t idle_timeout_ms;        /* a keep-alive connection with no request */
 	char *auth_keys;                /* the API keys file; "" = no keys, an open API */
+	char *auth_source;              /* "file" (auth_keys), or "postgres": the api_keys table */
 	bool open_status;               /* GET /api/status needs no key */
 	bool allow_unauthenticated;     /* an open API on a non-loopback address */
 	char *tls_cert, *tls_key;       /* PEM files: HTTPS; "" = plain HTTP */
@@ -130,6 +131,12 @@ void config_free(struct config *cfg);
  * writes "file:line: message" (no newline) to err.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Whether the API keys are the database's api_keys table ([server]
+ * auth_source = postgres). */
+bool config_keys_in_db(const struct config *cfg);
+/* Whether the API wants keys: a keys file, or the table. */
+bool config_auth_on(const struct config *cfg);
 
 /* Apply the environment (VALET_DATABASE_URL). */
 void config_apply_env(struct config *cfg);

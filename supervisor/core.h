@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "store.h"
 
 struct core;
 struct tasks;
@@ -158,6 +159,9 @@ void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_
 const char *const *core_task_names(struct core *core, size_t *count);
 bool core_queue_healthy(struct core *core);
 bool core_storage_healthy(struct core *core);
+/* The API keys the store keeps for every node (store_ops.watch_keys): cb
+ * as there; cb NULL stops. -ENOTSUP: the store keeps none (memory). */
+int core_watch_keys(struct core *core, store_keys_fn cb, void *arg);
 /* True while shutting down: the API answers 503 to new work. */
 bool core_draining(struct core *core);
 /* What this node runs now, and what it holds that has not started. */

@@ -590,3 +590,10 @@ void core_patch_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16
 	if (op)
 		STORE_CALL(op, core->store->ops->get_pipeline(core->store, id, patched, op));
 }
+
+int core_watch_keys(struct core *core, store_keys_fn cb, void *arg)
+{
+	if (!core->store->ops->watch_keys)
+		return -ENOTSUP;
+	return core->store->ops->watch_keys(core->store, cb, arg);
+}

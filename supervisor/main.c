@@ -37,6 +37,7 @@
 #include "core.h"
 #include "hidden.h"
 #include "isolation.h"
+#include "keybook.h"
 #include "limits.h"
 #include "log.h"
 #include "netpolicy.h"
@@ -89,7 +90,8 @@ static void usage(FILE *out)
 		"      --check         print what isolation this host offers and exit\n"
 		"      --spawner PROG  run the jobs from PROG, a program with tasks of its own\n"
 		"                      (what valet_main() passes; default: valet-spawner)\n"
-		"      --file KEYS     the API keys file of `key` (default: [server] auth_keys)\n"
+		"      --file KEYS     the API keys file of `key` (default: [server] auth_keys,\n"
+		"                      or the database's table with auth_source = postgres)\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          this text\n");
 }
@@ -200,8 +202,10 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 	    {"[server] max_connections",
 	     old->max_connections != fresh->max_connections ||
 		 old->max_connections_per_client != fresh->max_connections_per_client},
-	    {"[server] auth_keys, open_status",
-	     !same_str(old->auth_keys, fresh->auth_keys) || old->open_status != fresh->open_status},
+	    {"[server] auth_keys, auth_source, open_status",
+	     !same_str(old->auth_keys, fresh->auth_keys) ||
+		 !same_str(old->auth_source, fresh->auth_source) ||
+		 old->open_status != fresh->open_status},
 	    {"[auth]", !same_str(old->auth_profiles, fresh->auth_profiles) ||
 			   !same_str(old->auth_tasks, fresh->auth_tasks) ||
 			   old->auth_max_timeout_ms != fresh->auth_max_timeout_ms ||
@@ -617,12 +621,13 @@ static int load_config(const struct cli *cli, struct config **out)
 		return -EINVAL;
 	}
 	/* Secure by default: an open API only where other hosts cannot reach it. */
-	if (!cfg->auth_keys[0] && !cfg->allow_unauthenticated && !cli->key_argv &&
+	if (!config_auth_on(cfg) && !cfg->allow_unauthenticated && !cli->key_argv &&
 	    !http_listen_is_loopback(cfg->listen)) {
 		fprintf(stderr,
 			"%s: [server] listen = %s is not a loopback address and [server] auth_keys "
 			"is not set: anyone who reaches the port could run code here; set "
-			"auth_keys (valetd key create), or allow_unauthenticated = true\n",
+			"auth_keys (valetd key create) or auth_source = postgres, or "
+			"allow_unauthenticated = true\n",
 			cli->config ? cli->config : "valetd", cfg->listen);
 		config_free(cfg);
 		return -EINVAL;
@@ -786,6 +791,31 @@ static void log_isolation(const struct isolation *iso)
 		 net, "picked", iso->uid_auto ? "auto" : "uid_base");
 }
 
+/* `valetd -c FILE key ...`: on the keys file, or with [server] auth_source =
+ * postgres on the database's api_keys table. An exit status. */
+static int key_command(const struct config *cfg, const struct cli *cli)
+{
+	struct key_book *book;
+	char err[512];
+	int rc;
+
+	if (!config_keys_in_db(cfg))
+		return auth_key_command(cfg->auth_keys, cli->key_argc, cli->key_argv);
+	if (!cfg->database_url || !cfg->database_url[0]) {
+		fprintf(stderr, "valetd key: auth_source = postgres needs [storage] database_url "
+				"(or VALET_DATABASE_URL)\n");
+		return 2;
+	}
+	book = store_pg_key_book(cfg->database_url, cfg->db_schema, err, sizeof(err));
+	if (!book) {
+		fprintf(stderr, "valetd key: %s\n", err);
+		return 1;
+	}
+	rc = auth_key_command_book(book, cli->key_argc, cli->key_argv);
+	book->ops->free(book);
+	return rc;
+}
+
 /* The exit status: 2 for a usage or configuration error (a plugin's
  * included), 1 when the daemon cannot start or run, else 0. */
 static int exit_status(int rc)
@@ -852,7 +882,7 @@ int valetd_main(int argc, char **argv)
 	if (rc < 0)
 		return exit_status(rc);
 	if (cli.key_argv) {
-		rc = auth_key_command(cfg->auth_keys, cli.key_argc, cli.key_argv);
+		rc = key_command(cfg, &cli);
 		config_free(cfg);
 		return rc;
 	}

@@ -38,12 +38,20 @@ struct store_reply {
 
 typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
 
+/* The API keys a store keeps (store_ops.watch_keys): lines in the keys
+ * file's format (NAME SCOPES SHA256 CREATED [FIELD=VALUE ...], api/auth.h),
+ * or NULL with the reason they could not be read (borrowed). */
+typedef void (*store_keys_fn)(void *arg, const char *lines, const char *error);
+
 struct store_query {
 	enum job_status status; /* JOB_UNDEFINED = all */
 	size_t offset;
 	size_t limit;           /* 0 = no limit */
 	uint16_t owner;		/* only this owner's work (job.owner); 0 = all */
 };
+
+/* A change of the keys a store keeps reaches every node within this. */
+#define STORE_KEYS_BOUND_S 2
 
 /* create flags */
 #define STORE_CLAIM 1u /* this node will run it: claim it as it is stored */
@@ -131,6 +139,12 @@ struct store_ops {
 	bool (*healthy)(struct store *st);
 	/* The metrics of a store with a database; NULL: none (memory). */
 	void (*stats)(struct store *st, struct store_stats *out);
+	/* API keys shared by every node (PostgreSQL's api_keys table); NULL:
+	 * none (memory). From now on cb gets the live keys once read, then
+	 * again whenever they change, within STORE_KEYS_BOUND_S of the change
+	 * (on every node), and after a failed read; a failed read is reported
+	 * once (lines NULL) until a read works again. cb NULL: stop. */
+	int (*watch_keys)(struct store *st, store_keys_fn cb, void *arg);
 	void (*free)(struct store *st);
 
 	/* ---- queue ops: NULL for a store that is not a shared queue ---- */
