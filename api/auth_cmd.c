@@ -216,9 +216,9 @@ out:
 }
 
 static const struct key_book_ops file_book_ops = {
-	.list = file_list,
-	.add = file_add,
-	.revoke = file_revoke,
+    .list = file_list,
+    .add = file_add,
+    .revoke = file_revoke,
 };
 
 /* ---- the commands -------------------------------------------------------------------- */
@@ -338,17 +338,18 @@ static int policy_option(int argc, char **argv, int *i, char *policy, size_t len
 
 static void auth_key_usage(void)
 {
-	fprintf(stderr, "usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
-			"submit,read,cancel,admin,metrics\n"
-			"           [--profiles P,...] [--tasks T,...] [--max-timeout D] "
-			"[--max-memory S]\n"
-			"           [--max-cpu D] [--max-running N] [--max-queued N] "
-			"[--submit-rate N] "
-			"[--submit-burst N]\n"
-			"       valetd [-c FILE | --file KEYS] key list\n"
-			"       valetd [-c FILE | --file KEYS] key revoke NAME\n"
-			"  the keys file: [server] auth_keys, or --file; with [server] auth_source =\n"
-			"  postgres, the database's api_keys table ([storage] database_url, schema)\n");
+	fprintf(stderr,
+		"usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
+		"submit,read,cancel,admin,metrics\n"
+		"           [--profiles P,...] [--tasks T,...] [--max-timeout D] "
+		"[--max-memory S]\n"
+		"           [--max-cpu D] [--max-running N] [--max-queued N] "
+		"[--submit-rate N] "
+		"[--submit-burst N]\n"
+		"       valetd [-c FILE | --file KEYS] key list\n"
+		"       valetd [-c FILE | --file KEYS] key revoke NAME\n"
+		"  the keys file: [server] auth_keys, or --file; with [server] auth_source =\n"
+		"  postgres, the database's api_keys table ([storage] database_url, schema)\n");
 }
 
 int auth_key_command_book(struct key_book *book, int argc, char **argv)
@@ -385,8 +386,9 @@ int auth_key_command(const char *path, int argc, char **argv)
 	struct file_book fb = {.base = {.ops = &file_book_ops, .where = path}, .path = path};
 
 	if (!path || !path[0]) {
-		fprintf(stderr, "valetd key: no keys file: set [server] auth_keys in the config "
-				"(-c FILE), [server] auth_source = postgres, or give --file PATH\n");
+		fprintf(stderr,
+			"valetd key: no keys file: set [server] auth_keys in the config "
+			"(-c FILE), [server] auth_source = postgres, or give --file PATH\n");
 		return 2;
 	}
 	return auth_key_command_book(&fb.base, argc, argv);

@@ -107,8 +107,9 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 		return true;
 	if (!srv->keys) { /* the database's, not read yet: not "unknown" */
 		http_denied(req, "-", "API keys not read yet");
-		http_request_error(req, 503, "API keys not read yet: storage unavailable - try "
-					     "again later");
+		http_request_error(req, 503,
+				   "API keys not read yet: storage unavailable - try "
+				   "again later");
 		return false;
 	}
 	token = bearer_token(req->authorization);
@@ -179,7 +180,8 @@ static void http_keys_from_db(void *arg, const char *lines, const char *error)
 		snprintf(n, sizeof(n), "%zu", srv->keys ? srv->keys->n : 0);
 		if (!srv->keys_failing)
 			log_error("API keys cannot be read from the database: keeping the keys in "
-				  "use", "error", error, "keys", n);
+				  "use",
+				  "error", error, "keys", n);
 		srv->keys_failing = true;
 		return;
 	}

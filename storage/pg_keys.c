@@ -117,8 +117,8 @@ static void keys_deliver(struct pg_store *ps, const PGresult *res)
 	ps->keys_failed = false;
 	if (skipped) {
 		snprintf(n, sizeof(n), "%d", skipped);
-		log_warn("API keys with white space inside a field left out", "table",
-			 "api_keys", "rows", n);
+		log_warn("API keys with white space inside a field left out", "table", "api_keys",
+			 "rows", n);
 	}
 	ps->keys_cb(ps->keys_arg, text, NULL);
 }
@@ -269,22 +269,24 @@ static int book_list(struct key_book *b, char **text, char *err, size_t errlen)
 	if (rc < 0)
 		snprintf(err, errlen, "out of memory");
 	else if (skipped)
-		fprintf(stderr, "valetd key: %d row(s) of %s with white space inside a field "
-				"left out\n", skipped, PG_KEYS_WHERE);
+		fprintf(stderr,
+			"valetd key: %d row(s) of %s with white space inside a field "
+			"left out\n",
+			skipped, PG_KEYS_WHERE);
 	return rc;
 }
 
 /* Why name cannot be made or revoked: it is taken by a live key, or by one
  * revoked at ... . -EEXIST (make) or -ENOENT (revoke), with err. */
-static int book_taken(struct pg_key_book *kb, const char *name, bool make, char *err,
-		      size_t errlen)
+static int book_taken(struct pg_key_book *kb, const char *name, bool make, char *err, size_t errlen)
 {
 	const char *p[] = {name};
 	PGresult *res;
-	int rc = book_exec(kb,
-			   "SELECT to_char(revoked_at AT TIME ZONE 'UTC', "
-			   "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM @SCHEMA@.api_keys WHERE name = $1",
-			   1, p, &res, err, errlen);
+	int rc =
+	    book_exec(kb,
+		      "SELECT to_char(revoked_at AT TIME ZONE 'UTC', "
+		      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM @SCHEMA@.api_keys WHERE name = $1",
+		      1, p, &res, err, errlen);
 
 	if (rc < 0)
 		return rc;
@@ -293,8 +295,7 @@ static int book_taken(struct pg_key_book *kb, const char *name, bool make, char 
 	else if (PQgetisnull(res, 0, 0))
 		snprintf(err, errlen, "%s: a key named \"%s\" exists", PG_KEYS_WHERE, name);
 	else
-		snprintf(err, errlen,
-			 "%s: the key \"%s\" was revoked at %s%s", PG_KEYS_WHERE, name,
+		snprintf(err, errlen, "%s: the key \"%s\" was revoked at %s%s", PG_KEYS_WHERE, name,
 			 PQgetvalue(res, 0, 0),
 			 make ? "; a revoked key's name is not used again (the work it "
 				"submitted is still its own)"
@@ -362,10 +363,10 @@ static void book_free(struct key_book *b)
 }
 
 static const struct key_book_ops pg_book_ops = {
-	.list = book_list,
-	.add = book_add,
-	.revoke = book_revoke,
-	.free = book_free,
+    .list = book_list,
+    .add = book_add,
+    .revoke = book_revoke,
+    .free = book_free,
 };
 
 struct key_book *store_pg_key_book(const char *url, const char *schema, char *err, size_t errlen)

@@ -16,9 +16,9 @@ struct key_book;
 /* A new key, as the fields of its keys file line (borrowed). */
 struct key_row {
 	const char *name;
-	const char *scopes;	  /* "submit,read" */
-	const char *sha256_hex;	  /* of the token: 64 lower-case hex digits */
-	const char *policy;	  /* FIELD=VALUE words, space-separated, or "" */
+	const char *scopes;	/* "submit,read" */
+	const char *sha256_hex; /* of the token: 64 lower-case hex digits */
+	const char *policy;	/* FIELD=VALUE words, space-separated, or "" */
 };
 
 struct key_book_ops {

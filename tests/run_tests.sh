@@ -59,6 +59,7 @@ test_api
 test_api@postgres
 test_http
 test_auth
+test_auth_pg@postgres
 test_tls
 test_pg@postgres
 test_grafana@postgres

@@ -1564,6 +1564,8 @@ class SchemaTest(PgTestCase):
             "nodes": {"node_id", "hostname", "pid", "version", "started_at", "heartbeat_at",
                       "lease_until", "stopped_at"},
             "schema_migrations": {"version", "name", "applied_at"},
+            "api_keys": {"name", "scopes", "token_sha256", "created_at", "revoked_at",
+                         "policy"},
         }
         cols = {t: self.columns(d, t) for t in expect}
         for t, names in expect.items():
