@@ -107,6 +107,7 @@ struct pg_store {
 	char *keys_text;       /* the lines handed over last */
 	bool keys_reading, keys_again, keys_failed;
 	int64_t keys_read_ns;  /* when the read in flight was sent */
+	int64_t keys_since_ns; /* when the watch began */
 	ev_timer keys_w;       /* the backstop re-read */
 };
 

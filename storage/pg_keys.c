@@ -24,10 +24,11 @@
  * lines only when they differ from the last ones handed over (so a key's
  * submit rate is not reset every second), so a change is seen on every
  * node within STORE_KEYS_BOUND_S (a poll and a round trip) even without a
- * NOTIFY. A read that fails, a reader that is down at a poll, or a read
- * unanswered for PG_KEYS_STALE_S is reported once (the API keeps the keys
- * it has, never opens); the next read that works is handed over whatever
- * it holds.
+ * NOTIFY. A read that fails, a reader that is down at a poll (after the
+ * first read, or 5 s after the watch began: not while the store starts),
+ * or a read unanswered for 5 s is reported once (the API keeps the keys it
+ * has, never opens); the next read that works is handed over whatever it
+ * holds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@
 #include "postgres.h"
 
 #define PG_KEYS_POLL_S 1.0
-#define PG_KEYS_STALE_S 5.0
+#define PG_KEYS_STALE_NS 5000000000LL
 #define PG_KEYS_WHERE "the database's api_keys table"
 
 _Static_assert(PG_KEYS_POLL_S + 1.0 <= STORE_KEYS_BOUND_S, "the bound: a poll and a round trip");
@@ -152,7 +153,10 @@ static void keys_read(struct pg_store *ps)
 		return;
 	}
 	if (!ps->reader || !pgconn_up(ps->reader)) {
-		keys_failed(ps, "no connection to the database");
+		/* Not while the store starts: its reader comes up after the
+		 * node registers (and a first read is what says "failed"). */
+		if (ps->keys_text || job_mono_ns() - ps->keys_since_ns > PG_KEYS_STALE_NS)
+			keys_failed(ps, "no connection to the database");
 		return;
 	}
 	b = pg_batch_new(false, keys_done, ps);
@@ -170,7 +174,7 @@ static void on_keys_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	struct pg_store *ps = w->data;
 
 	if (ps->keys_reading) {
-		if (job_mono_ns() - ps->keys_read_ns > (int64_t)(PG_KEYS_STALE_S * 1e9))
+		if (job_mono_ns() - ps->keys_read_ns > PG_KEYS_STALE_NS)
 			keys_failed(ps, "the database has not answered a read of the keys for 5s");
 		return;
 	}
@@ -193,6 +197,7 @@ int pgk_watch(struct store *st, store_keys_fn cb, void *arg)
 		ev_timer_stop(ps->loop, &ps->keys_w);
 		return 0;
 	}
+	ps->keys_since_ns = job_mono_ns();
 	ev_timer_init(&ps->keys_w, on_keys_poll, PG_KEYS_POLL_S, PG_KEYS_POLL_S);
 	ps->keys_w.data = ps;
 	ev_timer_start(ps->loop, &ps->keys_w);
