@@ -160,11 +160,15 @@ static void test_book(void **state)
 static void test_watch(void **state)
 {
 	const struct key_row b = {"bravo", "read", HASH_B, ""};
-	const struct pg_options o = {.url = db_url, .schema = schema, .node_id = "keys-unit",
-				     .lease_ms = 30000, .retry_backoff_ms = 1000,
+	const struct pg_options o = {.url = db_url,
+				     .schema = schema,
+				     .node_id = "keys-unit",
+				     .lease_ms = 30000,
+				     .retry_backoff_ms = 1000,
 				     .retry_backoff_max_ms = 60000};
 	struct key_book *kb;
 	struct store *st;
+	struct pg_store *ps;
 	char err[512] = "", q[512];
 	int n;
 
@@ -173,15 +177,18 @@ static void test_watch(void **state)
 	kb = new_book();
 	st = store_postgres_new(loop, &o, err, sizeof(err));
 	assert_non_null(st);
+	ps = pg_of(st);
 	assert_int_equal(st->ops->watch_keys(st, on_keys, NULL), 0);
 	n = 1;
 	assert_true(wait_until(deliveries_reach, &n, 5.));
 	assert_string_equal(seen.lines, "");
-	/* Made by the command: the NOTIFY brings it at once, well before the
-	 * next re-read (a second). */
+	/* Made by the command: the NOTIFY brings it (the re-read is stopped
+	 * here, so nothing else could). */
+	ev_timer_stop(loop, &ps->keys_w);
 	assert_int_equal(kb->ops->add(kb, &b, err, sizeof(err)), 0);
 	n = 2;
-	assert_true(wait_until(deliveries_reach, &n, 0.5));
+	assert_true(wait_until(deliveries_reach, &n, 2.));
+	ev_timer_start(loop, &ps->keys_w);
 	assert_int_equal(strncmp(seen.lines, "bravo read " HASH_B " ", 76), 0);
 	/* Nothing changes: the re-reads hand nothing over. */
 	wait_until(never, NULL, 2.5);
@@ -198,9 +205,11 @@ static void test_watch(void **state)
 	assert_true(wait_until(deliveries_reach, &n, 2.));
 	assert_non_null(strstr(seen.lines, "charlie read"));
 	assert_null(strstr(seen.lines, "admin"));
+	ev_timer_stop(loop, &ps->keys_w);
 	assert_int_equal(kb->ops->revoke(kb, "bravo", err, sizeof(err)), 0);
 	n = 4;
-	assert_true(wait_until(deliveries_reach, &n, 0.5));
+	assert_true(wait_until(deliveries_reach, &n, 2.));
+	ev_timer_start(loop, &ps->keys_w);
 	assert_null(strstr(seen.lines, "bravo"));
 	/* A read the database does not answer (the table locked): reported
 	 * once; once it answers, the keys are handed over again. */
@@ -265,8 +274,8 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_book),
-		cmocka_unit_test(test_watch),
+	    cmocka_unit_test(test_book),
+	    cmocka_unit_test(test_watch),
 	};
 	const char *filter = getenv("VALET_TEST_FILTER");
 
