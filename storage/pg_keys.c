@@ -19,7 +19,7 @@
  * A running valetd reads the live keys on its reader connection: when the
  * reader comes up, at once when a NOTIFY on the writer (which LISTENs on
  * the schema's channels) says the table changed, and every
- * PG_KEYS_POLL_S as the backstop (a NOTIFY is lost while a connection is
+ * PG_KEYS_POLL_MS as the backstop (a NOTIFY is lost while a connection is
  * down, and a hand edit in psql sends none). A read hands the API the
  * lines only when they differ from the last ones handed over (so a key's
  * submit rate is not reset every second), so a change is seen on every
@@ -42,11 +42,12 @@
 #include "pg_sql.h"
 #include "postgres.h"
 
-#define PG_KEYS_POLL_S 1.0
+#define PG_KEYS_POLL_MS 1000
 #define PG_KEYS_STALE_NS 5000000000LL
 #define PG_KEYS_WHERE "the database's api_keys table"
 
-_Static_assert(PG_KEYS_POLL_S + 1.0 <= STORE_KEYS_BOUND_S, "the bound: a poll and a round trip");
+_Static_assert(PG_KEYS_POLL_MS + 1000 <= STORE_KEYS_BOUND_S * 1000,
+	       "the bound: a re-read and a round trip");
 
 /* A field of a keys file line: no white space. */
 static bool keys_field_ok(const char *s)
@@ -198,7 +199,8 @@ int pgk_watch(struct store *st, store_keys_fn cb, void *arg)
 		return 0;
 	}
 	ps->keys_since_ns = job_mono_ns();
-	ev_timer_init(&ps->keys_w, on_keys_poll, PG_KEYS_POLL_S, PG_KEYS_POLL_S);
+	ev_timer_stop(ps->loop, &ps->keys_w); /* watched again: start afresh */
+	ev_timer_init(&ps->keys_w, on_keys_poll, PG_KEYS_POLL_MS / 1000., PG_KEYS_POLL_MS / 1000.);
 	ps->keys_w.data = ps;
 	ev_timer_start(ps->loop, &ps->keys_w);
 	/* Before the reader is up, its state hook reads (pgk_changed). */
