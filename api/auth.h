@@ -108,6 +108,8 @@ bool auth_name_valid(const char *name);
  * status: 0, 1 (failed), 2 (bad usage).
  */
 int auth_key_command(const char *path, int argc, char **argv);
+/* `valetd key --help` (or -h): auth_key_command() prints the usage. */
+bool auth_key_help(int argc, char **argv);
 /* The same on a key book (the database's api_keys table). */
 struct key_book;
 int auth_key_command_book(struct key_book *book, int argc, char **argv);

@@ -336,9 +336,9 @@ static int policy_option(int argc, char **argv, int *i, char *policy, size_t len
 	return 0;
 }
 
-static void auth_key_usage(void)
+static void auth_key_usage(FILE *out)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
 		"submit,read,cancel,admin,metrics\n"
 		"           [--profiles P,...] [--tasks T,...] [--max-timeout D] "
@@ -350,6 +350,11 @@ static void auth_key_usage(void)
 		"       valetd [-c FILE | --file KEYS] key revoke NAME\n"
 		"  the keys file: [server] auth_keys, or --file; with [server] auth_source =\n"
 		"  postgres, the database's api_keys table ([storage] database_url, schema)\n");
+}
+
+bool auth_key_help(int argc, char **argv)
+{
+	return argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"));
 }
 
 int auth_key_command_book(struct key_book *book, int argc, char **argv)
@@ -377,7 +382,7 @@ int auth_key_command_book(struct key_book *book, int argc, char **argv)
 		}
 		return key_create(book, argv[1], scopes, policy);
 	}
-	auth_key_usage();
+	auth_key_usage(stderr);
 	return 2;
 }
 
@@ -385,6 +390,10 @@ int auth_key_command(const char *path, int argc, char **argv)
 {
 	struct file_book fb = {.base = {.ops = &file_book_ops, .where = path}, .path = path};
 
+	if (auth_key_help(argc, argv)) {
+		auth_key_usage(stdout);
+		return 0;
+	}
 	if (!path || !path[0]) {
 		fprintf(stderr,
 			"valetd key: no keys file: set [server] auth_keys in the config "

@@ -799,7 +799,7 @@ static int key_command(const struct config *cfg, const struct cli *cli)
 	char err[512];
 	int rc;
 
-	if (!config_keys_in_db(cfg))
+	if (!config_keys_in_db(cfg) || auth_key_help(cli->key_argc, cli->key_argv))
 		return auth_key_command(cfg->auth_keys, cli->key_argc, cli->key_argv);
 	if (!cfg->database_url || !cfg->database_url[0]) {
 		fprintf(stderr, "valetd key: auth_source = postgres needs [storage] database_url "

@@ -17,7 +17,8 @@ logs that once; once it is back, a new key works again. A node that never
 read the keys (NeverReadTest: its database is unreachable from the start)
 answers 503, never an open API. ConfigTest: auth_source = postgres wants
 the PostgreSQL backend and no keys file beside it; a non-loopback listen
-with it is accepted.
+with it is accepted; `valetd key --help` needs no database, and a database
+that cannot be reached is exit status 1.
 """
 
 import hashlib
@@ -318,6 +319,20 @@ class ConfigTest(unittest.TestCase):
         rc, err = self.check("[server]\nlisten = 0.0.0.0:8080\nauth_source = file\n" + pg)
         self.assertEqual(rc, 2, err)
         self.assertIn("not a loopback address", err)
+
+    def test_key_help_needs_no_database(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as conf:
+            conf.write("[server]\nauth_source = postgres\n[storage]\nbackend = postgres\n"
+                       "database_url = postgresql:///x?host=/nonexistent\n")
+        try:
+            rc, out, err = key_cmd(conf.name, "--help")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("api_keys table", out)
+            rc, out, err = key_cmd(conf.name, "list")
+            self.assertEqual(rc, 1)
+            self.assertIn("cannot connect to PostgreSQL", err)
+        finally:
+            os.unlink(conf.name)
 
 
 if __name__ == "__main__":
