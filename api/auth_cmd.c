@@ -129,8 +129,11 @@ static int file_list(struct key_book *b, char **text, char *err, size_t errlen)
 	const char *path = ((struct file_book *)b)->path;
 	struct lines l = {0};
 	size_t len = 0;
+	struct stat st;
 	FILE *f;
-	int rc = lines_read(path, &l);
+	/* A file that is not there is an error here (a path mistyped), not
+	 * an empty list. */
+	int rc = stat(path, &st) < 0 ? -errno : lines_read(path, &l);
 
 	if (rc < 0 || !(f = open_memstream(text, &len))) {
 		snprintf(err, errlen, "%s: %s", path, strerror(rc < 0 ? -rc : ENOMEM));
