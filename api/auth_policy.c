@@ -20,7 +20,8 @@
  * The rules themselves are the core's (struct core_policy); the submit
  * rate is kept here, a token bucket per key: it fills at submit_rate per
  * second up to submit_burst, each submit takes one, and an empty bucket is
- * a 429 whose Retry-After says when the next token comes.
+ * a 429 whose Retry-After says when the next token comes. Keys read again
+ * (a keys file edited, the api_keys table changed) keep their buckets.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -196,6 +197,24 @@ unsigned auth_policy_take(struct auth_key *k, int64_t now_ns)
 	unsigned secs = (unsigned)wait;
 
 	return secs < wait ? secs + 1 : secs;
+}
+
+void auth_policy_carry(struct auth_keys *fresh, const struct auth_keys *old)
+{
+	for (size_t i = 0; old && i < fresh->n; i++) {
+		struct auth_key *k = &fresh->keys[i];
+
+		for (size_t j = 0; j < old->n; j++) {
+			const struct auth_key *o = &old->keys[j];
+
+			if (strcmp(o->name, k->name) != 0 || memcmp(o->hash, k->hash, 32) != 0 ||
+			    o->submit_rate != k->submit_rate || o->submit_burst != k->submit_burst)
+				continue;
+			k->tokens = o->tokens;
+			k->tokens_at_ns = o->tokens_at_ns;
+			break;
+		}
+	}
 }
 
 void auth_policy_format(const struct auth_key *k, char *buf, size_t len)

@@ -153,6 +153,7 @@ static int http_use_keys(struct http_server *srv, struct auth_keys *keys, const 
 			return -ENOMEM;
 		}
 	}
+	auth_policy_carry(keys, srv->keys);
 	auth_keys_free(srv->keys);
 	srv->keys = keys;
 	return 0;

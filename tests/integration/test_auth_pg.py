@@ -3,7 +3,8 @@ a cluster sees the same keys.
 
 Two valetd nodes on one database and schema (ClusterKeysTest): a key made
 with `valetd key create` before they start works on both; one made while
-they run is accepted by both without a restart, and one revoked is refused
+they run is accepted by both without a restart (and gives no other key's
+rate a fresh burst), and one revoked is refused
 (401) by both, within the documented bound (STORE_KEYS_BOUND_S, 2 s) -
 also when the table is changed by hand, with no NOTIFY (the backstop
 re-read); work submitted on node A by key k is k's on node B, and another
@@ -158,6 +159,23 @@ class ClusterKeysTest(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["owner"], "alice")
         self.assertEqual(self.b.post("/api/jobs/%s/cancel" % job, headers=alice).status, 200)
+
+    def test_rate_bucket_survives_a_change_of_the_keys(self):
+        """Another key made (the keys read again) gives no key a fresh burst."""
+        token = self.make("rl", "submit,read", "--submit-rate", "1", "--submit-burst", "5")
+        wait_status((self.a,), token, 200, BOUND_S + 3)
+        job = {"name": "r", "task_name": "dummytask", "run_at": "2999-01-01T00:00:00Z"}
+        codes = []
+        while 429 not in codes and len(codes) < 20:
+            codes.append(self.a.post("/api/jobs", job, headers=bearer(token)).status)
+        self.assertEqual(codes[-1], 429, codes)
+        empty = time.monotonic()
+        other = self.make("rl-other")
+        wait_status((self.a,), other, 200, BOUND_S + 3)
+        self.assertIn("keys=", self.a.log_text())
+        codes = [self.a.post("/api/jobs", job, headers=bearer(token)).status for _ in range(5)]
+        # What the rate (1/s) added since the bucket ran dry, not 5 afresh.
+        self.assertLessEqual(codes.count(202), int(time.monotonic() - empty) + 1, codes)
 
     def test_table_keeps_the_hash_only(self):
         rows = self.a.sql("SELECT name, scopes, token_sha256, revoked_at, policy "
