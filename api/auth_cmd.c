@@ -9,7 +9,8 @@
  * never sees half a file. A new key's token is 256 bits from GnuTLS's
  * random generator; it is printed once and only its SHA-256 is written.
  * Its policy options (--max-timeout 30s, ...) become FIELD=VALUE words of
- * its line, each checked as valetd will read it.
+ * its line, each checked as valetd will read it; --cert FILE.pem becomes
+ * cert=sha256:HEX, the certificate's fingerprint (auth_cert.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -283,7 +284,15 @@ int auth_key_command(const char *path, int argc, char **argv)
 				scopes = argv[++i];
 			else if (!strncmp(argv[i], "--scopes=", 9))
 				scopes = argv[i] + 9;
-			else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
+			else if (!strcmp(argv[i], "--cert") || !strncmp(argv[i], "--cert=", 7)) {
+				const char *arg = argv[i] + 7;
+
+				if (!argv[i][6])
+					arg = i + 1 < argc ? argv[++i] : "";
+
+				if (auth_cert_option(arg, policy, sizeof(policy)))
+					return 2;
+			} else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
 				if (policy_option(argc, argv, &i, policy, sizeof(policy)))
 					return 2;
 			} else {
@@ -291,6 +300,8 @@ int auth_key_command(const char *path, int argc, char **argv)
 				return 2;
 			}
 		}
+		if (auth_cert_taken(path, policy))
+			return 1;
 		return key_create(path, argv[1], scopes, policy);
 	}
 	fprintf(stderr, "usage: valetd [-c FILE | --file KEYS] key create NAME --scopes "
@@ -300,6 +311,7 @@ int auth_key_command(const char *path, int argc, char **argv)
 			"           [--max-cpu D] [--max-running N] [--max-queued N] "
 			"[--submit-rate N] "
 			"[--submit-burst N]\n"
+			"           [--cert CLIENT.pem | --cert sha256:HEX]...\n"
 			"       valetd [-c FILE | --file KEYS] key list\n"
 			"       valetd [-c FILE | --file KEYS] key revoke NAME\n");
 	return 2;

@@ -211,6 +211,10 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 			   old->auth_max_running != fresh->auth_max_running ||
 			   old->auth_submit_rate != fresh->auth_submit_rate ||
 			   old->auth_submit_burst != fresh->auth_submit_burst},
+	    {"[server] tls_cert, tls_key, tls_client_ca (paths), tls_client_auth",
+	     !same_str(old->tls_cert, fresh->tls_cert) || !same_str(old->tls_key, fresh->tls_key) ||
+		 !same_str(old->tls_client_ca, fresh->tls_client_ca) ||
+		 old->tls_client_auth != fresh->tls_client_auth},
 	    {"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
 				      old->idle_timeout_ms != fresh->idle_timeout_ms},
 	    {"[queue] workers", old->workers != fresh->workers},
