@@ -152,15 +152,16 @@ def make_ca(d, name):
     return cert, key
 
 
-def make_client(d, name, ca, usage="clientAuth"):
-    """A certificate of CN=name signed by ca (cert, key); usage: its extendedKeyUsage."""
+def make_client(d, name, ca, usage="clientAuth", days="2"):
+    """A certificate of CN=name signed by ca (cert, key); usage: its extendedKeyUsage;
+    days: its validity ("-1": it expired yesterday)."""
     cert, key = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
     csr, ext = os.path.join(d, name + ".csr"), os.path.join(d, name + ".ext")
     with open(ext, "w") as f:
         f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=%s\n" % usage)
     openssl("req", "-new", *EC, "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
     openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
-            "-days", "2", "-extfile", ext, "-out", cert)
+            "-days", days, "-extfile", ext, "-out", cert)
     return cert, key
 
 
@@ -199,10 +200,12 @@ class ClientCertCase(DaemonTestCase):
       ro     read             ro.crt
       tok    submit,read      a token only
       evil   admin            evil.crt - signed by the stranger CA
+      old    admin            old.crt - expired
     carol.crt (CA "ca") is no key's; web.crt (CA "ca") is for servers only.
     """
 
     mode = None
+    with_keys = True
 
     @classmethod
     def setUpClass(cls):
@@ -216,11 +219,12 @@ class ClientCertCase(DaemonTestCase):
         cls.certs = {n: make_client(cls.dir, n, cls.ca) for n in ("alice", "bob", "ro", "carol")}
         cls.certs["evil"] = make_client(cls.dir, "evil", cls.stranger)
         cls.certs["web"] = make_client(cls.dir, "web", cls.ca, usage="serverAuth")
+        cls.certs["old"] = make_client(cls.dir, "old", cls.ca, days="-1")
         cls.keys = os.path.join(cls.dir, "keys")
         cls.tokens = {}
         for name, scopes, cert in (("alice", "submit,read", True), ("bob", "submit,read", True),
                                    ("ro", "read", True), ("tok", "submit,read", False),
-                                   ("evil", "admin", True)):
+                                   ("evil", "admin", True), ("old", "admin", True)):
             args = ["create", name, "--scopes", scopes]
             if cert:
                 args += ["--cert", cls.certs[name][0]]
@@ -228,8 +232,9 @@ class ClientCertCase(DaemonTestCase):
             assert rc == 0, err
             cls.tokens[name] = out
         cls.config = {"server": {"tls_cert": cls.cert, "tls_key": cls.key,
-                                 "tls_client_ca": cls.bundle, "tls_client_auth": cls.mode,
-                                 "auth_keys": cls.keys}}
+                                 "tls_client_ca": cls.bundle, "tls_client_auth": cls.mode}}
+        if cls.with_keys:
+            cls.config["server"]["auth_keys"] = cls.keys
         super().setUpClass()
 
     def context(self, who=None, version=None):
@@ -308,8 +313,9 @@ class ClientCertRequireTest(ClientCertCase):
         self.assertTrue(all(evil in line and "issuer is unknown" in line for line in lines),
                         lines)
 
-    def test_server_only_certificate_fails_handshake(self):
+    def test_server_only_or_expired_certificate_fails_handshake(self):
         self.assertHandshakeFails("web")
+        self.assertHandshakeFails("old")
 
     def test_mapped_certificate_is_its_key(self):
         job = {"name": "mine", "task_name": "dummytask"}
@@ -429,6 +435,39 @@ class ClientCertOptionalTest(ClientCertCase):
     def test_bad_certificate_still_fails_handshake(self):
         self.assertHandshakeFails("evil")
         self.assertHandshakeFails("web")
+        self.assertHandshakeFails("old")
+
+
+class ClientCertOpenApiTest(ClientCertCase):
+    """require without auth_keys: the open API, for the CA's clients only."""
+    mode = "require"
+    with_keys = False
+
+    def test_only_the_cas_clients(self):
+        self.assertHandshakeFails(None)
+        self.assertHandshakeFails("evil")
+        self.assertEqual(self.call("GET", "/api/jobs", who="carol").status, 200)
+
+
+class ClientCertConfigTest(unittest.TestCase):
+    """A client-certificate setting that could not work, or would look like
+    mTLS and check nothing, is an error of the file (valetd --check)."""
+
+    def test_bad_combinations(self):
+        d = tempfile.mkdtemp(prefix="valet-mtls-conf-")
+        for text, line, words in (
+                ("tls_cert = a\ntls_key = b\ntls_client_ca = c\n", 4, "tls_client_auth = off"),
+                ("tls_client_auth = require\n", 2, "needs tls_client_ca"),
+                ("tls_client_ca = c\ntls_client_auth = optional\n", 3, "needs TLS"),
+                ("tls_client_auth = yes\n", 2, "off, optional, require")):
+            path = os.path.join(d, "valetd.conf")
+            with open(path, "w") as f:
+                f.write("[server]\n" + text)
+            r = subprocess.run([VALETD, "-c", path, "--check"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 2, (text, r.stderr))
+            self.assertIn("%s:%d: " % (path, line), r.stderr)
+            self.assertIn(words, r.stderr)
 
 
 if __name__ == "__main__":
