@@ -230,10 +230,12 @@ int http_tls_accept(struct http_tls *t, int fd, struct http_tls_conn **out)
 	}
 	c->client_require = t->client_require;
 	gnutls_session_set_ptr(c->session, c);
-	gnutls_certificate_server_set_request(c->session, !t->client_ca ? GNUTLS_CERT_IGNORE
-							  : t->client_require
-							      ? GNUTLS_CERT_REQUIRE
-							      : GNUTLS_CERT_REQUEST);
+	if (!t->client_ca)
+		gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_IGNORE);
+	else if (t->client_require)
+		gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_REQUIRE);
+	else
+		gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_REQUEST);
 	gnutls_transport_set_int(c->session, fd);
 	c->creds = t->creds;
 	c->creds->refs++;
