@@ -386,6 +386,29 @@ class ClientCertRequireTest(ClientCertCase):
         with open(self.keys) as f:
             self.assertEqual(f.read(), before)
 
+    def test_two_keys_of_one_certificate_are_refused(self):
+        with open(self.keys) as f:
+            before = f.read()
+        alice = [l for l in before.splitlines() if l.startswith("alice ")][0].split()
+        twin = " ".join(["twin", "admin", "ab" * 32] + alice[3:])
+        mark = len(self.d.log_text())
+        with open(self.keys + ".tmp", "w") as f:
+            f.write(twin + "\n" + before)  # first: it would win a lookup
+        os.replace(self.keys + ".tmp", self.keys)
+        try:
+            deadline = time.time() + 10
+            while "one certificate, one key" not in self.d.log_text()[mark:]:
+                self.assertLess(time.time(), deadline, self.d.log_tail())
+                time.sleep(0.05)
+            # The keys in use stay: alice is alice, not an admin.
+            r = self.call("GET", "/api/jobs?limit=1", who="alice")
+            self.assertEqual(r.status, 200, r)
+            self.assertDenied(self.call("DELETE", "/api/jobs/" + "0" * 32, who="alice"), 403)
+        finally:
+            with open(self.keys + ".tmp", "w") as f:
+                f.write(before)
+            os.replace(self.keys + ".tmp", self.keys)
+
     def test_zz_sighup_reads_the_ca_bundle(self):
         # A bundle that does not load keeps the one in use.
         with open(self.bundle, "w") as f:
