@@ -22,7 +22,8 @@
  * not for what it may do here: that takes a key line). Without a
  * certificate (tls_client_auth = optional), the token decides as before.
  * A denial on such a connection is logged with the certificate's
- * fingerprint too.
+ * fingerprint too, and so is a handshake that a client certificate ended
+ * (http_auth_refused_cert(), for the connections).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,6 +74,21 @@ static void http_denied(struct http_request *req, const char *key, const char *w
 	log_warn("request denied", "key", key, "reason", why, "method",
 		 req->head ? "HEAD" : req->method, "path", req->url ? req->url : "-", "remote",
 		 remote, fp ? "cert" : NULL, cert);
+}
+
+void http_auth_refused_cert(const struct http_conn *c)
+{
+	char remote[INET6_ADDRSTRLEN + 16] = "-", cert[8 + 65] = "-";
+	const uint8_t *fp;
+	const char *why = http_tls_refused(c->tls, &fp);
+
+	http_format_peer(&c->peer, remote, sizeof(remote));
+	if (fp) {
+		memcpy(cert, "sha256:", 7);
+		auth_cert_hex(fp, cert + 7);
+	}
+	log_warn("TLS client certificate refused", "reason", why ? why : "-", "remote", remote,
+		 "cert", cert);
 }
 
 /* A submit (POST /api/jobs or /api/pipelines) takes a token of its key's

@@ -673,22 +673,6 @@ static void conn_read(struct http_conn *c)
 	}
 }
 
-/* A client certificate ended the handshake: logged once, like a denied request. */
-static void conn_refused_cert(struct http_conn *c)
-{
-	char remote[INET6_ADDRSTRLEN + 16] = "-", cert[8 + 65] = "-";
-	const uint8_t *fp;
-	const char *why = http_tls_refused(c->tls, &fp);
-
-	http_format_peer(&c->peer, remote, sizeof(remote));
-	if (fp) {
-		memcpy(cert, "sha256:", 7);
-		auth_cert_hex(fp, cert + 7);
-	}
-	log_warn("TLS client certificate refused", "reason", why ? why : "-", "remote", remote,
-		 "cert", cert);
-}
-
 /*
  * The TLS handshake, on every readiness until done. A client that speaks
  * plain HTTP to this port gets a plain answer that says so: its first byte
@@ -714,7 +698,7 @@ static void conn_handshake(struct http_conn *c)
 		return;
 	}
 	if (rc == -EACCES)
-		conn_refused_cert(c);
+		http_auth_refused_cert(c);
 	if (rc < 0) {
 		http_conn_close(c);
 		return;
