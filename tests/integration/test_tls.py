@@ -386,6 +386,22 @@ class ClientCertRequireTest(ClientCertCase):
         with open(self.keys) as f:
             self.assertEqual(f.read(), before)
 
+    def test_no_session_is_resumed(self):
+        # Each connection's certificate is verified: a resumed session would
+        # skip that (and outlive a CA taken out of the bundle).
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = self.context("alice", version)
+            session = None
+            for _ in range(2):
+                with socket.create_connection(("127.0.0.1", self.d.port), timeout=10) as s:
+                    with ctx.wrap_socket(s, server_hostname="localhost",
+                                         session=session) as t:
+                        t.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n\r\n")
+                        answer = t.recv(4096)
+                        self.assertFalse(t.session_reused, version)
+                        self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:200])
+                        session = t.session
+
     def test_two_keys_of_one_certificate_are_refused(self):
         with open(self.keys) as f:
             before = f.read()
