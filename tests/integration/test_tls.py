@@ -402,6 +402,27 @@ class ClientCertRequireTest(ClientCertCase):
                         self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:200])
                         session = t.session
 
+    def test_key_made_and_revoked_while_running(self):
+        self.certs["dave"] = make_client(self.dir, "dave", self.ca)
+        rc, _, err = key_cmd(self.keys, "create", "dave", "--scopes", "read",
+                             "--cert=" + self.certs["dave"][0])
+        self.assertEqual(rc, 0, err)
+        deadline = time.time() + 10
+        while self.call("GET", "/api/jobs", who="dave").status != 200:
+            self.assertLess(time.time(), deadline, "the new key was not read")
+            time.sleep(0.05)
+        rc, _, err = key_cmd(self.keys, "revoke", "dave")
+        self.assertEqual(rc, 0, err)
+        deadline = time.time() + 10
+        while True:
+            r = self.call("GET", "/api/jobs", who="dave")
+            if r.status == 401:
+                break
+            self.assertEqual(r.status, 200, r)
+            self.assertLess(time.time(), deadline, "the revoked key still works")
+            time.sleep(0.05)
+        self.assertDenied(r, 401)
+
     def test_two_keys_of_one_certificate_are_refused(self):
         with open(self.keys) as f:
             before = f.read()
