@@ -29,7 +29,7 @@ import tempfile
 import time
 import unittest
 
-from valetd import VALETD, DaemonTestCase, ERROR_KEYS
+from valetd import VALETD, DaemonTestCase, ERROR_KEYS, free_port
 
 
 def make_cert(d, name):
@@ -527,6 +527,24 @@ class ClientCertConfigTest(unittest.TestCase):
                                timeout=30)
             self.assertEqual(r.returncode, 2, (text, r.stderr))
             self.assertIn("%s:%d: " % (path, line), r.stderr)
+            self.assertIn(words, r.stderr)
+
+    def test_bundle_that_does_not_load(self):
+        d = tempfile.mkdtemp(prefix="valet-mtls-conf-")
+        cert, key = make_cert(d, "server")
+        junk = os.path.join(d, "junk.pem")
+        with open(junk, "w") as f:
+            f.write("not a certificate\n")
+        for bundle, words in ((junk, "no certificate in it"),
+                              (os.path.join(d, "missing.pem"), "missing.pem")):
+            path = os.path.join(d, "valetd.conf")
+            with open(path, "w") as f:
+                f.write("[server]\ntls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n"
+                        "tls_client_auth = require\n" % (cert, key, bundle))
+            r = subprocess.run([VALETD, "-c", path, "-l", "127.0.0.1:%d" % free_port()],
+                               capture_output=True, text=True, timeout=60, cwd=d)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertIn("as the client CA bundle", r.stderr)
             self.assertIn(words, r.stderr)
 
 
