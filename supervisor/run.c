@@ -564,8 +564,7 @@ static struct job_limits run_limits(const struct runner *r, struct job **jobs, s
 static void warm_up(struct runner *r)
 {
 	while (!r->quiesced && !r->warming_paused && !r->broken && !r->cfg->bench_noop &&
-	       r->nwarm < r->workers &&
-	       r->running + r->nwarm < r->nslots) {
+	       r->nwarm < r->workers && r->running + r->nwarm < r->nslots) {
 		struct spawn_req req = {.task_index = -1,
 					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN |
 						 SPAWN_F_INPUT_SIZED,
