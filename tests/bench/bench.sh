@@ -22,7 +22,7 @@
 #             at once, summed (the ceiling for `workers` = cores)
 #   empty     BENCH_JOBS dummytask jobs on an empty queue, seccomp only
 #   full      the same with full isolation (namespaces, a cgroup per slot, a
-#             uid per slot - uid_base 61000 - and seccomp)
+#             uid per slot - uid_base = auto - and seccomp)
 #   exec      BENCH_EXEC_JOBS exec tasks (/bin/echo {}) under full isolation,
 #             then with profile exec+net (a network namespace per slot served
 #             by slirp4netns)
@@ -67,7 +67,7 @@
 # rounds. The loadgen reports (JSON), the loops' outputs and the daemon logs
 # stay in $BUILD/bench/.
 #
-# Knobs (environment): BENCH_JOBS=20000 BENCH_EXEC_JOBS=5000 BENCH_CONNS=8
+# Knobs (environment): BENCH_JOBS=20000 BENCH_EXEC_JOBS=3000 BENCH_CONNS=8
 # BENCH_WORKERS=2 BENCH_PARK_SMALL=10000 BENCH_PARK_LARGE=100000
 # BENCH_PG_PARK=1000000 BENCH_KILL=200 BENCH_AUTH_JOBS=20000
 # BENCH_METRICS_TASKS=200 BENCH_LOOP_SECONDS=3 (each fork or tool loop)
@@ -91,7 +91,7 @@ set -u
 
 BUILD=${BUILD:-build}
 JOBS=${BENCH_JOBS:-20000}
-EXEC_JOBS=${BENCH_EXEC_JOBS:-5000}
+EXEC_JOBS=${BENCH_EXEC_JOBS:-3000}
 CONNS=${BENCH_CONNS:-8}
 WORKERS=${BENCH_WORKERS:-2}
 PARK_SMALL=${BENCH_PARK_SMALL:-10000}
@@ -202,9 +202,9 @@ start_daemon() {
 		printf '[task.echo_net]\ncommand = /bin/echo {}\nprofile = exec+net\n' >>"$TMP/bench.conf"
 	fi
 	printf '[sandbox]\n' >>"$TMP/bench.conf"
-	if [ "${FULL_ISOLATION:-0}" = 1 ]; then
-		printf 'uid_base = 61000\n' >>"$TMP/bench.conf"
-	else
+	# Full isolation: the defaults (uid_base = auto: a block of uids no
+	# other valetd holds, so that benchmarks side by side do not collide).
+	if [ "${FULL_ISOLATION:-0}" != 1 ]; then
 		printf 'namespaces = false\ncgroups = false\n' >>"$TMP/bench.conf"
 	fi
 	if [ -n "${STORAGE_CONF:-}" ]; then
