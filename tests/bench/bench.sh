@@ -41,7 +41,7 @@
 #   auth      park BENCH_AUTH_JOBS jobs (the submit path alone, no child) on a
 #             daemon without API keys and on one with a keys file of 10 keys;
 #             the submit rates and the daemon's CPU time per submit
-#   noop      the queue engine alone: step empty on `valetd --bench-noop`
+#   noop      the queue engine alone: BENCH_NOOP_JOBS jobs on `valetd --bench-noop`
 #             (jobs complete in the daemon, no process: HTTP + core + queue +
 #             storage per job), memory store and PostgreSQL
 #   postgres  step empty with storage = postgres: a throwaway PostgreSQL on
@@ -67,7 +67,8 @@
 # rounds. The loadgen reports (JSON), the loops' outputs and the daemon logs
 # stay in $BUILD/bench/.
 #
-# Knobs (environment): BENCH_JOBS=20000 BENCH_EXEC_JOBS=3000 BENCH_CONNS=8
+# Knobs (environment): BENCH_JOBS=10000 BENCH_EXEC_JOBS=3000 BENCH_NOOP_JOBS=40000
+# BENCH_CONNS=8
 # BENCH_WORKERS=2 BENCH_PARK_SMALL=10000 BENCH_PARK_LARGE=100000
 # BENCH_PG_PARK=1000000 BENCH_KILL=200 BENCH_AUTH_JOBS=20000
 # BENCH_METRICS_TASKS=200 BENCH_LOOP_SECONDS=3 (each fork or tool loop)
@@ -90,7 +91,8 @@
 set -u
 
 BUILD=${BUILD:-build}
-JOBS=${BENCH_JOBS:-20000}
+JOBS=${BENCH_JOBS:-10000}
+NOOP_JOBS=${BENCH_NOOP_JOBS:-40000}
 EXEC_JOBS=${BENCH_EXEC_JOBS:-3000}
 CONNS=${BENCH_CONNS:-8}
 WORKERS=${BENCH_WORKERS:-2}
@@ -514,8 +516,10 @@ one() {
 	metrics_scraped) EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0 ;;
 	auth_off) auth_run off "$run" ;;
 	auth_on) auth_run on "$run" ;;
-	noop) DAEMON_ARGS=--bench-noop measure noop "$run" 0 ;;
-	noop_pg) DAEMON_ARGS=--bench-noop pg_measure noop_pg "$run" "bench_noop_$run" ;;
+	noop) MEASURE_JOBS=$NOOP_JOBS DAEMON_ARGS=--bench-noop measure noop "$run" 0 ;;
+	noop_pg)
+		MEASURE_JOBS=$NOOP_JOBS DAEMON_ARGS=--bench-noop pg_measure noop_pg "$run" "bench_noop_$run"
+		;;
 	postgres) pg_measure postgres "$run" "bench_$run" ;;
 	pg1m) [ -s "$OUT/pg1m.park.txt" ] && pg_measure pg1m "$run" bench_pg1m ;;
 	A.* | B.*)
@@ -616,7 +620,7 @@ after() {
 # finish: the summary; the exit status (see BENCH_STRICT).
 finish() {
 	python3 tests/bench/summary.py --out "$OUT" --repeat "$REPEAT" --jobs "$JOBS" \
-		--exec-jobs "$EXEC_JOBS" --conns "$CONNS" --workers "$WORKERS" --cores "$CORES" \
+		--exec-jobs "$EXEC_JOBS" --noop-jobs "$NOOP_JOBS" --conns "$CONNS" --workers "$WORKERS" --cores "$CORES" \
 		--park-small "$PARK_SMALL" --park-large "$PARK_LARGE" --pg-park "$PG_PARK" \
 		--kill "$KILL" --metrics-tasks "$METRICS_TASKS" --auth-jobs "$AUTH_JOBS" \
 		${BASELINE:+--baseline "$BASELINE" --build "$BUILD"} >"$OUT/summary.txt" || failed

@@ -407,7 +407,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--repeat", type=int, required=True)
-    for name in ("jobs", "exec-jobs", "conns", "workers", "cores", "park-small", "park-large",
+    for name in ("jobs", "exec-jobs", "noop-jobs", "conns", "workers", "cores", "park-small", "park-large",
                  "pg-park", "kill", "metrics-tasks", "auth-jobs"):
         ap.add_argument("--" + name, type=int, default=0)
     ap.add_argument("--baseline")
@@ -417,9 +417,9 @@ def main():
     if a.baseline:
         ab_summary(a)
         return
-    print_table(main_rows(a), "valet benchmark: %s jobs per run (exec: %s), %s connections, "
-                "workers=%s, %d CPUs, %d round(s): medians of the per-round figures"
-                % (a.jobs, a.exec_jobs, a.conns, a.workers, a.cores, a.repeat))
+    print_table(main_rows(a), "valet benchmark: %s jobs per run (exec: %s, --bench-noop: %s), %s "
+                "connections, workers=%s, %d CPUs, %d round(s): medians of the per-round figures"
+                % (a.jobs, a.exec_jobs, a.noop_jobs, a.conns, a.workers, a.cores, a.repeat))
     per_round_lines()
 
 
