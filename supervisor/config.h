@@ -127,6 +127,9 @@ struct config {
 	size_t nexec_tasks;
 
 	char *path;             /* the file read, or NULL for built-in defaults */
+	/* Not a key of the file: valetd --bench-noop (main.c), for benchmarks
+	 * only. Jobs complete at once without a child (supervisor/run_noop.c). */
+	bool bench_noop;
 };
 
 /* Defaults for everything. Returns new; NULL only on ENOMEM. */
