@@ -195,7 +195,8 @@ deps-test:
 		FUZZ_CC=$(FUZZ_CC) tests/fuzz/fuzz.sh check || packaging/deps.sh --test
 
 deps-bench:
-	@pkg-config --exists $(PKGS) $(CLI_PKGS) && test -f /usr/include/ev.h || packaging/deps.sh --bench
+	@pkg-config --exists $(PKGS) $(CLI_PKGS) && test -f /usr/include/ev.h && command -v bwrap \
+		>/dev/null && command -v psql >/dev/null || packaging/deps.sh --bench
 
 # --- run ---------------------------------------------------------------------
 run: deps
@@ -305,7 +306,8 @@ fuzz: deps-test
 	BUILD=$(BUILD) FUZZ_TIME=$(FUZZ_TIME) FUZZ_MERGE=$(FUZZ_MERGE) tests/fuzz/fuzz.sh
 
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/loadgen $(BUILD)/bench/forkloop
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/loadgen $(BUILD)/bench/forkloop \
+		$(BUILD)/bench/cmdloop
 	BUILD=$(BUILD) tests/bench/bench.sh
 
 # loadgen reads the server's times with valetd's own job_time_parse():

@@ -11,7 +11,8 @@
  *
  * SCOPES is a comma-separated subset of submit, read, cancel, admin, metrics. The
  * FIELD=VALUE words are the key's policy (auth_policy.c); a line without
- * them gets the config's [auth] defaults.
+ * them gets the config's [auth] defaults. One of them, cert=sha256:HEX,...,
+ * names the client certificates that are this key (auth_cert.c).
  */
 #ifndef VALET_AUTH_H
 #define VALET_AUTH_H
@@ -37,6 +38,8 @@ enum auth_scope {
 #define AUTH_TOKEN_PREFIX "vk_"
 /* "vk_" and 64 hex digits: 256 random bits. */
 #define AUTH_TOKEN_LEN (sizeof(AUTH_TOKEN_PREFIX) - 1 + 64)
+/* Client certificates of a key at most: the one in use and the next. */
+#define AUTH_CERTS_MAX 4
 
 struct auth_key {
 	char name[AUTH_NAME_MAX + 1];
@@ -52,6 +55,9 @@ struct auth_key {
 	uint32_t submit_rate, submit_burst; /* submits a second, at once; 0 = no limit */
 	double tokens;			    /* the rate's bucket, as of tokens_at_ns */
 	int64_t tokens_at_ns;
+	/* Its cert=: the SHA-256 fingerprints of its client certificates. */
+	unsigned ncerts;
+	uint8_t certs[AUTH_CERTS_MAX][32];
 };
 
 struct auth_keys {
@@ -95,6 +101,26 @@ unsigned auth_policy_take(struct auth_key *k, int64_t now_ns);
 void auth_policy_carry(struct auth_keys *fresh, const struct auth_keys *old);
 /* k's own policy as the words of its line ("" for none). */
 void auth_policy_format(const struct auth_key *k, char *buf, size_t len);
+
+/* cert=sha256:HEX[,sha256:HEX...] (VALUE only) into k. 0, or -EINVAL. */
+int auth_cert_field(struct auth_key *k, const char *value);
+/* k's certificates as " cert=sha256:HEX,..." appended to buf ("" for none). */
+void auth_cert_format(const struct auth_key *k, char *buf, size_t len);
+/* The key whose cert= holds this fingerprint, or NULL. fp: borrowed. */
+const struct auth_key *auth_keys_find_cert(const struct auth_keys *keys, const uint8_t fp[32]);
+/* 0, or -EINVAL when two keys name one certificate (which would it be?),
+ * with a message. */
+int auth_cert_check(const struct auth_keys *keys, char *err, size_t errlen);
+/* fp as 64 lower-case hex digits into out[65]. */
+void auth_cert_hex(const uint8_t fp[32], char out[65]);
+/* `key create --cert ARG`: ARG is a PEM certificate file (its first
+ * certificate, a client's, not a CA's) or sha256:HEX; " cert=..." is
+ * appended to policy (or its fingerprint added there). 0, or 2 with a
+ * message on stderr. */
+int auth_cert_option(const char *arg, char *policy, size_t len);
+/* Whether keys (a keys file's, or the api_keys table's) have a key with a
+ * certificate of policy's cert= already (said on stderr): 1, else 0. */
+int auth_cert_taken(const struct auth_keys *keys, const char *policy);
 
 /* "submit,read" -> bits; -EINVAL for an unknown name or none. */
 int auth_scopes_parse(const char *text, unsigned *scopes);

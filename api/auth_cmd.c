@@ -9,7 +9,8 @@
  * never sees half a file. A new key's token is 256 bits from GnuTLS's
  * random generator; it is printed once and only its SHA-256 is written.
  * Its policy options (--max-timeout 30s, ...) become FIELD=VALUE words of
- * its line, each checked as valetd will read it.
+ * its line, each checked as valetd will read it; --cert FILE.pem becomes
+ * cert=sha256:HEX, the certificate's fingerprint (auth_cert.c).
  *
  * The commands work on a key book (supervisor/keybook.h): the keys file
  * here, or the database's api_keys table (storage/pg_keys.c, which main.c
@@ -339,6 +340,32 @@ static int policy_option(int argc, char **argv, int *i, char *policy, size_t len
 	return 0;
 }
 
+/* Whether a certificate of policy's cert= is another key's already (said
+ * on stderr): 1, else 0 (a book that does not read: 1). */
+static int book_cert_taken(struct key_book *book, const char *policy)
+{
+	struct auth_keys *keys;
+	char err[512], *text = NULL;
+	size_t skipped;
+	int rc;
+
+	if (!strstr(policy, " cert="))
+		return 0;
+	rc = book->ops->list(book, &text, err, sizeof(err));
+	if (rc == -ENOENT)
+		return 0; /* no keys file yet */
+	if (rc == 0)
+		rc = auth_keys_parse(text, book->where, &skipped, &keys, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
+		fprintf(stderr, "valetd key create: %s\n", err);
+		return 1;
+	}
+	rc = auth_cert_taken(keys, policy);
+	auth_keys_free(keys);
+	return rc;
+}
+
 static void auth_key_usage(FILE *out)
 {
 	fprintf(out,
@@ -349,6 +376,7 @@ static void auth_key_usage(FILE *out)
 		"           [--max-cpu D] [--max-running N] [--max-queued N] "
 		"[--submit-rate N] "
 		"[--submit-burst N]\n"
+		"           [--cert CLIENT.pem | --cert sha256:HEX]...\n"
 		"       valetd [-c FILE | --file KEYS] key list\n"
 		"       valetd [-c FILE | --file KEYS] key revoke NAME\n"
 		"  the keys file: [server] auth_keys, or --file; with [server] auth_source =\n"
@@ -375,7 +403,15 @@ int auth_key_command_book(struct key_book *book, int argc, char **argv)
 				scopes = argv[++i];
 			else if (!strncmp(argv[i], "--scopes=", 9))
 				scopes = argv[i] + 9;
-			else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
+			else if (!strcmp(argv[i], "--cert") || !strncmp(argv[i], "--cert=", 7)) {
+				const char *arg = argv[i] + 7;
+
+				if (!argv[i][6])
+					arg = i + 1 < argc ? argv[++i] : "";
+
+				if (auth_cert_option(arg, policy, sizeof(policy)))
+					return 2;
+			} else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
 				if (policy_option(argc, argv, &i, policy, sizeof(policy)))
 					return 2;
 			} else {
@@ -383,6 +419,8 @@ int auth_key_command_book(struct key_book *book, int argc, char **argv)
 				return 2;
 			}
 		}
+		if (book_cert_taken(book, policy))
+			return 1;
 		return key_create(book, argv[1], scopes, policy);
 	}
 	auth_key_usage(stderr);

@@ -115,6 +115,8 @@ int auth_policy_field(struct auth_key *k, const char *field, char *msg, size_t l
 		rc = parse_count(v, &k->submit_rate);
 	else if (IS("submit_burst"))
 		rc = parse_count(v, &k->submit_burst);
+	else if (IS("cert"))
+		rc = auth_cert_field(k, v); /* not a rule: who the key is (auth_cert.c) */
 #undef IS
 	if (rc == -ENOMEM)
 		snprintf(msg, len, "out of memory");
@@ -122,7 +124,7 @@ int auth_policy_field(struct auth_key *k, const char *field, char *msg, size_t l
 		snprintf(msg, len,
 			 "bad policy field \"%.100s\" (profiles=, tasks=, max_timeout=, "
 			 "max_memory=, max_cpu=, max_running=, max_queued=, submit_rate=, "
-			 "submit_burst=)",
+			 "submit_burst=, cert=sha256:HEX)",
 			 field);
 	return rc;
 }
@@ -257,4 +259,5 @@ void auth_policy_format(const struct auth_key *k, char *buf, size_t len)
 #undef PUT
 	if (used >= len && len)
 		buf[len - 1] = '\0';
+	auth_cert_format(k, buf, len);
 }

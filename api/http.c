@@ -268,7 +268,8 @@ void http_reload(struct http_server *srv)
 	if (http_tls_reload(srv->tls, err, sizeof(err)) < 0)
 		log_error("TLS certificate not read again: keeping the one in use", "error", err);
 	else
-		log_info("TLS certificate read", "file", srv->cfg->tls_cert);
+		log_info("TLS certificate read", "file", srv->cfg->tls_cert, "client_ca",
+			 srv->cfg->tls_client_ca[0] ? srv->cfg->tls_client_ca : "-");
 }
 
 void http_request_ready(struct http_request *req)
@@ -654,7 +655,9 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 	if (http_auth_start(srv, err, errlen) < 0)
 		goto fail;
 	if (cfg->tls_cert && cfg->tls_cert[0] &&
-	    http_tls_new(cfg->tls_cert, cfg->tls_key, &srv->tls, err, errlen) < 0)
+	    http_tls_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
+			 cfg->tls_client_auth == CONFIG_CLIENT_AUTH_REQUIRE, &srv->tls, err,
+			 errlen) < 0)
 		goto fail;
 	if (http_listen(srv, &addr, err, errlen) < 0)
 		goto fail;

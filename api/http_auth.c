@@ -20,6 +20,16 @@
  * other change; a database that cannot be read keeps the keys in use, and
  * before the first read every request that needs a key is a 503. Each
  * denial is logged once, with the key's name, never the token.
+ *
+ * Client certificates ([server] tls_client_auth): a request on a
+ * connection whose certificate verified against the CA bundle is the key
+ * whose cert= names that certificate, with no token needed; a verified
+ * certificate that is no key's is a 401 (the CA vouches for the client,
+ * not for what it may do here: that takes a key line). Without a
+ * certificate (tls_client_auth = optional), the token decides as before.
+ * A denial on such a connection is logged with the certificate's
+ * fingerprint too, and so is a handshake that a client certificate ended
+ * (http_auth_refused_cert(), for the connections).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,15 +59,42 @@ static const char *bearer_token(const char *authorization)
 	return p[0] ? p : NULL;
 }
 
+/* The verified client certificate's fingerprint on req's connection, or NULL. */
+static const uint8_t *client_cert(const struct http_request *req)
+{
+	return req->conn && req->conn->tls ? http_tls_client_sha256(req->conn->tls) : NULL;
+}
+
 static void http_denied(struct http_request *req, const char *key, const char *why)
 {
-	char remote[INET6_ADDRSTRLEN + 16] = "-";
+	char remote[INET6_ADDRSTRLEN + 16] = "-", cert[8 + 65] = "-";
+	const uint8_t *fp = client_cert(req);
 
 	if (req->conn)
 		http_format_peer(&req->conn->peer, remote, sizeof(remote));
+	if (fp) {
+		memcpy(cert, "sha256:", 7);
+		auth_cert_hex(fp, cert + 7);
+	}
+	/* The fingerprint only where there is one: old log readers see old lines. */
 	log_warn("request denied", "key", key, "reason", why, "method",
 		 req->head ? "HEAD" : req->method, "path", req->url ? req->url : "-", "remote",
-		 remote);
+		 remote, fp ? "cert" : NULL, cert);
+}
+
+void http_auth_refused_cert(const struct http_conn *c)
+{
+	char remote[INET6_ADDRSTRLEN + 16] = "-", cert[8 + 65] = "-";
+	const uint8_t *fp;
+	const char *why = http_tls_refused(c->tls, &fp);
+
+	http_format_peer(&c->peer, remote, sizeof(remote));
+	if (fp) {
+		memcpy(cert, "sha256:", 7);
+		auth_cert_hex(fp, cert + 7);
+	}
+	log_warn("TLS client certificate refused", "reason", why ? why : "-", "remote", remote,
+		 "cert", cert);
 }
 
 /* A submit (POST /api/jobs or /api/pipelines) takes a token of its key's
@@ -86,14 +123,62 @@ static bool http_rate_allows(struct http_server *srv, struct http_request *req,
 }
 
 /*
- * With API keys, a request needs a known token with the scope its method
- * and path need (401 without one, 403 without the scope); GET /api/status
- * may stay open for health checks. Returns whether it may go on.
+ * Who req is: the key of its verified client certificate, else of its
+ * bearer token. NULL when neither makes it a key; then it has been
+ * answered 401 and the denial logged.
+ */
+static const struct auth_key *request_key(struct http_server *srv, struct http_request *req)
+{
+	const char *token = bearer_token(req->authorization);
+	const struct auth_key *key = token ? auth_keys_find(srv->keys, token) : NULL;
+	const uint8_t *fp = client_cert(req);
+	const struct auth_key *by_cert;
+
+	if (!fp) {
+		if (!key) {
+			http_denied(req, "-", token ? "unknown token" : "no token");
+			http_request_error(req, 401,
+					   token ? "invalid API key"
+						 : "an API key is required: "
+						   "Authorization: Bearer TOKEN");
+		}
+		return key;
+	}
+	by_cert = auth_keys_find_cert(srv->keys, fp);
+	if (!by_cert) {
+		http_denied(req, key ? key->name : "-", "a client certificate of no API key");
+		http_request_error(
+		    req, 401, "the client certificate is no API key's (cert= of a key's line)");
+		return NULL;
+	}
+	/*
+	 * A token next to the certificate must be the same key's. One request
+	 * is one key: taking either would let whoever holds one key's
+	 * certificate and another's token choose whose scopes and work to use
+	 * (and log the wrong name), and a mismatch is a stolen token or a
+	 * misconfigured client - neither should go on quietly.
+	 */
+	if (token && key != by_cert) {
+		http_denied(
+		    req, by_cert->name,
+		    key ? "the bearer token is another API key's than the client certificate"
+			: "unknown token next to a client certificate");
+		http_request_error(
+		    req, 401, "the bearer token and the client certificate are not of one API key");
+		return NULL;
+	}
+	return by_cert;
+}
+
+/*
+ * With API keys, a request needs a known token or client certificate with
+ * the scope its method and path need (401 without one, 403 without the
+ * scope); GET /api/status may stay open for health checks. Returns whether
+ * it may go on.
  */
 bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 {
 	const struct auth_key *key;
-	const char *token;
 	char msg[128], scope[32];
 	unsigned need;
 
@@ -112,16 +197,8 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 				   "again later");
 		return false;
 	}
-	token = bearer_token(req->authorization);
-	key = token ? auth_keys_find(srv->keys, token) : NULL;
-	if (!key) {
-		http_denied(req, "-", token ? "unknown token" : "no token");
-		http_request_error(req, 401,
-				   token ? "invalid API key"
-					 : "an API key is required: "
-					   "Authorization: Bearer TOKEN");
+	if (!(key = request_key(srv, req)))
 		return false;
-	}
 	need = auth_scope_needed(req->method, req->url ? req->url : "/");
 	if (!(key->scopes & (need | AUTH_ADMIN))) {
 		auth_scopes_format(need, scope, sizeof(scope));
@@ -141,6 +218,12 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 static int http_use_keys(struct http_server *srv, struct auth_keys *keys, const char *where,
 			 char *err, size_t errlen)
 {
+	int rc = auth_cert_check(keys, err, errlen);
+
+	if (rc < 0) {
+		auth_keys_free(keys);
+		return rc;
+	}
 	/* A key's name is the owner of the work it submits (and of nothing
 	 * else: a key without an owner number would see everyone's). */
 	for (size_t i = 0; i < keys->n; i++) {

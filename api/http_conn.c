@@ -697,6 +697,8 @@ static void conn_handshake(struct http_conn *c)
 		conn_watch(c, http_tls_events(c->tls));
 		return;
 	}
+	if (rc == -EACCES)
+		http_auth_refused_cert(c);
 	if (rc < 0) {
 		http_conn_close(c);
 		return;

@@ -188,6 +188,8 @@ void http_auth_reload(struct http_server *srv);
 void http_auth_stop(struct http_server *srv);
 /* Whether req may go on (else it has been answered 401, 403 or 429). */
 bool http_auth_allowed(struct http_server *srv, struct http_request *req);
+/* For http_conn.c: c's client certificate ended its handshake; log it once. */
+void http_auth_refused_cert(const struct http_conn *c);
 
 /* ---- http.c, for http_conn.c ---- */
 

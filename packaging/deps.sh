@@ -13,7 +13,7 @@ want_packages=0
 for arg in "$@"; do
 	case "$arg" in
 	--test) want_test=1 ;;
-	--bench) want_bench=1 ;; # libcurl, the load generator's, is in the build group now
+	--bench) want_bench=1 ;; # libcurl, the load generator's, is in the build group
 	--packages) want_packages=1 ;;
 	-h|--help) echo "usage: $0 [--test] [--bench] [--packages]"; exit 0 ;;
 	*) echo "deps.sh: unknown argument: $arg" >&2; exit 2 ;;
@@ -48,6 +48,9 @@ libhttp-parser-dev libinih-dev libgnutls28-dev libsystemd-dev curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-dev python3 python3-yaml procps postgresql \
 postgresql-client slirp4netns iproute2 openssl clang chromium chromium-driver python3-selenium \
 prometheus"
+	# make bench: its durable PostgreSQL server, and bubblewrap, which it
+	# compares exec tasks with (unshare is util-linux's, always there).
+	[ "$want_bench" = 1 ] && pkgs="$pkgs postgresql postgresql-client bubblewrap"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs debhelper dpkg-dev fakeroot lintian rpm systemd git"
 	updated=0
 	install_missing() {
@@ -83,6 +86,7 @@ http-parser-devel inih-devel gnutls-devel libcurl-devel systemd-devel curl"
 	[ "$want_test" = 1 ] && pkgs="$pkgs libcmocka-devel python3 python3-pyyaml procps-ng \
 postgresql-server postgresql slirp4netns iproute openssl clang compiler-rt chromium chromedriver \
 python3-selenium"
+	[ "$want_bench" = 1 ] && pkgs="$pkgs postgresql-server postgresql bubblewrap"
 	[ "$want_packages" = 1 ] && pkgs="$pkgs rpm-build systemd-rpm-macros systemd git"
 	$SUDO dnf install -y $pkgs
 else

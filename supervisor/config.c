@@ -66,6 +66,7 @@
 
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum fields are written as int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum fields are written as int");
+_Static_assert(sizeof(enum config_client_auth) == sizeof(int), "enum fields are written as int");
 
 enum cf_type {
 	CF_STRING,   /* char *; min = minimal length */
@@ -99,6 +100,7 @@ struct cf_key {
 static const char *const cf_backends[] = {"memory", "postgres", NULL};
 static const char *const cf_key_sources[] = {"file", "postgres", NULL};
 static const char *const cf_formats[] = {"text", "json", NULL};
+static const char *const cf_client_auth[] = {"off", "optional", "require", NULL};
 static const char *const cf_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const cf_net_modes[] = {"slirp4netns", "host", NULL};
 
@@ -129,6 +131,8 @@ static const struct cf_key cf_keys[] = {
 	{KEY("server", "allow_unauthenticated", CF_BOOL, allow_unauthenticated, "false")},
 	{KEY("server", "tls_cert", CF_PATH, tls_cert, "")},
 	{KEY("server", "tls_key", CF_PATH, tls_key, "")},
+	{KEY("server", "tls_client_ca", CF_PATH, tls_client_ca, "")},
+	{KEY("server", "tls_client_auth", CF_ENUM, tls_client_auth, "off"), .names = cf_client_auth},
 	{KEY("auth", "profiles", CF_STRING, auth_profiles, "")},
 	{KEY("auth", "tasks", CF_STRING, auth_tasks, "")},
 	{KEY("auth", "max_timeout", CF_DURATION, auth_max_timeout_ms, "0"), .min = 0, .max = DAYS30},
@@ -775,6 +779,30 @@ static void cf_check_auth(struct cf_load *ld)
 			"live in its database)");
 }
 
+/*
+ * Client certificates need TLS and a CA to verify them against; a CA
+ * bundle with tls_client_auth = off would look like mTLS and check
+ * nothing, so it is an error too.
+ */
+static void cf_check_client_auth(struct cf_load *ld)
+{
+	const struct config *cfg = ld->cfg;
+	int aline = ld->key_line[cf_find_key("server", "tls_client_auth") - cf_keys];
+	int cline = ld->key_line[cf_find_key("server", "tls_client_ca") - cf_keys];
+
+	if (cfg->tls_client_auth != CONFIG_CLIENT_AUTH_OFF && !cfg->tls_client_ca[0])
+		cf_fail(ld, aline, -EINVAL,
+			"tls_client_auth = %s needs tls_client_ca (a CA bundle)",
+			cf_client_auth[cfg->tls_client_auth]);
+	else if (cfg->tls_client_auth != CONFIG_CLIENT_AUTH_OFF && !cfg->tls_cert[0])
+		cf_fail(ld, aline, -EINVAL, "tls_client_auth = %s needs TLS (tls_cert, tls_key)",
+			cf_client_auth[cfg->tls_client_auth]);
+	else if (cfg->tls_client_auth == CONFIG_CLIENT_AUTH_OFF && cfg->tls_client_ca[0])
+		cf_fail(ld, cline, -EINVAL,
+			"tls_client_ca is set but tls_client_auth = off: no client certificate "
+			"would be asked for (say optional or require)");
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 static void cf_check(struct cf_load *ld)
 {
@@ -793,6 +821,8 @@ static void cf_check(struct cf_load *ld)
 	cf_check_maxima(ld);
 	if (!ld->err)
 		cf_check_network(ld);
+	if (!ld->err)
+		cf_check_client_auth(ld);
 	if (!ld->err)
 		cf_check_tasks(ld);
 	if (!ld->err)

@@ -18,6 +18,12 @@ enum log_format { LOG_TEXT = 0, LOG_JSON = 1 };
 /* An int key set to "auto" (uid_base): valetd picks the value at startup. */
 #define CONFIG_AUTO (-1)
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+/* [server] tls_client_auth: client certificates (api/http_tls.c). */
+enum config_client_auth {
+	CONFIG_CLIENT_AUTH_OFF = 0,	 /* none asked for */
+	CONFIG_CLIENT_AUTH_OPTIONAL = 1, /* asked for; without one, a token */
+	CONFIG_CLIENT_AUTH_REQUIRE = 2,	 /* a handshake without one fails */
+};
 
 /* A [task.NAME] section: an exec task (command = program and arguments),
  * or, without a command, defaults for a C task of that name. */
@@ -52,6 +58,8 @@ struct config {
 	bool open_status;               /* GET /api/status needs no key */
 	bool allow_unauthenticated;     /* an open API on a non-loopback address */
 	char *tls_cert, *tls_key;       /* PEM files: HTTPS; "" = plain HTTP */
+	char *tls_client_ca;            /* PEM CA bundle of client certificates; "" = none */
+	int tls_client_auth;            /* enum config_client_auth */
 	/* [auth]: the policy of an API key whose line does not set its own
 	 * (api/auth_policy.c); "" and 0 = no rule. */
 	char *auth_profiles;	     /* "strict,exec": the profiles jobs may use */
@@ -120,6 +128,9 @@ struct config {
 	size_t nexec_tasks;
 
 	char *path;             /* the file read, or NULL for built-in defaults */
+	/* Not a key of the file: valetd --bench-noop (main.c), for benchmarks
+	 * only. Jobs complete at once without a child (supervisor/run_noop.c). */
+	bool bench_noop;
 };
 
 /* Defaults for everything. Returns new; NULL only on ENOMEM. */

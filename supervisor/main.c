@@ -55,6 +55,7 @@ struct cli {
 	const char *keys_file; /* --file: the keys file of `valetd key` */
 	int workers;
 	bool test, verbose, check;
+	bool bench_noop; /* --bench-noop: jobs complete without a child (benchmarks) */
 	int key_argc; /* `valetd key ...`: its words, after "key" */
 	char **key_argv;
 	bool done; /* -V or -h: answered, nothing more to do */
@@ -92,6 +93,8 @@ static void usage(FILE *out)
 		"                      (what valet_main() passes; default: valet-spawner)\n"
 		"      --file KEYS     the API keys file of `key` (default: [server] auth_keys,\n"
 		"                      or the database's table with auth_source = postgres)\n"
+		"      --bench-noop    for benchmarks only: every job completes at once with\n"
+		"                      a fixed result and runs nothing (valetd(8))\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          this text\n");
 }
@@ -215,6 +218,10 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 			   old->auth_max_running != fresh->auth_max_running ||
 			   old->auth_submit_rate != fresh->auth_submit_rate ||
 			   old->auth_submit_burst != fresh->auth_submit_burst},
+	    {"[server] tls_cert, tls_key, tls_client_ca (paths), tls_client_auth",
+	     !same_str(old->tls_cert, fresh->tls_cert) || !same_str(old->tls_key, fresh->tls_key) ||
+		 !same_str(old->tls_client_ca, fresh->tls_client_ca) ||
+		 old->tls_client_auth != fresh->tls_client_auth},
 	    {"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
 				      old->idle_timeout_ms != fresh->idle_timeout_ms},
 	    {"[queue] workers", old->workers != fresh->workers},
@@ -525,6 +532,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		{"verbose", no_argument, NULL, 'v'},      {"check", no_argument, NULL, 'C'},
 		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
 		{"spawner", required_argument, NULL, 'S'}, {"file", required_argument, NULL, 'F'},
+		{"bench-noop", no_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -561,6 +569,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			break;
 		case 'F':
 			cli->keys_file = optarg;
+			break;
+		case 'N':
+			cli->bench_noop = true;
 			break;
 		case 'V':
 			printf("valetd %s\n", VALET_VERSION);
@@ -614,6 +625,7 @@ static int load_config(const struct cli *cli, struct config **out)
 	}
 	if (cli->workers)
 		cfg->workers = cli->workers;
+	cfg->bench_noop = cli->bench_noop;
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
 		fprintf(stderr, "%s: [server] tls_cert and tls_key go together\n",
 			cli->config ? cli->config : "valetd");
@@ -731,6 +743,9 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool
 	ev_signal_start(d.loop, &d.sigint);
 	ev_signal_start(d.loop, &d.sighup);
 	snprintf(n, sizeof(n), "%d", cfg->workers);
+	if (cfg->bench_noop)
+		log_warn("--bench-noop: no job runs; every job completes at once with the result "
+			 "{\"bench_noop\":true} (for benchmarks only)");
 	log_info("valetd ready", "version", VALET_VERSION, "workers", n, "storage", cfg->storage);
 	notify_send("READY=1\nSTATUS=serving the HTTP API");
 	d.watch = notify_watch_new(d.loop, status_line, &d);

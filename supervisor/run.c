@@ -43,6 +43,8 @@
  * still gets a fresh process that no other job has touched. Exec tasks and
  * inputs too large for a pipe are forked on demand ("cold" runs).
  *
+ * valetd --bench-noop (benchmarks only): no child at all, see run_noop.c.
+ *
  * Limits. Each START carries the child's rlimits: its job's (limits.h),
  * and for a C-task pipeline run in one child, limit by limit the largest
  * of its jobs'. Warm children were forked with the defaults ([sandbox]),
@@ -82,6 +84,8 @@ void run_kill(struct run *run, enum run_kill why)
 
 	if (run->killed == RUN_KILL_NONE)
 		run->killed = why;
+	if (run->noop)
+		return; /* no child: run_noop.c ends the run with this reason */
 	/* A KILL is tiny and the spawner drains its socket promptly. */
 	while (send(run->r->fd, &req, sizeof(req), MSG_NOSIGNAL) < 0) {
 		struct pollfd p = {run->r->fd, POLLOUT, 0};
@@ -322,7 +326,7 @@ static void exit_outcome(struct run *run, struct job *job, const struct spawn_ev
  * spawner's STARTED event was read (a frame and that event race in one
  * loop pass): they get the pid now.
  */
-static void run_over(struct runner *r, struct run *run, bool spawned)
+void run_over(struct runner *r, struct run *run, bool spawned)
 {
 	size_t njobs = run->njobs, ran = run->cur + 1;
 	struct job **jobs = run->jobs;
@@ -559,8 +563,8 @@ static struct job_limits run_limits(const struct runner *r, struct job **jobs, s
 /* Keep up to `workers` C-task children forked and waiting for input. */
 static void warm_up(struct runner *r)
 {
-	while (!r->quiesced && !r->warming_paused && !r->broken && r->nwarm < r->workers &&
-	       r->running + r->nwarm < r->nslots) {
+	while (!r->quiesced && !r->warming_paused && !r->broken && !r->cfg->bench_noop &&
+	       r->nwarm < r->workers && r->running + r->nwarm < r->nslots) {
 		struct spawn_req req = {.task_index = -1,
 					.flags = SPAWN_F_SHARED_OUTPUT | SPAWN_F_INPUT_STDIN |
 						 SPAWN_F_INPUT_SIZED,
@@ -619,6 +623,8 @@ int runner_start(struct runner *r, struct job **jobs, size_t njobs, const char *
 		return -ENOENT;
 	if (r->running >= r->workers)
 		return -EBUSY;
+	if (r->cfg->bench_noop)
+		return run_noop_start(r, jobs, njobs);
 	rc = run_build_input(r, jobs, njobs, previous_json, exec, &in);
 	if (rc < 0)
 		goto out;

@@ -1,7 +1,8 @@
 /*
  * run_internal.h - what run.c (a run's life: start, deadline, kill, exit,
- * warm children), run_spawn.c (asking the spawner for a child) and
- * run_io.c (reading it: frames, caps, results) share.
+ * warm children), run_spawn.c (asking the spawner for a child),
+ * run_io.c (reading it: frames, caps, results) and run_noop.c (--bench-noop:
+ * no child) share.
  */
 #ifndef VALET_RUN_INTERNAL_H
 #define VALET_RUN_INTERNAL_H
@@ -39,6 +40,7 @@ struct run {
 	 * pipeline in one child the largest of its jobs' (limits.h). */
 	struct job_limits limits;
 
+	bool noop;  /* --bench-noop: no child (run_noop.c) */
 	bool warm;  /* forked ahead of time (its jobs arrive through in_fd) */
 	bool retired; /* a warm run we stopped on purpose */
 	bool slot_pipes; /* its fds are its slot's (struct slot_pipes): kept */
@@ -96,6 +98,14 @@ void run_kill(struct run *run, enum run_kill why);
 void run_next_job(struct run *run, size_t k);
 void run_on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 void run_free(struct runner *r, struct run *run);
+/* The run is over: its slot freed, then run_done (spawned: a child was
+ * forked for it). Frees run. */
+void run_over(struct runner *r, struct run *run, bool spawned);
+
+/* run_noop.c */
+/* --bench-noop: jobs[0..njobs) run with no child, ending on the loop's
+ * next iteration (run.h's contract of runner_start). 0 or -errno. */
+int run_noop_start(struct runner *r, struct job **jobs, size_t njobs);
 
 /* run_spawn.c */
 /* Fork a child through the spawner, the child's pipe ends sent along. A

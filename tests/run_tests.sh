@@ -74,6 +74,8 @@ test_openapi
 test_ui
 test_metrics
 test_metrics@postgres
+test_bench_noop
+test_bench_noop@postgres
 "
 SUITES=${SUITES:-$DEFAULT_SUITES}
 passed=0

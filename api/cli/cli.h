@@ -42,6 +42,7 @@ struct cli {
 	const char *url;    /* the server's base URL, without a trailing slash */
 	const char *token;  /* API key or NULL */
 	const char *cacert; /* CA bundle for https, or NULL for the system's */
+	const char *cert, *key; /* a client certificate and its key (PEM), or NULL */
 	enum cli_format format;
 	bool tty; /* stdout is a terminal */
 

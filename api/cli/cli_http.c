@@ -13,8 +13,9 @@
  * maps to an exit status (401/403 -> 4, 404 -> 5, 503 -> 7, others -> 6).
  *
  * HTTPS is verified (peer and host name) with the system's CA store or
- * --cacert; nothing turns verification off. Only http and https are
- * followed, and redirects are not.
+ * --cacert; nothing turns verification off. --cert (and --key) present a
+ * client certificate, for a valetd with tls_client_auth. Only http and
+ * https are followed, and redirects are not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,6 +92,10 @@ int cli_http_open(struct cli *cli)
 #endif
 	if (cli->cacert)
 		curl_easy_setopt(cli->curl, CURLOPT_CAINFO, cli->cacert);
+	if (cli->cert)
+		curl_easy_setopt(cli->curl, CURLOPT_SSLCERT, cli->cert);
+	if (cli->key)
+		curl_easy_setopt(cli->curl, CURLOPT_SSLKEY, cli->key);
 	return 0;
 }
 

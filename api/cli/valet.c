@@ -46,6 +46,8 @@ enum opt {
 	OPT_URL = 256, /* above every short option character */
 	OPT_TOKEN,
 	OPT_CACERT,
+	OPT_CERT,
+	OPT_KEY,
 	OPT_JSON,
 	OPT_TABLE,
 	OPT_HELP = 'h',
@@ -116,6 +118,8 @@ static const struct option long_opts[] = {
 	{"url", required_argument, NULL, OPT_URL},
 	{"token", required_argument, NULL, OPT_TOKEN},
 	{"cacert", required_argument, NULL, OPT_CACERT},
+	{"cert", required_argument, NULL, OPT_CERT},
+	{"key", required_argument, NULL, OPT_KEY},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"table", no_argument, NULL, OPT_TABLE},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -129,6 +133,8 @@ static const char global_help[] =
 	"  --token TOKEN    API key, sent as Authorization: Bearer (default: $VALET_TOKEN)\n"
 	"  --cacert FILE    CA certificates to verify an https server with (default: the "
 	"system's)\n"
+	"  --cert FILE      a client certificate (PEM) for https, for valetd's\n"
+	"                   tls_client_auth; --key FILE: its key (default: in FILE)\n"
 	"  --json           print JSON (the default when stdout is not a terminal)\n"
 	"  --table          print tables (the default on a terminal)\n"
 	"  -h, --help       this help; valet help COMMAND for a command's\n"
@@ -234,6 +240,12 @@ static int take_option(struct cli *cli, int c, const char *arg, unsigned *given)
 		return 0;
 	case OPT_CACERT:
 		cli->cacert = arg;
+		return 0;
+	case OPT_CERT:
+		cli->cert = arg;
+		return 0;
+	case OPT_KEY:
+		cli->key = arg;
 		return 0;
 	case OPT_JSON:
 		cli->format = CLI_JSON;

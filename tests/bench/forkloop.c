@@ -5,8 +5,13 @@
  * valetd forks one child per job, so this is the ceiling its job rate is
  * compared against (bench.sh prints jobs/s as a ratio of it). The process
  * stays small on purpose: fork cost grows with the parent's touched memory.
+ * With PROCS > 1, that many loops run at once (bench.sh: one per core, the
+ * ceiling for `workers` = cores), each in a process of its own forked from
+ * this one, and the rate printed is their sum: each loop counts its forks
+ * over the same SECONDS and sends the count back through a pipe.
  *
- *   forkloop [SECONDS]     default 2; prints "forkloop: N forks/s"
+ *   forkloop [SECONDS [PROCS]]   default 2 and 1;
+ *   prints "forkloop: N forks/s" (and ", PROCS loops at once, summed")
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,44 +29,110 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv)
+/* One loop for SECONDS: its forks, or -1 on an error (said on stderr). */
+static long loop(double seconds, double *elapsed)
 {
-	double seconds = 2.0, start, elapsed;
+	double start = now_s();
 	long forks = 0;
-	pid_t pid;
 	int status;
+	pid_t pid;
 
-	if (argc > 1) {
-		char *end;
-
-		seconds = strtod(argv[1], &end);
-		if (*end != '\0' || !(seconds > 0)) {
-			fprintf(stderr, "usage: forkloop [SECONDS]\n");
-			return 2;
-		}
-	}
-	start = now_s();
 	do {
 		/* Check the clock every 64 rounds: clock_gettime is cheap, not free. */
 		for (int i = 0; i < 64; i++) {
 			pid = fork();
 			if (pid < 0) {
 				fprintf(stderr, "forkloop: fork: %s\n", strerror(errno));
-				return 1;
+				return -1;
 			}
 			if (pid == 0)
 				_exit(0);
 			while (waitpid(pid, &status, 0) < 0) {
 				if (errno != EINTR) {
 					fprintf(stderr, "forkloop: waitpid: %s\n", strerror(errno));
-					return 1;
+					return -1;
 				}
 			}
 			forks++;
 		}
-		elapsed = now_s() - start;
-	} while (elapsed < seconds);
+		*elapsed = now_s() - start;
+	} while (*elapsed < seconds);
+	return forks;
+}
 
-	printf("forkloop: %.0f forks/s\n", (double)forks / elapsed);
+/* PROCS loops at once: the sum of their rates, or a negative value. */
+static double loops(double seconds, long procs)
+{
+	int p[2];
+	double total = 0;
+	long started = 0;
+
+	if (pipe(p) < 0) {
+		fprintf(stderr, "forkloop: pipe: %s\n", strerror(errno));
+		return -1;
+	}
+	for (; started < procs; started++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			fprintf(stderr, "forkloop: fork: %s\n", strerror(errno));
+			break;
+		}
+		if (pid == 0) {
+			double elapsed = 0, rate;
+			long n = loop(seconds, &elapsed);
+
+			rate = n < 0 ? -1 : (double)n / elapsed;
+			_exit(write(p[1], &rate, sizeof(rate)) == sizeof(rate) ? 0 : 1);
+		}
+	}
+	close(p[1]);
+	for (long i = 0; i < started; i++) {
+		double rate;
+
+		if (read(p[0], &rate, sizeof(rate)) != sizeof(rate) || rate < 0)
+			total = -1e300;
+		else
+			total += rate;
+	}
+	close(p[0]);
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	return started == procs ? total : -1;
+}
+
+int main(int argc, char **argv)
+{
+	double seconds = 2.0, elapsed = 0, rate;
+	long procs = 1;
+	char *end;
+
+	if (argc > 1) {
+		seconds = strtod(argv[1], &end);
+		if (*end != '\0' || !(seconds > 0))
+			goto usage;
+	}
+	if (argc > 2) {
+		procs = strtol(argv[2], &end, 10);
+		if (*end != '\0' || procs < 1 || procs > 1024)
+			goto usage;
+	}
+	if (argc > 3)
+		goto usage;
+	if (procs == 1) {
+		long n = loop(seconds, &elapsed);
+
+		if (n < 0)
+			return 1;
+		printf("forkloop: %.0f forks/s\n", (double)n / elapsed);
+		return 0;
+	}
+	rate = loops(seconds, procs);
+	if (rate < 0)
+		return 1;
+	printf("forkloop: %.0f forks/s, %ld loops at once, summed\n", rate, procs);
 	return 0;
+usage:
+	fprintf(stderr, "usage: forkloop [SECONDS [PROCS]]\n");
+	return 2;
 }

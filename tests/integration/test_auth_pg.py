@@ -199,6 +199,19 @@ class ClusterKeysTest(unittest.TestCase):
         self.assertRegex(out, r"(?m)^ruled +submit +\d{4}-\S+ +tasks=sha256 max_timeout=30s$")
         self.assertNotRegex(out, r"(?m)^doomed ")
 
+    def test_a_certificate_is_one_keys(self):
+        """--cert on the table: its cert= word is in the row's policy, and a
+        certificate another key of the table has is refused (exit 1)."""
+        fp = "sha256:" + "c0" * 32
+        self.make("certkey", "read", "--cert", fp)
+        self.assertEqual(self.a.sql("SELECT policy FROM api_keys WHERE name = 'certkey'"),
+                         [["cert=" + fp]])
+        rc, _, err = key_cmd(self.conf, "create", "certkey2", "--scopes", "read", "--cert", fp)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("one certificate, one key", err)
+        self.assertEqual(self.a.sql("SELECT count(*) FROM api_keys WHERE name = 'certkey2'"),
+                         [["0"]])
+
     def test_reader_role_cannot_read_hashes(self):
         if sql("SELECT count(*) FROM pg_roles WHERE rolname = 'valet_reader'") != [["1"]]:
             self.skipTest("needs: the valet_reader role (migration 005 makes it)")

@@ -21,7 +21,7 @@ import unittest
 import uuid
 
 from valetd import BUILD, REPO, VALETD, DaemonTestCase, free_port
-from test_tls import make_cert
+from test_tls import ClientCertCase, make_cert
 
 VALET = os.path.join(BUILD, "valet")
 COMMANDS = ("submit", "get", "list", "pipelines", "watch", "result", "cancel", "pipeline",
@@ -462,6 +462,35 @@ class TlsCliTest(DaemonTestCase):
         rc, out, err = valet("status", url="http://127.0.0.1:%d" % self.d.port)
         self.assertEqual(rc, 6)
         self.assertIn("https", err)
+
+
+class MtlsCliTest(ClientCertCase):
+    """--cert / --key: a client certificate for a valetd with tls_client_auth."""
+    mode = "require"
+
+    def test_client_certificate(self):
+        url = "https://127.0.0.1:%d" % self.d.port
+        crt, key = self.certs["alice"]
+        rc, out, err = valet("--cacert", self.cert, "--cert", crt, "--key", key, "submit",
+                             "dummytask", "--wait", url=url)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["status"], "COMPLETED")
+        # The key in the certificate's file; the job is alice's.
+        both = os.path.join(self.dir, "alice-both.pem")
+        with open(both, "w") as f, open(crt) as c, open(key) as k:
+            f.write(c.read() + k.read())
+        rc, out, err = valet("--cacert", self.cert, "--cert", both, "list", url=url)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(json.loads(out)["jobs"]), 1, out)
+        # No certificate: the handshake fails, nothing answered.
+        rc, out, err = valet("--cacert", self.cert, "--token", self.tokens["tok"], "list",
+                             url=url)
+        self.assertEqual(rc, 3, err)
+        # A certificate of no key: 401.
+        rc, out, err = valet("--cacert", self.cert, "--cert", self.certs["carol"][0], "--key",
+                             self.certs["carol"][1], "list", url=url)
+        self.assertEqual(rc, 4, err)
+        self.assertIn("no API key", err)
 
 
 if __name__ == "__main__":
