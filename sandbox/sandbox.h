@@ -186,7 +186,17 @@ struct sbx_init_params {
 	uint64_t tmp_bytes;    /* size of the private /tmp */
 	const struct sbx_keep *keep; /* bound read-only into the private /tmp */
 	int nkeep;
+	/* Exec jobs: the task is not forked but cloned with CLONE_VM |
+	 * CLONE_VFORK (the init waits until it has exec'd), joins the cgroups
+	 * and calls exec_fn(exec_arg), which must execve or _exit and never
+	 * return (setup errors go to exec_frame_fd). NULL: fork, and return 0
+	 * in the task. */
+	void (*exec_fn)(void *arg);
+	void *exec_arg;
+	int exec_frame_fd;
 };
+/* The stack of an exec job's task until its execve (sbx_enter, execve). */
+#define SBX_EXEC_STACK (64 * 1024)
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
 
 /* In a job child, before sbx_enter(): join cgroups by writing "0" to each

@@ -15,13 +15,17 @@
  *      a private tmpfs on /tmp (gone when the namespace goes), with the
  *      directories of the host's /tmp that hold exec task programs bound
  *      read-only at their paths;
- *   3. fork the task, which joins the slot's cgroups (writes "0" to their
+ *   3. start the task, which joins the slot's cgroups (writes "0" to their
  *      cgroup.procs; see cgroup.h for why not CLONE_INTO_CGROUP). The init stays
  *      outside: the spawner kills a job by killing its cgroup, and the init
  *      reaps the task as usual, so its CPU time is accounted (a killed
- *      init's children are reaped by the kernel, unaccounted);
- *   4. the task returns from sbx_init_run() and enters the sandbox proper
- *      (sbx_enter);
+ *      init's children are reaped by the kernel, unaccounted). A C task is
+ *      fork()ed; an exec task, whose image is replaced at once, is cloned
+ *      into the init's own memory (CLONE_VM | CLONE_VFORK, on a stack in
+ *      the init's frame, as posix_spawn does): the init waits until it has
+ *      exec'd or died, and no copy of the image is made or torn down;
+ *   4. the task returns from sbx_init_run() (C tasks) or runs the exec_fn
+ *      callback (exec tasks) and enters the sandbox proper (sbx_enter);
  *   5. the init closes everything but the status socket, drops every
  *      capability, sets no_new_privs and reaps: orphans of the task come to
  *      it. When the task ends, its wait status goes to the spawner on the
@@ -197,6 +201,33 @@ sbx_init_reap(pid_t task, int status_fd, struct sbx_init_report report)
 	}
 }
 
+/* The task of an exec job: the slot's cgroups, then p->exec_fn, which execs. */
+static int sbx_init_exec_task(void *arg)
+{
+	const struct sbx_init_params *p = arg;
+	struct sbx_error err = {{0}, 0};
+
+	if (sbx_cgroup_join(p->join_fds, p->njoin, &err) < 0)
+		sbx_fail(p->exec_frame_fd, &err);
+	p->exec_fn(p->exec_arg);
+	_exit(127); /* exec_fn does not return */
+}
+
+/*
+ * An exec job's task: it runs on a stack in this frame, in this process's
+ * memory (CLONE_VM), while the init waits (CLONE_VFORK) until it has exec'd
+ * the program or died - as posix_spawn does. Nothing of the init's image is
+ * copied for a process that replaces it at once, nor torn down at its
+ * execve. The task's pid, or -1 with errno.
+ */
+static pid_t __attribute__((noinline)) sbx_init_spawn_exec(const struct sbx_init_params *p)
+{
+	char stack[SBX_EXEC_STACK] __attribute__((aligned(16)));
+
+	return clone(sbx_init_exec_task, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
+		     (void *)p);
+}
+
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 {
 	struct pollfd pfd = {.fd = p->status_fd, .events = 0};
@@ -215,7 +246,8 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "sethostname", errno);
 	if (sbx_init_mounts(p, err) < 0)
 		return sbx_failed(err);
-	task = fork(); /* glibc's: the task's cached thread id must be right */
+	/* glibc's fork() for C tasks: the task's cached thread id must be right. */
+	task = p->exec_fn ? sbx_init_spawn_exec(p) : fork();
 	if (task < 0)
 		return sbx_error_set(err, "fork task", errno);
 	if (task == 0)

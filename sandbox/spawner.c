@@ -9,10 +9,12 @@
  * signalfd for SIGCHLD, the status socket of the jobs' inits, the host's
  * mount table and its address events.
  * START: set the slot's cgroup limits, then clone the child - with
- * namespaces, into new PID, mount, IPC and UTS namespaces (and straight into
- * the slot's cgroup v2); that child becomes the namespace's init and forks
- * the task (sbx_init.c) - which enters the sandbox (fds, rlimits, user,
- * seccomp) and runs the C tasks or execs the program. The parent closes its
+ * namespaces, into new PID, mount, IPC and UTS namespaces; that child
+ * becomes the namespace's init and starts the task in the slot's cgroups
+ * (sbx_init.c: a fork for C tasks; for an exec task a clone into the init's
+ * own memory, CLONE_VM | CLONE_VFORK, that runs exec_task() here) - which
+ * enters the sandbox (fds, rlimits, user, seccomp) and runs the C tasks or
+ * execs the program. The parent closes its
  * copies of the child's fds and remembers slot -> pid. KILL: SIGKILL the
  * slot's child (with namespaces: its init, which takes the whole namespace
  * along) and its process group. Deadlines: each slot has a timer (a
@@ -383,12 +385,29 @@ static int job_netns(const struct spawn_req *req, int *fd)
 	return 0;
 }
 
+/* What an exec job's task needs from child_start's frame (see exec_task). */
+struct exec_args {
+	const struct spawn_req *req;
+	const char *input;
+	const int *fds;
+	int nfds;
+};
+
+/* An exec job's task, cloned by its init into the init's memory: sandbox, execve. */
+static void exec_task(void *arg)
+{
+	const struct exec_args *a = arg;
+
+	child_main(a->req, a->input, a->fds, a->nfds, 1);
+}
+
 /* In the new child: the namespace init and the cgroup, then the task. */
 static void child_start(const struct spawn_req *req, const char *input, const int *fds, int nfds,
 			int netns)
 {
 	const struct cg_slot *cg = cg_of(req->slot);
 	struct sbx_error err = {{0}, 0};
+	struct exec_args args = {req, input, fds, nfds};
 	pid_t parent = sp.self;
 
 	if (sp.opts->namespaces) {
@@ -402,6 +421,9 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 			.keep = sp.opts->keep,
 			.nkeep = sp.opts->nkeep,
 			.tmp_bytes = req->limits.memory_bytes,
+			.exec_fn = (req->flags & SPAWN_F_EXEC) ? exec_task : NULL,
+			.exec_arg = &args,
+			.exec_frame_fd = fds[0],
 		};
 		if (sbx_init_run(&ip, &err) < 0)
 			sbx_fail(fds[0], &err);
