@@ -466,6 +466,7 @@ static int on_headers_complete(http_parser *p)
 	free(req->url);
 	req->url = path;
 	req->query = query;
+	routes_match(req);
 	if (p->method == HTTP_HEAD) {
 		req->head = true;
 		snprintf(req->method, sizeof(req->method), "GET");
