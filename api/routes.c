@@ -556,7 +556,7 @@ static bool shape_match(const char *pat, const char *url, size_t *id, size_t *id
 	const char *u = url;
 
 	while (*pat) {
-		if (!strncmp(pat, ":id", 3)) {
+		if (pat[0] == ':' && pat[1] == 'i' && pat[2] == 'd') {
 			size_t n = strcspn(u, "/");
 
 			if (!n)

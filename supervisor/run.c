@@ -432,7 +432,7 @@ static void on_event(struct runner *r, const struct spawn_evt *evt)
  * socket was empty: no further call to see EAGAIN (a later event makes
  * it readable again). A message of 0 bytes is the end of the stream.
  */
-#define RUN_EVT_BATCH 16
+#define RUN_EVT_BATCH 4
 
 static void read_events(struct runner *r)
 {
