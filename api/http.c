@@ -289,7 +289,7 @@ void http_request_ready(struct http_request *req)
 		}
 		return;
 	}
-	if (ui_path(req->url))
+	if (req->pattern == ROUTES_PAT_UI)
 		ui_serve(req);
 	else
 		routes_dispatch(req);

@@ -66,7 +66,10 @@ static void conn_watch(struct http_conn *c, int events)
 		return;
 	ev_io_stop(loop, &c->io);
 	if (events) {
-		ev_io_set(&c->io, c->fd, events);
+		/* The same socket all along: ev_io_set() would make libev
+		 * register the fd again (an epoll_ctl that fails with EEXIST,
+		 * once per request); ev_io_modify() does not. */
+		ev_io_modify(&c->io, events);
 		ev_io_start(loop, &c->io);
 	}
 }
@@ -466,6 +469,7 @@ static int on_headers_complete(http_parser *p)
 	free(req->url);
 	req->url = path;
 	req->query = query;
+	routes_match(req);
 	if (p->method == HTTP_HEAD) {
 		req->head = true;
 		snprintf(req->method, sizeof(req->method), "GET");

@@ -3,8 +3,9 @@
  * method and status code, their latency, and the open connections.
  *
  * Theory of operation: when a request ends on its connection (where the
- * access log line is written), its route pattern (routes_pattern(): the
- * route, never the path, so ids do not become labels), its method (one of
+ * access log line is written), its route pattern (req->pattern, matched
+ * once when its head was in: the route, never the path, so ids do not
+ * become labels; "other" for a request whose head never completed), its method (one of
  * a fixed list, else "other") and its status (one of the codes the server
  * answers with, else "other"; 0 when no answer was sent) pick one counter
  * of a fixed table, and its time from the first byte to the end one
@@ -53,7 +54,7 @@ static unsigned code_index(unsigned status)
 
 void http_metrics_request(struct http_metrics *m, const struct http_request *req, bool sent)
 {
-	unsigned route = routes_pattern(req->url);
+	unsigned route = req->pattern < ROUTES_NPATTERNS ? req->pattern : ROUTES_PAT_OTHER;
 
 	m->requests[route][method_index(req)][code_index(sent ? req->status : 0)]++;
 	metrics_hist_observe(&m->latency[route], (double)(job_mono_ns() - req->start_ns) / 1e9);

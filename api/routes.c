@@ -1,10 +1,14 @@
 /*
  * routes.c - routing and handlers of the HTTP JSON API (API.md).
  *
- * Theory of operation: http.c hands over a complete request (method, path,
- * body). The path is split into at most three segments under /api and
- * matched against the route table in routes_dispatch(); a wrong method on a
- * known path is a 404, as in the original. Requests that need no storage
+ * Theory of operation: two tables. The patterns are the path shapes
+ * ("/api/jobs/:id/cancel"): routes_match() matches a request's path
+ * against them once, when its head is in (http_conn.c), and records the
+ * pattern and where the ":id" segment is on the request; the metrics label
+ * the request by that pattern, whatever becomes of it. The routes pair a
+ * pattern with a method and a handler: routes_dispatch() looks up the
+ * recorded pattern and the method there, and a wrong method on a known
+ * path is a 404, as in the original. Requests that need no storage
  * (status, tasks) and requests refused before the core (bad id, bad query,
  * bad body, shutting down) are answered at once. The others decode what
  * they need, record which route they are (req->route) and call the core;
@@ -32,42 +36,11 @@
 #define VALET_VERSION "0.0.0"
 #endif
 
-#define ROUTES_MAX_SEGS 3
-
 /* A path segment: a slice of req->url. */
 struct seg {
 	const char *p;
 	size_t len;
 };
-
-static bool seg_is(const struct seg *s, const char *word)
-{
-	return s->len == strlen(word) && memcmp(s->p, word, s->len) == 0;
-}
-
-/* Splits "/api/a/b/c"; returns the number of segments, or -1 for no match. */
-static int split_path(const char *url, struct seg segs[ROUTES_MAX_SEGS])
-{
-	const char *p, *slash;
-	int n = 0;
-
-	if (strncmp(url, "/api/", 5) != 0)
-		return -1;
-	p = url + 5;
-	for (;;) {
-		if (n == ROUTES_MAX_SEGS)
-			return -1;
-		slash = strchr(p, '/');
-		segs[n].p = p;
-		segs[n].len = slash ? (size_t)(slash - p) : strlen(p);
-		if (segs[n].len == 0)
-			return -1; /* "//" or a trailing slash */
-		n++;
-		if (!slash)
-			return n;
-		p = slash + 1;
-	}
-}
 
 static unsigned status_of(enum core_err err)
 {
@@ -282,7 +255,7 @@ static int list_query(struct http_request *req, struct core_list_query *q)
 
 /* ---- handlers ------------------------------------------------------- */
 
-static void handle_status(struct http_request *req)
+static void handle_status(struct http_request *req, enum http_route route)
 {
 	struct core *core = req->core;
 	bool queue_ok = core_queue_healthy(core), storage_ok = core_storage_healthy(core);
@@ -300,7 +273,7 @@ static void handle_status(struct http_request *req)
 	answer_json(req, queue_ok && storage_ok ? 200 : 503, o);
 }
 
-static void handle_tasks(struct http_request *req)
+static void handle_tasks(struct http_request *req, enum http_route route)
 {
 	size_t n = 0, i;
 	const char *const *names = core_task_names(req->core, &n);
@@ -322,7 +295,7 @@ static void handle_tasks(struct http_request *req)
 }
 
 /* GET /api/openapi.json: api/openapi.json, compiled in by the Makefile. */
-static void handle_openapi(struct http_request *req)
+static void handle_openapi(struct http_request *req, enum http_route route)
 {
 	char *copy = malloc(routes_openapi_json_len + 1);
 
@@ -335,7 +308,7 @@ static void handle_openapi(struct http_request *req)
 }
 
 /* GET /metrics: the core's families, then the HTTP server's. */
-static void handle_metrics(struct http_request *req)
+static void handle_metrics(struct http_request *req, enum http_route route)
 {
 	struct metrics_text t = {0};
 
@@ -367,7 +340,7 @@ static bool refuse_new_work(struct http_request *req)
 	return true;
 }
 
-static void handle_submit_job(struct http_request *req)
+static void handle_submit_job(struct http_request *req, enum http_route route)
 {
 	char err[JSON_IN_ERRLEN];
 	int rc;
@@ -386,7 +359,7 @@ static void handle_submit_job(struct http_request *req)
 	core_submit_job(req->core, &req->in.job, routes_done, req);
 }
 
-static void handle_submit_pipeline(struct http_request *req)
+static void handle_submit_pipeline(struct http_request *req, enum http_route route)
 {
 	char err[JSON_IN_ERRLEN];
 	int rc;
@@ -470,59 +443,30 @@ static void call_by_id(struct http_request *req, enum http_route route, const ui
 	}
 }
 
-/* The route for a method on /api/<kind>/<id>[/<action>], or ROUTE_NONE. */
-static enum http_route route_for_id(const char *m, bool pipelines, const struct seg *action)
+/* /api/jobs/:id... and /api/pipelines/:id...: the route is the table's. */
+static void handle_by_id(struct http_request *req, enum http_route route)
 {
-	bool get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
-
-	if (!action) {
-		if (get)
-			return pipelines ? ROUTE_GET_PIPELINE : ROUTE_GET_JOB;
-		if (!strcmp(m, "PATCH"))
-			return pipelines ? ROUTE_PATCH_PIPELINE : ROUTE_PATCH_JOB;
-		if (!strcmp(m, "DELETE"))
-			return pipelines ? ROUTE_DELETE_PIPELINE : ROUTE_DELETE_JOB;
-		return ROUTE_NONE;
-	}
-	if (seg_is(action, "cancel") && post)
-		return pipelines ? ROUTE_CANCEL_PIPELINE : ROUTE_CANCEL_JOB;
-	if (pipelines)
-		return seg_is(action, "jobs") && get ? ROUTE_PIPELINE_JOBS : ROUTE_NONE;
-	if (!seg_is(action, "results"))
-		return ROUTE_NONE;
-	if (get)
-		return ROUTE_GET_RESULT;
-	return !strcmp(m, "DELETE") ? ROUTE_DELETE_RESULT : ROUTE_NONE;
-}
-
-/* /api/jobs/:id... and /api/pipelines/:id... */
-static void handle_by_id(struct http_request *req, bool pipelines, const struct seg *id,
-			 const struct seg *action)
-{
-	enum http_route route = route_for_id(req->method, pipelines, action);
+	bool pipelines = route >= ROUTE_GET_PIPELINE;
+	struct seg id = {req->url + req->path_id, req->path_id_len};
 	char idbuf[JOB_ID_STRLEN + 1], err[JSON_IN_ERRLEN];
 	uint8_t bin[JOB_ID_LEN];
 	int rc;
 
-	if (route == ROUTE_NONE) {
-		http_request_error(req, 404, "not found");
-		return;
-	}
 	/* A malformed id is simply an unknown one. */
-	if (id->len != JOB_ID_STRLEN) {
+	if (id.len != JOB_ID_STRLEN) {
 		rc = -EINVAL;
 	} else {
-		memcpy(idbuf, id->p, JOB_ID_STRLEN);
+		memcpy(idbuf, id.p, JOB_ID_STRLEN);
 		idbuf[JOB_ID_STRLEN] = '\0';
 		rc = job_id_parse(idbuf, bin);
 	}
 	if (rc < 0) {
 		if (pipelines)
-			not_found(req, "pipeline", id);
+			not_found(req, "pipeline", &id);
 		else if (route == ROUTE_GET_RESULT || route == ROUTE_DELETE_RESULT)
-			not_found(req, "job result", id);
+			not_found(req, "job result", &id);
 		else
-			not_found(req, "job", id);
+			not_found(req, "job", &id);
 		return;
 	}
 	if (route == ROUTE_PATCH_JOB || route == ROUTE_PATCH_PIPELINE) {
@@ -536,26 +480,69 @@ static void handle_by_id(struct http_request *req, bool pipelines, const struct 
 	call_by_id(req, route, bin);
 }
 
-/* The route patterns (the metrics' route label), in routes_pattern_name() order. */
-enum { PAT_OTHER, PAT_STATUS, PAT_TASKS, PAT_JOBS, PAT_JOB, PAT_JOB_CANCEL, PAT_JOB_RESULTS,
-       PAT_PIPELINES, PAT_PIPELINE, PAT_PIPELINE_CANCEL, PAT_PIPELINE_JOBS, PAT_METRICS,
-       PAT_OPENAPI, PAT_UI };
+static void handle_list_jobs(struct http_request *req, enum http_route route)
+{
+	handle_list(req, false);
+}
 
+static void handle_list_pipelines(struct http_request *req, enum http_route route)
+{
+	handle_list(req, true);
+}
+
+/* ---- the tables ----------------------------------------------------- */
+
+/*
+ * The path shapes, in routes_pattern_name() order: each is its own label
+ * in the metrics and what a path is matched against - ":id" stands for
+ * one segment that is not empty, anything else is literal. A path that
+ * matches none is "other" (0). /ui/ is a prefix: /ui and anything under it.
+ */
 static const char *const patterns[ROUTES_NPATTERNS] = {
-    [PAT_OTHER] = "other",
-    [PAT_STATUS] = "/api/status",
-    [PAT_TASKS] = "/api/tasks",
-    [PAT_JOBS] = "/api/jobs",
-    [PAT_JOB] = "/api/jobs/:id",
-    [PAT_JOB_CANCEL] = "/api/jobs/:id/cancel",
-    [PAT_JOB_RESULTS] = "/api/jobs/:id/results",
-    [PAT_PIPELINES] = "/api/pipelines",
-    [PAT_PIPELINE] = "/api/pipelines/:id",
-    [PAT_PIPELINE_CANCEL] = "/api/pipelines/:id/cancel",
-    [PAT_PIPELINE_JOBS] = "/api/pipelines/:id/jobs",
-    [PAT_METRICS] = "/metrics",
-    [PAT_OPENAPI] = "/api/openapi.json",
-    [PAT_UI] = "/ui/",
+    [ROUTES_PAT_OTHER] = "other",
+    [ROUTES_PAT_STATUS] = "/api/status",
+    [ROUTES_PAT_TASKS] = "/api/tasks",
+    [ROUTES_PAT_JOBS] = "/api/jobs",
+    [ROUTES_PAT_JOB] = "/api/jobs/:id",
+    [ROUTES_PAT_JOB_CANCEL] = "/api/jobs/:id/cancel",
+    [ROUTES_PAT_JOB_RESULTS] = "/api/jobs/:id/results",
+    [ROUTES_PAT_PIPELINES] = "/api/pipelines",
+    [ROUTES_PAT_PIPELINE] = "/api/pipelines/:id",
+    [ROUTES_PAT_PIPELINE_CANCEL] = "/api/pipelines/:id/cancel",
+    [ROUTES_PAT_PIPELINE_JOBS] = "/api/pipelines/:id/jobs",
+    [ROUTES_PAT_METRICS] = "/metrics",
+    [ROUTES_PAT_OPENAPI] = "/api/openapi.json",
+    [ROUTES_PAT_UI] = "/ui/",
+};
+
+/* The routes: a pattern and a method, and what answers them. A known path
+ * with another method is a 404, as in the original. The dashboard's files
+ * (ROUTES_PAT_UI) are http.c's (ui.c). */
+static const struct route {
+	uint8_t pattern;
+	char method[7];
+	uint8_t route; /* enum http_route, for the handlers of core calls */
+	void (*handle)(struct http_request *req, enum http_route route);
+} routes[] = {
+    {ROUTES_PAT_JOBS, "POST", ROUTE_SUBMIT_JOB, handle_submit_job},
+    {ROUTES_PAT_JOB, "GET", ROUTE_GET_JOB, handle_by_id},
+    {ROUTES_PAT_JOBS, "GET", ROUTE_LIST_JOBS, handle_list_jobs},
+    {ROUTES_PAT_JOB, "PATCH", ROUTE_PATCH_JOB, handle_by_id},
+    {ROUTES_PAT_JOB, "DELETE", ROUTE_DELETE_JOB, handle_by_id},
+    {ROUTES_PAT_JOB_CANCEL, "POST", ROUTE_CANCEL_JOB, handle_by_id},
+    {ROUTES_PAT_JOB_RESULTS, "GET", ROUTE_GET_RESULT, handle_by_id},
+    {ROUTES_PAT_JOB_RESULTS, "DELETE", ROUTE_DELETE_RESULT, handle_by_id},
+    {ROUTES_PAT_PIPELINES, "POST", ROUTE_SUBMIT_PIPELINE, handle_submit_pipeline},
+    {ROUTES_PAT_PIPELINES, "GET", ROUTE_LIST_PIPELINES, handle_list_pipelines},
+    {ROUTES_PAT_PIPELINE, "GET", ROUTE_GET_PIPELINE, handle_by_id},
+    {ROUTES_PAT_PIPELINE, "PATCH", ROUTE_PATCH_PIPELINE, handle_by_id},
+    {ROUTES_PAT_PIPELINE, "DELETE", ROUTE_DELETE_PIPELINE, handle_by_id},
+    {ROUTES_PAT_PIPELINE_CANCEL, "POST", ROUTE_CANCEL_PIPELINE, handle_by_id},
+    {ROUTES_PAT_PIPELINE_JOBS, "GET", ROUTE_PIPELINE_JOBS, handle_by_id},
+    {ROUTES_PAT_STATUS, "GET", ROUTE_NONE, handle_status},
+    {ROUTES_PAT_TASKS, "GET", ROUTE_NONE, handle_tasks},
+    {ROUTES_PAT_OPENAPI, "GET", ROUTE_NONE, handle_openapi},
+    {ROUTES_PAT_METRICS, "GET", ROUTE_NONE, handle_metrics},
 };
 
 const char *routes_pattern_name(unsigned pattern)
@@ -563,61 +550,59 @@ const char *routes_pattern_name(unsigned pattern)
 	return pattern < ROUTES_NPATTERNS ? patterns[pattern] : NULL;
 }
 
-unsigned routes_pattern(const char *url)
+/* Whether url has the shape pat; *id: where its ":id" segment starts (0: none). */
+static bool shape_match(const char *pat, const char *url, size_t *id, size_t *id_len)
 {
-	struct seg segs[ROUTES_MAX_SEGS];
-	int n = url ? split_path(url, segs) : -1;
-	bool pl = n >= 1 && seg_is(&segs[0], "pipelines");
+	const char *u = url;
 
-	if (url && !strcmp(url, "/metrics"))
-		return PAT_METRICS;
-	if (url && (!strcmp(url, "/ui") || !strncmp(url, "/ui/", 4)))
-		return PAT_UI;
-	if (n == 1 && seg_is(&segs[0], "openapi.json"))
-		return PAT_OPENAPI;
-	if (n == 1 && seg_is(&segs[0], "status"))
-		return PAT_STATUS;
-	if (n == 1 && seg_is(&segs[0], "tasks"))
-		return PAT_TASKS;
-	if (n < 1 || !(pl || seg_is(&segs[0], "jobs")))
-		return PAT_OTHER;
-	if (n == 1)
-		return pl ? PAT_PIPELINES : PAT_JOBS;
-	if (n == 2)
-		return pl ? PAT_PIPELINE : PAT_JOB;
-	if (seg_is(&segs[2], "cancel"))
-		return pl ? PAT_PIPELINE_CANCEL : PAT_JOB_CANCEL;
-	if (seg_is(&segs[2], pl ? "jobs" : "results"))
-		return pl ? PAT_PIPELINE_JOBS : PAT_JOB_RESULTS;
-	return PAT_OTHER;
+	while (*pat) {
+		if (pat[0] == ':' && pat[1] == 'i' && pat[2] == 'd') {
+			size_t n = strcspn(u, "/");
+
+			if (!n)
+				return false;
+			*id = (size_t)(u - url);
+			*id_len = n;
+			u += n;
+			pat += 3;
+		} else if (*pat++ != *u++) {
+			return false;
+		}
+	}
+	return *u == '\0';
+}
+
+void routes_match(struct http_request *req)
+{
+	const char *url = req->url;
+	size_t n = strlen(patterns[ROUTES_PAT_UI]) - 1;
+
+	req->pattern = ROUTES_PAT_OTHER;
+	req->path_id = req->path_id_len = 0;
+	if (!url)
+		return;
+	if (!strncmp(url, patterns[ROUTES_PAT_UI], n) && (url[n] == '\0' || url[n] == '/')) {
+		req->pattern = ROUTES_PAT_UI;
+		return;
+	}
+	for (unsigned p = ROUTES_PAT_OTHER + 1; p < ROUTES_NPATTERNS; p++)
+		if (p != ROUTES_PAT_UI && shape_match(patterns[p], url, &req->path_id,
+						      &req->path_id_len)) {
+			req->pattern = (uint8_t)p;
+			return;
+		}
+	req->path_id = req->path_id_len = 0;
 }
 
 void routes_dispatch(struct http_request *req)
 {
-	struct seg segs[ROUTES_MAX_SEGS];
-	const char *m = req->method;
-	int n = split_path(req->url, segs);
-	bool get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *rt = &routes[i];
 
-	if (!strcmp(req->url, "/metrics") && get)
-		handle_metrics(req);
-	else if (n == 1 && seg_is(&segs[0], "status") && get)
-		handle_status(req);
-	else if (n == 1 && seg_is(&segs[0], "tasks") && get)
-		handle_tasks(req);
-	else if (n == 1 && seg_is(&segs[0], "openapi.json") && get)
-		handle_openapi(req);
-	else if (n == 1 && seg_is(&segs[0], "jobs") && post)
-		handle_submit_job(req);
-	else if (n == 1 && seg_is(&segs[0], "jobs") && get)
-		handle_list(req, false);
-	else if (n == 1 && seg_is(&segs[0], "pipelines") && post)
-		handle_submit_pipeline(req);
-	else if (n == 1 && seg_is(&segs[0], "pipelines") && get)
-		handle_list(req, true);
-	else if (n >= 2 && (seg_is(&segs[0], "jobs") || seg_is(&segs[0], "pipelines")))
-		handle_by_id(req, seg_is(&segs[0], "pipelines"), &segs[1],
-			     n == 3 ? &segs[2] : NULL);
-	else
-		http_request_error(req, 404, "not found");
+		if (rt->pattern == req->pattern && !strcmp(rt->method, req->method)) {
+			rt->handle(req, (enum http_route)rt->route);
+			return;
+		}
+	}
+	http_request_error(req, 404, "not found");
 }

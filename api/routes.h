@@ -90,6 +90,9 @@ struct http_request {
 	uint8_t resp_gen;     /* resp_job->result_gen when answered */
 	char *query_values[4]; /* decoded values handed out by http_request_query() */
 
+	uint8_t pattern;   /* enum routes_pattern: routes_match() */
+	size_t path_id;	   /* where the path's ":id" segment starts in url (0: none) */
+	size_t path_id_len;
 	enum http_route route;
 	char id_text[JOB_ID_STRLEN + 1]; /* the id of a core call */
 	/* A decoded body; strings point into doc. Kept until the answer. */
@@ -107,17 +110,37 @@ struct http_request {
 extern const char routes_openapi_json[];
 extern const size_t routes_openapi_json_len;
 
-/* Route a complete request: answers now or starts a core call (routes.c). */
+/* Route a complete request by req->pattern (routes_match() first) and its
+ * method: answers now or starts a core call (routes.c). */
 void routes_dispatch(struct http_request *req);
 
 /*
- * The route pattern of a request path, for the metrics' route label: an
- * index into routes_pattern_name() ("/api/jobs/:id", "/metrics", ...); 0
- * ("other") for a path that is no route. url: NULL is "other".
+ * The path shapes of the routes (routes.c's table): req->pattern, and the
+ * metrics' route label, routes_pattern_name() ("/api/jobs/:id", "/metrics",
+ * ...; "other" for a path that is no route).
  */
-#define ROUTES_NPATTERNS 14
-unsigned routes_pattern(const char *url);
+enum routes_pattern {
+	ROUTES_PAT_OTHER = 0,
+	ROUTES_PAT_STATUS,
+	ROUTES_PAT_TASKS,
+	ROUTES_PAT_JOBS,
+	ROUTES_PAT_JOB,
+	ROUTES_PAT_JOB_CANCEL,
+	ROUTES_PAT_JOB_RESULTS,
+	ROUTES_PAT_PIPELINES,
+	ROUTES_PAT_PIPELINE,
+	ROUTES_PAT_PIPELINE_CANCEL,
+	ROUTES_PAT_PIPELINE_JOBS,
+	ROUTES_PAT_METRICS,
+	ROUTES_PAT_OPENAPI,
+	ROUTES_PAT_UI,
+	ROUTES_NPATTERNS
+};
 const char *routes_pattern_name(unsigned pattern);
+/* Match req->url (the path, once its head is in) against the patterns, once
+ * per request: sets req->pattern and req->path_id; dispatch and the metrics
+ * read them. */
+void routes_match(struct http_request *req);
 
 struct metrics_text;
 /* Append the HTTP server's own metrics families to t (http_metrics.c). */

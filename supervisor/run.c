@@ -250,15 +250,27 @@ static void warm_died(struct runner *r, struct run *run, const struct spawn_evt 
 	run_free(r, run);
 }
 
-/* The child wrote everything before it died: read what is left. */
+/*
+ * The child wrote everything before it died: read what is left. Mostly
+ * nothing is (the loop read it as it came): one poll() of the pipes says
+ * so, instead of a read() per pipe that fails with EAGAIN. A pipe with
+ * nothing in it now stays empty (nobody writes any more): run->drained.
+ */
 static void drain(struct run *run)
 {
-	if (run->frame_fd >= 0)
-		run_read_some(run, run->frame_fd, 0);
-	if (run->out_fd >= 0)
-		run_read_some(run, run->out_fd, 1);
-	if (run->err_fd >= 0)
-		run_read_some(run, run->err_fd, 2);
+	struct pollfd pf[3] = {{.fd = run->frame_fd, .events = POLLIN},
+			       {.fd = run->out_fd, .events = POLLIN},
+			       {.fd = run->err_fd, .events = POLLIN}}; /* -1: ignored */
+	bool polled = poll(pf, 3, 0) >= 0;
+
+	for (int i = 0; i < 3; i++) {
+		if (pf[i].fd < 0)
+			continue;
+		if ((!polled || pf[i].revents) && run_read_some(run, pf[i].fd, i) != 0)
+			continue;
+		if (i < 2)
+			run->drained |= 1u << i;
+	}
 }
 
 /* What was observed of jobs[cur]'s end, for outcome_classify(). */
@@ -405,33 +417,59 @@ static void on_started_evt(struct runner *r, const struct spawn_evt *evt)
 		run->pid = evt->pid;
 }
 
-/* The spawner's events that are there now (a bounded batch). */
+/* One event of the spawner's (read_events). */
+static void on_event(struct runner *r, const struct spawn_evt *evt)
+{
+	if (evt->type == SPAWN_EVT_EXIT)
+		on_exit_evt(r, evt);
+	else if (evt->type == SPAWN_EVT_STARTED)
+		on_started_evt(r, evt);
+	else if (evt->type == SPAWN_EVT_POLICY && evt->spawn_err)
+		log_error("the spawner could not apply what jobs must not see or reach "
+			  "(it said why on stderr)",
+			  "error", strerror(evt->spawn_err));
+}
+
+/*
+ * The spawner's events that are there now (a bounded batch): up to
+ * RUN_EVT_BATCH messages per recvmmsg(). Fewer than asked for means the
+ * socket was empty: no further call to see EAGAIN (a later event makes
+ * it readable again). A message of 0 bytes is the end of the stream.
+ */
+#define RUN_EVT_BATCH 4
+
 static void read_events(struct runner *r)
 {
-	struct spawn_evt evt;
+	struct spawn_evt evts[RUN_EVT_BATCH];
+	struct iovec iov[RUN_EVT_BATCH];
+	struct mmsghdr msgs[RUN_EVT_BATCH];
 
-	for (int i = 0; i < 256 && !r->broken; i++) {
-		ssize_t n = recv(r->fd, &evt, sizeof(evt), MSG_DONTWAIT);
+	for (int round = 0; round < 16 && !r->broken; round++) {
+		for (int i = 0; i < RUN_EVT_BATCH; i++) {
+			iov[i] = (struct iovec){.iov_base = &evts[i], .iov_len = sizeof(evts[i])};
+			msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+		}
+		int n = recvmmsg(r->fd, msgs, RUN_EVT_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
+		for (int i = 0; i < n && !r->broken; i++) {
+			if (msgs[i].msg_len == 0) {
+				n = 0;
+				break;
+			}
+			if (msgs[i].msg_len == sizeof(evts[i]))
+				on_event(r, &evts[i]);
+		}
 		if (n <= 0) {
 			log_error("the spawner process is gone: no job can run any more");
 			r->broken = true;
 			ev_io_stop(r->loop, &r->spawner_w);
 			return;
 		}
-		if ((size_t)n != sizeof(evt))
-			continue;
-		if (evt.type == SPAWN_EVT_EXIT)
-			on_exit_evt(r, &evt);
-		else if (evt.type == SPAWN_EVT_STARTED)
-			on_started_evt(r, &evt);
-		else if (evt.type == SPAWN_EVT_POLICY && evt.spawn_err)
-			log_error("the spawner could not apply what jobs must not see or reach "
-				  "(it said why on stderr)",
-				  "error", strerror(evt.spawn_err));
+		if (n < RUN_EVT_BATCH)
+			return;
 	}
 }
 

@@ -45,6 +45,9 @@ struct run {
 	bool retired; /* a warm run we stopped on purpose */
 	bool slot_pipes; /* its fds are its slot's (struct slot_pipes): kept */
 	bool pipes_bad;  /* ...and they saw EOF or an error: not reused */
+	/* After the reap, the drain emptied the frame (1) and output (2)
+	 * pipes: nobody writes into them any more, so they are empty. */
+	unsigned drained;
 	int in_fd;  /* warm runs: the write end of the child's stdin, until used */
 	int frame_fd, out_fd, err_fd;
 	ev_io frame_w, out_w, err_w;
@@ -72,6 +75,7 @@ struct run {
  */
 struct slot_pipes {
 	int frame[2], out[2], in[2];
+	bool watched; /* a run has watched them: the fds are known to libev */
 };
 
 struct runner {

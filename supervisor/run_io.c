@@ -219,7 +219,13 @@ static void parse_frames(struct run *run)
 	buf_poison_from(&run->frames, run->frames.len);
 }
 
-/* Read what is there now (at most a few chunks per wakeup). 1 = EOF/error. */
+/*
+ * Read what is there now (at most a few chunks per wakeup): 0 when the pipe
+ * was emptied, 1 at EOF or an error, 2 when more may be there. A read of
+ * less than a chunk took all the pipe held (pipe_read() stops when it is
+ * empty): no second read() to see EAGAIN; anything written later makes
+ * the fd readable again (libev's epoll is level-triggered).
+ */
 int run_read_some(struct run *run, int fd, int which)
 {
 	char chunk[RUN_READ_CHUNK];
@@ -246,8 +252,10 @@ int run_read_some(struct run *run, int fd, int which)
 			if (run->out_bytes > run->limits.output_bytes)
 				run_kill(run, RUN_KILL_OUTPUT);
 		}
+		if ((size_t)n < sizeof(chunk))
+			return 0;
 	}
-	return 0;
+	return 2;
 }
 
 void run_stop_io(struct run *run, ev_io *w, int *fd)
@@ -264,7 +272,7 @@ void run_on_io(struct ev_loop *loop, ev_io *w, int revents)
 	struct run *run = w->data;
 	int which = w == &run->frame_w ? 0 : w == &run->out_w ? 1 : 2;
 
-	if (run_read_some(run, w->fd, which)) {
+	if (run_read_some(run, w->fd, which) == 1) {
 		run->pipes_bad = true; /* EOF or an error: the slot's pipes are not reused */
 		run_stop_io(run, w, which == 0 ? &run->frame_fd : which == 1 ? &run->out_fd : &run->err_fd);
 	}

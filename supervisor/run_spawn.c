@@ -42,6 +42,7 @@ void run_slot_pipes_drop(struct slot_pipes *sp)
 				close(fds[i][end]);
 			fds[i][end] = -1;
 		}
+	sp->watched = false;
 }
 
 static bool pipe_empty(int fd)
@@ -54,15 +55,16 @@ static bool pipe_empty(int fd)
 /*
  * A slot's pipes go to the slot's next child only when its last child, now
  * reaped, left nothing in them: what it wrote has been read (the drain in
- * on_exit_evt), and it read all of its input. A C task cannot fork, so no
+ * on_exit_evt: run->drained says it emptied a pipe, which then needs no
+ * FIONREAD), and it read all of its input. A C task cannot fork, so no
  * one else can write into them any more. Anything else: new pipes.
  */
 void run_slot_pipes_settle(struct runner *r, struct run *run)
 {
 	struct slot_pipes *sp = &r->pipes[run->slot];
 
-	if (run->pipes_bad || !pipe_empty(sp->frame[0]) || !pipe_empty(sp->out[0]) ||
-	    !pipe_empty(sp->in[0]))
+	if (run->pipes_bad || (!(run->drained & 1) && !pipe_empty(sp->frame[0])) ||
+	    (!(run->drained & 2) && !pipe_empty(sp->out[0])) || !pipe_empty(sp->in[0]))
 		run_slot_pipes_drop(sp);
 }
 
@@ -86,6 +88,7 @@ int run_slot_pipes_ready(struct slot_pipes *sp)
 
 	if (sp->frame[0] >= 0)
 		return 0;
+	sp->watched = false; /* new pipes: libev has to register them */
 	if ((rc = nonblock_pipe(sp->frame)) < 0 || (rc = nonblock_pipe(sp->out)) < 0)
 		goto fail;
 	if (pipe2(sp->in, O_CLOEXEC) < 0 || fcntl(sp->in[1], F_SETFL, O_NONBLOCK) < 0) {
@@ -281,6 +284,16 @@ static void run_init(struct run *run, struct runner *r, const struct spawn_req *
 	run->err_fd = c->err[0];
 	ev_io_init(&run->frame_w, run_on_io, run->frame_fd, EV_READ);
 	ev_io_init(&run->out_w, run_on_io, run->out_fd, EV_READ);
+	if (warm && r->pipes[req->slot].watched) {
+		/* The slot's pipes, which an earlier run watched: the same
+		 * pipes behind the same fds, so libev need not register them
+		 * again (as after ev_io_modify(); ev_io_init() would cost an
+		 * epoll_ctl per pipe per job that fails with EEXIST). */
+		run->frame_w.events &= ~EV__IOFDSET;
+		run->out_w.events &= ~EV__IOFDSET;
+	}
+	if (warm)
+		r->pipes[req->slot].watched = true;
 	run->frame_w.data = run->out_w.data = run->err_w.data = run->deadline.data = run;
 	ev_io_start(r->loop, &run->frame_w);
 	ev_io_start(r->loop, &run->out_w);

@@ -186,6 +186,11 @@ class MetricsTextTest(MetricsMixin, DaemonTestCase):
         self.d.get("/api/jobs/" + job["id"])
         self.d.get("/api/jobs/00000000-0000-4000-8000-000000000000")
         self.d.get("/no/such/path/" + job["id"])
+        # Not the shape of a route: an empty id, a trailing slash, one
+        # segment too many - "other", and the router's plain 404.
+        for path in ("/api/jobs//cancel", "/api/jobs/", "/api/jobs/%s/results/x" % job["id"]):
+            r = self.d.get(path)
+            self.assertEqual((r.status, r.json["message"]), (404, "not found"), path)
         self.assertEqual(self.d.client.request("HEAD", "/metrics").status, 200)
         after = self.samples()
 
@@ -195,7 +200,7 @@ class MetricsTextTest(MetricsMixin, DaemonTestCase):
 
         self.assertEqual(delta(route="/api/jobs/:id", method="GET", code="200"), 2)
         self.assertEqual(delta(route="/api/jobs/:id", method="GET", code="404"), 1)
-        self.assertEqual(delta(route="other", code="404"), 1)
+        self.assertEqual(delta(route="other", code="404"), 4)
         self.assertEqual(delta(route="/metrics", method="HEAD", code="200"), 1)
         # The scrape that made `before` ended after it was written.
         self.assertEqual(delta(route="/metrics", method="GET", code="200"), 1)
