@@ -30,7 +30,8 @@
  * such batches are in flight; what arrives meanwhile waits for the next one.
  * A job's start (IN_PROGRESS) and SCHEDULED mark are deferred by
  * PG_LAZY_S (the lazy list, in the order of the marks, each with its time;
- * one timer for the oldest): a job that ends before that is written once,
+ * one timer for the oldest, at most every PG_LAZY_TICK_S, so a start waits
+ * 0.1 to 0.12 s): a job that ends before that is written once,
  * with its final state. The price: a node that dies within PG_LAZY_S of
  * starting a job leaves it PENDING in the database, so it runs again.
  *   - The connection breaks mid-batch: everything goes back on the lists
@@ -79,6 +80,7 @@
 #define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
 #define PG_F_LAZY (1u << 9)     /* on the lazy list, not the dirty list */
 #define PG_LAZY_S 0.1
+#define PG_LAZY_TICK_S 0.02   /* lazy starts are written at most this often */
 #define PG_GATHER_S 0.005     /* state changes wait this long for company */
 #define PG_GATHER_MAX 256
 #define PG_MAX_INFLIGHT 1       /* write batches in flight */
@@ -633,8 +635,9 @@ void pg_flush_lazy(struct pg_store *ps)
 	pg_kick(ps);
 }
 
-/* Arm the lazy timer for the oldest mark, if any and it is not armed. */
-static void lazy_arm(struct pg_store *ps, int64_t now_ns)
+/* Arm the lazy timer for the oldest mark, if any and it is not armed, but
+ * not sooner than min_s from now. */
+static void lazy_arm(struct pg_store *ps, int64_t now_ns, double min_s)
 {
 	struct pg_dirty *d = TAILQ_FIRST(&ps->lazy_jobs);
 	double after;
@@ -642,11 +645,13 @@ static void lazy_arm(struct pg_store *ps, int64_t now_ns)
 	if (!d || ev_is_active(&ps->lazy_w))
 		return;
 	after = PG_LAZY_S - (double)(now_ns - d->since_ns) / 1e9;
-	ev_timer_set(&ps->lazy_w, after > 0.001 ? after : 0.001, 0.);
+	ev_timer_set(&ps->lazy_w, after > min_s ? after : min_s, 0.);
 	ev_timer_start(ps->loop, &ps->lazy_w);
 }
 
-/* The marks PG_LAZY_S old join the next batch; younger ones wait on. */
+/* The marks PG_LAZY_S old join the next batch; younger ones wait on, for
+ * PG_LAZY_TICK_S at least, so that a stream of long jobs' starts is still
+ * written in a few batches a second, not one per start. */
 static void on_lazy(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pg_store *ps = w->data;
@@ -658,7 +663,7 @@ static void on_lazy(struct ev_loop *loop, ev_timer *w, int revents)
 		unlazy(ps, d);
 		moved = true;
 	}
-	lazy_arm(ps, now);
+	lazy_arm(ps, now, PG_LAZY_TICK_S);
 	if (moved)
 		pg_kick(ps);
 }
@@ -679,7 +684,7 @@ static void pg_save_job(struct store *st, struct job *job, unsigned fields)
 		d->since_ns = job_mono_ns();
 		job_ref(job);
 		TAILQ_INSERT_TAIL(&ps->lazy_jobs, d, link);
-		lazy_arm(ps, d->since_ns);
+		lazy_arm(ps, d->since_ns, 0.);
 		return;
 	}
 	if (d && (d->mask & PG_F_LAZY))

@@ -6,7 +6,7 @@
  * order of first change; a change made while the object's batch is in
  * flight getting an entry of its own; the reference each entry holds, and
  * the entries a freed store drops; each start waiting PG_LAZY_S from its own
- * save. Against a real PostgreSQL: that repeated
+ * save, a stream of starts written in a few batches. Against a real PostgreSQL: that repeated
  * saves are written as one UPDATE (a trigger counts the row updates), a
  * start and an end before PG_LAZY_S too, a start alone after PG_LAZY_S, and
  * the database has the last state; group commit (a trigger records each
@@ -1190,6 +1190,51 @@ static void test_finish_replaces_result(void **state)
 }
 
 /*
+ * A stream of starts (four, 6 ms apart - farther than PG_GATHER_S - as long
+ * jobs start under load) is written in a few batches: the lazy timer fires at most every
+ * PG_LAZY_TICK_S (20 ms) and takes every start that is 0.1 s old, so two
+ * transactions for starts made within 20 ms (one more per 20 ms a loaded
+ * machine stretched them to), not one per start.
+ */
+static void test_lazy_starts_batched(void **state)
+{
+	struct job *jobs[4];
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+	double span;
+	long txs, bound;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	track_txids();
+	for (size_t i = 0; i < 4; i++) {
+		jobs[i] = make_job("tick");
+		create_claimed_job(st, jobs[i]);
+	}
+	t0 = job_mono_ns();
+	for (size_t i = 0; i < 4; i++) {
+		if (i)
+			run_for(0.006);
+		start_attempt(jobs[i]);
+		st->ops->save_job(st, jobs[i], JOB_F_STATUS);
+	}
+	span = since(t0);
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	txs = txids_of(jobs, 4);
+	bound = 2 + (long)(span / 0.02);
+	if (txs > bound)
+		fail_msg("4 starts made within %.1f ms written in %ld transactions (at most %ld)",
+			 span * 1e3, txs, bound);
+	for (size_t i = 0; i < 4; i++) {
+		assert_column(jobs[i], "status", "IN_PROGRESS");
+		job_unref(jobs[i]);
+	}
+	store_free(st);
+}
+
+/*
  * Group commit: changes made together are one transaction; a change waits
  * PG_GATHER_S (5 ms) for company before it is sent; and changes made while
  * a write is in flight wait for it, and then go together.
@@ -1396,6 +1441,7 @@ int main(void)
 		cmocka_unit_test(test_deadline_connection_lost),
 		cmocka_unit_test(test_group_commit),
 		cmocka_unit_test(test_lazy_each_its_own_time),
+		cmocka_unit_test(test_lazy_starts_batched),
 		cmocka_unit_test(test_insert_again),
 		cmocka_unit_test(test_finish_replaces_result),
 		cmocka_unit_test(test_retention_batches),
