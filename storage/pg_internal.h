@@ -55,6 +55,7 @@ struct pg_dirty {
 	void *obj; /* first: the map reads the id through it; a job or pipeline reference */
 	TAILQ_ENTRY(pg_dirty) link;
 	unsigned mask; /* JOB_F_* of what changed, PG_F_* (postgres.c) */
+	int64_t since_ns; /* on the lazy list: when (CLOCK_MONOTONIC) */
 };
 TAILQ_HEAD(pg_dirty_list, pg_dirty);
 

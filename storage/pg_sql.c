@@ -24,7 +24,11 @@
  * name and description only, never a state read earlier.
  * A final status, the result and the attempt's record are written by one
  * statement (PGS_JOB_FINISH), so a COMPLETED or FAILED job always has its
- * result.
+ * result. It replaces a result row that exists (an UPDATE) or inserts one
+ * (NOT EXISTS), without INSERT ... ON CONFLICT's speculative insertion:
+ * both look at the same snapshot, and the job row the statement has just
+ * updated stays locked, so no other writer of the job's result (another
+ * node's finish, fail_attempt()) runs in between.
  *
  * A job's limits (set at creation) are inserted with it and read back with
  * every job row, so a job claimed by another node runs with its own. Its
@@ -88,19 +92,28 @@ enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
 	"WHERE j.pipeline_id IN (SELECT pipeline_id FROM " H " WHERE pipeline_id IS NOT NULL) " \
 	"ORDER BY 14 NULLS FIRST, 15, 11"
 
+#define INSERT_JOB                                                                           \
+	"INSERT INTO " S "jobs (id, name, description, task_name, task_params, timeout_ms, "  \
+	"status, run_at, created_at, pipeline_id, pipeline_index, next_job_id, "            \
+	"use_previous_results, due_at, claimed_by, claimed_at, max_attempts, limits, owner) " \
+	"VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text, " \
+	"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16, $17::jsonb, $18)"
+#define INSERT_PIPELINE                                                                      \
+	"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at, "     \
+	"claimed_by, owner) VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8)"
+
 /* clang-format off */
 static const struct pg_stmt pg_stmts[PGS_COUNT] = {
-	[PGS_INSERT_JOB] = {"valet_insert_job",
-		"INSERT INTO " S "jobs (id, name, description, task_name, task_params, timeout_ms, "
-		"status, run_at, created_at, pipeline_id, pipeline_index, next_job_id, "
-		"use_previous_results, due_at, claimed_by, claimed_at, max_attempts, limits, owner) "
-		"VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text, "
-		"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16, $17::jsonb, $18) "
-		"ON CONFLICT (id) DO NOTHING", 18},
-	[PGS_INSERT_PIPELINE] = {"valet_insert_pipeline",
-		"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at, "
-		"claimed_by, owner) VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8) "
-		"ON CONFLICT (id) DO NOTHING", 8},
+	/* A create's first attempt is a plain INSERT; one sent again after a
+	 * connection broke under it (it may have committed) ignores the row it
+	 * finds (_AGAIN). ON CONFLICT costs a speculative insertion and a WAL
+	 * record more per row, so only the second kind pays for it. */
+	[PGS_INSERT_JOB] = {"valet_insert_job", INSERT_JOB, 18},
+	[PGS_INSERT_JOB_AGAIN] = {"valet_insert_job_again",
+		INSERT_JOB " ON CONFLICT (id) DO NOTHING", 18},
+	[PGS_INSERT_PIPELINE] = {"valet_insert_pipeline", INSERT_PIPELINE, 8},
+	[PGS_INSERT_PIPELINE_AGAIN] = {"valet_insert_pipeline_again",
+		INSERT_PIPELINE " ON CONFLICT (id) DO NOTHING", 8},
 	[PGS_NOTIFY] = {"valet_notify", "SELECT pg_notify($1, $2)", 2},
 	/* The last call of a transaction that creates work: it fails the
 	 * transaction (an error that names PG_SUBMIT_GUARD_TEXT) when the
@@ -124,10 +137,11 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"isolation = coalesce($22::jsonb, isolation) "
 		"WHERE id = $1 AND claimed_by = $2 "
 		"RETURNING id, attempt, node_id, started_at), "
+		"ru AS (UPDATE " S "results SET metadata = $9::jsonb, error = $10, created_at = now() "
+		"WHERE job_id = $1 AND $8 AND EXISTS (SELECT 1 FROM u)), "
 		"r AS (INSERT INTO " S "results (job_id, metadata, error) "
 		"SELECT id, $9::jsonb, $10 FROM u WHERE $8 "
-		"ON CONFLICT (job_id) DO UPDATE SET metadata = excluded.metadata, "
-		"error = excluded.error, created_at = now()), "
+		"AND NOT EXISTS (SELECT 1 FROM " S "results x WHERE x.job_id = $1)), "
 		"a AS (INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
 		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
@@ -492,9 +506,9 @@ static int add_limits(struct pg_batch *b, const struct job_limits *l)
 }
 
 int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
-		      int64_t due_at)
+		      int64_t due_at, bool again)
 {
-	int rc = pg_batch_call(b, PGS_INSERT_JOB);
+	int rc = pg_batch_call(b, again ? PGS_INSERT_JOB_AGAIN : PGS_INSERT_JOB);
 
 	rc |= pg_batch_uuid(b, job->id);
 	rc |= pg_batch_text(b, job->name);
@@ -517,9 +531,10 @@ int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *cla
 	return rc ? -ENOMEM : 0;
 }
 
-int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by)
+int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by,
+			   bool again)
 {
-	int rc = pg_batch_call(b, PGS_INSERT_PIPELINE);
+	int rc = pg_batch_call(b, again ? PGS_INSERT_PIPELINE_AGAIN : PGS_INSERT_PIPELINE);
 
 	rc |= pg_batch_uuid(b, pl->id);
 	rc |= pg_batch_text(b, pl->name);

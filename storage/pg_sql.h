@@ -11,7 +11,9 @@
 enum pg_stmt_id {
 	/* writes (writer connection; group-committed) */
 	PGS_INSERT_JOB,
+	PGS_INSERT_JOB_AGAIN,
 	PGS_INSERT_PIPELINE,
+	PGS_INSERT_PIPELINE_AGAIN,
 	PGS_NOTIFY,
 	PGS_SUBMIT_GUARD,
 	PGS_JOB_STATUS,
@@ -83,11 +85,13 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
 
 /* Parameters of one statement call for a job or pipeline. node: this
  * node's id (the writes of a run are fenced by its claim: pg_sql.c);
- * claimed_by: this node's id for work stored claimed, else NULL. 0 or
- * -ENOMEM. */
+ * claimed_by: this node's id for work stored claimed, else NULL; again: an
+ * earlier attempt of this insert may have committed (its row, if there,
+ * is left as it is). 0 or -ENOMEM. */
 int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
-		      int64_t due_at);
-int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by);
+		      int64_t due_at, bool again);
+int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by,
+			   bool again);
 int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *node);
 int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *node,
 		      bool drop_result);

@@ -28,14 +28,18 @@
  * not written. Just before the loop sleeps (ev_prepare), everything pending
  * goes out as one transaction: creates first, then changes. At most two
  * such batches are in flight; what arrives meanwhile waits for the next one.
- * A job's start (IN_PROGRESS) and SCHEDULED mark are deferred up to
- * PG_LAZY_S (the lazy list): a job that ends before that is written once,
+ * A job's start (IN_PROGRESS) and SCHEDULED mark are deferred by
+ * PG_LAZY_S (the lazy list, in the order of the marks, each with its time;
+ * one timer for the oldest, at most every PG_LAZY_TICK_S, so a start waits
+ * 0.1 to 0.12 s): a job that ends before that is written once,
  * with its final state. The price: a node that dies within PG_LAZY_S of
  * starting a job leaves it PENDING in the database, so it runs again.
  *   - The connection breaks mid-batch: everything goes back on the lists
- *     and is sent again after the reconnect (inserts are ON CONFLICT DO
- *     NOTHING and updates set absolute values, so a batch that did commit
- *     is harmless to repeat), but for creates whose deadline passed.
+ *     and is sent again after the reconnect (a create sent again inserts
+ *     ON CONFLICT DO NOTHING - its first attempt, the common case, is a
+ *     plain INSERT, cheaper -, and updates set absolute values or are
+ *     fenced, so a batch that did commit is harmless to repeat), but for
+ *     creates whose deadline passed.
  *   - A statement fails: the batch's entries are sent again one per
  *     transaction, so only the bad one fails: a create is answered with the
  *     error; a final status whose result jsonb refuses is written again
@@ -76,6 +80,7 @@
 #define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
 #define PG_F_LAZY (1u << 9)     /* on the lazy list, not the dirty list */
 #define PG_LAZY_S 0.1
+#define PG_LAZY_TICK_S 0.02   /* lazy starts are written at most this often */
 #define PG_GATHER_S 0.005     /* state changes wait this long for company */
 #define PG_GATHER_MAX 256
 #define PG_MAX_INFLIGHT 1       /* write batches in flight */
@@ -200,15 +205,16 @@ static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int
 		*guard = op->guard_us;
 	switch (op->kind) {
 	case OP_CREATE_JOB:
-		rc = pg_add_insert_job(b, op->job, claim, due_of(op->job));
+		rc = pg_add_insert_job(b, op->job, claim, due_of(op->job), op->maybe_stored);
 		if (!op->claim && (!*notify_due || due_of(op->job) < *notify_due))
 			*notify_due = due_of(op->job);
 		return rc;
 	case OP_CREATE_PIPELINE:
-		rc = pg_add_insert_pipeline(b, op->pl, claim);
+		rc = pg_add_insert_pipeline(b, op->pl, claim, op->maybe_stored);
 		for (size_t i = 0; i < op->pl->njobs && !rc; i++) {
 			struct job *job = op->pl->jobs[i];
-			rc = pg_add_insert_job(b, job, claim, i == 0 ? due_of(job) : 0);
+			rc = pg_add_insert_job(b, job, claim, i == 0 ? due_of(job) : 0,
+					       op->maybe_stored);
 		}
 		if (!op->claim && (!*notify_due || due_of(op->pl->jobs[0]) < *notify_due))
 			*notify_due = due_of(op->pl->jobs[0]);
@@ -629,9 +635,37 @@ void pg_flush_lazy(struct pg_store *ps)
 	pg_kick(ps);
 }
 
+/* Arm the lazy timer for the oldest mark, if any and it is not armed, but
+ * not sooner than min_s from now. */
+static void lazy_arm(struct pg_store *ps, int64_t now_ns, double min_s)
+{
+	struct pg_dirty *d = TAILQ_FIRST(&ps->lazy_jobs);
+	double after;
+
+	if (!d || ev_is_active(&ps->lazy_w))
+		return;
+	after = PG_LAZY_S - (double)(now_ns - d->since_ns) / 1e9;
+	ev_timer_set(&ps->lazy_w, after > min_s ? after : min_s, 0.);
+	ev_timer_start(ps->loop, &ps->lazy_w);
+}
+
+/* The marks PG_LAZY_S old join the next batch; younger ones wait on, for
+ * PG_LAZY_TICK_S at least, so that a stream of long jobs' starts is still
+ * written in a few batches a second, not one per start. */
 static void on_lazy(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	pg_flush_lazy(w->data);
+	struct pg_store *ps = w->data;
+	int64_t now = job_mono_ns(), age = (int64_t)(PG_LAZY_S * 1e9);
+	struct pg_dirty *d;
+	bool moved = false;
+
+	while ((d = TAILQ_FIRST(&ps->lazy_jobs)) && now - d->since_ns >= age - 1000000) {
+		unlazy(ps, d);
+		moved = true;
+	}
+	lazy_arm(ps, now, PG_LAZY_TICK_S);
+	if (moved)
+		pg_kick(ps);
 }
 
 static void pg_save_job(struct store *st, struct job *job, unsigned fields)
@@ -647,12 +681,10 @@ static void pg_save_job(struct store *st, struct job *job, unsigned fields)
 			return;
 		}
 		d->mask = JOB_F_STATUS | PG_F_LAZY;
+		d->since_ns = job_mono_ns();
 		job_ref(job);
 		TAILQ_INSERT_TAIL(&ps->lazy_jobs, d, link);
-		if (!ev_is_active(&ps->lazy_w)) {
-			ev_timer_set(&ps->lazy_w, PG_LAZY_S, 0.);
-			ev_timer_start(ps->loop, &ps->lazy_w);
-		}
+		lazy_arm(ps, d->since_ns, 0.);
 		return;
 	}
 	if (d && (d->mask & PG_F_LAZY))

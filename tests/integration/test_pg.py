@@ -1596,6 +1596,10 @@ class SchemaTest(PgTestCase):
                      "(pipeline_id, pipeline_index)", "(completed_at)",
                      "(owner, seq) WHERE (owner IS NOT NULL)"):
             self.assertIn(part, defs)
+        # jobs leaves half of each page for the updates of its rows (008).
+        self.assertEqual(d.sql("SELECT reloptions FROM pg_class c JOIN pg_namespace n ON "
+                               "n.oid = c.relnamespace WHERE n.nspname = :'s' AND "
+                               "c.relname = 'jobs'", s=d.schema), [["{fillfactor=50}"]])
         # The views and their columns, as the table lists them.
         views = doc[doc.index("| view | columns |"):]
         for row in views[:views.index("\n\n")].splitlines()[2:]:

@@ -5,7 +5,8 @@
  * waiting on the lazy list until it changes again or pg_flush_lazy(); the
  * order of first change; a change made while the object's batch is in
  * flight getting an entry of its own; the reference each entry holds, and
- * the entries a freed store drops. Against a real PostgreSQL: that repeated
+ * the entries a freed store drops; each start waiting PG_LAZY_S from its own
+ * save, a stream of starts written in a few batches. Against a real PostgreSQL: that repeated
  * saves are written as one UPDATE (a trigger counts the row updates), a
  * start and an end before PG_LAZY_S too, a start alone after PG_LAZY_S, and
  * the database has the last state; group commit (a trigger records each
@@ -19,7 +20,9 @@
  * jobs table locked), creates are answered -ETIMEDOUT in time, sent or not,
  * and none of them is ever stored - not when the transaction in flight
  * reaches its guard late, not when it commits late all the same, not when
- * the connection breaks under it.
+ * the connection breaks under it. A create is a plain INSERT but after an
+ * attempt whose fate is unknown; a final status replaces a result row
+ * already there.
  *
  * White box: it reads struct pg_store (storage/pg_internal.h). The tests
  * that need a server take it from VALET_TEST_DATABASE_URL (tests/pg_tmp.sh)
@@ -1064,6 +1067,173 @@ static void run_for(double seconds)
 	wait_until(never, NULL, seconds);
 }
 
+struct lazy_watch {
+	struct pg_store *ps;
+	struct job *job;
+};
+
+/* The job's start has left the lazy list (it goes with the next batch). */
+static bool start_sent(void *arg)
+{
+	struct lazy_watch *w = arg;
+	struct pg_dirty *d = job_entry(w->ps, w->job);
+
+	return !d || !on_list(&w->ps->lazy_jobs, d);
+}
+
+/*
+ * Each start waits PG_LAZY_S from its own save, not from the oldest one's:
+ * a start saved 60 ms after another does not go out with it (it would be
+ * written 40 ms old, for a job that would likely have ended by its time).
+ * A slow machine can only delay a start further, so the check cannot fail
+ * on a loaded one.
+ */
+static void test_lazy_each_its_own_time(void **state)
+{
+	struct store *st;
+	struct pg_store *ps;
+	struct job *a = make_job("lazy-a"), *b = make_job("lazy-b");
+	struct lazy_watch wa, wb;
+	int64_t ta, tb;
+	double age_a, age_b;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	create_claimed_job(st, a);
+	create_claimed_job(st, b);
+	wa = (struct lazy_watch){ps, a};
+	wb = (struct lazy_watch){ps, b};
+
+	start_attempt(a);
+	ta = job_mono_ns();
+	st->ops->save_job(st, a, JOB_F_STATUS);
+	run_for(0.06);
+	start_attempt(b);
+	tb = job_mono_ns();
+	st->ops->save_job(st, b, JOB_F_STATUS);
+	assert_int_equal(list_len(&ps->lazy_jobs), 2);
+	assert_true(wait_until(start_sent, &wa, 10.));
+	age_a = (double)(job_mono_ns() - ta) / 1e9;
+	assert_true(wait_until(start_sent, &wb, 10.));
+	age_b = (double)(job_mono_ns() - tb) / 1e9;
+	if (age_a < 0.098 || age_b < 0.098)
+		fail_msg("starts sent %.3f s and %.3f s after their saves (PG_LAZY_S: 0.1 s)",
+			 age_a, age_b);
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	assert_column(a, "status", "IN_PROGRESS");
+	assert_column(b, "status", "IN_PROGRESS");
+
+	store_free(st);
+	job_unref(a);
+	job_unref(b);
+}
+
+/*
+ * A create's first attempt is a plain INSERT; only an attempt that follows
+ * one whose fate is unknown (its connection broke: maybe_stored) leaves a
+ * row it finds as it is. White box: the test marks the op as such.
+ */
+static void test_insert_again(void **state)
+{
+	struct store *st;
+	struct pg_store *ps;
+	struct job *job = make_job("again");
+	struct answer a = {0}, b = {0};
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	create_claimed_job(st, job);
+	/* The same id again, first attempt: the database refuses it. */
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, record, &a), 0);
+	assert_true(wait_until(answered, &a, 10.));
+	assert_int_equal(a.err, -EIO);
+	/* Sent again after a lost answer: the row is there, that is success. */
+	assert_int_equal(st->ops->create_job(st, job, STORE_CLAIM, record, &b), 0);
+	TAILQ_LAST(&ps->ops, pg_op_list)->maybe_stored = true;
+	assert_true(wait_until(answered, &b, 10.));
+	assert_int_equal(b.err, 0);
+	assert_int_equal(rows_with_id("jobs", job->id), 1);
+
+	store_free(st);
+	job_unref(job);
+}
+
+/* A final status replaces a result row that is already there (one
+ * statement: an UPDATE when it exists, an INSERT when not). */
+static void test_finish_replaces_result(void **state)
+{
+	struct store *st;
+	struct job *job = make_job("result");
+	char q[512], id[JOB_ID_STRLEN + 1];
+
+	need_db();
+	st = db_store();
+	create_claimed_job(st, job);
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q),
+		 "INSERT INTO %s.results (job_id, metadata, error) VALUES ('%s', '{\"old\": 1}', "
+		 "'old')",
+		 schema, id);
+	admin_exec(q);
+	job_set_str(&job->result_json, "{\"new\": 2}");
+	finish_job(st, job);
+	sync_wait(st);
+	assert_column(job, "status", "COMPLETED");
+	snprintf(q, sizeof(q), "SELECT metadata->>'new' || coalesce(error, '-') FROM %s.results "
+		 "WHERE job_id = '%s'", schema, id);
+	assert_string_equal(admin_value(q), "2-");
+
+	store_free(st);
+	job_unref(job);
+}
+
+/*
+ * A stream of starts (four, 6 ms apart - farther than PG_GATHER_S - as long
+ * jobs start under load) is written in a few batches: the lazy timer fires at most every
+ * PG_LAZY_TICK_S (20 ms) and takes every start that is 0.1 s old, so two
+ * transactions for starts made within 20 ms (one more per 20 ms a loaded
+ * machine stretched them to), not one per start.
+ */
+static void test_lazy_starts_batched(void **state)
+{
+	struct job *jobs[4];
+	struct store *st;
+	struct pg_store *ps;
+	int64_t t0;
+	double span;
+	long txs, bound;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	track_txids();
+	for (size_t i = 0; i < 4; i++) {
+		jobs[i] = make_job("tick");
+		create_claimed_job(st, jobs[i]);
+	}
+	t0 = job_mono_ns();
+	for (size_t i = 0; i < 4; i++) {
+		if (i)
+			run_for(0.006);
+		start_attempt(jobs[i]);
+		st->ops->save_job(st, jobs[i], JOB_F_STATUS);
+	}
+	span = since(t0);
+	assert_true(wait_until(lazy_empty_and_idle, ps, 10.));
+	txs = txids_of(jobs, 4);
+	bound = 2 + (long)(span / 0.02);
+	if (txs > bound)
+		fail_msg("4 starts made within %.1f ms written in %ld transactions (at most %ld)",
+			 span * 1e3, txs, bound);
+	for (size_t i = 0; i < 4; i++) {
+		assert_column(jobs[i], "status", "IN_PROGRESS");
+		job_unref(jobs[i]);
+	}
+	store_free(st);
+}
+
 /*
  * Group commit: changes made together are one transaction; a change waits
  * PG_GATHER_S (5 ms) for company before it is sent; and changes made while
@@ -1270,6 +1440,10 @@ int main(void)
 		cmocka_unit_test(test_deadline_late_commit),
 		cmocka_unit_test(test_deadline_connection_lost),
 		cmocka_unit_test(test_group_commit),
+		cmocka_unit_test(test_lazy_each_its_own_time),
+		cmocka_unit_test(test_lazy_starts_batched),
+		cmocka_unit_test(test_insert_again),
+		cmocka_unit_test(test_finish_replaces_result),
 		cmocka_unit_test(test_retention_batches),
 	};
 	const char *filter = getenv("VALET_TEST_FILTER");

@@ -1,0 +1,14 @@
+-- 008_jobs_fillfactor.sql - room in the jobs table's pages for the updates of
+-- a job's life.
+--
+-- A job row is written two or three times: inserted, claimed (when it was
+-- queued for any node), finished. Each change touches an indexed column
+-- (claimed_by, status, completed_at), so none of them is a HOT update, but
+-- one that finds room on the row's own page is still far cheaper than one
+-- that does not: with full pages (fillfactor 100, the default) every update
+-- moves the row to another page, which costs an extra WAL record (the old
+-- version is locked while a page is found), a second page dirtied and a
+-- free-space-map search. Inserts now leave half of each new page free; page
+-- pruning gives the space of finished versions back. Pages written before
+-- this migration keep their rows as they are.
+ALTER TABLE @SCHEMA@.jobs SET (fillfactor = 50);
