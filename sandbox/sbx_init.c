@@ -1,12 +1,44 @@
 /*
- * sbx_init.c - the init of a job's PID namespace.
+ * sbx_init.c - a job's PID namespace: its init, and the namespaces the
+ * task gets on top of the spawner's view.
  *
- * Theory of operation: the spawner clones each job child with new PID,
- * mount, IPC and UTS namespaces (SBX_JOB_NS_FLAGS). That child is pid 1 of
- * its namespace, and a pid-1 process is special: the kernel drops the
- * signals it sends itself that it has no handler for, so a task running as
- * pid 1 could not abort() or raise(). So the child stays the namespace's
- * init and the task runs as its child, pid 2:
+ * Theory of operation: every job gets new PID, mount, IPC and UTS
+ * namespaces. A PID namespace needs a pid 1, and a pid-1 process is
+ * special: the kernel drops the signals it sends itself that it has no
+ * handler for, so a task running as pid 1 could not abort() or raise(). So
+ * the task runs as pid 2 under an init of the spawner's. Two shapes:
+ *
+ * C tasks (sbx_pidns_init, sbx_job_ns_enter): the init is the cheapest
+ * process there is - a clone of the spawner that shares its memory
+ * (CLONE_VM: no page tables to copy, nothing to tear down at its exit), on
+ * a small stack of its own, running raw system calls only:
+ *   1. the spawner unshares its PID namespace for children (unshare(
+ *      CLONE_NEWPID)) and clones the init with every signal blocked; the
+ *      init is pid 1 of the new namespace. It names itself valetd-init,
+ *      dies with the spawner (parent-death signal; a pidfd of the spawner
+ *      tells whether it died before that), ignores SIGCHLD (the kernel
+ *      reaps what comes to it), closes every fd, drops every capability,
+ *      sets no_new_privs and sleeps until it is killed;
+ *   2. the spawner forks the task with glibc's fork() (the task's copy of
+ *      glibc must be right: raise() and abort() depend on it), which lands
+ *      in the new namespace as pid 2, then goes back to its own (setns);
+ *   3. the task, still privileged, leaves the spawner's mount, IPC and UTS
+ *      namespaces for new ones (unshare) and joins the slot's network
+ *      namespace, sets the host name, mounts a fresh /proc and a private
+ *      /tmp, and joins the slot's cgroups; then sbx_enter();
+ *   4. the spawner is the task's parent: it reaps it with its rusage, then
+ *      kills the init - and with it whatever is left in the namespace.
+ *      The init's exit waits until every other process of the namespace
+ *      is gone, so once the spawner has reaped the init, the job is over.
+ * The task cannot create processes (the strict profile), so the init never
+ * gets anything to reap but what the kernel reaps for it. Sharing memory
+ * with the spawner gives the init nothing the task can reach: it runs as
+ * uid 0 without capabilities, the task under another uid can neither
+ * signal, trace nor read it, and the spawner held no secret to begin with.
+ *
+ * Exec tasks (sbx_init_run): the spawner clones a child with the new
+ * namespaces (SBX_JOB_NS_FLAGS), which stays the namespace's init and
+ * forks the task - so the exec'd program is pid 2 whose parent is pid 1:
  *   1. the slot's network namespace: an empty one, or for profiles that
  *      allow network the one its network helper serves (the spawner
  *      itself lives in yet another, empty one);
@@ -28,8 +60,8 @@
  *      status socket and the init exits - and the kernel kills whatever is
  *      left in the namespace. Killing the init (timeout, cancel) likewise
  *      kills everything.
- * The init keeps uid 0 without capabilities: the task, under another uid,
- * can neither signal nor trace it.
+ * Either init keeps uid 0 without capabilities: the task, under another
+ * uid, can neither signal nor trace it.
  *
  * Async-signal-safe only, as in sbx_child.c.
  */
@@ -46,6 +78,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -197,6 +230,17 @@ sbx_init_reap(pid_t task, int status_fd, struct sbx_init_report report)
 	}
 }
 
+/* The job's own view, in its new namespaces: the slot's network, the host
+ * name, /proc and /tmp. */
+static int sbx_job_view(const struct sbx_init_params *p, struct sbx_error *err)
+{
+	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
+		return sbx_error_set(err, "setns net", errno);
+	if (sethostname("valet", 5) < 0)
+		return sbx_error_set(err, "sethostname", errno);
+	return sbx_init_mounts(p, err);
+}
+
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 {
 	struct pollfd pfd = {.fd = p->status_fd, .events = 0};
@@ -209,11 +253,7 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "pdeathsig", errno);
 	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP)))
 		_exit(1);
-	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
-		return sbx_error_set(err, "setns net", errno);
-	if (sethostname("valet", 5) < 0)
-		return sbx_error_set(err, "sethostname", errno);
-	if (sbx_init_mounts(p, err) < 0)
+	if (sbx_job_view(p, err) < 0)
 		return sbx_failed(err);
 	task = fork(); /* glibc's: the task's cached thread id must be right */
 	if (task < 0)
@@ -221,4 +261,77 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 	if (task == 0)
 		return sbx_cgroup_join(p->join_fds, p->njoin, err);
 	sbx_init_reap(task, p->status_fd, p->report);
+}
+
+int sbx_job_ns_enter(const struct sbx_init_params *p, struct sbx_error *err)
+{
+	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
+		return sbx_error_set(err, "unshare", errno);
+	if (sbx_job_view(p, err) < 0)
+		return sbx_failed(err);
+	return sbx_cgroup_join(p->join_fds, p->njoin, err);
+}
+
+/* struct kernel_sigaction, for a raw rt_sigaction. */
+struct sbx_init_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+/*
+ * The init of a C task's PID namespace (see the top). It shares the
+ * spawner's memory and its thread-local storage: it touches nothing but
+ * its own stack and makes raw system calls, none of which can fail here
+ * (so errno, the spawner's, is never written). Not instrumented: the
+ * sanitizers' runtime state is the spawner's too.
+ */
+__attribute__((no_sanitize("address", "undefined"))) static int sbx_pidns_init_main(void *arg)
+{
+	struct sbx_init_sigaction ign = {.handler = (void *)SIG_IGN};
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {{0}};
+	struct pollfd pfd = {.fd = (int)(intptr_t)arg, .events = POLLIN};
+	struct timespec now = {0, 0};
+
+	syscall(SYS_prctl, PR_SET_NAME, "valetd-init", 0UL, 0UL, 0UL);
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, (unsigned long)SIGKILL, 0UL, 0UL, 0UL);
+	/* The spawner may have died before that prctl (getppid() says 0
+	 * across the namespace either way): its pidfd is readable then. */
+	if (pfd.fd >= 0 && syscall(SYS_ppoll, &pfd, 1UL, &now, NULL, 0UL) != 0)
+		syscall(SYS_exit, 1);
+	/* What comes to the init (orphans) the kernel reaps. */
+	syscall(SYS_rt_sigaction, SIGCHLD, &ign, NULL, sizeof(ign.mask));
+	syscall(SYS_close_range, 0U, ~0U, 0U);
+	syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0UL, 0UL, 0UL);
+	syscall(SYS_capset, &hdr, caps);
+	syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL);
+	/* Every signal is blocked (the spawner cloned it so): sleep until
+	 * SIGKILL. */
+	for (;;)
+		syscall(SYS_ppoll, NULL, 0UL, NULL, NULL, 0UL);
+	return 0;
+}
+
+int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
+		   struct sbx_error *err)
+{
+	uint64_t all = ~0ULL, old;
+	int e;
+
+	if (unshare(CLONE_NEWPID) < 0)
+		return sbx_error_set(err, "unshare pid", errno);
+	/* Born with every signal blocked, glibc's own included: no handler
+	 * of the spawner's ever runs on the init's stack. */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+	*init = clone(sbx_pidns_init_main, stack_top, CLONE_VM | SIGCHLD,
+		      (void *)(intptr_t)spawner_pidfd);
+	e = errno;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+	if (*init < 0) {
+		(void)setns(own_pidns, CLONE_NEWPID);
+		return sbx_error_set(err, "clone init", e);
+	}
+	return 0;
 }
