@@ -34,7 +34,9 @@ struct sbx_params {
 	int frame_fd;        /* required */
 	bool frame_cloexec;  /* exec tasks: the frame channel closes at execve */
 	int devnull_fd;      /* an open /dev/null, used when stdin_fd < 0 */
-	pid_t expected_parent; /* parent-death check after PR_SET_PDEATHSIG */
+	pid_t expected_parent; /* getppid() after PR_SET_PDEATHSIG: the parent's
+				* pid, 0 when the parent is outside the child's
+				* PID namespace; -1 = no check */
 	bool drop_user;      /* setgroups/setgid/setuid to uid/gid below */
 	uid_t uid;
 	gid_t gid;
@@ -161,15 +163,31 @@ bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
 #define SBX_JOB_NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
 
 /*
- * The init of a job's PID namespace (sbx_init.c). Called in the child of a
+ * A job's PID namespace and its init (sbx_init.c), in two shapes.
+ *
+ * Exec tasks: sbx_init_run(), called in the child of a
  * clone(SBX_JOB_NS_FLAGS): joins the slot's network namespace, mounts a
- * fresh /proc and a private /tmp, sets the host name, and forks the task into the slot's cgroups (the init stays out of them, so
- * killing the cgroup kills the task's tree and the init can still reap and
- * account for it). Returns 0 in the task (pid 2), which goes on with
- * sbx_enter(); -errno with *err on a setup failure. The init itself never
- * returns: it reaps until the task ends, sends the task's wait status in
- * p->report on status_fd and exits, which kills whatever the task left.
+ * fresh /proc and a private /tmp, sets the host name, and forks the task
+ * into the slot's cgroups (the init stays out of them, so killing the
+ * cgroup kills the task's tree and the init can still reap and account
+ * for it). Returns 0 in the task (pid 2), which goes on with sbx_enter();
+ * -errno with *err on a setup failure. The init itself never returns: it
+ * reaps until the task ends, sends the task's wait status in p->report on
+ * status_fd and exits, which kills whatever the task left.
+ *
+ * C tasks: sbx_pidns_init(), in the spawner, makes a new PID namespace
+ * whose pid 1 is a tiny init that shares the spawner's memory (a
+ * CLONE_VM clone on stack_top, the top of a stack of SBX_INIT_STACK bytes
+ * that stays the init's until it is reaped) and sleeps until it is killed;
+ * the spawner's next fork() is pid 2 of that namespace, until the spawner
+ * goes back to own_pidns (setns). The init dies with the spawner
+ * (spawner_pidfd: a pidfd of the spawner, -1 = none). 0 with *init, or
+ * -errno with *err (and the spawner back in own_pidns). That fork() calls
+ * sbx_job_ns_enter(): new mount, IPC and UTS namespaces, then the same as
+ * the exec tasks' init and the cgroups; 0, or -errno with *err. p's
+ * status_fd and report are not used.
  */
+#define SBX_INIT_STACK 16384
 struct sbx_init_report {
 	uint32_t slot;
 	int32_t status;  /* the task's wait status */
@@ -198,6 +216,9 @@ struct sbx_init_params {
 /* The stack of an exec job's task until its execve (sbx_enter, execve). */
 #define SBX_EXEC_STACK (64 * 1024)
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
+int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
+		   struct sbx_error *err);
+int sbx_job_ns_enter(const struct sbx_init_params *p, struct sbx_error *err);
 
 /* In a job child, before sbx_enter(): join cgroups by writing "0" to each
  * cgroup.procs fd. 0, or -errno with *err. */

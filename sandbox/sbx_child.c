@@ -129,8 +129,10 @@ static int sbx_parent_death(const struct sbx_params *p, struct sbx_error *err)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return sbx_error_set(err, "pdeathsig", errno);
-	/* The parent may have died before the prctl: then nobody kills us. */
-	if (p->expected_parent > 0 && getppid() != p->expected_parent)
+	/* The parent may have died before the prctl: then nobody kills us.
+	 * (A child whose parent is outside its PID namespace sees 0, and 1
+	 * once it was handed to the namespace's init.) */
+	if (p->expected_parent >= 0 && getppid() != p->expected_parent)
 		return sbx_error_set(err, "pdeathsig", ESRCH);
 	return 0;
 }

@@ -1,12 +1,44 @@
 /*
- * sbx_init.c - the init of a job's PID namespace.
+ * sbx_init.c - a job's PID namespace: its init, and the namespaces the
+ * task gets on top of the spawner's view.
  *
- * Theory of operation: the spawner clones each job child with new PID,
- * mount, IPC and UTS namespaces (SBX_JOB_NS_FLAGS). That child is pid 1 of
- * its namespace, and a pid-1 process is special: the kernel drops the
- * signals it sends itself that it has no handler for, so a task running as
- * pid 1 could not abort() or raise(). So the child stays the namespace's
- * init and the task runs as its child, pid 2:
+ * Theory of operation: every job gets new PID, mount, IPC and UTS
+ * namespaces. A PID namespace needs a pid 1, and a pid-1 process is
+ * special: the kernel drops the signals it sends itself that it has no
+ * handler for, so a task running as pid 1 could not abort() or raise(). So
+ * the task runs as pid 2 under an init of the spawner's. Two shapes:
+ *
+ * C tasks (sbx_pidns_init, sbx_job_ns_enter): the init is the cheapest
+ * process there is - a clone of the spawner that shares its memory
+ * (CLONE_VM: no page tables to copy, nothing to tear down at its exit), on
+ * a small stack of its own, running raw system calls only:
+ *   1. the spawner unshares its PID namespace for children (unshare(
+ *      CLONE_NEWPID)) and clones the init with every signal blocked; the
+ *      init is pid 1 of the new namespace. It names itself valetd-init,
+ *      dies with the spawner (parent-death signal; a pidfd of the spawner
+ *      tells whether it died before that), ignores SIGCHLD (the kernel
+ *      reaps what comes to it), closes every fd, drops every capability,
+ *      sets no_new_privs and sleeps until it is killed;
+ *   2. the spawner forks the task with glibc's fork() (the task's copy of
+ *      glibc must be right: raise() and abort() depend on it), which lands
+ *      in the new namespace as pid 2, then goes back to its own (setns);
+ *   3. the task, still privileged, leaves the spawner's mount, IPC and UTS
+ *      namespaces for new ones (unshare) and joins the slot's network
+ *      namespace, sets the host name, mounts a fresh /proc and a private
+ *      /tmp, and joins the slot's cgroups; then sbx_enter();
+ *   4. the spawner is the task's parent: it reaps it with its rusage, then
+ *      kills the init - and with it whatever is left in the namespace.
+ *      The init's exit waits until every other process of the namespace
+ *      is gone, so once the spawner has reaped the init, the job is over.
+ * The task cannot create processes (the strict profile), so the init never
+ * gets anything to reap but what the kernel reaps for it. Sharing memory
+ * with the spawner gives the init nothing the task can reach: it runs as
+ * uid 0 without capabilities, the task under another uid can neither
+ * signal, trace nor read it, and the spawner held no secret to begin with.
+ *
+ * Exec tasks (sbx_init_run): the spawner clones a child with the new
+ * namespaces (SBX_JOB_NS_FLAGS), which stays the namespace's init and
+ * forks the task - so the exec'd program is pid 2 whose parent is pid 1:
  *   1. the slot's network namespace: an empty one, or for profiles that
  *      allow network the one its network helper serves (the spawner
  *      itself lives in yet another, empty one);
@@ -32,8 +64,8 @@
  *      status socket and the init exits - and the kernel kills whatever is
  *      left in the namespace. Killing the init (timeout, cancel) likewise
  *      kills everything.
- * The init keeps uid 0 without capabilities: the task, under another uid,
- * can neither signal nor trace it.
+ * Either init keeps uid 0 without capabilities: the task, under another
+ * uid, can neither signal nor trace it.
  *
  * Async-signal-safe only, as in sbx_child.c.
  */
@@ -50,6 +82,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -228,6 +261,17 @@ static pid_t __attribute__((noinline)) sbx_init_spawn_exec(const struct sbx_init
 		     (void *)p);
 }
 
+/* The job's own view, in its new namespaces: the slot's network, the host
+ * name, /proc and /tmp. */
+static int sbx_job_view(const struct sbx_init_params *p, struct sbx_error *err)
+{
+	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
+		return sbx_error_set(err, "setns net", errno);
+	if (sethostname("valet", 5) < 0)
+		return sbx_error_set(err, "sethostname", errno);
+	return sbx_init_mounts(p, err);
+}
+
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 {
 	struct pollfd pfd = {.fd = p->status_fd, .events = 0};
@@ -240,11 +284,7 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "pdeathsig", errno);
 	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP)))
 		_exit(1);
-	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
-		return sbx_error_set(err, "setns net", errno);
-	if (sethostname("valet", 5) < 0)
-		return sbx_error_set(err, "sethostname", errno);
-	if (sbx_init_mounts(p, err) < 0)
+	if (sbx_job_view(p, err) < 0)
 		return sbx_failed(err);
 	/* glibc's fork() for C tasks: the task's cached thread id must be right. */
 	task = p->exec_fn ? sbx_init_spawn_exec(p) : fork();
@@ -253,4 +293,112 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 	if (task == 0)
 		return sbx_cgroup_join(p->join_fds, p->njoin, err);
 	sbx_init_reap(task, p->status_fd, p->report);
+}
+
+int sbx_job_ns_enter(const struct sbx_init_params *p, struct sbx_error *err)
+{
+	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
+		return sbx_error_set(err, "unshare", errno);
+	if (sbx_job_view(p, err) < 0)
+		return sbx_failed(err);
+	return sbx_cgroup_join(p->join_fds, p->njoin, err);
+}
+
+/*
+ * A system call that writes nothing but its result: glibc's syscall() sets
+ * errno on failure, and the C task's init shares the spawner's thread
+ * pointer, so that errno is the spawner's (a close_range that a 5.8 kernel
+ * does not know would have written ENOSYS into the spawner's loop at any
+ * moment). Other architectures fall back to syscall().
+ */
+__attribute__((no_sanitize("address", "undefined"))) static inline long
+sbx_raw(long n, long a, long b, long c, long d, long e)
+{
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return ret;
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	register long x4 __asm__("x4") = e;
+
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+	return x0;
+#else
+	return syscall(n, a, b, c, d, e);
+#endif
+}
+
+/* struct kernel_sigaction, for a raw rt_sigaction. */
+struct sbx_init_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+/*
+ * The init of a C task's PID namespace (see the top). It shares the
+ * spawner's memory and its thread-local storage: it touches nothing but
+ * its own stack and makes raw system calls (sbx_raw: errno, the
+ * spawner's, is never written). Not instrumented: the
+ * sanitizers' runtime state is the spawner's too.
+ */
+__attribute__((no_sanitize("address", "undefined"))) static int sbx_pidns_init_main(void *arg)
+{
+	struct sbx_init_sigaction ign = {.handler = (void *)SIG_IGN};
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {{0}};
+	struct pollfd pfd = {.fd = (int)(intptr_t)arg, .events = POLLIN};
+	struct timespec now = {0, 0};
+
+	sbx_raw(SYS_prctl, PR_SET_NAME, (long)"valetd-init", 0, 0, 0);
+	sbx_raw(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* The spawner may have died before that prctl (getppid() says 0
+	 * across the namespace either way): its pidfd is readable then. */
+	if (pfd.fd >= 0 && sbx_raw(SYS_ppoll, (long)&pfd, 1, (long)&now, 0, 0) != 0)
+		sbx_raw(SYS_exit, 1, 0, 0, 0, 0);
+	/* What comes to the init (orphans) the kernel reaps. */
+	sbx_raw(SYS_rt_sigaction, SIGCHLD, (long)&ign, 0, sizeof(ign.mask), 0);
+	sbx_raw(SYS_close_range, 0, ~0U, 0, 0, 0);
+	sbx_raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	sbx_raw(SYS_capset, (long)&hdr, (long)caps, 0, 0, 0);
+	sbx_raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* Every signal is blocked (the spawner cloned it so): sleep until
+	 * SIGKILL. */
+	for (;;)
+		sbx_raw(SYS_ppoll, 0, 0, 0, 0, 0);
+	return 0;
+}
+
+int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
+		   struct sbx_error *err)
+{
+	uint64_t all = ~0ULL, old;
+	int e;
+
+	if (unshare(CLONE_NEWPID) < 0)
+		return sbx_error_set(err, "unshare pid", errno);
+	/* Born with every signal blocked, glibc's own included: no handler
+	 * of the spawner's ever runs on the init's stack. */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+	*init = clone(sbx_pidns_init_main, stack_top, CLONE_VM | SIGCHLD,
+		      (void *)(intptr_t)spawner_pidfd);
+	e = errno;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+	if (*init < 0) {
+		(void)setns(own_pidns, CLONE_NEWPID);
+		return sbx_error_set(err, "clone init", e);
+	}
+	return 0;
 }

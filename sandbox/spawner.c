@@ -8,25 +8,32 @@
  * with its task table, then runs a poll() loop over the control socket, a
  * signalfd for SIGCHLD, the status socket of the jobs' inits, the host's
  * mount table and its address events.
- * START: set the slot's cgroup limits, then clone the child - with
- * namespaces, into new PID, mount, IPC and UTS namespaces; that child
- * becomes the namespace's init and starts the task in the slot's cgroups
- * (sbx_init.c: a fork for C tasks; for an exec task a clone into the init's
- * own memory, CLONE_VM | CLONE_VFORK, that runs exec_task() here) - which
- * enters the sandbox (fds, rlimits, user, seccomp) and runs the C tasks or
- * execs the program. The parent closes its
- * copies of the child's fds and remembers slot -> pid. KILL: SIGKILL the
- * slot's child (with namespaces: its init, which takes the whole namespace
- * along) and its process group. Deadlines: each slot has a timer (a
- * timerfd the daemon handed over with TIMER and arms when a job starts, see
- * spawn_proto.h); the poll loop waits on it too, and when it expires the
+ * START: set the slot's cgroup limits, then make the child. With
+ * namespaces, a C task gets a new PID namespace whose init is a tiny clone
+ * of this process sharing its memory, and is forked into it as pid 2; the
+ * task makes its own mount, IPC and UTS namespaces and joins the slot's
+ * cgroups (sbx_init.c). An exec task's child is cloned into new PID, mount,
+ * IPC and UTS namespaces, becomes the namespace's init and starts the task
+ * (a clone into the init's own memory, CLONE_VM | CLONE_VFORK, that runs
+ * exec_task() here: nothing of the image is copied for a process that execs).
+ * The task enters the sandbox (fds, rlimits, user, seccomp) and runs the C
+ * tasks or execs the program. The parent closes its copies of the child's
+ * fds and remembers slot -> pid (and a C task's init). KILL: SIGKILL the
+ * slot's child (a C task and its init; an exec task's cgroup, or its init,
+ * which takes the whole namespace along) and its process group.
+ * Deadlines: each slot has a timer (a timerfd the daemon handed over with
+ * TIMER and arms when a job starts, see spawn_proto.h); the poll loop
+ * waits on it too, and when it expires the
  * slot's child is killed as for KILL, on this process's clock - however
  * late the daemon's loop is. SIGCHLD: reap everything with wait4(); for
- * a job child, kill what is left of its process group (and of its cgroup
- * without namespaces), take the task's wait status from its init's report,
- * note an OOM kill and a kill at the deadline, and report EXIT. When the
- * daemon's end of the socket closes, kill every child and exit. The
- * spawner allocates nothing per job and keeps no state but the slot table.
+ * a C task in its PID namespace, keep its wait status and rusage and kill
+ * its init, and report EXIT once the init is reaped too (the namespace is
+ * empty then); for any other job child, kill what is left of its process
+ * group (and of its cgroup without namespaces), take the task's wait status
+ * from its init's report, note an OOM kill and a kill at the deadline, and
+ * report EXIT. When the daemon's end of the socket closes, kill every
+ * child and exit. The spawner allocates nothing per job and keeps no state
+ * but the slot table.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +56,10 @@
 #include <arpa/inet.h>
 #include <linux/capability.h>
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
 #include <jansson.h>
 
 #include "registry.h"
@@ -61,7 +72,9 @@
 #define SPAWNER_NFIXED 5
 
 struct slot {
-	pid_t pid; /* 0 = free */
+	pid_t pid;       /* the job child; 0 = free */
+	pid_t init;      /* a C task's PID namespace init (sbx_pidns_init); 0 = none */
+	bool reaped;     /* ...and the task was reaped (status, ru), its init not yet */
 	uint64_t run_id;
 	bool has_status; /* the init reported the task's wait status */
 	bool peak_reset; /* the cgroup's memory peak was reset for this job */
@@ -70,6 +83,7 @@ struct slot {
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
+	struct rusage ru; /* the task's, when reaped before its init */
 };
 
 static struct {
@@ -86,6 +100,9 @@ static struct {
 	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
 	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
 	int host_netns;           /* exec+net jobs with net_host; -1 = none */
+	int own_pidns;            /* this PID namespace (C tasks' inits) */
+	int self_pidfd;           /* a pidfd of this process, for the inits; -1 = none */
+	char *init_stacks;        /* SBX_INIT_STACK bytes per slot */
 } sp;
 
 /* The explicit environment of every job child. */
@@ -147,8 +164,18 @@ static bool init_has_task(pid_t pid)
 static void kill_slot(unsigned index)
 {
 	struct cg_slot *cg = cg_of(index);
-	pid_t pid = sp.slots[index].pid;
+	struct slot *s = &sp.slots[index];
+	pid_t pid = s->pid;
 
+	/* A C task in its own PID namespace: the task (a reaped one's pid may
+	 * be someone else's by now), and the init, which takes the rest of
+	 * the namespace along. The spawner reaps the task: it is accounted. */
+	if (s->init > 0) {
+		if (!s->reaped)
+			kill(pid, SIGKILL);
+		kill(s->init, SIGKILL);
+		return;
+	}
 	if (sp.opts->namespaces && cg && (cg->kill >= 0 || cg->procs >= 0) && init_has_task(pid)) {
 		cg_slot_kill(cg);
 		return;
@@ -334,10 +361,49 @@ static pid_t clone_child(unsigned long flags)
 	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
-static pid_t spawn_process(const struct spawn_req *req)
+/*
+ * A C task with namespaces: a new PID namespace with its tiny init
+ * (sbx_pidns_init), and the task forked into it as pid 2; this process's
+ * own children go to its own namespace again before this returns.
+ */
+static pid_t fork_in_pidns(unsigned slot, pid_t *init)
+{
+	char *stack_top = sp.init_stacks + (size_t)(slot + 1) * SBX_INIT_STACK;
+	struct sbx_error err = {{0}, 0};
+	pid_t pid;
+	int e;
+
+	if (sbx_pidns_init(stack_top, sp.self_pidfd, sp.own_pidns, init, &err) < 0) {
+		errno = err.err;
+		return -1;
+	}
+	pid = fork(); /* glibc's: see clone_child() */
+	if (pid == 0)
+		return 0;
+	e = errno;
+	if (setns(sp.own_pidns, CLONE_NEWPID) < 0 && pid > 0) {
+		/* Later children would land in the job's namespace. */
+		e = errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pid = -1;
+	}
+	if (pid < 0) {
+		kill(*init, SIGKILL);
+		waitpid(*init, NULL, 0);
+		*init = 0;
+		errno = e;
+	}
+	return pid;
+}
+
+static pid_t spawn_process(const struct spawn_req *req, pid_t *init)
 {
 	pid_t pid;
 
+	*init = 0;
+	if (sp.opts->namespaces && !(req->flags & SPAWN_F_EXEC))
+		return fork_in_pidns(req->slot, init);
 	if (sp.opts->namespaces)
 		return clone_child(SBX_JOB_NS_FLAGS);
 	if ((req->flags & SPAWN_F_EXEC) && pidns_usable) {
@@ -425,9 +491,15 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 			.exec_arg = &args,
 			.exec_frame_fd = fds[0],
 		};
-		if (sbx_init_run(&ip, &err) < 0)
-			sbx_fail(fds[0], &err);
-		parent = 1; /* the init */
+		if (!(req->flags & SPAWN_F_EXEC)) {
+			if (sbx_job_ns_enter(&ip, &err) < 0)
+				sbx_fail(fds[0], &err);
+			parent = 0; /* this process, outside the task's PID namespace */
+		} else {
+			if (sbx_init_run(&ip, &err) < 0)
+				sbx_fail(fds[0], &err);
+			parent = 1; /* the init */
+		}
 	} else {
 		if (cg && sbx_cgroup_join(cg->join, cg->njoin, &err) < 0)
 			sbx_fail(fds[0], &err);
@@ -449,7 +521,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	struct spawn_evt evt = {.type = SPAWN_EVT_EXIT, .slot = req->slot, .run_id = req->run_id};
 	bool peak_reset;
 	int netns;
-	pid_t pid;
+	pid_t pid, init;
 
 	if (!s || s->pid != 0 || nfds < 2) {
 		evt.spawn_err = EINVAL;
@@ -463,7 +535,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 		goto report;
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
-	pid = spawn_process(req);
+	pid = spawn_process(req, &init);
 	if (pid == 0)
 		child_start(req, input, fds, nfds, netns);
 	if (pid < 0) {
@@ -471,6 +543,8 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 		goto report;
 	}
 	s->pid = pid;
+	s->init = init;
+	s->reaped = false;
 	s->run_id = req->run_id;
 	s->has_status = false;
 	s->peak_reset = peak_reset;
@@ -664,49 +738,90 @@ static void read_reports(void)
 	}
 }
 
+/* EXIT: the slot's job child is gone, with status and ru. */
+static void send_exit(unsigned index, int status, const struct rusage *ru)
+{
+	struct slot *s = &sp.slots[index];
+	struct cg_slot *cg = cg_of(index);
+	struct spawn_evt evt = {
+		.type = SPAWN_EVT_EXIT,
+		.slot = index,
+		.run_id = s->run_id,
+		.pid = s->pid,
+		.status = status,
+		.flags = (cg && cg_slot_oom(cg) ? SPAWN_EVT_F_OOM : 0) |
+			 (s->deadline ? SPAWN_EVT_F_DEADLINE : 0),
+		.memory_peak_kb = s->peak_reset ? cg_slot_peak(cg) / 1024 : -1,
+		.utime_us = ru->ru_utime.tv_sec * 1000000LL + ru->ru_utime.tv_usec,
+		.stime_us = ru->ru_stime.tv_sec * 1000000LL + ru->ru_stime.tv_usec,
+		.maxrss_kb = ru->ru_maxrss,
+		.end_ns = now_ns(),
+	};
+
+	s->pid = 0;
+	s->init = 0;
+	s->reaped = false;
+	send_evt(&evt);
+}
+
+/*
+ * A C task in its own PID namespace, or its init, was reaped. The task
+ * first: its status and rusage are kept, and its init is killed, which
+ * takes the rest of the namespace along; the init's exit waits for all of
+ * it, so once the init is reaped the job is over: EXIT.
+ */
+static void pidns_reaped(unsigned index, pid_t pid, int status, const struct rusage *ru)
+{
+	struct slot *s = &sp.slots[index];
+
+	if (pid == s->pid && !s->reaped) {
+		s->reaped = true;
+		s->status = status;
+		s->ru = *ru;
+		kill(s->init, SIGKILL);
+		return;
+	}
+	s->init = 0;
+	if (s->reaped)
+		send_exit(index, s->status, &s->ru);
+}
+
+/* An init or a job child reaped: which slot's, and what it means. */
+static void reaped(pid_t pid, int status, const struct rusage *ru)
+{
+	for (unsigned i = 0; i < sp.nslots; i++) {
+		struct slot *s = &sp.slots[i];
+
+		if (s->init > 0 && (pid == s->init || (pid == s->pid && !s->reaped))) {
+			pidns_reaped(i, pid, status, ru);
+			return;
+		}
+		if (s->pid != pid || s->init > 0)
+			continue;
+		/* An init sends its report before it exits, so a reaped init's
+		 * report is queued by now - also when it exited after this loop
+		 * began. */
+		if (!s->has_status && sp.status_rd >= 0)
+			read_reports();
+		/* Whatever the job left in its process group (and, without a
+		 * namespace to take it along, in its cgroup) dies with it. */
+		kill(-pid, SIGKILL);
+		if (cg_of(i) && !sp.opts->namespaces)
+			cg_slot_kill(cg_of(i));
+		send_exit(i, s->has_status ? s->status : status, ru);
+		return;
+	}
+}
+
 static void reap(void)
 {
 	int status;
 	struct rusage ru;
 	pid_t pid;
 
-	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
-		if (sbx_net_reaped(sp.net, pid))
-			continue;
-		for (unsigned i = 0; i < sp.nslots; i++) {
-			struct slot *s = &sp.slots[i];
-			if (s->pid != pid)
-				continue;
-			/* An init sends its report before it exits, so a reaped
-			 * init's report is queued by now - also when it exited
-			 * after this loop began. */
-			if (!s->has_status && sp.status_rd >= 0)
-				read_reports();
-			/* Whatever the job left in its process group (and, without
-			 * a namespace to take it along, in its cgroup) dies with it. */
-			kill(-pid, SIGKILL);
-			struct cg_slot *cg = cg_of(i);
-			if (cg && !sp.opts->namespaces)
-				cg_slot_kill(cg);
-			struct spawn_evt evt = {
-				.type = SPAWN_EVT_EXIT,
-				.slot = i,
-				.run_id = s->run_id,
-				.pid = pid,
-				.status = s->has_status ? s->status : status,
-				.flags = (cg && cg_slot_oom(cg) ? SPAWN_EVT_F_OOM : 0) |
-					 (s->deadline ? SPAWN_EVT_F_DEADLINE : 0),
-				.memory_peak_kb = s->peak_reset ? cg_slot_peak(cg) / 1024 : -1,
-				.utime_us = ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec,
-				.stime_us = ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec,
-				.maxrss_kb = ru.ru_maxrss,
-				.end_ns = now_ns(),
-			};
-			s->pid = 0;
-			send_evt(&evt);
-			break;
-		}
-	}
+	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0)
+		if (!sbx_net_reaped(sp.net, pid))
+			reaped(pid, status, &ru);
 }
 
 /*
@@ -746,6 +861,15 @@ static int prepare_jobs(struct sbx_error *err)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return sbx_error_set(err, "status socket", errno);
+	/* C tasks' inits: a stack each, the way back to this namespace, and
+	 * whether this process is still there (Linux 5.3; else unchecked). */
+	sp.init_stacks = calloc(sp.nslots, SBX_INIT_STACK);
+	if (!sp.init_stacks)
+		return sbx_error_set(err, "init stacks", ENOMEM);
+	sp.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (sp.own_pidns < 0)
+		return sbx_error_set(err, "open pid namespace", errno);
+	sp.self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0U);
 	sp.status_rd = sv[0];
 	sp.status_wr = sv[1];
 	if (sbx_view_prepare(&sp.opts->view, sp.opts->keep, sp.opts->nkeep, &sp.view, err) < 0)
@@ -827,7 +951,7 @@ static int become_spawner(int sock)
 
 	sp.sock = sock;
 	sp.self = getpid();
-	sp.status_rd = sp.status_wr = sp.host_netns = -1;
+	sp.status_rd = sp.status_wr = sp.host_netns = sp.own_pidns = sp.self_pidfd = -1;
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Every job starts in "/": once here instead of a chdir() per child. */
 	if (chdir("/") < 0 || sp.devnull < 0)

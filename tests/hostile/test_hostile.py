@@ -8,8 +8,8 @@ the host must be clean (check_clean): no process of the job left - nothing
 in the daemon's slot cgroups (valet.<daemon pid>/slot-*/cgroup.procs in every
 hierarchy), nothing running as a task uid ([sandbox] uid_base + slot), no
 descendant of valetd but the spawner and idle pre-forked children (each
-asleep in read(0) on one of valetd's slot pipes, below an init of the
-spawner's: idle_warm); the same fds in valetd and its spawner as after the
+asleep in read(0) on one of valetd's slot pipes, alone with the init of
+its PID namespace: idle_warm); the same fds in valetd and its spawner as after the
 warm-up, by what they hold (fd_targets); nothing the job wrote left on the host (files
 named after this run's tag, or owned by a task uid, in /tmp, /var/tmp,
 /dev/shm and the directories write_outside tries; SysV IPC objects); the
@@ -153,14 +153,32 @@ def blocked_reading_stdin(pid):
     return len(call) > 1 and call[0] == str(READ_NR) and int(call[1], 16) == 0
 
 
+def pidns_of(pid):
+    try:
+        return os.readlink("/proc/%d/ns/pid" % pid)
+    except OSError:
+        return None
+
+
+def is_pidns_init(pid):
+    """Whether pid is pid 1 of its PID namespace (/proc/PID/status NSpid)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            nspid = re.search(r"^NSpid:\s+(.*)$", f.read(), re.M).group(1).split()
+    except (OSError, AttributeError):
+        return False
+    return len(nspid) > 1 and nspid[-1] == "1"
+
+
 def idle_warm(pids, table, daemon_fds, spawner):
     """The pre-forked C-task children among pids that still wait for their
-    input, with their inits - and nothing that merely looks like one: a
-    process named valetd-job, asleep in read(0, ...), whose fd 0 is one of
-    the daemon's slot pipes (valetd holds both ends of those until it
-    writes an input; an exec task's stdin is its own, and valetd has let go
-    of it), and whose parent is a valetd-init of the spawner's with no
-    other child."""
+    input, with the inits of their PID namespaces - and nothing that merely
+    looks like one: a process named valetd-job, asleep in read(0, ...),
+    whose fd 0 is one of the daemon's slot pipes (valetd holds both ends of
+    those until it writes an input; an exec task's stdin is its own, and
+    valetd has let go of it), a child of the spawner, in a PID namespace
+    that holds nothing but it and its pid 1, a valetd-init of the spawner's
+    with no child."""
     pipes = {t for t in daemon_fds.values() if t.startswith("pipe:")}
     idle = set()
     for p in pids:
@@ -170,10 +188,13 @@ def idle_warm(pids, table, daemon_fds, spawner):
             stdin = os.readlink("/proc/%d/fd/0" % p)
         except OSError:
             continue
-        init = table[p][0]
-        if (stdin not in pipes or table.get(init, (0, "", 0, ""))[3] != "valetd-init"
-                or table[init][0] != spawner
-                or {c for c, v in table.items() if v[0] == init} != {p}):
+        pidns = pidns_of(p)
+        members = {q for q in table if pidns_of(q) == pidns}
+        if stdin not in pipes or table[p][0] != spawner or pidns is None or len(members) != 2:
+            continue
+        init = (members - {p}).pop()
+        if (table[init][3] != "valetd-init" or table[init][0] != spawner
+                or not is_pidns_init(init) or any(v[0] == init for v in table.values())):
             continue
         idle |= {p, init}
     return idle

@@ -76,6 +76,22 @@ def held_netns(pid):
     return out
 
 
+def pidns_init_of(pid):
+    """(pid, name, NSpid, parent) of pid 1 of the PID namespace of pid, read
+    from outside; None when there is none."""
+    pidns = os.readlink("/proc/%d/ns/pid" % pid)
+    for p, v in proc_table().items():
+        try:
+            if os.readlink("/proc/%d/ns/pid" % p) != pidns:
+                continue
+            nspid = status_of(p)["NSpid"].split()
+        except OSError:
+            continue
+        if nspid[-1] == "1":
+            return (p, v[3], nspid, v[0])
+    return None
+
+
 def procs_of(uid, comm):
     """The pids running as uid whose name is comm."""
     return sorted(p for p, v in proc_table().items() if v[2] == uid and v[3] == comm)
@@ -972,8 +988,9 @@ class IsolationTest(unittest.TestCase):
     def test_full_isolation_is_recorded(self):
         """A job's isolation record is what the job got. A running C task
         (looked at from outside: it may not open files) and an exec task
-        (the probe, from inside) are each pid 2 under valetd-init, pid 1 of
-        a PID namespace of their own; their mount, IPC, UTS and network
+        (the probe, from inside) are each pid 2 of a PID namespace of their
+        own whose pid 1 is a valetd-init of the spawner's (the exec task's
+        parent; the C task's is the spawner); their mount, IPC, UTS and network
         namespaces are neither valetd's nor the spawner's; the host name is
         "valet"; the network namespace is the slot's, one the spawner holds;
         they run as the uid the record names; and both jobs COMPLETED."""
@@ -989,9 +1006,7 @@ class IsolationTest(unittest.TestCase):
             tasks = wait_until(lambda: procs_of(c_uid, "valetd-job"), 5)
             self.assertEqual(len(tasks), 1, tasks)
             task = tasks[0]
-            c_seen = {"ns": ns_of(task), "status": status_of(task)}
-            init = int(c_seen["status"]["PPid"])
-            c_seen["init"] = (proc_table()[init][3], status_of(init)["NSpid"].split())
+            c_seen = {"ns": ns_of(task), "status": status_of(task), "init": pidns_init_of(task)}
             c_seen["nodename"] = subprocess.run(
                 ["nsenter", "-t", str(task), "-u", "uname", "-n"], stdout=subprocess.PIPE,
                 text=True, timeout=10).stdout.strip()
@@ -1014,7 +1029,9 @@ class IsolationTest(unittest.TestCase):
             self.assertIs(iso["degraded"], False, iso)
         # The C task, from outside.
         self.assertEqual(c_seen["status"]["NSpid"].split()[1:], ["2"], c_seen)
-        self.assertEqual(c_seen["init"], ("valetd-init", [str(init), "1"]), c_seen)
+        self.assertEqual(c_seen["status"]["PPid"], str(spawner), c_seen)
+        init = c_seen["init"][0] if c_seen["init"] else None
+        self.assertEqual(c_seen["init"], (init, "valetd-init", [str(init), "1"], spawner), c_seen)
         self.assertEqual(set(c_seen["status"]["Uid"].split()), {str(c_uid)}, c_seen)
         self.assertEqual(c_seen["nodename"], "valet", c_seen)
         # The exec task, from inside.
