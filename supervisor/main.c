@@ -693,17 +693,23 @@ static struct store *make_store(struct ev_loop *loop, const struct config *cfg)
 	return store;
 }
 
-/* STATUS= for the service manager: "running 3 jobs, 120 queued". */
-static void status_line(void *arg, char *buf, size_t len)
+/* STATUS= for the service manager: "running 3 jobs, 120 queued"; false
+ * (no more watchdog pings: a restart) once no job can run. */
+static bool status_line(void *arg, char *buf, size_t len)
 {
 	struct daemon *d = arg;
 	unsigned running;
 	size_t queued;
 
+	if (!core_queue_healthy(d->core)) {
+		snprintf(buf, len, "the spawner process is gone: no job can run");
+		return false;
+	}
 	core_load(d->core, &running, &queued);
 	snprintf(buf, len, "%srunning %u job%s, %zu queued%s",
 		 core_draining(d->core) ? "stopping: " : "", running, running == 1 ? "" : "s",
 		 queued, core_storage_healthy(d->core) ? "" : "; storage unavailable");
+	return true;
 }
 
 /* The loop, the store, the core, the HTTP server; run until shut down.

@@ -10,7 +10,9 @@
  * WATCHDOG=1 when half the watchdog interval has passed since the last
  * ping - the pings come from the loop itself, so a loop that stops
  * turning (a blocking call, an endless callback, a stopped process) stops
- * them and systemd restarts the service (WatchdogSec= in the unit) - and
+ * them and systemd restarts the service (WatchdogSec= in the unit); so
+ * does a daemon that can no longer run any job (its spawner died: the
+ * status callback says so, and the pings stop) - and
  * STATUS=<line> when the line changed and a second has passed since the
  * last one, so `systemctl status valetd` says "running 3 jobs, 120
  * queued" at a cost of at most one datagram a second. Both go in one
@@ -56,15 +58,16 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	char line[NOTIFY_STATUS_MAX], msg[NOTIFY_STATUS_MAX + 32];
 	ev_tstamp now = ev_time(); /* not ev_now(): the loop's may be late by a busy turn */
 	size_t len = 0;
+	bool alive;
 
 	(void)revents;
+	line[0] = '\0';
+	alive = w->status(w->arg, line, sizeof(line));
 	/* 10 ms early is on time: the timer fires at this rate. */
-	if (w->ping_every > 0 && now - w->last_ping >= w->ping_every - 0.01) {
+	if (alive && w->ping_every > 0 && now - w->last_ping >= w->ping_every - 0.01) {
 		len += (size_t)snprintf(msg, sizeof(msg), "WATCHDOG=1\n");
 		w->last_ping = now;
 	}
-	line[0] = '\0';
-	w->status(w->arg, line, sizeof(line));
 	if (strcmp(line, w->sent) != 0 && now - w->last_status >= NOTIFY_STATUS_EVERY - 0.01) {
 		snprintf(msg + len, sizeof(msg) - len, "STATUS=%s\n", line);
 		len = strlen(msg);

@@ -6,6 +6,7 @@
 #ifndef VALET_NOTIFY_H
 #define VALET_NOTIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <ev.h>
@@ -13,8 +14,10 @@
 /* e.g. notify_send("READY=1\nSTATUS=listening"). 0 or -errno. */
 int notify_send(const char *state);
 
-/* Writes the current status line ("running 3 jobs, 120 queued") into buf. */
-typedef void (*notify_status_fn)(void *arg, char *buf, size_t len);
+/* Writes the current status line ("running 3 jobs, 120 queued") into buf;
+ * false when the daemon can no longer do its work (no job can run): then
+ * no WATCHDOG=1 goes out, and systemd restarts the service. */
+typedef bool (*notify_status_fn)(void *arg, char *buf, size_t len);
 
 struct notify_watch;
 

@@ -103,6 +103,11 @@ static enum job_status classify_kill(const struct outcome_facts *f, char *reason
 				      "(another node may take its work over)");
 		*cls = METRICS_FAIL_LOST_NODE;
 		return JOB_FAILED;
+	case RUN_KILL_SPAWNER:
+		snprintf(reason, len, "killed: the spawner process died (no job can run until "
+				      "valetd is restarted)");
+		*cls = METRICS_FAIL_START;
+		return JOB_FAILED;
 	case RUN_KILL_NONE:
 		break;
 	}

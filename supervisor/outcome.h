@@ -24,6 +24,7 @@ enum run_kill {
 	RUN_KILL_RESULT_SIZE,
 	RUN_KILL_PROTOCOL,
 	RUN_KILL_LEASE,     /* this node lost its claim on the job (shared store) */
+	RUN_KILL_SPAWNER,   /* the spawner died: its children die with it */
 };
 
 struct outcome_facts {

@@ -431,6 +431,32 @@ static void on_event(struct runner *r, const struct spawn_evt *evt)
 }
 
 /*
+ * The spawner is gone, and its children with it (each has a parent-death
+ * signal; a namespace's init takes its namespace along): no EXIT will come
+ * for them, so end every run as if one had, killed for that reason. Else
+ * its jobs would stay IN_PROGRESS and a shutdown would wait for them for
+ * ever.
+ */
+static void spawner_lost(struct runner *r)
+{
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct run *run = r->slots[i];
+		struct spawn_evt evt = {.type = SPAWN_EVT_EXIT, .slot = i, .status = SIGKILL};
+
+		if (!run)
+			continue;
+		evt.run_id = run->id;
+		evt.pid = run->pid;
+		evt.memory_peak_kb = -1;
+		if (run->killed == RUN_KILL_NONE)
+			run->killed = RUN_KILL_SPAWNER;
+		if (run->njobs == 0)
+			run->retired = true; /* no "died unused" warning */
+		on_exit_evt(r, &evt);
+	}
+}
+
+/*
  * The spawner's events that are there now (a bounded batch): up to
  * RUN_EVT_BATCH messages per recvmmsg(). Fewer than asked for means the
  * socket was empty: no further call to see EAGAIN (a later event makes
@@ -466,6 +492,7 @@ static void read_events(struct runner *r)
 			log_error("the spawner process is gone: no job can run any more");
 			r->broken = true;
 			ev_io_stop(r->loop, &r->spawner_w);
+			spawner_lost(r);
 			return;
 		}
 		if (n < RUN_EVT_BATCH)

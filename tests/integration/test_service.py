@@ -211,6 +211,43 @@ class WatchdogTest(unittest.TestCase):
         self.assertTrue(all(a != b for a, b in zip(lines, lines[1:])), lines)
 
 
+class SpawnerLostTest(unittest.TestCase):
+    """The spawner killed under running jobs: they fail with that reason,
+    the watchdog pings stop (systemd restarts valetd) and SIGTERM still
+    stops it at once."""
+
+    def test_spawner_killed(self):
+        sock, path = notify_socket(self)
+        rec = Recorder(sock)
+        d = Daemon({"queue": {"workers": "2"}},
+                   env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        self.addCleanup(d.cleanup)
+        d.start(timeout=30)
+        jobs = [d.submit("sleep", {"seconds": 30}, timeout=60)["id"] for _ in range(2)]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and \
+                any(d.job(j)["status"] != "IN_PROGRESS" for j in jobs):
+            time.sleep(0.05)
+        spawner = [int(p) for p in open("/proc/%d/task/%d/children"
+                                        % (d.proc.pid, d.proc.pid)).read().split()]
+        self.assertEqual(len(spawner), 1, spawner)
+        os.kill(spawner[0], signal.SIGKILL)
+        done = d.wait_all(jobs, timeout=10, check_status=False)
+        for j in done.values():
+            self.assertEqual(j["status"], "FAILED", j)
+            self.assertIn("the spawner process died", j["failure_reason"])
+        time.sleep(1.5)
+        msgs = rec.finish()
+        lost = [i for i, (_, m) in enumerate(msgs)
+                if "STATUS=the spawner process is gone: no job can run" in m]
+        self.assertTrue(lost, msgs)
+        after = [m for _, m in msgs[lost[0]:] if "WATCHDOG=1" in m]
+        self.assertEqual(after, [], "pings after the spawner was gone")
+        self.assertTrue([m for _, m in msgs[:lost[0]] if "WATCHDOG=1" in m], msgs)
+        d.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(timeout=10), 0)
+
+
 def parse_native(data):
     """journald's native protocol: KEY=value lines, or KEY, a newline, a
     64-bit little-endian length and the value (for values with newlines).
