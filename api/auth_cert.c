@@ -28,21 +28,11 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "../supervisor/job.h"
 #include "../supervisor/strv.h"
 #include "auth.h"
 
 #define CERT_PREFIX "sha256:"
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* sha256:HEX (64 hex digits, either case, with or without the colons
  * `openssl x509 -fingerprint` puts between bytes) of len bytes at text. */
@@ -59,8 +49,8 @@ static int parse_fingerprint(const char *text, size_t len, uint8_t out[32])
 			continue;
 		if (n == 32 || i + 1 >= len)
 			return -EINVAL;
-		hi = hex_digit(text[i]);
-		lo = hex_digit(text[i + 1]);
+		hi = job_hex_value(text[i]);
+		lo = job_hex_value(text[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		out[n++] = (uint8_t)(hi << 4 | lo);

@@ -20,18 +20,9 @@ import threading
 import time
 import unittest
 
-from valetd import VALETD, Daemon, descendants, parse_ts, proc_table, test_store
+from valetd import VALETD, Daemon, descendants, parse_ts, spawner_of, test_store
 
 RESULT = {"bench_noop": True}
-
-
-def spawner_of(d):
-    """The pid of the daemon's spawner: its one child (job children are the
-    spawner's, and look like it)."""
-    kids = [pid for pid, v in proc_table().items() if v[0] == d.proc.pid]
-    if len(kids) != 1:
-        raise AssertionError("valetd %d has children %s, not one spawner" % (d.proc.pid, kids))
-    return kids[0]
 
 
 class Sampler(threading.Thread):

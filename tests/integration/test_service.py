@@ -26,7 +26,7 @@ import threading
 import time
 import unittest
 
-from valetd import Daemon
+from valetd import Daemon, spawner_of
 
 # Linux's SO_TIMESTAMP (= SCM_TIMESTAMP, a struct timeval), which Python's
 # socket module does not name.
@@ -228,10 +228,7 @@ class SpawnerLostTest(unittest.TestCase):
         while time.monotonic() < deadline and \
                 any(d.job(j)["status"] != "IN_PROGRESS" for j in jobs):
             time.sleep(0.05)
-        spawner = [int(p) for p in open("/proc/%d/task/%d/children"
-                                        % (d.proc.pid, d.proc.pid)).read().split()]
-        self.assertEqual(len(spawner), 1, spawner)
-        os.kill(spawner[0], signal.SIGKILL)
+        os.kill(spawner_of(d), signal.SIGKILL)
         done = d.wait_all(jobs, timeout=10, check_status=False)
         for j in done.values():
             self.assertEqual(j["status"], "FAILED", j)

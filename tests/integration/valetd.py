@@ -251,6 +251,15 @@ def proc_table():
     return out
 
 
+def spawner_of(d):
+    """The pid of the daemon's spawner: its one child (job children are the
+    spawner's, and look like it)."""
+    kids = [pid for pid, v in proc_table().items() if v[0] == d.proc.pid]
+    if len(kids) != 1:
+        raise AssertionError("valetd %d has children %s, not one spawner" % (d.proc.pid, kids))
+    return kids[0]
+
+
 def below(table, root):
     """The pids below root in a proc_table() (not root itself)."""
     found, frontier = set(), [root]
