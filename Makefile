@@ -384,7 +384,8 @@ format:
 
 lint:
 	cppcheck --quiet --enable=warning,performance,portability --inline-suppr \
-		--suppress=missingIncludeSystem -Iinclude $(TASK_SRCS) $(DAEMON_SRCS) $(CLI_SRCS)
+		--suppress=missingIncludeSystem -Iinclude \
+		$(foreach h,sys/queue.h jansson.h,--include=$(shell echo "#include <$(h)>" | $(CC) -E -H -o /dev/null - 2>&1 | awk "NR == 1 { print \$$2 }")) $(TASK_SRCS) $(DAEMON_SRCS) $(CLI_SRCS)
 
 clean:
 	rm -rf build

@@ -31,7 +31,9 @@ static int pgt_split(const char *v, char ***dirs, size_t *nd, char ***hosts, siz
 {
 	int rc = 0;
 
-	while (v && *v && rc == 0) {
+	if (!v)
+		return 0;
+	while (*v && rc == 0) {
 		size_t len = strcspn(v, ",");
 
 		if (len && v[0] == '/')

@@ -111,9 +111,10 @@ static const char handmade[] =
     "29 22 0:49 / /no/type rw - \n"
     "\n"
     "garbage\n"
-    /* A backslash that is no escape stays; large device numbers; a
-     * subtype; no newline at the end. */
-    "30 22 259:1048575 /a\\b /mnt/a\\9b rw,nosuid shared:7 - fuse.sshfs host:/ rw";
+    /* A backslash that is no escape stays (also before three digits
+     * that are not all octal); large device numbers; a subtype; no
+     * newline at the end. */
+    "30 22 259:1048575 /a\\b /mnt/a\\9b\\1x7\\078 rw,nosuid shared:7 - fuse.sshfs host:/ rw";
 
 static void expect_mount(const struct sbx_mount *m, unsigned major, unsigned minor,
 			 const char *root, const char *point, const char *fstype)
@@ -132,7 +133,7 @@ static void expect_handmade(const struct sbx_mounts *t)
 	expect_mount(&t->m[1], 0, 20, "/", "/proc", "proc");
 	expect_mount(&t->m[2], 0, 45, "/sub dir", "/mnt/with space", "tmpfs");
 	expect_mount(&t->m[3], 0, 46, "/", "/mnt/t\tab\nnl\\bs", "tmpfs");
-	expect_mount(&t->m[4], 259, 1048575, "/a\\b", "/mnt/a\\9b", "fuse.sshfs");
+	expect_mount(&t->m[4], 259, 1048575, "/a\\b", "/mnt/a\\9b\\1x7\\078", "fuse.sshfs");
 }
 
 /* Whether "/" is a directory, not a mount point: this runs in a chroot. */
