@@ -19,7 +19,7 @@ import unittest
 
 from valetd import (ASAN, DEMO_TASKS, EXEC_TASKS, FINAL, HOSTILE_EXEC, HOSTILE_TASKS, REPO,
                     STRICT_TS_RE, UUID4_RE, VALETD, Daemon, DaemonTestCase, below, fmt_ts,
-                    marker_pattern, new_uuid, parse_ts, pgrep, proc_table)
+                    marker_pattern, new_uuid, parse_ts, pgrep, proc_table, spawner_of)
 
 JOB_KEYS = {"id", "name", "description", "task_name", "task_params", "timeout", "status",
             "failure_reason", "run_at", "scheduled_at", "created_at", "started_at",
@@ -53,14 +53,6 @@ def ns_of(pid):
 def status_of(pid):
     with open("/proc/%d/status" % pid) as f:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
-def spawner_of(d):
-    table = proc_table()
-    for p in below(table, d.proc.pid):
-        if table[p][3] == "valetd-spawner":
-            return p
-    raise AssertionError("no spawner below valetd %d" % d.proc.pid)
 
 
 def held_netns(pid):
