@@ -16,7 +16,8 @@ check:
     no IPC object, host name "valet", no process;
   - namespaces that may be dirty are made anew: after a kill at the
     deadline, and when /tmp is not as it was built (a file the test plants
-    there from outside, as a task that could write would).
+    there from outside, as a task that could write would);
+  - /tmp is the size of each job's memory limit, changed in place.
 One worker, so that consecutive jobs run in the same slots; each job's slot
 is known by its uid (uid_base + slot).
 """
@@ -61,11 +62,11 @@ class SlotNamespacesTest(unittest.TestCase):
         self.addCleanup(self.d.stop)
         self.spawner = spawner_of(self.d)
 
-    def look(self, task, params, timeout=30, plant=None):
+    def look(self, task, params, timeout=30, plant=None, **kw):
         """Run one C-task job and look at it while it runs: (the finished
         job, what was seen). plant: a file name to create in the job's
         /tmp from outside."""
-        job = self.d.submit(task, params, timeout=timeout)
+        job = self.d.submit(task, params, timeout=timeout, **kw)
         uid = self.d.wait_for(job["id"], ("IN_PROGRESS",) + ("COMPLETED", "FAILED"),
                               timeout=20)["isolation"]["uid"]
         pids = wait_until(lambda: procs_of(uid, "valetd-job"), 10)
@@ -80,7 +81,9 @@ class SlotNamespacesTest(unittest.TestCase):
                 "members": pidns_members(pid),
                 "tmp": sorted(os.listdir("/proc/%d/root/tmp" % pid)),
                 "shm": in_ns(pid, "-i", "cat", "/proc/sysvipc/shm").splitlines()[1:],
-                "nodename": in_ns(pid, "-u", "uname", "-n").strip()}
+                "nodename": in_ns(pid, "-u", "uname", "-n").strip(),
+                "tmp_bytes": (lambda v: v.f_blocks * v.f_frsize)(
+                    os.statvfs("/proc/%d/root/tmp" % pid))}
         if plant:
             with open("/proc/%d/root/tmp/%s" % (pid, plant), "w") as f:
                 f.write("left behind")
@@ -89,6 +92,19 @@ class SlotNamespacesTest(unittest.TestCase):
 
     def sleeper(self, **kw):
         return self.look("sleep", {"seconds": 1.5}, **kw)
+
+    def test_tmp_follows_the_memory_limit(self):
+        """/tmp is the size of the job's memory limit, also when the slot's
+        last job had another: 64, 32, 64 MiB in a row, in one slot."""
+        seen_by_slot = {}
+        for mib in (64, 64, 32, 32, 64, 64):
+            job, seen = self.sleeper(limits={"memory": "%dm" % mib})
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            self.assertEqual(seen["tmp_bytes"], mib << 20, (mib, seen))
+            seen_by_slot.setdefault(seen["uid"], []).append(seen["ns"]["mnt"])
+        # Same namespaces throughout: the size changed in place.
+        self.assertTrue(all(len(set(v)) == 1 for v in seen_by_slot.values()), seen_by_slot)
 
     def assert_clean(self, seen):
         """A job's view while it runs: its own namespaces, and in them
