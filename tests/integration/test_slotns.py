@@ -17,13 +17,17 @@ check:
   - namespaces that may be dirty are made anew: after a kill at the
     deadline, and when /tmp is not as it was built (a file the test plants
     there from outside, as a task that could write would);
-  - /tmp is the size of each job's memory limit, changed in place.
+  - /tmp is the size of each job's memory limit, changed in place;
+  - a change of the view (a host unmount followed) drops the slots'
+    namespaces at once: their copy would keep the host's mount busy.
 One worker, so that consecutive jobs run in the same slots; each job's slot
 is known by its uid (uid_base + slot).
 """
 
 import os
 import subprocess
+import tempfile
+import time
 import unittest
 
 from valetd import Daemon, proc_table, spawner_of
@@ -51,9 +55,11 @@ def in_ns(pid, flag, *cmd):
                           stdout=subprocess.PIPE, text=True, timeout=10, check=True).stdout
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
-class SlotNamespacesTest(unittest.TestCase):
+class SlotTestCase(unittest.TestCase):
+    """A daemon with one worker, and a look at its running C-task jobs."""
+
     def setUp(self):
+        self.before_start()
         self.d = Daemon({"sandbox": {"uid_base": str(UID_BASE), "namespaces": "true",
                                      "cgroups": "true"},
                          "queue": {"workers": "1"}})
@@ -61,6 +67,9 @@ class SlotNamespacesTest(unittest.TestCase):
         self.addCleanup(self.d.cleanup)
         self.addCleanup(self.d.stop)
         self.spawner = spawner_of(self.d)
+
+    def before_start(self):
+        pass
 
     def look(self, task, params, timeout=30, plant=None, **kw):
         """Run one C-task job and look at it while it runs: (the finished
@@ -82,6 +91,7 @@ class SlotNamespacesTest(unittest.TestCase):
                 "tmp": sorted(os.listdir("/proc/%d/root/tmp" % pid)),
                 "shm": in_ns(pid, "-i", "cat", "/proc/sysvipc/shm").splitlines()[1:],
                 "nodename": in_ns(pid, "-u", "uname", "-n").strip(),
+                "mounts": [line.split()[4] for line in open("/proc/%d/mountinfo" % pid)],
                 "tmp_bytes": (lambda v: v.f_blocks * v.f_frsize)(
                     os.statvfs("/proc/%d/root/tmp" % pid))}
         if plant:
@@ -92,19 +102,6 @@ class SlotNamespacesTest(unittest.TestCase):
 
     def sleeper(self, **kw):
         return self.look("sleep", {"seconds": 1.5}, **kw)
-
-    def test_tmp_follows_the_memory_limit(self):
-        """/tmp is the size of the job's memory limit, also when the slot's
-        last job had another: 64, 32, 64 MiB in a row, in one slot."""
-        seen_by_slot = {}
-        for mib in (64, 64, 32, 32, 64, 64):
-            job, seen = self.sleeper(limits={"memory": "%dm" % mib})
-            self.assertEqual(job["status"], "COMPLETED", job)
-            self.assert_clean(seen)
-            self.assertEqual(seen["tmp_bytes"], mib << 20, (mib, seen))
-            seen_by_slot.setdefault(seen["uid"], []).append(seen["ns"]["mnt"])
-        # Same namespaces throughout: the size changed in place.
-        self.assertTrue(all(len(set(v)) == 1 for v in seen_by_slot.values()), seen_by_slot)
 
     def assert_clean(self, seen):
         """A job's view while it runs: its own namespaces, and in them
@@ -122,6 +119,22 @@ class SlotNamespacesTest(unittest.TestCase):
         self.assertEqual(seen["tmp"], [], seen)
         self.assertEqual(seen["shm"], [], seen)
         self.assertEqual(seen["nodename"], "valet", seen)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
+class SlotNamespacesTest(SlotTestCase):
+    def test_tmp_follows_the_memory_limit(self):
+        """/tmp is the size of the job's memory limit, also when the slot's
+        last job had another: 64, 32, 64 MiB in a row, in one slot."""
+        seen_by_slot = {}
+        for mib in (64, 64, 32, 32, 64, 64):
+            job, seen = self.sleeper(limits={"memory": "%dm" % mib})
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            self.assertEqual(seen["tmp_bytes"], mib << 20, (mib, seen))
+            seen_by_slot.setdefault(seen["uid"], []).append(seen["ns"]["mnt"])
+        # Same namespaces throughout: the size changed in place.
+        self.assertTrue(all(len(set(v)) == 1 for v in seen_by_slot.values()), seen_by_slot)
 
     def test_jobs_of_a_slot_share_its_namespaces(self):
         """Four jobs in a row: each sees only itself and the init; the jobs
@@ -204,6 +217,40 @@ class SlotNamespacesTest(unittest.TestCase):
                 break
         self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
         self.assertNotEqual(seen["ns"]["mnt"], first["ns"]["mnt"], (seen, first))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users, mounts)")
+class SlotViewTest(SlotTestCase):
+    """A slot's namespaces are a copy of the view as it was: when the view
+    changes, they go at once - not only at the slot's next job, since they
+    would keep busy what the host unmounted."""
+
+    def before_start(self):
+        self.gone = tempfile.mkdtemp(prefix="valet-slotns-", dir="/var/tmp")
+        self.addCleanup(os.rmdir, self.gone)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", self.gone], check=True)
+        self.addCleanup(subprocess.run, ["umount", self.gone], stderr=subprocess.DEVNULL)
+
+    def test_a_host_unmount_drops_the_slot_namespaces(self):
+        job, first = self.sleeper()
+        self.assertEqual(job["status"], "COMPLETED", job)
+        self.assertTrue(os.path.exists("/proc/%d" % first["init"][0]), first)
+        self.assertIn(self.gone, first["mounts"], first)
+        subprocess.run(["umount", self.gone], check=True)
+        deadline = time.monotonic() + 5
+        while os.path.exists("/proc/%d" % first["init"][0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % first["init"][0]),
+                         "the slot's init outlived a change of the view")
+        for _ in range(3):
+            job, seen = self.sleeper()
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            if seen["uid"] == first["uid"]:
+                break
+        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        self.assertNotEqual(seen["ns"]["mnt"], first["ns"]["mnt"], (seen, first))
+        self.assertNotIn(self.gone, seen["mounts"], seen)
 
 
 if __name__ == "__main__":
