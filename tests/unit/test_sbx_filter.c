@@ -1,6 +1,7 @@
 /*
  * test_sbx_filter.c - the named seccomp profiles (supervisor/policy.c),
- * loaded for real in forked children.
+ * loaded for real in forked children; and (strict_leaves_nothing) what the
+ * strict profile must never allow, read from its table.
  *
  * Theory of operation: each test forks a child that enters the sandbox
  * with sbx_enter() and the compiled filter of one profile, exactly as a
