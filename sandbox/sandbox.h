@@ -116,6 +116,9 @@ int sbx_view_recheck(struct sbx_view *v, struct sbx_error *err);
  * takes out of the view what the host has unmounted (how many, or -errno). */
 int sbx_view_mountinfo_fd(const struct sbx_view *v);
 int sbx_view_follow_host(struct sbx_view *v);
+/* Bumped whenever the view changes (a cover laid, a host unmount followed):
+ * namespaces copied from it before are stale. */
+uint64_t sbx_view_generation(const struct sbx_view *v);
 
 /*
  * A new, empty network namespace with loopback up: the caller moves into
@@ -175,17 +178,8 @@ bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
  * reaps until the task ends, sends the task's wait status in p->report on
  * status_fd and exits, which kills whatever the task left.
  *
- * C tasks: sbx_pidns_init(), in the spawner, makes a new PID namespace
- * whose pid 1 is a tiny init that shares the spawner's memory (a
- * CLONE_VM clone on stack_top, the top of a stack of SBX_INIT_STACK bytes
- * that stays the init's until it is reaped) and sleeps until it is killed;
- * the spawner's next fork() is pid 2 of that namespace, until the spawner
- * goes back to own_pidns (setns). The init dies with the spawner
- * (spawner_pidfd: a pidfd of the spawner, -1 = none). 0 with *init, or
- * -errno with *err (and the spawner back in own_pidns). That fork() calls
- * sbx_job_ns_enter(): new mount, IPC and UTS namespaces, then the same as
- * the exec tasks' init and the cgroups; 0, or -errno with *err. p's
- * status_fd and report are not used.
+ * C tasks: their worker slot's namespaces, sbx_slotns_* below; p's
+ * status_fd and report are not used for them.
  */
 #define SBX_INIT_STACK 16384
 struct sbx_init_report {
@@ -216,9 +210,40 @@ struct sbx_init_params {
 /* The stack of an exec job's task until its execve (sbx_enter, execve). */
 #define SBX_EXEC_STACK (64 * 1024)
 int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
-int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
-		   struct sbx_error *err);
-int sbx_job_ns_enter(const struct sbx_init_params *p, struct sbx_error *err);
+
+/*
+ * A worker slot's namespaces for C tasks (sbx_init.c), made once and
+ * entered by each of the slot's C-task jobs: a PID namespace with its tiny
+ * init, and mount (with the /proc of that PID namespace and a private
+ * /tmp), IPC and UTS namespaces. Safe to share between jobs only because a
+ * C task runs under the strict profile: it can create no process, file,
+ * mount or IPC object and cannot set the host name, so it leaves nothing.
+ * sbx_slotns_build(), in the spawner: the namespaces (p: tmp_bytes, keep);
+ * the spawner's next fork() lands in the slot's PID namespace until it goes
+ * back to own_pidns. sbx_slotns_fork_into(): the same for a built one.
+ * sbx_slotns_enter(), in the job child: join them with the slot's network
+ * (p->netns_fd) and cgroups, remounting /tmp at p->tmp_bytes when the last
+ * job's limit was another. sbx_slotns_clean(): whether /tmp is still as
+ * built. sbx_slotns_drop(): kill the init (and reap it) and close the fds.
+ */
+struct sbx_slotns {
+	pid_t init;         /* 0 = none built */
+	int pid, mnt, ipc, uts, root; /* namespace fds; root: "/" in mnt */
+	uint64_t tmp_kib;   /* the size /tmp has now */
+	int64_t tmp_size;   /* /tmp's directory size as built (its entries) */
+	uint64_t tmp_dev;   /* ...and its device */
+	uint64_t view_gen;  /* sbx_view_generation() when built */
+};
+void sbx_slotns_init(struct sbx_slotns *ns);
+int sbx_slotns_build(struct sbx_slotns *ns, void *stack_top, int spawner_pidfd, int own_pidns,
+		     const struct sbx_init_params *p, struct sbx_error *err);
+int sbx_slotns_fork_into(const struct sbx_slotns *ns, struct sbx_error *err);
+/* In the spawner, once a job child is forked: /tmp has its size now. */
+void sbx_slotns_started(struct sbx_slotns *ns, uint64_t tmp_bytes);
+int sbx_slotns_enter(const struct sbx_slotns *ns, const struct sbx_init_params *p,
+		     struct sbx_error *err);
+bool sbx_slotns_clean(const struct sbx_slotns *ns);
+void sbx_slotns_drop(struct sbx_slotns *ns);
 
 /* In a job child, before sbx_enter(): join cgroups by writing "0" to each
  * cgroup.procs fd. 0, or -errno with *err. */

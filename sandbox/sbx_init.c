@@ -2,39 +2,59 @@
  * sbx_init.c - a job's PID namespace: its init, and the namespaces the
  * task gets on top of the spawner's view.
  *
- * Theory of operation: every job gets new PID, mount, IPC and UTS
- * namespaces. A PID namespace needs a pid 1, and a pid-1 process is
+ * Theory of operation: every job runs in PID, mount, IPC and UTS
+ * namespaces that are not the spawner's: an exec task gets new ones, a C
+ * task its worker slot's. A PID namespace needs a pid 1, and a pid-1 process is
  * special: the kernel drops the signals it sends itself that it has no
  * handler for, so a task running as pid 1 could not abort() or raise(). So
  * the task runs as pid 2 under an init of the spawner's. Two shapes:
  *
- * C tasks (sbx_pidns_init, sbx_job_ns_enter): the init is the cheapest
- * process there is - a clone of the spawner that shares its memory
- * (CLONE_VM: no page tables to copy, nothing to tear down at its exit), on
- * a small stack of its own, running raw system calls only:
- *   1. the spawner unshares its PID namespace for children (unshare(
- *      CLONE_NEWPID)) and clones the init with every signal blocked; the
- *      init is pid 1 of the new namespace. It names itself valetd-init,
- *      dies with the spawner (parent-death signal; a pidfd of the spawner
- *      tells whether it died before that), ignores SIGCHLD (the kernel
- *      reaps what comes to it), closes every fd, drops every capability,
- *      sets no_new_privs and sleeps until it is killed;
- *   2. the spawner forks the task with glibc's fork() (the task's copy of
+ * C tasks (sbx_slotns_*): the namespaces are a worker slot's, made once
+ * and entered by each of its C-task jobs, because a C task can leave
+ * nothing in them: the strict profile lets it create no process or thread
+ * (clone, fork), open or create no file (so nothing in /tmp, no device
+ * node, no socket), mount nothing, create no IPC object and not set the
+ * host name; all it has are the fds it was given. So after one job the
+ * namespaces are as they were before it, and making and tearing them down
+ * per job (a copy of the view's mount tree, a procfs, an IPC namespace with
+ * its mqueue mount, an init to clone, kill and reap: the bulk of what full
+ * isolation cost over seccomp only) buys nothing.
+ *   1. Made at the slot's first C-task job, in the spawner: it unshares
+ *      its PID namespace for children and clones the init - the cheapest
+ *      process there is, a clone sharing its memory (CLONE_VM: no page
+ *      tables to copy, nothing to tear down at its exit) on a small stack
+ *      of the slot's, running raw system calls only, with every signal
+ *      blocked: it names itself valetd-init, dies with the spawner
+ *      (parent-death signal; a pidfd of the spawner tells whether it died
+ *      before that), ignores SIGCHLD, closes every fd, drops every
+ *      capability, sets no_new_privs and sleeps until it is killed. Then a
+ *      builder, forked into the namespace (pid 2), makes new mount, IPC
+ *      and UTS namespaces as an exec task's init does (host name, a /proc
+ *      of this PID namespace, a private /tmp), sends their fds and its
+ *      root to the spawner and exits; the spawner keeps them, and what
+ *      /tmp's directory looks like (its device and size: one more entry
+ *      changes the size).
+ *   2. Each job: the spawner setns()es its children's PID namespace to the
+ *      slot's, forks the task with glibc's fork() (the task's copy of
  *      glibc must be right: raise() and abort() depend on it), which lands
- *      in the new namespace as pid 2, then goes back to its own (setns);
- *   3. the task, still privileged, leaves the spawner's mount, IPC and UTS
- *      namespaces for new ones (unshare) and joins the slot's network
- *      namespace, sets the host name, mounts a fresh /proc and a private
- *      /tmp, and joins the slot's cgroups; then sbx_enter();
- *   4. the spawner is the task's parent: it reaps it with its rusage, then
- *      kills the init - and with it whatever is left in the namespace.
- *      The init's exit waits until every other process of the namespace
- *      is gone, so once the spawner has reaped the init, the job is over.
- * The task cannot create processes (the strict profile), so the init never
- * gets anything to reap but what the kernel reaps for it. Sharing memory
- * with the spawner gives the init nothing the task can reach: it runs as
- * uid 0 without capabilities, the task under another uid can neither
- * signal, trace nor read it, and the spawner held no secret to begin with.
+ *      there, and goes back to its own. The task, still privileged, joins
+ *      the slot's mount namespace (and its root: the spawner's may be a
+ *      chroot in it), IPC, UTS and network namespaces, gives /tmp this
+ *      job's size when the last job's limit was another, and joins the
+ *      slot's cgroups; then sbx_enter().
+ *   3. The spawner is the task's parent and reaps it with its rusage: the
+ *      task was the job's only process, so the job is over. The slot's
+ *      namespaces are made anew (the init killed, the fds closed) when
+ *      they may not be as built: after a kill (KILL, deadline: the task may
+ *      have died in its setup), an OOM kill, a setup failure, a /tmp that
+ *      is not as built, and a change of the view (sbx_view_generation:
+ *      a hidden directory covered again, a host unmount followed).
+ * The init never gets anything to reap but what the kernel reaps for it.
+ * Sharing memory with the spawner gives it nothing the task can reach: it
+ * runs as uid 0 without capabilities, the task under another uid can
+ * neither signal, trace nor read it, and the spawner held no secret to
+ * begin with. A task sees its pid grow from job to job (2, 3, ...): the
+ * only trace of earlier jobs, which tells it nothing they did.
  *
  * Exec tasks (sbx_init_run): the spawner clones a child with the new
  * namespaces (SBX_JOB_NS_FLAGS), which stays the namespace's init and
@@ -166,9 +186,15 @@ static int sbx_init_keep(const struct sbx_keep *keep, int nkeep, const int *fds,
 	return 0;
 }
 
+/* The size of a job's private /tmp: its memory limit, or 256 MiB. */
+static uint64_t sbx_tmp_kib(uint64_t bytes)
+{
+	return bytes ? (bytes + 1023) / 1024 : 256 * 1024;
+}
+
 static int sbx_init_mounts(const struct sbx_init_params *p, struct sbx_error *err)
 {
-	uint64_t kib = p->tmp_bytes ? (p->tmp_bytes + 1023) / 1024 : 256 * 1024;
+	uint64_t kib = sbx_tmp_kib(p->tmp_bytes);
 	int fds[SBX_KEEP_MAX];
 	char opts[64], path[48];
 	int rc = 0, n = 0;
@@ -295,15 +321,6 @@ int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
 	sbx_init_reap(task, p->status_fd, p->report);
 }
 
-int sbx_job_ns_enter(const struct sbx_init_params *p, struct sbx_error *err)
-{
-	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
-		return sbx_error_set(err, "unshare", errno);
-	if (sbx_job_view(p, err) < 0)
-		return sbx_failed(err);
-	return sbx_cgroup_join(p->join_fds, p->njoin, err);
-}
-
 /*
  * A system call that writes nothing but its result: glibc's syscall() sets
  * errno on failure, and the C task's init shares the spawner's thread
@@ -381,8 +398,15 @@ __attribute__((no_sanitize("address", "undefined"))) static int sbx_pidns_init_m
 	return 0;
 }
 
-int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
-		   struct sbx_error *err)
+/*
+ * A new PID namespace for this process's children, and its init: a
+ * CLONE_VM clone on stack_top (the top of SBX_INIT_STACK bytes that stay
+ * the init's until it is reaped) that sleeps until it is killed and dies
+ * with the spawner (spawner_pidfd: a pidfd of the spawner, -1 = none). 0
+ * with *init, or -errno with *err (and this process back in own_pidns).
+ */
+static int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
+			  struct sbx_error *err)
 {
 	uint64_t all = ~0ULL, old;
 	int e;
@@ -401,4 +425,203 @@ int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *ini
 		return sbx_error_set(err, "clone init", e);
 	}
 	return 0;
+}
+
+void sbx_slotns_init(struct sbx_slotns *ns)
+{
+	*ns = (struct sbx_slotns){.pid = -1, .mnt = -1, .ipc = -1, .uts = -1, .root = -1};
+}
+
+void sbx_slotns_drop(struct sbx_slotns *ns)
+{
+	int fds[] = {ns->pid, ns->mnt, ns->ipc, ns->uts, ns->root};
+
+	/* The init's exit takes the (empty) PID namespace along; reaped here,
+	 * so that its stack is free for the next one. */
+	if (ns->init > 0 && kill(ns->init, SIGKILL) == 0)
+		(void)waitpid(ns->init, NULL, 0);
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	sbx_slotns_init(ns);
+}
+
+/*
+ * The builder: pid 2 of the slot's new PID namespace, a fork of the
+ * spawner. It makes the mount, IPC and UTS namespaces as a job's init does
+ * for an exec task (host name, a /proc of this PID namespace, a private
+ * /tmp with the kept items), sends them (and its root, "/" of the chroot
+ * the spawner may be in) to the spawner on sock, and exits: the spawner's
+ * fds keep them. A failure sends the sbx_error without fds.
+ */
+static void __attribute__((noreturn)) sbx_slotns_builder(int sock, const struct sbx_init_params *p)
+{
+	static const char *const paths[] = {"/proc/self/ns/mnt", "/proc/self/ns/ipc",
+					    "/proc/self/ns/uts", "/"};
+	struct sbx_init_params q = *p;
+	struct sbx_error err = {{0}, 0};
+	union {
+		char raw[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = {&err, sizeof(err)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int fds[4];
+
+	q.net_resolv = false;
+	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
+		sbx_error_set(&err, "unshare", errno);
+	else if (sethostname("valet", 5) < 0)
+		sbx_error_set(&err, "sethostname", errno);
+	else
+		(void)sbx_init_mounts(&q, &err);
+	for (int i = 0; i < 4 && !err.err; i++)
+		if ((fds[i] = open(paths[i],
+				   (i == 3 ? O_PATH | O_DIRECTORY : O_RDONLY) | O_CLOEXEC)) < 0)
+			sbx_error_set(&err, "open namespace", errno);
+	if (!err.err) {
+		msg.msg_control = cbuf.raw;
+		msg.msg_controllen = sizeof(cbuf.raw);
+		CMSG_FIRSTHDR(&msg)->cmsg_level = SOL_SOCKET;
+		CMSG_FIRSTHDR(&msg)->cmsg_type = SCM_RIGHTS;
+		CMSG_FIRSTHDR(&msg)->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&msg)), fds, sizeof(fds));
+	}
+	_exit(sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 || err.err);
+}
+
+/* The builder's answer on sock: the namespaces' fds into ns, or its error. */
+static int sbx_slotns_receive(struct sbx_slotns *ns, int sock, struct sbx_error *err)
+{
+	struct sbx_error got = {{0}, 0};
+	union {
+		char raw[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = {&got, sizeof(got)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf.raw,
+			     .msg_controllen = sizeof(cbuf.raw)};
+	struct cmsghdr *c;
+	ssize_t n;
+	int fds[4];
+
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(got))
+		return sbx_error_set(err, "slot namespaces", n < 0 ? errno : EIO);
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fds))) {
+		*err = got;
+		return got.err ? sbx_failed(err) : sbx_error_set(err, "slot namespaces", EIO);
+	}
+	memcpy(fds, CMSG_DATA(c), sizeof(fds));
+	ns->mnt = fds[0];
+	ns->ipc = fds[1];
+	ns->uts = fds[2];
+	ns->root = fds[3];
+	return 0;
+}
+
+/* /tmp of the slot's mount namespace, looked at from the spawner's. */
+static int sbx_slotns_tmp_stat(const struct sbx_slotns *ns, struct stat *st)
+{
+	int fd = openat(ns->root, "tmp", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc = fd >= 0 && fstat(fd, st) == 0 ? 0 : -errno;
+
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int sbx_slotns_build(struct sbx_slotns *ns, void *stack_top, int spawner_pidfd, int own_pidns,
+		     const struct sbx_init_params *p, struct sbx_error *err)
+{
+	struct stat st;
+	int sv[2], rc;
+	pid_t b;
+
+	sbx_slotns_init(ns);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return sbx_error_set(err, "slot socket", errno);
+	rc = sbx_pidns_init(stack_top, spawner_pidfd, own_pidns, &ns->init, err);
+	if (rc < 0) {
+		ns->init = 0;
+		close(sv[0]);
+		close(sv[1]);
+		return rc;
+	}
+	ns->pid = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+	b = ns->pid < 0 ? -1 : fork();
+	if (b == 0) {
+		close(sv[0]);
+		sbx_slotns_builder(sv[1], p);
+	}
+	rc = b < 0 ? sbx_error_set(err, "slot builder", errno) : 0;
+	close(sv[1]);
+	if (!rc) {
+		rc = sbx_slotns_receive(ns, sv[0], err);
+		(void)waitpid(b, NULL, 0);
+	}
+	close(sv[0]);
+	if (!rc && (rc = sbx_slotns_tmp_stat(ns, &st)) < 0)
+		sbx_error_set(err, "slot /tmp", -rc);
+	if (rc < 0) {
+		sbx_slotns_drop(ns);
+		(void)setns(own_pidns, CLONE_NEWPID);
+		return rc;
+	}
+	ns->tmp_kib = sbx_tmp_kib(p->tmp_bytes);
+	ns->tmp_size = (int64_t)st.st_size;
+	ns->tmp_dev = (uint64_t)st.st_dev;
+	return 0;
+}
+
+void sbx_slotns_started(struct sbx_slotns *ns, uint64_t tmp_bytes)
+{
+	ns->tmp_kib = sbx_tmp_kib(tmp_bytes);
+}
+
+int sbx_slotns_fork_into(const struct sbx_slotns *ns, struct sbx_error *err)
+{
+	if (setns(ns->pid, CLONE_NEWPID) < 0)
+		return sbx_error_set(err, "setns pid", errno);
+	return 0;
+}
+
+int sbx_slotns_enter(const struct sbx_slotns *ns, const struct sbx_init_params *p,
+		     struct sbx_error *err)
+{
+	uint64_t kib = sbx_tmp_kib(p->tmp_bytes);
+	char opts[48];
+
+	/* setns() puts the root at the namespace's; the spawner's may be a
+	 * chroot in it: the builder's root, kept as ns->root, is. */
+	if (setns(ns->mnt, CLONE_NEWNS) < 0)
+		return sbx_error_set(err, "setns mount", errno);
+	if (fchdir(ns->root) < 0 || chroot(".") < 0)
+		return sbx_error_set(err, "slot root", errno);
+	if (setns(ns->ipc, CLONE_NEWIPC) < 0 || setns(ns->uts, CLONE_NEWUTS) < 0)
+		return sbx_error_set(err, "setns ipc/uts", errno);
+	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
+		return sbx_error_set(err, "setns net", errno);
+	/* Another memory limit than the last job's: /tmp follows (it is empty:
+	 * nothing a C task does can write to it). */
+	if (kib != ns->tmp_kib) {
+		memcpy(opts, "size=", 5);
+		memcpy(sbx_utoa(opts + 5, kib), "k", 2);
+		if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) < 0)
+			return sbx_error_set(err, "remount /tmp", errno);
+	}
+	return sbx_cgroup_join(p->join_fds, p->njoin, err);
+}
+
+bool sbx_slotns_clean(const struct sbx_slotns *ns)
+{
+	struct stat st;
+
+	return sbx_slotns_tmp_stat(ns, &st) == 0 && (int64_t)st.st_size == ns->tmp_size &&
+	       (uint64_t)st.st_dev == ns->tmp_dev;
 }

@@ -86,6 +86,7 @@ struct sbx_view {
 	size_t nhidden;
 	struct stat empty;     /* the empty directory, to tell a hidden path */
 	int host_netns;	       /* the host's network namespace; -1 = not left */
+	uint64_t generation;   /* bumped at each change (sbx_view_generation) */
 };
 
 static const char *const sbx_dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
@@ -243,6 +244,7 @@ static int sbx_view_cover(struct sbx_view *v, const char *dir, struct sbx_error 
 		return 0;
 	if ((rc = sbx_mounts_detach_under(dir, false)) < 0)
 		return sbx_error_set(err, "view hide", -rc);
+	v->generation++;
 	if (sbx_bind(SBX_EMPTY_DIR, dir, "view hide", err) < 0)
 		return sbx_failed(err);
 	return sbx_harden(dir, err);
@@ -547,5 +549,14 @@ int sbx_view_mountinfo_fd(const struct sbx_view *v)
 
 int sbx_view_follow_host(struct sbx_view *v)
 {
-	return sbx_mounts_follow_host(v->host_mountinfo, &v->host);
+	int n = sbx_mounts_follow_host(v->host_mountinfo, &v->host);
+
+	if (n != 0)
+		v->generation++;
+	return n;
+}
+
+uint64_t sbx_view_generation(const struct sbx_view *v)
+{
+	return v ? v->generation : 0;
 }

@@ -9,26 +9,27 @@
  * signalfd for SIGCHLD, the status socket of the jobs' inits, the host's
  * mount table and its address events.
  * START: set the slot's cgroup limits, then make the child. With
- * namespaces, a C task gets a new PID namespace whose init is a tiny clone
- * of this process sharing its memory, and is forked into it as pid 2; the
- * task makes its own mount, IPC and UTS namespaces and joins the slot's
- * cgroups (sbx_init.c). An exec task's child is cloned into new PID, mount,
+ * namespaces, a C task is forked into its worker slot's PID namespace
+ * (whose init is a tiny clone of this process sharing its memory) and
+ * joins the slot's mount, IPC and UTS namespaces and cgroups: made at the
+ * slot's first C-task job, entered by the next ones, made anew when they
+ * may be dirty (sbx_init.c). An exec task's child is cloned into new PID, mount,
  * IPC and UTS namespaces, becomes the namespace's init and starts the task
  * (a clone into the init's own memory, CLONE_VM | CLONE_VFORK, that runs
  * exec_task() here: nothing of the image is copied for a process that execs).
  * The task enters the sandbox (fds, rlimits, user, seccomp) and runs the C
  * tasks or execs the program. The parent closes its copies of the child's
- * fds and remembers slot -> pid (and a C task's init). KILL: SIGKILL the
- * slot's child (a C task and its init; an exec task's cgroup, or its init,
+ * fds and remembers slot -> pid. KILL: SIGKILL the slot's child (a C task,
+ * which is its job's only process; an exec task's cgroup, or its init,
  * which takes the whole namespace along) and its process group.
  * Deadlines: each slot has a timer (a timerfd the daemon handed over with
  * TIMER and arms when a job starts, see spawn_proto.h); the poll loop
  * waits on it too, and when it expires the
  * slot's child is killed as for KILL, on this process's clock - however
  * late the daemon's loop is. SIGCHLD: reap everything with wait4(); for
- * a C task in its PID namespace, keep its wait status and rusage and kill
- * its init, and report EXIT once the init is reaped too (the namespace is
- * empty then); for any other job child, kill what is left of its process
+ * a C task in its slot's namespaces, report EXIT at once (it was its job's
+ * last process), and drop the slot's namespaces when they may be dirty; for
+ * any other job child, kill what is left of its process
  * group (and of its cgroup without namespaces), take the task's wait status
  * from its init's report, note an OOM kill and a kill at the deadline, and
  * report EXIT. When the daemon's end of the socket closes, kill every
@@ -73,8 +74,7 @@
 
 struct slot {
 	pid_t pid;       /* the job child; 0 = free */
-	pid_t init;      /* a C task's PID namespace init (sbx_pidns_init); 0 = none */
-	bool reaped;     /* ...and the task was reaped (status, ru), its init not yet */
+	bool in_slotns;  /* ...a C task in the slot's namespaces (ns) */
 	uint64_t run_id;
 	bool has_status; /* the init reported the task's wait status */
 	bool peak_reset; /* the cgroup's memory peak was reset for this job */
@@ -83,7 +83,7 @@ struct slot {
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
-	struct rusage ru; /* the task's, when reaped before its init */
+	struct sbx_slotns ns; /* C tasks' namespaces (sbx_slotns_*); ns.init 0 = none */
 };
 
 static struct {
@@ -167,13 +167,10 @@ static void kill_slot(unsigned index)
 	struct slot *s = &sp.slots[index];
 	pid_t pid = s->pid;
 
-	/* A C task in its own PID namespace: the task (a reaped one's pid may
-	 * be someone else's by now), and the init, which takes the rest of
-	 * the namespace along. The spawner reaps the task: it is accounted. */
-	if (s->init > 0) {
-		if (!s->reaped)
-			kill(pid, SIGKILL);
-		kill(s->init, SIGKILL);
+	/* A C task in its slot's namespaces is the job's only process (it
+	 * cannot create one): the spawner reaps it, so it is accounted. */
+	if (s->in_slotns) {
+		kill(pid, SIGKILL);
 		return;
 	}
 	if (sp.opts->namespaces && cg && (cg->kill >= 0 || cg->procs >= 0) && init_has_task(pid)) {
@@ -188,9 +185,12 @@ static void kill_slot(unsigned index)
 
 static void kill_all_and_exit(void)
 {
-	for (unsigned i = 0; i < sp.nslots; i++)
+	for (unsigned i = 0; i < sp.nslots; i++) {
 		if (sp.slots[i].pid > 0)
 			kill_slot(i);
+		if (sp.slots[i].ns.init > 0)
+			kill(sp.slots[i].ns.init, SIGKILL);
+	}
 	/* The network helpers exit when their exit pipes close. */
 	sbx_net_free(sp.net);
 	sp.net = NULL;
@@ -362,48 +362,64 @@ static pid_t clone_child(unsigned long flags)
 }
 
 /*
- * A C task with namespaces: a new PID namespace with its tiny init
- * (sbx_pidns_init), and the task forked into it as pid 2; this process's
- * own children go to its own namespace again before this returns.
+ * A C task with namespaces: forked into its slot's PID namespace (made
+ * first when the slot has none, or none of the view as it is now), as a
+ * child of this process; its mount, IPC and UTS namespaces it joins itself
+ * (sbx_slotns_enter). This process's own children go to its own namespace
+ * again before this returns.
  */
-static pid_t fork_in_pidns(unsigned slot, pid_t *init)
+static pid_t fork_in_pidns(const struct spawn_req *req)
 {
-	char *stack_top = sp.init_stacks + (size_t)(slot + 1) * SBX_INIT_STACK;
+	struct slot *s = &sp.slots[req->slot];
+	char *stack_top = sp.init_stacks + (size_t)(req->slot + 1) * SBX_INIT_STACK;
+	uint64_t gen = sbx_view_generation(sp.view);
+	struct sbx_init_params ip = {
+		.tmp_bytes = req->limits.memory_bytes,
+		.keep = sp.opts->keep,
+		.nkeep = sp.opts->nkeep,
+	};
 	struct sbx_error err = {{0}, 0};
 	pid_t pid;
 	int e;
 
-	if (sbx_pidns_init(stack_top, sp.self_pidfd, sp.own_pidns, init, &err) < 0) {
-		errno = err.err;
+	if (s->ns.init > 0 && s->ns.view_gen != gen)
+		sbx_slotns_drop(&s->ns);
+	if (s->ns.init > 0 ? sbx_slotns_fork_into(&s->ns, &err) < 0
+			   : sbx_slotns_build(&s->ns, stack_top, sp.self_pidfd, sp.own_pidns, &ip,
+					      &err) < 0) {
+		if (err.err)
+			dprintf(2, "valetd: cannot make slot %u's namespaces: %s: %s\n", req->slot,
+				err.step, strerror(err.err));
+		errno = err.err ? err.err : EIO;
 		return -1;
 	}
+	s->ns.view_gen = gen;
 	pid = fork(); /* glibc's: see clone_child() */
 	if (pid == 0)
 		return 0;
 	e = errno;
-	if (setns(sp.own_pidns, CLONE_NEWPID) < 0 && pid > 0) {
+	if (setns(sp.own_pidns, CLONE_NEWPID) < 0) {
 		/* Later children would land in the job's namespace. */
 		e = errno;
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
 		pid = -1;
 	}
 	if (pid < 0) {
-		kill(*init, SIGKILL);
-		waitpid(*init, NULL, 0);
-		*init = 0;
+		sbx_slotns_drop(&s->ns);
 		errno = e;
 	}
 	return pid;
 }
 
-static pid_t spawn_process(const struct spawn_req *req, pid_t *init)
+static pid_t spawn_process(const struct spawn_req *req)
 {
 	pid_t pid;
 
-	*init = 0;
 	if (sp.opts->namespaces && !(req->flags & SPAWN_F_EXEC))
-		return fork_in_pidns(req->slot, init);
+		return fork_in_pidns(req);
 	if (sp.opts->namespaces)
 		return clone_child(SBX_JOB_NS_FLAGS);
 	if ((req->flags & SPAWN_F_EXEC) && pidns_usable) {
@@ -492,7 +508,7 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 			.exec_frame_fd = fds[0],
 		};
 		if (!(req->flags & SPAWN_F_EXEC)) {
-			if (sbx_job_ns_enter(&ip, &err) < 0)
+			if (sbx_slotns_enter(&sp.slots[req->slot].ns, &ip, &err) < 0)
 				sbx_fail(fds[0], &err);
 			parent = 0; /* this process, outside the task's PID namespace */
 		} else {
@@ -521,7 +537,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	struct spawn_evt evt = {.type = SPAWN_EVT_EXIT, .slot = req->slot, .run_id = req->run_id};
 	bool peak_reset;
 	int netns;
-	pid_t pid, init;
+	pid_t pid;
 
 	if (!s || s->pid != 0 || nfds < 2) {
 		evt.spawn_err = EINVAL;
@@ -535,7 +551,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 		goto report;
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
-	pid = spawn_process(req, &init);
+	pid = spawn_process(req);
 	if (pid == 0)
 		child_start(req, input, fds, nfds, netns);
 	if (pid < 0) {
@@ -543,8 +559,10 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 		goto report;
 	}
 	s->pid = pid;
-	s->init = init;
-	s->reaped = false;
+	s->in_slotns = sp.opts->namespaces && !(req->flags & SPAWN_F_EXEC);
+	/* The child makes /tmp the size of this job's (sbx_slotns_enter). */
+	if (s->in_slotns)
+		sbx_slotns_started(&s->ns, req->limits.memory_bytes);
 	s->run_id = req->run_id;
 	s->has_status = false;
 	s->peak_reset = peak_reset;
@@ -559,6 +577,23 @@ report:
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	send_evt(&evt);
+}
+
+/*
+ * The view changed: the slots' namespaces, copies of it as it was, go
+ * (those of a running job when it ends, see slotns_reusable): they would
+ * keep what the host unmounted busy, and show what is hidden now.
+ */
+static void drop_stale_slotns(void)
+{
+	uint64_t gen = sbx_view_generation(sp.view);
+
+	for (unsigned i = 0; i < sp.nslots; i++) {
+		struct slot *s = &sp.slots[i];
+
+		if (s->ns.init > 0 && s->ns.view_gen != gen && !s->in_slotns)
+			sbx_slotns_drop(&s->ns);
+	}
 }
 
 /*
@@ -596,6 +631,7 @@ static void handle_policy(const struct spawn_req *req, const char *payload)
 		dprintf(2, "valetd: cannot deny addresses to exec+net jobs: %s\n", strerror(-rc));
 		evt.spawn_err = -rc;
 	}
+	drop_stale_slotns();
 	send_evt(&evt);
 }
 
@@ -612,6 +648,7 @@ static void check_view(bool host_changed)
 	if (sbx_view_recheck(sp.view, &err) < 0)
 		dprintf(2, "valetd: cannot hide a directory from jobs again: %s: %s\n", err.step,
 			strerror(err.err));
+	drop_stale_slotns();
 }
 
 static void handle_kill(const struct spawn_req *req)
@@ -738,19 +775,34 @@ static void read_reports(void)
 	}
 }
 
+/*
+ * A C task in the slot's namespaces ended (status): whether they may be
+ * entered by the next job. Not after a kill or an OOM kill (the task may
+ * have been stopped in its setup), a setup failure (126: sbx_fail), or
+ * when /tmp is not as built (a C task cannot write to it: defence in
+ * depth). Otherwise nothing of the task is left: it was the namespace's
+ * only process but the init, and it creates neither processes, files,
+ * mounts nor IPC objects (the strict profile).
+ */
+static bool slotns_reusable(const struct slot *s, int status, bool oom)
+{
+	return !s->killed && !oom && !(WIFEXITED(status) && WEXITSTATUS(status) == 126) &&
+	       s->ns.view_gen == sbx_view_generation(sp.view) && sbx_slotns_clean(&s->ns);
+}
+
 /* EXIT: the slot's job child is gone, with status and ru. */
 static void send_exit(unsigned index, int status, const struct rusage *ru)
 {
 	struct slot *s = &sp.slots[index];
 	struct cg_slot *cg = cg_of(index);
+	bool oom = cg && cg_slot_oom(cg);
 	struct spawn_evt evt = {
 		.type = SPAWN_EVT_EXIT,
 		.slot = index,
 		.run_id = s->run_id,
 		.pid = s->pid,
 		.status = status,
-		.flags = (cg && cg_slot_oom(cg) ? SPAWN_EVT_F_OOM : 0) |
-			 (s->deadline ? SPAWN_EVT_F_DEADLINE : 0),
+		.flags = (oom ? SPAWN_EVT_F_OOM : 0) | (s->deadline ? SPAWN_EVT_F_DEADLINE : 0),
 		.memory_peak_kb = s->peak_reset ? cg_slot_peak(cg) / 1024 : -1,
 		.utime_us = ru->ru_utime.tv_sec * 1000000LL + ru->ru_utime.tv_usec,
 		.stime_us = ru->ru_stime.tv_sec * 1000000LL + ru->ru_stime.tv_usec,
@@ -758,32 +810,11 @@ static void send_exit(unsigned index, int status, const struct rusage *ru)
 		.end_ns = now_ns(),
 	};
 
+	if (s->in_slotns && !slotns_reusable(s, status, oom))
+		sbx_slotns_drop(&s->ns);
 	s->pid = 0;
-	s->init = 0;
-	s->reaped = false;
+	s->in_slotns = false;
 	send_evt(&evt);
-}
-
-/*
- * A C task in its own PID namespace, or its init, was reaped. The task
- * first: its status and rusage are kept, and its init is killed, which
- * takes the rest of the namespace along; the init's exit waits for all of
- * it, so once the init is reaped the job is over: EXIT.
- */
-static void pidns_reaped(unsigned index, pid_t pid, int status, const struct rusage *ru)
-{
-	struct slot *s = &sp.slots[index];
-
-	if (pid == s->pid && !s->reaped) {
-		s->reaped = true;
-		s->status = status;
-		s->ru = *ru;
-		kill(s->init, SIGKILL);
-		return;
-	}
-	s->init = 0;
-	if (s->reaped)
-		send_exit(index, s->status, &s->ru);
 }
 
 /* An init or a job child reaped: which slot's, and what it means. */
@@ -792,12 +823,19 @@ static void reaped(pid_t pid, int status, const struct rusage *ru)
 	for (unsigned i = 0; i < sp.nslots; i++) {
 		struct slot *s = &sp.slots[i];
 
-		if (s->init > 0 && (pid == s->init || (pid == s->pid && !s->reaped))) {
-			pidns_reaped(i, pid, status, ru);
+		/* A slot's init died (it is only ever killed): its namespaces go. */
+		if (s->ns.init == pid) {
+			s->ns.init = 0;
+			sbx_slotns_drop(&s->ns);
 			return;
 		}
-		if (s->pid != pid || s->init > 0)
+		if (s->pid != pid)
 			continue;
+		/* A C task in the slot's namespaces: the job's last process. */
+		if (s->in_slotns) {
+			send_exit(i, status, ru);
+			return;
+		}
 		/* An init sends its report before it exits, so a reaped init's
 		 * report is queued by now - also when it exited after this loop
 		 * began. */
@@ -915,8 +953,10 @@ static void setup(int setup_fd)
 	sp.nslots = setup_doc.nslots;
 	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
 	sp.pfd = calloc(SPAWNER_NFIXED + sp.nslots, sizeof(*sp.pfd));
-	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
+	for (unsigned i = 0; sp.slots && i < sp.nslots; i++) {
 		sp.slots[i].netns = sp.slots[i].timer = -1;
+		sbx_slotns_init(&sp.slots[i].ns);
+	}
 	if (!sp.slots || !sp.pfd) {
 		send_ready(ENOMEM, 0, "out of memory");
 		_exit(1);

@@ -451,16 +451,18 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 	if (iso->namespaces)
 		fprintf(
 		    out,
-		    "%snamespaces: new pid, mount, ipc and uts namespaces per job; the task is\n"
-		    "%s  pid 2 under an init that takes everything along when it ends; a\n"
-		    "%s  fresh /proc, a private /tmp (tmpfs, gone with the job), the rest\n"
+		    "%snamespaces: pid, mount, ipc and uts namespaces not the daemon's: an exec\n"
+		    "%s  task's new per job, pid 2 under an init that takes everything along\n"
+		    "%s  when it ends; C tasks (which can leave nothing there) their worker\n"
+		    "%s  slot's, made anew after a kill; a /proc of that pid namespace, a\n"
+		    "%s  private /tmp (tmpfs, gone with the job or the slot's), the rest\n"
 		    "%s  read-only, nosuid and nodev, as the host's mounts were at startup\n"
 		    "%s  (later mounts never appear; later unmounts are followed); a minimal\n"
 		    "%s  /dev, an empty /run, no other procfs, sysfs or kernel file system;\n"
 		    "%s  the config's directory, /etc/default, the database's socket\n"
 		    "%s  directory and [sandbox] hide hidden; an empty network namespace per\n"
 		    "%s  worker slot (loopback only) unless the task's profile allows network\n",
-		    in, in, in, in, in, in, in, in, in);
+		    in, in, in, in, in, in, in, in, in, in, in);
 	else
 		fprintf(out, "%snamespaces: none (exec tasks: a PID namespace when allowed)\n", in);
 	if (iso->cg.version)

@@ -66,6 +66,7 @@ test_grafana@postgres
 test_exec
 test_hostile
 test_escapes
+test_slotns
 test_examples
 test_service
 test_hosts

@@ -178,7 +178,7 @@ def idle_warm(pids, table, daemon_fds, spawner):
     those until it writes an input; an exec task's stdin is its own, and
     valetd has let go of it), a child of the spawner, in a PID namespace
     that holds nothing but it and its pid 1, a valetd-init of the spawner's
-    with no child."""
+    with no child; and the init of a slot's namespaces alone in them."""
     pipes = {t for t in daemon_fds.values() if t.startswith("pipe:")}
     idle = set()
     for p in pids:
@@ -197,6 +197,13 @@ def idle_warm(pids, table, daemon_fds, spawner):
                 or not is_pidns_init(init) or any(v[0] == init for v in table.values())):
             continue
         idle |= {p, init}
+    # C tasks' slot namespaces outlive their jobs (sandbox/sbx_init.c): an
+    # idle one is its pid 1, a valetd-init of the spawner's, alone in it.
+    for p in pids:
+        if (table.get(p, (0, "", 0, ""))[3] == "valetd-init" and table[p][0] == spawner
+                and is_pidns_init(p) and not any(v[0] == p for v in table.values())
+                and {q for q in table if pidns_of(q) == pidns_of(p)} == {p}):
+            idle.add(p)
     return idle
 
 
@@ -217,6 +224,9 @@ def socket_kinds(pid):
     return kinds
 
 
+SLOT_NS = "a worker slot's namespaces"
+
+
 def fd_targets(fds, pid):
     """What the fds of pid hold, as a multiset comparable over time: a file,
     an anonymous inode or a namespace by name; a unix socket (the spawner's
@@ -226,9 +236,14 @@ def fd_targets(fds, pid):
     job left junk in the old) or "pipe, one end"."""
     kinds = socket_kinds(pid) if pid else {}
     ends = collections.Counter(t for t in fds.values() if t.startswith("pipe:"))
+    own_pidns = pidns_of(pid) if pid else None
     out = collections.Counter()
     for t in fds.values():
-        if t.startswith("pipe:"):
+        if t in ("/", own_pidns) or t.split(":")[0] in ("mnt", "ipc", "uts", "pid"):
+            # The spawner's own PID namespace, or a worker slot's
+            # namespaces (and its root): made anew when a job was killed.
+            out[SLOT_NS if t != own_pidns else t] += 1
+        elif t.startswith("pipe:"):
             out["pipe, both ends" if ends[t] == 2 else "pipe, one end"] += 1
         elif t.startswith("socket:"):
             out["tcp socket" if kinds.get(t) == "tcp" else t] += 1
@@ -646,9 +661,15 @@ class HostileTest(DaemonTestCase):
             deadline = time.monotonic() + 2
             while True:
                 now = fd_targets(fds_of(pid), pid) if pid else collections.Counter()
+                # 5 fds per slot that has C-task namespaces, none for one
+                # whose namespaces went after a kill.
+                slot_ns = now.pop(SLOT_NS, 0)
+                base = +(base - collections.Counter({SLOT_NS: base[SLOT_NS]}))
                 if now == base or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
+            if slot_ns % 5 or slot_ns > 5 * len(self.uids):
+                out.append("%s holds %d fds of slot namespaces" % (name, slot_ns))
             if now != base:
                 out.append("%s's fds changed: new %s, gone %s"
                            % (name, dict(now - base), dict(base - now)))

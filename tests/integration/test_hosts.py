@@ -191,7 +191,7 @@ class ChrootTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("/: not a mount point (a chroot)", out)
         self.assertIn("jobs' view and network prepared: yes", out)
-        self.assertIn("namespaces: new pid, mount, ipc and uts namespaces per job", out)
+        self.assertIn("namespaces: pid, mount, ipc and uts namespaces not the daemon's", out)
         self.assertNotIn("DEGRADED", out)
         # ... and the daemon did just that.
         job = self.run_job("dummytask", {"n": 1})

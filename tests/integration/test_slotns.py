@@ -1,0 +1,257 @@
+"""A worker slot's namespaces, reused by its C-task jobs (full isolation).
+
+A C task runs in its slot's PID, mount, IPC and UTS namespaces, made once
+and entered by each of the slot's C-task jobs (sandbox/sbx_init.c). That is
+safe only if no job can leave anything there for the next one. These tests
+look at running jobs from outside (as root: a C task may open nothing) and
+check:
+  - the reuse is real, and the namespaces are still a job's own: the
+    slot's jobs share them, they are neither valetd's nor the spawner's,
+    pid 1 is a valetd-init of the spawner's, and while a job runs its PID
+    namespace holds exactly that init and the task - nothing of an earlier
+    job;
+  - what a C task tries to leave (a process, a thread, a file in /tmp, a
+    device node, a System V segment, a mount, a new host name) is refused
+    by seccomp, and the next job of the slot finds nothing: an empty /tmp,
+    no IPC object, host name "valet", no process;
+  - namespaces that may be dirty are made anew: after a kill at the
+    deadline, and when /tmp is not as it was built (a file the test plants
+    there from outside, as a task that could write would);
+  - /tmp is the size of each job's memory limit, changed in place;
+  - a change of the view (a host unmount followed) drops the slots'
+    namespaces at once: their copy would keep the host's mount busy.
+One worker, so that consecutive jobs run in the same slots; each job's slot
+is known by its uid (uid_base + slot).
+"""
+
+import os
+import subprocess
+import tempfile
+import time
+import unittest
+
+from valetd import Daemon, proc_table, spawner_of
+from test_api import NAMESPACES, ns_of, pidns_init_of, procs_of, status_of, wait_until
+
+UID_BASE = 72000 + 64 * (os.getpid() % 1000)
+JOB_NS = ("pid", "mnt", "ipc", "uts")
+
+
+def pidns_members(pid):
+    """The pids (in its namespace) of every process in pid's PID namespace."""
+    pidns = os.readlink("/proc/%d/ns/pid" % pid)
+    out = []
+    for p in proc_table():
+        try:
+            if os.readlink("/proc/%d/ns/pid" % p) == pidns:
+                out.append(int(status_of(p)["NSpid"].split()[-1]))
+        except OSError:
+            continue
+    return sorted(out)
+
+
+def in_ns(pid, flag, *cmd):
+    return subprocess.run(["nsenter", "-t", str(pid), flag] + list(cmd),
+                          stdout=subprocess.PIPE, text=True, timeout=10, check=True).stdout
+
+
+class SlotTestCase(unittest.TestCase):
+    """A daemon with one worker, and a look at its running C-task jobs."""
+
+    def setUp(self):
+        self.before_start()
+        self.d = Daemon({"sandbox": {"uid_base": str(UID_BASE), "namespaces": "true",
+                                     "cgroups": "true"},
+                         "queue": {"workers": "1"}})
+        self.d.start()
+        self.addCleanup(self.d.cleanup)
+        self.addCleanup(self.d.stop)
+        self.spawner = spawner_of(self.d)
+
+    def before_start(self):
+        pass
+
+    def look(self, task, params, timeout=30, plant=None, **kw):
+        """Run one C-task job and look at it while it runs: (the finished
+        job, what was seen). plant: a file name to create in the job's
+        /tmp from outside."""
+        job = self.d.submit(task, params, timeout=timeout, **kw)
+        uid = self.d.wait_for(job["id"], ("IN_PROGRESS",) + ("COMPLETED", "FAILED"),
+                              timeout=20)["isolation"]["uid"]
+        pids = wait_until(lambda: procs_of(uid, "valetd-job"), 10)
+        self.assertEqual(len(pids), 1, pids)
+        pid = pids[0]
+        # Held open, so that no later namespace can get the same inode number.
+        for name in JOB_NS:
+            fd = os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY)
+            self.addCleanup(os.close, fd)
+        seen = {"uid": uid, "ns": ns_of(pid), "init": pidns_init_of(pid),
+                "nspid": int(status_of(pid)["NSpid"].split()[-1]),
+                "members": pidns_members(pid),
+                "tmp": sorted(os.listdir("/proc/%d/root/tmp" % pid)),
+                "shm": in_ns(pid, "-i", "cat", "/proc/sysvipc/shm").splitlines()[1:],
+                "nodename": in_ns(pid, "-u", "uname", "-n").strip(),
+                "mounts": [line.split()[4] for line in open("/proc/%d/mountinfo" % pid)],
+                "tmp_bytes": (lambda v: v.f_blocks * v.f_frsize)(
+                    os.statvfs("/proc/%d/root/tmp" % pid))}
+        if plant:
+            with open("/proc/%d/root/tmp/%s" % (pid, plant), "w") as f:
+                f.write("left behind")
+        done = self.d.wait_all([job["id"]], timeout=timeout + 20, check_status=False)
+        return done[job["id"]], seen
+
+    def sleeper(self, **kw):
+        return self.look("sleep", {"seconds": 1.5}, **kw)
+
+    def assert_clean(self, seen):
+        """A job's view while it runs: its own namespaces, and in them
+        nothing but itself and the slot's init."""
+        host, spawner = ns_of(self.d.proc.pid), ns_of(self.spawner)
+        for name in NAMESPACES:
+            self.assertNotEqual(seen["ns"][name], host[name], (name, seen))
+        for name in JOB_NS:
+            self.assertNotEqual(seen["ns"][name], spawner[name], (name, seen))
+        init = seen["init"]
+        self.assertIsNotNone(init, seen)
+        self.assertEqual(init[1:], ("valetd-init", [str(init[0]), "1"], self.spawner), seen)
+        self.assertGreaterEqual(seen["nspid"], 2, seen)
+        self.assertEqual(seen["members"], [1, seen["nspid"]], seen)
+        self.assertEqual(seen["tmp"], [], seen)
+        self.assertEqual(seen["shm"], [], seen)
+        self.assertEqual(seen["nodename"], "valet", seen)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
+class SlotNamespacesTest(SlotTestCase):
+    def test_tmp_follows_the_memory_limit(self):
+        """/tmp is the size of the job's memory limit, also when the slot's
+        last job had another: 64, 32, 64 MiB in a row, in one slot."""
+        seen_by_slot = {}
+        for mib in (64, 64, 32, 32, 64, 64):
+            job, seen = self.sleeper(limits={"memory": "%dm" % mib})
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            self.assertEqual(seen["tmp_bytes"], mib << 20, (mib, seen))
+            seen_by_slot.setdefault(seen["uid"], []).append(seen["ns"]["mnt"])
+        # Same namespaces throughout: the size changed in place.
+        self.assertTrue(all(len(set(v)) == 1 for v in seen_by_slot.values()), seen_by_slot)
+
+    def test_jobs_of_a_slot_share_its_namespaces(self):
+        """Four jobs in a row: each sees only itself and the init; the jobs
+        of one slot (uid) run in the same namespaces, under the same init;
+        every job COMPLETED."""
+        runs = [self.sleeper() for _ in range(4)]
+        by_slot = {}
+        for job, seen in runs:
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            by_slot.setdefault(seen["uid"], []).append(seen)
+        self.assertTrue(any(len(v) > 1 for v in by_slot.values()), by_slot)
+        for slot in by_slot.values():
+            first = slot[0]
+            for seen in slot[1:]:
+                for name in JOB_NS:
+                    self.assertEqual(seen["ns"][name], first["ns"][name], (name, slot))
+                self.assertEqual(seen["init"], first["init"], slot)
+                self.assertGreater(seen["nspid"], first["nspid"], slot)
+
+    def test_what_a_task_tries_to_leave_is_refused_and_not_found(self):
+        """Each attempt to leave something is a seccomp kill; then every
+        slot's next job still finds only itself and an empty, unchanged view,
+        in the same namespaces (a seccomp kill is no reason to make them
+        anew: nothing was left)."""
+        before = {}
+        for _ in range(2):
+            job, seen = self.sleeper()
+            self.assertEqual(job["status"], "COMPLETED", job)
+            before[seen["uid"]] = seen
+        attempts = [("hostile_fork", {}, "clone"), ("hostile_thread", {}, "clone"),
+                    ("hostile_syscall", {"call": "mknod"}, "mknodat"),
+                    ("hostile_syscall", {"call": "shmget"}, "shmget"),
+                    ("hostile_syscall", {"call": "mount"}, "mount"),
+                    ("hostile_syscall", {"call": "sethostname"}, "sethostname"),
+                    ("hostile_open_shadow", {}, "openat")]
+        for task, params, call in attempts:
+            job = self.d.submit(task, params, timeout=20)
+            job = self.d.wait_all([job["id"]], timeout=40, check_status=False)[job["id"]]
+            self.assertEqual(job["status"], "FAILED", job)
+            self.assertEqual(job["outcome"]["signal"], "SIGSYS", job)
+            self.assertIn(job["failure_reason"], ("blocked by sandbox: system call " + call,
+                                                  "blocked by sandbox: forbidden system call"),
+                          job)
+        for _ in range(2):
+            job, seen = self.sleeper()
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            self.assertEqual(seen["ns"], before[seen["uid"]]["ns"], (seen, before))
+
+    def test_a_killed_job_leaves_new_namespaces(self):
+        """A job killed at its deadline: its slot's next job runs in new
+        namespaces under a new init, and the old init is gone."""
+        job, first = self.look("hostile_sleep", {}, timeout=1)
+        self.assertEqual(job["status"], "FAILED", job)
+        self.assertIn("timed out", job["failure_reason"], job)
+        for _ in range(3):
+            job, seen = self.sleeper()
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            if seen["uid"] == first["uid"]:
+                break
+        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        for name in JOB_NS:
+            self.assertNotEqual(seen["ns"][name], first["ns"][name], (name, seen, first))
+        self.assertNotEqual(seen["init"][0], first["init"][0], (seen, first))
+        self.assertFalse(os.path.exists("/proc/%d" % first["init"][0]), first)
+
+    def test_a_dirty_tmp_is_not_reused(self):
+        """A file in the slot's /tmp (planted from outside: a C task cannot
+        write one) makes the slot's namespaces go: its next job runs in new
+        ones, whose /tmp is empty."""
+        job, first = self.sleeper(plant="leftover")
+        self.assertEqual(job["status"], "COMPLETED", job)
+        for _ in range(3):
+            job, seen = self.sleeper()
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            if seen["uid"] == first["uid"]:
+                break
+        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        self.assertNotEqual(seen["ns"]["mnt"], first["ns"]["mnt"], (seen, first))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users, mounts)")
+class SlotViewTest(SlotTestCase):
+    """A slot's namespaces are a copy of the view as it was: when the view
+    changes, they go at once - not only at the slot's next job, since they
+    would keep busy what the host unmounted."""
+
+    def before_start(self):
+        self.gone = tempfile.mkdtemp(prefix="valet-slotns-", dir="/var/tmp")
+        self.addCleanup(os.rmdir, self.gone)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", self.gone], check=True)
+        self.addCleanup(subprocess.run, ["umount", self.gone], stderr=subprocess.DEVNULL)
+
+    def test_a_host_unmount_drops_the_slot_namespaces(self):
+        job, first = self.sleeper()
+        self.assertEqual(job["status"], "COMPLETED", job)
+        self.assertTrue(os.path.exists("/proc/%d" % first["init"][0]), first)
+        self.assertIn(self.gone, first["mounts"], first)
+        subprocess.run(["umount", self.gone], check=True)
+        deadline = time.monotonic() + 5
+        while os.path.exists("/proc/%d" % first["init"][0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % first["init"][0]),
+                         "the slot's init outlived a change of the view")
+        for _ in range(3):
+            job, seen = self.sleeper()
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            if seen["uid"] == first["uid"]:
+                break
+        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        self.assertNotEqual(seen["ns"]["mnt"], first["ns"]["mnt"], (seen, first))
+        self.assertNotIn(self.gone, seen["mounts"], seen)
+
+
+if __name__ == "__main__":
+    unittest.main()
