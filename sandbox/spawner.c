@@ -475,6 +475,7 @@ static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, 
 {
 	char stack[SBX_EXEC_STACK] __attribute__((aligned(16)));
 	char *init_top = sp.init_stacks + (size_t)(a->req->slot + 1) * SBX_INIT_STACK;
+	const int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 	struct sbx_error err = {{0}, 0};
 	pid_t pid;
 	int e;
@@ -483,8 +484,7 @@ static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, 
 		errno = err.err;
 		return -1;
 	}
-	pid = clone(exec_task_ns, stack + sizeof(stack),
-		    CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, a);
+	pid = clone(exec_task_ns, stack + sizeof(stack), flags | SIGCHLD, a);
 	e = errno;
 	if (setns(sp.own_pidns, CLONE_NEWPID) < 0 && pid > 0) {
 		/* Later children would land in the job's namespace. */
