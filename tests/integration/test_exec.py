@@ -547,9 +547,10 @@ class KillLatencyTest(DaemonTestCase):
         self.assertLessEqual(late[-1], KILL_LATE_MS, late)
 
     def test_killed_task_is_accounted(self):
-        """At the deadline the spawner kills the job's cgroup, not its init:
-        the init reaps the task, so the CPU time it spun is in the outcome
-        (the kernel reaps the children of a killed init unaccounted)."""
+        """At the deadline the spawner kills the task and its init, and
+        reaps the task itself, its parent, so the CPU time it spun is in
+        the outcome (the kernel reaps the children of a killed init
+        unaccounted: the task must not be one of them)."""
         ids = [self.d.submit(t, {}, timeout=1)["id"] for t in ("hostile_spin", "exec_spin")]
         done = self.d.wait_all(ids, timeout=20)
         for jid in ids:
