@@ -162,54 +162,42 @@ int sbx_net_addresses_changed(struct sbx_net *n);
 /* A child was reaped: whether it was a helper (its slot restarts it). */
 bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
 
-/* The namespaces every job gets on top of the view. */
-#define SBX_JOB_NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
-
 /*
- * A job's PID namespace and its init (sbx_init.c), in two shapes.
+ * A job's PID namespace and its init (sbx_init.c). sbx_pidns_init(), in the
+ * spawner, makes a new PID namespace whose pid 1 is a tiny init that shares
+ * the spawner's memory (a CLONE_VM clone on stack_top, the top of a stack
+ * of SBX_INIT_STACK bytes that stays the init's until it is reaped) and
+ * sleeps until it is killed; the spawner's next child is pid 2 of that
+ * namespace, until the spawner goes back to own_pidns (setns). The init
+ * dies with the spawner (spawner_pidfd: a pidfd of the spawner, -1 =
+ * none). 0 with *init, or -errno with *err (and the spawner back in
+ * own_pidns).
  *
- * Exec tasks: sbx_init_run(), called in the child of a
- * clone(SBX_JOB_NS_FLAGS): joins the slot's network namespace, mounts a
- * fresh /proc and a private /tmp, sets the host name, and forks the task
- * into the slot's cgroups (the init stays out of them, so killing the
- * cgroup kills the task's tree and the init can still reap and account
- * for it). Returns 0 in the task (pid 2), which goes on with sbx_enter();
- * -errno with *err on a setup failure. The init itself never returns: it
- * reaps until the task ends, sends the task's wait status in p->report on
- * status_fd and exits, which kills whatever the task left.
+ * C tasks: their worker slot's namespaces, sbx_slotns_* below, whose PID
+ * namespace's init is made by sbx_pidns_init() too.
  *
- * C tasks: their worker slot's namespaces, sbx_slotns_* below; p's
- * status_fd and report are not used for them.
+ * Exec tasks: a PID namespace of the job's own (sbx_pidns_init), the task
+ * cloned into it as pid 2 with CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+ * (CLONE_VM | CLONE_VFORK, on a stack of SBX_EXEC_STACK bytes), which
+ * calls sbx_exec_ns_enter(): the slot's network namespace, the host name,
+ * a fresh /proc and a private /tmp, the cgroups. 0, or -errno with *err.
  */
 #define SBX_INIT_STACK 16384
-struct sbx_init_report {
-	uint32_t slot;
-	int32_t status;  /* the task's wait status */
-	uint64_t run_id;
-};
 struct sbx_init_params {
 	const int *join_fds;   /* cgroup.procs files the task writes "0" to */
 	int njoin;
 	int netns_fd;          /* setns() into it first: the slot's empty network
 				* namespace, or its network helper's; -1 = stay */
 	bool net_resolv;       /* bind SBX_NET_RESOLV over /etc/resolv.conf */
-	int status_fd;         /* a datagram socket: the report goes here */
-	struct sbx_init_report report; /* slot and run_id filled in */
 	uint64_t tmp_bytes;    /* size of the private /tmp */
 	const struct sbx_keep *keep; /* bound read-only into the private /tmp */
 	int nkeep;
-	/* Exec jobs: the task is not forked but cloned with CLONE_VM |
-	 * CLONE_VFORK (the init waits until it has exec'd), joins the cgroups
-	 * and calls exec_fn(exec_arg), which must execve or _exit and never
-	 * return (setup errors go to exec_frame_fd). NULL: fork, and return 0
-	 * in the task. */
-	void (*exec_fn)(void *arg);
-	void *exec_arg;
-	int exec_frame_fd;
 };
 /* The stack of an exec job's task until its execve (sbx_enter, execve). */
 #define SBX_EXEC_STACK (64 * 1024)
-int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err);
+int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
+		   struct sbx_error *err);
+int sbx_exec_ns_enter(const struct sbx_init_params *p, struct sbx_error *err);
 
 /*
  * A worker slot's namespaces for C tasks (sbx_init.c), made once and

@@ -4,10 +4,11 @@
  *
  * Theory of operation: every job runs in PID, mount, IPC and UTS
  * namespaces that are not the spawner's: an exec task gets new ones, a C
- * task its worker slot's. A PID namespace needs a pid 1, and a pid-1 process is
- * special: the kernel drops the signals it sends itself that it has no
- * handler for, so a task running as pid 1 could not abort() or raise(). So
- * the task runs as pid 2 under an init of the spawner's. Two shapes:
+ * task its worker slot's. A PID namespace needs a pid 1, and a pid-1
+ * process is special: the kernel drops the signals it sends itself that it
+ * has no handler for, so a task running as pid 1 could not abort() or
+ * raise(), nor an exec'd program die of its own `kill -9 $$`. So the task
+ * runs as pid 2 under an init of the spawner's. Two shapes:
  *
  * C tasks (sbx_slotns_*): the namespaces are a worker slot's, made once
  * and entered by each of its C-task jobs, because a C task can leave
@@ -56,34 +57,37 @@
  * begin with. A task sees its pid grow from job to job (2, 3, ...): the
  * only trace of earlier jobs, which tells it nothing they did.
  *
- * Exec tasks (sbx_init_run): the spawner clones a child with the new
- * namespaces (SBX_JOB_NS_FLAGS), which stays the namespace's init and
- * forks the task - so the exec'd program is pid 2 whose parent is pid 1:
- *   1. the slot's network namespace: an empty one, or for profiles that
- *      allow network the one its network helper serves (the spawner
- *      itself lives in yet another, empty one);
- *   2. host name "valet"; a fresh /proc for the new PID namespace; for
- *      jobs with network, a resolv.conf naming the helper's DNS forwarder;
- *      a private tmpfs on /tmp (gone when the namespace goes), with the
+ * Exec tasks get new namespaces per job: an exec task can fork, open
+ * files, create what the exec profile allows, so nothing of its namespaces
+ * may reach the next job:
+ *   1. the spawner makes a new PID namespace whose init is the same tiny
+ *      CLONE_VM clone as a slot's (sbx_pidns_init), for this job alone;
+ *   2. the task, whose image is replaced at once, is cloned into the
+ *      spawner's own memory with new mount, IPC and UTS namespaces
+ *      (CLONE_VM | CLONE_VFORK, on a stack in the spawner's frame, as
+ *      posix_spawn does) and lands in the new PID namespace as pid 2; the
+ *      spawner waits until it has exec'd or died, so nothing it writes
+ *      (errno) races the spawner, and no copy of the image is made for it
+ *      or torn down at its execve; then the spawner goes back to its own
+ *      PID namespace (setns);
+ *   3. the task (sbx_exec_ns_enter), still privileged, joins the slot's
+ *      network namespace (an empty one, or for profiles that allow network
+ *      the one its network helper serves), sets the host name "valet",
+ *      mounts a fresh /proc for the new PID namespace, for jobs with
+ *      network a resolv.conf naming the helper's DNS forwarder, and a
+ *      private tmpfs on /tmp (gone with the mount namespace) with the
  *      directories of the host's /tmp that hold exec task programs bound
- *      read-only at their paths;
- *   3. start the task, which joins the slot's cgroups (writes "0" to their
- *      cgroup.procs; see cgroup.h for why not CLONE_INTO_CGROUP). The init stays
- *      outside: the spawner kills a job by killing its cgroup, and the init
- *      reaps the task as usual, so its CPU time is accounted (a killed
- *      init's children are reaped by the kernel, unaccounted). A C task is
- *      fork()ed; an exec task, whose image is replaced at once, is cloned
- *      into the init's own memory (CLONE_VM | CLONE_VFORK, on a stack in
- *      the init's frame, as posix_spawn does): the init waits until it has
- *      exec'd or died, and no copy of the image is made or torn down;
- *   4. the task returns from sbx_init_run() (C tasks) or runs the exec_fn
- *      callback (exec tasks) and enters the sandbox proper (sbx_enter);
- *   5. the init closes everything but the status socket, drops every
- *      capability, sets no_new_privs and reaps: orphans of the task come to
- *      it. When the task ends, its wait status goes to the spawner on the
- *      status socket and the init exits - and the kernel kills whatever is
- *      left in the namespace. Killing the init (timeout, cancel) likewise
- *      kills everything.
+ *      read-only at their paths, and joins the slot's cgroups (writes "0"
+ *      to their cgroup.procs; see cgroup.h for why not CLONE_INTO_CGROUP);
+ *      then sbx_enter() and execve;
+ *   4. the spawner is the task's parent: it reaps it with its rusage, then
+ *      kills the init - and with it whatever is left in the namespace. The
+ *      init's exit waits until every other process of the namespace is
+ *      gone, so once the spawner has reaped the init, the job is over. A
+ *      timeout or a cancel kills the task and the init alike. What the task
+ *      leaves behind (setsid, double fork) is the init's: the kernel reaps
+ *      what ends before the task (its CPU time is not the job's), the
+ *      init's death kills the rest.
  * Either init keeps uid 0 without capabilities: the task, under another
  * uid, can neither signal nor trace it.
  *
@@ -232,61 +236,6 @@ out:
 	return rc;
 }
 
-static void __attribute__((noreturn))
-sbx_init_reap(pid_t task, int status_fd, struct sbx_init_report report)
-{
-	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
-	int status = 0;
-
-	/* Nothing of the spawner's but the status socket stays open here. */
-	if (status_fd > 0)
-		syscall(SYS_close_range, 0U, (unsigned)status_fd - 1, 0U);
-	syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0U);
-	memset(caps, 0, sizeof(caps));
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	syscall(SYS_capset, &hdr, caps);
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	for (;;) {
-		pid_t pid = waitpid(-1, &status, 0);
-
-		if (pid == task) {
-			report.status = status;
-			(void)send(status_fd, &report, sizeof(report), MSG_NOSIGNAL);
-			_exit(0);
-		}
-		if (pid < 0 && errno != EINTR)
-			_exit(1); /* no task: the spawner sees no status */
-	}
-}
-
-/* The task of an exec job: the slot's cgroups, then p->exec_fn, which execs. */
-static int sbx_init_exec_task(void *arg)
-{
-	const struct sbx_init_params *p = arg;
-	struct sbx_error err = {{0}, 0};
-
-	if (sbx_cgroup_join(p->join_fds, p->njoin, &err) < 0)
-		sbx_fail(p->exec_frame_fd, &err);
-	p->exec_fn(p->exec_arg);
-	_exit(127); /* exec_fn does not return */
-}
-
-/*
- * An exec job's task: it runs on a stack in this frame, in this process's
- * memory (CLONE_VM), while the init waits (CLONE_VFORK) until it has exec'd
- * the program or died - as posix_spawn does. Nothing of the init's image is
- * copied for a process that replaces it at once, nor torn down at its
- * execve. The task's pid, or -1 with errno.
- */
-static pid_t __attribute__((noinline)) sbx_init_spawn_exec(const struct sbx_init_params *p)
-{
-	char stack[SBX_EXEC_STACK] __attribute__((aligned(16)));
-
-	return clone(sbx_init_exec_task, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
-		     (void *)p);
-}
-
 /* The job's own view, in its new namespaces: the slot's network, the host
  * name, /proc and /tmp. */
 static int sbx_job_view(const struct sbx_init_params *p, struct sbx_error *err)
@@ -298,27 +247,11 @@ static int sbx_job_view(const struct sbx_init_params *p, struct sbx_error *err)
 	return sbx_init_mounts(p, err);
 }
 
-int sbx_init_run(const struct sbx_init_params *p, struct sbx_error *err)
+int sbx_exec_ns_enter(const struct sbx_init_params *p, struct sbx_error *err)
 {
-	struct pollfd pfd = {.fd = p->status_fd, .events = 0};
-	pid_t task;
-
-	prctl(PR_SET_NAME, "valetd-init");
-	/* Die with the spawner; it may have died before this prctl, and
-	 * getppid() says 0 across the namespace: the status socket tells. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return sbx_error_set(err, "pdeathsig", errno);
-	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP)))
-		_exit(1);
 	if (sbx_job_view(p, err) < 0)
 		return sbx_failed(err);
-	/* glibc's fork() for C tasks: the task's cached thread id must be right. */
-	task = p->exec_fn ? sbx_init_spawn_exec(p) : fork();
-	if (task < 0)
-		return sbx_error_set(err, "fork task", errno);
-	if (task == 0)
-		return sbx_cgroup_join(p->join_fds, p->njoin, err);
-	sbx_init_reap(task, p->status_fd, p->report);
+	return sbx_cgroup_join(p->join_fds, p->njoin, err);
 }
 
 /*
@@ -405,8 +338,8 @@ __attribute__((no_sanitize("address", "undefined"))) static int sbx_pidns_init_m
  * with the spawner (spawner_pidfd: a pidfd of the spawner, -1 = none). 0
  * with *init, or -errno with *err (and this process back in own_pidns).
  */
-static int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
-			  struct sbx_error *err)
+int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
+		   struct sbx_error *err)
 {
 	uint64_t all = ~0ULL, old;
 	int e;

@@ -6,22 +6,24 @@
  * view every job starts from (sbx_view.c: its own read-only mount namespace
  * and an empty network namespace; sbx_net.c for exec+net jobs), says READY
  * with its task table, then runs a poll() loop over the control socket, a
- * signalfd for SIGCHLD, the status socket of the jobs' inits, the host's
- * mount table and its address events.
+ * signalfd for SIGCHLD, the host's mount table and its address events.
  * START: set the slot's cgroup limits, then make the child. With
  * namespaces, a C task is forked into its worker slot's PID namespace
  * (whose init is a tiny clone of this process sharing its memory) and
  * joins the slot's mount, IPC and UTS namespaces and cgroups: made at the
  * slot's first C-task job, entered by the next ones, made anew when they
- * may be dirty (sbx_init.c). An exec task's child is cloned into new PID, mount,
- * IPC and UTS namespaces, becomes the namespace's init and starts the task
- * (a clone into the init's own memory, CLONE_VM | CLONE_VFORK, that runs
- * exec_task() here: nothing of the image is copied for a process that execs).
- * The task enters the sandbox (fds, rlimits, user, seccomp) and runs the C
- * tasks or execs the program. The parent closes its copies of the child's
- * fds and remembers slot -> pid. KILL: SIGKILL the slot's child (a C task,
- * which is its job's only process; an exec task's cgroup, or its init,
- * which takes the whole namespace along) and its process group.
+ * may be dirty (sbx_init.c). An exec task gets a new PID namespace of its
+ * own, with the same tiny init, and is cloned into it as pid 2 with new
+ * mount, IPC and UTS namespaces, into this process's memory (CLONE_VM |
+ * CLONE_VFORK, as posix_spawn does: this process waits until it has exec'd;
+ * nothing of the image is copied for a process that execs), and does the
+ * rest of its setup in exec_task_ns(). The task enters the sandbox (fds,
+ * rlimits, user, seccomp) and runs the C tasks or execs the program. The
+ * parent closes its copies of the child's fds and remembers slot -> pid
+ * (and an exec task's init). KILL: SIGKILL the slot's child (a C task,
+ * which is its job's only process; an exec task and its init, which takes
+ * the whole namespace along; without namespaces, the child, its process
+ * group and cgroup).
  * Deadlines: each slot has a timer (a timerfd the daemon handed over with
  * TIMER and arms when a job starts, see spawn_proto.h); the poll loop
  * waits on it too, and when it expires the
@@ -29,9 +31,11 @@
  * late the daemon's loop is. SIGCHLD: reap everything with wait4(); for
  * a C task in its slot's namespaces, report EXIT at once (it was its job's
  * last process), and drop the slot's namespaces when they may be dirty; for
- * any other job child, kill what is left of its process
- * group (and of its cgroup without namespaces), take the task's wait status
- * from its init's report, note an OOM kill and a kill at the deadline, and
+ * an exec task in its PID namespace, keep its wait status and rusage and
+ * kill its init, and report EXIT once the init is reaped too (the
+ * namespace is empty then); without namespaces, kill what is left of the
+ * child's process group and cgroup; note an OOM kill and a kill at the
+ * deadline, and
  * report EXIT. When the daemon's end of the socket closes, kill every
  * child and exit. The spawner allocates nothing per job and keeps no state
  * but the slot table.
@@ -70,19 +74,21 @@
 /* How often the view's hidden directories are checked without a reason. */
 #define SPAWNER_RECHECK_MS 2000
 /* The poll loop's fds before the slots' timers. */
-#define SPAWNER_NFIXED 5
+#define SPAWNER_NFIXED 4
 
 struct slot {
 	pid_t pid;       /* the job child; 0 = free */
 	bool in_slotns;  /* ...a C task in the slot's namespaces (ns) */
+	pid_t init;      /* an exec task's PID namespace init (sbx_pidns_init); 0 = none */
+	bool reaped;     /* ...and the task was reaped (status, ru), its init not yet */
 	uint64_t run_id;
-	bool has_status; /* the init reported the task's wait status */
 	bool peak_reset; /* the cgroup's memory peak was reset for this job */
 	bool killed;     /* by a KILL or at the deadline, whichever came first */
 	bool deadline;   /* ...and that was the deadline */
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
+	struct rusage ru; /* an exec task's, when reaped before its init */
 	struct sbx_slotns ns; /* C tasks' namespaces (sbx_slotns_*); ns.init 0 = none */
 };
 
@@ -96,13 +102,12 @@ static struct {
 	struct slot *slots;
 	unsigned nslots;
 	struct pollfd *pfd; /* [SPAWNER_NFIXED + nslots] */
-	int status_rd, status_wr; /* inits -> spawner: the task's wait status */
 	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
 	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
 	int host_netns;           /* exec+net jobs with net_host; -1 = none */
-	int own_pidns;            /* this PID namespace (C tasks' inits) */
+	int own_pidns;            /* this PID namespace (the jobs' inits) */
 	int self_pidfd;           /* a pidfd of this process, for the inits; -1 = none */
-	char *init_stacks;        /* SBX_INIT_STACK bytes per slot */
+	char *init_stacks;        /* 2 x SBX_INIT_STACK bytes per slot: its C tasks' init, an exec job's */
 } sp;
 
 /* The explicit environment of every job child. */
@@ -139,27 +144,10 @@ static struct cg_slot *cg_of(unsigned index)
 	return sp.opts->cgslots ? &sp.opts->cgslots[index] : NULL;
 }
 
-/* Whether the init pid has a child (its task) yet; false when unknown. */
-static bool init_has_task(pid_t pid)
-{
-	char path[64], buf[16];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	return n > 0;
-}
-
 /*
- * With namespaces and a cgroup, killing the task's cgroup kills the task
- * and all it started, while its init reaps it and reports: the job's CPU
- * time stays accounted. Before the init has forked the task (or when that
- * cannot be known) the init itself is killed, taking the namespace along.
+ * With namespaces: the task (the spawner reaps it: its CPU time is
+ * accounted) and its init, whose death takes the rest of the namespace
+ * along. Without: the child, its process group and its cgroup.
  */
 static void kill_slot(unsigned index)
 {
@@ -173,8 +161,12 @@ static void kill_slot(unsigned index)
 		kill(pid, SIGKILL);
 		return;
 	}
-	if (sp.opts->namespaces && cg && (cg->kill >= 0 || cg->procs >= 0) && init_has_task(pid)) {
-		cg_slot_kill(cg);
+	/* An exec task in its own PID namespace (a reaped one's pid may be
+	 * someone else's by now), and the init. */
+	if (s->init > 0) {
+		if (!s->reaped)
+			kill(pid, SIGKILL);
+		kill(s->init, SIGKILL);
 		return;
 	}
 	kill(-pid, SIGKILL);
@@ -351,8 +343,8 @@ static bool clone_refused(int err)
 /*
  * glibc's fork() for a child that goes on to run C code (it keeps glibc's
  * idea of the thread id right: raise() and abort() depend on it); a raw
- * clone() for new namespaces, whose child is the namespace's init (only
- * system calls) or execs at once.
+ * clone() for an exec task's new PID namespace without the per-job
+ * namespaces: its child enters the sandbox and execs at once.
  */
 static pid_t clone_child(unsigned long flags)
 {
@@ -371,7 +363,7 @@ static pid_t clone_child(unsigned long flags)
 static pid_t fork_in_pidns(const struct spawn_req *req)
 {
 	struct slot *s = &sp.slots[req->slot];
-	char *stack_top = sp.init_stacks + (size_t)(req->slot + 1) * SBX_INIT_STACK;
+	char *stack_top = sp.init_stacks + (size_t)(2 * req->slot + 1) * SBX_INIT_STACK;
 	uint64_t gen = sbx_view_generation(sp.view);
 	struct sbx_init_params ip = {
 		.tmp_bytes = req->limits.memory_bytes,
@@ -420,8 +412,6 @@ static pid_t spawn_process(const struct spawn_req *req)
 
 	if (sp.opts->namespaces && !(req->flags & SPAWN_F_EXEC))
 		return fork_in_pidns(req);
-	if (sp.opts->namespaces)
-		return clone_child(SBX_JOB_NS_FLAGS);
 	if ((req->flags & SPAWN_F_EXEC) && pidns_usable) {
 		pid = clone_child(CLONE_NEWPID);
 		if (pid >= 0 || !clone_refused(errno))
@@ -467,29 +457,92 @@ static int job_netns(const struct spawn_req *req, int *fd)
 	return 0;
 }
 
-/* What an exec job's task needs from child_start's frame (see exec_task). */
+/* What an exec job's task needs from handle_start's frame (exec_task_ns). */
 struct exec_args {
 	const struct spawn_req *req;
 	const char *input;
 	const int *fds;
 	int nfds;
+	int netns;
 };
 
-/* An exec job's task, cloned by its init into the init's memory: sandbox, execve. */
-static void exec_task(void *arg)
+/*
+ * An exec task with namespaces, cloned by spawn_exec_in_pidns() into this
+ * process's memory: its own mount, IPC and UTS namespaces are made by the
+ * clone; the slot's network, the host name, /proc, /tmp and the cgroups,
+ * then the sandbox and execve. Its parent, this process, is outside its PID
+ * namespace.
+ */
+static int exec_task_ns(void *arg)
 {
 	const struct exec_args *a = arg;
+	const struct cg_slot *cg = cg_of(a->req->slot);
+	struct sbx_error err = {{0}, 0};
+	struct sbx_init_params ip = {
+		.join_fds = cg ? cg->join : NULL,
+		.njoin = cg ? cg->njoin : 0,
+		.netns_fd = a->netns,
+		.net_resolv = a->netns >= 0 && a->netns != sp.host_netns && job_has_network(a->req),
+		.keep = sp.opts->keep,
+		.nkeep = sp.opts->nkeep,
+		.tmp_bytes = a->req->limits.memory_bytes,
+	};
 
-	child_main(a->req, a->input, a->fds, a->nfds, 1);
+	if (sbx_exec_ns_enter(&ip, &err) < 0)
+		sbx_fail(a->fds[0], &err);
+	child_main(a->req, a->input, a->fds, a->nfds, 0);
+	_exit(127); /* child_main does not return for an exec task */
 }
 
-/* In the new child: the namespace init and the cgroup, then the task. */
+/*
+ * An exec task with namespaces: a new PID namespace with the tiny init of
+ * the C tasks (sbx_pidns_init: it shares this process's memory and sleeps),
+ * and the task cloned into it as pid 2, with new mount, IPC and UTS
+ * namespaces, into this process's memory too (CLONE_VM | CLONE_VFORK, on a
+ * stack in this frame, as posix_spawn does): this process waits until the
+ * task has exec'd or died, so the task's libc calls (errno) race nothing
+ * here, and no copy of this image is made for it, none torn down at its
+ * execve, none for its init. This process is the task's parent: it reaps
+ * it with its rusage, then kills the init (pidns_reaped()).
+ */
+static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, pid_t *init)
+{
+	char stack[SBX_EXEC_STACK] __attribute__((aligned(16)));
+	char *init_top = sp.init_stacks + (size_t)(2 * a->req->slot + 2) * SBX_INIT_STACK;
+	const int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+	struct sbx_error err = {{0}, 0};
+	pid_t pid;
+	int e;
+
+	if (sbx_pidns_init(init_top, sp.self_pidfd, sp.own_pidns, init, &err) < 0) {
+		errno = err.err;
+		return -1;
+	}
+	pid = clone(exec_task_ns, stack + sizeof(stack), flags | SIGCHLD, a);
+	e = errno;
+	if (setns(sp.own_pidns, CLONE_NEWPID) < 0 && pid > 0) {
+		/* Later children would land in the job's namespace. */
+		e = errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pid = -1;
+	}
+	if (pid < 0) {
+		kill(*init, SIGKILL);
+		waitpid(*init, NULL, 0);
+		*init = 0;
+		errno = e;
+	}
+	return pid;
+}
+
+/* In the new child (a C task with namespaces, or any task without): the
+ * namespaces and the cgroup, then the task. */
 static void child_start(const struct spawn_req *req, const char *input, const int *fds, int nfds,
 			int netns)
 {
 	const struct cg_slot *cg = cg_of(req->slot);
 	struct sbx_error err = {{0}, 0};
-	struct exec_args args = {req, input, fds, nfds};
 	pid_t parent = sp.self;
 
 	if (sp.opts->namespaces) {
@@ -498,24 +551,13 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 			.njoin = cg ? cg->njoin : 0,
 			.netns_fd = netns,
 			.net_resolv = netns >= 0 && netns != sp.host_netns && job_has_network(req),
-			.status_fd = sp.status_wr,
-			.report = {.slot = req->slot, .run_id = req->run_id},
 			.keep = sp.opts->keep,
 			.nkeep = sp.opts->nkeep,
 			.tmp_bytes = req->limits.memory_bytes,
-			.exec_fn = (req->flags & SPAWN_F_EXEC) ? exec_task : NULL,
-			.exec_arg = &args,
-			.exec_frame_fd = fds[0],
 		};
-		if (!(req->flags & SPAWN_F_EXEC)) {
-			if (sbx_slotns_enter(&sp.slots[req->slot].ns, &ip, &err) < 0)
-				sbx_fail(fds[0], &err);
-			parent = 0; /* this process, outside the task's PID namespace */
-		} else {
-			if (sbx_init_run(&ip, &err) < 0)
-				sbx_fail(fds[0], &err);
-			parent = 1; /* the init */
-		}
+		if (sbx_slotns_enter(&sp.slots[req->slot].ns, &ip, &err) < 0)
+			sbx_fail(fds[0], &err);
+		parent = 0; /* this process, outside the task's PID namespace */
 	} else {
 		if (cg && sbx_cgroup_join(cg->join, cg->njoin, &err) < 0)
 			sbx_fail(fds[0], &err);
@@ -537,7 +579,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	struct spawn_evt evt = {.type = SPAWN_EVT_EXIT, .slot = req->slot, .run_id = req->run_id};
 	bool peak_reset;
 	int netns;
-	pid_t pid;
+	pid_t pid, init = 0;
 
 	if (!s || s->pid != 0 || nfds < 2) {
 		evt.spawn_err = EINVAL;
@@ -551,20 +593,27 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 		goto report;
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
-	pid = spawn_process(req);
-	if (pid == 0)
-		child_start(req, input, fds, nfds, netns);
+	if (sp.opts->namespaces && (req->flags & SPAWN_F_EXEC)) {
+		struct exec_args args = {req, input, fds, nfds, netns};
+
+		pid = spawn_exec_in_pidns(&args, &init);
+	} else {
+		pid = spawn_process(req);
+		if (pid == 0)
+			child_start(req, input, fds, nfds, netns);
+	}
 	if (pid < 0) {
 		evt.spawn_err = errno;
 		goto report;
 	}
 	s->pid = pid;
+	s->init = init;
+	s->reaped = false;
 	s->in_slotns = sp.opts->namespaces && !(req->flags & SPAWN_F_EXEC);
 	/* The child makes /tmp the size of this job's (sbx_slotns_enter). */
 	if (s->in_slotns)
 		sbx_slotns_started(&s->ns, req->limits.memory_bytes);
 	s->run_id = req->run_id;
-	s->has_status = false;
 	s->peak_reset = peak_reset;
 	s->killed = s->deadline = false;
 	for (int i = 0; i < nfds; i++)
@@ -760,21 +809,6 @@ static void read_requests(void)
 	}
 }
 
-/* The inits' reports of their tasks' wait statuses. */
-static void read_reports(void)
-{
-	struct sbx_init_report r;
-
-	while (recv(sp.status_rd, &r, sizeof(r), MSG_DONTWAIT) == (ssize_t)sizeof(r)) {
-		struct slot *s = slot_of(r.slot);
-
-		if (s && s->pid > 0 && s->run_id == r.run_id) {
-			s->has_status = true;
-			s->status = r.status;
-		}
-	}
-}
-
 /*
  * A C task in the slot's namespaces ended (status): whether they may be
  * entered by the next job. Not after a kill or an OOM kill (the task may
@@ -817,6 +851,28 @@ static void send_exit(unsigned index, int status, const struct rusage *ru)
 	send_evt(&evt);
 }
 
+/*
+ * An exec task in its own PID namespace, or its init, was reaped. The task
+ * first: its status and rusage are kept, and its init is killed, which
+ * takes the rest of the namespace along; the init's exit waits for all of
+ * it, so once the init is reaped the job is over: EXIT.
+ */
+static void pidns_reaped(unsigned index, pid_t pid, int status, const struct rusage *ru)
+{
+	struct slot *s = &sp.slots[index];
+
+	if (pid == s->pid && !s->reaped) {
+		s->reaped = true;
+		s->status = status;
+		s->ru = *ru;
+		kill(s->init, SIGKILL);
+		return;
+	}
+	s->init = 0;
+	if (s->reaped)
+		send_exit(index, s->status, &s->ru);
+}
+
 /* An init or a job child reaped: which slot's, and what it means. */
 static void reaped(pid_t pid, int status, const struct rusage *ru)
 {
@@ -829,24 +885,24 @@ static void reaped(pid_t pid, int status, const struct rusage *ru)
 			sbx_slotns_drop(&s->ns);
 			return;
 		}
-		if (s->pid != pid)
+		/* An exec task in its PID namespace, or that namespace's init. */
+		if (s->init > 0 && (pid == s->init || (pid == s->pid && !s->reaped))) {
+			pidns_reaped(i, pid, status, ru);
+			return;
+		}
+		if (s->pid != pid || s->init > 0)
 			continue;
 		/* A C task in the slot's namespaces: the job's last process. */
 		if (s->in_slotns) {
 			send_exit(i, status, ru);
 			return;
 		}
-		/* An init sends its report before it exits, so a reaped init's
-		 * report is queued by now - also when it exited after this loop
-		 * began. */
-		if (!s->has_status && sp.status_rd >= 0)
-			read_reports();
 		/* Whatever the job left in its process group (and, without a
 		 * namespace to take it along, in its cgroup) dies with it. */
 		kill(-pid, SIGKILL);
 		if (cg_of(i) && !sp.opts->namespaces)
 			cg_slot_kill(cg_of(i));
-		send_exit(i, s->has_status ? s->status : status, ru);
+		send_exit(i, status, ru);
 		return;
 	}
 }
@@ -889,27 +945,21 @@ static void drop_bounding_set(void)
 		(void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 }
 
-/* The view every job starts from, the status socket of the inits, and the
- * network of exec+net jobs. 0, or -errno with *err. */
+/* The view every job starts from, the jobs' inits, and the network of
+ * exec+net jobs. 0, or -errno with *err. */
 static int prepare_jobs(struct sbx_error *err)
 {
-	int sv[2];
-
 	if (!sp.opts->namespaces)
 		return 0;
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return sbx_error_set(err, "status socket", errno);
-	/* C tasks' inits: a stack each, the way back to this namespace, and
+	/* The jobs' inits: a stack each, the way back to this namespace, and
 	 * whether this process is still there (Linux 5.3; else unchecked). */
-	sp.init_stacks = calloc(sp.nslots, SBX_INIT_STACK);
+	sp.init_stacks = calloc(sp.nslots, 2 * SBX_INIT_STACK);
 	if (!sp.init_stacks)
 		return sbx_error_set(err, "init stacks", ENOMEM);
 	sp.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	if (sp.own_pidns < 0)
 		return sbx_error_set(err, "open pid namespace", errno);
 	sp.self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0U);
-	sp.status_rd = sv[0];
-	sp.status_wr = sv[1];
 	if (sbx_view_prepare(&sp.opts->view, sp.opts->keep, sp.opts->nkeep, &sp.view, err) < 0)
 		return sbx_failed(err);
 	sp.host_netns = sbx_view_host_netns(sp.view);
@@ -991,7 +1041,7 @@ static int become_spawner(int sock)
 
 	sp.sock = sock;
 	sp.self = getpid();
-	sp.status_rd = sp.status_wr = sp.host_netns = sp.own_pidns = sp.self_pidfd = -1;
+	sp.host_netns = sp.own_pidns = sp.self_pidfd = -1;
 	sp.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Every job starts in "/": once here instead of a chdir() per child. */
 	if (chdir("/") < 0 || sp.devnull < 0)
@@ -1044,9 +1094,8 @@ void spawner_main(int sock, int setup_fd)
 
 		pfd[0] = (struct pollfd){sock, POLLIN, 0};
 		pfd[1] = (struct pollfd){sfd, POLLIN, 0};
-		pfd[2] = (struct pollfd){sp.status_rd, POLLIN, 0};
-		pfd[3] = (struct pollfd){sp.view ? sbx_view_mountinfo_fd(sp.view) : -1, POLLPRI, 0};
-		pfd[4] = (struct pollfd){sp.net ? sbx_net_monitor_fd(sp.net) : -1, POLLIN, 0};
+		pfd[2] = (struct pollfd){sp.view ? sbx_view_mountinfo_fd(sp.view) : -1, POLLPRI, 0};
+		pfd[3] = (struct pollfd){sp.net ? sbx_net_monitor_fd(sp.net) : -1, POLLIN, 0};
 		for (unsigned i = 0; i < sp.nslots; i++)
 			pfd[SPAWNER_NFIXED + i] = (struct pollfd){sp.slots[i].timer, POLLIN, 0};
 		/* Every few seconds, busy or not: a hidden directory that was
@@ -1058,11 +1107,11 @@ void spawner_main(int sock, int setup_fd)
 				continue;
 			_exit(1);
 		}
-		if (pfd[3].revents || now_ms() >= next_check) {
-			check_view(pfd[3].revents != 0);
+		if (pfd[2].revents || now_ms() >= next_check) {
+			check_view(pfd[2].revents != 0);
 			next_check = now_ms() + SPAWNER_RECHECK_MS;
 		}
-		if (pfd[4].revents && sbx_net_addresses_changed(sp.net) < 0)
+		if (pfd[3].revents && sbx_net_addresses_changed(sp.net) < 0)
 			dprintf(2, "valetd: cannot follow the node's addresses: %s\n",
 				strerror(errno));
 		if (pfd[1].revents) {
@@ -1070,8 +1119,6 @@ void spawner_main(int sock, int setup_fd)
 				;
 			reap();
 		}
-		if (pfd[2].revents)
-			read_reports();
 		if (pfd[0].revents)
 			read_requests();
 		/* After the requests: a deadline that came while a START for its

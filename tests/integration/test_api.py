@@ -1029,9 +1029,10 @@ class IsolationTest(unittest.TestCase):
         self.assertEqual(c_seen["init"], (init, "valetd-init", [str(init), "1"], spawner), c_seen)
         self.assertEqual(set(c_seen["status"]["Uid"].split()), {str(c_uid)}, c_seen)
         self.assertEqual(c_seen["nodename"], "valet", c_seen)
-        # The exec task, from inside.
+        # The exec task, from inside: pid 2 beside the init, its parent (the
+        # spawner) outside the namespace, as a C task's.
         x_iso = done[x_job["id"]]["isolation"]
-        self.assertEqual((inside["pid"], inside["ppid"], inside["init"]), (2, 1, "valetd-init"),
+        self.assertEqual((inside["pid"], inside["ppid"], inside["init"]), (2, 0, "valetd-init"),
                          inside)
         self.assertEqual((inside["uid"], inside["gid"]), (x_iso["uid"], x_iso["uid"]), inside)
         self.assertEqual(inside["nodename"], "valet", inside)

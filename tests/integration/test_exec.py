@@ -9,7 +9,7 @@ import time
 import unittest
 
 from valetd import (ASAN, FINAL, Daemon, DaemonTestCase, below, fmt_ts, marker_pattern,
-                    parse_ts, pgrep, proc_table)
+                    parse_ts, pgrep, proc_table, spawner_of)
 
 # Scheduling latency allowed after run_at (ms). ASan builds are slower.
 START_SLACK = 0.150 if ASAN else 0.050
@@ -271,6 +271,45 @@ class ExecTest(DaemonTestCase):
                          "malformed result: the program's output is not valid JSON")
 
 
+class ExecSlotTest(DaemonTestCase):
+    """One worker: consecutive exec jobs run in the same slot (its uid, its
+    cgroup, its network namespace). What the first one leaves - a file in
+    /tmp, SysV IPC objects, a background process in a session of its own -
+    the second one must not see, and each job has PID, mount, IPC and UTS
+    namespaces other than the spawner's."""
+
+    config = {"queue": {"workers": "1"}}
+
+    def run_task(self, name):
+        job = self.d.submit(name)
+        done = self.d.wait_for(job["id"], timeout=10)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        return self.d.result(job["id"])["metadata"]
+
+    def test_nothing_reaches_the_next_job(self):
+        marker = marker_pattern(self.d.markers["exec_leave_traces"])
+        seen = []
+        for _ in range(2):
+            left = self.run_task("exec_leave_traces")
+            self.assertIs(left["wrote"], True, left)
+            # The background process died with its job, on the host too.
+            self.assertEqual(wait_until(lambda: not pgrep(marker), 5), True, pgrep(marker))
+            look = self.run_task("exec_look_traces")
+            self.assertEqual(look["tmp"], "", look)
+            self.assertEqual(look["ipc"], 0, look)
+            self.assertNotIn("sleep", look["comms"].split(), look)
+            seen += [left["ns"].split(), look["ns"].split()]
+        # Not the spawner's namespaces (whose view every job starts from).
+        # (A namespace's number is free again once it is gone: jobs one
+        # after the other may well show the same.)
+        spawner = spawner_of(self.d)
+        for i, kind in enumerate(("pid", "mnt", "ipc", "uts")):
+            own = os.readlink("/proc/%d/ns/%s" % (spawner, kind))
+            ids = [s[i] for s in seen]
+            self.assertTrue(all(x.startswith(kind + ":[") for x in ids), ids)
+            self.assertNotIn(own, ids, "a job in the spawner's %s namespace" % kind)
+
+
 class CancelTest(DaemonTestCase):
     """One worker, so that a job can be held in the queue behind another."""
 
@@ -508,9 +547,10 @@ class KillLatencyTest(DaemonTestCase):
         self.assertLessEqual(late[-1], KILL_LATE_MS, late)
 
     def test_killed_task_is_accounted(self):
-        """At the deadline the spawner kills the job's cgroup, not its init:
-        the init reaps the task, so the CPU time it spun is in the outcome
-        (the kernel reaps the children of a killed init unaccounted)."""
+        """At the deadline the spawner kills the task and its init, and
+        reaps the task itself, its parent, so the CPU time it spun is in
+        the outcome (the kernel reaps the children of a killed init
+        unaccounted: the task must not be one of them)."""
         ids = [self.d.submit(t, {}, timeout=1)["id"] for t in ("hostile_spin", "exec_spin")]
         done = self.d.wait_all(ids, timeout=20)
         for jid in ids:

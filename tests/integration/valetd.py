@@ -85,6 +85,8 @@ EXEC_TASKS = {
     "exec_fds": ("fds.sh", None),
     "exec_env": ("env.sh", None),
     "exec_scratch": ("scratch.sh", None),
+    "exec_leave_traces": ("traces.sh leave {m}", None),
+    "exec_look_traces": ("traces.sh look", None),
 }
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED")
