@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/rseq.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -299,13 +300,16 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.changed_signals = &sp.changed_signals,
 	};
 	struct sbx_error err = {{0}, 0};
+	char name[16] = {'v', 'a', 'l', 'e', 't', 'd', '-', 'j', 'o', 'b'};
 
 	/* A memory cgroup limits memory; the address space is only a backstop
 	 * then, with room for what runtimes reserve and never touch. */
 	if (cg_of(req->slot) && p.limits.memory_bytes)
 		p.limits.memory_bytes *= 4;
-	/* ps shows job children apart from the spawner (before seccomp forbids it). */
-	prctl(PR_SET_NAME, "valetd-job");
+	/* ps shows job children apart from the spawner (before seccomp forbids
+	 * it). The name is built on the stack: a string constant would be read
+	 * from a read-only data page this child has not mapped yet (a fault). */
+	prctl(PR_SET_NAME, name);
 	if (sbx_enter(&p, &err) < 0)
 		sbx_fail(SBX_FD_FRAME, &err);
 	/* C-task children learn their tasks from the input. */
@@ -318,7 +322,6 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		struct sbx_error e = {"execve", errno};
 		sbx_fail(SBX_FD_FRAME, &e);
 	}
-	environ = child_env;
 	if (req->flags & SPAWN_F_INPUT_STDIN) {
 		size_t len = 0;
 		char *buf = (req->flags & SPAWN_F_INPUT_SIZED) ? read_sized_stdin(&len)
@@ -349,15 +352,19 @@ static bool clone_refused(int err)
 }
 
 /*
- * glibc's fork() for a child that goes on to run C code (it keeps glibc's
- * idea of the thread id right: raise() and abort() depend on it); a raw
+ * glibc's _Fork() for a child that goes on to run C code: it keeps glibc's
+ * idea of the thread id right (raise() and abort() depend on it) but, unlike
+ * fork(), runs no atfork handlers and takes no locks: this process has one
+ * thread, and every libc or loader page such work writes would be a page
+ * fault in the child and, for the lock released after the fork, in this
+ * process (about 5 faults a job on a VM that shadows page tables). A raw
  * clone() for new namespaces, whose child is the namespace's init (only
  * system calls) or execs at once.
  */
 static pid_t clone_child(unsigned long flags)
 {
 	if (!flags)
-		return fork();
+		return _Fork();
 	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
@@ -971,6 +978,29 @@ static int become_spawner(int sock)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * Restartable sequences, which glibc registers for every thread: the kernel
+ * then writes the CPU number into the thread's rseq area whenever the
+ * thread comes back to user space on another CPU or after a preemption -
+ * after each fork, a page fault here and another one in the child, whose
+ * registration is inherited. Nothing here or in a task needs them (glibc's
+ * sched_getcpu() falls back to the system call), so this process gives
+ * them up, and its children inherit that. Best effort: a glibc that
+ * registered with another size, or none at all, keeps its registration.
+ */
+static void drop_rseq(void)
+{
+#ifdef RSEQ_SIG
+	/* The length must be the registered one: __rseq_size is the size of
+	 * the features in use (20), the area registered is at least 32. */
+	char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+
+	if (__rseq_size > 0 &&
+	    syscall(SYS_rseq, area, 32U, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0 && __rseq_size > 32)
+		(void)syscall(SYS_rseq, area, (unsigned)__rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+#endif
+}
+
 /* What every child would otherwise do again: decided once here. */
 static void prepare_children(void)
 {
@@ -982,6 +1012,13 @@ static void prepare_children(void)
 		if (sbx_signal_disposition(sig) == 1)
 			sp.changed_signals |= 1ULL << (sig - 1);
 	taskrun_warmup();
+	drop_rseq();
+	/* The C task's environment, set here once: in the child, glibc's
+	 * environ would be one more page written. */
+	environ = child_env;
+	/* Last: the pages the steps above touched are mapped now, and the
+	 * children get them mapped too. */
+	(void)sbx_share_code();
 }
 
 void spawner_main(int sock, int setup_fd)
