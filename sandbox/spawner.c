@@ -35,6 +35,7 @@
  * child and exit. The spawner allocates nothing per job and keeps no state
  * but the slot table.
  */
+#include <alloca.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -43,6 +44,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/rseq.h>
@@ -71,6 +73,8 @@
 #define SPAWNER_RECHECK_MS 2000
 /* The poll loop's fds before the slots' timers. */
 #define SPAWNER_NFIXED 5
+/* The largest request: a START with inline input, or a POLICY. */
+#define SPAWNER_REQ_MAX (sizeof(struct spawn_req) + SPAWN_INLINE_MAX)
 
 struct slot {
 	pid_t pid;       /* the job child; 0 = free */
@@ -81,6 +85,7 @@ struct slot {
 	bool peak_reset; /* the cgroup's memory peak was reset for this job */
 	bool killed;     /* by a KILL or at the deadline, whichever came first */
 	bool deadline;   /* ...and that was the deadline */
+	bool exec;       /* an exec task (a C task cannot create processes) */
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
@@ -97,6 +102,7 @@ static struct {
 	struct slot *slots;
 	unsigned nslots;
 	struct pollfd *pfd; /* [SPAWNER_NFIXED + nslots] */
+	char *reqbuf;       /* [SPAWNER_REQ_MAX]: one request (see setup_hot_state) */
 	int status_rd, status_wr; /* inits -> spawner: the task's wait status */
 	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
 	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
@@ -556,6 +562,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->has_status = false;
 	s->peak_reset = peak_reset;
 	s->killed = s->deadline = false;
+	s->exec = req->flags & SPAWN_F_EXEC;
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	evt.type = SPAWN_EVT_STARTED;
@@ -679,54 +686,54 @@ static void check_deadline(unsigned index)
 	}
 }
 
-static void read_requests(void)
+/*
+ * One request per call: poll() reports the socket again while more are
+ * queued, and a last recvmsg() that fails with EAGAIN would be a system
+ * call, and a write to errno's page, for nothing.
+ */
+static void read_request(void)
 {
-	static char buf[sizeof(struct spawn_req) + SPAWN_INLINE_MAX];
+	char *const buf = sp.reqbuf;
 	union {
 		char raw[CMSG_SPACE(sizeof(int) * SPAWN_MAX_FDS)];
 		struct cmsghdr align;
 	} cbuf;
 
-	for (;;) {
-		struct iovec iov = {buf, sizeof(buf)};
-		struct msghdr msg = {.msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = cbuf.raw,
-				     .msg_controllen = sizeof(cbuf.raw)};
-		int fds[SPAWN_MAX_FDS], nfds = 0;
-		struct spawn_req req;
-		ssize_t n = recvmsg(sp.sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	struct iovec iov = {buf, SPAWNER_REQ_MAX};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf.raw,
+			     .msg_controllen = sizeof(cbuf.raw)};
+	int fds[SPAWN_MAX_FDS], nfds = 0;
+	struct spawn_req req;
+	ssize_t n = recvmsg(sp.sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0)
-			kill_all_and_exit(); /* the daemon is gone */
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)nfds);
-			}
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0)
+		kill_all_and_exit(); /* the daemon is gone */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)nfds);
 		}
-		if ((size_t)n < sizeof(req)) {
-			close_fds(fds, nfds);
-			continue;
-		}
-		memcpy(&req, buf, sizeof(req));
-		if (req.type == SPAWN_REQ_START &&
-		    req.input_len == (size_t)n - sizeof(req))
-			handle_start(&req, buf + sizeof(req), fds, nfds);
-		else if (req.type == SPAWN_REQ_TIMER && (size_t)n == sizeof(req))
-			handle_timer(&req, fds, nfds);
-		else if (req.type == SPAWN_REQ_POLICY && req.input_len == (size_t)n - sizeof(req)) {
-			close_fds(fds, nfds);
-			handle_policy(&req, buf + sizeof(req));
-		} else {
-			close_fds(fds, nfds);
-			if (req.type == SPAWN_REQ_KILL)
-				handle_kill(&req);
-		}
+	}
+	if ((size_t)n < sizeof(req)) {
+		close_fds(fds, nfds);
+		return;
+	}
+	memcpy(&req, buf, sizeof(req));
+	if (req.type == SPAWN_REQ_START && req.input_len == (size_t)n - sizeof(req)) {
+		handle_start(&req, buf + sizeof(req), fds, nfds);
+	} else if (req.type == SPAWN_REQ_TIMER && (size_t)n == sizeof(req)) {
+		handle_timer(&req, fds, nfds);
+	} else if (req.type == SPAWN_REQ_POLICY && req.input_len == (size_t)n - sizeof(req)) {
+		close_fds(fds, nfds);
+		handle_policy(&req, buf + sizeof(req));
+	} else {
+		close_fds(fds, nfds);
+		if (req.type == SPAWN_REQ_KILL)
+			handle_kill(&req);
 	}
 }
 
@@ -811,8 +818,11 @@ static void reaped(pid_t pid, int status, const struct rusage *ru)
 		if (!s->has_status && sp.status_rd >= 0)
 			read_reports();
 		/* Whatever the job left in its process group (and, without a
-		 * namespace to take it along, in its cgroup) dies with it. */
-		kill(-pid, SIGKILL);
+		 * namespace to take it along, in its cgroup) dies with it. A C
+		 * task's strict profile allows no new process: its group is
+		 * empty now, and kill() would only fail with ESRCH. */
+		if (s->exec)
+			kill(-pid, SIGKILL);
 		if (cg_of(i) && !sp.opts->namespaces)
 			cg_slot_kill(cg_of(i));
 		send_exit(i, s->has_status ? s->status : status, ru);
@@ -903,6 +913,30 @@ static void send_ready(int spawn_err, uint32_t flags, const char *text)
 		;
 }
 
+/*
+ * What this process writes for every job - the slot table, poll()'s array,
+ * the request just received - on pages of their own, in that order, so
+ * that a few slots and a request without inline input share one page:
+ * after each fork every page written here again is a copy-on-write fault
+ * (about 25 us on a VM that shadows page tables). 0 or -errno.
+ */
+static int setup_hot_state(void)
+{
+	size_t slots = sizeof(*sp.slots) * sp.nslots;
+	size_t pfd = sizeof(*sp.pfd) * (SPAWNER_NFIXED + sp.nslots);
+	char *hot = mmap(NULL, slots + pfd + SPAWNER_REQ_MAX, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (hot == MAP_FAILED)
+		return -errno;
+	sp.slots = (struct slot *)hot;
+	sp.pfd = (struct pollfd *)(hot + slots);
+	sp.reqbuf = hot + slots + pfd;
+	for (unsigned i = 0; i < sp.nslots; i++)
+		sp.slots[i].netns = sp.slots[i].timer = -1;
+	return 0;
+}
+
 /* Setup: the document, the plugins, the view, the network; READY. */
 static void setup(int setup_fd)
 {
@@ -920,11 +954,7 @@ static void setup(int setup_fd)
 	sp.opts = &setup_doc;
 	sp.reg = registry_global();
 	sp.nslots = setup_doc.nslots;
-	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
-	sp.pfd = calloc(SPAWNER_NFIXED + sp.nslots, sizeof(*sp.pfd));
-	for (unsigned i = 0; sp.slots && i < sp.nslots; i++)
-		sp.slots[i].netns = sp.slots[i].timer = -1;
-	if (!sp.slots || !sp.pfd) {
+	if (setup_hot_state() < 0) {
 		send_ready(ENOMEM, 0, "out of memory");
 		_exit(1);
 	}
@@ -1021,19 +1051,11 @@ static void prepare_children(void)
 	(void)sbx_share_code();
 }
 
-void spawner_main(int sock, int setup_fd)
+/* The poll loop: requests, exits, deadlines, the view and the network. */
+static void __attribute__((noinline, noreturn)) serve(int sock, int sfd)
 {
-	int64_t next_check;
-	int sfd = become_spawner(sock);
+	int64_t next_check = now_ms() + SPAWNER_RECHECK_MS;
 
-	if (sfd < 0)
-		_exit(1);
-	/* Seed jansson's hash function now: in a sandboxed child its first
-	 * object would otherwise open /dev/urandom, which seccomp forbids. */
-	json_object_seed(0);
-	setup(setup_fd);
-	prepare_children();
-	next_check = now_ms() + SPAWNER_RECHECK_MS;
 	for (;;) {
 		struct pollfd *pfd = sp.pfd;
 		struct signalfd_siginfo si;
@@ -1062,19 +1084,50 @@ void spawner_main(int sock, int setup_fd)
 		if (pfd[4].revents && sbx_net_addresses_changed(sp.net) < 0)
 			dprintf(2, "valetd: cannot follow the node's addresses: %s\n",
 				strerror(errno));
+		/* SIGCHLD does not queue: one read takes what is pending (and
+		 * reap() takes every child that is done). */
 		if (pfd[1].revents) {
-			while (read(sfd, &si, sizeof(si)) > 0)
-				;
+			(void)!read(sfd, &si, sizeof(si));
 			reap();
 		}
 		if (pfd[2].revents)
 			read_reports();
 		if (pfd[0].revents)
-			read_requests();
+			read_request();
 		/* After the requests: a deadline that came while a START for its
 		 * slot waited still finds (and kills) that child. */
 		for (unsigned i = 0; i < sp.nslots; i++)
 			if (pfd[SPAWNER_NFIXED + i].revents && sp.slots[i].timer >= 0)
 				check_deadline(i);
 	}
+}
+
+/*
+ * Where serve() starts: the frames of a job's round (poll, recvmsg, fork,
+ * wait4, send) take about 1.5 KiB of stack, and each stack page they write
+ * is a copy-on-write fault after every fork - two when they straddle a
+ * page boundary, which depends on where the kernel put the stack. So the
+ * loop starts no less than 3 KiB above the bottom of a stack page.
+ */
+#define SPAWNER_HOT_STACK 3072
+
+void spawner_main(int sock, int setup_fd)
+{
+	uintptr_t room = (uintptr_t)__builtin_frame_address(0) & 4095;
+	int sfd = become_spawner(sock);
+
+	if (sfd < 0)
+		_exit(1);
+	/* Seed jansson's hash function now: in a sandboxed child its first
+	 * object would otherwise open /dev/urandom, which seccomp forbids. */
+	json_object_seed(0);
+	setup(setup_fd);
+	prepare_children();
+	if (room < SPAWNER_HOT_STACK) {
+		/* Down to the top of the next page. */
+		volatile char *pad = alloca(room + 64);
+
+		pad[0] = 0;
+	}
+	serve(sock, sfd);
 }
