@@ -62,6 +62,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 #include <jansson.h>
 
@@ -523,6 +526,23 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 	child_main(req, input, fds, nfds, parent);
 }
 
+/*
+ * The fds that came with a request. recvmsg() gives them the lowest free
+ * numbers, so they are usually consecutive: then one close_range() closes
+ * them all (three close() calls a job otherwise).
+ */
+static void close_fds(const int *fds, int nfds)
+{
+	bool run = nfds > 1;
+
+	for (int i = 1; run && i < nfds; i++)
+		run = fds[i] == fds[0] + i;
+	if (run && syscall(SYS_close_range, (unsigned)fds[0], (unsigned)fds[nfds - 1], 0U) == 0)
+		return;
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
 static struct slot *slot_of(uint32_t index)
 {
 	return index < sp.nslots ? &sp.slots[index] : NULL;
@@ -563,15 +583,13 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->peak_reset = peak_reset;
 	s->killed = s->deadline = false;
 	s->exec = req->flags & SPAWN_F_EXEC;
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	close_fds(fds, nfds);
 	evt.type = SPAWN_EVT_STARTED;
 	evt.pid = pid;
 	send_evt(&evt);
 	return;
 report:
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	close_fds(fds, nfds);
 	send_evt(&evt);
 }
 
@@ -639,11 +657,6 @@ static void handle_kill(const struct spawn_req *req)
 	}
 }
 
-static void close_fds(const int *fds, int nfds)
-{
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
-}
 
 /*
  * TIMER: the slot's deadline timer, which the daemon keeps too and arms
