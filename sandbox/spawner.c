@@ -35,7 +35,6 @@
  * child and exit. The spawner allocates nothing per job and keeps no state
  * but the slot table.
  */
-#include <alloca.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -699,11 +698,7 @@ static void check_deadline(unsigned index)
 	}
 }
 
-/*
- * One request per call: poll() reports the socket again while more are
- * queued, and a last recvmsg() that fails with EAGAIN would be a system
- * call, and a write to errno's page, for nothing.
- */
+/* One request. */
 static void read_request(void)
 {
 	char *const buf = sp.reqbuf;
@@ -748,6 +743,20 @@ static void read_request(void)
 		if (req.type == SPAWN_REQ_KILL)
 			handle_kill(&req);
 	}
+}
+
+/*
+ * Every request queued: the deadlines are checked after them (see serve).
+ * Whether more are queued is asked of poll(): a last recvmsg() failing
+ * with EAGAIN would write errno, one more page written after each fork.
+ */
+static void read_requests(void)
+{
+	struct pollfd more = {sp.sock, POLLIN, 0};
+
+	do
+		read_request();
+	while (poll(&more, 1, 0) == 1);
 }
 
 /* The inits' reports of their tasks' wait statuses. */
@@ -1106,7 +1115,7 @@ static void __attribute__((noinline, noreturn)) serve(int sock, int sfd)
 		if (pfd[2].revents)
 			read_reports();
 		if (pfd[0].revents)
-			read_request();
+			read_requests();
 		/* After the requests: a deadline that came while a START for its
 		 * slot waited still finds (and kills) that child. */
 		for (unsigned i = 0; i < sp.nslots; i++)
@@ -1138,9 +1147,11 @@ void spawner_main(int sock, int setup_fd)
 	prepare_children();
 	if (room < SPAWNER_HOT_STACK) {
 		/* Down to the top of the next page. */
-		volatile char *pad = alloca(room + 64);
+		volatile char pad[room + 64];
 
 		pad[0] = 0;
+		if (pad[0] == 0)
+			serve(sock, sfd);
 	}
 	serve(sock, sfd);
 }
