@@ -975,6 +975,9 @@ static void setup(int setup_fd)
 	}
 	sp.opts = &setup_doc;
 	sp.reg = registry_global();
+	/* Once the plugins are mapped, and while /proc is still the host's:
+	 * the jobs' view, which this process enters, mounts it read-only. */
+	(void)sbx_share_code();
 	sp.nslots = setup_doc.nslots;
 	if (setup_hot_state() < 0) {
 		send_ready(ENOMEM, 0, "out of memory");
@@ -1068,9 +1071,6 @@ static void prepare_children(void)
 	/* The C task's environment, set here once: in the child, glibc's
 	 * environ would be one more page written. */
 	environ = child_env;
-	/* Last: the pages the steps above touched are mapped now, and the
-	 * children get them mapped too. */
-	(void)sbx_share_code();
 }
 
 /* The poll loop: requests, exits, deadlines, the view and the network. */
