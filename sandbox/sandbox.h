@@ -58,6 +58,14 @@ struct sbx_params {
  */
 int sbx_enter(const struct sbx_params *p, struct sbx_error *err);
 
+/*
+ * In the spawner, once its code is loaded: make fork() copy the page-table
+ * entries of every read-only file mapping (code, constants) into the
+ * children, instead of leaving each child to fault them in again. 0, or
+ * -errno (nothing is lost then but speed).
+ */
+int sbx_share_code(void);
+
 /* Whether sig's disposition differs from SIG_DFL (1), not (0), or -1 (a
  * raw rt_sigaction query: also glibc's own signals 32 and 33). */
 int sbx_signal_disposition(int sig);

@@ -48,8 +48,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/rseq.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -64,6 +66,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 #include <jansson.h>
 
@@ -75,6 +80,8 @@
 #define SPAWNER_RECHECK_MS 2000
 /* The poll loop's fds before the slots' timers. */
 #define SPAWNER_NFIXED 4
+/* The largest request: a START with inline input, or a POLICY. */
+#define SPAWNER_REQ_MAX (sizeof(struct spawn_req) + SPAWN_INLINE_MAX)
 
 struct slot {
 	pid_t pid;       /* the job child; 0 = free */
@@ -85,6 +92,7 @@ struct slot {
 	bool peak_reset; /* the cgroup's memory peak was reset for this job */
 	bool killed;     /* by a KILL or at the deadline, whichever came first */
 	bool deadline;   /* ...and that was the deadline */
+	bool exec;       /* an exec task (a C task cannot create processes) */
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
@@ -102,6 +110,7 @@ static struct {
 	struct slot *slots;
 	unsigned nslots;
 	struct pollfd *pfd; /* [SPAWNER_NFIXED + nslots] */
+	char *reqbuf;       /* [SPAWNER_REQ_MAX]: one request (see setup_hot_state) */
 	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
 	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
 	int host_netns;           /* exec+net jobs with net_host; -1 = none */
@@ -291,13 +300,16 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		.changed_signals = &sp.changed_signals,
 	};
 	struct sbx_error err = {{0}, 0};
+	char name[16] = {'v', 'a', 'l', 'e', 't', 'd', '-', 'j', 'o', 'b'};
 
 	/* A memory cgroup limits memory; the address space is only a backstop
 	 * then, with room for what runtimes reserve and never touch. */
 	if (cg_of(req->slot) && p.limits.memory_bytes)
 		p.limits.memory_bytes *= 4;
-	/* ps shows job children apart from the spawner (before seccomp forbids it). */
-	prctl(PR_SET_NAME, "valetd-job");
+	/* ps shows job children apart from the spawner (before seccomp forbids
+	 * it). The name is built on the stack: a string constant would be read
+	 * from a read-only data page this child has not mapped yet (a fault). */
+	prctl(PR_SET_NAME, name);
 	if (sbx_enter(&p, &err) < 0)
 		sbx_fail(SBX_FD_FRAME, &err);
 	/* C-task children learn their tasks from the input. */
@@ -310,7 +322,6 @@ static void child_main(const struct spawn_req *req, const char *input, const int
 		struct sbx_error e = {"execve", errno};
 		sbx_fail(SBX_FD_FRAME, &e);
 	}
-	environ = child_env;
 	if (req->flags & SPAWN_F_INPUT_STDIN) {
 		size_t len = 0;
 		char *buf = (req->flags & SPAWN_F_INPUT_SIZED) ? read_sized_stdin(&len)
@@ -341,15 +352,19 @@ static bool clone_refused(int err)
 }
 
 /*
- * glibc's fork() for a child that goes on to run C code (it keeps glibc's
- * idea of the thread id right: raise() and abort() depend on it); a raw
+ * glibc's _Fork() for a child that goes on to run C code: it keeps glibc's
+ * idea of the thread id right (raise() and abort() depend on it) but, unlike
+ * fork(), runs no atfork handlers and takes no locks: this process has one
+ * thread, and every libc or loader page such work writes would be a page
+ * fault in the child and, for the lock released after the fork, in this
+ * process (about 5 faults a job on a VM that shadows page tables). A raw
  * clone() for an exec task's new PID namespace without the per-job
  * namespaces: its child enters the sandbox and execs at once.
  */
 static pid_t clone_child(unsigned long flags)
 {
 	if (!flags)
-		return fork();
+		return _Fork();
 	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
@@ -386,7 +401,7 @@ static pid_t fork_in_pidns(const struct spawn_req *req)
 		return -1;
 	}
 	s->ns.view_gen = gen;
-	pid = fork(); /* glibc's: see clone_child() */
+	pid = _Fork(); /* see clone_child() */
 	if (pid == 0)
 		return 0;
 	e = errno;
@@ -568,6 +583,23 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 	child_main(req, input, fds, nfds, parent);
 }
 
+/*
+ * The fds that came with a request. recvmsg() gives them the lowest free
+ * numbers, so they are usually consecutive: then one close_range() closes
+ * them all (three close() calls a job otherwise).
+ */
+static void close_fds(const int *fds, int nfds)
+{
+	bool run = nfds > 1;
+
+	for (int i = 1; run && i < nfds; i++)
+		run = fds[i] == fds[0] + i;
+	if (run && syscall(SYS_close_range, (unsigned)fds[0], (unsigned)fds[nfds - 1], 0U) == 0)
+		return;
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
 static struct slot *slot_of(uint32_t index)
 {
 	return index < sp.nslots ? &sp.slots[index] : NULL;
@@ -616,15 +648,14 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->run_id = req->run_id;
 	s->peak_reset = peak_reset;
 	s->killed = s->deadline = false;
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	s->exec = req->flags & SPAWN_F_EXEC;
+	close_fds(fds, nfds);
 	evt.type = SPAWN_EVT_STARTED;
 	evt.pid = pid;
 	send_evt(&evt);
 	return;
 report:
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	close_fds(fds, nfds);
 	send_evt(&evt);
 }
 
@@ -711,11 +742,6 @@ static void handle_kill(const struct spawn_req *req)
 	}
 }
 
-static void close_fds(const int *fds, int nfds)
-{
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
-}
 
 /*
  * TIMER: the slot's deadline timer, which the daemon keeps too and arms
@@ -758,55 +784,65 @@ static void check_deadline(unsigned index)
 	}
 }
 
-static void read_requests(void)
+/* One request. */
+static void read_request(void)
 {
-	static char buf[sizeof(struct spawn_req) + SPAWN_INLINE_MAX];
+	char *const buf = sp.reqbuf;
 	union {
 		char raw[CMSG_SPACE(sizeof(int) * SPAWN_MAX_FDS)];
 		struct cmsghdr align;
 	} cbuf;
 
-	for (;;) {
-		struct iovec iov = {buf, sizeof(buf)};
-		struct msghdr msg = {.msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = cbuf.raw,
-				     .msg_controllen = sizeof(cbuf.raw)};
-		int fds[SPAWN_MAX_FDS], nfds = 0;
-		struct spawn_req req;
-		ssize_t n = recvmsg(sp.sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	struct iovec iov = {buf, SPAWNER_REQ_MAX};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf.raw,
+			     .msg_controllen = sizeof(cbuf.raw)};
+	int fds[SPAWN_MAX_FDS], nfds = 0;
+	struct spawn_req req;
+	ssize_t n = recvmsg(sp.sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0)
-			kill_all_and_exit(); /* the daemon is gone */
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)nfds);
-			}
-		}
-		if ((size_t)n < sizeof(req)) {
-			close_fds(fds, nfds);
-			continue;
-		}
-		memcpy(&req, buf, sizeof(req));
-		if (req.type == SPAWN_REQ_START &&
-		    req.input_len == (size_t)n - sizeof(req))
-			handle_start(&req, buf + sizeof(req), fds, nfds);
-		else if (req.type == SPAWN_REQ_TIMER && (size_t)n == sizeof(req))
-			handle_timer(&req, fds, nfds);
-		else if (req.type == SPAWN_REQ_POLICY && req.input_len == (size_t)n - sizeof(req)) {
-			close_fds(fds, nfds);
-			handle_policy(&req, buf + sizeof(req));
-		} else {
-			close_fds(fds, nfds);
-			if (req.type == SPAWN_REQ_KILL)
-				handle_kill(&req);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0)
+		kill_all_and_exit(); /* the daemon is gone */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)nfds);
 		}
 	}
+	if ((size_t)n < sizeof(req)) {
+		close_fds(fds, nfds);
+		return;
+	}
+	memcpy(&req, buf, sizeof(req));
+	if (req.type == SPAWN_REQ_START && req.input_len == (size_t)n - sizeof(req)) {
+		handle_start(&req, buf + sizeof(req), fds, nfds);
+	} else if (req.type == SPAWN_REQ_TIMER && (size_t)n == sizeof(req)) {
+		handle_timer(&req, fds, nfds);
+	} else if (req.type == SPAWN_REQ_POLICY && req.input_len == (size_t)n - sizeof(req)) {
+		close_fds(fds, nfds);
+		handle_policy(&req, buf + sizeof(req));
+	} else {
+		close_fds(fds, nfds);
+		if (req.type == SPAWN_REQ_KILL)
+			handle_kill(&req);
+	}
+}
+
+/*
+ * Every request queued: the deadlines are checked after them (see serve).
+ * Whether more are queued is asked of poll(): a last recvmsg() failing
+ * with EAGAIN would write errno, one more page written after each fork.
+ */
+static void read_requests(void)
+{
+	struct pollfd more = {sp.sock, POLLIN, 0};
+
+	do
+		read_request();
+	while (poll(&more, 1, 0) == 1);
 }
 
 /*
@@ -898,8 +934,11 @@ static void reaped(pid_t pid, int status, const struct rusage *ru)
 			return;
 		}
 		/* Whatever the job left in its process group (and, without a
-		 * namespace to take it along, in its cgroup) dies with it. */
-		kill(-pid, SIGKILL);
+		 * namespace to take it along, in its cgroup) dies with it. A C
+		 * task's strict profile allows no new process: its group is
+		 * empty now, and kill() would only fail with ESRCH. */
+		if (s->exec)
+			kill(-pid, SIGKILL);
 		if (cg_of(i) && !sp.opts->namespaces)
 			cg_slot_kill(cg_of(i));
 		send_exit(i, status, ru);
@@ -984,6 +1023,32 @@ static void send_ready(int spawn_err, uint32_t flags, const char *text)
 		;
 }
 
+/*
+ * What this process writes for every job - the slot table, poll()'s array,
+ * the request just received - on pages of their own, in that order, so
+ * that a few slots and a request without inline input share one page:
+ * after each fork every page written here again is a copy-on-write fault
+ * (about 25 us on a VM that shadows page tables). 0 or -errno.
+ */
+static int setup_hot_state(void)
+{
+	size_t slots = sizeof(*sp.slots) * sp.nslots;
+	size_t pfd = sizeof(*sp.pfd) * (SPAWNER_NFIXED + sp.nslots);
+	char *hot = mmap(NULL, slots + pfd + SPAWNER_REQ_MAX, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (hot == MAP_FAILED)
+		return -errno;
+	sp.slots = (struct slot *)hot;
+	sp.pfd = (struct pollfd *)(hot + slots);
+	sp.reqbuf = hot + slots + pfd;
+	for (unsigned i = 0; i < sp.nslots; i++) {
+		sp.slots[i].netns = sp.slots[i].timer = -1;
+		sbx_slotns_init(&sp.slots[i].ns);
+	}
+	return 0;
+}
+
 /* Setup: the document, the plugins, the view, the network; READY. */
 static void setup(int setup_fd)
 {
@@ -1000,14 +1065,11 @@ static void setup(int setup_fd)
 	}
 	sp.opts = &setup_doc;
 	sp.reg = registry_global();
+	/* Once the plugins are mapped, and while /proc is still the host's:
+	 * the jobs' view, which this process enters, mounts it read-only. */
+	(void)sbx_share_code();
 	sp.nslots = setup_doc.nslots;
-	sp.slots = calloc(sp.nslots, sizeof(*sp.slots));
-	sp.pfd = calloc(SPAWNER_NFIXED + sp.nslots, sizeof(*sp.pfd));
-	for (unsigned i = 0; sp.slots && i < sp.nslots; i++) {
-		sp.slots[i].netns = sp.slots[i].timer = -1;
-		sbx_slotns_init(&sp.slots[i].ns);
-	}
-	if (!sp.slots || !sp.pfd) {
+	if (setup_hot_state() < 0) {
 		send_ready(ENOMEM, 0, "out of memory");
 		_exit(1);
 	}
@@ -1061,6 +1123,29 @@ static int become_spawner(int sock)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * Restartable sequences, which glibc registers for every thread: the kernel
+ * then writes the CPU number into the thread's rseq area whenever the
+ * thread comes back to user space on another CPU or after a preemption -
+ * after each fork, a page fault here and another one in the child, whose
+ * registration is inherited. Nothing here or in a task needs them (glibc's
+ * sched_getcpu() falls back to the system call), so this process gives
+ * them up, and its children inherit that. Best effort: a glibc that
+ * registered with another size, or none at all, keeps its registration.
+ */
+static void drop_rseq(void)
+{
+#ifdef RSEQ_SIG
+	/* The length must be the registered one: __rseq_size is the size of
+	 * the features in use (20), the area registered is at least 32. */
+	char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+
+	if (__rseq_size > 0 &&
+	    syscall(SYS_rseq, area, 32U, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0 && __rseq_size > 32)
+		(void)syscall(SYS_rseq, area, (unsigned)__rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+#endif
+}
+
 /* What every child would otherwise do again: decided once here. */
 static void prepare_children(void)
 {
@@ -1072,21 +1157,17 @@ static void prepare_children(void)
 		if (sbx_signal_disposition(sig) == 1)
 			sp.changed_signals |= 1ULL << (sig - 1);
 	taskrun_warmup();
+	drop_rseq();
+	/* The C task's environment, set here once: in the child, glibc's
+	 * environ would be one more page written. */
+	environ = child_env;
 }
 
-void spawner_main(int sock, int setup_fd)
+/* The poll loop: requests, exits, deadlines, the view and the network. */
+static void __attribute__((noinline, noreturn)) serve(int sock, int sfd)
 {
-	int64_t next_check;
-	int sfd = become_spawner(sock);
+	int64_t next_check = now_ms() + SPAWNER_RECHECK_MS;
 
-	if (sfd < 0)
-		_exit(1);
-	/* Seed jansson's hash function now: in a sandboxed child its first
-	 * object would otherwise open /dev/urandom, which seccomp forbids. */
-	json_object_seed(0);
-	setup(setup_fd);
-	prepare_children();
-	next_check = now_ms() + SPAWNER_RECHECK_MS;
 	for (;;) {
 		struct pollfd *pfd = sp.pfd;
 		struct signalfd_siginfo si;
@@ -1114,9 +1195,10 @@ void spawner_main(int sock, int setup_fd)
 		if (pfd[3].revents && sbx_net_addresses_changed(sp.net) < 0)
 			dprintf(2, "valetd: cannot follow the node's addresses: %s\n",
 				strerror(errno));
+		/* SIGCHLD does not queue: one read takes what is pending (and
+		 * reap() takes every child that is done). */
 		if (pfd[1].revents) {
-			while (read(sfd, &si, sizeof(si)) > 0)
-				;
+			(void)!read(sfd, &si, sizeof(si));
 			reap();
 		}
 		if (pfd[0].revents)
@@ -1127,4 +1209,36 @@ void spawner_main(int sock, int setup_fd)
 			if (pfd[SPAWNER_NFIXED + i].revents && sp.slots[i].timer >= 0)
 				check_deadline(i);
 	}
+}
+
+/*
+ * Where serve() starts: the frames of a job's round (poll, recvmsg, fork,
+ * wait4, send) take about 1.5 KiB of stack, and each stack page they write
+ * is a copy-on-write fault after every fork - two when they straddle a
+ * page boundary, which depends on where the kernel put the stack. So the
+ * loop starts no less than 3 KiB above the bottom of a stack page.
+ */
+#define SPAWNER_HOT_STACK 3072
+
+void spawner_main(int sock, int setup_fd)
+{
+	uintptr_t room = (uintptr_t)__builtin_frame_address(0) & 4095;
+	int sfd = become_spawner(sock);
+
+	if (sfd < 0)
+		_exit(1);
+	/* Seed jansson's hash function now: in a sandboxed child its first
+	 * object would otherwise open /dev/urandom, which seccomp forbids. */
+	json_object_seed(0);
+	setup(setup_fd);
+	prepare_children();
+	if (room < SPAWNER_HOT_STACK) {
+		/* Down to the top of the next page. */
+		volatile char pad[room + 64];
+
+		pad[0] = 0;
+		if (pad[0] == 0)
+			serve(sock, sfd);
+	}
+	serve(sock, sfd);
 }

@@ -626,5 +626,37 @@ class ShutdownTest(unittest.TestCase):
             d.cleanup()
 
 
+class SharedCodeTest(DaemonTestCase):
+    """Each code mapping of the spawner has one anonymous page
+    (sbx_share_code()), so that fork() copies the mapping's page-table
+    entries into every job child instead of leaving the child to fault its
+    code in again. With the default isolation the spawner enters the jobs'
+    view, whose /proc is read-only: it must have done it before."""
+
+    def code_anon_kb(self):
+        anon, current = {}, None
+        with open("/proc/%d/smaps" % spawner_of(self.d)) as f:
+            for line in f:
+                fields = line.split()
+                if "-" in fields[0] and len(fields) >= 6 and fields[1] == "r-xp":
+                    current = os.path.basename(fields[5])
+                elif "-" in fields[0]:
+                    current = None
+                elif current and fields[0] == "Anonymous:":
+                    anon[current] = int(fields[1])
+        return anon
+
+    def test_code_mappings_have_an_anonymous_page(self):
+        anon = self.code_anon_kb()
+        for lib in ("libc.so", "libjansson.so"):
+            kb = [v for name, v in anon.items() if name.startswith(lib)]
+            self.assertEqual(len(kb), 1, (lib, anon))
+            self.assertGreaterEqual(kb[0], 4, (lib, anon))
+
+
+class SharedCodeSeccompOnlyTest(SharedCodeTest):
+    config = {"sandbox": {"namespaces": "false", "cgroups": "false"}}
+
+
 if __name__ == "__main__":
     unittest.main()

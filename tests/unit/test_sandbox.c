@@ -1116,6 +1116,53 @@ static void test_sbx_fail(void **state)
 	expect_setup_error(&r, "setrlimit NOFILE", EPERM);
 }
 
+/* "Anonymous:" kB of the mapping that holds addr (/proc/self/smaps), or -1. */
+static long anon_kb_at(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	bool in = false;
+	long kb = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = addr >= lo && addr < hi;
+		else if (in && sscanf(line, "Anonymous: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+/*
+ * sbx_share_code(): every read-only file mapping gets one anonymous page
+ * (so that fork() copies its page-table entries), whose content is the
+ * file's: the code in it still runs, and a forked child runs it too.
+ */
+static void test_share_code(void **state)
+{
+	uintptr_t code = (uintptr_t)(void *)sbx_error_set;
+	struct sbx_error err = {{0}, 0};
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(anon_kb_at(code), 0);
+	assert_int_equal(sbx_share_code(), 0);
+	assert_true(anon_kb_at(code) >= 4);
+	assert_int_equal(sbx_error_set(&err, "after", EPERM), -EPERM);
+	assert_string_equal(err.step, "after");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(sbx_error_set(&err, "child", ENOENT) == -ENOENT ? 0 : 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* ---- exec profile ----------------------------------------------------------------------- */
 
 static void test_exec_true(void **state)
@@ -1321,6 +1368,7 @@ int main(void)
 	    cmocka_unit_test(test_strict_blocked_sigsys),
 	    cmocka_unit_test(test_strict_arg_rules),
 	    cmocka_unit_test(test_int80),
+	    cmocka_unit_test(test_share_code),
 	    cmocka_unit_test(test_foreign_abi),
 	    cmocka_unit_test(test_fds),
 	    cmocka_unit_test(test_fds_shuffled),
