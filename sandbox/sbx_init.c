@@ -36,9 +36,9 @@
  *      /tmp's directory looks like (its device and size: one more entry
  *      changes the size).
  *   2. Each job: the spawner setns()es its children's PID namespace to the
- *      slot's, forks the task with glibc's fork() (the task's copy of
- *      glibc must be right: raise() and abort() depend on it), which lands
- *      there, and goes back to its own. The task, still privileged, joins
+ *      slot's, forks the task with glibc's _Fork() (the task's copy of
+ *      glibc must be right: raise() and abort() depend on it; no atfork
+ *      work), which lands there, and goes back to its own. The task, still privileged, joins
  *      the slot's mount namespace (and its root: the spawner's may be a
  *      chroot in it), IPC, UTS and network namespaces, gives /tmp this
  *      job's size when the last job's limit was another, and joins the
