@@ -28,7 +28,9 @@
  * (NOT EXISTS), without INSERT ... ON CONFLICT's speculative insertion:
  * both look at the same snapshot, and the job row the statement has just
  * updated stays locked, so no other writer of the job's result (another
- * node's finish, fail_attempt()) runs in between.
+ * node's finish, fail_attempt()) runs in between. The final states of a
+ * batch's jobs go in one statement when there are several
+ * (PGS_JOB_FINISH_MANY: the same statement over arrays, a row each).
  *
  * A job's limits (set at creation) are inserted with it and read back with
  * every job row, so a job claimed by another node runs with its own. Its
@@ -148,6 +150,46 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"SELECT id, attempt, node_id, $3, $4, started_at, $6, $11, $12, $13, $14, $15, $16, "
 		"$17, $18, $19, $20 FROM u WHERE started_at IS NOT NULL AND attempt > 0 AND $21 "
 		"ON CONFLICT (job_id, attempt) DO NOTHING) "
+		"SELECT count(*) FROM u", 22},
+	/* PGS_JOB_FINISH for many jobs: each parameter an array, one element
+	 * a job ($1 is the node; $2 the ids, $3 to $22 as in PGS_JOB_FINISH).
+	 * One statement instead of one per job: each statement on jobs costs
+	 * PostgreSQL a fixed price (the plan's start, its CHECK constraints
+	 * read back from their stored text, the results' foreign key trigger
+	 * set up) that rows share. */
+	[PGS_JOB_FINISH_MANY] = {"valet_job_finish_many",
+		"WITH v AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], "
+		"$5::timestamptz[], $6::timestamptz[], $7::int[], $8::bool[], $9::jsonb[], "
+		"$10::text[], $11::int[], $12::int[], $13::text[], $14::bool[], $15::bool[], "
+		"$16::text[], $17::int[], $18::int[], $19::int[], $20::int[], $21::bool[], "
+		"$22::jsonb[]) AS v(id, status, reason, started_at, completed_at, attempt, "
+		"has_result, metadata, error, pid, exit_code, signal, timed_out, oom_killed, "
+		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb, rec, isolation)), "
+		"u AS (UPDATE " S "jobs j SET status = v.status, failure_reason = v.reason, "
+		"started_at = v.started_at, completed_at = v.completed_at, attempt = v.attempt, "
+		"node_id = CASE WHEN v.started_at IS NULL THEN j.node_id ELSE $1 END, "
+		"pid = v.pid, exit_code = v.exit_code, signal = v.signal, timed_out = v.timed_out, "
+		"oom_killed = v.oom_killed, seccomp_syscall = v.seccomp_syscall, cpu_ms = v.cpu_ms, "
+		"wall_ms = v.wall_ms, max_rss_kb = v.max_rss_kb, memory_peak_kb = v.memory_peak_kb, "
+		"claimed_by = NULL, claimed_at = NULL, due_at = NULL, "
+		"isolation = coalesce(v.isolation, j.isolation) "
+		"FROM v WHERE j.id = v.id AND j.claimed_by = $1 "
+		"RETURNING j.id, j.attempt, j.node_id, j.started_at, v.status, v.reason, "
+		"v.completed_at, v.has_result, v.metadata, v.error, v.pid, v.exit_code, v.signal, "
+		"v.timed_out, v.oom_killed, v.seccomp_syscall, v.cpu_ms, v.wall_ms, v.max_rss_kb, "
+		"v.memory_peak_kb, v.rec), "
+		"ru AS (UPDATE " S "results r SET metadata = u.metadata, error = u.error, "
+		"created_at = now() FROM u WHERE r.job_id = u.id AND u.has_result), "
+		"r AS (INSERT INTO " S "results (job_id, metadata, error) "
+		"SELECT u.id, u.metadata, u.error FROM u WHERE u.has_result "
+		"AND NOT EXISTS (SELECT 1 FROM " S "results x WHERE x.job_id = u.id)), "
+		"a AS (INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
+		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
+		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
+		"SELECT id, attempt, node_id, status, reason, started_at, completed_at, pid, "
+		"exit_code, signal, timed_out, oom_killed, seccomp_syscall, cpu_ms, wall_ms, "
+		"max_rss_kb, memory_peak_kb FROM u WHERE started_at IS NOT NULL AND attempt > 0 "
+		"AND rec ON CONFLICT (job_id, attempt) DO NOTHING) "
 		"SELECT count(*) FROM u", 22},
 	/* A failed attempt; the job waits (still claimed) for its next one. */
 	[PGS_JOB_RETRY] = {"valet_job_retry",
@@ -621,6 +663,17 @@ int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *nod
 	rc |= pg_batch_bool(b, job->max_attempts > 1 || job->attempt > 1);
 	rc |= pg_batch_text(b, job->isolation);
 	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_job_finish_many(struct pg_batch *b, const struct pg_batch *rows, const char *node)
+{
+	int rc = pg_batch_call(b, PGS_JOB_FINISH_MANY) | pg_batch_text(b, node);
+
+	/* PGS_JOB_FINISH's parameters but its second (the node), in order. */
+	for (size_t col = 0; col < 22 && !rc; col++)
+		if (col != 1)
+			rc = pg_batch_column(b, rows, col);
+	return rc;
 }
 
 int pg_add_job_outcome(struct pg_batch *b, const struct job *job, const char *node)

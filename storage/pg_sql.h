@@ -18,6 +18,7 @@ enum pg_stmt_id {
 	PGS_SUBMIT_GUARD,
 	PGS_JOB_STATUS,
 	PGS_JOB_FINISH,
+	PGS_JOB_FINISH_MANY,
 	PGS_JOB_RETRY,
 	PGS_JOB_OUTCOME,
 	PGS_JOB_META,
@@ -95,6 +96,9 @@ int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const 
 int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *node);
 int pg_add_job_finish(struct pg_batch *b, const struct job *job, const char *node,
 		      bool drop_result);
+/* One PGS_JOB_FINISH_MANY of rows: calls of PGS_JOB_FINISH (pg_add_job_finish()
+ * on a batch that is never sent), all with this node. */
+int pg_add_job_finish_many(struct pg_batch *b, const struct pg_batch *rows, const char *node);
 int pg_add_job_outcome(struct pg_batch *b, const struct job *job, const char *node);
 /* A failed attempt of a job that runs again at job->core_due. */
 int pg_add_job_retry(struct pg_batch *b, const struct job *job, const char *node);

@@ -11,6 +11,10 @@
  * batch costs a handful of allocations however many parameters it has.
  * Statement indexes and parameter counts are checked against the statement
  * table by pgconn_submit(), which is the first place that knows the table.
+ * A batch that is never sent can serve as a table of values, one call a
+ * row: pg_batch_column() turns one of its parameters, down the rows, into
+ * one array-literal parameter of another batch, for a statement that
+ * writes many rows at once (unnest()).
  *
  * The value helpers speak what the connection's session settings make
  * PostgreSQL speak (TimeZone UTC, DateStyle ISO): timestamps go out as RFC
@@ -193,6 +197,61 @@ int pg_batch_uuid(struct pg_batch *b, const uint8_t id[16])
 		*p++ = hex[id[i] & 15];
 	}
 	return pg_batch_textn(b, buf, 36);
+}
+
+/* An array literal's element: SQL NULL unquoted, any text in double quotes
+ * with its quotes and backslashes escaped. */
+static size_t array_element(char *dst, const char *s)
+{
+	size_t n = 0;
+
+	if (!s) {
+		memcpy(dst, "NULL", 4);
+		return 4;
+	}
+	dst[n++] = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			dst[n++] = '\\';
+		dst[n++] = *s;
+	}
+	dst[n++] = '"';
+	return n;
+}
+
+int pg_batch_column(struct pg_batch *b, const struct pg_batch *rows, size_t col)
+{
+	size_t need = 3, n = 0;
+	char *buf;
+	int rc;
+
+	for (size_t i = 0; i < rows->ncalls; i++) {
+		const struct pg_call *c = &rows->calls[i];
+		size_t off;
+		if (rows->broken || col >= c->nparams)
+			goto invalid;
+		off = rows->params[c->first + col];
+		need += 1 + (off == PG_BATCH_NULL ? 4 : 2 + 2 * strlen(rows->arena + off));
+	}
+	buf = malloc(need);
+	if (!buf) {
+		b->broken = true;
+		return -ENOMEM;
+	}
+	buf[n++] = '{';
+	for (size_t i = 0; i < rows->ncalls; i++) {
+		size_t off = rows->params[rows->calls[i].first + col];
+		if (i)
+			buf[n++] = ',';
+		n += array_element(buf + n, off == PG_BATCH_NULL ? NULL : rows->arena + off);
+	}
+	buf[n++] = '}';
+	rc = batch_param(b, buf, n);
+	free(buf);
+	return rc;
+invalid:
+	b->broken = true;
+	return -EINVAL;
 }
 
 size_t pg_batch_ncalls(const struct pg_batch *b)

@@ -115,6 +115,12 @@ int pg_batch_time(struct pg_batch *b, int64_t us);
 /* 16 bytes -> the canonical UUID text. */
 int pg_batch_uuid(struct pg_batch *b, const uint8_t id[16]);
 
+/* One parameter: the array literal ("{...}") of parameter col of every call
+ * of rows (a batch never sent: a table of values, one call a row), SQL NULLs
+ * as NULL elements, in the calls' order. 0, -ENOMEM, or -EINVAL when a call
+ * has no parameter col (b is unusable then, like after any failed append). */
+int pg_batch_column(struct pg_batch *b, const struct pg_batch *rows, size_t col);
+
 size_t pg_batch_ncalls(const struct pg_batch *b);
 /* Call i's result after done(err == 0): PGRES_TUPLES_OK or
  * PGRES_COMMAND_OK; borrowed, freed with the batch. */

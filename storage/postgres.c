@@ -21,13 +21,17 @@
  * its id through an idmap and kept on a dirty list in the order of first
  * change - one entry per object however often it changes. The statement is
  * chosen from the object's state when the batch is built, so a job that
- * starts and ends between two flushes costs one statement. Building the
+ * starts and ends between two flushes costs one statement; the final
+ * states of a batch's jobs, when there are several, are one statement
+ * for all (PGS_JOB_FINISH_MANY, after the batch's other job statements),
+ * as each statement costs PostgreSQL a fixed price. Building the
  * batch takes the entry apart (its mask and reference go with the batch),
  * so a change made while the batch is in flight gets a new entry, written
  * by the next batch. Out of memory for an entry, the change is logged and
  * not written. Just before the loop sleeps (ev_prepare), everything pending
- * goes out as one transaction: creates first, then changes. At most two
- * such batches are in flight; what arrives meanwhile waits for the next one.
+ * goes out as one transaction: creates first, then changes. At most one
+ * such batch is in flight (PG_MAX_INFLIGHT); what arrives meanwhile waits
+ * for the next one.
  * A job's start (IN_PROGRESS) and SCHEDULED mark are deferred by
  * PG_LAZY_S (the lazy list, in the order of the marks, each with its time;
  * one timer for the oldest, at most every PG_LAZY_TICK_S, so a start waits
@@ -41,7 +45,8 @@
  *     fenced, so a batch that did commit is harmless to repeat), but for
  *     creates whose deadline passed.
  *   - A statement fails: the batch's entries are sent again one per
- *     transaction, so only the bad one fails: a create is answered with the
+ *     transaction (a sync waits behind the changes, which are what it
+ *     waits for), so only the bad one fails: a create is answered with the
  *     error; a final status whose result jsonb refuses is written again
  *     without the result and with a reason that says so; anything else is
  *     logged and dropped.
@@ -232,7 +237,15 @@ static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int
 	return -EINVAL;
 }
 
-static int add_job(struct pg_store *ps, struct pg_batch *b, struct job *job, unsigned mask)
+/* A batch's final states, gathered for one statement (PGS_JOB_FINISH_MANY):
+ * rows holds a PGS_JOB_FINISH call for each, first is the first job. */
+struct pg_finishes {
+	struct pg_batch *rows; /* never sent; NULL: each final state on its own */
+	struct job *first;
+};
+
+static int add_job(struct pg_store *ps, struct pg_batch *b, struct pg_finishes *fin,
+		   struct job *job, unsigned mask)
 {
 	bool final = job_status_final(job->status);
 	int rc = 0;
@@ -242,6 +255,13 @@ static int add_job(struct pg_store *ps, struct pg_batch *b, struct job *job, uns
 		 * coalesced with it, would lose that record: backoff > 0). */
 		rc |= pg_add_job_retry(b, job, ps->node);
 		mask &= ~(JOB_F_STATUS | JOB_F_OUTCOME);
+	} else if ((mask & JOB_F_STATUS) && final && fin->rows && !(mask & PG_F_NORESULT)) {
+		/* Written after the batch's other job statements (which touch
+		 * other jobs, or this one's name and description only). */
+		rc |= pg_add_job_finish(fin->rows, job, ps->node, false);
+		if (!fin->first)
+			fin->first = job;
+		mask &= ~JOB_F_OUTCOME;
 	} else if ((mask & JOB_F_STATUS) && final) {
 		rc |= pg_add_job_finish(b, job, ps->node, mask & PG_F_NORESULT);
 		mask &= ~JOB_F_OUTCOME;
@@ -310,6 +330,40 @@ static void op_again(struct pg_store *ps, struct pg_op *op, enum pgd_end end)
 static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg);
 static void flush_now(struct pg_store *ps);
 
+/* The gathered final states: one alone as PGS_JOB_FINISH (what a batch
+ * retried one part at a time sends, too), several as one statement. */
+static int add_finishes(struct pg_store *ps, struct pg_batch *b, struct pg_finishes *fin)
+{
+	size_t n = fin->rows ? pg_batch_ncalls(fin->rows) : 0;
+
+	if (n == 1)
+		return pg_add_job_finish(b, fin->first, ps->node, false);
+	return n ? pg_add_job_finish_many(b, fin->rows, ps->node) : 0;
+}
+
+/* The dirty jobs' calls, up to max entries in f in all (*n so far). A
+ * dirty entry's reference and mask go with the batch. */
+static int add_dirty_jobs(struct pg_store *ps, struct pg_batch *b, struct pg_flush *f, size_t *n,
+			  size_t max)
+{
+	struct pg_finishes fin = {max > 1 ? pg_batch_new(false, NULL, NULL) : NULL, NULL};
+	int rc = 0;
+
+	while (*n < max && !TAILQ_EMPTY(&ps->dirty_jobs) && !rc) {
+		struct pg_dirty *d = TAILQ_FIRST(&ps->dirty_jobs);
+		struct job *job = d->obj;
+		TAILQ_REMOVE(&ps->dirty_jobs, d, link);
+		ps->ndirty--;
+		f->e[(*n)++] = (struct pg_entry){ENT_JOB, job, d->mask, 0};
+		dirty_free(ps->dirty_job_map, d, job->id);
+		rc = add_job(ps, b, &fin, job, f->e[*n - 1].mask);
+	}
+	if (!rc)
+		rc = add_finishes(ps, b, &fin);
+	pg_batch_free(fin.rows);
+	return rc;
+}
+
 /* Build and send one transaction of what is pending. */
 static void flush(struct pg_store *ps)
 {
@@ -325,22 +379,20 @@ static void flush(struct pg_store *ps)
 	f->ps = ps;
 	while (n < max && !TAILQ_EMPTY(&ps->ops) && !rc) {
 		struct pg_op *op = TAILQ_FIRST(&ps->ops);
+		/* One part at a time (after a failed batch), a sync would take
+		 * the only place and go back (below) while the changes it waits
+		 * for never went: they go first. */
+		if (op->kind == OP_SYNC && max == 1 &&
+		    (!TAILQ_EMPTY(&ps->dirty_jobs) || !TAILQ_EMPTY(&ps->dirty_pls)))
+			break;
 		TAILQ_REMOVE(&ps->ops, op, link);
 		if (pgd_too_late(ps, op, now))
 			continue;
 		f->e[n++] = (struct pg_entry){ENT_OP, op, 0, pg_batch_ncalls(b)};
 		rc = add_op(ps, b, op, &notify_due, &guard);
 	}
-	/* A dirty entry's reference and mask go with the batch. */
-	while (n < max && !TAILQ_EMPTY(&ps->dirty_jobs) && !rc) {
-		struct pg_dirty *d = TAILQ_FIRST(&ps->dirty_jobs);
-		struct job *job = d->obj;
-		TAILQ_REMOVE(&ps->dirty_jobs, d, link);
-		ps->ndirty--;
-		f->e[n++] = (struct pg_entry){ENT_JOB, job, d->mask, 0};
-		dirty_free(ps->dirty_job_map, d, job->id);
-		rc = add_job(ps, b, job, f->e[n - 1].mask);
-	}
+	if (!rc)
+		rc = add_dirty_jobs(ps, b, f, &n, max);
 	while (n < max && !TAILQ_EMPTY(&ps->dirty_pls) && !rc) {
 		struct pg_dirty *d = TAILQ_FIRST(&ps->dirty_pls);
 		struct pipeline *pl = d->obj;

@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -612,15 +613,15 @@ static void start_attempt(struct job *job)
  */
 static void test_fenced_job_writes(void **state)
 {
-	struct job *held[4], *lost[4];
+	struct job *held[5], *lost[5];
 	struct store *st;
 	struct pg_store *ps;
-	enum { STATUS, FINISH, RETRY, OUTCOME };
+	enum { STATUS, FINISH, RETRY, OUTCOME, FINISH1 };
 
 	need_db();
 	st = db_store();
 	ps = pg_of(st);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		held[i] = make_job("held");
 		lost[i] = make_job("lost");
 		held[i]->max_attempts = lost[i]->max_attempts = i == RETRY ? 2 : 1;
@@ -645,27 +646,32 @@ static void test_fenced_job_writes(void **state)
 	assert_column(lost[STATUS], "node_id", NULL);
 	assert_column(lost[STATUS], "claimed_by", "thief");
 
-	/* PGS_JOB_FINISH: the final status with the result. */
-	for (int i = 0; i < 2; i++) {
-		struct job *job = i ? lost[FINISH] : held[FINISH];
-		start_attempt(job);
-		job->status = JOB_COMPLETED;
-		job->completed_at = job_now_us();
-		job->has_result = true;
-		job_set_str(&job->result_json, "{\"late\":true}");
-		job->outcome.pid = 4100;
-		job->outcome.exit_code = 0;
-		st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	/* The final status with the result: PGS_JOB_FINISH_MANY (both in one
+	 * batch), then PGS_JOB_FINISH (each alone in its batch). */
+	for (int k = FINISH; k <= FINISH1; k += FINISH1 - FINISH) {
+		for (int i = 0; i < 2; i++) {
+			struct job *job = i ? lost[k] : held[k];
+			start_attempt(job);
+			job->status = JOB_COMPLETED;
+			job->completed_at = job_now_us();
+			job->has_result = true;
+			job_set_str(&job->result_json, "{\"late\":true}");
+			job->outcome.pid = 4100;
+			job->outcome.exit_code = 0;
+			st->ops->save_job(st, job, JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+			if (k == FINISH1)
+				sync_wait(st);
+		}
+		sync_wait(st);
+		assert_column(held[k], "status", "COMPLETED");
+		assert_column(held[k], "claimed_by", NULL);
+		assert_int_equal(rows_of_job("results", held[k]), 1);
+		assert_column(lost[k], "status", "PENDING");
+		assert_column(lost[k], "claimed_by", "thief");
+		assert_column(lost[k], "pid", NULL);
+		assert_column(lost[k], "completed_at", NULL);
+		assert_int_equal(rows_of_job("results", lost[k]), 0);
 	}
-	sync_wait(st);
-	assert_column(held[FINISH], "status", "COMPLETED");
-	assert_column(held[FINISH], "claimed_by", NULL);
-	assert_int_equal(rows_of_job("results", held[FINISH]), 1);
-	assert_column(lost[FINISH], "status", "PENDING");
-	assert_column(lost[FINISH], "claimed_by", "thief");
-	assert_column(lost[FINISH], "pid", NULL);
-	assert_column(lost[FINISH], "completed_at", NULL);
-	assert_int_equal(rows_of_job("results", lost[FINISH]), 0);
 
 	/* PGS_JOB_RETRY: a failed attempt of a job that may run again. */
 	for (int i = 0; i < 2; i++) {
@@ -700,7 +706,7 @@ static void test_fenced_job_writes(void **state)
 	assert_column(lost[OUTCOME], "claimed_by", "thief");
 
 	store_free(st);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		job_unref(held[i]);
 		job_unref(lost[i]);
 	}
@@ -1189,6 +1195,187 @@ static void test_finish_replaces_result(void **state)
 	job_unref(job);
 }
 
+/* Everything a final state writes about a job: its row's run columns, its
+ * result row and its attempts rows, as text (a static buffer). */
+static const char *final_state(const struct job *job)
+{
+	static char out[2048];
+	char q[2048], id[JOB_ID_STRLEN + 1];
+	PGresult *res;
+
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q),
+		 "SELECT row(j.status, j.failure_reason, j.started_at, j.completed_at, j.attempt, "
+		 "j.node_id, j.pid, j.exit_code, j.signal, j.timed_out, j.oom_killed, "
+		 "j.seccomp_syscall, j.cpu_ms, j.wall_ms, j.max_rss_kb, j.memory_peak_kb, "
+		 "j.claimed_by, j.claimed_at, j.due_at, j.isolation, r.job_id IS NOT NULL, "
+		 "r.metadata, r.error, (SELECT array_agg(row(a.attempt, a.node_id, a.status, "
+		 "a.failure_reason, a.started_at, a.finished_at, a.pid, a.exit_code, a.signal, "
+		 "a.timed_out, a.oom_killed, a.seccomp_syscall, a.cpu_ms, a.wall_ms, a.max_rss_kb, "
+		 "a.memory_peak_kb)) FROM %s.attempts a WHERE a.job_id = j.id))::text "
+		 "FROM %s.jobs j LEFT JOIN %s.results r ON r.job_id = j.id WHERE j.id = '%s'",
+		 schema, schema, schema, id);
+	res = PQexec(admin, q);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		fail_msg("%s: %s", q, PQerrorMessage(admin));
+	snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return out;
+}
+
+/* Final state number k of the kinds test_finish_many writes. */
+static void set_final(struct job *job, int k, int64_t t0)
+{
+	static const char *const text = "a \"quoted\" \\ back,slash {a,b} NULL ''";
+
+	job->status = k == 1 ? JOB_FAILED : k == 2 ? JOB_CANCELLED : JOB_COMPLETED;
+	job->max_attempts = k == 3 ? 2 : 1;
+	job->completed_at = t0 + 2000;
+	job->has_result = true;
+	if (k != 2) {
+		job->attempt = 1;
+		job->started_at = t0 + 1000;
+		job->outcome.pid = 4000 + k;
+		job->outcome.exit_code = k == 1 ? -1 : 0;
+		job->outcome.term_signal = k == 1 ? SIGSEGV : 0;
+		job->outcome.timed_out = k == 1;
+		job->outcome.seccomp_blocked = k == 1;
+		job->outcome.seccomp_syscall = k == 1 ? "socket" : NULL;
+		job->outcome.cpu_ms = 10 + k;
+		job->outcome.wall_ms = 20 + k;
+		job->outcome.max_rss_kb = k == 4 ? -1 : 30 + k;
+		job->outcome.memory_peak_kb = -1;
+		job_set_str(&job->isolation, "{\"profile\": \"a,\\\"b\\\"\", \"ns\": null}");
+	}
+	if (k == 0 || k == 3 || k == 4)
+		job_set_str(&job->result_json,
+			    k == 4 ? "[1, {\"s\": \"}{,\\\\\"}]"
+				   : "{\"q\": "
+				     "\"a \\\"quoted\\\" \\\\ back\", \"u\": \"\\u00e9\\n\"}");
+	if (k == 1 || k == 2) {
+		job_set_str(&job->failure_reason, text);
+		job_set_str(&job->result_error, text);
+	}
+}
+
+/*
+ * The final states of a batch's jobs are one statement
+ * (PGS_JOB_FINISH_MANY), and it writes what each written alone
+ * (PGS_JOB_FINISH) does: five kinds - a result with quotes, backslashes and
+ * non-ASCII; a failure (signal, timeout, seccomp) with a reason full of the
+ * array syntax's characters; a cancel before any start (no node, no
+ * outcome); a job that may retry (its attempts row); a result replacing one
+ * already there - once one per batch, once all in one batch, compared.
+ */
+static void test_finish_many(void **state)
+{
+	enum { KINDS = 5 };
+	struct job *alone[KINDS], *together[KINDS];
+	struct store *st;
+	char q[1024], id[JOB_ID_STRLEN + 1], want[2048];
+	int64_t t0 = job_now_us();
+
+	need_db();
+	st = db_store();
+	snprintf(q, sizeof(q),
+		 "CREATE OR REPLACE FUNCTION %s.count_stmt() RETURNS trigger LANGUAGE plpgsql "
+		 "AS $$ BEGIN INSERT INTO %s.upd VALUES ('jobs stmt', 1) ON CONFLICT (tbl) "
+		 "DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
+		 "CREATE TRIGGER count_stmt AFTER UPDATE ON %s.jobs "
+		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.count_stmt()",
+		 schema, schema, schema, schema, schema);
+	admin_exec(q);
+	for (int k = 0; k < KINDS; k++) {
+		alone[k] = make_job("alone");
+		together[k] = make_job("together");
+		create_claimed_job(st, alone[k]);
+		create_claimed_job(st, together[k]);
+		set_final(alone[k], k, t0);
+		set_final(together[k], k, t0);
+	}
+	for (int i = 0; i < 2; i++) {
+		job_id_format((i ? together : alone)[4]->id, id);
+		snprintf(q, sizeof(q),
+			 "INSERT INTO %s.results (job_id, metadata, error) "
+			 "VALUES ('%s', '{\"old\": 1}', 'old')",
+			 schema, id);
+		admin_exec(q);
+	}
+	for (int k = 0; k < KINDS; k++) {
+		st->ops->save_job(st, alone[k], JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+		sync_wait(st);
+	}
+	assert_int_equal(updates("jobs stmt"), KINDS);
+	for (int k = 0; k < KINDS; k++)
+		st->ops->save_job(st, together[k], JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
+	sync_wait(st);
+	assert_int_equal(updates("jobs stmt"), KINDS + 1);
+	for (int k = 0; k < KINDS; k++) {
+		snprintf(want, sizeof(want), "%s", final_state(alone[k]));
+		if (strcmp(final_state(together[k]), want) != 0)
+			fail_msg("kind %d: written alone %s, with the others %s", k, want,
+				 final_state(together[k]));
+		if (k != 2)
+			assert_column(together[k], "node_id", pg_of(st)->node);
+	}
+	assert_column(together[2], "node_id", NULL);
+	assert_column(together[0], "status", "COMPLETED");
+	assert_int_equal(rows_of_job("attempts", together[3]), 1);
+	snprintf(q, sizeof(q),
+		 "SELECT metadata->>'q' || '|' || (metadata->>'u') FROM %s.results "
+		 "WHERE job_id = '%s'",
+		 schema, (job_id_format(together[0]->id, id), id));
+	assert_string_equal(admin_value(q), "a \"quoted\" \\ back|\u00e9\n");
+	snprintf(q, sizeof(q), "SELECT error FROM %s.results WHERE job_id = '%s'", schema,
+		 (job_id_format(together[1]->id, id), id));
+	assert_string_equal(admin_value(q), "a \"quoted\" \\ back,slash {a,b} NULL ''");
+
+	store_free(st);
+	for (int k = 0; k < KINDS; k++) {
+		job_unref(alone[k]);
+		job_unref(together[k]);
+	}
+}
+
+/*
+ * A batch of final states that PostgreSQL refuses (one result holds a
+ * \u0000, which jsonb cannot) is written again one part at a time: the good
+ * one with its result, the bad one without it and with a reason that says
+ * so; and a sync made meanwhile is answered once both are committed.
+ */
+static void test_refused_result_then_sync(void **state)
+{
+	struct job *good = make_job("good"), *bad = make_job("bad");
+	struct store *st;
+	char q[512], id[JOB_ID_STRLEN + 1];
+
+	need_db();
+	st = db_store();
+	create_claimed_job(st, good);
+	create_claimed_job(st, bad);
+	job_set_str(&good->result_json, "{\"ok\": 1}");
+	job_set_str(&bad->result_json, "{\"nul\": \"\\u0000\"}");
+	finish_job(st, good);
+	finish_job(st, bad);
+	sync_wait(st);
+	assert_column(good, "status", "COMPLETED");
+	assert_column(bad, "status", "COMPLETED");
+	job_id_format(good->id, id);
+	snprintf(q, sizeof(q), "SELECT metadata::text FROM %s.results WHERE job_id = '%s'", schema,
+		 id);
+	assert_string_equal(admin_value(q), "{\"ok\": 1}");
+	job_id_format(bad->id, id);
+	snprintf(q, sizeof(q),
+		 "SELECT coalesce(metadata::text, '-') || ' ' || error FROM %s.results "
+		 "WHERE job_id = '%s'",
+		 schema, id);
+	assert_string_equal(admin_value(q), "- the result could not be stored in PostgreSQL");
+
+	store_free(st);
+	job_unref(good);
+	job_unref(bad);
+}
+
 /*
  * A stream of starts (four, 6 ms apart - farther than PG_GATHER_S - as long
  * jobs start under load) is written in a few batches: the lazy timer fires at most every
@@ -1263,7 +1450,10 @@ static void test_group_commit(void **state)
 	assert_int_equal(txids_of(jobs, 4), 1);
 
 	/* One ends; the loop goes round once (nothing is sent: it gathers);
-	 * another ends less than 5 ms after the first: both in one. */
+	 * another ends less than 5 ms after the first: both in one. The
+	 * loop's time first: the queries above did not move it, and a gather
+	 * timer armed from a stale time would fire at once. */
+	ev_now_update(loop);
 	t0 = job_mono_ns();
 	finish_job(st, jobs[4]);
 	ev_run(loop, EVRUN_NOWAIT);
@@ -1444,6 +1634,8 @@ int main(void)
 		cmocka_unit_test(test_lazy_starts_batched),
 		cmocka_unit_test(test_insert_again),
 		cmocka_unit_test(test_finish_replaces_result),
+		cmocka_unit_test(test_finish_many),
+		cmocka_unit_test(test_refused_result_then_sync),
 		cmocka_unit_test(test_retention_batches),
 	};
 	const char *filter = getenv("VALET_TEST_FILTER");
