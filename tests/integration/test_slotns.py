@@ -120,6 +120,18 @@ class SlotTestCase(unittest.TestCase):
         self.assertEqual(seen["shm"], [], seen)
         self.assertEqual(seen["nodename"], "valet", seen)
 
+    def next_in_slot(self, first):
+        """What the next sleeper in the slot of the job that saw first
+        sees (one worker, two slots: at most 3 jobs), each job clean."""
+        for _ in range(3):
+            job, seen = self.sleeper()
+            self.assertEqual(job["status"], "COMPLETED", job)
+            self.assert_clean(seen)
+            if seen["uid"] == first["uid"]:
+                break
+        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        return seen
+
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
 class SlotNamespacesTest(SlotTestCase):
@@ -191,13 +203,7 @@ class SlotNamespacesTest(SlotTestCase):
         job, first = self.look("hostile_sleep", {}, timeout=1)
         self.assertEqual(job["status"], "FAILED", job)
         self.assertIn("timed out", job["failure_reason"], job)
-        for _ in range(3):
-            job, seen = self.sleeper()
-            self.assertEqual(job["status"], "COMPLETED", job)
-            self.assert_clean(seen)
-            if seen["uid"] == first["uid"]:
-                break
-        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        seen = self.next_in_slot(first)
         for name in JOB_NS:
             self.assertNotEqual(seen["ns"][name], first["ns"][name], (name, seen, first))
         self.assertNotEqual(seen["init"][0], first["init"][0], (seen, first))
@@ -209,13 +215,7 @@ class SlotNamespacesTest(SlotTestCase):
         ones, whose /tmp is empty."""
         job, first = self.sleeper(plant="leftover")
         self.assertEqual(job["status"], "COMPLETED", job)
-        for _ in range(3):
-            job, seen = self.sleeper()
-            self.assertEqual(job["status"], "COMPLETED", job)
-            self.assert_clean(seen)
-            if seen["uid"] == first["uid"]:
-                break
-        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        seen = self.next_in_slot(first)
         self.assertNotEqual(seen["ns"]["mnt"], first["ns"]["mnt"], (seen, first))
 
 
@@ -242,13 +242,7 @@ class SlotViewTest(SlotTestCase):
             time.sleep(0.05)
         self.assertFalse(os.path.exists("/proc/%d" % first["init"][0]),
                          "the slot's init outlived a change of the view")
-        for _ in range(3):
-            job, seen = self.sleeper()
-            self.assertEqual(job["status"], "COMPLETED", job)
-            self.assert_clean(seen)
-            if seen["uid"] == first["uid"]:
-                break
-        self.assertEqual(seen["uid"], first["uid"], "the slot never ran again")
+        seen = self.next_in_slot(first)
         self.assertNotEqual(seen["ns"]["mnt"], first["ns"]["mnt"], (seen, first))
         self.assertNotIn(self.gone, seen["mounts"], seen)
 
