@@ -25,10 +25,11 @@
  *
  * Only async-signal-safe calls: no malloc, no stdio, no locks, since the
  * parent may be multi-threaded. (sbx_share_code() is the exception: the
- * spawner calls it once, at setup, so that its children fault less.) Credentials are changed with raw system
- * calls: the child has one thread, so the per-thread system calls are the
- * whole story, and glibc's set*id() wrappers (which broadcast to every
- * thread under an internal lock) stay out of the child.
+ * spawner calls it once, at setup, so that its children fault less.)
+ * Credentials are changed with raw system calls: the child has one
+ * thread, so the per-thread system calls are the whole story, and glibc's
+ * set*id() wrappers (which broadcast to every thread under an internal
+ * lock) stay out of the child.
  */
 #include <errno.h>
 #include <fcntl.h>
