@@ -76,6 +76,14 @@
 #include "spawner.h"
 #include "taskrun.h"
 
+/* A stack another process ran on (CLONE_VM), made clean for AddressSanitizer. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define spawner_stack_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define spawner_stack_unpoison(p, n) ((void)(p), (void)(n))
+#endif
+
 /* How often the view's hidden directories are checked without a reason. */
 #define SPAWNER_RECHECK_MS 2000
 /* The poll loop's fds before the slots' timers. */
@@ -535,6 +543,10 @@ static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, 
 	}
 	pid = clone(exec_task_ns, stack + sizeof(stack), flags | SIGCHLD, a);
 	e = errno;
+	/* Under AddressSanitizer the task's frames poisoned their redzones in
+	 * this process's shadow memory (CLONE_VM) and never returned to clear
+	 * them: clear them here, or the next task trips over them. */
+	spawner_stack_unpoison(stack, sizeof(stack));
 	if (setns(sp.own_pidns, CLONE_NEWPID) < 0 && pid > 0) {
 		/* Later children would land in the job's namespace. */
 		e = errno;
