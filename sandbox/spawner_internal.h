@@ -60,13 +60,14 @@ struct spawner_state {
 	struct slot *slots;
 	unsigned nslots;
 	struct pollfd *pfd; /* [SPAWNER_NFIXED + nslots] */
-	char *reqbuf;       /* [SPAWNER_REQ_MAX]: one request (see setup_hot_state) */
+	char *reqbuf;       /* [SPAWNER_REQ_MAX]: one request (spawner_prep.c: setup_hot_state) */
 	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
 	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
 	int host_netns;           /* exec+net jobs with net_host; -1 = none */
 	int own_pidns;            /* this PID namespace (the jobs' inits) */
 	int self_pidfd;           /* a pidfd of this process, for the inits; -1 = none */
-	char *init_stacks;        /* 2 x SBX_INIT_STACK bytes per slot: its C tasks' init, an exec job's */
+	/* 2 x SBX_INIT_STACK bytes per slot: its C tasks' init, an exec job's */
+	char *init_stacks;
 };
 
 /* The spawner's state (defined in spawner.c). */

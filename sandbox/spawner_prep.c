@@ -46,8 +46,9 @@
 
 /*
  * The view changed: the slots' namespaces, copies of it as it was, go
- * (those of a running job when it ends, see slotns_reusable): they would
- * keep what the host unmounted busy, and show what is hidden now.
+ * (those of a running job when it ends, see slotns_reusable in
+ * spawner_kill.c): they would keep what the host unmounted busy, and show
+ * what is hidden now.
  */
 static void drop_stale_slotns(void)
 {
