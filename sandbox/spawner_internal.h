@@ -1,0 +1,135 @@
+/*
+ * spawner_internal.h - what the spawner's files share (spawner.c: the poll
+ * loop, START and the child; spawner_prep.c: startup and the view's
+ * upkeep; spawner_kill.c: KILL, deadlines and EXIT). Private to them.
+ *
+ * The state is one object, spawner_sp, with hidden visibility: accessed
+ * as directly as a static (no GOT entry in -fPIC code). The helpers below
+ * are on every job's path, so they are static inline here, not calls.
+ */
+#ifndef VALET_SPAWNER_INTERNAL_H
+#define VALET_SPAWNER_INTERNAL_H
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spawner.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+/* The poll loop's fds before the slots' timers. */
+#define SPAWNER_NFIXED 4
+/* The largest request: a START with inline input, or a POLICY. */
+#define SPAWNER_REQ_MAX (sizeof(struct spawn_req) + SPAWN_INLINE_MAX)
+
+#define SPAWNER_HIDDEN __attribute__((visibility("hidden")))
+
+struct slot {
+	pid_t pid;       /* the job child; 0 = free */
+	bool in_slotns;  /* ...a C task in the slot's namespaces (ns) */
+	pid_t init;      /* an exec task's PID namespace init (sbx_pidns_init); 0 = none */
+	bool reaped;     /* ...and the task was reaped (status, ru), its init not yet */
+	uint64_t run_id;
+	bool peak_reset; /* the cgroup's memory peak was reset for this job */
+	bool killed;     /* by a KILL or at the deadline, whichever came first */
+	bool deadline;   /* ...and that was the deadline */
+	bool exec;       /* an exec task (a C task cannot create processes) */
+	int netns;       /* the slot's empty network namespace; -1 = not made yet */
+	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
+	int status;
+	struct rusage ru; /* an exec task's, when reaped before its init */
+	struct sbx_slotns ns; /* C tasks' namespaces (sbx_slotns_*); ns.init 0 = none */
+};
+
+struct spawner_state {
+	const struct spawner_setup *opts;
+	const struct registry *reg;
+	int sock;
+	int devnull;
+	pid_t self;
+	uint64_t changed_signals; /* bit sig - 1: disposition not SIG_DFL */
+	struct slot *slots;
+	unsigned nslots;
+	struct pollfd *pfd; /* [SPAWNER_NFIXED + nslots] */
+	char *reqbuf;       /* [SPAWNER_REQ_MAX]: one request (spawner_prep.c: setup_hot_state) */
+	struct sbx_view *view;    /* the jobs' view (namespaces); NULL = none */
+	struct sbx_net *net;      /* exec+net jobs' network; NULL = none */
+	int host_netns;           /* exec+net jobs with net_host; -1 = none */
+	int own_pidns;            /* this PID namespace (the jobs' inits) */
+	int self_pidfd;           /* a pidfd of this process, for the inits; -1 = none */
+	/* 2 x SBX_INIT_STACK bytes per slot: its C tasks' init, an exec job's */
+	char *init_stacks;
+};
+
+/* The spawner's state (defined in spawner.c). */
+extern struct spawner_state spawner_sp SPAWNER_HIDDEN;
+/* The explicit environment of every job child (spawner.c). */
+extern char *spawner_child_env[] SPAWNER_HIDDEN;
+
+static inline int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void send_evt(const struct spawn_evt *evt)
+{
+	/* Blocking on purpose: the daemon never waits on us, so this ends. */
+	while (send(spawner_sp.sock, evt, sizeof(*evt), MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+static inline struct cg_slot *cg_of(unsigned index)
+{
+	return spawner_sp.opts->cgslots ? &spawner_sp.opts->cgslots[index] : NULL;
+}
+
+static inline struct slot *slot_of(uint32_t index)
+{
+	return index < spawner_sp.nslots ? &spawner_sp.slots[index] : NULL;
+}
+
+/*
+ * The fds that came with a request. recvmsg() gives them the lowest free
+ * numbers, so they are usually consecutive: then one close_range() closes
+ * them all (three close() calls a job otherwise).
+ */
+static inline void close_fds(const int *fds, int nfds)
+{
+	bool run = nfds > 1;
+
+	for (int i = 1; run && i < nfds; i++)
+		run = fds[i] == fds[0] + i;
+	if (run && syscall(SYS_close_range, (unsigned)fds[0], (unsigned)fds[nfds - 1], 0U) == 0)
+		return;
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/* spawner_prep.c: the process, the setup (READY), what every child would
+ * otherwise do again; POLICY and the view's upkeep. */
+int spawner_become(int sock) SPAWNER_HIDDEN;
+void spawner_setup(int setup_fd) SPAWNER_HIDDEN;
+void spawner_prepare_children(void) SPAWNER_HIDDEN;
+void spawner_handle_policy(const struct spawn_req *req, const char *payload) SPAWNER_HIDDEN;
+void spawner_check_view(bool host_changed) SPAWNER_HIDDEN;
+
+/* spawner_kill.c: KILL, TIMER, a deadline reached, EXIT; the end of all. */
+void spawner_handle_kill(const struct spawn_req *req) SPAWNER_HIDDEN;
+void spawner_handle_timer(const struct spawn_req *req, const int *fds, int nfds) SPAWNER_HIDDEN;
+void spawner_check_deadline(unsigned index) SPAWNER_HIDDEN;
+void spawner_send_exit(unsigned index, int status, const struct rusage *ru) SPAWNER_HIDDEN;
+void spawner_kill_all_and_exit(void) SPAWNER_HIDDEN __attribute__((noreturn));
+
+#endif
