@@ -28,7 +28,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#if __has_include(<sys/rseq.h>) /* glibc 2.35 */
 #include <sys/rseq.h>
+#endif
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
