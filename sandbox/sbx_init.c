@@ -196,6 +196,13 @@ static uint64_t sbx_tmp_kib(uint64_t bytes)
 	return bytes ? (bytes + 1023) / 1024 : 256 * 1024;
 }
 
+/* "size=<kib>k" at o, the private /tmp's mount option. */
+static void sbx_tmp_size_opt(char *o, uint64_t kib)
+{
+	memcpy(o, "size=", 5);
+	memcpy(sbx_utoa(o + 5, kib), "k", 2);
+}
+
 static int sbx_init_mounts(const struct sbx_init_params *p, struct sbx_error *err)
 {
 	uint64_t kib = sbx_tmp_kib(p->tmp_bytes);
@@ -224,8 +231,8 @@ static int sbx_init_mounts(const struct sbx_init_params *p, struct sbx_error *er
 			goto out;
 		}
 	}
-	memcpy(opts, "mode=1777,size=", 15);
-	memcpy(sbx_utoa(opts + 15, kib), "k", 2);
+	memcpy(opts, "mode=1777,", 10);
+	sbx_tmp_size_opt(opts + 10, kib);
 	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
 		rc = sbx_error_set(err, "mount /tmp", errno);
 	else
@@ -402,12 +409,11 @@ static void __attribute__((noreturn)) sbx_slotns_builder(int sock, const struct 
 	int fds[4];
 
 	q.net_resolv = false;
+	q.netns_fd = -1; /* each job joins its slot's network itself */
 	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
 		sbx_error_set(&err, "unshare", errno);
-	else if (sethostname("valet", 5) < 0)
-		sbx_error_set(&err, "sethostname", errno);
 	else
-		(void)sbx_init_mounts(&q, &err);
+		(void)sbx_job_view(&q, &err);
 	for (int i = 0; i < 4 && !err.err; i++)
 		if ((fds[i] = open(paths[i],
 				   (i == 3 ? O_PATH | O_DIRECTORY : O_RDONLY) | O_CLOEXEC)) < 0)
@@ -543,8 +549,7 @@ int sbx_slotns_enter(const struct sbx_slotns *ns, const struct sbx_init_params *
 	/* Another memory limit than the last job's: /tmp follows (it is empty:
 	 * nothing a C task does can write to it). */
 	if (kib != ns->tmp_kib) {
-		memcpy(opts, "size=", 5);
-		memcpy(sbx_utoa(opts + 5, kib), "k", 2);
+		sbx_tmp_size_opt(opts, kib);
 		if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) < 0)
 			return sbx_error_set(err, "remount /tmp", errno);
 	}

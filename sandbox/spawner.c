@@ -250,6 +250,29 @@ static pid_t clone_child(unsigned long flags)
 }
 
 /*
+ * After a child was started in another PID namespace (pid, or -1 with
+ * errno): this process's later children go to its own again. If it cannot
+ * go back, the child is killed and reaped, and the error is setns()'s.
+ * The child's pid, or -1 with errno.
+ */
+static pid_t pidns_leave(pid_t pid)
+{
+	int e = errno;
+
+	if (setns(spawner_sp.own_pidns, CLONE_NEWPID) < 0) {
+		/* Later children would land in the job's namespace. */
+		e = errno;
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		pid = -1;
+	}
+	errno = e;
+	return pid;
+}
+
+/*
  * A C task with namespaces: forked into its slot's PID namespace (made
  * first when the slot has none, or none of the view as it is now), as a
  * child of this process; its mount, IPC and UTS namespaces it joins itself
@@ -285,17 +308,9 @@ static pid_t fork_in_pidns(const struct spawn_req *req)
 	pid = _Fork(); /* see clone_child() */
 	if (pid == 0)
 		return 0;
-	e = errno;
-	if (setns(spawner_sp.own_pidns, CLONE_NEWPID) < 0) {
-		/* Later children would land in the job's namespace. */
-		e = errno;
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
-		pid = -1;
-	}
+	pid = pidns_leave(pid);
 	if (pid < 0) {
+		e = errno;
 		sbx_slotns_drop(&s->ns);
 		errno = e;
 	}
@@ -421,14 +436,10 @@ static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, 
 	 * this process's shadow memory (CLONE_VM) and never returned to clear
 	 * them: clear them here, or the next task trips over them. */
 	spawner_stack_unpoison(stack, sizeof(stack));
-	if (setns(spawner_sp.own_pidns, CLONE_NEWPID) < 0 && pid > 0) {
-		/* Later children would land in the job's namespace. */
-		e = errno;
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		pid = -1;
-	}
+	errno = e;
+	pid = pidns_leave(pid);
 	if (pid < 0) {
+		e = errno;
 		kill(*init, SIGKILL);
 		waitpid(*init, NULL, 0);
 		*init = 0;
