@@ -10,10 +10,10 @@
  * the same request is re-sent after 1 ms. The 202 answers give the job ids.
  *
  * Then one blocking transfer (its own keep-alive connection) waits for the
- * jobs: it polls GET /api/jobs/:id for the last few submitted ids (the queue
- * is FIFO, so they finish last), lists the final jobs once (GET
- * /api/jobs?status=..., paginated, matched by id) and polls any job still
- * missing. Every number but the HTTP submit latency comes from the server's
+ * jobs: it polls GET /api/jobs/:id (backing off from 5 to 100 ms) for the
+ * last few submitted ids (the queue is FIFO, so they finish last), lists the
+ * final jobs once (GET /api/jobs?status=..., paginated, matched by id) and
+ * polls any job still missing. Every number but the HTTP submit latency comes from the server's
  * own timestamps, read with valetd's own parser (job_time_parse(),
  * supervisor/job.o):
  *   throughput = jobs / (max completed_at - min created_at)
@@ -50,6 +50,8 @@
 #define LG_REQUEST_TIMEOUT_S 60 /* one request; a hung server must not hang us */
 #define LG_PAGE 5000            /* list page size */
 #define LG_TAIL_IDS 8           /* last-submitted ids polled first */
+#define LG_POLL_MIN_MS 5        /* a job's polls start this often... */
+#define LG_POLL_MAX_MS 100      /* ...and back off to this */
 #define LG_ID_MAX 40
 
 struct opts {
@@ -396,11 +398,18 @@ static enum js parse_job(json_t *job, struct jobrec *rec)
 	return rec->state;
 }
 
-/* Polls GET /api/jobs/:id until the job is final; false at the deadline. */
+/*
+ * Polls GET /api/jobs/:id until the job is final; false at the deadline.
+ * The polls back off (5 ms doubling to 100 ms): the figures come from the
+ * server's timestamps, so a late poll changes none of them, while each poll
+ * costs the machine under test CPU (an HTTP request, and with PostgreSQL a
+ * query) for as long as the queue takes to drain.
+ */
 static bool poll_job(struct xfer *x, const char *id, struct jobrec *rec)
 {
 	char path[128];
 	json_t *job;
+	int wait_ms = LG_POLL_MIN_MS;
 
 	snprintf(path, sizeof(path), "/api/jobs/%s", id);
 	while (job_mono_ns() < g_deadline_ns) {
@@ -410,7 +419,8 @@ static bool poll_job(struct xfer *x, const char *id, struct jobrec *rec)
 			return true;
 		}
 		json_decref(job);
-		sleep_ms(5);
+		sleep_ms(wait_ms);
+		wait_ms = wait_ms * 2 > LG_POLL_MAX_MS ? LG_POLL_MAX_MS : wait_ms * 2;
 	}
 	return false;
 }
