@@ -277,7 +277,7 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_VALUE_OBJS := supervisor/config_value supervisor/policy supervisor/strv
 FUZZ_JSON_OBJS := api/json_in api/json_out supervisor/job $(FUZZ_VALUE_OBJS)
 FUZZ_OBJS_json_in := $(FUZZ_JSON_OBJS)
-FUZZ_OBJS_config := supervisor/config supervisor/config_task supervisor/hidden \
+FUZZ_OBJS_config := supervisor/config supervisor/config_check supervisor/config_task supervisor/hidden \
 	supervisor/netpolicy $(FUZZ_VALUE_OBJS)
 FUZZ_OBJS_frame := supervisor/run_io supervisor/outcome supervisor/filter supervisor/policy
 FUZZ_OBJS_routes := api/routes supervisor/metrics $(FUZZ_JSON_OBJS)

@@ -29,7 +29,8 @@
  *
  * The values themselves (durations, sizes, addresses, booleans, commands)
  * are parsed, checked and printed by config_value.c; this file owns the
- * table, the objects and the file.
+ * table, the objects and the file. The checks of more than one key, once
+ * the whole file is read, are config_check.c's.
  *
  * [task.NAME] sections (exec tasks, and defaults for any task) are read by
  * config_task.c. Relative paths in a file are relative to the file's
@@ -291,13 +292,28 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 	return -EINVAL;
 }
 
-static const struct cf_key *cf_find_key(const char *section, const char *name)
+const struct cf_key *cf_find_key(const char *section, const char *name)
 {
 	for (size_t i = 0; i < CF_NKEYS; i++)
 		if (!strcmp(cf_keys[i].section, section) &&
 		    (!name || !strcmp(cf_keys[i].name, name)))
 			return &cf_keys[i];
 	return NULL;
+}
+
+int cf_key_line(const struct cf_load *ld, const struct cf_key *k)
+{
+	return ld->key_line[k - cf_keys];
+}
+
+const char *cf_key_name(const struct cf_key *k)
+{
+	return k->name;
+}
+
+const char *cf_client_auth_name(enum config_client_auth a)
+{
+	return cf_client_auth[a];
 }
 
 /* ---- config objects ------------------------------------------------------ */
@@ -656,8 +672,7 @@ static char *cf_read_line(char *str, int num, void *stream)
 	return str;
 }
 
-/* A numeric key's value (sizes, durations in ms, integers). */
-static int64_t cf_num(const struct config *cfg, const struct cf_key *k)
+int64_t cf_num(const struct config *cfg, const struct cf_key *k)
 {
 	const void *field = (const char *)cfg + k->offset;
 
@@ -668,7 +683,7 @@ static int64_t cf_num(const struct config *cfg, const struct cf_key *k)
 	return *(const int *)field;
 }
 
-static void cf_set_num(struct config *cfg, const struct cf_key *k, int64_t v)
+void cf_set_num(struct config *cfg, const struct cf_key *k, int64_t v)
 {
 	void *field = (char *)cfg + k->offset;
 
@@ -680,8 +695,7 @@ static void cf_set_num(struct config *cfg, const struct cf_key *k, int64_t v)
 		*(int *)field = (int)v;
 }
 
-/* As in the file; 0 is "none" (no limit). */
-static const char *cf_fmt_num(const struct cf_key *k, int64_t v, char *buf, size_t len)
+const char *cf_fmt_num(const struct cf_key *k, int64_t v, char *buf, size_t len)
 {
 	if (k->type == CF_SIZE)
 		return cf_fmt_size_none((uint64_t)v, buf, len);
@@ -701,132 +715,6 @@ const char *cf_fmt_size_none(uint64_t bytes, char *buf, size_t len)
 const char *cf_fmt_duration_none(int64_t ms, char *buf, size_t len)
 {
 	return ms ? config_fmt_duration(ms, buf, len) : "none";
-}
-
-/*
- * The maxima of the limits a job may set: each defaults to its limit's
- * default (so out of the box a job can only lower a limit) and may not be
- * below it. 0 is "none" on both sides: a maximum of 0 allows anything, and
- * a default of 0 (no limit) allows only a maximum of 0.
- */
-static void cf_check_maxima(struct cf_load *ld)
-{
-	/* The maximum, its default, and how a message names the default. */
-	static const char *const pairs[][5] = {
-	    {"jobs", "max_memory_limit", "sandbox", "memory_limit", "[sandbox] memory_limit"},
-	    {"jobs", "max_cpu_limit", "sandbox", "cpu_limit", "[sandbox] cpu_limit"},
-	    {"jobs", "max_process_limit", "sandbox", "max_processes", "[sandbox] max_processes"},
-	    {"jobs", "max_output_limit", "jobs", "max_output_size", "max_output_size"},
-	};
-	char a[32], b[32];
-
-	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
-		const struct cf_key *mk = cf_find_key(pairs[i][0], pairs[i][1]);
-		const struct cf_key *dk = cf_find_key(pairs[i][2], pairs[i][3]);
-		int mline = ld->key_line[mk - cf_keys];
-		int64_t max, def = cf_num(ld->cfg, dk);
-
-		if (!mline)
-			cf_set_num(ld->cfg, mk, def);
-		max = cf_num(ld->cfg, mk);
-		if (max != 0 && (def == 0 || def > max)) {
-			cf_fail(ld, mline, -EINVAL, "%s (%s) is less than %s (%s)", mk->name,
-				cf_fmt_num(mk, max, a, sizeof(a)), pairs[i][4],
-				cf_fmt_num(dk, def, b, sizeof(b)));
-			return;
-		}
-	}
-}
-
-/*
- * [network] allow and deny together: a network in both is an error
- * (netpolicy_rules()). Each list alone was checked as it was read, but
- * the pair used to be checked only when the first exec+net job's network
- * was set up at startup, past valetd -t. Reported at the later of the two
- * lines.
- */
-static void cf_check_network(struct cf_load *ld)
-{
-	int aline = ld->key_line[cf_find_key("network", "allow") - cf_keys];
-	int dline = ld->key_line[cf_find_key("network", "deny") - cf_keys];
-	struct sbx_net_rule *rules = NULL;
-	char msg[CF_MSG];
-	int n = 0, rc;
-
-	rc = netpolicy_rules(ld->cfg->net_allow, ld->cfg->net_deny, &rules, &n, msg, sizeof(msg));
-	if (rc == 0)
-		free(rules);
-	else if (rc == -ENOMEM)
-		cf_fail(ld, 0, rc, "out of memory");
-	else
-		cf_fail(ld, aline > dline ? aline : dline, rc, "%s", msg);
-}
-
-/* [server] auth_source = postgres: the keys are the database's, only. */
-static void cf_check_auth(struct cf_load *ld)
-{
-	int line = ld->key_line[cf_find_key("server", "auth_source") - cf_keys];
-
-	if (!config_keys_in_db(ld->cfg))
-		return;
-	if (ld->cfg->auth_keys[0])
-		cf_fail(ld, line, -EINVAL,
-			"auth_source = postgres: the API keys are the database's table, so "
-			"auth_keys must not name a file too (one place to revoke a key)");
-	else if (strcmp(ld->cfg->storage, "postgres") != 0)
-		cf_fail(ld, line, -EINVAL,
-			"auth_source = postgres needs [storage] backend = postgres (the keys "
-			"live in its database)");
-}
-
-/*
- * Client certificates need TLS and a CA to verify them against; a CA
- * bundle with tls_client_auth = off would look like mTLS and check
- * nothing, so it is an error too.
- */
-static void cf_check_client_auth(struct cf_load *ld)
-{
-	const struct config *cfg = ld->cfg;
-	int aline = ld->key_line[cf_find_key("server", "tls_client_auth") - cf_keys];
-	int cline = ld->key_line[cf_find_key("server", "tls_client_ca") - cf_keys];
-
-	if (cfg->tls_client_auth != CONFIG_CLIENT_AUTH_OFF && !cfg->tls_client_ca[0])
-		cf_fail(ld, aline, -EINVAL,
-			"tls_client_auth = %s needs tls_client_ca (a CA bundle)",
-			cf_client_auth[cfg->tls_client_auth]);
-	else if (cfg->tls_client_auth != CONFIG_CLIENT_AUTH_OFF && !cfg->tls_cert[0])
-		cf_fail(ld, aline, -EINVAL, "tls_client_auth = %s needs TLS (tls_cert, tls_key)",
-			cf_client_auth[cfg->tls_client_auth]);
-	else if (cfg->tls_client_auth == CONFIG_CLIENT_AUTH_OFF && cfg->tls_client_ca[0])
-		cf_fail(ld, cline, -EINVAL,
-			"tls_client_ca is set but tls_client_auth = off: no client certificate "
-			"would be asked for (say optional or require)");
-}
-
-/* Checks that involve more than one key, once the whole file is read. */
-static void cf_check(struct cf_load *ld)
-{
-	const struct config *cfg = ld->cfg;
-	int dline = ld->key_line[cf_find_key("jobs", "default_timeout") - cf_keys];
-	int mline = ld->key_line[cf_find_key("jobs", "max_timeout") - cf_keys];
-	char a[32], b[32];
-
-	if (cfg->max_timeout_ms < cfg->default_timeout_ms) {
-		cf_fail(ld, mline ? mline : dline, -EINVAL,
-			"max_timeout (%s) is less than default_timeout (%s)",
-			config_fmt_duration(cfg->max_timeout_ms, a, sizeof(a)),
-			config_fmt_duration(cfg->default_timeout_ms, b, sizeof(b)));
-		return;
-	}
-	cf_check_maxima(ld);
-	if (!ld->err)
-		cf_check_network(ld);
-	if (!ld->err)
-		cf_check_client_auth(ld);
-	if (!ld->err)
-		cf_check_tasks(ld);
-	if (!ld->err)
-		cf_check_auth(ld);
 }
 
 /* The file's directory, absolute (the file itself may be a symlink: not followed). */

@@ -66,6 +66,22 @@ void cf_check_tasks(struct cf_load *ld);
 /* The [task.NAME] sections, as config_dump() prints them. */
 void cf_dump_tasks(const struct config *cfg, FILE *out);
 
+/* config.c: the key table. A key (NULL: no such key), its line in the file
+ * being read (0 = not in it), its name; a numeric key's value (sizes,
+ * durations in ms, integers), set, and printed as in the file (0 is "none");
+ * a tls_client_auth value's name. */
+struct cf_key;
+const struct cf_key *cf_find_key(const char *section, const char *name);
+int cf_key_line(const struct cf_load *ld, const struct cf_key *k);
+const char *cf_key_name(const struct cf_key *k);
+int64_t cf_num(const struct config *cfg, const struct cf_key *k);
+void cf_set_num(struct config *cfg, const struct cf_key *k, int64_t v);
+const char *cf_fmt_num(const struct cf_key *k, int64_t v, char *buf, size_t len);
+const char *cf_client_auth_name(enum config_client_auth a);
+
+/* config_check.c: the checks of more than one key, once the file is read. */
+void cf_check(struct cf_load *ld);
+
 /* config.c: the length of what print(cfg_or_argv, out) writes; 0 on ENOMEM. */
 size_t cf_printed_len(void (*print)(const void *what, FILE *out), const void *what);
 
