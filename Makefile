@@ -312,9 +312,11 @@ bench: deps-bench
 
 # loadgen reads the server's times with valetd's own job_time_parse():
 # supervisor/job.o, which needs nothing but libc.
-$(BUILD)/bench/loadgen: tests/bench/loadgen.c supervisor/job.h $(BUILD)/supervisor/job.o
+$(BUILD)/bench/loadgen: tests/bench/loadgen.c tests/bench/loadgen_report.c tests/bench/loadgen.h \
+		supervisor/job.h $(BUILD)/supervisor/job.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(BENCH_CFLAGS) -o $@ $< $(BUILD)/supervisor/job.o $(LDFLAGS) \
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(BENCH_CFLAGS) -o $@ tests/bench/loadgen.c \
+		tests/bench/loadgen_report.c $(BUILD)/supervisor/job.o $(LDFLAGS) \
 		$(BENCH_LIBS) $(LDLIBS) -lm
 
 $(BUILD)/bench/%: tests/bench/%.c

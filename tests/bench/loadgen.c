@@ -44,6 +44,7 @@
 #include <jansson.h>
 
 #include "../../supervisor/job.h"
+#include "loadgen.h"
 
 #define LG_RETRY_NS 1000000LL   /* re-send a 503'd request after 1 ms */
 #define LG_MAX_ATTEMPTS 5       /* transport failures for one request */
@@ -52,7 +53,6 @@
 #define LG_TAIL_IDS 8           /* last-submitted ids polled first */
 #define LG_POLL_MIN_MS 5        /* a job's polls start this often... */
 #define LG_POLL_MAX_MS 100      /* ...and back off to this */
-#define LG_ID_MAX 40
 
 struct opts {
 	const char *host;
@@ -86,33 +86,11 @@ struct xfer {
 	int attempts;
 };
 
-/* One batch of submissions. */
-struct phase {
-	const char *what;
-	long n;
-	json_t *tmpl;           /* the job request; task_params {"i":k} when vary */
-	bool vary;
-	char (*ids)[LG_ID_MAX]; /* new; the job id of request k ("" on error) */
-	double *submit_ms;      /* client-side latency of each 202 */
-	long nsubmit_ms;
-	long next, done, accepted, retries, errors;
-	double seconds;
-};
-
-enum js { JS_UNKNOWN = 0, JS_WAITING, JS_COMPLETED, JS_FAILED, JS_CANCELLED };
-
-struct jobrec {
-	enum js state;
-	int64_t created, started, completed; /* us since the epoch, 0 = absent */
-	double timeout_s;
-	bool timed_out;
-};
-
 static int64_t g_deadline_ns;
 static char g_base_url[300];      /* http://host:port */
 static char g_jobs_url[320];      /* .../api/jobs */
 static struct curl_slist *g_headers;
-static char g_first_failure[256]; /* the first failure_reason seen, for the report */
+char g_first_failure[256]; /* the first failure_reason seen, for the report */
 
 static void sleep_ms(int ms)
 {
@@ -122,9 +100,7 @@ static void sleep_ms(int ms)
 		;
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
+void lg_die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -167,7 +143,7 @@ static void http_setup(const struct opts *o)
 	bool v6 = strchr(o->host, ':') && o->host[0] != '[';
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
-		die("curl_global_init failed");
+		lg_die("curl_global_init failed");
 	snprintf(g_base_url, sizeof(g_base_url), "http://%s%s%s:%s", v6 ? "[" : "", o->host,
 		 v6 ? "]" : "", o->port);
 	snprintf(g_jobs_url, sizeof(g_jobs_url), "%s/api/jobs", g_base_url);
@@ -181,7 +157,7 @@ static void http_setup(const struct opts *o)
 		g_headers = curl_slist_append(g_headers, auth);
 	}
 	if (!g_headers)
-		die("out of memory");
+		lg_die("out of memory");
 }
 
 static void xfer_init(struct xfer *x)
@@ -189,7 +165,7 @@ static void xfer_init(struct xfer *x)
 	x->req = -1;
 	x->easy = curl_easy_init();
 	if (!x->easy)
-		die("curl_easy_init failed");
+		lg_die("curl_easy_init failed");
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->easy, CURLOPT_URL, g_jobs_url);
 	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, g_headers);
@@ -227,7 +203,7 @@ static long sync_get(struct xfer *x, const char *path)
 	x->in.len = 0;
 	res = curl_easy_perform(x->easy);
 	if (res != CURLE_OK)
-		die("GET %s failed: %s", path, curl_easy_strerror(res));
+		lg_die("GET %s failed: %s", path, curl_easy_strerror(res));
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	return status;
 }
@@ -244,7 +220,7 @@ static void phase_send(struct xfer *x, struct phase *ph, CURLM *multi)
 	free(x->body);
 	x->body = json_dumps(ph->tmpl, JSON_COMPACT);
 	if (!x->body)
-		die("out of memory");
+		lg_die("out of memory");
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
 	x->in.len = 0;
@@ -252,7 +228,7 @@ static void phase_send(struct xfer *x, struct phase *ph, CURLM *multi)
 	x->sent_ns = job_mono_ns();
 	mc = curl_multi_add_handle(multi, x->easy);
 	if (mc != CURLM_OK)
-		die("curl_multi_add_handle: %s", curl_multi_strerror(mc));
+		lg_die("curl_multi_add_handle: %s", curl_multi_strerror(mc));
 }
 
 static void phase_next(struct xfer *x, struct phase *ph, CURLM *multi)
@@ -303,7 +279,7 @@ static void phase_done(struct xfer *x, struct phase *ph, CURLcode res, CURLM *mu
 	}
 	/* A server that takes no connections is not there: end the run. */
 	if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST)
-		die("cannot connect to %s: %s", g_base_url, curl_easy_strerror(res));
+		lg_die("cannot connect to %s: %s", g_base_url, curl_easy_strerror(res));
 	if (++x->attempts > LG_MAX_ATTEMPTS) {
 		fprintf(stderr, "loadgen: request %ld: %s, %d times\n", x->req,
 			curl_easy_strerror(res), x->attempts);
@@ -337,13 +313,13 @@ static void phase_run(struct phase *ph, struct xfer *xs, int nxs, CURLM *multi)
 	ph->ids = calloc((size_t)ph->n + 1, LG_ID_MAX);
 	ph->submit_ms = calloc((size_t)ph->n + 1, sizeof(double));
 	if (!ph->ids || !ph->submit_ms)
-		die("out of memory");
+		lg_die("out of memory");
 	for (i = 0; i < nxs; i++)
 		phase_next(&xs[i], ph, multi);
 	while (ph->done < ph->n) {
 		mc = curl_multi_perform(multi, &running);
 		if (mc != CURLM_OK)
-			die("curl_multi_perform: %s", curl_multi_strerror(mc));
+			lg_die("curl_multi_perform: %s", curl_multi_strerror(mc));
 		while ((msg = curl_multi_info_read(multi, &left))) {
 			CURL *easy = msg->easy_handle;
 			CURLcode res = msg->data.result;
@@ -360,13 +336,13 @@ static void phase_run(struct phase *ph, struct xfer *xs, int nxs, CURLM *multi)
 			if (xs[i].retry_ns && xs[i].retry_ns <= now)
 				phase_send(&xs[i], ph, multi);
 		if (now > g_deadline_ns)
-			die("%s: timed out submitting", ph->what);
+			lg_die("%s: timed out submitting", ph->what);
 		if (ph->done >= ph->n)
 			break;
 		/* Returns at once when a transfer was just added. */
 		mc = curl_multi_poll(multi, NULL, 0, poll_timeout_ms(xs, nxs), NULL);
 		if (mc != CURLM_OK)
-			die("curl_multi_poll: %s", curl_multi_strerror(mc));
+			lg_die("curl_multi_poll: %s", curl_multi_strerror(mc));
 	}
 	ph->seconds = (double)(job_mono_ns() - start) / 1e9;
 }
@@ -477,7 +453,7 @@ static long wait_final(struct xfer *x, struct phase *ph, struct jobrec *recs)
 	long *order = malloc(((size_t)ph->n + 1) * sizeof(long)), k, tail = 0, nfinal = 0;
 
 	if (!order)
-		die("out of memory");
+		lg_die("out of memory");
 	for (k = ph->n - 1; k >= 0 && tail < LG_TAIL_IDS; k--) {
 		if (ph->ids[k][0] && !poll_job(x, ph->ids[k], &recs[k]))
 			goto out;
@@ -498,140 +474,6 @@ out:
 		nfinal += recs[k].state >= JS_COMPLETED;
 	free(order);
 	return nfinal;
-}
-
-
-/* --- statistics and report ----------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of v[0..n) (sorted in place); NAN when empty. */
-static double percentile(double *v, long n, double q)
-{
-	long rank;
-
-	if (n <= 0)
-		return NAN;
-	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	rank = (long)ceil(q * (double)n);
-	return v[rank < 1 ? 0 : rank - 1];
-}
-
-static json_t *num(double v)
-{
-	return isfinite(v) ? json_real(round(v * 1000) / 1000) : json_null();
-}
-
-/* Adds the client-side figures of a submit phase to out. */
-static void report_submit(struct phase *ph, json_t *out)
-{
-	json_object_set_new(out, "jobs", json_integer(ph->n));
-	json_object_set_new(out, "accepted", json_integer(ph->accepted));
-	json_object_set_new(out, "submit_errors", json_integer(ph->errors));
-	json_object_set_new(out, "retries_503", json_integer(ph->retries));
-	json_object_set_new(out, "submit_seconds", num(ph->seconds));
-	json_object_set_new(out, "submit_rate", num((double)ph->done / ph->seconds));
-	json_object_set_new(out, "submit_latency_ms",
-			    json_pack("{s:o,s:o}", "p50",
-				      num(percentile(ph->submit_ms, ph->nsubmit_ms, 0.50)), "p99",
-				      num(percentile(ph->submit_ms, ph->nsubmit_ms, 0.99))));
-}
-
-/* Adds the throughput/latency (or, kill, the kill latency) figures to out. */
-static bool report_phase(struct phase *ph, struct jobrec *recs, long nfinal, bool kill,
-			 json_t *out)
-{
-	double *lat = calloc((size_t)ph->n + 1, sizeof(double)), span = NAN, p50, p99;
-	int64_t first = INT64_MAX, last = INT64_MIN;
-	long k, nlat = 0, ntimed_out = 0, count[JS_CANCELLED + 1] = { 0 };
-
-	if (!lat)
-		die("out of memory");
-	for (k = 0; k < ph->n; k++) {
-		struct jobrec *r = &recs[k];
-
-		count[r->state]++;
-		if (r->state < JS_COMPLETED || !r->created || !r->completed)
-			continue;
-		first = r->created < first ? r->created : first;
-		last = r->completed > last ? r->completed : last;
-		if (!kill)
-			lat[nlat++] = (double)(r->completed - r->created) / 1e3;
-		else if (r->state == JS_FAILED && r->timed_out && r->started && ++ntimed_out)
-			lat[nlat++] = (double)(r->completed - r->started) / 1e3 -
-				      (r->timeout_s > 0 ? r->timeout_s : 0.05) * 1000;
-	}
-	if (last > first)
-		span = (double)(last - first) / 1e6;
-	report_submit(ph, out);
-	json_object_set_new(out, "completed", json_integer(count[JS_COMPLETED]));
-	json_object_set_new(out, "failed", json_integer(count[JS_FAILED]));
-	json_object_set_new(out, "cancelled", json_integer(count[JS_CANCELLED]));
-	json_object_set_new(out, "unfinished", json_integer(ph->accepted - nfinal));
-	json_object_set_new(out, "span_seconds", num(span));
-	json_object_set_new(out, "throughput", num((double)nfinal / span));
-	if (kill)
-		json_object_set_new(out, "timed_out", json_integer(ntimed_out));
-	p50 = percentile(lat, nlat, 0.50); /* sorts lat */
-	p99 = percentile(lat, nlat, 0.99);
-	json_object_set_new(out, kill ? "kill_ms" : "latency_ms",
-			    json_pack("{s:o,s:o,s:o}", "p50", num(p50), "p99", num(p99), "max",
-				      num(nlat ? lat[nlat - 1] : NAN)));
-	free(lat);
-	return ph->errors == 0 && nfinal == ph->accepted && ph->accepted == ph->n;
-}
-
-/* A figure of the report as text, "n/a" when missing; buf: 32 bytes. */
-static const char *fig(json_t *obj, const char *key, const char *sub, char *buf)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (sub)
-		v = json_object_get(v, sub);
-	if (json_is_integer(v))
-		snprintf(buf, 32, "%lld", (long long)json_integer_value(v));
-	else if (json_is_real(v))
-		snprintf(buf, 32, "%.2f", json_real_value(v));
-	else
-		return "n/a";
-	return buf;
-}
-
-static void print_text(json_t *report)
-{
-	char f[8][32];
-	const char *name, *lat;
-	json_t *ph;
-
-	json_object_foreach(report, name, ph) {
-		if (!json_is_object(ph))
-			continue;
-		printf("%s: %s jobs accepted in %s s (%s/s), %s errors, %s 503 retries; "
-		       "HTTP submit latency p50 %s ms, p99 %s ms\n", name,
-		       fig(ph, "accepted", NULL, f[0]), fig(ph, "submit_seconds", NULL, f[1]),
-		       fig(ph, "submit_rate", NULL, f[2]), fig(ph, "submit_errors", NULL, f[3]),
-		       fig(ph, "retries_503", NULL, f[4]), fig(ph, "submit_latency_ms", "p50", f[5]),
-		       fig(ph, "submit_latency_ms", "p99", f[6]));
-		if (!json_object_get(ph, "completed"))
-			continue;
-		printf("%s: %s completed, %s failed, %s unfinished; %s jobs/s over %s s "
-		       "(server clock)\n", name, fig(ph, "completed", NULL, f[0]),
-		       fig(ph, "failed", NULL, f[1]), fig(ph, "unfinished", NULL, f[2]),
-		       fig(ph, "throughput", NULL, f[3]), fig(ph, "span_seconds", NULL, f[4]));
-		if (json_object_get(ph, "first_failure"))
-			printf("%s: first failure: %s\n", name,
-			       json_string_value(json_object_get(ph, "first_failure")));
-		lat = json_object_get(ph, "kill_ms") ? "kill_ms" : "latency_ms";
-		printf("%s: %s p50 %s ms, p99 %s ms, max %s ms\n", name,
-		       strcmp(lat, "kill_ms") ? "submit-to-complete latency" :
-		       "kill latency (completed - started - timeout)",
-		       fig(ph, lat, "p50", f[0]), fig(ph, lat, "p99", f[1]), fig(ph, lat, "max", f[2]));
-	}
 }
 
 
@@ -674,8 +516,8 @@ static int selftest(void)
 	/* Nearest rank: of 1..100, p50 is 50 and p99 is 99. */
 	for (int i = 0; i < 100; i++)
 		v[i] = 100 - i;
-	if (percentile(v, 100, 0.50) != 50 || percentile(v, 100, 0.99) != 99 ||
-	    !isnan(percentile(v, 0, 0.5))) {
+	if (lg_percentile(v, 100, 0.50) != 50 || lg_percentile(v, 100, 0.99) != 99 ||
+	    !isnan(lg_percentile(v, 0, 0.5))) {
 		fprintf(stderr, "selftest: percentile\n");
 		failed++;
 	}
@@ -823,18 +665,18 @@ static bool run_phase(struct phase *ph, struct xfer *xs, int nxs, CURLM *multi,
 	fprintf(stderr, "loadgen: %s: %ld accepted in %.2f s (%ld 503 retries, %ld errors)\n",
 		ph->what, ph->accepted, ph->seconds, ph->retries, ph->errors);
 	if (!strcmp(key, "park")) {
-		report_submit(ph, out);
+		lg_report_submit(ph, out);
 		json_object_set_new(report, key, out);
 		return ph->errors == 0;
 	}
 	recs = calloc((size_t)ph->n + 1, sizeof(*recs));
 	if (!recs)
-		die("out of memory");
+		lg_die("out of memory");
 	nfinal = wait_final(waiter, ph, recs);
 	if (nfinal < ph->accepted)
 		fprintf(stderr, "loadgen: %s: %ld of %ld jobs not final before the timeout\n",
 			ph->what, ph->accepted - nfinal, ph->accepted);
-	ok = report_phase(ph, recs, nfinal, kill, out);
+	ok = lg_report_phase(ph, recs, nfinal, kill, out);
 	if (g_first_failure[0])
 		json_object_set_new(out, "first_failure", json_string(g_first_failure));
 	g_first_failure[0] = '\0';
@@ -862,7 +704,7 @@ int main(int argc, char **argv)
 	multi = curl_multi_init();
 	xs = calloc((size_t)o.conns, sizeof(*xs));
 	if (!multi || !xs)
-		die("setup failed");
+		lg_die("setup failed");
 	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o.conns);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)o.conns);
 	for (i = 0; i < o.conns; i++)
@@ -900,7 +742,7 @@ int main(int argc, char **argv)
 		json_dumpf(report, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 		putchar('\n');
 	} else {
-		print_text(report);
+		lg_print_text(report);
 	}
 	/* Every transfer has ended, so none is still in the multi handle. */
 	for (i = 0; i < o.conns; i++)
