@@ -69,11 +69,17 @@
 
 struct spawner_state spawner_sp;
 
-/* The explicit environment of every job child. */
+/*
+ * The explicit environment of every job child. UTF-8 is LC_CTYPE's alone:
+ * the other categories of C.UTF-8 are the C locale's, and with LANG a
+ * program that calls setlocale(LC_ALL, "") (coreutils, shells) opened and
+ * mapped a locale file for each of them: 12 more page faults and about a
+ * tenth of /bin/echo's CPU time.
+ */
 char *spawner_child_env[] = {
 	"PATH=/usr/local/bin:/usr/bin:/bin",
 	"HOME=/",
-	"LANG=C.UTF-8",
+	"LC_CTYPE=C.UTF-8",
 	"TMPDIR=/tmp",
 	NULL,
 };
