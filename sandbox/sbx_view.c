@@ -368,6 +368,32 @@ int sbx_netns_new(int *fd, struct sbx_error *err)
 	return 0;
 }
 
+int sbx_ipcns_new(int *fd, struct sbx_error *err)
+{
+	int own = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC), e = 0;
+
+	*fd = -1;
+	if (own < 0)
+		return sbx_error_set(err, "ipcns", errno);
+	if (unshare(CLONE_NEWIPC) < 0) {
+		e = errno;
+		close(own);
+		return sbx_error_set(err, "unshare ipc", e);
+	}
+	*fd = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		e = errno;
+	/* Back to its own: the slots' inits and builders are cloned from here. */
+	if (setns(own, CLONE_NEWIPC) < 0)
+		e = errno;
+	close(own);
+	if (e && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return e ? sbx_error_set(err, "ipcns", e) : 0;
+}
+
 static int sbx_view_net(int *host_netns, struct sbx_error *err)
 {
 	int empty;
