@@ -526,8 +526,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
 					    req->limits.max_processes)) != 0)
 		goto report;
-	if ((evt.spawn_err = job_netns(req, &netns)) != 0 ||
-	    (evt.spawn_err = job_ipcns(req)) != 0)
+	if ((evt.spawn_err = job_netns(req, &netns)) != 0 || (evt.spawn_err = job_ipcns(req)) != 0)
 		goto report;
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
