@@ -137,6 +137,12 @@ uint64_t sbx_view_generation(const struct sbx_view *v);
 int sbx_netns_new(int *fd, struct sbx_error *err);
 
 /*
+ * A new IPC namespace, for a worker slot's exec tasks (sbx_exec_ns_enter):
+ * the caller stays in its own; *fd gets an fd of the new one. Privileged.
+ */
+int sbx_ipcns_new(int *fd, struct sbx_error *err);
+
+/*
  * The network of exec+net jobs (sbx_net.c): per worker slot, a network
  * namespace served by a slirp4netns process, whose routing table sends
  * denied destinations nowhere. Runs in the spawner. Rules: the configured
@@ -185,10 +191,11 @@ bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
  * namespace's init is made by sbx_pidns_init() too.
  *
  * Exec tasks: a PID namespace of the job's own (sbx_pidns_init), the task
- * cloned into it as pid 2 with CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
- * (CLONE_VM | CLONE_VFORK, on a stack of SBX_EXEC_STACK bytes), which
- * calls sbx_exec_ns_enter(): the slot's network namespace, the host name,
- * a fresh /proc and a private /tmp, the cgroups. 0, or -errno with *err.
+ * cloned into it as pid 2 with CLONE_NEWNS | CLONE_NEWUTS (CLONE_VM |
+ * CLONE_VFORK, on a stack of SBX_EXEC_STACK bytes), which calls
+ * sbx_exec_ns_enter(): the slot's IPC namespace for exec tasks (ipcns_fd,
+ * from sbx_ipcns_new) and network namespace, the host name, a fresh /proc
+ * and a private /tmp, the cgroups. 0, or -errno with *err.
  */
 #define SBX_INIT_STACK 16384
 struct sbx_init_params {
@@ -205,7 +212,7 @@ struct sbx_init_params {
 #define SBX_EXEC_STACK (64 * 1024)
 int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *init,
 		   struct sbx_error *err);
-int sbx_exec_ns_enter(const struct sbx_init_params *p, struct sbx_error *err);
+int sbx_exec_ns_enter(const struct sbx_init_params *p, int ipcns_fd, struct sbx_error *err);
 
 /*
  * A worker slot's namespaces for C tasks (sbx_init.c), made once and

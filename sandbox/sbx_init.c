@@ -3,8 +3,9 @@
  * task gets on top of the spawner's view.
  *
  * Theory of operation: every job runs in PID, mount, IPC and UTS
- * namespaces that are not the spawner's: an exec task gets new ones, a C
- * task its worker slot's. A PID namespace needs a pid 1, and a pid-1
+ * namespaces that are not the spawner's: an exec task gets new PID, mount
+ * and UTS ones and its worker slot's IPC namespace, a C task all its
+ * worker slot's. A PID namespace needs a pid 1, and a pid-1
  * process is special: the kernel drops the signals it sends itself that it
  * has no handler for, so a task running as pid 1 could not abort() or
  * raise(), nor an exec'd program die of its own `kill -9 $$`. So the task
@@ -59,11 +60,14 @@
  *
  * Exec tasks get new namespaces per job: an exec task can fork, open
  * files, create what the exec profile allows, so nothing of its namespaces
- * may reach the next job:
+ * may reach the next job. All but the IPC namespace: the exec profiles
+ * let a task create no IPC object either, so the slot's exec tasks share
+ * one, made once (spawner.c, job_ipcns: a new one per job cost an
+ * expedited RCU grace period at its end):
  *   1. the spawner makes a new PID namespace whose init is the same tiny
  *      CLONE_VM clone as a slot's (sbx_pidns_init), for this job alone;
  *   2. the task, whose image is replaced at once, is cloned into the
- *      spawner's own memory with new mount, IPC and UTS namespaces
+ *      spawner's own memory with new mount and UTS namespaces
  *      (CLONE_VM | CLONE_VFORK, on a stack in the spawner's frame, as
  *      posix_spawn does) and lands in the new PID namespace as pid 2; the
  *      spawner waits until it has exec'd or died, so nothing it writes
@@ -71,8 +75,9 @@
  *      or torn down at its execve; then the spawner goes back to its own
  *      PID namespace (setns);
  *   3. the task (sbx_exec_ns_enter), still privileged, joins the slot's
- *      network namespace (an empty one, or for profiles that allow network
- *      the one its network helper serves), sets the host name "valet",
+ *      IPC namespace for exec tasks and its network namespace (an empty
+ *      one, or for profiles that allow network the one its network helper
+ *      serves), sets the host name "valet",
  *      mounts a fresh /proc for the new PID namespace, for jobs with
  *      network a resolv.conf naming the helper's DNS forwarder, and a
  *      private tmpfs on /tmp (gone with the mount namespace) with the
@@ -254,8 +259,10 @@ static int sbx_job_view(const struct sbx_init_params *p, struct sbx_error *err)
 	return sbx_init_mounts(p, err);
 }
 
-int sbx_exec_ns_enter(const struct sbx_init_params *p, struct sbx_error *err)
+int sbx_exec_ns_enter(const struct sbx_init_params *p, int ipcns_fd, struct sbx_error *err)
 {
+	if (setns(ipcns_fd, CLONE_NEWIPC) < 0)
+		return sbx_error_set(err, "setns ipc", errno);
 	if (sbx_job_view(p, err) < 0)
 		return sbx_failed(err);
 	return sbx_cgroup_join(p->join_fds, p->njoin, err);

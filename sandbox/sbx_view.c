@@ -31,12 +31,15 @@
  *      one recursive mount_setattr() (Linux 5.12), else a remount per mount;
  *   7. network: a new, empty network namespace with loopback up for the
  *      spawner itself (the jobs get one per worker slot, sbx_netns_new());
- *      the host's one stays open for the network helper (sbx_net.c).
+ *      the host's one stays open for the network helper (sbx_net.c). Also
+ *      here: a worker slot's IPC namespace for its exec tasks
+ *      (sbx_ipcns_new()), made the same way, once.
  * Before anything is laid over a path, every mount below it is taken out of
  * the view: a covered mount can no longer be named, so the host's unmount
  * of it could not be followed.
- * Each job then gets new PID, mount, IPC and UTS namespaces (a copy of this
- * tree) and its own /proc and /tmp on top (sbx_init.c).
+ * Each job then gets PID, mount, IPC and UTS namespaces that are not the
+ * spawner's (a new mount namespace is a copy of this tree) and its own
+ * /proc and /tmp on top (sbx_init.c).
  *
  * Runs in the spawner, single-threaded: stdio and malloc are fine here.
  */
@@ -366,6 +369,32 @@ int sbx_netns_new(int *fd, struct sbx_error *err)
 	if (*fd < 0)
 		return sbx_error_set(err, "netns", errno);
 	return 0;
+}
+
+int sbx_ipcns_new(int *fd, struct sbx_error *err)
+{
+	int own = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC), e = 0;
+
+	*fd = -1;
+	if (own < 0)
+		return sbx_error_set(err, "ipcns", errno);
+	if (unshare(CLONE_NEWIPC) < 0) {
+		e = errno;
+		close(own);
+		return sbx_error_set(err, "unshare ipc", e);
+	}
+	*fd = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		e = errno;
+	/* Back to its own: the slots' inits and builders are cloned from here. */
+	if (setns(own, CLONE_NEWIPC) < 0)
+		e = errno;
+	close(own);
+	if (e && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return e ? sbx_error_set(err, "ipcns", e) : 0;
 }
 
 static int sbx_view_net(int *host_netns, struct sbx_error *err)

@@ -44,6 +44,7 @@ struct slot {
 	bool deadline;   /* ...and that was the deadline */
 	bool exec;       /* an exec task (a C task cannot create processes) */
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
+	int ipcns;       /* its exec tasks' IPC namespace; -1 = not made yet */
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
 	struct rusage ru; /* an exec task's, when reaped before its init */

@@ -209,6 +209,7 @@ static int setup_hot_state(void)
 	spawner_sp.reqbuf = hot + slots + pfd;
 	for (unsigned i = 0; i < spawner_sp.nslots; i++) {
 		spawner_sp.slots[i].netns = spawner_sp.slots[i].timer = -1;
+		spawner_sp.slots[i].ipcns = -1;
 		sbx_slotns_init(&spawner_sp.slots[i].ns);
 	}
 	return 0;

@@ -225,6 +225,9 @@ def socket_kinds(pid):
 
 
 SLOT_NS = "a worker slot's namespaces"
+# One per slot with C-task namespaces, and one per slot that ran an exec
+# task (its exec tasks' IPC namespace, kept as long as the spawner).
+SLOT_IPC = "a worker slot's IPC namespace"
 
 
 def fd_targets(fds, pid):
@@ -239,7 +242,9 @@ def fd_targets(fds, pid):
     own_pidns = pidns_of(pid) if pid else None
     out = collections.Counter()
     for t in fds.values():
-        if t in ("/", own_pidns) or t.split(":")[0] in ("mnt", "ipc", "uts", "pid"):
+        if t.startswith("ipc:"):
+            out[SLOT_IPC] += 1
+        elif t in ("/", own_pidns) or t.split(":")[0] in ("mnt", "uts", "pid"):
             # The spawner's own PID namespace, or a worker slot's
             # namespaces (and its root): made anew when a job was killed.
             out[SLOT_NS if t != own_pidns else t] += 1
@@ -661,15 +666,20 @@ class HostileTest(DaemonTestCase):
             deadline = time.monotonic() + 2
             while True:
                 now = fd_targets(fds_of(pid), pid) if pid else collections.Counter()
-                # 5 fds per slot that has C-task namespaces, none for one
-                # whose namespaces went after a kill.
-                slot_ns = now.pop(SLOT_NS, 0)
-                base = +(base - collections.Counter({SLOT_NS: base[SLOT_NS]}))
+                # 5 fds per slot that has C-task namespaces (4 here, and
+                # its IPC namespace), none for one whose namespaces went
+                # after a kill; and at most one per slot for its exec
+                # tasks' IPC namespace.
+                slot_ns, slot_ipc = now.pop(SLOT_NS, 0), now.pop(SLOT_IPC, 0)
+                base = +(base - collections.Counter({SLOT_NS: base[SLOT_NS],
+                                                     SLOT_IPC: base[SLOT_IPC]}))
                 if now == base or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
-            if slot_ns % 5 or slot_ns > 5 * len(self.uids):
-                out.append("%s holds %d fds of slot namespaces" % (name, slot_ns))
+            if (slot_ns % 4 or slot_ns > 4 * len(self.uids) or slot_ipc < slot_ns // 4 or
+                    slot_ipc > slot_ns // 4 + len(self.uids)):
+                out.append("%s holds %d fds of slot namespaces, %d of IPC namespaces"
+                           % (name, slot_ns, slot_ipc))
             if now != base:
                 out.append("%s's fds changed: new %s, gone %s"
                            % (name, dict(now - base), dict(base - now)))

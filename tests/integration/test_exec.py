@@ -242,6 +242,19 @@ class ExecTest(DaemonTestCase):
         self.assertIs(type(meta["input_bytes"]), int)
         self.assertEqual(done["outcome"]["exit_code"], 0, done)
 
+    def test_exec_environment(self):
+        """A fixed environment. UTF-8 is LC_CTYPE's alone (not LANG's): the
+        other categories of C.UTF-8 are C's, and LANG made every program
+        that calls setlocale(LC_ALL, "") load a locale file for each."""
+        job = self.d.submit("exec_env")
+        done = self.d.wait_for(job["id"])
+        self.assertEqual(done["status"], "COMPLETED", done)
+        meta = self.d.result(job["id"])["metadata"]
+        # PWD: the shell's own.
+        self.assertEqual(set(meta["env"].split()), {"PATH", "HOME", "LC_CTYPE", "TMPDIR", "PWD"},
+                         meta)
+        self.assertEqual(meta["lc_ctype"], "C.UTF-8", meta)
+
     def test_exec_error(self):
         job = self.d.submit("exec_error")
         done = self.d.wait_for(job["id"])

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -370,6 +371,13 @@ static int child_unlisted(void *arg)
 				  &rl, NULL),
 			  ENOSYS, 20);
 	}
+	/* No IPC object: the exec tasks of a worker slot share its IPC
+	 * namespace (sandbox/spawner.c, job_ipcns), which is only safe while
+	 * none of them can leave anything there. */
+	CHECK_ERR(syscall(SYS_shmget, 0x7661, 4096, IPC_CREAT | 0666), ENOSYS, 21);
+	CHECK_ERR(syscall(SYS_semget, 0x7661, 1, IPC_CREAT | 0666), ENOSYS, 22);
+	CHECK_ERR(syscall(SYS_msgget, 0x7661, IPC_CREAT | 0666), ENOSYS, 23);
+	CHECK_ERR(syscall(SYS_mq_open, "valet", O_RDWR | O_CREAT, 0666, NULL), ENOSYS, 24);
 	return 0;
 }
 
