@@ -147,6 +147,10 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_SUBMIT_GUARD] = {"valet_submit_guard",
 		"SELECT (CASE WHEN clock_timestamp() <= $1::timestamptz THEN NULL "
 		"ELSE '" PG_SUBMIT_GUARD_TEXT "' END)::int", 1},
+	/* PGS_NOTIFY and PGS_SUBMIT_GUARD ($3) in one statement. */
+	[PGS_NOTIFY_GUARD] = {"valet_notify_guard",
+		"SELECT pg_notify($1, $2), (CASE WHEN clock_timestamp() <= $3::timestamptz "
+		"THEN NULL ELSE '" PG_SUBMIT_GUARD_TEXT "' END)::int", 3},
 	[PGS_JOB_STATUS] = {"valet_job_status",
 		"UPDATE " S "jobs SET status = $2, scheduled_at = $3, started_at = $4, attempt = $5, "
 		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END, "

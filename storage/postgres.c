@@ -473,15 +473,19 @@ static void flush(struct pg_store *ps)
 			f->e[i].kind = ENT_NONE;
 		}
 	}
+	/* Last: a transaction with creates commits only before their guard;
+	 * the NOTIFY of unclaimed work (there are creates) is the same
+	 * statement, one less. */
+	f->guard_us = guard;
 	if (notify_due && !rc) {
 		snprintf(payload, sizeof(payload), "%lld", (long long)notify_due);
-		rc = pg_batch_call(b, PGS_NOTIFY) | pg_batch_text(b, ps->chan_jobs) |
-		     pg_batch_text(b, payload);
-	}
-	/* Last: a transaction with creates commits only before their guard. */
-	f->guard_us = guard;
-	if (guard && !rc)
+		rc = pg_batch_call(b, guard ? PGS_NOTIFY_GUARD : PGS_NOTIFY) |
+		     pg_batch_text(b, ps->chan_jobs) | pg_batch_text(b, payload);
+		if (guard)
+			rc |= pg_batch_time(b, guard);
+	} else if (guard && !rc) {
 		rc = pg_batch_call(b, PGS_SUBMIT_GUARD) | pg_batch_time(b, guard);
+	}
 	if (!rc && pg_batch_ncalls(b) == 0) {
 		/* Only syncs, and nothing in flight: all is committed already. */
 		for (size_t i = 0; i < n; i++)

@@ -871,10 +871,12 @@ static struct store *deadline_store(void)
 }
 
 /*
- * A hung database: the first create is sent and waits for the lock; two
- * more (a job, a pipeline) wait behind it, unsent. All three are answered
- * -ETIMEDOUT at their deadline. Once the lock goes, the transaction in
- * flight reaches its guard after its time and rolls back: nothing exists.
+ * A hung database: the first create (unclaimed, so its transaction ends
+ * with the NOTIFY and the guard in one statement) is sent and waits for the
+ * lock; two more (a job, a pipeline) wait behind it, unsent. All three are
+ * answered -ETIMEDOUT at their deadline. Once the lock goes, the transaction
+ * in flight reaches its guard after its time and rolls back: nothing
+ * exists (test_deadline_connection_lost: a guard without a NOTIFY).
  */
 static void test_deadline_hung(void **state)
 {
@@ -892,7 +894,8 @@ static void test_deadline_hung(void **state)
 	inserts = updates("jobs+");
 	lock_jobs();
 	t0 = job_mono_ns();
-	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans[0]), 0);
+	/* Unclaimed: its guard is the statement with its NOTIFY. */
+	assert_int_equal(st->ops->create_job(st, a, 0, record, &ans[0]), 0);
 	until_in_flight(ps);
 	assert_true(since(t0) < 0.1);
 	assert_int_equal(st->ops->create_job(st, b, 0, record, &ans[1]), 0);
@@ -1207,6 +1210,26 @@ static struct job *make_create(int k, int64_t t0)
 	return job;
 }
 
+/* The admin connection got a notification on channel (LISTEN), within a
+ * few seconds; the others it got are dropped. */
+static bool notified(const char *channel)
+{
+	bool got = false;
+
+	for (int i = 0; i < 50 && !got; i++) {
+		PGnotify *n;
+
+		PQconsumeInput(admin);
+		while ((n = PQnotifies(admin))) {
+			got |= !strcmp(n->relname, channel);
+			PQfreemem(n);
+		}
+		if (!got)
+			usleep(100 * 1000);
+	}
+	return got;
+}
+
 /* Every answer of a, up to the one whose err is 1 (the end), came. */
 static bool all_answered(void *arg)
 {
@@ -1260,7 +1283,10 @@ static void test_insert_many(void **state)
 		a[0].calls = 0;
 	}
 	assert_int_equal(updates("jobs ins stmt"), KINDS);
-	/* Made before the loop runs: one batch. */
+	/* Made before the loop runs: one batch; the unclaimed one is
+	 * announced (the NOTIFY shares the guard's statement). */
+	snprintf(q, sizeof(q), "LISTEN \"%s\"", pg_of(st)->chan_jobs);
+	admin_exec(q);
 	a[KINDS].err = 1;
 	for (int k = 0; k < KINDS; k++)
 		assert_int_equal(st->ops->create_job(st, together[k], k == 2 ? 0 : STORE_CLAIM,
@@ -1268,6 +1294,7 @@ static void test_insert_many(void **state)
 				 0);
 	assert_true(wait_until(all_answered, a, 10.));
 	assert_int_equal(updates("jobs ins stmt"), KINDS + 1);
+	assert_true(notified(pg_of(st)->chan_jobs));
 	for (int k = 0; k < KINDS; k++) {
 		assert_int_equal(a[k].err, 0);
 		snprintf(want, sizeof(want), "%s", created_row(alone[k]));
