@@ -30,7 +30,9 @@
  * updated stays locked, so no other writer of the job's result (another
  * node's finish, fail_attempt()) runs in between. The final states of a
  * batch's jobs go in one statement when there are several
- * (PGS_JOB_FINISH_MANY: the same statement over arrays, a row each).
+ * (PGS_JOB_FINISH_MANY: the same statement over arrays, a row each), and so
+ * do its job creates (PGS_INSERT_JOB_MANY). A transaction's NOTIFY of new
+ * work and its submit guard are one statement (PGS_NOTIFY_GUARD).
  *
  * A job's limits (set at creation) are inserted with it and read back with
  * every job row, so a job claimed by another node runs with its own. Its
