@@ -10,7 +10,8 @@
  * waits for the whole outage, and the client that gave up meanwhile never
  * learns that its job exists. So every create gets a timer at its deadline
  * D = creation + submit_timeout, and its transaction a guard: the last call
- * before COMMIT (PGS_SUBMIT_GUARD) fails the transaction when the database
+ * before COMMIT (PGS_SUBMIT_GUARD, or PGS_NOTIFY_GUARD with the NOTIFY)
+ * fails the transaction when the database
  * reaches it after G = D - min(1 s, submit_timeout / 2), in the database's
  * clock. The margin covers the commit's own round trip and a clock skew
  * between valetd and the database of up to that much.

@@ -30,7 +30,9 @@
  * updated stays locked, so no other writer of the job's result (another
  * node's finish, fail_attempt()) runs in between. The final states of a
  * batch's jobs go in one statement when there are several
- * (PGS_JOB_FINISH_MANY: the same statement over arrays, a row each).
+ * (PGS_JOB_FINISH_MANY: the same statement over arrays, a row each), and so
+ * do its job creates (PGS_INSERT_JOB_MANY). A transaction's NOTIFY of new
+ * work and its submit guard are one statement (PGS_NOTIFY_GUARD).
  *
  * A job's limits (set at creation) are inserted with it and read back with
  * every job row, so a job claimed by another node runs with its own. Its
@@ -100,6 +102,22 @@ enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
 	"use_previous_results, due_at, claimed_by, claimed_at, max_attempts, limits, owner) " \
 	"VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text, " \
 	"CASE WHEN $15::text IS NULL THEN NULL ELSE now() END, $16, $17::jsonb, $18)"
+/* INSERT_JOB for many jobs: each parameter an array, one element a job,
+ * in INSERT_JOB's order; the rows go in in the arrays' order (seq). */
+#define INSERT_JOBS                                                                          \
+	"INSERT INTO " S "jobs (id, name, description, task_name, task_params, timeout_ms, "  \
+	"status, run_at, created_at, pipeline_id, pipeline_index, next_job_id, "            \
+	"use_previous_results, due_at, claimed_by, claimed_at, max_attempts, limits, owner) " \
+	"SELECT id, name, description, task_name, task_params, timeout_ms, status, run_at, " \
+	"created_at, pipeline_id, pipeline_index, next_job_id, use_previous_results, due_at, " \
+	"claimed_by, CASE WHEN claimed_by IS NULL THEN NULL ELSE now() END, max_attempts, "  \
+	"limits, owner FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], "        \
+	"$5::jsonb[], $6::bigint[], $7::text[], $8::timestamptz[], $9::timestamptz[], "      \
+	"$10::uuid[], $11::int[], $12::uuid[], $13::bool[], $14::timestamptz[], $15::text[], " \
+	"$16::int[], $17::jsonb[], $18::text[]) WITH ORDINALITY AS v(id, name, description, " \
+	"task_name, task_params, timeout_ms, status, run_at, created_at, pipeline_id, "      \
+	"pipeline_index, next_job_id, use_previous_results, due_at, claimed_by, "            \
+	"max_attempts, limits, owner, ord) ORDER BY ord"
 #define INSERT_PIPELINE                                                                      \
 	"INSERT INTO " S "pipelines (id, name, description, status, run_at, created_at, "     \
 	"claimed_by, owner) VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8)"
@@ -113,6 +131,11 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_INSERT_JOB] = {"valet_insert_job", INSERT_JOB, 18},
 	[PGS_INSERT_JOB_AGAIN] = {"valet_insert_job_again",
 		INSERT_JOB " ON CONFLICT (id) DO NOTHING", 18},
+	/* The creates of a batch, when there are several in a row: one
+	 * statement instead of one per job (see PGS_JOB_FINISH_MANY). */
+	[PGS_INSERT_JOB_MANY] = {"valet_insert_job_many", INSERT_JOBS, 18},
+	[PGS_INSERT_JOB_MANY_AGAIN] = {"valet_insert_job_many_again",
+		INSERT_JOBS " ON CONFLICT (id) DO NOTHING", 18},
 	[PGS_INSERT_PIPELINE] = {"valet_insert_pipeline", INSERT_PIPELINE, 8},
 	[PGS_INSERT_PIPELINE_AGAIN] = {"valet_insert_pipeline_again",
 		INSERT_PIPELINE " ON CONFLICT (id) DO NOTHING", 8},
@@ -126,6 +149,10 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_SUBMIT_GUARD] = {"valet_submit_guard",
 		"SELECT (CASE WHEN clock_timestamp() <= $1::timestamptz THEN NULL "
 		"ELSE '" PG_SUBMIT_GUARD_TEXT "' END)::int", 1},
+	/* PGS_NOTIFY and PGS_SUBMIT_GUARD ($3) in one statement. */
+	[PGS_NOTIFY_GUARD] = {"valet_notify_guard",
+		"SELECT pg_notify($1, $2), (CASE WHEN clock_timestamp() <= $3::timestamptz "
+		"THEN NULL ELSE '" PG_SUBMIT_GUARD_TEXT "' END)::int", 3},
 	[PGS_JOB_STATUS] = {"valet_job_status",
 		"UPDATE " S "jobs SET status = $2, scheduled_at = $3, started_at = $4, attempt = $5, "
 		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END, "
@@ -571,6 +598,15 @@ int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *cla
 	rc |= add_limits(b, &job->limits);
 	rc |= pg_batch_text(b, job_owner_name(job->owner));
 	return rc ? -ENOMEM : 0;
+}
+
+int pg_add_insert_job_many(struct pg_batch *b, const struct pg_batch *rows, bool again)
+{
+	int rc = pg_batch_call(b, again ? PGS_INSERT_JOB_MANY_AGAIN : PGS_INSERT_JOB_MANY);
+
+	for (size_t col = 0; col < 18 && !rc; col++)
+		rc = pg_batch_column(b, rows, col);
+	return rc;
 }
 
 int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by,

@@ -12,10 +12,13 @@ enum pg_stmt_id {
 	/* writes (writer connection; group-committed) */
 	PGS_INSERT_JOB,
 	PGS_INSERT_JOB_AGAIN,
+	PGS_INSERT_JOB_MANY,
+	PGS_INSERT_JOB_MANY_AGAIN,
 	PGS_INSERT_PIPELINE,
 	PGS_INSERT_PIPELINE_AGAIN,
 	PGS_NOTIFY,
 	PGS_SUBMIT_GUARD,
+	PGS_NOTIFY_GUARD,
 	PGS_JOB_STATUS,
 	PGS_JOB_FINISH,
 	PGS_JOB_FINISH_MANY,
@@ -91,6 +94,10 @@ struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
  * is left as it is). 0 or -ENOMEM. */
 int pg_add_insert_job(struct pg_batch *b, const struct job *job, const char *claimed_by,
 		      int64_t due_at, bool again);
+/* One PGS_INSERT_JOB_MANY(_AGAIN) of rows: calls of PGS_INSERT_JOB
+ * (pg_add_insert_job() on a batch that is never sent), all first attempts
+ * or all not (again). */
+int pg_add_insert_job_many(struct pg_batch *b, const struct pg_batch *rows, bool again);
 int pg_add_insert_pipeline(struct pg_batch *b, const struct pipeline *pl, const char *claimed_by,
 			   bool again);
 int pg_add_job_status(struct pg_batch *b, const struct job *job, const char *node);

@@ -24,7 +24,10 @@
  * starts and ends between two flushes costs one statement; the final
  * states of a batch's jobs, when there are several, are one statement
  * for all (PGS_JOB_FINISH_MANY, after the batch's other job statements),
- * as each statement costs PostgreSQL a fixed price. Building the
+ * as each statement costs PostgreSQL a fixed price; so are the job
+ * creates that follow each other in a batch (PGS_INSERT_JOB_MANY, in their
+ * order, where the first of them was; a pipeline's stay a statement
+ * each). Building the
  * batch takes the entry apart (its mask and reference go with the batch),
  * so a change made while the batch is in flight gets a new entry, written
  * by the next batch. Out of memory for an entry, the change is logged and
@@ -45,8 +48,9 @@
  *     fenced, so a batch that did commit is harmless to repeat), but for
  *     creates whose deadline passed.
  *   - A statement fails: the batch's entries are sent again one per
- *     transaction (a sync waits behind the changes, which are what it
- *     waits for), so only the bad one fails: a create is answered with the
+ *     transaction (each create its own PGS_INSERT_JOB; a sync waits behind
+ *     the changes, which are what it waits for), so only the bad one
+ *     fails: a create is answered with the
  *     error; a final status whose result jsonb refuses is written again
  *     without the result and with a reason that says so; anything else is
  *     logged and dropped.
@@ -192,10 +196,60 @@ static int64_t due_of(const struct job *job)
 	return job->run_at ? job->run_at : job->created_at;
 }
 
-/* The calls of one op; *notify_due: earliest due time of unclaimed work;
- * *guard: the earliest guard time of the creates (pg_deadline.c). */
-static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int64_t *notify_due,
-		  int64_t *guard)
+/* A batch's job creates in a row, gathered for one statement
+ * (PGS_INSERT_JOB_MANY): rows holds a PGS_INSERT_JOB call for each (never
+ * sent), first is the first one's op; all are first attempts, or all not. */
+struct pg_creates {
+	bool on;               /* false: each create on its own (one part at a time) */
+	struct pg_batch *rows; /* NULL: none gathered */
+	struct pg_op *first;
+};
+
+static int insert_job(struct pg_store *ps, struct pg_batch *b, const struct pg_op *op)
+{
+	return pg_add_insert_job(b, op->job, op->claim ? ps->node : NULL, due_of(op->job),
+				 op->maybe_stored);
+}
+
+/* The gathered creates into b: one alone as PGS_INSERT_JOB, several as one
+ * statement; cr is empty again. */
+static int add_creates(struct pg_store *ps, struct pg_batch *b, struct pg_creates *cr)
+{
+	size_t n = cr->rows ? pg_batch_ncalls(cr->rows) : 0;
+	int rc = 0;
+
+	if (n == 1)
+		rc = insert_job(ps, b, cr->first);
+	else if (n > 1)
+		rc = pg_add_insert_job_many(b, cr->rows, cr->first->maybe_stored);
+	pg_batch_free(cr->rows);
+	cr->rows = NULL;
+	cr->first = NULL;
+	return rc;
+}
+
+/* A job create: gathered in cr, or (cr off) a statement of its own. */
+static int create_job(struct pg_store *ps, struct pg_batch *b, struct pg_creates *cr,
+		      struct pg_op *op)
+{
+	int rc = 0;
+
+	if (!cr->on)
+		return insert_job(ps, b, op);
+	if (cr->first && cr->first->maybe_stored != op->maybe_stored)
+		rc = add_creates(ps, b, cr);
+	if (!cr->rows) {
+		cr->rows = pg_batch_new(false, NULL, NULL);
+		cr->first = op;
+	}
+	return rc || !cr->rows ? -ENOMEM : insert_job(ps, cr->rows, op);
+}
+
+/* The calls of one op (a job create: gathered in cr); *notify_due: earliest
+ * due time of unclaimed work; *guard: the earliest guard time of the
+ * creates (pg_deadline.c). */
+static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_creates *cr,
+		  struct pg_op *op, int64_t *notify_due, int64_t *guard)
 {
 	const char *claim = op->claim ? ps->node : NULL;
 	int rc = 0;
@@ -210,7 +264,7 @@ static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_op *op, int
 		*guard = op->guard_us;
 	switch (op->kind) {
 	case OP_CREATE_JOB:
-		rc = pg_add_insert_job(b, op->job, claim, due_of(op->job), op->maybe_stored);
+		rc = create_job(ps, b, cr, op);
 		if (!op->claim && (!*notify_due || due_of(op->job) < *notify_due))
 			*notify_due = due_of(op->job);
 		return rc;
@@ -371,6 +425,7 @@ static void flush(struct pg_store *ps)
 	struct pg_flush *f = malloc(sizeof(*f) + max * sizeof(struct pg_entry));
 	struct pg_batch *b = pg_batch_new(true, flush_done, f);
 	int64_t notify_due = 0, guard = 0, now = job_now_us();
+	struct pg_creates cr = {.on = max > 1};
 	char payload[32];
 	int rc = 0;
 
@@ -388,9 +443,14 @@ static void flush(struct pg_store *ps)
 		TAILQ_REMOVE(&ps->ops, op, link);
 		if (pgd_too_late(ps, op, now))
 			continue;
+		/* Gathered creates go before anything else, whose place (call)
+		 * is counted after them. */
+		if (op->kind != OP_CREATE_JOB || op->deleting)
+			rc = add_creates(ps, b, &cr);
 		f->e[n++] = (struct pg_entry){ENT_OP, op, 0, pg_batch_ncalls(b)};
-		rc = add_op(ps, b, op, &notify_due, &guard);
+		rc |= add_op(ps, b, &cr, op, &notify_due, &guard);
 	}
+	rc |= add_creates(ps, b, &cr);
 	if (!rc)
 		rc = add_dirty_jobs(ps, b, f, &n, max);
 	while (n < max && !TAILQ_EMPTY(&ps->dirty_pls) && !rc) {
@@ -413,15 +473,19 @@ static void flush(struct pg_store *ps)
 			f->e[i].kind = ENT_NONE;
 		}
 	}
+	/* Last: a transaction with creates commits only before their guard;
+	 * the NOTIFY of unclaimed work (there are creates) is the same
+	 * statement, one less. */
+	f->guard_us = guard;
 	if (notify_due && !rc) {
 		snprintf(payload, sizeof(payload), "%lld", (long long)notify_due);
-		rc = pg_batch_call(b, PGS_NOTIFY) | pg_batch_text(b, ps->chan_jobs) |
-		     pg_batch_text(b, payload);
-	}
-	/* Last: a transaction with creates commits only before their guard. */
-	f->guard_us = guard;
-	if (guard && !rc)
+		rc = pg_batch_call(b, guard ? PGS_NOTIFY_GUARD : PGS_NOTIFY) |
+		     pg_batch_text(b, ps->chan_jobs) | pg_batch_text(b, payload);
+		if (guard)
+			rc |= pg_batch_time(b, guard);
+	} else if (guard && !rc) {
 		rc = pg_batch_call(b, PGS_SUBMIT_GUARD) | pg_batch_time(b, guard);
+	}
 	if (!rc && pg_batch_ncalls(b) == 0) {
 		/* Only syncs, and nothing in flight: all is committed already. */
 		for (size_t i = 0; i < n; i++)

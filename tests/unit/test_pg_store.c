@@ -871,10 +871,12 @@ static struct store *deadline_store(void)
 }
 
 /*
- * A hung database: the first create is sent and waits for the lock; two
- * more (a job, a pipeline) wait behind it, unsent. All three are answered
- * -ETIMEDOUT at their deadline. Once the lock goes, the transaction in
- * flight reaches its guard after its time and rolls back: nothing exists.
+ * A hung database: the first create (unclaimed, so its transaction ends
+ * with the NOTIFY and the guard in one statement) is sent and waits for the
+ * lock; two more (a job, a pipeline) wait behind it, unsent. All three are
+ * answered -ETIMEDOUT at their deadline. Once the lock goes, the transaction
+ * in flight reaches its guard after its time and rolls back: nothing
+ * exists (test_deadline_connection_lost: a guard without a NOTIFY).
  */
 static void test_deadline_hung(void **state)
 {
@@ -892,7 +894,8 @@ static void test_deadline_hung(void **state)
 	inserts = updates("jobs+");
 	lock_jobs();
 	t0 = job_mono_ns();
-	assert_int_equal(st->ops->create_job(st, a, STORE_CLAIM, record, &ans[0]), 0);
+	/* Unclaimed: its guard is the statement with its NOTIFY. */
+	assert_int_equal(st->ops->create_job(st, a, 0, record, &ans[0]), 0);
 	until_in_flight(ps);
 	assert_true(since(t0) < 0.1);
 	assert_int_equal(st->ops->create_job(st, b, 0, record, &ans[1]), 0);
@@ -1164,6 +1167,187 @@ static void test_insert_again(void **state)
 
 	store_free(st);
 	job_unref(job);
+}
+
+/* Everything a create writes about a job but its id, seq and the time of
+ * its claim, as text (a static buffer). */
+static const char *created_row(const struct job *job)
+{
+	static char out[2048];
+	char q[1024], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q),
+		 "SELECT row(name, description, task_name, task_params, timeout_ms, status, "
+		 "run_at, created_at, pipeline_id, pipeline_index, next_job_id, "
+		 "use_previous_results, due_at, claimed_by, claimed_at IS NOT NULL, attempt, "
+		 "max_attempts, limits, owner)::text FROM %s.jobs WHERE id = '%s'",
+		 schema, id);
+	snprintf(out, sizeof(out), "%s", admin_value(q));
+	return out;
+}
+
+/* Create kind k of the kinds test_insert_many writes. */
+static struct job *make_create(int k, int64_t t0)
+{
+	struct job *job = make_job(k == 0 ? "plain" : "a \"quoted\" \\ back,slash {a,b} NULL ''");
+
+	if (k == 1) {
+		job_set_str(&job->description, "NULL");
+		job_set_str(&job->params_json, "{\"q\": \"a \\\"b\\\" {c,d}\", \"u\": \"\\u00e9\"}");
+		job->timeout_ms = 123456;
+		job->max_attempts = 3;
+		job->owner = job_owner_id("alice");
+		job->limits = (struct job_limits){.memory_bytes = 1 << 20, .cpu_seconds = 2,
+						  .output_bytes = 4096, .set = true};
+	}
+	if (k == 2) {
+		job->status = JOB_SCHEDULED;
+		job->run_at = t0 + 3600 * 1000000LL;
+		job_set_str(&job->params_json, "[1, null, \"x\"]");
+	}
+	job->created_at = t0 + k;
+	return job;
+}
+
+/* The admin connection got a notification on channel (LISTEN), within a
+ * few seconds; the others it got are dropped. */
+static bool notified(const char *channel)
+{
+	bool got = false;
+
+	for (int i = 0; i < 50 && !got; i++) {
+		PGnotify *n;
+
+		PQconsumeInput(admin);
+		while ((n = PQnotifies(admin))) {
+			got |= !strcmp(n->relname, channel);
+			PQfreemem(n);
+		}
+		if (!got)
+			usleep(100 * 1000);
+	}
+	return got;
+}
+
+/* Every answer of a, up to the one whose err is 1 (the end), came. */
+static bool all_answered(void *arg)
+{
+	struct answer *a = arg;
+
+	for (; a->err != 1; a++)
+		if (!a->calls)
+			return false;
+	return true;
+}
+
+/*
+ * Job creates that follow each other in a batch are one INSERT
+ * (PGS_INSERT_JOB_MANY) that writes what each written alone
+ * (PGS_INSERT_JOB) does - three kinds: plain; quotes, backslashes and the
+ * array syntax's characters in text and params, limits, an owner, retries;
+ * scheduled, unclaimed - in the order they were made (seq). A create the
+ * database refuses (params with \u0000, which jsonb cannot hold) among good
+ * ones fails alone: the batch goes again one create per transaction. Creates
+ * sent again (maybe stored) are one INSERT ... ON CONFLICT DO NOTHING: the
+ * one that is there is success, the other is stored.
+ */
+static void test_insert_many(void **state)
+{
+	enum { KINDS = 3 };
+	struct job *alone[KINDS], *together[KINDS], *mixed[3], *again[2];
+	struct answer a[KINDS + 1] = {0}, m[4] = {0}, g[3] = {0};
+	struct store *st;
+	char q[1024], want[2048];
+	int64_t t0 = job_now_us();
+	long stmts;
+
+	need_db();
+	st = db_store();
+	snprintf(q, sizeof(q),
+		 "CREATE OR REPLACE FUNCTION %s.count_ins_stmt() RETURNS trigger LANGUAGE plpgsql "
+		 "AS $$ BEGIN INSERT INTO %s.upd VALUES ('jobs ins stmt', 1) ON CONFLICT (tbl) "
+		 "DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
+		 "CREATE TRIGGER count_ins_stmt AFTER INSERT ON %s.jobs "
+		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.count_ins_stmt()",
+		 schema, schema, schema, schema, schema);
+	admin_exec(q);
+	for (int k = 0; k < KINDS; k++) {
+		alone[k] = make_create(k, t0);
+		together[k] = make_create(k, t0);
+		assert_int_equal(st->ops->create_job(st, alone[k], k == 2 ? 0 : STORE_CLAIM, record,
+						     &a[0]),
+				 0);
+		assert_true(wait_until(answered, &a[0], 10.));
+		assert_int_equal(a[0].err, 0);
+		a[0].calls = 0;
+	}
+	assert_int_equal(updates("jobs ins stmt"), KINDS);
+	/* Made before the loop runs: one batch; the unclaimed one is
+	 * announced (the NOTIFY shares the guard's statement). */
+	snprintf(q, sizeof(q), "LISTEN \"%s\"", pg_of(st)->chan_jobs);
+	admin_exec(q);
+	a[KINDS].err = 1;
+	for (int k = 0; k < KINDS; k++)
+		assert_int_equal(st->ops->create_job(st, together[k], k == 2 ? 0 : STORE_CLAIM,
+						     record, &a[k]),
+				 0);
+	assert_true(wait_until(all_answered, a, 10.));
+	assert_int_equal(updates("jobs ins stmt"), KINDS + 1);
+	assert_true(notified(pg_of(st)->chan_jobs));
+	for (int k = 0; k < KINDS; k++) {
+		assert_int_equal(a[k].err, 0);
+		snprintf(want, sizeof(want), "%s", created_row(alone[k]));
+		if (strcmp(created_row(together[k]), want) != 0)
+			fail_msg("kind %d: written alone %s, with the others %s", k, want,
+				 created_row(together[k]));
+	}
+	assert_column(together[1], "owner", "alice");
+	for (int k = 1; k < KINDS; k++)
+		if (atol(job_column(together[k], "seq")) <= atol(job_column(together[k - 1], "seq")))
+			fail_msg("create %d stored before create %d", k, k - 1);
+
+	/* One bad create between two good ones, in one batch. */
+	for (int i = 0; i < 3; i++)
+		mixed[i] = make_job("mixed");
+	job_set_str(&mixed[1]->params_json, "{\"nul\": \"\\u0000\"}");
+	m[3].err = 1;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(st->ops->create_job(st, mixed[i], STORE_CLAIM, record, &m[i]), 0);
+	assert_true(wait_until(all_answered, m, 20.));
+	assert_int_equal(m[0].err, 0);
+	assert_int_equal(m[1].err, -EIO);
+	assert_int_equal(m[2].err, 0);
+	assert_int_equal(rows_with_id("jobs", mixed[0]->id), 1);
+	assert_int_equal(rows_with_id("jobs", mixed[1]->id), 0);
+	assert_int_equal(rows_with_id("jobs", mixed[2]->id), 1);
+
+	/* Sent again: one stored already, one not. */
+	again[0] = make_job("again");
+	again[1] = make_job("again");
+	create_claimed_job(st, again[0]);
+	stmts = updates("jobs ins stmt");
+	g[2].err = 1;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(st->ops->create_job(st, again[i], STORE_CLAIM, record, &g[i]), 0);
+		TAILQ_LAST(&pg_of(st)->ops, pg_op_list)->maybe_stored = true;
+	}
+	assert_true(wait_until(all_answered, g, 10.));
+	assert_int_equal(g[0].err, 0);
+	assert_int_equal(g[1].err, 0);
+	assert_int_equal(rows_with_id("jobs", again[0]->id), 1);
+	assert_int_equal(rows_with_id("jobs", again[1]->id), 1);
+	assert_int_equal(updates("jobs ins stmt"), stmts + 1);
+
+	store_free(st);
+	for (int k = 0; k < KINDS; k++) {
+		job_unref(alone[k]);
+		job_unref(together[k]);
+	}
+	for (int i = 0; i < 3; i++)
+		job_unref(mixed[i]);
+	job_unref(again[0]);
+	job_unref(again[1]);
 }
 
 /* A final status replaces a result row that is already there (one
@@ -1633,6 +1817,7 @@ int main(void)
 		cmocka_unit_test(test_lazy_each_its_own_time),
 		cmocka_unit_test(test_lazy_starts_batched),
 		cmocka_unit_test(test_insert_again),
+		cmocka_unit_test(test_insert_many),
 		cmocka_unit_test(test_finish_replaces_result),
 		cmocka_unit_test(test_finish_many),
 		cmocka_unit_test(test_refused_result_then_sync),
