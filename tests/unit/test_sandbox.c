@@ -53,14 +53,6 @@
 #include "../../supervisor/filter.h"
 #include "../../supervisor/isolation.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-
 #include "sandbox_run.h"
 
 /* ---- filters, names, users -------------------------------------------------------------- */

@@ -53,6 +53,7 @@
 #include "../../supervisor/filter.h"
 #include "../../supervisor/isolation.h"
 
+/* Under AddressSanitizer the address space limit is left alone (child_limits). */
 #if defined(__SANITIZE_ADDRESS__)
 #define TEST_ASAN 1
 #elif defined(__has_feature)
