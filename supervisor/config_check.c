@@ -6,7 +6,8 @@
  * Theory of operation: each key was parsed and range-checked as it was
  * read (config.c's table); what is left are pairs and groups: a timeout
  * maximum against its default, each job-limit maximum against its limit's
- * default, [network] allow against deny, client certificates against TLS,
+ * default (a maximum the file does not set takes that default here, once
+ * the default itself is known), [network] allow against deny, client certificates against TLS,
  * API keys in the database against the store, and the [task.NAME]
  * sections against the maxima (config_task.c). Each reports its first
  * error at the line of the key that makes the pair wrong (cf_fail), and

@@ -15,7 +15,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <linux/capability.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,9 +38,7 @@
 #include "hidden.h"
 #include "isolation.h"
 #include "keybook.h"
-#include "limits.h"
 #include "log.h"
-#include "netpolicy.h"
 #include "notify.h"
 #include "policy.h"
 #include "probe.h"
