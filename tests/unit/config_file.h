@@ -1,10 +1,13 @@
 /*
- * config_file.h - for the config unit tests (test_config.c,
- * test_config_dump.c): config files written into testdir.h's tmpdir, loaded,
- * and their errors checked. Include after cmocka.h and testdir.h.
+ * config_file.h - for the unit tests that load config files (test_config.c,
+ * test_config_dump.c, test_netpolicy.c): files written into testdir.h's
+ * tmpdir, loaded, and their errors checked. Include after cmocka.h and
+ * testdir.h.
  */
 #ifndef VALET_TEST_CONFIG_FILE_H
 #define VALET_TEST_CONFIG_FILE_H
+
+#include <sys/stat.h>
 
 /* A new file in tmpdir holding text; returns its path (caller frees). */
 static char *write_file(const char *text, mode_t mode)
@@ -72,7 +75,7 @@ static void check_error(const char *text, int line, const char *msg)
 }
 
 /* Every key of the file, none at its default (test_full_file, the dump's round trip). */
-static const char full_conf[] = "\xEF\xBB\xBF# every key, none at its default\n"
+static const char full_conf[] __attribute__((unused)) = "\xEF\xBB\xBF# every key, none at its default\n"
 				"[server]\n"
 				"listen = [::1]:9090\n"
 				"cors_origins = https://a.example https://b.example\n"

@@ -30,6 +30,7 @@
 
 #define TESTDIR_NAME "valet-test-netpolicy"
 #include "testdir.h"
+#include "config_file.h"
 
 /* s must parse as addr/prefix (addr in dotted form). */
 static void parses(const char *s, const char *addr, unsigned prefix)
@@ -333,64 +334,22 @@ static void test_format(void **state)
 
 /* ---- through config_load() -------------------------------------------------------------- */
 
-static char *write_conf(const char *text)
-{
-	char path[PATH_MAX + 16];
-	size_t len = strlen(text);
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/conf-XXXXXX", tmpdir);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, len), (ssize_t)len);
-	close(fd);
-	return strdup(path);
-}
-
-/* text must fail with exactly "<path>:<line>: <msg>". */
-static void config_fails(const char *text, int line, const char *msg)
-{
-	char err[1024], want[1024];
-	char *path = write_conf(text);
-	struct config *cfg = config_new();
-
-	assert_non_null(cfg);
-	assert_int_equal(config_load(cfg, path, err, sizeof(err)), -EINVAL);
-	snprintf(want, sizeof(want), "%s:%d: %s", path, line, msg);
-	assert_string_equal(err, want);
-	config_free(cfg);
-	free(path);
-}
-
-static struct config *config_loads(const char *text)
-{
-	char err[1024] = "";
-	char *path = write_conf(text);
-	struct config *cfg = config_new();
-
-	assert_non_null(cfg);
-	if (config_load(cfg, path, err, sizeof(err)) != 0)
-		fail_msg("unexpected error: %s", err);
-	free(path);
-	return cfg;
-}
-
 static void test_config(void **state)
 {
 	struct config *cfg;
 
 	(void)state;
-	config_fails("[network]\ndeny = 10.0.0.0/33\n", 2,
+	check_error("[network]\ndeny = 10.0.0.0/33\n", 2,
 		     "deny: \"10.0.0.0/33\" is not an IPv4 network (A.B.C.D/N, with no bits set "
 		     "after the prefix, or an address)");
-	config_fails("# comment\n[network]\nmode = host\n\nallow = 0.0.0.0/0 10.1.2.3/16\n", 5,
+	check_error("# comment\n[network]\nmode = host\n\nallow = 0.0.0.0/0 10.1.2.3/16\n", 5,
 		     "allow: \"10.1.2.3/16\" is not an IPv4 network (A.B.C.D/N, with no bits set "
 		     "after the prefix, or an address)");
-	config_fails("[network]\nmode = bogus\n", 2,
+	check_error("[network]\nmode = bogus\n", 2,
 		     "mode: \"bogus\" is not one of slirp4netns, host");
-	config_fails("[network]\nmode =\n", 2, "mode: \"\" is not one of slirp4netns, host");
+	check_error("[network]\nmode =\n", 2, "mode: \"\" is not one of slirp4netns, host");
 
-	cfg = config_loads("[network]\n"
+	cfg = load_ok("[network]\n"
 			   "mode = host\n"
 			   "allow = 0.0.0.0/0, 10.1.2.0/24\n"
 			   "deny = 10.0.0.0/8 169.254.169.254\n");
@@ -402,15 +361,15 @@ static void test_config(void **state)
 	/* A network in both lists: refused where the file is read, at the
 	 * later of the two lines, not first at startup (found by
 	 * tests/fuzz/fuzz_config, corpus/config/regress-allow-deny.conf). */
-	config_fails("[network]\nallow = 0.0.0.0/8, 192.168.1.1\n", 2,
+	check_error("[network]\nallow = 0.0.0.0/8, 192.168.1.1\n", 2,
 		     "0.0.0.0/8 is both allowed and denied in [network]");
-	config_fails("[network]\nmode = host\nallow = 10.2.0.0/16\n\ndeny = 10.0.0.0/8 10.2.0.0/16\n",
+	check_error("[network]\nmode = host\nallow = 10.2.0.0/16\n\ndeny = 10.0.0.0/8 10.2.0.0/16\n",
 		     5, "10.2.0.0/16 is both allowed and denied in [network]");
-	config_fails("[network]\ndeny = 10.2.0.0/16\nallow = 10.2.0.0/16\n", 3,
+	check_error("[network]\ndeny = 10.2.0.0/16\nallow = 10.2.0.0/16\n", 3,
 		     "10.2.0.0/16 is both allowed and denied in [network]");
 
 	/* Empty lists are lists too. */
-	cfg = config_loads("[network]\nallow =\ndeny =\n");
+	cfg = load_ok("[network]\nallow =\ndeny =\n");
 	assert_string_equal(cfg->net_allow, "");
 	assert_string_equal(cfg->net_deny, "");
 	assert_string_equal(cfg->net_mode, "slirp4netns");
