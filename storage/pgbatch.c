@@ -266,18 +266,23 @@ const PGresult *pg_batch_result(const struct pg_batch *b, size_t i)
 
 /* ---- the order of results --------------------------------------------------- */
 
-/* txn: BEGIN, calls, COMMIT, Sync. Otherwise: call, Sync, call, Sync...
+bool pg_batch_block(const struct pg_batch *b)
+{
+	return b->txn && b->ncalls > 1;
+}
+
+/* A block: BEGIN, calls, COMMIT, Sync. Otherwise: call, Sync, call, Sync...
  * The connection's ROLLBACK: ROLLBACK, Sync. */
 size_t pg_batch_nsyncs(const struct pg_batch *b)
 {
-	return b->txn || b->internal ? 1 : b->ncalls;
+	return pg_batch_block(b) || b->internal ? 1 : b->ncalls;
 }
 
 bool pg_batch_call_of(const struct pg_batch *b, size_t q, size_t *call)
 {
 	if (b->internal)
 		return false;
-	if (b->txn) {
+	if (pg_batch_block(b)) {
 		*call = q - 1;
 		return q >= 1 && q <= b->ncalls;
 	}
@@ -289,7 +294,7 @@ bool pg_batch_call_of(const struct pg_batch *b, size_t q, size_t *call)
  * raised by the Sync's implicit commit. */
 bool pg_batch_want_sync(const struct pg_batch *b)
 {
-	if (b->txn)
+	if (pg_batch_block(b))
 		return b->query >= b->ncalls + 2;
 	return b->nsynced < b->query;
 }

@@ -39,7 +39,7 @@ struct pg_batch {
 	size_t nparams, params_cap;
 	char *arena; /* NUL-terminated parameter texts */
 	size_t arena_len, arena_cap;
-	size_t query;	/* the query whose results come next (txn: 0 is BEGIN) */
+	size_t query;	/* the query whose results come next (block: 0 is BEGIN) */
 	size_t nsynced; /* Sync results seen */
 	char *errmsg;
 	int64_t sent_ns; /* when it was last sent (CLOCK_MONOTONIC), for the metrics */
@@ -51,8 +51,12 @@ STAILQ_HEAD(pg_batch_list, pg_batch);
  * the batch can be sent (again). */
 void pg_batch_reset(struct pg_batch *b);
 
+/* Whether the batch goes on the wire as BEGIN, calls, COMMIT: a txn batch
+ * of more than one call (one call and its Sync are a transaction already). */
+bool pg_batch_block(const struct pg_batch *b);
+
 /* The order of a batch's results on the wire (see pgconn.c): how many Sync
- * results it gets, whether its query number q (txn: 0 is BEGIN) is a call
+ * results it gets, whether its query number q (block: 0 is BEGIN) is a call
  * and which, and whether the next result should be a Sync. */
 size_t pg_batch_nsyncs(const struct pg_batch *b);
 bool pg_batch_call_of(const struct pg_batch *b, size_t q, size_t *call);

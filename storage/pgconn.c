@@ -27,8 +27,10 @@
  *
  * In UP, batches wait on `queue` and at most PGC_MAX_INFLIGHT of them are on
  * `inflight`, both FIFO, and PostgreSQL answers in order, so the head of
- * `inflight` owns the next result. A txn batch is sent as BEGIN, the calls,
- * COMMIT and one Sync. A batch without txn gets a Sync after every call: a
+ * `inflight` owns the next result. A txn batch of several calls (a block) is
+ * sent as BEGIN, the calls, COMMIT and one Sync; a txn batch of one call as
+ * that call and a Sync, whose implicit commit is the transaction's.
+ * A batch without txn gets a Sync after every call: a
  * Sync closes the implicit transaction, so this is what makes each call
  * commit on its own (between two Syncs, calls share one implicit transaction
  * and one error would undo them all). Per query, libpq returns its result and
@@ -388,6 +390,7 @@ static void pgc_prepare_results(struct pgconn *c)
 static int pgc_send(struct pgconn *c, struct pg_batch *b)
 {
 	PGconn *pc = c->conn;
+	bool block = pg_batch_block(b);
 
 	if (b->internal) {
 		if (!PQsendQueryParams(pc, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) ||
@@ -395,7 +398,7 @@ static int pgc_send(struct pgconn *c, struct pg_batch *b)
 			return -EIO;
 		return 0;
 	}
-	if (b->txn && !PQsendQueryPrepared(pc, PGC_BEGIN, 0, NULL, NULL, NULL, 0))
+	if (block && !PQsendQueryPrepared(pc, PGC_BEGIN, 0, NULL, NULL, NULL, 0))
 		return -EIO;
 	for (size_t i = 0; i < b->ncalls; i++) {
 		const struct pg_call *call = &b->calls[i];
@@ -410,10 +413,10 @@ static int pgc_send(struct pgconn *c, struct pg_batch *b)
 		if (!PQsendQueryPrepared(pc, c->stmts[call->stmt].name, (int)call->nparams,
 					 c->values, NULL, NULL, 0))
 			return -EIO;
-		if (!b->txn && !PQpipelineSync(pc))
+		if (!block && !PQpipelineSync(pc))
 			return -EIO;
 	}
-	if (b->txn &&
+	if (block &&
 	    (!PQsendQueryPrepared(pc, PGC_COMMIT, 0, NULL, NULL, NULL, 0) || !PQpipelineSync(pc)))
 		return -EIO;
 	return 0;
@@ -445,7 +448,7 @@ static void pgc_batch_error(struct pgconn *c, struct pg_batch *b, const PGresult
 
 	if (b->internal)
 		snprintf(what, sizeof(what), "ROLLBACK");
-	else if (b->extra && !b->txn && q >= 1)
+	else if (b->extra && !pg_batch_block(b) && q >= 1)
 		snprintf(what, sizeof(what), "call %zu (%s) at commit", q - 1,
 			 c->stmts[b->calls[q - 1].stmt].name);
 	else if (!b->extra && pg_batch_call_of(b, q, &call))
@@ -454,7 +457,7 @@ static void pgc_batch_error(struct pgconn *c, struct pg_batch *b, const PGresult
 	else
 		snprintf(what, sizeof(what), q == 0 ? "BEGIN" : "COMMIT");
 	/* Failing before COMMIT ran leaves the transaction block aborted. */
-	b->rollback = b->txn && !b->extra && q <= b->ncalls;
+	b->rollback = pg_batch_block(b) && !b->extra && q <= b->ncalls;
 	b->failed = true;
 	pg_errtext(msg, sizeof(msg), res);
 	if (asprintf(&b->errmsg, "%s: %s", what, msg) < 0)

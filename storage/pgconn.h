@@ -12,7 +12,11 @@
  * text parameters. A batch with txn set is sent as
  *     BEGIN; call 1; ...; call n; COMMIT; Sync
  * in pipeline mode, so it is one transaction and one round trip: this is
- * how the store does group commit. A batch without txn is sent as the calls
+ * how the store does group commit. A txn batch of one call is sent as that
+ * call and a Sync: the Sync's implicit commit makes it the same one
+ * transaction, without two statements more for the server to run (most of
+ * a busy store's transactions are one batched statement). A batch without
+ * txn is sent as the calls
  * followed by one Sync (each call autocommits). Several batches may be in
  * flight at once; they complete in order.
  *
