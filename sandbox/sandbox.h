@@ -129,8 +129,8 @@ int sbx_view_follow_host(struct sbx_view *v);
 uint64_t sbx_view_generation(const struct sbx_view *v);
 
 /*
- * A new, empty network namespace with loopback up: the caller moves into
- * it (unshare), and *fd gets an fd of it. Made once per worker slot, so
+ * A new, empty network namespace with loopback up: *fd gets an fd of it;
+ * the caller stays in (goes back to) its own. Made once per worker slot, so
  * that jobs running at the same time share no loopback nor abstract
  * AF_UNIX sockets (a new one per job costs about 0.5 ms). Privileged.
  */

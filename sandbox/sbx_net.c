@@ -316,6 +316,10 @@ static int sbx_net_ns(struct sbx_net_slot *s, struct sbx_error *err)
 		close(self);
 		return sbx_failed(err);
 	}
+	if (setns(s->netns, CLONE_NEWNET) < 0) {
+		close(self);
+		return sbx_error_set(err, "net ns", errno);
+	}
 	s->ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s->ctl < 0 || setns(self, CLONE_NEWNET) < 0) {
 		close(self);

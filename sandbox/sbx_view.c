@@ -346,7 +346,8 @@ static int sbx_view_readonly(struct sbx_error *err)
 	return sbx_view_readonly_each(err);
 }
 
-int sbx_netns_new(int *fd, struct sbx_error *err)
+/* Into a new network namespace whose loopback is up. */
+static int sbx_netns_enter_new(struct sbx_error *err)
 {
 	struct ifreq ifr;
 	int s;
@@ -365,10 +366,33 @@ int sbx_netns_new(int *fd, struct sbx_error *err)
 		return sbx_error_set(err, "loopback", e);
 	}
 	close(s);
+	return 0;
+}
+
+int sbx_netns_new(int *fd, struct sbx_error *err)
+{
+	int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), e = 0;
+
+	*fd = -1;
+	if (own < 0)
+		return sbx_error_set(err, "netns", errno);
+	if (sbx_netns_enter_new(err) < 0) {
+		close(own);
+		return sbx_failed(err);
+	}
 	*fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
-		return sbx_error_set(err, "netns", errno);
-	return 0;
+		e = errno;
+	/* Back to the one it was in (the view's, empty): no job's namespace
+	 * is the spawner's own. */
+	if (setns(own, CLONE_NEWNET) < 0)
+		e = errno;
+	close(own);
+	if (e && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return e ? sbx_error_set(err, "netns", e) : 0;
 }
 
 int sbx_ipcns_new(int *fd, struct sbx_error *err)
@@ -399,15 +423,11 @@ int sbx_ipcns_new(int *fd, struct sbx_error *err)
 
 static int sbx_view_net(int *host_netns, struct sbx_error *err)
 {
-	int empty;
-
 	*host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (*host_netns < 0)
 		return sbx_error_set(err, "view netns", errno);
-	if (sbx_netns_new(&empty, err) < 0)
-		return sbx_failed(err);
-	close(empty); /* the spawner stays in it */
-	return 0;
+	/* The spawner stays in it. */
+	return sbx_netns_enter_new(err);
 }
 
 /* The kept items of the host's /tmp, bound under the workshop. */

@@ -1301,7 +1301,7 @@ class IsolationTest(unittest.TestCase):
         """Every worker slot has one network namespace, made once and reused by
         each of its jobs: jobs of one slot (one uid) see the same namespace,
         jobs of two slots two different ones, each one the spawner holds
-        open, none the host's. Two jobs at a time, six rounds: the slots
+        open, none the host's nor the one the spawner is in. Two jobs at a time, six rounds: the slots
         come round."""
         d = Daemon({"queue": {"workers": "2"}, "task.probe": PROBE_TASK})
         d.start()
@@ -1315,7 +1315,9 @@ class IsolationTest(unittest.TestCase):
                     who = d.result(i)["metadata"]["whoami"]
                     self.assertEqual(who["uid"], done[i]["isolation"]["uid"], done[i])
                     seen.append((who["uid"], who["ns"]["net"]))
-            held = held_netns(spawner_of(d))
+            spawner = spawner_of(d)
+            held = held_netns(spawner)
+            own = ns_of(spawner)["net"]
             host = ns_of(d.proc.pid)["net"]
         finally:
             d.stop()
@@ -1331,6 +1333,8 @@ class IsolationTest(unittest.TestCase):
         self.assertEqual(len(set(nets)), len(nets), by_slot)
         self.assertLessEqual(set(nets), held, (by_slot, held))
         self.assertNotIn(host, nets)
+        self.assertNotIn(own, nets)  # the spawner's own is none of them
+        self.assertNotEqual(own, host)
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root (users)")
     def test_seccomp_only_is_recorded(self):
