@@ -35,6 +35,8 @@
 # default: DEFAULT_SUITES below). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
 # keeps the caller's VALET_TEST_STORE (unset: memory).
+# The API contract (test_api), what a job gets (test_isolation) and valetd's
+# command line (test_valetd_cli) run on both stores.
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -57,6 +59,10 @@ DEFAULT_SUITES="
 test_layout
 test_api
 test_api@postgres
+test_isolation
+test_isolation@postgres
+test_valetd_cli
+test_valetd_cli@postgres
 test_http
 test_auth
 test_auth_pg@postgres

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run integration test modules against the real valetd.
 
-usage: run.py [MODULE...]   (default: test_api test_exec test_hostile)
+usage: run.py [MODULE...]
+       (default: test_api test_isolation test_valetd_cli test_exec test_hostile)
 
 Modules are found in tests/integration and tests/hostile.
 
@@ -63,7 +64,8 @@ def watchdog(seconds):
 
 
 def main(argv):
-    modules = argv[1:] or ["test_api", "test_exec", "test_hostile"]
+    modules = argv[1:] or ["test_api", "test_isolation", "test_valetd_cli", "test_exec",
+                          "test_hostile"]
     watchdog(int(os.environ.get("VALET_TEST_TIMEOUT", "900")))
     passed = failed = skipped = 0
     for mod in modules:

@@ -31,7 +31,7 @@ import time
 import unittest
 
 from valetd import Daemon, proc_table, spawner_of
-from test_api import NAMESPACES, ns_of, pidns_init_of, procs_of, status_of, wait_until
+from test_isolation import NAMESPACES, ns_of, pidns_init_of, procs_of, status_of, wait_until
 
 UID_BASE = 72000 + 64 * (os.getpid() % 1000)
 JOB_NS = ("pid", "mnt", "ipc", "uts")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An exec task that tries what tests/hostile/test_escapes.py (and the
-isolation tests of tests/integration/test_api.py) ask of it.
+tests of tests/integration/test_isolation.py) ask of it.
 
 Reads {"params": {...}} on stdin and prints one JSON object: for each thing
 tried, what happened - "ok"/"connected"/data, or the errno's name (ENOENT,
