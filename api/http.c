@@ -4,9 +4,9 @@
  *
  * Theory of operation: valetd speaks HTTP/1.1 itself, on its libev loop,
  * as nginx, redis and pgbouncer handle their own connections; http-parser
- * (Node's former parser) does the parsing, http_conn.c a connection's
- * reading and writing. This file accepts connections and decides which are
- * served:
+ * (Node's former parser) does the parsing, through http_parse.c's
+ * callbacks, and http_conn.c a connection's reading and writing. This file
+ * accepts connections and decides which are served:
  *
  *   - at most [server] max_connections_per_client from one IPv4 address or
  *     IPv6 /64; one more gets a 503 JSON answer and is closed;

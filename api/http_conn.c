@@ -1,14 +1,13 @@
 /*
- * http_conn.c - one HTTP/1.1 connection: read, parse, hand over, answer.
+ * http_conn.c - one HTTP/1.1 connection: read, hand over, answer, keep
+ * alive or close.
  *
  * Theory of operation: the socket sits in one ev_io. While the connection
  * is idle or reading a request it waits for EV_READ; what one read brings
- * is parsed at once by http-parser (the server's scratch buffer holds it
- * only for that), and the callbacks keep what valetd needs: the target,
- * two headers (Origin, Expect) and the body, each against its limit. A
- * callback that finds a limit crossed records the answer (414, 431, 413,
- * 505, 417) and stops the parser; any other parse error is a 400. Every
- * such answer carries the usual JSON error body and closes the connection.
+ * is parsed at once (http_parse.c: http-parser's callbacks keep what valetd
+ * needs, each against its limit). A request refused there, or one the
+ * parser cannot read, is answered with the usual JSON error body, and the
+ * connection closes after it.
  *
  * A complete request pauses the parser: reading stops (a client can queue
  * pipelined requests but not make valetd buffer them), bytes already read
@@ -33,13 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../supervisor/log.h"
 #include "http_internal.h"
-#include "http_url.h"
 #include "json_out.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -48,7 +45,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /* ---- state ------------------------------------------------------------ */
 
-static void conn_enter(struct http_conn *c, enum http_conn_state state)
+void http_conn_enter(struct http_conn *c, enum http_conn_state state)
 {
 	struct http_server *srv = c->srv;
 
@@ -123,7 +120,7 @@ static void conn_linger(struct http_conn *c)
 	free(c->pending);
 	c->pending = NULL;
 	c->pending_len = 0;
-	conn_enter(c, HTTP_CONN_LINGER);
+	http_conn_enter(c, HTTP_CONN_LINGER);
 	conn_watch(c, EV_READ);
 }
 
@@ -186,7 +183,7 @@ static void conn_sent(struct http_conn *c)
 	}
 	conn_drop_request(c, true);
 	c->complete = false;
-	conn_enter(c, HTTP_CONN_IDLE);
+	http_conn_enter(c, HTTP_CONN_IDLE);
 	conn_watch(c, EV_READ);
 	/* Pipelined bytes are parsed in the next loop pass, not from here. */
 	if (c->pending_len || (c->tls && http_tls_pending(c->tls)))
@@ -267,7 +264,7 @@ static bool conn_write(struct http_conn *c)
 		c->sent += (size_t)n;
 		budget = (size_t)n < budget ? budget - (size_t)n : 0;
 		/* Progress restarts the clock: a slow reader is not a dead one. */
-		conn_enter(c, HTTP_CONN_WRITING);
+		http_conn_enter(c, HTTP_CONN_WRITING);
 	}
 	conn_sent(c);
 	return true;
@@ -283,7 +280,7 @@ void http_conn_answered(struct http_conn *c)
 			http_should_keep_alive(&c->parser);
 	conn_head(c, req);
 	c->sent = 0;
-	conn_enter(c, HTTP_CONN_WRITING);
+	http_conn_enter(c, HTTP_CONN_WRITING);
 	conn_write(c);
 }
 
@@ -304,9 +301,7 @@ static void conn_fail(struct http_conn *c, unsigned status, const char *message)
 	http_conn_answered(c);
 }
 
-/* A few bytes now (an interim answer). 0, or -errno (TLS: it must not be
- * left half-sent, so "again" is a failure here). */
-static int conn_send_small(struct http_conn *c, const char *data, size_t len)
+int http_conn_send_interim(struct http_conn *c, const char *data, size_t len)
 {
 	ssize_t n = c->tls ? http_tls_send(c->tls, data, len)
 			   : send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -314,256 +309,15 @@ static int conn_send_small(struct http_conn *c, const char *data, size_t len)
 	return n == (ssize_t)len ? 0 : -EIO;
 }
 
-/* ---- parsing -------------------------------------------------------------- */
-
-static struct http_conn *conn_of(http_parser *p)
-{
-	return p->data;
-}
-
-/* A callback's refusal: the answer is given once the parser stopped. */
-static int conn_refuse(struct http_conn *c, unsigned status, const char *message)
-{
-	c->fail_status = status;
-	snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", message);
-	return -1;
-}
-
-static int on_message_begin(http_parser *p)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (c->req) /* a request before the last one was answered */
-		return conn_refuse(c, 400, "malformed request");
-	c->req = http_request_new(c->srv, c);
-	if (!c->req)
-		return conn_refuse(c, 503, "out of memory");
-	c->target_len = c->header_bytes = c->field_len = c->expect_len = 0;
-	c->nheaders = 0;
-	c->in_value = true; /* the first field starts a header */
-	c->header = HDR_OTHER;
-	c->complete = false;
-	if (c->state == HTTP_CONN_IDLE)
-		conn_enter(c, HTTP_CONN_READING);
-	return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-	struct http_conn *c = conn_of(p);
-	struct http_request *req = c->req;
-	char *url;
-
-	if (len > HTTP_MAX_TARGET - c->target_len)
-		return conn_refuse(c, 414, "request target too long (limit 8192 bytes)");
-	url = realloc(req->url, c->target_len + len + 1);
-	if (!url)
-		return conn_refuse(c, 503, "out of memory");
-	memcpy(url + c->target_len, at, len);
-	c->target_len += len;
-	url[c->target_len] = '\0';
-	req->url = url;
-	return 0;
-}
-
-static int header_bytes(struct http_conn *c, size_t len)
-{
-	c->header_bytes += len;
-	if (c->header_bytes > HTTP_MAX_HEADER_BYTES || c->nheaders > HTTP_MAX_HEADERS)
-		return conn_refuse(c, 431, "request headers too large (limit 16384 bytes, "
-					   "100 lines)");
-	return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (c->in_value) {
-		c->in_value = false;
-		c->nheaders++;
-		c->field_len = 0;
-	}
-	for (size_t i = 0; i < len && c->field_len < sizeof(c->field) - 1; i++)
-		c->field[c->field_len++] = (char)(at[i] | 0x20);
-	c->field[c->field_len] = '\0';
-	return header_bytes(c, len);
-}
-
-/* Where a header that valetd keeps goes, and its longest value (what goes
- * past it is not kept); NULL for the others. */
-static char **conn_kept(struct http_conn *c, size_t *max)
-{
-	struct http_request *req = c->req;
-
-	switch (c->header) {
-	case HDR_ORIGIN:
-		*max = HTTP_MAX_ORIGIN;
-		return &req->origin;
-	case HDR_AUTHORIZATION:
-		*max = HTTP_MAX_AUTHORIZATION;
-		return &req->authorization;
-	case HDR_IF_NONE_MATCH:
-		*max = HTTP_MAX_IF_NONE_MATCH;
-		return &req->if_none_match;
-	default:
-		return NULL;
-	}
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-	struct http_conn *c = conn_of(p);
-	size_t have, max = 0;
-	char **dst, *v;
-
-	if (!c->in_value) {
-		c->in_value = true;
-		c->header = !strcmp(c->field, "origin")		 ? HDR_ORIGIN
-			    : !strcmp(c->field, "expect")	 ? HDR_EXPECT
-			    : !strcmp(c->field, "authorization") ? HDR_AUTHORIZATION
-			    : !strcmp(c->field, "if-none-match") ? HDR_IF_NONE_MATCH
-								 : HDR_OTHER;
-		/* The same header twice: neither counts. */
-		dst = conn_kept(c, &max);
-		if (dst && *dst) {
-			free(*dst);
-			*dst = strdup("");
-			c->header = HDR_OTHER;
-		}
-	}
-	dst = conn_kept(c, &max);
-	if (dst) {
-		have = *dst ? strlen(*dst) : 0;
-		if (have + len <= max) {
-			v = realloc(*dst, have + len + 1);
-			if (!v)
-				return conn_refuse(c, 503, "out of memory");
-			memcpy(v + have, at, len);
-			v[have + len] = '\0';
-			*dst = v;
-		}
-	} else if (c->header == HDR_EXPECT) {
-		for (size_t i = 0; i < len && c->expect_len < sizeof(c->expect) - 1; i++)
-			c->expect[c->expect_len++] = at[i];
-		c->expect[c->expect_len] = '\0';
-	}
-	return header_bytes(c, len);
-}
-
-static int on_headers_complete(http_parser *p)
-{
-	struct http_conn *c = conn_of(p);
-	struct http_request *req = c->req;
-	struct http_server *srv = c->srv;
-	char *path, *query;
-	char msg[128];
-	int rc;
-
-	if (p->http_major != 1)
-		return conn_refuse(c, 505, "HTTP version not supported: use HTTP/1.1");
-	if (!req->url || (rc = http_url_split(req->url, c->target_len, &path, &query)) == -EINVAL)
-		return conn_refuse(c, 400, "malformed request target");
-	if (rc < 0)
-		return conn_refuse(c, 503, "out of memory");
-	free(req->url);
-	req->url = path;
-	req->query = query;
-	routes_match(req);
-	if (p->method == HTTP_HEAD) {
-		req->head = true;
-		snprintf(req->method, sizeof(req->method), "GET");
-	} else {
-		snprintf(req->method, sizeof(req->method), "%s",
-			 http_method_str((enum http_method)p->method));
-	}
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > srv->cfg->max_body_bytes) {
-		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
-			 srv->cfg->max_body_bytes);
-		return conn_refuse(c, 413, msg);
-	}
-	if (c->expect_len) {
-		if (strcasecmp(c->expect, "100-continue") != 0)
-			return conn_refuse(c, 417, "unsupported Expect header");
-		/* The client waits for this before it sends the body. */
-		if (p->http_minor >= 1 && conn_send_small(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
-			return conn_refuse(c, 503, "cannot send 100 Continue");
-	}
-	return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-	struct http_conn *c = conn_of(p);
-	struct http_request *req = c->req;
-	size_t max = c->srv->cfg->max_body_bytes, cap;
-	char msg[128], *b;
-
-	if (len > max - req->body_len) {
-		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", max);
-		return conn_refuse(c, 413, msg);
-	}
-	if (req->body_len + len + 1 > req->body_cap) {
-		cap = req->body_cap ? req->body_cap : 1024;
-		while (cap < req->body_len + len + 1)
-			cap *= 2;
-		b = realloc(req->body, cap);
-		if (!b)
-			return conn_refuse(c, 503, "out of memory");
-		req->body = b;
-		req->body_cap = cap;
-	}
-	memcpy(req->body + req->body_len, at, len);
-	req->body_len += len;
-	req->body[req->body_len] = '\0';
-	return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-	struct http_conn *c = conn_of(p);
-
-	c->complete = true;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings conn_settings = {
-	.on_message_begin = on_message_begin,
-	.on_url = on_url,
-	.on_header_field = on_header_field,
-	.on_header_value = on_header_value,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
-};
+/* ---- reading ------------------------------------------------------------ */
 
 /* What a parse error is answered with. */
 static void conn_parse_error(struct http_conn *c, enum http_errno err)
 {
 	char msg[160];
+	unsigned status = http_parse_error(c, err, msg, sizeof(msg));
 
-	if (c->fail_status) {
-		snprintf(msg, sizeof(msg), "%s", c->fail_msg);
-		conn_fail(c, c->fail_status, msg);
-		return;
-	}
-	switch (err) {
-	case HPE_HEADER_OVERFLOW:
-		conn_fail(c, 431, "request headers too large (limit 16384 bytes, 100 lines)");
-		return;
-	case HPE_INVALID_CONTENT_LENGTH:
-	case HPE_UNEXPECTED_CONTENT_LENGTH:
-		conn_fail(c, 400, "invalid Content-Length");
-		return;
-	case HPE_INVALID_EOF_STATE:
-		conn_fail(c, 400, "incomplete request: the client closed its side");
-		return;
-	default:
-		snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(err));
-		conn_fail(c, 400, msg);
-		return;
-	}
+	conn_fail(c, status, msg);
 }
 
 /* The HTTP/2 connection preface: a client that speaks only HTTP/2. */
@@ -589,7 +343,7 @@ static void conn_parse(struct http_conn *c, const char *data, size_t len)
 		conn_fail(c, 505, "HTTP/2 is not supported: use HTTP/1.1");
 		return;
 	}
-	n = http_parser_execute(&c->parser, &conn_settings, data, len);
+	n = http_parse_execute(c, data, len);
 	err = HTTP_PARSER_ERRNO(&c->parser);
 	if (err == HPE_PAUSED) {
 		http_parser_pause(&c->parser, 0);
@@ -612,7 +366,7 @@ static void conn_parse(struct http_conn *c, const char *data, size_t len)
 	/* The request is in: stop reading until it is answered. */
 	req = c->req;
 	conn_watch(c, 0);
-	conn_enter(c, HTTP_CONN_WAITING);
+	http_conn_enter(c, HTTP_CONN_WAITING);
 	c->keep_alive = true;
 	req->dispatching = true;
 	http_request_ready(req);

@@ -1,6 +1,6 @@
 /*
- * http_internal.h - private to the server glue: the server (http.c) and its
- * connections (http_conn.c).
+ * http_internal.h - private to the server glue: the server (http.c), its
+ * connections (http_conn.c) and the parsing of their requests (http_parse.c).
  */
 #ifndef VALET_HTTP_INTERNAL_H
 #define VALET_HTTP_INTERNAL_H
@@ -170,6 +170,21 @@ void http_conn_answered(struct http_conn *c);
 void http_conn_sweep(struct http_server *srv, ev_tstamp now);
 /* Send a last error answer on a socket that will not be served, and close it. */
 void http_conn_refuse(int fd, unsigned status, const char *message);
+/* For http_parse.c: c enters state (the list of that state, at its tail). */
+void http_conn_enter(struct http_conn *c, enum http_conn_state state);
+/* For http_parse.c: a few bytes now, an interim answer (data borrowed). 0, or
+ * -errno (TLS: it must not be left half-sent, so "again" is a failure here). */
+int http_conn_send_interim(struct http_conn *c, const char *data, size_t len);
+
+/* ---- http_parse.c, for http_conn.c ---- */
+
+/* Parse data (borrowed) of c's stream with c's parser: the callbacks keep
+ * c's request, or refuse it (c->fail_status). How much was parsed, as
+ * http_parser_execute() says; HTTP_PARSER_ERRNO() says why it stopped. */
+size_t http_parse_execute(struct http_conn *c, const char *data, size_t len);
+/* What the parse error err of c is answered with: the status, and the
+ * message in msg (cap bytes). */
+unsigned http_parse_error(const struct http_conn *c, enum http_errno err, char *msg, size_t cap);
 
 /* ---- http_metrics.c ---- */
 

@@ -3,7 +3,7 @@
  *
  * Theory of operation: two tables. The patterns are the path shapes
  * ("/api/jobs/:id/cancel"): routes_match() matches a request's path
- * against them once, when its head is in (http_conn.c), and records the
+ * against them once, when its head is in (http_parse.c), and records the
  * pattern and where the ":id" segment is on the request; the metrics label
  * the request by that pattern, whatever becomes of it. The routes pair a
  * pattern with a method and a handler: routes_dispatch() looks up the

@@ -1,7 +1,7 @@
 /*
  * routes.h - private to api/: a request as the server glue (http.c,
- * http_conn.c) hands it to the routing and handlers (routes.c), and the
- * calls by which a handler answers it.
+ * http_conn.c, http_parse.c) hands it to the routing and handlers
+ * (routes.c), and the calls by which a handler answers it.
  */
 #ifndef VALET_ROUTES_H
 #define VALET_ROUTES_H

@@ -16,15 +16,16 @@
  * store does), orphan or gone (async, and before the answer the server is
  * freed or the client disconnected), draining, sick-queue, sick-storage.
  *
- * The server glue (api/http.c, api/http_conn.c) is not linked: the
- * harness defines what routes.h asks of it - http_request_answer() and its
- * _parts and _result forms, http_request_error(), http_request_wait(), and
- * http_request_query() over the parsed QUERY (decoded as api/http_url.c
- * decodes it; the path stays as sent, as the server routes on it). The
- * core's operations (supervisor/core.h) are stubs that answer with canned
- * jobs and pipelines, or the error asked for, and free them as soon as the
- * callback returns (the reply is borrowed). req->conn is a token while the
- * client is there, NULL once it is gone.
+ * The server glue (api/http.c, api/http_conn.c, api/http_parse.c) is not
+ * linked: the harness defines what routes.h asks of it -
+ * http_request_answer() and its _parts and _result forms,
+ * http_request_error(), http_request_wait(), and http_request_query() over
+ * the parsed QUERY (decoded as api/http_url.c decodes it; the path stays as
+ * sent, as the server routes on it). The core's operations
+ * (supervisor/core.h) are stubs that answer with canned jobs and pipelines,
+ * or the error asked for, and free them as soon as the callback returns (the
+ * reply is borrowed). req->conn is a token while the client is there, NULL
+ * once it is gone.
  *
  * Checks, besides the sanitizers: every request is answered exactly once
  * (or, orphaned, its wait ends), and is not waiting at the end; a core
@@ -706,7 +707,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&in, 0, sizeof(in));
 	answers = core_calls = 0;
 	req = cur = parse_request((const char *)data, size);
-	/* As http_conn.c does once the head is in. */
+	/* As http_parse.c does once the head is in. */
 	routes_match(req);
 	FUZZ_CHECK(routes_pattern_name(req->pattern) != NULL);
 	FUZZ_CHECK(req->path_id + req->path_id_len <= strlen(req->url));

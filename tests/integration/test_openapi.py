@@ -12,8 +12,8 @@ against the server, both ways.
 - Errors: each operation documents exactly the statuses the server can
   answer for it (ROUTE_ERRORS below, read from api/routes.c,
   supervisor/core_ops.c, supervisor/core_cancel.c, plus the statuses of the
-  HTTP edge and of API keys that any request may get, api/http.c and
-  api/http_conn.c), and the errors provoked here on a running daemon
+  HTTP edge and of API keys that any request may get, api/http.c,
+  api/http_conn.c and api/http_parse.c), and the errors provoked here on a running daemon
   (400, 401, 403, 404, 409, 413 for each route that can give them) are
   among the ones documented for the route.
 """
@@ -38,9 +38,9 @@ OUTSIDE_API = ["/", "/api", "/api/", "/health", "/healthz", "/ready", "/openapi.
                "/index.html", "/favicon.ico"]
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
-# Statuses any request may get: the HTTP edge (http_conn.c: malformed 400,
-# 408, 413, 414, 417, 431, 505; http.c: 503 for connections and shutdown),
-# API keys (http.c: 401, 403), out of memory (500).
+# Statuses any request may get: the HTTP edge (http_conn.c and http_parse.c:
+# malformed 400, 408, 413, 414, 417, 431, 505; http.c: 503 for connections
+# and shutdown), API keys (http.c: 401, 403), out of memory (500).
 EDGE = {"400", "401", "403", "408", "413", "414", "417", "431", "500", "503", "505"}
 # Per route: success, and what the route itself adds (404 unknown id, 409).
 ROUTE_ERRORS = {
