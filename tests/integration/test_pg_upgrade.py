@@ -10,10 +10,12 @@ recorded in schema_migrations - then rows as that valetd wrote them: a
 completed job with its results row, a failed one (an error and no
 metadata), a cancelled one without a result, and a pipeline whose node died
 after its first job finished (its second job, which uses the previous
-result, queued again and held by nobody). Then this build's valetd starts on
-the schema, applies what is missing, and the test reads everything back:
-through the API (results, the pipeline's second job run with the first
-job's result), through the results view (the same columns as the old table,
+result, queued again and held by nobody), and a job the upgraded node was
+running when it stopped. Then this build's valetd starts on the schema with
+that node's id, applies what is missing, fails the job it was running (the
+queue functions as 009 replaced them write that result), and the test reads
+everything back: through the API (results, the pipeline's second job run
+with the first job's result), through the results view (the same columns as the old table,
 the same values), a result deleted through the API, a write through the
 view refused, and, as a member of valet_reader, no result data at all.
 
@@ -64,7 +66,8 @@ class UpgradeTest(unittest.TestCase):
         self.d = None
         schema_at(self.schema, BEFORE)
         self.ids = {k: str(uuid.uuid4()) for k in ("done", "failed", "cancelled", "first",
-                                                   "second")}
+                                                   "second", "running")}
+        self.node = "node-" + self.schema.replace("_", "-")
         self.pl = str(uuid.uuid4())
         self.old_columns = self.columns("results")
         self.write_rows()
@@ -100,14 +103,19 @@ class UpgradeTest(unittest.TestCase):
             ":'second', false, NULL), "
             "(:'second', 'second', 'echoprev', 5000, 'PENDING', now(), NULL, :'pl', 1, NULL, "
             "true, now());"
+            "INSERT INTO jobs (id, name, task_name, timeout_ms, status, created_at, "
+            "started_at, attempt, claimed_by, claimed_at, node_id) VALUES (:'running', "
+            "'running', 'sleep', 60000, 'IN_PROGRESS', now(), now(), 1, :'node', now(), "
+            ":'node');"
             "INSERT INTO results (job_id, metadata, error, created_at) VALUES "
             "(:'done', '{\"sha\": \"ab\", \"n\": [1, 2]}', NULL, :'t'), "
             "(:'failed', NULL, 'exited with status 3', :'t'), "
             "(:'first', '{\"n\": 42}', NULL, :'t')",
-            pl=self.pl, t=RESULT_AT, **i)
+            pl=self.pl, t=RESULT_AT, node=self.node, **i)
 
     def upgrade(self):
-        self.d = Daemon({"queue": {"workers": "1"}}, store="postgres", schema=self.schema)
+        self.d = Daemon({"queue": {"workers": "1"}}, store="postgres", schema=self.schema,
+                        node_id=self.node)
         self.d.start()
         self.assertEqual(self.sql("SELECT max(version) FROM schema_migrations"),
                          [[str(len(MIGRATIONS))]])
@@ -121,6 +129,12 @@ class UpgradeTest(unittest.TestCase):
                          {"job_id": i["failed"], "error": "exited with status 3"})
         self.assertEqual(d.get("/api/jobs/%s/results" % i["cancelled"]).status, 404)
         self.assertEqual(d.job(i["done"])["status"], "COMPLETED")
+        # The job the node ran when it stopped: failed at its start, with
+        # its result, as 009's fail_attempt() writes it.
+        running = d.wait_for(i["running"], "FAILED", timeout=10)
+        self.assertIn("while the job was running", running["failure_reason"])
+        self.assertEqual(d.result(i["running"]),
+                         {"job_id": i["running"], "error": running["failure_reason"]})
         # results is a view now, with the old table's columns and rows (the
         # pipeline's second job may have run meanwhile: its row is new).
         self.assertEqual(self.sql("SELECT relkind FROM pg_class WHERE oid = "
@@ -128,7 +142,7 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(self.columns("results"), self.old_columns)
         self.assertEqual(
             self.sql("SELECT job_id, metadata->>'sha', error, created_at = :'t' FROM results "
-                     "WHERE job_id <> :'second' ORDER BY job_id = :'done' DESC, job_id = :'failed' DESC",
+                     "WHERE job_id NOT IN (:'second', :'running') ORDER BY job_id = :'done' DESC, job_id = :'failed' DESC",
                      t=RESULT_AT, **i),
             [[i["done"], "ab", None, "t"], [i["failed"], None, "exited with status 3", "t"],
              [i["first"], None, None, "t"]])
