@@ -45,7 +45,8 @@ WHERE result_at IS NOT NULL;
 
 CREATE FUNCTION @SCHEMA@.results_read_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-	RAISE EXCEPTION 'valet: @SCHEMA@.results is a view since migration 009 (the results are columns of @SCHEMA@.jobs): upgrade the valetd that writes it'
+	RAISE EXCEPTION '%', 'valet: @SCHEMA@.results is a view since migration 009 (the results '
+		'are columns of @SCHEMA@.jobs): upgrade the valetd that writes it'
 		USING ERRCODE = 'object_not_in_prerequisite_state';
 END
 $fn$;

@@ -142,7 +142,8 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(self.columns("results"), self.old_columns)
         self.assertEqual(
             self.sql("SELECT job_id, metadata->>'sha', error, created_at = :'t' FROM results "
-                     "WHERE job_id NOT IN (:'second', :'running') ORDER BY job_id = :'done' DESC, job_id = :'failed' DESC",
+                     "WHERE job_id NOT IN (:'second', :'running') "
+                     "ORDER BY job_id = :'done' DESC, job_id = :'failed' DESC",
                      t=RESULT_AT, **i),
             [[i["done"], "ab", None, "t"], [i["failed"], None, "exited with status 3", "t"],
              [i["first"], None, None, "t"]])
