@@ -1479,8 +1479,10 @@ class SubmitDeadlineTest(PgTestCase):
             # then the 202 is the truth, and the job must be stored and run.
             restarter.join(60)
             locker.join(30)
-            d.wait_for(out[0][1].json["id"], "COMPLETED", timeout=30)
+            # Healthy again first: until its connections are back, a read
+            # is answered 503 (storage unavailable), as documented.
             self.still_works(d)
+            d.wait_for(out[0][1].json["id"], "COMPLETED", timeout=30)
             return
         self.assert_refused(out, "job")
         restarter.join(60)
