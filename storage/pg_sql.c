@@ -24,11 +24,13 @@
  * name and description only, never a state read earlier.
  * A final status, the result and the attempt's record are written by one
  * statement (PGS_JOB_FINISH), so a COMPLETED or FAILED job always has its
- * result. It replaces a result row that exists (an UPDATE) or inserts one
- * (NOT EXISTS), without INSERT ... ON CONFLICT's speculative insertion:
- * both look at the same snapshot, and the job row the statement has just
- * updated stays locked, so no other writer of the job's result (another
- * node's finish, fail_attempt()) runs in between. The final states of a
+ * result. The result is three columns of the job's own row (migration
+ * 009: result_metadata, result_error, and result_at, NULL while there is
+ * none), set by the UPDATE that writes the final status: no second row,
+ * index entry or foreign key check per job. A final state without a
+ * result (has_result false) leaves the columns as they are. The
+ * results "table" is a view of them for operators; nothing here reads it.
+ * Deleting a result (PGS_DELETE_RESULT) clears the columns. The final states of a
  * batch's jobs go in one statement when there are several
  * (PGS_JOB_FINISH_MANY: the same statement over arrays, a row each), and so
  * do its job creates (PGS_INSERT_JOB_MANY). A transaction's NOTIFY of new
@@ -58,7 +60,7 @@
 	"j.timed_out, j.oom_killed, j.seccomp_syscall, j.cpu_ms, j.wall_ms, j.max_rss_kb, " \
 	"j.limits, j.isolation, j.memory_peak_kb, j.owner"
 /* ... followed by these three: with the result, or without (lists). */
-#define RESULT_COLS " , r.job_id IS NOT NULL, r.metadata, r.error"
+#define RESULT_COLS " , j.result_at IS NOT NULL, j.result_metadata, j.result_error"
 #define NO_RESULT_COLS " , false, NULL::jsonb, NULL::text"
 enum {
 	JC_ID, JC_NAME, JC_DESC, JC_TASK, JC_PARAMS, JC_TIMEOUT, JC_STATUS, JC_REASON,
@@ -77,14 +79,13 @@ enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
        PC_STARTED_AT, PC_COMPLETED_AT, PC_OWNER, PC_COUNT };
 
 #define S "@SCHEMA@."
-#define FROM_JOBS_RESULTS " FROM " S "jobs j LEFT JOIN " S "results r ON r.job_id = j.id "
 #define OUTCOME_SET                                                                          \
 	"pid = $11, exit_code = $12, signal = $13, timed_out = $14, oom_killed = $15, "     \
 	"seccomp_syscall = $16, cpu_ms = $17, wall_ms = $18, max_rss_kb = $19, memory_peak_kb = $20"
 
 /* The rows of claimed work, from a CTE H of (id, pipeline_id) of claimed
  * standalone jobs and pipeline heads: each standalone job, and every job of
- * each pipeline with its results, then the pipeline's columns and whether
+ * each pipeline with its result, then the pipeline's columns and whether
  * the row is a claimed head (PG_CLAIM_PL_COL, PG_CLAIM_HEAD_COL). */
 #define CLAIMED_ROWS(H)                                                                      \
 	"SELECT " JOB_COLS NO_RESULT_COLS ", " PL_COLS ", true "                            \
@@ -92,7 +93,7 @@ enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
 	"WHERE j.id IN (SELECT id FROM " H " WHERE pipeline_id IS NULL) "                   \
 	"UNION ALL "                                                                         \
 	"SELECT " JOB_COLS RESULT_COLS ", " PL_COLS ", j.id IN (SELECT id FROM " H ") "     \
-	FROM_JOBS_RESULTS "JOIN " S "pipelines p ON p.id = j.pipeline_id "                  \
+	"FROM " S "jobs j JOIN " S "pipelines p ON p.id = j.pipeline_id "                  \
 	"WHERE j.pipeline_id IN (SELECT pipeline_id FROM " H " WHERE pipeline_id IS NOT NULL) " \
 	"ORDER BY 14 NULLS FIRST, 15, 11"
 
@@ -163,14 +164,12 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"completed_at = $6, attempt = $7, "
 		"node_id = CASE WHEN $5::timestamptz IS NULL THEN node_id ELSE $2 END, "
 		OUTCOME_SET ", claimed_by = NULL, claimed_at = NULL, due_at = NULL, "
-		"isolation = coalesce($22::jsonb, isolation) "
+		"isolation = coalesce($22::jsonb, isolation), "
+		"result_metadata = CASE WHEN $8 THEN $9::jsonb ELSE result_metadata END, "
+		"result_error = CASE WHEN $8 THEN $10 ELSE result_error END, "
+		"result_at = CASE WHEN $8 THEN now() ELSE result_at END "
 		"WHERE id = $1 AND claimed_by = $2 "
 		"RETURNING id, attempt, node_id, started_at), "
-		"ru AS (UPDATE " S "results SET metadata = $9::jsonb, error = $10, created_at = now() "
-		"WHERE job_id = $1 AND $8 AND EXISTS (SELECT 1 FROM u)), "
-		"r AS (INSERT INTO " S "results (job_id, metadata, error) "
-		"SELECT id, $9::jsonb, $10 FROM u WHERE $8 "
-		"AND NOT EXISTS (SELECT 1 FROM " S "results x WHERE x.job_id = $1)), "
 		"a AS (INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
 		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
@@ -182,8 +181,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	 * a job ($1 is the node; $2 the ids, $3 to $22 as in PGS_JOB_FINISH).
 	 * One statement instead of one per job: each statement on jobs costs
 	 * PostgreSQL a fixed price (the plan's start, its CHECK constraints
-	 * read back from their stored text, the results' foreign key trigger
-	 * set up) that rows share. */
+	 * read back from their stored text) that rows share. */
 	[PGS_JOB_FINISH_MANY] = {"valet_job_finish_many",
 		"WITH v AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], "
 		"$5::timestamptz[], $6::timestamptz[], $7::int[], $8::bool[], $9::jsonb[], "
@@ -199,17 +197,14 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"oom_killed = v.oom_killed, seccomp_syscall = v.seccomp_syscall, cpu_ms = v.cpu_ms, "
 		"wall_ms = v.wall_ms, max_rss_kb = v.max_rss_kb, memory_peak_kb = v.memory_peak_kb, "
 		"claimed_by = NULL, claimed_at = NULL, due_at = NULL, "
-		"isolation = coalesce(v.isolation, j.isolation) "
+		"isolation = coalesce(v.isolation, j.isolation), "
+		"result_metadata = CASE WHEN v.has_result THEN v.metadata ELSE j.result_metadata END, "
+		"result_error = CASE WHEN v.has_result THEN v.error ELSE j.result_error END, "
+		"result_at = CASE WHEN v.has_result THEN now() ELSE j.result_at END "
 		"FROM v WHERE j.id = v.id AND j.claimed_by = $1 "
 		"RETURNING j.id, j.attempt, j.node_id, j.started_at, v.status, v.reason, "
-		"v.completed_at, v.has_result, v.metadata, v.error, v.pid, v.exit_code, v.signal, "
-		"v.timed_out, v.oom_killed, v.seccomp_syscall, v.cpu_ms, v.wall_ms, v.max_rss_kb, "
-		"v.memory_peak_kb, v.rec), "
-		"ru AS (UPDATE " S "results r SET metadata = u.metadata, error = u.error, "
-		"created_at = now() FROM u WHERE r.job_id = u.id AND u.has_result), "
-		"r AS (INSERT INTO " S "results (job_id, metadata, error) "
-		"SELECT u.id, u.metadata, u.error FROM u WHERE u.has_result "
-		"AND NOT EXISTS (SELECT 1 FROM " S "results x WHERE x.job_id = u.id)), "
+		"v.completed_at, v.pid, v.exit_code, v.signal, v.timed_out, v.oom_killed, "
+		"v.seccomp_syscall, v.cpu_ms, v.wall_ms, v.max_rss_kb, v.memory_peak_kb, v.rec), "
 		"a AS (INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
 		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
@@ -252,7 +247,8 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_DELETE_JOB] = {"valet_delete_job",
 		"DELETE FROM " S "jobs WHERE id = $1 RETURNING id", 1},
 	[PGS_DELETE_RESULT] = {"valet_delete_result",
-		"DELETE FROM " S "results WHERE job_id = $1 RETURNING job_id", 1},
+		"UPDATE " S "jobs SET result_metadata = NULL, result_error = NULL, result_at = NULL "
+		"WHERE id = $1 AND result_at IS NOT NULL RETURNING id", 1},
 	[PGS_DELETE_PIPELINE] = {"valet_delete_pipeline",
 		"DELETE FROM " S "pipelines WHERE id = $1 RETURNING id", 1},
 	/* Cancel a standalone job nobody holds; otherwise ask its node. The
@@ -284,7 +280,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	/* Claim due work: standalone jobs and pipeline heads, oldest due first;
 	 * a claimed pipeline's other unfinished jobs are claimed with it, and
 	 * so is its row in pipelines. The rows: each claimed standalone job, and every job of each claimed
-	 * pipeline (with results, for the previous-result chain), followed by
+	 * pipeline (with its result, for the previous-result chain), followed by
 	 * the pipeline's columns and whether the row is a claimed head. The
 	 * SELECT sees the rows as they were before this statement's updates,
 	 * which only touched the claim columns it does not read. */
@@ -333,14 +329,14 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"WHERE completed_at < now() - $1 * interval '1 day' "
 		"LIMIT $2 FOR UPDATE SKIP LOCKED)", 2},
 	[PGS_GET_JOB] = {"valet_get_job",
-		"SELECT " JOB_COLS RESULT_COLS FROM_JOBS_RESULTS "WHERE j.id = $1", 1},
+		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j WHERE j.id = $1", 1},
 	[PGS_LIST_JOBS] = {"valet_list_jobs",
 		"SELECT " JOB_COLS NO_RESULT_COLS " FROM " S "jobs j "
 		"WHERE ($1::text IS NULL OR j.status = $1) AND ($4::text IS NULL OR j.owner = $4) "
 		"ORDER BY j.seq LIMIT $2 OFFSET $3", 4},
 	[PGS_GET_RESULT] = {"valet_get_result",
-		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j JOIN " S "results r "
-		"ON r.job_id = j.id WHERE j.id = $1", 1},
+		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j "
+		"WHERE j.id = $1 AND j.result_at IS NOT NULL", 1},
 	[PGS_GET_PIPELINE] = {"valet_get_pipeline",
 		"SELECT " PL_COLS " FROM " S "pipelines p WHERE p.id = $1", 1},
 	[PGS_LIST_PIPELINES] = {"valet_list_pipelines",
@@ -348,7 +344,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"WHERE ($1::text IS NULL OR p.status = $1) AND ($4::text IS NULL OR p.owner = $4) "
 		"ORDER BY p.seq LIMIT $2 OFFSET $3", 4},
 	[PGS_PIPELINE_JOBS] = {"valet_pipeline_jobs",
-		"SELECT " JOB_COLS RESULT_COLS FROM_JOBS_RESULTS
+		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j "
 		"WHERE j.pipeline_id = $1 ORDER BY j.pipeline_index", 1},
 	[PGS_KEYS] = {"valet_keys", PG_SQL_KEYS, 0},
 };

@@ -68,6 +68,7 @@ test_auth
 test_auth_pg@postgres
 test_tls
 test_pg@postgres
+test_pg_upgrade@postgres
 test_grafana@postgres
 test_exec
 test_hostile

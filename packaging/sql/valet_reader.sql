@@ -5,7 +5,9 @@
 -- node_status, stuck_jobs) and nothing else: no table, no write. A view
 -- reads its tables with its owner's rights (the daemon's role), so the
 -- reader sees what the views show and no more (no task_params, results or
--- error texts beyond failure_reason).
+-- error texts beyond failure_reason). The view results (migration 009: the
+-- result columns of jobs, in the old results table's shape) is valetd's and
+-- its operators': this file grants on every view of the schema but that one.
 --
 -- valetd's migration 005 makes the role itself when its database role may
 -- (CREATEROLE), and grants on the views whenever the role exists. When
@@ -33,8 +35,9 @@ CREATE ROLE valet_reader NOLOGIN;
 SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :'schema') AS have_schema \gset
 \if :have_schema
 GRANT USAGE ON SCHEMA :"schema" TO valet_reader;
+-- Every view but results (migration 009: the jobs' results, not for the reader).
 SELECT format('GRANT SELECT ON %I.%I TO valet_reader', schemaname, viewname)
-FROM pg_views WHERE schemaname = :'schema' ORDER BY viewname \gexec
+FROM pg_views WHERE schemaname = :'schema' AND viewname <> 'results' ORDER BY viewname \gexec
 \else
 \echo valet_reader.sql: no schema :schema yet: valetd grants on its views at its first start
 \endif

@@ -1350,8 +1350,8 @@ static void test_insert_many(void **state)
 	job_unref(again[1]);
 }
 
-/* A final status replaces a result row that is already there (one
- * statement: an UPDATE when it exists, an INSERT when not). */
+/* A final status replaces a result that is already there (the result
+ * columns of the job's row, written by the UPDATE of its final status). */
 static void test_finish_replaces_result(void **state)
 {
 	struct store *st;
@@ -1363,8 +1363,8 @@ static void test_finish_replaces_result(void **state)
 	create_claimed_job(st, job);
 	job_id_format(job->id, id);
 	snprintf(q, sizeof(q),
-		 "INSERT INTO %s.results (job_id, metadata, error) VALUES ('%s', '{\"old\": 1}', "
-		 "'old')",
+		 "UPDATE %s.jobs SET result_metadata = '{\"old\": 1}', result_error = 'old', "
+		 "result_at = now() WHERE id = '%s'",
 		 schema, id);
 	admin_exec(q);
 	job_set_str(&job->result_json, "{\"new\": 2}");
@@ -1461,14 +1461,6 @@ static void test_finish_many(void **state)
 
 	need_db();
 	st = db_store();
-	snprintf(q, sizeof(q),
-		 "CREATE OR REPLACE FUNCTION %s.count_stmt() RETURNS trigger LANGUAGE plpgsql "
-		 "AS $$ BEGIN INSERT INTO %s.upd VALUES ('jobs stmt', 1) ON CONFLICT (tbl) "
-		 "DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
-		 "CREATE TRIGGER count_stmt AFTER UPDATE ON %s.jobs "
-		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.count_stmt()",
-		 schema, schema, schema, schema, schema);
-	admin_exec(q);
 	for (int k = 0; k < KINDS; k++) {
 		alone[k] = make_job("alone");
 		together[k] = make_job("together");
@@ -1480,11 +1472,19 @@ static void test_finish_many(void **state)
 	for (int i = 0; i < 2; i++) {
 		job_id_format((i ? together : alone)[4]->id, id);
 		snprintf(q, sizeof(q),
-			 "INSERT INTO %s.results (job_id, metadata, error) "
-			 "VALUES ('%s', '{\"old\": 1}', 'old')",
+			 "UPDATE %s.jobs SET result_metadata = '{\"old\": 1}', "
+			 "result_error = 'old', result_at = now() WHERE id = '%s'",
 			 schema, id);
 		admin_exec(q);
 	}
+	snprintf(q, sizeof(q),
+		 "CREATE OR REPLACE FUNCTION %s.count_stmt() RETURNS trigger LANGUAGE plpgsql "
+		 "AS $$ BEGIN INSERT INTO %s.upd VALUES ('jobs stmt', 1) ON CONFLICT (tbl) "
+		 "DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
+		 "CREATE TRIGGER count_stmt AFTER UPDATE ON %s.jobs "
+		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.count_stmt()",
+		 schema, schema, schema, schema, schema);
+	admin_exec(q);
 	for (int k = 0; k < KINDS; k++) {
 		st->ops->save_job(st, alone[k], JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
 		sync_wait(st);
