@@ -161,7 +161,11 @@ resolves() {
 	rt=${1%@*}
 	case "$rt" in
 	*:*)
-		grep -q VALET_TEST_FILTER "$scratch/tests/unit/${rt%%:*}.c" 2>/dev/null
+		# The filter may be read by a harness header the file includes
+		# (spawner_run.h, sbx_filter_run.h, ...).
+		src=$scratch/tests/unit/${rt%%:*}.c
+		[ -f "$src" ] || return 1
+		grep -qs VALET_TEST_FILTER "$src" $(sed -n 's|^#include "\([^"/]*\.h\)"$|'"$scratch"'/tests/unit/\1|p' "$src")
 		return
 		;;
 	esac
