@@ -369,56 +369,50 @@ static int sbx_netns_enter_new(struct sbx_error *err)
 	return 0;
 }
 
-int sbx_netns_new(int *fd, struct sbx_error *err)
+static int sbx_ipcns_enter_new(struct sbx_error *err)
 {
-	int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), e = 0;
+	return unshare(CLONE_NEWIPC) < 0 ? sbx_error_set(err, "unshare ipc", errno) : 0;
+}
+
+/*
+ * A new namespace of type (path: its /proc/self/ns file), made by
+ * enter_new(), which moves the caller into it: *fd gets an fd of it, and
+ * the caller goes back to its own, on failure too - the spawner stays in
+ * the view's (empty) network namespace, so no job's is the spawner's, and
+ * the slots' inits and builders are cloned from it.
+ */
+static int sbx_ns_new(int type, const char *path, const char *what,
+		      int (*enter_new)(struct sbx_error *), int *fd, struct sbx_error *err)
+{
+	int own = open(path, O_RDONLY | O_CLOEXEC), e = 0;
+	bool made;
 
 	*fd = -1;
 	if (own < 0)
-		return sbx_error_set(err, "netns", errno);
-	if (sbx_netns_enter_new(err) < 0) {
-		close(own);
-		return sbx_failed(err);
-	}
-	*fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
+		return sbx_error_set(err, what, errno);
+	made = enter_new(err) == 0;
+	if (made && (*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		e = errno;
-	/* Back to the one it was in (the view's, empty): no job's namespace
-	 * is the spawner's own. */
-	if (setns(own, CLONE_NEWNET) < 0)
+	if (setns(own, type) < 0)
 		e = errno;
 	close(own);
 	if (e && *fd >= 0) {
 		close(*fd);
 		*fd = -1;
 	}
-	return e ? sbx_error_set(err, "netns", e) : 0;
+	if (e)
+		return sbx_error_set(err, what, e);
+	return made ? 0 : sbx_failed(err);
+}
+
+int sbx_netns_new(int *fd, struct sbx_error *err)
+{
+	return sbx_ns_new(CLONE_NEWNET, "/proc/self/ns/net", "netns", sbx_netns_enter_new, fd, err);
 }
 
 int sbx_ipcns_new(int *fd, struct sbx_error *err)
 {
-	int own = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC), e = 0;
-
-	*fd = -1;
-	if (own < 0)
-		return sbx_error_set(err, "ipcns", errno);
-	if (unshare(CLONE_NEWIPC) < 0) {
-		e = errno;
-		close(own);
-		return sbx_error_set(err, "unshare ipc", e);
-	}
-	*fd = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		e = errno;
-	/* Back to its own: the slots' inits and builders are cloned from here. */
-	if (setns(own, CLONE_NEWIPC) < 0)
-		e = errno;
-	close(own);
-	if (e && *fd >= 0) {
-		close(*fd);
-		*fd = -1;
-	}
-	return e ? sbx_error_set(err, "ipcns", e) : 0;
+	return sbx_ns_new(CLONE_NEWIPC, "/proc/self/ns/ipc", "ipcns", sbx_ipcns_enter_new, fd, err);
 }
 
 static int sbx_view_net(int *host_netns, struct sbx_error *err)
