@@ -138,6 +138,20 @@ class LayoutTest(unittest.TestCase):
                     users.append(path)
         self.assertEqual(users, ["sandbox/registry.c"])
 
+    def test_every_mutant_applies(self):
+        """Each patch of tests/mutants applies to this tree: a change that
+        moves the code a mutant breaks must carry the mutant along (a patch
+        that no longer applies is BROKEN, found only by `make mutants`)."""
+        top = os.path.join(REPO, "tests", "mutants")
+        stale = []
+        for name in sorted(os.listdir(top)):
+            if name.endswith(".patch"):
+                check = subprocess.run(["git", "apply", "--check", os.path.join(top, name)],
+                                       cwd=REPO, capture_output=True, text=True)
+                if check.returncode:
+                    stale.append("%s: %s" % (name, check.stderr.strip()))
+        self.assertEqual(stale, [])
+
 
 class DevConfigTest(unittest.TestCase):
     """README, Security model: `make run` uses packaging/valetd-dev.conf, a
