@@ -78,28 +78,44 @@ const char *config_fmt_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-/* postgres://user:secret@host/db -> postgres://user:***@host/db; password=x -> password=*** */
+/* The end of a key=value conninfo value at v, as libpq reads it: a quoted
+ * one ('...', with \ escapes) or up to white space. */
+static const char *conninfo_value_end(const char *v)
+{
+	if (*v != '\'')
+		return v + strcspn(v, " \t\n\r\f\v");
+	for (v++; *v && *v != '\''; v++)
+		if (*v == '\\' && v[1])
+			v++;
+	return *v ? v + 1 : v;
+}
+
+/*
+ * postgres://user:secret@host/db -> postgres://user:***@host/db, and every
+ * password=x -> password=*** (a URL's query parameter, up to the next &;
+ * a key=value string's value, quoted or not). The user info is what libpq
+ * takes for it: up to the first @, unless a / comes first. What is printed
+ * prints itself again (the dump reads back to the same dump).
+ */
 void config_print_secret(const char *url, FILE *out)
 {
-	const char *auth = strstr(url, "://"), *at, *slash, *colon, *pw;
+	const char *auth = strstr(url, "://"), *p = url, *end, *colon, *pw;
+	bool is_url = auth != NULL;
 
 	if (auth) {
 		auth += 3;
-		at = strchr(auth, '@');
-		slash = strchr(auth, '/');
-		colon =
-		    at && (!slash || at < slash) ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		end = auth + strcspn(auth, "@/");
+		colon = *end == '@' ? memchr(auth, ':', (size_t)(end - auth)) : NULL;
 		if (colon) {
-			fprintf(out, "%.*s***%s", (int)(colon + 1 - url), url, at);
-			return;
+			fprintf(out, "%.*s***", (int)(colon + 1 - url), url);
+			p = end;
 		}
 	}
-	pw = strstr(url, "password=");
-	if (pw) {
-		fprintf(out, "%.*s***%s", (int)(pw + 9 - url), url, pw + 9 + strcspn(pw + 9, " "));
-		return;
+	while ((pw = strstr(p, "password="))) {
+		fprintf(out, "%.*s***", (int)(pw + 9 - p), p);
+		p = is_url ? pw + 9 + strcspn(pw + 9, "&") : conninfo_value_end(pw + 9);
 	}
-	fputs(url, out);
+	fputs(p, out);
 }
 
 /* Written so that the command splitter reads it back the same. */

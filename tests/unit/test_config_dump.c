@@ -309,6 +309,35 @@ static void test_dump_hides_password(void **state)
 	assert_non_null(
 	    strstr(out, "database_url = host=db user=valet password=*** dbname=valet\n"));
 	free(out);
+
+	/* A quoted value with a space, and a second password (libpq takes
+	 * the last one). */
+	free(cfg->database_url);
+	cfg->database_url = strdup("host=db password='s3 \\'cret' user=valet password=s4cret");
+	out = dump(cfg);
+	assert_null(strstr(out, "s3"));
+	assert_null(strstr(out, "cret"));
+	assert_non_null(
+	    strstr(out, "database_url = host=db password=*** user=valet password=***\n"));
+	free(out);
+
+	/* In a URL: the password parameter up to the next &; and user info
+	 * as libpq reads it (a / before the @ means there is none). */
+	free(cfg->database_url);
+	cfg->database_url =
+	    strdup("postgres://valet:s3cret@db/valet?password=s4cret&sslmode=require");
+	out = dump(cfg);
+	assert_null(strstr(out, "cret"));
+	assert_non_null(strstr(
+	    out, "database_url = postgres://valet:***@db/valet?password=***&sslmode=require\n"));
+	free(out);
+	free(cfg->database_url);
+	cfg->database_url = strdup("postgres://valet:s1password=cret(s://v:s3cret@b.[x=e/v?s=r "
+				   "=default_et@bd500");
+	out = dump(cfg);
+	assert_null(strstr(out, "cret"));
+	assert_non_null(strstr(out, "database_url = postgres://valet:s1password=***\n"));
+	free(out);
 	config_free(cfg);
 }
 
