@@ -63,7 +63,7 @@ struct pg_store {
 	struct store base; /* first: a struct store * is a struct pg_store * */
 	struct ev_loop *loop;
 	char *schema, *node, *url, *setup_sql;
-	char chan_jobs[96], chan_cancel[96];
+	char chan_jobs[96], chan_cancel[96], chan_schema[96];
 	int64_t lease_ms, backoff_ms, backoff_max_ms, submit_timeout_ms;
 	int retention_days;
 	struct pg_stmt *stmts;

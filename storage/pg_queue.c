@@ -14,6 +14,10 @@
  *   NOTIFY <schema>_cancel -> "job <id>" / "pipeline <id>": the core cancels
  *                             it if it holds it
  *   NOTIFY <schema>_keys   -> the API keys table changed: read it (pg_keys.c)
+ *   NOTIFY <schema>_schema -> payload is the schema's version after a
+ *                             valetd migrated it: newer than this build ->
+ *                             drop the writer (its setup then refuses the
+ *                             schema until this node is upgraded)
  *   core want(n)           -> claim up to n when there may be work and no
  *                             claim is in flight; a short claim means the
  *                             queue is dry: ask for the next due time
@@ -39,6 +43,7 @@
 
 #include "../supervisor/log.h"
 #include "pg_internal.h"
+#include "pg_schema.h"
 #include "pg_sql.h"
 
 #define PG_MAX_CLAIM 64
@@ -404,6 +409,22 @@ static void writer_notify(void *arg, const char *channel, const char *payload)
 		}
 	} else if (!strcmp(channel, ps->chan_keys)) {
 		pgk_changed(ps);
+	} else if (!strcmp(channel, ps->chan_schema)) {
+		long long v = payload ? strtoll(payload, NULL, 10) : 0;
+		char known[24];
+
+		snprintf(known, sizeof(known), "%zu", pg_schema_version());
+		if (v > (long long)pg_schema_version()) {
+			/* A newer valetd migrated the schema under us: stop
+			 * writing now. The reconnect's setup refuses the schema
+			 * and says why, and retries until this node is upgraded;
+			 * what it has to write waits, as when the database is
+			 * down. */
+			log_error("a newer valetd migrated the database schema; this node stops "
+				  "writing until it is upgraded", "schema", ps->schema,
+				  "schema_version", payload, "known_version", known);
+			pgconn_reset(ps->writer);
+		}
 	} else if (!strcmp(channel, ps->chan_cancel) && ps->hooks) {
 		bool pl = !strncmp(payload, "pipeline ", 9);
 		const char *s = strchr(payload, ' ');

@@ -11,10 +11,19 @@
  *      need CREATE on the database even then: a user that made the schema
  *      once needs only rights on it afterwards), and the schema_migrations
  *      table IF NOT EXISTS;
- *   3. one DO block that, for each version not yet recorded, EXECUTEs the
- *      migration and records it - so running it twice is a no-op;
+ *   3. one DO block that refuses a schema newer than this build (a version
+ *      recorded that it does not know: a newer valetd migrated it, and
+ *      this one's statements may no longer be right for it), then, for
+ *      each version not yet recorded, EXECUTEs the migration and records
+ *      it - so running it twice is a no-op - and when it applied any,
+ *      NOTIFYs "<schema>_schema" with the new version (at the commit);
  *   4. LISTEN on the schema's channels (active from the commit on): new
- *      work, cancels, and changes of the API keys table (pg_keys.c).
+ *      work, cancels, changes of the API keys table (pg_keys.c), and
+ *      migrations: a node that hears of a version newer than its own
+ *      drops its writer connection, whose next setup refuses the schema
+ *      (pg_queue.c: writer_notify). An older node connected while a newer
+ *      one migrates thus stops writing at once, instead of sending
+ *      statements written for the old schema.
  * Then, outside that transaction, a session-level pg_try_advisory_lock on
  * the node id, held for the connection's life: a second valetd with the
  * same node id (which would "recover" the first one's running jobs) fails
@@ -109,7 +118,7 @@ void pg_schema_channel(const char *schema, const char *what, char *out, size_t o
 char *pg_schema_setup_sql(const char *schema, const char *node_id)
 {
 	struct sbuf b = {0};
-	char line[1024], chan[96];
+	char line[2048], chan[96];
 
 	snprintf(line, sizeof(line),
 		 "BEGIN;\nSELECT pg_advisory_xact_lock(hashtextextended('valet-migrate:%s', 0));\n"
@@ -117,8 +126,13 @@ char *pg_schema_setup_sql(const char *schema, const char *node_id)
 		 "WHERE nspname = '%s') THEN CREATE SCHEMA %s; END IF; END $valet_schema$;\n"
 		 "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version integer PRIMARY KEY, "
 		 "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());\n"
-		 "DO $valet_migrate$ BEGIN\n",
-		 schema, schema, schema, schema);
+		 "DO $valet_migrate$ DECLARE v integer; BEGIN\n"
+		 "SELECT max(version) INTO v FROM %s.schema_migrations;\n"
+		 "IF v > %zu THEN RAISE EXCEPTION 'the database schema \"%s\" is at version %%, "
+		 "newer than this valetd knows (%zu): a newer valetd migrated it; every node of a "
+		 "cluster must run the same valetd version (upgrade this one)', v; END IF;\n",
+		 schema, schema, schema, schema, schema, pg_schema_version(), schema,
+		 pg_schema_version());
 	sb_add(&b, line);
 	for (size_t i = 0; pg_migration_sql[i]; i++) {
 		snprintf(line, sizeof(line),
@@ -133,7 +147,12 @@ char *pg_schema_setup_sql(const char *schema, const char *node_id)
 			 schema, i + 1, pg_migration_names[i], pg_migration_names[i]);
 		sb_add(&b, line);
 	}
-	sb_add(&b, "END $valet_migrate$;\n");
+	pg_schema_channel(schema, "schema", chan, sizeof(chan));
+	snprintf(line, sizeof(line),
+		 "IF coalesce(v, 0) < %zu THEN PERFORM pg_notify('%s', '%zu'); END IF;\n"
+		 "END $valet_migrate$;\n",
+		 pg_schema_version(), chan, pg_schema_version());
+	sb_add(&b, line);
 	pg_schema_channel(schema, "jobs", chan, sizeof(chan));
 	snprintf(line, sizeof(line), "LISTEN %s;\n", chan);
 	sb_add(&b, line);
@@ -141,6 +160,9 @@ char *pg_schema_setup_sql(const char *schema, const char *node_id)
 	snprintf(line, sizeof(line), "LISTEN %s;\n", chan);
 	sb_add(&b, line);
 	pg_schema_channel(schema, "keys", chan, sizeof(chan));
+	snprintf(line, sizeof(line), "LISTEN %s;\n", chan);
+	sb_add(&b, line);
+	pg_schema_channel(schema, "schema", chan, sizeof(chan));
 	snprintf(line, sizeof(line), "LISTEN %s;\n", chan);
 	sb_add(&b, line);
 	/* Committed before the node lock: the migrations are in even when

@@ -17,7 +17,9 @@ size_t pg_schema_version(void);
 char *pg_schema_subst(const char *text, const char *schema);
 
 /* The setup script: create the schema and apply missing migrations in one
- * transaction under an advisory lock; when node_id is given, take the
+ * transaction under an advisory lock (refused, with a message that says
+ * so, when the schema is newer than this build: pg_schema_version()); when
+ * node_id is given, take the
  * session lock that keeps two live valetd from using the same node id
  * (fails with a clear message if another one holds it); LISTEN on the
  * schema's channels. schema must be a plain identifier and node_id free of
@@ -29,7 +31,13 @@ bool pg_schema_node_id_ok(const char *node_id);
 
 /* NOTIFY channels: "<schema>_jobs" (new runnable work), "<schema>_cancel"
  * (payload: "job <uuid>" or "pipeline <uuid>"), "<schema>_keys" (the API
- * keys table changed; payload: the key's name). out >= 80 bytes. */
+ * keys table changed; payload: the key's name), "<schema>_schema" (a
+ * valetd applied migrations; payload: the schema's version now). A
+ * channel is an identifier (at most 63 bytes): the schema's name is at
+ * most 63 - PG_SCHEMA_CHANNEL_SUFFIX_MAX. out >= 80 bytes. */
 void pg_schema_channel(const char *schema, const char *what, char *out, size_t outlen);
+
+/* The longest suffix pg_schema_channel() adds ("_cancel", "_schema"). */
+#define PG_SCHEMA_CHANNEL_SUFFIX_MAX 7
 
 #endif

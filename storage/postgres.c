@@ -1153,6 +1153,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	pg_schema_channel(ps->schema, "jobs", ps->chan_jobs, sizeof(ps->chan_jobs));
 	pg_schema_channel(ps->schema, "cancel", ps->chan_cancel, sizeof(ps->chan_cancel));
 	pg_schema_channel(ps->schema, "keys", ps->chan_keys, sizeof(ps->chan_keys));
+	pg_schema_channel(ps->schema, "schema", ps->chan_schema, sizeof(ps->chan_schema));
 	ps->setup_sql = pg_schema_setup_sql(ps->schema, ps->node);
 	ps->stmts = pg_sql_new(ps->schema);
 	if (!ps->setup_sql || !ps->stmts)

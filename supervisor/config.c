@@ -83,7 +83,11 @@ enum cf_type {
 };
 
 #define CF_SECRET 1 /* config_dump() hides the password */
-#define CF_IDENT 2  /* an SQL identifier: [a-z_][a-z0-9_]*, at most 63 bytes */
+#define CF_IDENT 2  /* an SQL identifier: [a-z_][a-z0-9_]*, at most CF_IDENT_MAX bytes */
+/* The schema names valet's NOTIFY channels too ("<schema>_cancel",
+ * "<schema>_schema": storage/pg_schema.h), and a channel is an identifier
+ * of at most 63 bytes: PostgreSQL refuses a longer one in pg_notify(). */
+#define CF_IDENT_MAX (63 - 7)
 
 struct cf_key {
 	const char *section;
@@ -193,7 +197,7 @@ static bool cf_is_ident(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > 63 || (*s >= '0' && *s <= '9'))
+	if (n == 0 || n > CF_IDENT_MAX || (*s >= '0' && *s <= '9'))
 		return false;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
@@ -234,8 +238,8 @@ static int cf_set(struct config *cfg, const struct cf_key *k, const char *value,
 		if ((k->flags & CF_IDENT) && !cf_is_ident(value)) {
 			snprintf(msg, msglen,
 				 "%s: \"%s\" is not a plain SQL name (lower-case letters, digits and "
-				 "_, not starting with a digit, at most 63)",
-				 k->name, value);
+				 "_, not starting with a digit, at most %d)",
+				 k->name, value, CF_IDENT_MAX);
 			return -EINVAL;
 		}
 		i = k->type == CF_CHOICE ? config_choice(k->names, value) : 0;

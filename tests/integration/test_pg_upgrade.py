@@ -19,16 +19,24 @@ with the first job's result), through the results view (the same columns as the 
 the same values), a result deleted through the API, a write through the
 view refused, and, as a member of valet_reader, no result data at all.
 
+NewerSchemaTest: the other way round, a schema newer than this build (a
+row in schema_migrations for a version it does not know, as a newer valetd
+leaves it): refused at the start, and by a running node as soon as a newer
+one NOTIFYs that it migrated; nothing is written meanwhile and nothing is
+lost once the versions agree again.
+
 Suite test_pg_upgrade@postgres (tests/run_tests.sh starts the server).
 """
 import glob
 import os
 import random
 import subprocess
+import time
 import unittest
 import uuid
 
 import valetd
+from test_pg import LateDaemon
 from valetd import Daemon
 
 MIGRATIONS = sorted(glob.glob(os.path.join(valetd.REPO, "storage", "migrations", "*.sql")))
@@ -201,6 +209,134 @@ class UpgradeTest(unittest.TestCase):
                     rc, err = psql_as(role, q % self.schema)
                     self.assertNotEqual(rc, 0, q)
                     self.assertIn("permission denied", err)
+
+
+class NewerSchemaTest(unittest.TestCase):
+    """This build knows len(MIGRATIONS) versions; a newer valetd records
+    one more (NEWER) when it migrates, and NOTIFYs <schema>_schema."""
+
+    NEWER = len(MIGRATIONS) + 1
+    REFUSED = (r'the database schema \\?"%s\\?" is at version %d, newer than this '
+               r'valetd knows \(%d\)')
+
+    def setUp(self):
+        self.schema = valetd.new_schema()
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.kill()
+            d.cleanup()
+
+    def sql(self, query, **params):
+        return valetd.sql(query, schema=self.schema, **params)
+
+    def daemon(self, late=False):
+        cls = LateDaemon if late else Daemon
+        d = cls({"queue": {"workers": "2"}}, store="postgres", schema=self.schema)
+        self.daemons.append(d)
+        return d.start()
+
+    def newer(self, notify):
+        """What a newer valetd's migration leaves: its version recorded
+        and, when notify, the NOTIFY of its commit."""
+        self.sql("BEGIN; INSERT INTO schema_migrations (version, name) VALUES (%d, "
+                 "'%03d_from_the_future'); %s COMMIT"
+                 % (self.NEWER, self.NEWER, "SELECT pg_notify('%s_schema', '%d');"
+                    % (self.schema, self.NEWER) if notify else ""))
+
+    def wait_status(self, d, status, seconds):
+        deadline = time.monotonic() + seconds
+        while True:
+            r = d.get("/api/status")
+            if r.status == status:
+                return
+            if time.monotonic() > deadline:
+                self.fail("GET /api/status %r, not %d, after %gs\n%s"
+                          % (r, status, seconds, d.log_tail()))
+            time.sleep(0.05)
+
+    def refused_in_log(self, d):
+        self.assertRegex(d.log_text(), self.REFUSED % (self.schema, self.NEWER,
+                                                        len(MIGRATIONS)))
+
+    def test_refused_at_the_start(self):
+        schema_at(self.schema, len(MIGRATIONS))
+        self.newer(notify=False)
+        jobs = self.sql("SELECT count(*) FROM jobs")
+        d = self.daemon(late=True)
+        time.sleep(1.0)
+        self.assertTrue(d.alive(), d.log_tail())
+        self.assertEqual(d.get("/api/status").status, 503)
+        r = d.post("/api/jobs", {"name": "x", "task_name": "dummytask"})
+        self.assertEqual(r.status, 503, r)
+        self.refused_in_log(d)
+        self.assertEqual(self.sql("SELECT count(*) FROM jobs"), jobs)
+        self.assertEqual(self.sql("SELECT count(*) FROM nodes"), [["0"]],
+                         "the node registered in a schema it refused")
+        # The versions agree again (here: the newer migration is gone):
+        # the node comes up by itself and works.
+        self.sql("DELETE FROM schema_migrations WHERE version = %d" % self.NEWER)
+        self.wait_status(d, 200, 10)
+        job = d.submit("dummytask", {"n": 1})
+        d.wait_for(job["id"], "COMPLETED", timeout=10)
+
+    def test_a_running_node_stops_writing_when_a_newer_one_migrates(self):
+        d = self.daemon()
+        job = d.submit("sleep", {"seconds": 1.5}, timeout=30)
+        d.wait_for(job["id"], "IN_PROGRESS", timeout=5)
+        self.newer(notify=True)
+        self.wait_status(d, 503, 2)
+        self.assertIn("a newer valetd migrated the database schema", d.log_text())
+        self.refused_in_log(d)
+        # The job ends while the node refuses the schema: nothing of it is
+        # written, and nothing new is accepted.
+        time.sleep(2.0)
+        self.assertEqual(self.sql("SELECT status FROM jobs WHERE id = :'id'", id=job["id"]),
+                         [["IN_PROGRESS"]])
+        self.assertEqual(d.post("/api/jobs", {"name": "x", "task_name": "dummytask"}).status,
+                         503)
+        # Once the versions agree again, what it kept is written.
+        self.sql("DELETE FROM schema_migrations WHERE version = %d" % self.NEWER)
+        self.wait_status(d, 200, 10)
+        self.assertEqual(d.wait_for(job["id"], "COMPLETED", timeout=10)["status"], "COMPLETED")
+        self.assertEqual(self.sql("SELECT status, result_at IS NOT NULL FROM jobs "
+                                  "WHERE id = :'id'", id=job["id"]), [["COMPLETED", "t"]])
+
+    def test_an_older_version_notified_changes_nothing(self):
+        # A node of the same version (or an older one, whose migrations
+        # this schema has) NOTIFYs too: that is no reason to stop.
+        d = self.daemon()
+        self.sql("SELECT pg_notify('%s_schema', '%d')" % (self.schema, len(MIGRATIONS)))
+        job = d.submit("dummytask", {"n": 2})
+        d.wait_for(job["id"], "COMPLETED", timeout=10)
+        self.assertEqual(d.get("/api/status").status, 200)
+        self.assertNotIn("a newer valetd migrated", d.log_text())
+
+    def test_migrating_notifies_the_new_version(self):
+        # The NOTIFY a node hears comes from the migration itself: psql
+        # LISTENs while a valetd migrates a fresh schema.
+        listen = subprocess.Popen(
+            [valetd._psql(), "-X", "-d", valetd.database_url(), "-c",
+             "LISTEN %s_schema" % self.schema, "-c", "SELECT pg_sleep(4)"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.0)
+        self.daemon()
+        out, _ = listen.communicate(timeout=30)
+        self.assertRegex(out, r'notification "%s_schema" with payload "%d"'
+                         % (self.schema, len(MIGRATIONS)))
+        # A second start migrates nothing and says nothing.
+        first = self.daemons.pop()
+        first.kill()
+        first.cleanup()
+        listen = subprocess.Popen(
+            [valetd._psql(), "-X", "-d", valetd.database_url(), "-c",
+             "LISTEN %s_schema" % self.schema, "-c", "SELECT pg_sleep(3)"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.0)
+        self.daemon()
+        out, _ = listen.communicate(timeout=30)
+        self.assertNotIn("notification", out)
 
 
 if __name__ == "__main__":

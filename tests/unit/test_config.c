@@ -201,10 +201,15 @@ static void test_error_sections(void **state)
 	check_error("workers = 2\n[queue]\n", 1, "key \"workers\" outside of any section");
 	check_error("[storage]\nschema = Valet\n", 2,
 		    "schema: \"Valet\" is not a plain SQL name (lower-case letters, digits and _, "
-		    "not starting with a digit, at most 63)");
+		    "not starting with a digit, at most 56)");
 	check_error("[storage]\nschema = 1abc\n", 2,
 		    "schema: \"1abc\" is not a plain SQL name (lower-case letters, digits and _, "
-		    "not starting with a digit, at most 63)");
+		    "not starting with a digit, at most 56)");
+	/* 57 bytes: "<schema>_cancel" would be a channel name PostgreSQL refuses. */
+	check_error("[storage]\nschema = a23456789012345678901234567890123456789012345678901234567\n", 2,
+		    "schema: \"a23456789012345678901234567890123456789012345678901234567\" is not a "
+		    "plain SQL name (lower-case letters, digits and _, not starting with a digit, at "
+		    "most 56)");
 	check_error("[jobs]\nmax_attempts = 101\n", 2, "max_attempts: must be between 1 and 100");
 	check_error("[storage]\n\nsubmit_timeout = 50ms\n", 3,
 		    "submit_timeout: must be between 100ms and 1h");
