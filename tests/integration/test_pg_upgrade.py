@@ -30,6 +30,7 @@ Suite test_pg_upgrade@postgres (tests/run_tests.sh starts the server).
 import glob
 import os
 import random
+import re
 import subprocess
 import time
 import unittest
@@ -256,9 +257,14 @@ class NewerSchemaTest(unittest.TestCase):
                           % (r, status, seconds, d.log_tail()))
             time.sleep(0.05)
 
-    def refused_in_log(self, d):
-        self.assertRegex(d.log_text(), self.REFUSED % (self.schema, self.NEWER,
-                                                        len(MIGRATIONS)))
+    def refused_in_log(self, d, seconds=5):
+        """The setup's refusal, logged at its next (re)connect."""
+        want = self.REFUSED % (self.schema, self.NEWER, len(MIGRATIONS))
+        deadline = time.monotonic() + seconds
+        while not re.search(want, d.log_text()):
+            if time.monotonic() > deadline:
+                self.assertRegex(d.log_text(), want)
+            time.sleep(0.05)
 
     def test_refused_at_the_start(self):
         schema_at(self.schema, len(MIGRATIONS))
