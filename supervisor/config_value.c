@@ -78,32 +78,41 @@ const char *config_fmt_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-/* The end of a key=value conninfo value at v, as libpq reads it: a quoted
- * one ('...', with \ escapes) or up to white space. */
+/* The end of a key=value conninfo value at v: a quoted one ('...', with \
+ * escapes) as libpq reads it, and either way up to white space (what
+ * follows a closing quote directly is no valid conninfo: hidden too). */
 static const char *conninfo_value_end(const char *v)
 {
-	if (*v != '\'')
-		return v + strcspn(v, " \t\n\r\f\v");
-	for (v++; *v && *v != '\''; v++)
-		if (*v == '\\' && v[1])
+	static const char space[] = " \t\n\r\f\v";
+
+	if (*v == '\'') {
+		for (v++; *v && *v != '\''; v++)
+			if (*v == '\\' && v[1])
+				v++;
+		if (*v)
 			v++;
-	return *v ? v + 1 : v;
+	}
+	return v + strcspn(v, space);
 }
 
 /*
  * postgres://user:secret@host/db -> postgres://user:***@host/db, and every
  * password=x -> password=*** (a URL's query parameter, up to the next &;
- * a key=value string's value, quoted or not). The user info is what libpq
- * takes for it: up to the first @, unless a / comes first. What is printed
- * prints itself again (the dump reads back to the same dump).
+ * a key=value string's value, quoted or not). A URL is what starts with
+ * postgres:// or postgresql://, and its user info what libpq takes for it:
+ * up to the first @, unless a / comes first. What is printed prints itself
+ * again (the dump reads back to the same dump).
  */
 void config_print_secret(const char *url, FILE *out)
 {
-	const char *auth = strstr(url, "://"), *p = url, *end, *colon, *pw;
-	bool is_url = auth != NULL;
+	const char *auth = NULL, *p = url, *end, *colon, *pw;
 
+	/* A URL as libpq tells one: by its prefix. */
+	if (!strncmp(url, "postgresql://", 13))
+		auth = url + 13;
+	else if (!strncmp(url, "postgres://", 11))
+		auth = url + 11;
 	if (auth) {
-		auth += 3;
 		end = auth + strcspn(auth, "@/");
 		colon = *end == '@' ? memchr(auth, ':', (size_t)(end - auth)) : NULL;
 		if (colon) {
@@ -113,12 +122,14 @@ void config_print_secret(const char *url, FILE *out)
 	}
 	while ((pw = strstr(p, "password="))) {
 		fprintf(out, "%.*s***", (int)(pw + 9 - p), p);
-		p = is_url ? pw + 9 + strcspn(pw + 9, "&") : conninfo_value_end(pw + 9);
+		p = auth ? pw + 9 + strcspn(pw + 9, "&") : conninfo_value_end(pw + 9);
 	}
 	fputs(p, out);
 }
 
-/* Written so that the command splitter reads it back the same. */
+/* Written so that the command splitter reads it back the same, and so that
+ * inih reads the line back whole: it takes white space then ';' for an
+ * inline comment, so a ';' is written outside the quotes, escaped. */
 void config_print_arg(const char *arg, FILE *out)
 {
 	if (*arg && !arg[strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -130,6 +141,8 @@ void config_print_arg(const char *arg, FILE *out)
 	for (; *arg; arg++) {
 		if (*arg == '\'')
 			fputs("'\\''", out);
+		else if (*arg == ';')
+			fputs("'\\;'", out);
 		else
 			fputc(*arg, out);
 	}

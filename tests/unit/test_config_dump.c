@@ -117,6 +117,20 @@ static void test_dump_round_trip(void **state)
 	assert_string_equal(again->exec_tasks[0].argv[4], "x\\y");
 	config_free(again);
 	free(second);
+
+	/* An argument with " ;" in it ('a ';b reads as one word): written
+	 * with the ';' outside quotes, or inih would take the rest of the
+	 * line for a comment (found by fuzz_config). */
+	again = load_ok("[task.q]\ncommand = /bin/echo 'a ';b\n");
+	assert_string_equal(again->exec_tasks[0].argv[1], "a ;b");
+	second = dump(again);
+	assert_non_null(strstr(second, "command = /bin/echo 'a '\\;'b'\n"));
+	body = strstr(second, "[task.q]");
+	config_free(again);
+	again = load_ok(body);
+	assert_string_equal(again->exec_tasks[0].argv[1], "a ;b");
+	config_free(again);
+	free(second);
 	free(first);
 	config_free(cfg);
 }
