@@ -5,7 +5,7 @@
  *
  * Theory of operation
  *
- * A create (postgres.c's op) is answered once its transaction committed.
+ * A create (pg_write.c's op) is answered once its transaction committed.
  * Without a bound, a submit in flight when the database stops or hangs
  * waits for the whole outage, and the client that gave up meanwhile never
  * learns that its job exists. So every create gets a timer at its deadline

@@ -1,7 +1,8 @@
 /*
  * pg_internal.h - the PostgreSQL store's state, shared by postgres.c (the
- * store port: writes with group commit, reads) and pg_queue.c (the node:
- * registration, heartbeat, rescue, claims, cancel across nodes, close).
+ * store port: reads, the store's life), pg_write.c (writes with group
+ * commit) and pg_queue.c (the node: registration, heartbeat, rescue,
+ * claims, cancel across nodes, close).
  */
 #ifndef VALET_PG_INTERNAL_H
 #define VALET_PG_INTERNAL_H
@@ -45,7 +46,7 @@ struct pg_op {
 TAILQ_HEAD(pg_op_list, pg_op);
 
 /*
- * A job or pipeline with changes not yet written (postgres.c, "group
+ * A job or pipeline with changes not yet written (pg_write.c, "group
  * commit"): one per object however often it changes, on a dirty list (or,
  * a job whose start waits, the lazy list), found from the object's id
  * through an indirect idmap. The entry holds a reference, so the object
@@ -54,7 +55,7 @@ TAILQ_HEAD(pg_op_list, pg_op);
 struct pg_dirty {
 	void *obj; /* first: the map reads the id through it; a job or pipeline reference */
 	TAILQ_ENTRY(pg_dirty) link;
-	unsigned mask; /* JOB_F_* of what changed, PG_F_* (postgres.c) */
+	unsigned mask; /* JOB_F_* of what changed, PG_F_* (pg_write.c) */
 	int64_t since_ns; /* on the lazy list: when (CLOCK_MONOTONIC) */
 };
 TAILQ_HEAD(pg_dirty_list, pg_dirty);
@@ -70,7 +71,7 @@ struct pg_store {
 	struct pgconn *writer, *reader;
 	bool registering, registered, closing;
 
-	/* postgres.c: what waits to be written */
+	/* pg_write.c: what waits to be written */
 	struct pg_op_list ops;
 	struct pg_op_list withdrawn;    /* pg_deadline.c: withdrawn creates that may exist */
 	struct pg_dirty_list dirty_jobs; /* changed jobs, oldest change first */
@@ -117,7 +118,10 @@ static inline struct pg_store *pg_of(struct store *st)
 	return (struct pg_store *)st;
 }
 
-/* postgres.c */
+/* pg_write.c: the write path */
+int pg_write_init(struct pg_store *ps); /* its lists, maps and watchers; -ENOMEM */
+void pg_write_stop(struct pg_store *ps); /* no more flushes (the store is closing) */
+void pg_write_free(struct pg_store *ps); /* after the connections: answer, drop, free */
 void pg_kick(struct pg_store *ps); /* flush before the loop sleeps */
 /* Answer op (if not answered yet): 0 or -errno, reply.claimed. */
 void pg_op_reply(struct pg_op *op, int err, bool claimed);
@@ -125,6 +129,18 @@ void pg_op_reply(struct pg_op *op, int err, bool claimed);
 void pg_op_free(struct pg_op *op);
 bool pg_write_pending(const struct pg_store *ps);
 void pg_flush_lazy(struct pg_store *ps); /* the deferred starts join the next batch */
+/* The store ops that write (postgres.c's pg_ops). */
+int pg_create_job(struct store *st, struct job *job, unsigned flags, store_done_fn cb, void *arg);
+int pg_create_pipeline(struct store *st, struct pipeline *pl, unsigned flags, store_done_fn cb,
+		       void *arg);
+void pg_save_job(struct store *st, struct job *job, unsigned fields);
+void pg_save_pipeline(struct store *st, struct pipeline *pl, unsigned fields);
+int pg_delete_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb, void *arg);
+int pg_delete_result(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+		     void *arg);
+int pg_delete_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+		       void *arg);
+int pg_sync(struct store *st, store_done_fn cb, void *arg);
 
 /* pg_deadline.c: submit deadlines */
 enum pgd_end {

@@ -2,7 +2,7 @@
  * pg_queue.c - the PostgreSQL store as a node of a cluster: registration,
  * lease and rescue, claiming work, cancel across nodes, and close.
  *
- * Theory of operation (see postgres.c for the write path)
+ * Theory of operation (see pg_write.c for the write path)
  *
  *   writer up (first time) -> register: nodes row + release_node(self) in
  *                             one transaction; then open the reader, start

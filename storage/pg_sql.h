@@ -69,7 +69,7 @@ struct job *pg_row_job(const PGresult *res, int row);
 struct pipeline *pg_row_pipeline(const PGresult *res, int row, int col0);
 
 /* What PostgreSQL says, in the message of PGS_SUBMIT_GUARD's error, when
- * the guard came too late (postgres.c tells that failure from others). */
+ * the guard came too late (pg_write.c tells that failure from others). */
 #define PG_SUBMIT_GUARD_TEXT "valet: submit deadline passed"
 
 

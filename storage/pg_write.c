@@ -1,0 +1,878 @@
+/*
+ * pg_write.c - the PostgreSQL store's write path: creates and changes,
+ * group-committed; the starts it defers; the store ops that write.
+ * postgres.c has the reads and the store's life, pg_queue.c the cluster
+ * (claims, the node), pg_deadline.c the submit deadlines.
+ *
+ * Theory of operation
+ *
+ * Writes are group-committed. A create (job or pipeline) becomes an "op"
+ * on the op list and is answered only after its transaction committed (the
+ * API's 202 means "in the database"), or, when that takes longer than the
+ * submit timeout, with -ETIMEDOUT, and then it never exists (the guard at
+ * the end of every transaction with creates, and the withdrawal of what
+ * may have been stored anyway: pg_deadline.c). A change of a job or pipeline the
+ * core holds (save_job/save_pipeline) is recorded in the object's dirty
+ * entry (struct pg_dirty, ours: the domain objects carry nothing of it): a
+ * JOB_F_* mask of what changed and a reference to the object, found from
+ * its id through an idmap and kept on a dirty list in the order of first
+ * change - one entry per object however often it changes. The statement is
+ * chosen from the object's state when the batch is built, so a job that
+ * starts and ends between two flushes costs one statement; the final
+ * states of a batch's jobs, when there are several, are one statement
+ * for all (PGS_JOB_FINISH_MANY, after the batch's other job statements),
+ * as each statement costs PostgreSQL a fixed price; so are the job
+ * creates that follow each other in a batch (PGS_INSERT_JOB_MANY, in their
+ * order, where the first of them was; a pipeline's stay a statement
+ * each). Building the
+ * batch takes the entry apart (its mask and reference go with the batch),
+ * so a change made while the batch is in flight gets a new entry, written
+ * by the next batch. Out of memory for an entry, the change is logged and
+ * not written. Just before the loop sleeps (ev_prepare), everything pending
+ * goes out as one transaction: creates first, then changes. At most one
+ * such batch is in flight (PG_MAX_INFLIGHT); what arrives meanwhile waits
+ * for the next one.
+ * A job's start (IN_PROGRESS) and SCHEDULED mark are deferred by
+ * PG_LAZY_S (the lazy list, in the order of the marks, each with its time;
+ * one timer for the oldest, at most every PG_LAZY_TICK_S, so a start waits
+ * 0.1 to 0.12 s): a job that ends before that is written once,
+ * with its final state. The price: a node that dies within PG_LAZY_S of
+ * starting a job leaves it PENDING in the database, so it runs again.
+ *   - The connection breaks mid-batch: everything goes back on the lists
+ *     and is sent again after the reconnect (a create sent again inserts
+ *     ON CONFLICT DO NOTHING - its first attempt, the common case, is a
+ *     plain INSERT, cheaper -, and updates set absolute values or are
+ *     fenced, so a batch that did commit is harmless to repeat), but for
+ *     creates whose deadline passed.
+ *   - A statement fails: the batch's entries are sent again one per
+ *     transaction (each create its own PGS_INSERT_JOB; a sync waits behind
+ *     the changes, which are what it waits for), so only the bad one
+ *     fails: a create is answered with the
+ *     error; a final status whose result jsonb refuses is written again
+ *     without the result and with a reason that says so; anything else is
+ *     logged and dropped.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include "../supervisor/log.h"
+#include "pg_internal.h"
+#include "pg_sql.h"
+
+#define PG_F_NORESULT (1u << 8) /* store.h JOB_F_* bits are below */
+#define PG_F_LAZY (1u << 9)     /* on the lazy list, not the dirty list */
+#define PG_LAZY_S 0.1
+#define PG_LAZY_TICK_S 0.02   /* lazy starts are written at most this often */
+#define PG_GATHER_S 0.005     /* state changes wait this long for company */
+#define PG_GATHER_MAX 256
+#define PG_MAX_INFLIGHT 1       /* write batches in flight */
+#define PG_MAX_ENTRIES 512      /* entries per write batch */
+
+void pg_kick(struct pg_store *ps)
+{
+	if (!ev_is_active(&ps->flush_w))
+		ev_prepare_start(ps->loop, &ps->flush_w);
+}
+
+
+/* ---- the write path ----------------------------------------------------------------- */
+
+enum pg_entry_kind { ENT_OP, ENT_JOB, ENT_PL, ENT_NONE };
+
+struct pg_entry {
+	enum pg_entry_kind kind;
+	void *p;          /* struct pg_op *, or a job / pipeline reference */
+	unsigned mask;    /* ENT_JOB/ENT_PL: what was dirty */
+	size_t call;      /* ENT_OP: the index of its (first) call */
+};
+
+struct pg_flush {
+	struct pg_store *ps;
+	int64_t guard_us; /* the earliest guard of its creates (pg_deadline.c), or 0 */
+	size_t n;
+	struct pg_entry e[];
+};
+
+/* A new entry for obj in map (the caller takes the reference and links
+ * it), or NULL on ENOMEM. */
+static struct pg_dirty *dirty_new(struct idmap *map, void *obj, const uint8_t id[JOB_ID_LEN])
+{
+	struct pg_dirty *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->obj = obj; /* before idmap_put, which reads the id through it */
+	if (idmap_put(map, id, d) < 0) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Removes an unlinked entry from map and frees it; the reference it held
+ * is the caller's now. */
+static void dirty_free(struct idmap *map, struct pg_dirty *d, const uint8_t id[JOB_ID_LEN])
+{
+	idmap_del(map, id);
+	free(d);
+}
+
+static void dirty_lost(const char *what, const char *key, const uint8_t id[JOB_ID_LEN])
+{
+	char s[JOB_ID_STRLEN + 1];
+
+	job_id_format(id, s);
+	log_error(what, key, s, "error", "out of memory");
+}
+
+static void mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool head)
+{
+	struct pg_dirty *d = idmap_get(ps->dirty_job_map, job->id);
+
+	if (!d) {
+		d = dirty_new(ps->dirty_job_map, job, job->id);
+		if (!d) {
+			dirty_lost("a job's change is not saved", "job_id", job->id);
+			return;
+		}
+		job_ref(job);
+		if (head)
+			TAILQ_INSERT_HEAD(&ps->dirty_jobs, d, link);
+		else
+			TAILQ_INSERT_TAIL(&ps->dirty_jobs, d, link);
+		ps->ndirty++;
+	}
+	d->mask |= mask;
+}
+
+static void mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, bool head)
+{
+	struct pg_dirty *d = idmap_get(ps->dirty_pl_map, pl->id);
+
+	if (!d) {
+		d = dirty_new(ps->dirty_pl_map, pl, pl->id);
+		if (!d) {
+			dirty_lost("a pipeline's change is not saved", "pipeline_id", pl->id);
+			return;
+		}
+		pipeline_ref(pl);
+		if (head)
+			TAILQ_INSERT_HEAD(&ps->dirty_pls, d, link);
+		else
+			TAILQ_INSERT_TAIL(&ps->dirty_pls, d, link);
+		ps->ndirty++;
+	}
+	d->mask |= mask;
+}
+
+static int64_t due_of(const struct job *job)
+{
+	return job->run_at ? job->run_at : job->created_at;
+}
+
+/* A batch's job creates in a row, gathered for one statement
+ * (PGS_INSERT_JOB_MANY): rows holds a PGS_INSERT_JOB call for each (never
+ * sent), first is the first one's op; all are first attempts, or all not. */
+struct pg_creates {
+	bool on;               /* false: each create on its own (one part at a time) */
+	struct pg_batch *rows; /* NULL: none gathered */
+	struct pg_op *first;
+};
+
+static int insert_job(struct pg_store *ps, struct pg_batch *b, const struct pg_op *op)
+{
+	return pg_add_insert_job(b, op->job, op->claim ? ps->node : NULL, due_of(op->job),
+				 op->maybe_stored);
+}
+
+/* The gathered creates into b: one alone as PGS_INSERT_JOB, several as one
+ * statement; cr is empty again. */
+static int add_creates(struct pg_store *ps, struct pg_batch *b, struct pg_creates *cr)
+{
+	size_t n = cr->rows ? pg_batch_ncalls(cr->rows) : 0;
+	int rc = 0;
+
+	if (n == 1)
+		rc = insert_job(ps, b, cr->first);
+	else if (n > 1)
+		rc = pg_add_insert_job_many(b, cr->rows, cr->first->maybe_stored);
+	pg_batch_free(cr->rows);
+	cr->rows = NULL;
+	cr->first = NULL;
+	return rc;
+}
+
+/* A job create: gathered in cr, or (cr off) a statement of its own. */
+static int create_job(struct pg_store *ps, struct pg_batch *b, struct pg_creates *cr,
+		      struct pg_op *op)
+{
+	int rc = 0;
+
+	if (!cr->on)
+		return insert_job(ps, b, op);
+	if (cr->first && cr->first->maybe_stored != op->maybe_stored)
+		rc = add_creates(ps, b, cr);
+	if (!cr->rows) {
+		cr->rows = pg_batch_new(false, NULL, NULL);
+		cr->first = op;
+	}
+	return rc || !cr->rows ? -ENOMEM : insert_job(ps, cr->rows, op);
+}
+
+/* The calls of one op (a job create: gathered in cr); *notify_due: earliest
+ * due time of unclaimed work; *guard: the earliest guard time of the
+ * creates (pg_deadline.c). */
+static int add_op(struct pg_store *ps, struct pg_batch *b, struct pg_creates *cr,
+		  struct pg_op *op, int64_t *notify_due, int64_t *guard)
+{
+	const char *claim = op->claim ? ps->node : NULL;
+	int rc = 0;
+
+	pgd_sent(op);
+	if (op->deleting) /* a withdrawn create that may have been stored */
+		return op->kind == OP_CREATE_JOB
+			   ? pg_batch_call(b, PGS_DELETE_JOB) | pg_batch_uuid(b, op->job->id)
+			   : pg_batch_call(b, PGS_DELETE_PIPELINE) | pg_batch_uuid(b, op->pl->id);
+	if ((op->kind == OP_CREATE_JOB || op->kind == OP_CREATE_PIPELINE) &&
+	    (!*guard || op->guard_us < *guard))
+		*guard = op->guard_us;
+	switch (op->kind) {
+	case OP_CREATE_JOB:
+		rc = create_job(ps, b, cr, op);
+		if (!op->claim && (!*notify_due || due_of(op->job) < *notify_due))
+			*notify_due = due_of(op->job);
+		return rc;
+	case OP_CREATE_PIPELINE:
+		rc = pg_add_insert_pipeline(b, op->pl, claim, op->maybe_stored);
+		for (size_t i = 0; i < op->pl->njobs && !rc; i++) {
+			struct job *job = op->pl->jobs[i];
+			rc = pg_add_insert_job(b, job, claim, i == 0 ? due_of(job) : 0,
+					       op->maybe_stored);
+		}
+		if (!op->claim && (!*notify_due || due_of(op->pl->jobs[0]) < *notify_due))
+			*notify_due = due_of(op->pl->jobs[0]);
+		return rc;
+	case OP_DELETE_JOB:
+	case OP_DELETE_RESULT:
+	case OP_DELETE_PIPELINE:
+		rc = pg_batch_call(b, op->kind == OP_DELETE_JOB	     ? PGS_DELETE_JOB
+				      : op->kind == OP_DELETE_RESULT ? PGS_DELETE_RESULT
+								     : PGS_DELETE_PIPELINE);
+		return rc | pg_batch_uuid(b, op->id);
+	case OP_SYNC:
+		return 0; /* answered with the batch's commit */
+	}
+	return -EINVAL;
+}
+
+/* A batch's final states, gathered for one statement (PGS_JOB_FINISH_MANY):
+ * rows holds a PGS_JOB_FINISH call for each, first is the first job. */
+struct pg_finishes {
+	struct pg_batch *rows; /* never sent; NULL: each final state on its own */
+	struct job *first;
+};
+
+static int add_job(struct pg_store *ps, struct pg_batch *b, struct pg_finishes *fin,
+		   struct job *job, unsigned mask)
+{
+	bool final = job_status_final(job->status);
+	int rc = 0;
+
+	if ((mask & JOB_F_RETRY) && job->status == JOB_PENDING) {
+		/* The failed attempt, with its outcome (a later start, if
+		 * coalesced with it, would lose that record: backoff > 0). */
+		rc |= pg_add_job_retry(b, job, ps->node);
+		mask &= ~(JOB_F_STATUS | JOB_F_OUTCOME);
+	} else if ((mask & JOB_F_STATUS) && final && fin->rows && !(mask & PG_F_NORESULT)) {
+		/* Written after the batch's other job statements (which touch
+		 * other jobs, or this one's name and description only). */
+		rc |= pg_add_job_finish(fin->rows, job, ps->node, false);
+		if (!fin->first)
+			fin->first = job;
+		mask &= ~JOB_F_OUTCOME;
+	} else if ((mask & JOB_F_STATUS) && final) {
+		rc |= pg_add_job_finish(b, job, ps->node, mask & PG_F_NORESULT);
+		mask &= ~JOB_F_OUTCOME;
+	} else if (mask & JOB_F_STATUS) {
+		rc |= pg_add_job_status(b, job, ps->node);
+	}
+	if (mask & JOB_F_OUTCOME)
+		rc |= pg_add_job_outcome(b, job, ps->node);
+	if (mask & JOB_F_META)
+		rc |= pg_add_job_meta(b, job);
+	return rc;
+}
+
+/* A pipeline's status (fenced by its claim) and/or its name and
+ * description (a PATCH, from whichever node). */
+static int add_pipeline(struct pg_store *ps, struct pg_batch *b, struct pipeline *pl, unsigned mask)
+{
+	int rc = 0;
+
+	if (mask & JOB_F_STATUS)
+		rc |= pg_add_pipeline(b, pl, ps->node);
+	if (mask & JOB_F_META)
+		rc |= pg_add_pipeline_meta(b, pl);
+	return rc;
+}
+
+void pg_op_reply(struct pg_op *op, int err, bool claimed)
+{
+	struct store_reply r = {.err = err, .job = op->job, .pipeline = op->pl,
+				.claimed = claimed};
+	store_done_fn cb = op->cb;
+
+	op->cb = NULL;
+	if (cb)
+		cb(op->arg, &r);
+}
+
+void pg_op_free(struct pg_op *op)
+{
+	struct pg_store *ps = op->ps;
+
+	if (op->kind == OP_CREATE_JOB || op->kind == OP_CREATE_PIPELINE)
+		ev_timer_stop(ps->loop, &op->deadline_w);
+	if (op->wlisted)
+		TAILQ_REMOVE(&ps->withdrawn, op, wlink);
+	job_unref(op->job);
+	pipeline_unref(op->pl);
+	free(op);
+}
+
+static void op_answer(struct pg_op *op, int err, bool claimed)
+{
+	pg_op_reply(op, err, claimed);
+	pg_op_free(op);
+}
+
+/* An op's attempt ended without an answer for it: back on the list (at
+ * the head, so that it keeps its place), unless its deadline says it is
+ * done with (pg_deadline.c). */
+static void op_again(struct pg_store *ps, struct pg_op *op, enum pgd_end end)
+{
+	if (pgd_after(ps, op, end) != PGD_DONE)
+		TAILQ_INSERT_HEAD(&ps->ops, op, link);
+}
+
+static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg);
+static void flush_now(struct pg_store *ps);
+
+/* The gathered final states: one alone as PGS_JOB_FINISH (what a batch
+ * retried one part at a time sends, too), several as one statement. */
+static int add_finishes(struct pg_store *ps, struct pg_batch *b, struct pg_finishes *fin)
+{
+	size_t n = fin->rows ? pg_batch_ncalls(fin->rows) : 0;
+
+	if (n == 1)
+		return pg_add_job_finish(b, fin->first, ps->node, false);
+	return n ? pg_add_job_finish_many(b, fin->rows, ps->node) : 0;
+}
+
+/* The dirty jobs' calls, up to max entries in f in all (*n so far). A
+ * dirty entry's reference and mask go with the batch. */
+static int add_dirty_jobs(struct pg_store *ps, struct pg_batch *b, struct pg_flush *f, size_t *n,
+			  size_t max)
+{
+	struct pg_finishes fin = {max > 1 ? pg_batch_new(false, NULL, NULL) : NULL, NULL};
+	int rc = 0;
+
+	while (*n < max && !TAILQ_EMPTY(&ps->dirty_jobs) && !rc) {
+		struct pg_dirty *d = TAILQ_FIRST(&ps->dirty_jobs);
+		struct job *job = d->obj;
+		TAILQ_REMOVE(&ps->dirty_jobs, d, link);
+		ps->ndirty--;
+		f->e[(*n)++] = (struct pg_entry){ENT_JOB, job, d->mask, 0};
+		dirty_free(ps->dirty_job_map, d, job->id);
+		rc = add_job(ps, b, &fin, job, f->e[*n - 1].mask);
+	}
+	if (!rc)
+		rc = add_finishes(ps, b, &fin);
+	pg_batch_free(fin.rows);
+	return rc;
+}
+
+/* Build and send one transaction of what is pending. */
+static void flush(struct pg_store *ps)
+{
+	size_t max = ps->solo ? 1 : PG_MAX_ENTRIES, n = 0;
+	struct pg_flush *f = malloc(sizeof(*f) + max * sizeof(struct pg_entry));
+	struct pg_batch *b = pg_batch_new(true, flush_done, f);
+	int64_t notify_due = 0, guard = 0, now = job_now_us();
+	struct pg_creates cr = {.on = max > 1};
+	char payload[32];
+	int rc = 0;
+
+	if (!f || !b)
+		goto fail;
+	f->ps = ps;
+	while (n < max && !TAILQ_EMPTY(&ps->ops) && !rc) {
+		struct pg_op *op = TAILQ_FIRST(&ps->ops);
+		/* One part at a time (after a failed batch), a sync would take
+		 * the only place and go back (below) while the changes it waits
+		 * for never went: they go first. */
+		if (op->kind == OP_SYNC && max == 1 &&
+		    (!TAILQ_EMPTY(&ps->dirty_jobs) || !TAILQ_EMPTY(&ps->dirty_pls)))
+			break;
+		TAILQ_REMOVE(&ps->ops, op, link);
+		if (pgd_too_late(ps, op, now))
+			continue;
+		/* Gathered creates go before anything else, whose place (call)
+		 * is counted after them. */
+		if (op->kind != OP_CREATE_JOB || op->deleting)
+			rc = add_creates(ps, b, &cr);
+		f->e[n++] = (struct pg_entry){ENT_OP, op, 0, pg_batch_ncalls(b)};
+		rc |= add_op(ps, b, &cr, op, &notify_due, &guard);
+	}
+	rc |= add_creates(ps, b, &cr);
+	if (!rc)
+		rc = add_dirty_jobs(ps, b, f, &n, max);
+	while (n < max && !TAILQ_EMPTY(&ps->dirty_pls) && !rc) {
+		struct pg_dirty *d = TAILQ_FIRST(&ps->dirty_pls);
+		struct pipeline *pl = d->obj;
+		TAILQ_REMOVE(&ps->dirty_pls, d, link);
+		ps->ndirty--;
+		f->e[n++] = (struct pg_entry){ENT_PL, pl, d->mask, 0};
+		dirty_free(ps->dirty_pl_map, d, pl->id);
+		rc = add_pipeline(ps, b, pl, f->e[n - 1].mask);
+	}
+	f->n = n;
+	/* A sync is answered only once every change made before it is
+	 * committed: with changes left for a later batch, it waits for that. */
+	for (size_t i = n; i-- > 0;) {
+		struct pg_op *op = f->e[i].p;
+		if (f->e[i].kind == ENT_OP && op->kind == OP_SYNC &&
+		    (!TAILQ_EMPTY(&ps->dirty_jobs) || !TAILQ_EMPTY(&ps->dirty_pls))) {
+			TAILQ_INSERT_HEAD(&ps->ops, op, link);
+			f->e[i].kind = ENT_NONE;
+		}
+	}
+	/* Last: a transaction with creates commits only before their guard;
+	 * the NOTIFY of unclaimed work (there are creates) is the same
+	 * statement, one less. */
+	f->guard_us = guard;
+	if (notify_due && !rc) {
+		snprintf(payload, sizeof(payload), "%lld", (long long)notify_due);
+		rc = pg_batch_call(b, guard ? PGS_NOTIFY_GUARD : PGS_NOTIFY) |
+		     pg_batch_text(b, ps->chan_jobs) | pg_batch_text(b, payload);
+		if (guard)
+			rc |= pg_batch_time(b, guard);
+	} else if (guard && !rc) {
+		rc = pg_batch_call(b, PGS_SUBMIT_GUARD) | pg_batch_time(b, guard);
+	}
+	if (!rc && pg_batch_ncalls(b) == 0) {
+		/* Only syncs, and nothing in flight: all is committed already. */
+		for (size_t i = 0; i < n; i++)
+			if (f->e[i].kind == ENT_OP)
+				op_answer(f->e[i].p, 0, false);
+		free(f);
+		pg_batch_free(b);
+		return;
+	}
+	if (rc || pgconn_submit(ps->writer, b) < 0) {
+		/* Out of memory: put everything back and try at the next pass. */
+		pg_batch_free(b);
+		flush_done(NULL, -EPIPE, "out of memory", f);
+		return;
+	}
+	if (ps->solo)
+		ps->solo--;
+	ps->inflight++;
+	metrics_hist_observe(&ps->commit_batch, (double)n);
+	return;
+fail:
+	free(f);
+	pg_batch_free(b);
+}
+
+/* Put the batch's entries back, in their order, ahead of newer work; end:
+ * how the batch ended, for the creates' deadlines. */
+static void requeue(struct pg_store *ps, struct pg_flush *f, unsigned extra, enum pgd_end end)
+{
+	for (size_t i = f->n; i-- > 0;) {
+		struct pg_entry *e = &f->e[i];
+		if (e->kind == ENT_OP) {
+			op_again(ps, e->p, end);
+		} else if (e->kind == ENT_JOB) {
+			mark_job(ps, e->p, e->mask | extra, true);
+			job_unref(e->p);
+		} else if (e->kind == ENT_PL) {
+			mark_pl(ps, e->p, e->mask, true);
+			pipeline_unref(e->p);
+		}
+	}
+}
+
+static void entry_failed(struct pg_store *ps, struct pg_entry *e, const char *msg)
+{
+	char id[JOB_ID_STRLEN + 1];
+
+	if (e->kind == ENT_NONE)
+		return;
+	if (e->kind == ENT_OP) {
+		log_error("PostgreSQL refused a write", "error", msg);
+		switch (pgd_after(ps, e->p, PGD_REFUSED)) {
+		case PGD_ON:
+			op_answer(e->p, -EIO, false);
+			break;
+		case PGD_BACK:
+			TAILQ_INSERT_HEAD(&ps->ops, (struct pg_op *)e->p, link);
+			break;
+		case PGD_DONE:
+			break;
+		}
+		return;
+	}
+	if (e->kind == ENT_JOB) {
+		struct job *job = e->p;
+		job_id_format(job->id, id);
+		if (job_status_final(job->status) && (e->mask & JOB_F_STATUS) &&
+		    job->has_result && !(e->mask & PG_F_NORESULT)) {
+			log_error("PostgreSQL refused a job's result; storing the status without it",
+				  "job_id", id, "error", msg);
+			mark_job(ps, job, e->mask | PG_F_NORESULT, true);
+			ps->solo++;
+		} else {
+			log_error("PostgreSQL refused a job's change; dropped", "job_id", id,
+				  "error", msg);
+		}
+		job_unref(job);
+		return;
+	}
+	job_id_format(((struct pipeline *)e->p)->id, id);
+	log_error("PostgreSQL refused a pipeline's change; dropped", "pipeline_id", id, "error",
+		  msg);
+	pipeline_unref(e->p);
+}
+
+static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
+{
+	struct pg_flush *f = arg;
+	struct pg_store *ps = f->ps;
+
+	if (b)
+		ps->inflight--;
+	if (err == -ECANCELED) {
+		/* The store is going away: answer what waits, drop the rest. */
+		for (size_t i = 0; i < f->n; i++) {
+			struct pg_entry *e = &f->e[i];
+			if (e->kind == ENT_OP && pgd_after(ps, e->p, PGD_CLOSED) == PGD_ON)
+				op_answer(e->p, -EAGAIN, false);
+			else if (e->kind == ENT_JOB)
+				job_unref(e->p);
+			else if (e->kind == ENT_PL)
+				pipeline_unref(e->p);
+		}
+	} else if (err == -EPIPE) {
+		/* Sent (b): it may have committed. Not sent (out of memory): not. */
+		requeue(ps, f, 0, b ? PGD_UNKNOWN : PGD_ROLLED_BACK);
+	} else if (err == -EIO && msg && strstr(msg, PG_SUBMIT_GUARD_TEXT)) {
+		/* Nothing committed; the creates whose guard it was are withdrawn,
+		 * the rest goes again as it was. */
+		log_warn("PostgreSQL reached a submit's guard after its time; withdrawing it, "
+			 "writing the rest again");
+		for (size_t i = 0; i < f->n; i++) {
+			struct pg_op *op = f->e[i].p;
+			if (f->e[i].kind == ENT_OP && !op->deleting &&
+			    (op->kind == OP_CREATE_JOB || op->kind == OP_CREATE_PIPELINE) &&
+			    op->guard_us <= f->guard_us)
+				pgd_guard_failed(ps, op);
+		}
+		requeue(ps, f, 0, PGD_ROLLED_BACK);
+	} else if (err == -EIO && f->n > 1) {
+		log_warn("a PostgreSQL write batch failed; retrying its parts one by one", "error",
+			 msg);
+		ps->solo += f->n;
+		requeue(ps, f, 0, PGD_ROLLED_BACK);
+	} else if (err) {
+		if (f->n == 1)
+			entry_failed(ps, &f->e[0], msg);
+	} else {
+		for (size_t i = 0; i < f->n; i++) {
+			struct pg_entry *e = &f->e[i];
+			if (e->kind == ENT_OP) {
+				struct pg_op *op = e->p;
+				bool found = op->kind < OP_DELETE_JOB || op->kind == OP_SYNC ||
+					     PQntuples(pg_batch_result(b, e->call)) > 0;
+				enum pgd_next next = pgd_after(ps, op, PGD_COMMITTED);
+				if (next == PGD_BACK)
+					TAILQ_INSERT_HEAD(&ps->ops, op, link);
+				else if (next == PGD_ON)
+					op_answer(op, found ? 0 : -ENOENT, op->claim);
+			} else if (e->kind == ENT_JOB) {
+				job_unref(e->p);
+			} else if (e->kind == ENT_PL) {
+				pipeline_unref(e->p);
+			}
+		}
+	}
+	free(f);
+	pg_batch_free(b);
+	pg_kick(ps);
+	pgq_close_maybe(ps);
+}
+
+/* Something to send now (the lazy list waits for its timer). */
+static bool sendable(const struct pg_store *ps)
+{
+	return !TAILQ_EMPTY(&ps->ops) || !TAILQ_EMPTY(&ps->dirty_jobs) ||
+	       !TAILQ_EMPTY(&ps->dirty_pls);
+}
+
+bool pg_write_pending(const struct pg_store *ps)
+{
+	return !TAILQ_EMPTY(&ps->ops) || !TAILQ_EMPTY(&ps->dirty_jobs) ||
+	       !TAILQ_EMPTY(&ps->dirty_pls) || !TAILQ_EMPTY(&ps->lazy_jobs);
+}
+
+static void flush_now(struct pg_store *ps)
+{
+	while (sendable(ps) && ps->inflight < PG_MAX_INFLIGHT) {
+		unsigned before = ps->inflight;
+		flush(ps);
+		if (ps->inflight == before)
+			break;
+	}
+}
+
+static void on_gather(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_store *ps = w->data;
+
+	if (ps->registered && pgconn_up(ps->writer) && !ps->inflight)
+		flush_now(ps);
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct pg_store *ps = w->data;
+
+	ev_prepare_stop(loop, w);
+	if (!ps->registered || !pgconn_up(ps->writer) || ps->inflight || !sendable(ps))
+		return; /* flushed again once the writer is (back) up / the batch is done */
+	/* A create or delete waits for nobody (a client waits for it); state
+	 * changes gather for a few milliseconds, so that many of them share
+	 * one transaction and one WAL flush. */
+	if (!TAILQ_EMPTY(&ps->ops) || ps->ndirty >= PG_GATHER_MAX || ps->closing) {
+		ev_timer_stop(loop, &ps->gather_w);
+		flush_now(ps);
+	} else if (!ev_is_active(&ps->gather_w)) {
+		ev_timer_set(&ps->gather_w, PG_GATHER_S, 0.);
+		ev_timer_start(loop, &ps->gather_w);
+	}
+}
+
+static int queue_op(struct pg_store *ps, enum pg_op_kind kind, struct job *job,
+		    struct pipeline *pl, const uint8_t *id, bool claim, store_done_fn cb,
+		    void *arg)
+{
+	struct pg_op *op;
+
+	if (!ps->registered || !pgconn_up(ps->writer) || ps->closing)
+		return -EAGAIN;
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->ps = ps;
+	op->kind = kind;
+	op->job = job ? job_ref(job) : NULL;
+	op->pl = pl ? pipeline_ref(pl) : NULL;
+	if (id)
+		memcpy(op->id, id, JOB_ID_LEN);
+	op->claim = claim && ps->hooks;
+	op->cb = cb;
+	op->arg = arg;
+	if (kind == OP_CREATE_JOB || kind == OP_CREATE_PIPELINE)
+		pgd_arm(ps, op);
+	TAILQ_INSERT_TAIL(&ps->ops, op, link);
+	pg_kick(ps);
+	return 0;
+}
+
+/* ---- store ops: writes (postgres.c: pg_ops) ------------------------------------------------- */
+
+int pg_create_job(struct store *st, struct job *job, unsigned flags, store_done_fn cb,
+			 void *arg)
+{
+	return queue_op(pg_of(st), OP_CREATE_JOB, job, NULL, NULL, flags & STORE_CLAIM, cb, arg);
+}
+
+int pg_create_pipeline(struct store *st, struct pipeline *pl, unsigned flags,
+			      store_done_fn cb, void *arg)
+{
+	if (pl->njobs == 0)
+		return -EINVAL;
+	return queue_op(pg_of(st), OP_CREATE_PIPELINE, NULL, pl, NULL, flags & STORE_CLAIM, cb,
+			arg);
+}
+
+/* From the lazy list to the dirty list; the entry keeps its reference. */
+static void unlazy(struct pg_store *ps, struct pg_dirty *d)
+{
+	TAILQ_REMOVE(&ps->lazy_jobs, d, link);
+	d->mask &= ~PG_F_LAZY;
+	TAILQ_INSERT_TAIL(&ps->dirty_jobs, d, link);
+	ps->ndirty++;
+}
+
+void pg_flush_lazy(struct pg_store *ps)
+{
+	struct pg_dirty *d;
+
+	ev_timer_stop(ps->loop, &ps->lazy_w);
+	while ((d = TAILQ_FIRST(&ps->lazy_jobs)))
+		unlazy(ps, d);
+	pg_kick(ps);
+}
+
+/* Arm the lazy timer for the oldest mark, if any and it is not armed, but
+ * not sooner than min_s from now. */
+static void lazy_arm(struct pg_store *ps, int64_t now_ns, double min_s)
+{
+	struct pg_dirty *d = TAILQ_FIRST(&ps->lazy_jobs);
+	double after;
+
+	if (!d || ev_is_active(&ps->lazy_w))
+		return;
+	after = PG_LAZY_S - (double)(now_ns - d->since_ns) / 1e9;
+	ev_timer_set(&ps->lazy_w, after > min_s ? after : min_s, 0.);
+	ev_timer_start(ps->loop, &ps->lazy_w);
+}
+
+/* The marks PG_LAZY_S old join the next batch; younger ones wait on, for
+ * PG_LAZY_TICK_S at least, so that a stream of long jobs' starts is still
+ * written in a few batches a second, not one per start. */
+static void on_lazy(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_store *ps = w->data;
+	int64_t now = job_mono_ns(), age = (int64_t)(PG_LAZY_S * 1e9);
+	struct pg_dirty *d;
+	bool moved = false;
+
+	while ((d = TAILQ_FIRST(&ps->lazy_jobs)) && now - d->since_ns >= age - 1000000) {
+		unlazy(ps, d);
+		moved = true;
+	}
+	lazy_arm(ps, now, PG_LAZY_TICK_S);
+	if (moved)
+		pg_kick(ps);
+}
+
+void pg_save_job(struct store *st, struct job *job, unsigned fields)
+{
+	struct pg_store *ps = pg_of(st);
+	struct pg_dirty *d = idmap_get(ps->dirty_job_map, job->id);
+
+	if (fields == JOB_F_STATUS && !d &&
+	    (job->status == JOB_IN_PROGRESS || job->status == JOB_SCHEDULED)) {
+		d = dirty_new(ps->dirty_job_map, job, job->id);
+		if (!d) {
+			dirty_lost("a job's start is not saved", "job_id", job->id);
+			return;
+		}
+		d->mask = JOB_F_STATUS | PG_F_LAZY;
+		d->since_ns = job_mono_ns();
+		job_ref(job);
+		TAILQ_INSERT_TAIL(&ps->lazy_jobs, d, link);
+		lazy_arm(ps, d->since_ns, 0.);
+		return;
+	}
+	if (d && (d->mask & PG_F_LAZY))
+		unlazy(ps, d); /* changed again before its start was written: one write */
+	mark_job(ps, job,
+		 fields & (JOB_F_STATUS | JOB_F_META | JOB_F_RESULT | JOB_F_OUTCOME | JOB_F_RETRY),
+		 false);
+	pg_kick(ps);
+}
+
+void pg_save_pipeline(struct store *st, struct pipeline *pl, unsigned fields)
+{
+	struct pg_store *ps = pg_of(st);
+
+	mark_pl(ps, pl, fields ? fields : JOB_F_STATUS, false);
+	pg_kick(ps);
+}
+
+int pg_delete_job(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			 void *arg)
+{
+	return queue_op(pg_of(st), OP_DELETE_JOB, NULL, NULL, id, false, cb, arg);
+}
+
+int pg_delete_result(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			    void *arg)
+{
+	return queue_op(pg_of(st), OP_DELETE_RESULT, NULL, NULL, id, false, cb, arg);
+}
+
+int pg_delete_pipeline(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
+			      void *arg)
+{
+	return queue_op(pg_of(st), OP_DELETE_PIPELINE, NULL, NULL, id, false, cb, arg);
+}
+
+int pg_sync(struct store *st, store_done_fn cb, void *arg)
+{
+	return queue_op(pg_of(st), OP_SYNC, NULL, NULL, NULL, false, cb, arg);
+}
+
+/* ---- the write path's life ---------------------------------------------------------------- */
+
+int pg_write_init(struct pg_store *ps)
+{
+	TAILQ_INIT(&ps->ops);
+	TAILQ_INIT(&ps->dirty_jobs);
+	TAILQ_INIT(&ps->dirty_pls);
+	TAILQ_INIT(&ps->lazy_jobs);
+	ps->dirty_job_map = idmap_new_indirect(offsetof(struct job, id));
+	ps->dirty_pl_map = idmap_new_indirect(offsetof(struct pipeline, id));
+	metrics_hist_init(&ps->commit_batch, metrics_buckets_batch, metrics_nbuckets_batch);
+	ev_timer_init(&ps->lazy_w, on_lazy, PG_LAZY_S, 0.);
+	ps->lazy_w.data = ps;
+	ev_timer_init(&ps->gather_w, on_gather, PG_GATHER_S, 0.);
+	ps->gather_w.data = ps;
+	ev_prepare_init(&ps->flush_w, on_flush);
+	ps->flush_w.data = ps;
+	return ps->dirty_job_map && ps->dirty_pl_map ? 0 : -ENOMEM;
+}
+
+void pg_write_stop(struct pg_store *ps)
+{
+	ev_prepare_stop(ps->loop, &ps->flush_w);
+	ev_timer_stop(ps->loop, &ps->gather_w);
+}
+
+void pg_write_free(struct pg_store *ps)
+{
+	struct pg_dirty_list *lists[] = {&ps->lazy_jobs, &ps->dirty_jobs, &ps->dirty_pls};
+	struct pg_dirty *d;
+
+	/* The cancelled batches' ends kicked the flush again. */
+	ev_prepare_stop(ps->loop, &ps->flush_w);
+	while (!TAILQ_EMPTY(&ps->ops)) {
+		struct pg_op *op = TAILQ_FIRST(&ps->ops);
+		TAILQ_REMOVE(&ps->ops, op, link);
+		if (pgd_after(ps, op, PGD_CLOSED) == PGD_ON)
+			op_answer(op, -EAGAIN, false);
+	}
+	ev_timer_stop(ps->loop, &ps->lazy_w);
+	/* Unsaved changes are dropped with their references; the maps go
+	 * after the entries (freeing a map reads none of them). */
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		while ((d = TAILQ_FIRST(lists[i]))) {
+			TAILQ_REMOVE(lists[i], d, link);
+			if (lists[i] == &ps->dirty_pls)
+				pipeline_unref(d->obj);
+			else
+				job_unref(d->obj);
+			free(d);
+		}
+	}
+	idmap_free(ps->dirty_job_map);
+	idmap_free(ps->dirty_pl_map);
+}
