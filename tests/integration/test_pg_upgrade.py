@@ -319,30 +319,27 @@ class NewerSchemaTest(unittest.TestCase):
         self.assertEqual(d.get("/api/status").status, 200)
         self.assertNotIn("a newer valetd migrated", d.log_text())
 
-    def test_migrating_notifies_the_new_version(self):
-        # The NOTIFY a node hears comes from the migration itself: psql
-        # LISTENs while a valetd migrates a fresh schema.
-        listen = subprocess.Popen(
-            [valetd._psql(), "-X", "-d", valetd.database_url(), "-c",
-             "LISTEN %s_schema" % self.schema, "-c", "SELECT pg_sleep(4)"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(1.0)
-        self.daemon()
-        out, _ = listen.communicate(timeout=30)
-        self.assertRegex(out, r'notification "%s_schema" with payload "%d"'
-                         % (self.schema, len(MIGRATIONS)))
-        # A second start migrates nothing and says nothing.
-        first = self.daemons.pop()
-        first.kill()
-        first.cleanup()
+    def heard_at_start(self):
+        """What psql, LISTENing on <schema>_schema, hears while a valetd
+        starts on the schema."""
         listen = subprocess.Popen(
             [valetd._psql(), "-X", "-d", valetd.database_url(), "-c",
              "LISTEN %s_schema" % self.schema, "-c", "SELECT pg_sleep(3)"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(1.0)
         self.daemon()
-        out, _ = listen.communicate(timeout=30)
-        self.assertNotIn("notification", out)
+        return listen.communicate(timeout=30)[0]
+
+    def test_migrating_notifies_the_new_version(self):
+        # The NOTIFY a node hears comes from the migration itself: a valetd
+        # migrates a fresh schema.
+        self.assertRegex(self.heard_at_start(), r'notification "%s_schema" with payload "%d"'
+                         % (self.schema, len(MIGRATIONS)))
+        # A second start migrates nothing and says nothing.
+        first = self.daemons.pop()
+        first.kill()
+        first.cleanup()
+        self.assertNotIn("notification", self.heard_at_start())
 
 
 if __name__ == "__main__":
