@@ -78,21 +78,23 @@ const char *config_fmt_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-/* The end of a key=value conninfo value at v: a quoted one ('...', with \
- * escapes) as libpq reads it, and either way up to white space (what
- * follows a closing quote directly is no valid conninfo: hidden too). */
+/* The end of a key=value conninfo value at v: up to white space that is
+ * neither quoted ('...') nor escaped (\), as libpq reads it (a backslash
+ * escapes in both; what follows a closing quote directly is no valid
+ * conninfo: hidden too). */
 static const char *conninfo_value_end(const char *v)
 {
-	static const char space[] = " \t\n\r\f\v";
+	bool quoted = false;
 
-	if (*v == '\'') {
-		for (v++; *v && *v != '\''; v++)
-			if (*v == '\\' && v[1])
-				v++;
-		if (*v)
+	for (; *v; v++) {
+		if (*v == '\\' && v[1])
 			v++;
+		else if (*v == '\'')
+			quoted = !quoted;
+		else if (!quoted && isspace((unsigned char)*v))
+			break;
 	}
-	return v + strcspn(v, space);
+	return v;
 }
 
 /*

@@ -326,6 +326,14 @@ static void test_dump_hides_password(void **state)
 	    strstr(out, "database_url = host=db user=valet password=*** dbname=valet\n"));
 	free(out);
 
+	/* An escaped space in a value. */
+	free(cfg->database_url);
+	cfg->database_url = strdup("host=db password=s3\\ cret user=valet");
+	out = dump(cfg);
+	assert_null(strstr(out, "cret"));
+	assert_non_null(strstr(out, "database_url = host=db password=*** user=valet\n"));
+	free(out);
+
 	/* A quoted value with a space, and a second password (libpq takes
 	 * the last one). */
 	free(cfg->database_url);
