@@ -97,6 +97,18 @@ static const char *conninfo_value_end(const char *v)
 	return v;
 }
 
+/* The end of a URL's query value at v: the next &, or the end of the
+ * string when a / or @ comes before it - the text left would otherwise
+ * read differently (a user info where a / had hidden it), and a dump must
+ * read back to itself. */
+static const char *url_value_end(const char *v)
+{
+	size_t n = strcspn(v, "&");
+	size_t cut = strcspn(v, "/@");
+
+	return cut < n ? v + strlen(v) : v + n;
+}
+
 /*
  * postgres://user:secret@host/db -> postgres://user:***@host/db, and every
  * password=x -> password=*** (a URL's query parameter, up to the next &;
@@ -124,7 +136,7 @@ void config_print_secret(const char *url, FILE *out)
 	}
 	while ((pw = strstr(p, "password="))) {
 		fprintf(out, "%.*s***", (int)(pw + 9 - p), p);
-		p = auth ? pw + 9 + strcspn(pw + 9, "&") : conninfo_value_end(pw + 9);
+		p = auth ? url_value_end(pw + 9) : conninfo_value_end(pw + 9);
 	}
 	fputs(p, out);
 }

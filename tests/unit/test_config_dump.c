@@ -362,6 +362,14 @@ static void test_dump_hides_password(void **state)
 	assert_null(strstr(out, "cret"));
 	assert_non_null(strstr(out, "database_url = postgres://valet:s1password=***\n"));
 	free(out);
+	/* A query value with a / in it hides the rest: what is left must not
+	 * read as a user info the / had hidden. */
+	free(cfg->database_url);
+	cfg->database_url = strdup("postgres://valet:s1password=cr/et&q=s3cret@db");
+	out = dump(cfg);
+	assert_null(strstr(out, "cret"));
+	assert_non_null(strstr(out, "database_url = postgres://valet:s1password=***\n"));
+	free(out);
 	config_free(cfg);
 }
 
