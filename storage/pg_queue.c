@@ -411,15 +411,16 @@ static void writer_notify(void *arg, const char *channel, const char *payload)
 		pgk_changed(ps);
 	} else if (!strcmp(channel, ps->chan_schema)) {
 		long long v = payload ? strtoll(payload, NULL, 10) : 0;
-		char known[24];
 
-		snprintf(known, sizeof(known), "%zu", pg_schema_version());
 		if (v > (long long)pg_schema_version()) {
+			char known[24];
+
 			/* A newer valetd migrated the schema under us: stop
 			 * writing now. The reconnect's setup refuses the schema
 			 * and says why, and retries until this node is upgraded;
 			 * what it has to write waits, as when the database is
 			 * down. */
+			snprintf(known, sizeof(known), "%zu", pg_schema_version());
 			log_error("a newer valetd migrated the database schema; this node stops "
 				  "writing until it is upgraded", "schema", ps->schema,
 				  "schema_version", payload, "known_version", known);

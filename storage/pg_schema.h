@@ -33,11 +33,9 @@ bool pg_schema_node_id_ok(const char *node_id);
  * (payload: "job <uuid>" or "pipeline <uuid>"), "<schema>_keys" (the API
  * keys table changed; payload: the key's name), "<schema>_schema" (a
  * valetd applied migrations; payload: the schema's version now). A
- * channel is an identifier (at most 63 bytes): the schema's name is at
- * most 63 - PG_SCHEMA_CHANNEL_SUFFIX_MAX. out >= 80 bytes. */
+ * channel is an identifier (at most 63 bytes) and the longest suffix is 7
+ * ("_cancel", "_schema"): the config takes a schema of at most 56 bytes
+ * (supervisor/config.c, CF_IDENT_MAX). out >= 80 bytes. */
 void pg_schema_channel(const char *schema, const char *what, char *out, size_t outlen);
-
-/* The longest suffix pg_schema_channel() adds ("_cancel", "_schema"). */
-#define PG_SCHEMA_CHANNEL_SUFFIX_MAX 7
 
 #endif

@@ -111,8 +111,8 @@ static const char *url_value_end(const char *v)
 
 /*
  * postgres://user:secret@host/db -> postgres://user:***@host/db, and every
- * password=x -> password=*** (a URL's query parameter, up to the next &;
- * a key=value string's value, quoted or not). A URL is what starts with
+ * password=x -> password=*** (a URL's query parameter: url_value_end();
+ * a key=value string's value: conninfo_value_end()). A URL is what starts with
  * postgres:// or postgresql://, and its user info what libpq takes for it:
  * up to the first @, unless a / comes first. What is printed prints itself
  * again (the dump reads back to the same dump).
