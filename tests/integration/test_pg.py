@@ -972,7 +972,7 @@ class FenceTest(PgTestCase):
     writes nothing about that work any more: not the status of a new
     attempt, not a retry, not the final status with its result, not the
     pipeline's state. The rows stay as the rescue or the new holder left
-    them. (tests/unit/test_pg_store.c checks each fenced statement on its
+    them. (tests/unit/test_pg_fence.c checks each fenced statement on its
     own, the late outcome of a pipeline job included.)"""
 
     maxDiff = None
