@@ -68,6 +68,8 @@ test_auth
 test_auth_pg@postgres
 test_tls
 test_pg@postgres
+test_pg_cluster@postgres
+test_pg_schema@postgres
 test_pg_upgrade@postgres
 test_grafana@postgres
 test_exec

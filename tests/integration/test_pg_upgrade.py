@@ -37,7 +37,7 @@ import unittest
 import uuid
 
 import valetd
-from test_pg import LateDaemon
+from pgcase import LateDaemon
 from valetd import Daemon
 
 MIGRATIONS = sorted(glob.glob(os.path.join(valetd.REPO, "storage", "migrations", "*.sql")))
