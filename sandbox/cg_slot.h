@@ -8,7 +8,8 @@
  *   v1: memory.limit_in_bytes (and memory.memsw.limit_in_bytes: no swap),
  *       pids.max, memory.oom_control (oom_kill), memory.max_usage_in_bytes
  *       (the peak, reset per job); cgroup.kill of a cgroup2 mount beside
- *       them, when there is one.
+ *       them, when there is one (joined by a job without a PID namespace
+ *       alone: join[njoin_ns..njoin)).
  */
 #ifndef VALET_CG_SLOT_H
 #define VALET_CG_SLOT_H
@@ -18,8 +19,9 @@
 
 /* The fds of one slot; -1 where there is none. */
 struct cg_slot {
-	int join[3]; /* cgroup.procs (v2, v1 memory, v1 pids): the child writes "0" */
-	int njoin;
+	int join[3]; /* the child writes "0" to each: see supervisor/cgroup.h */
+	int njoin;    /* a job without a PID namespace joins them all */
+	int njoin_ns; /* one in a PID namespace the first njoin_ns */
 	int mem_max;	       /* memory.max or memory.limit_in_bytes */
 	int memsw;	       /* v1 memory.memsw.limit_in_bytes */
 	int pids_max;	       /* pids.max */

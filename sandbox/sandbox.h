@@ -199,7 +199,7 @@ bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
  */
 #define SBX_INIT_STACK 16384
 struct sbx_init_params {
-	const int *join_fds;   /* cgroup.procs files the task writes "0" to */
+	const int *join_fds;   /* tasks or cgroup.procs files the task writes "0" to */
 	int njoin;
 	int netns_fd;          /* setns() into it first: the slot's empty network
 				* namespace, or its network helper's; -1 = stay */
@@ -249,7 +249,7 @@ bool sbx_slotns_clean(const struct sbx_slotns *ns);
 void sbx_slotns_drop(struct sbx_slotns *ns);
 
 /* In a job child, before sbx_enter(): join cgroups by writing "0" to each
- * cgroup.procs fd. 0, or -errno with *err. */
+ * tasks or cgroup.procs fd. 0, or -errno with *err. */
 int sbx_cgroup_join(const int *fds, int n, struct sbx_error *err);
 
 /* Free a filter read by the spawner; NULL is a no-op. */

@@ -83,7 +83,8 @@
  *      private tmpfs on /tmp (gone with the mount namespace) with the
  *      directories of the host's /tmp that hold exec task programs bound
  *      read-only at their paths, and joins the slot's cgroups (writes "0"
- *      to their cgroup.procs; see cgroup.h for why not CLONE_INTO_CGROUP);
+ *      to their tasks or cgroup.procs; see cgroup.h for which, and why
+ *      not CLONE_INTO_CGROUP);
  *      then sbx_enter() and execve;
  *   4. the spawner is the task's parent: it reaps it with its rusage, then
  *      kills the init - and with it whatever is left in the namespace. The

@@ -83,12 +83,15 @@ static int setup_slot(json_t *j, struct cg_slot *c)
 {
 	int *fds[] = {&c->mem_max, &c->memsw, &c->pids_max, &c->oom, &c->kill, &c->procs, &c->peak};
 	const char *keys[] = {"mem_max", "memsw", "pids_max", "oom", "kill", "procs", "peak"};
-	json_t *join = json_object_get(j, "join"), *fd;
+	json_t *join = json_object_get(j, "join"), *ns = json_object_get(j, "join_ns"), *fd;
 	bool ok = json_is_array(join) && json_array_size(join) <= 3;
 	size_t i;
 
 	json_array_foreach(join, i, fd)
 		c->join[c->njoin++] = setup_fd(fd, &ok);
+	c->njoin_ns = (int)json_integer_value(ns);
+	if (!json_is_integer(ns) || c->njoin_ns < 0 || c->njoin_ns > c->njoin)
+		ok = false;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		*fds[i] = setup_fd(json_object_get(j, keys[i]), &ok);
 	c->v1 = json_is_true(json_object_get(j, "v1"));

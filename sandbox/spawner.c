@@ -420,7 +420,7 @@ static int exec_task_ns(void *arg)
 	struct sbx_error err = {{0}, 0};
 	struct sbx_init_params ip = {
 	    .join_fds = cg ? cg->join : NULL,
-	    .njoin = cg ? cg->njoin : 0,
+	    .njoin = cg ? cg->njoin_ns : 0,
 	    .netns_fd = a->netns,
 	    .net_resolv =
 		a->netns >= 0 && a->netns != spawner_sp.host_netns && job_has_network(a->req),
@@ -489,7 +489,7 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 	if (spawner_sp.opts->namespaces) {
 		struct sbx_init_params ip = {
 		    .join_fds = cg ? cg->join : NULL,
-		    .njoin = cg ? cg->njoin : 0,
+		    .njoin = cg ? cg->njoin_ns : 0,
 		    .netns_fd = netns,
 		    .net_resolv =
 			netns >= 0 && netns != spawner_sp.host_netns && job_has_network(req),

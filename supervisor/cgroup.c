@@ -167,11 +167,16 @@ static void cg_slot_init(struct cg_slot *s)
 	s->mem_max = s->memsw = s->pids_max = s->oom = s->kill = s->procs = s->peak = -1;
 }
 
+/* With limits in v1 beside it (!limits), this cgroup serves cgroup.kill
+ * alone: its cgroup.procs goes last in join[], past njoin_ns. */
 static int cg2_slot(struct cg_slot *s, const char *dir, bool limits)
 {
-	if ((s->join[s->njoin] = cg_open(dir, "cgroup.procs", O_WRONLY)) < 0)
+	int *join = &s->join[limits ? 0 : 2];
+
+	if ((*join = cg_open(dir, "cgroup.procs", O_WRONLY)) < 0)
 		return -errno;
-	s->njoin++;
+	if (limits)
+		s->njoin = s->njoin_ns = 1;
 	s->kill = cg_open(dir, "cgroup.kill", O_WRONLY);
 	if (s->kill < 0)
 		s->procs = cg_open(dir, "cgroup.procs", O_RDONLY);
@@ -189,10 +194,12 @@ static int cg2_slot(struct cg_slot *s, const char *dir, bool limits)
 
 static int cg1_slot(struct cg_slot *s, const char *memdir, const char *pidsdir)
 {
-	if ((s->join[s->njoin] = cg_open(memdir, "cgroup.procs", O_WRONLY)) < 0 ||
-	    (s->join[s->njoin + 1] = cg_open(pidsdir, "cgroup.procs", O_WRONLY)) < 0)
+	if ((s->join[0] = cg_open(memdir, "tasks", O_WRONLY)) < 0 ||
+	    (s->join[1] = cg_open(pidsdir, "tasks", O_WRONLY)) < 0)
 		return -errno;
-	s->njoin += 2;
+	s->njoin = s->njoin_ns = 2;
+	if (s->join[2] >= 0)
+		s->njoin = 3;
 	s->v1 = true;
 	if (s->procs < 0 && s->kill < 0)
 		s->procs = cg_open(pidsdir, "cgroup.procs", O_RDONLY);

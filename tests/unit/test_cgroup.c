@@ -1,7 +1,8 @@
 /*
  * test_cgroup.c - the per-slot job cgroups (supervisor/cgroup.c), on this
  * machine's real cgroup hierarchies: made under our own cgroups, limits
- * written and read back, a process joined and killed, an OOM kill seen,
+ * written and read back, a process joined and killed, the files a job
+ * joins through (v1 tasks, no global lock), an OOM kill seen,
  * leftovers of a dead daemon removed, everything removed at teardown.
  * Needs root (skipped otherwise).
  */
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +30,10 @@
 #include "../../supervisor/cgroup.h"
 
 #define MiB (1024 * 1024)
+
+/* linux/magic.h */
+#define CG1_MAGIC 0x27e0eb
+#define CG2_MAGIC 0x63677270
 
 static struct probe_caps caps;
 
@@ -181,6 +187,64 @@ static void test_join_and_kill(void **state)
 	cgroups_teardown(&cg);
 }
 
+/* The name of the file fd is open on (its last path component). */
+static const char *fd_name(int fd)
+{
+	static char path[1024];
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	assert_true(n > 0);
+	path[n] = '\0';
+	return strrchr(path, '/') + 1;
+}
+
+static long fd_fs(int fd)
+{
+	struct statfs st;
+
+	assert_int_equal(fstatfs(fd, &st), 0);
+	return (long)st.f_type;
+}
+
+/*
+ * What a job writes "0" to (supervisor/cgroup.h): in a v1 hierarchy its
+ * tasks file, whose write of the writer itself takes no global lock (a
+ * write to cgroup.procs waited up to 14 ms for an RCU grace period when
+ * none had been taken in a while); in cgroup2 cgroup.procs. A cgroup2
+ * mount beside v1 (hybrid) serves cgroup.kill alone: its file is last,
+ * past njoin_ns, so that a job in a PID namespace (which the kernel
+ * empties for us) does not join it.
+ */
+static void test_join_files(void **state)
+{
+	struct cgroups cg;
+	struct cg_slot *s;
+
+	skip_unless_cgroups();
+	assert_int_equal(setup_slots(&cg, 1, 64 * MiB, 16), 0);
+	s = &cg.slots[0];
+	if (cg.version == 2) {
+		assert_int_equal(s->njoin, 1);
+		assert_int_equal(s->njoin_ns, 1);
+	} else {
+		assert_int_equal(s->njoin_ns, 2);
+		assert_int_equal(s->njoin, caps.cg2.cg.found && caps.cg2.cg.writable.ok ? 3 : 2);
+	}
+	for (int i = 0; i < s->njoin; i++) {
+		bool v2 = fd_fs(s->join[i]) == CG2_MAGIC;
+
+		assert_true(v2 || fd_fs(s->join[i]) == CG1_MAGIC);
+		assert_string_equal(fd_name(s->join[i]), v2 ? "cgroup.procs" : "tasks");
+		/* A cgroup2 slot beside v1 is for its cgroup.kill alone. */
+		if (cg.version == 1)
+			assert_true(v2 == (i >= s->njoin_ns));
+	}
+	cgroups_teardown(&cg);
+}
+
 static void test_oom_seen(void **state)
 {
 	struct cgroups cg;
@@ -321,6 +385,9 @@ static void test_v2_files(void **state)
 	if (cgroups_setup(&cg, &fake, 1, err, sizeof(err)) < 0)
 		fail_msg("cgroups_setup on a v2 layout: %s", err);
 	assert_int_equal(cg.version, 2);
+	assert_int_equal(cg.slots[0].njoin, 1);
+	assert_int_equal(cg.slots[0].njoin_ns, 1);
+	assert_string_equal(fd_name(cg.slots[0].join[0]), "cgroup.procs");
 	snprintf(slot, sizeof(slot), "%s/slot-0/memory.swap.max", root);
 	assert_true(read_file(slot, buf, sizeof(buf)));
 	assert_string_equal(buf, "0");
@@ -369,6 +436,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_join_and_kill),
+	    cmocka_unit_test(test_join_files),
 	    cmocka_unit_test(test_oom_seen),
 	    cmocka_unit_test(test_stale_removed),
 	    cmocka_unit_test(test_no_swap_v1),
