@@ -401,6 +401,8 @@ static void probe_mount_line(struct probe_caps *c, char *line)
 				c->cg2.cg = usual;
 		}
 		probe_cg_dir(&c->cg2.cg, tok[4], tok[3]);
+		if (c->cg2.cg.found && strcmp(c->cg2.cg.mount, tok[4]) == 0)
+			c->cg2.favordynmods = probe_in_list(tok[dash + 3], "favordynmods");
 	} else if (strcmp(tok[dash + 1], "cgroup") == 0) {
 		for (i = 0; i < PROBE_CG1_COUNT; i++)
 			if (probe_in_list(tok[dash + 3], probe_cg1_names[i]))
@@ -655,6 +657,12 @@ static void probe_print_cgroups(const struct probe_caps *c, FILE *out)
 		else
 			fprintf(out, "     cgroup.kill: %s; memory.peak: %s\n",
 				c->cg2.kill ? "yes" : "no", c->cg2.memory_peak ? "yes" : "no");
+		fprintf(out, "     favordynmods: %s\n", c->cg2.favordynmods ? "yes" : "no");
+		/* Jobs join cgroup2 for its limits: each join may wait (cgroup.h). */
+		if (!c->cg2.favordynmods && strstr(c->cg2.controllers, "memory"))
+			fprintf(out, "       (without it a job's move into its cgroup waits now and "
+				     "then for an RCU grace period, up to ~14 ms; mount cgroup2 "
+				     "with favordynmods: README, Performance)\n");
 	} else {
 		fprintf(out, "  v2 not mounted (or our cgroup is outside the mount)\n");
 	}

@@ -101,6 +101,7 @@ struct probe_caps {
 		char subtree[PROBE_LIST];	  /* cgroup.subtree_control: given to children */
 		bool kill;			  /* cgroup.kill (ours, or the test child's) */
 		bool memory_peak;		  /* memory.peak (likewise) */
+		bool favordynmods;		  /* mounted so: cgroup moves never wait (cgroup.h) */
 	} cg2;
 	struct probe_cgroup cg1[PROBE_CG1_COUNT];
 

@@ -9,7 +9,8 @@
  * drops to nobody checks the unprivileged answers (EPERM, EACCES). The
  * parts that must hold for any user run without root; the rest skip.
  * The cgroup locator is also fed the /proc files of other kinds of host
- * (systemd's cgroup v2, a container's bind-mounted v1 subtree).
+ * (systemd's cgroup v2, a container's bind-mounted v1 subtree), and a
+ * cgroup2 mount with favordynmods, which --check reports.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -320,8 +321,58 @@ static void test_locate_systemd_v2(void **state)
 	assert_string_equal(caps.cg2.cg.mount, "/sys/fs/cgroup");
 	assert_string_equal(caps.cg2.cg.path, "/system.slice/valetd.service");
 	assert_string_equal(caps.cg2.cg.dir, "/sys/fs/cgroup/system.slice/valetd.service");
+	assert_false(caps.cg2.favordynmods);
 	for (int i = 0; i < PROBE_CG1_COUNT; i++)
 		assert_false(caps.cg1[i].found);
+}
+
+/* What --check prints about the cgroup2 mount (probe_print), in *buf. */
+static char *print_of(const struct probe_caps *caps)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	assert_non_null(out);
+	probe_print(caps, out);
+	fclose(out);
+	return buf;
+}
+
+/*
+ * favordynmods among the cgroup2 mount's super options (supervisor/cgroup.h:
+ * without it a job's move into its cgroup can wait for an RCU grace
+ * period); --check says so, and where jobs join cgroup2 for its memory
+ * controller, what it costs.
+ */
+static void test_locate_favordynmods(void **state)
+{
+	static const char mounts[] =
+	    "26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - "
+	    "cgroup2 cgroup2 rw,nsdelegate,favordynmods,memory_recursiveprot\n";
+	struct probe_caps caps;
+	char *out;
+
+	locate(&caps, "0::/system.slice/valetd.service\n", mounts);
+	assert_true(caps.cg2.cg.found);
+	assert_true(caps.cg2.favordynmods);
+	snprintf(caps.cg2.controllers, sizeof(caps.cg2.controllers), "memory pids");
+	out = print_of(&caps);
+	assert_non_null(strstr(out, "favordynmods: yes\n"));
+	assert_null(strstr(out, "RCU grace period"));
+	free(out);
+
+	caps.cg2.favordynmods = false;
+	out = print_of(&caps);
+	assert_non_null(strstr(out, "favordynmods: no\n"));
+	assert_non_null(strstr(out, "RCU grace period"));
+	free(out);
+	/* Without the memory controller in cgroup2, a job in a PID namespace
+	 * does not join it (cgroup.h). */
+	snprintf(caps.cg2.controllers, sizeof(caps.cg2.controllers), "hugetlb");
+	out = print_of(&caps);
+	assert_null(strstr(out, "RCU grace period"));
+	free(out);
 }
 
 /* The development VM: v1 controllers (cpu alone), cgroup2 at .../unified. */
@@ -425,7 +476,7 @@ int main(void)
 	    cmocka_unit_test(test_result_str),	       cmocka_unit_test(test_probe_any_user),
 	    cmocka_unit_test(test_probe_root),	       cmocka_unit_test(test_probe_no_leftovers),
 	    cmocka_unit_test(test_probe_unprivileged), cmocka_unit_test(test_locate_systemd_v2),
-	    cmocka_unit_test(test_locate_hybrid),      cmocka_unit_test(test_locate_container_v1),
+	    cmocka_unit_test(test_locate_hybrid),      cmocka_unit_test(test_locate_favordynmods),      cmocka_unit_test(test_locate_container_v1),
 	    cmocka_unit_test(test_locate_v2_twice),    cmocka_unit_test(test_print_limits),
 	};
 
