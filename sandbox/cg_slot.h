@@ -19,9 +19,9 @@
 
 /* The fds of one slot; -1 where there is none. */
 struct cg_slot {
-	int join[3]; /* the child writes "0" to each: see supervisor/cgroup.h */
-	int njoin;    /* a job without a PID namespace joins them all */
-	int njoin_ns; /* one in a PID namespace the first njoin_ns */
+	int join[3];	       /* the child writes "0" to each: see supervisor/cgroup.h */
+	int njoin;	       /* a job without a PID namespace joins them all */
+	int njoin_ns;	       /* one in a PID namespace the first njoin_ns */
 	int mem_max;	       /* memory.max or memory.limit_in_bytes */
 	int memsw;	       /* v1 memory.memsw.limit_in_bytes */
 	int pids_max;	       /* pids.max */

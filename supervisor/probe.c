@@ -660,9 +660,10 @@ static void probe_print_cgroups(const struct probe_caps *c, FILE *out)
 		fprintf(out, "     favordynmods: %s\n", c->cg2.favordynmods ? "yes" : "no");
 		/* Jobs join cgroup2 for its limits: each join may wait (cgroup.h). */
 		if (!c->cg2.favordynmods && strstr(c->cg2.controllers, "memory"))
-			fprintf(out, "       (without it a job's move into its cgroup waits now and "
-				     "then for an RCU grace period, up to ~14 ms; mount cgroup2 "
-				     "with favordynmods: README, Performance)\n");
+			fprintf(out,
+				"       (without it a job's move into its cgroup waits now and "
+				"then for an RCU grace period, up to ~14 ms; mount cgroup2 "
+				"with favordynmods: README, Install from packages)\n");
 	} else {
 		fprintf(out, "  v2 not mounted (or our cgroup is outside the mount)\n");
 	}
