@@ -1,7 +1,7 @@
 /*
  * pg_internal.h - the PostgreSQL store's state, shared by postgres.c (the
- * store port: reads, the store's life), pg_write.c (writes with group
- * commit) and pg_queue.c (the node: registration, heartbeat, rescue,
+ * store port: reads, the store's life), pg_save.c and pg_write.c (writes
+ * recorded, then group-committed) and pg_queue.c (the node: registration, heartbeat, rescue,
  * claims, cancel across nodes, close).
  */
 #ifndef VALET_PG_INTERNAL_H
@@ -46,8 +46,8 @@ struct pg_op {
 TAILQ_HEAD(pg_op_list, pg_op);
 
 /*
- * A job or pipeline with changes not yet written (pg_write.c, "group
- * commit"): one per object however often it changes, on a dirty list (or,
+ * A job or pipeline with changes not yet written (pg_save.c; pg_write.c,
+ * "group commit"): one per object however often it changes, on a dirty list (or,
  * a job whose start waits, the lazy list), found from the object's id
  * through an indirect idmap. The entry holds a reference, so the object
  * outlives the write even if everyone else lets go of it.
@@ -55,7 +55,7 @@ TAILQ_HEAD(pg_op_list, pg_op);
 struct pg_dirty {
 	void *obj; /* first: the map reads the id through it; a job or pipeline reference */
 	TAILQ_ENTRY(pg_dirty) link;
-	unsigned mask; /* JOB_F_* of what changed, PG_F_* (pg_write.c) */
+	unsigned mask; /* JOB_F_* of what changed, PG_F_* (below) */
 	int64_t since_ns; /* on the lazy list: when (CLOCK_MONOTONIC) */
 };
 TAILQ_HEAD(pg_dirty_list, pg_dirty);
@@ -118,6 +118,10 @@ static inline struct pg_store *pg_of(struct store *st)
 	return (struct pg_store *)st;
 }
 
+/* PG_F_* marks of a dirty entry, beside store.h's JOB_F_* bits below them */
+#define PG_F_NORESULT (1u << 8) /* write the final status without the result */
+#define PG_F_LAZY (1u << 9)	/* on the lazy list, not the dirty list */
+
 /* pg_write.c: the write path */
 int pg_write_init(struct pg_store *ps); /* its lists, maps and watchers; -ENOMEM */
 void pg_write_stop(struct pg_store *ps); /* no more flushes (the store is closing) */
@@ -128,6 +132,16 @@ void pg_op_reply(struct pg_op *op, int err, bool claimed);
 /* Forget op: stop its timer, drop its references, free it. */
 void pg_op_free(struct pg_op *op);
 bool pg_write_pending(const struct pg_store *ps);
+
+/* pg_save.c: what is to be written */
+/* Mark what changed (JOB_F_*, PG_F_*) in the object's dirty entry, made
+ * at the dirty list's tail (or head: a batch's entries put back). */
+void pg_mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool head);
+void pg_mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, bool head);
+/* Removes an unlinked entry from map and frees it; the reference it held
+ * is the caller's now. */
+void pg_dirty_free(struct idmap *map, struct pg_dirty *d, const uint8_t id[JOB_ID_LEN]);
+void pg_lazy_init(struct pg_store *ps);  /* the lazy list's timer */
 void pg_flush_lazy(struct pg_store *ps); /* the deferred starts join the next batch */
 /* The store ops that write (postgres.c's pg_ops). */
 int pg_create_job(struct store *st, struct job *job, unsigned flags, store_done_fn cb, void *arg);
