@@ -1,8 +1,8 @@
 /*
  * pg_internal.h - the PostgreSQL store's state, shared by postgres.c (the
  * store port: reads, the store's life), pg_save.c and pg_write.c (writes
- * recorded, then group-committed) and pg_queue.c (the node: registration, heartbeat, rescue,
- * claims, cancel across nodes, close).
+ * recorded, then group-committed) and pg_queue.c (the node: registration,
+ * heartbeat, rescue, claims, cancel across nodes, close).
  */
 #ifndef VALET_PG_INTERNAL_H
 #define VALET_PG_INTERNAL_H
@@ -47,8 +47,8 @@ TAILQ_HEAD(pg_op_list, pg_op);
 
 /*
  * A job or pipeline with changes not yet written (pg_save.c; pg_write.c,
- * "group commit"): one per object however often it changes, on a dirty list (or,
- * a job whose start waits, the lazy list), found from the object's id
+ * "group commit"): one per object however often it changes, on a dirty
+ * list (or, a job whose start waits, the lazy list), found from the object's id
  * through an indirect idmap. The entry holds a reference, so the object
  * outlives the write even if everyone else lets go of it.
  */

@@ -66,6 +66,22 @@ static void test_insert_again(void **state)
 	job_unref(job);
 }
 
+/* Counts the statements (not rows) of event ("insert" or "update") on the
+ * store's jobs table under key in count_updates()'s table: updates(key). */
+static void count_statements(const char *event, const char *key)
+{
+	char q[1024];
+
+	snprintf(q, sizeof(q),
+		 "CREATE OR REPLACE FUNCTION %s.count_%s_stmt() RETURNS trigger LANGUAGE plpgsql "
+		 "AS $$ BEGIN INSERT INTO %s.upd VALUES ('%s', 1) ON CONFLICT (tbl) "
+		 "DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
+		 "CREATE TRIGGER count_%s_stmt AFTER %s ON %s.jobs "
+		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.count_%s_stmt()",
+		 schema, event, schema, key, schema, event, event, schema, schema, event);
+	admin_exec(q);
+}
+
 /* Everything a create writes about a job but its id, seq and the time of
  * its claim, as text (a static buffer). */
 static const char *created_row(const struct job *job)
@@ -161,14 +177,7 @@ static void test_insert_many(void **state)
 
 	need_db();
 	st = db_store();
-	snprintf(q, sizeof(q),
-		 "CREATE OR REPLACE FUNCTION %s.count_ins_stmt() RETURNS trigger LANGUAGE plpgsql "
-		 "AS $$ BEGIN INSERT INTO %s.upd VALUES ('jobs ins stmt', 1) ON CONFLICT (tbl) "
-		 "DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
-		 "CREATE TRIGGER count_ins_stmt AFTER INSERT ON %s.jobs "
-		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.count_ins_stmt()",
-		 schema, schema, schema, schema, schema);
-	admin_exec(q);
+	count_statements("insert", "jobs ins stmt");
 	for (int k = 0; k < KINDS; k++) {
 		alone[k] = make_create(k, t0);
 		together[k] = make_create(k, t0);
@@ -374,14 +383,7 @@ static void test_finish_many(void **state)
 			 schema, id);
 		admin_exec(q);
 	}
-	snprintf(q, sizeof(q),
-		 "CREATE OR REPLACE FUNCTION %s.count_stmt() RETURNS trigger LANGUAGE plpgsql "
-		 "AS $$ BEGIN INSERT INTO %s.upd VALUES ('jobs stmt', 1) ON CONFLICT (tbl) "
-		 "DO UPDATE SET n = %s.upd.n + 1; RETURN NULL; END $$; "
-		 "CREATE TRIGGER count_stmt AFTER UPDATE ON %s.jobs "
-		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.count_stmt()",
-		 schema, schema, schema, schema, schema);
-	admin_exec(q);
+	count_statements("update", "jobs stmt");
 	for (int k = 0; k < KINDS; k++) {
 		st->ops->save_job(st, alone[k], JOB_F_STATUS | JOB_F_RESULT | JOB_F_OUTCOME);
 		sync_wait(st);
