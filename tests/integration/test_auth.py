@@ -27,7 +27,7 @@ import time
 import unittest
 import uuid
 
-from valetd import VALETD, Daemon, DaemonTestCase, ERROR_KEYS
+from valetd import VALETD, Daemon, DaemonTestCase, ERROR_KEYS, scratch_dir
 
 
 def key_cmd(path, *args):
@@ -43,7 +43,7 @@ def bearer(token):
 class AuthTest(DaemonTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.dir = scratch_dir("valet-keys-")
         cls.keys = os.path.join(cls.dir, "keys")
         cls.tokens = {}
         for name, scopes in (("sub", "submit"), ("ro", "read"), ("can", "cancel,read"),
@@ -165,7 +165,7 @@ class AuthTest(DaemonTestCase):
 class ClosedStatusTest(DaemonTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.dir = scratch_dir("valet-keys-")
         cls.keys = os.path.join(cls.dir, "keys")
         rc, cls.token, err = key_cmd(cls.keys, "create", "mon", "--scopes", "read")
         assert rc == 0, err
@@ -179,7 +179,7 @@ class ClosedStatusTest(DaemonTestCase):
 
 class KeyCommandTest(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        self.dir = scratch_dir("valet-keys-")
         self.keys = os.path.join(self.dir, "keys")
 
     def test_usage_errors(self):
@@ -271,7 +271,7 @@ class OwnershipTest(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.dir = scratch_dir("valet-keys-")
         cls.keys = os.path.join(cls.dir, "keys")
         tokens = {}
         for name, scopes in (("alice", "submit,read,cancel"), ("bob", "submit,read,cancel"),
@@ -436,7 +436,7 @@ class PolicyTest(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.dir = scratch_dir("valet-keys-")
         cls.keys = os.path.join(cls.dir, "keys")
         cls.who = {}
         for name, opts in cls.KEYS:
@@ -556,7 +556,7 @@ class RunningCapTest(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.dir = scratch_dir("valet-keys-")
         cls.keys = os.path.join(cls.dir, "keys")
         tokens = {}
         for name, opts in (("capped", ["--max-running", "1"]), ("free", [])):

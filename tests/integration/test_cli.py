@@ -20,7 +20,7 @@ import time
 import unittest
 import uuid
 
-from valetd import BUILD, REPO, VALETD, DaemonTestCase, free_port
+from valetd import BUILD, REPO, VALETD, DaemonTestCase, free_port, scratch_dir
 from test_tls import ClientCertCase, make_cert
 
 VALET = os.path.join(BUILD, "valet")
@@ -407,7 +407,7 @@ def key_cmd(path, *args):
 class AuthCliTest(DaemonTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-cli-keys-")
+        cls.dir = scratch_dir("valet-cli-keys-")
         keys = os.path.join(cls.dir, "keys")
         cls.ro = key_cmd(keys, "create", "ro", "--scopes", "read")
         cls.adm = key_cmd(keys, "create", "adm", "--scopes", "admin")
@@ -444,7 +444,7 @@ class AuthCliTest(DaemonTestCase):
 class TlsCliTest(DaemonTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-cli-tls-")
+        cls.dir = scratch_dir("valet-cli-tls-")
         cls.cert, key = make_cert(cls.dir, "cli")
         cls.config = {"server": {"tls_cert": cls.cert, "tls_key": key}}
         super().setUpClass()

@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import subprocess
-import tempfile
 import unittest
 
 import valetd
@@ -58,7 +57,7 @@ class ReadmeExamples(unittest.TestCase):
     def setUp(self):
         # Not under /tmp: every job has its own, without the host's files.
         build = os.path.abspath(os.environ.get("BUILD", "build"))
-        self.tmp = tempfile.mkdtemp(prefix="valet-examples-", dir=build)
+        self.tmp = valetd.scratch_dir("valet-examples-", build)
         self.blocks = readme_blocks("c")
         self.assertEqual(len(self.blocks), 2, "expected the own-main and plugin examples")
 

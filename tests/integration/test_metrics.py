@@ -31,7 +31,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from valetd import REPO, VALETD, DaemonTestCase, free_port
+from valetd import REPO, VALETD, DaemonTestCase, free_port, scratch_dir
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -263,7 +263,7 @@ class MetricsScopeTest(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.dir = scratch_dir("valet-keys-")
         path = os.path.join(cls.dir, "keys")
         cls.tokens = {n: key_create(path, n, s) for n, s in
                       (("prom", "metrics"), ("ro", "read"), ("adm", "admin"),
@@ -411,7 +411,7 @@ class PrometheusScrapeTest(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-keys-")
+        cls.dir = scratch_dir("valet-keys-")
         path = os.path.join(cls.dir, "keys")
         cls.token = key_create(path, "prometheus", "metrics")
         cls.admin = key_create(path, "test", "admin")

@@ -22,11 +22,10 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import time
 import uuid
 
-from valetd import REPO, VALETD, DaemonTestCase
+from valetd import REPO, VALETD, DaemonTestCase, scratch_dir
 
 DOC_PATH = os.path.join(REPO, "api", "openapi.json")
 ROUTES_C = os.path.join(REPO, "api", "routes.c")
@@ -365,7 +364,7 @@ class OpenApiAuthTest(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        d = tempfile.mkdtemp(prefix="valet-openapi-keys-")
+        d = scratch_dir("valet-openapi-keys-")
         keys = os.path.join(d, "keys")
         r = subprocess.run([VALETD, "--file", keys, "key", "create", "nothing", "--scopes",
                             "read"], capture_output=True, text=True, timeout=30, check=True)

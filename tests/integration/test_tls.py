@@ -25,11 +25,10 @@ import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import unittest
 
-from valetd import VALETD, DaemonTestCase, ERROR_KEYS, free_port
+from valetd import VALETD, DaemonTestCase, ERROR_KEYS, free_port, scratch_dir
 
 
 def make_cert(d, name):
@@ -44,7 +43,7 @@ def make_cert(d, name):
 class TlsTest(DaemonTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-tls-")
+        cls.dir = scratch_dir("valet-tls-")
         cls.cert, cls.key = make_cert(cls.dir, "one")
         cls.config = {"server": {"tls_cert": cls.cert, "tls_key": cls.key, "max_body": "16M"},
                       "jobs": {"max_result_size": "16M"}}
@@ -209,7 +208,7 @@ class ClientCertCase(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="valet-mtls-")
+        cls.dir = scratch_dir("valet-mtls-")
         cls.cert, cls.key = make_cert(cls.dir, "server")
         cls.ca = make_ca(cls.dir, "ca")
         cls.stranger = make_ca(cls.dir, "stranger")
@@ -514,7 +513,7 @@ class ClientCertConfigTest(unittest.TestCase):
     mTLS and check nothing, is an error of the file (valetd --check)."""
 
     def test_bad_combinations(self):
-        d = tempfile.mkdtemp(prefix="valet-mtls-conf-")
+        d = scratch_dir("valet-mtls-conf-")
         for text, line, words in (
                 ("tls_cert = a\ntls_key = b\ntls_client_ca = c\n", 4, "tls_client_auth = off"),
                 ("tls_client_auth = require\n", 2, "needs tls_client_ca"),
@@ -530,7 +529,7 @@ class ClientCertConfigTest(unittest.TestCase):
             self.assertIn(words, r.stderr)
 
     def test_bundle_that_does_not_load(self):
-        d = tempfile.mkdtemp(prefix="valet-mtls-conf-")
+        d = scratch_dir("valet-mtls-conf-")
         cert, key = make_cert(d, "server")
         junk = os.path.join(d, "junk.pem")
         with open(junk, "w") as f:

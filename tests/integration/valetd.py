@@ -761,6 +761,14 @@ def kill_all():
 atexit.register(kill_all)
 
 
+def scratch_dir(prefix, parent=None):
+    """A temporary directory (keys, certificates, sources a test writes)
+    removed when the test process exits, whatever the test's outcome."""
+    d = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
 class DaemonTestCase(unittest.TestCase):
     """Base class: one daemon per test class. Set `config` (section ->
     {key: value}) in a subclass to override the defaults."""
