@@ -1,5 +1,8 @@
 /*
- * pgconn.c - one asynchronous PostgreSQL connection driven by a libev loop.
+ * pgconn.c - one asynchronous PostgreSQL connection driven by a libev loop:
+ * its state machine, its batches and its public functions. The way up
+ * (CONNECTING, SETUP, PREPARE) is pgconn_setup.c's; what the two share is
+ * pgconn_internal.h's.
  *
  * Theory of operation
  *
@@ -65,56 +68,7 @@
 
 #include "../supervisor/job.h"
 #include "../supervisor/log.h"
-#include "../supervisor/metrics.h"
-#include "pgbatch.h"
-
-#define PGC_MAX_INFLIGHT 8
-#define PGC_BACKOFF_MIN_MS 100
-#define PGC_BACKOFF_MAX_MS 5000
-#define PGC_CONNECT_TIMEOUT 10.0 /* seconds, TCP and authentication only */
-#define PGC_REASON_MAX 512
-#define PGC_BEGIN "pgconn_begin"
-#define PGC_COMMIT "pgconn_commit"
-#define PGC_SESSION_SQL "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'"
-#define PGC_OWNER(ptr, member) ((struct pgconn *)((char *)(ptr)-offsetof(struct pgconn, member)))
-
-enum pgc_state { PGC_WAIT, PGC_CONNECTING, PGC_SETUP, PGC_PREPARE, PGC_UP, PGC_CLOSED };
-
-struct pgconn {
-	struct ev_loop *loop;
-	ev_io io;
-	ev_timer timer; /* WAIT: reconnect; CONNECTING: timeout */
-	int io_events;
-	PGconn *conn;
-	enum pgc_state state;
-	int setup_step;	 /* SETUP: 0 session settings, 1 the owner's SQL */
-	size_t prepared; /* PREPARE: results seen */
-	bool setup_failed;
-	char setup_err[PGC_REASON_MAX];
-	char *conninfo;
-	char *label;
-	const struct pg_stmt *stmts;
-	size_t nstmts;
-	struct pgconn_hooks hooks;
-	void *arg;
-	const char **values; /* scratch for PQsendQueryPrepared */
-	struct pg_batch_list queue, inflight, resend;
-	size_t ninflight; /* on inflight, the ROLLBACK included */
-	size_t npending;  /* submitted and not completed */
-	struct pg_batch rollback;
-	bool hold; /* a ROLLBACK is in flight: send nothing */
-	bool in_io;
-	bool dead;
-	int depth;
-	unsigned gen;
-	int backoff_ms;
-	uint64_t rng;
-	char last_reason[PGC_REASON_MAX]; /* to log a repeated failure quietly */
-	uint64_t round_trips;		  /* batches sent */
-	struct metrics_hist rtt;	  /* sent -> answered, in seconds */
-};
-
-static void pgc_drop(struct pgconn *c, const char *why);
+#include "pgconn_internal.h"
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -138,14 +92,9 @@ static void pgc_leave(struct pgconn *c)
 	free(c);
 }
 
-static bool pgc_changed(const struct pgconn *c, unsigned gen)
-{
-	return c->dead || c->gen != gen;
-}
-
 /* (Re)start the watcher on libpq's current socket. While connecting it is
  * always restarted (force): the socket may be a new one with the old number. */
-static void pgc_watch(struct pgconn *c, int events, bool force)
+void pgc_watch(struct pgconn *c, int events, bool force)
 {
 	int fd = PQsocket(c->conn);
 
@@ -161,7 +110,7 @@ static void pgc_watch(struct pgconn *c, int events, bool force)
 
 /* 1: output is still pending (and libpq may have read input while trying);
  * 0: all sent; -1: the connection was dropped. */
-static int pgc_flush(struct pgconn *c)
+int pgc_flush(struct pgconn *c)
 {
 	int r = PQflush(c->conn);
 
@@ -171,218 +120,6 @@ static int pgc_flush(struct pgconn *c)
 	}
 	pgc_watch(c, EV_READ | (r ? EV_WRITE : 0), false);
 	return r;
-}
-
-static void pgc_notice(void *arg, const PGresult *res)
-{
-	struct pgconn *c = arg;
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	bool loud = sev && strcmp(sev, "NOTICE") && strcmp(sev, "INFO") && strcmp(sev, "LOG") &&
-		    strncmp(sev, "DEBUG", 5);
-
-	log_msg(loud ? LOG_WARN : LOG_DEBUG, "database notice", "conn", c->label, "severity",
-		sev ? sev : "?", "message", msg ? msg : "", (const char *)NULL);
-}
-
-/* ---- connecting and setup -------------------------------------------------- */
-
-static void pgc_schedule(struct pgconn *c, double delay)
-{
-	ev_timer_stop(c->loop, &c->timer);
-	ev_timer_set(&c->timer, delay, 0.);
-	ev_timer_start(c->loop, &c->timer);
-}
-
-static double pgc_backoff(struct pgconn *c)
-{
-	int ms = c->backoff_ms;
-
-	c->rng ^= c->rng << 13;
-	c->rng ^= c->rng >> 7;
-	c->rng ^= c->rng << 17;
-	c->backoff_ms = ms * 2 > PGC_BACKOFF_MAX_MS ? PGC_BACKOFF_MAX_MS : ms * 2;
-	return (ms / 2 + (double)(c->rng % (uint64_t)(ms / 2 + 1))) / 1000.0;
-}
-
-static void pgc_connect(struct pgconn *c)
-{
-	c->conn = PQconnectStart(c->conninfo);
-	if (!c->conn) {
-		pgc_drop(c, "out of memory");
-		return;
-	}
-	if (PQstatus(c->conn) == CONNECTION_BAD) {
-		pgc_drop(c, PQerrorMessage(c->conn));
-		return;
-	}
-	PQsetNoticeReceiver(c->conn, pgc_notice, c);
-	c->state = PGC_CONNECTING;
-	pgc_schedule(c, PGC_CONNECT_TIMEOUT);
-	/* Before the first PQconnectPoll, act as if it said WRITING. */
-	pgc_watch(c, EV_WRITE, true);
-	if (!ev_is_active(&c->io))
-		pgc_drop(c, "connection has no socket");
-}
-
-static void pgc_send_setup(struct pgconn *c, const char *sql)
-{
-	if (!PQsendQuery(c->conn, sql))
-		pgc_drop(c, PQerrorMessage(c->conn));
-	else
-		pgc_flush(c);
-}
-
-static void pgc_connected(struct pgconn *c)
-{
-	ev_timer_stop(c->loop, &c->timer);
-	if (PQsetnonblocking(c->conn, 1) != 0) {
-		pgc_drop(c, PQerrorMessage(c->conn));
-		return;
-	}
-	c->state = PGC_SETUP;
-	c->setup_step = 0;
-	c->setup_failed = false;
-	pgc_send_setup(c, PGC_SESSION_SQL);
-}
-
-static void pgc_connect_poll(struct pgconn *c)
-{
-	switch (PQconnectPoll(c->conn)) {
-	case PGRES_POLLING_READING:
-		pgc_watch(c, EV_READ, true);
-		break;
-	case PGRES_POLLING_WRITING:
-		pgc_watch(c, EV_WRITE, true);
-		break;
-	case PGRES_POLLING_OK:
-		pgc_connected(c);
-		return;
-	default:
-		pgc_drop(c, PQerrorMessage(c->conn));
-		return;
-	}
-	if (!ev_is_active(&c->io))
-		pgc_drop(c, "connection has no socket");
-}
-
-static void pgc_setup_error(struct pgconn *c, const char *what, const PGresult *res)
-{
-	char msg[PGC_REASON_MAX - 128];
-
-	if (c->setup_failed)
-		return;
-	c->setup_failed = true;
-	pg_errtext(msg, sizeof(msg), res);
-	snprintf(c->setup_err, sizeof(c->setup_err), "%.100s: %s", what, msg);
-}
-
-/* Prepare BEGIN, COMMIT and the statements, pipelined, with one Sync. */
-static void pgc_prepare(struct pgconn *c)
-{
-	PGconn *pc = c->conn;
-
-	if (!PQenterPipelineMode(pc) || !PQsendPrepare(pc, PGC_BEGIN, "BEGIN", 0, NULL) ||
-	    !PQsendPrepare(pc, PGC_COMMIT, "COMMIT", 0, NULL))
-		goto fail;
-	for (size_t i = 0; i < c->nstmts; i++)
-		if (!PQsendPrepare(pc, c->stmts[i].name, c->stmts[i].sql, c->stmts[i].nparams,
-				   NULL))
-			goto fail;
-	if (!PQpipelineSync(pc))
-		goto fail;
-	c->state = PGC_PREPARE;
-	c->prepared = 0;
-	pgc_flush(c);
-	return;
-fail:
-	pgc_drop(c, PQerrorMessage(pc));
-}
-
-static void pgc_setup_results(struct pgconn *c)
-{
-	unsigned gen = c->gen;
-	const char *sql;
-	PGresult *res;
-
-	while (!PQisBusy(c->conn)) {
-		res = PQgetResult(c->conn);
-		if (res) {
-			ExecStatusType st = PQresultStatus(res);
-
-			if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
-				PQclear(res);
-				pgc_drop(c, "setup: COPY is not supported");
-				return;
-			}
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
-			    st != PGRES_EMPTY_QUERY)
-				pgc_setup_error(c, "setup", res);
-			PQclear(res);
-			continue;
-		}
-		/* NULL: every statement of this step has run. */
-		if (c->setup_failed) {
-			pgc_drop(c, c->setup_err);
-			return;
-		}
-		if (c->setup_step++ == 0 && c->hooks.setup_sql) {
-			sql = c->hooks.setup_sql(c->arg);
-			if (pgc_changed(c, gen))
-				return;
-			if (sql && *sql) {
-				pgc_send_setup(c, sql);
-				return;
-			}
-		}
-		pgc_prepare(c);
-		return;
-	}
-}
-
-static void pgc_up(struct pgconn *c)
-{
-	c->state = PGC_UP;
-	c->backoff_ms = PGC_BACKOFF_MIN_MS;
-	c->last_reason[0] = '\0';
-	log_info("database connection up", "conn", c->label, "host", PQhost(c->conn));
-	if (c->hooks.state)
-		c->hooks.state(c->arg, true, NULL);
-}
-
-static void pgc_prepare_results(struct pgconn *c)
-{
-	const char *name;
-	char what[128];
-	PGresult *res;
-	int nulls = 0;
-
-	while (!PQisBusy(c->conn)) {
-		res = PQgetResult(c->conn);
-		if (!res) {
-			if (++nulls > 1)
-				return;
-			continue;
-		}
-		nulls = 0;
-		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
-			PQclear(res);
-			if (c->setup_failed)
-				pgc_drop(c, c->setup_err);
-			else
-				pgc_up(c);
-			return;
-		}
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			name = c->prepared < 2 ? "BEGIN/COMMIT" : "?";
-			if (c->prepared >= 2 && c->prepared - 2 < c->nstmts)
-				name = c->stmts[c->prepared - 2].name;
-			snprintf(what, sizeof(what), "prepare %s", name);
-			pgc_setup_error(c, what, res);
-		}
-		c->prepared++;
-		PQclear(res);
-	}
 }
 
 /* ---- sending and receiving batches ---------------------------------------- */
@@ -673,7 +410,7 @@ static void pgc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* Close the connection and schedule the next attempt. In-flight batches
  * fail with -EPIPE, except doomed ones: they never ran, so they go back to
  * the front of the queue with those waiting for resending. */
-static void pgc_drop(struct pgconn *c, const char *why)
+void pgc_drop(struct pgconn *c, const char *why)
 {
 	struct pg_batch_list lost = STAILQ_HEAD_INITIALIZER(lost);
 	struct pg_batch_list back = STAILQ_HEAD_INITIALIZER(back);
