@@ -35,8 +35,9 @@
 # default: DEFAULT_SUITES below). MODULE@STORE runs MODULE with VALET_TEST_STORE=STORE
 # (memory or postgres), so that its daemons use that store; a plain MODULE
 # keeps the caller's VALET_TEST_STORE (unset: memory).
-# The API contract (test_api), what a job gets (test_isolation) and valetd's
-# command line (test_valetd_cli) run on both stores.
+# The API contract (test_api, test_api_refused), what a job gets
+# (test_isolation) and valetd's command line (test_valetd_cli) run on both
+# stores.
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -59,6 +60,8 @@ DEFAULT_SUITES="
 test_layout
 test_api
 test_api@postgres
+test_api_refused
+test_api_refused@postgres
 test_isolation
 test_isolation@postgres
 test_valetd_cli
