@@ -187,10 +187,11 @@ bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
  * none). 0 with *init, or -errno with *err (and the spawner back in
  * own_pidns).
  *
- * C tasks: their worker slot's namespaces, sbx_slotns_* below, whose PID
- * namespace's init is made by sbx_pidns_init() too.
+ * C tasks, and exec tasks without network: their worker slot's
+ * namespaces, sbx_slotns_* below, whose PID namespace's init is made by
+ * sbx_pidns_init() too.
  *
- * Exec tasks: a PID namespace of the job's own (sbx_pidns_init), the task
+ * Other exec tasks: a PID namespace of the job's own (sbx_pidns_init), the task
  * cloned into it as pid 2 with CLONE_NEWNS | CLONE_NEWUTS (CLONE_VM |
  * CLONE_VFORK, on a stack of SBX_EXEC_STACK bytes), which calls
  * sbx_exec_ns_enter(): the slot's IPC namespace for exec tasks (ipcns_fd,
@@ -215,38 +216,51 @@ int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *ini
 int sbx_exec_ns_enter(const struct sbx_init_params *p, int ipcns_fd, struct sbx_error *err);
 
 /*
- * A worker slot's namespaces for C tasks (sbx_init.c), made once and
- * entered by each of the slot's C-task jobs: a PID namespace with its tiny
+ * A worker slot's namespaces (sbx_init.c), made once and entered by each of
+ * the slot's jobs while they stay as built: a PID namespace with its tiny
  * init, and mount (with the /proc of that PID namespace and a private
- * /tmp), IPC and UTS namespaces. Safe to share between jobs only because a
- * C task runs under the strict profile: it can create no process, file,
- * mount or IPC object and cannot set the host name, so it leaves nothing.
+ * /tmp), IPC and UTS namespaces. A C task (strict profile) can create no
+ * process, file, mount or IPC object and cannot set the host name, so it
+ * leaves nothing; an exec task (no network) can leave processes and files,
+ * so after one the spawner looks (sbx_slotns_clean, sbx_slotns_alone, and
+ * next_pid at the next job's start) and makes them anew when it did.
  * sbx_slotns_build(), in the spawner: the namespaces (p: tmp_bytes, keep);
  * the spawner's next fork() lands in the slot's PID namespace until it goes
  * back to own_pidns. sbx_slotns_fork_into(): the same for a built one.
  * sbx_slotns_enter(), in the job child: join them with the slot's network
  * (p->netns_fd) and cgroups, remounting /tmp at p->tmp_bytes when the last
  * job's limit was another. sbx_slotns_clean(): whether /tmp is still as
- * built. sbx_slotns_drop(): kill the init (and reap it) and close the fds.
+ * built (entries, times). sbx_slotns_alone(): whether no process but the
+ * init is left in the PID namespace. sbx_slotns_drop(): kill the init (and
+ * reap it) and close the fds; sbx_slotns_detach(): kill the init and close
+ * the fds, leaving the init to the caller to reap (its exit waits until
+ * every process of the namespace is gone).
  */
 struct sbx_slotns {
 	pid_t init;         /* 0 = none built */
 	int pid, mnt, ipc, uts, root; /* namespace fds; root: "/" in mnt */
+	pid_t next_pid;     /* the pid the next process forked into the PID
+			     * namespace gets, if no job created one: 3 when
+			     * built (the builder was 2), then one more a job */
 	uint64_t tmp_kib;   /* the size /tmp has now */
 	int64_t tmp_size;   /* /tmp's directory size as built (its entries) */
 	uint64_t tmp_dev;   /* ...and its device */
+	int64_t tmp_times[3][2]; /* ...and its atime, mtime, ctime (s, ns) */
 	uint64_t view_gen;  /* sbx_view_generation() when built */
 };
 void sbx_slotns_init(struct sbx_slotns *ns);
 int sbx_slotns_build(struct sbx_slotns *ns, void *stack_top, int spawner_pidfd, int own_pidns,
 		     const struct sbx_init_params *p, struct sbx_error *err);
 int sbx_slotns_fork_into(const struct sbx_slotns *ns, struct sbx_error *err);
-/* In the spawner, once a job child is forked: /tmp has its size now. */
+/* In the spawner, once a job child is forked: /tmp has its size now, and
+ * the child took next_pid. */
 void sbx_slotns_started(struct sbx_slotns *ns, uint64_t tmp_bytes);
 int sbx_slotns_enter(const struct sbx_slotns *ns, const struct sbx_init_params *p,
 		     struct sbx_error *err);
 bool sbx_slotns_clean(const struct sbx_slotns *ns);
+bool sbx_slotns_alone(const struct sbx_slotns *ns);
 void sbx_slotns_drop(struct sbx_slotns *ns);
+pid_t sbx_slotns_detach(struct sbx_slotns *ns);
 
 /* In a job child, before sbx_enter(): join cgroups by writing "0" to each
  * tasks or cgroup.procs fd. 0, or -errno with *err. */

@@ -3,13 +3,14 @@
  * task gets on top of the spawner's view.
  *
  * Theory of operation: every job runs in PID, mount, IPC and UTS
- * namespaces that are not the spawner's: an exec task gets new PID, mount
- * and UTS ones and its worker slot's IPC namespace, a C task all its
- * worker slot's. A PID namespace needs a pid 1, and a pid-1
+ * namespaces that are not the spawner's: its worker slot's while no job
+ * left anything there, else (exec+net tasks, exec tasks that create
+ * processes) new PID, mount and UTS ones and its worker slot's IPC
+ * namespace. A PID namespace needs a pid 1, and a pid-1
  * process is special: the kernel drops the signals it sends itself that it
  * has no handler for, so a task running as pid 1 could not abort() or
  * raise(), nor an exec'd program die of its own `kill -9 $$`. So the task
- * runs as pid 2 under an init of the spawner's. Two shapes:
+ * runs as pid 2 or more under an init of the spawner's. Two shapes:
  *
  * C tasks (sbx_slotns_*): the namespaces are a worker slot's, made once
  * and entered by each of its C-task jobs, because a C task can leave
@@ -55,12 +56,26 @@
  * Sharing memory with the spawner gives it nothing the task can reach: it
  * runs as uid 0 without capabilities, the task under another uid can
  * neither signal, trace nor read it, and the spawner held no secret to
- * begin with. A task sees its pid grow from job to job (2, 3, ...): the
+ * begin with. A task sees its pid grow from job to job (3, 4, ...): the
  * only trace of earlier jobs, which tells it nothing they did.
  *
- * Exec tasks get new namespaces per job: an exec task can fork, open
- * files, create what the exec profile allows, so nothing of its namespaces
- * may reach the next job. All but the IPC namespace: the exec profiles
+ * Exec tasks without network enter their slot's namespaces too
+ * (spawner.c: spawn_exec_in_slotns, exec_task_slot). An exec task can
+ * fork and write files, so the slot's namespaces stay only while nothing
+ * of a job is left: the spawner looks after each one (sbx_slotns_clean:
+ * /tmp's entries and times, /tmp being noatime; sbx_slotns_alone: no
+ * process in the slot's /proc but the init), and the next exec task
+ * checks its own pid against next_pid before anything else: a job that
+ * created processes, gone or not, moved the pids on, which would tell the
+ * next job how many it made. A job that left something: the init is
+ * killed (sbx_slotns_detach), its exit waits until all the namespace's
+ * processes are gone, and the job is over once the spawner has reaped it;
+ * the slot's next job gets namespaces made anew, and a task that created
+ * processes namespaces of its own per job from then on.
+ *
+ * The others get new namespaces per job: an exec+net task (its
+ * resolv.conf is mounted per job) or one that created processes before.
+ * All but the IPC namespace: the exec profiles
  * let a task create no IPC object either, so the slot's exec tasks share
  * one, made once (spawner.c, job_ipcns: a new one per job cost an
  * expedited RCU grace period at its end):
@@ -203,6 +218,9 @@ static uint64_t sbx_tmp_kib(uint64_t bytes)
 }
 
 /* "size=<kib>k" at o, the private /tmp's mount option. */
+/* A job's /tmp: no set-user-ID programs, no devices, no access times. */
+#define SBX_TMP_FLAGS (MS_NOSUID | MS_NODEV | MS_NOATIME)
+
 static void sbx_tmp_size_opt(char *o, uint64_t kib)
 {
 	memcpy(o, "size=", 5);
@@ -239,7 +257,9 @@ static int sbx_init_mounts(const struct sbx_init_params *p, struct sbx_error *er
 	}
 	memcpy(opts, "mode=1777,", 10);
 	sbx_tmp_size_opt(opts + 10, kib);
-	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+	/* noatime: a listing of /tmp changes nothing a later job of the slot
+	 * could read (sbx_slotns_clean). */
+	if (mount("tmpfs", "/tmp", "tmpfs", SBX_TMP_FLAGS, opts) < 0)
 		rc = sbx_error_set(err, "mount /tmp", errno);
 	else
 		rc = sbx_init_keep(p->keep, n, fds, err);
@@ -380,18 +400,30 @@ void sbx_slotns_init(struct sbx_slotns *ns)
 	*ns = (struct sbx_slotns){.pid = -1, .mnt = -1, .ipc = -1, .uts = -1, .root = -1};
 }
 
-void sbx_slotns_drop(struct sbx_slotns *ns)
+pid_t sbx_slotns_detach(struct sbx_slotns *ns)
 {
 	int fds[] = {ns->pid, ns->mnt, ns->ipc, ns->uts, ns->root};
+	pid_t init = ns->init;
 
-	/* The init's exit takes the (empty) PID namespace along; reaped here,
-	 * so that its stack is free for the next one. */
-	if (ns->init > 0 && kill(ns->init, SIGKILL) == 0)
-		(void)waitpid(ns->init, NULL, 0);
+	if (init > 0)
+		(void)kill(init, SIGKILL);
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	sbx_slotns_init(ns);
+	return init;
+}
+
+void sbx_slotns_drop(struct sbx_slotns *ns)
+{
+	/* The init's exit takes the PID namespace along, once nothing else is
+	 * left in it; reaped here, so that its stack is free for the next one.
+	 * Only for a namespace with no process but the init: with others its
+	 * exit waits for theirs (sbx_slotns_detach). */
+	pid_t init = sbx_slotns_detach(ns);
+
+	if (init > 0)
+		(void)waitpid(init, NULL, 0);
 }
 
 /*
@@ -472,6 +504,17 @@ static int sbx_slotns_receive(struct sbx_slotns *ns, int sock, struct sbx_error 
 	return 0;
 }
 
+/* A stat's atime, mtime and ctime, as struct sbx_slotns keeps them. */
+static void sbx_tmp_times(const struct stat *st, int64_t t[3][2])
+{
+	const struct timespec *ts[3] = {&st->st_atim, &st->st_mtim, &st->st_ctim};
+
+	for (int i = 0; i < 3; i++) {
+		t[i][0] = (int64_t)ts[i]->tv_sec;
+		t[i][1] = (int64_t)ts[i]->tv_nsec;
+	}
+}
+
 /* /tmp of the slot's mount namespace, looked at from the spawner's. */
 static int sbx_slotns_tmp_stat(const struct sbx_slotns *ns, struct stat *st)
 {
@@ -523,12 +566,15 @@ int sbx_slotns_build(struct sbx_slotns *ns, void *stack_top, int spawner_pidfd, 
 	ns->tmp_kib = sbx_tmp_kib(p->tmp_bytes);
 	ns->tmp_size = (int64_t)st.st_size;
 	ns->tmp_dev = (uint64_t)st.st_dev;
+	sbx_tmp_times(&st, ns->tmp_times);
+	ns->next_pid = 3; /* the init is 1, the builder was 2 */
 	return 0;
 }
 
 void sbx_slotns_started(struct sbx_slotns *ns, uint64_t tmp_bytes)
 {
 	ns->tmp_kib = sbx_tmp_kib(tmp_bytes);
+	ns->next_pid++;
 }
 
 int sbx_slotns_fork_into(const struct sbx_slotns *ns, struct sbx_error *err)
@@ -555,19 +601,66 @@ int sbx_slotns_enter(const struct sbx_slotns *ns, const struct sbx_init_params *
 	if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
 		return sbx_error_set(err, "setns net", errno);
 	/* Another memory limit than the last job's: /tmp follows (it is empty:
-	 * nothing a C task does can write to it). */
+	 * a C task cannot write to it, and after an exec task that did the
+	 * namespaces were made anew). */
 	if (kib != ns->tmp_kib) {
 		sbx_tmp_size_opt(opts, kib);
-		if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) < 0)
+		if (mount(NULL, "/tmp", NULL, MS_REMOUNT | SBX_TMP_FLAGS, opts) < 0)
 			return sbx_error_set(err, "remount /tmp", errno);
 	}
 	return sbx_cgroup_join(p->join_fds, p->njoin, err);
 }
 
+/*
+ * /tmp as built: the same file system, the same entries (a tmpfs
+ * directory's size counts them), and its times untouched - a file made and
+ * removed again changes the mtime and ctime, which the next job could read.
+ * (Listings change no atime: /tmp is mounted noatime.)
+ */
 bool sbx_slotns_clean(const struct sbx_slotns *ns)
 {
+	int64_t t[3][2];
 	struct stat st;
 
-	return sbx_slotns_tmp_stat(ns, &st) == 0 && (int64_t)st.st_size == ns->tmp_size &&
-	       (uint64_t)st.st_dev == ns->tmp_dev;
+	if (sbx_slotns_tmp_stat(ns, &st) < 0)
+		return false;
+	sbx_tmp_times(&st, t);
+	return (int64_t)st.st_size == ns->tmp_size && (uint64_t)st.st_dev == ns->tmp_dev &&
+	       memcmp(t, ns->tmp_times, sizeof(t)) == 0;
+}
+
+/*
+ * No process in the slot's PID namespace but its init: the namespace's
+ * /proc lists one directory, "1", among its files (self, sys, ...). Read
+ * from the spawner through the slot's root; a /proc that cannot be read
+ * counts as not alone.
+ */
+bool sbx_slotns_alone(const struct sbx_slotns *ns)
+{
+	char buf[4096];
+	bool alone = true;
+	long n;
+	int fd = openat(ns->root, "proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	while (alone && (n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			const struct sbx_dirent {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (const void *)(buf + off);
+
+			if (d->name[0] >= '0' && d->name[0] <= '9' && strcmp(d->name, "1") != 0)
+				alone = false;
+			off += d->reclen;
+		}
+	}
+	if (n < 0)
+		alone = false;
+	close(fd);
+	return alone;
 }

@@ -12,19 +12,23 @@
  * namespaces, a C task is forked into its worker slot's PID namespace
  * (whose init is a tiny clone of this process sharing its memory) and
  * joins the slot's mount, IPC and UTS namespaces and cgroups: made at the
- * slot's first C-task job, entered by the next ones, made anew when they
- * may be dirty (sbx_init.c). An exec task gets a new PID namespace of its
- * own, with the same tiny init, and is cloned into it as pid 2 with new
- * mount and UTS namespaces (its IPC namespace is the slot's, job_ipcns),
+ * slot's first job, entered by the next ones, made anew when they may be
+ * dirty (sbx_init.c). An exec task without network goes there too, cloned
  * into this process's memory (CLONE_VM | CLONE_VFORK, as posix_spawn
- * does: this process waits until it has exec'd;
- * nothing of the image is copied for a process that execs), and does the
- * rest of its setup in exec_task_ns(). The task enters the sandbox (fds,
+ * does: this process waits until it has exec'd; nothing of the image is
+ * copied for a process that execs) by spawn_exec_in_slotns(), and checks
+ * its pid first (exec_task_slot). An exec+net task, or one that created
+ * processes in its slot's namespaces before, gets a new PID namespace of
+ * its own, with the same tiny init, and is cloned into it as pid 2 with
+ * new mount and UTS namespaces (its IPC namespace is the slot's,
+ * job_ipcns), the same way, and does the rest of its setup in
+ * exec_task_ns(). The task enters the sandbox (fds,
  * rlimits, user, seccomp) and runs the C tasks or execs the program. The
  * parent closes its copies of the child's fds and remembers slot -> pid
  * (and an exec task's init). SIGCHLD: reap everything with wait4(); for
- * a C task in its slot's namespaces, report EXIT at once (it was its job's
- * last process); for an exec task in its PID namespace, keep its wait
+ * a task in its slot's namespaces, report EXIT at once (it was its job's
+ * last process; an exec task that left one: see spawner_send_exit); for
+ * an exec task in its PID namespace, keep its wait
  * status and rusage and kill its init, and report EXIT once the init is
  * reaped too (the namespace is empty then); without namespaces, kill what
  * is left of the child's process group and cgroup, and report EXIT.
@@ -280,13 +284,11 @@ static pid_t pidns_leave(pid_t pid)
 }
 
 /*
- * A C task with namespaces: forked into its slot's PID namespace (made
- * first when the slot has none, or none of the view as it is now), as a
- * child of this process; its mount, IPC and UTS namespaces it joins itself
- * (sbx_slotns_enter). This process's own children go to its own namespace
- * again before this returns.
+ * This process's next child goes to the slot's PID namespace: made first
+ * when the slot has none, or none of the view as it is now. 0, or -1 with
+ * errno.
  */
-static pid_t fork_in_pidns(const struct spawn_req *req)
+static int slotns_enter_pidns(const struct spawn_req *req)
 {
 	struct slot *s = &spawner_sp.slots[req->slot];
 	char *stack_top = spawner_sp.init_stacks + (size_t)(2 * req->slot + 1) * SBX_INIT_STACK;
@@ -297,11 +299,11 @@ static pid_t fork_in_pidns(const struct spawn_req *req)
 		.nkeep = spawner_sp.opts->nkeep,
 	};
 	struct sbx_error err = {{0}, 0};
-	pid_t pid;
-	int e;
 
 	if (s->ns.init > 0 && s->ns.view_gen != gen)
 		sbx_slotns_drop(&s->ns);
+	if (s->ns.init == 0)
+		s->ns_exec_task = -1;
 	if (s->ns.init > 0 ? sbx_slotns_fork_into(&s->ns, &err) < 0
 			   : sbx_slotns_build(&s->ns, stack_top, spawner_sp.self_pidfd,
 					      spawner_sp.own_pidns, &ip, &err) < 0) {
@@ -312,6 +314,23 @@ static pid_t fork_in_pidns(const struct spawn_req *req)
 		return -1;
 	}
 	s->ns.view_gen = gen;
+	return 0;
+}
+
+/*
+ * A C task with namespaces: forked into its slot's PID namespace, as a
+ * child of this process; its mount, IPC and UTS namespaces it joins itself
+ * (sbx_slotns_enter). This process's own children go to its own namespace
+ * again before this returns.
+ */
+static pid_t fork_in_pidns(const struct spawn_req *req)
+{
+	struct slot *s = &spawner_sp.slots[req->slot];
+	pid_t pid;
+	int e;
+
+	if (slotns_enter_pidns(req) < 0)
+		return -1;
 	pid = _Fork(); /* see clone_child() */
 	if (pid == 0)
 		return 0;
@@ -397,14 +416,29 @@ static int job_ipcns(const struct spawn_req *req)
 	return 0;
 }
 
-/* What an exec job's task needs from handle_start's frame (exec_task_ns). */
+/* What an exec job's task needs from handle_start's frame (exec_task_ns,
+ * exec_task_slot). */
 struct exec_args {
 	const struct spawn_req *req;
 	const char *input;
 	const int *fds;
 	int nfds;
 	int netns;
+	pid_t expect;	     /* exec_task_slot: its pid in the slot's namespace, */
+	volatile pid_t seen; /* ...and the one it got (CLONE_VM: written here) */
 };
+
+/*
+ * Whether an exec job runs in its slot's namespaces: not with network (its
+ * resolv.conf is mounted per job), and not a task that created processes
+ * there before (it would leave them dirty every time: a shell script's
+ * namespaces of its own cost less than the slot's made anew).
+ */
+static bool exec_in_slotns(const struct spawn_req *req)
+{
+	return registry_at(spawner_sp.reg, req->task_index) && !job_has_network(req) &&
+	       !spawner_sp.exec_forks[req->task_index];
+}
 
 /*
  * An exec task with namespaces, cloned by spawn_exec_in_pidns() into this
@@ -477,6 +511,77 @@ static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, 
 	return pid;
 }
 
+/*
+ * An exec task in its slot's namespaces, cloned by spawn_exec_in_slotns()
+ * into this process's memory. First its pid there: the one that follows
+ * the last job's, unless a job of the slot created processes - whose trace
+ * (the pids this task and its children get) it must not see: it ends at
+ * once, and the spawner drops the namespaces. Then the slot's namespaces,
+ * network, /tmp's size and cgroups, the sandbox and execve.
+ */
+static int exec_task_slot(void *arg)
+{
+	struct exec_args *a = arg;
+	const struct cg_slot *cg = cg_of(a->req->slot);
+	struct sbx_error err = {{0}, 0};
+	struct sbx_init_params ip = {
+	    .join_fds = cg ? cg->join : NULL,
+	    .njoin = cg ? cg->njoin_ns : 0,
+	    .netns_fd = a->netns,
+	    .tmp_bytes = a->req->limits.memory_bytes,
+	};
+
+	a->seen = getpid();
+	if (a->seen != a->expect)
+		_exit(127);
+	if (sbx_slotns_enter(&spawner_sp.slots[a->req->slot].ns, &ip, &err) < 0)
+		sbx_fail(a->fds[0], &err);
+	child_main(a->req, a->input, a->fds, a->nfds, 0);
+	_exit(127); /* child_main does not return for an exec task */
+}
+
+/*
+ * An exec task without network in its slot's namespaces (made first when
+ * the slot has none, or none of the view as it is now), cloned into this
+ * process's memory (CLONE_VM | CLONE_VFORK) as spawn_exec_in_pidns() does.
+ * The task's pid, or -1 with errno; or -2 when the last exec task of the
+ * slot created processes there (exec_task_slot saw its pid further on):
+ * the task is reaped, the namespaces dropped, and that task gets
+ * namespaces of its own per job from now on.
+ */
+static pid_t __attribute__((noinline)) spawn_exec_in_slotns(struct exec_args *a)
+{
+	char stack[SBX_EXEC_STACK] __attribute__((aligned(16)));
+	struct slot *s = &spawner_sp.slots[a->req->slot];
+	pid_t pid;
+	int e;
+
+	if (slotns_enter_pidns(a->req) < 0)
+		return -1;
+	a->expect = s->ns.next_pid;
+	a->seen = 0;
+	pid = clone(exec_task_slot, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+	e = errno;
+	spawner_stack_unpoison(stack, sizeof(stack)); /* see spawn_exec_in_pidns() */
+	errno = e;
+	pid = pidns_leave(pid);
+	if (pid < 0) {
+		e = errno;
+		sbx_slotns_drop(&s->ns);
+		errno = e;
+		return -1;
+	}
+	if (a->seen != a->expect) {
+		(void)waitpid(pid, NULL, 0);
+		if (s->ns_exec_task >= 0)
+			spawner_sp.exec_forks[s->ns_exec_task] = true;
+		sbx_slotns_drop(&s->ns);
+		return -2;
+	}
+	s->ns_exec_task = a->req->task_index;
+	return pid;
+}
+
 /* In the new child (a C task with namespaces, or any task without): the
  * namespaces and the cgroup, then the task. */
 static void child_start(const struct spawn_req *req, const char *input, const int *fds, int nfds,
@@ -514,7 +619,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 {
 	struct slot *s = slot_of(req->slot);
 	struct spawn_evt evt = {.type = SPAWN_EVT_EXIT, .slot = req->slot, .run_id = req->run_id};
-	bool peak_reset;
+	bool peak_reset, in_slotns;
 	int netns;
 	pid_t pid, init = 0;
 
@@ -531,10 +636,14 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
 	if (spawner_sp.opts->namespaces && (req->flags & SPAWN_F_EXEC)) {
-		struct exec_args args = {req, input, fds, nfds, netns};
+		struct exec_args args = {req, input, fds, nfds, netns, 0, 0};
 
-		pid = spawn_exec_in_pidns(&args, &init);
+		pid = exec_in_slotns(req) ? spawn_exec_in_slotns(&args) : -2;
+		in_slotns = pid > 0;
+		if (pid == -2)
+			pid = spawn_exec_in_pidns(&args, &init);
 	} else {
+		in_slotns = spawner_sp.opts->namespaces;
 		pid = spawn_process(req);
 		if (pid == 0)
 			child_start(req, input, fds, nfds, netns);
@@ -546,7 +655,8 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->pid = pid;
 	s->init = init;
 	s->reaped = false;
-	s->in_slotns = spawner_sp.opts->namespaces && !(req->flags & SPAWN_F_EXEC);
+	s->in_slotns = in_slotns;
+	s->task_index = req->task_index;
 	/* The child makes /tmp the size of this job's (sbx_slotns_enter). */
 	if (s->in_slotns)
 		sbx_slotns_started(&s->ns, req->limits.memory_bytes);
@@ -669,7 +779,8 @@ static void reaped(pid_t pid, int status, const struct rusage *ru)
 		}
 		if (s->pid != pid || s->init > 0)
 			continue;
-		/* A C task in the slot's namespaces: the job's last process. */
+		/* A task in the slot's namespaces: the job's last process, but
+		 * for what an exec task left (spawner_send_exit). */
 		if (s->in_slotns) {
 			spawner_send_exit(i, status, ru);
 			return;

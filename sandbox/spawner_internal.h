@@ -35,7 +35,8 @@
 
 struct slot {
 	pid_t pid;       /* the job child; 0 = free */
-	bool in_slotns;  /* ...a C task in the slot's namespaces (ns) */
+	bool in_slotns;  /* ...in the slot's namespaces (ns): a C task, or an
+			  * exec task without network */
 	pid_t init;      /* an exec task's PID namespace init (sbx_pidns_init); 0 = none */
 	bool reaped;     /* ...and the task was reaped (status, ru), its init not yet */
 	uint64_t run_id;
@@ -48,7 +49,11 @@ struct slot {
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
 	struct rusage ru; /* an exec task's, when reaped before its init */
-	struct sbx_slotns ns; /* C tasks' namespaces (sbx_slotns_*); ns.init 0 = none */
+	bool oom;         /* ...and whether the memory cgroup killed in its job */
+	int task_index;   /* the job's task */
+	int ns_exec_task; /* the last exec task in ns (its next_pid tells whether it
+			   * created processes); -1 = none */
+	struct sbx_slotns ns; /* the slot's namespaces (sbx_slotns_*); ns.init 0 = none */
 };
 
 struct spawner_state {
@@ -67,8 +72,11 @@ struct spawner_state {
 	int host_netns;           /* exec+net jobs with net_host; -1 = none */
 	int own_pidns;            /* this PID namespace (the jobs' inits) */
 	int self_pidfd;           /* a pidfd of this process, for the inits; -1 = none */
-	/* 2 x SBX_INIT_STACK bytes per slot: its C tasks' init, an exec job's */
+	/* 2 x SBX_INIT_STACK bytes per slot: its namespaces' init, an exec job's */
 	char *init_stacks;
+	/* Per task: an exec task that created processes in its slot's
+	 * namespaces gets namespaces of its own per job from then on. */
+	bool *exec_forks;
 };
 
 /* The spawner's state (defined in spawner.c). */

@@ -5,8 +5,9 @@
  * Theory of operation: KILL kills the slot's child, if it is still the
  * request's run's (only an unreaped child: its pid cannot be recycled yet).
  * With namespaces that is the task (the spawner reaps it: its CPU time is
- * accounted) and, for an exec task, its init, whose death takes the rest of
- * its PID namespace along; without, the child, its process group and its
+ * accounted) and, for an exec task, its init (its own, or its slot's),
+ * whose death takes the rest of its PID namespace along; without, the
+ * child, its process group and its
  * cgroup. Deadlines: each slot has a timer (a timerfd the daemon hands over
  * with TIMER and arms when a job starts, see spawn_proto.h); the poll loop
  * waits on it too, and when it expires the slot's child is killed as for
@@ -14,7 +15,8 @@
  * spawner.c has reaped a job's last process, spawner_send_exit() reports
  * EXIT with its status, rusage, memory peak, an OOM kill and a kill at the
  * deadline, and drops the slot's namespaces when the job may have left
- * them dirty. When the daemon's end of the socket closes, every child is
+ * them dirty (an exec task: killing their init, and reporting EXIT once
+ * it is reaped). When the daemon's end of the socket closes, every child is
  * killed and reaped, and the spawner exits.
  *
  * Runs in the spawner, single-threaded; spawner_send_exit() is on every
@@ -42,9 +44,13 @@ static void kill_slot(unsigned index)
 	pid_t pid = s->pid;
 
 	/* A C task in its slot's namespaces is the job's only process (it
-	 * cannot create one): the spawner reaps it, so it is accounted. */
+	 * cannot create one): the spawner reaps it, so it is accounted. An
+	 * exec task there may have made more: the init's death takes them
+	 * along (and the namespaces, which spawner_send_exit() then drops). */
 	if (s->in_slotns) {
 		kill(pid, SIGKILL);
+		if (s->exec && s->ns.init > 0)
+			kill(s->ns.init, SIGKILL);
 		return;
 	}
 	/* An exec task in its own PID namespace (a reaped one's pid may be
@@ -132,18 +138,44 @@ void spawner_check_deadline(unsigned index)
 }
 
 /*
- * A C task in the slot's namespaces ended (status): whether they may be
+ * A task in the slot's namespaces ended (status): whether they may be
  * entered by the next job. Not after a kill or an OOM kill (the task may
  * have been stopped in its setup), a setup failure (126: sbx_fail), or
- * when /tmp is not as built (a C task cannot write to it: defence in
- * depth). Otherwise nothing of the task is left: it was the namespace's
- * only process but the init, and it creates neither processes, files,
- * mounts nor IPC objects (the strict profile).
+ * when /tmp is not as built. A C task cannot write to /tmp (defence in
+ * depth), and leaves nothing else: it was the namespace's only process but
+ * the init, and it creates neither processes, files, mounts nor IPC
+ * objects (the strict profile). An exec task can create processes and
+ * files, and none may be left: no process but the init. (One that created
+ * processes that are gone left their pids behind: the next exec task
+ * finds that out from its own, see spawner.c's exec_task_slot.)
  */
 static bool slotns_reusable(const struct slot *s, int status, bool oom)
 {
 	return !s->killed && !oom && !(WIFEXITED(status) && WEXITSTATUS(status) == 126) &&
-	       s->ns.view_gen == sbx_view_generation(spawner_sp.view) && sbx_slotns_clean(&s->ns);
+	       s->ns.view_gen == sbx_view_generation(spawner_sp.view) && sbx_slotns_clean(&s->ns) &&
+	       (!s->exec || sbx_slotns_alone(&s->ns));
+}
+
+/*
+ * An exec task left its slot's namespaces dirty: they go, and with the
+ * init's death whatever the job left in them. Its exit waits until all of
+ * that is gone, so the job's EXIT waits for the init (spawner.c,
+ * pidns_reaped), as an exec task's in a namespace of its own does. A task
+ * that left processes gets namespaces of its own per job from now on.
+ * false when there is no init to wait for.
+ */
+static bool slotns_leave_dirty(struct slot *s, int status, const struct rusage *ru, bool oom)
+{
+	if (!sbx_slotns_alone(&s->ns))
+		spawner_sp.exec_forks[s->task_index] = true;
+	s->in_slotns = false;
+	s->reaped = true;
+	s->status = status;
+	s->ru = *ru;
+	s->oom = oom;
+	s->ns_exec_task = -1;
+	s->init = sbx_slotns_detach(&s->ns);
+	return s->init > 0;
 }
 
 /* EXIT: the slot's job child is gone, with status and ru. */
@@ -151,7 +183,7 @@ void spawner_send_exit(unsigned index, int status, const struct rusage *ru)
 {
 	struct slot *s = &spawner_sp.slots[index];
 	struct cg_slot *cg = cg_of(index);
-	bool oom = cg && cg_slot_oom(cg);
+	bool oom = (cg && cg_slot_oom(cg)) || s->oom;
 	struct spawn_evt evt = {
 		.type = SPAWN_EVT_EXIT,
 		.slot = index,
@@ -166,9 +198,13 @@ void spawner_send_exit(unsigned index, int status, const struct rusage *ru)
 		.end_ns = now_ns(),
 	};
 
-	if (s->in_slotns && !slotns_reusable(s, status, oom))
+	if (s->in_slotns && !slotns_reusable(s, status, oom)) {
+		if (s->exec && slotns_leave_dirty(s, status, ru, oom))
+			return;
 		sbx_slotns_drop(&s->ns);
+	}
 	s->pid = 0;
 	s->in_slotns = false;
+	s->oom = false;
 	send_evt(&evt);
 }

@@ -156,7 +156,8 @@ static int prepare_jobs(struct sbx_error *err)
 	/* The jobs' inits: a stack each, the way back to this namespace, and
 	 * whether this process is still there (Linux 5.3; else unchecked). */
 	spawner_sp.init_stacks = calloc(spawner_sp.nslots, 2 * SBX_INIT_STACK);
-	if (!spawner_sp.init_stacks)
+	spawner_sp.exec_forks = calloc(registry_count(spawner_sp.reg) + 1, sizeof(bool));
+	if (!spawner_sp.init_stacks || !spawner_sp.exec_forks)
 		return sbx_error_set(err, "init stacks", ENOMEM);
 	spawner_sp.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	if (spawner_sp.own_pidns < 0)
@@ -210,6 +211,7 @@ static int setup_hot_state(void)
 	for (unsigned i = 0; i < spawner_sp.nslots; i++) {
 		spawner_sp.slots[i].netns = spawner_sp.slots[i].timer = -1;
 		spawner_sp.slots[i].ipcns = -1;
+		spawner_sp.slots[i].ns_exec_task = -1;
 		sbx_slotns_init(&spawner_sp.slots[i].ns);
 	}
 	return 0;

@@ -451,10 +451,12 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 	if (iso->namespaces)
 		fprintf(
 		    out,
-		    "%snamespaces: pid, mount, ipc and uts namespaces not the daemon's: an exec\n"
-		    "%s  task's new per job, pid 2 under an init that takes everything along\n"
-		    "%s  when it ends; C tasks (which can leave nothing there) their worker\n"
-		    "%s  slot's, made anew after a kill; a /proc of that pid namespace, a\n"
+		    "%snamespaces: pid, mount, ipc and uts namespaces not the daemon's: the\n"
+		    "%s  worker slot's, entered by its jobs while none leaves anything there\n"
+		    "%s  (made anew after a kill, or an exec task that left a file or a\n"
+		    "%s  process); new per job for exec+net tasks and exec tasks that\n"
+		    "%s  create processes; the task at pid 2 or more under an init that\n"
+		    "%s  takes everything along; a /proc of that pid namespace, a\n"
 		    "%s  private /tmp (tmpfs, gone with the job or the slot's), the rest\n"
 		    "%s  read-only, nosuid and nodev, as the host's mounts were at startup\n"
 		    "%s  (later mounts never appear; later unmounts are followed); a minimal\n"
@@ -462,7 +464,7 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 		    "%s  the config's directory, /etc/default, the database's socket\n"
 		    "%s  directory and [sandbox] hide hidden; an empty network namespace per\n"
 		    "%s  worker slot (loopback only) unless the task's profile allows network\n",
-		    in, in, in, in, in, in, in, in, in, in, in);
+		    in, in, in, in, in, in, in, in, in, in, in, in, in);
 	else
 		fprintf(out, "%snamespaces: none (exec tasks: a PID namespace when allowed)\n", in);
 	if (iso->cg.version)

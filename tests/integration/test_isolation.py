@@ -222,10 +222,9 @@ class IsolationTest(unittest.TestCase):
         """A job's isolation record is what the job got. A running C task
         (looked at from outside: it may not open files) and an exec task
         (the probe, from inside) each run in a PID namespace that is not the
-        spawner's whose pid 1 is a valetd-init of the spawner's: the exec
-        task is its pid 2, its parent the init; the C task's namespace is
-        its worker slot's (test_slotns), where it is pid 2 or more, a child
-        of the spawner; their mount, IPC, UTS and network
+        spawner's whose pid 1 is a valetd-init of the spawner's: their worker
+        slot's (test_slotns), where the task is pid 2 or more, a child of the
+        spawner (outside: ppid 0 inside); their mount, IPC, UTS and network
         namespaces are neither valetd's nor the spawner's; the host name is
         "valet"; the network namespace is the slot's, one the spawner holds;
         they run as the uid the record names; and both jobs COMPLETED."""
@@ -270,11 +269,11 @@ class IsolationTest(unittest.TestCase):
         self.assertEqual(c_seen["init"], (init, "valetd-init", [str(init), "1"], spawner), c_seen)
         self.assertEqual(set(c_seen["status"]["Uid"].split()), {str(c_uid)}, c_seen)
         self.assertEqual(c_seen["nodename"], "valet", c_seen)
-        # The exec task, from inside: pid 2 beside the init, its parent (the
-        # spawner) outside the namespace, as a C task's.
+        # The exec task, from inside: pid 2 or more beside the init, its
+        # parent (the spawner) outside the namespace, as a C task's.
         x_iso = done[x_job["id"]]["isolation"]
-        self.assertEqual((inside["pid"], inside["ppid"], inside["init"]), (2, 0, "valetd-init"),
-                         inside)
+        self.assertGreaterEqual(inside["pid"], 2, inside)
+        self.assertEqual((inside["ppid"], inside["init"]), (0, "valetd-init"), inside)
         self.assertEqual((inside["uid"], inside["gid"]), (x_iso["uid"], x_iso["uid"]), inside)
         self.assertEqual(inside["nodename"], "valet", inside)
         for ns in (c_seen["ns"], inside["ns"]):

@@ -31,7 +31,8 @@ import time
 import unittest
 
 from valetd import Daemon, proc_table, spawner_of
-from test_isolation import NAMESPACES, ns_of, pidns_init_of, procs_of, status_of, wait_until
+from test_isolation import (NAMESPACES, PROBE_TASK, ns_of, pidns_init_of, procs_of, status_of,
+                            wait_until)
 
 UID_BASE = 72000 + 64 * (os.getpid() % 1000)
 JOB_NS = ("pid", "mnt", "ipc", "uts")
@@ -58,11 +59,13 @@ def in_ns(pid, flag, *cmd):
 class SlotTestCase(unittest.TestCase):
     """A daemon with one worker, and a look at its running C-task jobs."""
 
+    tasks = {}  # exec tasks: section name -> settings
+
     def setUp(self):
         self.before_start()
-        self.d = Daemon({"sandbox": {"uid_base": str(UID_BASE), "namespaces": "true",
-                                     "cgroups": "true"},
-                         "queue": {"workers": "1"}})
+        self.d = Daemon(dict({"sandbox": {"uid_base": str(UID_BASE), "namespaces": "true",
+                                          "cgroups": "true"},
+                              "queue": {"workers": "1"}}, **self.tasks))
         self.d.start()
         self.addCleanup(self.d.cleanup)
         self.addCleanup(self.d.stop)
@@ -217,6 +220,97 @@ class SlotNamespacesTest(SlotTestCase):
         self.assertEqual(job["status"], "COMPLETED", job)
         seen = self.next_in_slot(first)
         self.assertNotEqual(seen["ns"]["mnt"], first["ns"]["mnt"], (seen, first))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
+class ExecSlotTest(SlotTestCase):
+    """Exec tasks without network run in their slot's namespaces too, while
+    no job has left anything there (sbx_init.c, spawner.c). The probe (an
+    exec task, python3) reports from inside; "probe" is the task whose jobs
+    leave things, "look" (the same program) the one that looks after it."""
+
+    # "look" looks after a job of another task; one task per case, since a
+    # task that created processes is not run in the slot's namespaces again.
+    tasks = {"task." + t: PROBE_TASK for t in ("look", "p0", "p1", "p2", "p3", "pk")}
+
+    def run_exec(self, task, timeout=20, status="COMPLETED", **params):
+        params.setdefault("whoami", True)
+        params.setdefault("ls", ["/tmp"])
+        job = self.d.submit(task, params, timeout=timeout)
+        done = self.d.wait_all([job["id"]], timeout=timeout + 20, check_status=False)[job["id"]]
+        self.assertEqual(done["status"], status, done)
+        if status != "COMPLETED":
+            return done, None
+        out = self.d.result(job["id"])["metadata"]
+        out["uid"] = done["isolation"]["uid"]
+        return done, out
+
+    def look_in_slot(self, uid):
+        """A "look" job in the slot that ran as uid (one worker, two slots:
+        at most 3 jobs); what it saw."""
+        for _ in range(3):
+            _, seen = self.run_exec("look")
+            self.assertEqual(seen["ls /tmp"], [], seen)
+            who = seen["whoami"]
+            self.assertGreaterEqual(who["pid"], 2, seen)
+            self.assertEqual((who["ppid"], who["init"], who["nodename"]),
+                             (0, "valetd-init", "valet"), seen)
+            if seen["uid"] == uid:
+                return who
+        self.fail("the slot never ran again")
+
+    def test_clean_jobs_share_the_slot_namespaces(self):
+        """An exec job that leaves nothing: the slot's next job runs in the
+        same namespaces, as the next pid there - the only trace of the one
+        before, as for C tasks - and finds /tmp empty."""
+        _, first = self.run_exec("look")
+        who = self.look_in_slot(first["uid"])
+        for name in JOB_NS:
+            self.assertEqual(who["ns"][name], first["whoami"]["ns"][name], (name, who, first))
+        self.assertEqual(who["pid"], first["whoami"]["pid"] + 1, (who, first))
+
+    def test_what_a_job_leaves_makes_new_namespaces(self):
+        """A file in /tmp, a file made and removed again (its times), a
+        child that ended (its pid), a process left running: the slot's next
+        job runs in new namespaces with an empty /tmp, and a job that left
+        a process is over only once it is gone. A task that created
+        processes gets namespaces of its own per job from then on: pid 2
+        beside its own init."""
+        cases = [("p0", "a file", {"write": ["/tmp/left"]}, False),
+                 ("p1", "a file removed", {"write": ["/tmp/gone"], "unlink": ["/tmp/gone"]},
+                  False),
+                 ("p2", "a child that ended", {"fork": 1}, True),
+                 ("p3", "a process left", {"leave": 60}, True)]
+        for task, what, params, forks in cases:
+            with self.subTest(what):
+                _, first = self.run_exec(task, **params)
+                self.assertNotIn("ENOENT", str(first), first)
+                self.assertEqual(procs_of(first["uid"], "python3"), [],
+                                 "%s: the job's process outlived it" % what)
+                who = self.look_in_slot(first["uid"])
+                self.assert_fresh(who, first)
+                if forks:
+                    for _ in range(2):
+                        _, again = self.run_exec(task)
+                        self.assertEqual(again["whoami"]["pid"], 2, (what, again))
+
+    def test_a_killed_exec_job_leaves_nothing(self):
+        """A kill at the deadline of a job that left a process: both gone
+        when the job is over, and new namespaces for the slot's next job."""
+        _, first = self.run_exec("look")
+        done, _ = self.run_exec("pk", timeout=1, status="FAILED", leave=60, sleep=30)
+        self.assertIn("timed out", done["failure_reason"], done)
+        uid = done["isolation"]["uid"]
+        self.assertEqual(procs_of(uid, "python3"), [], "a killed job's process outlived it")
+        self.assert_fresh(self.look_in_slot(uid), first)
+
+    def assert_fresh(self, who, first):
+        """who ran in new namespaces: pid 2 (its own, per job) or 3 (its
+        slot's, made anew: the builder was 2), where the slot's namespaces
+        kept would have made it the next pid after first's, 4 or more.
+        (Namespaces' inode numbers are used again once they are freed, so
+        they cannot tell.)"""
+        self.assertIn(who["pid"], (2, 3), (who, first))
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users, mounts)")

@@ -171,6 +171,20 @@ def main():
             out["write " + path] = "ok"
         except OSError as e:
             out["write " + path] = err(e)
+    for path in p.get("unlink", []):
+        try:
+            os.unlink(path)
+            out["unlink " + path] = "ok"
+        except OSError as e:
+            out["unlink " + path] = err(e)
+    if p.get("leave"):
+        # A process that outlives the job: its own session, not waited for.
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            time.sleep(p["leave"])
+            os._exit(0)
+        out["left"] = pid
     for path in p.get("ls", []):
         try:
             out["ls " + path] = sorted(os.listdir(path))
