@@ -30,7 +30,7 @@ except ImportError:
     sys.path.append("/usr/lib/python3/dist-packages")
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -119,8 +119,12 @@ class BrowserTestCase(DaemonTestCase):
         self.wait_css("#live.on")
 
     def wait(self, what, cond, timeout=WAIT):
+        # The page re-renders what it shows: an element found one moment
+        # may be gone the next (stale); the condition is then asked again.
         try:
-            return WebDriverWait(self.b, timeout, poll_frequency=0.1).until(lambda b: cond())
+            return WebDriverWait(self.b, timeout, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,)
+                                 ).until(lambda b: cond())
         except TimeoutException:
             self.shot("timeout-" + self.id().rsplit(".", 1)[-1])
             raise AssertionError("the page did not show %s within %ds" % (what, timeout))
