@@ -416,6 +416,27 @@ static int job_ipcns(const struct spawn_req *req)
 	return 0;
 }
 
+/*
+ * What a job's task needs to enter its namespaces (in the child, before
+ * the sandbox): the slot's cgroups (those for a task with a PID namespace),
+ * its network namespace (netns; a resolv.conf of the helper's for one
+ * served by slirp4netns), the kept /tmp items and /tmp's size.
+ */
+static struct sbx_init_params job_init_params(const struct spawn_req *req, int netns)
+{
+	const struct cg_slot *cg = cg_of(req->slot);
+
+	return (struct sbx_init_params){
+	    .join_fds = cg ? cg->join : NULL,
+	    .njoin = cg ? cg->njoin_ns : 0,
+	    .netns_fd = netns,
+	    .net_resolv = netns >= 0 && netns != spawner_sp.host_netns && job_has_network(req),
+	    .keep = spawner_sp.opts->keep,
+	    .nkeep = spawner_sp.opts->nkeep,
+	    .tmp_bytes = req->limits.memory_bytes,
+	};
+}
+
 /* What an exec job's task needs from handle_start's frame (exec_task_ns,
  * exec_task_slot). */
 struct exec_args {
@@ -450,18 +471,8 @@ static bool exec_in_slotns(const struct spawn_req *req)
 static int exec_task_ns(void *arg)
 {
 	const struct exec_args *a = arg;
-	const struct cg_slot *cg = cg_of(a->req->slot);
 	struct sbx_error err = {{0}, 0};
-	struct sbx_init_params ip = {
-	    .join_fds = cg ? cg->join : NULL,
-	    .njoin = cg ? cg->njoin_ns : 0,
-	    .netns_fd = a->netns,
-	    .net_resolv =
-		a->netns >= 0 && a->netns != spawner_sp.host_netns && job_has_network(a->req),
-	    .keep = spawner_sp.opts->keep,
-	    .nkeep = spawner_sp.opts->nkeep,
-	    .tmp_bytes = a->req->limits.memory_bytes,
-	};
+	struct sbx_init_params ip = job_init_params(a->req, a->netns);
 
 	if (sbx_exec_ns_enter(&ip, spawner_sp.slots[a->req->slot].ipcns, &err) < 0)
 		sbx_fail(a->fds[0], &err);
@@ -522,14 +533,8 @@ static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, 
 static int exec_task_slot(void *arg)
 {
 	struct exec_args *a = arg;
-	const struct cg_slot *cg = cg_of(a->req->slot);
 	struct sbx_error err = {{0}, 0};
-	struct sbx_init_params ip = {
-	    .join_fds = cg ? cg->join : NULL,
-	    .njoin = cg ? cg->njoin_ns : 0,
-	    .netns_fd = a->netns,
-	    .tmp_bytes = a->req->limits.memory_bytes,
-	};
+	struct sbx_init_params ip = job_init_params(a->req, a->netns);
 
 	a->seen = getpid();
 	if (a->seen != a->expect)
@@ -592,16 +597,7 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 	pid_t parent = spawner_sp.self;
 
 	if (spawner_sp.opts->namespaces) {
-		struct sbx_init_params ip = {
-		    .join_fds = cg ? cg->join : NULL,
-		    .njoin = cg ? cg->njoin_ns : 0,
-		    .netns_fd = netns,
-		    .net_resolv =
-			netns >= 0 && netns != spawner_sp.host_netns && job_has_network(req),
-		    .keep = spawner_sp.opts->keep,
-		    .nkeep = spawner_sp.opts->nkeep,
-		    .tmp_bytes = req->limits.memory_bytes,
-		};
+		struct sbx_init_params ip = job_init_params(req, netns);
 		if (sbx_slotns_enter(&spawner_sp.slots[req->slot].ns, &ip, &err) < 0)
 			sbx_fail(fds[0], &err);
 		parent = 0; /* this process, outside the task's PID namespace */
