@@ -114,6 +114,7 @@
  *
  * Async-signal-safe only, as in sbx_child.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -637,26 +638,22 @@ bool sbx_slotns_clean(const struct sbx_slotns *ns)
  */
 bool sbx_slotns_alone(const struct sbx_slotns *ns)
 {
-	char buf[4096];
+	char buf[4096] __attribute__((aligned(8)));
 	bool alone = true;
-	long n;
+	ssize_t n;
 	int fd = openat(ns->root, "proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
 		return false;
-	while (alone && (n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < n;) {
-			const struct sbx_dirent {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (const void *)(buf + off);
+	/* getdents64() into a buffer on the stack: readdir() would allocate. */
+	while (alone && (n = getdents64(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			const struct dirent64 *d = (const void *)(buf + off);
 
-			if (d->name[0] >= '0' && d->name[0] <= '9' && strcmp(d->name, "1") != 0)
+			if (d->d_name[0] >= '0' && d->d_name[0] <= '9' &&
+			    strcmp(d->d_name, "1") != 0)
 				alone = false;
-			off += d->reclen;
+			off += d->d_reclen;
 		}
 	}
 	if (n < 0)

@@ -395,8 +395,10 @@ static int job_netns(const struct spawn_req *req, int *fd)
 }
 
 /*
- * An exec task's IPC namespace: its slot's, made the first time the slot
- * runs one, and kept. Not one per job: the exec profiles let a task make no
+ * The IPC namespace of an exec task in a namespace of its own (exec+net,
+ * or a task that creates processes; one in its slot's namespaces has the
+ * slot's): its slot's, made the first time the slot runs one, and kept
+ * (spawn_exec_in_pidns). Not one per job: the exec profiles let a task make no
  * IPC object (shmget, semget, msgget and mq_open answer ENOSYS; test_exec's
  * ExecSlotTest tries) and change none of the namespace's limits (no
  * capability), so a job leaves nothing there for the next one; and a new
@@ -500,6 +502,11 @@ static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, 
 	pid_t pid;
 	int e;
 
+	/* Only this shape joins the slot's exec IPC namespace: made here. */
+	if ((e = job_ipcns(a->req)) != 0) {
+		errno = e;
+		return -1;
+	}
 	if (sbx_pidns_init(init_top, spawner_sp.self_pidfd, spawner_sp.own_pidns, init, &err) < 0) {
 		errno = err.err;
 		return -1;
@@ -627,7 +634,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
 					    req->limits.max_processes)) != 0)
 		goto report;
-	if ((evt.spawn_err = job_netns(req, &netns)) != 0 || (evt.spawn_err = job_ipcns(req)) != 0)
+	if ((evt.spawn_err = job_netns(req, &netns)) != 0)
 		goto report;
 	/* Before the fork: the peak then covers the job's whole life. */
 	peak_reset = cg_of(req->slot) && cg_slot_peak_reset(cg_of(req->slot));
