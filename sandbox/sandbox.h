@@ -81,6 +81,14 @@ static inline int sbx_failed(const struct sbx_error *err)
 	return err->err > 0 ? -err->err : -EIO;
 }
 
+/*
+ * In a child of a slot's exec launcher (spawner_launch.c), which set up
+ * everything else already and whose filter it runs under: setsid,
+ * parent-death signal, fds (the ones received beyond 0..3 are close-on-exec:
+ * nothing to close), rlimits. 0, or -errno with *err.
+ */
+int sbx_enter_launched(const struct sbx_params *p, struct sbx_error *err);
+
 /* In the child, after sbx_enter failed: report err on frame_fd and _exit(126). */
 void sbx_fail(int frame_fd, const struct sbx_error *err) __attribute__((noreturn));
 
@@ -232,9 +240,9 @@ int sbx_exec_ns_enter(const struct sbx_init_params *p, int ipcns_fd, struct sbx_
  * job's limit was another. sbx_slotns_clean(): whether /tmp is still as
  * built (entries, times). sbx_slotns_alone(): whether no process but the
  * init is left in the PID namespace. sbx_slotns_drop(): kill the init (and
- * reap it) and close the fds; sbx_slotns_detach(): kill the init and close
- * the fds, leaving the init to the caller to reap (its exit waits until
- * every process of the namespace is gone).
+ * reap it), and the slot's exec launcher, and close the fds;
+ * sbx_slotns_detach(): the same, leaving the init to the caller to reap
+ * (its exit waits until every process of the namespace is gone).
  */
 struct sbx_slotns {
 	pid_t init;         /* 0 = none built */
@@ -247,6 +255,10 @@ struct sbx_slotns {
 	uint64_t tmp_dev;   /* ...and its device */
 	int64_t tmp_times[3][2]; /* ...and its atime, mtime, ctime (s, ns) */
 	uint64_t view_gen;  /* sbx_view_generation() when built */
+	/* The slot's exec launcher (spawner_launch.c), killed with the
+	 * namespaces; 0 / -1 = none. */
+	pid_t launcher;
+	int launch_sock;
 };
 void sbx_slotns_init(struct sbx_slotns *ns);
 int sbx_slotns_build(struct sbx_slotns *ns, void *stack_top, int spawner_pidfd, int own_pidns,
@@ -259,6 +271,8 @@ int sbx_slotns_enter(const struct sbx_slotns *ns, const struct sbx_init_params *
 		     struct sbx_error *err);
 bool sbx_slotns_clean(const struct sbx_slotns *ns);
 bool sbx_slotns_alone(const struct sbx_slotns *ns);
+/* Whether /tmp has the size a job of tmp_bytes gets (no remount needed). */
+bool sbx_slotns_tmp_is(const struct sbx_slotns *ns, uint64_t tmp_bytes);
 void sbx_slotns_drop(struct sbx_slotns *ns);
 pid_t sbx_slotns_detach(struct sbx_slotns *ns);
 

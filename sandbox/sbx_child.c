@@ -152,7 +152,7 @@ static int sbx_parent_death(const struct sbx_params *p, struct sbx_error *err)
  * it with O_CLOEXEC); close_range() then drops the copies and everything
  * the parent leaked.
  */
-static int sbx_fds(const struct sbx_params *p, struct sbx_error *err)
+static int sbx_fds(const struct sbx_params *p, bool close_rest, struct sbx_error *err)
 {
 	int src[4], tmp[4];
 	bool low = false;
@@ -181,7 +181,7 @@ static int sbx_fds(const struct sbx_params *p, struct sbx_error *err)
 		if (dup2(tmp[i], i) < 0)
 			return sbx_error_set(err, "dup2", errno);
 
-	if (syscall(SYS_close_range, 4U, ~0U, 0U) == 0)
+	if (!close_rest || syscall(SYS_close_range, 4U, ~0U, 0U) == 0)
 		return 0;
 	if (errno != ENOSYS)
 		return sbx_error_set(err, "close_range", errno);
@@ -285,6 +285,16 @@ static int sbx_drop_user(const struct sbx_params *p, struct sbx_error *err)
 	return sbx_parent_death(p, err);
 }
 
+int sbx_enter_launched(const struct sbx_params *p, struct sbx_error *err)
+{
+	if (setsid() < 0)
+		return sbx_error_set(err, "setsid", errno);
+	if (sbx_parent_death(p, err) < 0 || sbx_fds(p, false, err) < 0 ||
+	    sbx_rlimits(&p->limits, err) < 0)
+		return sbx_failed(err);
+	return 0;
+}
+
 /*
  * SIGSYS reporter for the strict profile (default action TRAP). Report the
  * blocked system call on the frame channel, then die by SIGSYS: the handler
@@ -360,7 +370,7 @@ int sbx_enter(const struct sbx_params *p, struct sbx_error *err)
 		return sbx_error_set(err, "setsid", errno);
 	if (sbx_parent_death(p, err) < 0)
 		return sbx_failed(err);
-	if (sbx_fds(p, err) < 0)
+	if (sbx_fds(p, true, err) < 0)
 		return sbx_failed(err);
 	if (p->workdir && chdir(p->workdir) < 0)
 		return sbx_error_set(err, "chdir", errno);

@@ -398,14 +398,20 @@ int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *ini
 
 void sbx_slotns_init(struct sbx_slotns *ns)
 {
-	*ns = (struct sbx_slotns){.pid = -1, .mnt = -1, .ipc = -1, .uts = -1, .root = -1};
+	*ns = (struct sbx_slotns){.pid = -1, .mnt = -1, .ipc = -1, .uts = -1, .root = -1,
+				  .launch_sock = -1};
 }
 
+/* The launcher goes with the namespaces it launches into (it is not in
+ * their PID namespace: the init's death would not take it along). The
+ * spawner's reaping finds it later. */
 pid_t sbx_slotns_detach(struct sbx_slotns *ns)
 {
-	int fds[] = {ns->pid, ns->mnt, ns->ipc, ns->uts, ns->root};
+	int fds[] = {ns->pid, ns->mnt, ns->ipc, ns->uts, ns->root, ns->launch_sock};
 	pid_t init = ns->init;
 
+	if (ns->launcher > 0)
+		(void)kill(ns->launcher, SIGKILL);
 	if (init > 0)
 		(void)kill(init, SIGKILL);
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
@@ -570,6 +576,11 @@ int sbx_slotns_build(struct sbx_slotns *ns, void *stack_top, int spawner_pidfd, 
 	sbx_tmp_times(&st, ns->tmp_times);
 	ns->next_pid = 3; /* the init is 1, the builder was 2 */
 	return 0;
+}
+
+bool sbx_slotns_tmp_is(const struct sbx_slotns *ns, uint64_t tmp_bytes)
+{
+	return sbx_tmp_kib(tmp_bytes) == ns->tmp_kib;
 }
 
 void sbx_slotns_started(struct sbx_slotns *ns, uint64_t tmp_bytes)

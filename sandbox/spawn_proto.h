@@ -10,7 +10,10 @@
  *                 fresh image of libc, jansson and the task code, which never
  *                 parsed the config and never held a secret. It forks every
  *                 job child, and is the only one who reaps them.
- *   job child     a fork of the spawner: sandbox/ code, then the task.
+ *   job child     a fork of the spawner: sandbox/ code, then the task (an
+ *                 exec task in its slot's namespaces: a clone of the slot's
+ *                 launcher, itself a fork of the spawner, with the spawner
+ *                 as its parent: spawner_launch.c).
  *
  * Start: valetd runs
  *     SPAWNER --valet-spawner SOCK SETUP

@@ -61,14 +61,6 @@
 #include "spawner_internal.h"
 #include "taskrun.h"
 
-/* A stack another process ran on (CLONE_VM), made clean for AddressSanitizer. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define spawner_stack_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define spawner_stack_unpoison(p, n) ((void)(p), (void)(n))
-#endif
-
 /* How often the view's hidden directories are checked without a reason. */
 #define SPAWNER_RECHECK_MS 2000
 
@@ -552,6 +544,17 @@ static int exec_task_slot(void *arg)
 	_exit(127); /* child_main does not return for an exec task */
 }
 
+/* The task of spawn_exec_in_slotns() through the slot's launcher
+ * (spawner_launch.c): as exec_task_slot would, it sets a->seen. */
+static pid_t launch_in_slotns(struct exec_args *a)
+{
+	struct sbx_init_params ip = job_init_params(a->req, a->netns);
+	pid_t seen = 0, pid = spawner_launch(a->req, a->fds, a->nfds, &ip, &seen);
+
+	a->seen = seen;
+	return pid;
+}
+
 /*
  * An exec task without network in its slot's namespaces (made first when
  * the slot has none, or none of the view as it is now), cloned into this
@@ -568,15 +571,27 @@ static pid_t __attribute__((noinline)) spawn_exec_in_slotns(struct exec_args *a)
 	pid_t pid;
 	int e;
 
-	if (slotns_enter_pidns(a->req) < 0)
+	/* The slot's launcher (in this process's PID namespace) first; the
+	 * namespaces are made first when need be. */
+	if ((s->ns.init == 0 || s->ns.view_gen != sbx_view_generation(spawner_sp.view)) &&
+	    (slotns_enter_pidns(a->req) < 0 || pidns_leave(0) < 0)) {
+		e = errno;
+		sbx_slotns_drop(&s->ns);
+		errno = e;
 		return -1;
+	}
 	a->expect = s->ns.next_pid;
 	a->seen = 0;
+	if ((pid = launch_in_slotns(a)) != -3)
+		goto started;
+	if (slotns_enter_pidns(a->req) < 0)
+		return -1;
 	pid = clone(exec_task_slot, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, a);
 	e = errno;
 	spawner_stack_unpoison(stack, sizeof(stack)); /* see spawn_exec_in_pidns() */
 	errno = e;
 	pid = pidns_leave(pid);
+started:
 	if (pid < 0) {
 		e = errno;
 		sbx_slotns_drop(&s->ns);
@@ -769,6 +784,12 @@ static void reaped(pid_t pid, int status, const struct rusage *ru)
 	for (unsigned i = 0; i < spawner_sp.nslots; i++) {
 		struct slot *s = &spawner_sp.slots[i];
 
+		/* A slot's launcher died (the OOM killer's group kill): the
+		 * next exec job makes another. */
+		if (s->ns.launcher == pid) {
+			spawner_launcher_gone(&s->ns);
+			return;
+		}
 		/* A slot's init died (it is only ever killed): its namespaces go. */
 		if (s->ns.init == pid) {
 			s->ns.init = 0;

@@ -126,6 +126,22 @@ static inline void close_fds(const int *fds, int nfds)
 		close(fds[i]);
 }
 
+/* A stack another process ran on (CLONE_VM), made clean for AddressSanitizer. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define spawner_stack_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define spawner_stack_unpoison(p, n) ((void)(p), (void)(n))
+#endif
+
+/* spawner_launch.c: an exec task in its slot's namespaces, started by the
+ * slot's launcher. Its pid with *seen (its pid there); -1 with errno: no
+ * task; -3: no launcher for it (the spawner clones it). */
+pid_t spawner_launch(const struct spawn_req *req, const int *fds, int nfds,
+		     const struct sbx_init_params *ip, pid_t *seen) SPAWNER_HIDDEN;
+/* A slot's launcher was reaped (or could not be written to): forgotten. */
+void spawner_launcher_gone(struct sbx_slotns *ns) SPAWNER_HIDDEN;
+
 /* spawner_prep.c: the process, the setup (READY), what every child would
  * otherwise do again; POLICY and the view's upkeep. */
 int spawner_become(int sock) SPAWNER_HIDDEN;

@@ -207,6 +207,64 @@ def idle_warm(pids, table, daemon_fds, spawner):
     return idle
 
 
+def idle_launchers(pids, table, spawner):
+    """The slots' exec launchers among pids (sandbox/spawner_launch.c), and
+    nothing that merely looks like one: a process named valetd-launch, a
+    child of the spawner in the spawner's PID namespace (a task's
+    CLONE_PARENT child is the spawner's too, but in the task's namespace),
+    under seccomp with no_new_privs and no capability, holding only
+    /dev/null on 0-2 and a socket on 3 - the one whose other end the
+    spawner holds (launcher_peers) - and asleep in recvmsg on it."""
+    peers = launcher_peers(spawner)
+    out = set()
+    for p in pids:
+        if (table.get(p, (0, "", 0, ""))[3] != "valetd-launch" or table[p][0] != spawner
+                or pidns_of(p) != pidns_of(spawner) or p not in peers):
+            continue
+        try:
+            with open("/proc/%d/status" % p) as f:
+                st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        except OSError:
+            continue
+        fds = fds_of(p)
+        if (st.get("Seccomp") != "2" or st.get("NoNewPrivs") != "1"
+                or int(st.get("CapEff", "1"), 16) or sorted(fds) != [0, 1, 2, 3]
+                or {fds[0], fds[1], fds[2]} != {"/dev/null"}
+                or wchan(p) not in ("__skb_wait_for_more_packets", "unix_dgram_recvmsg")):
+            continue
+        out.add(p)
+    return out
+
+
+def launcher_peers(spawner):
+    """{launcher pid: "socket:[INODE]" of the spawner's end of its socket}:
+    the spawner's unix sockets whose peer is a valetd-launch child's fd 3
+    (ss -x gives each socket's peer inode; run in the spawner's network
+    namespace, whose sockets those are)."""
+    try:
+        ss = subprocess.run(["nsenter", "-t", str(spawner), "-n", "ss", "-xanH"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    peer = {}
+    for line in ss.splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[5].isdigit() and f[7].isdigit():
+            peer[f[5]] = f[7]
+    spawner_socks = {t for t in fds_of(spawner).values() if t.startswith("socket:")}
+    out = {}
+    for p, v in proc_table().items():
+        if v[0] != spawner or v[3] != "valetd-launch":
+            continue
+        own = fds_of(p).get(3, "")
+        if own.startswith("socket:["):
+            theirs = "socket:[%s]" % peer.get(own[8:-1], "?")
+            if theirs in spawner_socks:
+                out[p] = theirs
+    return out
+
+
 def socket_kinds(pid):
     """{"socket:[INODE]": "unix" or "tcp"} of the sockets in pid's network
     namespace (/proc/PID/net/*: the inode is column 7 of unix, 10 of tcp)."""
@@ -228,6 +286,7 @@ SLOT_NS = "a worker slot's namespaces"
 # One per slot with C-task namespaces, and one per slot that ran an exec
 # task (its exec tasks' IPC namespace, kept as long as the spawner).
 SLOT_IPC = "a worker slot's IPC namespace"
+LAUNCHER = "a worker slot's exec launcher's socket"
 
 
 def fd_targets(fds, pid):
@@ -238,6 +297,7 @@ def fd_targets(fds, pid):
     both ends" (a slot pipe: valetd keeps both, and makes new ones when a
     job left junk in the old) or "pipe, one end"."""
     kinds = socket_kinds(pid) if pid else {}
+    launchers = set(launcher_peers(pid).values()) if pid else set()
     ends = collections.Counter(t for t in fds.values() if t.startswith("pipe:"))
     own_pidns = pidns_of(pid) if pid else None
     out = collections.Counter()
@@ -250,6 +310,8 @@ def fd_targets(fds, pid):
             out[SLOT_NS if t != own_pidns else t] += 1
         elif t.startswith("pipe:"):
             out["pipe, both ends" if ends[t] == 2 else "pipe, one end"] += 1
+        elif t in launchers:
+            out[LAUNCHER] += 1  # made anew with the slot's namespaces
         elif t.startswith("socket:"):
             out["tcp socket" if kinds.get(t) == "tcp" else t] += 1
         else:
@@ -636,6 +698,7 @@ class HostileTest(DaemonTestCase):
         where.update({p: "in " + d for p, d in cg.items()})
         where.update({p: "uid %d" % table[p][2] for p in table if table[p][2] in self.uids})
         idle = idle_warm(set(where), table, fds_of(self.d.proc.pid), self.spawner)
+        idle |= idle_launchers(set(where), table, self.spawner)
         left = {p: "%d %s (%s, %s)" % (p, table.get(p, (0, "?", 0, "?"))[3],
                                        table.get(p, (0, "?"))[1], w)
                 for p, w in where.items() if p not in idle}
@@ -670,9 +733,12 @@ class HostileTest(DaemonTestCase):
                 # its IPC namespace), none for one whose namespaces went
                 # after a kill; and at most one per slot for its exec
                 # tasks' IPC namespace.
+                # And one socket per slot with an exec launcher.
                 slot_ns, slot_ipc = now.pop(SLOT_NS, 0), now.pop(SLOT_IPC, 0)
+                launchers = now.pop(LAUNCHER, 0)
                 base = +(base - collections.Counter({SLOT_NS: base[SLOT_NS],
-                                                     SLOT_IPC: base[SLOT_IPC]}))
+                                                     SLOT_IPC: base[SLOT_IPC],
+                                                     LAUNCHER: base[LAUNCHER]}))
                 if now == base or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
@@ -680,6 +746,8 @@ class HostileTest(DaemonTestCase):
                     slot_ipc > slot_ns // 4 + len(self.uids)):
                 out.append("%s holds %d fds of slot namespaces, %d of IPC namespaces"
                            % (name, slot_ns, slot_ipc))
+            if launchers > len(self.uids):
+                out.append("%s holds %d launchers' sockets" % (name, launchers))
             if now != base:
                 out.append("%s's fds changed: new %s, gone %s"
                            % (name, dict(now - base), dict(base - now)))

@@ -25,6 +25,7 @@ is known by its uid (uid_base + slot).
 """
 
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -231,12 +232,13 @@ class ExecSlotTest(SlotTestCase):
 
     # "look" looks after a job of another task; one task per case, since a
     # task that created processes is not run in the slot's namespaces again.
-    tasks = {"task." + t: PROBE_TASK for t in ("look", "p0", "p1", "p2", "p3", "pk")}
+    tasks = {"task." + t: PROBE_TASK for t in ("look", "p0", "p1", "p2", "p3", "p4", "pk")}
 
-    def run_exec(self, task, timeout=20, status="COMPLETED", **params):
+    def run_exec(self, task, timeout=20, status="COMPLETED", limits=None, **params):
         params.setdefault("whoami", True)
         params.setdefault("ls", ["/tmp"])
-        job = self.d.submit(task, params, timeout=timeout)
+        extra = {"limits": limits} if limits else {}
+        job = self.d.submit(task, params, timeout=timeout, **extra)
         done = self.d.wait_all([job["id"]], timeout=timeout + 20, check_status=False)[job["id"]]
         self.assertEqual(done["status"], status, done)
         if status != "COMPLETED":
@@ -294,6 +296,19 @@ class ExecSlotTest(SlotTestCase):
                         _, again = self.run_exec(task)
                         self.assertEqual(again["whoami"]["pid"], 2, (what, again))
 
+    def test_pids_moved_on_seen_by_a_task_the_spawner_clones(self):
+        """A job with another memory limit (a /tmp of another size, which a
+        task that joins the namespaces itself remounts) is cloned by the
+        spawner, not started by the slot's launcher: it checks the pids
+        too. After a child that ended, it runs in new namespaces."""
+        _, first = self.run_exec("p4", fork=1)
+        for _ in range(3):
+            _, seen = self.run_exec("look", limits={"memory": "96M"})
+            if seen["uid"] == first["uid"]:
+                break
+        self.assertEqual(seen["uid"], first["uid"], seen)
+        self.assert_fresh(seen["whoami"], first)
+
     def test_a_killed_exec_job_leaves_nothing(self):
         """A kill at the deadline of a job that left a process: both gone
         when the job is over, and new namespaces for the slot's next job."""
@@ -311,6 +326,137 @@ class ExecSlotTest(SlotTestCase):
         (Namespaces' inode numbers are used again once they are freed, so
         they cannot tell.)"""
         self.assertIn(who["pid"], (2, 3), (who, first))
+
+
+def launchers_of(spawner):
+    """{uid: pid} of the spawner's exec launchers (sandbox/spawner_launch.c)."""
+    return {v[2]: p for p, v in proc_table().items()
+            if v[0] == spawner and v[3] == "valetd-launch"}
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users)")
+class LauncherTest(SlotTestCase):
+    """An exec task in its slot's namespaces is started by the slot's
+    launcher (sandbox/spawner_launch.c): a child of the spawner already in
+    the slot's namespaces and cgroups, as the slot's uid, under the exec
+    filter, which the task inherits. Looked at from outside: what the
+    launcher is, that no task can reach it, that it goes with the slot's
+    namespaces and with the daemon, and that it costs a job no process of
+    its limit."""
+
+    tasks = {"task." + t: PROBE_TASK for t in ("look", "reach", "left", "pf", "pf2")}
+
+    def run_exec(self, task, status="COMPLETED", limits=None, **params):
+        params.setdefault("whoami", True)
+        extra = {"limits": limits} if limits else {}
+        job = self.d.submit(task, params, timeout=20, **extra)
+        done = self.d.wait_all([job["id"]], timeout=40, check_status=False)[job["id"]]
+        self.assertEqual(done["status"], status, done)
+        out = self.d.result(job["id"])["metadata"]
+        out["uid"] = done["isolation"]["uid"]
+        return out
+
+    def launcher_for(self, uid):
+        pid = launchers_of(self.spawner).get(uid)
+        self.assertIsNotNone(pid, "no launcher of uid %d: %s" % (uid, proc_table()))
+        return pid
+
+    def test_the_launcher_is_in_the_sandbox_but_not_the_pid_namespace(self):
+        """The slot's uid, no capability, no_new_privs, the exec filter;
+        the slot's mount, IPC, UTS and network namespaces and cgroups, but
+        not its PID namespace (the spawner's); never the OOM killer's
+        choice; and the same process for the slot's next clean job."""
+        first = self.run_exec("look")
+        pid = self.launcher_for(first["uid"])
+        st = status_of(pid)
+        for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            self.assertEqual(int(st[k], 16), 0, (k, st))
+        self.assertEqual((st["NoNewPrivs"], st["Seccomp"]), ("1", "2"), st)
+        self.assertEqual(st["Uid"].split(), [str(first["uid"])] * 4, st)
+        ns = ns_of(pid)
+        for name in ("mnt", "ipc", "uts", "net"):
+            self.assertEqual(ns[name], first["whoami"]["ns"][name], (name, ns, first))
+        self.assertNotEqual(ns["pid"], first["whoami"]["ns"]["pid"], (ns, first))
+        self.assertEqual(ns["pid"], ns_of(self.spawner)["pid"], ns)
+        self.assertEqual(len(st["NSpid"].split()), len(status_of(self.spawner)["NSpid"].split()))
+        with open("/proc/%d/cgroup" % pid) as f:
+            cgroups = f.read()
+        self.assertIn("/slot-", cgroups)
+        again = self.run_exec("look")
+        if again["uid"] == first["uid"]:
+            self.assertEqual(self.launcher_for(first["uid"]), pid)
+
+    def test_no_task_reaches_the_launcher(self):
+        """A task that signals every process it may (kill -1: SIGSTOP,
+        then SIGKILL) and renices every process of its uid: the launcher
+        is none of them - the same process, running, nice 0 - and the
+        slot's next job runs."""
+        first = self.run_exec("look")
+        pid = self.launcher_for(first["uid"])
+        for _ in range(3):  # one worker, two slots: until it ran in that slot
+            hit = self.run_exec("reach", kill=[[-1, signal.SIGSTOP], [-1, signal.SIGKILL]],
+                                renice_user=19)
+            if hit["uid"] == first["uid"]:
+                break
+        self.assertEqual(hit["uid"], first["uid"], hit)
+        self.assertEqual(hit["renice_user"], "ok", hit)
+        self.assertEqual(self.launcher_for(first["uid"]), pid)
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        self.assertEqual((fields[0], fields[16]), ("S", "0"), fields)
+        self.assertEqual(self.run_exec("look")["whoami"]["uid"] >= 0, True)
+
+    def test_the_launcher_goes_with_the_namespaces(self):
+        """A job that leaves a process: the slot's namespaces are made
+        anew, and the launcher with them (the old one is gone)."""
+        first = self.run_exec("look")
+        pid = self.launcher_for(first["uid"])
+        for _ in range(3):
+            left = self.run_exec("left", leave=60)
+            if left["uid"] == first["uid"]:
+                break
+        self.assertEqual(left["uid"], first["uid"], left)
+        self.assertTrue(wait_until(lambda: not os.path.exists("/proc/%d" % pid), 5),
+                        "the launcher outlived its slot's namespaces")
+        self.assertNotEqual(self.launcher_for(self.run_exec("look")["uid"]), pid)
+
+    def test_a_launcher_that_died_is_replaced(self):
+        """A launcher killed from outside (as the OOM killer's group kill of
+        a job's cgroup does): the slot's next exec job runs all the same,
+        started by a new one."""
+        first = self.run_exec("look")
+        pid = self.launcher_for(first["uid"])
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(wait_until(lambda: not os.path.exists("/proc/%d" % pid), 5))
+        for _ in range(3):
+            again = self.run_exec("look")
+            if again["uid"] == first["uid"]:
+                break
+        self.assertEqual(again["uid"], first["uid"], again)
+        self.assertNotEqual(self.launcher_for(first["uid"]), pid)
+
+    def test_no_launcher_outlives_the_daemon(self):
+        d = Daemon(dict({"sandbox": {"uid_base": str(UID_BASE + 8)}}, **self.tasks))
+        d.start()
+        try:
+            spawner = spawner_of(d)
+            job = d.submit("look", {})
+            d.wait_all([job["id"]], timeout=30)
+            self.assertNotEqual(launchers_of(spawner), {})
+        finally:
+            d.stop()
+            d.cleanup()
+        self.assertEqual(launchers_of(spawner), {})
+
+    def test_the_launcher_costs_no_process_of_the_limit(self):
+        """processes = 3: the task and two children, whether it is started
+        by the launcher (its first job) or, having created processes, in
+        namespaces of its own (the next)."""
+        for task in ("pf", "pf2"):
+            for n in range(2):
+                with self.subTest(task=task, job=n):
+                    out = self.run_exec(task, limits={"processes": 3}, forkbomb=0.5)
+                    self.assertEqual((out["forked"], out["stopped_by"]), (2, "EAGAIN"), out)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users, mounts)")

@@ -132,6 +132,13 @@ def main():
             out["kill %d %d" % (pid, sig)] = "ok"
         except OSError as e:
             out["kill %d %d" % (pid, sig)] = err(e)
+    if p.get("renice_user"):
+        # Every process of this uid this one can see, niced (PRIO_USER).
+        try:
+            os.setpriority(os.PRIO_USER, 0, p["renice_user"])
+            out["renice_user"] = "ok"
+        except OSError as e:
+            out["renice_user"] = err(e)
     for host, port in p.get("tcp", []):
         out["tcp %s:%d" % (host, port)] = connect(socket.AF_INET, host, port)
     for host, port in p.get("tcp6", []):
