@@ -104,6 +104,17 @@ static inline struct cg_slot *cg_of(unsigned index)
 	return spawner_sp.opts->cgslots ? &spawner_sp.opts->cgslots[index] : NULL;
 }
 
+/* The uid and gid a slot's jobs run as (and its exec launcher). */
+static inline uid_t slot_uid(unsigned index)
+{
+	return spawner_sp.opts->uid_base ? spawner_sp.opts->uid_base + index : spawner_sp.opts->uid;
+}
+
+static inline gid_t slot_gid(unsigned index)
+{
+	return spawner_sp.opts->uid_base ? spawner_sp.opts->uid_base + index : spawner_sp.opts->gid;
+}
+
 static inline struct slot *slot_of(uint32_t index)
 {
 	return index < spawner_sp.nslots ? &spawner_sp.slots[index] : NULL;

@@ -208,8 +208,8 @@ static void __attribute__((noreturn)) launcher_main(unsigned slot, const struct 
 	    .devnull_fd = spawner_sp.devnull,
 	    .expected_parent = spawner_sp.self,
 	    .drop_user = o->drop_user,
-	    .uid = o->uid_base ? o->uid_base + slot : o->uid,
-	    .gid = o->uid_base ? o->uid_base + slot : o->gid,
+	    .uid = slot_uid(slot),
+	    .gid = slot_gid(slot),
 	    .filter = &o->filters[SBX_PROFILE_EXEC],
 	    .changed_signals = &spawner_sp.changed_signals,
 	};
