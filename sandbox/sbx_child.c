@@ -150,7 +150,8 @@ static int sbx_parent_death(const struct sbx_params *p, struct sbx_error *err)
  * dup2'd down. The frame channel goes first so that a failure after that
  * point is still reported on fd 3. dup2/dup3 leave FD_CLOEXEC clear (or set
  * it with O_CLOEXEC); close_range() then drops the copies and everything
- * the parent leaked.
+ * the parent leaked - unless !close_rest: a launched task's other fds and
+ * copies are all close-on-exec (and its filter has no close_range).
  */
 static int sbx_fds(const struct sbx_params *p, bool close_rest, struct sbx_error *err)
 {

@@ -557,9 +557,11 @@ static pid_t launch_in_slotns(struct exec_args *a)
 
 /*
  * An exec task without network in its slot's namespaces (made first when
- * the slot has none, or none of the view as it is now), cloned into this
- * process's memory (CLONE_VM | CLONE_VFORK) as spawn_exec_in_pidns() does.
- * The task's pid, or -1 with errno; or -2 when the last exec task of the
+ * the slot has none, or none of the view as it is now), started by the
+ * slot's launcher (spawner_launch.c), or, where it cannot (a /tmp of
+ * another size), cloned into this process's memory (CLONE_VM |
+ * CLONE_VFORK) as spawn_exec_in_pidns() does. The task's pid (both check
+ * it against next_pid first), or -1 with errno; or -2 when the last exec task of the
  * slot created processes there (exec_task_slot saw its pid further on):
  * the task is reaped, the namespaces dropped, and that task gets
  * namespaces of its own per job from now on.
