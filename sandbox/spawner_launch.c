@@ -350,7 +350,8 @@ pid_t spawner_launch(const struct spawn_req *req, const int *fds, int nfds,
 
 	/* /tmp is remounted at another size by a task that joins the
 	 * namespaces itself; the launcher cannot. */
-	if (launcher_broken || nfds > SPAWN_MAX_FDS || !sbx_slotns_tmp_is(&s->ns, req->limits.memory_bytes))
+	if (launcher_broken || nfds > SPAWN_MAX_FDS ||
+	    !sbx_slotns_tmp_is(&s->ns, req->limits.memory_bytes))
 		return -3;
 	if (s->ns.launcher == 0 && launcher_start(req->slot, ip) < 0)
 		return -3;
@@ -380,8 +381,13 @@ pid_t spawner_launch(const struct spawn_req *req, const int *fds, int nfds,
 		/* Not sent: no task. The launcher is gone (the OOM killer of a
 		 * job's cgroup, memory.oom.group, takes it along): another. */
 		spawner_launcher_gone(&s->ns);
-		if (tries > 0 || launcher_start(req->slot, ip) < 0)
+		if (tries > 0 || launcher_start(req->slot, ip) < 0) {
+			/* The spawner clones it: the task's own process limit. */
+			if (cg && req->limits.max_processes)
+				(void)cg_slot_limit(cg, req->limits.memory_bytes,
+						    req->limits.max_processes);
 			return -3;
+		}
 	}
 	if ((rc = launch_answer(s->ns.launch_sock, &ans)) < 0) {
 		/* A task may have been started, or may be yet: the namespaces'
