@@ -241,6 +241,9 @@ def launcher_peers(spawner):
     the spawner's unix sockets whose peer is a valetd-launch child's fd 3
     (ss -x gives each socket's peer inode; run in the spawner's network
     namespace, whose sockets those are)."""
+    launchers = [p for p, v in proc_table().items() if v[0] == spawner and v[3] == "valetd-launch"]
+    if not launchers:
+        return {}  # valetd's own fds, or a spawner with none: no ss to run
     try:
         ss = subprocess.run(["nsenter", "-t", str(spawner), "-n", "ss", "-xanH"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -254,9 +257,7 @@ def launcher_peers(spawner):
             peer[f[5]] = f[7]
     spawner_socks = {t for t in fds_of(spawner).values() if t.startswith("socket:")}
     out = {}
-    for p, v in proc_table().items():
-        if v[0] != spawner or v[3] != "valetd-launch":
-            continue
+    for p in launchers:
         own = fds_of(p).get(3, "")
         if own.startswith("socket:["):
             theirs = "socket:[%s]" % peer.get(own[8:-1], "?")
