@@ -60,7 +60,7 @@
  * only trace of earlier jobs, which tells it nothing they did.
  *
  * Exec tasks without network enter their slot's namespaces too
- * (spawner.c: spawn_exec_in_slotns, exec_task_slot). An exec task can
+ * (spawner_exec.c: spawner_spawn_exec_in_slotns, exec_task_slot). An exec task can
  * fork and write files, so the slot's namespaces stay only while nothing
  * of a job is left: the spawner looks after each one (sbx_slotns_clean:
  * /tmp's entries and times, /tmp being noatime; sbx_slotns_alone: no
@@ -77,7 +77,7 @@
  * resolv.conf is mounted per job) or one that created processes before.
  * All but the IPC namespace: the exec profiles
  * let a task create no IPC object either, so the slot's exec tasks share
- * one, made once (spawner.c, job_ipcns: a new one per job cost an
+ * one, made once (spawner_exec.c, job_ipcns: a new one per job cost an
  * expedited RCU grace period at its end):
  *   1. the spawner makes a new PID namespace whose init is the same tiny
  *      CLONE_VM clone as a slot's (sbx_pidns_init), for this job alone;

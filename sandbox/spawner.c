@@ -13,28 +13,24 @@
  * (whose init is a tiny clone of this process sharing its memory) and
  * joins the slot's mount, IPC and UTS namespaces and cgroups: made at the
  * slot's first job, entered by the next ones, made anew when they may be
- * dirty (sbx_init.c). An exec task without network goes there too, cloned
- * into this process's memory (CLONE_VM | CLONE_VFORK, as posix_spawn
- * does: this process waits until it has exec'd; nothing of the image is
- * copied for a process that execs) by spawn_exec_in_slotns(), and checks
- * its pid first (exec_task_slot). An exec+net task, or one that created
- * processes in its slot's namespaces before, gets a new PID namespace of
- * its own, with the same tiny init, and is cloned into it as pid 2 with
- * new mount and UTS namespaces (its IPC namespace is the slot's,
- * job_ipcns), the same way, and does the rest of its setup in
- * exec_task_ns(). The task enters the sandbox (fds,
- * rlimits, user, seccomp) and runs the C tasks or execs the program. The
- * parent closes its copies of the child's fds and remembers slot -> pid
- * (and an exec task's init). SIGCHLD: reap everything with wait4(); for
- * a task in its slot's namespaces, report EXIT at once (it was its job's
- * last process; an exec task that left one: see spawner_send_exit); for
- * an exec task in its PID namespace, keep its wait
- * status and rusage and kill its init, and report EXIT once the init is
- * reaped too (the namespace is empty then); without namespaces, kill what
- * is left of the child's process group and cgroup, and report EXIT.
- * KILL, the deadlines, the EXIT event and the end when the daemon's end of
- * the socket closes are spawner_kill.c's; POLICY and the view's upkeep
- * spawner_prep.c's. The state all three share is spawner_internal.h's.
+ * dirty (sbx_init.c). An exec task without network goes there too,
+ * unless it created processes there before; an exec+net task, or one of
+ * those, gets a new PID namespace of its own with the same tiny init: both
+ * ways are spawner_exec.c's (the task cloned into this process's memory,
+ * or started by the slot's launcher, spawner_launch.c). The task enters
+ * the sandbox (fds, rlimits, user, seccomp) and runs the C tasks or execs
+ * the program. The parent closes its copies of the child's fds and
+ * remembers slot -> pid (and an exec task's init). SIGCHLD: reap
+ * everything with wait4(); for a task in its slot's namespaces, report
+ * EXIT at once (it was its job's last process; an exec task that left
+ * one: see spawner_send_exit); for an exec task in its PID namespace, keep
+ * its wait status and rusage and kill its init, and report EXIT once the
+ * init is reaped too (the namespace is empty then); without namespaces,
+ * kill what is left of the child's process group and cgroup, and report
+ * EXIT. KILL, the deadlines, the EXIT event and the end when the daemon's
+ * end of the socket closes are spawner_kill.c's; POLICY and the view's
+ * upkeep spawner_prep.c's. The state they all share, and what spawner.c
+ * and spawner_exec.c call in each other, is spawner_internal.h's.
  * The spawner allocates nothing per job and keeps no state but the slot
  * table.
  */
@@ -160,8 +156,8 @@ static char *read_sized_stdin(size_t *len)
 }
 
 /* In the forked job child: never returns. */
-static void child_main(const struct spawn_req *req, const char *input, const int *fds,
-		       int nfds, pid_t parent)
+void spawner_child_main(const struct spawn_req *req, const char *input, const int *fds, int nfds,
+			pid_t parent)
 {
 	const struct spawner_setup *o = spawner_sp.opts;
 	const struct task *task = registry_at(spawner_sp.reg, req->task_index);
@@ -258,7 +254,7 @@ static pid_t clone_child(unsigned long flags)
  * go back, the child is killed and reaped, and the error is setns()'s.
  * The child's pid, or -1 with errno.
  */
-static pid_t pidns_leave(pid_t pid)
+pid_t spawner_pidns_leave(pid_t pid)
 {
 	int e = errno;
 
@@ -280,7 +276,7 @@ static pid_t pidns_leave(pid_t pid)
  * when the slot has none, or none of the view as it is now. 0, or -1 with
  * errno.
  */
-static int slotns_enter_pidns(const struct spawn_req *req)
+int spawner_slotns_enter_pidns(const struct spawn_req *req)
 {
 	struct slot *s = &spawner_sp.slots[req->slot];
 	char *stack_top = spawner_sp.init_stacks + (size_t)(2 * req->slot + 1) * SBX_INIT_STACK;
@@ -292,7 +288,7 @@ static int slotns_enter_pidns(const struct spawn_req *req)
 	};
 	struct sbx_error err = {{0}, 0};
 
-	if (s->ns.init > 0 && s->ns.view_gen != gen)
+	if (s->ns.init > 0 && !spawner_slotns_current(s))
 		sbx_slotns_drop(&s->ns);
 	if (s->ns.init == 0)
 		s->ns_exec_task = -1;
@@ -321,12 +317,12 @@ static pid_t fork_in_pidns(const struct spawn_req *req)
 	pid_t pid;
 	int e;
 
-	if (slotns_enter_pidns(req) < 0)
+	if (spawner_slotns_enter_pidns(req) < 0)
 		return -1;
 	pid = _Fork(); /* see clone_child() */
 	if (pid == 0)
 		return 0;
-	pid = pidns_leave(pid);
+	pid = spawner_pidns_leave(pid);
 	if (pid < 0) {
 		e = errno;
 		sbx_slotns_drop(&s->ns);
@@ -351,7 +347,7 @@ static pid_t spawn_process(const struct spawn_req *req)
 }
 
 /* Whether a job's task may use the network (exec+net). */
-static bool job_has_network(const struct spawn_req *req)
+bool spawner_job_has_network(const struct spawn_req *req)
 {
 	const struct task *task = registry_at(spawner_sp.reg, req->task_index);
 
@@ -372,7 +368,7 @@ static int job_netns(const struct spawn_req *req, int *fd)
 	*fd = -1;
 	if (!spawner_sp.opts->namespaces)
 		return 0;
-	if (job_has_network(req)) {
+	if (spawner_job_has_network(req)) {
 		if (spawner_sp.opts->net_host || !spawner_sp.net) {
 			*fd = spawner_sp.host_netns;
 			return 0;
@@ -387,36 +383,12 @@ static int job_netns(const struct spawn_req *req, int *fd)
 }
 
 /*
- * The IPC namespace of an exec task in a namespace of its own (exec+net,
- * or a task that creates processes; one in its slot's namespaces has the
- * slot's): its slot's, made the first time the slot runs one, and kept
- * (spawn_exec_in_pidns). Not one per job: the exec profiles let a task make no
- * IPC object (shmget, semget, msgget and mq_open answer ENOSYS; test_exec's
- * ExecSlotTest tries) and change none of the namespace's limits (no
- * capability), so a job leaves nothing there for the next one; and a new
- * one's end waited for an expedited RCU grace period (the unmount of its
- * mqueue file system, in a kworker): IPIs to every CPU, about 2.5 a job.
- * 0, or an errno.
- */
-static int job_ipcns(const struct spawn_req *req)
-{
-	struct slot *s = &spawner_sp.slots[req->slot];
-	struct sbx_error err = {{0}, 0};
-
-	if (!spawner_sp.opts->namespaces || !(req->flags & SPAWN_F_EXEC) || s->ipcns >= 0)
-		return 0;
-	if (sbx_ipcns_new(&s->ipcns, &err) < 0)
-		return err.err ? err.err : EIO;
-	return 0;
-}
-
-/*
  * What a job's task needs to enter its namespaces (in the child, before
  * the sandbox): the slot's cgroups (those for a task with a PID namespace),
  * its network namespace (netns; a resolv.conf of the helper's for one
  * served by slirp4netns), the kept /tmp items and /tmp's size.
  */
-static struct sbx_init_params job_init_params(const struct spawn_req *req, int netns)
+struct sbx_init_params spawner_job_init_params(const struct spawn_req *req, int netns)
 {
 	const struct cg_slot *cg = cg_of(req->slot);
 
@@ -424,191 +396,12 @@ static struct sbx_init_params job_init_params(const struct spawn_req *req, int n
 	    .join_fds = cg ? cg->join : NULL,
 	    .njoin = cg ? cg->njoin_ns : 0,
 	    .netns_fd = netns,
-	    .net_resolv = netns >= 0 && netns != spawner_sp.host_netns && job_has_network(req),
+	    .net_resolv =
+		netns >= 0 && netns != spawner_sp.host_netns && spawner_job_has_network(req),
 	    .keep = spawner_sp.opts->keep,
 	    .nkeep = spawner_sp.opts->nkeep,
 	    .tmp_bytes = req->limits.memory_bytes,
 	};
-}
-
-/* What an exec job's task needs from handle_start's frame (exec_task_ns,
- * exec_task_slot). */
-struct exec_args {
-	const struct spawn_req *req;
-	const char *input;
-	const int *fds;
-	int nfds;
-	int netns;
-	pid_t expect;	     /* exec_task_slot: its pid in the slot's namespace, */
-	volatile pid_t seen; /* ...and the one it got (CLONE_VM: written here) */
-};
-
-/*
- * Whether an exec job runs in its slot's namespaces: not with network (its
- * resolv.conf is mounted per job), and not a task that created processes
- * there before (it would leave them dirty every time: a shell script's
- * namespaces of its own cost less than the slot's made anew).
- */
-static bool exec_in_slotns(const struct spawn_req *req)
-{
-	return registry_at(spawner_sp.reg, req->task_index) && !job_has_network(req) &&
-	       !spawner_sp.exec_forks[req->task_index];
-}
-
-/*
- * An exec task with namespaces, cloned by spawn_exec_in_pidns() into this
- * process's memory: its own mount and UTS namespaces are made by the
- * clone; the slot's IPC and network namespaces, the host name, /proc, /tmp
- * and the cgroups, then the sandbox and execve. Its parent, this process, is outside its PID
- * namespace.
- */
-static int exec_task_ns(void *arg)
-{
-	const struct exec_args *a = arg;
-	struct sbx_error err = {{0}, 0};
-	struct sbx_init_params ip = job_init_params(a->req, a->netns);
-
-	if (sbx_exec_ns_enter(&ip, spawner_sp.slots[a->req->slot].ipcns, &err) < 0)
-		sbx_fail(a->fds[0], &err);
-	child_main(a->req, a->input, a->fds, a->nfds, 0);
-	_exit(127); /* child_main does not return for an exec task */
-}
-
-/*
- * An exec task with namespaces: a new PID namespace with the tiny init of
- * the C tasks (sbx_pidns_init: it shares this process's memory and sleeps),
- * and the task cloned into it as pid 2, with new mount and UTS
- * namespaces, into this process's memory too (CLONE_VM | CLONE_VFORK, on a
- * stack in this frame, as posix_spawn does): this process waits until the
- * task has exec'd or died, so the task's libc calls (errno) race nothing
- * here, and no copy of this image is made for it, none torn down at its
- * execve, none for its init. This process is the task's parent: it reaps
- * it with its rusage, then kills the init (pidns_reaped()).
- */
-static pid_t __attribute__((noinline)) spawn_exec_in_pidns(struct exec_args *a, pid_t *init)
-{
-	char stack[SBX_EXEC_STACK] __attribute__((aligned(16)));
-	char *init_top = spawner_sp.init_stacks + (size_t)(2 * a->req->slot + 2) * SBX_INIT_STACK;
-	const int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWUTS;
-	struct sbx_error err = {{0}, 0};
-	pid_t pid;
-	int e;
-
-	/* Only this shape joins the slot's exec IPC namespace: made here. */
-	if ((e = job_ipcns(a->req)) != 0) {
-		errno = e;
-		return -1;
-	}
-	if (sbx_pidns_init(init_top, spawner_sp.self_pidfd, spawner_sp.own_pidns, init, &err) < 0) {
-		errno = err.err;
-		return -1;
-	}
-	pid = clone(exec_task_ns, stack + sizeof(stack), flags | SIGCHLD, a);
-	e = errno;
-	/* Under AddressSanitizer the task's frames poisoned their redzones in
-	 * this process's shadow memory (CLONE_VM) and never returned to clear
-	 * them: clear them here, or the next task trips over them. */
-	spawner_stack_unpoison(stack, sizeof(stack));
-	errno = e;
-	pid = pidns_leave(pid);
-	if (pid < 0) {
-		e = errno;
-		kill(*init, SIGKILL);
-		waitpid(*init, NULL, 0);
-		*init = 0;
-		errno = e;
-	}
-	return pid;
-}
-
-/*
- * An exec task in its slot's namespaces, cloned by spawn_exec_in_slotns()
- * into this process's memory. First its pid there: the one that follows
- * the last job's, unless a job of the slot created processes - whose trace
- * (the pids this task and its children get) it must not see: it ends at
- * once, and the spawner drops the namespaces. Then the slot's namespaces,
- * network, /tmp's size and cgroups, the sandbox and execve.
- */
-static int exec_task_slot(void *arg)
-{
-	struct exec_args *a = arg;
-	struct sbx_error err = {{0}, 0};
-	struct sbx_init_params ip = job_init_params(a->req, a->netns);
-
-	a->seen = getpid();
-	if (a->seen != a->expect)
-		_exit(127);
-	if (sbx_slotns_enter(&spawner_sp.slots[a->req->slot].ns, &ip, &err) < 0)
-		sbx_fail(a->fds[0], &err);
-	child_main(a->req, a->input, a->fds, a->nfds, 0);
-	_exit(127); /* child_main does not return for an exec task */
-}
-
-/* The task of spawn_exec_in_slotns() through the slot's launcher
- * (spawner_launch.c): as exec_task_slot would, it sets a->seen. */
-static pid_t launch_in_slotns(struct exec_args *a)
-{
-	struct sbx_init_params ip = job_init_params(a->req, a->netns);
-	pid_t seen = 0, pid = spawner_launch(a->req, a->fds, a->nfds, &ip, &seen);
-
-	a->seen = seen;
-	return pid;
-}
-
-/*
- * An exec task without network in its slot's namespaces (made first when
- * the slot has none, or none of the view as it is now), started by the
- * slot's launcher (spawner_launch.c), or, where it cannot (a /tmp of
- * another size), cloned into this process's memory (CLONE_VM |
- * CLONE_VFORK) as spawn_exec_in_pidns() does. The task's pid (both check
- * it against next_pid first), or -1 with errno; or -2 when the last exec task of the
- * slot created processes there (exec_task_slot saw its pid further on):
- * the task is reaped, the namespaces dropped, and that task gets
- * namespaces of its own per job from now on.
- */
-static pid_t __attribute__((noinline)) spawn_exec_in_slotns(struct exec_args *a)
-{
-	char stack[SBX_EXEC_STACK] __attribute__((aligned(16)));
-	struct slot *s = &spawner_sp.slots[a->req->slot];
-	pid_t pid;
-	int e;
-
-	/* The slot's launcher (in this process's PID namespace) first; the
-	 * namespaces are made first when need be. */
-	if ((s->ns.init == 0 || s->ns.view_gen != sbx_view_generation(spawner_sp.view)) &&
-	    (slotns_enter_pidns(a->req) < 0 || pidns_leave(0) < 0)) {
-		e = errno;
-		sbx_slotns_drop(&s->ns);
-		errno = e;
-		return -1;
-	}
-	a->expect = s->ns.next_pid;
-	a->seen = 0;
-	if ((pid = launch_in_slotns(a)) != -3)
-		goto started;
-	if (slotns_enter_pidns(a->req) < 0)
-		return -1;
-	pid = clone(exec_task_slot, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, a);
-	e = errno;
-	spawner_stack_unpoison(stack, sizeof(stack)); /* see spawn_exec_in_pidns() */
-	errno = e;
-	pid = pidns_leave(pid);
-started:
-	if (pid < 0) {
-		e = errno;
-		sbx_slotns_drop(&s->ns);
-		errno = e;
-		return -1;
-	}
-	if (a->seen != a->expect) {
-		(void)waitpid(pid, NULL, 0);
-		if (s->ns_exec_task >= 0)
-			spawner_sp.exec_forks[s->ns_exec_task] = true;
-		sbx_slotns_drop(&s->ns);
-		return -2;
-	}
-	s->ns_exec_task = a->req->task_index;
-	return pid;
 }
 
 /* In the new child (a C task with namespaces, or any task without): the
@@ -621,7 +414,7 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 	pid_t parent = spawner_sp.self;
 
 	if (spawner_sp.opts->namespaces) {
-		struct sbx_init_params ip = job_init_params(req, netns);
+		struct sbx_init_params ip = spawner_job_init_params(req, netns);
 		if (sbx_slotns_enter(&spawner_sp.slots[req->slot].ns, &ip, &err) < 0)
 			sbx_fail(fds[0], &err);
 		parent = 0; /* this process, outside the task's PID namespace */
@@ -632,7 +425,7 @@ static void child_start(const struct spawn_req *req, const char *input, const in
 		if (getpid() == 1)
 			parent = 0;
 	}
-	child_main(req, input, fds, nfds, parent);
+	spawner_child_main(req, input, fds, nfds, parent);
 }
 
 static void handle_start(const struct spawn_req *req, const char *input, int *fds, int nfds)
@@ -658,10 +451,10 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	if (spawner_sp.opts->namespaces && (req->flags & SPAWN_F_EXEC)) {
 		struct exec_args args = {req, input, fds, nfds, netns, 0, 0};
 
-		pid = exec_in_slotns(req) ? spawn_exec_in_slotns(&args) : -2;
+		pid = spawner_exec_in_slotns(req) ? spawner_spawn_exec_in_slotns(&args) : -2;
 		in_slotns = pid > 0;
 		if (pid == -2)
-			pid = spawn_exec_in_pidns(&args, &init);
+			pid = spawner_spawn_exec_in_pidns(&args, &init);
 	} else {
 		in_slotns = spawner_sp.opts->namespaces;
 		pid = spawn_process(req);

@@ -1,7 +1,8 @@
 /*
  * spawner_internal.h - what the spawner's files share (spawner.c: the poll
- * loop, START and the child; spawner_prep.c: startup and the view's
- * upkeep; spawner_kill.c: KILL, deadlines and EXIT). Private to them.
+ * loop, START and the child; spawner_exec.c: an exec task's start with
+ * namespaces; spawner_prep.c: startup and the view's upkeep;
+ * spawner_kill.c: KILL, deadlines and EXIT). Private to them.
  *
  * The state is one object, spawner_sp, with hidden visibility: accessed
  * as directly as a static (no GOT entry in -fPIC code). The helpers below
@@ -120,6 +121,12 @@ static inline struct slot *slot_of(uint32_t index)
 	return index < spawner_sp.nslots ? &spawner_sp.slots[index] : NULL;
 }
 
+/* Whether the slot's namespaces exist and are of the view as it is now. */
+static inline bool spawner_slotns_current(const struct slot *s)
+{
+	return s->ns.init != 0 && s->ns.view_gen == sbx_view_generation(spawner_sp.view);
+}
+
 /*
  * The fds that came with a request. recvmsg() gives them the lowest free
  * numbers, so they are usually consecutive: then one close_range() closes
@@ -144,6 +151,39 @@ static inline void close_fds(const int *fds, int nfds)
 #else
 #define spawner_stack_unpoison(p, n) ((void)(p), (void)(n))
 #endif
+
+/* spawner.c: what an exec task's start with namespaces (spawner_exec.c)
+ * shares with the other tasks' fork. The job child's main (never returns);
+ * this process's next child into the slot's PID namespace (made first when
+ * need be) and back to its own (the child's pid, or -1 with errno); an
+ * exec+net job's test; what a job's task needs to enter its namespaces. */
+void spawner_child_main(const struct spawn_req *req, const char *input, const int *fds, int nfds,
+			pid_t parent) SPAWNER_HIDDEN;
+int spawner_slotns_enter_pidns(const struct spawn_req *req) SPAWNER_HIDDEN;
+pid_t spawner_pidns_leave(pid_t pid) SPAWNER_HIDDEN;
+bool spawner_job_has_network(const struct spawn_req *req) SPAWNER_HIDDEN;
+struct sbx_init_params spawner_job_init_params(const struct spawn_req *req,
+					       int netns) SPAWNER_HIDDEN;
+
+/* What an exec job's task needs from handle_start's frame (exec_task_ns,
+ * exec_task_slot). */
+struct exec_args {
+	const struct spawn_req *req;
+	const char *input;
+	const int *fds;
+	int nfds;
+	int netns;
+	pid_t expect;	     /* exec_task_slot: its pid in the slot's namespace, */
+	volatile pid_t seen; /* ...and the one it got (CLONE_VM: written here) */
+};
+
+/* spawner_exec.c: an exec task with namespaces. Whether it runs in its
+ * slot's; started there (its pid; -1 with errno; -2: it must have
+ * namespaces of its own), or in a PID namespace of its own, *init that
+ * namespace's init (its pid, or -1 with errno). */
+bool spawner_exec_in_slotns(const struct spawn_req *req) SPAWNER_HIDDEN;
+pid_t spawner_spawn_exec_in_slotns(struct exec_args *a) SPAWNER_HIDDEN;
+pid_t spawner_spawn_exec_in_pidns(struct exec_args *a, pid_t *init) SPAWNER_HIDDEN;
 
 /* spawner_launch.c: an exec task in its slot's namespaces, started by the
  * slot's launcher. Its pid with *seen (its pid there); -1 with errno: no

@@ -149,7 +149,7 @@ void spawner_check_deadline(unsigned index)
  * objects (the strict profile). An exec task can create processes and
  * files, and none may be left: no process but the init. (One that created
  * processes that are gone left their pids behind: the next exec task
- * finds that out from its own, see spawner.c's exec_task_slot.)
+ * finds that out from its own, see spawner_exec.c's exec_task_slot.)
  */
 static bool slotns_reusable(const struct slot *s, int status, bool oom)
 {

@@ -5,7 +5,7 @@
  * tasks, so that each inherits all of it instead of setting it up again.
  *
  * Theory of operation. An exec task without network runs in its slot's
- * namespaces (spawner.c). Cloned by the spawner, its child would join
+ * namespaces (spawner_exec.c). Cloned by the spawner, its child would join
  * them (four setns() and a chroot), join the slot's cgroups (a write each
  * to three tasks files, which takes the cgroup core's global lock), change
  * its user and load the filter - about 150 us of CPU for the filter alone
@@ -355,7 +355,7 @@ pid_t spawner_launch(const struct spawn_req *req, const int *fds, int nfds,
 		return -3;
 	if (s->ns.launcher == 0 && launcher_start(req->slot, ip) < 0)
 		return -3;
-	/* As child_main(): with a memory cgroup, the address space is only
+	/* As spawner_child_main(): with a memory cgroup, the address space is only
 	 * a backstop. */
 	if (cg && lr.limits.memory_bytes)
 		lr.limits.memory_bytes *= 4;

@@ -299,7 +299,7 @@ static int child_unlisted(void *arg)
 			  ENOSYS, 20);
 	}
 	/* No IPC object: the exec tasks of a worker slot share its IPC
-	 * namespace (sandbox/spawner.c, job_ipcns), which is only safe while
+	 * namespace (sandbox/spawner_exec.c, job_ipcns), which is only safe while
 	 * none of them can leave anything there. */
 	CHECK_ERR(syscall(SYS_shmget, 0x7661, 4096, IPC_CREAT | 0666), ENOSYS, 21);
 	CHECK_ERR(syscall(SYS_semget, 0x7661, 1, IPC_CREAT | 0666), ENOSYS, 22);
