@@ -54,12 +54,10 @@
  */
 static void drop_stale_slotns(void)
 {
-	uint64_t gen = sbx_view_generation(spawner_sp.view);
-
 	for (unsigned i = 0; i < spawner_sp.nslots; i++) {
 		struct slot *s = &spawner_sp.slots[i];
 
-		if (s->ns.init > 0 && s->ns.view_gen != gen && !s->in_slotns)
+		if (s->ns.init > 0 && !spawner_slotns_current(s) && !s->in_slotns)
 			sbx_slotns_drop(&s->ns);
 	}
 }
