@@ -42,6 +42,7 @@ CLI_CFLAGS := $(shell pkg-config --cflags $(CLI_PKGS) 2>/dev/null)
 CLI_LIBS := $(shell pkg-config --libs $(CLI_PKGS) jansson 2>/dev/null)
 BENCH_CFLAGS := $(CLI_CFLAGS)
 BENCH_LIBS := $(CLI_LIBS)
+FILTERDUMP_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null)
 # Where the installed programs find each other.
 SPAWNERDIR ?= $(PREFIX)/libexec/valet
 
@@ -307,7 +308,7 @@ fuzz: deps-test
 
 bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/loadgen $(BUILD)/bench/forkloop \
-		$(BUILD)/bench/cmdloop
+		$(BUILD)/bench/cmdloop $(BUILD)/bench/filterdump
 	BUILD=$(BUILD) tests/bench/bench.sh
 
 # loadgen reads the server's times with valetd's own job_time_parse():
@@ -318,6 +319,14 @@ $(BUILD)/bench/loadgen: tests/bench/loadgen.c tests/bench/loadgen_report.c tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(BENCH_CFLAGS) -o $@ tests/bench/loadgen.c \
 		tests/bench/loadgen_report.c $(BUILD)/supervisor/job.o $(LDFLAGS) \
 		$(BENCH_LIBS) $(LDLIBS) -lm
+
+# filterdump writes the strict profile's program as valetd compiles it:
+# valetd's own compiler and policy tables, and libseccomp.
+$(BUILD)/bench/filterdump: tests/bench/filterdump.c supervisor/filter.h \
+		$(BUILD)/supervisor/filter.o $(BUILD)/supervisor/policy.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/supervisor/filter.o \
+		$(BUILD)/supervisor/policy.o $(LDFLAGS) $(FILTERDUMP_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)

@@ -2,7 +2,8 @@
 # bench.sh - valetd's throughput / latency / memory benchmark (`make bench`).
 #
 # Theory of operation: `make bench` has built $BUILD/valetd, the demo plugin,
-# $BUILD/bench/loadgen, forkloop and cmdloop; this script builds nothing.
+# $BUILD/bench/loadgen, forkloop, cmdloop and filterdump; this script builds
+# nothing.
 # Each measure gets a fresh daemon (memory store unless said, workers=2,
 # capacity=300000, no access log, log level warn) on a free loopback port,
 # so that no run sees the jobs of another. Jobs are isolated by seccomp,
@@ -19,7 +20,10 @@
 # ratio as the median of its per-round ratios, with its target and PASS or
 # FAIL. The steps (BENCH_ONLY names some; default: all) and their measures:
 #   forkloop  bare fork+exit+wait per second: one loop, and one loop per core
-#             at once, summed (the ceiling for `workers` = cores)
+#             at once, summed (the ceiling for `workers` = cores); and one
+#             loop per core whose child loads the strict profile's seccomp
+#             filter (as valetd compiles it: bench/filterdump) and exits -
+#             the ceiling for a process per job with a filter of its own
 #   empty     BENCH_JOBS dummytask jobs on an empty queue, seccomp only
 #   full      the same with full isolation (namespaces, a cgroup per slot, a
 #             uid per slot - uid_base = auto - and seccomp)
@@ -133,8 +137,9 @@ VALETD=$BUILD/valetd
 LOADGEN=$BUILD/bench/loadgen
 FORKLOOP=$BUILD/bench/forkloop
 CMDLOOP=$BUILD/bench/cmdloop
+FILTERDUMP=$BUILD/bench/filterdump
 OUT=$BUILD/bench
-for f in "$VALETD" "$LOADGEN" "$FORKLOOP" "$CMDLOOP"; do
+for f in "$VALETD" "$LOADGEN" "$FORKLOOP" "$CMDLOOP" "$FILTERDUMP"; do
 	if [ ! -x "$f" ]; then
 		echo "bench: $f is missing; run 'make bench'" >&2
 		exit 1
@@ -151,6 +156,11 @@ fi
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.rss "$OUT"/*.scrapes "$OUT"/*.scrape_cpu \
 	"$OUT"/*.cpu "$OUT"/*.txt
+# The strict profile's program, as this build's valetd compiles it.
+if ! "$FILTERDUMP" strict >"$OUT/strict.bpf"; then
+	echo "bench: cannot write the strict profile's filter" >&2
+	exit 1
+fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/valet-bench.XXXXXX")
 DAEMON_PID=
@@ -490,11 +500,14 @@ loop() {
 	}
 }
 
-# forkloops RUN: step forkloop: one loop, then one per core at once.
+# forkloops RUN: step forkloop: one loop, then one per core at once, then
+# one per core at once whose children load the strict filter.
 forkloops() {
 	echo "bench: forkloop ($1)" >&2
 	"$FORKLOOP" "$LOOP_SECONDS" >"$OUT/forkloop.$1.txt" || failed
 	"$FORKLOOP" "$LOOP_SECONDS" "$CORES" >"$OUT/forkloop_cores.$1.txt" || failed
+	"$FORKLOOP" -f "$OUT/strict.bpf" "$LOOP_SECONDS" "$CORES" \
+		>"$OUT/forkloop_filter.$1.txt" || failed
 }
 
 # one MEASURE RUN: one measure of a round (see measures).

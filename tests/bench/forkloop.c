@@ -10,13 +10,24 @@
  * this one, and the rate printed is their sum: each loop counts its forks
  * over the same SECONDS and sends the count back through a pipe.
  *
- *   forkloop [SECONDS [PROCS]]   default 2 and 1;
+ * With -f FILE, each child first loads the classic BPF program in FILE
+ * (struct sock_filter[], as tests/bench/filterdump writes valetd's) the way
+ * a job child does (sbx_child.c: no_new_privs, then seccomp(2) with
+ * SECCOMP_FILTER_FLAG_SPEC_ALLOW), then exits: the ceiling for a process
+ * per job that must have a filter of its own. A child whose load fails
+ * exits 3, and the loop stops with an error.
+ *
+ *   forkloop [-f FILE] [SECONDS [PROCS]]   default 2 and 1;
  *   prints "forkloop: N forks/s" (and ", PROCS loops at once, summed")
  */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +38,43 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* -f: the program each child loads; none when len is 0. */
+static struct sock_fprog filter;
+
+/* In the child: 0, or 3 when the filter does not load. */
+static int load_filter(void)
+{
+	if (filter.len == 0)
+		return 0;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+		    &filter) < 0)
+		return 3;
+	return 0;
+}
+
+/* -f FILE: read the program; 0, or -1 (said on stderr). */
+static int read_filter(const char *path)
+{
+	static struct sock_filter insns[BPF_MAXINSNS];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "forkloop: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	n = fread(insns, sizeof(insns[0]), BPF_MAXINSNS, f);
+	fclose(f);
+	if (n == 0) {
+		fprintf(stderr, "forkloop: %s: no BPF program in it\n", path);
+		return -1;
+	}
+	filter.len = (unsigned short)n;
+	filter.filter = insns;
+	return 0;
 }
 
 /* One loop for SECONDS: its forks, or -1 on an error (said on stderr). */
@@ -46,12 +94,16 @@ static long loop(double seconds, double *elapsed)
 				return -1;
 			}
 			if (pid == 0)
-				_exit(0);
+				_exit(load_filter());
 			while (waitpid(pid, &status, 0) < 0) {
 				if (errno != EINTR) {
 					fprintf(stderr, "forkloop: waitpid: %s\n", strerror(errno));
 					return -1;
 				}
+			}
+			if (status != 0) {
+				fprintf(stderr, "forkloop: the child's filter did not load\n");
+				return -1;
 			}
 			forks++;
 		}
@@ -107,6 +159,12 @@ int main(int argc, char **argv)
 	long procs = 1;
 	char *end;
 
+	if (argc > 2 && strcmp(argv[1], "-f") == 0) {
+		if (read_filter(argv[2]) < 0)
+			return 1;
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc > 1) {
 		seconds = strtod(argv[1], &end);
 		if (*end != '\0' || !(seconds > 0))
@@ -133,6 +191,6 @@ int main(int argc, char **argv)
 	printf("forkloop: %.0f forks/s, %ld loops at once, summed\n", rate, procs);
 	return 0;
 usage:
-	fprintf(stderr, "usage: forkloop [SECONDS [PROCS]]\n");
+	fprintf(stderr, "usage: forkloop [-f FILE] [SECONDS [PROCS]]\n");
 	return 2;
 }

@@ -162,6 +162,9 @@ def main_rows(a):
         row("bare fork loop, 1 process", fmt(fork1, "%.0f", " forks/s")),
         row("bare fork loop, %d at once (1 per core), summed" % a.cores,
             fmt(forkn, "%.0f", " forks/s")),
+        row("  each child loading the strict filter", "%s (%s of bare)" % (
+            fmt(med_rate("forkloop_filter"), "%.0f", " forks/s"),
+            x_of(ratio("forkloop_filter", "forkloop_cores")))),
     ]
     empty, full = median_report("empty"), median_report("full")
     r_sf, r_ff, r_fs = ratio("empty", "forkloop_cores"), ratio("full", "forkloop_cores"), \
@@ -171,6 +174,7 @@ def main_rows(a):
             ">= 3000", check(med_rate("empty"), lambda v: v >= 3000)),
         row("  / fork loop (one per core)", x_of(r_sf), ">= 0.5", check(r_sf, lambda v: v >= 0.5)),
         row("  / fork loop (1 process)", x_of(ratio("empty", "forkloop"))),
+        row("  / fork loop loading the strict filter", x_of(ratio("empty", "forkloop_filter"))),
         row("  submit-to-complete p50 / p99", both(empty, "latency_ms")),
         row("  HTTP submit latency p50 / p99", both(empty, "submit_latency_ms")),
         row("  503 retries / failed jobs", "%s / %s" % (fmt(get(empty, "run", "retries_503")),
@@ -332,7 +336,7 @@ def print_table(rows, header):
 
 def per_round_lines():
     """Each round's rates, for the record (the ratios above are their medians)."""
-    names = ["forkloop", "forkloop_cores", "empty", "full", "exec", "bwrap", "unshare",
+    names = ["forkloop", "forkloop_cores", "forkloop_filter", "empty", "full", "exec", "bwrap", "unshare",
              "postgres", "pg1m", "park_large", "noop", "noop_pg"]
     names = [n for n in names if any(rate(n, r) is not None for r in ROUNDS)]
     if not names:
