@@ -122,6 +122,14 @@ def pair(f):
     return median(out)
 
 
+def job_ceiling(run):
+    """What a seccomp-only job could reach in round run if only its filtered
+    process and the queue engine cost anything: their CPU per job, each on
+    the same cores, added (1 / (1 / filtered fork loop + 1 / --bench-noop))."""
+    ff, noop = rate("forkloop_filter", run), rate("noop", run)
+    return 1 / (1 / ff + 1 / noop) if ff and noop else None
+
+
 def max_rss_mb(name, column):
     values = []
     for p in glob.glob(os.path.join(OUT, name + ".*.rss")) + glob.glob(
@@ -175,6 +183,9 @@ def main_rows(a):
         row("  / fork loop (one per core)", x_of(r_sf), ">= 0.5", check(r_sf, lambda v: v >= 0.5)),
         row("  / fork loop (1 process)", x_of(ratio("empty", "forkloop"))),
         row("  / fork loop loading the strict filter", x_of(ratio("empty", "forkloop_filter"))),
+        row("  ceiling: that loop + the queue engine alone", "%s (%s of the fork loop)" % (
+            fmt(per_round(job_ceiling), "%.0f", " jobs/s"),
+            x_of(pair(lambda r: (job_ceiling(r), rate("forkloop_cores", r)))))),
         row("  submit-to-complete p50 / p99", both(empty, "latency_ms")),
         row("  HTTP submit latency p50 / p99", both(empty, "submit_latency_ms")),
         row("  503 retries / failed jobs", "%s / %s" % (fmt(get(empty, "run", "retries_503")),
