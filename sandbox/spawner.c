@@ -186,6 +186,7 @@ void spawner_child_main(const struct spawn_req *req, const char *input, const in
 	 * then, with room for what runtimes reserve and never touch. */
 	if (cg_of(req->slot) && p.limits.memory_bytes)
 		p.limits.memory_bytes *= 4;
+	p.limits.max_processes = spawner_slot_processes(req);
 	/* ps shows job children apart from the spawner (before seccomp forbids
 	 * it). The name is built on the stack: a string constant would be read
 	 * from a read-only data page this child has not mapped yet (a fault). */
@@ -442,7 +443,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	}
 	if (cg_of(req->slot) &&
 	    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
-					    req->limits.max_processes)) != 0)
+					    spawner_slot_processes(req))) != 0)
 		goto report;
 	if ((evt.spawn_err = job_netns(req, &netns)) != 0)
 		goto report;
@@ -453,6 +454,11 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 
 		pid = spawner_exec_in_slotns(req) ? spawner_spawn_exec_in_slotns(&args) : -2;
 		in_slotns = pid > 0;
+		/* The slot's launcher may have gone with its namespaces. */
+		if (pid == -2 && cg_of(req->slot) &&
+		    (evt.spawn_err = -cg_slot_limit(cg_of(req->slot), req->limits.memory_bytes,
+						    spawner_slot_processes(req))) != 0)
+			goto report;
 		if (pid == -2)
 			pid = spawner_spawn_exec_in_pidns(&args, &init);
 	} else {

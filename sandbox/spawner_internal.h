@@ -128,6 +128,23 @@ static inline bool spawner_slotns_current(const struct slot *s)
 }
 
 /*
+ * A job's process limit (0: none) as its slot's pids cgroup and its task's
+ * RLIMIT_NPROC count it: one more while the slot has an exec launcher
+ * (spawner_launch.c), which is in the slot's cgroups and runs as its uid,
+ * so counts in both, and is no process of the job's - whichever way the
+ * job's task is started. Read when the limits are set; where a path starts
+ * a launcher or drops one, the slot's limit is set again (spawner_launch,
+ * handle_start's -2; a C task, which cannot create processes, is left at
+ * the limit of its start when its path drops the namespaces).
+ */
+static inline uint64_t spawner_slot_processes(const struct spawn_req *req)
+{
+	uint64_t n = req->limits.max_processes;
+
+	return n && spawner_sp.slots[req->slot].ns.launcher > 0 ? n + 1 : n;
+}
+
+/*
  * The fds that came with a request. recvmsg() gives them the lowest free
  * numbers, so they are usually consecutive: then one close_range() closes
  * them all (three close() calls a job otherwise).

@@ -361,12 +361,11 @@ pid_t spawner_launch(const struct spawn_req *req, const int *fds, int nfds,
 		lr.limits.memory_bytes *= 4;
 	/* The launcher is one more process of the slot's pids cgroup and
 	 * of its uid (uid_base; with one uid for all slots RLIMIT_NPROC counts
-	 * every slot's processes anyway). */
-	if (lr.limits.max_processes) {
-		lr.limits.max_processes++;
-		if (cg && cg_slot_limit(cg, req->limits.memory_bytes, lr.limits.max_processes) < 0)
-			return -3;
-	}
+	 * every slot's processes anyway): set again, for a launcher started
+	 * now (the same values write nothing). */
+	lr.limits.max_processes = spawner_slot_processes(req);
+	if (cg && cg_slot_limit(cg, req->limits.memory_bytes, lr.limits.max_processes) < 0)
+		return -3;
 	memset(cbuf.raw, 0, sizeof(cbuf.raw));
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
@@ -382,10 +381,10 @@ pid_t spawner_launch(const struct spawn_req *req, const int *fds, int nfds,
 		 * job's cgroup, memory.oom.group, takes it along): another. */
 		spawner_launcher_gone(&s->ns);
 		if (tries > 0 || launcher_start(req->slot, ip) < 0) {
-			/* The spawner clones it: the task's own process limit. */
-			if (cg && req->limits.max_processes)
+			/* The spawner clones it: no launcher to count. */
+			if (cg)
 				(void)cg_slot_limit(cg, req->limits.memory_bytes,
-						    req->limits.max_processes);
+						    spawner_slot_processes(req));
 			return -3;
 		}
 	}

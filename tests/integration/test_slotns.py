@@ -458,6 +458,20 @@ class LauncherTest(SlotTestCase):
                     out = self.run_exec(task, limits={"processes": 3}, forkbomb=0.5)
                     self.assertEqual((out["forked"], out["stopped_by"]), (2, "EAGAIN"), out)
 
+    def test_the_launcher_costs_no_process_of_a_job_it_does_not_start(self):
+        """processes = 3 in a slot whose launcher is there, for a job the
+        spawner clones (another memory limit: a /tmp of another size): the
+        task and two children. The launcher counts in the slot's pids
+        cgroup and uid whichever way the slot's job starts."""
+        first = self.run_exec("look")
+        self.launcher_for(first["uid"])
+        for _ in range(3):
+            out = self.run_exec("pf", limits={"processes": 3, "memory": "96M"}, forkbomb=0.5)
+            if out["uid"] == first["uid"]:
+                break
+        self.assertEqual(out["uid"], first["uid"], "the slot never ran again")
+        self.assertEqual((out["forked"], out["stopped_by"]), (2, "EAGAIN"), out)
+
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, cgroups, users, mounts)")
 class SlotViewTest(SlotTestCase):
