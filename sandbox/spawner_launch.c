@@ -42,8 +42,9 @@
  * reaches the next job through it. It holds no fd of theirs between jobs
  * (the job's arrive close-on-exec and are closed after the clone). It
  * counts, though, in the slot's process limits - the pids cgroup's and
- * RLIMIT_NPROC (the slot's uid): the spawner gives its tasks one more for
- * it - and its few pages in the memory cgroup's.
+ * RLIMIT_NPROC (the slot's uid): while it is there, the spawner gives
+ * every job of the slot one more for it (spawner_slot_processes) - and its
+ * few pages in the memory cgroup's.
  *
  * It goes with the slot's namespaces (sbx_slotns_detach kills it), and
  * with the spawner (parent-death signal; spawner_kill_all_and_exit). The
