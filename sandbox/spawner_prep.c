@@ -280,8 +280,15 @@ int spawner_become(int sock)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGINT, SIG_IGN); /* the daemon decides when we stop */
+	/* The daemon decides when we stop: a signal sent to the whole service
+	 * (`systemctl kill`, a log rotation's SIGHUP or SIGUSR1) is not for us.
+	 * Children get these back at their default (changed_signals). */
+	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGALRM, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);

@@ -767,6 +767,14 @@ static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
 	runner_kill_all(core->runner, RUN_KILL_SHUTDOWN);
 }
 
+void core_shutdown_now(struct core *core)
+{
+	if (!core->draining)
+		return;
+	ev_timer_stop(core->loop, &core->grace_w);
+	runner_kill_all(core->runner, RUN_KILL_SHUTDOWN_NOW);
+}
+
 void core_shutdown(struct core *core, void (*done)(void *arg), void *arg)
 {
 	char running[16], queued[24];

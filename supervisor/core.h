@@ -177,5 +177,8 @@ void core_metrics(struct core *core, struct metrics_text *t);
  * grace period, then kill them and record why. Calls done(arg) once when
  * nothing runs any more. */
 void core_shutdown(struct core *core, void (*done)(void *arg), void *arg);
+/* A second stop request during the shutdown: end the grace period now,
+ * killing the running jobs ("killed at shutdown: stopped at once"). */
+void core_shutdown_now(struct core *core);
 
 #endif

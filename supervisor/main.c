@@ -10,7 +10,10 @@
  *   4. the event loop, the store adapter picked by the config, the core,
  *      the HTTP server; signals; run.
  * SIGTERM/SIGINT: stop accepting, let running jobs finish within the grace
- * period, then kill them, then exit 0.
+ * period, then kill them, then exit 0; a second one kills them at once.
+ * SIGHUP: reload. SIGUSR1, SIGUSR2, SIGALRM: logged and otherwise ignored
+ * (a log rotation's SIGUSR1 must not kill the daemon; logs go to stderr,
+ * there is no file to reopen).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -71,7 +74,7 @@ struct daemon {
 	char **db_dirs;	  /* the database's socket directories, hidden */
 	char **db_addrs;  /* its IPv4 addresses, denied to exec+net jobs */
 	uint64_t policy_seq;
-	ev_signal sigterm, sigint, sighup;
+	ev_signal signals[6]; /* daemon_signals[] */
 	struct notify_watch *watch; /* watchdog pings and STATUS= lines */
 };
 
@@ -356,15 +359,32 @@ static void reload(struct daemon *d)
 	notify_send("READY=1");
 }
 
+static const int daemon_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
+	char name[16];
 
-	if (w->signum == SIGHUP) {
+	snprintf(name, sizeof(name), "SIG%s", sigabbrev_np(w->signum));
+
+	switch (w->signum) {
+	case SIGHUP:
 		reload(d);
 		return;
+	case SIGTERM:
+	case SIGINT:
+		break;
+	default:
+		log_info("signal received: ignored", "signal", name);
+		return;
 	}
-	log_info("signal received: shutting down", "signal", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (core_draining(d->core)) {
+		log_warn("second stop signal: killing running jobs now", "signal", name);
+		core_shutdown_now(d->core);
+		return;
+	}
+	log_info("signal received: shutting down", "signal", name);
 	notify_send("STOPPING=1");
 	if (d->http)
 		http_quiesce(d->http);
@@ -589,13 +609,11 @@ static int serve(struct config *cfg, const struct cli *cli, int spawner_fd, bool
 		rc = -EADDRNOTAVAIL;
 		goto out;
 	}
-	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
-	ev_signal_init(&d.sigint, on_signal, SIGINT);
-	ev_signal_init(&d.sighup, on_signal, SIGHUP);
-	d.sigterm.data = d.sigint.data = d.sighup.data = &d;
-	ev_signal_start(d.loop, &d.sigterm);
-	ev_signal_start(d.loop, &d.sigint);
-	ev_signal_start(d.loop, &d.sighup);
+	for (size_t i = 0; i < sizeof(daemon_signals) / sizeof(daemon_signals[0]); i++) {
+		ev_signal_init(&d.signals[i], on_signal, daemon_signals[i]);
+		d.signals[i].data = &d;
+		ev_signal_start(d.loop, &d.signals[i]);
+	}
 	snprintf(n, sizeof(n), "%d", cfg->workers);
 	if (cfg->bench_noop)
 		log_warn("--bench-noop: no job runs; every job completes at once with the result "

@@ -83,6 +83,10 @@ static enum job_status classify_kill(const struct outcome_facts *f, char *reason
 		snprintf(reason, len, "killed at shutdown after the %s grace period", a);
 		*cls = METRICS_FAIL_SHUTDOWN;
 		return JOB_FAILED;
+	case RUN_KILL_SHUTDOWN_NOW:
+		snprintf(reason, len, "killed at shutdown: valetd was told to stop at once");
+		*cls = METRICS_FAIL_SHUTDOWN;
+		return JOB_FAILED;
 	case RUN_KILL_OUTPUT:
 		outcome_format_size(f->max_output_bytes, a, sizeof(a));
 		snprintf(reason, len, "output limit exceeded (more than %s on stdout/stderr)", a);

@@ -20,12 +20,20 @@ enum run_kill {
 	RUN_KILL_TIMEOUT,
 	RUN_KILL_CANCEL,
 	RUN_KILL_SHUTDOWN,
+	RUN_KILL_SHUTDOWN_NOW, /* a second stop signal ended the grace period */
 	RUN_KILL_OUTPUT,
 	RUN_KILL_RESULT_SIZE,
 	RUN_KILL_PROTOCOL,
 	RUN_KILL_LEASE,     /* this node lost its claim on the job (shared store) */
 	RUN_KILL_SPAWNER,   /* the spawner died: its children die with it */
 };
+
+/* Whether a kill for this reason is recorded as a cancel in the outcome:
+ * a request's, or a shutdown's. */
+static inline bool outcome_kill_cancels(enum run_kill why)
+{
+	return why == RUN_KILL_CANCEL || why == RUN_KILL_SHUTDOWN || why == RUN_KILL_SHUTDOWN_NOW;
+}
 
 struct outcome_facts {
 	enum run_kill killed;

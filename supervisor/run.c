@@ -325,7 +325,7 @@ static void exit_outcome(struct run *run, struct job *job, const struct spawn_ev
 	}
 	o->timed_out = run->killed == RUN_KILL_TIMEOUT;
 	o->oom_killed = f->oom_killed;
-	o->cancelled = run->killed == RUN_KILL_CANCEL || run->killed == RUN_KILL_SHUTDOWN;
+	o->cancelled = outcome_kill_cancels(run->killed);
 	o->output_limit = run->killed == RUN_KILL_OUTPUT || run->killed == RUN_KILL_RESULT_SIZE;
 	o->seccomp_blocked = run->killed == RUN_KILL_NONE && f->term_signal == SIGSYS;
 	if (o->seccomp_blocked && run->syscall_name[0])
@@ -577,7 +577,8 @@ void runner_free(struct runner *r)
 
 bool runner_has_slot(const struct runner *r)
 {
-	return r->running < r->workers;
+	/* Without its spawner no job can start: queued work stays queued. */
+	return !r->broken && r->running < r->workers;
 }
 
 unsigned runner_running(const struct runner *r)

@@ -50,7 +50,7 @@ static enum job_status noop_end(struct run *run, struct job *job, char *reason, 
 	job->outcome.exit_code = 0;
 	job->outcome.cpu_ms = 0;
 	job->outcome.wall_ms = (int32_t)(wall_ns / 1000000);
-	job->outcome.cancelled = run->killed == RUN_KILL_CANCEL || run->killed == RUN_KILL_SHUTDOWN;
+	job->outcome.cancelled = outcome_kill_cancels(run->killed);
 	job->outcome.timed_out = run->killed == RUN_KILL_TIMEOUT;
 	return outcome_decide(&f, reason, len, cls);
 }

@@ -625,6 +625,52 @@ class ShutdownTest(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_second_stop_signal_kills_at_once(self):
+        # An operator who presses Ctrl-C twice (or kills again) means now:
+        # the second signal ends the grace period, and the job's line says
+        # why it was killed - not that a grace period ran out.
+        d = Daemon({"queue": {"shutdown_grace": "30s"}}).start()
+        try:
+            job = d.submit("sleep", {"seconds": 30}, timeout=60)
+            d.wait_for(job["id"], "IN_PROGRESS", timeout=5)
+            offset = d.log_size()
+            start = time.monotonic()
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertIsNone(d.proc.poll(), "exited before the grace period")
+            d.proc.send_signal(signal.SIGINT)
+            rc = d.proc.wait(timeout=10)
+            d.check_exit(rc)
+            self.assertLess(time.monotonic() - start, 5.0)
+            after = d.log_text()[offset:]
+            self.assertIn("second stop signal", after)
+            line = [l for l in after.splitlines() if job["id"] in l]
+            self.assertTrue(line, after)
+            self.assertIn("valetd was told to stop at once", line[-1])
+        finally:
+            d.cleanup()
+
+    def test_other_signals_do_not_stop_it(self):
+        # A log rotation's SIGUSR1, or `systemctl kill -s USR1` to the
+        # whole service (valetd and its spawner alike), kills nothing.
+        d = Daemon().start()
+        try:
+            spawner = spawner_of(d)
+            for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+                d.proc.send_signal(sig)
+            for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+                os.kill(spawner, sig)
+            time.sleep(0.5)
+            self.assertIsNone(d.proc.poll(), "valetd died of a signal")
+            self.assertEqual(spawner_of(d), spawner)
+            job = d.submit("dummytask")
+            self.assertEqual(d.wait_for(job["id"])["status"], "COMPLETED")
+            self.assertIn("signal received: ignored", d.log_text())
+            rc, _ = d.terminate()
+            d.check_exit(rc)
+        finally:
+            d.cleanup()
+
     def test_shutdown_waits_for_short_job(self):
         # A job that ends within the grace period finishes normally; the
         # daemon exits as soon as it is done, not at the end of the grace.

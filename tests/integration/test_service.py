@@ -213,7 +213,7 @@ class WatchdogTest(unittest.TestCase):
 
 class SpawnerLostTest(unittest.TestCase):
     """The spawner killed under running jobs: they fail with that reason,
-    the watchdog pings stop (systemd restarts valetd) and SIGTERM still
+    queued jobs stay queued, the watchdog pings stop (systemd restarts valetd) and SIGTERM still
     stops it at once."""
 
     def test_spawner_killed(self):
@@ -228,12 +228,17 @@ class SpawnerLostTest(unittest.TestCase):
         while time.monotonic() < deadline and \
                 any(d.job(j)["status"] != "IN_PROGRESS" for j in jobs):
             time.sleep(0.05)
+        queued = [d.submit("dummytask")["id"] for _ in range(3)]
         os.kill(spawner_of(d), signal.SIGKILL)
         done = d.wait_all(jobs, timeout=10, check_status=False)
         for j in done.values():
             self.assertEqual(j["status"], "FAILED", j)
             self.assertIn("the spawner process died", j["failure_reason"])
         time.sleep(1.5)
+        # Jobs that never started stay queued (a restart, or another node
+        # of a cluster, runs them), not failed "could not start".
+        for j in queued:
+            self.assertEqual(d.job(j)["status"], "PENDING", d.job(j))
         msgs = rec.finish()
         lost = [i for i, (_, m) in enumerate(msgs)
                 if "STATUS=the spawner process is gone: no job can run" in m]
