@@ -221,6 +221,11 @@ static int keys_read(FILE *fp, const char *where, size_t *skipped, struct auth_k
 			snprintf(err, errlen, "%s", msg);
 		}
 	}
+	/* A read error (a directory: EISDIR) is no empty file of no keys. */
+	if (!rc && ferror(fp)) {
+		rc = errno ? -errno : -EIO;
+		snprintf(err, errlen, "%s: %s", where, strerror(-rc));
+	}
 	if (rc) {
 		auth_keys_free(keys);
 		return rc;

@@ -134,10 +134,11 @@ bool auth_name_valid(const char *name);
 /*
  * `valetd key create NAME --scopes S | list | revoke NAME` on the keys
  * file at path: create prints the token once on stdout. The file is
- * replaced by rename, so a running valetd sees the change at once. Exit
- * status: 0, 1 (failed), 2 (bad usage).
+ * replaced by rename, so a running valetd sees the change at once; a new
+ * file gets the group of like (borrowed: the configuration file; NULL:
+ * the caller's group). Exit status: 0, 1 (failed), 2 (bad usage).
  */
-int auth_key_command(const char *path, int argc, char **argv);
+int auth_key_command(const char *path, const char *like, int argc, char **argv);
 /* `valetd key --help` (or -h): auth_key_command() prints the usage. */
 bool auth_key_help(int argc, char **argv);
 /* The same on a key book (the database's api_keys table). */

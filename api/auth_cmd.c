@@ -59,7 +59,8 @@ static int lines_add(struct lines *l, const char *s)
 	return 0;
 }
 
-/* The file's lines (none when it does not exist). */
+/* The file's lines (none when it does not exist; a directory is an
+ * error, not an empty file). */
 static int lines_read(const char *path, struct lines *l)
 {
 	char buf[1024];
@@ -70,6 +71,8 @@ static int lines_read(const char *path, struct lines *l)
 		return errno == ENOENT ? 0 : -errno;
 	while (!rc && fgets(buf, sizeof(buf), fp))
 		rc = lines_add(l, buf);
+	if (!rc && ferror(fp))
+		rc = errno ? -errno : -EIO;
 	fclose(fp);
 	return rc;
 }
@@ -84,10 +87,16 @@ static void line_name(const char *line, char *name, size_t len)
 	snprintf(name, len, "%.*s", (int)(n < len - 1 ? n : len - 1), line);
 }
 
-static int lines_write(const char *path, const struct lines *l)
+/*
+ * The file replaced by rename. An existing file keeps its owner, group and
+ * mode; a new one is 0640 in the group of like (the configuration file,
+ * which valetd's user can read: root:valet in the packages), so that the
+ * service can read a file an administrator made as root.
+ */
+static int lines_write(const char *path, const char *like, const struct lines *l)
 {
 	char tmp[4096];
-	struct stat st;
+	struct stat st, ls;
 	bool had = stat(path, &st) == 0;
 	FILE *fp;
 	int fd, rc = 0;
@@ -97,6 +106,9 @@ static int lines_write(const char *path, const struct lines *l)
 	if (fd < 0)
 		return -errno;
 	if (had && fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+		rc = -errno;
+	else if (!had && like && stat(like, &ls) == 0 &&
+		 fchown(fd, (uid_t)-1, ls.st_gid) < 0 && errno != EPERM)
 		rc = -errno;
 	fp = fdopen(fd, "w");
 	if (!fp) {
@@ -123,6 +135,7 @@ static int lines_write(const char *path, const struct lines *l)
 struct file_book {
 	struct key_book base; /* first */
 	const char *path;
+	const char *like; /* a new file's group: this file's; NULL: the caller's */
 };
 
 static int file_list(struct key_book *b, char **text, char *err, size_t errlen)
@@ -176,7 +189,7 @@ static int file_add(struct key_book *b, const struct key_row *row, char *err, si
 		 created, row->policy[0] ? " " : "", row->policy);
 	if (l.n && !strchr(l.v[l.n - 1], '\n') && (rc = lines_add(&l, "\n")) < 0)
 		goto fail;
-	if ((rc = lines_add(&l, line)) < 0 || (rc = lines_write(path, &l)) < 0)
+	if ((rc = lines_add(&l, line)) < 0 || (rc = lines_write(path, ((struct file_book *)b)->like, &l)) < 0)
 		goto fail;
 	lines_free(&l);
 	return 0;
@@ -208,7 +221,7 @@ static int file_revoke(struct key_book *b, const char *name, char *err, size_t e
 		rc = -ENOENT;
 		goto out;
 	}
-	if (rc || (rc = lines_write(path, &kept)) < 0)
+	if (rc || (rc = lines_write(path, ((struct file_book *)b)->like, &kept)) < 0)
 		goto fail;
 	goto out;
 fail:
@@ -427,9 +440,10 @@ int auth_key_command_book(struct key_book *book, int argc, char **argv)
 	return 2;
 }
 
-int auth_key_command(const char *path, int argc, char **argv)
+int auth_key_command(const char *path, const char *like, int argc, char **argv)
 {
-	struct file_book fb = {.base = {.ops = &file_book_ops, .where = path}, .path = path};
+	struct file_book fb = {
+	    .base = {.ops = &file_book_ops, .where = path}, .path = path, .like = like};
 
 	if (auth_key_help(argc, argv)) {
 		auth_key_usage(stdout);

@@ -687,7 +687,7 @@ static int key_command(const struct config *cfg, const struct cli *cli)
 	int rc;
 
 	if (!config_keys_in_db(cfg) || auth_key_help(cli->key_argc, cli->key_argv))
-		return auth_key_command(cfg->auth_keys, cli->key_argc, cli->key_argv);
+		return auth_key_command(cfg->auth_keys, cli->config, cli->key_argc, cli->key_argv);
 	if (!cfg->database_url || !cfg->database_url[0]) {
 		fprintf(stderr, "valetd key: auth_source = postgres needs [storage] database_url "
 				"(or VALET_DATABASE_URL)\n");
@@ -764,7 +764,7 @@ int valetd_main(int argc, char **argv)
 	if (rc < 0 || cli.done)
 		return exit_status(rc);
 	if (cli.key_argv && cli.keys_file)
-		return auth_key_command(cli.keys_file, cli.key_argc, cli.key_argv);
+		return auth_key_command(cli.keys_file, NULL, cli.key_argc, cli.key_argv);
 	rc = load_config(&cli, &cfg);
 	if (rc < 0)
 		return exit_status(rc);

@@ -200,6 +200,37 @@ class KeyCommandTest(unittest.TestCase):
         self.assertEqual(key_cmd(self.keys, "revoke", "a")[0], 0)
         self.assertEqual(key_cmd(self.keys, "list")[1], "")
 
+    def test_new_file_gets_the_group_of_the_config(self):
+        # `valetd -c CONF key create` as root makes a file the service's
+        # user (the config file's group: root:valet in the packages) can
+        # read; an existing file keeps its own owner, group and mode.
+        conf = os.path.join(self.dir, "valetd.conf")
+        with open(conf, "w") as f:
+            f.write("[server]\nauth_keys = %s\n" % self.keys)
+        os.chown(conf, 0, 65534)
+        r = subprocess.run([VALETD, "-c", conf, "key", "create", "a", "--scopes", "read"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = os.stat(self.keys)
+        self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777), (0, 65534, 0o640))
+        os.chown(self.keys, 0, 0)
+        os.chmod(self.keys, 0o600)
+        self.assertEqual(key_cmd(self.keys, "create", "b", "--scopes", "read")[0], 0)
+        st = os.stat(self.keys)
+        self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777), (0, 0, 0o600))
+
+    def test_a_directory_is_no_keys_file(self):
+        # Read as an empty file, it locked every client out without a word.
+        os.mkdir(self.keys)
+        rc, _, err = key_cmd(self.keys, "list")
+        self.assertEqual(rc, 1)
+        self.assertIn("Is a directory", err)
+        d = Daemon({"server": {"auth_keys": self.keys}})
+        with self.assertRaises(AssertionError):
+            d.start(timeout=5)
+        self.assertIn("Is a directory", d.log_text())
+        d.cleanup()
+
     def test_bad_file_refuses_to_start(self):
         with open(self.keys, "w") as f:
             f.write("# comment\nk read nothex\n")
