@@ -107,8 +107,8 @@ static int lines_write(const char *path, const char *like, const struct lines *l
 		return -errno;
 	if (had && fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM)
 		rc = -errno;
-	else if (!had && like && stat(like, &ls) == 0 &&
-		 fchown(fd, (uid_t)-1, ls.st_gid) < 0 && errno != EPERM)
+	else if (!had && like && stat(like, &ls) == 0 && fchown(fd, (uid_t)-1, ls.st_gid) < 0 &&
+		 errno != EPERM)
 		rc = -errno;
 	fp = fdopen(fd, "w");
 	if (!fp) {
@@ -189,7 +189,8 @@ static int file_add(struct key_book *b, const struct key_row *row, char *err, si
 		 created, row->policy[0] ? " " : "", row->policy);
 	if (l.n && !strchr(l.v[l.n - 1], '\n') && (rc = lines_add(&l, "\n")) < 0)
 		goto fail;
-	if ((rc = lines_add(&l, line)) < 0 || (rc = lines_write(path, ((struct file_book *)b)->like, &l)) < 0)
+	if ((rc = lines_add(&l, line)) < 0 ||
+	    (rc = lines_write(path, ((struct file_book *)b)->like, &l)) < 0)
 		goto fail;
 	lines_free(&l);
 	return 0;

@@ -670,6 +670,36 @@ fail:
 	return NULL;
 }
 
+int http_check(const struct config *cfg, char *err, size_t errlen)
+{
+	union http_addr addr;
+	struct auth_keys *keys = NULL;
+	struct http_tls *tls = NULL;
+	char host[256], msg[512];
+	int port, rc = 0;
+
+	if (config_parse_listen(cfg->listen, host, sizeof(host), &port) < 0 ||
+	    http_resolve(host, port, &addr) < 0) {
+		snprintf(err, errlen, "invalid listen address: %s", cfg->listen);
+		return -EINVAL;
+	}
+	if (cfg->auth_keys && cfg->auth_keys[0] && !config_keys_in_db(cfg))
+		rc = auth_keys_load(cfg->auth_keys, &keys, msg, sizeof(msg));
+	auth_keys_free(keys);
+	if (rc < 0) {
+		snprintf(err, errlen, "[server] auth_keys: %s", msg);
+		return rc;
+	}
+	if (cfg->tls_cert && cfg->tls_cert[0])
+		rc = http_tls_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
+				  cfg->tls_client_auth == CONFIG_CLIENT_AUTH_REQUIRE, &tls, msg,
+				  sizeof(msg));
+	http_tls_free(tls);
+	if (rc < 0)
+		snprintf(err, errlen, "[server] tls_cert, tls_key, tls_client_ca: %s", msg);
+	return rc;
+}
+
 static void http_stop_listening(struct http_server *srv)
 {
 	ev_io_stop(srv->loop, &srv->accept_io);

@@ -18,6 +18,10 @@ struct http_server;
 /* Bind and listen on cfg->listen. Returns new, or NULL with a message in err. */
 struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, struct core *core,
 			     char *err, size_t errlen);
+/* What http_new() would refuse of cfg, without listening: the listen
+ * address, the API keys file (when the keys are a file) and the TLS
+ * certificate, key and client CA. 0, or -errno with a sentence in err. */
+int http_check(const struct config *cfg, char *err, size_t errlen);
 /* Whether a [server] listen value is a loopback address (127.0.0.0/8, ::1,
  * localhost): one no other host can reach. */
 bool http_listen_is_loopback(const char *listen);

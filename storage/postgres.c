@@ -276,6 +276,49 @@ static const struct store_ops pg_ops = {
 	.close = pgq_close,
 };
 
+/* This node's id: [storage] node_id, else the host name (at most 63
+ * bytes). 0, or -EINVAL with a sentence in err when it is not usable. */
+static int pg_node_id(const struct pg_options *o, char *host, size_t len, char *err, size_t errlen)
+{
+	if (o->node_id && o->node_id[0]) {
+		snprintf(host, len, "%s", o->node_id);
+	} else if (gethostname(host, len) < 0) {
+		snprintf(host, len, "valetd");
+	}
+	host[len > 63 ? 63 : len - 1] = '\0';
+	if (!pg_schema_node_id_ok(host)) {
+		snprintf(err, errlen,
+			 "node id \"%s\" is not usable: set [storage] node_id to 1-63 letters, "
+			 "digits or . _ : -",
+			 host);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int store_pg_check(const struct pg_options *o, char *err, size_t errlen)
+{
+	char host[256], **dirs = NULL, **hosts = NULL;
+	int rc;
+
+	if (!o->url || !o->url[0]) {
+		snprintf(err, errlen,
+			 "[storage] backend = postgres needs database_url (or the "
+			 "VALET_DATABASE_URL environment variable)");
+		return -EINVAL;
+	}
+	if ((rc = pg_node_id(o, host, sizeof(host), err, errlen)) < 0)
+		return rc;
+	rc = store_pg_targets(o->url, &dirs, &hosts, err, errlen);
+	for (char **d = dirs; d && *d; d++)
+		free(*d);
+	for (char **h = hosts; h && *h; h++)
+		free(*h);
+	free(dirs);
+	free(hosts);
+	return rc < 0 ? -EINVAL : 0;
+}
+
 struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *o, char *err,
 				 size_t errlen)
 {
@@ -286,19 +329,8 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 		snprintf(err, errlen, "no database URL");
 		return NULL;
 	}
-	if (o->node_id && o->node_id[0]) {
-		snprintf(host, sizeof(host), "%s", o->node_id);
-	} else if (gethostname(host, sizeof(host)) < 0) {
-		snprintf(host, sizeof(host), "valetd");
-	}
-	host[63] = '\0';
-	if (!pg_schema_node_id_ok(host)) {
-		snprintf(err, errlen,
-			 "node id \"%s\" is not usable: set [storage] node_id to 1-63 letters, "
-			 "digits or . _ : -",
-			 host);
+	if (pg_node_id(o, host, sizeof(host), err, errlen) < 0)
 		return NULL;
-	}
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		goto nomem;

@@ -51,4 +51,11 @@ struct key_book *store_pg_key_book(const char *url, const char *schema, char *er
  */
 int store_pg_targets(const char *url, char ***dirs, char ***hosts, char *err, size_t errlen);
 
+/*
+ * What store_postgres_new() and the first connection would refuse of o
+ * without connecting: no URL, one libpq cannot parse, a node id that is
+ * not usable. 0, or -EINVAL with a sentence in err (valetd -t, a reload).
+ */
+int store_pg_check(const struct pg_options *o, char *err, size_t errlen);
+
 #endif

@@ -84,6 +84,7 @@ enum cf_type {
 
 #define CF_SECRET 1 /* config_dump() hides the password */
 #define CF_IDENT 2  /* an SQL identifier: [a-z_][a-z0-9_]*, at most CF_IDENT_MAX bytes */
+#define CF_LIVE 4   /* a reload applies it (config_reload()); any other key needs a restart */
 /* The schema names valet's NOTIFY channels too ("<schema>_cancel",
  * "<schema>_schema": storage/pg_schema.h), and a channel is an identifier
  * of at most 63 bytes: PostgreSQL refuses a longer one in pg_notify(). */
@@ -123,7 +124,7 @@ static const struct cf_key cf_keys[] = {
 	{KEY("server", "listen", CF_LISTEN, listen, "127.0.0.1:8080")},
 	{KEY("server", "cors_origins", CF_STRING, cors_origins, "")},
 	{KEY("server", "max_body", CF_SIZE, max_body_bytes, "1M"), .min = KIB, .max = GIB},
-	{KEY("server", "access_log", CF_BOOL, access_log, "true")},
+	{KEY("server", "access_log", CF_BOOL, access_log, "true"), .flags = CF_LIVE},
 	{KEY("server", "max_connections", CF_INT, max_connections, "4096"), .min = 1, .max = 1000000},
 	{KEY("server", "max_connections_per_client", CF_INT, max_connections_per_client, "512"),
 	 .min = 1, .max = 1000000},
@@ -148,17 +149,24 @@ static const struct cf_key cf_keys[] = {
 	{KEY("auth", "submit_rate", CF_INT, auth_submit_rate, "0"), .min = 0, .max = 1000000},
 	{KEY("auth", "submit_burst", CF_INT, auth_submit_burst, "0"), .min = 0, .max = 1000000},
 	{KEY("queue", "workers", CF_INT, workers, NULL), .min = 1, .max = 1024},
-	{KEY("queue", "capacity", CF_INT, queue_capacity, "100000"), .min = 1, .max = 10000000},
-	{KEY("queue", "shutdown_grace", CF_DURATION, shutdown_grace_ms, "10s"), .min = 0, .max = HOUR},
-	{KEY("jobs", "default_timeout", CF_DURATION, default_timeout_ms, "60s"), .min = 1, .max = DAYS30},
-	{KEY("jobs", "max_timeout", CF_DURATION, max_timeout_ms, "1h"), .min = 1, .max = DAYS30},
+	{KEY("queue", "capacity", CF_INT, queue_capacity, "100000"), .min = 1, .max = 10000000,
+	 .flags = CF_LIVE},
+	{KEY("queue", "shutdown_grace", CF_DURATION, shutdown_grace_ms, "10s"), .min = 0, .max = HOUR,
+	 .flags = CF_LIVE},
+	{KEY("jobs", "default_timeout", CF_DURATION, default_timeout_ms, "60s"), .min = 1, .max = DAYS30,
+	 .flags = CF_LIVE},
+	{KEY("jobs", "max_timeout", CF_DURATION, max_timeout_ms, "1h"), .min = 1, .max = DAYS30,
+	 .flags = CF_LIVE},
 	{KEY("jobs", "max_attempts", CF_INT, max_attempts, "1"), .min = 1, .max = 100},
-	{KEY("jobs", "max_result_size", CF_SIZE, max_result_bytes, "1M"), .min = KIB, .max = GIB},
-	{KEY("jobs", "max_output_size", CF_SIZE, max_output_bytes, "1M"), .min = KIB, .max = GIB},
+	{KEY("jobs", "max_result_size", CF_SIZE, max_result_bytes, "1M"), .min = KIB, .max = GIB,
+	 .flags = CF_LIVE},
+	{KEY("jobs", "max_output_size", CF_SIZE, max_output_bytes, "1M"), .min = KIB, .max = GIB,
+	 .flags = CF_LIVE},
 	{KEY("jobs", "max_memory_limit", CF_SIZE, max_memory_limit, NULL), .min = 0, .max = TIB},
 	{KEY("jobs", "max_cpu_limit", CF_DURATION, max_cpu_limit_ms, NULL), .min = 0, .max = DAYS30},
 	{KEY("jobs", "max_process_limit", CF_INT, max_process_limit, NULL), .min = 0, .max = 1000000},
-	{KEY("jobs", "max_output_limit", CF_SIZE, max_output_limit, NULL), .min = KIB, .max = GIB},
+	{KEY("jobs", "max_output_limit", CF_SIZE, max_output_limit, NULL), .min = KIB, .max = GIB,
+	 .flags = CF_LIVE},
 	{KEY("sandbox", "user", CF_STRING, user, "nobody"), .min = 1},
 	{KEY("sandbox", "memory_limit", CF_SIZE, memory_limit_bytes, "256M"), .min = 0, .max = TIB},
 	{KEY("sandbox", "cpu_limit", CF_DURATION, cpu_limit_ms, "0"), .min = 0, .max = DAYS30},
@@ -169,7 +177,7 @@ static const struct cf_key cf_keys[] = {
 	{KEY("sandbox", "cgroups", CF_BOOL, cgroups, "true")},
 	{KEY("sandbox", "uid_base", CF_INT_AUTO, uid_base, "auto"), .min = 0, .max = 2000000000},
 	{KEY("sandbox", "allow_degraded_isolation", CF_BOOL, allow_degraded_isolation, "false")},
-	{KEY("sandbox", "hide", CF_STRING, hide, ""), .check = hidden_check_list},
+	{KEY("sandbox", "hide", CF_STRING, hide, ""), .check = hidden_check_list, .flags = CF_LIVE},
 	{KEY("network", "mode", CF_CHOICE, net_mode, "slirp4netns"), .names = cf_net_modes},
 	{KEY("network", "allow", CF_STRING, net_allow, NETPOLICY_ALLOW_DEFAULT),
 	 .check = netpolicy_check_list},
@@ -186,8 +194,8 @@ static const struct cf_key cf_keys[] = {
 	{KEY("storage", "retention_days", CF_INT, retention_days, "0"), .min = 0, .max = 36500},
 	{KEY("storage", "submit_timeout", CF_DURATION, submit_timeout_ms, "5s"), .min = 100, .max = HOUR},
 	{KEY("tasks", "plugin_dir", CF_PATH, plugin_dir, "")},
-	{KEY("log", "format", CF_ENUM, log_format, "text"), .names = cf_formats},
-	{KEY("log", "level", CF_ENUM, log_level, "info"), .names = cf_levels},
+	{KEY("log", "format", CF_ENUM, log_format, "text"), .names = cf_formats, .flags = CF_LIVE},
+	{KEY("log", "level", CF_ENUM, log_level, "info"), .names = cf_levels, .flags = CF_LIVE},
 };
 /* clang-format on */
 
@@ -313,6 +321,46 @@ int cf_key_line(const struct cf_load *ld, const struct cf_key *k)
 const char *cf_key_name(const struct cf_key *k)
 {
 	return k->name;
+}
+
+static bool cf_same(const struct config *a, const struct config *b, const struct cf_key *k)
+{
+	const void *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+
+	if (cf_is_string(k->type)) {
+		const char *s = *(char *const *)x, *t = *(char *const *)y;
+		return !strcmp(s ? s : "", t ? t : "");
+	}
+	if (k->type == CF_BOOL)
+		return *(const bool *)x == *(const bool *)y;
+	return cf_num(a, k) == cf_num(b, k);
+}
+
+void config_reload(struct config *cfg, struct config *fresh,
+		   void (*restart)(const char *key, void *arg), void *arg)
+{
+	char key[128];
+
+	for (size_t i = 0; i < CF_NKEYS; i++) {
+		const struct cf_key *k = &cf_keys[i];
+		void *to = (char *)cfg + k->offset, *from = (char *)fresh + k->offset;
+
+		if (!(k->flags & CF_LIVE)) {
+			if (!cf_same(cfg, fresh, k)) {
+				snprintf(key, sizeof(key), "[%s] %s", k->section, k->name);
+				restart(key, arg);
+			}
+		} else if (cf_is_string(k->type)) {
+			char *old = *(char **)to;
+
+			*(char **)to = *(char **)from;
+			*(char **)from = old;
+		} else if (k->type == CF_BOOL) {
+			*(bool *)to = *(bool *)from;
+		} else {
+			cf_set_num(cfg, k, cf_num(fresh, k));
+		}
+	}
 }
 
 const char *cf_client_auth_name(enum config_client_auth a)

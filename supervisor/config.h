@@ -149,6 +149,16 @@ bool config_keys_in_db(const struct config *cfg);
 /* Whether the API wants keys: a keys file, or the table. */
 bool config_auth_on(const struct config *cfg);
 
+/*
+ * A reload: every key a running daemon reads at each use (logging, the
+ * access log, queue capacity, shutdown grace, job timeouts and size caps,
+ * [sandbox] hide) takes fresh's value; for every other key whose value
+ * differs, restart("[section] key", arg) is called - it keeps the running
+ * value until a restart. fresh (borrowed) is left with what cfg had.
+ */
+void config_reload(struct config *cfg, struct config *fresh,
+		   void (*restart)(const char *key, void *arg), void *arg);
+
 /* Apply the environment (VALET_DATABASE_URL). */
 void config_apply_env(struct config *cfg);
 

@@ -74,11 +74,12 @@ struct daemon {
 	char **db_dirs;	  /* the database's socket directories, hidden */
 	char **db_addrs;  /* its IPv4 addresses, denied to exec+net jobs */
 	uint64_t policy_seq;
-	ev_signal signals[6]; /* daemon_signals[] */
+	ev_signal signals[6];	    /* daemon_signals[] */
 	struct notify_watch *watch; /* watchdog pings and STATUS= lines */
 };
 
-static int load_config(const struct cli *cli, struct config **out);
+static int load_config(const struct cli *cli, struct config **out, char *err, size_t errlen);
+static int check_startable(const struct config *cfg, char *err, size_t errlen);
 
 static void usage(FILE *out)
 {
@@ -117,11 +118,6 @@ static void shutdown_done(void *arg)
 		d->store->ops->close(d->store, stopped, d);
 	else
 		stopped(d);
-}
-
-static bool same_str(const char *a, const char *b)
-{
-	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
 static bool same_argv(char *const *a, char *const *b)
@@ -193,60 +189,9 @@ static void warn_task_changes(const struct config *old, const struct config *fre
 	}
 }
 
-/* Keys that need a restart: say which changed, keep running as before. */
-static void warn_restart_needed(const struct config *old, const struct config *fresh)
+static void warn_restart(const char *key, void *arg)
 {
-	const struct {
-		const char *key;
-		bool changed;
-	} keys[] = {
-	    {"[server] listen", !same_str(old->listen, fresh->listen)},
-	    {"[server] cors_origins", !same_str(old->cors_origins, fresh->cors_origins)},
-	    {"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
-	    {"[server] max_connections",
-	     old->max_connections != fresh->max_connections ||
-		 old->max_connections_per_client != fresh->max_connections_per_client},
-	    {"[server] auth_keys, auth_source, open_status",
-	     !same_str(old->auth_keys, fresh->auth_keys) ||
-		 !same_str(old->auth_source, fresh->auth_source) ||
-		 old->open_status != fresh->open_status},
-	    {"[auth]", !same_str(old->auth_profiles, fresh->auth_profiles) ||
-			   !same_str(old->auth_tasks, fresh->auth_tasks) ||
-			   old->auth_max_timeout_ms != fresh->auth_max_timeout_ms ||
-			   old->auth_max_memory != fresh->auth_max_memory ||
-			   old->auth_max_cpu_ms != fresh->auth_max_cpu_ms ||
-			   old->auth_max_queued != fresh->auth_max_queued ||
-			   old->auth_max_running != fresh->auth_max_running ||
-			   old->auth_submit_rate != fresh->auth_submit_rate ||
-			   old->auth_submit_burst != fresh->auth_submit_burst},
-	    {"[server] tls_cert, tls_key, tls_client_ca (paths), tls_client_auth",
-	     !same_str(old->tls_cert, fresh->tls_cert) || !same_str(old->tls_key, fresh->tls_key) ||
-		 !same_str(old->tls_client_ca, fresh->tls_client_ca) ||
-		 old->tls_client_auth != fresh->tls_client_auth},
-	    {"[server] timeouts", old->request_timeout_ms != fresh->request_timeout_ms ||
-				      old->idle_timeout_ms != fresh->idle_timeout_ms},
-	    {"[queue] workers", old->workers != fresh->workers},
-	    {"[sandbox]",
-	     !same_str(old->user, fresh->user) ||
-		 old->memory_limit_bytes != fresh->memory_limit_bytes ||
-		 old->cpu_limit_ms != fresh->cpu_limit_ms || old->max_files != fresh->max_files ||
-		 old->max_processes != fresh->max_processes ||
-		 old->max_file_size != fresh->max_file_size || old->uid_base != fresh->uid_base},
-	    {"[jobs] max_memory_limit, max_cpu_limit, max_process_limit",
-	     old->max_memory_limit != fresh->max_memory_limit ||
-		 old->max_cpu_limit_ms != fresh->max_cpu_limit_ms ||
-		 old->max_process_limit != fresh->max_process_limit},
-	    {"[storage]", !same_str(old->storage, fresh->storage) ||
-			      !same_str(old->database_url, fresh->database_url) ||
-			      old->submit_timeout_ms != fresh->submit_timeout_ms},
-	    {"[tasks] plugin_dir", !same_str(old->plugin_dir, fresh->plugin_dir)},
-	};
-
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (keys[i].changed)
-			log_warn("configuration changed but needs a restart to apply", "key",
-				 keys[i].key);
-	warn_task_changes(old, fresh);
+	log_warn("configuration changed but needs a restart to apply", "key", key);
 }
 
 /*
@@ -320,37 +265,29 @@ static int first_policy(struct daemon *d)
  * SIGHUP: read the file again. A bad file changes nothing. Otherwise the
  * keys the running daemon reads at each use take their new values now:
  * logging, access log, queue capacity, shutdown grace, job timeouts and
- * size caps (max_output_size with its max_output_limit). The others are
- * reported as needing a restart.
+ * size caps, [sandbox] hide (config_reload(): the keys marked live in the
+ * config table). Every other key that changed is reported as needing a
+ * restart, one line each.
  */
 static void reload(struct daemon *d)
 {
 	struct config *fresh = NULL, *cfg = d->cfg;
+	char err[1024];
 
 	notify_send("RELOADING=1");
-	if (load_config(d->cli, &fresh) < 0) {
+	if (load_config(d->cli, &fresh, err, sizeof(err)) < 0 ||
+	    check_startable(fresh, err, sizeof(err)) < 0) {
 		log_error("reload failed: keeping the running configuration", "file",
-			  d->cli->config ? d->cli->config : "(none)");
+			  d->cli->config ? d->cli->config : "(none)", "error", err);
+		config_free(fresh);
 		notify_send("READY=1");
 		return;
 	}
-	warn_restart_needed(cfg, fresh);
-	cfg->log_format = fresh->log_format;
-	cfg->log_level = fresh->log_level;
-	cfg->access_log = fresh->access_log;
-	cfg->queue_capacity = fresh->queue_capacity;
-	cfg->shutdown_grace_ms = fresh->shutdown_grace_ms;
-	cfg->default_timeout_ms = fresh->default_timeout_ms;
-	cfg->max_timeout_ms = fresh->max_timeout_ms;
-	cfg->max_result_bytes = fresh->max_result_bytes;
-	cfg->max_output_bytes = fresh->max_output_bytes;
-	cfg->max_output_limit = fresh->max_output_limit;
+	config_reload(cfg, fresh, warn_restart, NULL);
+	warn_task_changes(cfg, fresh);
 	log_setup(cfg->log_format, cfg->log_level);
 	/* What jobs must not see, again: [sandbox] hide may have grown, and a
 	 * hidden directory may have been renamed away and made anew. */
-	free(cfg->hide);
-	cfg->hide = fresh->hide;
-	fresh->hide = NULL;
 	if (send_policy(d, false) < 0)
 		log_error("reload: cannot tell the spawner what to hide from jobs");
 	http_reload(d->http);
@@ -468,23 +405,23 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 
 /* The file and the command line's overrides: 0 with *out, or -EINVAL
  * (with file:line: message on stderr) or -ENOMEM. */
-static int load_config(const struct cli *cli, struct config **out)
+static int load_config(const struct cli *cli, struct config **out, char *err, size_t errlen)
 {
-	char err[1024], host[256];
+	const char *file = cli->config ? cli->config : "valetd";
 	struct config *cfg = config_new();
+	char host[256];
 	int port;
 
 	if (!cfg)
 		return -ENOMEM;
-	if (cli->config && config_load(cfg, cli->config, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
+	if (cli->config && config_load(cfg, cli->config, err, errlen) < 0) {
 		config_free(cfg);
 		return -EINVAL;
 	}
 	config_apply_env(cfg);
 	if (cli->listen) {
 		if (config_parse_listen(cli->listen, host, sizeof(host), &port) < 0) {
-			fprintf(stderr, "valetd: -l %s: expected HOST:PORT\n", cli->listen);
+			snprintf(err, errlen, "valetd: -l %s: expected HOST:PORT", cli->listen);
 			config_free(cfg);
 			return -EINVAL;
 		}
@@ -495,24 +432,52 @@ static int load_config(const struct cli *cli, struct config **out)
 		cfg->workers = cli->workers;
 	cfg->bench_noop = cli->bench_noop;
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
-		fprintf(stderr, "%s: [server] tls_cert and tls_key go together\n",
-			cli->config ? cli->config : "valetd");
+		snprintf(err, errlen, "%s: [server] tls_cert and tls_key go together", file);
 		config_free(cfg);
 		return -EINVAL;
 	}
 	/* Secure by default: an open API only where other hosts cannot reach it. */
 	if (!config_auth_on(cfg) && !cfg->allow_unauthenticated && !cli->key_argv &&
 	    !http_listen_is_loopback(cfg->listen)) {
-		fprintf(stderr,
-			"%s: [server] listen = %s is not a loopback address and [server] auth_keys "
-			"is not set: anyone who reaches the port could run code here; set "
-			"auth_keys (valetd key create) or auth_source = postgres, or "
-			"allow_unauthenticated = true\n",
-			cli->config ? cli->config : "valetd", cfg->listen);
+		snprintf(err, errlen,
+			 "%s: [server] listen = %s is not a loopback address and [server] auth_keys "
+			 "is not set: anyone who reaches the port could run code here; set "
+			 "auth_keys (valetd key create) or auth_source = postgres, or "
+			 "allow_unauthenticated = true",
+			 file, cfg->listen);
 		config_free(cfg);
 		return -EINVAL;
 	}
 	*out = cfg;
+	return 0;
+}
+
+/*
+ * What would stop valetd from starting with cfg, beyond the file's own
+ * syntax and ranges (load_config): the HTTP server's listen address, keys
+ * file and TLS files, the storage's URL and node id, the task user and
+ * what [sandbox] hide names - checked with the same functions the start
+ * uses, so that `valetd -t` (the unit's ExecStartPre and ExecReload) and a
+ * reload refuse what a start would. 0, or -EINVAL with a sentence in err.
+ */
+static int check_startable(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct pg_options pg = {.url = cfg->database_url, .node_id = cfg->node_id};
+	uid_t uid;
+	gid_t gid;
+	int rc;
+
+	if (http_check(cfg, err, errlen) < 0)
+		return -EINVAL;
+	if (!strcmp(cfg->storage, "postgres") && store_pg_check(&pg, err, errlen) < 0)
+		return -EINVAL;
+	if (probe_can_switch_user() && (rc = isolation_lookup_user(cfg->user, &uid, &gid)) < 0) {
+		snprintf(err, errlen, "[sandbox] user %s: %s", cfg->user,
+			 rc == -ENOENT ? "no such user" : strerror(-rc));
+		return -EINVAL;
+	}
+	if (cfg->namespaces && hidden_check(cfg, err, errlen) < 0)
+		return -EINVAL;
 	return 0;
 }
 
@@ -757,7 +722,7 @@ int valetd_main(int argc, char **argv)
 {
 	struct cli cli = {0};
 	struct config *cfg = NULL;
-	char *spawner = NULL;
+	char *spawner = NULL, err[1024];
 	int rc;
 
 	rc = parse_cli(argc, argv, &cli);
@@ -765,9 +730,12 @@ int valetd_main(int argc, char **argv)
 		return exit_status(rc);
 	if (cli.key_argv && cli.keys_file)
 		return auth_key_command(cli.keys_file, NULL, cli.key_argc, cli.key_argv);
-	rc = load_config(&cli, &cfg);
-	if (rc < 0)
+	rc = load_config(&cli, &cfg, err, sizeof(err));
+	if (rc < 0) {
+		if (rc == -EINVAL)
+			fprintf(stderr, "%s\n", err);
 		return exit_status(rc);
+	}
 	if (cli.key_argv) {
 		rc = key_command(cfg, &cli);
 		config_free(cfg);
@@ -777,6 +745,8 @@ int valetd_main(int argc, char **argv)
 	spawner = spawn_program(cli.spawner);
 	if (!spawner)
 		rc = -ENOMEM;
+	else if (cli.test && (rc = check_startable(cfg, err, sizeof(err))) < 0)
+		fprintf(stderr, "%s: %s\n", cli.config ? cli.config : "valetd", err);
 	else if (cli.test)
 		rc = check_tasks(cfg, spawner);
 	else if (cli.check)

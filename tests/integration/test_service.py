@@ -482,7 +482,8 @@ class ReloadTest(unittest.TestCase):
         with open(self.d.conf_path, "a") as f:
             f.write("\n[queue]\nwrokers = 3\n")
         self.hup_and_wait("reload failed")
-        self.assertIn('unknown key "wrokers"', self.d.log_text())
+        # The reason is in the ERROR line (a value's quotes escaped).
+        self.assertIn('unknown key \\"wrokers\\"', self.d.log_text())
         self.assertTrue(self.d.alive())
         job = self.d.submit("sleep", {"seconds": 0.2})
         done = self.d.wait_for(job["id"], timeout=5)
@@ -527,6 +528,41 @@ class ReloadTest(unittest.TestCase):
         log = self.hup_and_wait("configuration reloaded")
         self.assertIn("needs a restart", log)
         self.assertIn("[queue] workers", log)
+
+    def test_every_restart_only_key_is_reported(self):
+        # The list of keys a reload applies is the config table's; every
+        # other key that changed is named - these were not, and their old
+        # values silently stayed in force ([network] deny among them).
+        self.d.overrides.setdefault("jobs", {})["max_attempts"] = "3"
+        self.d.overrides.setdefault("network", {})["deny"] = "10.0.0.0/8"
+        self.d.overrides.setdefault("sandbox", {})["allow_degraded_isolation"] = "true"
+        self.d.overrides.setdefault("storage", {})["retention_days"] = "7"
+        self.d.write_config()
+        log = self.hup_and_wait("configuration reloaded")
+        for key in ("[jobs] max_attempts", "[network] deny",
+                    "[sandbox] allow_degraded_isolation", "[storage] retention_days"):
+            self.assertIn('needs a restart to apply key="%s"' % key, log)
+        self.assertNotIn("[queue] capacity", log)
+
+    def test_file_a_start_would_refuse_is_refused(self):
+        # A reload keeps the running configuration when the file would not
+        # start valetd (else the next restart fails), and its ERROR line
+        # says why - not a separate raw stderr line.
+        self.d.overrides.setdefault("jobs", {})["default_timeout"] = "1s"
+        self.d.overrides.setdefault("sandbox", {})["hide"] = "/etc"
+        self.d.write_config()
+        log = self.hup_and_wait("reload failed")
+        line = [l for l in log.splitlines() if "reload failed" in l][0]
+        self.assertIn("cannot be hidden from jobs", line)
+        job = self.d.submit("sleep", {"seconds": 0.2})
+        self.assertEqual(self.d.wait_for(job["id"], timeout=5)["timeout"], 10)
+        self.d.overrides["sandbox"].pop("hide")
+        self.d.write_config()
+        with open(self.d.conf_path, "a") as f:
+            f.write("\n[queue]\nwrokers = 3\n")
+        log = self.hup_and_wait("reload failed")
+        line = [l for l in log.splitlines() if "reload failed" in l][0]
+        self.assertIn('unknown key \\"wrokers\\" in [queue]', line)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,37 @@ class CliTest(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_check_refuses_what_a_start_refuses(self):
+        """-t (the unit's ExecStartPre and ExecReload) refuses every file a
+        start would refuse, naming the key: it used to say "configuration
+        OK" for each of these, and the start then failed."""
+        d = Daemon()
+        missing = os.path.join(d.tmp, "missing")
+        cases = [
+            ({"server": {"auth_keys": missing}}, "[server] auth_keys: "),
+            ({"server": {"tls_cert": missing, "tls_key": missing}}, "[server] tls_cert"),
+            ({"storage": {"backend": "postgres"}}, "needs database_url"),
+            ({"storage": {"backend": "postgres", "database_url": "postgresql:///x?a=b=c"}},
+             "database_url: "),
+            ({"storage": {"backend": "postgres", "database_url": "postgresql:///x",
+                          "node_id": "o'brien"}}, "node id"),
+            ({"sandbox": {"user": "no-such-user-here"}}, "no such user"),
+            ({"sandbox": {"hide": "/etc"}}, "cannot be hidden"),
+        ]
+        try:
+            for overrides, want in cases:
+                with self.subTest(overrides=overrides):
+                    d.overrides = overrides
+                    d.write_config()
+                    r = self.run_valetd("-t", "-c", d.conf_path)
+                    self.assertEqual(r.returncode, 2, r)
+                    self.assertIn(d.conf_path + ": ", r.stderr)
+                    self.assertIn(want, r.stderr)
+                    r = self.run_valetd("-c", d.conf_path, "-l", "127.0.0.1:0")
+                    self.assertNotEqual(r.returncode, 0, r)
+        finally:
+            d.cleanup()
+
     def test_isolation_check(self):
         """valetd --check probes the host and says what jobs get; exit 0."""
         d = Daemon()
