@@ -199,6 +199,7 @@ static void warn_restart_needed(const struct config *old, const struct config *f
 	} keys[] = {
 	    {"[server] listen", !same_str(old->listen, fresh->listen)},
 	    {"[server] cors_origins", !same_str(old->cors_origins, fresh->cors_origins)},
+	    {"[server] allowed_hosts", !same_str(old->allowed_hosts, fresh->allowed_hosts)},
 	    {"[server] max_body", old->max_body_bytes != fresh->max_body_bytes},
 	    {"[server] max_connections",
 	     old->max_connections != fresh->max_connections ||
