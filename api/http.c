@@ -19,6 +19,10 @@
  *     progress within request_timeout. One timer a second sweeps the heads
  *     of the per-state lists, which are in time order.
  *
+ * A complete request goes to http_origin.c's checks (its Host, a write
+ * from another origin), then to a CORS preflight's answer, the keys
+ * (http_auth.c), and the dashboard's files or the handlers.
+ *
  * A request is reference counted: its connection holds one reference until
  * the answer is sent (or the connection is gone), an outstanding core call
  * another, so a callback that arrives after the connection or the server
@@ -93,6 +97,8 @@ void http_request_unref(struct http_request *req)
 	free(req->origin);
 	free(req->authorization);
 	free(req->if_none_match);
+	free(req->host);
+	free(req->sec_fetch_site);
 	free(req->resp_headers);
 	free(req);
 }
@@ -184,78 +190,6 @@ const char *http_request_query(struct http_request *req, const char *key)
 	return v[0] ? v : NULL;
 }
 
-/* ---- CORS ------------------------------------------------------------------ */
-
-/* The Access-Control-Allow-Origin value for this request, or NULL. */
-static const char *cors_allow(const struct http_server *srv, const char *origin)
-{
-	char *const *o;
-
-	if (!origin || !origin[0] || srv->cors == HTTP_CORS_NONE)
-		return NULL;
-	if (srv->cors == HTTP_CORS_ANY)
-		return "*";
-	for (o = srv->cors_origins; *o; o++)
-		if (!strcmp(*o, origin))
-			return origin;
-	return NULL;
-}
-
-static int cors_setup(struct http_server *srv, const char *spec, const union http_addr *addr)
-{
-	const char *p = spec ? spec : "";
-	size_t n = 0, len;
-	char **list;
-
-	if (!p[0]) {
-		bool loop = addr->sa.sa_family == AF_INET
-				? (ntohl(addr->in4.sin_addr.s_addr) >> 24) == 127
-				: IN6_IS_ADDR_LOOPBACK(&addr->in6.sin6_addr);
-		srv->cors = loop ? HTTP_CORS_ANY : HTTP_CORS_NONE;
-		return 0;
-	}
-	list = calloc(strlen(p) / 2 + 2, sizeof(*list));
-	if (!list)
-		return -ENOMEM;
-	srv->cors = HTTP_CORS_LIST;
-	srv->cors_origins = list;
-	while (*p) {
-		p += strspn(p, " \t,");
-		len = strcspn(p, " \t,");
-		if (!len)
-			break;
-		if (len == 1 && *p == '*')
-			srv->cors = HTTP_CORS_ANY;
-		list[n] = strndup(p, len);
-		if (!list[n])
-			return -ENOMEM;
-		n++;
-		p += len;
-	}
-	return 0;
-}
-
-size_t http_cors_headers(const struct http_server *srv, const struct http_request *req,
-			 char *buf, size_t len)
-{
-	const char *allow = cors_allow(srv, req->origin);
-	int n;
-
-	if (allow && req->preflight)
-		n = snprintf(buf, len,
-			     "Access-Control-Allow-Origin: %s\r\n"
-			     "Access-Control-Allow-Methods: GET,POST,PUT,PATCH,DELETE,HEAD\r\n"
-			     "Access-Control-Allow-Headers: Origin,Content-Length,Content-Type\r\n"
-			     "Access-Control-Max-Age: 43200\r\n%s",
-			     allow, srv->cors == HTTP_CORS_LIST ? "Vary: Origin\r\n" : "");
-	else if (allow)
-		n = snprintf(buf, len, "Access-Control-Allow-Origin: %s\r\n%s", allow,
-			     srv->cors == HTTP_CORS_LIST ? "Vary: Origin\r\n" : "");
-	else
-		n = snprintf(buf, len, "%s", srv->cors == HTTP_CORS_LIST ? "Vary: Origin\r\n" : "");
-	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
-}
-
 void http_reload(struct http_server *srv)
 {
 	char err[512];
@@ -275,13 +209,15 @@ void http_reload(struct http_server *srv)
 void http_request_ready(struct http_request *req)
 {
 	struct http_server *srv = req->srv;
+	bool preflight = !strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE;
 
-	/* A CORS preflight carries no credentials; it reveals nothing. */
-	if (!(!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) &&
-	    !http_auth_allowed(srv, req))
+	if (!http_origin_allowed(srv, req))
 		return;
-	if (!strcmp(req->method, "OPTIONS") && req->origin && srv->cors != HTTP_CORS_NONE) {
-		if (cors_allow(srv, req->origin)) {
+	/* A CORS preflight carries no credentials; it reveals nothing. */
+	if (!preflight && !http_auth_allowed(srv, req))
+		return;
+	if (preflight) {
+		if (http_cors_allow(srv, req->origin)) {
 			req->preflight = true;
 			http_request_answer(req, 204, NULL, 0);
 		} else {
@@ -547,6 +483,12 @@ static int http_resolve(const char *host, int port, union http_addr *addr)
 	return 0;
 }
 
+static bool addr_is_loopback(const union http_addr *addr)
+{
+	return addr->sa.sa_family == AF_INET ? (ntohl(addr->in4.sin_addr.s_addr) >> 24) == 127
+					     : IN6_IS_ADDR_LOOPBACK(&addr->in6.sin6_addr);
+}
+
 /* "127.0.0.1:8080" or "[::1]:8080" of the bound address. */
 static void http_format_addr(const union http_addr *addr, int port, char *out, size_t outlen)
 {
@@ -647,7 +589,7 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 		snprintf(err, errlen, "invalid listen address: %s", cfg->listen);
 		goto fail;
 	}
-	if (cors_setup(srv, cfg->cors_origins, &addr) < 0) {
+	if (http_origin_setup(srv, addr_is_loopback(&addr)) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -733,10 +675,7 @@ bool http_listen_is_loopback(const char *listen)
 	if (!strcmp(host, "localhost"))
 		return true;
 	/* A name is resolved the way http_new() will bind it. */
-	if (http_resolve(host, port, &addr) < 0)
-		return false;
-	return addr.sa.sa_family == AF_INET ? (ntohl(addr.in4.sin_addr.s_addr) >> 24) == 127
-					   : IN6_IS_ADDR_LOOPBACK(&addr.in6.sin6_addr);
+	return http_resolve(host, port, &addr) == 0 && addr_is_loopback(&addr);
 }
 
 int http_port(const struct http_server *srv)
@@ -748,7 +687,6 @@ void http_free(struct http_server *srv)
 {
 	struct http_request *req;
 	struct http_conn *c;
-	char **o;
 
 	if (!srv)
 		return;
@@ -779,8 +717,6 @@ void http_free(struct http_server *srv)
 	ev_timer_stop(srv->loop, &srv->sweep);
 	http_auth_stop(srv);
 	http_tls_free(srv->tls);
-	for (o = srv->cors_origins; o && *o; o++)
-		free(*o);
-	free(srv->cors_origins);
+	http_origin_free(srv);
 	free(srv);
 }

@@ -1,6 +1,7 @@
 /*
  * http_internal.h - private to the server glue: the server (http.c), its
- * connections (http_conn.c) and the parsing of their requests (http_parse.c).
+ * connections (http_conn.c), the parsing of their requests (http_parse.c)
+ * and which browsers' requests it serves (http_origin.c).
  */
 #ifndef VALET_HTTP_INTERNAL_H
 #define VALET_HTTP_INTERNAL_H
@@ -25,16 +26,20 @@
 #define HTTP_MAX_HEADER_BYTES 16384 /* all header lines: 431 above */
 #define HTTP_MAX_HEADERS 100	   /* header lines: 431 above */
 #define HTTP_MAX_ORIGIN 512	   /* a longer Origin is no allowed origin */
+#define HTTP_MAX_HOST 512	   /* a longer Host is no allowed host */
+#define HTTP_MAX_SEC_FETCH_SITE 32 /* a longer Sec-Fetch-Site is no known value */
 #define HTTP_MAX_AUTHORIZATION 512 /* a longer Authorization is no token */
 #define HTTP_MAX_IF_NONE_MATCH 512 /* a longer If-None-Match matches nothing */
 #define HTTP_WRITE_BUDGET (256 * 1024) /* bytes sent per connection per loop pass */
 #define HTTP_LINGER_S 2.0	   /* reading what a closed-for-us client still sends */
 #define HTTP_CLIENT_BUCKETS 1024
 
+/* Which origins CORS allows ([server] cors_origins; http_origin.c). */
 enum http_cors {
-	HTTP_CORS_NONE = 0, /* no CORS headers at all */
-	HTTP_CORS_ANY,	    /* Access-Control-Allow-Origin: * */
-	HTTP_CORS_LIST,	    /* echo an allowed origin, Vary: Origin */
+	HTTP_CORS_NONE = 0, /* none: no CORS headers at all */
+	HTTP_CORS_ANY,	    /* every one: Access-Control-Allow-Origin: * */
+	HTTP_CORS_LIST,	    /* those listed: echo it, Vary: Origin */
+	HTTP_CORS_LOOPBACK, /* http(s) on a loopback host: echo it, Vary: Origin */
 };
 
 union http_addr {
@@ -87,7 +92,9 @@ struct http_server {
 	int port;
 	bool quiesced;
 	enum http_cors cors;
-	char **cors_origins; /* HTTP_CORS_LIST: NULL-terminated */
+	char **cors_origins;  /* [server] cors_origins: NULL-terminated */
+	char **allowed_hosts; /* [server] allowed_hosts: NULL-terminated */
+	bool host_check;      /* Host must be local or in allowed_hosts */
 	/* From the config, in the units used here. */
 	unsigned max_conns, max_per_client;
 	double request_timeout_s, idle_timeout_s;
@@ -135,7 +142,15 @@ struct http_conn {
 	char field[16]; /* the current header's name (lower case, cut) */
 	size_t field_len;
 	bool in_value;
-	enum { HDR_OTHER, HDR_ORIGIN, HDR_EXPECT, HDR_AUTHORIZATION, HDR_IF_NONE_MATCH } header;
+	enum {
+		HDR_OTHER,
+		HDR_ORIGIN,
+		HDR_EXPECT,
+		HDR_AUTHORIZATION,
+		HDR_IF_NONE_MATCH,
+		HDR_HOST,
+		HDR_SEC_FETCH_SITE,
+	} header;
 	char expect[32];
 	size_t expect_len;
 	unsigned fail_status; /* a callback's verdict: answer this and close */
@@ -206,15 +221,28 @@ bool http_auth_allowed(struct http_server *srv, struct http_request *req);
 /* For http_conn.c: c's client certificate ended its handshake; log it once. */
 void http_auth_refused_cert(const struct http_conn *c);
 
+/* ---- http_origin.c, for http.c and http_conn.c ---- */
+
+/* srv's CORS and Host rules from its config; loopback: it listens on a
+ * loopback address. 0 or -ENOMEM. */
+int http_origin_setup(struct http_server *srv, bool loopback);
+void http_origin_free(struct http_server *srv);
+/* Whether req's Host may be answered and, if it writes from another
+ * origin, that origin may (else it has been answered 403). */
+bool http_origin_allowed(struct http_server *srv, struct http_request *req);
+/* The Access-Control-Allow-Origin value for origin (borrowed), or NULL. */
+const char *http_cors_allow(const struct http_server *srv, const char *origin);
+/* The Access-Control-* and Vary headers of an answer, appended to buf. */
+size_t http_cors_headers(const struct http_server *srv, const struct http_request *req,
+			 char *buf, size_t len);
+
 /* ---- http.c, for http_conn.c ---- */
 
 struct http_request *http_request_new(struct http_server *srv, struct http_conn *conn);
 void http_request_unref(struct http_request *req);
-/* The complete request: CORS preflight, the dashboard's files, or the handlers. */
+/* The complete request: its Host and origin, a CORS preflight, the
+ * dashboard's files, or the handlers. */
 void http_request_ready(struct http_request *req);
-/* The Access-Control-* and Vary headers of an answer, appended to buf. */
-size_t http_cors_headers(const struct http_server *srv, const struct http_request *req,
-			 char *buf, size_t len);
 /* The current Date header value. */
 const char *http_date(struct http_server *srv);
 /* One access-log line for a request that ends on its connection. */

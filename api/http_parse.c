@@ -5,8 +5,9 @@
  * Theory of operation: http_conn.c hands what one read brings to
  * http_parse_execute() at once (the server's scratch buffer holds it only
  * for that), and the callbacks keep what valetd needs on the connection and
- * its request: the target, four headers (Origin, Expect, Authorization,
- * If-None-Match; one sent twice counts as none) and the body, each against
+ * its request: the target, six headers (Origin, Host, Sec-Fetch-Site,
+ * Expect, Authorization, If-None-Match; one sent twice counts as none) and
+ * the body, each against
  * its limit (http_internal.h, [server] max_body). A callback that finds a
  * limit crossed records the answer (414, 431, 413, 505, 417) and stops the
  * parser; http_parse_error() says what any parse error is answered with (a
@@ -118,6 +119,12 @@ static char **conn_kept(struct http_conn *c, size_t *max)
 	case HDR_IF_NONE_MATCH:
 		*max = HTTP_MAX_IF_NONE_MATCH;
 		return &req->if_none_match;
+	case HDR_HOST:
+		*max = HTTP_MAX_HOST;
+		return &req->host;
+	case HDR_SEC_FETCH_SITE:
+		*max = HTTP_MAX_SEC_FETCH_SITE;
+		return &req->sec_fetch_site;
 	default:
 		return NULL;
 	}
@@ -135,6 +142,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 			    : !strcmp(c->field, "expect")	 ? HDR_EXPECT
 			    : !strcmp(c->field, "authorization") ? HDR_AUTHORIZATION
 			    : !strcmp(c->field, "if-none-match") ? HDR_IF_NONE_MATCH
+			    : !strcmp(c->field, "host")		 ? HDR_HOST
+			    : !strcmp(c->field, "sec-fetch-site") ? HDR_SEC_FETCH_SITE
 								 : HDR_OTHER;
 		/* The same header twice: neither counts. */
 		dst = conn_kept(c, &max);

@@ -61,6 +61,8 @@ struct http_request {
 	char *origin;		   /* the Origin header; NULL when none */
 	char *authorization;	   /* the Authorization header; NULL when none */
 	char *if_none_match;	   /* the If-None-Match header; NULL when none */
+	char *host;		   /* the Host header; NULL when none */
+	char *sec_fetch_site;	   /* the Sec-Fetch-Site header; NULL when none */
 	char key_name[65];	   /* the API key it came with; "" for none */
 	bool key_admin;		   /* that key has the admin scope */
 	uint16_t owner;		   /* that key as an owner (job.h); 0 for none */

@@ -123,6 +123,7 @@ static bool cf_is_string(enum cf_type type)
 static const struct cf_key cf_keys[] = {
 	{KEY("server", "listen", CF_LISTEN, listen, "127.0.0.1:8080")},
 	{KEY("server", "cors_origins", CF_STRING, cors_origins, "")},
+	{KEY("server", "allowed_hosts", CF_STRING, allowed_hosts, ""), .check = config_check_hosts},
 	{KEY("server", "max_body", CF_SIZE, max_body_bytes, "1M"), .min = KIB, .max = GIB},
 	{KEY("server", "access_log", CF_BOOL, access_log, "true"), .flags = CF_LIVE},
 	{KEY("server", "max_connections", CF_INT, max_connections, "4096"), .min = 1, .max = 1000000},

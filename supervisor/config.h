@@ -44,8 +44,13 @@ struct config_exec_task {
 struct config {
 	/* [server] */
 	char *listen;           /* "127.0.0.1:8080"; "HOST:PORT", "[::1]:PORT" or ":PORT" */
-	char *cors_origins;     /* "*" or space-separated origins; "" = automatic: "*" when
-	                         * listening on loopback, CORS off otherwise */
+	char *cors_origins;     /* "*" or space-separated origins; "" = automatic: the
+	                         * loopback origins when listening on loopback, CORS off
+	                         * otherwise (api/http_origin.c) */
+	char *allowed_hosts;    /* Host names answered besides IP addresses, localhost and
+	                         * *.localhost ("*" = any, ".d" = d and names under it);
+	                         * "" = automatic: those only for an open API on loopback,
+	                         * any otherwise */
 	size_t max_body_bytes;  /* request body limit (413 above) */
 	bool access_log;
 	int max_connections;            /* open HTTP connections at most */

@@ -1,7 +1,8 @@
 /*
  * config_value.c - one configuration value at a time: parsing, checking
  * and printing durations, sizes, listen addresses, booleans, choices and
- * numbers, relative paths, and the command of an exec task.
+ * numbers, relative paths, the command of an exec task, and a list of host
+ * names.
  *
  * Theory of operation
  *
@@ -468,6 +469,39 @@ int config_value_bool(const char *label, const char *value, bool *out, char *msg
 			 "%s: \"%s\" is not a boolean (use true/false, yes/no, on/off or 1/0)",
 			 label, value);
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * A list of host names (space, tab or comma between): each "*", a name or
+ * ".name" (the name and every name under it). A port, a scheme or a path
+ * would never match a Host's name (api/http_origin.c compares the name
+ * alone), so they are errors here rather than a list that quietly allows
+ * nothing.
+ */
+int config_check_hosts(const char *label, const char *list, char *msg, size_t msglen)
+{
+	const char *p = list;
+	size_t len, i;
+
+	while (*p) {
+		p += strspn(p, " \t,");
+		len = strcspn(p, " \t,");
+		if (!len)
+			break;
+		for (i = 0; i < len && !(len == 1 && p[0] == '*'); i++)
+			if (!isalnum((unsigned char)p[i]) && p[i] != '-' && p[i] != '_' &&
+			    !(p[i] == '.' && i + 1 < len && p[i + 1] != '.'))
+				break;
+		if (i < len && !(len == 1 && p[0] == '*')) {
+			snprintf(msg, msglen,
+				 "%s: \"%.*s\" is not a host name (a name, .domain for it and the "
+				 "names under it, or *; no scheme, port or path)",
+				 label, (int)(len > 200 ? 200 : len), p);
+			return -EINVAL;
+		}
+		p += len;
 	}
 	return 0;
 }

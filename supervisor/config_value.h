@@ -41,6 +41,10 @@ int config_value_bool(const char *label, const char *value, bool *out, char *msg
 int config_value_profile(const char *label, const char *value, enum sbx_profile *out, char *msg,
 			 size_t msglen);
 
+/* [server] allowed_hosts: each entry "*", a host name or ".domain" (no
+ * scheme, port or path). 0, or -EINVAL with "label: why" in msg. */
+int config_check_hosts(const char *label, const char *list, char *msg, size_t msglen);
+
 /* Returns new: dir/rel, or a copy of rel when it is empty or absolute or dir is NULL. */
 char *config_join_path(const char *dir, const char *rel);
 

@@ -74,7 +74,7 @@ def idle_connections(port, pid, count, n):
         s.bind(("127.0.0.%d" % (2 + i % 8), 0))
         s.connect(("127.0.0.1", port))
         if i % 2:
-            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         socks.append(s)
     time.sleep(0.5)
     rss1 = rss_kb(pid)

@@ -1,14 +1,17 @@
 """The HTTP contract of API.md, endpoint by endpoint, against the real valetd.
 
 Every request goes over real HTTP to a daemon started for the test class:
-what each endpoint answers (ApiTest) and [server] cors_origins
-(CorsConfigTest); every refused request is test_api_refused's. Jobs that
+what each endpoint answers (ApiTest), [server] cors_origins (CorsConfigTest,
+CorsAnyTest), and what a browser's page may send: cross-origin writes and
+DNS-rebound Host names (CrossOriginTest, allowed_hosts: AllowedHostsTest);
+every other refused request is test_api_refused's. Jobs that
 must stay put while a test looks at them are scheduled an hour ahead
 (run_at), so their status cannot change under the test; tests delete what
 they create when it could disturb the list tests. What a running job gets, its limits and isolation:
 test_isolation; valetd's command line: test_valetd_cli.
 """
 
+import json
 import time
 import unittest
 
@@ -535,34 +538,59 @@ class ApiTest(DaemonTestCase):
 
     # --- CORS ---------------------------------------------------------------
     def test_cors_simple_requests(self):
-        origin = "http://example.com"
+        # On loopback the default allows the loopback origins (a front end
+        # in development), any port.
+        origin = "http://localhost:5173"
         r = self.d.get("/api/status", headers={"Origin": origin})
         self.assertEqual(r.status, 200, r)
-        self.assertIn(r.header("access-control-allow-origin"), ("*", origin), r.headers)
+        self.assertEqual(r.header("access-control-allow-origin"), origin, r.headers)
+        self.assertEqual(r.header("vary"), "Origin", r.headers)
         r = self.d.get("/api/status")
         self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
         r = self.d.post("/api/jobs", {"name": "x"}, headers={"Origin": origin})
         self.assertEqual(r.status, 400, r)
-        self.assertIn(r.header("access-control-allow-origin"), ("*", origin), r.headers)
+        self.assertEqual(r.header("access-control-allow-origin"), origin, r.headers)
         r = self.d.get("/api/jobs/" + new_uuid(), headers={"Origin": origin})
         self.assertEqual(r.status, 404, r)
-        self.assertIn(r.header("access-control-allow-origin"), ("*", origin), r.headers)
+        self.assertEqual(r.header("access-control-allow-origin"), origin, r.headers)
+        for other in ("http://127.0.0.1:3000", "https://127.1.2.3", "http://[::1]:8000",
+                      "http://app.localhost:8080", "HTTP://LOCALHOST"):
+            r = self.d.get("/api/status", headers={"Origin": other})
+            self.assertEqual(r.header("access-control-allow-origin"), other, r.headers)
+
+    def test_cors_other_sites_are_not_allowed_on_loopback(self):
+        # Not "*": another site's page may not read what the API answers.
+        for origin in ("http://example.com", "https://evil.example", "null",
+                       "http://localhost.evil.example", "http://127.0.0.1.evil.example",
+                       "file://", "http://10.0.0.1:8080", "http://localhost:80/x"):
+            with self.subTest(origin=origin):
+                r = self.d.get("/api/status", headers={"Origin": origin})
+                self.assertEqual(r.status, 200, r)
+                self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+                self.assertEqual(r.header("vary"), "Origin", r.headers)
+                r = self.d.options("/api/jobs", headers={
+                    "Origin": origin, "Access-Control-Request-Method": "POST"})
+                self.assertError(r, 403, "origin not allowed")
+                self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
 
     def test_cors_preflight(self):
-        origin = "http://example.com"
+        origin = "http://localhost:5173"
         for path in ("/api/jobs", "/api/jobs/%s/results" % new_uuid(), "/api/pipelines"):
             with self.subTest(path=path):
                 r = self.d.options(path, headers={
                     "Origin": origin, "Access-Control-Request-Method": "POST",
                     "Access-Control-Request-Headers": "content-type"})
                 self.assertNoBody(r, 204)
-                self.assertIn(r.header("access-control-allow-origin"), ("*", origin))
+                self.assertEqual(r.header("access-control-allow-origin"), origin)
+                # The methods the routes have, no more (no PUT).
                 methods = {m.strip().upper() for m in
                            (r.header("access-control-allow-methods") or "").split(",")}
-                self.assertLessEqual({"GET", "POST", "PATCH", "DELETE"}, methods, r.headers)
+                self.assertEqual({"GET", "HEAD", "POST", "PATCH", "DELETE"}, methods, r.headers)
+                # What clients send: a key, a JSON body, the dashboard's ETags.
                 hdrs = {h.strip().lower() for h in
                         (r.header("access-control-allow-headers") or "").split(",")}
-                self.assertIn("content-type", hdrs, r.headers)
+                self.assertLessEqual({"authorization", "content-type", "if-none-match"}, hdrs,
+                                     r.headers)
                 self.assertRegex(r.header("access-control-max-age") or "", r"^[1-9][0-9]*$")
 
     def test_options_without_origin(self):
@@ -596,7 +624,8 @@ class ApiTest(DaemonTestCase):
 
 
 class CorsConfigTest(DaemonTestCase):
-    """cors_origins names the allowed origins; others get no CORS headers."""
+    """cors_origins names the allowed origins; others get no CORS headers,
+    and may not write."""
 
     config = {"server": {"cors_origins": "http://good.example http://other.example"}}
 
@@ -609,6 +638,12 @@ class CorsConfigTest(DaemonTestCase):
                                                      "Access-Control-Request-Method": "POST"})
             self.assertNoBody(r, 204)
             self.assertEqual(r.header("access-control-allow-origin"), origin, r.headers)
+            # A listed origin may write cross-origin.
+            r = self.d.post("/api/jobs", {"name": "w", "task_name": "dummytask",
+                                          "run_at": later()},
+                            headers={"Origin": origin, "Sec-Fetch-Site": "cross-site"})
+            self.assertEqual(r.status, 202, r)
+            self.assertNoBody(self.d.delete("/api/jobs/" + r.json["id"]))
 
     def test_other_origin(self):
         r = self.d.get("/api/status", headers={"Origin": "http://evil.example"})
@@ -617,6 +652,164 @@ class CorsConfigTest(DaemonTestCase):
         r = self.d.options("/api/jobs", headers={"Origin": "http://evil.example",
                                                  "Access-Control-Request-Method": "POST"})
         self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+        r = self.d.post("/api/jobs", {"name": "w", "task_name": "dummytask"},
+                        headers={"Origin": "http://evil.example"})
+        self.assertError(r, 403, contains="cross-origin POST")
+        # A list replaces the loopback default.
+        r = self.d.post("/api/jobs", {"name": "w", "task_name": "dummytask"},
+                        headers={"Origin": "http://localhost:5173"})
+        self.assertError(r, 403, contains="cross-origin POST")
+
+
+class CorsAnyTest(DaemonTestCase):
+    """cors_origins = *: every origin, the operator's choice, may read and
+    write."""
+
+    config = {"server": {"cors_origins": "*"}}
+
+    def test_every_origin(self):
+        origin = "https://evil.example"
+        r = self.d.get("/api/status", headers={"Origin": origin})
+        self.assertEqual(r.header("access-control-allow-origin"), "*", r.headers)
+        self.assertIsNone(r.header("vary"), r.headers)
+        r = self.d.post("/api/jobs", {"name": "w", "task_name": "dummytask", "run_at": later()},
+                        headers={"Origin": origin, "Sec-Fetch-Site": "cross-site",
+                                 "Content-Type": "text/plain"})
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.header("access-control-allow-origin"), "*", r.headers)
+
+
+class CrossOriginTest(DaemonTestCase):
+    """What a web page can make a browser send to a default (open, loopback)
+    valetd: writes from another origin are refused (Go's
+    CrossOriginProtection), and so is a Host that DNS rebinding could
+    have made (allowed_hosts); curl and other non-browser clients are not
+    affected."""
+
+    JOB = {"name": "csrf", "task_name": "dummytask"}
+
+    def count_jobs(self):
+        return len(self.d.get_json("/api/jobs"))
+
+    def host(self):
+        return "127.0.0.1:%d" % self.d.port
+
+    def test_cross_site_writes_are_refused(self):
+        before = self.count_jobs()
+        # A cross-site <form enctype=text/plain>, or fetch() in no-cors
+        # mode: no preflight, so only valetd can stop it.
+        for headers in ({"Origin": "https://evil.example", "Content-Type": "text/plain"},
+                        {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+                        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+                        {"Origin": "http://localhost.evil.example:%d" % self.d.port},
+                        {"Sec-Fetch-Site": "cross-site"},
+                        {"Sec-Fetch-Site": "same-site", "Origin": "http://evil.localhost.example"},
+                        # Sec-Fetch-Site decides over an Origin that is the Host.
+                        {"Sec-Fetch-Site": "cross-site", "Host": "10.1.2.3:8080",
+                         "Origin": "http://10.1.2.3:8080"}):
+            with self.subTest(headers=headers):
+                r = self.d.post("/api/jobs", self.JOB, headers=headers)
+                self.assertError(r, 403, contains="cross-origin POST")
+                self.assertIn("[server] cors_origins", r.json["message"])
+                self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+        r = self.d.post("/api/pipelines", {"name": "p", "jobs": [self.JOB, self.JOB]},
+                        headers={"Origin": "https://evil.example"})
+        self.assertError(r, 403, contains="cross-origin POST")
+        self.assertEqual(self.count_jobs(), before)
+        # PATCH and DELETE too, before the id is even looked up.
+        job = self.d.submit("dummytask", run_at=later())
+        for method in ("PATCH", "DELETE"):
+            r = self.d.client.request(method, "/api/jobs/" + job["id"], body={"name": "x"},
+                                      headers={"Origin": "https://evil.example",
+                                               "Sec-Fetch-Site": "cross-site"})
+            self.assertError(r, 403, contains="cross-origin " + method)
+        r = self.d.post("/api/jobs/%s/cancel" % job["id"],
+                        headers={"Origin": "https://evil.example"})
+        self.assertError(r, 403)
+        self.assertEqual(self.d.job(job["id"])["name"], job["name"])
+        self.assertNoBody(self.d.delete("/api/jobs/" + job["id"]))
+        self.assertIn("cross-origin POST", self.d.log_text())
+
+    def test_reads_go_on_but_are_not_shared(self):
+        r = self.d.get("/api/jobs", headers={"Origin": "https://evil.example",
+                                             "Sec-Fetch-Site": "cross-site"})
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+
+    def test_same_origin_and_non_browser_writes_go_on(self):
+        for headers in ({},  # curl, valet(1), scripts: whatever the Content-Type
+                        {"Content-Type": "text/plain"},
+                        {"Content-Type": "application/x-www-form-urlencoded"},
+                        {"Sec-Fetch-Site": "same-origin", "Origin": "http://" + self.host()},
+                        {"Sec-Fetch-Site": "none"},
+                        # A browser without Sec-Fetch-Site: Origin is Host.
+                        {"Origin": "http://" + self.host()},
+                        {"Origin": "http://10.1.2.3:8080", "Host": "10.1.2.3:8080"},
+                        {"Origin": "http://localhost:%d" % self.d.port,
+                         "Host": "localhost:%d" % self.d.port},
+                        # A loopback origin (a local front end) is allowed.
+                        {"Origin": "http://localhost:5173", "Sec-Fetch-Site": "same-site"},
+                        {"Origin": "http://127.0.0.1:3000", "Sec-Fetch-Site": "cross-site"}):
+            with self.subTest(headers=headers):
+                body = dict(self.JOB, run_at=later())
+                r = self.d.client.request("POST", "/api/jobs", raw=json.dumps(body).encode(),
+                                          headers=headers)
+                self.assertEqual(r.status, 202, r)
+                self.assertNoBody(self.d.delete("/api/jobs/" + r.json["id"],
+                                                headers={k: v for k, v in headers.items()
+                                                         if k != "Content-Type"}))
+
+    def test_rebound_host_is_refused(self):
+        # A page on attacker.example, its name now resolving to 127.0.0.1.
+        for host in ("attacker.example:%d" % self.d.port, "attacker.example",
+                     "localhost.attacker.example", "127.0.0.1.nip.io", "x"):
+            with self.subTest(host=host):
+                for method, path in (("GET", "/api/jobs"), ("GET", "/ui/"),
+                                     ("POST", "/api/jobs"), ("OPTIONS", "/api/jobs")):
+                    r = self.d.client.request(method, path, headers={
+                        "Host": host, "Origin": "http://" + host})
+                    self.assertError(r, 403)
+                    self.assertIn('host "%s" is not allowed' % host, r.json["message"])
+                    self.assertIn("[server] allowed_hosts", r.json["message"])
+                    self.assertIsNone(r.header("access-control-allow-origin"), r.headers)
+        self.assertIn("DNS rebinding", self.d.log_text())
+
+    def test_local_hosts_are_served(self):
+        for host in ("127.0.0.1:%d" % self.d.port, "127.0.0.1", "localhost:%d" % self.d.port,
+                     "LOCALHOST", "valet.localhost:%d" % self.d.port, "[::1]:%d" % self.d.port,
+                     "10.1.2.3:80", "[2001:db8::1]"):
+            with self.subTest(host=host):
+                r = self.d.get("/api/status", headers={"Host": host})
+                self.assertEqual(r.status, 200, r)
+
+
+class AllowedHostsTest(DaemonTestCase):
+    """allowed_hosts names the hosts a proxy in front passes; the local ones
+    stay allowed."""
+
+    config = {"server": {"allowed_hosts": "valet.example, .corp.example"}}
+
+    def test_listed_hosts(self):
+        for host, status in (("valet.example", 200), ("VALET.example:443", 200),
+                             ("corp.example", 200), ("ci.corp.example:8080", 200),
+                             ("localhost", 200), ("127.0.0.1", 200),
+                             ("evil.example", 403), ("xvalet.example", 403),
+                             ("evilcorp.example", 403), ("valet.example.evil", 403)):
+            with self.subTest(host=host):
+                r = self.d.get("/api/status", headers={"Host": host})
+                self.assertEqual(r.status, status, r)
+        r = self.d.get("/api/status", headers={"Host": "evil.example"})
+        self.assertError(r, 403, contains="not in [server] allowed_hosts")
+
+
+class AllowedHostsAnyTest(DaemonTestCase):
+    """allowed_hosts = *: the check is off."""
+
+    config = {"server": {"allowed_hosts": "*"}}
+
+    def test_any_host(self):
+        r = self.d.get("/api/status", headers={"Host": "attacker.example"})
+        self.assertEqual(r.status, 200, r)
 
 
 if __name__ == "__main__":

@@ -116,9 +116,28 @@ class AuthTest(DaemonTestCase):
 
     def test_status_is_open_and_preflight_needs_no_key(self):
         self.assertEqual(self.d.get("/api/status").status, 200)
-        r = self.d.options("/api/jobs", headers={"Origin": "http://example.com",
-                                                  "Access-Control-Request-Method": "POST"})
+        r = self.d.options("/api/jobs", headers={"Origin": "http://localhost:5173",
+                                                  "Access-Control-Request-Method": "POST",
+                                                  "Access-Control-Request-Headers":
+                                                      "authorization,content-type"})
         self.assertEqual(r.status, 204, r)
+        # The browser sends the key only if the preflight allows the header.
+        hdrs = {h.strip().lower() for h in
+                (r.header("access-control-allow-headers") or "").split(",")}
+        self.assertLessEqual({"authorization", "content-type"}, hdrs, r.headers)
+
+    def test_any_host_with_keys(self):
+        # A page that rebinds a name to valetd has no token: with keys the
+        # Host is not checked (allowed_hosts empty), a proxy's name works.
+        r = self.d.get("/api/jobs", headers=dict(bearer(self.tokens["ro"]),
+                                                 Host="valet.example"))
+        self.assertEqual(r.status, 200, r)
+        # Cross-origin writes are still refused, before the key is looked at.
+        r = self.d.post("/api/jobs", {"name": "x", "task_name": "dummytask"},
+                        headers=dict(bearer(self.tokens["adm"]),
+                                     Origin="https://evil.example"))
+        self.assertEqual(r.status, 403, r)
+        self.assertIn("cross-origin POST", r.json["message"])
 
     def test_revoke_takes_effect_without_restart(self):
         self.assertEqual(self.d.get("/api/jobs", headers=bearer(self.tokens["gone"])).status,

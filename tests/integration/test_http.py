@@ -98,35 +98,38 @@ class HttpErrorsTest(DaemonTestCase):
         return v["message"]
 
     def test_uri_too_long(self):
-        data = exchange(self.d.port, b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = exchange(self.d.port,
+                        b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         self.assertIn("too long", self.assertJsonError(data, 414))
 
     def test_headers_too_large(self):
         big = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 200) for i in range(100))
-        data = exchange(self.d.port, b"GET /api/status HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
+        data = exchange(self.d.port,
+                        b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n" + big + b"\r\n")
         self.assertJsonError(data, 431)
         many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
-        data = exchange(self.d.port, b"GET /api/status HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+        data = exchange(self.d.port,
+                        b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n" + many + b"\r\n")
         self.assertJsonError(data, 431)
 
     def test_bad_content_length(self):
         for cl in (b"-1", b"abc", b"99999999999999999999", b"1, 2"):
-            data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+            data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             b"Content-Length: " + cl + b"\r\n\r\n{}")
             self.assertIn("Content-Length", self.assertJsonError(data, 400), cl)
 
     def test_body_too_large(self):
-        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         b"Content-Length: 10000\r\n\r\n")
         self.assertIn("4096", self.assertJsonError(data, 413))
         # Chunked: found out while reading.
         chunk = b"%x\r\n%s\r\n" % (3000, b"x" * 3000)
-        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n")
         self.assertJsonError(data, 413)
 
     def test_versions(self):
-        data = exchange(self.d.port, b"GET /api/status HTTP/9.9\r\nHost: x\r\n\r\n")
+        data = exchange(self.d.port, b"GET /api/status HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n")
         self.assertJsonError(data, 505)
         data = exchange(self.d.port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         self.assertIn("HTTP/2", self.assertJsonError(data, 505))
@@ -138,12 +141,12 @@ class HttpErrorsTest(DaemonTestCase):
             self.assertJsonError(data, 400)
 
     def test_unsupported_expect(self):
-        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n"
-                        b"Content-Length: 2\r\n\r\n{}")
+        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Expect: magic\r\nContent-Length: 2\r\n\r\n{}")
         self.assertJsonError(data, 417)
 
     def test_half_request_then_eof_is_answered(self):
-        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         b"Content-Length: 100\r\n\r\n{\"task_", shutdown=True)
         self.assertIn("incomplete", self.assertJsonError(data, 400))
 
@@ -154,9 +157,9 @@ class HttpProtocolTest(DaemonTestCase):
     def test_pipelined_requests_answered_in_order(self):
         s = connect(self.d.port)
         try:
-            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"GET /api/nothing HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"GET /api/tasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      b"GET /api/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      b"GET /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             data = read_until_close(s)
         finally:
             s.close()
@@ -172,8 +175,8 @@ class HttpProtocolTest(DaemonTestCase):
     def test_head(self):
         s = connect(self.d.port)
         try:
-            s.sendall(b"HEAD /api/status HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.sendall(b"HEAD /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             data = read_until_close(s)
         finally:
             s.close()
@@ -189,7 +192,7 @@ class HttpProtocolTest(DaemonTestCase):
         body = json.dumps({"name": "j", "task_name": "dummytask"}).encode()
         s = connect(self.d.port)
         try:
-            s.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            s.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
             interim = s.recv(100)
             self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -217,7 +220,7 @@ class HttpProtocolTest(DaemonTestCase):
     def test_absolute_form_and_query_decoding(self):
         self.d.submit("dummytask")
         data = exchange(self.d.port, b"GET http://localhost/api/jobs?%6cimit=1 HTTP/1.1\r\n"
-                        b"Host: x\r\nConnection: close\r\n\r\n")
+                        b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
         status, _, body, _ = parse(data)
         self.assertEqual(status, 200)
         self.assertEqual(len(json.loads(body)["jobs"]), 1)
@@ -231,7 +234,7 @@ class HttpSlowClientsTest(DaemonTestCase):
     def status_ok(self):
         s = connect(self.d.port, timeout=5)
         try:
-            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             status, _, _, _ = parse(read_until_close(s))
         finally:
             s.close()
@@ -258,7 +261,7 @@ class HttpSlowClientsTest(DaemonTestCase):
             for i in range(2000):
                 s = connect(self.d.port, source="127.0.0.%d" % (2 + i % 4))
                 if i % 2:
-                    s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+                    s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 socks.append(s)
             times = []
             for _ in range(20):
@@ -301,7 +304,8 @@ class HttpLimitsTest(DaemonTestCase):
             self.assertIn("from this address", json.loads(body)["message"])
             # Another address is still served.
             other = connect(self.d.port, source="127.0.0.9")
-            other.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            other.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Connection: close\r\n\r\n")
             self.assertEqual(parse(read_until_close(other))[0], 200)
             other.close()
         finally:
@@ -313,7 +317,7 @@ class HttpLimitsTest(DaemonTestCase):
         try:
             time.sleep(0.2)
             new = connect(self.d.port, source="127.0.0.20")
-            new.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            new.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             self.assertEqual(parse(read_until_close(new))[0], 200)
             new.close()
             socks[0].settimeout(2)
@@ -335,7 +339,7 @@ class HttpLimitsTest(DaemonTestCase):
     def test_request_timeout_is_408(self):
         s = connect(self.d.port)
         try:
-            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             t = time.monotonic()
             status, headers, body, _ = parse(read_until_close(s))
             self.assertEqual(status, 408)
@@ -365,7 +369,7 @@ class HttpResultStreamTest(DaemonTestCase):
         s.settimeout(10)
         s.connect(("127.0.0.1", self.d.port))
         try:
-            s.sendall(b"GET /api/jobs/%s/results HTTP/1.1\r\nHost: x\r\n\r\n"
+            s.sendall(b"GET /api/jobs/%s/results HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                       % job["id"].encode())
             head = b""
             while b"\r\n\r\n" not in head:
@@ -390,7 +394,7 @@ class HttpHalfClosePgTest(DaemonTestCase):
 
     def test_post_then_half_close(self):
         body = json.dumps({"name": "j", "task_name": "dummytask"}).encode()
-        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+        data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body), shutdown=True)
         status, _, out, _ = parse(data)
         self.assertEqual(status, 202, data)

@@ -89,7 +89,7 @@ class TlsTest(DaemonTestCase):
 
     def test_plain_http_is_told(self):
         s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
-        s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         data = b""
         while True:
             chunk = s.recv(4096)
@@ -395,7 +395,7 @@ class ClientCertRequireTest(ClientCertCase):
                 with socket.create_connection(("127.0.0.1", self.d.port), timeout=10) as s:
                     with ctx.wrap_socket(s, server_hostname="localhost",
                                          session=session) as t:
-                        t.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n\r\n")
+                        t.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                         answer = t.recv(4096)
                         self.assertFalse(t.session_reused, version)
                         self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:200])

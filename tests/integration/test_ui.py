@@ -181,7 +181,7 @@ class UiFilesTest(DaemonTestCase):
                              200, inm)
         # The header twice: neither counts (as Origin and Authorization).
         with socket.create_connection(("127.0.0.1", self.d.port), timeout=10) as sock:
-            sock.sendall(("GET /ui/app.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n"
+            sock.sendall(("GET /ui/app.css HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: %s\r\n"
                           "If-None-Match: , \"x\"\r\nConnection: close\r\n\r\n"
                           % etag).encode())
             answer = b""

@@ -79,6 +79,7 @@ static const char full_conf[] __attribute__((unused)) = "\xEF\xBB\xBF# every key
 				"[server]\n"
 				"listen = [::1]:9090\n"
 				"cors_origins = https://a.example https://b.example\n"
+				"allowed_hosts = valet.example, .corp.example\n"
 				"max_body = 64k ; inline comment\n"
 				"access_log = no\n"
 				"\n"

@@ -41,6 +41,7 @@ static void test_defaults(void **state)
 	assert_non_null(cfg);
 	assert_string_equal(cfg->listen, "127.0.0.1:8080");
 	assert_string_equal(cfg->cors_origins, "");
+	assert_string_equal(cfg->allowed_hosts, "");
 	assert_int_equal(cfg->max_body_bytes, 1 << 20);
 	assert_true(cfg->access_log);
 	assert_int_equal(cfg->workers, ncpu < 1 ? 1 : ncpu > 1024 ? 1024 : ncpu);
@@ -76,6 +77,7 @@ static void test_full_file(void **state)
 	(void)state;
 	assert_string_equal(cfg->listen, "[::1]:9090");
 	assert_string_equal(cfg->cors_origins, "https://a.example https://b.example");
+	assert_string_equal(cfg->allowed_hosts, "valet.example, .corp.example");
 	assert_int_equal(cfg->max_body_bytes, 64 << 10);
 	assert_false(cfg->access_log);
 	assert_int_equal(cfg->workers, 3);
@@ -282,6 +284,21 @@ static void test_error_values(void **state)
 		    "0-65535)");
 	check_error("[jobs]\ndefault_timeout = 2h\n", 2,
 		    "max_timeout (1h) is less than default_timeout (2h)");
+	/* A Host's name is compared alone: a port, scheme or path would
+	 * quietly match nothing. */
+	for (size_t i = 0; i < 5; i++) {
+		static const char *const bad[] = {"valet.example:8080", "https://valet.example",
+						  "valet.example/ui", "..example", "*.example"};
+		char conf[128], want[256];
+
+		snprintf(conf, sizeof(conf), "[server]\nallowed_hosts = ok.example %s\n", bad[i]);
+		snprintf(want, sizeof(want),
+			 "allowed_hosts: \"%s\" is not a host name (a name, .domain for it and "
+			 "the names under it, or *; no scheme, port or path)",
+			 bad[i]);
+		check_error(conf, 2, want);
+	}
+	config_free(load_ok("[server]\nallowed_hosts = * , a-b.example .c_d.example\n"));
 }
 
 static void test_error_timeouts(void **state)
