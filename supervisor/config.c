@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -797,6 +798,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	    .errlen = errlen,
 	};
 	int saved_max_line = 0, rc, key_line[CF_NKEYS] = {0};
+	struct stat st;
 	char *copy;
 
 	ld.key_line = key_line;
@@ -807,6 +809,12 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		rc = -errno;
 		cf_fail(&ld, 0, rc, "cannot open: %s", strerror(-rc));
 		return rc;
+	}
+	/* A device (/dev/zero) would be read for ever, one endless line. */
+	if (fstat(fileno(ld.fp), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+		cf_fail(&ld, 0, -EINVAL, "not a regular file");
+		fclose(ld.fp);
+		return -EINVAL;
 	}
 	ld.dir = cf_file_dir(path);
 	if (!ld.dir) {

@@ -298,10 +298,14 @@ static void reload(struct daemon *d)
 
 static const int daemon_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
 
+/* Beyond the grace period, how long a shutdown may take: the kills, the
+ * store's last writes (PostgreSQL waits up to 5 s for them) and a margin. */
+#define MAIN_STOP_SLACK_MS 15000
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
-	char name[16];
+	char name[16], state[64];
 
 	snprintf(name, sizeof(name), "SIG%s", sigabbrev_np(w->signum));
 
@@ -322,7 +326,13 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	log_info("signal received: shutting down", "signal", name);
-	notify_send("STOPPING=1");
+	/* The grace period may be longer than the unit's TimeoutStopSec: ask
+	 * the service manager for it, the kills and the store's last writes
+	 * (MAIN_STOP_SLACK_MS), so it does not SIGKILL jobs still in their
+	 * grace and leave their outcomes unrecorded. */
+	snprintf(state, sizeof(state), "STOPPING=1\nEXTEND_TIMEOUT_USEC=%lld",
+		 (long long)(d->cfg->shutdown_grace_ms + MAIN_STOP_SLACK_MS) * 1000);
+	notify_send(state);
 	if (d->http)
 		http_quiesce(d->http);
 	core_shutdown(d->core, shutdown_done, d);

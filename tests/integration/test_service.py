@@ -127,7 +127,7 @@ class NotifyTest(unittest.TestCase):
     def test_ready_reloading_stopping(self):
         sock, path = notify_socket(self)
         sock.settimeout(5)
-        d = Daemon(env={"NOTIFY_SOCKET": path}).start()
+        d = Daemon({"queue": {"shutdown_grace": "90s"}}, env={"NOTIFY_SOCKET": path}).start()
         try:
             # READY=1 comes once the API answers (start() already saw 200).
             self.assertIn("READY=1", recv_state(sock))
@@ -135,7 +135,11 @@ class NotifyTest(unittest.TestCase):
             self.assertIn("RELOADING=1", recv_state(sock))
             self.assertIn("READY=1", recv_state(sock))
             d.proc.send_signal(signal.SIGTERM)
-            self.assertIn("STOPPING=1", recv_state(sock))
+            state = recv_state(sock)
+            self.assertIn("STOPPING=1", state)
+            # The grace period (longer than the unit's TimeoutStopSec=30s)
+            # and 15 s for the kills and the last writes: systemd waits.
+            self.assertIn("EXTEND_TIMEOUT_USEC=105000000", state)
             rc = d.proc.wait(timeout=10)
             self.assertEqual(rc, 0)
         finally:

@@ -103,6 +103,12 @@ class CliTest(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_a_device_is_no_config_file(self):
+        """-c /dev/zero: one endless line, read until memory ran out."""
+        r = self.run_valetd("-t", "-c", "/dev/zero")
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("/dev/zero: not a regular file", r.stderr)
+
     def test_isolation_check(self):
         """valetd --check probes the host and says what jobs get; exit 0."""
         d = Daemon()
