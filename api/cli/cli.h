@@ -57,6 +57,7 @@ struct cli {
 	bool wait;
 	bool pipelines;
 	double interval; /* seconds between polls (watch, --wait) */
+	bool quiet;	 /* why a request failed is not printed (a watch in an outage) */
 
 	CURL *curl; /* one handle: keep-alive across the requests of a command */
 	struct curl_slist *headers;

@@ -162,9 +162,10 @@ int cli_http_send(struct cli *cli, const char *method, const char *path, json_t 
 	if (rc != CURLE_OK) {
 		if (sink.oom)
 			goto oom;
-		fprintf(stderr, "valet: cannot reach valetd at %s: %s\n", cli->url,
-			cli->errbuf[0] ? cli->errbuf : curl_easy_strerror(rc));
-		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+		if (!cli->quiet)
+			fprintf(stderr, "valet: cannot reach valetd at %s: %s\n", cli->url,
+				cli->errbuf[0] ? cli->errbuf : curl_easy_strerror(rc));
+		if (!cli->quiet && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST))
 			fprintf(stderr,
 				"valet: is valetd running there? (set VALET_URL or --url)\n");
 		free(sink.buf);
@@ -208,6 +209,8 @@ int cli_http_refused(const struct cli *cli, const struct cli_response *r)
 {
 	json_t *msg = json_object_get(r->body, "message");
 
+	if (cli->quiet)
+		return cli_http_exit_for(r->status);
 	if (json_is_string(msg))
 		fprintf(stderr, "valet: %s (HTTP %ld)\n", json_string_value(msg), r->status);
 	else

@@ -13,12 +13,23 @@
  * sees every transition, not a spinner's control characters. With quiet
  * (--wait) only the final object is printed. The final status decides the
  * exit status: COMPLETED 0, FAILED or CANCELLED 1.
+ *
+ * The job exists (its submit was answered 202, or watch found it), so an
+ * outage is no answer about it: valetd restarting (no connection), or its
+ * database down or failing over (503). Giving up there with "try again
+ * later" (3, 7) would invite a script to submit the job a second time. So
+ * such an answer is said once on stderr and the poll goes on, backing off
+ * to CLI_WATCH_BACKOFF_MAX_S, for up to CLI_WATCH_OUTAGE_S in a row; only
+ * then does the outage's own exit status end the watch.
  */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
+
+#define CLI_WATCH_OUTAGE_S 600.0   /* no answer about the job for this long: give up */
+#define CLI_WATCH_BACKOFF_MAX_S 5.0 /* polls during an outage: at least this often */
 
 static double now_s(void)
 {
@@ -120,7 +131,7 @@ int cli_watch(struct cli *cli, const char *id, bool pipeline, bool quiet)
 {
 	char path[256], last[32] = "";
 	struct cli_response r = {0};
-	double start = now_s();
+	double start = now_s(), outage = 0, backoff = 0;
 	size_t done = 0, total = 0;
 	const char *status;
 	unsigned tick = 0;
@@ -131,8 +142,31 @@ int cli_watch(struct cli *cli, const char *id, bool pipeline, bool quiet)
 		rc = cli_http_call(cli, "GET", path, NULL, &r);
 		if (rc == CLI_OK && pipeline && cli->tty)
 			rc = pipeline_progress(cli, id, &done, &total);
+		if ((rc == CLI_UNREACHABLE || rc == CLI_UNAVAILABLE) &&
+		    (outage == 0 || now_s() - outage < CLI_WATCH_OUTAGE_S)) {
+			if (outage == 0) {
+				outage = now_s();
+				backoff = cli->interval;
+				if (cli->tty)
+					printf("\r\033[K");
+				fflush(stdout);
+				fprintf(stderr, "valet: no answer about %s for now; still waiting\n",
+					id);
+				cli->quiet = true; /* said once */
+			}
+			cli_response_free(&r);
+			sleep_s(backoff);
+			backoff = backoff * 2 > CLI_WATCH_BACKOFF_MAX_S ? CLI_WATCH_BACKOFF_MAX_S
+									 : backoff * 2;
+			continue;
+		}
+		cli->quiet = false;
+		if (outage && (rc == CLI_UNREACHABLE || rc == CLI_UNAVAILABLE))
+			fprintf(stderr, "valet: no answer about %s for %.0f s; giving up\n", id,
+				now_s() - outage);
 		if (rc != CLI_OK)
 			goto fail;
+		outage = 0;
 		status = json_string_value(json_object_get(r.body, "status"));
 		if (!status) {
 			fprintf(stderr, "valet: the server's answer has no status: %.200s\n",

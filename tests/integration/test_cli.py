@@ -397,6 +397,73 @@ class UnreachableTest(unittest.TestCase):
         self.assertIn("else http://127.0.0.1:8080", out)
 
 
+class WatchOutageTest(unittest.TestCase):
+    """Once the job exists, watch (and --wait) rides out an outage: valetd
+    restarting (no connection), its database down (503). Giving up with 3
+    or 7, "try again later", invited a script to submit the job twice."""
+
+    def test_watch_rides_out_an_outage(self):
+        import http.server
+        import socketserver
+        import threading
+        port = free_port()
+        job = str(uuid.uuid4())
+        answers = {"n": 0, "done": False}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                answers["n"] += 1
+                status = "COMPLETED" if answers["done"] else "IN_PROGRESS"
+                if not answers["done"] and answers["n"] > 2:
+                    code, body = 503, {"code": 503, "error": True,
+                                       "message": "storage unavailable"}
+                else:
+                    code, body = 200, {"id": job, "name": "j", "task_name": "dummytask",
+                                       "status": status}
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        def serve():
+            srv = Server(("127.0.0.1", port), Handler)
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            return srv
+
+        def outage():
+            # Found, one poll, two 503s (the database down), then valetd
+            # gone for a second (restarting), then back: the job is done.
+            srv = serve()
+            deadline = time.monotonic() + 20
+            while answers["n"] < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            srv.shutdown()
+            srv.server_close()
+            time.sleep(1.0)
+            answers["done"] = True
+            self.addCleanup(serve().server_close)
+
+        t = threading.Thread(target=outage, daemon=True)
+        t.start()
+        time.sleep(0.2)
+        rc, out, err = valet("watch", job, "--interval", "0.1",
+                             url="http://127.0.0.1:%d" % port, timeout=60)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertIn("COMPLETED", out)
+        self.assertEqual(err.count("still waiting"), 1, err)
+        self.assertLessEqual(err.count("storage unavailable"), 1, err)
+        self.assertNotIn("cannot reach valetd", err)
+
+
 def key_cmd(path, *args):
     r = subprocess.run([VALETD, "--file", path, "key"] + list(args), capture_output=True,
                        text=True, timeout=30)
