@@ -223,7 +223,9 @@ static void log_done(struct job *job)
 	snprintf(rss, sizeof(rss), "%lld", (long long)job->outcome.max_rss_kb);
 	log_msg(level, "job finished", "job_id", id, "task", job->task_name, "status",
 		job_status_name(job->status), "pid", pid, "wall_ms", wall, "cpu_ms", cpu,
-		"max_rss_kb", rss, "reason", job->failure_reason ? job->failure_reason : "",
+		"max_rss_kb", rss,
+		/* A job without a reason ends the fields here (no reason=""). */
+		job->failure_reason ? "reason" : (const char *)NULL, job->failure_reason,
 		(const char *)NULL);
 }
 

@@ -479,7 +479,7 @@ void isolation_print(const struct isolation *iso, const char *in, FILE *out)
 	else if (iso->uid_base)
 		fprintf(out,
 			"%suser: uid/gid %u + slot number (%s),\n"
-			"%s  one per worker slot; gid %u for the network helper; no capabilities\n",
+			"%s  one per worker slot, no capabilities; gid %u for the network helper\n",
 			in, (unsigned)iso->uid_base, how, in, (unsigned)iso->net_id);
 	else
 		fprintf(out, "%suser: uid %u, gid %u; no capabilities\n", in, (unsigned)iso->uid,

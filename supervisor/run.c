@@ -241,7 +241,8 @@ static void warm_died(struct runner *r, struct run *run, const struct spawn_evt 
 		snprintf(status, sizeof(status), "wait status 0x%x, fork errno %d", evt->status,
 			 evt->spawn_err);
 	if (!run->retired) {
-		if (!r->quiesced && !r->warming_paused)
+		/* Killed by us (a lease lost, a shutdown): no surprise to report. */
+		if (!r->quiesced && !r->warming_paused && run->killed == RUN_KILL_NONE)
 			log_warn("a pre-forked job child died unused; forking on demand", "why",
 				 status);
 		r->warming_paused = true;

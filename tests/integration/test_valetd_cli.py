@@ -171,8 +171,8 @@ class CliTest(unittest.TestCase):
             pinned.cleanup()
         self.assertEqual(r.returncode, 0, r)
         m = re.search(r"\n  user: uid/gid (\d+) \+ slot number \(auto: the first free block of "
-                      r"7 in 600000-699999\),\n    one per worker slot; gid (\d+) for the "
-                      r"network helper; no capabilities\n", r.stdout)
+                      r"7 in 600000-699999\),\n    one per worker slot, no capabilities; gid "
+                      r"(\d+) for the network helper\n", r.stdout)
         self.assertIsNotNone(m, r.stdout)
         base, net = int(m.group(1)), int(m.group(2))
         self.assertGreaterEqual(base, 600000)
@@ -181,7 +181,7 @@ class CliTest(unittest.TestCase):
             self.assertNotIn("@valetd-id-%d\n" % base, f.read())
         self.assertEqual(rp.returncode, 0, rp)
         self.assertIn("\n  user: uid/gid 61000 + slot number ([sandbox] uid_base),\n    one per "
-                      "worker slot; gid 61004 for the network helper; no capabilities\n",
+                      "worker slot, no capabilities; gid 61004 for the network helper\n",
                       rp.stdout)
 
     def test_isolation_check_refuses_missing(self):
