@@ -429,6 +429,12 @@ static int load_config(const struct cli *cli, struct config **out, char *err, si
 		return -EINVAL;
 	}
 	config_apply_env(cfg);
+	if (getenv("VALET_LISTEN") && getenv("VALET_LISTEN")[0] &&
+	    config_parse_listen(cfg->listen, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "valetd: VALET_LISTEN=%s: expected HOST:PORT", cfg->listen);
+		config_free(cfg);
+		return -EINVAL;
+	}
 	if (cli->listen) {
 		if (config_parse_listen(cli->listen, host, sizeof(host), &port) < 0) {
 			snprintf(err, errlen, "valetd: -l %s: expected HOST:PORT", cli->listen);

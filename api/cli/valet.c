@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -313,6 +314,28 @@ static char *base_url(const char *url)
 	return u;
 }
 
+/* A URL libcurl would take for another protocol, or a certificate file that
+ * cannot be read, is a usage error (2), said before anything is sent - not
+ * "valetd unreachable" (3). */
+static bool where_ok(const struct cli *cli)
+{
+	const char *const files[][2] = {
+	    {"--cacert", cli->cacert}, {"--cert", cli->cert}, {"--key", cli->key}};
+
+	if (strncasecmp(cli->url, "http://", 7) && strncasecmp(cli->url, "https://", 8)) {
+		fprintf(stderr, "valet: %s is not an http:// or https:// URL (--url or VALET_URL)\n",
+			cli->url);
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i][1] && access(files[i][1], R_OK) < 0) {
+			fprintf(stderr, "valet: %s %s: %s\n", files[i][0], files[i][1],
+				strerror(errno));
+			return false;
+		}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = {.interval = 0.5, .format = CLI_JSON};
@@ -369,6 +392,8 @@ int main(int argc, char **argv)
 				"512 bytes, or with spaces or control characters\n");
 		return CLI_USAGE;
 	}
+	if (!where_ok(&cli))
+		return CLI_USAGE;
 	url = base_url(cli.url);
 	if (!url || cli_http_open(&cli) < 0) {
 		fprintf(stderr, "valet: cannot start libcurl: out of memory\n");

@@ -389,6 +389,19 @@ class UnreachableTest(unittest.TestCase):
             self.assertIn("valet: cannot reach valetd at %s" % url, err)
             self.assertEqual(out, "")
 
+    def test_what_cannot_be_used_is_a_usage_error(self):
+        # Not "unreachable" (3): nothing was tried, the command line is wrong.
+        for args, want in (
+                (("--url", "ftp://127.0.0.1:1", "status"), "is not an http:// or https:// URL"),
+                (("--url", "not a url", "status"), "is not an http:// or https:// URL"),
+                (("--url", "https://127.0.0.1:1", "--cacert", "/nonexistent", "status"),
+                 "--cacert /nonexistent: No such file"),
+                (("--url", "https://127.0.0.1:1", "--cert", "/nonexistent", "status"),
+                 "--cert /nonexistent: No such file")):
+            rc, out, err = valet(*args)
+            self.assertEqual(rc, 2, (args, out, err))
+            self.assertIn(want, err)
+
     def test_default_url_is_valetd_default_listen(self):
         # The packaged default: [server] listen = 127.0.0.1:8080.
         with open(os.path.join(REPO, "packaging", "valetd.conf")) as f:

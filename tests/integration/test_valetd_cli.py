@@ -109,6 +109,20 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r)
         self.assertIn("/dev/zero: not a regular file", r.stderr)
 
+    def test_bad_listen_variable_is_named(self):
+        """VALET_LISTEN=bogus was blamed on the file ("listen = bogus is not
+        a loopback address")."""
+        d = Daemon()
+        try:
+            d.write_config()
+            r = subprocess.run([VALETD, "-t", "-c", d.conf_path], capture_output=True,
+                               text=True, timeout=20,
+                               env=dict(os.environ, VALET_LISTEN="bogus"))
+        finally:
+            d.cleanup()
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("VALET_LISTEN=bogus: expected HOST:PORT", r.stderr)
+
     def test_isolation_check(self):
         """valetd --check probes the host and says what jobs get; exit 0."""
         d = Daemon()
