@@ -86,6 +86,14 @@ struct pg_store {
 	uint64_t rescued;		  /* jobs rescued from expired nodes (metrics) */
 	size_t solo;                    /* entries still to send one per batch */
 	ev_prepare flush_w;
+	/* The database refused the last write for now (a transient SQLSTATE:
+	 * read-only, disk full, timeout...): what it refused waits for retry_w,
+	 * the next delay is retry_ms; the store is unhealthy until a write
+	 * (or a renewal of the lease) works again. */
+	bool write_failing;
+	ev_timer retry_w;
+	int retry_ms;
+	uint64_t rng;
 
 	/* pg_queue.c */
 	const struct store_queue_hooks *hooks;
@@ -96,6 +104,8 @@ struct pg_store {
 	int64_t lost_claim_us;          /* a claim whose answer was lost, or 0 */
 	bool claiming, maybe_work, close_sent;
 	bool lease_lost;                /* no renewal for 5/6 of the lease */
+	bool release_due;               /* renewed again: give back the claims once
+					 * what waits to be written is written */
 	int64_t lease_ok_ns;            /* when the last renewal that worked was sent */
 	ev_timer lease_w;
 	ev_timer due_w, poll_w, beat_w, prune_w, register_w, close_w;
@@ -132,6 +142,11 @@ void pg_op_reply(struct pg_op *op, int err, bool claimed);
 /* Forget op: stop its timer, drop its references, free it. */
 void pg_op_free(struct pg_op *op);
 bool pg_write_pending(const struct pg_store *ps);
+/* Writes work: the next refusal starts its backoff afresh (a renewal of the
+ * lease worked, or a write batch committed). */
+void pg_write_ok(struct pg_store *ps);
+/* Send what waits now, without waiting out the retry delay. */
+void pg_write_retry_now(struct pg_store *ps);
 
 /* pg_save.c: what is to be written */
 /* Mark what changed (JOB_F_*, PG_F_*) in the object's dirty entry, made
@@ -195,6 +210,7 @@ extern const struct pgconn_hooks pgq_writer_hooks;
 void pgq_init(struct pg_store *ps);
 void pgq_stop(struct pg_store *ps);
 void pgq_close_maybe(struct pg_store *ps);
+void pgq_release_maybe(struct pg_store *ps); /* release_due, and all is written: release */
 void pgq_attach(struct store *st, const struct store_queue_hooks *hooks, void *arg);
 void pgq_want(struct store *st, size_t n);
 int pgq_cancel(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline, store_done_fn cb,

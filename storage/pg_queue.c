@@ -24,8 +24,10 @@
  *   no renewal for 5/6 of  -> other nodes may take this node's work over
  *   the lease                 soon: tell the core (it kills what runs and
  *                             starts nothing); once a renewal works again,
- *                             give every claim back (release_node) and let
- *                             the core forget what it held, then claim again
+ *                             write what waited (a job that ended meanwhile,
+ *                             still fenced by this node's claim), then give
+ *                             every claim back (release_node) and let the
+ *                             core forget what it held, then claim again
  *   close                  -> stop claiming; once every write is committed,
  *                             give back claimed work that did not start
  *                             and mark the node stopped
@@ -276,6 +278,15 @@ static void release_after_loss(struct pg_store *ps)
 		ps->lease_lost = true;
 }
 
+void pgq_release_maybe(struct pg_store *ps)
+{
+	if (!ps->release_due || !ps->hooks || ps->closing || pg_write_pending(ps) ||
+	    ps->inflight || !pgconn_up(ps->writer))
+		return;
+	ps->release_due = false;
+	release_after_loss(ps);
+}
+
 static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 {
 	struct pg_beat *beat = arg;
@@ -286,6 +297,11 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 	if (err) {
 		if (err != -ECANCELED && err != -EPIPE)
 			log_warn("heartbeat failed", "node", ps->node, "error", msg);
+		/* Refused for now (read-only, disk full...): the database takes
+		 * no writes; the store says so at once, not only once the lease
+		 * is lost. */
+		if (err == -EIO && pg_sqlstate_transient(pg_batch_sqlstate(b)))
+			ps->write_failing = true;
 		free(beat);
 		pg_batch_free(b);
 		return;
@@ -296,10 +312,22 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 	free(beat);
 	rescued = result_int(pg_batch_result(b, 1), 0);
 	pg_batch_free(b);
+	/* The database takes writes: what waits for a retry goes now. */
+	if (ps->write_failing) {
+		if (!pg_write_pending(ps) && !ps->inflight)
+			pg_write_ok(ps);
+		else
+			pg_write_retry_now(ps);
+	}
 	if (ps->lease_lost && ps->hooks) {
 		ps->lease_lost = false;
 		log_info("this node's lease is renewed again", "node", ps->node);
-		release_after_loss(ps);
+		/* The changes held while the lease was lost (a job that ended
+		 * meanwhile) are written first, while this node's claims still
+		 * fence them; then the claims are given back. */
+		ps->release_due = true;
+		pg_write_retry_now(ps);
+		pgq_release_maybe(ps);
 	}
 	if (rescued > 0) {
 		ps->rescued += (uint64_t)rescued;
@@ -390,6 +418,7 @@ static void writer_state(void *arg, bool up, const char *reason)
 	ps->maybe_work = true;
 	pg_kick(ps);
 	refetch_lost_claim(ps);
+	pgq_release_maybe(ps);
 	claim_maybe(ps);
 	pgq_close_maybe(ps);
 }
@@ -591,7 +620,7 @@ static void claim_maybe(struct pg_store *ps)
 	int rc;
 
 	if (!ps->hooks || !ps->registered || ps->closing || ps->claiming || ps->lease_lost ||
-	    ps->lost_claim_us || !n || !ps->maybe_work || !pgconn_up(ps->writer))
+	    ps->release_due || ps->lost_claim_us || !n || !ps->maybe_work || !pgconn_up(ps->writer))
 		return;
 	/* The claim's time is its token: unique for this node. */
 	ps->claim_us = now > ps->claim_us ? now : ps->claim_us + 1;

@@ -42,13 +42,28 @@
  *     plain INSERT, cheaper -, and updates set absolute values or are
  *     fenced, so a batch that did commit is harmless to repeat), but for
  *     creates whose deadline passed.
- *   - A statement fails: the batch's entries are sent again one per
+ *   - The database refuses the batch for now - an SQLSTATE that says
+ *     "not now" rather than "not this" (pg_sqlstate_transient: read-only,
+ *     e.g. a demoted primary after a failover; disk full; a statement
+ *     timeout; shutting down; a deadlock...): nothing of it committed, and
+ *     it is kept exactly as for a broken connection - the changes go back
+ *     on the lists and are sent again after a backoff (retry_w: 100 ms
+ *     doubling to 5 s, with jitter), as often as it takes; nothing accepted
+ *     is dropped. Only those waiting for an answer are answered now, with
+ *     -EAGAIN ("storage unavailable"): a create never stored (its
+ *     transaction did not commit, so it never exists), a delete, a sync
+ *     (the change it waits for is held). A create an earlier attempt may
+ *     have stored goes again, answered at its deadline. Until a write (or
+ *     a renewal of the lease) works again the store says it is unhealthy,
+ *     so the core refuses new work with 503 rather than piling it up.
+ *   - A statement fails for good (bad data, a constraint, a programming
+ *     error): the batch's entries are sent again one per
  *     transaction (each create its own PGS_INSERT_JOB; a sync waits behind
  *     the changes, which are what it waits for), so only the bad one
  *     fails: a create is answered with the
  *     error; a final status whose result jsonb refuses is written again
  *     without the result and with a reason that says so; anything else is
- *     logged and dropped.
+ *     logged (ERROR, with its SQLSTATE) and dropped.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -66,6 +81,8 @@
 #define PG_GATHER_MAX 256
 #define PG_MAX_INFLIGHT 1       /* write batches in flight */
 #define PG_MAX_ENTRIES 512      /* entries per write batch */
+#define PG_RETRY_MIN_MS 100     /* backoff after a refusal for now ... */
+#define PG_RETRY_MAX_MS 5000    /* ... doubling up to this */
 
 void pg_kick(struct pg_store *ps)
 {
@@ -430,14 +447,15 @@ static void requeue(struct pg_store *ps, struct pg_flush *f, unsigned extra, enu
 	}
 }
 
-static void entry_failed(struct pg_store *ps, struct pg_entry *e, const char *msg)
+static void entry_failed(struct pg_store *ps, struct pg_entry *e, const char *code,
+			 const char *msg)
 {
 	char id[JOB_ID_STRLEN + 1];
 
 	if (e->kind == ENT_NONE)
 		return;
 	if (e->kind == ENT_OP) {
-		log_error("PostgreSQL refused a write", "error", msg);
+		log_error("PostgreSQL refused a write", "sqlstate", code, "error", msg);
 		switch (pgd_after(ps, e->p, PGD_REFUSED)) {
 		case PGD_ON:
 			op_answer(e->p, -EIO, false);
@@ -456,20 +474,102 @@ static void entry_failed(struct pg_store *ps, struct pg_entry *e, const char *ms
 		if (job_status_final(job->status) && (e->mask & JOB_F_STATUS) &&
 		    job->has_result && !(e->mask & PG_F_NORESULT)) {
 			log_error("PostgreSQL refused a job's result; storing the status without it",
-				  "job_id", id, "error", msg);
+				  "job_id", id, "sqlstate", code, "error", msg);
 			pg_mark_job(ps, job, e->mask | PG_F_NORESULT, true);
 			ps->solo++;
 		} else {
 			log_error("PostgreSQL refused a job's change; dropped", "job_id", id,
-				  "error", msg);
+				  "sqlstate", code, "error", msg);
 		}
 		job_unref(job);
 		return;
 	}
 	job_id_format(((struct pipeline *)e->p)->id, id);
-	log_error("PostgreSQL refused a pipeline's change; dropped", "pipeline_id", id, "error",
-		  msg);
+	log_error("PostgreSQL refused a pipeline's change; dropped", "pipeline_id", id,
+		  "sqlstate", code, "error", msg);
 	pipeline_unref(e->p);
+}
+
+/* The delay before the next attempt after a refusal for now: 100 ms
+ * doubling to 5 s, each picked at random in [d/2, d], as pgconn.c's
+ * reconnects. */
+static double retry_delay(struct pg_store *ps)
+{
+	int ms = ps->retry_ms ? ps->retry_ms : PG_RETRY_MIN_MS;
+
+	ps->rng ^= ps->rng << 13;
+	ps->rng ^= ps->rng >> 7;
+	ps->rng ^= ps->rng << 17;
+	ps->retry_ms = ms * 2 > PG_RETRY_MAX_MS ? PG_RETRY_MAX_MS : ms * 2;
+	return (ms / 2 + (double)(ps->rng % (uint64_t)(ms / 2 + 1))) / 1000.0;
+}
+
+/* An op of a batch refused for now (nothing committed): answered
+ * -EAGAIN when that is the truth, else sent again. */
+static void op_refused_for_now(struct pg_store *ps, struct pg_op *op)
+{
+	bool create = op->kind == OP_CREATE_JOB || op->kind == OP_CREATE_PIPELINE;
+	bool answer = !create || !op->maybe_stored;
+
+	switch (pgd_after(ps, op, PGD_ROLLED_BACK)) {
+	case PGD_DONE:
+		break;
+	case PGD_BACK:
+		TAILQ_INSERT_HEAD(&ps->ops, op, link);
+		break;
+	case PGD_ON:
+		if (answer)
+			op_answer(op, -EAGAIN, false);
+		else
+			TAILQ_INSERT_HEAD(&ps->ops, op, link);
+		break;
+	}
+}
+
+/* The database refused the batch for now (a transient SQLSTATE): keep
+ * every change, in its order, and try again after the backoff. */
+static void refused_for_now(struct pg_store *ps, struct pg_flush *f, const char *code,
+			    const char *msg)
+{
+	log_msg(ps->write_failing ? LOG_DEBUG : LOG_WARN,
+		"PostgreSQL cannot take writes for now; keeping them and retrying", "sqlstate",
+		code, "error", msg, (const char *)NULL);
+	ps->write_failing = true;
+	for (size_t i = f->n; i-- > 0;) {
+		struct pg_entry *e = &f->e[i];
+		if (e->kind == ENT_OP) {
+			op_refused_for_now(ps, e->p);
+		} else if (e->kind == ENT_JOB) {
+			pg_mark_job(ps, e->p, e->mask, true);
+			job_unref(e->p);
+		} else if (e->kind == ENT_PL) {
+			pg_mark_pl(ps, e->p, e->mask, true);
+			pipeline_unref(e->p);
+		}
+	}
+	ev_timer_stop(ps->loop, &ps->retry_w);
+	ev_timer_set(&ps->retry_w, retry_delay(ps), 0.);
+	ev_timer_start(ps->loop, &ps->retry_w);
+}
+
+void pg_write_ok(struct pg_store *ps)
+{
+	ps->retry_ms = 0;
+	if (!ps->write_failing)
+		return;
+	ps->write_failing = false;
+	log_info("PostgreSQL takes writes again");
+}
+
+void pg_write_retry_now(struct pg_store *ps)
+{
+	ev_timer_stop(ps->loop, &ps->retry_w);
+	pg_kick(ps);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	pg_kick(w->data);
 }
 
 static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
@@ -506,6 +606,8 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 				pgd_guard_failed(ps, op);
 		}
 		requeue(ps, f, 0, PGD_ROLLED_BACK);
+	} else if (err == -EIO && b && pg_sqlstate_transient(pg_batch_sqlstate(b))) {
+		refused_for_now(ps, f, pg_batch_sqlstate(b), msg);
 	} else if (err == -EIO && f->n > 1) {
 		log_warn("a PostgreSQL write batch failed; retrying its parts one by one", "error",
 			 msg);
@@ -513,8 +615,9 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 		requeue(ps, f, 0, PGD_ROLLED_BACK);
 	} else if (err) {
 		if (f->n == 1)
-			entry_failed(ps, &f->e[0], msg);
+			entry_failed(ps, &f->e[0], b ? pg_batch_sqlstate(b) : "", msg);
 	} else {
+		pg_write_ok(ps);
 		for (size_t i = 0; i < f->n; i++) {
 			struct pg_entry *e = &f->e[i];
 			if (e->kind == ENT_OP) {
@@ -536,6 +639,7 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 	free(f);
 	pg_batch_free(b);
 	pg_kick(ps);
+	pgq_release_maybe(ps);
 	pgq_close_maybe(ps);
 }
 
@@ -566,7 +670,8 @@ static void on_gather(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pg_store *ps = w->data;
 
-	if (ps->registered && pgconn_up(ps->writer) && !ps->inflight)
+	if (ps->registered && pgconn_up(ps->writer) && !ps->inflight &&
+	    !ev_is_active(&ps->retry_w))
 		flush_now(ps);
 }
 
@@ -575,8 +680,10 @@ static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct pg_store *ps = w->data;
 
 	ev_prepare_stop(loop, w);
-	if (!ps->registered || !pgconn_up(ps->writer) || ps->inflight || !sendable(ps))
-		return; /* flushed again once the writer is (back) up / the batch is done */
+	if (!ps->registered || !pgconn_up(ps->writer) || ps->inflight || !sendable(ps) ||
+	    ev_is_active(&ps->retry_w))
+		return; /* flushed again once the writer is (back) up / the batch is done /
+			 * the retry delay is over */
 	/* A create or delete waits for nobody (a client waits for it); state
 	 * changes gather for a few milliseconds, so that many of them share
 	 * one transaction and one WAL flush. */
@@ -605,6 +712,9 @@ int pg_write_init(struct pg_store *ps)
 	ps->gather_w.data = ps;
 	ev_prepare_init(&ps->flush_w, on_flush);
 	ps->flush_w.data = ps;
+	ev_timer_init(&ps->retry_w, on_retry, 1., 0.);
+	ps->retry_w.data = ps;
+	ps->rng = (uint64_t)(uintptr_t)ps ^ (uint64_t)(ev_time() * 1e6) ^ 0x9e3779b97f4a7c15ull;
 	return ps->dirty_job_map && ps->dirty_pl_map ? 0 : -ENOMEM;
 }
 
@@ -612,6 +722,7 @@ void pg_write_stop(struct pg_store *ps)
 {
 	ev_prepare_stop(ps->loop, &ps->flush_w);
 	ev_timer_stop(ps->loop, &ps->gather_w);
+	ev_timer_stop(ps->loop, &ps->retry_w);
 }
 
 void pg_write_free(struct pg_store *ps)

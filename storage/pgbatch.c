@@ -54,6 +54,7 @@ void pg_batch_reset(struct pg_batch *b)
 	}
 	free(b->errmsg);
 	b->errmsg = NULL;
+	b->sqlstate[0] = '\0';
 	b->query = b->nsynced = 0;
 	b->doomed = b->rollback = b->failed = b->got = b->extra = false;
 }
@@ -262,6 +263,37 @@ size_t pg_batch_ncalls(const struct pg_batch *b)
 const PGresult *pg_batch_result(const struct pg_batch *b, size_t i)
 {
 	return i < b->ncalls ? b->calls[i].result : NULL;
+}
+
+const char *pg_batch_sqlstate(const struct pg_batch *b)
+{
+	return b->sqlstate;
+}
+
+/*
+ * The classes (the first two characters) and codes of errors that say
+ * "not now" rather than "not this": the server cannot take the work at the
+ * moment, and the same statement may well succeed later. 08 connection,
+ * 25 invalid transaction state (25006: a read-only server, e.g. a demoted
+ * primary), 40 rollback (serialization failure, deadlock), 53 insufficient
+ * resources (disk full, out of memory, too many connections), 57 operator
+ * intervention (57014: statement timeout or cancel; 57P01-03: shutdown,
+ * crash, cannot connect now), 58 system error (I/O), 55P03 lock not
+ * available (lock_timeout). Everything else - data (22), constraints (23),
+ * programming (42), an error without a code - retrying cannot fix.
+ */
+bool pg_sqlstate_transient(const char *code)
+{
+	static const char *const classes[] = {"08", "25", "40", "53", "57", "58"};
+
+	if (!code || strlen(code) != 5)
+		return false;
+	if (!strcmp(code, "55P03"))
+		return true;
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (!strncmp(code, classes[i], 2))
+			return true;
+	return false;
 }
 
 /* ---- the order of results --------------------------------------------------- */

@@ -42,6 +42,7 @@ struct pg_batch {
 	size_t query;	/* the query whose results come next (block: 0 is BEGIN) */
 	size_t nsynced; /* Sync results seen */
 	char *errmsg;
+	char sqlstate[6]; /* the failure's SQLSTATE, "" when it had none */
 	int64_t sent_ns; /* when it was last sent (CLOCK_MONOTONIC), for the metrics */
 };
 

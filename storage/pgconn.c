@@ -196,6 +196,9 @@ static void pgc_batch_error(struct pgconn *c, struct pg_batch *b, const PGresult
 	/* Failing before COMMIT ran leaves the transaction block aborted. */
 	b->rollback = pg_batch_block(b) && !b->extra && q <= b->ncalls;
 	b->failed = true;
+	snprintf(b->sqlstate, sizeof(b->sqlstate), "%s",
+		 PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+							   : "");
 	pg_errtext(msg, sizeof(msg), res);
 	if (asprintf(&b->errmsg, "%s: %s", what, msg) < 0)
 		b->errmsg = NULL;
@@ -549,6 +552,34 @@ bool pgconn_up(const struct pgconn *c)
 size_t pgconn_pending(const struct pgconn *c)
 {
 	return c ? c->npending : 0;
+}
+
+const char *pgconn_option(const struct pgconn *c, const char *keyword, char *buf, size_t size)
+{
+	PQconninfoOption *opts = c && c->conn ? PQconninfo(c->conn) : NULL;
+	const char *found = NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, keyword) && o->val) {
+			snprintf(buf, size, "%s", o->val);
+			found = buf;
+		}
+	PQconninfoFree(opts);
+	return found;
+}
+
+int64_t pgconn_waiting_since(const struct pgconn *c)
+{
+	const struct pg_batch *b;
+
+	if (!c || c->state != PGC_UP)
+		return 0;
+	/* The connection's own ROLLBACK carries no time; the batches behind
+	 * it were sent later. */
+	STAILQ_FOREACH(b, &c->inflight, link)
+		if (b->sent_ns)
+			return b->sent_ns;
+	return 0;
 }
 
 void pgconn_reset(struct pgconn *c)

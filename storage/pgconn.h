@@ -31,6 +31,8 @@
  * A batch submitted while the connection is down waits in the queue and is
  * sent after the next successful connect (after the setup), in order.
  *
+ * A TCP connection gets keepalives and a tcp_user_timeout (a peer gone
+ * silent breaks it in about 30 s) unless conninfo sets them itself.
  * On every (re)connect, before any batch: "SET TimeZone = 'UTC'; SET
  * DateStyle = 'ISO'" (so timestamps read back as pg_parse_time expects),
  * then the setup SQL (simple query
@@ -94,6 +96,12 @@ struct metrics_hist;
 void pgconn_stats(const struct pgconn *c, uint64_t *round_trips, const struct metrics_hist **rtt);
 /* Drop the connection now and reconnect (tests; a hung server). */
 void pgconn_reset(struct pgconn *c);
+/* The value libpq uses for a connection option (keyword) of the live
+ * connection, copied into buf; NULL when not connected or unset. */
+const char *pgconn_option(const struct pgconn *c, const char *keyword, char *buf, size_t size);
+/* When (job_mono_ns()) the oldest batch still in flight was sent: the
+ * server owes an answer since then; 0 when nothing is in flight. */
+int64_t pgconn_waiting_since(const struct pgconn *c);
 
 /* ---- batches ------------------------------------------------------------ */
 
@@ -129,6 +137,14 @@ size_t pg_batch_ncalls(const struct pg_batch *b);
 /* Call i's result after done(err == 0): PGRES_TUPLES_OK or
  * PGRES_COMMAND_OK; borrowed, freed with the batch. */
 const PGresult *pg_batch_result(const struct pg_batch *b, size_t i);
+/* After done(err == -EIO): the SQLSTATE of the error ("25006"), or "" when
+ * the error had none (borrowed, freed with the batch). */
+const char *pg_batch_sqlstate(const struct pg_batch *b);
+/* Whether an error with this SQLSTATE (NULL: none) is one retrying may
+ * cure - the server cannot take the work now (read-only, disk full,
+ * statement timeout, shutting down, ...) - rather than one about the work
+ * itself (bad data, a constraint, a bug in the SQL). */
+bool pg_sqlstate_transient(const char *code);
 
 /* Queue the batch (stolen until done runs). 0, or -EINVAL for an empty
  * batch or one whose parameters do not match its statements (done is not

@@ -21,6 +21,11 @@
 #define PGC_BACKOFF_MAX_MS 5000
 #define PGC_CONNECT_TIMEOUT 10.0 /* seconds, TCP and authentication only */
 #define PGC_REASON_MAX 512
+/* TCP: a silent peer is given up after about 30 s, idle or not. */
+#define PGC_KEEPALIVES_IDLE "10"
+#define PGC_KEEPALIVES_INTERVAL "5"
+#define PGC_KEEPALIVES_COUNT "4"
+#define PGC_TCP_USER_TIMEOUT "30000" /* ms */
 #define PGC_BEGIN "pgconn_begin"
 #define PGC_COMMIT "pgconn_commit"
 #define PGC_SESSION_SQL "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'"

@@ -5,7 +5,8 @@
  *
  * Theory of operation: the timer starts an attempt (pgc_connect: WAIT ->
  * CONNECTING, with a 10 s deadline, since libpq enforces connect_timeout
- * only in its blocking calls). pgc_connect_poll follows PQconnectPoll and
+ * only in its blocking calls; TCP keepalives and tcp_user_timeout are set
+ * unless the connection string sets them itself). pgc_connect_poll follows PQconnectPoll and
  * sets the watcher again after every step (libpq may close the socket and
  * open another under the same number). Connected: SETUP runs the session
  * settings, then the owner's setup SQL, each its own simple query
@@ -54,7 +55,20 @@ double pgc_backoff(struct pgconn *c)
 
 void pgc_connect(struct pgconn *c)
 {
-	c->conn = PQconnectStart(c->conninfo);
+	/* TCP keepalives and a TCP user timeout, so that a peer that vanished
+	 * (a network black hole, a host that died) breaks the connection
+	 * within about 30 s instead of the kernel's 15 minutes of
+	 * retransmissions. They come before the expanded dbname (the user's
+	 * string), so any of them the string sets wins; a unix socket ignores
+	 * them. */
+	static const char *const keys[] = {"keepalives",	 "keepalives_idle",
+					   "keepalives_interval", "keepalives_count",
+					   "tcp_user_timeout",	 "dbname",
+					   NULL};
+	const char *values[] = {"1", PGC_KEEPALIVES_IDLE, PGC_KEEPALIVES_INTERVAL,
+				PGC_KEEPALIVES_COUNT, PGC_TCP_USER_TIMEOUT, c->conninfo, NULL};
+
+	c->conn = PQconnectStartParams(keys, values, 1);
 	if (!c->conn) {
 		pgc_drop(c, "out of memory");
 		return;

@@ -7,7 +7,12 @@
  * Two connections (pgconn.c): the writer carries every change, the claims,
  * the node's heartbeat and LISTEN; the reader answers the API's reads, so a
  * slow list never holds up a job's state change. Nothing here blocks the
- * loop.
+ * loop, and nobody waits on the database without a bound: a read is
+ * answered within [storage] submit_timeout (-ETIMEDOUT, the API's 503
+ * "storage did not answer", when the database is slower), as a create is
+ * (pg_deadline.c). The store is healthy only while the database does its
+ * part (pg_healthy): connections up, lease held, writes taken, and no
+ * round trip of the writer unanswered for long.
  *
  * Writes are group-committed, and deferred where that saves a statement:
  * pg_write.c.
@@ -43,15 +48,41 @@
 #include "pg_schema.h"
 #include "pg_sql.h"
 
+#define PG_HUNG_S 4 /* a round trip unanswered this long: the database hangs */
+
 /* ---- store ops: reads --------------------------------------------------------------------- */
 
 enum pg_read_kind { RD_JOB, RD_JOBS, RD_RESULT, RD_PIPELINE, RD_PIPELINES, RD_PIPELINE_JOBS };
 
+/* A read is answered within the submit timeout: its rows, or -ETIMEDOUT
+ * (the API's 503 "storage did not answer") when the database is slower;
+ * the batch then ends unheard. */
 struct pg_read {
 	enum pg_read_kind kind;
-	store_done_fn cb;
+	store_done_fn cb; /* NULL once answered */
 	void *arg;
+	struct pg_store *ps;
+	ev_timer deadline_w;
 };
+
+static void read_reply(struct pg_read *rd, const struct store_reply *r)
+{
+	store_done_fn cb = rd->cb;
+
+	ev_timer_stop(rd->ps->loop, &rd->deadline_w);
+	rd->cb = NULL;
+	if (cb)
+		cb(rd->arg, r);
+}
+
+static void on_read_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_read *rd = w->data;
+	struct store_reply r = {.err = -ETIMEDOUT};
+
+	log_warn("PostgreSQL did not answer a read in time; answered 503");
+	read_reply(rd, &r);
+}
 
 /* Decode a read's rows into a reply, call back, free the objects. */
 static void read_answer(struct pg_read *rd, struct pg_batch *b, int err)
@@ -97,9 +128,9 @@ static void read_answer(struct pg_read *rd, struct pg_batch *b, int err)
 					 .pipeline = rd->kind == RD_PIPELINE_JOBS ? r.pipeline : NULL};
 	if (r.err) {
 		struct store_reply e = {.err = r.err};
-		rd->cb(rd->arg, &e);
+		read_reply(rd, &e);
 	} else {
-		rd->cb(rd->arg, &r);
+		read_reply(rd, &r);
 	}
 	for (size_t i = 0; i < r.njobs; i++)
 		job_unref(r.jobs[i]);
@@ -138,7 +169,9 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 		pg_batch_free(b);
 		return -ENOMEM;
 	}
-	*rd = (struct pg_read){kind, cb, arg};
+	*rd = (struct pg_read){.kind = kind, .cb = cb, .arg = arg, .ps = ps};
+	ev_timer_init(&rd->deadline_w, on_read_deadline, (double)ps->submit_timeout_ms / 1000.0, 0.);
+	rd->deadline_w.data = rd;
 	switch (kind) {
 	case RD_JOB:
 		rc = pg_batch_call(b, PGS_GET_JOB) | pg_batch_uuid(b, id);
@@ -169,6 +202,7 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 		pg_batch_free(b);
 		return -ENOMEM;
 	}
+	ev_timer_start(ps->loop, &rd->deadline_w);
 	return 0;
 }
 
@@ -207,11 +241,27 @@ static int pg_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN], stor
 	return read_start(pg_of(st), RD_PIPELINE_JOBS, id, NULL, cb, arg);
 }
 
+/*
+ * Healthy: both connections up and the node registered, and the database
+ * does its part: this node holds its lease (and, renewed after a loss, has
+ * given its claims back), the last write was not refused for now
+ * (read-only, disk full...), and the writer's oldest round trip in flight
+ * is younger than PG_HUNG_S - the heartbeat (every lease/3) sees to it that
+ * one is, so a server that stopped answering (hung, or a network black
+ * hole) shows within lease/3 + PG_HUNG_S. The reader is left out of that
+ * last test: a long list is slow, not a sick database; its reads have
+ * their own deadline.
+ */
 static bool pg_healthy(struct store *st)
 {
 	struct pg_store *ps = pg_of(st);
+	int64_t since;
 
-	return ps->registered && pgconn_up(ps->writer) && ps->reader && pgconn_up(ps->reader);
+	if (!ps->registered || !pgconn_up(ps->writer) || !ps->reader || !pgconn_up(ps->reader) ||
+	    ps->lease_lost || ps->release_due || ps->write_failing)
+		return false;
+	since = pgconn_waiting_since(ps->writer);
+	return !since || job_mono_ns() - since < PG_HUNG_S * 1000000000LL;
 }
 
 static void pg_stats(struct store *st, struct store_stats *out)

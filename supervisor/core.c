@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_value.h"
 #include "core_internal.h"
 #include "log.h"
 
@@ -55,6 +56,14 @@ void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LE
 
 	job_id_format(id, s);
 	core_reply_err(cb, arg, CORE_ENOTFOUND, "%s with ID: %s not found", what, s);
+}
+
+void core_reply_no_answer(struct core *core, core_done_fn cb, void *arg)
+{
+	char t[32];
+
+	core_reply_err(cb, arg, CORE_EUNAVAIL, "storage did not answer within %s - try again later",
+		       config_fmt_duration(core->cfg->submit_timeout_ms, t, sizeof(t)));
 }
 
 struct core_sync {

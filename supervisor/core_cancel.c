@@ -220,6 +220,8 @@ static void found(void *arg, const struct store_reply *reply)
 		reply_missing(c);
 	} else if (reply->err == -EAGAIN) {
 		core_reply_err(c->cb, c->arg, CORE_EUNAVAIL, "storage unavailable - try again later");
+	} else if (reply->err == -ETIMEDOUT) {
+		core_reply_no_answer(c->core, c->cb, c->arg);
 	} else if (reply->err) {
 		core_reply_err(c->cb, c->arg, CORE_EINTERNAL, "storage error: %s",
 			       strerror(-reply->err));

@@ -91,6 +91,9 @@ void core_reply_synced(struct core *core, core_done_fn cb, void *arg, struct job
 /* "<what> with ID: <id> not found" (what: "job", "job result", "pipeline"). */
 void core_reply_not_found(core_done_fn cb, void *arg, const uint8_t id[JOB_ID_LEN],
 			  const char *what);
+/* 503 "storage did not answer within <submit_timeout> - try again later":
+ * a read the store gave up waiting for (-ETIMEDOUT). */
+void core_reply_no_answer(struct core *core, core_done_fn cb, void *arg);
 /* core_policy.c: whether req keeps to pol (NULL: yes): 0, or -1 with the
  * broken rule in msg. */
 int core_policy_check(struct core *core, const struct core_policy *pol,

@@ -112,7 +112,8 @@ static void write_store(struct metrics_text *t, struct core *core)
 		return;
 	core->store->ops->stats(core->store, &ss);
 	metrics_family(t, "valet_database_up", "gauge",
-		       "1 while both database connections are up and the node is registered.");
+		       "1 while both database connections are up, the node registered and holding its "
+		       "lease, writes taken and the database answering.");
 	metrics_sample(t, "valet_database_up", ss.up ? 1 : 0, (const char *)NULL);
 	metrics_family(t, "valet_storage_round_trips_total", "counter",
 		       "Batches of statements sent to the database (one round trip each), by "

@@ -197,13 +197,16 @@ static void op_free(struct op *op)
 }
 
 /* A store error as a reply: -ENOENT is "<what> with ID: <id> not found";
- * -ETIMEDOUT (a create the store did not confirm within [storage]
- * submit_timeout) means it withdrew it: nothing exists, a retry is safe. */
+ * -ETIMEDOUT of a create (one the store did not confirm within [storage]
+ * submit_timeout) means it withdrew it: nothing exists, a retry is safe;
+ * -ETIMEDOUT of anything else: the store did not answer in that time. */
 static void reply_store_err(struct op *op, int err)
 {
 	char t[32];
 
-	if (err == -ENOENT)
+	if (err == -ETIMEDOUT && !op->job && !op->pl)
+		core_reply_no_answer(op->core, op->cb, op->arg);
+	else if (err == -ENOENT)
 		core_reply_not_found(op->cb, op->arg, op->id, op->what);
 	else if (err == -EAGAIN)
 		core_reply_err(op->cb, op->arg, CORE_EUNAVAIL, "storage unavailable - try again later");

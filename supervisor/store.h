@@ -83,7 +83,7 @@ struct metrics_hist;
  * pass); the core names and writes them.
  */
 struct store_stats {
-	bool up;			     /* connected, and this node registered */
+	bool up;			     /* healthy (store_ops.healthy): connected, registered... */
 	uint64_t round_trips[2];	     /* batches sent: [0] writer, [1] reader */
 	const struct metrics_hist *rtt[2];   /* their round trip times, seconds (or NULL) */
 	const struct metrics_hist *batch;    /* changes per group commit (or NULL) */

@@ -4,7 +4,9 @@ recovery (a daemon SIGKILLed mid-run: its jobs are rescued and run again),
 no 202, PATCH or cancel answer before the commit (CommitBefore202Test,
 which holds commits back with an advisory lock a deferred trigger takes),
 a database restart, a database that is down at startup or hangs (submit
-deadlines: a 503 in time, and the job never exists), a slow database.
+deadlines: a 503 in time, and the job never exists), a slow database, a
+database that refuses writes for now (read-only) or is frozen
+(DatabaseRefusesTest).
 test_pg_cluster.py has several nodes on one database, test_pg_schema.py
 the schema, its migrations and the operator views; README's "What the
 PostgreSQL claims rest on" maps each claim to its test. The harness is
@@ -655,6 +657,105 @@ class SlowDatabaseTest(PgTestCase):
                      "FROM jobs WHERE id = :'id'", id=job["id"])
         self.assertEqual(rows[0][:2], ["FAILED", "t"], rows)
         self.assertLess(float(rows[0][2]), 2.0, rows)
+
+
+def metric(d, name):
+    """The value of an unlabelled sample of d's /metrics."""
+    r = d.get("/metrics")
+    m = re.search(r"^%s (\S+)$" % re.escape(name), r.body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+class DatabaseRefusesTest(PgTestCase):
+    """attack-ops #2 and #4: a database that refuses writes for now
+    (read-only after a failover, disk full, a statement timeout) or hangs
+    (frozen, a network black hole). Nothing accepted is lost, the store
+    says it is unhealthy, and nobody waits without a bound."""
+
+    def wait_status(self, d, status, timeout, what):
+        t0 = time.monotonic()
+        while True:
+            r = d.get("/api/status")
+            if r.status == status:
+                return r, time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                self.fail("%s: /api/status still %r after %.0fs\n%s"
+                          % (what, r, timeout, self.logs()))
+            time.sleep(0.05)
+
+    def test_read_only_database(self):
+        # A job ends while the database is read-only: its final state and
+        # result are written once it takes writes again (they were dropped:
+        # the job ended up FAILED "lost its database lease"); a submit gets
+        # 503 "storage unavailable" (was 500 "storage error"), and the
+        # status says the storage is unhealthy (it said healthy).
+        d = self.start({"queue": {"workers": "2"}})
+        job = d.submit("sleep", {"seconds": 1.5}, timeout=30, name="ends-while-read-only")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        valetd.sql("ALTER SYSTEM SET default_transaction_read_only = on")
+        try:
+            valetd.sql("SELECT pg_reload_conf()")
+            time.sleep(0.5)  # the backends take the reload at their next command
+            r = d.post("/api/jobs", {"name": "while-read-only", "task_name": "dummytask"})
+            self.assertEqual((r.status, (r.json or {}).get("message")), (503, STORAGE_DOWN),
+                             "%r\n%s" % (r, self.logs()))
+            mark = "job finished job_id=" + job["id"]
+            deadline = time.monotonic() + 10
+            while mark not in d.log_text():
+                self.assertLess(time.monotonic(), deadline, "the job did not end\n%s"
+                                % self.logs())
+                time.sleep(0.05)
+            r, _ = self.wait_status(d, 503, 10, "read-only")
+            self.assertIs(r.json["storage_healthy"], False, r)
+            self.assertEqual((metric(d, "valet_database_up"),
+                              metric(d, "valet_storage_healthy")), (0, 0))
+            r = d.post("/api/pipelines", {"name": "while-read-only", "jobs": pipeline_body({})})
+            self.assertEqual((r.status, (r.json or {}).get("message")), (503, STORAGE_DOWN), r)
+        finally:
+            valetd.sql("ALTER SYSTEM RESET default_transaction_read_only")
+            valetd.sql("SELECT pg_reload_conf()")
+        self.wait_status(d, 200, 15, "writable again")
+        rows = self.wait_sql(
+            d, "SELECT j.status, j.failure_reason, r.job_id IS NOT NULL FROM jobs j "
+            "LEFT JOIN results r ON r.job_id = j.id WHERE j.id = :'id'",
+            lambda rows: rows and rows[0][0] in FINAL, 15, "the job final", id=job["id"])
+        self.assertEqual(rows, [["COMPLETED", None, "t"]], self.logs())
+        self.assertEqual(self.count(d, "name = 'while-read-only'"), 0)
+        self.assertIn("sqlstate=25006", d.log_text())
+        after = d.submit("dummytask", {"after": "read-only"})
+        d.wait_for(after["id"], "COMPLETED", timeout=10)
+
+    def test_frozen_database(self):
+        # The database hangs (every postgres process stopped): within a
+        # bound the status is 503 and valet_database_up 0 (they stayed 200
+        # and 1), and a read answers 503 "storage did not answer" after
+        # [storage] submit_timeout (it hung as long as the database did).
+        d = self.start({"queue": {"workers": "2"},
+                        "storage": {"lease": "6s", "submit_timeout": "2s"}})
+        job = d.submit("dummytask", {"before": "frozen"})
+        d.wait_for(job["id"], "COMPLETED", timeout=10)
+        client = valetd.Client("127.0.0.1", d.port, timeout=20)
+        valetd.pg_freeze(True)
+        try:
+            t0 = time.monotonic()
+            r = client.get("/api/jobs/" + job["id"])
+            took = time.monotonic() - t0
+            self.assertEqual((r.status, (r.json or {}).get("message")),
+                             (503, "storage did not answer within 2s - try again later"), r)
+            self.assertLess(took, 4.0, "the read was answered after %.1fs" % took)
+            r, took = self.wait_status(d, 503, 10, "frozen")
+            self.assertIs(r.json["storage_healthy"], False, r)
+            self.assertEqual(metric(d, "valet_database_up"), 0)
+        finally:
+            valetd.pg_freeze(False)
+            client.close()
+        sys.stderr.write("[frozen: unhealthy %.1fs after the read's 503] " % took)
+        self.wait_status(d, 200, 20, "thawed")
+        self.assertEqual(d.get("/api/jobs/" + job["id"]).status, 200)
+        after = d.submit("dummytask", {"after": "frozen"})
+        d.wait_for(after["id"], "COMPLETED", timeout=10)
 
 
 class StorageDownTest(PgTestCase):

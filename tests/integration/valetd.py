@@ -235,6 +235,25 @@ def pg_restart(down=0):
                              % (pg_dir, r.returncode, r.stdout))
 
 
+def pg_freeze(stop=True):
+    """SIGSTOP (stop) or SIGCONT every process of the test PostgreSQL
+    server (tests/pg_tmp.sh's, VALET_TEST_PG_DIR): a server that hangs with
+    its connections open, as behind a network black hole. Thaw it in a
+    finally: a frozen server stops every test that follows."""
+    pg_dir = os.environ.get("VALET_TEST_PG_DIR")
+    if not pg_dir:
+        raise AssertionError("VALET_TEST_PG_DIR is not set: pg_freeze() needs the server "
+                             "that tests/run_tests.sh starts with tests/pg_tmp.sh")
+    with open(os.path.join(pg_dir, "data", "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    pids = [postmaster] + [pid for pid, row in proc_table().items() if row[0] == postmaster]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP if stop else signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def proc_table():
     """{pid: (ppid, state, uid, comm)} of every process."""
     out = {}

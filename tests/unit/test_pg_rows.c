@@ -8,7 +8,10 @@
  * are one statement that writes what each alone does, and a final status
  * replaces a result already there; a batch PostgreSQL refuses is written
  * again one part at a time, so only the bad part fails, and a sync waiting
- * meanwhile is answered once it is all committed. Against a real
+ * meanwhile is answered once it is all committed; a batch it refuses for
+ * now (disk full, read-only...) is kept whole and written once it can be;
+ * meanwhile, and while the database hangs, the store says it is unhealthy,
+ * and a read that hangs is answered at its deadline. Against a real
  * PostgreSQL (VALET_TEST_DATABASE_URL; skipped without it), in a schema of
  * the run's own; the harness is pgstore_fixture.h's.
  */
@@ -459,6 +462,100 @@ static void test_refused_result_then_sync(void **state)
 	job_unref(bad);
 }
 
+static bool is_sick(void *st)
+{
+	return !is_healthy(st);
+}
+
+/*
+ * A batch PostgreSQL refuses for now (here disk full, SQLSTATE 53100; the
+ * same path as a read-only server's 25006 or a statement timeout's 57014)
+ * loses nothing: a job that finished meanwhile is written, with its
+ * result, once the database takes writes again; a create refused then is
+ * answered -EAGAIN (the API's 503 "storage unavailable"), not -EIO; the
+ * store says it is unhealthy until a write works again.
+ */
+static void test_refused_for_now(void **state)
+{
+	struct job *job = make_job("kept"), *late = make_job("refused");
+	struct answer a = {0};
+	struct store *st;
+	char q[1024], id[JOB_ID_STRLEN + 1];
+
+	need_db();
+	st = db_store();
+	create_claimed_job(st, job);
+	job_set_str(&job->result_json, "{\"kept\": 1}");
+	snprintf(q, sizeof(q),
+		 "CREATE FUNCTION %s.disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+		 "RAISE EXCEPTION 'could not extend file: No space left on device' USING "
+		 "ERRCODE = '53100'; END $$; "
+		 "CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON %s.jobs "
+		 "FOR EACH STATEMENT EXECUTE FUNCTION %s.disk_full()",
+		 schema, schema, schema);
+	admin_exec(q);
+	finish_job(st, job);
+	assert_true(wait_until(is_sick, st, 10.));
+	assert_int_equal(st->ops->create_job(st, late, STORE_CLAIM, record, &a), 0);
+	assert_true(wait_until(answered, &a, 10.));
+	assert_int_equal(a.err, -EAGAIN);
+	assert_int_equal(rows_with_id("jobs", late->id), 0);
+	assert_column(job, "status", "PENDING");
+	assert_false(is_healthy(st));
+
+	snprintf(q, sizeof(q), "DROP TRIGGER disk_full ON %s.jobs", schema);
+	admin_exec(q);
+	assert_true(wait_until(is_healthy, st, 15.));
+	sync_wait(st);
+	assert_column(job, "status", "COMPLETED");
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q), "SELECT metadata::text FROM %s.results WHERE job_id = '%s'", schema,
+		 id);
+	assert_string_equal(admin_value(q), "{\"kept\": 1}");
+
+	store_free(st);
+	job_unref(job);
+	job_unref(late);
+}
+
+/*
+ * A database that stops answering (here: the jobs table locked, so the
+ * writer's batch and the reader's query wait) makes the store unhealthy
+ * once the writer's round trip has waited PG_HUNG_S (it stayed healthy
+ * for as long as the database hung), and a read is answered -ETIMEDOUT
+ * at the submit timeout (it waited as long as the database did).
+ */
+static void test_hung_database(void **state)
+{
+	struct job *job = make_job("hung");
+	struct answer a = {0};
+	struct store *st;
+	int64_t t0;
+
+	need_db();
+	submit_timeout_ms = 1000;
+	st = db_store();
+	submit_timeout_ms = 0;
+	create_claimed_job(st, job);
+	lock_jobs();
+	finish_job(st, job);
+	until_in_flight((struct pg_store *)st);
+	t0 = job_mono_ns();
+	assert_int_equal(st->ops->get_job(st, job->id, record, &a), 0);
+	assert_true(wait_until(answered, &a, 5.));
+	assert_int_equal(a.err, -ETIMEDOUT);
+	assert_true(since(t0) > 0.8 && since(t0) < 3.0);
+	assert_true(is_healthy(st));
+	assert_true(wait_until(is_sick, st, 10.));
+	assert_true(since(t0) > 3.0);
+	unlock_jobs();
+	assert_true(wait_until(is_healthy, st, 10.));
+	sync_wait(st);
+	assert_column(job, "status", "COMPLETED");
+	store_free(st);
+	job_unref(job);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +564,8 @@ int main(void)
 		cmocka_unit_test(test_finish_replaces_result),
 		cmocka_unit_test(test_finish_many),
 		cmocka_unit_test(test_refused_result_then_sync),
+		cmocka_unit_test(test_refused_for_now),
+		cmocka_unit_test(test_hung_database),
 	};
 	const char *filter = getenv("VALET_TEST_FILTER");
 

@@ -101,7 +101,10 @@ static void test_txn_error(void **state)
 	assert_non_null(strstr(r1.msg, "call 1 (ins)"));
 	assert_non_null(strstr(r1.msg, "duplicate key"));
 	assert_non_null(strstr(r1.msg, "23505"));
+	assert_string_equal(pg_batch_sqlstate(b1), "23505");
+	assert_false(pg_sqlstate_transient(pg_batch_sqlstate(b1)));
 	assert_int_equal(r2.err, 0);
+	assert_string_equal(pg_batch_sqlstate(b2), "");
 	assert_int_equal(r3.err, 0);
 	assert_string_equal(val(b3, 0, 0), "1");
 	assert_int_equal(r4.err, -EIO);
@@ -365,6 +368,27 @@ static int64_t utc(int y, int mo, int d, int h, int mi, int s)
 	return (int64_t)timegm(&tm) * 1000000;
 }
 
+/* Which SQLSTATEs say "not now" (the write is kept and sent again) and
+ * which "not this" (the write is refused for good). */
+static void test_sqlstate_classes(void **state)
+{
+	static const char *const transient[] = {
+	    "08006", "08P01", "25006" /* read-only */, "25P02", "40001", "40P01",
+	    "53100" /* disk full */, "53200", "53300", "57014" /* statement timeout */,
+	    "57P01", "57P02", "57P03", "58030", "55P03" /* lock_timeout */};
+	static const char *const permanent[] = {
+	    "22001", "22P02", "22023", "23505", "23503", "42P01", "42703", "P0001",
+	    "55006", "XX000", "", "2", "250060"};
+
+	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+		if (!pg_sqlstate_transient(transient[i]))
+			fail_msg("%s should be transient", transient[i]);
+	for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++)
+		if (pg_sqlstate_transient(permanent[i]))
+			fail_msg("%s should not be transient", permanent[i]);
+	assert_false(pg_sqlstate_transient(NULL));
+}
+
 static void test_parse(void **state)
 {
 	static const uint8_t want[16] = {0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8,
@@ -412,6 +436,7 @@ static void test_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_sqlstate_classes),
 	    cmocka_unit_test(test_parse),	    cmocka_unit_test(test_bad_batches),
 	    cmocka_unit_test(test_txn_rows),	    cmocka_unit_test(test_txn_error),
 	    cmocka_unit_test(test_commit_error),    cmocka_unit_test(test_txn_one_call),

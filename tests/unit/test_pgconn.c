@@ -192,6 +192,32 @@ static void test_terminate(void **state)
 	pgconn_free(t.c);
 }
 
+/* TCP keepalives and tcp_user_timeout are set for every connection (a
+ * black-holed server is found in about 30 s), but what the URL sets
+ * itself wins. */
+static void test_tcp_settings(void **state)
+{
+	struct tconn t;
+	char url[1024], buf[64];
+
+	need_db();
+	tconn_up(&t, NULL);
+	assert_string_equal(pgconn_option(t.c, "keepalives", buf, sizeof(buf)), "1");
+	assert_string_equal(pgconn_option(t.c, "keepalives_idle", buf, sizeof(buf)), "10");
+	assert_string_equal(pgconn_option(t.c, "keepalives_count", buf, sizeof(buf)), "4");
+	assert_string_equal(pgconn_option(t.c, "tcp_user_timeout", buf, sizeof(buf)), "30000");
+	pgconn_free(t.c);
+
+	snprintf(url, sizeof(url), "%s%skeepalives_idle=61&tcp_user_timeout=7000", db_url,
+		 strchr(db_url, '?') ? "&" : "?");
+	tconn_open(&t, url, NULL);
+	assert_true(wait_for(&t.ups, 1, 10.));
+	assert_string_equal(pgconn_option(t.c, "keepalives_idle", buf, sizeof(buf)), "61");
+	assert_string_equal(pgconn_option(t.c, "tcp_user_timeout", buf, sizeof(buf)), "7000");
+	assert_string_equal(pgconn_option(t.c, "keepalives_interval", buf, sizeof(buf)), "5");
+	pgconn_free(t.c);
+}
+
 static void test_reset(void **state)
 {
 	struct tconn t;
@@ -334,6 +360,7 @@ int main(void)
 	    cmocka_unit_test(test_inflight_order), cmocka_unit_test(test_notify),
 	    cmocka_unit_test(test_terminate),	   cmocka_unit_test(test_reset),
 	    cmocka_unit_test(test_setup_failure),  cmocka_unit_test(test_reentrant),
+	    cmocka_unit_test(test_tcp_settings),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
