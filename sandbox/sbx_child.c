@@ -224,10 +224,11 @@ static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
 	if (l->memory_bytes && sbx_rlimit(RLIMIT_AS, l->memory_bytes, "setrlimit AS", err) < 0)
 		return sbx_failed(err);
 #endif
-	/* At the limit the kernel sends SIGXCPU, which ends the task: the
-	 * limit is known by its signal, not by comparing CPU times (the
-	 * rusage of a busy VM's child can read a tenth below what the kernel
-	 * counted). A task that handles SIGXCPU is killed a second later. */
+	/* At the limit the kernel sends SIGXCPU, which ends the task; a task
+	 * that handles SIGXCPU is killed a second later. The supervisor knows
+	 * the limit by that signal and a CPU time near the limit - not the
+	 * limit exactly: the rusage of a busy VM's child can read a sixth
+	 * below what the kernel counted (supervisor/outcome.c). */
 	if (l->cpu_seconds &&
 	    sbx_rlimit2(RLIMIT_CPU, l->cpu_seconds, l->cpu_seconds + 1, "setrlimit CPU", err) < 0)
 		return sbx_failed(err);

@@ -11,10 +11,12 @@
  * every child.
  *
  * Foreign ABIs: the filter only knows the native arch, and
- * SCMP_FLTATR_ACT_BADARCH is KILL_PROCESS, so i386 `int 0x80` from an x86_64
- * task is killed. On x86_64 libseccomp also sends x32 system calls (numbers
- * with __X32_SYSCALL_BIT set) to the bad-arch action, so x32 is refused as
- * well; tests/unit/test_sandbox.c checks both.
+ * SCMP_FLTATR_ACT_BADARCH is the profile's foreign_abi_action (policy.c:
+ * KILL_PROCESS for strict, ENOSYS for the exec profiles), so i386 `int 0x80`
+ * from an x86_64 task is refused before any rule is read. On x86_64
+ * libseccomp also sends x32 system calls (numbers with __X32_SYSCALL_BIT
+ * set) to the bad-arch action, so x32 is refused as well;
+ * tests/unit/test_sandbox.c checks both.
  *
  * Arguments: the kernel truncates most integer arguments to 32 bits
  * (int, unsigned int), while libseccomp compares all 64 bits. Every
@@ -240,8 +242,8 @@ int filter_compile(enum sbx_profile profile, struct sbx_filter *out)
 	ctx = seccomp_init(policy->default_action);
 	if (ctx == NULL)
 		return -ENOMEM;
-	/* seccomp_init() adds only the native arch; foreign ABIs are killed. */
-	rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	/* seccomp_init() adds only the native arch; foreign ABIs are refused. */
+	rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, policy->foreign_abi_action);
 	/* A binary tree over syscall numbers instead of a linear chain: the
 	 * kernel emulates the filter once per syscall number when it attaches
 	 * it (the action cache), inside a lock, in every job child - the

@@ -113,6 +113,37 @@ static json_t *load_result(const char *text, size_t len)
 	return json_loadb(text, len, JSON_DECODE_ANY, NULL);
 }
 
+/*
+ * Text a task chose, for a failure_reason, a log or a terminal: its
+ * control characters (C0, DEL, and C1 as UTF-8) become spaces, so that it
+ * cannot break a line or drive a terminal. Everything else stays, and the
+ * length too (a C1 character is two bytes, two spaces: still UTF-8).
+ */
+static void blank_controls(char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			s[i] = ' ';
+		} else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+			   (unsigned char)s[i + 1] <= 0x9f) {
+			s[i] = s[i + 1] = ' ';
+			i++;
+		}
+	}
+}
+
+/* The task's own error text, as the failure_reason will say it. */
+static char *take_error(const char *s, size_t n)
+{
+	char *e = strndup(s, n);
+
+	if (e)
+		blank_controls(e, strlen(e));
+	return e;
+}
+
 /* RESULT payload: uint32 error_len, error bytes, result JSON text. */
 static void take_result(struct run *run, const char *p, uint32_t len)
 {
@@ -137,7 +168,7 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 			return;
 		}
 		json_decref(v);
-		run->result_error = strndup(p + sizeof(elen), elen);
+		run->result_error = take_error(p + sizeof(elen), elen);
 	}
 	size_t rlen = len - sizeof(elen) - elen;
 	if (rlen) {
@@ -294,7 +325,7 @@ void run_exec_result(struct run *run)
 	}
 	err = json_is_object(v) ? json_object_get(v, "error") : NULL;
 	if (json_is_string(err))
-		run->result_error = strdup(json_string_value(err));
+		run->result_error = take_error(json_string_value(err), json_string_length(err));
 	run->result_json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(v);
 }
@@ -305,9 +336,7 @@ char *run_clean_tail(const struct run *run, char *out, size_t len)
 
 	memcpy(out, run->tail + run->tail_len - n, n);
 	out[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)out[i] < 0x20)
-			out[i] = ' ';
+	blank_controls(out, n);
 	while (n > 0 && out[n - 1] == ' ')
 		out[--n] = '\0';
 	char *s = out;
