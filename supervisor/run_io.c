@@ -3,7 +3,10 @@
  * (START/RESULT/SYSCALL/SETUP_ERROR, size-capped), stdout/stderr counted
  * against the caps with a tail kept for the failure reason, an exec task's
  * stdout taken as its result; a cap that is hit kills the child. See run.c
- * for the life of a run.
+ * for the life of a run. Nothing the child says decides how it ended: a
+ * SYSCALL frame only names the call of a seccomp kill the wait status
+ * shows (take_syscall), and the text a task gives (its error, its stderr
+ * tail) reaches a failure_reason with its control characters blanked.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -182,9 +185,35 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 	}
 }
 
+/*
+ * A SYSCALL frame: the reporter's word on which call seccomp trapped. The
+ * task can write such a frame itself, so the name is kept only when the
+ * frame carries the filter's trap data, which only the kernel's siginfo of
+ * a trap holds (filter.c), and only for a child's first and only report:
+ * after a real trap the task never runs again, so a second report, or one
+ * with other data, is the task's - and then it might have tried every
+ * value, so none of its reports is believed. Whether the child died by
+ * the filter at all is for the wait status to say (outcome.c).
+ */
+static void take_syscall(struct run *run, const char *p)
+{
+	struct frame_syscall rep;
+
+	memcpy(&rep, p, sizeof(rep));
+	if (run->syscall_name[0] || rep.trap_data != (int32_t)filter_trap_data() ||
+	    filter_trap_data() == 0)
+		run->syscall_spoiled = true;
+	if (run->syscall_spoiled) {
+		run->syscall_name[0] = '\0';
+		return;
+	}
+	filter_syscall_name(rep.nr, run->syscall_name, sizeof(run->syscall_name));
+	if (!run->syscall_name[0])
+		run->syscall_spoiled = true; /* no call of this arch: not the kernel's */
+}
+
 static void on_frame(struct run *run, const struct frame_header *h, const char *p)
 {
-	int32_t nr;
 
 	/* A warm child speaks only after it got its input (setup errors aside). */
 	if (run->njobs == 0 && (h->type == FRAME_START || h->type == FRAME_RESULT)) {
@@ -209,10 +238,9 @@ static void on_frame(struct run *run, const struct frame_header *h, const char *
 		take_result(run, p, h->len);
 		return;
 	case FRAME_SYSCALL:
-		if (h->len != sizeof(nr))
+		if (h->len != sizeof(struct frame_syscall))
 			break;
-		memcpy(&nr, p, sizeof(nr));
-		filter_syscall_name(nr, run->syscall_name, sizeof(run->syscall_name));
+		take_syscall(run, p);
 		return;
 	case FRAME_SETUP_ERROR:
 		if (h->len != sizeof(run->setup))

@@ -287,6 +287,25 @@ C_CASES = {
                            params={"kind": "result_then_crash"}, outcome=crash("SIGABRT")),
     "fake_seccomp": c("hostile_frame", NO_RESULT, params={"kind": "fake_seccomp"},
                       outcome=dict(EXIT0, seccomp_syscall=None)),
+    # attack-sandbox.md 3c: a SYSCALL frame naming reboot, then socket. The
+    # seccomp kill is real, the name is not: no name is given. SIGSYS
+    # blocked (the kernel kills without the reporter); the reporter's true
+    # frame after the lie; the filter's kill of rt_sigaction(SIGSYS), no
+    # trap; a frame for every possible trap data (a job gets one guess).
+    "forged_syscall": c("hostile_frame", FORBIDDEN, params={"kind": "forged_syscall"},
+                        outcome=SIGSYS_UNNAMED),
+    "forged_then_trap": c("hostile_frame", FORBIDDEN, params={"kind": "forged_then_trap"},
+                          outcome=SIGSYS_UNNAMED),
+    "forged_then_kill": c("hostile_frame", FORBIDDEN, params={"kind": "forged_then_kill"},
+                          outcome=SIGSYS_UNNAMED),
+    "syscall_spray": c("hostile_frame", FORBIDDEN, params={"kind": "syscall_spray"},
+                       outcome=SIGSYS_UNNAMED, timeout=10),
+    # 3b: the task's own SIGXCPU, not its CPU limit (the CPU time says so).
+    "sigxcpu": c("hostile_frame", SELF_SIGXCPU, params={"kind": "sigxcpu"},
+                 limits={"cpu": 5}, outcome=crash("SIGXCPU")),
+    # 3d: its own error, control characters blanked, the rest verbatim.
+    "error_text": c("hostile_frame", ERROR_TEXT, params={"kind": "error_text"},
+                    outcome=EXIT0),
     "environ": c("hostile_environ", result=env_names),
     "memscan_env": c("hostile_memscan", params={"rev": "$secret_rev"}, result=memscan),
     "memscan_db": c("hostile_memscan", params={"rev": "$db_secret_rev"}, result=memscan),

@@ -77,6 +77,41 @@ static void test_filter_compile(void **state)
 	sbx_filter_release(NULL);
 }
 
+/* In the task: can it read the program at arg? write() of it to stdout
+ * says so without a fault: EFAULT once unmapped. */
+static int child_reads_program(void *arg)
+{
+	if (write(1, arg, 8) == 8)
+		return 0;
+	return errno == EFAULT ? 7 : 8;
+}
+
+/*
+ * The spawner's copy of a program is a mapping of its own, which a C task's
+ * child unmaps once it is loaded: the task cannot read the trap data of its
+ * program (supervisor/filter.c; attack-sandbox.md 3c). The same program
+ * malloc'd (the tests' own) is no mapping to drop: readable, the control.
+ */
+static void test_program_unmapped(void **state)
+{
+	size_t size = strict_filter.len * sizeof(struct sock_filter);
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct sbx_filter mapped = {m, strict_filter.len, true};
+	struct spec s;
+	struct result r;
+
+	assert_true(m != MAP_FAILED);
+	memcpy(m, strict_filter.insns, size);
+	s = strict_spec(child_reads_program, strict_filter.insns);
+	run(&s, &r);
+	expect_exit(&r, 0);
+	s = strict_spec(child_reads_program, m);
+	s.filter = &mapped;
+	run(&s, &r);
+	expect_exit(&r, 7);
+	munmap(m, size);
+}
+
 static void test_syscall_name(void **state)
 {
 	char name[32];
@@ -659,6 +694,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_filter_compile),
 	    cmocka_unit_test(test_syscall_name),
+	    cmocka_unit_test(test_program_unmapped),
 	    cmocka_unit_test(test_lookup_user),
 	    cmocka_unit_test(test_frame_write),
 	    cmocka_unit_test(test_strict_compute),

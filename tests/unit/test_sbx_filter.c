@@ -20,7 +20,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -106,7 +108,7 @@ static void test_names(void **state)
 
 static void test_compile(void **state)
 {
-	struct sbx_filter f = {(void *)1, 1};
+	struct sbx_filter f = {(void *)1, 1, true};
 
 	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
 		assert_non_null(filters[i].insns);
@@ -422,6 +424,39 @@ static void test_foreign_abi(void **state)
 	expect_exit(&r, 6, "exec+net");
 }
 
+/*
+ * What the programs can return. The exec ones never SIGSYS (no kill, no
+ * trap, whatever the call or its ABI), so that a SIGSYS death of an exec
+ * task is never the sandbox's (attack-sandbox.md 3a). Every trap of strict
+ * carries the daemon's secret trap data, by which its reports are believed
+ * (filter.c; 3c); and strict's only other ways to end a task are kills.
+ */
+static void test_program_returns(void **state)
+{
+	int traps = 0;
+
+	assert_int_not_equal(filter_trap_data(), 0);
+	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+		const struct sock_filter *insns = filters[i].insns;
+
+		for (unsigned n = 0; n < filters[i].len; n++) {
+			uint32_t action = insns[n].k & SECCOMP_RET_ACTION_FULL;
+
+			if (insns[n].code != (BPF_RET | BPF_K))
+				continue;
+			if (i != SBX_PROFILE_STRICT) {
+				assert_true(action == SECCOMP_RET_ALLOW || action == SECCOMP_RET_ERRNO);
+				continue;
+			}
+			if (action == SECCOMP_RET_TRAP) {
+				assert_int_equal(insns[n].k & SECCOMP_RET_DATA, filter_trap_data());
+				traps++;
+			}
+		}
+	}
+	assert_true(traps > 0);
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 int main(void)
@@ -435,6 +470,7 @@ int main(void)
 	    cmocka_unit_test(test_exec_unlisted),
 	    cmocka_unit_test(test_exec_denied),
 	    cmocka_unit_test(test_foreign_abi),
+	    cmocka_unit_test(test_program_returns),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
