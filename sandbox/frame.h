@@ -14,7 +14,18 @@ enum frame_type {
 	FRAME_START = 1,       /* job `index` of the run starts; no payload */
 	FRAME_RESULT = 2,      /* job `index` finished; payload: {"result":..,"error":".."} */
 	FRAME_SETUP_ERROR = 3, /* payload: struct sbx_error */
-	FRAME_SYSCALL = 4,     /* payload: int32 syscall nr blocked by seccomp */
+	FRAME_SYSCALL = 4,     /* payload: struct frame_syscall */
+};
+
+/*
+ * What the SIGSYS reporter (sbx_child.c) read in the siginfo of a seccomp
+ * trap. trap_data is the filter's SECCOMP_RET_DATA, which only the kernel
+ * writes there and which the task cannot read (supervisor/filter.c): the
+ * supervisor names nr only when trap_data is what the daemon compiled in.
+ */
+struct frame_syscall {
+	int32_t nr;        /* si_syscall: the call that was blocked */
+	int32_t trap_data; /* si_errno: the filter's SECCOMP_RET_DATA */
 };
 
 struct frame_header {

@@ -21,7 +21,8 @@
  *   8. no_new_privs;
  *   9. the SIGSYS reporter (strict profile);
  *  10. the seccomp filter, last, so that every step above may still use
- *      system calls the task is not allowed.
+ *      system calls the task is not allowed; then (strict) the program's
+ *      pages are unmapped, since its traps carry a secret (sbx_sigsys).
  *
  * Only async-signal-safe calls: no malloc, no stdio, no locks, since the
  * parent may be multi-threaded. (sbx_share_code() is the exception: the
@@ -42,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -224,10 +226,11 @@ static int sbx_rlimits(const struct sbx_limits *l, struct sbx_error *err)
 	if (l->memory_bytes && sbx_rlimit(RLIMIT_AS, l->memory_bytes, "setrlimit AS", err) < 0)
 		return sbx_failed(err);
 #endif
-	/* At the limit the kernel sends SIGXCPU, which ends the task: the
-	 * limit is known by its signal, not by comparing CPU times (the
-	 * rusage of a busy VM's child can read a tenth below what the kernel
-	 * counted). A task that handles SIGXCPU is killed a second later. */
+	/* At the limit the kernel sends SIGXCPU, which ends the task; a task
+	 * that handles SIGXCPU is killed a second later. The supervisor knows
+	 * the limit by that signal and a CPU time near the limit - not the
+	 * limit exactly: the rusage of a busy VM's child can read a sixth
+	 * below what the kernel counted (supervisor/outcome.c). */
 	if (l->cpu_seconds &&
 	    sbx_rlimit2(RLIMIT_CPU, l->cpu_seconds, l->cpu_seconds + 1, "setrlimit CPU", err) < 0)
 		return sbx_failed(err);
@@ -303,6 +306,14 @@ int sbx_enter_launched(const struct sbx_params *p, struct sbx_error *err)
  * KILL_PROCESS, so the wait status says "killed by SIGSYS" exactly as for a
  * filter kill, and no code path resumes the task. Called raw: libc's
  * sigaction() might do more than one system call.
+ *
+ * The reporter is code in the task's process, so the task can write the
+ * same frame itself (or block SIGSYS, so that the kernel kills without
+ * running this). What makes the report believable is si_errno: the filter's
+ * SECCOMP_RET_DATA, a secret of the daemon's compiled into the program's
+ * traps (supervisor/filter.c), which only the kernel puts in a trap's
+ * siginfo. The task never gets to read it: the program is unmapped once
+ * loaded (sbx_enter), and after a trap the task never runs again.
  */
 static void sbx_sigsys(int sig, siginfo_t *info, void *uctx)
 {
@@ -312,13 +323,13 @@ static void sbx_sigsys(int sig, siginfo_t *info, void *uctx)
 		void *restorer;
 		uint64_t mask;
 	} dfl = {0}; /* struct kernel_sigaction, handler SIG_DFL (0) */
-	int32_t nr = info->si_syscall;
+	struct frame_syscall rep = {.nr = info->si_syscall, .trap_data = info->si_errno};
 	sigset_t sys;
 
 	/* Only the kernel's seccomp trap carries a syscall number; a SIGSYS
 	 * the task sent itself (tgkill) ends the same way, without a name. */
 	if (info->si_code == SYS_SECCOMP)
-		(void)frame_write(SBX_FD_FRAME, FRAME_SYSCALL, 0, &nr, sizeof(nr));
+		(void)frame_write(SBX_FD_FRAME, FRAME_SYSCALL, 0, &rep, sizeof(rep));
 	syscall(SYS_rt_sigaction, SIGSYS, &dfl, NULL, sizeof(dfl.mask));
 	/* Not reached under the strict filter; without one, end the same way. */
 	sigemptyset(&sys);
@@ -385,6 +396,11 @@ int sbx_enter(const struct sbx_params *p, struct sbx_error *err)
 		return sbx_failed(err);
 	if (p->filter && sbx_load_filter(p->filter, err) < 0)
 		return sbx_failed(err);
+	/* The kernel has its copy now. A task that runs in this process must
+	 * not read the program: its traps carry the daemon's secret (the
+	 * reporter above). An exec task's execve drops it anyway. */
+	if (p->trap_sigsys && p->filter && p->filter->mapped)
+		(void)munmap(p->filter->insns, (size_t)p->filter->len * sizeof(struct sock_filter));
 	return 0;
 }
 
@@ -445,7 +461,11 @@ void sbx_filter_release(struct sbx_filter *f)
 {
 	if (f == NULL)
 		return;
-	free(f->insns);
+	if (f->mapped && f->insns)
+		munmap(f->insns, (size_t)f->len * sizeof(struct sock_filter));
+	else
+		free(f->insns);
+	f->mapped = false;
 	f->insns = NULL;
 	f->len = 0;
 }

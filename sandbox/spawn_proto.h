@@ -103,6 +103,9 @@ enum sbx_profile {
 struct sbx_filter {
 	void *insns; /* struct sock_filter[] */
 	unsigned short len;
+	/* insns is a mapping of its own (the spawner's copies), which a C
+	 * task's child unmaps once it has loaded it (sbx_child.c); else malloc'd. */
+	bool mapped;
 };
 
 /* A job's rlimits. */

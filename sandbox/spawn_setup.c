@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,25 +40,34 @@ static int setup_fd(json_t *v, bool *ok)
 	return (int)fd;
 }
 
+/*
+ * A program, read into pages of its own and nowhere else: a C task's child
+ * unmaps them once its filter is loaded, so that the task cannot read the
+ * strict program's trap data (sbx_child.c, supervisor/filter.c).
+ */
 static int setup_filter(int fd, struct sbx_filter *f)
 {
 	struct stat st;
 	ssize_t got;
+	void *m;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
 	    st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS)
 		return -EINVAL;
-	f->insns = malloc((size_t)st.st_size);
-	if (!f->insns)
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (m == MAP_FAILED)
 		return -ENOMEM;
+	f->insns = m;
+	f->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+	f->mapped = true;
 	got = pread(fd, f->insns, (size_t)st.st_size, 0);
 	close(fd);
 	if (got != st.st_size)
 		return -EIO;
-	f->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
-	return 0;
+	return mprotect(m, (size_t)st.st_size, PROT_READ) < 0 ? -errno : 0;
 }
 
 static int setup_filters(json_t *filters, struct spawner_setup *s, char *err, size_t errlen)

@@ -11,10 +11,12 @@
  * every child.
  *
  * Foreign ABIs: the filter only knows the native arch, and
- * SCMP_FLTATR_ACT_BADARCH is KILL_PROCESS, so i386 `int 0x80` from an x86_64
- * task is killed. On x86_64 libseccomp also sends x32 system calls (numbers
- * with __X32_SYSCALL_BIT set) to the bad-arch action, so x32 is refused as
- * well; tests/unit/test_sandbox.c checks both.
+ * SCMP_FLTATR_ACT_BADARCH is the profile's foreign_abi_action (policy.c:
+ * KILL_PROCESS for strict, ENOSYS for the exec profiles), so i386 `int 0x80`
+ * from an x86_64 task is refused before any rule is read. On x86_64
+ * libseccomp also sends x32 system calls (numbers with __X32_SYSCALL_BIT
+ * set) to the bad-arch action, so x32 is refused as well;
+ * tests/unit/test_sandbox.c checks both.
  *
  * Arguments: the kernel truncates most integer arguments to 32 bits
  * (int, unsigned int), while libseccomp compares all 64 bits. Every
@@ -22,6 +24,21 @@
  * it or pins the high half to zero, so garbage in the upper 32 bits cannot
  * turn a denied value into an allowed one (the bubblewrap TIOCSTI lesson).
  * The splits (filter_split_walk) only ever compare masked values.
+ *
+ * Trap data: the strict profile traps (SIGSYS), and the task's own SIGSYS
+ * reporter tells the daemon which call it was (sbx_child.c). That report is
+ * the task's word, which the task can forge. So every trap of a program
+ * returns SECCOMP_RET_TRAP with a secret in SECCOMP_RET_DATA: 16 random
+ * bits drawn once per daemon (filter_trap_data), patched into the exported
+ * BPF, since libseccomp's SCMP_ACT_TRAP takes no data. The kernel copies
+ * it into the trap's siginfo (si_errno), the reporter sends it along, and
+ * the daemon believes a report only when it matches (run_io.c). The task
+ * cannot read it: the kernel keeps the loaded program to itself, the
+ * daemon's copy is in another process, the spawner's copy is unmapped in
+ * each C task's child once loaded, and the siginfo of a trap is only ever
+ * seen by the reporter, after which the task never runs again. What is
+ * left is a guess, right once in 65535 jobs, since a job gets one try: a
+ * report that does not match spoils every other of its run (run_io.c).
  *
  * Also here: syscall names, to say which call a job was refused.
  */
@@ -33,7 +50,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "filter.h"
@@ -174,6 +193,39 @@ static int filter_build(scmp_filter_ctx ctx, const struct policy *p)
 	return rc;
 }
 
+/* The secret of the traps: 1..65535, drawn at the first compile. */
+static uint16_t filter_trap_secret;
+
+static int filter_trap_secret_draw(void)
+{
+	uint16_t v = 0;
+
+	while (filter_trap_secret == 0) {
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		filter_trap_secret = v;
+	}
+	return 0;
+}
+
+uint16_t filter_trap_data(void)
+{
+	return filter_trap_secret;
+}
+
+/* Every `ret TRAP` of the program carries the secret as its data. */
+static void filter_trap_mark(struct sbx_filter *f)
+{
+	struct sock_filter *insns = f->insns;
+
+	for (unsigned i = 0; i < f->len; i++)
+		if (insns[i].code == (BPF_RET | BPF_K) && insns[i].k == SECCOMP_RET_TRAP)
+			insns[i].k = SECCOMP_RET_TRAP | filter_trap_secret;
+}
+
 /* Export ctx as BPF and read it back into a new sock_filter array. */
 static int filter_export(scmp_filter_ctx ctx, struct sbx_filter *out)
 {
@@ -234,14 +286,20 @@ int filter_compile(enum sbx_profile profile, struct sbx_filter *out)
 		return -EINVAL;
 	out->insns = NULL;
 	out->len = 0;
+	out->mapped = false;
 	if (policy == NULL)
 		return -EINVAL;
 
+	if (policy->default_action == SCMP_ACT_TRAP) {
+		rc = filter_trap_secret_draw();
+		if (rc < 0)
+			return rc;
+	}
 	ctx = seccomp_init(policy->default_action);
 	if (ctx == NULL)
 		return -ENOMEM;
-	/* seccomp_init() adds only the native arch; foreign ABIs are killed. */
-	rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	/* seccomp_init() adds only the native arch; foreign ABIs are refused. */
+	rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, policy->foreign_abi_action);
 	/* A binary tree over syscall numbers instead of a linear chain: the
 	 * kernel emulates the filter once per syscall number when it attaches
 	 * it (the action cache), inside a lock, in every job child - the
@@ -252,6 +310,8 @@ int filter_compile(enum sbx_profile profile, struct sbx_filter *out)
 		rc = filter_build(ctx, policy);
 	if (rc == 0)
 		rc = filter_export(ctx, out);
+	if (rc == 0)
+		filter_trap_mark(out);
 	seccomp_release(ctx);
 	return rc;
 }

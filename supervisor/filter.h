@@ -18,5 +18,8 @@ void filter_release(struct sbx_filter *f); /* NULL is a no-op */
 
 /* Name of a syscall number on the native arch into out ("" if unknown). */
 void filter_syscall_name(int nr, char *out, size_t outlen);
+/* The SECCOMP_RET_DATA of every trap of the programs compiled here (a
+ * secret: see filter.c); 0 before the first strict program is compiled. */
+uint16_t filter_trap_data(void);
 
 #endif

@@ -44,17 +44,21 @@ struct outcome_facts {
 	bool exited;              /* WIFEXITED */
 	int exit_code;
 	int term_signal;          /* WIFSIGNALED */
+	/* The job's seccomp profile ends a task with SIGSYS (strict: C tasks).
+	 * The exec profiles never do (policy.c): there a SIGSYS is the task's. */
+	bool filter_kills;
 	bool oom_killed;          /* the OOM killer struck in the job's cgroup */
 	size_t memory_limit_bytes; /* that cgroup's limit, for the sentence */
 	uint64_t cpu_limit_s;     /* RLIMIT_CPU of the child; 0 = none */
-	int64_t cpu_ms;           /* CPU time the child used */
+	int64_t cpu_ms;           /* CPU time the child used (the kernel's rusage) */
 	const char *syscall_name; /* from the SIGSYS reporter; NULL/"" unknown */
 	const char *setup_step;   /* sandbox setup failure; NULL = none */
 	int setup_errno;
 	const char *stderr_tail;  /* exec tasks: appended to exit failures */
 	bool has_result;          /* a result arrived for this job */
 	const char *malformed;    /* why the result is unusable; NULL = fine */
-	const char *task_error;   /* the task's own error; NULL = none */
+	const char *task_error;   /* the task's own error, control characters
+				   * blanked (run_io.c); NULL = none */
 };
 
 /* Returns COMPLETED, FAILED or CANCELLED and writes the reason ("" for

@@ -3,7 +3,8 @@
  *
  * Theory of operation: this file is the whole policy, as tables a reviewer
  * reads top to bottom; filter.c only compiles them. A profile has a
- * name, a version, a default action, and four kinds of entries:
+ * name, a version, a default action, an action for every system call of a
+ * foreign ABI, and four kinds of entries:
  *   allowed - system calls allowed whatever their arguments;
  *   denied  - refused with EPERM whatever their arguments (the always-denied
  *             list of SANDBOX.md: a clear "no", not "no such call");
@@ -30,6 +31,17 @@
  *             and type only, and let MPTCP, UDP-Lite, SCTP, L2TP/IP and
  *             ICMP sockets through to the kernel)
  * exec and exec+net share their tables: a change to them bumps both.
+ *
+ * Foreign ABIs (i386 `int 0x80`, x32): refused by every profile, before
+ * any table is read. strict kills, as for anything else it does not list.
+ * The exec profiles answer ENOSYS, as their default does: so they never end
+ * a task with SIGSYS, and a SIGSYS death of an exec task is the task's own
+ * signal (kill, raise, a runtime's abort path), never the sandbox's - which
+ * the supervisor cannot tell from the wait status alone, and so could not
+ * report honestly if the filter killed with it too (outcome.c). The exec
+ * profiles used to kill here as well; their versions did not change with
+ * this, since what they allow and refuse did not: a foreign-ABI call never
+ * ran and still does not, only its answer is an errno now.
  *
  * Arguments: the kernel truncates most integer arguments to 32 bits, while
  * seccomp compares all 64; every comparison that allows something masks
@@ -321,6 +333,7 @@ static const struct policy policies[SBX_PROFILE_COUNT] = {
 		.name = "strict",
 		.version = 1,
 		.default_action = SCMP_ACT_TRAP,
+		.foreign_abi_action = SBX_KILL,
 		.allowed = strict_allowed,
 		.rules = strict_rules,
 	},
@@ -328,6 +341,7 @@ static const struct policy policies[SBX_PROFILE_COUNT] = {
 		.name = "exec",
 		.version = 2,
 		.default_action = SBX_ENOSYS,
+		.foreign_abi_action = SBX_ENOSYS,
 		.allowed = exec_allowed,
 		.denied = exec_denied,
 		.rules = exec_rules,
@@ -337,6 +351,7 @@ static const struct policy policies[SBX_PROFILE_COUNT] = {
 		.name = "exec+net",
 		.version = 2,
 		.default_action = SBX_ENOSYS,
+		.foreign_abi_action = SBX_ENOSYS,
 		.allowed = exec_allowed,
 		.denied = exec_denied,
 		.rules = exec_rules,

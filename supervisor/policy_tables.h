@@ -65,6 +65,9 @@ struct policy {
 	const char *name;
 	unsigned version;
 	uint32_t default_action;
+	/* What a system call of another ABI (i386 `int 0x80`, x32) gets,
+	 * whatever it is: the filter knows the native one only. */
+	uint32_t foreign_abi_action;
 	const char *const *allowed;   /* unconditional SCMP_ACT_ALLOW, NULL-terminated */
 	const char *const *denied;    /* unconditional EPERM, NULL-terminated; may be NULL */
 	const struct policy_rule *rules; /* ends with {NULL}; may be NULL */

@@ -290,6 +290,7 @@ static struct outcome_facts exit_facts(const struct run *run, const struct spawn
 	    .exited = !evt->spawn_err && WIFEXITED(evt->status),
 	    .exit_code = WIFEXITED(evt->status) ? WEXITSTATUS(evt->status) : -1,
 	    .term_signal = WIFSIGNALED(evt->status) ? WTERMSIG(evt->status) : 0,
+	    .filter_kills = !run->exec,
 	    .oom_killed = evt->flags & SPAWN_EVT_F_OOM,
 	    .memory_limit_bytes = run->limits.memory_bytes,
 	    .cpu_limit_s = run->limits.cpu_seconds,
@@ -328,7 +329,8 @@ static void exit_outcome(struct run *run, struct job *job, const struct spawn_ev
 	o->oom_killed = f->oom_killed;
 	o->cancelled = outcome_kill_cancels(run->killed);
 	o->output_limit = run->killed == RUN_KILL_OUTPUT || run->killed == RUN_KILL_RESULT_SIZE;
-	o->seccomp_blocked = run->killed == RUN_KILL_NONE && f->term_signal == SIGSYS;
+	o->seccomp_blocked =
+	    run->killed == RUN_KILL_NONE && f->term_signal == SIGSYS && f->filter_kills;
 	if (o->seccomp_blocked && run->syscall_name[0])
 		o->seccomp_syscall = job_intern(run->syscall_name);
 }

@@ -63,7 +63,11 @@ struct run {
 	bool has_result;
 	char *result_json, *result_error;
 	const char *malformed;
+	/* The blocked call a SYSCALL frame named, when the frame carried the
+	 * filter's trap data (filter.c); once a frame did not, or came after
+	 * another, no frame of this child is believed (syscall_spoiled). */
 	char syscall_name[32];
+	bool syscall_spoiled;
 	bool has_setup;
 	struct sbx_error setup;
 };

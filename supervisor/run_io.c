@@ -3,7 +3,10 @@
  * (START/RESULT/SYSCALL/SETUP_ERROR, size-capped), stdout/stderr counted
  * against the caps with a tail kept for the failure reason, an exec task's
  * stdout taken as its result; a cap that is hit kills the child. See run.c
- * for the life of a run.
+ * for the life of a run. Nothing the child says decides how it ended: a
+ * SYSCALL frame only names the call of a seccomp kill the wait status
+ * shows (take_syscall), and the text a task gives (its error, its stderr
+ * tail) reaches a failure_reason with its control characters blanked.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -113,6 +116,37 @@ static json_t *load_result(const char *text, size_t len)
 	return json_loadb(text, len, JSON_DECODE_ANY, NULL);
 }
 
+/*
+ * Text a task chose, for a failure_reason, a log or a terminal: its
+ * control characters (C0, DEL, and C1 as UTF-8) become spaces, so that it
+ * cannot break a line or drive a terminal. Everything else stays, and the
+ * length too (a C1 character is two bytes, two spaces: still UTF-8).
+ */
+static void blank_controls(char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			s[i] = ' ';
+		} else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+			   (unsigned char)s[i + 1] <= 0x9f) {
+			s[i] = s[i + 1] = ' ';
+			i++;
+		}
+	}
+}
+
+/* The task's own error text, as the failure_reason will say it. */
+static char *take_error(const char *s, size_t n)
+{
+	char *e = strndup(s, n);
+
+	if (e)
+		blank_controls(e, strlen(e));
+	return e;
+}
+
 /* RESULT payload: uint32 error_len, error bytes, result JSON text. */
 static void take_result(struct run *run, const char *p, uint32_t len)
 {
@@ -137,7 +171,7 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 			return;
 		}
 		json_decref(v);
-		run->result_error = strndup(p + sizeof(elen), elen);
+		run->result_error = take_error(p + sizeof(elen), elen);
 	}
 	size_t rlen = len - sizeof(elen) - elen;
 	if (rlen) {
@@ -151,9 +185,35 @@ static void take_result(struct run *run, const char *p, uint32_t len)
 	}
 }
 
+/*
+ * A SYSCALL frame: the reporter's word on which call seccomp trapped. The
+ * task can write such a frame itself, so the name is kept only when the
+ * frame carries the filter's trap data, which only the kernel's siginfo of
+ * a trap holds (filter.c), and only for a child's first and only report:
+ * after a real trap the task never runs again, so a second report, or one
+ * with other data, is the task's - and then it might have tried every
+ * value, so none of its reports is believed. Whether the child died by
+ * the filter at all is for the wait status to say (outcome.c).
+ */
+static void take_syscall(struct run *run, const char *p)
+{
+	struct frame_syscall rep;
+
+	memcpy(&rep, p, sizeof(rep));
+	if (run->syscall_name[0] || rep.trap_data != (int32_t)filter_trap_data() ||
+	    filter_trap_data() == 0)
+		run->syscall_spoiled = true;
+	if (run->syscall_spoiled) {
+		run->syscall_name[0] = '\0';
+		return;
+	}
+	filter_syscall_name(rep.nr, run->syscall_name, sizeof(run->syscall_name));
+	if (!run->syscall_name[0])
+		run->syscall_spoiled = true; /* no call of this arch: not the kernel's */
+}
+
 static void on_frame(struct run *run, const struct frame_header *h, const char *p)
 {
-	int32_t nr;
 
 	/* A warm child speaks only after it got its input (setup errors aside). */
 	if (run->njobs == 0 && (h->type == FRAME_START || h->type == FRAME_RESULT)) {
@@ -178,10 +238,9 @@ static void on_frame(struct run *run, const struct frame_header *h, const char *
 		take_result(run, p, h->len);
 		return;
 	case FRAME_SYSCALL:
-		if (h->len != sizeof(nr))
+		if (h->len != sizeof(struct frame_syscall))
 			break;
-		memcpy(&nr, p, sizeof(nr));
-		filter_syscall_name(nr, run->syscall_name, sizeof(run->syscall_name));
+		take_syscall(run, p);
 		return;
 	case FRAME_SETUP_ERROR:
 		if (h->len != sizeof(run->setup))
@@ -294,7 +353,7 @@ void run_exec_result(struct run *run)
 	}
 	err = json_is_object(v) ? json_object_get(v, "error") : NULL;
 	if (json_is_string(err))
-		run->result_error = strdup(json_string_value(err));
+		run->result_error = take_error(json_string_value(err), json_string_length(err));
 	run->result_json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(v);
 }
@@ -305,9 +364,7 @@ char *run_clean_tail(const struct run *run, char *out, size_t len)
 
 	memcpy(out, run->tail + run->tail_len - n, n);
 	out[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)out[i] < 0x20)
-			out[i] = ' ';
+	blank_controls(out, n);
 	while (n > 0 && out[n - 1] == ' ')
 		out[--n] = '\0';
 	char *s = out;

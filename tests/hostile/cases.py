@@ -22,6 +22,7 @@ A case is a dict:
             it must still be running afterwards
   profile   the seccomp profile the job's isolation record must name
   asan      False: skipped in the ASan build
+  limits    the job's limits (POST /api/jobs "limits")
   net       the task has profile exec+net (no network namespace)
   ipc       the next job checks that the SysV IPC objects of $key are gone
   marker    an exec script whose unique sleep length must not run afterwards
@@ -39,6 +40,9 @@ RESULT_TOO_LARGE = "result too large (more than 1 MiB)"
 SEGV = "crashed: SIGSEGV (segmentation fault)"
 OOM_REASON = "out of memory (limit 64 MiB)"
 FORBIDDEN = "blocked by sandbox: forbidden system call"
+SELF_SIGXCPU = "crashed: SIGXCPU (CPU time limit exceeded)"
+# "one\ntwo\x1b[2J\u009bthree\x7f" as the task said it (attack-sandbox.md 3d).
+ERROR_TEXT = "one two [2J  three "
 NO_RESULT = "exited without a result"
 
 # Contracts of issue 4 (the tags in the report).
@@ -283,6 +287,25 @@ C_CASES = {
                            params={"kind": "result_then_crash"}, outcome=crash("SIGABRT")),
     "fake_seccomp": c("hostile_frame", NO_RESULT, params={"kind": "fake_seccomp"},
                       outcome=dict(EXIT0, seccomp_syscall=None)),
+    # attack-sandbox.md 3c: a SYSCALL frame naming reboot, then socket. The
+    # seccomp kill is real, the name is not: no name is given. SIGSYS
+    # blocked (the kernel kills without the reporter); the reporter's true
+    # frame after the lie; the filter's kill of rt_sigaction(SIGSYS), no
+    # trap; a frame for every possible trap data (a job gets one guess).
+    "forged_syscall": c("hostile_frame", FORBIDDEN, params={"kind": "forged_syscall"},
+                        outcome=SIGSYS_UNNAMED),
+    "forged_then_trap": c("hostile_frame", FORBIDDEN, params={"kind": "forged_then_trap"},
+                          outcome=SIGSYS_UNNAMED),
+    "forged_then_kill": c("hostile_frame", FORBIDDEN, params={"kind": "forged_then_kill"},
+                          outcome=SIGSYS_UNNAMED),
+    "syscall_spray": c("hostile_frame", FORBIDDEN, params={"kind": "syscall_spray"},
+                       outcome=SIGSYS_UNNAMED, timeout=10),
+    # 3b: the task's own SIGXCPU, not its CPU limit (the CPU time says so).
+    "sigxcpu": c("hostile_frame", SELF_SIGXCPU, params={"kind": "sigxcpu"},
+                 limits={"cpu": 5}, outcome=crash("SIGXCPU")),
+    # 3d: its own error, control characters blanked, the rest verbatim.
+    "error_text": c("hostile_frame", ERROR_TEXT, params={"kind": "error_text"},
+                    outcome=EXIT0),
     "environ": c("hostile_environ", result=env_names),
     "memscan_env": c("hostile_memscan", params={"rev": "$secret_rev"}, result=memscan),
     "memscan_db": c("hostile_memscan", params={"rev": "$db_secret_rev"}, result=memscan),
@@ -297,7 +320,7 @@ for _name, _sc in (("process_vm_readv", "process_vm_readv"), ("clone_user", "clo
                    ("rlimit_raise", "prlimit64"), ("shmget", "shmget")):
     C_CASES["sys_" + _name] = c("hostile_syscall", blocked(_sc), params={"call": _name},
                                 outcome=seccomp(_sc))
-# Foreign ABIs are killed by the filter's bad-arch action, without a name.
+# Foreign ABIs are killed by strict's bad-arch action, without a name.
 # int80: a kernel without IA32 emulation faults first (SIGSEGV); the suite
 # probes which kind this kernel is (ctx["int80"]) and expects exactly that.
 C_CASES["sys_int80"] = c("hostile_syscall", "$int80_reason", params={"call": "int80"},
@@ -365,8 +388,20 @@ EXEC_CASES = {
                    params={"tag": "$tag"}, outcome=crash("SIGXFSZ"), needs=PIDNS),
     # RLIMIT_NOFILE is 64 ([sandbox] max_files) and fds 0-2 are open.
     "fd_exhaust": x("fd_exhaust", result={"opened": 61, "errno": "EMFILE"}),
-    "int80": x("int80", "$int80_reason", outcome="$int80_outcome"),
-    "x32": x("x32", FORBIDDEN, outcome=SIGSYS_UNNAMED),
+    # Foreign ABIs: ENOSYS, as any call the profile does not list; the exec
+    # profiles never kill with SIGSYS (a kernel without IA32 emulation
+    # faults on int 0x80 first).
+    "int80": x("int80", "$x_int80_reason", outcome="$x_int80_outcome",
+               result={"ret": -1, "errno": "ENOSYS"}),
+    "x32": x("x32", result={"ret": -1, "errno": "ENOSYS"}),
+    # attack-sandbox.md 3a, 3b: the task's own SIGSYS and SIGXCPU are
+    # crashes, not the sandbox's block nor the CPU limit (pid 2: see
+    # result_then_crash).
+    "sigsys": x("sigsys", "crashed: SIGSYS (bad system call)", outcome=crash("SIGSYS"),
+                needs=PIDNS),
+    "sigxcpu": x("sigxcpu", SELF_SIGXCPU, outcome=crash("SIGXCPU"), limits={"cpu": 5},
+                 needs=PIDNS),
+    "error_text": x("error_text", ERROR_TEXT, outcome=EXIT0),
     # With the exec+net profile the job is on the host's network: this
     # control case shows that tcp_connect above can tell the difference.
     # exec+net: its own network namespace: 127.0.0.1 is the job's own.

@@ -393,10 +393,27 @@ static void hostile_frame_result(const char *json)
 	hostile_frame_raw((uint32_t)(sizeof(elen) + n), FRAME_RESULT, buf, sizeof(elen) + n);
 }
 
+/*
+ * A SYSCALL frame that names reboot, with trap data `data` (never the
+ * filter's: the daemon's secret is 1..65535 and unknown here), then the
+ * call that is really blocked: socket, which traps. attack-sandbox.md 3c:
+ * with SIGSYS blocked (block_sigsys) the kernel kills at once, without the
+ * reporter and its true frame; the supervisor must not say "reboot".
+ */
+static void hostile_forge_syscall(int32_t data, bool block_sigsys)
+{
+	struct frame_syscall rep = {.nr = SYS_reboot, .trap_data = data};
+	uint64_t set = 1ULL << (SIGSYS - 1);
+
+	if (block_sigsys)
+		syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, sizeof(set));
+	hostile_frame_raw(sizeof(rep), FRAME_SYSCALL, &rep, sizeof(rep));
+}
+
 static json_t *hostile_frame(struct valet_ctx *ctx, json_t *params, json_t *previous)
 {
 	const char *kind;
-	int32_t nr = SYS_socket;
+	struct frame_syscall fake = {.nr = SYS_socket, .trap_data = 0};
 
 	if (valet_decode_params(ctx, params, "{s:s}", "kind", &kind) < 0)
 		return NULL;
@@ -420,7 +437,39 @@ static json_t *hostile_frame(struct valet_ctx *ctx, json_t *params, json_t *prev
 		abort();
 	} else if (strcmp(kind, "fake_seccomp") == 0) {
 		/* Claims a seccomp kill, then exits 0 without a result. */
-		hostile_frame_raw(sizeof(nr), FRAME_SYSCALL, &nr, sizeof(nr));
+		hostile_frame_raw(sizeof(fake), FRAME_SYSCALL, &fake, sizeof(fake));
+		_exit(0);
+	} else if (strcmp(kind, "forged_syscall") == 0) {
+		hostile_forge_syscall(0, true);
+		syscall(SYS_socket, (long)AF_INET, (long)SOCK_STREAM, 0L);
+		_exit(0);
+	} else if (strcmp(kind, "forged_then_trap") == 0) {
+		/* The reporter runs and sends the true frame, after the lie. */
+		hostile_forge_syscall(0, false);
+		syscall(SYS_socket, (long)AF_INET, (long)SOCK_STREAM, 0L);
+		_exit(0);
+	} else if (strcmp(kind, "forged_then_kill") == 0) {
+		/* Ends by the filter's own kill (rt_sigaction of SIGSYS), with
+		 * no trap at all. */
+		uint64_t dfl[4] = {0};
+
+		hostile_forge_syscall(0, false);
+		syscall(SYS_rt_sigaction, (long)SIGSYS, dfl, NULL, 8L);
+		_exit(0);
+	} else if (strcmp(kind, "error_text") == 0) {
+		/* Control characters in its own error (3d): a newline, ESC, C1
+		 * CSI (UTF-8), DEL. */
+		return valet_fail(ctx, "%s", "one\ntwo\x1b[2J\xc2\x9bthree\x7f");
+	} else if (strcmp(kind, "sigxcpu") == 0) {
+		/* The kernel's signal for RLIMIT_CPU, sent by the task itself
+		 * long before its limit (3b). */
+		syscall(SYS_tgkill, (long)getpid(), (long)syscall(SYS_gettid), (long)SIGXCPU);
+		_exit(0);
+	} else if (strcmp(kind, "syscall_spray") == 0) {
+		/* Every possible trap data: one of them is the daemon's. */
+		for (int32_t d = 1; d <= 0xffff; d++)
+			hostile_forge_syscall(d, d == 0xffff);
+		syscall(SYS_socket, (long)AF_INET, (long)SOCK_STREAM, 0L);
 		_exit(0);
 	} else {
 		return valet_fail(ctx, "no such frame kind: %s", kind);

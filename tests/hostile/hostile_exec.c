@@ -404,6 +404,40 @@ static int hx_noresult(void)
 	return 0;
 }
 
+/* A little CPU, then a signal of the kernel's sent by the task itself:
+ * neither is the sandbox's doing (attack-sandbox.md 3a, 3b). */
+static int hx_self_signal(int sig)
+{
+	struct timespec t0, t;
+	volatile unsigned long n = 0;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+	do {
+		n++;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 20);
+	kill(getpid(), sig);
+	return 0;
+}
+
+static int hx_sigsys(void)
+{
+	return hx_self_signal(SIGSYS);
+}
+
+static int hx_sigxcpu(void)
+{
+	return hx_self_signal(SIGXCPU);
+}
+
+/* An error with control characters: a newline, ESC, C1 CSI, DEL
+ * (attack-sandbox.md 3d). */
+static int hx_error_text(void)
+{
+	printf("{\"error\":\"one\\ntwo\\u001b[2J\\u009bthree\\u007f\"}\n");
+	return 0;
+}
+
 static int hx_attack(const struct hostile_attack *a)
 {
 	long r = a->fn(hx_param_long("pid", (long)getppid()));
@@ -449,6 +483,9 @@ static const struct {
 	{"ls_tmp", hx_ls_tmp},
 	{"result_then_crash", hx_result_then_crash},
 	{"noresult", hx_noresult},
+	{"sigsys", hx_sigsys},
+	{"sigxcpu", hx_sigxcpu},
+	{"error_text", hx_error_text},
 };
 
 int main(int argc, char **argv)

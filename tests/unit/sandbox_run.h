@@ -193,7 +193,8 @@ static __attribute__((unused)) void expect_signal(const struct result *r, int si
 	}
 }
 
-/* Killed by SIGSYS, and the reporter named syscall nr (or no frame: nr < 0). */
+/* Killed by SIGSYS, and the reporter named syscall nr (or no frame: nr < 0),
+ * with the filter's trap data (filter.c), which only a real trap carries. */
 static __attribute__((unused)) void expect_sigsys(const struct result *r, int nr)
 {
 	uint32_t len = 0;
@@ -205,12 +206,14 @@ static __attribute__((unused)) void expect_sigsys(const struct result *r, int nr
 		return;
 	}
 	assert_non_null(payload);
-	assert_int_equal(len, sizeof(int32_t));
+	assert_int_equal(len, sizeof(struct frame_syscall));
 	{
-		int32_t got;
+		struct frame_syscall got;
 
 		memcpy(&got, payload, sizeof(got));
-		assert_int_equal(got, nr);
+		assert_int_equal(got.nr, nr);
+		assert_int_not_equal(filter_trap_data(), 0);
+		assert_int_equal(got.trap_data, filter_trap_data());
 	}
 }
 

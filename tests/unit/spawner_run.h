@@ -539,14 +539,14 @@ static const char *blocked_name(const struct run *r, char *buf, size_t len)
 {
 	struct frame_header h = {0};
 	const unsigned char *p;
-	int32_t nr;
+	struct frame_syscall rep;
 
 	buf[0] = '\0';
 	for (int i = 0; (p = frame_at(r, i, &h)); i++) {
-		if (h.type == FRAME_SYSCALL && h.len == sizeof(nr)) {
-			memcpy(&nr, p, sizeof(nr));
-			snprintf(buf, len, "system call %d ", (int)nr);
-			filter_syscall_name(nr, buf + strlen(buf), len - strlen(buf));
+		if (h.type == FRAME_SYSCALL && h.len == sizeof(rep)) {
+			memcpy(&rep, p, sizeof(rep));
+			snprintf(buf, len, "system call %d ", (int)rep.nr);
+			filter_syscall_name(rep.nr, buf + strlen(buf), len - strlen(buf));
 		}
 	}
 	return buf;

@@ -38,6 +38,7 @@ static struct outcome_facts all_bad(void)
 	    .exited = false,
 	    .exit_code = 0,
 	    .term_signal = SIGSYS,
+	    .filter_kills = true,
 	    .oom_killed = true,
 	    .syscall_name = "socket",
 	    .setup_step = "setuid",
@@ -153,7 +154,10 @@ static void test_failure_classes(void **state)
 	assert_int_equal(class_of(&f), METRICS_FAIL_SECCOMP);
 	f.term_signal = SIGXCPU;
 	f.cpu_limit_s = 1;
+	f.cpu_ms = 1000;
 	assert_int_equal(class_of(&f), METRICS_FAIL_CPU_LIMIT);
+	f.cpu_ms = 0;
+	assert_int_equal(class_of(&f), METRICS_FAIL_SIGNAL);
 	f.term_signal = SIGSEGV;
 	assert_int_equal(class_of(&f), METRICS_FAIL_SIGNAL);
 	f.exited = true;
@@ -221,17 +225,29 @@ static void test_order(void **state)
 	/* SIGSYS beats the setup failure and everything after. */
 	expect(&f, JOB_FAILED, "blocked by sandbox: system call socket", false);
 
-	/* The kernel's SIGXCPU at RLIMIT_CPU, whatever the rusage says. */
+	/* The kernel's SIGXCPU at RLIMIT_CPU: the signal and a CPU time of at
+	 * least three quarters of the limit (rusage reads low on a busy
+	 * machine). */
 	f.term_signal = SIGXCPU;
 	f.cpu_limit_s = 2;
 	f.cpu_ms = 1700;
 	expect(&f, JOB_FAILED, "CPU time limit exceeded (limit 2s)", false);
+	f.cpu_ms = 1500;
+	expect(&f, JOB_FAILED, "CPU time limit exceeded (limit 2s)", false);
+	/* The task's own SIGXCPU, well before its limit: a crash by it
+	 * (attack-sandbox.md 3b: 16 ms of a 5 s limit). */
+	f.cpu_ms = 1499;
+	expect(&f, JOB_FAILED, "crashed: SIGXCPU (CPU time limit exceeded)", false);
+	f.cpu_limit_s = 5;
+	f.cpu_ms = 16;
+	expect(&f, JOB_FAILED, "crashed: SIGXCPU (CPU time limit exceeded)", false);
+	f.cpu_limit_s = 2;
 	/* Its SIGKILL a second later (the task handled SIGXCPU): told by the
-	 * CPU time used. */
+	 * CPU time used, likewise. */
 	f.term_signal = SIGKILL;
 	f.cpu_ms = 2990;
 	expect(&f, JOB_FAILED, "CPU time limit exceeded (limit 2s)", false);
-	f.cpu_ms = 1500; /* well below: somebody else's SIGKILL */
+	f.cpu_ms = 1499; /* well below: somebody else's SIGKILL */
 	expect(&f, JOB_FAILED, "crashed: SIGKILL (killed)", false);
 	f.cpu_limit_s = 0;
 	f.cpu_ms = 5000;
@@ -273,6 +289,7 @@ static void test_sigsys(void **state)
 
 	f.exited = false;
 	f.term_signal = SIGSYS;
+	f.filter_kills = true;
 	f.syscall_name = "openat";
 	expect(&f, JOB_FAILED, "blocked by sandbox: system call openat", false);
 	f.syscall_name = NULL;
@@ -284,6 +301,27 @@ static void test_sigsys(void **state)
 	f.term_signal = SIGSEGV;
 	f.syscall_name = "socket";
 	expect(&f, JOB_FAILED, "crashed: SIGSEGV (segmentation fault)", false);
+}
+
+/*
+ * Under a profile that never kills with SIGSYS (exec: a foreign ABI gets
+ * ENOSYS like any unlisted call), a SIGSYS death is the task's own signal:
+ * a crash, not the sandbox, whatever a frame said (attack-sandbox.md 3a).
+ */
+static void test_sigsys_not_the_filters(void **state)
+{
+	struct outcome_facts f = all_good();
+	enum metrics_failure cls;
+	char reason[256];
+
+	f.exited = false;
+	f.term_signal = SIGSYS;
+	f.filter_kills = false;
+	expect(&f, JOB_FAILED, "crashed: SIGSYS (bad system call)", false);
+	f.syscall_name = "socket";
+	expect(&f, JOB_FAILED, "crashed: SIGSYS (bad system call)", false);
+	outcome_decide(&f, reason, sizeof(reason), &cls);
+	assert_int_equal(cls, METRICS_FAIL_SIGNAL);
 }
 
 static void test_signals(void **state)
@@ -484,6 +522,7 @@ int main(void)
 	    cmocka_unit_test(test_failure_classes),
 	    cmocka_unit_test(test_order),
 	    cmocka_unit_test(test_sigsys),
+	    cmocka_unit_test(test_sigsys_not_the_filters),
 	    cmocka_unit_test(test_signals),
 	    cmocka_unit_test(test_setup_failure),
 	    cmocka_unit_test(test_exit_code),

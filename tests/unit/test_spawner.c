@@ -184,7 +184,7 @@ static void test_blocked_syscall(void **state)
 	struct run *r = run_init(0, 0, 5);
 	struct frame_header h = {0};
 	const unsigned char *p;
-	int32_t nr;
+	struct frame_syscall rep;
 
 	run_to_end(r, T_BLOCKED, SPAWN_F_SHARED_OUTPUT, one_job(T_BLOCKED, "{}"));
 	expect_status(r, 0, SIGSYS);
@@ -193,9 +193,13 @@ static void test_blocked_syscall(void **state)
 	p = frame_at(r, 1, &h);
 	assert_non_null(p);
 	assert_int_equal(h.type, FRAME_SYSCALL);
-	assert_int_equal(h.len, sizeof(nr));
-	memcpy(&nr, p, sizeof(nr));
-	assert_int_equal(nr, SYS_getuid);
+	assert_int_equal(h.len, sizeof(rep));
+	memcpy(&rep, p, sizeof(rep));
+	assert_int_equal(rep.nr, SYS_getuid);
+	/* The filter's trap data, through the spawner's own copy of the
+	 * program: the secret the daemon believes a report by (filter.c). */
+	assert_int_not_equal(filter_trap_data(), 0);
+	assert_int_equal(rep.trap_data, filter_trap_data());
 }
 
 static void test_stdin_input(void **state)
