@@ -138,6 +138,19 @@ struct http_conn {
 	enum { HDR_OTHER, HDR_ORIGIN, HDR_EXPECT, HDR_AUTHORIZATION, HDR_IF_NONE_MATCH } header;
 	char expect[32];
 	size_t expect_len;
+	/* Framing that http-parser (built without HTTP_PARSER_STRICT) lets
+	 * through, checked here (http_parse.c): the buffer being parsed,
+	 * whether what was parsed before it ends a line and then only blanks
+	 * (a header value there continues a line: obs-fold), and a chunk's
+	 * data seen whole, the two bytes after it still to be CRLF - where it
+	 * ends in this buffer, or those of them that earlier buffers held. */
+	const char *exec_at;
+	bool after_eol;
+	uint64_t chunk_left;
+	bool chunk_crlf;
+	const char *chunk_end;
+	char chunk_tail[2];
+	unsigned chunk_tail_n;
 	unsigned fail_status; /* a callback's verdict: answer this and close */
 	char fail_msg[160];
 	bool complete; /* the request is all read */
