@@ -297,7 +297,9 @@ static void conn_fail(struct http_conn *c, unsigned status, const char *message)
 	c->fail_status = status;
 	c->keep_alive = false;
 	conn_watch(c, 0);
-	http_request_error(c->req, status, message);
+	/* A request refused at its head (http_auth_head()) has its answer. */
+	if (!c->req->answered)
+		http_request_error(c->req, status, message);
 	http_conn_answered(c);
 }
 

@@ -151,6 +151,8 @@ struct http_conn {
 	const char *chunk_end;
 	char chunk_tail[2];
 	unsigned chunk_tail_n;
+	bool drop_body;	      /* a body that is read and not kept */
+	size_t body_dropped;
 	unsigned fail_status; /* a callback's verdict: answer this and close */
 	char fail_msg[160];
 	bool complete; /* the request is all read */
@@ -214,8 +216,21 @@ int http_auth_start(struct http_server *srv, char *err, size_t errlen);
 /* Read the keys file again; a file that does not read keeps the keys. */
 void http_auth_reload(struct http_server *srv);
 void http_auth_stop(struct http_server *srv);
-/* Whether req may go on (else it has been answered 401, 403 or 429). */
+/* Whether the complete req may go on (else it has been answered 401, 403,
+ * 429 or 503). */
 bool http_auth_allowed(struct http_server *srv, struct http_request *req);
+
+/* ---- http_auth.c, for http_parse.c ---- */
+
+enum http_auth_verdict {
+	HTTP_AUTH_OK,	  /* an open API, or a key's request: read on */
+	HTTP_AUTH_NO_KEY, /* with keys, a request that needs none: its body is not kept */
+	HTTP_AUTH_DENIED, /* answered 401, 403, 429 or 503 */
+};
+/* Decide req once its head is in, before its body is read. The rate is
+ * looked at (a 429 when it has no token now), not taken; the complete
+ * request goes through http_auth_allowed() too. */
+enum http_auth_verdict http_auth_head(struct http_server *srv, struct http_request *req);
 /* For http_conn.c: c's client certificate ended its handshake; log it once. */
 void http_auth_refused_cert(const struct http_conn *c);
 

@@ -25,9 +25,14 @@
  * by http_parse_execute()).
  *
  * Once the head is in, the target is split into path and query and matched
- * against the routes (routes_match()), and an "Expect: 100-continue" is
- * answered at once, as the client waits for it before it sends the body. A
- * complete request pauses the parser; what becomes of it is http_conn.c's.
+ * against the routes (routes_match()). When a body follows, whether the
+ * request may send it is decided then (http_auth_head(): with API keys, a
+ * client without one is answered before its body is read, and the
+ * connection closes after that answer; a body that needs no key is read
+ * and not kept), and only then is an "Expect: 100-continue" answered, as
+ * the client waits for it before it sends the body (without a body there
+ * is nothing to invite). A complete request pauses the parser; what
+ * becomes of it is http_conn.c's.
  * Every byte on the socket, the interim 100 too, goes through http_conn.c.
  */
 #include <errno.h>
@@ -83,6 +88,8 @@ static int on_message_begin(http_parser *p)
 	c->header = HDR_OTHER;
 	c->after_eol = false;
 	c->chunk_crlf = false;
+	c->drop_body = false;
+	c->body_dropped = 0;
 	c->complete = false;
 	if (c->state == HTTP_CONN_IDLE)
 		http_conn_enter(c, HTTP_CONN_READING);
@@ -202,6 +209,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	return header_bytes(c, len);
 }
 
+/* Whether a body follows the head: chunked, or a Content-Length above 0. */
+static bool conn_has_body(const http_parser *p)
+{
+	return (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
@@ -233,14 +246,25 @@ static int on_headers_complete(http_parser *p)
 			 srv->cfg->max_body_bytes);
 		return conn_refuse(c, 413, msg);
 	}
-	if (c->expect_len) {
-		if (strcasecmp(c->expect, "100-continue") != 0)
-			return conn_refuse(c, 417, "unsupported Expect header");
-		/* The client waits for this before it sends the body. */
-		if (p->http_minor >= 1 &&
-		    http_conn_send_interim(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
-			return conn_refuse(c, 503, "cannot send 100 Continue");
+	if (c->expect_len && strcasecmp(c->expect, "100-continue") != 0)
+		return conn_refuse(c, 417, "unsupported Expect header");
+	if (!conn_has_body(p))
+		return 0; /* decided once complete, the connection kept */
+	/* Who may send a body is decided before it is read: a refusal is
+	 * answered now, and the connection closes after it. */
+	switch (http_auth_head(srv, req)) {
+	case HTTP_AUTH_DENIED:
+		return conn_refuse(c, req->status, "refused before its body");
+	case HTTP_AUTH_NO_KEY:
+		c->drop_body = true;
+		break;
+	case HTTP_AUTH_OK:
+		break;
 	}
+	/* The client waits for this before it sends the body. */
+	if (c->expect_len && p->http_minor >= 1 &&
+	    http_conn_send_interim(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+		return conn_refuse(c, 503, "cannot send 100 Continue");
 	return 0;
 }
 
@@ -273,9 +297,13 @@ static int on_body(http_parser *p, const char *at, size_t len)
 
 	if (p->flags & F_CHUNKED)
 		conn_chunk_data(c, at, len);
-	if (len > max - req->body_len) {
+	if (len > max - (c->drop_body ? c->body_dropped : req->body_len)) {
 		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", max);
 		return conn_refuse(c, 413, msg);
+	}
+	if (c->drop_body) {
+		c->body_dropped += len;
+		return 0;
 	}
 	if (req->body_len + len + 1 > req->body_cap) {
 		cap = req->body_cap ? req->body_cap : 1024;

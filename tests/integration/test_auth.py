@@ -21,6 +21,7 @@ import datetime
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -120,6 +121,56 @@ class AuthTest(DaemonTestCase):
                                                   "Access-Control-Request-Method": "POST"})
         self.assertEqual(r.status, 204, r)
 
+    def test_refused_before_the_body(self):
+        # No key, a key without the scope: answered from the head, with no
+        # 100 Continue, and closed - the announced megabyte is never read.
+        post = (b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n%sContent-Length: 1000000\r\n"
+                b"Content-Type: application/json\r\n\r\n")
+        for auth, code in ((b"", 401), (b"Authorization: Bearer vk_" + b"0" * 64 + b"\r\n", 401),
+                           (b"Authorization: Bearer %s\r\n" % self.tokens["ro"].encode(), 403)):
+            for expect in (b"Expect: 100-continue\r\n", b""):
+                with self.subTest(code=code, auth=auth[:30], expect=expect):
+                    data, closed = raw_head(self.d.port, post % (auth + expect))
+                    self.assertTrue(data.startswith(b"HTTP/1.1 %d " % code), data[:100])
+                    self.assertIn(b"\r\nConnection: close\r\n", data)
+                    self.assertTrue(closed, data)
+        # Chunked alike.
+        data, closed = raw_head(self.d.port, b"POST /api/pipelines HTTP/1.1\r\nHost: x\r\n"
+                                b"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 401 "), data[:100])
+        self.assertTrue(closed)
+        self.assertRegex(self.d.log_text(),
+                         r"request denied key=- reason=\"no token\" method=POST path=/api/pipelines")
+
+    def test_a_key_is_invited_to_send_its_body(self):
+        body = b'{"name":"j","task_name":"dummytask"}'
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        try:
+            s.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+                      % (self.tokens["sub"].encode(), len(body)))
+            self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(body)
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 202 "))
+        finally:
+            s.close()
+
+    def test_no_key_needed_body_is_read_and_the_answer_stands(self):
+        # The open status with a body: answered, the connection kept.
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        try:
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                      b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        self.assertEqual(data.count(b"HTTP/1.1 200 "), 2, data)
+
     def test_revoke_takes_effect_without_restart(self):
         self.assertEqual(self.d.get("/api/jobs", headers=bearer(self.tokens["gone"])).status,
                          200)
@@ -160,6 +211,32 @@ class AuthTest(DaemonTestCase):
         for token in self.tokens.values():
             self.assertNotIn(token, log)
             self.assertNotIn(token[3:], log)
+
+
+def raw_head(port, head, timeout=5):
+    """Send a request's head alone (its body announced, never sent) and read
+    what comes back before the timeout: (bytes, whether the server closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    data, closed = b"", False
+    try:
+        s.sendall(head)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+            if data.startswith(b"HTTP/1.1 100 ") and data.endswith(b"\r\n\r\n"):
+                break  # an invitation to send the body: the old behaviour
+    finally:
+        s.close()
+    return data, closed
 
 
 class ClosedStatusTest(DaemonTestCase):

@@ -255,6 +255,15 @@ class HttpProtocolTest(DaemonTestCase):
             s.close()
         self.assertEqual(status, 202, out)
 
+    def test_expect_100_continue_without_a_body(self):
+        # Nothing to invite: the answer comes, no 100 Continue before it.
+        for head in (b"GET /api/status HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n",
+                     b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 0\r\n"):
+            data = exchange(self.d.port, head + b"Connection: close\r\n\r\n")
+            self.assertFalse(data.startswith(b"HTTP/1.1 100"), data[:100])
+            self.assertEqual(data.count(b"HTTP/1.1 "), 1, data[:300])
+
     def test_http10_closes(self):
         data = exchange(self.d.port, b"GET /api/status HTTP/1.0\r\n\r\n")
         status, headers, body, _ = parse(data)
