@@ -20,7 +20,10 @@
  * The rules themselves are the core's (struct core_policy); the submit
  * rate is kept here, a token bucket per key: it fills at submit_rate per
  * second up to submit_burst, each submit takes one, and an empty bucket is
- * a 429 whose Retry-After says when the next token comes. Keys read again
+ * a 429 whose Retry-After says when the next token comes. A submit that is
+ * then refused (a body that does not decode, the core's validation or a
+ * rule) gives its token back, so only accepted work uses the rate. Keys
+ * read again
  * (a keys file edited, the api_keys table changed) keep their buckets.
  */
 #include <errno.h>
@@ -214,6 +217,14 @@ unsigned auth_policy_take(struct auth_key *k, int64_t now_ns)
 unsigned auth_policy_wait(struct auth_key *k, int64_t now_ns)
 {
 	return k->submit_rate ? policy_fill(k, now_ns) : 0;
+}
+
+void auth_policy_give_back(struct auth_key *k)
+{
+	double burst = k->submit_burst ? k->submit_burst : k->submit_rate;
+
+	if (k->submit_rate)
+		k->tokens = k->tokens + 1.0 < burst ? k->tokens + 1.0 : burst;
 }
 
 void auth_policy_carry(struct auth_keys *fresh, const struct auth_keys *old)

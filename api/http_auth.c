@@ -8,14 +8,17 @@
  * scopes hold the one its method and path need (403). A request that may
  * go on carries its key's name, whether it is an admin, its owner number
  * (the key's name as job_owner_id(): whose work it sees and makes) and its
- * policy (the core checks a submit against it); a submit also takes a
- * token of the key's rate (429 with Retry-After when there is none).
+ * policy (the core checks a submit against it). A submit also needs a
+ * token of the key's rate (429 with Retry-After when there is none): it is
+ * looked at here, taken once the body decoded (http_request_take_submit(),
+ * from routes.c) and given back when the core refuses the submit
+ * (http_request_give_back()), so only accepted work uses the rate.
  *
  * A request with a body is decided as soon as its head is in
  * (http_auth_head(), from http_parse.c): the method, the path, the
  * Authorization header and the client certificate are known there, so a
  * client without a key is answered 401 (403, and 429 when the rate has no
- * token now, but none is taken) before valetd reads a byte of its body or
+ * token now) before valetd reads a byte of its body or
  * invites it with 100 Continue, and the connection closes after that
  * answer. A request that needs no key (the dashboard's files, the open
  * status) has its body read but not kept; a CORS preflight carries none,
@@ -119,12 +122,10 @@ static bool rate_applies(const struct http_request *req, const struct auth_key *
 }
 
 /* A submit takes a token of its key's rate (auth_policy.c), or, when
- * take is false (its head is in, its body is not), only needs one to be
- * there; without one it is a 429 that says when to retry. */
-static bool http_rate_allows(struct http_server *srv, struct http_request *req,
-			     const struct auth_key *key, bool take)
+ * take is false (its body is not decoded yet), only needs one to be there;
+ * without one it is a 429 that says when to retry. */
+static bool http_rate_allows(struct http_request *req, struct auth_key *k, bool take)
 {
-	struct auth_key *k = &srv->keys->keys[key - srv->keys->keys];
 	char msg[160];
 	unsigned wait;
 
@@ -194,11 +195,10 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 /*
  * With API keys, a request needs a known token or client certificate with
  * the scope its method and path need (401 without one, 403 without the
- * scope); GET /api/status may stay open for health checks. head: only the
- * request's head is in (the rate is looked at, not taken).
+ * scope); GET /api/status may stay open for health checks. A submit needs
+ * a token of its key's rate to be there.
  */
-static enum http_auth_verdict auth_check(struct http_server *srv, struct http_request *req,
-					 bool head)
+static enum http_auth_verdict auth_check(struct http_server *srv, struct http_request *req)
 {
 	const struct auth_key *key;
 	char msg[128], scope[32];
@@ -233,17 +233,58 @@ static enum http_auth_verdict auth_check(struct http_server *srv, struct http_re
 	req->key_admin = key->scopes & AUTH_ADMIN;
 	req->owner = key->owner;
 	req->policy = &key->policy;
-	return http_rate_allows(srv, req, key, !head) ? HTTP_AUTH_OK : HTTP_AUTH_DENIED;
+	/* Only looked at: the token is taken once the submit decoded
+	 * (http_request_take_submit()), and given back if it is refused. */
+	return http_rate_allows(req, &srv->keys->keys[key - srv->keys->keys], false)
+		   ? HTTP_AUTH_OK
+		   : HTTP_AUTH_DENIED;
 }
 
 enum http_auth_verdict http_auth_head(struct http_server *srv, struct http_request *req)
 {
-	return auth_check(srv, req, true);
+	return auth_check(srv, req);
 }
 
 bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 {
-	return auth_check(srv, req, false) != HTTP_AUTH_DENIED;
+	return auth_check(srv, req) != HTTP_AUTH_DENIED;
+}
+
+/* The key in use named as req's (the keys may have been read again since
+ * it was decided), or NULL. */
+static struct auth_key *request_rate_key(const struct http_request *req)
+{
+	const struct http_server *srv = req->srv;
+
+	if (!srv || !srv->keys || !req->key_name[0])
+		return NULL;
+	for (size_t i = 0; i < srv->keys->n; i++)
+		if (!strcmp(srv->keys->keys[i].name, req->key_name))
+			return &srv->keys->keys[i];
+	return NULL;
+}
+
+bool http_request_take_submit(struct http_request *req)
+{
+	struct auth_key *k = request_rate_key(req);
+
+	if (!k || !rate_applies(req, k))
+		return true;
+	if (!http_rate_allows(req, k, true))
+		return false;
+	req->rate_taken = true;
+	return true;
+}
+
+void http_request_give_back(struct http_request *req)
+{
+	struct auth_key *k;
+
+	if (!req->rate_taken)
+		return;
+	req->rate_taken = false;
+	if ((k = request_rate_key(req)))
+		auth_policy_give_back(k);
 }
 
 /* keys (taken) in use from now on, each with its policy and owner. */

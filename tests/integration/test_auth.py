@@ -508,6 +508,7 @@ class PolicyTest(DaemonTestCase):
             ("limits", ["--max-timeout", "5s", "--max-memory", "64M", "--max-cpu", "2s"]),
             ("queue", ["--max-queued", "2"]),
             ("rate", ["--submit-rate", "1", "--submit-burst", "2"]),
+            ("slow", ["--submit-rate", "1", "--submit-burst", "1", "--tasks", "dummytask"]),
             ("plain", []),
             ("roomy", ["--max-timeout", "30s"]))
 
@@ -614,6 +615,30 @@ class PolicyTest(DaemonTestCase):
         time.sleep(1.1)
         self.assertEqual(rate.post("/api/jobs", self.job("dummytask")).status, 202)
         self.assertRegex(self.d.log_text(), r"request denied key=rate reason=.*submit_rate")
+
+    def test_refused_submits_leave_the_rate_alone(self):
+        # Burst 1: a bad body, a body the core refuses and a rule's refusal
+        # each change nothing, the bucket included - the valid submit after
+        # them is accepted at once.
+        slow = self.who["slow"]
+        self.assertEqual(self.d.post("/api/jobs", raw=b"garbage", headers=slow.h).status, 400)
+        self.assertEqual(slow.post("/api/jobs", {"name": "a"}).status, 400)
+        self.assertEqual(slow.post("/api/jobs", {"name": "a", "task_name": "nosuch"}).status,
+                         400)
+        self.assertEqual(slow.post("/api/jobs", self.job("sha256")).status, 403)
+        self.assertEqual(slow.post("/api/pipelines", {"name": "p", "jobs": []}).status, 400)
+        self.assertEqual(slow.post("/api/jobs", self.job("dummytask")).status, 202)
+        # The one token is gone now: the next submit is a 429 from its
+        # head, before its body is read (and takes nothing).
+        data, closed = raw_head(self.d.port,
+                                b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                b"Authorization: %s\r\nContent-Length: 100\r\n\r\n"
+                                % slow.h["Authorization"].encode())
+        self.assertTrue(data.startswith(b"HTTP/1.1 429 "), data[:100])
+        self.assertIn(b"\r\nRetry-After: 1\r\n", data)
+        self.assertTrue(closed)
+        time.sleep(1.1)
+        self.assertEqual(slow.post("/api/jobs", self.job("dummytask")).status, 202)
 
     def test_bad_policy_field_refuses_the_key(self):
         self.assertEqual(key_cmd(self.keys, "create", "x", "--scopes", "read",
