@@ -156,6 +156,9 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 	const uint8_t *fp = client_cert(req);
 	const struct auth_key *by_cert;
 
+	/* RFC 6750 3.1: a 401's error code says that a token was sent and is
+	 * refused; a request that sent none (or used another scheme) gets none. */
+	req->bad_token = token && !key;
 	if (!fp) {
 		if (!key) {
 			http_denied(req, "-", token ? "unknown token" : "no token");
@@ -168,6 +171,7 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 	}
 	by_cert = auth_keys_find_cert(srv->keys, fp);
 	if (!by_cert) {
+		req->bad_token = token != NULL; /* it does not make the certificate a key */
 		http_denied(req, key ? key->name : "-", "a client certificate of no API key");
 		http_request_error(
 		    req, 401, "the client certificate is no API key's (cert= of a key's line)");
@@ -181,6 +185,7 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 	 * misconfigured client - neither should go on quietly.
 	 */
 	if (token && key != by_cert) {
+		req->bad_token = true;
 		http_denied(
 		    req, by_cert->name,
 		    key ? "the bearer token is another API key's than the client certificate"

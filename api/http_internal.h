@@ -183,8 +183,9 @@ void http_conn_close(struct http_conn *c);
 void http_conn_answered(struct http_conn *c);
 /* Time-outs: close (or answer 408) what has waited too long at now. */
 void http_conn_sweep(struct http_server *srv, ev_tstamp now);
-/* Send a last error answer on a socket that will not be served, and close it. */
-void http_conn_refuse(int fd, unsigned status, const char *message);
+/* Send a last error answer on a socket that will not be served, and close
+ * it (date: the Date header's value, borrowed). */
+void http_conn_refuse(int fd, const char *date, unsigned status, const char *message);
 /* For http_parse.c: c enters state (the list of that state, at its tail). */
 void http_conn_enter(struct http_conn *c, enum http_conn_state state);
 /* For http_parse.c: a few bytes now, an interim answer (data borrowed). 0, or

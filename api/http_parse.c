@@ -6,7 +6,8 @@
  * http_parse_execute() at once (the server's scratch buffer holds it only
  * for that), and the callbacks keep what valetd needs on the connection and
  * its request: the target, four headers (Origin, Expect, Authorization,
- * If-None-Match; one sent twice counts as none) and the body, each against
+ * If-None-Match; one sent twice counts as none; trailing blanks are no
+ * part of a value) and the body, each against
  * its limit (http_internal.h, [server] max_body). A callback that finds a
  * limit crossed records the answer (414, 431, 413, 505, 417) and stops the
  * parser; http_parse_error() says what any parse error is answered with (a
@@ -215,6 +216,18 @@ static bool conn_has_body(const http_parser *p)
 	return (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
 }
 
+/* A header value without its trailing blanks (OWS, RFC 7230 3.2: no part
+ * of the value; http-parser drops only the leading ones). */
+static void trim_ows(char *v, size_t *len)
+{
+	size_t n = v ? (len ? *len : strlen(v)) : 0;
+
+	while (n && is_blank(v[n - 1]))
+		v[--n] = '\0';
+	if (len)
+		*len = n;
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
@@ -223,6 +236,11 @@ static int on_headers_complete(http_parser *p)
 	char *path, *query;
 	char msg[128];
 	int rc;
+
+	trim_ows(req->origin, NULL);
+	trim_ows(req->authorization, NULL);
+	trim_ows(req->if_none_match, NULL);
+	trim_ows(c->expect, &c->expect_len);
 
 	if (p->http_major != 1)
 		return conn_refuse(c, 505, "HTTP version not supported: use HTTP/1.1");

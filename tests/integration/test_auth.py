@@ -81,7 +81,26 @@ class AuthTest(DaemonTestCase):
             r = self.d.get("/api/jobs", headers={"Authorization": auth})
             self.assertDenied(r, 401)
         r = self.d.get("/api/jobs", headers=bearer("vk_" + "0" * 64))
-        self.assertIn('error="invalid_token"', r.header("www-authenticate"))
+        self.assertEqual(r.header("www-authenticate"),
+                         'Bearer realm="valet", error="invalid_token"')
+
+    def test_no_credentials_get_no_error_code(self):
+        # RFC 6750 3.1: no error code when no bearer token was sent (none,
+        # an empty one, another scheme).
+        for auth in (b"", b"Authorization: Bearer\r\n", b"Authorization: Bearer  \t\r\n",
+                     b"Authorization: Basic dTpw\r\n"):
+            data, _ = raw_head(self.d.port, b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n%s"
+                               b"Connection: close\r\n\r\n" % auth)
+            self.assertTrue(data.startswith(b"HTTP/1.1 401 "), data[:100])
+            self.assertIn(b'\r\nWWW-Authenticate: Bearer realm="valet"\r\n', data, auth)
+
+    def test_token_with_trailing_blanks(self):
+        # Trailing blanks (OWS) are no part of a header's value.
+        for tail in (b" ", b"\t", b" \t  "):
+            data, _ = raw_head(self.d.port, b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n"
+                               b"Authorization: Bearer %s%s\r\nConnection: close\r\n\r\n"
+                               % (self.tokens["ro"].encode(), tail))
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), (tail, data[:200]))
 
     def test_scopes(self):
         job = {"name": "j", "task_name": "dummytask"}

@@ -359,10 +359,13 @@ class HttpLimitsTest(DaemonTestCase):
         try:
             time.sleep(0.2)
             extra = connect(self.d.port)
-            status, _, body, _ = parse(read_until_close(extra))
+            status, headers, body, _ = parse(read_until_close(extra))
             extra.close()
             self.assertEqual(status, 503)
             self.assertIn("from this address", json.loads(body)["message"])
+            # A Date, as on every other answer.
+            self.assertRegex(headers.get("date", ""),
+                             r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$")
             # Another address is still served.
             other = connect(self.d.port, source="127.0.0.9")
             other.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
