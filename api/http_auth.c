@@ -18,15 +18,16 @@
  * (http_auth_head(), from http_parse.c): the method, the path, the
  * Authorization header and the client certificate are known there, so a
  * client without a key is answered 401 (403, and 429 when the rate has no
- * token now) before valetd reads a byte of its body or
- * invites it with 100 Continue, and the connection closes after that
- * answer. A request that needs no key (the dashboard's files, the open
- * status) has its body read but not kept; a CORS preflight carries none,
- * so an OPTIONS with a body needs a key like any other request. The
- * complete request is decided again (http_auth_allowed(), from http.c):
- * the keys may have been read again meanwhile, and only then is the key's
- * policy borrowed for the core. The
- * keys file is read at start, again when it changes (an ev_stat on the
+ * token now) before valetd reads a byte of its body or invites it with
+ * 100 Continue, and the connection closes after that answer. A request
+ * that needs no key (the dashboard's files, the open status) has its body
+ * read but not kept; a CORS preflight carries none, so an OPTIONS with a
+ * body needs a key like any other request. The complete request is
+ * decided again (http_auth_allowed(), from http.c): the keys may have
+ * been read again meanwhile, and only then is the key's policy borrowed
+ * for the core.
+ *
+ * The keys file is read at start, again when it changes (an ev_stat on the
  * path, so `valetd key revoke` counts at once) and on SIGHUP; a file that
  * does not read keeps the keys in use. With [server] auth_source =
  * postgres the keys are the database's api_keys table instead: the store

@@ -402,7 +402,8 @@ size_t http_parse_execute(struct http_conn *c, const char *data, size_t len)
 	if (q > data)
 		c->after_eol = q[-1] == '\n';
 	if (c->chunk_crlf) {
-		for (from = c->chunk_end ? c->chunk_end : data; from < data + n && c->chunk_tail_n < 2;)
+		from = c->chunk_end ? c->chunk_end : data;
+		while (from < data + n && c->chunk_tail_n < 2)
 			c->chunk_tail[c->chunk_tail_n++] = *from++;
 	}
 	c->chunk_end = NULL;

@@ -62,7 +62,7 @@ struct http_request {
 	char *authorization;	   /* the Authorization header; NULL when none */
 	char *if_none_match;	   /* the If-None-Match header; NULL when none */
 	char key_name[65];	   /* the API key it came with; "" for none */
-	bool bad_token;		   /* a bearer token was sent and refused (a 401's error code) */
+	bool bad_token;		   /* a bearer token was sent and refused (401) */
 	bool key_admin;		   /* that key has the admin scope */
 	uint16_t owner;		   /* that key as an owner (job.h); 0 for none */
 	/* That key's policy; borrowed from the keys in use, so valid only

@@ -158,8 +158,8 @@ class AuthTest(DaemonTestCase):
                                 b"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
         self.assertTrue(data.startswith(b"HTTP/1.1 401 "), data[:100])
         self.assertTrue(closed)
-        self.assertRegex(self.d.log_text(),
-                         r"request denied key=- reason=\"no token\" method=POST path=/api/pipelines")
+        self.assertRegex(self.d.log_text(), r"request denied key=- reason=\"no token\" "
+                         r"method=POST path=/api/pipelines")
 
     def test_a_key_is_invited_to_send_its_body(self):
         body = b'{"name":"j","task_name":"dummytask"}'
