@@ -95,6 +95,11 @@ void auth_policy_apply(struct auth_key *k, const struct auth_key *dflt);
 /* A submit by k at now_ns: 0 when its rate allows it (a token is taken),
  * else the seconds until it would. */
 unsigned auth_policy_take(struct auth_key *k, int64_t now_ns);
+/* The same, but nothing is taken: whether a submit would be allowed now. */
+unsigned auth_policy_wait(struct auth_key *k, int64_t now_ns);
+/* A token taken for a submit that was then refused goes back (up to the
+ * burst). */
+void auth_policy_give_back(struct auth_key *k);
 /* Keys read again (fresh, their policy applied): a key that is the same
  * key as before (name, token hash, rate and burst) keeps its rate's bucket,
  * so that reading the keys again gives no key a fresh burst. */

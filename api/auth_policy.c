@@ -20,7 +20,10 @@
  * The rules themselves are the core's (struct core_policy); the submit
  * rate is kept here, a token bucket per key: it fills at submit_rate per
  * second up to submit_burst, each submit takes one, and an empty bucket is
- * a 429 whose Retry-After says when the next token comes. Keys read again
+ * a 429 whose Retry-After says when the next token comes. A submit that is
+ * then refused (a body that does not decode, the core's validation or a
+ * rule) gives its token back, so only accepted work uses the rate. Keys
+ * read again
  * (a keys file edited, the api_keys table changed) keep their buckets.
  */
 #include <errno.h>
@@ -180,25 +183,48 @@ void auth_policy_apply(struct auth_key *k, const struct auth_key *dflt)
 	k->tokens_at_ns = 0;
 }
 
-unsigned auth_policy_take(struct auth_key *k, int64_t now_ns)
+/* k's bucket filled up to now_ns; the seconds until it holds a token (0:
+ * it holds one). */
+static unsigned policy_fill(struct auth_key *k, int64_t now_ns)
 {
 	double rate = k->submit_rate, burst = k->submit_burst ? k->submit_burst : rate;
 
-	if (!k->submit_rate)
-		return 0;
 	if (k->tokens_at_ns)
 		k->tokens += (double)(now_ns - k->tokens_at_ns) / 1e9 * rate;
 	if (k->tokens > burst)
 		k->tokens = burst;
 	k->tokens_at_ns = now_ns;
-	if (k->tokens >= 1.0) {
-		k->tokens -= 1.0;
+	if (k->tokens >= 1.0)
 		return 0;
-	}
 	double wait = (1.0 - k->tokens) / rate;
 	unsigned secs = (unsigned)wait;
 
 	return secs < wait ? secs + 1 : secs;
+}
+
+unsigned auth_policy_take(struct auth_key *k, int64_t now_ns)
+{
+	unsigned wait;
+
+	if (!k->submit_rate)
+		return 0;
+	wait = policy_fill(k, now_ns);
+	if (!wait)
+		k->tokens -= 1.0;
+	return wait;
+}
+
+unsigned auth_policy_wait(struct auth_key *k, int64_t now_ns)
+{
+	return k->submit_rate ? policy_fill(k, now_ns) : 0;
+}
+
+void auth_policy_give_back(struct auth_key *k)
+{
+	double burst = k->submit_burst ? k->submit_burst : k->submit_rate;
+
+	if (k->submit_rate)
+		k->tokens = k->tokens + 1.0 < burst ? k->tokens + 1.0 : burst;
 }
 
 void auth_policy_carry(struct auth_keys *fresh, const struct auth_keys *old)

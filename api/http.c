@@ -366,7 +366,7 @@ static void http_refuse(struct http_server *srv, int fd, unsigned status, const 
 	if (srv->tls)
 		close(fd);
 	else
-		http_conn_refuse(fd, status, message);
+		http_conn_refuse(fd, http_date(srv), status, message);
 }
 
 static void http_accept_one(struct http_server *srv, int fd, const union http_addr *peer)

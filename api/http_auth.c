@@ -8,9 +8,26 @@
  * scopes hold the one its method and path need (403). A request that may
  * go on carries its key's name, whether it is an admin, its owner number
  * (the key's name as job_owner_id(): whose work it sees and makes) and its
- * policy (the core checks a submit against it); a submit also takes a
- * token of the key's rate (429 with Retry-After when there is none). The
- * keys file is read at start, again when it changes (an ev_stat on the
+ * policy (the core checks a submit against it). A submit also needs a
+ * token of the key's rate (429 with Retry-After when there is none): it is
+ * looked at here, taken once the body decoded (http_request_take_submit(),
+ * from routes.c) and given back when the core refuses the submit
+ * (http_request_give_back()), so only accepted work uses the rate.
+ *
+ * A request with a body is decided as soon as its head is in
+ * (http_auth_head(), from http_parse.c): the method, the path, the
+ * Authorization header and the client certificate are known there, so a
+ * client without a key is answered 401 (403, and 429 when the rate has no
+ * token now) before valetd reads a byte of its body or invites it with
+ * 100 Continue, and the connection closes after that answer. A request
+ * that needs no key (the dashboard's files, the open status) has its body
+ * read but not kept; a CORS preflight carries none, so an OPTIONS with a
+ * body needs a key like any other request. The complete request is
+ * decided again (http_auth_allowed(), from http.c): the keys may have
+ * been read again meanwhile, and only then is the key's policy borrowed
+ * for the core.
+ *
+ * The keys file is read at start, again when it changes (an ev_stat on the
  * path, so `valetd key revoke` counts at once) and on SIGHUP; a file that
  * does not read keeps the keys in use. With [server] auth_source =
  * postgres the keys are the database's api_keys table instead: the store
@@ -97,19 +114,25 @@ void http_auth_refused_cert(const struct http_conn *c)
 		 "cert", cert);
 }
 
-/* A submit (POST /api/jobs or /api/pipelines) takes a token of its key's
- * rate (auth_policy.c); without one it is a 429 that says when to retry. */
-static bool http_rate_allows(struct http_server *srv, struct http_request *req,
-			     const struct auth_key *key)
+/* Whether req is a submit (POST /api/jobs or /api/pipelines) that k's rate
+ * holds to. */
+static bool rate_applies(const struct http_request *req, const struct auth_key *k)
 {
-	struct auth_key *k = &srv->keys->keys[key - srv->keys->keys];
+	return k->submit_rate && !strcmp(req->method, "POST") && req->url &&
+	       (!strcmp(req->url, "/api/jobs") || !strcmp(req->url, "/api/pipelines"));
+}
+
+/* A submit takes a token of its key's rate (auth_policy.c), or, when
+ * take is false (its body is not decoded yet), only needs one to be there;
+ * without one it is a 429 that says when to retry. */
+static bool http_rate_allows(struct http_request *req, struct auth_key *k, bool take)
+{
 	char msg[160];
 	unsigned wait;
 
-	if (!k->submit_rate || strcmp(req->method, "POST") != 0 || !req->url ||
-	    (strcmp(req->url, "/api/jobs") != 0 && strcmp(req->url, "/api/pipelines") != 0))
+	if (!rate_applies(req, k))
 		return true;
-	wait = auth_policy_take(k, job_mono_ns());
+	wait = take ? auth_policy_take(k, job_mono_ns()) : auth_policy_wait(k, job_mono_ns());
 	if (!wait)
 		return true;
 	snprintf(msg, sizeof(msg),
@@ -134,6 +157,9 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 	const uint8_t *fp = client_cert(req);
 	const struct auth_key *by_cert;
 
+	/* RFC 6750 3.1: a 401's error code says that a token was sent and is
+	 * refused; a request that sent none (or used another scheme) gets none. */
+	req->bad_token = token && !key;
 	if (!fp) {
 		if (!key) {
 			http_denied(req, "-", token ? "unknown token" : "no token");
@@ -146,6 +172,7 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 	}
 	by_cert = auth_keys_find_cert(srv->keys, fp);
 	if (!by_cert) {
+		req->bad_token = token != NULL; /* it does not make the certificate a key */
 		http_denied(req, key ? key->name : "-", "a client certificate of no API key");
 		http_request_error(
 		    req, 401, "the client certificate is no API key's (cert= of a key's line)");
@@ -159,6 +186,7 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 	 * misconfigured client - neither should go on quietly.
 	 */
 	if (token && key != by_cert) {
+		req->bad_token = true;
 		http_denied(
 		    req, by_cert->name,
 		    key ? "the bearer token is another API key's than the client certificate"
@@ -173,45 +201,96 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
 /*
  * With API keys, a request needs a known token or client certificate with
  * the scope its method and path need (401 without one, 403 without the
- * scope); GET /api/status may stay open for health checks. Returns whether
- * it may go on.
+ * scope); GET /api/status may stay open for health checks. A submit needs
+ * a token of its key's rate to be there.
  */
-bool http_auth_allowed(struct http_server *srv, struct http_request *req)
+static enum http_auth_verdict auth_check(struct http_server *srv, struct http_request *req)
 {
 	const struct auth_key *key;
 	char msg[128], scope[32];
 	unsigned need;
 
 	if (!srv->keys_path && !srv->keys_db)
-		return true;
+		return HTTP_AUTH_OK;
 	/* The dashboard's files hold no data; the page asks for a key. */
 	if (!strcmp(req->method, "GET") && ui_path(req->url))
-		return true;
+		return HTTP_AUTH_NO_KEY;
 	if (srv->cfg->open_status && !strcmp(req->method, "GET") && req->url &&
 	    !strcmp(req->url, "/api/status"))
-		return true;
+		return HTTP_AUTH_NO_KEY;
 	if (!srv->keys) { /* the database's, not read yet: not "unknown" */
 		http_denied(req, "-", "API keys not read yet");
 		http_request_error(req, 503,
 				   "API keys not read yet: storage unavailable - try "
 				   "again later");
-		return false;
+		return HTTP_AUTH_DENIED;
 	}
 	if (!(key = request_key(srv, req)))
-		return false;
+		return HTTP_AUTH_DENIED;
 	need = auth_scope_needed(req->method, req->url ? req->url : "/");
 	if (!(key->scopes & (need | AUTH_ADMIN))) {
 		auth_scopes_format(need, scope, sizeof(scope));
 		snprintf(msg, sizeof(msg), "the API key \"%s\" has no %s scope", key->name, scope);
 		http_denied(req, key->name, msg);
 		http_request_error(req, 403, msg);
-		return false;
+		return HTTP_AUTH_DENIED;
 	}
 	snprintf(req->key_name, sizeof(req->key_name), "%s", key->name);
 	req->key_admin = key->scopes & AUTH_ADMIN;
 	req->owner = key->owner;
 	req->policy = &key->policy;
-	return http_rate_allows(srv, req, key);
+	/* Only looked at: the token is taken once the submit decoded
+	 * (http_request_take_submit()), and given back if it is refused. */
+	return http_rate_allows(req, &srv->keys->keys[key - srv->keys->keys], false)
+		   ? HTTP_AUTH_OK
+		   : HTTP_AUTH_DENIED;
+}
+
+enum http_auth_verdict http_auth_head(struct http_server *srv, struct http_request *req)
+{
+	return auth_check(srv, req);
+}
+
+bool http_auth_allowed(struct http_server *srv, struct http_request *req)
+{
+	return auth_check(srv, req) != HTTP_AUTH_DENIED;
+}
+
+/* The key in use named as req's (the keys may have been read again since
+ * it was decided), or NULL. */
+static struct auth_key *request_rate_key(const struct http_request *req)
+{
+	const struct http_server *srv = req->srv;
+
+	if (!srv || !srv->keys || !req->key_name[0])
+		return NULL;
+	for (size_t i = 0; i < srv->keys->n; i++)
+		if (!strcmp(srv->keys->keys[i].name, req->key_name))
+			return &srv->keys->keys[i];
+	return NULL;
+}
+
+bool http_request_take_submit(struct http_request *req)
+{
+	struct auth_key *k = request_rate_key(req);
+
+	if (!k || !rate_applies(req, k))
+		return true;
+	if (!http_rate_allows(req, k, true))
+		return false;
+	req->rate_taken = true;
+	return true;
+}
+
+void http_request_give_back(struct http_request *req)
+{
+	struct auth_key *k;
+
+	if (!req->rate_taken)
+		return;
+	req->rate_taken = false;
+	if ((k = request_rate_key(req)))
+		auth_policy_give_back(k);
 }
 
 /* keys (taken) in use from now on, each with its policy and owner. */

@@ -162,8 +162,7 @@ static void conn_head(struct http_conn *c, struct http_request *req)
 		len += http_cors_headers(srv, req, c->head + len, cap - len);
 	if (req->status == 401)
 		conn_add(c->head, cap, &len, "WWW-Authenticate: Bearer realm=\"valet\"%s\r\n",
-			 req->authorization && req->authorization[0] ? ", error=\"invalid_token\""
-								     : "");
+			 req->bad_token ? ", error=\"invalid_token\"" : "");
 	if (req->status == 429 && req->retry_after)
 		conn_add(c->head, cap, &len, "Retry-After: %u\r\n", req->retry_after);
 	if (!c->keep_alive)
@@ -297,7 +296,9 @@ static void conn_fail(struct http_conn *c, unsigned status, const char *message)
 	c->fail_status = status;
 	c->keep_alive = false;
 	conn_watch(c, 0);
-	http_request_error(c->req, status, message);
+	/* A request refused at its head (http_auth_head()) has its answer. */
+	if (!c->req->answered)
+		http_request_error(c->req, status, message);
 	http_conn_answered(c);
 }
 
@@ -539,7 +540,7 @@ int http_conn_new(struct http_server *srv, int fd, const union http_addr *peer,
 	return 0;
 }
 
-void http_conn_refuse(int fd, unsigned status, const char *message)
+void http_conn_refuse(int fd, const char *date, unsigned status, const char *message)
 {
 	char head[256], buf[4096], *body;
 	size_t len = 0;
@@ -547,9 +548,9 @@ void http_conn_refuse(int fd, unsigned status, const char *message)
 
 	body = json_out_error((int)status, message, &len);
 	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+		     "HTTP/1.1 %u %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
 		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		     status, http_status_str((enum http_status)status), body ? len : 0);
+		     status, http_status_str((enum http_status)status), date, body ? len : 0);
 	if (n > 0 && (size_t)n < sizeof(head)) {
 		struct iovec iov[2] = {{head, (size_t)n}, {body, body ? len : 0}};
 		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body ? 2 : 1};

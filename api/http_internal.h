@@ -153,6 +153,21 @@ struct http_conn {
 	} header;
 	char expect[32];
 	size_t expect_len;
+	/* Framing that http-parser (built without HTTP_PARSER_STRICT) lets
+	 * through, checked here (http_parse.c): the buffer being parsed,
+	 * whether what was parsed before it ends a line and then only blanks
+	 * (a header value there continues a line: obs-fold), and a chunk's
+	 * data seen whole, the two bytes after it still to be CRLF - where it
+	 * ends in this buffer, or those of them that earlier buffers held. */
+	const char *exec_at;
+	bool after_eol;
+	uint64_t chunk_left;
+	bool chunk_crlf;
+	const char *chunk_end;
+	char chunk_tail[2];
+	unsigned chunk_tail_n;
+	bool drop_body;	      /* a body that is read and not kept */
+	size_t body_dropped;
 	unsigned fail_status; /* a callback's verdict: answer this and close */
 	char fail_msg[160];
 	bool complete; /* the request is all read */
@@ -183,8 +198,9 @@ void http_conn_close(struct http_conn *c);
 void http_conn_answered(struct http_conn *c);
 /* Time-outs: close (or answer 408) what has waited too long at now. */
 void http_conn_sweep(struct http_server *srv, ev_tstamp now);
-/* Send a last error answer on a socket that will not be served, and close it. */
-void http_conn_refuse(int fd, unsigned status, const char *message);
+/* Send a last error answer on a socket that will not be served, and close
+ * it (date: the Date header's value, borrowed). */
+void http_conn_refuse(int fd, const char *date, unsigned status, const char *message);
 /* For http_parse.c: c enters state (the list of that state, at its tail). */
 void http_conn_enter(struct http_conn *c, enum http_conn_state state);
 /* For http_parse.c: a few bytes now, an interim answer (data borrowed). 0, or
@@ -216,8 +232,21 @@ int http_auth_start(struct http_server *srv, char *err, size_t errlen);
 /* Read the keys file again; a file that does not read keeps the keys. */
 void http_auth_reload(struct http_server *srv);
 void http_auth_stop(struct http_server *srv);
-/* Whether req may go on (else it has been answered 401, 403 or 429). */
+/* Whether the complete req may go on (else it has been answered 401, 403,
+ * 429 or 503). */
 bool http_auth_allowed(struct http_server *srv, struct http_request *req);
+
+/* ---- http_auth.c, for http_parse.c ---- */
+
+enum http_auth_verdict {
+	HTTP_AUTH_OK,	  /* an open API, or a key's request: read on */
+	HTTP_AUTH_NO_KEY, /* with keys, a request that needs none: its body is not kept */
+	HTTP_AUTH_DENIED, /* answered 401, 403, 429 or 503 */
+};
+/* Decide req once its head is in, before its body is read. The rate is
+ * looked at (a 429 when it has no token now), not taken; the complete
+ * request goes through http_auth_allowed() too. */
+enum http_auth_verdict http_auth_head(struct http_server *srv, struct http_request *req);
 /* For http_conn.c: c's client certificate ended its handshake; log it once. */
 void http_auth_refused_cert(const struct http_conn *c);
 

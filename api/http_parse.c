@@ -6,18 +6,34 @@
  * http_parse_execute() at once (the server's scratch buffer holds it only
  * for that), and the callbacks keep what valetd needs on the connection and
  * its request: the target, six headers (Origin, Host, Sec-Fetch-Site,
- * Expect, Authorization, If-None-Match; one sent twice counts as none) and
- * the body, each against
+ * Expect, Authorization, If-None-Match; one sent twice counts as none;
+ * trailing blanks are no part of a value) and the body, each against
  * its limit (http_internal.h, [server] max_body). A callback that finds a
  * limit crossed records the answer (414, 431, 413, 505, 417) and stops the
  * parser; http_parse_error() says what any parse error is answered with (a
  * recorded one, else 431 or 400), and http_conn.c answers it with the JSON
  * error body and closes the connection.
  *
+ * http-parser is built without HTTP_PARSER_STRICT, so it takes framing
+ * that a proxy in front may read otherwise (request smuggling); what it
+ * lets through is refused here, 400: a blank in a header field name
+ * ("Transfer-Encoding : chunked" would be chunked), a header line that
+ * continues the one before it (obs-fold, RFC 7230 3.2.4), and chunk data
+ * not followed by CRLF (the parser takes any two bytes). The callbacks see
+ * only the pieces, so the buffer being parsed is kept (c->exec_at), and
+ * what lies before a value or after a chunk's data is looked at there, or,
+ * at a buffer's start, in what the buffers before it ended with (carried
+ * by http_parse_execute()).
+ *
  * Once the head is in, the target is split into path and query and matched
- * against the routes (routes_match()), and an "Expect: 100-continue" is
- * answered at once, as the client waits for it before it sends the body. A
- * complete request pauses the parser; what becomes of it is http_conn.c's.
+ * against the routes (routes_match()). When a body follows, whether the
+ * request may send it is decided then (http_auth_head(): with API keys, a
+ * client without one is answered before its body is read, and the
+ * connection closes after that answer; a body that needs no key is read
+ * and not kept), and only then is an "Expect: 100-continue" answered, as
+ * the client waits for it before it sends the body (without a body there
+ * is nothing to invite). A complete request pauses the parser; what
+ * becomes of it is http_conn.c's.
  * Every byte on the socket, the interim 100 too, goes through http_conn.c.
  */
 #include <errno.h>
@@ -42,6 +58,22 @@ static int conn_refuse(struct http_conn *c, unsigned status, const char *message
 	return -1;
 }
 
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* Whether a header value that starts at at (in the buffer being parsed)
+ * continues a line: only blanks lie between it and a line's end. */
+static bool conn_obs_fold(const struct http_conn *c, const char *at)
+{
+	const char *q = at;
+
+	while (q > c->exec_at && is_blank(q[-1]))
+		q--;
+	return q > c->exec_at ? q[-1] == '\n' : c->after_eol;
+}
+
 static int on_message_begin(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
@@ -55,6 +87,10 @@ static int on_message_begin(http_parser *p)
 	c->nheaders = 0;
 	c->in_value = true; /* the first field starts a header */
 	c->header = HDR_OTHER;
+	c->after_eol = false;
+	c->chunk_crlf = false;
+	c->drop_body = false;
+	c->body_dropped = 0;
 	c->complete = false;
 	if (c->state == HTTP_CONN_IDLE)
 		http_conn_enter(c, HTTP_CONN_READING);
@@ -97,6 +133,10 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 		c->nheaders++;
 		c->field_len = 0;
 	}
+	/* "Transfer-Encoding : chunked" is no Transfer-Encoding to a proxy
+	 * that reads field names as RFC 7230 3.2.4 says (it must refuse). */
+	if (memchr(at, ' ', len) || memchr(at, '\t', len))
+		return conn_refuse(c, 400, "malformed request: a blank in a header field name");
 	for (size_t i = 0; i < len && c->field_len < sizeof(c->field) - 1; i++)
 		c->field[c->field_len++] = (char)(at[i] | 0x20);
 	c->field[c->field_len] = '\0';
@@ -136,6 +176,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	size_t have, max = 0;
 	char **dst, *v;
 
+	/* A line that continues the one before it (obs-fold): http-parser
+	 * appends it to that header's value, a proxy may read it as a header
+	 * of its own; RFC 7230 3.2.4 lets a server refuse it. (An empty value
+	 * comes as no bytes where the next line starts: nothing to look at.) */
+	if (len && conn_obs_fold(c, at))
+		return conn_refuse(c, 400, "malformed request: a folded header line (obs-fold)");
 	if (!c->in_value) {
 		c->in_value = true;
 		c->header = !strcmp(c->field, "origin")		 ? HDR_ORIGIN
@@ -172,6 +218,24 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	return header_bytes(c, len);
 }
 
+/* Whether a body follows the head: chunked, or a Content-Length above 0. */
+static bool conn_has_body(const http_parser *p)
+{
+	return (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+}
+
+/* A header value without its trailing blanks (OWS, RFC 7230 3.2: no part
+ * of the value; http-parser drops only the leading ones). */
+static void trim_ows(char *v, size_t *len)
+{
+	size_t n = v ? (len ? *len : strlen(v)) : 0;
+
+	while (n && is_blank(v[n - 1]))
+		v[--n] = '\0';
+	if (len)
+		*len = n;
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct http_conn *c = conn_of(p);
@@ -180,6 +244,13 @@ static int on_headers_complete(http_parser *p)
 	char *path, *query;
 	char msg[128];
 	int rc;
+
+	trim_ows(req->origin, NULL);
+	trim_ows(req->authorization, NULL);
+	trim_ows(req->if_none_match, NULL);
+	trim_ows(req->host, NULL);
+	trim_ows(req->sec_fetch_site, NULL);
+	trim_ows(c->expect, &c->expect_len);
 
 	if (p->http_major != 1)
 		return conn_refuse(c, 505, "HTTP version not supported: use HTTP/1.1");
@@ -203,15 +274,46 @@ static int on_headers_complete(http_parser *p)
 			 srv->cfg->max_body_bytes);
 		return conn_refuse(c, 413, msg);
 	}
-	if (c->expect_len) {
-		if (strcasecmp(c->expect, "100-continue") != 0)
-			return conn_refuse(c, 417, "unsupported Expect header");
-		/* The client waits for this before it sends the body. */
-		if (p->http_minor >= 1 &&
-		    http_conn_send_interim(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
-			return conn_refuse(c, 503, "cannot send 100 Continue");
+	if (c->expect_len && strcasecmp(c->expect, "100-continue") != 0)
+		return conn_refuse(c, 417, "unsupported Expect header");
+	if (!conn_has_body(p))
+		return 0; /* decided once complete, the connection kept */
+	/* Who may send a body is decided before it is read: a refusal is
+	 * answered now, and the connection closes after it. */
+	switch (http_auth_head(srv, req)) {
+	case HTTP_AUTH_DENIED:
+		return conn_refuse(c, req->status, "refused before its body");
+	case HTTP_AUTH_NO_KEY:
+		c->drop_body = true;
+		break;
+	case HTTP_AUTH_OK:
+		break;
 	}
+	/* The client waits for this before it sends the body. */
+	if (c->expect_len && p->http_minor >= 1 &&
+	    http_conn_send_interim(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+		return conn_refuse(c, 503, "cannot send 100 Continue");
 	return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+
+	c->chunk_left = p->content_length; /* 0: the last chunk, no data */
+	c->chunk_crlf = false;
+	return 0;
+}
+
+/* A piece of a chunk's data: where the last piece ends, its CRLF follows. */
+static void conn_chunk_data(struct http_conn *c, const char *at, size_t len)
+{
+	c->chunk_left -= len < c->chunk_left ? len : c->chunk_left;
+	if (c->chunk_left)
+		return;
+	c->chunk_crlf = true;
+	c->chunk_end = at + len;
+	c->chunk_tail_n = 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
@@ -221,9 +323,15 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	size_t max = c->srv->cfg->max_body_bytes, cap;
 	char msg[128], *b;
 
-	if (len > max - req->body_len) {
+	if (p->flags & F_CHUNKED)
+		conn_chunk_data(c, at, len);
+	if (len > max - (c->drop_body ? c->body_dropped : req->body_len)) {
 		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", max);
 		return conn_refuse(c, 413, msg);
+	}
+	if (c->drop_body) {
+		c->body_dropped += len;
+		return 0;
 	}
 	if (req->body_len + len + 1 > req->body_cap) {
 		cap = req->body_cap ? req->body_cap : 1024;
@@ -238,6 +346,30 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	memcpy(req->body + req->body_len, at, len);
 	req->body_len += len;
 	req->body[req->body_len] = '\0';
+	return 0;
+}
+
+/* The parser took the two bytes after a chunk's data (whatever they were):
+ * they must be CRLF. They are at c->chunk_end in this buffer, or some in
+ * c->chunk_tail and the rest at this buffer's start. */
+static int on_chunk_complete(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+	char crlf[2];
+	unsigned k;
+
+	if (!c->chunk_crlf)
+		return 0; /* the last chunk */
+	c->chunk_crlf = false;
+	if (c->chunk_end) {
+		memcpy(crlf, c->chunk_end, 2);
+	} else {
+		memcpy(crlf, c->chunk_tail, c->chunk_tail_n);
+		for (k = c->chunk_tail_n; k < 2; k++)
+			crlf[k] = c->exec_at[k - c->chunk_tail_n];
+	}
+	if (crlf[0] != '\r' || crlf[1] != '\n')
+		return conn_refuse(c, 400, "malformed request: chunk data not followed by CRLF");
 	return 0;
 }
 
@@ -258,11 +390,35 @@ static const http_parser_settings conn_settings = {
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
+	.on_chunk_header = on_chunk_header,
+	.on_chunk_complete = on_chunk_complete,
 };
 
 size_t http_parse_execute(struct http_conn *c, const char *data, size_t len)
 {
-	return http_parser_execute(&c->parser, &conn_settings, data, len);
+	const char *q, *from;
+	size_t n;
+
+	if (!len) /* end of stream: no bytes, and no callback that reads any */
+		return http_parser_execute(&c->parser, &conn_settings, data, len);
+	c->exec_at = data;
+	c->chunk_end = NULL;
+	n = http_parser_execute(&c->parser, &conn_settings, data, len);
+	/* What the next buffer's checks need of this one, which is gone then:
+	 * whether it ended a line and blanks, and the bytes after a chunk's
+	 * data that still wait for the rest of their CRLF. */
+	for (q = data + n; q > data && is_blank(q[-1]); q--)
+		;
+	if (q > data)
+		c->after_eol = q[-1] == '\n';
+	if (c->chunk_crlf) {
+		from = c->chunk_end ? c->chunk_end : data;
+		while (from < data + n && c->chunk_tail_n < 2)
+			c->chunk_tail[c->chunk_tail_n++] = *from++;
+	}
+	c->chunk_end = NULL;
+	c->exec_at = NULL;
+	return n;
 }
 
 unsigned http_parse_error(const struct http_conn *c, enum http_errno err, char *msg, size_t cap)

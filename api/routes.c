@@ -20,7 +20,10 @@
  * Ownership: with API keys, new work is the key's (req->owner), and every
  * other call passes the key's owner as a filter - an admin key's is 0, so
  * it sees all work and, here, each object's "owner". Another key's id is a
- * 404 from the core, as an unknown one.
+ * 404 from the core, as an unknown one. A submit takes a token of its
+ * key's submit_rate once its body decoded (a 429 without one), just before
+ * the core call, and gives it back when the core refuses it: a refusal
+ * changes nothing, the key's rate included.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -184,6 +187,8 @@ static void routes_done(void *arg, const struct core_reply *reply)
 	if (reply->err == CORE_EFORBIDDEN)
 		http_request_denied(req, reply->message ? reply->message : "policy");
 	if (reply->err != CORE_OK) {
+		/* A refused submit changes nothing, its key's rate included. */
+		http_request_give_back(req);
 		http_request_error(req, status_of(reply->err),
 				   reply->message ? reply->message : "internal error");
 		return;
@@ -352,6 +357,8 @@ static void handle_submit_job(struct http_request *req, enum http_route route)
 		bad_body(req, rc, err);
 		return;
 	}
+	if (!http_request_take_submit(req))
+		return;
 	req->in.job.owner = req->owner;
 	req->in.job.policy = req->policy;
 	req->route = ROUTE_SUBMIT_JOB;
@@ -372,6 +379,8 @@ static void handle_submit_pipeline(struct http_request *req, enum http_route rou
 		bad_body(req, rc, err);
 		return;
 	}
+	if (!http_request_take_submit(req))
+		return;
 	req->in.pipeline.owner = req->owner;
 	req->in.pipeline.policy = req->policy;
 	req->route = ROUTE_SUBMIT_PIPELINE;

@@ -64,12 +64,14 @@ struct http_request {
 	char *host;		   /* the Host header; NULL when none */
 	char *sec_fetch_site;	   /* the Sec-Fetch-Site header; NULL when none */
 	char key_name[65];	   /* the API key it came with; "" for none */
+	bool bad_token;		   /* a bearer token was sent and refused (401) */
 	bool key_admin;		   /* that key has the admin scope */
 	uint16_t owner;		   /* that key as an owner (job.h); 0 for none */
 	/* That key's policy; borrowed from the keys in use, so valid only
 	 * while the request is dispatched (the core checks it at once). */
 	const struct core_policy *policy;
 	unsigned retry_after; /* a 429: seconds for the Retry-After header */
+	bool rate_taken;      /* a submit took a token of its key's rate */
 	int64_t start_ns;
 
 	char *body; /* the upload, NUL-terminated */
@@ -165,6 +167,11 @@ void http_request_answer_result(struct http_request *req, unsigned status,
 /* Log that req was refused, once, with its key's name and why (never its
  * token); the answer is set apart. */
 void http_request_denied(struct http_request *req, const char *why);
+/* A submit whose body decoded takes a token of its key's submit_rate:
+ * true, or false when there is none (then req has been answered 429). */
+bool http_request_take_submit(struct http_request *req);
+/* The submit was refused after all: its token goes back (none taken: no-op). */
+void http_request_give_back(struct http_request *req);
 /* An error body answer. */
 void http_request_error(struct http_request *req, unsigned status, const char *message);
 /* Before a core call: the request waits for its callback. */

@@ -14,12 +14,15 @@
  * without one), empty (success without the object the route needs), async
  * (the core answers after routes_dispatch() returned, as the PostgreSQL
  * store does), orphan or gone (async, and before the answer the server is
- * freed or the client disconnected), draining, sick-queue, sick-storage.
+ * freed or the client disconnected), draining, sick-queue, sick-storage,
+ * no-token (the key's submit_rate has no token: a submit is a 429).
  *
  * The server glue (api/http.c, api/http_conn.c, api/http_parse.c) is not
  * linked: the harness defines what routes.h asks of it -
  * http_request_answer() and its _parts and _result forms,
- * http_request_error(), http_request_wait(), and http_request_query() over
+ * http_request_error(), http_request_wait(), http_request_take_submit()
+ * and http_request_give_back() (a token of the key's rate), and
+ * http_request_query() over
  * the parsed QUERY (decoded as api/http_url.c decodes it; the path stays as
  * sent, as the server routes on it). The core's operations
  * (supervisor/core.h) are stubs that answer with canned jobs and pipelines,
@@ -36,7 +39,8 @@
  * stubs wrote, with its content type), an error is 4xx/5xx; a reply's
  * objects are not used after the callback (ASan); an orphaned request's
  * server is not touched (srv is NULL) and a gone client's connection is
- * not looked at.
+ * not looked at; a submit takes a rate token only once, only before its
+ * core call, and keeps it only when the core accepts the submit.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -61,6 +65,7 @@ enum {
 	CORE_DRAINING = 1 << 5,
 	CORE_SICK_QUEUE = 1 << 6,
 	CORE_SICK_STORAGE = 1 << 7,
+	CORE_NO_TOKEN = 1 << 8,
 };
 
 #define QUERY_MAX 16
@@ -144,6 +149,7 @@ static void parse_core_words(const char *v, size_t n)
 	    {"draining", CORE_OK, CORE_DRAINING},
 	    {"sick-queue", CORE_OK, CORE_SICK_QUEUE},
 	    {"sick-storage", CORE_OK, CORE_SICK_STORAGE},
+	    {"no-token", CORE_OK, CORE_NO_TOKEN},
 	};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
@@ -308,6 +314,24 @@ void http_request_answer_result(struct http_request *req, unsigned status,
 void http_request_denied(struct http_request *req, const char *why)
 {
 	FUZZ_CHECK(why != NULL);
+}
+
+bool http_request_take_submit(struct http_request *req)
+{
+	FUZZ_CHECK(req == cur && !req->waiting && !req->answered && !req->rate_taken);
+	FUZZ_CHECK(!strcmp(req->method, "POST"));
+	if (in.flags & CORE_NO_TOKEN) {
+		http_request_error(req, 429, "no token");
+		return false;
+	}
+	req->rate_taken = true;
+	return true;
+}
+
+void http_request_give_back(struct http_request *req)
+{
+	FUZZ_CHECK(req == cur);
+	req->rate_taken = false;
 }
 
 void http_request_error(struct http_request *req, unsigned status, const char *message)
@@ -728,6 +752,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(!req->waiting && req->refs == 1);
 	FUZZ_CHECK(answers == 1);
 	FUZZ_CHECK(req->answered || req->orphaned || !req->conn);
+	/* A token is kept by accepted work only (the server gone: moot). */
+	FUZZ_CHECK(!req->rate_taken || req->orphaned || !req->conn || in.err == CORE_OK);
 
 	json_in_doc_release(&req->doc);
 	free(req->body);

@@ -21,6 +21,7 @@ import datetime
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -80,7 +81,26 @@ class AuthTest(DaemonTestCase):
             r = self.d.get("/api/jobs", headers={"Authorization": auth})
             self.assertDenied(r, 401)
         r = self.d.get("/api/jobs", headers=bearer("vk_" + "0" * 64))
-        self.assertIn('error="invalid_token"', r.header("www-authenticate"))
+        self.assertEqual(r.header("www-authenticate"),
+                         'Bearer realm="valet", error="invalid_token"')
+
+    def test_no_credentials_get_no_error_code(self):
+        # RFC 6750 3.1: no error code when no bearer token was sent (none,
+        # an empty one, another scheme).
+        for auth in (b"", b"Authorization: Bearer\r\n", b"Authorization: Bearer  \t\r\n",
+                     b"Authorization: Basic dTpw\r\n"):
+            data, _ = raw_head(self.d.port, b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n%s"
+                               b"Connection: close\r\n\r\n" % auth)
+            self.assertTrue(data.startswith(b"HTTP/1.1 401 "), data[:100])
+            self.assertIn(b'\r\nWWW-Authenticate: Bearer realm="valet"\r\n', data, auth)
+
+    def test_token_with_trailing_blanks(self):
+        # Trailing blanks (OWS) are no part of a header's value.
+        for tail in (b" ", b"\t", b" \t  "):
+            data, _ = raw_head(self.d.port, b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n"
+                               b"Authorization: Bearer %s%s\r\nConnection: close\r\n\r\n"
+                               % (self.tokens["ro"].encode(), tail))
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), (tail, data[:200]))
 
     def test_scopes(self):
         job = {"name": "j", "task_name": "dummytask"}
@@ -139,6 +159,56 @@ class AuthTest(DaemonTestCase):
         self.assertEqual(r.status, 403, r)
         self.assertIn("cross-origin POST", r.json["message"])
 
+    def test_refused_before_the_body(self):
+        # No key, a key without the scope: answered from the head, with no
+        # 100 Continue, and closed - the announced megabyte is never read.
+        post = (b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n%sContent-Length: 1000000\r\n"
+                b"Content-Type: application/json\r\n\r\n")
+        for auth, code in ((b"", 401), (b"Authorization: Bearer vk_" + b"0" * 64 + b"\r\n", 401),
+                           (b"Authorization: Bearer %s\r\n" % self.tokens["ro"].encode(), 403)):
+            for expect in (b"Expect: 100-continue\r\n", b""):
+                with self.subTest(code=code, auth=auth[:30], expect=expect):
+                    data, closed = raw_head(self.d.port, post % (auth + expect))
+                    self.assertTrue(data.startswith(b"HTTP/1.1 %d " % code), data[:100])
+                    self.assertIn(b"\r\nConnection: close\r\n", data)
+                    self.assertTrue(closed, data)
+        # Chunked alike.
+        data, closed = raw_head(self.d.port, b"POST /api/pipelines HTTP/1.1\r\nHost: x\r\n"
+                                b"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 401 "), data[:100])
+        self.assertTrue(closed)
+        self.assertRegex(self.d.log_text(), r"request denied key=- reason=\"no token\" "
+                         r"method=POST path=/api/pipelines")
+
+    def test_a_key_is_invited_to_send_its_body(self):
+        body = b'{"name":"j","task_name":"dummytask"}'
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        try:
+            s.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+                      % (self.tokens["sub"].encode(), len(body)))
+            self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(body)
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 202 "))
+        finally:
+            s.close()
+
+    def test_no_key_needed_body_is_read_and_the_answer_stands(self):
+        # The open status with a body: answered, the connection kept.
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        try:
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                      b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        self.assertEqual(data.count(b"HTTP/1.1 200 "), 2, data)
+
     def test_revoke_takes_effect_without_restart(self):
         self.assertEqual(self.d.get("/api/jobs", headers=bearer(self.tokens["gone"])).status,
                          200)
@@ -179,6 +249,32 @@ class AuthTest(DaemonTestCase):
         for token in self.tokens.values():
             self.assertNotIn(token, log)
             self.assertNotIn(token[3:], log)
+
+
+def raw_head(port, head, timeout=5):
+    """Send a request's head alone (its body announced, never sent) and read
+    what comes back before the timeout: (bytes, whether the server closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    data, closed = b"", False
+    try:
+        s.sendall(head)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+            if data.startswith(b"HTTP/1.1 100 ") and data.endswith(b"\r\n\r\n"):
+                break  # an invitation to send the body: the old behaviour
+    finally:
+        s.close()
+    return data, closed
 
 
 class ClosedStatusTest(DaemonTestCase):
@@ -481,6 +577,7 @@ class PolicyTest(DaemonTestCase):
             ("limits", ["--max-timeout", "5s", "--max-memory", "64M", "--max-cpu", "2s"]),
             ("queue", ["--max-queued", "2"]),
             ("rate", ["--submit-rate", "1", "--submit-burst", "2"]),
+            ("slow", ["--submit-rate", "1", "--submit-burst", "1", "--tasks", "dummytask"]),
             ("plain", []),
             ("roomy", ["--max-timeout", "30s"]))
 
@@ -587,6 +684,30 @@ class PolicyTest(DaemonTestCase):
         time.sleep(1.1)
         self.assertEqual(rate.post("/api/jobs", self.job("dummytask")).status, 202)
         self.assertRegex(self.d.log_text(), r"request denied key=rate reason=.*submit_rate")
+
+    def test_refused_submits_leave_the_rate_alone(self):
+        # Burst 1: a bad body, a body the core refuses and a rule's refusal
+        # each change nothing, the bucket included - the valid submit after
+        # them is accepted at once.
+        slow = self.who["slow"]
+        self.assertEqual(self.d.post("/api/jobs", raw=b"garbage", headers=slow.h).status, 400)
+        self.assertEqual(slow.post("/api/jobs", {"name": "a"}).status, 400)
+        self.assertEqual(slow.post("/api/jobs", {"name": "a", "task_name": "nosuch"}).status,
+                         400)
+        self.assertEqual(slow.post("/api/jobs", self.job("sha256")).status, 403)
+        self.assertEqual(slow.post("/api/pipelines", {"name": "p", "jobs": []}).status, 400)
+        self.assertEqual(slow.post("/api/jobs", self.job("dummytask")).status, 202)
+        # The one token is gone now: the next submit is a 429 from its
+        # head, before its body is read (and takes nothing).
+        data, closed = raw_head(self.d.port,
+                                b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                b"Authorization: %s\r\nContent-Length: 100\r\n\r\n"
+                                % slow.h["Authorization"].encode())
+        self.assertTrue(data.startswith(b"HTTP/1.1 429 "), data[:100])
+        self.assertIn(b"\r\nRetry-After: 1\r\n", data)
+        self.assertTrue(closed)
+        time.sleep(1.1)
+        self.assertEqual(slow.post("/api/jobs", self.job("dummytask")).status, 202)
 
     def test_bad_policy_field_refuses_the_key(self):
         self.assertEqual(key_cmd(self.keys, "create", "x", "--scopes", "read",

@@ -145,6 +145,61 @@ class HttpErrorsTest(DaemonTestCase):
                         b"Expect: magic\r\nContent-Length: 2\r\n\r\n{}")
         self.assertJsonError(data, 417)
 
+    def exchange_trickled(self, data):
+        """Send data a byte at a time (each byte its own read, mostly), then
+        read to the end: checks that look across reads see every split."""
+        s = connect(self.d.port)
+        try:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(len(data)):
+                try:
+                    s.sendall(data[i:i + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                time.sleep(0.002)
+            return read_until_close(s)
+        finally:
+            s.close()
+
+    def test_smuggling_framing_is_refused(self):
+        # Each is framed otherwise by a proxy in front (request smuggling):
+        # one 400, and the pipelined GET behind it is never answered.
+        status = b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"
+        post = b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+        cases = {
+            "blank in a header field name":
+                post + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+            "tab in a header field name":
+                post + b"Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n",
+            "folded header line (obs-fold)":
+                post + b"X: y\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "folded header line (obs-fold) after an empty value":
+                post + b"X:\r\n\tTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "chunk data not followed by CRLF":
+                post + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+            "chunk data followed by CR and not LF":
+                post + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\rX0\r\n\r\n",
+        }
+        for why, data in cases.items():
+            for send in (lambda d: exchange(self.d.port, d), self.exchange_trickled):
+                with self.subTest(why, trickled=send == self.exchange_trickled):
+                    msg = self.assertJsonError(send(data + status), 400)
+                    self.assertIn("malformed request", msg)
+
+    def test_valid_framing_split_anywhere_is_read(self):
+        # What those checks look at may lie across reads: valid chunked
+        # bodies (extensions, a trailer, CR LF inside the data) and blanks
+        # in values are read as before, a byte at a time too.
+        job = json.dumps({"name": "j\r\n x", "task_name": "dummytask"}).encode()
+        body = (b"%x;ext=1\r\n%s\r\n" % (len(job) - 10, job[:-10]) +
+                b"a\r\n%s\r\n" % job[-10:] + b"0\r\nX-Trailer: t\r\n\r\n")
+        data = (b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nX-Blank:   \t\r\nX-A:\tb c \r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body)
+        for send in (lambda d: exchange(self.d.port, d), self.exchange_trickled):
+            status, _, out, _ = parse(send(data))
+            self.assertEqual(status, 202, out)
+            self.assertEqual(json.loads(out)["name"], "j\r\n x")
+
     def test_half_request_then_eof_is_answered(self):
         data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         b"Content-Length: 100\r\n\r\n{\"task_", shutdown=True)
@@ -202,6 +257,15 @@ class HttpProtocolTest(DaemonTestCase):
         finally:
             s.close()
         self.assertEqual(status, 202, out)
+
+    def test_expect_100_continue_without_a_body(self):
+        # Nothing to invite: the answer comes, no 100 Continue before it.
+        for head in (b"GET /api/status HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n",
+                     b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 0\r\n"):
+            data = exchange(self.d.port, head + b"Connection: close\r\n\r\n")
+            self.assertFalse(data.startswith(b"HTTP/1.1 100"), data[:100])
+            self.assertEqual(data.count(b"HTTP/1.1 "), 1, data[:300])
 
     def test_http10_closes(self):
         data = exchange(self.d.port, b"GET /api/status HTTP/1.0\r\n\r\n")
@@ -298,10 +362,13 @@ class HttpLimitsTest(DaemonTestCase):
         try:
             time.sleep(0.2)
             extra = connect(self.d.port)
-            status, _, body, _ = parse(read_until_close(extra))
+            status, headers, body, _ = parse(read_until_close(extra))
             extra.close()
             self.assertEqual(status, 503)
             self.assertIn("from this address", json.loads(body)["message"])
+            # A Date, as on every other answer.
+            self.assertRegex(headers.get("date", ""),
+                             r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$")
             # Another address is still served.
             other = connect(self.d.port, source="127.0.0.9")
             other.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
