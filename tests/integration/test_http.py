@@ -164,8 +164,8 @@ class HttpErrorsTest(DaemonTestCase):
     def test_smuggling_framing_is_refused(self):
         # Each is framed otherwise by a proxy in front (request smuggling):
         # one 400, and the pipelined GET behind it is never answered.
-        status = b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"
-        post = b"POST /api/jobs HTTP/1.1\r\nHost: x\r\n"
+        status = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        post = b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         cases = {
             "blank in a header field name":
                 post + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
@@ -193,7 +193,7 @@ class HttpErrorsTest(DaemonTestCase):
         job = json.dumps({"name": "j\r\n x", "task_name": "dummytask"}).encode()
         body = (b"%x;ext=1\r\n%s\r\n" % (len(job) - 10, job[:-10]) +
                 b"a\r\n%s\r\n" % job[-10:] + b"0\r\nX-Trailer: t\r\n\r\n")
-        data = (b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nX-Blank:   \t\r\nX-A:\tb c \r\n"
+        data = (b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Blank:   \t\r\nX-A:\tb c \r\n"
                 b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body)
         for send in (lambda d: exchange(self.d.port, d), self.exchange_trickled):
             status, _, out, _ = parse(send(data))
@@ -260,8 +260,8 @@ class HttpProtocolTest(DaemonTestCase):
 
     def test_expect_100_continue_without_a_body(self):
         # Nothing to invite: the answer comes, no 100 Continue before it.
-        for head in (b"GET /api/status HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n",
-                     b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        for head in (b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n",
+                     b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
                      b"Content-Length: 0\r\n"):
             data = exchange(self.d.port, head + b"Connection: close\r\n\r\n")
             self.assertFalse(data.startswith(b"HTTP/1.1 100"), data[:100])
