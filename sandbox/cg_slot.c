@@ -2,7 +2,8 @@
  * cg_slot.c - a worker slot's cgroup, per job, in the spawner (see
  * cg_slot.h): the limits written only when a job's differ from the slot's,
  * the memory peak reset before and read after it, the OOM kill counter read
- * when it ends, and (without PID namespaces) what is left killed.
+ * when it ends, (without PID namespaces) what is left killed, and the
+ * memory a job may have left charged (cg_slot_pinned).
  */
 #include <errno.h>
 #include <signal.h>
@@ -102,6 +103,32 @@ bool cg_slot_oom(struct cg_slot *s)
 		return false;
 	s->oom_seen = n;
 	return true;
+}
+
+/* The value of key in a memory.stat text ("key value" lines); 0 when absent. */
+static uint64_t cg_stat_value(const char *text, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *p = text; (p = strstr(p, key)); p += n)
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtoull(p + n + 1, NULL, 10);
+	return 0;
+}
+
+int64_t cg_slot_pinned(const struct cg_slot *s)
+{
+	char usage[32], stat[8192];
+	ssize_t n, m;
+	uint64_t used, file;
+
+	if (s->usage < 0 || s->stat < 0 || (n = pread(s->usage, usage, sizeof(usage) - 1, 0)) <= 0 ||
+	    (m = pread(s->stat, stat, sizeof(stat) - 1, 0)) <= 0)
+		return -1;
+	usage[n] = stat[m] = '\0';
+	used = strtoull(usage, NULL, 10);
+	file = cg_stat_value(stat, "active_file") + cg_stat_value(stat, "inactive_file");
+	return used > file ? (int64_t)(used - file) : 0;
 }
 
 void cg_slot_kill(struct cg_slot *s)

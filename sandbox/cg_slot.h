@@ -4,10 +4,12 @@
  * the fds are inherited by the spawner, named in its setup document).
  *
  *   v2: memory.max, memory.swap.max = 0, memory.oom.group = 1, pids.max,
- *       memory.events (oom_kill), memory.peak (reset per job), cgroup.kill.
+ *       memory.events (oom_kill), memory.peak (reset per job), cgroup.kill,
+ *       memory.current and memory.stat (what a job left charged).
  *   v1: memory.limit_in_bytes (and memory.memsw.limit_in_bytes: no swap),
  *       pids.max, memory.oom_control (oom_kill), memory.max_usage_in_bytes
- *       (the peak, reset per job); cgroup.kill of a cgroup2 mount beside
+ *       (the peak, reset per job), memory.usage_in_bytes and memory.stat;
+ *       cgroup.kill of a cgroup2 mount beside
  *       them, when there is one (joined by a job without a PID namespace
  *       alone: join[njoin_ns..njoin)).
  */
@@ -29,6 +31,8 @@ struct cg_slot {
 	int kill;	       /* cgroup.kill */
 	int procs;	       /* a cgroup.procs to read when there is no cgroup.kill */
 	int peak;	       /* memory.peak (v2) or memory.max_usage_in_bytes (v1) */
+	int usage;	       /* memory.current (v2) or memory.usage_in_bytes (v1) */
+	int stat;	       /* memory.stat */
 	bool v1;	       /* memory limits in v1 ("-1" = none) */
 	uint64_t memory, pids; /* the limits written; UINT64_MAX = not yet */
 	uint64_t oom_seen;     /* oom_kill count after the last job */
@@ -45,6 +49,10 @@ int64_t cg_slot_peak(struct cg_slot *s);
 uint64_t cg_slot_oom_count(const struct cg_slot *s);
 /* Whether the OOM killer struck in the slot since the last call. */
 bool cg_slot_oom(struct cg_slot *s);
+/* The memory charged to the slot that reclaim cannot free (bytes): its
+ * usage but the page cache (memory.stat's active_file and inactive_file);
+ * -1 when unknown. */
+int64_t cg_slot_pinned(const struct cg_slot *s);
 /* Kill every process in the slot's cgroup. */
 void cg_slot_kill(struct cg_slot *s);
 

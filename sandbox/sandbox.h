@@ -145,6 +145,25 @@ uint64_t sbx_view_generation(const struct sbx_view *v);
 int sbx_netns_new(int *fd, struct sbx_error *err);
 
 /*
+ * The sockets of a network namespace (sbx_leftover.c): fds of its /proc/net
+ * tables - unix, and with inet also tcp and tcp6 - opened from
+ * inside it (netns: an fd of it; -1: the caller's own), which keep it.
+ * sbx_netns_socks_none(): whether they list no socket (a table that cannot
+ * be read lists one). sbx_unix_gc(): have the kernel's AF_UNIX garbage
+ * collector run, which frees the sockets (and what they carry) that only
+ * fds in flight hold; it does not wait for it. Privileged (setns).
+ */
+#define SBX_SOCKS_TABLES 3
+struct sbx_netns_socks {
+	int fd[SBX_SOCKS_TABLES]; /* -1 = not opened */
+};
+void sbx_netns_socks_init(struct sbx_netns_socks *w);
+int sbx_netns_socks_open(int netns, bool inet, struct sbx_netns_socks *w);
+void sbx_netns_socks_close(struct sbx_netns_socks *w);
+bool sbx_netns_socks_none(const struct sbx_netns_socks *w);
+void sbx_unix_gc(void);
+
+/*
  * A new IPC namespace, for a worker slot's exec tasks (sbx_exec_ns_enter):
  * the caller stays in its own; *fd gets an fd of the new one. Privileged.
  */
@@ -166,9 +185,11 @@ struct sbx_net_opts {
 };
 struct sbx_net;
 /* Every slot's namespace and helper, now (the helper is started as root,
- * with the caller's inheritable capabilities; it drops them). 0, or -errno with
- * *err (the helper's own complaint went to stderr). */
-int sbx_net_new(const struct sbx_net_opts *o, unsigned nslots, int host_netns,
+ * with the caller's inheritable capabilities; it drops them). sysctl: an
+ * O_PATH fd of a writable /proc/sys (stolen; the view's is read-only), for
+ * the namespaces' settings. 0, or -errno with *err (the helper's own
+ * complaint went to stderr). */
+int sbx_net_new(const struct sbx_net_opts *o, unsigned nslots, int host_netns, int sysctl,
 		struct sbx_net **out, struct sbx_error *err);
 void sbx_net_free(struct sbx_net *n);
 /* The slot's namespace, its helper restarted first if it had died. An fd
@@ -183,6 +204,11 @@ int sbx_net_monitor_fd(const struct sbx_net *n);
 int sbx_net_addresses_changed(struct sbx_net *n);
 /* A child was reaped: whether it was a helper (its slot restarts it). */
 bool sbx_net_reaped(struct sbx_net *n, pid_t pid);
+/* Whether the slot's namespace lists no socket (true without one), and its
+ * namespace and helper given up, so that the slot's next job gets new ones
+ * (a job left sockets there). */
+bool sbx_net_socks_none(const struct sbx_net *n, unsigned slot);
+void sbx_net_renew(struct sbx_net *n, unsigned slot);
 
 /*
  * A job's PID namespace and its init (sbx_init.c). sbx_pidns_init(), in the

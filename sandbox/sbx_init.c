@@ -64,7 +64,8 @@
  * fork and write files, so the slot's namespaces stay only while nothing
  * of a job is left: the spawner looks after each one (sbx_slotns_clean:
  * /tmp's entries and times, /tmp being noatime; sbx_slotns_alone: no
- * process in the slot's /proc but the init), and the next exec task
+ * process in the slot's /proc but the init; and spawner_left.c: no socket
+ * in the slot's network namespace, which the launcher is in), and the next exec task
  * checks its own pid against next_pid before anything else: a job that
  * created processes, gone or not, moved the pids on, which would tell the
  * next job how many it made. A job that left something: the init is

@@ -43,8 +43,9 @@
  *   "net":        {"host": bool, "helper": path, "gid", "rules":
  *                 [[addr, prefix, allow]...]} (addr: IPv4 in dotted form)
  *   "cgroups":    null, or [{"join": [fd...], "mem_max", "memsw",
- *                 "pids_max", "oom", "kill", "procs", "peak" (fds, -1 =
- *                 none), "v1": bool, "memory", "pids", "oom_seen"}] per slot
+ *                 "pids_max", "oom", "kill", "procs", "peak", and optional
+ *                 "usage", "stat" (fds, -1 = none), "v1": bool, "memory",
+ *                 "pids", "oom_seen"}] per slot
  *   "plugin_dir": the directory whose *.so files the spawner loads, or ""
  *   "exec_tasks": [{"name", "argv": [...], "profile"}]
  *

@@ -104,6 +104,9 @@ static int setup_slot(json_t *j, struct cg_slot *c)
 		ok = false;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		*fds[i] = setup_fd(json_object_get(j, keys[i]), &ok);
+	/* Optional: what a job left charged is not looked at without them. */
+	c->usage = (fd = json_object_get(j, "usage")) ? setup_fd(fd, &ok) : -1;
+	c->stat = (fd = json_object_get(j, "stat")) ? setup_fd(fd, &ok) : -1;
 	c->v1 = json_is_true(json_object_get(j, "v1"));
 	/* Not written yet: the first job writes its limits. */
 	c->memory = c->pids = UINT64_MAX;

@@ -358,8 +358,9 @@ bool spawner_job_has_network(const struct spawn_req *req)
 /*
  * The network namespace of a job: for a profile with network, the slot's
  * own that its helper serves (or the host's, with net_host); else the
- * slot's empty one. Both are made the first time the slot needs them. 0
- * with *fd (-1 without namespaces), or an errno.
+ * slot's empty one. Both are made the first time the slot needs them, and
+ * anew after a job that left a socket there (spawner_left.c). 0 with *fd
+ * (-1 without namespaces), or an errno.
  */
 static int job_netns(const struct spawn_req *req, int *fd)
 {
@@ -377,8 +378,19 @@ static int job_netns(const struct spawn_req *req, int *fd)
 		*fd = sbx_net_netns(spawner_sp.net, req->slot, &err);
 		return *fd < 0 ? (err.err ? err.err : EIO) : 0;
 	}
-	if (s->netns < 0 && sbx_netns_new(&s->netns, &err) < 0)
-		return err.err;
+	if (s->netns < 0) {
+		int rc;
+
+		if (sbx_netns_new(&s->netns, &err) < 0)
+			return err.err;
+		/* What exec jobs may leave there is looked for in its socket
+		 * tables (spawner_left.c). */
+		if ((rc = sbx_netns_socks_open(s->netns, false, &s->netns_socks)) < 0) {
+			close(s->netns);
+			s->netns = -1;
+			return -rc;
+		}
+	}
 	*fd = s->netns;
 	return 0;
 }
@@ -483,6 +495,7 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 	s->peak_reset = peak_reset;
 	s->killed = s->deadline = false;
 	s->exec = req->flags & SPAWN_F_EXEC;
+	s->net = spawner_job_has_network(req);
 	close_fds(fds, nfds);
 	evt.type = SPAWN_EVT_STARTED;
 	evt.pid = pid;

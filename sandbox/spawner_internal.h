@@ -2,7 +2,8 @@
  * spawner_internal.h - what the spawner's files share (spawner.c: the poll
  * loop, START and the child; spawner_exec.c: an exec task's start with
  * namespaces; spawner_prep.c: startup and the view's upkeep;
- * spawner_kill.c: KILL, deadlines and EXIT). Private to them.
+ * spawner_kill.c: KILL, deadlines and EXIT; spawner_left.c: what an exec
+ * job left without a process). Private to them.
  *
  * The state is one object, spawner_sp, with hidden visibility: accessed
  * as directly as a static (no GOT entry in -fPIC code). The helpers below
@@ -45,7 +46,9 @@ struct slot {
 	bool killed;     /* by a KILL or at the deadline, whichever came first */
 	bool deadline;   /* ...and that was the deadline */
 	bool exec;       /* an exec task (a C task cannot create processes) */
+	bool net;        /* ...with network (exec+net) */
 	int netns;       /* the slot's empty network namespace; -1 = not made yet */
+	struct sbx_netns_socks netns_socks; /* ...its socket tables (spawner_left.c) */
 	int ipcns;       /* its exec tasks' IPC namespace; -1 = not made yet */
 	int timer;       /* the slot's deadline timer (TIMER); -1 = none yet */
 	int status;
@@ -209,6 +212,11 @@ pid_t spawner_launch(const struct spawn_req *req, const int *fds, int nfds,
 		     const struct sbx_init_params *ip, pid_t *seen) SPAWNER_HIDDEN;
 /* A slot's launcher was reaped (or could not be written to): forgotten. */
 void spawner_launcher_gone(struct sbx_slotns *ns) SPAWNER_HIDDEN;
+
+/* spawner_left.c: after an exec job whose processes are all gone, what it
+ * left in its slot that no process holds: whether the slot's namespaces
+ * must go (its empty network namespace was given up). */
+bool spawner_left_behind(unsigned index) SPAWNER_HIDDEN;
 
 /* spawner_prep.c: the process, the setup (READY), what every child would
  * otherwise do again; POLICY and the view's upkeep. */

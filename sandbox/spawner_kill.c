@@ -16,8 +16,11 @@
  * EXIT with its status, rusage, memory peak, an OOM kill and a kill at the
  * deadline, and drops the slot's namespaces when the job may have left
  * them dirty (an exec task: killing their init, and reporting EXIT once
- * it is reaped). When the daemon's end of the socket closes, every child is
- * killed and reaped, and the spawner exits.
+ * it is reaped); once every process of an exec job is gone, before EXIT,
+ * spawner_left.c looks for what it left without one (sockets in the
+ * slot's network namespace, memory charged for them). When the daemon's
+ * end of the socket closes, every child is killed and reaped, and the
+ * spawner exits.
  *
  * Runs in the spawner, single-threaded; spawner_send_exit() is on every
  * job's path (one call, as it was before the split).
@@ -202,9 +205,14 @@ void spawner_send_exit(unsigned index, int status, const struct rusage *ru)
 
 	if (s->in_slotns && !slotns_reusable(s, status, oom)) {
 		if (s->exec && slotns_leave_dirty(s, status, ru, oom))
-			return;
+			return; /* here again once the init is reaped */
 		sbx_slotns_drop(&s->ns);
 	}
+	/* Every process of the job is gone now: what is left has no holder
+	 * (spawner_left.c). A new network namespace for the slot takes its
+	 * launcher, which is in the old one, along with its namespaces. */
+	if (s->exec && spawner_left_behind(index))
+		sbx_slotns_drop(&s->ns);
 	s->pid = 0;
 	s->in_slotns = false;
 	s->oom = false;

@@ -149,6 +149,9 @@ static void drop_bounding_set(void)
  * exec+net jobs. 0, or -errno with *err. */
 static int prepare_jobs(struct sbx_error *err)
 {
+	bool net = spawner_sp.opts->net.helper && !spawner_sp.opts->net_host;
+	int sysctl = -1;
+
 	if (!spawner_sp.opts->namespaces)
 		return 0;
 	/* The jobs' inits: a stack each, the way back to this namespace, and
@@ -161,13 +164,19 @@ static int prepare_jobs(struct sbx_error *err)
 	if (spawner_sp.own_pidns < 0)
 		return sbx_error_set(err, "open pid namespace", errno);
 	spawner_sp.self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0U);
+	/* The network's sysctls are written in the slots' namespaces through
+	 * the host's /proc: the view's is read-only (sbx_net.c). */
+	if (net && (sysctl = open("/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return sbx_error_set(err, "open /proc/sys", errno);
 	if (sbx_view_prepare(&spawner_sp.opts->view, spawner_sp.opts->keep, spawner_sp.opts->nkeep,
-			     &spawner_sp.view, err) < 0)
+			     &spawner_sp.view, err) < 0) {
+		if (sysctl >= 0)
+			close(sysctl);
 		return sbx_failed(err);
+	}
 	spawner_sp.host_netns = sbx_view_host_netns(spawner_sp.view);
-	if (spawner_sp.opts->net.helper && !spawner_sp.opts->net_host &&
-	    sbx_net_new(&spawner_sp.opts->net, spawner_sp.nslots, spawner_sp.host_netns,
-			&spawner_sp.net, err) < 0)
+	if (net && sbx_net_new(&spawner_sp.opts->net, spawner_sp.nslots, spawner_sp.host_netns,
+			       sysctl, &spawner_sp.net, err) < 0)
 		return sbx_failed(err);
 	return 0;
 }
@@ -210,6 +219,7 @@ static int setup_hot_state(void)
 		spawner_sp.slots[i].netns = spawner_sp.slots[i].timer = -1;
 		spawner_sp.slots[i].ipcns = -1;
 		spawner_sp.slots[i].ns_exec_task = -1;
+		sbx_netns_socks_init(&spawner_sp.slots[i].netns_socks);
 		sbx_slotns_init(&spawner_sp.slots[i].ns);
 	}
 	return 0;

@@ -165,6 +165,7 @@ static void cg_slot_init(struct cg_slot *s)
 	memset(s, 0, sizeof(*s));
 	s->join[0] = s->join[1] = s->join[2] = -1;
 	s->mem_max = s->memsw = s->pids_max = s->oom = s->kill = s->procs = s->peak = -1;
+	s->usage = s->stat = -1;
 }
 
 /* With limits in v1 beside it (!limits), this cgroup serves cgroup.kill
@@ -185,6 +186,8 @@ static int cg2_slot(struct cg_slot *s, const char *dir, bool limits)
 	(void)cg_write(dir, "memory.swap.max", "0");
 	(void)cg_write(dir, "memory.oom.group", "1");
 	s->peak = cg_open(dir, "memory.peak", O_RDWR); /* Linux 5.19 */
+	s->usage = cg_open(dir, "memory.current", O_RDONLY);
+	s->stat = cg_open(dir, "memory.stat", O_RDONLY);
 	if ((s->mem_max = cg_open(dir, "memory.max", O_WRONLY)) < 0 ||
 	    (s->pids_max = cg_open(dir, "pids.max", O_WRONLY)) < 0 ||
 	    (s->oom = cg_open(dir, "memory.events", O_RDONLY)) < 0)
@@ -206,6 +209,8 @@ static int cg1_slot(struct cg_slot *s, const char *memdir, const char *pidsdir)
 	(void)cg_write(memdir, "memory.swappiness", "0");
 	s->memsw = cg_open(memdir, "memory.memsw.limit_in_bytes", O_WRONLY);
 	s->peak = cg_open(memdir, "memory.max_usage_in_bytes", O_RDWR);
+	s->usage = cg_open(memdir, "memory.usage_in_bytes", O_RDONLY);
+	s->stat = cg_open(memdir, "memory.stat", O_RDONLY);
 	if ((s->mem_max = cg_open(memdir, "memory.limit_in_bytes", O_WRONLY)) < 0 ||
 	    (s->pids_max = cg_open(pidsdir, "pids.max", O_WRONLY)) < 0 ||
 	    (s->oom = cg_open(memdir, "memory.oom_control", O_RDONLY)) < 0)
@@ -312,7 +317,8 @@ void cgroups_close(struct cgroups *cg)
 	for (unsigned i = 0; cg->slots && i < cg->nslots; i++) {
 		struct cg_slot *s = &cg->slots[i];
 		int *fds[] = {&s->join[0],  &s->join[1], &s->join[2], &s->mem_max, &s->memsw,
-			      &s->pids_max, &s->oom,	 &s->kill,    &s->procs,   &s->peak};
+			      &s->pids_max, &s->oom,	 &s->kill,    &s->procs,   &s->peak,
+			      &s->usage,    &s->stat};
 
 		for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++)
 			if (*fds[k] >= 0) {

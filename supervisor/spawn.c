@@ -80,11 +80,12 @@ static json_t *spawn_slot_json(const struct cg_slot *c, struct spawn_fds *k)
 
 	for (int i = 0; i < c->njoin; i++)
 		json_array_append_new(join, json_integer(spawn_keep(k, c->join[i])));
-	return json_pack("{s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "join", join,
-			 "join_ns", c->njoin_ns, "mem_max", spawn_keep(k, c->mem_max), "memsw",
-			 spawn_keep(k, c->memsw), "pids_max", spawn_keep(k, c->pids_max), "oom",
-			 spawn_keep(k, c->oom), "kill", spawn_keep(k, c->kill), "procs",
-			 spawn_keep(k, c->procs), "peak", spawn_keep(k, c->peak), "v1", c->v1);
+	return json_pack("{s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "join",
+			 join, "join_ns", c->njoin_ns, "mem_max", spawn_keep(k, c->mem_max),
+			 "memsw", spawn_keep(k, c->memsw), "pids_max", spawn_keep(k, c->pids_max),
+			 "oom", spawn_keep(k, c->oom), "kill", spawn_keep(k, c->kill), "procs",
+			 spawn_keep(k, c->procs), "peak", spawn_keep(k, c->peak), "usage",
+			 spawn_keep(k, c->usage), "stat", spawn_keep(k, c->stat), "v1", c->v1);
 }
 
 static json_t *spawn_strv_json(char *const *v)

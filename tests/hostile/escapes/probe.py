@@ -102,6 +102,55 @@ def abstract_listen(name, wait_for, timeout):
     return {"self": self_connect, "until": until(wait_for, timeout)}
 
 
+def scm_cycle(name, mb):
+    """Sockets and memory no process owns: a listener, a connection to it
+    whose accepted end is never taken, and mb MiB of memfds, all sent over
+    that connection into the accepted end's queue - a cycle only the
+    kernel's AF_UNIX garbage collector frees, once the job is gone."""
+    fds, blk = [], b"S" * (1 << 20)
+    while mb > 0:  # memfds of at most 15 MiB (RLIMIT_FSIZE may be 16M)
+        m, n = os.memfd_create("inflight"), min(mb, 15)
+        for i in range(n):
+            os.pwrite(m, blk, i << 20)
+        fds.append(m)
+        mb -= n
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind("\0" + name)
+    lst.listen(4)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect("\0" + name)
+    socket.send_fds(c, [b"x"], [lst.fileno(), c.fileno()] + fds)
+    # The positive control: while the job runs, its namespace lists them.
+    return {"memfds": len(fds), "listed": [r[-1] for r in net_rows("unix") if len(r) > 7]}
+
+
+def time_wait(n):
+    """n connections over the loopback that this end closes first: each
+    leaves a TIME_WAIT socket, from local port 40000 + i (the message)."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(n)
+    for i in range(n):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c.bind(("127.0.0.1", 40000 + i))
+        c.connect(srv.getsockname())
+        a, _ = srv.accept()
+        c.close()
+        a.close()
+    # The positive control: this namespace's table lists the listener.
+    listed = [r[1] for r in net_rows("tcp")]
+    srv.close()
+    return {"closed": n, "listed": listed}
+
+
+def net_rows(name):
+    """The sockets /proc/net/<name> lists (its lines but the heading)."""
+    with open("/proc/net/" + name) as f:
+        return [line.split() for line in f.read().splitlines()[1:]]
+
+
 def main():
     p = json.load(sys.stdin)["params"] or {}
     out = {}
@@ -109,6 +158,14 @@ def main():
         out["listen"] = abstract_listen(p["listen"], p["listen_until"], p.get("timeout", 20))
     if p.get("until"):
         out["until"] = until(p["until"], p.get("timeout", 20))
+    if p.get("net"):
+        out["net"] = {name: net_rows(name) for name in p["net"]}
+    if p.get("alloc"):
+        # Touch this many MiB, a page at a time (the memory limit's test).
+        buf = bytearray(p["alloc"] << 20)
+        for i in range(0, len(buf), 4096):
+            buf[i] = 1
+        out["alloc"] = "ok"
     if p.get("whoami"):
         out["whoami"] = whoami()
     if p.get("limits"):
@@ -240,6 +297,10 @@ def main():
         for k in kids:
             os.waitpid(k, 0)
         out["fork"] = why
+    if p.get("scm_cycle"):
+        out["scm_cycle"] = scm_cycle(p["scm_cycle"], p.get("mb", 0))
+    if p.get("time_wait"):
+        out["time_wait"] = time_wait(p["time_wait"])
     if p.get("sleep"):
         time.sleep(p["sleep"])
     print(json.dumps(out))
