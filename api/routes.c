@@ -435,7 +435,7 @@ static void call_by_id(struct http_request *req, enum http_route route, const ui
 		core_cancel_pipeline(core, id, owner, routes_done, req);
 		break;
 	case ROUTE_PIPELINE_JOBS:
-		core_pipeline_jobs(core, id, owner, routes_done, req);
+		core_pipeline_jobs(core, id, owner, &(struct core_list_query){0}, routes_done, req);
 		break;
 	default:
 		http_request_error(req, 500, "internal error: bad route");

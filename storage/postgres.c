@@ -51,6 +51,7 @@ struct pg_read {
 	enum pg_read_kind kind;
 	store_done_fn cb;
 	void *arg;
+	uint64_t after; /* RD_PIPELINE_JOBS: the page's start (store_query.after) */
 };
 
 /* Decode a read's rows into a reply, call back, free the objects. */
@@ -91,6 +92,12 @@ static void read_answer(struct pg_read *rd, struct pg_batch *b, int err)
 		r.job = r.jobs[0];
 	if (!r.err && rd->kind == RD_PIPELINE)
 		r.pipeline = r.pipelines[0];
+	/* The cursor: a list's rows end with their seq; a pipeline's jobs
+	 * are at their index + 1. */
+	if (!r.err && n > 0 && (rd->kind == RD_JOBS || rd->kind == RD_PIPELINES))
+		r.next = strtoull(PQgetvalue(res, n - 1, PQnfields(res) - 1), NULL, 10);
+	if (!r.err && rd->kind == RD_PIPELINE_JOBS)
+		r.next = rd->after + r.njobs;
 	if (r.err)
 		r = (struct store_reply){.err = r.err, .jobs = r.jobs, .njobs = r.njobs,
 					 .pipelines = r.pipelines, .npipelines = r.npipelines,
@@ -138,7 +145,7 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 		pg_batch_free(b);
 		return -ENOMEM;
 	}
-	*rd = (struct pg_read){kind, cb, arg};
+	*rd = (struct pg_read){kind, cb, arg, q ? q->after : 0};
 	switch (kind) {
 	case RD_JOB:
 		rc = pg_batch_call(b, PGS_GET_JOB) | pg_batch_uuid(b, id);
@@ -151,7 +158,10 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 		break;
 	case RD_PIPELINE_JOBS:
 		rc = pg_batch_call(b, PGS_GET_PIPELINE) | pg_batch_uuid(b, id) |
-		     pg_batch_call(b, PGS_PIPELINE_JOBS) | pg_batch_uuid(b, id);
+		     pg_batch_call(b, PGS_PIPELINE_JOBS) | pg_batch_uuid(b, id) |
+		     pg_batch_int(b, q->after > INT32_MAX ? INT32_MAX : (int64_t)q->after);
+		rc |= q->limit ? pg_batch_int(b, q->limit > INT32_MAX ? INT32_MAX : (int64_t)q->limit)
+			       : pg_batch_null(b);
 		break;
 	case RD_JOBS:
 	case RD_PIPELINES:
@@ -162,6 +172,7 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 			       : pg_batch_null(b);
 		rc |= pg_batch_int(b, q->offset > INT64_MAX ? INT64_MAX : (int64_t)q->offset);
 		rc |= pg_batch_text(b, job_owner_name(q->owner));
+		rc |= pg_batch_int(b, q->after > INT64_MAX ? INT64_MAX : (int64_t)q->after);
 		break;
 	}
 	if (rc || pgconn_submit(ps->reader, b) < 0) {
@@ -201,10 +212,10 @@ static int pg_list_pipelines(struct store *st, const struct store_query *q, stor
 	return read_start(pg_of(st), RD_PIPELINES, NULL, q, cb, arg);
 }
 
-static int pg_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
-			    void *arg)
+static int pg_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN],
+			    const struct store_query *q, store_done_fn cb, void *arg)
 {
-	return read_start(pg_of(st), RD_PIPELINE_JOBS, id, NULL, cb, arg);
+	return read_start(pg_of(st), RD_PIPELINE_JOBS, id, q, cb, arg);
 }
 
 static bool pg_healthy(struct store *st)

@@ -428,6 +428,7 @@ static void forward(void *arg, const struct store_reply *reply)
 			.njobs = reply->njobs,
 			.pipelines = reply->pipelines,
 			.npipelines = reply->npipelines,
+			.next = reply->next,
 		};
 		op->cb(op->arg, &r);
 	}
@@ -453,8 +454,11 @@ void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owne
 void core_list_jobs(struct core *core, const struct core_list_query *q, core_done_fn cb,
 		    void *arg)
 {
-	struct store_query sq = {
-	    .status = q->status, .offset = q->offset, .limit = q->limit, .owner = q->owner};
+	struct store_query sq = {.status = q->status,
+				 .offset = q->offset,
+				 .limit = q->limit,
+				 .owner = q->owner,
+				 .after = q->after};
 
 	FORWARD(core, cb, arg, "job", NULL, 0, list_jobs, &sq);
 }
@@ -503,16 +507,21 @@ void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t
 void core_list_pipelines(struct core *core, const struct core_list_query *q,
 			 core_done_fn cb, void *arg)
 {
-	struct store_query sq = {
-	    .status = q->status, .offset = q->offset, .limit = q->limit, .owner = q->owner};
+	struct store_query sq = {.status = q->status,
+				 .offset = q->offset,
+				 .limit = q->limit,
+				 .owner = q->owner,
+				 .after = q->after};
 
 	FORWARD(core, cb, arg, "pipeline", NULL, 0, list_pipelines, &sq);
 }
 
 void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
-			core_done_fn cb, void *arg)
+			const struct core_list_query *q, core_done_fn cb, void *arg)
 {
-	FORWARD(core, cb, arg, "pipeline", id, owner, pipeline_jobs, id);
+	struct store_query sq = {.limit = q->limit, .after = q->after};
+
+	FORWARD(core, cb, arg, "pipeline", id, owner, pipeline_jobs, id, &sq);
 }
 
 /* ---- PATCH -------------------------------------------------------------------------- */

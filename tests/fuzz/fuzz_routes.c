@@ -649,7 +649,7 @@ void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint1
 }
 
 void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
-			core_done_fn cb, void *arg)
+			const struct core_list_query *q, core_done_fn cb, void *arg)
 {
 	struct pipeline *pl = canned_pipeline(id, variant_of(id));
 	struct core_reply r = {.jobs = pl->jobs, .njobs = pl->njobs};
