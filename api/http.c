@@ -189,7 +189,8 @@ static void http_request_stream_set(struct http_request *req, char *piece, size_
 	else if (len)
 		req->resp[2] = (struct iovec){(char *)crlf_end, last ? sizeof(crlf_end) - 1 : 2};
 	else
-		req->resp[2] = (struct iovec){(char *)crlf_end + 2, last ? sizeof(crlf_end) - 3 : 0};
+		req->resp[2] =
+		    (struct iovec){(char *)crlf_end + 2, last ? sizeof(crlf_end) - 3 : 0};
 	req->nresp = 3;
 	req->resp_borrowed = 1u << 0 | 1u << 2;
 	req->stream_last = last;

@@ -39,7 +39,7 @@
 #include "json_out.h"
 #include "routes.h"
 
-#define ROUTES_LIST_PAGE 100	     /* objects per core call */
+#define ROUTES_LIST_PAGE 100	      /* objects per core call */
 #define ROUTES_LIST_PIECE (64 * 1024) /* text per piece: at least one object */
 
 struct routes_list {

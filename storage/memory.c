@@ -61,13 +61,13 @@ struct mem_chunk {
 
 /* Objects of one kind in creation order; see the top of the file. */
 struct mem_log {
-	struct idmap *map; /* id -> slot (indirect: the slot points to the object) */
+	struct idmap *map;	   /* id -> slot (indirect: the slot points to the object) */
 	struct mem_chunk **chunks; /* slot i is chunks[i / MEM_CHUNK]->obj[i % MEM_CHUNK] */
-	size_t nchunks;    /* chunks allocated */
-	size_t chunks_cap; /* length of the chunks array */
-	size_t len;        /* slots in use, holes included */
-	size_t id_offset;  /* where an object holds its id */
-	uint64_t last_seq; /* the number of the latest push */
+	size_t nchunks;		   /* chunks allocated */
+	size_t chunks_cap;	   /* length of the chunks array */
+	size_t len;		   /* slots in use, holes included */
+	size_t id_offset;	   /* where an object holds its id */
+	uint64_t last_seq;	   /* the number of the latest push */
 };
 
 struct mem_store {

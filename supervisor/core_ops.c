@@ -4,10 +4,10 @@
  *
  * Validation happens before anything is stored, so a rejected request has
  * no side effects. Accepted work reserves its queue capacity first (a
- * pipeline as many units as it has jobs, admit()) and is queued only once the store has confirmed it (for PostgreSQL: committed),
- * and the reply (202) comes after that. A store that cannot confirm it
- * within [storage] submit_timeout withdraws it (-ETIMEDOUT): 503, and the
- * work never exists.
+ * pipeline as many units as it has jobs, admit()) and is queued only once
+ * the store has confirmed it (for PostgreSQL: committed), and the reply
+ * (202) comes after that. A store that cannot confirm it within [storage]
+ * submit_timeout withdraws it (-ETIMEDOUT): 503, and the work never exists.
  */
 #include <errno.h>
 #include <stdio.h>
