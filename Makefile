@@ -281,7 +281,7 @@ FUZZ_OBJS_json_in := $(FUZZ_JSON_OBJS)
 FUZZ_OBJS_config := supervisor/config supervisor/config_check supervisor/config_task supervisor/hidden \
 	supervisor/netpolicy $(FUZZ_VALUE_OBJS)
 FUZZ_OBJS_frame := supervisor/run_io supervisor/outcome supervisor/filter supervisor/policy
-FUZZ_OBJS_routes := api/routes supervisor/metrics $(FUZZ_JSON_OBJS)
+FUZZ_OBJS_routes := api/routes api/routes_list supervisor/metrics $(FUZZ_JSON_OBJS)
 FUZZ_LIBS_json_in := $(TASK_LIBS) -lm
 FUZZ_LIBS_config := $(shell pkg-config --libs inih 2>/dev/null)
 FUZZ_LIBS_frame := $(shell pkg-config --libs jansson libseccomp 2>/dev/null) $(EV_LIBS)

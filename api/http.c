@@ -29,6 +29,7 @@
  * has gone only drops its reference.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -75,11 +76,12 @@ struct http_request *http_request_new(struct http_server *srv, struct http_conn 
 static void http_request_free_answer(struct http_request *req)
 {
 	for (unsigned i = 0; i < req->nresp; i++)
-		if (!(req->resp_job && i == 1))
+		if (!(req->resp_borrowed & (1u << i)))
 			free(req->resp[i].iov_base);
 	job_unref(req->resp_job);
 	req->resp_job = NULL;
 	req->nresp = 0;
+	req->resp_borrowed = 0;
 	req->resp_len = 0;
 }
 
@@ -89,6 +91,8 @@ void http_request_unref(struct http_request *req)
 		return;
 	json_in_doc_release(&req->doc);
 	http_request_free_answer(req);
+	if (req->stream_ops)
+		req->stream_ops->free(req->stream);
 	for (size_t i = 0; i < sizeof(req->query_values) / sizeof(req->query_values[0]); i++)
 		free(req->query_values[i]);
 	free(req->body);
@@ -105,15 +109,19 @@ void http_request_unref(struct http_request *req)
 
 void http_request_wait(struct http_request *req)
 {
+	assert(!req->waiting);
 	req->waiting = true;
 	req->refs++;
 	LIST_INSERT_HEAD(&req->srv->waiting, req, wait_link);
 }
 
+static void http_request_end_wait(struct http_request *req);
+
 /*
  * Set the answer (each part stolen, but for parts[1] when job is given: that
  * is job's result text, sent from a reference to job), send it when the
- * connection waits for it, and end a wait.
+ * connection waits for it, and end a wait. A streamed answer has set its
+ * first piece already (n is 0).
  */
 static void http_request_set_answer(struct http_request *req, unsigned status,
 				    struct iovec *parts, unsigned n, struct job *job)
@@ -124,6 +132,9 @@ static void http_request_set_answer(struct http_request *req, unsigned status,
 		for (unsigned i = 0; i < n; i++)
 			if (!(job && i == 1))
 				free(parts[i].iov_base);
+	} else if (req->streaming) {
+		req->answered = true;
+		req->status = status;
 	} else {
 		req->answered = true;
 		req->status = status;
@@ -135,19 +146,103 @@ static void http_request_set_answer(struct http_request *req, unsigned status,
 		if (job) {
 			req->resp_job = job_ref(job);
 			req->resp_gen = job->result_gen;
+			req->resp_borrowed = 1u << 1;
 		}
 	}
 	conn = req->conn;
-	/* Answered from a core callback: the connection sends it now. */
+	/* Answered from a core callback: the connection sends it now - after
+	 * the wait has ended, as sending a streamed answer may begin the next
+	 * one. (The connection's reference keeps req.) */
 	if (req->answered && conn && !req->dispatching && conn->state == HTTP_CONN_WAITING &&
-	    conn->req == req)
+	    conn->req == req) {
+		http_request_end_wait(req);
 		http_conn_answered(conn);
+		return;
+	}
+	http_request_end_wait(req);
+}
+
+/* The core call is over: drop its reference (req may be gone after). */
+static void http_request_end_wait(struct http_request *req)
+{
 	if (!req->waiting)
 		return;
 	req->waiting = false;
 	if (req->srv)
 		LIST_REMOVE(req, wait_link);
 	http_request_unref(req);
+}
+
+/* ---- streamed answers ------------------------------------------------------ */
+
+/* Frame piece (stolen) into req->resp as the current piece of the stream. */
+static void http_request_stream_set(struct http_request *req, char *piece, size_t len, bool last)
+{
+	bool chunked = req->conn && http_conn_chunked(req->conn);
+	static const char crlf_end[] = "\r\n0\r\n\r\n";
+	int n = 0;
+
+	http_request_free_answer(req);
+	if (!piece)
+		len = 0;
+	if (chunked && len)
+		n = snprintf(req->stream_line, sizeof(req->stream_line), "%zx\r\n", len);
+	req->resp[0] = (struct iovec){req->stream_line, n > 0 ? (size_t)n : 0};
+	req->resp[1] = (struct iovec){piece, len};
+	/* After the text its CRLF; the last chunk (size 0) ends the body. */
+	if (!chunked)
+		req->resp[2] = (struct iovec){NULL, 0};
+	else if (len)
+		req->resp[2] = (struct iovec){(char *)crlf_end, last ? sizeof(crlf_end) - 1 : 2};
+	else
+		req->resp[2] =
+		    (struct iovec){(char *)crlf_end + 2, last ? sizeof(crlf_end) - 3 : 0};
+	req->nresp = 3;
+	req->resp_borrowed = 1u << 0 | 1u << 2;
+	req->stream_last = last;
+}
+
+void http_request_answer_stream(struct http_request *req, unsigned status, char *piece,
+				size_t len, bool last)
+{
+	if (req->answered || req->orphaned || !req->conn) {
+		free(piece);
+		http_request_set_answer(req, status, NULL, 0, NULL);
+		return;
+	}
+	req->streaming = true;
+	http_request_stream_set(req, piece, len, last);
+	req->resp_len = len;
+	http_request_set_answer(req, status, NULL, 0, NULL);
+}
+
+void http_request_stream_piece(struct http_request *req, char *piece, size_t len, bool last)
+{
+	struct http_conn *conn = req->conn;
+
+	if (!req->streaming || !req->stream_asked || req->orphaned || !conn) {
+		free(piece);
+		http_request_end_wait(req);
+		return;
+	}
+	req->stream_asked = false;
+	http_request_stream_set(req, piece, len, last);
+	req->resp_len += len;
+	/* The connection holds its reference: req outlives the wait. */
+	http_request_end_wait(req);
+	if (!req->stream_in_more)
+		http_conn_stream_ready(conn);
+}
+
+void http_request_stream_fail(struct http_request *req)
+{
+	struct http_conn *conn = req->conn;
+
+	req->stream_failed = true;
+	req->stream_asked = false;
+	http_request_end_wait(req);
+	if (conn && !req->stream_in_more)
+		http_conn_close(conn);
 }
 
 void http_request_answer_parts(struct http_request *req, unsigned status, struct iovec *parts,

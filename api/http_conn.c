@@ -14,7 +14,14 @@
  * after it wait in c->pending, and the request goes to the handlers. Their
  * answer, now or from a core callback later, is sent with one sendmsg() of
  * the head and the body pieces; what the socket does not take is sent on
- * EV_WRITE, piece by piece, so a large answer never holds the loop. After
+ * EV_WRITE, piece by piece, so a large answer never holds the loop. A
+ * streamed answer (the lists) is made as it is sent: once its piece is all
+ * out, the connection asks the producer for the next (stream_ops->more);
+ * one that comes at once is sent in the same pass (up to the pass's write
+ * budget), one that needs a storage round trip arrives later through
+ * http_conn_stream_ready(), the socket's events off meanwhile. So a slow
+ * reader holds one piece, and is given the next only when its socket
+ * has taken the last. After
  * the answer the connection is idle again (the pending bytes are parsed in
  * a later loop pass, not by recursion) or, when it is not to be kept, it
  * shuts down its side and lingers, reading and dropping what the client
@@ -153,10 +160,14 @@ static void conn_head(struct http_conn *c, struct http_request *req)
 		 http_status_str((enum http_status)req->status), http_date(srv));
 	if (req->resp_headers)
 		conn_add(c->head, cap, &len, "%s", req->resp_headers);
-	else if (body && req->resp_len > 0)
+	else if (body && (req->resp_len > 0 || req->streaming))
 		conn_add(c->head, cap, &len, "Content-Type: %s\r\n",
 			 req->content_type ? req->content_type : "application/json");
-	if (body)
+	/* A streamed body's length is not known: chunks, or (HTTP/1.0) the
+	 * close ends it; a HEAD answer says neither (RFC 9110 9.3.2). */
+	if (body && req->streaming && !req->head && http_conn_chunked(c))
+		conn_add(c->head, cap, &len, "Transfer-Encoding: chunked\r\n");
+	else if (body && !req->streaming)
 		conn_add(c->head, cap, &len, "Content-Length: %zu\r\n", req->resp_len);
 	if (len < cap)
 		len += http_cors_headers(srv, req, c->head + len, cap - len);
@@ -189,16 +200,74 @@ static void conn_sent(struct http_conn *c)
 		ev_feed_event(c->srv->loop, &c->io, EV_READ);
 }
 
+bool http_conn_chunked(const struct http_conn *c)
+{
+	return c->parser.http_major > 1 || (c->parser.http_major == 1 && c->parser.http_minor >= 1);
+}
+
+/* The length of the body pieces in req->resp. */
+static size_t conn_body_len(const struct http_request *req)
+{
+	size_t len = 0;
+
+	for (unsigned i = 0; !req->head && i < req->nresp; i++)
+		len += req->resp[i].iov_len;
+	return len;
+}
+
+/* Whether streamed answers may make more bytes in this loop pass; spent:
+ * bytes just made. A connection past the budget waits for the next pass
+ * (its socket is writable, so EV_WRITE brings it back at once). */
+static bool conn_stream_budget(struct http_server *srv, size_t spent)
+{
+	unsigned pass = ev_iteration(srv->loop);
+
+	if (pass != srv->stream_pass) {
+		srv->stream_pass = pass;
+		srv->stream_made = 0;
+	}
+	srv->stream_made += spent;
+	return srv->stream_made < HTTP_STREAM_PASS_BUDGET;
+}
+
+/*
+ * The piece of a streamed answer is sent: ask for the next. 1: it is in
+ * (go on sending), 0: it comes later (http_conn_stream_ready()), -1: the
+ * producer failed and c is closed.
+ */
+static int conn_stream_next(struct http_conn *c)
+{
+	struct http_request *req = c->req;
+
+	c->head_len = 0;
+	c->sent = 0;
+	req->stream_asked = true;
+	req->stream_in_more = true;
+	req->stream_ops->more(req);
+	req->stream_in_more = false;
+	if (req->stream_failed) {
+		http_conn_close(c);
+		return -1;
+	}
+	if (req->stream_asked) {
+		conn_watch(c, 0);
+		return 0;
+	}
+	return 1;
+}
+
 /* Send what the socket takes. Returns false when the connection is closed. */
 static bool conn_write(struct http_conn *c)
 {
 	struct http_request *req = c->req;
 	struct iovec iov[1 + HTTP_BODY_PARTS];
 	struct msghdr msg = {.msg_iov = iov};
-	size_t skip = c->sent, total = c->head_len + (req->head ? 0 : req->resp_len);
+	size_t skip = c->sent, total = c->head_len + conn_body_len(req);
 	size_t budget = HTTP_WRITE_BUDGET;
 	ssize_t n;
+	int rc;
 
+again:
 	while (c->sent < total) {
 		/* A fast reader of a large answer would keep this loop going:
 		 * after a budget, the rest waits for the next loop pass. */
@@ -265,8 +334,28 @@ static bool conn_write(struct http_conn *c)
 		/* Progress restarts the clock: a slow reader is not a dead one. */
 		http_conn_enter(c, HTTP_CONN_WRITING);
 	}
+	if (req->streaming && !req->stream_last && !req->head) {
+		if (!conn_stream_budget(c->srv, 0)) {
+			conn_watch(c, EV_WRITE);
+			return true;
+		}
+		rc = conn_stream_next(c);
+		if (rc <= 0)
+			return rc == 0;
+		total = conn_body_len(req);
+		conn_stream_budget(c->srv, total);
+		goto again;
+	}
 	conn_sent(c);
 	return true;
+}
+
+void http_conn_stream_ready(struct http_conn *c)
+{
+	if (c->req && c->req->streaming && c->state == HTTP_CONN_WRITING) {
+		conn_stream_budget(c->srv, conn_body_len(c->req));
+		conn_write(c);
+	}
 }
 
 void http_conn_answered(struct http_conn *c)
@@ -277,6 +366,9 @@ void http_conn_answered(struct http_conn *c)
 	c->keep_alive = c->keep_alive && !c->fail_status && !c->peer_eof &&
 			!c->srv->quiesced && !c->parser.upgrade &&
 			http_should_keep_alive(&c->parser);
+	/* A streamed body to an HTTP/1.0 client ends with the connection. */
+	if (req->streaming && !req->head && c->parser.http_major == 1 && c->parser.http_minor == 0)
+		c->keep_alive = false;
 	conn_head(c, req);
 	c->sent = 0;
 	http_conn_enter(c, HTTP_CONN_WRITING);

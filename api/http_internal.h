@@ -31,6 +31,9 @@
 #define HTTP_MAX_AUTHORIZATION 512 /* a longer Authorization is no token */
 #define HTTP_MAX_IF_NONE_MATCH 512 /* a longer If-None-Match matches nothing */
 #define HTTP_WRITE_BUDGET (256 * 1024) /* bytes sent per connection per loop pass */
+/* Bytes of streamed answers made per loop pass, all connections together:
+ * what bounds the loop's time spent encoding lists, however many read. */
+#define HTTP_STREAM_PASS_BUDGET (512 * 1024)
 #define HTTP_LINGER_S 2.0	   /* reading what a closed-for-us client still sends */
 #define HTTP_CLIENT_BUCKETS 1024
 
@@ -119,6 +122,9 @@ struct http_server {
 	char date[40];
 	int64_t date_s;
 	struct http_metrics metrics;
+	/* Streamed bytes made in loop pass stream_pass (HTTP_STREAM_PASS_BUDGET). */
+	unsigned stream_pass;
+	size_t stream_made;
 	char scratch[65536]; /* what one read brings in, parsed at once */
 };
 
@@ -196,6 +202,10 @@ int http_conn_new(struct http_server *srv, int fd, const union http_addr *peer,
 void http_conn_close(struct http_conn *c);
 /* The request's answer is set (after the handlers returned): send it. */
 void http_conn_answered(struct http_conn *c);
+/* The next piece of c's streamed answer is in (it was waiting): send it. */
+void http_conn_stream_ready(struct http_conn *c);
+/* Whether c's client reads a chunked body (HTTP/1.1). */
+bool http_conn_chunked(const struct http_conn *c);
 /* Time-outs: close (or answer 408) what has waited too long at now. */
 void http_conn_sweep(struct http_server *srv, ev_tstamp now);
 /* Send a last error answer on a socket that will not be served, and close

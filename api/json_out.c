@@ -452,15 +452,10 @@ char *json_out_error(int code, const char *message, size_t *len)
 	return text;
 }
 
-/* A growing output buffer fed by json_dump_callback(). */
-struct outbuf {
-	char *data;
-	size_t len, cap;
-};
 
 static int outbuf_add(const char *buffer, size_t size, void *data)
 {
-	struct outbuf *b = data;
+	struct json_out_buf *b = data;
 	size_t cap;
 	char *p;
 
@@ -480,7 +475,7 @@ static int outbuf_add(const char *buffer, size_t size, void *data)
 	return 0;
 }
 
-static int outbuf_add_value(struct outbuf *b, const json_t *v)
+static int outbuf_add_value(struct json_out_buf *b, const json_t *v)
 {
 	size_t flags = JSON_OUT_FLAGS | JSON_REAL_PRECISION(json_out_real_precision(v));
 
@@ -488,7 +483,7 @@ static int outbuf_add_value(struct outbuf *b, const json_t *v)
 }
 
 /* Opens {"key":[ and returns 0, or -1. */
-static int outbuf_open_list(struct outbuf *b, const char *key)
+static int outbuf_open_list(struct json_out_buf *b, const char *key)
 {
 	json_t *k = json_string(key);
 	int rc;
@@ -504,7 +499,7 @@ static int outbuf_open_list(struct outbuf *b, const char *key)
 	return rc;
 }
 
-static int list_finish(struct outbuf *b, int rc, char **out, size_t *len)
+static int list_finish(struct json_out_buf *b, int rc, char **out, size_t *len)
 {
 	if (!rc)
 		rc = outbuf_add("]}", 2, b);
@@ -517,6 +512,35 @@ static int list_finish(struct outbuf *b, int rc, char **out, size_t *len)
 	return 0;
 }
 
+int json_out_list_open(struct json_out_buf *b, const char *key)
+{
+	return outbuf_open_list(b, key) ? -ENOMEM : 0;
+}
+
+int json_out_list_item(struct json_out_buf *b, const struct job *job, const struct pipeline *pl,
+		       bool first, bool owners)
+{
+	json_t *v = job ? json_out_job(job) : json_out_pipeline(pl, false);
+	int rc;
+
+	if (v && owners && json_out_owner(v, job ? job->owner : pl->owner) < 0) {
+		json_decref(v);
+		v = NULL;
+	}
+	if (!v)
+		return -ENOMEM;
+	rc = first ? 0 : outbuf_add(",", 1, b);
+	if (!rc)
+		rc = outbuf_add_value(b, v);
+	json_decref(v);
+	return rc ? -ENOMEM : 0;
+}
+
+int json_out_list_close(struct json_out_buf *b)
+{
+	return outbuf_add("]}", 2, b) ? -ENOMEM : 0;
+}
+
 int json_out_owner(json_t *o, uint16_t owner)
 {
 	const char *name = job_owner_name(owner);
@@ -527,7 +551,7 @@ int json_out_owner(json_t *o, uint16_t owner)
 int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, bool owners,
 		      char **out, size_t *len)
 {
-	struct outbuf b = {0};
+	struct json_out_buf b = {0};
 	json_t *v;
 	size_t i;
 	int rc;
@@ -555,7 +579,7 @@ int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, bo
 int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, bool owners,
 			   char **out, size_t *len)
 {
-	struct outbuf b = {0};
+	struct json_out_buf b = {0};
 	json_t *v;
 	size_t i;
 	int rc;

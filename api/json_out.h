@@ -58,6 +58,21 @@ int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, bo
 		      char **out, size_t *len);
 int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, bool owners,
 			   char **out, size_t *len);
+/*
+ * The same list in pieces, for an answer streamed as it is sent: open it
+ * ({"<key>":[), add objects (a job, else the pipeline pl; first: no comma
+ * before it), close it (]}), each appending to b. The caller owns b->data
+ * (free()) and may take it and start b afresh between calls. 0, or
+ * -ENOMEM (b's text is then not to be used).
+ */
+struct json_out_buf {
+	char *data; /* NUL-terminated once anything is in */
+	size_t len, cap;
+};
+int json_out_list_open(struct json_out_buf *b, const char *key);
+int json_out_list_item(struct json_out_buf *b, const struct job *job, const struct pipeline *pl,
+		       bool first, bool owners);
+int json_out_list_close(struct json_out_buf *b);
 /* Adds "owner": the name of owner (job_owner_name()), null for none - what
  * an admin key is shown (owners: every object of a list gets it). 0 or -1. */
 int json_out_owner(json_t *o, uint16_t owner);

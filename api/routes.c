@@ -15,7 +15,8 @@
  * the core's callback, routes_done(), encodes the reply by route while the
  * reply's objects are still borrowed, and hands the bytes to
  * http_request_answer(). The callback may run inside the core call (memory
- * store) or later from the loop; http.c copes with both.
+ * store) or later from the loop; http.c copes with both. The lists are
+ * routes_list.c's: read page by page and sent as they are encoded.
  *
  * Ownership: with API keys, new work is the key's (req->owner), and every
  * other call passes the key's owner as a filter - an admin key's is 0, so
@@ -94,14 +95,6 @@ static void answer_json(struct http_request *req, unsigned status, json_t *v)
 	http_request_answer(req, status, text, len);
 }
 
-static void answer_list(struct http_request *req, int rc, char *text, size_t len)
-{
-	if (rc < 0)
-		http_request_error(req, 500, "out of memory");
-	else
-		http_request_answer(req, 200, text, len);
-}
-
 static void not_found(struct http_request *req, const char *what, const struct seg *id)
 {
 	char msg[256];
@@ -114,10 +107,7 @@ static void not_found(struct http_request *req, const char *what, const struct s
 static void answer_reply(struct http_request *req, const struct core_reply *r)
 {
 	struct iovec parts[3];
-	char *text = NULL;
-	size_t len = 0;
 	char msg[128];
-	int rc;
 
 	switch (req->route) {
 	case ROUTE_SUBMIT_JOB:
@@ -127,11 +117,6 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 			break;
 		answer_json(req, req->route == ROUTE_SUBMIT_JOB ? 202 : 200,
 			    with_owner(req, json_out_job(r->job), r->job->owner));
-		return;
-	case ROUTE_LIST_JOBS:
-	case ROUTE_PIPELINE_JOBS:
-		rc = json_out_job_list("jobs", r->jobs, r->njobs, req->key_admin, &text, &len);
-		answer_list(req, rc, text, len);
 		return;
 	case ROUTE_GET_RESULT:
 		if (!r->job || !r->job->has_result) {
@@ -156,11 +141,6 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 			       json_out_pipeline(r->pipeline, req->route == ROUTE_SUBMIT_PIPELINE),
 			       r->pipeline->owner));
 		return;
-	case ROUTE_LIST_PIPELINES:
-		rc = json_out_pipeline_list("pipelines", r->pipelines, r->npipelines,
-					    req->key_admin, &text, &len);
-		answer_list(req, rc, text, len);
-		return;
 	case ROUTE_PATCH_JOB:
 	case ROUTE_DELETE_JOB:
 	case ROUTE_DELETE_RESULT:
@@ -168,17 +148,17 @@ static void answer_reply(struct http_request *req, const struct core_reply *r)
 	case ROUTE_DELETE_PIPELINE:
 		http_request_answer(req, 204, NULL, 0);
 		return;
+	case ROUTE_LIST_JOBS: /* routes_list.c's */
+	case ROUTE_LIST_PIPELINES:
+	case ROUTE_PIPELINE_JOBS:
 	case ROUTE_NONE:
 		break;
 	}
 	http_request_error(req, 500, "internal error: the core gave an empty reply");
 }
 
-/* The core's callback for every route. */
-static void routes_done(void *arg, const struct core_reply *reply)
+void routes_answer_failure(struct http_request *req, const struct core_reply *reply)
 {
-	struct http_request *req = arg;
-
 	if (req->orphaned) {
 		/* Nobody listens any more: just end the wait. */
 		http_request_answer(req, 500, NULL, 0);
@@ -186,11 +166,19 @@ static void routes_done(void *arg, const struct core_reply *reply)
 	}
 	if (reply->err == CORE_EFORBIDDEN)
 		http_request_denied(req, reply->message ? reply->message : "policy");
-	if (reply->err != CORE_OK) {
-		/* A refused submit changes nothing, its key's rate included. */
-		http_request_give_back(req);
-		http_request_error(req, status_of(reply->err),
-				   reply->message ? reply->message : "internal error");
+	/* A refused submit changes nothing, its key's rate included. */
+	http_request_give_back(req);
+	http_request_error(req, status_of(reply->err),
+			   reply->message ? reply->message : "internal error");
+}
+
+/* The core's callback for every route but the lists. */
+static void routes_done(void *arg, const struct core_reply *reply)
+{
+	struct http_request *req = arg;
+
+	if (req->orphaned || reply->err != CORE_OK) {
+		routes_answer_failure(req, reply);
 		return;
 	}
 	answer_reply(req, reply);
@@ -395,12 +383,7 @@ static void handle_list(struct http_request *req, bool pipelines)
 	if (list_query(req, &q) < 0)
 		return;
 	q.owner = viewer(req);
-	req->route = pipelines ? ROUTE_LIST_PIPELINES : ROUTE_LIST_JOBS;
-	http_request_wait(req);
-	if (pipelines)
-		core_list_pipelines(req->core, &q, routes_done, req);
-	else
-		core_list_jobs(req->core, &q, routes_done, req);
+	routes_list_start(req, pipelines ? ROUTE_LIST_PIPELINES : ROUTE_LIST_JOBS, &q, NULL);
 }
 
 /* Starts a core call on one job or pipeline id (already parsed). */
@@ -408,8 +391,13 @@ static void call_by_id(struct http_request *req, enum http_route route, const ui
 {
 	struct core *core = req->core;
 	uint16_t owner = viewer(req);
+	struct core_list_query q = {.owner = owner};
 
 	job_id_format(id, req->id_text);
+	if (route == ROUTE_PIPELINE_JOBS) {
+		routes_list_start(req, route, &q, id);
+		return;
+	}
 	req->route = route;
 	http_request_wait(req);
 	switch (route) {
@@ -442,9 +430,6 @@ static void call_by_id(struct http_request *req, enum http_route route, const ui
 		break;
 	case ROUTE_CANCEL_PIPELINE:
 		core_cancel_pipeline(core, id, owner, routes_done, req);
-		break;
-	case ROUTE_PIPELINE_JOBS:
-		core_pipeline_jobs(core, id, owner, routes_done, req);
 		break;
 	default:
 		http_request_error(req, 500, "internal error: bad route");

@@ -18,6 +18,22 @@
 
 struct http_server;
 struct http_conn;
+struct http_request;
+
+/*
+ * The producer of a streamed answer (http_request_answer_stream()): the
+ * body goes out in pieces, each made only once the one before has been
+ * sent, so that a long answer costs one piece of memory and one piece of
+ * loop time at a time, however slowly the client reads.
+ */
+struct http_stream_ops {
+	/* Everything handed over so far is sent: hand over the next piece
+	 * (http_request_stream_piece() or _fail()), now or later from the
+	 * loop. Called only while the request has its connection. */
+	void (*more)(struct http_request *req);
+	/* The request is freed: free the producer's state (stolen). */
+	void (*free)(void *state);
+};
 
 /* What a request asked for; the core callback encodes by it. */
 enum http_route {
@@ -89,7 +105,19 @@ struct http_request {
 	const char *content_type; /* static; NULL: application/json */
 	struct iovec resp[HTTP_BODY_PARTS]; /* the body, in pieces (malloc()ed) */
 	unsigned nresp;
-	size_t resp_len;
+	uint8_t resp_borrowed; /* bit i: resp[i] is not the request's to free */
+	size_t resp_len;       /* the body's length; streamed: what was handed so far */
+	/* A streamed answer: resp holds the current piece, framed as a chunk
+	 * (its size line, the text, its CRLF; the last also the last chunk),
+	 * or as it is for an HTTP/1.0 client, which reads to the close. */
+	bool streaming;
+	bool stream_last;     /* the piece in resp is the last */
+	bool stream_asked;    /* stream_ops->more() was called; no piece yet */
+	bool stream_in_more;  /* inside stream_ops->more(): sent when it returns */
+	bool stream_failed;   /* the producer failed: cut the connection */
+	char stream_line[24]; /* the chunk-size line of the piece */
+	const struct http_stream_ops *stream_ops; /* NULL: none */
+	void *stream;			/* the producer's state: stream_ops->free() */
 	struct job *resp_job; /* a reference: resp[1] is its result text, borrowed */
 	uint8_t resp_gen;     /* resp_job->result_gen when answered */
 	char *query_values[4]; /* decoded values handed out by http_request_query() */
@@ -164,6 +192,27 @@ void http_request_answer_parts(struct http_request *req, unsigned status, struct
  */
 void http_request_answer_result(struct http_request *req, unsigned status,
 				struct iovec parts[3], struct job *job);
+/*
+ * Answer with a streamed body (see http_stream_ops), beginning with piece
+ * (stolen; NULL for none yet); last: it is the whole body. The producer
+ * must be set first (req->stream_ops, req->stream). Ends a wait. A HEAD
+ * request gets the head alone, with neither Content-Length nor chunks.
+ */
+void http_request_answer_stream(struct http_request *req, unsigned status, char *piece,
+				size_t len, bool last);
+/* The next piece (stolen) after stream_ops->more(); ends a wait. */
+void http_request_stream_piece(struct http_request *req, char *piece, size_t len, bool last);
+/* The body cannot go on (a read failed midway): the connection is cut, so
+ * the client sees an unfinished body, never a wrong one. Ends a wait. */
+void http_request_stream_fail(struct http_request *req);
+/* A list route: read it from the core page by page and stream the answer
+ * (routes_list.c). q: the query (borrowed); id: the pipeline of
+ * ROUTE_PIPELINE_JOBS (borrowed), else NULL. */
+void routes_list_start(struct http_request *req, enum http_route route,
+		       const struct core_list_query *q, const uint8_t *id);
+/* Answer a core reply that is an error, or end the wait of a request
+ * orphaned meanwhile (routes.c). */
+void routes_answer_failure(struct http_request *req, const struct core_reply *reply);
 /* Log that req was refused, once, with its key's name and why (never its
  * token); the answer is set apart. */
 void http_request_denied(struct http_request *req, const char *why);

@@ -17,9 +17,16 @@
  * Holes at the end are given back at once; once holes outnumber the objects
  * (and fill a chunk), the log is compacted: the objects slide to the front,
  * in order, and the map is pointed at their new slots - O(n) for at least
- * n deletes. So a job costs the store one 8-byte slot in the log besides
- * its slot in the map (and holes until a compaction), which keeps 100,000
- * queued jobs cheap.
+ * n deletes.
+ *
+ * Each slot also holds its object's sequence number, 1, 2, 3, ... in the
+ * order of the pushes; a hole keeps its number and a compaction moves the
+ * numbers with their objects, so the numbers of the slots always ascend.
+ * That is the lists' cursor (store_query.after, reply.next): a page goes
+ * on at the first slot numbered above it, found by binary search, however
+ * the log changed in between. So a job costs the store 16 bytes in the log
+ * besides its slot in the map (and holes until a compaction), which keeps
+ * 100,000 queued jobs cheap.
  *
  * Every call answers at once: the callback runs before the call returns 0,
  * exactly once. A call that fails (unknown id, out of memory) returns a
@@ -44,16 +51,23 @@
 #include "../supervisor/store.h"
 #include "memory.h"
 
-#define MEM_CHUNK 1024 /* slots per chunk of a log: 8 KiB */
+#define MEM_CHUNK 1024 /* slots per chunk of a log: 16 KiB */
+
+/* MEM_CHUNK slots: the objects, and their sequence numbers. */
+struct mem_chunk {
+	void *obj[MEM_CHUNK];
+	uint64_t seq[MEM_CHUNK];
+};
 
 /* Objects of one kind in creation order; see the top of the file. */
 struct mem_log {
-	struct idmap *map; /* id -> slot (indirect: the slot points to the object) */
-	void ***chunks;    /* slot i is chunks[i / MEM_CHUNK][i % MEM_CHUNK] */
-	size_t nchunks;    /* chunks allocated */
-	size_t chunks_cap; /* length of the chunks array */
-	size_t len;        /* slots in use, holes included */
-	size_t id_offset;  /* where an object holds its id */
+	struct idmap *map;	   /* id -> slot (indirect: the slot points to the object) */
+	struct mem_chunk **chunks; /* slot i is chunks[i / MEM_CHUNK]->obj[i % MEM_CHUNK] */
+	size_t nchunks;		   /* chunks allocated */
+	size_t chunks_cap;	   /* length of the chunks array */
+	size_t len;		   /* slots in use, holes included */
+	size_t id_offset;	   /* where an object holds its id */
+	uint64_t last_seq;	   /* the number of the latest push */
 };
 
 struct mem_store {
@@ -78,7 +92,28 @@ static int log_init(struct mem_log *log, size_t id_offset)
 
 static void **log_slot(const struct mem_log *log, size_t i)
 {
-	return &log->chunks[i / MEM_CHUNK][i % MEM_CHUNK];
+	return &log->chunks[i / MEM_CHUNK]->obj[i % MEM_CHUNK];
+}
+
+static uint64_t *log_seq(const struct mem_log *log, size_t i)
+{
+	return &log->chunks[i / MEM_CHUNK]->seq[i % MEM_CHUNK];
+}
+
+/* The first slot numbered above after (log->len when none). */
+static size_t log_seek(const struct mem_log *log, uint64_t after)
+{
+	size_t lo = 0, hi = log->len;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (*log_seq(log, mid) <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 static const uint8_t *log_id(const struct mem_log *log, const void *obj)
@@ -109,14 +144,14 @@ static int log_push(struct mem_log *log, void *obj)
 	if (log->len == log->nchunks * MEM_CHUNK) {
 		if (log->nchunks == log->chunks_cap) {
 			size_t cap = log->chunks_cap ? 2 * log->chunks_cap : 8;
-			void ***chunks = realloc(log->chunks, cap * sizeof(*chunks));
+			struct mem_chunk **chunks = realloc(log->chunks, cap * sizeof(*chunks));
 
 			if (!chunks)
 				return -ENOMEM;
 			log->chunks = chunks;
 			log->chunks_cap = cap;
 		}
-		log->chunks[log->nchunks] = malloc(MEM_CHUNK * sizeof(void *));
+		log->chunks[log->nchunks] = malloc(sizeof(struct mem_chunk));
 		if (!log->chunks[log->nchunks])
 			return -ENOMEM;
 		log->nchunks++;
@@ -127,6 +162,7 @@ static int log_push(struct mem_log *log, void *obj)
 	rc = idmap_put(log->map, log_id(log, obj), slot);
 	if (rc < 0)
 		return rc;
+	*log_seq(log, log->len) = ++log->last_seq;
 	log->len++;
 	return 0;
 }
@@ -158,6 +194,7 @@ static void log_compact(struct mem_log *log)
 			idmap_del(log->map, log_id(log, obj));
 			*to = obj;
 			*from = NULL;
+			*log_seq(log, w) = *log_seq(log, r);
 			rc = idmap_put(log->map, log_id(log, obj), to);
 			assert(rc == 0);
 			(void)rc;
@@ -345,13 +382,13 @@ static int mem_list_jobs(struct store *st, const struct store_query *q, store_do
 {
 	const struct mem_log *log = &mem_of(st)->jobs;
 	struct store_reply reply = {0};
-	size_t total = 0, skipped = 0, cap, i;
+	size_t total = 0, skipped = 0, cap, i, from = log_seek(log, q->after);
 	struct job *job;
 
-	if (q->status == JOB_UNDEFINED && !q->owner) {
+	if (q->status == JOB_UNDEFINED && !q->owner && !from) {
 		total = log_count(log);
 	} else {
-		for (i = 0; i < log->len; i++) {
+		for (i = from; i < log->len; i++) {
 			job = *log_slot(log, i);
 			total += job && mem_matches(q, job->status, job->owner);
 		}
@@ -361,7 +398,7 @@ static int mem_list_jobs(struct store *st, const struct store_query *q, store_do
 		reply.jobs = malloc(cap * sizeof(*reply.jobs));
 		if (!reply.jobs)
 			return -ENOMEM;
-		for (i = 0; i < log->len && reply.njobs < cap; i++) {
+		for (i = from; i < log->len && reply.njobs < cap; i++) {
 			job = *log_slot(log, i);
 			if (!job || !mem_matches(q, job->status, job->owner))
 				continue;
@@ -370,6 +407,7 @@ static int mem_list_jobs(struct store *st, const struct store_query *q, store_do
 				continue;
 			}
 			reply.jobs[reply.njobs++] = job;
+			reply.next = *log_seq(log, i);
 		}
 	}
 	mem_answer(cb, arg, &reply);
@@ -435,13 +473,13 @@ static int mem_list_pipelines(struct store *st, const struct store_query *q,
 {
 	const struct mem_log *log = &mem_of(st)->pipelines;
 	struct store_reply reply = {0};
-	size_t total = 0, skipped = 0, cap, i;
+	size_t total = 0, skipped = 0, cap, i, from = log_seek(log, q->after);
 	struct pipeline *pl;
 
-	if (q->status == JOB_UNDEFINED && !q->owner) {
+	if (q->status == JOB_UNDEFINED && !q->owner && !from) {
 		total = log_count(log);
 	} else {
-		for (i = 0; i < log->len; i++) {
+		for (i = from; i < log->len; i++) {
 			pl = *log_slot(log, i);
 			total += pl && mem_matches(q, pl->status, pl->owner);
 		}
@@ -451,7 +489,7 @@ static int mem_list_pipelines(struct store *st, const struct store_query *q,
 		reply.pipelines = malloc(cap * sizeof(*reply.pipelines));
 		if (!reply.pipelines)
 			return -ENOMEM;
-		for (i = 0; i < log->len && reply.npipelines < cap; i++) {
+		for (i = from; i < log->len && reply.npipelines < cap; i++) {
 			pl = *log_slot(log, i);
 			if (!pl || !mem_matches(q, pl->status, pl->owner))
 				continue;
@@ -460,6 +498,7 @@ static int mem_list_pipelines(struct store *st, const struct store_query *q,
 				continue;
 			}
 			reply.pipelines[reply.npipelines++] = pl;
+			reply.next = *log_seq(log, i);
 		}
 	}
 	mem_answer(cb, arg, &reply);
@@ -467,17 +506,23 @@ static int mem_list_pipelines(struct store *st, const struct store_query *q,
 	return 0;
 }
 
-static int mem_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
-			     void *arg)
+/* A pipeline's jobs never move: the position of its job i is i + 1. */
+static int mem_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN],
+			     const struct store_query *q, store_done_fn cb, void *arg)
 {
 	struct pipeline *pl = log_get(&mem_of(st)->pipelines, id);
 	struct store_reply reply = {0};
+	size_t from;
 
 	if (!pl)
 		return -ENOENT;
+	from = q->after < pl->njobs ? (size_t)q->after : pl->njobs;
 	reply.pipeline = pl;
-	reply.jobs = pl->jobs;
-	reply.njobs = pl->njobs;
+	reply.jobs = pl->jobs + from;
+	reply.njobs = pl->njobs - from;
+	if (q->limit && q->limit < reply.njobs)
+		reply.njobs = q->limit;
+	reply.next = from + reply.njobs;
 	mem_answer(cb, arg, &reply);
 	return 0;
 }

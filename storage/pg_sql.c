@@ -330,22 +330,26 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"LIMIT $2 FOR UPDATE SKIP LOCKED)", 2},
 	[PGS_GET_JOB] = {"valet_get_job",
 		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j WHERE j.id = $1", 1},
+	/* Lists go page by page, keyset on seq ($5: the last seq of the page
+	 * before, reply.next), which comes last in each row. */
 	[PGS_LIST_JOBS] = {"valet_list_jobs",
-		"SELECT " JOB_COLS NO_RESULT_COLS " FROM " S "jobs j "
+		"SELECT " JOB_COLS NO_RESULT_COLS ", j.seq FROM " S "jobs j "
 		"WHERE ($1::text IS NULL OR j.status = $1) AND ($4::text IS NULL OR j.owner = $4) "
-		"ORDER BY j.seq LIMIT $2 OFFSET $3", 4},
+		"AND j.seq > $5 ORDER BY j.seq LIMIT $2 OFFSET $3", 5},
 	[PGS_GET_RESULT] = {"valet_get_result",
 		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j "
 		"WHERE j.id = $1 AND j.result_at IS NOT NULL", 1},
 	[PGS_GET_PIPELINE] = {"valet_get_pipeline",
 		"SELECT " PL_COLS " FROM " S "pipelines p WHERE p.id = $1", 1},
 	[PGS_LIST_PIPELINES] = {"valet_list_pipelines",
-		"SELECT " PL_COLS " FROM " S "pipelines p "
+		"SELECT " PL_COLS ", p.seq FROM " S "pipelines p "
 		"WHERE ($1::text IS NULL OR p.status = $1) AND ($4::text IS NULL OR p.owner = $4) "
-		"ORDER BY p.seq LIMIT $2 OFFSET $3", 4},
+		"AND p.seq > $5 ORDER BY p.seq LIMIT $2 OFFSET $3", 5},
+	/* A page of a pipeline's jobs: from index $2 on, at most $3 (NULL: all). */
 	[PGS_PIPELINE_JOBS] = {"valet_pipeline_jobs",
-		"SELECT " JOB_COLS RESULT_COLS " FROM " S "jobs j "
-		"WHERE j.pipeline_id = $1 ORDER BY j.pipeline_index", 1},
+		"SELECT " JOB_COLS NO_RESULT_COLS " FROM " S "jobs j "
+		"WHERE j.pipeline_id = $1 AND j.pipeline_index >= $2 "
+		"ORDER BY j.pipeline_index LIMIT $3", 3},
 	[PGS_KEYS] = {"valet_keys", PG_SQL_KEYS, 0},
 };
 /* clang-format on */

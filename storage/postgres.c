@@ -63,6 +63,7 @@ struct pg_read {
 	void *arg;
 	struct pg_store *ps;
 	ev_timer deadline_w;
+	uint64_t after; /* RD_PIPELINE_JOBS: the page's start (store_query.after) */
 };
 
 static void read_reply(struct pg_read *rd, const struct store_reply *r)
@@ -122,6 +123,12 @@ static void read_answer(struct pg_read *rd, struct pg_batch *b, int err)
 		r.job = r.jobs[0];
 	if (!r.err && rd->kind == RD_PIPELINE)
 		r.pipeline = r.pipelines[0];
+	/* The cursor: a list's rows end with their seq; a pipeline's jobs
+	 * are at their index + 1. */
+	if (!r.err && n > 0 && (rd->kind == RD_JOBS || rd->kind == RD_PIPELINES))
+		r.next = strtoull(PQgetvalue(res, n - 1, PQnfields(res) - 1), NULL, 10);
+	if (!r.err && rd->kind == RD_PIPELINE_JOBS)
+		r.next = rd->after + r.njobs;
 	if (r.err)
 		r = (struct store_reply){.err = r.err, .jobs = r.jobs, .njobs = r.njobs,
 					 .pipelines = r.pipelines, .npipelines = r.npipelines,
@@ -169,7 +176,8 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 		pg_batch_free(b);
 		return -ENOMEM;
 	}
-	*rd = (struct pg_read){.kind = kind, .cb = cb, .arg = arg, .ps = ps};
+	*rd = (struct pg_read){
+	    .kind = kind, .cb = cb, .arg = arg, .ps = ps, .after = q ? q->after : 0};
 	ev_timer_init(&rd->deadline_w, on_read_deadline, (double)ps->submit_timeout_ms / 1000.0, 0.);
 	rd->deadline_w.data = rd;
 	switch (kind) {
@@ -184,7 +192,10 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 		break;
 	case RD_PIPELINE_JOBS:
 		rc = pg_batch_call(b, PGS_GET_PIPELINE) | pg_batch_uuid(b, id) |
-		     pg_batch_call(b, PGS_PIPELINE_JOBS) | pg_batch_uuid(b, id);
+		     pg_batch_call(b, PGS_PIPELINE_JOBS) | pg_batch_uuid(b, id) |
+		     pg_batch_int(b, q->after > INT32_MAX ? INT32_MAX : (int64_t)q->after);
+		rc |= q->limit ? pg_batch_int(b, q->limit > INT32_MAX ? INT32_MAX : (int64_t)q->limit)
+			       : pg_batch_null(b);
 		break;
 	case RD_JOBS:
 	case RD_PIPELINES:
@@ -195,6 +206,7 @@ static int read_start(struct pg_store *ps, enum pg_read_kind kind, const uint8_t
 			       : pg_batch_null(b);
 		rc |= pg_batch_int(b, q->offset > INT64_MAX ? INT64_MAX : (int64_t)q->offset);
 		rc |= pg_batch_text(b, job_owner_name(q->owner));
+		rc |= pg_batch_int(b, q->after > INT64_MAX ? INT64_MAX : (int64_t)q->after);
 		break;
 	}
 	if (rc || pgconn_submit(ps->reader, b) < 0) {
@@ -235,10 +247,10 @@ static int pg_list_pipelines(struct store *st, const struct store_query *q, stor
 	return read_start(pg_of(st), RD_PIPELINES, NULL, q, cb, arg);
 }
 
-static int pg_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
-			    void *arg)
+static int pg_pipeline_jobs(struct store *st, const uint8_t id[JOB_ID_LEN],
+			    const struct store_query *q, store_done_fn cb, void *arg)
 {
-	return read_start(pg_of(st), RD_PIPELINE_JOBS, id, NULL, cb, arg);
+	return read_start(pg_of(st), RD_PIPELINE_JOBS, id, q, cb, arg);
 }
 
 /*

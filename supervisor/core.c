@@ -167,7 +167,8 @@ void core_unqueue(struct core *core, struct job *job)
 		return;
 	if (was_earliest)
 		rearm_scheduler(core);
-	/* Continuations of a running pipeline never counted against capacity. */
+	/* Continuations of a running pipeline are not in nqueued: their
+	 * pipeline's jobs count against capacity through pl_extra. */
 	if (job->pipeline_index == 0)
 		core->nqueued--;
 }
@@ -203,8 +204,10 @@ static void pipeline_final(struct core *core, struct pipeline *pl, enum job_stat
 		    &(struct lc_change){.to = st, .reason = reason, .when = when});
 	for (size_t i = 0; i < pl->njobs; i++)
 		pl->jobs[i]->pipeline = NULL;
-	if (idmap_del(core->active_pl, pl->id))
+	if (idmap_del(core->active_pl, pl->id)) {
+		core->pl_extra -= pl->njobs - 1;
 		pipeline_unref(pl);
+	}
 }
 
 void core_pipeline_end(struct core *core, struct pipeline *pl, enum job_status st,
@@ -443,8 +446,10 @@ void core_hold(struct core *core, struct job *job, struct pipeline *pl, size_t f
 		return;
 	}
 	/* Out of memory for the map: the jobs still run as one pipeline. */
-	if (idmap_put(core->active_pl, pl->id, pl) == 0)
+	if (idmap_put(core->active_pl, pl->id, pl) == 0) {
 		pipeline_ref(pl);
+		core->pl_extra += pl->njobs - 1;
+	}
 	for (size_t i = from; i < pl->njobs; i++) {
 		pl->jobs[i]->pipeline = pl;
 		pl->jobs[i]->core_where = CORE_WAITING;
@@ -522,8 +527,10 @@ static void drop_unstarted(struct core *core)
 			if (!job_status_final(pl->jobs[i]->status))
 				deactivate(core, pl->jobs[i]);
 		}
-		if (idmap_del(core->active_pl, pl->id))
+		if (idmap_del(core->active_pl, pl->id)) {
+			core->pl_extra -= pl->njobs - 1;
 			pipeline_unref(pl);
+		}
 		pipeline_unref(pl);
 	}
 	free(set.v);

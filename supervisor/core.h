@@ -69,6 +69,7 @@ struct core_reply {
 	size_t njobs;
 	struct pipeline **pipelines;
 	size_t npipelines;
+	uint64_t next; /* lists: the cursor after this page (core_list_query.after) */
 };
 
 typedef void (*core_done_fn)(void *arg, const struct core_reply *reply);
@@ -108,11 +109,14 @@ struct patch_request {
 	const char *description; /* NULL = absent */
 };
 
+/* A page of a list (store.h's store_query): read a long list page by
+ * page, each after the reply.next of the one before. */
 struct core_list_query {
 	enum job_status status;  /* JOB_UNDEFINED = all */
 	size_t offset;
 	size_t limit;            /* 0 = all */
 	uint16_t owner;		 /* only this owner's work; 0 = everyone's */
+	uint64_t after;		 /* the cursor: 0 = from the start */
 };
 
 struct core *core_new(struct ev_loop *loop, const struct config *cfg, struct store *store,
@@ -152,8 +156,9 @@ void core_delete_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint1
 			  core_done_fn cb, void *arg);
 void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
 			  core_done_fn cb, void *arg);
+/* A page of a pipeline's jobs: q's after and limit (its owner is unused). */
 void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
-			core_done_fn cb, void *arg);
+			const struct core_list_query *q, core_done_fn cb, void *arg);
 
 /* Sorted task names; borrowed, valid for the daemon's life. */
 const char *const *core_task_names(struct core *core, size_t *count);

@@ -37,6 +37,9 @@ struct core {
 
 	struct queue queue;	    /* waiting work: FIFOs and the run_at heap */
 	size_t nqueued;             /* accepted, not yet started: counts against capacity */
+	/* The jobs after the first of each pipeline held here (active_pl) or
+	 * being stored: capacity counts a pipeline as its jobs (admit()). */
+	size_t pl_extra;
 	ev_periodic sched_w;	    /* at the heap's earliest due time */
 	ev_prepare dispatch_w;
 

@@ -3,11 +3,11 @@
  * with the original's messages, submission, reads, PATCH, cancel, DELETE.
  *
  * Validation happens before anything is stored, so a rejected request has
- * no side effects. Accepted work reserves its queue capacity first and is
- * queued only once the store has confirmed it (for PostgreSQL: committed),
- * and the reply (202) comes after that. A store that cannot confirm it
- * within [storage] submit_timeout withdraws it (-ETIMEDOUT): 503, and the
- * work never exists.
+ * no side effects. Accepted work reserves its queue capacity first (a
+ * pipeline as many units as it has jobs, admit()) and is queued only once
+ * the store has confirmed it (for PostgreSQL: committed), and the reply
+ * (202) comes after that. A store that cannot confirm it within [storage]
+ * submit_timeout withdraws it (-ETIMEDOUT): 503, and the work never exists.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -92,8 +92,16 @@ static struct job *build_job(struct core *core, const struct job_request *req, i
 	return job;
 }
 
-static bool admit(struct core *core, core_done_fn cb, void *arg)
+/*
+ * Whether njobs more jobs may be accepted. [queue] capacity bounds the jobs
+ * held here: every queued job, and every job of a pipeline held here, as
+ * its first one waits and as it runs - so that one request cannot hold
+ * 20,000 jobs on one unit of capacity.
+ */
+static bool admit(struct core *core, size_t njobs, core_done_fn cb, void *arg)
 {
+	size_t cap = (size_t)core->cfg->queue_capacity;
+
 	if (core->draining) {
 		core_reply_err(cb, arg, CORE_EUNAVAIL, "shutting down - not accepting new work");
 		return false;
@@ -106,7 +114,14 @@ static bool admit(struct core *core, core_done_fn cb, void *arg)
 		core_reply_err(cb, arg, CORE_EUNAVAIL, "storage unavailable - try again later");
 		return false;
 	}
-	if (core->nqueued >= (size_t)core->cfg->queue_capacity) {
+	if (njobs > cap) {
+		core_reply_err(cb, arg, CORE_EINVAL,
+			       "pipeline has %zu jobs, more than the queue holds "
+			       "([queue] capacity %zu)",
+			       njobs, cap);
+		return false;
+	}
+	if (core->nqueued + core->pl_extra + njobs > cap) {
 		core_reply_err(cb, arg, CORE_EFULL, "job queue is full - try again later");
 		return false;
 	}
@@ -236,6 +251,8 @@ static void submitted(void *arg, const struct store_reply *reply)
 	struct core *core = op->core;
 	struct job *first = op->pl ? op->pl->jobs[0] : op->job;
 
+	if (op->pl)
+		core->pl_extra -= op->pl->njobs - 1; /* core_hold() counts it if held */
 	if (reply->err) {
 		core->nqueued--;
 		reply_store_err(op, reply->err);
@@ -286,7 +303,7 @@ void core_submit_job(struct core *core, const struct job_request *req, core_done
 		return;
 	}
 	core_policy_note(core, req->policy, req->owner);
-	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "job", NULL, 0)))
+	if (!admit(core, 1, cb, arg) || !(op = op_new(core, cb, arg, "job", NULL, 0)))
 		return;
 	op->job = build_job(core, req, job_now_us(), req->owner);
 	if (!op->job) {
@@ -384,7 +401,8 @@ void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 		return;
 	}
 	core_policy_note(core, req->policy, req->owner);
-	if (!admit(core, cb, arg) || !(op = op_new(core, cb, arg, "pipeline", NULL, 0)))
+	if (!admit(core, req->njobs, cb, arg) ||
+	    !(op = op_new(core, cb, arg, "pipeline", NULL, 0)))
 		return;
 	op->pl = build_pipeline(core, req);
 	if (!op->pl) {
@@ -394,6 +412,7 @@ void core_submit_pipeline(struct core *core, const struct pipeline_request *req,
 	}
 	memcpy(op->id, op->pl->id, JOB_ID_LEN);
 	core->nqueued++;
+	core->pl_extra += op->pl->njobs - 1; /* until stored: then core_hold()'s */
 	rc = core->store->ops->create_pipeline(core->store, op->pl, claim_flags(core, op->pl->jobs[0]),
 					       submitted, op);
 	if (rc < 0)
@@ -431,6 +450,7 @@ static void forward(void *arg, const struct store_reply *reply)
 			.njobs = reply->njobs,
 			.pipelines = reply->pipelines,
 			.npipelines = reply->npipelines,
+			.next = reply->next,
 		};
 		op->cb(op->arg, &r);
 	}
@@ -456,8 +476,11 @@ void core_get_job(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owne
 void core_list_jobs(struct core *core, const struct core_list_query *q, core_done_fn cb,
 		    void *arg)
 {
-	struct store_query sq = {
-	    .status = q->status, .offset = q->offset, .limit = q->limit, .owner = q->owner};
+	struct store_query sq = {.status = q->status,
+				 .offset = q->offset,
+				 .limit = q->limit,
+				 .owner = q->owner,
+				 .after = q->after};
 
 	FORWARD(core, cb, arg, "job", NULL, 0, list_jobs, &sq);
 }
@@ -506,16 +529,21 @@ void core_get_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t
 void core_list_pipelines(struct core *core, const struct core_list_query *q,
 			 core_done_fn cb, void *arg)
 {
-	struct store_query sq = {
-	    .status = q->status, .offset = q->offset, .limit = q->limit, .owner = q->owner};
+	struct store_query sq = {.status = q->status,
+				 .offset = q->offset,
+				 .limit = q->limit,
+				 .owner = q->owner,
+				 .after = q->after};
 
 	FORWARD(core, cb, arg, "pipeline", NULL, 0, list_pipelines, &sq);
 }
 
 void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
-			core_done_fn cb, void *arg)
+			const struct core_list_query *q, core_done_fn cb, void *arg)
 {
-	FORWARD(core, cb, arg, "pipeline", id, owner, pipeline_jobs, id);
+	struct store_query sq = {.limit = q->limit, .after = q->after};
+
+	FORWARD(core, cb, arg, "pipeline", id, owner, pipeline_jobs, id, &sq);
 }
 
 /* ---- PATCH -------------------------------------------------------------------------- */

@@ -34,6 +34,9 @@ struct store_reply {
 	size_t njobs;
 	struct pipeline **pipelines;
 	size_t npipelines;
+	/* Lists: where the page's last object is in the list's order, for
+	 * store_query.after of the next page (any value for an empty page). */
+	uint64_t next;
 };
 
 typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
@@ -43,11 +46,19 @@ typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
  * or NULL with the reason they could not be read (borrowed). */
 typedef void (*store_keys_fn)(void *arg, const char *lines, const char *error);
 
+/*
+ * A page of a list. after is a keyset cursor: reply.next of the page
+ * before, so that a list read page by page neither skips nor repeats an
+ * object when others are created or deleted in between (offset then
+ * counts from the cursor). Positions are the store's own: creation order
+ * for list_jobs and list_pipelines, pipeline order for pipeline_jobs.
+ */
 struct store_query {
 	enum job_status status; /* JOB_UNDEFINED = all */
 	size_t offset;
 	size_t limit;           /* 0 = no limit */
 	uint16_t owner;		/* only this owner's work (job.owner); 0 = all */
+	uint64_t after;		/* only objects after this position; 0 = from the start */
 };
 
 /* A change of the keys a store keeps reaches every node within this. */
@@ -110,7 +121,8 @@ struct store_ops {
 
 	int (*get_job)(struct store *st, const uint8_t id[JOB_ID_LEN], store_done_fn cb,
 		       void *arg);
-	/* All jobs (pipeline jobs included) oldest first (reply.jobs). */
+	/* All jobs (pipeline jobs included) oldest first (reply.jobs), a page
+	 * of them as q says (reply.next: the cursor). */
 	int (*list_jobs)(struct store *st, const struct store_query *q, store_done_fn cb,
 			 void *arg);
 	/* Delete a job and its result. The core checks pipeline membership. */
@@ -126,9 +138,10 @@ struct store_ops {
 			    void *arg);
 	int (*list_pipelines)(struct store *st, const struct store_query *q,
 			      store_done_fn cb, void *arg);
-	/* reply.pipeline and reply.jobs (in pipeline order). */
+	/* reply.pipeline and reply.jobs (in pipeline order): the page that
+	 * q's after and limit say (its status, offset and owner are unused). */
 	int (*pipeline_jobs)(struct store *st, const uint8_t id[JOB_ID_LEN],
-			     store_done_fn cb, void *arg);
+			     const struct store_query *q, store_done_fn cb, void *arg);
 	/* Delete a pipeline, its jobs and their results. */
 	int (*delete_pipeline)(struct store *st, const uint8_t id[JOB_ID_LEN],
 			       store_done_fn cb, void *arg);

@@ -19,9 +19,12 @@
  *
  * The server glue (api/http.c, api/http_conn.c, api/http_parse.c) is not
  * linked: the harness defines what routes.h asks of it -
- * http_request_answer() and its _parts and _result forms,
- * http_request_error(), http_request_wait(), http_request_take_submit()
- * and http_request_give_back() (a token of the key's rate), and
+ * http_request_answer() and its _parts, _result and _stream forms (the
+ * lists: a streamed answer's pieces are asked for as a connection would,
+ * and joined they must be one JSON object), http_request_stream_piece()
+ * and _fail(), http_request_error(), http_request_wait(),
+ * http_request_take_submit() and http_request_give_back() (a token of the
+ * key's rate), and
  * http_request_query() over
  * the parsed QUERY (decoded as api/http_url.c decodes it; the path stays as
  * sent, as the server routes on it). The core's operations
@@ -309,6 +312,62 @@ void http_request_answer_result(struct http_request *req, unsigned status,
 	FUZZ_CHECK(job != NULL);
 	FUZZ_CHECK(parts[1].iov_len == 0 || parts[1].iov_base == job->result_json);
 	answer(req, status, parts, 3, job);
+}
+
+/* A streamed answer's pieces, joined: one JSON object once the last is in. */
+static char *streamed;
+static size_t streamed_len;
+
+static void stream_add(char *piece, size_t len)
+{
+	if (len) {
+		streamed = realloc(streamed, streamed_len + len + 1);
+		FUZZ_CHECK(streamed != NULL);
+		memcpy(streamed + streamed_len, piece, len);
+		streamed_len += len;
+		streamed[streamed_len] = '\0';
+	}
+	free(piece);
+}
+
+void http_request_answer_stream(struct http_request *req, unsigned status, char *piece,
+				size_t len, bool last)
+{
+	FUZZ_CHECK(req == cur && status == 200 && req->stream_ops && req->stream);
+	FUZZ_CHECK(!piece || len == strlen(piece));
+	if (!(req->orphaned || !req->conn)) {
+		req->streaming = true;
+		req->stream_last = last;
+	}
+	stream_add(piece, len);
+	answer(req, status, NULL, 0, NULL);
+}
+
+static void stream_end_wait(struct http_request *req)
+{
+	if (!req->waiting)
+		return;
+	req->waiting = false;
+	FUZZ_CHECK(req->refs > 1);
+	req->refs--;
+}
+
+void http_request_stream_piece(struct http_request *req, char *piece, size_t len, bool last)
+{
+	FUZZ_CHECK(req == cur && (!piece || len == strlen(piece)));
+	if (req->streaming && req->stream_asked && !req->orphaned && req->conn) {
+		req->stream_asked = false;
+		req->stream_last = last;
+	}
+	stream_add(piece, len);
+	stream_end_wait(req);
+}
+
+void http_request_stream_fail(struct http_request *req)
+{
+	FUZZ_CHECK(req == cur && req->streaming);
+	req->stream_failed = true;
+	stream_end_wait(req);
 }
 
 void http_request_denied(struct http_request *req, const char *why)
@@ -673,10 +732,16 @@ void core_cancel_pipeline(struct core *core, const uint8_t id[JOB_ID_LEN], uint1
 }
 
 void core_pipeline_jobs(struct core *core, const uint8_t id[JOB_ID_LEN], uint16_t owner,
-			core_done_fn cb, void *arg)
+			const struct core_list_query *q, core_done_fn cb, void *arg)
 {
 	struct pipeline *pl = canned_pipeline(id, variant_of(id));
-	struct core_reply r = {.jobs = pl->jobs, .njobs = pl->njobs};
+	struct core_reply r = {.jobs = pl->jobs, .njobs = pl->njobs, .next = pl->njobs};
+
+	/* One page holds them all: a page after it is empty. */
+	if (q->after)
+		r.njobs = 0;
+	for (size_t i = r.njobs; i < pl->njobs; i++)
+		job_unref(pl->jobs[i]);
 
 	/* The reply owns the pipeline's job references now. */
 	pl->jobs = NULL;
@@ -749,11 +814,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		deferred.cb(deferred.arg, &deferred.reply);
 		free_reply(&deferred.reply);
 	}
+	/* A streamed answer: ask for pieces as a connection would. */
+	while (req->streaming && !req->stream_last && !req->stream_failed && req->conn &&
+	       !req->orphaned) {
+		req->stream_asked = true;
+		req->stream_ops->more(req);
+		FUZZ_CHECK(!req->stream_asked || req->stream_failed);
+	}
+	if (req->streaming && req->stream_last && !req->head) {
+		json_t *v = json_loadb(streamed, streamed_len, 0, NULL);
+
+		FUZZ_CHECK(json_is_object(v));
+		json_decref(v);
+	}
 	FUZZ_CHECK(!req->waiting && req->refs == 1);
 	FUZZ_CHECK(answers == 1);
 	FUZZ_CHECK(req->answered || req->orphaned || !req->conn);
 	/* A token is kept by accepted work only (the server gone: moot). */
 	FUZZ_CHECK(!req->rate_taken || req->orphaned || !req->conn || in.err == CORE_OK);
+	if (req->stream_ops)
+		req->stream_ops->free(req->stream);
+	free(streamed);
+	streamed = NULL;
+	streamed_len = 0;
 
 	json_in_doc_release(&req->doc);
 	free(req->body);

@@ -623,6 +623,40 @@ class ApiTest(DaemonTestCase):
         self.assertIs(self.d.client._local.conn, conn)
 
 
+class PipelineCapacityTest(DaemonTestCase):
+    """[queue] capacity counts a pipeline as its jobs (attack-http finding
+    7: one 740 KB request held 20,000 jobs on one unit of capacity)."""
+
+    config = {"queue": {"workers": "1", "capacity": "100"}}
+    # With PostgreSQL the database is the queue: work due later is stored
+    # for any node to claim, and held (and counted) by none until then.
+    store = "memory"
+
+    def pipeline(self, n, name="p"):
+        return self.d.post("/api/pipelines", {
+            "name": name, "run_at": "2099-01-01T00:00:00Z",
+            "jobs": [{"name": "j", "task_name": "dummytask"}] * n})
+
+    def test_a_pipeline_counts_as_its_jobs(self):
+        self.assertError(self.pipeline(101), 400,
+                         "pipeline has 101 jobs, more than the queue holds "
+                         "([queue] capacity 100)")
+        first = self.pipeline(60)
+        self.assertEqual(first.status, 202, first)
+        self.assertError(self.pipeline(41), 503, "job queue is full - try again later")
+        self.assertEqual(self.pipeline(40).status, 202)
+        r = self.d.post("/api/jobs", {"name": "one too many", "task_name": "dummytask"})
+        self.assertError(r, 503, "job queue is full - try again later")
+        # Nothing was stored for the refused work.
+        self.assertEqual(len(self.d.get_json("/api/jobs")["jobs"]), 100)
+        # A deleted (or finished) pipeline gives its jobs' room back.
+        self.assertEqual(self.d.delete("/api/pipelines/" + first.json["id"]).status, 204)
+        self.assertEqual(self.pipeline(59).status, 202)
+        self.assertEqual(self.d.post("/api/jobs", {"name": "fits", "task_name": "dummytask",
+                                                   "run_at": "2099-01-01T00:00:00Z"}).status,
+                         202)
+
+
 class CorsConfigTest(DaemonTestCase):
     """cors_origins names the allowed origins; others get no CORS headers,
     and may not write."""

@@ -380,6 +380,33 @@ static void test_lists(void **state)
 				  "\"status\":\"PENDING\","
 				  "\"created_at\":\"2026-11-27T01:02:03.123456Z\"}]}");
 	free(text);
+
+	/* The same lists in pieces, each taken away as a streamed answer
+	 * does: joined, the very same text. */
+	struct json_out_buf b = {0};
+	char joined[4096] = "";
+
+	assert_int_equal(json_out_job_list("jobs", pl->jobs, pl->njobs, true, &text, &len), 0);
+	assert_int_equal(json_out_list_open(&b, "jobs"), 0);
+	for (size_t i = 0; i < pl->njobs; i++) {
+		assert_int_equal(json_out_list_item(&b, pl->jobs[i], NULL, i == 0, true), 0);
+		strcat(joined, b.data);
+		free(b.data);
+		b = (struct json_out_buf){0};
+	}
+	assert_int_equal(json_out_list_close(&b), 0);
+	strcat(joined, b.data);
+	free(b.data);
+	assert_string_equal(joined, text);
+	free(text);
+	b = (struct json_out_buf){0};
+	assert_int_equal(json_out_pipeline_list("pipelines", &pl, 1, false, &text, &len), 0);
+	assert_int_equal(json_out_list_open(&b, "pipelines"), 0);
+	assert_int_equal(json_out_list_item(&b, NULL, pl, true, false), 0);
+	assert_int_equal(json_out_list_close(&b), 0);
+	assert_string_equal(b.data, text);
+	free(b.data);
+	free(text);
 	pipeline_unref(pl);
 }
 

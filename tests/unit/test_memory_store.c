@@ -24,6 +24,7 @@ struct seen {
 	struct job *job;
 	struct pipeline *pipeline;
 	size_t njobs, npipelines;
+	uint64_t next;
 	struct job *jobs[64];
 	struct pipeline *pipelines[64];
 };
@@ -38,6 +39,7 @@ static void record(void *arg, const struct store_reply *reply)
 	s->pipeline = reply->pipeline;
 	s->njobs = reply->njobs;
 	s->npipelines = reply->npipelines;
+	s->next = reply->next;
 	for (size_t i = 0; i < reply->njobs && i < 64; i++)
 		s->jobs[i] = reply->jobs[i];
 	for (size_t i = 0; i < reply->npipelines && i < 64; i++)
@@ -46,6 +48,7 @@ static void record(void *arg, const struct store_reply *reply)
 
 /* list_jobs callback for check_order: copies the page to arg. */
 static size_t last_njobs;
+static uint64_t last_next;
 
 static void record_all(void *arg, const struct store_reply *reply)
 {
@@ -53,6 +56,7 @@ static void record_all(void *arg, const struct store_reply *reply)
 
 	assert_int_equal(reply->err, 0);
 	last_njobs = reply->njobs;
+	last_next = reply->next;
 	for (size_t i = 0; i < reply->njobs; i++)
 		out[i] = reply->jobs[i];
 }
@@ -288,7 +292,91 @@ static void check_order(struct store *st, struct job *const *want, size_t n)
 		for (size_t i = 0; i < n; i++)
 			assert_ptr_equal(all[i], want[i]);
 	}
+	/* The same by the cursor, the way the API streams a list. */
+	for (size_t page = 1; page <= 7; page++) {
+		struct store_query q = {.limit = page};
+		size_t got = 0;
+
+		memset(all, 0, (n + 1) * sizeof(*all));
+		do {
+			last_njobs = SIZE_MAX;
+			assert_int_equal(st->ops->list_jobs(st, &q, record_all, all + got), 0);
+			assert_true(last_njobs <= n - got);
+			got += last_njobs;
+			q.after = last_next;
+		} while (last_njobs > 0);
+		assert_int_equal(got, n);
+		for (size_t i = 0; i < n; i++)
+			assert_ptr_equal(all[i], want[i]);
+	}
 	free(all);
+}
+
+/*
+ * A list read page by page by its cursor while jobs are deleted (the one
+ * at the cursor among them, and enough ahead of it for the log to
+ * compact) and created between the pages: each job is seen at most once,
+ * in creation order; a job deleted before its page is not seen; every
+ * other one is, every new one included.
+ */
+static void test_list_cursor_across_changes(void **state)
+{
+	struct store *st = *state;
+	enum { N = 4000, PAGE = 10, MORE = 100 };
+	struct job **jobs = calloc(N + MORE, sizeof(*jobs)), *page[PAGE];
+	bool *gone = calloc(N + MORE, 1), *seen = calloc(N + MORE, 1);
+	struct store_query q = {.limit = PAGE};
+	size_t total = 0, i, k = 0;
+	int64_t last = 0;
+
+	assert_non_null(jobs);
+	assert_non_null(gone);
+	assert_non_null(seen);
+	for (total = 0; total < N; total++) {
+		jobs[total] = make_job("c", JOB_PENDING);
+		jobs[total]->timeout_ms = (int64_t)total + 1; /* its creation rank */
+		assert_int_equal(st->ops->create_job(st, jobs[total], STORE_CLAIM, NULL, NULL), 0);
+	}
+	for (size_t pages = 0;; pages++) {
+		assert_true(pages < N + MORE); /* a cursor that does not move */
+		assert_int_equal(st->ops->list_jobs(st, &q, record_all, page), 0);
+		if (!last_njobs)
+			break;
+		for (i = 0; i < last_njobs; i++) {
+			k = (size_t)page[i]->timeout_ms - 1;
+			assert_true(page[i]->timeout_ms > last);
+			assert_false(gone[k]);
+			last = page[i]->timeout_ms;
+			seen[k] = true;
+		}
+		q.after = last_next;
+		assert_int_equal(st->ops->delete_job(st, jobs[k]->id, NULL, NULL), 0);
+		gone[k] = true;
+		for (i = k + 1; i < k + 41 && i < N; i++) {
+			if (i % 4 && !gone[i]) {
+				assert_int_equal(st->ops->delete_job(st, jobs[i]->id, NULL, NULL), 0);
+				gone[i] = true;
+			}
+		}
+		if (total < N + MORE) {
+			jobs[total] = make_job("new", JOB_PENDING);
+			jobs[total]->timeout_ms = (int64_t)total + 1;
+			assert_int_equal(
+			    st->ops->create_job(st, jobs[total], STORE_CLAIM, NULL, NULL), 0);
+			total++;
+		}
+	}
+	size_t new_seen = 0;
+	for (i = 0; i < total; i++) {
+		assert_true(seen[i] || gone[i]);
+		new_seen += i >= N && seen[i];
+		job_unref(jobs[i]);
+	}
+	assert_int_equal(total, N + MORE);
+	assert_int_equal(new_seen, MORE); /* created after the cursor passed N */
+	free(jobs);
+	free(gone);
+	free(seen);
 }
 
 /*
@@ -473,6 +561,7 @@ static void test_pipelines(void **state)
 	struct pipeline *p2 = make_pipeline("p2", 2, JOB_COMPLETED);
 	struct job *solo = make_job("solo", JOB_PENDING);
 	struct store_query all = {0}, done = {.status = JOB_COMPLETED};
+	struct store_query all_jobs = {0}, page2 = {.after = 1, .limit = 2};
 	struct seen s = {0};
 
 	assert_int_equal(st->ops->create_job(st, solo, STORE_CLAIM, NULL, NULL), 0);
@@ -521,12 +610,22 @@ static void test_pipelines(void **state)
 	assert_ptr_equal(s.pipelines[0], p1);
 
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, record, &s), 0);
+	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, &all_jobs, record, &s), 0);
 	assert_int_equal(s.calls, 1);
 	assert_ptr_equal(s.pipeline, p1);
 	assert_int_equal(s.njobs, 3);
 	for (size_t i = 0; i < 3; i++)
 		assert_ptr_equal(s.jobs[i], p1->jobs[i]);
+	/* By pages: positions are index + 1. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, &page2, record, &s), 0);
+	assert_int_equal(s.njobs, 2);
+	assert_ptr_equal(s.jobs[0], p1->jobs[1]);
+	assert_int_equal(s.next, 3);
+	memset(&s, 0, sizeof(s));
+	page2.after = 3;
+	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, &page2, record, &s), 0);
+	assert_int_equal(s.njobs, 0);
 
 	/* Delete cascades to the jobs and their results. */
 	struct job *kept = job_ref(p1->jobs[2]);
@@ -544,7 +643,7 @@ static void test_pipelines(void **state)
 	assert_int_equal(st->ops->get_job(st, jid, NULL, NULL), -ENOENT);
 	assert_int_equal(st->ops->get_result(st, kept->id, NULL, NULL), -ENOENT);
 	assert_int_equal(st->ops->get_pipeline(st, p1->id, NULL, NULL), -ENOENT);
-	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, NULL, NULL), -ENOENT);
+	assert_int_equal(st->ops->pipeline_jobs(st, p1->id, &all_jobs, NULL, NULL), -ENOENT);
 	assert_int_equal(st->ops->delete_pipeline(st, p1->id, NULL, NULL), -ENOENT);
 	list(st, JOB_UNDEFINED, 0, 0, &s);
 	assert_int_equal(s.njobs, 3);
@@ -644,6 +743,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_order_after_deletes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_cursor_across_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipeline_order_after_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_inside_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_results, setup, teardown),
