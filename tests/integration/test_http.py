@@ -481,7 +481,7 @@ def status_time(port, source):
     t = time.monotonic()
     s = connect(port, source=source, timeout=60)
     try:
-        s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         status, _, _, _ = parse(read_until_close(s))
     finally:
         s.close()
@@ -522,7 +522,7 @@ class HttpListStreamTest(DaemonTestCase):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.bind(("127.0.0.%d" % (10 + i % 4), 0))
                 s.connect(("127.0.0.1", self.d.port))
-                s.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 socks.append(s)
             # Before: 4.5 s (100 such readers) while valetd built 150 copies
             # of the list; now each reader costs a piece of it at a time.
@@ -544,8 +544,8 @@ class HttpListStreamTest(DaemonTestCase):
         want = self.list_ids()
         s = connect(self.d.port)
         try:
-            s.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             data = read_until_close(s, limit=64 << 20)
         finally:
             s.close()
@@ -582,10 +582,10 @@ class HttpListStreamTest(DaemonTestCase):
     def test_head_of_a_list_sends_no_body(self):
         s = connect(self.d.port)
         try:
-            s.sendall(b"HEAD /api/jobs HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"HEAD /api/pipelines/%s/jobs HTTP/1.1\r\nHost: x\r\n\r\n"
+            s.sendall(b"HEAD /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      b"HEAD /api/pipelines/%s/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                       % self.big.encode() +
-                      b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                      b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             data = read_until_close(s)
         finally:
             s.close()
@@ -613,7 +613,7 @@ class HttpListStreamTest(DaemonTestCase):
         s.settimeout(30)
         s.connect(("127.0.0.1", self.d.port))
         try:
-            s.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             first = s.recv(1000)
             self.assertTrue(first.startswith(b"HTTP/1.1 200 "), first)
             time.sleep(0.3)  # valetd has filled the socket and waits

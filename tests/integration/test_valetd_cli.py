@@ -81,7 +81,7 @@ class CliTest(unittest.TestCase):
         cases = [
             ({"server": {"auth_keys": missing}}, "[server] auth_keys: "),
             ({"server": {"tls_cert": missing, "tls_key": missing}}, "[server] tls_cert"),
-            ({"storage": {"backend": "postgres"}}, "needs database_url"),
+            ({"storage": {"backend": "postgres", "database_url": ""}}, "needs database_url"),
             ({"storage": {"backend": "postgres", "database_url": "postgresql:///x?a=b=c"}},
              "database_url: "),
             ({"storage": {"backend": "postgres", "database_url": "postgresql:///x",
