@@ -578,6 +578,20 @@ static int http_resolve(const char *host, int port, union http_addr *addr)
 	return 0;
 }
 
+/* [server] listen, parsed and resolved: 0, or -EINVAL with a sentence. */
+static int http_listen_addr(const char *listen, union http_addr *addr, char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+
+	if (config_parse_listen(listen, host, sizeof(host), &port) < 0 ||
+	    http_resolve(host, port, addr) < 0) {
+		snprintf(err, errlen, "invalid listen address: %s", listen);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static bool addr_is_loopback(const union http_addr *addr)
 {
 	return addr->sa.sa_family == AF_INET ? (ntohl(addr->in4.sin_addr.s_addr) >> 24) == 127
@@ -653,9 +667,8 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 			     char *err, size_t errlen)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
-	char host[256], where[300], msg[330];
+	char where[300], msg[330];
 	union http_addr addr;
-	int port;
 
 	if (!srv) {
 		snprintf(err, errlen, "out of memory");
@@ -679,11 +692,8 @@ struct http_server *http_new(struct ev_loop *loop, const struct config *cfg, str
 	LIST_INIT(&srv->waiting);
 	ev_timer_init(&srv->sweep, http_sweep_cb, 1., 1.);
 	ev_timer_init(&srv->accept_pause, http_accept_again, 0.1, 0.);
-	if (config_parse_listen(cfg->listen, host, sizeof(host), &port) < 0 ||
-	    http_resolve(host, port, &addr) < 0) {
-		snprintf(err, errlen, "invalid listen address: %s", cfg->listen);
+	if (http_listen_addr(cfg->listen, &addr, err, errlen) < 0)
 		goto fail;
-	}
 	if (http_origin_setup(srv, addr_is_loopback(&addr)) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -712,14 +722,11 @@ int http_check(const struct config *cfg, char *err, size_t errlen)
 	union http_addr addr;
 	struct auth_keys *keys = NULL;
 	struct http_tls *tls = NULL;
-	char host[256], msg[512];
-	int port, rc = 0;
+	char msg[512];
+	int rc = 0;
 
-	if (config_parse_listen(cfg->listen, host, sizeof(host), &port) < 0 ||
-	    http_resolve(host, port, &addr) < 0) {
-		snprintf(err, errlen, "invalid listen address: %s", cfg->listen);
+	if (http_listen_addr(cfg->listen, &addr, err, errlen) < 0)
 		return -EINVAL;
-	}
 	if (cfg->auth_keys && cfg->auth_keys[0] && !config_keys_in_db(cfg))
 		rc = auth_keys_load(cfg->auth_keys, &keys, msg, sizeof(msg));
 	auth_keys_free(keys);

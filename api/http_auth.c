@@ -204,7 +204,7 @@ static const struct auth_key *request_key(struct http_server *srv, struct http_r
  * scope); GET /api/status may stay open for health checks. A submit needs
  * a token of its key's rate to be there.
  */
-static enum http_auth_verdict auth_check(struct http_server *srv, struct http_request *req)
+enum http_auth_verdict http_auth_head(struct http_server *srv, struct http_request *req)
 {
 	const struct auth_key *key;
 	char msg[128], scope[32];
@@ -246,14 +246,9 @@ static enum http_auth_verdict auth_check(struct http_server *srv, struct http_re
 		   : HTTP_AUTH_DENIED;
 }
 
-enum http_auth_verdict http_auth_head(struct http_server *srv, struct http_request *req)
-{
-	return auth_check(srv, req);
-}
-
 bool http_auth_allowed(struct http_server *srv, struct http_request *req)
 {
-	return auth_check(srv, req) != HTTP_AUTH_DENIED;
+	return http_auth_head(srv, req) != HTTP_AUTH_DENIED;
 }
 
 /* The key in use named as req's (the keys may have been read again since

@@ -499,19 +499,6 @@ static int outbuf_open_list(struct json_out_buf *b, const char *key)
 	return rc;
 }
 
-static int list_finish(struct json_out_buf *b, int rc, char **out, size_t *len)
-{
-	if (!rc)
-		rc = outbuf_add("]}", 2, b);
-	if (rc) {
-		free(b->data);
-		return -ENOMEM;
-	}
-	*out = b->data;
-	*len = b->len;
-	return 0;
-}
-
 int json_out_list_open(struct json_out_buf *b, const char *key)
 {
 	return outbuf_open_list(b, key) ? -ENOMEM : 0;
@@ -546,60 +533,4 @@ int json_out_owner(json_t *o, uint16_t owner)
 	const char *name = job_owner_name(owner);
 
 	return json_object_set_new(o, "owner", name ? str_value(name) : json_null());
-}
-
-int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, bool owners,
-		      char **out, size_t *len)
-{
-	struct json_out_buf b = {0};
-	json_t *v;
-	size_t i;
-	int rc;
-
-	rc = outbuf_open_list(&b, key);
-	for (i = 0; !rc && i < njobs; i++) {
-		v = json_out_job(jobs[i]);
-		if (v && owners && json_out_owner(v, jobs[i]->owner) < 0) {
-			json_decref(v);
-			v = NULL;
-		}
-		if (!v) {
-			rc = -1;
-			break;
-		}
-		if (i > 0)
-			rc = outbuf_add(",", 1, &b);
-		if (!rc)
-			rc = outbuf_add_value(&b, v);
-		json_decref(v);
-	}
-	return list_finish(&b, rc, out, len);
-}
-
-int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, bool owners,
-			   char **out, size_t *len)
-{
-	struct json_out_buf b = {0};
-	json_t *v;
-	size_t i;
-	int rc;
-
-	rc = outbuf_open_list(&b, key);
-	for (i = 0; !rc && i < npls; i++) {
-		v = json_out_pipeline(pls[i], false);
-		if (v && owners && json_out_owner(v, pls[i]->owner) < 0) {
-			json_decref(v);
-			v = NULL;
-		}
-		if (!v) {
-			rc = -1;
-			break;
-		}
-		if (i > 0)
-			rc = outbuf_add(",", 1, &b);
-		if (!rc)
-			rc = outbuf_add_value(&b, v);
-		json_decref(v);
-	}
-	return list_finish(&b, rc, out, len);
 }

@@ -50,18 +50,10 @@ int json_out_real_precision(const json_t *v);
 char *json_out_error(int code, const char *message, size_t *len);
 
 /*
- * {"<key>":[job,...]} / {"<key>":[pipeline,...]}, encoded object by object
- * into one growing buffer (lists may hold 100k jobs). *out: new (free()).
- * 0 or -ENOMEM.
- */
-int json_out_job_list(const char *key, struct job *const *jobs, size_t njobs, bool owners,
-		      char **out, size_t *len);
-int json_out_pipeline_list(const char *key, struct pipeline *const *pls, size_t npls, bool owners,
-			   char **out, size_t *len);
-/*
- * The same list in pieces, for an answer streamed as it is sent: open it
- * ({"<key>":[), add objects (a job, else the pipeline pl; first: no comma
- * before it), close it (]}), each appending to b. The caller owns b->data
+ * {"<key>":[job,...]} / {"<key>":[pipeline,...]} in pieces, for an answer
+ * streamed as it is sent (api/routes_list.c): open it ({"<key>":[), add
+ * objects (a job, else the pipeline pl; first: no comma before it), close
+ * it (]}), each appending to b. The caller owns b->data
  * (free()) and may take it and start b afresh between calls. 0, or
  * -ENOMEM (b's text is then not to be used).
  */

@@ -367,9 +367,7 @@ static void sbx_net_own_ehash(int sysctl)
  * inside it and its socket tables opened; the caller stays in its own. */
 static int sbx_net_ns(const struct sbx_net *n, struct sbx_net_slot *s, struct sbx_error *err)
 {
-	int rc;
-
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int rc, self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 
 	if (self < 0)
 		return sbx_error_set(err, "net ns", errno);

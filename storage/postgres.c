@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "../supervisor/log.h"
+#include "../supervisor/strv.h"
 #include "pg_internal.h"
 #include "postgres.h"
 #include "pg_schema.h"
@@ -358,26 +359,29 @@ static int pg_node_id(const struct pg_options *o, char *host, size_t len, char *
 	return 0;
 }
 
-int store_pg_check(const struct pg_options *o, char *err, size_t errlen)
+/* What a store needs of o: a URL and a usable node id (into host). */
+static int pg_options_check(const struct pg_options *o, char *host, size_t len, char *err,
+			    size_t errlen)
 {
-	char host[256], **dirs = NULL, **hosts = NULL;
-	int rc;
-
 	if (!o->url || !o->url[0]) {
 		snprintf(err, errlen,
 			 "[storage] backend = postgres needs database_url (or the "
 			 "VALET_DATABASE_URL environment variable)");
 		return -EINVAL;
 	}
-	if ((rc = pg_node_id(o, host, sizeof(host), err, errlen)) < 0)
+	return pg_node_id(o, host, len, err, errlen);
+}
+
+int store_pg_check(const struct pg_options *o, char *err, size_t errlen)
+{
+	char host[256], **dirs = NULL, **hosts = NULL;
+	int rc;
+
+	if ((rc = pg_options_check(o, host, sizeof(host), err, errlen)) < 0)
 		return rc;
 	rc = store_pg_targets(o->url, &dirs, &hosts, err, errlen);
-	for (char **d = dirs; d && *d; d++)
-		free(*d);
-	for (char **h = hosts; h && *h; h++)
-		free(*h);
-	free(dirs);
-	free(hosts);
+	strv_free(dirs);
+	strv_free(hosts);
 	return rc < 0 ? -EINVAL : 0;
 }
 
@@ -387,11 +391,11 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	struct pg_store *ps;
 	char host[256];
 
-	if (!o->url || !o->url[0] || !o->schema) {
-		snprintf(err, errlen, "no database URL");
+	if (!o->schema) {
+		snprintf(err, errlen, "no schema");
 		return NULL;
 	}
-	if (pg_node_id(o, host, sizeof(host), err, errlen) < 0)
+	if (pg_options_check(o, host, sizeof(host), err, errlen) < 0)
 		return NULL;
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)

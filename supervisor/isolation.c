@@ -129,6 +129,23 @@ int isolation_lookup_user(const char *name, uid_t *uid, gid_t *gid)
 	return rc;
 }
 
+/* The task user's lookup failed with rc: say so in err; rc. */
+static int iso_user_refused(const char *user, int rc, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "[sandbox] user %s: %s", user,
+		 rc == -ENOENT ? "no such user" : strerror(-rc));
+	return rc;
+}
+
+int isolation_check_user(const char *user, char *err, size_t errlen)
+{
+	uid_t uid;
+	gid_t gid;
+	int rc = isolation_lookup_user(user, &uid, &gid);
+
+	return rc < 0 ? iso_user_refused(user, rc, err, errlen) : 0;
+}
+
 /* What the lookups find. */
 struct iso_users {
 	int rc; /* isolation_lookup_user() of the task user */
@@ -287,11 +304,8 @@ static int iso_user(struct isolation *iso, const struct config *cfg, const struc
 	iso->nslots = nslots;
 	iso_lookup(cfg->user, mode, from, nslots + 1, &u);
 	rc = u.rc;
-	if (rc < 0) {
-		snprintf(err, errlen, "[sandbox] user %s: %s", cfg->user,
-			 rc == -ENOENT ? "no such user" : strerror(-rc));
-		return rc;
-	}
+	if (rc < 0)
+		return iso_user_refused(cfg->user, rc, err, errlen);
 	if (mode == ISO_IDS_PINNED)
 		rc = iso_ids_pinned(iso, cfg, &u, err, errlen);
 	else if (mode == ISO_IDS_AUTO)

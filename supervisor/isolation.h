@@ -61,6 +61,9 @@ void isolation_release(struct isolation *iso);
 
 /* A user name's uid and gid (getpwnam_r). 0, -ENOENT or another -errno. */
 int isolation_lookup_user(const char *name, uid_t *uid, gid_t *gid);
+/* Whether the task user exists, as isolation_plan() asks: 0, or -errno
+ * with "[sandbox] user NAME: why" in err. */
+int isolation_check_user(const char *user, char *err, size_t errlen);
 
 /* The uid a job in this slot runs as (or -1 when users are not switched). */
 long isolation_uid(const struct isolation *iso, unsigned slot);

@@ -272,7 +272,7 @@ static int first_policy(struct daemon *d)
 static void reload(struct daemon *d)
 {
 	struct config *fresh = NULL, *cfg = d->cfg;
-	char err[1024];
+	char err[1024] = "out of memory"; /* load_config()'s -ENOMEM says nothing */
 
 	notify_send("RELOADING=1");
 	if (load_config(d->cli, &fresh, err, sizeof(err)) < 0 ||
@@ -414,7 +414,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 }
 
 /* The file and the command line's overrides: 0 with *out, or -EINVAL
- * (with file:line: message on stderr) or -ENOMEM. */
+ * (with file:line: message in err) or -ENOMEM. */
 static int load_config(const struct cli *cli, struct config **out, char *err, size_t errlen)
 {
 	const char *file = cli->config ? cli->config : "valetd";
@@ -479,19 +479,13 @@ static int load_config(const struct cli *cli, struct config **out, char *err, si
 static int check_startable(const struct config *cfg, char *err, size_t errlen)
 {
 	const struct pg_options pg = {.url = cfg->database_url, .node_id = cfg->node_id};
-	uid_t uid;
-	gid_t gid;
-	int rc;
 
 	if (http_check(cfg, err, errlen) < 0)
 		return -EINVAL;
 	if (!strcmp(cfg->storage, "postgres") && store_pg_check(&pg, err, errlen) < 0)
 		return -EINVAL;
-	if (probe_can_switch_user() && (rc = isolation_lookup_user(cfg->user, &uid, &gid)) < 0) {
-		snprintf(err, errlen, "[sandbox] user %s: %s", cfg->user,
-			 rc == -ENOENT ? "no such user" : strerror(-rc));
+	if (probe_can_switch_user() && isolation_check_user(cfg->user, err, errlen) < 0)
 		return -EINVAL;
-	}
 	if (cfg->namespaces && hidden_check(cfg, err, errlen) < 0)
 		return -EINVAL;
 	return 0;
@@ -530,12 +524,6 @@ static struct store *make_store(struct ev_loop *loop, const struct config *cfg)
 
 	if (strcmp(cfg->storage, "postgres") != 0)
 		return store_memory_new();
-	if (!cfg->database_url || !cfg->database_url[0]) {
-		log_error("cannot use PostgreSQL storage", "error",
-			  "[storage] backend = postgres needs database_url (or the "
-			  "VALET_DATABASE_URL environment variable)");
-		return NULL;
-	}
 	store = store_postgres_new(loop, &pg, err, sizeof(err));
 	if (!store)
 		log_error("cannot use PostgreSQL storage", "error", err);

@@ -214,7 +214,6 @@ static void take_syscall(struct run *run, const char *p)
 
 static void on_frame(struct run *run, const struct frame_header *h, const char *p)
 {
-
 	/* A warm child speaks only after it got its input (setup errors aside). */
 	if (run->njobs == 0 && (h->type == FRAME_START || h->type == FRAME_RESULT)) {
 		run_kill(run, RUN_KILL_PROTOCOL);
