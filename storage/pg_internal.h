@@ -70,6 +70,8 @@ struct pg_store {
 	struct pg_stmt *stmts;
 	struct pgconn *writer, *reader;
 	bool registering, registered, closing;
+	char *state_dir;  /* pg_spill.c: where unsent changes are kept, or NULL */
+	bool spill_done;  /* the kept changes were written, or set aside */
 
 	/* pg_write.c: what waits to be written */
 	struct pg_op_list ops;
@@ -82,6 +84,7 @@ struct pg_store {
 	struct idmap *dirty_pl_map;     /* pipeline id -> its entry */
 	size_t ndirty;                  /* entries on the two dirty lists */
 	unsigned inflight;              /* write batches in flight */
+	struct pg_flush *flight;        /* the one in flight, or NULL */
 	struct metrics_hist commit_batch; /* entries per group commit (metrics) */
 	uint64_t rescued;		  /* jobs rescued from expired nodes (metrics) */
 	size_t solo;                    /* entries still to send one per batch */
@@ -141,6 +144,10 @@ void pg_kick(struct pg_store *ps); /* flush before the loop sleeps */
 void pg_op_reply(struct pg_op *op, int err, bool claimed);
 /* Forget op: stop its timer, drop its references, free it. */
 void pg_op_free(struct pg_op *op);
+/* The calls of every change not known to be committed into b, which is
+ * not sent: the batch in flight's, then what waits (pg_spill.c). The
+ * number of changes, or -ENOMEM. The lists are left as they are. */
+int pg_write_unsent(struct pg_store *ps, struct pg_batch *b);
 bool pg_write_pending(const struct pg_store *ps);
 /* Writes work: the next refusal starts its backoff afresh (a renewal of the
  * lease worked, or a write batch committed). */
@@ -205,8 +212,20 @@ int pgk_watch(struct store *st, store_keys_fn cb, void *arg);
 void pgk_changed(struct pg_store *ps); /* a NOTIFY, the reader is up: read now */
 void pgk_stop(struct pg_store *ps);
 
+/* pg_spill.c: unsent changes kept across a restart */
+/* Whether dir can hold them: 0, or -errno with a sentence in err. */
+int pg_spill_check(const char *dir, char *err, size_t errlen);
+/* At the close timeout: keep what was not written in a file of the state
+ * directory. 0 (also: nothing to keep), or -errno (logged). */
+int pg_spill_save(struct pg_store *ps);
+/* Before the node registers: send the kept changes. true: sent, the
+ * registration follows their answer (pgq_register); false: nothing to send. */
+bool pg_spill_replay(struct pg_store *ps);
+
 /* pg_queue.c */
 extern const struct pgconn_hooks pgq_writer_hooks;
+void pgq_register(struct pg_store *ps);       /* register now, if not yet */
+void pgq_register_later(struct pg_store *ps); /* try it again in a second */
 void pgq_init(struct pg_store *ps);
 void pgq_stop(struct pg_store *ps);
 void pgq_close_maybe(struct pg_store *ps);

@@ -101,7 +101,6 @@ static void on_due(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void heartbeat(struct pg_store *ps);
 static void prune(struct pg_store *ps);
-static void register_node(struct pg_store *ps);
 
 static void on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -115,7 +114,7 @@ static void on_prune(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void on_register_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	register_node(w->data);
+	pgq_register(w->data);
 }
 
 /* Renewals are sent every lease/3 (when the writer is up); a renewal is
@@ -215,13 +214,22 @@ static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
 	claim_maybe(ps);
 }
 
-static void register_node(struct pg_store *ps)
+void pgq_register_later(struct pg_store *ps)
+{
+	ev_timer_start(ps->loop, &ps->register_w);
+}
+
+void pgq_register(struct pg_store *ps)
 {
 	struct pg_batch *b;
 	char host[256], pid[16];
 	int rc;
 
 	if (ps->registering || ps->registered || ps->closing || !pgconn_up(ps->writer))
+		return;
+	/* What the last run could not write goes first: the registration
+	 * fails what the node still holds. */
+	if (pg_spill_replay(ps))
 		return;
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "unknown");
@@ -411,7 +419,7 @@ static void writer_state(void *arg, bool up, const char *reason)
 	if (!up)
 		return;
 	if (!ps->registered) {
-		register_node(ps);
+		pgq_register(ps);
 		return;
 	}
 	heartbeat(ps);
@@ -803,9 +811,7 @@ static void on_close_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pg_store *ps = w->data;
 
-	log_error("PostgreSQL did not take the last changes before shutdown; jobs still marked "
-		  "running are failed when this node starts again",
-		  "node", ps->node);
+	pg_spill_save(ps);
 	close_finish(ps);
 }
 

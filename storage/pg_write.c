@@ -419,6 +419,7 @@ static void flush(struct pg_store *ps)
 		flush_done(NULL, -EPIPE, "out of memory", f);
 		return;
 	}
+	ps->flight = f;
 	if (ps->solo)
 		ps->solo--;
 	ps->inflight++;
@@ -577,8 +578,10 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 	struct pg_flush *f = arg;
 	struct pg_store *ps = f->ps;
 
-	if (b)
+	if (b) {
 		ps->inflight--;
+		ps->flight = NULL;
+	}
 	if (err == -ECANCELED) {
 		/* The store is going away: answer what waits, drop the rest. */
 		for (size_t i = 0; i < f->n; i++) {
@@ -641,6 +644,62 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 	pg_kick(ps);
 	pgq_release_maybe(ps);
 	pgq_close_maybe(ps);
+}
+
+/* The calls of one group of changes (the batch in flight's, or what
+ * waits on a list): jobs, their final states in one statement, pipelines. */
+static int add_unsent(struct pg_store *ps, struct pg_batch *b, const struct pg_entry *e, size_t n)
+{
+	struct pg_finishes fin = {pg_batch_new(false, NULL, NULL), NULL};
+	int rc = fin.rows ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n && !rc; i++)
+		if (e[i].kind == ENT_JOB)
+			rc = add_job(ps, b, &fin, e[i].p, e[i].mask);
+	if (!rc)
+		rc = add_finishes(ps, b, &fin);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (e[i].kind == ENT_PL)
+			rc = add_pipeline(ps, b, e[i].p, e[i].mask);
+	pg_batch_free(fin.rows);
+	return rc;
+}
+
+/* A list's entries as a batch's entries (borrowed references). */
+static void list_entries(struct pg_dirty_list *list, enum pg_entry_kind kind, struct pg_entry *e,
+			 size_t *n)
+{
+	struct pg_dirty *d;
+
+	TAILQ_FOREACH(d, list, link)
+		e[(*n)++] = (struct pg_entry){kind, d->obj, d->mask, 0};
+}
+
+int pg_write_unsent(struct pg_store *ps, struct pg_batch *b)
+{
+	size_t lazy = 0, n = 0;
+	struct pg_entry *e;
+	struct pg_dirty *d;
+	int rc = 0;
+
+	TAILQ_FOREACH(d, &ps->lazy_jobs, link)
+		lazy++;
+	e = calloc(ps->ndirty + lazy + 1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	/* In flight first (it may not have committed), then what changed since. */
+	if (ps->flight)
+		rc = add_unsent(ps, b, ps->flight->e, ps->flight->n);
+	list_entries(&ps->lazy_jobs, ENT_JOB, e, &n);
+	list_entries(&ps->dirty_jobs, ENT_JOB, e, &n);
+	list_entries(&ps->dirty_pls, ENT_PL, e, &n);
+	if (!rc)
+		rc = add_unsent(ps, b, e, n);
+	if (!rc)
+		for (size_t i = 0; ps->flight && i < ps->flight->n; i++)
+			n += ps->flight->e[i].kind == ENT_JOB || ps->flight->e[i].kind == ENT_PL;
+	free(e);
+	return rc ? -ENOMEM : (int)n;
 }
 
 /* Something to send now (the lazy list waits for its timer). */

@@ -309,6 +309,7 @@ static void pg_free(struct store *st)
 	free(ps->schema);
 	free(ps->node);
 	free(ps->url);
+	free(ps->state_dir);
 	free(ps->setup_sql);
 	free(ps);
 }
@@ -369,6 +370,8 @@ static int pg_options_check(const struct pg_options *o, char *host, size_t len, 
 			 "VALET_DATABASE_URL environment variable)");
 		return -EINVAL;
 	}
+	if (o->state_dir && o->state_dir[0] && pg_spill_check(o->state_dir, err, errlen) < 0)
+		return -EINVAL;
 	return pg_node_id(o, host, len, err, errlen);
 }
 
@@ -408,6 +411,8 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	ps->schema = strdup(o->schema);
 	ps->node = strdup(host);
 	ps->url = strdup(o->url);
+	if (o->state_dir && o->state_dir[0] && !(ps->state_dir = strdup(o->state_dir)))
+		goto nomem;
 	ps->lease_ms = o->lease_ms;
 	ps->backoff_ms = o->retry_backoff_ms;
 	ps->backoff_max_ms = o->retry_backoff_max_ms;

@@ -23,6 +23,8 @@ struct pg_options {
 	int retention_days;	 /* finished jobs older than this are pruned; 0 = never */
 	int64_t submit_timeout_ms; /* a create not committed by then is withdrawn and
 				    * answered -ETIMEDOUT; 0: PG_SUBMIT_TIMEOUT_MS */
+	const char *state_dir;	 /* writes not taken at shutdown are kept there, to be
+				  * written at the next start (pg_spill.c); NULL: lost */
 };
 
 #define PG_SUBMIT_TIMEOUT_MS 5000

@@ -195,6 +195,7 @@ static const struct cf_key cf_keys[] = {
 	{KEY("storage", "retry_backoff_max", CF_DURATION, retry_backoff_max_ms, "5m"), .min = 0, .max = DAYS30},
 	{KEY("storage", "retention_days", CF_INT, retention_days, "0"), .min = 0, .max = 36500},
 	{KEY("storage", "submit_timeout", CF_DURATION, submit_timeout_ms, "5s"), .min = 100, .max = HOUR},
+	{KEY("storage", "state_dir", CF_PATH, state_dir, "")},
 	{KEY("tasks", "plugin_dir", CF_PATH, plugin_dir, "")},
 	{KEY("log", "format", CF_ENUM, log_format, "text"), .names = cf_formats, .flags = CF_LIVE},
 	{KEY("log", "level", CF_ENUM, log_level, "info"), .names = cf_levels, .flags = CF_LIVE},

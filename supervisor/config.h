@@ -123,6 +123,8 @@ struct config {
 	int retention_days;     /* prune finished jobs older than this; 0 = keep all */
 	int64_t submit_timeout_ms;    /* a submit the store did not confirm by then is
 	                               * withdrawn and answered 503 */
+	char *state_dir;        /* writes the database did not take at shutdown are kept
+	                         * there for the next start; "" = $STATE_DIRECTORY */
 	/* [tasks] */
 	char *plugin_dir;       /* load every *.so in it; "" = none */
 	/* [log] */

@@ -464,6 +464,17 @@ static int load_config(const struct cli *cli, struct config **out, char *err, si
 		config_free(cfg);
 		return -EINVAL;
 	}
+	if (!cfg->state_dir[0] && getenv("STATE_DIRECTORY")) {
+		/* systemd's StateDirectory= (its first, if several) */
+		free(cfg->state_dir);
+		cfg->state_dir = strndup(getenv("STATE_DIRECTORY"),
+					 strcspn(getenv("STATE_DIRECTORY"), ":"));
+		if (!cfg->state_dir) {
+			snprintf(err, errlen, "out of memory");
+			config_free(cfg);
+			return -ENOMEM;
+		}
+	}
 	*out = cfg;
 	return 0;
 }
@@ -478,7 +489,8 @@ static int load_config(const struct cli *cli, struct config **out, char *err, si
  */
 static int check_startable(const struct config *cfg, char *err, size_t errlen)
 {
-	const struct pg_options pg = {.url = cfg->database_url, .node_id = cfg->node_id};
+	const struct pg_options pg = {
+	    .url = cfg->database_url, .node_id = cfg->node_id, .state_dir = cfg->state_dir};
 
 	if (http_check(cfg, err, errlen) < 0)
 		return -EINVAL;
@@ -518,6 +530,7 @@ static struct store *make_store(struct ev_loop *loop, const struct config *cfg)
 	    .retry_backoff_max_ms = cfg->retry_backoff_max_ms,
 	    .submit_timeout_ms = cfg->submit_timeout_ms,
 	    .retention_days = cfg->retention_days,
+	    .state_dir = cfg->state_dir,
 	};
 	struct store *store;
 	char err[512];

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -814,6 +815,141 @@ class StorageDownTest(PgTestCase):
         self.assertEqual(d.sql("SELECT status, node_id FROM jobs WHERE id = :'id'",
                                id=job["id"]), [["COMPLETED", d.node_id]])
         sys.stderr.write("[healthy %.1fs after the database appeared] " % up)
+
+
+class UnsentAtShutdownTest(PgTestCase):
+    """README, "Database down": what the database has not taken when
+    valetd stops is kept in [storage] state_dir and written at the node's
+    next start, before the registration fails what the node held."""
+
+    def state_dir(self):
+        d = tempfile.mkdtemp(prefix="valet-state-", dir="/tmp")
+        tmp_dirs.append(d)
+        return d
+
+    def test_job_ended_while_the_database_was_down(self):
+        state = self.state_dir()
+        d = self.start({"queue": {"workers": "2"}, "storage": {"state_dir": state}})
+        # Two jobs end: their final states are one statement (and the
+        # file holds that one).
+        jobs = [d.submit("sleep", {"seconds": 1.5}, timeout=30, name="ends-while-down-%d" % i)
+                for i in range(2)]
+        job = jobs[0]
+        self.wait_sql(d, "SELECT count(*) FROM jobs WHERE status = 'IN_PROGRESS'",
+                      lambda rows: rows == [["2"]], 5, "the jobs IN_PROGRESS", interval=0.02)
+        restarter = threading.Thread(target=pg_restart, kwargs={"down": 9})
+        restarter.start()
+        try:
+            deadline = time.monotonic() + 8
+            while not all("job finished job_id=" + j["id"] in d.log_text() for j in jobs):
+                self.assertLess(time.monotonic(), deadline, "the jobs never ended\n%s"
+                                % d.log_tail())
+                time.sleep(0.05)
+            self.assertTrue(restarter.is_alive(), "the database was back too soon")
+            rc, took = d.terminate()
+            d.check_exit(rc)
+            still_down = restarter.is_alive()
+        finally:
+            restarter.join(120)
+        self.assertTrue(still_down, "the database came back before valetd stopped: "
+                        "nothing was left to keep")
+        kept = [f for f in os.listdir(state) if f.endswith(".json")]
+        self.assertEqual(len(kept), 1, (os.listdir(state), d.log_tail()))
+        self.assertTrue(kept[0].startswith("pg-unsent-%s-" % d.schema), kept)
+        self.assertEqual(os.stat(os.path.join(state, kept[0])).st_mode & 0o777, 0o600)
+        self.assertRegex(d.log_text(), r"kept them, to be written when this node starts "
+                         r"again .*changes=2")
+        with open(os.path.join(state, kept[0])) as f:
+            calls = json.load(f)["calls"]
+        self.assertEqual([c["statement"] for c in calls], ["valet_job_finish_many"], calls)
+        # Nothing of it reached the table: the jobs are still running there.
+        self.assertEqual(d.sql("SELECT status, count(*) FROM jobs GROUP BY status"),
+                         [["IN_PROGRESS", "2"]])
+
+        d2 = self.start(daemon=d.clone())
+        for j in jobs:
+            done = d2.wait_for(j["id"], FINAL, timeout=10)
+            self.assertEqual((done["status"], done.get("failure_reason")), ("COMPLETED", None),
+                             "%s\n%s" % (done, d2.log_tail()))
+            r = d2.get("/api/jobs/%s/results" % j["id"])
+            self.assertEqual((r.status, (r.json or {}).get("metadata")), (200, {"slept": 1.5}),
+                             r)
+            self.assertEqual(d2.sql("SELECT attempt, claimed_by, (SELECT count(*) FROM "
+                                    "attempts WHERE job_id = :'id') FROM jobs WHERE id = :'id'",
+                                    id=j["id"]), [["1", None, "0"]])
+        self.assertEqual(os.listdir(state), [], "the kept file was not removed")
+        self.assertIn("wrote the PostgreSQL changes kept at the last shutdown", d2.log_text())
+        self.assertRegex(d2.log_text(), r"node registered .*released_from_earlier_run=0")
+
+    def test_the_batch_in_flight_is_kept(self):
+        # The database hangs (every process stopped) after the job ended:
+        # its final state went out and no answer came. It may yet commit
+        # (the server has it), or not: kept too, and written again.
+        state = self.state_dir()
+        d = self.start({"queue": {"workers": "2"}, "storage": {"state_dir": state}})
+        job = d.submit("sleep", {"seconds": 1}, timeout=30, name="in-flight")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        valetd.pg_freeze(True)
+        try:
+            deadline = time.monotonic() + 8
+            while "job finished job_id=" + job["id"] not in d.log_text():
+                self.assertLess(time.monotonic(), deadline, "the job never ended\n%s"
+                                % d.log_tail())
+                time.sleep(0.05)
+            time.sleep(0.2)  # the write goes out (5 ms of gathering)
+            rc, took = d.terminate()
+            d.check_exit(rc)
+        finally:
+            valetd.pg_freeze(False)
+        self.assertRegex(d.log_text(), r"kept them, to be written when this node starts "
+                         r"again .*changes=1")
+        self.assertEqual(len([f for f in os.listdir(state) if f.endswith(".json")]), 1,
+                         os.listdir(state))
+        d2 = self.start(daemon=d.clone())
+        done = d2.wait_for(job["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("failure_reason")), ("COMPLETED", None),
+                         "%s\n%s" % (done, d2.log_tail()))
+        self.assertEqual(os.listdir(state), [], "the kept file was not removed")
+
+    def test_a_file_of_another_statement_is_set_aside(self):
+        # A file whose call is not a write statement of this valetd (or not
+        # its text) is never sent: renamed *.refused, logged, and the node
+        # registers as without it.
+        state = self.state_dir()
+        d = valetd.Daemon({"queue": {"workers": "2"}, "storage": {"state_dir": state}},
+                          store="postgres")
+        for n, call in enumerate([
+                {"statement": "valet_node_stop", "sql": "DROP TABLE jobs", "params": ["x"]},
+                {"statement": "valet_get_job", "sql": "x", "params": []}]):
+            with open(os.path.join(state, "pg-unsent-%s-%s-%020d.json"
+                                   % (d.schema, d.node_id, n)), "w") as f:
+                json.dump({"format": "valet-pg-unsent/1", "schema": d.schema,
+                           "node": d.node_id, "calls": [call]}, f)
+        other = os.path.join(state, "pg-unsent-%s-other-%020d.json" % (d.schema, 9))
+        with open(other, "w") as f:
+            f.write("{}")
+        self.start(daemon=d)
+        job = d.submit("dummytask")
+        d.wait_for(job["id"], "COMPLETED", timeout=10)
+        self.assertEqual(sorted(os.listdir(state)), sorted(
+            ["pg-unsent-%s-%s-%020d.json.refused" % (d.schema, d.node_id, n) for n in (0, 1)]
+            + [os.path.basename(other)]))
+        self.assertEqual(d.log_text().count("set aside, not written"), 2, d.log_tail())
+        self.assertEqual(valetd.sql("SELECT count(*) FROM pg_tables WHERE schemaname = :'s' "
+                                    "AND tablename = 'jobs'", s=d.schema), [["1"]])
+
+    def test_state_dir_must_be_a_writable_directory(self):
+        state = self.state_dir()
+        path = os.path.join(state, "file")
+        open(path, "w").close()
+        d = LateDaemon({"storage": {"state_dir": path}}, store="postgres")
+        d.write_config()
+        r = subprocess.run([d.binary, "-t", "-c", d.conf_path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("[storage] state_dir %s: Not a directory" % path, r.stdout)
 
 
 if __name__ == "__main__":
