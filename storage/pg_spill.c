@@ -27,8 +27,9 @@
  * nothing, and each sets absolute values, so one that did commit before
  * the shutdown is harmless to repeat. A call goes only if this build has a
  * write statement of that name with the same text (an upgrade in between
- * may change them); a file with any other call, one that cannot be read,
- * or a transaction PostgreSQL refuses for good is set aside (renamed
+ * may change them), and only from a regular file of valetd's own user that
+ * no one else may write; a file with any other call, one that cannot be
+ * read, or a transaction PostgreSQL refuses for good is set aside (renamed
  * *.refused) and logged, and the node registers without it: what it held
  * is lost, as it would have been without it. A transaction refused for now
  * or cut off is sent again, before the registration, at the next attempt.
@@ -222,11 +223,25 @@ static int add_file(struct pg_store *ps, struct pg_batch *b, const char *path, c
 		    size_t size)
 {
 	json_error_t jerr;
-	json_t *doc = json_load_file(path, 0, &jerr), *calls, *call;
+	json_t *doc = NULL, *calls, *call;
 	const char *format = NULL, *schema = NULL, *node = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
 	size_t i;
 	int rc = 0;
 
+	/* Only what this user wrote, as pg_spill_save() does: a file others
+	 * could have written is not sent. */
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 022)) {
+		snprintf(why, size, "%s", fd < 0 ? strerror(errno)
+					 : "not a regular file of this user, writable by no one else");
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	doc = json_loadfd(fd, 0, &jerr);
+	close(fd);
 	if (!doc) {
 		snprintf(why, size, "%s (line %d)", jerr.text, jerr.line);
 		return -EINVAL;

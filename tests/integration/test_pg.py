@@ -927,6 +927,13 @@ class UnsentAtShutdownTest(PgTestCase):
                                    % (d.schema, d.node_id, n)), "w") as f:
                 json.dump({"format": "valet-pg-unsent/1", "schema": d.schema,
                            "node": d.node_id, "calls": [call]}, f)
+        # A good call, in a file others may write: not sent either.
+        loose = os.path.join(state, "pg-unsent-%s-%s-%020d.json" % (d.schema, d.node_id, 2))
+        with open(loose, "w") as f:
+            json.dump({"format": "valet-pg-unsent/1", "schema": d.schema, "node": d.node_id,
+                       "calls": [{"statement": "valet_node_stop", "sql": "x", "params": []}]},
+                      f)
+        os.chmod(loose, 0o666)
         other = os.path.join(state, "pg-unsent-%s-other-%020d.json" % (d.schema, 9))
         with open(other, "w") as f:
             f.write("{}")
@@ -934,9 +941,10 @@ class UnsentAtShutdownTest(PgTestCase):
         job = d.submit("dummytask")
         d.wait_for(job["id"], "COMPLETED", timeout=10)
         self.assertEqual(sorted(os.listdir(state)), sorted(
-            ["pg-unsent-%s-%s-%020d.json.refused" % (d.schema, d.node_id, n) for n in (0, 1)]
+            ["pg-unsent-%s-%s-%020d.json.refused" % (d.schema, d.node_id, n) for n in (0, 1, 2)]
             + [os.path.basename(other)]))
-        self.assertEqual(d.log_text().count("set aside, not written"), 2, d.log_tail())
+        self.assertEqual(d.log_text().count("set aside, not written"), 3, d.log_tail())
+        self.assertIn("writable by no one else", d.log_text())
         self.assertEqual(valetd.sql("SELECT count(*) FROM pg_tables WHERE schemaname = :'s' "
                                     "AND tablename = 'jobs'", s=d.schema), [["1"]])
 
