@@ -95,6 +95,8 @@ void http_request_unref(struct http_request *req)
 		req->stream_ops->free(req->stream);
 	for (size_t i = 0; i < sizeof(req->query_values) / sizeof(req->query_values[0]); i++)
 		free(req->query_values[i]);
+	if (req->srv)
+		req->srv->body_memory -= req->body_cap;
 	free(req->body);
 	free(req->url);
 	free(req->query);

@@ -21,6 +21,9 @@
 #include "http_tls.h"
 #include "routes.h"
 
+/* The answer to a body that does not fit in [server] max_body_memory. */
+#define HTTP_BODIES_FULL "too many request bodies at once - try again later"
+
 /* What a request may be, besides [server] max_body. */
 #define HTTP_MAX_TARGET 8192	   /* the request target: 414 above */
 #define HTTP_MAX_HEADER_BYTES 16384 /* all header lines: 431 above */
@@ -122,6 +125,8 @@ struct http_server {
 	char date[40];
 	int64_t date_s;
 	struct http_metrics metrics;
+	/* What the requests' body buffers hold in all ([server] max_body_memory). */
+	size_t body_memory;
 	/* Streamed bytes made in loop pass stream_pass (HTTP_STREAM_PASS_BUDGET). */
 	unsigned stream_pass;
 	size_t stream_made;
@@ -174,6 +179,7 @@ struct http_conn {
 	unsigned chunk_tail_n;
 	bool drop_body;	      /* a body that is read and not kept */
 	size_t body_dropped;
+	size_t body_length;   /* its Content-Length (0: none, or chunked) */
 	unsigned fail_status; /* a callback's verdict: answer this and close */
 	char fail_msg[160];
 	bool complete; /* the request is all read */

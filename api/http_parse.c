@@ -8,7 +8,11 @@
  * its request: the target, six headers (Origin, Host, Sec-Fetch-Site,
  * Expect, Authorization, If-None-Match; one sent twice counts as none;
  * trailing blanks are no part of a value) and the body, each against
- * its limit (http_internal.h, [server] max_body). A callback that finds a
+ * its limit (http_internal.h, [server] max_body; the bodies of all
+ * requests together, [server] max_body_memory: srv->body_memory counts their
+ * buffers, a body of known length is given its whole buffer at once, and
+ * one that does not fit is answered 503 - before it is sent when its
+ * Content-Length says so). A callback that finds a
  * limit crossed records the answer (414, 431, 413, 505, 417) and stops the
  * parser; http_parse_error() says what any parse error is answered with (a
  * recorded one, else 431 or 400), and http_conn.c answers it with the JSON
@@ -90,7 +94,7 @@ static int on_message_begin(http_parser *p)
 	c->after_eol = false;
 	c->chunk_crlf = false;
 	c->drop_body = false;
-	c->body_dropped = 0;
+	c->body_dropped = c->body_length = 0;
 	c->complete = false;
 	if (c->state == HTTP_CONN_IDLE)
 		http_conn_enter(c, HTTP_CONN_READING);
@@ -289,6 +293,12 @@ static int on_headers_complete(http_parser *p)
 	case HTTP_AUTH_OK:
 		break;
 	}
+	/* A body that will not fit beside the others held now: refused before
+	 * it is sent (a chunked one, when it grows too large). */
+	if (p->flags & F_CONTENTLENGTH)
+		c->body_length = (size_t)p->content_length;
+	if (!c->drop_body && c->body_length + 1 > srv->cfg->max_body_memory - srv->body_memory)
+		return conn_refuse(c, 503, HTTP_BODIES_FULL);
 	/* The client waits for this before it sends the body. */
 	if (c->expect_len && p->http_minor >= 1 &&
 	    http_conn_send_interim(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
@@ -320,7 +330,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = conn_of(p);
 	struct http_request *req = c->req;
-	size_t max = c->srv->cfg->max_body_bytes, cap;
+	struct http_server *srv = c->srv;
+	size_t max = srv->cfg->max_body_bytes, cap;
 	char msg[128], *b;
 
 	if (p->flags & F_CHUNKED)
@@ -334,12 +345,21 @@ static int on_body(http_parser *p, const char *at, size_t len)
 		return 0;
 	}
 	if (req->body_len + len + 1 > req->body_cap) {
+		/* The whole body at once when its length is known (it was checked
+		 * against max_body); else doubling, up to max_body's room. */
 		cap = req->body_cap ? req->body_cap : 1024;
 		while (cap < req->body_len + len + 1)
 			cap *= 2;
+		if (c->body_length >= req->body_len + len)
+			cap = c->body_length + 1;
+		else if (cap > max + 1)
+			cap = max + 1;
+		if (cap - req->body_cap > srv->cfg->max_body_memory - srv->body_memory)
+			return conn_refuse(c, 503, HTTP_BODIES_FULL);
 		b = realloc(req->body, cap);
 		if (!b)
 			return conn_refuse(c, 503, "out of memory");
+		srv->body_memory += cap - req->body_cap;
 		req->body = b;
 		req->body_cap = cap;
 	}

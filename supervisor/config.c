@@ -126,6 +126,8 @@ static const struct cf_key cf_keys[] = {
 	{KEY("server", "cors_origins", CF_STRING, cors_origins, "")},
 	{KEY("server", "allowed_hosts", CF_STRING, allowed_hosts, ""), .check = config_check_hosts},
 	{KEY("server", "max_body", CF_SIZE, max_body_bytes, "1M"), .min = KIB, .max = GIB},
+	{KEY("server", "max_body_memory", CF_SIZE, max_body_memory, "64M"), .min = KIB,
+	 .max = 64 * GIB},
 	{KEY("server", "access_log", CF_BOOL, access_log, "true"), .flags = CF_LIVE},
 	{KEY("server", "max_connections", CF_INT, max_connections, "4096"), .min = 1, .max = 1000000},
 	{KEY("server", "max_connections_per_client", CF_INT, max_connections_per_client, "512"),

@@ -52,6 +52,7 @@ struct config {
 	                         * "" = automatic: those only for an open API on loopback,
 	                         * any otherwise */
 	size_t max_body_bytes;  /* request body limit (413 above) */
+	size_t max_body_memory; /* all request bodies held at once (503 above) */
 	bool access_log;
 	int max_connections;            /* open HTTP connections at most */
 	int max_connections_per_client; /* from one IPv4 address or IPv6 /64 */

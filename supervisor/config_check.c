@@ -7,7 +7,8 @@
  * read (config.c's table); what is left are pairs and groups: a timeout
  * maximum against its default, each job-limit maximum against its limit's
  * default (a maximum the file does not set takes that default here, once
- * the default itself is known), [network] allow against deny, client certificates against TLS,
+ * the default itself is known), the memory for all request bodies against
+ * one body's limit, [network] allow against deny, client certificates against TLS,
  * API keys in the database against the store, and the [task.NAME]
  * sections against the maxima (config_task.c). Each reports its first
  * error at the line of the key that makes the pair wrong (cf_fail), and
@@ -123,6 +124,21 @@ static void cf_check_client_auth(struct cf_load *ld)
 			"would be asked for (say optional or require)");
 }
 
+/* All bodies held at once must leave room for one of the largest. */
+static void cf_check_bodies(struct cf_load *ld)
+{
+	const struct cf_key *mk = cf_find_key("server", "max_body_memory");
+	const struct cf_key *bk = cf_find_key("server", "max_body");
+	int mline = cf_key_line(ld, mk), bline = cf_key_line(ld, bk);
+	char a[32], b[32];
+
+	if (ld->cfg->max_body_memory < ld->cfg->max_body_bytes)
+		cf_fail(ld, mline > bline ? mline : bline, -EINVAL,
+			"max_body_memory (%s) is less than max_body (%s)",
+			cf_fmt_num(mk, (int64_t)ld->cfg->max_body_memory, a, sizeof(a)),
+			cf_fmt_num(bk, (int64_t)ld->cfg->max_body_bytes, b, sizeof(b)));
+}
+
 /* Checks that involve more than one key, once the whole file is read. */
 void cf_check(struct cf_load *ld)
 {
@@ -139,6 +155,8 @@ void cf_check(struct cf_load *ld)
 		return;
 	}
 	cf_check_maxima(ld);
+	if (!ld->err)
+		cf_check_bodies(ld);
 	if (!ld->err)
 		cf_check_network(ld);
 	if (!ld->err)

@@ -206,6 +206,53 @@ class HttpErrorsTest(DaemonTestCase):
         self.assertIn("incomplete", self.assertJsonError(data, 400))
 
 
+class HttpBodyMemoryTest(DaemonTestCase):
+    """[server] max_body_memory: the request bodies held at once, in all."""
+
+    config = {"server": {"max_body": "4k", "max_body_memory": "10k"}}
+
+    def test_bodies_beyond_the_memory_are_refused_until_it_is_free(self):
+        head = (b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 4000\r\n")
+        job = b'{"name": "fits", "task_name": "dummytask"}'
+        job += b" " * (4000 - len(job))
+        # Two bodies on their way hold 2 x 4001 bytes of the 10,240.
+        held = [connect(self.d.port) for _ in range(2)]
+        try:
+            for s in held:
+                s.sendall(head + b"\r\n" + job[:100])
+            time.sleep(0.3)
+            # A third is refused from its head: no 100 Continue, one 503.
+            data = exchange(self.d.port, head + b"Expect: 100-continue\r\n\r\n")
+            status, _, body, rest = parse(data)
+            self.assertEqual((status, json.loads(body)["message"], rest),
+                             (503, "too many request bodies at once - try again later", b""),
+                             data)
+            # A chunked one, once it grows past the room left.
+            chunk = b"%x\r\n%s\r\n" % (3000, b" " * 3000)
+            data = exchange(self.d.port, b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\n\r\n")
+            self.assertEqual(parse(data)[0], 503, data)
+            # Small bodies still fit.
+            self.assertEqual(self.d.post("/api/jobs", {"name": "small",
+                                                       "task_name": "dummytask"}).status, 202)
+        finally:
+            held[0].close()
+        # Once a held body's connection is gone, its room is free again.
+        deadline = time.monotonic() + 5
+        while True:
+            data = exchange(self.d.port, head + b"Connection: close\r\n\r\n" + job)
+            if parse(data)[0] != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(parse(data)[0], 202, data)
+        # The other one, finished, is taken as well.
+        held[1].sendall(job[100:])
+        status, _, body, _ = parse(held[1].recv(65536))
+        held[1].close()
+        self.assertEqual(status, 202, body)
+
+
 class HttpProtocolTest(DaemonTestCase):
     """Keep-alive, pipelining, HEAD, 100-continue, HTTP/1.0, routing on the raw path."""
 

@@ -309,6 +309,12 @@ static void test_error_timeouts(void **state)
 		    "max_timeout (5s) is less than default_timeout (10s)");
 	check_error("[task.t]\ncommand = /bin/sh\ntimeout = 2h\n", 3,
 		    "task.t: timeout (2h) is more than max_timeout (1h)");
+	/* Room for one body of the largest, at the later of the two lines. */
+	check_error("[server]\nmax_body_memory = 512k\nmax_body = 1M\n", 3,
+		    "max_body_memory (512k) is less than max_body (1M)");
+	check_error("[server]\nmax_body_memory = 512k\n", 2,
+		    "max_body_memory (512k) is less than max_body (1M)");
+	config_free(load_ok("[server]\nmax_body_memory = 1M\n"));
 	check_error(
 	    "[task.t]\ncommand = /bin/sh\ntimeout = soon\n", 3,
 	    "task.t: timeout: \"soon\" is not a duration (use 500ms, 30s, 1.5s, 2m, 1h, 1d, "
