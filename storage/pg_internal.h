@@ -1,8 +1,9 @@
 /*
  * pg_internal.h - the PostgreSQL store's state, shared by postgres.c (the
  * store port: reads, the store's life), pg_save.c and pg_write.c (writes
- * recorded, then group-committed) and pg_queue.c (the node: registration,
- * heartbeat, rescue, claims, cancel across nodes, close).
+ * recorded, then group-committed), pg_queue.c (the node: registration,
+ * heartbeat, rescue, claims, cancel across nodes, close) and pg_giveback.c
+ * (claimed work given back at a drain).
  */
 #ifndef VALET_PG_INTERNAL_H
 #define VALET_PG_INTERNAL_H
@@ -115,6 +116,15 @@ struct pg_store {
 	void (*close_done)(void *arg);
 	void *close_arg;
 
+	/* pg_giveback.c: claimed work the core will not start (it drains) */
+	struct pg_unit {
+		uint8_t id[JOB_ID_LEN];
+		bool pipeline;
+	} *give_back;
+	size_t ngive_back, give_back_cap;
+	size_t give_back_sent; /* the first ones, in the batch in flight */
+	ev_prepare give_back_w;
+
 	/* pg_keys.c: the API keys table, watched for the HTTP server */
 	char chan_keys[96];
 	store_keys_fn keys_cb; /* NULL: nobody watches */
@@ -206,6 +216,15 @@ void pgd_guard_failed(struct pg_store *ps, struct pg_op *op);
 /* A claimed job or pipeline with this id must not run here: it was
  * withdrawn (503) and is about to be deleted. */
 bool pgd_withdrawn_id(const struct pg_store *ps, const uint8_t id[JOB_ID_LEN]);
+
+/* pg_giveback.c: work the core will not start, back to the queue */
+void pg_give_back_init(struct pg_store *ps);
+void pg_give_back_stop(struct pg_store *ps);
+void pg_give_back_free(struct pg_store *ps); /* after the writer */
+/* The store op: note the unit; it goes once nothing waits to be written. */
+void pg_give_back(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline);
+/* Send the units noted, if nothing waits to be written and the writer is up. */
+void pg_give_back_maybe(struct pg_store *ps);
 
 /* pg_keys.c */
 int pgk_watch(struct store *st, store_keys_fn cb, void *arg);

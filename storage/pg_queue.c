@@ -21,6 +21,9 @@
  *   core want(n)           -> claim up to n when there may be work and no
  *                             claim is in flight; a short claim means the
  *                             queue is dry: ask for the next due time
+ *                             (want(0) at a drain: claim nothing more; what
+ *                             the core will not start goes back to the
+ *                             queue at once: pg_giveback.c)
  *   no renewal for 5/6 of  -> other nodes may take this node's work over
  *   the lease                 soon: tell the core (it kills what runs and
  *                             starts nothing); once a renewal works again,
@@ -427,6 +430,7 @@ static void writer_state(void *arg, bool up, const char *reason)
 	pg_kick(ps);
 	refetch_lost_claim(ps);
 	pgq_release_maybe(ps);
+	pg_give_back_maybe(ps);
 	claim_maybe(ps);
 	pgq_close_maybe(ps);
 }

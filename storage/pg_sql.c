@@ -21,7 +21,10 @@
  * the job's pipeline for that. The final write of a job or pipeline ends
  * its claim. Renaming (PGS_JOB_META, PGS_PIPELINE_META, the API's PATCH
  * through any node) is no run's business and is not fenced; it writes
- * name and description only, never a state read earlier.
+ * name and description only, never a state read earlier. The give-back of
+ * a draining node (PGS_GIVE_BACK_JOB, _PIPELINE) is fenced the same way,
+ * and by the work's status: it frees only what the node still claims and
+ * has not started.
  * A final status, the result and the attempt's record are written by one
  * statement (PGS_JOB_FINISH), so a COMPLETED or FAILED job always has its
  * result. The result is three columns of the job's own row (migration
@@ -311,6 +314,25 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"lease_until = excluded.lease_until, stopped_at = NULL", 5},
 	[PGS_NODE_RELEASE] = {"valet_node_release",
 		"SELECT " S "release_node($1, $2, $3, $4)", 4},
+	/* Give back work node $2 holds and will not start (it drains,
+	 * pg_giveback.c): only while $2 claims it and it has not started. Its
+	 * status, attempt and reason stay; a retry keeps its due time. */
+	[PGS_GIVE_BACK_JOB] = {"valet_give_back_job",
+		"UPDATE " S "jobs SET claimed_by = NULL, claimed_at = NULL, "
+		"due_at = coalesce(due_at, run_at, created_at) "
+		"WHERE id = $1 AND claimed_by = $2 AND pipeline_id IS NULL "
+		"AND status IN ('PENDING', 'SCHEDULED')", 2},
+	/* A pipeline: its row (its claim ends) and its jobs, only while $2
+	 * claims it and none of its jobs has started; the first job is the
+	 * queue's again (a pipeline is claimed by its first unfinished job). */
+	[PGS_GIVE_BACK_PIPELINE] = {"valet_give_back_pipeline",
+		"WITH p AS (UPDATE " S "pipelines SET claimed_by = NULL "
+		"WHERE id = $1 AND claimed_by = $2 AND status IN ('PENDING', 'SCHEDULED') "
+		"AND NOT EXISTS (SELECT 1 FROM " S "jobs WHERE pipeline_id = $1 "
+		"AND status NOT IN ('PENDING', 'SCHEDULED')) RETURNING id) "
+		"UPDATE " S "jobs j SET claimed_by = NULL, claimed_at = NULL, "
+		"due_at = CASE WHEN j.pipeline_index = 0 THEN coalesce(j.due_at, now()) "
+		"ELSE j.due_at END FROM p WHERE j.pipeline_id = p.id AND j.claimed_by = $2", 2},
 	[PGS_HEARTBEAT] = {"valet_heartbeat",
 		"UPDATE " S "nodes SET heartbeat_at = now(), "
 		"lease_until = now() + $2 * interval '1 millisecond' WHERE node_id = $1", 2},

@@ -643,6 +643,7 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 	pg_batch_free(b);
 	pg_kick(ps);
 	pgq_release_maybe(ps);
+	pg_give_back_maybe(ps);
 	pgq_close_maybe(ps);
 }
 

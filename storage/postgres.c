@@ -33,7 +33,8 @@
  * lease/3 it renews its lease and rescues the work of nodes whose lease
  * expired. All writes about running jobs and pipelines are fenced by their
  * claim (pg_sql.c), so a late write from a node that lost them changes
- * nothing.
+ * nothing. A node told to stop gives back at once what it holds and has
+ * not started (pg_giveback.c), and at close whatever it still holds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -299,11 +300,13 @@ static void pg_free(struct store *st)
 		return;
 	pg_write_stop(ps);
 	pgq_stop(ps);
+	pg_give_back_stop(ps);
 	pgk_stop(ps);
 	pgconn_free(ps->reader);
 	ps->reader = NULL;
 	pgconn_free(ps->writer);
 	ps->writer = NULL;
+	pg_give_back_free(ps);
 	pg_write_free(ps);
 	pg_sql_free(ps->stmts);
 	free(ps->schema);
@@ -337,6 +340,7 @@ static const struct store_ops pg_ops = {
 	.attach = pgq_attach,
 	.want = pgq_want,
 	.cancel = pgq_cancel,
+	.give_back = pg_give_back,
 	.close = pgq_close,
 };
 
@@ -429,6 +433,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	if (!ps->setup_sql || !ps->stmts)
 		goto nomem;
 	pgq_init(ps);
+	pg_give_back_init(ps);
 	ps->writer = pgconn_new(loop, ps->url, "writer", ps->stmts, PGS_COUNT, &pgq_writer_hooks, ps);
 	if (!ps->writer)
 		goto nomem;

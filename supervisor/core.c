@@ -21,7 +21,11 @@
  *   job_done      -> END with its result; or RETRY: back on the heap
  *   run_done      -> pipeline: next job onto "due", or END the pipeline
  *   cancel        -> unqueue and DROP (never ran), or kill    (core_cancel.c)
- *   SIGTERM       -> drain: no new starts, grace timer, then kill all
+ *   SIGTERM       -> drain: no new starts, grace timer, then kill all; a
+ *                    shared store gets back at once what is held here and
+ *                    never started (waiting standalone jobs, pipelines none
+ *                    of whose jobs started), and what a claim or a create
+ *                    in flight brings later: forgotten here, not ended
  * Dispatch runs from an ev_prepare watcher, so a burst of submissions is
  * started in one pass just before the loop sleeps.
  */
@@ -457,13 +461,33 @@ void core_hold(struct core *core, struct job *job, struct pipeline *pl, size_t f
 	}
 }
 
+static bool unstarted_pipeline(const struct pipeline *pl)
+{
+	return pl->status == JOB_PENDING || pl->status == JOB_SCHEDULED;
+}
+
+bool core_give_back(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline)
+{
+	if (!core->shared || !core->store->ops->give_back)
+		return false;
+	core->store->ops->give_back(core->store, id, pipeline);
+	return true;
+}
+
 static void deliver(void *arg, struct job *job, struct pipeline *pl, size_t from)
 {
 	struct core *core = arg;
 	struct job *first = pl ? pl->jobs[from] : job;
 
-	if (core->draining || idmap_get(core->active, first->id))
-		return; /* given back at close / already held */
+	if (idmap_get(core->active, first->id))
+		return; /* already held */
+	if (core->draining) {
+		/* Claimed just before the drain began: back to the queue (a
+		 * pipeline that has started elsewhere: at close, as before). */
+		if (!pl || (from == 0 && unstarted_pipeline(pl)))
+			core_give_back(core, pl ? pl->id : job->id, pl != NULL);
+		return;
+	}
 	core_hold(core, job, pl, from);
 	/* Counted like a submission; a pipeline resumed past its first job
 	 * is a continuation (core_unqueue's rule). */
@@ -484,35 +508,62 @@ static void cancel_held(void *arg, const uint8_t id[JOB_ID_LEN], bool pipeline)
 	core_cancel_held(arg, id, pipeline);
 }
 
-struct pl_set {
-	struct pipeline **v;
+/* Pipelines, or jobs, collected from a map (the caller takes references). */
+struct obj_set {
+	void **v;
 	size_t n, cap;
 };
 
-static void collect_idle(void *value, void *arg)
+/* false: out of memory (obj is left out, and left as it is). */
+static bool set_add(struct obj_set *set, void *obj)
 {
-	struct pipeline *pl = value;
-	struct pl_set *set = arg;
-
-	for (size_t i = 0; i < pl->njobs; i++)
-		if (pl->jobs[i]->core_where == CORE_RUNNING)
-			return;
 	if (set->n == set->cap) {
 		size_t cap = set->cap ? set->cap * 2 : 16;
-		struct pipeline **v = realloc(set->v, cap * sizeof(*v));
+		void **v = realloc(set->v, cap * sizeof(*v));
 		if (!v)
-			return;
+			return false;
 		set->v = v;
 		set->cap = cap;
 	}
-	set->v[set->n++] = pipeline_ref(pl);
+	set->v[set->n++] = obj;
+	return true;
+}
+
+static bool pipeline_runs(const struct pipeline *pl)
+{
+	for (size_t i = 0; i < pl->njobs; i++)
+		if (pl->jobs[i]->core_where == CORE_RUNNING)
+			return true;
+	return false;
+}
+
+static void collect_idle(void *value, void *arg)
+{
+	if (!pipeline_runs(value) && set_add(arg, value))
+		pipeline_ref(value);
+}
+
+/* Forget a pipeline held here and its unfinished jobs, writing nothing. */
+static void forget_pipeline(struct core *core, struct pipeline *pl)
+{
+	for (size_t i = 0; i < pl->njobs; i++) {
+		pl->jobs[i]->pipeline = NULL;
+		if (!job_status_final(pl->jobs[i]->status)) {
+			core_unqueue(core, pl->jobs[i]);
+			deactivate(core, pl->jobs[i]);
+		}
+	}
+	if (idmap_del(core->active_pl, pl->id)) {
+		core->pl_extra -= pl->njobs - 1;
+		pipeline_unref(pl);
+	}
 }
 
 /* Forget (without writing: the store has given it back) every job held
  * here that is not running, and every pipeline with nothing running. */
 static void drop_unstarted(struct core *core)
 {
-	struct pl_set set = {0};
+	struct obj_set set = {0};
 	struct job *job;
 
 	while ((job = queue_any(&core->queue))) {
@@ -521,19 +572,70 @@ static void drop_unstarted(struct core *core)
 	}
 	idmap_foreach(core->active_pl, collect_idle, &set);
 	for (size_t k = 0; k < set.n; k++) {
-		struct pipeline *pl = set.v[k];
-		for (size_t i = 0; i < pl->njobs; i++) {
-			pl->jobs[i]->pipeline = NULL;
-			if (!job_status_final(pl->jobs[i]->status))
-				deactivate(core, pl->jobs[i]);
-		}
-		if (idmap_del(core->active_pl, pl->id)) {
-			core->pl_extra -= pl->njobs - 1;
-			pipeline_unref(pl);
-		}
-		pipeline_unref(pl);
+		forget_pipeline(core, set.v[k]);
+		pipeline_unref(set.v[k]);
 	}
 	free(set.v);
+}
+
+static void collect_waiting_job(void *value, void *arg)
+{
+	struct job *job = value;
+
+	if (!job->pipeline && !job->in_pipeline &&
+	    (job->core_where == CORE_QUEUED || job->core_where == CORE_DUE ||
+	     job->core_where == CORE_SCHEDULED || job->core_where == CORE_HELD) &&
+	    set_add(arg, job))
+		job_ref(job);
+}
+
+static void collect_unstarted_pipeline(void *value, void *arg)
+{
+	if (unstarted_pipeline(value) && !pipeline_runs(value) && set_add(arg, value))
+		pipeline_ref(value);
+}
+
+/*
+ * The drain with a shared store: what this node holds and has not started
+ * - its waiting standalone jobs (retries too), its pipelines none of whose
+ * jobs ever started - will not start here, so the store gives it back to
+ * the queue now, for the other nodes, instead of at close after the grace
+ * period; the core forgets it (it neither ran nor ended here). A pipeline
+ * that has started stays: its next job waits for the close.
+ */
+static void give_back_unstarted(struct core *core)
+{
+	struct obj_set jobs = {0}, pls = {0};
+	char nj[24], np[24];
+
+	core->store->ops->want(core->store, 0);
+	if (!core->store->ops->give_back)
+		return;
+	idmap_foreach(core->active, collect_waiting_job, &jobs);
+	idmap_foreach(core->active_pl, collect_unstarted_pipeline, &pls);
+	for (size_t k = 0; k < jobs.n; k++) {
+		struct job *job = jobs.v[k];
+
+		core_give_back(core, job->id, false);
+		core_unqueue(core, job);
+		deactivate(core, job);
+		job_unref(job);
+	}
+	for (size_t k = 0; k < pls.n; k++) {
+		struct pipeline *pl = pls.v[k];
+
+		core_give_back(core, pl->id, true);
+		forget_pipeline(core, pl);
+		pipeline_unref(pl);
+	}
+	if (jobs.n || pls.n) {
+		snprintf(nj, sizeof(nj), "%zu", jobs.n);
+		snprintf(np, sizeof(np), "%zu", pls.n);
+		log_info("shutting down: giving back claimed work that did not start", "jobs", nj,
+			 "pipelines", np);
+	}
+	free(jobs.v);
+	free(pls.v);
 }
 
 static void lease(void *arg, bool lost)
@@ -801,6 +903,8 @@ void core_shutdown(struct core *core, void (*done)(void *arg), void *arg)
 		return;
 	core->draining = true;
 	runner_quiesce(core->runner);
+	if (core->shared)
+		give_back_unstarted(core);
 	core->shutdown_done = done;
 	core->shutdown_arg = arg;
 	snprintf(running, sizeof(running), "%u", runner_running(core->runner));

@@ -68,6 +68,10 @@ void core_schedule(struct core *core, struct job *job);
 /* Make work active here: the standalone job, or pipeline pl with its jobs
  * from index `from` on (bound to it, waiting). */
 void core_hold(struct core *core, struct job *job, struct pipeline *pl, size_t from);
+/* Hand work held here claimed, which will not start here (the drain), back
+ * to the shared store's queue: a standalone job or an unstarted pipeline.
+ * false: the store has no such queue (the caller keeps it). */
+bool core_give_back(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline);
 /* Take an active, not running job out of wherever it waits. */
 void core_unqueue(struct core *core, struct job *job);
 /* Final status for a job that never ran (cancel, or pipeline cut short). */

@@ -6,8 +6,10 @@
  * no side effects. Accepted work reserves its queue capacity first (a
  * pipeline as many units as it has jobs, admit()) and is queued only once
  * the store has confirmed it (for PostgreSQL: committed), and the reply
- * (202) comes after that. A store that cannot confirm it within [storage]
- * submit_timeout withdraws it (-ETIMEDOUT): 503, and the work never exists.
+ * (202) comes after that; work stored claimed by a node that began to
+ * drain meanwhile goes back to the shared queue instead (core.c). A store
+ * that cannot confirm it within [storage] submit_timeout withdraws it
+ * (-ETIMEDOUT): 503, and the work never exists.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -266,6 +268,13 @@ static void submitted(void *arg, const struct store_reply *reply)
 		metrics_job_submitted(core->metrics, op->job);
 	if (!reply->claimed) {
 		/* Stored for whichever node claims it first (shared store). */
+		core->nqueued--;
+		goto reply;
+	}
+	/* Stored claimed by this node, which began to drain meanwhile and
+	 * starts nothing more: to the queue, for the other nodes. */
+	if (core->draining &&
+	    core_give_back(core, op->pl ? op->pl->id : op->job->id, op->pl != NULL)) {
 		core->nqueued--;
 		goto reply;
 	}

@@ -162,13 +162,22 @@ struct store_ops {
 
 	/* ---- queue ops: NULL for a store that is not a shared queue ---- */
 	void (*attach)(struct store *st, const struct store_queue_hooks *hooks, void *arg);
-	/* The core could start n more units of work here now. */
+	/* The core could start n more units of work here now (0: none - it
+	 * drains or is full; claim nothing). */
 	void (*want)(struct store *st, size_t n);
 	/* Cancel work this node does not hold: work still queued in the store
 	 * becomes CANCELLED at once; work another node runs is cancelled there
 	 * (the reply comes once it is final). reply.job or reply.pipeline. */
 	int (*cancel)(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline,
 		      store_done_fn cb, void *arg);
+	/* Work this node holds claimed will not start here (the core drains and
+	 * forgets it): a standalone job, or a pipeline none of whose jobs
+	 * started (pipeline true). Give it back to the queue so that other
+	 * nodes claim it now, not after the grace period: once the changes
+	 * saved before are written, and only while this node still holds it
+	 * unstarted; it ends or fails nothing. No answer: what this does not
+	 * give back (the database is down), close() does. */
+	void (*give_back)(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline);
 	/* Shutdown: stop claiming, give back claimed work that did not start,
 	 * write every pending change; then done(arg), once. */
 	void (*close)(struct store *st, void (*done)(void *arg), void *arg);

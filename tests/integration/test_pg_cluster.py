@@ -2,7 +2,8 @@
 (issues 3 and 14): jobs spread over nodes, a node's lease and the rescue of
 its work when it expires, the queue's wake-ups, scheduling and cancel
 across nodes, pipelines run by another node and rescued mid-run, limits
-across nodes, a node id used twice, retries with their attempts rows, and
+across nodes, a stopping node's unstarted work taken over at once
+(DrainTest), a node id used twice, retries with their attempts rows, and
 the fencing of a node that lost its work: its writes about that work
 change nothing (FenceTest). The harness is pgcase.py's. Run with
 tests/run_tests.sh (suite test_pg_cluster@postgres).
@@ -636,6 +637,67 @@ class PipelineRescueTest(PipelineTestCase):
         self.assertEqual([j["status"] for j in jobs], ["COMPLETED", "FAILED", "CANCELLED"], jobs)
         self.assertIn("node %s stopped renewing its lease" % a.node_id,
                       jobs[1].get("failure_reason", ""), jobs)
+
+
+class DrainTest(PipelineTestCase):
+    """A node told to stop (SIGTERM) drains: it starts nothing more and lets
+    what runs finish for shutdown_grace. The work it holds claimed and has
+    not started - standalone jobs, pipelines none of whose jobs started -
+    it gives back to the queue at once (with a NOTIFY), so that the other
+    nodes run it during the grace period, not after it; it runs none of it
+    itself, fails none, and its running job finishes there as before."""
+
+    def test_unstarted_work_goes_to_other_nodes_at_once(self):
+        a = self.start({"queue": {"workers": "1", "shutdown_grace": "60s"}})
+        running = a.submit("sleep", {"seconds": 4}, timeout=30, name="drain-running")
+        self.wait_sql(a, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      bool, 5, "the first job running on A", interval=0.02, id=running["id"])
+        queued = [a.submit("sleep", {"seconds": 0.2}, timeout=30, name="drain-queued-%d" % i)
+                  for i in range(4)]
+        params = {"token": str(uuid.uuid4())}
+        pl = a.submit_pipeline(pipeline_body(params), name="drain-pipeline")
+        ids = [j["id"] for j in queued] + [j["id"] for j in pl["jobs"]]
+        b = self.start({"queue": {"workers": "3"}}, schema=a.schema, node_id=a.node_id + "-b")
+        self.assertEqual(a.sql("SELECT claimed_by, status, count(*) FROM jobs WHERE id <> :'r' "
+                               "GROUP BY 1, 2", r=running["id"]),
+                         [[a.node_id, "PENDING", str(len(ids))]],
+                         "A (one worker, busy) must hold the other jobs claimed, unstarted")
+        t_term = time.time()
+        a.proc.send_signal(signal.SIGTERM)
+
+        rows = self.wait_sql(
+            a, "SELECT id, status, node_id, attempt, failure_reason, claimed_by, "
+            "extract(epoch FROM started_at) FROM jobs WHERE id = ANY(:'ids'::uuid[])",
+            lambda rows: all(r[1] == "COMPLETED" for r in rows), 20,
+            "A's unstarted jobs COMPLETED after its SIGTERM", interval=0.05,
+            explain=lambda: self.queue_state(a), ids="{%s}" % ",".join(ids))
+        rc = a.proc.wait(20)
+        a.check_exit(rc)
+        done = a.sql("SELECT status, node_id, attempt, failure_reason, claimed_by, "
+                     "extract(epoch FROM completed_at) FROM jobs WHERE id = :'id'",
+                     id=running["id"])
+        self.assertEqual(done[0][:5], ["COMPLETED", a.node_id, "1", None, None],
+                         "A's running job must finish on A through the drain\n%s" % self.logs())
+        finished_at = float(done[0][5])
+        late = max(float(r[6]) for r in rows) - t_term
+        # Given back at the drain's start: B starts them at once (it has
+        # room for all), not once A's running job is done (and A closes).
+        self.assertLess(late, 2.0, "A's unstarted jobs started on B %.1fs after A's SIGTERM "
+                        "(A's running job finished %.1fs after it): held through the grace "
+                        "period\n%s" % (late, finished_at - t_term, self.logs()))
+        self.assertLess(late, finished_at - t_term, "not started before A's running job ended")
+        sys.stderr.write("[A's unstarted work started on B within %.2fs of its SIGTERM] " % late)
+        bad = [r for r in rows if r[1:6] != ["COMPLETED", b.node_id, "1", None, None]]
+        self.assertNoneBad(bad, "given-back jobs not COMPLETED once on B, unfailed (id, "
+                           "status, node_id, attempt, reason, claimed_by)", logs=True)
+        self.assertEqual(a.sql("SELECT count(*) FROM attempts WHERE job_id = ANY(:'ids'::uuid[])",
+                               ids="{%s}" % ",".join(ids)), [["0"]], self.attempts_by_job(a))
+        self.assertEqual(set(ids) & finished_ids(a), set(), "jobs A gave back also ran on A")
+        self.assertEqual(set(ids) - finished_ids(b), set(), "given-back jobs B's log misses")
+        self.check_ran_on(a, pl, b, params, [a])
+        self.assertNotIn("while the job was running", a.log_text() + b.log_text())
+        self.assertEqual(a.sql("SELECT count(*) FROM jobs WHERE claimed_by IS NOT NULL"),
+                         [["0"]])
 
 
 class NodeIdInUseTest(PgTestCase):

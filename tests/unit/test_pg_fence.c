@@ -1,9 +1,11 @@
 /*
  * test_pg_fence.c - the writes the PostgreSQL store must not make
- * (storage/pg_write.c, storage/pg_deadline.c). Fencing (issue 14): each
- * write of a run - status, finish, retry, outcome, pipeline status - lands
- * while this node holds the work and changes nothing once another node
- * does. Submit deadlines: against a database that does not answer (its
+ * (storage/pg_write.c, storage/pg_giveback.c, storage/pg_deadline.c).
+ * Fencing (issue 14): each write of a run - status, finish, retry,
+ * outcome, pipeline status - lands while this node holds the work and
+ * changes nothing once another node does; a drain's give-back frees only
+ * what this node holds unstarted, after its pending changes. Submit
+ * deadlines: against a database that does not answer (its
  * jobs table locked), creates are answered -ETIMEDOUT in time, sent or
  * not, and none of them is ever stored - not when the transaction in
  * flight reaches its guard late, not when it commits late all the same,
@@ -253,6 +255,147 @@ static void test_fenced_pipeline_writes(void **state)
 	pipeline_unref(lost);
 }
 
+/* ---- giving back at a drain ------------------------------------------------- */
+
+static bool given_back_all(void *arg)
+{
+	const struct pg_store *ps = arg;
+
+	return !ps->ngive_back && !ps->give_back_sent;
+}
+
+/* Whether the admin connection (LISTENing) got a NOTIFY on channel with
+ * payload (channel NULL: none; what came is forgotten), within a second. */
+static bool notified(const char *channel, const char *payload)
+{
+	for (int i = 0; i < 100; i++) {
+		PGnotify *n;
+		bool found = false;
+
+		PQconsumeInput(admin);
+		while ((n = PQnotifies(admin))) {
+			found |= channel && !strcmp(n->relname, channel) &&
+				 !strcmp(n->extra, payload);
+			PQfreemem(n);
+		}
+		if (found || !channel)
+			return found;
+		usleep(10000);
+	}
+	return false;
+}
+
+static const char *job_test(const struct job *job, const char *cond)
+{
+	char q[256], id[JOB_ID_STRLEN + 1];
+
+	job_id_format(job->id, id);
+	snprintf(q, sizeof(q), "SELECT (%s)::text FROM %s.jobs WHERE id = '%s'", cond, schema, id);
+	return admin_value(q);
+}
+
+/*
+ * PGS_GIVE_BACK_JOB and _PIPELINE (pg_giveback.c), the units of a drain:
+ * what this node holds unstarted goes back to the queue - unclaimed and
+ * due, its status, attempt and reason as they were - and a NOTIFY without
+ * a due time wakes the other nodes; what another node holds now, and what
+ * started here, stays as it is. A unit given back while a change of it
+ * waits to be written (here a retry) goes after that change: the retry
+ * lands under the claim, then the claim ends.
+ */
+static void test_give_back(void **state)
+{
+	enum { HELD, LOST, STARTED, RETRY, NJOBS };
+	struct job *jobs[NJOBS];
+	struct pipeline *pls[3];
+	enum { PL_HELD, PL_LOST, PL_STARTED };
+	struct answer a = {0};
+	struct store *st;
+	struct pg_store *ps;
+	char q[160];
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	snprintf(q, sizeof(q), "LISTEN \"%s\"", ps->chan_jobs);
+	admin_exec(q);
+	for (int i = 0; i < NJOBS; i++) {
+		jobs[i] = make_job("give-back");
+		jobs[i]->max_attempts = 2;
+		create_claimed_job(st, jobs[i]);
+	}
+	steal_job(jobs[LOST]);
+	start_attempt(jobs[STARTED]);
+	start_attempt(jobs[RETRY]);
+	st->ops->save_job(st, jobs[STARTED], JOB_F_STATUS);
+	st->ops->save_job(st, jobs[RETRY], JOB_F_STATUS);
+	for (int i = 0; i < 3; i++) {
+		pls[i] = make_pipeline("give-back", 2);
+		a.calls = 0;
+		assert_int_equal(st->ops->create_pipeline(st, pls[i], STORE_CLAIM, record, &a), 0);
+		assert_true(wait_until(answered, &a, 10.));
+		assert_int_equal(a.err, 0);
+	}
+	admin_update("pipelines", "id", pls[PL_LOST]->id, "claimed_by = 'thief'");
+	admin_update("jobs", "pipeline_id", pls[PL_LOST]->id, "claimed_by = 'thief'");
+	pls[PL_STARTED]->status = JOB_IN_PROGRESS;
+	pls[PL_STARTED]->started_at = job_now_us();
+	st->ops->save_pipeline(st, pls[PL_STARTED], JOB_F_STATUS);
+	start_attempt(pls[PL_STARTED]->jobs[0]);
+	st->ops->save_job(st, pls[PL_STARTED]->jobs[0], JOB_F_STATUS);
+	pg_flush_lazy(ps);
+	sync_wait(st);
+	assert_column(jobs[RETRY], "status", "IN_PROGRESS");
+	notified(NULL, NULL); /* forget what came before */
+
+	/* The retry is saved, and given back at once: it waits to be written. */
+	jobs[RETRY]->status = JOB_PENDING;
+	job_set_str(&jobs[RETRY]->failure_reason, "attempt 1 of 2 failed: boom");
+	jobs[RETRY]->core_due = job_now_us() + 60 * INT64_C(1000000);
+	st->ops->save_job(st, jobs[RETRY], JOB_F_STATUS | JOB_F_OUTCOME | JOB_F_RETRY);
+	for (int i = 0; i < NJOBS; i++)
+		st->ops->give_back(st, jobs[i]->id, false);
+	for (int i = 0; i < 3; i++)
+		st->ops->give_back(st, pls[i]->id, true);
+	assert_true(wait_until(given_back_all, ps, 10.));
+	assert_true(notified(ps->chan_jobs, ""));
+
+	assert_column(jobs[HELD], "claimed_by", NULL);
+	assert_column(jobs[HELD], "claimed_at", NULL);
+	assert_column(jobs[HELD], "status", "PENDING");
+	assert_column(jobs[HELD], "attempt", "0");
+	assert_column(jobs[HELD], "failure_reason", NULL);
+	assert_string_equal(job_test(jobs[HELD], "due_at <= now()"), "true");
+	assert_column(jobs[LOST], "claimed_by", "thief");
+	assert_column(jobs[STARTED], "claimed_by", ps->node);
+	assert_column(jobs[STARTED], "status", "IN_PROGRESS");
+	assert_column(jobs[RETRY], "claimed_by", NULL);
+	assert_column(jobs[RETRY], "status", "PENDING");
+	assert_column(jobs[RETRY], "attempt", "1");
+	assert_column(jobs[RETRY], "failure_reason", "attempt 1 of 2 failed: boom");
+	assert_string_equal(job_test(jobs[RETRY], "due_at > now() + interval '50 s'"), "true");
+	assert_int_equal(rows_of_job("attempts", jobs[RETRY]), 1);
+
+	assert_null(pipeline_column(pls[PL_HELD], "claimed_by"));
+	assert_string_equal(pipeline_column(pls[PL_HELD], "status"), "PENDING");
+	for (int i = 0; i < 2; i++) {
+		assert_column(pls[PL_HELD]->jobs[i], "claimed_by", NULL);
+		assert_column(pls[PL_HELD]->jobs[i], "status", "PENDING");
+		assert_column(pls[PL_LOST]->jobs[i], "claimed_by", "thief");
+		assert_column(pls[PL_STARTED]->jobs[i], "claimed_by", ps->node);
+	}
+	assert_string_equal(job_test(pls[PL_HELD]->jobs[0], "due_at <= now()"), "true");
+	assert_string_equal(pipeline_column(pls[PL_LOST], "claimed_by"), "thief");
+	assert_string_equal(pipeline_column(pls[PL_STARTED], "claimed_by"), ps->node);
+
+	admin_exec("UNLISTEN *");
+	store_free(st);
+	for (int i = 0; i < NJOBS; i++)
+		job_unref(jobs[i]);
+	for (int i = 0; i < 3; i++)
+		pipeline_unref(pls[i]);
+}
+
 /* ---- submit deadlines ------------------------------------------------------- */
 
 static bool two_answered(void *a)
@@ -441,6 +584,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fenced_job_writes),
 		cmocka_unit_test(test_fenced_pipeline_writes),
+		cmocka_unit_test(test_give_back),
 		cmocka_unit_test(test_deadline_hung),
 		cmocka_unit_test(test_deadline_late_commit),
 		cmocka_unit_test(test_deadline_connection_lost),
