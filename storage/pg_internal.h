@@ -71,8 +71,15 @@ struct pg_store {
 	struct pg_stmt *stmts;
 	struct pgconn *writer, *reader;
 	bool registering, registered, closing;
-	char *state_dir;  /* pg_spill.c: where unsent changes are kept, or NULL */
-	bool spill_done;  /* the kept changes were written, or set aside */
+	/* pg_spill.c: changes not written, kept across a restart */
+	char *state_dir;  /* where they are kept, or NULL */
+	bool spill_done;  /* the last run's were written, or set aside */
+	char spill_name[600]; /* this run's file in state_dir ("" until made) */
+	bool spill_kept;      /* it exists */
+	bool spill_said, spill_failed; /* logged once an outage */
+	uint64_t mark_gen, spill_gen;  /* changes marked; as of the file's last write */
+	int64_t write_ok_ns;  /* a write batch last committed (or the watch began) */
+	ev_timer keep_w;      /* while changes wait: keep them once writes stall */
 
 	/* pg_write.c: what waits to be written */
 	struct pg_op_list ops;
@@ -232,6 +239,14 @@ void pgk_changed(struct pg_store *ps); /* a NOTIFY, the reader is up: read now *
 void pgk_stop(struct pg_store *ps);
 
 /* pg_spill.c: unsent changes kept across a restart */
+void pg_spill_init(struct pg_store *ps);
+void pg_spill_stop(struct pg_store *ps);
+/* A change was marked: watch that it is written, keep it if it is not. */
+void pg_spill_watch(struct pg_store *ps);
+/* A write batch committed. */
+void pg_spill_settled(struct pg_store *ps);
+/* The node stops with everything written: this run's file goes. */
+void pg_spill_closed(struct pg_store *ps);
 /* Whether dir can hold them: 0, or -errno with a sentence in err. */
 int pg_spill_check(const char *dir, char *err, size_t errlen);
 /* At the close timeout: keep what was not written in a file of the state

@@ -836,6 +836,7 @@ void pgq_close_maybe(struct pg_store *ps)
 		rc |= pg_batch_call(b, PGS_NODE_STOP) | pg_batch_text(b, ps->node);
 	}
 	ps->close_sent = true;
+	pg_spill_closed(ps); /* all is written: nothing of this run is kept */
 	if (!submit(ps->writer, b, rc))
 		close_finish(ps);
 }

@@ -81,6 +81,7 @@ void pg_mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool head)
 		ps->ndirty++;
 	}
 	d->mask |= mask;
+	pg_spill_watch(ps);
 }
 
 void pg_mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, bool head)
@@ -101,6 +102,7 @@ void pg_mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, bool he
 		ps->ndirty++;
 	}
 	d->mask |= mask;
+	pg_spill_watch(ps);
 }
 
 /* ---- ops ------------------------------------------------------------------ */

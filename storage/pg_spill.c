@@ -3,19 +3,29 @@
  *
  * Theory of operation
  *
- * At shutdown valetd waits PG_CLOSE_WAIT_S for its last writes. A job that
- * ended while the database was down has its final state and result only in
- * this process: dropped, the job would be failed at the node's next start
- * as "restarted while the job was running", its result lost. So when that
- * wait is over with writes not known to be committed, pg_spill_save()
- * keeps them in the state directory ([storage] state_dir, else systemd's
+ * A job that ends while the database is down has its final state and
+ * result only in this process: if valetd stops (or dies) before the
+ * database is back, the job would be failed at the node's next start as
+ * "restarted while the job was running", its result lost. So such changes
+ * are kept in the state directory ([storage] state_dir, else systemd's
  * $STATE_DIRECTORY): the calls that carry them, each as its statement's
- * name and text and its parameters, in one file,
+ * name and text and its parameters, in this run's file,
  * pg-unsent-<schema>-<node>-<time>.json, written under a temporary name,
- * flushed, renamed. Kept: every change of the batch in flight (it may not
- * have committed) and every change not sent (pg_write_unsent()). Not kept:
- * creates and deletes - nobody was told they happened (a submit's 202
- * comes after its commit) and their clients are answered with an error.
+ * flushed, renamed over the last version. Kept: every change of the batch
+ * in flight (it may not have committed) and every change not sent
+ * (pg_write_unsent()). Not kept: creates and deletes - nobody was told
+ * they happened (a submit's 202 comes after its commit) and their clients
+ * are answered with an error.
+ *   - While the database takes no writes: every change marked (pg_save.c)
+ *     starts keep_w if it is not running; every PG_KEEP_TICK_S it looks
+ *     whether anything waits, and once no write batch has committed for
+ *     PG_KEEP_AFTER_NS (or since the watch began) it writes the file again
+ *     if anything changed since. A healthy node pays a timer tick, no
+ *     file. Once nothing waits any more (all committed), the file goes.
+ *     So a valetd killed meanwhile loses at most about the last 1.25 s.
+ *   - At shutdown valetd waits PG_CLOSE_WAIT_S for its last writes; when
+ *     that is over with writes not known to be committed, pg_spill_save()
+ *     writes the file a last time. When all was written, it goes.
  *
  * At the next start of the node (same schema and node id), before it
  * registers - which fails whatever the node held, as restarted -,
@@ -53,6 +63,8 @@
 #include "pgbatch.h"
 
 #define PG_SPILL_FORMAT "valet-pg-unsent/1"
+#define PG_KEEP_TICK_S 0.25	     /* while changes wait: look this often ... */
+#define PG_KEEP_AFTER_NS 1000000000LL /* ... and keep them once no write committed for this long */
 
 int pg_spill_check(const char *dir, char *err, size_t errlen)
 {
@@ -143,58 +155,164 @@ static int write_file(const char *dir, const char *name, json_t *doc)
 	return 0;
 }
 
-int pg_spill_save(struct pg_store *ps)
+/* This run's file name (made once): pg-unsent-<schema>-<node>-<time>.json. */
+static const char *spill_name(struct pg_store *ps)
+{
+	struct timespec ts;
+	char prefix[512];
+
+	if (!ps->spill_name[0]) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		file_prefix(ps, prefix, sizeof(prefix));
+		snprintf(ps->spill_name, sizeof(ps->spill_name), "%s%020lld.json", prefix,
+			 (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+	}
+	return ps->spill_name;
+}
+
+/* Nothing of this run's file is unwritten any more: remove it. */
+static void spill_forget(struct pg_store *ps)
+{
+	char path[4096];
+
+	if (!ps->spill_kept)
+		return;
+	ps->spill_kept = ps->spill_said = false;
+	snprintf(path, sizeof(path), "%s/%s", ps->state_dir, ps->spill_name);
+	unlink(path);
+	log_info("PostgreSQL took the changes kept while it did not; removed their file", "node",
+		 ps->node, "file", ps->spill_name);
+}
+
+/* Write every change not known to be committed to this run's file:
+ * the number of changes (0: nothing, and no file), or -errno. */
+static int spill_write(struct pg_store *ps, int *changes)
 {
 	struct pg_batch *b = pg_batch_new(true, NULL, NULL);
 	json_t *doc = NULL, *calls;
-	struct timespec ts;
-	char prefix[512], name[600], n[24], err[64];
-	int changes = b ? pg_write_unsent(ps, b) : -ENOMEM;
 	int rc;
 
-	if (changes <= 0 || !pg_batch_ncalls(b)) {
+	*changes = b ? pg_write_unsent(ps, b) : -ENOMEM;
+	if (*changes <= 0 || !pg_batch_ncalls(b)) {
 		pg_batch_free(b);
-		if (changes < 0)
-			log_error("PostgreSQL did not take the last changes before shutdown, and they "
-				  "could not be kept (out of memory)", "node", ps->node);
-		else
-			log_warn("PostgreSQL did not answer before shutdown: this node is marked "
-				 "stopped, and its claims given back, when it starts again or its "
-				 "lease runs out", "node", ps->node);
-		return changes;
+		if (*changes >= 0)
+			spill_forget(ps);
+		return *changes < 0 ? *changes : 0;
 	}
-	snprintf(n, sizeof(n), "%d", changes);
-	if (!ps->state_dir) {
-		log_error("PostgreSQL did not take the last changes before shutdown, and there is "
-			  "no state directory to keep them in ([storage] state_dir): jobs still "
-			  "marked running are failed when this node starts again",
-			  "node", ps->node, "changes", n);
-		pg_batch_free(b);
-		return -ENOENT;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	file_prefix(ps, prefix, sizeof(prefix));
-	snprintf(name, sizeof(name), "%s%020lld.json", prefix,
-		 (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 	calls = calls_json(ps, b);
 	if (calls)
 		doc = json_pack("{s:s, s:s, s:s, s:s, s:o}", "format", PG_SPILL_FORMAT, "schema",
 				ps->schema, "node", ps->node, "valetd", VALET_VERSION, "calls", calls);
-	rc = doc ? write_file(ps->state_dir, name, doc) : -ENOMEM;
+	rc = doc ? write_file(ps->state_dir, spill_name(ps), doc) : -ENOMEM;
 	json_decref(doc);
 	pg_batch_free(b);
-	if (rc < 0) {
-		snprintf(err, sizeof(err), "%s", strerror(-rc));
+	if (rc == 0)
+		ps->spill_kept = true;
+	return rc;
+}
+
+int pg_spill_save(struct pg_store *ps)
+{
+	char n[24], err[64];
+	int changes = 0, rc;
+
+	ev_timer_stop(ps->loop, &ps->keep_w);
+	if (!ps->state_dir) {
+		struct pg_batch *b = pg_batch_new(true, NULL, NULL);
+		changes = b ? pg_write_unsent(ps, b) : 0;
+		pg_batch_free(b);
+		snprintf(n, sizeof(n), "%d", changes);
+		if (changes > 0)
+			log_error("PostgreSQL did not take the last changes before shutdown, and "
+				  "there is no state directory to keep them in ([storage] state_dir): "
+				  "jobs still marked running are failed when this node starts again",
+				  "node", ps->node, "changes", n);
+		return changes > 0 ? -ENOENT : 0;
+	}
+	rc = spill_write(ps, &changes);
+	snprintf(n, sizeof(n), "%d", changes);
+	snprintf(err, sizeof(err), "%s", strerror(rc < 0 ? -rc : 0));
+	if (rc < 0)
 		log_error("PostgreSQL did not take the last changes before shutdown, and they could "
 			  "not be kept: jobs still marked running are failed when this node starts "
 			  "again",
 			  "node", ps->node, "changes", n, "dir", ps->state_dir, "error", err);
-		return rc;
+	else if (changes > 0)
+		log_warn("PostgreSQL did not take the last changes before shutdown; kept them, to "
+			 "be written when this node starts again",
+			 "node", ps->node, "changes", n, "file", ps->spill_name);
+	else
+		log_warn("PostgreSQL did not answer before shutdown: this node is marked "
+			 "stopped, and its claims given back, when it starts again or its "
+			 "lease runs out", "node", ps->node);
+	return rc;
+}
+
+/* ---- kept while the database does not take them ---------------------------------------- */
+
+void pg_spill_watch(struct pg_store *ps)
+{
+	ps->mark_gen++;
+	if (ps->state_dir && !ev_is_active(&ps->keep_w)) {
+		ps->write_ok_ns = job_mono_ns(); /* the changes from now on are timed */
+		ev_timer_again(ps->loop, &ps->keep_w);
 	}
-	log_warn("PostgreSQL did not take the last changes before shutdown; kept them, to be "
-		 "written when this node starts again",
-		 "node", ps->node, "changes", n, "file", name);
-	return 0;
+}
+
+void pg_spill_settled(struct pg_store *ps)
+{
+	ps->write_ok_ns = job_mono_ns();
+}
+
+static void on_keep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pg_store *ps = w->data;
+	char n[24], err[64];
+	int changes, rc;
+
+	if (!pg_write_pending(ps) && !ps->flight) {
+		ev_timer_stop(loop, w);
+		spill_forget(ps);
+		return;
+	}
+	if (job_mono_ns() - ps->write_ok_ns < PG_KEEP_AFTER_NS ||
+	    (ps->spill_kept && ps->spill_gen == ps->mark_gen))
+		return;
+	ps->spill_gen = ps->mark_gen;
+	rc = spill_write(ps, &changes);
+	if (rc < 0 && !ps->spill_failed) {
+		snprintf(err, sizeof(err), "%s", strerror(-rc));
+		log_error("PostgreSQL is not taking writes, and the changes it has not taken could "
+			  "not be kept in the state directory", "node", ps->node, "dir",
+			  ps->state_dir, "error", err);
+	}
+	ps->spill_failed = rc < 0;
+	if (rc < 0 || changes <= 0)
+		return;
+	snprintf(n, sizeof(n), "%d", changes);
+	log_msg(ps->spill_said ? LOG_DEBUG : LOG_WARN,
+		"PostgreSQL is not taking writes; keeping the changes it has not taken in the "
+		"state directory until it does, for the next start should valetd stop first",
+		"node", ps->node, "changes", n, "file", ps->spill_name, (const char *)NULL);
+	ps->spill_said = true;
+}
+
+void pg_spill_init(struct pg_store *ps)
+{
+	ev_timer_init(&ps->keep_w, on_keep, 0., PG_KEEP_TICK_S);
+	ps->keep_w.data = ps;
+}
+
+void pg_spill_stop(struct pg_store *ps)
+{
+	ev_timer_stop(ps->loop, &ps->keep_w);
+}
+
+void pg_spill_closed(struct pg_store *ps)
+{
+	ev_timer_stop(ps->loop, &ps->keep_w);
+	if (ps->state_dir)
+		spill_forget(ps);
 }
 
 /* ---- replay ------------------------------------------------------------------------------- */

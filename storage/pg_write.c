@@ -621,6 +621,7 @@ static void flush_done(struct pg_batch *b, int err, const char *msg, void *arg)
 			entry_failed(ps, &f->e[0], b ? pg_batch_sqlstate(b) : "", msg);
 	} else {
 		pg_write_ok(ps);
+		pg_spill_settled(ps);
 		for (size_t i = 0; i < f->n; i++) {
 			struct pg_entry *e = &f->e[i];
 			if (e->kind == ENT_OP) {

@@ -299,6 +299,7 @@ static void pg_free(struct store *st)
 	if (!ps)
 		return;
 	pg_write_stop(ps);
+	pg_spill_stop(ps);
 	pgq_stop(ps);
 	pg_give_back_stop(ps);
 	pgk_stop(ps);
@@ -412,6 +413,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	TAILQ_INIT(&ps->withdrawn);
 	if (pg_write_init(ps) < 0)
 		goto nomem;
+	pg_spill_init(ps);
 	ps->schema = strdup(o->schema);
 	ps->node = strdup(host);
 	ps->url = strdup(o->url);

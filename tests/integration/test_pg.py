@@ -881,6 +881,68 @@ class UnsentAtShutdownTest(PgTestCase):
         self.assertIn("wrote the PostgreSQL changes kept at the last shutdown", d2.log_text())
         self.assertRegex(d2.log_text(), r"node registered .*released_from_earlier_run=0")
 
+    def outage_with_a_job_ending(self, d, down):
+        """A 1 s job runs; the database stops for down seconds (a thread,
+        returned) and the job ends meanwhile; returns once valetd says it
+        keeps the job's end in the state directory."""
+        job = d.submit("sleep", {"seconds": 1}, timeout=30, name="ends-while-down")
+        self.wait_sql(d, "SELECT 1 FROM jobs WHERE id = :'id' AND status = 'IN_PROGRESS'",
+                      lambda rows: bool(rows), 5, "the job IN_PROGRESS", interval=0.02,
+                      id=job["id"])
+        restarter = threading.Thread(target=pg_restart, kwargs={"down": down})
+        restarter.start()
+        deadline = time.monotonic() + down - 2
+        while "keeping the changes it has not taken" not in d.log_text():
+            if time.monotonic() > deadline:
+                restarter.join(120)
+                self.fail("no change kept during the outage\n%s" % d.log_tail())
+            time.sleep(0.05)
+        self.assertIn("job finished job_id=" + job["id"], d.log_text())
+        self.assertTrue(restarter.is_alive(), "the database was back too soon")
+        return job, restarter
+
+    def test_killed_while_the_database_is_down(self):
+        # Kept as it waits, not only at a shutdown: a valetd SIGKILLed
+        # during the outage loses nothing either.
+        state = self.state_dir()
+        d = self.start({"queue": {"workers": "2"}, "storage": {"state_dir": state}})
+        job, restarter = self.outage_with_a_job_ending(d, 8)
+        try:
+            self.assertEqual(d.kill(signal.SIGKILL), -signal.SIGKILL)
+        finally:
+            restarter.join(120)
+        kept = [f for f in os.listdir(state) if f.endswith(".json")]
+        self.assertEqual(len(kept), 1, os.listdir(state))
+        self.assertEqual(d.sql("SELECT status FROM jobs WHERE id = :'id'", id=job["id"]),
+                         [["IN_PROGRESS"]])
+        d2 = self.start(daemon=d.clone())
+        done = d2.wait_for(job["id"], FINAL, timeout=10)
+        self.assertEqual((done["status"], done.get("failure_reason")), ("COMPLETED", None),
+                         "%s\n%s" % (done, d2.log_tail()))
+        self.assertEqual(d2.get("/api/jobs/%s/results" % job["id"]).json.get("metadata"),
+                         {"slept": 1})
+        self.assertEqual(os.listdir(state), [])
+
+    def test_kept_file_goes_once_the_database_is_back(self):
+        state = self.state_dir()
+        d = self.start({"queue": {"workers": "2"}, "storage": {"state_dir": state}})
+        job, restarter = self.outage_with_a_job_ending(d, 4)
+        self.assertEqual(len([f for f in os.listdir(state) if f.endswith(".json")]), 1,
+                         os.listdir(state))
+        restarter.join(120)
+        done = d.wait_for(job["id"], FINAL, timeout=10)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        deadline = time.monotonic() + 10
+        while os.listdir(state):
+            self.assertLess(time.monotonic(), deadline, "the kept file stayed after the "
+                            "database took its changes: %s\n%s" % (os.listdir(state),
+                                                                  d.log_tail()))
+            time.sleep(0.05)
+        self.assertIn("removed their file", d.log_text())
+        rc, _ = d.terminate()
+        d.check_exit(rc)
+        self.assertEqual(os.listdir(state), [])
+
     def test_the_batch_in_flight_is_kept(self):
         # The database hangs (every process stopped) after the job ended:
         # its final state went out and no answer came. It may yet commit
