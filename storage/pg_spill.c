@@ -135,6 +135,7 @@ static int write_file(const char *dir, const char *name, json_t *doc)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
+	errno = 0;
 	if (json_dumpfd(doc, fd, JSON_COMPACT) < 0 || write(fd, "\n", 1) != 1)
 		rc = errno ? -errno : -EIO;
 	if (!rc && fsync(fd) < 0)
@@ -442,7 +443,7 @@ static void replayed(struct pg_batch *b, int err, const char *msg, void *arg)
 	if (!err) {
 		for (size_t i = 0; i < r->nfiles; i++)
 			unlink(r->files[i]);
-		log_info("wrote the PostgreSQL changes kept at the last shutdown", "node",
+		log_info("wrote the PostgreSQL changes the last run kept", "node",
 			 ps->node, "statements", n);
 		ps->spill_done = true;
 	} else if (err == -EIO && !pg_sqlstate_transient(pg_batch_sqlstate(b))) {
@@ -450,7 +451,7 @@ static void replayed(struct pg_batch *b, int err, const char *msg, void *arg)
 			set_aside(r->files[i], msg ? msg : "refused");
 		ps->spill_done = true;
 	} else if (err != -ECANCELED) {
-		log_warn("could not write the PostgreSQL changes kept at the last shutdown yet; "
+		log_warn("could not write the PostgreSQL changes the last run kept yet; "
 			 "retrying before this node registers",
 			 "node", ps->node, "error", msg ? msg : "");
 	}

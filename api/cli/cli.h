@@ -105,6 +105,10 @@ void cli_out_tasks(const struct cli *cli, json_t *tasks);
 void cli_out_status(const struct cli *cli, json_t *status);
 /* The value of key as text for a table ("-" when absent); into buf. */
 const char *cli_out_text(json_t *obj, const char *key, char *buf, size_t len);
+/* s, or a copy in buf (cut to fit) with each control character - C0, DEL,
+ * and C1 as UTF-8 - as a \u00XX escape: what the server says (a job's
+ * name is anyone's with the submit scope) cannot drive the terminal. */
+const char *cli_out_safe(const char *s, char *buf, size_t len);
 bool cli_status_final(const char *status);
 
 /* cli_watch.c: follow a job (or pipeline) until it is final; returns the

@@ -208,14 +208,18 @@ int cli_http_exit_for(long status)
 int cli_http_refused(const struct cli *cli, const struct cli_response *r)
 {
 	json_t *msg = json_object_get(r->body, "message");
+	char head[201], buf[2048];
 
 	if (cli->quiet)
 		return cli_http_exit_for(r->status);
-	if (json_is_string(msg))
-		fprintf(stderr, "valet: %s (HTTP %ld)\n", json_string_value(msg), r->status);
-	else
-		fprintf(stderr, "valet: the server answered HTTP %ld%s%.200s\n", r->status,
-			r->len ? ": " : "", r->text ? r->text : "");
+	if (json_is_string(msg)) {
+		fprintf(stderr, "valet: %s (HTTP %ld)\n",
+			cli_out_safe(json_string_value(msg), buf, sizeof(buf)), r->status);
+	} else {
+		snprintf(head, sizeof(head), "%s", r->text ? r->text : "");
+		fprintf(stderr, "valet: the server answered HTTP %ld%s%s\n", r->status,
+			r->len ? ": " : "", cli_out_safe(head, buf, sizeof(buf)));
+	}
 	if (r->status == 401)
 		fprintf(stderr, "valet: give an API key with VALET_TOKEN or --token%s\n",
 			cli->token ? " (this one was refused)" : "");

@@ -9,6 +9,14 @@
  * columns as wide as their widest cell; one object is "key: value" lines
  * in the server's key order, nested objects as compact JSON and durations
  * in seconds. Nothing here decides an exit status.
+ *
+ * Anything of the server's reaches the terminal without its control
+ * characters: a job's name, description or failure reason is set by
+ * whoever submitted it, and an escape sequence in it (ESC, or C1's CSI
+ * and OSC as UTF-8) could retitle the terminal, write to the clipboard or
+ * hide output from whoever lists jobs. A table shows them as \u00XX
+ * escapes (cli_out_safe()); JSON has the C0 ones escaped by jansson, and
+ * DEL and C1 escaped here, the same text to a JSON reader.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +26,58 @@
 
 #define COLS_MAX 8
 
+/* The C1 character (its second byte) at p, or 0. */
+static unsigned c1_at(const unsigned char *p)
+{
+	return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? p[1] : 0;
+}
+
+static bool is_control(const unsigned char *p)
+{
+	return *p < 0x20 || *p == 0x7f || c1_at(p);
+}
+
+const char *cli_out_safe(const char *s, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
+
+	while (*p && !is_control(p))
+		p++;
+	if (!*p)
+		return s;
+	for (p = (const unsigned char *)s; *p; p++) {
+		unsigned c1 = c1_at(p);
+		/* A character starts: room for its escape, or all of it. */
+		if ((*p & 0xc0) != 0x80 && n + 7 > len)
+			break;
+		if (is_control(p))
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", c1 ? c1 : *p);
+		else
+			buf[n++] = (char)*p;
+		p += c1 != 0;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 void cli_out_json(const struct cli *cli, json_t *v)
 {
 	char *text = json_dumps(v, (cli->tty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_ENCODE_ANY);
+	const unsigned char *p;
 
-	if (text)
-		printf("%s\n", text);
+	if (!text)
+		return;
+	/* jansson escapes C0 only; DEL and C1 (in strings only) as \u00XX. */
+	for (p = (const unsigned char *)text; *p; p++) {
+		unsigned c1 = c1_at(p);
+		if (*p == 0x7f || c1)
+			printf("\\u%04x", c1 ? c1 : *p);
+		else
+			putchar(*p);
+		p += c1 != 0;
+	}
+	putchar('\n');
 	free(text);
 }
 
@@ -46,13 +100,16 @@ const char *cli_out_text(json_t *obj, const char *key, char *buf, size_t len)
 	if (!v || json_is_null(v))
 		return "-";
 	if (json_is_string(v))
-		return json_string_value(v);
+		return cli_out_safe(json_string_value(v), buf, len);
 	if (json_is_integer(v) && !strcmp(key, "duration")) {
 		format_ms(json_integer_value(v), buf, len);
 		return buf;
 	}
 	dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	snprintf(buf, len, "%s", dump ? dump : "?");
+	if (!dump)
+		snprintf(buf, len, "?");
+	else if (cli_out_safe(dump, buf, len) == dump)
+		snprintf(buf, len, "%s", dump);
 	free(dump);
 	return buf;
 }
@@ -159,24 +216,26 @@ void cli_out_result(const struct cli *cli, json_t *result)
 {
 	json_t *meta = json_object_get(result, "metadata");
 	json_t *err = json_object_get(result, "error");
-	char *text;
+	char buf[4096];
 
 	if (cli->format == CLI_JSON) {
 		cli_out_json(cli, result);
 		return;
 	}
 	if (meta) {
-		text = json_dumps(meta, JSON_INDENT(2) | JSON_ENCODE_ANY);
-		printf("%s\n", text ? text : "?");
-		free(text);
+		struct cli pretty = *cli;
+
+		pretty.tty = true; /* indented */
+		cli_out_json(&pretty, meta);
 	}
 	if (json_is_string(err))
-		printf("error: %s\n", json_string_value(err));
+		printf("error: %s\n", cli_out_safe(json_string_value(err), buf, sizeof(buf)));
 }
 
 void cli_out_tasks(const struct cli *cli, json_t *tasks)
 {
 	json_t *name;
+	char buf[512];
 	size_t i;
 
 	if (cli->format == CLI_JSON) {
@@ -185,7 +244,7 @@ void cli_out_tasks(const struct cli *cli, json_t *tasks)
 	}
 	json_array_foreach(json_object_get(tasks, "tasks"), i, name) {
 		if (json_is_string(name))
-			printf("%s\n", json_string_value(name));
+			printf("%s\n", cli_out_safe(json_string_value(name), buf, sizeof(buf)));
 	}
 }
 

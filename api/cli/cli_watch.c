@@ -73,7 +73,7 @@ static int pipeline_progress(struct cli *cli, const char *id, size_t *done, size
 /* One line per change, for a pipe or a log. */
 static void print_change(const struct cli *cli, json_t *obj)
 {
-	char when[32], idbuf[128], stbuf[64];
+	char when[32], idbuf[128], stbuf[64], why[2048];
 	time_t t = time(NULL);
 	struct tm tm;
 
@@ -88,7 +88,7 @@ static void print_change(const struct cli *cli, json_t *obj)
 		printf("%s %s %s", when, cli_out_text(obj, "id", idbuf, sizeof(idbuf)),
 		       cli_out_text(obj, "status", stbuf, sizeof(stbuf)));
 		if (json_is_string(json_object_get(obj, "failure_reason")))
-			printf(" %s", json_string_value(json_object_get(obj, "failure_reason")));
+			printf(" %s", cli_out_text(obj, "failure_reason", why, sizeof(why)));
 		printf("\n");
 	}
 	fflush(stdout);

@@ -353,6 +353,41 @@ class CliTest(DaemonTestCase):
         self.assertEqual(rc, 0)
         self.assertIn("dummytask\r\n", out)
 
+    def test_control_characters_do_not_reach_the_terminal(self):
+        # A job's name and description are whoever submitted it's: escape
+        # sequences in them (ESC, BEL, DEL, C1's CSI, OSC and ST as UTF-8)
+        # could retitle the terminal of whoever lists jobs, or hide lines.
+        # Tables show them as \u00XX; JSON escapes them too, the same text
+        # to a JSON reader.
+        name = "evil\x1b]0;pwned\x07\x1b[2J\x7f\u009b31m\u009d0;t\u009c end"
+        r = self.d.post("/api/jobs", {"name": name, "description": name,
+                                      "task_name": "failtask",
+                                      "task_params": {"message": "m"}})
+        self.assertEqual(r.status, 202, r)
+        jid = r.json["id"]
+        self.wait_final(jid)
+        raw = ("\x1b", "\x07", "\x7f", "\u009b", "\u009d", "\u009c")
+        outs = {}
+        for args in (("get", jid), ("get", jid, "--table"), ("list",), ("list", "--table"),
+                     ("watch", jid, "--table", "--interval", "0.05"),
+                     ("watch", jid, "--interval", "0.05")):
+            rc, out, err = valet(*args, url=self.url)
+            self.assertEqual(rc, 1 if args[0] == "watch" else 0, (args, err))
+            for ch in raw:
+                self.assertNotIn(ch, out, (args, ch))
+            outs[tuple(a for a in args if a != jid)] = out
+        self.assertEqual(json.loads(outs[("get",)])["name"], name)
+        self.assertIn("\\u009b31m", outs[("get",)])
+        self.assertRegex(outs[("get", "--table")],
+                         r"(?m)^name: +evil\\u001b\]0;pwned\\u0007\\u001b\[2J\\u007f"
+                         r"\\u009b31m\\u009d0;t\\u009c end$")
+        self.assertIn("evil\\u001b]0;pwned", outs[("list", "--table")])
+        rc, out = valet_tty("get", jid, url=self.url)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("name:", out)
+        for ch in raw:
+            self.assertNotIn(ch, out, ch)
+
     def test_url_option_and_environment(self):
         dead = "http://127.0.0.1:%d" % free_port()
         # --url wins over VALET_URL; a trailing slash is fine.

@@ -878,7 +878,7 @@ class UnsentAtShutdownTest(PgTestCase):
                                     "attempts WHERE job_id = :'id') FROM jobs WHERE id = :'id'",
                                     id=j["id"]), [["1", None, "0"]])
         self.assertEqual(os.listdir(state), [], "the kept file was not removed")
-        self.assertIn("wrote the PostgreSQL changes kept at the last shutdown", d2.log_text())
+        self.assertIn("wrote the PostgreSQL changes the last run kept", d2.log_text())
         self.assertRegex(d2.log_text(), r"node registered .*released_from_earlier_run=0")
 
     def outage_with_a_job_ending(self, d, down):
