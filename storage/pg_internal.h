@@ -2,8 +2,9 @@
  * pg_internal.h - the PostgreSQL store's state, shared by postgres.c (the
  * store port: reads, the store's life), pg_save.c and pg_write.c (writes
  * recorded, then group-committed), pg_queue.c (the node: registration,
- * heartbeat, rescue, claims, cancel across nodes, close) and pg_giveback.c
- * (claimed work given back at a drain).
+ * heartbeat, rescue, claims, cancel across nodes, close), pg_giveback.c
+ * (claimed work given back at a drain) and pg_spill.c (writes the database
+ * does not take, kept across a restart).
  */
 #ifndef VALET_PG_INTERNAL_H
 #define VALET_PG_INTERNAL_H
