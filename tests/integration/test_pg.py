@@ -930,6 +930,11 @@ class UnsentAtShutdownTest(PgTestCase):
         self.assertEqual(len([f for f in os.listdir(state) if f.endswith(".json")]), 1,
                          os.listdir(state))
         restarter.join(120)
+        # valetd reconnects with backoff: healthy again first.
+        deadline = time.monotonic() + 20
+        while d.get("/api/status").status != 200:
+            self.assertLess(time.monotonic(), deadline, "not healthy again\n%s" % d.log_tail())
+            time.sleep(0.1)
         done = d.wait_for(job["id"], FINAL, timeout=10)
         self.assertEqual(done["status"], "COMPLETED", done)
         deadline = time.monotonic() + 10
