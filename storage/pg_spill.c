@@ -185,20 +185,33 @@ static void spill_forget(struct pg_store *ps)
 		 ps->node, "file", ps->spill_name);
 }
 
-/* Write every change not known to be committed to this run's file:
- * the number of changes (0: nothing, and no file), or -errno. */
-static int spill_write(struct pg_store *ps, int *changes)
+/* The calls of every change not known to be committed, as a new batch;
+ * *changes is their number. NULL with *changes 0 (nothing) or -ENOMEM. */
+static struct pg_batch *unsent(struct pg_store *ps, int *changes)
 {
 	struct pg_batch *b = pg_batch_new(true, NULL, NULL);
+
+	*changes = b ? pg_write_unsent(ps, b) : -ENOMEM;
+	if (*changes > 0 && pg_batch_ncalls(b))
+		return b;
+	pg_batch_free(b);
+	if (*changes > 0)
+		*changes = 0;
+	return NULL;
+}
+
+/* Write every change not known to be committed to this run's file:
+ * 0 (*changes of them; none: no file), or -errno. */
+static int spill_write(struct pg_store *ps, int *changes)
+{
+	struct pg_batch *b = unsent(ps, changes);
 	json_t *doc = NULL, *calls;
 	int rc;
 
-	*changes = b ? pg_write_unsent(ps, b) : -ENOMEM;
-	if (*changes <= 0 || !pg_batch_ncalls(b)) {
-		pg_batch_free(b);
-		if (*changes >= 0)
+	if (!b) {
+		if (*changes == 0)
 			spill_forget(ps);
-		return *changes < 0 ? *changes : 0;
+		return *changes;
 	}
 	calls = calls_json(ps, b);
 	if (calls)
@@ -219,9 +232,7 @@ int pg_spill_save(struct pg_store *ps)
 
 	ev_timer_stop(ps->loop, &ps->keep_w);
 	if (!ps->state_dir) {
-		struct pg_batch *b = pg_batch_new(true, NULL, NULL);
-		changes = b ? pg_write_unsent(ps, b) : 0;
-		pg_batch_free(b);
+		pg_batch_free(unsent(ps, &changes));
 		snprintf(n, sizeof(n), "%d", changes);
 		if (changes > 0)
 			log_error("PostgreSQL did not take the last changes before shutdown, and "
