@@ -25,6 +25,8 @@
 #include "spawn_proto.h"
 
 #define SBX_FD_FRAME 3
+/* A slot's forker's socket, which its children close (spawner_forker.c). */
+#define SBX_FD_KEEP 4
 
 /* Everything the child needs, prepared in the parent (no lookups in the child). */
 struct sbx_params {
@@ -32,6 +34,7 @@ struct sbx_params {
 	int stdout_fd;       /* required */
 	int stderr_fd;       /* required (may equal stdout_fd) */
 	int frame_fd;        /* required */
+	int keep_fd;         /* moved to SBX_FD_KEEP and kept open; 0 = none */
 	bool frame_cloexec;  /* exec tasks: the frame channel closes at execve */
 	int devnull_fd;      /* an open /dev/null, used when stdin_fd < 0 */
 	pid_t expected_parent; /* getppid() after PR_SET_PDEATHSIG: the parent's
@@ -285,6 +288,11 @@ struct sbx_slotns {
 	 * namespaces; 0 / -1 = none. */
 	pid_t launcher;
 	int launch_sock;
+	/* The slot's forker of warm C-task children (spawner_forker.c; also
+	 * without namespaces), killed with its process group - the children
+	 * it cloned - when the namespaces go; 0 / -1 = none. */
+	pid_t forker;
+	int forker_sock;
 };
 void sbx_slotns_init(struct sbx_slotns *ns);
 int sbx_slotns_build(struct sbx_slotns *ns, void *stack_top, int spawner_pidfd, int own_pidns,

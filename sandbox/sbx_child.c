@@ -11,8 +11,8 @@
  *   2. setsid(): own session and process group, no controlling terminal;
  *   3. PR_SET_PDEATHSIG(SIGKILL), then check that the parent did not die
  *      before that (getppid() != expected_parent);
- *   4. fds: 0 stdin (or /dev/null), 1 stdout, 2 stderr, 3 frame channel;
- *      everything else closed;
+ *   4. fds: 0 stdin (or /dev/null), 1 stdout, 2 stderr, 3 frame channel
+ *      (and 4, a slot's forker's socket); everything else closed;
  *   5. chdir(workdir), unless it is NULL (the spawner is in "/" already);
  *   6. rlimits: core 0 always, then the configured ones (soft = hard);
  *   7. drop to the unprivileged user, and check root cannot be regained;
@@ -157,7 +157,7 @@ static int sbx_parent_death(const struct sbx_params *p, struct sbx_error *err)
  */
 static int sbx_fds(const struct sbx_params *p, bool close_rest, struct sbx_error *err)
 {
-	int src[4], tmp[4];
+	int src[5], tmp[5], n = p->keep_fd > 0 ? 5 : 4;
 	bool low = false;
 	int i;
 
@@ -165,14 +165,15 @@ static int sbx_fds(const struct sbx_params *p, bool close_rest, struct sbx_error
 	src[1] = p->stdout_fd;
 	src[2] = p->stderr_fd;
 	src[3] = p->frame_fd;
-	for (i = 0; i < 4; i++) {
+	src[4] = p->keep_fd;
+	for (i = 0; i < n; i++) {
 		if (src[i] < 0)
 			return sbx_error_set(err, "fds", EBADF);
-		low |= src[i] <= SBX_FD_FRAME;
+		low |= src[i] <= SBX_FD_FRAME + (n - 4);
 	}
 	/* Sources above the targets (the spawner's always are) go straight
 	 * down; dup2/dup3 onto a different number clear FD_CLOEXEC. */
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < n; i++) {
 		tmp[i] = low ? fcntl(src[i], F_DUPFD_CLOEXEC, SBX_FD_SCRATCH) : src[i];
 		if (tmp[i] < 0)
 			return sbx_error_set(err, "dup", errno);
@@ -183,8 +184,10 @@ static int sbx_fds(const struct sbx_params *p, bool close_rest, struct sbx_error
 	for (i = 0; i < 3; i++)
 		if (dup2(tmp[i], i) < 0)
 			return sbx_error_set(err, "dup2", errno);
+	if (n == 5 && dup3(tmp[4], SBX_FD_KEEP, O_CLOEXEC) < 0)
+		return sbx_error_set(err, "dup2", errno);
 
-	if (!close_rest || syscall(SYS_close_range, 4U, ~0U, 0U) == 0)
+	if (!close_rest || syscall(SYS_close_range, (unsigned)n, ~0U, 0U) == 0)
 		return 0;
 	if (errno != ENOSYS)
 		return sbx_error_set(err, "close_range", errno);
@@ -195,7 +198,7 @@ static int sbx_fds(const struct sbx_params *p, bool close_rest, struct sbx_error
 
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
 			max = rl.rlim_max;
-		for (fd = 4; fd < max; fd++)
+		for (fd = (rlim_t)n; fd < max; fd++)
 			(void)close((int)fd);
 	}
 	return 0;

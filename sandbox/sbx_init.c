@@ -400,19 +400,24 @@ int sbx_pidns_init(void *stack_top, int spawner_pidfd, int own_pidns, pid_t *ini
 void sbx_slotns_init(struct sbx_slotns *ns)
 {
 	*ns = (struct sbx_slotns){.pid = -1, .mnt = -1, .ipc = -1, .uts = -1, .root = -1,
-				  .launch_sock = -1};
+				  .launch_sock = -1, .forker_sock = -1};
 }
 
-/* The launcher goes with the namespaces it launches into (it is not in
- * their PID namespace: the init's death would not take it along). The
- * spawner's reaping finds it later. */
+/* The launcher and the forker go with the namespaces they start tasks in
+ * (they are not in their PID namespace: the init's death would not take
+ * them along); the forker with its process group, every child it cloned.
+ * The spawner's reaping finds them later. */
 pid_t sbx_slotns_detach(struct sbx_slotns *ns)
 {
-	int fds[] = {ns->pid, ns->mnt, ns->ipc, ns->uts, ns->root, ns->launch_sock};
+	int fds[] = {ns->pid, ns->mnt, ns->ipc, ns->uts, ns->root, ns->launch_sock, ns->forker_sock};
 	pid_t init = ns->init;
 
 	if (ns->launcher > 0)
 		(void)kill(ns->launcher, SIGKILL);
+	if (ns->forker > 0) {
+		(void)kill(-ns->forker, SIGKILL);
+		(void)kill(ns->forker, SIGKILL); /* before its setsid() */
+	}
 	if (init > 0)
 		(void)kill(init, SIGKILL);
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

@@ -36,8 +36,8 @@
  *   "slots":      the number of worker slots (2 x workers)
  *   "user":       {"drop": bool, "uid", "gid", "uid_base"} (uid_base 0: all
  *                 slots run as uid/gid; else slot N as uid_base + N)
- *   "filters":    [fd, fd, fd]: memfds of BPF (struct sock_filter[]) by
- *                 enum sbx_profile
+ *   "filters":    [fd, fd, fd, fd]: memfds of BPF (struct sock_filter[]) by
+ *                 enum sbx_profile, then SBX_FILTER_FORKER
  *   "namespaces": bool; "view": {"hide": [dir...], "job_network": bool};
  *   "keep":       [{"path", "file": bool}]: the host's /tmp items jobs see
  *   "net":        {"host": bool, "helper": path, "gid", "rules":
@@ -70,14 +70,17 @@
 #ifndef VALET_SPAWN_PROTO_H
 #define VALET_SPAWN_PROTO_H
 
+#include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 /* The protocol's version: the setup document's, the requests' and the
  * events'. Bumped on any change of either (2: TIMER, SPAWN_EVT_F_DEADLINE,
- * spawn_evt.end_ns; 3: SPAWN_EVT_F_SANDBOX). */
-#define SPAWN_PROTO_VERSION 3
+ * spawn_evt.end_ns; 3: SPAWN_EVT_F_SANDBOX; 4: the forker's program in
+ * "filters"). */
+#define SPAWN_PROTO_VERSION 4
 
 /* argv[1] of a spawner started by valetd. */
 #define SPAWN_ARG "--valet-spawner"
@@ -99,6 +102,19 @@ enum sbx_profile {
 	SBX_PROFILE_EXEC_NET = 2, /* "exec+net": exec, plus TCP and UDP over IPv4 and IPv6 */
 	SBX_PROFILE_COUNT
 };
+
+/*
+ * The programs the daemon compiles: one per profile, then the strict
+ * profile's variant for a worker slot's forker (sandbox/spawner_forker.c),
+ * which may clone with exactly SBX_FORKER_CLONE_FLAGS when the clone's tls
+ * argument (ignored by the kernel without CLONE_SETTLS) is the forker's
+ * secret. The daemon compiles SBX_FORKER_PLACEHOLDER in its place; no
+ * process ever loads the program as compiled.
+ */
+#define SBX_FILTER_FORKER SBX_PROFILE_COUNT
+#define SBX_NFILTERS (SBX_PROFILE_COUNT + 1)
+#define SBX_FORKER_PLACEHOLDER 0x76616c65742d6b21ULL /* "valet-k!" */
+#define SBX_FORKER_CLONE_FLAGS (CLONE_PARENT | CLONE_CHILD_SETTID | SIGCHLD)
 
 /* A compiled seccomp filter (BPF). */
 struct sbx_filter {

@@ -74,11 +74,11 @@ static int setup_filters(json_t *filters, struct spawner_setup *s, char *err, si
 {
 	bool ok = true;
 
-	if (json_array_size(filters) != SBX_PROFILE_COUNT) {
-		snprintf(err, errlen, "setup: \"filters\" must name %d programs", SBX_PROFILE_COUNT);
+	if (json_array_size(filters) != SBX_NFILTERS) {
+		snprintf(err, errlen, "setup: \"filters\" must name %d programs", SBX_NFILTERS);
 		return -EINVAL;
 	}
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+	for (int i = 0; i < SBX_NFILTERS; i++) {
 		int fd = setup_fd(json_array_get(filters, (size_t)i), &ok), rc;
 
 		if (!ok || fd < 0 || (rc = setup_filter(fd, &s->filters[i])) < 0) {
@@ -353,7 +353,7 @@ out:
 
 void spawn_setup_free(struct spawner_setup *s)
 {
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+	for (int i = 0; i < SBX_NFILTERS; i++)
 		sbx_filter_release(&s->filters[i]);
 	setup_strv_free(s->hide);
 	for (int i = 0; i < s->nkeep; i++)

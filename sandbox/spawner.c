@@ -155,6 +155,16 @@ static char *read_sized_stdin(size_t *len)
 	return buf;
 }
 
+void spawner_warm_main(void)
+{
+	size_t len = 0;
+	char *buf = read_sized_stdin(&len);
+
+	if (!buf)
+		_exit(125);
+	taskrun_main(spawner_sp.reg, buf, len);
+}
+
 /* In the forked job child: never returns. */
 void spawner_child_main(const struct spawn_req *req, const char *input, const int *fds, int nfds,
 			pid_t parent)
@@ -475,9 +485,12 @@ static void handle_start(const struct spawn_req *req, const char *input, int *fd
 			pid = spawner_spawn_exec_in_pidns(&args, &init);
 	} else {
 		in_slotns = spawner_sp.opts->namespaces;
-		pid = spawn_process(req);
-		if (pid == 0)
-			child_start(req, input, fds, nfds, netns);
+		pid = spawner_forker_spawn(req, fds, nfds, netns);
+		if (pid == -3) {
+			pid = spawn_process(req);
+			if (pid == 0)
+				child_start(req, input, fds, nfds, netns);
+		}
 	}
 	if (pid < 0) {
 		evt.spawn_err = errno;
@@ -602,6 +615,11 @@ static void reaped(pid_t pid, int status, const struct rusage *ru)
 		 * next exec job makes another. */
 		if (s->ns.launcher == pid) {
 			spawner_launcher_gone(&s->ns);
+			return;
+		}
+		/* A slot's forker died: the next warm child makes another. */
+		if (s->ns.forker == pid) {
+			spawner_forker_gone(&s->ns);
 			return;
 		}
 		/* A slot's init died (it is only ever killed): its namespaces go. */

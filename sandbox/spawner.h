@@ -21,7 +21,7 @@ struct spawner_setup {
 	bool drop_user;
 	uid_t uid, uid_base; /* uid_base 0: every slot runs as uid/gid */
 	gid_t gid;
-	struct sbx_filter filters[SBX_PROFILE_COUNT];
+	struct sbx_filter filters[SBX_NFILTERS];
 	bool namespaces;
 	struct sbx_view_opts view; /* view.hide_dirs: hide */
 	char **hide;

@@ -1,9 +1,11 @@
 /*
  * spawner_internal.h - what the spawner's files share (spawner.c: the poll
  * loop, START and the child; spawner_exec.c: an exec task's start with
- * namespaces; spawner_prep.c: startup and the view's upkeep;
- * spawner_kill.c: KILL, deadlines and EXIT; spawner_left.c: what an exec
- * job left without a process). Private to them.
+ * namespaces; spawner_launch.c: a slot's exec launcher;
+ * spawner_forker.c: a slot's forker of warm C children; spawner_prep.c:
+ * startup and the view's upkeep; spawner_kill.c: KILL, deadlines and
+ * EXIT; spawner_left.c: what an exec job left without a process). Private
+ * to them.
  *
  * The state is one object, spawner_sp, with hidden visibility: accessed
  * as directly as a static (no GOT entry in -fPIC code). The helpers below
@@ -35,6 +37,15 @@
 
 #define SPAWNER_HIDDEN __attribute__((visibility("hidden")))
 
+/* What a slot's forker was made with: the pipes behind its fds 0-3 (frame,
+ * output, stdin) and its network namespace (their inode numbers), and the
+ * job limits. */
+struct forker_key {
+	ino_t ino[3];
+	ino_t netns;
+	struct sbx_limits limits;
+};
+
 struct slot {
 	pid_t pid;       /* the job child; 0 = free */
 	bool in_slotns;  /* ...in the slot's namespaces (ns): a C task, or an
@@ -58,6 +69,9 @@ struct slot {
 	int ns_exec_task; /* the last exec task in ns (its next_pid tells whether it
 			   * created processes); -1 = none */
 	struct sbx_slotns ns; /* the slot's namespaces (sbx_slotns_*); ns.init 0 = none */
+	struct forker_key forker_key; /* what ns.forker was made with */
+	uint64_t forker_clones;       /* ...and the children it cloned */
+	int64_t forker_pause_until; /* now_ns(): no forker before (one failed) */
 };
 
 struct spawner_state {
@@ -133,7 +147,8 @@ static inline bool spawner_slotns_current(const struct slot *s)
 /*
  * A job's process limit (0: none) as its slot's pids cgroup and its task's
  * RLIMIT_NPROC count it: one more while the slot has an exec launcher
- * (spawner_launch.c), which is in the slot's cgroups and runs as its uid,
+ * (spawner_launch.c), and one more while it has a forker
+ * (spawner_forker.c): each is in the slot's cgroups and runs as its uid,
  * so counts in both, and is no process of the job's - whichever way the
  * job's task is started. Read when the limits are set; where a path starts
  * a launcher or drops one, the slot's limit is set again (spawner_launch,
@@ -142,9 +157,10 @@ static inline bool spawner_slotns_current(const struct slot *s)
  */
 static inline uint64_t spawner_slot_processes(const struct spawn_req *req)
 {
+	const struct sbx_slotns *ns = &spawner_sp.slots[req->slot].ns;
 	uint64_t n = req->limits.max_processes;
 
-	return n && spawner_sp.slots[req->slot].ns.launcher > 0 ? n + 1 : n;
+	return n ? n + (ns->launcher > 0) + (ns->forker > 0) : n;
 }
 
 /*
@@ -217,6 +233,15 @@ void spawner_launcher_gone(struct sbx_slotns *ns) SPAWNER_HIDDEN;
  * left in its slot that no process holds: whether the slot's namespaces
  * must go (its empty network namespace was given up). */
 bool spawner_left_behind(unsigned index) SPAWNER_HIDDEN;
+
+/* spawner_forker.c: a warm C child cloned by its slot's forker (its pid;
+ * -3: the spawner forks it); a slot's forker was reaped: forgotten. */
+pid_t spawner_forker_spawn(const struct spawn_req *req, const int *fds, int nfds,
+			   int netns) SPAWNER_HIDDEN;
+void spawner_forker_gone(struct sbx_slotns *ns) SPAWNER_HIDDEN;
+/* spawner.c: a warm child's life once in the sandbox: its input, then its
+ * task (never returns). */
+void spawner_warm_main(void) SPAWNER_HIDDEN __attribute__((noreturn));
 
 /* spawner_prep.c: the process, the setup (READY), what every child would
  * otherwise do again; POLICY and the view's upkeep. */

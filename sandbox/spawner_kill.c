@@ -79,6 +79,8 @@ void spawner_kill_all_and_exit(void)
 			kill(spawner_sp.slots[i].ns.init, SIGKILL);
 		if (spawner_sp.slots[i].ns.launcher > 0)
 			kill(spawner_sp.slots[i].ns.launcher, SIGKILL);
+		if (spawner_sp.slots[i].ns.forker > 0)
+			kill(spawner_sp.slots[i].ns.forker, SIGKILL);
 	}
 	/* The network helpers exit when their exit pipes close. */
 	sbx_net_free(spawner_sp.net);

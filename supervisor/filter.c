@@ -84,10 +84,11 @@ static int filter_add_rules(scmp_filter_ctx ctx, const struct policy_rule *r)
 	int rc = 0;
 
 	for (; r && r->syscall && rc == 0; r++) {
-		struct scmp_arg_cmp cmp = {
-		    .arg = r->arg, .op = r->op, .datum_a = r->datum_a, .datum_b = r->datum_b};
+		struct scmp_arg_cmp cmp[2] = {
+		    {.arg = r->arg, .op = r->op, .datum_a = r->datum_a, .datum_b = r->datum_b},
+		    {.arg = r->arg2, .op = r->op2, .datum_a = r->datum2_a, .datum_b = r->datum2_b}};
 
-		rc = filter_add(ctx, r->syscall, r->action, r->op ? 1 : 0, &cmp);
+		rc = filter_add(ctx, r->syscall, r->action, r->op ? (r->op2 ? 2 : 1) : 0, cmp);
 	}
 	return rc;
 }
@@ -180,7 +181,7 @@ static int filter_add_splits(scmp_filter_ctx ctx, const struct policy_split *con
 	return rc;
 }
 
-static int filter_build(scmp_filter_ctx ctx, const struct policy *p)
+static int filter_build(scmp_filter_ctx ctx, const struct policy *p, bool forker)
 {
 	int rc = filter_add_names(ctx, p->allowed, SCMP_ACT_ALLOW);
 
@@ -188,6 +189,8 @@ static int filter_build(scmp_filter_ctx ctx, const struct policy *p)
 		rc = filter_add_names(ctx, p->denied, SCMP_ACT_ERRNO(EPERM));
 	if (rc == 0)
 		rc = filter_add_rules(ctx, p->rules);
+	if (rc == 0 && forker)
+		rc = filter_add_rules(ctx, p->forker_rules);
 	if (rc == 0)
 		rc = filter_add_splits(ctx, p->splits);
 	return rc;
@@ -276,9 +279,16 @@ fail:
 	return rc;
 }
 
-int filter_compile(enum sbx_profile profile, struct sbx_filter *out)
+/*
+ * Program i: a profile's (enum sbx_profile), or SBX_FILTER_FORKER, the
+ * strict profile with its forker_rules: the program a slot's forker loads
+ * (sandbox/spawner_forker.c), whose clone rule names SBX_FORKER_PLACEHOLDER
+ * where the forker puts its own secret before it loads it.
+ */
+int filter_compile(int i, struct sbx_filter *out)
 {
-	const struct policy *policy = policy_of(profile);
+	bool forker = i == SBX_FILTER_FORKER;
+	const struct policy *policy = policy_of(forker ? SBX_PROFILE_STRICT : (enum sbx_profile)i);
 	scmp_filter_ctx ctx;
 	int rc;
 
@@ -307,7 +317,7 @@ int filter_compile(enum sbx_profile profile, struct sbx_filter *out)
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (rc == 0)
-		rc = filter_build(ctx, policy);
+		rc = filter_build(ctx, policy, forker);
 	if (rc == 0)
 		rc = filter_export(ctx, out);
 	if (rc == 0)
@@ -320,13 +330,13 @@ int filter_compile_all(struct sbx_filter *out, enum sbx_profile *failed)
 {
 	int rc = 0;
 
-	memset(out, 0, sizeof(*out) * SBX_PROFILE_COUNT);
-	for (int i = 0; i < SBX_PROFILE_COUNT && rc == 0; i++) {
-		*failed = (enum sbx_profile)i;
-		rc = filter_compile((enum sbx_profile)i, &out[i]);
+	memset(out, 0, sizeof(*out) * SBX_NFILTERS);
+	for (int i = 0; i < SBX_NFILTERS && rc == 0; i++) {
+		*failed = i == SBX_FILTER_FORKER ? SBX_PROFILE_STRICT : (enum sbx_profile)i;
+		rc = filter_compile(i, &out[i]);
 	}
 	if (rc < 0)
-		for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+		for (int i = 0; i < SBX_NFILTERS; i++)
 			filter_release(&out[i]);
 	return rc;
 }

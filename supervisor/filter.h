@@ -9,9 +9,10 @@
 
 #include "../sandbox/spawn_proto.h"
 
-/* Compile a profile. 0 or -errno (-EINVAL: no such profile). */
-int filter_compile(enum sbx_profile profile, struct sbx_filter *out);
-/* Every profile into out[SBX_PROFILE_COUNT]. 0, or -errno with *failed the
+/* Compile program i: a profile (enum sbx_profile) or SBX_FILTER_FORKER.
+ * 0 or -errno (-EINVAL: no such program). */
+int filter_compile(int i, struct sbx_filter *out);
+/* Every program into out[SBX_NFILTERS]. 0, or -errno with *failed the
  * profile that did not compile. */
 int filter_compile_all(struct sbx_filter *out, enum sbx_profile *failed);
 void filter_release(struct sbx_filter *f); /* NULL is a no-op */

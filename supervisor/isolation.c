@@ -710,7 +710,7 @@ int isolation_start(struct isolation_prep *p, const struct config *cfg, pid_t *p
 void isolation_prep_release(struct isolation_prep *p)
 {
 	isolation_release(&p->iso);
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+	for (int i = 0; i < SBX_NFILTERS; i++)
 		filter_release(&p->filters[i]);
 	free(p->config_real);
 	hidden_free(p->hide);

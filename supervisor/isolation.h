@@ -84,7 +84,7 @@ void isolation_print(const struct isolation *iso, const char *indent, FILE *out)
  * setup is what spawn_start() takes. 0, or -errno with a sentence in err.
  */
 struct isolation_prep {
-	struct sbx_filter filters[SBX_PROFILE_COUNT];
+	struct sbx_filter filters[SBX_NFILTERS];
 	struct isolation iso;
 	struct spawn_setup setup;
 	char *config_real;

@@ -20,6 +20,10 @@
  * that has moved on refuses the old version instead of silently running
  * under a different one. History:
  *   strict 1  the in-process profile (default TRAP; the reporter kills)
+ *   strict 2  strict 1 plus getppid(), prctl(PR_SET_PDEATHSIG, SIGKILL) and
+ *             prctl(PR_SET_NAME) (what a child cloned by a slot's forker
+ *             does before it waits for its job), and one clone() in the
+ *             forker's program, see strict_forker_rules
  *   exec 1    default ALLOW with a deny list (valet 0.x; gone)
  *   exec 2    an allowlist, default ENOSYS (setrlimit, and prlimit64 on
  *             the caller itself, allowed before its first release: shells'
@@ -83,8 +87,11 @@
 
 /* SBX_RULE: unconditional. SBX_ARG: on argument `arg`; for
  * SCMP_CMP_MASKED_EQ, a is the mask and b the value, else b is unused. */
-#define SBX_RULE(name, action) { (name), (action), 0, 0, 0, 0 }
-#define SBX_ARG(name, action, arg, op, a, b) { (name), (action), (arg), (op), (a), (b) }
+#define SBX_RULE(name, action) { (name), (action), 0, 0, 0, 0, 0, 0, 0, 0 }
+#define SBX_ARG(name, action, arg, op, a, b) { (name), (action), (arg), (op), (a), (b), 0, 0, 0, 0 }
+/* SBX_ARG2: two comparisons, both must hold. */
+#define SBX_ARG2(name, action, arg, op, a, b, arg2, op2, a2, b2) \
+	{ (name), (action), (arg), (op), (a), (b), (arg2), (op2), (a2), (b2) }
 
 /* SBX_SPLIT(name, arg, mask, in, out, values...): see struct policy_split.
  * SBX_SPLIT_IF: the same, for calls whose argument if_arg is if_value (in
@@ -138,6 +145,32 @@ static const struct policy_rule strict_rules[] = {
 	SBX_ARG("prlimit64", SBX_ALLOW, 2, SCMP_CMP_EQ, 0, 0),
 	SBX_ARG("fcntl", SBX_ALLOW, 1, SCMP_CMP_MASKED_EQ, SBX_LOW32, F_GETFL),
 	SBX_ARG("fcntl", SBX_ALLOW, 1, SCMP_CMP_MASKED_EQ, SBX_LOW32, F_GETFD),
+	/* A child of a slot's forker: its parent-death signal, exactly this
+	 * one (all 64 bits of both), the check that its parent is alive, and
+	 * its name for ps (a task may rename itself: /proc/PID/comm says
+	 * nothing valetd relies on). */
+	SBX_ARG2("prctl", SBX_ALLOW, 0, SCMP_CMP_EQ, PR_SET_PDEATHSIG, 0,
+		 1, SCMP_CMP_EQ, SIGKILL, 0),
+	SBX_ARG("prctl", SBX_ALLOW, 0, SCMP_CMP_EQ, PR_SET_NAME, 0),
+	SBX_RULE("getppid", SBX_ALLOW),
+	{NULL},
+};
+
+/*
+ * Only in the program of a worker slot's forker (sandbox/spawner_forker.c),
+ * which its children inherit: clone() with exactly these flags (all 64
+ * bits: a copy of the process, as the spawner's child, the child's tid
+ * written for glibc; no thread, no namespace, no shared memory), and only
+ * when tls, which the kernel ignores without CLONE_SETTLS, is the secret
+ * the forker drew and put in place of the placeholder before it loaded
+ * the program. A task of its children has the same program but not the
+ * secret (each child wipes its copy before it reads its job), and a
+ * clone() that does not match traps and ends the task: one guess of 64
+ * bits. Every other strict program has no clone rule at all.
+ */
+static const struct policy_rule strict_forker_rules[] = {
+	SBX_ARG2("clone", SBX_ALLOW, 0, SCMP_CMP_EQ, SBX_FORKER_CLONE_FLAGS, 0,
+		 4, SCMP_CMP_EQ, SBX_FORKER_PLACEHOLDER, 0),
 	{NULL},
 };
 
@@ -331,11 +364,12 @@ static const struct policy_split *const exec_net_split_tables[] = {
 static const struct policy policies[SBX_PROFILE_COUNT] = {
 	[SBX_PROFILE_STRICT] = {
 		.name = "strict",
-		.version = 1,
+		.version = 2,
 		.default_action = SCMP_ACT_TRAP,
 		.foreign_abi_action = SBX_KILL,
 		.allowed = strict_allowed,
 		.rules = strict_rules,
+		.forker_rules = strict_forker_rules,
 	},
 	[SBX_PROFILE_EXEC] = {
 		.name = "exec",

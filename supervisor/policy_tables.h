@@ -13,8 +13,9 @@
 
 #include "policy.h"
 
-/* One rule: name, action and an optional comparison (op 0 = unconditional).
- * For SCMP_CMP_MASKED_EQ, datum_a is the mask and datum_b the value. */
+/* One rule: name, action and up to two comparisons, ANDed (op 0 = none:
+ * unconditional). For SCMP_CMP_MASKED_EQ, datum_a is the mask and datum_b
+ * the value. */
 struct policy_rule {
 	const char *syscall;
 	uint32_t action;
@@ -22,6 +23,10 @@ struct policy_rule {
 	enum scmp_compare op;
 	uint64_t datum_a;
 	uint64_t datum_b;
+	unsigned int arg2; /* the second comparison, when op2 is not 0 */
+	enum scmp_compare op2;
+	uint64_t datum2_a;
+	uint64_t datum2_b;
 };
 
 /*
@@ -71,6 +76,9 @@ struct policy {
 	const char *const *allowed;   /* unconditional SCMP_ACT_ALLOW, NULL-terminated */
 	const char *const *denied;    /* unconditional EPERM, NULL-terminated; may be NULL */
 	const struct policy_rule *rules; /* ends with {NULL}; may be NULL */
+	/* Added to the rules in the program of a slot's forker only
+	 * (SBX_FILTER_FORKER); may be NULL. */
+	const struct policy_rule *forker_rules;
 	/* Tables of splits, each ending with {NULL}; the list ends with NULL. */
 	const struct policy_split *const *splits;
 };

@@ -133,7 +133,7 @@ static json_t *spawn_document(const struct spawn_setup *s, struct spawn_fds *k)
 {
 	json_t *filters = json_array(), *keep = json_array(), *cg = json_null();
 
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+	for (int i = 0; i < SBX_NFILTERS; i++) {
 		int fd = spawn_memfd("valet-seccomp", s->filters[i].insns,
 				     s->filters[i].len * sizeof(struct sock_filter));
 
@@ -306,9 +306,9 @@ int spawn_start(const struct spawn_setup *s, pid_t *pid_out, int *fd_out, char *
 out:
 	if (rc < 0 && !err[0])
 		snprintf(err, errlen, "cannot start the spawner %s: %s", s->program, strerror(-rc));
-	/* The filter memfds (the first SBX_PROFILE_COUNT kept) and the
+	/* The filter memfds (the first SBX_NFILTERS kept) and the
 	 * document were made here; the cgroup fds are the caller's. */
-	for (int i = 0; k && i < SBX_PROFILE_COUNT && i < k->n; i++)
+	for (int i = 0; k && i < SBX_NFILTERS && i < k->n; i++)
 		close(k->fd[i]);
 	if (doc >= 0)
 		close(doc);

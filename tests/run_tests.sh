@@ -79,6 +79,7 @@ test_exec
 test_hostile
 test_escapes
 test_slotns
+test_forker
 test_examples
 test_service
 test_hosts

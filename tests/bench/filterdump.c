@@ -19,20 +19,21 @@
 
 int main(int argc, char **argv)
 {
-	static const char *const names[SBX_PROFILE_COUNT] = {
+	static const char *const names[SBX_NFILTERS] = {
 	    [SBX_PROFILE_STRICT] = "strict",
 	    [SBX_PROFILE_EXEC] = "exec",
 	    [SBX_PROFILE_EXEC_NET] = "exec+net",
+	    [SBX_FILTER_FORKER] = "forker",
 	};
 	struct sbx_filter f;
-	int profile = SBX_PROFILE_COUNT, rc;
+	int profile = SBX_NFILTERS, rc;
 	size_t n, len;
 
-	for (int i = 0; argc == 2 && i < SBX_PROFILE_COUNT; i++)
+	for (int i = 0; argc == 2 && i < SBX_NFILTERS; i++)
 		if (strcmp(argv[1], names[i]) == 0)
 			profile = i;
-	if (profile == SBX_PROFILE_COUNT) {
-		fprintf(stderr, "usage: filterdump strict|exec|exec+net > FILE\n");
+	if (profile == SBX_NFILTERS) {
+		fprintf(stderr, "usage: filterdump strict|exec|exec+net|forker > FILE\n");
 		return 2;
 	}
 	rc = filter_compile(profile, &f);

@@ -477,7 +477,7 @@ static struct job *canned_job(const uint8_t id[JOB_ID_LEN], unsigned variant)
 	}
 	if (job_status_final(job->status) || job->status == JOB_IN_PROGRESS) {
 		job->started_at = T0 + 2000000;
-		job_set_str(&job->isolation, "{\"namespaces\":true,\"seccomp\":\"strict@1\"}");
+		job_set_str(&job->isolation, "{\"namespaces\":true,\"seccomp\":\"strict@2\"}");
 		job->outcome = (struct job_outcome){.pid = 4242, .exit_code = -1,
 						    .term_signal = 11, .cpu_ms = 3, .wall_ms = 5,
 						    .max_rss_kb = 2324, .memory_peak_kb = -1};

@@ -294,6 +294,20 @@ static json_t *hostile_killparent(struct valet_ctx *ctx, json_t *params, json_t 
 			  r, errno);
 }
 
+/* tgkill(pid, pid, signal), which strict allows (abort() needs it): a
+ * task's way to signal another process of its uid, such as its slot's
+ * forker (test_forker.py). Says what the kernel answered. */
+static json_t *hostile_tgkill(struct valet_ctx *ctx, json_t *params, json_t *previous)
+{
+	json_int_t pid = 0, sig = 0;
+	long r;
+
+	if (valet_decode_params(ctx, params, "{s:I, s:I}", "pid", &pid, "signal", &sig) < 0)
+		return NULL;
+	r = syscall(SYS_tgkill, (long)pid, (long)pid, (long)sig);
+	return json_pack("{s:I, s:i}", "rc", (json_int_t)r, "errno", r < 0 ? errno : 0);
+}
+
 static json_t *hostile_ptrace(struct valet_ctx *ctx, json_t *params, json_t *previous)
 {
 	pid_t pid = hostile_target_pid(params);
@@ -594,6 +608,7 @@ static const struct {
 	{ "hostile_spin", hostile_spin },
 	{ "hostile_stack", hostile_stack },
 	{ "hostile_syscall", hostile_syscall },
+	{ "hostile_tgkill", hostile_tgkill },
 	{ "hostile_thread", hostile_thread },
 	{ "hostile_unshare", hostile_unshare },
 };

@@ -214,35 +214,47 @@ def idle_launchers(pids, table, spawner):
     CLONE_PARENT child is the spawner's too, but in the task's namespace),
     under seccomp with no_new_privs and no capability, holding only
     /dev/null on 0-2 and a socket on 3 - the one whose other end the
-    spawner holds (launcher_peers) - and asleep in recvmsg on it."""
-    peers = launcher_peers(spawner)
+    spawner holds (helper_peers) - and asleep in recvmsg on it. Likewise
+    the slots' forkers (sandbox/spawner_forker.c): named valetd-forker,
+    holding the slot's pipes on 0-3 (stdin, output twice, frames: pipes
+    valetd holds both ends of) and its socket on 4."""
+    pipes = {t for t in fds_of(table[spawner][0]).values() if t.startswith("pipe:")}
     out = set()
-    for p in pids:
-        if (table.get(p, (0, "", 0, ""))[3] != "valetd-launch" or table[p][0] != spawner
-                or pidns_of(p) != pidns_of(spawner) or p not in peers):
-            continue
-        try:
-            with open("/proc/%d/status" % p) as f:
-                st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
-        except OSError:
-            continue
-        fds = fds_of(p)
-        if (st.get("Seccomp") != "2" or st.get("NoNewPrivs") != "1"
-                or int(st.get("CapEff", "1"), 16) or sorted(fds) != [0, 1, 2, 3]
-                or {fds[0], fds[1], fds[2]} != {"/dev/null"}
-                or wchan(p) not in ("__skb_wait_for_more_packets", "unix_dgram_recvmsg")):
-            continue
-        out.add(p)
+    for comm, sock, peers in (("valetd-launch", 3, helper_peers(spawner)),
+                              ("valetd-forker", 4, helper_peers(spawner, FORKER_COMM, 4))):
+        for p in pids:
+            if (table.get(p, (0, "", 0, ""))[3] != comm or table[p][0] != spawner
+                    or pidns_of(p) != pidns_of(spawner) or p not in peers):
+                continue
+            try:
+                with open("/proc/%d/status" % p) as f:
+                    st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+            except OSError:
+                continue
+            fds = fds_of(p)
+            if (st.get("Seccomp") != "2" or st.get("NoNewPrivs") != "1"
+                    or int(st.get("CapEff", "1"), 16) or sorted(fds) != list(range(sock + 1))
+                    or wchan(p) not in ("__skb_wait_for_more_packets", "unix_dgram_recvmsg")):
+                continue
+            if sock == 3 and {fds[0], fds[1], fds[2]} != {"/dev/null"}:
+                continue
+            if sock == 4 and any(fds[i] not in pipes for i in range(4)):
+                continue
+            out.add(p)
     return out
 
 
-def launcher_peers(spawner):
-    """{launcher pid: "socket:[INODE]" of the spawner's end of its socket}:
-    the spawner's unix sockets whose peer is a valetd-launch child's fd 3
-    (ss -x gives each socket's peer inode; run in the spawner's network
-    namespace, whose sockets those are)."""
-    launchers = [p for p, v in proc_table().items() if v[0] == spawner and v[3] == "valetd-launch"]
-    if not launchers:
+FORKER_COMM = "valetd-forker"
+
+
+def helper_peers(spawner, comm="valetd-launch", fd=3):
+    """{helper pid: "socket:[INODE]" of the spawner's end of its socket}:
+    the spawner's unix sockets whose peer is the fd of a child named comm
+    (the slots' exec launchers: fd 3; their forkers: fd 4). ss -x gives
+    each socket's peer inode; run in the spawner's network namespace,
+    whose sockets those are."""
+    helpers = [p for p, v in proc_table().items() if v[0] == spawner and v[3] == comm]
+    if not helpers:
         return {}  # valetd's own fds, or a spawner with none: no ss to run
     try:
         ss = subprocess.run(["nsenter", "-t", str(spawner), "-n", "ss", "-xanH"],
@@ -257,8 +269,8 @@ def launcher_peers(spawner):
             peer[f[5]] = f[7]
     spawner_socks = {t for t in fds_of(spawner).values() if t.startswith("socket:")}
     out = {}
-    for p in launchers:
-        own = fds_of(p).get(3, "")
+    for p in helpers:
+        own = fds_of(p).get(fd, "")
         if own.startswith("socket:["):
             theirs = "socket:[%s]" % peer.get(own[8:-1], "?")
             if theirs in spawner_socks:
@@ -288,6 +300,7 @@ SLOT_NS = "a worker slot's namespaces"
 # task (its exec tasks' IPC namespace, kept as long as the spawner).
 SLOT_IPC = "a worker slot's IPC namespace"
 LAUNCHER = "a worker slot's exec launcher's socket"
+FORKER = "a worker slot's forker's socket"
 
 
 def fd_targets(fds, pid):
@@ -298,7 +311,8 @@ def fd_targets(fds, pid):
     both ends" (a slot pipe: valetd keeps both, and makes new ones when a
     job left junk in the old) or "pipe, one end"."""
     kinds = socket_kinds(pid) if pid else {}
-    launchers = set(launcher_peers(pid).values()) if pid else set()
+    launchers = set(helper_peers(pid).values()) if pid else set()
+    forkers = set(helper_peers(pid, FORKER_COMM, 4).values()) if pid else set()
     ends = collections.Counter(t for t in fds.values() if t.startswith("pipe:"))
     own_pidns = pidns_of(pid) if pid else None
     out = collections.Counter()
@@ -313,6 +327,8 @@ def fd_targets(fds, pid):
             out["pipe, both ends" if ends[t] == 2 else "pipe, one end"] += 1
         elif t in launchers:
             out[LAUNCHER] += 1  # made anew with the slot's namespaces
+        elif t in forkers:
+            out[FORKER] += 1  # likewise
         elif t.startswith("socket:"):
             out["tcp socket" if kinds.get(t) == "tcp" else t] += 1
         else:
@@ -741,10 +757,11 @@ class HostileTest(DaemonTestCase):
                 # tasks' IPC namespace.
                 # And one socket per slot with an exec launcher.
                 slot_ns, slot_ipc = now.pop(SLOT_NS, 0), now.pop(SLOT_IPC, 0)
-                launchers = now.pop(LAUNCHER, 0)
+                launchers, forkers = now.pop(LAUNCHER, 0), now.pop(FORKER, 0)
                 base = +(base - collections.Counter({SLOT_NS: base[SLOT_NS],
                                                      SLOT_IPC: base[SLOT_IPC],
-                                                     LAUNCHER: base[LAUNCHER]}))
+                                                     LAUNCHER: base[LAUNCHER],
+                                                     FORKER: base[FORKER]}))
                 if now == base or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
@@ -754,6 +771,8 @@ class HostileTest(DaemonTestCase):
                            % (name, slot_ns, slot_ipc))
             if launchers > len(self.uids):
                 out.append("%s holds %d launchers' sockets" % (name, launchers))
+            if forkers > len(self.uids):
+                out.append("%s holds %d forkers' sockets" % (name, forkers))
             if now != base:
                 out.append("%s's fds changed: new %s, gone %s"
                            % (name, dict(now - base), dict(base - now)))

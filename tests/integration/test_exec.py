@@ -409,8 +409,8 @@ class CancelTest(DaemonTestCase):
 
 def job_pids(daemon_pid):
     """The processes of running jobs: below the daemon's spawner, but not a
-    pre-forked child still waiting for its input, nor an init or a network
-    helper (a job's init goes when its task does)."""
+    pre-forked child still waiting for its input, nor an init, a slot's
+    forker or a network helper (a job's init goes when its task does)."""
     table = proc_table()
     pids = set()
     for spawner in [p for p, v in table.items()
@@ -425,7 +425,7 @@ def job_pids(daemon_pid):
             return True  # gone
 
     return {p for p in pids
-            if table[p][3] not in ("valetd-init", "valetd-spawner", "slirp4netns")
+            if table[p][3] not in ("valetd-init", "valetd-spawner", "valetd-forker", "slirp4netns")
             and not (table[p][3] == "valetd-job" and waiting(p))}
 
 

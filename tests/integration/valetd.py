@@ -63,7 +63,7 @@ HOSTILE_TASKS = [
     "hostile_mallocbomb", "hostile_membomb", "hostile_memscan", "hostile_noresult",
     "hostile_open_shadow", "hostile_perf_event", "hostile_ptrace", "hostile_segv",
     "hostile_sigill", "hostile_sigstop", "hostile_sleep", "hostile_socket", "hostile_spin",
-    "hostile_stack", "hostile_syscall", "hostile_thread", "hostile_unshare",
+    "hostile_stack", "hostile_syscall", "hostile_tgkill", "hostile_thread", "hostile_unshare",
 ]
 # name -> (script and arguments, task timeout or None). "{m}" is replaced by
 # a marker unique to the daemon instance and task: a sleep length such as

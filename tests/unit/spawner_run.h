@@ -98,7 +98,7 @@ static const struct {
 static int T_OK, T_PREV, T_FAIL, T_CRASH, T_LOOP, T_BLOCKED, T_ECHO, T_INET, T_INET_NET;
 
 static struct {
-	struct sbx_filter filters[SBX_PROFILE_COUNT];
+	struct sbx_filter filters[SBX_NFILTERS];
 	struct config_exec_task exec[3];
 	struct spawn_setup setup;
 	pid_t pid;		      /* the spawner */
@@ -152,8 +152,8 @@ static int group_setup(void **state)
 	    (struct config_exec_task){.name = "inet", .argv = inet, .profile = SBX_PROFILE_EXEC};
 	fx.exec[2] = (struct config_exec_task){
 	    .name = "inet_net", .argv = inet, .profile = SBX_PROFILE_EXEC_NET};
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
-		if (filter_compile((enum sbx_profile)i, &fx.filters[i]) < 0)
+	for (int i = 0; i < SBX_NFILTERS; i++)
+		if (filter_compile(i, &fx.filters[i]) < 0)
 			return -1;
 	fx.setup = (struct spawn_setup){.program = self,
 					.nslots = MAX_SLOTS,
@@ -170,7 +170,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++)
+	for (int i = 0; i < SBX_NFILTERS; i++)
 		filter_release(&fx.filters[i]);
 	return 0;
 }

@@ -268,7 +268,7 @@ static void test_task_profiles(void **state)
 		      "[task.pinned]\ncommand = /bin/true\nprofile = exec@2\n"
 		      "[task.netpinned]\ncommand = /bin/true\nprofile = exec+net@2\n"
 		      "[task.ctask]\nmax_attempts = 2\n"
-		      "[task.cstrict]\nprofile = strict@1\n");
+		      "[task.cstrict]\nprofile = strict@2\n");
 	assert_int_equal(cfg->nexec_tasks, 6);
 	assert_int_equal(cfg->exec_tasks[0].profile, SBX_PROFILE_EXEC);
 	assert_int_equal(cfg->exec_tasks[1].profile, SBX_PROFILE_EXEC_NET);
@@ -301,6 +301,9 @@ static void test_task_profiles(void **state)
 		    "task.x: profile: \"exec+net@7\": this valetd has exec+net@2");
 	check_error("[task.x]\ncommand = /bin/true\nprofile = exec+net@1\n", 3,
 		    "task.x: profile: \"exec+net@1\": this valetd has exec+net@2");
+	/* strict 2 allows a forker's child's getppid() and prctl()s. */
+	check_error("[task.c]\nprofile = strict@1\n", 2,
+		    "task.c: profile: \"strict@1\": this valetd has strict@2");
 	check_error("[task.x]\ncommand = /bin/true\nprofile = exec\nprofile = exec\n", 4,
 		    "duplicate key \"profile\" in [task.x] (first on line 3)");
 }

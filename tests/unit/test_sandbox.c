@@ -65,7 +65,7 @@ static void test_filter_compile(void **state)
 	assert_true(exec_filter.len > 0 && exec_net_filter.len > 0);
 	/* With network the exec filter carries the IPv4 and IPv6 socket rules more. */
 	assert_true(exec_net_filter.len > exec_filter.len);
-	assert_int_equal(filter_compile(SBX_PROFILE_COUNT, &f), -EINVAL);
+	assert_int_equal(filter_compile(SBX_NFILTERS, &f), -EINVAL);
 	assert_null(f.insns);
 	assert_int_equal(filter_compile(SBX_PROFILE_STRICT, &f), 0);
 	assert_int_equal(f.len, strict_filter.len);

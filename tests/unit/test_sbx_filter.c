@@ -116,9 +116,10 @@ static void test_compile(void **state)
 	}
 	/* Only the socket rules tell exec and exec+net apart. */
 	assert_true(filters[SBX_PROFILE_EXEC_NET].len > filters[SBX_PROFILE_EXEC].len);
-	assert_int_equal(filter_compile(SBX_PROFILE_COUNT, &f), -EINVAL);
+	assert_int_equal(filter_compile(SBX_NFILTERS, &f), -EINVAL);
 	assert_null(f.insns);
-	assert_int_equal(filter_compile((enum sbx_profile)(SBX_PROFILE_COUNT + 1), &f), -EINVAL);
+	assert_int_equal(filter_compile(SBX_NFILTERS + 1, &f), -EINVAL);
+	assert_int_equal(filter_compile(-1, &f), -EINVAL);
 	assert_int_equal(filter_compile(SBX_PROFILE_EXEC, NULL), -EINVAL);
 	/* The same profile compiles to the same program. */
 	assert_int_equal(filter_compile(SBX_PROFILE_EXEC, &f), 0);
@@ -132,11 +133,15 @@ static void test_compile(void **state)
 /* Compiled in a child process: the very same programs. */
 static void test_compile_all(void **state)
 {
-	struct sbx_filter all[SBX_PROFILE_COUNT];
+	struct sbx_filter all[SBX_NFILTERS];
 	enum sbx_profile failed = SBX_PROFILE_COUNT;
 
 	assert_int_equal(filter_compile_all(all, &failed), 0);
-	for (int i = 0; i < SBX_PROFILE_COUNT; i++) {
+	for (int i = 0; i < SBX_NFILTERS; i++) {
+		if (i == SBX_FILTER_FORKER) {
+			sbx_filter_release(&all[i]);
+			continue;
+		}
 		assert_int_equal(all[i].len, filters[i].len);
 		assert_memory_equal(all[i].insns, filters[i].insns, all[i].len * 8);
 		sbx_filter_release(&all[i]);
@@ -183,11 +188,13 @@ static void test_strict_leaves_nothing(void **state)
 		"shmget", "shmat", "semget", "msgget", "mq_open", "mq_unlink",
 		"sethostname", "setdomainname", "unshare", "setns", "ptrace",
 		"socket", "socketpair", "bind", "kill", "tkill", "rt_sigqueueinfo",
-		"prctl", "setrlimit", "setpriority", "ioctl",
+		"setrlimit", "setpriority", "ioctl",
 		NULL,
 	};
 	/* clang-format on */
 	const struct policy *pol = policy_of(SBX_PROFILE_STRICT);
+	const struct policy_rule *r;
+	int nprctl = 0;
 
 	assert_non_null(pol);
 	assert_true(pol->default_action != SCMP_ACT_ALLOW);
@@ -196,6 +203,148 @@ static void test_strict_leaves_nothing(void **state)
 			fail_msg("the strict profile allows %s", leaving[i]);
 	/* The check itself sees what the profile allows. */
 	assert_true(strict_may(pol, "write"));
+	/* prctl: a forker's child's parent-death signal (SIGKILL only) and
+	 * name, nothing that outlives the process. */
+	for (r = pol->rules; r->syscall; r++) {
+		if (strcmp(r->syscall, "prctl"))
+			continue;
+		nprctl++;
+		assert_int_equal(r->arg, 0);
+		assert_int_equal(r->op, SCMP_CMP_EQ);
+		assert_true(r->datum_a == PR_SET_NAME ||
+			    (r->datum_a == PR_SET_PDEATHSIG && r->op2 == SCMP_CMP_EQ &&
+			     r->arg2 == 1 && r->datum2_a == SIGKILL));
+	}
+	assert_int_equal(nprctl, 2);
+	/* A process: only in the forker's program, and only with its secret
+	 * (test_forker_clone tries it). */
+	r = pol->forker_rules;
+	assert_non_null(r);
+	assert_string_equal(r[0].syscall, "clone");
+	assert_true(r[0].action == SCMP_ACT_ALLOW && r[0].arg == 0 && r[0].op == SCMP_CMP_EQ &&
+		    r[0].datum_a == SBX_FORKER_CLONE_FLAGS && r[0].arg2 == 4 &&
+		    r[0].op2 == SCMP_CMP_EQ && r[0].datum2_a == SBX_FORKER_PLACEHOLDER);
+	assert_null(r[1].syscall);
+	assert_null(policy_of(SBX_PROFILE_EXEC)->forker_rules);
+}
+
+/* ---- the forker's program (sandbox/spawner_forker.c) ------------------------------------- */
+
+#define FORKER_TEST_SECRET 0x0123456789abcdefULL
+
+/* The forker's program with FORKER_TEST_SECRET in place of the placeholder,
+ * as the forker puts its own: how many halves were replaced. */
+static int forker_patch(struct sbx_filter *f)
+{
+	struct sock_filter *insns = f->insns;
+	int n = 0;
+
+	for (unsigned i = 0; i < f->len; i++) {
+		if (insns[i].code != (BPF_JMP | BPF_JEQ | BPF_K))
+			continue;
+		if (insns[i].k == (uint32_t)(SBX_FORKER_PLACEHOLDER >> 32) && ++n)
+			insns[i].k = (uint32_t)(FORKER_TEST_SECRET >> 32);
+		else if (insns[i].k == (uint32_t)SBX_FORKER_PLACEHOLDER && ++n)
+			insns[i].k = (uint32_t)FORKER_TEST_SECRET;
+	}
+	return n;
+}
+
+/* clone() as the forker makes it, with flags and tls: the child exits 0. */
+static int forker_try(unsigned long flags, unsigned long tls)
+{
+	pid_t tid = 0;
+	long pid = syscall(SYS_clone, flags, 0UL, NULL, &tid, tls);
+
+	if (pid == 0)
+		child_exit(0);
+	return pid > 0 ? 0 : 40;
+}
+
+static int child_clone_secret(void *arg)
+{
+	return forker_try(SBX_FORKER_CLONE_FLAGS, FORKER_TEST_SECRET);
+}
+
+static int child_clone_guess(void *arg)
+{
+	return forker_try(SBX_FORKER_CLONE_FLAGS, FORKER_TEST_SECRET ^ *(unsigned long *)arg);
+}
+
+static int child_clone_flags(void *arg)
+{
+	return forker_try(*(unsigned long *)arg, FORKER_TEST_SECRET);
+}
+
+static int child_clone_placeholder(void *arg)
+{
+	return forker_try(SBX_FORKER_CLONE_FLAGS, SBX_FORKER_PLACEHOLDER);
+}
+
+/* What the forker's children do before their job; anything else traps. */
+static int child_forker_extras(void *arg)
+{
+	CHECK(getppid() > 0, 41);
+	CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0, 42);
+	CHECK(prctl(PR_SET_NAME, "valetd-job", 0, 0, 0) == 0, 43);
+	if (arg)
+		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0); /* traps */
+	return 0;
+}
+
+static void expect_trap(const struct result *r, const char *what)
+{
+	if (WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGSYS)
+		return;
+	fail_msg("%s: expected death by SIGSYS, got status 0x%x", what, r->status);
+}
+
+/*
+ * The clone rule, loaded for real: with the secret, exactly the forker's
+ * flags make a process; one bit off in the secret or in the flags, or the
+ * placeholder the daemon compiled, traps (one guess); and the plain strict
+ * program has no clone at all. Its children's extras work, SIGTERM as the
+ * parent-death signal does not.
+ */
+static void test_forker_clone(void **state)
+{
+	unsigned long bits[] = {1, 1UL << 31, 1UL << 32, 1UL << 63};
+	unsigned long flags[] = {SBX_FORKER_CLONE_FLAGS | CLONE_VM, SBX_FORKER_CLONE_FLAGS | CLONE_NEWNS,
+				 SBX_FORKER_CLONE_FLAGS & ~CLONE_PARENT, SIGCHLD,
+				 SBX_FORKER_CLONE_FLAGS | (1UL << 32)};
+	struct sbx_filter strict = filters[SBX_PROFILE_STRICT];
+	struct result r;
+
+	assert_int_equal(filter_compile(SBX_FILTER_FORKER, &filters[SBX_PROFILE_STRICT]), 0);
+	/* Compiled: the placeholder's halves, once each (spawner_forker.c
+	 * refuses a program where it finds them elsewhere). */
+	assert_int_equal(forker_patch(&filters[SBX_PROFILE_STRICT]), 2);
+	run(SBX_PROFILE_STRICT, NULL, child_clone_secret, NULL, &r);
+	expect_exit(&r, 0, "clone with the secret");
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		run(SBX_PROFILE_STRICT, NULL, child_clone_guess, &bits[i], &r);
+		expect_trap(&r, "clone with a secret one bit off");
+	}
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		run(SBX_PROFILE_STRICT, NULL, child_clone_flags, &flags[i], &r);
+		expect_trap(&r, "clone with other flags");
+	}
+	run(SBX_PROFILE_STRICT, NULL, child_clone_placeholder, NULL, &r);
+	expect_trap(&r, "clone with the placeholder");
+	run(SBX_PROFILE_STRICT, NULL, child_forker_extras, NULL, &r);
+	expect_exit(&r, 0, "a forker child's extras");
+	run(SBX_PROFILE_STRICT, NULL, child_forker_extras, &r, &r);
+	expect_trap(&r, "another parent-death signal");
+	filter_release(&filters[SBX_PROFILE_STRICT]);
+	filters[SBX_PROFILE_STRICT] = strict;
+	/* The task's own program: no clone, whatever the arguments. */
+	run(SBX_PROFILE_STRICT, NULL, child_clone_placeholder, NULL, &r);
+	expect_trap(&r, "strict: clone with the placeholder");
+	run(SBX_PROFILE_STRICT, NULL, child_clone_secret, NULL, &r);
+	expect_trap(&r, "strict: clone");
+	/* The clones' children were ours (CLONE_PARENT). */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 }
 
 /* ---- real programs under exec and exec+net ---------------------------------------------- */
@@ -466,6 +615,7 @@ int main(void)
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_compile),
 	    cmocka_unit_test(test_compile_all),
+	    cmocka_unit_test(test_forker_clone),
 	    cmocka_unit_test(test_exec_programs),
 	    cmocka_unit_test(test_exec_unlisted),
 	    cmocka_unit_test(test_exec_denied),
