@@ -237,6 +237,19 @@ class SeccompOnlyForkerTest(ForkerChecks, unittest.TestCase):
         self.assertTrue(wait_until(lambda: forker not in proc_table(), 5),
                         "the stopped forker is still there")
 
+    def test_its_children_die_with_the_spawner(self):
+        # Without namespaces no init takes them along: a running job and
+        # the forkers' waiting children each set a parent-death signal.
+        job = self.d.submit("sleep", {"seconds": 30}, timeout=60)
+        self.d.wait_for(job["id"], "IN_PROGRESS")
+        uids = {v[2] for v in self.forkers().values()}
+        mine = lambda: {p for p, v in proc_table().items()
+                        if v[2] in uids and v[3] in ("valetd-job", "valetd-forker")}
+        self.assertTrue(wait_until(lambda: len(mine()) >= 3, 5), proc_table())
+        os.kill(self.spawner, signal.SIGKILL)
+        self.assertTrue(wait_until(lambda: not mine(), 5),
+                        "left after the spawner died: %s" % sorted(mine()))
+
     def test_a_killed_forker_is_made_again(self):
         forker = self.hit_forker(signal.SIGKILL)
         self.jobs_run_on()
