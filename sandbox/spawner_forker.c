@@ -84,8 +84,9 @@
 #include "spawner_internal.h"
 
 /* How long the spawner waits for a forker's pid: a clone of a small
- * process, but a busy host may be slow to run it. */
-#define FORKER_ANSWER_MS 500
+ * process (about a millisecond), but a busy host may be slow to run it.
+ * All else the spawner does waits meanwhile, a deadline's kill too. */
+#define FORKER_ANSWER_MS 100
 /* ...for its READY: a fork and the sandbox's setup. */
 #define FORKER_READY_MS 2000
 /* A slot whose forker failed goes without one this long. */
