@@ -40,7 +40,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
 from valetd import (ASAN, EXEC_DIR, HOSTILE_EXEC, SECRET_ENV, Daemon,  # noqa: E402
-                    DaemonTestCase, below, marker_pattern, pgrep, proc_table)
+                    DaemonTestCase, below, marker_pattern, memory_holds, pgrep, proc_table)
 import cases  # noqa: E402
 from cases import CASES, TIMEOUT  # noqa: E402
 
@@ -99,31 +99,6 @@ def maps_of(pid):
             start, end = (int(x, 16) for x in parts[0].split("-"))
             out.append((start, end, parts[1], parts[5].strip() if len(parts) > 5 else ""))
     return out
-
-
-def mem_holds(pid, needles):
-    """Which of needles (bytes) occur anywhere in the writable memory of pid
-    (heap, stack, data, anonymous mappings: where a copy made at run time
-    lives), read from outside through /proc/pid/mem (root)."""
-    found = set()
-    keep = max(len(n) for n in needles)
-    with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
-        for start, end, perms, path in maps_of(pid):
-            if "r" not in perms or "w" not in perms:
-                continue
-            tail, pos = b"", start
-            while pos < end:
-                try:
-                    mem.seek(pos)
-                    chunk = mem.read(min(1 << 20, end - pos))
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                data = tail + chunk
-                found.update(n for n in needles if n in data)
-                tail, pos = data[-keep:], pos + len(chunk)
-    return found
 
 
 def wchan(pid):
@@ -891,7 +866,7 @@ class HostileTest(DaemonTestCase):
             while task is None and time.monotonic() < deadline:
                 for pid in slot_procs(self.d.proc.pid)[0]:
                     try:
-                        if marker.encode() in mem_holds(pid, [marker.encode()]):
+                        if marker.encode() in memory_holds(pid, [marker.encode()]):
                             task = pid
                     except OSError:
                         pass
@@ -900,11 +875,11 @@ class HostileTest(DaemonTestCase):
             libs = sorted({os.path.basename(m[3]) for m in maps_of(task)
                            if any(os.path.basename(m[3]).startswith(l) for l in DAEMON_LIBS)})
             self.assertEqual(libs, [], "the job child maps the daemon's libraries")
-            self.assertEqual(mem_holds(task, [db, env]), set(),
+            self.assertEqual(memory_holds(task, [db, env]), set(),
                              "a secret of the daemon is in the job child's memory")
-            self.assertEqual(mem_holds(self.spawner, [db, env]), set(),
+            self.assertEqual(memory_holds(self.spawner, [db, env]), set(),
                              "a secret of the daemon is in the spawner's memory")
-            self.assertEqual(mem_holds(self.d.proc.pid, [db, env]), {db, env},
+            self.assertEqual(memory_holds(self.d.proc.pid, [db, env]), {db, env},
                              "the scan does not find valetd's own secrets")
         finally:
             self.d.delete("/api/jobs/" + job["id"])  # cancels it: the child is killed

@@ -292,6 +292,40 @@ def below(table, root):
     return found
 
 
+def memory_holds(pid, needles, writable_only=True, skip_above=None):
+    """Which of needles (bytes) occur in the memory of pid, read from
+    outside through /proc/pid/mem (root) in pieces of 1 MiB: its writable
+    mappings (heap, stack, data, anonymous: where a copy made at run time
+    lives), or with writable_only=False every readable one but [vvar] and
+    [vsyscall]. skip_above: mappings larger than that many bytes are left
+    out (AddressSanitizer's shadow and reserves: terabytes of untouched
+    address space)."""
+    found = set()
+    keep = max(len(n) for n in needles)
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
+            if (not m or "r" not in m.group(3) or (writable_only and "w" not in m.group(3))
+                    or "[vvar" in line or "[vsyscall]" in line):
+                continue
+            lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+            if skip_above is not None and hi - lo > skip_above:
+                continue
+            tail, pos = b"", lo
+            while pos < hi:
+                try:
+                    mem.seek(pos)
+                    chunk = mem.read(min(1 << 20, hi - pos))
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data = tail + chunk
+                found.update(n for n in needles if n in data)
+                tail, pos = data[-keep:], pos + len(chunk)
+    return found
+
+
 def descendants(pid):
     """{pid: (state, cmdline)} of every process below pid (not pid itself)."""
     table = proc_table()
