@@ -176,6 +176,13 @@ char *pg_schema_setup_sql(const char *schema, const char *node_id)
 			 "database (set [storage] node_id)'; END IF; END $valet_node$;\n",
 			 schema, node_id, node_id);
 		sb_add(&b, line);
+		/* The writer's statements (pg_sql.c) find their rows through
+		 * a key or the queue's index, whatever the tables hold: each
+		 * is planned once, on its first run (a custom plan for every
+		 * run cost PostgreSQL more than some statements' work), and
+		 * never as a scan of the whole table - which is what a plan
+		 * made while the table was new and small would keep. */
+		sb_add(&b, "SET plan_cache_mode = force_generic_plan;\nSET enable_seqscan = off;\n");
 	}
 	sb_add(&b, "");
 	return b.s;

@@ -19,9 +19,11 @@ char *pg_schema_subst(const char *text, const char *schema);
 /* The setup script: create the schema and apply missing migrations in one
  * transaction under an advisory lock (refused, with a message that says
  * so, when the schema is newer than this build: pg_schema_version()); when
- * node_id is given, take the
+ * node_id is given (the writer), take the
  * session lock that keeps two live valetd from using the same node id
- * (fails with a clear message if another one holds it); LISTEN on the
+ * (fails with a clear message if another one holds it) and set the
+ * session's planner for keyed writes (generic plans, no sequential scans);
+ * LISTEN on the
  * schema's channels. schema must be a plain identifier and node_id free of
  * quotes (pg_schema_node_id_ok). New (caller frees); NULL on ENOMEM. */
 char *pg_schema_setup_sql(const char *schema, const char *node_id);

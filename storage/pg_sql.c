@@ -86,6 +86,16 @@ enum { PC_ID, PC_NAME, PC_DESC, PC_STATUS, PC_REASON, PC_RUN_AT, PC_CREATED_AT,
 	"pid = $11, exit_code = $12, signal = $13, timed_out = $14, oom_killed = $15, "     \
 	"seccomp_syscall = $16, cpu_ms = $17, wall_ms = $18, max_rss_kb = $19, memory_peak_kb = $20"
 
+/* A write's fence on claimed_by, beside the key that finds its rows (id,
+ * pipeline_id): the same test as claimed_by = P, written so that no index
+ * on claimed_by can serve it. jobs_claimed holds an entry for every claim
+ * a node made since the last vacuum - a job's end leaves its entry behind,
+ * dead - and every job a node stored claimed is a live one: a plan that
+ * read the rows through it (PostgreSQL chose one: a bitmap scan of all of
+ * them, then the join on id) cost a write up to a millisecond and grew
+ * with the node's work. The key's index finds the few rows instead. */
+#define FENCE(col, p) "(" col " = " p ") IS TRUE"
+
 /* The rows of claimed work, from a CTE H of (id, pipeline_id) of claimed
  * standalone jobs and pipeline heads: each standalone job, and every job of
  * each pipeline with its result, then the pipeline's columns and whether
@@ -161,7 +171,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"UPDATE " S "jobs SET status = $2, scheduled_at = $3, started_at = $4, attempt = $5, "
 		"node_id = CASE WHEN $2 = 'IN_PROGRESS' THEN $6 ELSE node_id END, "
 		"isolation = coalesce($7::jsonb, isolation) "
-		"WHERE id = $1 AND claimed_by = $6", 7},
+		"WHERE id = $1 AND " FENCE("claimed_by", "$6"), 7},
 	[PGS_JOB_FINISH] = {"valet_job_finish",
 		"WITH u AS (UPDATE " S "jobs SET status = $3, failure_reason = $4, started_at = $5, "
 		"completed_at = $6, attempt = $7, "
@@ -171,7 +181,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"result_metadata = CASE WHEN $8 THEN $9::jsonb ELSE result_metadata END, "
 		"result_error = CASE WHEN $8 THEN $10 ELSE result_error END, "
 		"result_at = CASE WHEN $8 THEN now() ELSE result_at END "
-		"WHERE id = $1 AND claimed_by = $2 "
+		"WHERE id = $1 AND " FENCE("claimed_by", "$2") " "
 		"RETURNING id, attempt, node_id, started_at), "
 		"a AS (INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
@@ -204,7 +214,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"result_metadata = CASE WHEN v.has_result THEN v.metadata ELSE j.result_metadata END, "
 		"result_error = CASE WHEN v.has_result THEN v.error ELSE j.result_error END, "
 		"result_at = CASE WHEN v.has_result THEN now() ELSE j.result_at END "
-		"FROM v WHERE j.id = v.id AND j.claimed_by = $1 "
+		"FROM v WHERE j.id = v.id AND " FENCE("j.claimed_by", "$1") " "
 		"RETURNING j.id, j.attempt, j.node_id, j.started_at, v.status, v.reason, "
 		"v.completed_at, v.pid, v.exit_code, v.signal, v.timed_out, v.oom_killed, "
 		"v.seccomp_syscall, v.cpu_ms, v.wall_ms, v.max_rss_kb, v.memory_peak_kb, v.rec), "
@@ -223,7 +233,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 		"pid = $7, exit_code = $8, signal = $9, timed_out = $10, oom_killed = $11, "
 		"seccomp_syscall = $12, cpu_ms = $13, wall_ms = $14, max_rss_kb = $15, "
 		"memory_peak_kb = $16, isolation = coalesce($17::jsonb, isolation) "
-		"WHERE id = $1 AND claimed_by = $2 RETURNING id) "
+		"WHERE id = $1 AND " FENCE("claimed_by", "$2") " RETURNING id) "
 		"INSERT INTO " S "attempts (job_id, attempt, node_id, status, failure_reason, "
 		"started_at, finished_at, pid, exit_code, signal, timed_out, oom_killed, "
 		"seccomp_syscall, cpu_ms, wall_ms, max_rss_kb, memory_peak_kb) "
@@ -244,7 +254,7 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_PIPELINE] = {"valet_pipeline",
 		"UPDATE " S "pipelines SET status = $2, failure_reason = $3, started_at = $4, "
 		"completed_at = $5, claimed_by = CASE WHEN $2 IN ('COMPLETED', 'FAILED', 'CANCELLED') "
-		"THEN NULL ELSE claimed_by END WHERE id = $1 AND claimed_by = $6", 6},
+		"THEN NULL ELSE claimed_by END WHERE id = $1 AND " FENCE("claimed_by", "$6"), 6},
 	[PGS_PIPELINE_META] = {"valet_pipeline_meta",
 		"UPDATE " S "pipelines SET name = $2, description = $3 WHERE id = $1", 3},
 	[PGS_DELETE_JOB] = {"valet_delete_job",
@@ -320,19 +330,19 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_GIVE_BACK_JOB] = {"valet_give_back_job",
 		"UPDATE " S "jobs SET claimed_by = NULL, claimed_at = NULL, "
 		"due_at = coalesce(due_at, run_at, created_at) "
-		"WHERE id = $1 AND claimed_by = $2 AND pipeline_id IS NULL "
+		"WHERE id = $1 AND " FENCE("claimed_by", "$2") " AND pipeline_id IS NULL "
 		"AND status IN ('PENDING', 'SCHEDULED')", 2},
 	/* A pipeline: its row (its claim ends) and its jobs, only while $2
 	 * claims it and none of its jobs has started; the first job is the
 	 * queue's again (a pipeline is claimed by its first unfinished job). */
 	[PGS_GIVE_BACK_PIPELINE] = {"valet_give_back_pipeline",
 		"WITH p AS (UPDATE " S "pipelines SET claimed_by = NULL "
-		"WHERE id = $1 AND claimed_by = $2 AND status IN ('PENDING', 'SCHEDULED') "
+		"WHERE id = $1 AND " FENCE("claimed_by", "$2") " AND status IN ('PENDING', 'SCHEDULED') "
 		"AND NOT EXISTS (SELECT 1 FROM " S "jobs WHERE pipeline_id = $1 "
 		"AND status NOT IN ('PENDING', 'SCHEDULED')) RETURNING id) "
 		"UPDATE " S "jobs j SET claimed_by = NULL, claimed_at = NULL, "
 		"due_at = CASE WHEN j.pipeline_index = 0 THEN coalesce(j.due_at, now()) "
-		"ELSE j.due_at END FROM p WHERE j.pipeline_id = p.id AND j.claimed_by = $2", 2},
+		"ELSE j.due_at END FROM p WHERE j.pipeline_id = p.id AND " FENCE("j.claimed_by", "$2"), 2},
 	[PGS_HEARTBEAT] = {"valet_heartbeat",
 		"UPDATE " S "nodes SET heartbeat_at = now(), "
 		"lease_until = now() + $2 * interval '1 millisecond' WHERE node_id = $1", 2},
