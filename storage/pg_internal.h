@@ -115,6 +115,9 @@ struct pg_store {
 	int64_t claim_us;               /* the last claim's token (its claimed_at) */
 	int64_t lost_claim_us;          /* a claim whose answer was lost, or 0 */
 	bool claiming, maybe_work, close_sent;
+	long peers;                     /* other nodes with a live lease: as of the
+					 * last renewal, or a registration since
+					 * (-1: not known yet) */
 	bool lease_lost;                /* no renewal for 5/6 of the lease */
 	bool release_due;               /* renewed again: give back the claims once
 					 * what waits to be written is written */
@@ -267,6 +270,7 @@ void pgq_close_maybe(struct pg_store *ps);
 void pgq_release_maybe(struct pg_store *ps); /* release_due, and all is written: release */
 void pgq_attach(struct store *st, const struct store_queue_hooks *hooks, void *arg);
 void pgq_want(struct store *st, size_t n);
+bool pgq_alone(struct store *st);
 int pgq_cancel(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline, store_done_fn cb,
 	       void *arg);
 void pgq_close(struct store *st, void (*done)(void *arg), void *arg);

@@ -4,13 +4,22 @@
  *
  * Theory of operation (see pg_write.c for the write path)
  *
- *   writer up (first time) -> register: nodes row + release_node(self) in
- *                             one transaction; then open the reader, start
- *                             the heartbeat, poll and prune timers, claim
+ *   writer up (first time) -> register: nodes row + release_node(self) +
+ *                             the count of other live nodes + NOTIFY
+ *                             "node <id>" in one transaction; then open the
+ *                             reader, start the heartbeat, poll and prune
+ *                             timers, claim
  *   writer up (again)      -> heartbeat now, look for work
- *   heartbeat (lease/3)    -> renew the lease, rescue_expired() others
+ *   heartbeat (lease/3)    -> renew the lease, rescue_expired() others,
+ *                             count the other live nodes
  *   NOTIFY <schema>_jobs   -> payload is the new work's due time (us):
- *                             due now -> claim; later -> arm the due timer
+ *                             due now -> claim; later -> arm the due timer;
+ *                             "node <id>": another node registered
+ *   no other live node     -> alone (pgq_alone): the core holds all it is
+ *                             given, claimed at once (core_local_cap); one
+ *                             seen -> tell the core (hooks->peers), which
+ *                             gives back what it holds beyond its usual
+ *                             backlog
  *   NOTIFY <schema>_cancel -> "job <id>" / "pipeline <id>": the core cancels
  *                             it if it holds it
  *   NOTIFY <schema>_keys   -> the API keys table changed: read it (pg_keys.c)
@@ -175,6 +184,43 @@ static int add_release(struct pg_store *ps, struct pg_batch *b, const char *what
 	       pg_batch_int(b, ps->backoff_max_ms);
 }
 
+/* Add the count of the other nodes that share the queue (PGS_PEERS). */
+static int add_peers(struct pg_store *ps, struct pg_batch *b)
+{
+	return pg_batch_call(b, PGS_PEERS) | pg_batch_text(b, ps->node);
+}
+
+static bool alone(const struct pg_store *ps)
+{
+	return ps->peers == 0 && ps->registered && !ps->lease_lost && !ps->closing;
+}
+
+bool pgq_alone(struct store *st)
+{
+	return alone(pg_of(st));
+}
+
+/* What the node knows of the other nodes now: n of them (-1: not known).
+ * A node that was alone and is not any more tells the core, which gives
+ * back what it took beyond its usual backlog. */
+static void set_peers(struct pg_store *ps, int64_t n)
+{
+	bool was = alone(ps);
+
+	ps->peers = n;
+	if (was == alone(ps))
+		return;
+	if (was) {
+		log_info("another node shares the queue: this node keeps a small backlog again",
+			 "node", ps->node);
+		if (ps->hooks && ps->hooks->peers)
+			ps->hooks->peers(ps->hooks_arg);
+	} else {
+		log_info("no other node shares the queue: this node keeps what it is given",
+			 "node", ps->node);
+	}
+}
+
 static void reader_state(void *arg, bool up, const char *reason)
 {
 	if (up)
@@ -186,6 +232,7 @@ static const struct pgconn_hooks reader_hooks = {.state = reader_state};
 static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
 {
 	struct pg_store *ps = arg;
+	int64_t peers;
 	char n[24];
 
 	ps->registering = false;
@@ -200,10 +247,12 @@ static void registered(struct pg_batch *b, int err, const char *msg, void *arg)
 		return;
 	}
 	snprintf(n, sizeof(n), "%lld", (long long)result_int(pg_batch_result(b, 1), 0));
+	peers = result_int(pg_batch_result(b, 2), -1);
 	pg_batch_free(b);
 	log_info("node registered", "node", ps->node, "schema", ps->schema,
 		 "released_from_earlier_run", n);
 	ps->registered = true;
+	set_peers(ps, peers);
 	if (!ps->reader)
 		ps->reader = pgconn_new(ps->loop, ps->url, "reader", ps->stmts, PGS_COUNT,
 					&reader_hooks, ps);
@@ -225,7 +274,7 @@ void pgq_register_later(struct pg_store *ps)
 void pgq_register(struct pg_store *ps)
 {
 	struct pg_batch *b;
-	char host[256], pid[16];
+	char host[256], pid[16], payload[96];
 	int rc;
 
 	if (ps->registering || ps->registered || ps->closing || !pgconn_up(ps->writer))
@@ -245,6 +294,10 @@ void pgq_register(struct pg_store *ps)
 		      pg_batch_text(b, host) | pg_batch_text(b, pid) |
 		      pg_batch_text(b, VALET_VERSION) | pg_batch_int(b, ps->lease_ms);
 		rc |= add_release(ps, b, "restarted");
+		rc |= add_peers(ps, b);
+		snprintf(payload, sizeof(payload), "node %s", ps->node);
+		rc |= pg_batch_call(b, PGS_NOTIFY) | pg_batch_text(b, ps->chan_jobs) |
+		      pg_batch_text(b, payload);
 	}
 	if (submit(ps->writer, b, rc)) {
 		ps->registering = true;
@@ -302,7 +355,7 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 {
 	struct pg_beat *beat = arg;
 	struct pg_store *ps = beat->ps;
-	int64_t rescued;
+	int64_t rescued, peers;
 	char n[24];
 
 	if (err) {
@@ -322,6 +375,7 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 		ps->lease_ok_ns = beat->sent_ns;
 	free(beat);
 	rescued = result_int(pg_batch_result(b, 1), 0);
+	peers = result_int(pg_batch_result(b, 2), -1);
 	pg_batch_free(b);
 	/* The database takes writes: what waits for a retry goes now. */
 	if (ps->write_failing) {
@@ -340,6 +394,7 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 		pg_write_retry_now(ps);
 		pgq_release_maybe(ps);
 	}
+	set_peers(ps, peers);
 	if (rescued > 0) {
 		ps->rescued += (uint64_t)rescued;
 		snprintf(n, sizeof(n), "%lld", (long long)rescued);
@@ -368,6 +423,7 @@ static void heartbeat(struct pg_store *ps)
 		      pg_batch_int(b, ps->lease_ms);
 		rc |= pg_batch_call(b, PGS_RESCUE) | pg_batch_text(b, ps->node) |
 		      pg_batch_int(b, ps->backoff_ms) | pg_batch_int(b, ps->backoff_max_ms);
+		rc |= add_peers(ps, b);
 	}
 	if (!submit(ps->writer, b, rc))
 		free(beat);
@@ -440,7 +496,11 @@ static void writer_notify(void *arg, const char *channel, const char *payload)
 	struct pg_store *ps = arg;
 	uint8_t id[JOB_ID_LEN];
 
-	if (!strcmp(channel, ps->chan_jobs)) {
+	if (!strcmp(channel, ps->chan_jobs) && payload && !strncmp(payload, "node ", 5)) {
+		/* A node registered (pgq_register): not alone, unless it is this one. */
+		if (strcmp(payload + 5, ps->node) && ps->peers <= 0)
+			set_peers(ps, 1);
+	} else if (!strcmp(channel, ps->chan_jobs)) {
 		int64_t due = payload && payload[0] ? strtoll(payload, NULL, 10) : 0;
 		if (due > job_now_us() + 1000) {
 			arm_due(ps, due);

@@ -346,6 +346,10 @@ static const struct pg_stmt pg_stmts[PGS_COUNT] = {
 	[PGS_HEARTBEAT] = {"valet_heartbeat",
 		"UPDATE " S "nodes SET heartbeat_at = now(), "
 		"lease_until = now() + $2 * interval '1 millisecond' WHERE node_id = $1", 2},
+	/* The other nodes that share the queue: a live lease, not stopped. */
+	[PGS_PEERS] = {"valet_peers",
+		"SELECT count(*) FROM " S "nodes WHERE node_id <> $1 AND stopped_at IS NULL "
+		"AND lease_until > now()", 1},
 	[PGS_RESCUE] = {"valet_rescue", "SELECT " S "rescue_expired($1, $2, $3)", 3},
 	[PGS_NEXT_DUE] = {"valet_next_due",
 		"SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM " S "jobs "

@@ -19,8 +19,9 @@
  *
  * The queue. A job row is runnable when due_at <= now() and no node claims
  * it. A create the core can run at once is stored already claimed by this
- * node (no second round trip); anything else is left to whichever node
- * claims it first (FOR UPDATE SKIP LOCKED). The core says how much it
+ * node (no second round trip) - every create, while no other node shares
+ * the queue (pg_queue.c); anything else is left to whichever node claims
+ * it first (FOR UPDATE SKIP LOCKED). The core says how much it
  * could take (want); we claim when there may be work: after a NOTIFY on
  * "<schema>_jobs", at the earliest due_at of unclaimed work (a timer; the
  * NOTIFY payload carries the due time), and every few seconds as a
@@ -340,6 +341,7 @@ static const struct store_ops pg_ops = {
 	.free = pg_free,
 	.attach = pgq_attach,
 	.want = pgq_want,
+	.alone = pgq_alone,
 	.cancel = pgq_cancel,
 	.give_back = pg_give_back,
 	.close = pgq_close,
@@ -420,6 +422,7 @@ struct store *store_postgres_new(struct ev_loop *loop, const struct pg_options *
 	if (o->state_dir && o->state_dir[0] && !(ps->state_dir = strdup(o->state_dir)))
 		goto nomem;
 	ps->lease_ms = o->lease_ms;
+	ps->peers = -1;
 	ps->backoff_ms = o->retry_backoff_ms;
 	ps->backoff_max_ms = o->retry_backoff_max_ms;
 	ps->retention_days = o->retention_days;

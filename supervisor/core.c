@@ -596,19 +596,21 @@ static void collect_unstarted_pipeline(void *value, void *arg)
 }
 
 /*
- * The drain with a shared store: what this node holds and has not started
- * - its waiting standalone jobs (retries too), its pipelines none of whose
- * jobs ever started - will not start here, so the store gives it back to
- * the queue now, for the other nodes, instead of at close after the grace
- * period; the core forgets it (it neither ran nor ended here). A pipeline
- * that has started stays: its next job waits for the close.
+ * Work this node holds and has not started - its waiting standalone jobs
+ * (retries too), its pipelines none of whose jobs ever started - goes back
+ * to the shared queue, for whichever node claims it first; the core
+ * forgets it (it neither ran nor ended here). A pipeline that has started
+ * stays. At the drain (it will not start here: given back now, not at
+ * close after the grace period), and when another node comes to share the
+ * queue of a node that held everything it was given while alone
+ * (core_local_cap): the backlog is spread again, the oldest first, as the
+ * nodes claim it. what: the log's message.
  */
-static void give_back_unstarted(struct core *core)
+static void give_back_waiting(struct core *core, const char *what)
 {
 	struct obj_set jobs = {0}, pls = {0};
 	char nj[24], np[24];
 
-	core->store->ops->want(core->store, 0);
 	if (!core->store->ops->give_back)
 		return;
 	idmap_foreach(core->active, collect_waiting_job, &jobs);
@@ -631,8 +633,7 @@ static void give_back_unstarted(struct core *core)
 	if (jobs.n || pls.n) {
 		snprintf(nj, sizeof(nj), "%zu", jobs.n);
 		snprintf(np, sizeof(np), "%zu", pls.n);
-		log_info("shutting down: giving back claimed work that did not start", "jobs", nj,
-			 "pipelines", np);
+		log_info(what, "jobs", nj, "pipelines", np);
 	}
 	free(jobs.v);
 	free(pls.v);
@@ -657,10 +658,25 @@ static void lease(void *arg, bool lost)
 	core_kick(core);
 }
 
+/* Another node shares the queue now: what this node took while alone
+ * beyond its usual backlog is everyone's again. */
+static void peers(void *arg)
+{
+	struct core *core = arg;
+
+	if (core->draining || core->paused ||
+	    runner_running(core->runner) + core->nqueued <= core_local_cap(core))
+		return;
+	give_back_waiting(core, "another node shares the queue: giving back claimed work "
+				"that did not start");
+	core_kick(core);
+}
+
 static const struct store_queue_hooks queue_hooks = {
 	.deliver = deliver,
 	.cancel = cancel_held,
 	.lease = lease,
+	.peers = peers,
 };
 
 /* ---- waiters (replies held until a killed job is reaped) ------------------------ */
@@ -903,8 +919,10 @@ void core_shutdown(struct core *core, void (*done)(void *arg), void *arg)
 		return;
 	core->draining = true;
 	runner_quiesce(core->runner);
-	if (core->shared)
-		give_back_unstarted(core);
+	if (core->shared) {
+		core->store->ops->want(core->store, 0);
+		give_back_waiting(core, "shutting down: giving back claimed work that did not start");
+	}
 	core->shutdown_done = done;
 	core->shutdown_arg = arg;
 	snprintf(running, sizeof(running), "%u", runner_running(core->runner));

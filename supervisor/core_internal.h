@@ -86,7 +86,12 @@ int core_wait_final(struct core *core, struct job *job, struct pipeline *pl, boo
 		    core_done_fn cb, void *arg);
 /* Another node asks to cancel work this node holds (no reply). */
 void core_cancel_held(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline);
-/* core_ops.c: how many more units of work this node should take on now. */
+/* core_ops.c: how many units of work this node holds at most, running or
+ * waiting: a small backlog, so that work another node could run is not
+ * hoarded - unless the store says no other node shares its queue (alone):
+ * then half the queue's capacity. */
+size_t core_local_cap(const struct core *core);
+/* How many more units of work this node should take on now. */
 size_t core_local_room(const struct core *core);
 /* How much to ask the shared store for now: the room, in batches of at
  * least half the backlog unless the node is about to run dry. */

@@ -130,9 +130,15 @@ static bool admit(struct core *core, size_t njobs, core_done_fn cb, void *arg)
 	return true;
 }
 
-static size_t core_local_cap(const struct core *core)
+size_t core_local_cap(const struct core *core)
 {
-	return 4 * (size_t)core->cfg->workers + 32;
+	size_t cap = 4 * (size_t)core->cfg->workers + 32;
+	size_t half = (size_t)core->cfg->queue_capacity / 2;
+
+	if (core->shared && core->store->ops->alone && core->store->ops->alone(core->store) &&
+	    half > cap)
+		return half;
+	return cap;
 }
 
 size_t core_local_room(const struct core *core)

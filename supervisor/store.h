@@ -84,6 +84,9 @@ struct store_queue_hooks {
 	 * lease is back and the store gave every claim of this node back to the
 	 * queue: forget the work held here that did not start, claim afresh. */
 	void (*lease)(void *arg, bool lost);
+	/* Another node shares the queue now (store_ops.alone turned false):
+	 * give back what this node holds beyond its usual backlog. */
+	void (*peers)(void *arg);
 };
 
 struct metrics_hist;
@@ -165,6 +168,11 @@ struct store_ops {
 	/* The core could start n more units of work here now (0: none - it
 	 * drains or is full; claim nothing). */
 	void (*want)(struct store *st, size_t n);
+	/* No other node shares the queue now, as far as the store knows (a
+	 * live lease at the last renewal, a node registered since): the core
+	 * may hold much more of the work it is given, claimed at once. NULL or
+	 * false: it keeps a small backlog (core_local_cap). */
+	bool (*alone)(struct store *st);
 	/* Cancel work this node does not hold: work still queued in the store
 	 * becomes CANCELLED at once; work another node runs is cancelled there
 	 * (the reply comes once it is final). reply.job or reply.pipeline. */

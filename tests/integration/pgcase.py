@@ -62,6 +62,16 @@ class PgTestCase(unittest.TestCase):
         self.addCleanup(self._stop, d)
         try:
             d.start()
+            if schema is not None:
+                # Joining the nodes of a schema: registered before the test
+                # goes on, so that every other node knows it shares the
+                # queue (a node alone holds what it is given).
+                deadline = time.monotonic() + 10
+                while "node registered" not in d.log_text():
+                    if time.monotonic() > deadline:
+                        raise AssertionError("node %s did not register within 10s\n%s"
+                                             % (d.node_id, d.log_tail()))
+                    time.sleep(0.01)
         except BaseException:
             d.kill()
             raise

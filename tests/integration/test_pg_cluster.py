@@ -3,7 +3,8 @@
 its work when it expires, the queue's wake-ups, scheduling and cancel
 across nodes, pipelines run by another node and rescued mid-run, limits
 across nodes, a stopping node's unstarted work taken over at once
-(DrainTest), a node id used twice, retries with their attempts rows, and
+(DrainTest), a lone node that keeps what it is given until another comes
+(LoneNodeTest), a node id used twice, retries with their attempts rows, and
 the fencing of a node that lost its work: its writes about that work
 change nothing (FenceTest). The harness is pgcase.py's. Run with
 tests/run_tests.sh (suite test_pg_cluster@postgres).
@@ -183,6 +184,58 @@ class MultiNodeTest(PgTestCase):
                 self.assertEqual(a.sql("SELECT status FROM jobs WHERE id = :'id'",
                                        id=parked["id"]), [["CANCELLED"]])
                 self.assertEqual(b.job(parked["id"])["status"], "CANCELLED")
+
+
+class LoneNodeTest(PgTestCase):
+    def claims(self, d):
+        return dict((r[0], int(r[1])) for r in d.sql(
+            "SELECT coalesce(claimed_by, '-'), count(*) FROM jobs "
+            "WHERE status IN ('PENDING', 'IN_PROGRESS') GROUP BY 1"))
+
+    def test_a_lone_node_keeps_its_submits_until_another_comes(self):
+        # README, "The queue is the jobs table": a node that no other node
+        # shares the queue with stores all it is given claimed (up to half
+        # its capacity), not its usual backlog of 4 * workers + 32; once
+        # another node registers, it gives back what it has not started,
+        # and the nodes claim it again.
+        cfg = {"queue": {"workers": "1", "capacity": "1000", "shutdown_grace": "200ms"},
+               "storage": {"lease": "3s"}}
+        a = self.start(cfg)
+        self.wait_sql(a, "SELECT 1 FROM nodes WHERE node_id = :'n'", bool, 10,
+                      "node A registered", interval=0.02, n=a.node_id)
+        n, cap = 60, 4 * 1 + 32
+        ids = [a.submit("sleep", {"seconds": 30}, timeout=60, name="lone-%d" % i)["id"]
+               for i in range(n)]
+        self.assertEqual(self.claims(a), {a.node_id: n},
+                         "%d jobs submitted to node A alone (one worker): all must be "
+                         "claimed by A at once, not only its usual %d" % (n, cap))
+        self.assertIn("no other node shares the queue", a.log_text())
+        b = self.start({"queue": {"workers": "2", "shutdown_grace": "200ms"}},
+                       schema=a.schema, node_id=a.node_id + "-b")
+        held = self.wait_sql(
+            a, "SELECT coalesce(claimed_by, '-'), count(*) FROM jobs "
+            "WHERE status IN ('PENDING', 'IN_PROGRESS') GROUP BY 1 ORDER BY 1",
+            lambda rows: {r[0] for r in rows} == {a.node_id, b.node_id} and
+            sum(int(r[1]) for r in rows) == n, 10,
+            "A's backlog claimed by A and B after B registered", interval=0.05,
+            explain=lambda: self.queue_state(a))
+        per = dict((r[0], int(r[1])) for r in held)
+        self.assertLessEqual(per[a.node_id], cap, "A holds more than its usual backlog once "
+                             "B shares the queue: %s\n%s" % (per, self.logs()))
+        self.assertIn("another node shares the queue: giving back claimed work", a.log_text())
+        # The running job stayed where it was, untouched.
+        running = a.sql("SELECT claimed_by, attempt, failure_reason FROM jobs "
+                        "WHERE id = :'id'", id=ids[0])
+        self.assertEqual(running, [[a.node_id, "1", None]], self.logs())
+        self.assertEqual(a.sql("SELECT count(*) FROM attempts"), [["0"]])
+        # B stops: A is alone again at its next renewal (lease/3 = 1 s).
+        rc, _ = b.terminate()
+        b.check_exit(rc)
+        deadline = time.monotonic() + 5
+        while a.log_text().count("no other node shares the queue") < 2:
+            self.assertLess(time.monotonic(), deadline, "A did not see it was alone again "
+                            "after B stopped\n%s" % self.logs())
+            time.sleep(0.05)
 
 
 class FenceTest(PgTestCase):
