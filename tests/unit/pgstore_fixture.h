@@ -245,7 +245,12 @@ static void hook_lease(void *arg, bool lost)
 {
 }
 
-static const struct store_queue_hooks queue_hooks = {hook_deliver, hook_cancel, hook_lease};
+static void hook_peers(void *arg)
+{
+}
+
+static const struct store_queue_hooks queue_hooks = {hook_deliver, hook_cancel, hook_lease,
+						     hook_peers};
 
 /* A store on the test database, registered (its schema made), with hooks
  * (so that creates can claim: status writes are fenced by the claim) but
