@@ -1,6 +1,8 @@
 /*
  * pg_giveback.c - the PostgreSQL store gives back to the queue claimed work
- * that will not start on this node (store_ops.give_back): at a drain.
+ * that will not start on this node (store_ops.give_back): at a drain, and
+ * when a node that held everything it was given while alone sees another
+ * node (pg_queue.c): then what it has not started is everyone's again.
  *
  * Theory of operation
  *

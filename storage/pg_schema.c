@@ -182,7 +182,7 @@ char *pg_schema_setup_sql(const char *schema, const char *node_id)
 		 * run cost PostgreSQL more than some statements' work), and
 		 * never as a scan of the whole table - which is what a plan
 		 * made while the table was new and small would keep. */
-		sb_add(&b, "SET plan_cache_mode = force_generic_plan;\nSET enable_seqscan = off;\n");
+		sb_add(&b, PG_WRITER_SESSION_SQL);
 	}
 	sb_add(&b, "");
 	return b.s;

@@ -28,6 +28,10 @@ char *pg_schema_subst(const char *text, const char *schema);
  * quotes (pg_schema_node_id_ok). New (caller frees); NULL on ENOMEM. */
 char *pg_schema_setup_sql(const char *schema, const char *node_id);
 
+/* The writer's planner (part of the setup when node_id is given): each
+ * statement planned once, and never as a scan of a whole table. */
+#define PG_WRITER_SESSION_SQL "SET plan_cache_mode = force_generic_plan;\nSET enable_seqscan = off;\n"
+
 /* A node id is 1-63 bytes of [A-Za-z0-9._:-]. */
 bool pg_schema_node_id_ok(const char *node_id);
 

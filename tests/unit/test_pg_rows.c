@@ -11,7 +11,9 @@
  * meanwhile is answered once it is all committed; a batch it refuses for
  * now (disk full, read-only...) is kept whole and written once it can be;
  * meanwhile, and while the database hangs, the store says it is unhealthy,
- * and a read that hangs is answered at its deadline. Against a real
+ * and a read that hangs is answered at its deadline; the writer's keyed
+ * statements find their rows by their key whatever the table and its
+ * statistics hold. Against a real
  * PostgreSQL (VALET_TEST_DATABASE_URL; skipped without it), in a schema of
  * the run's own; the harness is pgstore_fixture.h's.
  */
@@ -33,6 +35,8 @@
 #include <libpq-fe.h>
 
 #include "../../storage/pg_internal.h"
+#include "../../storage/pg_schema.h"
+#include "../../storage/pg_sql.h"
 #include "../../storage/postgres.h"
 
 #define FIXTURE_NAME "pgrows"
@@ -556,6 +560,98 @@ static void test_hung_database(void **state)
 	job_unref(job);
 }
 
+/*
+ * The writer's keyed statements find their rows through a key, whatever
+ * the table holds and whatever its statistics say: never a scan of the
+ * whole jobs table (a generic plan made while the table is new and small
+ * would keep one), never the claimed_by index (its entries for a node are
+ * every claim since the last vacuum, dead ones mostly: statistics taken
+ * while few rows were claimed make it look cheap). EXPLAIN of each
+ * statement's generic plan on a connection with the writer's settings
+ * (PG_WRITER_SESSION_SQL), on the new table, and after claims that left
+ * dead entries behind.
+ */
+static void check_keyed_plans(PGconn *c, const struct pg_stmt *stmts, const char *when)
+{
+	static const int keyed[] = {PGS_JOB_STATUS, PGS_JOB_FINISH, PGS_JOB_FINISH_MANY,
+				    PGS_JOB_RETRY, PGS_PIPELINE, PGS_GIVE_BACK_JOB,
+				    PGS_GIVE_BACK_PIPELINE};
+	char q[8192], plan[8192];
+
+	for (size_t k = 0; k < sizeof(keyed) / sizeof(keyed[0]); k++) {
+		const struct pg_stmt *st = &stmts[keyed[k]];
+		PGresult *res;
+		size_t n = 0;
+		int len;
+
+		snprintf(q, sizeof(q), "PREPARE keyed AS %s", st->sql);
+		res = PQexec(c, q);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			fail_msg("%s: %s", st->name, PQerrorMessage(c));
+		PQclear(res);
+		len = snprintf(q, sizeof(q), "EXPLAIN EXECUTE keyed(");
+		for (int i = 0; i < st->nparams; i++)
+			len += snprintf(q + len, sizeof(q) - (size_t)len, "%sNULL", i ? ", " : "");
+		snprintf(q + len, sizeof(q) - (size_t)len, ")");
+		res = PQexec(c, q);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			fail_msg("%s: %s", st->name, PQerrorMessage(c));
+		plan[0] = '\0';
+		for (int r = 0; r < PQntuples(res); r++)
+			n += (size_t)snprintf(plan + n, n < sizeof(plan) ? sizeof(plan) - n : 0, "%s\n",
+					      PQgetvalue(res, r, 0));
+		PQclear(res);
+		PQclear(PQexec(c, "DEALLOCATE keyed"));
+		if (strstr(plan, "Seq Scan") || strstr(plan, "_claimed"))
+			fail_msg("%s, %s: a whole-table scan or the claimed_by index:\n%s", st->name,
+				 when, plan);
+	}
+}
+
+static void test_writes_find_rows_by_key(void **state)
+{
+	struct store *st;
+	struct pg_stmt *stmts;
+	PGconn *c;
+	PGresult *res;
+	char q[1024];
+
+	need_db();
+	st = db_store();
+	stmts = pg_sql_new(schema);
+	c = PQconnectdb(db_url);
+	assert_non_null(stmts);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("%s", PQerrorMessage(c));
+	res = PQexec(c, PG_WRITER_SESSION_SQL);
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	check_keyed_plans(c, stmts, "a new table");
+	/* Statistics taken while nothing was claimed; then every row claimed
+	 * and unclaimed again (dead entries in jobs_claimed), a few claimed. */
+	snprintf(q, sizeof(q),
+		 "INSERT INTO %s.jobs (id, name, task_name, timeout_ms, status, created_at, "
+		 "due_at) SELECT gen_random_uuid(), 'n', 'dummytask', 1000, 'PENDING', now(), "
+		 "now() FROM generate_series(1, 3000)",
+		 schema);
+	admin_exec(q);
+	snprintf(q, sizeof(q), "ANALYZE %s.jobs", schema);
+	admin_exec(q);
+	snprintf(q, sizeof(q), "UPDATE %s.jobs SET claimed_by = '%s'", schema, pg_of(st)->node);
+	admin_exec(q);
+	snprintf(q, sizeof(q), "UPDATE %s.jobs SET claimed_by = NULL", schema);
+	admin_exec(q);
+	snprintf(q, sizeof(q),
+		 "UPDATE %s.jobs SET claimed_by = '%s' WHERE id IN (SELECT id FROM %s.jobs "
+		 "LIMIT 20)",
+		 schema, pg_of(st)->node, schema);
+	admin_exec(q);
+	check_keyed_plans(c, stmts, "after claims that left dead entries");
+	PQfinish(c);
+	pg_sql_free(stmts);
+	store_free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_refused_result_then_sync),
 		cmocka_unit_test(test_refused_for_now),
 		cmocka_unit_test(test_hung_database),
+		cmocka_unit_test(test_writes_find_rows_by_key),
 	};
 	const char *filter = getenv("VALET_TEST_FILTER");
 
