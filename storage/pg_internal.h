@@ -118,6 +118,7 @@ struct pg_store {
 	long peers;                     /* other nodes with a live lease: as of the
 					 * last renewal, or a registration since
 					 * (-1: not known yet) */
+	int64_t peer_seen_ns;           /* when a registration was last heard of */
 	bool lease_lost;                /* no renewal for 5/6 of the lease */
 	bool release_due;               /* renewed again: give back the claims once
 					 * what waits to be written is written */

@@ -355,7 +355,7 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 {
 	struct pg_beat *beat = arg;
 	struct pg_store *ps = beat->ps;
-	int64_t rescued, peers;
+	int64_t rescued, peers, sent_ns = beat->sent_ns;
 	char n[24];
 
 	if (err) {
@@ -394,7 +394,10 @@ static void beaten(struct pg_batch *b, int err, const char *msg, void *arg)
 		pg_write_retry_now(ps);
 		pgq_release_maybe(ps);
 	}
-	set_peers(ps, peers);
+	/* A count made before a registration this node has heard of since
+	 * is stale. */
+	if (peers > 0 || ps->peer_seen_ns < sent_ns)
+		set_peers(ps, peers);
 	if (rescued > 0) {
 		ps->rescued += (uint64_t)rescued;
 		snprintf(n, sizeof(n), "%lld", (long long)rescued);
@@ -498,8 +501,11 @@ static void writer_notify(void *arg, const char *channel, const char *payload)
 
 	if (!strcmp(channel, ps->chan_jobs) && payload && !strncmp(payload, "node ", 5)) {
 		/* A node registered (pgq_register): not alone, unless it is this one. */
-		if (strcmp(payload + 5, ps->node) && ps->peers <= 0)
-			set_peers(ps, 1);
+		if (strcmp(payload + 5, ps->node)) {
+			ps->peer_seen_ns = job_mono_ns();
+			if (ps->peers <= 0)
+				set_peers(ps, 1);
+		}
 	} else if (!strcmp(channel, ps->chan_jobs)) {
 		int64_t due = payload && payload[0] ? strtoll(payload, NULL, 10) : 0;
 		if (due > job_now_us() + 1000) {
