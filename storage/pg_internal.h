@@ -262,6 +262,9 @@ int pg_spill_save(struct pg_store *ps);
 bool pg_spill_replay(struct pg_store *ps);
 
 /* pg_queue.c */
+/* The payload, then the node id, of the NOTIFY on "<schema>_jobs" that a
+ * registering node sends (other payloads there are due times). */
+#define PG_NOTIFY_NODE "node "
 extern const struct pgconn_hooks pgq_writer_hooks;
 void pgq_register(struct pg_store *ps);       /* register now, if not yet */
 void pgq_register_later(struct pg_store *ps); /* try it again in a second */
@@ -272,6 +275,10 @@ void pgq_release_maybe(struct pg_store *ps); /* release_due, and all is written:
 void pgq_attach(struct store *st, const struct store_queue_hooks *hooks, void *arg);
 void pgq_want(struct store *st, size_t n);
 bool pgq_alone(struct store *st);
+/* Submit b on connection c; on failure (rc set, b NULL, not sent) free it:
+ * its done callback is not called. */
+bool pgq_submit(struct pgconn *c, struct pg_batch *b, int rc);
+/* pg_cancel.c */
 int pgq_cancel(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline, store_done_fn cb,
 	       void *arg);
 void pgq_close(struct store *st, void (*done)(void *arg), void *arg);

@@ -1,6 +1,7 @@
 /*
  * pg_queue.c - the PostgreSQL store as a node of a cluster: registration,
- * lease and rescue, claiming work, cancel across nodes, and close.
+ * lease and rescue, claiming work, and close (cancel across nodes:
+ * pg_cancel.c).
  *
  * Theory of operation (see pg_write.c for the write path)
  *
@@ -21,7 +22,7 @@
  *                             gives back what it holds beyond its usual
  *                             backlog
  *   NOTIFY <schema>_cancel -> "job <id>" / "pipeline <id>": the core cancels
- *                             it if it holds it
+ *                             it if it holds it (the asking side: pg_cancel.c)
  *   NOTIFY <schema>_keys   -> the API keys table changed: read it (pg_keys.c)
  *   NOTIFY <schema>_schema -> payload is the schema's version after a
  *                             valetd migrated it: newer than this build ->
@@ -64,15 +65,12 @@
 #define PG_POLL_S 2.0          /* fallback claim poll */
 #define PG_PRUNE_S 60.0
 #define PG_PRUNE_BATCH 500
-#define PG_CANCEL_POLL_S 0.05
-#define PG_CANCEL_WAIT_S 10.0
 #define PG_CLOSE_WAIT_S 5.0
 
 static void claim_maybe(struct pg_store *ps);
 static void refetch_lost_claim(struct pg_store *ps);
 
-/* Submit b on the writer; on failure free it (done is not called). */
-static bool submit(struct pgconn *c, struct pg_batch *b, int rc)
+bool pgq_submit(struct pgconn *c, struct pg_batch *b, int rc)
 {
 	if (rc || !b || pgconn_submit(c, b) < 0) {
 		pg_batch_free(b);
@@ -295,11 +293,11 @@ void pgq_register(struct pg_store *ps)
 		      pg_batch_text(b, VALET_VERSION) | pg_batch_int(b, ps->lease_ms);
 		rc |= add_release(ps, b, "restarted");
 		rc |= add_peers(ps, b);
-		snprintf(payload, sizeof(payload), "node %s", ps->node);
+		snprintf(payload, sizeof(payload), PG_NOTIFY_NODE "%s", ps->node);
 		rc |= pg_batch_call(b, PGS_NOTIFY) | pg_batch_text(b, ps->chan_jobs) |
 		      pg_batch_text(b, payload);
 	}
-	if (submit(ps->writer, b, rc)) {
+	if (pgq_submit(ps->writer, b, rc)) {
 		ps->registering = true;
 		ps->lease_ok_ns = job_mono_ns();
 	}
@@ -338,7 +336,7 @@ static void release_after_loss(struct pg_store *ps)
 
 	if (b)
 		rc |= add_release(ps, b, "lost its database lease");
-	if (!submit(ps->writer, b, rc))
+	if (!pgq_submit(ps->writer, b, rc))
 		ps->lease_lost = true;
 }
 
@@ -428,7 +426,7 @@ static void heartbeat(struct pg_store *ps)
 		      pg_batch_int(b, ps->backoff_ms) | pg_batch_int(b, ps->backoff_max_ms);
 		rc |= add_peers(ps, b);
 	}
-	if (!submit(ps->writer, b, rc))
+	if (!pgq_submit(ps->writer, b, rc))
 		free(beat);
 }
 
@@ -469,7 +467,7 @@ static void prune(struct pg_store *ps)
 		rc |= pg_batch_call(b, PGS_PRUNE_PIPELINES) | pg_batch_int(b, ps->retention_days) |
 		      pg_batch_int(b, PG_PRUNE_BATCH);
 	}
-	submit(ps->writer, b, rc);
+	pgq_submit(ps->writer, b, rc);
 }
 
 /* ---- writer connection hooks --------------------------------------------------------------- */
@@ -499,16 +497,19 @@ static void writer_notify(void *arg, const char *channel, const char *payload)
 	struct pg_store *ps = arg;
 	uint8_t id[JOB_ID_LEN];
 
-	if (!strcmp(channel, ps->chan_jobs) && payload && !strncmp(payload, "node ", 5)) {
-		/* A node registered (pgq_register): not alone, unless it is this one. */
-		if (strcmp(payload + 5, ps->node)) {
-			ps->peer_seen_ns = job_mono_ns();
-			if (ps->peers <= 0)
-				set_peers(ps, 1);
-		}
-	} else if (!strcmp(channel, ps->chan_jobs)) {
+	if (!strcmp(channel, ps->chan_jobs)) {
+		size_t pre = strlen(PG_NOTIFY_NODE);
 		int64_t due = payload && payload[0] ? strtoll(payload, NULL, 10) : 0;
-		if (due > job_now_us() + 1000) {
+
+		if (payload && !strncmp(payload, PG_NOTIFY_NODE, pre)) {
+			/* A node registered (pgq_register): not alone, unless it
+			 * is this one. */
+			if (strcmp(payload + pre, ps->node)) {
+				ps->peer_seen_ns = job_mono_ns();
+				if (ps->peers <= 0)
+					set_peers(ps, 1);
+			}
+		} else if (due > job_now_us() + 1000) {
 			arm_due(ps, due);
 		} else {
 			ps->maybe_work = true;
@@ -569,7 +570,7 @@ static void ask_next_due(struct pg_store *ps)
 {
 	struct pg_batch *b = pg_batch_new(false, next_due_done, ps);
 
-	submit(ps->writer, b, b ? pg_batch_call(b, PGS_NEXT_DUE) : 1);
+	pgq_submit(ps->writer, b, b ? pg_batch_call(b, PGS_NEXT_DUE) : 1);
 }
 
 /* Deliver the jobs of one claimed pipeline: rows [first, end). */
@@ -686,7 +687,7 @@ static void refetch_lost_claim(struct pg_store *ps)
 	if (b)
 		rc |= pg_batch_call(b, PGS_CLAIMED) | pg_batch_text(b, ps->node) |
 		      pg_batch_time(b, ps->lost_claim_us);
-	if (submit(ps->writer, b, rc))
+	if (pgq_submit(ps->writer, b, rc))
 		ps->claiming = true;
 }
 
@@ -707,7 +708,7 @@ static void claim_maybe(struct pg_store *ps)
 	if (b)
 		rc |= pg_batch_call(b, PGS_CLAIM) | pg_batch_text(b, ps->node) |
 		      pg_batch_int(b, (int64_t)n) | pg_batch_time(b, ps->claim_us);
-	if (!submit(ps->writer, b, rc))
+	if (!pgq_submit(ps->writer, b, rc))
 		return;
 	ps->claiming = true;
 	ps->want_asked = n;
@@ -727,132 +728,6 @@ void pgq_want(struct store *st, size_t n)
 
 	ps->want = n;
 	claim_maybe(ps);
-}
-
-/* ---- cancel across nodes ---------------------------------------------------------------- */
-
-struct pg_cancel {
-	struct pg_store *ps;
-	bool pipeline;
-	uint8_t id[JOB_ID_LEN];
-	store_done_fn cb;
-	void *arg;
-	ev_timer poll_w;
-	int64_t deadline_ns;
-};
-
-static void cancel_poll(struct ev_loop *loop, ev_timer *w, int revents);
-
-static void cancel_reply(struct pg_cancel *c, int err, struct job *job, struct pipeline *pl)
-{
-	struct store_reply r = {.err = err, .job = job, .pipeline = pl};
-
-	ev_timer_stop(c->ps->loop, &c->poll_w);
-	c->cb(c->arg, &r);
-	free(c);
-}
-
-/* res: the object as it is now; outcome: what PGS_CANCEL_* did ("final":
- * it had finished before), or NULL for a poll. Answers, or polls again. */
-static void cancel_answer(struct pg_cancel *c, const PGresult *res, const char *outcome)
-{
-	struct job *job = NULL;
-	struct pipeline *pl = NULL;
-	bool final;
-
-	if (PQntuples(res) == 0) {
-		cancel_reply(c, -ENOENT, NULL, NULL);
-		return;
-	}
-	if (c->pipeline)
-		pl = pg_row_pipeline(res, 0, 0);
-	else
-		job = pg_row_job(res, 0);
-	if (!job && !pl) {
-		cancel_reply(c, -ENOMEM, NULL, NULL);
-		return;
-	}
-	final = job_status_final(c->pipeline ? pl->status : job->status);
-	if (outcome && !strcmp(outcome, "final"))
-		cancel_reply(c, -EALREADY, job, pl);
-	else if (final)
-		cancel_reply(c, 0, job, pl);
-	else if (job_mono_ns() > c->deadline_ns)
-		cancel_reply(c, -ETIMEDOUT, job, pl);
-	else
-		ev_timer_start(c->ps->loop, &c->poll_w); /* look again soon */
-	job_unref(job);
-	pipeline_unref(pl);
-}
-
-static void cancel_polled(struct pg_batch *b, int err, const char *msg, void *arg)
-{
-	struct pg_cancel *c = arg;
-
-	if (err)
-		cancel_reply(c, err == -EIO ? -EIO : -EAGAIN, NULL, NULL);
-	else
-		cancel_answer(c, pg_batch_result(b, 0), NULL);
-	pg_batch_free(b);
-}
-
-static void cancel_poll(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct pg_cancel *c = w->data;
-	struct pg_batch *b = pg_batch_new(false, cancel_polled, c);
-	int rc = !b;
-
-	if (b)
-		rc |= pg_batch_call(b, c->pipeline ? PGS_GET_PIPELINE : PGS_GET_JOB) |
-		      pg_batch_uuid(b, c->id);
-	if (!submit(c->ps->writer, b, rc))
-		cancel_reply(c, -ENOMEM, NULL, NULL);
-}
-
-static void cancel_done(struct pg_batch *b, int err, const char *msg, void *arg)
-{
-	struct pg_cancel *c = arg;
-
-	if (err) {
-		cancel_reply(c, err == -EIO ? -EIO : -EAGAIN, NULL, NULL);
-	} else {
-		const PGresult *res = pg_batch_result(b, 0);
-		cancel_answer(c, pg_batch_result(b, 1), PQgetvalue(res, 0, 0));
-	}
-	pg_batch_free(b);
-}
-
-int pgq_cancel(struct store *st, const uint8_t id[JOB_ID_LEN], bool pipeline, store_done_fn cb,
-	       void *arg)
-{
-	struct pg_store *ps = pg_of(st);
-	struct pg_cancel *c;
-	struct pg_batch *b;
-	int rc;
-
-	if (!ps->registered || !pgconn_up(ps->writer))
-		return -EAGAIN;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	*c = (struct pg_cancel){.ps = ps, .pipeline = pipeline, .cb = cb, .arg = arg};
-	memcpy(c->id, id, JOB_ID_LEN);
-	c->deadline_ns = job_mono_ns() + (int64_t)(PG_CANCEL_WAIT_S * 1e9);
-	ev_timer_init(&c->poll_w, cancel_poll, PG_CANCEL_POLL_S, 0.);
-	c->poll_w.data = c;
-	b = pg_batch_new(false, cancel_done, c);
-	rc = !b;
-	if (b) {
-		rc |= pg_batch_call(b, pipeline ? PGS_CANCEL_PIPELINE : PGS_CANCEL_JOB) |
-		      pg_batch_uuid(b, id) | pg_batch_text(b, ps->chan_cancel);
-		rc |= pg_batch_call(b, pipeline ? PGS_GET_PIPELINE : PGS_GET_JOB) |
-		      pg_batch_uuid(b, id);
-	}
-	if (!submit(ps->writer, b, rc)) {
-		free(c);
-		return -ENOMEM;
-	}
-	return 0;
 }
 
 /* ---- close ------------------------------------------------------------------------------------- */
@@ -903,7 +778,7 @@ void pgq_close_maybe(struct pg_store *ps)
 	}
 	ps->close_sent = true;
 	pg_spill_closed(ps); /* all is written: nothing of this run is kept */
-	if (!submit(ps->writer, b, rc))
+	if (!pgq_submit(ps->writer, b, rc))
 		close_finish(ps);
 }
 
