@@ -65,14 +65,23 @@ struct core {
 void core_kick(struct core *core);
 void core_enqueue(struct core *core, struct job *job);
 void core_schedule(struct core *core, struct job *job);
-/* Make work active here: the standalone job, or pipeline pl with its jobs
- * from index `from` on (bound to it, waiting). */
+/* The job is nowhere any more: out of the active map (its reference
+ * dropped). */
+void core_deactivate(struct core *core, struct job *job);
+/* core_shared.c: make work active here: the standalone job, or pipeline pl
+ * with its jobs from index `from` on (bound to it, waiting). */
 void core_hold(struct core *core, struct job *job, struct pipeline *pl, size_t from);
 /* Hand work held here claimed, which will not start here (the drain), back
  * to the shared store's queue: a standalone job or an unstarted pipeline.
  * false: the store has no such queue (the caller keeps it). */
 bool core_give_back(struct core *core, const uint8_t id[JOB_ID_LEN], bool pipeline);
-/* Take an active, not running job out of wherever it waits. */
+/* Give back everything held here that has not started (waiting standalone
+ * jobs, pipelines none of whose jobs started) and forget it; what: the
+ * log's message. */
+void core_give_back_waiting(struct core *core, const char *what);
+/* The store's calls into the core (store_ops.attach). */
+extern const struct store_queue_hooks core_queue_hooks;
+/* core.c: take an active, not running job out of wherever it waits. */
 void core_unqueue(struct core *core, struct job *job);
 /* Final status for a job that never ran (cancel, or pipeline cut short). */
 void core_finish_unrun(struct core *core, struct job *job, enum job_status st,
