@@ -10,12 +10,16 @@
 # rlimits and a user switch only ([sandbox] namespaces = false, cgroups =
 # false), as the core measured them, unless the measure says "full".
 #
-# Rounds. BENCH_REPEAT rounds; each runs the fork loops first (the ratios'
-# ceiling), then every measure of the selected steps once, in one list that
-# odd rounds run forwards and even rounds backwards: two measures compared
-# with each other (full isolation and seccomp only, PostgreSQL and memory,
-# parked and empty, ...) come in both orders, and the machine's drift (a
-# VM's speed changes over minutes) reaches them alike. The summary
+# Rounds. BENCH_REPEAT rounds; each runs every measure of the selected
+# steps once, the fork loops (the ratios' ceiling) among them, in one list
+# that odd rounds run forwards and even rounds backwards: two measures
+# compared with each other come in both orders. The list puts them side by
+# side, for the machine's drift (a VM's speed changes over minutes) to
+# reach them alike: the fork loops, seccomp only, 100,000 parked, 10,000
+# parked, full isolation; bwrap, exec, unshare; and PostgreSQL between a
+# memory-store run of its own (pg_mem, step empty again) and the 1,000,000
+# queued. A minute apart, two runs of the same code differed by up to 25%
+# on this project's 2-core VM; back to back, they drift far less. The summary
 # (tests/bench/summary.py, also in $BUILD/bench/summary.txt) gives each
 # ratio as the median of its per-round ratios, with its target and PASS or
 # FAIL. The steps (BENCH_ONLY names some; default: all) and their measures:
@@ -52,7 +56,8 @@
 #             this machine (tests/pg_tmp.sh with PG_TMP_DURABLE=1: fsync and
 #             synchronous_commit on), a fresh schema per run, an untimed
 #             warm-up run of 2000 jobs before the rounds and a CHECKPOINT
-#             after each run (so that its writes are not left to the next)
+#             after each run (so that its writes are not left to the next);
+#             compared with pg_mem, a memory-store run beside it
 #   pg1m      step postgres with BENCH_PG_PARK jobs (1,000,000) queued in the
 #             database: parked once, before the rounds, in a schema of their
 #             own that every round's run then uses, by one INSERT ... SELECT
@@ -514,7 +519,9 @@ forkloops() {
 one() {
 	local run=$2
 	case $1 in
+	forkloop) forkloops "$run" ;;
 	empty) measure empty "$run" 0 ;;
+	pg_mem) measure pg_mem "$run" 0 ;;
 	full) FULL_ISOLATION=1 measure full "$run" 0 ;;
 	exec) FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0 ;;
 	exec_net)
@@ -553,25 +560,29 @@ measures() {
 		return
 	fi
 	local m=
+	want forkloop && m="$m forkloop"
 	want empty && m="$m empty"
+	want park && m="$m park_large park_small"
 	want full && m="$m full"
-	want exec && m="$m exec exec_net"
-	want tools && m="$m bwrap unshare"
 	want ui_poll && m="$m ui_poll"
-	want park && m="$m park_small park_large"
+	want tools && m="$m bwrap"
+	want exec && m="$m exec"
+	want tools && m="$m unshare"
+	want exec && m="$m exec_net"
 	want metrics && m="$m metrics_base metrics_scraped"
 	want auth && m="$m auth_off auth_on"
 	want noop && m="$m noop"
 	[ -n "$PG_URL" ] && want noop && m="$m noop_pg"
-	[ -n "$PG_URL" ] && want postgres && m="$m postgres"
+	[ -n "$PG_URL" ] && want postgres && m="$m pg_mem postgres"
 	[ -n "$PG_URL" ] && want pg1m && m="$m pg1m"
 	echo "$m"
 }
 
-# round RUN: the fork loops, then the measures, backwards in even rounds.
+# round RUN: the measures, backwards in even rounds (A/B: the fork loops
+# first, then its measures).
 round() {
 	local run=$1 list m
-	{ want forkloop || [ -n "$BASELINE" ]; } && forkloops "$run"
+	[ -n "$BASELINE" ] && forkloops "$run"
 	list=$(measures)
 	if [ $((run % 2)) = 0 ]; then
 		list=$(echo "$list" | tr ' ' '\n' | tac | tr '\n' ' ')
