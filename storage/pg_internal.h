@@ -92,6 +92,7 @@ struct pg_store {
 	struct pg_dirty_list dirty_pls;
 	struct idmap *dirty_pl_map;     /* pipeline id -> its entry */
 	size_t ndirty;                  /* entries on the two dirty lists */
+	ev_tstamp dirty_since;          /* ndirty became non-zero (loop time) */
 	unsigned inflight;              /* write batches in flight */
 	struct pg_flush *flight;        /* the one in flight, or NULL */
 	struct metrics_hist commit_batch; /* entries per group commit (metrics) */

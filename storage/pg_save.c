@@ -63,6 +63,14 @@ static void dirty_lost(const char *what, const char *key, const uint8_t id[JOB_I
 	log_error(what, key, s, "error", "out of memory");
 }
 
+/* One more entry on a dirty list: the first starts the gathering's clock
+ * (pg_write.c). */
+static void dirty_added(struct pg_store *ps)
+{
+	if (ps->ndirty++ == 0)
+		ps->dirty_since = ev_now(ps->loop);
+}
+
 void pg_mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool head)
 {
 	struct pg_dirty *d = idmap_get(ps->dirty_job_map, job->id);
@@ -78,7 +86,7 @@ void pg_mark_job(struct pg_store *ps, struct job *job, unsigned mask, bool head)
 			TAILQ_INSERT_HEAD(&ps->dirty_jobs, d, link);
 		else
 			TAILQ_INSERT_TAIL(&ps->dirty_jobs, d, link);
-		ps->ndirty++;
+		dirty_added(ps);
 	}
 	d->mask |= mask;
 	pg_spill_watch(ps);
@@ -99,7 +107,7 @@ void pg_mark_pl(struct pg_store *ps, struct pipeline *pl, unsigned mask, bool he
 			TAILQ_INSERT_HEAD(&ps->dirty_pls, d, link);
 		else
 			TAILQ_INSERT_TAIL(&ps->dirty_pls, d, link);
-		ps->ndirty++;
+		dirty_added(ps);
 	}
 	d->mask |= mask;
 	pg_spill_watch(ps);
@@ -157,7 +165,7 @@ static void unlazy(struct pg_store *ps, struct pg_dirty *d)
 	TAILQ_REMOVE(&ps->lazy_jobs, d, link);
 	d->mask &= ~PG_F_LAZY;
 	TAILQ_INSERT_TAIL(&ps->dirty_jobs, d, link);
-	ps->ndirty++;
+	dirty_added(ps);
 }
 
 void pg_flush_lazy(struct pg_store *ps)

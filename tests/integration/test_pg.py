@@ -965,7 +965,7 @@ class UnsentAtShutdownTest(PgTestCase):
                 self.assertLess(time.monotonic(), deadline, "the job never ended\n%s"
                                 % d.log_tail())
                 time.sleep(0.05)
-            time.sleep(0.2)  # the write goes out (5 ms of gathering)
+            time.sleep(0.2)  # the write goes out (20 ms of gathering)
             rc, took = d.terminate()
             d.check_exit(rc)
         finally:
