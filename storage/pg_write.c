@@ -344,10 +344,11 @@ static int add_dirty_jobs(struct pg_store *ps, struct pg_batch *b, struct pg_flu
 }
 
 /* Whether the state changes wait for company (see the top): a batch sent
- * for its ops leaves them for a later one. */
+ * for its ops leaves them for a later one. Not while work waits to be
+ * given back (pg_giveback.c): it waits for every change to be written. */
 static bool gathering(const struct pg_store *ps)
 {
-	return ps->ndirty < PG_GATHER_MAX && !ps->closing &&
+	return ps->ndirty < PG_GATHER_MAX && !ps->closing && !ps->ngive_back &&
 	       ev_now(ps->loop) - ps->dirty_since < PG_GATHER_S;
 }
 

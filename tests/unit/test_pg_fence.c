@@ -4,7 +4,8 @@
  * Fencing (issue 14): each write of a run - status, finish, retry,
  * outcome, pipeline status - lands while this node holds the work and
  * changes nothing once another node does; a drain's give-back frees only
- * what this node holds unstarted, after its pending changes. Submit
+ * what this node holds unstarted, after its pending changes, which stop
+ * gathering for company while it waits. Submit
  * deadlines: against a database that does not answer (its
  * jobs table locked), creates are answered -ETIMEDOUT in time, sent or
  * not, and none of them is ever stored - not when the transaction in
@@ -283,6 +284,44 @@ static bool notified(const char *channel, const char *payload)
 		usleep(10000);
 	}
 	return false;
+}
+
+/*
+ * Work waiting to be given back waits for every change saved before it
+ * (test_give_back); those changes do not wait for company meanwhile
+ * (pg_write.c's gathering): a job's end, and a unit given back, are sent
+ * at once - under a steady stream of changes the units would otherwise
+ * find one always waiting.
+ */
+static void test_give_back_stops_gathering(void **state)
+{
+	struct job *held = make_job("held"), *ends = make_job("ends");
+	struct store *st;
+	struct pg_store *ps;
+
+	need_db();
+	st = db_store();
+	ps = pg_of(st);
+	create_claimed_job(st, held);
+	create_claimed_job(st, ends);
+	sync_wait(st);
+
+	start_attempt(ends);
+	ends->status = JOB_COMPLETED;
+	ends->completed_at = job_now_us();
+	st->ops->save_job(st, ends, JOB_F_STATUS);
+	st->ops->give_back(st, held->id, false);
+	ev_now_update(loop);
+	ev_run(loop, EVRUN_NOWAIT);
+	assert_int_equal(ps->inflight, 1);
+	assert_false(ev_is_active(&ps->gather_w));
+	assert_true(wait_until(given_back_all, ps, 10.));
+	assert_column(ends, "status", "COMPLETED");
+	assert_column(held, "claimed_by", NULL);
+
+	store_free(st);
+	job_unref(held);
+	job_unref(ends);
 }
 
 static const char *job_test(const struct job *job, const char *cond)
@@ -585,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_fenced_job_writes),
 		cmocka_unit_test(test_fenced_pipeline_writes),
 		cmocka_unit_test(test_give_back),
+		cmocka_unit_test(test_give_back_stops_gathering),
 		cmocka_unit_test(test_deadline_hung),
 		cmocka_unit_test(test_deadline_late_commit),
 		cmocka_unit_test(test_deadline_connection_lost),
