@@ -30,7 +30,8 @@
  *                               release_node() gives back all the node holds
  *
  * The units wait until every change saved before them is committed - no
- * write pending, none in flight -, as the release after a lost lease does:
+ * write pending, none in flight; meanwhile pg_write.c sends changes at
+ * once instead of gathering them -, as the release after a lost lease does:
  * a change of a unit the core made while it held it (a retry written, a
  * scheduled job come due) lands while this node's claim still fences it,
  * and the unit is then free as its last state says. Each statement is
