@@ -306,10 +306,7 @@ static void test_give_back_stops_gathering(void **state)
 	create_claimed_job(st, ends);
 	sync_wait(st);
 
-	start_attempt(ends);
-	ends->status = JOB_COMPLETED;
-	ends->completed_at = job_now_us();
-	st->ops->save_job(st, ends, JOB_F_STATUS);
+	finish_job(st, ends);
 	st->ops->give_back(st, held->id, false);
 	ev_now_update(loop);
 	ev_run(loop, EVRUN_NOWAIT);
