@@ -371,6 +371,25 @@ class SchemaTest(PgTestCase):
             with self.subTest(query=q):
                 d.sql(q.replace("valet.", d.schema + ".").replace("'6f1c...'",
                                                                     "'%s'" % job["id"]))
+        # ANALYZE skips the payload columns (010) and keeps the others'
+        # statistics.
+        d.sql("ANALYZE %s.jobs, %s.pipelines, %s.attempts" % ((d.schema,) * 3))
+        stats = {tuple(r) for r in d.sql("SELECT tablename, attname FROM pg_stats "
+                                         "WHERE schemaname = :'s'", s=d.schema)}
+        self.assertIn(("jobs", "status"), stats)
+        self.assertIn(("jobs", "task_name"), stats)
+        for col in ("task_params", "result_metadata", "limits", "isolation", "description",
+                    "failure_reason", "result_error"):
+            self.assertNotIn(("jobs", col), stats)
+        zero = {tuple(r) for r in d.sql(
+            "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON "
+            "c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :'s' AND a.attnum > 0 AND a.attstattarget = 0", s=d.schema)}
+        self.assertEqual(zero, {("jobs", c) for c in (
+            "task_params", "result_metadata", "limits", "isolation", "description",
+            "failure_reason", "result_error")} | {("pipelines", "description"),
+                                                  ("pipelines", "failure_reason"),
+                                                  ("attempts", "failure_reason")})
 
     def test_status_check_refuses_a_bad_status(self):
         # README, "Schema": statuses are text with a CHECK constraint. A
