@@ -15,11 +15,11 @@
 # that odd rounds run forwards and even rounds backwards: two measures
 # compared with each other come in both orders. The list puts them side by
 # side, for the machine's drift (a VM's speed changes over minutes) to
-# reach them alike: the fork loops, seccomp only, 100,000 parked, 10,000
-# parked, full isolation; bwrap, exec, unshare; and PostgreSQL between a
-# memory-store run of its own (pg_mem, step empty again) and the 1,000,000
-# queued. A minute apart, two runs of the same code differed by up to 25%
-# on this project's 2-core VM; back to back, they drift far less. The summary
+# reach them alike: the fork loops, seccomp only, full isolation; bwrap,
+# exec, unshare. A minute apart, two runs of the same code differed by up
+# to 25% on this project's 2-core VM; back to back, they drift far less.
+# Steps park and postgres go further (side_by_side): their daemons are up
+# at once and take turns in chunks of their timed jobs. The summary
 # (tests/bench/summary.py, also in $BUILD/bench/summary.txt) gives each
 # ratio as the median of its per-round ratios, with its target and PASS or
 # FAIL. The steps (BENCH_ONLY names some; default: all) and their measures:
@@ -39,8 +39,9 @@
 #             --dev /dev --proc /proc true` and `unshare -p -f -n -m -i -u true`
 #   ui_poll   step empty with the web dashboard's polling beside it
 #             (tests/bench/ui_poll.py: the page's requests every 2 s)
-#   park      step empty with BENCH_PARK_SMALL, then BENCH_PARK_LARGE jobs
-#             parked (run_at an hour ahead) in the daemon; the daemon's RSS
+#   park      step empty's jobs on three daemons side by side: park_large
+#             (BENCH_PARK_LARGE jobs parked, run_at an hour ahead; its RSS),
+#             park_empty (none) and park_small (BENCH_PARK_SMALL)
 #   metrics   step empty on a daemon with BENCH_METRICS_TASKS more (exec)
 #             tasks, so that a scrape is large, without and with a scraper
 #             that GETs /metrics once a second (its time and size per scrape
@@ -52,14 +53,16 @@
 #   noop      the queue engine alone: BENCH_NOOP_JOBS jobs on `valetd --bench-noop`
 #             (jobs complete in the daemon, no process: HTTP + core + queue +
 #             storage per job), memory store and PostgreSQL
-#   postgres  step empty with storage = postgres: a throwaway PostgreSQL on
-#             this machine (tests/pg_tmp.sh with PG_TMP_DURABLE=1: fsync and
-#             synchronous_commit on), a fresh schema per run, an untimed
-#             warm-up run of 2000 jobs before the rounds and a CHECKPOINT
-#             after each run (so that its writes are not left to the next);
-#             compared with pg_mem, a memory-store run beside it
-#   pg1m      step postgres with BENCH_PG_PARK jobs (1,000,000) queued in the
-#             database: parked once, before the rounds, in a schema of their
+#   postgres  step empty's jobs with storage = postgres: a throwaway
+#             PostgreSQL on this machine (tests/pg_tmp.sh with
+#             PG_TMP_DURABLE=1: fsync and synchronous_commit on), a fresh
+#             schema per run, an untimed warm-up run of 2000 jobs before the
+#             rounds and a CHECKPOINT after each chunk (so that its writes
+#             are not left to the next); side by side with pg_mem, a
+#             memory-store daemon (and pg1m, when it runs)
+#   pg1m      a third daemon in step postgres, with BENCH_PG_PARK jobs
+#             (1,000,000) queued in the database: parked once, before the
+#             rounds, in a schema of their
 #             own that every round's run then uses, by one INSERT ... SELECT
 #             through psql (status PENDING, run_at = due_at a day ahead,
 #             unclaimed: the row the API writes for such a submit - at a few
@@ -70,8 +73,8 @@
 #             latency with 2,000 idle and half-sent connections open, the
 #             daemon's memory per connection, and how late a 0.3 s job is
 #             killed while another client reads a 100 MB result
-# A step that a selected step is compared with runs too: full, ui_poll
-# and park bring empty (postgres has pg_mem); exec brings tools and tools
+# A step that a selected step is compared with runs too: full and ui_poll
+# bring empty (park and postgres have their own); exec brings tools and tools
 # exec; pg1m brings postgres; noop needs nothing. kill and edge run once, after the
 # rounds. The loadgen reports (JSON), the loops' outputs and the daemon logs
 # stay in $BUILD/bench/.
@@ -81,7 +84,8 @@
 # BENCH_WORKERS=2 BENCH_PARK_SMALL=10000 BENCH_PARK_LARGE=100000
 # BENCH_PG_PARK=1000000 BENCH_KILL=200 BENCH_AUTH_JOBS=20000
 # BENCH_METRICS_TASKS=200 BENCH_LOOP_SECONDS=3 (each fork or tool loop)
-# BENCH_REPEAT=3 (rounds), BENCH_ONLY="step ..." (default: all),
+# BENCH_REPEAT=3 (rounds), BENCH_CHUNKS=4 (chunks a daemon side by side),
+# BENCH_ONLY="step ..." (default: all),
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed or not measured; by default only a failed step does).
 #
@@ -114,6 +118,7 @@ METRICS_TASKS=${BENCH_METRICS_TASKS:-200}
 ONLY=${BENCH_ONLY:-}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 AUTH_JOBS=${BENCH_AUTH_JOBS:-20000}
+CHUNKS=${BENCH_CHUNKS:-4}
 LOOP_SECONDS=${BENCH_LOOP_SECONDS:-3}
 CORES=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 STEPS="forkloop empty full exec tools ui_poll park metrics auth noop postgres pg1m kill edge"
@@ -169,6 +174,7 @@ fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/valet-bench.XXXXXX")
 DAEMON_PID=
+PAIR_PIDS=
 FAILED_STEPS=0
 PG_DIR=
 PG_URL=
@@ -176,6 +182,10 @@ PG_URL=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_daemon
+	local pid
+	for pid in $PAIR_PIDS; do
+		DAEMON_PID=$pid stop_daemon
+	done
 	if [ -n "$PG_DIR" ]; then
 		tests/pg_tmp.sh stop "$PG_DIR" >/dev/null 2>&1
 	fi
@@ -198,9 +208,12 @@ free_port() {
 # $BUILD); FULL_ISOLATION=1, STORAGE_CONF, EXTRA_CONF (config text) and
 # DAEMON_ARGS (valetd's options) change it.
 start_daemon() {
-	local name=$1 build=${DAEMON_BUILD:-$BUILD}
+	local name=$1 build=${DAEMON_BUILD:-$BUILD} conf
+	# A file of its own: two daemons of a pair run at once, and a daemon
+	# reloads its config when the file changes.
+	conf=$TMP/$name.conf
 	PORT=$(free_port)
-	cat >"$TMP/bench.conf" <<-EOF
+	cat >"$conf" <<-EOF
 		[server]
 		listen = 127.0.0.1:$PORT
 		access_log = false
@@ -216,22 +229,22 @@ start_daemon() {
 		command = /bin/echo {}
 	EOF
 	if command -v slirp4netns >/dev/null; then
-		printf '[task.echo_net]\ncommand = /bin/echo {}\nprofile = exec+net\n' >>"$TMP/bench.conf"
+		printf '[task.echo_net]\ncommand = /bin/echo {}\nprofile = exec+net\n' >>"$conf"
 	fi
-	printf '[sandbox]\n' >>"$TMP/bench.conf"
+	printf '[sandbox]\n' >>"$conf"
 	# Full isolation: the defaults (uid_base = auto: a block of uids no
 	# other valetd holds, so that benchmarks side by side do not collide).
 	if [ "${FULL_ISOLATION:-0}" != 1 ]; then
-		printf 'namespaces = false\ncgroups = false\n' >>"$TMP/bench.conf"
+		printf 'namespaces = false\ncgroups = false\n' >>"$conf"
 	fi
 	if [ -n "${STORAGE_CONF:-}" ]; then
-		printf '%s\n' "$STORAGE_CONF" >>"$TMP/bench.conf"
+		printf '%s\n' "$STORAGE_CONF" >>"$conf"
 	fi
 	if [ -n "${EXTRA_CONF:-}" ]; then
-		printf '%s\n' "$EXTRA_CONF" >>"$TMP/bench.conf"
+		printf '%s\n' "$EXTRA_CONF" >>"$conf"
 	fi
 	# shellcheck disable=SC2086 # DAEMON_ARGS: words
-	"$build/valetd" -c "$TMP/bench.conf" -l "127.0.0.1:$PORT" ${DAEMON_ARGS:-} \
+	"$build/valetd" -c "$conf" -l "127.0.0.1:$PORT" ${DAEMON_ARGS:-} \
 		2>"$OUT/$name.valetd.log" &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
@@ -309,7 +322,7 @@ want() {
 	local s
 	for s in $ONLY; do
 		case "$s:$1" in
-		"$1:$1" | full:empty | ui_poll:empty | park:empty | exec:tools | tools:exec | \
+		"$1:$1" | full:empty | ui_poll:empty | exec:tools | tools:exec | \
 			pg1m:postgres) return 0 ;;
 		esac
 	done
@@ -404,6 +417,103 @@ measure() {
 	# valetd itself, which the machine's other load changes less than jobs/s.
 	cpu_ticks "$DAEMON_PID" >"$OUT/$name.$run.cpu"
 	stop_daemon
+}
+
+# side_by_side RUN NAME PARK SCHEMA [NAME PARK SCHEMA]...: measures compared
+# with each other, on daemons up at once (SCHEMA: a schema on the bench's
+# PostgreSQL; -: the memory store). Each daemon parks its PARK jobs (not
+# timed; its RSS after), then the timed jobs run in BENCH_CHUNKS chunks a
+# daemon, taking turns: the daemons in order, then backwards, and so on
+# (A B B A A B ...; A B C C B A ...), backwards first in even rounds. So
+# whatever the machine's speed does over the minute or two reaches them
+# alike: measures named next to each other are never more than a chunk
+# apart. A CHECKPOINT (untimed) follows each chunk on PostgreSQL, as
+# pg_measure does after its run. $OUT/NAME.RUN.cK.json are the chunks'
+# reports, NAME.RUN.json their merge (merge_chunks), NAME.RUN.cpu each
+# daemon's CPU ticks over its life.
+side_by_side() {
+	local run=$1 i k n name ok=1 order
+	shift
+	local -a names=() parks=() schemas=() pids=() ports=()
+	while [ $# -ge 3 ]; do
+		names+=("$1") parks+=("$2") schemas+=("$3")
+		shift 3
+	done
+	for i in "${!names[@]}"; do
+		local sc=
+		[ "${schemas[i]}" != - ] && sc=$(pg_conf "${schemas[i]}")
+		if ! STORAGE_CONF=$sc start_daemon "${names[i]}.$run"; then
+			failed
+			ok=0
+			break
+		fi
+		pids[i]=$DAEMON_PID ports[i]=$PORT
+		PAIR_PIDS="$PAIR_PIDS $DAEMON_PID"
+		if [ "${parks[i]}" -gt 0 ]; then
+			if ! loadgen "${names[i]}.$run.park" --park "${parks[i]}" --jobs 0; then
+				ok=0
+				break
+			fi
+			record_rss "${names[i]}.$run"
+		fi
+	done
+	DAEMON_PID=
+	order=$(seq 0 $((${#names[@]} - 1)))
+	[ $((run % 2)) = 0 ] && order=$(echo "$order" | tac)
+	for k in $(seq "$CHUNKS"); do
+		[ "$ok" = 1 ] || break
+		n=$((JOBS / CHUNKS))
+		[ "$k" = "$CHUNKS" ] && n=$((JOBS - n * (CHUNKS - 1)))
+		for i in $order; do
+			name=${names[i]}.$run
+			if ! PORT=${ports[i]} loadgen "$name.c$k" --jobs "$n" --samples; then
+				ok=0
+				break
+			fi
+			if [ "${schemas[i]}" != - ]; then
+				psql_bench "${schemas[i]}" CHECKPOINT || failed
+			fi
+		done
+		order=$(echo "$order" | tac)
+	done
+	for i in "${!names[@]}"; do
+		[ -n "${pids[i]:-}" ] || continue
+		cpu_ticks "${pids[i]}" >"$OUT/${names[i]}.$run.cpu"
+		DAEMON_PID=${pids[i]} stop_daemon
+		[ "$ok" = 1 ] && merge_chunks "${names[i]}.$run"
+	done
+	PAIR_PIDS=
+}
+
+# merge_chunks NAME: $OUT/NAME.cK.json (K = 1..BENCH_CHUNKS) as one report,
+# $OUT/NAME.json: the jobs and their final states summed, the throughput
+# all jobs over the chunks' spans summed, the percentiles over every job's
+# samples (loadgen --samples), and each chunk's throughput ("chunks").
+merge_chunks() {
+	python3 - "$OUT/$1" "$CHUNKS" <<-'PY' || failed
+		import json, math, sys
+		base, n = sys.argv[1], int(sys.argv[2])
+		runs = [json.load(open("%s.c%d.json" % (base, k)))["run"] for k in range(1, n + 1)]
+		def pct(v, q):
+		    v = sorted(v)
+		    return v[max(1, math.ceil(q * len(v))) - 1] if v else None
+		out = {k: sum(r[k] for r in runs) for k in
+		       ("jobs", "accepted", "submit_errors", "retries_503", "completed", "failed",
+		        "cancelled", "unfinished")}
+		span = sum(r["span_seconds"] for r in runs)
+		final = out["completed"] + out["failed"] + out["cancelled"]
+		out["span_seconds"] = round(span, 3)
+		out["throughput"] = round(final / span, 3)
+		out["submit_seconds"] = round(sum(r["submit_seconds"] for r in runs), 3)
+		out["submit_rate"] = round(out["accepted"] / out["submit_seconds"], 3)
+		for key in ("submit_latency_ms", "latency_ms"):
+		    v = [x for r in runs for x in r["samples"][key]]
+		    out[key] = {"p50": pct(v, 0.50), "p99": pct(v, 0.99)}
+		out["latency_ms"]["max"] = max(v) if v else None
+		out["chunks"] = [r["throughput"] for r in runs]
+		json.dump({"run": out, "ok": all(r["unfinished"] == 0 for r in runs)},
+		          open(base + ".json", "w"), indent=2)
+	PY
 }
 
 # pg_conf SCHEMA: the [storage] section of a daemon on the bench's server.
@@ -521,7 +631,6 @@ one() {
 	case $1 in
 	forkloop) forkloops "$run" ;;
 	empty) measure empty "$run" 0 ;;
-	pg_mem) measure pg_mem "$run" 0 ;;
 	full) FULL_ISOLATION=1 measure full "$run" 0 ;;
 	exec) FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0 ;;
 	exec_net)
@@ -530,8 +639,10 @@ one() {
 	bwrap) loop bwrap "$run" bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true ;;
 	unshare) loop unshare "$run" unshare -p -f -n -m -i -u true ;;
 	ui_poll) UI_POLL=1 measure ui_poll "$run" 0 ;;
-	park_small) measure park_small "$run" "$PARK_SMALL" ;;
-	park_large) measure park_large "$run" "$PARK_LARGE" ;;
+	park)
+		side_by_side "$run" park_large "$PARK_LARGE" - park_empty 0 - \
+			park_small "$PARK_SMALL" -
+		;;
 	metrics_base) EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0 ;;
 	metrics_scraped) EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0 ;;
 	auth_off) auth_run off "$run" ;;
@@ -540,8 +651,11 @@ one() {
 	noop_pg)
 		MEASURE_JOBS=$NOOP_JOBS DAEMON_ARGS=--bench-noop pg_measure noop_pg "$run" "bench_noop_$run"
 		;;
-	postgres) pg_measure postgres "$run" "bench_$run" ;;
-	pg1m) [ -s "$OUT/pg1m.park.txt" ] && pg_measure pg1m "$run" bench_pg1m ;;
+	postgres)
+		# shellcheck disable=SC2046 # pg1m's three words, or none
+		side_by_side "$run" pg_mem 0 - postgres 0 "bench_$run" \
+			$(want pg1m && [ -s "$OUT/pg1m.park.txt" ] && echo pg1m 0 bench_pg1m)
+		;;
 	A.* | B.*)
 		DAEMON_BUILD=$(if [ "${1%%.*}" = A ]; then echo "$BASELINE"; else echo "$BUILD"; fi) \
 			FULL_ISOLATION=$([ "${1#*.}" = full ] && echo 1 || echo 0) measure "$1" "$run" 0
@@ -562,7 +676,7 @@ measures() {
 	local m=
 	want forkloop && m="$m forkloop"
 	want empty && m="$m empty"
-	want park && m="$m park_large park_small"
+	want park && m="$m park"
 	want full && m="$m full"
 	want ui_poll && m="$m ui_poll"
 	want tools && m="$m bwrap"
@@ -573,8 +687,7 @@ measures() {
 	want auth && m="$m auth_off auth_on"
 	want noop && m="$m noop"
 	[ -n "$PG_URL" ] && want noop && m="$m noop_pg"
-	[ -n "$PG_URL" ] && want postgres && m="$m pg_mem postgres"
-	[ -n "$PG_URL" ] && want pg1m && m="$m pg1m"
+	[ -n "$PG_URL" ] && want postgres && m="$m postgres"
 	echo "$m"
 }
 

@@ -21,7 +21,10 @@
  *   kill       = completed_at - started_at - timeout, for jobs that sleep
  *                10 s under a 50 ms timeout (--kill N)
  * --park N first submits N jobs with run_at an hour ahead, so they sit in
- * the daemon during the measurement; they are not counted.
+ * the daemon during the measurement; they are not counted. --samples adds
+ * every job's figures (submit latency, submit-to-complete latency) to the
+ * JSON report, so that runs of a measure in chunks (bench.sh's pairs) can
+ * be merged into exact percentiles.
  *
  * Progress goes to stderr, the report to stdout (text, or one JSON object
  * with --json). Exit status 0 when every job was accepted and reached a
@@ -91,6 +94,7 @@ static char g_base_url[300];      /* http://host:port */
 static char g_jobs_url[320];      /* .../api/jobs */
 static struct curl_slist *g_headers;
 char g_first_failure[256]; /* the first failure_reason seen, for the report */
+bool g_samples;            /* --samples */
 
 static void sleep_ms(int ms)
 {
@@ -543,6 +547,7 @@ static void usage(FILE *to)
 		"  --timeout SEC    give up after SEC seconds in all (300)\n"
 		"  --token TOKEN    an API key: Authorization: Bearer TOKEN on every request\n"
 		"  --json           print the report as one JSON object\n"
+		"  --samples        with --json: every job's latencies too (for merging)\n"
 		"  --selftest       check how answers are read and exit\n");
 }
 
@@ -600,7 +605,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "park", required_argument, NULL, 'k' }, { "kill", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' }, { "selftest", no_argument, NULL, 'S' },
-		{ "token", required_argument, NULL, 'A' },
+		{ "token", required_argument, NULL, 'A' }, { "samples", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool jobs_set = false;
@@ -622,6 +627,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'K': o->kill = parse_long("--kill", optarg, 0, 100000000); break;
 		case 'j': o->json = true; break;
 		case 'A': o->token = optarg; break;
+		case 's': g_samples = true; break;
 		case 'S': exit(selftest());
 		case 'h': usage(stdout); exit(0);
 		case 'T':

@@ -37,6 +37,9 @@ struct jobrec {
 /* The first failure_reason seen, for the report. */
 extern char g_first_failure[256];
 
+/* --samples: the reports carry every job's latencies ("samples"). */
+extern bool g_samples;
+
 /* Print "loadgen: ..." and exit 1. */
 void lg_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -40,6 +40,25 @@ static json_t *num(double v)
 	return isfinite(v) ? json_real(round(v * 1000) / 1000) : json_null();
 }
 
+/* With --samples: v[0..n) as out's samples.KEY, a JSON array. */
+static void add_samples(json_t *out, const char *key, const double *v, long n)
+{
+	json_t *all, *arr;
+	long k;
+
+	if (!g_samples)
+		return;
+	all = json_object_get(out, "samples");
+	if (!all) {
+		all = json_object();
+		json_object_set_new(out, "samples", all);
+	}
+	arr = json_array();
+	for (k = 0; k < n; k++)
+		json_array_append_new(arr, num(v[k]));
+	json_object_set_new(all, key, arr);
+}
+
 /* Adds the client-side figures of a submit phase to out. */
 void lg_report_submit(struct phase *ph, json_t *out)
 {
@@ -53,6 +72,7 @@ void lg_report_submit(struct phase *ph, json_t *out)
 			    json_pack("{s:o,s:o}", "p50",
 				      num(lg_percentile(ph->submit_ms, ph->nsubmit_ms, 0.50)), "p99",
 				      num(lg_percentile(ph->submit_ms, ph->nsubmit_ms, 0.99))));
+	add_samples(out, "submit_latency_ms", ph->submit_ms, ph->nsubmit_ms);
 }
 
 /* Adds the throughput/latency (or, kill, the kill latency) figures to out. */
@@ -95,6 +115,7 @@ bool lg_report_phase(struct phase *ph, struct jobrec *recs, long nfinal, bool ki
 	json_object_set_new(out, kill ? "kill_ms" : "latency_ms",
 			    json_pack("{s:o,s:o,s:o}", "p50", num(p50), "p99", num(p99), "max",
 				      num(nlat ? lat[nlat - 1] : NAN)));
+	add_samples(out, kill ? "kill_ms" : "latency_ms", lat, nlat);
 	free(lat);
 	return ph->errors == 0 && nfinal == ph->accepted && ph->accepted == ph->n;
 }

@@ -11,7 +11,9 @@ scraper's and the dashboard poller's records. A rate is a measure's
 throughput in a round; a ratio X/Y is the median over the rounds of X's
 rate over Y's in the same round (both came close together, in both orders:
 bench.sh runs every other round backwards), which the machine's drift
-disturbs far less than the rates. Each row of the table is a measure, its
+disturbs far less than the rates (the pairs bench.sh runs side by side,
+in chunks that take turns - park_*, pg_mem / postgres / pg1m - least).
+Each row of the table is a measure, its
 value, its target and PASS or FAIL (nothing when not measured, "n/a" as
 the value); the last line counts them: "targets: P pass, F fail, M not
 measured" (BENCH_STRICT reads it). With --baseline, the A/B table instead
@@ -232,13 +234,13 @@ def main_rows(a):
         row("  / empty", x_of(r_1m), ">= 0.90 (10%)", check(r_1m, lambda v: v >= 0.9)),
         row("  (INSERT ... SELECT through psql)", parked or "n/a"),
     ]
-    r_small, r_large = ratio("park_small", "empty"), ratio("park_large", "empty")
+    r_small, r_large = ratio("park_small", "park_empty"), ratio("park_large", "park_empty")
     rss_mb, children_mb = max_rss_mb("park_large", 0), max_rss_mb("park_large", 1)
     rows += [
-        row("%s jobs parked in memory" % a.park_small, "%s (%s of empty)" % (
+        row("%s jobs parked in memory" % a.park_small, "%s (%s of empty beside it)" % (
             fmt(med_rate("park_small"), "%.0f", " jobs/s"), x_of(r_small)),
             ">= 0.90 (10%)", check(r_small, lambda v: v >= 0.9)),
-        row("%s jobs parked in memory" % a.park_large, "%s (%s of empty)" % (
+        row("%s jobs parked in memory" % a.park_large, "%s (%s of empty beside it)" % (
             fmt(med_rate("park_large"), "%.0f", " jobs/s"), x_of(r_large)),
             ">= 0.95 (5%)", check(r_large, lambda v: v >= 0.95)),
         row("  submit-to-complete p50 / p99", both(median_report("park_large"), "latency_ms")),
@@ -349,7 +351,8 @@ def print_table(rows, header):
 def per_round_lines():
     """Each round's rates, for the record (the ratios above are their medians)."""
     names = ["forkloop", "forkloop_cores", "forkloop_filter", "empty", "full", "exec", "bwrap", "unshare",
-             "pg_mem", "postgres", "pg1m", "park_large", "noop", "noop_pg"]
+             "pg_mem", "postgres", "pg1m", "park_large", "park_empty", "park_small", "noop",
+             "noop_pg"]
     names = [n for n in names if any(rate(n, r) is not None for r in ROUNDS)]
     if not names:
         return
