@@ -15,11 +15,12 @@
 # that odd rounds run forwards and even rounds backwards: two measures
 # compared with each other come in both orders. The list puts them side by
 # side, for the machine's drift (a VM's speed changes over minutes) to
-# reach them alike: the fork loops, seccomp only, full isolation; bwrap,
-# exec, unshare. A minute apart, two runs of the same code differed by up
-# to 25% on this project's 2-core VM; back to back, they drift far less.
-# Steps park and postgres go further (side_by_side): their daemons are up
-# at once and take turns in chunks of their timed jobs. The summary
+# reach them alike: bwrap, exec, unshare. A minute apart, two runs of the
+# same code differed by up to 25% on this project's 2-core VM; back to
+# back, they drift far less. Three groups go further (side_by_side): the
+# fork loops, empty and full; park's three daemons; postgres' (with
+# pg_mem, pg1m) - their daemons are up at once and the measures take
+# turns in chunks of their timed work. The summary
 # (tests/bench/summary.py, also in $BUILD/bench/summary.txt) gives each
 # ratio as the median of its per-round ratios, with its target and PASS or
 # FAIL. The steps (BENCH_ONLY names some; default: all) and their measures:
@@ -419,30 +420,38 @@ measure() {
 	stop_daemon
 }
 
-# side_by_side RUN NAME PARK SCHEMA [NAME PARK SCHEMA]...: measures compared
-# with each other, on daemons up at once (SCHEMA: a schema on the bench's
-# PostgreSQL; -: the memory store). Each daemon parks its PARK jobs (not
-# timed; its RSS after), then the timed jobs run in BENCH_CHUNKS chunks a
-# daemon, taking turns: the daemons in order, then backwards, and so on
-# (A B B A A B ...; A B C C B A ...), backwards first in even rounds. So
-# whatever the machine's speed does over the minute or two reaches them
-# alike: measures named next to each other are never more than a chunk
-# apart. A CHECKPOINT (untimed) follows each chunk on PostgreSQL, as
-# pg_measure does after its run. $OUT/NAME.RUN.cK.json are the chunks'
-# reports, NAME.RUN.json their merge (merge_chunks), NAME.RUN.cpu each
-# daemon's CPU ticks over its life.
+# side_by_side RUN NAME PARK KIND [NAME PARK KIND]...: measures compared
+# with each other, taking turns. KIND: mem (a daemon, memory store), full
+# (the same with full isolation), pg:SCHEMA (a daemon on the bench's
+# PostgreSQL, in SCHEMA), loop (the fork loops of step forkloop, no
+# daemon). The daemons are up at once; each parks its PARK jobs (not timed;
+# its RSS after). Then the timed work runs in BENCH_CHUNKS chunks a
+# measure - BENCH_JOBS / BENCH_CHUNKS jobs, or each fork loop for
+# BENCH_LOOP_SECONDS / BENCH_CHUNKS -, the measures in order, then
+# backwards, and so on (A B B A A B ...; A B C C B A ...), backwards first
+# in even rounds. So whatever the machine's speed does over the minute or
+# two reaches them alike: measures named next to each other are never
+# more than a chunk apart. A CHECKPOINT (untimed) follows each chunk on
+# PostgreSQL, as pg_measure does after its run. $OUT/NAME.RUN.cK.json (or
+# .txt) are the chunks' reports, NAME.RUN.json (.txt) their merge
+# (merge_chunks, merge_loops), NAME.RUN.cpu each daemon's CPU ticks over
+# its life.
 side_by_side() {
 	local run=$1 i k n name ok=1 order
 	shift
-	local -a names=() parks=() schemas=() pids=() ports=()
+	local -a names=() parks=() kinds=() pids=() ports=()
 	while [ $# -ge 3 ]; do
-		names+=("$1") parks+=("$2") schemas+=("$3")
+		names+=("$1") parks+=("$2") kinds+=("$3")
 		shift 3
 	done
 	for i in "${!names[@]}"; do
-		local sc=
-		[ "${schemas[i]}" != - ] && sc=$(pg_conf "${schemas[i]}")
-		if ! STORAGE_CONF=$sc start_daemon "${names[i]}.$run"; then
+		local sc='' full=0
+		case ${kinds[i]} in
+		loop) continue ;;
+		full) full=1 ;;
+		pg:*) sc=$(pg_conf "${kinds[i]#pg:}") ;;
+		esac
+		if ! FULL_ISOLATION=$full STORAGE_CONF=$sc start_daemon "${names[i]}.$run"; then
 			failed
 			ok=0
 			break
@@ -466,23 +475,48 @@ side_by_side() {
 		[ "$k" = "$CHUNKS" ] && n=$((JOBS - n * (CHUNKS - 1)))
 		for i in $order; do
 			name=${names[i]}.$run
+			if [ "${kinds[i]}" = loop ]; then
+				LOOP_SECONDS=$(awk "BEGIN { print $LOOP_SECONDS / $CHUNKS }") \
+					forkloops "$run.c$k"
+				continue
+			fi
 			if ! PORT=${ports[i]} loadgen "$name.c$k" --jobs "$n" --samples; then
 				ok=0
 				break
 			fi
-			if [ "${schemas[i]}" != - ]; then
-				psql_bench "${schemas[i]}" CHECKPOINT || failed
-			fi
+			case ${kinds[i]} in
+			pg:*) psql_bench "${kinds[i]#pg:}" CHECKPOINT || failed ;;
+			esac
 		done
 		order=$(echo "$order" | tac)
 	done
 	for i in "${!names[@]}"; do
+		if [ "${kinds[i]}" = loop ]; then
+			[ "$ok" = 1 ] && merge_loops "$run"
+			continue
+		fi
 		[ -n "${pids[i]:-}" ] || continue
 		cpu_ticks "${pids[i]}" >"$OUT/${names[i]}.$run.cpu"
 		DAEMON_PID=${pids[i]} stop_daemon
 		[ "$ok" = 1 ] && merge_chunks "${names[i]}.$run"
 	done
 	PAIR_PIDS=
+}
+
+# merge_loops RUN: the fork loops' chunks of round RUN (forkloop*.RUN.cK.txt)
+# as one output each, forkloop*.RUN.txt: the mean of the chunks' rates
+# (each ran as long).
+merge_loops() {
+	local f rates
+	for f in forkloop forkloop_cores forkloop_filter; do
+		rates=$(cat "$OUT/$f.$1".c*.txt 2>/dev/null | sed -n 's/^forkloop: \([0-9.]*\) forks\/s.*/\1/p')
+		if [ -z "$rates" ]; then
+			failed
+			continue
+		fi
+		echo "$rates" | awk '{ s += $1; n++ } END { printf "forkloop: %.0f forks/s (mean of %d chunks)\n", s / n, n }' \
+			>"$OUT/$f.$1.txt"
+	done
 }
 
 # merge_chunks NAME: $OUT/NAME.cK.json (K = 1..BENCH_CHUNKS) as one report,
@@ -629,9 +663,11 @@ forkloops() {
 one() {
 	local run=$2
 	case $1 in
-	forkloop) forkloops "$run" ;;
-	empty) measure empty "$run" 0 ;;
-	full) FULL_ISOLATION=1 measure full "$run" 0 ;;
+	base)
+		# shellcheck disable=SC2046 # three words a measure, or none
+		side_by_side "$run" $(want forkloop && echo forkloop 0 loop) \
+			$(want empty && echo empty 0 mem) $(want full && echo full 0 full)
+		;;
 	exec) FULL_ISOLATION=1 MEASURE_TASK=echo MEASURE_JOBS=$EXEC_JOBS measure exec "$run" 0 ;;
 	exec_net)
 		FULL_ISOLATION=1 MEASURE_TASK=echo_net MEASURE_JOBS=$EXEC_JOBS measure exec_net "$run" 0
@@ -640,8 +676,8 @@ one() {
 	unshare) loop unshare "$run" unshare -p -f -n -m -i -u true ;;
 	ui_poll) UI_POLL=1 measure ui_poll "$run" 0 ;;
 	park)
-		side_by_side "$run" park_large "$PARK_LARGE" - park_empty 0 - \
-			park_small "$PARK_SMALL" -
+		side_by_side "$run" park_large "$PARK_LARGE" mem park_empty 0 mem \
+			park_small "$PARK_SMALL" mem
 		;;
 	metrics_base) EXTRA_CONF=$(metrics_tasks) measure metrics_base "$run" 0 ;;
 	metrics_scraped) EXTRA_CONF=$(metrics_tasks) SCRAPE=1 measure metrics_scraped "$run" 0 ;;
@@ -653,8 +689,8 @@ one() {
 		;;
 	postgres)
 		# shellcheck disable=SC2046 # pg1m's three words, or none
-		side_by_side "$run" pg_mem 0 - postgres 0 "bench_$run" \
-			$(want pg1m && [ -s "$OUT/pg1m.park.txt" ] && echo pg1m 0 bench_pg1m)
+		side_by_side "$run" pg_mem 0 mem postgres 0 "pg:bench_$run" \
+			$(want pg1m && [ -s "$OUT/pg1m.park.txt" ] && echo pg1m 0 pg:bench_pg1m)
 		;;
 	A.* | B.*)
 		DAEMON_BUILD=$(if [ "${1%%.*}" = A ]; then echo "$BASELINE"; else echo "$BUILD"; fi) \
@@ -674,10 +710,8 @@ measures() {
 		return
 	fi
 	local m=
-	want forkloop && m="$m forkloop"
-	want empty && m="$m empty"
+	{ want forkloop || want empty || want full; } && m="$m base"
 	want park && m="$m park"
-	want full && m="$m full"
 	want ui_poll && m="$m ui_poll"
 	want tools && m="$m bwrap"
 	want exec && m="$m exec"

@@ -12,7 +12,8 @@ throughput in a round; a ratio X/Y is the median over the rounds of X's
 rate over Y's in the same round (both came close together, in both orders:
 bench.sh runs every other round backwards), which the machine's drift
 disturbs far less than the rates (the pairs bench.sh runs side by side,
-in chunks that take turns - park_*, pg_mem / postgres / pg1m - least).
+in chunks that take turns - the fork loops / empty / full, park_*, pg_mem /
+postgres / pg1m - least).
 Each row of the table is a measure, its
 value, its target and PASS or FAIL (nothing when not measured, "n/a" as
 the value); the last line counts them: "targets: P pass, F fail, M not
