@@ -63,8 +63,8 @@
 #             memory-store daemon (and pg1m, when it runs)
 #   pg1m      a third daemon in step postgres, with BENCH_PG_PARK jobs
 #             (1,000,000) queued in the database: parked once, before the
-#             rounds, in a schema of their
-#             own that every round's run then uses, by one INSERT ... SELECT
+#             rounds, in a schema of their own that every round's run then
+#             uses, by one INSERT ... SELECT
 #             through psql (status PENDING, run_at = due_at a day ahead,
 #             unclaimed: the row the API writes for such a submit - at a few
 #             thousand submits a second the API would take minutes), then
@@ -85,7 +85,7 @@
 # BENCH_WORKERS=2 BENCH_PARK_SMALL=10000 BENCH_PARK_LARGE=100000
 # BENCH_PG_PARK=1000000 BENCH_KILL=200 BENCH_AUTH_JOBS=20000
 # BENCH_METRICS_TASKS=200 BENCH_LOOP_SECONDS=3 (each fork or tool loop)
-# BENCH_REPEAT=3 (rounds), BENCH_CHUNKS=4 (chunks a daemon side by side),
+# BENCH_REPEAT=3 (rounds), BENCH_CHUNKS=4 (chunks a measure in the groups),
 # BENCH_ONLY="step ..." (default: all),
 # BENCH_TIMEOUT=600 (seconds per loadgen run), BENCH_STRICT=1 (exit 1 when a
 # target is missed or not measured; by default only a failed step does).
