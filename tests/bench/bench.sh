@@ -543,7 +543,8 @@ merge_chunks() {
 		for key in ("submit_latency_ms", "latency_ms"):
 		    v = [x for r in runs for x in r["samples"][key]]
 		    out[key] = {"p50": pct(v, 0.50), "p99": pct(v, 0.99)}
-		out["latency_ms"]["max"] = max(v) if v else None
+		    if key == "latency_ms":
+		        out[key]["max"] = max(v) if v else None
 		out["chunks"] = [r["throughput"] for r in runs]
 		json.dump({"run": out, "ok": all(r["unfinished"] == 0 for r in runs)},
 		          open(base + ".json", "w"), indent=2)

@@ -23,7 +23,7 @@
  * --park N first submits N jobs with run_at an hour ahead, so they sit in
  * the daemon during the measurement; they are not counted. --samples adds
  * every job's figures (submit latency, submit-to-complete latency) to the
- * JSON report, so that runs of a measure in chunks (bench.sh's pairs) can
+ * JSON report, so that runs of a measure in chunks (bench.sh's side_by_side) can
  * be merged into exact percentiles.
  *
  * Progress goes to stderr, the report to stdout (text, or one JSON object

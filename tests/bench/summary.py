@@ -11,13 +11,12 @@ scraper's and the dashboard poller's records. A rate is a measure's
 throughput in a round; a ratio X/Y is the median over the rounds of X's
 rate over Y's in the same round (both came close together, in both orders:
 bench.sh runs every other round backwards), which the machine's drift
-disturbs far less than the rates (the pairs bench.sh runs side by side,
-in chunks that take turns - the fork loops / empty / full, park_*, pg_mem /
-postgres / pg1m - least).
-Each row of the table is a measure, its
-value, its target and PASS or FAIL (nothing when not measured, "n/a" as
-the value); the last line counts them: "targets: P pass, F fail, M not
-measured" (BENCH_STRICT reads it). With --baseline, the A/B table instead
+disturbs far less than the rates (the groups whose measures take turns in
+chunks - the fork loops / empty / full, park_*, pg_mem / postgres / pg1m -
+least). Each row of the table is a measure, its value, its target and PASS
+or FAIL (nothing when not measured, "n/a" as the value); the last line
+counts them: "targets: P pass, F fail, M not measured" (BENCH_STRICT reads
+it). With --baseline, the A/B table instead
 (see bench.sh). Python 3 standard library only.
 """
 import argparse
