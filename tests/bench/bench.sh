@@ -316,6 +316,14 @@ record_rss() {
 	echo "$(rss_kb "$DAEMON_PID") $total" >"$OUT/$1.rss"
 }
 
+# park_jobs NAME N: park N jobs (run_at an hour ahead, untimed; none when N
+# is 0) in the daemon at $PORT, report in $OUT/NAME.park.json, then its
+# RSS (record_rss NAME).
+park_jobs() {
+	[ "$2" -gt 0 ] || return 0
+	loadgen "$1.park" --park "$2" --jobs 0 && record_rss "$1"
+}
+
 # want STEP: whether the step runs: BENCH_ONLY (empty: all) names it, or
 # names a step that is compared with it.
 want() {
@@ -388,12 +396,9 @@ measure() {
 		failed
 		return
 	fi
-	if [ "$park" -gt 0 ]; then
-		if ! loadgen "$name.$run.park" --park "$park" --jobs 0; then
-			stop_daemon
-			return
-		fi
-		record_rss "$name.$run"
+	if ! park_jobs "$name.$run" "$park"; then
+		stop_daemon
+		return
 	fi
 	local poller='' scraper_pid=''
 	if [ "${UI_POLL:-0}" = 1 ]; then
@@ -437,8 +442,9 @@ measure() {
 # (merge_chunks, merge_loops), NAME.RUN.cpu each daemon's CPU ticks over
 # its life.
 side_by_side() {
-	local run=$1 i k n name ok=1 order
+	local run=$1 i k n name ok=1 order loop_s
 	shift
+	loop_s=$(awk "BEGIN { print $LOOP_SECONDS / $CHUNKS }")
 	local -a names=() parks=() kinds=() pids=() ports=()
 	while [ $# -ge 3 ]; do
 		names+=("$1") parks+=("$2") kinds+=("$3")
@@ -458,12 +464,9 @@ side_by_side() {
 		fi
 		pids[i]=$DAEMON_PID ports[i]=$PORT
 		PAIR_PIDS="$PAIR_PIDS $DAEMON_PID"
-		if [ "${parks[i]}" -gt 0 ]; then
-			if ! loadgen "${names[i]}.$run.park" --park "${parks[i]}" --jobs 0; then
-				ok=0
-				break
-			fi
-			record_rss "${names[i]}.$run"
+		if ! park_jobs "${names[i]}.$run" "${parks[i]}"; then
+			ok=0
+			break
 		fi
 	done
 	DAEMON_PID=
@@ -476,8 +479,7 @@ side_by_side() {
 		for i in $order; do
 			name=${names[i]}.$run
 			if [ "${kinds[i]}" = loop ]; then
-				LOOP_SECONDS=$(awk "BEGIN { print $LOOP_SECONDS / $CHUNKS }") \
-					forkloops "$run.c$k"
+				LOOP_SECONDS=$loop_s forkloops "$run.c$k"
 				continue
 			fi
 			if ! PORT=${ports[i]} loadgen "$name.c$k" --jobs "$n" --samples; then
@@ -772,7 +774,7 @@ after() {
 	if [ -n "$BASELINE" ]; then
 		# This build's memory with the large queue: parked jobs only.
 		if start_daemon B.park_large; then
-			loadgen B.park_large.park --park "$PARK_LARGE" --jobs 0 && record_rss B.park_large
+			park_jobs B.park_large "$PARK_LARGE"
 			stop_daemon
 		else
 			failed

@@ -378,18 +378,17 @@ class SchemaTest(PgTestCase):
                                          "WHERE schemaname = :'s'", s=d.schema)}
         self.assertIn(("jobs", "status"), stats)
         self.assertIn(("jobs", "task_name"), stats)
-        for col in ("task_params", "result_metadata", "limits", "isolation", "description",
-                    "failure_reason", "result_error"):
+        payload = ("task_params", "result_metadata", "limits", "isolation", "description",
+                   "failure_reason", "result_error")
+        for col in payload:
             self.assertNotIn(("jobs", col), stats)
         zero = {tuple(r) for r in d.sql(
             "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON "
             "c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = :'s' AND a.attnum > 0 AND a.attstattarget = 0", s=d.schema)}
-        self.assertEqual(zero, {("jobs", c) for c in (
-            "task_params", "result_metadata", "limits", "isolation", "description",
-            "failure_reason", "result_error")} | {("pipelines", "description"),
-                                                  ("pipelines", "failure_reason"),
-                                                  ("attempts", "failure_reason")})
+        self.assertEqual(zero, {("jobs", c) for c in payload} | {
+            ("pipelines", "description"), ("pipelines", "failure_reason"),
+            ("attempts", "failure_reason")})
 
     def test_status_check_refuses_a_bad_status(self):
         # README, "Schema": statuses are text with a CHECK constraint. A
